@@ -1,0 +1,104 @@
+# Event reward platform - build, run and test.
+#   make          build every binary (build/bin/)
+#   make run      install what is missing, build, start the platform in embedded mode (foreground)
+#   make test     install what is missing, build, run every test (C tests also under ASan+UBSan)
+#   make deps     install the Debian packages the build and the tests need (only those missing)
+
+CC      ?= cc
+BUILD   ?= build
+PYTHON  ?= /usr/bin/python3
+PORT    ?= 8080
+SQLITE_DIR ?= ./data
+
+PKGS      := jansson libjwt libsodium sqlite3 libpcre2-8
+DEB_BUILD := build-essential pkg-config libcivetweb-dev librabbitmq-dev libmongoc-dev libbson-dev \
+             libjansson-dev libjwt-dev libsodium-dev libsqlite3-dev libpcre2-dev libcriterion-dev
+DEB_TEST  := json-schema-test-suite python3-pytest python3-requests sqlite3 curl wrk
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) \
+             -Ilib -Iapi -Iworkers $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP
+LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcivetweb -lpthread -lm
+ifeq ($(SAN),1)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+
+SRCS      := $(wildcard lib/*.c api/*.c workers/*/*.c)
+MAIN_SRCS := $(filter %_main.c,$(SRCS))
+LIB_SRCS  := $(filter-out %_main.c,$(SRCS))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+BINS      := $(patsubst %_main.c,$(BUILD)/bin/reward-%,$(notdir $(MAIN_SRCS)))
+TEST_SRCS := $(wildcard tests/unit/test_*.c)
+TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all run test test-unit test-e2e deps deps-build deps-test clean format bench
+all: $(BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/librp.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+define main_rule
+$(BUILD)/bin/reward-$(patsubst %_main.c,%,$(notdir $(1))): $(BUILD)/obj/$(1:.c=.o) $(BUILD)/librp.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_CFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach m,$(MAIN_SRCS),$(eval $(call main_rule,$(m))))
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/librp.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/librp.a $(LDLIBS) $(shell pkg-config --libs criterion)
+
+# ---- dependencies (Debian packages, installed only when missing) ----
+define install_missing
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+endef
+deps-build:
+	$(call install_missing,$(DEB_BUILD))
+deps-test:
+	$(call install_missing,$(DEB_TEST))
+deps: deps-build deps-test
+
+# ---- run: the whole platform in embedded mode, in the foreground ----
+run: deps-build all
+	@mkdir -p "$(SQLITE_DIR)"
+	@if [ -z "$$JWT_SECRET" ] && [ ! -s "$(SQLITE_DIR)/jwt_secret" ]; then \
+	  (umask 077; head -c 48 /dev/urandom | base64 | tr -d '\n=+/' > "$(SQLITE_DIR)/jwt_secret"); \
+	  echo "make run: generated a random JWT_SECRET for local use in $(SQLITE_DIR)/jwt_secret"; fi
+	@if [ -z "$$JWT_SECRET" ]; then echo "make run: using JWT_SECRET from $(SQLITE_DIR)/jwt_secret"; fi
+	JWT_SECRET="$${JWT_SECRET:-$$(cat "$(SQLITE_DIR)/jwt_secret")}" PORT=$(PORT) SQLITE_DIR="$(SQLITE_DIR)" \
+	  exec $(BUILD)/bin/reward-platform
+
+# ---- tests ----
+test: deps
+	$(MAKE) all
+	$(MAKE) BUILD=build-asan SAN=1 CFLAGS="-O1 -g" all $(TEST_BINS:$(BUILD)/%=build-asan/%)
+	tests/run_unit.sh build-asan/tests
+	BIN=build-asan/bin/reward-platform $(PYTHON) -m pytest -q tests/e2e
+
+test-unit: deps
+	$(MAKE) BUILD=build-asan SAN=1 CFLAGS="-O1 -g" $(TEST_BINS:$(BUILD)/%=build-asan/%)
+	tests/run_unit.sh build-asan/tests
+
+test-e2e: deps all
+	BIN=$(BUILD)/bin/reward-platform $(PYTHON) -m pytest -q tests/e2e
+
+bench: all
+	bench/run.sh
+
+format:
+	clang-format -i $(SRCS) $(wildcard lib/*.h api/*.h workers/*/*.h) $(TEST_SRCS)
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

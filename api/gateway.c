@@ -1,0 +1,328 @@
+/* gateway.c - the HTTP pipeline (see gateway.h): route → authenticate → authorise → bounded body
+ * → media type → JSON → schema → RPC → reply. civetweb runs it on its worker threads; the gateway
+ * state is read-only after start. */
+#include "gateway.h"
+
+#include <civetweb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "envelope.h"
+#include "http_io.h"
+#include "log.h"
+#include "mem.h"
+#include "roles.h"
+#include "routes.h"
+#include "rpc.h"
+#include "timeutil.h"
+#include "token.h"
+
+#define API_PREFIX "/api/v1"
+#define READY_TIMEOUT_MS 2000
+
+struct rp_gateway {
+    struct mg_context *ctx;
+    const rp_config_t *cfg;
+    rp_transport_t *transport;
+    rp_body_validator_fn validate;
+    void *validate_ud;
+    bool components[RP_COMP_COUNT]; /* components some route sends to: checked by /health/ready */
+};
+
+/* Per-request state, on the handler's stack. */
+typedef struct req_ctx {
+    struct mg_connection *conn;
+    const struct mg_request_info *ri;
+    char request_id[72];
+    const char *route_name;
+    rp_identity_t who;
+    int status;
+    bool close;
+} req_ctx_t;
+
+static void send_reply(req_ctx_t *rc, int status, json_t *body, int retry_after, const char *allow,
+                       const char *www_auth) {
+    if (body && json_is_object(json_object_get(body, "error")))
+        json_object_set_new(body, "requestId", json_string(rc->request_id));
+    rp_http_extra_t extra = {.request_id = rc->request_id,
+                             .retry_after_s = retry_after,
+                             .allow = allow,
+                             .www_authenticate = www_auth,
+                             .close = rc->close};
+    rp_http_send_json(rc->conn, status, body, &extra);
+    rc->status = status;
+    json_decref(body);
+}
+
+static void send_error(req_ctx_t *rc, int status, const char *code, const char *message, json_t *details) {
+    rp_reply_t rep;
+    rp_reply_init(&rep);
+    rp_reply_error(&rep, status, code, message, details);
+    send_reply(rc, status, rep.body, 0, NULL, status == 401 ? "Bearer" : NULL);
+}
+
+static void handle_ready(rp_gateway_t *gw, req_ctx_t *rc) {
+    json_t *checks = json_object();
+    bool all_ok = true;
+    rp_err_t err;
+    if (!rp_transport_ready(gw->transport, &err)) {
+        json_object_set_new(checks, "transport", json_string(err.message));
+        all_ok = false;
+    } else {
+        json_object_set_new(checks, "transport", json_string("ok"));
+    }
+    for (int c = 0; c < RP_COMP_COUNT; c++) {
+        if (!gw->components[c]) continue;
+        rp_envelope_t env;
+        rp_reply_t rep;
+        rp_envelope_init(&env);
+        snprintf(env.method, sizeof env.method, "GET");
+        snprintf(env.route, sizeof env.route, "/_health");
+        snprintf(env.request_id, sizeof env.request_id, "%s", rc->request_id);
+        env.deadline_ms = rp_now_ms() + READY_TIMEOUT_MS;
+        rp_rpc_call(gw->transport, (rp_component_t)c, &env, &rep);
+        bool ok = rep.status == 200;
+        const char *msg = json_string_value(json_object_get(json_object_get(rep.body, "error"), "message"));
+        json_object_set_new(checks, rp_component_name((rp_component_t)c), json_string(ok ? "ok" : msg ? msg : "down"));
+        all_ok = all_ok && ok;
+        rp_reply_clear(&rep);
+        rp_envelope_clear(&env);
+    }
+    send_reply(rc, all_ok ? 200 : 503, json_pack("{s:s, s:o}", "status", all_ok ? "ready" : "not_ready", "checks", checks),
+               all_ok ? 0 : 1, NULL, NULL);
+}
+
+static void handle_local(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route) {
+    if (strcmp(route->pattern, "/") == 0)
+        send_reply(rc, 200, json_pack("{s:s, s:s}", "status", "ok", "message", "Gateway is running"), 0, NULL, NULL);
+    else if (strcmp(route->pattern, "/health/live") == 0)
+        send_reply(rc, 200, json_pack("{s:s}", "status", "ok"), 0, NULL, NULL);
+    else
+        handle_ready(gw, rc);
+}
+
+/* Authenticates the bearer token; false when a 401 was sent. */
+static bool authenticate(rp_gateway_t *gw, req_ctx_t *rc) {
+    const char *h = mg_get_header(rc->conn, "Authorization");
+    rp_err_t err;
+    if (!h || !*h) {
+        send_error(rc, 401, "UNAUTHORIZED", "a bearer token is required", NULL);
+        return false;
+    }
+    if (strncasecmp(h, "Bearer ", 7) != 0) {
+        send_error(rc, 401, "INVALID_TOKEN", "the Authorization header must be 'Bearer <token>'", NULL);
+        return false;
+    }
+    const char *tok = h + 7;
+    while (*tok == ' ') tok++;
+    if (!rp_token_verify(gw->cfg->jwt_secret, gw->cfg->jwt_secret_len, tok, strlen(tok), rp_now_ms() / 1000,
+                         &rc->who, &err)) {
+        send_error(rc, 401, err.code, err.message, NULL);
+        return false;
+    }
+    return true;
+}
+
+/* Reads and checks the JSON body per the route's rule; false when an error was sent. */
+static bool read_json_body(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route, json_t **out) {
+    long long declared = rc->ri->content_length;
+    size_t cap = gw->cfg->max_body_bytes;
+    char *buf = NULL;
+    *out = NULL;
+    if (declared > (long long)cap) {
+        rc->close = true; /* do not drain an oversized body: close the connection instead */
+        mg_disable_connection_keep_alive(rc->conn);
+        send_error(rc, 413, "PAYLOAD_TOO_LARGE", "the request body is larger than the limit", NULL);
+        return false;
+    }
+    bool has_body = declared != 0; /* -1: chunked or unknown length */
+    if (has_body && !rp_http_is_json_type(mg_get_header(rc->conn, "Content-Type"))) {
+        rc->close = declared < 0;
+        if (rc->close) mg_disable_connection_keep_alive(rc->conn);
+        send_error(rc, 415, "UNSUPPORTED_MEDIA_TYPE", "the request body must be application/json", NULL);
+        return false;
+    }
+    const char *expect = mg_get_header(rc->conn, "Expect");
+    if (has_body && expect && strcasecmp(expect, "100-continue") == 0) mg_printf(rc->conn, "HTTP/1.1 100 Continue\r\n\r\n");
+    long got = has_body ? rp_http_read_body(rc->conn, cap, &buf) : 0;
+    if (got == RP_HTTP_BODY_TOO_LARGE) {
+        rc->close = true;
+        mg_disable_connection_keep_alive(rc->conn);
+        send_error(rc, 413, "PAYLOAD_TOO_LARGE", "the request body is larger than the limit", NULL);
+        return false;
+    }
+    if (got == RP_HTTP_BODY_SHORT) {
+        rc->close = true;
+        mg_disable_connection_keep_alive(rc->conn);
+        send_error(rc, 400, "INCOMPLETE_BODY", "the request body ended before Content-Length bytes", NULL);
+        return false;
+    }
+    if (got == 0) {
+        free(buf);
+        if (route->body == RP_BODY_OPTIONAL) return true;
+        send_error(rc, 400, "INVALID_JSON", "a JSON object body is required", NULL);
+        return false;
+    }
+    json_error_t je;
+    json_t *doc = json_loadb(buf, (size_t)got, JSON_REJECT_DUPLICATES, &je);
+    free(buf);
+    if (!doc || !json_is_object(doc)) {
+        char msg[200];
+        if (doc)
+            snprintf(msg, sizeof msg, "the request body must be a JSON object");
+        else
+            snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", je.line, je.column, je.text);
+        json_decref(doc);
+        send_error(rc, 400, "INVALID_JSON", msg, NULL);
+        return false;
+    }
+    json_t *details = NULL;
+    if (route->schema && gw->validate && !gw->validate(gw->validate_ud, route->schema, doc, &details)) {
+        json_decref(doc);
+        send_error(rc, 400, "VALIDATION_FAILED", "the request body is invalid", details);
+        return false;
+    }
+    *out = doc;
+    return true;
+}
+
+static bool valid_idempotency_key(const char *k) {
+    size_t n = strlen(k);
+    if (n == 0 || n > 128) return false;
+    for (size_t i = 0; i < n; i++)
+        if (k[i] < 0x21 || k[i] > 0x7e) return false;
+    return true;
+}
+
+static void forward(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route, json_t *params, json_t *query,
+                    json_t *body) {
+    rp_envelope_t env;
+    rp_reply_t rep;
+    rp_envelope_init(&env);
+    snprintf(env.method, sizeof env.method, "%s", route->method);
+    snprintf(env.route, sizeof env.route, "%s", route->pattern);
+    snprintf(env.request_id, sizeof env.request_id, "%s", rc->request_id);
+    json_decref(env.params);
+    json_decref(env.query);
+    env.params = json_incref(params);
+    env.query = json_incref(query);
+    env.body = json_incref(body);
+    env.caller = rc->who;
+    const char *ik = mg_get_header(rc->conn, "Idempotency-Key");
+    if (ik) snprintf(env.idempotency_key, sizeof env.idempotency_key, "%s", ik);
+    env.deadline_ms = rp_now_ms() + gw->cfg->rpc_timeout_ms;
+    rp_rpc_call(gw->transport, (rp_component_t)route->component, &env, &rep);
+    send_reply(rc, rep.status, json_incref(rep.body), rep.retry_after_s, NULL, NULL);
+    rp_reply_clear(&rep);
+    rp_envelope_clear(&env);
+}
+
+static int handle_request(struct mg_connection *conn, void *cbdata) {
+    rp_gateway_t *gw = cbdata;
+    int64_t t0 = rp_mono_us();
+    req_ctx_t rc = {.conn = conn, .ri = mg_get_request_info(conn)};
+    const rp_api_route_t *route = NULL;
+    json_t *params = NULL, *query = NULL, *body = NULL;
+    char allow[64];
+    rp_http_request_id(mg_get_header(conn, "X-Request-Id"), rc.request_id);
+    const char *path = rc.ri->local_uri ? rc.ri->local_uri : "";
+    const char *method = rc.ri->request_method ? rc.ri->request_method : "";
+    rc.route_name = path;
+    size_t plen = strlen(path);
+    size_t pfx = sizeof API_PREFIX - 1;
+    if (plen < pfx || memcmp(path, API_PREFIX, pfx) != 0 || (plen > pfx && path[pfx] != '/')) {
+        send_error(&rc, 404, "NOT_FOUND", "no such route", NULL);
+        goto done;
+    }
+    const char *sub = plen == pfx ? "/" : path + pfx;
+    switch (rp_routes_match(method, sub, strlen(sub), &route, &params, allow, sizeof allow)) {
+    case RP_MATCH_NOT_FOUND:
+        send_error(&rc, 404, "NOT_FOUND", "no such route", NULL);
+        goto done;
+    case RP_MATCH_BAD_METHOD:
+        send_reply(&rc, 405, json_pack("{s:{s:s, s:s, s:[]}}", "error", "code", "METHOD_NOT_ALLOWED", "message",
+                                       "this route does not accept that method", "details"),
+                   0, allow, NULL);
+        goto done;
+    case RP_MATCH_OK:
+        break;
+    }
+    rc.route_name = route->pattern;
+    if (!route->is_public && !authenticate(gw, &rc)) goto done;
+    if (!rp_routes_allows(route, rc.who.authenticated, rc.who.roles)) {
+        send_error(&rc, 403, "FORBIDDEN", "your roles do not allow this route", NULL);
+        goto done;
+    }
+    if (route->body != RP_BODY_NONE && !read_json_body(gw, &rc, route, &body)) goto done;
+    if (!rp_http_parse_query(rc.ri->query_string, &query)) {
+        send_error(&rc, 400, "INVALID_QUERY", "the query string is malformed, too long or repeats a parameter", NULL);
+        goto done;
+    }
+    const char *ik = mg_get_header(conn, "Idempotency-Key");
+    if (ik && !valid_idempotency_key(ik)) {
+        send_error(&rc, 400, "INVALID_IDEMPOTENCY_KEY", "Idempotency-Key must be 1-128 printable ASCII characters", NULL);
+        goto done;
+    }
+    if (route->component == RP_ROUTE_LOCAL)
+        handle_local(gw, &rc, route);
+    else
+        forward(gw, &rc, route, params, query, body);
+done:
+    json_decref(params);
+    json_decref(query);
+    json_decref(body);
+    rp_log_request(rc.request_id, rc.who.authenticated ? rc.who.id : NULL, method, rc.route_name, rc.status,
+                   (double)(rp_mono_us() - t0) / 1000.0);
+    return rc.status ? rc.status : 500;
+}
+
+static int log_message(const struct mg_connection *conn, const char *message) {
+    (void)conn;
+    rp_log(RP_LOG_WARN, "civetweb", "%s", message);
+    return 1;
+}
+
+rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_body_validator_fn validate,
+                               void *validate_ud, rp_err_t *err) {
+    rp_gateway_t *gw = rp_calloc(1, sizeof *gw);
+    gw->cfg = cfg;
+    gw->transport = t;
+    gw->validate = validate;
+    gw->validate_ud = validate_ud;
+    size_t n;
+    const rp_api_route_t *routes = rp_routes_table(&n);
+    for (size_t i = 0; i < n; i++)
+        if (routes[i].component >= 0) gw->components[routes[i].component] = true;
+
+    char ports[128], threads[16];
+    snprintf(ports, sizeof ports, "%s:%d", cfg->bind_address, cfg->port);
+    snprintf(threads, sizeof threads, "%d", cfg->http_threads);
+    const char *options[] = {"listening_ports", ports,        "num_threads",        threads,
+                             "tcp_nodelay",     "1",          "enable_keep_alive",  "yes",
+                             "keep_alive_timeout_ms", "2000", "request_timeout_ms", "10000",
+                             "max_request_size", "16384",     NULL};
+    struct mg_callbacks cb;
+    memset(&cb, 0, sizeof cb);
+    cb.log_message = log_message;
+    char etext[256] = "";
+    unsigned ecode = 0;
+    struct mg_error_data edata = {.code = &ecode, .text = etext, .text_buffer_size = sizeof etext};
+    struct mg_init_data init = {.callbacks = &cb, .user_data = gw, .configuration_options = options};
+    gw->ctx = mg_start2(&init, &edata);
+    if (!gw->ctx) {
+        rp_err_set(err, 500, "HTTP_START", "cannot listen on %s: %s", ports, etext[0] ? etext : "unknown error");
+        free(gw);
+        return NULL;
+    }
+    mg_set_request_handler(gw->ctx, "/", handle_request, gw);
+    rp_log(RP_LOG_INFO, "gateway", "listening on %s with %d HTTP threads", ports, cfg->http_threads);
+    return gw;
+}
+
+void rp_gateway_stop(rp_gateway_t *gw) {
+    if (!gw) return;
+    mg_stop(gw->ctx);
+    free(gw);
+}

@@ -1,0 +1,27 @@
+/* gateway.h - the HTTP front end: civetweb server, request bounds, JWT guard, role check, body
+ * validation and the RPC to the owning worker. One gateway per process; thread-safe. */
+#ifndef RP_API_GATEWAY_H
+#define RP_API_GATEWAY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "err.h"
+#include "transport.h"
+
+typedef struct rp_gateway rp_gateway_t;
+
+/* Validates a JSON body against a named schema; on failure *details gets a new array of
+ * {field, reason}. Returns true when valid. NULL validator = no schema validation. */
+typedef bool (*rp_body_validator_fn)(void *ud, const char *schema, const json_t *body, json_t **details);
+
+/* Starts listening on cfg->bind_address:cfg->port and serving /api/v1 through transport t.
+ * cfg and t are borrowed and must outlive the gateway. Requires mg_init_library() first.
+ * Returns NULL with err (500 HTTP_START) when the port cannot be bound. */
+rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_body_validator_fn validate,
+                               void *validate_ud, rp_err_t *err);
+/* Stops accepting, waits for running requests to finish, frees. Accepts NULL. */
+void rp_gateway_stop(rp_gateway_t *gw);
+
+#endif

@@ -1,0 +1,133 @@
+/* routes.c - the route table and matcher (see routes.h); constant data, thread-safe. */
+#include "routes.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "roles.h"
+
+#define ADMIN RP_ROLE_ADMIN
+#define ANY 0u
+
+/* method, pattern, component, public, roles, body, schema */
+static const rp_api_route_t table[] = {
+    {"GET", "/", RP_ROUTE_LOCAL, true, ANY, RP_BODY_NONE, NULL},
+    {"GET", "/health/live", RP_ROUTE_LOCAL, true, ANY, RP_BODY_NONE, NULL},
+    {"GET", "/health/ready", RP_ROUTE_LOCAL, true, ANY, RP_BODY_NONE, NULL},
+
+    {"POST", "/auth/register", RP_COMP_AUTH, true, ANY, RP_BODY_REQUIRED, "auth.register"},
+    {"POST", "/auth/login", RP_COMP_AUTH, true, ANY, RP_BODY_REQUIRED, "auth.login"},
+    {"POST", "/auth/refresh", RP_COMP_AUTH, true, ANY, RP_BODY_REQUIRED, "auth.refresh"},
+    {"POST", "/auth/logout", RP_COMP_AUTH, false, ANY, RP_BODY_REQUIRED, "auth.logout"},
+    {"GET", "/auth/me", RP_COMP_AUTH, false, ANY, RP_BODY_NONE, NULL},
+    {"GET", "/auth/users", RP_COMP_AUTH, false, ADMIN, RP_BODY_NONE, NULL},
+    {"PUT", "/auth/users/{id}/roles", RP_COMP_AUTH, false, ADMIN, RP_BODY_REQUIRED, "auth.set-roles"},
+};
+
+const rp_api_route_t *rp_routes_table(size_t *count) {
+    *count = sizeof table / sizeof table[0];
+    return table;
+}
+
+#define MAX_SEGS 16
+
+typedef struct seg {
+    const char *p;
+    size_t n;
+} seg_t;
+
+/* Splits "/a/b/c" into segments; "/" has zero segments. Returns -1 on an empty inner segment,
+ * a trailing slash or too many segments. */
+static int split(const char *path, size_t len, seg_t *out) {
+    int n = 0;
+    size_t i = 0;
+    if (len == 0 || path[0] != '/') return -1;
+    if (len == 1) return 0;
+    while (i < len) {
+        size_t start = ++i;
+        while (i < len && path[i] != '/') i++;
+        if (i == start || n == MAX_SEGS) return -1;
+        out[n].p = path + start;
+        out[n].n = i - start;
+        n++;
+    }
+    return n;
+}
+
+static bool is_param(const seg_t *s) { return s->n >= 2 && s->p[0] == '{' && s->p[s->n - 1] == '}'; }
+
+/* Specificity key: bit set for each literal segment, most significant first. */
+static unsigned long pattern_matches(const seg_t *ps, int pn, const seg_t *rs, int rn, bool *ok) {
+    unsigned long key = 0;
+    *ok = false;
+    if (pn != rn) return 0;
+    for (int i = 0; i < pn; i++) {
+        key <<= 1;
+        if (is_param(&ps[i])) continue;
+        if (ps[i].n != rs[i].n || memcmp(ps[i].p, rs[i].p, rs[i].n) != 0) return 0;
+        key |= 1;
+    }
+    *ok = true;
+    return key;
+}
+
+rp_match_result_t rp_routes_match(const char *method, const char *path, size_t len, const rp_api_route_t **route,
+                                  json_t **params, char *allow, size_t cap) {
+    seg_t rs[MAX_SEGS], ps[MAX_SEGS];
+    const char *best_pattern = NULL;
+    unsigned long best_key = 0;
+    size_t n;
+    const rp_api_route_t *t = rp_routes_table(&n);
+    *route = NULL;
+    if (params) *params = NULL;
+    if (allow && cap) allow[0] = '\0';
+    int rn = split(path, len, rs);
+    if (rn < 0) return RP_MATCH_NOT_FOUND;
+    for (size_t i = 0; i < n; i++) {
+        bool ok;
+        int pn = split(t[i].pattern, strlen(t[i].pattern), ps);
+        unsigned long key = pattern_matches(ps, pn, rs, rn, &ok);
+        if (ok && (!best_pattern || key > best_key)) {
+            best_pattern = t[i].pattern;
+            best_key = key;
+        }
+    }
+    if (!best_pattern) return RP_MATCH_NOT_FOUND;
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(t[i].pattern, best_pattern) != 0) continue;
+        if (strcmp(t[i].method, method) == 0) {
+            *route = &t[i];
+            break;
+        }
+        if (allow && used < cap) {
+            int w = snprintf(allow + used, cap - used, "%s%s", used ? ", " : "", t[i].method);
+            if (w > 0) used += (size_t)w < cap - used ? (size_t)w : cap - used - 1;
+        }
+    }
+    if (!*route) return RP_MATCH_BAD_METHOD;
+    if (params) {
+        json_t *o = json_object();
+        int pn = split((*route)->pattern, strlen((*route)->pattern), ps);
+        for (int i = 0; i < pn; i++) {
+            if (!is_param(&ps[i])) continue;
+            char name[64];
+            snprintf(name, sizeof name, "%.*s", (int)(ps[i].n - 2), ps[i].p + 1);
+            json_t *v = json_stringn(rs[i].p, rs[i].n);
+            if (!v) { /* not UTF-8: no route can use it */
+                json_decref(o);
+                *route = NULL;
+                return RP_MATCH_NOT_FOUND;
+            }
+            json_object_set_new(o, name, v);
+        }
+        *params = o;
+    }
+    return RP_MATCH_OK;
+}
+
+bool rp_routes_allows(const rp_api_route_t *route, bool authenticated, unsigned roles) {
+    if (route->is_public) return true;
+    if (!authenticated) return false;
+    return route->roles == 0 || (route->roles & roles) != 0;
+}

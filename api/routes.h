@@ -1,0 +1,46 @@
+/* routes.h - the api's route table: the single place where access rules live, and the matcher
+ * that maps (method, path) to a route. The table is constant; matching is thread-safe. */
+#ifndef RP_API_ROUTES_H
+#define RP_API_ROUTES_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "transport.h"
+
+#define RP_ROUTE_LOCAL (-1) /* handled inside the api, no RPC */
+
+typedef enum {
+    RP_BODY_NONE = 0,     /* no body is read; one sent is ignored */
+    RP_BODY_REQUIRED = 1, /* a JSON object body is required */
+    RP_BODY_OPTIONAL = 2, /* a JSON object body may be sent */
+} rp_body_rule_t;
+
+typedef struct rp_api_route {
+    const char *method;   /* "GET", "POST", "PUT", "PATCH", "DELETE" */
+    const char *pattern;  /* below /api/v1, segments "{name}" are parameters */
+    int component;        /* rp_component_t, or RP_ROUTE_LOCAL */
+    bool is_public;       /* no token needed (and none is checked) */
+    unsigned roles;       /* rp_role_t bits, any of which grants access; 0 = any authenticated caller */
+    rp_body_rule_t body;
+    const char *schema;   /* name of the body's JSON Schema in schemas/ (without .json), or NULL */
+} rp_api_route_t;
+
+/* The table and its length. */
+const rp_api_route_t *rp_routes_table(size_t *count);
+
+typedef enum { RP_MATCH_OK, RP_MATCH_NOT_FOUND, RP_MATCH_BAD_METHOD } rp_match_result_t;
+
+/* Matches path (below /api/v1, starting with '/', len bytes, already percent-decoded) and method.
+ * The most specific pattern wins: at the first segment where two patterns differ, a literal
+ * beats a parameter. On RP_MATCH_OK *route is set and, when params is not NULL, *params receives a
+ * new JSON object of parameter name -> value (caller decrefs). On RP_MATCH_BAD_METHOD, allow
+ * (if not NULL, cap bytes) receives the allowed methods, comma-separated. */
+rp_match_result_t rp_routes_match(const char *method, const char *path, size_t len, const rp_api_route_t **route,
+                                  json_t **params, char *allow, size_t cap);
+
+/* True when a caller with these roles may use route (public routes: always). */
+bool rp_routes_allows(const rp_api_route_t *route, bool authenticated, unsigned roles);
+
+#endif

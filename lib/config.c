@@ -1,0 +1,149 @@
+/* config.c - environment configuration (see config.h); no global state. */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+bool rp_config_parse_duration(const char *s, int64_t *out_s) {
+    *out_s = 0;
+    if (!s || !*s || *s < '0' || *s > '9') return false;
+    errno = 0;
+    char *end = NULL;
+    long long v = strtoll(s, &end, 10);
+    if (errno || v <= 0) return false;
+    int64_t mult = 1;
+    if (*end == 's') mult = 1, end++;
+    else if (*end == 'm') mult = 60, end++;
+    else if (*end == 'h') mult = 3600, end++;
+    else if (*end == 'd') mult = 86400, end++;
+    if (*end != '\0' || v > INT64_MAX / mult / 1000) return false;
+    *out_s = (int64_t)v * mult;
+    return true;
+}
+
+static bool copy_str(char *dst, size_t cap, const char *val, const char *name, rp_err_t *err) {
+    if (strlen(val) >= cap) {
+        rp_err_set(err, 500, "CONFIG_INVALID", "%s is too long (at most %zu bytes)", name, cap - 1);
+        return false;
+    }
+    memcpy(dst, val, strlen(val) + 1);
+    return true;
+}
+
+static bool get_int(rp_config_getter_fn get, void *ud, const char *name, int def, int lo, int hi,
+                    int *out, rp_err_t *err) {
+    const char *v = get(name, ud);
+    *out = def;
+    if (!v || !*v) return true;
+    errno = 0;
+    char *end = NULL;
+    long long n = strtoll(v, &end, 10);
+    if (errno || *end != '\0' || n < lo || n > hi) {
+        rp_err_set(err, 500, "CONFIG_INVALID", "%s must be an integer between %d and %d", name, lo, hi);
+        return false;
+    }
+    *out = (int)n;
+    return true;
+}
+
+static bool get_str(rp_config_getter_fn get, void *ud, const char *name, const char *def, char *dst,
+                    size_t cap, rp_err_t *err) {
+    const char *v = get(name, ud);
+    return copy_str(dst, cap, v && *v ? v : def, name, err);
+}
+
+static bool get_duration(rp_config_getter_fn get, void *ud, const char *name, const char *def,
+                         int64_t *out, rp_err_t *err) {
+    const char *v = get(name, ud);
+    if (!rp_config_parse_duration(v && *v ? v : def, out)) {
+        rp_err_set(err, 500, "CONFIG_INVALID", "%s must be a duration such as 30s, 60m, 12h or 14d", name);
+        return false;
+    }
+    return true;
+}
+
+bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_t *err) {
+    memset(cfg, 0, sizeof *cfg);
+    int body_bytes = 0;
+    const char *secret = get("JWT_SECRET", ud);
+    if (!secret || !*secret) {
+        rp_err_set(err, 500, "CONFIG_INVALID", "JWT_SECRET is required (at least 32 bytes of random data)");
+        return false;
+    }
+    size_t slen = strlen(secret);
+    if (slen < 32) {
+        rp_err_set(err, 500, "CONFIG_INVALID", "JWT_SECRET must be at least 32 bytes (got %zu)", slen);
+        return false;
+    }
+    if (slen > sizeof cfg->jwt_secret) {
+        rp_err_set(err, 500, "CONFIG_INVALID", "JWT_SECRET must be at most %zu bytes", sizeof cfg->jwt_secret);
+        return false;
+    }
+    memcpy(cfg->jwt_secret, secret, slen);
+    cfg->jwt_secret_len = slen;
+
+    if (!get_int(get, ud, "PORT", 8080, 0, 65535, &cfg->port, err) ||
+        !get_str(get, ud, "BIND_ADDRESS", "0.0.0.0", cfg->bind_address, sizeof cfg->bind_address, err) ||
+        !get_str(get, ud, "STORE", "sqlite", cfg->store, sizeof cfg->store, err) ||
+        !get_str(get, ud, "SQLITE_DIR", "./data", cfg->sqlite_dir, sizeof cfg->sqlite_dir, err) ||
+        !get_str(get, ud, "MONGODB_URI", "", cfg->mongodb_uri, sizeof cfg->mongodb_uri, err) ||
+        !get_str(get, ud, "MONGODB_DB_NAME", "reward_platform", cfg->mongodb_db_name, sizeof cfg->mongodb_db_name, err) ||
+        !get_str(get, ud, "TRANSPORT", "inproc", cfg->transport, sizeof cfg->transport, err) ||
+        !get_str(get, ud, "AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/", cfg->amqp_url, sizeof cfg->amqp_url, err) ||
+        !get_duration(get, ud, "JWT_EXPIRES_IN", "60m", &cfg->jwt_expires_s, err) ||
+        !get_duration(get, ud, "REFRESH_EXPIRES_IN", "14d", &cfg->refresh_expires_s, err) ||
+        !get_str(get, ud, "ADMIN_USERNAME", "", cfg->admin_username, sizeof cfg->admin_username, err) ||
+        !get_str(get, ud, "ADMIN_PASSWORD", "", cfg->admin_password, sizeof cfg->admin_password, err) ||
+        !get_int(get, ud, "RPC_TIMEOUT_MS", 5000, 50, 600000, &cfg->rpc_timeout_ms, err) ||
+        !get_int(get, ud, "WORKER_THREADS", 4, 1, 256, &cfg->worker_threads, err) ||
+        !get_int(get, ud, "QUEUE_CAPACITY", 1024, 1, 1000000, &cfg->queue_capacity, err) ||
+        !get_int(get, ud, "HTTP_THREADS", 64, 2, 1024, &cfg->http_threads, err) ||
+        !get_int(get, ud, "MAX_BODY_BYTES", 65536, 1024, 16 * 1024 * 1024, &body_bytes, err) ||
+        !get_str(get, ud, "PASSWORD_HASH", "interactive", cfg->password_hash, sizeof cfg->password_hash, err) ||
+        !get_int(get, ud, "PASSWORD_HASH_CONCURRENCY", 2, 1, 64, &cfg->password_hash_concurrency, err) ||
+        !get_int(get, ud, "LOGIN_MAX_FAILURES", 5, 1, 1000, &cfg->login_max_failures, err) ||
+        !get_duration(get, ud, "LOGIN_LOCKOUT_WINDOW", "15m", &cfg->login_lockout_s, err))
+        return false;
+    cfg->max_body_bytes = (size_t)body_bytes;
+
+    if (strcmp(cfg->store, "sqlite") != 0 && strcmp(cfg->store, "mongodb") != 0) {
+        rp_err_set(err, 500, "CONFIG_INVALID", "STORE must be sqlite or mongodb");
+        return false;
+    }
+    if (strcmp(cfg->store, "mongodb") == 0 && !cfg->mongodb_uri[0]) {
+        rp_err_set(err, 500, "CONFIG_INVALID", "MONGODB_URI is required when STORE=mongodb");
+        return false;
+    }
+    if (strcmp(cfg->transport, "inproc") != 0 && strcmp(cfg->transport, "amqp") != 0) {
+        rp_err_set(err, 500, "CONFIG_INVALID", "TRANSPORT must be inproc or amqp");
+        return false;
+    }
+    if (strcmp(cfg->password_hash, "interactive") != 0 && strcmp(cfg->password_hash, "moderate") != 0 &&
+        strcmp(cfg->password_hash, "min") != 0) {
+        rp_err_set(err, 500, "CONFIG_INVALID", "PASSWORD_HASH must be interactive, moderate or min");
+        return false;
+    }
+    if (!cfg->admin_username[0] != !cfg->admin_password[0]) {
+        rp_err_set(err, 500, "CONFIG_INVALID", "ADMIN_USERNAME and ADMIN_PASSWORD must be set together");
+        return false;
+    }
+    const char *lvl = get("LOG_LEVEL", ud);
+    cfg->log_level = rp_log_level_parse(lvl && *lvl ? lvl : "info");
+    if (cfg->log_level < 0) {
+        rp_err_set(err, 500, "CONFIG_INVALID", "LOG_LEVEL must be debug, info, warn or error");
+        return false;
+    }
+    return true;
+}
+
+static const char *env_get(const char *name, void *ud) {
+    (void)ud;
+    return getenv(name);
+}
+
+bool rp_config_load_env(rp_config_t *cfg, rp_err_t *err) { return rp_config_load(cfg, env_get, NULL, err); }

@@ -1,0 +1,52 @@
+/* config.h - platform configuration read from the environment (DESIGN.md section 8) and validated;
+ * a loaded config is immutable and may be shared by all threads. */
+#ifndef RP_LIB_CONFIG_H
+#define RP_LIB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef struct rp_config {
+    int port;                   /* PORT, default 8080 */
+    char bind_address[64];      /* BIND_ADDRESS, default 0.0.0.0 */
+    char store[16];             /* STORE: sqlite | mongodb */
+    char sqlite_dir[512];       /* SQLITE_DIR, default ./data */
+    char mongodb_uri[1024];     /* MONGODB_URI */
+    char mongodb_db_name[64];   /* MONGODB_DB_NAME, default reward_platform */
+    char transport[16];         /* TRANSPORT: inproc | amqp */
+    char amqp_url[1024];        /* AMQP_URL */
+    unsigned char jwt_secret[512]; /* JWT_SECRET bytes (required, >= 32) */
+    size_t jwt_secret_len;
+    int64_t jwt_expires_s;      /* JWT_EXPIRES_IN, default 60m */
+    int64_t refresh_expires_s;  /* REFRESH_EXPIRES_IN, default 14d */
+    char admin_username[64];    /* ADMIN_USERNAME (optional, with ADMIN_PASSWORD) */
+    char admin_password[256];   /* ADMIN_PASSWORD */
+    int rpc_timeout_ms;         /* RPC_TIMEOUT_MS, default 5000 */
+    int worker_threads;         /* WORKER_THREADS per component, default 4 */
+    int queue_capacity;         /* QUEUE_CAPACITY per component (inproc), default 1024 */
+    int http_threads;           /* HTTP_THREADS (civetweb workers), default 64 */
+    size_t max_body_bytes;      /* MAX_BODY_BYTES, default 65536 */
+    int log_level;              /* LOG_LEVEL as rp_log_level_t, default info */
+    char password_hash[16];     /* PASSWORD_HASH: interactive | moderate | min (min: tests only) */
+    int password_hash_concurrency; /* PASSWORD_HASH_CONCURRENCY, default 2 */
+    int login_max_failures;     /* LOGIN_MAX_FAILURES, default 5 */
+    int64_t login_lockout_s;    /* LOGIN_LOCKOUT_WINDOW, default 15m */
+} rp_config_t;
+
+/* Looks up one variable; returns NULL when unset. ud is passed through. */
+typedef const char *(*rp_config_getter_fn)(const char *name, void *ud);
+
+/* Fills cfg from the getter, applying defaults, and validates everything. Fails with status 500,
+ * code CONFIG_INVALID and a one-line reason naming the variable (e.g. "JWT_SECRET must be at
+ * least 32 bytes"). cfg is zeroed first, also on failure. */
+bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_t *err);
+/* rp_config_load from the process environment. */
+bool rp_config_load_env(rp_config_t *cfg, rp_err_t *err);
+
+/* Parses a duration such as "90", "30s", "60m", "12h", "14d" into seconds (> 0). */
+bool rp_config_parse_duration(const char *s, int64_t *out_s);
+
+#endif

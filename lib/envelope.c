@@ -1,0 +1,175 @@
+/* envelope.c - RPC envelope and reply (see envelope.h); no shared state. */
+#include "envelope.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "roles.h"
+
+void rp_envelope_init(rp_envelope_t *env) {
+    memset(env, 0, sizeof *env);
+    env->params = json_object();
+    env->query = json_object();
+}
+
+void rp_envelope_clear(rp_envelope_t *env) {
+    if (!env) return;
+    json_decref(env->params);
+    json_decref(env->query);
+    json_decref(env->body);
+    env->params = env->query = env->body = NULL;
+}
+
+char *rp_envelope_serialize(const rp_envelope_t *env, size_t *len) {
+    json_t *caller = json_pack("{s:b}", "authenticated", env->caller.authenticated);
+    if (env->caller.authenticated) {
+        json_object_set_new(caller, "id", json_string(env->caller.id));
+        json_object_set_new(caller, "username", json_string(env->caller.username));
+        json_object_set_new(caller, "roles", rp_roles_to_json(env->caller.roles));
+    }
+    json_t *o = json_pack("{s:s, s:s, s:O, s:O, s:o, s:s, s:s, s:I}", "method", env->method, "route",
+                          env->route, "params", env->params, "query", env->query, "caller", caller,
+                          "requestId", env->request_id, "idempotencyKey", env->idempotency_key,
+                          "deadline", (json_int_t)env->deadline_ms);
+    if (env->body) json_object_set(o, "body", env->body);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    *len = s ? strlen(s) : 0;
+    return s;
+}
+
+static bool copy_field(char *dst, size_t cap, const char *src, size_t srclen) {
+    if (srclen >= cap || memchr(src, '\0', srclen)) return false;
+    memcpy(dst, src, srclen);
+    dst[srclen] = '\0';
+    return true;
+}
+
+static bool strings_only(const json_t *obj) {
+    const char *k;
+    json_t *v;
+    if (!json_is_object(obj)) return false;
+    json_object_foreach((json_t *)obj, k, v) if (!json_is_string(v)) return false;
+    return true;
+}
+
+bool rp_envelope_parse(rp_envelope_t *env, const char *buf, size_t len, rp_err_t *err) {
+    json_error_t je;
+    bool ok = false;
+    rp_envelope_init(env);
+    json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+    const char *method, *route, *rid, *ikey;
+    size_t mlen, rlen, ridlen, iklen;
+    json_int_t deadline = 0;
+    json_t *params, *query, *caller, *body = NULL;
+    if (!o || json_unpack_ex(o, &je, JSON_STRICT, "{s:s%, s:s%, s:o, s:o, s:o, s:s%, s:s%, s:I, s?o}",
+                             "method", &method, &mlen, "route", &route, &rlen, "params", &params,
+                             "query", &query, "caller", &caller, "requestId", &rid, &ridlen,
+                             "idempotencyKey", &ikey, &iklen, "deadline", &deadline, "body", &body) != 0) {
+        rp_err_set(err, 400, "BAD_MESSAGE", "malformed envelope: %s", je.text);
+        goto done;
+    }
+    if (!copy_field(env->method, sizeof env->method, method, mlen) ||
+        !copy_field(env->route, sizeof env->route, route, rlen) ||
+        !copy_field(env->request_id, sizeof env->request_id, rid, ridlen) ||
+        !copy_field(env->idempotency_key, sizeof env->idempotency_key, ikey, iklen) ||
+        !strings_only(params) || !strings_only(query)) {
+        rp_err_set(err, 400, "BAD_MESSAGE", "malformed envelope: bad field");
+        goto done;
+    }
+    int authed = 0;
+    const char *uid = NULL, *uname = NULL;
+    size_t uidlen = 0, unamelen = 0;
+    json_t *roles = NULL;
+    if (json_unpack_ex(caller, &je, 0, "{s:b, s?s%, s?s%, s?o}", "authenticated", &authed, "id", &uid,
+                       &uidlen, "username", &uname, &unamelen, "roles", &roles) != 0) {
+        rp_err_set(err, 400, "BAD_MESSAGE", "malformed envelope caller: %s", je.text);
+        goto done;
+    }
+    if (authed) {
+        if (!uid || !uname || !roles || !rp_oid_valid(uid, uidlen) ||
+            !copy_field(env->caller.id, sizeof env->caller.id, uid, uidlen) ||
+            !copy_field(env->caller.username, sizeof env->caller.username, uname, unamelen) ||
+            !rp_roles_from_json(roles, &env->caller.roles, NULL)) {
+            rp_err_set(err, 400, "BAD_MESSAGE", "malformed envelope caller identity");
+            goto done;
+        }
+        env->caller.authenticated = true;
+    }
+    json_decref(env->params);
+    json_decref(env->query);
+    env->params = json_incref(params);
+    env->query = json_incref(query);
+    env->body = json_incref(body);
+    env->deadline_ms = deadline;
+    ok = true;
+done:
+    json_decref(o);
+    return ok;
+}
+
+const char *rp_envelope_param(const rp_envelope_t *env, const char *name) {
+    return json_string_value(json_object_get(env->params, name));
+}
+
+const char *rp_envelope_query(const rp_envelope_t *env, const char *name) {
+    return json_string_value(json_object_get(env->query, name));
+}
+
+void rp_reply_init(rp_reply_t *rep) { memset(rep, 0, sizeof *rep); }
+
+void rp_reply_clear(rp_reply_t *rep) {
+    if (!rep) return;
+    json_decref(rep->body);
+    rep->body = NULL;
+    rep->status = 0;
+    rep->retry_after_s = 0;
+}
+
+void rp_reply_set(rp_reply_t *rep, int status, json_t *body) {
+    json_decref(rep->body);
+    rep->status = status;
+    rep->body = body;
+}
+
+void rp_reply_error(rp_reply_t *rep, int status, const char *code, const char *message, json_t *details) {
+    json_t *msg = json_string(message);
+    if (!msg) msg = json_string("(invalid message)");
+    rp_reply_set(rep, status,
+                 json_pack("{s:{s:s, s:o, s:o}}", "error", "code", code, "message", msg, "details",
+                           details ? details : json_array()));
+}
+
+void rp_reply_from_err(rp_reply_t *rep, const rp_err_t *err) {
+    rp_reply_error(rep, err->status ? err->status : 500, err->code[0] ? err->code : "INTERNAL",
+                   err->message, NULL);
+}
+
+char *rp_reply_serialize(const rp_reply_t *rep, size_t *len) {
+    json_t *o = json_pack("{s:i, s:i}", "status", rep->status, "retryAfter", rep->retry_after_s);
+    if (rep->body) json_object_set(o, "body", rep->body);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    *len = s ? strlen(s) : 0;
+    return s;
+}
+
+bool rp_reply_parse(rp_reply_t *rep, const char *buf, size_t len, rp_err_t *err) {
+    json_error_t je;
+    json_t *body = NULL;
+    int status = 0, retry = 0;
+    rp_reply_init(rep);
+    json_t *o = json_loadb(buf, len, 0, &je);
+    if (!o || json_unpack_ex(o, &je, JSON_STRICT, "{s:i, s:i, s?o}", "status", &status, "retryAfter",
+                             &retry, "body", &body) != 0 ||
+        status < 100 || status > 599) {
+        rp_err_set(err, 502, "BAD_REPLY", "malformed worker reply");
+        json_decref(o);
+        return false;
+    }
+    rep->status = status;
+    rep->retry_after_s = retry;
+    rep->body = json_incref(body);
+    json_decref(o);
+    return true;
+}

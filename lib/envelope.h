@@ -1,0 +1,68 @@
+/* envelope.h - the RPC envelope (request) and reply that travel between the api and the workers
+ * over any transport, with JSON (de)serialisation; values are plain data owned by one thread. */
+#ifndef RP_LIB_ENVELOPE_H
+#define RP_LIB_ENVELOPE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "ids.h"
+
+/* Who is calling, as the api authenticated it. Workers trust identity only from here. */
+typedef struct rp_identity {
+    bool authenticated;
+    char id[RP_OID_LEN];
+    char username[64];
+    unsigned roles; /* rp_role_t bits */
+} rp_identity_t;
+
+typedef struct rp_envelope {
+    char method[8];             /* HTTP method: GET, POST, PUT, PATCH, DELETE */
+    char route[96];             /* route pattern, e.g. "/events/{id}/reward-requests" */
+    json_t *params;             /* object: path parameter name -> string; never NULL after init */
+    json_t *query;              /* object: query parameter name -> string; never NULL after init */
+    json_t *body;               /* request body, or NULL when there is none */
+    rp_identity_t caller;
+    char request_id[72];
+    char idempotency_key[136];  /* Idempotency-Key header, "" when absent */
+    int64_t deadline_ms;        /* epoch ms after which the caller no longer waits; 0 = none */
+} rp_envelope_t;
+
+typedef struct rp_reply {
+    int status;        /* HTTP status */
+    json_t *body;      /* response body (owned), may be NULL for 204 */
+    int retry_after_s; /* > 0 adds a Retry-After header */
+} rp_reply_t;
+
+/* Initialises env with empty params/query objects. Free its members with rp_envelope_clear. */
+void rp_envelope_init(rp_envelope_t *env);
+/* Releases params, query and body; env can be re-initialised afterwards. Accepts NULL. */
+void rp_envelope_clear(rp_envelope_t *env);
+/* Returns the envelope as compact JSON text (malloc'd, free()) and its length in *len. */
+char *rp_envelope_serialize(const rp_envelope_t *env, size_t *len);
+/* Parses len bytes (untrusted) into env (initialised by this call, also on failure; clear it
+ * afterwards either way). Fails with 400 BAD_MESSAGE on malformed JSON, wrong member types,
+ * oversized strings or unknown roles. */
+bool rp_envelope_parse(rp_envelope_t *env, const char *buf, size_t len, rp_err_t *err);
+
+/* Path parameter lookup: borrowed string valid while env lives, or NULL. */
+const char *rp_envelope_param(const rp_envelope_t *env, const char *name);
+/* Query parameter lookup: borrowed string valid while env lives, or NULL. */
+const char *rp_envelope_query(const rp_envelope_t *env, const char *name);
+
+void rp_reply_init(rp_reply_t *rep);
+void rp_reply_clear(rp_reply_t *rep);
+/* Sets status and takes ownership of body (replacing any previous body). */
+void rp_reply_set(rp_reply_t *rep, int status, json_t *body);
+/* Sets an error reply {"error": {code, message, details}}; takes ownership of details (may be
+ * NULL = empty array). */
+void rp_reply_error(rp_reply_t *rep, int status, const char *code, const char *message, json_t *details);
+/* rp_reply_error from an rp_err_t (status 0 is treated as 500). */
+void rp_reply_from_err(rp_reply_t *rep, const rp_err_t *err);
+char *rp_reply_serialize(const rp_reply_t *rep, size_t *len);
+bool rp_reply_parse(rp_reply_t *rep, const char *buf, size_t len, rp_err_t *err);
+
+#endif

@@ -1,0 +1,60 @@
+/* rpc.c - envelopes over transports (see rpc.h); no shared state. */
+#include "rpc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "timeutil.h"
+
+void rp_rpc_call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *env, rp_reply_t *rep) {
+    size_t len = 0, rlen = 0;
+    char *reply = NULL;
+    rp_err_t err;
+    rp_err_clear(&err);
+    rp_reply_init(rep);
+    char *req = rp_envelope_serialize(env, &len);
+    if (!req) {
+        rp_reply_error(rep, 500, "INTERNAL", "cannot encode the request", NULL);
+        return;
+    }
+    if (!rp_transport_call(t, comp, req, len, env->deadline_ms, &reply, &rlen, &err)) {
+        rp_reply_from_err(rep, &err);
+        if (err.status == 503) rep->retry_after_s = 1;
+    } else if (!rp_reply_parse(rep, reply, rlen, &err)) {
+        rp_reply_from_err(rep, &err);
+    }
+    free(req);
+    free(reply);
+}
+
+char *rp_rpc_service_handler(void *service, const char *req, size_t len, size_t *out_len) {
+    const rp_service_t *svc = service;
+    rp_envelope_t env;
+    rp_reply_t rep;
+    rp_err_t err;
+    rp_err_clear(&err);
+    rp_reply_init(&rep);
+    if (!rp_envelope_parse(&env, req, len, &err)) {
+        rp_log(RP_LOG_WARN, svc->name, "dropping malformed envelope: %s", err.message);
+        rp_reply_from_err(&rep, &err);
+        goto reply;
+    }
+    if (env.deadline_ms > 0 && rp_now_ms() > env.deadline_ms) {
+        rp_reply_error(&rep, 504, "WORKER_TIMEOUT", "the request expired before a worker took it", NULL);
+        goto reply;
+    }
+    for (size_t i = 0; i < svc->nops; i++) {
+        if (strcmp(svc->ops[i].method, env.method) == 0 && strcmp(svc->ops[i].route, env.route) == 0) {
+            svc->ops[i].fn(svc->ctx, &env, &rep);
+            if (rep.status == 0) rp_reply_error(&rep, 500, "INTERNAL", "the operation produced no reply", NULL);
+            goto reply;
+        }
+    }
+    rp_reply_error(&rep, 404, "ROUTE_NOT_FOUND", "no such operation", NULL);
+reply:;
+    char *out = rp_reply_serialize(&rep, out_len);
+    rp_reply_clear(&rep);
+    rp_envelope_clear(&env);
+    return out;
+}

@@ -1,0 +1,37 @@
+/* rpc.h - typed RPC on top of a transport: the api sends envelopes and gets replies; a worker
+ * turns request bytes into an envelope, dispatches it to its handler table and serialises the
+ * reply. Thread-safe as long as handlers are. */
+#ifndef RP_LIB_RPC_H
+#define RP_LIB_RPC_H
+
+#include "envelope.h"
+#include "transport.h"
+
+/* Sends env to comp and fills rep (initialised by this call). Transport failures become error
+ * replies (503 OVERLOADED/UNAVAILABLE, 504 WORKER_TIMEOUT, 502 BAD_REPLY); never fails otherwise. */
+void rp_rpc_call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *env, rp_reply_t *rep);
+
+/* A worker operation: reads env (borrowed) and fills rep (initialised, empty). ctx is the
+ * worker's state. */
+typedef void (*rp_op_fn)(void *ctx, const rp_envelope_t *env, rp_reply_t *rep);
+
+typedef struct rp_route_op {
+    const char *method; /* "POST" */
+    const char *route;  /* the route pattern as in the api's table, e.g. "/auth/register" */
+    rp_op_fn fn;
+} rp_route_op_t;
+
+/* A worker's service: its operation table and state. */
+typedef struct rp_service {
+    const char *name;
+    const rp_route_op_t *ops;
+    size_t nops;
+    void *ctx;
+} rp_service_t;
+
+/* An rp_rpc_handler_fn whose ctx is an rp_service_t*: parses the envelope (400 BAD_MESSAGE when
+ * it cannot), drops work whose deadline has passed (504), finds the operation by method+route
+ * (404 ROUTE_NOT_FOUND) and serialises its reply. */
+char *rp_rpc_service_handler(void *service, const char *req, size_t len, size_t *out_len);
+
+#endif

@@ -1,0 +1,32 @@
+/* transport.c - dispatch through the transport vtable (see transport.h). */
+#include "transport.h"
+
+#include <stddef.h>
+
+static const char *queues[RP_COMP_COUNT] = {"auth.rpc", "event.rpc", "reward.rpc"};
+static const char *names[RP_COMP_COUNT] = {"auth", "event", "reward"};
+
+const char *rp_component_queue(rp_component_t comp) { return (unsigned)comp < RP_COMP_COUNT ? queues[comp] : "?"; }
+const char *rp_component_name(rp_component_t comp) { return (unsigned)comp < RP_COMP_COUNT ? names[comp] : "?"; }
+
+bool rp_transport_serve(rp_transport_t *t, rp_component_t comp, rp_rpc_handler_fn fn, void *ctx, int threads,
+                        rp_err_t *err) {
+    return t->ops->serve(t, comp, fn, ctx, threads, err);
+}
+
+bool rp_transport_call(rp_transport_t *t, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
+                       char **reply, size_t *reply_len, rp_err_t *err) {
+    *reply = NULL;
+    *reply_len = 0;
+    return t->ops->call(t, comp, req, len, deadline_ms, reply, reply_len, err);
+}
+
+bool rp_transport_ready(rp_transport_t *t, rp_err_t *err) { return t->ops->ready(t, err); }
+
+void rp_transport_stop(rp_transport_t *t) {
+    if (t) t->ops->stop(t);
+}
+
+void rp_transport_free(rp_transport_t *t) {
+    if (t) t->ops->free(t);
+}

@@ -1,0 +1,61 @@
+/* transport.h - how RPC bytes move between the api and the workers: one interface, implemented
+ * in-process (transport_inproc.c) and over RabbitMQ (later). All functions are thread-safe. */
+#ifndef RP_LIB_TRANSPORT_H
+#define RP_LIB_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef enum { RP_COMP_AUTH = 0, RP_COMP_EVENT = 1, RP_COMP_REWARD = 2, RP_COMP_COUNT = 3 } rp_component_t;
+
+/* Queue name of a component ("auth.rpc", "event.rpc", "reward.rpc"). */
+const char *rp_component_queue(rp_component_t comp);
+/* Short name of a component ("auth", "event", "reward"). */
+const char *rp_component_name(rp_component_t comp);
+
+/* A server-side handler: gets the request bytes (borrowed, not NUL-terminated) and returns the
+ * reply bytes (malloc'd; the transport frees them) with their length in *out_len. It must always
+ * return a reply; NULL is treated as an internal error. Called concurrently from many threads. */
+typedef char *(*rp_rpc_handler_fn)(void *ctx, const char *req, size_t len, size_t *out_len);
+
+typedef struct rp_transport rp_transport_t;
+
+typedef struct rp_transport_ops {
+    bool (*serve)(rp_transport_t *t, rp_component_t comp, rp_rpc_handler_fn fn, void *ctx, int threads,
+                  rp_err_t *err);
+    bool (*call)(rp_transport_t *t, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
+                 char **reply, size_t *reply_len, rp_err_t *err);
+    bool (*ready)(rp_transport_t *t, rp_err_t *err);
+    void (*stop)(rp_transport_t *t);
+    void (*free)(rp_transport_t *t);
+} rp_transport_ops_t;
+
+/* Every implementation starts its struct with this header. */
+struct rp_transport {
+    const rp_transport_ops_t *ops;
+};
+
+/* Starts `threads` consumers of comp that run fn. Fails if comp is already served here. */
+bool rp_transport_serve(rp_transport_t *t, rp_component_t comp, rp_rpc_handler_fn fn, void *ctx, int threads,
+                        rp_err_t *err);
+/* Sends one request to comp and waits for its reply until deadline_ms (epoch ms). On success
+ * *reply is malloc'd (free()). Errors: 503 OVERLOADED (queue full), 503 UNAVAILABLE (nobody
+ * serves comp, broker down), 504 WORKER_TIMEOUT (deadline passed). A reply arriving after the
+ * deadline is dropped, never handed to another call. */
+bool rp_transport_call(rp_transport_t *t, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
+                       char **reply, size_t *reply_len, rp_err_t *err);
+/* True when the transport can deliver calls now (for /health/ready). */
+bool rp_transport_ready(rp_transport_t *t, rp_err_t *err);
+/* Stops consumers: queued calls are answered 503, running handlers finish. Idempotent. */
+void rp_transport_stop(rp_transport_t *t);
+/* Stops and frees; accepts NULL. */
+void rp_transport_free(rp_transport_t *t);
+
+/* The in-process transport: per component a bounded queue of queue_capacity requests and a pool
+ * of worker threads. Returns a new transport, free with rp_transport_free. */
+rp_transport_t *rp_transport_inproc_new(int queue_capacity);
+
+#endif

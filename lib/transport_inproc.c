@@ -1,0 +1,243 @@
+/* transport_inproc.c - the embedded transport: per component a bounded ring of pending calls and a
+ * pool of worker threads; one mutex per component guards the ring and the state of its calls. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "mem.h"
+#include "timeutil.h"
+#include "transport.h"
+
+typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_REFUSED } job_state_t;
+
+typedef struct job {
+    char *req;
+    size_t len;
+    int64_t deadline_mono_ms;
+    char *reply;
+    size_t reply_len;
+    job_state_t state;
+    int refs; /* the caller and the queue/worker each hold one */
+    pthread_cond_t done;
+} job_t;
+
+typedef struct comp {
+    pthread_mutex_t mu;
+    pthread_cond_t nonempty;
+    job_t **ring;
+    int cap, head, count;
+    pthread_t *threads;
+    int nthreads;
+    bool serving, stopping;
+    rp_rpc_handler_fn fn;
+    void *ctx;
+} comp_t;
+
+typedef struct inproc {
+    rp_transport_t base;
+    int capacity;
+    comp_t comps[RP_COMP_COUNT];
+} inproc_t;
+
+typedef struct worker_arg {
+    inproc_t *t;
+    comp_t *c;
+} worker_arg_t;
+
+static void job_release(job_t *j) {
+    if (--j->refs > 0) return;
+    pthread_cond_destroy(&j->done);
+    free(j->req);
+    free(j->reply);
+    free(j);
+}
+
+static void *worker_main(void *arg) {
+    comp_t *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (c->count == 0 && !c->stopping) pthread_cond_wait(&c->nonempty, &c->mu);
+        if (c->stopping) break;
+        job_t *j = c->ring[c->head];
+        c->head = (c->head + 1) % c->cap;
+        c->count--;
+        if (j->refs == 1 || rp_mono_ms() > j->deadline_mono_ms) {
+            /* the caller has gone (504 already sent): do not run work nobody waits for */
+            j->state = JOB_REFUSED;
+            pthread_cond_signal(&j->done);
+            job_release(j);
+            continue;
+        }
+        j->state = JOB_RUNNING;
+        pthread_mutex_unlock(&c->mu);
+        size_t out_len = 0;
+        char *out = c->fn(c->ctx, j->req, j->len, &out_len);
+        pthread_mutex_lock(&c->mu);
+        j->reply = out;
+        j->reply_len = out_len;
+        j->state = JOB_DONE;
+        pthread_cond_signal(&j->done);
+        job_release(j);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+static bool inproc_serve(rp_transport_t *base, rp_component_t comp, rp_rpc_handler_fn fn, void *ctx, int threads,
+                         rp_err_t *err) {
+    inproc_t *t = (inproc_t *)base;
+    comp_t *c = &t->comps[comp];
+    pthread_mutex_lock(&c->mu);
+    if (c->serving || c->stopping) {
+        pthread_mutex_unlock(&c->mu);
+        rp_err_set(err, 500, "TRANSPORT", "component %s is already served", rp_component_name(comp));
+        return false;
+    }
+    c->fn = fn;
+    c->ctx = ctx;
+    c->threads = rp_calloc((size_t)threads, sizeof *c->threads);
+    for (int i = 0; i < threads; i++) {
+        if (pthread_create(&c->threads[i], NULL, worker_main, c) != 0) {
+            rp_log(RP_LOG_ERROR, "transport", "cannot start worker thread %d of %s", i, rp_component_name(comp));
+            break;
+        }
+        c->nthreads++;
+    }
+    c->serving = c->nthreads > 0;
+    pthread_mutex_unlock(&c->mu);
+    if (!c->serving) rp_err_set(err, 500, "TRANSPORT", "no worker thread could be started");
+    return c->serving;
+}
+
+static struct timespec mono_abs(int64_t mono_ms) {
+    struct timespec ts = {.tv_sec = mono_ms / 1000, .tv_nsec = (long)(mono_ms % 1000) * 1000000L};
+    return ts;
+}
+
+static bool inproc_call(rp_transport_t *base, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
+                        char **reply, size_t *reply_len, rp_err_t *err) {
+    inproc_t *t = (inproc_t *)base;
+    comp_t *c = &t->comps[comp];
+    int64_t budget = deadline_ms - rp_now_ms();
+    bool ok = false;
+    if (budget <= 0) {
+        rp_err_set(err, 504, "WORKER_TIMEOUT", "the %s worker did not answer in time", rp_component_name(comp));
+        return false;
+    }
+    job_t *j = rp_calloc(1, sizeof *j);
+    j->req = rp_strndup(req, len);
+    j->len = len;
+    j->deadline_mono_ms = rp_mono_ms() + budget;
+    j->refs = 2;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&j->done, &attr);
+    pthread_condattr_destroy(&attr);
+
+    pthread_mutex_lock(&c->mu);
+    if (!c->serving || c->stopping) {
+        rp_err_set(err, 503, "UNAVAILABLE", "the %s worker is not running", rp_component_name(comp));
+        j->refs = 1;
+        goto done;
+    }
+    if (c->count == c->cap) {
+        rp_err_set(err, 503, "OVERLOADED", "the %s worker queue is full", rp_component_name(comp));
+        j->refs = 1;
+        goto done;
+    }
+    c->ring[(c->head + c->count) % c->cap] = j;
+    c->count++;
+    pthread_cond_signal(&c->nonempty);
+    struct timespec until = mono_abs(j->deadline_mono_ms);
+    while (j->state == JOB_QUEUED || j->state == JOB_RUNNING) {
+        if (pthread_cond_timedwait(&j->done, &c->mu, &until) == ETIMEDOUT) break;
+    }
+    if (j->state == JOB_DONE && j->reply) {
+        *reply = j->reply;
+        *reply_len = j->reply_len;
+        j->reply = NULL;
+        ok = true;
+    } else if (j->state == JOB_DONE) {
+        rp_err_set(err, 500, "INTERNAL", "the %s worker produced no reply", rp_component_name(comp));
+    } else if (j->state == JOB_REFUSED && c->stopping) {
+        rp_err_set(err, 503, "UNAVAILABLE", "the %s worker is shutting down", rp_component_name(comp));
+    } else {
+        rp_err_set(err, 504, "WORKER_TIMEOUT", "the %s worker did not answer in time", rp_component_name(comp));
+    }
+done:
+    job_release(j);
+    pthread_mutex_unlock(&c->mu);
+    return ok;
+}
+
+static bool inproc_ready(rp_transport_t *base, rp_err_t *err) {
+    inproc_t *t = (inproc_t *)base;
+    for (int i = 0; i < RP_COMP_COUNT; i++) {
+        comp_t *c = &t->comps[i];
+        pthread_mutex_lock(&c->mu);
+        bool up = c->serving && !c->stopping;
+        pthread_mutex_unlock(&c->mu);
+        if (!up) {
+            rp_err_set(err, 503, "UNAVAILABLE", "the %s worker is not running", rp_component_name((rp_component_t)i));
+            return false;
+        }
+    }
+    return true;
+}
+
+static void inproc_stop(rp_transport_t *base) {
+    inproc_t *t = (inproc_t *)base;
+    for (int i = 0; i < RP_COMP_COUNT; i++) {
+        comp_t *c = &t->comps[i];
+        pthread_mutex_lock(&c->mu);
+        c->stopping = true;
+        pthread_cond_broadcast(&c->nonempty);
+        pthread_mutex_unlock(&c->mu);
+        for (int k = 0; k < c->nthreads; k++) pthread_join(c->threads[k], NULL);
+        c->nthreads = 0;
+        pthread_mutex_lock(&c->mu);
+        while (c->count > 0) {
+            job_t *j = c->ring[c->head];
+            c->head = (c->head + 1) % c->cap;
+            c->count--;
+            j->state = JOB_REFUSED;
+            pthread_cond_signal(&j->done);
+            job_release(j);
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
+}
+
+static void inproc_free(rp_transport_t *base) {
+    inproc_t *t = (inproc_t *)base;
+    inproc_stop(base);
+    for (int i = 0; i < RP_COMP_COUNT; i++) {
+        comp_t *c = &t->comps[i];
+        pthread_mutex_destroy(&c->mu);
+        pthread_cond_destroy(&c->nonempty);
+        free(c->ring);
+        free(c->threads);
+    }
+    free(t);
+}
+
+static const rp_transport_ops_t inproc_ops = {
+    .serve = inproc_serve, .call = inproc_call, .ready = inproc_ready, .stop = inproc_stop, .free = inproc_free};
+
+rp_transport_t *rp_transport_inproc_new(int queue_capacity) {
+    inproc_t *t = rp_calloc(1, sizeof *t);
+    t->base.ops = &inproc_ops;
+    t->capacity = queue_capacity > 0 ? queue_capacity : 1;
+    for (int i = 0; i < RP_COMP_COUNT; i++) {
+        comp_t *c = &t->comps[i];
+        pthread_mutex_init(&c->mu, NULL);
+        pthread_cond_init(&c->nonempty, NULL);
+        c->cap = t->capacity;
+        c->ring = rp_calloc((size_t)c->cap, sizeof *c->ring);
+    }
+    return &t->base;
+}

@@ -1,0 +1,108 @@
+/* Tests lib/envelope.c: envelope and reply round trips and refusal of malformed messages. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "envelope.h"
+#include "roles.h"
+
+Test(envelope, round_trip_keeps_every_member) {
+    rp_envelope_t a, b;
+    rp_err_t err;
+    rp_envelope_init(&a);
+    strcpy(a.method, "POST");
+    strcpy(a.route, "/events/{id}/reward-requests");
+    json_object_set_new(a.params, "id", json_string("65f0a1b2c3d4e5f601234567"));
+    json_object_set_new(a.query, "limit", json_string("10"));
+    a.body = json_pack("{s:s, s:[i,i]}", "reason", "weekly", "xs", 1, 2);
+    a.caller.authenticated = true;
+    strcpy(a.caller.id, "65f0a1b2c3d4e5f601234568");
+    strcpy(a.caller.username, "bob");
+    a.caller.roles = RP_ROLE_USER | RP_ROLE_GAME_SERVER;
+    strcpy(a.request_id, "req-1");
+    strcpy(a.idempotency_key, "claim-42");
+    a.deadline_ms = 1800000000123;
+    size_t len;
+    char *text = rp_envelope_serialize(&a, &len);
+    cr_assert_not_null(text);
+    cr_assert(rp_envelope_parse(&b, text, len, &err), "%s", err.message);
+    cr_assert_str_eq(b.method, "POST");
+    cr_assert_str_eq(b.route, a.route);
+    cr_assert_str_eq(rp_envelope_param(&b, "id"), "65f0a1b2c3d4e5f601234567");
+    cr_assert_str_eq(rp_envelope_query(&b, "limit"), "10");
+    cr_assert(json_equal(a.body, b.body));
+    cr_assert(b.caller.authenticated);
+    cr_assert_str_eq(b.caller.id, a.caller.id);
+    cr_assert_str_eq(b.caller.username, "bob");
+    cr_assert_eq(b.caller.roles, RP_ROLE_USER | RP_ROLE_GAME_SERVER);
+    cr_assert_str_eq(b.request_id, "req-1");
+    cr_assert_str_eq(b.idempotency_key, "claim-42");
+    cr_assert_eq(b.deadline_ms, 1800000000123);
+    free(text);
+    rp_envelope_clear(&a);
+    rp_envelope_clear(&b);
+}
+
+Test(envelope, anonymous_caller_and_no_body) {
+    rp_envelope_t a, b;
+    rp_err_t err;
+    rp_envelope_init(&a);
+    strcpy(a.method, "GET");
+    strcpy(a.route, "/");
+    size_t len;
+    char *text = rp_envelope_serialize(&a, &len);
+    cr_assert(rp_envelope_parse(&b, text, len, &err));
+    cr_assert_not(b.caller.authenticated);
+    cr_assert_null(b.body);
+    free(text);
+    rp_envelope_clear(&a);
+    rp_envelope_clear(&b);
+}
+
+static void expect_bad(const char *text) {
+    rp_envelope_t e;
+    rp_err_t err;
+    cr_assert_not(rp_envelope_parse(&e, text, strlen(text), &err), "accepted: %s", text);
+    cr_assert_eq(err.status, 400);
+    cr_assert_str_eq(err.code, "BAD_MESSAGE");
+    rp_envelope_clear(&e);
+}
+
+#define OK_CALLER "\"caller\":{\"authenticated\":false}"
+#define REST "\"requestId\":\"r\",\"idempotencyKey\":\"\",\"deadline\":0"
+
+Test(envelope, rejects_malformed) {
+    expect_bad("");
+    expect_bad("[]");
+    expect_bad("{\"method\":\"GET\"}");
+    expect_bad("{\"method\":1,\"route\":\"/\",\"params\":{},\"query\":{}," OK_CALLER "," REST "}");
+    expect_bad("{\"method\":\"GET\",\"route\":\"/\",\"params\":{\"id\":1},\"query\":{}," OK_CALLER "," REST "}");
+    expect_bad("{\"method\":\"GETTTTTTTTTT\",\"route\":\"/\",\"params\":{},\"query\":{}," OK_CALLER "," REST "}");
+    expect_bad("{\"method\":\"GET\",\"route\":\"/\",\"params\":{},\"query\":{}," OK_CALLER "," REST ",\"extra\":1}");
+    expect_bad("{\"method\":\"GET\",\"route\":\"/\",\"params\":{},\"query\":{},\"caller\":{\"authenticated\":true,"
+               "\"id\":\"zz\",\"username\":\"u\",\"roles\":[\"USER\"]}," REST "}");
+    expect_bad("{\"method\":\"GET\",\"route\":\"/\",\"params\":{},\"query\":{},\"caller\":{\"authenticated\":true,"
+               "\"id\":\"65f0a1b2c3d4e5f601234567\",\"username\":\"u\",\"roles\":[\"GOD\"]}," REST "}");
+    expect_bad("{\"method\":\"GET\",\"method\":\"GET\",\"route\":\"/\",\"params\":{},\"query\":{}," OK_CALLER "," REST "}");
+}
+
+Test(reply, round_trip_and_errors) {
+    rp_reply_t a, b;
+    rp_err_t err;
+    rp_reply_init(&a);
+    rp_reply_error(&a, 429, "ACCOUNT_LOCKED", "locked", json_pack("[{s:s}]", "field", "/x"));
+    a.retry_after_s = 17;
+    size_t len;
+    char *text = rp_reply_serialize(&a, &len);
+    cr_assert(rp_reply_parse(&b, text, len, &err));
+    cr_assert_eq(b.status, 429);
+    cr_assert_eq(b.retry_after_s, 17);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(b.body, "error"), "code")), "ACCOUNT_LOCKED");
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(b.body, "error"), "details")), 1);
+    free(text);
+    rp_reply_clear(&a);
+    rp_reply_clear(&b);
+    cr_assert_not(rp_reply_parse(&b, "{\"status\":99,\"retryAfter\":0}", 28, &err));
+    cr_assert_eq(err.status, 502);
+    cr_assert_not(rp_reply_parse(&b, "nope", 4, &err));
+}

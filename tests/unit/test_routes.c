@@ -1,0 +1,94 @@
+/* Tests api/routes.c: matching, specificity, 404/405 and the role rules of the table. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "roles.h"
+#include "routes.h"
+
+static rp_match_result_t match(const char *method, const char *path, const rp_api_route_t **r, json_t **params,
+                               char *allow) {
+    return rp_routes_match(method, path, strlen(path), r, params, allow, 64);
+}
+
+Test(routes, literal_routes_match) {
+    const rp_api_route_t *r;
+    char allow[64];
+    cr_assert_eq(match("POST", "/auth/login", &r, NULL, allow), RP_MATCH_OK);
+    cr_assert_str_eq(r->pattern, "/auth/login");
+    cr_assert(r->is_public);
+    cr_assert_eq(match("GET", "/", &r, NULL, allow), RP_MATCH_OK);
+    cr_assert_eq(r->component, RP_ROUTE_LOCAL);
+}
+
+Test(routes, parameters_are_extracted) {
+    const rp_api_route_t *r;
+    json_t *params = NULL;
+    char allow[64];
+    cr_assert_eq(match("PUT", "/auth/users/65f0a1b2c3d4e5f601234567/roles", &r, &params, allow), RP_MATCH_OK);
+    cr_assert_str_eq(r->pattern, "/auth/users/{id}/roles");
+    cr_assert_str_eq(json_string_value(json_object_get(params, "id")), "65f0a1b2c3d4e5f601234567");
+    json_decref(params);
+}
+
+Test(routes, unknown_path_is_404) {
+    const rp_api_route_t *r;
+    char allow[64];
+    cr_assert_eq(match("GET", "/nope", &r, NULL, allow), RP_MATCH_NOT_FOUND);
+    cr_assert_eq(match("GET", "/auth/me/extra", &r, NULL, allow), RP_MATCH_NOT_FOUND);
+    cr_assert_eq(match("GET", "/auth//me", &r, NULL, allow), RP_MATCH_NOT_FOUND);
+    cr_assert_eq(match("GET", "/auth/me/", &r, NULL, allow), RP_MATCH_NOT_FOUND);
+    cr_assert_eq(match("GET", "", &r, NULL, allow), RP_MATCH_NOT_FOUND);
+    cr_assert_eq(match("GET", "auth/me", &r, NULL, allow), RP_MATCH_NOT_FOUND);
+    cr_assert_null(r);
+}
+
+Test(routes, wrong_method_is_405_with_allow) {
+    const rp_api_route_t *r;
+    char allow[64];
+    cr_assert_eq(match("GET", "/auth/login", &r, NULL, allow), RP_MATCH_BAD_METHOD);
+    cr_assert_str_eq(allow, "POST");
+    cr_assert_eq(match("DELETE", "/auth/users/abc/roles", &r, NULL, allow), RP_MATCH_BAD_METHOD);
+    cr_assert_str_eq(allow, "PUT");
+}
+
+Test(routes, literal_beats_parameter) {
+    /* every pattern in the table must win its own literal path over any parameterised sibling */
+    size_t n;
+    const rp_api_route_t *t = rp_routes_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        if (strchr(t[i].pattern, '{')) continue;
+        const rp_api_route_t *r;
+        char allow[64];
+        cr_assert_eq(match(t[i].method, t[i].pattern, &r, NULL, allow), RP_MATCH_OK, "%s", t[i].pattern);
+        cr_assert_str_eq(r->pattern, t[i].pattern);
+    }
+}
+
+Test(routes, role_rules) {
+    const rp_api_route_t *r;
+    char allow[64];
+    cr_assert_eq(match("GET", "/auth/users", &r, NULL, allow), RP_MATCH_OK);
+    cr_assert_not(rp_routes_allows(r, false, 0));
+    cr_assert_not(rp_routes_allows(r, true, RP_ROLE_USER));
+    cr_assert_not(rp_routes_allows(r, true, RP_ROLE_OPERATOR | RP_ROLE_AUDITOR | RP_ROLE_GAME_SERVER));
+    cr_assert(rp_routes_allows(r, true, RP_ROLE_ADMIN));
+    cr_assert(rp_routes_allows(r, true, RP_ROLE_USER | RP_ROLE_ADMIN));
+    cr_assert_eq(match("GET", "/auth/me", &r, NULL, allow), RP_MATCH_OK);
+    cr_assert_not(rp_routes_allows(r, false, 0));
+    cr_assert(rp_routes_allows(r, true, RP_ROLE_GAME_SERVER));
+    cr_assert_eq(match("POST", "/auth/register", &r, NULL, allow), RP_MATCH_OK);
+    cr_assert(rp_routes_allows(r, false, 0));
+}
+
+Test(routes, table_is_well_formed) {
+    size_t n;
+    const rp_api_route_t *t = rp_routes_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert(t[i].pattern[0] == '/', "%s", t[i].pattern);
+        for (size_t j = i + 1; j < n; j++)
+            cr_assert(strcmp(t[i].pattern, t[j].pattern) != 0 || strcmp(t[i].method, t[j].method) != 0,
+                      "duplicate route %s %s", t[i].method, t[i].pattern);
+        if (t[i].body != RP_BODY_NONE) cr_assert(strcmp(t[i].method, "GET") != 0);
+        if (t[i].is_public) cr_assert_eq(t[i].roles, 0u);
+    }
+}

@@ -1,0 +1,190 @@
+/* Tests lib/token.c: HS256 issue/verify and every forgery the JWT guard must refuse. */
+#include <criterion/criterion.h>
+#include <jwt.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "roles.h"
+#include "token.h"
+
+static const unsigned char secret[] = "0123456789abcdef0123456789abcdef-test-secret";
+#define SLEN (sizeof secret - 1)
+static const int64_t now = 1800000000;
+
+static rp_identity_t alice(void) {
+    rp_identity_t who = {.authenticated = true, .roles = RP_ROLE_USER | RP_ROLE_OPERATOR};
+    strcpy(who.id, "65f0a1b2c3d4e5f601234567");
+    strcpy(who.username, "alice");
+    return who;
+}
+
+static void setup(void) { cr_assert(sodium_init() >= 0); }
+TestSuite(token, .init = setup);
+
+/* Builds a token with libjwt directly, so the test controls the algorithm and claims. */
+static char *forge(jwt_alg_t alg, const unsigned char *key, size_t klen, bool with_exp, int64_t exp) {
+    jwt_t *j = NULL;
+    cr_assert_eq(jwt_new(&j), 0);
+    jwt_add_grant(j, "sub", "65f0a1b2c3d4e5f601234567");
+    jwt_add_grant(j, "username", "mallory");
+    jwt_add_grants_json(j, "{\"roles\":[\"ADMIN\"]}");
+    jwt_add_grant_int(j, "iat", (long)now);
+    if (with_exp) jwt_add_grant_int(j, "exp", (long)exp);
+    cr_assert_eq(jwt_set_alg(j, alg, alg == JWT_ALG_NONE ? NULL : key, alg == JWT_ALG_NONE ? 0 : (int)klen), 0);
+    char *s = jwt_encode_str(j);
+    jwt_free(j);
+    cr_assert_not_null(s);
+    return s;
+}
+
+static void expect_reject(const char *tok, const char *code) {
+    rp_identity_t who;
+    rp_err_t err;
+    cr_assert_not(rp_token_verify(secret, SLEN, tok, strlen(tok), now, &who, &err), "accepted %s", tok);
+    cr_assert_eq(err.status, 401);
+    cr_assert_str_eq(err.code, code);
+    cr_assert_not(who.authenticated);
+}
+
+Test(token, round_trip) {
+    rp_identity_t in = alice(), out;
+    rp_err_t err;
+    char *tok = rp_token_issue(secret, SLEN, &in, now, 900, &err);
+    cr_assert_not_null(tok);
+    cr_assert(rp_token_verify(secret, SLEN, tok, strlen(tok), now + 10, &out, &err), "%s", err.message);
+    cr_assert(out.authenticated);
+    cr_assert_str_eq(out.id, in.id);
+    cr_assert_str_eq(out.username, "alice");
+    cr_assert_eq(out.roles, RP_ROLE_USER | RP_ROLE_OPERATOR);
+    free(tok);
+}
+
+Test(token, issue_refuses_short_secret) {
+    rp_identity_t in = alice();
+    rp_err_t err;
+    cr_assert_null(rp_token_issue((const unsigned char *)"short", 5, &in, now, 900, &err));
+}
+
+Test(token, expired) {
+    rp_identity_t in = alice();
+    rp_err_t err;
+    char *tok = rp_token_issue(secret, SLEN, &in, now - 1000, 900, &err);
+    expect_reject(tok, "TOKEN_EXPIRED");
+    free(tok);
+}
+
+Test(token, expiry_is_exclusive) {
+    rp_identity_t in = alice();
+    rp_err_t err;
+    char *tok = rp_token_issue(secret, SLEN, &in, now - 900, 900, &err); /* exp == now */
+    expect_reject(tok, "TOKEN_EXPIRED");
+    free(tok);
+}
+
+Test(token, wrong_secret) {
+    static const unsigned char other[] = "another-secret-of-sufficient-length-000";
+    char *tok = forge(JWT_ALG_HS256, other, sizeof other - 1, true, now + 100);
+    expect_reject(tok, "INVALID_TOKEN");
+    free(tok);
+}
+
+Test(token, alg_none) {
+    char *tok = forge(JWT_ALG_NONE, NULL, 0, true, now + 100);
+    expect_reject(tok, "INVALID_TOKEN");
+    free(tok);
+}
+
+Test(token, alg_none_with_copied_signature) {
+    char *good = forge(JWT_ALG_HS256, secret, SLEN, true, now + 100);
+    char *none = forge(JWT_ALG_NONE, NULL, 0, true, now + 100);
+    char buf[2048];
+    const char *sig = strrchr(good, '.');
+    snprintf(buf, sizeof buf, "%.*s%s", (int)(strrchr(none, '.') - none), none, sig);
+    expect_reject(buf, "INVALID_TOKEN");
+    free(good);
+    free(none);
+}
+
+Test(token, hs384_with_same_secret) {
+    char *tok = forge(JWT_ALG_HS384, secret, SLEN, true, now + 100);
+    expect_reject(tok, "INVALID_TOKEN");
+    free(tok);
+}
+
+Test(token, hs512_with_same_secret) {
+    char *tok = forge(JWT_ALG_HS512, secret, SLEN, true, now + 100);
+    expect_reject(tok, "INVALID_TOKEN");
+    free(tok);
+}
+
+Test(token, missing_exp) {
+    char *tok = forge(JWT_ALG_HS256, secret, SLEN, false, 0);
+    expect_reject(tok, "INVALID_TOKEN");
+    free(tok);
+}
+
+Test(token, tampered_payload) {
+    rp_identity_t in = alice();
+    rp_err_t err;
+    char *tok = rp_token_issue(secret, SLEN, &in, now, 900, &err);
+    char *dot = strchr(tok, '.');
+    dot[5] = dot[5] == 'A' ? 'B' : 'A';
+    expect_reject(tok, "INVALID_TOKEN");
+    free(tok);
+}
+
+Test(token, garbage_and_bounds) {
+    expect_reject("", "INVALID_TOKEN");
+    expect_reject("abc", "INVALID_TOKEN");
+    expect_reject("a.b.c", "INVALID_TOKEN");
+    expect_reject("....", "INVALID_TOKEN");
+    char *big = malloc(RP_TOKEN_MAX_LEN + 2);
+    memset(big, 'a', RP_TOKEN_MAX_LEN + 1);
+    big[RP_TOKEN_MAX_LEN + 1] = '\0';
+    expect_reject(big, "INVALID_TOKEN");
+    free(big);
+}
+
+Test(token, embedded_nul_rejected) {
+    rp_identity_t who;
+    rp_err_t err;
+    cr_assert_not(rp_token_verify(secret, SLEN, "ab\0cd", 5, now, &who, &err));
+}
+
+Test(token, unknown_role_rejected) {
+    jwt_t *j = NULL;
+    jwt_new(&j);
+    jwt_add_grant(j, "sub", "65f0a1b2c3d4e5f601234567");
+    jwt_add_grant(j, "username", "x");
+    jwt_add_grants_json(j, "{\"roles\":[\"ROOT\"]}");
+    jwt_add_grant_int(j, "exp", (long)now + 100);
+    jwt_set_alg(j, JWT_ALG_HS256, secret, (int)SLEN);
+    char *tok = jwt_encode_str(j);
+    jwt_free(j);
+    expect_reject(tok, "INVALID_TOKEN");
+    free(tok);
+}
+
+Test(token, sub_must_be_object_id) {
+    jwt_t *j = NULL;
+    jwt_new(&j);
+    jwt_add_grant(j, "sub", "not-an-id");
+    jwt_add_grant(j, "username", "x");
+    jwt_add_grants_json(j, "{\"roles\":[\"USER\"]}");
+    jwt_add_grant_int(j, "exp", (long)now + 100);
+    jwt_set_alg(j, JWT_ALG_HS256, secret, (int)SLEN);
+    char *tok = jwt_encode_str(j);
+    jwt_free(j);
+    expect_reject(tok, "INVALID_TOKEN");
+    free(tok);
+}
+
+Test(token, verify_needs_a_real_secret) {
+    rp_identity_t in = alice(), out;
+    rp_err_t err;
+    char *tok = rp_token_issue(secret, SLEN, &in, now, 900, &err);
+    cr_assert_not(rp_token_verify(NULL, 0, tok, strlen(tok), now, &out, &err));
+    cr_assert_not(rp_token_verify(secret, 8, tok, strlen(tok), now, &out, &err));
+    free(tok);
+}
