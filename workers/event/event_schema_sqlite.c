@@ -1,0 +1,168 @@
+/* event_schema_sqlite.c - migrations of events.db (see event_schema_sqlite.h). Times are epoch
+ * milliseconds, ids 24-hex ObjectIds, JSON columns are checked with json_valid. */
+#include "event_schema_sqlite.h"
+
+#include <stddef.h>
+
+static const char v1[] =
+    /* operators' reward catalogue */
+    "CREATE TABLE reward_definitions ("
+    "  id TEXT PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  type TEXT NOT NULL CHECK (type IN ('CURRENCY','ITEM','BUFF','COUPON','POINT')),"
+    "  value TEXT NOT NULL CHECK (json_valid(value)),"
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  is_active INTEGER NOT NULL DEFAULT 1,"
+    "  referenced INTEGER NOT NULL DEFAULT 0," /* 1 once an event uses it: deactivate, never delete */
+    "  created_by TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);"
+
+    "CREATE TABLE events ("
+    "  id TEXT PRIMARY KEY,"
+    "  title TEXT NOT NULL,"
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  start_at INTEGER NOT NULL,"
+    "  end_at INTEGER NOT NULL CHECK (end_at > start_at),"
+    "  canceled_at INTEGER,"                     /* status = CANCELED when set, else from the clock */
+    "  conditions TEXT NOT NULL CHECK (json_valid(conditions)),"
+    "  condition_logic TEXT NOT NULL CHECK (condition_logic IN ('ALL','ANY')),"
+    "  claim_period TEXT NOT NULL CHECK (claim_period IN ('ONCE','DAILY','WEEKLY')),"
+    "  max_claims INTEGER CHECK (max_claims IS NULL OR max_claims >= 1),"
+    "  requires_approval INTEGER NOT NULL DEFAULT 0,"
+    "  day_offset_minutes INTEGER NOT NULL DEFAULT 540,"
+    "  created_by TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);"
+    "CREATE INDEX events_window ON events(start_at, end_at);"
+
+    /* an event's rewards; stock_left is decremented by grants with a guard, never below zero */
+    "CREATE TABLE event_rewards ("
+    "  event_id TEXT NOT NULL REFERENCES events(id),"
+    "  idx INTEGER NOT NULL,"
+    "  reward_definition_id TEXT NOT NULL REFERENCES reward_definitions(id),"
+    "  quantity INTEGER NOT NULL CHECK (quantity >= 1),"
+    "  stock INTEGER CHECK (stock IS NULL OR stock >= 0),"      /* NULL = unlimited */
+    "  stock_left INTEGER CHECK (stock_left IS NULL OR stock_left >= 0),"
+    "  custom_data TEXT CHECK (custom_data IS NULL OR json_valid(custom_data)),"
+    "  PRIMARY KEY (event_id, idx));"
+
+    /* operator activity: definitions, events, approvals */
+    "CREATE TABLE audit_logs ("
+    "  id TEXT PRIMARY KEY,"
+    "  actor_id TEXT,"
+    "  actor_username TEXT,"
+    "  action TEXT NOT NULL,"
+    "  target_type TEXT NOT NULL,"
+    "  target_id TEXT NOT NULL,"
+    "  before TEXT CHECK (before IS NULL OR json_valid(before)),"
+    "  after TEXT CHECK (after IS NULL OR json_valid(after)),"
+    "  at INTEGER NOT NULL);"
+    "CREATE INDEX audit_logs_target ON audit_logs(target_type, target_id);"
+
+    /* progress: each reported fact once per idempotency key, plus per-player aggregates */
+    "CREATE TABLE progress_facts ("
+    "  idempotency_key TEXT PRIMARY KEY,"
+    "  user_id TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  value TEXT CHECK (value IS NULL OR json_valid(value)),"
+    "  occurred_at INTEGER NOT NULL,"
+    "  reported_by TEXT,"
+    "  received_at INTEGER NOT NULL) WITHOUT ROWID;"
+    /* logins: one row per player and UTC day, a 1440-bit bitmap of the minutes with a login, so
+     * game days for any dayOffsetMinutes and any event window come from at most window+2 rows */
+    "CREATE TABLE progress_logins ("
+    "  user_id TEXT NOT NULL,"
+    "  utc_day INTEGER NOT NULL,"
+    "  minutes BLOB NOT NULL CHECK (length(minutes) = 180),"
+    "  PRIMARY KEY (user_id, utc_day)) WITHOUT ROWID;"
+    "CREATE TABLE progress_levels ("
+    "  user_id TEXT PRIMARY KEY,"
+    "  max_level INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE progress_quests ("
+    "  user_id TEXT NOT NULL,"
+    "  quest_id TEXT NOT NULL,"
+    "  completed_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (user_id, quest_id)) WITHOUT ROWID;"
+    "CREATE TABLE progress_invites ("
+    "  user_id TEXT NOT NULL,"
+    "  invitee_id TEXT NOT NULL,"
+    "  invited_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (user_id, invitee_id)) WITHOUT ROWID;"
+    "CREATE TABLE progress_counters ("
+    "  user_id TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  total INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (user_id, key)) WITHOUT ROWID;"
+
+    /* reward requests: at most one non-FAILED request per (user, event, period) through the
+     * partial unique index on active_key, which FAILED requests do not carry */
+    "CREATE TABLE reward_requests ("
+    "  id TEXT PRIMARY KEY,"
+    "  user_id TEXT NOT NULL,"
+    "  event_id TEXT NOT NULL,"
+    "  period_key TEXT NOT NULL,"
+    "  active_key TEXT,"
+    "  status TEXT NOT NULL CHECK (status IN ('PENDING','AWAITING_REVIEW','SUCCESS','FAILED','REVOKED')),"
+    "  claimed_rewards TEXT NOT NULL CHECK (json_valid(claimed_rewards)),"
+    "  requested_at INTEGER NOT NULL,"
+    "  processed_at INTEGER,"
+    "  processor_id TEXT,"
+    "  failure_reason TEXT,"
+    "  failure_details TEXT CHECK (failure_details IS NULL OR json_valid(failure_details)),"
+    "  notes TEXT,"
+    "  source TEXT NOT NULL DEFAULT 'CLAIM',"   /* CLAIM or BATCH */
+    "  batch_id TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  CHECK ((status = 'FAILED') = (active_key IS NULL)));"
+    "CREATE UNIQUE INDEX reward_requests_active ON reward_requests(active_key) WHERE active_key IS NOT NULL;"
+    "CREATE INDEX reward_requests_user ON reward_requests(user_id, id);"
+    "CREATE INDEX reward_requests_event ON reward_requests(event_id, id);"
+    "CREATE INDEX reward_requests_status ON reward_requests(status, id);"
+    "CREATE INDEX reward_requests_requested ON reward_requests(requested_at);"
+
+    /* append-only ledger: one row per reward paid (positive) or reversed (negative) */
+    "CREATE TABLE reward_ledger ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  request_id TEXT NOT NULL REFERENCES reward_requests(id),"
+    "  user_id TEXT NOT NULL,"
+    "  event_id TEXT NOT NULL,"
+    "  reward_idx INTEGER NOT NULL,"
+    "  reward_definition_id TEXT NOT NULL,"
+    "  quantity INTEGER NOT NULL,"
+    "  entry_type TEXT NOT NULL CHECK (entry_type IN ('GRANT','REVERSAL')),"
+    "  processor_id TEXT,"
+    "  at INTEGER NOT NULL);"
+    "CREATE INDEX reward_ledger_user ON reward_ledger(user_id, seq);"
+    "CREATE INDEX reward_ledger_event ON reward_ledger(event_id, seq);"
+    "CREATE TRIGGER reward_ledger_no_update BEFORE UPDATE ON reward_ledger"
+    "  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;"
+    "CREATE TRIGGER reward_ledger_no_delete BEFORE DELETE ON reward_ledger"
+    "  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;"
+
+    /* outbox: one message per SUCCESS (and per revocation), published later in commit order */
+    "CREATE TABLE outbox ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  message_id TEXT NOT NULL UNIQUE,"
+    "  routing_key TEXT NOT NULL,"
+    "  request_id TEXT NOT NULL,"
+    "  payload TEXT NOT NULL CHECK (json_valid(payload)),"
+    "  created_at INTEGER NOT NULL,"
+    "  published_at INTEGER);"
+    "CREATE INDEX outbox_pending ON outbox(seq) WHERE published_at IS NULL;"
+
+    /* Idempotency-Key of claims: the first response, replayed for the same key and body */
+    "CREATE TABLE idempotency_keys ("
+    "  user_id TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  request_hash TEXT NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  response TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (user_id, key)) WITHOUT ROWID;";
+
+const char *const rp_event_sqlite_migrations[] = {v1, NULL};

@@ -1,0 +1,101 @@
+/* reward_store.h - the reward worker's repository: reward requests, the grant transaction,
+ * decisions, the ledger, the outbox and claim idempotency keys. Backend-neutral: SQLite now,
+ * MongoDB later; a backend only stores and fetches, every rule lives in reward_service.c.
+ * A store is thread-safe.
+ *
+ * Requests travel as JSON documents in the API's shape: {id, userId, eventId, periodKey, status,
+ * claimedRewards: [{rewardIndex, rewardDefinitionId, name, type, value, quantity}], requestedAt,
+ * processedAt, processorId, failureReason, failureDetails, notes, source, batchId, createdAt,
+ * updatedAt}, times as ISO-8601 strings, absent values as null. */
+#ifndef RP_WORKERS_REWARD_STORE_H
+#define RP_WORKERS_REWARD_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef struct rp_reward_store rp_reward_store_t;
+
+/* One reward of a grant: which event reward row (stock) and how many. */
+typedef struct rp_grant_line {
+    int reward_index;
+    int64_t quantity;
+} rp_grant_line_t;
+
+typedef struct rp_grant_input {
+    json_t *request;             /* borrowed: the request document to insert (status SUCCESS or AWAITING_REVIEW) */
+    const char *active_key;      /* unique among non-FAILED requests */
+    const rp_grant_line_t *lines;
+    size_t nlines;
+    int64_t max_claims_per_user; /* 0 = unlimited: non-FAILED requests of this user for this event */
+    json_t *outbox_payload;      /* borrowed; written only when the request is SUCCESS */
+} rp_grant_input_t;
+
+typedef enum {
+    RP_GRANT_OK = 0,
+    RP_GRANT_DUPLICATE,      /* a non-FAILED request holds the active key: *existing is set */
+    RP_GRANT_OUT_OF_STOCK,   /* a limited stock could not cover a line: nothing written */
+    RP_GRANT_LIMIT_REACHED,  /* max_claims_per_user reached: nothing written */
+} rp_grant_outcome_t;
+
+typedef enum {
+    RP_DECIDE_OK = 0,
+    RP_DECIDE_NOT_FOUND,
+    RP_DECIDE_WRONG_STATE,  /* the request is not in the expected state: *after holds it as it is */
+    RP_DECIDE_OUT_OF_STOCK, /* approval found a stock empty: the request was FAILED instead */
+} rp_decide_outcome_t;
+
+typedef struct rp_request_filter {
+    const char *user_id, *event_id, *status; /* NULL = any */
+    int64_t from_ms, to_ms;                   /* requestedAt in [from, to); 0 = open */
+    const char *cursor;                       /* id of the last item of the previous page, or NULL */
+    int limit;
+} rp_request_filter_t;
+
+typedef struct rp_reward_store_ops {
+    bool (*ping)(rp_reward_store_t *s, rp_err_t *err);
+    /* The grant: in ONE transaction insert the request, decrement every limited stock with a
+     * guard, append one ledger entry per line and one outbox message (SUCCESS only). */
+    bool (*grant)(rp_reward_store_t *s, const rp_grant_input_t *in, rp_grant_outcome_t *outcome, json_t **existing,
+                  rp_err_t *err);
+    /* Inserts a FAILED request (no active key) on its own. */
+    bool (*record_failed)(rp_reward_store_t *s, json_t *request, rp_err_t *err);
+    /* Moves request id from `from_status` to `to_status` in one transaction (compare-and-set),
+     * setting processedAt=now, processorId, notes, failureReason; when to_status is SUCCESS the
+     * lines' stocks are decremented (guarded) and ledger + outbox written (out of stock → the
+     * request becomes FAILED with failureReason OUT_OF_STOCK); when to_status is REVOKED,
+     * reversal ledger entries are appended, stocks returned and outbox_payload written; when
+     * to_status is FAILED the active key is released. *after receives the request document. */
+    bool (*transition)(rp_reward_store_t *s, const char *id, const char *from_status, const char *to_status,
+                       const char *processor_id, const char *notes, const char *failure_reason,
+                       const rp_grant_line_t *lines, size_t nlines, json_t *outbox_payload, int64_t now_ms,
+                       rp_decide_outcome_t *outcome, json_t **after, rp_err_t *err);
+    bool (*get_request)(rp_reward_store_t *s, const char *id, json_t **request, rp_err_t *err);
+    bool (*find_active)(rp_reward_store_t *s, const char *active_key, json_t **request, rp_err_t *err);
+    bool (*list_requests)(rp_reward_store_t *s, const rp_request_filter_t *f, json_t **items, bool *more, rp_err_t *err);
+    /* Ledger entries by seq ascending after `after_seq`, optional user/event filters. */
+    bool (*list_ledger)(rp_reward_store_t *s, const char *user_id, const char *event_id, int64_t after_seq, int limit,
+                        json_t **items, bool *more, rp_err_t *err);
+    /* Outbox messages by seq ascending after `after_seq` (the grants feed). */
+    bool (*list_outbox)(rp_reward_store_t *s, int64_t after_seq, int limit, json_t **items, bool *more, rp_err_t *err);
+    /* Claim idempotency: *found false when unknown; else the stored hash/status/response. */
+    bool (*idem_get)(rp_reward_store_t *s, const char *user_id, const char *key, bool *found, char hash[65],
+                     int *status, json_t **response, rp_err_t *err);
+    /* Stores the first response for (user, key); an existing entry is kept (first one wins). */
+    bool (*idem_put)(rp_reward_store_t *s, const char *user_id, const char *key, const char *hash, int status,
+                     const json_t *response, int64_t now_ms, rp_err_t *err);
+    void (*free)(rp_reward_store_t *s);
+} rp_reward_store_ops_t;
+
+struct rp_reward_store {
+    const rp_reward_store_ops_t *ops;
+};
+
+/* Opens the SQLite reward store on <dir>/events.db (the event store's file). Returns a new store
+ * (free with s->ops->free) or NULL with err. */
+rp_reward_store_t *rp_reward_store_sqlite_open(const char *dir, int max_conns, rp_err_t *err);
+
+#endif
