@@ -27,7 +27,8 @@ endif
 SRCS      := $(wildcard lib/*.c api/*.c workers/*/*.c)
 MAIN_SRCS := $(filter %_main.c,$(SRCS))
 LIB_SRCS  := $(filter-out %_main.c,$(SRCS))
-LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+SCHEMAS   := $(sort $(wildcard schemas/*.json))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/gen/schemas_embedded.o
 BINS      := $(patsubst %_main.c,$(BUILD)/bin/reward-%,$(notdir $(MAIN_SRCS)))
 TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -37,6 +38,14 @@ all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# every binary carries the JSON Schemas of schemas/, so nothing is read from disk at run time
+$(BUILD)/gen/schemas_embedded.c: $(SCHEMAS) schemas/embed.sh
+	@mkdir -p $(dir $@)
+	schemas/embed.sh $(SCHEMAS) > $@
+
+$(BUILD)/gen/schemas_embedded.o: $(BUILD)/gen/schemas_embedded.c
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/librp.a: $(LIB_OBJS)

@@ -4,6 +4,7 @@
 #include "gateway.h"
 
 #include <civetweb.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@
 #include "http_io.h"
 #include "log.h"
 #include "mem.h"
+#include "metrics.h"
+#include "ratelimit.h"
 #include "roles.h"
 #include "routes.h"
 #include "rpc.h"
@@ -29,6 +32,9 @@ struct rp_gateway {
     rp_body_validator_fn validate;
     void *validate_ud;
     bool components[RP_COMP_COUNT]; /* components some route sends to: checked by /health/ready */
+    rp_ratelimit_t *limit_all;      /* every routed request, per client address */
+    rp_ratelimit_t *limit_auth;     /* public auth routes (register, login, refresh): password hashing */
+    rp_metrics_t *metrics;
 };
 
 /* Per-request state, on the handler's stack. */
@@ -40,6 +46,7 @@ typedef struct req_ctx {
     rp_identity_t who;
     int status;
     bool close;
+    size_t route_index; /* position in the route table, (size_t)-1 when unmatched */
 } req_ctx_t;
 
 static void send_reply(req_ctx_t *rc, int status, json_t *body, int retry_after, const char *allow,
@@ -219,10 +226,32 @@ static void forward(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route
     rp_envelope_clear(&env);
 }
 
+static bool loopback(const char *addr) { return strcmp(addr, "127.0.0.1") == 0 || strcmp(addr, "::1") == 0; }
+
+/* GET /metrics: Prometheus text, for loopback scrapers or holders of METRICS_TOKEN. Anyone else
+ * gets the same 404 as any unknown path. */
+static bool handle_metrics(rp_gateway_t *gw, req_ctx_t *rc) {
+    const char *auth = mg_get_header(rc->conn, "Authorization");
+    const char *tok = gw->cfg->metrics_token;
+    bool token_ok = tok[0] && auth && strncasecmp(auth, "Bearer ", 7) == 0 && strlen(auth + 7) == strlen(tok) &&
+                    sodium_memcmp(auth + 7, tok, strlen(tok)) == 0;
+    if (strcmp(rc->ri->request_method, "GET") != 0 || !(loopback(rc->ri->remote_addr) || token_ok)) return false;
+    char *text = rp_metrics_render(gw->metrics);
+    size_t n = strlen(text);
+    mg_printf(rc->conn,
+              "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n"
+              "X-Request-Id: %s\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\r\n",
+              n, rc->request_id);
+    mg_write(rc->conn, text, n);
+    free(text);
+    rc->status = 200;
+    return true;
+}
+
 static int handle_request(struct mg_connection *conn, void *cbdata) {
     rp_gateway_t *gw = cbdata;
     int64_t t0 = rp_mono_us();
-    req_ctx_t rc = {.conn = conn, .ri = mg_get_request_info(conn)};
+    req_ctx_t rc = {.conn = conn, .ri = mg_get_request_info(conn), .route_index = (size_t)-1};
     const rp_api_route_t *route = NULL;
     json_t *params = NULL, *query = NULL, *body = NULL;
     char allow[64];
@@ -232,6 +261,7 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
     rc.route_name = path;
     size_t plen = strlen(path);
     size_t pfx = sizeof API_PREFIX - 1;
+    if (strcmp(path, "/metrics") == 0 && handle_metrics(gw, &rc)) goto done;
     if (plen < pfx || memcmp(path, API_PREFIX, pfx) != 0 || (plen > pfx && path[pfx] != '/')) {
         send_error(&rc, 404, "NOT_FOUND", "no such route", NULL);
         goto done;
@@ -250,6 +280,23 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
         break;
     }
     rc.route_name = route->pattern;
+    {
+        size_t nroutes;
+        rc.route_index = (size_t)(route - rp_routes_table(&nroutes));
+    }
+    if (route->component != RP_ROUTE_LOCAL) { /* health probes are never limited */
+        int retry = 0;
+        int64_t now_us = rp_mono_us();
+        bool auth_route = route->component == RP_COMP_AUTH && route->is_public;
+        if (!rp_ratelimit_take(gw->limit_all, rc.ri->remote_addr, now_us, &retry) ||
+            (auth_route && !rp_ratelimit_take(gw->limit_auth, rc.ri->remote_addr, now_us, &retry))) {
+            rp_reply_t rl;
+            rp_reply_init(&rl);
+            rp_reply_error(&rl, 429, "RATE_LIMITED", "too many requests from this address", NULL);
+            send_reply(&rc, 429, rl.body, retry, NULL, NULL);
+            goto done;
+        }
+    }
     if (!route->is_public && !authenticate(gw, &rc)) goto done;
     if (!rp_routes_allows(route, rc.who.authenticated, rc.who.roles)) {
         send_error(&rc, 403, "FORBIDDEN", "your roles do not allow this route", NULL);
@@ -273,8 +320,9 @@ done:
     json_decref(params);
     json_decref(query);
     json_decref(body);
-    rp_log_request(rc.request_id, rc.who.authenticated ? rc.who.id : NULL, method, rc.route_name, rc.status,
-                   (double)(rp_mono_us() - t0) / 1000.0);
+    double ms = (double)(rp_mono_us() - t0) / 1000.0;
+    rp_metrics_observe(gw->metrics, rc.route_index, rc.status ? rc.status : 500, ms);
+    rp_log_request(rc.request_id, rc.who.authenticated ? rc.who.id : NULL, method, rc.route_name, rc.status, ms);
     return rc.status ? rc.status : 500;
 }
 
@@ -291,8 +339,11 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
     gw->transport = t;
     gw->validate = validate;
     gw->validate_ud = validate_ud;
+    gw->limit_all = rp_ratelimit_new(cfg->rate_limit_rps, cfg->rate_limit_burst);
+    gw->limit_auth = rp_ratelimit_new(cfg->rate_limit_auth_rps, cfg->rate_limit_auth_burst);
     size_t n;
     const rp_api_route_t *routes = rp_routes_table(&n);
+    gw->metrics = rp_metrics_new(n);
     for (size_t i = 0; i < n; i++)
         if (routes[i].component >= 0) gw->components[routes[i].component] = true;
 
@@ -313,6 +364,9 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
     gw->ctx = mg_start2(&init, &edata);
     if (!gw->ctx) {
         rp_err_set(err, 500, "HTTP_START", "cannot listen on %s: %s", ports, etext[0] ? etext : "unknown error");
+        rp_ratelimit_free(gw->limit_all);
+        rp_ratelimit_free(gw->limit_auth);
+        rp_metrics_free(gw->metrics);
         free(gw);
         return NULL;
     }
@@ -324,5 +378,8 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
 void rp_gateway_stop(rp_gateway_t *gw) {
     if (!gw) return;
     mg_stop(gw->ctx);
+    rp_ratelimit_free(gw->limit_all);
+    rp_ratelimit_free(gw->limit_auth);
+    rp_metrics_free(gw->metrics);
     free(gw);
 }

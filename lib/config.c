@@ -107,7 +107,12 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
         !get_str(get, ud, "PASSWORD_HASH", "interactive", cfg->password_hash, sizeof cfg->password_hash, err) ||
         !get_int(get, ud, "PASSWORD_HASH_CONCURRENCY", 2, 1, 64, &cfg->password_hash_concurrency, err) ||
         !get_int(get, ud, "LOGIN_MAX_FAILURES", 5, 1, 1000, &cfg->login_max_failures, err) ||
-        !get_duration(get, ud, "LOGIN_LOCKOUT_WINDOW", "15m", &cfg->login_lockout_s, err))
+        !get_duration(get, ud, "LOGIN_LOCKOUT_WINDOW", "15m", &cfg->login_lockout_s, err) ||
+        !get_str(get, ud, "METRICS_TOKEN", "", cfg->metrics_token, sizeof cfg->metrics_token, err) ||
+        !get_int(get, ud, "RATE_LIMIT_RPS", 100, 0, 1000000, &cfg->rate_limit_rps, err) ||
+        !get_int(get, ud, "RATE_LIMIT_BURST", 200, 1, 10000000, &cfg->rate_limit_burst, err) ||
+        !get_int(get, ud, "RATE_LIMIT_AUTH_RPS", 5, 0, 1000000, &cfg->rate_limit_auth_rps, err) ||
+        !get_int(get, ud, "RATE_LIMIT_AUTH_BURST", 20, 1, 10000000, &cfg->rate_limit_auth_burst, err))
         return false;
     cfg->max_body_bytes = (size_t)body_bytes;
 

@@ -30,6 +30,11 @@ typedef struct rp_config {
     int http_threads;           /* HTTP_THREADS (civetweb workers), default 64 */
     size_t max_body_bytes;      /* MAX_BODY_BYTES, default 65536 */
     int log_level;              /* LOG_LEVEL as rp_log_level_t, default info */
+    char metrics_token[128];    /* METRICS_TOKEN: bearer token for /metrics from non-loopback clients */
+    int rate_limit_rps;         /* RATE_LIMIT_RPS per client address, 0 = off; default 100 */
+    int rate_limit_burst;       /* RATE_LIMIT_BURST, default 200 */
+    int rate_limit_auth_rps;    /* RATE_LIMIT_AUTH_RPS for register/login/refresh per address, 0 = off; default 5 */
+    int rate_limit_auth_burst;  /* RATE_LIMIT_AUTH_BURST, default 20 */
     char password_hash[16];     /* PASSWORD_HASH: interactive | moderate | min (min: tests only) */
     int password_hash_concurrency; /* PASSWORD_HASH_CONCURRENCY, default 2 */
     int login_max_failures;     /* LOGIN_MAX_FAILURES, default 5 */

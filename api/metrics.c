@@ -1,0 +1,116 @@
+/* metrics.c - atomic request counters and histograms (see metrics.h). */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mem.h"
+#include "routes.h"
+
+static const double bounds_ms[] = {1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
+#define NB (sizeof bounds_ms / sizeof bounds_ms[0])
+#define NCLASS 5 /* 1xx..5xx */
+
+typedef struct route_metrics {
+    atomic_ullong by_class[NCLASS];
+    atomic_ullong buckets[NB + 1];
+    atomic_ullong count;
+    atomic_ullong sum_us;
+} route_metrics_t;
+
+struct rp_metrics {
+    size_t n;
+    route_metrics_t *routes; /* n + 1 */
+};
+
+rp_metrics_t *rp_metrics_new(size_t nroutes) {
+    rp_metrics_t *m = rp_calloc(1, sizeof *m);
+    m->n = nroutes;
+    m->routes = rp_calloc(nroutes + 1, sizeof *m->routes);
+    return m;
+}
+
+void rp_metrics_free(rp_metrics_t *m) {
+    if (!m) return;
+    free(m->routes);
+    free(m);
+}
+
+void rp_metrics_observe(rp_metrics_t *m, size_t route_index, int status, double latency_ms) {
+    route_metrics_t *r = &m->routes[route_index < m->n ? route_index : m->n];
+    int cls = status / 100 - 1;
+    if (cls < 0 || cls >= NCLASS) cls = NCLASS - 1;
+    atomic_fetch_add(&r->by_class[cls], 1);
+    size_t b = 0;
+    while (b < NB && latency_ms > bounds_ms[b]) b++;
+    atomic_fetch_add(&r->buckets[b], 1);
+    atomic_fetch_add(&r->count, 1);
+    atomic_fetch_add(&r->sum_us, (unsigned long long)(latency_ms * 1000.0));
+}
+
+typedef struct buf {
+    char *p;
+    size_t len, cap;
+} buf_t;
+
+static void put(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(buf_t *b, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) return;
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        b->cap = b->cap * 2 + (size_t)n;
+        b->p = rp_realloc(b->p, b->cap);
+    }
+}
+
+char *rp_metrics_render(rp_metrics_t *m) {
+    size_t nroutes;
+    const rp_api_route_t *t = rp_routes_table(&nroutes);
+    buf_t b = {rp_malloc(4096), 0, 4096};
+    b.p[0] = '\0';
+    put(&b, "# HELP rp_http_requests_total HTTP requests by route and status class.\n"
+            "# TYPE rp_http_requests_total counter\n");
+    for (size_t i = 0; i <= m->n; i++) {
+        const char *method = i < m->n && i < nroutes ? t[i].method : "-";
+        const char *route = i < m->n && i < nroutes ? t[i].pattern : "unmatched";
+        for (int c = 0; c < NCLASS; c++) {
+            unsigned long long v = atomic_load(&m->routes[i].by_class[c]);
+            if (v)
+                put(&b, "rp_http_requests_total{method=\"%s\",route=\"%s\",status=\"%dxx\"} %llu\n", method, route,
+                    c + 1, v);
+        }
+    }
+    put(&b, "# HELP rp_http_request_duration_seconds Gateway latency by route.\n"
+            "# TYPE rp_http_request_duration_seconds histogram\n");
+    for (size_t i = 0; i <= m->n; i++) {
+        route_metrics_t *r = &m->routes[i];
+        unsigned long long count = atomic_load(&r->count);
+        if (!count) continue;
+        const char *method = i < m->n && i < nroutes ? t[i].method : "-";
+        const char *route = i < m->n && i < nroutes ? t[i].pattern : "unmatched";
+        unsigned long long cum = 0;
+        for (size_t k = 0; k <= NB; k++) {
+            cum += atomic_load(&r->buckets[k]);
+            if (k < NB)
+                put(&b, "rp_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"%g\"} %llu\n",
+                    method, route, bounds_ms[k] / 1000.0, cum);
+            else
+                put(&b, "rp_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} %llu\n",
+                    method, route, cum);
+        }
+        put(&b, "rp_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.6f\n", method, route,
+            (double)atomic_load(&r->sum_us) / 1e6);
+        put(&b, "rp_http_request_duration_seconds_count{method=\"%s\",route=\"%s\"} %llu\n", method, route, count);
+    }
+    return b.p;
+}

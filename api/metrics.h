@@ -1,0 +1,20 @@
+/* metrics.h - Prometheus counters and latency histograms of the gateway, per route and status;
+ * lock-free (atomic counters), safe from every HTTP thread. */
+#ifndef RP_API_METRICS_H
+#define RP_API_METRICS_H
+
+#include <stddef.h>
+
+typedef struct rp_metrics rp_metrics_t;
+
+/* Metrics for nroutes routes (index = position in the route table) plus one "unmatched" slot. */
+rp_metrics_t *rp_metrics_new(size_t nroutes);
+void rp_metrics_free(rp_metrics_t *m);
+
+/* Records one request; route_index >= nroutes (or (size_t)-1) means unmatched. */
+void rp_metrics_observe(rp_metrics_t *m, size_t route_index, int status, double latency_ms);
+
+/* Renders the Prometheus text exposition format; returns a malloc'd string (free()). */
+char *rp_metrics_render(rp_metrics_t *m);
+
+#endif

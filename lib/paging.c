@@ -1,0 +1,47 @@
+/* paging.c - list query parameters (see paging.h). */
+#include "paging.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ids.h"
+#include "timeutil.h"
+
+bool rp_paging_parse(const rp_envelope_t *env, int *limit, const char **cursor, rp_err_t *err) {
+    const char *l = rp_envelope_query(env, "limit");
+    *limit = RP_PAGE_DEFAULT;
+    *cursor = NULL;
+    if (l) {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(l, &end, 10);
+        if (!*l || errno || *end || v < 1 || v > RP_PAGE_MAX) {
+            rp_err_set(err, 400, "VALIDATION_FAILED", "limit must be an integer from 1 to %d", RP_PAGE_MAX);
+            return false;
+        }
+        *limit = (int)v;
+    }
+    return rp_query_oid(env, "cursor", cursor, err);
+}
+
+bool rp_query_time(const rp_envelope_t *env, const char *name, int64_t *ms, rp_err_t *err) {
+    const char *v = rp_envelope_query(env, name);
+    *ms = 0;
+    if (v && !rp_time_parse_iso(v, strlen(v), ms)) {
+        rp_err_set(err, 400, "VALIDATION_FAILED", "%s must be an ISO-8601 date-time", name);
+        return false;
+    }
+    return true;
+}
+
+bool rp_query_oid(const rp_envelope_t *env, const char *name, const char **out, rp_err_t *err) {
+    const char *v = rp_envelope_query(env, name);
+    *out = NULL;
+    if (v && !rp_oid_valid(v, strlen(v))) {
+        rp_err_set(err, 400, "VALIDATION_FAILED", "%s must be a 24-character hex id", name);
+        return false;
+    }
+    *out = v;
+    return true;
+}

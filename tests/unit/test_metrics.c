@@ -1,0 +1,38 @@
+/* Tests api/metrics.c: counters by status class and cumulative histogram buckets. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.h"
+#include "routes.h"
+
+Test(metrics, renders_counters_and_histograms) {
+    size_t n;
+    const rp_api_route_t *t = rp_routes_table(&n);
+    rp_metrics_t *m = rp_metrics_new(n);
+    rp_metrics_observe(m, 0, 200, 0.5);
+    rp_metrics_observe(m, 0, 200, 30.0);
+    rp_metrics_observe(m, 0, 503, 7000.0);
+    rp_metrics_observe(m, (size_t)-1, 404, 0.1);
+    char *text = rp_metrics_render(m);
+    char line[256];
+    snprintf(line, sizeof line, "rp_http_requests_total{method=\"%s\",route=\"%s\",status=\"2xx\"} 2\n", t[0].method,
+             t[0].pattern);
+    cr_assert(strstr(text, line), "%s", text);
+    snprintf(line, sizeof line, "rp_http_requests_total{method=\"%s\",route=\"%s\",status=\"5xx\"} 1\n", t[0].method,
+             t[0].pattern);
+    cr_assert(strstr(text, line));
+    cr_assert(strstr(text, "route=\"unmatched\",status=\"4xx\"} 1\n"));
+    /* cumulative: 1 request <= 1 ms, 2 <= 50 ms, all 3 in +Inf */
+    snprintf(line, sizeof line, "rp_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"0.001\"} 1\n",
+             t[0].method, t[0].pattern);
+    cr_assert(strstr(text, line), "%s", text);
+    snprintf(line, sizeof line, "rp_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"0.05\"} 2\n",
+             t[0].method, t[0].pattern);
+    cr_assert(strstr(text, line), "%s", text);
+    snprintf(line, sizeof line, "rp_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} 3\n",
+             t[0].method, t[0].pattern);
+    cr_assert(strstr(text, line));
+    free(text);
+    rp_metrics_free(m);
+}
