@@ -27,7 +27,7 @@ int rp_log_level_parse(const char *s) {
 }
 
 static void emit(json_t *line) {
-    char *text = json_dumps(line, JSON_COMPACT);
+    char *text = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(6));
     if (text) {
         size_t n = strlen(text);
         text[n] = '\n';                     /* replaces the NUL; written with an explicit length */
@@ -70,6 +70,6 @@ void rp_log_request(const char *request_id, const char *user_id, const char *met
     json_t *r = json_string(route ? route : "");
     json_object_set_new(line, "route", r ? r : json_string("(invalid)"));
     json_object_set_new(line, "status", json_integer(status));
-    json_object_set_new(line, "latencyMs", json_real((double)(long long)(latency_ms * 1000.0) / 1000.0));
+    json_object_set_new(line, "latencyMs", json_real(latency_ms));
     emit(line);
 }

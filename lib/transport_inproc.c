@@ -174,15 +174,17 @@ done:
     return ok;
 }
 
+/* In process there is no broker to lose: the transport is ready until it stops. Whether each
+ * component answers is checked by the caller with a health RPC. */
 static bool inproc_ready(rp_transport_t *base, rp_err_t *err) {
     inproc_t *t = (inproc_t *)base;
     for (int i = 0; i < RP_COMP_COUNT; i++) {
         comp_t *c = &t->comps[i];
         pthread_mutex_lock(&c->mu);
-        bool up = c->serving && !c->stopping;
+        bool stopping = c->stopping;
         pthread_mutex_unlock(&c->mu);
-        if (!up) {
-            rp_err_set(err, 503, "UNAVAILABLE", "the %s worker is not running", rp_component_name((rp_component_t)i));
+        if (stopping) {
+            rp_err_set(err, 503, "UNAVAILABLE", "the platform is shutting down");
             return false;
         }
     }

@@ -39,6 +39,8 @@ Test(inproc, unserved_component_is_503) {
     size_t n;
     cr_assert_not(rp_transport_call(t, RP_COMP_EVENT, "x", 1, rp_now_ms() + 1000, &rep, &n, &err));
     cr_assert_eq(err.status, 503);
+    cr_assert(rp_transport_ready(t, &err));
+    rp_transport_stop(t);
     cr_assert_not(rp_transport_ready(t, &err));
     rp_transport_free(t);
 }

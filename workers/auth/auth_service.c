@@ -1,0 +1,523 @@
+/* auth_service.c - the auth worker's operations (see auth_service.h). Rules live here, above the
+ * repository: field validation, lockout, refresh-token rotation and family revocation, the
+ * last-admin rule. State is read-only after creation except through the thread-safe store and
+ * hasher. */
+#include "auth_service.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth_store.h"
+#include "ids.h"
+#include "log.h"
+#include "mem.h"
+#include "paging.h"
+#include "password.h"
+#include "roles.h"
+#include "timeutil.h"
+#include "token.h"
+
+struct rp_auth_worker {
+    const rp_config_t *cfg;
+    rp_auth_store_t *store;
+    rp_hasher_t *hasher;
+    unsigned char refresh_key[crypto_generichash_KEYBYTES];
+    int64_t (*now_ms)(void);
+    rp_service_t service;
+};
+
+#define REFRESH_BYTES 32
+
+/* ---- validation ---- */
+
+static void detail(json_t *details, const char *field, const char *reason) {
+    json_array_append_new(details, json_pack("{s:s, s:s}", "field", field, "reason", reason));
+}
+
+/* Checks that body is an object with exactly the allowed keys; extra keys become details. */
+static void only_fields(const json_t *body, const char *const *allowed, json_t *details) {
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)body, k, v) {
+        bool ok = false;
+        for (size_t i = 0; allowed[i]; i++) ok = ok || strcmp(allowed[i], k) == 0;
+        if (!ok) {
+            char ptr[96];
+            snprintf(ptr, sizeof ptr, "/%.80s", k);
+            detail(details, ptr, "unknown field");
+        }
+    }
+}
+
+/* Returns the string member or NULL, recording "is required" / "must be a string". */
+static const char *string_field(const json_t *body, const char *name, json_t *details) {
+    json_t *v = json_object_get(body, name);
+    char ptr[64];
+    snprintf(ptr, sizeof ptr, "/%s", name);
+    if (!v) {
+        detail(details, ptr, "is required");
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        detail(details, ptr, "must be a string");
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+static bool valid_username(const char *u) {
+    size_t n = strlen(u);
+    if (n < 3 || n > 32) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = u[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) return false;
+    }
+    return true;
+}
+
+static bool valid_email(const char *e) {
+    size_t n = strlen(e);
+    const char *at = strchr(e, '@');
+    if (n < 3 || n > 254 || !at || strchr(at + 1, '@') || at == e) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)e[i] <= 0x20 || e[i] == 0x7f) return false;
+    const char *dot = strrchr(at + 1, '.');
+    return dot && dot > at + 1 && dot[1] != '\0';
+}
+
+static bool reject_invalid(rp_reply_t *rep, json_t *details) {
+    if (json_array_size(details) == 0) {
+        json_decref(details);
+        return false;
+    }
+    rp_reply_error(rep, 400, "VALIDATION_FAILED", "the request body is invalid", details);
+    return true;
+}
+
+static bool need_body(const rp_envelope_t *env, rp_reply_t *rep) {
+    if (json_is_object(env->body)) return true;
+    rp_reply_error(rep, 400, "INVALID_JSON", "a JSON object body is required", NULL);
+    return false;
+}
+
+/* ---- rendering ---- */
+
+static json_t *account_json(const rp_account_t *a) {
+    char c[RP_ISO_LEN], u[RP_ISO_LEN];
+    rp_time_iso(a->created_at, c);
+    rp_time_iso(a->updated_at, u);
+    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:s}", "id", a->id, "username", a->username, "email", a->email,
+                     "roles", rp_roles_to_json(a->roles), "createdAt", c, "updatedAt", u);
+}
+
+/* ---- tokens ---- */
+
+static void hash_refresh(const rp_auth_worker_t *w, const char *token, size_t len, char out[65]) {
+    unsigned char d[32];
+    crypto_generichash(d, sizeof d, (const unsigned char *)token, len, w->refresh_key, sizeof w->refresh_key);
+    sodium_bin2hex(out, 65, d, sizeof d);
+}
+
+/* Issues an access token and a fresh refresh token (new family, or `family` when rotating) and
+ * builds the login response. When rotating, old_id is compare-and-set to used first. */
+static void issue_tokens(rp_auth_worker_t *w, const rp_account_t *a, const char *family, const char *old_id,
+                         rp_reply_t *rep) {
+    rp_err_t err;
+    rp_identity_t who = {.authenticated = true, .roles = a->roles};
+    unsigned char raw[REFRESH_BYTES];
+    char refresh[sodium_base64_ENCODED_LEN(REFRESH_BYTES, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+    rp_refresh_token_t t;
+    int64_t now = w->now_ms();
+    memset(&t, 0, sizeof t);
+    memcpy(who.id, a->id, sizeof who.id);
+    snprintf(who.username, sizeof who.username, "%s", a->username);
+    char *access = rp_token_issue(w->cfg->jwt_secret, w->cfg->jwt_secret_len, &who, now / 1000, w->cfg->jwt_expires_s,
+                                  &err);
+    if (!access) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2base64(refresh, sizeof refresh, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof raw);
+    rp_oid_new(t.id);
+    memcpy(t.user_id, a->id, sizeof t.user_id);
+    if (family) snprintf(t.family_id, sizeof t.family_id, "%s", family);
+    else memcpy(t.family_id, t.id, sizeof t.family_id);
+    hash_refresh(w, refresh, strlen(refresh), t.token_hash);
+    t.created_at = now;
+    t.expires_at = now + w->cfg->refresh_expires_s * 1000;
+    bool rotated = true;
+    bool stored = old_id ? w->store->ops->rotate_refresh(w->store, old_id, now, &t, &rotated, &err)
+                         : w->store->ops->insert_refresh(w->store, &t, &err);
+    if (!stored) {
+        rp_reply_from_err(rep, &err);
+    } else if (!rotated) {
+        /* lost a race with another use of the same token: that is reuse */
+        w->store->ops->revoke_family(w->store, family, now, NULL);
+        rp_log(RP_LOG_WARN, "auth", "refresh token reused concurrently; family %s revoked", family);
+        rp_reply_error(rep, 401, "REFRESH_TOKEN_REUSED", "this refresh token was already used; sign in again", NULL);
+    } else {
+        rp_reply_set(rep, 200,
+                     json_pack("{s:s, s:s, s:s, s:I, s:{s:s, s:s, s:o}}", "accessToken", access, "refreshToken",
+                               refresh, "tokenType", "Bearer", "expiresIn", (json_int_t)w->cfg->jwt_expires_s, "user",
+                               "id", a->id, "username", a->username, "roles", rp_roles_to_json(a->roles)));
+    }
+    sodium_memzero(refresh, sizeof refresh);
+    free(access);
+}
+
+/* ---- operations ---- */
+
+static void op_health(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_auth_worker_t *w = ctx;
+    rp_err_t err;
+    (void)env;
+    if (w->store->ops->ping(w->store, &err))
+        rp_reply_set(rep, 200, json_pack("{s:s}", "status", "ok"));
+    else
+        rp_reply_error(rep, 503, "STORE_UNAVAILABLE", err.message, NULL);
+}
+
+static void op_register(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    static const char *const allowed[] = {"username", "email", "password", NULL};
+    rp_auth_worker_t *w = ctx;
+    rp_err_t err;
+    if (!need_body(env, rep)) return;
+    json_t *details = json_array();
+    only_fields(env->body, allowed, details);
+    const char *username = string_field(env->body, "username", details);
+    const char *email = string_field(env->body, "email", details);
+    const char *password = string_field(env->body, "password", details);
+    if (username && !valid_username(username))
+        detail(details, "/username", "must be 3 to 32 characters of letters, digits and underscore");
+    if (email && !valid_email(email)) detail(details, "/email", "must be a valid email address");
+    size_t pwlen = password ? json_string_length(json_object_get(env->body, "password")) : 0;
+    if (password && (pwlen < 8 || pwlen > 128)) detail(details, "/password", "must be 8 to 128 bytes");
+    if (reject_invalid(rep, details)) return;
+
+    rp_account_t a;
+    memset(&a, 0, sizeof a);
+    rp_oid_new(a.id);
+    snprintf(a.username, sizeof a.username, "%s", username);
+    snprintf(a.email, sizeof a.email, "%s", email);
+    a.roles = RP_ROLE_USER;
+    a.created_at = a.updated_at = w->now_ms();
+    if (!rp_hasher_hash(w->hasher, password, pwlen, a.password_hash, &err) ||
+        !w->store->ops->create_user(w->store, &a, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    json_t *out = account_json(&a);
+    json_object_del(out, "updatedAt");
+    rp_reply_set(rep, 201, out);
+}
+
+static void op_login(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    static const char *const allowed[] = {"username", "password", NULL};
+    rp_auth_worker_t *w = ctx;
+    rp_err_t err;
+    rp_account_t a;
+    bool found = false;
+    if (!need_body(env, rep)) return;
+    json_t *details = json_array();
+    only_fields(env->body, allowed, details);
+    const char *login = string_field(env->body, "username", details);
+    const char *password = string_field(env->body, "password", details);
+    if (reject_invalid(rep, details)) return;
+    size_t pwlen = json_string_length(json_object_get(env->body, "password"));
+    if (strlen(login) > 254 || pwlen > 1024) {
+        rp_reply_error(rep, 401, "INVALID_CREDENTIALS", "wrong username or password", NULL);
+        return;
+    }
+    if (!w->store->ops->find_by_login(w->store, login, strchr(login, '@') != NULL, &a, &found, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (!found) {
+        rp_hasher_verify_dummy(w->hasher, password, pwlen);
+        rp_reply_error(rep, 401, "INVALID_CREDENTIALS", "wrong username or password", NULL);
+        return;
+    }
+    int64_t now = w->now_ms(), window = w->cfg->login_lockout_s * 1000, count, nth_at;
+    if (!w->store->ops->failures(w->store, a.id, now - window, w->cfg->login_max_failures, &count, &nth_at, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (count >= w->cfg->login_max_failures) {
+        /* locked until the failure that reached the limit leaves the window */
+        int64_t wait_ms = nth_at + window - now;
+        rp_reply_error(rep, 429, "ACCOUNT_LOCKED", "too many failed logins; try again later", NULL);
+        rep->retry_after_s = wait_ms > 0 ? (int)((wait_ms + 999) / 1000) : 1;
+        return;
+    }
+    if (!rp_hasher_verify(w->hasher, a.password_hash, password, pwlen)) {
+        if (!w->store->ops->add_failure(w->store, a.id, now, now - window, &err)) {
+            rp_reply_from_err(rep, &err);
+            return;
+        }
+        if (count + 1 >= w->cfg->login_max_failures)
+            rp_log(RP_LOG_WARN, "auth", "account %s locked after %d failed logins", a.id, w->cfg->login_max_failures);
+        rp_reply_error(rep, 401, "INVALID_CREDENTIALS", "wrong username or password", NULL);
+        return;
+    }
+    if (count > 0) w->store->ops->clear_failures(w->store, a.id, NULL);
+    if (rp_hasher_needs_rehash(w->hasher, a.password_hash))
+        rp_log(RP_LOG_INFO, "auth", "password hash of %s uses other parameters than PASSWORD_HASH", a.id);
+    issue_tokens(w, &a, NULL, NULL, rep);
+}
+
+/* Reads {refreshToken}; false when a reply was set. */
+static bool refresh_body(const rp_envelope_t *env, rp_reply_t *rep, const char **token, size_t *len) {
+    static const char *const allowed[] = {"refreshToken", NULL};
+    if (!need_body(env, rep)) return false;
+    json_t *details = json_array();
+    only_fields(env->body, allowed, details);
+    *token = string_field(env->body, "refreshToken", details);
+    if (reject_invalid(rep, details)) return false;
+    *len = json_string_length(json_object_get(env->body, "refreshToken"));
+    return true;
+}
+
+static void op_refresh(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_auth_worker_t *w = ctx;
+    rp_err_t err;
+    const char *token;
+    size_t len;
+    char hash[65];
+    rp_refresh_token_t t;
+    rp_account_t a;
+    bool found = false;
+    if (!refresh_body(env, rep, &token, &len)) return;
+    hash_refresh(w, token, len, hash);
+    if (!w->store->ops->find_refresh(w->store, hash, &t, &found, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    int64_t now = w->now_ms();
+    if (!found || t.expires_at <= now) {
+        rp_reply_error(rep, 401, "INVALID_REFRESH_TOKEN", "the refresh token is unknown or expired", NULL);
+        return;
+    }
+    if (t.used_at || t.revoked_at) {
+        /* a dead token came back: assume it was stolen and end every session of its family */
+        w->store->ops->revoke_family(w->store, t.family_id, now, NULL);
+        rp_log(RP_LOG_WARN, "auth", "reuse of a rotated refresh token for user %s; family %s revoked", t.user_id,
+               t.family_id);
+        rp_reply_error(rep, 401, "REFRESH_TOKEN_REUSED", "this refresh token was already used; sign in again", NULL);
+        return;
+    }
+    if (!w->store->ops->find_by_id(w->store, t.user_id, &a, &found, &err) || !found) {
+        if (found) rp_reply_from_err(rep, &err);
+        else rp_reply_error(rep, 401, "INVALID_REFRESH_TOKEN", "the account no longer exists", NULL);
+        return;
+    }
+    issue_tokens(w, &a, t.family_id, t.id, rep);
+}
+
+static void op_logout(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_auth_worker_t *w = ctx;
+    rp_err_t err;
+    const char *token;
+    size_t len;
+    char hash[65];
+    rp_refresh_token_t t;
+    bool found = false;
+    if (!env->caller.authenticated) {
+        rp_reply_error(rep, 401, "UNAUTHORIZED", "a bearer token is required", NULL);
+        return;
+    }
+    if (!refresh_body(env, rep, &token, &len)) return;
+    hash_refresh(w, token, len, hash);
+    if (!w->store->ops->find_refresh(w->store, hash, &t, &found, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    /* someone else's or an unknown token: answer the same, change nothing */
+    if (found && strcmp(t.user_id, env->caller.id) == 0 &&
+        !w->store->ops->revoke_family(w->store, t.family_id, w->now_ms(), &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    rp_reply_set(rep, 200, json_pack("{s:s}", "status", "logged_out"));
+}
+
+static void op_me(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_auth_worker_t *w = ctx;
+    rp_err_t err;
+    rp_account_t a;
+    bool found = false;
+    if (!env->caller.authenticated) {
+        rp_reply_error(rep, 401, "UNAUTHORIZED", "a bearer token is required", NULL);
+        return;
+    }
+    if (!w->store->ops->find_by_id(w->store, env->caller.id, &a, &found, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (!found) {
+        rp_reply_error(rep, 404, "USER_NOT_FOUND", "the account no longer exists", NULL);
+        return;
+    }
+    rp_reply_set(rep, 200, account_json(&a));
+}
+
+static bool is_admin(const rp_envelope_t *env, rp_reply_t *rep) {
+    if (env->caller.authenticated && (env->caller.roles & RP_ROLE_ADMIN)) return true;
+    rp_reply_error(rep, 403, "FORBIDDEN", "administrators only", NULL);
+    return false;
+}
+
+static void op_list_users(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_auth_worker_t *w = ctx;
+    rp_err_t err;
+    int limit;
+    const char *cursor;
+    rp_account_t *items = NULL;
+    size_t n = 0;
+    bool more = false;
+    if (!is_admin(env, rep)) return;
+    if (!rp_paging_parse(env, &limit, &cursor, &err) ||
+        !w->store->ops->list_users(w->store, cursor, limit, &items, &n, &more, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(arr, account_json(&items[i]));
+    json_t *next = more && n > 0 ? json_string(items[n - 1].id) : json_null();
+    free(items);
+    rp_reply_set(rep, 200, json_pack("{s:o, s:o}", "items", arr, "nextCursor", next));
+}
+
+static void op_set_roles(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    static const char *const allowed[] = {"roles", NULL};
+    rp_auth_worker_t *w = ctx;
+    rp_err_t err;
+    rp_account_t a;
+    bool found = false;
+    unsigned roles = 0;
+    if (!is_admin(env, rep)) return;
+    const char *id = rp_envelope_param(env, "id");
+    if (!id || !rp_oid_valid(id, strlen(id))) {
+        rp_reply_error(rep, 404, "USER_NOT_FOUND", "no such account", NULL);
+        return;
+    }
+    if (!need_body(env, rep)) return;
+    json_t *details = json_array();
+    only_fields(env->body, allowed, details);
+    if (!rp_roles_from_json(json_object_get(env->body, "roles"), &roles, &err)) detail(details, "/roles", err.message);
+    if (reject_invalid(rep, details)) return;
+    if (!w->store->ops->find_by_id(w->store, id, &a, &found, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (!found) {
+        rp_reply_error(rep, 404, "USER_NOT_FOUND", "no such account", NULL);
+        return;
+    }
+    if ((a.roles & RP_ROLE_ADMIN) && !(roles & RP_ROLE_ADMIN)) {
+        int64_t admins = 0;
+        if (!w->store->ops->count_with_role(w->store, RP_ROLE_ADMIN, &admins, &err)) {
+            rp_reply_from_err(rep, &err);
+            return;
+        }
+        if (admins <= 1) {
+            rp_reply_error(rep, 409, "LAST_ADMIN", "the last administrator cannot lose the ADMIN role", NULL);
+            return;
+        }
+    }
+    json_t *before = rp_roles_to_json(a.roles), *after = rp_roles_to_json(roles);
+    rp_audit_entry_t audit = {env->caller.id, env->caller.username, "user.roles.update", "user", a.id, before, after,
+                              w->now_ms()};
+    bool ok = w->store->ops->set_roles(w->store, a.id, roles, audit.at, &audit, &found, &err);
+    json_decref(before);
+    json_decref(after);
+    if (!ok || !found) {
+        if (!ok) rp_reply_from_err(rep, &err);
+        else rp_reply_error(rep, 404, "USER_NOT_FOUND", "no such account", NULL);
+        return;
+    }
+    rp_log(RP_LOG_INFO, "auth", "roles of %s changed by %s", a.id, env->caller.id);
+    a.roles = roles;
+    a.updated_at = audit.at;
+    rp_reply_set(rep, 200, account_json(&a));
+}
+
+static const rp_route_op_t ops[] = {
+    {"GET", "/_health", op_health},
+    {"POST", "/auth/register", op_register},
+    {"POST", "/auth/login", op_login},
+    {"POST", "/auth/refresh", op_refresh},
+    {"POST", "/auth/logout", op_logout},
+    {"GET", "/auth/me", op_me},
+    {"GET", "/auth/users", op_list_users},
+    {"PUT", "/auth/users/{id}/roles", op_set_roles},
+};
+
+static bool bootstrap_admin(rp_auth_worker_t *w, rp_err_t *err) {
+    rp_account_t a;
+    bool found = false;
+    if (!w->cfg->admin_username[0]) return true;
+    if (!valid_username(w->cfg->admin_username)) {
+        rp_err_set(err, 500, "CONFIG_INVALID", "ADMIN_USERNAME must be 3 to 32 letters, digits or underscores");
+        return false;
+    }
+    size_t pwlen = strlen(w->cfg->admin_password);
+    if (pwlen < 8 || pwlen > 128) {
+        rp_err_set(err, 500, "CONFIG_INVALID", "ADMIN_PASSWORD must be 8 to 128 bytes");
+        return false;
+    }
+    if (!w->store->ops->find_by_login(w->store, w->cfg->admin_username, false, &a, &found, err)) return false;
+    if (found) return true;
+    memset(&a, 0, sizeof a);
+    rp_oid_new(a.id);
+    snprintf(a.username, sizeof a.username, "%s", w->cfg->admin_username);
+    snprintf(a.email, sizeof a.email, "%s@admin.invalid", w->cfg->admin_username);
+    a.roles = RP_ROLE_USER | RP_ROLE_ADMIN;
+    a.created_at = a.updated_at = w->now_ms();
+    if (!rp_hasher_hash(w->hasher, w->cfg->admin_password, pwlen, a.password_hash, err)) return false;
+    if (!w->store->ops->create_user(w->store, &a, err)) {
+        /* another auth worker process created it first */
+        if (err && err->status == 409) return true;
+        return false;
+    }
+    rp_log(RP_LOG_INFO, "auth", "bootstrap administrator %s created", a.username);
+    return true;
+}
+
+rp_auth_worker_t *rp_auth_worker_new(const rp_config_t *cfg, rp_err_t *err) {
+    if (strcmp(cfg->store, "sqlite") != 0) {
+        rp_err_set(err, 500, "CONFIG_INVALID", "the auth worker has no %s store in this build", cfg->store);
+        return NULL;
+    }
+    rp_auth_worker_t *w = rp_calloc(1, sizeof *w);
+    w->cfg = cfg;
+    w->now_ms = rp_now_ms;
+    /* refresh tokens are stored as BLAKE2b keyed by a value derived from the JWT secret, so a
+     * copy of the database alone yields no usable token */
+    crypto_generichash(w->refresh_key, sizeof w->refresh_key, cfg->jwt_secret, cfg->jwt_secret_len,
+                       (const unsigned char *)"rp-refresh-token-pepper", 23);
+    w->hasher = rp_hasher_new(cfg->password_hash, cfg->password_hash_concurrency);
+    w->store = rp_auth_store_sqlite_open(cfg->sqlite_dir, cfg->worker_threads + 2, err);
+    w->service = (rp_service_t){"auth", ops, sizeof ops / sizeof ops[0], w};
+    if (!w->hasher || !w->store || !bootstrap_admin(w, err)) {
+        if (!w->hasher) rp_err_set(err, 500, "CONFIG_INVALID", "unknown PASSWORD_HASH");
+        rp_auth_worker_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+const rp_service_t *rp_auth_worker_service(rp_auth_worker_t *w) { return &w->service; }
+
+void rp_auth_worker_set_clock(rp_auth_worker_t *w, int64_t (*now_ms)(void)) { w->now_ms = now_ms; }
+
+void rp_auth_worker_free(rp_auth_worker_t *w) {
+    if (!w) return;
+    if (w->store) w->store->ops->free(w->store);
+    rp_hasher_free(w->hasher);
+    sodium_memzero(w->refresh_key, sizeof w->refresh_key);
+    free(w);
+}

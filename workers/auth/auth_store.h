@@ -1,0 +1,82 @@
+/* auth_store.h - the auth worker's repository: accounts, login failures, refresh tokens and the
+ * role audit log. Backend-neutral (SQLite now, MongoDB later): a backend only stores and
+ * fetches; lockout, rotation and role rules live in auth_service.c. Thread-safe. */
+#ifndef RP_WORKERS_AUTH_STORE_H
+#define RP_WORKERS_AUTH_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "ids.h"
+
+typedef struct rp_account {
+    char id[RP_OID_LEN];
+    char username[64];
+    char email[256];
+    char password_hash[160];
+    unsigned roles;
+    int64_t created_at, updated_at;
+} rp_account_t;
+
+typedef struct rp_refresh_token {
+    char id[RP_OID_LEN];
+    char user_id[RP_OID_LEN];
+    char family_id[RP_OID_LEN];
+    char token_hash[65]; /* hex of a keyed BLAKE2b-256 of the token; the token itself is never stored */
+    int64_t created_at, expires_at;
+    int64_t used_at, revoked_at; /* 0 = not yet */
+} rp_refresh_token_t;
+
+typedef struct rp_audit_entry {
+    const char *actor_id, *actor_username, *action, *target_type, *target_id;
+    json_t *before, *after; /* borrowed */
+    int64_t at;
+} rp_audit_entry_t;
+
+typedef struct rp_auth_store rp_auth_store_t;
+
+typedef struct rp_auth_store_ops {
+    bool (*ping)(rp_auth_store_t *s, rp_err_t *err);
+    /* Inserts a; usernames and emails are unique compared lower-cased: 409 USERNAME_TAKEN or
+     * EMAIL_TAKEN. */
+    bool (*create_user)(rp_auth_store_t *s, const rp_account_t *a, rp_err_t *err);
+    bool (*find_by_id)(rp_auth_store_t *s, const char *id, rp_account_t *out, bool *found, rp_err_t *err);
+    /* login is matched lower-cased against the username, or the email when by_email. */
+    bool (*find_by_login)(rp_auth_store_t *s, const char *login, bool by_email, rp_account_t *out, bool *found,
+                          rp_err_t *err);
+    /* Up to limit accounts with id > after (NULL = from the start) in id order; *out is malloc'd
+     * (free()), *more tells whether more follow. */
+    bool (*list_users)(rp_auth_store_t *s, const char *after, int limit, rp_account_t **out, size_t *n, bool *more,
+                       rp_err_t *err);
+    /* Sets roles and appends the audit entry in one transaction; *found false when no such id. */
+    bool (*set_roles)(rp_auth_store_t *s, const char *id, unsigned roles, int64_t now, const rp_audit_entry_t *audit,
+                      bool *found, rp_err_t *err);
+    bool (*count_with_role)(rp_auth_store_t *s, unsigned role, int64_t *count, rp_err_t *err);
+    /* Records a failed login at `at` and forgets failures older than `forget_before`. */
+    bool (*add_failure)(rp_auth_store_t *s, const char *user_id, int64_t at, int64_t forget_before, rp_err_t *err);
+    /* Counts failures after `since`; *nth_at = time of the n-th most recent of them (0 if fewer). */
+    bool (*failures)(rp_auth_store_t *s, const char *user_id, int64_t since, int n, int64_t *count, int64_t *nth_at,
+                     rp_err_t *err);
+    bool (*clear_failures)(rp_auth_store_t *s, const char *user_id, rp_err_t *err);
+    bool (*insert_refresh)(rp_auth_store_t *s, const rp_refresh_token_t *t, rp_err_t *err);
+    bool (*find_refresh)(rp_auth_store_t *s, const char *token_hash, rp_refresh_token_t *out, bool *found,
+                         rp_err_t *err);
+    /* Compare-and-set rotation: marks old_id used at now only if it is neither used nor revoked,
+     * and inserts next, atomically. *rotated false when old_id was already used or revoked. */
+    bool (*rotate_refresh)(rp_auth_store_t *s, const char *old_id, int64_t now, const rp_refresh_token_t *next,
+                           bool *rotated, rp_err_t *err);
+    bool (*revoke_family)(rp_auth_store_t *s, const char *family_id, int64_t now, rp_err_t *err);
+    void (*free)(rp_auth_store_t *s);
+} rp_auth_store_ops_t;
+
+struct rp_auth_store {
+    const rp_auth_store_ops_t *ops;
+};
+
+/* Opens (creating and migrating) <dir>/auth.db. Returns NULL with err on failure. */
+rp_auth_store_t *rp_auth_store_sqlite_open(const char *dir, int max_conns, rp_err_t *err);
+
+#endif
