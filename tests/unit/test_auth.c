@@ -1,0 +1,381 @@
+/* Tests workers/auth (auth_service.c, auth_store_sqlite.c, password.c) through the RPC handler,
+ * the way the api reaches them: serialized envelopes in, serialized replies out. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth/auth_service.h"
+#include "auth/password.h"
+#include "roles.h"
+#include "timeutil.h"
+
+typedef struct kv {
+    const char *k, *v;
+} kv_t;
+static kv_t env_vars[16];
+static char dir[64];
+static rp_config_t cfg;
+static rp_auth_worker_t *worker;
+static int64_t fake_now;
+static int64_t clock_fn(void) { return fake_now; }
+
+static const char *getter(const char *name, void *ud) {
+    (void)ud;
+    for (kv_t *p = env_vars; p->k; p++)
+        if (strcmp(p->k, name) == 0) return p->v;
+    return NULL;
+}
+
+static void start(void) {
+    rp_err_t err;
+    cr_assert(rp_config_load(&cfg, getter, NULL, &err), "%s", err.message);
+    worker = rp_auth_worker_new(&cfg, &err);
+    cr_assert_not_null(worker, "%s", err.message);
+    rp_auth_worker_set_clock(worker, clock_fn);
+}
+
+static void setup(void) {
+    cr_assert(sodium_init() >= 0);
+    snprintf(dir, sizeof dir, "/tmp/rp-auth-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    kv_t vars[] = {{"JWT_SECRET", "0123456789abcdef0123456789abcdef-unit"},
+                   {"SQLITE_DIR", dir},
+                   {"PASSWORD_HASH", "min"},
+                   {"ADMIN_USERNAME", "root_admin"},
+                   {"ADMIN_PASSWORD", "rootpassword"},
+                   {NULL, NULL}};
+    memcpy(env_vars, vars, sizeof vars);
+    fake_now = rp_now_ms();
+    start();
+}
+
+static void teardown(void) {
+    rp_auth_worker_free(worker);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(auth, .init = setup, .fini = teardown, .timeout = 30);
+
+/* Sends one operation through the service handler; returns the reply (clear it). */
+static rp_reply_t call(const char *method, const char *route, const char *body, const rp_identity_t *who,
+                       const char *param_id) {
+    rp_envelope_t env;
+    rp_reply_t rep;
+    rp_err_t err;
+    rp_envelope_init(&env);
+    snprintf(env.method, sizeof env.method, "%s", method);
+    snprintf(env.route, sizeof env.route, "%s", route);
+    snprintf(env.request_id, sizeof env.request_id, "test");
+    if (body) env.body = json_loads(body, 0, NULL);
+    if (who) env.caller = *who;
+    if (param_id) json_object_set_new(env.params, "id", json_string(param_id));
+    env.deadline_ms = rp_now_ms() + 10000;
+    size_t len, out_len;
+    char *req = rp_envelope_serialize(&env, &len);
+    char *out = rp_rpc_service_handler((void *)rp_auth_worker_service(worker), req, len, &out_len);
+    cr_assert(rp_reply_parse(&rep, out, out_len, &err));
+    cr_assert_null(strstr(out, "argon2"), "a reply leaked a password hash: %s", out);
+    free(req);
+    free(out);
+    rp_envelope_clear(&env);
+    return rep;
+}
+
+static const char *code_of(const rp_reply_t *r) {
+    return json_string_value(json_object_get(json_object_get(r->body, "error"), "code"));
+}
+
+static int status_of(const char *method, const char *route, const char *body, const rp_identity_t *who) {
+    rp_reply_t r = call(method, route, body, who, NULL);
+    int s = r.status;
+    rp_reply_clear(&r);
+    return s;
+}
+
+static rp_identity_t identity_from_login(const char *user, const char *pw, char *refresh, size_t cap) {
+    char body[256];
+    snprintf(body, sizeof body, "{\"username\":\"%s\",\"password\":\"%s\"}", user, pw);
+    rp_reply_t r = call("POST", "/auth/login", body, NULL, NULL);
+    cr_assert_eq(r.status, 200, "login %s: %d", user, r.status);
+    rp_identity_t who = {.authenticated = true};
+    json_t *u = json_object_get(r.body, "user");
+    snprintf(who.id, sizeof who.id, "%s", json_string_value(json_object_get(u, "id")));
+    snprintf(who.username, sizeof who.username, "%s", json_string_value(json_object_get(u, "username")));
+    cr_assert(rp_roles_from_json(json_object_get(u, "roles"), &who.roles, NULL));
+    if (refresh) snprintf(refresh, cap, "%s", json_string_value(json_object_get(r.body, "refreshToken")));
+    rp_reply_clear(&r);
+    return who;
+}
+
+static void register_user(const char *name, const char *email) {
+    char body[256];
+    snprintf(body, sizeof body, "{\"username\":\"%s\",\"email\":\"%s\",\"password\":\"password123\"}", name, email);
+    rp_reply_t r = call("POST", "/auth/register", body, NULL, NULL);
+    cr_assert_eq(r.status, 201, "register %s: %d %s", name, r.status, code_of(&r));
+    rp_reply_clear(&r);
+}
+
+Test(auth, register_and_duplicates_case_insensitive) {
+    rp_reply_t r = call("POST", "/auth/register", "{\"username\":\"Alice\",\"email\":\"Alice@Example.com\",\"password\":\"password123\"}", NULL, NULL);
+    cr_assert_eq(r.status, 201);
+    cr_assert_str_eq(json_string_value(json_object_get(r.body, "username")), "Alice");
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(r.body, "roles"), 0)), "USER");
+    cr_assert_eq(json_string_length(json_object_get(r.body, "id")), 24u);
+    rp_reply_clear(&r);
+    r = call("POST", "/auth/register", "{\"username\":\"ALICE\",\"email\":\"other@example.com\",\"password\":\"password123\"}", NULL, NULL);
+    cr_assert_eq(r.status, 409);
+    cr_assert_str_eq(code_of(&r), "USERNAME_TAKEN");
+    rp_reply_clear(&r);
+    r = call("POST", "/auth/register", "{\"username\":\"bob\",\"email\":\"alice@EXAMPLE.com\",\"password\":\"password123\"}", NULL, NULL);
+    cr_assert_eq(r.status, 409);
+    cr_assert_str_eq(code_of(&r), "EMAIL_TAKEN");
+    rp_reply_clear(&r);
+}
+
+Test(auth, register_rejects_each_invalid_field) {
+    rp_reply_t r = call("POST", "/auth/register",
+                        "{\"username\":\"a-b\",\"email\":\"nope\",\"password\":\"short\",\"role\":\"ADMIN\"}", NULL, NULL);
+    cr_assert_eq(r.status, 400);
+    cr_assert_str_eq(code_of(&r), "VALIDATION_FAILED");
+    json_t *d = json_object_get(json_object_get(r.body, "error"), "details");
+    cr_assert_eq(json_array_size(d), 4u);
+    const char *want[] = {"/role", "/username", "/email", "/password"};
+    for (size_t i = 0; i < 4; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < json_array_size(d); k++)
+            seen = seen || strcmp(json_string_value(json_object_get(json_array_get(d, k), "field")), want[i]) == 0;
+        cr_assert(seen, "no detail for %s", want[i]);
+    }
+    rp_reply_clear(&r);
+    cr_assert_eq(status_of("POST", "/auth/register", "{\"username\":7,\"email\":\"a@b.co\",\"password\":\"password123\"}", NULL), 400);
+    cr_assert_eq(status_of("POST", "/auth/register", "{\"email\":\"a@b.co\",\"password\":\"password123\"}", NULL), 400);
+    char big[300];
+    memset(big, 'p', 129);
+    big[129] = '\0';
+    char body[400];
+    snprintf(body, sizeof body, "{\"username\":\"longpw\",\"email\":\"l@b.co\",\"password\":\"%s\"}", big);
+    cr_assert_eq(status_of("POST", "/auth/register", body, NULL), 400);
+    /* nothing was written: the names are still free */
+    register_user("longpw", "l@b.co");
+}
+
+Test(auth, login_by_username_or_email_and_wrong_password) {
+    register_user("carol", "carol@example.com");
+    identity_from_login("carol", "password123", NULL, 0);
+    identity_from_login("CAROL@example.com", "password123", NULL, 0);
+    rp_reply_t r = call("POST", "/auth/login", "{\"username\":\"carol\",\"password\":\"wrong-password\"}", NULL, NULL);
+    cr_assert_eq(r.status, 401);
+    cr_assert_str_eq(code_of(&r), "INVALID_CREDENTIALS");
+    rp_reply_clear(&r);
+    r = call("POST", "/auth/login", "{\"username\":\"nobody\",\"password\":\"password123\"}", NULL, NULL);
+    cr_assert_eq(r.status, 401);
+    cr_assert_str_eq(code_of(&r), "INVALID_CREDENTIALS");
+    rp_reply_clear(&r);
+}
+
+Test(auth, lockout_after_five_failures_until_the_window_passes) {
+    register_user("dave", "dave@example.com");
+    for (int i = 0; i < 5; i++) {
+        fake_now += 1000;
+        cr_assert_eq(status_of("POST", "/auth/login", "{\"username\":\"dave\",\"password\":\"bad-password\"}", NULL), 401);
+    }
+    fake_now += 1000;
+    rp_reply_t r = call("POST", "/auth/login", "{\"username\":\"dave\",\"password\":\"password123\"}", NULL, NULL);
+    cr_assert_eq(r.status, 429);
+    cr_assert_str_eq(code_of(&r), "ACCOUNT_LOCKED");
+    /* failures at +1..+5 s, now +6 s: locked until the first of them is 15 minutes old */
+    cr_assert_eq(r.retry_after_s, 895);
+    rp_reply_clear(&r);
+    fake_now += 894 * 1000;
+    cr_assert_eq(status_of("POST", "/auth/login", "{\"username\":\"dave\",\"password\":\"password123\"}", NULL), 429);
+    fake_now += 2000;
+    identity_from_login("dave", "password123", NULL, 0);
+    /* a success clears the count: one new failure does not lock */
+    cr_assert_eq(status_of("POST", "/auth/login", "{\"username\":\"dave\",\"password\":\"bad-password\"}", NULL), 401);
+    identity_from_login("dave", "password123", NULL, 0);
+}
+
+Test(auth, refresh_rotates_and_reuse_revokes_the_family) {
+    char r1[128], body[256];
+    register_user("erin", "erin@example.com");
+    identity_from_login("erin", "password123", r1, sizeof r1);
+    snprintf(body, sizeof body, "{\"refreshToken\":\"%s\"}", r1);
+    rp_reply_t r = call("POST", "/auth/refresh", body, NULL, NULL);
+    cr_assert_eq(r.status, 200);
+    char r2[128];
+    snprintf(r2, sizeof r2, "%s", json_string_value(json_object_get(r.body, "refreshToken")));
+    cr_assert_str_neq(r1, r2);
+    cr_assert_not_null(json_object_get(r.body, "accessToken"));
+    rp_reply_clear(&r);
+    /* the old one comes back: 401 and the newest one dies with it */
+    r = call("POST", "/auth/refresh", body, NULL, NULL);
+    cr_assert_eq(r.status, 401);
+    cr_assert_str_eq(code_of(&r), "REFRESH_TOKEN_REUSED");
+    rp_reply_clear(&r);
+    snprintf(body, sizeof body, "{\"refreshToken\":\"%s\"}", r2);
+    cr_assert_eq(status_of("POST", "/auth/refresh", body, NULL), 401);
+    cr_assert_eq(status_of("POST", "/auth/refresh", "{\"refreshToken\":\"made-up\"}", NULL), 401);
+}
+
+Test(auth, refresh_expires) {
+    char r1[128], body[256];
+    register_user("frank", "frank@example.com");
+    identity_from_login("frank", "password123", r1, sizeof r1);
+    fake_now += cfg.refresh_expires_s * 1000 + 1;
+    snprintf(body, sizeof body, "{\"refreshToken\":\"%s\"}", r1);
+    rp_reply_t r = call("POST", "/auth/refresh", body, NULL, NULL);
+    cr_assert_eq(r.status, 401);
+    cr_assert_str_eq(code_of(&r), "INVALID_REFRESH_TOKEN");
+    rp_reply_clear(&r);
+}
+
+Test(auth, logout_revokes_only_own_tokens) {
+    char mine[128], theirs[128], body[256];
+    register_user("gina", "gina@example.com");
+    register_user("hank", "hank@example.com");
+    rp_identity_t gina = identity_from_login("gina", "password123", mine, sizeof mine);
+    identity_from_login("hank", "password123", theirs, sizeof theirs);
+    snprintf(body, sizeof body, "{\"refreshToken\":\"%s\"}", theirs);
+    cr_assert_eq(status_of("POST", "/auth/logout", body, &gina), 200);
+    cr_assert_eq(status_of("POST", "/auth/refresh", body, NULL), 200, "someone else's token must survive");
+    snprintf(body, sizeof body, "{\"refreshToken\":\"%s\"}", mine);
+    cr_assert_eq(status_of("POST", "/auth/logout", body, &gina), 200);
+    cr_assert_eq(status_of("POST", "/auth/refresh", body, NULL), 401);
+}
+
+Test(auth, me) {
+    register_user("ivy", "ivy@example.com");
+    rp_identity_t ivy = identity_from_login("ivy", "password123", NULL, 0);
+    rp_reply_t r = call("GET", "/auth/me", NULL, &ivy, NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(json_string_value(json_object_get(r.body, "email")), "ivy@example.com");
+    cr_assert_null(json_object_get(r.body, "password"));
+    cr_assert_null(json_object_get(r.body, "passwordHash"));
+    rp_reply_clear(&r);
+}
+
+Test(auth, admin_lists_users_in_pages) {
+    for (int i = 0; i < 5; i++) {
+        char n[16], e[32];
+        snprintf(n, sizeof n, "user%d", i);
+        snprintf(e, sizeof e, "u%d@example.com", i);
+        register_user(n, e);
+    }
+    rp_identity_t admin = identity_from_login("root_admin", "rootpassword", NULL, 0);
+    cr_assert(admin.roles & RP_ROLE_ADMIN);
+    rp_identity_t user = identity_from_login("user0", "password123", NULL, 0);
+    cr_assert_eq(status_of("GET", "/auth/users", NULL, &user), 403);
+    /* 6 accounts (admin + 5) in pages of 4 */
+    size_t seen = 0;
+    char cursor[32] = "";
+    for (int page = 0; page < 3; page++) {
+        rp_envelope_t env;
+        rp_reply_t rep;
+        rp_err_t err;
+        rp_envelope_init(&env);
+        strcpy(env.method, "GET");
+        strcpy(env.route, "/auth/users");
+        env.caller = admin;
+        env.deadline_ms = rp_now_ms() + 5000;
+        json_object_set_new(env.query, "limit", json_string("4"));
+        if (cursor[0]) json_object_set_new(env.query, "cursor", json_string(cursor));
+        size_t len, olen;
+        char *req = rp_envelope_serialize(&env, &len);
+        char *out = rp_rpc_service_handler((void *)rp_auth_worker_service(worker), req, len, &olen);
+        cr_assert(rp_reply_parse(&rep, out, olen, &err));
+        cr_assert_eq(rep.status, 200);
+        seen += json_array_size(json_object_get(rep.body, "items"));
+        json_t *next = json_object_get(rep.body, "nextCursor");
+        if (json_is_string(next)) snprintf(cursor, sizeof cursor, "%s", json_string_value(next));
+        else cursor[0] = '\0';
+        free(req);
+        free(out);
+        rp_reply_clear(&rep);
+        rp_envelope_clear(&env);
+        if (!cursor[0]) break;
+    }
+    cr_assert_eq(seen, 6u);
+}
+
+Test(auth, set_roles_audited_and_last_admin_kept) {
+    register_user("jack", "jack@example.com");
+    rp_identity_t admin = identity_from_login("root_admin", "rootpassword", NULL, 0);
+    rp_identity_t jack = identity_from_login("jack", "password123", NULL, 0);
+    rp_reply_t r = call("PUT", "/auth/users/{id}/roles", "{\"roles\":[\"USER\",\"GAME_SERVER\"]}", &admin, jack.id);
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(json_array_size(json_object_get(r.body, "roles")), 2u);
+    rp_reply_clear(&r);
+    jack = identity_from_login("jack", "password123", NULL, 0);
+    cr_assert_eq(jack.roles, RP_ROLE_USER | RP_ROLE_GAME_SERVER);
+    r = call("PUT", "/auth/users/{id}/roles", "{\"roles\":[\"ROOT\"]}", &admin, jack.id);
+    cr_assert_eq(r.status, 400);
+    rp_reply_clear(&r);
+    r = call("PUT", "/auth/users/{id}/roles", "{\"roles\":[\"USER\"]}", &admin, "65f0a1b2c3d4e5f601234567");
+    cr_assert_eq(r.status, 404);
+    rp_reply_clear(&r);
+    r = call("PUT", "/auth/users/{id}/roles", "{\"roles\":[\"USER\"]}", &jack, admin.id);
+    cr_assert_eq(r.status, 403);
+    rp_reply_clear(&r);
+    r = call("PUT", "/auth/users/{id}/roles", "{\"roles\":[\"USER\"]}", &admin, admin.id);
+    cr_assert_eq(r.status, 409);
+    cr_assert_str_eq(code_of(&r), "LAST_ADMIN");
+    rp_reply_clear(&r);
+    /* the audit row exists, with before and after */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "test \"$(sqlite3 %s/auth.db \"SELECT before || '>' || after FROM audit_logs WHERE target_id = '%s' AND "
+             "action = 'user.roles.update'\")\" = '[\"USER\"]>[\"USER\",\"GAME_SERVER\"]'",
+             dir, jack.id);
+    cr_assert_eq(system(cmd), 0, "audit entry missing or wrong");
+}
+
+Test(auth, bootstrap_admin_is_never_overwritten) {
+    rp_auth_worker_free(worker);
+    env_vars[4].v = "a-different-password";
+    start();
+    identity_from_login("root_admin", "rootpassword", NULL, 0);
+    cr_assert_eq(status_of("POST", "/auth/login", "{\"username\":\"root_admin\",\"password\":\"a-different-password\"}", NULL),
+                 401);
+}
+
+/* ---- password.c ---- */
+
+Test(password, hash_verify_and_rehash) {
+    rp_hasher_t *h = rp_hasher_new("min", 2);
+    char out[RP_HASH_LEN];
+    rp_err_t err;
+    cr_assert(rp_hasher_hash(h, "correct horse", 13, out, &err));
+    cr_assert(strncmp(out, "$argon2id$", 10) == 0);
+    cr_assert(rp_hasher_verify(h, out, "correct horse", 13));
+    cr_assert_not(rp_hasher_verify(h, out, "correct hors", 12));
+    cr_assert_not(rp_hasher_verify(h, "$argon2id$garbage", "correct horse", 13));
+    cr_assert_not(rp_hasher_needs_rehash(h, out));
+    rp_hasher_t *other = rp_hasher_new("interactive", 1);
+    cr_assert(rp_hasher_needs_rehash(other, out));
+    cr_assert_null(rp_hasher_new("none", 1));
+    rp_hasher_free(other);
+    rp_hasher_free(h);
+}
+
+static void *hash_many(void *p) {
+    rp_hasher_t *h = p;
+    char out[RP_HASH_LEN];
+    for (int i = 0; i < 5; i++) rp_hasher_hash(h, "pw-pw-pw-pw", 11, out, NULL);
+    return NULL;
+}
+
+Test(password, concurrency_is_bounded) {
+    rp_hasher_t *h = rp_hasher_new("min", 2);
+    pthread_t t[6];
+    for (int i = 0; i < 6; i++) pthread_create(&t[i], NULL, hash_many, h);
+    for (int i = 0; i < 6; i++) pthread_join(t[i], NULL);
+    cr_assert_leq(rp_hasher_peak(h), 2);
+    cr_assert_geq(rp_hasher_peak(h), 1);
+    rp_hasher_free(h);
+}
