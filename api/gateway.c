@@ -12,6 +12,7 @@
 
 #include "envelope.h"
 #include "http_io.h"
+#include "json_util.h"
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
@@ -173,6 +174,11 @@ static bool read_json_body(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t
         return false;
     }
     json_error_t je;
+    if (!rp_json_depth_ok(buf, (size_t)got, RP_JSON_MAX_DEPTH)) {
+        free(buf);
+        send_error(rc, 400, "INVALID_JSON", "the request body nests too deeply", NULL);
+        return false;
+    }
     json_t *doc = json_loadb(buf, (size_t)got, JSON_REJECT_DUPLICATES, &je);
     free(buf);
     if (!doc || !json_is_object(doc)) {

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "json_util.h"
 #include "roles.h"
 
 void rp_envelope_init(rp_envelope_t *env) {
@@ -57,7 +58,12 @@ bool rp_envelope_parse(rp_envelope_t *env, const char *buf, size_t len, rp_err_t
     json_error_t je;
     bool ok = false;
     rp_envelope_init(env);
-    json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+    /* the body is nested a few levels down inside the envelope */
+    json_t *o = NULL;
+    if (rp_json_depth_ok(buf, len, RP_JSON_MAX_DEPTH + 4))
+        o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+    else
+        snprintf(je.text, sizeof je.text, "too deeply nested");
     const char *method, *route, *rid, *ikey;
     size_t mlen, rlen, ridlen, iklen;
     json_int_t deadline = 0;

@@ -106,3 +106,22 @@ Test(reply, round_trip_and_errors) {
     cr_assert_eq(err.status, 502);
     cr_assert_not(rp_reply_parse(&b, "nope", 4, &err));
 }
+
+#include "json_util.h"
+
+Test(json_util, depth_guard) {
+    cr_assert(rp_json_depth_ok("{\"a\":[1,{\"b\":2}]}", 17, 3));
+    cr_assert_not(rp_json_depth_ok("{\"a\":[1,{\"b\":2}]}", 17, 2));
+    /* brackets inside strings do not count, escaped quotes do not end strings */
+    cr_assert(rp_json_depth_ok("[\"[[[[\\\"[[[[\"]", 14, 1));
+    char deep[10001];
+    memset(deep, '[', 5000);
+    memset(deep + 5000, ']', 5000);
+    deep[10000] = '\0';
+    cr_assert_not(rp_json_depth_ok(deep, 10000, RP_JSON_MAX_DEPTH));
+    /* an envelope around a deep body is refused, not parsed */
+    rp_envelope_t e;
+    rp_err_t err;
+    cr_assert_not(rp_envelope_parse(&e, deep, 10000, &err));
+    rp_envelope_clear(&e);
+}

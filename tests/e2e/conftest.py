@@ -1,0 +1,72 @@
+"""Fixtures of the black-box HTTP tests: one platform for the session, plus helpers."""
+import os
+import sys
+import uuid
+
+import pytest
+import requests
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from platform_proc import Platform  # noqa: E402
+
+
+class Client:
+    """A thin HTTP client bound to one platform."""
+
+    def __init__(self, platform):
+        self.p = platform
+        self.s = requests.Session()
+
+    def call(self, method, path, token=None, json=None, headers=None, data=None, params=None):
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = "Bearer " + token
+        return self.s.request(method, self.p.url(path), json=json, data=data, headers=h, params=params, timeout=30)
+
+    def get(self, path, token=None, **kw):
+        return self.call("GET", path, token=token, **kw)
+
+    def post(self, path, token=None, json=None, **kw):
+        return self.call("POST", path, token=token, json=json, **kw)
+
+    def register(self, prefix="u", password="password-123"):
+        name = "%s_%s" % (prefix, uuid.uuid4().hex[:12])
+        r = self.post("/auth/register", json={"username": name, "email": name + "@example.com", "password": password})
+        assert r.status_code == 201, r.text
+        return name, password, r.json()
+
+    def login(self, username, password):
+        r = self.post("/auth/login", json={"username": username, "password": password})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def user(self, prefix="u"):
+        """A fresh USER account: returns (token, login response)."""
+        name, pw, _ = self.register(prefix)
+        body = self.login(name, pw)
+        return body["accessToken"], body
+
+    def admin_token(self):
+        return self.login(*self.p.admin)["accessToken"]
+
+    def with_roles(self, roles, prefix="r"):
+        """A fresh account holding roles (set by the admin): returns (token, user id)."""
+        name, pw, acc = self.register(prefix)
+        r = self.call("PUT", "/auth/users/%s/roles" % acc["id"], token=self.admin_token(), json={"roles": roles})
+        assert r.status_code == 200, r.text
+        return self.login(name, pw)["accessToken"], acc["id"]
+
+
+@pytest.fixture(scope="session")
+def platform():
+    # auth routes are rate-limited per address; the suite comes from one address, so the auth
+    # limiter is off here and tested on its own platform in test_limits.py
+    p = Platform({"RATE_LIMIT_AUTH_RPS": "0", "RATE_LIMIT_RPS": "0"}).start()
+    yield p
+    code = p.stop()
+    assert code == 0, "platform exited with %s:\n%s" % (code, p.log_tail())
+
+
+@pytest.fixture
+def api(platform):
+    return Client(platform)
