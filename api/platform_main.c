@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 
 #include "auth/auth_service.h"
+#include "event/event_worker.h"
+#include "reward/reward_service.h"
 #include "config.h"
 #include "gateway.h"
 #include "log.h"
@@ -27,6 +29,8 @@ int main(void) {
     rp_err_t err;
     rp_transport_t *transport = NULL;
     rp_auth_worker_t *auth = NULL;
+    rp_event_worker_t *events = NULL;
+    rp_reward_worker_t *rewards = NULL;
     rp_gateway_t *gw = NULL;
     int rc = 1;
     sigset_t stop_signals;
@@ -67,6 +71,18 @@ int main(void) {
         rc = fail("auth worker", &err);
         goto done;
     }
+    events = rp_event_worker_new(&cfg, &err);
+    if (!events || !rp_transport_serve(transport, RP_COMP_EVENT, rp_rpc_service_handler,
+                                       (void *)rp_event_worker_service(events), cfg.worker_threads, &err)) {
+        rc = fail("event worker", &err);
+        goto done;
+    }
+    rewards = rp_reward_worker_new(&cfg, rp_event_worker_repo(events), &err);
+    if (!rewards || !rp_transport_serve(transport, RP_COMP_REWARD, rp_rpc_service_handler,
+                                        (void *)rp_reward_worker_service(rewards), cfg.worker_threads, &err)) {
+        rc = fail("reward worker", &err);
+        goto done;
+    }
     gw = rp_gateway_start(&cfg, transport, NULL, NULL, &err);
     if (!gw) {
         rc = fail("gateway", &err);
@@ -81,6 +97,8 @@ int main(void) {
 done:
     rp_gateway_stop(gw);
     rp_transport_stop(transport);
+    rp_reward_worker_free(rewards);
+    rp_event_worker_free(events);
     rp_auth_worker_free(auth);
     rp_transport_free(transport);
     mg_exit_library();

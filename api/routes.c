@@ -8,6 +8,10 @@
 
 #define ADMIN RP_ROLE_ADMIN
 #define ANY 0u
+#define STAFF (RP_ROLE_OPERATOR | RP_ROLE_ADMIN)
+#define READERS (RP_ROLE_OPERATOR | RP_ROLE_AUDITOR | RP_ROLE_ADMIN)
+#define AUDIT (RP_ROLE_AUDITOR | RP_ROLE_ADMIN)
+#define REPORTERS (RP_ROLE_GAME_SERVER | RP_ROLE_OPERATOR | RP_ROLE_ADMIN)
 
 /* method, pattern, component, public, roles, body, schema */
 static const rp_api_route_t table[] = {
@@ -22,6 +26,29 @@ static const rp_api_route_t table[] = {
     {"GET", "/auth/me", RP_COMP_AUTH, false, ANY, RP_BODY_NONE, NULL},
     {"GET", "/auth/users", RP_COMP_AUTH, false, ADMIN, RP_BODY_NONE, NULL},
     {"PUT", "/auth/users/{id}/roles", RP_COMP_AUTH, false, ADMIN, RP_BODY_REQUIRED, "auth.set-roles"},
+
+    {"POST", "/events/reward-definitions", RP_COMP_EVENT, false, STAFF, RP_BODY_REQUIRED, NULL},
+    {"GET", "/events/reward-definitions", RP_COMP_EVENT, false, READERS, RP_BODY_NONE, NULL},
+    {"GET", "/events/reward-definitions/{id}", RP_COMP_EVENT, false, READERS, RP_BODY_NONE, NULL},
+    {"PATCH", "/events/reward-definitions/{id}", RP_COMP_EVENT, false, STAFF, RP_BODY_REQUIRED, NULL},
+    {"GET", "/events", RP_COMP_EVENT, false, ANY, RP_BODY_NONE, NULL},
+    {"POST", "/events", RP_COMP_EVENT, false, STAFF, RP_BODY_REQUIRED, NULL},
+    {"GET", "/events/{id}", RP_COMP_EVENT, false, ANY, RP_BODY_NONE, NULL},
+    {"PATCH", "/events/{id}", RP_COMP_EVENT, false, STAFF, RP_BODY_REQUIRED, NULL},
+    {"POST", "/events/{id}/cancel", RP_COMP_EVENT, false, STAFF, RP_BODY_OPTIONAL, NULL},
+    {"POST", "/events/progress", RP_COMP_EVENT, false, REPORTERS, RP_BODY_REQUIRED, NULL},
+    {"GET", "/events/progress/{userId}", RP_COMP_EVENT, false, ANY, RP_BODY_NONE, NULL},
+    {"GET", "/events/audit-log", RP_COMP_EVENT, false, AUDIT, RP_BODY_NONE, NULL},
+
+    {"POST", "/events/{id}/reward-requests", RP_COMP_REWARD, false, RP_ROLE_USER, RP_BODY_OPTIONAL, NULL},
+    {"GET", "/events/reward-requests/me", RP_COMP_REWARD, false, ANY, RP_BODY_NONE, NULL},
+    {"GET", "/events/reward-requests", RP_COMP_REWARD, false, READERS, RP_BODY_NONE, NULL},
+    {"GET", "/events/reward-requests/{id}", RP_COMP_REWARD, false, ANY, RP_BODY_NONE, NULL},
+    {"POST", "/events/reward-requests/{id}/approve", RP_COMP_REWARD, false, STAFF, RP_BODY_OPTIONAL, NULL},
+    {"POST", "/events/reward-requests/{id}/reject", RP_COMP_REWARD, false, STAFF, RP_BODY_OPTIONAL, NULL},
+    {"POST", "/events/reward-requests/{id}/revoke", RP_COMP_REWARD, false, STAFF, RP_BODY_REQUIRED, NULL},
+    {"GET", "/events/ledger", RP_COMP_REWARD, false, AUDIT, RP_BODY_NONE, NULL},
+    {"GET", "/events/grants/feed", RP_COMP_REWARD, false, RP_ROLE_GAME_SERVER, RP_BODY_NONE, NULL},
 };
 
 const rp_api_route_t *rp_routes_table(size_t *count) {

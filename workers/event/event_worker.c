@@ -1,0 +1,556 @@
+/* event_worker.c - the event worker's operations (see event_worker.h): input validation, status
+ * and visibility rules, audit entries; the repository only stores and fetches. */
+#include "event_worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+#include "ids.h"
+#include "log.h"
+#include "mem.h"
+#include "paging.h"
+#include "roles.h"
+#include "timeutil.h"
+
+struct rp_event_worker {
+    const rp_config_t *cfg;
+    rp_event_repo_t *repo;
+    rp_service_t service;
+};
+
+#define STAFF_WRITE (RP_ROLE_OPERATOR | RP_ROLE_ADMIN)
+#define STAFF_READ (RP_ROLE_OPERATOR | RP_ROLE_AUDITOR | RP_ROLE_ADMIN)
+#define MAX_FACTS 1000
+
+static bool allowed(const rp_envelope_t *env, unsigned roles, rp_reply_t *rep) {
+    if (env->caller.authenticated && (env->caller.roles & roles)) return true;
+    rp_reply_error(rep, 403, "FORBIDDEN", "your roles do not allow this operation", NULL);
+    return false;
+}
+
+static bool invalid(rp_reply_t *rep, json_t *details) {
+    if (json_array_size(details) == 0) {
+        json_decref(details);
+        return false;
+    }
+    rp_reply_error(rep, 400, "VALIDATION_FAILED", "the request body is invalid", details);
+    return true;
+}
+
+static bool need_body(const rp_envelope_t *env, rp_reply_t *rep) {
+    if (json_is_object(env->body)) return true;
+    rp_reply_error(rep, 400, "INVALID_JSON", "a JSON object body is required", NULL);
+    return false;
+}
+
+static const char *path_id(const rp_envelope_t *env, rp_reply_t *rep, const char *code, const char *what) {
+    const char *id = rp_envelope_param(env, "id");
+    if (id && rp_oid_valid(id, strlen(id))) return id;
+    rp_reply_error(rep, 404, code, what, NULL);
+    return NULL;
+}
+
+static rp_event_audit_t audit_of(const rp_envelope_t *env, const char *action, const char *type, const char *id,
+                                 json_t *before, json_t *after, int64_t now) {
+    rp_event_audit_t a = {env->caller.id, env->caller.username, action, type, id, before, after, now};
+    return a;
+}
+
+static json_t *page(json_t *items, bool more) {
+    size_t n = json_array_size(items);
+    json_t *next = more && n ? json_incref(json_object_get(json_array_get(items, n - 1), "id")) : json_null();
+    return json_pack("{s:o, s:o}", "items", items, "nextCursor", next);
+}
+
+static void op_health(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_event_worker_t *w = ctx;
+    rp_err_t err;
+    (void)env;
+    if (w->repo->ops->ping(w->repo, &err)) rp_reply_set(rep, 200, json_pack("{s:s}", "status", "ok"));
+    else rp_reply_error(rep, 503, "STORE_UNAVAILABLE", err.message, NULL);
+}
+
+/* ---- reward definitions ---- */
+
+static json_t *def_public(json_t *doc) {
+    json_object_del(doc, "referenced");
+    return doc;
+}
+
+static void op_def_create(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_event_worker_t *w = ctx;
+    rp_err_t err;
+    json_t *doc = NULL, *details = json_array();
+    if (!allowed(env, STAFF_WRITE, rep) || !need_body(env, rep)) {
+        json_decref(details);
+        return;
+    }
+    rp_definition_validate(env->body, false, details, &doc);
+    if (invalid(rep, details)) return;
+    char id[RP_OID_LEN], now_s[RP_ISO_LEN];
+    int64_t now = rp_now_ms();
+    rp_oid_new(id);
+    rp_time_iso(now, now_s);
+    json_object_set_new(doc, "id", json_string(id));
+    json_object_set_new(doc, "createdBy", json_string(env->caller.id));
+    json_object_set_new(doc, "createdAt", json_string(now_s));
+    json_object_set_new(doc, "updatedAt", json_string(now_s));
+    rp_event_audit_t a = audit_of(env, "reward_definition.create", "reward_definition", id, NULL, doc, now);
+    if (!w->repo->ops->def_create(w->repo, doc, &a, &err)) {
+        json_decref(doc);
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    rp_reply_set(rep, 201, doc);
+}
+
+static void op_def_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_event_worker_t *w = ctx;
+    rp_err_t err;
+    json_t *doc = NULL;
+    if (!allowed(env, STAFF_READ, rep)) return;
+    const char *id = path_id(env, rep, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition");
+    if (!id) return;
+    if (!w->repo->ops->def_get(w->repo, id, &doc, &err)) return rp_reply_from_err(rep, &err);
+    if (!doc) return rp_reply_error(rep, 404, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition", NULL);
+    rp_reply_set(rep, 200, def_public(doc));
+}
+
+static void op_def_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_event_worker_t *w = ctx;
+    rp_err_t err;
+    int limit, active = -1;
+    const char *cursor;
+    json_t *items;
+    bool more;
+    if (!allowed(env, STAFF_READ, rep)) return;
+    if (!rp_paging_parse(env, &limit, &cursor, &err)) return rp_reply_from_err(rep, &err);
+    const char *type = rp_envelope_query(env, "type"), *act = rp_envelope_query(env, "isActive");
+    if (act) {
+        if (strcmp(act, "true") == 0) active = 1;
+        else if (strcmp(act, "false") == 0) active = 0;
+        else return rp_reply_error(rep, 400, "VALIDATION_FAILED", "isActive must be true or false", NULL);
+    }
+    if (!w->repo->ops->def_list(w->repo, type, active, cursor, limit, &items, &more, &err))
+        return rp_reply_from_err(rep, &err);
+    size_t i;
+    json_t *d;
+    json_array_foreach(items, i, d) def_public(d);
+    rp_reply_set(rep, 200, page(items, more));
+}
+
+static void op_def_update(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_event_worker_t *w = ctx;
+    rp_err_t err;
+    json_t *before = NULL, *details = json_array();
+    if (!allowed(env, STAFF_WRITE, rep) || !need_body(env, rep)) {
+        json_decref(details);
+        return;
+    }
+    const char *id = path_id(env, rep, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition");
+    if (!id) {
+        json_decref(details);
+        return;
+    }
+    rp_definition_validate(env->body, true, details, NULL);
+    if (invalid(rep, details)) return;
+    if (!w->repo->ops->def_get(w->repo, id, &before, &err)) return rp_reply_from_err(rep, &err);
+    if (!before) return rp_reply_error(rep, 404, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition", NULL);
+    const char *new_type = json_string_value(json_object_get(env->body, "type"));
+    if (json_is_true(json_object_get(before, "referenced")) && new_type &&
+        strcmp(new_type, json_string_value(json_object_get(before, "type"))) != 0) {
+        json_decref(before);
+        return rp_reply_error(rep, 409, "DEFINITION_REFERENCED",
+                              "an event uses this definition: its type cannot change (deactivate it instead)", NULL);
+    }
+    json_t *after = json_deep_copy(before);
+    json_object_update(after, env->body);
+    char now_s[RP_ISO_LEN];
+    int64_t now = rp_now_ms();
+    rp_time_iso(now, now_s);
+    json_object_set_new(after, "updatedAt", json_string(now_s));
+    def_public(before);
+    def_public(after);
+    rp_event_audit_t a = audit_of(env, "reward_definition.update", "reward_definition", id, before, after, now);
+    bool ok = w->repo->ops->def_update(w->repo, after, &a, &err);
+    json_decref(before);
+    if (!ok) {
+        json_decref(after);
+        return rp_reply_from_err(rep, &err);
+    }
+    rp_reply_set(rep, 200, after);
+}
+
+/* ---- events ---- */
+
+/* Checks that every reward references an existing, active definition. */
+static bool check_definitions(rp_event_worker_t *w, const json_t *doc, json_t *details, rp_err_t *err) {
+    size_t i;
+    json_t *rw;
+    json_array_foreach(json_object_get(doc, "rewards"), i, rw) {
+        json_t *def = NULL;
+        char ptr[64];
+        snprintf(ptr, sizeof ptr, "/rewards/%zu/rewardDefinitionId", i);
+        if (!w->repo->ops->def_get(w->repo, json_string_value(json_object_get(rw, "rewardDefinitionId")), &def, err))
+            return false;
+        if (!def)
+            json_array_append_new(details, json_pack("{s:s, s:s}", "field", ptr, "reason", "unknown reward definition"));
+        else if (!json_is_true(json_object_get(def, "isActive")))
+            json_array_append_new(details,
+                                  json_pack("{s:s, s:s}", "field", ptr, "reason", "reward definition is inactive"));
+        json_decref(def);
+    }
+    return true;
+}
+
+static json_t *with_status(json_t *doc, int64_t now) {
+    json_object_set_new(doc, "status", json_string(rp_event_status_name(rp_event_status(doc, now))));
+    return doc;
+}
+
+static void op_event_create(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_event_worker_t *w = ctx;
+    rp_err_t err;
+    json_t *doc = NULL, *details = json_array();
+    if (!allowed(env, STAFF_WRITE, rep) || !need_body(env, rep)) {
+        json_decref(details);
+        return;
+    }
+    if (rp_event_validate(env->body, details, &doc) && !check_definitions(w, doc, details, &err)) {
+        json_decref(doc);
+        json_decref(details);
+        return rp_reply_from_err(rep, &err);
+    }
+    if (invalid(rep, details)) {
+        json_decref(doc);
+        return;
+    }
+    char id[RP_OID_LEN], now_s[RP_ISO_LEN];
+    int64_t now = rp_now_ms();
+    rp_oid_new(id);
+    rp_time_iso(now, now_s);
+    json_object_set_new(doc, "id", json_string(id));
+    json_object_set_new(doc, "createdBy", json_string(env->caller.id));
+    json_object_set_new(doc, "createdAt", json_string(now_s));
+    json_object_set_new(doc, "updatedAt", json_string(now_s));
+    rp_event_audit_t a = audit_of(env, "event.create", "event", id, NULL, doc, now);
+    bool ok = w->repo->ops->event_create(w->repo, doc, &a, &err);
+    json_decref(doc);
+    if (!ok) return rp_reply_from_err(rep, &err);
+    if (!w->repo->ops->event_get(w->repo, id, &doc, &err) || !doc) return rp_reply_from_err(rep, &err);
+    rp_reply_set(rep, 201, with_status(doc, now));
+}
+
+/* Players (no staff role) see only UPCOMING and ACTIVE events. */
+static bool is_staff(const rp_envelope_t *env) { return env->caller.authenticated && (env->caller.roles & STAFF_READ); }
+
+static void op_event_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_event_worker_t *w = ctx;
+    rp_err_t err;
+    json_t *doc = NULL;
+    const char *id = path_id(env, rep, "EVENT_NOT_FOUND", "no such event");
+    if (!id) return;
+    if (!w->repo->ops->event_get(w->repo, id, &doc, &err)) return rp_reply_from_err(rep, &err);
+    int64_t now = rp_now_ms();
+    rp_event_status_t s = doc ? rp_event_status(doc, now) : RP_EVENT_CANCELED;
+    if (!doc || (!is_staff(env) && s != RP_EVENT_UPCOMING && s != RP_EVENT_ACTIVE)) {
+        json_decref(doc);
+        return rp_reply_error(rep, 404, "EVENT_NOT_FOUND", "no such event", NULL);
+    }
+    rp_reply_set(rep, 200, with_status(doc, now));
+}
+
+static void op_event_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_event_worker_t *w = ctx;
+    rp_err_t err;
+    rp_event_filter_t f = {.status = -1, .now_ms = rp_now_ms()};
+    json_t *items;
+    bool more;
+    if (!rp_paging_parse(env, &f.limit, &f.cursor, &err) || !rp_query_time(env, "activeAt", &f.active_at, &err))
+        return rp_reply_from_err(rep, &err);
+    const char *status = rp_envelope_query(env, "status");
+    rp_event_status_t s;
+    if (status) {
+        if (!rp_event_status_parse(status, &s))
+            return rp_reply_error(rep, 400, "VALIDATION_FAILED",
+                                  "status must be UPCOMING, ACTIVE, FINISHED or CANCELED", NULL);
+        f.status = (int)s;
+    }
+    f.open_only = !is_staff(env);
+    if (!w->repo->ops->event_list(w->repo, &f, &items, &more, &err)) return rp_reply_from_err(rep, &err);
+    size_t i;
+    json_t *d;
+    json_array_foreach(items, i, d) with_status(d, f.now_ms);
+    rp_reply_set(rep, 200, page(items, more));
+}
+
+static void op_event_update(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_event_worker_t *w = ctx;
+    rp_err_t err;
+    json_t *before = NULL, *merged = NULL, *doc = NULL, *details = json_array();
+    bool conflict = false;
+    if (!allowed(env, STAFF_WRITE, rep) || !need_body(env, rep)) goto done;
+    const char *id = path_id(env, rep, "EVENT_NOT_FOUND", "no such event");
+    if (!id) goto done;
+    if (!w->repo->ops->event_get(w->repo, id, &before, &err)) {
+        rp_reply_from_err(rep, &err);
+        goto done;
+    }
+    if (!before) {
+        rp_reply_error(rep, 404, "EVENT_NOT_FOUND", "no such event", NULL);
+        goto done;
+    }
+    merged = rp_event_merge_patch(before, env->body, details);
+    if (json_array_size(details) == 0 && rp_event_validate(merged, details, &doc) &&
+        json_object_get(env->body, "rewards") && !check_definitions(w, doc, details, &err)) {
+        rp_reply_from_err(rep, &err);
+        goto done;
+    }
+    if (invalid(rep, details)) {
+        details = NULL;
+        goto done;
+    }
+    char now_s[RP_ISO_LEN];
+    int64_t now = rp_now_ms();
+    rp_time_iso(now, now_s);
+    json_object_set(doc, "id", json_object_get(before, "id"));
+    json_object_set(doc, "createdBy", json_object_get(before, "createdBy"));
+    json_object_set(doc, "createdAt", json_object_get(before, "createdAt"));
+    json_object_set_new(doc, "updatedAt", json_string(now_s));
+    rp_event_audit_t a = audit_of(env, "event.update", "event", id, before, doc, now);
+    if (!w->repo->ops->event_update(w->repo, doc, json_object_get(env->body, "rewards") != NULL, &a, &conflict, &err)) {
+        rp_reply_from_err(rep, &err);
+        goto done;
+    }
+    if (conflict) {
+        rp_reply_error(rep, 409, "EVENT_HAS_CLAIMS", "rewards cannot change once players have claimed", NULL);
+        goto done;
+    }
+    json_decref(doc);
+    doc = NULL;
+    if (!w->repo->ops->event_get(w->repo, id, &doc, &err) || !doc) {
+        rp_reply_from_err(rep, &err);
+        goto done;
+    }
+    rp_reply_set(rep, 200, with_status(doc, now));
+    doc = NULL;
+done:
+    json_decref(details);
+    json_decref(before);
+    json_decref(merged);
+    json_decref(doc);
+}
+
+static void op_event_cancel(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_event_worker_t *w = ctx;
+    rp_err_t err;
+    json_t *before = NULL, *after = NULL;
+    bool already = false;
+    if (!allowed(env, STAFF_WRITE, rep)) return;
+    const char *id = path_id(env, rep, "EVENT_NOT_FOUND", "no such event");
+    if (!id) return;
+    json_t *reason = env->body ? json_object_get(env->body, "reason") : NULL;
+    if (env->body && (json_object_size(env->body) > (reason ? 1u : 0u) ||
+                      (reason && !(json_is_string(reason) && json_string_length(reason) <= 1000))))
+        return rp_reply_error(rep, 400, "VALIDATION_FAILED", "the body may only hold {reason: string}",
+                              json_pack("[{s:s, s:s}]", "field", "/reason", "reason", "must be a string of at most 1000 characters"));
+    if (!w->repo->ops->event_get(w->repo, id, &before, &err)) return rp_reply_from_err(rep, &err);
+    if (!before) return rp_reply_error(rep, 404, "EVENT_NOT_FOUND", "no such event", NULL);
+    int64_t now = rp_now_ms();
+    json_t *note = json_pack("{s:s, s:O}", "status", "CANCELED", "reason", reason ? reason : json_null());
+    rp_event_audit_t a = audit_of(env, "event.cancel", "event", id, before, note, now);
+    bool ok = w->repo->ops->event_cancel(w->repo, id, now, &a, &already, &err);
+    json_decref(note);
+    json_decref(before);
+    if (!ok) return rp_reply_from_err(rep, &err);
+    if (already) return rp_reply_error(rep, 409, "ALREADY_CANCELED", "the event is already canceled", NULL);
+    if (!w->repo->ops->event_get(w->repo, id, &after, &err) || !after) return rp_reply_from_err(rep, &err);
+    rp_reply_set(rep, 200, with_status(after, now));
+}
+
+/* ---- progress ---- */
+
+static void fact_detail(json_t *details, size_t i, const char *member, const char *reason) {
+    char ptr[64];
+    snprintf(ptr, sizeof ptr, "/facts/%zu%s", i, member);
+    json_array_append_new(details, json_pack("{s:s, s:s}", "field", ptr, "reason", reason));
+}
+
+static bool printable(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e) return false;
+    return true;
+}
+
+static void op_progress_report(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    static const char *const types[] = {"LOGIN", "LEVEL", "QUEST_COMPLETE", "INVITE", "COUNTER"};
+    rp_event_worker_t *w = ctx;
+    rp_err_t err;
+    if (!allowed(env, RP_ROLE_GAME_SERVER | STAFF_WRITE, rep) || !need_body(env, rep)) return;
+    json_t *facts = json_object_get(env->body, "facts"), *details = json_array();
+    if (json_object_size(env->body) != 1 || !json_is_array(facts) || json_array_size(facts) < 1 ||
+        json_array_size(facts) > MAX_FACTS) {
+        json_array_append_new(details, json_pack("{s:s, s:s}", "field", "/facts", "reason",
+                                                 "the body must be {facts: [1..1000 facts]}"));
+        invalid(rep, details);
+        return;
+    }
+    size_t n = json_array_size(facts), i;
+    rp_fact_t *list = rp_calloc(n, sizeof *list);
+    int64_t now = rp_now_ms();
+    json_t *f;
+    json_array_foreach(facts, i, f) {
+        static const char *const members[] = {"userId", "type", "value", "occurredAt", "idempotencyKey"};
+        if (!json_is_object(f)) {
+            fact_detail(details, i, "", "must be an object");
+            continue;
+        }
+        const char *k;
+        json_t *v;
+        json_object_foreach(f, k, v) {
+            bool known = false;
+            for (size_t m = 0; m < 5; m++) known = known || strcmp(k, members[m]) == 0;
+            if (!known) fact_detail(details, i, "", "has an unknown field");
+        }
+        rp_fact_t *x = &list[i];
+        json_t *uid = json_object_get(f, "userId"), *type = json_object_get(f, "type"),
+               *val = json_object_get(f, "value"), *when = json_object_get(f, "occurredAt"),
+               *key = json_object_get(f, "idempotencyKey");
+        if (!json_is_string(uid) || !rp_oid_valid(json_string_value(uid), json_string_length(uid)))
+            fact_detail(details, i, "/userId", "must be a 24-character hex id");
+        else
+            x->user_id = json_string_value(uid);
+        int t = -1;
+        for (int k2 = 0; json_is_string(type) && k2 < 5; k2++)
+            if (strcmp(json_string_value(type), types[k2]) == 0) t = k2;
+        if (t < 0) fact_detail(details, i, "/type", "must be LOGIN, LEVEL, QUEST_COMPLETE, INVITE or COUNTER");
+        x->type = (rp_fact_type_t)(t < 0 ? 0 : t);
+        x->type_name = t < 0 ? "" : types[t];
+        x->value = val;
+        if (!json_is_string(when) ||
+            !rp_time_parse_iso(json_string_value(when), json_string_length(when), &x->occurred_at))
+            fact_detail(details, i, "/occurredAt", "must be an ISO-8601 date-time with a zone");
+        else if (x->occurred_at > now + 5 * 60000)
+            fact_detail(details, i, "/occurredAt", "must not be more than 5 minutes in the future");
+        if (!json_is_string(key) || json_string_length(key) < 1 || json_string_length(key) > 128 ||
+            !printable(json_string_value(key), json_string_length(key)))
+            fact_detail(details, i, "/idempotencyKey", "must be 1 to 128 printable ASCII characters");
+        else
+            x->idempotency_key = json_string_value(key);
+        switch (t) {
+        case 0:
+            if (val && !json_is_null(val)) fact_detail(details, i, "/value", "must be absent or null for LOGIN");
+            x->value = NULL;
+            break;
+        case 1:
+            if (!json_is_integer(val) || json_integer_value(val) < 1 || json_integer_value(val) > 100000)
+                fact_detail(details, i, "/value", "must be an integer level from 1 to 100000");
+            break;
+        case 2:
+            if (!json_is_string(val) || json_string_length(val) < 1 || json_string_length(val) > 128)
+                fact_detail(details, i, "/value", "must be a quest id string of 1 to 128 characters");
+            break;
+        case 3:
+            if (!json_is_string(val) || !rp_oid_valid(json_string_value(val), json_string_length(val)))
+                fact_detail(details, i, "/value", "must be the invited player's 24-character hex id");
+            break;
+        case 4: {
+            json_t *ck = json_object_get(val, "key"), *delta = json_object_get(val, "delta");
+            const char *ks = json_string_value(ck);
+            bool key_ok = ks && json_string_length(ck) >= 1 && json_string_length(ck) <= 64;
+            for (size_t c = 0; key_ok && ks[c]; c++)
+                key_ok = (ks[c] >= 'a' && ks[c] <= 'z') || (ks[c] >= 'A' && ks[c] <= 'Z') ||
+                         (ks[c] >= '0' && ks[c] <= '9') || strchr("_.:-", ks[c]);
+            if (!json_is_object(val) || json_object_size(val) != 2 || !key_ok || !json_is_integer(delta) ||
+                json_integer_value(delta) < -1000000000 || json_integer_value(delta) > 1000000000)
+                fact_detail(details, i, "/value", "must be {key: 1-64 chars of [A-Za-z0-9_.:-], delta: integer}");
+            break;
+        }
+        default:
+            break;
+        }
+        if (json_array_size(details) >= 50) break;
+    }
+    if (invalid(rep, details)) {
+        free(list);
+        return;
+    }
+    int64_t accepted = 0, dups = 0;
+    if (!w->repo->ops->progress_ingest(w->repo, list, n, env->caller.id, now, &accepted, &dups, &err))
+        rp_reply_from_err(rep, &err);
+    else
+        rp_reply_set(rep, 200, json_pack("{s:I, s:I}", "accepted", (json_int_t)accepted, "duplicates", (json_int_t)dups));
+    free(list);
+}
+
+static void op_progress_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_event_worker_t *w = ctx;
+    rp_err_t err;
+    json_t *doc = NULL;
+    const char *user = rp_envelope_param(env, "userId");
+    if (!user || !rp_oid_valid(user, strlen(user)))
+        return rp_reply_error(rep, 404, "USER_NOT_FOUND", "no such player", NULL);
+    bool self = env->caller.authenticated && strcmp(env->caller.id, user) == 0;
+    if (!self && !is_staff(env))
+        return rp_reply_error(rep, 403, "FORBIDDEN", "only the player or staff may read this progress", NULL);
+    if (!w->repo->ops->progress_summary(w->repo, user, &doc, &err)) return rp_reply_from_err(rep, &err);
+    rp_reply_set(rep, 200, doc);
+}
+
+static void op_audit_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_event_worker_t *w = ctx;
+    rp_err_t err;
+    int limit;
+    const char *cursor, *target_id, *actor_id;
+    json_t *items;
+    bool more;
+    if (!allowed(env, RP_ROLE_AUDITOR | RP_ROLE_ADMIN, rep)) return;
+    if (!rp_paging_parse(env, &limit, &cursor, &err) || !rp_query_oid(env, "targetId", &target_id, &err) ||
+        !rp_query_oid(env, "actorId", &actor_id, &err))
+        return rp_reply_from_err(rep, &err);
+    if (!w->repo->ops->audit_list(w->repo, rp_envelope_query(env, "targetType"), target_id, actor_id, cursor, limit,
+                                  &items, &more, &err))
+        return rp_reply_from_err(rep, &err);
+    rp_reply_set(rep, 200, page(items, more));
+}
+
+static const rp_route_op_t ops[] = {
+    {"GET", "/_health", op_health},
+    {"POST", "/events/reward-definitions", op_def_create},
+    {"GET", "/events/reward-definitions", op_def_list},
+    {"GET", "/events/reward-definitions/{id}", op_def_get},
+    {"PATCH", "/events/reward-definitions/{id}", op_def_update},
+    {"POST", "/events", op_event_create},
+    {"GET", "/events", op_event_list},
+    {"GET", "/events/{id}", op_event_get},
+    {"PATCH", "/events/{id}", op_event_update},
+    {"POST", "/events/{id}/cancel", op_event_cancel},
+    {"POST", "/events/progress", op_progress_report},
+    {"GET", "/events/progress/{userId}", op_progress_get},
+    {"GET", "/events/audit-log", op_audit_list},
+};
+
+rp_event_worker_t *rp_event_worker_new(const rp_config_t *cfg, rp_err_t *err) {
+    if (strcmp(cfg->store, "sqlite") != 0) {
+        rp_err_set(err, 500, "CONFIG_INVALID", "the event worker has no %s store in this build", cfg->store);
+        return NULL;
+    }
+    rp_event_repo_t *repo = rp_event_repo_sqlite_open(cfg->sqlite_dir, cfg->worker_threads * 2 + 2, err);
+    if (!repo) return NULL;
+    rp_event_worker_t *w = rp_calloc(1, sizeof *w);
+    w->cfg = cfg;
+    w->repo = repo;
+    w->service = (rp_service_t){"event", ops, sizeof ops / sizeof ops[0], w};
+    return w;
+}
+
+const rp_service_t *rp_event_worker_service(rp_event_worker_t *w) { return &w->service; }
+rp_event_repo_t *rp_event_worker_repo(rp_event_worker_t *w) { return w->repo; }
+
+void rp_event_worker_free(rp_event_worker_t *w) {
+    if (!w) return;
+    w->repo->ops->free(w->repo);
+    free(w);
+}

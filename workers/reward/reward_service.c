@@ -1,0 +1,296 @@
+/* reward_service.c - the reward worker's operations (see reward_service.h): everything but the
+ * claim itself, which lives in grant.c. State is read-only after creation; the store is
+ * thread-safe. */
+#include "reward_service.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "grant.h"
+#include "ids.h"
+#include "log.h"
+#include "mem.h"
+#include "paging.h"
+#include "request_state.h"
+#include "reward_store.h"
+#include "roles.h"
+#include "timeutil.h"
+
+struct rp_reward_worker {
+    const rp_config_t *cfg;
+    rp_reward_store_t *store;
+    rp_event_repo_t *events;
+    rp_grant_engine_t *engine;
+    rp_service_t service;
+};
+
+#define STAFF_READ (RP_ROLE_OPERATOR | RP_ROLE_AUDITOR | RP_ROLE_ADMIN)
+#define STAFF_WRITE (RP_ROLE_OPERATOR | RP_ROLE_ADMIN)
+
+static void reply_store_err(rp_reply_t *rep, const rp_err_t *err) { rp_reply_from_err(rep, err); }
+
+static bool require_roles(const rp_envelope_t *env, unsigned roles, rp_reply_t *rep) {
+    if (env->caller.authenticated && (env->caller.roles & roles)) return true;
+    rp_reply_error(rep, 403, "FORBIDDEN", "your roles do not allow this operation", NULL);
+    return false;
+}
+
+/* Reads the {id} path parameter as an ObjectId; false when a 404 was sent. */
+static const char *path_id(const rp_envelope_t *env, rp_reply_t *rep, const char *code) {
+    const char *id = rp_envelope_param(env, "id");
+    if (!id || !rp_oid_valid(id, strlen(id))) {
+        rp_reply_error(rep, 404, code, "no such id", NULL);
+        return NULL;
+    }
+    return id;
+}
+
+static json_t *page(json_t *items, bool more, const char *last_key) {
+    json_t *next = json_null();
+    size_t n = json_array_size(items);
+    if (more && n > 0) next = json_incref(json_object_get(json_array_get(items, n - 1), last_key));
+    return json_pack("{s:o, s:o}", "items", items, "nextCursor", next);
+}
+
+static void op_health(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_reward_worker_t *w = ctx;
+    rp_err_t err;
+    (void)env;
+    if (!w->store->ops->ping(w->store, &err))
+        rp_reply_error(rep, 503, "STORE_UNAVAILABLE", err.message, NULL);
+    else
+        rp_reply_set(rep, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void op_claim(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_reward_worker_t *w = ctx;
+    if (!require_roles(env, RP_ROLE_USER, rep)) return;
+    const char *event_id = path_id(env, rep, "EVENT_NOT_FOUND");
+    if (!event_id) return;
+    rp_grant_claim(w->engine, env, event_id, rep);
+}
+
+static void list_requests(rp_reward_worker_t *w, const rp_envelope_t *env, const char *user_id, rp_reply_t *rep) {
+    rp_request_filter_t f = {0};
+    rp_err_t err;
+    json_t *items = NULL;
+    bool more = false;
+    const char *uid = NULL;
+    if (!rp_paging_parse(env, &f.limit, &f.cursor, &err) || !rp_query_oid(env, "eventId", &f.event_id, &err) ||
+        !rp_query_oid(env, "userId", &uid, &err) || !rp_query_time(env, "from", &f.from_ms, &err) ||
+        !rp_query_time(env, "to", &f.to_ms, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    f.user_id = user_id ? user_id : uid;
+    f.status = rp_envelope_query(env, "status");
+    if (f.status && !rp_request_status_valid(f.status)) {
+        rp_reply_error(rep, 400, "VALIDATION_FAILED",
+                       "status must be one of PENDING, AWAITING_REVIEW, SUCCESS, FAILED, REVOKED", NULL);
+        return;
+    }
+    if (!w->store->ops->list_requests(w->store, &f, &items, &more, &err)) {
+        reply_store_err(rep, &err);
+        return;
+    }
+    rp_reply_set(rep, 200, page(items, more, "id"));
+}
+
+static void op_list_mine(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    if (!env->caller.authenticated) {
+        rp_reply_error(rep, 401, "UNAUTHORIZED", "a bearer token is required", NULL);
+        return;
+    }
+    list_requests(ctx, env, env->caller.id, rep);
+}
+
+static void op_list_all(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    if (!require_roles(env, STAFF_READ, rep)) return;
+    list_requests(ctx, env, NULL, rep);
+}
+
+static void op_get_request(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_reward_worker_t *w = ctx;
+    rp_err_t err;
+    json_t *req = NULL;
+    const char *id = path_id(env, rep, "REQUEST_NOT_FOUND");
+    if (!id) return;
+    if (!w->store->ops->get_request(w->store, id, &req, &err)) {
+        reply_store_err(rep, &err);
+        return;
+    }
+    const char *owner = json_string_value(json_object_get(req, "userId"));
+    bool staff = env->caller.authenticated && (env->caller.roles & STAFF_READ);
+    /* someone else's request is reported as missing: its existence is not the caller's business */
+    if (!req || (!staff && (!owner || strcmp(owner, env->caller.id) != 0))) {
+        json_decref(req);
+        rp_reply_error(rep, 404, "REQUEST_NOT_FOUND", "no such reward request", NULL);
+        return;
+    }
+    rp_reply_set(rep, 200, req);
+}
+
+/* Reads the optional {notes} (approve/reject) or required {reason} (revoke) of a decision. */
+static bool decision_text(const rp_envelope_t *env, const char *field, bool required, const char **out,
+                          rp_reply_t *rep) {
+    json_t *v = env->body ? json_object_get(env->body, field) : NULL;
+    *out = NULL;
+    if (env->body && json_object_size(env->body) > (v ? 1u : 0u)) {
+        rp_reply_error(rep, 400, "VALIDATION_FAILED", "unknown field in the body",
+                       json_pack("[{s:s, s:s}]", "field", "", "reason", "only one text field is allowed"));
+        return false;
+    }
+    if ((!v && required) || (v && (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 1000))) {
+        char ptr[40];
+        snprintf(ptr, sizeof ptr, "/%s", field);
+        rp_reply_error(rep, 400, "VALIDATION_FAILED", "the request body is invalid",
+                       json_pack("[{s:s, s:s}]", "field", ptr, "reason", "must be a string of 1 to 1000 characters"));
+        return false;
+    }
+    *out = json_string_value(v);
+    return true;
+}
+
+static void decide(rp_reward_worker_t *w, const rp_envelope_t *env, rp_reply_t *rep, const char *from, const char *to,
+                   const char *text_field, bool text_required, const char *reason_code) {
+    if (!require_roles(env, STAFF_WRITE, rep)) return;
+    const char *id = path_id(env, rep, "REQUEST_NOT_FOUND");
+    const char *text = NULL;
+    if (!id || !decision_text(env, text_field, text_required, &text, rep)) return;
+    rp_grant_decide(w->engine, env, id, from, to, text, reason_code, rep);
+}
+
+static void op_approve(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    decide(ctx, env, rep, "AWAITING_REVIEW", "SUCCESS", "notes", false, NULL);
+}
+
+static void op_reject(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    decide(ctx, env, rep, "AWAITING_REVIEW", "FAILED", "notes", false, "REJECTED");
+}
+
+static void op_revoke(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    decide(ctx, env, rep, "SUCCESS", "REVOKED", "reason", true, "REVOKED");
+}
+
+/* ?after= for the ledger and the feed: a non-negative sequence number. */
+static bool parse_after(const rp_envelope_t *env, int64_t *after, rp_err_t *err) {
+    const char *a = rp_envelope_query(env, "after");
+    if (!a) a = rp_envelope_query(env, "cursor");
+    *after = 0;
+    if (!a) return true;
+    char *end = NULL;
+    long long v = strtoll(a, &end, 10);
+    if (!*a || *end || v < 0) {
+        rp_err_set(err, 400, "VALIDATION_FAILED", "after must be a non-negative sequence number");
+        return false;
+    }
+    *after = v;
+    return true;
+}
+
+static json_t *seq_page(json_t *items, bool more) {
+    char next[32];
+    size_t n = json_array_size(items);
+    json_t *cursor = json_null();
+    if (n > 0) {
+        snprintf(next, sizeof next, "%lld",
+                 (long long)json_integer_value(json_object_get(json_array_get(items, n - 1), "seq")));
+        cursor = json_string(next);
+    }
+    /* the feed always hands back where to continue; hasMore says whether to poll again at once */
+    return json_pack("{s:o, s:o, s:b}", "items", items, "nextCursor", cursor, "hasMore", more);
+}
+
+static bool parse_limit(const rp_envelope_t *env, int def, int max, int *limit, rp_err_t *err) {
+    const char *l = rp_envelope_query(env, "limit");
+    *limit = def;
+    if (!l) return true;
+    char *end = NULL;
+    long v = strtol(l, &end, 10);
+    if (!*l || *end || v < 1 || v > max) {
+        rp_err_set(err, 400, "VALIDATION_FAILED", "limit must be an integer from 1 to %d", max);
+        return false;
+    }
+    *limit = (int)v;
+    return true;
+}
+
+/* The ledger and the feed page by sequence number (commit order), not by id. */
+static void op_ledger(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_reward_worker_t *w = ctx;
+    rp_err_t err;
+    int limit;
+    const char *user_id, *event_id;
+    int64_t after;
+    json_t *items = NULL;
+    bool more;
+    if (!require_roles(env, RP_ROLE_AUDITOR | RP_ROLE_ADMIN, rep)) return;
+    if (!parse_after(env, &after, &err) || !parse_limit(env, RP_PAGE_DEFAULT, RP_PAGE_MAX, &limit, &err) ||
+        !rp_query_oid(env, "userId", &user_id, &err) || !rp_query_oid(env, "eventId", &event_id, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (!w->store->ops->list_ledger(w->store, user_id, event_id, after, limit, &items, &more, &err)) {
+        reply_store_err(rep, &err);
+        return;
+    }
+    rp_reply_set(rep, 200, seq_page(items, more));
+}
+
+static void op_feed(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_reward_worker_t *w = ctx;
+    rp_err_t err;
+    int64_t after;
+    int limit;
+    json_t *items = NULL;
+    bool more;
+    if (!require_roles(env, RP_ROLE_GAME_SERVER, rep)) return;
+    if (!parse_after(env, &after, &err) || !parse_limit(env, RP_PAGE_MAX, 1000, &limit, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (!w->store->ops->list_outbox(w->store, after, limit, &items, &more, &err)) {
+        reply_store_err(rep, &err);
+        return;
+    }
+    rp_reply_set(rep, 200, seq_page(items, more));
+}
+
+static const rp_route_op_t ops[] = {
+    {"GET", "/_health", op_health},
+    {"POST", "/events/{id}/reward-requests", op_claim},
+    {"GET", "/events/reward-requests/me", op_list_mine},
+    {"GET", "/events/reward-requests", op_list_all},
+    {"GET", "/events/reward-requests/{id}", op_get_request},
+    {"POST", "/events/reward-requests/{id}/approve", op_approve},
+    {"POST", "/events/reward-requests/{id}/reject", op_reject},
+    {"POST", "/events/reward-requests/{id}/revoke", op_revoke},
+    {"GET", "/events/ledger", op_ledger},
+    {"GET", "/events/grants/feed", op_feed},
+};
+
+rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t *events, rp_err_t *err) {
+    if (strcmp(cfg->store, "sqlite") != 0) {
+        rp_err_set(err, 500, "CONFIG_INVALID", "the reward worker has no %s store in this build", cfg->store);
+        return NULL;
+    }
+    rp_reward_store_t *store = rp_reward_store_sqlite_open(cfg->sqlite_dir, cfg->worker_threads + 2, err);
+    if (!store) return NULL;
+    rp_reward_worker_t *w = rp_calloc(1, sizeof *w);
+    w->cfg = cfg;
+    w->store = store;
+    w->events = events;
+    w->engine = rp_grant_engine_new(store, events);
+    w->service = (rp_service_t){"reward", ops, sizeof ops / sizeof ops[0], w};
+    return w;
+}
+
+const rp_service_t *rp_reward_worker_service(rp_reward_worker_t *w) { return &w->service; }
+
+void rp_reward_worker_free(rp_reward_worker_t *w) {
+    if (!w) return;
+    rp_grant_engine_free(w->engine);
+    w->store->ops->free(w->store);
+    free(w);
+}

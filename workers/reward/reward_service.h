@@ -1,0 +1,21 @@
+/* reward_service.h - the reward worker: claims and the grant, approvals, revocations, request
+ * history, the ledger and the grants feed. Thread-safe: handlers run on many threads at once. */
+#ifndef RP_WORKERS_REWARD_SERVICE_H
+#define RP_WORKERS_REWARD_SERVICE_H
+
+#include "config.h"
+#include "err.h"
+#include "event/event_repo.h"
+#include "rpc.h"
+
+typedef struct rp_reward_worker rp_reward_worker_t;
+
+/* Opens the reward store named by cfg (STORE=sqlite: SQLITE_DIR/events.db) and returns the
+ * worker; events and progress are read through `events` (borrowed, must outlive the worker).
+ * cfg is borrowed too. Free with rp_reward_worker_free. */
+rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t *events, rp_err_t *err);
+/* The worker's service (name "reward") for rp_rpc_service_handler; borrowed. */
+const rp_service_t *rp_reward_worker_service(rp_reward_worker_t *w);
+void rp_reward_worker_free(rp_reward_worker_t *w);
+
+#endif
