@@ -16,6 +16,8 @@
 #include "config.h"
 #include "gateway.h"
 #include "log.h"
+#include "roles.h"
+#include "routes.h"
 #include "rpc.h"
 #include "transport.h"
 
@@ -24,7 +26,27 @@ static int fail(const char *what, const rp_err_t *err) {
     return 1;
 }
 
-int main(void) {
+/* --routes: the route table as JSON, so tests can derive the access matrix from the one place
+ * where access rules live instead of restating them. */
+static int print_routes(void) {
+    size_t n;
+    const rp_api_route_t *t = rp_routes_table(&n);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:b, s:o}", "method", t[i].method, "pattern",
+                                             t[i].pattern, "component",
+                                             t[i].component < 0 ? "api" : rp_component_name((rp_component_t)t[i].component),
+                                             "public", t[i].is_public, "roles",
+                                             t[i].roles ? rp_roles_to_json(t[i].roles) : json_null()));
+    char *text = json_dumps(arr, JSON_INDENT(1));
+    printf("%s\n", text);
+    free(text);
+    json_decref(arr);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--routes") == 0) return print_routes();
     rp_config_t cfg;
     rp_err_t err;
     rp_transport_t *transport = NULL;

@@ -1,4 +1,5 @@
 """Fixtures of the black-box HTTP tests: one platform for the session, plus helpers."""
+import datetime
 import os
 import sys
 import uuid
@@ -57,6 +58,59 @@ class Client:
         return self.login(name, pw)["accessToken"], acc["id"]
 
 
+def iso(dt):
+    return dt.astimezone(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def now_utc():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class World:
+    """Staff accounts and builders for definitions, events and progress."""
+
+    def __init__(self, api):
+        self.api = api
+        self.admin = api.admin_token()
+        self.operator, self.operator_id = api.with_roles(["OPERATOR"], "op")
+        self.auditor, _ = api.with_roles(["AUDITOR"], "aud")
+        self.game_server, _ = api.with_roles(["GAME_SERVER"], "gs")
+
+    def definition(self, **over):
+        body = {"name": "Gold x100", "type": "CURRENCY", "value": {"gold": 100}}
+        body.update(over)
+        r = self.api.post("/events/reward-definitions", token=self.operator, json=body)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def event(self, rewards=None, start=None, end=None, **over):
+        if rewards is None:
+            rewards = [{"rewardDefinitionId": self.definition()["id"], "quantity": 1}]
+        t = now_utc()
+        body = {"title": "Event " + uuid.uuid4().hex[:6],
+                "startDate": iso(start or t - datetime.timedelta(days=1)),
+                "endDate": iso(end or t + datetime.timedelta(days=7)),
+                "rewards": rewards}
+        body.update(over)
+        r = self.api.post("/events", token=self.operator, json=body)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def report(self, *facts):
+        body = {"facts": [dict(f, idempotencyKey=f.get("idempotencyKey") or uuid.uuid4().hex,
+                               occurredAt=f.get("occurredAt") or iso(now_utc())) for f in facts]}
+        r = self.api.post("/events/progress", token=self.game_server, json=body)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def player(self):
+        token, login = self.api.user("player")
+        return token, login["user"]["id"]
+
+    def claim(self, token, event_id, headers=None):
+        return self.api.post("/events/%s/reward-requests" % event_id, token=token, headers=headers)
+
+
 @pytest.fixture(scope="session")
 def platform():
     # auth routes are rate-limited per address; the suite comes from one address, so the auth
@@ -70,3 +124,8 @@ def platform():
 @pytest.fixture
 def api(platform):
     return Client(platform)
+
+
+@pytest.fixture(scope="session")
+def world(platform):
+    return World(Client(platform))

@@ -308,10 +308,9 @@ static void op_event_update(void *ctx, const rp_envelope_t *env, rp_reply_t *rep
         rp_reply_from_err(rep, &err);
         goto done;
     }
-    if (invalid(rep, details)) {
-        details = NULL;
-        goto done;
-    }
+    bool refused = invalid(rep, details); /* takes details either way */
+    details = NULL;
+    if (refused) goto done;
     char now_s[RP_ISO_LEN];
     int64_t now = rp_now_ms();
     rp_time_iso(now, now_s);
