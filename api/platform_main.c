@@ -19,6 +19,7 @@
 #include "roles.h"
 #include "routes.h"
 #include "rpc.h"
+#include "schema_registry.h"
 #include "transport.h"
 
 static int fail(const char *what, const rp_err_t *err) {
@@ -54,6 +55,7 @@ int main(int argc, char **argv) {
     rp_event_worker_t *events = NULL;
     rp_reward_worker_t *rewards = NULL;
     rp_gateway_t *gw = NULL;
+    rp_schema_registry_t *schemas = NULL;
     int rc = 1;
     sigset_t stop_signals;
 
@@ -82,6 +84,11 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     mg_init_library(0);
 
+    schemas = rp_schema_registry_new(&err);
+    if (!schemas) {
+        rc = fail("schemas", &err);
+        goto done;
+    }
     transport = rp_transport_inproc_new(cfg.queue_capacity);
     auth = rp_auth_worker_new(&cfg, &err);
     if (!auth) {
@@ -105,7 +112,7 @@ int main(int argc, char **argv) {
         rc = fail("reward worker", &err);
         goto done;
     }
-    gw = rp_gateway_start(&cfg, transport, NULL, NULL, &err);
+    gw = rp_gateway_start(&cfg, transport, rp_schema_registry_validate, schemas, &err);
     if (!gw) {
         rc = fail("gateway", &err);
         goto done;
@@ -123,6 +130,7 @@ done:
     rp_event_worker_free(events);
     rp_auth_worker_free(auth);
     rp_transport_free(transport);
+    rp_schema_registry_free(schemas);
     mg_exit_library();
     return rc;
 }

@@ -125,3 +125,50 @@ Test(json_util, depth_guard) {
     cr_assert_not(rp_envelope_parse(&e, deep, 10000, &err));
     rp_envelope_clear(&e);
 }
+
+#include "embedded.h"
+#include "jsonschema.h"
+
+/* The envelope and reply this code produces are what schemas/rpc.*.json document. */
+static rp_schema_t *embedded(const char *name) {
+    for (size_t i = 0; rp_embedded_schemas[i].name; i++)
+        if (strcmp(rp_embedded_schemas[i].name, name) == 0) {
+            json_t *doc = json_loadb(rp_embedded_schemas[i].data, rp_embedded_schemas[i].len, 0, NULL);
+            rp_schema_t *s = rp_schema_compile(doc, NULL);
+            json_decref(doc);
+            return s;
+        }
+    return NULL;
+}
+
+Test(envelope, serialized_forms_match_their_schemas) {
+    rp_schema_t *env_schema = embedded("rpc.envelope"), *rep_schema = embedded("rpc.reply");
+    cr_assert(env_schema && rep_schema);
+    rp_envelope_t e;
+    rp_envelope_init(&e);
+    strcpy(e.method, "PUT");
+    strcpy(e.route, "/auth/users/{id}/roles");
+    e.caller.authenticated = true;
+    strcpy(e.caller.id, "65f0a1b2c3d4e5f601234567");
+    strcpy(e.caller.username, "admin");
+    e.caller.roles = RP_ROLE_ADMIN;
+    e.body = json_pack("{s:[s]}", "roles", "USER");
+    size_t len;
+    char *text = rp_envelope_serialize(&e, &len);
+    json_t *doc = json_loadb(text, len, 0, NULL), *details = NULL;
+    cr_assert(rp_schema_validate(env_schema, doc, &details), "%s", text);
+    json_decref(doc);
+    free(text);
+    rp_reply_t r;
+    rp_reply_init(&r);
+    rp_reply_error(&r, 409, "X", "y", NULL);
+    text = rp_reply_serialize(&r, &len);
+    doc = json_loadb(text, len, 0, NULL);
+    cr_assert(rp_schema_validate(rep_schema, doc, NULL), "%s", text);
+    json_decref(doc);
+    free(text);
+    rp_reply_clear(&r);
+    rp_envelope_clear(&e);
+    rp_schema_free(env_schema);
+    rp_schema_free(rep_schema);
+}

@@ -92,3 +92,22 @@ Test(routes, table_is_well_formed) {
         if (t[i].is_public) cr_assert_eq(t[i].roles, 0u);
     }
 }
+
+#include "embedded.h"
+#include "jsonschema.h"
+
+Test(routes, every_body_route_names_an_existing_schema) {
+    size_t n;
+    const rp_api_route_t *t = rp_routes_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        if (t[i].body == RP_BODY_NONE) {
+            cr_assert_null(t[i].schema, "%s %s reads no body but names a schema", t[i].method, t[i].pattern);
+            continue;
+        }
+        cr_assert_not_null(t[i].schema, "%s %s takes a body without a schema", t[i].method, t[i].pattern);
+        bool found = false;
+        for (size_t k = 0; rp_embedded_schemas[k].name; k++)
+            found = found || strcmp(rp_embedded_schemas[k].name, t[i].schema) == 0;
+        cr_assert(found, "schema %s of %s %s is missing from schemas/", t[i].schema, t[i].method, t[i].pattern);
+    }
+}
