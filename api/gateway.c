@@ -145,7 +145,9 @@ static bool read_json_body(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t
         send_error(rc, 413, "PAYLOAD_TOO_LARGE", "the request body is larger than the limit", NULL);
         return false;
     }
-    bool has_body = declared != 0; /* -1: chunked or unknown length */
+    /* civetweb reports -1 both for chunked bodies and for requests without any length: only the
+     * former carries a body (RFC 9112 section 6.3) */
+    bool has_body = declared > 0 || (declared < 0 && mg_get_header(rc->conn, "Transfer-Encoding") != NULL);
     if (has_body && !rp_http_is_json_type(mg_get_header(rc->conn, "Content-Type"))) {
         rc->close = declared < 0;
         if (rc->close) mg_disable_connection_keep_alive(rc->conn);

@@ -155,3 +155,13 @@ def test_bad_idempotency_key(api):
     r = api.get("/auth/me", token=token, headers={"Idempotency-Key": "x" * 200})
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "INVALID_IDEMPOTENCY_KEY"
+
+
+def test_post_without_any_length_has_no_body(platform, api):
+    # no Content-Length and no Transfer-Encoding: an empty body, not an unknown one
+    token, _ = api.user("nolen")
+    req = (b"POST /api/v1/auth/logout HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token.encode() +
+           b"\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n")
+    status, _, body = raw(platform, req)
+    assert status == 400
+    assert json.loads(body)["error"]["code"] == "INVALID_JSON"

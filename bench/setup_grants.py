@@ -1,0 +1,50 @@
+"""Prepares a running platform for bench/grants.sh: an operator, events without conditions and
+with unlimited stock, and many players. Writes player tokens and event ids one per line."""
+import datetime
+import os
+import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+base, admin_user, admin_pw, players, nevents, out = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), \
+    int(sys.argv[5]), sys.argv[6]
+s = requests.Session()
+
+
+def login(u, p):
+    r = s.post(base + "/auth/login", json={"username": u, "password": p}, timeout=60)
+    r.raise_for_status()
+    return r.json()
+
+
+admin = login(admin_user, admin_pw)["accessToken"]
+h = {"Authorization": "Bearer " + admin}
+d = s.post(base + "/events/reward-definitions", headers=h,
+           json={"name": "Gold", "type": "CURRENCY", "value": 100}, timeout=60).json()["id"]
+now = datetime.datetime.now(datetime.timezone.utc)
+with open(os.path.join(out, "events"), "w") as f:
+    for _ in range(nevents):
+        r = s.post(base + "/events", headers=h, timeout=60, json={
+            "title": "bench", "startDate": (now - datetime.timedelta(hours=1)).isoformat(),
+            "endDate": (now + datetime.timedelta(days=1)).isoformat(),
+            "rewards": [{"rewardDefinitionId": d, "quantity": 1}]})
+        r.raise_for_status()
+        f.write(r.json()["id"] + "\n")
+
+
+def player(_):
+    name = "p_" + uuid.uuid4().hex[:12]
+    sess = requests.Session()
+    sess.post(base + "/auth/register", json={"username": name, "email": name + "@bench.invalid",
+                                              "password": "bench-password"}, timeout=60).raise_for_status()
+    r = sess.post(base + "/auth/login", json={"username": name, "password": "bench-password"}, timeout=60)
+    r.raise_for_status()
+    return r.json()["accessToken"]
+
+
+with ThreadPoolExecutor(4) as pool:
+    tokens = list(pool.map(player, range(players)))
+with open(os.path.join(out, "tokens"), "w") as f:
+    f.write("\n".join(tokens) + "\n")
