@@ -26,11 +26,13 @@ static const rp_api_route_t table[] = {
     {"GET", "/auth/me", RP_COMP_AUTH, false, ANY, RP_BODY_NONE, NULL},
     {"GET", "/auth/users", RP_COMP_AUTH, false, ADMIN, RP_BODY_NONE, NULL},
     {"PUT", "/auth/users/{id}/roles", RP_COMP_AUTH, false, ADMIN, RP_BODY_REQUIRED, "auth.set-roles"},
+    {"GET", "/auth/audit-log", RP_COMP_AUTH, false, AUDIT, RP_BODY_NONE, NULL},
 
     {"POST", "/events/reward-definitions", RP_COMP_EVENT, false, STAFF, RP_BODY_REQUIRED, "reward-definition.create"},
     {"GET", "/events/reward-definitions", RP_COMP_EVENT, false, READERS, RP_BODY_NONE, NULL},
     {"GET", "/events/reward-definitions/{id}", RP_COMP_EVENT, false, READERS, RP_BODY_NONE, NULL},
     {"PATCH", "/events/reward-definitions/{id}", RP_COMP_EVENT, false, STAFF, RP_BODY_REQUIRED, "reward-definition.update"},
+    {"DELETE", "/events/reward-definitions/{id}", RP_COMP_EVENT, false, STAFF, RP_BODY_NONE, NULL},
     {"GET", "/events", RP_COMP_EVENT, false, ANY, RP_BODY_NONE, NULL},
     {"POST", "/events", RP_COMP_EVENT, false, STAFF, RP_BODY_REQUIRED, "event.create"},
     {"GET", "/events/{id}", RP_COMP_EVENT, false, ANY, RP_BODY_NONE, NULL},

@@ -139,3 +139,20 @@ def test_admin_lists_users_with_cursor(api):
     assert len(seen) == len(set(seen)) >= 4
     assert api.get("/auth/users", token=admin, params={"limit": "0"}).status_code == 400
     assert api.get("/auth/users", token=admin, params={"cursor": "zz"}).status_code == 400
+
+
+def test_role_changes_are_in_the_audit_log(api):
+    name, pw, acc = api.register("audited")
+    admin = api.admin_token()
+    r = api.call("PUT", "/auth/users/%s/roles" % acc["id"], token=admin, json={"roles": ["USER", "AUDITOR"]})
+    assert r.status_code == 200
+    auditor = api.login(name, pw)["accessToken"]
+    log = api.get("/auth/audit-log", token=auditor, params={"targetId": acc["id"]})
+    assert log.status_code == 200
+    entry = log.json()["items"][0]
+    assert entry["action"] == "user.roles.update"
+    assert entry["target"] == {"type": "user", "id": acc["id"]}
+    assert entry["before"] == ["USER"] and entry["after"] == ["USER", "AUDITOR"]
+    assert entry["actor"]["username"] == api.p.admin[0]
+    user_token, _ = api.user("notauditor")
+    assert api.get("/auth/audit-log", token=user_token).status_code == 403

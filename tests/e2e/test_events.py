@@ -156,3 +156,18 @@ def test_progress_read_rules(world):
     assert world.api.get("/events/progress/%s" % uid, token=token).status_code == 200
     assert world.api.get("/events/progress/%s" % uid, token=other).status_code == 403
     assert world.api.post("/events/progress", token=token, json={"facts": []}).status_code == 403
+
+
+def test_delete_definition_only_when_unreferenced(world):
+    free = world.definition(name="Unused")
+    r = world.api.call("DELETE", "/events/reward-definitions/%s" % free["id"], token=world.operator)
+    assert r.status_code == 200 and r.json()["deleted"] is True
+    assert world.api.get("/events/reward-definitions/%s" % free["id"], token=world.operator).status_code == 404
+    assert world.api.call("DELETE", "/events/reward-definitions/%s" % free["id"], token=world.operator).status_code == 404
+    used = world.definition(name="Used")
+    world.event(rewards=[{"rewardDefinitionId": used["id"], "quantity": 1}])
+    r = world.api.call("DELETE", "/events/reward-definitions/%s" % used["id"], token=world.operator)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "DEFINITION_REFERENCED"
+    assert world.api.get("/events/reward-definitions/%s" % used["id"], token=world.operator).status_code == 200
+    log = world.api.get("/events/audit-log", token=world.auditor, params={"targetId": free["id"]}).json()["items"]
+    assert [e["action"] for e in log] == ["reward_definition.delete", "reward_definition.create"]

@@ -445,6 +445,28 @@ static void op_set_roles(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reply_set(rep, 200, account_json(&a));
 }
 
+static void op_audit(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_auth_worker_t *w = ctx;
+    rp_err_t err;
+    int limit;
+    const char *cursor, *target, *actor;
+    json_t *items = NULL;
+    bool more = false;
+    if (!env->caller.authenticated || !(env->caller.roles & (RP_ROLE_AUDITOR | RP_ROLE_ADMIN))) {
+        rp_reply_error(rep, 403, "FORBIDDEN", "auditors and administrators only", NULL);
+        return;
+    }
+    if (!rp_paging_parse(env, &limit, &cursor, &err) || !rp_query_oid(env, "targetId", &target, &err) ||
+        !rp_query_oid(env, "actorId", &actor, &err) ||
+        !w->store->ops->list_audit(w->store, target, actor, cursor, limit, &items, &more, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    size_t n = json_array_size(items);
+    json_t *next = more && n ? json_incref(json_object_get(json_array_get(items, n - 1), "id")) : json_null();
+    rp_reply_set(rep, 200, json_pack("{s:o, s:o}", "items", items, "nextCursor", next));
+}
+
 static const rp_route_op_t ops[] = {
     {"GET", "/_health", op_health},
     {"POST", "/auth/register", op_register},
@@ -454,6 +476,7 @@ static const rp_route_op_t ops[] = {
     {"GET", "/auth/me", op_me},
     {"GET", "/auth/users", op_list_users},
     {"PUT", "/auth/users/{id}/roles", op_set_roles},
+    {"GET", "/auth/audit-log", op_audit},
 };
 
 static bool bootstrap_admin(rp_auth_worker_t *w, rp_err_t *err) {

@@ -69,6 +69,10 @@ typedef struct rp_auth_store_ops {
     bool (*rotate_refresh)(rp_auth_store_t *s, const char *old_id, int64_t now, const rp_refresh_token_t *next,
                            bool *rotated, rp_err_t *err);
     bool (*revoke_family)(rp_auth_store_t *s, const char *family_id, int64_t now, rp_err_t *err);
+    /* Audit entries newest first (id < cursor when set), optional target/actor filters; *items is
+     * a new array of {id, actor: {id, username}, action, target: {type, id}, before, after, at}. */
+    bool (*list_audit)(rp_auth_store_t *s, const char *target_id, const char *actor_id, const char *cursor, int limit,
+                       json_t **items, bool *more, rp_err_t *err);
     void (*free)(rp_auth_store_t *s);
 } rp_auth_store_ops_t;
 

@@ -9,6 +9,7 @@
 #include "mem.h"
 #include "roles.h"
 #include "sqlite_util.h"
+#include "timeutil.h"
 
 static const char v1[] =
     "CREATE TABLE users ("
@@ -474,6 +475,57 @@ static bool s_revoke_family(rp_auth_store_t *base, const char *family_id, int64_
     return ok;
 }
 
+static json_t *text_or_null(sqlite3_stmt *st, int i) {
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null() : json_string((const char *)sqlite3_column_text(st, i));
+}
+
+static json_t *json_col(sqlite3_stmt *st, int i) {
+    if (sqlite3_column_type(st, i) == SQLITE_NULL) return json_null();
+    json_t *v = json_loads((const char *)sqlite3_column_text(st, i), JSON_DECODE_ANY, NULL);
+    return v ? v : json_null();
+}
+
+static bool s_list_audit(rp_auth_store_t *base, const char *target_id, const char *actor_id, const char *cursor,
+                         int limit, json_t **items, bool *more, rp_err_t *err) {
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3 *db;
+    int rc;
+    *items = NULL;
+    *more = false;
+    sqlite3_stmt *st = prepare(s, &db,
+                               "SELECT id, actor_id, actor_username, action, target_type, target_id, before, after, at "
+                               "FROM audit_logs WHERE (?1 IS NULL OR target_id = ?1) AND (?2 IS NULL OR actor_id = ?2) "
+                               "AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4",
+                               err);
+    if (!st) return false;
+    if (target_id) sqlite3_bind_text(st, 1, target_id, -1, SQLITE_TRANSIENT);
+    if (actor_id) sqlite3_bind_text(st, 2, actor_id, -1, SQLITE_TRANSIENT);
+    if (cursor) sqlite3_bind_text(st, 3, cursor, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 4, limit + 1);
+    *items = json_array();
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((int)json_array_size(*items) == limit) {
+            *more = true;
+            break;
+        }
+        char at[RP_ISO_LEN];
+        rp_time_iso(sqlite3_column_int64(st, 8), at);
+        json_array_append_new(*items, json_pack("{s:o, s:{s:o, s:o}, s:o, s:{s:o, s:o}, s:o, s:o, s:s}", "id",
+                                                text_or_null(st, 0), "actor", "id", text_or_null(st, 1), "username",
+                                                text_or_null(st, 2), "action", text_or_null(st, 3), "target", "type",
+                                                text_or_null(st, 4), "id", text_or_null(st, 5), "before",
+                                                json_col(st, 6), "after", json_col(st, 7), "at", at));
+    }
+    bool ok = rc == SQLITE_ROW || rc == SQLITE_DONE;
+    if (!ok) {
+        rp_sqlite_err(db, "list audit", err);
+        json_decref(*items);
+        *items = NULL;
+    }
+    finish(s, db, st);
+    return ok;
+}
+
 static void s_free(rp_auth_store_t *base) {
     sqlite_store_t *s = (sqlite_store_t *)base;
     if (!s) return;
@@ -496,6 +548,7 @@ static const rp_auth_store_ops_t ops = {
     .find_refresh = s_find_refresh,
     .rotate_refresh = s_rotate_refresh,
     .revoke_family = s_revoke_family,
+    .list_audit = s_list_audit,
     .free = s_free,
 };
 

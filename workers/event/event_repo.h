@@ -51,6 +51,10 @@ typedef struct rp_event_repo_ops {
     bool (*def_list)(rp_event_repo_t *r, const char *type, int active, const char *cursor, int limit, json_t **items,
                      bool *more, rp_err_t *err);
     bool (*def_update)(rp_event_repo_t *r, const json_t *doc, const rp_event_audit_t *audit, rp_err_t *err);
+    /* Deletes a definition no event references, with its audit entry, in one transaction.
+     * *found false when there is none; *referenced true (nothing deleted) when an event uses it. */
+    bool (*def_delete)(rp_event_repo_t *r, const char *id, const rp_event_audit_t *audit, bool *found,
+                       bool *referenced, rp_err_t *err);
     /* doc: a validated event document with id, createdBy, createdAt, updatedAt; rewards get
      * stockLeft = stock; the definitions used are marked referenced. */
     bool (*event_create)(rp_event_repo_t *r, const json_t *doc, const rp_event_audit_t *audit, rp_err_t *err);

@@ -177,6 +177,39 @@ static bool r_def_update(rp_event_repo_t *base, const json_t *doc, const rp_even
     return r_def_create(base, doc, audit, err);
 }
 
+typedef struct delete_arg {
+    const char *id;
+    const rp_event_audit_t *audit;
+    bool *found, *referenced;
+} delete_arg_t;
+
+static bool def_delete_write(sqlite3 *db, void *p, rp_err_t *err) {
+    delete_arg_t *a = p;
+    sqlite3_stmt *st;
+    if (!prep(db, "SELECT referenced FROM reward_definitions WHERE id = ?1", &st, err)) return false;
+    bind_str(st, 1, a->id);
+    int rc = sqlite3_step(st);
+    int referenced = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rp_sqlite_err(db, "find definition", err);
+        return false;
+    }
+    *a->found = rc == SQLITE_ROW;
+    *a->referenced = referenced != 0;
+    if (!*a->found || *a->referenced) return true;
+    if (!prep(db, "DELETE FROM reward_definitions WHERE id = ?1 AND referenced = 0", &st, err)) return false;
+    bind_str(st, 1, a->id);
+    return step_done(db, st, "delete definition", err) && append_audit(db, a->audit, err);
+}
+
+static bool r_def_delete(rp_event_repo_t *base, const char *id, const rp_event_audit_t *audit, bool *found,
+                         bool *referenced, rp_err_t *err) {
+    *found = *referenced = false;
+    delete_arg_t a = {id, audit, found, referenced};
+    return in_txn((repo_t *)base, def_delete_write, &a, err);
+}
+
 /* Reads rows of a prepared SELECT into an array, limit+1 to know whether more follow. */
 static bool collect(sqlite3 *db, sqlite3_stmt *st, int limit, json_t *(*row)(sqlite3_stmt *), json_t **items,
                     bool *more, rp_err_t *err) {
@@ -268,14 +301,16 @@ static json_t *row_to_event(sqlite3_stmt *st) {
 static bool attach_rewards(sqlite3 *db, json_t *items, rp_err_t *err) {
     size_t i;
     json_t *ev;
+    sqlite3_stmt *st;
+    bool ok = true;
+    if (json_array_size(items) == 0) return true;
+    if (!prep(db,
+              "SELECT er.idx, er.reward_definition_id, er.quantity, er.stock, er.stock_left, er.custom_data, "
+              "d.name, d.type, d.value, d.is_active FROM event_rewards er "
+              "JOIN reward_definitions d ON d.id = er.reward_definition_id WHERE er.event_id = ?1 ORDER BY er.idx",
+              &st, err))
+        return false;
     json_array_foreach(items, i, ev) {
-        sqlite3_stmt *st;
-        if (!prep(db,
-                  "SELECT er.idx, er.reward_definition_id, er.quantity, er.stock, er.stock_left, er.custom_data, "
-                  "d.name, d.type, d.value, d.is_active FROM event_rewards er "
-                  "JOIN reward_definitions d ON d.id = er.reward_definition_id WHERE er.event_id = ?1 ORDER BY er.idx",
-                  &st, err))
-            return false;
         bind_str(st, 1, doc_str(ev, "id"));
         json_t *rewards = json_array();
         int rc;
@@ -293,14 +328,16 @@ static bool attach_rewards(sqlite3 *db, json_t *items, rp_err_t *err) {
             json_object_set_new(rw, "isActive", json_boolean(sqlite3_column_int(st, 9)));
             json_array_append_new(rewards, rw);
         }
-        sqlite3_finalize(st);
         json_object_set_new(ev, "rewards", rewards);
         if (rc != SQLITE_DONE) {
             rp_sqlite_err(db, "load rewards", err);
-            return false;
+            ok = false;
+            break;
         }
+        sqlite3_reset(st);
     }
-    return true;
+    sqlite3_finalize(st);
+    return ok;
 }
 
 static bool write_rewards(sqlite3 *db, const json_t *doc, rp_err_t *err) {
@@ -780,6 +817,7 @@ static const rp_event_repo_ops_t ops = {
     .def_get = r_def_get,
     .def_list = r_def_list,
     .def_update = r_def_update,
+    .def_delete = r_def_delete,
     .event_create = r_event_create,
     .event_get = r_event_get,
     .event_list = r_event_list,

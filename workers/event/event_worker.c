@@ -183,6 +183,28 @@ static void op_def_update(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
     rp_reply_set(rep, 200, after);
 }
 
+static void op_def_delete(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_event_worker_t *w = ctx;
+    rp_err_t err;
+    json_t *before = NULL;
+    bool found = false, referenced = false;
+    if (!allowed(env, STAFF_WRITE, rep)) return;
+    const char *id = path_id(env, rep, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition");
+    if (!id) return;
+    if (!w->repo->ops->def_get(w->repo, id, &before, &err)) return rp_reply_from_err(rep, &err);
+    if (!before) return rp_reply_error(rep, 404, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition", NULL);
+    def_public(before);
+    rp_event_audit_t a = audit_of(env, "reward_definition.delete", "reward_definition", id, before, NULL, rp_now_ms());
+    bool ok = w->repo->ops->def_delete(w->repo, id, &a, &found, &referenced, &err);
+    json_decref(before);
+    if (!ok) return rp_reply_from_err(rep, &err);
+    if (!found) return rp_reply_error(rep, 404, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition", NULL);
+    if (referenced)
+        return rp_reply_error(rep, 409, "DEFINITION_REFERENCED",
+                              "an event uses this definition: deactivate it (isActive: false) instead", NULL);
+    rp_reply_set(rep, 200, json_pack("{s:s, s:b}", "id", id, "deleted", 1));
+}
+
 /* ---- events ---- */
 
 /* Checks that every reward references an existing, active definition. */
@@ -521,6 +543,7 @@ static const rp_route_op_t ops[] = {
     {"GET", "/events/reward-definitions", op_def_list},
     {"GET", "/events/reward-definitions/{id}", op_def_get},
     {"PATCH", "/events/reward-definitions/{id}", op_def_update},
+    {"DELETE", "/events/reward-definitions/{id}", op_def_delete},
     {"POST", "/events", op_event_create},
     {"GET", "/events", op_event_list},
     {"GET", "/events/{id}", op_event_get},
