@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "mem.h"
+#include "timeutil.h"
 
 void rp_sqlite_err(sqlite3 *db, const char *what, rp_err_t *err) {
     int code = db ? sqlite3_errcode(db) & 0xff : SQLITE_ERROR;
@@ -79,6 +80,42 @@ bool rp_sqlite_migrate(sqlite3 *db, const char *const *migrations, rp_err_t *err
         }
     }
     return true;
+}
+
+void rp_sqlite_bind_text(sqlite3_stmt *st, int i, const char *s) {
+    if (s) sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+    else sqlite3_bind_null(st, i);
+}
+
+void rp_sqlite_bind_json(sqlite3_stmt *st, int i, const json_t *v) {
+    char *t = v && !json_is_null(v) ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (t) sqlite3_bind_text(st, i, t, -1, SQLITE_TRANSIENT);
+    else sqlite3_bind_null(st, i);
+    free(t);
+}
+
+json_t *rp_sqlite_col_string(sqlite3_stmt *st, int i) {
+    if (sqlite3_column_type(st, i) == SQLITE_NULL) return json_null();
+    json_t *v = json_stringn((const char *)sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i));
+    return v ? v : json_null();
+}
+
+json_t *rp_sqlite_col_json(sqlite3_stmt *st, int i) {
+    if (sqlite3_column_type(st, i) == SQLITE_NULL) return json_null();
+    json_t *v = json_loadb((const char *)sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i),
+                           JSON_DECODE_ANY, NULL);
+    return v ? v : json_null();
+}
+
+json_t *rp_sqlite_col_time(sqlite3_stmt *st, int i) {
+    if (sqlite3_column_type(st, i) == SQLITE_NULL) return json_null();
+    char b[RP_ISO_LEN];
+    rp_time_iso(sqlite3_column_int64(st, i), b);
+    return json_string(b);
+}
+
+json_t *rp_sqlite_col_int(sqlite3_stmt *st, int i) {
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null() : json_integer(sqlite3_column_int64(st, i));
 }
 
 struct rp_sqlite_pool {

@@ -4,6 +4,7 @@
 #ifndef RP_LIB_SQLITE_UTIL_H
 #define RP_LIB_SQLITE_UTIL_H
 
+#include <jansson.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 
@@ -24,6 +25,16 @@ bool rp_sqlite_exec(sqlite3 *db, const char *sql, rp_err_t *err);
 
 /* Sets err from the connection's last error: busy/locked → 503 STORE_BUSY, else 500 STORE_ERROR. */
 void rp_sqlite_err(sqlite3 *db, const char *what, rp_err_t *err);
+
+/* Binding and reading the JSON documents the repositories exchange. NULL (or JSON null) binds
+ * SQL NULL; SQL NULL reads as JSON null. Times are stored as epoch ms and read as ISO-8601.
+ * Returned values are new references. */
+void rp_sqlite_bind_text(sqlite3_stmt *st, int i, const char *s);
+void rp_sqlite_bind_json(sqlite3_stmt *st, int i, const json_t *v);
+json_t *rp_sqlite_col_string(sqlite3_stmt *st, int i);
+json_t *rp_sqlite_col_json(sqlite3_stmt *st, int i);
+json_t *rp_sqlite_col_time(sqlite3_stmt *st, int i);
+json_t *rp_sqlite_col_int(sqlite3_stmt *st, int i);
 
 typedef struct rp_sqlite_pool rp_sqlite_pool_t;
 

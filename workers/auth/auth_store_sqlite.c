@@ -208,14 +208,6 @@ static bool s_list_users(rp_auth_store_t *base, const char *after, int limit, rp
     return ok;
 }
 
-static void bind_json(sqlite3_stmt *st, int i, const json_t *v) {
-    char *t = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    if (t)
-        sqlite3_bind_text(st, i, t, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, i);
-    free(t);
-}
 
 static bool s_set_roles(rp_auth_store_t *base, const char *id, unsigned roles, int64_t now,
                         const rp_audit_entry_t *audit, bool *found, rp_err_t *err) {
@@ -261,8 +253,8 @@ static bool s_set_roles(rp_auth_store_t *base, const char *id, unsigned roles, i
     sqlite3_bind_text(st, 4, audit->action, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 5, audit->target_type, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 6, audit->target_id, -1, SQLITE_TRANSIENT);
-    bind_json(st, 7, audit->before);
-    bind_json(st, 8, audit->after);
+    rp_sqlite_bind_json(st, 7, audit->before);
+    rp_sqlite_bind_json(st, 8, audit->after);
     sqlite3_bind_int64(st, 9, audit->at);
     if (sqlite3_step(st) != SQLITE_DONE) {
         rp_sqlite_err(db, "append audit", err);
@@ -475,15 +467,7 @@ static bool s_revoke_family(rp_auth_store_t *base, const char *family_id, int64_
     return ok;
 }
 
-static json_t *text_or_null(sqlite3_stmt *st, int i) {
-    return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null() : json_string((const char *)sqlite3_column_text(st, i));
-}
 
-static json_t *json_col(sqlite3_stmt *st, int i) {
-    if (sqlite3_column_type(st, i) == SQLITE_NULL) return json_null();
-    json_t *v = json_loads((const char *)sqlite3_column_text(st, i), JSON_DECODE_ANY, NULL);
-    return v ? v : json_null();
-}
 
 static bool s_list_audit(rp_auth_store_t *base, const char *target_id, const char *actor_id, const char *cursor,
                          int limit, json_t **items, bool *more, rp_err_t *err) {
@@ -511,10 +495,10 @@ static bool s_list_audit(rp_auth_store_t *base, const char *target_id, const cha
         char at[RP_ISO_LEN];
         rp_time_iso(sqlite3_column_int64(st, 8), at);
         json_array_append_new(*items, json_pack("{s:o, s:{s:o, s:o}, s:o, s:{s:o, s:o}, s:o, s:o, s:s}", "id",
-                                                text_or_null(st, 0), "actor", "id", text_or_null(st, 1), "username",
-                                                text_or_null(st, 2), "action", text_or_null(st, 3), "target", "type",
-                                                text_or_null(st, 4), "id", text_or_null(st, 5), "before",
-                                                json_col(st, 6), "after", json_col(st, 7), "at", at));
+                                                rp_sqlite_col_string(st, 0), "actor", "id", rp_sqlite_col_string(st, 1), "username",
+                                                rp_sqlite_col_string(st, 2), "action", rp_sqlite_col_string(st, 3), "target", "type",
+                                                rp_sqlite_col_string(st, 4), "id", rp_sqlite_col_string(st, 5), "before",
+                                                rp_sqlite_col_json(st, 6), "after", rp_sqlite_col_json(st, 7), "at", at));
     }
     bool ok = rc == SQLITE_ROW || rc == SQLITE_DONE;
     if (!ok) {

@@ -19,21 +19,7 @@ typedef struct repo {
 
 /* ---- helpers ---- */
 
-static void bind_str(sqlite3_stmt *st, int i, const char *s) {
-    if (s) sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-    else sqlite3_bind_null(st, i);
-}
 
-static void bind_json(sqlite3_stmt *st, int i, const json_t *v) {
-    if (!v || json_is_null(v)) {
-        sqlite3_bind_null(st, i);
-        return;
-    }
-    char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (t) sqlite3_bind_text(st, i, t, -1, SQLITE_TRANSIENT);
-    else sqlite3_bind_null(st, i);
-    free(t);
-}
 
 static int64_t doc_ms(const json_t *doc, const char *key) {
     const char *s = json_string_value(json_object_get(doc, key));
@@ -44,29 +30,9 @@ static int64_t doc_ms(const json_t *doc, const char *key) {
 
 static const char *doc_str(const json_t *doc, const char *key) { return json_string_value(json_object_get(doc, key)); }
 
-static json_t *col_str(sqlite3_stmt *st, int i) {
-    if (sqlite3_column_type(st, i) == SQLITE_NULL) return json_null();
-    json_t *v = json_stringn((const char *)sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i));
-    return v ? v : json_null();
-}
 
-static json_t *col_json(sqlite3_stmt *st, int i) {
-    if (sqlite3_column_type(st, i) == SQLITE_NULL) return json_null();
-    json_t *v = json_loadb((const char *)sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i),
-                           JSON_DECODE_ANY, NULL);
-    return v ? v : json_null();
-}
 
-static json_t *col_time(sqlite3_stmt *st, int i) {
-    if (sqlite3_column_type(st, i) == SQLITE_NULL) return json_null();
-    char b[RP_ISO_LEN];
-    rp_time_iso(sqlite3_column_int64(st, i), b);
-    return json_string(b);
-}
 
-static json_t *col_int_or_null(sqlite3_stmt *st, int i) {
-    return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null() : json_integer(sqlite3_column_int64(st, i));
-}
 
 /* One statement on one connection: prepare, run to completion; false + err on failure. */
 static bool prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, rp_err_t *err) {
@@ -93,14 +59,14 @@ static bool append_audit(sqlite3 *db, const rp_event_audit_t *a, rp_err_t *err) 
               &st, err))
         return false;
     rp_oid_new(id);
-    bind_str(st, 1, id);
-    bind_str(st, 2, a->actor_id);
-    bind_str(st, 3, a->actor_username);
-    bind_str(st, 4, a->action);
-    bind_str(st, 5, a->target_type);
-    bind_str(st, 6, a->target_id);
-    bind_json(st, 7, a->before);
-    bind_json(st, 8, a->after);
+    rp_sqlite_bind_text(st, 1, id);
+    rp_sqlite_bind_text(st, 2, a->actor_id);
+    rp_sqlite_bind_text(st, 3, a->actor_username);
+    rp_sqlite_bind_text(st, 4, a->action);
+    rp_sqlite_bind_text(st, 5, a->target_type);
+    rp_sqlite_bind_text(st, 6, a->target_id);
+    rp_sqlite_bind_json(st, 7, a->before);
+    rp_sqlite_bind_json(st, 8, a->after);
     sqlite3_bind_int64(st, 9, a->at);
     return step_done(db, st, "append audit", err);
 }
@@ -126,16 +92,16 @@ static bool in_txn(repo_t *r, txn_fn fn, void *arg, rp_err_t *err) {
 
 static json_t *row_to_def(sqlite3_stmt *st) {
     json_t *d = json_object();
-    json_object_set_new(d, "id", col_str(st, 0));
-    json_object_set_new(d, "name", col_str(st, 1));
-    json_object_set_new(d, "type", col_str(st, 2));
-    json_object_set_new(d, "value", col_json(st, 3));
-    json_object_set_new(d, "description", col_str(st, 4));
+    json_object_set_new(d, "id", rp_sqlite_col_string(st, 0));
+    json_object_set_new(d, "name", rp_sqlite_col_string(st, 1));
+    json_object_set_new(d, "type", rp_sqlite_col_string(st, 2));
+    json_object_set_new(d, "value", rp_sqlite_col_json(st, 3));
+    json_object_set_new(d, "description", rp_sqlite_col_string(st, 4));
     json_object_set_new(d, "isActive", json_boolean(sqlite3_column_int(st, 5)));
     json_object_set_new(d, "referenced", json_boolean(sqlite3_column_int(st, 6)));
-    json_object_set_new(d, "createdBy", col_str(st, 7));
-    json_object_set_new(d, "createdAt", col_time(st, 8));
-    json_object_set_new(d, "updatedAt", col_time(st, 9));
+    json_object_set_new(d, "createdBy", rp_sqlite_col_string(st, 7));
+    json_object_set_new(d, "createdAt", rp_sqlite_col_time(st, 8));
+    json_object_set_new(d, "updatedAt", rp_sqlite_col_time(st, 9));
     return d;
 }
 
@@ -156,13 +122,13 @@ static bool def_write(sqlite3 *db, void *p, rp_err_t *err) {
               "description = excluded.description, is_active = excluded.is_active, updated_at = excluded.updated_at",
               &st, err))
         return false;
-    bind_str(st, 1, doc_str(a->doc, "id"));
-    bind_str(st, 2, doc_str(a->doc, "name"));
-    bind_str(st, 3, doc_str(a->doc, "type"));
-    bind_json(st, 4, json_object_get(a->doc, "value"));
-    bind_str(st, 5, doc_str(a->doc, "description") ? doc_str(a->doc, "description") : "");
+    rp_sqlite_bind_text(st, 1, doc_str(a->doc, "id"));
+    rp_sqlite_bind_text(st, 2, doc_str(a->doc, "name"));
+    rp_sqlite_bind_text(st, 3, doc_str(a->doc, "type"));
+    rp_sqlite_bind_json(st, 4, json_object_get(a->doc, "value"));
+    rp_sqlite_bind_text(st, 5, doc_str(a->doc, "description") ? doc_str(a->doc, "description") : "");
     sqlite3_bind_int(st, 6, json_is_true(json_object_get(a->doc, "isActive")));
-    bind_str(st, 7, doc_str(a->doc, "createdBy"));
+    rp_sqlite_bind_text(st, 7, doc_str(a->doc, "createdBy"));
     sqlite3_bind_int64(st, 8, doc_ms(a->doc, "createdAt"));
     sqlite3_bind_int64(st, 9, doc_ms(a->doc, "updatedAt"));
     return step_done(db, st, "write definition", err) && append_audit(db, a->audit, err);
@@ -187,7 +153,7 @@ static bool def_delete_write(sqlite3 *db, void *p, rp_err_t *err) {
     delete_arg_t *a = p;
     sqlite3_stmt *st;
     if (!prep(db, "SELECT referenced FROM reward_definitions WHERE id = ?1", &st, err)) return false;
-    bind_str(st, 1, a->id);
+    rp_sqlite_bind_text(st, 1, a->id);
     int rc = sqlite3_step(st);
     int referenced = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
     sqlite3_finalize(st);
@@ -199,7 +165,7 @@ static bool def_delete_write(sqlite3 *db, void *p, rp_err_t *err) {
     *a->referenced = referenced != 0;
     if (!*a->found || *a->referenced) return true;
     if (!prep(db, "DELETE FROM reward_definitions WHERE id = ?1 AND referenced = 0", &st, err)) return false;
-    bind_str(st, 1, a->id);
+    rp_sqlite_bind_text(st, 1, a->id);
     return step_done(db, st, "delete definition", err) && append_audit(db, a->audit, err);
 }
 
@@ -240,7 +206,7 @@ static bool r_def_get(rp_event_repo_t *base, const char *id, json_t **doc, rp_er
     sqlite3 *db = rp_sqlite_pool_get(r->pool, err);
     if (!db) return false;
     if (prep(db, "SELECT " DEF_COLUMNS " FROM reward_definitions WHERE id = ?1", &st, err)) {
-        bind_str(st, 1, id);
+        rp_sqlite_bind_text(st, 1, id);
         ok = collect(db, st, 1, row_to_def, &items, &more, err);
     }
     if (ok && json_array_size(items)) *doc = json_incref(json_array_get(items, 0));
@@ -261,9 +227,9 @@ static bool r_def_list(rp_event_repo_t *base, const char *type, int active, cons
              "SELECT " DEF_COLUMNS " FROM reward_definitions WHERE (?1 IS NULL OR type = ?1) AND "
              "(?2 < 0 OR is_active = ?2) AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4",
              &st, err)) {
-        bind_str(st, 1, type);
+        rp_sqlite_bind_text(st, 1, type);
         sqlite3_bind_int(st, 2, active);
-        bind_str(st, 3, cursor);
+        rp_sqlite_bind_text(st, 3, cursor);
         sqlite3_bind_int(st, 4, limit + 1);
         ok = collect(db, st, limit, row_to_def, items, more, err);
     }
@@ -279,21 +245,21 @@ static bool r_def_list(rp_event_repo_t *base, const char *type, int active, cons
 
 static json_t *row_to_event(sqlite3_stmt *st) {
     json_t *d = json_object();
-    json_object_set_new(d, "id", col_str(st, 0));
-    json_object_set_new(d, "title", col_str(st, 1));
-    json_object_set_new(d, "description", col_str(st, 2));
-    json_object_set_new(d, "startDate", col_time(st, 3));
-    json_object_set_new(d, "endDate", col_time(st, 4));
-    json_object_set_new(d, "canceledAt", col_time(st, 5));
-    json_object_set_new(d, "conditions", col_json(st, 6));
-    json_object_set_new(d, "conditionLogic", col_str(st, 7));
-    json_object_set_new(d, "claimPeriod", col_str(st, 8));
-    json_object_set_new(d, "maxClaims", col_int_or_null(st, 9));
+    json_object_set_new(d, "id", rp_sqlite_col_string(st, 0));
+    json_object_set_new(d, "title", rp_sqlite_col_string(st, 1));
+    json_object_set_new(d, "description", rp_sqlite_col_string(st, 2));
+    json_object_set_new(d, "startDate", rp_sqlite_col_time(st, 3));
+    json_object_set_new(d, "endDate", rp_sqlite_col_time(st, 4));
+    json_object_set_new(d, "canceledAt", rp_sqlite_col_time(st, 5));
+    json_object_set_new(d, "conditions", rp_sqlite_col_json(st, 6));
+    json_object_set_new(d, "conditionLogic", rp_sqlite_col_string(st, 7));
+    json_object_set_new(d, "claimPeriod", rp_sqlite_col_string(st, 8));
+    json_object_set_new(d, "maxClaims", rp_sqlite_col_int(st, 9));
     json_object_set_new(d, "requiresApproval", json_boolean(sqlite3_column_int(st, 10)));
     json_object_set_new(d, "dayOffsetMinutes", json_integer(sqlite3_column_int(st, 11)));
-    json_object_set_new(d, "createdBy", col_str(st, 12));
-    json_object_set_new(d, "createdAt", col_time(st, 13));
-    json_object_set_new(d, "updatedAt", col_time(st, 14));
+    json_object_set_new(d, "createdBy", rp_sqlite_col_string(st, 12));
+    json_object_set_new(d, "createdAt", rp_sqlite_col_time(st, 13));
+    json_object_set_new(d, "updatedAt", rp_sqlite_col_time(st, 14));
     return d;
 }
 
@@ -311,20 +277,20 @@ static bool attach_rewards(sqlite3 *db, json_t *items, rp_err_t *err) {
               &st, err))
         return false;
     json_array_foreach(items, i, ev) {
-        bind_str(st, 1, doc_str(ev, "id"));
+        rp_sqlite_bind_text(st, 1, doc_str(ev, "id"));
         json_t *rewards = json_array();
         int rc;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
             json_t *rw = json_object();
             json_object_set_new(rw, "rewardIndex", json_integer(sqlite3_column_int(st, 0)));
-            json_object_set_new(rw, "rewardDefinitionId", col_str(st, 1));
+            json_object_set_new(rw, "rewardDefinitionId", rp_sqlite_col_string(st, 1));
             json_object_set_new(rw, "quantity", json_integer(sqlite3_column_int64(st, 2)));
-            json_object_set_new(rw, "stock", col_int_or_null(st, 3));
-            json_object_set_new(rw, "stockLeft", col_int_or_null(st, 4));
-            json_object_set_new(rw, "customData", col_json(st, 5));
-            json_object_set_new(rw, "name", col_str(st, 6));
-            json_object_set_new(rw, "type", col_str(st, 7));
-            json_object_set_new(rw, "value", col_json(st, 8));
+            json_object_set_new(rw, "stock", rp_sqlite_col_int(st, 3));
+            json_object_set_new(rw, "stockLeft", rp_sqlite_col_int(st, 4));
+            json_object_set_new(rw, "customData", rp_sqlite_col_json(st, 5));
+            json_object_set_new(rw, "name", rp_sqlite_col_string(st, 6));
+            json_object_set_new(rw, "type", rp_sqlite_col_string(st, 7));
+            json_object_set_new(rw, "value", rp_sqlite_col_json(st, 8));
             json_object_set_new(rw, "isActive", json_boolean(sqlite3_column_int(st, 9)));
             json_array_append_new(rewards, rw);
         }
@@ -346,7 +312,7 @@ static bool write_rewards(sqlite3 *db, const json_t *doc, rp_err_t *err) {
     json_t *rw;
     const char *id = doc_str(doc, "id");
     if (!prep(db, "DELETE FROM event_rewards WHERE event_id = ?1", &st, err)) return false;
-    bind_str(st, 1, id);
+    rp_sqlite_bind_text(st, 1, id);
     if (!step_done(db, st, "clear rewards", err)) return false;
     json_array_foreach(json_object_get(doc, "rewards"), i, rw) {
         json_t *stock = json_object_get(rw, "stock");
@@ -355,16 +321,16 @@ static bool write_rewards(sqlite3 *db, const json_t *doc, rp_err_t *err) {
                   "custom_data) VALUES (?1, ?2, ?3, ?4, ?5, ?5, json(?6))",
                   &st, err))
             return false;
-        bind_str(st, 1, id);
+        rp_sqlite_bind_text(st, 1, id);
         sqlite3_bind_int(st, 2, (int)i);
-        bind_str(st, 3, doc_str(rw, "rewardDefinitionId"));
+        rp_sqlite_bind_text(st, 3, doc_str(rw, "rewardDefinitionId"));
         sqlite3_bind_int64(st, 4, json_integer_value(json_object_get(rw, "quantity")));
         if (json_is_integer(stock)) sqlite3_bind_int64(st, 5, json_integer_value(stock));
         else sqlite3_bind_null(st, 5);
-        bind_json(st, 6, json_object_get(rw, "customData"));
+        rp_sqlite_bind_json(st, 6, json_object_get(rw, "customData"));
         if (!step_done(db, st, "insert reward", err)) return false;
         if (!prep(db, "UPDATE reward_definitions SET referenced = 1 WHERE id = ?1", &st, err)) return false;
-        bind_str(st, 1, doc_str(rw, "rewardDefinitionId"));
+        rp_sqlite_bind_text(st, 1, doc_str(rw, "rewardDefinitionId"));
         if (!step_done(db, st, "mark definition referenced", err)) return false;
     }
     return true;
@@ -378,7 +344,7 @@ static bool event_write(sqlite3 *db, void *p, rp_err_t *err) {
     if (a->conflict && a->flag) {
         /* rewards (and their stock) are fixed once players have claimed */
         if (!prep(db, "SELECT EXISTS (SELECT 1 FROM reward_requests WHERE event_id = ?1)", &st, err)) return false;
-        bind_str(st, 1, doc_str(d, "id"));
+        rp_sqlite_bind_text(st, 1, doc_str(d, "id"));
         int claimed = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
         sqlite3_finalize(st);
         if (claimed < 0) {
@@ -401,19 +367,19 @@ static bool event_write(sqlite3 *db, void *p, rp_err_t *err) {
               "day_offset_minutes = excluded.day_offset_minutes, updated_at = excluded.updated_at",
               &st, err))
         return false;
-    bind_str(st, 1, doc_str(d, "id"));
-    bind_str(st, 2, doc_str(d, "title"));
-    bind_str(st, 3, doc_str(d, "description"));
+    rp_sqlite_bind_text(st, 1, doc_str(d, "id"));
+    rp_sqlite_bind_text(st, 2, doc_str(d, "title"));
+    rp_sqlite_bind_text(st, 3, doc_str(d, "description"));
     sqlite3_bind_int64(st, 4, doc_ms(d, "startDate"));
     sqlite3_bind_int64(st, 5, doc_ms(d, "endDate"));
-    bind_json(st, 6, json_object_get(d, "conditions"));
-    bind_str(st, 7, doc_str(d, "conditionLogic"));
-    bind_str(st, 8, doc_str(d, "claimPeriod"));
+    rp_sqlite_bind_json(st, 6, json_object_get(d, "conditions"));
+    rp_sqlite_bind_text(st, 7, doc_str(d, "conditionLogic"));
+    rp_sqlite_bind_text(st, 8, doc_str(d, "claimPeriod"));
     if (json_is_integer(max)) sqlite3_bind_int64(st, 9, json_integer_value(max));
     else sqlite3_bind_null(st, 9);
     sqlite3_bind_int(st, 10, json_is_true(json_object_get(d, "requiresApproval")));
     sqlite3_bind_int(st, 11, (int)json_integer_value(json_object_get(d, "dayOffsetMinutes")));
-    bind_str(st, 12, doc_str(d, "createdBy"));
+    rp_sqlite_bind_text(st, 12, doc_str(d, "createdBy"));
     sqlite3_bind_int64(st, 13, doc_ms(d, "createdAt"));
     sqlite3_bind_int64(st, 14, doc_ms(d, "updatedAt"));
     if (!step_done(db, st, "write event", err)) return false;
@@ -442,7 +408,7 @@ static bool r_event_get(rp_event_repo_t *base, const char *id, json_t **doc, rp_
     sqlite3 *db = rp_sqlite_pool_get(r->pool, err);
     if (!db) return false;
     if (prep(db, "SELECT " EVENT_COLUMNS " FROM events WHERE id = ?1", &st, err)) {
-        bind_str(st, 1, id);
+        rp_sqlite_bind_text(st, 1, id);
         ok = collect(db, st, 1, row_to_event, &items, &more, err) && attach_rewards(db, items, err);
     }
     if (ok && json_array_size(items)) *doc = json_incref(json_array_get(items, 0));
@@ -475,7 +441,7 @@ static bool r_event_list(rp_event_repo_t *base, const rp_event_filter_t *f, json
         sqlite3_bind_int(st, 3, f->open_only);
         if (f->active_at) sqlite3_bind_int64(st, 4, f->active_at);
         else sqlite3_bind_null(st, 4);
-        bind_str(st, 5, f->cursor);
+        rp_sqlite_bind_text(st, 5, f->cursor);
         sqlite3_bind_int(st, 6, f->limit + 1);
         ok = collect(db, st, f->limit, row_to_event, items, more, err) && attach_rewards(db, *items, err);
     }
@@ -500,7 +466,7 @@ static bool cancel_write(sqlite3 *db, void *p, rp_err_t *err) {
     if (!prep(db, "UPDATE events SET canceled_at = ?2, updated_at = ?2 WHERE id = ?1 AND canceled_at IS NULL", &st,
               err))
         return false;
-    bind_str(st, 1, a->id);
+    rp_sqlite_bind_text(st, 1, a->id);
     sqlite3_bind_int64(st, 2, a->now);
     if (!step_done(db, st, "cancel event", err)) return false;
     if (sqlite3_changes(db) == 0) {
@@ -520,10 +486,10 @@ static bool r_event_cancel(rp_event_repo_t *base, const char *id, int64_t now, c
 /* ---- audit log ---- */
 
 static json_t *row_to_audit(sqlite3_stmt *st) {
-    return json_pack("{s:o, s:{s:o, s:o}, s:o, s:{s:o, s:o}, s:o, s:o, s:o}", "id", col_str(st, 0), "actor", "id",
-                     col_str(st, 1), "username", col_str(st, 2), "action", col_str(st, 3), "target", "type",
-                     col_str(st, 4), "id", col_str(st, 5), "before", col_json(st, 6), "after", col_json(st, 7), "at",
-                     col_time(st, 8));
+    return json_pack("{s:o, s:{s:o, s:o}, s:o, s:{s:o, s:o}, s:o, s:o, s:o}", "id", rp_sqlite_col_string(st, 0), "actor", "id",
+                     rp_sqlite_col_string(st, 1), "username", rp_sqlite_col_string(st, 2), "action", rp_sqlite_col_string(st, 3), "target", "type",
+                     rp_sqlite_col_string(st, 4), "id", rp_sqlite_col_string(st, 5), "before", rp_sqlite_col_json(st, 6), "after", rp_sqlite_col_json(st, 7), "at",
+                     rp_sqlite_col_time(st, 8));
 }
 
 static bool r_audit_list(rp_event_repo_t *base, const char *target_type, const char *target_id, const char *actor_id,
@@ -539,10 +505,10 @@ static bool r_audit_list(rp_event_repo_t *base, const char *target_type, const c
              "WHERE (?1 IS NULL OR target_type = ?1) AND (?2 IS NULL OR target_id = ?2) AND "
              "(?3 IS NULL OR actor_id = ?3) AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?5",
              &st, err)) {
-        bind_str(st, 1, target_type);
-        bind_str(st, 2, target_id);
-        bind_str(st, 3, actor_id);
-        bind_str(st, 4, cursor);
+        rp_sqlite_bind_text(st, 1, target_type);
+        rp_sqlite_bind_text(st, 2, target_id);
+        rp_sqlite_bind_text(st, 3, actor_id);
+        rp_sqlite_bind_text(st, 4, cursor);
         sqlite3_bind_int(st, 5, limit + 1);
         ok = collect(db, st, limit, row_to_audit, items, more, err);
     }
@@ -566,7 +532,7 @@ static bool apply_login(sqlite3 *db, const char *user, int64_t at, rp_err_t *err
     unsigned char bits[180];
     memset(bits, 0, sizeof bits);
     if (!prep(db, "SELECT minutes FROM progress_logins WHERE user_id = ?1 AND utc_day = ?2", &st, err)) return false;
-    bind_str(st, 1, user);
+    rp_sqlite_bind_text(st, 1, user);
     sqlite3_bind_int64(st, 2, day);
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 180)
         memcpy(bits, sqlite3_column_blob(st, 0), 180);
@@ -574,7 +540,7 @@ static bool apply_login(sqlite3 *db, const char *user, int64_t at, rp_err_t *err
     bits[minute / 8] |= (unsigned char)(1u << (minute % 8));
     if (!prep(db, "INSERT OR REPLACE INTO progress_logins (user_id, utc_day, minutes) VALUES (?1, ?2, ?3)", &st, err))
         return false;
-    bind_str(st, 1, user);
+    rp_sqlite_bind_text(st, 1, user);
     sqlite3_bind_int64(st, 2, day);
     sqlite3_bind_blob(st, 3, bits, 180, SQLITE_TRANSIENT);
     return step_done(db, st, "record login", err);
@@ -592,7 +558,7 @@ static bool apply_fact(sqlite3 *db, const rp_fact_t *f, int64_t now, rp_err_t *e
                   "updated_at = excluded.updated_at",
                   &st, err))
             return false;
-        bind_str(st, 1, f->user_id);
+        rp_sqlite_bind_text(st, 1, f->user_id);
         sqlite3_bind_int64(st, 2, json_integer_value(f->value));
         sqlite3_bind_int64(st, 3, now);
         return step_done(db, st, "record level", err);
@@ -600,16 +566,16 @@ static bool apply_fact(sqlite3 *db, const rp_fact_t *f, int64_t now, rp_err_t *e
         if (!prep(db, "INSERT OR IGNORE INTO progress_quests (user_id, quest_id, completed_at) VALUES (?1, ?2, ?3)", &st,
                   err))
             return false;
-        bind_str(st, 1, f->user_id);
-        bind_str(st, 2, json_string_value(f->value));
+        rp_sqlite_bind_text(st, 1, f->user_id);
+        rp_sqlite_bind_text(st, 2, json_string_value(f->value));
         sqlite3_bind_int64(st, 3, f->occurred_at);
         return step_done(db, st, "record quest", err);
     case RP_FACT_INVITE:
         if (!prep(db, "INSERT OR IGNORE INTO progress_invites (user_id, invitee_id, invited_at) VALUES (?1, ?2, ?3)",
                   &st, err))
             return false;
-        bind_str(st, 1, f->user_id);
-        bind_str(st, 2, json_string_value(f->value));
+        rp_sqlite_bind_text(st, 1, f->user_id);
+        rp_sqlite_bind_text(st, 2, json_string_value(f->value));
         sqlite3_bind_int64(st, 3, f->occurred_at);
         return step_done(db, st, "record invite", err);
     case RP_FACT_COUNTER:
@@ -619,8 +585,8 @@ static bool apply_fact(sqlite3 *db, const rp_fact_t *f, int64_t now, rp_err_t *e
                   "updated_at = excluded.updated_at",
                   &st, err))
             return false;
-        bind_str(st, 1, f->user_id);
-        bind_str(st, 2, json_string_value(json_object_get(f->value, "key")));
+        rp_sqlite_bind_text(st, 1, f->user_id);
+        rp_sqlite_bind_text(st, 2, json_string_value(json_object_get(f->value, "key")));
         sqlite3_bind_int64(st, 3, json_integer_value(json_object_get(f->value, "delta")));
         sqlite3_bind_int64(st, 4, now);
         return step_done(db, st, "record counter", err);
@@ -638,12 +604,12 @@ static bool ingest_write(sqlite3 *db, void *p, rp_err_t *err) {
                   "reported_by, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                   &st, err))
             return false;
-        bind_str(st, 1, f->idempotency_key);
-        bind_str(st, 2, f->user_id);
-        bind_str(st, 3, f->type_name);
-        bind_json(st, 4, f->value);
+        rp_sqlite_bind_text(st, 1, f->idempotency_key);
+        rp_sqlite_bind_text(st, 2, f->user_id);
+        rp_sqlite_bind_text(st, 3, f->type_name);
+        rp_sqlite_bind_json(st, 4, f->value);
         sqlite3_bind_int64(st, 5, f->occurred_at);
-        bind_str(st, 6, a->reported_by);
+        rp_sqlite_bind_text(st, 6, a->reported_by);
         sqlite3_bind_int64(st, 7, a->now);
         if (!step_done(db, st, "record fact", err)) return false;
         if (sqlite3_changes(db) == 0) {
@@ -677,9 +643,9 @@ static bool load_kv(sqlite3 *db, const char *sql, const char *user, json_t *into
     sqlite3_stmt *st;
     int rc;
     if (!prep(db, sql, &st, err)) return false;
-    bind_str(st, 1, user);
+    rp_sqlite_bind_text(st, 1, user);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *v = ints ? json_integer(sqlite3_column_int64(st, 1)) : col_time(st, 1);
+        json_t *v = ints ? json_integer(sqlite3_column_int64(st, 1)) : rp_sqlite_col_time(st, 1);
         json_object_set_new(into, (const char *)sqlite3_column_text(st, 0), v);
     }
     sqlite3_finalize(st);
@@ -692,7 +658,7 @@ static bool scalar(sqlite3 *db, const char *sql, const char *user, int64_t *out,
     sqlite3_stmt *st;
     *out = 0;
     if (!prep(db, sql, &st, err)) return false;
-    bind_str(st, 1, user);
+    rp_sqlite_bind_text(st, 1, user);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
@@ -721,7 +687,7 @@ static bool r_progress_load(rp_event_repo_t *base, const char *user, int64_t day
               "ORDER BY utc_day",
               &st, err))
         goto done;
-    bind_str(st, 1, user);
+    rp_sqlite_bind_text(st, 1, user);
     sqlite3_bind_int64(st, 2, day_from);
     sqlite3_bind_int64(st, 3, day_to);
     size_t cap = 0;
@@ -765,7 +731,7 @@ static bool r_progress_summary(rp_event_repo_t *base, const char *user, json_t *
         !prep(db, "SELECT utc_day, minutes FROM progress_logins WHERE user_id = ?1 ORDER BY utc_day DESC LIMIT 1", &st,
               err))
         goto done;
-    bind_str(st, 1, user);
+    rp_sqlite_bind_text(st, 1, user);
     json_t *last = json_null();
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 1) == 180) {
         last_day = sqlite3_column_int64(st, 0);

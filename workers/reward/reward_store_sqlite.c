@@ -23,22 +23,7 @@ typedef struct sqlite_store {
 
 /* ---- small binding and conversion helpers ---- */
 
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s) {
-    if (s && *s)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, i);
-}
 
-static void bind_json_or_null(sqlite3_stmt *st, int i, const json_t *v) {
-    if (!v || json_is_null(v)) {
-        sqlite3_bind_null(st, i);
-        return;
-    }
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    sqlite3_bind_text(st, i, s ? s : "null", -1, SQLITE_TRANSIENT);
-    free(s);
-}
 
 static const char *doc_str(const json_t *doc, const char *key) { return json_string_value(json_object_get(doc, key)); }
 
@@ -56,45 +41,28 @@ static void bind_time_or_null(sqlite3_stmt *st, int i, int64_t ms) {
         sqlite3_bind_null(st, i);
 }
 
-static json_t *col_text(sqlite3_stmt *st, int i) {
-    if (sqlite3_column_type(st, i) == SQLITE_NULL) return json_null();
-    json_t *s = json_stringn((const char *)sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i));
-    return s ? s : json_null();
-}
 
-static json_t *col_json(sqlite3_stmt *st, int i) {
-    if (sqlite3_column_type(st, i) == SQLITE_NULL) return json_null();
-    json_t *v = json_loadb((const char *)sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i),
-                           JSON_DECODE_ANY, NULL);
-    return v ? v : json_null();
-}
 
-static json_t *col_time(sqlite3_stmt *st, int i) {
-    if (sqlite3_column_type(st, i) == SQLITE_NULL) return json_null();
-    char buf[RP_ISO_LEN];
-    rp_time_iso(sqlite3_column_int64(st, i), buf);
-    return json_string(buf);
-}
 
 /* Builds a request document from a row selected with REQ_COLUMNS. */
 static json_t *row_to_request(sqlite3_stmt *st) {
     json_t *d = json_object();
-    json_object_set_new(d, "id", col_text(st, 0));
-    json_object_set_new(d, "userId", col_text(st, 1));
-    json_object_set_new(d, "eventId", col_text(st, 2));
-    json_object_set_new(d, "periodKey", col_text(st, 3));
-    json_object_set_new(d, "status", col_text(st, 4));
-    json_object_set_new(d, "claimedRewards", col_json(st, 5));
-    json_object_set_new(d, "requestedAt", col_time(st, 6));
-    json_object_set_new(d, "processedAt", col_time(st, 7));
-    json_object_set_new(d, "processorId", col_text(st, 8));
-    json_object_set_new(d, "failureReason", col_text(st, 9));
-    json_object_set_new(d, "failureDetails", col_json(st, 10));
-    json_object_set_new(d, "notes", col_text(st, 11));
-    json_object_set_new(d, "source", col_text(st, 12));
-    json_object_set_new(d, "batchId", col_text(st, 13));
-    json_object_set_new(d, "createdAt", col_time(st, 14));
-    json_object_set_new(d, "updatedAt", col_time(st, 15));
+    json_object_set_new(d, "id", rp_sqlite_col_string(st, 0));
+    json_object_set_new(d, "userId", rp_sqlite_col_string(st, 1));
+    json_object_set_new(d, "eventId", rp_sqlite_col_string(st, 2));
+    json_object_set_new(d, "periodKey", rp_sqlite_col_string(st, 3));
+    json_object_set_new(d, "status", rp_sqlite_col_string(st, 4));
+    json_object_set_new(d, "claimedRewards", rp_sqlite_col_json(st, 5));
+    json_object_set_new(d, "requestedAt", rp_sqlite_col_time(st, 6));
+    json_object_set_new(d, "processedAt", rp_sqlite_col_time(st, 7));
+    json_object_set_new(d, "processorId", rp_sqlite_col_string(st, 8));
+    json_object_set_new(d, "failureReason", rp_sqlite_col_string(st, 9));
+    json_object_set_new(d, "failureDetails", rp_sqlite_col_json(st, 10));
+    json_object_set_new(d, "notes", rp_sqlite_col_string(st, 11));
+    json_object_set_new(d, "source", rp_sqlite_col_string(st, 12));
+    json_object_set_new(d, "batchId", rp_sqlite_col_string(st, 13));
+    json_object_set_new(d, "createdAt", rp_sqlite_col_time(st, 14));
+    json_object_set_new(d, "updatedAt", rp_sqlite_col_time(st, 15));
     return d;
 }
 
@@ -130,21 +98,21 @@ static bool insert_request(sqlite3 *db, json_t *doc, const char *active_key, rp_
         rp_sqlite_err(db, "prepare insert request", err);
         return false;
     }
-    bind_text_or_null(st, 1, doc_str(doc, "id"));
-    bind_text_or_null(st, 2, doc_str(doc, "userId"));
-    bind_text_or_null(st, 3, doc_str(doc, "eventId"));
-    bind_text_or_null(st, 4, doc_str(doc, "periodKey"));
-    bind_text_or_null(st, 5, active_key);
-    bind_text_or_null(st, 6, doc_str(doc, "status"));
-    bind_json_or_null(st, 7, json_object_get(doc, "claimedRewards"));
+    rp_sqlite_bind_text(st, 1, doc_str(doc, "id"));
+    rp_sqlite_bind_text(st, 2, doc_str(doc, "userId"));
+    rp_sqlite_bind_text(st, 3, doc_str(doc, "eventId"));
+    rp_sqlite_bind_text(st, 4, doc_str(doc, "periodKey"));
+    rp_sqlite_bind_text(st, 5, active_key);
+    rp_sqlite_bind_text(st, 6, doc_str(doc, "status"));
+    rp_sqlite_bind_json(st, 7, json_object_get(doc, "claimedRewards"));
     bind_time_or_null(st, 8, doc_time(doc, "requestedAt"));
     bind_time_or_null(st, 9, doc_time(doc, "processedAt"));
-    bind_text_or_null(st, 10, doc_str(doc, "processorId"));
-    bind_text_or_null(st, 11, doc_str(doc, "failureReason"));
-    bind_json_or_null(st, 12, json_object_get(doc, "failureDetails"));
-    bind_text_or_null(st, 13, doc_str(doc, "notes"));
-    bind_text_or_null(st, 14, doc_str(doc, "source") ? doc_str(doc, "source") : "CLAIM");
-    bind_text_or_null(st, 15, doc_str(doc, "batchId"));
+    rp_sqlite_bind_text(st, 10, doc_str(doc, "processorId"));
+    rp_sqlite_bind_text(st, 11, doc_str(doc, "failureReason"));
+    rp_sqlite_bind_json(st, 12, json_object_get(doc, "failureDetails"));
+    rp_sqlite_bind_text(st, 13, doc_str(doc, "notes"));
+    rp_sqlite_bind_text(st, 14, doc_str(doc, "source") ? doc_str(doc, "source") : "CLAIM");
+    rp_sqlite_bind_text(st, 15, doc_str(doc, "batchId"));
     bind_time_or_null(st, 16, doc_time(doc, "createdAt"));
     bind_time_or_null(st, 17, doc_time(doc, "updatedAt"));
     int rc = sqlite3_step(st);
@@ -206,14 +174,14 @@ static bool append_ledger(sqlite3 *db, const json_t *req, const rp_grant_line_t 
         }
         rp_oid_new(id);
         sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-        bind_text_or_null(st, 2, doc_str(req, "id"));
-        bind_text_or_null(st, 3, doc_str(req, "userId"));
-        bind_text_or_null(st, 4, doc_str(req, "eventId"));
+        rp_sqlite_bind_text(st, 2, doc_str(req, "id"));
+        rp_sqlite_bind_text(st, 3, doc_str(req, "userId"));
+        rp_sqlite_bind_text(st, 4, doc_str(req, "eventId"));
         sqlite3_bind_int(st, 5, lines[i].reward_index);
-        bind_text_or_null(st, 6, def ? def : "");
+        rp_sqlite_bind_text(st, 6, def ? def : "");
         sqlite3_bind_int64(st, 7, reversal ? -lines[i].quantity : lines[i].quantity);
         sqlite3_bind_text(st, 8, reversal ? "REVERSAL" : "GRANT", -1, SQLITE_STATIC);
-        bind_text_or_null(st, 9, processor_id);
+        rp_sqlite_bind_text(st, 9, processor_id);
         sqlite3_bind_int64(st, 10, now);
         if (sqlite3_step(st) != SQLITE_DONE) {
             rp_sqlite_err(db, "append ledger", err);
@@ -239,7 +207,7 @@ static bool append_outbox(sqlite3 *db, const char *message_id, const char *routi
     sqlite3_bind_text(st, 1, message_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, routing_key, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, request_id, -1, SQLITE_TRANSIENT);
-    bind_json_or_null(st, 4, payload);
+    rp_sqlite_bind_json(st, 4, payload);
     sqlite3_bind_int64(st, 5, now);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
@@ -366,9 +334,9 @@ static bool set_status(sqlite3 *db, const char *id, const char *to, const char *
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, to, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 3, now);
-    bind_text_or_null(st, 4, processor);
-    bind_text_or_null(st, 5, notes);
-    bind_text_or_null(st, 6, reason);
+    rp_sqlite_bind_text(st, 4, processor);
+    rp_sqlite_bind_text(st, 5, notes);
+    rp_sqlite_bind_text(st, 6, reason);
     sqlite3_bind_int(st, 7, release_key);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
@@ -495,12 +463,12 @@ static bool s_list_requests(rp_reward_store_t *base, const rp_request_filter_t *
         rp_sqlite_err(db, "prepare list requests", err);
         goto done;
     }
-    bind_text_or_null(st, 1, f->user_id);
-    bind_text_or_null(st, 2, f->event_id);
-    bind_text_or_null(st, 3, f->status);
+    rp_sqlite_bind_text(st, 1, f->user_id);
+    rp_sqlite_bind_text(st, 2, f->event_id);
+    rp_sqlite_bind_text(st, 3, f->status);
     bind_time_or_null(st, 4, f->from_ms);
     bind_time_or_null(st, 5, f->to_ms);
-    bind_text_or_null(st, 6, f->cursor);
+    rp_sqlite_bind_text(st, 6, f->cursor);
     sqlite3_bind_int(st, 7, f->limit + 1);
     *items = json_array();
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -542,8 +510,8 @@ static bool s_list_ledger(rp_reward_store_t *base, const char *user_id, const ch
         goto done;
     }
     sqlite3_bind_int64(st, 1, after_seq);
-    bind_text_or_null(st, 2, user_id);
-    bind_text_or_null(st, 3, event_id);
+    rp_sqlite_bind_text(st, 2, user_id);
+    rp_sqlite_bind_text(st, 3, event_id);
     sqlite3_bind_int(st, 4, limit + 1);
     *items = json_array();
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -553,16 +521,16 @@ static bool s_list_ledger(rp_reward_store_t *base, const char *user_id, const ch
         }
         json_t *e = json_object();
         json_object_set_new(e, "seq", json_integer(sqlite3_column_int64(st, 0)));
-        json_object_set_new(e, "id", col_text(st, 1));
-        json_object_set_new(e, "requestId", col_text(st, 2));
-        json_object_set_new(e, "userId", col_text(st, 3));
-        json_object_set_new(e, "eventId", col_text(st, 4));
+        json_object_set_new(e, "id", rp_sqlite_col_string(st, 1));
+        json_object_set_new(e, "requestId", rp_sqlite_col_string(st, 2));
+        json_object_set_new(e, "userId", rp_sqlite_col_string(st, 3));
+        json_object_set_new(e, "eventId", rp_sqlite_col_string(st, 4));
         json_object_set_new(e, "rewardIndex", json_integer(sqlite3_column_int(st, 5)));
-        json_object_set_new(e, "rewardDefinitionId", col_text(st, 6));
+        json_object_set_new(e, "rewardDefinitionId", rp_sqlite_col_string(st, 6));
         json_object_set_new(e, "quantity", json_integer(sqlite3_column_int64(st, 7)));
-        json_object_set_new(e, "entryType", col_text(st, 8));
-        json_object_set_new(e, "processorId", col_text(st, 9));
-        json_object_set_new(e, "at", col_time(st, 10));
+        json_object_set_new(e, "entryType", rp_sqlite_col_string(st, 8));
+        json_object_set_new(e, "processorId", rp_sqlite_col_string(st, 9));
+        json_object_set_new(e, "at", rp_sqlite_col_time(st, 10));
         json_array_append_new(*items, e);
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -605,12 +573,12 @@ static bool s_list_outbox(rp_reward_store_t *base, int64_t after_seq, int limit,
         }
         json_t *e = json_object();
         json_object_set_new(e, "seq", json_integer(sqlite3_column_int64(st, 0)));
-        json_object_set_new(e, "messageId", col_text(st, 1));
-        json_object_set_new(e, "routingKey", col_text(st, 2));
-        json_object_set_new(e, "requestId", col_text(st, 3));
-        json_object_set_new(e, "payload", col_json(st, 4));
-        json_object_set_new(e, "createdAt", col_time(st, 5));
-        json_object_set_new(e, "publishedAt", col_time(st, 6));
+        json_object_set_new(e, "messageId", rp_sqlite_col_string(st, 1));
+        json_object_set_new(e, "routingKey", rp_sqlite_col_string(st, 2));
+        json_object_set_new(e, "requestId", rp_sqlite_col_string(st, 3));
+        json_object_set_new(e, "payload", rp_sqlite_col_json(st, 4));
+        json_object_set_new(e, "createdAt", rp_sqlite_col_time(st, 5));
+        json_object_set_new(e, "publishedAt", rp_sqlite_col_time(st, 6));
         json_array_append_new(*items, e);
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -649,7 +617,7 @@ static bool s_idem_get(rp_reward_store_t *base, const char *user_id, const char 
         *found = true;
         snprintf(hash, 65, "%s", (const char *)sqlite3_column_text(st, 0));
         *status = sqlite3_column_int(st, 1);
-        *response = col_json(st, 2);
+        *response = rp_sqlite_col_json(st, 2);
     } else if (rc != SQLITE_DONE) {
         rp_sqlite_err(db, "idempotency lookup", err);
         goto done;
@@ -679,7 +647,7 @@ static bool s_idem_put(rp_reward_store_t *base, const char *user_id, const char 
     sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, hash, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 4, status);
-    bind_json_or_null(st, 5, response);
+    rp_sqlite_bind_json(st, 5, response);
     sqlite3_bind_int64(st, 6, now_ms);
     if (sqlite3_step(st) != SQLITE_DONE) {
         rp_sqlite_err(db, "idempotency insert", err);
