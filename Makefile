@@ -10,10 +10,10 @@ PYTHON  ?= /usr/bin/python3
 PORT    ?= 8080
 SQLITE_DIR ?= ./data
 
-PKGS      := jansson libjwt libsodium sqlite3 libpcre2-8
+PKGS      := jansson libjwt libsodium sqlite3 libpcre2-8 librabbitmq
 DEB_BUILD := build-essential pkg-config libcivetweb-dev librabbitmq-dev libmongoc-dev libbson-dev \
              libjansson-dev libjwt-dev libsodium-dev libsqlite3-dev libpcre2-dev libcriterion-dev
-DEB_TEST  := json-schema-test-suite python3-pytest python3-requests sqlite3 curl wrk
+DEB_TEST  := json-schema-test-suite python3-pytest python3-requests sqlite3 curl wrk rabbitmq-server
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2
 CFLAGS  ?= -O2 -g
@@ -91,8 +91,7 @@ run: deps-build all
 test: deps
 	$(MAKE) all
 	$(MAKE) BUILD=build-asan SAN=1 CFLAGS="-O1 -g" all $(TEST_BINS:$(BUILD)/%=build-asan/%)
-	tests/run_unit.sh build-asan/tests
-	BIN=build-asan/bin/reward-platform $(PYTHON) -m pytest -q tests/e2e
+	PYTHON=$(PYTHON) tests/run_all.sh
 
 test-unit: deps
 	$(MAKE) BUILD=build-asan SAN=1 CFLAGS="-O1 -g" $(TEST_BINS:$(BUILD)/%=build-asan/%)

@@ -58,4 +58,12 @@ void rp_transport_free(rp_transport_t *t);
  * of worker threads. Returns a new transport, free with rp_transport_free. */
 rp_transport_t *rp_transport_inproc_new(int queue_capacity);
 
+/* The RabbitMQ transport (librabbitmq-c 0.11). Calls publish to the durable quorum queue of the
+ * component (auth.rpc, event.rpc, reward.rpc) with direct reply-to and a correlation id, one
+ * AMQP connection per calling thread; consumers use manual ack with `prefetch` unacked messages
+ * each, reply, then ack. Messages that cannot be parsed are dead-lettered at once, messages
+ * delivered more than 5 times (a worker died on them) by the broker, both to <queue>.dlq.
+ * url: amqp://user:pass@host:port/vhost (copied). Returns a new transport or NULL with err. */
+rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, rp_err_t *err);
+
 #endif

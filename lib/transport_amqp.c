@@ -1,0 +1,427 @@
+/* transport_amqp.c - RPC over RabbitMQ (see transport.h). librabbitmq connections are not
+ * thread-safe, so every calling thread owns one connection (thread-local, opened lazily and
+ * reopened after a failure) and every consumer thread owns its own. */
+#include <sys/time.h> /* amqp.h needs struct timeval */
+
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mem.h"
+#include "timeutil.h"
+#include "transport.h"
+
+#define DLX "rp.dlx"
+#define DELIVERY_LIMIT 5
+#define HEARTBEAT_S 30
+
+typedef struct amqp_tp amqp_tp_t;
+
+typedef struct consumer {
+    amqp_tp_t *t;
+    rp_component_t comp;
+    rp_rpc_handler_fn fn;
+    void *ctx;
+    pthread_t thread;
+} consumer_t;
+
+struct amqp_tp {
+    rp_transport_t base;
+    char *host, *user, *pass, *vhost;
+    int port, prefetch;
+    pthread_key_t key; /* per-thread client connection */
+    atomic_bool stopping;
+    pthread_mutex_t mu;
+    consumer_t **consumers; /* each owned here; a consumer thread holds its pointer until stop */
+    size_t nconsumers, capconsumers;
+};
+
+typedef struct client {
+    amqp_connection_state_t conn;
+    bool ok;
+    uint64_t counter;
+    char tag[24];
+} client_t;
+
+/* ---- connections and topology ---- */
+
+static bool reply_ok(amqp_connection_state_t c, const char *what, rp_err_t *err) {
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) return true;
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION)
+        rp_err_set(err, 503, "UNAVAILABLE", "%s: %s", what, amqp_error_string2(r.library_error));
+    else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD || r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        amqp_channel_close_t *m = r.reply.decoded;
+        rp_err_set(err, 503, "UNAVAILABLE", "%s: broker said %u %.*s", what, m->reply_code,
+                   (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+    } else
+        rp_err_set(err, 503, "UNAVAILABLE", "%s: broker error", what);
+    return false;
+}
+
+static amqp_table_entry_t str_entry(const char *k, const char *v) {
+    amqp_table_entry_t e;
+    e.key = amqp_cstring_bytes(k);
+    e.value.kind = AMQP_FIELD_KIND_UTF8;
+    e.value.value.bytes = amqp_cstring_bytes(v);
+    return e;
+}
+
+/* Every process declares the same topology with the same arguments (a mismatch closes the
+ * channel with 406): per component a quorum queue dead-lettering into <queue>.dlq. */
+static bool declare_topology(amqp_connection_state_t c, rp_err_t *err) {
+    amqp_exchange_declare(c, 1, amqp_cstring_bytes(DLX), amqp_cstring_bytes("direct"), 0, 1, 0, 0, amqp_empty_table);
+    if (!reply_ok(c, "declare " DLX, err)) return false;
+    for (int i = 0; i < RP_COMP_COUNT; i++) {
+        const char *q = rp_component_queue((rp_component_t)i);
+        char dlq[64];
+        snprintf(dlq, sizeof dlq, "%s.dlq", q);
+        amqp_queue_declare(c, 1, amqp_cstring_bytes(dlq), 0, 1, 0, 0, amqp_empty_table);
+        if (!reply_ok(c, "declare dlq", err)) return false;
+        amqp_queue_bind(c, 1, amqp_cstring_bytes(dlq), amqp_cstring_bytes(DLX), amqp_cstring_bytes(dlq),
+                        amqp_empty_table);
+        if (!reply_ok(c, "bind dlq", err)) return false;
+        amqp_table_entry_t a[4];
+        a[0] = str_entry("x-queue-type", "quorum");
+        a[1] = str_entry("x-dead-letter-exchange", DLX);
+        a[2] = str_entry("x-dead-letter-routing-key", dlq);
+        a[3].key = amqp_cstring_bytes("x-delivery-limit");
+        a[3].value.kind = AMQP_FIELD_KIND_I32;
+        a[3].value.value.i32 = DELIVERY_LIMIT;
+        amqp_table_t args = {.num_entries = 4, .entries = a};
+        amqp_queue_declare(c, 1, amqp_cstring_bytes(q), 0, 1, 0, 0, args);
+        if (!reply_ok(c, "declare queue", err)) return false;
+    }
+    return true;
+}
+
+static amqp_connection_state_t open_conn(amqp_tp_t *t, const char *name, rp_err_t *err) {
+    amqp_connection_state_t c = amqp_new_connection();
+    amqp_socket_t *s = amqp_tcp_socket_new(c);
+    struct timeval tv = {3, 0};
+    if (!s || amqp_socket_open_noblock(s, t->host, t->port, &tv) != AMQP_STATUS_OK) {
+        rp_err_set(err, 503, "UNAVAILABLE", "cannot reach the broker at %s:%d", t->host, t->port);
+        amqp_destroy_connection(c);
+        return NULL;
+    }
+    amqp_table_entry_t props[1] = {str_entry("connection_name", name)};
+    amqp_table_t ptable = {.num_entries = 1, .entries = props};
+    amqp_rpc_reply_t r = amqp_login_with_properties(c, t->vhost, 0, AMQP_DEFAULT_FRAME_SIZE, HEARTBEAT_S, &ptable,
+                                                    AMQP_SASL_METHOD_PLAIN, t->user, t->pass);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        rp_err_set(err, 503, "UNAVAILABLE", "broker login failed");
+        amqp_destroy_connection(c);
+        return NULL;
+    }
+    amqp_channel_open(c, 1);
+    if (!reply_ok(c, "open channel", err)) {
+        amqp_destroy_connection(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void close_conn(amqp_connection_state_t c) {
+    if (!c) return;
+    amqp_channel_close(c, 1, AMQP_REPLY_SUCCESS);
+    amqp_connection_close(c, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(c);
+}
+
+/* ---- the calling side ---- */
+
+static void client_free(void *p) {
+    client_t *cl = p;
+    if (!cl) return;
+    close_conn(cl->conn);
+    free(cl);
+}
+
+static client_t *client_get(amqp_tp_t *t, rp_err_t *err) {
+    client_t *cl = pthread_getspecific(t->key);
+    if (!cl) {
+        cl = rp_calloc(1, sizeof *cl);
+        snprintf(cl->tag, sizeof cl->tag, "%lx", (unsigned long)rp_mono_us() ^ (unsigned long)(uintptr_t)cl);
+        pthread_setspecific(t->key, cl);
+    }
+    if (cl->ok) return cl;
+    if (cl->conn) amqp_destroy_connection(cl->conn);
+    cl->conn = open_conn(t, "reward-api", err);
+    if (!cl->conn) return NULL;
+    /* direct reply-to: the pseudo-queue must be consumed (no_ack) before publishing */
+    amqp_basic_consume(cl->conn, 1, amqp_cstring_bytes("amq.rabbitmq.reply-to"), amqp_empty_bytes, 0, 1, 0,
+                       amqp_empty_table);
+    if (!reply_ok(cl->conn, "consume reply-to", err)) {
+        amqp_destroy_connection(cl->conn);
+        cl->conn = NULL;
+        return NULL;
+    }
+    cl->ok = true;
+    return cl;
+}
+
+static void client_broken(client_t *cl) {
+    cl->ok = false;
+    if (cl->conn) amqp_destroy_connection(cl->conn);
+    cl->conn = NULL;
+}
+
+static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
+                      char **reply, size_t *reply_len, rp_err_t *err) {
+    amqp_tp_t *t = (amqp_tp_t *)base;
+    client_t *cl = client_get(t, err);
+    if (!cl) return false;
+    char corr[64], expiration[24];
+    int64_t budget = deadline_ms - rp_now_ms();
+    if (budget <= 0) {
+        rp_err_set(err, 504, "WORKER_TIMEOUT", "the %s worker did not answer in time", rp_component_name(comp));
+        return false;
+    }
+    snprintf(corr, sizeof corr, "%s-%llu", cl->tag, (unsigned long long)++cl->counter);
+    snprintf(expiration, sizeof expiration, "%lld", (long long)budget); /* abandoned requests expire unprocessed */
+    amqp_basic_properties_t p;
+    memset(&p, 0, sizeof p);
+    p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
+               AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_EXPIRATION_FLAG;
+    p.content_type = amqp_cstring_bytes("application/json");
+    p.delivery_mode = 1;
+    p.correlation_id = amqp_cstring_bytes(corr);
+    p.reply_to = amqp_cstring_bytes("amq.rabbitmq.reply-to");
+    p.expiration = amqp_cstring_bytes(expiration);
+    amqp_bytes_t body = {.len = len, .bytes = (void *)req};
+    if (amqp_basic_publish(cl->conn, 1, amqp_empty_bytes, amqp_cstring_bytes(rp_component_queue(comp)), 1, 0, &p,
+                           body) != AMQP_STATUS_OK) {
+        client_broken(cl);
+        rp_err_set(err, 503, "UNAVAILABLE", "the message broker is unavailable");
+        return false;
+    }
+    for (;;) {
+        int64_t left = deadline_ms - rp_now_ms();
+        if (left <= 0) {
+            rp_err_set(err, 504, "WORKER_TIMEOUT", "the %s worker did not answer in time", rp_component_name(comp));
+            return false;
+        }
+        struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000)};
+        amqp_frame_t f;
+        amqp_maybe_release_buffers(cl->conn);
+        int rc = amqp_simple_wait_frame_noblock(cl->conn, &f, &tv);
+        if (rc == AMQP_STATUS_TIMEOUT) continue;
+        if (rc != AMQP_STATUS_OK || f.frame_type != AMQP_FRAME_METHOD) {
+            client_broken(cl);
+            rp_err_set(err, 503, "UNAVAILABLE", "lost the message broker while waiting for the %s worker",
+                       rp_component_name(comp));
+            return false;
+        }
+        if (f.payload.method.id == AMQP_BASIC_RETURN_METHOD || f.payload.method.id == AMQP_BASIC_DELIVER_METHOD) {
+            bool returned = f.payload.method.id == AMQP_BASIC_RETURN_METHOD;
+            amqp_message_t m;
+            if (amqp_read_message(cl->conn, f.channel, &m, 0).reply_type != AMQP_RESPONSE_NORMAL) {
+                client_broken(cl);
+                rp_err_set(err, 503, "UNAVAILABLE", "lost the message broker while reading a reply");
+                return false;
+            }
+            bool mine = (m.properties._flags & AMQP_BASIC_CORRELATION_ID_FLAG) &&
+                        m.properties.correlation_id.len == strlen(corr) &&
+                        memcmp(m.properties.correlation_id.bytes, corr, strlen(corr)) == 0;
+            if (mine && returned) {
+                amqp_destroy_message(&m);
+                rp_err_set(err, 503, "UNAVAILABLE", "nobody serves the %s queue", rp_component_name(comp));
+                return false;
+            }
+            if (mine) {
+                *reply = rp_strndup(m.body.bytes, m.body.len);
+                *reply_len = m.body.len;
+                amqp_destroy_message(&m);
+                return true;
+            }
+            amqp_destroy_message(&m); /* a late reply to an earlier call that timed out: dropped */
+            continue;
+        }
+        if (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD || f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD) {
+            client_broken(cl);
+            rp_err_set(err, 503, "UNAVAILABLE", "the broker closed the channel");
+            return false;
+        }
+    }
+}
+
+static bool amqp_ready(rp_transport_t *base, rp_err_t *err) {
+    amqp_tp_t *t = (amqp_tp_t *)base;
+    if (atomic_load(&t->stopping)) {
+        rp_err_set(err, 503, "UNAVAILABLE", "shutting down");
+        return false;
+    }
+    return client_get(t, err) != NULL;
+}
+
+/* ---- the serving side ---- */
+
+static bool send_reply(amqp_connection_state_t c, const amqp_envelope_t *env, const char *out, size_t n) {
+    if (!(env->message.properties._flags & AMQP_BASIC_REPLY_TO_FLAG)) return true; /* nobody to answer */
+    amqp_basic_properties_t p;
+    memset(&p, 0, sizeof p);
+    p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+    p.content_type = amqp_cstring_bytes("application/json");
+    p.delivery_mode = 1;
+    if (env->message.properties._flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
+        p._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
+        p.correlation_id = env->message.properties.correlation_id;
+    }
+    amqp_bytes_t body = {.len = n, .bytes = (void *)out};
+    return amqp_basic_publish(c, 1, amqp_empty_bytes, env->message.properties.reply_to, 0, 0, &p, body) ==
+           AMQP_STATUS_OK;
+}
+
+static bool parseable(const amqp_envelope_t *env) {
+    const char *b = env->message.body.bytes;
+    size_t n = env->message.body.len;
+    return n >= 2 && b[0] == '{';
+}
+
+static void *consume_main(void *arg) {
+    consumer_t *cs = arg;
+    amqp_tp_t *t = cs->t;
+    const char *queue = rp_component_queue(cs->comp);
+    int backoff_ms = 100;
+    char name[64];
+    snprintf(name, sizeof name, "reward-%s-worker", rp_component_name(cs->comp));
+    while (!atomic_load(&t->stopping)) {
+        rp_err_t err;
+        amqp_connection_state_t c = open_conn(t, name, &err);
+        if (c && declare_topology(c, &err)) {
+            amqp_basic_qos(c, 1, 0, (uint16_t)t->prefetch, 0);
+            if (reply_ok(c, "qos", &err)) {
+                amqp_basic_consume(c, 1, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+                if (reply_ok(c, "consume", &err)) {
+                    rp_log(RP_LOG_INFO, "amqp", "consuming %s", queue);
+                    backoff_ms = 100;
+                    while (!atomic_load(&t->stopping)) {
+                        amqp_envelope_t env;
+                        struct timeval tv = {1, 0};
+                        amqp_maybe_release_buffers(c);
+                        amqp_rpc_reply_t r = amqp_consume_message(c, &env, &tv, 0);
+                        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
+                            continue;
+                        if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+                            rp_log(RP_LOG_WARN, "amqp", "lost the broker while consuming %s; reconnecting", queue);
+                            break;
+                        }
+                        if (!parseable(&env)) {
+                            rp_log(RP_LOG_ERROR, "amqp", "dead-lettering an unparseable message on %s (%zu bytes)",
+                                   queue, env.message.body.len);
+                            amqp_basic_nack(c, 1, env.delivery_tag, 0, 0);
+                            amqp_destroy_envelope(&env);
+                            continue;
+                        }
+                        size_t n = 0;
+                        char *out = cs->fn(cs->ctx, env.message.body.bytes, env.message.body.len, &n);
+                        /* the handler has committed: reply, then ack; a crash before the ack means
+                         * redelivery, which the idempotent operations absorb */
+                        bool sent = out && send_reply(c, &env, out, n);
+                        free(out);
+                        int ack = sent ? amqp_basic_ack(c, 1, env.delivery_tag, 0) : -1;
+                        amqp_destroy_envelope(&env);
+                        if (ack != AMQP_STATUS_OK) break;
+                    }
+                }
+            }
+        }
+        if (c) close_conn(c);
+        if (atomic_load(&t->stopping)) break;
+        rp_log(RP_LOG_WARN, "amqp", "%s: %s; retrying in %d ms", queue, err.message, backoff_ms);
+        for (int waited = 0; waited < backoff_ms && !atomic_load(&t->stopping); waited += 50) usleep(50000);
+        backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
+    }
+    return NULL;
+}
+
+static bool amqp_serve(rp_transport_t *base, rp_component_t comp, rp_rpc_handler_fn fn, void *ctx, int threads,
+                       rp_err_t *err) {
+    amqp_tp_t *t = (amqp_tp_t *)base;
+    /* fail fast when the broker is unreachable or the topology conflicts */
+    amqp_connection_state_t c = open_conn(t, "reward-setup", err);
+    if (!c) return false;
+    bool ok = declare_topology(c, err);
+    close_conn(c);
+    if (!ok) return false;
+    pthread_mutex_lock(&t->mu);
+    for (int i = 0; i < threads; i++) {
+        if (t->nconsumers == t->capconsumers) {
+            t->capconsumers = t->capconsumers ? t->capconsumers * 2 : 16;
+            t->consumers = rp_realloc(t->consumers, t->capconsumers * sizeof *t->consumers);
+        }
+        consumer_t *cs = rp_calloc(1, sizeof *cs);
+        cs->t = t;
+        cs->comp = comp;
+        cs->fn = fn;
+        cs->ctx = ctx;
+        if (pthread_create(&cs->thread, NULL, consume_main, cs) != 0) {
+            free(cs);
+            pthread_mutex_unlock(&t->mu);
+            rp_err_set(err, 500, "TRANSPORT", "cannot start a consumer thread");
+            return false;
+        }
+        t->consumers[t->nconsumers++] = cs;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return true;
+}
+
+static void amqp_stop(rp_transport_t *base) {
+    amqp_tp_t *t = (amqp_tp_t *)base;
+    if (atomic_exchange(&t->stopping, true)) return;
+    pthread_mutex_lock(&t->mu);
+    for (size_t i = 0; i < t->nconsumers; i++) {
+        pthread_join(t->consumers[i]->thread, NULL);
+        free(t->consumers[i]);
+    }
+    t->nconsumers = 0;
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void amqp_free(rp_transport_t *base) {
+    amqp_tp_t *t = (amqp_tp_t *)base;
+    amqp_stop(base);
+    client_free(pthread_getspecific(t->key));
+    pthread_setspecific(t->key, NULL);
+    pthread_key_delete(t->key);
+    pthread_mutex_destroy(&t->mu);
+    free(t->consumers);
+    free(t->host);
+    free(t->user);
+    free(t->pass);
+    free(t->vhost);
+    free(t);
+}
+
+static const rp_transport_ops_t amqp_ops = {
+    .serve = amqp_serve, .call = amqp_call, .ready = amqp_ready, .stop = amqp_stop, .free = amqp_free};
+
+rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, rp_err_t *err) {
+    struct amqp_connection_info info;
+    char *copy = rp_strdup(url);
+    amqp_default_connection_info(&info);
+    if (amqp_parse_url(copy, &info) != AMQP_STATUS_OK) {
+        free(copy);
+        rp_err_set(err, 500, "CONFIG_INVALID", "AMQP_URL is not a valid amqp:// URL");
+        return NULL;
+    }
+    amqp_tp_t *t = rp_calloc(1, sizeof *t);
+    t->base.ops = &amqp_ops;
+    t->host = rp_strdup(info.host);
+    t->user = rp_strdup(info.user);
+    t->pass = rp_strdup(info.password);
+    t->vhost = rp_strdup(info.vhost && info.vhost[0] ? info.vhost : "/");
+    t->port = info.port;
+    t->prefetch = prefetch > 0 ? prefetch : 16;
+    free(copy);
+    pthread_key_create(&t->key, client_free);
+    pthread_mutex_init(&t->mu, NULL);
+    return &t->base;
+}
