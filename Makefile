@@ -29,7 +29,8 @@ MAIN_SRCS := $(filter %_main.c,$(SRCS))
 LIB_SRCS  := $(filter-out %_main.c,$(SRCS))
 SCHEMAS   := $(sort $(wildcard schemas/*.json))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/gen/schemas_embedded.o
-BINS      := $(patsubst %_main.c,$(BUILD)/bin/reward-%,$(notdir $(MAIN_SRCS)))
+bin_name   = reward-$(subst _,-,$(patsubst %_main.c,%,$(notdir $(1))))
+BINS      := $(foreach m,$(MAIN_SRCS),$(BUILD)/bin/$(call bin_name,$(m)))
 TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -53,7 +54,7 @@ $(BUILD)/librp.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 define main_rule
-$(BUILD)/bin/reward-$(patsubst %_main.c,%,$(notdir $(1))): $(BUILD)/obj/$(1:.c=.o) $(BUILD)/librp.a
+$(BUILD)/bin/$(call bin_name,$(1)): $(BUILD)/obj/$(1:.c=.o) $(BUILD)/librp.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(ALL_CFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef

@@ -20,6 +20,7 @@
 #include "roles.h"
 #include "routes.h"
 #include "rpc.h"
+#include "schema_registry.h"
 #include "timeutil.h"
 #include "token.h"
 
@@ -36,6 +37,7 @@ struct rp_gateway {
     rp_ratelimit_t *limit_all;      /* every routed request, per client address */
     rp_ratelimit_t *limit_auth;     /* public auth routes (register, login, refresh): password hashing */
     rp_metrics_t *metrics;
+    rp_schema_registry_t *owned_schemas; /* set by rp_gateway_open */
 };
 
 /* Per-request state, on the handler's stack. */
@@ -383,9 +385,27 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
     return gw;
 }
 
+rp_gateway_t *rp_gateway_open(const rp_config_t *cfg, rp_transport_t *t, rp_err_t *err) {
+    rp_schema_registry_t *schemas = rp_schema_registry_new(err);
+    if (!schemas) return NULL;
+    mg_init_library(0);
+    rp_gateway_t *gw = rp_gateway_start(cfg, t, rp_schema_registry_validate, schemas, err);
+    if (!gw) {
+        mg_exit_library();
+        rp_schema_registry_free(schemas);
+        return NULL;
+    }
+    gw->owned_schemas = schemas;
+    return gw;
+}
+
 void rp_gateway_stop(rp_gateway_t *gw) {
     if (!gw) return;
     mg_stop(gw->ctx);
+    if (gw->owned_schemas) {
+        rp_schema_registry_free(gw->owned_schemas);
+        mg_exit_library();
+    }
     rp_ratelimit_free(gw->limit_all);
     rp_ratelimit_free(gw->limit_auth);
     rp_metrics_free(gw->metrics);

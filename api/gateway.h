@@ -21,6 +21,11 @@ typedef bool (*rp_body_validator_fn)(void *ud, const char *schema, const json_t 
  * Returns NULL with err (500 HTTP_START) when the port cannot be bound. */
 rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_body_validator_fn validate,
                                void *validate_ud, rp_err_t *err);
+/* rp_gateway_start with the embedded JSON Schemas as validator: compiles them (a broken schema
+ * fails here, at start-up), initialises civetweb and starts serving. The gateway owns both and
+ * releases them in rp_gateway_stop. */
+rp_gateway_t *rp_gateway_open(const rp_config_t *cfg, rp_transport_t *t, rp_err_t *err);
+
 /* Stops accepting, waits for running requests to finish, frees. Accepts NULL. */
 void rp_gateway_stop(rp_gateway_t *gw);
 

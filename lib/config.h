@@ -18,6 +18,7 @@ typedef struct rp_config {
     char mongodb_db_name[64];   /* MONGODB_DB_NAME, default reward_platform */
     char transport[16];         /* TRANSPORT: inproc | amqp */
     char amqp_url[1024];        /* AMQP_URL */
+    int amqp_prefetch;          /* AMQP_PREFETCH unacked messages per consumer, default 16 */
     unsigned char jwt_secret[512]; /* JWT_SECRET bytes (required, >= 32) */
     size_t jwt_secret_len;
     int64_t jwt_expires_s;      /* JWT_EXPIRES_IN, default 60m */

@@ -9,5 +9,8 @@ tests/rabbitmq.sh start "$state" || exit 1
 trap 'tests/rabbitmq.sh stop "$state"' EXIT INT TERM
 status=0
 tests/run_unit.sh build-asan/tests || status=1
+echo "== black-box tests, embedded (one process, inproc transport)"
 BIN=build-asan/bin/reward-platform "$python" -m pytest -q tests/e2e || status=1
+echo "== black-box tests, cluster (reward-api + auth, event and 2 grant worker processes on RabbitMQ)"
+E2E_MODE=cluster BIN=build-asan/bin/reward-platform "$python" -m pytest -q tests/e2e || status=1
 exit $status

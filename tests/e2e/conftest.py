@@ -8,7 +8,9 @@ import pytest
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from platform_proc import Platform  # noqa: E402
+from platform_proc import Cluster, Platform  # noqa: E402
+
+MODE = os.environ.get("E2E_MODE", "embedded")
 
 
 class Client:
@@ -115,7 +117,8 @@ class World:
 def platform():
     # auth routes are rate-limited per address; the suite comes from one address, so the auth
     # limiter is off here and tested on its own platform in test_limits.py
-    p = Platform({"RATE_LIMIT_AUTH_RPS": "0", "RATE_LIMIT_RPS": "0"}).start()
+    env = {"RATE_LIMIT_AUTH_RPS": "0", "RATE_LIMIT_RPS": "0"}
+    p = (Cluster(env) if MODE == "cluster" else Platform(env)).start()
     yield p
     code = p.stop()
     assert code == 0, "platform exited with %s:\n%s" % (code, p.log_tail())

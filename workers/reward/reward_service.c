@@ -21,6 +21,7 @@ struct rp_reward_worker {
     const rp_config_t *cfg;
     rp_reward_store_t *store;
     rp_event_repo_t *events;
+    rp_event_repo_t *owned_events;
     rp_grant_engine_t *engine;
     rp_service_t service;
 };
@@ -275,12 +276,19 @@ rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t
         rp_err_set(err, 500, "CONFIG_INVALID", "the reward worker has no %s store in this build", cfg->store);
         return NULL;
     }
+    rp_event_repo_t *owned = NULL;
+    if (!events && !(events = owned = rp_event_repo_sqlite_open(cfg->sqlite_dir, cfg->worker_threads + 2, err)))
+        return NULL;
     rp_reward_store_t *store = rp_reward_store_sqlite_open(cfg->sqlite_dir, cfg->worker_threads + 2, err);
-    if (!store) return NULL;
+    if (!store) {
+        if (owned) owned->ops->free(owned);
+        return NULL;
+    }
     rp_reward_worker_t *w = rp_calloc(1, sizeof *w);
     w->cfg = cfg;
     w->store = store;
     w->events = events;
+    w->owned_events = owned;
     w->engine = rp_grant_engine_new(store, events);
     w->service = (rp_service_t){"reward", ops, sizeof ops / sizeof ops[0], w};
     return w;
@@ -292,5 +300,6 @@ void rp_reward_worker_free(rp_reward_worker_t *w) {
     if (!w) return;
     rp_grant_engine_free(w->engine);
     w->store->ops->free(w->store);
+    if (w->owned_events) w->owned_events->ops->free(w->owned_events);
     free(w);
 }

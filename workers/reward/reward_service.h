@@ -11,8 +11,9 @@
 typedef struct rp_reward_worker rp_reward_worker_t;
 
 /* Opens the reward store named by cfg (STORE=sqlite: SQLITE_DIR/events.db) and returns the
- * worker; events and progress are read through `events` (borrowed, must outlive the worker).
- * cfg is borrowed too. Free with rp_reward_worker_free. */
+ * worker; events and progress are read through `events` (borrowed, must outlive the worker),
+ * or, when events is NULL (a reward worker process of its own), through an event repository
+ * the worker opens and owns. cfg is borrowed too. Free with rp_reward_worker_free. */
 rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t *events, rp_err_t *err);
 /* The worker's service (name "reward") for rp_rpc_service_handler; borrowed. */
 const rp_service_t *rp_reward_worker_service(rp_reward_worker_t *w);

@@ -1,0 +1,69 @@
+/* process.c - process start-up and shutdown shared by every executable (see process.h). */
+#include "process.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+
+bool rp_process_start(rp_process_t *p, const char *name, bool allow_inproc, bool allow_amqp) {
+    rp_err_t err;
+    memset(p, 0, sizeof *p);
+    p->name = name;
+    rp_err_clear(&err);
+    if (!rp_config_load_env(&p->cfg, &err)) {
+        fprintf(stderr, "%s: refusing to start: %s\n", name, err.message);
+        return false;
+    }
+    bool amqp = strcmp(p->cfg.transport, "amqp") == 0;
+    if ((amqp && !allow_amqp) || (!amqp && !allow_inproc)) {
+        fprintf(stderr, "%s: refusing to start: this executable runs TRANSPORT=%s only\n", name,
+                allow_amqp ? "amqp" : "inproc");
+        return false;
+    }
+    if (sodium_init() < 0) {
+        fprintf(stderr, "%s: libsodium failed to initialise\n", name);
+        return false;
+    }
+    rp_log_set_level((rp_log_level_t)p->cfg.log_level);
+    rp_log_set_component(name);
+    if (strcmp(p->cfg.store, "sqlite") == 0 && mkdir(p->cfg.sqlite_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "%s: cannot create SQLITE_DIR %s: %s\n", name, p->cfg.sqlite_dir, strerror(errno));
+        return false;
+    }
+    /* every thread started from here on inherits the mask; the signals are taken by sigwait */
+    sigemptyset(&p->stop);
+    sigaddset(&p->stop, SIGINT);
+    sigaddset(&p->stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &p->stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    p->transport = amqp ? rp_transport_amqp_new(p->cfg.amqp_url, p->cfg.amqp_prefetch, &err)
+                        : rp_transport_inproc_new(p->cfg.queue_capacity);
+    if (!p->transport) {
+        fprintf(stderr, "%s: transport: %s\n", name, err.message);
+        return false;
+    }
+    return true;
+}
+
+int rp_process_fail(const rp_process_t *p, const char *what, const rp_err_t *err) {
+    fprintf(stderr, "%s: %s: %s\n", p->name, what, err->message);
+    return 1;
+}
+
+void rp_process_wait(rp_process_t *p) {
+    int sig = 0;
+    rp_log(RP_LOG_INFO, "main", "%s ready (%s transport, %s store)", p->name, p->cfg.transport, p->cfg.store);
+    sigwait(&p->stop, &sig);
+    rp_log(RP_LOG_INFO, "main", "signal %d: shutting down", sig);
+}
+
+void rp_process_end(rp_process_t *p) {
+    rp_transport_stop(p->transport);
+    rp_transport_free(p->transport);
+    p->transport = NULL;
+}

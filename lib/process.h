@@ -1,0 +1,32 @@
+/* process.h - what every executable of the platform does around its real work: configuration
+ * (refusing to start with a one-line reason), libsodium, logging, the data directory, signal
+ * handling for a clean stop, and the transport named by TRANSPORT. One per process. */
+#ifndef RP_LIB_PROCESS_H
+#define RP_LIB_PROCESS_H
+
+#include <signal.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "err.h"
+#include "transport.h"
+
+typedef struct rp_process {
+    const char *name; /* e.g. "reward-api", used in messages and logs */
+    rp_config_t cfg;
+    sigset_t stop;
+    rp_transport_t *transport; /* owned */
+} rp_process_t;
+
+/* Starts the process. allow_inproc / allow_amqp say which TRANSPORT values the executable
+ * supports. On failure prints "<name>: <reason>" to stderr and returns false. Must run before
+ * any thread is created (the signal mask is inherited). */
+bool rp_process_start(rp_process_t *p, const char *name, bool allow_inproc, bool allow_amqp);
+/* Prints "<name>: <what>: <reason>" and returns 1 (an exit status). */
+int rp_process_fail(const rp_process_t *p, const char *what, const rp_err_t *err);
+/* Blocks until SIGINT or SIGTERM. */
+void rp_process_wait(rp_process_t *p);
+/* Stops and frees the transport. */
+void rp_process_end(rp_process_t *p);
+
+#endif

@@ -1,0 +1,21 @@
+/* grant_worker_main.c - the reward-grant worker as a process of its own: consumes reward.rpc.
+ * Run any number: exactly-once comes from the store's transaction, not from having one worker. */
+#include "process.h"
+#include "reward_service.h"
+
+int main(void) {
+    rp_process_t proc;
+    rp_err_t err;
+    int rc = 0;
+    if (!rp_process_start(&proc, "reward-grant-worker", false, true)) return 1;
+    rp_reward_worker_t *w = rp_reward_worker_new(&proc.cfg, NULL, &err);
+    if (!w || !rp_transport_serve(proc.transport, RP_COMP_REWARD, rp_rpc_service_handler,
+                                  (void *)rp_reward_worker_service(w), proc.cfg.worker_threads, &err))
+        rc = rp_process_fail(&proc, "reward worker", &err);
+    else
+        rp_process_wait(&proc);
+    rp_transport_stop(proc.transport);
+    rp_reward_worker_free(w);
+    rp_process_end(&proc);
+    return rc;
+}
