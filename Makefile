@@ -34,7 +34,7 @@ BINS      := $(foreach m,$(MAIN_SRCS),$(BUILD)/bin/$(call bin_name,$(m)))
 TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test test-unit test-e2e deps deps-build deps-test clean format bench
+.PHONY: all run run-cluster test test-unit test-e2e deps deps-build deps-test clean format bench
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -88,6 +88,11 @@ run: deps-build all
 	JWT_SECRET="$${JWT_SECRET:-$$(cat "$(SQLITE_DIR)/jwt_secret")}" PORT=$(PORT) SQLITE_DIR="$(SQLITE_DIR)" \
 	  exec $(BUILD)/bin/reward-platform
 
+# ---- run-cluster: the production shape (api + workers as processes on RabbitMQ), foreground ----
+run-cluster: deps-build all
+	@dpkg -s rabbitmq-server >/dev/null 2>&1 || $(MAKE) deps-test
+	PORT=$(PORT) SQLITE_DIR="$(SQLITE_DIR)" deploy/run-cluster.sh
+
 # ---- tests ----
 test: deps
 	$(MAKE) all
@@ -102,7 +107,8 @@ test-e2e: deps all
 	BIN=$(BUILD)/bin/reward-platform $(PYTHON) -m pytest -q tests/e2e
 
 bench: all
-	bench/run.sh
+	bench/auth.sh
+	bench/grants.sh
 
 format:
 	clang-format -i $(SRCS) $(wildcard lib/*.h api/*.h workers/*/*.h) $(TEST_SRCS)

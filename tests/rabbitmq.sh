@@ -32,7 +32,7 @@ start)
   ;;
 stop)
   if [ -f "$state" ]; then
-    echo "rabbitmq: stopping the broker started for the tests"
+    echo "rabbitmq: stopping the broker this run started"
     rabbitmqctl -q stop >/dev/null 2>&1 || true
     rm -f "$state"
   fi
