@@ -165,4 +165,12 @@ static const char v1[] =
     "  created_at INTEGER NOT NULL,"
     "  PRIMARY KEY (user_id, key)) WITHOUT ROWID;";
 
-const char *const rp_event_sqlite_migrations[] = {v1, NULL};
+/* v2: leases on outbox rows, so several relays (one per grant-worker process) never publish
+ * the same row at the same time */
+static const char v2[] = "ALTER TABLE outbox ADD COLUMN lease_owner TEXT;"
+                         "ALTER TABLE outbox ADD COLUMN lease_until INTEGER;"
+                         /* histories list newest first by request time (see reward_store_sqlite.c) */
+                         "CREATE INDEX reward_requests_user_time ON reward_requests(user_id, requested_at, id);"
+                         "CREATE INDEX reward_requests_time ON reward_requests(requested_at, id);";
+
+const char *const rp_event_sqlite_migrations[] = {v1, v2, NULL};

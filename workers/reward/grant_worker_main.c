@@ -1,5 +1,9 @@
 /* grant_worker_main.c - the reward-grant worker as a process of its own: consumes reward.rpc.
  * Run any number: exactly-once comes from the store's transaction, not from having one worker. */
+#include <stdio.h>
+#include <unistd.h>
+
+#include "outbox_relay.h"
 #include "process.h"
 #include "reward_service.h"
 
@@ -8,12 +12,19 @@ int main(void) {
     rp_err_t err;
     int rc = 0;
     if (!rp_process_start(&proc, "reward-grant-worker", false, true)) return 1;
+    rp_outbox_relay_t *relay = NULL;
+    char owner[64];
+    snprintf(owner, sizeof owner, "grant-worker-%ld", (long)getpid());
     rp_reward_worker_t *w = rp_reward_worker_new(&proc.cfg, NULL, &err);
     if (!w || !rp_transport_serve(proc.transport, RP_COMP_REWARD, rp_rpc_service_handler,
                                   (void *)rp_reward_worker_service(w), proc.cfg.worker_threads, &err))
         rc = rp_process_fail(&proc, "reward worker", &err);
+    else if (!(relay = rp_outbox_relay_new(rp_reward_worker_store(w), proc.cfg.amqp_url, owner, &err)) ||
+             !rp_outbox_relay_start(relay, &err))
+        rc = rp_process_fail(&proc, "outbox relay", &err);
     else
         rp_process_wait(&proc);
+    rp_outbox_relay_free(relay);
     rp_transport_stop(proc.transport);
     rp_reward_worker_free(w);
     rp_process_end(&proc);

@@ -295,6 +295,7 @@ rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t
 }
 
 const rp_service_t *rp_reward_worker_service(rp_reward_worker_t *w) { return &w->service; }
+rp_reward_store_t *rp_reward_worker_store(rp_reward_worker_t *w) { return w->store; }
 
 void rp_reward_worker_free(rp_reward_worker_t *w) {
     if (!w) return;

@@ -18,5 +18,7 @@ rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t
 /* The worker's service (name "reward") for rp_rpc_service_handler; borrowed. */
 const rp_service_t *rp_reward_worker_service(rp_reward_worker_t *w);
 void rp_reward_worker_free(rp_reward_worker_t *w);
+/* The worker's reward store (borrowed), for the outbox relay that runs beside it. */
+struct rp_reward_store *rp_reward_worker_store(rp_reward_worker_t *w);
 
 #endif

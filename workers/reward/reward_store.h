@@ -81,6 +81,13 @@ typedef struct rp_reward_store_ops {
                         json_t **items, bool *more, rp_err_t *err);
     /* Outbox messages by seq ascending after `after_seq` (the grants feed). */
     bool (*list_outbox)(rp_reward_store_t *s, int64_t after_seq, int limit, json_t **items, bool *more, rp_err_t *err);
+    /* Leases up to limit unpublished outbox messages (in commit order) to owner until
+     * now + lease_ms, skipping rows another owner holds; *items = [{seq, messageId, routingKey,
+     * payload}]. */
+    bool (*outbox_lease)(rp_reward_store_t *s, const char *owner, int64_t now, int64_t lease_ms, int limit,
+                         json_t **items, rp_err_t *err);
+    /* Marks the messages with these sequence numbers published at now. */
+    bool (*outbox_published)(rp_reward_store_t *s, const int64_t *seqs, size_t n, int64_t now, rp_err_t *err);
     /* Claim idempotency: *found false when unknown; else the stored hash/status/response. */
     bool (*idem_get)(rp_reward_store_t *s, const char *user_id, const char *key, bool *found, char hash[65],
                      int *status, json_t **response, rp_err_t *err);

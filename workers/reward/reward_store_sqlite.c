@@ -450,13 +450,15 @@ static bool s_list_requests(rp_reward_store_t *base, const rp_request_filter_t *
     *more = false;
     sqlite3 *db = rp_sqlite_pool_get(s->pool, err);
     if (!db) return false;
-    /* newest first: ids are ObjectIds, so id order is creation order */
+    /* newest first by request time: ObjectIds made by different worker processes in the same
+     * second do not sort by time, so the id only breaks ties (and names the cursor row) */
     int rc = sqlite3_prepare_v2(db,
                                 "SELECT " REQ_COLUMNS " FROM reward_requests WHERE "
                                 "(?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR event_id = ?2) AND "
                                 "(?3 IS NULL OR status = ?3) AND (?4 IS NULL OR requested_at >= ?4) AND "
-                                "(?5 IS NULL OR requested_at < ?5) AND (?6 IS NULL OR id < ?6) "
-                                "ORDER BY id DESC LIMIT ?7",
+                                "(?5 IS NULL OR requested_at < ?5) AND (?6 IS NULL OR (requested_at, id) < "
+                                "(SELECT requested_at, id FROM reward_requests WHERE id = ?6)) "
+                                "ORDER BY requested_at DESC, id DESC LIMIT ?7",
                                 -1, &st, NULL);
     bool ok = false;
     if (rc != SQLITE_OK) {
@@ -660,6 +662,101 @@ done:
     return ok;
 }
 
+static bool s_outbox_lease(rp_reward_store_t *base, const char *owner, int64_t now, int64_t lease_ms, int limit,
+                           json_t **items, rp_err_t *err) {
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    bool ok = false, in_txn = false;
+    int rc;
+    *items = NULL;
+    sqlite3 *db = rp_sqlite_pool_get(s->pool, err);
+    if (!db) return false;
+    if (!rp_sqlite_exec(db, "BEGIN IMMEDIATE", err)) goto done;
+    in_txn = true;
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE outbox SET lease_owner = ?1, lease_until = ?2 WHERE seq IN (SELECT seq FROM outbox "
+                           "WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < ?3 OR lease_owner = ?1) "
+                           "ORDER BY seq LIMIT ?4)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rp_sqlite_err(db, "prepare lease", err);
+        goto done;
+    }
+    rp_sqlite_bind_text(st, 1, owner);
+    sqlite3_bind_int64(st, 2, now + lease_ms);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int(st, 4, limit);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc != SQLITE_DONE) {
+        rp_sqlite_err(db, "lease outbox", err);
+        goto done;
+    }
+    if (sqlite3_prepare_v2(db,
+                           "SELECT seq, message_id, routing_key, payload FROM outbox WHERE published_at IS NULL AND "
+                           "lease_owner = ?1 AND lease_until = ?2 ORDER BY seq",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rp_sqlite_err(db, "prepare leased", err);
+        goto done;
+    }
+    rp_sqlite_bind_text(st, 1, owner);
+    sqlite3_bind_int64(st, 2, now + lease_ms);
+    *items = json_array();
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(*items, json_pack("{s:I, s:o, s:o, s:o}", "seq", (json_int_t)sqlite3_column_int64(st, 0),
+                                                "messageId", rp_sqlite_col_string(st, 1), "routingKey",
+                                                rp_sqlite_col_string(st, 2), "payload", rp_sqlite_col_json(st, 3)));
+    if (rc != SQLITE_DONE) {
+        rp_sqlite_err(db, "read leased", err);
+        goto done;
+    }
+    if (!rp_sqlite_exec(db, "COMMIT", err)) goto done;
+    in_txn = false;
+    ok = true;
+done:
+    sqlite3_finalize(st);
+    if (in_txn) rp_sqlite_exec(db, "ROLLBACK", NULL);
+    if (!ok) {
+        json_decref(*items);
+        *items = NULL;
+    }
+    rp_sqlite_pool_put(s->pool, db);
+    return ok;
+}
+
+static bool s_outbox_published(rp_reward_store_t *base, const int64_t *seqs, size_t n, int64_t now, rp_err_t *err) {
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    bool ok = false, in_txn = false;
+    sqlite3 *db = rp_sqlite_pool_get(s->pool, err);
+    if (!db) return false;
+    if (!rp_sqlite_exec(db, "BEGIN IMMEDIATE", err)) goto done;
+    in_txn = true;
+    if (sqlite3_prepare_v2(db, "UPDATE outbox SET published_at = ?2, lease_owner = NULL, lease_until = NULL "
+                               "WHERE seq = ?1 AND published_at IS NULL",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rp_sqlite_err(db, "prepare published", err);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_int64(st, 1, seqs[i]);
+        sqlite3_bind_int64(st, 2, now);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rp_sqlite_err(db, "mark published", err);
+            goto done;
+        }
+        sqlite3_reset(st);
+    }
+    if (!rp_sqlite_exec(db, "COMMIT", err)) goto done;
+    in_txn = false;
+    ok = true;
+done:
+    sqlite3_finalize(st);
+    if (in_txn) rp_sqlite_exec(db, "ROLLBACK", NULL);
+    rp_sqlite_pool_put(s->pool, db);
+    return ok;
+}
+
 static void s_free(rp_reward_store_t *base) {
     sqlite_store_t *s = (sqlite_store_t *)base;
     if (!s) return;
@@ -677,6 +774,8 @@ static const rp_reward_store_ops_t sqlite_ops = {
     .list_requests = s_list_requests,
     .list_ledger = s_list_ledger,
     .list_outbox = s_list_outbox,
+    .outbox_lease = s_outbox_lease,
+    .outbox_published = s_outbox_published,
     .idem_get = s_idem_get,
     .idem_put = s_idem_put,
     .free = s_free,
