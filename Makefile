@@ -13,7 +13,7 @@ SQLITE_DIR ?= ./data
 PKGS      := jansson libjwt libsodium sqlite3 libpcre2-8 librabbitmq
 DEB_BUILD := build-essential pkg-config libcivetweb-dev librabbitmq-dev libmongoc-dev libbson-dev \
              libjansson-dev libjwt-dev libsodium-dev libsqlite3-dev libpcre2-dev libcriterion-dev
-DEB_TEST  := json-schema-test-suite python3-pytest python3-requests sqlite3 curl wrk rabbitmq-server
+DEB_TEST  := json-schema-test-suite python3-pytest python3-requests sqlite3 curl wrk rabbitmq-server clang-format
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2
 CFLAGS  ?= -O2 -g
@@ -34,7 +34,7 @@ BINS      := $(foreach m,$(MAIN_SRCS),$(BUILD)/bin/$(call bin_name,$(m)))
 TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run run-cluster test test-unit test-e2e deps deps-build deps-test clean format bench
+.PHONY: all run run-cluster format-check test test-unit test-e2e deps deps-build deps-test clean format bench
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -95,6 +95,7 @@ run-cluster: deps-build all
 
 # ---- tests ----
 test: deps
+	$(MAKE) format-check
 	$(MAKE) all
 	$(MAKE) BUILD=build-asan SAN=1 CFLAGS="-O1 -g" all $(TEST_BINS:$(BUILD)/%=build-asan/%)
 	PYTHON=$(PYTHON) tests/run_all.sh
@@ -110,8 +111,13 @@ bench: all
 	bench/auth.sh
 	bench/grants.sh
 
+FORMATTED := $(SRCS) $(wildcard lib/*.h api/*.h workers/*/*.h) $(TEST_SRCS)
 format:
-	clang-format -i $(SRCS) $(wildcard lib/*.h api/*.h workers/*/*.h) $(TEST_SRCS)
+	clang-format -i $(FORMATTED)
+
+# the committed .clang-format is the style; make test refuses code that does not follow it
+format-check:
+	@clang-format --dry-run --Werror $(FORMATTED) && echo "format-check: $(words $(FORMATTED)) files follow .clang-format"
 
 clean:
 	rm -rf build build-asan

@@ -100,8 +100,9 @@ static void handle_ready(rp_gateway_t *gw, req_ctx_t *rc) {
         rp_reply_clear(&rep);
         rp_envelope_clear(&env);
     }
-    send_reply(rc, all_ok ? 200 : 503, json_pack("{s:s, s:o}", "status", all_ok ? "ready" : "not_ready", "checks", checks),
-               all_ok ? 0 : 1, NULL, NULL);
+    send_reply(rc, all_ok ? 200 : 503,
+               json_pack("{s:s, s:o}", "status", all_ok ? "ready" : "not_ready", "checks", checks), all_ok ? 0 : 1,
+               NULL, NULL);
 }
 
 static void handle_local(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route) {
@@ -126,9 +127,10 @@ static bool authenticate(rp_gateway_t *gw, req_ctx_t *rc) {
         return false;
     }
     const char *tok = h + 7;
-    while (*tok == ' ') tok++;
-    if (!rp_token_verify(gw->cfg->jwt_secret, gw->cfg->jwt_secret_len, tok, strlen(tok), rp_now_ms() / 1000,
-                         &rc->who, &err)) {
+    while (*tok == ' ')
+        tok++;
+    if (!rp_token_verify(gw->cfg->jwt_secret, gw->cfg->jwt_secret_len, tok, strlen(tok), rp_now_ms() / 1000, &rc->who,
+                         &err)) {
         send_error(rc, 401, err.code, err.message, NULL);
         return false;
     }
@@ -157,7 +159,8 @@ static bool read_json_body(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t
         return false;
     }
     const char *expect = mg_get_header(rc->conn, "Expect");
-    if (has_body && expect && strcasecmp(expect, "100-continue") == 0) mg_printf(rc->conn, "HTTP/1.1 100 Continue\r\n\r\n");
+    if (has_body && expect && strcasecmp(expect, "100-continue") == 0)
+        mg_printf(rc->conn, "HTTP/1.1 100 Continue\r\n\r\n");
     long got = has_body ? rp_http_read_body(rc->conn, cap, &buf) : 0;
     if (got == RP_HTTP_BODY_TOO_LARGE) {
         rc->close = true;
@@ -236,7 +239,9 @@ static void forward(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route
     rp_envelope_clear(&env);
 }
 
-static bool loopback(const char *addr) { return strcmp(addr, "127.0.0.1") == 0 || strcmp(addr, "::1") == 0; }
+static bool loopback(const char *addr) {
+    return strcmp(addr, "127.0.0.1") == 0 || strcmp(addr, "::1") == 0;
+}
 
 /* GET /metrics: Prometheus text, for loopback scrapers or holders of METRICS_TOKEN. Anyone else
  * gets the same 404 as any unknown path. */
@@ -278,16 +283,14 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
     }
     const char *sub = plen == pfx ? "/" : path + pfx;
     switch (rp_routes_match(method, sub, strlen(sub), &route, &params, allow, sizeof allow)) {
-    case RP_MATCH_NOT_FOUND:
-        send_error(&rc, 404, "NOT_FOUND", "no such route", NULL);
-        goto done;
+    case RP_MATCH_NOT_FOUND: send_error(&rc, 404, "NOT_FOUND", "no such route", NULL); goto done;
     case RP_MATCH_BAD_METHOD:
-        send_reply(&rc, 405, json_pack("{s:{s:s, s:s, s:[]}}", "error", "code", "METHOD_NOT_ALLOWED", "message",
-                                       "this route does not accept that method", "details"),
+        send_reply(&rc, 405,
+                   json_pack("{s:{s:s, s:s, s:[]}}", "error", "code", "METHOD_NOT_ALLOWED", "message",
+                             "this route does not accept that method", "details"),
                    0, allow, NULL);
         goto done;
-    case RP_MATCH_OK:
-        break;
+    case RP_MATCH_OK: break;
     }
     rc.route_name = route->pattern;
     {
@@ -319,7 +322,8 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
     }
     const char *ik = mg_get_header(conn, "Idempotency-Key");
     if (ik && !valid_idempotency_key(ik)) {
-        send_error(&rc, 400, "INVALID_IDEMPOTENCY_KEY", "Idempotency-Key must be 1-128 printable ASCII characters", NULL);
+        send_error(&rc, 400, "INVALID_IDEMPOTENCY_KEY", "Idempotency-Key must be 1-128 printable ASCII characters",
+                   NULL);
         goto done;
     }
     if (route->component == RP_ROUTE_LOCAL)
@@ -360,10 +364,21 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
     char ports[128], threads[16];
     snprintf(ports, sizeof ports, "%s:%d", cfg->bind_address, cfg->port);
     snprintf(threads, sizeof threads, "%d", cfg->http_threads);
-    const char *options[] = {"listening_ports", ports,        "num_threads",        threads,
-                             "tcp_nodelay",     "1",          "enable_keep_alive",  "yes",
-                             "keep_alive_timeout_ms", "2000", "request_timeout_ms", "10000",
-                             "max_request_size", "16384",     NULL};
+    const char *options[] = {"listening_ports",
+                             ports,
+                             "num_threads",
+                             threads,
+                             "tcp_nodelay",
+                             "1",
+                             "enable_keep_alive",
+                             "yes",
+                             "keep_alive_timeout_ms",
+                             "2000",
+                             "request_timeout_ms",
+                             "10000",
+                             "max_request_size",
+                             "16384",
+                             NULL};
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = log_message;

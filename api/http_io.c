@@ -78,8 +78,7 @@ bool rp_http_send_json(struct mg_connection *conn, int status, const json_t *bod
         used += (size_t)snprintf(opt + used, sizeof opt - used, "Allow: %s\r\n", extra->allow);
     if (extra && extra->www_authenticate && used < sizeof opt)
         used += (size_t)snprintf(opt + used, sizeof opt - used, "WWW-Authenticate: %s\r\n", extra->www_authenticate);
-    if (extra && extra->close && used < sizeof opt)
-        snprintf(opt + used, sizeof opt - used, "Connection: close\r\n");
+    if (extra && extra->close && used < sizeof opt) snprintf(opt + used, sizeof opt - used, "Connection: close\r\n");
     int hlen = snprintf(head, sizeof head,
                         "HTTP/1.1 %d %s\r\n"
                         "Content-Type: application/json\r\n"
@@ -108,10 +107,12 @@ bool rp_http_send_json(struct mg_connection *conn, int status, const json_t *bod
 bool rp_http_is_json_type(const char *value) {
     static const char want[] = "application/json";
     if (!value) return false;
-    while (*value == ' ' || *value == '\t') value++;
+    while (*value == ' ' || *value == '\t')
+        value++;
     if (strncasecmp(value, want, sizeof want - 1) != 0) return false;
     const char *rest = value + sizeof want - 1;
-    while (*rest == ' ' || *rest == '\t') rest++;
+    while (*rest == ' ' || *rest == '\t')
+        rest++;
     return *rest == '\0' || *rest == ';';
 }
 
@@ -150,9 +151,9 @@ bool rp_http_parse_query(const char *qs, json_t **out) {
             const char *v = eq ? eq + 1 : qs + len;
             size_t vlen = eq ? len - nlen - 1 : 0;
             json_t *js;
-            if (++count > 32 || !decode_part(qs, nlen, name, sizeof name) || !decode_part(v, vlen, value, sizeof value) ||
-                !name[0] || json_object_get(o, name) || !(js = json_string(value)) ||
-                json_object_set_new(o, name, js) != 0) {
+            if (++count > 32 || !decode_part(qs, nlen, name, sizeof name) ||
+                !decode_part(v, vlen, value, sizeof value) || !name[0] || json_object_get(o, name) ||
+                !(js = json_string(value)) || json_object_set_new(o, name, js) != 0) {
                 json_decref(o);
                 return false;
             }

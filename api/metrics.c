@@ -45,7 +45,8 @@ void rp_metrics_observe(rp_metrics_t *m, size_t route_index, int status, double 
     if (cls < 0 || cls >= NCLASS) cls = NCLASS - 1;
     atomic_fetch_add(&r->by_class[cls], 1);
     size_t b = 0;
-    while (b < NB && latency_ms > bounds_ms[b]) b++;
+    while (b < NB && latency_ms > bounds_ms[b])
+        b++;
     atomic_fetch_add(&r->buckets[b], 1);
     atomic_fetch_add(&r->count, 1);
     atomic_fetch_add(&r->sum_us, (unsigned long long)(latency_ms * 1000.0));
@@ -102,8 +103,8 @@ char *rp_metrics_render(rp_metrics_t *m) {
         for (size_t k = 0; k <= NB; k++) {
             cum += atomic_load(&r->buckets[k]);
             if (k < NB)
-                put(&b, "rp_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"%g\"} %llu\n",
-                    method, route, bounds_ms[k] / 1000.0, cum);
+                put(&b, "rp_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"%g\"} %llu\n", method,
+                    route, bounds_ms[k] / 1000.0, cum);
             else
                 put(&b, "rp_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} %llu\n",
                     method, route, cum);

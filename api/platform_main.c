@@ -23,11 +23,10 @@ static int print_routes(void) {
     const rp_api_route_t *t = rp_routes_table(&n);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:b, s:o}", "method", t[i].method, "pattern",
-                                             t[i].pattern, "component",
-                                             t[i].component < 0 ? "api" : rp_component_name((rp_component_t)t[i].component),
-                                             "public", t[i].is_public, "roles",
-                                             t[i].roles ? rp_roles_to_json(t[i].roles) : json_null()));
+        json_array_append_new(
+            arr, json_pack("{s:s, s:s, s:s, s:b, s:o}", "method", t[i].method, "pattern", t[i].pattern, "component",
+                           t[i].component < 0 ? "api" : rp_component_name((rp_component_t)t[i].component), "public",
+                           t[i].is_public, "roles", t[i].roles ? rp_roles_to_json(t[i].roles) : json_null()));
     char *text = json_dumps(arr, JSON_INDENT(1));
     printf("%s\n", text);
     free(text);
@@ -48,8 +47,8 @@ int main(int argc, char **argv) {
     const rp_config_t *cfg = &proc.cfg;
     rp_err_clear(&err);
     if (!(auth = rp_auth_worker_new(cfg, &err)) ||
-        !rp_transport_serve(proc.transport, RP_COMP_AUTH, rp_rpc_service_handler,
-                            (void *)rp_auth_worker_service(auth), cfg->worker_threads, &err)) {
+        !rp_transport_serve(proc.transport, RP_COMP_AUTH, rp_rpc_service_handler, (void *)rp_auth_worker_service(auth),
+                            cfg->worker_threads, &err)) {
         rc = rp_process_fail(&proc, "auth worker", &err);
         goto done;
     }

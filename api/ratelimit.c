@@ -25,7 +25,8 @@ struct rp_ratelimit {
 
 static uint64_t fnv1a(const char *s) {
     uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h | 1; /* 0 marks an empty slot */
 }
 
@@ -33,13 +34,15 @@ rp_ratelimit_t *rp_ratelimit_new(int rate, int burst) {
     rp_ratelimit_t *rl = rp_calloc(1, sizeof *rl);
     rl->rate = rate;
     rl->burst = burst > 0 ? burst : 1;
-    for (int i = 0; i < STRIPES; i++) pthread_mutex_init(&rl->locks[i], NULL);
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_init(&rl->locks[i], NULL);
     return rl;
 }
 
 void rp_ratelimit_free(rp_ratelimit_t *rl) {
     if (!rl) return;
-    for (int i = 0; i < STRIPES; i++) pthread_mutex_destroy(&rl->locks[i]);
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_destroy(&rl->locks[i]);
     free(rl);
 }
 

@@ -31,7 +31,8 @@ static const rp_api_route_t table[] = {
     {"POST", "/events/reward-definitions", RP_COMP_EVENT, false, STAFF, RP_BODY_REQUIRED, "reward-definition.create"},
     {"GET", "/events/reward-definitions", RP_COMP_EVENT, false, READERS, RP_BODY_NONE, NULL},
     {"GET", "/events/reward-definitions/{id}", RP_COMP_EVENT, false, READERS, RP_BODY_NONE, NULL},
-    {"PATCH", "/events/reward-definitions/{id}", RP_COMP_EVENT, false, STAFF, RP_BODY_REQUIRED, "reward-definition.update"},
+    {"PATCH", "/events/reward-definitions/{id}", RP_COMP_EVENT, false, STAFF, RP_BODY_REQUIRED,
+     "reward-definition.update"},
     {"DELETE", "/events/reward-definitions/{id}", RP_COMP_EVENT, false, STAFF, RP_BODY_NONE, NULL},
     {"GET", "/events", RP_COMP_EVENT, false, ANY, RP_BODY_NONE, NULL},
     {"POST", "/events", RP_COMP_EVENT, false, STAFF, RP_BODY_REQUIRED, "event.create"},
@@ -42,13 +43,17 @@ static const rp_api_route_t table[] = {
     {"GET", "/events/progress/{userId}", RP_COMP_EVENT, false, ANY, RP_BODY_NONE, NULL},
     {"GET", "/events/audit-log", RP_COMP_EVENT, false, AUDIT, RP_BODY_NONE, NULL},
 
-    {"POST", "/events/{id}/reward-requests", RP_COMP_REWARD, false, RP_ROLE_USER, RP_BODY_OPTIONAL, "reward-request.claim"},
+    {"POST", "/events/{id}/reward-requests", RP_COMP_REWARD, false, RP_ROLE_USER, RP_BODY_OPTIONAL,
+     "reward-request.claim"},
     {"GET", "/events/reward-requests/me", RP_COMP_REWARD, false, ANY, RP_BODY_NONE, NULL},
     {"GET", "/events/reward-requests", RP_COMP_REWARD, false, READERS, RP_BODY_NONE, NULL},
     {"GET", "/events/reward-requests/{id}", RP_COMP_REWARD, false, ANY, RP_BODY_NONE, NULL},
-    {"POST", "/events/reward-requests/{id}/approve", RP_COMP_REWARD, false, STAFF, RP_BODY_OPTIONAL, "reward-request.decision"},
-    {"POST", "/events/reward-requests/{id}/reject", RP_COMP_REWARD, false, STAFF, RP_BODY_OPTIONAL, "reward-request.decision"},
-    {"POST", "/events/reward-requests/{id}/revoke", RP_COMP_REWARD, false, STAFF, RP_BODY_REQUIRED, "reward-request.revoke"},
+    {"POST", "/events/reward-requests/{id}/approve", RP_COMP_REWARD, false, STAFF, RP_BODY_OPTIONAL,
+     "reward-request.decision"},
+    {"POST", "/events/reward-requests/{id}/reject", RP_COMP_REWARD, false, STAFF, RP_BODY_OPTIONAL,
+     "reward-request.decision"},
+    {"POST", "/events/reward-requests/{id}/revoke", RP_COMP_REWARD, false, STAFF, RP_BODY_REQUIRED,
+     "reward-request.revoke"},
     {"GET", "/events/ledger", RP_COMP_REWARD, false, AUDIT, RP_BODY_NONE, NULL},
     {"GET", "/events/grants/feed", RP_COMP_REWARD, false, RP_ROLE_GAME_SERVER, RP_BODY_NONE, NULL},
 };
@@ -74,7 +79,8 @@ static int split(const char *path, size_t len, seg_t *out) {
     if (len == 1) return 0;
     while (i < len) {
         size_t start = ++i;
-        while (i < len && path[i] != '/') i++;
+        while (i < len && path[i] != '/')
+            i++;
         if (i == start || n == MAX_SEGS) return -1;
         out[n].p = path + start;
         out[n].n = i - start;
@@ -83,7 +89,9 @@ static int split(const char *path, size_t len, seg_t *out) {
     return n;
 }
 
-static bool is_param(const seg_t *s) { return s->n >= 2 && s->p[0] == '{' && s->p[s->n - 1] == '}'; }
+static bool is_param(const seg_t *s) {
+    return s->n >= 2 && s->p[0] == '{' && s->p[s->n - 1] == '}';
+}
 
 /* Specificity key: bit set for each literal segment, most significant first. */
 static unsigned long pattern_matches(const seg_t *ps, int pn, const seg_t *rs, int rn, bool *ok) {

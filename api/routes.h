@@ -18,13 +18,13 @@ typedef enum {
 } rp_body_rule_t;
 
 typedef struct rp_api_route {
-    const char *method;   /* "GET", "POST", "PUT", "PATCH", "DELETE" */
-    const char *pattern;  /* below /api/v1, segments "{name}" are parameters */
-    int component;        /* rp_component_t, or RP_ROUTE_LOCAL */
-    bool is_public;       /* no token needed (and none is checked) */
-    unsigned roles;       /* rp_role_t bits, any of which grants access; 0 = any authenticated caller */
+    const char *method;  /* "GET", "POST", "PUT", "PATCH", "DELETE" */
+    const char *pattern; /* below /api/v1, segments "{name}" are parameters */
+    int component;       /* rp_component_t, or RP_ROUTE_LOCAL */
+    bool is_public;      /* no token needed (and none is checked) */
+    unsigned roles;      /* rp_role_t bits, any of which grants access; 0 = any authenticated caller */
     rp_body_rule_t body;
-    const char *schema;   /* name of the body's JSON Schema in schemas/ (without .json), or NULL */
+    const char *schema; /* name of the body's JSON Schema in schemas/ (without .json), or NULL */
 } rp_api_route_t;
 
 /* The table and its length. */

@@ -17,10 +17,14 @@ bool rp_config_parse_duration(const char *s, int64_t *out_s) {
     long long v = strtoll(s, &end, 10);
     if (errno || v <= 0) return false;
     int64_t mult = 1;
-    if (*end == 's') mult = 1, end++;
-    else if (*end == 'm') mult = 60, end++;
-    else if (*end == 'h') mult = 3600, end++;
-    else if (*end == 'd') mult = 86400, end++;
+    if (*end == 's')
+        mult = 1, end++;
+    else if (*end == 'm')
+        mult = 60, end++;
+    else if (*end == 'h')
+        mult = 3600, end++;
+    else if (*end == 'd')
+        mult = 86400, end++;
     if (*end != '\0' || v > INT64_MAX / mult / 1000) return false;
     *out_s = (int64_t)v * mult;
     return true;
@@ -35,8 +39,8 @@ static bool copy_str(char *dst, size_t cap, const char *val, const char *name, r
     return true;
 }
 
-static bool get_int(rp_config_getter_fn get, void *ud, const char *name, int def, int lo, int hi,
-                    int *out, rp_err_t *err) {
+static bool get_int(rp_config_getter_fn get, void *ud, const char *name, int def, int lo, int hi, int *out,
+                    rp_err_t *err) {
     const char *v = get(name, ud);
     *out = def;
     if (!v || !*v) return true;
@@ -51,14 +55,14 @@ static bool get_int(rp_config_getter_fn get, void *ud, const char *name, int def
     return true;
 }
 
-static bool get_str(rp_config_getter_fn get, void *ud, const char *name, const char *def, char *dst,
-                    size_t cap, rp_err_t *err) {
+static bool get_str(rp_config_getter_fn get, void *ud, const char *name, const char *def, char *dst, size_t cap,
+                    rp_err_t *err) {
     const char *v = get(name, ud);
     return copy_str(dst, cap, v && *v ? v : def, name, err);
 }
 
-static bool get_duration(rp_config_getter_fn get, void *ud, const char *name, const char *def,
-                         int64_t *out, rp_err_t *err) {
+static bool get_duration(rp_config_getter_fn get, void *ud, const char *name, const char *def, int64_t *out,
+                         rp_err_t *err) {
     const char *v = get(name, ud);
     if (!rp_config_parse_duration(v && *v ? v : def, out)) {
         rp_err_set(err, 500, "CONFIG_INVALID", "%s must be a duration such as 30s, 60m, 12h or 14d", name);
@@ -92,7 +96,8 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
         !get_str(get, ud, "STORE", "sqlite", cfg->store, sizeof cfg->store, err) ||
         !get_str(get, ud, "SQLITE_DIR", "./data", cfg->sqlite_dir, sizeof cfg->sqlite_dir, err) ||
         !get_str(get, ud, "MONGODB_URI", "", cfg->mongodb_uri, sizeof cfg->mongodb_uri, err) ||
-        !get_str(get, ud, "MONGODB_DB_NAME", "reward_platform", cfg->mongodb_db_name, sizeof cfg->mongodb_db_name, err) ||
+        !get_str(get, ud, "MONGODB_DB_NAME", "reward_platform", cfg->mongodb_db_name, sizeof cfg->mongodb_db_name,
+                 err) ||
         !get_str(get, ud, "TRANSPORT", "inproc", cfg->transport, sizeof cfg->transport, err) ||
         !get_str(get, ud, "AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/", cfg->amqp_url, sizeof cfg->amqp_url, err) ||
         !get_int(get, ud, "AMQP_PREFETCH", 16, 1, 65535, &cfg->amqp_prefetch, err) ||
@@ -152,4 +157,6 @@ static const char *env_get(const char *name, void *ud) {
     return getenv(name);
 }
 
-bool rp_config_load_env(rp_config_t *cfg, rp_err_t *err) { return rp_config_load(cfg, env_get, NULL, err); }
+bool rp_config_load_env(rp_config_t *cfg, rp_err_t *err) {
+    return rp_config_load(cfg, env_get, NULL, err);
+}

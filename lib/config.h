@@ -10,36 +10,36 @@
 #include "err.h"
 
 typedef struct rp_config {
-    int port;                   /* PORT, default 8080 */
-    char bind_address[64];      /* BIND_ADDRESS, default 0.0.0.0 */
-    char store[16];             /* STORE: sqlite | mongodb */
-    char sqlite_dir[512];       /* SQLITE_DIR, default ./data */
-    char mongodb_uri[1024];     /* MONGODB_URI */
-    char mongodb_db_name[64];   /* MONGODB_DB_NAME, default reward_platform */
-    char transport[16];         /* TRANSPORT: inproc | amqp */
-    char amqp_url[1024];        /* AMQP_URL */
-    int amqp_prefetch;          /* AMQP_PREFETCH unacked messages per consumer, default 16 */
+    int port;                      /* PORT, default 8080 */
+    char bind_address[64];         /* BIND_ADDRESS, default 0.0.0.0 */
+    char store[16];                /* STORE: sqlite | mongodb */
+    char sqlite_dir[512];          /* SQLITE_DIR, default ./data */
+    char mongodb_uri[1024];        /* MONGODB_URI */
+    char mongodb_db_name[64];      /* MONGODB_DB_NAME, default reward_platform */
+    char transport[16];            /* TRANSPORT: inproc | amqp */
+    char amqp_url[1024];           /* AMQP_URL */
+    int amqp_prefetch;             /* AMQP_PREFETCH unacked messages per consumer, default 16 */
     unsigned char jwt_secret[512]; /* JWT_SECRET bytes (required, >= 32) */
     size_t jwt_secret_len;
-    int64_t jwt_expires_s;      /* JWT_EXPIRES_IN, default 60m */
-    int64_t refresh_expires_s;  /* REFRESH_EXPIRES_IN, default 14d */
-    char admin_username[64];    /* ADMIN_USERNAME (optional, with ADMIN_PASSWORD) */
-    char admin_password[256];   /* ADMIN_PASSWORD */
-    int rpc_timeout_ms;         /* RPC_TIMEOUT_MS, default 5000 */
-    int worker_threads;         /* WORKER_THREADS per component, default 4 */
-    int queue_capacity;         /* QUEUE_CAPACITY per component (inproc), default 1024 */
-    int http_threads;           /* HTTP_THREADS (civetweb workers), default 64 */
-    size_t max_body_bytes;      /* MAX_BODY_BYTES, default 65536 */
-    int log_level;              /* LOG_LEVEL as rp_log_level_t, default info */
-    char metrics_token[128];    /* METRICS_TOKEN: bearer token for /metrics from non-loopback clients */
-    int rate_limit_rps;         /* RATE_LIMIT_RPS per client address, 0 = off; default 100 */
-    int rate_limit_burst;       /* RATE_LIMIT_BURST, default 200 */
-    int rate_limit_auth_rps;    /* RATE_LIMIT_AUTH_RPS for register/login/refresh per address, 0 = off; default 5 */
-    int rate_limit_auth_burst;  /* RATE_LIMIT_AUTH_BURST, default 20 */
-    char password_hash[16];     /* PASSWORD_HASH: interactive | moderate | min (min: tests only) */
+    int64_t jwt_expires_s;         /* JWT_EXPIRES_IN, default 60m */
+    int64_t refresh_expires_s;     /* REFRESH_EXPIRES_IN, default 14d */
+    char admin_username[64];       /* ADMIN_USERNAME (optional, with ADMIN_PASSWORD) */
+    char admin_password[256];      /* ADMIN_PASSWORD */
+    int rpc_timeout_ms;            /* RPC_TIMEOUT_MS, default 5000 */
+    int worker_threads;            /* WORKER_THREADS per component, default 4 */
+    int queue_capacity;            /* QUEUE_CAPACITY per component (inproc), default 1024 */
+    int http_threads;              /* HTTP_THREADS (civetweb workers), default 64 */
+    size_t max_body_bytes;         /* MAX_BODY_BYTES, default 65536 */
+    int log_level;                 /* LOG_LEVEL as rp_log_level_t, default info */
+    char metrics_token[128];       /* METRICS_TOKEN: bearer token for /metrics from non-loopback clients */
+    int rate_limit_rps;            /* RATE_LIMIT_RPS per client address, 0 = off; default 100 */
+    int rate_limit_burst;          /* RATE_LIMIT_BURST, default 200 */
+    int rate_limit_auth_rps;       /* RATE_LIMIT_AUTH_RPS for register/login/refresh per address, 0 = off; default 5 */
+    int rate_limit_auth_burst;     /* RATE_LIMIT_AUTH_BURST, default 20 */
+    char password_hash[16];        /* PASSWORD_HASH: interactive | moderate | min (min: tests only) */
     int password_hash_concurrency; /* PASSWORD_HASH_CONCURRENCY, default 2 */
-    int login_max_failures;     /* LOGIN_MAX_FAILURES, default 5 */
-    int64_t login_lockout_s;    /* LOGIN_LOCKOUT_WINDOW, default 15m */
+    int login_max_failures;        /* LOGIN_MAX_FAILURES, default 5 */
+    int64_t login_lockout_s;       /* LOGIN_LOCKOUT_WINDOW, default 15m */
 } rp_config_t;
 
 /* Looks up one variable; returns NULL when unset. ud is passed through. */

@@ -28,10 +28,9 @@ char *rp_envelope_serialize(const rp_envelope_t *env, size_t *len) {
         json_object_set_new(caller, "username", json_string(env->caller.username));
         json_object_set_new(caller, "roles", rp_roles_to_json(env->caller.roles));
     }
-    json_t *o = json_pack("{s:s, s:s, s:O, s:O, s:o, s:s, s:s, s:I}", "method", env->method, "route",
-                          env->route, "params", env->params, "query", env->query, "caller", caller,
-                          "requestId", env->request_id, "idempotencyKey", env->idempotency_key,
-                          "deadline", (json_int_t)env->deadline_ms);
+    json_t *o = json_pack("{s:s, s:s, s:O, s:O, s:o, s:s, s:s, s:I}", "method", env->method, "route", env->route,
+                          "params", env->params, "query", env->query, "caller", caller, "requestId", env->request_id,
+                          "idempotencyKey", env->idempotency_key, "deadline", (json_int_t)env->deadline_ms);
     if (env->body) json_object_set(o, "body", env->body);
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
@@ -68,18 +67,18 @@ bool rp_envelope_parse(rp_envelope_t *env, const char *buf, size_t len, rp_err_t
     size_t mlen, rlen, ridlen, iklen;
     json_int_t deadline = 0;
     json_t *params, *query, *caller, *body = NULL;
-    if (!o || json_unpack_ex(o, &je, JSON_STRICT, "{s:s%, s:s%, s:o, s:o, s:o, s:s%, s:s%, s:I, s?o}",
-                             "method", &method, &mlen, "route", &route, &rlen, "params", &params,
-                             "query", &query, "caller", &caller, "requestId", &rid, &ridlen,
-                             "idempotencyKey", &ikey, &iklen, "deadline", &deadline, "body", &body) != 0) {
+    if (!o || json_unpack_ex(o, &je, JSON_STRICT, "{s:s%, s:s%, s:o, s:o, s:o, s:s%, s:s%, s:I, s?o}", "method",
+                             &method, &mlen, "route", &route, &rlen, "params", &params, "query", &query, "caller",
+                             &caller, "requestId", &rid, &ridlen, "idempotencyKey", &ikey, &iklen, "deadline",
+                             &deadline, "body", &body) != 0) {
         rp_err_set(err, 400, "BAD_MESSAGE", "malformed envelope: %s", je.text);
         goto done;
     }
     if (!copy_field(env->method, sizeof env->method, method, mlen) ||
         !copy_field(env->route, sizeof env->route, route, rlen) ||
         !copy_field(env->request_id, sizeof env->request_id, rid, ridlen) ||
-        !copy_field(env->idempotency_key, sizeof env->idempotency_key, ikey, iklen) ||
-        !strings_only(params) || !strings_only(query)) {
+        !copy_field(env->idempotency_key, sizeof env->idempotency_key, ikey, iklen) || !strings_only(params) ||
+        !strings_only(query)) {
         rp_err_set(err, 400, "BAD_MESSAGE", "malformed envelope: bad field");
         goto done;
     }
@@ -87,8 +86,8 @@ bool rp_envelope_parse(rp_envelope_t *env, const char *buf, size_t len, rp_err_t
     const char *uid = NULL, *uname = NULL;
     size_t uidlen = 0, unamelen = 0;
     json_t *roles = NULL;
-    if (json_unpack_ex(caller, &je, 0, "{s:b, s?s%, s?s%, s?o}", "authenticated", &authed, "id", &uid,
-                       &uidlen, "username", &uname, &unamelen, "roles", &roles) != 0) {
+    if (json_unpack_ex(caller, &je, 0, "{s:b, s?s%, s?s%, s?o}", "authenticated", &authed, "id", &uid, &uidlen,
+                       "username", &uname, &unamelen, "roles", &roles) != 0) {
         rp_err_set(err, 400, "BAD_MESSAGE", "malformed envelope caller: %s", je.text);
         goto done;
     }
@@ -122,7 +121,9 @@ const char *rp_envelope_query(const rp_envelope_t *env, const char *name) {
     return json_string_value(json_object_get(env->query, name));
 }
 
-void rp_reply_init(rp_reply_t *rep) { memset(rep, 0, sizeof *rep); }
+void rp_reply_init(rp_reply_t *rep) {
+    memset(rep, 0, sizeof *rep);
+}
 
 void rp_reply_clear(rp_reply_t *rep) {
     if (!rep) return;
@@ -147,8 +148,7 @@ void rp_reply_error(rp_reply_t *rep, int status, const char *code, const char *m
 }
 
 void rp_reply_from_err(rp_reply_t *rep, const rp_err_t *err) {
-    rp_reply_error(rep, err->status ? err->status : 500, err->code[0] ? err->code : "INTERNAL",
-                   err->message, NULL);
+    rp_reply_error(rep, err->status ? err->status : 500, err->code[0] ? err->code : "INTERNAL", err->message, NULL);
 }
 
 char *rp_reply_serialize(const rp_reply_t *rep, size_t *len) {
@@ -166,8 +166,9 @@ bool rp_reply_parse(rp_reply_t *rep, const char *buf, size_t len, rp_err_t *err)
     int status = 0, retry = 0;
     rp_reply_init(rep);
     json_t *o = json_loadb(buf, len, 0, &je);
-    if (!o || json_unpack_ex(o, &je, JSON_STRICT, "{s:i, s:i, s?o}", "status", &status, "retryAfter",
-                             &retry, "body", &body) != 0 ||
+    if (!o ||
+        json_unpack_ex(o, &je, JSON_STRICT, "{s:i, s:i, s?o}", "status", &status, "retryAfter", &retry, "body",
+                       &body) != 0 ||
         status < 100 || status > 599) {
         rp_err_set(err, 502, "BAD_REPLY", "malformed worker reply");
         json_decref(o);

@@ -20,15 +20,15 @@ typedef struct rp_identity {
 } rp_identity_t;
 
 typedef struct rp_envelope {
-    char method[8];             /* HTTP method: GET, POST, PUT, PATCH, DELETE */
-    char route[96];             /* route pattern, e.g. "/events/{id}/reward-requests" */
-    json_t *params;             /* object: path parameter name -> string; never NULL after init */
-    json_t *query;              /* object: query parameter name -> string; never NULL after init */
-    json_t *body;               /* request body, or NULL when there is none */
+    char method[8]; /* HTTP method: GET, POST, PUT, PATCH, DELETE */
+    char route[96]; /* route pattern, e.g. "/events/{id}/reward-requests" */
+    json_t *params; /* object: path parameter name -> string; never NULL after init */
+    json_t *query;  /* object: query parameter name -> string; never NULL after init */
+    json_t *body;   /* request body, or NULL when there is none */
     rp_identity_t caller;
     char request_id[72];
-    char idempotency_key[136];  /* Idempotency-Key header, "" when absent */
-    int64_t deadline_ms;        /* epoch ms after which the caller no longer waits; 0 = none */
+    char idempotency_key[136]; /* Idempotency-Key header, "" when absent */
+    int64_t deadline_ms;       /* epoch ms after which the caller no longer waits; 0 = none */
 } rp_envelope_t;
 
 typedef struct rp_reply {

@@ -23,9 +23,9 @@ void rp_oid_new(char out[RP_OID_LEN]) {
     uint32_t t = (uint32_t)time(NULL);
     uint32_t c = atomic_fetch_add(&counter, 1) & 0xFFFFFF;
     unsigned char b[12] = {(unsigned char)(t >> 24), (unsigned char)(t >> 16), (unsigned char)(t >> 8),
-                           (unsigned char)t, process_bytes[0], process_bytes[1], process_bytes[2],
-                           process_bytes[3], process_bytes[4], (unsigned char)(c >> 16),
-                           (unsigned char)(c >> 8), (unsigned char)c};
+                           (unsigned char)t,         process_bytes[0],         process_bytes[1],
+                           process_bytes[2],         process_bytes[3],         process_bytes[4],
+                           (unsigned char)(c >> 16), (unsigned char)(c >> 8),  (unsigned char)c};
     sodium_bin2hex(out, RP_OID_LEN, b, sizeof b);
 }
 

@@ -7,8 +7,10 @@ bool rp_json_depth_ok(const char *buf, size_t len, int max_depth) {
     for (size_t i = 0; i < len; i++) {
         char c = buf[i];
         if (in_string) {
-            if (c == '\\') i++;
-            else if (c == '"') in_string = false;
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
             continue;
         }
         if (c == '"') {

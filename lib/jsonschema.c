@@ -103,15 +103,19 @@ static node_t *compile(cctx_t *c, json_t *js, const char *ptr);
 /* Appends one pointer token, escaping ~ and / as RFC 6901 says. */
 static char *ptr_join(const char *base, const char *token) {
     size_t n = strlen(base), t = strlen(token), extra = 0;
-    for (size_t i = 0; i < t; i++) extra += token[i] == '~' || token[i] == '/';
+    for (size_t i = 0; i < t; i++)
+        extra += token[i] == '~' || token[i] == '/';
     char *out = rp_malloc(n + t + extra + 2), *o = out;
     memcpy(o, base, n);
     o += n;
     *o++ = '/';
     for (size_t i = 0; i < t; i++) {
-        if (token[i] == '~') *o++ = '~', *o++ = '0';
-        else if (token[i] == '/') *o++ = '~', *o++ = '1';
-        else *o++ = token[i];
+        if (token[i] == '~')
+            *o++ = '~', *o++ = '0';
+        else if (token[i] == '/')
+            *o++ = '~', *o++ = '1';
+        else
+            *o++ = token[i];
     }
     *o = '\0';
     return out;
@@ -132,18 +136,24 @@ static node_t *compile_child(cctx_t *c, json_t *js, const char *ptr, const char 
 
 static bool nonneg_int(const json_t *v, long *out) {
     double d;
-    if (json_is_integer(v)) d = (double)json_integer_value(v);
-    else if (json_is_real(v)) d = json_real_value(v);
-    else return false;
+    if (json_is_integer(v))
+        d = (double)json_integer_value(v);
+    else if (json_is_real(v))
+        d = json_real_value(v);
+    else
+        return false;
     if (d < 0 || d != floor(d) || d > 1e15) return false;
     *out = (long)d;
     return true;
 }
 
 static bool number_of(const json_t *v, double *out) {
-    if (json_is_integer(v)) *out = (double)json_integer_value(v);
-    else if (json_is_real(v)) *out = json_real_value(v);
-    else return false;
+    if (json_is_integer(v))
+        *out = (double)json_integer_value(v);
+    else if (json_is_real(v))
+        *out = json_real_value(v);
+    else
+        return false;
     return true;
 }
 
@@ -170,7 +180,7 @@ static unsigned type_bit(const char *t) {
     static const struct {
         const char *name;
         unsigned bit;
-    } map[] = {{"null", T_NULL},     {"boolean", T_BOOL},  {"object", T_OBJECT}, {"array", T_ARRAY},
+    } map[] = {{"null", T_NULL},     {"boolean", T_BOOL},  {"object", T_OBJECT},  {"array", T_ARRAY},
                {"number", T_NUMBER}, {"string", T_STRING}, {"integer", T_INTEGER}};
     for (size_t i = 0; t && i < sizeof map / sizeof map[0]; i++)
         if (strcmp(map[i].name, t) == 0) return map[i].bit;
@@ -178,7 +188,7 @@ static unsigned type_bit(const char *t) {
 }
 
 static void compile_keyword(cctx_t *c, node_t *n, const char *k, json_t *v, const char *ptr) {
-    static const char *const annotations[] = {"$schema", "$id", "$comment", "title", "description", "default",
+    static const char *const annotations[] = {"$schema",  "$id",   "$comment",    "title",   "description", "default",
                                               "examples", "$defs", "definitions", "$anchor", NULL};
     for (size_t i = 0; annotations[i]; i++)
         if (strcmp(k, annotations[i]) == 0) return;
@@ -232,12 +242,18 @@ static void compile_keyword(cctx_t *c, node_t *n, const char *k, json_t *v, cons
                strcmp(k, "maxItems") == 0 || strcmp(k, "minProperties") == 0 || strcmp(k, "maxProperties") == 0) {
         long x;
         if (!nonneg_int(v, &x)) return cfail(c, ptr, "length limits must be non-negative integers");
-        if (k[1] == 'i' && k[3] == 'L') n->min_len = x;
-        else if (k[1] == 'a' && k[3] == 'L') n->max_len = x;
-        else if (k[1] == 'i' && k[3] == 'I') n->min_items = x;
-        else if (k[1] == 'a' && k[3] == 'I') n->max_items = x;
-        else if (k[1] == 'i') n->min_props = x;
-        else n->max_props = x;
+        if (k[1] == 'i' && k[3] == 'L')
+            n->min_len = x;
+        else if (k[1] == 'a' && k[3] == 'L')
+            n->max_len = x;
+        else if (k[1] == 'i' && k[3] == 'I')
+            n->min_items = x;
+        else if (k[1] == 'a' && k[3] == 'I')
+            n->max_items = x;
+        else if (k[1] == 'i')
+            n->min_props = x;
+        else
+            n->max_props = x;
     } else if (strcmp(k, "pattern") == 0) {
         int ec;
         PCRE2_SIZE off;
@@ -328,9 +344,12 @@ static json_t *resolve(json_t *doc, const char *ref, char *canon, size_t cap) {
         char tok[512];
         size_t t = 0;
         while (*s && *s != '/' && t + 1 < sizeof tok) {
-            if (*s == '~' && s[1] == '0') tok[t++] = '~', s += 2;
-            else if (*s == '~' && s[1] == '1') tok[t++] = '/', s += 2;
-            else tok[t++] = *s++;
+            if (*s == '~' && s[1] == '0')
+                tok[t++] = '~', s += 2;
+            else if (*s == '~' && s[1] == '1')
+                tok[t++] = '/', s += 2;
+            else
+                tok[t++] = *s++;
         }
         tok[t] = '\0';
         if (json_is_object(cur)) {
@@ -366,9 +385,11 @@ static void link_refs(cctx_t *c) {
 }
 
 static void free_node(node_t *n) {
-    for (size_t i = 0; i < n->nprops; i++) free(n->props[i].name);
+    for (size_t i = 0; i < n->nprops; i++)
+        free(n->props[i].name);
     free(n->props);
-    for (size_t i = 0; i < n->nrequired; i++) free(n->required[i]);
+    for (size_t i = 0; i < n->nrequired; i++)
+        free(n->required[i]);
     free(n->required);
     json_decref(n->enum_values);
     json_decref(n->const_value);
@@ -387,7 +408,8 @@ void rp_schema_free(rp_schema_t *s) {
         next = n->next_alloc;
         free_node(n);
     }
-    for (size_t i = 0; i < s->ncache; i++) free(s->cache[i].pointer);
+    for (size_t i = 0; i < s->ncache; i++)
+        free(s->cache[i].pointer);
     free(s->cache);
     json_decref(s->doc);
     free(s);
@@ -429,9 +451,12 @@ static void report(vctx_t *v, const char *ptr, const char *reason) {
 }
 
 static bool json_num(const json_t *j, double *d) {
-    if (json_is_integer(j)) *d = (double)json_integer_value(j);
-    else if (json_is_real(j)) *d = json_real_value(j);
-    else return false;
+    if (json_is_integer(j))
+        *d = (double)json_integer_value(j);
+    else if (json_is_real(j))
+        *d = json_real_value(j);
+    else
+        return false;
     return true;
 }
 
@@ -519,7 +544,8 @@ bool rp_schema_is_datetime(const char *s, size_t len) {
     size_t i = 19;
     if (i < len && s[i] == '.') {
         size_t start = ++i;
-        while (i < len && s[i] >= '0' && s[i] <= '9') i++;
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+            i++;
         if (i == start) return false;
     }
     if (i >= len) return false;
@@ -707,7 +733,8 @@ static bool check(const node_t *n, const json_t *j, const char *ptr, int depth, 
         if (!check(n->all[i], j, ptr, depth + 1, v)) ok = false;
     if (n->nany) {
         bool any = false;
-        for (size_t i = 0; i < n->nany && !any; i++) any = quiet(n->any[i], j, ptr, depth + 1);
+        for (size_t i = 0; i < n->nany && !any; i++)
+            any = quiet(n->any[i], j, ptr, depth + 1);
         if (!any) {
             report(v, ptr, "must match at least one of the allowed shapes");
             ok = false;
@@ -715,7 +742,8 @@ static bool check(const node_t *n, const json_t *j, const char *ptr, int depth, 
     }
     if (n->none) {
         size_t matches = 0;
-        for (size_t i = 0; i < n->none && matches < 2; i++) matches += quiet(n->one[i], j, ptr, depth + 1);
+        for (size_t i = 0; i < n->none && matches < 2; i++)
+            matches += quiet(n->one[i], j, ptr, depth + 1);
         if (matches != 1) {
             report(v, ptr, "must match exactly one of the allowed shapes");
             ok = false;

@@ -16,9 +16,13 @@ static char component[32] = "platform";
 
 static const char *level_names[] = {"debug", "info", "warn", "error"};
 
-void rp_log_set_level(rp_log_level_t level) { atomic_store(&min_level, (int)level); }
+void rp_log_set_level(rp_log_level_t level) {
+    atomic_store(&min_level, (int)level);
+}
 
-void rp_log_set_component(const char *name) { snprintf(component, sizeof component, "%s", name); }
+void rp_log_set_component(const char *name) {
+    snprintf(component, sizeof component, "%s", name);
+}
 
 int rp_log_level_parse(const char *s) {
     for (int i = 0; i < 4; i++)
@@ -30,7 +34,7 @@ static void emit(json_t *line) {
     char *text = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(6));
     if (text) {
         size_t n = strlen(text);
-        text[n] = '\n';                     /* replaces the NUL; written with an explicit length */
+        text[n] = '\n'; /* replaces the NUL; written with an explicit length */
         fwrite(text, 1, n + 1, stderr);
         free(text);
     }
@@ -58,8 +62,8 @@ void rp_log(rp_log_level_t level, const char *module, const char *fmt, ...) {
     emit(line);
 }
 
-void rp_log_request(const char *request_id, const char *user_id, const char *method,
-                    const char *route, int status, double latency_ms) {
+void rp_log_request(const char *request_id, const char *user_id, const char *method, const char *route, int status,
+                    double latency_ms) {
     if (RP_LOG_INFO < atomic_load(&min_level)) return;
     json_t *line = base_line(RP_LOG_INFO);
     if (!line) return;

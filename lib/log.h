@@ -14,12 +14,11 @@ int rp_log_level_parse(const char *s);
 void rp_log_set_component(const char *name);
 
 /* Writes {"ts","level","component","module","msg"} as one line when level is enabled. */
-void rp_log(rp_log_level_t level, const char *module, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void rp_log(rp_log_level_t level, const char *module, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* The access log: one line per HTTP request with requestId, userId (may be NULL), method, route
  * (the route pattern, or the path when unmatched), status and latency in milliseconds. */
-void rp_log_request(const char *request_id, const char *user_id, const char *method,
-                    const char *route, int status, double latency_ms);
+void rp_log_request(const char *request_id, const char *user_id, const char *method, const char *route, int status,
+                    double latency_ms);
 
 #endif

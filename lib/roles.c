@@ -45,7 +45,8 @@ bool rp_roles_from_json(const json_t *arr, unsigned *out, rp_err_t *err) {
     json_array_foreach(arr, i, v) {
         unsigned bit = json_is_string(v) ? rp_role_from_name(json_string_value(v)) : 0;
         if (!bit) {
-            rp_err_set(err, 400, "INVALID_ROLE", "roles[%zu] is not one of USER, OPERATOR, AUDITOR, ADMIN, GAME_SERVER", i);
+            rp_err_set(err, 400, "INVALID_ROLE", "roles[%zu] is not one of USER, OPERATOR, AUDITOR, ADMIN, GAME_SERVER",
+                       i);
             return false;
         }
         set |= bit;

@@ -20,7 +20,8 @@ struct rp_schema_registry {
 rp_schema_registry_t *rp_schema_registry_new(rp_err_t *err) {
     rp_schema_registry_t *r = rp_calloc(1, sizeof *r);
     size_t count = 0;
-    while (rp_embedded_schemas[count].name) count++;
+    while (rp_embedded_schemas[count].name)
+        count++;
     r->entries = rp_calloc(count, sizeof *r->entries);
     for (size_t i = 0; i < count; i++) {
         const rp_embedded_file_t *f = &rp_embedded_schemas[i];
@@ -44,7 +45,8 @@ rp_schema_registry_t *rp_schema_registry_new(rp_err_t *err) {
 
 void rp_schema_registry_free(rp_schema_registry_t *r) {
     if (!r) return;
-    for (size_t i = 0; i < r->n; i++) rp_schema_free(r->entries[i].schema);
+    for (size_t i = 0; i < r->n; i++)
+        rp_schema_free(r->entries[i].schema);
     free(r->entries);
     free(r);
 }

@@ -35,7 +35,8 @@ sqlite3 *rp_sqlite_open(const char *path, rp_err_t *err) {
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        rp_err_set(err, 503, "STORE_UNAVAILABLE", "cannot open %s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        rp_err_set(err, 503, "STORE_UNAVAILABLE", "cannot open %s: %s", path,
+                   db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         sqlite3_close_v2(db);
         return NULL;
     }
@@ -83,14 +84,18 @@ bool rp_sqlite_migrate(sqlite3 *db, const char *const *migrations, rp_err_t *err
 }
 
 void rp_sqlite_bind_text(sqlite3_stmt *st, int i, const char *s) {
-    if (s) sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-    else sqlite3_bind_null(st, i);
+    if (s)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
 }
 
 void rp_sqlite_bind_json(sqlite3_stmt *st, int i, const json_t *v) {
     char *t = v && !json_is_null(v) ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    if (t) sqlite3_bind_text(st, i, t, -1, SQLITE_TRANSIENT);
-    else sqlite3_bind_null(st, i);
+    if (t)
+        sqlite3_bind_text(st, i, t, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
     free(t);
 }
 
@@ -150,7 +155,8 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const char *const *migrat
 sqlite3 *rp_sqlite_pool_get(rp_sqlite_pool_t *p, rp_err_t *err) {
     sqlite3 *db = NULL;
     pthread_mutex_lock(&p->mu);
-    while (p->nidle == 0 && p->open >= p->max) pthread_cond_wait(&p->freed, &p->mu);
+    while (p->nidle == 0 && p->open >= p->max)
+        pthread_cond_wait(&p->freed, &p->mu);
     if (p->nidle > 0) {
         db = p->idle[--p->nidle];
         pthread_mutex_unlock(&p->mu);
@@ -183,7 +189,8 @@ void rp_sqlite_pool_put(rp_sqlite_pool_t *p, sqlite3 *db) {
 
 void rp_sqlite_pool_free(rp_sqlite_pool_t *p) {
     if (!p) return;
-    for (int i = 0; i < p->nidle; i++) sqlite3_close_v2(p->idle[i]);
+    for (int i = 0; i < p->nidle; i++)
+        sqlite3_close_v2(p->idle[i]);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->freed);
     free(p->idle);
@@ -191,4 +198,6 @@ void rp_sqlite_pool_free(rp_sqlite_pool_t *p) {
     free(p);
 }
 
-const char *rp_sqlite_pool_path(const rp_sqlite_pool_t *p) { return p->path; }
+const char *rp_sqlite_pool_path(const rp_sqlite_pool_t *p) {
+    return p->path;
+}

@@ -53,8 +53,8 @@ void rp_time_iso(int64_t ms, char out[RP_ISO_LEN]) {
     int64_t y;
     unsigned m, d;
     rp_civil_from_days(days, &y, &m, &d);
-    snprintf(out, RP_ISO_LEN, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ", (long long)y, m, d,
-             (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), millis);
+    snprintf(out, RP_ISO_LEN, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ", (long long)y, m, d, (int)(rem / 3600),
+             (int)(rem / 60 % 60), (int)(rem % 60), millis);
 }
 
 static bool digits(const char *s, size_t n, int *out) {
@@ -67,18 +67,19 @@ static bool digits(const char *s, size_t n, int *out) {
     return true;
 }
 
-static bool leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+static bool leap(int y) {
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
 
 bool rp_time_parse_iso(const char *s, size_t len, int64_t *out_ms) {
     static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int Y, M, D, h, mi, sec, frac_ms = 0, off_min = 0;
     size_t i = 19;
     *out_ms = 0;
-    if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
-        s[16] != ':')
+    if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' || s[16] != ':')
         return false;
-    if (!digits(s, 4, &Y) || !digits(s + 5, 2, &M) || !digits(s + 8, 2, &D) ||
-        !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &sec))
+    if (!digits(s, 4, &Y) || !digits(s + 5, 2, &M) || !digits(s + 8, 2, &D) || !digits(s + 11, 2, &h) ||
+        !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &sec))
         return false;
     if (M < 1 || M > 12 || D < 1 || h > 23 || mi > 59 || sec > 59) return false;
     if (D > mdays[M - 1] + (M == 2 && leap(Y))) return false;
@@ -97,8 +98,8 @@ bool rp_time_parse_iso(const char *s, size_t len, int64_t *out_ms) {
         i++;
     } else if (s[i] == '+' || s[i] == '-') {
         int oh, om;
-        if (len - i != 6 || s[i + 3] != ':' || !digits(s + i + 1, 2, &oh) || !digits(s + i + 4, 2, &om) ||
-            oh > 23 || om > 59)
+        if (len - i != 6 || s[i + 3] != ':' || !digits(s + i + 1, 2, &oh) || !digits(s + i + 4, 2, &om) || oh > 23 ||
+            om > 59)
             return false;
         off_min = (oh * 60 + om) * (s[i] == '+' ? 1 : -1);
         i += 6;

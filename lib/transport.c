@@ -6,8 +6,12 @@
 static const char *queues[RP_COMP_COUNT] = {"auth.rpc", "event.rpc", "reward.rpc"};
 static const char *names[RP_COMP_COUNT] = {"auth", "event", "reward"};
 
-const char *rp_component_queue(rp_component_t comp) { return (unsigned)comp < RP_COMP_COUNT ? queues[comp] : "?"; }
-const char *rp_component_name(rp_component_t comp) { return (unsigned)comp < RP_COMP_COUNT ? names[comp] : "?"; }
+const char *rp_component_queue(rp_component_t comp) {
+    return (unsigned)comp < RP_COMP_COUNT ? queues[comp] : "?";
+}
+const char *rp_component_name(rp_component_t comp) {
+    return (unsigned)comp < RP_COMP_COUNT ? names[comp] : "?";
+}
 
 bool rp_transport_serve(rp_transport_t *t, rp_component_t comp, rp_rpc_handler_fn fn, void *ctx, int threads,
                         rp_err_t *err) {
@@ -21,7 +25,9 @@ bool rp_transport_call(rp_transport_t *t, rp_component_t comp, const char *req, 
     return t->ops->call(t, comp, req, len, deadline_ms, reply, reply_len, err);
 }
 
-bool rp_transport_ready(rp_transport_t *t, rp_err_t *err) { return t->ops->ready(t, err); }
+bool rp_transport_ready(rp_transport_t *t, rp_err_t *err) {
+    return t->ops->ready(t, err);
+}
 
 void rp_transport_stop(rp_transport_t *t) {
     if (t) t->ops->stop(t);

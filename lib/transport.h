@@ -24,10 +24,9 @@ typedef char *(*rp_rpc_handler_fn)(void *ctx, const char *req, size_t len, size_
 typedef struct rp_transport rp_transport_t;
 
 typedef struct rp_transport_ops {
-    bool (*serve)(rp_transport_t *t, rp_component_t comp, rp_rpc_handler_fn fn, void *ctx, int threads,
-                  rp_err_t *err);
-    bool (*call)(rp_transport_t *t, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
-                 char **reply, size_t *reply_len, rp_err_t *err);
+    bool (*serve)(rp_transport_t *t, rp_component_t comp, rp_rpc_handler_fn fn, void *ctx, int threads, rp_err_t *err);
+    bool (*call)(rp_transport_t *t, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms, char **reply,
+                 size_t *reply_len, rp_err_t *err);
     bool (*ready)(rp_transport_t *t, rp_err_t *err);
     void (*stop)(rp_transport_t *t);
     void (*free)(rp_transport_t *t);

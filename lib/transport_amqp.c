@@ -58,8 +58,8 @@ static bool reply_ok(amqp_connection_state_t c, const char *what, rp_err_t *err)
         rp_err_set(err, 503, "UNAVAILABLE", "%s: %s", what, amqp_error_string2(r.library_error));
     else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD || r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
         amqp_channel_close_t *m = r.reply.decoded;
-        rp_err_set(err, 503, "UNAVAILABLE", "%s: broker said %u %.*s", what, m->reply_code,
-                   (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        rp_err_set(err, 503, "UNAVAILABLE", "%s: broker said %u %.*s", what, m->reply_code, (int)m->reply_text.len,
+                   (const char *)m->reply_text.bytes);
     } else
         rp_err_set(err, 503, "UNAVAILABLE", "%s: broker error", what);
     return false;
@@ -335,7 +335,8 @@ static void *consume_main(void *arg) {
         if (c) close_conn(c);
         if (atomic_load(&t->stopping)) break;
         rp_log(RP_LOG_WARN, "amqp", "%s: %s; retrying in %d ms", queue, err.message, backoff_ms);
-        for (int waited = 0; waited < backoff_ms && !atomic_load(&t->stopping); waited += 50) usleep(50000);
+        for (int waited = 0; waited < backoff_ms && !atomic_load(&t->stopping); waited += 50)
+            usleep(50000);
         backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
     }
     return NULL;

@@ -59,7 +59,8 @@ static void *worker_main(void *arg) {
     comp_t *c = arg;
     pthread_mutex_lock(&c->mu);
     for (;;) {
-        while (c->count == 0 && !c->stopping) pthread_cond_wait(&c->nonempty, &c->mu);
+        while (c->count == 0 && !c->stopping)
+            pthread_cond_wait(&c->nonempty, &c->mu);
         if (c->stopping) break;
         job_t *j = c->ring[c->head];
         c->head = (c->head + 1) % c->cap;
@@ -199,7 +200,8 @@ static void inproc_stop(rp_transport_t *base) {
         c->stopping = true;
         pthread_cond_broadcast(&c->nonempty);
         pthread_mutex_unlock(&c->mu);
-        for (int k = 0; k < c->nthreads; k++) pthread_join(c->threads[k], NULL);
+        for (int k = 0; k < c->nthreads; k++)
+            pthread_join(c->threads[k], NULL);
         c->nthreads = 0;
         pthread_mutex_lock(&c->mu);
         while (c->count > 0) {

@@ -21,7 +21,9 @@ static char dir[64];
 static rp_config_t cfg;
 static rp_auth_worker_t *worker;
 static int64_t fake_now;
-static int64_t clock_fn(void) { return fake_now; }
+static int64_t clock_fn(void) {
+    return fake_now;
+}
 
 static const char *getter(const char *name, void *ud) {
     (void)ud;
@@ -122,25 +124,30 @@ static void register_user(const char *name, const char *email) {
 }
 
 Test(auth, register_and_duplicates_case_insensitive) {
-    rp_reply_t r = call("POST", "/auth/register", "{\"username\":\"Alice\",\"email\":\"Alice@Example.com\",\"password\":\"password123\"}", NULL, NULL);
+    rp_reply_t r =
+        call("POST", "/auth/register",
+             "{\"username\":\"Alice\",\"email\":\"Alice@Example.com\",\"password\":\"password123\"}", NULL, NULL);
     cr_assert_eq(r.status, 201);
     cr_assert_str_eq(json_string_value(json_object_get(r.body, "username")), "Alice");
     cr_assert_str_eq(json_string_value(json_array_get(json_object_get(r.body, "roles"), 0)), "USER");
     cr_assert_eq(json_string_length(json_object_get(r.body, "id")), 24u);
     rp_reply_clear(&r);
-    r = call("POST", "/auth/register", "{\"username\":\"ALICE\",\"email\":\"other@example.com\",\"password\":\"password123\"}", NULL, NULL);
+    r = call("POST", "/auth/register",
+             "{\"username\":\"ALICE\",\"email\":\"other@example.com\",\"password\":\"password123\"}", NULL, NULL);
     cr_assert_eq(r.status, 409);
     cr_assert_str_eq(code_of(&r), "USERNAME_TAKEN");
     rp_reply_clear(&r);
-    r = call("POST", "/auth/register", "{\"username\":\"bob\",\"email\":\"alice@EXAMPLE.com\",\"password\":\"password123\"}", NULL, NULL);
+    r = call("POST", "/auth/register",
+             "{\"username\":\"bob\",\"email\":\"alice@EXAMPLE.com\",\"password\":\"password123\"}", NULL, NULL);
     cr_assert_eq(r.status, 409);
     cr_assert_str_eq(code_of(&r), "EMAIL_TAKEN");
     rp_reply_clear(&r);
 }
 
 Test(auth, register_rejects_each_invalid_field) {
-    rp_reply_t r = call("POST", "/auth/register",
-                        "{\"username\":\"a-b\",\"email\":\"nope\",\"password\":\"short\",\"role\":\"ADMIN\"}", NULL, NULL);
+    rp_reply_t r =
+        call("POST", "/auth/register",
+             "{\"username\":\"a-b\",\"email\":\"nope\",\"password\":\"short\",\"role\":\"ADMIN\"}", NULL, NULL);
     cr_assert_eq(r.status, 400);
     cr_assert_str_eq(code_of(&r), "VALIDATION_FAILED");
     json_t *d = json_object_get(json_object_get(r.body, "error"), "details");
@@ -153,7 +160,9 @@ Test(auth, register_rejects_each_invalid_field) {
         cr_assert(seen, "no detail for %s", want[i]);
     }
     rp_reply_clear(&r);
-    cr_assert_eq(status_of("POST", "/auth/register", "{\"username\":7,\"email\":\"a@b.co\",\"password\":\"password123\"}", NULL), 400);
+    cr_assert_eq(
+        status_of("POST", "/auth/register", "{\"username\":7,\"email\":\"a@b.co\",\"password\":\"password123\"}", NULL),
+        400);
     cr_assert_eq(status_of("POST", "/auth/register", "{\"email\":\"a@b.co\",\"password\":\"password123\"}", NULL), 400);
     char big[300];
     memset(big, 'p', 129);
@@ -183,7 +192,8 @@ Test(auth, lockout_after_five_failures_until_the_window_passes) {
     register_user("dave", "dave@example.com");
     for (int i = 0; i < 5; i++) {
         fake_now += 1000;
-        cr_assert_eq(status_of("POST", "/auth/login", "{\"username\":\"dave\",\"password\":\"bad-password\"}", NULL), 401);
+        cr_assert_eq(status_of("POST", "/auth/login", "{\"username\":\"dave\",\"password\":\"bad-password\"}", NULL),
+                     401);
     }
     fake_now += 1000;
     rp_reply_t r = call("POST", "/auth/login", "{\"username\":\"dave\",\"password\":\"password123\"}", NULL, NULL);
@@ -292,8 +302,10 @@ Test(auth, admin_lists_users_in_pages) {
         cr_assert_eq(rep.status, 200);
         seen += json_array_size(json_object_get(rep.body, "items"));
         json_t *next = json_object_get(rep.body, "nextCursor");
-        if (json_is_string(next)) snprintf(cursor, sizeof cursor, "%s", json_string_value(next));
-        else cursor[0] = '\0';
+        if (json_is_string(next))
+            snprintf(cursor, sizeof cursor, "%s", json_string_value(next));
+        else
+            cursor[0] = '\0';
         free(req);
         free(out);
         rp_reply_clear(&rep);
@@ -340,8 +352,9 @@ Test(auth, bootstrap_admin_is_never_overwritten) {
     env_vars[4].v = "a-different-password";
     start();
     identity_from_login("root_admin", "rootpassword", NULL, 0);
-    cr_assert_eq(status_of("POST", "/auth/login", "{\"username\":\"root_admin\",\"password\":\"a-different-password\"}", NULL),
-                 401);
+    cr_assert_eq(
+        status_of("POST", "/auth/login", "{\"username\":\"root_admin\",\"password\":\"a-different-password\"}", NULL),
+        401);
 }
 
 /* ---- password.c ---- */
@@ -366,15 +379,18 @@ Test(password, hash_verify_and_rehash) {
 static void *hash_many(void *p) {
     rp_hasher_t *h = p;
     char out[RP_HASH_LEN];
-    for (int i = 0; i < 5; i++) rp_hasher_hash(h, "pw-pw-pw-pw", 11, out, NULL);
+    for (int i = 0; i < 5; i++)
+        rp_hasher_hash(h, "pw-pw-pw-pw", 11, out, NULL);
     return NULL;
 }
 
 Test(password, concurrency_is_bounded) {
     rp_hasher_t *h = rp_hasher_new("min", 2);
     pthread_t t[6];
-    for (int i = 0; i < 6; i++) pthread_create(&t[i], NULL, hash_many, h);
-    for (int i = 0; i < 6; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 6; i++)
+        pthread_create(&t[i], NULL, hash_many, h);
+    for (int i = 0; i < 6; i++)
+        pthread_join(t[i], NULL);
     cr_assert_leq(rp_hasher_peak(h), 2);
     cr_assert_geq(rp_hasher_peak(h), 1);
     rp_hasher_free(h);

@@ -25,7 +25,8 @@ static void reset(void) {
 static void login(const char *iso) {
     int64_t t = at(iso), day = t / 86400000, minute = (t % 86400000) / 60000;
     size_t i = 0;
-    while (i < prog.nlogins && days[i].utc_day != day) i++;
+    while (i < prog.nlogins && days[i].utc_day != day)
+        i++;
     if (i == prog.nlogins) {
         days[i].utc_day = day;
         prog.nlogins++;
@@ -79,7 +80,9 @@ static rp_condition_t conds[RP_MAX_CONDITIONS];
 static size_t ncond;
 static json_t *cond_doc; /* the parsed conditions borrow from it until the test ends */
 
-static void free_doc(void) { json_decref(cond_doc); }
+static void free_doc(void) {
+    json_decref(cond_doc);
+}
 TestSuite(conditions, .fini = free_doc);
 
 static void parse_ok(const char *text) {
@@ -119,7 +122,8 @@ Test(conditions, rejects_wrong_shapes) {
         "[7]",
         "{\"type\":\"LEVEL_ACHIEVE\"}",
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) json_decref(parse_bad(bad[i]));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        json_decref(parse_bad(bad[i]));
     json_t *d = parse_bad("[{\"type\":\"LEVEL_ACHIEVE\",\"value\":3},{\"type\":\"LEVEL_ACHIEVE\",\"value\":\"x\"}]");
     cr_assert_str_eq(json_string_value(json_object_get(json_array_get(d, 0), "field")), "/conditions/1/value");
     json_decref(d);

@@ -83,7 +83,8 @@ Test(envelope, rejects_malformed) {
                "\"id\":\"zz\",\"username\":\"u\",\"roles\":[\"USER\"]}," REST "}");
     expect_bad("{\"method\":\"GET\",\"route\":\"/\",\"params\":{},\"query\":{},\"caller\":{\"authenticated\":true,"
                "\"id\":\"65f0a1b2c3d4e5f601234567\",\"username\":\"u\",\"roles\":[\"GOD\"]}," REST "}");
-    expect_bad("{\"method\":\"GET\",\"method\":\"GET\",\"route\":\"/\",\"params\":{},\"query\":{}," OK_CALLER "," REST "}");
+    expect_bad("{\"method\":\"GET\",\"method\":\"GET\",\"route\":\"/\",\"params\":{},\"query\":{}," OK_CALLER "," REST
+               "}");
 }
 
 Test(reply, round_trip_and_errors) {

@@ -38,11 +38,12 @@ static bool has(json_t *details, const char *field, const char *reason_part) {
 }
 
 Test(jsonschema, details_name_each_failing_field) {
-    rp_schema_t *s = compile_text(
-        "{\"type\":\"object\",\"required\":[\"name\",\"rewards\"],\"additionalProperties\":false,"
-        "\"properties\":{\"name\":{\"type\":\"string\",\"minLength\":2},"
-        "\"rewards\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/reward\"}}},"
-        "\"$defs\":{\"reward\":{\"type\":\"object\",\"properties\":{\"quantity\":{\"type\":\"integer\",\"minimum\":1}}}}}");
+    rp_schema_t *s =
+        compile_text("{\"type\":\"object\",\"required\":[\"name\",\"rewards\"],\"additionalProperties\":false,"
+                     "\"properties\":{\"name\":{\"type\":\"string\",\"minLength\":2},"
+                     "\"rewards\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/reward\"}}},"
+                     "\"$defs\":{\"reward\":{\"type\":\"object\",\"properties\":{\"quantity\":{\"type\":\"integer\","
+                     "\"minimum\":1}}}}}");
     json_t *d = fail_details(s, "{\"name\":\"x\",\"rewards\":[{\"quantity\":0},{\"quantity\":\"2\"}],\"evil\":1}");
     cr_assert(has(d, "/name", "at least 2"));
     cr_assert(has(d, "/rewards/0/quantity", ">= 1"));
@@ -110,9 +111,15 @@ Test(jsonschema, hostile_regex_input_is_bounded) {
 }
 
 Test(jsonschema, compile_errors) {
-    const char *bad[] = {"{\"pattern\":\"(\"}",        "{\"$ref\":\"#/$defs/missing\"}", "{\"type\":\"text\"}",
-                         "{\"minLength\":-1}",         "{\"items\":[{}]}",               "{\"patternProperties\":{}}",
-                         "{\"$ref\":\"http://x/y\"}",  "{\"required\":[1]}",              "{\"allOf\":[]}",
+    const char *bad[] = {"{\"pattern\":\"(\"}",
+                         "{\"$ref\":\"#/$defs/missing\"}",
+                         "{\"type\":\"text\"}",
+                         "{\"minLength\":-1}",
+                         "{\"items\":[{}]}",
+                         "{\"patternProperties\":{}}",
+                         "{\"$ref\":\"http://x/y\"}",
+                         "{\"required\":[1]}",
+                         "{\"allOf\":[]}",
                          "7"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         json_t *doc = json_loads(bad[i], JSON_DECODE_ANY, NULL);
@@ -152,7 +159,8 @@ static void *validate_many(void *arg) {
 Test(jsonschema, concurrent_use) {
     shared = compile_text("{\"properties\":{\"k\":{\"type\":\"string\",\"pattern\":\"^[a-z]+$\"}}}");
     pthread_t t[4];
-    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, validate_many, NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, validate_many, NULL);
     for (int i = 0; i < 4; i++) {
         void *r;
         pthread_join(t[i], &r);
@@ -166,7 +174,8 @@ Test(jsonschema, project_schemas_compile) {
     rp_schema_registry_t *r = rp_schema_registry_new(&err);
     cr_assert_not_null(r, "%s", err.message);
     size_t n = 0;
-    while (rp_embedded_schemas[n].name) n++;
+    while (rp_embedded_schemas[n].name)
+        n++;
     cr_assert_gt(n, 5u);
     json_t *details = NULL;
     json_t *body = json_pack("{s:s, s:s, s:s}", "username", "ok_name", "email", "a@b.co", "password", "password-1");

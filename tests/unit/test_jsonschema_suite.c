@@ -10,19 +10,69 @@
 
 #include "jsonschema.h"
 
-static const char *const files[] = {
-    "type",          "properties",    "required",   "additionalProperties", "enum",     "const",
-    "minLength",     "maxLength",     "pattern",    "minimum",              "maximum",  "exclusiveMinimum",
-    "exclusiveMaximum", "items",      "minItems",   "maxItems",             "uniqueItems", "minProperties",
-    "maxProperties", "allOf",         "anyOf",      "oneOf",                "not",      "ref",
-    "definitions",   "boolean_schema", "optional/format/date-time", NULL};
+static const char *const files[] = {"type",
+                                    "properties",
+                                    "required",
+                                    "additionalProperties",
+                                    "enum",
+                                    "const",
+                                    "minLength",
+                                    "maxLength",
+                                    "pattern",
+                                    "minimum",
+                                    "maximum",
+                                    "exclusiveMinimum",
+                                    "exclusiveMaximum",
+                                    "items",
+                                    "minItems",
+                                    "maxItems",
+                                    "uniqueItems",
+                                    "minProperties",
+                                    "maxProperties",
+                                    "allOf",
+                                    "anyOf",
+                                    "oneOf",
+                                    "not",
+                                    "ref",
+                                    "definitions",
+                                    "boolean_schema",
+                                    "optional/format/date-time",
+                                    NULL};
 
-static const char *const supported[] = {
-    "type",     "properties", "required", "additionalProperties", "enum",     "const",         "minLength",
-    "maxLength", "pattern",   "minimum",  "maximum",              "exclusiveMinimum", "exclusiveMaximum",
-    "items",    "minItems",   "maxItems", "uniqueItems",          "minProperties", "maxProperties", "allOf",
-    "anyOf",    "oneOf",      "not",      "$ref",                 "format",   "$schema",       "$comment",
-    "title",    "description", "default", "examples",             "$defs",    "definitions",   NULL};
+static const char *const supported[] = {"type",
+                                        "properties",
+                                        "required",
+                                        "additionalProperties",
+                                        "enum",
+                                        "const",
+                                        "minLength",
+                                        "maxLength",
+                                        "pattern",
+                                        "minimum",
+                                        "maximum",
+                                        "exclusiveMinimum",
+                                        "exclusiveMaximum",
+                                        "items",
+                                        "minItems",
+                                        "maxItems",
+                                        "uniqueItems",
+                                        "minProperties",
+                                        "maxProperties",
+                                        "allOf",
+                                        "anyOf",
+                                        "oneOf",
+                                        "not",
+                                        "$ref",
+                                        "format",
+                                        "$schema",
+                                        "$comment",
+                                        "title",
+                                        "description",
+                                        "default",
+                                        "examples",
+                                        "$defs",
+                                        "definitions",
+                                        NULL};
 
 static bool is_supported(const char *k) {
     for (size_t i = 0; supported[i]; i++)
@@ -87,8 +137,8 @@ Test(json_schema_test_suite, draft7_supported_keywords, .timeout = 60) {
             const char *why = skip_reason(schema, buf, sizeof buf);
             if (why) {
                 skip += (int)json_array_size(tests);
-                fprintf(stderr, "  skip %s / %s: %s\n", files[f], json_string_value(json_object_get(group, "description")),
-                        why);
+                fprintf(stderr, "  skip %s / %s: %s\n", files[f],
+                        json_string_value(json_object_get(group, "description")), why);
                 continue;
             }
             rp_err_t err;

@@ -4,7 +4,9 @@
 
 #include "timeutil.h"
 
-static bool parse(const char *s, int64_t *ms) { return rp_time_parse_iso(s, strlen(s), ms); }
+static bool parse(const char *s, int64_t *ms) {
+    return rp_time_parse_iso(s, strlen(s), ms);
+}
 
 Test(timeutil, format_and_parse_round_trip) {
     char buf[RP_ISO_LEN];
@@ -41,6 +43,7 @@ Test(timeutil, rejects_invalid) {
                          "2026-01-02T00:00:00Zjunk",
                          "2026-01-02 00:00:00Z",
                          "x026-01-02T00:00:00Z"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) cr_assert_not(parse(bad[i], &ms), "%s", bad[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_not(parse(bad[i], &ms), "%s", bad[i]);
     cr_assert(parse("2024-02-29T00:00:00Z", &ms));
 }

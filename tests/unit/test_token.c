@@ -19,7 +19,9 @@ static rp_identity_t alice(void) {
     return who;
 }
 
-static void setup(void) { cr_assert(sodium_init() >= 0); }
+static void setup(void) {
+    cr_assert(sodium_init() >= 0);
+}
 TestSuite(token, .init = setup);
 
 /* Builds a token with libjwt directly, so the test controls the algorithm and claims. */

@@ -54,7 +54,8 @@ static atomic_int entered;
 static char *gated(void *ctx, const char *req, size_t len, size_t *out_len) {
     atomic_fetch_add(&entered, 1);
     pthread_mutex_lock(&gate_mu);
-    while (!gate_open) pthread_cond_wait(&gate_cv, &gate_mu);
+    while (!gate_open)
+        pthread_cond_wait(&gate_cv, &gate_mu);
     pthread_mutex_unlock(&gate_mu);
     return echo(ctx, req, len, out_len);
 }
@@ -94,7 +95,8 @@ Test(inproc, full_queue_answers_503_at_once) {
     call_arg_t a = {t, "first", rp_now_ms() + 20000, false, 0, ""};
     pthread_t ta;
     pthread_create(&ta, NULL, caller, &a);
-    while (atomic_load(&entered) < 1) usleep(1000); /* the worker now holds "first" */
+    while (atomic_load(&entered) < 1)
+        usleep(1000); /* the worker now holds "first" */
     /* "second" takes the only queue slot and times out there; its slot stays taken until a worker
      * discards it, so the queue is full now */
     call_arg_t b = {t, "second", rp_now_ms() + 200, false, 0, ""};

@@ -42,7 +42,8 @@ static void only_fields(const json_t *body, const char *const *allowed, json_t *
     json_t *v;
     json_object_foreach((json_t *)body, k, v) {
         bool ok = false;
-        for (size_t i = 0; allowed[i]; i++) ok = ok || strcmp(allowed[i], k) == 0;
+        for (size_t i = 0; allowed[i]; i++)
+            ok = ok || strcmp(allowed[i], k) == 0;
         if (!ok) {
             char ptr[96];
             snprintf(ptr, sizeof ptr, "/%.80s", k);
@@ -108,8 +109,8 @@ static json_t *account_json(const rp_account_t *a) {
     char c[RP_ISO_LEN], u[RP_ISO_LEN];
     rp_time_iso(a->created_at, c);
     rp_time_iso(a->updated_at, u);
-    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:s}", "id", a->id, "username", a->username, "email", a->email,
-                     "roles", rp_roles_to_json(a->roles), "createdAt", c, "updatedAt", u);
+    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:s}", "id", a->id, "username", a->username, "email", a->email, "roles",
+                     rp_roles_to_json(a->roles), "createdAt", c, "updatedAt", u);
 }
 
 /* ---- tokens ---- */
@@ -133,8 +134,8 @@ static void issue_tokens(rp_auth_worker_t *w, const rp_account_t *a, const char 
     memset(&t, 0, sizeof t);
     memcpy(who.id, a->id, sizeof who.id);
     snprintf(who.username, sizeof who.username, "%s", a->username);
-    char *access = rp_token_issue(w->cfg->jwt_secret, w->cfg->jwt_secret_len, &who, now / 1000, w->cfg->jwt_expires_s,
-                                  &err);
+    char *access =
+        rp_token_issue(w->cfg->jwt_secret, w->cfg->jwt_secret_len, &who, now / 1000, w->cfg->jwt_expires_s, &err);
     if (!access) {
         rp_reply_from_err(rep, &err);
         return;
@@ -144,8 +145,10 @@ static void issue_tokens(rp_auth_worker_t *w, const rp_account_t *a, const char 
     sodium_memzero(raw, sizeof raw);
     rp_oid_new(t.id);
     memcpy(t.user_id, a->id, sizeof t.user_id);
-    if (family) snprintf(t.family_id, sizeof t.family_id, "%s", family);
-    else memcpy(t.family_id, t.id, sizeof t.family_id);
+    if (family)
+        snprintf(t.family_id, sizeof t.family_id, "%s", family);
+    else
+        memcpy(t.family_id, t.id, sizeof t.family_id);
     hash_refresh(w, refresh, strlen(refresh), t.token_hash);
     t.created_at = now;
     t.expires_at = now + w->cfg->refresh_expires_s * 1000;
@@ -310,8 +313,10 @@ static void op_refresh(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
         return;
     }
     if (!w->store->ops->find_by_id(w->store, t.user_id, &a, &found, &err) || !found) {
-        if (found) rp_reply_from_err(rep, &err);
-        else rp_reply_error(rep, 401, "INVALID_REFRESH_TOKEN", "the account no longer exists", NULL);
+        if (found)
+            rp_reply_from_err(rep, &err);
+        else
+            rp_reply_error(rep, 401, "INVALID_REFRESH_TOKEN", "the account no longer exists", NULL);
         return;
     }
     issue_tokens(w, &a, t.family_id, t.id, rep);
@@ -385,7 +390,8 @@ static void op_list_users(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
         return;
     }
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) json_array_append_new(arr, account_json(&items[i]));
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, account_json(&items[i]));
     json_t *next = more && n > 0 ? json_string(items[n - 1].id) : json_null();
     free(items);
     rp_reply_set(rep, 200, json_pack("{s:o, s:o}", "items", arr, "nextCursor", next));
@@ -429,14 +435,16 @@ static void op_set_roles(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
         }
     }
     json_t *before = rp_roles_to_json(a.roles), *after = rp_roles_to_json(roles);
-    rp_audit_entry_t audit = {env->caller.id, env->caller.username, "user.roles.update", "user", a.id, before, after,
-                              w->now_ms()};
+    rp_audit_entry_t audit = {env->caller.id, env->caller.username, "user.roles.update", "user", a.id, before,
+                              after,          w->now_ms()};
     bool ok = w->store->ops->set_roles(w->store, a.id, roles, audit.at, &audit, &found, &err);
     json_decref(before);
     json_decref(after);
     if (!ok || !found) {
-        if (!ok) rp_reply_from_err(rep, &err);
-        else rp_reply_error(rep, 404, "USER_NOT_FOUND", "no such account", NULL);
+        if (!ok)
+            rp_reply_from_err(rep, &err);
+        else
+            rp_reply_error(rep, 404, "USER_NOT_FOUND", "no such account", NULL);
         return;
     }
     rp_log(RP_LOG_INFO, "auth", "roles of %s changed by %s", a.id, env->caller.id);
@@ -468,14 +476,10 @@ static void op_audit(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
 }
 
 static const rp_route_op_t ops[] = {
-    {"GET", "/_health", op_health},
-    {"POST", "/auth/register", op_register},
-    {"POST", "/auth/login", op_login},
-    {"POST", "/auth/refresh", op_refresh},
-    {"POST", "/auth/logout", op_logout},
-    {"GET", "/auth/me", op_me},
-    {"GET", "/auth/users", op_list_users},
-    {"PUT", "/auth/users/{id}/roles", op_set_roles},
+    {"GET", "/_health", op_health},        {"POST", "/auth/register", op_register},
+    {"POST", "/auth/login", op_login},     {"POST", "/auth/refresh", op_refresh},
+    {"POST", "/auth/logout", op_logout},   {"GET", "/auth/me", op_me},
+    {"GET", "/auth/users", op_list_users}, {"PUT", "/auth/users/{id}/roles", op_set_roles},
     {"GET", "/auth/audit-log", op_audit},
 };
 
@@ -533,9 +537,13 @@ rp_auth_worker_t *rp_auth_worker_new(const rp_config_t *cfg, rp_err_t *err) {
     return w;
 }
 
-const rp_service_t *rp_auth_worker_service(rp_auth_worker_t *w) { return &w->service; }
+const rp_service_t *rp_auth_worker_service(rp_auth_worker_t *w) {
+    return &w->service;
+}
 
-void rp_auth_worker_set_clock(rp_auth_worker_t *w, int64_t (*now_ms)(void)) { w->now_ms = now_ms; }
+void rp_auth_worker_set_clock(rp_auth_worker_t *w, int64_t (*now_ms)(void)) {
+    w->now_ms = now_ms;
+}
 
 void rp_auth_worker_free(rp_auth_worker_t *w) {
     if (!w) return;

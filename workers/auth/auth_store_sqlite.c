@@ -11,41 +11,40 @@
 #include "sqlite_util.h"
 #include "timeutil.h"
 
-static const char v1[] =
-    "CREATE TABLE users ("
-    "  id TEXT PRIMARY KEY,"
-    "  username TEXT NOT NULL,"
-    "  username_lower TEXT NOT NULL UNIQUE,"
-    "  email TEXT NOT NULL,"
-    "  email_lower TEXT NOT NULL UNIQUE,"
-    "  password_hash TEXT NOT NULL,"
-    "  roles INTEGER NOT NULL,"
-    "  created_at INTEGER NOT NULL,"
-    "  updated_at INTEGER NOT NULL);"
-    "CREATE TABLE login_failures ("
-    "  user_id TEXT NOT NULL REFERENCES users(id),"
-    "  at INTEGER NOT NULL);"
-    "CREATE INDEX login_failures_user ON login_failures(user_id, at);"
-    "CREATE TABLE refresh_tokens ("
-    "  id TEXT PRIMARY KEY,"
-    "  user_id TEXT NOT NULL REFERENCES users(id),"
-    "  family_id TEXT NOT NULL,"
-    "  token_hash TEXT NOT NULL UNIQUE,"
-    "  created_at INTEGER NOT NULL,"
-    "  expires_at INTEGER NOT NULL,"
-    "  used_at INTEGER,"
-    "  revoked_at INTEGER);"
-    "CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);"
-    "CREATE TABLE audit_logs ("
-    "  id TEXT PRIMARY KEY,"
-    "  actor_id TEXT,"
-    "  actor_username TEXT,"
-    "  action TEXT NOT NULL,"
-    "  target_type TEXT NOT NULL,"
-    "  target_id TEXT NOT NULL,"
-    "  before TEXT CHECK (before IS NULL OR json_valid(before)),"
-    "  after TEXT CHECK (after IS NULL OR json_valid(after)),"
-    "  at INTEGER NOT NULL);";
+static const char v1[] = "CREATE TABLE users ("
+                         "  id TEXT PRIMARY KEY,"
+                         "  username TEXT NOT NULL,"
+                         "  username_lower TEXT NOT NULL UNIQUE,"
+                         "  email TEXT NOT NULL,"
+                         "  email_lower TEXT NOT NULL UNIQUE,"
+                         "  password_hash TEXT NOT NULL,"
+                         "  roles INTEGER NOT NULL,"
+                         "  created_at INTEGER NOT NULL,"
+                         "  updated_at INTEGER NOT NULL);"
+                         "CREATE TABLE login_failures ("
+                         "  user_id TEXT NOT NULL REFERENCES users(id),"
+                         "  at INTEGER NOT NULL);"
+                         "CREATE INDEX login_failures_user ON login_failures(user_id, at);"
+                         "CREATE TABLE refresh_tokens ("
+                         "  id TEXT PRIMARY KEY,"
+                         "  user_id TEXT NOT NULL REFERENCES users(id),"
+                         "  family_id TEXT NOT NULL,"
+                         "  token_hash TEXT NOT NULL UNIQUE,"
+                         "  created_at INTEGER NOT NULL,"
+                         "  expires_at INTEGER NOT NULL,"
+                         "  used_at INTEGER,"
+                         "  revoked_at INTEGER);"
+                         "CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);"
+                         "CREATE TABLE audit_logs ("
+                         "  id TEXT PRIMARY KEY,"
+                         "  actor_id TEXT,"
+                         "  actor_username TEXT,"
+                         "  action TEXT NOT NULL,"
+                         "  target_type TEXT NOT NULL,"
+                         "  target_id TEXT NOT NULL,"
+                         "  before TEXT CHECK (before IS NULL OR json_valid(before)),"
+                         "  after TEXT CHECK (after IS NULL OR json_valid(after)),"
+                         "  at INTEGER NOT NULL);";
 
 static const char *const migrations[] = {v1, NULL};
 
@@ -74,7 +73,8 @@ static void row_to_account(sqlite3_stmt *st, rp_account_t *a) {
 
 static void lower(const char *in, char *out, size_t cap) {
     size_t i = 0;
-    for (; in[i] && i + 1 < cap; i++) out[i] = (in[i] >= 'A' && in[i] <= 'Z') ? (char)(in[i] + 32) : in[i];
+    for (; in[i] && i + 1 < cap; i++)
+        out[i] = (in[i] >= 'A' && in[i] <= 'Z') ? (char)(in[i] + 32) : in[i];
     out[i] = '\0';
 }
 
@@ -175,8 +175,8 @@ static bool s_find_by_login(rp_auth_store_t *base, const char *login, bool by_em
                     l, out, found, err);
 }
 
-static bool s_list_users(rp_auth_store_t *base, const char *after, int limit, rp_account_t **out, size_t *n,
-                         bool *more, rp_err_t *err) {
+static bool s_list_users(rp_auth_store_t *base, const char *after, int limit, rp_account_t **out, size_t *n, bool *more,
+                         rp_err_t *err) {
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3 *db;
     int rc;
@@ -207,7 +207,6 @@ static bool s_list_users(rp_auth_store_t *base, const char *after, int limit, rp
     finish(s, db, st);
     return ok;
 }
-
 
 static bool s_set_roles(rp_auth_store_t *base, const char *id, unsigned roles, int64_t now,
                         const rp_audit_entry_t *audit, bool *found, rp_err_t *err) {
@@ -278,13 +277,16 @@ static bool s_count_with_role(rp_auth_store_t *base, unsigned role, int64_t *cou
     if (!st) return false;
     sqlite3_bind_int(st, 1, (int)role);
     bool ok = sqlite3_step(st) == SQLITE_ROW;
-    if (ok) *count = sqlite3_column_int64(st, 0);
-    else rp_sqlite_err(db, "count roles", err);
+    if (ok)
+        *count = sqlite3_column_int64(st, 0);
+    else
+        rp_sqlite_err(db, "count roles", err);
     finish(s, db, st);
     return ok;
 }
 
-static bool s_add_failure(rp_auth_store_t *base, const char *user_id, int64_t at, int64_t forget_before, rp_err_t *err) {
+static bool s_add_failure(rp_auth_store_t *base, const char *user_id, int64_t at, int64_t forget_before,
+                          rp_err_t *err) {
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = NULL;
     bool ok = false, in_txn = false;
@@ -391,10 +393,11 @@ static bool s_find_refresh(rp_auth_store_t *base, const char *hash, rp_refresh_t
     sqlite3 *db;
     *found = false;
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *st = prepare(s, &db,
-                               "SELECT id, user_id, family_id, token_hash, created_at, expires_at, "
-                               "coalesce(used_at, 0), coalesce(revoked_at, 0) FROM refresh_tokens WHERE token_hash = ?1",
-                               err);
+    sqlite3_stmt *st =
+        prepare(s, &db,
+                "SELECT id, user_id, family_id, token_hash, created_at, expires_at, "
+                "coalesce(used_at, 0), coalesce(revoked_at, 0) FROM refresh_tokens WHERE token_hash = ?1",
+                err);
     if (!st) return false;
     sqlite3_bind_text(st, 1, hash, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(st);
@@ -467,8 +470,6 @@ static bool s_revoke_family(rp_auth_store_t *base, const char *family_id, int64_
     return ok;
 }
 
-
-
 static bool s_list_audit(rp_auth_store_t *base, const char *target_id, const char *actor_id, const char *cursor,
                          int limit, json_t **items, bool *more, rp_err_t *err) {
     sqlite_store_t *s = (sqlite_store_t *)base;
@@ -494,11 +495,12 @@ static bool s_list_audit(rp_auth_store_t *base, const char *target_id, const cha
         }
         char at[RP_ISO_LEN];
         rp_time_iso(sqlite3_column_int64(st, 8), at);
-        json_array_append_new(*items, json_pack("{s:o, s:{s:o, s:o}, s:o, s:{s:o, s:o}, s:o, s:o, s:s}", "id",
-                                                rp_sqlite_col_string(st, 0), "actor", "id", rp_sqlite_col_string(st, 1), "username",
-                                                rp_sqlite_col_string(st, 2), "action", rp_sqlite_col_string(st, 3), "target", "type",
-                                                rp_sqlite_col_string(st, 4), "id", rp_sqlite_col_string(st, 5), "before",
-                                                rp_sqlite_col_json(st, 6), "after", rp_sqlite_col_json(st, 7), "at", at));
+        json_array_append_new(
+            *items, json_pack("{s:o, s:{s:o, s:o}, s:o, s:{s:o, s:o}, s:o, s:o, s:s}", "id",
+                              rp_sqlite_col_string(st, 0), "actor", "id", rp_sqlite_col_string(st, 1), "username",
+                              rp_sqlite_col_string(st, 2), "action", rp_sqlite_col_string(st, 3), "target", "type",
+                              rp_sqlite_col_string(st, 4), "id", rp_sqlite_col_string(st, 5), "before",
+                              rp_sqlite_col_json(st, 6), "after", rp_sqlite_col_json(st, 7), "at", at));
     }
     bool ok = rc == SQLITE_ROW || rc == SQLITE_DONE;
     if (!ok) {

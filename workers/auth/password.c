@@ -19,7 +19,8 @@ struct rp_hasher {
 
 static void acquire(rp_hasher_t *h) {
     pthread_mutex_lock(&h->mu);
-    while (h->running >= h->limit) pthread_cond_wait(&h->cv, &h->mu);
+    while (h->running >= h->limit)
+        pthread_cond_wait(&h->cv, &h->mu);
     h->running++;
     if (h->running > h->peak) h->peak = h->running;
     pthread_mutex_unlock(&h->mu);

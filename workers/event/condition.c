@@ -7,7 +7,7 @@
 
 #include "mem.h"
 
-static const char *const type_names[] = {"LOGIN_STREAK", "LOGIN_DAYS", "LEVEL_ACHIEVE",
+static const char *const type_names[] = {"LOGIN_STREAK",   "LOGIN_DAYS",     "LEVEL_ACHIEVE",
                                          "QUEST_COMPLETE", "INVITE_FRIENDS", "COUNTER"};
 
 static void add(json_t *details, size_t i, const char *member, const char *reason) {
@@ -81,13 +81,16 @@ bool rp_conditions_parse(const json_t *conditions, rp_condition_t out[RP_MAX_CON
         switch (cond->type) {
         case RP_COND_LOGIN_STREAK:
         case RP_COND_LOGIN_DAYS:
-            if (!positive_int(val, 3660, &cond->amount)) add(details, i, "/value", "must be an integer number of days from 1 to 3660");
+            if (!positive_int(val, 3660, &cond->amount))
+                add(details, i, "/value", "must be an integer number of days from 1 to 3660");
             break;
         case RP_COND_LEVEL_ACHIEVE:
-            if (!positive_int(val, 100000, &cond->amount)) add(details, i, "/value", "must be an integer level from 1 to 100000");
+            if (!positive_int(val, 100000, &cond->amount))
+                add(details, i, "/value", "must be an integer level from 1 to 100000");
             break;
         case RP_COND_INVITE_FRIENDS:
-            if (!positive_int(val, 100000, &cond->amount)) add(details, i, "/value", "must be an integer count from 1 to 100000");
+            if (!positive_int(val, 100000, &cond->amount))
+                add(details, i, "/value", "must be an integer count from 1 to 100000");
             break;
         case RP_COND_QUEST_COMPLETE:
             if (!json_is_string(val) || json_string_length(val) < 1 || json_string_length(val) > 128)
@@ -113,7 +116,9 @@ bool rp_conditions_parse(const json_t *conditions, rp_condition_t out[RP_MAX_CON
     return json_array_size(details) == before;
 }
 
-static int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+static int64_t floor_div(int64_t a, int64_t b) {
+    return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+}
 
 void rp_login_days(const rp_progress_t *p, int64_t start_ms, int64_t end_ms, int day_offset_minutes, int64_t *days,
                    int64_t *streak) {
@@ -196,8 +201,10 @@ bool rp_conditions_evaluate(const rp_condition_t *c, size_t n, rp_logic_t logic,
                                               desc ? desc : json_null()));
     }
     bool result = n == 0 || (logic == RP_LOGIC_ALL ? met == n : met > 0);
-    if (unmet && !result) *unmet = list;
-    else json_decref(list);
+    if (unmet && !result)
+        *unmet = list;
+    else
+        json_decref(list);
     if (unmet && result) *unmet = NULL;
     return result;
 }

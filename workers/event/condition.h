@@ -21,9 +21,9 @@ typedef enum {
 
 typedef struct rp_condition {
     rp_cond_type_t type;
-    int64_t amount;  /* days, level, invite count, counter minimum */
-    char text[129];  /* quest id or counter key */
-    json_t *source;  /* the condition as given (borrowed from the event document) */
+    int64_t amount; /* days, level, invite count, counter minimum */
+    char text[129]; /* quest id or counter key */
+    json_t *source; /* the condition as given (borrowed from the event document) */
 } rp_condition_t;
 
 /* Validates conditions (a JSON array) and fills out[0..*n). Problems are appended to details as

@@ -16,7 +16,8 @@ static void unknown_members(const json_t *body, const char *const *allowed, cons
     json_t *v;
     json_object_foreach((json_t *)body, k, v) {
         bool ok = false;
-        for (size_t i = 0; allowed[i]; i++) ok = ok || strcmp(allowed[i], k) == 0;
+        for (size_t i = 0; allowed[i]; i++)
+            ok = ok || strcmp(allowed[i], k) == 0;
         if (!ok) {
             char ptr[128];
             snprintf(ptr, sizeof ptr, "%s/%.80s", prefix, k);
@@ -111,9 +112,9 @@ static json_t *rewards_validate(const json_t *rewards, json_t *details) {
 }
 
 bool rp_event_validate(const json_t *body, json_t *details, json_t **out) {
-    static const char *const allowed[] = {"title",       "description",      "startDate",        "endDate",
-                                          "conditions",  "conditionLogic",   "rewards",          "claimPeriod",
-                                          "maxClaims",   "requiresApproval", "dayOffsetMinutes", NULL};
+    static const char *const allowed[] = {"title",      "description",      "startDate",        "endDate",
+                                          "conditions", "conditionLogic",   "rewards",          "claimPeriod",
+                                          "maxClaims",  "requiresApproval", "dayOffsetMinutes", NULL};
     size_t before = json_array_size(details);
     *out = NULL;
     unknown_members(body, allowed, "", details);
@@ -160,9 +161,9 @@ bool rp_event_validate(const json_t *body, json_t *details, json_t **out) {
 }
 
 json_t *rp_event_merge_patch(const json_t *stored, const json_t *patch, json_t *details) {
-    static const char *const editable[] = {"title",       "description",      "startDate",        "endDate",
-                                           "conditions",  "conditionLogic",   "rewards",          "claimPeriod",
-                                           "maxClaims",   "requiresApproval", "dayOffsetMinutes", NULL};
+    static const char *const editable[] = {"title",      "description",      "startDate",        "endDate",
+                                           "conditions", "conditionLogic",   "rewards",          "claimPeriod",
+                                           "maxClaims",  "requiresApproval", "dayOffsetMinutes", NULL};
     json_t *body = json_object();
     for (size_t i = 0; editable[i]; i++) {
         json_t *v = json_object_get(stored, editable[i]);
@@ -200,7 +201,9 @@ rp_event_status_t rp_event_status(const json_t *doc, int64_t now_ms) {
 
 static const char *const status_names[] = {"UPCOMING", "ACTIVE", "FINISHED", "CANCELED"};
 
-const char *rp_event_status_name(rp_event_status_t s) { return status_names[s]; }
+const char *rp_event_status_name(rp_event_status_t s) {
+    return status_names[s];
+}
 
 bool rp_event_status_parse(const char *s, rp_event_status_t *out) {
     for (int i = 0; s && i < 4; i++)

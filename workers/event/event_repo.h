@@ -21,11 +21,11 @@ typedef struct rp_event_audit {
 
 /* Event list filter. status_sql: 0 any, else one of the RP_EVENT_* + 1 (see event.h). */
 typedef struct rp_event_filter {
-    int status;            /* -1 any, else rp_event_status_t */
-    bool open_only;        /* only UPCOMING and ACTIVE (what players see) */
-    int64_t active_at;     /* 0 = none; else start <= t < end and not canceled */
+    int status;        /* -1 any, else rp_event_status_t */
+    bool open_only;    /* only UPCOMING and ACTIVE (what players see) */
+    int64_t active_at; /* 0 = none; else start <= t < end and not canceled */
     int64_t now_ms;
-    const char *cursor;    /* last id of the previous page */
+    const char *cursor; /* last id of the previous page */
     int limit;
 } rp_event_filter_t;
 
@@ -35,7 +35,7 @@ typedef struct rp_fact {
     const char *user_id;
     rp_fact_type_t type;
     const char *type_name;
-    json_t *value;       /* borrowed: NULL, level, quest id, invitee id or {key, delta} */
+    json_t *value; /* borrowed: NULL, level, quest id, invitee id or {key, delta} */
     int64_t occurred_at;
     const char *idempotency_key;
 } rp_fact_t;
@@ -53,8 +53,8 @@ typedef struct rp_event_repo_ops {
     bool (*def_update)(rp_event_repo_t *r, const json_t *doc, const rp_event_audit_t *audit, rp_err_t *err);
     /* Deletes a definition no event references, with its audit entry, in one transaction.
      * *found false when there is none; *referenced true (nothing deleted) when an event uses it. */
-    bool (*def_delete)(rp_event_repo_t *r, const char *id, const rp_event_audit_t *audit, bool *found,
-                       bool *referenced, rp_err_t *err);
+    bool (*def_delete)(rp_event_repo_t *r, const char *id, const rp_event_audit_t *audit, bool *found, bool *referenced,
+                       rp_err_t *err);
     /* doc: a validated event document with id, createdBy, createdAt, updatedAt; rewards get
      * stockLeft = stock; the definitions used are marked referenced. */
     bool (*event_create)(rp_event_repo_t *r, const json_t *doc, const rp_event_audit_t *audit, rp_err_t *err);

@@ -19,8 +19,6 @@ typedef struct repo {
 
 /* ---- helpers ---- */
 
-
-
 static int64_t doc_ms(const json_t *doc, const char *key) {
     const char *s = json_string_value(json_object_get(doc, key));
     int64_t ms = 0;
@@ -28,11 +26,9 @@ static int64_t doc_ms(const json_t *doc, const char *key) {
     return ms;
 }
 
-static const char *doc_str(const json_t *doc, const char *key) { return json_string_value(json_object_get(doc, key)); }
-
-
-
-
+static const char *doc_str(const json_t *doc, const char *key) {
+    return json_string_value(json_object_get(doc, key));
+}
 
 /* One statement on one connection: prepare, run to completion; false + err on failure. */
 static bool prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, rp_err_t *err) {
@@ -53,10 +49,11 @@ static bool append_audit(sqlite3 *db, const rp_event_audit_t *a, rp_err_t *err) 
     sqlite3_stmt *st;
     char id[RP_OID_LEN];
     if (!a) return true;
-    if (!prep(db,
-              "INSERT INTO audit_logs (id, actor_id, actor_username, action, target_type, target_id, before, after, at) "
-              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-              &st, err))
+    if (!prep(
+            db,
+            "INSERT INTO audit_logs (id, actor_id, actor_username, action, target_type, target_id, before, after, at) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            &st, err))
         return false;
     rp_oid_new(id);
     rp_sqlite_bind_text(st, 1, id);
@@ -108,7 +105,7 @@ static json_t *row_to_def(sqlite3_stmt *st) {
 typedef struct doc_arg {
     const json_t *doc;
     const rp_event_audit_t *audit;
-    bool flag;  /* in: replace rewards; */
+    bool flag; /* in: replace rewards; */
     bool *conflict;
 } doc_arg_t;
 
@@ -239,8 +236,8 @@ static bool r_def_list(rp_event_repo_t *base, const char *type, int active, cons
 
 /* ---- events ---- */
 
-#define EVENT_COLUMNS                                                                                                 \
-    "id, title, description, start_at, end_at, canceled_at, conditions, condition_logic, claim_period, max_claims, "  \
+#define EVENT_COLUMNS                                                                                                  \
+    "id, title, description, start_at, end_at, canceled_at, conditions, condition_logic, claim_period, max_claims, "   \
     "requires_approval, day_offset_minutes, created_by, created_at, updated_at"
 
 static json_t *row_to_event(sqlite3_stmt *st) {
@@ -325,8 +322,10 @@ static bool write_rewards(sqlite3 *db, const json_t *doc, rp_err_t *err) {
         sqlite3_bind_int(st, 2, (int)i);
         rp_sqlite_bind_text(st, 3, doc_str(rw, "rewardDefinitionId"));
         sqlite3_bind_int64(st, 4, json_integer_value(json_object_get(rw, "quantity")));
-        if (json_is_integer(stock)) sqlite3_bind_int64(st, 5, json_integer_value(stock));
-        else sqlite3_bind_null(st, 5);
+        if (json_is_integer(stock))
+            sqlite3_bind_int64(st, 5, json_integer_value(stock));
+        else
+            sqlite3_bind_null(st, 5);
         rp_sqlite_bind_json(st, 6, json_object_get(rw, "customData"));
         if (!step_done(db, st, "insert reward", err)) return false;
         if (!prep(db, "UPDATE reward_definitions SET referenced = 1 WHERE id = ?1", &st, err)) return false;
@@ -356,16 +355,17 @@ static bool event_write(sqlite3 *db, void *p, rp_err_t *err) {
             return true;
         }
     }
-    if (!prep(db,
-              "INSERT INTO events (id, title, description, start_at, end_at, conditions, condition_logic, claim_period, "
-              "max_claims, requires_approval, day_offset_minutes, created_by, created_at, updated_at) "
-              "VALUES (?1, ?2, ?3, ?4, ?5, json(?6), ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
-              "ON CONFLICT (id) DO UPDATE SET title = excluded.title, description = excluded.description, "
-              "start_at = excluded.start_at, end_at = excluded.end_at, conditions = excluded.conditions, "
-              "condition_logic = excluded.condition_logic, claim_period = excluded.claim_period, "
-              "max_claims = excluded.max_claims, requires_approval = excluded.requires_approval, "
-              "day_offset_minutes = excluded.day_offset_minutes, updated_at = excluded.updated_at",
-              &st, err))
+    if (!prep(
+            db,
+            "INSERT INTO events (id, title, description, start_at, end_at, conditions, condition_logic, claim_period, "
+            "max_claims, requires_approval, day_offset_minutes, created_by, created_at, updated_at) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, json(?6), ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
+            "ON CONFLICT (id) DO UPDATE SET title = excluded.title, description = excluded.description, "
+            "start_at = excluded.start_at, end_at = excluded.end_at, conditions = excluded.conditions, "
+            "condition_logic = excluded.condition_logic, claim_period = excluded.claim_period, "
+            "max_claims = excluded.max_claims, requires_approval = excluded.requires_approval, "
+            "day_offset_minutes = excluded.day_offset_minutes, updated_at = excluded.updated_at",
+            &st, err))
         return false;
     rp_sqlite_bind_text(st, 1, doc_str(d, "id"));
     rp_sqlite_bind_text(st, 2, doc_str(d, "title"));
@@ -375,8 +375,10 @@ static bool event_write(sqlite3 *db, void *p, rp_err_t *err) {
     rp_sqlite_bind_json(st, 6, json_object_get(d, "conditions"));
     rp_sqlite_bind_text(st, 7, doc_str(d, "conditionLogic"));
     rp_sqlite_bind_text(st, 8, doc_str(d, "claimPeriod"));
-    if (json_is_integer(max)) sqlite3_bind_int64(st, 9, json_integer_value(max));
-    else sqlite3_bind_null(st, 9);
+    if (json_is_integer(max))
+        sqlite3_bind_int64(st, 9, json_integer_value(max));
+    else
+        sqlite3_bind_null(st, 9);
     sqlite3_bind_int(st, 10, json_is_true(json_object_get(d, "requiresApproval")));
     sqlite3_bind_int(st, 11, (int)json_integer_value(json_object_get(d, "dayOffsetMinutes")));
     rp_sqlite_bind_text(st, 12, doc_str(d, "createdBy"));
@@ -417,8 +419,7 @@ static bool r_event_get(rp_event_repo_t *base, const char *id, json_t **doc, rp_
     return ok;
 }
 
-static bool r_event_list(rp_event_repo_t *base, const rp_event_filter_t *f, json_t **items, bool *more,
-                         rp_err_t *err) {
+static bool r_event_list(rp_event_repo_t *base, const rp_event_filter_t *f, json_t **items, bool *more, rp_err_t *err) {
     repo_t *r = (repo_t *)base;
     sqlite3_stmt *st;
     bool ok = false;
@@ -439,8 +440,10 @@ static bool r_event_list(rp_event_repo_t *base, const rp_event_filter_t *f, json
         sqlite3_bind_int(st, 1, f->status);
         sqlite3_bind_int64(st, 2, f->now_ms);
         sqlite3_bind_int(st, 3, f->open_only);
-        if (f->active_at) sqlite3_bind_int64(st, 4, f->active_at);
-        else sqlite3_bind_null(st, 4);
+        if (f->active_at)
+            sqlite3_bind_int64(st, 4, f->active_at);
+        else
+            sqlite3_bind_null(st, 4);
         rp_sqlite_bind_text(st, 5, f->cursor);
         sqlite3_bind_int(st, 6, f->limit + 1);
         ok = collect(db, st, f->limit, row_to_event, items, more, err) && attach_rewards(db, *items, err);
@@ -486,10 +489,11 @@ static bool r_event_cancel(rp_event_repo_t *base, const char *id, int64_t now, c
 /* ---- audit log ---- */
 
 static json_t *row_to_audit(sqlite3_stmt *st) {
-    return json_pack("{s:o, s:{s:o, s:o}, s:o, s:{s:o, s:o}, s:o, s:o, s:o}", "id", rp_sqlite_col_string(st, 0), "actor", "id",
-                     rp_sqlite_col_string(st, 1), "username", rp_sqlite_col_string(st, 2), "action", rp_sqlite_col_string(st, 3), "target", "type",
-                     rp_sqlite_col_string(st, 4), "id", rp_sqlite_col_string(st, 5), "before", rp_sqlite_col_json(st, 6), "after", rp_sqlite_col_json(st, 7), "at",
-                     rp_sqlite_col_time(st, 8));
+    return json_pack("{s:o, s:{s:o, s:o}, s:o, s:{s:o, s:o}, s:o, s:o, s:o}", "id", rp_sqlite_col_string(st, 0),
+                     "actor", "id", rp_sqlite_col_string(st, 1), "username", rp_sqlite_col_string(st, 2), "action",
+                     rp_sqlite_col_string(st, 3), "target", "type", rp_sqlite_col_string(st, 4), "id",
+                     rp_sqlite_col_string(st, 5), "before", rp_sqlite_col_json(st, 6), "after",
+                     rp_sqlite_col_json(st, 7), "at", rp_sqlite_col_time(st, 8));
 }
 
 static bool r_audit_list(rp_event_repo_t *base, const char *target_type, const char *target_id, const char *actor_id,
@@ -549,8 +553,7 @@ static bool apply_login(sqlite3 *db, const char *user, int64_t at, rp_err_t *err
 static bool apply_fact(sqlite3 *db, const rp_fact_t *f, int64_t now, rp_err_t *err) {
     sqlite3_stmt *st;
     switch (f->type) {
-    case RP_FACT_LOGIN:
-        return apply_login(db, f->user_id, f->occurred_at, err);
+    case RP_FACT_LOGIN: return apply_login(db, f->user_id, f->occurred_at, err);
     case RP_FACT_LEVEL:
         if (!prep(db,
                   "INSERT INTO progress_levels (user_id, max_level, updated_at) VALUES (?1, ?2, ?3) "
@@ -563,8 +566,8 @@ static bool apply_fact(sqlite3 *db, const rp_fact_t *f, int64_t now, rp_err_t *e
         sqlite3_bind_int64(st, 3, now);
         return step_done(db, st, "record level", err);
     case RP_FACT_QUEST:
-        if (!prep(db, "INSERT OR IGNORE INTO progress_quests (user_id, quest_id, completed_at) VALUES (?1, ?2, ?3)", &st,
-                  err))
+        if (!prep(db, "INSERT OR IGNORE INTO progress_quests (user_id, quest_id, completed_at) VALUES (?1, ?2, ?3)",
+                  &st, err))
             return false;
         rp_sqlite_bind_text(st, 1, f->user_id);
         rp_sqlite_bind_text(st, 2, json_string_value(f->value));
@@ -667,8 +670,8 @@ static bool scalar(sqlite3 *db, const char *sql, const char *user, int64_t *out,
     return false;
 }
 
-static bool r_progress_load(rp_event_repo_t *base, const char *user, int64_t day_from, int64_t day_to,
-                            rp_progress_t *p, rp_err_t *err) {
+static bool r_progress_load(rp_event_repo_t *base, const char *user, int64_t day_from, int64_t day_to, rp_progress_t *p,
+                            rp_err_t *err) {
     repo_t *r = (repo_t *)base;
     sqlite3_stmt *st = NULL;
     bool ok = false;
@@ -726,7 +729,8 @@ static bool r_progress_summary(rp_event_repo_t *base, const char *user, json_t *
     if (!scalar(db, "SELECT max_level FROM progress_levels WHERE user_id = ?1", user, &level, err) ||
         !scalar(db, "SELECT count(*) FROM progress_invites WHERE user_id = ?1", user, &invites, err) ||
         !scalar(db, "SELECT count(*) FROM progress_logins WHERE user_id = ?1", user, &days, err) ||
-        !load_kv(db, "SELECT quest_id, completed_at FROM progress_quests WHERE user_id = ?1", user, quests, false, err) ||
+        !load_kv(db, "SELECT quest_id, completed_at FROM progress_quests WHERE user_id = ?1", user, quests, false,
+                 err) ||
         !load_kv(db, "SELECT key, total FROM progress_counters WHERE user_id = ?1", user, counters, true, err) ||
         !prep(db, "SELECT utc_day, minutes FROM progress_logins WHERE user_id = ?1 ORDER BY utc_day DESC LIMIT 1", &st,
               err))

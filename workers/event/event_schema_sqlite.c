@@ -24,7 +24,7 @@ static const char v1[] =
     "  description TEXT NOT NULL DEFAULT '',"
     "  start_at INTEGER NOT NULL,"
     "  end_at INTEGER NOT NULL CHECK (end_at > start_at),"
-    "  canceled_at INTEGER,"                     /* status = CANCELED when set, else from the clock */
+    "  canceled_at INTEGER," /* status = CANCELED when set, else from the clock */
     "  conditions TEXT NOT NULL CHECK (json_valid(conditions)),"
     "  condition_logic TEXT NOT NULL CHECK (condition_logic IN ('ALL','ANY')),"
     "  claim_period TEXT NOT NULL CHECK (claim_period IN ('ONCE','DAILY','WEEKLY')),"
@@ -42,7 +42,7 @@ static const char v1[] =
     "  idx INTEGER NOT NULL,"
     "  reward_definition_id TEXT NOT NULL REFERENCES reward_definitions(id),"
     "  quantity INTEGER NOT NULL CHECK (quantity >= 1),"
-    "  stock INTEGER CHECK (stock IS NULL OR stock >= 0),"      /* NULL = unlimited */
+    "  stock INTEGER CHECK (stock IS NULL OR stock >= 0)," /* NULL = unlimited */
     "  stock_left INTEGER CHECK (stock_left IS NULL OR stock_left >= 0),"
     "  custom_data TEXT CHECK (custom_data IS NULL OR json_valid(custom_data)),"
     "  PRIMARY KEY (event_id, idx));"
@@ -113,7 +113,7 @@ static const char v1[] =
     "  failure_reason TEXT,"
     "  failure_details TEXT CHECK (failure_details IS NULL OR json_valid(failure_details)),"
     "  notes TEXT,"
-    "  source TEXT NOT NULL DEFAULT 'CLAIM',"   /* CLAIM or BATCH */
+    "  source TEXT NOT NULL DEFAULT 'CLAIM'," /* CLAIM or BATCH */
     "  batch_id TEXT,"
     "  created_at INTEGER NOT NULL,"
     "  updated_at INTEGER NOT NULL,"

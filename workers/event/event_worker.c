@@ -68,8 +68,10 @@ static void op_health(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
     rp_err_t err;
     (void)env;
-    if (w->repo->ops->ping(w->repo, &err)) rp_reply_set(rep, 200, json_pack("{s:s}", "status", "ok"));
-    else rp_reply_error(rep, 503, "STORE_UNAVAILABLE", err.message, NULL);
+    if (w->repo->ops->ping(w->repo, &err))
+        rp_reply_set(rep, 200, json_pack("{s:s}", "status", "ok"));
+    else
+        rp_reply_error(rep, 503, "STORE_UNAVAILABLE", err.message, NULL);
 }
 
 /* ---- reward definitions ---- */
@@ -129,9 +131,12 @@ static void op_def_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     if (!rp_paging_parse(env, &limit, &cursor, &err)) return rp_reply_from_err(rep, &err);
     const char *type = rp_envelope_query(env, "type"), *act = rp_envelope_query(env, "isActive");
     if (act) {
-        if (strcmp(act, "true") == 0) active = 1;
-        else if (strcmp(act, "false") == 0) active = 0;
-        else return rp_reply_error(rep, 400, "VALIDATION_FAILED", "isActive must be true or false", NULL);
+        if (strcmp(act, "true") == 0)
+            active = 1;
+        else if (strcmp(act, "false") == 0)
+            active = 0;
+        else
+            return rp_reply_error(rep, 400, "VALIDATION_FAILED", "isActive must be true or false", NULL);
     }
     if (!w->repo->ops->def_list(w->repo, type, active, cursor, limit, &items, &more, &err))
         return rp_reply_from_err(rep, &err);
@@ -218,7 +223,8 @@ static bool check_definitions(rp_event_worker_t *w, const json_t *doc, json_t *d
         if (!w->repo->ops->def_get(w->repo, json_string_value(json_object_get(rw, "rewardDefinitionId")), &def, err))
             return false;
         if (!def)
-            json_array_append_new(details, json_pack("{s:s, s:s}", "field", ptr, "reason", "unknown reward definition"));
+            json_array_append_new(details,
+                                  json_pack("{s:s, s:s}", "field", ptr, "reason", "unknown reward definition"));
         else if (!json_is_true(json_object_get(def, "isActive")))
             json_array_append_new(details,
                                   json_pack("{s:s, s:s}", "field", ptr, "reason", "reward definition is inactive"));
@@ -266,7 +272,9 @@ static void op_event_create(void *ctx, const rp_envelope_t *env, rp_reply_t *rep
 }
 
 /* Players (no staff role) see only UPCOMING and ACTIVE events. */
-static bool is_staff(const rp_envelope_t *env) { return env->caller.authenticated && (env->caller.roles & STAFF_READ); }
+static bool is_staff(const rp_envelope_t *env) {
+    return env->caller.authenticated && (env->caller.roles & STAFF_READ);
+}
 
 static void op_event_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
@@ -375,8 +383,9 @@ static void op_event_cancel(void *ctx, const rp_envelope_t *env, rp_reply_t *rep
     json_t *reason = env->body ? json_object_get(env->body, "reason") : NULL;
     if (env->body && (json_object_size(env->body) > (reason ? 1u : 0u) ||
                       (reason && !(json_is_string(reason) && json_string_length(reason) <= 1000))))
-        return rp_reply_error(rep, 400, "VALIDATION_FAILED", "the body may only hold {reason: string}",
-                              json_pack("[{s:s, s:s}]", "field", "/reason", "reason", "must be a string of at most 1000 characters"));
+        return rp_reply_error(
+            rep, 400, "VALIDATION_FAILED", "the body may only hold {reason: string}",
+            json_pack("[{s:s, s:s}]", "field", "/reason", "reason", "must be a string of at most 1000 characters"));
     if (!w->repo->ops->event_get(w->repo, id, &before, &err)) return rp_reply_from_err(rep, &err);
     if (!before) return rp_reply_error(rep, 404, "EVENT_NOT_FOUND", "no such event", NULL);
     int64_t now = rp_now_ms();
@@ -413,8 +422,8 @@ static void op_progress_report(void *ctx, const rp_envelope_t *env, rp_reply_t *
     json_t *facts = json_object_get(env->body, "facts"), *details = json_array();
     if (json_object_size(env->body) != 1 || !json_is_array(facts) || json_array_size(facts) < 1 ||
         json_array_size(facts) > MAX_FACTS) {
-        json_array_append_new(details, json_pack("{s:s, s:s}", "field", "/facts", "reason",
-                                                 "the body must be {facts: [1..1000 facts]}"));
+        json_array_append_new(
+            details, json_pack("{s:s, s:s}", "field", "/facts", "reason", "the body must be {facts: [1..1000 facts]}"));
         invalid(rep, details);
         return;
     }
@@ -432,7 +441,8 @@ static void op_progress_report(void *ctx, const rp_envelope_t *env, rp_reply_t *
         json_t *v;
         json_object_foreach(f, k, v) {
             bool known = false;
-            for (size_t m = 0; m < 5; m++) known = known || strcmp(k, members[m]) == 0;
+            for (size_t m = 0; m < 5; m++)
+                known = known || strcmp(k, members[m]) == 0;
             if (!known) fact_detail(details, i, "", "has an unknown field");
         }
         rp_fact_t *x = &list[i];
@@ -489,8 +499,7 @@ static void op_progress_report(void *ctx, const rp_envelope_t *env, rp_reply_t *
                 fact_detail(details, i, "/value", "must be {key: 1-64 chars of [A-Za-z0-9_.:-], delta: integer}");
             break;
         }
-        default:
-            break;
+        default: break;
         }
         if (json_array_size(details) >= 50) break;
     }
@@ -502,7 +511,8 @@ static void op_progress_report(void *ctx, const rp_envelope_t *env, rp_reply_t *
     if (!w->repo->ops->progress_ingest(w->repo, list, n, env->caller.id, now, &accepted, &dups, &err))
         rp_reply_from_err(rep, &err);
     else
-        rp_reply_set(rep, 200, json_pack("{s:I, s:I}", "accepted", (json_int_t)accepted, "duplicates", (json_int_t)dups));
+        rp_reply_set(rep, 200,
+                     json_pack("{s:I, s:I}", "accepted", (json_int_t)accepted, "duplicates", (json_int_t)dups));
     free(list);
 }
 
@@ -568,8 +578,12 @@ rp_event_worker_t *rp_event_worker_new(const rp_config_t *cfg, rp_err_t *err) {
     return w;
 }
 
-const rp_service_t *rp_event_worker_service(rp_event_worker_t *w) { return &w->service; }
-rp_event_repo_t *rp_event_worker_repo(rp_event_worker_t *w) { return w->repo; }
+const rp_service_t *rp_event_worker_service(rp_event_worker_t *w) {
+    return &w->service;
+}
+rp_event_repo_t *rp_event_worker_repo(rp_event_worker_t *w) {
+    return w->repo;
+}
 
 void rp_event_worker_free(rp_event_worker_t *w) {
     if (!w) return;

@@ -28,7 +28,9 @@ rp_grant_engine_t *rp_grant_engine_new(rp_reward_store_t *store, rp_event_repo_t
     return g;
 }
 
-void rp_grant_engine_free(rp_grant_engine_t *g) { free(g); }
+void rp_grant_engine_free(rp_grant_engine_t *g) {
+    free(g);
+}
 
 /* error + the recorded request, as DESIGN.md section 4 describes refusals */
 static void refuse(rp_reply_t *rep, int status, const char *code, const char *message, json_t *details,
@@ -41,11 +43,11 @@ static json_t *snapshot(const json_t *event) {
     json_t *out = json_array(), *rw;
     size_t i;
     json_array_foreach(json_object_get(event, "rewards"), i, rw) {
-        json_array_append_new(out, json_pack("{s:O, s:O, s:O, s:O, s:O, s:O}", "rewardIndex",
-                                             json_object_get(rw, "rewardIndex"), "rewardDefinitionId",
-                                             json_object_get(rw, "rewardDefinitionId"), "name",
-                                             json_object_get(rw, "name"), "type", json_object_get(rw, "type"), "value",
-                                             json_object_get(rw, "value"), "quantity", json_object_get(rw, "quantity")));
+        json_array_append_new(
+            out, json_pack("{s:O, s:O, s:O, s:O, s:O, s:O}", "rewardIndex", json_object_get(rw, "rewardIndex"),
+                           "rewardDefinitionId", json_object_get(rw, "rewardDefinitionId"), "name",
+                           json_object_get(rw, "name"), "type", json_object_get(rw, "type"), "value",
+                           json_object_get(rw, "value"), "quantity", json_object_get(rw, "quantity")));
     }
     return out;
 }
@@ -161,9 +163,7 @@ static void judge(rp_grant_engine_t *g, const rp_envelope_t *env, const char *ev
         goto done;
     }
     switch (outcome) {
-    case RP_GRANT_OK:
-        rp_reply_set(rep, 201, json_incref(req));
-        break;
+    case RP_GRANT_OK: rp_reply_set(rep, 201, json_incref(req)); break;
     case RP_GRANT_DUPLICATE:
         refuse(rep, 409, "ALREADY_CLAIMED", "this reward was already claimed for this period", NULL, existing);
         break;
@@ -244,9 +244,11 @@ void rp_grant_decide(rp_grant_engine_t *g, const rp_envelope_t *env, const char 
     } else if (outcome == RP_DECIDE_NOT_FOUND) {
         rp_reply_error(rep, 404, "REQUEST_NOT_FOUND", "no such reward request", NULL);
     } else if (outcome == RP_DECIDE_WRONG_STATE) {
-        refuse(rep, 409, revoke ? "NOT_REVOCABLE" : "ALREADY_DECIDED", "the request was decided meanwhile", NULL, after);
+        refuse(rep, 409, revoke ? "NOT_REVOCABLE" : "ALREADY_DECIDED", "the request was decided meanwhile", NULL,
+               after);
     } else if (outcome == RP_DECIDE_OUT_OF_STOCK) {
-        refuse(rep, 422, "OUT_OF_STOCK", "the reward ran out of stock before approval; the request failed", NULL, after);
+        refuse(rep, 422, "OUT_OF_STOCK", "the reward ran out of stock before approval; the request failed", NULL,
+               after);
     } else {
         rp_log(RP_LOG_INFO, "grant", "request %s: %s -> %s by %s", id, from, to, env->caller.id);
         rp_reply_set(rep, 200, json_incref(after));

@@ -185,7 +185,8 @@ static void *relay_main(void *arg) {
             wait_ms = backoff_ms;
             backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
         }
-        for (int waited = 0; waited < wait_ms && !atomic_load(&r->stopping); waited += 50) usleep(50000);
+        for (int waited = 0; waited < wait_ms && !atomic_load(&r->stopping); waited += 50)
+            usleep(50000);
     }
     return NULL;
 }

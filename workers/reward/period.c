@@ -10,14 +10,20 @@
 
 bool rp_period_parse(const char *s, rp_period_t *out) {
     if (!s) return false;
-    if (strcmp(s, "ONCE") == 0) *out = RP_PERIOD_ONCE;
-    else if (strcmp(s, "DAILY") == 0) *out = RP_PERIOD_DAILY;
-    else if (strcmp(s, "WEEKLY") == 0) *out = RP_PERIOD_WEEKLY;
-    else return false;
+    if (strcmp(s, "ONCE") == 0)
+        *out = RP_PERIOD_ONCE;
+    else if (strcmp(s, "DAILY") == 0)
+        *out = RP_PERIOD_DAILY;
+    else if (strcmp(s, "WEEKLY") == 0)
+        *out = RP_PERIOD_WEEKLY;
+    else
+        return false;
     return true;
 }
 
-static int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+static int64_t floor_div(int64_t a, int64_t b) {
+    return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+}
 
 int64_t rp_game_day(int64_t ms, int day_offset_minutes) {
     return floor_div(ms + (int64_t)day_offset_minutes * 60000, DAY_MS);
@@ -44,9 +50,7 @@ void rp_period_key(rp_period_t p, int64_t ms, int day_offset_minutes, char out[R
         return;
     }
     case RP_PERIOD_ONCE:
-    default:
-        snprintf(out, RP_PERIOD_KEY_LEN, "ONCE");
-        return;
+    default: snprintf(out, RP_PERIOD_KEY_LEN, "ONCE"); return;
     }
 }
 

@@ -23,4 +23,6 @@ bool rp_request_can_transition(const char *from, const char *to) {
     return false;
 }
 
-bool rp_request_holds_slot(const char *status) { return rp_request_status_valid(status) && strcmp(status, "FAILED") != 0; }
+bool rp_request_holds_slot(const char *status) {
+    return rp_request_status_valid(status) && strcmp(status, "FAILED") != 0;
+}

@@ -29,7 +29,9 @@ struct rp_reward_worker {
 #define STAFF_READ (RP_ROLE_OPERATOR | RP_ROLE_AUDITOR | RP_ROLE_ADMIN)
 #define STAFF_WRITE (RP_ROLE_OPERATOR | RP_ROLE_ADMIN)
 
-static void reply_store_err(rp_reply_t *rep, const rp_err_t *err) { rp_reply_from_err(rep, err); }
+static void reply_store_err(rp_reply_t *rep, const rp_err_t *err) {
+    rp_reply_from_err(rep, err);
+}
 
 static bool require_roles(const rp_envelope_t *env, unsigned roles, rp_reply_t *rep) {
     if (env->caller.authenticated && (env->caller.roles & roles)) return true;
@@ -294,8 +296,12 @@ rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t
     return w;
 }
 
-const rp_service_t *rp_reward_worker_service(rp_reward_worker_t *w) { return &w->service; }
-rp_reward_store_t *rp_reward_worker_store(rp_reward_worker_t *w) { return w->store; }
+const rp_service_t *rp_reward_worker_service(rp_reward_worker_t *w) {
+    return &w->service;
+}
+rp_reward_store_t *rp_reward_worker_store(rp_reward_worker_t *w) {
+    return w->store;
+}
 
 void rp_reward_worker_free(rp_reward_worker_t *w) {
     if (!w) return;

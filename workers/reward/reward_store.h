@@ -26,8 +26,8 @@ typedef struct rp_grant_line {
 } rp_grant_line_t;
 
 typedef struct rp_grant_input {
-    json_t *request;             /* borrowed: the request document to insert (status SUCCESS or AWAITING_REVIEW) */
-    const char *active_key;      /* unique among non-FAILED requests */
+    json_t *request;        /* borrowed: the request document to insert (status SUCCESS or AWAITING_REVIEW) */
+    const char *active_key; /* unique among non-FAILED requests */
     const rp_grant_line_t *lines;
     size_t nlines;
     int64_t max_claims_per_user; /* 0 = unlimited: non-FAILED requests of this user for this event */
@@ -36,9 +36,9 @@ typedef struct rp_grant_input {
 
 typedef enum {
     RP_GRANT_OK = 0,
-    RP_GRANT_DUPLICATE,      /* a non-FAILED request holds the active key: *existing is set */
-    RP_GRANT_OUT_OF_STOCK,   /* a limited stock could not cover a line: nothing written */
-    RP_GRANT_LIMIT_REACHED,  /* max_claims_per_user reached: nothing written */
+    RP_GRANT_DUPLICATE,     /* a non-FAILED request holds the active key: *existing is set */
+    RP_GRANT_OUT_OF_STOCK,  /* a limited stock could not cover a line: nothing written */
+    RP_GRANT_LIMIT_REACHED, /* max_claims_per_user reached: nothing written */
 } rp_grant_outcome_t;
 
 typedef enum {
@@ -50,8 +50,8 @@ typedef enum {
 
 typedef struct rp_request_filter {
     const char *user_id, *event_id, *status; /* NULL = any */
-    int64_t from_ms, to_ms;                   /* requestedAt in [from, to); 0 = open */
-    const char *cursor;                       /* id of the last item of the previous page, or NULL */
+    int64_t from_ms, to_ms;                  /* requestedAt in [from, to); 0 = open */
+    const char *cursor;                      /* id of the last item of the previous page, or NULL */
     int limit;
 } rp_request_filter_t;
 
@@ -75,7 +75,8 @@ typedef struct rp_reward_store_ops {
                        rp_decide_outcome_t *outcome, json_t **after, rp_err_t *err);
     bool (*get_request)(rp_reward_store_t *s, const char *id, json_t **request, rp_err_t *err);
     bool (*find_active)(rp_reward_store_t *s, const char *active_key, json_t **request, rp_err_t *err);
-    bool (*list_requests)(rp_reward_store_t *s, const rp_request_filter_t *f, json_t **items, bool *more, rp_err_t *err);
+    bool (*list_requests)(rp_reward_store_t *s, const rp_request_filter_t *f, json_t **items, bool *more,
+                          rp_err_t *err);
     /* Ledger entries by seq ascending after `after_seq`, optional user/event filters. */
     bool (*list_ledger)(rp_reward_store_t *s, const char *user_id, const char *event_id, int64_t after_seq, int limit,
                         json_t **items, bool *more, rp_err_t *err);

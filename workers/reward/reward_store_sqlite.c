@@ -17,15 +17,15 @@ typedef struct sqlite_store {
     rp_sqlite_pool_t *pool;
 } sqlite_store_t;
 
-#define REQ_COLUMNS                                                                                                   \
-    "id, user_id, event_id, period_key, status, claimed_rewards, requested_at, processed_at, processor_id, "        \
+#define REQ_COLUMNS                                                                                                    \
+    "id, user_id, event_id, period_key, status, claimed_rewards, requested_at, processed_at, processor_id, "           \
     "failure_reason, failure_details, notes, source, batch_id, created_at, updated_at"
 
 /* ---- small binding and conversion helpers ---- */
 
-
-
-static const char *doc_str(const json_t *doc, const char *key) { return json_string_value(json_object_get(doc, key)); }
+static const char *doc_str(const json_t *doc, const char *key) {
+    return json_string_value(json_object_get(doc, key));
+}
 
 static int64_t doc_time(const json_t *doc, const char *key) {
     const char *s = doc_str(doc, key);
@@ -40,9 +40,6 @@ static void bind_time_or_null(sqlite3_stmt *st, int i, int64_t ms) {
     else
         sqlite3_bind_null(st, i);
 }
-
-
-
 
 /* Builds a request document from a row selected with REQ_COLUMNS. */
 static json_t *row_to_request(sqlite3_stmt *st) {
@@ -89,12 +86,13 @@ static bool load_request(sqlite3 *db, const char *where, const char *arg, json_t
 static bool insert_request(sqlite3 *db, json_t *doc, const char *active_key, rp_err_t *err, bool *dup) {
     sqlite3_stmt *st = NULL;
     *dup = false;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO reward_requests (id, user_id, event_id, period_key, active_key, status, "
-                           "claimed_rewards, requested_at, processed_at, processor_id, failure_reason, failure_details, "
-                           "notes, source, batch_id, created_at, updated_at) "
-                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, json(?7), ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(
+            db,
+            "INSERT INTO reward_requests (id, user_id, event_id, period_key, active_key, status, "
+            "claimed_rewards, requested_at, processed_at, processor_id, failure_reason, failure_details, "
+            "notes, source, batch_id, created_at, updated_at) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, json(?7), ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            -1, &st, NULL) != SQLITE_OK) {
         rp_sqlite_err(db, "prepare insert request", err);
         return false;
     }
@@ -231,8 +229,10 @@ static bool count_user_claims(sqlite3 *db, const char *user_id, const char *even
     sqlite3_bind_text(st, 1, user_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, event_id, -1, SQLITE_TRANSIENT);
     bool ok = sqlite3_step(st) == SQLITE_ROW;
-    if (ok) *count = sqlite3_column_int64(st, 0);
-    else rp_sqlite_err(db, "claim count", err);
+    if (ok)
+        *count = sqlite3_column_int64(st, 0);
+    else
+        rp_sqlite_err(db, "claim count", err);
     sqlite3_finalize(st);
     return ok;
 }
@@ -295,9 +295,9 @@ static bool s_grant(rp_reward_store_t *base, const rp_grant_input_t *in, rp_gran
         }
         goto done;
     }
-    if (success && (!append_ledger(db, in->request, in->lines, in->nlines, false, doc_str(in->request, "processorId"),
-                                   now, err) ||
-                    !append_outbox(db, id, "reward.granted", id, in->outbox_payload, now, err)))
+    if (success &&
+        (!append_ledger(db, in->request, in->lines, in->nlines, false, doc_str(in->request, "processorId"), now, err) ||
+         !append_outbox(db, id, "reward.granted", id, in->outbox_payload, now, err)))
         goto done;
     if (!rp_sqlite_exec(db, "COMMIT", err)) goto done;
     in_txn = false;
@@ -403,9 +403,8 @@ static bool s_transition(rp_reward_store_t *base, const char *id, const char *fr
     if (!set_status(db, id, to, processor_id, notes, release ? reason : (strcmp(to, "REVOKED") == 0 ? reason : NULL),
                     now_ms, release, err))
         goto done;
-    if (strcmp(to, "SUCCESS") == 0 &&
-        (!append_ledger(db, req, lines, nlines, false, processor_id, now_ms, err) ||
-         !append_outbox(db, id, "reward.granted", id, outbox_payload, now_ms, err)))
+    if (strcmp(to, "SUCCESS") == 0 && (!append_ledger(db, req, lines, nlines, false, processor_id, now_ms, err) ||
+                                       !append_outbox(db, id, "reward.granted", id, outbox_payload, now_ms, err)))
         goto done;
     json_decref(req);
     req = NULL;
@@ -607,8 +606,9 @@ static bool s_idem_get(rp_reward_store_t *base, const char *user_id, const char 
     *status = 0;
     sqlite3 *db = rp_sqlite_pool_get(s->pool, err);
     if (!db) return false;
-    if (sqlite3_prepare_v2(db, "SELECT request_hash, status, response FROM idempotency_keys WHERE user_id = ?1 AND key = ?2",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(
+            db, "SELECT request_hash, status, response FROM idempotency_keys WHERE user_id = ?1 AND key = ?2", -1, &st,
+            NULL) != SQLITE_OK) {
         rp_sqlite_err(db, "prepare idempotency lookup", err);
         goto done;
     }
@@ -673,11 +673,12 @@ static bool s_outbox_lease(rp_reward_store_t *base, const char *owner, int64_t n
     if (!db) return false;
     if (!rp_sqlite_exec(db, "BEGIN IMMEDIATE", err)) goto done;
     in_txn = true;
-    if (sqlite3_prepare_v2(db,
-                           "UPDATE outbox SET lease_owner = ?1, lease_until = ?2 WHERE seq IN (SELECT seq FROM outbox "
-                           "WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < ?3 OR lease_owner = ?1) "
-                           "ORDER BY seq LIMIT ?4)",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(
+            db,
+            "UPDATE outbox SET lease_owner = ?1, lease_until = ?2 WHERE seq IN (SELECT seq FROM outbox "
+            "WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < ?3 OR lease_owner = ?1) "
+            "ORDER BY seq LIMIT ?4)",
+            -1, &st, NULL) != SQLITE_OK) {
         rp_sqlite_err(db, "prepare lease", err);
         goto done;
     }
@@ -732,8 +733,9 @@ static bool s_outbox_published(rp_reward_store_t *base, const int64_t *seqs, siz
     if (!db) return false;
     if (!rp_sqlite_exec(db, "BEGIN IMMEDIATE", err)) goto done;
     in_txn = true;
-    if (sqlite3_prepare_v2(db, "UPDATE outbox SET published_at = ?2, lease_owner = NULL, lease_until = NULL "
-                               "WHERE seq = ?1 AND published_at IS NULL",
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE outbox SET published_at = ?2, lease_owner = NULL, lease_until = NULL "
+                           "WHERE seq = ?1 AND published_at IS NULL",
                            -1, &st, NULL) != SQLITE_OK) {
         rp_sqlite_err(db, "prepare published", err);
         goto done;
