@@ -74,3 +74,21 @@ def test_kill_a_grant_worker_while_clients_claim(cluster):
         assert r.status_code in (201, 409), r.text
     assert invariants.status_counts(cluster.data_dir, ev["id"]) == {"SUCCESS": 30}
     assert invariants.check(cluster.data_dir) == []
+
+
+def test_broker_restart_is_survived(cluster):
+    world = World(Client(cluster))
+    ev = world.event()
+    token, _ = world.player()
+    import subprocess
+    subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, capture_output=True, timeout=120)
+    try:
+        r = world.claim(token, ev["id"])
+        assert r.status_code in (503, 504), r.text  # the broker is gone: a clear error, no hang
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, capture_output=True, timeout=120)
+    # workers reconnect with backoff, the api on its next call
+    wait_for(cluster._ready, 90, "the cluster to reconnect after the broker restart")
+    r = world.claim(token, ev["id"])
+    assert r.status_code == 201, r.text
+    assert invariants.check(cluster.data_dir) == []
