@@ -177,6 +177,28 @@ static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req
     amqp_tp_t *t = (amqp_tp_t *)base;
     client_t *cl = client_get(t, err);
     if (!cl) return false;
+    /* A connection idle since the broker went away still accepts a publish (the bytes only go
+     * to the socket). Read what is pending first: a connection.close or a socket error means
+     * reconnect before publishing; late replies to earlier calls are dropped here too. */
+    for (;;) {
+        amqp_frame_t f;
+        struct timeval zero = {0, 0};
+        int rc = amqp_simple_wait_frame_noblock(cl->conn, &f, &zero);
+        if (rc == AMQP_STATUS_TIMEOUT) break;
+        bool dead = rc != AMQP_STATUS_OK ||
+                    (f.frame_type == AMQP_FRAME_METHOD && (f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD ||
+                                                           f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD));
+        if (!dead && f.frame_type == AMQP_FRAME_METHOD &&
+            (f.payload.method.id == AMQP_BASIC_DELIVER_METHOD || f.payload.method.id == AMQP_BASIC_RETURN_METHOD)) {
+            amqp_message_t m;
+            dead = amqp_read_message(cl->conn, f.channel, &m, 0).reply_type != AMQP_RESPONSE_NORMAL;
+            if (!dead) amqp_destroy_message(&m);
+        }
+        if (dead) {
+            client_broken(cl);
+            if (!(cl = client_get(t, err))) return false;
+        }
+    }
     char corr[64], expiration[24];
     int64_t budget = deadline_ms - rp_now_ms();
     if (budget <= 0) {
