@@ -115,8 +115,14 @@ static void op_def_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     if (!allowed(env, STAFF_READ, rep)) return;
     const char *id = path_id(env, rep, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition");
     if (!id) return;
-    if (!w->repo->ops->def_get(w->repo, id, &doc, &err)) return rp_reply_from_err(rep, &err);
-    if (!doc) return rp_reply_error(rep, 404, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition", NULL);
+    if (!w->repo->ops->def_get(w->repo, id, &doc, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (!doc) {
+        rp_reply_error(rep, 404, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition", NULL);
+        return;
+    }
     rp_reply_set(rep, 200, def_public(doc));
 }
 
@@ -128,18 +134,25 @@ static void op_def_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     json_t *items;
     bool more;
     if (!allowed(env, STAFF_READ, rep)) return;
-    if (!rp_paging_parse(env, &limit, &cursor, &err)) return rp_reply_from_err(rep, &err);
+    if (!rp_paging_parse(env, &limit, &cursor, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
     const char *type = rp_envelope_query(env, "type"), *act = rp_envelope_query(env, "isActive");
     if (act) {
         if (strcmp(act, "true") == 0)
             active = 1;
         else if (strcmp(act, "false") == 0)
             active = 0;
-        else
-            return rp_reply_error(rep, 400, "VALIDATION_FAILED", "isActive must be true or false", NULL);
+        else {
+            rp_reply_error(rep, 400, "VALIDATION_FAILED", "isActive must be true or false", NULL);
+            return;
+        }
     }
-    if (!w->repo->ops->def_list(w->repo, type, active, cursor, limit, &items, &more, &err))
-        return rp_reply_from_err(rep, &err);
+    if (!w->repo->ops->def_list(w->repo, type, active, cursor, limit, &items, &more, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
     size_t i;
     json_t *d;
     json_array_foreach(items, i, d) def_public(d);
@@ -161,14 +174,23 @@ static void op_def_update(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
     }
     rp_definition_validate(env->body, true, details, NULL);
     if (invalid(rep, details)) return;
-    if (!w->repo->ops->def_get(w->repo, id, &before, &err)) return rp_reply_from_err(rep, &err);
-    if (!before) return rp_reply_error(rep, 404, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition", NULL);
+    if (!w->repo->ops->def_get(w->repo, id, &before, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (!before) {
+        rp_reply_error(rep, 404, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition", NULL);
+        return;
+    }
     const char *new_type = json_string_value(json_object_get(env->body, "type"));
     if (json_is_true(json_object_get(before, "referenced")) && new_type &&
         strcmp(new_type, json_string_value(json_object_get(before, "type"))) != 0) {
         json_decref(before);
-        return rp_reply_error(rep, 409, "DEFINITION_REFERENCED",
-                              "an event uses this definition: its type cannot change (deactivate it instead)", NULL);
+        {
+            rp_reply_error(rep, 409, "DEFINITION_REFERENCED",
+                           "an event uses this definition: its type cannot change (deactivate it instead)", NULL);
+            return;
+        }
     }
     json_t *after = json_deep_copy(before);
     json_object_update(after, env->body);
@@ -183,7 +205,10 @@ static void op_def_update(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
     json_decref(before);
     if (!ok) {
         json_decref(after);
-        return rp_reply_from_err(rep, &err);
+        {
+            rp_reply_from_err(rep, &err);
+            return;
+        }
     }
     rp_reply_set(rep, 200, after);
 }
@@ -196,17 +221,31 @@ static void op_def_delete(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
     if (!allowed(env, STAFF_WRITE, rep)) return;
     const char *id = path_id(env, rep, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition");
     if (!id) return;
-    if (!w->repo->ops->def_get(w->repo, id, &before, &err)) return rp_reply_from_err(rep, &err);
-    if (!before) return rp_reply_error(rep, 404, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition", NULL);
+    if (!w->repo->ops->def_get(w->repo, id, &before, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (!before) {
+        rp_reply_error(rep, 404, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition", NULL);
+        return;
+    }
     def_public(before);
     rp_event_audit_t a = audit_of(env, "reward_definition.delete", "reward_definition", id, before, NULL, rp_now_ms());
     bool ok = w->repo->ops->def_delete(w->repo, id, &a, &found, &referenced, &err);
     json_decref(before);
-    if (!ok) return rp_reply_from_err(rep, &err);
-    if (!found) return rp_reply_error(rep, 404, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition", NULL);
-    if (referenced)
-        return rp_reply_error(rep, 409, "DEFINITION_REFERENCED",
-                              "an event uses this definition: deactivate it (isActive: false) instead", NULL);
+    if (!ok) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (!found) {
+        rp_reply_error(rep, 404, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition", NULL);
+        return;
+    }
+    if (referenced) {
+        rp_reply_error(rep, 409, "DEFINITION_REFERENCED",
+                       "an event uses this definition: deactivate it (isActive: false) instead", NULL);
+        return;
+    }
     rp_reply_set(rep, 200, json_pack("{s:s, s:b}", "id", id, "deleted", 1));
 }
 
@@ -249,7 +288,10 @@ static void op_event_create(void *ctx, const rp_envelope_t *env, rp_reply_t *rep
     if (rp_event_validate(env->body, details, &doc) && !check_definitions(w, doc, details, &err)) {
         json_decref(doc);
         json_decref(details);
-        return rp_reply_from_err(rep, &err);
+        {
+            rp_reply_from_err(rep, &err);
+            return;
+        }
     }
     if (invalid(rep, details)) {
         json_decref(doc);
@@ -266,8 +308,14 @@ static void op_event_create(void *ctx, const rp_envelope_t *env, rp_reply_t *rep
     rp_event_audit_t a = audit_of(env, "event.create", "event", id, NULL, doc, now);
     bool ok = w->repo->ops->event_create(w->repo, doc, &a, &err);
     json_decref(doc);
-    if (!ok) return rp_reply_from_err(rep, &err);
-    if (!w->repo->ops->event_get(w->repo, id, &doc, &err) || !doc) return rp_reply_from_err(rep, &err);
+    if (!ok) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (!w->repo->ops->event_get(w->repo, id, &doc, &err) || !doc) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
     rp_reply_set(rep, 201, with_status(doc, now));
 }
 
@@ -282,12 +330,18 @@ static void op_event_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     json_t *doc = NULL;
     const char *id = path_id(env, rep, "EVENT_NOT_FOUND", "no such event");
     if (!id) return;
-    if (!w->repo->ops->event_get(w->repo, id, &doc, &err)) return rp_reply_from_err(rep, &err);
+    if (!w->repo->ops->event_get(w->repo, id, &doc, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
     int64_t now = rp_now_ms();
     rp_event_status_t s = doc ? rp_event_status(doc, now) : RP_EVENT_CANCELED;
     if (!doc || (!is_staff(env) && s != RP_EVENT_UPCOMING && s != RP_EVENT_ACTIVE)) {
         json_decref(doc);
-        return rp_reply_error(rep, 404, "EVENT_NOT_FOUND", "no such event", NULL);
+        {
+            rp_reply_error(rep, 404, "EVENT_NOT_FOUND", "no such event", NULL);
+            return;
+        }
     }
     rp_reply_set(rep, 200, with_status(doc, now));
 }
@@ -298,18 +352,25 @@ static void op_event_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
     rp_event_filter_t f = {.status = -1, .now_ms = rp_now_ms()};
     json_t *items;
     bool more;
-    if (!rp_paging_parse(env, &f.limit, &f.cursor, &err) || !rp_query_time(env, "activeAt", &f.active_at, &err))
-        return rp_reply_from_err(rep, &err);
+    if (!rp_paging_parse(env, &f.limit, &f.cursor, &err) || !rp_query_time(env, "activeAt", &f.active_at, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
     const char *status = rp_envelope_query(env, "status");
     rp_event_status_t s;
     if (status) {
-        if (!rp_event_status_parse(status, &s))
-            return rp_reply_error(rep, 400, "VALIDATION_FAILED",
-                                  "status must be UPCOMING, ACTIVE, FINISHED or CANCELED", NULL);
+        if (!rp_event_status_parse(status, &s)) {
+            rp_reply_error(rep, 400, "VALIDATION_FAILED", "status must be UPCOMING, ACTIVE, FINISHED or CANCELED",
+                           NULL);
+            return;
+        }
         f.status = (int)s;
     }
     f.open_only = !is_staff(env);
-    if (!w->repo->ops->event_list(w->repo, &f, &items, &more, &err)) return rp_reply_from_err(rep, &err);
+    if (!w->repo->ops->event_list(w->repo, &f, &items, &more, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
     size_t i;
     json_t *d;
     json_array_foreach(items, i, d) with_status(d, f.now_ms);
@@ -382,21 +443,38 @@ static void op_event_cancel(void *ctx, const rp_envelope_t *env, rp_reply_t *rep
     if (!id) return;
     json_t *reason = env->body ? json_object_get(env->body, "reason") : NULL;
     if (env->body && (json_object_size(env->body) > (reason ? 1u : 0u) ||
-                      (reason && !(json_is_string(reason) && json_string_length(reason) <= 1000))))
-        return rp_reply_error(
+                      (reason && !(json_is_string(reason) && json_string_length(reason) <= 1000)))) {
+        rp_reply_error(
             rep, 400, "VALIDATION_FAILED", "the body may only hold {reason: string}",
             json_pack("[{s:s, s:s}]", "field", "/reason", "reason", "must be a string of at most 1000 characters"));
-    if (!w->repo->ops->event_get(w->repo, id, &before, &err)) return rp_reply_from_err(rep, &err);
-    if (!before) return rp_reply_error(rep, 404, "EVENT_NOT_FOUND", "no such event", NULL);
+        return;
+    }
+    if (!w->repo->ops->event_get(w->repo, id, &before, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (!before) {
+        rp_reply_error(rep, 404, "EVENT_NOT_FOUND", "no such event", NULL);
+        return;
+    }
     int64_t now = rp_now_ms();
     json_t *note = json_pack("{s:s, s:O}", "status", "CANCELED", "reason", reason ? reason : json_null());
     rp_event_audit_t a = audit_of(env, "event.cancel", "event", id, before, note, now);
     bool ok = w->repo->ops->event_cancel(w->repo, id, now, &a, &already, &err);
     json_decref(note);
     json_decref(before);
-    if (!ok) return rp_reply_from_err(rep, &err);
-    if (already) return rp_reply_error(rep, 409, "ALREADY_CANCELED", "the event is already canceled", NULL);
-    if (!w->repo->ops->event_get(w->repo, id, &after, &err) || !after) return rp_reply_from_err(rep, &err);
+    if (!ok) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (already) {
+        rp_reply_error(rep, 409, "ALREADY_CANCELED", "the event is already canceled", NULL);
+        return;
+    }
+    if (!w->repo->ops->event_get(w->repo, id, &after, &err) || !after) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
     rp_reply_set(rep, 200, with_status(after, now));
 }
 
@@ -521,12 +599,19 @@ static void op_progress_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep
     rp_err_t err;
     json_t *doc = NULL;
     const char *user = rp_envelope_param(env, "userId");
-    if (!user || !rp_oid_valid(user, strlen(user)))
-        return rp_reply_error(rep, 404, "USER_NOT_FOUND", "no such player", NULL);
+    if (!user || !rp_oid_valid(user, strlen(user))) {
+        rp_reply_error(rep, 404, "USER_NOT_FOUND", "no such player", NULL);
+        return;
+    }
     bool self = env->caller.authenticated && strcmp(env->caller.id, user) == 0;
-    if (!self && !is_staff(env))
-        return rp_reply_error(rep, 403, "FORBIDDEN", "only the player or staff may read this progress", NULL);
-    if (!w->repo->ops->progress_summary(w->repo, user, &doc, &err)) return rp_reply_from_err(rep, &err);
+    if (!self && !is_staff(env)) {
+        rp_reply_error(rep, 403, "FORBIDDEN", "only the player or staff may read this progress", NULL);
+        return;
+    }
+    if (!w->repo->ops->progress_summary(w->repo, user, &doc, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
     rp_reply_set(rep, 200, doc);
 }
 
@@ -539,11 +624,15 @@ static void op_audit_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
     bool more;
     if (!allowed(env, RP_ROLE_AUDITOR | RP_ROLE_ADMIN, rep)) return;
     if (!rp_paging_parse(env, &limit, &cursor, &err) || !rp_query_oid(env, "targetId", &target_id, &err) ||
-        !rp_query_oid(env, "actorId", &actor_id, &err))
-        return rp_reply_from_err(rep, &err);
+        !rp_query_oid(env, "actorId", &actor_id, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
     if (!w->repo->ops->audit_list(w->repo, rp_envelope_query(env, "targetType"), target_id, actor_id, cursor, limit,
-                                  &items, &more, &err))
-        return rp_reply_from_err(rep, &err);
+                                  &items, &more, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
     rp_reply_set(rep, 200, page(items, more));
 }
 

@@ -111,8 +111,14 @@ static void judge(rp_grant_engine_t *g, const rp_envelope_t *env, const char *ev
                        json_pack("[{s:s, s:s}]", "field", "", "reason", "must be empty or {}"));
         return;
     }
-    if (!g->events->ops->event_get(g->events, event_id, &event, &err)) return rp_reply_from_err(rep, &err);
-    if (!event) return rp_reply_error(rep, 404, "EVENT_NOT_FOUND", "no such event", NULL);
+    if (!g->events->ops->event_get(g->events, event_id, &event, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (!event) {
+        rp_reply_error(rep, 404, "EVENT_NOT_FOUND", "no such event", NULL);
+        return;
+    }
     int64_t now = rp_now_ms();
     char id[RP_OID_LEN], now_s[RP_ISO_LEN], period[RP_PERIOD_KEY_LEN], active[128];
     rp_oid_new(id);
@@ -189,13 +195,18 @@ void rp_grant_claim(rp_grant_engine_t *g, const rp_envelope_t *env, const char *
     rp_err_t err;
     const char *key = env->idempotency_key;
     char hash[65], stored_hash[65];
-    if (!key[0]) return judge(g, env, event_id, rep);
+    if (!key[0]) {
+        judge(g, env, event_id, rep);
+        return;
+    }
     claim_hash(event_id, env->body, hash);
     bool found = false;
     int status = 0;
     json_t *response = NULL;
-    if (!g->store->ops->idem_get(g->store, env->caller.id, key, &found, stored_hash, &status, &response, &err))
-        return rp_reply_from_err(rep, &err);
+    if (!g->store->ops->idem_get(g->store, env->caller.id, key, &found, stored_hash, &status, &response, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
     if (!found) {
         judge(g, env, event_id, rep);
         /* first writer wins: a concurrent retry with the same key may have stored first */
@@ -209,8 +220,11 @@ void rp_grant_claim(rp_grant_engine_t *g, const rp_envelope_t *env, const char *
     }
     if (strcmp(stored_hash, hash) != 0) {
         json_decref(response);
-        return rp_reply_error(rep, 422, "IDEMPOTENCY_KEY_REUSED",
-                              "this Idempotency-Key was used for a different request", NULL);
+        {
+            rp_reply_error(rep, 422, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used for a different request",
+                           NULL);
+            return;
+        }
     }
     rp_reply_set(rep, status, response);
 }
@@ -223,8 +237,14 @@ void rp_grant_decide(rp_grant_engine_t *g, const rp_envelope_t *env, const char 
     int64_t now = rp_now_ms();
     rp_time_iso(now, now_s);
     bool revoke = strcmp(to, "REVOKED") == 0;
-    if (!g->store->ops->get_request(g->store, id, &req, &err)) return rp_reply_from_err(rep, &err);
-    if (!req) return rp_reply_error(rep, 404, "REQUEST_NOT_FOUND", "no such reward request", NULL);
+    if (!g->store->ops->get_request(g->store, id, &req, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (!req) {
+        rp_reply_error(rep, 404, "REQUEST_NOT_FOUND", "no such reward request", NULL);
+        return;
+    }
     const char *status = json_string_value(json_object_get(req, "status"));
     if (strcmp(status, from) != 0 || !rp_request_can_transition(from, to)) {
         refuse(rep, 409, revoke ? "NOT_REVOCABLE" : "ALREADY_DECIDED",
