@@ -239,6 +239,24 @@ static void forward(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route
     rp_envelope_clear(&env);
 }
 
+/* The client address rate limits are keyed by: the peer, or behind a proxy the operator trusts,
+ * the first address of CLIENT_IP_HEADER (e.g. X-Forwarded-For), so clients behind one load
+ * balancer do not share one budget. */
+static void client_address(const rp_gateway_t *gw, const req_ctx_t *rc, char *out, size_t cap) {
+    const char *h = gw->cfg->client_ip_header[0] ? mg_get_header(rc->conn, gw->cfg->client_ip_header) : NULL;
+    if (h) {
+        while (*h == ' ')
+            h++;
+        size_t n = strcspn(h, ", ");
+        if (n > 0 && n < cap) {
+            memcpy(out, h, n);
+            out[n] = '\0';
+            return;
+        }
+    }
+    snprintf(out, cap, "%s", rc->ri->remote_addr);
+}
+
 static bool loopback(const char *addr) {
     return strcmp(addr, "127.0.0.1") == 0 || strcmp(addr, "::1") == 0;
 }
@@ -301,8 +319,10 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
         int retry = 0;
         int64_t now_us = rp_mono_us();
         bool auth_route = route->component == RP_COMP_AUTH && route->is_public;
-        if (!rp_ratelimit_take(gw->limit_all, rc.ri->remote_addr, now_us, &retry) ||
-            (auth_route && !rp_ratelimit_take(gw->limit_auth, rc.ri->remote_addr, now_us, &retry))) {
+        char client[64];
+        client_address(gw, &rc, client, sizeof client);
+        if (!rp_ratelimit_take(gw->limit_all, client, now_us, &retry) ||
+            (auth_route && !rp_ratelimit_take(gw->limit_auth, client, now_us, &retry))) {
             rp_reply_t rl;
             rp_reply_init(&rl);
             rp_reply_error(&rl, 429, "RATE_LIMITED", "too many requests from this address", NULL);

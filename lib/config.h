@@ -31,6 +31,7 @@ typedef struct rp_config {
     int http_threads;              /* HTTP_THREADS (civetweb workers), default 64 */
     size_t max_body_bytes;         /* MAX_BODY_BYTES, default 65536 */
     int log_level;                 /* LOG_LEVEL as rp_log_level_t, default info */
+    char client_ip_header[64];     /* CLIENT_IP_HEADER: header naming the client address behind a trusted proxy */
     char metrics_token[128];       /* METRICS_TOKEN: bearer token for /metrics from non-loopback clients */
     int rate_limit_rps;            /* RATE_LIMIT_RPS per client address, 0 = off; default 100 */
     int rate_limit_burst;          /* RATE_LIMIT_BURST, default 200 */

@@ -26,3 +26,21 @@ def test_auth_routes_are_rate_limited(limited):
     assert 429 in codes
     # health is never limited
     assert requests.get(limited.url("/health/live"), timeout=10).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def proxied():
+    p = Platform({"RATE_LIMIT_AUTH_RPS": "1", "RATE_LIMIT_AUTH_BURST": "2", "CLIENT_IP_HEADER": "X-Forwarded-For"}).start()
+    yield p
+    assert p.stop() == 0, p.log_tail()
+
+
+def test_limits_follow_the_forwarded_client_behind_a_proxy(proxied):
+    def login(ip):
+        return requests.post(proxied.url("/auth/login"), json={"username": "nobody_x", "password": "whatever-123"},
+                             headers={"X-Forwarded-For": ip + ", 10.9.9.9"}, timeout=30).status_code
+
+    first = [login("198.51.100.7") for _ in range(4)]
+    assert 429 in first
+    # another client behind the same proxy (same socket peer) has its own budget
+    assert login("198.51.100.8") == 401
