@@ -123,6 +123,26 @@ json_t *rp_sqlite_col_int(sqlite3_stmt *st, int i) {
     return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null() : json_integer(sqlite3_column_int64(st, i));
 }
 
+bool rp_sqlite_collect(sqlite3 *db, sqlite3_stmt *st, int limit, json_t *(*row)(sqlite3_stmt *), json_t **items,
+                       bool *more, rp_err_t *err) {
+    int rc;
+    *items = json_array();
+    *more = false;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((int)json_array_size(*items) == limit) {
+            *more = true;
+            break;
+        }
+        json_array_append_new(*items, row(st));
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE) return true;
+    rp_sqlite_err(db, "list", err);
+    json_decref(*items);
+    *items = NULL;
+    return false;
+}
+
 struct rp_sqlite_pool {
     pthread_mutex_t mu;
     pthread_cond_t freed;

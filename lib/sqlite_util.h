@@ -36,6 +36,12 @@ json_t *rp_sqlite_col_json(sqlite3_stmt *st, int i);
 json_t *rp_sqlite_col_time(sqlite3_stmt *st, int i);
 json_t *rp_sqlite_col_int(sqlite3_stmt *st, int i);
 
+/* Steps a prepared SELECT (which asked for limit + 1 rows) and collects up to limit rows,
+ * converted by row, into *items (a new array); *more says whether another row followed.
+ * Finalizes st in every case. */
+bool rp_sqlite_collect(sqlite3 *db, sqlite3_stmt *st, int limit, json_t *(*row)(sqlite3_stmt *), json_t **items,
+                       bool *more, rp_err_t *err);
+
 typedef struct rp_sqlite_pool rp_sqlite_pool_t;
 
 /* A pool of up to max_conns connections to path, each opened lazily and migrated once. */

@@ -173,27 +173,6 @@ static bool r_def_delete(rp_event_repo_t *base, const char *id, const rp_event_a
     return in_txn((repo_t *)base, def_delete_write, &a, err);
 }
 
-/* Reads rows of a prepared SELECT into an array, limit+1 to know whether more follow. */
-static bool collect(sqlite3 *db, sqlite3_stmt *st, int limit, json_t *(*row)(sqlite3_stmt *), json_t **items,
-                    bool *more, rp_err_t *err) {
-    int rc;
-    *items = json_array();
-    *more = false;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((int)json_array_size(*items) == limit) {
-            *more = true;
-            break;
-        }
-        json_array_append_new(*items, row(st));
-    }
-    sqlite3_finalize(st);
-    if (rc == SQLITE_ROW || rc == SQLITE_DONE) return true;
-    rp_sqlite_err(db, "list", err);
-    json_decref(*items);
-    *items = NULL;
-    return false;
-}
-
 static bool r_def_get(rp_event_repo_t *base, const char *id, json_t **doc, rp_err_t *err) {
     repo_t *r = (repo_t *)base;
     sqlite3_stmt *st;
@@ -204,7 +183,7 @@ static bool r_def_get(rp_event_repo_t *base, const char *id, json_t **doc, rp_er
     if (!db) return false;
     if (prep(db, "SELECT " DEF_COLUMNS " FROM reward_definitions WHERE id = ?1", &st, err)) {
         rp_sqlite_bind_text(st, 1, id);
-        ok = collect(db, st, 1, row_to_def, &items, &more, err);
+        ok = rp_sqlite_collect(db, st, 1, row_to_def, &items, &more, err);
     }
     if (ok && json_array_size(items)) *doc = json_incref(json_array_get(items, 0));
     json_decref(items);
@@ -228,7 +207,7 @@ static bool r_def_list(rp_event_repo_t *base, const char *type, int active, cons
         sqlite3_bind_int(st, 2, active);
         rp_sqlite_bind_text(st, 3, cursor);
         sqlite3_bind_int(st, 4, limit + 1);
-        ok = collect(db, st, limit, row_to_def, items, more, err);
+        ok = rp_sqlite_collect(db, st, limit, row_to_def, items, more, err);
     }
     rp_sqlite_pool_put(r->pool, db);
     return ok;
@@ -411,7 +390,7 @@ static bool r_event_get(rp_event_repo_t *base, const char *id, json_t **doc, rp_
     if (!db) return false;
     if (prep(db, "SELECT " EVENT_COLUMNS " FROM events WHERE id = ?1", &st, err)) {
         rp_sqlite_bind_text(st, 1, id);
-        ok = collect(db, st, 1, row_to_event, &items, &more, err) && attach_rewards(db, items, err);
+        ok = rp_sqlite_collect(db, st, 1, row_to_event, &items, &more, err) && attach_rewards(db, items, err);
     }
     if (ok && json_array_size(items)) *doc = json_incref(json_array_get(items, 0));
     json_decref(items);
@@ -446,7 +425,7 @@ static bool r_event_list(rp_event_repo_t *base, const rp_event_filter_t *f, json
             sqlite3_bind_null(st, 4);
         rp_sqlite_bind_text(st, 5, f->cursor);
         sqlite3_bind_int(st, 6, f->limit + 1);
-        ok = collect(db, st, f->limit, row_to_event, items, more, err) && attach_rewards(db, *items, err);
+        ok = rp_sqlite_collect(db, st, f->limit, row_to_event, items, more, err) && attach_rewards(db, *items, err);
     }
     if (!ok) {
         json_decref(*items);
@@ -514,7 +493,7 @@ static bool r_audit_list(rp_event_repo_t *base, const char *target_type, const c
         rp_sqlite_bind_text(st, 3, actor_id);
         rp_sqlite_bind_text(st, 4, cursor);
         sqlite3_bind_int(st, 5, limit + 1);
-        ok = collect(db, st, limit, row_to_audit, items, more, err);
+        ok = rp_sqlite_collect(db, st, limit, row_to_audit, items, more, err);
     }
     rp_sqlite_pool_put(r->pool, db);
     return ok;

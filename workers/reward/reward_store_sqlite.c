@@ -441,53 +441,64 @@ static bool s_find_active(rp_reward_store_t *base, const char *key, json_t **req
     return ok;
 }
 
+static json_t *row_to_ledger(sqlite3_stmt *st) {
+    json_t *e = json_object();
+    json_object_set_new(e, "seq", json_integer(sqlite3_column_int64(st, 0)));
+    json_object_set_new(e, "id", rp_sqlite_col_string(st, 1));
+    json_object_set_new(e, "requestId", rp_sqlite_col_string(st, 2));
+    json_object_set_new(e, "userId", rp_sqlite_col_string(st, 3));
+    json_object_set_new(e, "eventId", rp_sqlite_col_string(st, 4));
+    json_object_set_new(e, "rewardIndex", json_integer(sqlite3_column_int(st, 5)));
+    json_object_set_new(e, "rewardDefinitionId", rp_sqlite_col_string(st, 6));
+    json_object_set_new(e, "quantity", json_integer(sqlite3_column_int64(st, 7)));
+    json_object_set_new(e, "entryType", rp_sqlite_col_string(st, 8));
+    json_object_set_new(e, "processorId", rp_sqlite_col_string(st, 9));
+    json_object_set_new(e, "at", rp_sqlite_col_time(st, 10));
+    return e;
+}
+
+static json_t *row_to_outbox(sqlite3_stmt *st) {
+    json_t *e = json_object();
+    json_object_set_new(e, "seq", json_integer(sqlite3_column_int64(st, 0)));
+    json_object_set_new(e, "messageId", rp_sqlite_col_string(st, 1));
+    json_object_set_new(e, "routingKey", rp_sqlite_col_string(st, 2));
+    json_object_set_new(e, "requestId", rp_sqlite_col_string(st, 3));
+    json_object_set_new(e, "payload", rp_sqlite_col_json(st, 4));
+    json_object_set_new(e, "createdAt", rp_sqlite_col_time(st, 5));
+    json_object_set_new(e, "publishedAt", rp_sqlite_col_time(st, 6));
+    return e;
+}
+
 static bool s_list_requests(rp_reward_store_t *base, const rp_request_filter_t *f, json_t **items, bool *more,
                             rp_err_t *err) {
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = NULL;
+    bool ok = false;
     *items = NULL;
     *more = false;
     sqlite3 *db = rp_sqlite_pool_get(s->pool, err);
     if (!db) return false;
     /* newest first by request time: ObjectIds made by different worker processes in the same
      * second do not sort by time, so the id only breaks ties (and names the cursor row) */
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT " REQ_COLUMNS " FROM reward_requests WHERE "
-                                "(?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR event_id = ?2) AND "
-                                "(?3 IS NULL OR status = ?3) AND (?4 IS NULL OR requested_at >= ?4) AND "
-                                "(?5 IS NULL OR requested_at < ?5) AND (?6 IS NULL OR (requested_at, id) < "
-                                "(SELECT requested_at, id FROM reward_requests WHERE id = ?6)) "
-                                "ORDER BY requested_at DESC, id DESC LIMIT ?7",
-                                -1, &st, NULL);
-    bool ok = false;
-    if (rc != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db,
+                           "SELECT " REQ_COLUMNS " FROM reward_requests WHERE "
+                           "(?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR event_id = ?2) AND "
+                           "(?3 IS NULL OR status = ?3) AND (?4 IS NULL OR requested_at >= ?4) AND "
+                           "(?5 IS NULL OR requested_at < ?5) AND (?6 IS NULL OR (requested_at, id) < "
+                           "(SELECT requested_at, id FROM reward_requests WHERE id = ?6)) "
+                           "ORDER BY requested_at DESC, id DESC LIMIT ?7",
+                           -1, &st, NULL) != SQLITE_OK) {
         rp_sqlite_err(db, "prepare list requests", err);
-        goto done;
+    } else {
+        rp_sqlite_bind_text(st, 1, f->user_id);
+        rp_sqlite_bind_text(st, 2, f->event_id);
+        rp_sqlite_bind_text(st, 3, f->status);
+        bind_time_or_null(st, 4, f->from_ms);
+        bind_time_or_null(st, 5, f->to_ms);
+        rp_sqlite_bind_text(st, 6, f->cursor);
+        sqlite3_bind_int(st, 7, f->limit + 1);
+        ok = rp_sqlite_collect(db, st, f->limit, row_to_request, items, more, err);
     }
-    rp_sqlite_bind_text(st, 1, f->user_id);
-    rp_sqlite_bind_text(st, 2, f->event_id);
-    rp_sqlite_bind_text(st, 3, f->status);
-    bind_time_or_null(st, 4, f->from_ms);
-    bind_time_or_null(st, 5, f->to_ms);
-    rp_sqlite_bind_text(st, 6, f->cursor);
-    sqlite3_bind_int(st, 7, f->limit + 1);
-    *items = json_array();
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((int)json_array_size(*items) == f->limit) {
-            *more = true;
-            break;
-        }
-        json_array_append_new(*items, row_to_request(st));
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        rp_sqlite_err(db, "list requests", err);
-        json_decref(*items);
-        *items = NULL;
-        goto done;
-    }
-    ok = true;
-done:
-    sqlite3_finalize(st);
     rp_sqlite_pool_put(s->pool, db);
     return ok;
 }
@@ -497,7 +508,6 @@ static bool s_list_ledger(rp_reward_store_t *base, const char *user_id, const ch
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = NULL;
     bool ok = false;
-    int rc;
     *items = NULL;
     *more = false;
     sqlite3 *db = rp_sqlite_pool_get(s->pool, err);
@@ -508,41 +518,13 @@ static bool s_list_ledger(rp_reward_store_t *base, const char *user_id, const ch
                            "(?2 IS NULL OR user_id = ?2) AND (?3 IS NULL OR event_id = ?3) ORDER BY seq LIMIT ?4",
                            -1, &st, NULL) != SQLITE_OK) {
         rp_sqlite_err(db, "prepare list ledger", err);
-        goto done;
+    } else {
+        sqlite3_bind_int64(st, 1, after_seq);
+        rp_sqlite_bind_text(st, 2, user_id);
+        rp_sqlite_bind_text(st, 3, event_id);
+        sqlite3_bind_int(st, 4, limit + 1);
+        ok = rp_sqlite_collect(db, st, limit, row_to_ledger, items, more, err);
     }
-    sqlite3_bind_int64(st, 1, after_seq);
-    rp_sqlite_bind_text(st, 2, user_id);
-    rp_sqlite_bind_text(st, 3, event_id);
-    sqlite3_bind_int(st, 4, limit + 1);
-    *items = json_array();
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((int)json_array_size(*items) == limit) {
-            *more = true;
-            break;
-        }
-        json_t *e = json_object();
-        json_object_set_new(e, "seq", json_integer(sqlite3_column_int64(st, 0)));
-        json_object_set_new(e, "id", rp_sqlite_col_string(st, 1));
-        json_object_set_new(e, "requestId", rp_sqlite_col_string(st, 2));
-        json_object_set_new(e, "userId", rp_sqlite_col_string(st, 3));
-        json_object_set_new(e, "eventId", rp_sqlite_col_string(st, 4));
-        json_object_set_new(e, "rewardIndex", json_integer(sqlite3_column_int(st, 5)));
-        json_object_set_new(e, "rewardDefinitionId", rp_sqlite_col_string(st, 6));
-        json_object_set_new(e, "quantity", json_integer(sqlite3_column_int64(st, 7)));
-        json_object_set_new(e, "entryType", rp_sqlite_col_string(st, 8));
-        json_object_set_new(e, "processorId", rp_sqlite_col_string(st, 9));
-        json_object_set_new(e, "at", rp_sqlite_col_time(st, 10));
-        json_array_append_new(*items, e);
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        rp_sqlite_err(db, "list ledger", err);
-        json_decref(*items);
-        *items = NULL;
-        goto done;
-    }
-    ok = true;
-done:
-    sqlite3_finalize(st);
     rp_sqlite_pool_put(s->pool, db);
     return ok;
 }
@@ -552,7 +534,6 @@ static bool s_list_outbox(rp_reward_store_t *base, int64_t after_seq, int limit,
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = NULL;
     bool ok = false;
-    int rc;
     *items = NULL;
     *more = false;
     sqlite3 *db = rp_sqlite_pool_get(s->pool, err);
@@ -562,35 +543,11 @@ static bool s_list_outbox(rp_reward_store_t *base, int64_t after_seq, int limit,
                            "FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
                            -1, &st, NULL) != SQLITE_OK) {
         rp_sqlite_err(db, "prepare list outbox", err);
-        goto done;
+    } else {
+        sqlite3_bind_int64(st, 1, after_seq);
+        sqlite3_bind_int(st, 2, limit + 1);
+        ok = rp_sqlite_collect(db, st, limit, row_to_outbox, items, more, err);
     }
-    sqlite3_bind_int64(st, 1, after_seq);
-    sqlite3_bind_int(st, 2, limit + 1);
-    *items = json_array();
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((int)json_array_size(*items) == limit) {
-            *more = true;
-            break;
-        }
-        json_t *e = json_object();
-        json_object_set_new(e, "seq", json_integer(sqlite3_column_int64(st, 0)));
-        json_object_set_new(e, "messageId", rp_sqlite_col_string(st, 1));
-        json_object_set_new(e, "routingKey", rp_sqlite_col_string(st, 2));
-        json_object_set_new(e, "requestId", rp_sqlite_col_string(st, 3));
-        json_object_set_new(e, "payload", rp_sqlite_col_json(st, 4));
-        json_object_set_new(e, "createdAt", rp_sqlite_col_time(st, 5));
-        json_object_set_new(e, "publishedAt", rp_sqlite_col_time(st, 6));
-        json_array_append_new(*items, e);
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        rp_sqlite_err(db, "list outbox", err);
-        json_decref(*items);
-        *items = NULL;
-        goto done;
-    }
-    ok = true;
-done:
-    sqlite3_finalize(st);
     rp_sqlite_pool_put(s->pool, db);
     return ok;
 }
