@@ -480,7 +480,8 @@ static bool s_list_audit(rp_auth_store_t *base, const char *target_id, const cha
     sqlite3_stmt *st = prepare(s, &db,
                                "SELECT id, actor_id, actor_username, action, target_type, target_id, before, after, at "
                                "FROM audit_logs WHERE (?1 IS NULL OR target_id = ?1) AND (?2 IS NULL OR actor_id = ?2) "
-                               "AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4",
+                               "AND (?3 IS NULL OR (at, id) < (SELECT at, id FROM audit_logs WHERE id = ?3)) "
+                               "ORDER BY at DESC, id DESC LIMIT ?4",
                                err);
     if (!st) return false;
     if (target_id) sqlite3_bind_text(st, 1, target_id, -1, SQLITE_TRANSIENT);

@@ -85,6 +85,9 @@ static bool in_txn(repo_t *r, txn_fn fn, void *arg, rp_err_t *err) {
 
 /* ---- reward definitions ---- */
 
+/* Lists are newest first by time, the id only breaking ties and naming the cursor row: ids made
+ * by different worker processes in the same second do not sort by time. */
+
 #define DEF_COLUMNS "id, name, type, value, description, is_active, referenced, created_by, created_at, updated_at"
 
 static json_t *row_to_def(sqlite3_stmt *st) {
@@ -199,10 +202,12 @@ static bool r_def_list(rp_event_repo_t *base, const char *type, int active, cons
     *items = NULL;
     sqlite3 *db = rp_sqlite_pool_get(r->pool, err);
     if (!db) return false;
-    if (prep(db,
-             "SELECT " DEF_COLUMNS " FROM reward_definitions WHERE (?1 IS NULL OR type = ?1) AND "
-             "(?2 < 0 OR is_active = ?2) AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4",
-             &st, err)) {
+    if (prep(
+            db,
+            "SELECT " DEF_COLUMNS " FROM reward_definitions WHERE (?1 IS NULL OR type = ?1) AND "
+            "(?2 < 0 OR is_active = ?2) AND (?3 IS NULL OR (created_at, id) < "
+            "(SELECT created_at, id FROM reward_definitions WHERE id = ?3)) ORDER BY created_at DESC, id DESC LIMIT ?4",
+            &st, err)) {
         rp_sqlite_bind_text(st, 1, type);
         sqlite3_bind_int(st, 2, active);
         rp_sqlite_bind_text(st, 3, cursor);
@@ -414,7 +419,8 @@ static bool r_event_list(rp_event_repo_t *base, const rp_event_filter_t *f, json
              "  (?1 = 2 AND end_at <= ?2)))) AND "
              "(?3 = 0 OR (canceled_at IS NULL AND end_at > ?2)) AND "
              "(?4 IS NULL OR (canceled_at IS NULL AND start_at <= ?4 AND ?4 < end_at)) AND "
-             "(?5 IS NULL OR id < ?5) ORDER BY id DESC LIMIT ?6",
+             "(?5 IS NULL OR (created_at, id) < (SELECT created_at, id FROM events WHERE id = ?5)) "
+             "ORDER BY created_at DESC, id DESC LIMIT ?6",
              &st, err)) {
         sqlite3_bind_int(st, 1, f->status);
         sqlite3_bind_int64(st, 2, f->now_ms);
@@ -486,7 +492,9 @@ static bool r_audit_list(rp_event_repo_t *base, const char *target_type, const c
     if (prep(db,
              "SELECT id, actor_id, actor_username, action, target_type, target_id, before, after, at FROM audit_logs "
              "WHERE (?1 IS NULL OR target_type = ?1) AND (?2 IS NULL OR target_id = ?2) AND "
-             "(?3 IS NULL OR actor_id = ?3) AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?5",
+             "(?3 IS NULL OR actor_id = ?3) AND (?4 IS NULL OR (at, id) < (SELECT at, id FROM audit_logs WHERE id = "
+             "?4)) "
+             "ORDER BY at DESC, id DESC LIMIT ?5",
              &st, err)) {
         rp_sqlite_bind_text(st, 1, target_type);
         rp_sqlite_bind_text(st, 2, target_id);

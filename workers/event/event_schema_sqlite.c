@@ -171,6 +171,10 @@ static const char v2[] = "ALTER TABLE outbox ADD COLUMN lease_owner TEXT;"
                          "ALTER TABLE outbox ADD COLUMN lease_until INTEGER;"
                          /* histories list newest first by request time (see reward_store_sqlite.c) */
                          "CREATE INDEX reward_requests_user_time ON reward_requests(user_id, requested_at, id);"
-                         "CREATE INDEX reward_requests_time ON reward_requests(requested_at, id);";
+                         "CREATE INDEX reward_requests_time ON reward_requests(requested_at, id);"
+                         /* lists newest first by time (see event_repo_sqlite.c) */
+                         "CREATE INDEX events_created ON events(created_at, id);"
+                         "CREATE INDEX audit_logs_at ON audit_logs(at, id);"
+                         "CREATE INDEX reward_definitions_created ON reward_definitions(created_at, id);";
 
 const char *const rp_event_sqlite_migrations[] = {v1, v2, NULL};
