@@ -10,7 +10,7 @@ PYTHON  ?= /usr/bin/python3
 PORT    ?= 8080
 SQLITE_DIR ?= ./data
 
-PKGS      := jansson libjwt libsodium sqlite3 libpcre2-8 librabbitmq
+PKGS      := jansson libjwt libsodium sqlite3 libpcre2-8 librabbitmq libmongoc-1.0
 DEB_BUILD := build-essential pkg-config libcivetweb-dev librabbitmq-dev libmongoc-dev libbson-dev \
              libjansson-dev libjwt-dev libsodium-dev libsqlite3-dev libpcre2-dev libcriterion-dev
 DEB_TEST  := json-schema-test-suite python3-pytest python3-requests sqlite3 curl wrk rabbitmq-server clang-format
@@ -24,7 +24,7 @@ ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
 
-SRCS      := $(wildcard lib/*.c api/*.c workers/*/*.c)
+SRCS      := $(filter-out lib/mongo_util.c %_mongo.c,$(wildcard lib/*.c api/*.c workers/*/*.c))
 MAIN_SRCS := $(filter %_main.c,$(SRCS))
 LIB_SRCS  := $(filter-out %_main.c,$(SRCS))
 SCHEMAS   := $(sort $(wildcard schemas/*.json))

@@ -140,7 +140,7 @@ static bool authenticate(rp_gateway_t *gw, req_ctx_t *rc) {
 /* Reads and checks the JSON body per the route's rule; false when an error was sent. */
 static bool read_json_body(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route, json_t **out) {
     long long declared = rc->ri->content_length;
-    size_t cap = gw->cfg->max_body_bytes;
+    size_t cap = route->max_body ? route->max_body : gw->cfg->max_body_bytes;
     char *buf = NULL;
     *out = NULL;
     if (declared > (long long)cap) {

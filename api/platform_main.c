@@ -60,7 +60,8 @@ int main(int argc, char **argv) {
     }
     if (!(rewards = rp_reward_worker_new(cfg, rp_event_worker_repo(events), &err)) ||
         !rp_transport_serve(proc.transport, RP_COMP_REWARD, rp_rpc_service_handler,
-                            (void *)rp_reward_worker_service(rewards), cfg->worker_threads, &err)) {
+                            (void *)rp_reward_worker_service(rewards), cfg->worker_threads, &err) ||
+        !rp_reward_worker_run_batches(rewards, proc.transport, &err)) {
         rc = rp_process_fail(&proc, "reward worker", &err);
         goto done;
     }

@@ -25,7 +25,10 @@ typedef struct rp_api_route {
     unsigned roles;      /* rp_role_t bits, any of which grants access; 0 = any authenticated caller */
     rp_body_rule_t body;
     const char *schema; /* name of the body's JSON Schema in schemas/ (without .json), or NULL */
+    size_t max_body;    /* body limit in bytes; 0 = MAX_BODY_BYTES */
 } rp_api_route_t;
+
+#define RP_BATCH_BODY_BYTES (4u * 1024 * 1024) /* 100,000 user ids and some whitespace */
 
 /* The table and its length. */
 const rp_api_route_t *rp_routes_table(size_t *count);

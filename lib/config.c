@@ -108,6 +108,8 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
         !get_int(get, ud, "RPC_TIMEOUT_MS", 5000, 50, 600000, &cfg->rpc_timeout_ms, err) ||
         !get_int(get, ud, "WORKER_THREADS", 4, 1, 256, &cfg->worker_threads, err) ||
         !get_int(get, ud, "QUEUE_CAPACITY", 1024, 1, 1000000, &cfg->queue_capacity, err) ||
+        !get_int(get, ud, "BATCH_REDELIVER_MS", 60000, 1000, 3600000, &cfg->batch_redeliver_ms, err) ||
+        !get_int(get, ud, "BATCH_MAX_IN_FLIGHT", 2000, 10, 1000000, &cfg->batch_max_in_flight, err) ||
         !get_int(get, ud, "HTTP_THREADS", 64, 2, 1024, &cfg->http_threads, err) ||
         !get_int(get, ud, "MAX_BODY_BYTES", 65536, 1024, 16 * 1024 * 1024, &body_bytes, err) ||
         !get_str(get, ud, "PASSWORD_HASH", "interactive", cfg->password_hash, sizeof cfg->password_hash, err) ||

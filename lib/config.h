@@ -28,6 +28,8 @@ typedef struct rp_config {
     int rpc_timeout_ms;            /* RPC_TIMEOUT_MS, default 5000 */
     int worker_threads;            /* WORKER_THREADS per component, default 4 */
     int queue_capacity;            /* QUEUE_CAPACITY per component (inproc), default 1024 */
+    int batch_redeliver_ms;        /* BATCH_REDELIVER_MS: a batch item not settled this long is sent again; 60000 */
+    int batch_max_in_flight;       /* BATCH_MAX_IN_FLIGHT items sent and not yet settled, all batches; 2000 */
     int http_threads;              /* HTTP_THREADS (civetweb workers), default 64 */
     size_t max_body_bytes;         /* MAX_BODY_BYTES, default 65536 */
     int log_level;                 /* LOG_LEVEL as rp_log_level_t, default info */

@@ -8,21 +8,39 @@
 #include "ids.h"
 #include "timeutil.h"
 
-bool rp_paging_parse(const rp_envelope_t *env, int *limit, const char **cursor, rp_err_t *err) {
+bool rp_query_limit(const rp_envelope_t *env, int def, int max, int *limit, rp_err_t *err) {
     const char *l = rp_envelope_query(env, "limit");
-    *limit = RP_PAGE_DEFAULT;
-    *cursor = NULL;
-    if (l) {
-        char *end = NULL;
-        errno = 0;
-        long v = strtol(l, &end, 10);
-        if (!*l || errno || *end || v < 1 || v > RP_PAGE_MAX) {
-            rp_err_set(err, 400, "VALIDATION_FAILED", "limit must be an integer from 1 to %d", RP_PAGE_MAX);
-            return false;
-        }
-        *limit = (int)v;
+    *limit = def;
+    if (!l) return true;
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(l, &end, 10);
+    if (!*l || errno || *end || v < 1 || v > max) {
+        rp_err_set(err, 400, "VALIDATION_FAILED", "limit must be an integer from 1 to %d", max);
+        return false;
     }
-    return rp_query_oid(env, "cursor", cursor, err);
+    *limit = (int)v;
+    return true;
+}
+
+bool rp_paging_parse(const rp_envelope_t *env, int *limit, const char **cursor, rp_err_t *err) {
+    *cursor = NULL;
+    return rp_query_limit(env, RP_PAGE_DEFAULT, RP_PAGE_MAX, limit, err) && rp_query_oid(env, "cursor", cursor, err);
+}
+
+bool rp_query_seq(const rp_envelope_t *env, const char *name, int64_t *out, rp_err_t *err) {
+    const char *v = rp_envelope_query(env, name);
+    *out = 0;
+    if (!v) return true;
+    char *end = NULL;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (!*v || errno || *end || n < 0) {
+        rp_err_set(err, 400, "VALIDATION_FAILED", "%s must be a non-negative sequence number", name);
+        return false;
+    }
+    *out = n;
+    return true;
 }
 
 bool rp_query_time(const rp_envelope_t *env, const char *name, int64_t *ms, rp_err_t *err) {

@@ -13,6 +13,13 @@
  * env or NULL. Fails with 400 VALIDATION_FAILED naming the parameter. */
 bool rp_paging_parse(const rp_envelope_t *env, int *limit, const char **cursor, rp_err_t *err);
 
+/* Reads ?limit: an integer from 1 to max, def when absent; 400 VALIDATION_FAILED otherwise. */
+bool rp_query_limit(const rp_envelope_t *env, int def, int max, int *limit, rp_err_t *err);
+
+/* Reads an optional non-negative integer query parameter (a sequence cursor) into *out (0 when
+ * absent); 400 when malformed. */
+bool rp_query_seq(const rp_envelope_t *env, const char *name, int64_t *out, rp_err_t *err);
+
 /* Reads an optional ISO-8601 query parameter into *ms (0 when absent); 400 when malformed. */
 bool rp_query_time(const rp_envelope_t *env, const char *name, int64_t *ms, rp_err_t *err);
 

@@ -29,6 +29,15 @@ bool rp_transport_ready(rp_transport_t *t, rp_err_t *err) {
     return t->ops->ready(t, err);
 }
 
+bool rp_transport_enqueue(rp_transport_t *t, const char *queue, const char *const *msgs, const size_t *lens, size_t n,
+                          rp_err_t *err) {
+    return t->ops->enqueue(t, queue, msgs, lens, n, err);
+}
+
+bool rp_transport_consume(rp_transport_t *t, const char *queue, rp_work_fn fn, void *ctx, int threads, rp_err_t *err) {
+    return t->ops->consume(t, queue, fn, ctx, threads, err);
+}
+
 void rp_transport_stop(rp_transport_t *t) {
     if (t) t->ops->stop(t);
 }

@@ -1,5 +1,5 @@
 /* transport.h - how RPC bytes move between the api and the workers: one interface, implemented
- * in-process (transport_inproc.c) and over RabbitMQ (later). All functions are thread-safe. */
+ * in-process (transport_inproc.c) and over RabbitMQ (transport_amqp.c). All functions are thread-safe. */
 #ifndef RP_LIB_TRANSPORT_H
 #define RP_LIB_TRANSPORT_H
 
@@ -21,6 +21,11 @@ const char *rp_component_name(rp_component_t comp);
  * return a reply; NULL is treated as an internal error. Called concurrently from many threads. */
 typedef char *(*rp_rpc_handler_fn)(void *ctx, const char *req, size_t len, size_t *out_len);
 
+/* A work-queue handler: processes one message (borrowed bytes, not NUL-terminated) and returns
+ * true when it is done with it, false when the message is malformed (it is then dead-lettered).
+ * Delivery is at-least-once: the handler must be idempotent. */
+typedef bool (*rp_work_fn)(void *ctx, const char *msg, size_t len);
+
 typedef struct rp_transport rp_transport_t;
 
 typedef struct rp_transport_ops {
@@ -28,6 +33,9 @@ typedef struct rp_transport_ops {
     bool (*call)(rp_transport_t *t, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms, char **reply,
                  size_t *reply_len, rp_err_t *err);
     bool (*ready)(rp_transport_t *t, rp_err_t *err);
+    bool (*enqueue)(rp_transport_t *t, const char *queue, const char *const *msgs, const size_t *lens, size_t n,
+                    rp_err_t *err);
+    bool (*consume)(rp_transport_t *t, const char *queue, rp_work_fn fn, void *ctx, int threads, rp_err_t *err);
     void (*stop)(rp_transport_t *t);
     void (*free)(rp_transport_t *t);
 } rp_transport_ops_t;
@@ -48,6 +56,14 @@ bool rp_transport_call(rp_transport_t *t, rp_component_t comp, const char *req, 
                        char **reply, size_t *reply_len, rp_err_t *err);
 /* True when the transport can deliver calls now (for /health/ready). */
 bool rp_transport_ready(rp_transport_t *t, rp_err_t *err);
+/* Work queues (batch items on "reward.grant"): hands the n messages to the durable queue and
+ * returns true only once all of them are safely stored (RabbitMQ: persistent messages confirmed
+ * by the broker; in process: appended to the queue). False (503) when they may not have been:
+ * the caller must treat them as unsent. */
+bool rp_transport_enqueue(rp_transport_t *t, const char *queue, const char *const *msgs, const size_t *lens, size_t n,
+                          rp_err_t *err);
+/* Starts `threads` consumers of queue running fn. */
+bool rp_transport_consume(rp_transport_t *t, const char *queue, rp_work_fn fn, void *ctx, int threads, rp_err_t *err);
 /* Stops consumers: queued calls are answered 503, running handlers finish. Idempotent. */
 void rp_transport_stop(rp_transport_t *t);
 /* Stops and frees; accepts NULL. */
@@ -57,9 +73,11 @@ void rp_transport_free(rp_transport_t *t);
  * of worker threads. Returns a new transport, free with rp_transport_free. */
 rp_transport_t *rp_transport_inproc_new(int queue_capacity);
 
-/* The RabbitMQ transport (librabbitmq-c 0.11). Calls publish to the durable quorum queue of the
- * component (auth.rpc, event.rpc, reward.rpc) with direct reply-to and a correlation id, one
- * AMQP connection per calling thread; consumers use manual ack with `prefetch` unacked messages
+/* The RabbitMQ transport (librabbitmq-c 0.11). Calls publish through the exchange rp.rpc to the
+ * durable quorum queue of the component (auth.rpc, event.rpc, reward.rpc) with a correlation id
+ * and reply_to naming the connection's exclusive reply queue (bound to rp.reply), one AMQP
+ * connection per calling thread; work messages go through rp.work with publisher confirms;
+ * consumers use manual ack with `prefetch` unacked messages
  * each, reply, then ack. Messages that cannot be parsed are dead-lettered at once, messages
  * delivered more than 5 times (a worker died on them) by the broker, both to <queue>.dlq.
  * url: amqp://user:pass@host:port/vhost (copied). Returns a new transport or NULL with err. */

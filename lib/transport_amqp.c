@@ -1,6 +1,14 @@
-/* transport_amqp.c - RPC over RabbitMQ (see transport.h). librabbitmq connections are not
- * thread-safe, so every calling thread owns one connection (thread-local, opened lazily and
- * reopened after a failure) and every consumer thread owns its own. */
+/* transport_amqp.c - RPC and work queues over RabbitMQ (see transport.h). librabbitmq
+ * connections are not thread-safe, so every calling thread owns one connection (thread-local,
+ * opened lazily and reopened after a failure) and every consumer thread owns its own.
+ *
+ * Topology (deploy/rabbitmq/definitions.json holds the same, with per-component users):
+ *   rp.rpc   direct  auth|event|reward -> auth.rpc|event.rpc|reward.rpc  (only the api writes)
+ *   rp.reply direct  <reply queue name> -> the api connection's exclusive reply queue
+ *   rp.work  direct  reward.grant -> reward.grant                         (batch items)
+ *   rp.dlx   direct  <queue>.dlq -> <queue>.dlq                           (dead letters)
+ * Replies go through rp.reply rather than direct reply-to: direct reply-to needs write
+ * permission on the default exchange, which would let every worker publish to every queue. */
 #include <sys/time.h> /* amqp.h needs struct timeval */
 
 #include <amqp.h>
@@ -12,21 +20,28 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "amqp_publisher.h"
 #include "log.h"
 #include "mem.h"
 #include "timeutil.h"
 #include "transport.h"
 
 #define DLX "rp.dlx"
+#define RPC_EXCHANGE "rp.rpc"
+#define REPLY_EXCHANGE "rp.reply"
+#define WORK_EXCHANGE "rp.work"
+#define CONFIRM_WAIT_MS 10000
 #define DELIVERY_LIMIT 5
 #define HEARTBEAT_S 30
 
 typedef struct amqp_tp amqp_tp_t;
 
+/* A consumer thread: of an RPC queue (fn set, replies) or of a work queue (work set). */
 typedef struct consumer {
     amqp_tp_t *t;
-    rp_component_t comp;
+    char queue[64], exchange[16], key[64];
     rp_rpc_handler_fn fn;
+    rp_work_fn work;
     void *ctx;
     pthread_t thread;
 } consumer_t;
@@ -35,7 +50,9 @@ struct amqp_tp {
     rp_transport_t base;
     char *host, *user, *pass, *vhost;
     int port, prefetch;
-    pthread_key_t key; /* per-thread client connection */
+    char *url;
+    pthread_key_t key;     /* per-thread client connection */
+    pthread_key_t pub_key; /* per-thread confirmed publisher (work queues) */
     atomic_bool stopping;
     pthread_mutex_t mu;
     consumer_t **consumers; /* each owned here; a consumer thread holds its pointer until stop */
@@ -47,6 +64,7 @@ typedef struct client {
     bool ok;
     uint64_t counter;
     char tag[24];
+    char reply_queue[128]; /* the exclusive queue replies reach this connection on */
 } client_t;
 
 /* ---- connections and topology ---- */
@@ -73,32 +91,35 @@ static amqp_table_entry_t str_entry(const char *k, const char *v) {
     return e;
 }
 
-/* Every process declares the same topology with the same arguments (a mismatch closes the
- * channel with 406): per component a quorum queue dead-lettering into <queue>.dlq. */
-static bool declare_topology(amqp_connection_state_t c, rp_err_t *err) {
+/* A consumer declares what it reads from, with the same arguments in every process (a mismatch
+ * closes the channel with 406): `exchange` (direct) routing `key` to the quorum queue `queue`,
+ * which dead-letters into <queue>.dlq after DELIVERY_LIMIT deliveries. */
+static bool declare_queue(amqp_connection_state_t c, const char *exchange, const char *queue, const char *key,
+                          rp_err_t *err) {
+    char dlq[80];
+    snprintf(dlq, sizeof dlq, "%s.dlq", queue);
     amqp_exchange_declare(c, 1, amqp_cstring_bytes(DLX), amqp_cstring_bytes("direct"), 0, 1, 0, 0, amqp_empty_table);
     if (!reply_ok(c, "declare " DLX, err)) return false;
-    for (int i = 0; i < RP_COMP_COUNT; i++) {
-        const char *q = rp_component_queue((rp_component_t)i);
-        char dlq[64];
-        snprintf(dlq, sizeof dlq, "%s.dlq", q);
-        amqp_queue_declare(c, 1, amqp_cstring_bytes(dlq), 0, 1, 0, 0, amqp_empty_table);
-        if (!reply_ok(c, "declare dlq", err)) return false;
-        amqp_queue_bind(c, 1, amqp_cstring_bytes(dlq), amqp_cstring_bytes(DLX), amqp_cstring_bytes(dlq),
-                        amqp_empty_table);
-        if (!reply_ok(c, "bind dlq", err)) return false;
-        amqp_table_entry_t a[4];
-        a[0] = str_entry("x-queue-type", "quorum");
-        a[1] = str_entry("x-dead-letter-exchange", DLX);
-        a[2] = str_entry("x-dead-letter-routing-key", dlq);
-        a[3].key = amqp_cstring_bytes("x-delivery-limit");
-        a[3].value.kind = AMQP_FIELD_KIND_I32;
-        a[3].value.value.i32 = DELIVERY_LIMIT;
-        amqp_table_t args = {.num_entries = 4, .entries = a};
-        amqp_queue_declare(c, 1, amqp_cstring_bytes(q), 0, 1, 0, 0, args);
-        if (!reply_ok(c, "declare queue", err)) return false;
-    }
-    return true;
+    amqp_queue_declare(c, 1, amqp_cstring_bytes(dlq), 0, 1, 0, 0, amqp_empty_table);
+    if (!reply_ok(c, "declare dlq", err)) return false;
+    amqp_queue_bind(c, 1, amqp_cstring_bytes(dlq), amqp_cstring_bytes(DLX), amqp_cstring_bytes(dlq), amqp_empty_table);
+    if (!reply_ok(c, "bind dlq", err)) return false;
+    amqp_table_entry_t a[4];
+    a[0] = str_entry("x-queue-type", "quorum");
+    a[1] = str_entry("x-dead-letter-exchange", DLX);
+    a[2] = str_entry("x-dead-letter-routing-key", dlq);
+    a[3].key = amqp_cstring_bytes("x-delivery-limit");
+    a[3].value.kind = AMQP_FIELD_KIND_I32;
+    a[3].value.value.i32 = DELIVERY_LIMIT;
+    amqp_table_t args = {.num_entries = 4, .entries = a};
+    amqp_queue_declare(c, 1, amqp_cstring_bytes(queue), 0, 1, 0, 0, args);
+    if (!reply_ok(c, "declare queue", err)) return false;
+    amqp_exchange_declare(c, 1, amqp_cstring_bytes(exchange), amqp_cstring_bytes("direct"), 0, 1, 0, 0,
+                          amqp_empty_table);
+    if (!reply_ok(c, "declare exchange", err)) return false;
+    amqp_queue_bind(c, 1, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange), amqp_cstring_bytes(key),
+                    amqp_empty_table);
+    return reply_ok(c, "bind queue", err);
 }
 
 static amqp_connection_state_t open_conn(amqp_tp_t *t, const char *name, rp_err_t *err) {
@@ -143,6 +164,25 @@ static void client_free(void *p) {
     free(cl);
 }
 
+static bool setup_reply_queue(client_t *cl, rp_err_t *err) {
+    amqp_exchange_declare(cl->conn, 1, amqp_cstring_bytes(REPLY_EXCHANGE), amqp_cstring_bytes("direct"), 0, 1, 0, 0,
+                          amqp_empty_table);
+    if (!reply_ok(cl->conn, "declare " REPLY_EXCHANGE, err)) return false;
+    amqp_queue_declare_ok_t *q = amqp_queue_declare(cl->conn, 1, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
+    if (!reply_ok(cl->conn, "declare reply queue", err)) return false;
+    if (!q || q->queue.len >= sizeof cl->reply_queue) {
+        rp_err_set(err, 503, "UNAVAILABLE", "the broker gave no usable reply queue name");
+        return false;
+    }
+    memcpy(cl->reply_queue, q->queue.bytes, q->queue.len);
+    cl->reply_queue[q->queue.len] = 0;
+    amqp_queue_bind(cl->conn, 1, amqp_cstring_bytes(cl->reply_queue), amqp_cstring_bytes(REPLY_EXCHANGE),
+                    amqp_cstring_bytes(cl->reply_queue), amqp_empty_table);
+    if (!reply_ok(cl->conn, "bind reply queue", err)) return false;
+    amqp_basic_consume(cl->conn, 1, amqp_cstring_bytes(cl->reply_queue), amqp_empty_bytes, 0, 1, 1, amqp_empty_table);
+    return reply_ok(cl->conn, "consume replies", err);
+}
+
 static client_t *client_get(amqp_tp_t *t, rp_err_t *err) {
     client_t *cl = pthread_getspecific(t->key);
     if (!cl) {
@@ -154,10 +194,9 @@ static client_t *client_get(amqp_tp_t *t, rp_err_t *err) {
     if (cl->conn) amqp_destroy_connection(cl->conn);
     cl->conn = open_conn(t, "reward-api", err);
     if (!cl->conn) return NULL;
-    /* direct reply-to: the pseudo-queue must be consumed (no_ack) before publishing */
-    amqp_basic_consume(cl->conn, 1, amqp_cstring_bytes("amq.rabbitmq.reply-to"), amqp_empty_bytes, 0, 1, 0,
-                       amqp_empty_table);
-    if (!reply_ok(cl->conn, "consume reply-to", err)) {
+    /* an exclusive server-named queue, bound to rp.reply under its own name, consumed no-ack;
+     * it dies with the connection, so a reply to a call from a broken connection is dropped */
+    if (!setup_reply_queue(cl, err)) {
         amqp_destroy_connection(cl->conn);
         cl->conn = NULL;
         return NULL;
@@ -214,11 +253,11 @@ static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req
     p.content_type = amqp_cstring_bytes("application/json");
     p.delivery_mode = 1;
     p.correlation_id = amqp_cstring_bytes(corr);
-    p.reply_to = amqp_cstring_bytes("amq.rabbitmq.reply-to");
+    p.reply_to = amqp_cstring_bytes(cl->reply_queue);
     p.expiration = amqp_cstring_bytes(expiration);
     amqp_bytes_t body = {.len = len, .bytes = (void *)req};
-    if (amqp_basic_publish(cl->conn, 1, amqp_empty_bytes, amqp_cstring_bytes(rp_component_queue(comp)), 1, 0, &p,
-                           body) != AMQP_STATUS_OK) {
+    if (amqp_basic_publish(cl->conn, 1, amqp_cstring_bytes(RPC_EXCHANGE), amqp_cstring_bytes(rp_component_name(comp)),
+                           1, 0, &p, body) != AMQP_STATUS_OK) {
         client_broken(cl);
         rp_err_set(err, 503, "UNAVAILABLE", "the message broker is unavailable");
         return false;
@@ -296,8 +335,8 @@ static bool send_reply(amqp_connection_state_t c, const amqp_envelope_t *env, co
         p.correlation_id = env->message.properties.correlation_id;
     }
     amqp_bytes_t body = {.len = n, .bytes = (void *)out};
-    return amqp_basic_publish(c, 1, amqp_empty_bytes, env->message.properties.reply_to, 0, 0, &p, body) ==
-           AMQP_STATUS_OK;
+    return amqp_basic_publish(c, 1, amqp_cstring_bytes(REPLY_EXCHANGE), env->message.properties.reply_to, 0, 0, &p,
+                              body) == AMQP_STATUS_OK;
 }
 
 static bool parseable(const amqp_envelope_t *env) {
@@ -306,22 +345,44 @@ static bool parseable(const amqp_envelope_t *env) {
     return n >= 2 && b[0] == '{';
 }
 
+/* Handles one delivery: an RPC runs the handler, replies, then acks (the handler has committed;
+ * a crash before the ack means redelivery, which the idempotent operations absorb); a work item
+ * is acked when handled and dead-lettered when its handler calls it malformed. False when the
+ * connection broke. */
+static bool handle_delivery(consumer_t *cs, amqp_connection_state_t c, amqp_envelope_t *env) {
+    if (!parseable(env)) {
+        rp_log(RP_LOG_ERROR, "amqp", "dead-lettering an unparseable message on %s (%zu bytes)", cs->queue,
+               env->message.body.len);
+        return amqp_basic_nack(c, 1, env->delivery_tag, 0, 0) == AMQP_STATUS_OK;
+    }
+    if (cs->work) {
+        if (cs->work(cs->ctx, env->message.body.bytes, env->message.body.len))
+            return amqp_basic_ack(c, 1, env->delivery_tag, 0) == AMQP_STATUS_OK;
+        rp_log(RP_LOG_ERROR, "amqp", "dead-lettering a malformed message on %s", cs->queue);
+        return amqp_basic_nack(c, 1, env->delivery_tag, 0, 0) == AMQP_STATUS_OK;
+    }
+    size_t n = 0;
+    char *out = cs->fn(cs->ctx, env->message.body.bytes, env->message.body.len, &n);
+    bool sent = out && send_reply(c, env, out, n);
+    free(out);
+    return sent && amqp_basic_ack(c, 1, env->delivery_tag, 0) == AMQP_STATUS_OK;
+}
+
 static void *consume_main(void *arg) {
     consumer_t *cs = arg;
     amqp_tp_t *t = cs->t;
-    const char *queue = rp_component_queue(cs->comp);
     int backoff_ms = 100;
-    char name[64];
-    snprintf(name, sizeof name, "reward-%s-worker", rp_component_name(cs->comp));
+    char name[80];
+    snprintf(name, sizeof name, "reward-worker %s", cs->queue);
     while (!atomic_load(&t->stopping)) {
         rp_err_t err;
         amqp_connection_state_t c = open_conn(t, name, &err);
-        if (c && declare_topology(c, &err)) {
+        if (c && declare_queue(c, cs->exchange, cs->queue, cs->key, &err)) {
             amqp_basic_qos(c, 1, 0, (uint16_t)t->prefetch, 0);
             if (reply_ok(c, "qos", &err)) {
-                amqp_basic_consume(c, 1, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+                amqp_basic_consume(c, 1, amqp_cstring_bytes(cs->queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
                 if (reply_ok(c, "consume", &err)) {
-                    rp_log(RP_LOG_INFO, "amqp", "consuming %s", queue);
+                    rp_log(RP_LOG_INFO, "amqp", "consuming %s", cs->queue);
                     backoff_ms = 100;
                     while (!atomic_load(&t->stopping)) {
                         amqp_envelope_t env;
@@ -331,32 +392,22 @@ static void *consume_main(void *arg) {
                         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
                             continue;
                         if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-                            rp_log(RP_LOG_WARN, "amqp", "lost the broker while consuming %s; reconnecting", queue);
+                            rp_err_set(&err, 503, "UNAVAILABLE", "lost the broker");
                             break;
                         }
-                        if (!parseable(&env)) {
-                            rp_log(RP_LOG_ERROR, "amqp", "dead-lettering an unparseable message on %s (%zu bytes)",
-                                   queue, env.message.body.len);
-                            amqp_basic_nack(c, 1, env.delivery_tag, 0, 0);
-                            amqp_destroy_envelope(&env);
-                            continue;
-                        }
-                        size_t n = 0;
-                        char *out = cs->fn(cs->ctx, env.message.body.bytes, env.message.body.len, &n);
-                        /* the handler has committed: reply, then ack; a crash before the ack means
-                         * redelivery, which the idempotent operations absorb */
-                        bool sent = out && send_reply(c, &env, out, n);
-                        free(out);
-                        int ack = sent ? amqp_basic_ack(c, 1, env.delivery_tag, 0) : -1;
+                        bool alive = handle_delivery(cs, c, &env);
                         amqp_destroy_envelope(&env);
-                        if (ack != AMQP_STATUS_OK) break;
+                        if (!alive) {
+                            rp_err_set(&err, 503, "UNAVAILABLE", "lost the broker while acknowledging");
+                            break;
+                        }
                     }
                 }
             }
         }
         if (c) close_conn(c);
         if (atomic_load(&t->stopping)) break;
-        rp_log(RP_LOG_WARN, "amqp", "%s: %s; retrying in %d ms", queue, err.message, backoff_ms);
+        rp_log(RP_LOG_WARN, "amqp", "%s: %s; retrying in %d ms", cs->queue, err.message, backoff_ms);
         for (int waited = 0; waited < backoff_ms && !atomic_load(&t->stopping); waited += 50)
             usleep(50000);
         backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
@@ -364,13 +415,13 @@ static void *consume_main(void *arg) {
     return NULL;
 }
 
-static bool amqp_serve(rp_transport_t *base, rp_component_t comp, rp_rpc_handler_fn fn, void *ctx, int threads,
-                       rp_err_t *err) {
-    amqp_tp_t *t = (amqp_tp_t *)base;
-    /* fail fast when the broker is unreachable or the topology conflicts */
+/* Declares the queue once (failing fast when the broker is unreachable or the topology
+ * conflicts), then starts `threads` consumers of it. */
+static bool start_consumers(amqp_tp_t *t, const char *exchange, const char *queue, const char *key,
+                            rp_rpc_handler_fn fn, rp_work_fn work, void *ctx, int threads, rp_err_t *err) {
     amqp_connection_state_t c = open_conn(t, "reward-setup", err);
     if (!c) return false;
-    bool ok = declare_topology(c, err);
+    bool ok = declare_queue(c, exchange, queue, key, err);
     close_conn(c);
     if (!ok) return false;
     pthread_mutex_lock(&t->mu);
@@ -381,8 +432,11 @@ static bool amqp_serve(rp_transport_t *base, rp_component_t comp, rp_rpc_handler
         }
         consumer_t *cs = rp_calloc(1, sizeof *cs);
         cs->t = t;
-        cs->comp = comp;
+        snprintf(cs->queue, sizeof cs->queue, "%s", queue);
+        snprintf(cs->exchange, sizeof cs->exchange, "%s", exchange);
+        snprintf(cs->key, sizeof cs->key, "%s", key);
         cs->fn = fn;
+        cs->work = work;
         cs->ctx = ctx;
         if (pthread_create(&cs->thread, NULL, consume_main, cs) != 0) {
             free(cs);
@@ -394,6 +448,34 @@ static bool amqp_serve(rp_transport_t *base, rp_component_t comp, rp_rpc_handler
     }
     pthread_mutex_unlock(&t->mu);
     return true;
+}
+
+static bool amqp_serve(rp_transport_t *base, rp_component_t comp, rp_rpc_handler_fn fn, void *ctx, int threads,
+                       rp_err_t *err) {
+    return start_consumers((amqp_tp_t *)base, RPC_EXCHANGE, rp_component_queue(comp), rp_component_name(comp), fn, NULL,
+                           ctx, threads, err);
+}
+
+static bool amqp_consume(rp_transport_t *base, const char *queue, rp_work_fn fn, void *ctx, int threads,
+                         rp_err_t *err) {
+    return start_consumers((amqp_tp_t *)base, WORK_EXCHANGE, queue, queue, NULL, fn, ctx, threads, err);
+}
+
+static void publisher_free(void *p) {
+    rp_amqp_publisher_free(p);
+}
+
+static bool amqp_enqueue(rp_transport_t *base, const char *queue, const char *const *msgs, const size_t *lens, size_t n,
+                         rp_err_t *err) {
+    amqp_tp_t *t = (amqp_tp_t *)base;
+    rp_amqp_publisher_t *p = pthread_getspecific(t->pub_key);
+    if (!p) {
+        if (!(p = rp_amqp_publisher_new(t->url, "reward-work-publisher", WORK_EXCHANGE, "direct", err))) return false;
+        pthread_setspecific(t->pub_key, p);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!rp_amqp_publisher_send(p, queue, NULL, msgs[i], lens[i], true, err)) return false;
+    return rp_amqp_publisher_confirm(p, CONFIRM_WAIT_MS, err);
 }
 
 static void amqp_stop(rp_transport_t *base) {
@@ -414,6 +496,10 @@ static void amqp_free(rp_transport_t *base) {
     client_free(pthread_getspecific(t->key));
     pthread_setspecific(t->key, NULL);
     pthread_key_delete(t->key);
+    publisher_free(pthread_getspecific(t->pub_key));
+    pthread_setspecific(t->pub_key, NULL);
+    pthread_key_delete(t->pub_key);
+    free(t->url);
     pthread_mutex_destroy(&t->mu);
     free(t->consumers);
     free(t->host);
@@ -423,8 +509,13 @@ static void amqp_free(rp_transport_t *base) {
     free(t);
 }
 
-static const rp_transport_ops_t amqp_ops = {
-    .serve = amqp_serve, .call = amqp_call, .ready = amqp_ready, .stop = amqp_stop, .free = amqp_free};
+static const rp_transport_ops_t amqp_ops = {.serve = amqp_serve,
+                                            .call = amqp_call,
+                                            .ready = amqp_ready,
+                                            .enqueue = amqp_enqueue,
+                                            .consume = amqp_consume,
+                                            .stop = amqp_stop,
+                                            .free = amqp_free};
 
 rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, rp_err_t *err) {
     struct amqp_connection_info info;
@@ -444,7 +535,9 @@ rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, rp_err_t *e
     t->port = info.port;
     t->prefetch = prefetch > 0 ? prefetch : 16;
     free(copy);
+    t->url = rp_strdup(url);
     pthread_key_create(&t->key, client_free);
+    pthread_key_create(&t->pub_key, publisher_free);
     pthread_mutex_init(&t->mu, NULL);
     return &t->base;
 }

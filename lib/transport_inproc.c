@@ -1,5 +1,8 @@
 /* transport_inproc.c - the embedded transport: per component a bounded ring of pending calls and a
- * pool of worker threads; one mutex per component guards the ring and the state of its calls. */
+ * pool of worker threads; one mutex per component guards the ring and the state of its calls.
+ * Work queues are bounded FIFO lists with their own threads. Nothing here survives the process:
+ * whoever enqueues work keeps it durably elsewhere (batch items live in the store, and the
+ * batch sweeper enqueues them again after a restart). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -36,10 +39,35 @@ typedef struct comp {
     void *ctx;
 } comp_t;
 
+#define MAX_WORK_QUEUES 4
+#define WORK_QUEUE_CAP 100000
+
+typedef struct work_msg {
+    struct work_msg *next;
+    size_t len;
+    char body[];
+} work_msg_t;
+
+typedef struct work_queue {
+    char name[64];
+    pthread_mutex_t mu;
+    pthread_cond_t nonempty;
+    work_msg_t *head, *tail;
+    size_t count;
+    pthread_t *threads;
+    int nthreads;
+    bool stopping;
+    rp_work_fn fn;
+    void *ctx;
+} work_queue_t;
+
 typedef struct inproc {
     rp_transport_t base;
     int capacity;
     comp_t comps[RP_COMP_COUNT];
+    pthread_mutex_t wq_mu; /* guards nwq and the names */
+    work_queue_t wqs[MAX_WORK_QUEUES];
+    int nwq;
 } inproc_t;
 
 typedef struct worker_arg {
@@ -192,8 +220,123 @@ static bool inproc_ready(rp_transport_t *base, rp_err_t *err) {
     return true;
 }
 
+/* ---- work queues ---- */
+
+/* The queue named name, created on first use; NULL when all slots are taken. */
+static work_queue_t *work_queue(inproc_t *t, const char *name) {
+    work_queue_t *q = NULL;
+    pthread_mutex_lock(&t->wq_mu);
+    for (int i = 0; i < t->nwq && !q; i++)
+        if (strcmp(t->wqs[i].name, name) == 0) q = &t->wqs[i];
+    if (!q && t->nwq < MAX_WORK_QUEUES && strlen(name) < sizeof q->name) {
+        q = &t->wqs[t->nwq++];
+        strcpy(q->name, name);
+    }
+    pthread_mutex_unlock(&t->wq_mu);
+    return q;
+}
+
+static void *work_main(void *arg) {
+    work_queue_t *q = arg;
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        while (!q->head && !q->stopping)
+            pthread_cond_wait(&q->nonempty, &q->mu);
+        if (q->stopping) break;
+        work_msg_t *m = q->head;
+        q->head = m->next;
+        if (!q->head) q->tail = NULL;
+        q->count--;
+        pthread_mutex_unlock(&q->mu);
+        if (!q->fn(q->ctx, m->body, m->len))
+            rp_log(RP_LOG_ERROR, "transport", "dropping a malformed message on %s", q->name);
+        free(m);
+        pthread_mutex_lock(&q->mu);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+static bool inproc_consume(rp_transport_t *base, const char *queue, rp_work_fn fn, void *ctx, int threads,
+                           rp_err_t *err) {
+    work_queue_t *q = work_queue((inproc_t *)base, queue);
+    if (!q) {
+        rp_err_set(err, 500, "TRANSPORT", "too many work queues");
+        return false;
+    }
+    pthread_mutex_lock(&q->mu);
+    if (q->fn || q->stopping) {
+        pthread_mutex_unlock(&q->mu);
+        rp_err_set(err, 500, "TRANSPORT", "queue %s is already consumed", queue);
+        return false;
+    }
+    q->fn = fn;
+    q->ctx = ctx;
+    q->threads = rp_calloc((size_t)threads, sizeof *q->threads);
+    for (int i = 0; i < threads; i++)
+        if (pthread_create(&q->threads[q->nthreads], NULL, work_main, q) == 0) q->nthreads++;
+    bool ok = q->nthreads > 0;
+    pthread_mutex_unlock(&q->mu);
+    if (!ok) rp_err_set(err, 500, "TRANSPORT", "no consumer thread could be started");
+    return ok;
+}
+
+static bool inproc_enqueue(rp_transport_t *base, const char *queue, const char *const *msgs, const size_t *lens,
+                           size_t n, rp_err_t *err) {
+    work_queue_t *q = work_queue((inproc_t *)base, queue);
+    if (!q) {
+        rp_err_set(err, 500, "TRANSPORT", "too many work queues");
+        return false;
+    }
+    pthread_mutex_lock(&q->mu);
+    bool ok = false;
+    if (!q->fn || q->stopping)
+        rp_err_set(err, 503, "UNAVAILABLE", "nobody consumes %s", queue);
+    else if (q->count + n > WORK_QUEUE_CAP)
+        rp_err_set(err, 503, "OVERLOADED", "queue %s is full", queue);
+    else {
+        for (size_t i = 0; i < n; i++) {
+            work_msg_t *m = rp_malloc(sizeof *m + lens[i]);
+            m->next = NULL;
+            m->len = lens[i];
+            memcpy(m->body, msgs[i], lens[i]);
+            if (q->tail)
+                q->tail->next = m;
+            else
+                q->head = m;
+            q->tail = m;
+            q->count++;
+        }
+        pthread_cond_broadcast(&q->nonempty);
+        ok = true;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return ok;
+}
+
+static void stop_work_queues(inproc_t *t) {
+    for (int i = 0; i < MAX_WORK_QUEUES; i++) {
+        work_queue_t *q = &t->wqs[i];
+        pthread_mutex_lock(&q->mu);
+        q->stopping = true;
+        pthread_cond_broadcast(&q->nonempty);
+        pthread_mutex_unlock(&q->mu);
+        for (int k = 0; k < q->nthreads; k++)
+            pthread_join(q->threads[k], NULL);
+        q->nthreads = 0;
+        while (q->head) {
+            work_msg_t *m = q->head;
+            q->head = m->next;
+            free(m);
+        }
+        q->tail = NULL;
+        q->count = 0;
+    }
+}
+
 static void inproc_stop(rp_transport_t *base) {
     inproc_t *t = (inproc_t *)base;
+    stop_work_queues(t);
     for (int i = 0; i < RP_COMP_COUNT; i++) {
         comp_t *c = &t->comps[i];
         pthread_mutex_lock(&c->mu);
@@ -226,16 +369,32 @@ static void inproc_free(rp_transport_t *base) {
         free(c->ring);
         free(c->threads);
     }
+    for (int i = 0; i < MAX_WORK_QUEUES; i++) {
+        pthread_mutex_destroy(&t->wqs[i].mu);
+        pthread_cond_destroy(&t->wqs[i].nonempty);
+        free(t->wqs[i].threads);
+    }
+    pthread_mutex_destroy(&t->wq_mu);
     free(t);
 }
 
-static const rp_transport_ops_t inproc_ops = {
-    .serve = inproc_serve, .call = inproc_call, .ready = inproc_ready, .stop = inproc_stop, .free = inproc_free};
+static const rp_transport_ops_t inproc_ops = {.serve = inproc_serve,
+                                              .call = inproc_call,
+                                              .ready = inproc_ready,
+                                              .enqueue = inproc_enqueue,
+                                              .consume = inproc_consume,
+                                              .stop = inproc_stop,
+                                              .free = inproc_free};
 
 rp_transport_t *rp_transport_inproc_new(int queue_capacity) {
     inproc_t *t = rp_calloc(1, sizeof *t);
     t->base.ops = &inproc_ops;
     t->capacity = queue_capacity > 0 ? queue_capacity : 1;
+    pthread_mutex_init(&t->wq_mu, NULL);
+    for (int i = 0; i < MAX_WORK_QUEUES; i++) {
+        pthread_mutex_init(&t->wqs[i].mu, NULL);
+        pthread_cond_init(&t->wqs[i].nonempty, NULL);
+    }
     for (int i = 0; i < RP_COMP_COUNT; i++) {
         comp_t *c = &t->comps[i];
         pthread_mutex_init(&c->mu, NULL);

@@ -61,6 +61,21 @@ def check(data_dir):
                 "WHERE o.routing_key = 'reward.granted' AND r.status NOT IN ('SUCCESS', 'REVOKED')"):
             if n:
                 problems.append("%d outbox messages for requests that were never granted" % n)
+        # batch grants: a SUCCESS item names its one request, and a batch paid no one twice
+        has_batches = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'batch_items'").fetchone()
+        if has_batches:
+            for batch_id, seq, n in db.execute(
+                    "SELECT i.batch_id, i.seq, (SELECT count(*) FROM reward_requests r WHERE r.id = i.request_id "
+                    "AND r.batch_id = i.batch_id AND r.user_id = i.user_id) FROM batch_items i "
+                    "WHERE i.status = 'SUCCESS'"):
+                if n != 1:
+                    problems.append("batch %s item %d: SUCCESS without its request" % (batch_id, seq))
+            for batch_id, requests, items in db.execute(
+                    "SELECT r.batch_id, count(*), (SELECT count(*) FROM batch_items i WHERE i.batch_id = r.batch_id "
+                    "AND i.status = 'SUCCESS') FROM reward_requests r WHERE r.batch_id IS NOT NULL "
+                    "GROUP BY r.batch_id"):
+                if requests != items:
+                    problems.append("batch %s: %d requests but %d SUCCESS items" % (batch_id, requests, items))
     finally:
         db.close()
     return problems

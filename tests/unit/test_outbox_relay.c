@@ -107,11 +107,26 @@ Test(outbox_relay, broker_down_is_an_error_not_a_mark) {
     cr_assert_not_null(mkdtemp(dir));
     rp_err_t err;
     rp_reward_store_t *store = rp_reward_store_sqlite_open(dir, 2, &err);
+    char path[128];
+    snprintf(path, sizeof path, "%s/events.db", dir);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db,
+                              "INSERT INTO outbox (message_id, routing_key, request_id, payload, created_at) "
+                              "VALUES ('down-1', 'reward.granted', 'r1', '{}', 1)",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
     rp_outbox_relay_t *relay = rp_outbox_relay_new(store, "amqp://guest:guest@127.0.0.1:1/", "down", &err);
     int n = -1;
     cr_assert_not(rp_outbox_relay_pass(relay, &n, &err));
     cr_assert_eq(n, 0);
     cr_assert_eq(err.status, 503);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "SELECT count(*) FROM outbox WHERE published_at IS NULL", -1, &st, NULL);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(st, 0), 1, "an unconfirmed row must stay pending");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
     rp_outbox_relay_free(relay);
     store->ops->free(store);
     char cmd[64];

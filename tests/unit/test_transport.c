@@ -181,3 +181,39 @@ Test(rpc, service_dispatch_and_errors) {
     rp_envelope_clear(&env);
     rp_transport_free(t);
 }
+
+/* ---- work queues ---- */
+
+static atomic_int work_seen, work_bad;
+
+static bool count_work(void *ctx, const char *msg, size_t len) {
+    (void)ctx;
+    if (len >= 3 && memcmp(msg, "bad", 3) == 0) {
+        atomic_fetch_add(&work_bad, 1);
+        return false;
+    }
+    atomic_fetch_add(&work_seen, 1);
+    return true;
+}
+
+Test(inproc, work_queue_delivers_every_message_once) {
+    rp_transport_t *t = rp_transport_inproc_new(4);
+    rp_err_t err;
+    const char *msgs[] = {"{\"a\":1}", "{\"a\":2}", "bad", "{\"a\":3}"};
+    size_t lens[] = {7, 7, 3, 7};
+    atomic_store(&work_seen, 0);
+    atomic_store(&work_bad, 0);
+    /* nobody consumes yet: refused, so the sender keeps the work */
+    cr_assert_not(rp_transport_enqueue(t, "w", msgs, lens, 4, &err));
+    cr_assert_eq(err.status, 503);
+    cr_assert(rp_transport_consume(t, "w", count_work, NULL, 2, &err), "%s", err.message);
+    cr_assert_not(rp_transport_consume(t, "w", count_work, NULL, 1, &err), "one consumer set per queue");
+    cr_assert(rp_transport_enqueue(t, "w", msgs, lens, 4, &err), "%s", err.message);
+    for (int i = 0; i < 500 && atomic_load(&work_seen) + atomic_load(&work_bad) < 4; i++)
+        usleep(10000);
+    cr_assert_eq(atomic_load(&work_seen), 3);
+    cr_assert_eq(atomic_load(&work_bad), 1);
+    rp_transport_stop(t);
+    cr_assert_not(rp_transport_enqueue(t, "w", msgs, lens, 1, &err), "a stopped transport takes no work");
+    rp_transport_free(t);
+}

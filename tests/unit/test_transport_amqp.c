@@ -100,3 +100,85 @@ Test(amqp, rpc_round_trip_timeouts_and_dead_letters, .timeout = 60) {
     cr_assert_eq(err.status, 503);
     rp_transport_free(bad);
 }
+
+/* ---- work queues ---- */
+
+#include <stdatomic.h>
+#include <stdio.h>
+
+static atomic_int work_seen, work_bad;
+
+static bool count_work(void *ctx, const char *msg, size_t len) {
+    (void)ctx;
+    if (len >= 8 && memcmp(msg, "{\"bad\":", 7) == 0) {
+        atomic_fetch_add(&work_bad, 1);
+        return false;
+    }
+    atomic_fetch_add(&work_seen, 1);
+    return true;
+}
+
+static amqp_connection_state_t plain(void) {
+    amqp_connection_state_t c = amqp_new_connection();
+    amqp_socket_t *s = amqp_tcp_socket_new(c);
+    struct timeval tv = {3, 0};
+    cr_assert_eq(amqp_socket_open_noblock(s, "127.0.0.1", 5672, &tv), AMQP_STATUS_OK);
+    cr_assert_eq(amqp_login(c, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest").reply_type,
+                 AMQP_RESPONSE_NORMAL);
+    amqp_channel_open(c, 1);
+    return c;
+}
+
+static int depth(amqp_connection_state_t c, const char *queue) {
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare(c, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
+    return ok ? (int)ok->message_count : -1;
+}
+
+Test(amqp, work_queue_confirms_delivers_and_dead_letters, .timeout = 60) {
+    rp_err_t err;
+    rp_transport_t *t = rp_transport_amqp_new(url(), 8, &err);
+    cr_assert_not_null(t, "%s", err.message);
+    if (!rp_transport_ready(t, &err)) {
+        rp_transport_free(t);
+        cr_skip_test("no RabbitMQ at %s: %s", url(), err.message);
+    }
+    char queue[64], dlq[80];
+    snprintf(queue, sizeof queue, "test.work.%ld", (long)getpid());
+    snprintf(dlq, sizeof dlq, "%s.dlq", queue);
+    const char *one[] = {"{\"x\":0}"};
+    size_t one_len[] = {7};
+    /* no queue bound yet: the mandatory publish comes back, so the batch counts as unsent */
+    cr_assert_not(rp_transport_enqueue(t, queue, one, one_len, 1, &err));
+    cr_assert_eq(err.status, 503);
+
+    atomic_store(&work_seen, 0);
+    atomic_store(&work_bad, 0);
+    cr_assert(rp_transport_consume(t, queue, count_work, NULL, 2, &err), "%s", err.message);
+    enum { N = 200 };
+    char *msgs[N + 1];
+    size_t lens[N + 1];
+    for (int i = 0; i < N; i++) {
+        msgs[i] = malloc(32);
+        lens[i] = (size_t)snprintf(msgs[i], 32, "{\"n\":%d}", i);
+    }
+    msgs[N] = strdup("{\"bad\":1}");
+    lens[N] = strlen(msgs[N]);
+    cr_assert(rp_transport_enqueue(t, queue, (const char *const *)msgs, lens, N + 1, &err), "%s", err.message);
+    for (int i = 0; i < 600 && (atomic_load(&work_seen) < N || atomic_load(&work_bad) < 1); i++)
+        usleep(50000);
+    cr_assert_eq(atomic_load(&work_seen), N);
+    cr_assert_eq(atomic_load(&work_bad), 1);
+    amqp_connection_state_t c = plain();
+    int d = 0;
+    for (int i = 0; i < 100 && (d = depth(c, dlq)) < 1; i++)
+        usleep(50000);
+    cr_assert_eq(d, 1, "the malformed message is dead-lettered, not redelivered");
+    rp_transport_free(t);
+    amqp_queue_delete(c, 1, amqp_cstring_bytes(queue), 0, 0);
+    amqp_queue_delete(c, 1, amqp_cstring_bytes(dlq), 0, 0);
+    amqp_channel_close(c, 1, AMQP_REPLY_SUCCESS);
+    amqp_connection_close(c, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(c);
+    for (int i = 0; i <= N; i++)
+        free(msgs[i]);
+}

@@ -177,4 +177,33 @@ static const char v2[] = "ALTER TABLE outbox ADD COLUMN lease_owner TEXT;"
                          "CREATE INDEX audit_logs_at ON audit_logs(at, id);"
                          "CREATE INDEX reward_definitions_created ON reward_definitions(created_at, id);";
 
-const char *const rp_event_sqlite_migrations[] = {v1, v2, NULL};
+/* v3: batch grants (DESIGN.md section 7). An item is QUEUED until a grant settles it; due_at is
+ * when the sweeper sends it (again): the creation time at first, then each send pushes it out by
+ * the redelivery timeout. */
+static const char v3[] = "CREATE TABLE batches ("
+                         "  id TEXT PRIMARY KEY,"
+                         "  event_id TEXT NOT NULL,"
+                         "  reason TEXT NOT NULL,"
+                         "  created_by TEXT NOT NULL,"
+                         "  idem_key TEXT,"
+                         "  request_hash TEXT NOT NULL,"
+                         "  total INTEGER NOT NULL,"
+                         "  duplicates INTEGER NOT NULL,"
+                         "  created_at INTEGER NOT NULL);"
+                         "CREATE UNIQUE INDEX batches_idem ON batches(created_by, idem_key) WHERE idem_key IS NOT NULL;"
+                         "CREATE INDEX batches_event ON batches(event_id, created_at);"
+                         "CREATE TABLE batch_items ("
+                         "  batch_id TEXT NOT NULL,"
+                         "  seq INTEGER NOT NULL,"
+                         "  user_id TEXT NOT NULL,"
+                         "  status TEXT NOT NULL CHECK (status IN ('QUEUED', 'SUCCESS', 'FAILED')),"
+                         "  failure_reason TEXT,"
+                         "  request_id TEXT,"
+                         "  attempts INTEGER NOT NULL DEFAULT 0,"
+                         "  due_at INTEGER NOT NULL,"
+                         "  settled_at INTEGER,"
+                         "  PRIMARY KEY (batch_id, seq)) WITHOUT ROWID;"
+                         "CREATE INDEX batch_items_due ON batch_items(due_at, batch_id, seq) WHERE status = 'QUEUED';"
+                         "CREATE INDEX batch_items_status ON batch_items(batch_id, status, failure_reason);";
+
+const char *const rp_event_sqlite_migrations[] = {v1, v2, v3, NULL};

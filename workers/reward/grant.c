@@ -162,7 +162,7 @@ static void judge(rp_grant_engine_t *g, const rp_envelope_t *env, const char *ev
     rp_grant_line_t lines[RP_MAX_EVENT_REWARDS];
     size_t n = lines_of(json_object_get(req, "claimedRewards"), lines, RP_MAX_EVENT_REWARDS);
     payload = outbox_payload("reward.granted", req, now_s);
-    rp_grant_input_t in = {req, active, lines, n, rules.max_claims, payload};
+    rp_grant_input_t in = {req, active, lines, n, rules.max_claims, payload, NULL, 0};
     rp_grant_outcome_t outcome;
     if (!g->store->ops->grant(g->store, &in, &outcome, &existing, &err)) {
         rp_reply_from_err(rep, &err);
@@ -181,6 +181,7 @@ static void judge(rp_grant_engine_t *g, const rp_envelope_t *env, const char *ev
         json_object_set_new(req, "processedAt", json_null());
         record_failure(g, req, "MAX_CLAIMS_REACHED", NULL, rep, 422, "the claim limit of this event is reached");
         break;
+    case RP_GRANT_ITEM_SETTLED: rp_reply_error(rep, 500, "INTERNAL", "a claim is not a batch item", NULL); break;
     }
 done:
     rp_progress_release(&progress);
@@ -189,6 +190,58 @@ done:
     json_decref(existing);
     json_decref(unmet);
     json_decref(payload);
+}
+
+bool rp_grant_batch_item(rp_grant_engine_t *g, const json_t *event, const json_t *batch, int64_t seq,
+                         const char *user_id, rp_err_t *err) {
+    const char *batch_id = json_string_value(json_object_get(batch, "id"));
+    const char *operator_id = json_string_value(json_object_get(batch, "createdBy"));
+    int64_t now = rp_now_ms();
+    rp_event_rules_t rules;
+    if (!event) return g->store->ops->batch_item_fail(g->store, batch_id, seq, "EVENT_NOT_FOUND", NULL, now, err);
+    if (rp_event_status(event, now) == RP_EVENT_CANCELED)
+        return g->store->ops->batch_item_fail(g->store, batch_id, seq, "EVENT_CANCELED", NULL, now, err);
+    if (!rp_event_rules(event, &rules)) {
+        rp_err_set(err, 500, "INTERNAL", "the stored event is malformed");
+        return false;
+    }
+    const char *event_id = json_string_value(json_object_get(event, "id"));
+    char id[RP_OID_LEN], now_s[RP_ISO_LEN], period[RP_PERIOD_KEY_LEN], active[128];
+    rp_oid_new(id);
+    rp_time_iso(now, now_s);
+    rp_period_key(rules.period, now, rules.day_offset_minutes, period);
+    rp_active_key(user_id, event_id, period, active, sizeof active);
+    /* the operator decided: no conditions, no review; the period, stock and claim limits hold */
+    json_t *req =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:n, s:n, s:O, s:s, s:s, s:s, s:s}", "id", id,
+                  "userId", user_id, "eventId", event_id, "periodKey", period, "status", "SUCCESS", "claimedRewards",
+                  snapshot(event), "requestedAt", now_s, "processedAt", now_s, "processorId", operator_id,
+                  "failureReason", "failureDetails", "notes", json_object_get(batch, "reason"), "source", "BATCH",
+                  "batchId", batch_id, "createdAt", now_s, "updatedAt", now_s);
+    rp_grant_line_t lines[RP_MAX_EVENT_REWARDS];
+    size_t n = lines_of(json_object_get(req, "claimedRewards"), lines, RP_MAX_EVENT_REWARDS);
+    json_t *payload = outbox_payload("reward.granted", req, now_s), *existing = NULL;
+    rp_grant_input_t in = {req, active, lines, n, rules.max_claims, payload, batch_id, seq};
+    rp_grant_outcome_t outcome;
+    bool ok = g->store->ops->grant(g->store, &in, &outcome, &existing, err);
+    if (ok) {
+        const char *reason = NULL, *other = NULL;
+        switch (outcome) {
+        case RP_GRANT_OK:
+        case RP_GRANT_ITEM_SETTLED: break;
+        case RP_GRANT_DUPLICATE:
+            reason = "ALREADY_CLAIMED";
+            other = json_string_value(json_object_get(existing, "id"));
+            break;
+        case RP_GRANT_OUT_OF_STOCK: reason = "OUT_OF_STOCK"; break;
+        case RP_GRANT_LIMIT_REACHED: reason = "MAX_CLAIMS_REACHED"; break;
+        }
+        if (reason) ok = g->store->ops->batch_item_fail(g->store, batch_id, seq, reason, other, now, err);
+    }
+    json_decref(existing);
+    json_decref(payload);
+    json_decref(req);
+    return ok;
 }
 
 void rp_grant_claim(rp_grant_engine_t *g, const rp_envelope_t *env, const char *event_id, rp_reply_t *rep) {

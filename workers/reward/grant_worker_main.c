@@ -1,4 +1,5 @@
-/* grant_worker_main.c - the reward-grant worker as a process of its own: consumes reward.rpc.
+/* grant_worker_main.c - the reward-grant worker as a process of its own: consumes reward.rpc and
+ * the batch items on reward.grant, sweeps unsettled batch items and relays the outbox.
  * Run any number: exactly-once comes from the store's transaction, not from having one worker. */
 #include <stdio.h>
 #include <unistd.h>
@@ -16,8 +17,10 @@ int main(void) {
     char owner[64];
     snprintf(owner, sizeof owner, "grant-worker-%ld", (long)getpid());
     rp_reward_worker_t *w = rp_reward_worker_new(&proc.cfg, NULL, &err);
-    if (!w || !rp_transport_serve(proc.transport, RP_COMP_REWARD, rp_rpc_service_handler,
-                                  (void *)rp_reward_worker_service(w), proc.cfg.worker_threads, &err))
+    if (!w ||
+        !rp_transport_serve(proc.transport, RP_COMP_REWARD, rp_rpc_service_handler, (void *)rp_reward_worker_service(w),
+                            proc.cfg.worker_threads, &err) ||
+        !rp_reward_worker_run_batches(w, proc.transport, &err))
         rc = rp_process_fail(&proc, "reward worker", &err);
     else if (!(relay = rp_outbox_relay_new(rp_reward_worker_store(w), proc.cfg.amqp_url, owner, &err)) ||
              !rp_outbox_relay_start(relay, &err))

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "grant.h"
 #include "ids.h"
 #include "log.h"
@@ -23,6 +24,7 @@ struct rp_reward_worker {
     rp_event_repo_t *events;
     rp_event_repo_t *owned_events;
     rp_grant_engine_t *engine;
+    rp_batches_t *batches;
     rp_service_t service;
 };
 
@@ -176,20 +178,9 @@ static void op_revoke(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     decide(ctx, env, rep, "SUCCESS", "REVOKED", "reason", true, "REVOKED");
 }
 
-/* ?after= for the ledger and the feed: a non-negative sequence number. */
+/* ?after= (or ?cursor=) for the ledger and the feed: a non-negative sequence number. */
 static bool parse_after(const rp_envelope_t *env, int64_t *after, rp_err_t *err) {
-    const char *a = rp_envelope_query(env, "after");
-    if (!a) a = rp_envelope_query(env, "cursor");
-    *after = 0;
-    if (!a) return true;
-    char *end = NULL;
-    long long v = strtoll(a, &end, 10);
-    if (!*a || *end || v < 0) {
-        rp_err_set(err, 400, "VALIDATION_FAILED", "after must be a non-negative sequence number");
-        return false;
-    }
-    *after = v;
-    return true;
+    return rp_query_seq(env, rp_envelope_query(env, "after") ? "after" : "cursor", after, err);
 }
 
 static json_t *seq_page(json_t *items, bool more) {
@@ -205,20 +196,6 @@ static json_t *seq_page(json_t *items, bool more) {
     return json_pack("{s:o, s:o, s:b}", "items", items, "nextCursor", cursor, "hasMore", more);
 }
 
-static bool parse_limit(const rp_envelope_t *env, int def, int max, int *limit, rp_err_t *err) {
-    const char *l = rp_envelope_query(env, "limit");
-    *limit = def;
-    if (!l) return true;
-    char *end = NULL;
-    long v = strtol(l, &end, 10);
-    if (!*l || *end || v < 1 || v > max) {
-        rp_err_set(err, 400, "VALIDATION_FAILED", "limit must be an integer from 1 to %d", max);
-        return false;
-    }
-    *limit = (int)v;
-    return true;
-}
-
 /* The ledger and the feed page by sequence number (commit order), not by id. */
 static void op_ledger(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reward_worker_t *w = ctx;
@@ -229,7 +206,7 @@ static void op_ledger(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     json_t *items = NULL;
     bool more;
     if (!require_roles(env, RP_ROLE_AUDITOR | RP_ROLE_ADMIN, rep)) return;
-    if (!parse_after(env, &after, &err) || !parse_limit(env, RP_PAGE_DEFAULT, RP_PAGE_MAX, &limit, &err) ||
+    if (!parse_after(env, &after, &err) || !rp_query_limit(env, RP_PAGE_DEFAULT, RP_PAGE_MAX, &limit, &err) ||
         !rp_query_oid(env, "userId", &user_id, &err) || !rp_query_oid(env, "eventId", &event_id, &err)) {
         rp_reply_from_err(rep, &err);
         return;
@@ -249,7 +226,7 @@ static void op_feed(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     json_t *items = NULL;
     bool more;
     if (!require_roles(env, RP_ROLE_GAME_SERVER, rep)) return;
-    if (!parse_after(env, &after, &err) || !parse_limit(env, RP_PAGE_MAX, 1000, &limit, &err)) {
+    if (!parse_after(env, &after, &err) || !rp_query_limit(env, RP_PAGE_MAX, 1000, &limit, &err)) {
         rp_reply_from_err(rep, &err);
         return;
     }
@@ -258,6 +235,27 @@ static void op_feed(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
         return;
     }
     rp_reply_set(rep, 200, seq_page(items, more));
+}
+
+static void op_batch_create(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_reward_worker_t *w = ctx;
+    if (!require_roles(env, STAFF_WRITE, rep)) return;
+    const char *event_id = path_id(env, rep, "EVENT_NOT_FOUND");
+    if (event_id) rp_batches_create(w->batches, env, event_id, rep);
+}
+
+static void op_batch_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_reward_worker_t *w = ctx;
+    if (!require_roles(env, STAFF_READ, rep)) return;
+    const char *id = path_id(env, rep, "BATCH_NOT_FOUND");
+    if (id) rp_batches_get(w->batches, id, rep);
+}
+
+static void op_batch_items(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_reward_worker_t *w = ctx;
+    if (!require_roles(env, STAFF_READ, rep)) return;
+    const char *id = path_id(env, rep, "BATCH_NOT_FOUND");
+    if (id) rp_batches_items(w->batches, env, id, rep);
 }
 
 static const rp_route_op_t ops[] = {
@@ -271,6 +269,9 @@ static const rp_route_op_t ops[] = {
     {"POST", "/events/reward-requests/{id}/revoke", op_revoke},
     {"GET", "/events/ledger", op_ledger},
     {"GET", "/events/grants/feed", op_feed},
+    {"POST", "/events/{id}/batch-grants", op_batch_create},
+    {"GET", "/events/batches/{id}", op_batch_get},
+    {"GET", "/events/batches/{id}/items", op_batch_items},
 };
 
 rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t *events, rp_err_t *err) {
@@ -292,8 +293,13 @@ rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t
     w->events = events;
     w->owned_events = owned;
     w->engine = rp_grant_engine_new(store, events);
+    w->batches = rp_batches_new(cfg, store, events, w->engine);
     w->service = (rp_service_t){"reward", ops, sizeof ops / sizeof ops[0], w};
     return w;
+}
+
+bool rp_reward_worker_run_batches(rp_reward_worker_t *w, rp_transport_t *t, rp_err_t *err) {
+    return rp_batches_start(w->batches, t, err);
 }
 
 const rp_service_t *rp_reward_worker_service(rp_reward_worker_t *w) {
@@ -305,6 +311,7 @@ rp_reward_store_t *rp_reward_worker_store(rp_reward_worker_t *w) {
 
 void rp_reward_worker_free(rp_reward_worker_t *w) {
     if (!w) return;
+    rp_batches_free(w->batches);
     rp_grant_engine_free(w->engine);
     w->store->ops->free(w->store);
     if (w->owned_events) w->owned_events->ops->free(w->owned_events);

@@ -1,5 +1,5 @@
 /* reward_service.h - the reward worker: claims and the grant, approvals, revocations, request
- * history, the ledger and the grants feed. Thread-safe: handlers run on many threads at once. */
+ * history, the ledger, the grants feed and batch grants. Thread-safe: handlers run on many threads at once. */
 #ifndef RP_WORKERS_REWARD_SERVICE_H
 #define RP_WORKERS_REWARD_SERVICE_H
 
@@ -7,6 +7,7 @@
 #include "err.h"
 #include "event/event_repo.h"
 #include "rpc.h"
+#include "transport.h"
 
 typedef struct rp_reward_worker rp_reward_worker_t;
 
@@ -15,6 +16,9 @@ typedef struct rp_reward_worker rp_reward_worker_t;
  * or, when events is NULL (a reward worker process of its own), through an event repository
  * the worker opens and owns. cfg is borrowed too. Free with rp_reward_worker_free. */
 rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t *events, rp_err_t *err);
+/* Starts batch grant processing on t: consumers of reward.grant and the sweeper. The transport
+ * must be stopped before the worker is freed. */
+bool rp_reward_worker_run_batches(rp_reward_worker_t *w, rp_transport_t *t, rp_err_t *err);
 /* The worker's service (name "reward") for rp_rpc_service_handler; borrowed. */
 const rp_service_t *rp_reward_worker_service(rp_reward_worker_t *w);
 void rp_reward_worker_free(rp_reward_worker_t *w);

@@ -32,6 +32,8 @@ typedef struct rp_grant_input {
     size_t nlines;
     int64_t max_claims_per_user; /* 0 = unlimited: non-FAILED requests of this user for this event */
     json_t *outbox_payload;      /* borrowed; written only when the request is SUCCESS */
+    const char *batch_id;        /* NULL, or the batch item this grant settles: */
+    int64_t batch_seq;           /* the item must still be QUEUED and becomes SUCCESS in the same transaction */
 } rp_grant_input_t;
 
 typedef enum {
@@ -39,7 +41,19 @@ typedef enum {
     RP_GRANT_DUPLICATE,     /* a non-FAILED request holds the active key: *existing is set */
     RP_GRANT_OUT_OF_STOCK,  /* a limited stock could not cover a line: nothing written */
     RP_GRANT_LIMIT_REACHED, /* max_claims_per_user reached: nothing written */
+    RP_GRANT_ITEM_SETTLED,  /* the batch item was no longer QUEUED (settled by another delivery): nothing written */
 } rp_grant_outcome_t;
+
+/* A new batch grant: stored with one QUEUED item per user id, all due at created_at. */
+typedef struct rp_batch_input {
+    const char *id, *event_id, *reason, *created_by;
+    const char *idempotency_key; /* NULL or "" = none; else unique per created_by */
+    const char *request_hash;    /* identifies the body a key was first used with */
+    const char *const *user_ids;
+    size_t nusers;
+    int64_t duplicates; /* user ids dropped as repeated, for the record */
+    int64_t created_at;
+} rp_batch_input_t;
 
 typedef enum {
     RP_DECIDE_OK = 0,
@@ -95,6 +109,32 @@ typedef struct rp_reward_store_ops {
     /* Stores the first response for (user, key); an existing entry is kept (first one wins). */
     bool (*idem_put)(rp_reward_store_t *s, const char *user_id, const char *key, const char *hash, int status,
                      const json_t *response, int64_t now_ms, rp_err_t *err);
+    /* Batches. batch_create stores the batch and its items in one transaction; when the creator
+     * already used the idempotency key, nothing is written, *existed is set and existing_id /
+     * existing_hash name the first batch. */
+    bool (*batch_create)(rp_reward_store_t *s, const rp_batch_input_t *in, bool *existed, char existing_id[25],
+                         char existing_hash[65], rp_err_t *err);
+    /* *doc NULL when unknown; else {id, eventId, reason, createdBy, total, duplicates, createdAt}
+     * and, with counts, also counts: {QUEUED, SUCCESS, FAILED}, failures: {reason: n},
+     * lastSettledAt (ISO or null). */
+    bool (*batch_get)(rp_reward_store_t *s, const char *id, bool counts, json_t **doc, rp_err_t *err);
+    /* Items by seq after `after_seq` (optional status filter): [{seq, userId, status,
+     * failureReason, requestId, attempts, settledAt}]. */
+    bool (*batch_items)(rp_reward_store_t *s, const char *batch_id, const char *status, int64_t after_seq, int limit,
+                        json_t **items, bool *more, rp_err_t *err);
+    /* The sweeper's lease: takes up to limit QUEUED items due by now (oldest first), makes them
+     * due again at now + redeliver_ms and counts the attempt, so they are sent again unless
+     * settled by then; takes none while max_in_flight items are already sent and not yet due.
+     * *items = [{batchId, seq}] in (batch, seq) order within equal due times. */
+    bool (*batch_lease)(rp_reward_store_t *s, int64_t now, int64_t redeliver_ms, int limit, int64_t max_in_flight,
+                        json_t **items, rp_err_t *err);
+    /* The items seqs[0..n) of a batch as [{seq, userId, status}] (unknown seqs are skipped). */
+    bool (*batch_items_get)(rp_reward_store_t *s, const char *batch_id, const int64_t *seqs, size_t n, json_t **items,
+                            rp_err_t *err);
+    /* Settles a QUEUED item as FAILED with reason (request_id may be NULL); a settled item is
+     * left as it is. */
+    bool (*batch_item_fail)(rp_reward_store_t *s, const char *batch_id, int64_t seq, const char *reason,
+                            const char *request_id, int64_t now, rp_err_t *err);
     void (*free)(rp_reward_store_t *s);
 } rp_reward_store_ops_t;
 

@@ -237,6 +237,33 @@ static bool count_user_claims(sqlite3 *db, const char *user_id, const char *even
     return ok;
 }
 
+/* Moves a QUEUED batch item to status; 1 when it moved, 0 when it was settled already, -1 on
+ * error. */
+static int settle_item(sqlite3 *db, const char *batch_id, int64_t seq, const char *status, const char *reason,
+                       const char *request_id, int64_t now, rp_err_t *err) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE batch_items SET status = ?3, failure_reason = ?4, request_id = ?5, settled_at = ?6 "
+                           "WHERE batch_id = ?1 AND seq = ?2 AND status = 'QUEUED'",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rp_sqlite_err(db, "prepare settle item", err);
+        return -1;
+    }
+    rp_sqlite_bind_text(st, 1, batch_id);
+    sqlite3_bind_int64(st, 2, seq);
+    rp_sqlite_bind_text(st, 3, status);
+    rp_sqlite_bind_text(st, 4, reason);
+    rp_sqlite_bind_text(st, 5, request_id);
+    sqlite3_bind_int64(st, 6, now);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        rp_sqlite_err(db, "settle item", err);
+        return -1;
+    }
+    return sqlite3_changes(db) > 0 ? 1 : 0;
+}
+
 /* ---- operations ---- */
 
 static bool s_ping(rp_reward_store_t *base, rp_err_t *err) {
@@ -262,6 +289,15 @@ static bool s_grant(rp_reward_store_t *base, const rp_grant_input_t *in, rp_gran
     if (!db) return false;
     if (!rp_sqlite_exec(db, "BEGIN IMMEDIATE", err)) goto done;
     in_txn = true;
+    if (in->batch_id) {
+        int changed = settle_item(db, in->batch_id, in->batch_seq, "SUCCESS", NULL, id, now, err);
+        if (changed < 0) goto done;
+        if (changed == 0) {
+            *outcome = RP_GRANT_ITEM_SETTLED;
+            ok = true;
+            goto done;
+        }
+    }
     if (!load_request(db, "active_key = ?1", in->active_key, existing, err)) goto done;
     if (*existing) {
         *outcome = RP_GRANT_DUPLICATE;
@@ -716,6 +752,314 @@ done:
     return ok;
 }
 
+/* ---- batches ---- */
+
+static bool s_batch_create(rp_reward_store_t *base, const rp_batch_input_t *in, bool *existed, char existing_id[25],
+                           char existing_hash[65], rp_err_t *err) {
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    bool ok = false, in_txn = false;
+    const char *key = in->idempotency_key && in->idempotency_key[0] ? in->idempotency_key : NULL;
+    *existed = false;
+    sqlite3 *db = rp_sqlite_pool_get(s->pool, err);
+    if (!db) return false;
+    if (!rp_sqlite_exec(db, "BEGIN IMMEDIATE", err)) goto done;
+    in_txn = true;
+    if (key) {
+        if (sqlite3_prepare_v2(db, "SELECT id, request_hash FROM batches WHERE created_by = ?1 AND idem_key = ?2", -1,
+                               &st, NULL) != SQLITE_OK) {
+            rp_sqlite_err(db, "prepare batch key", err);
+            goto done;
+        }
+        rp_sqlite_bind_text(st, 1, in->created_by);
+        rp_sqlite_bind_text(st, 2, key);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            snprintf(existing_id, 25, "%s", (const char *)sqlite3_column_text(st, 0));
+            snprintf(existing_hash, 65, "%s", (const char *)sqlite3_column_text(st, 1));
+            *existed = true;
+            ok = true;
+            goto done;
+        }
+        if (rc != SQLITE_DONE) {
+            rp_sqlite_err(db, "find batch key", err);
+            goto done;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO batches (id, event_id, reason, created_by, idem_key, request_hash, total, "
+                           "duplicates, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rp_sqlite_err(db, "prepare batch", err);
+        goto done;
+    }
+    rp_sqlite_bind_text(st, 1, in->id);
+    rp_sqlite_bind_text(st, 2, in->event_id);
+    rp_sqlite_bind_text(st, 3, in->reason);
+    rp_sqlite_bind_text(st, 4, in->created_by);
+    rp_sqlite_bind_text(st, 5, key);
+    rp_sqlite_bind_text(st, 6, in->request_hash);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)in->nusers);
+    sqlite3_bind_int64(st, 8, in->duplicates);
+    sqlite3_bind_int64(st, 9, in->created_at);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rp_sqlite_err(db, "insert batch", err);
+        goto done;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO batch_items (batch_id, seq, user_id, status, due_at) "
+                           "VALUES (?1, ?2, ?3, 'QUEUED', ?4)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rp_sqlite_err(db, "prepare batch items", err);
+        goto done;
+    }
+    for (size_t i = 0; i < in->nusers; i++) {
+        rp_sqlite_bind_text(st, 1, in->id);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)i + 1);
+        rp_sqlite_bind_text(st, 3, in->user_ids[i]);
+        sqlite3_bind_int64(st, 4, in->created_at);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rp_sqlite_err(db, "insert batch item", err);
+            goto done;
+        }
+        sqlite3_reset(st);
+    }
+    if (!rp_sqlite_exec(db, "COMMIT", err)) goto done;
+    in_txn = false;
+    ok = true;
+done:
+    sqlite3_finalize(st);
+    if (in_txn) rp_sqlite_exec(db, "ROLLBACK", NULL);
+    rp_sqlite_pool_put(s->pool, db);
+    return ok;
+}
+
+static bool batch_counts(sqlite3 *db, const char *id, json_t *doc, rp_err_t *err) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT status, failure_reason, count(*), max(settled_at) FROM batch_items "
+                           "WHERE batch_id = ?1 GROUP BY status, failure_reason",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rp_sqlite_err(db, "prepare batch counts", err);
+        return false;
+    }
+    rp_sqlite_bind_text(st, 1, id);
+    json_t *counts = json_pack("{s:i, s:i, s:i}", "QUEUED", 0, "SUCCESS", 0, "FAILED", 0), *failures = json_object();
+    int64_t last = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *status = (const char *)sqlite3_column_text(st, 0);
+        const char *reason = (const char *)sqlite3_column_text(st, 1);
+        json_int_t n = sqlite3_column_int64(st, 2);
+        json_object_set_new(counts, status, json_integer(json_integer_value(json_object_get(counts, status)) + n));
+        if (reason) json_object_set_new(failures, reason, json_integer(n));
+        if (sqlite3_column_int64(st, 3) > last) last = sqlite3_column_int64(st, 3);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        json_decref(counts);
+        json_decref(failures);
+        rp_sqlite_err(db, "batch counts", err);
+        return false;
+    }
+    char at[RP_ISO_LEN];
+    if (last) rp_time_iso(last, at);
+    json_object_set_new(doc, "counts", counts);
+    json_object_set_new(doc, "failures", failures);
+    json_object_set_new(doc, "lastSettledAt", last ? json_string(at) : json_null());
+    return true;
+}
+
+static bool s_batch_get(rp_reward_store_t *base, const char *id, bool counts, json_t **doc, rp_err_t *err) {
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    bool ok = false;
+    *doc = NULL;
+    sqlite3 *db = rp_sqlite_pool_get(s->pool, err);
+    if (!db) return false;
+    /* one read transaction: the batch and its counts from the same snapshot */
+    if (!rp_sqlite_exec(db, "BEGIN", err)) goto done;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id, event_id, reason, created_by, total, duplicates, created_at FROM batches "
+                           "WHERE id = ?1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rp_sqlite_err(db, "prepare batch", err);
+        goto done;
+    }
+    rp_sqlite_bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *doc = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id", rp_sqlite_col_string(st, 0), "eventId",
+                         rp_sqlite_col_string(st, 1), "reason", rp_sqlite_col_string(st, 2), "createdBy",
+                         rp_sqlite_col_string(st, 3), "total", rp_sqlite_col_int(st, 4), "duplicates",
+                         rp_sqlite_col_int(st, 5), "createdAt", rp_sqlite_col_time(st, 6));
+    else if (rc != SQLITE_DONE) {
+        rp_sqlite_err(db, "read batch", err);
+        goto done;
+    }
+    ok = !*doc || !counts || batch_counts(db, id, *doc, err);
+done:
+    sqlite3_finalize(st);
+    rp_sqlite_exec(db, "COMMIT", NULL);
+    if (!ok) {
+        json_decref(*doc);
+        *doc = NULL;
+    }
+    rp_sqlite_pool_put(s->pool, db);
+    return ok;
+}
+
+static json_t *row_to_item(sqlite3_stmt *st) {
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "seq", rp_sqlite_col_int(st, 0), "userId",
+                     rp_sqlite_col_string(st, 1), "status", rp_sqlite_col_string(st, 2), "failureReason",
+                     rp_sqlite_col_string(st, 3), "requestId", rp_sqlite_col_string(st, 4), "attempts",
+                     rp_sqlite_col_int(st, 5), "settledAt", rp_sqlite_col_time(st, 6));
+}
+
+static bool s_batch_items(rp_reward_store_t *base, const char *batch_id, const char *status, int64_t after_seq,
+                          int limit, json_t **items, bool *more, rp_err_t *err) {
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    bool ok = false;
+    *items = NULL;
+    *more = false;
+    sqlite3 *db = rp_sqlite_pool_get(s->pool, err);
+    if (!db) return false;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT seq, user_id, status, failure_reason, request_id, attempts, settled_at "
+                           "FROM batch_items WHERE batch_id = ?1 AND seq > ?2 AND (?3 IS NULL OR status = ?3) "
+                           "ORDER BY seq LIMIT ?4",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rp_sqlite_err(db, "prepare batch items", err);
+    } else {
+        rp_sqlite_bind_text(st, 1, batch_id);
+        sqlite3_bind_int64(st, 2, after_seq);
+        rp_sqlite_bind_text(st, 3, status);
+        sqlite3_bind_int(st, 4, limit + 1);
+        ok = rp_sqlite_collect(db, st, limit, row_to_item, items, more, err);
+    }
+    rp_sqlite_pool_put(s->pool, db);
+    return ok;
+}
+
+static bool s_batch_lease(rp_reward_store_t *base, int64_t now, int64_t redeliver_ms, int limit, int64_t max_in_flight,
+                          json_t **items, rp_err_t *err) {
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    bool ok = false, in_txn = false;
+    int rc;
+    *items = NULL;
+    sqlite3 *db = rp_sqlite_pool_get(s->pool, err);
+    if (!db) return false;
+    if (!rp_sqlite_exec(db, "BEGIN IMMEDIATE", err)) goto done;
+    in_txn = true;
+    /* in flight: sent and not yet due again */
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM batch_items WHERE status = 'QUEUED' AND due_at > ?1", -1, &st,
+                           NULL) != SQLITE_OK) {
+        rp_sqlite_err(db, "prepare in flight", err);
+        goto done;
+    }
+    sqlite3_bind_int64(st, 1, now);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rp_sqlite_err(db, "count in flight", err);
+        goto done;
+    }
+    int64_t in_flight = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    *items = json_array();
+    if (in_flight >= max_in_flight) {
+        ok = true;
+        goto done;
+    }
+    if (limit > max_in_flight - in_flight) limit = (int)(max_in_flight - in_flight);
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE batch_items SET due_at = ?1, attempts = attempts + 1 WHERE status = 'QUEUED' AND "
+                           "(batch_id, seq) IN (SELECT batch_id, seq FROM batch_items WHERE status = 'QUEUED' AND "
+                           "due_at <= ?2 ORDER BY due_at, batch_id, seq LIMIT ?3) RETURNING batch_id, seq",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rp_sqlite_err(db, "prepare lease items", err);
+        goto done;
+    }
+    sqlite3_bind_int64(st, 1, now + redeliver_ms);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_int(st, 3, limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(
+            *items, json_pack("{s:o, s:o}", "batchId", rp_sqlite_col_string(st, 0), "seq", rp_sqlite_col_int(st, 1)));
+    if (rc != SQLITE_DONE) {
+        rp_sqlite_err(db, "lease items", err);
+        goto done;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (!rp_sqlite_exec(db, "COMMIT", err)) goto done;
+    in_txn = false;
+    ok = true;
+done:
+    sqlite3_finalize(st);
+    if (in_txn) rp_sqlite_exec(db, "ROLLBACK", NULL);
+    if (!ok) {
+        json_decref(*items);
+        *items = NULL;
+    }
+    rp_sqlite_pool_put(s->pool, db);
+    return ok;
+}
+
+static bool s_batch_items_get(rp_reward_store_t *base, const char *batch_id, const int64_t *seqs, size_t n,
+                              json_t **items, rp_err_t *err) {
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    bool ok = false;
+    *items = NULL;
+    sqlite3 *db = rp_sqlite_pool_get(s->pool, err);
+    if (!db) return false;
+    if (sqlite3_prepare_v2(db, "SELECT seq, user_id, status FROM batch_items WHERE batch_id = ?1 AND seq = ?2", -1, &st,
+                           NULL) != SQLITE_OK) {
+        rp_sqlite_err(db, "prepare item", err);
+        goto done;
+    }
+    *items = json_array();
+    for (size_t i = 0; i < n; i++) {
+        rp_sqlite_bind_text(st, 1, batch_id);
+        sqlite3_bind_int64(st, 2, seqs[i]);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            json_array_append_new(*items,
+                                  json_pack("{s:o, s:o, s:o}", "seq", rp_sqlite_col_int(st, 0), "userId",
+                                            rp_sqlite_col_string(st, 1), "status", rp_sqlite_col_string(st, 2)));
+        else if (rc != SQLITE_DONE) {
+            rp_sqlite_err(db, "read item", err);
+            goto done;
+        }
+        sqlite3_reset(st);
+    }
+    ok = true;
+done:
+    sqlite3_finalize(st);
+    if (!ok) {
+        json_decref(*items);
+        *items = NULL;
+    }
+    rp_sqlite_pool_put(s->pool, db);
+    return ok;
+}
+
+static bool s_batch_item_fail(rp_reward_store_t *base, const char *batch_id, int64_t seq, const char *reason,
+                              const char *request_id, int64_t now, rp_err_t *err) {
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3 *db = rp_sqlite_pool_get(s->pool, err);
+    if (!db) return false;
+    bool ok = settle_item(db, batch_id, seq, "FAILED", reason, request_id, now, err) >= 0;
+    rp_sqlite_pool_put(s->pool, db);
+    return ok;
+}
+
 static void s_free(rp_reward_store_t *base) {
     sqlite_store_t *s = (sqlite_store_t *)base;
     if (!s) return;
@@ -737,6 +1081,12 @@ static const rp_reward_store_ops_t sqlite_ops = {
     .outbox_published = s_outbox_published,
     .idem_get = s_idem_get,
     .idem_put = s_idem_put,
+    .batch_create = s_batch_create,
+    .batch_get = s_batch_get,
+    .batch_items = s_batch_items,
+    .batch_lease = s_batch_lease,
+    .batch_items_get = s_batch_items_get,
+    .batch_item_fail = s_batch_item_fail,
     .free = s_free,
 };
 

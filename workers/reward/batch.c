@@ -1,0 +1,361 @@
+/* batch.c - batch grants: creation, the sweeper and the item consumer (see batch.h). */
+#include "batch.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "event/event.h"
+#include "ids.h"
+#include "log.h"
+#include "mem.h"
+#include "paging.h"
+#include "timeutil.h"
+
+#define LEASE_LIMIT 500 /* items taken per sweep */
+#define CHUNK 50        /* items per message */
+#define IDLE_MS 250     /* sweep period when there is nothing to send */
+
+struct rp_batches {
+    const rp_config_t *cfg;
+    rp_reward_store_t *store;
+    rp_event_repo_t *events;
+    rp_grant_engine_t *engine;
+    rp_transport_t *transport;
+    pthread_t sweeper;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t kick; /* a new batch: sweep now */
+    bool kicked, stopping;
+};
+
+rp_batches_t *rp_batches_new(const rp_config_t *cfg, rp_reward_store_t *store, rp_event_repo_t *events,
+                             rp_grant_engine_t *engine) {
+    rp_batches_t *b = rp_calloc(1, sizeof *b);
+    b->cfg = cfg;
+    b->store = store;
+    b->events = events;
+    b->engine = engine;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->kick, &attr);
+    pthread_condattr_destroy(&attr);
+    return b;
+}
+
+/* ---- creation and reads ---- */
+
+static void body_hash(const char *event_id, const json_t *body, char out[65]) {
+    unsigned char d[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_state st;
+    char *text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const unsigned char *)event_id, strlen(event_id));
+    crypto_hash_sha256_update(&st, (const unsigned char *)"\n", 1);
+    if (text) crypto_hash_sha256_update(&st, (const unsigned char *)text, strlen(text));
+    crypto_hash_sha256_final(&st, d);
+    sodium_bin2hex(out, 65, d, sizeof d);
+    free(text);
+}
+
+typedef struct user_ref {
+    const char *id;
+    size_t index;
+} user_ref_t;
+
+static int cmp_user_ref(const void *a, const void *b) {
+    const user_ref_t *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : (x->index < y->index ? -1 : x->index > y->index);
+}
+
+/* The user ids of the body in their order, each once; *n and *dups receive the counts. The
+ * strings are borrowed from ids. */
+static const char **unique_users(const json_t *ids, size_t *n, int64_t *dups) {
+    size_t total = json_array_size(ids);
+    user_ref_t *refs = rp_calloc(total ? total : 1, sizeof *refs);
+    bool *drop = rp_calloc(total ? total : 1, sizeof *drop);
+    for (size_t i = 0; i < total; i++)
+        refs[i] = (user_ref_t){json_string_value(json_array_get(ids, i)), i};
+    qsort(refs, total, sizeof *refs, cmp_user_ref);
+    for (size_t i = 1; i < total; i++)
+        if (strcmp(refs[i].id, refs[i - 1].id) == 0) drop[refs[i].index] = true;
+    const char **out = rp_calloc(total ? total : 1, sizeof *out);
+    *n = 0;
+    for (size_t i = 0; i < total; i++)
+        if (!drop[i]) out[(*n)++] = json_string_value(json_array_get(ids, i));
+    *dups = (int64_t)(total - *n);
+    free(refs);
+    free(drop);
+    return out;
+}
+
+static void finish_doc(json_t *doc) {
+    json_t *counts = json_object_get(doc, "counts");
+    bool running = json_integer_value(json_object_get(counts, "QUEUED")) > 0;
+    json_object_set_new(doc, "status", json_string(running ? "RUNNING" : "COMPLETED"));
+    json_object_set(doc, "batchId", json_object_get(doc, "id"));
+}
+
+static void reply_batch(rp_batches_t *b, const char *id, int status, rp_reply_t *rep) {
+    rp_err_t err;
+    json_t *doc = NULL;
+    if (!b->store->ops->batch_get(b->store, id, true, &doc, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (!doc) {
+        rp_reply_error(rep, 404, "BATCH_NOT_FOUND", "no such batch", NULL);
+        return;
+    }
+    finish_doc(doc);
+    rp_reply_set(rep, status, doc);
+}
+
+void rp_batches_create(rp_batches_t *b, const rp_envelope_t *env, const char *event_id, rp_reply_t *rep) {
+    rp_err_t err;
+    json_t *event = NULL, *ids = json_object_get(env->body, "userIds");
+    const char *reason = json_string_value(json_object_get(env->body, "reason"));
+    /* the api validated the body against batch.create; a worker trusts no sender */
+    if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > RP_BATCH_MAX_USERS || !reason ||
+        !reason[0]) {
+        rp_reply_error(rep, 400, "VALIDATION_FAILED", "userIds (1 to 100000 ids) and reason are required", NULL);
+        return;
+    }
+    for (size_t i = 0; i < json_array_size(ids); i++) {
+        const char *u = json_string_value(json_array_get(ids, i));
+        if (!u || !rp_oid_valid(u, strlen(u))) {
+            char ptr[40];
+            snprintf(ptr, sizeof ptr, "/userIds/%zu", i);
+            rp_reply_error(rep, 400, "VALIDATION_FAILED", "the request body is invalid",
+                           json_pack("[{s:s, s:s}]", "field", ptr, "reason", "must be a 24-hex user id"));
+            return;
+        }
+    }
+    if (!b->events->ops->event_get(b->events, event_id, &event, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (!event) {
+        rp_reply_error(rep, 404, "EVENT_NOT_FOUND", "no such event", NULL);
+        return;
+    }
+    int64_t now = rp_now_ms();
+    bool canceled = rp_event_status(event, now) == RP_EVENT_CANCELED;
+    json_decref(event);
+    if (canceled) {
+        rp_reply_error(rep, 422, "EVENT_CANCELED", "the event is canceled", NULL);
+        return;
+    }
+    char id[RP_OID_LEN], hash[65], existing_id[RP_OID_LEN], existing_hash[65];
+    rp_oid_new(id);
+    body_hash(event_id, env->body, hash);
+    size_t n = 0;
+    int64_t dups = 0;
+    const char **users = unique_users(ids, &n, &dups);
+    rp_batch_input_t in = {id, event_id, reason, env->caller.id, env->idempotency_key, hash, users, n, dups, now};
+    bool existed = false;
+    bool ok = b->store->ops->batch_create(b->store, &in, &existed, existing_id, existing_hash, &err);
+    free(users);
+    if (!ok) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (existed && strcmp(existing_hash, hash) != 0) {
+        rp_reply_error(rep, 422, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used for a different batch", NULL);
+        return;
+    }
+    if (!existed) {
+        rp_log(RP_LOG_INFO, "batch", "batch %s: %zu items for event %s by %s", id, n, event_id, env->caller.id);
+        pthread_mutex_lock(&b->mu);
+        b->kicked = true;
+        pthread_cond_signal(&b->kick);
+        pthread_mutex_unlock(&b->mu);
+    }
+    reply_batch(b, existed ? existing_id : id, 202, rep);
+}
+
+void rp_batches_get(rp_batches_t *b, const char *id, rp_reply_t *rep) {
+    reply_batch(b, id, 200, rep);
+}
+
+void rp_batches_items(rp_batches_t *b, const rp_envelope_t *env, const char *id, rp_reply_t *rep) {
+    rp_err_t err;
+    int limit;
+    const char *status = rp_envelope_query(env, "status");
+    json_t *batch = NULL, *items = NULL;
+    bool more = false;
+    int64_t after = 0;
+    if (!rp_query_limit(env, RP_PAGE_DEFAULT, RP_PAGE_MAX, &limit, &err) ||
+        !rp_query_seq(env, "cursor", &after, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (status && strcmp(status, "QUEUED") != 0 && strcmp(status, "SUCCESS") != 0 && strcmp(status, "FAILED") != 0) {
+        rp_reply_error(rep, 400, "VALIDATION_FAILED", "status must be one of QUEUED, SUCCESS, FAILED", NULL);
+        return;
+    }
+    if (!b->store->ops->batch_get(b->store, id, false, &batch, &err) ||
+        (batch && !b->store->ops->batch_items(b->store, id, status, after, limit, &items, &more, &err))) {
+        json_decref(batch);
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (!batch) {
+        rp_reply_error(rep, 404, "BATCH_NOT_FOUND", "no such batch", NULL);
+        return;
+    }
+    json_decref(batch);
+    json_t *next = json_null();
+    size_t k = json_array_size(items);
+    if (more && k > 0) {
+        char buf[24];
+        snprintf(buf, sizeof buf, "%lld",
+                 (long long)json_integer_value(json_object_get(json_array_get(items, k - 1), "seq")));
+        next = json_string(buf);
+    }
+    rp_reply_set(rep, 200, json_pack("{s:o, s:o}", "items", items, "nextCursor", next));
+}
+
+/* ---- the consumer: one message = one chunk of items of one batch ---- */
+
+static bool settle_chunk(void *ctx, const char *msg, size_t len) {
+    rp_batches_t *b = ctx;
+    rp_err_t err;
+    json_error_t jerr;
+    json_t *m = json_loadb(msg, len, JSON_REJECT_DUPLICATES, &jerr), *batch = NULL, *event = NULL, *items = NULL;
+    json_t *seqs = json_object_get(m, "seqs");
+    const char *batch_id = json_string_value(json_object_get(m, "batchId"));
+    size_t n = json_array_size(seqs);
+    if (!batch_id || !rp_oid_valid(batch_id, strlen(batch_id)) || n == 0 || n > 1000) {
+        json_decref(m);
+        return false;
+    }
+    int64_t *v = rp_calloc(n, sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_integer_value(json_array_get(seqs, i));
+    if (!b->store->ops->batch_get(b->store, batch_id, false, &batch, &err)) goto failed;
+    if (!batch) {
+        rp_log(RP_LOG_WARN, "batch", "dropping items of unknown batch %s", batch_id);
+        goto done;
+    }
+    if (!b->events->ops->event_get(b->events, json_string_value(json_object_get(batch, "eventId")), &event, &err) ||
+        !b->store->ops->batch_items_get(b->store, batch_id, v, n, &items, &err))
+        goto failed;
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it) {
+        if (strcmp(json_string_value(json_object_get(it, "status")), "QUEUED") != 0) continue; /* a redelivery */
+        if (!rp_grant_batch_item(b->engine, event, batch, json_integer_value(json_object_get(it, "seq")),
+                                 json_string_value(json_object_get(it, "userId")), &err))
+            rp_log(RP_LOG_WARN, "batch", "batch %s item %lld: %s; the sweeper sends it again", batch_id,
+                   (long long)json_integer_value(json_object_get(it, "seq")), err.message);
+    }
+    goto done;
+failed:
+    rp_log(RP_LOG_WARN, "batch", "batch %s: %s; the sweeper sends these items again", batch_id, err.message);
+done:
+    free(v);
+    json_decref(items);
+    json_decref(event);
+    json_decref(batch);
+    json_decref(m);
+    return true;
+}
+
+/* ---- the sweeper ---- */
+
+/* Sends the leased items as chunk messages; false when the transport refused them (they are
+ * then sent again once due). */
+static bool send_items(rp_batches_t *b, const json_t *items, rp_err_t *err) {
+    size_t n = json_array_size(items), nmsg = 0;
+    char **msgs = rp_calloc(n ? n : 1, sizeof *msgs);
+    size_t *lens = rp_calloc(n ? n : 1, sizeof *lens);
+    for (size_t i = 0; i < n;) {
+        const char *batch_id = json_string_value(json_object_get(json_array_get(items, i), "batchId"));
+        json_t *seqs = json_array();
+        while (i < n && json_array_size(seqs) < CHUNK &&
+               strcmp(json_string_value(json_object_get(json_array_get(items, i), "batchId")), batch_id) == 0) {
+            json_array_append(seqs, json_object_get(json_array_get(items, i), "seq"));
+            i++;
+        }
+        json_t *m = json_pack("{s:s, s:o}", "batchId", batch_id, "seqs", seqs);
+        msgs[nmsg] = json_dumps(m, JSON_COMPACT);
+        lens[nmsg] = strlen(msgs[nmsg]);
+        nmsg++;
+        json_decref(m);
+    }
+    bool ok = rp_transport_enqueue(b->transport, RP_BATCH_QUEUE, (const char *const *)msgs, lens, nmsg, err);
+    for (size_t i = 0; i < nmsg; i++)
+        free(msgs[i]);
+    free(msgs);
+    free(lens);
+    return ok;
+}
+
+static void *sweeper_main(void *arg) {
+    rp_batches_t *b = arg;
+    int backoff_ms = 250;
+    pthread_mutex_lock(&b->mu);
+    while (!b->stopping) {
+        pthread_mutex_unlock(&b->mu);
+        rp_err_t err;
+        json_t *items = NULL;
+        int wait_ms = IDLE_MS;
+        if (!b->store->ops->batch_lease(b->store, rp_now_ms(), b->cfg->batch_redeliver_ms, LEASE_LIMIT,
+                                        b->cfg->batch_max_in_flight, &items, &err)) {
+            rp_log(RP_LOG_WARN, "batch", "sweeper: %s", err.message);
+        } else if (json_array_size(items) > 0 && !send_items(b, items, &err)) {
+            rp_log(RP_LOG_WARN, "batch", "sweeper: %s; %zu items go again in %d ms", err.message,
+                   json_array_size(items), b->cfg->batch_redeliver_ms);
+            wait_ms = backoff_ms;
+            backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
+        } else if (json_array_size(items) == LEASE_LIMIT) {
+            wait_ms = 0; /* more is due: go on at once */
+            backoff_ms = 250;
+        } else {
+            backoff_ms = 250;
+        }
+        json_decref(items);
+        pthread_mutex_lock(&b->mu);
+        if (wait_ms > 0 && !b->kicked && !b->stopping) {
+            int64_t until_ms = rp_mono_ms() + wait_ms;
+            struct timespec until = {.tv_sec = until_ms / 1000, .tv_nsec = (long)(until_ms % 1000) * 1000000L};
+            while (!b->kicked && !b->stopping && pthread_cond_timedwait(&b->kick, &b->mu, &until) != ETIMEDOUT) {
+            }
+        }
+        b->kicked = false;
+    }
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+bool rp_batches_start(rp_batches_t *b, rp_transport_t *t, rp_err_t *err) {
+    b->transport = t;
+    if (!rp_transport_consume(t, RP_BATCH_QUEUE, settle_chunk, b, b->cfg->worker_threads, err)) return false;
+    if (pthread_create(&b->sweeper, NULL, sweeper_main, b) != 0) {
+        rp_err_set(err, 500, "INTERNAL", "cannot start the batch sweeper");
+        return false;
+    }
+    b->started = true;
+    return true;
+}
+
+void rp_batches_free(rp_batches_t *b) {
+    if (!b) return;
+    pthread_mutex_lock(&b->mu);
+    b->stopping = true;
+    pthread_cond_signal(&b->kick);
+    pthread_mutex_unlock(&b->mu);
+    if (b->started) pthread_join(b->sweeper, NULL);
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->kick);
+    free(b);
+}
