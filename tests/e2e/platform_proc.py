@@ -109,23 +109,28 @@ class Cluster(Platform):
 
     WORKERS = ["reward-auth-worker", "reward-event-worker"]
 
-    def __init__(self, extra_env=None, data_dir=None, binary=None, grant_workers=2):
+    def __init__(self, extra_env=None, data_dir=None, binary=None, grant_workers=2, vhost=None, process_env=None):
         super().__init__(extra_env, data_dir, binary)
         self.bin_dir = os.path.dirname(self.binary)
         # a virtual host of its own: clusters of different tests (or runs) never share queues
-        self.vhost = "rp-e2e-" + secrets.token_hex(4)
-        subprocess.run(["rabbitmqctl", "-q", "add_vhost", self.vhost], check=True, capture_output=True, timeout=60)
-        subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*"],
-                       check=True, capture_output=True, timeout=60)
+        self.vhost = vhost or "rp-e2e-" + secrets.token_hex(4)
+        self.own_vhost = not vhost
+        if self.own_vhost:
+            subprocess.run(["rabbitmqctl", "-q", "add_vhost", self.vhost], check=True, capture_output=True,
+                           timeout=60)
+            subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*"],
+                           check=True, capture_output=True, timeout=60)
         self.env["AMQP_URL"] = "amqp://guest:guest@127.0.0.1:5672/" + self.vhost
+        # per binary: extra environment (for example a RabbitMQ user of its own)
+        self.process_env = process_env or {}
         self.env["TRANSPORT"] = "amqp"
         self.env.update(extra_env or {})
         self.names = ["reward-api"] + self.WORKERS + ["reward-grant-worker"] * grant_workers
         self.procs = []
 
     def spawn(self, name):
-        p = subprocess.Popen([os.path.join(self.bin_dir, name)], env=self.env, stdout=self.log, stderr=self.log,
-                             cwd=ROOT)
+        env = dict(self.env, **self.process_env.get(name, {}))
+        p = subprocess.Popen([os.path.join(self.bin_dir, name)], env=env, stdout=self.log, stderr=self.log, cwd=ROOT)
         self.procs.append(p)
         return p
 
@@ -163,7 +168,8 @@ class Cluster(Platform):
             if not getattr(p, "killed_on_purpose", False):
                 worst = worst or code
         self.log.close()
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", self.vhost], capture_output=True, timeout=60)
+        if self.own_vhost:
+            subprocess.run(["rabbitmqctl", "-q", "delete_vhost", self.vhost], capture_output=True, timeout=60)
         return worst
 
     def kill9(self, proc):

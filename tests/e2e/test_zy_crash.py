@@ -1,5 +1,8 @@
 """Crash safety in the production shape: a process killed with SIGKILL in the middle of claims
-leaves no half-applied grant, and the platform goes on once it is back."""
+or of a batch leaves no half-applied grant, nothing is paid twice, and the platform goes on
+once it is back."""
+import secrets
+import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,7 +18,8 @@ pytestmark = pytest.mark.skipif(MODE != "cluster", reason="crash tests need the 
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster({"RATE_LIMIT_AUTH_RPS": "0", "RATE_LIMIT_RPS": "0", "RPC_TIMEOUT_MS": "3000"}).start()
+    c = Cluster({"RATE_LIMIT_AUTH_RPS": "0", "RATE_LIMIT_RPS": "0", "RPC_TIMEOUT_MS": "3000",
+                 "BATCH_REDELIVER_MS": "5000"}).start()
     yield c
     assert c.stop() == 0, c.log_tail()
 
@@ -80,7 +84,6 @@ def test_broker_restart_is_survived(cluster):
     world = World(Client(cluster))
     ev = world.event()
     token, _ = world.player()
-    import subprocess
     subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, capture_output=True, timeout=120)
     try:
         r = world.claim(token, ev["id"])
@@ -92,3 +95,53 @@ def test_broker_restart_is_survived(cluster):
     r = world.claim(token, ev["id"])
     assert r.status_code == 201, r.text
     assert invariants.check(cluster.data_dir) == []
+
+
+def start_batch(world, n):
+    ev = world.event()
+    users = [secrets.token_hex(12) for _ in range(n)]
+    r = world.api.post("/events/%s/batch-grants" % ev["id"], token=world.operator,
+                       json={"userIds": users, "reason": "crash test"})
+    assert r.status_code == 202, r.text
+    return ev, r.json()["id"]
+
+
+def batch_counts(world, batch_id):
+    r = world.api.get("/events/batches/" + batch_id, token=world.operator)
+    return r.json()["counts"] if r.status_code == 200 else None
+
+
+def finish_batch(cluster, world, ev, batch_id, n):
+    def done():
+        c = batch_counts(world, batch_id)
+        return c if c and c["QUEUED"] == 0 else None
+    counts = wait_for(done, 240, "the batch to complete")
+    assert counts == {"QUEUED": 0, "SUCCESS": n, "FAILED": 0}, counts
+    assert invariants.status_counts(cluster.data_dir, ev["id"]) == {"SUCCESS": n}
+    assert invariants.check(cluster.data_dir) == []
+
+
+def test_kill_reward_workers_repeatedly_during_a_batch(cluster):
+    world = World(Client(cluster))
+    n = 5000
+    ev, batch_id = start_batch(world, n)
+    for round_ in range(3):
+        # let the batch move on, then kill one of the two grant workers and start a new one
+        target = (round_ + 1) * 800
+        wait_for(lambda: (batch_counts(world, batch_id) or {}).get("SUCCESS", 0) >= target, 120,
+                 "%d items settled" % target)
+        victim = next(p for p in cluster.procs if p.args[0].endswith("reward-grant-worker") and p.poll() is None)
+        cluster.kill9(victim)
+        cluster.spawn("reward-grant-worker")
+    finish_batch(cluster, world, ev, batch_id, n)
+
+
+def test_broker_restart_during_a_batch(cluster):
+    world = World(Client(cluster))
+    n = 3000
+    ev, batch_id = start_batch(world, n)
+    wait_for(lambda: (batch_counts(world, batch_id) or {}).get("SUCCESS", 0) >= 300, 120, "the batch to be under way")
+    subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, capture_output=True, timeout=120)
+    subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, capture_output=True, timeout=120)
+    wait_for(cluster._ready, 90, "the cluster to reconnect after the broker restart")
+    finish_batch(cluster, world, ev, batch_id, n)
