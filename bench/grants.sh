@@ -7,26 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
-bin=${BIN:-build/bin/reward-platform}
-dir=$(mktemp -d)
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-base="http://127.0.0.1:$port/api/v1"
-export JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n') PORT=$port BIND_ADDRESS=127.0.0.1 SQLITE_DIR=$dir \
-  ADMIN_USERNAME=bench_admin ADMIN_PASSWORD=bench-admin-pw RATE_LIMIT_RPS=0 RATE_LIMIT_AUTH_RPS=0 LOG_LEVEL=warn \
-  HTTP_THREADS=96 PASSWORD_HASH_CONCURRENCY=2
-pids=()
-if [ "${CLUSTER:-0}" = 1 ]; then
-  export TRANSPORT=amqp
-  bindir=$(dirname "$bin")
-  "$bindir/reward-auth-worker" 2>>"$dir/log" & pids+=($!)
-  "$bindir/reward-event-worker" 2>>"$dir/log" & pids+=($!)
-  for _ in $(seq 1 "${REWARD_WORKERS:-2}"); do "$bindir/reward-grant-worker" 2>>"$dir/log" & pids+=($!); done
-  "$bindir/reward-api" 2>>"$dir/log" & pids+=($!)
-else
-  "$bin" 2>"$dir/log" & pids+=($!)
-fi
-trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 1 300); do curl -sf "$base/health/ready" >/dev/null && break; sleep 0.1; done
+. bench/start.sh
 /usr/bin/python3 bench/setup_grants.py "$base" bench_admin bench-admin-pw 200 1000 "$dir"
 export BENCH_TOKENS=$dir/tokens BENCH_EVENTS=$dir/events BENCH_TOKEN=$(head -1 "$dir/tokens")
 run() { # script url connections [pair offset]

@@ -19,6 +19,7 @@ E2E_MODE=cluster BIN=build-asan/bin/reward-platform "$python" -m pytest -q tests
 [ -s "$out/cluster" ] && tail -1 "$out/cluster" | grep -q ' passed' && ! tail -1 "$out/cluster" | grep -qE 'failed|error' || status=1
 # one line for humans and CI: Criterion's per-binary syntheses plus both pytest runs
 summary=$(cat "$out/unit" "$out/embedded" "$out/cluster" | awk '
+  /^\[SKIP\]/ { s++ }
   /Synthesis: Tested:/ { for (i = 1; i <= NF; i++) { if ($i == "Passing:") p += $(i+1); if ($i == "Failing:") f += $(i+1) } }
   / passed| failed/ && /in [0-9.]+s/ { for (i = 1; i < NF; i++) { v = $i + 0; w = $(i+1); sub(/,$/, "", w);
       if (w == "passed") p += v; if (w == "failed" || w == "errors" || w == "error") f += v; if (w == "skipped") s += v } }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "auth_store.h"
+#include "auth_store_mongo.h"
 #include "ids.h"
 #include "log.h"
 #include "mem.h"
@@ -515,10 +516,6 @@ static bool bootstrap_admin(rp_auth_worker_t *w, rp_err_t *err) {
 }
 
 rp_auth_worker_t *rp_auth_worker_new(const rp_config_t *cfg, rp_err_t *err) {
-    if (strcmp(cfg->store, "sqlite") != 0) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "the auth worker has no %s store in this build", cfg->store);
-        return NULL;
-    }
     rp_auth_worker_t *w = rp_calloc(1, sizeof *w);
     w->cfg = cfg;
     w->now_ms = rp_now_ms;
@@ -527,7 +524,9 @@ rp_auth_worker_t *rp_auth_worker_new(const rp_config_t *cfg, rp_err_t *err) {
     crypto_generichash(w->refresh_key, sizeof w->refresh_key, cfg->jwt_secret, cfg->jwt_secret_len,
                        (const unsigned char *)"rp-refresh-token-pepper", 23);
     w->hasher = rp_hasher_new(cfg->password_hash, cfg->password_hash_concurrency);
-    w->store = rp_auth_store_sqlite_open(cfg->sqlite_dir, cfg->worker_threads + 2, err);
+    w->store = strcmp(cfg->store, "mongodb") == 0
+                   ? rp_auth_store_mongo_open(cfg->mongodb_uri, cfg->mongodb_db_name, err)
+                   : rp_auth_store_sqlite_open(cfg->sqlite_dir, cfg->worker_threads + 2, err);
     w->service = (rp_service_t){"auth", ops, sizeof ops / sizeof ops[0], w};
     if (!w->hasher || !w->store || !bootstrap_admin(w, err)) {
         if (!w->hasher) rp_err_set(err, 500, "CONFIG_INVALID", "unknown PASSWORD_HASH");

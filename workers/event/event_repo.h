@@ -89,6 +89,11 @@ struct rp_event_repo {
 /* Frees what progress_load allocated. */
 void rp_progress_release(rp_progress_t *p);
 
+/* Opens the repository cfg names: STORE=mongodb → MONGODB_URI / MONGODB_DB_NAME, else
+ * SQLITE_DIR/events.db with up to sqlite_conns connections. cfg is only read. */
+struct rp_config;
+rp_event_repo_t *rp_event_repo_open(const struct rp_config *cfg, int sqlite_conns, rp_err_t *err);
+
 /* Opens <dir>/events.db. */
 rp_event_repo_t *rp_event_repo_sqlite_open(const char *dir, int max_conns, rp_err_t *err);
 

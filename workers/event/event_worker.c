@@ -654,11 +654,7 @@ static const rp_route_op_t ops[] = {
 };
 
 rp_event_worker_t *rp_event_worker_new(const rp_config_t *cfg, rp_err_t *err) {
-    if (strcmp(cfg->store, "sqlite") != 0) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "the event worker has no %s store in this build", cfg->store);
-        return NULL;
-    }
-    rp_event_repo_t *repo = rp_event_repo_sqlite_open(cfg->sqlite_dir, cfg->worker_threads * 2 + 2, err);
+    rp_event_repo_t *repo = rp_event_repo_open(cfg, cfg->worker_threads * 2 + 2, err);
     if (!repo) return NULL;
     rp_event_worker_t *w = rp_calloc(1, sizeof *w);
     w->cfg = cfg;

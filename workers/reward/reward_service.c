@@ -280,8 +280,7 @@ rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t
         return NULL;
     }
     rp_event_repo_t *owned = NULL;
-    if (!events && !(events = owned = rp_event_repo_sqlite_open(cfg->sqlite_dir, cfg->worker_threads + 2, err)))
-        return NULL;
+    if (!events && !(events = owned = rp_event_repo_open(cfg, cfg->worker_threads + 2, err))) return NULL;
     rp_reward_store_t *store = rp_reward_store_sqlite_open(cfg->sqlite_dir, cfg->worker_threads + 2, err);
     if (!store) {
         if (owned) owned->ops->free(owned);

@@ -955,6 +955,25 @@ static bool s_batch_lease(rp_reward_store_t *base, int64_t now, int64_t redelive
     *items = NULL;
     sqlite3 *db = rp_sqlite_pool_get(s->pool, err);
     if (!db) return false;
+    /* the common case, nothing due, without taking the write lock the grants need */
+    if (sqlite3_prepare_v2(db, "SELECT EXISTS (SELECT 1 FROM batch_items WHERE status = 'QUEUED' AND due_at <= ?1)", -1,
+                           &st, NULL) != SQLITE_OK) {
+        rp_sqlite_err(db, "prepare due", err);
+        goto done;
+    }
+    sqlite3_bind_int64(st, 1, now);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rp_sqlite_err(db, "find due", err);
+        goto done;
+    }
+    bool due = sqlite3_column_int(st, 0) != 0;
+    sqlite3_finalize(st);
+    st = NULL;
+    if (!due) {
+        *items = json_array();
+        ok = true;
+        goto done;
+    }
     if (!rp_sqlite_exec(db, "BEGIN IMMEDIATE", err)) goto done;
     in_txn = true;
     /* in flight: sent and not yet due again */

@@ -1,0 +1,35 @@
+"""Runs one batch grant against a running platform (bench/batch.sh) and prints its timings."""
+import datetime
+import secrets
+import sys
+import time
+
+import requests
+
+base, user, pw, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+s = requests.Session()
+tok = s.post(base + "/auth/login", json={"username": user, "password": pw}, timeout=60).json()["accessToken"]
+h = {"Authorization": "Bearer " + tok}
+d = s.post(base + "/events/reward-definitions", headers=h, json={"name": "Gold", "type": "CURRENCY", "value": 100},
+           timeout=60).json()["id"]
+now = datetime.datetime.now(datetime.timezone.utc)
+ev = s.post(base + "/events", headers=h, timeout=60, json={
+    "title": "batch bench", "startDate": (now - datetime.timedelta(hours=1)).isoformat(),
+    "endDate": (now + datetime.timedelta(days=1)).isoformat(),
+    "rewards": [{"rewardDefinitionId": d, "quantity": 1}]}).json()["id"]
+users = [secrets.token_hex(12) for _ in range(n)]
+t0 = time.monotonic()
+r = s.post(base + "/events/%s/batch-grants" % ev, headers=h, json={"userIds": users, "reason": "bench"}, timeout=120)
+t_accept = time.monotonic() - t0
+assert r.status_code == 202, r.text[:300]
+bid = r.json()["id"]
+while True:
+    b = s.get(base + "/events/batches/" + bid, headers=h, timeout=60).json()
+    if b["status"] == "COMPLETED":
+        break
+    time.sleep(0.5)
+total = time.monotonic() - t0
+print("| items | 202 after s | completed after s | items/s | SUCCESS | FAILED |")
+print("|---|---|---|---|---|---|")
+print("| %d | %.2f | %.1f | %.0f | %d | %d |" % (n, t_accept, total, n / total, b["counts"]["SUCCESS"],
+                                                b["counts"]["FAILED"]))

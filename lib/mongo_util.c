@@ -1,0 +1,966 @@
+/* mongo_util.c - MongoDB client pool, transactions, conversions and errors (see mongo_util.h).
+ * Thread-safe: the pool is shared, everything else is per call. */
+#include "mongo_util.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ids.h"
+#include "log.h"
+#include "mem.h"
+#include "timeutil.h"
+
+/* bson_error_t domain of errors a transaction body raises itself (libmongoc uses 1..~30) */
+#define RP_MONGO_APP_DOMAIN 0x7270u
+
+struct rp_mongo {
+    mongoc_client_pool_t *pool;
+    mongoc_uri_t *uri;
+    char *db_name;
+    char hosts[256]; /* for messages: host:port list, never credentials */
+};
+
+/* ---- driver set-up ---- */
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+/* The driver's log goes through rp_log; its chatty levels are kept at debug. */
+static void log_handler(mongoc_log_level_t level, const char *domain, const char *message, void *user_data) {
+    (void)user_data;
+    rp_log_level_t l;
+    switch (level) {
+    case MONGOC_LOG_LEVEL_ERROR:
+    case MONGOC_LOG_LEVEL_CRITICAL: l = RP_LOG_ERROR; break;
+    case MONGOC_LOG_LEVEL_WARNING: l = RP_LOG_WARN; break;
+    default: l = RP_LOG_DEBUG; break;
+    }
+    rp_log(l, "mongoc", "%s: %s", domain ? domain : "-", message ? message : "");
+}
+
+static void driver_init(void) {
+    mongoc_init();
+    mongoc_log_set_handler(log_handler, NULL);
+}
+
+static void describe_hosts(const mongoc_uri_t *uri, char *out, size_t cap) {
+    size_t used = 0;
+    out[0] = '\0';
+    const char *srv = mongoc_uri_get_srv_hostname(uri);
+    if (srv) {
+        snprintf(out, cap, "%s (SRV)", srv);
+        return;
+    }
+    for (const mongoc_host_list_t *h = mongoc_uri_get_hosts(uri); h; h = h->next) {
+        int w = snprintf(out + used, cap - used, "%s%s", used ? "," : "", h->host_and_port);
+        if (w < 0 || (size_t)w >= cap - used) break; /* truncated: the list is only for messages */
+        used += (size_t)w;
+    }
+}
+
+rp_mongo_t *rp_mongo_open(const char *uri_string, const char *db_name, const char *appname, rp_err_t *err) {
+    bson_error_t berr;
+    pthread_once(&init_once, driver_init);
+    if (!db_name || !*db_name) {
+        rp_err_set(err, 500, "CONFIG_INVALID", "MONGODB_DB_NAME is empty");
+        return NULL;
+    }
+    mongoc_uri_t *uri = mongoc_uri_new_with_error(uri_string ? uri_string : "", &berr);
+    if (!uri) {
+        /* the driver's message does not echo the URI, which may hold a password */
+        rp_err_set(err, 500, "CONFIG_INVALID", "MONGODB_URI is not a valid MongoDB URI: %s", berr.message);
+        return NULL;
+    }
+    mongoc_client_pool_t *pool = mongoc_client_pool_new_with_error(uri, &berr);
+    if (!pool) {
+        rp_err_set(err, 500, "CONFIG_INVALID", "cannot use MONGODB_URI: %s", berr.message);
+        mongoc_uri_destroy(uri);
+        return NULL;
+    }
+    /* both must be set before the first pop */
+    mongoc_client_pool_set_error_api(pool, MONGOC_ERROR_API_VERSION_2);
+    if (appname && *appname && !mongoc_uri_get_appname(uri) && !mongoc_client_pool_set_appname(pool, appname))
+        rp_log(RP_LOG_WARN, "mongo", "appname '%s' refused by the driver", appname);
+    rp_mongo_t *m = rp_calloc(1, sizeof *m);
+    m->pool = pool;
+    m->uri = uri;
+    m->db_name = rp_strdup(db_name);
+    describe_hosts(uri, m->hosts, sizeof m->hosts);
+    return m;
+}
+
+void rp_mongo_close(rp_mongo_t *m) {
+    if (!m) return;
+    mongoc_client_pool_destroy(m->pool);
+    mongoc_uri_destroy(m->uri);
+    free(m->db_name);
+    free(m);
+}
+
+const char *rp_mongo_db_name(const rp_mongo_t *m) {
+    return m->db_name;
+}
+
+mongoc_client_t *rp_mongo_pop(rp_mongo_t *m, rp_err_t *err) {
+    mongoc_client_t *cli = mongoc_client_pool_pop(m->pool);
+    if (!cli) rp_err_set(err, 503, "STORE_BUSY", "no MongoDB connection free (waitQueueTimeoutMS)");
+    return cli;
+}
+
+void rp_mongo_push(rp_mongo_t *m, mongoc_client_t *cli) {
+    if (cli) mongoc_client_pool_push(m->pool, cli);
+}
+
+mongoc_collection_t *rp_mongo_collection(const rp_mongo_t *m, mongoc_client_t *cli, const char *name) {
+    return mongoc_client_get_collection(cli, m->db_name, name);
+}
+
+/* ---- errors ---- */
+
+bool rp_mongo_is_duplicate(const bson_error_t *e) {
+    return (e->domain == MONGOC_ERROR_SERVER || e->domain == MONGOC_ERROR_WRITE_CONCERN) &&
+           (e->code == MONGOC_ERROR_DUPLICATE_KEY || e->code == 11001);
+}
+
+/* Server codes meaning "no usable primary right now" (after the driver's own retry). */
+static bool unavailable_code(uint32_t c) {
+    switch (c) {
+    case 6:     /* HostUnreachable */
+    case 7:     /* HostNotFound */
+    case 89:    /* NetworkTimeout */
+    case 91:    /* ShutdownInProgress */
+    case 189:   /* PrimarySteppedDown */
+    case 202:   /* NetworkInterfaceExceededTimeLimit */
+    case 9001:  /* SocketException */
+    case 10107: /* NotWritablePrimary */
+    case 11600: /* InterruptedAtShutdown */
+    case 11602: /* InterruptedDueToReplStateChange */
+    case 13435: /* NotPrimaryNoSecondaryOk */
+    case 13436: /* NotPrimaryOrSecondary */ return true;
+    default: return false;
+    }
+}
+
+/* Server codes of contention or time limits the driver gave up retrying. */
+static bool busy_code(uint32_t c) {
+    switch (c) {
+    case 24:  /* LockTimeout */
+    case 46:  /* LockBusy */
+    case 50:  /* MaxTimeMSExpired */
+    case 112: /* WriteConflict */
+    case 251: /* NoSuchTransaction */
+    case 262: /* ExceededTimeLimit */
+    case 290: /* TransactionExceededLifetimeLimitSeconds */ return true;
+    default: return false;
+    }
+}
+
+void rp_mongo_err(const bson_error_t *e, const char *what, rp_err_t *err) {
+    if (rp_mongo_is_duplicate(e)) {
+        rp_err_set(err, 409, "DUPLICATE_KEY", "%s: duplicate key", what);
+        rp_log(RP_LOG_DEBUG, "mongo", "%s: %s", what, e->message);
+        return;
+    }
+    bool server = e->domain == MONGOC_ERROR_SERVER || e->domain == MONGOC_ERROR_WRITE_CONCERN;
+    if (e->domain == MONGOC_ERROR_SERVER_SELECTION || e->domain == MONGOC_ERROR_STREAM ||
+        e->domain == MONGOC_ERROR_PROTOCOL || e->domain == MONGOC_ERROR_TRANSACTION ||
+        (e->domain == MONGOC_ERROR_CLIENT && e->code != MONGOC_ERROR_CLIENT_TOO_BIG) ||
+        e->domain == MONGOC_ERROR_WRITE_CONCERN || (server && unavailable_code(e->code)))
+        rp_err_set(err, 503, "STORE_UNAVAILABLE", "%s: MongoDB unavailable: %s", what, e->message);
+    else if (server && busy_code(e->code))
+        rp_err_set(err, 503, "STORE_BUSY", "%s: the store is busy", what);
+    else
+        rp_err_set(err, 500, "STORE_ERROR", "%s: %s", what, e->message);
+    rp_log(RP_LOG_ERROR, "mongo", "%s: %s (domain %u, code %u)", what, e->message, (unsigned)e->domain,
+           (unsigned)e->code);
+}
+
+/* ---- commands ---- */
+
+static bool run_command(rp_mongo_t *m, const char *db, const bson_t *cmd, bool write, bson_t *reply, bson_error_t *berr,
+                        rp_err_t *err, bool *popped) {
+    *popped = false;
+    bson_init(reply);
+    mongoc_client_t *cli = rp_mongo_pop(m, err);
+    if (!cli) return false;
+    *popped = true;
+    bson_destroy(reply);
+    bool ok;
+    if (write) {
+        mongoc_database_t *d = mongoc_client_get_database(cli, db);
+        ok = mongoc_database_write_command_with_opts(d, cmd, NULL, reply, berr);
+        mongoc_database_destroy(d);
+    } else {
+        ok = mongoc_client_command_simple(cli, db, cmd, NULL, reply, berr);
+    }
+    rp_mongo_push(m, cli);
+    return ok;
+}
+
+bool rp_mongo_require_replset(rp_mongo_t *m, rp_err_t *err) {
+    bson_t reply;
+    bson_error_t berr;
+    bool popped, ok;
+    bson_t *cmd = BCON_NEW("hello", BCON_INT32(1));
+    ok = run_command(m, "admin", cmd, false, &reply, &berr, err, &popped);
+    if (!ok && popped && berr.domain == MONGOC_ERROR_SERVER && berr.code == 59 /* CommandNotFound: before 4.4.2 */) {
+        bson_destroy(&reply);
+        bson_destroy(cmd);
+        cmd = BCON_NEW("isMaster", BCON_INT32(1));
+        ok = run_command(m, "admin", cmd, false, &reply, &berr, err, &popped);
+    }
+    bson_destroy(cmd);
+    if (!ok) {
+        if (popped) rp_mongo_err(&berr, "replica set check", err);
+        bson_destroy(&reply);
+        return false;
+    }
+    bson_iter_t it;
+    bool rs = bson_iter_init_find(&it, &reply, "setName") && BSON_ITER_HOLDS_UTF8(&it);
+    bson_destroy(&reply);
+    if (!rs) {
+        rp_err_set(err, 503, "STORE_UNAVAILABLE", "MongoDB at %s is not a replica set: transactions need one",
+                   m->hosts);
+        rp_log(RP_LOG_ERROR, "mongo", "MongoDB at %s is not a replica set: transactions need one", m->hosts);
+    }
+    return rs;
+}
+
+bool rp_mongo_ping(rp_mongo_t *m, rp_err_t *err) {
+    bson_t reply;
+    bson_error_t berr;
+    bool popped;
+    bson_t *cmd = BCON_NEW("ping", BCON_INT32(1));
+    bool ok = run_command(m, m->db_name, cmd, false, &reply, &berr, err, &popped);
+    if (!ok && popped) rp_mongo_err(&berr, "ping", err);
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    return ok;
+}
+
+bool rp_mongo_create_indexes(rp_mongo_t *m, const char *collection, const bson_t *indexes, rp_err_t *err) {
+    bson_t reply;
+    bson_error_t berr;
+    bool popped;
+    char what[128];
+    bson_t *cmd = BCON_NEW("createIndexes", BCON_UTF8(collection), "indexes", BCON_ARRAY(indexes));
+    snprintf(what, sizeof what, "create indexes on %s", collection);
+    bool ok = run_command(m, m->db_name, cmd, true, &reply, &berr, err, &popped);
+    if (!ok && popped) rp_mongo_err(&berr, what, err);
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    return ok;
+}
+
+/* ---- single operations ---- */
+
+static void read_write_result(const bson_t *reply, rp_mongo_write_t *res) {
+    if (!res) return;
+    memset(res, 0, sizeof *res);
+    res->matched = rp_mongo_get_i64(reply, "matchedCount");
+    res->modified = rp_mongo_get_i64(reply, "modifiedCount");
+    res->upserted = rp_mongo_get_i64(reply, "upsertedCount");
+    res->deleted = rp_mongo_get_i64(reply, "deletedCount");
+    res->inserted = rp_mongo_get_i64(reply, "insertedCount");
+}
+
+/* The driver call shared by the plain and the transactional update. */
+static bool do_update(mongoc_collection_t *c, const bson_t *filter, const bson_t *update, unsigned flags, bson_t *opts,
+                      bson_t *reply, bson_error_t *berr) {
+    if (flags & RP_MONGO_UPSERT) BSON_APPEND_BOOL(opts, "upsert", true);
+    return (flags & RP_MONGO_MANY) ? mongoc_collection_update_many(c, filter, update, opts, reply, berr)
+                                   : mongoc_collection_update_one(c, filter, update, opts, reply, berr);
+}
+
+bool rp_mongo_insert(rp_mongo_t *m, const char *coll, const bson_t *doc, bson_error_t *berr, rp_err_t *err) {
+    bson_error_t local_err;
+    bson_t reply;
+    bson_error_t *e = berr ? berr : &local_err;
+    memset(e, 0, sizeof *e);
+    mongoc_client_t *cli = rp_mongo_pop(m, err);
+    if (!cli) return false;
+    mongoc_collection_t *c = rp_mongo_collection(m, cli, coll);
+    bool ok = mongoc_collection_insert_one(c, doc, NULL, &reply, e);
+    if (!ok) rp_mongo_err(e, coll, err);
+    bson_destroy(&reply);
+    mongoc_collection_destroy(c);
+    rp_mongo_push(m, cli);
+    return ok;
+}
+
+bool rp_mongo_update(rp_mongo_t *m, const char *coll, const bson_t *filter, const bson_t *update, unsigned flags,
+                     rp_mongo_write_t *res, rp_err_t *err) {
+    bson_error_t berr;
+    bson_t reply, opts = BSON_INITIALIZER;
+    if (res) memset(res, 0, sizeof *res);
+    mongoc_client_t *cli = rp_mongo_pop(m, err);
+    if (!cli) return false;
+    mongoc_collection_t *c = rp_mongo_collection(m, cli, coll);
+    bool ok = do_update(c, filter, update, flags, &opts, &reply, &berr);
+    if (ok)
+        read_write_result(&reply, res);
+    else
+        rp_mongo_err(&berr, coll, err);
+    bson_destroy(&reply);
+    bson_destroy(&opts);
+    mongoc_collection_destroy(c);
+    rp_mongo_push(m, cli);
+    return ok;
+}
+
+bool rp_mongo_delete(rp_mongo_t *m, const char *coll, const bson_t *filter, bool many, int64_t *deleted,
+                     rp_err_t *err) {
+    bson_error_t berr;
+    bson_t reply;
+    if (deleted) *deleted = 0;
+    mongoc_client_t *cli = rp_mongo_pop(m, err);
+    if (!cli) return false;
+    mongoc_collection_t *c = rp_mongo_collection(m, cli, coll);
+    bool ok = many ? mongoc_collection_delete_many(c, filter, NULL, &reply, &berr)
+                   : mongoc_collection_delete_one(c, filter, NULL, &reply, &berr);
+    if (ok && deleted)
+        *deleted = rp_mongo_get_i64(&reply, "deletedCount");
+    else if (!ok)
+        rp_mongo_err(&berr, coll, err);
+    bson_destroy(&reply);
+    mongoc_collection_destroy(c);
+    rp_mongo_push(m, cli);
+    return ok;
+}
+
+bool rp_mongo_count(rp_mongo_t *m, const char *coll, const bson_t *filter, int64_t *count, rp_err_t *err) {
+    bson_error_t berr;
+    bson_t reply;
+    *count = 0;
+    mongoc_client_t *cli = rp_mongo_pop(m, err);
+    if (!cli) return false;
+    mongoc_collection_t *c = rp_mongo_collection(m, cli, coll);
+    int64_t n = mongoc_collection_count_documents(c, filter, NULL, NULL, &reply, &berr);
+    if (n >= 0)
+        *count = n;
+    else
+        rp_mongo_err(&berr, coll, err);
+    bson_destroy(&reply);
+    mongoc_collection_destroy(c);
+    rp_mongo_push(m, cli);
+    return n >= 0;
+}
+
+bool rp_mongo_find(rp_mongo_t *m, const char *coll, const bson_t *filter, const bson_t *opts, rp_mongo_row_fn row,
+                   void *ctx, rp_err_t *err) {
+    bson_error_t berr;
+    const bson_t *doc;
+    mongoc_client_t *cli = rp_mongo_pop(m, err);
+    if (!cli) return false;
+    mongoc_collection_t *c = rp_mongo_collection(m, cli, coll);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, opts, NULL);
+    while (mongoc_cursor_next(cur, &doc))
+        if (!row(doc, ctx)) break;
+    bool ok = !mongoc_cursor_error(cur, &berr);
+    if (!ok) rp_mongo_err(&berr, coll, err);
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(c);
+    rp_mongo_push(m, cli);
+    return ok;
+}
+
+/* opts + {limit: 1}, into out (initialised here). */
+static void one_opts(const bson_t *opts, bson_t *out) {
+    if (opts)
+        bson_copy_to(opts, out);
+    else
+        bson_init(out);
+    BSON_APPEND_INT64(out, "limit", 1);
+}
+
+static bool keep_first(const bson_t *doc, void *ctx) {
+    *(bson_t **)ctx = bson_copy(doc);
+    return false;
+}
+
+bool rp_mongo_find_one(rp_mongo_t *m, const char *coll, const bson_t *filter, const bson_t *opts, bson_t **doc,
+                       rp_err_t *err) {
+    bson_t o;
+    *doc = NULL;
+    one_opts(opts, &o);
+    bool ok = rp_mongo_find(m, coll, filter, &o, keep_first, doc, err);
+    bson_destroy(&o);
+    if (!ok) {
+        bson_destroy(*doc);
+        *doc = NULL;
+    }
+    return ok;
+}
+
+typedef struct page_ctx {
+    json_t *items;
+    int limit;
+    bool more;
+    json_t *(*row)(const bson_t *doc);
+} page_ctx_t;
+
+static bool page_row(const bson_t *doc, void *p) {
+    page_ctx_t *c = p;
+    if ((int)json_array_size(c->items) >= c->limit) {
+        c->more = true;
+        return false;
+    }
+    json_array_append_new(c->items, c->row(doc));
+    return true;
+}
+
+bool rp_mongo_find_page(rp_mongo_t *m, const char *coll, const bson_t *filter, const bson_t *sort, int limit,
+                        json_t *(*row)(const bson_t *doc), json_t **items, bool *more, rp_err_t *err) {
+    page_ctx_t c = {json_array(), limit, false, row};
+    *items = NULL;
+    *more = false;
+    if (limit < 0) { /* what LIMIT limit+1 <= 0 gives in SQLite: nothing (a Mongo limit 0 would be "all") */
+        *items = c.items;
+        return true;
+    }
+    bson_t opts = BSON_INITIALIZER;
+    if (sort) BSON_APPEND_DOCUMENT(&opts, "sort", sort);
+    BSON_APPEND_INT64(&opts, "limit", (int64_t)limit + 1);
+    bool ok = rp_mongo_find(m, coll, filter, &opts, page_row, &c, err);
+    bson_destroy(&opts);
+    if (!ok) {
+        json_decref(c.items);
+        return false;
+    }
+    *items = c.items;
+    *more = c.more;
+    return true;
+}
+
+/* Appends under the next array index of arr and returns the key to use. */
+static const char *next_key(uint32_t *n, char buf[16]) {
+    const char *key;
+    bson_uint32_to_string((*n)++, &key, buf, 16);
+    return key;
+}
+
+int rp_mongo_cursor_clause(rp_mongo_t *m, const char *coll, const char *cursor, const char *field, bson_t *clauses,
+                           uint32_t *n, rp_err_t *err) {
+    bson_t *doc = NULL;
+    bson_iter_t it;
+    char kb[16];
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(cursor));
+    bson_t *opts = BCON_NEW("projection", "{", field, BCON_INT32(1), "}");
+    int rc = -1;
+    if (!rp_mongo_find_one(m, coll, filter, opts, &doc, err)) goto done;
+    rc = 0;
+    if (!doc || !bson_iter_init_find(&it, doc, field)) goto done;
+    const bson_value_t *v = bson_iter_value(&it);
+    bson_t clause, alts, alt, cmp;
+    BSON_APPEND_DOCUMENT_BEGIN(clauses, next_key(n, kb), &clause);
+    BSON_APPEND_ARRAY_BEGIN(&clause, "$or", &alts);
+    BSON_APPEND_DOCUMENT_BEGIN(&alts, "0", &alt);
+    BSON_APPEND_DOCUMENT_BEGIN(&alt, field, &cmp);
+    BSON_APPEND_VALUE(&cmp, "$lt", v);
+    bson_append_document_end(&alt, &cmp);
+    bson_append_document_end(&alts, &alt);
+    BSON_APPEND_DOCUMENT_BEGIN(&alts, "1", &alt);
+    BSON_APPEND_VALUE(&alt, field, v);
+    BSON_APPEND_DOCUMENT_BEGIN(&alt, "_id", &cmp);
+    BSON_APPEND_UTF8(&cmp, "$lt", cursor);
+    bson_append_document_end(&alt, &cmp);
+    bson_append_document_end(&alts, &alt);
+    bson_append_array_end(&clause, &alts);
+    bson_append_document_end(clauses, &clause);
+    rc = 1;
+done:
+    bson_destroy(doc);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    return rc;
+}
+
+/* ---- transactions ---- */
+
+struct rp_mongo_txn {
+    rp_mongo_t *m;
+    mongoc_client_t *cli;
+    mongoc_client_session_t *session;
+    rp_mongo_txn_fn fn;
+    void *arg;
+    bson_t **reply;      /* the driver's: it looks for error labels here */
+    bson_error_t *error; /* the driver's */
+    bool app_failed;
+    rp_err_t app_err;
+};
+
+static bool txn_callback(mongoc_client_session_t *session, void *ctx, bson_t **reply, bson_error_t *error) {
+    rp_mongo_txn_t *tx = ctx;
+    (void)session;
+    tx->reply = reply;
+    tx->error = error;
+    tx->app_failed = false;
+    return tx->fn(tx, tx->arg);
+}
+
+/* Hands a server reply to the driver (replacing the previous one of this attempt), so that a
+ * TransientTransactionError label on it makes with_transaction run the body again. */
+static void txn_reply(rp_mongo_txn_t *tx, const bson_t *reply) {
+    bson_destroy(*tx->reply);
+    *tx->reply = bson_copy(reply);
+}
+
+/* opts carrying the session (initialised here, destroy in every case). */
+static bool txn_opts(rp_mongo_txn_t *tx, const bson_t *base, bson_t *opts) {
+    if (base)
+        bson_copy_to(base, opts);
+    else
+        bson_init(opts);
+    return mongoc_client_session_append(tx->session, opts, tx->error);
+}
+
+bool rp_mongo_transact(rp_mongo_t *m, const char *what, rp_mongo_txn_fn fn, void *arg, rp_err_t *err) {
+    rp_mongo_txn_t tx = {.m = m, .fn = fn, .arg = arg};
+    bson_error_t berr;
+    bson_t reply;
+    bool ok = false;
+    mongoc_transaction_opt_t *topts = NULL;
+    mongoc_write_concern_t *wc = NULL;
+    mongoc_read_concern_t *rc = NULL;
+    memset(&berr, 0, sizeof berr);
+    tx.cli = rp_mongo_pop(m, err);
+    if (!tx.cli) return false;
+    tx.session = mongoc_client_start_session(tx.cli, NULL, &berr);
+    if (!tx.session) {
+        rp_mongo_err(&berr, what, err);
+        goto done;
+    }
+    topts = mongoc_transaction_opts_new();
+    wc = mongoc_write_concern_new();
+    mongoc_write_concern_set_w(wc, MONGOC_WRITE_CONCERN_W_MAJORITY);
+    rc = mongoc_read_concern_new();
+    mongoc_read_concern_set_level(rc, MONGOC_READ_CONCERN_LEVEL_SNAPSHOT);
+    mongoc_transaction_opts_set_write_concern(topts, wc);
+    mongoc_transaction_opts_set_read_concern(topts, rc);
+    /* decide on the returned boolean only: after a retried success berr may still hold the
+     * error of an earlier attempt */
+    ok = mongoc_client_session_with_transaction(tx.session, txn_callback, topts, &tx, &reply, &berr);
+    bson_destroy(&reply);
+    if (!ok) {
+        if (tx.app_failed) {
+            if (err) *err = tx.app_err;
+        } else {
+            rp_mongo_err(&berr, what, err);
+        }
+    }
+done:
+    if (topts) mongoc_transaction_opts_destroy(topts);
+    mongoc_write_concern_destroy(wc);
+    mongoc_read_concern_destroy(rc);
+    if (tx.session) mongoc_client_session_destroy(tx.session); /* before the client goes back */
+    rp_mongo_push(m, tx.cli);
+    return ok;
+}
+
+bool rp_mongo_txn_insert(rp_mongo_txn_t *tx, const char *coll, const bson_t *doc) {
+    bson_t opts, reply;
+    if (!txn_opts(tx, NULL, &opts)) {
+        bson_destroy(&opts);
+        return false;
+    }
+    mongoc_collection_t *c = rp_mongo_collection(tx->m, tx->cli, coll);
+    bool ok = mongoc_collection_insert_one(c, doc, &opts, &reply, tx->error);
+    txn_reply(tx, &reply);
+    bson_destroy(&reply);
+    bson_destroy(&opts);
+    mongoc_collection_destroy(c);
+    return ok;
+}
+
+bool rp_mongo_txn_update(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, const bson_t *update,
+                         unsigned flags, rp_mongo_write_t *res) {
+    bson_t opts, reply;
+    if (res) memset(res, 0, sizeof *res);
+    if (!txn_opts(tx, NULL, &opts)) {
+        bson_destroy(&opts);
+        return false;
+    }
+    mongoc_collection_t *c = rp_mongo_collection(tx->m, tx->cli, coll);
+    bool ok = do_update(c, filter, update, flags, &opts, &reply, tx->error);
+    txn_reply(tx, &reply);
+    if (ok) read_write_result(&reply, res);
+    bson_destroy(&reply);
+    bson_destroy(&opts);
+    mongoc_collection_destroy(c);
+    return ok;
+}
+
+bool rp_mongo_txn_delete(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, bool many, int64_t *deleted) {
+    bson_t opts, reply;
+    if (deleted) *deleted = 0;
+    if (!txn_opts(tx, NULL, &opts)) {
+        bson_destroy(&opts);
+        return false;
+    }
+    mongoc_collection_t *c = rp_mongo_collection(tx->m, tx->cli, coll);
+    bool ok = many ? mongoc_collection_delete_many(c, filter, &opts, &reply, tx->error)
+                   : mongoc_collection_delete_one(c, filter, &opts, &reply, tx->error);
+    txn_reply(tx, &reply);
+    if (ok && deleted) *deleted = rp_mongo_get_i64(&reply, "deletedCount");
+    bson_destroy(&reply);
+    bson_destroy(&opts);
+    mongoc_collection_destroy(c);
+    return ok;
+}
+
+bool rp_mongo_txn_find_one(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, const bson_t *opts,
+                           bson_t **doc) {
+    bson_t o, limited;
+    const bson_t *found, *errdoc = NULL;
+    *doc = NULL;
+    one_opts(opts, &limited);
+    bool ok = txn_opts(tx, &limited, &o);
+    bson_destroy(&limited);
+    if (!ok) {
+        bson_destroy(&o);
+        return false;
+    }
+    mongoc_collection_t *c = rp_mongo_collection(tx->m, tx->cli, coll);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, &o, NULL);
+    if (mongoc_cursor_next(cur, &found)) *doc = bson_copy(found);
+    if (mongoc_cursor_error_document(cur, tx->error, &errdoc)) {
+        if (errdoc) txn_reply(tx, errdoc);
+        bson_destroy(*doc);
+        *doc = NULL;
+        ok = false;
+    }
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(c);
+    bson_destroy(&o);
+    return ok;
+}
+
+bool rp_mongo_txn_fail(rp_mongo_txn_t *tx, int status, const char *code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    rp_err_vset(&tx->app_err, status, code, fmt, ap);
+    va_end(ap);
+    tx->app_failed = true;
+    /* the driver needs an error of its own; no label on the reply, so it will not retry */
+    bson_set_error(tx->error, RP_MONGO_APP_DOMAIN, (uint32_t)status, "%s", tx->app_err.message);
+    return false;
+}
+
+/* ---- jansson <-> BSON ---- */
+
+static bool append_value(bson_t *b, const char *key, int keylen, const json_t *v);
+
+static bool append_object(bson_t *doc, const json_t *obj) {
+    const char *k;
+    size_t kl;
+    json_t *x;
+    json_object_keylen_foreach((json_t *)obj, k, kl, x) {
+        if (kl != strlen(k) || kl > INT32_MAX || !append_value(doc, k, (int)kl, x)) return false;
+    }
+    return true;
+}
+
+static bool append_value(bson_t *b, const char *key, int keylen, const json_t *v) {
+    bson_t child;
+    bool ok = true;
+    if (!v) return bson_append_null(b, key, keylen);
+    switch (json_typeof(v)) {
+    case JSON_NULL: return bson_append_null(b, key, keylen);
+    case JSON_TRUE: return bson_append_bool(b, key, keylen, true);
+    case JSON_FALSE: return bson_append_bool(b, key, keylen, false);
+    case JSON_INTEGER: return bson_append_int64(b, key, keylen, json_integer_value(v));
+    case JSON_REAL:
+        if (!isfinite(json_real_value(v))) return false;
+        return bson_append_double(b, key, keylen, json_real_value(v));
+    case JSON_STRING:
+        if (json_string_length(v) > INT32_MAX) return false;
+        return bson_append_utf8(b, key, keylen, json_string_value(v), (int)json_string_length(v));
+    case JSON_OBJECT:
+        if (!bson_append_document_begin(b, key, keylen, &child)) return false;
+        ok = append_object(&child, v);
+        return bson_append_document_end(b, &child) && ok;
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *x;
+        char kb[16];
+        if (!bson_append_array_begin(b, key, keylen, &child)) return false;
+        json_array_foreach(v, i, x) {
+            const char *ik;
+            size_t n = bson_uint32_to_string((uint32_t)i, &ik, kb, sizeof kb);
+            if (!(ok = append_value(&child, ik, (int)n, x))) break;
+        }
+        return bson_append_array_end(b, &child) && ok;
+    }
+    }
+    return false;
+}
+
+bool rp_mongo_append_json(bson_t *b, const char *key, const json_t *v) {
+    return append_value(b, key, (int)strlen(key), v);
+}
+
+bson_t *rp_mongo_bson_from_json(const json_t *obj) {
+    if (!json_is_object(obj)) return NULL;
+    bson_t *b = bson_new();
+    if (!append_object(b, obj)) {
+        bson_destroy(b);
+        return NULL;
+    }
+    return b;
+}
+
+static json_t *json_from_doc_iter(bson_iter_t *child, bool array) {
+    json_t *out = array ? json_array() : json_object();
+    while (bson_iter_next(child)) {
+        json_t *v = rp_mongo_json_from_iter(child);
+        if (array)
+            json_array_append_new(out, v);
+        else
+            json_object_setn_new(out, bson_iter_key(child), bson_iter_key_len(child), v);
+    }
+    return out;
+}
+
+json_t *rp_mongo_json_from_iter(const bson_iter_t *it) {
+    bson_iter_t child;
+    json_t *v = NULL;
+    switch (bson_iter_type(it)) {
+    case BSON_TYPE_DOUBLE: v = json_real(bson_iter_double(it)); break;
+    case BSON_TYPE_INT32: v = json_integer(bson_iter_int32(it)); break;
+    case BSON_TYPE_INT64: v = json_integer(bson_iter_int64(it)); break;
+    case BSON_TYPE_BOOL: v = json_boolean(bson_iter_bool(it)); break;
+    case BSON_TYPE_UTF8: {
+        uint32_t len;
+        const char *s = bson_iter_utf8(it, &len);
+        v = json_stringn(s, len);
+        break;
+    }
+    case BSON_TYPE_DATE_TIME: {
+        char b[RP_ISO_LEN];
+        rp_time_iso(bson_iter_date_time(it), b);
+        v = json_string(b);
+        break;
+    }
+    case BSON_TYPE_OID: {
+        char b[25];
+        bson_oid_to_string(bson_iter_oid(it), b);
+        v = json_string(b);
+        break;
+    }
+    case BSON_TYPE_DECIMAL128: {
+        bson_decimal128_t d;
+        char b[BSON_DECIMAL128_STRING];
+        if (bson_iter_decimal128(it, &d)) {
+            bson_decimal128_to_string(&d, b);
+            v = json_string(b);
+        }
+        break;
+    }
+    case BSON_TYPE_DOCUMENT:
+    case BSON_TYPE_ARRAY:
+        if (bson_iter_recurse(it, &child)) v = json_from_doc_iter(&child, bson_iter_type(it) == BSON_TYPE_ARRAY);
+        break;
+    default: break;
+    }
+    return v ? v : json_null();
+}
+
+json_t *rp_mongo_json_from_bson(const bson_t *doc) {
+    bson_iter_t it;
+    if (!bson_iter_init(&it, doc)) return json_object();
+    return json_from_doc_iter(&it, false);
+}
+
+/* True when v can be stored as native BSON and read back equal (see the header). */
+static bool storable(const json_t *v, int depth) {
+    const char *k;
+    size_t kl;
+    json_t *x;
+    size_t i;
+    if (depth > RP_MONGO_OPAQUE_DEPTH) return false;
+    if (json_is_object(v)) {
+        json_object_keylen_foreach((json_t *)v, k, kl, x) {
+            if (kl == 0 || kl != strlen(k) || k[0] == '$' || memchr(k, '.', kl) || strcmp(k, RP_MONGO_JSON_KEY) == 0 ||
+                !storable(x, depth + 1))
+                return false;
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, x) if (!storable(x, depth + 1)) return false;
+    }
+    return true;
+}
+
+void rp_mongo_append_opaque(bson_t *b, const char *key, const json_t *v) {
+    if (!v || json_is_null(v)) {
+        BSON_APPEND_NULL(b, key);
+        return;
+    }
+    if (storable(v, 0)) {
+        /* build aside, so a refusal leaves no half-written element in b */
+        bson_t tmp = BSON_INITIALIZER;
+        bool ok = rp_mongo_append_json(&tmp, key, v);
+        if (ok) bson_concat(b, &tmp);
+        bson_destroy(&tmp);
+        if (ok) return;
+    }
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    bson_t child;
+    BSON_APPEND_DOCUMENT_BEGIN(b, key, &child);
+    BSON_APPEND_UTF8(&child, RP_MONGO_JSON_KEY, text ? text : "null");
+    bson_append_document_end(b, &child);
+    free(text);
+}
+
+void rp_mongo_append_str(bson_t *b, const char *key, const char *s) {
+    if (s)
+        BSON_APPEND_UTF8(b, key, s);
+    else
+        BSON_APPEND_NULL(b, key);
+}
+
+void rp_mongo_append_iso(bson_t *b, const char *key, const json_t *v) {
+    int64_t ms;
+    if (json_is_string(v) && rp_time_parse_iso(json_string_value(v), json_string_length(v), &ms))
+        BSON_APPEND_DATE_TIME(b, key, ms);
+    else
+        BSON_APPEND_NULL(b, key);
+}
+
+json_t *rp_mongo_get_json(const bson_t *doc, const char *key) {
+    bson_iter_t it;
+    return bson_iter_init_find(&it, doc, key) ? rp_mongo_json_from_iter(&it) : json_null();
+}
+
+json_t *rp_mongo_get_opaque(const bson_t *doc, const char *key) {
+    bson_iter_t it, w;
+    if (!bson_iter_init_find(&it, doc, key)) return json_null();
+    if (BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &w) && bson_iter_next(&w) &&
+        strcmp(bson_iter_key(&w), RP_MONGO_JSON_KEY) == 0 && BSON_ITER_HOLDS_UTF8(&w)) {
+        uint32_t len;
+        const char *text = bson_iter_utf8(&w, &len);
+        if (!bson_iter_next(&w)) { /* exactly one member: the wrapped form */
+            json_t *v = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+            return v ? v : json_null();
+        }
+    }
+    return rp_mongo_json_from_iter(&it);
+}
+
+json_t *rp_mongo_get_time(const bson_t *doc, const char *key) {
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, key) || !(BSON_ITER_HOLDS_DATE_TIME(&it) || BSON_ITER_HOLDS_NUMBER(&it)))
+        return json_null();
+    char b[RP_ISO_LEN];
+    rp_time_iso(rp_mongo_get_ms(doc, key), b);
+    return json_string(b);
+}
+
+json_t *rp_mongo_get_int(const bson_t *doc, const char *key) {
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_NUMBER(&it)) return json_null();
+    return json_integer(bson_iter_as_int64(&it));
+}
+
+int64_t rp_mongo_get_ms(const bson_t *doc, const char *key) {
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, key)) return 0;
+    if (BSON_ITER_HOLDS_DATE_TIME(&it)) return bson_iter_date_time(&it);
+    return BSON_ITER_HOLDS_NUMBER(&it) ? bson_iter_as_int64(&it) : 0;
+}
+
+int64_t rp_mongo_get_i64(const bson_t *doc, const char *key) {
+    bson_iter_t it;
+    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_NUMBER(&it) ? bson_iter_as_int64(&it) : 0;
+}
+
+bool rp_mongo_get_bool(const bson_t *doc, const char *key) {
+    bson_iter_t it;
+    return bson_iter_init_find(&it, doc, key) && bson_iter_as_bool(&it);
+}
+
+void rp_mongo_copy_str(const bson_t *doc, const char *key, char *dst, size_t cap) {
+    bson_iter_t it;
+    const char *s = bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, NULL) : "";
+    snprintf(dst, cap, "%s", s);
+}
+
+/* ---- audit log ---- */
+
+bool rp_mongo_audit_indexes(rp_mongo_t *m, rp_err_t *err) {
+    bson_t *ix =
+        BCON_NEW("0", "{", "key", "{", "log", BCON_INT32(1), "at", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "name",
+                 BCON_UTF8("audit_logs_at"), "}", "1", "{", "key", "{", "log", BCON_INT32(1), "targetId", BCON_INT32(1),
+                 "at", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "name", BCON_UTF8("audit_logs_target"), "}", "2",
+                 "{", "key", "{", "log", BCON_INT32(1), "actorId", BCON_INT32(1), "at", BCON_INT32(-1), "_id",
+                 BCON_INT32(-1), "}", "name", BCON_UTF8("audit_logs_actor"), "}");
+    bool ok = rp_mongo_create_indexes(m, RP_MONGO_AUDIT_COLLECTION, ix, err);
+    bson_destroy(ix);
+    return ok;
+}
+
+bool rp_mongo_audit_append(rp_mongo_txn_t *tx, const rp_mongo_audit_t *a) {
+    char id[RP_OID_LEN];
+    bson_t doc = BSON_INITIALIZER;
+    rp_oid_new(id);
+    BSON_APPEND_UTF8(&doc, "_id", id);
+    BSON_APPEND_UTF8(&doc, "log", a->log);
+    rp_mongo_append_str(&doc, "actorId", a->actor_id);
+    rp_mongo_append_str(&doc, "actorUsername", a->actor_username);
+    rp_mongo_append_str(&doc, "action", a->action);
+    rp_mongo_append_str(&doc, "targetType", a->target_type);
+    rp_mongo_append_str(&doc, "targetId", a->target_id);
+    rp_mongo_append_opaque(&doc, "before", a->before);
+    rp_mongo_append_opaque(&doc, "after", a->after);
+    BSON_APPEND_DATE_TIME(&doc, "at", a->at);
+    bool ok = rp_mongo_txn_insert(tx, RP_MONGO_AUDIT_COLLECTION, &doc);
+    bson_destroy(&doc);
+    return ok;
+}
+
+static json_t *audit_row(const bson_t *d) {
+    return json_pack("{s:o, s:{s:o, s:o}, s:o, s:{s:o, s:o}, s:o, s:o, s:o}", "id", rp_mongo_get_json(d, "_id"),
+                     "actor", "id", rp_mongo_get_json(d, "actorId"), "username", rp_mongo_get_json(d, "actorUsername"),
+                     "action", rp_mongo_get_json(d, "action"), "target", "type", rp_mongo_get_json(d, "targetType"),
+                     "id", rp_mongo_get_json(d, "targetId"), "before", rp_mongo_get_opaque(d, "before"), "after",
+                     rp_mongo_get_opaque(d, "after"), "at", rp_mongo_get_time(d, "at"));
+}
+
+static void and_eq (bson_t * clauses, uint32_t *n, const char *field, const char *value) {
+    char kb[16];
+    bson_t c;
+    BSON_APPEND_DOCUMENT_BEGIN(clauses, next_key(n, kb), &c);
+    BSON_APPEND_UTF8(&c, field, value);
+    bson_append_document_end(clauses, &c);
+}
+
+bool rp_mongo_audit_list(rp_mongo_t *m, const char *log, const char *target_type, const char *target_id,
+                         const char *actor_id, const char *cursor, int limit, json_t **items, bool *more,
+                         rp_err_t *err) {
+    bson_t filter = BSON_INITIALIZER, clauses;
+    uint32_t n = 0;
+    bool ok = false;
+    *items = NULL;
+    *more = false;
+    BSON_APPEND_ARRAY_BEGIN(&filter, "$and", &clauses);
+    and_eq (&clauses, &n, "log", log);
+    if (target_type) and_eq (&clauses, &n, "targetType", target_type);
+    if (target_id) and_eq (&clauses, &n, "targetId", target_id);
+    if (actor_id) and_eq (&clauses, &n, "actorId", actor_id);
+    int rc = cursor ? rp_mongo_cursor_clause(m, RP_MONGO_AUDIT_COLLECTION, cursor, "at", &clauses, &n, err) : 1;
+    bson_append_array_end(&filter, &clauses);
+    if (rc < 0) goto done;
+    if (rc == 0) { /* unknown cursor: an empty page, as in SQLite */
+        *items = json_array();
+        ok = true;
+        goto done;
+    }
+    bson_t *sort = BCON_NEW("at", BCON_INT32(-1), "_id", BCON_INT32(-1));
+    ok = rp_mongo_find_page(m, RP_MONGO_AUDIT_COLLECTION, &filter, sort, limit, audit_row, items, more, err);
+    bson_destroy(sort);
+done:
+    bson_destroy(&filter);
+    return ok;
+}

@@ -1,0 +1,217 @@
+/* mongo_util.h - shared MongoDB plumbing for the repositories (libmongoc/libbson 1.23): a client
+ * pool opened from a URI, the start-up replica-set check, index creation, transactions through
+ * mongoc_client_session_with_transaction, paged finds, conversions between jansson values and
+ * BSON, the operator audit log both stores keep, and the mapping of driver errors to rp_err_t.
+ * An rp_mongo_t is thread-safe; a transaction handle belongs to the thread running it.
+ *
+ * Storage conventions every MongoDB backend follows:
+ * - Ids: the API's 24-hex ids are stored as BSON *strings* in `_id`, never as ObjectId. Lookups,
+ *   `_id` range cursors and sort order are then byte-for-byte those of the SQLite stores' TEXT
+ *   ids, and an id crosses the API unchanged (an upper-case id simply does not match, as there).
+ * - Times are BSON dates (int64 ms since the epoch) where SQLite keeps ms; "not set" is BSON null.
+ * - Field names are the API's camelCase names.
+ * - Client-supplied JSON the store never queries (a definition's value, customData, conditions,
+ *   audit before/after, a fact's value) is "opaque": stored as native BSON when every key is
+ *   storable, otherwise (an empty key, a key starting with '$' or containing '.', the reserved
+ *   key RP_MONGO_JSON_KEY, or nesting deeper than RP_MONGO_OPAQUE_DEPTH) as the document
+ *   {RP_MONGO_JSON_KEY: "<compact JSON text>"}, so whatever the API accepted reads back equal.
+ *   Integers are stored as int64, reals as double. */
+#ifndef RP_LIB_MONGO_UTIL_H
+#define RP_LIB_MONGO_UTIL_H
+
+#include <bson/bson.h>
+#include <jansson.h>
+#include <mongoc/mongoc.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define RP_MONGO_JSON_KEY "_rpJson"
+#define RP_MONGO_OPAQUE_DEPTH 32
+
+typedef struct rp_mongo rp_mongo_t;
+
+/* ---- connection ---- */
+
+/* Parses uri, opens a client pool on it with error API version 2 and appname (unless the URI
+ * sets one; NULL = none), and remembers db_name. Initialises the driver once per process and
+ * routes its log through rp_log. Connects lazily: a missing server shows on first use.
+ * Errors: 500 CONFIG_INVALID (bad URI or empty db_name). Returns a new handle, free with
+ * rp_mongo_close. */
+rp_mongo_t *rp_mongo_open(const char *uri, const char *db_name, const char *appname, rp_err_t *err);
+
+/* Destroys the pool; no client may be in use. Accepts NULL. The driver itself stays
+ * initialised (mongoc_cleanup is left to process exit). */
+void rp_mongo_close(rp_mongo_t *m);
+
+/* The database name (borrowed, valid until rp_mongo_close). */
+const char *rp_mongo_db_name(const rp_mongo_t *m);
+
+/* Start-up check: runs `hello` (falling back to `isMaster` on servers before 4.4.2) on admin and
+ * requires `setName`. Errors: 503 STORE_UNAVAILABLE "MongoDB at <hosts> is not a replica set:
+ * transactions need one", or the mapped driver error (no server: 503 STORE_UNAVAILABLE after
+ * the URI's serverSelectionTimeoutMS). The message names hosts only, never credentials. */
+bool rp_mongo_require_replset(rp_mongo_t *m, rp_err_t *err);
+
+/* Runs `ping` on the database. */
+bool rp_mongo_ping(rp_mongo_t *m, rp_err_t *err);
+
+/* Runs createIndexes on collection with indexes, a BSON array (keys "0", "1", ...) of index
+ * specs {key, name, unique?, partialFilterExpression?}. Repeating identical specs is a no-op;
+ * a name reused with other options fails (500 STORE_ERROR). Run at start-up, outside
+ * transactions; it also creates the collection, which transactions need on older servers. */
+bool rp_mongo_create_indexes(rp_mongo_t *m, const char *collection, const bson_t *indexes, rp_err_t *err);
+
+/* Takes a client from the pool (waits up to the URI's waitQueueTimeoutMS: then NULL and 503
+ * STORE_BUSY). Give it back with rp_mongo_push. Thread-safe; the client is not. */
+mongoc_client_t *rp_mongo_pop(rp_mongo_t *m, rp_err_t *err);
+void rp_mongo_push(rp_mongo_t *m, mongoc_client_t *cli);
+
+/* A collection of the database on cli; free with mongoc_collection_destroy before pushing cli. */
+mongoc_collection_t *rp_mongo_collection(const rp_mongo_t *m, mongoc_client_t *cli, const char *name);
+
+/* ---- errors ---- */
+
+/* True for a duplicate-key error (code 11000/11001 in the server or write-concern domain). */
+bool rp_mongo_is_duplicate(const bson_error_t *e);
+
+/* Sets err from a driver error and logs it: no server, network, not primary, shutdown → 503
+ * STORE_UNAVAILABLE; write conflict, lock or time limits after the driver's retries → 503
+ * STORE_BUSY; duplicate key → 409 DUPLICATE_KEY (callers give it a domain code); anything
+ * else → 500 STORE_ERROR. what names the operation. */
+void rp_mongo_err(const bson_error_t *e, const char *what, rp_err_t *err);
+
+/* ---- single operations outside transactions (each pops and pushes a client) ---- */
+
+typedef struct rp_mongo_write {
+    int64_t matched, modified, upserted, deleted, inserted;
+} rp_mongo_write_t;
+
+#define RP_MONGO_UPSERT 1u
+#define RP_MONGO_MANY 2u
+
+/* Inserts doc into coll. When berr is not NULL it receives the driver error (e.g. to tell which
+ * unique index a duplicate hit); err gets the mapped error either way. */
+bool rp_mongo_insert(rp_mongo_t *m, const char *coll, const bson_t *doc, bson_error_t *berr, rp_err_t *err);
+/* update_one (update_many with RP_MONGO_MANY, upsert with RP_MONGO_UPSERT); res may be NULL. */
+bool rp_mongo_update(rp_mongo_t *m, const char *coll, const bson_t *filter, const bson_t *update, unsigned flags,
+                     rp_mongo_write_t *res, rp_err_t *err);
+/* delete_one, or delete_many when many; deleted may be NULL. */
+bool rp_mongo_delete(rp_mongo_t *m, const char *coll, const bson_t *filter, bool many, int64_t *deleted, rp_err_t *err);
+/* count_documents(filter). */
+bool rp_mongo_count(rp_mongo_t *m, const char *coll, const bson_t *filter, int64_t *count, rp_err_t *err);
+
+/* Called per document of a find; the document is borrowed for the call. Return false to stop. */
+typedef bool (*rp_mongo_row_fn)(const bson_t *doc, void *ctx);
+
+/* find_with_opts(filter, opts) calling row for each document. opts may be NULL. */
+bool rp_mongo_find(rp_mongo_t *m, const char *coll, const bson_t *filter, const bson_t *opts, rp_mongo_row_fn row,
+                   void *ctx, rp_err_t *err);
+/* The first document of find(filter, opts) as a new bson_t in *doc (bson_destroy), NULL when none.
+ * opts may carry projection and sort, never limit. */
+bool rp_mongo_find_one(rp_mongo_t *m, const char *coll, const bson_t *filter, const bson_t *opts, bson_t **doc,
+                       rp_err_t *err);
+
+/* One page of a list, like rp_sqlite_collect: finds filter sorted by sort with limit + 1,
+ * converts up to limit documents with row into *items (a new array) and sets *more when another
+ * followed. On failure *items is NULL. */
+bool rp_mongo_find_page(rp_mongo_t *m, const char *coll, const bson_t *filter, const bson_t *sort, int limit,
+                        json_t *(*row)(const bson_t *doc), json_t **items, bool *more, rp_err_t *err);
+
+/* For lists newest first by (field, _id): looks up the cursor document by _id and appends to
+ * clauses (a BSON array being built, next index *n) {$or: [{field: {$lt: v}}, {field: v,
+ * _id: {$lt: cursor}}]} with v its field value. Returns 1 when appended, 0 when the cursor
+ * names no document (the SQLite stores then return an empty page), -1 on error. */
+int rp_mongo_cursor_clause(rp_mongo_t *m, const char *coll, const char *cursor, const char *field, bson_t *clauses,
+                           uint32_t *n, rp_err_t *err);
+
+/* ---- transactions ---- */
+
+typedef struct rp_mongo_txn rp_mongo_txn_t;
+
+/* A transaction body. The driver may run it several times (transient errors), so it must touch
+ * the database only through the rp_mongo_txn_* calls, which pass the session and hand every
+ * server reply back to the driver, have no other side effects, and reset at its start whatever
+ * it reports through arg. Return true to commit; false to abort, right after a failed
+ * rp_mongo_txn_* call or through rp_mongo_txn_fail. */
+typedef bool (*rp_mongo_txn_fn)(rp_mongo_txn_t *tx, void *arg);
+
+/* Runs fn in a transaction (write concern majority, read concern snapshot) on a pooled client
+ * with mongoc_client_session_with_transaction, which retries transient errors and unknown
+ * commit results for up to 120 s. The outcome is the driver's boolean: on false err is the
+ * error of rp_mongo_txn_fail when the body gave up, else the mapped driver error. */
+bool rp_mongo_transact(rp_mongo_t *m, const char *what, rp_mongo_txn_fn fn, void *arg, rp_err_t *err);
+
+/* Operations inside a transaction body; false on failure (the body should return false). */
+bool rp_mongo_txn_insert(rp_mongo_txn_t *tx, const char *coll, const bson_t *doc);
+bool rp_mongo_txn_update(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, const bson_t *update,
+                         unsigned flags, rp_mongo_write_t *res);
+bool rp_mongo_txn_delete(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, bool many, int64_t *deleted);
+/* As rp_mongo_find_one, within the transaction's snapshot. */
+bool rp_mongo_txn_find_one(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, const bson_t *opts,
+                           bson_t **doc);
+/* Gives up with a domain error (no retry): records it for rp_mongo_transact and returns false. */
+bool rp_mongo_txn_fail(rp_mongo_txn_t *tx, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- jansson <-> BSON ---- */
+
+/* Appends v under key as native BSON: null, bool, int64, double, UTF-8, document, array (NULL
+ * appends null). No extended-JSON interpretation: {"$date": ...} stays a plain document.
+ * Returns false when BSON cannot hold it (a key with an embedded NUL, a non-finite real). */
+bool rp_mongo_append_json(bson_t *b, const char *key, const json_t *v);
+/* A new document from a JSON object (bson_destroy); NULL when obj is no object or fails above. */
+bson_t *rp_mongo_bson_from_json(const json_t *obj);
+/* A new jansson value for the element at it: int32/int64 → integer, double → real, date →
+ * ISO-8601 string, ObjectId → 24-hex string, decimal128 → string, document/array recursively,
+ * other types → null. Never NULL. */
+json_t *rp_mongo_json_from_iter(const bson_iter_t *it);
+/* A new JSON object for a whole document. */
+json_t *rp_mongo_json_from_bson(const bson_t *doc);
+
+/* Appends an opaque client value under key (see the conventions above). NULL/JSON null → null. */
+void rp_mongo_append_opaque(bson_t *b, const char *key, const json_t *v);
+
+/* Appends s under key, or null when s is NULL. */
+void rp_mongo_append_str(bson_t *b, const char *key, const char *s);
+/* Appends an ISO-8601 JSON string as a BSON date; null when v is no parseable time. */
+void rp_mongo_append_iso(bson_t *b, const char *key, const json_t *v);
+
+/* Readers of a document's top-level field; a missing field reads as null / 0 / false / "". */
+json_t *rp_mongo_get_json(const bson_t *doc, const char *key);   /* new reference */
+json_t *rp_mongo_get_opaque(const bson_t *doc, const char *key); /* new reference */
+json_t *rp_mongo_get_time(const bson_t *doc, const char *key);   /* ISO string or null; new reference */
+json_t *rp_mongo_get_int(const bson_t *doc, const char *key);    /* integer or null; new reference */
+int64_t rp_mongo_get_ms(const bson_t *doc, const char *key);     /* date or number as ms, else 0 */
+int64_t rp_mongo_get_i64(const bson_t *doc, const char *key);
+bool rp_mongo_get_bool(const bson_t *doc, const char *key);
+/* Copies a string field into dst (cap bytes, truncating, always NUL-terminated). */
+void rp_mongo_copy_str(const bson_t *doc, const char *key, char *dst, size_t cap);
+
+/* ---- the operator audit log (collection audit_logs, shared by both stores) ---- */
+
+#define RP_MONGO_AUDIT_COLLECTION "audit_logs"
+
+/* One entry; strings and JSON are borrowed. `log` tells the stores' logs apart ("auth",
+ * "event"): with SQLite they live in separate files, here in one collection. */
+typedef struct rp_mongo_audit {
+    const char *log;
+    const char *actor_id, *actor_username, *action, *target_type, *target_id;
+    const json_t *before, *after; /* NULL = null */
+    int64_t at;
+} rp_mongo_audit_t;
+
+/* Creates the audit_logs indexes (the same specs whichever store calls it). */
+bool rp_mongo_audit_indexes(rp_mongo_t *m, rp_err_t *err);
+/* Inserts the entry with a new id inside tx. */
+bool rp_mongo_audit_append(rp_mongo_txn_t *tx, const rp_mongo_audit_t *a);
+/* Entries of log newest first by (at, id), optionally filtered (NULL = any), after cursor (the
+ * id of the previous page's last entry; unknown → empty page). *items is a new array of {id,
+ * actor: {id, username}, action, target: {type, id}, before, after, at}. */
+bool rp_mongo_audit_list(rp_mongo_t *m, const char *log, const char *target_type, const char *target_id,
+                         const char *actor_id, const char *cursor, int limit, json_t **items, bool *more,
+                         rp_err_t *err);
+
+#endif

@@ -1,0 +1,383 @@
+/* auth_store_mongo.c - the auth repository on MongoDB (see auth_store_mongo.h): a client pool,
+ * transactions for the multi-document writes, the same semantics as auth_store_sqlite.c. */
+#include "auth_store_mongo.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ids.h"
+#include "mem.h"
+#include "mongo_util.h"
+
+#define USERS "users"
+#define REFRESH "refresh_tokens"
+#define FAILURES "login_failures"
+#define AUDIT_LOG "auth" /* this store's entries in the shared audit_logs collection */
+
+typedef struct mongo_store {
+    rp_auth_store_t base;
+    rp_mongo_t *m;
+} mongo_store_t;
+
+static rp_mongo_t *db_of(rp_auth_store_t *base) {
+    return ((mongo_store_t *)base)->m;
+}
+
+/* ASCII lower-casing, exactly what the SQLite store applies to usernames and emails. */
+static void lower(const char *in, char *out, size_t cap) {
+    size_t i = 0;
+    for (; in[i] && i + 1 < cap; i++)
+        out[i] = (in[i] >= 'A' && in[i] <= 'Z') ? (char)(in[i] + 32) : in[i];
+    out[i] = '\0';
+}
+
+/* A duplicate where none is expected (ids, token hashes) is a store error, as in SQLite. */
+static void duplicate_is_error(rp_err_t *err, const char *what) {
+    if (err && err->status == 409) rp_err_set(err, 500, "STORE_ERROR", "%s: duplicate key", what);
+}
+
+static void doc_to_account(const bson_t *d, rp_account_t *a) {
+    memset(a, 0, sizeof *a);
+    rp_mongo_copy_str(d, "_id", a->id, sizeof a->id);
+    rp_mongo_copy_str(d, "username", a->username, sizeof a->username);
+    rp_mongo_copy_str(d, "email", a->email, sizeof a->email);
+    rp_mongo_copy_str(d, "passwordHash", a->password_hash, sizeof a->password_hash);
+    a->roles = (unsigned)rp_mongo_get_i64(d, "roles");
+    a->created_at = rp_mongo_get_ms(d, "createdAt");
+    a->updated_at = rp_mongo_get_ms(d, "updatedAt");
+}
+
+static bool m_ping(rp_auth_store_t *base, rp_err_t *err) {
+    return rp_mongo_ping(db_of(base), err);
+}
+
+static bool m_create_user(rp_auth_store_t *base, const rp_account_t *a, rp_err_t *err) {
+    char ul[64], el[256];
+    bson_error_t berr;
+    lower(a->username, ul, sizeof ul);
+    lower(a->email, el, sizeof el);
+    bson_t *doc = BCON_NEW("_id", BCON_UTF8(a->id), "username", BCON_UTF8(a->username), "usernameLower", BCON_UTF8(ul),
+                           "email", BCON_UTF8(a->email), "emailLower", BCON_UTF8(el), "passwordHash",
+                           BCON_UTF8(a->password_hash), "roles", BCON_INT64((int64_t)a->roles), "createdAt",
+                           BCON_DATE_TIME(a->created_at), "updatedAt", BCON_DATE_TIME(a->updated_at));
+    bool ok = rp_mongo_insert(db_of(base), USERS, doc, &berr, err);
+    if (!ok && rp_mongo_is_duplicate(&berr)) {
+        /* the server names the key: "... index: users_email_lower dup key: { emailLower: ... }";
+         * key values are lower-cased, so the camel-case field name cannot come from a value */
+        if (strstr(berr.message, "emailLower"))
+            rp_err_set(err, 409, "EMAIL_TAKEN", "an account with this email already exists");
+        else
+            rp_err_set(err, 409, "USERNAME_TAKEN", "this username is taken");
+    }
+    bson_destroy(doc);
+    return ok;
+}
+
+static bool find_account(rp_auth_store_t *base, const char *field, const char *value, rp_account_t *out, bool *found,
+                         rp_err_t *err) {
+    bson_t *doc = NULL;
+    *found = false;
+    bson_t *filter = BCON_NEW(field, BCON_UTF8(value));
+    bool ok = rp_mongo_find_one(db_of(base), USERS, filter, NULL, &doc, err);
+    if (ok && doc) {
+        doc_to_account(doc, out);
+        *found = true;
+    }
+    bson_destroy(doc);
+    bson_destroy(filter);
+    return ok;
+}
+
+static bool m_find_by_id(rp_auth_store_t *base, const char *id, rp_account_t *out, bool *found, rp_err_t *err) {
+    return find_account(base, "_id", id, out, found, err);
+}
+
+static bool m_find_by_login(rp_auth_store_t *base, const char *login, bool by_email, rp_account_t *out, bool *found,
+                            rp_err_t *err) {
+    char l[256];
+    lower(login, l, sizeof l);
+    return find_account(base, by_email ? "emailLower" : "usernameLower", l, out, found, err);
+}
+
+typedef struct users_page {
+    rp_account_t *items;
+    size_t n;
+    int limit;
+    bool more;
+} users_page_t;
+
+static bool users_row(const bson_t *doc, void *p) {
+    users_page_t *pg = p;
+    if ((int)pg->n == pg->limit) {
+        pg->more = true;
+        return false;
+    }
+    doc_to_account(doc, &pg->items[pg->n++]);
+    return true;
+}
+
+static bool m_list_users(rp_auth_store_t *base, const char *after, int limit, rp_account_t **out, size_t *n, bool *more,
+                         rp_err_t *err) {
+    *out = NULL;
+    *n = 0;
+    *more = false;
+    if (limit < 0) limit = -1; /* LIMIT limit+1 = 0 in SQLite: no rows */
+    users_page_t pg = {rp_calloc(limit > 0 ? (size_t)limit : 1, sizeof *pg.items), 0, limit, false};
+    if (limit < 0) {
+        *out = pg.items;
+        return true;
+    }
+    bson_t *filter = after ? BCON_NEW("_id", "{", "$gt", BCON_UTF8(after), "}") : bson_new();
+    bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64((int64_t)limit + 1));
+    bool ok = rp_mongo_find(db_of(base), USERS, filter, opts, users_row, &pg, err);
+    if (ok) {
+        *out = pg.items;
+        *n = pg.n;
+        *more = pg.more;
+    } else {
+        free(pg.items);
+    }
+    bson_destroy(filter);
+    bson_destroy(opts);
+    return ok;
+}
+
+typedef struct roles_arg {
+    const char *id;
+    unsigned roles;
+    int64_t now;
+    const rp_audit_entry_t *audit;
+    bool found; /* result of the last (committed) attempt */
+} roles_arg_t;
+
+static bool roles_txn(rp_mongo_txn_t *tx, void *p) {
+    roles_arg_t *a = p;
+    rp_mongo_write_t res;
+    a->found = false;
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(a->id));
+    bson_t *update =
+        BCON_NEW("$set", "{", "roles", BCON_INT64((int64_t)a->roles), "updatedAt", BCON_DATE_TIME(a->now), "}");
+    bool ok = rp_mongo_txn_update(tx, USERS, filter, update, 0, &res);
+    bson_destroy(filter);
+    bson_destroy(update);
+    if (!ok || res.matched == 0) return ok; /* no such user: nothing to audit */
+    a->found = true;
+    rp_mongo_audit_t entry = {AUDIT_LOG,        a->audit->actor_id,    a->audit->actor_username,
+                              a->audit->action, a->audit->target_type, a->audit->target_id,
+                              a->audit->before, a->audit->after,       a->audit->at};
+    return rp_mongo_audit_append(tx, &entry);
+}
+
+static bool m_set_roles(rp_auth_store_t *base, const char *id, unsigned roles, int64_t now,
+                        const rp_audit_entry_t *audit, bool *found, rp_err_t *err) {
+    roles_arg_t a = {id, roles, now, audit, false};
+    *found = false;
+    bool ok = rp_mongo_transact(db_of(base), "set roles", roles_txn, &a, err);
+    if (ok) *found = a.found;
+    return ok;
+}
+
+static bool m_count_with_role(rp_auth_store_t *base, unsigned role, int64_t *count, rp_err_t *err) {
+    bson_t *filter = BCON_NEW("roles", "{", "$bitsAnySet", BCON_INT64((int64_t)role), "}");
+    bool ok = rp_mongo_count(db_of(base), USERS, filter, count, err);
+    bson_destroy(filter);
+    return ok;
+}
+
+typedef struct failure_arg {
+    const char *user_id;
+    int64_t at, forget_before;
+} failure_arg_t;
+
+static bool failure_txn(rp_mongo_txn_t *tx, void *p) {
+    failure_arg_t *a = p;
+    char id[RP_OID_LEN];
+    bson_t *old = BCON_NEW("userId", BCON_UTF8(a->user_id), "at", "{", "$lt", BCON_DATE_TIME(a->forget_before), "}");
+    bool ok = rp_mongo_txn_delete(tx, FAILURES, old, true, NULL);
+    bson_destroy(old);
+    if (!ok) return false;
+    rp_oid_new(id);
+    bson_t *doc = BCON_NEW("_id", BCON_UTF8(id), "userId", BCON_UTF8(a->user_id), "at", BCON_DATE_TIME(a->at));
+    ok = rp_mongo_txn_insert(tx, FAILURES, doc);
+    bson_destroy(doc);
+    return ok;
+}
+
+static bool m_add_failure(rp_auth_store_t *base, const char *user_id, int64_t at, int64_t forget_before,
+                          rp_err_t *err) {
+    failure_arg_t a = {user_id, at, forget_before};
+    bool ok = rp_mongo_transact(db_of(base), "record login failure", failure_txn, &a, err);
+    if (!ok) duplicate_is_error(err, "record login failure");
+    return ok;
+}
+
+static bool m_failures(rp_auth_store_t *base, const char *user_id, int64_t since, int n, int64_t *count,
+                       int64_t *nth_at, rp_err_t *err) {
+    bson_t *doc = NULL;
+    *count = 0;
+    *nth_at = 0;
+    bson_t *filter = BCON_NEW("userId", BCON_UTF8(user_id), "at", "{", "$gt", BCON_DATE_TIME(since), "}");
+    bson_t *opts = BCON_NEW("sort", "{", "at", BCON_INT32(-1), "}", "skip", BCON_INT64(n > 0 ? n - 1 : 0), "projection",
+                            "{", "at", BCON_INT32(1), "}");
+    bool ok = rp_mongo_count(db_of(base), FAILURES, filter, count, err) &&
+              rp_mongo_find_one(db_of(base), FAILURES, filter, opts, &doc, err);
+    if (ok && doc) *nth_at = rp_mongo_get_ms(doc, "at");
+    if (!ok) *count = 0;
+    bson_destroy(doc);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    return ok;
+}
+
+static bool m_clear_failures(rp_auth_store_t *base, const char *user_id, rp_err_t *err) {
+    bson_t *filter = BCON_NEW("userId", BCON_UTF8(user_id));
+    bool ok = rp_mongo_delete(db_of(base), FAILURES, filter, true, NULL, err);
+    bson_destroy(filter);
+    return ok;
+}
+
+static bson_t *token_doc(const rp_refresh_token_t *t) {
+    return BCON_NEW("_id", BCON_UTF8(t->id), "userId", BCON_UTF8(t->user_id), "familyId", BCON_UTF8(t->family_id),
+                    "tokenHash", BCON_UTF8(t->token_hash), "createdAt", BCON_DATE_TIME(t->created_at), "expiresAt",
+                    BCON_DATE_TIME(t->expires_at), "usedAt", BCON_NULL, "revokedAt", BCON_NULL);
+}
+
+static bool m_insert_refresh(rp_auth_store_t *base, const rp_refresh_token_t *t, rp_err_t *err) {
+    bson_t *doc = token_doc(t);
+    bool ok = rp_mongo_insert(db_of(base), REFRESH, doc, NULL, err);
+    if (!ok) duplicate_is_error(err, "refresh insert");
+    bson_destroy(doc);
+    return ok;
+}
+
+static bool m_find_refresh(rp_auth_store_t *base, const char *hash, rp_refresh_token_t *out, bool *found,
+                           rp_err_t *err) {
+    bson_t *doc = NULL;
+    *found = false;
+    memset(out, 0, sizeof *out);
+    bson_t *filter = BCON_NEW("tokenHash", BCON_UTF8(hash));
+    bool ok = rp_mongo_find_one(db_of(base), REFRESH, filter, NULL, &doc, err);
+    if (ok && doc) {
+        rp_mongo_copy_str(doc, "_id", out->id, sizeof out->id);
+        rp_mongo_copy_str(doc, "userId", out->user_id, sizeof out->user_id);
+        rp_mongo_copy_str(doc, "familyId", out->family_id, sizeof out->family_id);
+        rp_mongo_copy_str(doc, "tokenHash", out->token_hash, sizeof out->token_hash);
+        out->created_at = rp_mongo_get_ms(doc, "createdAt");
+        out->expires_at = rp_mongo_get_ms(doc, "expiresAt");
+        out->used_at = rp_mongo_get_ms(doc, "usedAt"); /* null reads as 0 = not yet */
+        out->revoked_at = rp_mongo_get_ms(doc, "revokedAt");
+        *found = true;
+    }
+    bson_destroy(doc);
+    bson_destroy(filter);
+    return ok;
+}
+
+typedef struct rotate_arg {
+    const char *old_id;
+    int64_t now;
+    const rp_refresh_token_t *next;
+    bool rotated;
+} rotate_arg_t;
+
+static bool rotate_txn(rp_mongo_txn_t *tx, void *p) {
+    rotate_arg_t *a = p;
+    rp_mongo_write_t res;
+    a->rotated = false;
+    /* compare-and-set: only a token neither used nor revoked may be rotated, once */
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(a->old_id), "usedAt", BCON_NULL, "revokedAt", BCON_NULL);
+    bson_t *update = BCON_NEW("$set", "{", "usedAt", BCON_DATE_TIME(a->now), "}");
+    bool ok = rp_mongo_txn_update(tx, REFRESH, filter, update, 0, &res);
+    bson_destroy(filter);
+    bson_destroy(update);
+    if (!ok || res.matched != 1) return ok;
+    bson_t *doc = token_doc(a->next);
+    ok = rp_mongo_txn_insert(tx, REFRESH, doc);
+    bson_destroy(doc);
+    a->rotated = ok;
+    return ok;
+}
+
+static bool m_rotate_refresh(rp_auth_store_t *base, const char *old_id, int64_t now, const rp_refresh_token_t *next,
+                             bool *rotated, rp_err_t *err) {
+    rotate_arg_t a = {old_id, now, next, false};
+    *rotated = false;
+    bool ok = rp_mongo_transact(db_of(base), "rotate", rotate_txn, &a, err);
+    if (ok)
+        *rotated = a.rotated;
+    else
+        duplicate_is_error(err, "rotate");
+    return ok;
+}
+
+static bool m_revoke_family(rp_auth_store_t *base, const char *family_id, int64_t now, rp_err_t *err) {
+    bson_t *filter = BCON_NEW("familyId", BCON_UTF8(family_id), "revokedAt", BCON_NULL);
+    bson_t *update = BCON_NEW("$set", "{", "revokedAt", BCON_DATE_TIME(now), "}");
+    bool ok = rp_mongo_update(db_of(base), REFRESH, filter, update, RP_MONGO_MANY, NULL, err);
+    bson_destroy(filter);
+    bson_destroy(update);
+    return ok;
+}
+
+static bool m_list_audit(rp_auth_store_t *base, const char *target_id, const char *actor_id, const char *cursor,
+                         int limit, json_t **items, bool *more, rp_err_t *err) {
+    return rp_mongo_audit_list(db_of(base), AUDIT_LOG, NULL, target_id, actor_id, cursor, limit, items, more, err);
+}
+
+static void m_free(rp_auth_store_t *base) {
+    mongo_store_t *s = (mongo_store_t *)base;
+    if (!s) return;
+    rp_mongo_close(s->m);
+    free(s);
+}
+
+static const rp_auth_store_ops_t ops = {
+    .ping = m_ping,
+    .create_user = m_create_user,
+    .find_by_id = m_find_by_id,
+    .find_by_login = m_find_by_login,
+    .list_users = m_list_users,
+    .set_roles = m_set_roles,
+    .count_with_role = m_count_with_role,
+    .add_failure = m_add_failure,
+    .failures = m_failures,
+    .clear_failures = m_clear_failures,
+    .insert_refresh = m_insert_refresh,
+    .find_refresh = m_find_refresh,
+    .rotate_refresh = m_rotate_refresh,
+    .revoke_family = m_revoke_family,
+    .list_audit = m_list_audit,
+    .free = m_free,
+};
+
+static bool create_indexes(rp_mongo_t *m, rp_err_t *err) {
+    bson_t *users =
+        BCON_NEW("0", "{", "key", "{", "usernameLower", BCON_INT32(1), "}", "name", BCON_UTF8("users_username_lower"),
+                 "unique", BCON_BOOL(true), "}", "1", "{", "key", "{", "emailLower", BCON_INT32(1), "}", "name",
+                 BCON_UTF8("users_email_lower"), "unique", BCON_BOOL(true), "}");
+    bson_t *tokens = BCON_NEW("0", "{", "key", "{", "tokenHash", BCON_INT32(1), "}", "name",
+                              BCON_UTF8("refresh_tokens_hash"), "unique", BCON_BOOL(true), "}", "1", "{", "key", "{",
+                              "familyId", BCON_INT32(1), "}", "name", BCON_UTF8("refresh_tokens_family"), "}");
+    bson_t *failures = BCON_NEW("0", "{", "key", "{", "userId", BCON_INT32(1), "at", BCON_INT32(1), "}", "name",
+                                BCON_UTF8("login_failures_user"), "}");
+    bool ok = rp_mongo_create_indexes(m, USERS, users, err) && rp_mongo_create_indexes(m, REFRESH, tokens, err) &&
+              rp_mongo_create_indexes(m, FAILURES, failures, err) && rp_mongo_audit_indexes(m, err);
+    bson_destroy(users);
+    bson_destroy(tokens);
+    bson_destroy(failures);
+    return ok;
+}
+
+rp_auth_store_t *rp_auth_store_mongo_open(const char *uri, const char *db_name, rp_err_t *err) {
+    rp_mongo_t *m = rp_mongo_open(uri, db_name, "reward-auth", err);
+    if (!m) return NULL;
+    if (!rp_mongo_require_replset(m, err) || !create_indexes(m, err)) {
+        rp_mongo_close(m);
+        return NULL;
+    }
+    mongo_store_t *s = rp_calloc(1, sizeof *s);
+    s->base.ops = &ops;
+    s->m = m;
+    return &s->base;
+}
