@@ -24,7 +24,7 @@ ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
 
-SRCS      := $(filter-out lib/mongo_util.c %_mongo.c,$(wildcard lib/*.c api/*.c workers/*/*.c))
+SRCS      := $(wildcard lib/*.c api/*.c workers/*/*.c)
 MAIN_SRCS := $(filter %_main.c,$(SRCS))
 LIB_SRCS  := $(filter-out %_main.c,$(SRCS))
 SCHEMAS   := $(sort $(wildcard schemas/*.json))

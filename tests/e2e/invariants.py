@@ -51,11 +51,11 @@ def check(data_dir):
             if n:
                 problems.append("%d FAILED requests still hold an active key" % n)
         # exactly one grant outbox message per SUCCESS (and per request ever granted)
-        for rid, n in db.execute(
-                "SELECT r.id, (SELECT count(*) FROM outbox o WHERE o.request_id = r.id "
-                "AND o.routing_key = 'reward.granted') FROM reward_requests r WHERE r.status IN ('SUCCESS', 'REVOKED')"):
-            if n != 1:
-                problems.append("request %s has %d reward.granted outbox messages" % (rid, n))
+        granted = dict(db.execute(
+            "SELECT request_id, count(*) FROM outbox WHERE routing_key = 'reward.granted' GROUP BY request_id"))
+        for (rid,) in db.execute("SELECT id FROM reward_requests WHERE status IN ('SUCCESS', 'REVOKED')"):
+            if granted.get(rid, 0) != 1:
+                problems.append("request %s has %d reward.granted outbox messages" % (rid, granted.get(rid, 0)))
         for (n,) in db.execute(
                 "SELECT count(*) FROM outbox o JOIN reward_requests r ON r.id = o.request_id "
                 "WHERE o.routing_key = 'reward.granted' AND r.status NOT IN ('SUCCESS', 'REVOKED')"):
@@ -65,9 +65,9 @@ def check(data_dir):
         has_batches = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'batch_items'").fetchone()
         if has_batches:
             for batch_id, seq, n in db.execute(
-                    "SELECT i.batch_id, i.seq, (SELECT count(*) FROM reward_requests r WHERE r.id = i.request_id "
-                    "AND r.batch_id = i.batch_id AND r.user_id = i.user_id) FROM batch_items i "
-                    "WHERE i.status = 'SUCCESS'"):
+                    "SELECT i.batch_id, i.seq, count(r.id) FROM batch_items i LEFT JOIN reward_requests r "
+                    "ON r.id = i.request_id AND r.batch_id = i.batch_id AND r.user_id = i.user_id "
+                    "WHERE i.status = 'SUCCESS' GROUP BY i.batch_id, i.seq"):
                 if n != 1:
                     problems.append("batch %s item %d: SUCCESS without its request" % (batch_id, seq))
             for batch_id, requests, items in db.execute(
