@@ -13,7 +13,7 @@ SQLITE_DIR ?= ./data
 PKGS      := jansson libjwt libsodium sqlite3 libpcre2-8 librabbitmq libmongoc-1.0
 DEB_BUILD := build-essential pkg-config libcivetweb-dev librabbitmq-dev libmongoc-dev libbson-dev \
              libjansson-dev libjwt-dev libsodium-dev libsqlite3-dev libpcre2-dev libcriterion-dev
-DEB_TEST  := json-schema-test-suite python3-pytest python3-requests python3-pika sqlite3 curl wrk rabbitmq-server clang-format
+DEB_TEST  := json-schema-test-suite python3-pytest python3-requests python3-pika python3-yaml sqlite3 curl wrk rabbitmq-server clang-format
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2
 CFLAGS  ?= -O2 -g

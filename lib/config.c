@@ -84,6 +84,11 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
         rp_err_set(err, 500, "CONFIG_INVALID", "JWT_SECRET must be at least 32 bytes (got %zu)", slen);
         return false;
     }
+    if (strstr(secret, "change-me")) {
+        /* the placeholder of deploy/.env.docker is public: refuse to sign tokens with it */
+        rp_err_set(err, 500, "CONFIG_INVALID", "JWT_SECRET is still a change-me placeholder");
+        return false;
+    }
     if (slen > sizeof cfg->jwt_secret) {
         rp_err_set(err, 500, "CONFIG_INVALID", "JWT_SECRET must be at most %zu bytes", sizeof cfg->jwt_secret);
         return false;

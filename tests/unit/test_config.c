@@ -45,6 +45,9 @@ Test(config, secret_required_and_long_enough) {
     cr_assert_not(rp_config_load(&c, getter, short31, &err));
     cr_assert(strstr(err.message, "at least 32"));
     cr_assert_eq(c.jwt_secret_len, 0u, "config must be zeroed on failure");
+    kv_t placeholder[] = {{"JWT_SECRET", "change-me-change-me-this-is-a-public-placeholder-secret"}, {NULL, NULL}};
+    cr_assert_not(rp_config_load(&c, getter, placeholder, &err));
+    cr_assert(strstr(err.message, "placeholder"));
 }
 
 Test(config, rejects_bad_values) {
