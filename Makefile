@@ -13,7 +13,7 @@ SQLITE_DIR ?= ./data
 PKGS      := jansson libjwt libsodium sqlite3 libpcre2-8 librabbitmq libmongoc-1.0
 DEB_BUILD := build-essential pkg-config libcivetweb-dev librabbitmq-dev libmongoc-dev libbson-dev \
              libjansson-dev libjwt-dev libsodium-dev libsqlite3-dev libpcre2-dev libcriterion-dev
-DEB_TEST  := json-schema-test-suite python3-pytest python3-requests python3-pika python3-yaml sqlite3 curl wrk rabbitmq-server clang-format
+DEB_TEST  := json-schema-test-suite python3-pytest python3-requests python3-pika python3-yaml python3-mockupdb sqlite3 curl wrk rabbitmq-server clang-format
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2
 CFLAGS  ?= -O2 -g
@@ -34,7 +34,7 @@ BINS      := $(foreach m,$(MAIN_SRCS),$(BUILD)/bin/$(call bin_name,$(m)))
 TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run run-cluster format-check test test-unit test-e2e deps deps-build deps-test clean format bench
+.PHONY: all run run-cluster format-check test test-unit test-e2e test-mongo-contract deps deps-build deps-test clean format bench
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -63,6 +63,11 @@ $(foreach m,$(MAIN_SRCS),$(eval $(call main_rule,$(m))))
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/librp.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/librp.a $(LDLIBS) $(shell pkg-config --libs criterion)
+
+# the driver of the MongoDB wire-contract tests: the real stores, run against a scripted server
+$(BUILD)/tests/mongo_driver: tests/contract/mongo_driver.c $(BUILD)/librp.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/contract -o $@ $< $(BUILD)/librp.a $(LDLIBS)
 
 # ---- dependencies (Debian packages, installed only when missing) ----
 define install_missing
@@ -97,12 +102,17 @@ run-cluster: deps-build all
 test: deps
 	$(MAKE) format-check
 	$(MAKE) all
-	$(MAKE) BUILD=build-asan SAN=1 CFLAGS="-O1 -g" all $(TEST_BINS:$(BUILD)/%=build-asan/%)
+	$(MAKE) BUILD=build-asan SAN=1 CFLAGS="-O1 -g" all $(TEST_BINS:$(BUILD)/%=build-asan/%) build-asan/tests/mongo_driver
 	PYTHON=$(PYTHON) tests/run_all.sh
 
 test-unit: deps
 	$(MAKE) BUILD=build-asan SAN=1 CFLAGS="-O1 -g" $(TEST_BINS:$(BUILD)/%=build-asan/%)
 	tests/run_unit.sh build-asan/tests
+
+# the MongoDB wire-contract tests alone (python3-mockupdb plays a replica-set primary)
+test-mongo-contract: deps
+	$(MAKE) BUILD=build-asan SAN=1 CFLAGS="-O1 -g" build-asan/tests/mongo_driver
+	MONGO_DRIVER=build-asan/tests/mongo_driver $(PYTHON) -m pytest -q -rs tests/contract
 
 test-e2e: deps all
 	BIN=$(BUILD)/bin/reward-platform $(PYTHON) -m pytest -q tests/e2e
@@ -111,7 +121,7 @@ bench: all
 	bench/auth.sh
 	bench/grants.sh
 
-FORMATTED := $(SRCS) $(wildcard lib/*.h api/*.h workers/*/*.h) $(TEST_SRCS)
+FORMATTED := $(SRCS) $(wildcard lib/*.h api/*.h workers/*/*.h) $(TEST_SRCS) $(wildcard tests/contract/*.c)
 format:
 	clang-format -i $(FORMATTED)
 

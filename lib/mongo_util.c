@@ -20,9 +20,15 @@
 struct rp_mongo {
     mongoc_client_pool_t *pool;
     mongoc_uri_t *uri;
-    char *db_name;
-    char hosts[256]; /* for messages: host:port list, never credentials */
+    char *uri_string, *db_name;
+    char hosts[256];       /* for messages: host:port list, never credentials */
+    int refs;              /* opens sharing this pool (guarded by shared_mu) */
+    struct rp_mongo *next; /* in the process's list of pools */
 };
+
+/* One client pool per process and (URI, database): the stores of one process share it. */
+static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+static rp_mongo_t *shared;
 
 /* ---- driver set-up ---- */
 
@@ -61,14 +67,9 @@ static void describe_hosts(const mongoc_uri_t *uri, char *out, size_t cap) {
     }
 }
 
-rp_mongo_t *rp_mongo_open(const char *uri_string, const char *db_name, const char *appname, rp_err_t *err) {
+static rp_mongo_t *open_pool(const char *uri_string, const char *db_name, const char *appname, rp_err_t *err) {
     bson_error_t berr;
-    pthread_once(&init_once, driver_init);
-    if (!db_name || !*db_name) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "MONGODB_DB_NAME is empty");
-        return NULL;
-    }
-    mongoc_uri_t *uri = mongoc_uri_new_with_error(uri_string ? uri_string : "", &berr);
+    mongoc_uri_t *uri = mongoc_uri_new_with_error(uri_string, &berr);
     if (!uri) {
         /* the driver's message does not echo the URI, which may hold a password */
         rp_err_set(err, 500, "CONFIG_INVALID", "MONGODB_URI is not a valid MongoDB URI: %s", berr.message);
@@ -87,15 +88,47 @@ rp_mongo_t *rp_mongo_open(const char *uri_string, const char *db_name, const cha
     rp_mongo_t *m = rp_calloc(1, sizeof *m);
     m->pool = pool;
     m->uri = uri;
+    m->uri_string = rp_strdup(uri_string);
     m->db_name = rp_strdup(db_name);
     describe_hosts(uri, m->hosts, sizeof m->hosts);
     return m;
 }
 
+rp_mongo_t *rp_mongo_open(const char *uri_string, const char *db_name, const char *appname, rp_err_t *err) {
+    pthread_once(&init_once, driver_init);
+    if (!db_name || !*db_name) {
+        rp_err_set(err, 500, "CONFIG_INVALID", "MONGODB_DB_NAME is empty");
+        return NULL;
+    }
+    if (!uri_string) uri_string = "";
+    pthread_mutex_lock(&shared_mu);
+    rp_mongo_t *m = shared;
+    while (m && (strcmp(m->uri_string, uri_string) != 0 || strcmp(m->db_name, db_name) != 0))
+        m = m->next;
+    if (!m && (m = open_pool(uri_string, db_name, appname, err))) {
+        m->next = shared;
+        shared = m;
+    }
+    if (m) m->refs++;
+    pthread_mutex_unlock(&shared_mu);
+    return m;
+}
+
 void rp_mongo_close(rp_mongo_t *m) {
     if (!m) return;
+    pthread_mutex_lock(&shared_mu);
+    bool last = --m->refs == 0;
+    if (last) {
+        rp_mongo_t **p = &shared;
+        while (*p != m)
+            p = &(*p)->next;
+        *p = m->next;
+    }
+    pthread_mutex_unlock(&shared_mu);
+    if (!last) return;
     mongoc_client_pool_destroy(m->pool);
     mongoc_uri_destroy(m->uri);
+    free(m->uri_string);
     free(m->db_name);
     free(m);
 }
@@ -455,7 +488,8 @@ int rp_mongo_cursor_clause(rp_mongo_t *m, const char *coll, const char *cursor, 
     if (!doc || !bson_iter_init_find(&it, doc, field)) goto done;
     const bson_value_t *v = bson_iter_value(&it);
     bson_t clause, alts, alt, cmp;
-    BSON_APPEND_DOCUMENT_BEGIN(clauses, next_key(n, kb), &clause);
+    const char *key = next_key(n, kb); /* once: BSON_APPEND_* evaluate the key argument twice */
+    BSON_APPEND_DOCUMENT_BEGIN(clauses, key, &clause);
     BSON_APPEND_ARRAY_BEGIN(&clause, "$or", &alts);
     BSON_APPEND_DOCUMENT_BEGIN(&alts, "0", &alt);
     BSON_APPEND_DOCUMENT_BEGIN(&alt, field, &cmp);
@@ -931,7 +965,8 @@ static json_t *audit_row(const bson_t *d) {
 static void and_eq (bson_t * clauses, uint32_t *n, const char *field, const char *value) {
     char kb[16];
     bson_t c;
-    BSON_APPEND_DOCUMENT_BEGIN(clauses, next_key(n, kb), &c);
+    const char *key = next_key(n, kb); /* once: BSON_APPEND_* evaluate the key argument twice */
+    BSON_APPEND_DOCUMENT_BEGIN(clauses, key, &c);
     BSON_APPEND_UTF8(&c, field, value);
     bson_append_document_end(clauses, &c);
 }

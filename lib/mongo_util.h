@@ -35,14 +35,16 @@ typedef struct rp_mongo rp_mongo_t;
 
 /* ---- connection ---- */
 
-/* Parses uri, opens a client pool on it with error API version 2 and appname (unless the URI
+/* The process keeps one client pool per (uri, db_name): a second open of the same pair shares
+ * the first one's pool (reference counted; the first appname wins). Otherwise: parses uri,
+ * opens a client pool on it with error API version 2 and appname (unless the URI
  * sets one; NULL = none), and remembers db_name. Initialises the driver once per process and
  * routes its log through rp_log. Connects lazily: a missing server shows on first use.
  * Errors: 500 CONFIG_INVALID (bad URI or empty db_name). Returns a new handle, free with
  * rp_mongo_close. */
 rp_mongo_t *rp_mongo_open(const char *uri, const char *db_name, const char *appname, rp_err_t *err);
 
-/* Destroys the pool; no client may be in use. Accepts NULL. The driver itself stays
+/* Releases one open; the last one destroys the pool (no client may be in use). Accepts NULL. The driver itself stays
  * initialised (mongoc_cleanup is left to process exit). */
 void rp_mongo_close(rp_mongo_t *m);
 

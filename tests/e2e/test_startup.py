@@ -1,4 +1,5 @@
-"""The platform refuses to start without a usable JWT secret."""
+"""The platform refuses to start without a usable JWT secret or store. (That a MongoDB server
+which is not a replica set is refused is a wire-contract test: tests/contract.)"""
 import subprocess
 
 from platform_proc import Platform
@@ -29,3 +30,11 @@ def test_invalid_setting():
     code, err = run_until_exit({"STORE": "postgres"})
     assert code != 0
     assert "STORE" in err
+
+
+def test_mongodb_store_without_a_server_is_refused_clearly():
+    code, err = run_until_exit({"STORE": "mongodb",
+                                "MONGODB_URI": "mongodb://127.0.0.1:1/?replicaSet=rs0&serverSelectionTimeoutMS=500"})
+    assert code != 0
+    assert "MongoDB" in err or "STORE_UNAVAILABLE" in err, err
+

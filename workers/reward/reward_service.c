@@ -15,6 +15,7 @@
 #include "paging.h"
 #include "request_state.h"
 #include "reward_store.h"
+#include "reward_store_mongo.h"
 #include "roles.h"
 #include "timeutil.h"
 
@@ -275,13 +276,11 @@ static const rp_route_op_t ops[] = {
 };
 
 rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t *events, rp_err_t *err) {
-    if (strcmp(cfg->store, "sqlite") != 0) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "the reward worker has no %s store in this build", cfg->store);
-        return NULL;
-    }
     rp_event_repo_t *owned = NULL;
     if (!events && !(events = owned = rp_event_repo_open(cfg, cfg->worker_threads + 2, err))) return NULL;
-    rp_reward_store_t *store = rp_reward_store_sqlite_open(cfg->sqlite_dir, cfg->worker_threads + 2, err);
+    rp_reward_store_t *store = strcmp(cfg->store, "mongodb") == 0
+                                   ? rp_reward_store_mongo_open(cfg->mongodb_uri, cfg->mongodb_db_name, err)
+                                   : rp_reward_store_sqlite_open(cfg->sqlite_dir, cfg->worker_threads + 2, err);
     if (!store) {
         if (owned) owned->ops->free(owned);
         return NULL;

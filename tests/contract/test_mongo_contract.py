@@ -1,0 +1,810 @@
+"""Wire-level contract tests of the MongoDB stores, without a MongoDB server.
+
+A scripted replica-set primary (python3-mockupdb, in this process) answers the C driver
+tests/contract/mongo_driver.c, which opens the real stores (rp_reward_store_mongo_open,
+rp_event_repo_mongo_open, rp_auth_store_mongo_open) on the mock's URI and runs one operation.
+Every command the driver sends is recorded, so the tests assert what goes over the wire: one
+session and transaction number per grant, startTransaction / autocommit, commit to admin with
+w: majority, the driver's retries on error labels, and the outcome the store derives from each
+server answer.
+
+What this cannot show (it needs a real `mongod --replSet`): atomicity, that the unique indexes
+really yield 11000, that the stock guard holds under concurrency, real server answer shapes. The
+replies scripted below are our belief of what a MongoDB 6.0 server (wire version 17) sends;
+each is marked ASSUMPTION.
+
+Run (from the repository root; Debian's interpreter, which sees python3-mockupdb):
+    make test-mongo-contract
+    /usr/bin/python3 -m pytest -q -rs tests/contract
+The driver is $MONGO_DRIVER, else build/tests/mongo_driver. Without mockupdb every test skips
+with the reason; a missing driver binary fails (build it first).
+"""
+
+import copy
+import datetime
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+try:
+    import bson
+    import mockupdb
+    from bson import ObjectId
+    from mockupdb import MockupDB, OpMsg
+
+    MOCKUPDB_ERROR = None
+except ImportError as exc:  # the PATH python3 may be a pyenv shim without Debian's dist-packages
+    MOCKUPDB_ERROR = exc
+
+pytestmark = pytest.mark.skipif(
+    MOCKUPDB_ERROR is not None,
+    reason="mockupdb not importable by %s (%s): apt-get install python3-mockupdb and run pytest with "
+    "Debian's system python3 (the Makefile's PYTHON), not a pyenv shim" % (sys.executable, MOCKUPDB_ERROR),
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DRIVER_TIMEOUT_S = 20  # per driver run; the scripted errors never loop (see _transient_once)
+
+DB = "rp_contract"
+USER = "5f0000000000000000000001"
+OPERATOR = "5f000000000000000000000f"
+EVENT = "5f00000000000000000000e1"
+REQUEST = "5f00000000000000000000a1"
+BATCH = "5f00000000000000000000b1"
+DEF0, DEF1 = "5f00000000000000000000d0", "5f00000000000000000000d1"
+ACTIVE_KEY = "%s:%s:ONCE" % (USER, EVENT)
+EXISTING = "5f00000000000000000000a9"
+UTC = datetime.timezone.utc
+NOW = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+# ---- server answers (ASSUMPTIONS about a 6.0 primary) ----
+
+# ASSUMPTION: a write conflict inside a transaction is a command error with the transient label.
+WRITE_CONFLICT = {
+    "ok": 0,
+    "code": 112,
+    "codeName": "WriteConflict",
+    "errmsg": "WriteConflict error: this operation conflicted with another operation.",
+    "errorLabels": ["TransientTransactionError"],
+}
+# ASSUMPTION: a commit whose majority wait timed out answers ok: 1 with a writeConcernError; the
+# driver labels that UnknownTransactionCommitResult and retries the commit alone.
+COMMIT_WC_TIMEOUT = {
+    "ok": 1,
+    "writeConcernError": {
+        "code": 64,
+        "codeName": "WriteConcernFailed",
+        "errmsg": "waiting for replication timed out",
+        "errInfo": {"wtimeout": True},
+    },
+}
+# ASSUMPTION: a duplicate key is a write error inside an ok: 1 reply, without error labels.
+DUPLICATE_ACTIVE_KEY = {
+    "ok": 1,
+    "n": 0,
+    "writeErrors": [
+        {
+            "index": 0,
+            "code": 11000,
+            "codeName": "DuplicateKey",
+            "errmsg": "E11000 duplicate key error collection: %s.event_reward_requests index: "
+            'event_reward_requests_active dup key: { activeKey: "%s" }' % (DB, ACTIVE_KEY),
+            "keyPattern": {"activeKey": 1},
+            "keyValue": {"activeKey": ACTIVE_KEY},
+        }
+    ],
+}
+# ASSUMPTION: an update whose filter matches nothing answers n: 0, nModified: 0.
+NO_MATCH = {"ok": 1, "n": 0, "nModified": 0}
+
+
+def event_doc():
+    """The event as event_repo_mongo.c stores it: reward 0 limited, reward 1 unlimited."""
+    return {
+        "_id": EVENT,
+        "title": "Launch",
+        "description": "",
+        "startDate": NOW - datetime.timedelta(days=1),
+        "endDate": NOW + datetime.timedelta(days=1),
+        "canceledAt": None,
+        "conditions": [],
+        "conditionLogic": "ALL",
+        "claimPeriod": "ONCE",
+        "maxClaims": 3,
+        "requiresApproval": False,
+        "dayOffsetMinutes": 540,
+        "createdBy": OPERATOR,
+        "createdAt": NOW,
+        "updatedAt": NOW,
+        "grants": 4,
+        "rewards": [
+            {"rewardIndex": 0, "rewardDefinitionId": DEF0, "quantity": 2, "stock": 10, "stockLeft": 10,
+             "customData": None},
+            {"rewardIndex": 1, "rewardDefinitionId": DEF1, "quantity": 1, "stock": None, "stockLeft": None,
+             "customData": {"color": "red"}},
+        ],
+    }
+
+
+def request_doc(_id=REQUEST, status="SUCCESS", active=True):
+    """A request as reward_store_mongo.c stores it."""
+    d = {
+        "_id": _id,
+        "userId": USER,
+        "eventId": EVENT,
+        "periodKey": "ONCE",
+        "status": status,
+        "claimedRewards": [
+            {"rewardIndex": 0, "rewardDefinitionId": DEF0, "name": "Gold", "type": "CURRENCY",
+             "value": {"amount": 100}, "quantity": 2},
+            {"rewardIndex": 1, "rewardDefinitionId": DEF1, "name": "Badge", "type": "ITEM",
+             "value": {"_rpJson": '{"$weird":1}'}, "quantity": 1},
+        ],
+        "requestedAt": NOW,
+        "processedAt": NOW,
+        "processorId": None,
+        "failureReason": None,
+        "failureDetails": {"_rpJson": '[{"$k":2}]'},
+        "notes": None,
+        "source": "CLAIM",
+        "batchId": None,
+        "createdAt": NOW,
+        "updatedAt": NOW,
+    }
+    if active:
+        d["activeKey"] = ACTIVE_KEY
+    return d
+
+
+# ---- BSON array keys ----
+# pymongo decodes arrays into lists and forgets their keys, so a driver-side bug that writes
+# {"1": ..., "3": ...} as an array (a libbson macro evaluating its key argument twice did that)
+# would pass unseen. The mock's decoder is wrapped to check every array of every message.
+
+_FIXED = {0x01: 8, 0x06: 0, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8, 0x13: 16, 0x7F: 0,
+          0xFF: 0}
+
+
+def array_key_errors(data):
+    """Arrays in the concatenated BSON documents data whose keys are not "0", "1", ..."""
+    data = bytes(data)
+    errors = []
+
+    def cstring(pos):
+        end = data.index(b"\x00", pos)
+        return data[pos:end].decode("utf-8", "replace"), end + 1
+
+    def walk(pos, is_array):
+        size = int.from_bytes(data[pos:pos + 4], "little")
+        end, pos, i = pos + size - 1, pos + 4, 0
+        while pos < end:
+            t = data[pos]
+            key, pos = cstring(pos + 1)
+            if is_array and key != str(i):
+                errors.append("array key %r at index %d" % (key, i))
+            i += 1
+            if t in (0x03, 0x04):
+                pos = walk(pos, t == 0x04)
+            elif t in (0x02, 0x0D, 0x0E):
+                pos += 4 + int.from_bytes(data[pos:pos + 4], "little")
+            elif t == 0x05:
+                pos += 5 + int.from_bytes(data[pos:pos + 4], "little")
+            elif t == 0x0B:
+                pos = cstring(cstring(pos)[1])[1]
+            elif t == 0x0C:
+                pos += 4 + int.from_bytes(data[pos:pos + 4], "little") + 12
+            elif t == 0x0F:
+                pos += int.from_bytes(data[pos:pos + 4], "little")
+            else:
+                pos += _FIXED[t]
+        return end + 1
+
+    pos = 0
+    while pos < len(data):
+        pos = walk(pos, False)
+    return errors
+
+
+class _CheckingBson:
+    """Stands in for the bson module inside mockupdb: decode_all checks array keys first."""
+
+    def __init__(self, real):
+        self._real = real
+        self.sink = None
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def decode_all(self, data, *args, **kwargs):
+        if self.sink is not None:
+            self.sink(array_key_errors(data))
+        return self._real.decode_all(data, *args, **kwargs)
+
+
+COUNTER_VALUES = {"reward_ledger": 41, "outbox": 7, "batch_lease": 3}
+
+
+class MockPrimary:
+    """A single-node replica-set primary: answers the handshake itself, records every other
+    command and replies from per-test rules, falling back to permissive defaults."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.log = []
+        self.rules = []
+        self.errors = []
+        checker = _CheckingBson(bson)
+        checker.sink = self._bad_arrays
+        mockupdb.bson = checker
+        self.server = MockupDB(port=None, auto_ismaster=False, request_timeout=3600)
+        self.server._address = ("127.0.0.1", 0)  # the host the URI and `hosts` name
+        self.server.autoresponds(self._handle)
+        self.port = self.server.run()
+        self.host = "127.0.0.1:%d" % self.port
+        self.uri = "mongodb://%s/?replicaSet=rs0&serverSelectionTimeoutMS=3000&connectTimeoutMS=3000" % self.host
+
+    def hello(self):
+        # no topologyVersion (mockupdb 1.8 rejects the streaming protocol's exhaust flag), no
+        # compression, no SASL: see notes/mongo-contract-tests.md
+        return {
+            "ismaster": True, "isWritablePrimary": True, "helloOk": True, "secondary": False,
+            "setName": "rs0", "setVersion": 1, "hosts": [self.host], "primary": self.host, "me": self.host,
+            "electionId": ObjectId("7fffffff0000000000000001"), "minWireVersion": 0, "maxWireVersion": 17,
+            "logicalSessionTimeoutMinutes": 30, "maxBsonObjectSize": 16777216,
+            "maxMessageSizeBytes": 48000000, "maxWriteBatchSize": 100000,
+            "localTime": datetime.datetime.now(UTC),
+        }
+
+    def _bad_arrays(self, errors):
+        if errors:
+            with self.lock:
+                self.errors.extend(errors)
+
+    def reset(self):
+        with self.lock:
+            self.log = []
+            self.rules = []
+            self.errors = []
+
+    def on(self, cmd, replies, coll=None, match=None):
+        """Answers cmd (on coll, when match(doc)) with replies in order, the last one repeating."""
+        with self.lock:
+            self.rules.append({"cmd": cmd, "coll": coll, "match": match, "replies": list(replies)})
+
+    def commands(self, *names):
+        with self.lock:
+            entries = list(self.log)
+        return [e for e in entries if not names or e["cmd"] in names]
+
+    def _handle(self, req):
+        name = req.command_name or ""
+        if name.lower() in ("ismaster", "hello") and not isinstance(req, OpMsg):
+            return req.replies(self.hello())  # the handshake and heartbeats (OP_QUERY)
+        doc = copy.deepcopy(dict(req.doc))
+        with self.lock:
+            self.log.append({"cmd": name, "doc": doc})
+            try:
+                reply = self._scripted(name, doc)
+            except Exception as exc:  # a broken rule must show in the test, not kill the connection
+                self.errors.append(repr(exc))
+                reply = {"ok": 0, "code": 8, "errmsg": "mock rule failed: %r" % exc}
+        if reply is None:
+            reply = self._default(name, doc)
+        return req.replies(copy.deepcopy(reply))
+
+    def _scripted(self, name, doc):
+        coll = doc.get(name) if isinstance(doc.get(name), str) else None
+        for r in self.rules:
+            if r["cmd"] == name and (r["coll"] is None or r["coll"] == coll) and (r["match"] is None or r["match"](doc)):
+                return r["replies"].pop(0) if len(r["replies"]) > 1 else r["replies"][0]
+        return None
+
+    def _default(self, name, doc):
+        if name.lower() in ("ismaster", "hello"):  # a command (OP_MSG), e.g. the replica-set check
+            return self.hello()
+        if name == "find":
+            coll = doc["find"]
+            batch = []
+            if coll == "counters":
+                batch = [{"_id": doc["filter"]["_id"], "seq": COUNTER_VALUES.get(doc["filter"]["_id"], 1)}]
+            elif coll == "events":
+                batch = [event_doc()]
+            return cursor(coll, batch)
+        if name == "aggregate":
+            return cursor(doc["aggregate"], [])
+        if name == "insert":
+            return {"ok": 1, "n": len(doc.get("documents", []))}
+        if name == "update":
+            n = len(doc.get("updates", []))
+            return {"ok": 1, "n": n, "nModified": n}
+        if name == "delete":
+            return {"ok": 1, "n": 1}
+        return {"ok": 1}
+
+
+def cursor(coll, batch):
+    return {"ok": 1, "cursor": {"id": 0, "ns": "%s.%s" % (DB, coll), "firstBatch": batch}}
+
+
+@pytest.fixture(scope="module")
+def primary():
+    # module-scoped: MockupDB.stop() always costs 1 s, and the mock's threads are daemons
+    return MockPrimary()
+
+
+@pytest.fixture
+def mock(primary):
+    primary.reset()
+    yield primary
+    errors = list(primary.errors)
+    primary.reset()
+    assert not errors, "mock rules raised or malformed BSON arrays arrived: %s" % errors
+
+
+@pytest.fixture(scope="module")
+def driver():
+    path = os.environ.get("MONGO_DRIVER") or os.path.join(ROOT, "build", "tests", "mongo_driver")
+    if not os.access(path, os.X_OK):
+        pytest.fail("contract driver %s not found: build it with `make build/tests/mongo_driver` "
+                    "(or run make test-mongo-contract), or point MONGO_DRIVER at it" % path)
+    return path
+
+
+def run(driver, mock, scenario):
+    """Runs one scenario to completion (bounded by DRIVER_TIMEOUT_S) and returns its JSON line."""
+    try:
+        p = subprocess.run([driver, mock.uri, scenario], capture_output=True, text=True, timeout=DRIVER_TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail("driver %s did not finish in %d s; stderr: %s" % (scenario, DRIVER_TIMEOUT_S, exc.stderr))
+    lines = p.stdout.strip().splitlines()
+    assert p.returncode == 0 and lines, "driver %s exited %d; stderr:\n%s" % (scenario, p.returncode, p.stderr)
+    return json.loads(lines[-1])
+
+
+# ---- helpers over the recorded commands ----
+
+def coll_of(entry):
+    v = entry["doc"].get(entry["cmd"])
+    return v if isinstance(v, str) else None
+
+
+def in_txn(entries):
+    """Commands sent inside a transaction (autocommit: false), in order."""
+    return [e for e in entries if "autocommit" in e["doc"]]
+
+
+def lsid_of(entry):
+    return str(entry["doc"]["lsid"]["id"])  # a UUID (binary subtype 4)
+
+
+def txn_numbers(entries):
+    return sorted({e["doc"]["txnNumber"] for e in in_txn(entries)})
+
+
+def writes(entries, cmd, coll):
+    return [e for e in entries if e["cmd"] == cmd and coll_of(e) == coll]
+
+
+def first_update(entry):
+    return entry["doc"]["updates"][0]
+
+
+def is_seed(entry):
+    """The counters upserts rp_reward_store_mongo_open sends, outside any transaction."""
+    return entry["cmd"] == "update" and coll_of(entry) == "counters" and "$setOnInsert" in first_update(entry)["u"]
+
+
+def assert_one_transaction(entries, number=None):
+    """lsid, txnNumber, startTransaction only first, autocommit false everywhere."""
+    txn = in_txn(entries)
+    assert txn, "no command ran in a transaction"
+    numbers = {e["doc"]["txnNumber"] for e in txn}
+    assert len(numbers) == 1, numbers
+    if number is not None:
+        assert numbers == {number}
+    assert len({lsid_of(e) for e in txn}) == 1, "commands of one transaction used different sessions"
+    assert all(e["doc"]["autocommit"] is False for e in txn)
+    assert txn[0]["doc"].get("startTransaction") is True
+    assert all("startTransaction" not in e["doc"] for e in txn[1:])
+    # transaction options go on the first command only, never per operation
+    assert txn[0]["doc"].get("readConcern") == {"level": "snapshot"}
+    assert all("readConcern" not in e["doc"] and "writeConcern" not in e["doc"]
+               for e in txn[1:] if e["cmd"] not in ("commitTransaction", "abortTransaction"))
+    return txn
+
+
+# ---- the grant transaction ----
+
+def test_grant_happy_path_is_one_transaction(driver, mock):
+    out = run(driver, mock, "grant")
+    assert out == {"ok": True, "outcome": "OK", "existing": None}
+    log = mock.commands()
+    txn = assert_one_transaction(log)
+    # every write but the counter seeding at open is in it
+    for e in log:
+        if e["cmd"] in ("insert", "update", "delete") and not is_seed(e):
+            assert e in txn, "%s on %s ran outside the transaction" % (e["cmd"], coll_of(e))
+    commit = [e for e in txn if e["cmd"] == "commitTransaction"]
+    assert len(commit) == 1 and txn[-1] is commit[0]
+    assert commit[0]["doc"]["$db"] == "admin"
+    assert commit[0]["doc"]["writeConcern"]["w"] == "majority"
+    assert not mock.commands("abortTransaction")
+
+    steps = [(e["cmd"], coll_of(e)) for e in txn]
+    assert steps == [
+        ("find", "event_reward_requests"),  # the active key
+        ("find", "event_reward_requests"),  # max claims
+        ("update", "events"),  # touch: conflicts with a concurrent event_update
+        ("find", "events"),  # which lines are limited
+        ("update", "events"),  # guarded decrement of reward 0 only (reward 1 is unlimited)
+        ("insert", "event_reward_requests"),
+        ("update", "counters"), ("find", "counters"), ("insert", "reward_ledger"), ("insert", "reward_ledger"),
+        ("update", "counters"), ("find", "counters"), ("insert", "outbox"),
+        ("commitTransaction", None),
+    ], steps
+    assert txn[0]["doc"]["filter"] == {"activeKey": ACTIVE_KEY}
+    claims = txn[1]["doc"]
+    assert claims["filter"] == {"userId": USER, "eventId": EVENT, "status": {"$ne": "FAILED"}}
+    assert claims["skip"] == 2  # "is there a 3rd non-FAILED request?" for maxClaims 3
+    assert first_update(txn[2])["u"] == {"$inc": {"grants": 1}}
+    guard = first_update(txn[4])
+    assert guard["q"] == {"_id": EVENT, "rewards.0.stockLeft": {"$gte": 2}}
+    assert guard["u"] == {"$inc": {"rewards.0.stockLeft": -2}}
+    assert not guard.get("multi") and not guard.get("upsert")
+
+    req = txn[5]["doc"]["documents"][0]
+    assert req["_id"] == REQUEST and req["activeKey"] == ACTIVE_KEY and req["status"] == "SUCCESS"
+    assert req["requestedAt"] == NOW.replace(tzinfo=None)
+    assert req["claimedRewards"][0]["value"] == {"amount": 100}
+    assert req["claimedRewards"][1]["value"] == {"_rpJson": '{"$weird":1}'}  # not storable natively
+    ledger = [e["doc"]["documents"][0] for e in txn if coll_of(e) == "reward_ledger"]
+    assert [(x["seq"], x["rewardIndex"], x["quantity"], x["entryType"]) for x in ledger] == [
+        (40, 0, 2, "GRANT"), (41, 1, 1, "GRANT")]  # counter answered 41 after $inc 2
+    assert first_update(txn[6])["u"] == {"$inc": {"seq": 2}}
+    outbox = txn[12]["doc"]["documents"][0]
+    assert outbox["_id"] == 7 and outbox["messageId"] == REQUEST and outbox["routingKey"] == "reward.granted"
+    assert outbox["publishedAt"] is None
+
+
+def test_grant_awaiting_review_touches_event_but_not_stock(driver, mock):
+    out = run(driver, mock, "grant-review")
+    assert out["ok"] and out["outcome"] == "OK"
+    txn = assert_one_transaction(mock.commands())
+    steps = [(e["cmd"], coll_of(e)) for e in txn]
+    assert steps == [("find", "event_reward_requests"), ("find", "event_reward_requests"), ("update", "events"),
+                     ("insert", "event_reward_requests"), ("commitTransaction", None)], steps
+
+
+def test_grant_batch_item_settles_in_the_same_transaction(driver, mock):
+    out = run(driver, mock, "grant-batch")
+    assert out["ok"] and out["outcome"] == "OK"
+    txn = assert_one_transaction(mock.commands())
+    settle = first_update(txn[0])
+    assert coll_of(txn[0]) == "batch_items"
+    assert settle["q"] == {"batchId": BATCH, "seq": 7, "status": "QUEUED"}
+    assert settle["u"]["$set"]["status"] == "SUCCESS" and settle["u"]["$set"]["requestId"] == REQUEST
+
+
+def test_grant_batch_item_already_settled_aborts(driver, mock):
+    mock.on("update", [NO_MATCH], coll="batch_items")
+    out = run(driver, mock, "grant-batch")
+    assert out == {"ok": True, "outcome": "ITEM_SETTLED", "existing": None}
+    log = mock.commands()
+    assert_one_transaction(log)
+    assert mock.commands("abortTransaction") and not mock.commands("commitTransaction")
+    assert not writes(log, "insert", "event_reward_requests")
+
+
+def _transient_once(mock):
+    # the first request insert conflicts, the rerun succeeds: never an endless retry loop
+    mock.on("insert", [WRITE_CONFLICT, {"ok": 1, "n": 1}], coll="event_reward_requests")
+
+
+def test_transient_error_reruns_whole_transaction(driver, mock):
+    _transient_once(mock)
+    out = run(driver, mock, "grant")
+    assert out == {"ok": True, "outcome": "OK", "existing": None}
+    log = mock.commands()
+    txn = in_txn(log)
+    numbers = txn_numbers(log)
+    assert len(numbers) == 2 and numbers[0] < numbers[1], numbers
+    assert len({lsid_of(e) for e in txn}) == 1
+    first = [e for e in txn if e["doc"]["txnNumber"] == numbers[0]]
+    second = [e for e in txn if e["doc"]["txnNumber"] == numbers[1]]
+    # attempt 1 ends at the failed insert and is aborted; attempt 2 starts over from the top
+    assert [e["cmd"] for e in first][-2:] == ["insert", "abortTransaction"]
+    assert first[-1]["doc"]["$db"] == "admin"
+    assert first[0]["doc"].get("startTransaction") is True
+    assert second[0]["doc"].get("startTransaction") is True
+    assert [(e["cmd"], coll_of(e)) for e in second[:2]] == [("find", "event_reward_requests")] * 2
+    assert second[-1]["cmd"] == "commitTransaction"
+    assert [e["cmd"] for e in first].count("commitTransaction") == 0
+    assert len(writes(second, "insert", "outbox")) == 1 and not writes(first, "insert", "outbox")
+    assert all(e["doc"]["autocommit"] is False for e in txn)
+
+
+def test_unknown_commit_result_retries_only_the_commit(driver, mock):
+    mock.on("commitTransaction", [COMMIT_WC_TIMEOUT, {"ok": 1}])
+    out = run(driver, mock, "grant")
+    assert out == {"ok": True, "outcome": "OK", "existing": None}
+    log = mock.commands()
+    commits = mock.commands("commitTransaction")
+    assert len(commits) == 2
+    assert txn_numbers(log) == [commits[0]["doc"]["txnNumber"]]  # the body ran once
+    assert commits[0]["doc"]["txnNumber"] == commits[1]["doc"]["txnNumber"]
+    assert lsid_of(commits[0]) == lsid_of(commits[1])
+    assert commits[1]["doc"]["writeConcern"]["w"] == "majority"
+    assert "wtimeout" in commits[1]["doc"]["writeConcern"]  # the spec's retry write concern
+    assert len(writes(log, "insert", "event_reward_requests")) == 1
+    assert not mock.commands("abortTransaction")
+
+
+def test_duplicate_key_on_request_insert_is_already_claimed(driver, mock):
+    mock.on("insert", [DUPLICATE_ACTIVE_KEY], coll="event_reward_requests")
+    # the winner's request, visible once our transaction is over
+    mock.on("find", [cursor("event_reward_requests", [request_doc(EXISTING)])], coll="event_reward_requests",
+            match=lambda d: "txnNumber" not in d)
+    out = run(driver, mock, "grant")
+    assert out["ok"] and out["outcome"] == "DUPLICATE"  # grant.c answers 409 ALREADY_CLAIMED
+    assert out["existing"]["id"] == EXISTING
+    log = mock.commands()
+    txn = assert_one_transaction(log)  # one txnNumber: no rerun
+    aborts = mock.commands("abortTransaction")
+    assert len(aborts) == 1 and aborts[0]["doc"]["$db"] == "admin"
+    assert not mock.commands("commitTransaction")
+    assert txn[-2]["cmd"] == "insert" and coll_of(txn[-2]) == "event_reward_requests"
+    assert not writes(log, "insert", "reward_ledger") and not writes(log, "insert", "outbox")
+    after = [e for e in log if e["cmd"] == "find" and "txnNumber" not in e["doc"]]
+    assert [e["doc"]["filter"] for e in after] == [{"activeKey": ACTIVE_KEY}]
+
+
+def test_active_key_found_in_snapshot_is_already_claimed(driver, mock):
+    mock.on("find", [cursor("event_reward_requests", [request_doc(EXISTING)])], coll="event_reward_requests",
+            match=lambda d: d["filter"] == {"activeKey": ACTIVE_KEY})
+    out = run(driver, mock, "grant")
+    assert out["ok"] and out["outcome"] == "DUPLICATE" and out["existing"]["id"] == EXISTING
+    assert_one_transaction(mock.commands())
+    assert mock.commands("abortTransaction") and not mock.commands("commitTransaction")
+    assert not mock.commands("insert")
+
+
+def test_stock_guard_miss_is_out_of_stock_and_aborts(driver, mock):
+    mock.on("update", [NO_MATCH], coll="events", match=lambda d: "rewards.0.stockLeft" in d["updates"][0]["q"])
+    out = run(driver, mock, "grant")
+    assert out == {"ok": True, "outcome": "OUT_OF_STOCK", "existing": None}
+    log = mock.commands()
+    txn = assert_one_transaction(log)
+    guard = [e for e in txn if e["cmd"] == "update" and "rewards.0.stockLeft" in first_update(e)["q"]]
+    assert len(guard) == 1
+    assert first_update(guard[0])["q"] == {"_id": EVENT, "rewards.0.stockLeft": {"$gte": 2}}
+    assert len(mock.commands("abortTransaction")) == 1 and not mock.commands("commitTransaction")
+    assert not mock.commands("insert")  # no request, ledger or outbox
+
+
+def test_max_claims_reached_aborts(driver, mock):
+    mock.on("find", [cursor("event_reward_requests", [{"_id": EXISTING}])], coll="event_reward_requests",
+            match=lambda d: "skip" in d)
+    out = run(driver, mock, "grant")
+    assert out == {"ok": True, "outcome": "LIMIT_REACHED", "existing": None}
+    assert mock.commands("abortTransaction") and not mock.commands("commitTransaction")
+    assert not mock.commands("insert") and all(is_seed(e) for e in mock.commands("update"))
+
+
+# ---- decisions ----
+
+def test_approve_out_of_stock_fails_the_request_in_a_second_transaction(driver, mock):
+    mock.on("find", [cursor("event_reward_requests", [request_doc(status="AWAITING_REVIEW")])],
+            coll="event_reward_requests")
+    mock.on("update", [NO_MATCH], coll="events", match=lambda d: "rewards.0.stockLeft" in d["updates"][0]["q"])
+    out = run(driver, mock, "approve")
+    assert out["ok"] and out["outcome"] == "OUT_OF_STOCK"
+    log = mock.commands()
+    numbers = txn_numbers(log)
+    assert len(numbers) == 2
+    first = [e for e in in_txn(log) if e["doc"]["txnNumber"] == numbers[0]]
+    second = [e for e in in_txn(log) if e["doc"]["txnNumber"] == numbers[1]]
+    assert first[-1]["cmd"] == "abortTransaction" and second[-1]["cmd"] == "commitTransaction"
+    status = [first_update(e) for e in second if e["cmd"] == "update" and coll_of(e) == "event_reward_requests"]
+    assert len(status) == 1
+    assert status[0]["q"] == {"_id": REQUEST, "status": "AWAITING_REVIEW"}
+    assert status[0]["u"]["$set"]["status"] == "FAILED"
+    assert status[0]["u"]["$set"]["failureReason"] == "OUT_OF_STOCK"
+    assert status[0]["u"]["$unset"] == {"activeKey": ""}  # FAILED requests carry no active key
+    assert not writes(log, "insert", "reward_ledger") and not writes(log, "insert", "outbox")
+
+
+def test_reject_unsets_active_key(driver, mock):
+    mock.on("find", [cursor("event_reward_requests", [request_doc(status="AWAITING_REVIEW")])],
+            coll="event_reward_requests")
+    out = run(driver, mock, "reject")
+    assert out["ok"] and out["outcome"] == "OK"
+    txn = assert_one_transaction(mock.commands())
+    upd = [first_update(e) for e in txn if e["cmd"] == "update"]
+    assert len(upd) == 1 and upd[0]["u"]["$unset"] == {"activeKey": ""}
+    assert upd[0]["u"]["$set"]["failureReason"] == "WHY" and upd[0]["u"]["$set"]["notes"] == "checked"
+
+
+def test_revoke_returns_stock_and_writes_reversals(driver, mock):
+    mock.on("find", [cursor("event_reward_requests", [request_doc(status="SUCCESS")])], coll="event_reward_requests")
+    out = run(driver, mock, "revoke")
+    assert out["ok"] and out["outcome"] == "OK"
+    txn = assert_one_transaction(mock.commands())
+    back = [first_update(e) for e in txn if e["cmd"] == "update" and coll_of(e) == "events"]
+    assert back == [{"q": {"_id": EVENT}, "u": {"$inc": {"rewards.0.stockLeft": 2}}}] or (
+        len(back) == 1 and back[0]["q"] == {"_id": EVENT} and back[0]["u"] == {"$inc": {"rewards.0.stockLeft": 2}})
+    ledger = [e["doc"]["documents"][0] for e in txn if coll_of(e) == "reward_ledger" and e["cmd"] == "insert"]
+    assert [(x["quantity"], x["entryType"]) for x in ledger] == [(-2, "REVERSAL"), (-1, "REVERSAL")]
+    outbox = [e["doc"]["documents"][0] for e in txn if coll_of(e) == "outbox" and e["cmd"] == "insert"]
+    assert [(x["messageId"], x["routingKey"]) for x in outbox] == [(REQUEST + ":revoked", "reward.revoked")]
+
+
+# ---- read paths ----
+
+def test_get_request_reads_by_id_and_maps_the_document(driver, mock):
+    mock.on("find", [cursor("event_reward_requests", [request_doc()])], coll="event_reward_requests")
+    out = run(driver, mock, "get-request")
+    finds = mock.commands("find")
+    assert len(finds) == 1
+    f = finds[0]["doc"]
+    assert f["find"] == "event_reward_requests" and f["$db"] == DB
+    assert f["filter"] == {"_id": REQUEST} and f["limit"] == 1
+    assert "txnNumber" not in f and "startTransaction" not in f
+    req = out["request"]
+    assert out["ok"] and req["id"] == REQUEST and req["status"] == "SUCCESS"
+    assert req["requestedAt"] == "2026-01-02T03:04:05.000Z"
+    assert req["claimedRewards"][0]["value"] == {"amount": 100}
+    assert req["claimedRewards"][1]["value"] == {"$weird": 1}  # unwrapped from _rpJson
+    assert req["failureDetails"] == [{"$k": 2}]
+    assert "activeKey" not in req and req["processorId"] is None
+
+
+def test_event_get_reads_event_then_definitions(driver, mock):
+    defs = [{"_id": DEF0, "name": "Gold", "type": "CURRENCY", "value": {"amount": 100}, "isActive": True},
+            {"_id": DEF1, "name": "Badge", "type": "ITEM", "value": "b", "isActive": True}]
+    mock.on("find", [cursor("reward_definitions", defs)], coll="reward_definitions")
+    out = run(driver, mock, "event-get")
+    finds = mock.commands("find")
+    assert [coll_of(e) for e in finds] == ["events", "reward_definitions"]
+    assert finds[0]["doc"]["filter"] == {"_id": EVENT}
+    assert sorted(finds[1]["doc"]["filter"]["_id"]["$in"]) == [DEF0, DEF1]
+    ev = out["event"]
+    assert out["ok"] and ev["id"] == EVENT and ev["startDate"] == "2026-01-01T03:04:05.000Z"
+    assert [r["stockLeft"] for r in ev["rewards"]] == [10, None]
+    assert [r["name"] for r in ev["rewards"]] == ["Gold", "Badge"]
+    assert "grants" not in ev
+
+
+def test_list_requests_filter_and_cursor(driver, mock):
+    mock.on("find", [cursor("event_reward_requests", [{"_id": REQUEST, "requestedAt": NOW}])],
+            coll="event_reward_requests", match=lambda d: d["filter"] == {"_id": REQUEST})
+    out = run(driver, mock, "list-requests")
+    assert out["ok"]
+    finds = [e["doc"] for e in mock.commands("find")]
+    assert len(finds) == 2
+    page = finds[1]
+    assert page["sort"] == {"requestedAt": -1, "_id": -1} and page["limit"] == 3
+    clauses = page["filter"]["$and"]
+    assert clauses[:3] == [{"userId": USER}, {"eventId": EVENT}, {"status": "SUCCESS"}]
+    assert clauses[5] == {"$or": [{"requestedAt": {"$lt": NOW.replace(tzinfo=None)}},
+                                  {"requestedAt": NOW.replace(tzinfo=None), "_id": {"$lt": REQUEST}}]}
+
+
+# ---- start-up ----
+
+def index_specs(mock):
+    specs = {}
+    for e in mock.commands("createIndexes"):
+        for ix in e["doc"]["indexes"]:
+            specs.setdefault(e["doc"]["createIndexes"], {})[ix["name"]] = ix
+    return specs
+
+
+def test_reward_store_open_checks_replica_set_and_creates_indexes(driver, mock):
+    out = run(driver, mock, "open-reward")
+    assert out == {"ok": True}
+    hello = mock.commands("hello")
+    assert len(hello) == 1 and hello[0]["doc"]["$db"] == "admin"
+    assert mock.log.index(hello[0]) < mock.log.index(mock.commands("createIndexes")[0])
+    specs = index_specs(mock)
+    active = specs["event_reward_requests"]["event_reward_requests_active"]
+    assert active["key"] == {"activeKey": 1} and active["unique"] is True
+    assert active["partialFilterExpression"] == {"activeKey": {"$exists": True}}
+    idem = specs["idempotency_keys"]["idempotency_keys_user_key"]
+    assert idem["key"] == {"userId": 1, "key": 1} and idem["unique"] is True
+    msg = specs["outbox"]["outbox_message_id"]
+    assert msg["key"] == {"messageId": 1} and msg["unique"] is True
+    batches = specs["batches"]["batches_idem"]
+    assert batches["key"] == {"createdBy": 1, "idemKey": 1} and batches["unique"] is True
+    assert batches["partialFilterExpression"] == {"idemKey": {"$exists": True}}
+    items = specs["batch_items"]["batch_items_seq"]
+    assert items["key"] == {"batchId": 1, "seq": 1} and items["unique"] is True
+    due = specs["batch_items"]["batch_items_due"]
+    assert list(due["key"])[:2] == ["status", "dueAt"]
+    seq = specs["reward_ledger"]["reward_ledger_seq"]
+    assert seq["key"] == {"seq": 1} and seq["unique"] is True
+    assert {"event_reward_requests_user_time", "event_reward_requests_event_time", "event_reward_requests_status_time",
+            "event_reward_requests_time", "event_reward_requests_user_event"} <= set(specs["event_reward_requests"])
+    assert {"reward_ledger_user", "reward_ledger_event"} <= set(specs["reward_ledger"])
+    # no index is created inside a transaction, and the counters exist before the first grant
+    assert all("txnNumber" not in e["doc"] for e in mock.commands("createIndexes"))
+    seeds = [first_update(e) for e in mock.commands("update") if coll_of(e) == "counters"]
+    assert sorted(s["q"]["_id"] for s in seeds) == ["batch_lease", "outbox", "reward_ledger"]
+    assert all(s["upsert"] is True and s["u"] == {"$setOnInsert": {"seq": 0}} for s in seeds)
+
+
+def test_reward_store_open_refuses_a_standalone(driver, mock):
+    # hello answered without setName on the command path (the handshake still says rs0)
+    mock.on("hello", [{"ok": 1, "ismaster": True, "isWritablePrimary": True, "maxWireVersion": 17}])
+    out = run(driver, mock, "open-reward")
+    assert out["ok"] is False and out["error"]["code"] == "STORE_UNAVAILABLE"
+    assert "not a replica set" in out["error"]["message"]
+    assert not mock.commands("createIndexes")
+
+
+# ---- every other operation: runs against the mock and keeps its writes where they belong ----
+
+@pytest.mark.parametrize("scenario", [
+    "record-failed", "find-active", "list-ledger", "list-outbox", "outbox-lease", "outbox-published", "idem-get",
+    "idem-put", "batch-create", "batch-get", "batch-items", "batch-lease", "batch-items-get", "batch-item-fail",
+    "open-event", "open-auth", "auth-find-login", "auth-list-audit",
+])
+def test_operation_smoke(driver, mock, scenario):
+    out = run(driver, mock, scenario)
+    assert out["ok"], out
+
+
+def test_audit_list_filters_are_well_formed_arrays(driver, mock):
+    # the cursor names an existing entry; every clause lands in one $and (array keys checked by the mock)
+    mock.on("find", [cursor("audit_logs", [{"_id": EVENT, "at": NOW}])], coll="audit_logs",
+            match=lambda d: d["filter"] == {"_id": EVENT})
+    assert run(driver, mock, "auth-list-audit")["ok"]
+    page = [e["doc"] for e in mock.commands("find") if e["doc"]["filter"] != {"_id": EVENT}]
+    assert len(page) == 1
+    assert page[0]["filter"]["$and"][:3] == [{"log": "auth"}, {"targetId": USER}, {"actorId": OPERATOR}]
+    assert "$or" in page[0]["filter"]["$and"][3]
+
+
+def test_record_failed_has_no_active_key(driver, mock):
+    assert run(driver, mock, "record-failed")["ok"]
+    ins = writes(mock.commands(), "insert", "event_reward_requests")
+    assert len(ins) == 1 and "activeKey" not in ins[0]["doc"]["documents"][0]
+    assert "txnNumber" not in ins[0]["doc"] or "autocommit" not in ins[0]["doc"]
+
+
+def test_batch_create_inserts_batch_and_items_in_one_transaction(driver, mock):
+    out = run(driver, mock, "batch-create")
+    assert out["ok"] and out["existed"] is False
+    txn = assert_one_transaction(mock.commands())
+    steps = [(e["cmd"], coll_of(e)) for e in txn]
+    assert steps == [("find", "batches"), ("insert", "batches"), ("insert", "batch_items"),
+                     ("commitTransaction", None)], steps
+    assert txn[0]["doc"]["filter"] == {"createdBy": OPERATOR, "idemKey": "idem-1"}
+    items = txn[2]["doc"]["documents"]
+    assert [(i["_id"], i["seq"], i["status"]) for i in items] == [
+        (BATCH + ":1", 1, "QUEUED"), (BATCH + ":2", 2, "QUEUED"), (BATCH + ":3", 3, "QUEUED")]
+
+
+def test_batch_create_with_a_used_key_returns_the_first_batch(driver, mock):
+    mock.on("find", [cursor("batches", [{"_id": BATCH, "requestHash": "hash-0"}])], coll="batches")
+    out = run(driver, mock, "batch-create")
+    assert out == {"ok": True, "existed": True, "existingId": BATCH, "existingHash": "hash-0"}
+    assert not mock.commands("insert")
+
+
+def test_batch_lease_counts_and_leases_in_one_transaction(driver, mock):
+    mock.on("aggregate", [cursor("batch_items", [{"_id": 1, "n": 95}])], coll="batch_items")
+    mock.on("find", [cursor("batch_items", [{"_id": BATCH + ":1", "batchId": BATCH, "seq": 1},
+                                            {"_id": BATCH + ":2", "batchId": BATCH, "seq": 2}])], coll="batch_items")
+    out = run(driver, mock, "batch-lease")
+    assert out["ok"] and out["items"] == [{"batchId": BATCH, "seq": 1}, {"batchId": BATCH, "seq": 2}]
+    txn = assert_one_transaction(mock.commands())
+    steps = [(e["cmd"], coll_of(e)) for e in txn]
+    assert steps == [("update", "counters"), ("aggregate", "batch_items"), ("find", "batch_items"),
+                     ("update", "batch_items"), ("commitTransaction", None)], steps
+    assert txn[2]["doc"]["limit"] == 5  # max_in_flight 100 - 95 in flight
+    lease = first_update(txn[3])
+    assert lease["q"] == {"_id": {"$in": [BATCH + ":1", BATCH + ":2"]}, "status": "QUEUED"} and lease["multi"]
