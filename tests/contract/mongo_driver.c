@@ -200,6 +200,10 @@ static json_t *run_reward(rp_reward_store_t *s, const char *scenario) {
         ok = s->ops->batch_items(s, BATCH_ID, "QUEUED", 0, 2, &items, &more, &err);
         return page(ok, &err, items, more);
     }
+    if (strcmp(scenario, "batch-list") == 0) {
+        ok = s->ops->batch_list(s, EVENT_ID, BATCH_ID, 2, &items, &more, &err);
+        return page(ok, &err, items, more);
+    }
     if (strcmp(scenario, "batch-lease") == 0) {
         ok = s->ops->batch_lease(s, NOW_MS, 60000, 10, 100, &items, &err);
         return result(ok, &err, ok ? json_pack("{s:o}", "items", items) : NULL);

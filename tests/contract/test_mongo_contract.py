@@ -757,6 +757,22 @@ def test_operation_smoke(driver, mock, scenario):
     assert out["ok"], out
 
 
+def test_batch_list_reads_newest_first_after_the_cursor(driver, mock):
+    # the cursor batch exists; the page is filtered by event, sorted (createdAt, _id) descending
+    mock.on("find", [cursor("batches", [{"_id": BATCH, "createdAt": NOW}])], coll="batches",
+            match=lambda d: d["filter"] == {"_id": BATCH})
+    out = run(driver, mock, "batch-list")
+    assert out["ok"], out
+    finds = [e["doc"] for e in mock.commands("find") if e["doc"]["filter"] != {"_id": BATCH}]
+    assert len(finds) == 1
+    f = finds[0]
+    assert f["find"] == "batches" and f["limit"] == 3
+    assert list(f["sort"].items()) == [("createdAt", -1), ("_id", -1)]
+    assert f["filter"]["$and"][0] == {"eventId": EVENT}
+    at = NOW.replace(tzinfo=None)  # BSON dates decode naive
+    assert f["filter"]["$and"][1] == {"$or": [{"createdAt": {"$lt": at}}, {"createdAt": at, "_id": {"$lt": BATCH}}]}
+
+
 def test_audit_list_filters_are_well_formed_arrays(driver, mock):
     # the cursor names an existing entry; every clause lands in one $and (array keys checked by the mock)
     mock.on("find", [cursor("audit_logs", [{"_id": EVENT, "at": NOW}])], coll="audit_logs",

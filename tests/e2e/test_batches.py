@@ -99,6 +99,23 @@ def test_the_same_idempotency_key_never_makes_a_second_batch(world, platform):
     assert settled(world, second["id"])["failures"] == {"ALREADY_CLAIMED": 20}
 
 
+def test_batches_are_listed_newest_first_per_event(world):
+    ev = world.event()
+    first = batch(world, ev["id"], [oid()]).json()
+    second = batch(world, ev["id"], [oid()]).json()
+    r = world.api.get("/events/batches", token=world.auditor, params={"eventId": ev["id"]})
+    assert r.status_code == 200, r.text
+    assert [b["id"] for b in r.json()["items"]] == [second["id"], first["id"]]
+    page = world.api.get("/events/batches", token=world.operator, params={"eventId": ev["id"], "limit": 1}).json()
+    assert [b["id"] for b in page["items"]] == [second["id"]] and page["nextCursor"] == second["id"]
+    rest = world.api.get("/events/batches", token=world.operator,
+                         params={"eventId": ev["id"], "cursor": page["nextCursor"]}).json()
+    assert [b["id"] for b in rest["items"]] == [first["id"]] and rest["nextCursor"] is None
+    assert world.api.get("/events/batches", token=world.operator, params={"eventId": "x"}).status_code == 400
+    player, _ = world.player()
+    assert world.api.get("/events/batches", token=player).status_code == 403
+
+
 @pytest.mark.parametrize("body, code", [
     ({"userIds": [], "reason": "x"}, "VALIDATION_FAILED"),
     ({"userIds": ["not-an-id"], "reason": "x"}, "VALIDATION_FAILED"),

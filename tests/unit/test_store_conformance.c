@@ -670,3 +670,36 @@ BACKENDS(rewards, batches_store_lease_and_settle_once) {
     cr_assert(S.rewards->ops->batch_get(S.rewards, "ffffffffffffffffffffffff", true, &doc, &err));
     cr_assert_null(doc);
 }
+
+BACKENDS(rewards, batches_list_newest_first_by_event) {
+    open_stores(*backend);
+    rp_err_t err;
+    char ev[RP_OID_LEN], other[RP_OID_LEN], ids[3][RP_OID_LEN], existing[RP_OID_LEN], ehash[65];
+    make_event(-1, ev);
+    make_event(-1, other);
+    const char *users[] = {"aaaaaaaaaaaaaaaaaaaaaaa1"};
+    bool existed;
+    for (int i = 0; i < 3; i++) {
+        rp_oid_new(ids[i]);
+        rp_batch_input_t in = {ids[i], i == 1 ? other : ev,     "r", "0123456789abcdef01234567", NULL, "h", users, 1,
+                               0,      1767225600000 + i * 1000};
+        cr_assert(S.rewards->ops->batch_create(S.rewards, &in, &existed, existing, ehash, &err), "%s", err.message);
+    }
+    json_t *items = NULL;
+    bool more = false;
+    cr_assert(S.rewards->ops->batch_list(S.rewards, NULL, NULL, 2, &items, &more, &err), "%s", err.message);
+    cr_assert_eq(json_array_size(items), 2u);
+    cr_assert(more);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(items, 0), "id")), ids[2]);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(items, 1), "id")), ids[1]);
+    json_decref(items);
+    cr_assert(S.rewards->ops->batch_list(S.rewards, NULL, ids[1], 2, &items, &more, &err));
+    cr_assert_eq(json_array_size(items), 1u);
+    cr_assert_not(more);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(items, 0), "id")), ids[0]);
+    json_decref(items);
+    cr_assert(S.rewards->ops->batch_list(S.rewards, ev, NULL, 10, &items, &more, &err));
+    cr_assert_eq(json_array_size(items), 2u, "only the event's batches");
+    cr_assert_eq(json_integer_value(json_object_get(json_array_get(items, 0), "total")), 1);
+    json_decref(items);
+}

@@ -206,4 +206,7 @@ static const char v3[] = "CREATE TABLE batches ("
                          "CREATE INDEX batch_items_due ON batch_items(due_at, batch_id, seq) WHERE status = 'QUEUED';"
                          "CREATE INDEX batch_items_status ON batch_items(batch_id, status, failure_reason);";
 
-const char *const rp_event_sqlite_migrations[] = {v1, v2, v3, NULL};
+/* v4: the batch list pages newest first over all events */
+static const char v4[] = "CREATE INDEX batches_created ON batches(created_at, id);";
+
+const char *const rp_event_sqlite_migrations[] = {v1, v2, v3, v4, NULL};

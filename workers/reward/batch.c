@@ -186,6 +186,24 @@ void rp_batches_get(rp_batches_t *b, const char *id, rp_reply_t *rep) {
     reply_batch(b, id, 200, rep);
 }
 
+void rp_batches_list(rp_batches_t *b, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_err_t err;
+    int limit;
+    const char *cursor, *event_id;
+    json_t *items = NULL;
+    bool more = false;
+    if (!rp_paging_parse(env, &limit, &cursor, &err) || !rp_query_oid(env, "eventId", &event_id, &err) ||
+        !b->store->ops->batch_list(b->store, event_id, cursor, limit, &items, &more, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    size_t n = json_array_size(items), i;
+    json_t *it;
+    json_array_foreach(items, i, it) json_object_set(it, "batchId", json_object_get(it, "id"));
+    json_t *next = more && n > 0 ? json_incref(json_object_get(json_array_get(items, n - 1), "id")) : json_null();
+    rp_reply_set(rep, 200, json_pack("{s:o, s:o}", "items", items, "nextCursor", next));
+}
+
 void rp_batches_items(rp_batches_t *b, const rp_envelope_t *env, const char *id, rp_reply_t *rep) {
     rp_err_t err;
     int limit;

@@ -37,6 +37,9 @@ void rp_batches_create(rp_batches_t *b, const rp_envelope_t *env, const char *ev
 /* GET /events/batches/{id} -> 200 the batch with counts per status and per failure reason and
  * status RUNNING (items still QUEUED) or COMPLETED. */
 void rp_batches_get(rp_batches_t *b, const char *id, rp_reply_t *rep);
+/* GET /events/batches?eventId=&cursor=&limit= -> 200 {items, nextCursor}: batches newest first,
+ * without counts (GET /events/batches/{id} has them). */
+void rp_batches_list(rp_batches_t *b, const rp_envelope_t *env, rp_reply_t *rep);
 /* GET /events/batches/{id}/items?status=&cursor=&limit= -> 200 {items, nextCursor}. */
 void rp_batches_items(rp_batches_t *b, const rp_envelope_t *env, const char *id, rp_reply_t *rep);
 

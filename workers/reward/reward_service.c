@@ -252,6 +252,11 @@ static void op_batch_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     if (id) rp_batches_get(w->batches, id, rep);
 }
 
+static void op_batch_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_reward_worker_t *w = ctx;
+    if (require_roles(env, STAFF_READ, rep)) rp_batches_list(w->batches, env, rep);
+}
+
 static void op_batch_items(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reward_worker_t *w = ctx;
     if (!require_roles(env, STAFF_READ, rep)) return;
@@ -271,6 +276,7 @@ static const rp_route_op_t ops[] = {
     {"GET", "/events/ledger", op_ledger},
     {"GET", "/events/grants/feed", op_feed},
     {"POST", "/events/{id}/batch-grants", op_batch_create},
+    {"GET", "/events/batches", op_batch_list},
     {"GET", "/events/batches/{id}", op_batch_get},
     {"GET", "/events/batches/{id}/items", op_batch_items},
 };

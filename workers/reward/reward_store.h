@@ -118,6 +118,10 @@ typedef struct rp_reward_store_ops {
      * and, with counts, also counts: {QUEUED, SUCCESS, FAILED}, failures: {reason: n},
      * lastSettledAt (ISO or null). */
     bool (*batch_get)(rp_reward_store_t *s, const char *id, bool counts, json_t **doc, rp_err_t *err);
+    /* Batches newest first by (createdAt, id), optionally of one event, after cursor (the id of
+     * the previous page's last batch); the documents of batch_get without counts. */
+    bool (*batch_list)(rp_reward_store_t *s, const char *event_id, const char *cursor, int limit, json_t **items,
+                       bool *more, rp_err_t *err);
     /* Items by seq after `after_seq` (optional status filter): [{seq, userId, status,
      * failureReason, requestId, attempts, settledAt}]. */
     bool (*batch_items)(rp_reward_store_t *s, const char *batch_id, const char *status, int64_t after_seq, int limit,

@@ -1178,6 +1178,8 @@ static bool batch_counts(rp_mongo_t *m, const char *id, json_t *doc, rp_err_t *e
     return true;
 }
 
+static json_t *batch_row(const bson_t *d);
+
 /* A batch's fields never change after batch_create, so reading them and the counts with two
  * queries gives what SQLite's single read transaction gives. */
 static bool m_batch_get(rp_reward_store_t *base, const char *id, bool counts, json_t **doc, rp_err_t *err) {
@@ -1186,17 +1188,42 @@ static bool m_batch_get(rp_reward_store_t *base, const char *id, bool counts, js
     bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
     bool ok = rp_mongo_find_one(db_of(base), BATCHES, filter, NULL, &d, err);
     bson_destroy(filter);
-    if (ok && d)
-        *doc = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id", rp_mongo_get_json(d, "_id"), "eventId",
-                         rp_mongo_get_json(d, "eventId"), "reason", rp_mongo_get_json(d, "reason"), "createdBy",
-                         rp_mongo_get_json(d, "createdBy"), "total", rp_mongo_get_int(d, "total"), "duplicates",
-                         rp_mongo_get_int(d, "duplicates"), "createdAt", rp_mongo_get_time(d, "createdAt"));
+    if (ok && d) *doc = batch_row(d);
     bson_destroy(d);
     if (ok && *doc && counts) ok = batch_counts(db_of(base), id, *doc, err);
     if (!ok) {
         json_decref(*doc);
         *doc = NULL;
     }
+    return ok;
+}
+
+static json_t *batch_row(const bson_t *d) {
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id", rp_mongo_get_json(d, "_id"), "eventId",
+                     rp_mongo_get_json(d, "eventId"), "reason", rp_mongo_get_json(d, "reason"), "createdBy",
+                     rp_mongo_get_json(d, "createdBy"), "total", rp_mongo_get_int(d, "total"), "duplicates",
+                     rp_mongo_get_int(d, "duplicates"), "createdAt", rp_mongo_get_time(d, "createdAt"));
+}
+
+static bool m_batch_list(rp_reward_store_t *base, const char *event_id, const char *cursor, int limit, json_t **items,
+                         bool *more, rp_err_t *err) {
+    clauses_t c = {BSON_INITIALIZER, 0};
+    int rc = 1;
+    bool ok = false;
+    *items = NULL;
+    *more = false;
+    if (event_id) clause_eq(&c, "eventId", event_id);
+    if (cursor) rc = rp_mongo_cursor_clause(db_of(base), BATCHES, cursor, "createdAt", &c.arr, &c.n, err);
+    bson_t *filter = clauses_filter(&c);
+    if (rc == 0) { /* unknown cursor: an empty page, as in SQLite */
+        *items = json_array();
+        ok = true;
+    } else if (rc > 0) {
+        bson_t *sort = BCON_NEW("createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1));
+        ok = rp_mongo_find_page(db_of(base), BATCHES, filter, sort, limit, batch_row, items, more, err);
+        bson_destroy(sort);
+    }
+    bson_destroy(filter);
     return ok;
 }
 
@@ -1365,6 +1392,7 @@ static const rp_reward_store_ops_t mongo_ops = {
     .idem_put = m_idem_put,
     .batch_create = m_batch_create,
     .batch_get = m_batch_get,
+    .batch_list = m_batch_list,
     .batch_items = m_batch_items,
     .batch_lease = m_batch_lease,
     .batch_items_get = m_batch_items_get,
@@ -1399,11 +1427,12 @@ static bool create_indexes(rp_mongo_t *m, rp_err_t *err) {
                  BCON_INT32(1), "}", "name", BCON_UTF8("outbox_pending"), "}");
     bson_t *idem = BCON_NEW("0", "{", "key", "{", "userId", BCON_INT32(1), "key", BCON_INT32(1), "}", "name",
                             BCON_UTF8("idempotency_keys_user_key"), "unique", BCON_BOOL(true), "}");
-    bson_t *batches =
-        BCON_NEW("0", "{", "key", "{", "createdBy", BCON_INT32(1), "idemKey", BCON_INT32(1), "}", "name",
-                 BCON_UTF8("batches_idem"), "unique", BCON_BOOL(true), "partialFilterExpression", "{", "idemKey", "{",
-                 "$exists", BCON_BOOL(true), "}", "}", "}", "1", "{", "key", "{", "eventId", BCON_INT32(1), "createdAt",
-                 BCON_INT32(1), "}", "name", BCON_UTF8("batches_event"), "}");
+    bson_t *batches = BCON_NEW("0", "{", "key", "{", "createdBy", BCON_INT32(1), "idemKey", BCON_INT32(1), "}", "name",
+                               BCON_UTF8("batches_idem"), "unique", BCON_BOOL(true), "partialFilterExpression", "{",
+                               "idemKey", "{", "$exists", BCON_BOOL(true), "}", "}", "}", "1", "{", "key", "{",
+                               "eventId", BCON_INT32(1), "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1), "}",
+                               "name", BCON_UTF8("batches_event"), "}", "2", "{", "key", "{", "createdAt",
+                               BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "name", BCON_UTF8("batches_created"), "}");
     bson_t *items =
         BCON_NEW("0", "{", "key", "{", "batchId", BCON_INT32(1), "seq", BCON_INT32(1), "}", "name",
                  BCON_UTF8("batch_items_seq"), "unique", BCON_BOOL(true), "}", "1", "{", "key", "{", "status",

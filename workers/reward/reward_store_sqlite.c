@@ -754,6 +754,8 @@ done:
 
 /* ---- batches ---- */
 
+static json_t *row_to_batch(sqlite3_stmt *st);
+
 static bool s_batch_create(rp_reward_store_t *base, const rp_batch_input_t *in, bool *existed, char existing_id[25],
                            char existing_hash[65], rp_err_t *err) {
     sqlite_store_t *s = (sqlite_store_t *)base;
@@ -893,10 +895,7 @@ static bool s_batch_get(rp_reward_store_t *base, const char *id, bool counts, js
     rp_sqlite_bind_text(st, 1, id);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
-        *doc = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id", rp_sqlite_col_string(st, 0), "eventId",
-                         rp_sqlite_col_string(st, 1), "reason", rp_sqlite_col_string(st, 2), "createdBy",
-                         rp_sqlite_col_string(st, 3), "total", rp_sqlite_col_int(st, 4), "duplicates",
-                         rp_sqlite_col_int(st, 5), "createdAt", rp_sqlite_col_time(st, 6));
+        *doc = row_to_batch(st);
     else if (rc != SQLITE_DONE) {
         rp_sqlite_err(db, "read batch", err);
         goto done;
@@ -908,6 +907,39 @@ done:
     if (!ok) {
         json_decref(*doc);
         *doc = NULL;
+    }
+    rp_sqlite_pool_put(s->pool, db);
+    return ok;
+}
+
+static json_t *row_to_batch(sqlite3_stmt *st) {
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id", rp_sqlite_col_string(st, 0), "eventId",
+                     rp_sqlite_col_string(st, 1), "reason", rp_sqlite_col_string(st, 2), "createdBy",
+                     rp_sqlite_col_string(st, 3), "total", rp_sqlite_col_int(st, 4), "duplicates",
+                     rp_sqlite_col_int(st, 5), "createdAt", rp_sqlite_col_time(st, 6));
+}
+
+static bool s_batch_list(rp_reward_store_t *base, const char *event_id, const char *cursor, int limit, json_t **items,
+                         bool *more, rp_err_t *err) {
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    bool ok = false;
+    *items = NULL;
+    *more = false;
+    sqlite3 *db = rp_sqlite_pool_get(s->pool, err);
+    if (!db) return false;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id, event_id, reason, created_by, total, duplicates, created_at FROM batches "
+                           "WHERE (?1 IS NULL OR event_id = ?1) AND (?2 IS NULL OR (created_at, id) < "
+                           "(SELECT created_at, id FROM batches WHERE id = ?2)) "
+                           "ORDER BY created_at DESC, id DESC LIMIT ?3",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rp_sqlite_err(db, "prepare batch list", err);
+    } else {
+        rp_sqlite_bind_text(st, 1, event_id);
+        rp_sqlite_bind_text(st, 2, cursor);
+        sqlite3_bind_int(st, 3, limit + 1);
+        ok = rp_sqlite_collect(db, st, limit, row_to_batch, items, more, err);
     }
     rp_sqlite_pool_put(s->pool, db);
     return ok;
@@ -1102,6 +1134,7 @@ static const rp_reward_store_ops_t sqlite_ops = {
     .idem_put = s_idem_put,
     .batch_create = s_batch_create,
     .batch_get = s_batch_get,
+    .batch_list = s_batch_list,
     .batch_items = s_batch_items,
     .batch_lease = s_batch_lease,
     .batch_items_get = s_batch_items_get,
