@@ -791,17 +791,56 @@ def test_record_failed_has_no_active_key(driver, mock):
     assert "txnNumber" not in ins[0]["doc"] or "autocommit" not in ins[0]["doc"]
 
 
-def test_batch_create_inserts_batch_and_items_in_one_transaction(driver, mock):
+PARKED = datetime.datetime(9999, 12, 31, 23, 59, 59)
+
+
+def majority(entry):
+    return entry["doc"].get("writeConcern", {}).get("w") == "majority"
+
+
+def test_batch_create_is_stepwise_durable_and_parks_items_until_open(driver, mock):
     out = run(driver, mock, "batch-create")
     assert out["ok"] and out["existed"] is False
-    txn = assert_one_transaction(mock.commands())
-    steps = [(e["cmd"], coll_of(e)) for e in txn]
-    assert steps == [("find", "batches"), ("insert", "batches"), ("insert", "batch_items"),
-                     ("commitTransaction", None)], steps
-    assert txn[0]["doc"]["filter"] == {"createdBy": OPERATOR, "idemKey": "idem-1"}
-    items = txn[2]["doc"]["documents"]
-    assert [(i["_id"], i["seq"], i["status"]) for i in items] == [
-        (BATCH + ":1", 1, "QUEUED"), (BATCH + ":2", 2, "QUEUED"), (BATCH + ":3", 3, "QUEUED")]
+    steps = [e for e in mock.commands() if e["cmd"] in ("find", "insert", "update") and not is_seed(e)]
+    assert [(e["cmd"], coll_of(e)) for e in steps] == [
+        ("find", "batches"), ("insert", "batches"), ("insert", "batch_items"), ("update", "batch_items"),
+        ("update", "batches")], steps
+    assert not in_txn(mock.commands()), "100,000 items are not one transaction"
+    assert steps[0]["doc"]["filter"] == {"createdBy": OPERATOR, "idemKey": "idem-1"}
+    batch = steps[1]["doc"]["documents"][0]
+    assert batch["_id"] == BATCH and batch["state"] == "CREATING" and batch["idemKey"] == "idem-1"
+    items = steps[2]["doc"]["documents"]
+    assert [(i["_id"], i["seq"], i["status"], i["dueAt"]) for i in items] == [
+        (BATCH + ":1", 1, "QUEUED", PARKED), (BATCH + ":2", 2, "QUEUED", PARKED), (BATCH + ":3", 3, "QUEUED", PARKED)]
+    assert steps[2]["doc"]["ordered"] is False
+    unpark = first_update(steps[3])
+    assert unpark["q"] == {"batchId": BATCH, "status": "QUEUED", "dueAt": PARKED} and unpark.get("multi") is True
+    assert unpark["u"]["$set"]["dueAt"] == NOW.replace(tzinfo=None)
+    assert first_update(steps[4])["u"] == {"$set": {"state": "OPEN"}}
+    assert all(majority(e) for e in steps[1:]), "each step is durable before the 202"
+
+
+def test_batch_create_finishes_a_creation_cut_short_by_a_crash(driver, mock):
+    # the same key and body found CREATING: the items are inserted again (duplicates are fine),
+    # then the batch opens; nothing new is created
+    mock.on("find", [cursor("batches", [{"_id": BATCH, "requestHash": "hash-1", "state": "CREATING",
+                                          "createdAt": NOW}])], coll="batches")
+    dup = {"ok": 1, "n": 2, "writeErrors": [{"index": 0, "code": 11000, "codeName": "DuplicateKey",
+                                             "errmsg": "E11000 duplicate key error collection: %s.batch_items "
+                                                       "index: _id_ dup key: { _id: \"%s:1\" }" % (DB, BATCH)}]}
+    mock.on("insert", [dup], coll="batch_items")
+    out = run(driver, mock, "batch-create")
+    assert out == {"ok": True, "existed": True, "existingId": BATCH, "existingHash": "hash-1"}, out
+    assert not writes(mock.commands(), "insert", "batches")
+    assert len(writes(mock.commands(), "insert", "batch_items")) == 1
+    assert first_update(writes(mock.commands(), "update", "batches")[0])["u"] == {"$set": {"state": "OPEN"}}
+
+
+def test_batch_create_stops_on_a_real_insert_error(driver, mock):
+    mock.on("insert", [{"ok": 0, "code": 2, "codeName": "BadValue", "errmsg": "bad"}], coll="batch_items")
+    out = run(driver, mock, "batch-create")
+    assert out["ok"] is False
+    assert not writes(mock.commands(), "update", "batches"), "a batch with missing items never opens"
 
 
 def test_batch_create_with_a_used_key_returns_the_first_batch(driver, mock):

@@ -23,7 +23,7 @@
 #define COUNTERS RP_REWARD_MONGO_COUNTERS
 #define LEASE_COUNTER "batch_lease"
 
-#define ITEM_CHUNK 5000 /* batch items per insert_many inside batch_create's transaction */
+#define ITEM_CHUNK 5000 /* batch items per insert_many in batch_create */
 
 typedef struct mongo_store {
     rp_reward_store_t base;
@@ -988,21 +988,6 @@ static bool raw_count(raw_txn_t *tx, const char *coll, const bson_t *filter, int
     return n >= 0;
 }
 
-static bool raw_insert_many(raw_txn_t *tx, const char *coll, const bson_t **docs, size_t n) {
-    bson_t o, reply;
-    if (!raw_opts(tx, NULL, &o)) {
-        bson_destroy(&o);
-        return false;
-    }
-    mongoc_collection_t *c = rp_mongo_collection(tx->m, tx->cli, coll);
-    bool ok = mongoc_collection_insert_many(c, docs, n, &o, &reply, tx->error);
-    raw_reply(tx, &reply);
-    bson_destroy(&reply);
-    mongoc_collection_destroy(c);
-    bson_destroy(&o);
-    return ok;
-}
-
 static bool raw_update(raw_txn_t *tx, const char *coll, const bson_t *filter, const bson_t *update, unsigned flags,
                        int64_t *matched) {
     bson_t o, reply;
@@ -1025,21 +1010,17 @@ static bool raw_update(raw_txn_t *tx, const char *coll, const bson_t *filter, co
 
 /* ---- batches ---- */
 
-typedef struct batch_arg {
-    const rp_batch_input_t *in;
-    const char *key; /* NULL = none */
-    /* results of the last attempt */
-    bool existed;
-    char existing_id[RP_OID_LEN], existing_hash[65];
-} batch_arg_t;
-
-static bool keep_batch(const bson_t *doc, void *p) {
-    batch_arg_t *a = p;
-    a->existed = true;
-    rp_mongo_copy_str(doc, "_id", a->existing_id, sizeof a->existing_id);
-    rp_mongo_copy_str(doc, "requestHash", a->existing_hash, sizeof a->existing_hash);
-    return false;
-}
+/* A batch is created in steps, each durable (w: majority) and each safe to repeat, rather than
+ * in one transaction: 100,000 items would strain a transaction's size and its 60 s lifetime.
+ *   1. the batch document, state CREATING (the unique (createdBy, idemKey) index decides races);
+ *   2. the items, in chunks, parked (dueAt = PARKED_AT: no sweeper takes them); _id is
+ *      "<batch>:<seq>", so a repeated chunk only meets duplicate keys;
+ *   3. the parked items made due at the batch's creation time;
+ *   4. the batch document, state OPEN.
+ * A creation cut short by a crash is finished by the next post with the same Idempotency-Key
+ * (the same body, so the same items); without a key the client, who got no 202, posts a new
+ * batch and the parked items of the broken one are never sent. */
+#define PARKED_AT INT64_C(253402300799000) /* 9999-12-31T23:59:59Z */
 
 static bson_t *item_doc(const char *batch_id, int64_t seq, const char *user_id, int64_t due) {
     char id[64];
@@ -1049,71 +1030,134 @@ static bson_t *item_doc(const char *batch_id, int64_t seq, const char *user_id, 
                     BCON_NULL, "attempts", BCON_INT64(0), "dueAt", BCON_DATE_TIME(due), "settledAt", BCON_NULL);
 }
 
-static bool batch_create_txn(raw_txn_t *tx, void *p) {
-    batch_arg_t *a = p;
-    const rp_batch_input_t *in = a->in;
-    bool ok = true;
-    a->existed = false;
-    a->existing_id[0] = a->existing_hash[0] = '\0';
-    if (a->key) {
-        bson_t *filter = BCON_NEW("createdBy", BCON_UTF8(in->created_by), "idemKey", BCON_UTF8(a->key));
-        bson_t *opts = BCON_NEW("projection", "{", "requestHash", BCON_INT32(1), "}", "limit", BCON_INT64(1));
-        ok = raw_find(tx, BATCHES, filter, opts, keep_batch, a);
-        bson_destroy(filter);
-        bson_destroy(opts);
-        if (!ok || a->existed) return ok; /* an existing batch: commit nothing new */
-    }
-    bson_t batch = BSON_INITIALIZER;
-    rp_mongo_append_str(&batch, "_id", in->id);
-    rp_mongo_append_str(&batch, "eventId", in->event_id);
-    rp_mongo_append_str(&batch, "reason", in->reason);
-    rp_mongo_append_str(&batch, "createdBy", in->created_by);
-    if (a->key) BSON_APPEND_UTF8(&batch, "idemKey", a->key); /* absent without a key: the unique index is partial */
-    rp_mongo_append_str(&batch, "requestHash", in->request_hash);
-    BSON_APPEND_INT64(&batch, "total", (int64_t)in->nusers);
-    BSON_APPEND_INT64(&batch, "duplicates", in->duplicates);
-    BSON_APPEND_DATE_TIME(&batch, "createdAt", in->created_at);
-    const bson_t *one = &batch;
-    ok = raw_insert_many(tx, BATCHES, &one, 1);
-    bson_destroy(&batch);
+/* Options {writeConcern: {w: "majority"}} (plus ordered: false for inserts). */
+static bson_t *majority_opts(bool unordered) {
+    bson_t *o = bson_new();
+    mongoc_write_concern_t *wc = mongoc_write_concern_new();
+    mongoc_write_concern_set_w(wc, MONGOC_WRITE_CONCERN_W_MAJORITY);
+    mongoc_write_concern_append(wc, o);
+    mongoc_write_concern_destroy(wc);
+    if (unordered) BSON_APPEND_BOOL(o, "ordered", false);
+    return o;
+}
+
+/* Step 2: inserts the items in chunks; duplicate keys (a repeated step) are not errors. */
+static bool insert_items(rp_mongo_t *m, const rp_batch_input_t *in, const char *batch_id, rp_err_t *err) {
+    bson_error_t berr;
+    mongoc_client_t *cli = rp_mongo_pop(m, err);
+    if (!cli) return false;
+    mongoc_collection_t *c = rp_mongo_collection(m, cli, ITEMS);
+    bson_t *opts = majority_opts(true);
     bson_t **docs = rp_calloc(ITEM_CHUNK, sizeof *docs);
+    bool ok = true;
     for (size_t from = 0; ok && from < in->nusers; from += ITEM_CHUNK) {
         size_t n = in->nusers - from < ITEM_CHUNK ? in->nusers - from : ITEM_CHUNK;
         for (size_t i = 0; i < n; i++)
-            docs[i] = item_doc(in->id, (int64_t)(from + i) + 1, in->user_ids[from + i], in->created_at);
-        ok = raw_insert_many(tx, ITEMS, (const bson_t **)docs, n);
+            docs[i] = item_doc(batch_id, (int64_t)(from + i) + 1, in->user_ids[from + i], PARKED_AT);
+        bson_t reply;
+        ok = mongoc_collection_insert_many(c, (const bson_t **)docs, n, opts, &reply, &berr) ||
+             rp_mongo_is_duplicate(&berr);
+        if (!ok) rp_mongo_err(&berr, "insert batch items", err);
+        bson_destroy(&reply);
         for (size_t i = 0; i < n; i++)
             bson_destroy(docs[i]);
     }
     free(docs);
+    bson_destroy(opts);
+    mongoc_collection_destroy(c);
+    rp_mongo_push(m, cli);
+    return ok;
+}
+
+/* Steps 3 and 4. */
+static bool open_batch(rp_mongo_t *m, const char *batch_id, int64_t created_at, rp_err_t *err) {
+    bson_error_t berr;
+    mongoc_client_t *cli = rp_mongo_pop(m, err);
+    if (!cli) return false;
+    bson_t *opts = majority_opts(false);
+    mongoc_collection_t *items = rp_mongo_collection(m, cli, ITEMS), *batches = rp_mongo_collection(m, cli, BATCHES);
+    bson_t *f1 =
+        BCON_NEW("batchId", BCON_UTF8(batch_id), "status", BCON_UTF8("QUEUED"), "dueAt", BCON_DATE_TIME(PARKED_AT));
+    bson_t *u1 = BCON_NEW("$set", "{", "dueAt", BCON_DATE_TIME(created_at), "}");
+    bson_t *f2 = BCON_NEW("_id", BCON_UTF8(batch_id));
+    bson_t *u2 = BCON_NEW("$set", "{", "state", BCON_UTF8("OPEN"), "}");
+    bool ok = mongoc_collection_update_many(items, f1, u1, opts, NULL, &berr) &&
+              mongoc_collection_update_one(batches, f2, u2, opts, NULL, &berr);
+    if (!ok) rp_mongo_err(&berr, "open batch", err);
+    bson_destroy(f1);
+    bson_destroy(u1);
+    bson_destroy(f2);
+    bson_destroy(u2);
+    bson_destroy(opts);
+    mongoc_collection_destroy(items);
+    mongoc_collection_destroy(batches);
+    rp_mongo_push(m, cli);
     return ok;
 }
 
 static bool m_batch_create(rp_reward_store_t *base, const rp_batch_input_t *in, bool *existed, char existing_id[25],
                            char existing_hash[65], rp_err_t *err) {
-    rp_err_t e;
-    batch_arg_t a = {.in = in, .key = in->idempotency_key && in->idempotency_key[0] ? in->idempotency_key : NULL};
-    bool ok = false;
+    rp_mongo_t *m = db_of(base);
+    const char *key = in->idempotency_key && in->idempotency_key[0] ? in->idempotency_key : NULL;
     *existed = false;
     existing_id[0] = existing_hash[0] = '\0';
-    for (int attempt = 0; attempt < 2 && !ok; attempt++) {
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (key) {
+            bson_t *found = NULL, *filter = BCON_NEW("createdBy", BCON_UTF8(in->created_by), "idemKey", BCON_UTF8(key));
+            bool ok = rp_mongo_find_one(m, BATCHES, filter, NULL, &found, err);
+            bson_destroy(filter);
+            if (!ok) return false;
+            if (found) {
+                char state[16];
+                *existed = true;
+                rp_mongo_copy_str(found, "_id", existing_id, 25);
+                rp_mongo_copy_str(found, "requestHash", existing_hash, 65);
+                rp_mongo_copy_str(found, "state", state, sizeof state);
+                int64_t created_at = rp_mongo_get_ms(found, "createdAt");
+                bson_destroy(found);
+                /* the same body cut short by a crash: finish it; anything else is the caller's */
+                if (strcmp(state, "CREATING") == 0 && strcmp(existing_hash, in->request_hash) == 0)
+                    return insert_items(m, in, existing_id, err) && open_batch(m, existing_id, created_at, err);
+                return true;
+            }
+        }
+        bson_t *batch = bson_new();
+        rp_mongo_append_str(batch, "_id", in->id);
+        rp_mongo_append_str(batch, "eventId", in->event_id);
+        rp_mongo_append_str(batch, "reason", in->reason);
+        rp_mongo_append_str(batch, "createdBy", in->created_by);
+        if (key) BSON_APPEND_UTF8(batch, "idemKey", key); /* absent without a key: the unique index is partial */
+        rp_mongo_append_str(batch, "requestHash", in->request_hash);
+        BSON_APPEND_INT64(batch, "total", (int64_t)in->nusers);
+        BSON_APPEND_INT64(batch, "duplicates", in->duplicates);
+        BSON_APPEND_DATE_TIME(batch, "createdAt", in->created_at);
+        BSON_APPEND_UTF8(batch, "state", "CREATING");
+        bson_error_t berr;
+        rp_err_t e;
         rp_err_clear(&e);
-        ok = raw_transact(db_of(base), "create batch", batch_create_txn, &a, &e);
-        /* a duplicate on (createdBy, idemKey): a concurrent post with the same key committed
-         * first; the next attempt reads its batch */
-        if (!ok && !(a.key && e.status == 409)) break;
+        bool ok = false;
+        mongoc_client_t *cli = rp_mongo_pop(m, &e);
+        if (cli) {
+            mongoc_collection_t *c = rp_mongo_collection(m, cli, BATCHES);
+            bson_t *opts = majority_opts(false);
+            ok = mongoc_collection_insert_one(c, batch, opts, NULL, &berr);
+            if (!ok) rp_mongo_err(&berr, "insert batch", &e);
+            bson_destroy(opts);
+            mongoc_collection_destroy(c);
+            rp_mongo_push(m, cli);
+        } else {
+            memset(&berr, 0, sizeof berr);
+        }
+        bson_destroy(batch);
+        if (ok) return insert_items(m, in, in->id, err) && open_batch(m, in->id, in->created_at, err);
+        /* a concurrent post with the same key inserted first: read its batch on the next round */
+        if (!(key && rp_mongo_is_duplicate(&berr))) {
+            if (err) *err = e;
+            return false;
+        }
     }
-    if (!ok) {
-        if (e.status == 409) rp_err_set(&e, 500, "STORE_ERROR", "create batch: duplicate key");
-        if (err) *err = e;
-        return false;
-    }
-    if (a.existed) {
-        *existed = true;
-        snprintf(existing_id, 25, "%s", a.existing_id);
-        snprintf(existing_hash, 65, "%s", a.existing_hash);
-    }
-    return true;
+    rp_err_set(err, 500, "STORE_ERROR", "create batch: the idempotency key is held by a batch that cannot be read");
+    return false;
 }
 
 typedef struct counts_ctx {
