@@ -52,6 +52,18 @@ static bool m_ping(rp_auth_store_t *base, rp_err_t *err) {
     return rp_mongo_ping(db_of(base), err);
 }
 
+/* Whether a duplicate-key message names the email index. The server writes "... index:
+ * users_email_lower dup key: { emailLower: \"...\" }" since 4.2, but "dup key: { : \"...\" }"
+ * (no field name) on 4.0, so the index name is what is looked for, and only before " dup key":
+ * the key value that follows may contain anything. */
+static bool duplicate_on_email(const char *msg) {
+    static const char ix[] = "users_email_lower";
+    const char *end = strstr(msg, " dup key");
+    if (!end) return strstr(msg, "emailLower") != NULL;
+    size_t n = (size_t)(end - msg);
+    return n >= sizeof ix - 1 && memcmp(end - (sizeof ix - 1), ix, sizeof ix - 1) == 0;
+}
+
 static bool m_create_user(rp_auth_store_t *base, const rp_account_t *a, rp_err_t *err) {
     char ul[64], el[256];
     bson_error_t berr;
@@ -63,9 +75,7 @@ static bool m_create_user(rp_auth_store_t *base, const rp_account_t *a, rp_err_t
                            BCON_DATE_TIME(a->created_at), "updatedAt", BCON_DATE_TIME(a->updated_at));
     bool ok = rp_mongo_insert(db_of(base), USERS, doc, &berr, err);
     if (!ok && rp_mongo_is_duplicate(&berr)) {
-        /* the server names the key: "... index: users_email_lower dup key: { emailLower: ... }";
-         * key values are lower-cased, so the camel-case field name cannot come from a value */
-        if (strstr(berr.message, "emailLower"))
+        if (duplicate_on_email(berr.message))
             rp_err_set(err, 409, "EMAIL_TAKEN", "an account with this email already exists");
         else
             rp_err_set(err, 409, "USERNAME_TAKEN", "this username is taken");

@@ -365,10 +365,12 @@ static void append_rewards(bson_t *b, const json_t *rewards) {
     bson_append_array_end(b, &arr);
 }
 
-/* Marks the definitions the rewards use as referenced (never deletable again). */
+/* Marks the definitions the rewards use as referenced (never deletable again). Every one must
+ * exist in the transaction's snapshot: SQLite's foreign key refuses a reward row naming a missing
+ * definition (e.g. deleted after event_worker.c checked it), so the event is not written. */
 static bool mark_referenced(rp_mongo_txn_t *tx, const json_t *rewards) {
     size_t i;
-    json_t *rw;
+    json_t *rw, *seen = json_object();
     uint32_t n = 0;
     bson_t filter = BSON_INITIALIZER, in, ids;
     BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &in);
@@ -377,17 +379,23 @@ static bool mark_referenced(rp_mongo_txn_t *tx, const json_t *rewards) {
         const char *id = doc_str(rw, "rewardDefinitionId");
         char kb[16];
         const char *key;
-        if (!id) continue;
+        if (!id || json_object_get(seen, id)) continue; /* each distinct id once: n is what must match */
+        json_object_set_new(seen, id, json_true());
         bson_uint32_to_string(n++, &key, kb, sizeof kb);
         BSON_APPEND_UTF8(&ids, key, id);
     }
     bson_append_array_end(&in, &ids);
     bson_append_document_end(&filter, &in);
+    json_decref(seen);
     bool ok = true;
     if (n) {
+        rp_mongo_write_t res;
         bson_t *update = BCON_NEW("$set", "{", "referenced", BCON_BOOL(true), "}");
-        ok = rp_mongo_txn_update(tx, DEFS, &filter, update, RP_MONGO_MANY, NULL);
+        ok = rp_mongo_txn_update(tx, DEFS, &filter, update, RP_MONGO_MANY, &res);
         bson_destroy(update);
+        if (ok && res.matched < (int64_t)n)
+            ok = rp_mongo_txn_fail(tx, 500, "STORE_ERROR", "write event: %u of %u reward definitions do not exist",
+                                   (unsigned)(n - (uint32_t)res.matched), (unsigned)n);
     }
     bson_destroy(&filter);
     return ok;
@@ -858,6 +866,30 @@ static const rp_event_repo_ops_t ops = {
     .free = r_free,
 };
 
+/* Creates collection outside any transaction: before MongoDB 4.4 a transaction cannot create one
+ * (the first write would fail with OperationNotSupportedInTransaction every time). An existing
+ * collection is fine (NamespaceExists before 7.0, ok after). */
+static bool create_collection(rp_mongo_t *m, const char *collection, rp_err_t *err) {
+    bson_t reply;
+    bson_error_t berr;
+    mongoc_client_t *cli = rp_mongo_pop(m, err);
+    if (!cli) return false;
+    mongoc_database_t *db = mongoc_client_get_database(cli, rp_mongo_db_name(m));
+    bson_t *cmd = BCON_NEW("create", BCON_UTF8(collection));
+    bool ok = mongoc_database_write_command_with_opts(db, cmd, NULL, &reply, &berr);
+    if (!ok && berr.domain == MONGOC_ERROR_SERVER && berr.code == 48 /* NamespaceExists */) ok = true;
+    if (!ok) {
+        char what[96];
+        snprintf(what, sizeof what, "create collection %s", collection);
+        rp_mongo_err(&berr, what, err);
+    }
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    mongoc_database_destroy(db);
+    rp_mongo_push(m, cli);
+    return ok;
+}
+
 static bool create_indexes(rp_mongo_t *m, rp_err_t *err) {
     bson_t *defs = BCON_NEW("0", "{", "key", "{", "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "name",
                             BCON_UTF8("reward_definitions_created"), "}");
@@ -867,9 +899,10 @@ static bool create_indexes(rp_mongo_t *m, rp_err_t *err) {
     bson_t *progress =
         BCON_NEW("0", "{", "key", "{", "userId", BCON_INT32(1), "kind", BCON_INT32(1), "key", BCON_INT32(1), "}",
                  "name", BCON_UTF8("user_progress_key"), "unique", BCON_BOOL(true), "}");
-    /* progress_facts needs none: the idempotency key is its _id */
+    /* progress_facts needs no index (the idempotency key is its _id), only to exist */
     bool ok = rp_mongo_create_indexes(m, DEFS, defs, err) && rp_mongo_create_indexes(m, EVENTS, events, err) &&
-              rp_mongo_create_indexes(m, PROGRESS, progress, err) && rp_mongo_audit_indexes(m, err);
+              rp_mongo_create_indexes(m, PROGRESS, progress, err) && create_collection(m, FACTS, err) &&
+              rp_mongo_audit_indexes(m, err);
     bson_destroy(defs);
     bson_destroy(events);
     bson_destroy(progress);

@@ -1,0 +1,688 @@
+"""Wire-level contract tests of the MongoDB auth store and event repository, without a server.
+
+The same scripted replica-set primary as test_mongo_contract.py (its fixtures and helpers are
+imported from there) answers tests/contract/mongo_driver.c, which opens rp_auth_store_mongo_open /
+rp_event_repo_mongo_open on the mock's URI and runs one operation with fixed ids. The tests pin
+what auth_store_sqlite.c / event_repo_sqlite.c do and auth_store.h / event_repo.h promise: the
+filters, which writes share one transaction, what the store answers for each server reply, and
+that transient errors rerun a body whose counters then come from the last attempt only.
+
+Scripted replies are beliefs about a MongoDB server (wire version 17 unless said otherwise); each
+one not shared with test_mongo_contract.py is marked ASSUMPTION.
+
+Run (from the repository root, Debian's interpreter):
+    MONGO_DRIVER=build/tests/mongo_driver /usr/bin/python3 -m pytest -q tests/contract
+"""
+
+import datetime
+
+import pytest
+
+from test_mongo_contract import (  # noqa: F401 (driver, mock and primary are fixtures)
+    DB,
+    DEF0,
+    DEF1,
+    EVENT,
+    MOCKUPDB_ERROR,
+    NO_MATCH,
+    NOW,
+    OPERATOR,
+    USER,
+    WRITE_CONFLICT,
+    assert_one_transaction,
+    coll_of,
+    cursor,
+    driver,
+    first_update,
+    in_txn,
+    lsid_of,
+    mock,
+    primary,
+    run,
+    txn_numbers,
+    writes,
+)
+
+pytestmark = pytest.mark.skipif(MOCKUPDB_ERROR is not None, reason="mockupdb not importable (see test_mongo_contract)")
+
+AT = NOW.replace(tzinfo=None)  # BSON dates decode naive
+DAY_MS = 86400000
+NOW_MS = 1767323045000
+NOW_DAY = NOW_MS // DAY_MS
+NOW_MINUTE = (NOW_MS - NOW_DAY * DAY_MS) // 60000  # 03:04 UTC
+USER2 = "5f0000000000000000000002"
+FAMILY = "5f00000000000000000000fa"
+TOKEN0, TOKEN1 = "5f00000000000000000000c0", "5f00000000000000000000c1"
+TOKEN1_HASH = "1" * 62 + "aa"
+
+
+def dup_key(coll, index, field, value, with_field=True):
+    """ASSUMPTION: a duplicate key is a write error inside ok: 1. MongoDB 4.2+ names the field in
+    errmsg and adds keyPattern/keyValue; 4.0 (the first with transactions) writes `{ : "v" }`."""
+    shown = field if with_field else ""
+    err = {"index": 0, "code": 11000, "codeName": "DuplicateKey",
+           "errmsg": 'E11000 duplicate key error collection: %s.%s index: %s dup key: { %s: "%s" }'
+                     % (DB, coll, index, shown, value)}
+    if with_field:
+        err.update({"keyPattern": {field: 1}, "keyValue": {field: value}})
+    return {"ok": 1, "n": 0, "writeErrors": [err]}
+
+
+# ASSUMPTION: an upsert that inserted answers n: 1, nModified: 0 and the upserted entry; one that
+# matched an existing document (a $setOnInsert-only update changes nothing) n: 1, nModified: 0.
+UPSERTED = {"ok": 1, "n": 1, "nModified": 0, "upserted": [{"index": 0, "_id": "x"}]}
+MATCHED_UNCHANGED = {"ok": 1, "n": 1, "nModified": 0}
+# ASSUMPTION: a snapshot read inside a transaction can fail with a transient label.
+SNAPSHOT_UNAVAILABLE = {"ok": 0, "code": 246, "codeName": "SnapshotUnavailable",
+                        "errmsg": "Unable to read from a snapshot", "errorLabels": ["TransientTransactionError"]}
+
+
+def only_writes(entries):
+    return [e for e in entries if e["cmd"] in ("insert", "update", "delete")]
+
+
+def steps_of(txn):
+    return [(e["cmd"], coll_of(e)) for e in txn]
+
+
+def assert_committed(mock, txn):
+    commits = mock.commands("commitTransaction")
+    assert len(commits) == 1 and txn[-1] is commits[0]
+    assert commits[0]["doc"]["$db"] == "admin" and commits[0]["doc"]["writeConcern"]["w"] == "majority"
+    assert not mock.commands("abortTransaction")
+
+
+def audit_doc(entry, log, target_type, target_id):
+    doc = entry["doc"]["documents"][0]
+    assert doc["log"] == log and doc["targetType"] == target_type and doc["targetId"] == target_id
+    assert doc["actorId"] == OPERATOR and doc["at"] == AT and len(doc["_id"]) == 24
+    return doc
+
+
+# ---- start-up: indexes the queries need, created outside transactions ----
+
+def index_specs(mock):
+    specs = {}
+    for e in mock.commands("createIndexes"):
+        assert "txnNumber" not in e["doc"] and "autocommit" not in e["doc"]
+        for ix in e["doc"]["indexes"]:
+            specs.setdefault(e["doc"]["createIndexes"], {})[ix["name"]] = ix
+    return specs
+
+
+def test_auth_store_open_creates_its_indexes(driver, mock):
+    assert run(driver, mock, "open-auth") == {"ok": True}
+    specs = index_specs(mock)
+    users = specs["users"]
+    assert users["users_username_lower"]["key"] == {"usernameLower": 1} and users["users_username_lower"]["unique"]
+    assert users["users_email_lower"]["key"] == {"emailLower": 1} and users["users_email_lower"]["unique"]
+    tokens = specs["refresh_tokens"]
+    assert tokens["refresh_tokens_hash"]["key"] == {"tokenHash": 1} and tokens["refresh_tokens_hash"]["unique"]
+    assert tokens["refresh_tokens_family"]["key"] == {"familyId": 1}
+    assert list(specs["login_failures"]["login_failures_user"]["key"]) == ["userId", "at"]
+    audit = specs["audit_logs"]
+    assert list(audit["audit_logs_target"]["key"])[:2] == ["log", "targetId"]
+    assert list(audit["audit_logs_actor"]["key"])[:2] == ["log", "actorId"]
+
+
+def test_event_repo_open_creates_indexes_and_the_facts_collection(driver, mock):
+    # before 4.4 a transaction cannot create a collection, and no index creates progress_facts:
+    # every ingest would fail. ASSUMPTION: create on an existing collection answers NamespaceExists
+    # (code 48) up to 6.0; it must not stop the start-up.
+    mock.on("create", [{"ok": 0, "code": 48, "codeName": "NamespaceExists",
+                        "errmsg": "Collection %s.progress_facts already exists." % DB}])
+    assert run(driver, mock, "open-event") == {"ok": True}
+    creates = mock.commands("create")
+    assert [e["doc"]["create"] for e in creates] == ["progress_facts"]
+    assert "txnNumber" not in creates[0]["doc"] and "autocommit" not in creates[0]["doc"]
+    specs = index_specs(mock)
+    assert list(specs["events"]["events_created"]["key"].items()) == [("createdAt", -1), ("_id", -1)]
+    assert list(specs["reward_definitions"]["reward_definitions_created"]["key"]) == ["createdAt", "_id"]
+    progress = specs["user_progress"]["user_progress_key"]
+    assert list(progress["key"]) == ["userId", "kind", "key"] and progress["unique"] is True
+    assert "audit_logs_at" in specs["audit_logs"]
+
+
+def test_event_repo_open_fails_when_the_facts_collection_cannot_be_made(driver, mock):
+    mock.on("create", [{"ok": 0, "code": 13, "codeName": "Unauthorized", "errmsg": "not authorized"}])
+    out = run(driver, mock, "open-event")
+    assert out["ok"] is False and out["error"]["status"] == 500
+
+
+# ---- auth: create_user ----
+
+def test_create_user_stores_lower_cased_keys_outside_a_transaction(driver, mock):
+    assert run(driver, mock, "auth-create-user") == {"ok": True}
+    ins = writes(mock.commands(), "insert", "users")
+    assert len(ins) == 1 and "autocommit" not in ins[0]["doc"]
+    doc = ins[0]["doc"]["documents"][0]
+    assert doc == {"_id": USER, "username": "Alice", "usernameLower": "alice", "email": "Alice@Example.COM",
+                   "emailLower": "alice@example.com", "passwordHash": "$argon2id$hash", "roles": 1,
+                   "createdAt": AT, "updatedAt": AT}
+
+
+@pytest.mark.parametrize("with_field", [True, False], ids=["mongodb-4.2+", "mongodb-4.0"])
+def test_create_user_duplicate_email_is_email_taken(driver, mock, with_field):
+    mock.on("insert", [dup_key("users", "users_email_lower", "emailLower", "alice@example.com", with_field)],
+            coll="users")
+    out = run(driver, mock, "auth-create-user")
+    assert out["ok"] is False
+    assert (out["error"]["status"], out["error"]["code"]) == (409, "EMAIL_TAKEN")
+
+
+@pytest.mark.parametrize("value", ["alice", "users_email_lower"])
+@pytest.mark.parametrize("with_field", [True, False], ids=["mongodb-4.2+", "mongodb-4.0"])
+def test_create_user_duplicate_username_is_username_taken(driver, mock, with_field, value):
+    # the key value never decides: a username may look like the other index's name
+    mock.on("insert", [dup_key("users", "users_username_lower", "usernameLower", value, with_field)], coll="users")
+    out = run(driver, mock, "auth-create-user")
+    assert out["ok"] is False
+    assert (out["error"]["status"], out["error"]["code"]) == (409, "USERNAME_TAKEN")
+
+
+def test_create_user_other_write_error_is_a_store_error(driver, mock):
+    # ASSUMPTION: a validation failure is a write error inside ok: 1
+    invalid = {"index": 0, "code": 121, "codeName": "DocumentValidationFailure", "errmsg": "Document failed validation"}
+    mock.on("insert", [{"ok": 1, "n": 0, "writeErrors": [invalid]}], coll="users")
+    out = run(driver, mock, "auth-create-user")
+    assert out["ok"] is False and out["error"]["status"] == 500 and out["error"]["code"] == "STORE_ERROR"
+
+
+# ---- auth: reads ----
+
+def user_doc(_id, name):
+    return {"_id": _id, "username": name, "usernameLower": name.lower(), "email": name + "@x.io",
+            "emailLower": name.lower() + "@x.io", "passwordHash": "h", "roles": 9, "createdAt": NOW, "updatedAt": NOW}
+
+
+def test_list_users_pages_by_id_after_the_cursor(driver, mock):
+    ids = ["5f0000000000000000000002", "5f0000000000000000000003", "5f0000000000000000000004"]
+    mock.on("find", [cursor("users", [user_doc(i, "u%d" % n) for n, i in enumerate(ids)])], coll="users")
+    out = run(driver, mock, "auth-list-users")
+    finds = mock.commands("find")
+    assert len(finds) == 1
+    f = finds[0]["doc"]
+    assert f["filter"] == {"_id": {"$gt": USER}} and f["sort"] == {"_id": 1} and f["limit"] == 3
+    assert out["ok"] and out["more"] is True
+    assert [u["id"] for u in out["items"]] == ids[:2]
+    assert out["items"][0] == {"id": ids[0], "username": "u0", "email": "u0@x.io", "passwordHash": "h", "roles": 9,
+                               "createdAt": NOW_MS, "updatedAt": NOW_MS}
+
+
+def test_list_users_first_page_has_no_filter(driver, mock):
+    mock.on("find", [cursor("users", [user_doc(USER, "alice")])], coll="users")
+    out = run(driver, mock, "auth-list-users-start")
+    f = mock.commands("find")[0]["doc"]
+    assert f["filter"] == {} and f["sort"] == {"_id": 1} and f["limit"] == 3
+    assert out["ok"] and out["more"] is False and [u["id"] for u in out["items"]] == [USER]
+
+
+def test_find_by_email_matches_the_lower_cased_email(driver, mock):
+    mock.on("find", [cursor("users", [user_doc(USER, "Alice")])], coll="users")
+    out = run(driver, mock, "auth-find-email")
+    assert mock.commands("find")[0]["doc"]["filter"] == {"emailLower": "alice@example.com"}
+    assert out["ok"] and out["account"]["id"] == USER and out["account"]["roles"] == 9
+
+
+def test_find_refresh_reads_null_times_as_zero(driver, mock):
+    token = {"_id": TOKEN1, "userId": USER, "familyId": FAMILY, "tokenHash": TOKEN1_HASH, "createdAt": NOW,
+             "expiresAt": NOW + datetime.timedelta(days=1), "usedAt": None, "revokedAt": NOW}
+    mock.on("find", [cursor("refresh_tokens", [token])], coll="refresh_tokens")
+    out = run(driver, mock, "auth-find-refresh")
+    assert mock.commands("find")[0]["doc"]["filter"] == {"tokenHash": TOKEN1_HASH}
+    assert out["token"] == {"id": TOKEN1, "userId": USER, "familyId": FAMILY, "tokenHash": TOKEN1_HASH,
+                            "createdAt": NOW_MS, "expiresAt": NOW_MS + DAY_MS, "usedAt": 0, "revokedAt": NOW_MS}
+
+
+def test_failures_count_and_nth_most_recent(driver, mock):
+    mock.on("aggregate", [cursor("login_failures", [{"_id": 1, "n": 7}])], coll="login_failures")
+    mock.on("find", [cursor("login_failures", [{"_id": "f", "at": NOW}])], coll="login_failures")
+    out = run(driver, mock, "auth-failures")
+    assert out == {"ok": True, "count": 7, "nthAt": NOW_MS}
+    since = {"userId": USER, "at": {"$gt": AT - datetime.timedelta(minutes=15)}}
+    assert mock.commands("aggregate")[0]["doc"]["pipeline"][0] == {"$match": since}
+    f = mock.commands("find")[0]["doc"]
+    assert f["filter"] == since and f["sort"] == {"at": -1} and f["skip"] == 4 and f["limit"] == 1
+
+
+def test_count_with_role_tests_the_bit(driver, mock):
+    mock.on("aggregate", [cursor("users", [{"_id": 1, "n": 2}])], coll="users")
+    assert run(driver, mock, "auth-count-role") == {"ok": True, "count": 2}
+    assert mock.commands("aggregate")[0]["doc"]["pipeline"][0] == {"$match": {"roles": {"$bitsAnySet": 8}}}
+
+
+# ---- auth: writes ----
+
+def test_add_failure_forgets_old_ones_in_the_same_transaction(driver, mock):
+    assert run(driver, mock, "auth-add-failure") == {"ok": True}
+    txn = assert_one_transaction(mock.commands())
+    assert steps_of(txn) == [("delete", "login_failures"), ("insert", "login_failures"), ("commitTransaction", None)]
+    old = txn[0]["doc"]["deletes"][0]
+    assert old["q"] == {"userId": USER, "at": {"$lt": AT - datetime.timedelta(minutes=15)}} and old["limit"] == 0
+    doc = txn[1]["doc"]["documents"][0]
+    assert doc["userId"] == USER and doc["at"] == AT
+
+
+def test_revoke_family_revokes_only_unrevoked_tokens(driver, mock):
+    assert run(driver, mock, "auth-revoke-family") == {"ok": True}
+    upd = writes(mock.commands(), "update", "refresh_tokens")
+    assert len(upd) == 1 and "autocommit" not in upd[0]["doc"]
+    u = first_update(upd[0])
+    assert u["q"] == {"familyId": FAMILY, "revokedAt": None} and u["multi"] is True
+    assert u["u"] == {"$set": {"revokedAt": AT}}
+
+
+def test_rotate_refresh_is_compare_and_set_and_insert_in_one_transaction(driver, mock):
+    out = run(driver, mock, "auth-rotate")
+    assert out == {"ok": True, "rotated": True}
+    txn = assert_one_transaction(mock.commands())
+    assert steps_of(txn) == [("update", "refresh_tokens"), ("insert", "refresh_tokens"), ("commitTransaction", None)]
+    assert_committed(mock, txn)
+    cas = first_update(txn[0])
+    assert cas["q"] == {"_id": TOKEN0, "usedAt": None, "revokedAt": None}  # neither used nor revoked
+    assert cas["u"] == {"$set": {"usedAt": AT}} and not cas.get("multi") and not cas.get("upsert")
+    assert txn[1]["doc"]["documents"][0] == {
+        "_id": TOKEN1, "userId": USER, "familyId": FAMILY, "tokenHash": TOKEN1_HASH, "createdAt": AT,
+        "expiresAt": AT + datetime.timedelta(days=1), "usedAt": None, "revokedAt": None}
+    assert len(only_writes(mock.commands())) == 2
+
+
+def test_rotate_refresh_of_a_used_token_inserts_nothing(driver, mock):
+    mock.on("update", [NO_MATCH], coll="refresh_tokens")
+    out = run(driver, mock, "auth-rotate")
+    assert out == {"ok": True, "rotated": False}  # auth_service revokes the family: reuse
+    assert not writes(mock.commands(), "insert", "refresh_tokens")
+
+
+def test_rotate_refresh_reruns_on_a_write_conflict(driver, mock):
+    # a concurrent rotation of the same token: the rerun's compare-and-set then decides
+    mock.on("update", [WRITE_CONFLICT, {"ok": 1, "n": 1, "nModified": 1}], coll="refresh_tokens")
+    out = run(driver, mock, "auth-rotate")
+    assert out == {"ok": True, "rotated": True}
+    log = mock.commands()
+    numbers = txn_numbers(log)
+    assert len(numbers) == 2 and len({lsid_of(e) for e in in_txn(log)}) == 1
+    first = [e for e in in_txn(log) if e["doc"]["txnNumber"] == numbers[0]]
+    assert [e["cmd"] for e in first] == ["update", "abortTransaction"]
+    ins = writes(log, "insert", "refresh_tokens")
+    assert len(ins) == 1 and ins[0]["doc"]["txnNumber"] == numbers[1]
+
+
+def test_rotate_refresh_duplicate_hash_is_a_store_error(driver, mock):
+    mock.on("insert", [dup_key("refresh_tokens", "refresh_tokens_hash", "tokenHash", TOKEN1_HASH)],
+            coll="refresh_tokens")
+    out = run(driver, mock, "auth-rotate")
+    assert out["ok"] is False and (out["error"]["status"], out["error"]["code"]) == (500, "STORE_ERROR")
+    assert len(mock.commands("abortTransaction")) == 1 and not mock.commands("commitTransaction")
+
+
+def test_set_roles_and_audit_entry_in_one_transaction(driver, mock):
+    out = run(driver, mock, "auth-set-roles")
+    assert out == {"ok": True, "found": True}
+    txn = assert_one_transaction(mock.commands())
+    assert steps_of(txn) == [("update", "users"), ("insert", "audit_logs"), ("commitTransaction", None)]
+    assert_committed(mock, txn)
+    upd = first_update(txn[0])
+    assert upd["q"] == {"_id": USER} and upd["u"] == {"$set": {"roles": 3, "updatedAt": AT}}
+    entry = audit_doc(txn[1], "auth", "user", USER)
+    assert entry["actorUsername"] == "root" and entry["action"] == "user.roles"
+    assert entry["before"] == {"roles": ["USER"]} and entry["after"] == {"roles": ["USER", "OPERATOR"]}
+
+
+def test_set_roles_of_an_unknown_user_writes_no_audit(driver, mock):
+    mock.on("update", [NO_MATCH], coll="users")
+    assert run(driver, mock, "auth-set-roles") == {"ok": True, "found": False}
+    assert not mock.commands("insert")
+
+
+def test_set_roles_reruns_when_the_audit_insert_conflicts(driver, mock):
+    mock.on("insert", [WRITE_CONFLICT, {"ok": 1, "n": 1}], coll="audit_logs")
+    assert run(driver, mock, "auth-set-roles") == {"ok": True, "found": True}
+    log = mock.commands()
+    numbers = txn_numbers(log)
+    assert len(numbers) == 2
+    second = [e for e in in_txn(log) if e["doc"]["txnNumber"] == numbers[1]]
+    assert steps_of(second) == [("update", "users"), ("insert", "audit_logs"), ("commitTransaction", None)]
+    assert second[0]["doc"].get("startTransaction") is True
+
+
+# ---- events: create, update, cancel ----
+
+def referenced_ok(n):
+    return {"ok": 1, "n": n, "nModified": n}
+
+
+def test_event_create_marks_definitions_and_audits_in_one_transaction(driver, mock):
+    mock.on("update", [referenced_ok(2)], coll="reward_definitions")
+    assert run(driver, mock, "event-create") == {"ok": True}
+    txn = assert_one_transaction(mock.commands())
+    assert steps_of(txn) == [("update", "events"), ("update", "reward_definitions"), ("insert", "audit_logs"),
+                             ("commitTransaction", None)]
+    assert_committed(mock, txn)
+    ev = first_update(txn[0])
+    assert ev["q"] == {"_id": EVENT} and ev["upsert"] is True
+    s = ev["u"]["$set"]
+    assert s["startDate"] == AT - datetime.timedelta(days=1) and s["endDate"] == AT + datetime.timedelta(days=1)
+    assert s["maxClaims"] == 3 and s["claimPeriod"] == "ONCE" and s["updatedAt"] == AT
+    assert s["rewards"] == [
+        {"rewardIndex": 0, "rewardDefinitionId": DEF0, "quantity": 2, "stock": 10, "stockLeft": 10, "customData": None},
+        {"rewardIndex": 1, "rewardDefinitionId": DEF1, "quantity": 1, "stock": None, "stockLeft": None,
+         "customData": {"color": "red"}}]
+    assert ev["u"]["$setOnInsert"] == {"canceledAt": None, "createdBy": OPERATOR, "createdAt": AT}
+    ref = first_update(txn[1])
+    assert ref["q"] == {"_id": {"$in": [DEF0, DEF1]}} and ref["u"] == {"$set": {"referenced": True}}
+    assert ref["multi"] is True
+    entry = audit_doc(txn[2], "event", "event", EVENT)
+    assert entry["before"] == {"title": "Old"}
+    assert entry["after"] == {"_rpJson": '{"title":"New","$k":"x"}'}  # a "$" key: stored as JSON text
+
+
+def test_event_create_refuses_a_definition_that_no_longer_exists(driver, mock):
+    # deleted between event_worker.c's check and the transaction: SQLite's foreign key refuses the
+    # reward row, so nothing is written; here the marking matches only one of the two definitions
+    mock.on("update", [referenced_ok(1)], coll="reward_definitions")
+    out = run(driver, mock, "event-create")
+    assert out["ok"] is False and (out["error"]["status"], out["error"]["code"]) == (500, "STORE_ERROR")
+    assert_one_transaction(mock.commands())
+    assert len(mock.commands("abortTransaction")) == 1 and not mock.commands("commitTransaction")
+    assert not writes(mock.commands(), "insert", "audit_logs")
+
+
+def test_event_create_reruns_on_a_write_conflict(driver, mock):
+    mock.on("update", [WRITE_CONFLICT, {"ok": 1, "n": 1, "nModified": 1}], coll="events")
+    mock.on("update", [referenced_ok(2)], coll="reward_definitions")
+    assert run(driver, mock, "event-create") == {"ok": True}
+    log = mock.commands()
+    numbers = txn_numbers(log)
+    assert len(numbers) == 2
+    assert len(writes(log, "insert", "audit_logs")) == 1
+    assert writes(log, "insert", "audit_logs")[0]["doc"]["txnNumber"] == numbers[1]
+
+
+def test_event_update_with_rewards_is_refused_once_a_request_exists(driver, mock):
+    mock.on("find", [cursor("event_reward_requests", [{"_id": "5f00000000000000000000a1"}])],
+            coll="event_reward_requests")
+    out = run(driver, mock, "event-update-rewards")
+    assert out == {"ok": True, "conflict": True}
+    txn = assert_one_transaction(mock.commands())
+    check = txn[0]["doc"]
+    assert check["find"] == "event_reward_requests" and check["filter"] == {"eventId": EVENT}
+    assert check["limit"] == 1
+    assert not only_writes(mock.commands()), "nothing is written once players have claimed"
+
+
+def test_event_update_with_rewards_rewrites_them_when_unclaimed(driver, mock):
+    mock.on("update", [referenced_ok(2)], coll="reward_definitions")
+    out = run(driver, mock, "event-update-rewards")
+    assert out == {"ok": True, "conflict": False}
+    txn = assert_one_transaction(mock.commands())
+    assert steps_of(txn) == [("find", "event_reward_requests"), ("update", "events"), ("update", "reward_definitions"),
+                             ("insert", "audit_logs"), ("commitTransaction", None)]
+    s = first_update(txn[1])["u"]["$set"]
+    assert s["title"] == "New" and [r["stockLeft"] for r in s["rewards"]] == [10, None]
+
+
+def test_event_update_without_rewards_leaves_them_and_the_stock(driver, mock):
+    out = run(driver, mock, "event-update")
+    assert out == {"ok": True, "conflict": False}
+    txn = assert_one_transaction(mock.commands())
+    assert steps_of(txn) == [("update", "events"), ("insert", "audit_logs"), ("commitTransaction", None)]
+    u = first_update(txn[0])["u"]
+    assert "rewards" not in u["$set"] and u["$set"]["title"] == "New"
+    assert u["$setOnInsert"]["rewards"] == []
+    assert not mock.commands("find")  # no claim check when the rewards stay
+
+
+def test_event_cancel_sets_canceled_at_once_with_its_audit(driver, mock):
+    out = run(driver, mock, "event-cancel")
+    assert out == {"ok": True, "already": False}
+    txn = assert_one_transaction(mock.commands())
+    assert steps_of(txn) == [("update", "events"), ("insert", "audit_logs"), ("commitTransaction", None)]
+    u = first_update(txn[0])
+    assert u["q"] == {"_id": EVENT, "canceledAt": None}
+    assert u["u"] == {"$set": {"canceledAt": AT, "updatedAt": AT}}
+    audit_doc(txn[1], "event", "event", EVENT)
+
+
+def test_event_cancel_of_a_canceled_event_is_already(driver, mock):
+    mock.on("update", [NO_MATCH], coll="events")
+    assert run(driver, mock, "event-cancel") == {"ok": True, "already": True}
+    assert not mock.commands("insert")
+
+
+# ---- definitions: delete ----
+
+def test_def_delete_refuses_a_referenced_definition(driver, mock):
+    mock.on("find", [cursor("reward_definitions", [{"_id": DEF0, "referenced": True}])], coll="reward_definitions")
+    assert run(driver, mock, "def-delete") == {"ok": True, "found": True, "referenced": True}
+    txn = assert_one_transaction(mock.commands())
+    assert txn[0]["doc"]["filter"] == {"_id": DEF0}
+    assert not only_writes(mock.commands())
+
+
+def test_def_delete_deletes_an_unreferenced_definition_with_a_guard(driver, mock):
+    mock.on("find", [cursor("reward_definitions", [{"_id": DEF0, "referenced": False}])], coll="reward_definitions")
+    assert run(driver, mock, "def-delete") == {"ok": True, "found": True, "referenced": False}
+    txn = assert_one_transaction(mock.commands())
+    assert steps_of(txn) == [("find", "reward_definitions"), ("delete", "reward_definitions"),
+                             ("insert", "audit_logs"), ("commitTransaction", None)]
+    d = txn[1]["doc"]["deletes"][0]
+    assert d["q"] == {"_id": DEF0, "referenced": False} and d["limit"] == 1  # conflicts with a concurrent marking
+    audit_doc(txn[2], "event", "event", EVENT)
+
+
+def test_def_delete_of_an_unknown_definition_is_not_found(driver, mock):
+    assert run(driver, mock, "def-delete") == {"ok": True, "found": False, "referenced": False}
+    assert not only_writes(mock.commands())
+
+
+def test_def_delete_reruns_when_the_snapshot_read_fails_transiently(driver, mock):
+    # the find's error reply is handed back to the driver, whose label makes it run the body again
+    mock.on("find", [SNAPSHOT_UNAVAILABLE, cursor("reward_definitions", [{"_id": DEF0, "referenced": True}])],
+            coll="reward_definitions")
+    assert run(driver, mock, "def-delete") == {"ok": True, "found": True, "referenced": True}
+    assert len(txn_numbers(mock.commands())) == 2
+    assert len(mock.commands("abortTransaction")) == 1
+
+
+# ---- progress ----
+
+FACT_KEYS = ["k-login", "k-level", "k-quest", "k-invite", "k-counter", "k-level"]  # the driver's facts, in order
+
+
+def script_facts(mock, known=()):
+    """progress_facts upserts: a key not yet seen in this transaction attempt (nor in known) inserts."""
+    seen = {}
+
+    def fresh(doc):
+        keys = seen.setdefault(doc.get("txnNumber"), set(known))
+        key = doc["updates"][0]["q"]["_id"]
+        if key in keys:
+            return False
+        keys.add(key)
+        return True
+
+    mock.on("update", [UPSERTED], coll="progress_facts", match=fresh)
+    mock.on("update", [MATCHED_UNCHANGED], coll="progress_facts")
+
+
+def progress_writes(entries):
+    return [first_update(e) for e in entries if e["cmd"] == "update" and coll_of(e) == "user_progress"]
+
+
+def test_progress_ingest_counts_each_key_once_in_one_transaction(driver, mock):
+    script_facts(mock)
+    out = run(driver, mock, "progress-ingest")
+    assert out == {"ok": True, "accepted": 5, "duplicates": 1}
+    txn = assert_one_transaction(mock.commands())
+    assert_committed(mock, txn)
+    facts = [first_update(e) for e in txn if coll_of(e) == "progress_facts"]
+    assert [f["q"] for f in facts] == [{"_id": k} for k in FACT_KEYS]
+    assert all(f["upsert"] is True and list(f["u"]) == ["$setOnInsert"] for f in facts)
+    assert facts[1]["u"]["$setOnInsert"] == {"userId": USER, "type": "LEVEL", "value": 7, "occurredAt": AT,
+                                             "reportedBy": OPERATOR, "receivedAt": AT + datetime.timedelta(seconds=1)}
+    applied = progress_writes(txn)
+    assert [u["q"] for u in applied] == [
+        {"userId": USER, "kind": "login", "key": NOW_DAY}, {"userId": USER, "kind": "level", "key": None},
+        {"userId": USER, "kind": "quest", "key": "q.1"}, {"userId": USER, "kind": "invite", "key": USER2},
+        {"userId": USER, "kind": "counter", "key": "kills.total"}]  # the repeated level fact is not applied
+    assert all(u["upsert"] is True for u in applied)
+    minutes = applied[0]["u"]["$set"]["minutes"]
+    assert len(minutes) == 180 and minutes[NOW_MINUTE // 8] == 1 << (NOW_MINUTE % 8)
+    assert sum(bin(b).count("1") for b in minutes) == 1
+    assert applied[1]["u"]["$max"] == {"maxLevel": 7}
+    assert applied[2]["u"] == {"$setOnInsert": {"completedAt": AT}}
+    assert applied[3]["u"] == {"$setOnInsert": {"invitedAt": AT}}
+    assert applied[4]["u"]["$inc"] == {"total": 3}
+    login_read = [e for e in txn if e["cmd"] == "find"]
+    assert len(login_read) == 1 and login_read[0]["doc"]["filter"] == {"userId": USER, "kind": "login",
+                                                                         "key": NOW_DAY}
+
+
+def test_progress_ingest_known_keys_change_nothing(driver, mock):
+    script_facts(mock, known={"k-login", "k-quest", "k-counter"})
+    out = run(driver, mock, "progress-ingest")
+    assert out == {"ok": True, "accepted": 2, "duplicates": 4}
+    kinds = [u["q"]["kind"] for u in progress_writes(mock.commands())]
+    assert kinds == ["level", "invite"]
+    assert not mock.commands("find")  # no login bitmap read for a known login fact
+
+
+def test_progress_ingest_rerun_counts_only_the_last_attempt(driver, mock):
+    script_facts(mock)
+    mock.on("update", [WRITE_CONFLICT, {"ok": 1, "n": 1, "nModified": 1}], coll="user_progress",
+            match=lambda d: d["updates"][0]["q"].get("kind") == "counter")
+    out = run(driver, mock, "progress-ingest")
+    assert out == {"ok": True, "accepted": 5, "duplicates": 1}  # not 9 and 1: the first attempt was aborted
+    log = mock.commands()
+    numbers = txn_numbers(log)
+    assert len(numbers) == 2
+    second = [e for e in in_txn(log) if e["doc"]["txnNumber"] == numbers[1]]
+    assert len(progress_writes(second)) == 5 and second[-1]["cmd"] == "commitTransaction"
+
+
+def test_progress_load_reads_aggregates_and_the_login_window(driver, mock):
+    bits_a, bits_b = bytearray(180), bytearray(180)
+    bits_a[0] = 0b101  # minutes 0 and 2
+    bits_b[NOW_MINUTE // 8] = 1 << (NOW_MINUTE % 8)
+    docs = [
+        {"_id": 1, "userId": USER, "kind": "counter", "key": "kills.total", "total": 12, "updatedAt": NOW},
+        {"_id": 2, "userId": USER, "kind": "invite", "key": USER2, "invitedAt": NOW},
+        {"_id": 3, "userId": USER, "kind": "invite", "key": "5f0000000000000000000003", "invitedAt": NOW},
+        {"_id": 4, "userId": USER, "kind": "level", "key": None, "maxLevel": 9, "updatedAt": NOW},
+        {"_id": 5, "userId": USER, "kind": "login", "key": NOW_DAY - 2, "minutes": bytes(bits_a)},
+        {"_id": 6, "userId": USER, "kind": "login", "key": NOW_DAY, "minutes": bytes(bits_b)},
+        {"_id": 7, "userId": USER, "kind": "quest", "key": "q.1", "completedAt": NOW},
+    ]
+    mock.on("find", [cursor("user_progress", docs)], coll="user_progress")
+    out = run(driver, mock, "progress-load")
+    finds = mock.commands("find")
+    assert len(finds) == 1 and "txnNumber" not in finds[0]["doc"]
+    f = finds[0]["doc"]
+    assert f["filter"] == {"userId": USER, "$or": [{"kind": {"$ne": "login"}},
+                                                   {"kind": "login", "key": {"$gte": NOW_DAY - 6, "$lte": NOW_DAY}}]}
+    assert list(f["sort"].items()) == [("kind", 1), ("key", 1)]
+    assert out == {"ok": True, "maxLevel": 9, "invites": 2, "quests": {"q.1": "2026-01-02T03:04:05.000Z"},
+                   "counters": {"kills.total": 12},
+                   "logins": [{"day": NOW_DAY - 2, "minutes": [0, 2]}, {"day": NOW_DAY, "minutes": [NOW_MINUTE]}]}
+
+
+# ---- event lists ----
+
+def list_query(mock):
+    pages = [e["doc"] for e in mock.commands("find") if coll_of(e) == "events" and "projection" not in e["doc"]]
+    assert len(pages) == 1
+    assert list(pages[0]["sort"].items()) == [("createdAt", -1), ("_id", -1)] and pages[0]["limit"] == 3
+    return pages[0]
+
+
+@pytest.mark.parametrize("variant,clause", [
+    ("upcoming", {"canceledAt": None, "startDate": {"$gt": AT}}),
+    ("active", {"canceledAt": None, "startDate": {"$lte": AT}, "endDate": {"$gt": AT}}),
+    ("finished", {"canceledAt": None, "endDate": {"$lte": AT}}),
+    ("canceled", {"canceledAt": {"$ne": None}}),
+    ("open", {"canceledAt": None, "endDate": {"$gt": AT}}),
+    ("at", {"canceledAt": None, "startDate": {"$lte": AT - datetime.timedelta(hours=1)},
+            "endDate": {"$gt": AT - datetime.timedelta(hours=1)}}),
+])
+def test_event_list_filters(driver, mock, variant, clause):
+    out = run(driver, mock, "event-list-" + variant)
+    assert out["ok"], out
+    assert list_query(mock)["filter"] == {"$and": [clause]}
+
+
+def test_event_list_without_filters_sends_an_empty_filter(driver, mock):
+    assert run(driver, mock, "event-list-any")["ok"]
+    assert list_query(mock)["filter"] == {}
+
+
+def test_event_list_of_an_unknown_status_is_empty_without_a_query(driver, mock):
+    assert run(driver, mock, "event-list-bad-status") == {"ok": True, "items": [], "more": False}
+    assert not mock.commands("find")
+
+
+def test_event_list_pages_after_the_cursor_newest_first(driver, mock):
+    older = [{"_id": i, "title": "e", "createdAt": NOW, "rewards": []}
+             for i in ("5f00000000000000000000e0", "5f00000000000000000000df", "5f00000000000000000000de")]
+    mock.on("find", [cursor("events", [{"_id": EVENT, "createdAt": NOW}])], coll="events",
+            match=lambda d: d["filter"] == {"_id": EVENT})
+    mock.on("find", [cursor("events", older)], coll="events")
+    out = run(driver, mock, "event-list-cursor")
+    lookup = [e["doc"] for e in mock.commands("find") if e["doc"]["filter"] == {"_id": EVENT}]
+    assert len(lookup) == 1 and lookup[0]["projection"] == {"createdAt": 1}
+    page = list_query(mock)
+    assert page["filter"] == {"$and": [{"$or": [{"createdAt": {"$lt": AT}},
+                                                {"createdAt": AT, "_id": {"$lt": EVENT}}]}]}
+    assert out["more"] is True and [e["id"] for e in out["items"]] == [x["_id"] for x in older[:2]]
+
+
+def test_event_list_with_an_unknown_cursor_is_empty(driver, mock):
+    mock.on("find", [cursor("events", [])], coll="events", match=lambda d: d["filter"] == {"_id": EVENT})
+    assert run(driver, mock, "event-list-cursor") == {"ok": True, "items": [], "more": False}
+    assert len(mock.commands("find")) == 1
+
+
+def test_event_list_joins_definitions_and_drops_missing_ones(driver, mock):
+    defs = [{"_id": DEF0, "name": "Gold", "type": "CURRENCY", "value": {"amount": 100}, "isActive": True}]
+    mock.on("find", [cursor("reward_definitions", defs)], coll="reward_definitions")
+    out = run(driver, mock, "event-list-any")
+    joins = [e["doc"] for e in mock.commands("find") if coll_of(e) == "reward_definitions"]
+    assert len(joins) == 1 and sorted(joins[0]["filter"]["_id"]["$in"]) == [DEF0, DEF1]
+    (ev,) = out["items"]
+    assert [(r["rewardDefinitionId"], r["name"], r["stockLeft"]) for r in ev["rewards"]] == [(DEF0, "Gold", 10)]
+
+
+def test_def_list_filters_by_type_and_state_after_the_cursor(driver, mock):
+    mock.on("find", [cursor("reward_definitions", [{"_id": DEF1, "createdAt": NOW}])], coll="reward_definitions",
+            match=lambda d: d["filter"] == {"_id": DEF1})
+    mock.on("find", [cursor("reward_definitions", [{"_id": DEF0, "name": "Gold", "type": "CURRENCY",
+                                                    "value": {"amount": 100}, "description": "", "isActive": True,
+                                                    "referenced": True, "createdBy": OPERATOR, "createdAt": NOW,
+                                                    "updatedAt": NOW}])], coll="reward_definitions")
+    out = run(driver, mock, "def-list")
+    page = [e["doc"] for e in mock.commands("find") if e["doc"]["filter"] != {"_id": DEF1}]
+    assert len(page) == 1
+    assert list(page[0]["sort"].items()) == [("createdAt", -1), ("_id", -1)] and page[0]["limit"] == 3
+    assert page[0]["filter"] == {"$and": [{"type": "CURRENCY"}, {"isActive": True}, {
+        "$or": [{"createdAt": {"$lt": AT}}, {"createdAt": AT, "_id": {"$lt": DEF1}}]}]}
+    assert out["ok"] and out["more"] is False
+    assert out["items"][0]["referenced"] is True and out["items"][0]["value"] == {"amount": 100}
+
+
+@pytest.mark.parametrize("scenario", [
+    "def-create", "def-get", "event-audit-list", "progress-summary", "auth-find-id", "auth-insert-refresh",
+    "auth-clear-failures",
+])
+def test_other_store_operations_smoke(driver, mock, scenario):
+    out = run(driver, mock, scenario)
+    assert out["ok"], out
+    writes_in_txn = [e for e in only_writes(mock.commands()) if "autocommit" in e["doc"]]
+    if scenario == "def-create":  # an upsert keeping createdBy, createdAt and referenced, with its audit entry
+        txn = assert_one_transaction(mock.commands())
+        assert steps_of(txn) == [("update", "reward_definitions"), ("insert", "audit_logs"),
+                                 ("commitTransaction", None)]
+        u = first_update(txn[0])
+        assert u["upsert"] is True and u["u"]["$setOnInsert"] == {"referenced": False, "createdBy": OPERATOR,
+                                                                  "createdAt": AT}
+    else:
+        assert not writes_in_txn
