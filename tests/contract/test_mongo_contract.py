@@ -784,11 +784,13 @@ def test_audit_list_filters_are_well_formed_arrays(driver, mock):
     assert "$or" in page[0]["filter"]["$and"][3]
 
 
-def test_record_failed_has_no_active_key(driver, mock):
+def test_record_failed_has_no_active_key_and_touches_the_event(driver, mock):
     assert run(driver, mock, "record-failed")["ok"]
-    ins = writes(mock.commands(), "insert", "event_reward_requests")
-    assert len(ins) == 1 and "activeKey" not in ins[0]["doc"]["documents"][0]
-    assert "txnNumber" not in ins[0]["doc"] or "autocommit" not in ins[0]["doc"]
+    txn = assert_one_transaction(mock.commands())
+    steps = [(e["cmd"], coll_of(e)) for e in txn]
+    assert steps == [("update", "events"), ("insert", "event_reward_requests"), ("commitTransaction", None)], steps
+    assert first_update(txn[0])["u"] == {"$inc": {"grants": 1}}  # a concurrent reward edit conflicts
+    assert "activeKey" not in txn[1]["doc"]["documents"][0]
 
 
 PARKED = datetime.datetime(9999, 12, 31, 23, 59, 59)

@@ -478,11 +478,31 @@ static bool m_grant(rp_reward_store_t *base, const rp_grant_input_t *in, rp_gran
     return ok;
 }
 
+typedef struct failed_arg {
+    const char *event_id;
+    const bson_t *doc;
+} failed_arg_t;
+
+static bool record_failed_txn(rp_mongo_txn_t *tx, void *p) {
+    failed_arg_t *a = p;
+    /* touching the event makes a concurrent reward edit conflict, as every recorded request
+     * does in SQLite (rewards are fixed once any request exists) */
+    return touch_event(tx, a->event_id) && rp_mongo_txn_insert(tx, REQUESTS, a->doc);
+}
+
 static bool m_record_failed(rp_reward_store_t *base, json_t *request, rp_err_t *err) {
-    bson_error_t berr;
+    const char *event_id = doc_str(request, "eventId");
+    if (!event_id) {
+        rp_err_set(err, 500, "STORE_ERROR", "record failed: the request has no eventId");
+        return false;
+    }
     bson_t *doc = request_doc(request, NULL); /* FAILED: no active key */
-    bool ok = rp_mongo_insert(db_of(base), REQUESTS, doc, &berr, err);
-    if (!ok && rp_mongo_is_duplicate(&berr)) rp_err_set(err, 500, "STORE_ERROR", "request id collision");
+    failed_arg_t a = {event_id, doc};
+    rp_err_t e;
+    rp_err_clear(&e);
+    bool ok = rp_mongo_transact(db_of(base), "record failed request", record_failed_txn, &a, &e);
+    if (!ok && e.status == 409) rp_err_set(&e, 500, "STORE_ERROR", "request id collision");
+    if (!ok && err) *err = e;
     bson_destroy(doc);
     return ok;
 }
