@@ -1,5 +1,9 @@
-/* json_util.c - JSON parsing guards (see json_util.h). */
+/* json_util.c - JSON parsing guards and request digests (see json_util.h). */
 #include "json_util.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
 
 bool rp_json_depth_ok(const char *buf, size_t len, int max_depth) {
     int depth = 0;
@@ -22,4 +26,17 @@ bool rp_json_depth_ok(const char *buf, size_t len, int max_depth) {
         }
     }
     return true;
+}
+
+void rp_json_request_hash(const char *scope, const json_t *body, char out[65]) {
+    unsigned char d[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_state st;
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const unsigned char *)scope, strlen(scope));
+    crypto_hash_sha256_update(&st, (const unsigned char *)"\n", 1);
+    if (text) crypto_hash_sha256_update(&st, (const unsigned char *)text, strlen(text));
+    crypto_hash_sha256_final(&st, d);
+    sodium_bin2hex(out, 65, d, sizeof d);
+    free(text);
 }

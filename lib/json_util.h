@@ -1,7 +1,9 @@
-/* json_util.h - guards for parsing untrusted JSON text; pure functions, thread-safe. */
+/* json_util.h - guards for parsing untrusted JSON text, and request digests; pure functions,
+ * thread-safe. */
 #ifndef RP_LIB_JSON_UTIL_H
 #define RP_LIB_JSON_UTIL_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -11,5 +13,10 @@
  * deep. jansson recurses once per level, and a few thousand levels overflow the stack of an
  * HTTP thread, so untrusted text is measured before it is parsed. Strings are skipped. */
 bool rp_json_depth_ok(const char *buf, size_t len, int max_depth);
+
+/* The hex SHA-256 of scope, a newline and body's canonical text (compact, keys sorted; nothing
+ * when body is NULL): what an Idempotency-Key is bound to, so the same key with another request
+ * is told apart. */
+void rp_json_request_hash(const char *scope, const json_t *body, char out[65]);
 
 #endif

@@ -672,6 +672,45 @@ bool rp_mongo_txn_find_one(rp_mongo_txn_t *tx, const char *coll, const bson_t *f
     return ok;
 }
 
+bool rp_mongo_txn_find(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, const bson_t *opts,
+                       rp_mongo_row_fn row, void *ctx) {
+    bson_t o;
+    const bson_t *doc, *errdoc = NULL;
+    if (!txn_opts(tx, opts, &o)) {
+        bson_destroy(&o);
+        return false;
+    }
+    mongoc_collection_t *c = rp_mongo_collection(tx->m, tx->cli, coll);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, &o, NULL);
+    while (mongoc_cursor_next(cur, &doc))
+        if (!row(doc, ctx)) break;
+    bool ok = !mongoc_cursor_error_document(cur, tx->error, &errdoc);
+    if (!ok && errdoc) txn_reply(tx, errdoc);
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(c);
+    bson_destroy(&o);
+    return ok;
+}
+
+bool rp_mongo_txn_count(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, int64_t *count) {
+    bson_t o, reply;
+    *count = 0;
+    if (!txn_opts(tx, NULL, &o)) {
+        bson_destroy(&o);
+        return false;
+    }
+    mongoc_collection_t *c = rp_mongo_collection(tx->m, tx->cli, coll);
+    int64_t n = mongoc_collection_count_documents(c, filter, &o, NULL, &reply, tx->error);
+    if (n < 0)
+        txn_reply(tx, &reply);
+    else
+        *count = n;
+    bson_destroy(&reply);
+    mongoc_collection_destroy(c);
+    bson_destroy(&o);
+    return n >= 0;
+}
+
 bool rp_mongo_txn_fail(rp_mongo_txn_t *tx, int status, const char *code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -154,6 +154,12 @@ bool rp_mongo_txn_delete(rp_mongo_txn_t *tx, const char *coll, const bson_t *fil
 /* As rp_mongo_find_one, within the transaction's snapshot. */
 bool rp_mongo_txn_find_one(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, const bson_t *opts,
                            bson_t **doc);
+/* Every document of find(filter, opts) to row, within the transaction's snapshot; row returns
+ * false to stop. */
+bool rp_mongo_txn_find(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, const bson_t *opts,
+                       rp_mongo_row_fn row, void *ctx);
+/* count_documents(filter) within the transaction. */
+bool rp_mongo_txn_count(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, int64_t *count);
 /* Gives up with a domain error (no retry): records it for rp_mongo_transact and returns false. */
 bool rp_mongo_txn_fail(rp_mongo_txn_t *tx, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

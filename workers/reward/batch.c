@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 
 #include "event/event.h"
 #include "ids.h"
+#include "json_util.h"
 #include "log.h"
 #include "mem.h"
 #include "paging.h"
@@ -51,19 +51,6 @@ rp_batches_t *rp_batches_new(const rp_config_t *cfg, rp_reward_store_t *store, r
 }
 
 /* ---- creation and reads ---- */
-
-static void body_hash(const char *event_id, const json_t *body, char out[65]) {
-    unsigned char d[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_state st;
-    char *text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, (const unsigned char *)event_id, strlen(event_id));
-    crypto_hash_sha256_update(&st, (const unsigned char *)"\n", 1);
-    if (text) crypto_hash_sha256_update(&st, (const unsigned char *)text, strlen(text));
-    crypto_hash_sha256_final(&st, d);
-    sodium_bin2hex(out, 65, d, sizeof d);
-    free(text);
-}
 
 typedef struct user_ref {
     const char *id;
@@ -156,7 +143,7 @@ void rp_batches_create(rp_batches_t *b, const rp_envelope_t *env, const char *ev
     }
     char id[RP_OID_LEN], hash[65], existing_id[RP_OID_LEN], existing_hash[65];
     rp_oid_new(id);
-    body_hash(event_id, env->body, hash);
+    rp_json_request_hash(event_id, env->body, hash);
     size_t n = 0;
     int64_t dups = 0;
     const char **users = unique_users(ids, &n, &dups);

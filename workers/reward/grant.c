@@ -3,13 +3,13 @@
  * transaction. Checks made here before the transaction only produce better answers. */
 #include "grant.h"
 
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "event/event.h"
 #include "ids.h"
+#include "json_util.h"
 #include "log.h"
 #include "mem.h"
 #include "period.h"
@@ -69,20 +69,6 @@ static json_t *outbox_payload(const char *type, const json_t *req, const char *a
                      "requestId", json_object_get(req, "id"), "userId", json_object_get(req, "userId"), "eventId",
                      json_object_get(req, "eventId"), "rewards", json_object_get(req, "claimedRewards"), "at", at,
                      "processorId", json_object_get(req, "processorId"));
-}
-
-/* The claim body is empty or {}; its hash (with the event id) identifies an idempotent retry. */
-static void claim_hash(const char *event_id, const json_t *body, char out[65]) {
-    unsigned char d[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_state st;
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, (const unsigned char *)event_id, strlen(event_id));
-    crypto_hash_sha256_update(&st, (const unsigned char *)"\n", 1);
-    if (text) crypto_hash_sha256_update(&st, (const unsigned char *)text, strlen(text));
-    crypto_hash_sha256_final(&st, d);
-    sodium_bin2hex(out, 65, d, sizeof d);
-    free(text);
 }
 
 static void record_failure(rp_grant_engine_t *g, json_t *req, const char *reason, json_t *details, rp_reply_t *rep,
@@ -252,7 +238,7 @@ void rp_grant_claim(rp_grant_engine_t *g, const rp_envelope_t *env, const char *
         judge(g, env, event_id, rep);
         return;
     }
-    claim_hash(event_id, env->body, hash);
+    rp_json_request_hash(event_id, env->body, hash);
     bool found = false;
     int status = 0;
     json_t *response = NULL;

@@ -892,142 +892,6 @@ static bool m_idem_put(rp_reward_store_t *base, const char *user_id, const char 
     return ok;
 }
 
-/* ---- transactions on the driver directly ----
- * rp_mongo_txn_* offers single-document operations only. batch_create inserts up to
- * RP_BATCH_MAX_USERS items in one transaction (insert_many) and batch_lease counts and reads
- * many documents; both run here the way rp_mongo_transact runs a body: with_transaction with
- * majority write concern and snapshot reads, every server reply handed back to the driver so
- * that its error labels drive the retries, the body free of other side effects. */
-
-typedef struct raw_txn raw_txn_t;
-typedef bool (*raw_fn)(raw_txn_t *tx, void *arg);
-
-struct raw_txn {
-    rp_mongo_t *m;
-    mongoc_client_t *cli;
-    mongoc_client_session_t *session;
-    bson_t **reply;      /* the driver's */
-    bson_error_t *error; /* the driver's */
-    raw_fn fn;
-    void *arg;
-};
-
-static bool raw_callback(mongoc_client_session_t *session, void *ctx, bson_t **reply, bson_error_t *error) {
-    raw_txn_t *tx = ctx;
-    (void)session;
-    tx->reply = reply;
-    tx->error = error;
-    return tx->fn(tx, tx->arg);
-}
-
-static void raw_reply(raw_txn_t *tx, const bson_t *reply) {
-    bson_destroy(*tx->reply);
-    *tx->reply = bson_copy(reply);
-}
-
-/* base + the session, into opts (initialised here; destroy in every case). */
-static bool raw_opts(raw_txn_t *tx, const bson_t *base, bson_t *opts) {
-    if (base)
-        bson_copy_to(base, opts);
-    else
-        bson_init(opts);
-    return mongoc_client_session_append(tx->session, opts, tx->error);
-}
-
-static bool raw_transact(rp_mongo_t *m, const char *what, raw_fn fn, void *arg, rp_err_t *err) {
-    raw_txn_t tx = {.m = m, .fn = fn, .arg = arg};
-    bson_error_t berr;
-    bson_t reply;
-    bool ok = false;
-    mongoc_transaction_opt_t *topts = NULL;
-    mongoc_write_concern_t *wc = NULL;
-    mongoc_read_concern_t *rc = NULL;
-    memset(&berr, 0, sizeof berr);
-    tx.cli = rp_mongo_pop(m, err);
-    if (!tx.cli) return false;
-    tx.session = mongoc_client_start_session(tx.cli, NULL, &berr);
-    if (!tx.session) {
-        rp_mongo_err(&berr, what, err);
-        goto done;
-    }
-    topts = mongoc_transaction_opts_new();
-    wc = mongoc_write_concern_new();
-    mongoc_write_concern_set_w(wc, MONGOC_WRITE_CONCERN_W_MAJORITY);
-    rc = mongoc_read_concern_new();
-    mongoc_read_concern_set_level(rc, MONGOC_READ_CONCERN_LEVEL_SNAPSHOT);
-    mongoc_transaction_opts_set_write_concern(topts, wc);
-    mongoc_transaction_opts_set_read_concern(topts, rc);
-    ok = mongoc_client_session_with_transaction(tx.session, raw_callback, topts, &tx, &reply, &berr);
-    bson_destroy(&reply);
-    if (!ok) rp_mongo_err(&berr, what, err);
-done:
-    if (topts) mongoc_transaction_opts_destroy(topts);
-    mongoc_write_concern_destroy(wc);
-    mongoc_read_concern_destroy(rc);
-    if (tx.session) mongoc_client_session_destroy(tx.session);
-    rp_mongo_push(m, tx.cli);
-    return ok;
-}
-
-static bool raw_find(raw_txn_t *tx, const char *coll, const bson_t *filter, const bson_t *opts, rp_mongo_row_fn row,
-                     void *ctx) {
-    bson_t o;
-    const bson_t *doc, *errdoc = NULL;
-    if (!raw_opts(tx, opts, &o)) {
-        bson_destroy(&o);
-        return false;
-    }
-    mongoc_collection_t *c = rp_mongo_collection(tx->m, tx->cli, coll);
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, &o, NULL);
-    while (mongoc_cursor_next(cur, &doc))
-        if (!row(doc, ctx)) break;
-    bool ok = !mongoc_cursor_error_document(cur, tx->error, &errdoc);
-    if (!ok && errdoc) raw_reply(tx, errdoc);
-    mongoc_cursor_destroy(cur);
-    mongoc_collection_destroy(c);
-    bson_destroy(&o);
-    return ok;
-}
-
-static bool raw_count(raw_txn_t *tx, const char *coll, const bson_t *filter, int64_t *count) {
-    bson_t o, reply;
-    *count = 0;
-    if (!raw_opts(tx, NULL, &o)) {
-        bson_destroy(&o);
-        return false;
-    }
-    mongoc_collection_t *c = rp_mongo_collection(tx->m, tx->cli, coll);
-    int64_t n = mongoc_collection_count_documents(c, filter, &o, NULL, &reply, tx->error);
-    if (n < 0)
-        raw_reply(tx, &reply);
-    else
-        *count = n;
-    bson_destroy(&reply);
-    mongoc_collection_destroy(c);
-    bson_destroy(&o);
-    return n >= 0;
-}
-
-static bool raw_update(raw_txn_t *tx, const char *coll, const bson_t *filter, const bson_t *update, unsigned flags,
-                       int64_t *matched) {
-    bson_t o, reply;
-    if (matched) *matched = 0;
-    if (!raw_opts(tx, NULL, &o)) {
-        bson_destroy(&o);
-        return false;
-    }
-    if (flags & RP_MONGO_UPSERT) BSON_APPEND_BOOL(&o, "upsert", true);
-    mongoc_collection_t *c = rp_mongo_collection(tx->m, tx->cli, coll);
-    bool ok = (flags & RP_MONGO_MANY) ? mongoc_collection_update_many(c, filter, update, &o, &reply, tx->error)
-                                      : mongoc_collection_update_one(c, filter, update, &o, &reply, tx->error);
-    raw_reply(tx, &reply);
-    if (ok && matched) *matched = rp_mongo_get_i64(&reply, "matchedCount");
-    bson_destroy(&reply);
-    mongoc_collection_destroy(c);
-    bson_destroy(&o);
-    return ok;
-}
-
 /* ---- batches ---- */
 
 /* A batch is created in steps, each durable (w: majority) and each safe to repeat, rather than
@@ -1321,7 +1185,7 @@ static bool collect_lease(const bson_t *d, void *p) {
     return true;
 }
 
-static bool batch_lease_txn(raw_txn_t *tx, void *p) {
+static bool batch_lease_txn(rp_mongo_txn_t *tx, void *p) {
     lease_arg_t *a = p;
     int64_t in_flight = 0;
     bool ok = false;
@@ -1334,7 +1198,8 @@ static bool batch_lease_txn(raw_txn_t *tx, void *p) {
     bson_t *opts = NULL, *update = NULL, ids = BSON_INITIALIZER;
     /* writing the lock document first makes concurrent sweeps conflict, so they run one after
      * the other and max_in_flight holds across worker processes (SQLite: BEGIN IMMEDIATE) */
-    if (!raw_update(tx, COUNTERS, lock, bump, RP_MONGO_UPSERT, NULL) || !raw_count(tx, ITEMS, flying, &in_flight))
+    if (!rp_mongo_txn_update(tx, COUNTERS, lock, bump, RP_MONGO_UPSERT, NULL) ||
+        !rp_mongo_txn_count(tx, ITEMS, flying, &in_flight))
         goto done;
     int64_t room = a->max_in_flight - in_flight;
     if (room > a->limit) room = a->limit;
@@ -1344,7 +1209,7 @@ static bool batch_lease_txn(raw_txn_t *tx, void *p) {
     }
     opts = BCON_NEW("projection", "{", "batchId", BCON_INT32(1), "seq", BCON_INT32(1), "}", "sort", "{", "dueAt",
                     BCON_INT32(1), "batchId", BCON_INT32(1), "seq", BCON_INT32(1), "}", "limit", BCON_INT64(room));
-    if (!raw_find(tx, ITEMS, due, opts, collect_lease, a->items)) goto done;
+    if (!rp_mongo_txn_find(tx, ITEMS, due, opts, collect_lease, a->items)) goto done;
     size_t i;
     json_t *it;
     bson_t in, arr;
@@ -1362,7 +1227,7 @@ static bool batch_lease_txn(raw_txn_t *tx, void *p) {
     BSON_APPEND_UTF8(&ids, "status", "QUEUED");
     update = BCON_NEW("$set", "{", "dueAt", BCON_DATE_TIME(a->now + a->redeliver_ms), "}", "$inc", "{", "attempts",
                       BCON_INT64(1), "}");
-    ok = json_array_size(a->items) == 0 || raw_update(tx, ITEMS, &ids, update, RP_MONGO_MANY, NULL);
+    ok = json_array_size(a->items) == 0 || rp_mongo_txn_update(tx, ITEMS, &ids, update, RP_MONGO_MANY, NULL);
 done:
     bson_destroy(lock);
     bson_destroy(bump);
@@ -1378,7 +1243,7 @@ static bool m_batch_lease(rp_reward_store_t *base, int64_t now, int64_t redelive
                           json_t **items, rp_err_t *err) {
     lease_arg_t a = {now, redeliver_ms, max_in_flight, limit, NULL};
     *items = NULL;
-    if (!raw_transact(db_of(base), "lease batch items", batch_lease_txn, &a, err)) {
+    if (!rp_mongo_transact(db_of(base), "lease batch items", batch_lease_txn, &a, err)) {
         json_decref(a.items);
         return false;
     }
