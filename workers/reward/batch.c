@@ -316,7 +316,9 @@ static void *sweeper_main(void *arg) {
         int wait_ms = IDLE_MS;
         if (!b->store->ops->batch_lease(b->store, rp_now_ms(), b->cfg->batch_redeliver_ms, LEASE_LIMIT,
                                         b->cfg->batch_max_in_flight, &items, &err)) {
-            rp_log(RP_LOG_WARN, "batch", "sweeper: %s", err.message);
+            rp_log(RP_LOG_WARN, "batch", "sweeper: %s; retrying in %d ms", err.message, backoff_ms);
+            wait_ms = backoff_ms;
+            backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
         } else if (json_array_size(items) > 0 && !send_items(b, items, &err)) {
             rp_log(RP_LOG_WARN, "batch", "sweeper: %s; %zu items go again in %d ms", err.message,
                    json_array_size(items), b->cfg->batch_redeliver_ms);
