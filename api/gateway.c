@@ -408,7 +408,8 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
     struct mg_init_data init = {.callbacks = &cb, .user_data = gw, .configuration_options = options};
     gw->ctx = mg_start2(&init, &edata);
     if (!gw->ctx) {
-        rp_err_set(err, 500, "HTTP_START", "cannot listen on %s: %s", ports, etext[0] ? etext : "unknown error");
+        rp_err_set(err, RP_ERR_CONFIG, "HTTP_START", "cannot listen on %s: %s", ports,
+                   etext[0] ? etext : "unknown error");
         rp_ratelimit_free(gw->limit_all);
         rp_ratelimit_free(gw->limit_auth);
         rp_metrics_free(gw->metrics);

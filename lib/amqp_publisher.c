@@ -30,10 +30,10 @@ static bool ok_reply(rp_amqp_publisher_t *p, const char *what, rp_err_t *err) {
     if (rep.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
         (rep.reply.id == AMQP_CHANNEL_CLOSE_METHOD || rep.reply.id == AMQP_CONNECTION_CLOSE_METHOD)) {
         amqp_channel_close_t *m = rep.reply.decoded;
-        rp_err_set(err, 503, "UNAVAILABLE", "%s: %s: broker said %u %.*s", p->name, what, m->reply_code,
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: %s: broker said %u %.*s", p->name, what, m->reply_code,
                    (int)m->reply_text.len, (const char *)m->reply_text.bytes);
     } else
-        rp_err_set(err, 503, "UNAVAILABLE", "%s: %s failed", p->name, what);
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: %s failed", p->name, what);
     drop_conn(p);
     return false;
 }
@@ -53,8 +53,8 @@ static bool connect_broker(rp_amqp_publisher_t *p, rp_err_t *err) {
         amqp_login_with_properties(p->conn, vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 30, &props, AMQP_SASL_METHOD_PLAIN,
                                    p->info.user, p->info.password)
                 .reply_type != AMQP_RESPONSE_NORMAL) {
-        rp_err_set(err, 503, "UNAVAILABLE", "%s: cannot reach the broker at %s:%d", p->name, p->info.host,
-                   p->info.port);
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: cannot reach the broker at %s:%d", p->name,
+                   p->info.host, p->info.port);
         drop_conn(p);
         return false;
     }
@@ -86,7 +86,7 @@ bool rp_amqp_publisher_send(rp_amqp_publisher_t *p, const char *routing_key, con
     amqp_bytes_t b = {.len = len, .bytes = (void *)body};
     if (amqp_basic_publish(p->conn, 1, amqp_cstring_bytes(p->exchange), amqp_cstring_bytes(routing_key),
                            mandatory ? 1 : 0, 0, &props, b) != AMQP_STATUS_OK) {
-        rp_err_set(err, 503, "UNAVAILABLE", "%s: publish failed", p->name);
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: publish failed", p->name);
         drop_conn(p);
         return false;
     }
@@ -96,7 +96,7 @@ bool rp_amqp_publisher_send(rp_amqp_publisher_t *p, const char *routing_key, con
 
 bool rp_amqp_publisher_confirm(rp_amqp_publisher_t *p, int timeout_ms, rp_err_t *err) {
     if (!p->conn) {
-        rp_err_set(err, 503, "UNAVAILABLE", "%s: not connected", p->name);
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: not connected", p->name);
         return false;
     }
     uint64_t first = p->first_tag;
@@ -106,7 +106,7 @@ bool rp_amqp_publisher_confirm(rp_amqp_publisher_t *p, int timeout_ms, rp_err_t 
     while (open > 0) {
         int64_t left = deadline - rp_mono_ms();
         if (left <= 0) {
-            rp_err_set(err, 503, "UNAVAILABLE", "%s: confirms timed out", p->name);
+            rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: confirms timed out", p->name);
             goto done;
         }
         struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000)};
@@ -115,7 +115,8 @@ bool rp_amqp_publisher_confirm(rp_amqp_publisher_t *p, int timeout_ms, rp_err_t 
         int rc = amqp_simple_wait_frame_noblock(p->conn, &f, &tv);
         if (rc == AMQP_STATUS_TIMEOUT) continue;
         if (rc != AMQP_STATUS_OK || f.frame_type != AMQP_FRAME_METHOD) {
-            rp_err_set(err, 503, "UNAVAILABLE", "%s: lost the broker while waiting for confirms", p->name);
+            rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: lost the broker while waiting for confirms",
+                       p->name);
             goto done;
         }
         switch (f.payload.method.id) {
@@ -134,7 +135,8 @@ bool rp_amqp_publisher_confirm(rp_amqp_publisher_t *p, int timeout_ms, rp_err_t 
             /* a mandatory message no queue took: the broker still acks it, so remember */
             amqp_message_t m;
             if (amqp_read_message(p->conn, f.channel, &m, 0).reply_type != AMQP_RESPONSE_NORMAL) {
-                rp_err_set(err, 503, "UNAVAILABLE", "%s: lost the broker while reading a return", p->name);
+                rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: lost the broker while reading a return",
+                           p->name);
                 goto done;
             }
             amqp_destroy_message(&m);
@@ -142,17 +144,17 @@ bool rp_amqp_publisher_confirm(rp_amqp_publisher_t *p, int timeout_ms, rp_err_t 
             break;
         }
         case AMQP_BASIC_NACK_METHOD:
-            rp_err_set(err, 503, "UNAVAILABLE", "%s: the broker refused a message", p->name);
+            rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: the broker refused a message", p->name);
             goto done;
         case AMQP_CHANNEL_CLOSE_METHOD:
         case AMQP_CONNECTION_CLOSE_METHOD:
-            rp_err_set(err, 503, "UNAVAILABLE", "%s: the broker closed the channel", p->name);
+            rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: the broker closed the channel", p->name);
             goto done;
         default: break;
         }
     }
     if (returned) {
-        rp_err_set(err, 503, "UNAVAILABLE", "%s: no queue is bound for a message", p->name);
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: no queue is bound for a message", p->name);
         goto done;
     }
     ok = true;
@@ -169,7 +171,7 @@ rp_amqp_publisher_t *rp_amqp_publisher_new(const char *url, const char *conn_nam
     p->url_copy = rp_strdup(url);
     amqp_default_connection_info(&p->info);
     if (amqp_parse_url(p->url_copy, &p->info) != AMQP_STATUS_OK) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "AMQP_URL is not a valid amqp:// URL");
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "AMQP_URL is not a valid amqp:// URL");
         free(p->url_copy);
         free(p);
         return NULL;

@@ -32,7 +32,7 @@ bool rp_config_parse_duration(const char *s, int64_t *out_s) {
 
 static bool copy_str(char *dst, size_t cap, const char *val, const char *name, rp_err_t *err) {
     if (strlen(val) >= cap) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "%s is too long (at most %zu bytes)", name, cap - 1);
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "%s is too long (at most %zu bytes)", name, cap - 1);
         return false;
     }
     memcpy(dst, val, strlen(val) + 1);
@@ -48,7 +48,7 @@ static bool get_int(rp_config_getter_fn get, void *ud, const char *name, int def
     char *end = NULL;
     long long n = strtoll(v, &end, 10);
     if (errno || *end != '\0' || n < lo || n > hi) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "%s must be an integer between %d and %d", name, lo, hi);
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "%s must be an integer between %d and %d", name, lo, hi);
         return false;
     }
     *out = (int)n;
@@ -65,7 +65,7 @@ static bool get_duration(rp_config_getter_fn get, void *ud, const char *name, co
                          rp_err_t *err) {
     const char *v = get(name, ud);
     if (!rp_config_parse_duration(v && *v ? v : def, out)) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "%s must be a duration such as 30s, 60m, 12h or 14d", name);
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "%s must be a duration such as 30s, 60m, 12h or 14d", name);
         return false;
     }
     return true;
@@ -76,21 +76,22 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
     int body_bytes = 0;
     const char *secret = get("JWT_SECRET", ud);
     if (!secret || !*secret) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "JWT_SECRET is required (at least 32 bytes of random data)");
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "JWT_SECRET is required (at least 32 bytes of random data)");
         return false;
     }
     size_t slen = strlen(secret);
     if (slen < 32) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "JWT_SECRET must be at least 32 bytes (got %zu)", slen);
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "JWT_SECRET must be at least 32 bytes (got %zu)", slen);
         return false;
     }
     if (strstr(secret, "change-me")) {
         /* the placeholder of deploy/.env.docker is public: refuse to sign tokens with it */
-        rp_err_set(err, 500, "CONFIG_INVALID", "JWT_SECRET is still a change-me placeholder");
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "JWT_SECRET is still a change-me placeholder");
         return false;
     }
     if (slen > sizeof cfg->jwt_secret) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "JWT_SECRET must be at most %zu bytes", sizeof cfg->jwt_secret);
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "JWT_SECRET must be at most %zu bytes",
+                   sizeof cfg->jwt_secret);
         return false;
     }
     memcpy(cfg->jwt_secret, secret, slen);
@@ -131,30 +132,30 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
     cfg->max_body_bytes = (size_t)body_bytes;
 
     if (strcmp(cfg->store, "sqlite") != 0 && strcmp(cfg->store, "mongodb") != 0) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "STORE must be sqlite or mongodb");
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "STORE must be sqlite or mongodb");
         return false;
     }
     if (strcmp(cfg->store, "mongodb") == 0 && !cfg->mongodb_uri[0]) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "MONGODB_URI is required when STORE=mongodb");
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "MONGODB_URI is required when STORE=mongodb");
         return false;
     }
     if (strcmp(cfg->transport, "inproc") != 0 && strcmp(cfg->transport, "amqp") != 0) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "TRANSPORT must be inproc or amqp");
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "TRANSPORT must be inproc or amqp");
         return false;
     }
     if (strcmp(cfg->password_hash, "interactive") != 0 && strcmp(cfg->password_hash, "moderate") != 0 &&
         strcmp(cfg->password_hash, "min") != 0) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "PASSWORD_HASH must be interactive, moderate or min");
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "PASSWORD_HASH must be interactive, moderate or min");
         return false;
     }
     if (!cfg->admin_username[0] != !cfg->admin_password[0]) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "ADMIN_USERNAME and ADMIN_PASSWORD must be set together");
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "ADMIN_USERNAME and ADMIN_PASSWORD must be set together");
         return false;
     }
     const char *lvl = get("LOG_LEVEL", ud);
     cfg->log_level = rp_log_level_parse(lvl && *lvl ? lvl : "info");
     if (cfg->log_level < 0) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "LOG_LEVEL must be debug, info, warn or error");
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "LOG_LEVEL must be debug, info, warn or error");
         return false;
     }
     return true;

@@ -71,7 +71,7 @@ bool rp_envelope_parse(rp_envelope_t *env, const char *buf, size_t len, rp_err_t
                              &method, &mlen, "route", &route, &rlen, "params", &params, "query", &query, "caller",
                              &caller, "requestId", &rid, &ridlen, "idempotencyKey", &ikey, &iklen, "deadline",
                              &deadline, "body", &body) != 0) {
-        rp_err_set(err, 400, "BAD_MESSAGE", "malformed envelope: %s", je.text);
+        rp_err_set(err, RP_ERR_INVALID, "BAD_MESSAGE", "malformed envelope: %s", je.text);
         goto done;
     }
     if (!copy_field(env->method, sizeof env->method, method, mlen) ||
@@ -79,7 +79,7 @@ bool rp_envelope_parse(rp_envelope_t *env, const char *buf, size_t len, rp_err_t
         !copy_field(env->request_id, sizeof env->request_id, rid, ridlen) ||
         !copy_field(env->idempotency_key, sizeof env->idempotency_key, ikey, iklen) || !strings_only(params) ||
         !strings_only(query)) {
-        rp_err_set(err, 400, "BAD_MESSAGE", "malformed envelope: bad field");
+        rp_err_set(err, RP_ERR_INVALID, "BAD_MESSAGE", "malformed envelope: bad field");
         goto done;
     }
     int authed = 0;
@@ -88,7 +88,7 @@ bool rp_envelope_parse(rp_envelope_t *env, const char *buf, size_t len, rp_err_t
     json_t *roles = NULL;
     if (json_unpack_ex(caller, &je, 0, "{s:b, s?s%, s?s%, s?o}", "authenticated", &authed, "id", &uid, &uidlen,
                        "username", &uname, &unamelen, "roles", &roles) != 0) {
-        rp_err_set(err, 400, "BAD_MESSAGE", "malformed envelope caller: %s", je.text);
+        rp_err_set(err, RP_ERR_INVALID, "BAD_MESSAGE", "malformed envelope caller: %s", je.text);
         goto done;
     }
     if (authed) {
@@ -96,7 +96,7 @@ bool rp_envelope_parse(rp_envelope_t *env, const char *buf, size_t len, rp_err_t
             !copy_field(env->caller.id, sizeof env->caller.id, uid, uidlen) ||
             !copy_field(env->caller.username, sizeof env->caller.username, uname, unamelen) ||
             !rp_roles_from_json(roles, &env->caller.roles, NULL)) {
-            rp_err_set(err, 400, "BAD_MESSAGE", "malformed envelope caller identity");
+            rp_err_set(err, RP_ERR_INVALID, "BAD_MESSAGE", "malformed envelope caller identity");
             goto done;
         }
         env->caller.authenticated = true;
@@ -148,7 +148,7 @@ void rp_reply_error(rp_reply_t *rep, int status, const char *code, const char *m
 }
 
 void rp_reply_from_err(rp_reply_t *rep, const rp_err_t *err) {
-    rp_reply_error(rep, err->status ? err->status : 500, err->code[0] ? err->code : "INTERNAL", err->message, NULL);
+    rp_reply_error(rep, rp_err_http_status(err->kind), err->code[0] ? err->code : "INTERNAL", err->message, NULL);
 }
 
 char *rp_reply_serialize(const rp_reply_t *rep, size_t *len) {
@@ -170,7 +170,7 @@ bool rp_reply_parse(rp_reply_t *rep, const char *buf, size_t len, rp_err_t *err)
         json_unpack_ex(o, &je, JSON_STRICT, "{s:i, s:i, s?o}", "status", &status, "retryAfter", &retry, "body",
                        &body) != 0 ||
         status < 100 || status > 599) {
-        rp_err_set(err, 502, "BAD_REPLY", "malformed worker reply");
+        rp_err_set(err, RP_ERR_BAD_REPLY, "BAD_REPLY", "malformed worker reply");
         json_decref(o);
         return false;
     }

@@ -70,7 +70,7 @@ typedef struct cctx {
 } cctx_t;
 
 static void cfail(cctx_t *c, const char *ptr, const char *why) {
-    if (!c->failed) rp_err_set(c->err, 500, "SCHEMA_INVALID", "schema at '%s': %s", ptr, why);
+    if (!c->failed) rp_err_set(c->err, RP_ERR_CONFIG, "SCHEMA_INVALID", "schema at '%s': %s", ptr, why);
     c->failed = true;
 }
 

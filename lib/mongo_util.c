@@ -72,12 +72,12 @@ static rp_mongo_t *open_pool(const char *uri_string, const char *db_name, const 
     mongoc_uri_t *uri = mongoc_uri_new_with_error(uri_string, &berr);
     if (!uri) {
         /* the driver's message does not echo the URI, which may hold a password */
-        rp_err_set(err, 500, "CONFIG_INVALID", "MONGODB_URI is not a valid MongoDB URI: %s", berr.message);
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "MONGODB_URI is not a valid MongoDB URI: %s", berr.message);
         return NULL;
     }
     mongoc_client_pool_t *pool = mongoc_client_pool_new_with_error(uri, &berr);
     if (!pool) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "cannot use MONGODB_URI: %s", berr.message);
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "cannot use MONGODB_URI: %s", berr.message);
         mongoc_uri_destroy(uri);
         return NULL;
     }
@@ -97,7 +97,7 @@ static rp_mongo_t *open_pool(const char *uri_string, const char *db_name, const 
 rp_mongo_t *rp_mongo_open(const char *uri_string, const char *db_name, const char *appname, rp_err_t *err) {
     pthread_once(&init_once, driver_init);
     if (!db_name || !*db_name) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "MONGODB_DB_NAME is empty");
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "MONGODB_DB_NAME is empty");
         return NULL;
     }
     if (!uri_string) uri_string = "";
@@ -139,7 +139,7 @@ const char *rp_mongo_db_name(const rp_mongo_t *m) {
 
 mongoc_client_t *rp_mongo_pop(rp_mongo_t *m, rp_err_t *err) {
     mongoc_client_t *cli = mongoc_client_pool_pop(m->pool);
-    if (!cli) rp_err_set(err, 503, "STORE_BUSY", "no MongoDB connection free (waitQueueTimeoutMS)");
+    if (!cli) rp_err_set(err, RP_ERR_STORE_BUSY, "STORE_BUSY", "no MongoDB connection free (waitQueueTimeoutMS)");
     return cli;
 }
 
@@ -193,7 +193,7 @@ static bool busy_code(uint32_t c) {
 
 void rp_mongo_err(const bson_error_t *e, const char *what, rp_err_t *err) {
     if (rp_mongo_is_duplicate(e)) {
-        rp_err_set(err, 409, "DUPLICATE_KEY", "%s: duplicate key", what);
+        rp_err_set(err, RP_ERR_CONFLICT, "DUPLICATE_KEY", "%s: duplicate key", what);
         rp_log(RP_LOG_DEBUG, "mongo", "%s: %s", what, e->message);
         return;
     }
@@ -202,11 +202,11 @@ void rp_mongo_err(const bson_error_t *e, const char *what, rp_err_t *err) {
         e->domain == MONGOC_ERROR_PROTOCOL || e->domain == MONGOC_ERROR_TRANSACTION ||
         (e->domain == MONGOC_ERROR_CLIENT && e->code != MONGOC_ERROR_CLIENT_TOO_BIG) ||
         e->domain == MONGOC_ERROR_WRITE_CONCERN || (server && unavailable_code(e->code)))
-        rp_err_set(err, 503, "STORE_UNAVAILABLE", "%s: MongoDB unavailable: %s", what, e->message);
+        rp_err_set(err, RP_ERR_STORE_UNAVAILABLE, "STORE_UNAVAILABLE", "%s: MongoDB unavailable: %s", what, e->message);
     else if (server && busy_code(e->code))
-        rp_err_set(err, 503, "STORE_BUSY", "%s: the store is busy", what);
+        rp_err_set(err, RP_ERR_STORE_BUSY, "STORE_BUSY", "%s: the store is busy", what);
     else
-        rp_err_set(err, 500, "STORE_ERROR", "%s: %s", what, e->message);
+        rp_err_set(err, RP_ERR_STORE, "STORE_ERROR", "%s: %s", what, e->message);
     rp_log(RP_LOG_ERROR, "mongo", "%s: %s (domain %u, code %u)", what, e->message, (unsigned)e->domain,
            (unsigned)e->code);
 }
@@ -255,8 +255,8 @@ bool rp_mongo_require_replset(rp_mongo_t *m, rp_err_t *err) {
     bool rs = bson_iter_init_find(&it, &reply, "setName") && BSON_ITER_HOLDS_UTF8(&it);
     bson_destroy(&reply);
     if (!rs) {
-        rp_err_set(err, 503, "STORE_UNAVAILABLE", "MongoDB at %s is not a replica set: transactions need one",
-                   m->hosts);
+        rp_err_set(err, RP_ERR_STORE_UNAVAILABLE, "STORE_UNAVAILABLE",
+                   "MongoDB at %s is not a replica set: transactions need one", m->hosts);
         rp_log(RP_LOG_ERROR, "mongo", "MongoDB at %s is not a replica set: transactions need one", m->hosts);
     }
     return rs;
@@ -522,7 +522,7 @@ struct rp_mongo_txn {
     void *arg;
     bson_t **reply;      /* the driver's: it looks for error labels here */
     bson_error_t *error; /* the driver's */
-    bool app_failed;
+    bool app_failed, rolled_back;
     rp_err_t app_err;
 };
 
@@ -531,7 +531,7 @@ static bool txn_callback(mongoc_client_session_t *session, void *ctx, bson_t **r
     (void)session;
     tx->reply = reply;
     tx->error = error;
-    tx->app_failed = false;
+    tx->app_failed = tx->rolled_back = false;
     return tx->fn(tx, tx->arg);
 }
 
@@ -578,6 +578,7 @@ bool rp_mongo_transact(rp_mongo_t *m, const char *what, rp_mongo_txn_fn fn, void
      * error of an earlier attempt */
     ok = mongoc_client_session_with_transaction(tx.session, txn_callback, topts, &tx, &reply, &berr);
     bson_destroy(&reply);
+    if (!ok && tx.rolled_back) ok = true; /* the body's own decision: aborted, and not an error */
     if (!ok) {
         if (tx.app_failed) {
             if (err) *err = tx.app_err;
@@ -711,15 +712,26 @@ bool rp_mongo_txn_count(rp_mongo_txn_t *tx, const char *coll, const bson_t *filt
     return n >= 0;
 }
 
-bool rp_mongo_txn_fail(rp_mongo_txn_t *tx, int status, const char *code, const char *fmt, ...) {
+bool rp_mongo_txn_fail(rp_mongo_txn_t *tx, rp_err_kind_t kind, const char *code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    rp_err_vset(&tx->app_err, status, code, fmt, ap);
+    rp_err_vset(&tx->app_err, kind, code, fmt, ap);
     va_end(ap);
     tx->app_failed = true;
     /* the driver needs an error of its own; no label on the reply, so it will not retry */
-    bson_set_error(tx->error, RP_MONGO_APP_DOMAIN, (uint32_t)status, "%s", tx->app_err.message);
+    bson_set_error(tx->error, RP_MONGO_APP_DOMAIN, (uint32_t)kind, "%s", tx->app_err.message);
     return false;
+}
+
+bool rp_mongo_txn_rollback(rp_mongo_txn_t *tx) {
+    tx->rolled_back = true;
+    /* the driver needs an error to abort; no label on the reply, so it will not run the body again */
+    bson_set_error(tx->error, RP_MONGO_APP_DOMAIN, 0, "rolled back by the transaction body");
+    return false;
+}
+
+bool rp_mongo_txn_last_duplicate(const rp_mongo_txn_t *tx) {
+    return rp_mongo_is_duplicate(tx->error);
 }
 
 /* ---- jansson <-> BSON ---- */

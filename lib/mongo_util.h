@@ -142,8 +142,10 @@ typedef bool (*rp_mongo_txn_fn)(rp_mongo_txn_t *tx, void *arg);
 
 /* Runs fn in a transaction (write concern majority, read concern snapshot) on a pooled client
  * with mongoc_client_session_with_transaction, which retries transient errors and unknown
- * commit results for up to 120 s. The outcome is the driver's boolean: on false err is the
- * error of rp_mongo_txn_fail when the body gave up, else the mapped driver error. */
+ * commit results for up to 120 s. True when the transaction committed, or when the body chose
+ * to end it through rp_mongo_txn_rollback (aborted, nothing written: a refusal, not an error).
+ * On false err is the error of rp_mongo_txn_fail when the body gave up, else the mapped driver
+ * error. */
 bool rp_mongo_transact(rp_mongo_t *m, const char *what, rp_mongo_txn_fn fn, void *arg, rp_err_t *err);
 
 /* Operations inside a transaction body; false on failure (the body should return false). */
@@ -160,8 +162,15 @@ bool rp_mongo_txn_find(rp_mongo_txn_t *tx, const char *coll, const bson_t *filte
                        rp_mongo_row_fn row, void *ctx);
 /* count_documents(filter) within the transaction. */
 bool rp_mongo_txn_count(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, int64_t *count);
+/* Ends the attempt without keeping anything and without an error: the driver aborts the
+ * transaction (no rerun) and rp_mongo_transact returns true. Returns false (for the body to
+ * return). */
+bool rp_mongo_txn_rollback(rp_mongo_txn_t *tx);
+/* True when the last failed rp_mongo_txn_* call of this attempt hit a unique index (11000). The
+ * server has then aborted the transaction: the body can only roll back. */
+bool rp_mongo_txn_last_duplicate(const rp_mongo_txn_t *tx);
 /* Gives up with a domain error (no retry): records it for rp_mongo_transact and returns false. */
-bool rp_mongo_txn_fail(rp_mongo_txn_t *tx, int status, const char *code, const char *fmt, ...)
+bool rp_mongo_txn_fail(rp_mongo_txn_t *tx, rp_err_kind_t kind, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* ---- jansson <-> BSON ---- */

@@ -16,7 +16,7 @@ bool rp_query_limit(const rp_envelope_t *env, int def, int max, int *limit, rp_e
     errno = 0;
     long v = strtol(l, &end, 10);
     if (!*l || errno || *end || v < 1 || v > max) {
-        rp_err_set(err, 400, "VALIDATION_FAILED", "limit must be an integer from 1 to %d", max);
+        rp_err_set(err, RP_ERR_INVALID, "VALIDATION_FAILED", "limit must be an integer from 1 to %d", max);
         return false;
     }
     *limit = (int)v;
@@ -36,7 +36,7 @@ bool rp_query_seq(const rp_envelope_t *env, const char *name, int64_t *out, rp_e
     errno = 0;
     long long n = strtoll(v, &end, 10);
     if (!*v || errno || *end || n < 0) {
-        rp_err_set(err, 400, "VALIDATION_FAILED", "%s must be a non-negative sequence number", name);
+        rp_err_set(err, RP_ERR_INVALID, "VALIDATION_FAILED", "%s must be a non-negative sequence number", name);
         return false;
     }
     *out = n;
@@ -47,7 +47,7 @@ bool rp_query_time(const rp_envelope_t *env, const char *name, int64_t *ms, rp_e
     const char *v = rp_envelope_query(env, name);
     *ms = 0;
     if (v && !rp_time_parse_iso(v, strlen(v), ms)) {
-        rp_err_set(err, 400, "VALIDATION_FAILED", "%s must be an ISO-8601 date-time", name);
+        rp_err_set(err, RP_ERR_INVALID, "VALIDATION_FAILED", "%s must be an ISO-8601 date-time", name);
         return false;
     }
     return true;
@@ -57,7 +57,7 @@ bool rp_query_oid(const rp_envelope_t *env, const char *name, const char **out, 
     const char *v = rp_envelope_query(env, name);
     *out = NULL;
     if (v && !rp_oid_valid(v, strlen(v))) {
-        rp_err_set(err, 400, "VALIDATION_FAILED", "%s must be a 24-character hex id", name);
+        rp_err_set(err, RP_ERR_INVALID, "VALIDATION_FAILED", "%s must be a 24-character hex id", name);
         return false;
     }
     *out = v;

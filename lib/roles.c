@@ -36,7 +36,7 @@ json_t *rp_roles_to_json(unsigned set) {
 bool rp_roles_from_json(const json_t *arr, unsigned *out, rp_err_t *err) {
     *out = 0;
     if (!json_is_array(arr) || json_array_size(arr) == 0) {
-        rp_err_set(err, 400, "INVALID_ROLE", "roles must be a non-empty array of role names");
+        rp_err_set(err, RP_ERR_INVALID, "INVALID_ROLE", "roles must be a non-empty array of role names");
         return false;
     }
     size_t i;
@@ -45,8 +45,8 @@ bool rp_roles_from_json(const json_t *arr, unsigned *out, rp_err_t *err) {
     json_array_foreach(arr, i, v) {
         unsigned bit = json_is_string(v) ? rp_role_from_name(json_string_value(v)) : 0;
         if (!bit) {
-            rp_err_set(err, 400, "INVALID_ROLE", "roles[%zu] is not one of USER, OPERATOR, AUDITOR, ADMIN, GAME_SERVER",
-                       i);
+            rp_err_set(err, RP_ERR_INVALID, "INVALID_ROLE",
+                       "roles[%zu] is not one of USER, OPERATOR, AUDITOR, ADMIN, GAME_SERVER", i);
             return false;
         }
         set |= bit;

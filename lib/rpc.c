@@ -20,7 +20,7 @@ void rp_rpc_call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *en
     }
     if (!rp_transport_call(t, comp, req, len, env->deadline_ms, &reply, &rlen, &err)) {
         rp_reply_from_err(rep, &err);
-        if (err.status == 503) rep->retry_after_s = 1;
+        if (rp_err_http_status(err.kind) == 503) rep->retry_after_s = 1;
     } else if (!rp_reply_parse(rep, reply, rlen, &err)) {
         rp_reply_from_err(rep, &err);
     }

@@ -32,7 +32,8 @@ rp_schema_registry_t *rp_schema_registry_new(rp_err_t *err) {
         rp_schema_t *s = doc ? rp_schema_compile(doc, &cerr) : NULL;
         json_decref(doc);
         if (!s) {
-            rp_err_set(err, 500, "SCHEMA_INVALID", "schemas/%s.json: %s", f->name, doc ? cerr.message : je.text);
+            rp_err_set(err, RP_ERR_CONFIG, "SCHEMA_INVALID", "schemas/%s.json: %s", f->name,
+                       doc ? cerr.message : je.text);
             rp_schema_registry_free(r);
             return NULL;
         }

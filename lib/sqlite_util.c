@@ -1,4 +1,5 @@
-/* sqlite_util.c - SQLite connections, migrations and a connection pool (see sqlite_util.h). */
+/* sqlite_util.c - SQLite connections, migrations, a connection pool, the transaction runner and
+ * statement helpers (see sqlite_util.h). */
 #include "sqlite_util.h"
 
 #include <pthread.h>
@@ -11,31 +12,74 @@
 #include "timeutil.h"
 
 void rp_sqlite_err(sqlite3 *db, const char *what, rp_err_t *err) {
-    int code = db ? sqlite3_errcode(db) & 0xff : SQLITE_ERROR;
+    int ext = db ? sqlite3_extended_errcode(db) : SQLITE_ERROR, code = ext & 0xff;
     const char *msg = db ? sqlite3_errmsg(db) : "no connection";
-    if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
-        rp_err_set(err, 503, "STORE_BUSY", "%s: the store is busy", what);
-    else
-        rp_err_set(err, 500, "STORE_ERROR", "%s: %s", what, msg);
+    if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
+        rp_err_set(err, RP_ERR_STORE_BUSY, "STORE_BUSY", "%s: the store is busy", what);
+    } else if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        rp_err_set(err, RP_ERR_CONFLICT, "DUPLICATE_KEY", "%s: duplicate key", what);
+        return; /* an expected outcome for callers that insert-if-absent: not worth an error line */
+    } else {
+        rp_err_set(err, RP_ERR_STORE, "STORE_ERROR", "%s: %s", what, msg);
+    }
     rp_log(RP_LOG_ERROR, "sqlite", "%s: %s", what, msg);
 }
 
 bool rp_sqlite_exec(sqlite3 *db, const char *sql, rp_err_t *err) {
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        rp_err_set(err, 500, "STORE_ERROR", "sql failed: %s", msg ? msg : "?");
-        rp_log(RP_LOG_ERROR, "sqlite", "exec failed: %s", msg ? msg : "?");
-        sqlite3_free(msg);
-        return false;
-    }
-    return true;
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK) return true;
+    rp_sqlite_err(db, "exec", err);
+    return false;
+}
+
+bool rp_sqlite_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, rp_err_t *err) {
+    *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK) return true;
+    rp_sqlite_err(db, "prepare", err);
+    return false;
+}
+
+bool rp_sqlite_run(sqlite3 *db, sqlite3_stmt *st, const char *what, int *changes, rp_err_t *err) {
+    int rc = sqlite3_step(st);
+    if (changes) *changes = rc == SQLITE_DONE ? sqlite3_changes(db) : 0;
+    if (rc != SQLITE_DONE) rp_sqlite_err(db, what, err); /* before finalize, which resets the error */
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE;
+}
+
+int rp_sqlite_step_row(sqlite3 *db, sqlite3_stmt *st, const char *what, rp_err_t *err) {
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) return 1;
+    if (rc != SQLITE_DONE) rp_sqlite_err(db, what, err);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+void rp_sqlite_bind_ms(sqlite3_stmt *st, int i, int64_t ms) {
+    if (ms)
+        sqlite3_bind_int64(st, i, ms);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+int64_t rp_sqlite_col_ms(sqlite3_stmt *st, int i) {
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, i);
+}
+
+void rp_sqlite_col_copy(sqlite3_stmt *st, int i, char *dst, size_t cap) {
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+char *rp_sqlite_col_strdup(sqlite3_stmt *st, int i) {
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? rp_strdup((const char *)t) : NULL;
 }
 
 sqlite3 *rp_sqlite_open(const char *path, rp_err_t *err) {
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        rp_err_set(err, 503, "STORE_UNAVAILABLE", "cannot open %s: %s", path,
+        rp_err_set(err, RP_ERR_STORE_UNAVAILABLE, "STORE_UNAVAILABLE", "cannot open %s: %s", path,
                    db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         sqlite3_close_v2(db);
         return NULL;
@@ -58,27 +102,37 @@ static int user_version(sqlite3 *db) {
     return v;
 }
 
+/* Runs fn between begin and COMMIT on db; see rp_sqlite_transact. */
+static bool run_txn(sqlite3 *db, const char *begin, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err) {
+    if (!rp_sqlite_exec(db, begin, err)) return false;
+    rp_txn_end_t end = fn(db, arg, err);
+    if (end == RP_TXN_COMMIT && rp_sqlite_exec(db, "COMMIT", err)) return true;
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return end == RP_TXN_ROLLBACK;
+}
+
+typedef struct migration {
+    const char *script;
+    int version;
+} migration_t;
+
+static rp_txn_end_t migrate_one(sqlite3 *db, void *p, rp_err_t *err) {
+    const migration_t *m = p;
+    int v = user_version(db);
+    if (v < 0) {
+        rp_sqlite_err(db, "read schema version", err);
+        return RP_TXN_FAILED;
+    }
+    if (v != m->version) return RP_TXN_COMMIT; /* another process applied it first */
+    char bump[64];
+    snprintf(bump, sizeof bump, "PRAGMA user_version=%d", m->version + 1);
+    return rp_sqlite_exec(db, m->script, err) && rp_sqlite_exec(db, bump, err) ? RP_TXN_COMMIT : RP_TXN_FAILED;
+}
+
 bool rp_sqlite_migrate(sqlite3 *db, const char *const *migrations, rp_err_t *err) {
     for (int i = 0; migrations[i]; i++) {
-        if (!rp_sqlite_exec(db, "BEGIN IMMEDIATE", err)) return false;
-        int v = user_version(db);
-        if (v < 0) {
-            rp_sqlite_err(db, "read schema version", err);
-            rp_sqlite_exec(db, "ROLLBACK", NULL);
-            return false;
-        }
-        if (v == i) {
-            char bump[64];
-            snprintf(bump, sizeof bump, "PRAGMA user_version=%d", i + 1);
-            if (!rp_sqlite_exec(db, migrations[i], err) || !rp_sqlite_exec(db, bump, err)) {
-                rp_sqlite_exec(db, "ROLLBACK", NULL);
-                return false;
-            }
-        }
-        if (!rp_sqlite_exec(db, "COMMIT", err)) {
-            rp_sqlite_exec(db, "ROLLBACK", NULL);
-            return false;
-        }
+        migration_t m = {migrations[i], i};
+        if (!run_txn(db, "BEGIN IMMEDIATE", migrate_one, &m, err)) return false;
     }
     return true;
 }
@@ -141,6 +195,37 @@ bool rp_sqlite_collect(sqlite3 *db, sqlite3_stmt *st, int limit, json_t *(*row)(
     json_decref(*items);
     *items = NULL;
     return false;
+}
+
+bool rp_sqlite_collect_into(sqlite3 *db, sqlite3_stmt *st, int limit, void (*row)(sqlite3_stmt *, void *elem),
+                            size_t elem_size, void **items, size_t *n, bool *more, rp_err_t *err) {
+    int rc;
+    size_t cap = 0;
+    char *out = NULL;
+    *items = NULL;
+    *n = 0;
+    *more = false;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((int)*n == limit) {
+            *more = true;
+            break;
+        }
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            out = rp_realloc(out, cap * elem_size);
+        }
+        memset(out + *n * elem_size, 0, elem_size);
+        row(st, out + *n * elem_size);
+        (*n)++;
+    }
+    *items = out;
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+        sqlite3_finalize(st);
+        return true;
+    }
+    rp_sqlite_err(db, "list", err);
+    sqlite3_finalize(st);
+    return false; /* the caller releases what row put into the *n elements */
 }
 
 struct rp_sqlite_pool {
@@ -220,4 +305,20 @@ void rp_sqlite_pool_free(rp_sqlite_pool_t *p) {
 
 const char *rp_sqlite_pool_path(const rp_sqlite_pool_t *p) {
     return p->path;
+}
+
+static bool transact(rp_sqlite_pool_t *p, const char *begin, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err) {
+    sqlite3 *db = rp_sqlite_pool_get(p, err);
+    if (!db) return false;
+    bool ok = run_txn(db, begin, fn, arg, err);
+    rp_sqlite_pool_put(p, db);
+    return ok;
+}
+
+bool rp_sqlite_transact(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err) {
+    return transact(p, "BEGIN IMMEDIATE", fn, arg, err);
+}
+
+bool rp_sqlite_read(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err) {
+    return transact(p, "BEGIN", fn, arg, err);
 }

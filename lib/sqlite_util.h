@@ -1,6 +1,7 @@
-/* sqlite_util.h - shared SQLite plumbing for the repositories: opening a connection with the
- * project's pragmas, schema migrations, and a small per-thread connection pool. A pool is
- * thread-safe; a connection taken from it belongs to one thread until it is given back. */
+/* sqlite_util.h - shared SQLite plumbing for the stores: opening a connection with the
+ * project's pragmas, schema migrations, a small connection pool, the one transaction runner every
+ * SQLite store uses (rp_sqlite_transact) and statement helpers. A pool is thread-safe; a
+ * connection taken from it belongs to one thread until it is given back. */
 #ifndef RP_LIB_SQLITE_UTIL_H
 #define RP_LIB_SQLITE_UTIL_H
 
@@ -9,10 +10,11 @@
 #include <stdbool.h>
 
 #include "err.h"
+#include "txn.h"
 
 /* Opens (creating) the database at path in multi-thread mode with WAL, synchronous=NORMAL,
  * foreign_keys=ON, busy_timeout 5000 ms and extended result codes. Returns NULL with err
- * (503 STORE_UNAVAILABLE) on failure. Close with sqlite3_close_v2. */
+ * (RP_ERR_STORE_UNAVAILABLE) on failure. Close with sqlite3_close_v2. */
 sqlite3 *rp_sqlite_open(const char *path, rp_err_t *err);
 
 /* Applies migrations in order: migrations[i] is the SQL script that brings user_version i to
@@ -20,11 +22,32 @@ sqlite3 *rp_sqlite_open(const char *path, rp_err_t *err);
  * NULL-terminated array. */
 bool rp_sqlite_migrate(sqlite3 *db, const char *const *migrations, rp_err_t *err);
 
-/* Runs one SQL script without results; err 503 STORE_ERROR on failure. */
+/* Runs one SQL script without results; err as rp_sqlite_err on failure. */
 bool rp_sqlite_exec(sqlite3 *db, const char *sql, rp_err_t *err);
 
-/* Sets err from the connection's last error: busy/locked → 503 STORE_BUSY, else 500 STORE_ERROR. */
+/* Sets err from the connection's last error: busy/locked → RP_ERR_STORE_BUSY (STORE_BUSY), a
+ * unique or primary key → RP_ERR_CONFLICT (DUPLICATE_KEY), else RP_ERR_STORE (STORE_ERROR). */
 void rp_sqlite_err(sqlite3 *db, const char *what, rp_err_t *err);
+
+/* ---- statements ---- */
+
+/* Prepares sql on db into *st; false with err on failure (*st is then NULL). */
+bool rp_sqlite_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, rp_err_t *err);
+/* Steps st to completion (a write, or a query whose rows nobody wants) and finalizes it in every
+ * case; false with err unless it reached SQLITE_DONE. *changes (may be NULL) receives
+ * sqlite3_changes. A unique-key violation is RP_ERR_CONFLICT. */
+bool rp_sqlite_run(sqlite3 *db, sqlite3_stmt *st, const char *what, int *changes, rp_err_t *err);
+/* Steps st once: 1 when it stands on a row (read the columns, then finalize), 0 when there is
+ * none (finalized), -1 on error (finalized, err set). */
+int rp_sqlite_step_row(sqlite3 *db, sqlite3_stmt *st, const char *what, rp_err_t *err);
+/* Binds epoch ms, or SQL NULL when ms is 0 (the domain's "not set"). */
+void rp_sqlite_bind_ms(sqlite3_stmt *st, int i, int64_t ms);
+/* Column i as epoch ms, 0 for NULL. */
+int64_t rp_sqlite_col_ms(sqlite3_stmt *st, int i);
+/* Copies text column i into dst (cap bytes, truncating, always NUL-terminated; "" for NULL). */
+void rp_sqlite_col_copy(sqlite3_stmt *st, int i, char *dst, size_t cap);
+/* Text column i as a new string (free()), NULL for SQL NULL. */
+char *rp_sqlite_col_strdup(sqlite3_stmt *st, int i);
 
 /* Binding and reading the JSON documents the repositories exchange. NULL (or JSON null) binds
  * SQL NULL; SQL NULL reads as JSON null. Times are stored as epoch ms and read as ISO-8601.
@@ -42,6 +65,12 @@ json_t *rp_sqlite_col_int(sqlite3_stmt *st, int i);
 bool rp_sqlite_collect(sqlite3 *db, sqlite3_stmt *st, int limit, json_t *(*row)(sqlite3_stmt *), json_t **items,
                        bool *more, rp_err_t *err);
 
+/* The same for typed rows: row fills the element at elem (zeroed first) from the current row.
+ * *items is a new array of *n elements of elem_size bytes (free() it, after releasing what row
+ * allocated inside the elements); NULL when there are none. */
+bool rp_sqlite_collect_into(sqlite3 *db, sqlite3_stmt *st, int limit, void (*row)(sqlite3_stmt *, void *elem),
+                            size_t elem_size, void **items, size_t *n, bool *more, rp_err_t *err);
+
 typedef struct rp_sqlite_pool rp_sqlite_pool_t;
 
 /* A pool of up to max_conns connections to path, each opened lazily and migrated once. */
@@ -53,5 +82,21 @@ void rp_sqlite_pool_put(rp_sqlite_pool_t *p, sqlite3 *db);
 void rp_sqlite_pool_free(rp_sqlite_pool_t *p);
 /* The pool's database path (borrowed). */
 const char *rp_sqlite_pool_path(const rp_sqlite_pool_t *p);
+
+/* ---- units of work ---- */
+
+/* A body run on a connection; it reports failures through err. */
+typedef rp_txn_end_t (*rp_sqlite_txn_fn)(sqlite3 *db, void *arg, rp_err_t *err);
+
+/* The one write transaction of every SQLite store: takes a pooled connection, BEGIN IMMEDIATE
+ * (so the body's reads and writes are serialised against every other writer, in this process or
+ * another), runs fn, then COMMIT when it returns RP_TXN_COMMIT and ROLLBACK otherwise. Returns
+ * true when the body committed or chose to roll back (a refusal, nothing written), false with
+ * err when the body, BEGIN or COMMIT failed (nothing written). */
+bool rp_sqlite_transact(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err);
+
+/* A read on one snapshot: fn runs inside BEGIN (deferred) ... COMMIT on a pooled connection, so
+ * several queries see the same data. Returns what fn returned (COMMIT or ROLLBACK = true). */
+bool rp_sqlite_read(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err);
 
 #endif

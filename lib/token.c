@@ -20,7 +20,7 @@ char *rp_token_issue(const unsigned char *secret, size_t secret_len, const rp_id
     char jti[33];
     json_t *extra = NULL;
     if (secret_len < 32 || jwt_new(&j) != 0) {
-        rp_err_set(err, 500, "INTERNAL", "cannot create a token");
+        rp_err_set(err, RP_ERR_INTERNAL, "INTERNAL", "cannot create a token");
         goto done;
     }
     rp_random_hex(jti, 16);
@@ -30,11 +30,11 @@ char *rp_token_issue(const unsigned char *secret, size_t secret_len, const rp_id
         jwt_add_grant(j, "jti", jti) || jwt_add_grant_int(j, "iat", (long)now_s) ||
         jwt_add_grant_int(j, "exp", (long)(now_s + ttl_s)) || jwt_add_grants_json(j, roles_text) ||
         jwt_set_alg(j, JWT_ALG_HS256, secret, (int)secret_len)) {
-        rp_err_set(err, 500, "INTERNAL", "cannot build the token");
+        rp_err_set(err, RP_ERR_INTERNAL, "INTERNAL", "cannot build the token");
         goto done;
     }
     out = jwt_encode_str(j);
-    if (!out) rp_err_set(err, 500, "INTERNAL", "cannot sign the token");
+    if (!out) rp_err_set(err, RP_ERR_INTERNAL, "INTERNAL", "cannot sign the token");
 done:
     free(roles_text);
     json_decref(extra);
@@ -68,26 +68,26 @@ bool rp_token_verify(const unsigned char *secret, size_t secret_len, const char 
     bool ok = false;
     memset(who, 0, sizeof *who);
     if (!secret || secret_len < 32 || len == 0 || len > RP_TOKEN_MAX_LEN || memchr(token, '\0', len)) {
-        rp_err_set(err, 401, "INVALID_TOKEN", "the access token is malformed");
+        rp_err_set(err, RP_ERR_UNAUTHENTICATED, "INVALID_TOKEN", "the access token is malformed");
         goto done;
     }
     if (!header_is_hs256(token, len)) {
-        rp_err_set(err, 401, "INVALID_TOKEN", "the access token must be signed with HS256");
+        rp_err_set(err, RP_ERR_UNAUTHENTICATED, "INVALID_TOKEN", "the access token must be signed with HS256");
         goto done;
     }
     copy = rp_strndup(token, len);
     if (jwt_decode(&j, copy, secret, (int)secret_len) != 0 || !j || jwt_get_alg(j) != JWT_ALG_HS256) {
-        rp_err_set(err, 401, "INVALID_TOKEN", "the access token signature is invalid");
+        rp_err_set(err, RP_ERR_UNAUTHENTICATED, "INVALID_TOKEN", "the access token signature is invalid");
         goto done;
     }
     errno = 0;
     long exp = jwt_get_grant_int(j, "exp");
     if (errno != 0) {
-        rp_err_set(err, 401, "INVALID_TOKEN", "the access token has no expiry");
+        rp_err_set(err, RP_ERR_UNAUTHENTICATED, "INVALID_TOKEN", "the access token has no expiry");
         goto done;
     }
     if ((int64_t)exp <= now_s) {
-        rp_err_set(err, 401, "TOKEN_EXPIRED", "the access token has expired");
+        rp_err_set(err, RP_ERR_UNAUTHENTICATED, "TOKEN_EXPIRED", "the access token has expired");
         goto done;
     }
     const char *sub = jwt_get_grant(j, "sub");
@@ -96,7 +96,7 @@ bool rp_token_verify(const unsigned char *secret, size_t secret_len, const char 
     roles = roles_text ? json_loads(roles_text, 0, NULL) : NULL;
     if (!sub || !username || !rp_oid_valid(sub, strlen(sub)) || strlen(username) >= sizeof who->username ||
         !rp_roles_from_json(roles, &who->roles, NULL)) {
-        rp_err_set(err, 401, "INVALID_TOKEN", "the access token claims are invalid");
+        rp_err_set(err, RP_ERR_UNAUTHENTICATED, "INVALID_TOKEN", "the access token claims are invalid");
         goto done;
     }
     memcpy(who->id, sub, RP_OID_LEN);

@@ -73,13 +73,13 @@ static bool reply_ok(amqp_connection_state_t c, const char *what, rp_err_t *err)
     amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
     if (r.reply_type == AMQP_RESPONSE_NORMAL) return true;
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION)
-        rp_err_set(err, 503, "UNAVAILABLE", "%s: %s", what, amqp_error_string2(r.library_error));
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: %s", what, amqp_error_string2(r.library_error));
     else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD || r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
         amqp_channel_close_t *m = r.reply.decoded;
-        rp_err_set(err, 503, "UNAVAILABLE", "%s: broker said %u %.*s", what, m->reply_code, (int)m->reply_text.len,
-                   (const char *)m->reply_text.bytes);
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: broker said %u %.*s", what, m->reply_code,
+                   (int)m->reply_text.len, (const char *)m->reply_text.bytes);
     } else
-        rp_err_set(err, 503, "UNAVAILABLE", "%s: broker error", what);
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: broker error", what);
     return false;
 }
 
@@ -127,7 +127,7 @@ static amqp_connection_state_t open_conn(amqp_tp_t *t, const char *name, rp_err_
     amqp_socket_t *s = amqp_tcp_socket_new(c);
     struct timeval tv = {3, 0};
     if (!s || amqp_socket_open_noblock(s, t->host, t->port, &tv) != AMQP_STATUS_OK) {
-        rp_err_set(err, 503, "UNAVAILABLE", "cannot reach the broker at %s:%d", t->host, t->port);
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "cannot reach the broker at %s:%d", t->host, t->port);
         amqp_destroy_connection(c);
         return NULL;
     }
@@ -136,7 +136,7 @@ static amqp_connection_state_t open_conn(amqp_tp_t *t, const char *name, rp_err_
     amqp_rpc_reply_t r = amqp_login_with_properties(c, t->vhost, 0, AMQP_DEFAULT_FRAME_SIZE, HEARTBEAT_S, &ptable,
                                                     AMQP_SASL_METHOD_PLAIN, t->user, t->pass);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-        rp_err_set(err, 503, "UNAVAILABLE", "broker login failed");
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "broker login failed");
         amqp_destroy_connection(c);
         return NULL;
     }
@@ -171,7 +171,7 @@ static bool setup_reply_queue(client_t *cl, rp_err_t *err) {
     amqp_queue_declare_ok_t *q = amqp_queue_declare(cl->conn, 1, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
     if (!reply_ok(cl->conn, "declare reply queue", err)) return false;
     if (!q || q->queue.len >= sizeof cl->reply_queue) {
-        rp_err_set(err, 503, "UNAVAILABLE", "the broker gave no usable reply queue name");
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "the broker gave no usable reply queue name");
         return false;
     }
     memcpy(cl->reply_queue, q->queue.bytes, q->queue.len);
@@ -241,7 +241,8 @@ static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req
     char corr[64], expiration[24];
     int64_t budget = deadline_ms - rp_now_ms();
     if (budget <= 0) {
-        rp_err_set(err, 504, "WORKER_TIMEOUT", "the %s worker did not answer in time", rp_component_name(comp));
+        rp_err_set(err, RP_ERR_TIMEOUT, "WORKER_TIMEOUT", "the %s worker did not answer in time",
+                   rp_component_name(comp));
         return false;
     }
     snprintf(corr, sizeof corr, "%s-%llu", cl->tag, (unsigned long long)++cl->counter);
@@ -259,13 +260,14 @@ static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req
     if (amqp_basic_publish(cl->conn, 1, amqp_cstring_bytes(RPC_EXCHANGE), amqp_cstring_bytes(rp_component_name(comp)),
                            1, 0, &p, body) != AMQP_STATUS_OK) {
         client_broken(cl);
-        rp_err_set(err, 503, "UNAVAILABLE", "the message broker is unavailable");
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "the message broker is unavailable");
         return false;
     }
     for (;;) {
         int64_t left = deadline_ms - rp_now_ms();
         if (left <= 0) {
-            rp_err_set(err, 504, "WORKER_TIMEOUT", "the %s worker did not answer in time", rp_component_name(comp));
+            rp_err_set(err, RP_ERR_TIMEOUT, "WORKER_TIMEOUT", "the %s worker did not answer in time",
+                       rp_component_name(comp));
             return false;
         }
         struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000)};
@@ -275,8 +277,8 @@ static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req
         if (rc == AMQP_STATUS_TIMEOUT) continue;
         if (rc != AMQP_STATUS_OK || f.frame_type != AMQP_FRAME_METHOD) {
             client_broken(cl);
-            rp_err_set(err, 503, "UNAVAILABLE", "lost the message broker while waiting for the %s worker",
-                       rp_component_name(comp));
+            rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE",
+                       "lost the message broker while waiting for the %s worker", rp_component_name(comp));
             return false;
         }
         if (f.payload.method.id == AMQP_BASIC_RETURN_METHOD || f.payload.method.id == AMQP_BASIC_DELIVER_METHOD) {
@@ -284,7 +286,7 @@ static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req
             amqp_message_t m;
             if (amqp_read_message(cl->conn, f.channel, &m, 0).reply_type != AMQP_RESPONSE_NORMAL) {
                 client_broken(cl);
-                rp_err_set(err, 503, "UNAVAILABLE", "lost the message broker while reading a reply");
+                rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "lost the message broker while reading a reply");
                 return false;
             }
             bool mine = (m.properties._flags & AMQP_BASIC_CORRELATION_ID_FLAG) &&
@@ -292,7 +294,8 @@ static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req
                         memcmp(m.properties.correlation_id.bytes, corr, strlen(corr)) == 0;
             if (mine && returned) {
                 amqp_destroy_message(&m);
-                rp_err_set(err, 503, "UNAVAILABLE", "nobody serves the %s queue", rp_component_name(comp));
+                rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "nobody serves the %s queue",
+                           rp_component_name(comp));
                 return false;
             }
             if (mine) {
@@ -306,7 +309,7 @@ static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req
         }
         if (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD || f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD) {
             client_broken(cl);
-            rp_err_set(err, 503, "UNAVAILABLE", "the broker closed the channel");
+            rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "the broker closed the channel");
             return false;
         }
     }
@@ -315,7 +318,7 @@ static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req
 static bool amqp_ready(rp_transport_t *base, rp_err_t *err) {
     amqp_tp_t *t = (amqp_tp_t *)base;
     if (atomic_load(&t->stopping)) {
-        rp_err_set(err, 503, "UNAVAILABLE", "shutting down");
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "shutting down");
         return false;
     }
     return client_get(t, err) != NULL;
@@ -392,13 +395,13 @@ static void *consume_main(void *arg) {
                         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
                             continue;
                         if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-                            rp_err_set(&err, 503, "UNAVAILABLE", "lost the broker");
+                            rp_err_set(&err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "lost the broker");
                             break;
                         }
                         bool alive = handle_delivery(cs, c, &env);
                         amqp_destroy_envelope(&env);
                         if (!alive) {
-                            rp_err_set(&err, 503, "UNAVAILABLE", "lost the broker while acknowledging");
+                            rp_err_set(&err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "lost the broker while acknowledging");
                             break;
                         }
                     }
@@ -441,7 +444,7 @@ static bool start_consumers(amqp_tp_t *t, const char *exchange, const char *queu
         if (pthread_create(&cs->thread, NULL, consume_main, cs) != 0) {
             free(cs);
             pthread_mutex_unlock(&t->mu);
-            rp_err_set(err, 500, "TRANSPORT", "cannot start a consumer thread");
+            rp_err_set(err, RP_ERR_INTERNAL, "TRANSPORT", "cannot start a consumer thread");
             return false;
         }
         t->consumers[t->nconsumers++] = cs;
@@ -523,7 +526,7 @@ rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, rp_err_t *e
     amqp_default_connection_info(&info);
     if (amqp_parse_url(copy, &info) != AMQP_STATUS_OK) {
         free(copy);
-        rp_err_set(err, 500, "CONFIG_INVALID", "AMQP_URL is not a valid amqp:// URL");
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "AMQP_URL is not a valid amqp:// URL");
         return NULL;
     }
     amqp_tp_t *t = rp_calloc(1, sizeof *t);

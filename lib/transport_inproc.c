@@ -122,7 +122,7 @@ static bool inproc_serve(rp_transport_t *base, rp_component_t comp, rp_rpc_handl
     pthread_mutex_lock(&c->mu);
     if (c->serving || c->stopping) {
         pthread_mutex_unlock(&c->mu);
-        rp_err_set(err, 500, "TRANSPORT", "component %s is already served", rp_component_name(comp));
+        rp_err_set(err, RP_ERR_INTERNAL, "TRANSPORT", "component %s is already served", rp_component_name(comp));
         return false;
     }
     c->fn = fn;
@@ -137,7 +137,7 @@ static bool inproc_serve(rp_transport_t *base, rp_component_t comp, rp_rpc_handl
     }
     c->serving = c->nthreads > 0;
     pthread_mutex_unlock(&c->mu);
-    if (!c->serving) rp_err_set(err, 500, "TRANSPORT", "no worker thread could be started");
+    if (!c->serving) rp_err_set(err, RP_ERR_INTERNAL, "TRANSPORT", "no worker thread could be started");
     return c->serving;
 }
 
@@ -153,7 +153,8 @@ static bool inproc_call(rp_transport_t *base, rp_component_t comp, const char *r
     int64_t budget = deadline_ms - rp_now_ms();
     bool ok = false;
     if (budget <= 0) {
-        rp_err_set(err, 504, "WORKER_TIMEOUT", "the %s worker did not answer in time", rp_component_name(comp));
+        rp_err_set(err, RP_ERR_TIMEOUT, "WORKER_TIMEOUT", "the %s worker did not answer in time",
+                   rp_component_name(comp));
         return false;
     }
     job_t *j = rp_calloc(1, sizeof *j);
@@ -169,12 +170,12 @@ static bool inproc_call(rp_transport_t *base, rp_component_t comp, const char *r
 
     pthread_mutex_lock(&c->mu);
     if (!c->serving || c->stopping) {
-        rp_err_set(err, 503, "UNAVAILABLE", "the %s worker is not running", rp_component_name(comp));
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "the %s worker is not running", rp_component_name(comp));
         j->refs = 1;
         goto done;
     }
     if (c->count == c->cap) {
-        rp_err_set(err, 503, "OVERLOADED", "the %s worker queue is full", rp_component_name(comp));
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "OVERLOADED", "the %s worker queue is full", rp_component_name(comp));
         j->refs = 1;
         goto done;
     }
@@ -191,11 +192,12 @@ static bool inproc_call(rp_transport_t *base, rp_component_t comp, const char *r
         j->reply = NULL;
         ok = true;
     } else if (j->state == JOB_DONE) {
-        rp_err_set(err, 500, "INTERNAL", "the %s worker produced no reply", rp_component_name(comp));
+        rp_err_set(err, RP_ERR_INTERNAL, "INTERNAL", "the %s worker produced no reply", rp_component_name(comp));
     } else if (j->state == JOB_REFUSED && c->stopping) {
-        rp_err_set(err, 503, "UNAVAILABLE", "the %s worker is shutting down", rp_component_name(comp));
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "the %s worker is shutting down", rp_component_name(comp));
     } else {
-        rp_err_set(err, 504, "WORKER_TIMEOUT", "the %s worker did not answer in time", rp_component_name(comp));
+        rp_err_set(err, RP_ERR_TIMEOUT, "WORKER_TIMEOUT", "the %s worker did not answer in time",
+                   rp_component_name(comp));
     }
 done:
     job_release(j);
@@ -213,7 +215,7 @@ static bool inproc_ready(rp_transport_t *base, rp_err_t *err) {
         bool stopping = c->stopping;
         pthread_mutex_unlock(&c->mu);
         if (stopping) {
-            rp_err_set(err, 503, "UNAVAILABLE", "the platform is shutting down");
+            rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "the platform is shutting down");
             return false;
         }
     }
@@ -261,13 +263,13 @@ static bool inproc_consume(rp_transport_t *base, const char *queue, rp_work_fn f
                            rp_err_t *err) {
     work_queue_t *q = work_queue((inproc_t *)base, queue);
     if (!q) {
-        rp_err_set(err, 500, "TRANSPORT", "too many work queues");
+        rp_err_set(err, RP_ERR_INTERNAL, "TRANSPORT", "too many work queues");
         return false;
     }
     pthread_mutex_lock(&q->mu);
     if (q->fn || q->stopping) {
         pthread_mutex_unlock(&q->mu);
-        rp_err_set(err, 500, "TRANSPORT", "queue %s is already consumed", queue);
+        rp_err_set(err, RP_ERR_INTERNAL, "TRANSPORT", "queue %s is already consumed", queue);
         return false;
     }
     q->fn = fn;
@@ -277,7 +279,7 @@ static bool inproc_consume(rp_transport_t *base, const char *queue, rp_work_fn f
         if (pthread_create(&q->threads[q->nthreads], NULL, work_main, q) == 0) q->nthreads++;
     bool ok = q->nthreads > 0;
     pthread_mutex_unlock(&q->mu);
-    if (!ok) rp_err_set(err, 500, "TRANSPORT", "no consumer thread could be started");
+    if (!ok) rp_err_set(err, RP_ERR_INTERNAL, "TRANSPORT", "no consumer thread could be started");
     return ok;
 }
 
@@ -285,15 +287,15 @@ static bool inproc_enqueue(rp_transport_t *base, const char *queue, const char *
                            size_t n, rp_err_t *err) {
     work_queue_t *q = work_queue((inproc_t *)base, queue);
     if (!q) {
-        rp_err_set(err, 500, "TRANSPORT", "too many work queues");
+        rp_err_set(err, RP_ERR_INTERNAL, "TRANSPORT", "too many work queues");
         return false;
     }
     pthread_mutex_lock(&q->mu);
     bool ok = false;
     if (!q->fn || q->stopping)
-        rp_err_set(err, 503, "UNAVAILABLE", "nobody consumes %s", queue);
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "nobody consumes %s", queue);
     else if (q->count + n > WORK_QUEUE_CAP)
-        rp_err_set(err, 503, "OVERLOADED", "queue %s is full", queue);
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "OVERLOADED", "queue %s is full", queue);
     else {
         for (size_t i = 0; i < n; i++) {
             work_msg_t *m = rp_malloc(sizeof *m + lens[i]);

@@ -120,7 +120,7 @@ Test(outbox_relay, broker_down_is_an_error_not_a_mark) {
     int n = -1;
     cr_assert_not(rp_outbox_relay_pass(relay, &n, &err));
     cr_assert_eq(n, 0);
-    cr_assert_eq(err.status, 503);
+    cr_assert_eq(err.kind, RP_ERR_UNAVAILABLE);
     sqlite3_stmt *st;
     sqlite3_prepare_v2(db, "SELECT count(*) FROM outbox WHERE published_at IS NULL", -1, &st, NULL);
     cr_assert_eq(sqlite3_step(st), SQLITE_ROW);

@@ -188,7 +188,7 @@ BACKENDS(auth, users_are_unique_case_insensitively) {
     cr_assert(S.auth->ops->create_user(S.auth, &a, &err), "%s", err.message);
     rp_account_t same_name = account("ALICE_1", "other@example.com");
     cr_assert_not(S.auth->ops->create_user(S.auth, &same_name, &err));
-    cr_assert_eq(err.status, 409);
+    cr_assert_eq(err.kind, RP_ERR_CONFLICT);
     cr_assert_str_eq(err.code, "USERNAME_TAKEN");
     rp_account_t same_mail = account("bob_1", "alice@example.COM");
     cr_assert_not(S.auth->ops->create_user(S.auth, &same_mail, &err));

@@ -44,7 +44,7 @@ static void expect_reject(const char *tok, const char *code) {
     rp_identity_t who;
     rp_err_t err;
     cr_assert_not(rp_token_verify(secret, SLEN, tok, strlen(tok), now, &who, &err), "accepted %s", tok);
-    cr_assert_eq(err.status, 401);
+    cr_assert_eq(err.kind, RP_ERR_UNAUTHENTICATED);
     cr_assert_str_eq(err.code, code);
     cr_assert_not(who.authenticated);
 }

@@ -38,7 +38,7 @@ Test(inproc, unserved_component_is_503) {
     char *rep;
     size_t n;
     cr_assert_not(rp_transport_call(t, RP_COMP_EVENT, "x", 1, rp_now_ms() + 1000, &rep, &n, &err));
-    cr_assert_eq(err.status, 503);
+    cr_assert_eq(err.kind, RP_ERR_UNAVAILABLE);
     cr_assert(rp_transport_ready(t, &err));
     rp_transport_stop(t);
     cr_assert_not(rp_transport_ready(t, &err));
@@ -75,7 +75,7 @@ static void *caller(void *p) {
     size_t n = 0;
     rp_err_t err;
     a->ok = rp_transport_call(a->t, RP_COMP_REWARD, a->msg, strlen(a->msg), a->deadline, &rep, &n, &err);
-    a->status = a->ok ? 200 : err.status;
+    a->status = a->ok ? 200 : rp_err_http_status(err.kind);
     if (rep) snprintf(a->reply, sizeof a->reply, "%.*s", (int)n, rep);
     free(rep);
     return NULL;
@@ -106,7 +106,7 @@ Test(inproc, full_queue_answers_503_at_once) {
     size_t n;
     int64_t t0 = rp_mono_ms();
     cr_assert_not(rp_transport_call(t, RP_COMP_REWARD, "third", 5, rp_now_ms() + 20000, &rep, &n, &err));
-    cr_assert_eq(err.status, 503);
+    cr_assert_eq(err.kind, RP_ERR_UNAVAILABLE);
     cr_assert_str_eq(err.code, "OVERLOADED");
     cr_assert_lt(rp_mono_ms() - t0, 10000, "a full queue must answer at once, not wait for the deadline");
     open_gate();
@@ -205,7 +205,7 @@ Test(inproc, work_queue_delivers_every_message_once) {
     atomic_store(&work_bad, 0);
     /* nobody consumes yet: refused, so the sender keeps the work */
     cr_assert_not(rp_transport_enqueue(t, "w", msgs, lens, 4, &err));
-    cr_assert_eq(err.status, 503);
+    cr_assert_eq(err.kind, RP_ERR_UNAVAILABLE);
     cr_assert(rp_transport_consume(t, "w", count_work, NULL, 2, &err), "%s", err.message);
     cr_assert_not(rp_transport_consume(t, "w", count_work, NULL, 1, &err), "one consumer set per queue");
     cr_assert(rp_transport_enqueue(t, "w", msgs, lens, 4, &err), "%s", err.message);

@@ -489,12 +489,13 @@ static bool bootstrap_admin(rp_auth_worker_t *w, rp_err_t *err) {
     bool found = false;
     if (!w->cfg->admin_username[0]) return true;
     if (!valid_username(w->cfg->admin_username)) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "ADMIN_USERNAME must be 3 to 32 letters, digits or underscores");
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID",
+                   "ADMIN_USERNAME must be 3 to 32 letters, digits or underscores");
         return false;
     }
     size_t pwlen = strlen(w->cfg->admin_password);
     if (pwlen < 8 || pwlen > 128) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "ADMIN_PASSWORD must be 8 to 128 bytes");
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "ADMIN_PASSWORD must be 8 to 128 bytes");
         return false;
     }
     if (!w->store->ops->find_by_login(w->store, w->cfg->admin_username, false, &a, &found, err)) return false;
@@ -508,7 +509,7 @@ static bool bootstrap_admin(rp_auth_worker_t *w, rp_err_t *err) {
     if (!rp_hasher_hash(w->hasher, w->cfg->admin_password, pwlen, a.password_hash, err)) return false;
     if (!w->store->ops->create_user(w->store, &a, err)) {
         /* another auth worker process created it first */
-        if (err && err->status == 409) return true;
+        if (err && err->kind == RP_ERR_CONFLICT) return true;
         return false;
     }
     rp_log(RP_LOG_INFO, "auth", "bootstrap administrator %s created", a.username);
@@ -529,7 +530,7 @@ rp_auth_worker_t *rp_auth_worker_new(const rp_config_t *cfg, rp_err_t *err) {
                    : rp_auth_store_sqlite_open(cfg->sqlite_dir, cfg->worker_threads + 2, err);
     w->service = (rp_service_t){"auth", ops, sizeof ops / sizeof ops[0], w};
     if (!w->hasher || !w->store || !bootstrap_admin(w, err)) {
-        if (!w->hasher) rp_err_set(err, 500, "CONFIG_INVALID", "unknown PASSWORD_HASH");
+        if (!w->hasher) rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "unknown PASSWORD_HASH");
         rp_auth_worker_free(w);
         return NULL;
     }

@@ -34,7 +34,7 @@ static void lower(const char *in, char *out, size_t cap) {
 
 /* A duplicate where none is expected (ids, token hashes) is a store error, as in SQLite. */
 static void duplicate_is_error(rp_err_t *err, const char *what) {
-    if (err && err->status == 409) rp_err_set(err, 500, "STORE_ERROR", "%s: duplicate key", what);
+    if (err && err->kind == RP_ERR_CONFLICT) rp_err_set(err, RP_ERR_STORE, "STORE_ERROR", "%s: duplicate key", what);
 }
 
 static void doc_to_account(const bson_t *d, rp_account_t *a) {
@@ -76,9 +76,9 @@ static bool m_create_user(rp_auth_store_t *base, const rp_account_t *a, rp_err_t
     bool ok = rp_mongo_insert(db_of(base), USERS, doc, &berr, err);
     if (!ok && rp_mongo_is_duplicate(&berr)) {
         if (duplicate_on_email(berr.message))
-            rp_err_set(err, 409, "EMAIL_TAKEN", "an account with this email already exists");
+            rp_err_set(err, RP_ERR_CONFLICT, "EMAIL_TAKEN", "an account with this email already exists");
         else
-            rp_err_set(err, 409, "USERNAME_TAKEN", "this username is taken");
+            rp_err_set(err, RP_ERR_CONFLICT, "USERNAME_TAKEN", "this username is taken");
     }
     bson_destroy(doc);
     return ok;

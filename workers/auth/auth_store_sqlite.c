@@ -133,9 +133,9 @@ static bool s_create_user(rp_auth_store_t *base, const rp_account_t *a, rp_err_t
     if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
         const char *msg = sqlite3_errmsg(db);
         if (strstr(msg, "email_lower"))
-            rp_err_set(err, 409, "EMAIL_TAKEN", "an account with this email already exists");
+            rp_err_set(err, RP_ERR_CONFLICT, "EMAIL_TAKEN", "an account with this email already exists");
         else
-            rp_err_set(err, 409, "USERNAME_TAKEN", "this username is taken");
+            rp_err_set(err, RP_ERR_CONFLICT, "USERNAME_TAKEN", "this username is taken");
     } else if (!ok) {
         rp_sqlite_err(db, "create user", err);
     }
@@ -542,7 +542,7 @@ static const rp_auth_store_ops_t ops = {
 rp_auth_store_t *rp_auth_store_sqlite_open(const char *dir, int max_conns, rp_err_t *err) {
     char path[1024];
     if (snprintf(path, sizeof path, "%s/auth.db", dir) >= (int)sizeof path) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "SQLITE_DIR is too long");
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "SQLITE_DIR is too long");
         return NULL;
     }
     rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, migrations, max_conns, err);

@@ -70,7 +70,7 @@ bool rp_hasher_hash(rp_hasher_t *h, const char *pw, size_t len, char out[RP_HASH
     int rc = crypto_pwhash_str(out, pw, len, h->ops, h->mem);
     release(h);
     if (rc != 0) {
-        rp_err_set(err, 503, "OVERLOADED", "not enough memory to hash the password now");
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "OVERLOADED", "not enough memory to hash the password now");
         return false;
     }
     return true;

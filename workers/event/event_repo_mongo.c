@@ -394,7 +394,8 @@ static bool mark_referenced(rp_mongo_txn_t *tx, const json_t *rewards) {
         ok = rp_mongo_txn_update(tx, DEFS, &filter, update, RP_MONGO_MANY, &res);
         bson_destroy(update);
         if (ok && res.matched < (int64_t)n)
-            ok = rp_mongo_txn_fail(tx, 500, "STORE_ERROR", "write event: %u of %u reward definitions do not exist",
+            ok = rp_mongo_txn_fail(tx, RP_ERR_STORE, "STORE_ERROR",
+                                   "write event: %u of %u reward definitions do not exist",
                                    (unsigned)(n - (uint32_t)res.matched), (unsigned)n);
     }
     bson_destroy(&filter);
@@ -669,7 +670,7 @@ static bool apply_fact(rp_mongo_txn_t *tx, const rp_fact_t *f, int64_t now) {
                                         BCON_INT64(json_integer_value(json_object_get(f->value, "delta"))), "}", "$set",
                                         "{", "updatedAt", BCON_DATE_TIME(now), "}"));
     }
-    return rp_mongo_txn_fail(tx, 500, "STORE_ERROR", "record fact: malformed %s fact",
+    return rp_mongo_txn_fail(tx, RP_ERR_STORE, "STORE_ERROR", "record fact: malformed %s fact",
                              f->type_name ? f->type_name : "?");
 }
 
@@ -680,7 +681,7 @@ static bool ingest_txn(rp_mongo_txn_t *tx, void *p) {
         const rp_fact_t *f = &a->facts[i];
         rp_mongo_write_t res;
         if (!f->idempotency_key || !f->user_id)
-            return rp_mongo_txn_fail(tx, 500, "STORE_ERROR", "record fact: no idempotency key or user");
+            return rp_mongo_txn_fail(tx, RP_ERR_STORE, "STORE_ERROR", "record fact: no idempotency key or user");
         /* insert-if-absent by upsert: a duplicate-key error would abort the whole transaction */
         bson_t *filter = BCON_NEW("_id", BCON_UTF8(f->idempotency_key));
         bson_t update = BSON_INITIALIZER, ins;

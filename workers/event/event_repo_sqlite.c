@@ -790,7 +790,7 @@ static const rp_event_repo_ops_t ops = {
 rp_event_repo_t *rp_event_repo_sqlite_open(const char *dir, int max_conns, rp_err_t *err) {
     char path[1024];
     if (snprintf(path, sizeof path, "%s/%s", dir, RP_EVENT_SQLITE_FILE) >= (int)sizeof path) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "SQLITE_DIR is too long");
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "SQLITE_DIR is too long");
         return NULL;
     }
     rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, rp_event_sqlite_migrations, max_conns, err);

@@ -348,7 +348,7 @@ bool rp_batches_start(rp_batches_t *b, rp_transport_t *t, rp_err_t *err) {
     b->transport = t;
     if (!rp_transport_consume(t, RP_BATCH_QUEUE, settle_chunk, b, b->cfg->worker_threads, err)) return false;
     if (pthread_create(&b->sweeper, NULL, sweeper_main, b) != 0) {
-        rp_err_set(err, 500, "INTERNAL", "cannot start the batch sweeper");
+        rp_err_set(err, RP_ERR_INTERNAL, "INTERNAL", "cannot start the batch sweeper");
         return false;
     }
     b->started = true;

@@ -188,7 +188,7 @@ bool rp_grant_batch_item(rp_grant_engine_t *g, const json_t *event, const json_t
     if (rp_event_status(event, now) == RP_EVENT_CANCELED)
         return g->store->ops->batch_item_fail(g->store, batch_id, seq, "EVENT_CANCELED", NULL, now, err);
     if (!rp_event_rules(event, &rules)) {
-        rp_err_set(err, 500, "INTERNAL", "the stored event is malformed");
+        rp_err_set(err, RP_ERR_INTERNAL, "INTERNAL", "the stored event is malformed");
         return false;
     }
     const char *event_id = json_string_value(json_object_get(event, "id"));

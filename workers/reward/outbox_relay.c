@@ -93,7 +93,7 @@ rp_outbox_relay_t *rp_outbox_relay_new(rp_reward_store_t *store, const char *url
 
 bool rp_outbox_relay_start(rp_outbox_relay_t *r, rp_err_t *err) {
     if (pthread_create(&r->thread, NULL, relay_main, r) != 0) {
-        rp_err_set(err, 500, "INTERNAL", "cannot start the outbox relay thread");
+        rp_err_set(err, RP_ERR_INTERNAL, "INTERNAL", "cannot start the outbox relay thread");
         return false;
     }
     r->started = true;

@@ -230,7 +230,7 @@ static bool next_seq(rp_mongo_txn_t *tx, const char *name, int64_t count, int64_
     bson_t *update = BCON_NEW("$inc", "{", "seq", BCON_INT64(count), "}");
     bool ok = rp_mongo_txn_update(tx, COUNTERS, filter, update, RP_MONGO_UPSERT, NULL) &&
               rp_mongo_txn_find_one(tx, COUNTERS, filter, NULL, &doc);
-    if (ok && !doc) ok = rp_mongo_txn_fail(tx, 500, "STORE_ERROR", "sequence %s: counter not readable", name);
+    if (ok && !doc) ok = rp_mongo_txn_fail(tx, RP_ERR_STORE, "STORE_ERROR", "sequence %s: counter not readable", name);
     if (ok) *first = rp_mongo_get_i64(doc, "seq") - count + 1;
     bson_destroy(doc);
     bson_destroy(filter);
@@ -384,7 +384,7 @@ typedef struct grant_arg {
 /* Ends the attempt with a refusal: aborted (so nothing this attempt wrote stays) and not rerun. */
 static bool refuse_grant(rp_mongo_txn_t *tx, grant_arg_t *a, rp_grant_outcome_t outcome) {
     a->outcome = outcome;
-    return rp_mongo_txn_fail(tx, 409, "GRANT_REFUSED", "grant refused (outcome %d)", (int)outcome);
+    return rp_mongo_txn_fail(tx, RP_ERR_CONFLICT, "GRANT_REFUSED", "grant refused (outcome %d)", (int)outcome);
 }
 
 static bool grant_txn(rp_mongo_txn_t *tx, void *p) {
@@ -455,7 +455,7 @@ static bool m_grant(rp_reward_store_t *base, const rp_grant_input_t *in, rp_gran
     *outcome = RP_GRANT_OK;
     *existing = NULL;
     if (!a.id || !a.user || !a.event || !in->active_key) {
-        rp_err_set(err, 500, "STORE_ERROR", "grant: the request lacks id, userId, eventId or active key");
+        rp_err_set(err, RP_ERR_STORE, "STORE_ERROR", "grant: the request lacks id, userId, eventId or active key");
         return false;
     }
     rp_err_clear(&e);
@@ -466,7 +466,7 @@ static bool m_grant(rp_reward_store_t *base, const rp_grant_input_t *in, rp_gran
         *outcome = a.outcome;
         *existing = a.existing;
         a.existing = NULL;
-    } else if (!ok && a.insert_failed && e.status == 409 && strcmp(e.code, "DUPLICATE_KEY") == 0) {
+    } else if (!ok && a.insert_failed && e.kind == RP_ERR_CONFLICT && strcmp(e.code, "DUPLICATE_KEY") == 0) {
         /* a concurrent grant took the active key after our check: answer with its request,
          * read after the abort (no retry: the unique index has decided) */
         *outcome = RP_GRANT_DUPLICATE;
@@ -493,7 +493,7 @@ static bool record_failed_txn(rp_mongo_txn_t *tx, void *p) {
 static bool m_record_failed(rp_reward_store_t *base, json_t *request, rp_err_t *err) {
     const char *event_id = doc_str(request, "eventId");
     if (!event_id) {
-        rp_err_set(err, 500, "STORE_ERROR", "record failed: the request has no eventId");
+        rp_err_set(err, RP_ERR_STORE, "STORE_ERROR", "record failed: the request has no eventId");
         return false;
     }
     bson_t *doc = request_doc(request, NULL); /* FAILED: no active key */
@@ -501,7 +501,7 @@ static bool m_record_failed(rp_reward_store_t *base, json_t *request, rp_err_t *
     rp_err_t e;
     rp_err_clear(&e);
     bool ok = rp_mongo_transact(db_of(base), "record failed request", record_failed_txn, &a, &e);
-    if (!ok && e.status == 409) rp_err_set(&e, 500, "STORE_ERROR", "request id collision");
+    if (!ok && e.kind == RP_ERR_CONFLICT) rp_err_set(&e, RP_ERR_STORE, "STORE_ERROR", "request id collision");
     if (!ok && err) *err = e;
     bson_destroy(doc);
     return ok;
@@ -524,7 +524,8 @@ typedef struct transition_arg {
 
 static bool end_transition(rp_mongo_txn_t *tx, transition_arg_t *a, rp_decide_outcome_t outcome) {
     a->outcome = outcome;
-    return rp_mongo_txn_fail(tx, 409, "TRANSITION_REFUSED", "transition refused (outcome %d)", (int)outcome);
+    return rp_mongo_txn_fail(tx, RP_ERR_CONFLICT, "TRANSITION_REFUSED", "transition refused (outcome %d)",
+                             (int)outcome);
 }
 
 static bool set_status(rp_mongo_txn_t *tx, const transition_arg_t *a, const char *to, const char *reason,
@@ -550,7 +551,8 @@ static bool set_status(rp_mongo_txn_t *tx, const transition_arg_t *a, const char
     bson_destroy(filter);
     bson_destroy(&update);
     /* the body read the request in this transaction's snapshot; a concurrent change conflicts */
-    if (ok && res.matched == 0) ok = rp_mongo_txn_fail(tx, 500, "STORE_ERROR", "transition: request %s moved", a->id);
+    if (ok && res.matched == 0)
+        ok = rp_mongo_txn_fail(tx, RP_ERR_STORE, "STORE_ERROR", "transition: request %s moved", a->id);
     return ok;
 }
 
@@ -588,7 +590,7 @@ static bool transition_txn(rp_mongo_txn_t *tx, void *p) {
             if (r == 0) {
                 /* abort the decrements of earlier lines; the caller fails the request in a new transaction */
                 a->short_stock = true;
-                ok = rp_mongo_txn_fail(tx, 422, "OUT_OF_STOCK", "transition: out of stock");
+                ok = rp_mongo_txn_fail(tx, RP_ERR_CONFLICT, "OUT_OF_STOCK", "transition: out of stock");
                 goto done;
             }
         }
@@ -609,7 +611,7 @@ static bool transition_txn(rp_mongo_txn_t *tx, void *p) {
     doc = NULL;
     if (!rp_mongo_txn_find_one(tx, REQUESTS, filter, NULL, &doc)) goto done;
     if (!doc) {
-        ok = rp_mongo_txn_fail(tx, 500, "STORE_ERROR", "transition: request %s vanished", a->id);
+        ok = rp_mongo_txn_fail(tx, RP_ERR_STORE, "STORE_ERROR", "transition: request %s vanished", a->id);
         goto done;
     }
     a->after = request_row(doc);
@@ -1040,7 +1042,8 @@ static bool m_batch_create(rp_reward_store_t *base, const rp_batch_input_t *in, 
             return false;
         }
     }
-    rp_err_set(err, 500, "STORE_ERROR", "create batch: the idempotency key is held by a batch that cannot be read");
+    rp_err_set(err, RP_ERR_STORE, "STORE_ERROR",
+               "create batch: the idempotency key is held by a batch that cannot be read");
     return false;
 }
 
@@ -1391,7 +1394,7 @@ static bool seed_counters(rp_mongo_t *m, rp_err_t *err) {
         bson_t *filter = BCON_NEW("_id", BCON_UTF8(names[i]));
         rp_err_clear(&e);
         ok = rp_mongo_update(m, COUNTERS, filter, update, RP_MONGO_UPSERT, NULL, &e);
-        if (!ok && e.status == 409) ok = true; /* another process seeded it at the same moment */
+        if (!ok && e.kind == RP_ERR_CONFLICT) ok = true; /* another process seeded it at the same moment */
         if (!ok && err) *err = e;
         bson_destroy(filter);
     }

@@ -351,7 +351,7 @@ static bool s_record_failed(rp_reward_store_t *base, json_t *request, rp_err_t *
     sqlite3 *db = rp_sqlite_pool_get(s->pool, err);
     if (!db) return false;
     bool ok = insert_request(db, request, NULL, err, &dup);
-    if (dup) rp_err_set(err, 500, "STORE_ERROR", "request id collision");
+    if (dup) rp_err_set(err, RP_ERR_STORE, "STORE_ERROR", "request id collision");
     rp_sqlite_pool_put(s->pool, db);
     return ok;
 }
@@ -1145,7 +1145,7 @@ static const rp_reward_store_ops_t sqlite_ops = {
 rp_reward_store_t *rp_reward_store_sqlite_open(const char *dir, int max_conns, rp_err_t *err) {
     char path[1024];
     if (snprintf(path, sizeof path, "%s/%s", dir, RP_EVENT_SQLITE_FILE) >= (int)sizeof path) {
-        rp_err_set(err, 500, "CONFIG_INVALID", "SQLITE_DIR is too long");
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "SQLITE_DIR is too long");
         return NULL;
     }
     rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, rp_event_sqlite_migrations, max_conns, err);
