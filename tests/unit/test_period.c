@@ -1,16 +1,9 @@
-/* Tests workers/reward/period.c and request_state.c: game days, period keys, transitions. */
+/* Tests workers/rules/period.c: game days, period keys and active keys. */
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "reward/period.h"
-#include "reward/request_state.h"
-#include "timeutil.h"
-
-static int64_t at(const char *iso) {
-    int64_t ms;
-    cr_assert(rp_time_parse_iso(iso, strlen(iso), &ms), "%s", iso);
-    return ms;
-}
+#include "progress_fixture.h"
+#include "rules/period.h"
 
 static void key(rp_period_t p, const char *iso, int off, const char *want) {
     char out[RP_PERIOD_KEY_LEN];
@@ -56,21 +49,4 @@ Test(period, active_key_bounds) {
     cr_assert_str_eq(out, "65f0a1b2c3d4e5f601234567:65f0a1b2c3d4e5f601234568:D:2026-11-24");
     char small[10];
     cr_assert_not(rp_active_key("65f0a1b2c3d4e5f601234567", "x", "ONCE", small, sizeof small));
-}
-
-Test(request_state, transitions) {
-    cr_assert(rp_request_can_transition("PENDING", "SUCCESS"));
-    cr_assert(rp_request_can_transition("PENDING", "AWAITING_REVIEW"));
-    cr_assert(rp_request_can_transition("AWAITING_REVIEW", "FAILED"));
-    cr_assert(rp_request_can_transition("SUCCESS", "REVOKED"));
-    cr_assert_not(rp_request_can_transition("SUCCESS", "FAILED"));
-    cr_assert_not(rp_request_can_transition("FAILED", "SUCCESS"));
-    cr_assert_not(rp_request_can_transition("REVOKED", "SUCCESS"));
-    cr_assert_not(rp_request_can_transition("AWAITING_REVIEW", "REVOKED"));
-    cr_assert_not(rp_request_can_transition("SUCCESS", "SUCCESS"));
-    cr_assert_not(rp_request_can_transition("BOGUS", "SUCCESS"));
-    cr_assert(rp_request_holds_slot("AWAITING_REVIEW"));
-    cr_assert(rp_request_holds_slot("REVOKED"));
-    cr_assert_not(rp_request_holds_slot("FAILED"));
-    cr_assert_not(rp_request_holds_slot("NOPE"));
 }

@@ -188,45 +188,11 @@ json_t *rp_event_merge_patch(const json_t *stored, const json_t *patch, json_t *
     return body;
 }
 
-rp_event_status_t rp_event_status(const json_t *doc, int64_t now_ms) {
-    int64_t s = 0, e = 0;
+rp_event_status_t rp_event_doc_status(const json_t *doc, int64_t now_ms) {
+    int64_t s = 0, e = 0, c = 0;
     json_t *canceled = json_object_get(doc, "canceledAt");
-    if (canceled && !json_is_null(canceled)) return RP_EVENT_CANCELED;
     parse_time(json_object_get(doc, "startDate"), &s);
     parse_time(json_object_get(doc, "endDate"), &e);
-    if (now_ms < s) return RP_EVENT_UPCOMING;
-    if (now_ms < e) return RP_EVENT_ACTIVE;
-    return RP_EVENT_FINISHED;
-}
-
-static const char *const status_names[] = {"UPCOMING", "ACTIVE", "FINISHED", "CANCELED"};
-
-const char *rp_event_status_name(rp_event_status_t s) {
-    return status_names[s];
-}
-
-bool rp_event_status_parse(const char *s, rp_event_status_t *out) {
-    for (int i = 0; s && i < 4; i++)
-        if (strcmp(s, status_names[i]) == 0) {
-            *out = (rp_event_status_t)i;
-            return true;
-        }
-    return false;
-}
-
-bool rp_event_rules(const json_t *doc, rp_event_rules_t *r) {
-    memset(r, 0, sizeof *r);
-    json_t *details = json_array();
-    bool ok = parse_time(json_object_get(doc, "startDate"), &r->start_ms) &&
-              parse_time(json_object_get(doc, "endDate"), &r->end_ms) &&
-              rp_period_parse(json_string_value(json_object_get(doc, "claimPeriod")), &r->period) &&
-              rp_conditions_parse(json_object_get(doc, "conditions"), r->conditions, &r->nconditions, details);
-    json_decref(details);
-    const char *logic = json_string_value(json_object_get(doc, "conditionLogic"));
-    r->logic = logic && strcmp(logic, "ANY") == 0 ? RP_LOGIC_ANY : RP_LOGIC_ALL;
-    json_t *max = json_object_get(doc, "maxClaims");
-    r->max_claims = json_is_integer(max) ? json_integer_value(max) : 0;
-    r->requires_approval = json_is_true(json_object_get(doc, "requiresApproval"));
-    r->day_offset_minutes = (int)json_integer_value(json_object_get(doc, "dayOffsetMinutes"));
-    return ok;
+    if (canceled && !json_is_null(canceled) && !parse_time(canceled, &c)) c = 1;
+    return rp_event_status_at(s, e, c, now_ms);
 }

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "condition.h"
+#include "rules/progress.h"
 #include "err.h"
 
 typedef struct rp_event_audit {
@@ -28,17 +28,6 @@ typedef struct rp_event_filter {
     const char *cursor; /* last id of the previous page */
     int limit;
 } rp_event_filter_t;
-
-typedef enum { RP_FACT_LOGIN, RP_FACT_LEVEL, RP_FACT_QUEST, RP_FACT_INVITE, RP_FACT_COUNTER } rp_fact_type_t;
-
-typedef struct rp_fact {
-    const char *user_id;
-    rp_fact_type_t type;
-    const char *type_name;
-    json_t *value; /* borrowed: NULL, level, quest id, invitee id or {key, delta} */
-    int64_t occurred_at;
-    const char *idempotency_key;
-} rp_fact_t;
 
 typedef struct rp_event_repo rp_event_repo_t;
 
@@ -85,9 +74,6 @@ typedef struct rp_event_repo_ops {
 struct rp_event_repo {
     const rp_event_repo_ops_t *ops;
 };
-
-/* Frees what progress_load allocated. */
-void rp_progress_release(rp_progress_t *p);
 
 /* Opens the repository cfg names: STORE=mongodb → MONGODB_URI / MONGODB_DB_NAME, else
  * SQLITE_DIR/events.db with up to sqlite_conns connections. cfg is only read. */

@@ -621,14 +621,6 @@ static bool r_progress_ingest(rp_event_repo_t *base, const rp_fact_t *facts, siz
     return ok;
 }
 
-void rp_progress_release(rp_progress_t *p) {
-    if (!p) return;
-    json_decref(p->quests);
-    json_decref(p->counters);
-    free(p->logins);
-    memset(p, 0, sizeof *p);
-}
-
 static bool load_kv(sqlite3 *db, const char *sql, const char *user, json_t *into, bool ints, rp_err_t *err) {
     sqlite3_stmt *st;
     int rc;

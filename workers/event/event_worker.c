@@ -273,7 +273,7 @@ static bool check_definitions(rp_event_worker_t *w, const json_t *doc, json_t *d
 }
 
 static json_t *with_status(json_t *doc, int64_t now) {
-    json_object_set_new(doc, "status", json_string(rp_event_status_name(rp_event_status(doc, now))));
+    json_object_set_new(doc, "status", json_string(rp_event_status_name(rp_event_doc_status(doc, now))));
     return doc;
 }
 
@@ -335,7 +335,7 @@ static void op_event_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
         return;
     }
     int64_t now = rp_now_ms();
-    rp_event_status_t s = doc ? rp_event_status(doc, now) : RP_EVENT_CANCELED;
+    rp_event_status_t s = doc ? rp_event_doc_status(doc, now) : RP_EVENT_CANCELED;
     if (!doc || (!is_staff(env) && s != RP_EVENT_UPCOMING && s != RP_EVENT_ACTIVE)) {
         json_decref(doc);
         {

@@ -135,7 +135,7 @@ void rp_batches_create(rp_batches_t *b, const rp_envelope_t *env, const char *ev
         return;
     }
     int64_t now = rp_now_ms();
-    bool canceled = rp_event_status(event, now) == RP_EVENT_CANCELED;
+    bool canceled = rp_event_doc_status(event, now) == RP_EVENT_CANCELED;
     json_decref(event);
     if (canceled) {
         rp_reply_error(rep, 422, "EVENT_CANCELED", "the event is canceled", NULL);

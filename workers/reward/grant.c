@@ -12,8 +12,8 @@
 #include "json_util.h"
 #include "log.h"
 #include "mem.h"
-#include "period.h"
-#include "request_state.h"
+#include "rules/period.h"
+#include "rules/request_state.h"
 #include "timeutil.h"
 
 struct rp_grant_engine {
@@ -90,7 +90,7 @@ static void judge(rp_grant_engine_t *g, const rp_envelope_t *env, const char *ev
     rp_err_t err;
     json_t *event = NULL, *req = NULL, *existing = NULL, *unmet = NULL, *payload = NULL;
     rp_progress_t progress;
-    rp_event_rules_t rules;
+    rp_event_view_t rules;
     memset(&progress, 0, sizeof progress);
     if (env->body && json_object_size(env->body) > 0) {
         rp_reply_error(rep, 400, "VALIDATION_FAILED", "a claim takes no body",
@@ -109,7 +109,7 @@ static void judge(rp_grant_engine_t *g, const rp_envelope_t *env, const char *ev
     char id[RP_OID_LEN], now_s[RP_ISO_LEN], period[RP_PERIOD_KEY_LEN], active[128];
     rp_oid_new(id);
     rp_time_iso(now, now_s);
-    if (!rp_event_rules(event, &rules)) {
+    if (!rp_event_view(event, &rules)) {
         rp_reply_error(rep, 500, "INTERNAL", "the stored event is malformed", NULL);
         goto done;
     }
@@ -120,7 +120,7 @@ static void judge(rp_grant_engine_t *g, const rp_envelope_t *env, const char *ev
                     "claimedRewards", snapshot(event), "requestedAt", now_s, "processedAt", "processorId",
                     "failureReason", "failureDetails", "notes", "source", "CLAIM", "batchId", "createdAt", now_s,
                     "updatedAt", now_s);
-    if (rp_event_status(event, now) != RP_EVENT_ACTIVE) {
+    if (rp_event_doc_status(event, now) != RP_EVENT_ACTIVE) {
         record_failure(g, req, "EVENT_NOT_ACTIVE", NULL, rep, 422, "the event is not active");
         goto done;
     }
@@ -183,11 +183,11 @@ bool rp_grant_batch_item(rp_grant_engine_t *g, const json_t *event, const json_t
     const char *batch_id = json_string_value(json_object_get(batch, "id"));
     const char *operator_id = json_string_value(json_object_get(batch, "createdBy"));
     int64_t now = rp_now_ms();
-    rp_event_rules_t rules;
+    rp_event_view_t rules;
     if (!event) return g->store->ops->batch_item_fail(g->store, batch_id, seq, "EVENT_NOT_FOUND", NULL, now, err);
-    if (rp_event_status(event, now) == RP_EVENT_CANCELED)
+    if (rp_event_doc_status(event, now) == RP_EVENT_CANCELED)
         return g->store->ops->batch_item_fail(g->store, batch_id, seq, "EVENT_CANCELED", NULL, now, err);
-    if (!rp_event_rules(event, &rules)) {
+    if (!rp_event_view(event, &rules)) {
         rp_err_set(err, RP_ERR_INTERNAL, "INTERNAL", "the stored event is malformed");
         return false;
     }
@@ -285,7 +285,9 @@ void rp_grant_decide(rp_grant_engine_t *g, const rp_envelope_t *env, const char 
         return;
     }
     const char *status = json_string_value(json_object_get(req, "status"));
-    if (strcmp(status, from) != 0 || !rp_request_can_transition(from, to)) {
+    rp_req_status_t f, t;
+    if (strcmp(status, from) != 0 || !rp_req_status_parse(from, &f) || !rp_req_status_parse(to, &t) ||
+        !rp_req_can_transition(f, t)) {
         refuse(rep, 409, revoke ? "NOT_REVOCABLE" : "ALREADY_DECIDED",
                revoke ? "only a SUCCESS request can be revoked" : "the request is not awaiting review", NULL, req);
         json_decref(req);

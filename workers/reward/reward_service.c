@@ -13,7 +13,7 @@
 #include "log.h"
 #include "mem.h"
 #include "paging.h"
-#include "request_state.h"
+#include "rules/request_state.h"
 #include "reward_store.h"
 #include "reward_store_mongo.h"
 #include "roles.h"
@@ -91,7 +91,8 @@ static void list_requests(rp_reward_worker_t *w, const rp_envelope_t *env, const
     }
     f.user_id = user_id ? user_id : uid;
     f.status = rp_envelope_query(env, "status");
-    if (f.status && !rp_request_status_valid(f.status)) {
+    rp_req_status_t parsed;
+    if (f.status && !rp_req_status_parse(f.status, &parsed)) {
         rp_reply_error(rep, 400, "VALIDATION_FAILED",
                        "status must be one of PENDING, AWAITING_REVIEW, SUCCESS, FAILED, REVOKED", NULL);
         return;

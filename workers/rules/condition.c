@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mem.h"
-
 static const char *const type_names[] = {"LOGIN_STREAK",   "LOGIN_DAYS",     "LEVEL_ACHIEVE",
                                          "QUEST_COMPLETE", "INVITE_FRIENDS", "COUNTER"};
 
@@ -116,45 +114,6 @@ bool rp_conditions_parse(const json_t *conditions, rp_condition_t out[RP_MAX_CON
     return json_array_size(details) == before;
 }
 
-static int64_t floor_div(int64_t a, int64_t b) {
-    return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
-}
-
-void rp_login_days(const rp_progress_t *p, int64_t start_ms, int64_t end_ms, int day_offset_minutes, int64_t *days,
-                   int64_t *streak) {
-    const int64_t day_ms = 86400000;
-    int64_t off = (int64_t)day_offset_minutes * 60000;
-    int64_t first = floor_div(start_ms + off, day_ms), last = floor_div(end_ms - 1 + off, day_ms);
-    *days = *streak = 0;
-    if (end_ms <= start_ms || last - first > 4000) return;
-    size_t span = (size_t)(last - first + 1);
-    unsigned char *seen = rp_calloc(span, 1);
-    for (size_t r = 0; r < p->nlogins; r++) {
-        const rp_login_day_t *d = &p->logins[r];
-        for (int b = 0; b < 180; b++) {
-            if (!d->minutes[b]) continue;
-            for (int bit = 0; bit < 8; bit++) {
-                if (!(d->minutes[b] & (1u << bit))) continue;
-                int64_t t = d->utc_day * day_ms + (int64_t)(b * 8 + bit) * 60000;
-                if (t < start_ms || t >= end_ms) continue;
-                int64_t g = floor_div(t + off, day_ms);
-                if (g >= first && g <= last) seen[g - first] = 1;
-            }
-        }
-    }
-    int64_t run = 0;
-    for (size_t k = 0; k < span; k++) {
-        if (seen[k]) {
-            (*days)++;
-            run++;
-            if (run > *streak) *streak = run;
-        } else {
-            run = 0;
-        }
-    }
-    free(seen);
-}
-
 bool rp_conditions_evaluate(const rp_condition_t *c, size_t n, rp_logic_t logic, const rp_progress_t *p,
                             int64_t start_ms, int64_t end_ms, int day_offset_minutes, json_t **unmet) {
     int64_t days = -1, streak = -1;
@@ -166,7 +125,7 @@ bool rp_conditions_evaluate(const rp_condition_t *c, size_t n, rp_logic_t logic,
         switch (c[i].type) {
         case RP_COND_LOGIN_STREAK:
         case RP_COND_LOGIN_DAYS:
-            if (days < 0) rp_login_days(p, start_ms, end_ms, day_offset_minutes, &days, &streak);
+            if (days < 0) rp_login_count(p->logins, p->nlogins, start_ms, end_ms, day_offset_minutes, &days, &streak);
             current = json_integer(c[i].type == RP_COND_LOGIN_STREAK ? streak : days);
             ok = json_integer_value(current) >= c[i].amount;
             break;

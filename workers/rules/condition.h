@@ -1,12 +1,15 @@
 /* condition.h - event conditions: their JSON form {type, value, description}, validation, and
- * evaluation against a player's progress. Pure functions over caller-owned data; thread-safe. */
-#ifndef RP_WORKERS_EVENT_CONDITION_H
-#define RP_WORKERS_EVENT_CONDITION_H
+ * evaluation against a player's progress (progress.h). Pure functions over caller-owned data;
+ * thread-safe. */
+#ifndef RP_WORKERS_RULES_CONDITION_H
+#define RP_WORKERS_RULES_CONDITION_H
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "progress.h"
 
 typedef enum {
     RP_COND_LOGIN_STREAK,   /* value: days >= 1, consecutive game days with a login in the window */
@@ -31,27 +34,6 @@ typedef struct rp_condition {
  * of the wrong type (objects where a number or string belongs, e.g. {"$gt": ""}) and unknown
  * members are refused. out borrows from conditions. */
 bool rp_conditions_parse(const json_t *conditions, rp_condition_t out[RP_MAX_CONDITIONS], size_t *n, json_t *details);
-
-/* A player's progress as evaluation needs it. Logins are per UTC day: a 1440-bit bitmap of the
- * minutes with a login (bit m of byte m/8, least significant first). */
-typedef struct rp_login_day {
-    int64_t utc_day;
-    unsigned char minutes[180];
-} rp_login_day_t;
-
-typedef struct rp_progress {
-    int64_t max_level;
-    int64_t invites;
-    json_t *quests;   /* object: quest id -> completedAt (borrowed or owned by the loader) */
-    json_t *counters; /* object: key -> total */
-    rp_login_day_t *logins;
-    size_t nlogins;
-} rp_progress_t;
-
-/* Login game days inside [start_ms, end_ms): *days = how many, *streak = the longest run of
- * consecutive game days. A game day is floor((t + offset_min*60000) / 86400000). */
-void rp_login_days(const rp_progress_t *p, int64_t start_ms, int64_t end_ms, int day_offset_minutes, int64_t *days,
-                   int64_t *streak);
 
 typedef enum { RP_LOGIC_ALL = 0, RP_LOGIC_ANY = 1 } rp_logic_t;
 

@@ -1,7 +1,7 @@
 /* period.h - claim periods: the game day of an instant and the period key that makes a claim
  * unique per (player, event, period). Pure functions, thread-safe. */
-#ifndef RP_WORKERS_REWARD_PERIOD_H
-#define RP_WORKERS_REWARD_PERIOD_H
+#ifndef RP_WORKERS_RULES_PERIOD_H
+#define RP_WORKERS_RULES_PERIOD_H
 
 #include <stdbool.h>
 #include <stddef.h>

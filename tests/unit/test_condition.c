@@ -1,80 +1,10 @@
-/* Tests workers/event/condition.c: validation of condition shapes and evaluation against
- * progress, in particular login streaks over game-day boundaries and event windows. */
+/* Tests workers/rules/condition.c: validation of condition shapes and evaluation against
+ * progress, including login streaks seen from different game-day offsets. */
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "event/condition.h"
-#include "timeutil.h"
-
-static int64_t at(const char *iso) {
-    int64_t ms;
-    cr_assert(rp_time_parse_iso(iso, strlen(iso), &ms), "%s", iso);
-    return ms;
-}
-
-static rp_login_day_t days[64];
-static rp_progress_t prog;
-
-static void reset(void) {
-    memset(days, 0, sizeof days);
-    memset(&prog, 0, sizeof prog);
-    prog.logins = days;
-}
-
-/* Records a login at an ISO instant in the bitmap rows, as the progress store does. */
-static void login(const char *iso) {
-    int64_t t = at(iso), day = t / 86400000, minute = (t % 86400000) / 60000;
-    size_t i = 0;
-    while (i < prog.nlogins && days[i].utc_day != day)
-        i++;
-    if (i == prog.nlogins) {
-        days[i].utc_day = day;
-        prog.nlogins++;
-    }
-    days[i].minutes[minute / 8] |= (unsigned char)(1u << (minute % 8));
-}
-
-static void count(const char *start, const char *end, int offset, int64_t want_days, int64_t want_streak) {
-    int64_t d, s;
-    rp_login_days(&prog, at(start), at(end), offset, &d, &s);
-    cr_assert_eq(d, want_days, "days %lld != %lld", (long long)d, (long long)want_days);
-    cr_assert_eq(s, want_streak, "streak %lld != %lld", (long long)s, (long long)want_streak);
-}
-
-Test(login_days, streak_across_the_kst_boundary) {
-    reset();
-    /* +540: game days turn at 15:00 UTC. 14:59 and 15:01 on the same UTC day are two game days */
-    login("2026-11-01T14:59:00Z");
-    login("2026-11-01T15:01:00Z");
-    login("2026-11-02T16:00:00Z");
-    count("2026-10-30T00:00:00Z", "2026-11-30T00:00:00Z", 540, 3, 3);
-    /* with offset 0 the first two are one day: 2 days, still consecutive */
-    count("2026-10-30T00:00:00Z", "2026-11-30T00:00:00Z", 0, 2, 2);
-}
-
-Test(login_days, negative_offset_and_gaps) {
-    reset();
-    /* -300: game days turn at 05:00 UTC */
-    login("2026-11-02T04:00:00Z"); /* game day Nov 1 */
-    login("2026-11-02T06:00:00Z"); /* game day Nov 2 */
-    login("2026-11-04T06:00:00Z"); /* game day Nov 4: a gap on Nov 3 */
-    login("2026-11-05T04:59:00Z"); /* still game day Nov 4 */
-    login("2026-11-05T05:00:00Z"); /* game day Nov 5 */
-    count("2026-10-30T00:00:00Z", "2026-11-30T00:00:00Z", -300, 4, 2);
-}
-
-Test(login_days, logins_outside_the_window_do_not_count) {
-    reset();
-    login("2026-11-01T09:59:00Z"); /* one minute before the start */
-    login("2026-11-01T10:00:00Z"); /* at the start: counts */
-    login("2026-11-02T10:00:00Z");
-    login("2026-11-03T09:59:00Z"); /* last minute inside */
-    login("2026-11-03T10:00:00Z"); /* at the end: excluded */
-    login("2026-11-04T10:00:00Z");
-    count("2026-11-01T10:00:00Z", "2026-11-03T10:00:00Z", 0, 3, 3);
-    count("2026-11-01T10:00:00Z", "2026-11-03T09:59:00Z", 0, 2, 2);
-    count("2026-11-05T00:00:00Z", "2026-11-06T00:00:00Z", 0, 0, 0);
-}
+#include "progress_fixture.h"
+#include "rules/condition.h"
 
 static rp_condition_t conds[RP_MAX_CONDITIONS];
 static size_t ncond;
@@ -130,7 +60,7 @@ Test(conditions, rejects_wrong_shapes) {
 }
 
 Test(conditions, all_versus_any_with_progress_details) {
-    reset();
+    progress_reset();
     parse_ok("[{\"type\":\"LEVEL_ACHIEVE\",\"value\":10,\"description\":\"reach 10\"},"
              "{\"type\":\"QUEST_COMPLETE\",\"value\":\"q-main-5\"},"
              "{\"type\":\"COUNTER\",\"value\":{\"key\":\"boss.kills\",\"min\":3}},"
@@ -160,7 +90,7 @@ Test(conditions, all_versus_any_with_progress_details) {
 }
 
 Test(conditions, streak_condition_reports_current_streak) {
-    reset();
+    progress_reset();
     parse_ok("[{\"type\":\"LOGIN_STREAK\",\"value\":3},{\"type\":\"LOGIN_DAYS\",\"value\":2}]");
     login("2026-11-10T01:00:00Z");
     login("2026-11-11T01:00:00Z");
@@ -179,7 +109,7 @@ Test(conditions, streak_condition_reports_current_streak) {
 }
 
 Test(conditions, no_conditions_is_met) {
-    reset();
+    progress_reset();
     cr_assert(rp_conditions_evaluate(conds, 0, RP_LOGIC_ALL, &prog, 0, 1, 0, NULL));
     cr_assert(rp_conditions_evaluate(conds, 0, RP_LOGIC_ANY, &prog, 0, 1, 0, NULL));
 }
