@@ -26,7 +26,7 @@ endif
 
 SRCS      := $(wildcard lib/*.c api/*.c workers/*/*.c)
 MAIN_SRCS := $(filter %_main.c,$(SRCS))
-LIB_SRCS  := $(filter-out %_main.c,$(SRCS))
+LIB_SRCS  := $(filter-out %_main.c $(EXCLUDE),$(SRCS))
 SCHEMAS   := $(sort $(wildcard schemas/*.json))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/gen/schemas_embedded.o
 bin_name   = reward-$(subst _,-,$(patsubst %_main.c,%,$(notdir $(1))))

@@ -1,144 +1,181 @@
-/* reward_store.h - the reward worker's repository: reward requests, the grant transaction,
- * decisions, the ledger, the outbox and claim idempotency keys. Backend-neutral: SQLite now,
- * MongoDB later; a backend only stores and fetches, every rule lives in reward_service.c.
- * A store is thread-safe.
+/* reward_store.h - the reward worker's store: where requests, the ledger, the outbox, claim
+ * idempotency keys, batches and batch items live. A store only stores and fetches: it offers a
+ * unit of work (transact) and small primitive operations valid inside it, plus reads and a few
+ * single writes outside. Every rule - the grant order, maxClaims, stock, state transitions,
+ * revocation, batch settling, back-pressure, idempotency - is in grant_txn.c, written once and
+ * run by any backend. Backends: SQLite (reward_store_sqlite.c) and MongoDB
+ * (reward_store_mongo.c). A store is thread-safe; a unit of work belongs to the thread that runs
+ * it.
  *
- * Requests travel as JSON documents in the API's shape: {id, userId, eventId, periodKey, status,
- * claimedRewards: [{rewardIndex, rewardDefinitionId, name, type, value, quantity}], requestedAt,
- * processedAt, processorId, failureReason, failureDetails, notes, source, batchId, createdAt,
- * updatedAt}, times as ISO-8601 strings, absent values as null. */
+ * Errors carry a kind (lib/err.h): RP_ERR_STORE_UNAVAILABLE, RP_ERR_STORE_BUSY, RP_ERR_STORE,
+ * RP_ERR_CONFLICT (a unique key), never an HTTP status. A duplicate that an operation reports
+ * through an out-parameter (duplicate, moved, settled, taken) is an outcome, not an error. */
 #ifndef RP_WORKERS_REWARD_STORE_H
 #define RP_WORKERS_REWARD_STORE_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
+#include "request.h"
+#include "txn.h"
 
 typedef struct rp_reward_store rp_reward_store_t;
+/* A unit of work in progress; each backend defines its own. Valid only inside the body. */
+typedef struct rp_reward_txn rp_reward_txn_t;
 
-/* One reward of a grant: which event reward row (stock) and how many. */
-typedef struct rp_grant_line {
+/* The body of a unit of work. It touches the store only through the tx_* operations, so that
+ * every read and write is in the transaction. On MongoDB the runner may call it again from the
+ * start (a transient error): it must reset, at its start, everything it reports through arg,
+ * and have no other side effects. It returns RP_TXN_COMMIT to keep what it wrote,
+ * RP_TXN_ROLLBACK to keep nothing (a refusal), RP_TXN_FAILED right after a tx_* operation
+ * returned false. */
+typedef rp_txn_end_t (*rp_reward_txn_fn)(rp_reward_txn_t *tx, void *arg);
+
+/* One stock movement: event reward reward_index, quantity units. */
+typedef struct rp_stock_line {
     int reward_index;
     int64_t quantity;
-} rp_grant_line_t;
+} rp_stock_line_t;
 
-typedef struct rp_grant_input {
-    json_t *request;        /* borrowed: the request document to insert (status SUCCESS or AWAITING_REVIEW) */
-    const char *active_key; /* unique among non-FAILED requests */
-    const rp_grant_line_t *lines;
-    size_t nlines;
-    int64_t max_claims_per_user; /* 0 = unlimited: non-FAILED requests of this user for this event */
-    json_t *outbox_payload;      /* borrowed; written only when the request is SUCCESS */
-    const char *batch_id;        /* NULL, or the batch item this grant settles: */
-    int64_t batch_seq;           /* the item must still be QUEUED and becomes SUCCESS in the same transaction */
-} rp_grant_input_t;
+/* A batch item handed out by a lease. */
+typedef struct rp_item_ref {
+    char batch_id[RP_OID_LEN];
+    int64_t seq;
+} rp_item_ref_t;
 
-typedef enum {
-    RP_GRANT_OK = 0,
-    RP_GRANT_DUPLICATE,     /* a non-FAILED request holds the active key: *existing is set */
-    RP_GRANT_OUT_OF_STOCK,  /* a limited stock could not cover a line: nothing written */
-    RP_GRANT_LIMIT_REACHED, /* max_claims_per_user reached: nothing written */
-    RP_GRANT_ITEM_SETTLED,  /* the batch item was no longer QUEUED (settled by another delivery): nothing written */
-} rp_grant_outcome_t;
-
-/* A new batch grant: stored with one QUEUED item per user id, all due at created_at. */
-typedef struct rp_batch_input {
-    const char *id, *event_id, *reason, *created_by;
-    const char *idempotency_key; /* NULL or "" = none; else unique per created_by */
-    const char *request_hash;    /* identifies the body a key was first used with */
-    const char *const *user_ids;
-    size_t nusers;
-    int64_t duplicates; /* user ids dropped as repeated, for the record */
-    int64_t created_at;
-} rp_batch_input_t;
-
-typedef enum {
-    RP_DECIDE_OK = 0,
-    RP_DECIDE_NOT_FOUND,
-    RP_DECIDE_WRONG_STATE,  /* the request is not in the expected state: *after holds it as it is */
-    RP_DECIDE_OUT_OF_STOCK, /* approval found a stock empty: the request was FAILED instead */
-} rp_decide_outcome_t;
-
+/* The history filter; NULL / -1 / 0 mean "any". */
 typedef struct rp_request_filter {
-    const char *user_id, *event_id, *status; /* NULL = any */
-    int64_t from_ms, to_ms;                  /* requestedAt in [from, to); 0 = open */
-    const char *cursor;                      /* id of the last item of the previous page, or NULL */
+    const char *user_id, *event_id;
+    int status;             /* -1 any, else an rp_req_status_t */
+    int64_t from_ms, to_ms; /* requestedAt in [from, to); 0 = open */
+    const char *cursor;     /* id of the last request of the previous page, or NULL */
     int limit;
 } rp_request_filter_t;
 
 typedef struct rp_reward_store_ops {
     bool (*ping)(rp_reward_store_t *s, rp_err_t *err);
-    /* The grant: in ONE transaction insert the request, decrement every limited stock with a
-     * guard, append one ledger entry per line and one outbox message (SUCCESS only). */
-    bool (*grant)(rp_reward_store_t *s, const rp_grant_input_t *in, rp_grant_outcome_t *outcome, json_t **existing,
-                  rp_err_t *err);
-    /* Inserts a FAILED request (no active key) on its own. */
-    bool (*record_failed)(rp_reward_store_t *s, json_t *request, rp_err_t *err);
-    /* Moves request id from `from_status` to `to_status` in one transaction (compare-and-set),
-     * setting processedAt=now, processorId, notes, failureReason; when to_status is SUCCESS the
-     * lines' stocks are decremented (guarded) and ledger + outbox written (out of stock → the
-     * request becomes FAILED with failureReason OUT_OF_STOCK); when to_status is REVOKED,
-     * reversal ledger entries are appended, stocks returned and outbox_payload written; when
-     * to_status is FAILED the active key is released. *after receives the request document. */
-    bool (*transition)(rp_reward_store_t *s, const char *id, const char *from_status, const char *to_status,
-                       const char *processor_id, const char *notes, const char *failure_reason,
-                       const rp_grant_line_t *lines, size_t nlines, json_t *outbox_payload, int64_t now_ms,
-                       rp_decide_outcome_t *outcome, json_t **after, rp_err_t *err);
-    bool (*get_request)(rp_reward_store_t *s, const char *id, json_t **request, rp_err_t *err);
-    bool (*find_active)(rp_reward_store_t *s, const char *active_key, json_t **request, rp_err_t *err);
-    bool (*list_requests)(rp_reward_store_t *s, const rp_request_filter_t *f, json_t **items, bool *more,
-                          rp_err_t *err);
-    /* Ledger entries by seq ascending after `after_seq`, optional user/event filters. */
+
+    /* ---- the unit of work ---- */
+
+    /* Runs fn in one transaction (SQLite: BEGIN IMMEDIATE ... COMMIT on a pooled connection;
+     * MongoDB: mongoc_client_session_with_transaction, majority, snapshot). True when the body
+     * committed or rolled back; false with err when it failed (nothing it wrote stays). what
+     * names the work in logs and errors. */
+    bool (*transact)(rp_reward_store_t *s, const char *what, rp_reward_txn_fn fn, void *arg, rp_err_t *err);
+
+    /* The operations below are valid only inside a body and only on its tx. Each returns false
+     * on a store failure, after which the body must return RP_TXN_FAILED; outcomes come back
+     * through out-parameters. Records they fill are initialised first (rp_request_init, ...)
+     * and owned by the caller. */
+
+    /* The request holding active_key (any status but FAILED): *found and *out. */
+    bool (*tx_request_by_key)(rp_reward_txn_t *tx, const char *active_key, rp_request_t *out, bool *found);
+    /* The request with this id: *found and *out. */
+    bool (*tx_request_by_id)(rp_reward_txn_t *tx, const char *id, rp_request_t *out, bool *found);
+    /* How many of user_id's requests for event_id hold a slot (status other than FAILED); the
+     * count may stop at at_most (> 0), which is all a limit check needs. */
+    bool (*tx_count_slots)(rp_reward_txn_t *tx, const char *user_id, const char *event_id, int64_t at_most,
+                           int64_t *count);
+    /* Takes every line's quantity from the stock of its event reward, never below zero; a
+     * reward with unlimited stock is left as it is. *taken false when a limited stock could not
+     * cover its line, or the event or reward does not exist: earlier lines may have been taken
+     * already, so the body must roll back. */
+    bool (*tx_stock_take)(rp_reward_txn_t *tx, const char *event_id, const rp_stock_line_t *lines, size_t n,
+                          bool *taken);
+    /* Gives every line's quantity back to its limited stock (a revocation). */
+    bool (*tx_stock_give)(rp_reward_txn_t *tx, const char *event_id, const rp_stock_line_t *lines, size_t n);
+    /* Inserts r as it is, its active key unique among stored requests (r->active_key "" =
+     * none). *duplicate when another request holds the key (or the id): then nothing was
+     * written and, on MongoDB, the transaction is dead: the body must roll back. Inserting a
+     * request of an event conflicts with a concurrent update of that event's rewards. */
+    bool (*tx_insert_request)(rp_reward_txn_t *tx, const rp_request_t *r, bool *duplicate);
+    /* Compare-and-set: where the request r->id has status `from`, writes r's status,
+     * active_key (released when ""), processed_at, processor_id, failure_reason, notes and
+     * updated_at. *moved false when the request is not (or no longer) in `from`: nothing
+     * written. */
+    bool (*tx_update_request)(rp_reward_txn_t *tx, const rp_request_t *r, rp_req_status_t from, bool *moved);
+    /* Appends the entries as they are (ids made by the caller), giving them consecutive
+     * sequence numbers in commit order. */
+    bool (*tx_append_ledger)(rp_reward_txn_t *tx, const rp_ledger_entry_t *entries, size_t n);
+    /* Appends m (its seq assigned in commit order; published_at unset). A message id is
+     * unique: appending one twice is a store failure. */
+    bool (*tx_append_outbox)(rp_reward_txn_t *tx, const rp_outbox_message_t *m);
+    /* Compare-and-set on a batch item: where item (batch_id, seq) is QUEUED, sets it to status
+     * (SUCCESS or FAILED) with reason and request_id ("" = none) settled at `at`. *settled false
+     * when the item is already settled (or unknown): nothing written. */
+    bool (*tx_settle_item)(rp_reward_txn_t *tx, const char *batch_id, int64_t seq, rp_item_status_t status,
+                           const char *reason, const char *request_id, int64_t at, bool *settled);
+    /* The stored Idempotency-Key (user_id, key): *found and *out. */
+    bool (*tx_idem_get)(rp_reward_txn_t *tx, const char *user_id, const char *key, rp_idem_t *out, bool *found);
+    /* Stores (user_id, key) -> v. *duplicate when the key is stored already (then nothing was
+     * written and, on MongoDB, the transaction is dead: roll back). */
+    bool (*tx_idem_put)(rp_reward_txn_t *tx, const char *user_id, const char *key, const rp_idem_t *v, bool *duplicate);
+    /* How many items are QUEUED and sent but not yet due again (due_at > now). Two units of work
+     * that call this never run interleaved, so a count and the lease that follows hold together
+     * across processes. */
+    bool (*tx_items_in_flight)(rp_reward_txn_t *tx, int64_t now, int64_t *count);
+    /* Leases up to limit QUEUED items due by now (oldest due first, then by batch and seq): each
+     * becomes due again at `until` and counts one more attempt. *items is a new array of *n
+     * (free()), NULL when none. */
+    bool (*tx_items_lease)(rp_reward_txn_t *tx, int64_t now, int64_t until, int limit, rp_item_ref_t **items,
+                           size_t *n);
+
+    /* ---- reads, each on its own ---- */
+
+    bool (*get_request)(rp_reward_store_t *s, const char *id, rp_request_t *out, bool *found, rp_err_t *err);
+    bool (*find_active)(rp_reward_store_t *s, const char *active_key, rp_request_t *out, bool *found, rp_err_t *err);
+    /* Requests newest first by (requestedAt, id), after f->cursor; *items a new array of *n
+     * (release each with rp_request_clear, then free()), *more when another page follows. */
+    bool (*list_requests)(rp_reward_store_t *s, const rp_request_filter_t *f, rp_request_t **items, size_t *n,
+                          bool *more, rp_err_t *err);
+    /* Ledger entries by seq ascending after after_seq, optionally of one user / event. */
     bool (*list_ledger)(rp_reward_store_t *s, const char *user_id, const char *event_id, int64_t after_seq, int limit,
-                        json_t **items, bool *more, rp_err_t *err);
-    /* Outbox messages by seq ascending after `after_seq` (the grants feed). */
-    bool (*list_outbox)(rp_reward_store_t *s, int64_t after_seq, int limit, json_t **items, bool *more, rp_err_t *err);
-    /* Leases up to limit unpublished outbox messages (in commit order) to owner until
-     * now + lease_ms, skipping rows another owner holds; *items = [{seq, messageId, routingKey,
-     * payload}]. */
+                        rp_ledger_entry_t **items, size_t *n, bool *more, rp_err_t *err);
+    /* Outbox messages by seq ascending after after_seq (the grants feed); release each with
+     * rp_outbox_message_clear, then free(). */
+    bool (*list_outbox)(rp_reward_store_t *s, int64_t after_seq, int limit, rp_outbox_message_t **items, size_t *n,
+                        bool *more, rp_err_t *err);
+    bool (*idem_get)(rp_reward_store_t *s, const char *user_id, const char *key, rp_idem_t *out, bool *found,
+                     rp_err_t *err);
+    /* The batch; its counts (per status and per failure reason, last settled time) too when
+     * counts is set. */
+    bool (*batch_get)(rp_reward_store_t *s, const char *id, bool counts, rp_batch_t *out, bool *found, rp_err_t *err);
+    /* The creator's batch made with Idempotency-Key key. */
+    bool (*batch_by_key)(rp_reward_store_t *s, const char *created_by, const char *key, rp_batch_t *out, bool *found,
+                         rp_err_t *err);
+    /* Batches newest first by (createdAt, id), optionally of one event, after cursor (the id of
+     * the previous page's last batch), without counts; release each with rp_batch_clear. */
+    bool (*batch_list)(rp_reward_store_t *s, const char *event_id, const char *cursor, int limit, rp_batch_t **items,
+                       size_t *n, bool *more, rp_err_t *err);
+    /* Items by seq after after_seq, optionally of one status (-1 = any). */
+    bool (*batch_items)(rp_reward_store_t *s, const char *batch_id, int status, int64_t after_seq, int limit,
+                        rp_batch_item_t **items, size_t *n, bool *more, rp_err_t *err);
+    /* The items seqs[0..n) of a batch, in that order; unknown seqs are skipped. */
+    bool (*batch_items_get)(rp_reward_store_t *s, const char *batch_id, const int64_t *seqs, size_t n,
+                            rp_batch_item_t **items, size_t *got, rp_err_t *err);
+    /* Whether any item is QUEUED and due by now (lets a sweep skip its unit of work). */
+    bool (*batch_any_due)(rp_reward_store_t *s, int64_t now, bool *any, rp_err_t *err);
+
+    /* ---- single writes ---- */
+
+    /* Stores batch b (b->open is not read: a batch is stored open once all its items are) with
+     * one QUEUED item per user id (seq 1..n), all due at b->created_at, durably before it
+     * returns. *key_taken when the creator's Idempotency-Key b->idem_key is held by another
+     * batch: then nothing was written. With resume, b exists already (a creation cut short):
+     * only its missing items are stored and it is opened. SQLite does it in one transaction;
+     * MongoDB in repeatable steps (100,000 items exceed what one transaction should hold). */
+    bool (*batch_store)(rp_reward_store_t *s, const rp_batch_t *b, const char *const *user_ids, size_t n, bool resume,
+                        bool *key_taken, rp_err_t *err);
+    /* The outbox relay: leases up to limit unpublished messages (commit order) to owner until
+     * now + lease_ms, skipping messages another owner holds; release each with
+     * rp_outbox_message_clear, then free(). */
     bool (*outbox_lease)(rp_reward_store_t *s, const char *owner, int64_t now, int64_t lease_ms, int limit,
-                         json_t **items, rp_err_t *err);
+                         rp_outbox_message_t **items, size_t *n, rp_err_t *err);
     /* Marks the messages with these sequence numbers published at now. */
     bool (*outbox_published)(rp_reward_store_t *s, const int64_t *seqs, size_t n, int64_t now, rp_err_t *err);
-    /* Claim idempotency: *found false when unknown; else the stored hash/status/response. */
-    bool (*idem_get)(rp_reward_store_t *s, const char *user_id, const char *key, bool *found, char hash[65],
-                     int *status, json_t **response, rp_err_t *err);
-    /* Stores the first response for (user, key); an existing entry is kept (first one wins). */
-    bool (*idem_put)(rp_reward_store_t *s, const char *user_id, const char *key, const char *hash, int status,
-                     const json_t *response, int64_t now_ms, rp_err_t *err);
-    /* Batches. batch_create stores the batch and its items in one transaction; when the creator
-     * already used the idempotency key, nothing is written, *existed is set and existing_id /
-     * existing_hash name the first batch. */
-    bool (*batch_create)(rp_reward_store_t *s, const rp_batch_input_t *in, bool *existed, char existing_id[25],
-                         char existing_hash[65], rp_err_t *err);
-    /* *doc NULL when unknown; else {id, eventId, reason, createdBy, total, duplicates, createdAt}
-     * and, with counts, also counts: {QUEUED, SUCCESS, FAILED}, failures: {reason: n},
-     * lastSettledAt (ISO or null). */
-    bool (*batch_get)(rp_reward_store_t *s, const char *id, bool counts, json_t **doc, rp_err_t *err);
-    /* Batches newest first by (createdAt, id), optionally of one event, after cursor (the id of
-     * the previous page's last batch); the documents of batch_get without counts. */
-    bool (*batch_list)(rp_reward_store_t *s, const char *event_id, const char *cursor, int limit, json_t **items,
-                       bool *more, rp_err_t *err);
-    /* Items by seq after `after_seq` (optional status filter): [{seq, userId, status,
-     * failureReason, requestId, attempts, settledAt}]. */
-    bool (*batch_items)(rp_reward_store_t *s, const char *batch_id, const char *status, int64_t after_seq, int limit,
-                        json_t **items, bool *more, rp_err_t *err);
-    /* The sweeper's lease: takes up to limit QUEUED items due by now (oldest first), makes them
-     * due again at now + redeliver_ms and counts the attempt, so they are sent again unless
-     * settled by then; takes none while max_in_flight items are already sent and not yet due.
-     * *items = [{batchId, seq}] in (batch, seq) order within equal due times. */
-    bool (*batch_lease)(rp_reward_store_t *s, int64_t now, int64_t redeliver_ms, int limit, int64_t max_in_flight,
-                        json_t **items, rp_err_t *err);
-    /* The items seqs[0..n) of a batch as [{seq, userId, status}] (unknown seqs are skipped). */
-    bool (*batch_items_get)(rp_reward_store_t *s, const char *batch_id, const int64_t *seqs, size_t n, json_t **items,
-                            rp_err_t *err);
-    /* Settles a QUEUED item as FAILED with reason (request_id may be NULL); a settled item is
-     * left as it is. */
-    bool (*batch_item_fail)(rp_reward_store_t *s, const char *batch_id, int64_t seq, const char *reason,
-                            const char *request_id, int64_t now, rp_err_t *err);
+
     void (*free)(rp_reward_store_t *s);
 } rp_reward_store_ops_t;
 
@@ -146,8 +183,8 @@ struct rp_reward_store {
     const rp_reward_store_ops_t *ops;
 };
 
-/* Opens the SQLite reward store on <dir>/events.db (the event store's file). Returns a new store
- * (free with s->ops->free) or NULL with err. */
+/* Opens the SQLite reward store on <dir>/events.db (the event store's file: a grant reads the
+ * stock the event store keeps). Returns a new store (free with s->ops->free) or NULL with err. */
 rp_reward_store_t *rp_reward_store_sqlite_open(const char *dir, int max_conns, rp_err_t *err);
 
 #endif

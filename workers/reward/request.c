@@ -1,0 +1,227 @@
+/* request.c - the grant's records and their JSON (see request.h). */
+#include "request.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mem.h"
+#include "timeutil.h"
+
+/* "" → null, else the string */
+static json_t *str_or_null(const char *s) {
+    return s && s[0] ? json_string(s) : json_null();
+}
+
+static json_t *time_or_null(int64_t ms) {
+    char b[RP_ISO_LEN];
+    if (!ms) return json_null();
+    rp_time_iso(ms, b);
+    return json_string(b);
+}
+
+static void copy_str(char *dst, size_t cap, const char *s) {
+    snprintf(dst, cap, "%s", s ? s : "");
+}
+
+void rp_request_init(rp_request_t *r) {
+    memset(r, 0, sizeof *r);
+}
+
+static void clear_rewards(rp_request_t *r) {
+    for (size_t i = 0; i < r->nrewards; i++)
+        json_decref(r->rewards[i].value);
+    memset(r->rewards, 0, sizeof r->rewards);
+    r->nrewards = 0;
+}
+
+void rp_request_clear(rp_request_t *r) {
+    if (!r) return;
+    clear_rewards(r);
+    json_decref(r->failure_details);
+    free(r->notes);
+    memset(r, 0, sizeof *r);
+}
+
+void rp_request_copy(rp_request_t *dst, const rp_request_t *src) {
+    rp_request_clear(dst);
+    memcpy(dst, src, sizeof *dst);
+    for (size_t i = 0; i < dst->nrewards; i++)
+        dst->rewards[i].value = json_deep_copy(src->rewards[i].value);
+    dst->failure_details = src->failure_details ? json_deep_copy(src->failure_details) : NULL;
+    dst->notes = src->notes ? rp_strdup(src->notes) : NULL;
+}
+
+void rp_request_set_notes(rp_request_t *r, const char *notes) {
+    free(r->notes);
+    r->notes = notes ? rp_strdup(notes) : NULL;
+}
+
+void rp_request_set_details(rp_request_t *r, json_t *details) {
+    json_decref(r->failure_details);
+    r->failure_details = details;
+}
+
+json_t *rp_claimed_to_json(const rp_request_t *r) {
+    json_t *out = json_array();
+    for (size_t i = 0; i < r->nrewards; i++) {
+        const rp_claimed_reward_t *c = &r->rewards[i];
+        json_array_append_new(out, json_pack("{s:i, s:s, s:o, s:o, s:O, s:I}", "rewardIndex", c->reward_index,
+                                             "rewardDefinitionId", c->definition_id, "name", str_or_null(c->name),
+                                             "type", str_or_null(c->type), "value", c->value ? c->value : json_null(),
+                                             "quantity", (json_int_t)c->quantity));
+    }
+    return out;
+}
+
+bool rp_claimed_from_json(rp_request_t *r, const json_t *claimed) {
+    size_t i;
+    json_t *c;
+    clear_rewards(r);
+    if (!json_is_array(claimed) || json_array_size(claimed) > RP_MAX_EVENT_REWARDS) return false;
+    json_array_foreach(claimed, i, c) {
+        rp_claimed_reward_t *line = &r->rewards[r->nrewards++];
+        json_t *index = json_object_get(c, "rewardIndex"), *qty = json_object_get(c, "quantity");
+        if (!json_is_integer(index) || !json_is_integer(qty)) return false;
+        line->reward_index = (int)json_integer_value(index);
+        line->quantity = json_integer_value(qty);
+        copy_str(line->definition_id, sizeof line->definition_id,
+                 json_string_value(json_object_get(c, "rewardDefinitionId")));
+        copy_str(line->name, sizeof line->name, json_string_value(json_object_get(c, "name")));
+        copy_str(line->type, sizeof line->type, json_string_value(json_object_get(c, "type")));
+        json_t *value = json_object_get(c, "value");
+        line->value = value ? json_deep_copy(value) : json_null();
+    }
+    return true;
+}
+
+json_t *rp_request_to_json(const rp_request_t *r) {
+    json_t *d = json_object();
+    json_object_set_new(d, "id", json_string(r->id));
+    json_object_set_new(d, "userId", json_string(r->user_id));
+    json_object_set_new(d, "eventId", json_string(r->event_id));
+    json_object_set_new(d, "periodKey", json_string(r->period_key));
+    json_object_set_new(d, "status", json_string(rp_req_status_name(r->status)));
+    json_object_set_new(d, "claimedRewards", rp_claimed_to_json(r));
+    json_object_set_new(d, "requestedAt", time_or_null(r->requested_at));
+    json_object_set_new(d, "processedAt", time_or_null(r->processed_at));
+    json_object_set_new(d, "processorId", str_or_null(r->processor_id));
+    json_object_set_new(d, "failureReason", str_or_null(r->failure_reason));
+    json_object_set_new(d, "failureDetails", r->failure_details ? json_deep_copy(r->failure_details) : json_null());
+    json_object_set_new(d, "notes", str_or_null(r->notes));
+    json_object_set_new(d, "source", json_string(r->source == RP_SOURCE_BATCH ? "BATCH" : "CLAIM"));
+    json_object_set_new(d, "batchId", str_or_null(r->batch_id));
+    json_object_set_new(d, "createdAt", time_or_null(r->created_at));
+    json_object_set_new(d, "updatedAt", time_or_null(r->updated_at));
+    return d;
+}
+
+/* ---- ledger ---- */
+
+const char *rp_ledger_kind_name(rp_ledger_kind_t k) {
+    return k == RP_LEDGER_REVERSAL ? "REVERSAL" : "GRANT";
+}
+
+bool rp_ledger_kind_parse(const char *s, rp_ledger_kind_t *out) {
+    if (s && strcmp(s, "GRANT") == 0)
+        *out = RP_LEDGER_GRANT;
+    else if (s && strcmp(s, "REVERSAL") == 0)
+        *out = RP_LEDGER_REVERSAL;
+    else
+        return false;
+    return true;
+}
+
+json_t *rp_ledger_entry_to_json(const rp_ledger_entry_t *e) {
+    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:i, s:s, s:I, s:s, s:o, s:o}", "seq", (json_int_t)e->seq, "id", e->id,
+                     "requestId", e->request_id, "userId", e->user_id, "eventId", e->event_id, "rewardIndex",
+                     e->reward_index, "rewardDefinitionId", e->definition_id, "quantity", (json_int_t)e->quantity,
+                     "entryType", rp_ledger_kind_name(e->kind), "processorId", str_or_null(e->processor_id), "at",
+                     time_or_null(e->at));
+}
+
+/* ---- outbox ---- */
+
+void rp_outbox_message_clear(rp_outbox_message_t *m) {
+    if (!m) return;
+    json_decref(m->payload);
+    memset(m, 0, sizeof *m);
+}
+
+json_t *rp_outbox_message_to_json(const rp_outbox_message_t *m) {
+    return json_pack("{s:I, s:s, s:s, s:s, s:O, s:o, s:o}", "seq", (json_int_t)m->seq, "messageId", m->message_id,
+                     "routingKey", m->routing_key, "requestId", m->request_id, "payload",
+                     m->payload ? m->payload : json_null(), "createdAt", time_or_null(m->created_at), "publishedAt",
+                     time_or_null(m->published_at));
+}
+
+/* ---- idempotency ---- */
+
+void rp_idem_clear(rp_idem_t *v) {
+    if (!v) return;
+    json_decref(v->response);
+    memset(v, 0, sizeof *v);
+}
+
+/* ---- batches ---- */
+
+static const char *const item_names[] = {"QUEUED", "SUCCESS", "FAILED"};
+
+const char *rp_item_status_name(rp_item_status_t s) {
+    return (unsigned)s < 3 ? item_names[s] : "?";
+}
+
+bool rp_item_status_parse(const char *s, rp_item_status_t *out) {
+    for (int i = 0; s && i < 3; i++)
+        if (strcmp(s, item_names[i]) == 0) {
+            *out = (rp_item_status_t)i;
+            return true;
+        }
+    return false;
+}
+
+void rp_batch_clear(rp_batch_t *b) {
+    if (!b) return;
+    free(b->reason);
+    memset(b, 0, sizeof *b);
+}
+
+void rp_batch_count(rp_batch_t *b, rp_item_status_t s, const char *reason, int64_t n) {
+    if ((unsigned)s < 3) b->counts[s] += n;
+    if (!reason || !reason[0]) return;
+    size_t i = 0;
+    while (i < b->nfailures && strcmp(b->failures[i].reason, reason) != 0)
+        i++;
+    if (i == b->nfailures) {
+        if (i == RP_MAX_FAILURE_REASONS) return; /* more distinct reasons than the API names: counted above */
+        copy_str(b->failures[i].reason, sizeof b->failures[i].reason, reason);
+        b->nfailures++;
+    }
+    b->failures[i].n += n;
+}
+
+json_t *rp_batch_to_json(const rp_batch_t *b, bool with_counts) {
+    json_t *d =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:o}", "id", b->id, "batchId", b->id, "eventId", b->event_id,
+                  "reason", b->reason ? b->reason : "", "createdBy", b->created_by, "total", (json_int_t)b->total,
+                  "duplicates", (json_int_t)b->duplicates, "createdAt", time_or_null(b->created_at));
+    if (!with_counts) return d;
+    json_t *failures = json_object();
+    for (size_t i = 0; i < b->nfailures; i++)
+        json_object_set_new(failures, b->failures[i].reason, json_integer(b->failures[i].n));
+    json_object_set_new(d, "counts",
+                        json_pack("{s:I, s:I, s:I}", "QUEUED", (json_int_t)b->counts[RP_ITEM_QUEUED], "SUCCESS",
+                                  (json_int_t)b->counts[RP_ITEM_SUCCESS], "FAILED",
+                                  (json_int_t)b->counts[RP_ITEM_FAILED]));
+    json_object_set_new(d, "failures", failures);
+    json_object_set_new(d, "lastSettledAt", time_or_null(b->last_settled_at));
+    json_object_set_new(d, "status", json_string(b->counts[RP_ITEM_QUEUED] > 0 ? "RUNNING" : "COMPLETED"));
+    return d;
+}
+
+json_t *rp_batch_item_to_json(const rp_batch_item_t *it) {
+    return json_pack("{s:I, s:s, s:s, s:o, s:o, s:I, s:o}", "seq", (json_int_t)it->seq, "userId", it->user_id, "status",
+                     rp_item_status_name(it->status), "failureReason", str_or_null(it->failure_reason), "requestId",
+                     str_or_null(it->request_id), "attempts", (json_int_t)it->attempts, "settledAt",
+                     time_or_null(it->settled_at));
+}
