@@ -65,9 +65,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/librp.a
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/librp.a $(LDLIBS) $(shell pkg-config --libs criterion)
 
 # the driver of the MongoDB wire-contract tests: the real stores, run against a scripted server
-$(BUILD)/tests/mongo_driver: tests/contract/mongo_driver.c $(BUILD)/librp.a
+CONTRACT_SRCS := $(filter-out $(EXCLUDE),$(wildcard tests/contract/*.c))
+$(BUILD)/tests/mongo_driver: $(CONTRACT_SRCS) $(BUILD)/librp.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/contract -o $@ $< $(BUILD)/librp.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Itests/contract -o $@ $(CONTRACT_SRCS) $(BUILD)/librp.a $(LDLIBS)
 
 # ---- dependencies (Debian packages, installed only when missing) ----
 define install_missing
@@ -121,7 +122,7 @@ bench: all
 	bench/auth.sh
 	bench/grants.sh
 
-FORMATTED := $(SRCS) $(wildcard lib/*.h api/*.h workers/*/*.h) $(TEST_SRCS) $(wildcard tests/contract/*.c)
+FORMATTED := $(SRCS) $(wildcard lib/*.h api/*.h workers/*/*.h) $(TEST_SRCS) $(wildcard tests/contract/*.[ch] tests/unit/*.h)
 format:
 	clang-format -i $(FORMATTED)
 

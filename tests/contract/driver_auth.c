@@ -1,0 +1,112 @@
+/* driver_auth.c - the auth store scenarios of the MongoDB wire-contract driver (see
+ * mongo_driver.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mongo_driver.h"
+#include "auth/auth_store_mongo.h"
+
+static json_t *account_json(const rp_account_t *a) {
+    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "id", a->id, "username", a->username, "email", a->email,
+                     "passwordHash", a->password_hash, "roles", (int)a->roles, "createdAt", (json_int_t)a->created_at,
+                     "updatedAt", (json_int_t)a->updated_at);
+}
+
+static json_t *token_json(const rp_refresh_token_t *t) {
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "id", t->id, "userId", t->user_id, "familyId",
+                     t->family_id, "tokenHash", t->token_hash, "createdAt", (json_int_t)t->created_at, "expiresAt",
+                     (json_int_t)t->expires_at, "usedAt", (json_int_t)t->used_at, "revokedAt",
+                     (json_int_t)t->revoked_at);
+}
+
+static json_t *run_auth(rp_auth_store_t *s, const char *scenario) {
+    rp_err_t err;
+    rp_account_t a;
+    rp_refresh_token_t t;
+    bool found = false, ok;
+    rp_err_clear(&err);
+    if (strcmp(scenario, "open-auth") == 0) return result(true, &err, NULL);
+    if (strcmp(scenario, "auth-find-login") == 0) {
+        ok = s->ops->find_by_login(s, "Alice", false, &a, &found, &err);
+        return result(ok, &err,
+                      ok ? json_pack("{s:b, s:s, s:s}", "found", found, "id", found ? a.id : "", "username",
+                                     found ? a.username : "")
+                         : NULL);
+    }
+    if (strcmp(scenario, "auth-find-email") == 0 || strcmp(scenario, "auth-find-id") == 0) {
+        ok = scenario[10] == 'e' ? s->ops->find_by_login(s, "Alice@Example.COM", true, &a, &found, &err)
+                                 : s->ops->find_by_id(s, USER_ID, &a, &found, &err);
+        return result(ok, &err, ok ? json_pack("{s:o}", "account", found ? account_json(&a) : json_null()) : NULL);
+    }
+    if (strcmp(scenario, "auth-list-audit") == 0) {
+        json_t *items = NULL;
+        bool more = false;
+        ok = s->ops->list_audit(s, USER_ID, OPERATOR_ID, EVENT_ID, 5, &items, &more, &err);
+        return page(ok, &err, items, more);
+    }
+    if (strcmp(scenario, "auth-create-user") == 0) {
+        rp_account_t in = {USER_ID, "Alice", "Alice@Example.COM", "$argon2id$hash", 1, NOW_MS, NOW_MS};
+        return result(s->ops->create_user(s, &in, &err), &err, NULL);
+    }
+    if (strcmp(scenario, "auth-list-users") == 0 || strcmp(scenario, "auth-list-users-start") == 0) {
+        rp_account_t *items = NULL;
+        size_t n = 0;
+        bool more = false;
+        ok = s->ops->list_users(s, scenario[15] ? NULL : USER_ID, 2, &items, &n, &more, &err);
+        json_t *arr = json_array();
+        for (size_t i = 0; ok && i < n; i++)
+            json_array_append_new(arr, account_json(&items[i]));
+        free(items);
+        if (!ok) json_decref(arr);
+        return page(ok, &err, ok ? arr : NULL, more);
+    }
+    if (strcmp(scenario, "auth-set-roles") == 0) {
+        json_t *before = json_pack("{s:[s]}", "roles", "USER"),
+               *after = json_pack("{s:[s, s]}", "roles", "USER", "OPERATOR");
+        rp_audit_entry_t audit = {OPERATOR_ID, "root", "user.roles", "user", USER_ID, before, after, NOW_MS};
+        ok = s->ops->set_roles(s, USER_ID, 3, NOW_MS, &audit, &found, &err);
+        json_decref(before);
+        json_decref(after);
+        return result(ok, &err, ok ? json_pack("{s:b}", "found", found) : NULL);
+    }
+    if (strcmp(scenario, "auth-count-role") == 0) {
+        int64_t count = -1;
+        ok = s->ops->count_with_role(s, 8, &count, &err);
+        return result(ok, &err, ok ? json_pack("{s:I}", "count", (json_int_t)count) : NULL);
+    }
+    if (strcmp(scenario, "auth-add-failure") == 0)
+        return result(s->ops->add_failure(s, USER_ID, NOW_MS, NOW_MS - 900000, &err), &err, NULL);
+    if (strcmp(scenario, "auth-failures") == 0) {
+        int64_t count = -1, nth = -1;
+        ok = s->ops->failures(s, USER_ID, NOW_MS - 900000, 5, &count, &nth, &err);
+        return result(ok, &err,
+                      ok ? json_pack("{s:I, s:I}", "count", (json_int_t)count, "nthAt", (json_int_t)nth) : NULL);
+    }
+    if (strcmp(scenario, "auth-clear-failures") == 0)
+        return result(s->ops->clear_failures(s, USER_ID, &err), &err, NULL);
+    if (strcmp(scenario, "auth-insert-refresh") == 0 || strcmp(scenario, "auth-rotate") == 0) {
+        rp_refresh_token_t next = {TOKEN1_ID, USER_ID, FAMILY_ID, TOKEN1_HASH, NOW_MS, NOW_MS + 86400000, 0, 0};
+        bool rotated = false;
+        if (scenario[5] == 'i') return result(s->ops->insert_refresh(s, &next, &err), &err, NULL);
+        ok = s->ops->rotate_refresh(s, TOKEN0_ID, NOW_MS, &next, &rotated, &err);
+        return result(ok, &err, ok ? json_pack("{s:b}", "rotated", rotated) : NULL);
+    }
+    if (strcmp(scenario, "auth-find-refresh") == 0) {
+        ok = s->ops->find_refresh(s, TOKEN1_HASH, &t, &found, &err);
+        return result(ok, &err, ok ? json_pack("{s:o}", "token", found ? token_json(&t) : json_null()) : NULL);
+    }
+    if (strcmp(scenario, "auth-revoke-family") == 0)
+        return result(s->ops->revoke_family(s, FAMILY_ID, NOW_MS, &err), &err, NULL);
+    return NULL;
+}
+
+json_t *contract_auth(const char *uri, const char *scenario) {
+    rp_err_t err;
+    rp_err_clear(&err);
+    if (!(strncmp(scenario, "open-auth", 9) == 0 || strncmp(scenario, "auth-", 5) == 0)) return NULL;
+    rp_auth_store_t *s = rp_auth_store_mongo_open(uri, DB_NAME, &err);
+    json_t *out = s ? run_auth(s, scenario) : result(false, &err, NULL);
+    if (s) s->ops->free(s);
+    return out;
+}
