@@ -93,15 +93,6 @@ sqlite3 *rp_sqlite_open(const char *path, rp_err_t *err) {
     return db;
 }
 
-static int user_version(sqlite3 *db) {
-    sqlite3_stmt *st = NULL;
-    int v = -1;
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
 /* Runs fn between begin and COMMIT on db; see rp_sqlite_transact. */
 static bool run_txn(sqlite3 *db, const char *begin, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err) {
     if (!rp_sqlite_exec(db, begin, err)) return false;
@@ -112,28 +103,60 @@ static bool run_txn(sqlite3 *db, const char *begin, rp_sqlite_txn_fn fn, void *a
 }
 
 typedef struct migration {
-    const char *script;
-    int version;
+    const rp_sqlite_schema_t *schema;
+    int step;
 } migration_t;
+
+/* How many steps of schema db holds: its schema_migrations row or, for a file from before that
+ * table, what the old list's user_version implies; -1 with err on failure. */
+static int component_version(sqlite3 *db, const rp_sqlite_schema_t *schema, rp_err_t *err) {
+    sqlite3_stmt *st = NULL;
+    if (!rp_sqlite_prepare(db,
+                           "SELECT coalesce((SELECT version FROM schema_migrations WHERE component = ?1), "
+                           "min(?2, (SELECT user_version FROM pragma_user_version)))",
+                           &st, err))
+        return -1;
+    sqlite3_bind_text(st, 1, schema->component, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, schema->legacy_steps);
+    if (rp_sqlite_step_row(db, st, "read schema version", err) != 1) return -1;
+    int v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
 
 static rp_txn_end_t migrate_one(sqlite3 *db, void *p, rp_err_t *err) {
     const migration_t *m = p;
-    int v = user_version(db);
-    if (v < 0) {
-        rp_sqlite_err(db, "read schema version", err);
+    sqlite3_stmt *st = NULL;
+    if (!rp_sqlite_exec(db,
+                        "CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT PRIMARY KEY, "
+                        "version INTEGER NOT NULL) WITHOUT ROWID",
+                        err))
+        return RP_TXN_FAILED;
+    int v = component_version(db, m->schema, err);
+    if (v < 0) return RP_TXN_FAILED;
+    /* v > step: another process, or the old list, applied it already */
+    if (v <= m->step && !rp_sqlite_exec(db, m->schema->steps[m->step], err)) {
+        rp_log(RP_LOG_ERROR, "sqlite", "migration %s step %d failed", m->schema->component, m->step + 1);
         return RP_TXN_FAILED;
     }
-    if (v != m->version) return RP_TXN_COMMIT; /* another process applied it first */
-    char bump[64];
-    snprintf(bump, sizeof bump, "PRAGMA user_version=%d", m->version + 1);
-    return rp_sqlite_exec(db, m->script, err) && rp_sqlite_exec(db, bump, err) ? RP_TXN_COMMIT : RP_TXN_FAILED;
+    /* a bootstrapped version is written too: from now on the row, not user_version, is the truth */
+    if (!rp_sqlite_prepare(db,
+                           "INSERT INTO schema_migrations (component, version) VALUES (?1, ?2) "
+                           "ON CONFLICT (component) DO UPDATE SET version = excluded.version "
+                           "WHERE version < excluded.version",
+                           &st, err))
+        return RP_TXN_FAILED;
+    sqlite3_bind_text(st, 1, m->schema->component, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, v > m->step ? v : m->step + 1);
+    return rp_sqlite_run(db, st, "record schema version", NULL, err) ? RP_TXN_COMMIT : RP_TXN_FAILED;
 }
 
-bool rp_sqlite_migrate(sqlite3 *db, const char *const *migrations, rp_err_t *err) {
-    for (int i = 0; migrations[i]; i++) {
-        migration_t m = {migrations[i], i};
-        if (!run_txn(db, "BEGIN IMMEDIATE", migrate_one, &m, err)) return false;
-    }
+bool rp_sqlite_migrate(sqlite3 *db, const rp_sqlite_schema_t *schemas, rp_err_t *err) {
+    for (const rp_sqlite_schema_t *s = schemas; s->component; s++)
+        for (int i = 0; s->steps[i]; i++) {
+            migration_t m = {s, i};
+            if (!run_txn(db, "BEGIN IMMEDIATE", migrate_one, &m, err)) return false;
+        }
     return true;
 }
 
@@ -232,22 +255,20 @@ struct rp_sqlite_pool {
     pthread_mutex_t mu;
     pthread_cond_t freed;
     char *path;
-    const char *const *migrations;
     sqlite3 **idle;
     int nidle, open, max;
 };
 
-rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const char *const *migrations, int max_conns, rp_err_t *err) {
+rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t *schemas, int max_conns,
+                                     rp_err_t *err) {
     rp_sqlite_pool_t *p = rp_calloc(1, sizeof *p);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->freed, NULL);
     p->path = rp_strdup(path);
-    p->migrations = migrations;
     p->max = max_conns > 0 ? max_conns : 1;
     p->idle = rp_calloc((size_t)p->max, sizeof *p->idle);
-    /* open and migrate one connection now, so a bad path or schema fails at start-up */
     sqlite3 *db = rp_sqlite_open(path, err);
-    if (!db || !rp_sqlite_migrate(db, migrations, err)) {
+    if (!db || !rp_sqlite_migrate(db, schemas, err)) {
         sqlite3_close_v2(db);
         rp_sqlite_pool_free(p);
         return NULL;

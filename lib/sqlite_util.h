@@ -17,10 +17,26 @@
  * (RP_ERR_STORE_UNAVAILABLE) on failure. Close with sqlite3_close_v2. */
 sqlite3 *rp_sqlite_open(const char *path, rp_err_t *err);
 
-/* Applies migrations in order: migrations[i] is the SQL script that brings user_version i to
- * i+1; each runs in its own BEGIN IMMEDIATE transaction, so several processes may start at once.
- * NULL-terminated array. */
-bool rp_sqlite_migrate(sqlite3 *db, const char *const *migrations, rp_err_t *err);
+/* The schema of one component of a database file (several components may share a file: the
+ * event and the reward tables live in events.db). Its steps are applied in order, each once; the
+ * table schema_migrations(component, version) keeps how many a file holds, per component, so
+ * components grow independently.
+ *
+ * legacy_steps bootstraps files made before schema_migrations existed, when one list of scripts
+ * per file counted in PRAGMA user_version: such a file at user_version v already holds this
+ * component's first min(v, legacy_steps) steps (step i was part of that list's script i+1).
+ * Steps added since have no legacy version, so legacy_steps stays at the count of the old list. */
+typedef struct rp_sqlite_schema {
+    const char *component;    /* the key in schema_migrations; NULL ends an array of schemas */
+    const char *const *steps; /* SQL scripts, NULL-terminated */
+    int legacy_steps;
+} rp_sqlite_schema_t;
+
+/* Brings db up to every schema of schemas (an array ended by a NULL component), in order. Each
+ * step runs in its own BEGIN IMMEDIATE transaction together with its schema_migrations row, so
+ * several processes may start at once: a step another process applied first is skipped, a step
+ * that fails leaves nothing behind. False with err (as rp_sqlite_err) on failure. */
+bool rp_sqlite_migrate(sqlite3 *db, const rp_sqlite_schema_t *schemas, rp_err_t *err);
 
 /* Runs one SQL script without results; err as rp_sqlite_err on failure. */
 bool rp_sqlite_exec(sqlite3 *db, const char *sql, rp_err_t *err);
@@ -73,8 +89,10 @@ bool rp_sqlite_collect_into(sqlite3 *db, sqlite3_stmt *st, int limit, void (*row
 
 typedef struct rp_sqlite_pool rp_sqlite_pool_t;
 
-/* A pool of up to max_conns connections to path, each opened lazily and migrated once. */
-rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const char *const *migrations, int max_conns, rp_err_t *err);
+/* A pool of up to max_conns connections to path, opened lazily; the first is opened and migrated
+ * to schemas (see rp_sqlite_migrate; borrowed for the call only) before this returns, so a bad
+ * path or schema fails at start-up. NULL with err on failure. */
+rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t *schemas, int max_conns, rp_err_t *err);
 /* Takes a connection (waits while all are in use). Give it back with rp_sqlite_pool_put. */
 sqlite3 *rp_sqlite_pool_get(rp_sqlite_pool_t *p, rp_err_t *err);
 void rp_sqlite_pool_put(rp_sqlite_pool_t *p, sqlite3 *db);

@@ -545,7 +545,8 @@ rp_auth_store_t *rp_auth_store_sqlite_open(const char *dir, int max_conns, rp_er
         rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "SQLITE_DIR is too long");
         return NULL;
     }
-    rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, migrations, max_conns, err);
+    rp_sqlite_pool_t *pool =
+        rp_sqlite_pool_new(path, (const rp_sqlite_schema_t[]){{"auth", migrations, 1}, {0}}, max_conns, err);
     if (!pool) return NULL;
     sqlite_store_t *s = rp_calloc(1, sizeof *s);
     s->base.ops = &ops;

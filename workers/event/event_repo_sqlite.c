@@ -785,7 +785,7 @@ rp_event_repo_t *rp_event_repo_sqlite_open(const char *dir, int max_conns, rp_er
         rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "SQLITE_DIR is too long");
         return NULL;
     }
-    rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, rp_event_sqlite_migrations, max_conns, err);
+    rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, rp_events_db_schemas, max_conns, err);
     if (!pool) return NULL;
     repo_t *r = rp_calloc(1, sizeof *r);
     r->base.ops = &ops;

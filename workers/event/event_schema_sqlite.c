@@ -1,8 +1,11 @@
-/* event_schema_sqlite.c - migrations of events.db (see event_schema_sqlite.h). Times are epoch
- * milliseconds, ids 24-hex ObjectIds, JSON columns are checked with json_valid. */
+/* event_schema_sqlite.c - the event tables of events.db and the file's list of components (see
+ * event_schema_sqlite.h). Times are epoch milliseconds, ids 24-hex ObjectIds, JSON columns are
+ * checked with json_valid. Constant data. */
 #include "event_schema_sqlite.h"
 
 #include <stddef.h>
+
+#include "reward/reward_schema_sqlite.h"
 
 static const char v1[] =
     /* operators' reward catalogue */
@@ -95,118 +98,18 @@ static const char v1[] =
     "  key TEXT NOT NULL,"
     "  total INTEGER NOT NULL,"
     "  updated_at INTEGER NOT NULL,"
-    "  PRIMARY KEY (user_id, key)) WITHOUT ROWID;"
-
-    /* reward requests: at most one non-FAILED request per (user, event, period) through the
-     * partial unique index on active_key, which FAILED requests do not carry */
-    "CREATE TABLE reward_requests ("
-    "  id TEXT PRIMARY KEY,"
-    "  user_id TEXT NOT NULL,"
-    "  event_id TEXT NOT NULL,"
-    "  period_key TEXT NOT NULL,"
-    "  active_key TEXT,"
-    "  status TEXT NOT NULL CHECK (status IN ('PENDING','AWAITING_REVIEW','SUCCESS','FAILED','REVOKED')),"
-    "  claimed_rewards TEXT NOT NULL CHECK (json_valid(claimed_rewards)),"
-    "  requested_at INTEGER NOT NULL,"
-    "  processed_at INTEGER,"
-    "  processor_id TEXT,"
-    "  failure_reason TEXT,"
-    "  failure_details TEXT CHECK (failure_details IS NULL OR json_valid(failure_details)),"
-    "  notes TEXT,"
-    "  source TEXT NOT NULL DEFAULT 'CLAIM'," /* CLAIM or BATCH */
-    "  batch_id TEXT,"
-    "  created_at INTEGER NOT NULL,"
-    "  updated_at INTEGER NOT NULL,"
-    "  CHECK ((status = 'FAILED') = (active_key IS NULL)));"
-    "CREATE UNIQUE INDEX reward_requests_active ON reward_requests(active_key) WHERE active_key IS NOT NULL;"
-    "CREATE INDEX reward_requests_user ON reward_requests(user_id, id);"
-    "CREATE INDEX reward_requests_event ON reward_requests(event_id, id);"
-    "CREATE INDEX reward_requests_status ON reward_requests(status, id);"
-    "CREATE INDEX reward_requests_requested ON reward_requests(requested_at);"
-
-    /* append-only ledger: one row per reward paid (positive) or reversed (negative) */
-    "CREATE TABLE reward_ledger ("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  id TEXT NOT NULL UNIQUE,"
-    "  request_id TEXT NOT NULL REFERENCES reward_requests(id),"
-    "  user_id TEXT NOT NULL,"
-    "  event_id TEXT NOT NULL,"
-    "  reward_idx INTEGER NOT NULL,"
-    "  reward_definition_id TEXT NOT NULL,"
-    "  quantity INTEGER NOT NULL,"
-    "  entry_type TEXT NOT NULL CHECK (entry_type IN ('GRANT','REVERSAL')),"
-    "  processor_id TEXT,"
-    "  at INTEGER NOT NULL);"
-    "CREATE INDEX reward_ledger_user ON reward_ledger(user_id, seq);"
-    "CREATE INDEX reward_ledger_event ON reward_ledger(event_id, seq);"
-    "CREATE TRIGGER reward_ledger_no_update BEFORE UPDATE ON reward_ledger"
-    "  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;"
-    "CREATE TRIGGER reward_ledger_no_delete BEFORE DELETE ON reward_ledger"
-    "  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;"
-
-    /* outbox: one message per SUCCESS (and per revocation), published later in commit order */
-    "CREATE TABLE outbox ("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  message_id TEXT NOT NULL UNIQUE,"
-    "  routing_key TEXT NOT NULL,"
-    "  request_id TEXT NOT NULL,"
-    "  payload TEXT NOT NULL CHECK (json_valid(payload)),"
-    "  created_at INTEGER NOT NULL,"
-    "  published_at INTEGER);"
-    "CREATE INDEX outbox_pending ON outbox(seq) WHERE published_at IS NULL;"
-
-    /* Idempotency-Key of claims: the first response, replayed for the same key and body */
-    "CREATE TABLE idempotency_keys ("
-    "  user_id TEXT NOT NULL,"
-    "  key TEXT NOT NULL,"
-    "  request_hash TEXT NOT NULL,"
-    "  status INTEGER NOT NULL,"
-    "  response TEXT NOT NULL,"
-    "  created_at INTEGER NOT NULL,"
     "  PRIMARY KEY (user_id, key)) WITHOUT ROWID;";
 
-/* v2: leases on outbox rows, so several relays (one per grant-worker process) never publish
- * the same row at the same time */
-static const char v2[] = "ALTER TABLE outbox ADD COLUMN lease_owner TEXT;"
-                         "ALTER TABLE outbox ADD COLUMN lease_until INTEGER;"
-                         /* histories list newest first by request time (see reward_store_sqlite.c) */
-                         "CREATE INDEX reward_requests_user_time ON reward_requests(user_id, requested_at, id);"
-                         "CREATE INDEX reward_requests_time ON reward_requests(requested_at, id);"
-                         /* lists newest first by time (see event_repo_sqlite.c) */
-                         "CREATE INDEX events_created ON events(created_at, id);"
+/* v2: lists newest first by time (see event_repo_sqlite.c) */
+static const char v2[] = "CREATE INDEX events_created ON events(created_at, id);"
                          "CREATE INDEX audit_logs_at ON audit_logs(at, id);"
                          "CREATE INDEX reward_definitions_created ON reward_definitions(created_at, id);";
 
-/* v3: batch grants (DESIGN.md section 7). An item is QUEUED until a grant settles it; due_at is
- * when the sweeper sends it (again): the creation time at first, then each send pushes it out by
- * the redelivery timeout. */
-static const char v3[] = "CREATE TABLE batches ("
-                         "  id TEXT PRIMARY KEY,"
-                         "  event_id TEXT NOT NULL,"
-                         "  reason TEXT NOT NULL,"
-                         "  created_by TEXT NOT NULL,"
-                         "  idem_key TEXT,"
-                         "  request_hash TEXT NOT NULL,"
-                         "  total INTEGER NOT NULL,"
-                         "  duplicates INTEGER NOT NULL,"
-                         "  created_at INTEGER NOT NULL);"
-                         "CREATE UNIQUE INDEX batches_idem ON batches(created_by, idem_key) WHERE idem_key IS NOT NULL;"
-                         "CREATE INDEX batches_event ON batches(event_id, created_at);"
-                         "CREATE TABLE batch_items ("
-                         "  batch_id TEXT NOT NULL,"
-                         "  seq INTEGER NOT NULL,"
-                         "  user_id TEXT NOT NULL,"
-                         "  status TEXT NOT NULL CHECK (status IN ('QUEUED', 'SUCCESS', 'FAILED')),"
-                         "  failure_reason TEXT,"
-                         "  request_id TEXT,"
-                         "  attempts INTEGER NOT NULL DEFAULT 0,"
-                         "  due_at INTEGER NOT NULL,"
-                         "  settled_at INTEGER,"
-                         "  PRIMARY KEY (batch_id, seq)) WITHOUT ROWID;"
-                         "CREATE INDEX batch_items_due ON batch_items(due_at, batch_id, seq) WHERE status = 'QUEUED';"
-                         "CREATE INDEX batch_items_status ON batch_items(batch_id, status, failure_reason);";
+/* v1 and v2 were the event halves of the old combined list's user_version 1 and 2 */
+static const char *const steps[] = {v1, v2, NULL};
 
-/* v4: the batch list pages newest first over all events */
-static const char v4[] = "CREATE INDEX batches_created ON batches(created_at, id);";
-
-const char *const rp_event_sqlite_migrations[] = {v1, v2, v3, v4, NULL};
+const rp_sqlite_schema_t rp_events_db_schemas[] = {
+    {"event", steps, 2},
+    {"reward", rp_reward_sqlite_steps, RP_REWARD_SQLITE_LEGACY_STEPS},
+    {NULL, NULL, 0},
+};

@@ -1,11 +1,17 @@
-/* event_schema_sqlite.h - the SQLite schema of the event store (events.db), shared by the event
- * worker's and the reward worker's repositories because a grant reads events and progress and
- * writes requests, stock, ledger and outbox in one transaction. Constant data. */
+/* event_schema_sqlite.h - the SQLite schema of events.db: the event store's tables (definitions,
+ * events, event rewards and their stock, audit logs, progress) and, as a component of its own
+ * (reward/reward_schema_sqlite.h), the reward store's. Both stores open the one file because a
+ * grant takes stock from event_rewards in the transaction that inserts its request, and the
+ * event store reads reward_requests (rewards freeze once claimed). Constant data. */
 #ifndef RP_WORKERS_EVENT_SCHEMA_SQLITE_H
 #define RP_WORKERS_EVENT_SCHEMA_SQLITE_H
 
-/* Migrations for rp_sqlite_migrate / rp_sqlite_pool_new, NULL-terminated. */
-extern const char *const rp_event_sqlite_migrations[];
+#include "sqlite_util.h"
+
+/* The components of events.db for rp_sqlite_pool_new: "event", then "reward"; ended by a NULL
+ * component. Either store migrates both, so whichever process starts first makes the file
+ * whole. */
+extern const rp_sqlite_schema_t rp_events_db_schemas[];
 
 /* File name of the event store inside SQLITE_DIR. */
 #define RP_EVENT_SQLITE_FILE "events.db"

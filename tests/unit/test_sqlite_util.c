@@ -1,0 +1,301 @@
+/* Tests of lib/sqlite_util.c's per-component migrations: each step once, per component, in its
+ * own transaction, safe when several connections start at once, and the bootstrap of files made
+ * by the old single list counted in user_version (events.db at user_version 1..4 included). */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event/event_schema_sqlite.h"
+#include "reward/reward_schema_sqlite.h"
+#include "sqlite_util.h"
+
+static char dir[64], path[96];
+
+static void make_dir(void) {
+    strcpy(dir, "/tmp/rp-mig-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/test.db", dir);
+}
+
+static void remove_dir(void) {
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(migrate, .init = make_dir, .fini = remove_dir, .timeout = 30);
+
+static sqlite3 *open_db(void) {
+    rp_err_t err;
+    sqlite3 *db = rp_sqlite_open(path, &err);
+    cr_assert_not_null(db, "%s", err.message);
+    return db;
+}
+
+/* The single integer the query answers, -1 when it answers no row. */
+static int64_t scalar(sqlite3 *db, const char *sql) {
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int64_t version_of(sqlite3 *db, const char *component) {
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT version FROM schema_migrations WHERE component = '%s'", component);
+    return scalar(db, sql);
+}
+
+static bool has_table(sqlite3 *db, const char *name) {
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM sqlite_master WHERE name = '%s'", name);
+    return scalar(db, sql) == 1;
+}
+
+static void migrate_ok(sqlite3 *db, const rp_sqlite_schema_t *schemas) {
+    rp_err_t err;
+    cr_assert(rp_sqlite_migrate(db, schemas, &err), "%s", err.message);
+}
+
+/* CREATE TABLE fails when run twice: every test below would see a step that ran again */
+static const char *const a_steps[] = {"CREATE TABLE a1 (x)", "CREATE TABLE a2 (x)", NULL};
+static const char *const b_steps[] = {"CREATE TABLE b1 (x)", NULL};
+
+Test(migrate, each_step_runs_once_per_component) {
+    sqlite3 *db = open_db();
+    const rp_sqlite_schema_t schemas[] = {{"a", a_steps, 0}, {"b", b_steps, 0}, {0}};
+    migrate_ok(db, schemas);
+    cr_assert(has_table(db, "a1") && has_table(db, "a2") && has_table(db, "b1"));
+    cr_assert_eq(version_of(db, "a"), 2);
+    cr_assert_eq(version_of(db, "b"), 1);
+    migrate_ok(db, schemas);
+    cr_assert_eq(scalar(db, "PRAGMA user_version"), 0, "versions live in schema_migrations only");
+    sqlite3_close_v2(db);
+}
+
+Test(migrate, a_step_added_later_runs_alone) {
+    sqlite3 *db = open_db();
+    static const char *const first[] = {"CREATE TABLE a1 (x)", NULL};
+    migrate_ok(db, (const rp_sqlite_schema_t[]){{"a", first, 0}, {0}});
+    cr_assert_not(has_table(db, "a2"));
+    migrate_ok(db, (const rp_sqlite_schema_t[]){{"a", a_steps, 0}, {"b", b_steps, 0}, {0}});
+    cr_assert(has_table(db, "a2"));
+    cr_assert(has_table(db, "b1"), "a component new to the file starts at its first step");
+    cr_assert_eq(version_of(db, "a"), 2);
+    sqlite3_close_v2(db);
+}
+
+Test(migrate, a_failed_step_leaves_nothing_and_stops) {
+    sqlite3 *db = open_db();
+    rp_err_t err;
+    static const char *const broken[] = {"CREATE TABLE a1 (x)", "CREATE TABLE c (x); INSERT INTO nowhere VALUES (1)",
+                                         "CREATE TABLE d (x)", NULL};
+    cr_assert_not(rp_sqlite_migrate(db, (const rp_sqlite_schema_t[]){{"a", broken, 0}, {0}}, &err));
+    cr_assert_eq(err.kind, RP_ERR_STORE);
+    cr_assert_not_null(strstr(err.message, "nowhere"), "%s", err.message);
+    cr_assert(has_table(db, "a1"));
+    cr_assert_not(has_table(db, "c"), "the failed step rolled back whole");
+    cr_assert_not(has_table(db, "d"), "no step after a failed one");
+    cr_assert_eq(version_of(db, "a"), 1);
+    static const char *const fixed[] = {"CREATE TABLE a1 (x)", "CREATE TABLE c (x)", NULL};
+    migrate_ok(db, (const rp_sqlite_schema_t[]){{"a", fixed, 0}, {0}});
+    cr_assert_eq(version_of(db, "a"), 2);
+    sqlite3_close_v2(db);
+}
+
+Test(migrate, a_legacy_user_version_counts_as_the_steps_it_held) {
+    sqlite3 *db = open_db();
+    /* the old single list's script 1 made a1 and b1; the file says so in user_version */
+    cr_assert(rp_sqlite_exec(db,
+                             "CREATE TABLE a1 (x); CREATE TABLE b1 (x); INSERT INTO a1 VALUES (42); "
+                             "PRAGMA user_version = 1",
+                             NULL));
+    static const char *const b_grown[] = {"CREATE TABLE b1 (x)", "CREATE TABLE b2 (x)", NULL};
+    static const char *const c_new[] = {"CREATE TABLE c1 (x)", NULL};
+    migrate_ok(db, (const rp_sqlite_schema_t[]){{"a", a_steps, 2}, {"b", b_grown, 1}, {"c", c_new, 0}, {0}});
+    cr_assert(has_table(db, "a2"), "a's second step was not in user_version 1");
+    cr_assert(has_table(db, "b2"), "b's second step came after the old list");
+    cr_assert(has_table(db, "c1"));
+    cr_assert_eq(scalar(db, "SELECT x FROM a1"), 42, "nothing lost");
+    cr_assert_eq(version_of(db, "a"), 2);
+    cr_assert_eq(version_of(db, "b"), 2);
+    cr_assert_eq(version_of(db, "c"), 1);
+    sqlite3_close_v2(db);
+}
+
+/* ---- events.db: the event and reward components against the old combined list ---- */
+
+/* Every object the old list of events.db made, by the user_version that made it. */
+static const char *const legacy_objects[4] = {
+    "audit_logs audit_logs_target event_rewards events events_window idempotency_keys outbox outbox_pending "
+    "progress_counters progress_facts progress_invites progress_levels progress_logins progress_quests "
+    "reward_definitions reward_ledger reward_ledger_event reward_ledger_no_delete reward_ledger_no_update "
+    "reward_ledger_user reward_requests reward_requests_active reward_requests_event reward_requests_requested "
+    "reward_requests_status reward_requests_user",
+    "audit_logs_at events_created reward_definitions_created reward_requests_time reward_requests_user_time",
+    "batch_items batch_items_due batch_items_status batches batches_event batches_idem",
+    "batches_created",
+};
+
+static const char *const *event_steps(void) {
+    return rp_events_db_schemas[0].steps;
+}
+
+/* A file as the old list left it at user_version v: its script k was the event and the reward
+ * components' step k. */
+static void make_legacy(sqlite3 *db, int v) {
+    for (int k = 0; k < v; k++) {
+        if (k < rp_events_db_schemas[0].legacy_steps) cr_assert(rp_sqlite_exec(db, event_steps()[k], NULL));
+        cr_assert(rp_sqlite_exec(db, rp_reward_sqlite_steps[k], NULL));
+    }
+    char sql[48];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v);
+    cr_assert(rp_sqlite_exec(db, sql, NULL));
+}
+
+/* The names of the file's tables, indexes and triggers, sorted, space-separated. */
+static void object_names(sqlite3 *db, char *out, size_t cap) {
+    sqlite3_stmt *st = NULL;
+    size_t len = 0;
+    out[0] = '\0';
+    cr_assert_eq(sqlite3_prepare_v2(db,
+                                    "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND "
+                                    "name <> 'schema_migrations' ORDER BY name",
+                                    -1, &st, NULL),
+                 SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? " " : "", sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    cr_assert_lt(len, cap);
+}
+
+/* The whole schema, for comparing two files: every object's type, name and SQL. */
+static void schema_text(sqlite3 *db, char *out, size_t cap) {
+    sqlite3_stmt *st = NULL;
+    size_t len = 0;
+    cr_assert_eq(sqlite3_prepare_v2(db,
+                                    "SELECT type, name, coalesce(sql, '') FROM sqlite_master "
+                                    "ORDER BY type, name",
+                                    -1, &st, NULL),
+                 SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        len += (size_t)snprintf(out + len, cap - len, "%s %s %s\n", sqlite3_column_text(st, 0),
+                                sqlite3_column_text(st, 1), sqlite3_column_text(st, 2));
+    sqlite3_finalize(st);
+    cr_assert_lt(len, cap);
+}
+
+/* The sorted union of the names legacy versions 1..v made. */
+static void legacy_names(int v, char *out, size_t cap) {
+    const char *names[64];
+    char buf[2048];
+    size_t n = 0, len = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < v; k++)
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "%s ", legacy_objects[k]);
+    for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " "))
+        names[n++] = tok;
+    for (size_t i = 1; i < n; i++) /* insertion sort: a few dozen names */
+        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            const char *t = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = t;
+        }
+    len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? " " : "", names[i]);
+}
+
+Test(migrate, events_db_from_every_legacy_version_ends_as_a_new_file) {
+    static char fresh[16384], legacy[16384], names[4096], want[4096];
+    sqlite3 *db = open_db();
+    migrate_ok(db, rp_events_db_schemas);
+    schema_text(db, fresh, sizeof fresh);
+    cr_assert_eq(version_of(db, "event"), 2);
+    cr_assert_eq(version_of(db, "reward"), 4);
+    sqlite3_close_v2(db);
+    for (int v = 1; v <= 4; v++) {
+        snprintf(path, sizeof path, "%s/legacy%d.db", dir, v);
+        db = open_db();
+        make_legacy(db, v);
+        object_names(db, names, sizeof names);
+        legacy_names(v, want, sizeof want);
+        cr_assert_str_eq(names, want, "the steps split the old list's version %d exactly", v);
+        cr_assert_eq(has_table(db, "outbox") && scalar(db, "SELECT count(*) FROM pragma_table_info('outbox') "
+                                                           "WHERE name = 'lease_owner'") == 1,
+                     v >= 2, "the outbox leases came with version 2");
+        cr_assert(rp_sqlite_exec(db,
+                                 "INSERT INTO reward_requests (id, user_id, event_id, period_key, status, "
+                                 "claimed_rewards, requested_at, created_at, updated_at) "
+                                 "VALUES ('r1', 'u', 'e', 'ONCE', 'FAILED', '[]', 1, 1, 1)",
+                                 NULL));
+        migrate_ok(db, rp_events_db_schemas);
+        schema_text(db, legacy, sizeof legacy);
+        cr_assert_str_eq(legacy, fresh, "legacy version %d migrated differs from a new file", v);
+        cr_assert_eq(scalar(db, "SELECT count(*) FROM reward_requests WHERE id = 'r1'"), 1, "nothing lost");
+        cr_assert_eq(version_of(db, "event"), 2);
+        cr_assert_eq(version_of(db, "reward"), 4);
+        sqlite3_close_v2(db);
+    }
+}
+
+/* ---- several processes starting at once ---- */
+
+static const char *const counted[] = {"CREATE TABLE runs (step INTEGER); INSERT INTO runs VALUES (1)",
+                                      "INSERT INTO runs VALUES (2)", "INSERT INTO runs VALUES (3)", NULL};
+
+typedef struct starter {
+    sqlite3 *db;
+    pthread_barrier_t *go;
+    bool ok;
+} starter_t;
+
+static void *start(void *p) {
+    starter_t *s = p;
+    pthread_barrier_wait(s->go);
+    s->ok = rp_sqlite_migrate(s->db, (const rp_sqlite_schema_t[]){{"counted", counted, 0}, {0}}, NULL);
+    return NULL;
+}
+
+Test(migrate, concurrent_starts_apply_each_step_once) {
+    enum { N = 6 };
+    pthread_barrier_t go;
+    pthread_t th[N];
+    starter_t s[N];
+    pthread_barrier_init(&go, NULL, N);
+    for (int i = 0; i < N; i++) /* opened first: the race under test is the migration's */
+        s[i] = (starter_t){open_db(), &go, false};
+    for (int i = 0; i < N; i++)
+        pthread_create(&th[i], NULL, start, &s[i]);
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < N; i++) {
+        cr_assert(s[i].ok, "starter %d failed", i);
+        sqlite3_close_v2(s[i].db);
+    }
+    pthread_barrier_destroy(&go);
+    sqlite3 *db = open_db();
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM runs"), 3);
+    cr_assert_eq(scalar(db, "SELECT count(DISTINCT step) FROM runs"), 3);
+    cr_assert_eq(version_of(db, "counted"), 3);
+    sqlite3_close_v2(db);
+}
+
+Test(migrate, a_pool_migrates_before_it_is_used) {
+    rp_err_t err;
+    rp_sqlite_pool_t *p = rp_sqlite_pool_new(path, (const rp_sqlite_schema_t[]){{"a", a_steps, 0}, {0}}, 2, &err);
+    cr_assert_not_null(p, "%s", err.message);
+    sqlite3 *db = rp_sqlite_pool_get(p, &err);
+    cr_assert(has_table(db, "a2"));
+    rp_sqlite_pool_put(p, db);
+    rp_sqlite_pool_free(p);
+    static const char *const broken[] = {"NOT SQL", NULL};
+    cr_assert_null(rp_sqlite_pool_new(path, (const rp_sqlite_schema_t[]){{"z", broken, 0}, {0}}, 2, &err),
+                   "a schema that cannot be applied fails the start");
+    cr_assert_eq(err.kind, RP_ERR_STORE);
+}
