@@ -1,6 +1,6 @@
-/* reward_store_mongo.c - the reward store (reward_store.h) on MongoDB: a unit of work on
- * with_transaction, primitives that each send one or two commands, typed records in and out,
- * and the durable stepwise batch creation. No business rule lives here (grant_txn.c has them).
+/* reward_store_mongo.c - the reward store (reward_store.h) on MongoDB: the unit of work on
+ * with_transaction, primitives of one or two commands each, typed records in and out, and the
+ * durable stepwise batch creation. No business rule lives here: grant_txn.c has them all.
  * Thread-safe: the pool is shared, everything else is per call. */
 #include "reward_store_mongo.h"
 
@@ -65,26 +65,16 @@ static void put_ms(bson_t *b, const char *key, int64_t ms) {
         BSON_APPEND_NULL(b, key);
 }
 
-/* {field: {op: ms}} with ms as a BSON date */
-static void put_date_cmp(bson_t *b, const char *field, const char *op, int64_t ms) {
-    bson_t cmp;
-    BSON_APPEND_DOCUMENT_BEGIN(b, field, &cmp);
-    BSON_APPEND_DATE_TIME(&cmp, op, ms);
-    bson_append_document_end(b, &cmp);
-}
-
 /* {field: {$in: [v...]}} */
 static void put_in(bson_t *b, const char *field, const int64_t *v, size_t n) {
-    bson_t in, arr;
+    bson_t arr = BSON_INITIALIZER;
     char kb[16];
-    BSON_APPEND_DOCUMENT_BEGIN(b, field, &in);
-    BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
     for (size_t i = 0; i < n; i++) {
         const char *key = idx_key((uint32_t)i, kb); /* before the macro: it evaluates the key twice */
         BSON_APPEND_INT64(&arr, key, v[i]);
     }
-    bson_append_array_end(&in, &arr);
-    bson_append_document_end(b, &in);
+    BCON_APPEND(b, field, "{", "$in", BCON_ARRAY(&arr), "}");
+    bson_destroy(&arr);
 }
 
 static char *get_strdup(const bson_t *d, const char *key) {
@@ -92,14 +82,13 @@ static char *get_strdup(const bson_t *d, const char *key) {
     return bson_iter_init_find(&it, d, key) && BSON_ITER_HOLDS_UTF8(&it) ? rp_strdup(bson_iter_utf8(&it, NULL)) : NULL;
 }
 
-/* An opaque value, NULL when absent or null (the records' "none"). */
-static json_t *get_opaque(const bson_t *d, const char *key) {
-    json_t *v = rp_mongo_get_opaque(d, key);
-    if (json_is_null(v)) {
-        json_decref(v);
-        return NULL;
-    }
-    return v;
+/* The element at it as a static document; false when it is none. */
+static bool sub_doc(const bson_iter_t *it, bson_t *out) {
+    const uint8_t *data;
+    uint32_t len;
+    if (!BSON_ITER_HOLDS_DOCUMENT(it)) return false;
+    bson_iter_document(it, &len, &data);
+    return bson_init_static(out, data, len);
 }
 
 /* ---- records <-> documents: the plain fields of each record, table-driven ---- */
@@ -153,12 +142,11 @@ static const field_t request_fields[] = {
     FIELD(rp_request_t, user_id, "userId", F_STR),
     FIELD(rp_request_t, event_id, "eventId", F_STR),
     FIELD(rp_request_t, period_key, "periodKey", F_STR),
-    FIELD(rp_request_t, active_key, "activeKey", F_STR), /* read only: written as present or absent */
     FIELD(rp_request_t, requested_at, "requestedAt", F_MS),
     FIELD(rp_request_t, batch_id, "batchId", F_OPT),
     FIELD(rp_request_t, created_at, "createdAt", F_MS),
 };
-/* What a decision writes (with status and notes): tx_update_request's $set. */
+/* What a decision writes, with status and notes: tx_update_request's $set. */
 static const field_t decision_fields[] = {
     FIELD(rp_request_t, processed_at, "processedAt", F_MS),
     FIELD(rp_request_t, processor_id, "processorId", F_OPT),
@@ -216,15 +204,6 @@ static const field_t item_fields[] = {
     FIELD(rp_batch_item_t, settled_at, "settledAt", F_MS),
 };
 
-/* The element at it as a static document; false when it is none. */
-static bool sub_doc(const bson_iter_t *it, bson_t *out) {
-    const uint8_t *data;
-    uint32_t len;
-    if (!BSON_ITER_HOLDS_DOCUMENT(it)) return false;
-    bson_iter_document(it, &len, &data);
-    return bson_init_static(out, data, len);
-}
-
 /* status, the decision fields and notes */
 static void put_decision(bson_t *b, const rp_request_t *r) {
     BSON_APPEND_UTF8(b, "status", rp_req_status_name(r->status));
@@ -232,19 +211,12 @@ static void put_decision(bson_t *b, const rp_request_t *r) {
     put_text(b, "notes", r->notes);
 }
 
-/* The stored request (see the header): activeKey only while it holds the slot, claimedRewards
- * one document per line with the definition's value opaque. A new document. */
+/* The stored request (see the header); a new document. */
 static bson_t *request_doc(const rp_request_t *r) {
     bson_t *b = bson_new(), arr, el;
     char kb[16];
     put_fields(b, r, request_fields, NFIELDS(request_fields));
-    bson_iter_t it;
-    if (!r->active_key[0] && bson_iter_init_find(&it, b, "activeKey")) { /* absent, not null: the index is partial */
-        bson_t *without = bson_new();
-        bson_copy_to_excluding_noinit(b, without, "activeKey", NULL);
-        bson_destroy(b);
-        b = without;
-    }
+    if (r->active_key[0]) BSON_APPEND_UTF8(b, "activeKey", r->active_key); /* else absent: the index is partial */
     put_decision(b, r);
     BSON_APPEND_UTF8(b, "source", r->source == RP_SOURCE_BATCH ? "BATCH" : "CLAIM");
     rp_mongo_append_opaque(b, "failureDetails", r->failure_details);
@@ -267,11 +239,13 @@ static void request_from(const bson_t *d, void *out) {
     bson_t el;
     get_fields(d, r, request_fields, NFIELDS(request_fields));
     get_fields(d, r, decision_fields, NFIELDS(decision_fields));
+    rp_mongo_copy_str(d, "activeKey", r->active_key, sizeof r->active_key);
     rp_mongo_copy_str(d, "status", name, sizeof name);
     rp_req_status_parse(name, &r->status);
     rp_mongo_copy_str(d, "source", name, sizeof name);
     r->source = strcmp(name, "BATCH") == 0 ? RP_SOURCE_BATCH : RP_SOURCE_CLAIM;
-    r->failure_details = get_opaque(d, "failureDetails");
+    r->failure_details = rp_mongo_get_opaque(d, "failureDetails");
+    if (json_is_null(r->failure_details)) rp_request_set_details(r, NULL);
     r->notes = get_strdup(d, "notes");
     if (!bson_iter_init_find(&it, d, "claimedRewards") || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &arr))
         return;
@@ -343,21 +317,46 @@ static void seq_from(const bson_t *d, void *out) {
     *(int64_t *)out = rp_mongo_get_i64(d, "_id");
 }
 
-/* The first document of filter (taken: destroyed here) as the record out (size bytes, zeroed
- * first) through fill: inside tx when it is not NULL, else on its own. */
-static bool fetch(rp_mongo_t *m, rp_mongo_txn_t *tx, const char *coll, bson_t *filter,
-                  void (*fill)(const bson_t *, void *), void *out, size_t size, bool *found, rp_err_t *err) {
+/* How a record type is read: fill a zeroed record from a document, release what it owns. */
+typedef struct rec_kind {
+    void (*fill)(const bson_t *doc, void *rec);
+    void (*release)(void *rec); /* NULL: the record owns nothing */
+    size_t size;
+} rec_kind_t;
+
+static const rec_kind_t K_REQUEST = {request_from, request_release, sizeof(rp_request_t)};
+static const rec_kind_t K_LEDGER = {ledger_from, NULL, sizeof(rp_ledger_entry_t)};
+static const rec_kind_t K_OUTBOX = {outbox_from, outbox_release, sizeof(rp_outbox_message_t)};
+static const rec_kind_t K_IDEM = {idem_from, NULL, sizeof(rp_idem_t)};
+static const rec_kind_t K_BATCH = {batch_from, batch_release, sizeof(rp_batch_t)};
+static const rec_kind_t K_ITEM = {item_from, NULL, sizeof(rp_batch_item_t)};
+
+/* The first document of filter (taken: destroyed here) as the record out (zeroed first): inside
+ * tx when it is not NULL, else on its own. */
+static bool fetch(rp_mongo_t *m, rp_mongo_txn_t *tx, const char *coll, bson_t *filter, const rec_kind_t *k, void *out,
+                  bool *found, rp_err_t *err) {
     bson_t *doc = NULL;
-    memset(out, 0, size);
-    *found = false;
+    memset(out, 0, k->size);
     bool ok =
         tx ? rp_mongo_txn_find_one(tx, coll, filter, NULL, &doc) : rp_mongo_find_one(m, coll, filter, NULL, &doc, err);
-    if (ok && doc) {
-        fill(doc, out);
-        *found = true;
-    }
+    *found = ok && doc;
+    if (*found) k->fill(doc, out);
     bson_destroy(doc);
     bson_destroy(filter);
+    return ok;
+}
+
+/* One page of filter (taken) sorted by sort (taken) as records of kind k into *items (a T **). */
+static bool page(rp_mongo_t *m, const char *coll, bson_t *filter, bson_t *sort, int limit, const rec_kind_t *k,
+                 void *items, size_t *n, bool *more, rp_err_t *err) {
+    void *v = NULL;
+    *more = false;
+    *n = 0;
+    bool ok = !filter ||
+              rp_mongo_find_page_into(m, coll, filter, sort, limit, k->fill, k->release, k->size, &v, n, more, err);
+    memcpy(items, &v, sizeof v);
+    bson_destroy(filter);
+    bson_destroy(sort);
     return ok;
 }
 
@@ -379,18 +378,19 @@ static bool m_transact(rp_reward_store_t *s, const char *what, rp_reward_txn_fn 
     return rp_mongo_transact(db_of(s), what, run_body, &t, err);
 }
 
-/* Inserts doc; a unique index it hits is reported through *duplicate (the server has then
- * aborted the transaction: the body can only roll back). */
-static bool insert_unique(rp_mongo_txn_t *tx, const char *coll, const bson_t *doc, bool *duplicate) {
-    *duplicate = false;
-    if (rp_mongo_txn_insert(tx, coll, doc)) return true;
-    *duplicate = rp_mongo_txn_last_duplicate(tx);
-    return *duplicate;
+/* Inserts doc (taken); a unique index it hits is reported through *duplicate (the server has
+ * then aborted the transaction: the body can only roll back). */
+static bool insert_unique(rp_mongo_txn_t *tx, const char *coll, bson_t *doc, bool *duplicate) {
+    bool ok = rp_mongo_txn_insert(tx, coll, doc);
+    *duplicate = !ok && rp_mongo_txn_last_duplicate(tx);
+    bson_destroy(doc);
+    return ok || *duplicate;
 }
 
-/* update_one of filter (taken) with update (taken); *matched when it matched. */
-static bool update_one(rp_mongo_txn_t *tx, const char *coll, bson_t *filter, bson_t *update, unsigned flags,
-                       bool *matched) {
+/* update_one (flags: update_many, upsert) of filter with update, both taken; *matched (may be
+ * NULL) when it matched. */
+static bool update(rp_mongo_txn_t *tx, const char *coll, bson_t *filter, bson_t *update, unsigned flags,
+                   bool *matched) {
     rp_mongo_write_t res;
     bool ok = rp_mongo_txn_update(tx, coll, filter, update, flags, &res);
     if (matched) *matched = ok && res.matched > 0;
@@ -400,16 +400,15 @@ static bool update_one(rp_mongo_txn_t *tx, const char *coll, bson_t *filter, bso
 }
 
 static bool m_tx_request_by_key(rp_reward_txn_t *t, const char *key, rp_request_t *out, bool *found) {
-    return fetch(NULL, t->tx, REQUESTS, BCON_NEW("activeKey", BCON_UTF8(key)), request_from, out, sizeof *out, found,
-                 NULL);
+    return fetch(NULL, t->tx, REQUESTS, BCON_NEW("activeKey", BCON_UTF8(key)), &K_REQUEST, out, found, NULL);
 }
 
 static bool m_tx_request_by_id(rp_reward_txn_t *t, const char *id, rp_request_t *out, bool *found) {
-    return fetch(NULL, t->tx, REQUESTS, BCON_NEW("_id", BCON_UTF8(id)), request_from, out, sizeof *out, found, NULL);
+    return fetch(NULL, t->tx, REQUESTS, BCON_NEW("_id", BCON_UTF8(id)), &K_REQUEST, out, found, NULL);
 }
 
 /* "count >= at_most" without counting: is there an at_most-th slot? Only below that is the
- * exact number counted (and for at_most 1 an empty answer already says 0). */
+ * exact number counted (for at_most 1 the empty answer already says 0). */
 static bool m_tx_count_slots(rp_reward_txn_t *t, const char *user_id, const char *event_id, int64_t at_most,
                              int64_t *count) {
     bson_t *doc = NULL;
@@ -431,10 +430,10 @@ static bool m_tx_count_slots(rp_reward_txn_t *t, const char *user_id, const char
     return ok;
 }
 
-/* Moves every limited line's stock of event_id by sign * quantity, each line with its own update
- * (a take guarded by {stockLeft: {$gte: quantity}}); which lines are limited (stockLeft a
- * number, not null) is read once. *moved false when a take found a line uncovered, or its
- * event or reward missing; a give skips those. */
+/* Moves every limited line's stock by sign * quantity, one update per line (a take guarded by
+ * {stockLeft: {$gte: quantity}}); which lines are limited (stockLeft a number, not null) is
+ * read once. *moved false when a take found a line uncovered, or its event or reward missing;
+ * a give skips those. */
 static bool move_stock(rp_reward_txn_t *t, const char *event_id, const rp_stock_line_t *lines, size_t n, int sign,
                        bool *moved) {
     bson_t *ev = NULL;
@@ -456,18 +455,11 @@ static bool move_stock(rp_reward_txn_t *t, const char *event_id, const rp_stock_
         if (!bson_iter_init(&it, ev) || !bson_iter_find_descendant(&it, path, &found) ||
             !BSON_ITER_HOLDS_NUMBER(&found))
             continue; /* unlimited */
-        bson_t *guard = BCON_NEW("_id", BCON_UTF8(event_id)), *update = bson_new(), inc, gte;
-        if (sign < 0) {
-            BSON_APPEND_DOCUMENT_BEGIN(guard, path, &gte);
-            BSON_APPEND_INT64(&gte, "$gte", lines[i].quantity);
-            bson_append_document_end(guard, &gte);
-        }
-        BSON_APPEND_DOCUMENT_BEGIN(update, "$inc", &inc);
-        BSON_APPEND_INT64(&inc, path, sign * lines[i].quantity);
-        bson_append_document_end(update, &inc);
-        bool matched;
-        ok = update_one(t->tx, EVENTS, guard, update, 0, &matched);
-        if (ok && !matched && sign < 0) *moved = false;
+        bson_t *guard = BCON_NEW("_id", BCON_UTF8(event_id));
+        if (sign < 0) BCON_APPEND(guard, path, "{", "$gte", BCON_INT64(lines[i].quantity), "}");
+        ok = update(t->tx, EVENTS, guard, BCON_NEW("$inc", "{", path, BCON_INT64(sign * lines[i].quantity), "}"), 0,
+                    moved);
+        if (sign > 0) *moved = true;
     }
     bson_destroy(ev);
     bson_destroy(filter);
@@ -490,28 +482,21 @@ static bool m_tx_stock_give(rp_reward_txn_t *t, const char *event_id, const rp_s
  * instead of missing it. */
 static bool m_tx_insert_request(rp_reward_txn_t *t, const rp_request_t *r, bool *duplicate) {
     *duplicate = false;
-    if (!update_one(t->tx, EVENTS, BCON_NEW("_id", BCON_UTF8(r->event_id)),
-                    BCON_NEW("$inc", "{", "grants", BCON_INT64(1), "}"), 0, NULL))
-        return false;
-    bson_t *doc = request_doc(r);
-    bool ok = insert_unique(t->tx, REQUESTS, doc, duplicate);
-    bson_destroy(doc);
-    return ok;
+    return update(t->tx, EVENTS, BCON_NEW("_id", BCON_UTF8(r->event_id)),
+                  BCON_NEW("$inc", "{", "grants", BCON_INT64(1), "}"), 0, NULL) &&
+           insert_unique(t->tx, REQUESTS, request_doc(r), duplicate);
 }
 
 static bool m_tx_update_request(rp_reward_txn_t *t, const rp_request_t *r, rp_req_status_t from, bool *moved) {
-    bson_t *update = bson_new(), set, unset;
-    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+    bson_t *u = bson_new(), set;
+    BSON_APPEND_DOCUMENT_BEGIN(u, "$set", &set);
     put_decision(&set, r);
     if (r->active_key[0]) BSON_APPEND_UTF8(&set, "activeKey", r->active_key);
-    bson_append_document_end(update, &set);
-    if (!r->active_key[0]) { /* released: absent, so the partial unique index skips the request */
-        BSON_APPEND_DOCUMENT_BEGIN(update, "$unset", &unset);
-        BSON_APPEND_UTF8(&unset, "activeKey", "");
-        bson_append_document_end(update, &unset);
-    }
-    return update_one(t->tx, REQUESTS, BCON_NEW("_id", BCON_UTF8(r->id), "status", BCON_UTF8(rp_req_status_name(from))),
-                      update, 0, moved);
+    bson_append_document_end(u, &set);
+    /* a released key is absent, so that the partial unique index skips the request */
+    if (!r->active_key[0]) BCON_APPEND(u, "$unset", "{", "activeKey", BCON_UTF8(""), "}");
+    return update(t->tx, REQUESTS, BCON_NEW("_id", BCON_UTF8(r->id), "status", BCON_UTF8(rp_req_status_name(from))), u,
+                  0, moved);
 }
 
 /* Hands out count consecutive numbers of sequence `name`; *first is the first of them. The
@@ -519,22 +504,20 @@ static bool m_tx_update_request(rp_reward_txn_t *t, const rp_request_t *r, rp_re
 static bool next_seq(rp_mongo_txn_t *tx, const char *name, int64_t count, int64_t *first) {
     bson_t *doc = NULL;
     *first = 0;
+    bool ok = update(tx, COUNTERS, BCON_NEW("_id", BCON_UTF8(name)),
+                     BCON_NEW("$inc", "{", "seq", BCON_INT64(count), "}"), RP_MONGO_UPSERT, NULL);
     bson_t *filter = BCON_NEW("_id", BCON_UTF8(name));
-    bson_t *update = BCON_NEW("$inc", "{", "seq", BCON_INT64(count), "}");
-    bool ok = rp_mongo_txn_update(tx, COUNTERS, filter, update, RP_MONGO_UPSERT, NULL) &&
-              rp_mongo_txn_find_one(tx, COUNTERS, filter, NULL, &doc);
+    ok = ok && rp_mongo_txn_find_one(tx, COUNTERS, filter, NULL, &doc);
     if (ok && !doc) ok = rp_mongo_txn_fail(tx, RP_ERR_STORE, "STORE_ERROR", "sequence %s: counter not readable", name);
     if (ok) *first = rp_mongo_get_i64(doc, "seq") - count + 1;
     bson_destroy(doc);
     bson_destroy(filter);
-    bson_destroy(update);
     return ok;
 }
 
 static bool m_tx_append_ledger(rp_reward_txn_t *t, const rp_ledger_entry_t *entries, size_t n) {
     int64_t first;
-    if (n == 0) return true;
-    bool ok = next_seq(t->tx, LEDGER, (int64_t)n, &first);
+    bool ok = n == 0 || next_seq(t->tx, LEDGER, (int64_t)n, &first);
     for (size_t i = 0; ok && i < n; i++) {
         rp_ledger_entry_t e = entries[i];
         bson_t doc = BSON_INITIALIZER;
@@ -551,11 +534,9 @@ static bool m_tx_append_outbox(rp_reward_txn_t *t, const rp_outbox_message_t *m)
     rp_outbox_message_t row = *m;
     if (!next_seq(t->tx, OUTBOX, 1, &row.seq)) return false;
     row.published_at = 0;
-    bson_t *doc = bson_new();
+    bson_t *doc = BCON_NEW("leaseOwner", BCON_NULL, "leaseUntil", BCON_NULL);
     put_fields(doc, &row, outbox_fields, NFIELDS(outbox_fields));
     rp_mongo_append_opaque(doc, "payload", m->payload);
-    BSON_APPEND_NULL(doc, "leaseOwner");
-    BSON_APPEND_NULL(doc, "leaseUntil");
     bool ok = rp_mongo_txn_insert(t->tx, OUTBOX, doc);
     bson_destroy(doc);
     return ok;
@@ -563,21 +544,21 @@ static bool m_tx_append_outbox(rp_reward_txn_t *t, const rp_outbox_message_t *m)
 
 static bool m_tx_settle_item(rp_reward_txn_t *t, const char *batch_id, int64_t seq, rp_item_status_t status,
                              const char *reason, const char *request_id, int64_t at, bool *settled) {
-    bson_t *update = bson_new(), set;
-    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+    bson_t *u = bson_new(), set;
+    BSON_APPEND_DOCUMENT_BEGIN(u, "$set", &set);
     BSON_APPEND_UTF8(&set, "status", rp_item_status_name(status));
     put_text(&set, "failureReason", reason);
     put_text(&set, "requestId", request_id);
     BSON_APPEND_DATE_TIME(&set, "settledAt", at);
-    bson_append_document_end(update, &set);
-    return update_one(t->tx, ITEMS,
-                      BCON_NEW("batchId", BCON_UTF8(batch_id), "seq", BCON_INT64(seq), "status", BCON_UTF8("QUEUED")),
-                      update, 0, settled);
+    bson_append_document_end(u, &set);
+    return update(t->tx, ITEMS,
+                  BCON_NEW("batchId", BCON_UTF8(batch_id), "seq", BCON_INT64(seq), "status", BCON_UTF8("QUEUED")), u, 0,
+                  settled);
 }
 
 static bool m_tx_idem_get(rp_reward_txn_t *t, const char *user_id, const char *key, rp_idem_t *out, bool *found) {
-    return fetch(NULL, t->tx, IDEM, BCON_NEW("userId", BCON_UTF8(user_id), "key", BCON_UTF8(key)), idem_from, out,
-                 sizeof *out, found, NULL);
+    return fetch(NULL, t->tx, IDEM, BCON_NEW("userId", BCON_UTF8(user_id), "key", BCON_UTF8(key)), &K_IDEM, out, found,
+                 NULL);
 }
 
 static bool m_tx_idem_put(rp_reward_txn_t *t, const char *user_id, const char *key, const rp_idem_t *v,
@@ -587,17 +568,15 @@ static bool m_tx_idem_put(rp_reward_txn_t *t, const char *user_id, const char *k
     bson_t *doc = BCON_NEW("_id", BCON_UTF8(id), "userId", BCON_UTF8(user_id), "key", BCON_UTF8(key));
     put_fields(doc, v, idem_fields, NFIELDS(idem_fields));
     rp_mongo_append_opaque(doc, "response", v->response);
-    bool ok = insert_unique(t->tx, IDEM, doc, duplicate);
-    bson_destroy(doc);
-    return ok;
+    return insert_unique(t->tx, IDEM, doc, duplicate);
 }
 
 /* Writing the lease counter first makes concurrent sweeps write-conflict, so they run one after
- * the other (SQLite: BEGIN IMMEDIATE). Parked items (a creation not finished) are not in flight. */
+ * the other (SQLite: BEGIN IMMEDIATE). Parked items (a creation not finished) were never sent. */
 static bool m_tx_items_in_flight(rp_reward_txn_t *t, int64_t now, int64_t *count) {
     *count = 0;
-    if (!update_one(t->tx, COUNTERS, BCON_NEW("_id", BCON_UTF8(LEASE_COUNTER)),
-                    BCON_NEW("$inc", "{", "seq", BCON_INT64(1), "}"), RP_MONGO_UPSERT, NULL))
+    if (!update(t->tx, COUNTERS, BCON_NEW("_id", BCON_UTF8(LEASE_COUNTER)),
+                BCON_NEW("$inc", "{", "seq", BCON_INT64(1), "}"), RP_MONGO_UPSERT, NULL))
         return false;
     bson_t *flying = BCON_NEW("status", BCON_UTF8("QUEUED"), "dueAt", "{", "$gt", BCON_DATE_TIME(now), "$lt",
                               BCON_DATE_TIME(PARKED_AT), "}");
@@ -609,6 +588,7 @@ static bool m_tx_items_in_flight(rp_reward_txn_t *t, int64_t now, int64_t *count
 static bool m_tx_items_lease(rp_reward_txn_t *t, int64_t now, int64_t until, int limit, rp_item_ref_t **items,
                              size_t *n) {
     rp_mongo_rows_t rows = {.fill = ref_from, .elem_size = sizeof(rp_item_ref_t), .limit = -1};
+    bson_t ids = BSON_INITIALIZER;
     *items = NULL;
     *n = 0;
     if (limit <= 0) return true;
@@ -617,34 +597,28 @@ static bool m_tx_items_lease(rp_reward_txn_t *t, int64_t now, int64_t until, int
         BCON_NEW("projection", "{", "batchId", BCON_INT32(1), "seq", BCON_INT32(1), "}", "sort", "{", "dueAt",
                  BCON_INT32(1), "batchId", BCON_INT32(1), "seq", BCON_INT32(1), "}", "limit", BCON_INT64(limit));
     bool ok = rp_mongo_txn_find(t->tx, ITEMS, due, opts, rp_mongo_rows_add, &rows);
-    bson_destroy(due);
-    bson_destroy(opts);
-    if (ok && rows.n > 0) {
-        const rp_item_ref_t *refs = rows.items;
-        bson_t *ids = bson_new(), in, arr;
+    const rp_item_ref_t *refs = rows.items;
+    for (size_t i = 0; ok && i < rows.n; i++) {
         char kb[16], id[64];
-        BSON_APPEND_DOCUMENT_BEGIN(ids, "_id", &in);
-        BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
-        for (size_t i = 0; i < rows.n; i++) {
-            const char *key = idx_key((uint32_t)i, kb);
-            snprintf(id, sizeof id, "%s:%lld", refs[i].batch_id, (long long)refs[i].seq);
-            BSON_APPEND_UTF8(&arr, key, id);
-        }
-        bson_append_array_end(&in, &arr);
-        bson_append_document_end(ids, &in);
-        BSON_APPEND_UTF8(ids, "status", "QUEUED");
-        ok = update_one(
-            t->tx, ITEMS, ids,
+        const char *key = idx_key((uint32_t)i, kb);
+        snprintf(id, sizeof id, "%s:%lld", refs[i].batch_id, (long long)refs[i].seq);
+        BSON_APPEND_UTF8(&ids, key, id);
+    }
+    if (ok && rows.n > 0)
+        ok = update(
+            t->tx, ITEMS, BCON_NEW("_id", "{", "$in", BCON_ARRAY(&ids), "}", "status", BCON_UTF8("QUEUED")),
             BCON_NEW("$set", "{", "dueAt", BCON_DATE_TIME(until), "}", "$inc", "{", "attempts", BCON_INT64(1), "}"),
             RP_MONGO_MANY, NULL);
-    }
-    if (ok && rows.n > 0) {
-        *items = rows.items;
-        *n = rows.n;
-    } else {
+    bson_destroy(&ids);
+    bson_destroy(due);
+    bson_destroy(opts);
+    if (!ok) {
         free(rows.items);
+        return false;
     }
-    return ok;
+    *items = rows.items; /* NULL when none */
+    *n = rows.n;
+    return true;
 }
 
 /* ---- reads ---- */
@@ -654,24 +628,23 @@ static bool m_ping(rp_reward_store_t *s, rp_err_t *err) {
 }
 
 static bool m_get_request(rp_reward_store_t *s, const char *id, rp_request_t *out, bool *found, rp_err_t *err) {
-    return fetch(db_of(s), NULL, REQUESTS, BCON_NEW("_id", BCON_UTF8(id)), request_from, out, sizeof *out, found, err);
+    return fetch(db_of(s), NULL, REQUESTS, BCON_NEW("_id", BCON_UTF8(id)), &K_REQUEST, out, found, err);
 }
 
 static bool m_find_active(rp_reward_store_t *s, const char *key, rp_request_t *out, bool *found, rp_err_t *err) {
-    return fetch(db_of(s), NULL, REQUESTS, BCON_NEW("activeKey", BCON_UTF8(key)), request_from, out, sizeof *out, found,
-                 err);
+    return fetch(db_of(s), NULL, REQUESTS, BCON_NEW("activeKey", BCON_UTF8(key)), &K_REQUEST, out, found, err);
 }
 
 static bool m_idem_get(rp_reward_store_t *s, const char *user_id, const char *key, rp_idem_t *out, bool *found,
                        rp_err_t *err) {
-    return fetch(db_of(s), NULL, IDEM, BCON_NEW("userId", BCON_UTF8(user_id), "key", BCON_UTF8(key)), idem_from, out,
-                 sizeof *out, found, err);
+    return fetch(db_of(s), NULL, IDEM, BCON_NEW("userId", BCON_UTF8(user_id), "key", BCON_UTF8(key)), &K_IDEM, out,
+                 found, err);
 }
 
 static bool m_batch_by_key(rp_reward_store_t *s, const char *created_by, const char *key, rp_batch_t *out, bool *found,
                            rp_err_t *err) {
     return fetch(db_of(s), NULL, BATCHES, BCON_NEW("createdBy", BCON_UTF8(created_by), "idemKey", BCON_UTF8(key)),
-                 batch_from, out, sizeof *out, found, err);
+                 &K_BATCH, out, found, err);
 }
 
 /* Filter clauses collected in a BSON array and ANDed; MongoDB refuses an empty $and. */
@@ -683,107 +656,69 @@ typedef struct clauses {
 /* Appends {field: value}, or with value NULL {field: {op: ms}}. */
 static void clause(clauses_t *c, const char *field, const char *value, const char *op, int64_t ms) {
     char kb[16];
-    bson_t cl;
     const char *key = idx_key(c->n++, kb); /* before the macro: it evaluates the key twice */
-    BSON_APPEND_DOCUMENT_BEGIN(&c->arr, key, &cl);
     if (value)
-        BSON_APPEND_UTF8(&cl, field, value);
+        BCON_APPEND(&c->arr, key, "{", field, BCON_UTF8(value), "}");
     else
-        put_date_cmp(&cl, field, op, ms);
-    bson_append_document_end(&c->arr, &cl);
+        BCON_APPEND(&c->arr, key, "{", field, "{", op, BCON_DATE_TIME(ms), "}", "}");
 }
 
-/* A page newest first by (field, _id) of the documents matching c (consumed) after cursor. */
+/* A page newest first by (field, _id) of the documents matching c (consumed) after cursor (an
+ * unknown cursor gives an empty page, as in SQLite). */
 static bool newest_page(rp_mongo_t *m, const char *coll, clauses_t *c, const char *field, const char *cursor, int limit,
-                        void (*fill)(const bson_t *, void *), void (*release)(void *), size_t size, void **items,
-                        size_t *n, bool *more, rp_err_t *err) {
-    *items = NULL;
-    *n = 0;
-    *more = false;
+                        const rec_kind_t *k, void *items, size_t *n, bool *more, rp_err_t *err) {
     int rc = cursor ? rp_mongo_cursor_clause(m, coll, cursor, field, &c->arr, &c->n, err) : 1;
-    bson_t *filter = bson_new();
-    if (c->n) BSON_APPEND_ARRAY(filter, "$and", &c->arr);
+    bson_t *filter = rc > 0 ? bson_new() : NULL;
+    if (filter && c->n) BSON_APPEND_ARRAY(filter, "$and", &c->arr);
     bson_destroy(&c->arr);
-    bson_t *sort = BCON_NEW(field, BCON_INT32(-1), "_id", BCON_INT32(-1));
-    /* an unknown cursor gives an empty page, as in SQLite */
-    bool ok = rc == 0 || (rc > 0 && rp_mongo_find_page_into(m, coll, filter, sort, limit, fill, release, size, items, n,
-                                                            more, err));
-    bson_destroy(filter);
-    bson_destroy(sort);
-    return ok;
+    return page(m, coll, filter, BCON_NEW(field, BCON_INT32(-1), "_id", BCON_INT32(-1)), limit, k, items, n, more,
+                err) &&
+           rc >= 0;
 }
 
 static bool m_list_requests(rp_reward_store_t *s, const rp_request_filter_t *f, rp_request_t **items, size_t *n,
                             bool *more, rp_err_t *err) {
     clauses_t c = {BSON_INITIALIZER, 0};
-    void *v;
     if (f->user_id) clause(&c, "userId", f->user_id, NULL, 0);
     if (f->event_id) clause(&c, "eventId", f->event_id, NULL, 0);
     if (f->status >= 0) clause(&c, "status", rp_req_status_name((rp_req_status_t)f->status), NULL, 0);
     if (f->from_ms) clause(&c, "requestedAt", NULL, "$gte", f->from_ms);
     if (f->to_ms) clause(&c, "requestedAt", NULL, "$lt", f->to_ms);
-    bool ok = newest_page(db_of(s), REQUESTS, &c, "requestedAt", f->cursor, f->limit, request_from, request_release,
-                          sizeof **items, &v, n, more, err);
-    *items = v;
-    return ok;
+    return newest_page(db_of(s), REQUESTS, &c, "requestedAt", f->cursor, f->limit, &K_REQUEST, items, n, more, err);
 }
 
 static bool m_batch_list(rp_reward_store_t *s, const char *event_id, const char *cursor, int limit, rp_batch_t **items,
                          size_t *n, bool *more, rp_err_t *err) {
     clauses_t c = {BSON_INITIALIZER, 0};
-    void *v;
     if (event_id) clause(&c, "eventId", event_id, NULL, 0);
-    bool ok = newest_page(db_of(s), BATCHES, &c, "createdAt", cursor, limit, batch_from, batch_release, sizeof **items,
-                          &v, n, more, err);
-    *items = v;
-    return ok;
+    return newest_page(db_of(s), BATCHES, &c, "createdAt", cursor, limit, &K_BATCH, items, n, more, err);
 }
 
-/* A page by `key` ascending of filter (taken) with seq > after. */
+/* A page by `key` ascending of filter (taken) with key > after. */
 static bool seq_page(rp_mongo_t *m, const char *coll, bson_t *filter, const char *key, int64_t after, int limit,
-                     void (*fill)(const bson_t *, void *), void (*release)(void *), size_t size, void **items,
-                     size_t *n, bool *more, rp_err_t *err) {
-    bson_t gt;
-    BSON_APPEND_DOCUMENT_BEGIN(filter, key, &gt);
-    BSON_APPEND_INT64(&gt, "$gt", after);
-    bson_append_document_end(filter, &gt);
-    bson_t *sort = BCON_NEW(key, BCON_INT32(1));
-    bool ok = rp_mongo_find_page_into(m, coll, filter, sort, limit, fill, release, size, items, n, more, err);
-    bson_destroy(filter);
-    bson_destroy(sort);
-    return ok;
+                     const rec_kind_t *k, void *items, size_t *n, bool *more, rp_err_t *err) {
+    BCON_APPEND(filter, key, "{", "$gt", BCON_INT64(after), "}");
+    return page(m, coll, filter, BCON_NEW(key, BCON_INT32(1)), limit, k, items, n, more, err);
 }
 
 static bool m_list_ledger(rp_reward_store_t *s, const char *user_id, const char *event_id, int64_t after_seq, int limit,
                           rp_ledger_entry_t **items, size_t *n, bool *more, rp_err_t *err) {
     bson_t *filter = bson_new();
-    void *v;
     if (user_id) BSON_APPEND_UTF8(filter, "userId", user_id);
     if (event_id) BSON_APPEND_UTF8(filter, "eventId", event_id);
-    bool ok = seq_page(db_of(s), LEDGER, filter, "seq", after_seq, limit, ledger_from, NULL, sizeof **items, &v, n,
-                       more, err);
-    *items = v;
-    return ok;
+    return seq_page(db_of(s), LEDGER, filter, "seq", after_seq, limit, &K_LEDGER, items, n, more, err);
 }
 
 static bool m_list_outbox(rp_reward_store_t *s, int64_t after_seq, int limit, rp_outbox_message_t **items, size_t *n,
                           bool *more, rp_err_t *err) {
-    void *v;
-    bool ok = seq_page(db_of(s), OUTBOX, bson_new(), "_id", after_seq, limit, outbox_from, outbox_release,
-                       sizeof **items, &v, n, more, err);
-    *items = v;
-    return ok;
+    return seq_page(db_of(s), OUTBOX, bson_new(), "_id", after_seq, limit, &K_OUTBOX, items, n, more, err);
 }
 
 static bool m_batch_items(rp_reward_store_t *s, const char *batch_id, int status, int64_t after_seq, int limit,
                           rp_batch_item_t **items, size_t *n, bool *more, rp_err_t *err) {
     bson_t *filter = BCON_NEW("batchId", BCON_UTF8(batch_id));
-    void *v;
     if (status >= 0) BSON_APPEND_UTF8(filter, "status", rp_item_status_name((rp_item_status_t)status));
-    bool ok =
-        seq_page(db_of(s), ITEMS, filter, "seq", after_seq, limit, item_from, NULL, sizeof **items, &v, n, more, err);
-    *items = v;
-    return ok;
+    return seq_page(db_of(s), ITEMS, filter, "seq", after_seq, limit, &K_ITEM, items, n, more, err);
 }
 
 static bool add_count(const bson_t *doc, void *p) {
@@ -806,7 +741,7 @@ static bool add_count(const bson_t *doc, void *p) {
  * queries gives what SQLite's single read transaction gives. */
 static bool m_batch_get(rp_reward_store_t *s, const char *id, bool counts, rp_batch_t *out, bool *found,
                         rp_err_t *err) {
-    bool ok = fetch(db_of(s), NULL, BATCHES, BCON_NEW("_id", BCON_UTF8(id)), batch_from, out, sizeof *out, found, err);
+    bool ok = fetch(db_of(s), NULL, BATCHES, BCON_NEW("_id", BCON_UTF8(id)), &K_BATCH, out, found, err);
     if (!ok || !*found || !counts) return ok;
     bson_t *pipeline =
         BCON_NEW("0", "{", "$match", "{", "batchId", BCON_UTF8(id), "}", "}", "1", "{", "$group", "{", "_id", "{",
@@ -848,31 +783,35 @@ static bool m_batch_items_get(rp_reward_store_t *s, const char *batch_id, const 
 static bool m_batch_any_due(rp_reward_store_t *s, int64_t now, bool *any, rp_err_t *err) {
     rp_batch_item_t it;
     return fetch(db_of(s), NULL, ITEMS,
-                 BCON_NEW("status", BCON_UTF8("QUEUED"), "dueAt", "{", "$lte", BCON_DATE_TIME(now), "}"), item_from,
-                 &it, sizeof it, any, err);
+                 BCON_NEW("status", BCON_UTF8("QUEUED"), "dueAt", "{", "$lte", BCON_DATE_TIME(now), "}"), &K_ITEM, &it,
+                 any, err);
 }
 
 /* ---- single writes ---- */
 
 /* One step of a batch creation, outside any transaction and durable (w: majority) before it
- * returns: docs[0..n) inserted unordered, or else filter / update applied with update_many.
- * With dup, a duplicate key is no error but reported there. */
-static bool durable_step(rp_mongo_t *m, const char *coll, bson_t **docs, size_t n, const bson_t *filter,
-                         const bson_t *update, bool *dup, rp_err_t *err) {
+ * returns: docs[0..n) inserted unordered, or else filter / update (both taken) applied with
+ * update_many. With dup, a duplicate key is no error but reported there. */
+static bool durable_step(rp_mongo_t *m, const char *coll, bson_t **docs, size_t n, bson_t *filter, bson_t *update,
+                         bool *dup, rp_err_t *err) {
     bson_error_t berr;
+    bool ok = false;
     if (dup) *dup = false;
     mongoc_client_t *cli = rp_mongo_pop(m, err);
-    if (!cli) return false;
-    mongoc_collection_t *c = rp_mongo_collection(m, cli, coll);
-    bson_t *opts = BCON_NEW("writeConcern", "{", "w", BCON_UTF8("majority"), "}");
-    if (docs) BSON_APPEND_BOOL(opts, "ordered", false);
-    bool ok = docs ? mongoc_collection_insert_many(c, (const bson_t **)docs, n, opts, NULL, &berr)
-                   : mongoc_collection_update_many(c, filter, update, opts, NULL, &berr);
-    if (!ok && dup && rp_mongo_is_duplicate(&berr)) ok = *dup = true;
-    if (!ok) rp_mongo_err(&berr, coll, err);
-    bson_destroy(opts);
-    mongoc_collection_destroy(c);
-    rp_mongo_push(m, cli);
+    if (cli) {
+        mongoc_collection_t *c = rp_mongo_collection(m, cli, coll);
+        bson_t *opts = BCON_NEW("writeConcern", "{", "w", BCON_UTF8("majority"), "}");
+        if (docs) BSON_APPEND_BOOL(opts, "ordered", false);
+        ok = docs ? mongoc_collection_insert_many(c, (const bson_t **)docs, n, opts, NULL, &berr)
+                  : mongoc_collection_update_many(c, filter, update, opts, NULL, &berr);
+        if (!ok && dup && rp_mongo_is_duplicate(&berr)) ok = *dup = true;
+        if (!ok) rp_mongo_err(&berr, coll, err);
+        bson_destroy(opts);
+        mongoc_collection_destroy(c);
+        rp_mongo_push(m, cli);
+    }
+    bson_destroy(filter);
+    bson_destroy(update);
     return ok;
 }
 
@@ -887,14 +826,13 @@ static bool durable_step(rp_mongo_t *m, const char *coll, bson_t **docs, size_t 
 static bool m_batch_store(rp_reward_store_t *s, const rp_batch_t *b, const char *const *user_ids, size_t n, bool resume,
                           bool *key_taken, rp_err_t *err) {
     rp_mongo_t *m = db_of(s);
-    bool ok = true, dup;
+    bool ok = true, dup = false;
     *key_taken = false;
     if (!resume) {
-        bson_t *doc = bson_new();
+        bson_t *doc = BCON_NEW("state", BCON_UTF8("CREATING"));
         put_fields(doc, b, batch_fields, NFIELDS(batch_fields));
         put_text(doc, "reason", b->reason);
         if (b->idem_key[0]) BSON_APPEND_UTF8(doc, "idemKey", b->idem_key); /* absent without: the index is partial */
-        BSON_APPEND_UTF8(doc, "state", "CREATING");
         ok = durable_step(m, BATCHES, &doc, 1, NULL, NULL, &dup, err);
         bson_destroy(doc);
         if (ok && dup && b->idem_key[0]) return *key_taken = true;
@@ -920,18 +858,13 @@ static bool m_batch_store(rp_reward_store_t *s, const rp_batch_t *b, const char 
             bson_destroy(docs[i]);
     }
     free(docs);
-    if (!ok) return false;
-    bson_t *f1 =
-        BCON_NEW("batchId", BCON_UTF8(b->id), "status", BCON_UTF8("QUEUED"), "dueAt", BCON_DATE_TIME(PARKED_AT));
-    bson_t *u1 = BCON_NEW("$set", "{", "dueAt", BCON_DATE_TIME(b->created_at), "}");
-    bson_t *f2 = BCON_NEW("_id", BCON_UTF8(b->id));
-    bson_t *u2 = BCON_NEW("$set", "{", "state", BCON_UTF8("OPEN"), "}");
-    ok = durable_step(m, ITEMS, NULL, 0, f1, u1, NULL, err) && durable_step(m, BATCHES, NULL, 0, f2, u2, NULL, err);
-    bson_destroy(f1);
-    bson_destroy(u1);
-    bson_destroy(f2);
-    bson_destroy(u2);
-    return ok;
+    return ok &&
+           durable_step(
+               m, ITEMS, NULL, 0,
+               BCON_NEW("batchId", BCON_UTF8(b->id), "status", BCON_UTF8("QUEUED"), "dueAt", BCON_DATE_TIME(PARKED_AT)),
+               BCON_NEW("$set", "{", "dueAt", BCON_DATE_TIME(b->created_at), "}"), NULL, err) &&
+           durable_step(m, BATCHES, NULL, 0, BCON_NEW("_id", BCON_UTF8(b->id)),
+                        BCON_NEW("$set", "{", "state", BCON_UTF8("OPEN"), "}"), NULL, err);
 }
 
 /* ---- the outbox relay ---- */
@@ -951,34 +884,29 @@ static bool m_outbox_lease(rp_reward_store_t *s, const char *owner, int64_t now,
                            rp_outbox_message_t **items, size_t *n, rp_err_t *err) {
     rp_mongo_t *m = db_of(s);
     rp_mongo_rows_t cand = {.fill = seq_from, .elem_size = sizeof(int64_t), .limit = -1};
-    bool ok = true, more;
-    void *v = NULL;
+    bool more;
     *items = NULL;
     *n = 0;
     if (limit <= 0) return true;
-    bson_t *filter = leasable(owner, now, NULL, 0), *guard = NULL, *update = NULL, *leased = NULL, *sort = NULL;
+    bson_t *filter = leasable(owner, now, NULL, 0), *guard = NULL;
     bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}", "sort", "{", "_id", BCON_INT32(1), "}",
                             "limit", BCON_INT64(limit));
-    ok = rp_mongo_find(m, OUTBOX, filter, opts, rp_mongo_rows_add, &cand, err);
+    bson_t *lease =
+        BCON_NEW("$set", "{", "leaseOwner", BCON_UTF8(owner), "leaseUntil", BCON_DATE_TIME(now + lease_ms), "}");
+    bool ok = rp_mongo_find(m, OUTBOX, filter, opts, rp_mongo_rows_add, &cand, err);
     if (ok && cand.n > 0) {
         guard = leasable(owner, now, cand.items, cand.n);
-        update =
-            BCON_NEW("$set", "{", "leaseOwner", BCON_UTF8(owner), "leaseUntil", BCON_DATE_TIME(now + lease_ms), "}");
-        leased = BCON_NEW("publishedAt", BCON_NULL, "leaseOwner", BCON_UTF8(owner), "leaseUntil",
-                          BCON_DATE_TIME(now + lease_ms));
-        sort = BCON_NEW("_id", BCON_INT32(1));
-        ok = rp_mongo_update(m, OUTBOX, guard, update, RP_MONGO_MANY, NULL, err) &&
-             rp_mongo_find_page_into(m, OUTBOX, leased, sort, limit, outbox_from, outbox_release, sizeof **items, &v, n,
-                                     &more, err);
-        *items = v;
+        ok = rp_mongo_update(m, OUTBOX, guard, lease, RP_MONGO_MANY, NULL, err) &&
+             page(m, OUTBOX,
+                  BCON_NEW("publishedAt", BCON_NULL, "leaseOwner", BCON_UTF8(owner), "leaseUntil",
+                           BCON_DATE_TIME(now + lease_ms)),
+                  BCON_NEW("_id", BCON_INT32(1)), limit, &K_OUTBOX, items, n, &more, err);
     }
     free(cand.items);
     bson_destroy(filter);
     bson_destroy(opts);
+    bson_destroy(lease);
     bson_destroy(guard);
-    bson_destroy(update);
-    bson_destroy(leased);
-    bson_destroy(sort);
     return ok;
 }
 
@@ -986,11 +914,11 @@ static bool m_outbox_published(rp_reward_store_t *s, const int64_t *seqs, size_t
     if (n == 0) return true;
     bson_t *filter = BCON_NEW("publishedAt", BCON_NULL);
     put_in(filter, "_id", seqs, n);
-    bson_t *update = BCON_NEW("$set", "{", "publishedAt", BCON_DATE_TIME(now), "leaseOwner", BCON_NULL, "leaseUntil",
-                              BCON_NULL, "}");
-    bool ok = rp_mongo_update(db_of(s), OUTBOX, filter, update, RP_MONGO_MANY, NULL, err);
+    bson_t *u = BCON_NEW("$set", "{", "publishedAt", BCON_DATE_TIME(now), "leaseOwner", BCON_NULL, "leaseUntil",
+                         BCON_NULL, "}");
+    bool ok = rp_mongo_update(db_of(s), OUTBOX, filter, u, RP_MONGO_MANY, NULL, err);
     bson_destroy(filter);
-    bson_destroy(update);
+    bson_destroy(u);
     return ok;
 }
 
@@ -1037,75 +965,65 @@ static const rp_reward_store_ops_t mongo_ops = {
 
 /* ---- start-up ---- */
 
-/* One index spec of a collection: keys "field:1,field:-1", unique, partial on {partial: {$exists: true}}. */
+/* An index: its keys in order (direction 1 or -1), unique, partial on {partial: {$exists: true}}. */
 typedef struct index_spec {
-    const char *coll, *name, *keys, *partial;
+    const char *coll, *name, *partial;
     bool unique;
+    struct {
+        const char *field;
+        int dir;
+    } keys[4];
 } index_spec_t;
 
 /* The history lists sort newest first by (requestedAt, _id) under each filter; the sweep takes
  * QUEUED items by due time. */
 static const index_spec_t indexes[] = {
-    {REQUESTS, "event_reward_requests_active", "activeKey:1", "activeKey", true},
-    {REQUESTS, "event_reward_requests_user_time", "userId:1,requestedAt:-1,_id:-1", NULL, false},
-    {REQUESTS, "event_reward_requests_event_time", "eventId:1,requestedAt:-1,_id:-1", NULL, false},
-    {REQUESTS, "event_reward_requests_status_time", "status:1,requestedAt:-1,_id:-1", NULL, false},
-    {REQUESTS, "event_reward_requests_time", "requestedAt:-1,_id:-1", NULL, false},
-    {REQUESTS, "event_reward_requests_user_event", "userId:1,eventId:1,status:1", NULL, false},
-    {LEDGER, "reward_ledger_seq", "seq:1", NULL, true},
-    {LEDGER, "reward_ledger_user", "userId:1,seq:1", NULL, false},
-    {LEDGER, "reward_ledger_event", "eventId:1,seq:1", NULL, false},
-    {OUTBOX, "outbox_message_id", "messageId:1", NULL, true},
-    {OUTBOX, "outbox_pending", "publishedAt:1,_id:1", NULL, false},
-    {IDEM, "idempotency_keys_user_key", "userId:1,key:1", NULL, true},
-    {BATCHES, "batches_idem", "createdBy:1,idemKey:1", "idemKey", true},
-    {BATCHES, "batches_event", "eventId:1,createdAt:-1,_id:-1", NULL, false},
-    {BATCHES, "batches_created", "createdAt:-1,_id:-1", NULL, false},
-    {ITEMS, "batch_items_seq", "batchId:1,seq:1", NULL, true},
-    {ITEMS, "batch_items_due", "status:1,dueAt:1,batchId:1,seq:1", NULL, false},
-    {ITEMS, "batch_items_status", "batchId:1,status:1,failureReason:1", NULL, false},
+    {REQUESTS, "event_reward_requests_active", "activeKey", true, {{"activeKey", 1}}},
+    {REQUESTS, "event_reward_requests_user_time", NULL, false, {{"userId", 1}, {"requestedAt", -1}, {"_id", -1}}},
+    {REQUESTS, "event_reward_requests_event_time", NULL, false, {{"eventId", 1}, {"requestedAt", -1}, {"_id", -1}}},
+    {REQUESTS, "event_reward_requests_status_time", NULL, false, {{"status", 1}, {"requestedAt", -1}, {"_id", -1}}},
+    {REQUESTS, "event_reward_requests_time", NULL, false, {{"requestedAt", -1}, {"_id", -1}}},
+    {REQUESTS, "event_reward_requests_user_event", NULL, false, {{"userId", 1}, {"eventId", 1}, {"status", 1}}},
+    {LEDGER, "reward_ledger_seq", NULL, true, {{"seq", 1}}},
+    {LEDGER, "reward_ledger_user", NULL, false, {{"userId", 1}, {"seq", 1}}},
+    {LEDGER, "reward_ledger_event", NULL, false, {{"eventId", 1}, {"seq", 1}}},
+    {OUTBOX, "outbox_message_id", NULL, true, {{"messageId", 1}}},
+    {OUTBOX, "outbox_pending", NULL, false, {{"publishedAt", 1}, {"_id", 1}}},
+    {IDEM, "idempotency_keys_user_key", NULL, true, {{"userId", 1}, {"key", 1}}},
+    {BATCHES, "batches_idem", "idemKey", true, {{"createdBy", 1}, {"idemKey", 1}}},
+    {BATCHES, "batches_event", NULL, false, {{"eventId", 1}, {"createdAt", -1}, {"_id", -1}}},
+    {BATCHES, "batches_created", NULL, false, {{"createdAt", -1}, {"_id", -1}}},
+    {ITEMS, "batch_items_seq", NULL, true, {{"batchId", 1}, {"seq", 1}}},
+    {ITEMS, "batch_items_due", NULL, false, {{"status", 1}, {"dueAt", 1}, {"batchId", 1}, {"seq", 1}}},
+    {ITEMS, "batch_items_status", NULL, false, {{"batchId", 1}, {"status", 1}, {"failureReason", 1}}},
 };
 
-/* The specs of coll as createIndexes wants them, appended to arr. */
-static void index_specs(const char *coll, bson_t *arr) {
-    uint32_t n = 0;
-    for (size_t i = 0; i < sizeof indexes / sizeof indexes[0]; i++) {
-        const index_spec_t *x = &indexes[i];
-        char kb[16], field[48];
-        bson_t spec, key, part, exists;
-        if (strcmp(x->coll, coll) != 0) continue;
-        const char *k = idx_key(n++, kb);
-        BSON_APPEND_DOCUMENT_BEGIN(arr, k, &spec);
-        BSON_APPEND_DOCUMENT_BEGIN(&spec, "key", &key);
-        for (const char *p = x->keys; *p;) {
-            size_t len = strcspn(p, ":");
-            snprintf(field, sizeof field, "%.*s", (int)len, p);
-            p += len + 1;
-            BSON_APPEND_INT32(&key, field, (int32_t)strtol(p, NULL, 10));
-            p += strcspn(p, ",");
-            if (*p) p++;
-        }
-        bson_append_document_end(&spec, &key);
-        BSON_APPEND_UTF8(&spec, "name", x->name);
-        if (x->unique) BSON_APPEND_BOOL(&spec, "unique", true);
-        if (x->partial) {
-            BSON_APPEND_DOCUMENT_BEGIN(&spec, "partialFilterExpression", &part);
-            BSON_APPEND_DOCUMENT_BEGIN(&part, x->partial, &exists);
-            BSON_APPEND_BOOL(&exists, "$exists", true);
-            bson_append_document_end(&part, &exists);
-            bson_append_document_end(&spec, &part);
-        }
-        bson_append_document_end(arr, &spec);
-    }
-}
-
+/* createIndexes per collection, outside any transaction. */
 static bool create_indexes(rp_mongo_t *m, rp_err_t *err) {
-    static const char *const colls[] = {REQUESTS, LEDGER, OUTBOX, IDEM, BATCHES, ITEMS};
     bool ok = true;
-    for (size_t i = 0; ok && i < sizeof colls / sizeof colls[0]; i++) {
+    size_t nidx = sizeof indexes / sizeof indexes[0];
+    for (size_t i = 0; ok && i < nidx; i++) {
+        if (i > 0 && strcmp(indexes[i].coll, indexes[i - 1].coll) == 0) continue; /* done with its first index */
         bson_t arr = BSON_INITIALIZER;
-        index_specs(colls[i], &arr);
-        ok = rp_mongo_create_indexes(m, colls[i], &arr, err);
+        uint32_t n = 0;
+        for (size_t j = i; j < nidx && strcmp(indexes[j].coll, indexes[i].coll) == 0; j++) {
+            const index_spec_t *x = &indexes[j];
+            char kb[16];
+            bson_t spec, key;
+            const char *k = idx_key(n++, kb); /* before the macro: it evaluates the key twice */
+            BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &spec);
+            BSON_APPEND_DOCUMENT_BEGIN(&spec, "key", &key);
+            for (size_t f = 0; f < 4 && x->keys[f].field; f++)
+                BSON_APPEND_INT32(&key, x->keys[f].field, x->keys[f].dir);
+            bson_append_document_end(&spec, &key);
+            BSON_APPEND_UTF8(&spec, "name", x->name);
+            if (x->unique) BSON_APPEND_BOOL(&spec, "unique", true);
+            if (x->partial)
+                BCON_APPEND(&spec, "partialFilterExpression", "{", x->partial, "{", "$exists", BCON_BOOL(true), "}",
+                            "}");
+            bson_append_document_end(&arr, &spec);
+        }
+        ok = rp_mongo_create_indexes(m, indexes[i].coll, &arr, err);
         bson_destroy(&arr);
     }
     return ok;
@@ -1115,18 +1033,18 @@ static bool create_indexes(rp_mongo_t *m, rp_err_t *err) {
  * create collections inside one); an existing counter keeps its value. */
 static bool seed_counters(rp_mongo_t *m, rp_err_t *err) {
     static const char *const names[] = {LEDGER, OUTBOX, LEASE_COUNTER};
-    bson_t *update = BCON_NEW("$setOnInsert", "{", "seq", BCON_INT64(0), "}");
+    bson_t *u = BCON_NEW("$setOnInsert", "{", "seq", BCON_INT64(0), "}");
     bool ok = true;
     for (size_t i = 0; ok && i < sizeof names / sizeof names[0]; i++) {
         rp_err_t e;
         bson_t *filter = BCON_NEW("_id", BCON_UTF8(names[i]));
         rp_err_clear(&e);
-        ok = rp_mongo_update(m, COUNTERS, filter, update, RP_MONGO_UPSERT, NULL, &e);
+        ok = rp_mongo_update(m, COUNTERS, filter, u, RP_MONGO_UPSERT, NULL, &e);
         if (!ok && e.kind == RP_ERR_CONFLICT) ok = true; /* another process seeded it at the same moment */
         if (!ok && err) *err = e;
         bson_destroy(filter);
     }
-    bson_destroy(update);
+    bson_destroy(u);
     return ok;
 }
 
