@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "failpoint.h"
 #include "ids.h"
 #include "json_util.h"
 #include "log.h"
@@ -192,6 +193,7 @@ void rp_claims_claim(rp_claims_t *c, const rp_envelope_t *env, const char *event
         rp_reply_from_err(rep, &err);
         goto done;
     }
+    if (res.outcome == RP_GRANT_OK) rp_failpoint("claim.after_commit"); /* a crash before the answer leaves */
     if (res.outcome == RP_GRANT_REPLAYED) {
         reply_idem(rep, &res.replay, hash);
     } else {
