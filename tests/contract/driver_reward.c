@@ -150,12 +150,12 @@ static void batch_release(void *b) {
     rp_batch_clear(b);
 }
 
-static json_t *array_json(void *items, size_t n, size_t size, json_t *(*to_json)(const void *),
+static json_t *array_json(bool ok, void *items, size_t n, size_t size, json_t *(*to_json)(const void *),
                           void (*release)(void *)) {
-    json_t *a = json_array();
+    json_t *a = ok ? json_array() : NULL; /* page() takes it only when ok */
     for (size_t i = 0; i < n; i++) {
         void *elem = (char *)items + i * size;
-        json_array_append_new(a, to_json(elem));
+        if (a) json_array_append_new(a, to_json(elem));
         if (release) release(elem);
     }
     free(items);
@@ -212,8 +212,8 @@ static json_t *run_reward(rp_reward_store_t *s, const char *scenario) {
     if (strcmp(scenario, "idem-put") == 0)
         return result(s->ops->transact(s, "idem", idem_put_body, s, &err), &err, NULL);
     if (strcmp(scenario, "get-request") == 0 || strcmp(scenario, "find-active") == 0) {
-        ok = scenario[0] == 'g' ? s->ops->get_request(s, REQUEST_ID, &req, &found, &err)
-                                : s->ops->find_active(s, ACTIVE_KEY, &req, &found, &err);
+        ok = strcmp(scenario, "get-request") == 0 ? s->ops->get_request(s, REQUEST_ID, &req, &found, &err)
+                                                  : s->ops->find_active(s, ACTIVE_KEY, &req, &found, &err);
         /* the API shape keeps the active key inside the store: shown beside it */
         json_t *j = json_pack("{s:o, s:o}", "request", ok && found ? rp_request_to_json(&req) : json_null(),
                               "activeKey", ok && found ? json_string(req.active_key) : json_null());
@@ -224,18 +224,19 @@ static json_t *run_reward(rp_reward_store_t *s, const char *scenario) {
         rp_request_filter_t f = {USER_ID, EVENT_ID, RP_REQ_SUCCESS, NOW_MS - 86400000, NOW_MS, REQUEST_ID, 2};
         rp_request_t *items = NULL;
         ok = s->ops->list_requests(s, &f, &items, &n, &more, &err);
-        return page(ok, &err, array_json(items, n, sizeof *items, request_json, request_release), more);
+        return page(ok, &err, array_json(ok, items, n, sizeof *items, request_json, request_release), more);
     }
     if (strcmp(scenario, "list-ledger") == 0) {
         rp_ledger_entry_t *items = NULL;
         ok = s->ops->list_ledger(s, USER_ID, NULL, 10, 2, &items, &n, &more, &err);
-        return page(ok, &err, array_json(items, n, sizeof *items, ledger_json, NULL), more);
+        return page(ok, &err, array_json(ok, items, n, sizeof *items, ledger_json, NULL), more);
     }
     if (strcmp(scenario, "list-outbox") == 0 || strcmp(scenario, "outbox-lease") == 0) {
         rp_outbox_message_t *items = NULL;
-        ok = scenario[0] == 'l' ? s->ops->list_outbox(s, 10, 2, &items, &n, &more, &err)
-                                : s->ops->outbox_lease(s, "relay-1", NOW_MS, 30000, 2, &items, &n, &err);
-        return page(ok, &err, array_json(items, n, sizeof *items, outbox_json, outbox_release), more);
+        ok = strcmp(scenario, "list-outbox") == 0
+                 ? s->ops->list_outbox(s, 10, 2, &items, &n, &more, &err)
+                 : s->ops->outbox_lease(s, "relay-1", NOW_MS, 30000, 2, &items, &n, &err);
+        return page(ok, &err, array_json(ok, items, n, sizeof *items, outbox_json, outbox_release), more);
     }
     if (strcmp(scenario, "outbox-published") == 0) {
         const int64_t seqs[] = {11, 12};
@@ -250,22 +251,24 @@ static json_t *run_reward(rp_reward_store_t *s, const char *scenario) {
         return result(ok, &err, ok ? j : (json_decref(j), NULL));
     }
     if (strcmp(scenario, "batch-get") == 0 || strcmp(scenario, "batch-by-key") == 0) {
-        ok = scenario[6] == 'g' ? s->ops->batch_get(s, BATCH_ID, true, &b, &found, &err)
-                                : s->ops->batch_by_key(s, OPERATOR_ID, "idem-1", &b, &found, &err);
-        json_t *j = ok && found ? batch_json(&b, scenario[6] == 'g') : json_null();
+        bool by_key = strcmp(scenario, "batch-by-key") == 0;
+        ok = by_key ? s->ops->batch_by_key(s, OPERATOR_ID, "idem-1", &b, &found, &err)
+                    : s->ops->batch_get(s, BATCH_ID, true, &b, &found, &err);
+        json_t *j = ok && found ? batch_json(&b, !by_key) : json_null();
         return result(ok, &err, ok ? json_pack("{s:o}", "batch", j) : NULL);
     }
     if (strcmp(scenario, "batch-list") == 0) {
         rp_batch_t *items = NULL;
         ok = s->ops->batch_list(s, EVENT_ID, BATCH_ID, 2, &items, &n, &more, &err);
-        return page(ok, &err, array_json(items, n, sizeof *items, batch_plain_json, batch_release), more);
+        return page(ok, &err, array_json(ok, items, n, sizeof *items, batch_plain_json, batch_release), more);
     }
     if (strcmp(scenario, "batch-items") == 0 || strcmp(scenario, "batch-items-get") == 0) {
         const int64_t seqs[] = {3, 1, 99};
         rp_batch_item_t *items = NULL;
-        ok = scenario[11] ? s->ops->batch_items_get(s, BATCH_ID, seqs, 3, &items, &n, &err)
-                          : s->ops->batch_items(s, BATCH_ID, RP_ITEM_QUEUED, 0, 2, &items, &n, &more, &err);
-        return page(ok, &err, array_json(items, n, sizeof *items, item_json, NULL), more);
+        ok = strcmp(scenario, "batch-items-get") == 0
+                 ? s->ops->batch_items_get(s, BATCH_ID, seqs, 3, &items, &n, &err)
+                 : s->ops->batch_items(s, BATCH_ID, RP_ITEM_QUEUED, 0, 2, &items, &n, &more, &err);
+        return page(ok, &err, array_json(ok, items, n, sizeof *items, item_json, NULL), more);
     }
     if (strcmp(scenario, "batch-any-due") == 0) {
         ok = s->ops->batch_any_due(s, NOW_MS, &found, &err);

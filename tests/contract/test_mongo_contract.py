@@ -2,11 +2,12 @@
 
 A scripted replica-set primary (python3-mockupdb, in this process) answers the C driver
 tests/contract/mongo_driver.c, which opens the real stores (rp_reward_store_mongo_open,
-rp_event_repo_mongo_open, rp_auth_store_mongo_open) on the mock's URI and runs one operation.
-Every command the driver sends is recorded, so the tests assert what goes over the wire: one
-session and transaction number per grant, startTransaction / autocommit, commit to admin with
-w: majority, the driver's retries on error labels, and the outcome the store derives from each
-server answer.
+rp_event_repo_mongo_open, rp_auth_store_mongo_open) on the mock's URI and runs one store
+operation, or one of the backend-neutral grant bodies (workers/reward/grant_txn.h: claim, batch
+item, decisions, lease, batch creation) over the MongoDB reward store. Every command the driver
+sends is recorded, so the tests assert what goes over the wire: one session and transaction
+number per unit of work, startTransaction / autocommit, commit to admin with w: majority, the
+driver's retries on error labels, and the outcome the body derives from each server answer.
 
 What this cannot show (it needs a real `mongod --replSet`): atomicity, that the unique indexes
 really yield 11000, that the stock guard holds under concurrency, real server answer shapes. The
@@ -637,6 +638,26 @@ def test_active_key_found_in_snapshot_is_already_claimed(driver, mock):
     assert steps_of(txn) == [("find", "event_reward_requests"), ("abortTransaction", None)]
     assert not mock.commands("commitTransaction")
     assert not mock.commands("insert")
+
+
+# ASSUMPTION: a write the server refuses for a reason of its own is a command error without labels.
+BAD_VALUE = {"ok": 0, "code": 2, "codeName": "BadValue", "errmsg": "bad value"}
+
+
+def test_store_failure_in_the_body_fails_the_claim_and_keeps_nothing(driver, mock):
+    mock.on("insert", [BAD_VALUE], coll="event_reward_requests")
+    out = run(driver, mock, "grant")
+    assert out["ok"] is False and out["error"]["code"] == "STORE_ERROR", out
+    log = mock.commands()
+    txn = assert_one_transaction(log)  # no label: not rerun, and no refusal recorded after it
+    assert steps_of(txn)[-2:] == [("insert", "event_reward_requests"), ("abortTransaction", None)]
+    assert not mock.commands("commitTransaction")
+
+
+def test_a_failed_read_is_an_error_not_an_empty_page(driver, mock):
+    mock.on("find", [BAD_VALUE], coll="reward_ledger")
+    out = run(driver, mock, "list-ledger")
+    assert out["ok"] is False and out["error"]["code"] == "STORE_ERROR" and "items" not in out, out
 
 
 def _recorded_failure(log, reason):
