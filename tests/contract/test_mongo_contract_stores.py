@@ -409,6 +409,8 @@ def test_event_update_with_rewards_is_refused_once_a_request_exists(driver, mock
     assert check["find"] == "event_reward_requests" and check["filter"] == {"eventId": EVENT}
     assert check["limit"] == 1
     assert not only_writes(mock.commands()), "nothing is written once players have claimed"
+    # a refusal keeps nothing: the transaction is aborted, not committed empty
+    assert len(mock.commands("abortTransaction")) == 1 and not mock.commands("commitTransaction")
 
 
 def test_event_update_with_rewards_rewrites_them_when_unclaimed(driver, mock):
@@ -510,33 +512,43 @@ def progress_writes(entries):
     return [first_update(e) for e in entries if e["cmd"] == "update" and coll_of(e) == "user_progress"]
 
 
+def aggregate_key(kind, key):
+    return {"userId": USER, "kind": kind, "key": key}
+
+
+APPLIED_KEYS = [aggregate_key("login", NOW_DAY), aggregate_key("level", None), aggregate_key("quest", "q.1"),
+                aggregate_key("invite", USER2), aggregate_key("counter", "kills.total")]
+RECEIVED = AT + datetime.timedelta(seconds=1)  # the driver's ingest time
+
+
 def test_progress_ingest_counts_each_key_once_in_one_transaction(driver, mock):
     script_facts(mock)
     out = run(driver, mock, "progress-ingest")
     assert out == {"ok": True, "accepted": 5, "duplicates": 1}
     txn = assert_one_transaction(mock.commands())
     assert_committed(mock, txn)
+    # per fact: insert-if-absent of the fact, then (new facts only) read and write its aggregate,
+    # all in the one transaction; the repeated level fact stops after its fact upsert
+    assert steps_of(txn) == [("update", "progress_facts"), ("find", "user_progress"), ("update", "user_progress")] * 5 \
+        + [("update", "progress_facts"), ("commitTransaction", None)]
     facts = [first_update(e) for e in txn if coll_of(e) == "progress_facts"]
     assert [f["q"] for f in facts] == [{"_id": k} for k in FACT_KEYS]
     assert all(f["upsert"] is True and list(f["u"]) == ["$setOnInsert"] for f in facts)
     assert facts[1]["u"]["$setOnInsert"] == {"userId": USER, "type": "LEVEL", "value": 7, "occurredAt": AT,
-                                             "reportedBy": OPERATOR, "receivedAt": AT + datetime.timedelta(seconds=1)}
+                                             "reportedBy": OPERATOR, "receivedAt": RECEIVED}
+    reads = [e["doc"] for e in txn if e["cmd"] == "find"]
+    assert [r["filter"] for r in reads] == APPLIED_KEYS
     applied = progress_writes(txn)
-    assert [u["q"] for u in applied] == [
-        {"userId": USER, "kind": "login", "key": NOW_DAY}, {"userId": USER, "kind": "level", "key": None},
-        {"userId": USER, "kind": "quest", "key": "q.1"}, {"userId": USER, "kind": "invite", "key": USER2},
-        {"userId": USER, "kind": "counter", "key": "kills.total"}]  # the repeated level fact is not applied
-    assert all(u["upsert"] is True for u in applied)
+    assert [u["q"] for u in applied] == APPLIED_KEYS  # the repeated level fact is not applied
+    assert all(u["upsert"] is True and list(u["u"]) == ["$set"] for u in applied)
     minutes = applied[0]["u"]["$set"]["minutes"]
     assert len(minutes) == 180 and minutes[NOW_MINUTE // 8] == 1 << (NOW_MINUTE % 8)
     assert sum(bin(b).count("1") for b in minutes) == 1
-    assert applied[1]["u"]["$max"] == {"maxLevel": 7}
-    assert applied[2]["u"] == {"$setOnInsert": {"completedAt": AT}}
-    assert applied[3]["u"] == {"$setOnInsert": {"invitedAt": AT}}
-    assert applied[4]["u"]["$inc"] == {"total": 3}
-    login_read = [e for e in txn if e["cmd"] == "find"]
-    assert len(login_read) == 1 and login_read[0]["doc"]["filter"] == {"userId": USER, "kind": "login",
-                                                                         "key": NOW_DAY}
+    # nothing stored yet: each aggregate is written whole, as the rules folded it
+    assert applied[1]["u"] == {"$set": {"maxLevel": 7, "updatedAt": RECEIVED}}
+    assert applied[2]["u"] == {"$set": {"completedAt": AT}}
+    assert applied[3]["u"] == {"$set": {"invitedAt": AT}}
+    assert applied[4]["u"] == {"$set": {"total": 3, "updatedAt": RECEIVED}}
 
 
 def test_progress_ingest_known_keys_change_nothing(driver, mock):
@@ -545,7 +557,8 @@ def test_progress_ingest_known_keys_change_nothing(driver, mock):
     assert out == {"ok": True, "accepted": 2, "duplicates": 4}
     kinds = [u["q"]["kind"] for u in progress_writes(mock.commands())]
     assert kinds == ["level", "invite"]
-    assert not mock.commands("find")  # no login bitmap read for a known login fact
+    # no aggregate read for a known fact
+    assert [e["doc"]["filter"]["kind"] for e in mock.commands("find")] == ["level", "invite"]
 
 
 def test_progress_ingest_rerun_counts_only_the_last_attempt(driver, mock):
@@ -559,6 +572,7 @@ def test_progress_ingest_rerun_counts_only_the_last_attempt(driver, mock):
     assert len(numbers) == 2
     second = [e for e in in_txn(log) if e["doc"]["txnNumber"] == numbers[1]]
     assert len(progress_writes(second)) == 5 and second[-1]["cmd"] == "commitTransaction"
+    assert len([e for e in second if e["cmd"] == "find"]) == 5, "the rerun reads every aggregate again"
 
 
 def test_progress_load_reads_aggregates_and_the_login_window(driver, mock):
@@ -587,8 +601,6 @@ def test_progress_load_reads_aggregates_and_the_login_window(driver, mock):
                    "logins": [{"day": NOW_DAY - 2, "minutes": [0, 2]}, {"day": NOW_DAY, "minutes": [NOW_MINUTE]}]}
 
 
-# ---- event lists ----
-
 def list_query(mock):
     pages = [e["doc"] for e in mock.commands("find") if coll_of(e) == "events" and "projection" not in e["doc"]]
     assert len(pages) == 1
@@ -616,8 +628,9 @@ def test_event_list_without_filters_sends_an_empty_filter(driver, mock):
     assert list_query(mock)["filter"] == {}
 
 
-def test_event_list_of_an_unknown_status_is_empty_without_a_query(driver, mock):
-    assert run(driver, mock, "event-list-bad-status") == {"ok": True, "items": [], "more": False}
+def test_event_list_of_contradicting_bounds_is_empty_without_a_query(driver, mock):
+    # canceled and running at an instant: the bounds say empty, so nothing is asked
+    assert run(driver, mock, "event-list-canceled-at") == {"ok": True, "items": [], "more": False}
     assert not mock.commands("find")
 
 
