@@ -413,6 +413,17 @@ def test_event_update_with_rewards_is_refused_once_a_request_exists(driver, mock
     assert len(mock.commands("abortTransaction")) == 1 and not mock.commands("commitTransaction")
 
 
+def test_event_update_guard_alone_checks_requests_and_keeps_the_rewards(driver, mock):
+    # the guard is the caller's flag, independent of replacing the rewards
+    out = run(driver, mock, "event-update-guard")
+    assert out == {"ok": True, "conflict": False}
+    txn = assert_one_transaction(mock.commands())
+    assert steps_of(txn) == [("find", "event_reward_requests"), ("update", "events"), ("insert", "audit_logs"),
+                             ("commitTransaction", None)]
+    assert txn[0]["doc"]["filter"] == {"eventId": EVENT}
+    assert "rewards" not in first_update(txn[1])["u"]["$set"]
+
+
 def test_event_update_with_rewards_rewrites_them_when_unclaimed(driver, mock):
     mock.on("update", [referenced_ok(2)], coll="reward_definitions")
     out = run(driver, mock, "event-update-rewards")
@@ -551,6 +562,32 @@ def test_progress_ingest_counts_each_key_once_in_one_transaction(driver, mock):
     assert applied[4]["u"] == {"$set": {"total": 3, "updatedAt": RECEIVED}}
 
 
+def test_progress_ingest_folds_onto_what_is_stored(driver, mock):
+    # the store hands back what it holds and writes what it is given: level max, counter sum,
+    # quest first-wins and the login bit all happen above it (rules/progress.c)
+    script_facts(mock)
+    bits = bytearray(180)
+    bits[0] = 0b1
+    stored = {
+        "login": {"_id": 1, **aggregate_key("login", NOW_DAY), "minutes": bytes(bits)},
+        "level": {"_id": 2, **aggregate_key("level", None), "maxLevel": 9, "updatedAt": NOW},
+        "quest": {"_id": 3, **aggregate_key("quest", "q.1"), "completedAt": NOW - datetime.timedelta(days=3)},
+        "counter": {"_id": 4, **aggregate_key("counter", "kills.total"), "total": 12, "updatedAt": NOW},
+    }
+    for kind, doc in stored.items():
+        mock.on("find", [cursor("user_progress", [doc])], coll="user_progress",
+                match=lambda d, kind=kind: d["filter"].get("kind") == kind)
+    out = run(driver, mock, "progress-ingest")
+    assert out == {"ok": True, "accepted": 5, "duplicates": 1}  # a quest already done still counts as accepted
+    applied = {u["q"]["kind"]: u["u"] for u in progress_writes(mock.commands())}
+    assert sorted(applied) == ["counter", "invite", "level", "login"], "the known quest is not written again"
+    assert applied["level"] == {"$set": {"maxLevel": 9, "updatedAt": RECEIVED}}  # 7 does not lower 9
+    assert applied["counter"] == {"$set": {"total": 15, "updatedAt": RECEIVED}}
+    minutes = applied["login"]["$set"]["minutes"]
+    assert minutes[0] == 0b1 and minutes[NOW_MINUTE // 8] == 1 << (NOW_MINUTE % 8)
+    assert sum(bin(b).count("1") for b in minutes) == 2
+
+
 def test_progress_ingest_known_keys_change_nothing(driver, mock):
     script_facts(mock, known={"k-login", "k-quest", "k-counter"})
     out = run(driver, mock, "progress-ingest")
@@ -601,6 +638,33 @@ def test_progress_load_reads_aggregates_and_the_login_window(driver, mock):
                    "logins": [{"day": NOW_DAY - 2, "minutes": [0, 2]}, {"day": NOW_DAY, "minutes": [NOW_MINUTE]}]}
 
 
+def test_progress_summary_reads_aggregates_the_login_count_and_the_latest_day(driver, mock):
+    bits = bytearray(180)
+    bits[NOW_MINUTE // 8] = 1 << (NOW_MINUTE % 8)
+    aggregates = [
+        {"_id": 1, "userId": USER, "kind": "counter", "key": "kills.total", "total": 12, "updatedAt": NOW},
+        {"_id": 4, "userId": USER, "kind": "level", "key": None, "maxLevel": 9, "updatedAt": NOW},
+        {"_id": 7, "userId": USER, "kind": "quest", "key": "q.1", "completedAt": NOW},
+    ]
+    latest = {"_id": 6, "userId": USER, "kind": "login", "key": NOW_DAY, "minutes": bytes(bits)}
+    logins = {"userId": USER, "kind": "login"}
+    mock.on("find", [cursor("user_progress", [latest])], coll="user_progress", match=lambda d: d["filter"] == logins)
+    mock.on("find", [cursor("user_progress", aggregates)], coll="user_progress")
+    mock.on("aggregate", [cursor("user_progress", [{"_id": 1, "n": 3}])], coll="user_progress")
+    out = run(driver, mock, "progress-summary")
+    assert out == {"ok": True, "maxLevel": 9, "invites": 0, "quests": {"q.1": "2026-01-02T03:04:05.000Z"},
+                   "counters": {"kills.total": 12}, "loginDays": 3,
+                   "logins": [{"day": NOW_DAY, "minutes": [NOW_MINUTE]}]}  # the bits as stored: nothing decoded
+    finds = [e["doc"] for e in mock.commands("find")]
+    assert finds[0]["filter"] == {"userId": USER, "kind": {"$ne": "login"}}
+    newest = [f for f in finds if f["filter"] == logins]
+    assert len(newest) == 1 and newest[0]["sort"] == {"key": -1} and newest[0]["limit"] == 1
+    assert mock.commands("aggregate")[0]["doc"]["pipeline"][0] == {"$match": logins}
+    assert not in_txn(mock.commands())
+
+
+# ---- event lists ----
+
 def list_query(mock):
     pages = [e["doc"] for e in mock.commands("find") if coll_of(e) == "events" and "projection" not in e["doc"]]
     assert len(pages) == 1
@@ -616,6 +680,9 @@ def list_query(mock):
     ("open", {"canceledAt": None, "endDate": {"$gt": AT}}),
     ("at", {"canceledAt": None, "startDate": {"$lte": AT - datetime.timedelta(hours=1)},
             "endDate": {"$gt": AT - datetime.timedelta(hours=1)}}),
+    # combined filters narrow one set of bounds: still one clause, one comparison per bound
+    ("active-open", {"canceledAt": None, "startDate": {"$lte": AT}, "endDate": {"$gt": AT}}),
+    ("finished-open", {"canceledAt": None, "endDate": {"$gt": AT, "$lte": AT}}),
 ])
 def test_event_list_filters(driver, mock, variant, clause):
     out = run(driver, mock, "event-list-" + variant)
