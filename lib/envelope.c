@@ -139,12 +139,15 @@ void rp_reply_set(rp_reply_t *rep, int status, json_t *body) {
     rep->body = body;
 }
 
-void rp_reply_error(rp_reply_t *rep, int status, const char *code, const char *message, json_t *details) {
+json_t *rp_error_body(const char *code, const char *message, json_t *details) {
     json_t *msg = json_string(message);
     if (!msg) msg = json_string("(invalid message)");
-    rp_reply_set(rep, status,
-                 json_pack("{s:{s:s, s:o, s:o}}", "error", "code", code, "message", msg, "details",
-                           details ? details : json_array()));
+    return json_pack("{s:{s:s, s:o, s:o}}", "error", "code", code, "message", msg, "details",
+                     details ? details : json_array());
+}
+
+void rp_reply_error(rp_reply_t *rep, int status, const char *code, const char *message, json_t *details) {
+    rp_reply_set(rep, status, rp_error_body(code, message, details));
 }
 
 void rp_reply_from_err(rp_reply_t *rep, const rp_err_t *err) {

@@ -57,10 +57,13 @@ void rp_reply_init(rp_reply_t *rep);
 void rp_reply_clear(rp_reply_t *rep);
 /* Sets status and takes ownership of body (replacing any previous body). */
 void rp_reply_set(rp_reply_t *rep, int status, json_t *body);
+/* The error body {"error": {code, message, details}} as a new object; takes ownership of
+ * details (may be NULL = empty array). */
+json_t *rp_error_body(const char *code, const char *message, json_t *details);
 /* Sets an error reply {"error": {code, message, details}}; takes ownership of details (may be
  * NULL = empty array). */
 void rp_reply_error(rp_reply_t *rep, int status, const char *code, const char *message, json_t *details);
-/* rp_reply_error from an rp_err_t (status 0 is treated as 500). */
+/* rp_reply_error from an rp_err_t, with the HTTP status of its kind. */
 void rp_reply_from_err(rp_reply_t *rep, const rp_err_t *err);
 char *rp_reply_serialize(const rp_reply_t *rep, size_t *len);
 bool rp_reply_parse(rp_reply_t *rep, const char *buf, size_t len, rp_err_t *err);

@@ -1050,3 +1050,66 @@ done:
     bson_destroy(&filter);
     return ok;
 }
+
+/* ---- typed rows and aggregation ---- */
+
+bool rp_mongo_rows_add(const bson_t *doc, void *p) {
+    rp_mongo_rows_t *r = p;
+    if (r->limit >= 0 && r->n >= (size_t)r->limit) {
+        r->more = true;
+        return false;
+    }
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 16;
+        r->items = rp_realloc(r->items, r->cap * r->elem_size);
+    }
+    void *elem = (char *)r->items + r->n++ * r->elem_size;
+    memset(elem, 0, r->elem_size);
+    r->fill(doc, elem);
+    return true;
+}
+
+bool rp_mongo_find_page_into(rp_mongo_t *m, const char *coll, const bson_t *filter, const bson_t *sort, int limit,
+                             void (*fill)(const bson_t *doc, void *elem), void (*release)(void *elem), size_t elem_size,
+                             void **items, size_t *n, bool *more, rp_err_t *err) {
+    rp_mongo_rows_t rows = {.fill = fill, .elem_size = elem_size, .limit = limit};
+    bool ok = true;
+    *items = NULL;
+    *n = 0;
+    *more = false;
+    if (limit <= 0) return true; /* SQLite's LIMIT 0: nothing (a MongoDB limit 0 would be "all") */
+    bson_t opts = BSON_INITIALIZER;
+    if (sort) BSON_APPEND_DOCUMENT(&opts, "sort", sort);
+    BSON_APPEND_INT64(&opts, "limit", (int64_t)limit + 1);
+    ok = rp_mongo_find(m, coll, filter, &opts, rp_mongo_rows_add, &rows, err);
+    bson_destroy(&opts);
+    if (!ok) {
+        for (size_t i = 0; release && i < rows.n; i++)
+            release((char *)rows.items + i * elem_size);
+        free(rows.items);
+        return false;
+    }
+    if (rows.n == 0) free(rows.items);
+    *items = rows.n ? rows.items : NULL;
+    *n = rows.n;
+    *more = rows.more;
+    return true;
+}
+
+bool rp_mongo_aggregate(rp_mongo_t *m, const char *coll, const bson_t *pipeline, rp_mongo_row_fn row, void *ctx,
+                        rp_err_t *err) {
+    bson_error_t berr;
+    const bson_t *doc;
+    mongoc_client_t *cli = rp_mongo_pop(m, err);
+    if (!cli) return false;
+    mongoc_collection_t *c = rp_mongo_collection(m, cli, coll);
+    mongoc_cursor_t *cur = mongoc_collection_aggregate(c, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
+    while (mongoc_cursor_next(cur, &doc))
+        if (!row(doc, ctx)) break;
+    bool ok = !mongoc_cursor_error(cur, &berr);
+    if (!ok) rp_mongo_err(&berr, coll, err);
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(c);
+    rp_mongo_push(m, cli);
+    return ok;
+}

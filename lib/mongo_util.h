@@ -231,4 +231,37 @@ bool rp_mongo_audit_list(rp_mongo_t *m, const char *log, const char *target_type
                          const char *actor_id, const char *cursor, int limit, json_t **items, bool *more,
                          rp_err_t *err);
 
+/* ---- typed rows and aggregation ---- */
+
+/* A growing array of records of elem_size bytes, for the stores that return typed records:
+ * rp_mongo_rows_add is a row callback for rp_mongo_find / rp_mongo_txn_find / rp_mongo_aggregate
+ * that zeroes a new element and has fill copy the document into it. With limit >= 0 it keeps
+ * at most limit records and sets more when another document follows; limit < 0 keeps all.
+ * Start from {fill, elem_size, limit} (the rest zeroed); release what fill allocated inside the
+ * elements, then free(items). */
+typedef struct rp_mongo_rows {
+    void (*fill)(const bson_t *doc, void *elem);
+    size_t elem_size;
+    int limit;
+    void *items;
+    size_t n, cap;
+    bool more;
+} rp_mongo_rows_t;
+
+bool rp_mongo_rows_add(const bson_t *doc, void *rows);
+
+/* One page of typed records, like rp_mongo_find_page: finds filter sorted by sort with limit + 1
+ * and fills up to limit records; *items a new array of *n (NULL when none), *more when another
+ * followed. On failure nothing is returned: release (NULL when fill allocates nothing) frees
+ * what was filled. */
+bool rp_mongo_find_page_into(rp_mongo_t *m, const char *coll, const bson_t *filter, const bson_t *sort, int limit,
+                             void (*fill)(const bson_t *doc, void *elem), void (*release)(void *elem), size_t elem_size,
+                             void **items, size_t *n, bool *more, rp_err_t *err);
+
+/* Runs an aggregation pipeline (a BSON array of stages, or {pipeline: [...]}) on coll outside
+ * transactions, calling row for each result document (borrowed for the call; return false to
+ * stop). */
+bool rp_mongo_aggregate(rp_mongo_t *m, const char *coll, const bson_t *pipeline, rp_mongo_row_fn row, void *ctx,
+                        rp_err_t *err);
+
 #endif

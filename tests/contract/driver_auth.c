@@ -28,14 +28,14 @@ static json_t *run_auth(rp_auth_store_t *s, const char *scenario) {
     rp_err_clear(&err);
     if (strcmp(scenario, "open-auth") == 0) return result(true, &err, NULL);
     if (strcmp(scenario, "auth-find-login") == 0) {
-        ok = s->ops->find_by_login(s, "Alice", false, &a, &found, &err);
+        ok = s->ops->find_by_login(s, "alice", false, &a, &found, &err);
         return result(ok, &err,
                       ok ? json_pack("{s:b, s:s, s:s}", "found", found, "id", found ? a.id : "", "username",
                                      found ? a.username : "")
                          : NULL);
     }
     if (strcmp(scenario, "auth-find-email") == 0 || strcmp(scenario, "auth-find-id") == 0) {
-        ok = scenario[10] == 'e' ? s->ops->find_by_login(s, "Alice@Example.COM", true, &a, &found, &err)
+        ok = scenario[10] == 'e' ? s->ops->find_by_login(s, "alice@example.com", true, &a, &found, &err)
                                  : s->ops->find_by_id(s, USER_ID, &a, &found, &err);
         return result(ok, &err, ok ? json_pack("{s:o}", "account", found ? account_json(&a) : json_null()) : NULL);
     }
@@ -46,7 +46,8 @@ static json_t *run_auth(rp_auth_store_t *s, const char *scenario) {
         return page(ok, &err, items, more);
     }
     if (strcmp(scenario, "auth-create-user") == 0) {
-        rp_account_t in = {USER_ID, "Alice", "Alice@Example.COM", "$argon2id$hash", 1, NOW_MS, NOW_MS};
+        rp_account_t in = {USER_ID, "Alice", "Alice@Example.COM", "alice", "alice@example.com", "$argon2id$hash", 1,
+                           NOW_MS,  NOW_MS};
         return result(s->ops->create_user(s, &in, &err), &err, NULL);
     }
     if (strcmp(scenario, "auth-list-users") == 0 || strcmp(scenario, "auth-list-users-start") == 0) {

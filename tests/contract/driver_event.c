@@ -7,6 +7,7 @@
 #include "mongo_driver.h"
 #include "event/event.h"
 #include "event/event_repo_mongo.h"
+#include "event/progress_ingest.h"
 
 /* The validated event document event_worker.c hands to event_create / event_update: reward 0
  * limited (stock 10), reward 1 unlimited with customData. */
@@ -21,20 +22,22 @@ static json_t *sample_event(void) {
                      "color", "red");
 }
 
+/* The bounds event_worker.c would build for the variant, at NOW. */
 static json_t *run_event_list(rp_event_repo_t *r, const char *variant) {
     rp_err_t err;
     json_t *items = NULL;
     bool more = false;
-    rp_event_filter_t f = {.status = -1, .now_ms = NOW_MS, .limit = 2};
+    rp_event_filter_t f = {.limit = 2};
     rp_err_clear(&err);
-    if (strcmp(variant, "upcoming") == 0) f.status = RP_EVENT_UPCOMING;
-    if (strcmp(variant, "active") == 0) f.status = RP_EVENT_ACTIVE;
-    if (strcmp(variant, "finished") == 0) f.status = RP_EVENT_FINISHED;
-    if (strcmp(variant, "canceled") == 0) f.status = RP_EVENT_CANCELED;
-    if (strcmp(variant, "open") == 0) f.open_only = true;
-    if (strcmp(variant, "at") == 0) f.active_at = NOW_MS - 3600000;
+    rp_event_bounds_init(&f.bounds);
+    static const char *const statuses[] = {"upcoming", "active", "finished", "canceled"};
+    for (int s = RP_EVENT_UPCOMING; s <= RP_EVENT_CANCELED; s++)
+        if (strncmp(variant, statuses[s], strlen(statuses[s])) == 0)
+            rp_event_bounds_status(&f.bounds, (rp_event_status_t)s, NOW_MS);
+    if (strcmp(variant, "open") == 0 || strstr(variant, "-open")) rp_event_bounds_open(&f.bounds, NOW_MS);
+    if (strcmp(variant, "at") == 0 || strcmp(variant, "canceled-at") == 0)
+        rp_event_bounds_active_at(&f.bounds, NOW_MS - 3600000);
     if (strcmp(variant, "cursor") == 0) f.cursor = EVENT_ID;
-    if (strcmp(variant, "bad-status") == 0) f.status = 7;
     bool ok = r->ops->event_list(r, &f, &items, &more, &err);
     return page(ok, &err, items, more);
 }
@@ -54,8 +57,8 @@ static json_t *run_progress_ingest(rp_event_repo_t *r) {
         {USER_ID, RP_FACT_LEVEL, "LEVEL", level, NOW_MS, "k-level"},
     };
     rp_err_clear(&err);
-    bool ok = r->ops->progress_ingest(r, facts, sizeof facts / sizeof facts[0], OPERATOR_ID, NOW_MS + 1000, &accepted,
-                                      &duplicates, &err);
+    bool ok = rp_progress_ingest(r, facts, sizeof facts / sizeof facts[0], OPERATOR_ID, NOW_MS + 1000, &accepted,
+                                 &duplicates, &err);
     json_decref(level);
     json_decref(quest);
     json_decref(invitee);
@@ -64,24 +67,32 @@ static json_t *run_progress_ingest(rp_event_repo_t *r) {
                   json_pack("{s:I, s:I}", "accepted", (json_int_t)accepted, "duplicates", (json_int_t)duplicates));
 }
 
-/* {maxLevel, invites, quests, counters, logins: [{day, minutes: [set minute numbers]}]} */
-static json_t *run_progress_load(rp_event_repo_t *r) {
-    rp_err_t err;
-    rp_progress_t p;
-    rp_err_clear(&err);
-    bool ok = r->ops->progress_load(r, USER_ID, NOW_DAY - 6, NOW_DAY, &p, &err);
-    if (!ok) return result(false, &err, NULL);
+/* {maxLevel, invites, quests, counters, logins: [{day, minutes: [set minute numbers]}]}; releases p. */
+static json_t *progress_json(rp_progress_t *p) {
     json_t *logins = json_array();
-    for (size_t i = 0; i < p.nlogins; i++) {
+    for (size_t i = 0; i < p->nlogins; i++) {
         json_t *minutes = json_array();
         for (int m = 0; m < 1440; m++)
-            if (p.logins[i].minutes[m / 8] & (1u << (m % 8))) json_array_append_new(minutes, json_integer(m));
+            if (p->logins[i].minutes[m / 8] & (1u << (m % 8))) json_array_append_new(minutes, json_integer(m));
         json_array_append_new(logins,
-                              json_pack("{s:I, s:o}", "day", (json_int_t)p.logins[i].utc_day, "minutes", minutes));
+                              json_pack("{s:I, s:o}", "day", (json_int_t)p->logins[i].utc_day, "minutes", minutes));
     }
-    json_t *out = json_pack("{s:I, s:I, s:O, s:O, s:o}", "maxLevel", (json_int_t)p.max_level, "invites",
-                            (json_int_t)p.invites, "quests", p.quests, "counters", p.counters, "logins", logins);
-    rp_progress_release(&p);
+    json_t *out = json_pack("{s:I, s:I, s:O, s:O, s:o}", "maxLevel", (json_int_t)p->max_level, "invites",
+                            (json_int_t)p->invites, "quests", p->quests, "counters", p->counters, "logins", logins);
+    rp_progress_release(p);
+    return out;
+}
+
+static json_t *run_progress_read(rp_event_repo_t *r, bool summary) {
+    rp_err_t err;
+    rp_progress_t p;
+    int64_t days = -1;
+    rp_err_clear(&err);
+    bool ok = summary ? r->ops->progress_summary(r, USER_ID, &p, &days, &err)
+                      : r->ops->progress_load(r, USER_ID, NOW_DAY - 6, NOW_DAY, &p, &err);
+    if (!ok) return result(false, &err, NULL);
+    json_t *out = progress_json(&p);
+    if (summary) json_object_set_new(out, "loginDays", json_integer(days));
     return result(true, &err, out);
 }
 
@@ -102,10 +113,14 @@ static json_t *run_event(rp_event_repo_t *r, const char *scenario) {
         doc = sample_event();
         out = result(r->ops->event_create(r, doc, &audit, &err), &err, NULL);
         json_decref(doc);
-    } else if (strcmp(scenario, "event-update") == 0 || strcmp(scenario, "event-update-rewards") == 0) {
+    } else if (strncmp(scenario, "event-update", 12) == 0) {
+        /* -rewards: what the worker sends for a rewards change (replace, guarded); -guard: the
+         * guard alone */
+        bool rewards = strcmp(scenario, "event-update-rewards") == 0;
         doc = sample_event();
         json_object_set_new(doc, "title", json_string("New"));
-        ok = r->ops->event_update(r, doc, strcmp(scenario, "event-update-rewards") == 0, &audit, &flag, &err);
+        ok = r->ops->event_update(r, doc, rewards, rewards || strcmp(scenario, "event-update-guard") == 0, &audit,
+                                  &flag, &err);
         out = result(ok, &err, ok ? json_pack("{s:b}", "conflict", flag) : NULL);
         json_decref(doc);
     } else if (strcmp(scenario, "event-cancel") == 0) {
@@ -133,11 +148,8 @@ static json_t *run_event(rp_event_repo_t *r, const char *scenario) {
         out = result(ok, &err, ok ? json_pack("{s:b, s:b}", "found", flag, "referenced", flag2) : NULL);
     } else if (strcmp(scenario, "progress-ingest") == 0) {
         out = run_progress_ingest(r);
-    } else if (strcmp(scenario, "progress-load") == 0) {
-        out = run_progress_load(r);
-    } else if (strcmp(scenario, "progress-summary") == 0) {
-        ok = r->ops->progress_summary(r, USER_ID, &doc, &err);
-        out = result(ok, &err, ok ? json_pack("{s:o}", "summary", doc) : NULL);
+    } else if (strcmp(scenario, "progress-load") == 0 || strcmp(scenario, "progress-summary") == 0) {
+        out = run_progress_read(r, strcmp(scenario, "progress-summary") == 0);
     }
     json_decref(before);
     json_decref(after);

@@ -2,11 +2,12 @@
 
 A scripted replica-set primary (python3-mockupdb, in this process) answers the C driver
 tests/contract/mongo_driver.c, which opens the real stores (rp_reward_store_mongo_open,
-rp_event_repo_mongo_open, rp_auth_store_mongo_open) on the mock's URI and runs one operation.
-Every command the driver sends is recorded, so the tests assert what goes over the wire: one
-session and transaction number per grant, startTransaction / autocommit, commit to admin with
-w: majority, the driver's retries on error labels, and the outcome the store derives from each
-server answer.
+rp_event_repo_mongo_open, rp_auth_store_mongo_open) on the mock's URI and runs one store
+operation, or one of the backend-neutral grant bodies (workers/reward/grant_txn.h: claim, batch
+item, decisions, lease, batch creation) over the MongoDB reward store. Every command the driver
+sends is recorded, so the tests assert what goes over the wire: one session and transaction
+number per unit of work, startTransaction / autocommit, commit to admin with w: majority, the
+driver's retries on error labels, and the outcome the body derives from each server answer.
 
 What this cannot show (it needs a real `mongod --replSet`): atomicity, that the unique indexes
 really yield 11000, that the stock guard holds under concurrency, real server answer shapes. The
@@ -417,11 +418,54 @@ def assert_one_transaction(entries, number=None):
     return txn
 
 
-# ---- the grant transaction ----
+def transactions(entries):
+    """The commands of each transaction, (lsid, txnNumber) in order of appearance."""
+    groups = {}
+    for e in in_txn(entries):
+        groups.setdefault((lsid_of(e), e["doc"]["txnNumber"]), []).append(e)
+    return list(groups.values())
+
+
+def steps_of(txn):
+    return [(e["cmd"], coll_of(e)) for e in txn]
+
+
+def payload_of(outbox_doc):
+    """An outbox payload as stored: native BSON, or wrapped as {_rpJson: text} when a client
+    value inside it has keys BSON cannot store (see lib/mongo_util.h)."""
+    p = outbox_doc["payload"]
+    return json.loads(p["_rpJson"]) if set(p) == {"_rpJson"} else p
+
+
+def status_updates(entries):
+    """Every update of a request's document: what a status change sends."""
+    return [u for e in entries if e["cmd"] == "update" and coll_of(e) == "event_reward_requests"
+            for u in e["doc"]["updates"]]
+
+
+GRANT_OK = {"ok": True, "outcome": "OK", "status": "SUCCESS", "holder": None, "replay": None}
+
+# What rp_grant_claim sends for the sample claim (SUCCESS, maxClaims 3, reward 0 limited, reward 1
+# not), in one transaction.
+GRANT_STEPS = [
+    ("find", "event_reward_requests"),  # the active key
+    ("find", "event_reward_requests"),  # max claims: is there a 3rd non-FAILED request?
+    ("aggregate", "event_reward_requests"),  # no: the exact count below it (count_documents)
+    ("find", "events"),  # which lines are limited
+    ("update", "events"),  # guarded decrement of reward 0 only (reward 1 is unlimited)
+    ("update", "events"),  # touch: conflicts with a concurrent event_update
+    ("insert", "event_reward_requests"),
+    ("update", "counters"), ("find", "counters"), ("insert", "reward_ledger"), ("insert", "reward_ledger"),
+    ("update", "counters"), ("find", "counters"), ("insert", "outbox"),
+    ("commitTransaction", None),
+]
+
+
+# ---- the claim (rp_grant_claim / rp_grant_batch_item over the MongoDB store) ----
 
 def test_grant_happy_path_is_one_transaction(driver, mock):
     out = run(driver, mock, "grant")
-    assert out == {"ok": True, "outcome": "OK", "existing": None}
+    assert out == GRANT_OK
     log = mock.commands()
     txn = assert_one_transaction(log)
     # every write but the counter seeding at open is in it
@@ -434,29 +478,20 @@ def test_grant_happy_path_is_one_transaction(driver, mock):
     assert commit[0]["doc"]["writeConcern"]["w"] == "majority"
     assert not mock.commands("abortTransaction")
 
-    steps = [(e["cmd"], coll_of(e)) for e in txn]
-    assert steps == [
-        ("find", "event_reward_requests"),  # the active key
-        ("find", "event_reward_requests"),  # max claims
-        ("update", "events"),  # touch: conflicts with a concurrent event_update
-        ("find", "events"),  # which lines are limited
-        ("update", "events"),  # guarded decrement of reward 0 only (reward 1 is unlimited)
-        ("insert", "event_reward_requests"),
-        ("update", "counters"), ("find", "counters"), ("insert", "reward_ledger"), ("insert", "reward_ledger"),
-        ("update", "counters"), ("find", "counters"), ("insert", "outbox"),
-        ("commitTransaction", None),
-    ], steps
+    steps = steps_of(txn)
+    assert steps == GRANT_STEPS, steps
     assert txn[0]["doc"]["filter"] == {"activeKey": ACTIVE_KEY}
     claims = txn[1]["doc"]
     assert claims["filter"] == {"userId": USER, "eventId": EVENT, "status": {"$ne": "FAILED"}}
-    assert claims["skip"] == 2  # "is there a 3rd non-FAILED request?" for maxClaims 3
-    assert first_update(txn[2])["u"] == {"$inc": {"grants": 1}}
+    assert claims["skip"] == 2 and claims["limit"] == 1  # "is there a 3rd non-FAILED request?" for maxClaims 3
+    assert txn[2]["doc"]["pipeline"][0] == {"$match": claims["filter"]}
     guard = first_update(txn[4])
     assert guard["q"] == {"_id": EVENT, "rewards.0.stockLeft": {"$gte": 2}}
     assert guard["u"] == {"$inc": {"rewards.0.stockLeft": -2}}
     assert not guard.get("multi") and not guard.get("upsert")
+    assert first_update(txn[5])["u"] == {"$inc": {"grants": 1}}
 
-    req = txn[5]["doc"]["documents"][0]
+    req = txn[6]["doc"]["documents"][0]
     assert req["_id"] == REQUEST and req["activeKey"] == ACTIVE_KEY and req["status"] == "SUCCESS"
     assert req["requestedAt"] == NOW.replace(tzinfo=None)
     assert req["claimedRewards"][0]["value"] == {"amount": 100}
@@ -464,39 +499,69 @@ def test_grant_happy_path_is_one_transaction(driver, mock):
     ledger = [e["doc"]["documents"][0] for e in txn if coll_of(e) == "reward_ledger"]
     assert [(x["seq"], x["rewardIndex"], x["quantity"], x["entryType"]) for x in ledger] == [
         (40, 0, 2, "GRANT"), (41, 1, 1, "GRANT")]  # counter answered 41 after $inc 2
-    assert first_update(txn[6])["u"] == {"$inc": {"seq": 2}}
-    outbox = txn[12]["doc"]["documents"][0]
+    assert first_update(txn[7])["u"] == {"$inc": {"seq": 2}}
+    outbox = txn[13]["doc"]["documents"][0]
     assert outbox["_id"] == 7 and outbox["messageId"] == REQUEST and outbox["routingKey"] == "reward.granted"
     assert outbox["publishedAt"] is None
+    assert payload_of(outbox)["messageId"] == REQUEST  # the id inside a payload is the message's id
 
 
 def test_grant_awaiting_review_touches_event_but_not_stock(driver, mock):
     out = run(driver, mock, "grant-review")
-    assert out["ok"] and out["outcome"] == "OK"
+    assert out == dict(GRANT_OK, status="AWAITING_REVIEW")
     txn = assert_one_transaction(mock.commands())
-    steps = [(e["cmd"], coll_of(e)) for e in txn]
-    assert steps == [("find", "event_reward_requests"), ("find", "event_reward_requests"), ("update", "events"),
+    steps = steps_of(txn)
+    assert steps == [("find", "event_reward_requests"), ("find", "event_reward_requests"),
+                     ("aggregate", "event_reward_requests"), ("update", "events"),
                      ("insert", "event_reward_requests"), ("commitTransaction", None)], steps
 
 
 def test_grant_batch_item_settles_in_the_same_transaction(driver, mock):
     out = run(driver, mock, "grant-batch")
-    assert out["ok"] and out["outcome"] == "OK"
+    assert out == GRANT_OK
     txn = assert_one_transaction(mock.commands())
+    assert steps_of(txn) == [("update", "batch_items")] + GRANT_STEPS
     settle = first_update(txn[0])
-    assert coll_of(txn[0]) == "batch_items"
-    assert settle["q"] == {"batchId": BATCH, "seq": 7, "status": "QUEUED"}
+    assert settle["q"] == {"batchId": BATCH, "seq": 7, "status": "QUEUED"}  # a compare-and-set on QUEUED
     assert settle["u"]["$set"]["status"] == "SUCCESS" and settle["u"]["$set"]["requestId"] == REQUEST
+    req = writes(txn, "insert", "event_reward_requests")[0]["doc"]["documents"][0]
+    assert req["source"] == "BATCH" and req["batchId"] == BATCH and req["processorId"] == OPERATOR
 
 
 def test_grant_batch_item_already_settled_aborts(driver, mock):
     mock.on("update", [NO_MATCH], coll="batch_items")
     out = run(driver, mock, "grant-batch")
-    assert out == {"ok": True, "outcome": "ITEM_SETTLED", "existing": None}
+    assert out == dict(GRANT_OK, outcome="ITEM_SETTLED")
     log = mock.commands()
-    assert_one_transaction(log)
-    assert mock.commands("abortTransaction") and not mock.commands("commitTransaction")
+    txn = assert_one_transaction(log)
+    assert steps_of(txn) == [("update", "batch_items"), ("abortTransaction", None)]
+    assert not mock.commands("commitTransaction")
     assert not writes(log, "insert", "event_reward_requests")
+
+
+def test_claim_with_idempotency_key_stores_the_answer_in_the_grant_transaction(driver, mock):
+    out = run(driver, mock, "grant-idem")
+    assert out == GRANT_OK
+    txn = assert_one_transaction(mock.commands())
+    steps = steps_of(txn)
+    assert steps == [("find", "idempotency_keys")] + GRANT_STEPS[:-1] + [
+        ("insert", "idempotency_keys"), ("commitTransaction", None)], steps
+    assert txn[0]["doc"]["filter"] == {"userId": USER, "key": "claim-key-1"}
+    stored = txn[-2]["doc"]["documents"][0]
+    assert stored["userId"] == USER and stored["key"] == "claim-key-1" and stored["requestHash"] == "c1a1"
+    assert stored["status"] == 201 and stored["response"] == {"outcome": "OK", "id": REQUEST}
+    assert not mock.commands("abortTransaction")
+
+
+def test_claim_with_a_used_idempotency_key_replays_and_writes_nothing(driver, mock):
+    first = {"_id": EXISTING, "userId": USER, "key": "claim-key-1", "requestHash": "c1a1", "status": 201,
+             "response": {"outcome": "OK", "id": EXISTING}, "createdAt": NOW}
+    mock.on("find", [cursor("idempotency_keys", [first])], coll="idempotency_keys")
+    out = run(driver, mock, "grant-idem")
+    assert out == dict(GRANT_OK, outcome="REPLAYED", replay={"outcome": "OK", "id": EXISTING})
+    txn = assert_one_transaction(mock.commands())
+    assert steps_of(txn) == [("find", "idempotency_keys"), ("abortTransaction", None)]
+    assert not mock.commands("insert") and not mock.commands("commitTransaction")
 
 
 def _transient_once(mock):
@@ -507,7 +572,7 @@ def _transient_once(mock):
 def test_transient_error_reruns_whole_transaction(driver, mock):
     _transient_once(mock)
     out = run(driver, mock, "grant")
-    assert out == {"ok": True, "outcome": "OK", "existing": None}
+    assert out == GRANT_OK
     log = mock.commands()
     txn = in_txn(log)
     numbers = txn_numbers(log)
@@ -520,8 +585,7 @@ def test_transient_error_reruns_whole_transaction(driver, mock):
     assert first[-1]["doc"]["$db"] == "admin"
     assert first[0]["doc"].get("startTransaction") is True
     assert second[0]["doc"].get("startTransaction") is True
-    assert [(e["cmd"], coll_of(e)) for e in second[:2]] == [("find", "event_reward_requests")] * 2
-    assert second[-1]["cmd"] == "commitTransaction"
+    assert steps_of(second) == GRANT_STEPS
     assert [e["cmd"] for e in first].count("commitTransaction") == 0
     assert len(writes(second, "insert", "outbox")) == 1 and not writes(first, "insert", "outbox")
     assert all(e["doc"]["autocommit"] is False for e in txn)
@@ -530,7 +594,7 @@ def test_transient_error_reruns_whole_transaction(driver, mock):
 def test_unknown_commit_result_retries_only_the_commit(driver, mock):
     mock.on("commitTransaction", [COMMIT_WC_TIMEOUT, {"ok": 1}])
     out = run(driver, mock, "grant")
-    assert out == {"ok": True, "outcome": "OK", "existing": None}
+    assert out == GRANT_OK
     log = mock.commands()
     commits = mock.commands("commitTransaction")
     assert len(commits) == 2
@@ -545,101 +609,204 @@ def test_unknown_commit_result_retries_only_the_commit(driver, mock):
 
 def test_duplicate_key_on_request_insert_is_already_claimed(driver, mock):
     mock.on("insert", [DUPLICATE_ACTIVE_KEY], coll="event_reward_requests")
-    # the winner's request, visible once our transaction is over
-    mock.on("find", [cursor("event_reward_requests", [request_doc(EXISTING)])], coll="event_reward_requests",
-            match=lambda d: "txnNumber" not in d)
+    # the snapshot of the grant does not see the winner; the transaction after the abort does
+    mock.on("find", [cursor("event_reward_requests", []), cursor("event_reward_requests", [request_doc(EXISTING)])],
+            coll="event_reward_requests", match=lambda d: d["filter"] == {"activeKey": ACTIVE_KEY})
     out = run(driver, mock, "grant")
-    assert out["ok"] and out["outcome"] == "DUPLICATE"  # grant.c answers 409 ALREADY_CLAIMED
-    assert out["existing"]["id"] == EXISTING
+    assert out == dict(GRANT_OK, outcome="ALREADY_CLAIMED", holder=EXISTING)  # 409 ALREADY_CLAIMED
     log = mock.commands()
-    txn = assert_one_transaction(log)  # one txnNumber: no rerun
-    aborts = mock.commands("abortTransaction")
-    assert len(aborts) == 1 and aborts[0]["doc"]["$db"] == "admin"
+    grant, refusal = transactions(log)
+    assert_one_transaction(grant)  # one txnNumber: the 11000 is not rerun
+    assert_one_transaction(refusal)
+    assert steps_of(grant)[-2:] == [("insert", "event_reward_requests"), ("abortTransaction", None)]
+    assert grant[-1]["doc"]["$db"] == "admin"
+    assert len(writes(log, "insert", "event_reward_requests")) == 1
     assert not mock.commands("commitTransaction")
-    assert txn[-2]["cmd"] == "insert" and coll_of(txn[-2]) == "event_reward_requests"
     assert not writes(log, "insert", "reward_ledger") and not writes(log, "insert", "outbox")
-    after = [e for e in log if e["cmd"] == "find" and "txnNumber" not in e["doc"]]
-    assert [e["doc"]["filter"] for e in after] == [{"activeKey": ACTIVE_KEY}]
+    # the holder is read after the abort, in a transaction of its own that writes nothing
+    assert log.index(grant[-1]) < log.index(refusal[0])
+    assert steps_of(refusal) == [("find", "event_reward_requests"), ("abortTransaction", None)]
+    assert refusal[0]["doc"]["filter"] == {"activeKey": ACTIVE_KEY}
 
 
 def test_active_key_found_in_snapshot_is_already_claimed(driver, mock):
     mock.on("find", [cursor("event_reward_requests", [request_doc(EXISTING)])], coll="event_reward_requests",
             match=lambda d: d["filter"] == {"activeKey": ACTIVE_KEY})
     out = run(driver, mock, "grant")
-    assert out["ok"] and out["outcome"] == "DUPLICATE" and out["existing"]["id"] == EXISTING
-    assert_one_transaction(mock.commands())
-    assert mock.commands("abortTransaction") and not mock.commands("commitTransaction")
+    assert out == dict(GRANT_OK, outcome="ALREADY_CLAIMED", holder=EXISTING)
+    txn = assert_one_transaction(mock.commands())
+    assert steps_of(txn) == [("find", "event_reward_requests"), ("abortTransaction", None)]
+    assert not mock.commands("commitTransaction")
     assert not mock.commands("insert")
+
+
+# ASSUMPTION: a write the server refuses for a reason of its own is a command error without labels.
+BAD_VALUE = {"ok": 0, "code": 2, "codeName": "BadValue", "errmsg": "bad value"}
+
+
+def test_store_failure_in_the_body_fails_the_claim_and_keeps_nothing(driver, mock):
+    mock.on("insert", [BAD_VALUE], coll="event_reward_requests")
+    out = run(driver, mock, "grant")
+    assert out["ok"] is False and out["error"]["code"] == "STORE_ERROR", out
+    log = mock.commands()
+    txn = assert_one_transaction(log)  # no label: not rerun, and no refusal recorded after it
+    assert steps_of(txn)[-2:] == [("insert", "event_reward_requests"), ("abortTransaction", None)]
+    assert not mock.commands("commitTransaction")
+
+
+def test_a_failed_read_is_an_error_not_an_empty_page(driver, mock):
+    mock.on("find", [BAD_VALUE], coll="reward_ledger")
+    out = run(driver, mock, "list-ledger")
+    assert out["ok"] is False and out["error"]["code"] == "STORE_ERROR" and "items" not in out, out
+
+
+def _recorded_failure(log, reason):
+    """The refusal's own transaction: the FAILED request, without an active key, and nothing else."""
+    txns = transactions(log)
+    assert len(txns) == 2, [steps_of(t) for t in txns]
+    assert_one_transaction(txns[1])
+    assert steps_of(txns[1]) == [("update", "events"), ("insert", "event_reward_requests"),
+                                 ("commitTransaction", None)]
+    req = txns[1][1]["doc"]["documents"][0]
+    assert req["status"] == "FAILED" and req["failureReason"] == reason and "activeKey" not in req
+    assert not writes(log, "insert", "reward_ledger") and not writes(log, "insert", "outbox")
+    return txns[0]
 
 
 def test_stock_guard_miss_is_out_of_stock_and_aborts(driver, mock):
     mock.on("update", [NO_MATCH], coll="events", match=lambda d: "rewards.0.stockLeft" in d["updates"][0]["q"])
     out = run(driver, mock, "grant")
-    assert out == {"ok": True, "outcome": "OUT_OF_STOCK", "existing": None}
+    assert out == dict(GRANT_OK, outcome="OUT_OF_STOCK", status="FAILED")
     log = mock.commands()
-    txn = assert_one_transaction(log)
-    guard = [e for e in txn if e["cmd"] == "update" and "rewards.0.stockLeft" in first_update(e)["q"]]
+    grant = _recorded_failure(log, "OUT_OF_STOCK")
+    assert_one_transaction(grant)
+    guard = [e for e in grant if e["cmd"] == "update" and "rewards.0.stockLeft" in first_update(e)["q"]]
     assert len(guard) == 1
     assert first_update(guard[0])["q"] == {"_id": EVENT, "rewards.0.stockLeft": {"$gte": 2}}
-    assert len(mock.commands("abortTransaction")) == 1 and not mock.commands("commitTransaction")
-    assert not mock.commands("insert")  # no request, ledger or outbox
+    assert grant[-1]["cmd"] == "abortTransaction" and len(mock.commands("abortTransaction")) == 1
+    assert not [e for e in grant if e["cmd"] == "insert"]  # no request, ledger or outbox in the grant
 
 
 def test_max_claims_reached_aborts(driver, mock):
     mock.on("find", [cursor("event_reward_requests", [{"_id": EXISTING}])], coll="event_reward_requests",
             match=lambda d: "skip" in d)
     out = run(driver, mock, "grant")
-    assert out == {"ok": True, "outcome": "LIMIT_REACHED", "existing": None}
-    assert mock.commands("abortTransaction") and not mock.commands("commitTransaction")
-    assert not mock.commands("insert") and all(is_seed(e) for e in mock.commands("update"))
+    assert out == dict(GRANT_OK, outcome="MAX_CLAIMS_REACHED", status="FAILED")
+    grant = _recorded_failure(mock.commands(), "MAX_CLAIMS_REACHED")
+    # the 3rd slot exists: no exact count needed, nothing written
+    assert steps_of(grant) == [("find", "event_reward_requests"), ("find", "event_reward_requests"),
+                               ("abortTransaction", None)]
 
 
-# ---- decisions ----
+def test_record_failed_has_no_active_key_and_touches_the_event(driver, mock):
+    out = run(driver, mock, "record-failed")  # a claim judged FAILED (conditions unmet): recorded as given
+    assert out == dict(GRANT_OK, outcome="REFUSED", status="FAILED")
+    txn = assert_one_transaction(mock.commands())
+    steps = steps_of(txn)
+    assert steps == [("update", "events"), ("insert", "event_reward_requests"), ("commitTransaction", None)], steps
+    assert first_update(txn[0])["u"] == {"$inc": {"grants": 1}}  # a concurrent reward edit conflicts
+    req = txn[1]["doc"]["documents"][0]
+    assert "activeKey" not in req and req["status"] == "FAILED" and req["failureReason"] == "CONDITION_NOT_MET"
+    assert req["failureDetails"] == {"_rpJson": '[{"$k":2}]'}
+
+
+# ---- decisions (rp_grant_decide) ----
 
 def test_approve_out_of_stock_fails_the_request_in_a_second_transaction(driver, mock):
     mock.on("find", [cursor("event_reward_requests", [request_doc(status="AWAITING_REVIEW")])],
             coll="event_reward_requests")
     mock.on("update", [NO_MATCH], coll="events", match=lambda d: "rewards.0.stockLeft" in d["updates"][0]["q"])
     out = run(driver, mock, "approve")
-    assert out["ok"] and out["outcome"] == "OUT_OF_STOCK"
+    assert out["ok"] and out["outcome"] == "OUT_OF_STOCK" and out["request"]["status"] == "FAILED"
     log = mock.commands()
     numbers = txn_numbers(log)
     assert len(numbers) == 2
     first = [e for e in in_txn(log) if e["doc"]["txnNumber"] == numbers[0]]
     second = [e for e in in_txn(log) if e["doc"]["txnNumber"] == numbers[1]]
     assert first[-1]["cmd"] == "abortTransaction" and second[-1]["cmd"] == "commitTransaction"
-    status = [first_update(e) for e in second if e["cmd"] == "update" and coll_of(e) == "event_reward_requests"]
+    assert not status_updates(first), "the short stock is found before the request changes"
+    status = status_updates(second)
     assert len(status) == 1
-    assert status[0]["q"] == {"_id": REQUEST, "status": "AWAITING_REVIEW"}
+    assert status[0]["q"] == {"_id": REQUEST, "status": "AWAITING_REVIEW"}  # a decision made meanwhile wins
     assert status[0]["u"]["$set"]["status"] == "FAILED"
     assert status[0]["u"]["$set"]["failureReason"] == "OUT_OF_STOCK"
     assert status[0]["u"]["$unset"] == {"activeKey": ""}  # FAILED requests carry no active key
     assert not writes(log, "insert", "reward_ledger") and not writes(log, "insert", "outbox")
 
 
+def test_approve_pays_in_one_transaction(driver, mock):
+    mock.on("find", [cursor("event_reward_requests", [request_doc(status="AWAITING_REVIEW")])],
+            coll="event_reward_requests")
+    out = run(driver, mock, "approve")
+    assert out["ok"] and out["outcome"] == "DECIDED" and out["request"]["status"] == "SUCCESS"
+    txn = assert_one_transaction(mock.commands())
+    assert steps_of(txn) == [("find", "event_reward_requests"), ("find", "events"), ("update", "events"),
+                             ("update", "event_reward_requests")] + GRANT_STEPS[7:], steps_of(txn)
+    status = status_updates(txn)[0]
+    assert status["q"] == {"_id": REQUEST, "status": "AWAITING_REVIEW"}
+    assert status["u"]["$set"]["activeKey"] == ACTIVE_KEY and "$unset" not in status["u"]
+    assert status["u"]["$set"]["processorId"] == OPERATOR and status["u"]["$set"]["notes"] == "checked"
+    outbox = writes(txn, "insert", "outbox")[0]["doc"]["documents"][0]
+    assert outbox["messageId"] == REQUEST and payload_of(outbox)["messageId"] == REQUEST
+
+
 def test_reject_unsets_active_key(driver, mock):
     mock.on("find", [cursor("event_reward_requests", [request_doc(status="AWAITING_REVIEW")])],
             coll="event_reward_requests")
     out = run(driver, mock, "reject")
-    assert out["ok"] and out["outcome"] == "OK"
+    assert out["ok"] and out["outcome"] == "DECIDED" and out["request"]["status"] == "FAILED"
     txn = assert_one_transaction(mock.commands())
     upd = [first_update(e) for e in txn if e["cmd"] == "update"]
     assert len(upd) == 1 and upd[0]["u"]["$unset"] == {"activeKey": ""}
-    assert upd[0]["u"]["$set"]["failureReason"] == "WHY" and upd[0]["u"]["$set"]["notes"] == "checked"
+    assert upd[0]["q"] == {"_id": REQUEST, "status": "AWAITING_REVIEW"}
+    assert upd[0]["u"]["$set"]["failureReason"] == "REJECTED" and upd[0]["u"]["$set"]["notes"] == "checked"
+    assert not mock.commands("insert")
 
 
 def test_revoke_returns_stock_and_writes_reversals(driver, mock):
     mock.on("find", [cursor("event_reward_requests", [request_doc(status="SUCCESS")])], coll="event_reward_requests")
     out = run(driver, mock, "revoke")
-    assert out["ok"] and out["outcome"] == "OK"
+    assert out["ok"] and out["outcome"] == "DECIDED" and out["request"]["status"] == "REVOKED"
     txn = assert_one_transaction(mock.commands())
     back = [first_update(e) for e in txn if e["cmd"] == "update" and coll_of(e) == "events"]
-    assert back == [{"q": {"_id": EVENT}, "u": {"$inc": {"rewards.0.stockLeft": 2}}}] or (
-        len(back) == 1 and back[0]["q"] == {"_id": EVENT} and back[0]["u"] == {"$inc": {"rewards.0.stockLeft": 2}})
+    assert len(back) == 1 and back[0]["q"] == {"_id": EVENT} and back[0]["u"] == {"$inc": {"rewards.0.stockLeft": 2}}
     ledger = [e["doc"]["documents"][0] for e in txn if coll_of(e) == "reward_ledger" and e["cmd"] == "insert"]
     assert [(x["quantity"], x["entryType"]) for x in ledger] == [(-2, "REVERSAL"), (-1, "REVERSAL")]
     outbox = [e["doc"]["documents"][0] for e in txn if coll_of(e) == "outbox" and e["cmd"] == "insert"]
     assert [(x["messageId"], x["routingKey"]) for x in outbox] == [(REQUEST + ":revoked", "reward.revoked")]
+    # the payload names the message it travels in, not the grant's message
+    payload = payload_of(outbox[0])
+    assert payload["messageId"] == REQUEST + ":revoked" and payload["requestId"] == REQUEST
+    assert payload["reason"] == "oops"
+    status = status_updates(txn)
+    assert len(status) == 1 and status[0]["q"] == {"_id": REQUEST, "status": "SUCCESS"}
+    assert status[0]["u"]["$set"]["status"] == "REVOKED" and "$unset" not in status[0]["u"]  # REVOKED keeps the slot
+
+
+@pytest.mark.parametrize("scenario,found,expected", [
+    ("approve", "AWAITING_REVIEW", "AWAITING_REVIEW"), ("reject", "AWAITING_REVIEW", "AWAITING_REVIEW"),
+    ("revoke", "SUCCESS", "SUCCESS"), ("grant-batch", None, "QUEUED"), ("item-fail", None, "QUEUED"),
+])
+def test_every_status_change_names_the_status_it_expects(driver, mock, scenario, found, expected):
+    if found:
+        mock.on("find", [cursor("event_reward_requests", [request_doc(status=found)])], coll="event_reward_requests",
+                match=lambda d: d["filter"] == {"_id": REQUEST})
+    assert run(driver, mock, scenario)["ok"]
+    changes = [u for e in mock.commands("update") if coll_of(e) in ("event_reward_requests", "batch_items")
+               for u in e["doc"]["updates"]]
+    assert changes and all(u["q"].get("status") == expected for u in changes), changes
+
+
+def test_decision_on_a_request_decided_meanwhile_writes_nothing(driver, mock):
+    # read as AWAITING_REVIEW, but the compare-and-set finds it moved: rolled back, nothing paid
+    mock.on("find", [cursor("event_reward_requests", [request_doc(status="AWAITING_REVIEW")])],
+            coll="event_reward_requests")
+    mock.on("update", [NO_MATCH], coll="event_reward_requests")
+    out = run(driver, mock, "approve")
+    assert out["ok"] and out["outcome"] == "WRONG_STATE"
+    txn = assert_one_transaction(mock.commands())
+    assert txn[-1]["cmd"] == "abortTransaction" and not mock.commands("commitTransaction")
+    assert not mock.commands("insert")
 
 
 # ---- read paths ----
@@ -658,8 +825,18 @@ def test_get_request_reads_by_id_and_maps_the_document(driver, mock):
     assert req["requestedAt"] == "2026-01-02T03:04:05.000Z"
     assert req["claimedRewards"][0]["value"] == {"amount": 100}
     assert req["claimedRewards"][1]["value"] == {"$weird": 1}  # unwrapped from _rpJson
+    assert req["claimedRewards"][0]["quantity"] == 2 and req["claimedRewards"][1]["rewardDefinitionId"] == DEF1
     assert req["failureDetails"] == [{"$k": 2}]
-    assert "activeKey" not in req and req["processorId"] is None
+    assert "activeKey" not in req and req["processorId"] is None  # the API shape keeps the key inside
+    assert out["activeKey"] == ACTIVE_KEY  # ... but the record read it
+
+
+def test_find_active_reads_by_active_key_outside_transactions(driver, mock):
+    out = run(driver, mock, "find-active")
+    assert out == {"ok": True, "request": None, "activeKey": None}
+    finds = mock.commands("find")
+    assert len(finds) == 1 and finds[0]["doc"]["filter"] == {"activeKey": ACTIVE_KEY}
+    assert not in_txn(mock.commands())
 
 
 def test_event_get_reads_event_then_definitions(driver, mock):
@@ -749,8 +926,8 @@ def test_reward_store_open_refuses_a_standalone(driver, mock):
 
 @pytest.mark.parametrize("scenario", [
     "record-failed", "find-active", "list-ledger", "list-outbox", "outbox-lease", "outbox-published", "idem-get",
-    "idem-put", "batch-create", "batch-get", "batch-items", "batch-lease", "batch-items-get", "batch-item-fail",
-    "open-event", "open-auth", "auth-find-login", "auth-list-audit",
+    "idem-put", "batch-create", "batch-get", "batch-by-key", "batch-items", "batch-lease", "batch-items-get",
+    "batch-any-due", "item-fail", "open-event", "open-auth", "auth-find-login", "auth-list-audit",
 ])
 def test_operation_smoke(driver, mock, scenario):
     out = run(driver, mock, scenario)
@@ -784,13 +961,22 @@ def test_audit_list_filters_are_well_formed_arrays(driver, mock):
     assert "$or" in page[0]["filter"]["$and"][3]
 
 
-def test_record_failed_has_no_active_key_and_touches_the_event(driver, mock):
-    assert run(driver, mock, "record-failed")["ok"]
-    txn = assert_one_transaction(mock.commands())
-    steps = [(e["cmd"], coll_of(e)) for e in txn]
-    assert steps == [("update", "events"), ("insert", "event_reward_requests"), ("commitTransaction", None)], steps
-    assert first_update(txn[0])["u"] == {"$inc": {"grants": 1}}  # a concurrent reward edit conflicts
-    assert "activeKey" not in txn[1]["doc"]["documents"][0]
+def test_batch_get_reads_the_batch_and_counts_its_items(driver, mock):
+    mock.on("find", [cursor("batches", [{"_id": BATCH, "eventId": EVENT, "reason": "launch", "createdBy": OPERATOR,
+                                         "idemKey": "idem-1", "requestHash": "hash-1", "total": 3, "duplicates": 1,
+                                         "createdAt": NOW, "state": "OPEN"}])], coll="batches")
+    mock.on("aggregate", [cursor("batch_items", [
+        {"_id": {"status": "QUEUED", "reason": None}, "n": 1, "last": None},
+        {"_id": {"status": "FAILED", "reason": "OUT_OF_STOCK"}, "n": 2, "last": NOW}])], coll="batch_items")
+    out = run(driver, mock, "batch-get")
+    b = out["batch"]
+    assert out["ok"] and b["id"] == BATCH and b["open"] is True and b["idemKey"] == "idem-1"
+    assert b["counts"] == {"QUEUED": 1, "SUCCESS": 0, "FAILED": 2} and b["failures"] == {"OUT_OF_STOCK": 2}
+    assert b["lastSettledAt"] == "2026-01-02T03:04:05.000Z" and b["status"] == "RUNNING"
+    agg = mock.commands("aggregate")[0]["doc"]
+    assert agg["pipeline"][0] == {"$match": {"batchId": BATCH}}
+    assert agg["pipeline"][1]["$group"]["_id"] == {"status": "$status", "reason": "$failureReason"}
+    assert not in_txn(mock.commands())
 
 
 PARKED = datetime.datetime(9999, 12, 31, 23, 59, 59)
@@ -802,7 +988,7 @@ def majority(entry):
 
 def test_batch_create_is_stepwise_durable_and_parks_items_until_open(driver, mock):
     out = run(driver, mock, "batch-create")
-    assert out["ok"] and out["existed"] is False
+    assert out == {"ok": True, "outcome": "CREATED", "id": BATCH}
     steps = [e for e in mock.commands() if e["cmd"] in ("find", "insert", "update") and not is_seed(e)]
     assert [(e["cmd"], coll_of(e)) for e in steps] == [
         ("find", "batches"), ("insert", "batches"), ("insert", "batch_items"), ("update", "batch_items"),
@@ -814,10 +1000,12 @@ def test_batch_create_is_stepwise_durable_and_parks_items_until_open(driver, moc
     items = steps[2]["doc"]["documents"]
     assert [(i["_id"], i["seq"], i["status"], i["dueAt"]) for i in items] == [
         (BATCH + ":1", 1, "QUEUED", PARKED), (BATCH + ":2", 2, "QUEUED", PARKED), (BATCH + ":3", 3, "QUEUED", PARKED)]
+    assert [i["userId"] for i in items] == [USER, "5f0000000000000000000002", "5f0000000000000000000003"]
     assert steps[2]["doc"]["ordered"] is False
     unpark = first_update(steps[3])
     assert unpark["q"] == {"batchId": BATCH, "status": "QUEUED", "dueAt": PARKED} and unpark.get("multi") is True
     assert unpark["u"]["$set"]["dueAt"] == NOW.replace(tzinfo=None)
+    assert first_update(steps[4])["q"] == {"_id": BATCH}
     assert first_update(steps[4])["u"] == {"$set": {"state": "OPEN"}}
     assert all(majority(e) for e in steps[1:]), "each step is durable before the 202"
 
@@ -825,31 +1013,53 @@ def test_batch_create_is_stepwise_durable_and_parks_items_until_open(driver, moc
 def test_batch_create_finishes_a_creation_cut_short_by_a_crash(driver, mock):
     # the same key and body found CREATING: the items are inserted again (duplicates are fine),
     # then the batch opens; nothing new is created
-    mock.on("find", [cursor("batches", [{"_id": BATCH, "requestHash": "hash-1", "state": "CREATING",
-                                          "createdAt": NOW}])], coll="batches")
+    mock.on("find", [cursor("batches", [{"_id": EXISTING, "requestHash": "hash-1", "state": "CREATING",
+                                         "createdAt": NOW}])], coll="batches")
     dup = {"ok": 1, "n": 2, "writeErrors": [{"index": 0, "code": 11000, "codeName": "DuplicateKey",
                                              "errmsg": "E11000 duplicate key error collection: %s.batch_items "
-                                                       "index: _id_ dup key: { _id: \"%s:1\" }" % (DB, BATCH)}]}
+                                                       "index: _id_ dup key: { _id: \"%s:1\" }" % (DB, EXISTING)}]}
     mock.on("insert", [dup], coll="batch_items")
     out = run(driver, mock, "batch-create")
-    assert out == {"ok": True, "existed": True, "existingId": BATCH, "existingHash": "hash-1"}, out
+    assert out == {"ok": True, "outcome": "EXISTED", "id": EXISTING}, out
     assert not writes(mock.commands(), "insert", "batches")
-    assert len(writes(mock.commands(), "insert", "batch_items")) == 1
+    inserts = writes(mock.commands(), "insert", "batch_items")
+    assert len(inserts) == 1 and inserts[0]["doc"]["documents"][0]["_id"] == EXISTING + ":1"  # the first batch's
+    assert first_update(writes(mock.commands(), "update", "batches")[0])["q"] == {"_id": EXISTING}
     assert first_update(writes(mock.commands(), "update", "batches")[0])["u"] == {"$set": {"state": "OPEN"}}
 
 
 def test_batch_create_stops_on_a_real_insert_error(driver, mock):
     mock.on("insert", [{"ok": 0, "code": 2, "codeName": "BadValue", "errmsg": "bad"}], coll="batch_items")
     out = run(driver, mock, "batch-create")
-    assert out["ok"] is False
+    assert out["ok"] is False and out["error"]["code"] == "STORE_ERROR"
     assert not writes(mock.commands(), "update", "batches"), "a batch with missing items never opens"
 
 
-def test_batch_create_with_a_used_key_returns_the_first_batch(driver, mock):
-    mock.on("find", [cursor("batches", [{"_id": BATCH, "requestHash": "hash-0"}])], coll="batches")
+def test_batch_create_with_a_key_used_for_another_body_stores_nothing(driver, mock):
+    mock.on("find", [cursor("batches", [{"_id": EXISTING, "requestHash": "hash-0", "state": "OPEN"}])], coll="batches")
     out = run(driver, mock, "batch-create")
-    assert out == {"ok": True, "existed": True, "existingId": BATCH, "existingHash": "hash-0"}
-    assert not mock.commands("insert")
+    assert out == {"ok": True, "outcome": "KEY_REUSED", "id": EXISTING}
+    assert not mock.commands("insert") and all(is_seed(e) for e in mock.commands("update"))
+
+
+def test_batch_create_with_a_used_key_returns_the_first_batch(driver, mock):
+    mock.on("find", [cursor("batches", [{"_id": EXISTING, "requestHash": "hash-1", "state": "OPEN"}])], coll="batches")
+    out = run(driver, mock, "batch-create")
+    assert out == {"ok": True, "outcome": "EXISTED", "id": EXISTING}
+    assert not mock.commands("insert") and all(is_seed(e) for e in mock.commands("update"))
+
+
+def test_batch_create_losing_the_key_race_answers_with_the_winner(driver, mock):
+    # not found, then the insert of the batch meets the key a concurrent post stored first
+    mock.on("find", [cursor("batches", []), cursor("batches", [{"_id": EXISTING, "requestHash": "hash-1",
+                                                                "state": "OPEN"}])], coll="batches")
+    dup = {"ok": 1, "n": 0, "writeErrors": [{"index": 0, "code": 11000, "codeName": "DuplicateKey",
+                                             "errmsg": "E11000 duplicate key error collection: %s.batches index: "
+                                                       "batches_idem" % DB}]}
+    mock.on("insert", [dup], coll="batches")
+    out = run(driver, mock, "batch-create")
+    assert out == {"ok": True, "outcome": "EXISTED", "id": EXISTING}
+    assert not writes(mock.commands(), "insert", "batch_items") and not writes(mock.commands(), "update", "batches")
 
 
 def test_batch_lease_counts_and_leases_in_one_transaction(driver, mock):
@@ -858,10 +1068,31 @@ def test_batch_lease_counts_and_leases_in_one_transaction(driver, mock):
                                             {"_id": BATCH + ":2", "batchId": BATCH, "seq": 2}])], coll="batch_items")
     out = run(driver, mock, "batch-lease")
     assert out["ok"] and out["items"] == [{"batchId": BATCH, "seq": 1}, {"batchId": BATCH, "seq": 2}]
-    txn = assert_one_transaction(mock.commands())
-    steps = [(e["cmd"], coll_of(e)) for e in txn]
+    log = mock.commands()
+    txn = assert_one_transaction(log)
+    steps = steps_of(txn)
     assert steps == [("update", "counters"), ("aggregate", "batch_items"), ("find", "batch_items"),
                      ("update", "batch_items"), ("commitTransaction", None)], steps
+    # whether anything is due is asked first, without a transaction
+    due = [e for e in log if e["cmd"] == "find" and e not in txn]
+    assert len(due) == 1 and log.index(due[0]) < log.index(txn[0])
+    assert due[0]["doc"]["filter"] == {"status": "QUEUED", "dueAt": {"$lte": NOW.replace(tzinfo=None)}}
+    assert first_update(txn[0])["q"] == {"_id": "batch_lease"} and first_update(txn[0])["u"] == {"$inc": {"seq": 1}}
+    # in flight: sent and not yet due again; parked items (a creation not finished) were never sent
+    assert txn[1]["doc"]["pipeline"][0] == {"$match": {"status": "QUEUED", "dueAt": {
+        "$gt": NOW.replace(tzinfo=None), "$lt": PARKED}}}
     assert txn[2]["doc"]["limit"] == 5  # max_in_flight 100 - 95 in flight
+    assert txn[2]["doc"]["sort"] == {"dueAt": 1, "batchId": 1, "seq": 1}
     lease = first_update(txn[3])
     assert lease["q"] == {"_id": {"$in": [BATCH + ":1", BATCH + ":2"]}, "status": "QUEUED"} and lease["multi"]
+    assert lease["u"] == {"$set": {"dueAt": NOW.replace(tzinfo=None) + datetime.timedelta(minutes=1)},
+                          "$inc": {"attempts": 1}}
+
+
+def test_batch_lease_holds_back_when_enough_is_in_flight(driver, mock):
+    mock.on("aggregate", [cursor("batch_items", [{"_id": 1, "n": 100}])], coll="batch_items")
+    mock.on("find", [cursor("batch_items", [{"_id": BATCH + ":1", "batchId": BATCH, "seq": 1}])], coll="batch_items")
+    out = run(driver, mock, "batch-lease")
+    assert out == {"ok": True, "items": []}
+    txn = assert_one_transaction(mock.commands())
+    assert steps_of(txn) == [("update", "counters"), ("aggregate", "batch_items"), ("commitTransaction", None)]

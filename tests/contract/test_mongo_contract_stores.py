@@ -409,6 +409,19 @@ def test_event_update_with_rewards_is_refused_once_a_request_exists(driver, mock
     assert check["find"] == "event_reward_requests" and check["filter"] == {"eventId": EVENT}
     assert check["limit"] == 1
     assert not only_writes(mock.commands()), "nothing is written once players have claimed"
+    # a refusal keeps nothing: the transaction is aborted, not committed empty
+    assert len(mock.commands("abortTransaction")) == 1 and not mock.commands("commitTransaction")
+
+
+def test_event_update_guard_alone_checks_requests_and_keeps_the_rewards(driver, mock):
+    # the guard is the caller's flag, independent of replacing the rewards
+    out = run(driver, mock, "event-update-guard")
+    assert out == {"ok": True, "conflict": False}
+    txn = assert_one_transaction(mock.commands())
+    assert steps_of(txn) == [("find", "event_reward_requests"), ("update", "events"), ("insert", "audit_logs"),
+                             ("commitTransaction", None)]
+    assert txn[0]["doc"]["filter"] == {"eventId": EVENT}
+    assert "rewards" not in first_update(txn[1])["u"]["$set"]
 
 
 def test_event_update_with_rewards_rewrites_them_when_unclaimed(driver, mock):
@@ -510,33 +523,69 @@ def progress_writes(entries):
     return [first_update(e) for e in entries if e["cmd"] == "update" and coll_of(e) == "user_progress"]
 
 
+def aggregate_key(kind, key):
+    return {"userId": USER, "kind": kind, "key": key}
+
+
+APPLIED_KEYS = [aggregate_key("login", NOW_DAY), aggregate_key("level", None), aggregate_key("quest", "q.1"),
+                aggregate_key("invite", USER2), aggregate_key("counter", "kills.total")]
+RECEIVED = AT + datetime.timedelta(seconds=1)  # the driver's ingest time
+
+
 def test_progress_ingest_counts_each_key_once_in_one_transaction(driver, mock):
     script_facts(mock)
     out = run(driver, mock, "progress-ingest")
     assert out == {"ok": True, "accepted": 5, "duplicates": 1}
     txn = assert_one_transaction(mock.commands())
     assert_committed(mock, txn)
+    # per fact: insert-if-absent of the fact, then (new facts only) read and write its aggregate,
+    # all in the one transaction; the repeated level fact stops after its fact upsert
+    assert steps_of(txn) == [("update", "progress_facts"), ("find", "user_progress"), ("update", "user_progress")] * 5 \
+        + [("update", "progress_facts"), ("commitTransaction", None)]
     facts = [first_update(e) for e in txn if coll_of(e) == "progress_facts"]
     assert [f["q"] for f in facts] == [{"_id": k} for k in FACT_KEYS]
     assert all(f["upsert"] is True and list(f["u"]) == ["$setOnInsert"] for f in facts)
     assert facts[1]["u"]["$setOnInsert"] == {"userId": USER, "type": "LEVEL", "value": 7, "occurredAt": AT,
-                                             "reportedBy": OPERATOR, "receivedAt": AT + datetime.timedelta(seconds=1)}
+                                             "reportedBy": OPERATOR, "receivedAt": RECEIVED}
+    reads = [e["doc"] for e in txn if e["cmd"] == "find"]
+    assert [r["filter"] for r in reads] == APPLIED_KEYS
     applied = progress_writes(txn)
-    assert [u["q"] for u in applied] == [
-        {"userId": USER, "kind": "login", "key": NOW_DAY}, {"userId": USER, "kind": "level", "key": None},
-        {"userId": USER, "kind": "quest", "key": "q.1"}, {"userId": USER, "kind": "invite", "key": USER2},
-        {"userId": USER, "kind": "counter", "key": "kills.total"}]  # the repeated level fact is not applied
-    assert all(u["upsert"] is True for u in applied)
+    assert [u["q"] for u in applied] == APPLIED_KEYS  # the repeated level fact is not applied
+    assert all(u["upsert"] is True and list(u["u"]) == ["$set"] for u in applied)
     minutes = applied[0]["u"]["$set"]["minutes"]
     assert len(minutes) == 180 and minutes[NOW_MINUTE // 8] == 1 << (NOW_MINUTE % 8)
     assert sum(bin(b).count("1") for b in minutes) == 1
-    assert applied[1]["u"]["$max"] == {"maxLevel": 7}
-    assert applied[2]["u"] == {"$setOnInsert": {"completedAt": AT}}
-    assert applied[3]["u"] == {"$setOnInsert": {"invitedAt": AT}}
-    assert applied[4]["u"]["$inc"] == {"total": 3}
-    login_read = [e for e in txn if e["cmd"] == "find"]
-    assert len(login_read) == 1 and login_read[0]["doc"]["filter"] == {"userId": USER, "kind": "login",
-                                                                         "key": NOW_DAY}
+    # nothing stored yet: each aggregate is written whole, as the rules folded it
+    assert applied[1]["u"] == {"$set": {"maxLevel": 7, "updatedAt": RECEIVED}}
+    assert applied[2]["u"] == {"$set": {"completedAt": AT}}
+    assert applied[3]["u"] == {"$set": {"invitedAt": AT}}
+    assert applied[4]["u"] == {"$set": {"total": 3, "updatedAt": RECEIVED}}
+
+
+def test_progress_ingest_folds_onto_what_is_stored(driver, mock):
+    # the store hands back what it holds and writes what it is given: level max, counter sum,
+    # quest first-wins and the login bit all happen above it (rules/progress.c)
+    script_facts(mock)
+    bits = bytearray(180)
+    bits[0] = 0b1
+    stored = {
+        "login": {"_id": 1, **aggregate_key("login", NOW_DAY), "minutes": bytes(bits)},
+        "level": {"_id": 2, **aggregate_key("level", None), "maxLevel": 9, "updatedAt": NOW},
+        "quest": {"_id": 3, **aggregate_key("quest", "q.1"), "completedAt": NOW - datetime.timedelta(days=3)},
+        "counter": {"_id": 4, **aggregate_key("counter", "kills.total"), "total": 12, "updatedAt": NOW},
+    }
+    for kind, doc in stored.items():
+        mock.on("find", [cursor("user_progress", [doc])], coll="user_progress",
+                match=lambda d, kind=kind: d["filter"].get("kind") == kind)
+    out = run(driver, mock, "progress-ingest")
+    assert out == {"ok": True, "accepted": 5, "duplicates": 1}  # a quest already done still counts as accepted
+    applied = {u["q"]["kind"]: u["u"] for u in progress_writes(mock.commands())}
+    assert sorted(applied) == ["counter", "invite", "level", "login"], "the known quest is not written again"
+    assert applied["level"] == {"$set": {"maxLevel": 9, "updatedAt": RECEIVED}}  # 7 does not lower 9
+    assert applied["counter"] == {"$set": {"total": 15, "updatedAt": RECEIVED}}
+    minutes = applied["login"]["$set"]["minutes"]
+    assert minutes[0] == 0b1 and minutes[NOW_MINUTE // 8] == 1 << (NOW_MINUTE % 8)
+    assert sum(bin(b).count("1") for b in minutes) == 2
 
 
 def test_progress_ingest_known_keys_change_nothing(driver, mock):
@@ -545,7 +594,8 @@ def test_progress_ingest_known_keys_change_nothing(driver, mock):
     assert out == {"ok": True, "accepted": 2, "duplicates": 4}
     kinds = [u["q"]["kind"] for u in progress_writes(mock.commands())]
     assert kinds == ["level", "invite"]
-    assert not mock.commands("find")  # no login bitmap read for a known login fact
+    # no aggregate read for a known fact
+    assert [e["doc"]["filter"]["kind"] for e in mock.commands("find")] == ["level", "invite"]
 
 
 def test_progress_ingest_rerun_counts_only_the_last_attempt(driver, mock):
@@ -559,6 +609,7 @@ def test_progress_ingest_rerun_counts_only_the_last_attempt(driver, mock):
     assert len(numbers) == 2
     second = [e for e in in_txn(log) if e["doc"]["txnNumber"] == numbers[1]]
     assert len(progress_writes(second)) == 5 and second[-1]["cmd"] == "commitTransaction"
+    assert len([e for e in second if e["cmd"] == "find"]) == 5, "the rerun reads every aggregate again"
 
 
 def test_progress_load_reads_aggregates_and_the_login_window(driver, mock):
@@ -587,6 +638,31 @@ def test_progress_load_reads_aggregates_and_the_login_window(driver, mock):
                    "logins": [{"day": NOW_DAY - 2, "minutes": [0, 2]}, {"day": NOW_DAY, "minutes": [NOW_MINUTE]}]}
 
 
+def test_progress_summary_reads_aggregates_the_login_count_and_the_latest_day(driver, mock):
+    bits = bytearray(180)
+    bits[NOW_MINUTE // 8] = 1 << (NOW_MINUTE % 8)
+    aggregates = [
+        {"_id": 1, "userId": USER, "kind": "counter", "key": "kills.total", "total": 12, "updatedAt": NOW},
+        {"_id": 4, "userId": USER, "kind": "level", "key": None, "maxLevel": 9, "updatedAt": NOW},
+        {"_id": 7, "userId": USER, "kind": "quest", "key": "q.1", "completedAt": NOW},
+    ]
+    latest = {"_id": 6, "userId": USER, "kind": "login", "key": NOW_DAY, "minutes": bytes(bits)}
+    logins = {"userId": USER, "kind": "login"}
+    mock.on("find", [cursor("user_progress", [latest])], coll="user_progress", match=lambda d: d["filter"] == logins)
+    mock.on("find", [cursor("user_progress", aggregates)], coll="user_progress")
+    mock.on("aggregate", [cursor("user_progress", [{"_id": 1, "n": 3}])], coll="user_progress")
+    out = run(driver, mock, "progress-summary")
+    assert out == {"ok": True, "maxLevel": 9, "invites": 0, "quests": {"q.1": "2026-01-02T03:04:05.000Z"},
+                   "counters": {"kills.total": 12}, "loginDays": 3,
+                   "logins": [{"day": NOW_DAY, "minutes": [NOW_MINUTE]}]}  # the bits as stored: nothing decoded
+    finds = [e["doc"] for e in mock.commands("find")]
+    assert finds[0]["filter"] == {"userId": USER, "kind": {"$ne": "login"}}
+    newest = [f for f in finds if f["filter"] == logins]
+    assert len(newest) == 1 and newest[0]["sort"] == {"key": -1} and newest[0]["limit"] == 1
+    assert mock.commands("aggregate")[0]["doc"]["pipeline"][0] == {"$match": logins}
+    assert not in_txn(mock.commands())
+
+
 # ---- event lists ----
 
 def list_query(mock):
@@ -604,6 +680,9 @@ def list_query(mock):
     ("open", {"canceledAt": None, "endDate": {"$gt": AT}}),
     ("at", {"canceledAt": None, "startDate": {"$lte": AT - datetime.timedelta(hours=1)},
             "endDate": {"$gt": AT - datetime.timedelta(hours=1)}}),
+    # combined filters narrow one set of bounds: still one clause, one comparison per bound
+    ("active-open", {"canceledAt": None, "startDate": {"$lte": AT}, "endDate": {"$gt": AT}}),
+    ("finished-open", {"canceledAt": None, "endDate": {"$gt": AT, "$lte": AT}}),
 ])
 def test_event_list_filters(driver, mock, variant, clause):
     out = run(driver, mock, "event-list-" + variant)
@@ -616,8 +695,9 @@ def test_event_list_without_filters_sends_an_empty_filter(driver, mock):
     assert list_query(mock)["filter"] == {}
 
 
-def test_event_list_of_an_unknown_status_is_empty_without_a_query(driver, mock):
-    assert run(driver, mock, "event-list-bad-status") == {"ok": True, "items": [], "more": False}
+def test_event_list_of_contradicting_bounds_is_empty_without_a_query(driver, mock):
+    # canceled and running at an instant: the bounds say empty, so nothing is asked
+    assert run(driver, mock, "event-list-canceled-at") == {"ok": True, "items": [], "more": False}
     assert not mock.commands("find")
 
 

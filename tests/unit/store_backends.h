@@ -17,6 +17,7 @@
 
 #include "auth/auth_store.h"
 #include "auth/auth_store_mongo.h"
+#include "auth/identity.h"
 #include "event/event_repo.h"
 #include "event/event_repo_mongo.h"
 #include "ids.h"
@@ -88,6 +89,8 @@ static inline rp_account_t account(const char *username, const char *email) {
     rp_oid_new(a.id);
     snprintf(a.username, sizeof a.username, "%s", username);
     snprintf(a.email, sizeof a.email, "%s", email);
+    rp_identity_key(a.username, a.username_key, sizeof a.username_key);
+    rp_identity_key(a.email, a.email_key, sizeof a.email_key);
     snprintf(a.password_hash, sizeof a.password_hash, "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA");
     a.roles = RP_ROLE_USER;
     a.created_at = a.updated_at = 1700000000000;

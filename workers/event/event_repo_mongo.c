@@ -1,5 +1,6 @@
 /* event_repo_mongo.c - the event repository on MongoDB (see event_repo_mongo.h): a client pool,
- * one transaction per write, the same semantics as event_repo_sqlite.c. */
+ * one transaction per write, the same semantics as event_repo_sqlite.c. It stores and fetches
+ * only: statuses arrive as time bounds, aggregates as the values to keep. Thread-safe. */
 #include "event_repo_mongo.h"
 
 #include <stdio.h>
@@ -18,9 +19,6 @@
 #define PROGRESS RP_EVENT_MONGO_PROGRESS
 #define FACTS RP_EVENT_MONGO_FACTS
 #define AUDIT_LOG "event" /* this store's entries in the shared audit_logs collection */
-
-#define DAY_MS 86400000
-#define LOGIN_BYTES 180
 
 typedef struct repo {
     rp_event_repo_t base;
@@ -58,60 +56,90 @@ typedef struct clauses {
     uint32_t n;
 } clauses_t;
 
-static bson_t *clause_begin(clauses_t *c, bson_t *child) {
+static void clause_add(clauses_t *c, const bson_t *clause) {
     char kb[16];
     const char *key;
     bson_uint32_to_string(c->n++, &key, kb, sizeof kb);
-    BSON_APPEND_DOCUMENT_BEGIN(&c->arr, key, child);
-    return child;
+    BSON_APPEND_DOCUMENT(&c->arr, key, clause);
 }
 
-static void clause_end(clauses_t *c, bson_t *child) {
-    bson_append_document_end(&c->arr, child);
-}
-
-/* {$and: clauses} (or {} without any) as a new document. Consumes c. */
-static bson_t *clauses_filter(clauses_t *c) {
-    bson_t *f = bson_new();
-    if (c->n) BSON_APPEND_ARRAY(f, "$and", &c->arr);
+/* One page of coll newest first by (createdAt, _id) matching every clause of c (consumed), after
+ * cursor (the id of the previous page's last document; unknown: an empty page). Lists are newest
+ * first by time, the id only breaking ties and naming the cursor document, as in SQLite: ids
+ * made by different worker processes in the same second do not sort by time. */
+static bool newest_page(rp_mongo_t *m, const char *coll, clauses_t *c, const char *cursor, int limit,
+                        json_t *(*row)(const bson_t *), json_t **items, bool *more, rp_err_t *err) {
+    int rc = cursor ? rp_mongo_cursor_clause(m, coll, cursor, "createdAt", &c->arr, &c->n, err) : 1;
+    bson_t *filter = bson_new();
+    if (c->n) BSON_APPEND_ARRAY(filter, "$and", &c->arr);
     bson_destroy(&c->arr);
-    return f;
+    *items = rc == 0 ? json_array() : NULL;
+    *more = false;
+    if (rc > 0) {
+        bson_t *sort = BCON_NEW("createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1));
+        rc = rp_mongo_find_page(m, coll, filter, sort, limit, row, items, more, err) ? 1 : -1;
+        bson_destroy(sort);
+    }
+    bson_destroy(filter);
+    return rc >= 0;
 }
 
-/* {field: {op: ms}} */
-static void append_date_cmp(bson_t *b, const char *field, const char *op, int64_t ms) {
-    bson_t cmp;
-    BSON_APPEND_DOCUMENT_BEGIN(b, field, &cmp);
-    BSON_APPEND_DATE_TIME(&cmp, op, ms);
-    bson_append_document_end(b, &cmp);
+/* A document as a JSON object field by field: each field's name (the member's, but "id" reads
+ * _id) and type. */
+typedef enum { F_STR, F_OPAQUE, F_TIME, F_BOOL, F_INT, F_INT_OR_NULL } field_kind_t;
+typedef struct field {
+    const char *name;
+    field_kind_t kind;
+} field_t;
+
+static json_t *doc_json(const bson_t *d, const field_t *fields, size_t n) {
+    json_t *o = json_object();
+    for (size_t k = 0; k < n; k++) {
+        const char *key = strcmp(fields[k].name, "id") == 0 ? "_id" : fields[k].name;
+        json_t *v = NULL;
+        switch (fields[k].kind) {
+        case F_STR: v = rp_mongo_get_json(d, key); break;
+        case F_OPAQUE: v = rp_mongo_get_opaque(d, key); break;
+        case F_TIME: v = rp_mongo_get_time(d, key); break;
+        case F_BOOL: v = json_boolean(rp_mongo_get_bool(d, key)); break;
+        case F_INT: v = json_integer(rp_mongo_get_i64(d, key)); break;
+        case F_INT_OR_NULL: v = rp_mongo_get_int(d, key); break;
+        }
+        json_object_set_new(o, fields[k].name, v);
+    }
+    return o;
 }
+
+#define DOC_JSON(d, fields) doc_json(d, fields, sizeof fields / sizeof fields[0])
+
+/* clang-format off */
+static const field_t def_fields[] = {
+    {"id", F_STR}, {"name", F_STR}, {"type", F_STR}, {"value", F_OPAQUE}, {"description", F_STR},
+    {"isActive", F_BOOL}, {"referenced", F_BOOL}, {"createdBy", F_STR}, {"createdAt", F_TIME}, {"updatedAt", F_TIME},
+};
+static const field_t event_fields[] = {
+    {"id", F_STR}, {"title", F_STR}, {"description", F_STR}, {"startDate", F_TIME}, {"endDate", F_TIME},
+    {"canceledAt", F_TIME}, {"conditions", F_OPAQUE}, {"conditionLogic", F_STR}, {"claimPeriod", F_STR},
+    {"maxClaims", F_INT_OR_NULL}, {"requiresApproval", F_BOOL}, {"dayOffsetMinutes", F_INT}, {"createdBy", F_STR},
+    {"createdAt", F_TIME}, {"updatedAt", F_TIME},
+};
+static const field_t reward_fields[] = {
+    {"rewardIndex", F_INT}, {"rewardDefinitionId", F_STR}, {"quantity", F_INT}, {"stock", F_INT_OR_NULL},
+    {"stockLeft", F_INT_OR_NULL}, {"customData", F_OPAQUE},
+};
+/* clang-format on */
 
 /* ---- reward definitions ---- */
 
-/* Lists are newest first by time, the id only breaking ties and naming the cursor document, as
- * in SQLite: ids made by different worker processes in the same second do not sort by time. */
-
 static json_t *def_row(const bson_t *d) {
-    json_t *o = json_object();
-    json_object_set_new(o, "id", rp_mongo_get_json(d, "_id"));
-    json_object_set_new(o, "name", rp_mongo_get_json(d, "name"));
-    json_object_set_new(o, "type", rp_mongo_get_json(d, "type"));
-    json_object_set_new(o, "value", rp_mongo_get_opaque(d, "value"));
-    json_object_set_new(o, "description", rp_mongo_get_json(d, "description"));
-    json_object_set_new(o, "isActive", json_boolean(rp_mongo_get_bool(d, "isActive")));
-    json_object_set_new(o, "referenced", json_boolean(rp_mongo_get_bool(d, "referenced")));
-    json_object_set_new(o, "createdBy", rp_mongo_get_json(d, "createdBy"));
-    json_object_set_new(o, "createdAt", rp_mongo_get_time(d, "createdAt"));
-    json_object_set_new(o, "updatedAt", rp_mongo_get_time(d, "updatedAt"));
-    return o;
+    return DOC_JSON(d, def_fields);
 }
 
 typedef struct doc_arg {
     const json_t *doc;
     const rp_event_audit_t *audit;
-    bool replace_rewards;
-    bool check_claims;
-    bool conflict; /* result of the last attempt */
+    bool replace_rewards, only_if_unclaimed;
+    bool claimed; /* result of the last attempt */
 } doc_arg_t;
 
 /* Upsert: a new definition gets every field, an existing one its editable fields and updatedAt
@@ -144,10 +172,6 @@ static bool def_txn(rp_mongo_txn_t *tx, void *p) {
 static bool r_def_create(rp_event_repo_t *base, const json_t *doc, const rp_event_audit_t *audit, rp_err_t *err) {
     doc_arg_t a = {doc, audit, false, false, false};
     return rp_mongo_transact(db_of(base), "write definition", def_txn, &a, err);
-}
-
-static bool r_def_update(rp_event_repo_t *base, const json_t *doc, const rp_event_audit_t *audit, rp_err_t *err) {
-    return r_def_create(base, doc, audit, err);
 }
 
 typedef struct delete_arg {
@@ -203,58 +227,27 @@ static bool r_def_get(rp_event_repo_t *base, const char *id, json_t **doc, rp_er
 static bool r_def_list(rp_event_repo_t *base, const char *type, int active, const char *cursor, int limit,
                        json_t **items, bool *more, rp_err_t *err) {
     clauses_t c = {BSON_INITIALIZER, 0};
-    bson_t cl;
-    int rc = 1;
-    *items = NULL;
-    *more = false;
     if (type) {
-        BSON_APPEND_UTF8(clause_begin(&c, &cl), "type", type);
-        clause_end(&c, &cl);
+        bson_t *t = BCON_NEW("type", BCON_UTF8(type));
+        clause_add(&c, t);
+        bson_destroy(t);
     }
     if (active >= 0) {
-        /* SQLite compares is_active (0/1) with the integer: any other value matches nothing */
-        clause_begin(&c, &cl);
-        if (active <= 1)
-            BSON_APPEND_BOOL(&cl, "isActive", active == 1);
-        else
-            BSON_APPEND_BOOL(&cl, "_id", false); /* ids are strings: never true */
-        clause_end(&c, &cl);
+        /* SQLite compares is_active (0/1) with the integer: any other value matches nothing (ids
+         * are strings, never false) */
+        bson_t *a = active <= 1 ? BCON_NEW("isActive", BCON_BOOL(active == 1)) : BCON_NEW("_id", BCON_BOOL(false));
+        clause_add(&c, a);
+        bson_destroy(a);
     }
-    if (cursor) rc = rp_mongo_cursor_clause(db_of(base), DEFS, cursor, "createdAt", &c.arr, &c.n, err);
-    bson_t *filter = clauses_filter(&c);
-    bool ok = rc >= 0;
-    if (rc == 0) { /* unknown cursor: empty page */
-        *items = json_array();
-    } else if (rc > 0) {
-        bson_t *sort = BCON_NEW("createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1));
-        ok = rp_mongo_find_page(db_of(base), DEFS, filter, sort, limit, def_row, items, more, err);
-        bson_destroy(sort);
-    }
-    bson_destroy(filter);
-    return ok;
+    return newest_page(db_of(base), DEFS, &c, cursor, limit, def_row, items, more, err);
 }
 
 /* ---- events ---- */
 
 /* The event document without the definition fields of its rewards (joined later). */
 static json_t *event_row(const bson_t *d) {
-    json_t *o = json_object(), *rewards = json_array();
+    json_t *o = DOC_JSON(d, event_fields), *rewards = json_array();
     bson_iter_t it, arr;
-    json_object_set_new(o, "id", rp_mongo_get_json(d, "_id"));
-    json_object_set_new(o, "title", rp_mongo_get_json(d, "title"));
-    json_object_set_new(o, "description", rp_mongo_get_json(d, "description"));
-    json_object_set_new(o, "startDate", rp_mongo_get_time(d, "startDate"));
-    json_object_set_new(o, "endDate", rp_mongo_get_time(d, "endDate"));
-    json_object_set_new(o, "canceledAt", rp_mongo_get_time(d, "canceledAt"));
-    json_object_set_new(o, "conditions", rp_mongo_get_opaque(d, "conditions"));
-    json_object_set_new(o, "conditionLogic", rp_mongo_get_json(d, "conditionLogic"));
-    json_object_set_new(o, "claimPeriod", rp_mongo_get_json(d, "claimPeriod"));
-    json_object_set_new(o, "maxClaims", rp_mongo_get_int(d, "maxClaims"));
-    json_object_set_new(o, "requiresApproval", json_boolean(rp_mongo_get_bool(d, "requiresApproval")));
-    json_object_set_new(o, "dayOffsetMinutes", json_integer(rp_mongo_get_i64(d, "dayOffsetMinutes")));
-    json_object_set_new(o, "createdBy", rp_mongo_get_json(d, "createdBy"));
-    json_object_set_new(o, "createdAt", rp_mongo_get_time(d, "createdAt"));
-    json_object_set_new(o, "updatedAt", rp_mongo_get_time(d, "updatedAt"));
     if (bson_iter_init_find(&it, d, "rewards") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr)) {
         while (bson_iter_next(&arr)) {
             const uint8_t *data;
@@ -262,15 +255,7 @@ static json_t *event_row(const bson_t *d) {
             bson_t rw;
             if (!BSON_ITER_HOLDS_DOCUMENT(&arr)) continue;
             bson_iter_document(&arr, &len, &data);
-            if (!bson_init_static(&rw, data, len)) continue;
-            json_t *r = json_object();
-            json_object_set_new(r, "rewardIndex", json_integer(rp_mongo_get_i64(&rw, "rewardIndex")));
-            json_object_set_new(r, "rewardDefinitionId", rp_mongo_get_json(&rw, "rewardDefinitionId"));
-            json_object_set_new(r, "quantity", json_integer(rp_mongo_get_i64(&rw, "quantity")));
-            json_object_set_new(r, "stock", rp_mongo_get_int(&rw, "stock"));
-            json_object_set_new(r, "stockLeft", rp_mongo_get_int(&rw, "stockLeft"));
-            json_object_set_new(r, "customData", rp_mongo_get_opaque(&rw, "customData"));
-            json_array_append_new(rewards, r);
+            if (bson_init_static(&rw, data, len)) json_array_append_new(rewards, DOC_JSON(&rw, reward_fields));
         }
     }
     json_object_set_new(o, "rewards", rewards);
@@ -407,20 +392,19 @@ static bool event_txn(rp_mongo_txn_t *tx, void *p) {
     const json_t *d = a->doc;
     const char *id = doc_str(d, "id") ? doc_str(d, "id") : "";
     bson_t *found = NULL;
-    a->conflict = false;
-    if (a->check_claims && a->replace_rewards) {
-        /* rewards (and their stock) are fixed once players have claimed */
+    a->claimed = false;
+    if (a->only_if_unclaimed) {
+        /* a grant writes the event document too, so a request inserted after this read makes one
+         * of the two transactions conflict (see reward_store_mongo.h) */
         bson_t *filter = BCON_NEW("eventId", BCON_UTF8(id));
         bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}");
         bool ok = rp_mongo_txn_find_one(tx, REQUESTS, filter, opts, &found);
         bson_destroy(filter);
         bson_destroy(opts);
         if (!ok) return false;
-        if (found) {
-            bson_destroy(found);
-            a->conflict = true;
-            return true;
-        }
+        a->claimed = found != NULL;
+        bson_destroy(found);
+        if (a->claimed) return rp_mongo_txn_rollback(tx);
     }
     bson_t update = BSON_INITIALIZER, set, ins;
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
@@ -456,12 +440,11 @@ static bool r_event_create(rp_event_repo_t *base, const json_t *doc, const rp_ev
     return rp_mongo_transact(db_of(base), "write event", event_txn, &a, err);
 }
 
-static bool r_event_update(rp_event_repo_t *base, const json_t *doc, bool replace_rewards,
-                           const rp_event_audit_t *audit, bool *conflict, rp_err_t *err) {
-    doc_arg_t a = {doc, audit, replace_rewards, true, false};
-    *conflict = false;
+static bool r_event_update(rp_event_repo_t *base, const json_t *doc, bool replace_rewards, bool only_if_unclaimed,
+                           const rp_event_audit_t *audit, bool *claimed, rp_err_t *err) {
+    doc_arg_t a = {doc, audit, replace_rewards, only_if_unclaimed, false};
     bool ok = rp_mongo_transact(db_of(base), "write event", event_txn, &a, err);
-    if (ok) *conflict = a.conflict;
+    *claimed = ok && a.claimed;
     return ok;
 }
 
@@ -481,71 +464,40 @@ static bool r_event_get(rp_event_repo_t *base, const char *id, json_t **doc, rp_
     return ok;
 }
 
+/* {field: {$lte: le, $gt: gt}} with the bounds that are set (INT64_MAX / INT64_MIN: none). */
+static void append_range(bson_t *b, const char *field, int64_t le, int64_t gt) {
+    bson_t cmp;
+    if (le == INT64_MAX && gt == INT64_MIN) return;
+    BSON_APPEND_DOCUMENT_BEGIN(b, field, &cmp);
+    if (le != INT64_MAX) BSON_APPEND_DATE_TIME(&cmp, "$lte", le);
+    if (gt != INT64_MIN) BSON_APPEND_DATE_TIME(&cmp, "$gt", gt);
+    bson_append_document_end(b, &cmp);
+}
+
+/* Each bound one comparison, all in one clause; no clause when nothing is bounded. */
 static bool r_event_list(rp_event_repo_t *base, const rp_event_filter_t *f, json_t **items, bool *more, rp_err_t *err) {
+    const rp_event_bounds_t *b = &f->bounds;
     clauses_t c = {BSON_INITIALIZER, 0};
-    bson_t cl;
-    int rc = 1;
-    *items = NULL;
-    *more = false;
-    /* status: -1 any; 0 UPCOMING, 1 ACTIVE, 2 FINISHED, 3 CANCELED (see the SQLite query) */
-    if (f->status >= 0) {
-        clause_begin(&c, &cl);
-        switch (f->status) {
-        case RP_EVENT_CANCELED: {
-            bson_t ne;
-            BSON_APPEND_DOCUMENT_BEGIN(&cl, "canceledAt", &ne);
-            BSON_APPEND_NULL(&ne, "$ne");
-            bson_append_document_end(&cl, &ne);
-            break;
-        }
-        case RP_EVENT_UPCOMING:
-            BSON_APPEND_NULL(&cl, "canceledAt");
-            append_date_cmp(&cl, "startDate", "$gt", f->now_ms);
-            break;
-        case RP_EVENT_ACTIVE:
-            BSON_APPEND_NULL(&cl, "canceledAt");
-            append_date_cmp(&cl, "startDate", "$lte", f->now_ms);
-            append_date_cmp(&cl, "endDate", "$gt", f->now_ms);
-            break;
-        case RP_EVENT_FINISHED:
-            BSON_APPEND_NULL(&cl, "canceledAt");
-            append_date_cmp(&cl, "endDate", "$lte", f->now_ms);
-            break;
-        default: rc = 0; break; /* no such status: nothing matches */
-        }
-        clause_end(&c, &cl);
-    }
-    if (f->open_only) {
-        clause_begin(&c, &cl);
-        BSON_APPEND_NULL(&cl, "canceledAt");
-        append_date_cmp(&cl, "endDate", "$gt", f->now_ms);
-        clause_end(&c, &cl);
-    }
-    if (f->active_at) {
-        clause_begin(&c, &cl);
-        BSON_APPEND_NULL(&cl, "canceledAt");
-        append_date_cmp(&cl, "startDate", "$lte", f->active_at);
-        append_date_cmp(&cl, "endDate", "$gt", f->active_at);
-        clause_end(&c, &cl);
-    }
-    if (rc > 0 && f->cursor)
-        rc = rp_mongo_cursor_clause(db_of(base), EVENTS, f->cursor, "createdAt", &c.arr, &c.n, err);
-    bson_t *filter = clauses_filter(&c);
-    bool ok = rc >= 0;
-    if (rc == 0) {
+    bson_t cl = BSON_INITIALIZER;
+    if (b->empty) {
+        bson_destroy(&c.arr);
         *items = json_array();
-    } else if (rc > 0) {
-        bson_t *sort = BCON_NEW("createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1));
-        ok = rp_mongo_find_page(db_of(base), EVENTS, filter, sort, f->limit, event_row, items, more, err) &&
-             join_definitions(db_of(base), *items, err);
-        bson_destroy(sort);
-        if (!ok) {
-            json_decref(*items);
-            *items = NULL;
-            *more = false;
-        }
+        *more = false;
+        return true;
     }
-    bson_destroy(filter);
+    if (b->canceled == 0) BSON_APPEND_NULL(&cl, "canceledAt");
+    if (b->canceled == 1) BCON_APPEND(&cl, "canceledAt", "{", "$ne", BCON_NULL, "}");
+    append_range(&cl, "startDate", b->start_le, b->start_gt);
+    append_range(&cl, "endDate", b->end_le, b->end_gt);
+    if (!bson_empty(&cl)) clause_add(&c, &cl);
+    bson_destroy(&cl);
+    bool ok = newest_page(db_of(base), EVENTS, &c, f->cursor, f->limit, event_row, items, more, err) &&
+              join_definitions(db_of(base), *items, err);
+    if (!ok) {
+        json_decref(*items);
+        *items = NULL;
+        *more = false;
+    }
     return ok;
 }
 
@@ -591,249 +543,189 @@ static bool r_audit_list(rp_event_repo_t *base, const char *target_type, const c
                                err);
 }
 
-/* ---- progress ---- */
+/* ---- the unit of work and its primitives ---- */
 
-typedef struct ingest_arg {
-    const rp_fact_t *facts;
-    size_t n;
-    const char *reported_by;
-    int64_t now, accepted, duplicates; /* counts of the last attempt */
-} ingest_arg_t;
+struct rp_event_txn {
+    rp_mongo_txn_t *m;
+};
 
-/* The filter naming one user_progress document; key NULL (level) matches key: null. */
-static bson_t *progress_key(const char *user, const char *kind, const char *key, const int64_t *day) {
-    bson_t *f = BCON_NEW("userId", BCON_UTF8(user), "kind", BCON_UTF8(kind));
-    if (day)
-        BSON_APPEND_INT64(f, "key", *day);
-    else
-        rp_mongo_append_str(f, "key", key);
-    return f;
+typedef struct body {
+    rp_event_txn_fn fn;
+    void *arg;
+} body_t;
+
+static bool run_body(rp_mongo_txn_t *mtx, void *p) {
+    body_t *b = p;
+    rp_event_txn_t tx = {mtx};
+    rp_txn_end_t end = b->fn(&tx, b->arg);
+    if (end == RP_TXN_ROLLBACK) return rp_mongo_txn_rollback(mtx);
+    return end == RP_TXN_COMMIT;
 }
 
-static bool progress_upsert(rp_mongo_txn_t *tx, bson_t *filter, bson_t *update) {
-    bool ok = rp_mongo_txn_update(tx, PROGRESS, filter, update, RP_MONGO_UPSERT, NULL);
+static bool r_transact(rp_event_repo_t *base, const char *what, rp_event_txn_fn fn, void *arg, rp_err_t *err) {
+    body_t b = {fn, arg};
+    return rp_mongo_transact(db_of(base), what, run_body, &b, err);
+}
+
+static bool tx_fact_record(rp_event_txn_t *tx, const rp_fact_t *f, const char *reported_by, int64_t now, bool *is_new) {
+    rp_mongo_write_t res;
+    *is_new = false;
+    if (!f->idempotency_key || !f->user_id)
+        return rp_mongo_txn_fail(tx->m, RP_ERR_STORE, "STORE_ERROR", "record fact: no idempotency key or user");
+    /* insert-if-absent by upsert: a duplicate-key error would abort the whole transaction */
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(f->idempotency_key));
+    bson_t update = BSON_INITIALIZER, ins;
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$setOnInsert", &ins);
+    BSON_APPEND_UTF8(&ins, "userId", f->user_id);
+    rp_mongo_append_str(&ins, "type", f->type_name);
+    rp_mongo_append_opaque(&ins, "value", f->value);
+    BSON_APPEND_DATE_TIME(&ins, "occurredAt", f->occurred_at);
+    rp_mongo_append_str(&ins, "reportedBy", reported_by);
+    BSON_APPEND_DATE_TIME(&ins, "receivedAt", now);
+    bson_append_document_end(&update, &ins);
+    bool ok = rp_mongo_txn_update(tx->m, FACTS, filter, &update, RP_MONGO_UPSERT, &res);
     bson_destroy(filter);
-    bson_destroy(update);
+    bson_destroy(&update);
+    *is_new = ok && res.upserted > 0;
     return ok;
 }
 
-/* Sets the login minute's bit in the day's bitmap: read, modify, write inside the transaction,
- * so two concurrent logins of one day conflict and one is retried. */
-static bool apply_login(rp_mongo_txn_t *tx, const char *user, int64_t at) {
-    int64_t day = at >= 0 ? at / DAY_MS : (at - (DAY_MS - 1)) / DAY_MS;
-    int minute = (int)((at - day * DAY_MS) / 60000);
-    unsigned char bits[LOGIN_BYTES];
-    bson_t *doc = NULL;
-    bson_iter_t it;
-    memset(bits, 0, sizeof bits);
-    bson_t *filter = progress_key(user, "login", NULL, &day);
-    bson_t *opts = BCON_NEW("projection", "{", "minutes", BCON_INT32(1), "}");
-    bool ok = rp_mongo_txn_find_one(tx, PROGRESS, filter, opts, &doc);
-    bson_destroy(opts);
-    if (!ok) {
-        bson_destroy(filter);
-        return false;
+/* Each aggregate kind's user_progress document: the kind's name, and the fields that keep the
+ * aggregate's number and time (NULL: the kind has none). Logins keep their day as key and the
+ * bitmap in minutes; the level's key is null. */
+static const struct {
+    const char *kind, *number, *at;
+} progress_kinds[] = {
+    [RP_FACT_LOGIN] = {"login", NULL, NULL},
+    [RP_FACT_LEVEL] = {"level", "maxLevel", "updatedAt"},
+    [RP_FACT_QUEST] = {"quest", NULL, "completedAt"},
+    [RP_FACT_INVITE] = {"invite", NULL, "invitedAt"},
+    [RP_FACT_COUNTER] = {"counter", "total", "updatedAt"},
+};
+
+/* The filter naming a's document, or NULL (after rp_mongo_txn_fail) for an unknown kind. */
+static bson_t *aggregate_key(rp_event_txn_t *tx, const char *user, const rp_aggregate_t *a) {
+    if ((unsigned)a->kind >= sizeof progress_kinds / sizeof progress_kinds[0]) {
+        rp_mongo_txn_fail(tx->m, RP_ERR_INTERNAL, "INTERNAL", "unknown progress kind %d", (int)a->kind);
+        return NULL;
     }
-    if (doc && bson_iter_init_find(&it, doc, "minutes") && BSON_ITER_HOLDS_BINARY(&it)) {
+    bson_t *f = BCON_NEW("userId", BCON_UTF8(user), "kind", BCON_UTF8(progress_kinds[a->kind].kind));
+    if (a->kind == RP_FACT_LOGIN)
+        BSON_APPEND_INT64(f, "key", a->day);
+    else
+        rp_mongo_append_str(f, "key", a->kind == RP_FACT_LEVEL ? NULL : a->key);
+    return f;
+}
+
+/* A login document's bitmap into out; a value of the wrong size reads as no logins. */
+static void get_minutes(const bson_t *d, unsigned char out[RP_LOGIN_DAY_BYTES]) {
+    bson_iter_t it;
+    memset(out, 0, RP_LOGIN_DAY_BYTES);
+    if (bson_iter_init_find(&it, d, "minutes") && BSON_ITER_HOLDS_BINARY(&it)) {
         const uint8_t *data;
         uint32_t len;
         bson_subtype_t sub;
         bson_iter_binary(&it, &sub, &len, &data);
-        if (len == LOGIN_BYTES) memcpy(bits, data, LOGIN_BYTES);
+        if (len == RP_LOGIN_DAY_BYTES) memcpy(out, data, RP_LOGIN_DAY_BYTES);
+    }
+}
+
+static bool tx_aggregate_get(rp_event_txn_t *tx, const char *user, rp_aggregate_t *a, bool *found) {
+    bson_t *doc = NULL, *filter = aggregate_key(tx, user, a);
+    *found = false;
+    if (!filter) return false;
+    bool ok = rp_mongo_txn_find_one(tx->m, PROGRESS, filter, NULL, &doc);
+    if (ok && doc) {
+        *found = true;
+        a->number = progress_kinds[a->kind].number ? rp_mongo_get_i64(doc, progress_kinds[a->kind].number) : 0;
+        a->at = progress_kinds[a->kind].at ? rp_mongo_get_ms(doc, progress_kinds[a->kind].at) : 0;
+        get_minutes(doc, a->minutes);
     }
     bson_destroy(doc);
-    bits[minute / 8] |= (unsigned char)(1u << (minute % 8));
-    bson_t *update = BCON_NEW("$set", "{", "minutes", BCON_BIN(BSON_SUBTYPE_BINARY, bits, LOGIN_BYTES), "}");
-    return progress_upsert(tx, filter, update);
-}
-
-static bool apply_fact(rp_mongo_txn_t *tx, const rp_fact_t *f, int64_t now) {
-    const char *s;
-    switch (f->type) {
-    case RP_FACT_LOGIN: return apply_login(tx, f->user_id, f->occurred_at);
-    case RP_FACT_LEVEL:
-        return progress_upsert(tx, progress_key(f->user_id, "level", NULL, NULL),
-                               BCON_NEW("$max", "{", "maxLevel", BCON_INT64(json_integer_value(f->value)), "}", "$set",
-                                        "{", "updatedAt", BCON_DATE_TIME(now), "}"));
-    case RP_FACT_QUEST:
-        if (!(s = json_string_value(f->value))) break;
-        return progress_upsert(tx, progress_key(f->user_id, "quest", s, NULL),
-                               BCON_NEW("$setOnInsert", "{", "completedAt", BCON_DATE_TIME(f->occurred_at), "}"));
-    case RP_FACT_INVITE:
-        if (!(s = json_string_value(f->value))) break;
-        return progress_upsert(tx, progress_key(f->user_id, "invite", s, NULL),
-                               BCON_NEW("$setOnInsert", "{", "invitedAt", BCON_DATE_TIME(f->occurred_at), "}"));
-    case RP_FACT_COUNTER:
-        if (!(s = json_string_value(json_object_get(f->value, "key")))) break;
-        return progress_upsert(tx, progress_key(f->user_id, "counter", s, NULL),
-                               BCON_NEW("$inc", "{", "total",
-                                        BCON_INT64(json_integer_value(json_object_get(f->value, "delta"))), "}", "$set",
-                                        "{", "updatedAt", BCON_DATE_TIME(now), "}"));
-    }
-    return rp_mongo_txn_fail(tx, RP_ERR_STORE, "STORE_ERROR", "record fact: malformed %s fact",
-                             f->type_name ? f->type_name : "?");
-}
-
-static bool ingest_txn(rp_mongo_txn_t *tx, void *p) {
-    ingest_arg_t *a = p;
-    a->accepted = a->duplicates = 0;
-    for (size_t i = 0; i < a->n; i++) {
-        const rp_fact_t *f = &a->facts[i];
-        rp_mongo_write_t res;
-        if (!f->idempotency_key || !f->user_id)
-            return rp_mongo_txn_fail(tx, RP_ERR_STORE, "STORE_ERROR", "record fact: no idempotency key or user");
-        /* insert-if-absent by upsert: a duplicate-key error would abort the whole transaction */
-        bson_t *filter = BCON_NEW("_id", BCON_UTF8(f->idempotency_key));
-        bson_t update = BSON_INITIALIZER, ins;
-        BSON_APPEND_DOCUMENT_BEGIN(&update, "$setOnInsert", &ins);
-        BSON_APPEND_UTF8(&ins, "userId", f->user_id);
-        rp_mongo_append_str(&ins, "type", f->type_name);
-        rp_mongo_append_opaque(&ins, "value", f->value);
-        BSON_APPEND_DATE_TIME(&ins, "occurredAt", f->occurred_at);
-        rp_mongo_append_str(&ins, "reportedBy", a->reported_by);
-        BSON_APPEND_DATE_TIME(&ins, "receivedAt", a->now);
-        bson_append_document_end(&update, &ins);
-        bool ok = rp_mongo_txn_update(tx, FACTS, filter, &update, RP_MONGO_UPSERT, &res);
-        bson_destroy(filter);
-        bson_destroy(&update);
-        if (!ok) return false;
-        if (res.upserted == 0) {
-            a->duplicates++;
-            continue;
-        }
-        if (!apply_fact(tx, f, a->now)) return false;
-        a->accepted++;
-    }
-    return true;
-}
-
-static bool r_progress_ingest(rp_event_repo_t *base, const rp_fact_t *facts, size_t n, const char *reported_by,
-                              int64_t now, int64_t *accepted, int64_t *duplicates, rp_err_t *err) {
-    ingest_arg_t a = {facts, n, reported_by, now, 0, 0};
-    bool ok = rp_mongo_transact(db_of(base), "record progress", ingest_txn, &a, err);
-    *accepted = ok ? a.accepted : 0;
-    *duplicates = ok ? a.duplicates : 0;
+    bson_destroy(filter);
     return ok;
 }
 
-/* What a user's progress documents give; logins are kept only when `logins` is set. */
-typedef struct progress_read {
-    int64_t max_level, invites;
-    json_t *quests, *counters;
-    rp_progress_t *logins;
-} progress_read_t;
+static bool tx_aggregate_put(rp_event_txn_t *tx, const char *user, const rp_aggregate_t *a) {
+    bson_t update = BSON_INITIALIZER, set, *filter = aggregate_key(tx, user, a);
+    if (!filter) return false;
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+    if (progress_kinds[a->kind].number) BSON_APPEND_INT64(&set, progress_kinds[a->kind].number, a->number);
+    if (progress_kinds[a->kind].at) BSON_APPEND_DATE_TIME(&set, progress_kinds[a->kind].at, a->at);
+    if (a->kind == RP_FACT_LOGIN)
+        BSON_APPEND_BINARY(&set, "minutes", BSON_SUBTYPE_BINARY, a->minutes, RP_LOGIN_DAY_BYTES);
+    bson_append_document_end(&update, &set);
+    bool ok = rp_mongo_txn_update(tx->m, PROGRESS, filter, &update, RP_MONGO_UPSERT, NULL);
+    bson_destroy(filter);
+    bson_destroy(&update);
+    return ok;
+}
 
+/* ---- progress reads ---- */
+
+/* Adds one user_progress document to the progress being read (rp_progress_t *). */
 static bool progress_doc(const bson_t *d, void *p) {
-    progress_read_t *r = p;
-    bson_iter_t it;
+    rp_progress_t *pr = p;
     char kind[16];
     rp_mongo_copy_str(d, "kind", kind, sizeof kind);
+    json_t *key = rp_mongo_get_json(d, "key");
     if (strcmp(kind, "level") == 0) {
-        r->max_level = rp_mongo_get_i64(d, "maxLevel");
+        pr->max_level = rp_mongo_get_i64(d, "maxLevel");
     } else if (strcmp(kind, "invite") == 0) {
-        r->invites++;
-    } else if (strcmp(kind, "quest") == 0 || strcmp(kind, "counter") == 0) {
-        json_t *k = rp_mongo_get_json(d, "key");
-        if (json_is_string(k)) {
-            if (kind[0] == 'q')
-                json_object_set_new(r->quests, json_string_value(k), rp_mongo_get_time(d, "completedAt"));
-            else
-                json_object_set_new(r->counters, json_string_value(k), json_integer(rp_mongo_get_i64(d, "total")));
-        }
-        json_decref(k);
-    } else if (strcmp(kind, "login") == 0 && r->logins) {
-        rp_progress_t *pr = r->logins;
-        if (pr->nlogins % 16 == 0) pr->logins = rp_realloc(pr->logins, (pr->nlogins + 16) * sizeof *pr->logins);
-        rp_login_day_t *day = &pr->logins[pr->nlogins++];
-        day->utc_day = rp_mongo_get_i64(d, "key");
-        memset(day->minutes, 0, sizeof day->minutes);
-        if (bson_iter_init_find(&it, d, "minutes") && BSON_ITER_HOLDS_BINARY(&it)) {
-            const uint8_t *data;
-            uint32_t len;
-            bson_subtype_t sub;
-            bson_iter_binary(&it, &sub, &len, &data);
-            if (len == LOGIN_BYTES) memcpy(day->minutes, data, LOGIN_BYTES);
-        }
+        pr->invites++;
+    } else if (strcmp(kind, "quest") == 0 && json_is_string(key)) {
+        json_object_set_new(pr->quests, json_string_value(key), rp_mongo_get_time(d, "completedAt"));
+    } else if (strcmp(kind, "counter") == 0 && json_is_string(key)) {
+        json_object_set_new(pr->counters, json_string_value(key), json_integer(rp_mongo_get_i64(d, "total")));
+    } else if (strcmp(kind, "login") == 0) {
+        unsigned char minutes[RP_LOGIN_DAY_BYTES];
+        get_minutes(d, minutes);
+        rp_progress_add_login(pr, rp_mongo_get_i64(d, "key"), minutes);
     }
+    json_decref(key);
     return true;
 }
 
-/* Reads a user's progress in one query, sorted by (kind, key) so quests and counters come in
- * key order (SQLite's primary-key order) and logins by day. With logins, only the login days in
- * [day_from, day_to]; without, no login documents. */
-static bool read_progress(rp_mongo_t *m, const char *user, progress_read_t *r, int64_t day_from, int64_t day_to,
-                          rp_err_t *err) {
+/* Reads a user's progress in one query into p (initialised here; released on failure), sorted by
+ * (kind, key) so quests and counters come in key order (SQLite's primary-key order) and logins
+ * by day. With logins, only the login days in [day_from, day_to]; without, no login documents. */
+static bool read_progress(rp_mongo_t *m, const char *user, bool logins, int64_t day_from, int64_t day_to,
+                          rp_progress_t *p, rp_err_t *err) {
     bson_t *filter;
-    if (r->logins)
+    rp_progress_init(p);
+    if (logins)
         filter = BCON_NEW("userId", BCON_UTF8(user), "$or", "[", "{", "kind", "{", "$ne", BCON_UTF8("login"), "}", "}",
                           "{", "kind", BCON_UTF8("login"), "key", "{", "$gte", BCON_INT64(day_from), "$lte",
                           BCON_INT64(day_to), "}", "}", "]");
     else
         filter = BCON_NEW("userId", BCON_UTF8(user), "kind", "{", "$ne", BCON_UTF8("login"), "}");
     bson_t *opts = BCON_NEW("sort", "{", "kind", BCON_INT32(1), "key", BCON_INT32(1), "}");
-    bool ok = rp_mongo_find(m, PROGRESS, filter, opts, progress_doc, r, err);
+    bool ok = rp_mongo_find(m, PROGRESS, filter, opts, progress_doc, p, err);
     bson_destroy(filter);
     bson_destroy(opts);
+    if (!ok) rp_progress_release(p);
     return ok;
 }
 
 static bool r_progress_load(rp_event_repo_t *base, const char *user, int64_t day_from, int64_t day_to, rp_progress_t *p,
                             rp_err_t *err) {
-    memset(p, 0, sizeof *p);
-    p->quests = json_object();
-    p->counters = json_object();
-    progress_read_t r = {0, 0, p->quests, p->counters, p};
-    bool ok = read_progress(db_of(base), user, &r, day_from, day_to, err);
-    if (ok) {
-        p->max_level = r.max_level;
-        p->invites = r.invites;
-    } else {
-        rp_progress_release(p);
-    }
-    return ok;
+    return read_progress(db_of(base), user, true, day_from, day_to, p, err);
 }
 
-static bool r_progress_summary(rp_event_repo_t *base, const char *user, json_t **doc, rp_err_t *err) {
-    progress_read_t r = {0, 0, json_object(), json_object(), NULL};
-    int64_t days = 0;
+static bool r_progress_summary(rp_event_repo_t *base, const char *user, rp_progress_t *p, int64_t *login_days,
+                               rp_err_t *err) {
     bson_t *last = NULL;
-    bson_iter_t it;
-    *doc = NULL;
+    *login_days = 0;
+    if (!read_progress(db_of(base), user, false, 0, 0, p, err)) return false;
     bson_t *logins = BCON_NEW("userId", BCON_UTF8(user), "kind", BCON_UTF8("login"));
     bson_t *newest = BCON_NEW("sort", "{", "key", BCON_INT32(-1), "}");
-    bool ok = read_progress(db_of(base), user, &r, 0, 0, err) &&
-              rp_mongo_count(db_of(base), PROGRESS, logins, &days, err) &&
+    bool ok = rp_mongo_count(db_of(base), PROGRESS, logins, login_days, err) &&
               rp_mongo_find_one(db_of(base), PROGRESS, logins, newest, &last, err);
-    if (ok) {
-        json_t *last_at = json_null();
-        if (last && bson_iter_init_find(&it, last, "minutes") && BSON_ITER_HOLDS_BINARY(&it)) {
-            const uint8_t *bits;
-            uint32_t len;
-            bson_subtype_t sub;
-            bson_iter_binary(&it, &sub, &len, &bits);
-            int64_t day = rp_mongo_get_i64(last, "key");
-            for (int m = 1439; len == LOGIN_BYTES && m >= 0; m--)
-                if (bits[m / 8] & (1u << (m % 8))) {
-                    char b[RP_ISO_LEN];
-                    rp_time_iso(day * DAY_MS + (int64_t)m * 60000, b);
-                    json_decref(last_at);
-                    last_at = json_string(b);
-                    break;
-                }
-        }
-        json_t *quest_ids = json_array();
-        const char *k;
-        json_t *v;
-        json_object_foreach(r.quests, k, v) json_array_append_new(quest_ids, json_string(k));
-        *doc = json_pack("{s:s, s:I, s:o, s:I, s:O, s:I, s:o}", "userId", user, "maxLevel", (json_int_t)r.max_level,
-                         "questsCompleted", quest_ids, "invites", (json_int_t)r.invites, "counters", r.counters,
-                         "loginDays", (json_int_t)days, "lastLoginAt", last_at);
-    }
+    if (ok && last) progress_doc(last, p);
+    if (!ok) rp_progress_release(p);
     bson_destroy(last);
     bson_destroy(logins);
     bson_destroy(newest);
-    json_decref(r.quests);
-    json_decref(r.counters);
     return ok;
 }
 
@@ -850,10 +742,14 @@ static void r_free(rp_event_repo_t *base) {
 
 static const rp_event_repo_ops_t ops = {
     .ping = r_ping,
+    .transact = r_transact,
+    .tx_fact_record = tx_fact_record,
+    .tx_aggregate_get = tx_aggregate_get,
+    .tx_aggregate_put = tx_aggregate_put,
     .def_create = r_def_create,
     .def_get = r_def_get,
     .def_list = r_def_list,
-    .def_update = r_def_update,
+    .def_update = r_def_create, /* the same upsert: createdBy, createdAt and referenced stay */
     .def_delete = r_def_delete,
     .event_create = r_event_create,
     .event_get = r_event_get,
@@ -861,7 +757,6 @@ static const rp_event_repo_ops_t ops = {
     .event_update = r_event_update,
     .event_cancel = r_event_cancel,
     .audit_list = r_audit_list,
-    .progress_ingest = r_progress_ingest,
     .progress_load = r_progress_load,
     .progress_summary = r_progress_summary,
     .free = r_free,

@@ -10,14 +10,16 @@
  *                       A grant decrements rewards.<i>.stockLeft (null = unlimited) with a guard.
  *   progress_facts     {_id: idempotency key, userId, type, value, occurredAt, reportedBy, receivedAt}
  *   user_progress      one document per (userId, kind, key), unique, server-assigned _id:
+ *                       (the fields of one rp_aggregate_t, written whole by tx_aggregate_put)
  *                       kind "level"   key null      {maxLevel, updatedAt}
  *                       kind "login"   key UTC day   {minutes: binary, 180 bytes = 1440 bits}
  *                       kind "quest"   key quest id  {completedAt}
  *                       kind "invite"  key invitee   {invitedAt}
  *                       kind "counter" key counter   {total, updatedAt}
  *   audit_logs         shared with the auth store, entries tagged log: "event"
- * Reads RP_EVENT_MONGO_REQUESTS (written by the reward store) to refuse reward edits once
- * claimed. Every multi-document write runs in a transaction: the server must be a replica set. */
+ * Reads RP_EVENT_MONGO_REQUESTS (written by the reward store) when an event_update asks for
+ * "only if unclaimed". Every multi-document write runs in a transaction: the server must be a
+ * replica set. */
 #ifndef RP_WORKERS_EVENT_REPO_MONGO_H
 #define RP_WORKERS_EVENT_REPO_MONGO_H
 

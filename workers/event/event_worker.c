@@ -11,6 +11,7 @@
 #include "log.h"
 #include "mem.h"
 #include "paging.h"
+#include "progress_ingest.h"
 #include "roles.h"
 #include "timeutil.h"
 
@@ -346,34 +347,37 @@ static void op_event_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reply_set(rep, 200, with_status(doc, now));
 }
 
+/* The status, visibility and activeAt filters become time bounds here; the store only compares. */
 static void op_event_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
     rp_err_t err;
-    rp_event_filter_t f = {.status = -1, .now_ms = rp_now_ms()};
-    json_t *items;
-    bool more;
-    if (!rp_paging_parse(env, &f.limit, &f.cursor, &err) || !rp_query_time(env, "activeAt", &f.active_at, &err)) {
+    rp_event_filter_t f = {.cursor = NULL};
+    int64_t now = rp_now_ms(), active_at = 0;
+    json_t *items = NULL;
+    bool more = false;
+    if (!rp_paging_parse(env, &f.limit, &f.cursor, &err) || !rp_query_time(env, "activeAt", &active_at, &err)) {
         rp_reply_from_err(rep, &err);
         return;
     }
     const char *status = rp_envelope_query(env, "status");
-    rp_event_status_t s;
-    if (status) {
-        if (!rp_event_status_parse(status, &s)) {
-            rp_reply_error(rep, 400, "VALIDATION_FAILED", "status must be UPCOMING, ACTIVE, FINISHED or CANCELED",
-                           NULL);
-            return;
-        }
-        f.status = (int)s;
+    rp_event_status_t s = RP_EVENT_UPCOMING;
+    if (status && !rp_event_status_parse(status, &s)) {
+        rp_reply_error(rep, 400, "VALIDATION_FAILED", "status must be UPCOMING, ACTIVE, FINISHED or CANCELED", NULL);
+        return;
     }
-    f.open_only = !is_staff(env);
-    if (!w->repo->ops->event_list(w->repo, &f, &items, &more, &err)) {
+    rp_event_bounds_init(&f.bounds);
+    if (status) rp_event_bounds_status(&f.bounds, s, now);
+    if (!is_staff(env)) rp_event_bounds_open(&f.bounds, now);
+    if (rp_envelope_query(env, "activeAt")) rp_event_bounds_active_at(&f.bounds, active_at);
+    if (f.bounds.empty) { /* e.g. a player asking for FINISHED events: nothing to ask the store */
+        items = json_array();
+    } else if (!w->repo->ops->event_list(w->repo, &f, &items, &more, &err)) {
         rp_reply_from_err(rep, &err);
         return;
     }
     size_t i;
     json_t *d;
-    json_array_foreach(items, i, d) with_status(d, f.now_ms);
+    json_array_foreach(items, i, d) with_status(d, now);
     rp_reply_set(rep, 200, page(items, more));
 }
 
@@ -381,7 +385,7 @@ static void op_event_update(void *ctx, const rp_envelope_t *env, rp_reply_t *rep
     rp_event_worker_t *w = ctx;
     rp_err_t err;
     json_t *before = NULL, *merged = NULL, *doc = NULL, *details = json_array();
-    bool conflict = false;
+    bool claimed = false;
     if (!allowed(env, STAFF_WRITE, rep) || !need_body(env, rep)) goto done;
     const char *id = path_id(env, rep, "EVENT_NOT_FOUND", "no such event");
     if (!id) goto done;
@@ -410,11 +414,14 @@ static void op_event_update(void *ctx, const rp_envelope_t *env, rp_reply_t *rep
     json_object_set(doc, "createdAt", json_object_get(before, "createdAt"));
     json_object_set_new(doc, "updatedAt", json_string(now_s));
     rp_event_audit_t a = audit_of(env, "event.update", "event", id, before, doc, now);
-    if (!w->repo->ops->event_update(w->repo, doc, json_object_get(env->body, "rewards") != NULL, &a, &conflict, &err)) {
+    /* rewards (and their stock) are frozen once players have claimed: the guard goes with every
+     * rewards change, checked by the store in the same transaction as the write */
+    bool replace_rewards = json_object_get(env->body, "rewards") != NULL;
+    if (!w->repo->ops->event_update(w->repo, doc, replace_rewards, replace_rewards, &a, &claimed, &err)) {
         rp_reply_from_err(rep, &err);
         goto done;
     }
-    if (conflict) {
+    if (claimed) {
         rp_reply_error(rep, 409, "EVENT_HAS_CLAIMS", "rewards cannot change once players have claimed", NULL);
         goto done;
     }
@@ -586,7 +593,7 @@ static void op_progress_report(void *ctx, const rp_envelope_t *env, rp_reply_t *
         return;
     }
     int64_t accepted = 0, dups = 0;
-    if (!w->repo->ops->progress_ingest(w->repo, list, n, env->caller.id, now, &accepted, &dups, &err))
+    if (!rp_progress_ingest(w->repo, list, n, env->caller.id, now, &accepted, &dups, &err))
         rp_reply_from_err(rep, &err);
     else
         rp_reply_set(rep, 200,
@@ -594,10 +601,28 @@ static void op_progress_report(void *ctx, const rp_envelope_t *env, rp_reply_t *
     free(list);
 }
 
+/* The summary's JSON: quests in the store's key order, lastLoginAt the last minute of the latest
+ * login day (null without logins). Returns a new object. */
+static json_t *progress_summary_json(const char *user, const rp_progress_t *p, int64_t login_days) {
+    json_t *quest_ids = json_array(), *v, *last = json_null();
+    const char *k;
+    json_object_foreach(p->quests, k, v) json_array_append_new(quest_ids, json_string(k));
+    int64_t at = p->nlogins ? rp_login_last(&p->logins[0]) : -1;
+    if (at >= 0) {
+        char iso[RP_ISO_LEN];
+        rp_time_iso(at, iso);
+        last = json_string(iso);
+    }
+    return json_pack("{s:s, s:I, s:o, s:I, s:O, s:I, s:o}", "userId", user, "maxLevel", (json_int_t)p->max_level,
+                     "questsCompleted", quest_ids, "invites", (json_int_t)p->invites, "counters", p->counters,
+                     "loginDays", (json_int_t)login_days, "lastLoginAt", last);
+}
+
 static void op_progress_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
     rp_err_t err;
-    json_t *doc = NULL;
+    rp_progress_t p;
+    int64_t login_days = 0;
     const char *user = rp_envelope_param(env, "userId");
     if (!user || !rp_oid_valid(user, strlen(user))) {
         rp_reply_error(rep, 404, "USER_NOT_FOUND", "no such player", NULL);
@@ -608,11 +633,12 @@ static void op_progress_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep
         rp_reply_error(rep, 403, "FORBIDDEN", "only the player or staff may read this progress", NULL);
         return;
     }
-    if (!w->repo->ops->progress_summary(w->repo, user, &doc, &err)) {
+    if (!w->repo->ops->progress_summary(w->repo, user, &p, &login_days, &err)) {
         rp_reply_from_err(rep, &err);
         return;
     }
-    rp_reply_set(rep, 200, doc);
+    rp_reply_set(rep, 200, progress_summary_json(user, &p, login_days));
+    rp_progress_release(&p);
 }
 
 static void op_audit_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "event/event.h"
+#include "grant_txn.h"
 #include "ids.h"
 #include "json_util.h"
 #include "log.h"
@@ -25,7 +26,7 @@ struct rp_batches {
     const rp_config_t *cfg;
     rp_reward_store_t *store;
     rp_event_repo_t *events;
-    rp_grant_engine_t *engine;
+    rp_claims_t *claims;
     rp_transport_t *transport;
     pthread_t sweeper;
     bool started;
@@ -35,12 +36,12 @@ struct rp_batches {
 };
 
 rp_batches_t *rp_batches_new(const rp_config_t *cfg, rp_reward_store_t *store, rp_event_repo_t *events,
-                             rp_grant_engine_t *engine) {
+                             rp_claims_t *claims) {
     rp_batches_t *b = rp_calloc(1, sizeof *b);
     b->cfg = cfg;
     b->store = store;
     b->events = events;
-    b->engine = engine;
+    b->claims = claims;
     pthread_mutex_init(&b->mu, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -84,26 +85,18 @@ static const char **unique_users(const json_t *ids, size_t *n, int64_t *dups) {
     return out;
 }
 
-static void finish_doc(json_t *doc) {
-    json_t *counts = json_object_get(doc, "counts");
-    bool running = json_integer_value(json_object_get(counts, "QUEUED")) > 0;
-    json_object_set_new(doc, "status", json_string(running ? "RUNNING" : "COMPLETED"));
-    json_object_set(doc, "batchId", json_object_get(doc, "id"));
-}
-
 static void reply_batch(rp_batches_t *b, const char *id, int status, rp_reply_t *rep) {
     rp_err_t err;
-    json_t *doc = NULL;
-    if (!b->store->ops->batch_get(b->store, id, true, &doc, &err)) {
+    rp_batch_t batch;
+    bool found = false;
+    memset(&batch, 0, sizeof batch);
+    if (!b->store->ops->batch_get(b->store, id, true, &batch, &found, &err))
         rp_reply_from_err(rep, &err);
-        return;
-    }
-    if (!doc) {
+    else if (!found)
         rp_reply_error(rep, 404, "BATCH_NOT_FOUND", "no such batch", NULL);
-        return;
-    }
-    finish_doc(doc);
-    rp_reply_set(rep, status, doc);
+    else
+        rp_reply_set(rep, status, rp_batch_to_json(&batch, true));
+    rp_batch_clear(&batch);
 }
 
 void rp_batches_create(rp_batches_t *b, const rp_envelope_t *env, const char *event_id, rp_reply_t *rep) {
@@ -141,32 +134,38 @@ void rp_batches_create(rp_batches_t *b, const rp_envelope_t *env, const char *ev
         rp_reply_error(rep, 422, "EVENT_CANCELED", "the event is canceled", NULL);
         return;
     }
-    char id[RP_OID_LEN], hash[65], existing_id[RP_OID_LEN], existing_hash[65];
-    rp_oid_new(id);
-    rp_json_request_hash(event_id, env->body, hash);
+    rp_batch_t batch;
+    memset(&batch, 0, sizeof batch);
+    rp_oid_new(batch.id);
+    snprintf(batch.event_id, sizeof batch.event_id, "%s", event_id);
+    snprintf(batch.created_by, sizeof batch.created_by, "%s", env->caller.id);
+    snprintf(batch.idem_key, sizeof batch.idem_key, "%s", env->idempotency_key);
+    rp_json_request_hash(event_id, env->body, batch.request_hash);
+    batch.reason = rp_strdup(reason);
+    batch.created_at = now;
     size_t n = 0;
-    int64_t dups = 0;
-    const char **users = unique_users(ids, &n, &dups);
-    rp_batch_input_t in = {id, event_id, reason, env->caller.id, env->idempotency_key, hash, users, n, dups, now};
-    bool existed = false;
-    bool ok = b->store->ops->batch_create(b->store, &in, &existed, existing_id, existing_hash, &err);
+    const char **users = unique_users(ids, &n, &batch.duplicates);
+    batch.total = (int64_t)n;
+    rp_batch_created_t outcome;
+    char answered[RP_OID_LEN];
+    bool ok = rp_grant_batch_create(b->store, &batch, users, n, &outcome, answered, &err);
     free(users);
     if (!ok) {
         rp_reply_from_err(rep, &err);
-        return;
-    }
-    if (existed && strcmp(existing_hash, hash) != 0) {
+    } else if (outcome == RP_BATCH_KEY_REUSED) {
         rp_reply_error(rep, 422, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used for a different batch", NULL);
-        return;
+    } else {
+        if (outcome == RP_BATCH_CREATED) {
+            rp_log(RP_LOG_INFO, "batch", "batch %s: %zu items for event %s by %s", batch.id, n, event_id,
+                   env->caller.id);
+            pthread_mutex_lock(&b->mu);
+            b->kicked = true;
+            pthread_cond_signal(&b->kick);
+            pthread_mutex_unlock(&b->mu);
+        }
+        reply_batch(b, answered, 202, rep);
     }
-    if (!existed) {
-        rp_log(RP_LOG_INFO, "batch", "batch %s: %zu items for event %s by %s", id, n, event_id, env->caller.id);
-        pthread_mutex_lock(&b->mu);
-        b->kicked = true;
-        pthread_cond_signal(&b->kick);
-        pthread_mutex_unlock(&b->mu);
-    }
-    reply_batch(b, existed ? existing_id : id, 202, rep);
+    rp_batch_clear(&batch);
 }
 
 void rp_batches_get(rp_batches_t *b, const char *id, rp_reply_t *rep) {
@@ -177,56 +176,63 @@ void rp_batches_list(rp_batches_t *b, const rp_envelope_t *env, rp_reply_t *rep)
     rp_err_t err;
     int limit;
     const char *cursor, *event_id;
-    json_t *items = NULL;
+    rp_batch_t *items = NULL;
+    size_t n = 0;
     bool more = false;
     if (!rp_paging_parse(env, &limit, &cursor, &err) || !rp_query_oid(env, "eventId", &event_id, &err) ||
-        !b->store->ops->batch_list(b->store, event_id, cursor, limit, &items, &more, &err)) {
+        !b->store->ops->batch_list(b->store, event_id, cursor, limit, &items, &n, &more, &err)) {
         rp_reply_from_err(rep, &err);
         return;
     }
-    size_t n = json_array_size(items), i;
-    json_t *it;
-    json_array_foreach(items, i, it) json_object_set(it, "batchId", json_object_get(it, "id"));
-    json_t *next = more && n > 0 ? json_incref(json_object_get(json_array_get(items, n - 1), "id")) : json_null();
-    rp_reply_set(rep, 200, json_pack("{s:o, s:o}", "items", items, "nextCursor", next));
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, rp_batch_to_json(&items[i], false));
+    json_t *next = more && n > 0 ? json_string(items[n - 1].id) : json_null();
+    for (size_t i = 0; i < n; i++)
+        rp_batch_clear(&items[i]);
+    free(items);
+    rp_reply_set(rep, 200, json_pack("{s:o, s:o}", "items", list, "nextCursor", next));
 }
 
 void rp_batches_items(rp_batches_t *b, const rp_envelope_t *env, const char *id, rp_reply_t *rep) {
     rp_err_t err;
     int limit;
     const char *status = rp_envelope_query(env, "status");
-    json_t *batch = NULL, *items = NULL;
-    bool more = false;
+    rp_item_status_t st = RP_ITEM_QUEUED;
+    rp_batch_t batch;
+    rp_batch_item_t *items = NULL;
+    size_t n = 0;
+    bool more = false, found = false;
     int64_t after = 0;
     if (!rp_query_limit(env, RP_PAGE_DEFAULT, RP_PAGE_MAX, &limit, &err) ||
         !rp_query_seq(env, "cursor", &after, &err)) {
         rp_reply_from_err(rep, &err);
         return;
     }
-    if (status && strcmp(status, "QUEUED") != 0 && strcmp(status, "SUCCESS") != 0 && strcmp(status, "FAILED") != 0) {
+    if (status && !rp_item_status_parse(status, &st)) {
         rp_reply_error(rep, 400, "VALIDATION_FAILED", "status must be one of QUEUED, SUCCESS, FAILED", NULL);
         return;
     }
-    if (!b->store->ops->batch_get(b->store, id, false, &batch, &err) ||
-        (batch && !b->store->ops->batch_items(b->store, id, status, after, limit, &items, &more, &err))) {
-        json_decref(batch);
+    memset(&batch, 0, sizeof batch);
+    if (!b->store->ops->batch_get(b->store, id, false, &batch, &found, &err) ||
+        (found &&
+         !b->store->ops->batch_items(b->store, id, status ? (int)st : -1, after, limit, &items, &n, &more, &err))) {
         rp_reply_from_err(rep, &err);
-        return;
-    }
-    if (!batch) {
+    } else if (!found) {
         rp_reply_error(rep, 404, "BATCH_NOT_FOUND", "no such batch", NULL);
-        return;
+    } else {
+        json_t *list = json_array(), *next = json_null();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(list, rp_batch_item_to_json(&items[i]));
+        if (more && n > 0) {
+            char buf[24];
+            snprintf(buf, sizeof buf, "%lld", (long long)items[n - 1].seq);
+            next = json_string(buf);
+        }
+        rp_reply_set(rep, 200, json_pack("{s:o, s:o}", "items", list, "nextCursor", next));
     }
-    json_decref(batch);
-    json_t *next = json_null();
-    size_t k = json_array_size(items);
-    if (more && k > 0) {
-        char buf[24];
-        snprintf(buf, sizeof buf, "%lld",
-                 (long long)json_integer_value(json_object_get(json_array_get(items, k - 1), "seq")));
-        next = json_string(buf);
-    }
-    rp_reply_set(rep, 200, json_pack("{s:o, s:o}", "items", items, "nextCursor", next));
+    free(items);
+    rp_batch_clear(&batch);
 }
 
 /* ---- the consumer: one message = one chunk of items of one batch ---- */
@@ -235,10 +241,14 @@ static bool settle_chunk(void *ctx, const char *msg, size_t len) {
     rp_batches_t *b = ctx;
     rp_err_t err;
     json_error_t jerr;
-    json_t *m = json_loadb(msg, len, JSON_REJECT_DUPLICATES, &jerr), *batch = NULL, *event = NULL, *items = NULL;
+    json_t *m = json_loadb(msg, len, JSON_REJECT_DUPLICATES, &jerr), *event = NULL;
     json_t *seqs = json_object_get(m, "seqs");
     const char *batch_id = json_string_value(json_object_get(m, "batchId"));
-    size_t n = json_array_size(seqs);
+    size_t n = json_array_size(seqs), got = 0;
+    rp_batch_t batch;
+    rp_batch_item_t *items = NULL;
+    bool found = false;
+    memset(&batch, 0, sizeof batch);
     if (!batch_id || !rp_oid_valid(batch_id, strlen(batch_id)) || n == 0 || n > 1000) {
         json_decref(m);
         return false;
@@ -246,31 +256,28 @@ static bool settle_chunk(void *ctx, const char *msg, size_t len) {
     int64_t *v = rp_calloc(n, sizeof *v);
     for (size_t i = 0; i < n; i++)
         v[i] = json_integer_value(json_array_get(seqs, i));
-    if (!b->store->ops->batch_get(b->store, batch_id, false, &batch, &err)) goto failed;
-    if (!batch) {
+    if (!b->store->ops->batch_get(b->store, batch_id, false, &batch, &found, &err)) goto failed;
+    if (!found) {
         rp_log(RP_LOG_WARN, "batch", "dropping items of unknown batch %s", batch_id);
         goto done;
     }
-    if (!b->events->ops->event_get(b->events, json_string_value(json_object_get(batch, "eventId")), &event, &err) ||
-        !b->store->ops->batch_items_get(b->store, batch_id, v, n, &items, &err))
+    if (!b->events->ops->event_get(b->events, batch.event_id, &event, &err) ||
+        !b->store->ops->batch_items_get(b->store, batch_id, v, n, &items, &got, &err))
         goto failed;
-    size_t i;
-    json_t *it;
-    json_array_foreach(items, i, it) {
-        if (strcmp(json_string_value(json_object_get(it, "status")), "QUEUED") != 0) continue; /* a redelivery */
-        if (!rp_grant_batch_item(b->engine, event, batch, json_integer_value(json_object_get(it, "seq")),
-                                 json_string_value(json_object_get(it, "userId")), &err))
+    for (size_t i = 0; i < got; i++) {
+        if (items[i].status != RP_ITEM_QUEUED) continue; /* a redelivery */
+        if (!rp_claims_batch_item(b->claims, event, &batch, items[i].seq, items[i].user_id, &err))
             rp_log(RP_LOG_WARN, "batch", "batch %s item %lld: %s; the sweeper sends it again", batch_id,
-                   (long long)json_integer_value(json_object_get(it, "seq")), err.message);
+                   (long long)items[i].seq, err.message);
     }
     goto done;
 failed:
     rp_log(RP_LOG_WARN, "batch", "batch %s: %s; the sweeper sends these items again", batch_id, err.message);
 done:
     free(v);
-    json_decref(items);
+    free(items);
+    rp_batch_clear(&batch);
     json_decref(event);
-    json_decref(batch);
     json_decref(m);
     return true;
 }
@@ -279,18 +286,15 @@ done:
 
 /* Sends the leased items as chunk messages; false when the transport refused them (they are
  * then sent again once due). */
-static bool send_items(rp_batches_t *b, const json_t *items, rp_err_t *err) {
-    size_t n = json_array_size(items), nmsg = 0;
+static bool send_items(rp_batches_t *b, const rp_item_ref_t *items, size_t n, rp_err_t *err) {
+    size_t nmsg = 0;
     char **msgs = rp_calloc(n ? n : 1, sizeof *msgs);
     size_t *lens = rp_calloc(n ? n : 1, sizeof *lens);
     for (size_t i = 0; i < n;) {
-        const char *batch_id = json_string_value(json_object_get(json_array_get(items, i), "batchId"));
+        const char *batch_id = items[i].batch_id;
         json_t *seqs = json_array();
-        while (i < n && json_array_size(seqs) < CHUNK &&
-               strcmp(json_string_value(json_object_get(json_array_get(items, i), "batchId")), batch_id) == 0) {
-            json_array_append(seqs, json_object_get(json_array_get(items, i), "seq"));
-            i++;
-        }
+        while (i < n && json_array_size(seqs) < CHUNK && strcmp(items[i].batch_id, batch_id) == 0)
+            json_array_append_new(seqs, json_integer(items[i++].seq));
         json_t *m = json_pack("{s:s, s:o}", "batchId", batch_id, "seqs", seqs);
         msgs[nmsg] = json_dumps(m, JSON_COMPACT);
         lens[nmsg] = strlen(msgs[nmsg]);
@@ -312,25 +316,26 @@ static void *sweeper_main(void *arg) {
     while (!b->stopping) {
         pthread_mutex_unlock(&b->mu);
         rp_err_t err;
-        json_t *items = NULL;
+        rp_item_ref_t *items = NULL;
+        size_t n = 0;
         int wait_ms = IDLE_MS;
-        if (!b->store->ops->batch_lease(b->store, rp_now_ms(), b->cfg->batch_redeliver_ms, LEASE_LIMIT,
-                                        b->cfg->batch_max_in_flight, &items, &err)) {
+        if (!rp_grant_lease_items(b->store, rp_now_ms(), b->cfg->batch_redeliver_ms, LEASE_LIMIT,
+                                  b->cfg->batch_max_in_flight, &items, &n, &err)) {
             rp_log(RP_LOG_WARN, "batch", "sweeper: %s; retrying in %d ms", err.message, backoff_ms);
             wait_ms = backoff_ms;
             backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
-        } else if (json_array_size(items) > 0 && !send_items(b, items, &err)) {
-            rp_log(RP_LOG_WARN, "batch", "sweeper: %s; %zu items go again in %d ms", err.message,
-                   json_array_size(items), b->cfg->batch_redeliver_ms);
+        } else if (n > 0 && !send_items(b, items, n, &err)) {
+            rp_log(RP_LOG_WARN, "batch", "sweeper: %s; %zu items go again in %d ms", err.message, n,
+                   b->cfg->batch_redeliver_ms);
             wait_ms = backoff_ms;
             backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
-        } else if (json_array_size(items) == LEASE_LIMIT) {
+        } else if (n == LEASE_LIMIT) {
             wait_ms = 0; /* more is due: go on at once */
             backoff_ms = 250;
         } else {
             backoff_ms = 250;
         }
-        json_decref(items);
+        free(items);
         pthread_mutex_lock(&b->mu);
         if (wait_ms > 0 && !b->kicked && !b->stopping) {
             int64_t until_ms = rp_mono_ms() + wait_ms;

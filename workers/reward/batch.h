@@ -11,7 +11,7 @@
 #include "config.h"
 #include "envelope.h"
 #include "event/event_repo.h"
-#include "grant.h"
+#include "claims.h"
 #include "reward_store.h"
 #include "transport.h"
 
@@ -22,7 +22,7 @@ typedef struct rp_batches rp_batches_t;
 
 /* Everything is borrowed and must outlive the result. Nothing runs until rp_batches_start. */
 rp_batches_t *rp_batches_new(const rp_config_t *cfg, rp_reward_store_t *store, rp_event_repo_t *events,
-                             rp_grant_engine_t *engine);
+                             rp_claims_t *claims);
 /* Consumes reward.grant on t with cfg->worker_threads threads and starts the sweeper thread. */
 bool rp_batches_start(rp_batches_t *b, rp_transport_t *t, rp_err_t *err);
 /* Stops the sweeper. The transport's consumers must be stopped before (rp_transport_stop).

@@ -28,26 +28,24 @@ struct rp_outbox_relay {
 };
 
 bool rp_outbox_relay_pass(rp_outbox_relay_t *r, int *published, rp_err_t *err) {
-    json_t *items = NULL;
+    rp_outbox_message_t *items = NULL;
     int64_t *seqs = NULL;
+    size_t n = 0;
     bool ok = false;
     *published = 0;
-    if (!r->store->ops->outbox_lease(r->store, r->owner, rp_now_ms(), LEASE_MS, BATCH, &items, err)) goto done;
-    size_t n = json_array_size(items), i;
+    if (!r->store->ops->outbox_lease(r->store, r->owner, rp_now_ms(), LEASE_MS, BATCH, &items, &n, err)) goto done;
     if (n == 0) {
         ok = true;
         goto done;
     }
     seqs = rp_calloc(n, sizeof *seqs);
-    json_t *m;
-    json_array_foreach(items, i, m) {
-        char *body = json_dumps(json_object_get(m, "payload"), JSON_COMPACT);
-        bool sent = body && rp_amqp_publisher_send(r->pub, json_string_value(json_object_get(m, "routingKey")),
-                                                   json_string_value(json_object_get(m, "messageId")), body,
+    for (size_t i = 0; i < n; i++) {
+        char *body = json_dumps(items[i].payload, JSON_COMPACT);
+        bool sent = body && rp_amqp_publisher_send(r->pub, items[i].routing_key, items[i].message_id, body,
                                                    strlen(body), false, err);
         free(body);
         if (!sent) goto done;
-        seqs[i] = json_integer_value(json_object_get(m, "seq"));
+        seqs[i] = items[i].seq;
     }
     if (!rp_amqp_publisher_confirm(r->pub, CONFIRM_WAIT_MS, err)) goto done;
     /* only confirmed messages are marked; a crash before this line republishes them (same id) */
@@ -56,7 +54,9 @@ bool rp_outbox_relay_pass(rp_outbox_relay_t *r, int *published, rp_err_t *err) {
     ok = true;
 done:
     free(seqs);
-    json_decref(items);
+    for (size_t i = 0; i < n; i++)
+        rp_outbox_message_clear(&items[i]);
+    free(items);
     return ok;
 }
 

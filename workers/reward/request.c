@@ -148,6 +148,15 @@ void rp_outbox_message_clear(rp_outbox_message_t *m) {
     memset(m, 0, sizeof *m);
 }
 
+json_t *rp_request_message(const rp_request_t *r, const char *type, const char *message_id, int64_t at,
+                           const char *reason) {
+    json_t *m = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o}", "type", type, "messageId", message_id,
+                          "requestId", r->id, "userId", r->user_id, "eventId", r->event_id, "rewards",
+                          rp_claimed_to_json(r), "at", time_or_null(at), "processorId", str_or_null(r->processor_id));
+    if (reason) json_object_set_new(m, "reason", json_string(reason));
+    return m;
+}
+
 json_t *rp_outbox_message_to_json(const rp_outbox_message_t *m) {
     return json_pack("{s:I, s:s, s:s, s:s, s:O, s:o, s:o}", "seq", (json_int_t)m->seq, "messageId", m->message_id,
                      "routingKey", m->routing_key, "requestId", m->request_id, "payload",

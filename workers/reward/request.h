@@ -109,6 +109,10 @@ typedef struct rp_outbox_message {
 
 /* Frees the payload and zeroes m. Accepts NULL. */
 void rp_outbox_message_clear(rp_outbox_message_t *m);
+/* The payload game servers receive about r: {type, messageId, requestId, userId, eventId,
+ * rewards, at, processorId} and, when reason is not NULL, reason. A new object. */
+json_t *rp_request_message(const rp_request_t *r, const char *type, const char *message_id, int64_t at,
+                           const char *reason);
 /* {seq, messageId, routingKey, requestId, payload, createdAt, publishedAt}. */
 json_t *rp_outbox_message_to_json(const rp_outbox_message_t *m);
 

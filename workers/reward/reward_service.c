@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "batch.h"
-#include "grant.h"
+#include "claims.h"
 #include "ids.h"
 #include "log.h"
 #include "mem.h"
@@ -24,17 +24,13 @@ struct rp_reward_worker {
     rp_reward_store_t *store;
     rp_event_repo_t *events;
     rp_event_repo_t *owned_events;
-    rp_grant_engine_t *engine;
+    rp_claims_t *claims;
     rp_batches_t *batches;
     rp_service_t service;
 };
 
 #define STAFF_READ (RP_ROLE_OPERATOR | RP_ROLE_AUDITOR | RP_ROLE_ADMIN)
 #define STAFF_WRITE (RP_ROLE_OPERATOR | RP_ROLE_ADMIN)
-
-static void reply_store_err(rp_reply_t *rep, const rp_err_t *err) {
-    rp_reply_from_err(rep, err);
-}
 
 static bool require_roles(const rp_envelope_t *env, unsigned roles, rp_reply_t *rep) {
     if (env->caller.authenticated && (env->caller.roles & roles)) return true;
@@ -52,13 +48,6 @@ static const char *path_id(const rp_envelope_t *env, rp_reply_t *rep, const char
     return id;
 }
 
-static json_t *page(json_t *items, bool more, const char *last_key) {
-    json_t *next = json_null();
-    size_t n = json_array_size(items);
-    if (more && n > 0) next = json_incref(json_object_get(json_array_get(items, n - 1), last_key));
-    return json_pack("{s:o, s:o}", "items", items, "nextCursor", next);
-}
-
 static void op_health(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reward_worker_t *w = ctx;
     rp_err_t err;
@@ -74,15 +63,16 @@ static void op_claim(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     if (!require_roles(env, RP_ROLE_USER, rep)) return;
     const char *event_id = path_id(env, rep, "EVENT_NOT_FOUND");
     if (!event_id) return;
-    rp_grant_claim(w->engine, env, event_id, rep);
+    rp_claims_claim(w->claims, env, event_id, rep);
 }
 
 static void list_requests(rp_reward_worker_t *w, const rp_envelope_t *env, const char *user_id, rp_reply_t *rep) {
-    rp_request_filter_t f = {0};
+    rp_request_filter_t f = {.status = -1};
     rp_err_t err;
-    json_t *items = NULL;
+    rp_request_t *items = NULL;
+    size_t n = 0;
     bool more = false;
-    const char *uid = NULL;
+    const char *uid = NULL, *status;
     if (!rp_paging_parse(env, &f.limit, &f.cursor, &err) || !rp_query_oid(env, "eventId", &f.event_id, &err) ||
         !rp_query_oid(env, "userId", &uid, &err) || !rp_query_time(env, "from", &f.from_ms, &err) ||
         !rp_query_time(env, "to", &f.to_ms, &err)) {
@@ -90,18 +80,27 @@ static void list_requests(rp_reward_worker_t *w, const rp_envelope_t *env, const
         return;
     }
     f.user_id = user_id ? user_id : uid;
-    f.status = rp_envelope_query(env, "status");
-    rp_req_status_t parsed;
-    if (f.status && !rp_req_status_parse(f.status, &parsed)) {
-        rp_reply_error(rep, 400, "VALIDATION_FAILED",
-                       "status must be one of PENDING, AWAITING_REVIEW, SUCCESS, FAILED, REVOKED", NULL);
+    if ((status = rp_envelope_query(env, "status"))) {
+        rp_req_status_t st;
+        if (!rp_req_status_parse(status, &st)) {
+            rp_reply_error(rep, 400, "VALIDATION_FAILED",
+                           "status must be one of PENDING, AWAITING_REVIEW, SUCCESS, FAILED, REVOKED", NULL);
+            return;
+        }
+        f.status = (int)st;
+    }
+    if (!w->store->ops->list_requests(w->store, &f, &items, &n, &more, &err)) {
+        rp_reply_from_err(rep, &err);
         return;
     }
-    if (!w->store->ops->list_requests(w->store, &f, &items, &more, &err)) {
-        reply_store_err(rep, &err);
-        return;
-    }
-    rp_reply_set(rep, 200, page(items, more, "id"));
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, rp_request_to_json(&items[i]));
+    json_t *next = more && n > 0 ? json_string(items[n - 1].id) : json_null();
+    for (size_t i = 0; i < n; i++)
+        rp_request_clear(&items[i]);
+    free(items);
+    rp_reply_set(rep, 200, json_pack("{s:o, s:o}", "items", list, "nextCursor", next));
 }
 
 static void op_list_mine(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
@@ -120,22 +119,22 @@ static void op_list_all(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
 static void op_get_request(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reward_worker_t *w = ctx;
     rp_err_t err;
-    json_t *req = NULL;
+    rp_request_t req;
+    bool found = false;
     const char *id = path_id(env, rep, "REQUEST_NOT_FOUND");
     if (!id) return;
-    if (!w->store->ops->get_request(w->store, id, &req, &err)) {
-        reply_store_err(rep, &err);
+    rp_request_init(&req);
+    if (!w->store->ops->get_request(w->store, id, &req, &found, &err)) {
+        rp_reply_from_err(rep, &err);
         return;
     }
-    const char *owner = json_string_value(json_object_get(req, "userId"));
     bool staff = env->caller.authenticated && (env->caller.roles & STAFF_READ);
     /* someone else's request is reported as missing: its existence is not the caller's business */
-    if (!req || (!staff && (!owner || strcmp(owner, env->caller.id) != 0))) {
-        json_decref(req);
+    if (!found || (!staff && strcmp(req.user_id, env->caller.id) != 0))
         rp_reply_error(rep, 404, "REQUEST_NOT_FOUND", "no such reward request", NULL);
-        return;
-    }
-    rp_reply_set(rep, 200, req);
+    else
+        rp_reply_set(rep, 200, rp_request_to_json(&req));
+    rp_request_clear(&req);
 }
 
 /* Reads the optional {notes} (approve/reject) or required {reason} (revoke) of a decision. */
@@ -159,25 +158,25 @@ static bool decision_text(const rp_envelope_t *env, const char *field, bool requ
     return true;
 }
 
-static void decide(rp_reward_worker_t *w, const rp_envelope_t *env, rp_reply_t *rep, const char *from, const char *to,
-                   const char *text_field, bool text_required, const char *reason_code) {
+static void decide(rp_reward_worker_t *w, const rp_envelope_t *env, rp_reply_t *rep, rp_decision_t d,
+                   const char *text_field, bool text_required) {
     if (!require_roles(env, STAFF_WRITE, rep)) return;
     const char *id = path_id(env, rep, "REQUEST_NOT_FOUND");
     const char *text = NULL;
     if (!id || !decision_text(env, text_field, text_required, &text, rep)) return;
-    rp_grant_decide(w->engine, env, id, from, to, text, reason_code, rep);
+    rp_claims_decide(w->claims, env, id, d, text, rep);
 }
 
 static void op_approve(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
-    decide(ctx, env, rep, "AWAITING_REVIEW", "SUCCESS", "notes", false, NULL);
+    decide(ctx, env, rep, RP_DECIDE_APPROVE, "notes", false);
 }
 
 static void op_reject(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
-    decide(ctx, env, rep, "AWAITING_REVIEW", "FAILED", "notes", false, "REJECTED");
+    decide(ctx, env, rep, RP_DECIDE_REJECT, "notes", false);
 }
 
 static void op_revoke(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
-    decide(ctx, env, rep, "SUCCESS", "REVOKED", "reason", true, "REVOKED");
+    decide(ctx, env, rep, RP_DECIDE_REVOKE, "reason", true);
 }
 
 /* ?after= (or ?cursor=) for the ledger and the feed: a non-negative sequence number. */
@@ -185,17 +184,13 @@ static bool parse_after(const rp_envelope_t *env, int64_t *after, rp_err_t *err)
     return rp_query_seq(env, rp_envelope_query(env, "after") ? "after" : "cursor", after, err);
 }
 
-static json_t *seq_page(json_t *items, bool more) {
+/* A page by sequence number: the feed always hands back where to continue; hasMore says whether
+ * to poll again at once. Takes items. */
+static json_t *seq_page(json_t *items, int64_t last_seq, bool more) {
     char next[32];
-    size_t n = json_array_size(items);
-    json_t *cursor = json_null();
-    if (n > 0) {
-        snprintf(next, sizeof next, "%lld",
-                 (long long)json_integer_value(json_object_get(json_array_get(items, n - 1), "seq")));
-        cursor = json_string(next);
-    }
-    /* the feed always hands back where to continue; hasMore says whether to poll again at once */
-    return json_pack("{s:o, s:o, s:b}", "items", items, "nextCursor", cursor, "hasMore", more);
+    snprintf(next, sizeof next, "%lld", (long long)last_seq);
+    return json_pack("{s:o, s:o, s:b}", "items", items, "nextCursor",
+                     json_array_size(items) ? json_string(next) : json_null(), "hasMore", more);
 }
 
 /* The ledger and the feed page by sequence number (commit order), not by id. */
@@ -205,19 +200,21 @@ static void op_ledger(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     int limit;
     const char *user_id, *event_id;
     int64_t after;
-    json_t *items = NULL;
+    rp_ledger_entry_t *items = NULL;
+    size_t n = 0;
     bool more;
     if (!require_roles(env, RP_ROLE_AUDITOR | RP_ROLE_ADMIN, rep)) return;
     if (!parse_after(env, &after, &err) || !rp_query_limit(env, RP_PAGE_DEFAULT, RP_PAGE_MAX, &limit, &err) ||
-        !rp_query_oid(env, "userId", &user_id, &err) || !rp_query_oid(env, "eventId", &event_id, &err)) {
+        !rp_query_oid(env, "userId", &user_id, &err) || !rp_query_oid(env, "eventId", &event_id, &err) ||
+        !w->store->ops->list_ledger(w->store, user_id, event_id, after, limit, &items, &n, &more, &err)) {
         rp_reply_from_err(rep, &err);
         return;
     }
-    if (!w->store->ops->list_ledger(w->store, user_id, event_id, after, limit, &items, &more, &err)) {
-        reply_store_err(rep, &err);
-        return;
-    }
-    rp_reply_set(rep, 200, seq_page(items, more));
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, rp_ledger_entry_to_json(&items[i]));
+    rp_reply_set(rep, 200, seq_page(list, n ? items[n - 1].seq : 0, more));
+    free(items);
 }
 
 static void op_feed(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
@@ -225,18 +222,22 @@ static void op_feed(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_err_t err;
     int64_t after;
     int limit;
-    json_t *items = NULL;
+    rp_outbox_message_t *items = NULL;
+    size_t n = 0;
     bool more;
     if (!require_roles(env, RP_ROLE_GAME_SERVER, rep)) return;
-    if (!parse_after(env, &after, &err) || !rp_query_limit(env, RP_PAGE_MAX, 1000, &limit, &err)) {
+    if (!parse_after(env, &after, &err) || !rp_query_limit(env, RP_PAGE_MAX, 1000, &limit, &err) ||
+        !w->store->ops->list_outbox(w->store, after, limit, &items, &n, &more, &err)) {
         rp_reply_from_err(rep, &err);
         return;
     }
-    if (!w->store->ops->list_outbox(w->store, after, limit, &items, &more, &err)) {
-        reply_store_err(rep, &err);
-        return;
-    }
-    rp_reply_set(rep, 200, seq_page(items, more));
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, rp_outbox_message_to_json(&items[i]));
+    rp_reply_set(rep, 200, seq_page(list, n ? items[n - 1].seq : 0, more));
+    for (size_t i = 0; i < n; i++)
+        rp_outbox_message_clear(&items[i]);
+    free(items);
 }
 
 static void op_batch_create(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
@@ -297,8 +298,8 @@ rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t
     w->store = store;
     w->events = events;
     w->owned_events = owned;
-    w->engine = rp_grant_engine_new(store, events);
-    w->batches = rp_batches_new(cfg, store, events, w->engine);
+    w->claims = rp_claims_new(store, events);
+    w->batches = rp_batches_new(cfg, store, events, w->claims);
     w->service = (rp_service_t){"reward", ops, sizeof ops / sizeof ops[0], w};
     return w;
 }
@@ -317,7 +318,7 @@ rp_reward_store_t *rp_reward_worker_store(rp_reward_worker_t *w) {
 void rp_reward_worker_free(rp_reward_worker_t *w) {
     if (!w) return;
     rp_batches_free(w->batches);
-    rp_grant_engine_free(w->engine);
+    rp_claims_free(w->claims);
     w->store->ops->free(w->store);
     if (w->owned_events) w->owned_events->ops->free(w->owned_events);
     free(w);

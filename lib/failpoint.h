@@ -1,0 +1,12 @@
+/* failpoint.h - named places where a crash test can make this process die on purpose, to show
+ * what survives a crash at exactly that point (e.g. after a grant committed and before its answer
+ * is sent). Inert unless the environment variable RP_FAILPOINT names the point; production never
+ * sets it. Thread-safe. */
+#ifndef RP_LIB_FAILPOINT_H
+#define RP_LIB_FAILPOINT_H
+
+/* When RP_FAILPOINT equals name: logs it and ends the process at once with status 70, as a
+ * crash would (no cleanup, nothing flushed but the log line). Otherwise returns. */
+void rp_failpoint(const char *name);
+
+#endif

@@ -1,0 +1,570 @@
+/* Tests workers/reward/grant_txn.c: the business bodies of the reward path, run by the SQLite
+ * store's unit of work (the MongoDB wire-contract tests run the same bodies over the MongoDB
+ * store). Each test asserts what the store holds afterwards: requests, stock, ledger, outbox,
+ * batch items and Idempotency-Key answers. */
+#include "store_backends.h"
+
+#include "reward/grant_txn.h"
+
+#define OPERATOR "0123456789abcdef01234567"
+
+static void open_all(void) {
+    rp_err_t err;
+    open_stores(SQLITE);
+    S.rewards = rp_reward_store_sqlite_open(S.dir, 4, &err);
+    cr_assert_not_null(S.rewards, "%s", err.message);
+}
+
+TestSuite(grant_txn, .init = open_all, .fini = close_stores, .timeout = 60);
+
+/* An event with two rewards, stocks s0 and s1 (< 0 = unlimited), quantities 2 and 1. */
+static void two_line_event(int64_t s0, int64_t s1, char id[RP_OID_LEN]) {
+    rp_err_t err;
+    json_t *d0 = definition(), *d1 = definition();
+    rp_event_audit_t a = audit("CREATE", "REWARD_DEFINITION", "x");
+    cr_assert(S.events->ops->def_create(S.events, d0, &a, &err), "%s", err.message);
+    cr_assert(S.events->ops->def_create(S.events, d1, &a, &err), "%s", err.message);
+    json_t *e = event(json_string_value(json_object_get(d0, "id")), s0, "2026-01-01T00:00:00.000Z");
+    json_t *rw1 =
+        json_pack("{s:O, s:i, s:n}", "rewardDefinitionId", json_object_get(d1, "id"), "quantity", 1, "customData");
+    json_object_set_new(rw1, "stock", s1 < 0 ? json_null() : json_integer(s1));
+    json_t *rw0 = json_array_get(json_object_get(e, "rewards"), 0);
+    json_object_set_new(rw0, "quantity", json_integer(2));
+    json_array_append_new(json_object_get(e, "rewards"), rw1);
+    snprintf(id, RP_OID_LEN, "%s", json_string_value(json_object_get(e, "id")));
+    cr_assert(S.events->ops->event_create(S.events, e, &a, &err), "%s", err.message);
+    json_decref(d0);
+    json_decref(d1);
+    json_decref(e);
+}
+
+static int64_t stock(const char *event_id, int index) {
+    rp_err_t err;
+    json_t *e = NULL;
+    cr_assert(S.events->ops->event_get(S.events, event_id, &e, &err), "%s", err.message);
+    json_t *left = json_object_get(json_array_get(json_object_get(e, "rewards"), (size_t)index), "stockLeft");
+    int64_t v = json_is_integer(left) ? json_integer_value(left) : -1;
+    json_decref(e);
+    return v;
+}
+
+/* The request a claim of user on the event would record (what claims.c builds). */
+static void request_for(const char *event_id, const char *user, rp_req_status_t status, const char *period,
+                        rp_request_t *r) {
+    rp_err_t err;
+    json_t *e = NULL;
+    rp_event_view_t v;
+    cr_assert(S.events->ops->event_get(S.events, event_id, &e, &err), "%s", err.message);
+    cr_assert(rp_event_view(e, &v));
+    rp_request_init(r);
+    rp_oid_new(r->id);
+    snprintf(r->user_id, sizeof r->user_id, "%s", user);
+    snprintf(r->event_id, sizeof r->event_id, "%s", event_id);
+    snprintf(r->period_key, sizeof r->period_key, "%s", period);
+    rp_active_key(user, event_id, period, r->active_key, sizeof r->active_key);
+    for (size_t i = 0; i < v.nrewards; i++) {
+        rp_claimed_reward_t *c = &r->rewards[r->nrewards++];
+        c->reward_index = v.rewards[i].index;
+        snprintf(c->definition_id, sizeof c->definition_id, "%s", v.rewards[i].definition_id);
+        snprintf(c->name, sizeof c->name, "%s", v.rewards[i].name);
+        snprintf(c->type, sizeof c->type, "%s", v.rewards[i].type);
+        c->value = json_deep_copy(v.rewards[i].value);
+        c->quantity = v.rewards[i].quantity;
+    }
+    r->status = status;
+    r->requested_at = r->created_at = r->updated_at = rp_now_ms();
+    if (status == RP_REQ_SUCCESS) r->processed_at = r->requested_at;
+    json_decref(e);
+}
+
+static rp_grant_outcome_t claim(const rp_request_t *r, int64_t max_claims, rp_grant_result_t *res) {
+    rp_err_t err;
+    rp_claim_t c = {r, max_claims, NULL, NULL, NULL, NULL};
+    cr_assert(rp_grant_claim(S.rewards, &c, res, &err), "%s", err.message);
+    return res->outcome;
+}
+
+static size_t count_ledger(const char *event_id, int64_t *sum) {
+    rp_err_t err;
+    rp_ledger_entry_t *items = NULL;
+    size_t n = 0;
+    bool more;
+    cr_assert(S.rewards->ops->list_ledger(S.rewards, NULL, event_id, 0, 100, &items, &n, &more, &err), "%s",
+              err.message);
+    *sum = 0;
+    for (size_t i = 0; i < n; i++)
+        *sum += items[i].quantity;
+    free(items);
+    return n;
+}
+
+/* The outbox messages about request id: *count, and the last one's id and payload messageId. */
+static size_t messages_of(const char *id, char last_id[RP_MESSAGE_ID_LEN], char last_payload_id[64]) {
+    rp_err_t err;
+    rp_outbox_message_t *items = NULL;
+    size_t n = 0, mine = 0;
+    bool more;
+    cr_assert(S.rewards->ops->list_outbox(S.rewards, 0, 1000, &items, &n, &more, &err), "%s", err.message);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(items[i].request_id, id) == 0) {
+            mine++;
+            snprintf(last_id, RP_MESSAGE_ID_LEN, "%s", items[i].message_id);
+            const char *p = json_string_value(json_object_get(items[i].payload, "messageId"));
+            snprintf(last_payload_id, 64, "%s", p ? p : "");
+        }
+        rp_outbox_message_clear(&items[i]);
+    }
+    free(items);
+    return mine;
+}
+
+static rp_request_t stored(const char *id) {
+    rp_err_t err;
+    rp_request_t r;
+    bool found = false;
+    rp_request_init(&r);
+    cr_assert(S.rewards->ops->get_request(S.rewards, id, &r, &found, &err), "%s", err.message);
+    cr_assert(found, "request %s is stored", id);
+    return r;
+}
+
+Test(grant_txn, a_claim_pays_every_line_once) {
+    char ev[RP_OID_LEN], mid[RP_MESSAGE_ID_LEN], pid[64];
+    two_line_event(10, -1, ev);
+    rp_request_t r;
+    rp_grant_result_t res;
+    int64_t sum;
+    request_for(ev, "aaaaaaaaaaaaaaaaaaaaaaaa", RP_REQ_SUCCESS, "ONCE", &r);
+    cr_assert_eq(claim(&r, 0, &res), RP_GRANT_OK);
+    cr_assert_eq(stock(ev, 0), 8, "quantity 2 taken from the limited line");
+    cr_assert_eq(stock(ev, 1), -1, "the unlimited line stays unlimited");
+    cr_assert_eq(count_ledger(ev, &sum), 2u);
+    cr_assert_eq(sum, 3);
+    cr_assert_eq(messages_of(r.id, mid, pid), 1u);
+    cr_assert_str_eq(mid, r.id, "a grant's message id is its request id");
+    cr_assert_str_eq(pid, r.id);
+    rp_grant_result_clear(&res);
+
+    rp_request_t again;
+    request_for(ev, "aaaaaaaaaaaaaaaaaaaaaaaa", RP_REQ_SUCCESS, "ONCE", &again);
+    cr_assert_eq(claim(&again, 0, &res), RP_GRANT_ALREADY_CLAIMED);
+    cr_assert_str_eq(res.holder.id, r.id, "the answer names the request holding the slot");
+    cr_assert_eq(stock(ev, 0), 8);
+    cr_assert_eq(count_ledger(ev, &sum), 2u, "a repeated claim never pays twice");
+    rp_request_t none;
+    bool found = true;
+    rp_err_t err;
+    rp_request_init(&none);
+    cr_assert(S.rewards->ops->get_request(S.rewards, again.id, &none, &found, &err));
+    cr_assert_not(found, "an ALREADY_CLAIMED claim records no request");
+    rp_grant_result_clear(&res);
+    rp_request_clear(&r);
+    rp_request_clear(&again);
+}
+
+Test(grant_txn, a_short_line_takes_nothing_and_fails_the_request) {
+    char ev[RP_OID_LEN];
+    two_line_event(10, 0, ev);
+    rp_request_t r;
+    rp_grant_result_t res;
+    int64_t sum;
+    request_for(ev, "bbbbbbbbbbbbbbbbbbbbbbbb", RP_REQ_SUCCESS, "ONCE", &r);
+    cr_assert_eq(claim(&r, 0, &res), RP_GRANT_OUT_OF_STOCK);
+    cr_assert_eq(stock(ev, 0), 10, "the first line's stock came back with the rollback");
+    cr_assert_eq(count_ledger(ev, &sum), 0u);
+    rp_request_t f = stored(r.id);
+    cr_assert_eq(f.status, RP_REQ_FAILED);
+    cr_assert_str_eq(f.failure_reason, "OUT_OF_STOCK");
+    cr_assert_str_eq(f.active_key, "", "a FAILED request holds no slot");
+    cr_assert_eq(f.processed_at, f.requested_at);
+    rp_request_clear(&f);
+    rp_grant_result_clear(&res);
+    rp_request_clear(&r);
+}
+
+Test(grant_txn, max_claims_counts_slots_over_every_period) {
+    char ev[RP_OID_LEN];
+    two_line_event(-1, -1, ev);
+    rp_request_t a, b;
+    rp_grant_result_t res;
+    request_for(ev, "cccccccccccccccccccccccc", RP_REQ_SUCCESS, "D:2026-01-01", &a);
+    request_for(ev, "cccccccccccccccccccccccc", RP_REQ_SUCCESS, "D:2026-01-02", &b);
+    cr_assert_eq(claim(&a, 1, &res), RP_GRANT_OK);
+    rp_grant_result_clear(&res);
+    cr_assert_eq(claim(&b, 1, &res), RP_GRANT_MAX_CLAIMS_REACHED);
+    rp_request_t f = stored(b.id);
+    cr_assert_str_eq(f.failure_reason, "MAX_CLAIMS_REACHED");
+    rp_request_clear(&f);
+    rp_grant_result_clear(&res);
+    rp_request_clear(&a);
+    rp_request_clear(&b);
+}
+
+Test(grant_txn, review_then_approve_pays_and_decides_once) {
+    char ev[RP_OID_LEN], mid[RP_MESSAGE_ID_LEN], pid[64];
+    two_line_event(5, -1, ev);
+    rp_request_t r;
+    rp_grant_result_t res;
+    rp_decide_result_t d;
+    rp_err_t err;
+    int64_t sum;
+    request_for(ev, "dddddddddddddddddddddddd", RP_REQ_AWAITING_REVIEW, "ONCE", &r);
+    cr_assert_eq(claim(&r, 0, &res), RP_GRANT_OK);
+    cr_assert_eq(stock(ev, 0), 5, "review holds the slot, not the stock");
+    cr_assert(rp_grant_decide(S.rewards, RP_DECIDE_APPROVE, r.id, OPERATOR, "looks fine", 1000, &d, &err), "%s",
+              err.message);
+    cr_assert_eq(d.outcome, RP_DECIDED);
+    cr_assert_eq(d.request.status, RP_REQ_SUCCESS);
+    cr_assert_str_eq(d.request.processor_id, OPERATOR);
+    cr_assert_str_eq(d.request.notes, "looks fine");
+    cr_assert_eq(stock(ev, 0), 3);
+    cr_assert_eq(count_ledger(ev, &sum), 2u);
+    cr_assert_eq(messages_of(r.id, mid, pid), 1u);
+    rp_decide_result_clear(&d);
+    cr_assert(rp_grant_decide(S.rewards, RP_DECIDE_REJECT, r.id, OPERATOR, NULL, 2000, &d, &err));
+    cr_assert_eq(d.outcome, RP_DECIDE_WRONG_STATE, "decided once");
+    cr_assert_eq(d.request.status, RP_REQ_SUCCESS, "the answer shows the request as it is");
+    rp_decide_result_clear(&d);
+    cr_assert(rp_grant_decide(S.rewards, RP_DECIDE_APPROVE, "ffffffffffffffffffffffff", OPERATOR, NULL, 3, &d, &err));
+    cr_assert_eq(d.outcome, RP_DECIDE_NOT_FOUND);
+    rp_decide_result_clear(&d);
+    rp_grant_result_clear(&res);
+    rp_request_clear(&r);
+}
+
+/* Defect: SQLite's approval that ran out of stock failed the request with no compare-and-set. */
+Test(grant_txn, approval_out_of_stock_fails_the_request_with_a_compare_and_set) {
+    char ev[RP_OID_LEN];
+    two_line_event(10, 0, ev);
+    rp_request_t r, again;
+    rp_grant_result_t res;
+    rp_decide_result_t d;
+    rp_err_t err;
+    int64_t sum;
+    request_for(ev, "eeeeeeeeeeeeeeeeeeeeeeee", RP_REQ_AWAITING_REVIEW, "ONCE", &r);
+    cr_assert_eq(claim(&r, 0, &res), RP_GRANT_OK);
+    rp_grant_result_clear(&res);
+    cr_assert(rp_grant_decide(S.rewards, RP_DECIDE_APPROVE, r.id, OPERATOR, NULL, 1000, &d, &err), "%s", err.message);
+    cr_assert_eq(d.outcome, RP_DECIDE_OUT_OF_STOCK);
+    cr_assert_eq(d.request.status, RP_REQ_FAILED);
+    cr_assert_str_eq(d.request.failure_reason, "OUT_OF_STOCK");
+    cr_assert_eq(stock(ev, 0), 10, "nothing of the first line stays taken");
+    cr_assert_eq(count_ledger(ev, &sum), 0u);
+    rp_decide_result_clear(&d);
+    /* the slot is free again: the same player may claim anew */
+    request_for(ev, "eeeeeeeeeeeeeeeeeeeeeeee", RP_REQ_AWAITING_REVIEW, "ONCE", &again);
+    cr_assert_eq(claim(&again, 0, &res), RP_GRANT_OK);
+    rp_grant_result_clear(&res);
+    /* a request decided meanwhile is not touched by an approval that finds no stock */
+    cr_assert(rp_grant_decide(S.rewards, RP_DECIDE_REJECT, again.id, OPERATOR, "no", 1500, &d, &err));
+    cr_assert_eq(d.outcome, RP_DECIDED);
+    rp_decide_result_clear(&d);
+    cr_assert(rp_grant_decide(S.rewards, RP_DECIDE_APPROVE, again.id, OPERATOR, NULL, 2000, &d, &err));
+    cr_assert_eq(d.outcome, RP_DECIDE_WRONG_STATE);
+    rp_request_t f = stored(again.id);
+    cr_assert_str_eq(f.failure_reason, "REJECTED", "the rejection stands");
+    rp_request_clear(&f);
+    rp_decide_result_clear(&d);
+    rp_request_clear(&r);
+    rp_request_clear(&again);
+}
+
+/* Defect: a revocation's outbox row said <id>:revoked outside and the grant's id inside. */
+Test(grant_txn, revocation_returns_stock_reverses_and_has_its_own_message_id) {
+    char ev[RP_OID_LEN], mid[RP_MESSAGE_ID_LEN], pid[64], want[RP_MESSAGE_ID_LEN];
+    two_line_event(4, -1, ev);
+    rp_request_t r;
+    rp_grant_result_t res;
+    rp_decide_result_t d;
+    rp_err_t err;
+    int64_t sum;
+    request_for(ev, "111111111111111111111111", RP_REQ_SUCCESS, "ONCE", &r);
+    cr_assert_eq(claim(&r, 0, &res), RP_GRANT_OK);
+    rp_grant_result_clear(&res);
+    cr_assert(rp_grant_decide(S.rewards, RP_DECIDE_REVOKE, r.id, OPERATOR, "paid by mistake", 5000, &d, &err), "%s",
+              err.message);
+    cr_assert_eq(d.outcome, RP_DECIDED);
+    cr_assert_eq(d.request.status, RP_REQ_REVOKED);
+    cr_assert_str_eq(d.request.notes, "paid by mistake");
+    cr_assert_eq(stock(ev, 0), 4, "the stock is back");
+    cr_assert_eq(count_ledger(ev, &sum), 4u, "two grants, two reversals");
+    cr_assert_eq(sum, 0);
+    cr_assert_eq(messages_of(r.id, mid, pid), 2u);
+    snprintf(want, sizeof want, "%s:revoked", r.id);
+    cr_assert_str_eq(mid, want);
+    cr_assert_str_eq(pid, want, "the payload's messageId is the message's id, not the grant's");
+    rp_decide_result_clear(&d);
+    cr_assert(rp_grant_decide(S.rewards, RP_DECIDE_REVOKE, r.id, OPERATOR, "again", 6000, &d, &err));
+    cr_assert_eq(d.outcome, RP_DECIDE_WRONG_STATE, "revoked once");
+    cr_assert_eq(count_ledger(ev, &sum), 4u);
+    rp_decide_result_clear(&d);
+    rp_request_clear(&r);
+}
+
+static json_t *answer(void *ctx, const rp_grant_result_t *res, int *status) {
+    (void)ctx;
+    *status = res->outcome == RP_GRANT_OK ? 201 : res->outcome == RP_GRANT_ALREADY_CLAIMED ? 409 : 422;
+    return json_pack("{s:s, s:i}", "id", res->outcome == RP_GRANT_ALREADY_CLAIMED ? res->holder.id : res->request.id,
+                     "outcome", (int)res->outcome);
+}
+
+Test(grant_txn, idempotency_key_answer_is_stored_and_replayed) {
+    char ev[RP_OID_LEN];
+    two_line_event(-1, -1, ev);
+    rp_request_t r, retry;
+    rp_grant_result_t res;
+    rp_err_t err;
+    int64_t sum;
+    request_for(ev, "222222222222222222222222", RP_REQ_SUCCESS, "ONCE", &r);
+    rp_claim_t c = {&r, 0, "key-1", "hash-1", answer, NULL};
+    cr_assert(rp_grant_claim(S.rewards, &c, &res, &err), "%s", err.message);
+    cr_assert_eq(res.outcome, RP_GRANT_OK);
+    rp_grant_result_clear(&res);
+    /* a retry (a new request id, as after a lost answer) gets the stored first answer */
+    request_for(ev, "222222222222222222222222", RP_REQ_SUCCESS, "ONCE", &retry);
+    rp_claim_t again = {&retry, 0, "key-1", "hash-1", answer, NULL};
+    cr_assert(rp_grant_claim(S.rewards, &again, &res, &err), "%s", err.message);
+    cr_assert_eq(res.outcome, RP_GRANT_REPLAYED);
+    cr_assert_eq(res.replay.status, 201);
+    cr_assert_str_eq(json_string_value(json_object_get(res.replay.response, "id")), r.id);
+    cr_assert_str_eq(res.replay.request_hash, "hash-1");
+    cr_assert_eq(count_ledger(ev, &sum), 2u);
+    rp_grant_result_clear(&res);
+    /* a judged refusal with a key: the FAILED request and its answer, together */
+    rp_request_t refused;
+    request_for(ev, "333333333333333333333333", RP_REQ_FAILED, "ONCE", &refused);
+    refused.active_key[0] = '\0';
+    snprintf(refused.failure_reason, sizeof refused.failure_reason, "EVENT_NOT_ACTIVE");
+    rp_claim_t judged = {&refused, 0, "key-2", "hash-2", answer, NULL};
+    cr_assert(rp_grant_claim(S.rewards, &judged, &res, &err), "%s", err.message);
+    cr_assert_eq(res.outcome, RP_GRANT_REFUSED);
+    rp_idem_t v;
+    bool found = false;
+    memset(&v, 0, sizeof v);
+    cr_assert(S.rewards->ops->idem_get(S.rewards, refused.user_id, "key-2", &v, &found, &err));
+    cr_assert(found);
+    cr_assert_eq(v.status, 422);
+    rp_request_t f = stored(refused.id);
+    cr_assert_str_eq(f.failure_reason, "EVENT_NOT_ACTIVE");
+    rp_request_clear(&f);
+    rp_idem_clear(&v);
+    rp_grant_result_clear(&res);
+    rp_request_clear(&r);
+    rp_request_clear(&retry);
+    rp_request_clear(&refused);
+}
+
+/* The store with one primitive made to fail: what the grant wrote before it must not stay. */
+static rp_reward_store_ops_t failing_ops;
+static bool fail_idem_put(rp_reward_txn_t *tx, const char *user_id, const char *key, const rp_idem_t *v,
+                          bool *duplicate) {
+    (void)tx, (void)user_id, (void)key, (void)v;
+    *duplicate = false;
+    return false;
+}
+
+/* Defect: the answer was stored after the grant committed, so a crash in between made the retry
+ * answer 409. Now the answer is part of the grant: if it cannot be stored, nothing is. */
+Test(grant_txn, the_answer_is_written_in_the_grants_own_transaction) {
+    char ev[RP_OID_LEN], mid[RP_MESSAGE_ID_LEN], pid[64];
+    two_line_event(3, -1, ev);
+    rp_request_t r;
+    rp_grant_result_t res;
+    rp_err_t err;
+    int64_t sum;
+    request_for(ev, "444444444444444444444444", RP_REQ_SUCCESS, "ONCE", &r);
+    /* the same store (its state) with one primitive swapped */
+    rp_reward_store_t *real = S.rewards;
+    const rp_reward_store_ops_t *ops = real->ops;
+    failing_ops = *ops;
+    failing_ops.tx_idem_put = fail_idem_put;
+    real->ops = &failing_ops;
+    rp_claim_t c = {&r, 0, "key-3", "hash-3", answer, NULL};
+    rp_err_clear(&err);
+    bool ok = rp_grant_claim(real, &c, &res, &err);
+    real->ops = ops;
+    cr_assert_not(ok);
+    rp_grant_result_clear(&res);
+    cr_assert_eq(stock(ev, 0), 3, "no stock taken");
+    cr_assert_eq(count_ledger(ev, &sum), 0u, "no ledger entry");
+    cr_assert_eq(messages_of(r.id, mid, pid), 0u, "no outbox message");
+    rp_request_t none;
+    bool found = true;
+    rp_request_init(&none);
+    cr_assert(real->ops->find_active(real, r.active_key, &none, &found, &err));
+    cr_assert_not(found, "no request: the slot is free for the retry");
+    rp_request_clear(&r);
+}
+
+typedef struct race {
+    const char *event_id;
+    int ok, refused;
+    pthread_mutex_t mu;
+} race_t;
+
+static void *race_main(void *arg) {
+    race_t *rc = arg;
+    rp_request_t r;
+    rp_grant_result_t res;
+    rp_err_t err;
+    request_for(rc->event_id, "555555555555555555555555", RP_REQ_SUCCESS, "ONCE", &r);
+    rp_claim_t c = {&r, 0, NULL, NULL, NULL, NULL};
+    bool ok = rp_grant_claim(S.rewards, &c, &res, &err);
+    pthread_mutex_lock(&rc->mu);
+    if (ok && res.outcome == RP_GRANT_OK) rc->ok++;
+    if (ok && res.outcome == RP_GRANT_ALREADY_CLAIMED) rc->refused++;
+    pthread_mutex_unlock(&rc->mu);
+    rp_grant_result_clear(&res);
+    rp_request_clear(&r);
+    return NULL;
+}
+
+Test(grant_txn, concurrent_claims_of_one_slot_pay_once) {
+    char ev[RP_OID_LEN];
+    int64_t sum;
+    two_line_event(100, -1, ev);
+    race_t rc = {ev, 0, 0, PTHREAD_MUTEX_INITIALIZER};
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++)
+        pthread_create(&th[i], NULL, race_main, &rc);
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
+    cr_assert_eq(rc.ok, 1);
+    cr_assert_eq(rc.refused, 7);
+    cr_assert_eq(stock(ev, 0), 98);
+    cr_assert_eq(count_ledger(ev, &sum), 2u);
+}
+
+static void make_batch(const char *event_id, const char *key, const char *hash, const char *const *users, size_t n,
+                       rp_batch_created_t *outcome, char id[RP_OID_LEN]) {
+    rp_err_t err;
+    rp_batch_t b;
+    memset(&b, 0, sizeof b);
+    rp_oid_new(b.id);
+    snprintf(b.event_id, sizeof b.event_id, "%s", event_id);
+    snprintf(b.created_by, sizeof b.created_by, OPERATOR);
+    snprintf(b.idem_key, sizeof b.idem_key, "%s", key ? key : "");
+    snprintf(b.request_hash, sizeof b.request_hash, "%s", hash);
+    b.reason = strdup("launch gift");
+    b.total = (int64_t)n;
+    b.created_at = rp_now_ms();
+    cr_assert(rp_grant_batch_create(S.rewards, &b, users, n, outcome, id, &err), "%s", err.message);
+    rp_batch_clear(&b);
+}
+
+static rp_batch_item_t item(const char *batch_id, int64_t seq) {
+    rp_err_t err;
+    rp_batch_item_t *items = NULL, it;
+    size_t got = 0;
+    cr_assert(S.rewards->ops->batch_items_get(S.rewards, batch_id, &seq, 1, &items, &got, &err), "%s", err.message);
+    cr_assert_eq(got, 1u);
+    it = items[0];
+    free(items);
+    return it;
+}
+
+/* A batch item request, as claims.c builds it for the sweeper's consumer. */
+static void item_request(const char *event_id, const char *batch_id, const char *user, rp_request_t *r) {
+    request_for(event_id, user, RP_REQ_SUCCESS, "ONCE", r);
+    r->source = RP_SOURCE_BATCH;
+    snprintf(r->batch_id, sizeof r->batch_id, "%s", batch_id);
+    snprintf(r->processor_id, sizeof r->processor_id, OPERATOR);
+}
+
+Test(grant_txn, batch_items_settle_once_with_their_grant) {
+    char ev[RP_OID_LEN], bid[RP_OID_LEN], again_id[RP_OID_LEN];
+    two_line_event(2, -1, ev); /* room for one grant of quantity 2 */
+    const char *users[] = {"666666666666666666666666", "777777777777777777777777", "666666666666666666666666"};
+    rp_batch_created_t outcome;
+    make_batch(ev, "batch-key", "h1", users, 2, &outcome, bid);
+    cr_assert_eq(outcome, RP_BATCH_CREATED);
+    make_batch(ev, "batch-key", "h1", users, 2, &outcome, again_id);
+    cr_assert_eq(outcome, RP_BATCH_EXISTED);
+    cr_assert_str_eq(again_id, bid, "the same key and body answer the first batch");
+    make_batch(ev, "batch-key", "h2", users, 2, &outcome, again_id);
+    cr_assert_eq(outcome, RP_BATCH_KEY_REUSED);
+
+    rp_request_t r;
+    rp_grant_result_t res;
+    rp_err_t err;
+    item_request(ev, bid, users[0], &r);
+    cr_assert(rp_grant_batch_item(S.rewards, &r, 1, 0, &res, &err), "%s", err.message);
+    cr_assert_eq(res.outcome, RP_GRANT_OK);
+    rp_grant_result_clear(&res);
+    rp_batch_item_t it = item(bid, 1);
+    cr_assert_eq(it.status, RP_ITEM_SUCCESS);
+    cr_assert_str_eq(it.request_id, r.id);
+    rp_request_clear(&r);
+    /* a redelivery of item 1 pays nothing */
+    item_request(ev, bid, users[0], &r);
+    cr_assert(rp_grant_batch_item(S.rewards, &r, 1, 0, &res, &err));
+    cr_assert_eq(res.outcome, RP_GRANT_ITEM_SETTLED);
+    cr_assert_eq(stock(ev, 0), 0);
+    rp_grant_result_clear(&res);
+    rp_request_clear(&r);
+    /* item 2: out of stock settles it FAILED, no request recorded for it */
+    item_request(ev, bid, users[1], &r);
+    cr_assert(rp_grant_batch_item(S.rewards, &r, 2, 0, &res, &err));
+    cr_assert_eq(res.outcome, RP_GRANT_OUT_OF_STOCK);
+    it = item(bid, 2);
+    cr_assert_eq(it.status, RP_ITEM_FAILED);
+    cr_assert_str_eq(it.failure_reason, "OUT_OF_STOCK");
+    rp_grant_result_clear(&res);
+    rp_request_clear(&r);
+}
+
+Test(grant_txn, batch_item_of_a_paid_player_names_the_holder) {
+    char ev[RP_OID_LEN], bid[RP_OID_LEN];
+    two_line_event(-1, -1, ev);
+    const char *users[] = {"888888888888888888888888"};
+    rp_batch_created_t outcome;
+    rp_request_t first, r;
+    rp_grant_result_t res;
+    rp_err_t err;
+    request_for(ev, users[0], RP_REQ_SUCCESS, "ONCE", &first);
+    cr_assert_eq(claim(&first, 0, &res), RP_GRANT_OK);
+    rp_grant_result_clear(&res);
+    make_batch(ev, NULL, "h", users, 1, &outcome, bid);
+    item_request(ev, bid, users[0], &r);
+    cr_assert(rp_grant_batch_item(S.rewards, &r, 1, 0, &res, &err), "%s", err.message);
+    cr_assert_eq(res.outcome, RP_GRANT_ALREADY_CLAIMED);
+    rp_batch_item_t it = item(bid, 1);
+    cr_assert_eq(it.status, RP_ITEM_FAILED);
+    cr_assert_str_eq(it.failure_reason, "ALREADY_CLAIMED");
+    cr_assert_str_eq(it.request_id, first.id, "the item names the request that holds the slot");
+    cr_assert(rp_grant_item_fail(S.rewards, bid, 1, "EVENT_CANCELED", 1, &err));
+    it = item(bid, 1);
+    cr_assert_str_eq(it.failure_reason, "ALREADY_CLAIMED", "a settled item stays as it is");
+    rp_grant_result_clear(&res);
+    rp_request_clear(&first);
+    rp_request_clear(&r);
+}
+
+Test(grant_txn, the_lease_holds_back_pressure) {
+    char ev[RP_OID_LEN], bid[RP_OID_LEN];
+    two_line_event(-1, -1, ev);
+    const char *users[] = {"900000000000000000000001", "900000000000000000000002", "900000000000000000000003",
+                           "900000000000000000000004", "900000000000000000000005"};
+    rp_batch_created_t outcome;
+    rp_item_ref_t *items = NULL;
+    size_t n = 0;
+    rp_err_t err;
+    make_batch(ev, NULL, "h", users, 5, &outcome, bid);
+    int64_t now = rp_now_ms() + 1000;
+    cr_assert(rp_grant_lease_items(S.rewards, now, 60000, 10, 3, &items, &n, &err), "%s", err.message);
+    cr_assert_eq(n, 3u, "no more than max_in_flight out at once");
+    cr_assert_str_eq(items[0].batch_id, bid);
+    cr_assert_eq(items[0].seq, 1);
+    free(items);
+    cr_assert(rp_grant_lease_items(S.rewards, now, 60000, 10, 3, &items, &n, &err));
+    cr_assert_eq(n, 0u, "three are in flight: nothing more until they settle or come due");
+    free(items);
+    cr_assert(rp_grant_item_fail(S.rewards, bid, 1, "EVENT_CANCELED", now, &err));
+    cr_assert(rp_grant_lease_items(S.rewards, now, 60000, 10, 3, &items, &n, &err));
+    cr_assert_eq(n, 1u, "a settled item makes room for one more");
+    cr_assert_eq(items[0].seq, 4);
+    free(items);
+    cr_assert(rp_grant_lease_items(S.rewards, now + 61000, 60000, 10, 100, &items, &n, &err));
+    cr_assert_eq(n, 4u, "unsettled items come due again after the redelivery time");
+    free(items);
+}

@@ -1,0 +1,44 @@
+/* progress_ingest.c - the ingest body over the event repository's primitives (see
+ * progress_ingest.h). */
+#include "progress_ingest.h"
+
+typedef struct ingest {
+    const rp_event_repo_ops_t *ops;
+    const rp_fact_t *facts;
+    size_t n;
+    const char *reported_by;
+    int64_t now, accepted, duplicates; /* counts of the last attempt */
+} ingest_t;
+
+/* Per fact: keep its key once, then read, fold and write back its aggregate. Facts of one batch
+ * may hit the same aggregate (two logins of one day): each read sees the previous fact's write,
+ * since it is the same transaction. */
+static rp_txn_end_t ingest_body(rp_event_txn_t *tx, void *arg) {
+    ingest_t *in = arg;
+    in->accepted = in->duplicates = 0;
+    for (size_t i = 0; i < in->n; i++) {
+        const rp_fact_t *f = &in->facts[i];
+        rp_aggregate_t agg;
+        bool is_new = false, found = false;
+        if (!in->ops->tx_fact_record(tx, f, in->reported_by, in->now, &is_new)) return RP_TXN_FAILED;
+        if (!is_new) {
+            in->duplicates++;
+            continue;
+        }
+        rp_progress_target(f, &agg);
+        if (!in->ops->tx_aggregate_get(tx, f->user_id, &agg, &found)) return RP_TXN_FAILED;
+        if (rp_progress_fold(&agg, found, f, in->now) && !in->ops->tx_aggregate_put(tx, f->user_id, &agg))
+            return RP_TXN_FAILED;
+        in->accepted++;
+    }
+    return RP_TXN_COMMIT;
+}
+
+bool rp_progress_ingest(rp_event_repo_t *r, const rp_fact_t *facts, size_t n, const char *reported_by, int64_t now,
+                        int64_t *accepted, int64_t *duplicates, rp_err_t *err) {
+    ingest_t in = {r->ops, facts, n, reported_by, now, 0, 0};
+    bool ok = r->ops->transact(r, "record progress", ingest_body, &in, err);
+    *accepted = ok ? in.accepted : 0;
+    *duplicates = ok ? in.duplicates : 0;
+    return ok;
+}

@@ -1,0 +1,266 @@
+/* claims.c - claims, decisions and batch items at the service edge (see claims.h). Checks made
+ * here before a unit of work only produce better answers; exactly-once comes from grant_txn.c
+ * and the store's unique active key. */
+#include "claims.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "failpoint.h"
+#include "ids.h"
+#include "json_util.h"
+#include "log.h"
+#include "mem.h"
+#include "rules/event_rules.h"
+#include "timeutil.h"
+
+struct rp_claims {
+    rp_reward_store_t *store;
+    rp_event_repo_t *events;
+};
+
+rp_claims_t *rp_claims_new(rp_reward_store_t *store, rp_event_repo_t *events) {
+    rp_claims_t *c = rp_calloc(1, sizeof *c);
+    c->store = store;
+    c->events = events;
+    return c;
+}
+
+void rp_claims_free(rp_claims_t *c) {
+    free(c);
+}
+
+/* A new request of user_id for the event of v at now: its period and active key, and a snapshot
+ * of every reward. The caller sets status, processor and source. */
+static void new_request(const rp_event_view_t *v, const char *user_id, int64_t now, rp_request_t *r) {
+    rp_request_init(r);
+    rp_oid_new(r->id);
+    snprintf(r->user_id, sizeof r->user_id, "%s", user_id);
+    snprintf(r->event_id, sizeof r->event_id, "%s", v->id);
+    rp_period_key(v->period, now, v->day_offset_minutes, r->period_key);
+    rp_active_key(r->user_id, r->event_id, r->period_key, r->active_key, sizeof r->active_key);
+    for (size_t i = 0; i < v->nrewards; i++) {
+        const rp_event_reward_t *e = &v->rewards[i];
+        rp_claimed_reward_t *line = &r->rewards[r->nrewards++];
+        line->reward_index = e->index;
+        snprintf(line->definition_id, sizeof line->definition_id, "%s", e->definition_id);
+        snprintf(line->name, sizeof line->name, "%s", e->name ? e->name : "");
+        snprintf(line->type, sizeof line->type, "%s", e->type ? e->type : "");
+        line->value = e->value ? json_deep_copy(e->value) : json_null();
+        line->quantity = e->quantity;
+    }
+    r->requested_at = r->created_at = r->updated_at = now;
+}
+
+/* A judged refusal: FAILED with its reason (and details), holding no slot. */
+static void refuse(rp_request_t *r, const char *reason, json_t *details) {
+    r->status = RP_REQ_FAILED;
+    r->active_key[0] = '\0';
+    snprintf(r->failure_reason, sizeof r->failure_reason, "%s", reason);
+    rp_request_set_details(r, details);
+    r->processed_at = r->requested_at;
+}
+
+/* error body + the request under "request", as DESIGN.md section 4 describes refusals */
+static json_t *refusal(const char *code, const char *message, json_t *details, const rp_request_t *r) {
+    json_t *body = rp_error_body(code, message, details);
+    json_object_set_new(body, "request", rp_request_to_json(r));
+    return body;
+}
+
+/* The answer of a claim (rp_grant_answer_fn): also what is stored with its Idempotency-Key. */
+static json_t *claim_answer(void *ctx, const rp_grant_result_t *res, int *status) {
+    const rp_request_t *r = &res->request;
+    (void)ctx;
+    *status = 422;
+    switch (res->outcome) {
+    case RP_GRANT_OK: *status = 201; return rp_request_to_json(r);
+    case RP_GRANT_ALREADY_CLAIMED:
+        *status = 409;
+        return refusal("ALREADY_CLAIMED", "this reward was already claimed for this period", NULL, &res->holder);
+    case RP_GRANT_OUT_OF_STOCK: return refusal("OUT_OF_STOCK", "the reward is out of stock", NULL, r);
+    case RP_GRANT_MAX_CLAIMS_REACHED:
+        return refusal("MAX_CLAIMS_REACHED", "the claim limit of this event is reached", NULL, r);
+    case RP_GRANT_REFUSED:
+        if (strcmp(r->failure_reason, "CONDITION_NOT_MET") == 0)
+            return refusal("CONDITION_NOT_MET", "the event's conditions are not met",
+                           r->failure_details ? json_deep_copy(r->failure_details) : NULL, r);
+        return refusal("EVENT_NOT_ACTIVE", "the event is not active", NULL, r);
+    case RP_GRANT_REPLAYED:
+    case RP_GRANT_ITEM_SETTLED: break;
+    }
+    *status = 500;
+    return rp_error_body("INTERNAL", "no answer for this outcome", NULL);
+}
+
+static void reply_idem(rp_reply_t *rep, const rp_idem_t *v, const char *hash) {
+    if (strcmp(v->request_hash, hash) != 0)
+        rp_reply_error(rep, 422, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used for a different request",
+                       NULL);
+    else
+        rp_reply_set(rep, v->status, json_incref(v->response));
+}
+
+/* Judges the claim against the event: a refusal (not active, conditions) comes back as a FAILED
+ * request; false with a reply already set when it cannot be judged. */
+static bool judge(rp_claims_t *c, const rp_envelope_t *env, const rp_event_view_t *v, int64_t now, bool check_slot,
+                  rp_request_t *r, rp_reply_t *rep) {
+    rp_err_t err;
+    new_request(v, env->caller.id, now, r);
+    if (rp_event_view_status(v, now) != RP_EVENT_ACTIVE) {
+        refuse(r, "EVENT_NOT_ACTIVE", NULL);
+        return true;
+    }
+    if (check_slot) { /* a cheap answer for the common repeat; the transaction decides anyway */
+        rp_request_t holder;
+        bool found = false;
+        rp_request_init(&holder);
+        if (!c->store->ops->find_active(c->store, r->active_key, &holder, &found, &err)) {
+            rp_reply_from_err(rep, &err);
+            return false;
+        }
+        if (found)
+            rp_reply_set(rep, 409,
+                         refusal("ALREADY_CLAIMED", "this reward was already claimed for this period", NULL, &holder));
+        rp_request_clear(&holder);
+        if (found) return false;
+    }
+    rp_progress_t progress;
+    json_t *unmet = NULL;
+    int64_t first = (v->start_ms - RP_DAY_MS) / RP_DAY_MS, last = (v->end_ms + RP_DAY_MS) / RP_DAY_MS;
+    if (!c->events->ops->progress_load(c->events, env->caller.id, first, last, &progress, &err)) {
+        rp_reply_from_err(rep, &err);
+        return false;
+    }
+    bool met = rp_conditions_evaluate(v->conditions, v->nconditions, v->logic, &progress, v->start_ms, v->end_ms,
+                                      v->day_offset_minutes, &unmet);
+    rp_progress_release(&progress);
+    if (!met) {
+        refuse(r, "CONDITION_NOT_MET", unmet);
+        return true;
+    }
+    r->status = v->requires_approval ? RP_REQ_AWAITING_REVIEW : RP_REQ_SUCCESS;
+    if (!v->requires_approval) r->processed_at = now;
+    return true;
+}
+
+void rp_claims_claim(rp_claims_t *c, const rp_envelope_t *env, const char *event_id, rp_reply_t *rep) {
+    rp_err_t err;
+    rp_request_t req;
+    rp_grant_result_t res;
+    rp_idem_t stored;
+    rp_event_view_t view;
+    json_t *event = NULL;
+    const char *key = env->idempotency_key[0] ? env->idempotency_key : NULL;
+    char hash[65] = "";
+    bool found = false;
+    rp_request_init(&req);
+    memset(&res, 0, sizeof res);
+    memset(&stored, 0, sizeof stored);
+    if (env->body && json_object_size(env->body) > 0) {
+        rp_reply_error(rep, 400, "VALIDATION_FAILED", "a claim takes no body",
+                       json_pack("[{s:s, s:s}]", "field", "", "reason", "must be empty or {}"));
+        return;
+    }
+    if (key) {
+        rp_json_request_hash(event_id, env->body, hash);
+        if (!c->store->ops->idem_get(c->store, env->caller.id, key, &stored, &found, &err)) {
+            rp_reply_from_err(rep, &err);
+            return;
+        }
+        if (found) {
+            reply_idem(rep, &stored, hash);
+            goto done;
+        }
+    }
+    if (!c->events->ops->event_get(c->events, event_id, &event, &err)) {
+        rp_reply_from_err(rep, &err);
+        goto done;
+    }
+    if (!event) {
+        rp_reply_error(rep, 404, "EVENT_NOT_FOUND", "no such event", NULL);
+        goto done;
+    }
+    if (!rp_event_view(event, &view)) {
+        rp_reply_error(rep, 500, "INTERNAL", "the stored event is malformed", NULL);
+        goto done;
+    }
+    /* without a key a repeat is answered before judging; with one the answer must be stored */
+    if (!judge(c, env, &view, rp_now_ms(), key == NULL, &req, rep)) goto done;
+    rp_claim_t claim = {&req, view.max_claims, key, hash, claim_answer, NULL};
+    if (!rp_grant_claim(c->store, &claim, &res, &err)) {
+        rp_reply_from_err(rep, &err);
+        goto done;
+    }
+    if (res.outcome == RP_GRANT_OK) rp_failpoint("claim.after_commit"); /* a crash before the answer leaves */
+    if (res.outcome == RP_GRANT_REPLAYED) {
+        reply_idem(rep, &res.replay, hash);
+    } else {
+        int status;
+        json_t *body = claim_answer(NULL, &res, &status);
+        rp_reply_set(rep, status, body);
+    }
+done:
+    rp_grant_result_clear(&res);
+    rp_request_clear(&req);
+    rp_idem_clear(&stored);
+    json_decref(event);
+}
+
+void rp_claims_decide(rp_claims_t *c, const rp_envelope_t *env, const char *id, rp_decision_t d, const char *text,
+                      rp_reply_t *rep) {
+    rp_err_t err;
+    rp_decide_result_t res;
+    if (!rp_grant_decide(c->store, d, id, env->caller.id, text, rp_now_ms(), &res, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    switch (res.outcome) {
+    case RP_DECIDE_NOT_FOUND: rp_reply_error(rep, 404, "REQUEST_NOT_FOUND", "no such reward request", NULL); break;
+    case RP_DECIDE_WRONG_STATE:
+        rp_reply_set(rep, 409,
+                     d == RP_DECIDE_REVOKE
+                         ? refusal("NOT_REVOCABLE", "only a SUCCESS request can be revoked", NULL, &res.request)
+                         : refusal("ALREADY_DECIDED", "the request is not awaiting review", NULL, &res.request));
+        break;
+    case RP_DECIDE_OUT_OF_STOCK:
+        rp_reply_set(rep, 422,
+                     refusal("OUT_OF_STOCK", "the reward ran out of stock before approval; the request failed", NULL,
+                             &res.request));
+        break;
+    case RP_DECIDED:
+        rp_log(RP_LOG_INFO, "grant", "request %s: %s by %s", id, rp_req_status_name(res.request.status),
+               env->caller.id);
+        rp_reply_set(rep, 200, rp_request_to_json(&res.request));
+        break;
+    }
+    rp_decide_result_clear(&res);
+}
+
+bool rp_claims_batch_item(rp_claims_t *c, const json_t *event, const rp_batch_t *batch, int64_t seq,
+                          const char *user_id, rp_err_t *err) {
+    int64_t now = rp_now_ms();
+    rp_event_view_t view;
+    if (!event) return rp_grant_item_fail(c->store, batch->id, seq, "EVENT_NOT_FOUND", now, err);
+    if (!rp_event_view(event, &view)) {
+        rp_err_set(err, RP_ERR_INTERNAL, "INTERNAL", "the stored event %s is malformed", batch->event_id);
+        return false;
+    }
+    if (rp_event_view_status(&view, now) == RP_EVENT_CANCELED)
+        return rp_grant_item_fail(c->store, batch->id, seq, "EVENT_CANCELED", now, err);
+    /* the operator decided: no conditions, no review; the period, stock and claim limits hold */
+    rp_request_t req;
+    rp_grant_result_t res;
+    new_request(&view, user_id, now, &req);
+    req.status = RP_REQ_SUCCESS;
+    req.source = RP_SOURCE_BATCH;
+    req.processed_at = now;
+    snprintf(req.processor_id, sizeof req.processor_id, "%s", batch->created_by);
+    snprintf(req.batch_id, sizeof req.batch_id, "%s", batch->id);
+    rp_request_set_notes(&req, batch->reason);
+    bool ok = rp_grant_batch_item(c->store, &req, seq, view.max_claims, &res, err);
+    rp_grant_result_clear(&res);
+    rp_request_clear(&req);
+    return ok;
+}

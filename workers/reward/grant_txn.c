@@ -1,0 +1,449 @@
+/* grant_txn.c - the business bodies of the reward path, once, over any store's unit of work (see
+ * grant_txn.h). Each body keeps what it finds in its run struct and resets it at its start,
+ * because MongoDB may run a body again after a transient error. */
+#include "grant_txn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ids.h"
+#include "log.h"
+
+#define ATTEMPTS 3 /* a claim that keeps losing races to concurrent claims of its slot gives up */
+
+/* ---- small pieces ---- */
+
+static size_t stock_lines(const rp_request_t *r, rp_stock_line_t lines[RP_MAX_EVENT_REWARDS]) {
+    for (size_t i = 0; i < r->nrewards; i++)
+        lines[i] = (rp_stock_line_t){r->rewards[i].reward_index, r->rewards[i].quantity};
+    return r->nrewards;
+}
+
+/* One ledger entry per line of r (negative quantities for a reversal), by processor at `at`. */
+static bool append_ledger(const rp_reward_store_ops_t *ops, rp_reward_txn_t *tx, const rp_request_t *r,
+                          rp_ledger_kind_t kind, int64_t at) {
+    rp_ledger_entry_t entries[RP_MAX_EVENT_REWARDS];
+    memset(entries, 0, sizeof entries);
+    for (size_t i = 0; i < r->nrewards; i++) {
+        rp_ledger_entry_t *e = &entries[i];
+        rp_oid_new(e->id);
+        memcpy(e->request_id, r->id, sizeof e->request_id);
+        memcpy(e->user_id, r->user_id, sizeof e->user_id);
+        memcpy(e->event_id, r->event_id, sizeof e->event_id);
+        e->reward_index = r->rewards[i].reward_index;
+        memcpy(e->definition_id, r->rewards[i].definition_id, sizeof e->definition_id);
+        e->quantity = kind == RP_LEDGER_REVERSAL ? -r->rewards[i].quantity : r->rewards[i].quantity;
+        e->kind = kind;
+        memcpy(e->processor_id, r->processor_id, sizeof e->processor_id);
+        e->at = at;
+    }
+    return ops->tx_append_ledger(tx, entries, r->nrewards);
+}
+
+/* The outbox message about r: a grant's id is the request id, a revocation's "<id>:revoked",
+ * and the payload carries the same id, so a game server can deduplicate on either. */
+static bool append_message(const rp_reward_store_ops_t *ops, rp_reward_txn_t *tx, const rp_request_t *r, bool revoked,
+                           const char *reason, int64_t at) {
+    rp_outbox_message_t m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.message_id, sizeof m.message_id, revoked ? "%s:revoked" : "%s", r->id);
+    snprintf(m.routing_key, sizeof m.routing_key, revoked ? "reward.revoked" : "reward.granted");
+    memcpy(m.request_id, r->id, sizeof m.request_id);
+    m.payload = rp_request_message(r, m.routing_key, m.message_id, at, reason);
+    m.created_at = at;
+    bool ok = ops->tx_append_outbox(tx, &m);
+    rp_outbox_message_clear(&m);
+    return ok;
+}
+
+/* Pays r out: stock taken by the caller, here the ledger and the message. */
+static bool pay(const rp_reward_store_ops_t *ops, rp_reward_txn_t *tx, const rp_request_t *r, int64_t at) {
+    return append_ledger(ops, tx, r, RP_LEDGER_GRANT, at) && append_message(ops, tx, r, false, NULL, at);
+}
+
+void rp_grant_result_clear(rp_grant_result_t *res) {
+    if (!res) return;
+    rp_request_clear(&res->request);
+    rp_request_clear(&res->holder);
+    rp_idem_clear(&res->replay);
+    res->outcome = RP_GRANT_OK;
+}
+
+void rp_decide_result_clear(rp_decide_result_t *res) {
+    if (!res) return;
+    rp_request_clear(&res->request);
+    res->outcome = RP_DECIDED;
+}
+
+static const char *outcome_reason(rp_grant_outcome_t o) {
+    switch (o) {
+    case RP_GRANT_ALREADY_CLAIMED: return "ALREADY_CLAIMED";
+    case RP_GRANT_OUT_OF_STOCK: return "OUT_OF_STOCK";
+    case RP_GRANT_MAX_CLAIMS_REACHED: return "MAX_CLAIMS_REACHED";
+    default: return NULL;
+    }
+}
+
+/* ---- the claim and the batch item ---- */
+
+typedef struct claim_run {
+    rp_reward_store_t *s;
+    const rp_claim_t *c;
+    int64_t item_seq;       /* > 0: a batch item (request->batch_id) */
+    rp_grant_outcome_t why; /* the refusal body's input: what the grant body ended with */
+    rp_grant_result_t *res;
+    bool again; /* the body lost a race it cannot settle itself: run the claim again */
+} claim_run_t;
+
+static void start(claim_run_t *run) {
+    rp_grant_result_clear(run->res);
+    run->again = false;
+}
+
+/* The claim's Idempotency-Key, looked up in this unit of work: true when it was used before
+ * (then res->replay holds the stored answer). */
+static bool used_key(claim_run_t *run, rp_reward_txn_t *tx, bool *used) {
+    const rp_claim_t *c = run->c;
+    *used = false;
+    if (!c->idem_key) return true;
+    if (!run->s->ops->tx_idem_get(tx, c->request->user_id, c->idem_key, &run->res->replay, used)) return false;
+    if (*used) run->res->outcome = RP_GRANT_REPLAYED;
+    return true;
+}
+
+/* Ends a claim's unit of work on its outcome: with an Idempotency-Key the answer is stored in
+ * this same transaction, so whoever retries after a crash gets exactly this answer. */
+static rp_txn_end_t answer(claim_run_t *run, rp_reward_txn_t *tx, bool wrote) {
+    const rp_claim_t *c = run->c;
+    if (!c->idem_key) return wrote ? RP_TXN_COMMIT : RP_TXN_ROLLBACK;
+    rp_idem_t v;
+    bool duplicate = false;
+    memset(&v, 0, sizeof v);
+    snprintf(v.request_hash, sizeof v.request_hash, "%s", c->idem_hash);
+    v.response = c->answer(c->answer_ctx, run->res, &v.status);
+    v.created_at = c->request->created_at;
+    bool ok = run->s->ops->tx_idem_put(tx, c->request->user_id, c->idem_key, &v, &duplicate);
+    rp_idem_clear(&v);
+    if (!ok) return RP_TXN_FAILED;
+    if (duplicate) { /* a concurrent claim with the same key stored first: answer with its answer */
+        run->again = true;
+        return RP_TXN_ROLLBACK;
+    }
+    return RP_TXN_COMMIT;
+}
+
+/* The grant: slot, maxClaims, stock, request, ledger, outbox (and the batch item), all or
+ * nothing. */
+static rp_txn_end_t grant_body(rp_reward_txn_t *tx, void *arg) {
+    claim_run_t *run = arg;
+    const rp_reward_store_ops_t *ops = run->s->ops;
+    const rp_claim_t *c = run->c;
+    rp_grant_result_t *res = run->res;
+    bool found = false, ok = true;
+    start(run);
+    rp_request_copy(&res->request, c->request);
+    rp_request_t *r = &res->request;
+    if (run->item_seq > 0) {
+        if (!ops->tx_settle_item(tx, r->batch_id, run->item_seq, RP_ITEM_SUCCESS, "", r->id, r->created_at, &ok))
+            return RP_TXN_FAILED;
+        if (!ok) {
+            res->outcome = RP_GRANT_ITEM_SETTLED;
+            return RP_TXN_ROLLBACK;
+        }
+    }
+    if (!used_key(run, tx, &found)) return RP_TXN_FAILED;
+    if (found) return RP_TXN_ROLLBACK;
+    if (!ops->tx_request_by_key(tx, r->active_key, &res->holder, &found)) return RP_TXN_FAILED;
+    if (found) {
+        res->outcome = RP_GRANT_ALREADY_CLAIMED;
+        return run->item_seq > 0 ? RP_TXN_ROLLBACK : answer(run, tx, false);
+    }
+    if (c->max_claims > 0) {
+        int64_t held = 0;
+        if (!ops->tx_count_slots(tx, r->user_id, r->event_id, c->max_claims, &held)) return RP_TXN_FAILED;
+        if (held >= c->max_claims) {
+            res->outcome = RP_GRANT_MAX_CLAIMS_REACHED;
+            return RP_TXN_ROLLBACK;
+        }
+    }
+    rp_stock_line_t lines[RP_MAX_EVENT_REWARDS];
+    size_t n = stock_lines(r, lines);
+    if (r->status == RP_REQ_SUCCESS) {
+        if (!ops->tx_stock_take(tx, r->event_id, lines, n, &ok)) return RP_TXN_FAILED;
+        if (!ok) {
+            res->outcome = RP_GRANT_OUT_OF_STOCK;
+            return RP_TXN_ROLLBACK;
+        }
+    }
+    if (!ops->tx_insert_request(tx, r, &found)) return RP_TXN_FAILED;
+    if (found) { /* taken by a claim that committed after this transaction's snapshot */
+        res->outcome = RP_GRANT_ALREADY_CLAIMED;
+        return RP_TXN_ROLLBACK;
+    }
+    if (r->status == RP_REQ_SUCCESS && !pay(ops, tx, r, r->created_at)) return RP_TXN_FAILED;
+    res->outcome = RP_GRANT_OK;
+    return answer(run, tx, true);
+}
+
+/* After a refusal rolled the grant back: records it, in a transaction of its own. A claim's
+ * refusal is a FAILED request (ALREADY_CLAIMED records none) plus the stored answer; a batch
+ * item's is the item settled FAILED. */
+static rp_txn_end_t refusal_body(rp_reward_txn_t *tx, void *arg) {
+    claim_run_t *run = arg;
+    const rp_reward_store_ops_t *ops = run->s->ops;
+    rp_grant_result_t *res = run->res;
+    bool found = false, ok = false;
+    start(run);
+    rp_request_copy(&res->request, run->c->request);
+    rp_request_t *r = &res->request;
+    if (!used_key(run, tx, &found)) return RP_TXN_FAILED;
+    if (found) return RP_TXN_ROLLBACK;
+    res->outcome = run->why;
+    if (run->why == RP_GRANT_ALREADY_CLAIMED) {
+        if (!ops->tx_request_by_key(tx, r->active_key, &res->holder, &found)) return RP_TXN_FAILED;
+        if (!found) { /* the holder was rejected meanwhile: the slot is free again */
+            run->again = true;
+            return RP_TXN_ROLLBACK;
+        }
+    }
+    if (run->item_seq > 0) {
+        if (!ops->tx_settle_item(tx, r->batch_id, run->item_seq, RP_ITEM_FAILED, outcome_reason(run->why),
+                                 res->holder.id, r->created_at, &ok))
+            return RP_TXN_FAILED;
+        return RP_TXN_COMMIT; /* ok false: settled meanwhile by another delivery, nothing to add */
+    }
+    if (run->why != RP_GRANT_ALREADY_CLAIMED) {
+        r->status = RP_REQ_FAILED;
+        r->active_key[0] = '\0'; /* a FAILED request holds no slot: the player may try again later */
+        if (run->why != RP_GRANT_REFUSED)
+            snprintf(r->failure_reason, sizeof r->failure_reason, "%s", outcome_reason(run->why));
+        r->processed_at = r->requested_at;
+        if (!ops->tx_insert_request(tx, r, &found)) return RP_TXN_FAILED;
+        if (found) { /* a FAILED request has no key: only an id collision gets here */
+            rp_log(RP_LOG_ERROR, "grant", "request id %s collides", r->id);
+            return RP_TXN_FAILED;
+        }
+    }
+    return answer(run, tx, run->why != RP_GRANT_ALREADY_CLAIMED);
+}
+
+static bool run_claim(rp_reward_store_t *s, claim_run_t *run, rp_err_t *err) {
+    for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
+        if (run->c->request->status == RP_REQ_FAILED) {
+            run->why = RP_GRANT_REFUSED;
+        } else {
+            if (!s->ops->transact(s, "grant", grant_body, run, err)) return false;
+            if (run->again) continue;
+            rp_grant_outcome_t o = run->res->outcome;
+            if (o == RP_GRANT_OK || o == RP_GRANT_REPLAYED || o == RP_GRANT_ITEM_SETTLED ||
+                (o == RP_GRANT_ALREADY_CLAIMED && run->res->holder.id[0] && run->item_seq == 0))
+                return true;
+            run->why = o;
+        }
+        if (!s->ops->transact(s, "record refusal", refusal_body, run, err)) return false;
+        if (!run->again) return true;
+    }
+    rp_err_set(err, RP_ERR_STORE_BUSY, "STORE_BUSY", "the claim kept racing with concurrent claims of its slot");
+    return false;
+}
+
+bool rp_grant_claim(rp_reward_store_t *s, const rp_claim_t *c, rp_grant_result_t *res, rp_err_t *err) {
+    claim_run_t run = {.s = s, .c = c, .res = res};
+    memset(res, 0, sizeof *res);
+    return run_claim(s, &run, err);
+}
+
+bool rp_grant_batch_item(rp_reward_store_t *s, const rp_request_t *request, int64_t seq, int64_t max_claims,
+                         rp_grant_result_t *res, rp_err_t *err) {
+    rp_claim_t c = {.request = request, .max_claims = max_claims};
+    claim_run_t run = {.s = s, .c = &c, .item_seq = seq, .res = res};
+    memset(res, 0, sizeof *res);
+    return run_claim(s, &run, err);
+}
+
+typedef struct item_fail {
+    rp_reward_store_t *s;
+    const char *batch_id, *reason;
+    int64_t seq, now;
+} item_fail_t;
+
+static rp_txn_end_t item_fail_body(rp_reward_txn_t *tx, void *arg) {
+    item_fail_t *f = arg;
+    bool settled; /* false: settled meanwhile by another delivery, which is as good */
+    return f->s->ops->tx_settle_item(tx, f->batch_id, f->seq, RP_ITEM_FAILED, f->reason, "", f->now, &settled)
+               ? RP_TXN_COMMIT
+               : RP_TXN_FAILED;
+}
+
+bool rp_grant_item_fail(rp_reward_store_t *s, const char *batch_id, int64_t seq, const char *reason, int64_t now,
+                        rp_err_t *err) {
+    item_fail_t f = {s, batch_id, reason, seq, now};
+    return s->ops->transact(s, "fail batch item", item_fail_body, &f, err);
+}
+
+/* ---- decisions ---- */
+
+typedef struct decide_run {
+    rp_reward_store_t *s;
+    rp_decision_t d;
+    const char *id, *processor_id, *text;
+    int64_t now;
+    bool short_stock; /* in: an earlier approval found a stock short; fail the request instead */
+    rp_decide_result_t *res;
+} decide_run_t;
+
+/* The request after the decision, from r as found: status, slot, processor, times, text. */
+static void decided(const decide_run_t *run, rp_request_t *r, rp_req_status_t to, const char *reason) {
+    r->status = to;
+    if (!rp_req_holds_slot(to)) r->active_key[0] = '\0';
+    r->processed_at = r->updated_at = run->now;
+    snprintf(r->processor_id, sizeof r->processor_id, "%s", run->processor_id);
+    snprintf(r->failure_reason, sizeof r->failure_reason, "%s", reason ? reason : "");
+    if (run->text) rp_request_set_notes(r, run->text);
+}
+
+static rp_txn_end_t decide_body(rp_reward_txn_t *tx, void *arg) {
+    decide_run_t *run = arg;
+    const rp_reward_store_ops_t *ops = run->s->ops;
+    rp_decide_result_t *res = run->res;
+    rp_request_t *r = &res->request;
+    bool found = false, ok = false;
+    rp_decide_result_clear(res);
+    if (!ops->tx_request_by_id(tx, run->id, r, &found)) return RP_TXN_FAILED;
+    if (!found) {
+        res->outcome = RP_DECIDE_NOT_FOUND;
+        return RP_TXN_ROLLBACK;
+    }
+    rp_req_status_t from = run->d == RP_DECIDE_REVOKE ? RP_REQ_SUCCESS : RP_REQ_AWAITING_REVIEW, to;
+    const char *reason = NULL;
+    switch (run->d) {
+    case RP_DECIDE_APPROVE:
+        to = run->short_stock ? RP_REQ_FAILED : RP_REQ_SUCCESS;
+        reason = run->short_stock ? "OUT_OF_STOCK" : NULL;
+        break;
+    case RP_DECIDE_REJECT:
+        to = RP_REQ_FAILED;
+        reason = "REJECTED";
+        break;
+    default:
+        to = RP_REQ_REVOKED;
+        reason = "REVOKED";
+        break;
+    }
+    if (r->status != from || !rp_req_can_transition(from, to)) {
+        res->outcome = RP_DECIDE_WRONG_STATE;
+        return RP_TXN_ROLLBACK;
+    }
+    rp_stock_line_t lines[RP_MAX_EVENT_REWARDS];
+    size_t n = stock_lines(r, lines);
+    if (to == RP_REQ_SUCCESS) {
+        if (!ops->tx_stock_take(tx, r->event_id, lines, n, &ok)) return RP_TXN_FAILED;
+        if (!ok) { /* earlier lines may be taken: roll back, then fail the request on its own */
+            run->short_stock = true;
+            return RP_TXN_ROLLBACK;
+        }
+    }
+    decided(run, r, to, reason);
+    if (!ops->tx_update_request(tx, r, from, &ok)) return RP_TXN_FAILED;
+    if (!ok) { /* decided by someone else since it was read */
+        res->outcome = RP_DECIDE_WRONG_STATE;
+        return RP_TXN_ROLLBACK;
+    }
+    if (to == RP_REQ_SUCCESS && !pay(ops, tx, r, run->now)) return RP_TXN_FAILED;
+    if (to == RP_REQ_REVOKED &&
+        (!ops->tx_stock_give(tx, r->event_id, lines, n) || !append_ledger(ops, tx, r, RP_LEDGER_REVERSAL, run->now) ||
+         !append_message(ops, tx, r, true, run->text, run->now)))
+        return RP_TXN_FAILED;
+    res->outcome = run->short_stock ? RP_DECIDE_OUT_OF_STOCK : RP_DECIDED;
+    return RP_TXN_COMMIT;
+}
+
+bool rp_grant_decide(rp_reward_store_t *s, rp_decision_t d, const char *id, const char *processor_id, const char *text,
+                     int64_t now, rp_decide_result_t *res, rp_err_t *err) {
+    decide_run_t run = {s, d, id, processor_id, text, now, false, res};
+    memset(res, 0, sizeof *res);
+    if (!s->ops->transact(s, "decide", decide_body, &run, err)) return false;
+    if (!run.short_stock || res->outcome == RP_DECIDE_OUT_OF_STOCK) return true;
+    /* the approval rolled back on a short stock: the request fails instead, still only from
+     * AWAITING_REVIEW (a decision made meanwhile wins) */
+    return s->ops->transact(s, "decide", decide_body, &run, err);
+}
+
+/* ---- the sweeper's lease ---- */
+
+typedef struct lease_run {
+    rp_reward_store_t *s;
+    int64_t now, until, max_in_flight;
+    int limit;
+    rp_item_ref_t *items;
+    size_t n;
+} lease_run_t;
+
+static rp_txn_end_t lease_body(rp_reward_txn_t *tx, void *arg) {
+    lease_run_t *run = arg;
+    int64_t in_flight = 0;
+    free(run->items);
+    run->items = NULL;
+    run->n = 0;
+    if (!run->s->ops->tx_items_in_flight(tx, run->now, &in_flight)) return RP_TXN_FAILED;
+    int64_t room = run->max_in_flight - in_flight;
+    if (room > run->limit) room = run->limit;
+    if (room <= 0) return RP_TXN_COMMIT; /* back-pressure: enough is out already */
+    return run->s->ops->tx_items_lease(tx, run->now, run->until, (int)room, &run->items, &run->n) ? RP_TXN_COMMIT
+                                                                                                  : RP_TXN_FAILED;
+}
+
+bool rp_grant_lease_items(rp_reward_store_t *s, int64_t now, int64_t redeliver_ms, int limit, int64_t max_in_flight,
+                          rp_item_ref_t **items, size_t *n, rp_err_t *err) {
+    lease_run_t run = {s, now, now + redeliver_ms, max_in_flight, limit, NULL, 0};
+    bool any = false;
+    *items = NULL;
+    *n = 0;
+    /* the common case, nothing due, without a unit of work (which takes SQLite's write lock) */
+    if (!s->ops->batch_any_due(s, now, &any, err)) return false;
+    if (!any) return true;
+    if (!s->ops->transact(s, "lease batch items", lease_body, &run, err)) {
+        free(run.items);
+        return false;
+    }
+    *items = run.items;
+    *n = run.n;
+    return true;
+}
+
+/* ---- batch creation ---- */
+
+bool rp_grant_batch_create(rp_reward_store_t *s, const rp_batch_t *b, const char *const *user_ids, size_t n,
+                           rp_batch_created_t *outcome, char existing_id[RP_OID_LEN], rp_err_t *err) {
+    *outcome = RP_BATCH_CREATED;
+    snprintf(existing_id, RP_OID_LEN, "%s", b->id);
+    for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
+        if (b->idem_key[0]) {
+            rp_batch_t first;
+            bool found = false, ok;
+            memset(&first, 0, sizeof first);
+            if (!s->ops->batch_by_key(s, b->created_by, b->idem_key, &first, &found, err)) return false;
+            if (found) {
+                snprintf(existing_id, RP_OID_LEN, "%s", first.id);
+                ok = true;
+                if (strcmp(first.request_hash, b->request_hash) != 0) {
+                    *outcome = RP_BATCH_KEY_REUSED;
+                } else {
+                    *outcome = RP_BATCH_EXISTED;
+                    /* the same body, its creation cut short by a crash: finish it */
+                    if (!first.open) ok = s->ops->batch_store(s, &first, user_ids, n, true, &found, err);
+                }
+                rp_batch_clear(&first);
+                return ok;
+            }
+        }
+        bool taken = false;
+        if (!s->ops->batch_store(s, b, user_ids, n, false, &taken, err)) return false;
+        if (!taken) return true;
+        /* a concurrent post with the same key stored first: answer with its batch */
+    }
+    rp_err_set(err, RP_ERR_STORE, "STORE_ERROR",
+               "create batch: the Idempotency-Key is held by a batch that cannot be read");
+    return false;
+}
