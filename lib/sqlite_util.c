@@ -343,3 +343,95 @@ bool rp_sqlite_transact(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_
 bool rp_sqlite_read(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err) {
     return transact(p, "BEGIN", fn, arg, err);
 }
+
+void rp_sqlite_bind_fmt(sqlite3_stmt *st, const char *fmt, va_list ap) {
+    for (int i = 1; *fmt; fmt++, i++) {
+        const char *s;
+        switch (*fmt) {
+        case 't':
+        case 's':
+            s = va_arg(ap, const char *);
+            rp_sqlite_bind_text(st, i, *fmt == 't' ? (s ? s : "") : (s && s[0] ? s : NULL));
+            break;
+        case 'i': sqlite3_bind_int64(st, i, va_arg(ap, int64_t)); break;
+        case 'm': rp_sqlite_bind_ms(st, i, va_arg(ap, int64_t)); break;
+        case 'j': rp_sqlite_bind_json(st, i, va_arg(ap, const json_t *)); break;
+        }
+    }
+}
+
+void rp_sqlite_page_free(void **items, size_t *n, size_t size, void (*clear)(void *record)) {
+    for (size_t i = 0; clear && i < *n; i++)
+        clear((char *)*items + i * size);
+    free(*items);
+    *items = NULL;
+    *n = 0;
+}
+
+/* Steps st (finalizing it) as u says; see rp_sqlite_use_t. */
+static bool use(sqlite3 *db, sqlite3_stmt *st, const rp_sqlite_use_t *u, rp_err_t *err) {
+    bool ignored;
+    int rc, changes = 0;
+    rp_err_t e;
+    if (u->items)
+        return rp_sqlite_collect_into(db, st, u->limit, u->row, u->size, u->items, u->n, u->more ? u->more : &ignored,
+                                      err);
+    if (u->row) {
+        while ((rc = rp_sqlite_step_row(db, st, u->what, err)) == 1) {
+            u->row(st, u->out);
+            if (u->found) *u->found = true;
+        }
+        return rc == 0;
+    }
+    if (rp_sqlite_run(db, st, u->what, &changes, &e)) {
+        if (u->found) *u->found = changes > 0;
+        return true;
+    }
+    if (u->dup && e.kind == RP_ERR_CONFLICT) return *u->dup = true;
+    if (err) *err = e;
+    return false;
+}
+
+bool rp_sqlite_vquery(sqlite3 *db, rp_sqlite_pool_t *pool, const rp_sqlite_use_t *u, rp_err_t *err, const char *sql,
+                      const char *fmt, va_list ap) {
+    sqlite3 *conn = db ? db : rp_sqlite_pool_get(pool, err);
+    sqlite3_stmt *st = NULL;
+    bool ok = false;
+    if (u->dup) *u->dup = false;
+    if (u->found) *u->found = false;
+    if (u->items) {
+        *u->items = NULL;
+        *u->n = 0;
+    }
+    if (u->more) *u->more = false;
+    if (conn && rp_sqlite_prepare(conn, sql, &st, err)) {
+        rp_sqlite_bind_fmt(st, fmt, ap);
+        ok = use(conn, st, u, err);
+    }
+    if (conn && !db) rp_sqlite_pool_put(pool, conn);
+    if (!ok && u->items) rp_sqlite_page_free(u->items, u->n, u->size, u->clear);
+    if (!ok && !u->items && u->clear) u->clear(u->out);
+    if (!ok && u->found) *u->found = false;
+    return ok;
+}
+
+bool rp_sqlite_query(sqlite3 *db, rp_sqlite_pool_t *pool, const rp_sqlite_use_t *u, rp_err_t *err, const char *sql,
+                     const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    bool ok = rp_sqlite_vquery(db, pool, u, err, sql, fmt, ap);
+    va_end(ap);
+    return ok;
+}
+
+void rp_sqlite_get_cols(sqlite3_stmt *st, void *rec, const rp_sqlite_col_t *cols, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        char *p = (char *)rec + cols[i].off;
+        if (cols[i].kind == RP_SQLITE_TEXT)
+            rp_sqlite_col_copy(st, (int)i, p, cols[i].cap);
+        else if (cols[i].kind == RP_SQLITE_I64)
+            *(int64_t *)(void *)p = rp_sqlite_col_ms(st, (int)i);
+        else
+            *(int *)(void *)p = sqlite3_column_int(st, (int)i);
+    }
+}

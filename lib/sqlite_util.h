@@ -7,7 +7,9 @@
 
 #include <jansson.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "err.h"
 #include "txn.h"
@@ -116,5 +118,74 @@ bool rp_sqlite_transact(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_
 /* A read on one snapshot: fn runs inside BEGIN (deferred) ... COMMIT on a pooled connection, so
  * several queries see the same data. Returns what fn returned (COMMIT or ROLLBACK = true). */
 bool rp_sqlite_read(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err);
+
+/* ---- one statement, bound by a format and used as described ---- */
+
+/* Binds ap's arguments from ?1 on, one letter of fmt each: t text (NULL binds ''), s optional
+ * text ("" and NULL bind NULL, the domain's "absent"), i int64_t, m int64_t epoch ms (0 binds
+ * NULL), j const json_t * (as rp_sqlite_bind_json). Every i and m argument must be an int64_t. */
+void rp_sqlite_bind_fmt(sqlite3_stmt *st, const char *fmt, va_list ap);
+
+typedef void (*rp_sqlite_row_fn)(sqlite3_stmt *st, void *out);
+
+/* How rp_sqlite_query uses its statement. Without row, a write: *found (may be NULL) when it
+ * changed a row; with dup, a unique-key violation is the outcome *dup, not a failure. With row
+ * and without items, every row is handed to row with out (a record, or a sum rows add to), *found
+ * when there was one. With items, a page (rp_sqlite_collect_into): up to limit records of size
+ * bytes into a new array *items of *n (NULL when none), *more (may be NULL) when another row
+ * followed. clear (may be NULL) releases what row put into a record. what names the statement in
+ * errors. Borrowed for the call. */
+typedef struct rp_sqlite_use {
+    const char *what;
+    bool *found, *dup;
+    rp_sqlite_row_fn row;
+    void (*clear)(void *record);
+    void *out;
+    void **items;
+    size_t size, *n;
+    int limit;
+    bool *more;
+} rp_sqlite_use_t;
+
+/* A page of the records *items_ points to (rp_sqlite_use_t, as a compound literal). */
+#define RP_SQLITE_PAGE(what_, row_, clear_, items_, n_, limit_, more_)                                                 \
+    &(rp_sqlite_use_t) {                                                                                               \
+        .what = what_, .row = row_, .clear = clear_, .items = (void **)(items_), .size = sizeof **(items_), .n = n_,   \
+        .limit = limit_, .more = more_                                                                                 \
+    }
+
+/* Prepares sql on db, or, when db is NULL, on a connection taken from pool for this statement
+ * alone; binds fmt's arguments (rp_sqlite_bind_fmt) and uses the statement as u says. u's
+ * outputs are reset first; false with err on failure, and then nothing is left to release (a
+ * page is freed, a record cleared, *found false). */
+bool rp_sqlite_query(sqlite3 *db, rp_sqlite_pool_t *pool, const rp_sqlite_use_t *u, rp_err_t *err, const char *sql,
+                     const char *fmt, ...);
+/* The same with a va_list. */
+bool rp_sqlite_vquery(sqlite3 *db, rp_sqlite_pool_t *pool, const rp_sqlite_use_t *u, rp_err_t *err, const char *sql,
+                      const char *fmt, va_list ap);
+
+/* Releases a page: clear (may be NULL) each of the *n records of size bytes, free *items, and
+ * set *items NULL and *n 0. */
+void rp_sqlite_page_free(void **items, size_t *n, size_t size, void (*clear)(void *record));
+
+/* ---- rows to records by table ---- */
+
+/* How a record keeps a column: TEXT a char array ("" for NULL), I64 an int64_t (0 for NULL, the
+ * domain's "not set" for times), INT an int. */
+typedef enum rp_sqlite_ckind { RP_SQLITE_TEXT, RP_SQLITE_I64, RP_SQLITE_INT } rp_sqlite_ckind_t;
+
+typedef struct rp_sqlite_col {
+    size_t off, cap;
+    rp_sqlite_ckind_t kind;
+} rp_sqlite_col_t;
+
+/* A table entry for member of record type T. */
+#define RP_SQLITE_COL(T, member, kind)                                                                                 \
+    { offsetof(T, member), sizeof(((T *)0)->member), RP_SQLITE_##kind }
+
+/* Reads columns 0..n-1 of st's current row into the record rec as cols[0..n) say. */
+void rp_sqlite_get_cols(sqlite3_stmt *st, void *rec, const rp_sqlite_col_t *cols, size_t n);
+/* The same for a whole table (an array, not a pointer). */
+#define RP_SQLITE_GET_COLS(st, rec, table) rp_sqlite_get_cols((st), (rec), (table), sizeof(table) / sizeof((table)[0]))
 
 #endif

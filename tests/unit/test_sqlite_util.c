@@ -1,6 +1,7 @@
-/* Tests of lib/sqlite_util.c's per-component migrations: each step once, per component, in its
- * own transaction, safe when several connections start at once, and the bootstrap of files made
- * by the old single list counted in user_version (events.db at user_version 1..4 included). */
+/* Tests of lib/sqlite_util.c: the per-component migrations (each step once, per component, in
+ * its own transaction, safe when several connections start at once, and the bootstrap of files
+ * made by the old single list counted in user_version, events.db at 1..4 included), and the one
+ * statement helpers (rp_sqlite_query, its format binding and column tables). */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -157,36 +158,30 @@ static void make_legacy(sqlite3 *db, int v) {
     cr_assert(rp_sqlite_exec(db, sql, NULL));
 }
 
-/* The names of the file's tables, indexes and triggers, sorted, space-separated. */
-static void object_names(sqlite3 *db, char *out, size_t cap) {
+/* The text each row of sql answers, joined by sep. */
+static void joined(sqlite3 *db, const char *sql, const char *sep, char *out, size_t cap) {
     sqlite3_stmt *st = NULL;
     size_t len = 0;
     out[0] = '\0';
-    cr_assert_eq(sqlite3_prepare_v2(db,
-                                    "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND "
-                                    "name <> 'schema_migrations' ORDER BY name",
-                                    -1, &st, NULL),
-                 SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
     while (sqlite3_step(st) == SQLITE_ROW)
-        len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? " " : "", sqlite3_column_text(st, 0));
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? sep : "", sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
     cr_assert_lt(len, cap);
 }
 
+/* The names of the file's tables, indexes and triggers, sorted, space-separated. */
+static void object_names(sqlite3 *db, char *out, size_t cap) {
+    joined(db,
+           "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND name <> 'schema_migrations' "
+           "ORDER BY name",
+           " ", out, cap);
+}
+
 /* The whole schema, for comparing two files: every object's type, name and SQL. */
 static void schema_text(sqlite3 *db, char *out, size_t cap) {
-    sqlite3_stmt *st = NULL;
-    size_t len = 0;
-    cr_assert_eq(sqlite3_prepare_v2(db,
-                                    "SELECT type, name, coalesce(sql, '') FROM sqlite_master "
-                                    "ORDER BY type, name",
-                                    -1, &st, NULL),
-                 SQLITE_OK);
-    while (sqlite3_step(st) == SQLITE_ROW)
-        len += (size_t)snprintf(out + len, cap - len, "%s %s %s\n", sqlite3_column_text(st, 0),
-                                sqlite3_column_text(st, 1), sqlite3_column_text(st, 2));
-    sqlite3_finalize(st);
-    cr_assert_lt(len, cap);
+    joined(db, "SELECT type || ' ' || name || ' ' || coalesce(sql, '') FROM sqlite_master ORDER BY type, name", "\n",
+           out, cap);
 }
 
 /* The sorted union of the names legacy versions 1..v made. */
@@ -298,4 +293,117 @@ Test(migrate, a_pool_migrates_before_it_is_used) {
     cr_assert_null(rp_sqlite_pool_new(path, (const rp_sqlite_schema_t[]){{"z", broken, 0}, {0}}, 2, &err),
                    "a schema that cannot be applied fails the start");
     cr_assert_eq(err.kind, RP_ERR_STORE);
+}
+
+/* ---- one statement: rp_sqlite_query ---- */
+
+TestSuite(query, .init = make_dir, .fini = remove_dir, .timeout = 30);
+
+typedef struct rec {
+    char name[8];
+    int64_t at;
+    int n;
+    char *owned; /* what a row allocates, so that a leak on a failure path shows */
+} rec_t;
+
+static const rp_sqlite_col_t rec_cols[] = {RP_SQLITE_COL(rec_t, name, TEXT), RP_SQLITE_COL(rec_t, at, I64),
+                                           RP_SQLITE_COL(rec_t, n, INT)};
+
+static void row_rec(sqlite3_stmt *st, void *out) {
+    rec_t *r = out;
+    free(r->owned);
+    RP_SQLITE_GET_COLS(st, r, rec_cols);
+    r->owned = strdup("row");
+}
+
+static int cleared;
+
+static void clear_rec(void *out) {
+    rec_t *r = out;
+    free(r->owned);
+    r->owned = NULL;
+    cleared++;
+}
+
+/* Three rows, then a runtime error: abs() of the smallest integer overflows. */
+#define ROWS_THEN_ERROR "SELECT name, at, n FROM t UNION ALL SELECT 'x', abs(-9223372036854775807 - 1), 0"
+
+Test(query, binds_by_format_and_writes_reads_and_pages) {
+    sqlite3 *db = open_db();
+    rp_err_t err;
+    bool found = false, dup = true;
+    cr_assert(rp_sqlite_exec(db, "CREATE TABLE t (name TEXT UNIQUE, at INTEGER, n INTEGER, doc TEXT)", NULL));
+    json_t *doc = json_pack("{s:i}", "a", 1);
+    cr_assert(rp_sqlite_query(db, NULL, &(rp_sqlite_use_t){.what = "insert", .found = &found}, &err,
+                              "INSERT INTO t VALUES (?1, ?2, ?3, ?4)", "tmij", "a", (int64_t)0, (int64_t)7, doc),
+              "%s", err.message);
+    json_decref(doc);
+    cr_assert(found, "a write that changed a row");
+    cr_assert(rp_sqlite_query(db, NULL, &(rp_sqlite_use_t){.what = "insert", .dup = &dup}, &err,
+                              "INSERT INTO t VALUES (?1, ?2, ?3, NULL)", "sii", "", (int64_t)5, (int64_t)8));
+    cr_assert_not(dup);
+    cr_assert(rp_sqlite_query(db, NULL, &(rp_sqlite_use_t){.what = "insert", .dup = &dup}, &err,
+                              "INSERT INTO t VALUES (?1, 1, 9, NULL)", "t", (const char *)NULL));
+    cr_assert(rp_sqlite_query(db, NULL, &(rp_sqlite_use_t){.what = "insert", .dup = &dup}, &err,
+                              "INSERT INTO t VALUES (?1, 1, 1, NULL)", "t", "a"));
+    cr_assert(dup, "a unique violation is the outcome, not a failure");
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM t WHERE name IS NULL AND n = 8"), 1, "s binds \"\" as NULL");
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM t WHERE name = '' AND n = 9"), 1, "t binds NULL as ''");
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM t WHERE at IS NULL AND n = 7"), 1, "m binds 0 as NULL");
+    cr_assert_eq(scalar(db, "SELECT json_extract(doc, '$.a') FROM t WHERE name = 'a'"), 1, "j binds JSON");
+    cr_assert(rp_sqlite_query(db, NULL, &(rp_sqlite_use_t){.what = "update", .found = &found}, &err,
+                              "UPDATE t SET n = n WHERE name = 'nobody'", ""));
+    cr_assert_not(found, "a write that changed nothing");
+
+    rec_t r = {0};
+    cr_assert(rp_sqlite_query(db, NULL, &(rp_sqlite_use_t){.what = "read", .row = row_rec, .out = &r, .found = &found},
+                              &err, "SELECT name, at, n FROM t WHERE name = ?1", "t", "a"));
+    cr_assert(found);
+    cr_assert_str_eq(r.name, "a");
+    cr_assert_eq(r.at, 0, "NULL reads as 0");
+    cr_assert_eq(r.n, 7);
+    cr_assert(rp_sqlite_query(db, NULL, &(rp_sqlite_use_t){.what = "read", .row = row_rec, .out = &r, .found = &found},
+                              &err, "SELECT name, at, n FROM t WHERE name = 'zz'", ""));
+    cr_assert_not(found);
+    clear_rec(&r);
+
+    /* outside a transaction: a pooled connection for the one statement */
+    rp_sqlite_pool_t *p = rp_sqlite_pool_new(path, (const rp_sqlite_schema_t[]){{0}}, 1, &err);
+    cr_assert_not_null(p, "%s", err.message);
+    rec_t *items = NULL;
+    size_t n = 0;
+    bool more = false;
+    cr_assert(rp_sqlite_query(NULL, p, RP_SQLITE_PAGE("page", row_rec, clear_rec, &items, &n, 2, &more), &err,
+                              "SELECT name, at, n FROM t ORDER BY n LIMIT ?1", "i", (int64_t)3),
+              "%s", err.message);
+    cr_assert_eq(n, 2u);
+    cr_assert(more);
+    cr_assert_eq(items[0].n, 7);
+    cr_assert_eq(items[1].n, 8);
+    cr_assert_eq(items[1].at, 5);
+    cleared = 0;
+    rp_sqlite_page_free((void **)&items, &n, sizeof *items, clear_rec);
+    cr_assert_eq(cleared, 2);
+    cr_assert_null(items);
+
+    /* failures leave nothing to release: rows read before the error are cleared */
+    cleared = 0;
+    cr_assert_not(rp_sqlite_query(NULL, p, RP_SQLITE_PAGE("page", row_rec, clear_rec, &items, &n, 10, &more), &err,
+                                  ROWS_THEN_ERROR, ""));
+    cr_assert_eq(err.kind, RP_ERR_STORE);
+    cr_assert_null(items);
+    cr_assert_eq(n, 0u);
+    cr_assert_eq(cleared, 3, "each record read is cleared");
+    cleared = 0;
+    cr_assert_not(rp_sqlite_query(
+        NULL, p, &(rp_sqlite_use_t){.what = "read", .row = row_rec, .clear = clear_rec, .out = &r, .found = &found},
+        &err, ROWS_THEN_ERROR, ""));
+    cr_assert_not(found);
+    cr_assert_null(r.owned);
+    cr_assert_eq(cleared, 1);
+    cr_assert_not(rp_sqlite_query(NULL, p, RP_SQLITE_PAGE("page", row_rec, NULL, &items, &n, 10, &more), &err,
+                                  "SELECT nothing FROM t", ""));
+    cr_assert_null(items);
+    rp_sqlite_pool_free(p);
+    sqlite3_close_v2(db);
 }
