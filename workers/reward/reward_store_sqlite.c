@@ -1,9 +1,8 @@
 /* reward_store_sqlite.c - the reward store (reward_store.h) on SQLite; it stores and fetches,
  * nothing more. Its tables are events.db's "reward" component (reward_schema_sqlite.c), beside
  * the event_rewards whose stock a grant takes in the transaction that inserts its request. A unit
- * of work runs on lib/sqlite_util's runner (BEGIN IMMEDIATE on a pooled connection); anything
- * else takes a pooled connection per statement, or a read snapshot where it reads twice.
- * Thread-safe (the pool is); a unit of work belongs to the thread running it.
+ * of work runs on lib/sqlite_util's runner (BEGIN IMMEDIATE on a pooled connection); every other
+ * operation is one statement on a pooled connection. Thread-safe (the pool is).
  *
  * Where reward_store.h leaves room, this backend:
  * - stores a string the domain leaves "" as SQL NULL (the CHECK and the partial unique indexes
@@ -14,11 +13,12 @@
  * - initialises every record it fills first (rp_request_init, ...), so hand it one that owns
  *   nothing; after a failure it owns nothing and *found is false;
  * - gives stock back to every line it can (a missing event reward is skipped);
- * - stores a batch in one transaction: it is always complete and reads open; resume stores only
- *   the batch row and items that are missing, leaving stored items as they are;
+ * - stores a batch in one transaction, so it is always complete and reads open; resume stores
+ *   only the batch row and items that are missing; a keyless batch stored twice is a CONFLICT;
  * - hands leased records back in the order they were chosen (items by due, batch, seq; outbox by
  *   seq); an outbox lease is free once lease_until < now, and an owner renews its own. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,126 +41,71 @@ typedef struct sqlite_store {
 } sqlite_store_t;
 
 #define POOL(base) (((sqlite_store_t *)(base))->pool)
-#define COPY(st, i, field) rp_sqlite_col_copy((st), (i), (field), sizeof(field))
 
+/* Each list starts with the columns its record's table (below) reads, in the table's order. */
 #define REQUEST_COLS                                                                                                   \
-    "id, user_id, event_id, period_key, active_key, status, source, claimed_rewards, failure_details, notes, "         \
-    "requested_at, processed_at, created_at, updated_at, processor_id, failure_reason, batch_id"
+    "id, user_id, event_id, period_key, active_key, processor_id, failure_reason, batch_id, requested_at, "            \
+    "processed_at, created_at, updated_at, status, source, claimed_rewards, failure_details, notes"
 #define LEDGER_COLS                                                                                                    \
-    "seq, id, request_id, user_id, event_id, reward_idx, reward_definition_id, quantity, entry_type, processor_id, at"
-#define OUTBOX_COLS "seq, message_id, routing_key, request_id, payload, created_at, published_at"
-#define BATCH_COLS "id, event_id, created_by, reason, idem_key, request_hash, total, duplicates, created_at"
-#define ITEM_COLS "batch_id, seq, user_id, status, failure_reason, request_id, attempts, settled_at"
+    "seq, id, request_id, user_id, event_id, reward_idx, reward_definition_id, quantity, processor_id, at, entry_type"
+#define OUTBOX_COLS "seq, message_id, routing_key, request_id, created_at, published_at, payload"
+#define BATCH_COLS "id, event_id, created_by, idem_key, request_hash, total, duplicates, created_at, reason"
+#define ITEM_COLS "batch_id, seq, user_id, failure_reason, request_id, attempts, settled_at, status"
 
-/* ---- statements: prepare, bind by a format, use ---- */
+typedef rp_sqlite_use_t use_t;
 
-/* Binds ap's arguments from ?1 on, one format letter each: t text (NULL binds ''), s optional
- * text ("" and NULL bind NULL), i int64_t, m int64_t ms (0 binds NULL), j const json_t *. */
-static void bind(sqlite3_stmt *st, const char *fmt, va_list ap) {
-    for (int i = 1; *fmt; fmt++, i++) {
-        const char *s;
-        switch (*fmt) {
-        case 't':
-        case 's':
-            s = va_arg(ap, const char *);
-            rp_sqlite_bind_text(st, i, *fmt == 't' ? (s ? s : "") : (s && s[0] ? s : NULL));
-            break;
-        case 'i': sqlite3_bind_int64(st, i, va_arg(ap, int64_t)); break;
-        case 'm': rp_sqlite_bind_ms(st, i, va_arg(ap, int64_t)); break;
-        case 'j': rp_sqlite_bind_json(st, i, va_arg(ap, const json_t *)); break;
-        }
-    }
-}
-
-typedef void (*row_fn)(sqlite3_stmt *st, void *out);
-
-/* How a statement is used: a write (*changed when it changed a row; with dup, a unique-key
- * violation is the outcome *dup, not a failure), rows handed to row with out (a record, or a sum rows add to;
- * *found when there was one), or with items a page of records of size bytes: up to limit rows
- * into a new array of *n (NULL when none), *more when a query asking limit + 1 had another.
- * clear releases what row filled in a record. Every pointer but what may be NULL. */
-typedef struct use {
-    const char *what;
-    bool *changed;
-    bool *dup;
-    row_fn row;
-    void (*clear)(void *record);
-    void *out;
-    bool *found;
-    void **items;
-    size_t size, *n;
-    int limit;
-    bool *more;
-} use_t;
-
-#define PAGE(what_, row_, clear_, items_, n_, limit_, more_)                                                           \
-    &(use_t) {                                                                                                         \
-        .what = what_, .row = row_, .clear = clear_, .items = (void **)(items_), .size = sizeof **(items_), .n = n_,   \
-        .limit = limit_, .more = more_                                                                                 \
-    }
-
-/* Releases an array of *n records of size bytes, clear (may be NULL) releasing each. */
-static void free_page(void **items, size_t *n, size_t size, void (*clear)(void *)) {
-    for (size_t i = 0; clear && i < *n; i++)
-        clear((char *)*items + i * size);
-    free(*items);
-    *items = NULL;
-    *n = 0;
-}
-
-static bool step(sqlite3 *db, sqlite3_stmt *st, const use_t *u, rp_err_t *err) {
-    bool ignored;
-    int rc;
-    rp_err_t e;
-    if (u->items)
-        return rp_sqlite_collect_into(db, st, u->limit, u->row, u->size, u->items, u->n, u->more ? u->more : &ignored,
-                                      err);
-    if (u->row) {
-        while ((rc = rp_sqlite_step_row(db, st, u->what, err)) == 1) {
-            u->row(st, u->out);
-            if (u->found) *u->found = true;
-        }
-        return rc == 0;
-    }
-    int changes = 0;
-    if (rp_sqlite_run(db, st, u->what, &changes, &e)) {
-        if (u->changed) *u->changed = changes > 0;
-        return true;
-    }
-    if (u->dup && e.kind == RP_ERR_CONFLICT) return *u->dup = true;
-    if (err) *err = e;
-    return false;
-}
-
-/* Runs sql with fmt's arguments on the unit of work's connection (or a pooled one), used as u
- * says. Its outputs are reset first; after a failure nothing is left to release. */
+/* One statement on the unit of work's connection, or on a pooled one outside a unit of work. */
 static bool query(rp_reward_txn_t *tx, const use_t *u, const char *sql, const char *fmt, ...) {
-    sqlite3 *db = tx->db ? tx->db : rp_sqlite_pool_get(tx->pool, tx->err);
-    sqlite3_stmt *st = NULL;
-    bool ok = false;
     va_list ap;
-    if (u->dup) *u->dup = false;
-    if (u->changed) *u->changed = false;
-    if (u->found) *u->found = false;
-    if (u->items) {
-        *u->items = NULL;
-        *u->n = 0;
-    }
-    if (u->more) *u->more = false;
-    if (db && rp_sqlite_prepare(db, sql, &st, tx->err)) {
-        va_start(ap, fmt);
-        bind(st, fmt, ap);
-        va_end(ap);
-        ok = step(db, st, u, tx->err);
-    }
-    if (db && !tx->db) rp_sqlite_pool_put(tx->pool, db);
-    if (!ok && u->items) free_page(u->items, u->n, u->size, u->clear);
-    if (!ok && !u->items && u->clear) u->clear(u->out);
-    if (!ok && u->found) *u->found = false;
+    va_start(ap, fmt);
+    bool ok = rp_sqlite_vquery(tx->db, tx->pool, u, tx->err, sql, fmt, ap);
+    va_end(ap);
     return ok;
 }
 
 /* ---- rows to records ---- */
+
+static const rp_sqlite_col_t request_cols[] = {RP_SQLITE_COL(rp_request_t, id, TEXT),
+                                               RP_SQLITE_COL(rp_request_t, user_id, TEXT),
+                                               RP_SQLITE_COL(rp_request_t, event_id, TEXT),
+                                               RP_SQLITE_COL(rp_request_t, period_key, TEXT),
+                                               RP_SQLITE_COL(rp_request_t, active_key, TEXT),
+                                               RP_SQLITE_COL(rp_request_t, processor_id, TEXT),
+                                               RP_SQLITE_COL(rp_request_t, failure_reason, TEXT),
+                                               RP_SQLITE_COL(rp_request_t, batch_id, TEXT),
+                                               RP_SQLITE_COL(rp_request_t, requested_at, I64),
+                                               RP_SQLITE_COL(rp_request_t, processed_at, I64),
+                                               RP_SQLITE_COL(rp_request_t, created_at, I64),
+                                               RP_SQLITE_COL(rp_request_t, updated_at, I64)};
+static const rp_sqlite_col_t ledger_cols[] = {RP_SQLITE_COL(rp_ledger_entry_t, seq, I64),
+                                              RP_SQLITE_COL(rp_ledger_entry_t, id, TEXT),
+                                              RP_SQLITE_COL(rp_ledger_entry_t, request_id, TEXT),
+                                              RP_SQLITE_COL(rp_ledger_entry_t, user_id, TEXT),
+                                              RP_SQLITE_COL(rp_ledger_entry_t, event_id, TEXT),
+                                              RP_SQLITE_COL(rp_ledger_entry_t, reward_index, INT),
+                                              RP_SQLITE_COL(rp_ledger_entry_t, definition_id, TEXT),
+                                              RP_SQLITE_COL(rp_ledger_entry_t, quantity, I64),
+                                              RP_SQLITE_COL(rp_ledger_entry_t, processor_id, TEXT),
+                                              RP_SQLITE_COL(rp_ledger_entry_t, at, I64)};
+static const rp_sqlite_col_t outbox_cols[] = {
+    RP_SQLITE_COL(rp_outbox_message_t, seq, I64),          RP_SQLITE_COL(rp_outbox_message_t, message_id, TEXT),
+    RP_SQLITE_COL(rp_outbox_message_t, routing_key, TEXT), RP_SQLITE_COL(rp_outbox_message_t, request_id, TEXT),
+    RP_SQLITE_COL(rp_outbox_message_t, created_at, I64),   RP_SQLITE_COL(rp_outbox_message_t, published_at, I64)};
+static const rp_sqlite_col_t idem_cols[] = {RP_SQLITE_COL(rp_idem_t, request_hash, TEXT),
+                                            RP_SQLITE_COL(rp_idem_t, status, INT),
+                                            RP_SQLITE_COL(rp_idem_t, created_at, I64)};
+static const rp_sqlite_col_t batch_cols[] = {
+    RP_SQLITE_COL(rp_batch_t, id, TEXT),           RP_SQLITE_COL(rp_batch_t, event_id, TEXT),
+    RP_SQLITE_COL(rp_batch_t, created_by, TEXT),   RP_SQLITE_COL(rp_batch_t, idem_key, TEXT),
+    RP_SQLITE_COL(rp_batch_t, request_hash, TEXT), RP_SQLITE_COL(rp_batch_t, total, I64),
+    RP_SQLITE_COL(rp_batch_t, duplicates, I64),    RP_SQLITE_COL(rp_batch_t, created_at, I64)};
+static const rp_sqlite_col_t item_cols[] = {
+    RP_SQLITE_COL(rp_batch_item_t, batch_id, TEXT),   RP_SQLITE_COL(rp_batch_item_t, seq, I64),
+    RP_SQLITE_COL(rp_batch_item_t, user_id, TEXT),    RP_SQLITE_COL(rp_batch_item_t, failure_reason, TEXT),
+    RP_SQLITE_COL(rp_batch_item_t, request_id, TEXT), RP_SQLITE_COL(rp_batch_item_t, attempts, I64),
+    RP_SQLITE_COL(rp_batch_item_t, settled_at, I64)};
+static const rp_sqlite_col_t ref_cols[] = {RP_SQLITE_COL(rp_item_ref_t, batch_id, TEXT),
+                                           RP_SQLITE_COL(rp_item_ref_t, seq, I64)};
 
 static const char *col_text(sqlite3_stmt *st, int i) {
     return (const char *)sqlite3_column_text(st, i);
@@ -168,100 +113,61 @@ static const char *col_text(sqlite3_stmt *st, int i) {
 
 static void row_request(sqlite3_stmt *st, void *out) {
     rp_request_t *r = out;
-    COPY(st, 0, r->id);
-    COPY(st, 1, r->user_id);
-    COPY(st, 2, r->event_id);
-    COPY(st, 3, r->period_key);
-    COPY(st, 4, r->active_key);
-    rp_req_status_parse(col_text(st, 5), &r->status); /* the column's CHECK allows only names */
-    r->source = strcmp(col_text(st, 6), "BATCH") == 0 ? RP_SOURCE_BATCH : RP_SOURCE_CLAIM;
-    json_t *claimed = rp_sqlite_col_json(st, 7);
+    RP_SQLITE_GET_COLS(st, r, request_cols);
+    rp_req_status_parse(col_text(st, 12), &r->status); /* the column's CHECK allows only names */
+    r->source = strcmp(col_text(st, 13), "BATCH") == 0 ? RP_SOURCE_BATCH : RP_SOURCE_CLAIM;
+    json_t *claimed = rp_sqlite_col_json(st, 14);
     rp_claimed_from_json(r, claimed);
     json_decref(claimed);
-    r->failure_details = sqlite3_column_type(st, 8) == SQLITE_NULL ? NULL : rp_sqlite_col_json(st, 8);
-    r->notes = rp_sqlite_col_strdup(st, 9);
-    r->requested_at = rp_sqlite_col_ms(st, 10);
-    r->processed_at = rp_sqlite_col_ms(st, 11);
-    r->created_at = rp_sqlite_col_ms(st, 12);
-    r->updated_at = rp_sqlite_col_ms(st, 13);
-    COPY(st, 14, r->processor_id);
-    COPY(st, 15, r->failure_reason);
-    COPY(st, 16, r->batch_id);
+    r->failure_details = sqlite3_column_type(st, 15) == SQLITE_NULL ? NULL : rp_sqlite_col_json(st, 15);
+    r->notes = rp_sqlite_col_strdup(st, 16);
 }
 
 static void row_ledger(sqlite3_stmt *st, void *out) {
     rp_ledger_entry_t *e = out;
-    e->seq = sqlite3_column_int64(st, 0);
-    COPY(st, 1, e->id);
-    COPY(st, 2, e->request_id);
-    COPY(st, 3, e->user_id);
-    COPY(st, 4, e->event_id);
-    e->reward_index = sqlite3_column_int(st, 5);
-    COPY(st, 6, e->definition_id);
-    e->quantity = sqlite3_column_int64(st, 7);
-    rp_ledger_kind_parse(col_text(st, 8), &e->kind);
-    COPY(st, 9, e->processor_id);
-    e->at = sqlite3_column_int64(st, 10);
+    RP_SQLITE_GET_COLS(st, e, ledger_cols);
+    rp_ledger_kind_parse(col_text(st, 10), &e->kind);
 }
 
 static void row_outbox(sqlite3_stmt *st, void *out) {
     rp_outbox_message_t *m = out;
-    m->seq = sqlite3_column_int64(st, 0);
-    COPY(st, 1, m->message_id);
-    COPY(st, 2, m->routing_key);
-    COPY(st, 3, m->request_id);
-    m->payload = rp_sqlite_col_json(st, 4);
-    m->created_at = rp_sqlite_col_ms(st, 5);
-    m->published_at = rp_sqlite_col_ms(st, 6);
+    RP_SQLITE_GET_COLS(st, m, outbox_cols);
+    m->payload = rp_sqlite_col_json(st, 6);
 }
 
 static void row_idem(sqlite3_stmt *st, void *out) {
     rp_idem_t *v = out;
-    COPY(st, 0, v->request_hash);
-    v->status = sqlite3_column_int(st, 1);
-    v->response = rp_sqlite_col_json(st, 2);
-    v->created_at = sqlite3_column_int64(st, 3);
+    RP_SQLITE_GET_COLS(st, v, idem_cols);
+    v->response = rp_sqlite_col_json(st, 3);
 }
 
 static void row_batch(sqlite3_stmt *st, void *out) {
     rp_batch_t *b = out;
-    COPY(st, 0, b->id);
-    COPY(st, 1, b->event_id);
-    COPY(st, 2, b->created_by);
-    b->reason = rp_sqlite_col_strdup(st, 3);
-    COPY(st, 4, b->idem_key);
-    COPY(st, 5, b->request_hash);
-    b->total = sqlite3_column_int64(st, 6);
-    b->duplicates = sqlite3_column_int64(st, 7);
-    b->created_at = sqlite3_column_int64(st, 8);
+    RP_SQLITE_GET_COLS(st, b, batch_cols);
+    b->reason = rp_sqlite_col_strdup(st, 8);
     b->open = true; /* stored whole in one transaction */
 }
 
-/* One (status, reason) group of a batch's items, added to its counts. */
-static void row_count(sqlite3_stmt *st, void *out) {
+/* A batch row joined with one (status, reason) group of its items, which is added to its
+ * counts; a batch without items (or not counted) has one row whose status is NULL. */
+static void row_counted_batch(sqlite3_stmt *st, void *out) {
     rp_batch_t *b = out;
     rp_item_status_t s = RP_ITEM_QUEUED;
-    rp_item_status_parse(col_text(st, 0), &s);
-    rp_batch_count(b, s, col_text(st, 1), sqlite3_column_int64(st, 2));
-    if (rp_sqlite_col_ms(st, 3) > b->last_settled_at) b->last_settled_at = rp_sqlite_col_ms(st, 3);
+    if (!b->id[0]) row_batch(st, out);
+    if (sqlite3_column_type(st, 9) == SQLITE_NULL) return;
+    rp_item_status_parse(col_text(st, 9), &s);
+    rp_batch_count(b, s, col_text(st, 10), sqlite3_column_int64(st, 11));
+    if (rp_sqlite_col_ms(st, 12) > b->last_settled_at) b->last_settled_at = rp_sqlite_col_ms(st, 12);
 }
 
 static void row_item(sqlite3_stmt *st, void *out) {
     rp_batch_item_t *it = out;
-    COPY(st, 0, it->batch_id);
-    it->seq = sqlite3_column_int64(st, 1);
-    COPY(st, 2, it->user_id);
-    rp_item_status_parse(col_text(st, 3), &it->status);
-    COPY(st, 4, it->failure_reason);
-    COPY(st, 5, it->request_id);
-    it->attempts = sqlite3_column_int64(st, 6);
-    it->settled_at = rp_sqlite_col_ms(st, 7);
+    RP_SQLITE_GET_COLS(st, it, item_cols);
+    rp_item_status_parse(col_text(st, 7), &it->status);
 }
 
 static void row_ref(sqlite3_stmt *st, void *out) {
-    rp_item_ref_t *r = out;
-    COPY(st, 0, r->batch_id);
-    r->seq = sqlite3_column_int64(st, 1);
+    RP_SQLITE_GET_COLS(st, out, ref_cols);
 }
 
 static void row_int(sqlite3_stmt *st, void *out) {
@@ -294,16 +200,11 @@ static rp_txn_end_t run_body(sqlite3 *db, void *p, rp_err_t *err) {
     return b->fn(&tx, b->arg);
 }
 
-/* Runs fn as a write transaction (write) or on one read snapshot. */
-static bool unit(rp_sqlite_pool_t *pool, bool write, rp_reward_txn_fn fn, void *arg, rp_err_t *err) {
-    body_t b = {fn, arg};
-    return (write ? rp_sqlite_transact : rp_sqlite_read)(pool, run_body, &b, err);
-}
-
 static bool s_transact(rp_reward_store_t *base, const char *what, rp_reward_txn_fn fn, void *arg, rp_err_t *err) {
+    body_t b = {fn, arg};
     rp_err_t e;
     rp_err_clear(&e);
-    if (unit(POOL(base), true, fn, arg, &e)) return true;
+    if (rp_sqlite_transact(POOL(base), run_body, &b, &e)) return true;
     if (e.kind == RP_ERR_NONE) rp_err_set(&e, RP_ERR_INTERNAL, "INTERNAL", "the body failed without an error");
     rp_err_set(err, e.kind, e.code, "%s: %s", what, e.message);
     return false;
@@ -342,7 +243,7 @@ static bool move_stock(rp_reward_txn_t *tx, const char *event_id, const rp_stock
     *moved = true;
     for (size_t i = 0; i < n && (*moved || sign < 0); i++) {
         bool changed;
-        if (!query(tx, &(use_t){.what = "move stock", .changed = &changed},
+        if (!query(tx, &(use_t){.what = "move stock", .found = &changed},
                    "UPDATE event_rewards SET stock_left = stock_left - ?3 WHERE event_id = ?1 AND idx = ?2 "
                    "AND (stock_left IS NULL OR stock_left >= ?3)",
                    "tii", event_id, (int64_t)lines[i].reward_index, sign * lines[i].quantity))
@@ -367,16 +268,16 @@ static bool tx_insert_request(rp_reward_txn_t *tx, const rp_request_t *r, bool *
     bool ok = query(tx, &(use_t){.what = "insert request", .dup = duplicate},
                     "INSERT INTO reward_requests (" REQUEST_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
                     "?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-                    "ttttsttjjsimiisss", r->id, r->user_id, r->event_id, r->period_key, r->active_key,
+                    "ttttssssimiittjjs", r->id, r->user_id, r->event_id, r->period_key, r->active_key, r->processor_id,
+                    r->failure_reason, r->batch_id, r->requested_at, r->processed_at, r->created_at, r->updated_at,
                     rp_req_status_name(r->status), r->source == RP_SOURCE_BATCH ? "BATCH" : "CLAIM", claimed,
-                    r->failure_details, r->notes, r->requested_at, r->processed_at, r->created_at, r->updated_at,
-                    r->processor_id, r->failure_reason, r->batch_id);
+                    r->failure_details, r->notes);
     json_decref(claimed);
     return ok;
 }
 
 static bool tx_update_request(rp_reward_txn_t *tx, const rp_request_t *r, rp_req_status_t from, bool *moved) {
-    return query(tx, &(use_t){.what = "update request", .changed = moved},
+    return query(tx, &(use_t){.what = "update request", .found = moved},
                  "UPDATE reward_requests SET status = ?3, active_key = ?4, processed_at = ?5, processor_id = ?6, "
                  "failure_reason = ?7, notes = ?8, updated_at = ?9 WHERE id = ?1 AND status = ?2",
                  "tttsmsssi", r->id, rp_req_status_name(from), rp_req_status_name(r->status), r->active_key,
@@ -403,7 +304,7 @@ static bool tx_append_outbox(rp_reward_txn_t *tx, const rp_outbox_message_t *m) 
 
 static bool tx_settle_item(rp_reward_txn_t *tx, const char *batch_id, int64_t seq, rp_item_status_t status,
                            const char *reason, const char *request_id, int64_t at, bool *settled) {
-    return query(tx, &(use_t){.what = "settle item", .changed = settled},
+    return query(tx, &(use_t){.what = "settle item", .found = settled},
                  "UPDATE batch_items SET status = ?3, failure_reason = ?4, request_id = ?5, settled_at = ?6 "
                  "WHERE batch_id = ?1 AND seq = ?2 AND status = 'QUEUED'",
                  "titssi", batch_id, seq, rp_item_status_name(status), reason, request_id, at);
@@ -413,7 +314,7 @@ static bool tx_idem_get(rp_reward_txn_t *tx, const char *user_id, const char *ke
     memset(out, 0, sizeof *out);
     return query(
         tx, &(use_t){.what = "read idempotency key", .row = row_idem, .clear = clear_idem, .out = out, .found = found},
-        "SELECT request_hash, status, response, created_at FROM idempotency_keys WHERE user_id = ?1 AND "
+        "SELECT request_hash, status, created_at, response FROM idempotency_keys WHERE user_id = ?1 AND "
         "key = ?2",
         "tt", user_id, key);
 }
@@ -440,13 +341,14 @@ static bool tx_items_in_flight(rp_reward_txn_t *tx, int64_t now, int64_t *count)
 static bool tx_items_lease(rp_reward_txn_t *tx, int64_t now, int64_t until, int limit, rp_item_ref_t **items,
                            size_t *n) {
     /* chosen first, since the update moves what they were chosen by */
-    if (!query(tx, PAGE("due items", row_ref, NULL, items, n, limit, NULL), DUE_ITEMS, "ii", now, (int64_t)limit))
+    if (!query(tx, RP_SQLITE_PAGE("due items", row_ref, NULL, items, n, limit, NULL), DUE_ITEMS, "ii", now,
+               (int64_t)limit))
         return false;
     if (query(tx, &(use_t){.what = "lease items"},
               "UPDATE batch_items SET due_at = ?3, attempts = attempts + 1 WHERE (batch_id, seq) IN (" DUE_ITEMS ")",
               "iii", now, (int64_t)limit, until))
         return true;
-    free_page((void **)items, n, sizeof **items, NULL);
+    rp_sqlite_page_free((void **)items, n, sizeof **items, NULL);
     return false;
 }
 
@@ -476,7 +378,7 @@ static bool s_list_requests(rp_reward_store_t *base, const rp_request_filter_t *
     rp_reward_txn_t tx = NO_TXN(base, err);
     /* newest first by request time: ObjectIds made by different processes in the same second do
      * not sort by time, so the id only breaks ties (and names the cursor's row) */
-    return query(&tx, PAGE("list requests", row_request, clear_request, items, n, f->limit, more),
+    return query(&tx, RP_SQLITE_PAGE("list requests", row_request, clear_request, items, n, f->limit, more),
                  "SELECT " REQUEST_COLS " FROM reward_requests WHERE (?1 IS NULL OR user_id = ?1) AND "
                  "(?2 IS NULL OR event_id = ?2) AND (?3 IS NULL OR status = ?3) AND "
                  "(?4 IS NULL OR requested_at >= ?4) AND (?5 IS NULL OR requested_at < ?5) AND "
@@ -489,7 +391,7 @@ static bool s_list_requests(rp_reward_store_t *base, const rp_request_filter_t *
 static bool s_list_ledger(rp_reward_store_t *base, const char *user_id, const char *event_id, int64_t after_seq,
                           int limit, rp_ledger_entry_t **items, size_t *n, bool *more, rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
-    return query(&tx, PAGE("list ledger", row_ledger, NULL, items, n, limit, more),
+    return query(&tx, RP_SQLITE_PAGE("list ledger", row_ledger, NULL, items, n, limit, more),
                  "SELECT " LEDGER_COLS " FROM reward_ledger WHERE seq > ?1 AND (?2 IS NULL OR user_id = ?2) AND "
                  "(?3 IS NULL OR event_id = ?3) ORDER BY seq LIMIT ?4",
                  "issi", after_seq, user_id, event_id, (int64_t)limit + 1);
@@ -498,7 +400,7 @@ static bool s_list_ledger(rp_reward_store_t *base, const char *user_id, const ch
 static bool s_list_outbox(rp_reward_store_t *base, int64_t after_seq, int limit, rp_outbox_message_t **items, size_t *n,
                           bool *more, rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
-    return query(&tx, PAGE("list outbox", row_outbox, clear_outbox, items, n, limit, more),
+    return query(&tx, RP_SQLITE_PAGE("list outbox", row_outbox, clear_outbox, items, n, limit, more),
                  "SELECT " OUTBOX_COLS " FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2", "ii", after_seq,
                  (int64_t)limit + 1);
 }
@@ -509,53 +411,34 @@ static bool s_idem_get(rp_reward_store_t *base, const char *user_id, const char 
     return tx_idem_get(&tx, user_id, key, out, found);
 }
 
-#define READ_BATCH(out_, found_)                                                                                       \
+#define READ_BATCH(out_, found_, row_)                                                                                 \
     &(use_t) {                                                                                                         \
-        .what = "read batch", .row = row_batch, .clear = clear_batch, .out = out_, .found = found_                     \
+        .what = "read batch", .row = row_, .clear = clear_batch, .out = out_, .found = found_                          \
     }
-
-typedef struct batch_read {
-    const char *id;
-    bool counts;
-    rp_batch_t *out;
-    bool *found;
-} batch_read_t;
-
-/* The batch row and the counts of its items, on one snapshot. */
-static rp_txn_end_t read_batch(rp_reward_txn_t *tx, void *p) {
-    batch_read_t *a = p;
-    bool ok = query(tx, READ_BATCH(a->out, a->found), "SELECT " BATCH_COLS " FROM batches WHERE id = ?1", "t", a->id);
-    if (ok && *a->found && a->counts)
-        ok = query(tx, &(use_t){.what = "count items", .row = row_count, .clear = clear_batch, .out = a->out},
-                   "SELECT status, failure_reason, count(*), max(settled_at) FROM batch_items WHERE batch_id = ?1 "
-                   "GROUP BY status, failure_reason",
-                   "t", a->id);
-    return ok ? RP_TXN_COMMIT : RP_TXN_FAILED;
-}
 
 static bool s_batch_get(rp_reward_store_t *base, const char *id, bool counts, rp_batch_t *out, bool *found,
                         rp_err_t *err) {
-    batch_read_t a = {id, counts, out, found};
+    rp_reward_txn_t tx = NO_TXN(base, err);
     memset(out, 0, sizeof *out);
-    *found = false;
-    if (unit(POOL(base), false, read_batch, &a, err)) return true;
-    rp_batch_clear(out);
-    *found = false;
-    return false;
+    /* one statement, so the batch and its counts come from one snapshot */
+    return query(&tx, READ_BATCH(out, found, row_counted_batch),
+                 "SELECT " BATCH_COLS ", status, failure_reason, count(seq), max(settled_at) FROM batches "
+                 "LEFT JOIN batch_items ON ?2 AND batch_id = id WHERE id = ?1 GROUP BY status, failure_reason",
+                 "ti", id, (int64_t)counts);
 }
 
 static bool s_batch_by_key(rp_reward_store_t *base, const char *created_by, const char *key, rp_batch_t *out,
                            bool *found, rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
     memset(out, 0, sizeof *out);
-    return query(&tx, READ_BATCH(out, found),
+    return query(&tx, READ_BATCH(out, found, row_batch),
                  "SELECT " BATCH_COLS " FROM batches WHERE created_by = ?1 AND idem_key = ?2", "tt", created_by, key);
 }
 
 static bool s_batch_list(rp_reward_store_t *base, const char *event_id, const char *cursor, int limit,
                          rp_batch_t **items, size_t *n, bool *more, rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
-    return query(&tx, PAGE("list batches", row_batch, clear_batch, items, n, limit, more),
+    return query(&tx, RP_SQLITE_PAGE("list batches", row_batch, clear_batch, items, n, limit, more),
                  "SELECT " BATCH_COLS " FROM batches WHERE (?1 IS NULL OR event_id = ?1) AND (?2 IS NULL OR "
                  "(created_at, id) < (SELECT created_at, id FROM batches WHERE id = ?2)) "
                  "ORDER BY created_at DESC, id DESC LIMIT ?3",
@@ -565,7 +448,7 @@ static bool s_batch_list(rp_reward_store_t *base, const char *event_id, const ch
 static bool s_batch_items(rp_reward_store_t *base, const char *batch_id, int status, int64_t after_seq, int limit,
                           rp_batch_item_t **items, size_t *n, bool *more, rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
-    return query(&tx, PAGE("list items", row_item, NULL, items, n, limit, more),
+    return query(&tx, RP_SQLITE_PAGE("list items", row_item, NULL, items, n, limit, more),
                  "SELECT " ITEM_COLS " FROM batch_items WHERE batch_id = ?1 AND seq > ?2 AND "
                  "(?3 IS NULL OR status = ?3) ORDER BY seq LIMIT ?4",
                  "tisi", batch_id, after_seq, status < 0 ? NULL : rp_item_status_name(status), (int64_t)limit + 1);
@@ -583,7 +466,7 @@ static bool s_batch_items_get(rp_reward_store_t *base, const char *batch_id, con
                               rp_batch_item_t **items, size_t *got, rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
     json_t *wanted = int_array(seqs, n);
-    bool ok = query(&tx, PAGE("read items", row_item, NULL, items, got, (int)n, NULL),
+    bool ok = query(&tx, RP_SQLITE_PAGE("read items", row_item, NULL, items, got, (int)n, NULL),
                     "SELECT " ITEM_COLS " FROM json_each(?2) AS j JOIN batch_items ON batch_id = ?1 AND seq = j.value "
                     "ORDER BY j.key",
                     "tj", batch_id, wanted);
@@ -593,11 +476,9 @@ static bool s_batch_items_get(rp_reward_store_t *base, const char *batch_id, con
 
 static bool s_batch_any_due(rp_reward_store_t *base, int64_t now, bool *any, rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
-    int64_t due = 0;
-    bool ok = query(&tx, &(use_t){.what = "find due items", .row = row_int, .out = &due},
-                    "SELECT EXISTS (SELECT 1 FROM batch_items WHERE status = 'QUEUED' AND due_at <= ?1)", "i", now);
-    *any = ok && due;
-    return ok;
+    int64_t one;
+    return query(&tx, &(use_t){.what = "find due items", .row = row_int, .out = &one, .found = any},
+                 "SELECT 1 FROM batch_items WHERE status = 'QUEUED' AND due_at <= ?1 LIMIT 1", "i", now);
 }
 
 /* ---- single writes ---- */
@@ -625,18 +506,20 @@ static rp_txn_end_t store_batch(rp_reward_txn_t *tx, void *p) {
             rp_err_set(tx->err, RP_ERR_INVALID, "VALIDATION_FAILED", "user id %zu is not UTF-8", i + 1);
             goto done;
         }
-    /* ids are new ObjectIds, so a unique violation is the creator's key, held by another batch */
+    /* a unique violation: the creator's key is held by another batch, or (without a key) the id */
     if (!query(tx, &(use_t){.what = "insert batch", .dup = a->key_taken},
-               a->resume ? INSERT_BATCH " ON CONFLICT (id) DO NOTHING" : INSERT_BATCH, "ttttstiii", b->id, b->event_id,
-               b->created_by, b->reason, b->idem_key, b->request_hash, b->total, b->duplicates, b->created_at))
+               a->resume ? INSERT_BATCH " ON CONFLICT (id) DO NOTHING" : INSERT_BATCH, "tttstiiit", b->id, b->event_id,
+               b->created_by, b->idem_key, b->request_hash, b->total, b->duplicates, b->created_at, b->reason))
         goto done;
-    end = RP_TXN_ROLLBACK;
-    if (!*a->key_taken &&
-        query(tx, &(use_t){.what = "insert batch items"},
-              a->resume ? INSERT_ITEMS " ON CONFLICT DO NOTHING" : INSERT_ITEMS, "tij", b->id, b->created_at, users))
+    if (*a->key_taken && !b->idem_key[0]) {
+        *a->key_taken = false;
+        rp_err_set(tx->err, RP_ERR_CONFLICT, "DUPLICATE_KEY", "batch %s exists", b->id);
+    } else if (*a->key_taken)
+        end = RP_TXN_ROLLBACK;
+    else if (query(tx, &(use_t){.what = "insert batch items"},
+                   a->resume ? INSERT_ITEMS " ON CONFLICT DO NOTHING" : INSERT_ITEMS, "tij", b->id, b->created_at,
+                   users))
         end = RP_TXN_COMMIT;
-    else if (!*a->key_taken)
-        end = RP_TXN_FAILED;
 done:
     json_decref(users);
     return end;
@@ -649,37 +532,23 @@ static bool s_batch_store(rp_reward_store_t *base, const rp_batch_t *b, const ch
     return s_transact(base, "store batch", store_batch, &a, err);
 }
 
-typedef struct outbox_lease {
-    const char *owner;
-    int64_t now, until;
-    int limit;
-    rp_outbox_message_t **items;
-    size_t *n;
-} outbox_lease_t;
-
-/* ?1 owner, ?2 now, ?3 limit */
-#define LEASABLE                                                                                                       \
-    "FROM outbox WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < ?2 OR lease_owner = ?1) "        \
-    "ORDER BY seq LIMIT ?3"
-
-static rp_txn_end_t lease_outbox(rp_reward_txn_t *tx, void *p) {
-    outbox_lease_t *a = p;
-    bool ok = query(tx, PAGE("leasable outbox", row_outbox, clear_outbox, a->items, a->n, a->limit, NULL),
-                    "SELECT " OUTBOX_COLS " " LEASABLE, "tii", a->owner, a->now, (int64_t)a->limit) &&
-              query(tx, &(use_t){.what = "lease outbox"},
-                    "UPDATE outbox SET lease_owner = ?1, lease_until = ?4 WHERE seq IN (SELECT seq " LEASABLE ")",
-                    "tiii", a->owner, a->now, (int64_t)a->limit, a->until);
-    return ok ? RP_TXN_COMMIT : RP_TXN_FAILED;
+static int by_seq(const void *a, const void *b) {
+    int64_t x = ((const rp_outbox_message_t *)a)->seq, y = ((const rp_outbox_message_t *)b)->seq;
+    return (x > y) - (x < y);
 }
 
 static bool s_outbox_lease(rp_reward_store_t *base, const char *owner, int64_t now, int64_t lease_ms, int limit,
                            rp_outbox_message_t **items, size_t *n, rp_err_t *err) {
-    outbox_lease_t a = {owner, now, now + lease_ms, limit, items, n};
-    *items = NULL;
-    *n = 0;
-    if (s_transact(base, "lease outbox", lease_outbox, &a, err)) return true;
-    free_page((void **)items, n, sizeof **items, clear_outbox);
-    return false;
+    rp_reward_txn_t tx = NO_TXN(base, err);
+    /* one statement leases atomically; RETURNING has no order, so the page is sorted after */
+    if (!query(&tx, RP_SQLITE_PAGE("lease outbox", row_outbox, clear_outbox, items, n, limit, NULL),
+               "UPDATE outbox SET lease_owner = ?1, lease_until = ?4 WHERE seq IN (SELECT seq FROM outbox WHERE "
+               "published_at IS NULL AND (lease_until IS NULL OR lease_until < ?2 OR lease_owner = ?1) "
+               "ORDER BY seq LIMIT ?3) RETURNING " OUTBOX_COLS,
+               "tiii", owner, now, (int64_t)limit, now + lease_ms))
+        return false;
+    if (*items) qsort(*items, *n, sizeof **items, by_seq);
+    return true;
 }
 
 static bool s_outbox_published(rp_reward_store_t *base, const int64_t *seqs, size_t n, int64_t now, rp_err_t *err) {
