@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "envelope_fixture.h"
 #include "roles.h"
 #include "token.h"
 
@@ -13,10 +14,7 @@ static const unsigned char secret[] = "0123456789abcdef0123456789abcdef-test-sec
 static const int64_t now = 1800000000;
 
 static rp_identity_t alice(void) {
-    rp_identity_t who = {.authenticated = true, .roles = RP_ROLE_USER | RP_ROLE_OPERATOR};
-    strcpy(who.id, "65f0a1b2c3d4e5f601234567");
-    strcpy(who.username, "alice");
-    return who;
+    return signed_in("65f0a1b2c3d4e5f601234567", "alice", RP_ROLE_USER | RP_ROLE_OPERATOR);
 }
 
 static void setup(void) {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "envelope_fixture.h"
 #include "rpc.h"
 #include "timeutil.h"
 #include "transport.h"
@@ -152,13 +153,8 @@ Test(rpc, service_dispatch_and_errors) {
     cr_assert(rp_transport_serve(t, RP_COMP_EVENT, rp_rpc_service_handler, &svc, 2, &err));
     rp_envelope_t env;
     rp_reply_t rep;
-    rp_envelope_init(&env);
-    strcpy(env.method, "GET");
-    strcpy(env.route, "/x");
-    env.caller.authenticated = true;
-    strcpy(env.caller.id, "65f0a1b2c3d4e5f601234567");
-    strcpy(env.caller.username, "carol");
-    env.caller.roles = 1;
+    rp_identity_t carol = signed_in("65f0a1b2c3d4e5f601234567", "carol", 1);
+    envelope_call(&env, "GET", "/x", &carol);
     env.deadline_ms = rp_now_ms() + 5000;
     rp_rpc_call(t, RP_COMP_EVENT, &env, &rep);
     cr_assert_eq(rep.status, 200);
