@@ -1,7 +1,6 @@
 /* Tests workers/auth (auth_service.c, auth_store_sqlite.c, password.c) through the RPC handler,
  * the way the api reaches them: serialized envelopes in, serialized replies out. */
 #include <criterion/criterion.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include "auth/password.h"
 #include "envelope_fixture.h"
 #include "roles.h"
+#include "run_together.h"
 #include "timeutil.h"
 
 typedef struct kv {
@@ -381,11 +381,7 @@ static void *hash_many(void *p) {
 
 Test(password, concurrency_is_bounded) {
     rp_hasher_t *h = rp_hasher_new("min", 2);
-    pthread_t t[6];
-    for (int i = 0; i < 6; i++)
-        pthread_create(&t[i], NULL, hash_many, h);
-    for (int i = 0; i < 6; i++)
-        pthread_join(t[i], NULL);
+    run_together(6, hash_many, h);
     cr_assert_leq(rp_hasher_peak(h), 2);
     cr_assert_geq(rp_hasher_peak(h), 1);
     rp_hasher_free(h);

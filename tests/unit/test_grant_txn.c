@@ -5,6 +5,7 @@
 #include "store_backends.h"
 
 #include "reward/grant_txn.h"
+#include "run_together.h"
 
 #define OPERATOR "0123456789abcdef01234567"
 
@@ -424,11 +425,7 @@ Test(grant_txn, concurrent_claims_of_one_slot_pay_once) {
     int64_t sum;
     two_line_event(100, -1, ev);
     race_t rc = {ev, 0, 0, PTHREAD_MUTEX_INITIALIZER};
-    pthread_t th[8];
-    for (int i = 0; i < 8; i++)
-        pthread_create(&th[i], NULL, race_main, &rc);
-    for (int i = 0; i < 8; i++)
-        pthread_join(th[i], NULL);
+    run_together(8, race_main, &rc);
     cr_assert_eq(rc.ok, 1);
     cr_assert_eq(rc.refused, 7);
     cr_assert_eq(stock(ev, 0), 98);

@@ -4,6 +4,7 @@
  * single writes. Records round-trip field by field. */
 #include "mem.h"
 #include "reward/reward_store_mongo.h"
+#include "run_together.h"
 #include "store_backends.h"
 
 #define OPS (S.rewards->ops)
@@ -1048,11 +1049,7 @@ BACKENDS(rewards, racing_inserts_of_one_active_key_have_one_winner) {
     make_event(-1, ev);
     key_of(key, USER_A, ev);
     race_t r = {ev, key, 0, 0, PTHREAD_MUTEX_INITIALIZER};
-    pthread_t th[8];
-    for (int i = 0; i < 8; i++)
-        pthread_create(&th[i], NULL, race_main, &r);
-    for (int i = 0; i < 8; i++)
-        pthread_join(th[i], NULL);
+    run_together(8, race_main, &r);
     cr_assert_eq(r.won, 1);
     cr_assert_eq(r.lost, 7, "every other insert saw the duplicate, none failed");
     look_t l = {.count_user = USER_A, .count_event = ev};
