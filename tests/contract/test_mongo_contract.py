@@ -430,6 +430,14 @@ def steps_of(txn):
     return [(e["cmd"], coll_of(e)) for e in txn]
 
 
+def transaction_of(mock, steps):
+    """The one transaction the operation ran (assert_one_transaction), after asserting its
+    (command, collection) steps."""
+    txn = assert_one_transaction(mock.commands())
+    assert steps_of(txn) == steps, steps_of(txn)
+    return txn
+
+
 def payload_of(outbox_doc):
     """An outbox payload as stored: native BSON, or wrapped as {_rpJson: text} when a client
     value inside it has keys BSON cannot store (see lib/mongo_util.h)."""
@@ -509,18 +517,15 @@ def test_grant_happy_path_is_one_transaction(driver, mock):
 def test_grant_awaiting_review_touches_event_but_not_stock(driver, mock):
     out = run(driver, mock, "grant-review")
     assert out == dict(GRANT_OK, status="AWAITING_REVIEW")
-    txn = assert_one_transaction(mock.commands())
-    steps = steps_of(txn)
-    assert steps == [("find", "event_reward_requests"), ("find", "event_reward_requests"),
-                     ("aggregate", "event_reward_requests"), ("update", "events"),
-                     ("insert", "event_reward_requests"), ("commitTransaction", None)], steps
+    transaction_of(mock, [("find", "event_reward_requests"), ("find", "event_reward_requests"),
+                          ("aggregate", "event_reward_requests"), ("update", "events"),
+                          ("insert", "event_reward_requests"), ("commitTransaction", None)])
 
 
 def test_grant_batch_item_settles_in_the_same_transaction(driver, mock):
     out = run(driver, mock, "grant-batch")
     assert out == GRANT_OK
-    txn = assert_one_transaction(mock.commands())
-    assert steps_of(txn) == [("update", "batch_items")] + GRANT_STEPS
+    txn = transaction_of(mock, [("update", "batch_items")] + GRANT_STEPS)
     settle = first_update(txn[0])
     assert settle["q"] == {"batchId": BATCH, "seq": 7, "status": "QUEUED"}  # a compare-and-set on QUEUED
     assert settle["u"]["$set"]["status"] == "SUCCESS" and settle["u"]["$set"]["requestId"] == REQUEST
@@ -542,10 +547,8 @@ def test_grant_batch_item_already_settled_aborts(driver, mock):
 def test_claim_with_idempotency_key_stores_the_answer_in_the_grant_transaction(driver, mock):
     out = run(driver, mock, "grant-idem")
     assert out == GRANT_OK
-    txn = assert_one_transaction(mock.commands())
-    steps = steps_of(txn)
-    assert steps == [("find", "idempotency_keys")] + GRANT_STEPS[:-1] + [
-        ("insert", "idempotency_keys"), ("commitTransaction", None)], steps
+    txn = transaction_of(mock, [("find", "idempotency_keys")] + GRANT_STEPS[:-1] + [
+        ("insert", "idempotency_keys"), ("commitTransaction", None)])
     assert txn[0]["doc"]["filter"] == {"userId": USER, "key": "claim-key-1"}
     stored = txn[-2]["doc"]["documents"][0]
     assert stored["userId"] == USER and stored["key"] == "claim-key-1" and stored["requestHash"] == "c1a1"
@@ -559,8 +562,7 @@ def test_claim_with_a_used_idempotency_key_replays_and_writes_nothing(driver, mo
     mock.on("find", [cursor("idempotency_keys", [first])], coll="idempotency_keys")
     out = run(driver, mock, "grant-idem")
     assert out == dict(GRANT_OK, outcome="REPLAYED", replay={"outcome": "OK", "id": EXISTING})
-    txn = assert_one_transaction(mock.commands())
-    assert steps_of(txn) == [("find", "idempotency_keys"), ("abortTransaction", None)]
+    transaction_of(mock, [("find", "idempotency_keys"), ("abortTransaction", None)])
     assert not mock.commands("insert") and not mock.commands("commitTransaction")
 
 
@@ -634,8 +636,7 @@ def test_active_key_found_in_snapshot_is_already_claimed(driver, mock):
             match=lambda d: d["filter"] == {"activeKey": ACTIVE_KEY})
     out = run(driver, mock, "grant")
     assert out == dict(GRANT_OK, outcome="ALREADY_CLAIMED", holder=EXISTING)
-    txn = assert_one_transaction(mock.commands())
-    assert steps_of(txn) == [("find", "event_reward_requests"), ("abortTransaction", None)]
+    transaction_of(mock, [("find", "event_reward_requests"), ("abortTransaction", None)])
     assert not mock.commands("commitTransaction")
     assert not mock.commands("insert")
 
@@ -701,9 +702,7 @@ def test_max_claims_reached_aborts(driver, mock):
 def test_record_failed_has_no_active_key_and_touches_the_event(driver, mock):
     out = run(driver, mock, "record-failed")  # a claim judged FAILED (conditions unmet): recorded as given
     assert out == dict(GRANT_OK, outcome="REFUSED", status="FAILED")
-    txn = assert_one_transaction(mock.commands())
-    steps = steps_of(txn)
-    assert steps == [("update", "events"), ("insert", "event_reward_requests"), ("commitTransaction", None)], steps
+    txn = transaction_of(mock, [("update", "events"), ("insert", "event_reward_requests"), ("commitTransaction", None)])
     assert first_update(txn[0])["u"] == {"$inc": {"grants": 1}}  # a concurrent reward edit conflicts
     req = txn[1]["doc"]["documents"][0]
     assert "activeKey" not in req and req["status"] == "FAILED" and req["failureReason"] == "CONDITION_NOT_MET"
@@ -712,9 +711,23 @@ def test_record_failed_has_no_active_key_and_touches_the_event(driver, mock):
 
 # ---- decisions (rp_grant_decide) ----
 
+def script_request(mock, status, match=None):
+    """Scripts the request a decision reads: REQUEST, in status."""
+    mock.on("find", [cursor("event_reward_requests", [request_doc(status=status)])], coll="event_reward_requests",
+            match=match)
+
+
+def decided(driver, mock, scenario, before, after):
+    """Runs the decision scenario on REQUEST found in status before; asserts the request was
+    DECIDED into status after, and returns the one transaction that did it."""
+    script_request(mock, before)
+    out = run(driver, mock, scenario)
+    assert out["ok"] and out["outcome"] == "DECIDED" and out["request"]["status"] == after
+    return assert_one_transaction(mock.commands())
+
+
 def test_approve_out_of_stock_fails_the_request_in_a_second_transaction(driver, mock):
-    mock.on("find", [cursor("event_reward_requests", [request_doc(status="AWAITING_REVIEW")])],
-            coll="event_reward_requests")
+    script_request(mock, "AWAITING_REVIEW")
     mock.on("update", [NO_MATCH], coll="events", match=lambda d: "rewards.0.stockLeft" in d["updates"][0]["q"])
     out = run(driver, mock, "approve")
     assert out["ok"] and out["outcome"] == "OUT_OF_STOCK" and out["request"]["status"] == "FAILED"
@@ -735,11 +748,7 @@ def test_approve_out_of_stock_fails_the_request_in_a_second_transaction(driver, 
 
 
 def test_approve_pays_in_one_transaction(driver, mock):
-    mock.on("find", [cursor("event_reward_requests", [request_doc(status="AWAITING_REVIEW")])],
-            coll="event_reward_requests")
-    out = run(driver, mock, "approve")
-    assert out["ok"] and out["outcome"] == "DECIDED" and out["request"]["status"] == "SUCCESS"
-    txn = assert_one_transaction(mock.commands())
+    txn = decided(driver, mock, "approve", "AWAITING_REVIEW", "SUCCESS")
     assert steps_of(txn) == [("find", "event_reward_requests"), ("find", "events"), ("update", "events"),
                              ("update", "event_reward_requests")] + GRANT_STEPS[7:], steps_of(txn)
     status = status_updates(txn)[0]
@@ -751,11 +760,7 @@ def test_approve_pays_in_one_transaction(driver, mock):
 
 
 def test_reject_unsets_active_key(driver, mock):
-    mock.on("find", [cursor("event_reward_requests", [request_doc(status="AWAITING_REVIEW")])],
-            coll="event_reward_requests")
-    out = run(driver, mock, "reject")
-    assert out["ok"] and out["outcome"] == "DECIDED" and out["request"]["status"] == "FAILED"
-    txn = assert_one_transaction(mock.commands())
+    txn = decided(driver, mock, "reject", "AWAITING_REVIEW", "FAILED")
     upd = [first_update(e) for e in txn if e["cmd"] == "update"]
     assert len(upd) == 1 and upd[0]["u"]["$unset"] == {"activeKey": ""}
     assert upd[0]["q"] == {"_id": REQUEST, "status": "AWAITING_REVIEW"}
@@ -764,10 +769,7 @@ def test_reject_unsets_active_key(driver, mock):
 
 
 def test_revoke_returns_stock_and_writes_reversals(driver, mock):
-    mock.on("find", [cursor("event_reward_requests", [request_doc(status="SUCCESS")])], coll="event_reward_requests")
-    out = run(driver, mock, "revoke")
-    assert out["ok"] and out["outcome"] == "DECIDED" and out["request"]["status"] == "REVOKED"
-    txn = assert_one_transaction(mock.commands())
+    txn = decided(driver, mock, "revoke", "SUCCESS", "REVOKED")
     back = [first_update(e) for e in txn if e["cmd"] == "update" and coll_of(e) == "events"]
     assert len(back) == 1 and back[0]["q"] == {"_id": EVENT} and back[0]["u"] == {"$inc": {"rewards.0.stockLeft": 2}}
     ledger = [e["doc"]["documents"][0] for e in txn if coll_of(e) == "reward_ledger" and e["cmd"] == "insert"]
@@ -789,8 +791,7 @@ def test_revoke_returns_stock_and_writes_reversals(driver, mock):
 ])
 def test_every_status_change_names_the_status_it_expects(driver, mock, scenario, found, expected):
     if found:
-        mock.on("find", [cursor("event_reward_requests", [request_doc(status=found)])], coll="event_reward_requests",
-                match=lambda d: d["filter"] == {"_id": REQUEST})
+        script_request(mock, found, match=lambda d: d["filter"] == {"_id": REQUEST})
     assert run(driver, mock, scenario)["ok"]
     changes = [u for e in mock.commands("update") if coll_of(e) in ("event_reward_requests", "batch_items")
                for u in e["doc"]["updates"]]
@@ -799,8 +800,7 @@ def test_every_status_change_names_the_status_it_expects(driver, mock, scenario,
 
 def test_decision_on_a_request_decided_meanwhile_writes_nothing(driver, mock):
     # read as AWAITING_REVIEW, but the compare-and-set finds it moved: rolled back, nothing paid
-    mock.on("find", [cursor("event_reward_requests", [request_doc(status="AWAITING_REVIEW")])],
-            coll="event_reward_requests")
+    script_request(mock, "AWAITING_REVIEW")
     mock.on("update", [NO_MATCH], coll="event_reward_requests")
     out = run(driver, mock, "approve")
     assert out["ok"] and out["outcome"] == "WRONG_STATE"
@@ -1094,5 +1094,4 @@ def test_batch_lease_holds_back_when_enough_is_in_flight(driver, mock):
     mock.on("find", [cursor("batch_items", [{"_id": BATCH + ":1", "batchId": BATCH, "seq": 1}])], coll="batch_items")
     out = run(driver, mock, "batch-lease")
     assert out == {"ok": True, "items": []}
-    txn = assert_one_transaction(mock.commands())
-    assert steps_of(txn) == [("update", "counters"), ("aggregate", "batch_items"), ("commitTransaction", None)]
+    transaction_of(mock, [("update", "counters"), ("aggregate", "batch_items"), ("commitTransaction", None)])

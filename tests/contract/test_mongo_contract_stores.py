@@ -39,6 +39,8 @@ from test_mongo_contract import (  # noqa: F401 (driver, mock and primary are fi
     mock,
     primary,
     run,
+    steps_of,
+    transaction_of,
     txn_numbers,
     writes,
 )
@@ -81,15 +83,19 @@ def only_writes(entries):
     return [e for e in entries if e["cmd"] in ("insert", "update", "delete")]
 
 
-def steps_of(txn):
-    return [(e["cmd"], coll_of(e)) for e in txn]
-
-
 def assert_committed(mock, txn):
     commits = mock.commands("commitTransaction")
     assert len(commits) == 1 and txn[-1] is commits[0]
     assert commits[0]["doc"]["$db"] == "admin" and commits[0]["doc"]["writeConcern"]["w"] == "majority"
     assert not mock.commands("abortTransaction")
+
+
+def committed_transaction(mock, steps):
+    """transaction_of, and that the transaction committed (to admin, w: majority) with nothing
+    aborted."""
+    txn = transaction_of(mock, steps)
+    assert_committed(mock, txn)
+    return txn
 
 
 def audit_doc(entry, log, target_type, target_id):
@@ -255,8 +261,8 @@ def test_count_with_role_tests_the_bit(driver, mock):
 
 def test_add_failure_forgets_old_ones_in_the_same_transaction(driver, mock):
     assert run(driver, mock, "auth-add-failure") == {"ok": True}
-    txn = assert_one_transaction(mock.commands())
-    assert steps_of(txn) == [("delete", "login_failures"), ("insert", "login_failures"), ("commitTransaction", None)]
+    txn = transaction_of(mock, [("delete", "login_failures"), ("insert", "login_failures"),
+                                ("commitTransaction", None)])
     old = txn[0]["doc"]["deletes"][0]
     assert old["q"] == {"userId": USER, "at": {"$lt": AT - datetime.timedelta(minutes=15)}} and old["limit"] == 0
     doc = txn[1]["doc"]["documents"][0]
@@ -273,11 +279,9 @@ def test_revoke_family_revokes_only_unrevoked_tokens(driver, mock):
 
 
 def test_rotate_refresh_is_compare_and_set_and_insert_in_one_transaction(driver, mock):
-    out = run(driver, mock, "auth-rotate")
-    assert out == {"ok": True, "rotated": True}
-    txn = assert_one_transaction(mock.commands())
-    assert steps_of(txn) == [("update", "refresh_tokens"), ("insert", "refresh_tokens"), ("commitTransaction", None)]
-    assert_committed(mock, txn)
+    assert run(driver, mock, "auth-rotate") == {"ok": True, "rotated": True}
+    txn = committed_transaction(mock, [("update", "refresh_tokens"), ("insert", "refresh_tokens"),
+                                       ("commitTransaction", None)])
     cas = first_update(txn[0])
     assert cas["q"] == {"_id": TOKEN0, "usedAt": None, "revokedAt": None}  # neither used nor revoked
     assert cas["u"] == {"$set": {"usedAt": AT}} and not cas.get("multi") and not cas.get("upsert")
@@ -317,11 +321,8 @@ def test_rotate_refresh_duplicate_hash_is_a_store_error(driver, mock):
 
 
 def test_set_roles_and_audit_entry_in_one_transaction(driver, mock):
-    out = run(driver, mock, "auth-set-roles")
-    assert out == {"ok": True, "found": True}
-    txn = assert_one_transaction(mock.commands())
-    assert steps_of(txn) == [("update", "users"), ("insert", "audit_logs"), ("commitTransaction", None)]
-    assert_committed(mock, txn)
+    assert run(driver, mock, "auth-set-roles") == {"ok": True, "found": True}
+    txn = committed_transaction(mock, [("update", "users"), ("insert", "audit_logs"), ("commitTransaction", None)])
     upd = first_update(txn[0])
     assert upd["q"] == {"_id": USER} and upd["u"] == {"$set": {"roles": 3, "updatedAt": AT}}
     entry = audit_doc(txn[1], "auth", "user", USER)
@@ -355,10 +356,8 @@ def referenced_ok(n):
 def test_event_create_marks_definitions_and_audits_in_one_transaction(driver, mock):
     mock.on("update", [referenced_ok(2)], coll="reward_definitions")
     assert run(driver, mock, "event-create") == {"ok": True}
-    txn = assert_one_transaction(mock.commands())
-    assert steps_of(txn) == [("update", "events"), ("update", "reward_definitions"), ("insert", "audit_logs"),
-                             ("commitTransaction", None)]
-    assert_committed(mock, txn)
+    txn = committed_transaction(mock, [("update", "events"), ("update", "reward_definitions"), ("insert", "audit_logs"),
+                                       ("commitTransaction", None)])
     ev = first_update(txn[0])
     assert ev["q"] == {"_id": EVENT} and ev["upsert"] is True
     s = ev["u"]["$set"]
@@ -417,9 +416,8 @@ def test_event_update_guard_alone_checks_requests_and_keeps_the_rewards(driver, 
     # the guard is the caller's flag, independent of replacing the rewards
     out = run(driver, mock, "event-update-guard")
     assert out == {"ok": True, "conflict": False}
-    txn = assert_one_transaction(mock.commands())
-    assert steps_of(txn) == [("find", "event_reward_requests"), ("update", "events"), ("insert", "audit_logs"),
-                             ("commitTransaction", None)]
+    txn = transaction_of(mock, [("find", "event_reward_requests"), ("update", "events"), ("insert", "audit_logs"),
+                                ("commitTransaction", None)])
     assert txn[0]["doc"]["filter"] == {"eventId": EVENT}
     assert "rewards" not in first_update(txn[1])["u"]["$set"]
 
@@ -428,9 +426,9 @@ def test_event_update_with_rewards_rewrites_them_when_unclaimed(driver, mock):
     mock.on("update", [referenced_ok(2)], coll="reward_definitions")
     out = run(driver, mock, "event-update-rewards")
     assert out == {"ok": True, "conflict": False}
-    txn = assert_one_transaction(mock.commands())
-    assert steps_of(txn) == [("find", "event_reward_requests"), ("update", "events"), ("update", "reward_definitions"),
-                             ("insert", "audit_logs"), ("commitTransaction", None)]
+    txn = transaction_of(mock, [("find", "event_reward_requests"), ("update", "events"),
+                                ("update", "reward_definitions"), ("insert", "audit_logs"),
+                                ("commitTransaction", None)])
     s = first_update(txn[1])["u"]["$set"]
     assert s["title"] == "New" and [r["stockLeft"] for r in s["rewards"]] == [10, None]
 
@@ -438,8 +436,7 @@ def test_event_update_with_rewards_rewrites_them_when_unclaimed(driver, mock):
 def test_event_update_without_rewards_leaves_them_and_the_stock(driver, mock):
     out = run(driver, mock, "event-update")
     assert out == {"ok": True, "conflict": False}
-    txn = assert_one_transaction(mock.commands())
-    assert steps_of(txn) == [("update", "events"), ("insert", "audit_logs"), ("commitTransaction", None)]
+    txn = transaction_of(mock, [("update", "events"), ("insert", "audit_logs"), ("commitTransaction", None)])
     u = first_update(txn[0])["u"]
     assert "rewards" not in u["$set"] and u["$set"]["title"] == "New"
     assert u["$setOnInsert"]["rewards"] == []
@@ -449,8 +446,7 @@ def test_event_update_without_rewards_leaves_them_and_the_stock(driver, mock):
 def test_event_cancel_sets_canceled_at_once_with_its_audit(driver, mock):
     out = run(driver, mock, "event-cancel")
     assert out == {"ok": True, "already": False}
-    txn = assert_one_transaction(mock.commands())
-    assert steps_of(txn) == [("update", "events"), ("insert", "audit_logs"), ("commitTransaction", None)]
+    txn = transaction_of(mock, [("update", "events"), ("insert", "audit_logs"), ("commitTransaction", None)])
     u = first_update(txn[0])
     assert u["q"] == {"_id": EVENT, "canceledAt": None}
     assert u["u"] == {"$set": {"canceledAt": AT, "updatedAt": AT}}
@@ -476,9 +472,8 @@ def test_def_delete_refuses_a_referenced_definition(driver, mock):
 def test_def_delete_deletes_an_unreferenced_definition_with_a_guard(driver, mock):
     mock.on("find", [cursor("reward_definitions", [{"_id": DEF0, "referenced": False}])], coll="reward_definitions")
     assert run(driver, mock, "def-delete") == {"ok": True, "found": True, "referenced": False}
-    txn = assert_one_transaction(mock.commands())
-    assert steps_of(txn) == [("find", "reward_definitions"), ("delete", "reward_definitions"),
-                             ("insert", "audit_logs"), ("commitTransaction", None)]
+    txn = transaction_of(mock, [("find", "reward_definitions"), ("delete", "reward_definitions"),
+                                ("insert", "audit_logs"), ("commitTransaction", None)])
     d = txn[1]["doc"]["deletes"][0]
     assert d["q"] == {"_id": DEF0, "referenced": False} and d["limit"] == 1  # conflicts with a concurrent marking
     audit_doc(txn[2], "event", "event", EVENT)
@@ -536,12 +531,11 @@ def test_progress_ingest_counts_each_key_once_in_one_transaction(driver, mock):
     script_facts(mock)
     out = run(driver, mock, "progress-ingest")
     assert out == {"ok": True, "accepted": 5, "duplicates": 1}
-    txn = assert_one_transaction(mock.commands())
-    assert_committed(mock, txn)
     # per fact: insert-if-absent of the fact, then (new facts only) read and write its aggregate,
     # all in the one transaction; the repeated level fact stops after its fact upsert
-    assert steps_of(txn) == [("update", "progress_facts"), ("find", "user_progress"), ("update", "user_progress")] * 5 \
-        + [("update", "progress_facts"), ("commitTransaction", None)]
+    txn = committed_transaction(mock, [("update", "progress_facts"), ("find", "user_progress"),
+                                       ("update", "user_progress")] * 5
+                                + [("update", "progress_facts"), ("commitTransaction", None)])
     facts = [first_update(e) for e in txn if coll_of(e) == "progress_facts"]
     assert [f["q"] for f in facts] == [{"_id": k} for k in FACT_KEYS]
     assert all(f["upsert"] is True and list(f["u"]) == ["$setOnInsert"] for f in facts)
@@ -758,9 +752,8 @@ def test_other_store_operations_smoke(driver, mock, scenario):
     assert out["ok"], out
     writes_in_txn = [e for e in only_writes(mock.commands()) if "autocommit" in e["doc"]]
     if scenario == "def-create":  # an upsert keeping createdBy, createdAt and referenced, with its audit entry
-        txn = assert_one_transaction(mock.commands())
-        assert steps_of(txn) == [("update", "reward_definitions"), ("insert", "audit_logs"),
-                                 ("commitTransaction", None)]
+        txn = transaction_of(mock, [("update", "reward_definitions"), ("insert", "audit_logs"),
+                                    ("commitTransaction", None)])
         u = first_update(txn[0])
         assert u["upsert"] is True and u["u"]["$setOnInsert"] == {"referenced": False, "createdBy": OPERATOR,
                                                                   "createdAt": AT}

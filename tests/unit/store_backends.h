@@ -83,17 +83,17 @@ static inline void close_stores(void) {
 
 /* ---- builders ---- */
 
+/* A USER account with a fixed hash and times, keyed the way auth_service.c keys accounts. */
 static inline rp_account_t account(const char *username, const char *email) {
-    rp_account_t a;
-    memset(&a, 0, sizeof a);
+    rp_account_t a = {.password_hash = "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA",
+                      .roles = RP_ROLE_USER,
+                      .created_at = 1700000000000,
+                      .updated_at = 1700000000000};
     rp_oid_new(a.id);
     snprintf(a.username, sizeof a.username, "%s", username);
     snprintf(a.email, sizeof a.email, "%s", email);
     rp_identity_key(a.username, a.username_key, sizeof a.username_key);
     rp_identity_key(a.email, a.email_key, sizeof a.email_key);
-    snprintf(a.password_hash, sizeof a.password_hash, "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA");
-    a.roles = RP_ROLE_USER;
-    a.created_at = a.updated_at = 1700000000000;
     return a;
 }
 

@@ -1,7 +1,6 @@
 /* Tests workers/auth (auth_service.c, auth_store_sqlite.c, password.c) through the RPC handler,
  * the way the api reaches them: serialized envelopes in, serialized replies out. */
 #include <criterion/criterion.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +9,9 @@
 
 #include "auth/auth_service.h"
 #include "auth/password.h"
+#include "envelope_fixture.h"
 #include "roles.h"
+#include "run_together.h"
 #include "timeutil.h"
 
 typedef struct kv {
@@ -64,29 +65,38 @@ static void teardown(void) {
 
 TestSuite(auth, .init = setup, .fini = teardown, .timeout = 30);
 
-/* Sends one operation through the service handler; returns the reply (clear it). */
-static rp_reply_t call(const char *method, const char *route, const char *body, const rp_identity_t *who,
-                       const char *param_id) {
-    rp_envelope_t env;
+/* Sends env through the service handler, serialized the way the api sends it; returns the
+ * reply (clear it). No reply may carry a password hash. */
+static rp_reply_t handle(const rp_envelope_t *env) {
     rp_reply_t rep;
     rp_err_t err;
-    rp_envelope_init(&env);
-    snprintf(env.method, sizeof env.method, "%s", method);
-    snprintf(env.route, sizeof env.route, "%s", route);
-    snprintf(env.request_id, sizeof env.request_id, "test");
-    if (body) env.body = json_loads(body, 0, NULL);
-    if (who) env.caller = *who;
-    if (param_id) json_object_set_new(env.params, "id", json_string(param_id));
-    env.deadline_ms = rp_now_ms() + 10000;
     size_t len, out_len;
-    char *req = rp_envelope_serialize(&env, &len);
+    char *req = rp_envelope_serialize(env, &len);
     char *out = rp_rpc_service_handler((void *)rp_auth_worker_service(worker), req, len, &out_len);
     cr_assert(rp_reply_parse(&rep, out, out_len, &err));
     cr_assert_null(strstr(out, "argon2"), "a reply leaked a password hash: %s", out);
     free(req);
     free(out);
+    return rep;
+}
+
+/* Sends one operation through the service handler; returns the reply (clear it). */
+static rp_reply_t call(const char *method, const char *route, const char *body, const rp_identity_t *who,
+                       const char *param_id) {
+    rp_envelope_t env;
+    envelope_call(&env, method, route, who);
+    snprintf(env.request_id, sizeof env.request_id, "test");
+    if (body) env.body = json_loads(body, 0, NULL);
+    if (param_id) json_object_set_new(env.params, "id", json_string(param_id));
+    env.deadline_ms = rp_now_ms() + 10000;
+    rp_reply_t rep = handle(&env);
     rp_envelope_clear(&env);
     return rep;
+}
+
+/* A registration of body by an anonymous caller; returns the reply (clear it). */
+static rp_reply_t registration(const char *body) {
+    return call("POST", "/auth/register", body, NULL, NULL);
 }
 
 static const char *code_of(const rp_reply_t *r) {
@@ -118,36 +128,31 @@ static rp_identity_t identity_from_login(const char *user, const char *pw, char 
 static void register_user(const char *name, const char *email) {
     char body[256];
     snprintf(body, sizeof body, "{\"username\":\"%s\",\"email\":\"%s\",\"password\":\"password123\"}", name, email);
-    rp_reply_t r = call("POST", "/auth/register", body, NULL, NULL);
+    rp_reply_t r = registration(body);
     cr_assert_eq(r.status, 201, "register %s: %d %s", name, r.status, code_of(&r));
     rp_reply_clear(&r);
 }
 
 Test(auth, register_and_duplicates_case_insensitive) {
     rp_reply_t r =
-        call("POST", "/auth/register",
-             "{\"username\":\"Alice\",\"email\":\"Alice@Example.com\",\"password\":\"password123\"}", NULL, NULL);
+        registration("{\"username\":\"Alice\",\"email\":\"Alice@Example.com\",\"password\":\"password123\"}");
     cr_assert_eq(r.status, 201);
     cr_assert_str_eq(json_string_value(json_object_get(r.body, "username")), "Alice");
     cr_assert_str_eq(json_string_value(json_array_get(json_object_get(r.body, "roles"), 0)), "USER");
     cr_assert_eq(json_string_length(json_object_get(r.body, "id")), 24u);
     rp_reply_clear(&r);
-    r = call("POST", "/auth/register",
-             "{\"username\":\"ALICE\",\"email\":\"other@example.com\",\"password\":\"password123\"}", NULL, NULL);
+    r = registration("{\"username\":\"ALICE\",\"email\":\"other@example.com\",\"password\":\"password123\"}");
     cr_assert_eq(r.status, 409);
     cr_assert_str_eq(code_of(&r), "USERNAME_TAKEN");
     rp_reply_clear(&r);
-    r = call("POST", "/auth/register",
-             "{\"username\":\"bob\",\"email\":\"alice@EXAMPLE.com\",\"password\":\"password123\"}", NULL, NULL);
+    r = registration("{\"username\":\"bob\",\"email\":\"alice@EXAMPLE.com\",\"password\":\"password123\"}");
     cr_assert_eq(r.status, 409);
     cr_assert_str_eq(code_of(&r), "EMAIL_TAKEN");
     rp_reply_clear(&r);
 }
 
 Test(auth, register_rejects_each_invalid_field) {
-    rp_reply_t r =
-        call("POST", "/auth/register",
-             "{\"username\":\"a-b\",\"email\":\"nope\",\"password\":\"short\",\"role\":\"ADMIN\"}", NULL, NULL);
+    rp_reply_t r = registration("{\"username\":\"a-b\",\"email\":\"nope\",\"password\":\"short\",\"role\":\"ADMIN\"}");
     cr_assert_eq(r.status, 400);
     cr_assert_str_eq(code_of(&r), "VALIDATION_FAILED");
     json_t *d = json_object_get(json_object_get(r.body, "error"), "details");
@@ -286,19 +291,11 @@ Test(auth, admin_lists_users_in_pages) {
     char cursor[32] = "";
     for (int page = 0; page < 3; page++) {
         rp_envelope_t env;
-        rp_reply_t rep;
-        rp_err_t err;
-        rp_envelope_init(&env);
-        strcpy(env.method, "GET");
-        strcpy(env.route, "/auth/users");
-        env.caller = admin;
+        envelope_call(&env, "GET", "/auth/users", &admin);
         env.deadline_ms = rp_now_ms() + 5000;
         json_object_set_new(env.query, "limit", json_string("4"));
         if (cursor[0]) json_object_set_new(env.query, "cursor", json_string(cursor));
-        size_t len, olen;
-        char *req = rp_envelope_serialize(&env, &len);
-        char *out = rp_rpc_service_handler((void *)rp_auth_worker_service(worker), req, len, &olen);
-        cr_assert(rp_reply_parse(&rep, out, olen, &err));
+        rp_reply_t rep = handle(&env);
         cr_assert_eq(rep.status, 200);
         seen += json_array_size(json_object_get(rep.body, "items"));
         json_t *next = json_object_get(rep.body, "nextCursor");
@@ -306,8 +303,6 @@ Test(auth, admin_lists_users_in_pages) {
             snprintf(cursor, sizeof cursor, "%s", json_string_value(next));
         else
             cursor[0] = '\0';
-        free(req);
-        free(out);
         rp_reply_clear(&rep);
         rp_envelope_clear(&env);
         if (!cursor[0]) break;
@@ -386,11 +381,7 @@ static void *hash_many(void *p) {
 
 Test(password, concurrency_is_bounded) {
     rp_hasher_t *h = rp_hasher_new("min", 2);
-    pthread_t t[6];
-    for (int i = 0; i < 6; i++)
-        pthread_create(&t[i], NULL, hash_many, h);
-    for (int i = 0; i < 6; i++)
-        pthread_join(t[i], NULL);
+    run_together(6, hash_many, h);
     cr_assert_leq(rp_hasher_peak(h), 2);
     cr_assert_geq(rp_hasher_peak(h), 1);
     rp_hasher_free(h);

@@ -4,28 +4,30 @@
 #include <string.h>
 
 #include "envelope.h"
+#include "envelope_fixture.h"
 #include "roles.h"
+
+/* Serializes a and parses the text back into b (initialised here; clear it). */
+static void round_trip(const rp_envelope_t *a, rp_envelope_t *b) {
+    rp_err_t err;
+    size_t len;
+    char *text = rp_envelope_serialize(a, &len);
+    cr_assert_not_null(text);
+    cr_assert(rp_envelope_parse(b, text, len, &err), "%s", err.message);
+    free(text);
+}
 
 Test(envelope, round_trip_keeps_every_member) {
     rp_envelope_t a, b;
-    rp_err_t err;
-    rp_envelope_init(&a);
-    strcpy(a.method, "POST");
-    strcpy(a.route, "/events/{id}/reward-requests");
+    rp_identity_t bob = signed_in("65f0a1b2c3d4e5f601234568", "bob", RP_ROLE_USER | RP_ROLE_GAME_SERVER);
+    envelope_call(&a, "POST", "/events/{id}/reward-requests", &bob);
     json_object_set_new(a.params, "id", json_string("65f0a1b2c3d4e5f601234567"));
     json_object_set_new(a.query, "limit", json_string("10"));
     a.body = json_pack("{s:s, s:[i,i]}", "reason", "weekly", "xs", 1, 2);
-    a.caller.authenticated = true;
-    strcpy(a.caller.id, "65f0a1b2c3d4e5f601234568");
-    strcpy(a.caller.username, "bob");
-    a.caller.roles = RP_ROLE_USER | RP_ROLE_GAME_SERVER;
     strcpy(a.request_id, "req-1");
     strcpy(a.idempotency_key, "claim-42");
     a.deadline_ms = 1800000000123;
-    size_t len;
-    char *text = rp_envelope_serialize(&a, &len);
-    cr_assert_not_null(text);
-    cr_assert(rp_envelope_parse(&b, text, len, &err), "%s", err.message);
+    round_trip(&a, &b);
     cr_assert_str_eq(b.method, "POST");
     cr_assert_str_eq(b.route, a.route);
     cr_assert_str_eq(rp_envelope_param(&b, "id"), "65f0a1b2c3d4e5f601234567");
@@ -38,23 +40,16 @@ Test(envelope, round_trip_keeps_every_member) {
     cr_assert_str_eq(b.request_id, "req-1");
     cr_assert_str_eq(b.idempotency_key, "claim-42");
     cr_assert_eq(b.deadline_ms, 1800000000123);
-    free(text);
     rp_envelope_clear(&a);
     rp_envelope_clear(&b);
 }
 
 Test(envelope, anonymous_caller_and_no_body) {
     rp_envelope_t a, b;
-    rp_err_t err;
-    rp_envelope_init(&a);
-    strcpy(a.method, "GET");
-    strcpy(a.route, "/");
-    size_t len;
-    char *text = rp_envelope_serialize(&a, &len);
-    cr_assert(rp_envelope_parse(&b, text, len, &err));
+    envelope_call(&a, "GET", "/", NULL);
+    round_trip(&a, &b);
     cr_assert_not(b.caller.authenticated);
     cr_assert_null(b.body);
-    free(text);
     rp_envelope_clear(&a);
     rp_envelope_clear(&b);
 }
@@ -146,13 +141,8 @@ Test(envelope, serialized_forms_match_their_schemas) {
     rp_schema_t *env_schema = embedded("rpc.envelope"), *rep_schema = embedded("rpc.reply");
     cr_assert(env_schema && rep_schema);
     rp_envelope_t e;
-    rp_envelope_init(&e);
-    strcpy(e.method, "PUT");
-    strcpy(e.route, "/auth/users/{id}/roles");
-    e.caller.authenticated = true;
-    strcpy(e.caller.id, "65f0a1b2c3d4e5f601234567");
-    strcpy(e.caller.username, "admin");
-    e.caller.roles = RP_ROLE_ADMIN;
+    rp_identity_t admin = signed_in("65f0a1b2c3d4e5f601234567", "admin", RP_ROLE_ADMIN);
+    envelope_call(&e, "PUT", "/auth/users/{id}/roles", &admin);
     e.body = json_pack("{s:[s]}", "roles", "USER");
     size_t len;
     char *text = rp_envelope_serialize(&e, &len);

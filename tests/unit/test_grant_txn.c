@@ -5,6 +5,7 @@
 #include "store_backends.h"
 
 #include "reward/grant_txn.h"
+#include "run_together.h"
 
 #define OPERATOR "0123456789abcdef01234567"
 
@@ -48,22 +49,22 @@ static int64_t stock(const char *event_id, int index) {
     return v;
 }
 
-/* The request a claim of user on the event would record (what claims.c builds). */
-static void request_for(const char *event_id, const char *user, rp_req_status_t status, const char *period,
-                        rp_request_t *r) {
+/* The request a claim of user on the event would record (what claims.c builds); clear it. */
+static rp_request_t request_for(const char *event_id, const char *user, rp_req_status_t status, const char *period) {
     rp_err_t err;
     json_t *e = NULL;
     rp_event_view_t v;
+    rp_request_t r;
     cr_assert(S.events->ops->event_get(S.events, event_id, &e, &err), "%s", err.message);
     cr_assert(rp_event_view(e, &v));
-    rp_request_init(r);
-    rp_oid_new(r->id);
-    snprintf(r->user_id, sizeof r->user_id, "%s", user);
-    snprintf(r->event_id, sizeof r->event_id, "%s", event_id);
-    snprintf(r->period_key, sizeof r->period_key, "%s", period);
-    rp_active_key(user, event_id, period, r->active_key, sizeof r->active_key);
+    rp_request_init(&r);
+    rp_oid_new(r.id);
+    snprintf(r.user_id, sizeof r.user_id, "%s", user);
+    snprintf(r.event_id, sizeof r.event_id, "%s", event_id);
+    snprintf(r.period_key, sizeof r.period_key, "%s", period);
+    rp_active_key(user, event_id, period, r.active_key, sizeof r.active_key);
     for (size_t i = 0; i < v.nrewards; i++) {
-        rp_claimed_reward_t *c = &r->rewards[r->nrewards++];
+        rp_claimed_reward_t *c = &r.rewards[r.nrewards++];
         c->reward_index = v.rewards[i].index;
         snprintf(c->definition_id, sizeof c->definition_id, "%s", v.rewards[i].definition_id);
         snprintf(c->name, sizeof c->name, "%s", v.rewards[i].name);
@@ -71,10 +72,11 @@ static void request_for(const char *event_id, const char *user, rp_req_status_t 
         c->value = json_deep_copy(v.rewards[i].value);
         c->quantity = v.rewards[i].quantity;
     }
-    r->status = status;
-    r->requested_at = r->created_at = r->updated_at = rp_now_ms();
-    if (status == RP_REQ_SUCCESS) r->processed_at = r->requested_at;
+    r.status = status;
+    r.requested_at = r.created_at = r.updated_at = rp_now_ms();
+    if (status == RP_REQ_SUCCESS) r.processed_at = r.requested_at;
     json_decref(e);
+    return r;
 }
 
 static rp_grant_outcome_t claim(const rp_request_t *r, int64_t max_claims, rp_grant_result_t *res) {
@@ -84,221 +86,221 @@ static rp_grant_outcome_t claim(const rp_request_t *r, int64_t max_claims, rp_gr
     return res->outcome;
 }
 
-static size_t count_ledger(const char *event_id, int64_t *sum) {
+/* Decides request id as OPERATOR at `at`; *d is the answer (clear it). Returns its outcome. */
+static rp_decide_outcome_t decide(rp_decision_t decision, const char *id, const char *notes, int64_t at,
+                                  rp_decide_result_t *d) {
+    rp_err_t err;
+    cr_assert(rp_grant_decide(S.rewards, decision, id, OPERATOR, notes, at, d, &err), "%s", err.message);
+    return d->outcome;
+}
+
+/* The number of ledger entries of the event; their quantities' sum in *sum unless it is NULL. */
+static size_t ledger_entries(const char *event_id, int64_t *sum) {
     rp_err_t err;
     rp_ledger_entry_t *items = NULL;
     size_t n = 0;
     bool more;
     cr_assert(S.rewards->ops->list_ledger(S.rewards, NULL, event_id, 0, 100, &items, &n, &more, &err), "%s",
               err.message);
-    *sum = 0;
+    int64_t total = 0;
     for (size_t i = 0; i < n; i++)
-        *sum += items[i].quantity;
+        total += items[i].quantity;
+    if (sum) *sum = total;
     free(items);
     return n;
 }
 
-/* The outbox messages about request id: *count, and the last one's id and payload messageId. */
-static size_t messages_of(const char *id, char last_id[RP_MESSAGE_ID_LEN], char last_payload_id[64]) {
+/* The outbox messages about one request: how many, and the last one's id and payload messageId. */
+typedef struct messages {
+    size_t n;
+    char last_id[RP_MESSAGE_ID_LEN], last_payload_id[64];
+} messages_t;
+
+static messages_t messages_of(const char *id) {
     rp_err_t err;
     rp_outbox_message_t *items = NULL;
-    size_t n = 0, mine = 0;
+    size_t n = 0;
     bool more;
+    messages_t m = {0, "", ""};
     cr_assert(S.rewards->ops->list_outbox(S.rewards, 0, 1000, &items, &n, &more, &err), "%s", err.message);
     for (size_t i = 0; i < n; i++) {
         if (strcmp(items[i].request_id, id) == 0) {
-            mine++;
-            snprintf(last_id, RP_MESSAGE_ID_LEN, "%s", items[i].message_id);
+            m.n++;
+            snprintf(m.last_id, sizeof m.last_id, "%s", items[i].message_id);
             const char *p = json_string_value(json_object_get(items[i].payload, "messageId"));
-            snprintf(last_payload_id, 64, "%s", p ? p : "");
+            snprintf(m.last_payload_id, sizeof m.last_payload_id, "%s", p ? p : "");
         }
         rp_outbox_message_clear(&items[i]);
     }
     free(items);
-    return mine;
+    return m;
 }
 
-static rp_request_t stored(const char *id) {
+/* Reads request id into *r (initialised here; clear it) and asserts whether it is stored: expect.
+ * *found starts as the opposite, so a read that never sets it fails. */
+static void assert_stored(const char *id, rp_request_t *r, bool expect, const char *why) {
     rp_err_t err;
+    bool found = !expect;
+    rp_request_init(r);
+    cr_assert(S.rewards->ops->get_request(S.rewards, id, r, &found, &err), "%s", err.message);
+    cr_assert_eq(found, expect, "request %s: %s", id, why);
+}
+
+/* Stored request id, which must be there; clear it. */
+static rp_request_t stored(const char *id) {
     rp_request_t r;
-    bool found = false;
-    rp_request_init(&r);
-    cr_assert(S.rewards->ops->get_request(S.rewards, id, &r, &found, &err), "%s", err.message);
-    cr_assert(found, "request %s is stored", id);
+    assert_stored(id, &r, true, "is stored");
     return r;
 }
 
-Test(grant_txn, a_claim_pays_every_line_once) {
-    char ev[RP_OID_LEN], mid[RP_MESSAGE_ID_LEN], pid[64];
-    two_line_event(10, -1, ev);
+/* Asserts that stored request id failed for reason (why, when set, says what it shows). */
+static void assert_failure_reason(const char *id, const char *reason, const char *why) {
+    rp_request_t f = stored(id);
+    cr_assert_str_eq(f.failure_reason, reason, "%s", why ? why : reason);
+    rp_request_clear(&f);
+}
+
+/* Most tests' start: a two-line event (stocks s0, s1; < 0 = unlimited), one player's request in
+ * status on it, and the grant's answer to its claim, which must be want. */
+typedef struct scene {
+    char ev[RP_OID_LEN];
     rp_request_t r;
     rp_grant_result_t res;
-    int64_t sum;
-    request_for(ev, "aaaaaaaaaaaaaaaaaaaaaaaa", RP_REQ_SUCCESS, "ONCE", &r);
-    cr_assert_eq(claim(&r, 0, &res), RP_GRANT_OK);
-    cr_assert_eq(stock(ev, 0), 8, "quantity 2 taken from the limited line");
-    cr_assert_eq(stock(ev, 1), -1, "the unlimited line stays unlimited");
-    cr_assert_eq(count_ledger(ev, &sum), 2u);
-    cr_assert_eq(sum, 3);
-    cr_assert_eq(messages_of(r.id, mid, pid), 1u);
-    cr_assert_str_eq(mid, r.id, "a grant's message id is its request id");
-    cr_assert_str_eq(pid, r.id);
-    rp_grant_result_clear(&res);
+} scene_t;
 
-    rp_request_t again;
-    request_for(ev, "aaaaaaaaaaaaaaaaaaaaaaaa", RP_REQ_SUCCESS, "ONCE", &again);
-    cr_assert_eq(claim(&again, 0, &res), RP_GRANT_ALREADY_CLAIMED);
-    cr_assert_str_eq(res.holder.id, r.id, "the answer names the request holding the slot");
-    cr_assert_eq(stock(ev, 0), 8);
-    cr_assert_eq(count_ledger(ev, &sum), 2u, "a repeated claim never pays twice");
-    rp_request_t none;
-    bool found = true;
-    rp_err_t err;
-    rp_request_init(&none);
-    cr_assert(S.rewards->ops->get_request(S.rewards, again.id, &none, &found, &err));
-    cr_assert_not(found, "an ALREADY_CLAIMED claim records no request");
-    rp_grant_result_clear(&res);
-    rp_request_clear(&r);
+static scene_t claimed(int64_t s0, int64_t s1, const char *user, rp_req_status_t status, rp_grant_outcome_t want) {
+    scene_t c;
+    two_line_event(s0, s1, c.ev);
+    c.r = request_for(c.ev, user, status, "ONCE");
+    cr_assert_eq(claim(&c.r, 0, &c.res), want);
+    return c;
+}
+
+static void scene_clear(scene_t *c) {
+    rp_grant_result_clear(&c->res);
+    rp_request_clear(&c->r);
+}
+
+Test(grant_txn, a_claim_pays_every_line_once) {
+    int64_t sum;
+    scene_t c = claimed(10, -1, "aaaaaaaaaaaaaaaaaaaaaaaa", RP_REQ_SUCCESS, RP_GRANT_OK);
+    cr_assert_eq(stock(c.ev, 0), 8, "quantity 2 taken from the limited line");
+    cr_assert_eq(stock(c.ev, 1), -1, "the unlimited line stays unlimited");
+    cr_assert_eq(ledger_entries(c.ev, &sum), 2u);
+    cr_assert_eq(sum, 3);
+    messages_t m = messages_of(c.r.id);
+    cr_assert_eq(m.n, 1u);
+    cr_assert_str_eq(m.last_id, c.r.id, "a grant's message id is its request id");
+    cr_assert_str_eq(m.last_payload_id, c.r.id);
+    rp_grant_result_clear(&c.res);
+
+    rp_request_t again = request_for(c.ev, "aaaaaaaaaaaaaaaaaaaaaaaa", RP_REQ_SUCCESS, "ONCE"), none;
+    cr_assert_eq(claim(&again, 0, &c.res), RP_GRANT_ALREADY_CLAIMED);
+    cr_assert_str_eq(c.res.holder.id, c.r.id, "the answer names the request holding the slot");
+    cr_assert_eq(stock(c.ev, 0), 8);
+    cr_assert_eq(ledger_entries(c.ev, NULL), 2u, "a repeated claim never pays twice");
+    assert_stored(again.id, &none, false, "an ALREADY_CLAIMED claim records no request");
+    rp_request_clear(&none);
     rp_request_clear(&again);
+    scene_clear(&c);
 }
 
 Test(grant_txn, a_short_line_takes_nothing_and_fails_the_request) {
-    char ev[RP_OID_LEN];
-    two_line_event(10, 0, ev);
-    rp_request_t r;
-    rp_grant_result_t res;
-    int64_t sum;
-    request_for(ev, "bbbbbbbbbbbbbbbbbbbbbbbb", RP_REQ_SUCCESS, "ONCE", &r);
-    cr_assert_eq(claim(&r, 0, &res), RP_GRANT_OUT_OF_STOCK);
-    cr_assert_eq(stock(ev, 0), 10, "the first line's stock came back with the rollback");
-    cr_assert_eq(count_ledger(ev, &sum), 0u);
-    rp_request_t f = stored(r.id);
+    scene_t c = claimed(10, 0, "bbbbbbbbbbbbbbbbbbbbbbbb", RP_REQ_SUCCESS, RP_GRANT_OUT_OF_STOCK);
+    cr_assert_eq(stock(c.ev, 0), 10, "the first line's stock came back with the rollback");
+    cr_assert_eq(ledger_entries(c.ev, NULL), 0u);
+    rp_request_t f = stored(c.r.id);
     cr_assert_eq(f.status, RP_REQ_FAILED);
     cr_assert_str_eq(f.failure_reason, "OUT_OF_STOCK");
     cr_assert_str_eq(f.active_key, "", "a FAILED request holds no slot");
     cr_assert_eq(f.processed_at, f.requested_at);
     rp_request_clear(&f);
-    rp_grant_result_clear(&res);
-    rp_request_clear(&r);
+    scene_clear(&c);
 }
 
 Test(grant_txn, max_claims_counts_slots_over_every_period) {
     char ev[RP_OID_LEN];
     two_line_event(-1, -1, ev);
-    rp_request_t a, b;
     rp_grant_result_t res;
-    request_for(ev, "cccccccccccccccccccccccc", RP_REQ_SUCCESS, "D:2026-01-01", &a);
-    request_for(ev, "cccccccccccccccccccccccc", RP_REQ_SUCCESS, "D:2026-01-02", &b);
+    rp_request_t a = request_for(ev, "cccccccccccccccccccccccc", RP_REQ_SUCCESS, "D:2026-01-01");
+    rp_request_t b = request_for(ev, "cccccccccccccccccccccccc", RP_REQ_SUCCESS, "D:2026-01-02");
     cr_assert_eq(claim(&a, 1, &res), RP_GRANT_OK);
     rp_grant_result_clear(&res);
     cr_assert_eq(claim(&b, 1, &res), RP_GRANT_MAX_CLAIMS_REACHED);
-    rp_request_t f = stored(b.id);
-    cr_assert_str_eq(f.failure_reason, "MAX_CLAIMS_REACHED");
-    rp_request_clear(&f);
+    assert_failure_reason(b.id, "MAX_CLAIMS_REACHED", NULL);
     rp_grant_result_clear(&res);
     rp_request_clear(&a);
     rp_request_clear(&b);
 }
 
 Test(grant_txn, review_then_approve_pays_and_decides_once) {
-    char ev[RP_OID_LEN], mid[RP_MESSAGE_ID_LEN], pid[64];
-    two_line_event(5, -1, ev);
-    rp_request_t r;
-    rp_grant_result_t res;
     rp_decide_result_t d;
-    rp_err_t err;
-    int64_t sum;
-    request_for(ev, "dddddddddddddddddddddddd", RP_REQ_AWAITING_REVIEW, "ONCE", &r);
-    cr_assert_eq(claim(&r, 0, &res), RP_GRANT_OK);
-    cr_assert_eq(stock(ev, 0), 5, "review holds the slot, not the stock");
-    cr_assert(rp_grant_decide(S.rewards, RP_DECIDE_APPROVE, r.id, OPERATOR, "looks fine", 1000, &d, &err), "%s",
-              err.message);
-    cr_assert_eq(d.outcome, RP_DECIDED);
+    scene_t c = claimed(5, -1, "dddddddddddddddddddddddd", RP_REQ_AWAITING_REVIEW, RP_GRANT_OK);
+    cr_assert_eq(stock(c.ev, 0), 5, "review holds the slot, not the stock");
+    cr_assert_eq(decide(RP_DECIDE_APPROVE, c.r.id, "looks fine", 1000, &d), RP_DECIDED);
     cr_assert_eq(d.request.status, RP_REQ_SUCCESS);
     cr_assert_str_eq(d.request.processor_id, OPERATOR);
     cr_assert_str_eq(d.request.notes, "looks fine");
-    cr_assert_eq(stock(ev, 0), 3);
-    cr_assert_eq(count_ledger(ev, &sum), 2u);
-    cr_assert_eq(messages_of(r.id, mid, pid), 1u);
+    cr_assert_eq(stock(c.ev, 0), 3);
+    cr_assert_eq(ledger_entries(c.ev, NULL), 2u);
+    cr_assert_eq(messages_of(c.r.id).n, 1u);
     rp_decide_result_clear(&d);
-    cr_assert(rp_grant_decide(S.rewards, RP_DECIDE_REJECT, r.id, OPERATOR, NULL, 2000, &d, &err));
-    cr_assert_eq(d.outcome, RP_DECIDE_WRONG_STATE, "decided once");
+    cr_assert_eq(decide(RP_DECIDE_REJECT, c.r.id, NULL, 2000, &d), RP_DECIDE_WRONG_STATE, "decided once");
     cr_assert_eq(d.request.status, RP_REQ_SUCCESS, "the answer shows the request as it is");
     rp_decide_result_clear(&d);
-    cr_assert(rp_grant_decide(S.rewards, RP_DECIDE_APPROVE, "ffffffffffffffffffffffff", OPERATOR, NULL, 3, &d, &err));
-    cr_assert_eq(d.outcome, RP_DECIDE_NOT_FOUND);
+    cr_assert_eq(decide(RP_DECIDE_APPROVE, "ffffffffffffffffffffffff", NULL, 3, &d), RP_DECIDE_NOT_FOUND);
     rp_decide_result_clear(&d);
-    rp_grant_result_clear(&res);
-    rp_request_clear(&r);
+    scene_clear(&c);
 }
 
 /* Defect: SQLite's approval that ran out of stock failed the request with no compare-and-set. */
 Test(grant_txn, approval_out_of_stock_fails_the_request_with_a_compare_and_set) {
-    char ev[RP_OID_LEN];
-    two_line_event(10, 0, ev);
-    rp_request_t r, again;
-    rp_grant_result_t res;
     rp_decide_result_t d;
-    rp_err_t err;
-    int64_t sum;
-    request_for(ev, "eeeeeeeeeeeeeeeeeeeeeeee", RP_REQ_AWAITING_REVIEW, "ONCE", &r);
-    cr_assert_eq(claim(&r, 0, &res), RP_GRANT_OK);
-    rp_grant_result_clear(&res);
-    cr_assert(rp_grant_decide(S.rewards, RP_DECIDE_APPROVE, r.id, OPERATOR, NULL, 1000, &d, &err), "%s", err.message);
-    cr_assert_eq(d.outcome, RP_DECIDE_OUT_OF_STOCK);
+    scene_t c = claimed(10, 0, "eeeeeeeeeeeeeeeeeeeeeeee", RP_REQ_AWAITING_REVIEW, RP_GRANT_OK);
+    rp_grant_result_clear(&c.res);
+    cr_assert_eq(decide(RP_DECIDE_APPROVE, c.r.id, NULL, 1000, &d), RP_DECIDE_OUT_OF_STOCK);
     cr_assert_eq(d.request.status, RP_REQ_FAILED);
     cr_assert_str_eq(d.request.failure_reason, "OUT_OF_STOCK");
-    cr_assert_eq(stock(ev, 0), 10, "nothing of the first line stays taken");
-    cr_assert_eq(count_ledger(ev, &sum), 0u);
+    cr_assert_eq(stock(c.ev, 0), 10, "nothing of the first line stays taken");
+    cr_assert_eq(ledger_entries(c.ev, NULL), 0u);
     rp_decide_result_clear(&d);
     /* the slot is free again: the same player may claim anew */
-    request_for(ev, "eeeeeeeeeeeeeeeeeeeeeeee", RP_REQ_AWAITING_REVIEW, "ONCE", &again);
-    cr_assert_eq(claim(&again, 0, &res), RP_GRANT_OK);
-    rp_grant_result_clear(&res);
+    rp_request_t again = request_for(c.ev, "eeeeeeeeeeeeeeeeeeeeeeee", RP_REQ_AWAITING_REVIEW, "ONCE");
+    cr_assert_eq(claim(&again, 0, &c.res), RP_GRANT_OK);
+    rp_grant_result_clear(&c.res);
     /* a request decided meanwhile is not touched by an approval that finds no stock */
-    cr_assert(rp_grant_decide(S.rewards, RP_DECIDE_REJECT, again.id, OPERATOR, "no", 1500, &d, &err));
-    cr_assert_eq(d.outcome, RP_DECIDED);
+    cr_assert_eq(decide(RP_DECIDE_REJECT, again.id, "no", 1500, &d), RP_DECIDED);
     rp_decide_result_clear(&d);
-    cr_assert(rp_grant_decide(S.rewards, RP_DECIDE_APPROVE, again.id, OPERATOR, NULL, 2000, &d, &err));
-    cr_assert_eq(d.outcome, RP_DECIDE_WRONG_STATE);
-    rp_request_t f = stored(again.id);
-    cr_assert_str_eq(f.failure_reason, "REJECTED", "the rejection stands");
-    rp_request_clear(&f);
+    cr_assert_eq(decide(RP_DECIDE_APPROVE, again.id, NULL, 2000, &d), RP_DECIDE_WRONG_STATE);
+    assert_failure_reason(again.id, "REJECTED", "the rejection stands");
     rp_decide_result_clear(&d);
-    rp_request_clear(&r);
     rp_request_clear(&again);
+    scene_clear(&c);
 }
 
 /* Defect: a revocation's outbox row said <id>:revoked outside and the grant's id inside. */
 Test(grant_txn, revocation_returns_stock_reverses_and_has_its_own_message_id) {
-    char ev[RP_OID_LEN], mid[RP_MESSAGE_ID_LEN], pid[64], want[RP_MESSAGE_ID_LEN];
-    two_line_event(4, -1, ev);
-    rp_request_t r;
-    rp_grant_result_t res;
+    char want[RP_MESSAGE_ID_LEN];
     rp_decide_result_t d;
-    rp_err_t err;
     int64_t sum;
-    request_for(ev, "111111111111111111111111", RP_REQ_SUCCESS, "ONCE", &r);
-    cr_assert_eq(claim(&r, 0, &res), RP_GRANT_OK);
-    rp_grant_result_clear(&res);
-    cr_assert(rp_grant_decide(S.rewards, RP_DECIDE_REVOKE, r.id, OPERATOR, "paid by mistake", 5000, &d, &err), "%s",
-              err.message);
-    cr_assert_eq(d.outcome, RP_DECIDED);
+    scene_t c = claimed(4, -1, "111111111111111111111111", RP_REQ_SUCCESS, RP_GRANT_OK);
+    rp_grant_result_clear(&c.res);
+    cr_assert_eq(decide(RP_DECIDE_REVOKE, c.r.id, "paid by mistake", 5000, &d), RP_DECIDED);
     cr_assert_eq(d.request.status, RP_REQ_REVOKED);
     cr_assert_str_eq(d.request.notes, "paid by mistake");
-    cr_assert_eq(stock(ev, 0), 4, "the stock is back");
-    cr_assert_eq(count_ledger(ev, &sum), 4u, "two grants, two reversals");
+    cr_assert_eq(stock(c.ev, 0), 4, "the stock is back");
+    cr_assert_eq(ledger_entries(c.ev, &sum), 4u, "two grants, two reversals");
     cr_assert_eq(sum, 0);
-    cr_assert_eq(messages_of(r.id, mid, pid), 2u);
-    snprintf(want, sizeof want, "%s:revoked", r.id);
-    cr_assert_str_eq(mid, want);
-    cr_assert_str_eq(pid, want, "the payload's messageId is the message's id, not the grant's");
+    messages_t m = messages_of(c.r.id);
+    cr_assert_eq(m.n, 2u);
+    snprintf(want, sizeof want, "%s:revoked", c.r.id);
+    cr_assert_str_eq(m.last_id, want);
+    cr_assert_str_eq(m.last_payload_id, want, "the payload's messageId is the message's id, not the grant's");
     rp_decide_result_clear(&d);
-    cr_assert(rp_grant_decide(S.rewards, RP_DECIDE_REVOKE, r.id, OPERATOR, "again", 6000, &d, &err));
-    cr_assert_eq(d.outcome, RP_DECIDE_WRONG_STATE, "revoked once");
-    cr_assert_eq(count_ledger(ev, &sum), 4u);
+    cr_assert_eq(decide(RP_DECIDE_REVOKE, c.r.id, "again", 6000, &d), RP_DECIDE_WRONG_STATE, "revoked once");
+    cr_assert_eq(ledger_entries(c.ev, NULL), 4u);
     rp_decide_result_clear(&d);
-    rp_request_clear(&r);
+    scene_clear(&c);
 }
 
 static json_t *answer(void *ctx, const rp_grant_result_t *res, int *status) {
@@ -311,28 +313,25 @@ static json_t *answer(void *ctx, const rp_grant_result_t *res, int *status) {
 Test(grant_txn, idempotency_key_answer_is_stored_and_replayed) {
     char ev[RP_OID_LEN];
     two_line_event(-1, -1, ev);
-    rp_request_t r, retry;
     rp_grant_result_t res;
     rp_err_t err;
-    int64_t sum;
-    request_for(ev, "222222222222222222222222", RP_REQ_SUCCESS, "ONCE", &r);
+    rp_request_t r = request_for(ev, "222222222222222222222222", RP_REQ_SUCCESS, "ONCE");
     rp_claim_t c = {&r, 0, "key-1", "hash-1", answer, NULL};
     cr_assert(rp_grant_claim(S.rewards, &c, &res, &err), "%s", err.message);
     cr_assert_eq(res.outcome, RP_GRANT_OK);
     rp_grant_result_clear(&res);
     /* a retry (a new request id, as after a lost answer) gets the stored first answer */
-    request_for(ev, "222222222222222222222222", RP_REQ_SUCCESS, "ONCE", &retry);
+    rp_request_t retry = request_for(ev, "222222222222222222222222", RP_REQ_SUCCESS, "ONCE");
     rp_claim_t again = {&retry, 0, "key-1", "hash-1", answer, NULL};
     cr_assert(rp_grant_claim(S.rewards, &again, &res, &err), "%s", err.message);
     cr_assert_eq(res.outcome, RP_GRANT_REPLAYED);
     cr_assert_eq(res.replay.status, 201);
     cr_assert_str_eq(json_string_value(json_object_get(res.replay.response, "id")), r.id);
     cr_assert_str_eq(res.replay.request_hash, "hash-1");
-    cr_assert_eq(count_ledger(ev, &sum), 2u);
+    cr_assert_eq(ledger_entries(ev, NULL), 2u);
     rp_grant_result_clear(&res);
     /* a judged refusal with a key: the FAILED request and its answer, together */
-    rp_request_t refused;
-    request_for(ev, "333333333333333333333333", RP_REQ_FAILED, "ONCE", &refused);
+    rp_request_t refused = request_for(ev, "333333333333333333333333", RP_REQ_FAILED, "ONCE");
     refused.active_key[0] = '\0';
     snprintf(refused.failure_reason, sizeof refused.failure_reason, "EVENT_NOT_ACTIVE");
     rp_claim_t judged = {&refused, 0, "key-2", "hash-2", answer, NULL};
@@ -344,9 +343,7 @@ Test(grant_txn, idempotency_key_answer_is_stored_and_replayed) {
     cr_assert(S.rewards->ops->idem_get(S.rewards, refused.user_id, "key-2", &v, &found, &err));
     cr_assert(found);
     cr_assert_eq(v.status, 422);
-    rp_request_t f = stored(refused.id);
-    cr_assert_str_eq(f.failure_reason, "EVENT_NOT_ACTIVE");
-    rp_request_clear(&f);
+    assert_failure_reason(refused.id, "EVENT_NOT_ACTIVE", NULL);
     rp_idem_clear(&v);
     rp_grant_result_clear(&res);
     rp_request_clear(&r);
@@ -366,13 +363,11 @@ static bool fail_idem_put(rp_reward_txn_t *tx, const char *user_id, const char *
 /* Defect: the answer was stored after the grant committed, so a crash in between made the retry
  * answer 409. Now the answer is part of the grant: if it cannot be stored, nothing is. */
 Test(grant_txn, the_answer_is_written_in_the_grants_own_transaction) {
-    char ev[RP_OID_LEN], mid[RP_MESSAGE_ID_LEN], pid[64];
+    char ev[RP_OID_LEN];
     two_line_event(3, -1, ev);
-    rp_request_t r;
     rp_grant_result_t res;
     rp_err_t err;
-    int64_t sum;
-    request_for(ev, "444444444444444444444444", RP_REQ_SUCCESS, "ONCE", &r);
+    rp_request_t r = request_for(ev, "444444444444444444444444", RP_REQ_SUCCESS, "ONCE");
     /* the same store (its state) with one primitive swapped */
     rp_reward_store_t *real = S.rewards;
     const rp_reward_store_ops_t *ops = real->ops;
@@ -386,8 +381,8 @@ Test(grant_txn, the_answer_is_written_in_the_grants_own_transaction) {
     cr_assert_not(ok);
     rp_grant_result_clear(&res);
     cr_assert_eq(stock(ev, 0), 3, "no stock taken");
-    cr_assert_eq(count_ledger(ev, &sum), 0u, "no ledger entry");
-    cr_assert_eq(messages_of(r.id, mid, pid), 0u, "no outbox message");
+    cr_assert_eq(ledger_entries(ev, NULL), 0u, "no ledger entry");
+    cr_assert_eq(messages_of(r.id).n, 0u, "no outbox message");
     rp_request_t none;
     bool found = true;
     rp_request_init(&none);
@@ -404,10 +399,9 @@ typedef struct race {
 
 static void *race_main(void *arg) {
     race_t *rc = arg;
-    rp_request_t r;
     rp_grant_result_t res;
     rp_err_t err;
-    request_for(rc->event_id, "555555555555555555555555", RP_REQ_SUCCESS, "ONCE", &r);
+    rp_request_t r = request_for(rc->event_id, "555555555555555555555555", RP_REQ_SUCCESS, "ONCE");
     rp_claim_t c = {&r, 0, NULL, NULL, NULL, NULL};
     bool ok = rp_grant_claim(S.rewards, &c, &res, &err);
     pthread_mutex_lock(&rc->mu);
@@ -421,18 +415,13 @@ static void *race_main(void *arg) {
 
 Test(grant_txn, concurrent_claims_of_one_slot_pay_once) {
     char ev[RP_OID_LEN];
-    int64_t sum;
     two_line_event(100, -1, ev);
     race_t rc = {ev, 0, 0, PTHREAD_MUTEX_INITIALIZER};
-    pthread_t th[8];
-    for (int i = 0; i < 8; i++)
-        pthread_create(&th[i], NULL, race_main, &rc);
-    for (int i = 0; i < 8; i++)
-        pthread_join(th[i], NULL);
+    run_together(8, race_main, &rc);
     cr_assert_eq(rc.ok, 1);
     cr_assert_eq(rc.refused, 7);
     cr_assert_eq(stock(ev, 0), 98);
-    cr_assert_eq(count_ledger(ev, &sum), 2u);
+    cr_assert_eq(ledger_entries(ev, NULL), 2u);
 }
 
 static void make_batch(const char *event_id, const char *key, const char *hash, const char *const *users, size_t n,
@@ -463,12 +452,13 @@ static rp_batch_item_t item(const char *batch_id, int64_t seq) {
     return it;
 }
 
-/* A batch item request, as claims.c builds it for the sweeper's consumer. */
-static void item_request(const char *event_id, const char *batch_id, const char *user, rp_request_t *r) {
-    request_for(event_id, user, RP_REQ_SUCCESS, "ONCE", r);
-    r->source = RP_SOURCE_BATCH;
-    snprintf(r->batch_id, sizeof r->batch_id, "%s", batch_id);
-    snprintf(r->processor_id, sizeof r->processor_id, OPERATOR);
+/* A batch item request, as claims.c builds it for the sweeper's consumer; clear it. */
+static rp_request_t item_request(const char *event_id, const char *batch_id, const char *user) {
+    rp_request_t r = request_for(event_id, user, RP_REQ_SUCCESS, "ONCE");
+    r.source = RP_SOURCE_BATCH;
+    snprintf(r.batch_id, sizeof r.batch_id, "%s", batch_id);
+    snprintf(r.processor_id, sizeof r.processor_id, OPERATOR);
+    return r;
 }
 
 Test(grant_txn, batch_items_settle_once_with_their_grant) {
@@ -484,10 +474,9 @@ Test(grant_txn, batch_items_settle_once_with_their_grant) {
     make_batch(ev, "batch-key", "h2", users, 2, &outcome, again_id);
     cr_assert_eq(outcome, RP_BATCH_KEY_REUSED);
 
-    rp_request_t r;
     rp_grant_result_t res;
     rp_err_t err;
-    item_request(ev, bid, users[0], &r);
+    rp_request_t r = item_request(ev, bid, users[0]);
     cr_assert(rp_grant_batch_item(S.rewards, &r, 1, 0, &res, &err), "%s", err.message);
     cr_assert_eq(res.outcome, RP_GRANT_OK);
     rp_grant_result_clear(&res);
@@ -496,14 +485,14 @@ Test(grant_txn, batch_items_settle_once_with_their_grant) {
     cr_assert_str_eq(it.request_id, r.id);
     rp_request_clear(&r);
     /* a redelivery of item 1 pays nothing */
-    item_request(ev, bid, users[0], &r);
+    r = item_request(ev, bid, users[0]);
     cr_assert(rp_grant_batch_item(S.rewards, &r, 1, 0, &res, &err));
     cr_assert_eq(res.outcome, RP_GRANT_ITEM_SETTLED);
     cr_assert_eq(stock(ev, 0), 0);
     rp_grant_result_clear(&res);
     rp_request_clear(&r);
     /* item 2: out of stock settles it FAILED, no request recorded for it */
-    item_request(ev, bid, users[1], &r);
+    r = item_request(ev, bid, users[1]);
     cr_assert(rp_grant_batch_item(S.rewards, &r, 2, 0, &res, &err));
     cr_assert_eq(res.outcome, RP_GRANT_OUT_OF_STOCK);
     it = item(bid, 2);
@@ -518,14 +507,13 @@ Test(grant_txn, batch_item_of_a_paid_player_names_the_holder) {
     two_line_event(-1, -1, ev);
     const char *users[] = {"888888888888888888888888"};
     rp_batch_created_t outcome;
-    rp_request_t first, r;
     rp_grant_result_t res;
     rp_err_t err;
-    request_for(ev, users[0], RP_REQ_SUCCESS, "ONCE", &first);
+    rp_request_t first = request_for(ev, users[0], RP_REQ_SUCCESS, "ONCE");
     cr_assert_eq(claim(&first, 0, &res), RP_GRANT_OK);
     rp_grant_result_clear(&res);
     make_batch(ev, NULL, "h", users, 1, &outcome, bid);
-    item_request(ev, bid, users[0], &r);
+    rp_request_t r = item_request(ev, bid, users[0]);
     cr_assert(rp_grant_batch_item(S.rewards, &r, 1, 0, &res, &err), "%s", err.message);
     cr_assert_eq(res.outcome, RP_GRANT_ALREADY_CLAIMED);
     rp_batch_item_t it = item(bid, 1);

@@ -1,9 +1,5 @@
 /* Tests workers/reward/outbox_relay.c against a real RabbitMQ: pending outbox rows are published
  * to rewards.events with their message ids, marked only after confirms, and published once. */
-#include <sys/time.h>
-
-#include <amqp.h>
-#include <amqp_tcp_socket.h>
 #include <criterion/criterion.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -11,29 +7,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "amqp_broker.h"
 #include "reward/outbox_relay.h"
 #include "reward/reward_store.h"
 
-static const char *url(void) {
-    const char *u = getenv("AMQP_URL");
-    return u ? u : "amqp://guest:guest@127.0.0.1:5672/";
-}
-
-static amqp_connection_state_t plain_connection(void) {
-    amqp_connection_state_t c = amqp_new_connection();
-    amqp_socket_t *s = amqp_tcp_socket_new(c);
-    struct timeval tv = {3, 0};
-    if (amqp_socket_open_noblock(s, "127.0.0.1", 5672, &tv) != AMQP_STATUS_OK) {
-        amqp_destroy_connection(c);
-        return NULL;
-    }
-    amqp_login(c, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest");
-    amqp_channel_open(c, 1);
-    return c;
-}
-
 Test(outbox_relay, publishes_confirmed_rows_once, .timeout = 60) {
-    amqp_connection_state_t c = plain_connection();
+    amqp_connection_state_t c = broker_connect();
     if (!c) cr_skip_test("no RabbitMQ on 127.0.0.1:5672");
     char dir[] = "/tmp/rp-relay-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
@@ -60,7 +39,7 @@ Test(outbox_relay, publishes_confirmed_rows_once, .timeout = 60) {
     amqp_queue_bind(c, 1, qname, amqp_cstring_bytes("rewards.events"), amqp_cstring_bytes("reward.#"),
                     amqp_empty_table);
 
-    rp_outbox_relay_t *relay = rp_outbox_relay_new(store, url(), "test-relay", &err);
+    rp_outbox_relay_t *relay = rp_outbox_relay_new(store, broker_url(), "test-relay", &err);
     cr_assert_not_null(relay);
     int n = 0;
     cr_assert(rp_outbox_relay_pass(relay, &n, &err), "%s", err.message);
@@ -95,9 +74,7 @@ Test(outbox_relay, publishes_confirmed_rows_once, .timeout = 60) {
     store->ops->free(store);
     sqlite3_close(db);
     amqp_bytes_free(qname);
-    amqp_channel_close(c, 1, AMQP_REPLY_SUCCESS);
-    amqp_connection_close(c, AMQP_REPLY_SUCCESS);
-    amqp_destroy_connection(c);
+    broker_close(c);
     snprintf(sql, sizeof sql, "rm -rf %s", dir);
     cr_assert_eq(system(sql), 0);
 }

@@ -4,6 +4,7 @@
  * single writes. Records round-trip field by field. */
 #include "mem.h"
 #include "reward/reward_store_mongo.h"
+#include "run_together.h"
 #include "store_backends.h"
 
 #define OPS (S.rewards->ops)
@@ -11,14 +12,25 @@
 static const char *const USER_A = "aaaaaaaaaaaaaaaaaaaaaaaa", *const USER_B = "bbbbbbbbbbbbbbbbbbbbbbbb";
 static const char *const OPERATOR = "0123456789abcdef01234567";
 
+/* What every test starts from: two events of one unlimited reward each, and USER_A's active key
+ * on the first. */
+static struct events { char ev[RP_OID_LEN], other[RP_OID_LEN], key[RP_ACTIVE_KEY_LEN]; } E;
+
+static void key_of(char key[RP_ACTIVE_KEY_LEN], const char *user, const char *event_id) {
+    snprintf(key, RP_ACTIVE_KEY_LEN, "%s:%s:ONCE", user, event_id);
+}
+
 /* The backend's auth and event stores, and its reward store beside them: SQLite in the same
- * directory (events.db holds the stock), MongoDB in the same database. */
+ * directory (events.db holds the stock), MongoDB in the same database; then the events E. */
 static void open_all(int backend) {
     rp_err_t err;
     open_stores(backend);
     S.rewards = backend == SQLITE ? rp_reward_store_sqlite_open(S.dir, 4, &err)
                                   : rp_reward_store_mongo_open(getenv("MONGODB_URI"), S.mongo_db, &err);
     cr_assert_not_null(S.rewards, "%s", err.message);
+    make_event(-1, E.ev);
+    make_event(-1, E.other);
+    key_of(E.key, USER_A, E.ev);
 }
 
 /* A request of user for event at `at` (every time field), one reward line, active key key. */
@@ -36,10 +48,6 @@ static rp_request_t request(const char *user, const char *event_id, rp_req_statu
     r.nrewards = 1;
     r.rewards[0] = (rp_claimed_reward_t){0, "0123456789abcdef01234567", "Gold", "CURRENCY", json_integer(1), 1};
     return r;
-}
-
-static void key_of(char key[RP_ACTIVE_KEY_LEN], const char *user, const char *event_id) {
-    snprintf(key, RP_ACTIVE_KEY_LEN, "%s:%s:ONCE", user, event_id);
 }
 
 static void assert_same_request(const rp_request_t *got, const rp_request_t *want) {
@@ -94,15 +102,21 @@ typedef struct work {
     const char *settle_batch;
     int64_t settle_seq;
     rp_item_status_t settle_to;
+    int64_t lease_now, lease_until;
+    int lease_limit;
     rp_txn_end_t end;
     /* outcomes */
     bool dup, moved, taken, idem_dup, settled;
+    rp_item_ref_t *leased; /* the store's array: free() */
+    size_t nleased;
 } work_t;
 
 static rp_txn_end_t do_work(rp_reward_txn_t *tx, void *p) {
     work_t *w = p;
     w->dup = w->moved = w->idem_dup = w->settled = false; /* the body may run again */
     w->taken = true;
+    free(w->leased);
+    w->leased = NULL;
     if (w->insert && !OPS->tx_insert_request(tx, w->insert, &w->dup)) return RP_TXN_FAILED;
     if (w->update && !OPS->tx_update_request(tx, w->update, w->from, &w->moved)) return RP_TXN_FAILED;
     if (w->stock_event && !(w->give ? OPS->tx_stock_give(tx, w->stock_event, w->lines, w->nlines)
@@ -116,6 +130,9 @@ static rp_txn_end_t do_work(rp_reward_txn_t *tx, void *p) {
         !OPS->tx_settle_item(tx, w->settle_batch, w->settle_seq, w->settle_to,
                              w->settle_to == RP_ITEM_FAILED ? "OUT_OF_STOCK" : "",
                              w->settle_to == RP_ITEM_SUCCESS ? OPERATOR : "", 1767225600500, &w->settled))
+        return RP_TXN_FAILED;
+    if (w->lease_limit &&
+        !OPS->tx_items_lease(tx, w->lease_now, w->lease_until, w->lease_limit, &w->leased, &w->nleased))
         return RP_TXN_FAILED;
     return w->dup || w->idem_dup || !w->taken ? RP_TXN_ROLLBACK : w->end;
 }
@@ -180,12 +197,9 @@ static bool exists(const char *id) {
 BACKENDS(rewards, a_unit_of_work_commits_rolls_back_or_fails_whole) {
     open_all(*backend);
     rp_err_t err;
-    char ev[RP_OID_LEN], key[RP_ACTIVE_KEY_LEN];
-    make_event(5, ev);
-    key_of(key, USER_A, ev);
-    rp_request_t kept = request(USER_A, ev, RP_REQ_SUCCESS, key, 1767225600000);
-    rp_request_t refused = request(USER_B, ev, RP_REQ_FAILED, "", 1767225600000);
-    rp_request_t failed = request(USER_B, ev, RP_REQ_FAILED, "", 1767225600000);
+    rp_request_t kept = request(USER_A, E.ev, RP_REQ_SUCCESS, E.key, 1767225600000);
+    rp_request_t refused = request(USER_B, E.ev, RP_REQ_FAILED, "", 1767225600000);
+    rp_request_t failed = request(USER_B, E.ev, RP_REQ_FAILED, "", 1767225600000);
     rp_outbox_message_t m = {0, "", "reward.granted", "", json_pack("{s:i}", "n", 1), 1767225600000, 0};
     snprintf(m.message_id, sizeof m.message_id, "%s", kept.id);
     snprintf(m.request_id, sizeof m.request_id, "%s", kept.id);
@@ -223,11 +237,9 @@ BACKENDS(rewards, a_unit_of_work_commits_rolls_back_or_fails_whole) {
 BACKENDS(rewards, a_request_round_trips_every_field_by_id_and_key) {
     open_all(*backend);
     rp_err_t err;
-    char ev[RP_OID_LEN], key[RP_ACTIVE_KEY_LEN], bid[RP_OID_LEN];
-    make_event(-1, ev);
-    key_of(key, USER_A, ev);
+    char bid[RP_OID_LEN];
     rp_oid_new(bid);
-    rp_request_t r = request(USER_A, ev, RP_REQ_AWAITING_REVIEW, key, 1767225600001);
+    rp_request_t r = request(USER_A, E.ev, RP_REQ_AWAITING_REVIEW, E.key, 1767225600001);
     r.source = RP_SOURCE_BATCH;
     snprintf(r.batch_id, sizeof r.batch_id, "%s", bid);
     snprintf(r.processor_id, sizeof r.processor_id, "%s", OPERATOR);
@@ -244,7 +256,7 @@ BACKENDS(rewards, a_request_round_trips_every_field_by_id_and_key) {
     r.rewards[1] = (rp_claimed_reward_t){1, "fedcba9876543210fedcba98", "Sword", "ITEM", json_string("rare"), 7};
     insert(&r);
 
-    look_t l = {.id = r.id, .key = key};
+    look_t l = {.id = r.id, .key = E.key};
     run_look(&l);
     cr_assert(l.found_id && l.found_key);
     assert_same_request(&l.by_id, &r);
@@ -257,7 +269,7 @@ BACKENDS(rewards, a_request_round_trips_every_field_by_id_and_key) {
     cr_assert(found);
     assert_same_request(&got, &r);
     rp_request_clear(&got);
-    cr_assert(OPS->find_active(S.rewards, key, &got, &found, &err), "%s", err.message);
+    cr_assert(OPS->find_active(S.rewards, E.key, &got, &found, &err), "%s", err.message);
     cr_assert(found);
     assert_same_request(&got, &r);
     rp_request_clear(&got);
@@ -267,10 +279,10 @@ BACKENDS(rewards, a_request_round_trips_every_field_by_id_and_key) {
     cr_assert_not(found);
 
     /* a FAILED request carries no key: the key finds nothing, the id finds it */
-    rp_request_t f = request(USER_B, ev, RP_REQ_FAILED, "", 1767225600005);
+    rp_request_t f = request(USER_B, E.ev, RP_REQ_FAILED, "", 1767225600005);
     insert(&f);
     char bkey[RP_ACTIVE_KEY_LEN];
-    key_of(bkey, USER_B, ev);
+    key_of(bkey, USER_B, E.ev);
     look_t l2 = {.id = f.id, .key = bkey};
     run_look(&l2);
     cr_assert(l2.found_id);
@@ -283,17 +295,14 @@ BACKENDS(rewards, a_request_round_trips_every_field_by_id_and_key) {
 
 BACKENDS(rewards, slots_count_every_status_but_failed) {
     open_all(*backend);
-    char ev[RP_OID_LEN], other[RP_OID_LEN];
-    make_event(-1, ev);
-    make_event(-1, other);
     rp_request_t rs[6] = {
-        request(USER_A, ev, RP_REQ_SUCCESS, "a:1", 1), request(USER_A, ev, RP_REQ_AWAITING_REVIEW, "a:2", 2),
-        request(USER_A, ev, RP_REQ_REVOKED, "a:3", 3), request(USER_A, ev, RP_REQ_FAILED, "", 4),
-        request(USER_B, ev, RP_REQ_SUCCESS, "b:1", 5), request(USER_A, other, RP_REQ_SUCCESS, "a:o", 6),
+        request(USER_A, E.ev, RP_REQ_SUCCESS, "a:1", 1), request(USER_A, E.ev, RP_REQ_AWAITING_REVIEW, "a:2", 2),
+        request(USER_A, E.ev, RP_REQ_REVOKED, "a:3", 3), request(USER_A, E.ev, RP_REQ_FAILED, "", 4),
+        request(USER_B, E.ev, RP_REQ_SUCCESS, "b:1", 5), request(USER_A, E.other, RP_REQ_SUCCESS, "a:o", 6),
     };
     for (int i = 0; i < 6; i++)
         insert(&rs[i]);
-    look_t l = {.count_user = USER_A, .count_event = ev};
+    look_t l = {.count_user = USER_A, .count_event = E.ev};
     run_look(&l);
     cr_assert_eq(l.count, 3, "SUCCESS, AWAITING_REVIEW and REVOKED hold a slot; FAILED does not");
     l.at_most = 10;
@@ -312,12 +321,9 @@ BACKENDS(rewards, slots_count_every_status_but_failed) {
 
 BACKENDS(rewards, an_active_key_has_one_holder) {
     open_all(*backend);
-    char ev[RP_OID_LEN], key[RP_ACTIVE_KEY_LEN];
-    make_event(-1, ev);
-    key_of(key, USER_A, ev);
-    rp_request_t first = request(USER_A, ev, RP_REQ_SUCCESS, key, 1);
-    rp_request_t second = request(USER_A, ev, RP_REQ_AWAITING_REVIEW, key, 2);
-    rp_request_t same_id = request(USER_A, ev, RP_REQ_SUCCESS, "another:key", 3);
+    rp_request_t first = request(USER_A, E.ev, RP_REQ_SUCCESS, E.key, 1);
+    rp_request_t second = request(USER_A, E.ev, RP_REQ_AWAITING_REVIEW, E.key, 2);
+    rp_request_t same_id = request(USER_A, E.ev, RP_REQ_SUCCESS, "another:key", 3);
     snprintf(same_id.id, sizeof same_id.id, "%s", first.id);
     insert(&first);
     work_t w = {.insert = &second};
@@ -331,7 +337,7 @@ BACKENDS(rewards, an_active_key_has_one_holder) {
     run_look(&l);
     cr_assert_not(l.found_key);
     /* FAILED requests carry no key and never conflict */
-    rp_request_t f1 = request(USER_A, ev, RP_REQ_FAILED, "", 4), f2 = request(USER_A, ev, RP_REQ_FAILED, "", 5);
+    rp_request_t f1 = request(USER_A, E.ev, RP_REQ_FAILED, "", 4), f2 = request(USER_A, E.ev, RP_REQ_FAILED, "", 5);
     insert(&f1);
     insert(&f2);
     cr_assert(exists(f1.id) && exists(f2.id));
@@ -345,10 +351,7 @@ BACKENDS(rewards, an_active_key_has_one_holder) {
 
 BACKENDS(rewards, a_request_moves_only_from_the_status_expected) {
     open_all(*backend);
-    char ev[RP_OID_LEN], key[RP_ACTIVE_KEY_LEN];
-    make_event(-1, ev);
-    key_of(key, USER_A, ev);
-    rp_request_t r = request(USER_A, ev, RP_REQ_AWAITING_REVIEW, key, 1767225600000);
+    rp_request_t r = request(USER_A, E.ev, RP_REQ_AWAITING_REVIEW, E.key, 1767225600000);
     rp_request_set_details(&r, json_pack("{s:s}", "why", "kept"));
     insert(&r);
 
@@ -388,9 +391,9 @@ BACKENDS(rewards, a_request_moves_only_from_the_status_expected) {
     cr_assert(fail.moved);
     run_look(&l);
     assert_same_request(&l.by_id, &failed);
-    rp_request_t again = request(USER_A, ev, RP_REQ_SUCCESS, key, 1767225603000);
+    rp_request_t again = request(USER_A, E.ev, RP_REQ_SUCCESS, E.key, 1767225603000);
     insert(&again);
-    rp_request_t ghost = request(USER_A, ev, RP_REQ_SUCCESS, "x", 1);
+    rp_request_t ghost = request(USER_A, E.ev, RP_REQ_SUCCESS, "x", 1);
     work_t none = {.update = &ghost, .from = RP_REQ_PENDING};
     run_work(&none);
     cr_assert_not(none.moved, "an unknown id moves nothing");
@@ -417,9 +420,7 @@ static int newest_first(const void *a, const void *b) {
 BACKENDS(rewards, requests_list_newest_first_with_every_filter) {
     open_all(*backend);
     rp_err_t err;
-    char ev[RP_OID_LEN], other[RP_OID_LEN], key[RP_ACTIVE_KEY_LEN];
-    make_event(-1, ev);
-    make_event(-1, other);
+    char key[RP_ACTIVE_KEY_LEN];
     /* request times out of creation (and so id) order, two of them equal: the id breaks ties */
     static const struct {
         bool b, other;
@@ -432,7 +433,7 @@ BACKENDS(rewards, requests_list_newest_first_with_every_filter) {
     int64_t t0 = 1767225600000;
     rp_request_t rs[N];
     for (int i = 0; i < N; i++) {
-        const char *user = rows[i].b ? USER_B : USER_A, *event_id = rows[i].other ? other : ev;
+        const char *user = rows[i].b ? USER_B : USER_A, *event_id = rows[i].other ? E.other : E.ev;
         snprintf(key, sizeof key, "%s:%s:%d", user, event_id, i);
         rs[i] =
             request(user, event_id, rows[i].status, rows[i].status == RP_REQ_FAILED ? "" : key, t0 + 1000 * rows[i].at);
@@ -441,9 +442,9 @@ BACKENDS(rewards, requests_list_newest_first_with_every_filter) {
     const rp_request_filter_t cases[] = {
         {.status = -1},
         {.user_id = USER_B, .status = -1},
-        {.event_id = ev, .status = -1},
+        {.event_id = E.ev, .status = -1},
         {.status = RP_REQ_SUCCESS},
-        {.user_id = USER_A, .event_id = ev, .status = RP_REQ_AWAITING_REVIEW},
+        {.user_id = USER_A, .event_id = E.ev, .status = RP_REQ_AWAITING_REVIEW},
         {.status = -1, .from_ms = t0 + 3000},
         {.status = -1, .to_ms = t0 + 3000},
         {.user_id = USER_A, .status = -1, .from_ms = t0 + 1000, .to_ms = t0 + 4000},
@@ -492,9 +493,9 @@ static bool stock(const char *event_id, const rp_stock_line_t *lines, size_t n, 
 
 BACKENDS(rewards, stock_is_taken_with_a_guard_and_given_back) {
     open_all(*backend);
-    char limited[RP_OID_LEN], unlimited[RP_OID_LEN];
+    char limited[RP_OID_LEN];
+    const char *unlimited = E.ev;
     make_event(2, limited);
-    make_event(-1, unlimited);
     rp_stock_line_t one = {0, 1}, two = {0, 2}, both[2] = {{0, 1}, {0, 1}}, missing = {5, 1};
     cr_assert(stock(limited, &one, 1, false));
     cr_assert_not(stock(limited, &two, 1, false), "one left: two cannot be taken");
@@ -552,10 +553,8 @@ static void assert_same_entry(const rp_ledger_entry_t *g, const rp_ledger_entry_
 BACKENDS(rewards, the_ledger_appends_in_commit_order_and_pages) {
     open_all(*backend);
     rp_err_t err;
-    char ev[RP_OID_LEN], other[RP_OID_LEN];
-    make_event(-1, ev);
-    make_event(-1, other);
-    rp_request_t a = request(USER_A, ev, RP_REQ_SUCCESS, "a", 1), b = request(USER_B, other, RP_REQ_SUCCESS, "b", 2);
+    rp_request_t a = request(USER_A, E.ev, RP_REQ_SUCCESS, "a", 1),
+                 b = request(USER_B, E.other, RP_REQ_SUCCESS, "b", 2);
     rp_ledger_entry_t grant[2] = {entry(&a, 0, 3, RP_LEDGER_GRANT, "", 1767225600000),
                                   entry(&a, 1, 1, RP_LEDGER_GRANT, "", 1767225600000)};
     rp_ledger_entry_t rev = entry(&a, 0, -3, RP_LEDGER_REVERSAL, OPERATOR, 1767225609000);
@@ -587,11 +586,11 @@ BACKENDS(rewards, the_ledger_appends_in_commit_order_and_pages) {
     cr_assert(OPS->list_ledger(S.rewards, USER_A, NULL, 0, 10, &items, &n, &more, &err));
     cr_assert_eq(n, 3u, "the user's");
     free(items);
-    cr_assert(OPS->list_ledger(S.rewards, NULL, other, 0, 10, &items, &n, &more, &err));
+    cr_assert(OPS->list_ledger(S.rewards, NULL, E.other, 0, 10, &items, &n, &more, &err));
     cr_assert_eq(n, 1u, "the event's");
     assert_same_entry(&items[0], &other_grant);
     free(items);
-    cr_assert(OPS->list_ledger(S.rewards, USER_B, ev, 0, 10, &items, &n, &more, &err));
+    cr_assert(OPS->list_ledger(S.rewards, USER_B, E.ev, 0, 10, &items, &n, &more, &err));
     cr_assert_eq(n, 0u);
     free(items);
     rp_request_clear(&a);
@@ -775,6 +774,23 @@ static void assert_same_batch(const rp_batch_t *g, const rp_batch_t *w) {
     cr_assert(g->open, "a stored batch is open");
 }
 
+/* Reads one page of batch_id's items (status < 0 = any) after seq `after`, limit at most, and
+ * checks it: the seqs want[0..n) in order, and whether more follow. */
+static void assert_item_page(const char *batch_id, int status, int64_t after, int limit, const int64_t *want, size_t n,
+                             bool more_want) {
+    rp_err_t err;
+    rp_batch_item_t *items = NULL;
+    size_t got = 0;
+    bool more = !more_want;
+    cr_assert(OPS->batch_items(S.rewards, batch_id, status, after, limit, &items, &got, &more, &err), "%s",
+              err.message);
+    cr_assert_eq(got, n);
+    cr_assert_eq(more, more_want);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(items[i].seq, want[i], "item %zu", i);
+    free(items);
+}
+
 static bool settle(const char *batch_id, int64_t seq, rp_item_status_t to) {
     work_t w = {.settle_batch = batch_id, .settle_seq = seq, .settle_to = to};
     run_work(&w);
@@ -784,9 +800,7 @@ static bool settle(const char *batch_id, int64_t seq, rp_item_status_t to) {
 BACKENDS(rewards, a_batch_is_stored_once_per_key_and_counted) {
     open_all(*backend);
     rp_err_t err;
-    char ev[RP_OID_LEN];
-    make_event(-1, ev);
-    rp_batch_t b = batch(ev, OPERATOR, "key-1", 3, 1767225600000);
+    rp_batch_t b = batch(E.ev, OPERATOR, "key-1", 3, 1767225600000);
     cr_assert_not(store(&b, false));
     rp_batch_t got;
     bool found = false;
@@ -801,7 +815,7 @@ BACKENDS(rewards, a_batch_is_stored_once_per_key_and_counted) {
     cr_assert(OPS->batch_by_key(S.rewards, USER_A, "key-1", &got, &found, &err));
     cr_assert_not(found, "a key is its creator's");
 
-    rp_batch_t dup = batch(ev, OPERATOR, "key-1", 2, 1767225601000);
+    rp_batch_t dup = batch(E.ev, OPERATOR, "key-1", 2, 1767225601000);
     cr_assert(store(&dup, false), "the creator's key is held");
     cr_assert(OPS->batch_get(S.rewards, dup.id, true, &got, &found, &err));
     cr_assert_not(found, "nothing written");
@@ -811,9 +825,10 @@ BACKENDS(rewards, a_batch_is_stored_once_per_key_and_counted) {
     cr_assert(OPS->batch_items(S.rewards, dup.id, -1, 0, 10, &items, &n, &more, &err));
     cr_assert_eq(n, 0u, "not even items");
     free(items);
-    rp_batch_t theirs = batch(ev, USER_A, "key-1", 1, 1767225602000);
+    rp_batch_t theirs = batch(E.ev, USER_A, "key-1", 1, 1767225602000);
     cr_assert_not(store(&theirs, false));
-    rp_batch_t nokey1 = batch(ev, OPERATOR, "", 1, 1767225603000), nokey2 = batch(ev, OPERATOR, "", 1, 1767225604000);
+    rp_batch_t nokey1 = batch(E.ev, OPERATOR, "", 1, 1767225603000),
+               nokey2 = batch(E.ev, OPERATOR, "", 1, 1767225604000);
     cr_assert_not(store(&nokey1, false));
     cr_assert_not(store(&nokey2, false), "batches without a key never conflict");
     bool taken = true;
@@ -884,12 +899,9 @@ BACKENDS(rewards, a_batch_is_stored_once_per_key_and_counted) {
 BACKENDS(rewards, batches_and_items_page_in_order) {
     open_all(*backend);
     rp_err_t err;
-    char ev[RP_OID_LEN], other[RP_OID_LEN];
-    make_event(-1, ev);
-    make_event(-1, other);
     rp_batch_t bs[3];
     for (int i = 0; i < 3; i++) {
-        bs[i] = batch(i == 1 ? other : ev, OPERATOR, "", i == 0 ? 5 : 1, 1767225600000 + i * 1000);
+        bs[i] = batch(i == 1 ? E.other : E.ev, OPERATOR, "", i == 0 ? 5 : 1, 1767225600000 + i * 1000);
         cr_assert_not(store(&bs[i], false));
     }
     rp_batch_t *list = NULL;
@@ -909,7 +921,7 @@ BACKENDS(rewards, batches_and_items_page_in_order) {
     assert_same_batch(&list[0], &bs[0]);
     rp_batch_clear(&list[0]);
     free(list);
-    cr_assert(OPS->batch_list(S.rewards, ev, NULL, 10, &list, &n, &more, &err), "%s", err.message);
+    cr_assert(OPS->batch_list(S.rewards, E.ev, NULL, 10, &list, &n, &more, &err), "%s", err.message);
     cr_assert_eq(n, 2u, "only the event's");
     cr_assert_str_eq(list[0].id, bs[2].id);
     cr_assert_str_eq(list[1].id, bs[0].id);
@@ -919,53 +931,24 @@ BACKENDS(rewards, batches_and_items_page_in_order) {
 
     cr_assert(settle(bs[0].id, 2, RP_ITEM_FAILED));
     cr_assert(settle(bs[0].id, 4, RP_ITEM_FAILED));
-    rp_batch_item_t *items = NULL;
-    cr_assert(OPS->batch_items(S.rewards, bs[0].id, -1, 1, 2, &items, &n, &more, &err), "%s", err.message);
-    cr_assert_eq(n, 2u);
-    cr_assert(more);
-    cr_assert_eq(items[0].seq, 2);
-    cr_assert_eq(items[1].seq, 3);
-    free(items);
-    cr_assert(OPS->batch_items(S.rewards, bs[0].id, RP_ITEM_FAILED, 0, 10, &items, &n, &more, &err));
-    cr_assert_eq(n, 2u);
-    cr_assert_not(more);
-    cr_assert_eq(items[0].seq, 2);
-    cr_assert_eq(items[1].seq, 4);
-    free(items);
-    cr_assert(OPS->batch_items(S.rewards, bs[0].id, RP_ITEM_QUEUED, 3, 10, &items, &n, &more, &err));
-    cr_assert_eq(n, 1u);
-    cr_assert_eq(items[0].seq, 5);
-    free(items);
+    assert_item_page(bs[0].id, -1, 1, 2, (int64_t[]){2, 3}, 2, true);
+    assert_item_page(bs[0].id, RP_ITEM_FAILED, 0, 10, (int64_t[]){2, 4}, 2, false);
+    assert_item_page(bs[0].id, RP_ITEM_QUEUED, 3, 10, (int64_t[]){5}, 1, false);
     for (int i = 0; i < 3; i++)
         rp_batch_clear(&bs[i]);
 }
 
-typedef struct lease_work {
-    int64_t now, until;
-    int limit;
-    rp_item_ref_t *items;
-    size_t n;
-} lease_work_t;
-
-static rp_txn_end_t do_lease(rp_reward_txn_t *tx, void *p) {
-    lease_work_t *w = p;
-    free(w->items); /* the body may run again */
-    w->items = NULL;
-    return OPS->tx_items_lease(tx, w->now, w->until, w->limit, &w->items, &w->n) ? RP_TXN_COMMIT : RP_TXN_FAILED;
-}
-
 /* Leases and checks the refs: (batch, seq) pairs, in order. */
 static void lease(int64_t now, int limit, size_t want, const char *const *batch_ids, const int64_t *seqs) {
-    rp_err_t err;
-    lease_work_t w = {now, now + 5000, limit, NULL, 0};
-    cr_assert(OPS->transact(S.rewards, "lease", do_lease, &w, &err), "%s", err.message);
-    cr_assert_eq(w.n, want);
-    cr_assert_eq(w.items == NULL, want == 0);
+    work_t w = {.lease_now = now, .lease_until = now + 5000, .lease_limit = limit};
+    run_work(&w);
+    cr_assert_eq(w.nleased, want);
+    cr_assert_eq(w.leased == NULL, want == 0);
     for (size_t i = 0; i < want; i++) {
-        cr_assert_str_eq(w.items[i].batch_id, batch_ids[i], "item %zu", i);
-        cr_assert_eq(w.items[i].seq, seqs[i], "item %zu", i);
+        cr_assert_str_eq(w.leased[i].batch_id, batch_ids[i], "item %zu", i);
+        cr_assert_eq(w.leased[i].seq, seqs[i], "item %zu", i);
     }
-    free(w.items);
+    free(w.leased);
 }
 
 static int64_t in_flight(int64_t now) {
@@ -985,10 +968,8 @@ static bool any_due(int64_t now) {
 BACKENDS(rewards, items_lease_by_due_time_and_come_back) {
     open_all(*backend);
     rp_err_t err;
-    char ev[RP_OID_LEN];
-    make_event(-1, ev);
     int64_t t0 = 1767225600000;
-    rp_batch_t late = batch(ev, OPERATOR, "", 3, t0), early = batch(ev, OPERATOR, "", 1, t0 - 1000);
+    rp_batch_t late = batch(E.ev, OPERATOR, "", 3, t0), early = batch(E.ev, OPERATOR, "", 1, t0 - 1000);
     cr_assert_not(store(&late, false));
     cr_assert_not(store(&early, false));
     cr_assert_not(any_due(t0 - 1001));
@@ -1044,18 +1025,11 @@ static void *race_main(void *arg) {
 
 BACKENDS(rewards, racing_inserts_of_one_active_key_have_one_winner) {
     open_all(*backend);
-    char ev[RP_OID_LEN], key[RP_ACTIVE_KEY_LEN];
-    make_event(-1, ev);
-    key_of(key, USER_A, ev);
-    race_t r = {ev, key, 0, 0, PTHREAD_MUTEX_INITIALIZER};
-    pthread_t th[8];
-    for (int i = 0; i < 8; i++)
-        pthread_create(&th[i], NULL, race_main, &r);
-    for (int i = 0; i < 8; i++)
-        pthread_join(th[i], NULL);
+    race_t r = {E.ev, E.key, 0, 0, PTHREAD_MUTEX_INITIALIZER};
+    run_together(8, race_main, &r);
     cr_assert_eq(r.won, 1);
     cr_assert_eq(r.lost, 7, "every other insert saw the duplicate, none failed");
-    look_t l = {.count_user = USER_A, .count_event = ev};
+    look_t l = {.count_user = USER_A, .count_event = E.ev};
     run_look(&l);
     cr_assert_eq(l.count, 1);
 }

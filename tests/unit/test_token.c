@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "envelope_fixture.h"
 #include "roles.h"
 #include "token.h"
 
@@ -13,10 +14,7 @@ static const unsigned char secret[] = "0123456789abcdef0123456789abcdef-test-sec
 static const int64_t now = 1800000000;
 
 static rp_identity_t alice(void) {
-    rp_identity_t who = {.authenticated = true, .roles = RP_ROLE_USER | RP_ROLE_OPERATOR};
-    strcpy(who.id, "65f0a1b2c3d4e5f601234567");
-    strcpy(who.username, "alice");
-    return who;
+    return signed_in("65f0a1b2c3d4e5f601234567", "alice", RP_ROLE_USER | RP_ROLE_OPERATOR);
 }
 
 static void setup(void) {
@@ -24,20 +22,35 @@ static void setup(void) {
 }
 TestSuite(token, .init = setup);
 
-/* Builds a token with libjwt directly, so the test controls the algorithm and claims. */
-static char *forge(jwt_alg_t alg, const unsigned char *key, size_t klen, bool with_exp, int64_t exp) {
+/* The claims of a forged token: sub, username, the roles as a JSON object, iat (= now) and exp
+ * each present only when asked for. */
+typedef struct claims {
+    const char *sub, *username, *roles_json;
+    bool with_iat, with_exp;
+    int64_t exp;
+} claims_t;
+
+/* Builds a token with libjwt directly, so the test controls the algorithm and every claim.
+ * Returns a new string; free() it. */
+static char *forge_claims(jwt_alg_t alg, const unsigned char *key, size_t klen, const claims_t *c) {
     jwt_t *j = NULL;
     cr_assert_eq(jwt_new(&j), 0);
-    jwt_add_grant(j, "sub", "65f0a1b2c3d4e5f601234567");
-    jwt_add_grant(j, "username", "mallory");
-    jwt_add_grants_json(j, "{\"roles\":[\"ADMIN\"]}");
-    jwt_add_grant_int(j, "iat", (long)now);
-    if (with_exp) jwt_add_grant_int(j, "exp", (long)exp);
+    jwt_add_grant(j, "sub", c->sub);
+    jwt_add_grant(j, "username", c->username);
+    jwt_add_grants_json(j, c->roles_json);
+    if (c->with_iat) jwt_add_grant_int(j, "iat", (long)now);
+    if (c->with_exp) jwt_add_grant_int(j, "exp", (long)c->exp);
     cr_assert_eq(jwt_set_alg(j, alg, alg == JWT_ALG_NONE ? NULL : key, alg == JWT_ALG_NONE ? 0 : (int)klen), 0);
     char *s = jwt_encode_str(j);
     jwt_free(j);
     cr_assert_not_null(s);
     return s;
+}
+
+/* Mallory's token claiming ADMIN, issued now; free() it. */
+static char *forge(jwt_alg_t alg, const unsigned char *key, size_t klen, bool with_exp, int64_t exp) {
+    claims_t c = {"65f0a1b2c3d4e5f601234567", "mallory", "{\"roles\":[\"ADMIN\"]}", true, with_exp, exp};
+    return forge_claims(alg, key, klen, &c);
 }
 
 static void expect_reject(const char *tok, const char *code) {
@@ -155,29 +168,15 @@ Test(token, embedded_nul_rejected) {
 }
 
 Test(token, unknown_role_rejected) {
-    jwt_t *j = NULL;
-    jwt_new(&j);
-    jwt_add_grant(j, "sub", "65f0a1b2c3d4e5f601234567");
-    jwt_add_grant(j, "username", "x");
-    jwt_add_grants_json(j, "{\"roles\":[\"ROOT\"]}");
-    jwt_add_grant_int(j, "exp", (long)now + 100);
-    jwt_set_alg(j, JWT_ALG_HS256, secret, (int)SLEN);
-    char *tok = jwt_encode_str(j);
-    jwt_free(j);
+    claims_t c = {"65f0a1b2c3d4e5f601234567", "x", "{\"roles\":[\"ROOT\"]}", false, true, now + 100};
+    char *tok = forge_claims(JWT_ALG_HS256, secret, SLEN, &c);
     expect_reject(tok, "INVALID_TOKEN");
     free(tok);
 }
 
 Test(token, sub_must_be_object_id) {
-    jwt_t *j = NULL;
-    jwt_new(&j);
-    jwt_add_grant(j, "sub", "not-an-id");
-    jwt_add_grant(j, "username", "x");
-    jwt_add_grants_json(j, "{\"roles\":[\"USER\"]}");
-    jwt_add_grant_int(j, "exp", (long)now + 100);
-    jwt_set_alg(j, JWT_ALG_HS256, secret, (int)SLEN);
-    char *tok = jwt_encode_str(j);
-    jwt_free(j);
+    claims_t c = {"not-an-id", "x", "{\"roles\":[\"USER\"]}", false, true, now + 100};
+    char *tok = forge_claims(JWT_ALG_HS256, secret, SLEN, &c);
     expect_reject(tok, "INVALID_TOKEN");
     free(tok);
 }

@@ -7,9 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "envelope_fixture.h"
 #include "rpc.h"
 #include "timeutil.h"
 #include "transport.h"
+#include "work_counter.h"
 
 static char *echo(void *ctx, const char *req, size_t len, size_t *out_len) {
     (void)ctx;
@@ -152,13 +154,8 @@ Test(rpc, service_dispatch_and_errors) {
     cr_assert(rp_transport_serve(t, RP_COMP_EVENT, rp_rpc_service_handler, &svc, 2, &err));
     rp_envelope_t env;
     rp_reply_t rep;
-    rp_envelope_init(&env);
-    strcpy(env.method, "GET");
-    strcpy(env.route, "/x");
-    env.caller.authenticated = true;
-    strcpy(env.caller.id, "65f0a1b2c3d4e5f601234567");
-    strcpy(env.caller.username, "carol");
-    env.caller.roles = 1;
+    rp_identity_t carol = signed_in("65f0a1b2c3d4e5f601234567", "carol", 1);
+    envelope_call(&env, "GET", "/x", &carol);
     env.deadline_ms = rp_now_ms() + 5000;
     rp_rpc_call(t, RP_COMP_EVENT, &env, &rep);
     cr_assert_eq(rep.status, 200);
@@ -184,33 +181,19 @@ Test(rpc, service_dispatch_and_errors) {
 
 /* ---- work queues ---- */
 
-static atomic_int work_seen, work_bad;
-
-static bool count_work(void *ctx, const char *msg, size_t len) {
-    (void)ctx;
-    if (len >= 3 && memcmp(msg, "bad", 3) == 0) {
-        atomic_fetch_add(&work_bad, 1);
-        return false;
-    }
-    atomic_fetch_add(&work_seen, 1);
-    return true;
-}
-
 Test(inproc, work_queue_delivers_every_message_once) {
     rp_transport_t *t = rp_transport_inproc_new(4);
     rp_err_t err;
     const char *msgs[] = {"{\"a\":1}", "{\"a\":2}", "bad", "{\"a\":3}"};
     size_t lens[] = {7, 7, 3, 7};
-    atomic_store(&work_seen, 0);
-    atomic_store(&work_bad, 0);
+    work_reset();
     /* nobody consumes yet: refused, so the sender keeps the work */
     cr_assert_not(rp_transport_enqueue(t, "w", msgs, lens, 4, &err));
     cr_assert_eq(err.kind, RP_ERR_UNAVAILABLE);
-    cr_assert(rp_transport_consume(t, "w", count_work, NULL, 2, &err), "%s", err.message);
-    cr_assert_not(rp_transport_consume(t, "w", count_work, NULL, 1, &err), "one consumer set per queue");
+    cr_assert(rp_transport_consume(t, "w", count_work, "bad", 2, &err), "%s", err.message);
+    cr_assert_not(rp_transport_consume(t, "w", count_work, "bad", 1, &err), "one consumer set per queue");
     cr_assert(rp_transport_enqueue(t, "w", msgs, lens, 4, &err), "%s", err.message);
-    for (int i = 0; i < 500 && atomic_load(&work_seen) + atomic_load(&work_bad) < 4; i++)
-        usleep(10000);
+    work_wait(3, 1, 500, 10000);
     cr_assert_eq(atomic_load(&work_seen), 3);
     cr_assert_eq(atomic_load(&work_bad), 1);
     rp_transport_stop(t);

@@ -1,17 +1,16 @@
 /* Tests lib/transport_amqp.c against a real RabbitMQ (`make test` starts Debian's
  * rabbitmq-server; AMQP_URL overrides the address). One sequential test: the RPC queues are
  * shared, so scenarios must not run in parallel. */
-#include <sys/time.h>
-
-#include <amqp.h>
-#include <amqp_tcp_socket.h>
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "amqp_broker.h"
 #include "timeutil.h"
 #include "transport.h"
+#include "work_counter.h"
 
 static char *slow_echo(void *ctx, const char *req, size_t len, size_t *out_len) {
     (void)ctx;
@@ -22,21 +21,37 @@ static char *slow_echo(void *ctx, const char *req, size_t len, size_t *out_len) 
     return out;
 }
 
-static const char *url(void) {
-    const char *u = getenv("AMQP_URL");
-    return u ? u : "amqp://guest:guest@127.0.0.1:5672/";
+/* A transport on the broker with the given workers; skips the test when no broker answers. */
+static rp_transport_t *transport_or_skip(int workers) {
+    rp_err_t err;
+    rp_transport_t *t = rp_transport_amqp_new(broker_url(), workers, &err);
+    cr_assert_not_null(t, "%s", err.message);
+    if (!rp_transport_ready(t, &err)) {
+        rp_transport_free(t);
+        cr_skip_test("no RabbitMQ at %s: %s", broker_url(), err.message);
+    }
+    return t;
 }
 
-/* A plain guest connection with channel 1 open, to look at the broker beside the transport. */
+/* A plain connection beside the transport; the transport answered, so the broker is there. */
 static amqp_connection_state_t plain(void) {
-    amqp_connection_state_t c = amqp_new_connection();
-    amqp_socket_t *s = amqp_tcp_socket_new(c);
-    struct timeval tv = {3, 0};
-    cr_assert_eq(amqp_socket_open_noblock(s, "127.0.0.1", 5672, &tv), AMQP_STATUS_OK);
-    cr_assert_eq(amqp_login(c, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest").reply_type,
-                 AMQP_RESPONSE_NORMAL);
-    amqp_channel_open(c, 1);
+    amqp_connection_state_t c = broker_connect();
+    cr_assert_not_null(c, "the broker stopped answering");
     return c;
+}
+
+/* The number of messages ready in queue (a passive declare), -1 when it cannot be looked at. */
+static int depth(amqp_connection_state_t c, const char *queue) {
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare(c, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
+    return ok ? (int)ok->message_count : -1;
+}
+
+/* Polls queue's depth, up to 5 s, until it holds a message; returns the last depth seen. */
+static int depth_once_filled(amqp_connection_state_t c, const char *queue) {
+    int d = 0;
+    for (int i = 0; i < 100 && (d = depth(c, queue)) < 1; i++)
+        usleep(50000);
+    return d;
 }
 
 /* Publishes raw bytes to a queue and reads one message back from another, with a plain
@@ -48,27 +63,14 @@ static int dlq_depth_after_poison(void) {
     memset(&p, 0, sizeof p);
     amqp_basic_publish(c, 1, amqp_empty_bytes, amqp_cstring_bytes("event.rpc"), 0, 0, &p,
                        amqp_cstring_bytes("this is not json"));
-    int depth = 0;
-    for (int i = 0; i < 100 && depth == 0; i++) {
-        usleep(50000);
-        amqp_queue_declare_ok_t *ok =
-            amqp_queue_declare(c, 1, amqp_cstring_bytes("event.rpc.dlq"), 1, 0, 0, 0, amqp_empty_table);
-        if (ok) depth = (int)ok->message_count;
-    }
-    amqp_channel_close(c, 1, AMQP_REPLY_SUCCESS);
-    amqp_connection_close(c, AMQP_REPLY_SUCCESS);
-    amqp_destroy_connection(c);
-    return depth;
+    int d = depth_once_filled(c, "event.rpc.dlq");
+    broker_close(c);
+    return d;
 }
 
 Test(amqp, rpc_round_trip_timeouts_and_dead_letters, .timeout = 60) {
     rp_err_t err;
-    rp_transport_t *t = rp_transport_amqp_new(url(), 4, &err);
-    cr_assert_not_null(t, "%s", err.message);
-    if (!rp_transport_ready(t, &err)) {
-        rp_transport_free(t);
-        cr_skip_test("no RabbitMQ at %s: %s", url(), err.message);
-    }
+    rp_transport_t *t = transport_or_skip(4);
     cr_assert(rp_transport_serve(t, RP_COMP_EVENT, slow_echo, NULL, 1, &err), "%s", err.message);
 
     char *rep = NULL;
@@ -109,34 +111,9 @@ Test(amqp, rpc_round_trip_timeouts_and_dead_letters, .timeout = 60) {
 
 /* ---- work queues ---- */
 
-#include <stdatomic.h>
-#include <stdio.h>
-
-static atomic_int work_seen, work_bad;
-
-static bool count_work(void *ctx, const char *msg, size_t len) {
-    (void)ctx;
-    if (len >= 8 && memcmp(msg, "{\"bad\":", 7) == 0) {
-        atomic_fetch_add(&work_bad, 1);
-        return false;
-    }
-    atomic_fetch_add(&work_seen, 1);
-    return true;
-}
-
-static int depth(amqp_connection_state_t c, const char *queue) {
-    amqp_queue_declare_ok_t *ok = amqp_queue_declare(c, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
-    return ok ? (int)ok->message_count : -1;
-}
-
 Test(amqp, work_queue_confirms_delivers_and_dead_letters, .timeout = 60) {
     rp_err_t err;
-    rp_transport_t *t = rp_transport_amqp_new(url(), 8, &err);
-    cr_assert_not_null(t, "%s", err.message);
-    if (!rp_transport_ready(t, &err)) {
-        rp_transport_free(t);
-        cr_skip_test("no RabbitMQ at %s: %s", url(), err.message);
-    }
+    rp_transport_t *t = transport_or_skip(8);
     char queue[64], dlq[80];
     snprintf(queue, sizeof queue, "test.work.%ld", (long)getpid());
     snprintf(dlq, sizeof dlq, "%s.dlq", queue);
@@ -146,9 +123,8 @@ Test(amqp, work_queue_confirms_delivers_and_dead_letters, .timeout = 60) {
     cr_assert_not(rp_transport_enqueue(t, queue, one, one_len, 1, &err));
     cr_assert_eq(err.kind, RP_ERR_UNAVAILABLE);
 
-    atomic_store(&work_seen, 0);
-    atomic_store(&work_bad, 0);
-    cr_assert(rp_transport_consume(t, queue, count_work, NULL, 2, &err), "%s", err.message);
+    work_reset();
+    cr_assert(rp_transport_consume(t, queue, count_work, "{\"bad\":", 2, &err), "%s", err.message);
     enum { N = 200 };
     char *msgs[N + 1];
     size_t lens[N + 1];
@@ -159,21 +135,15 @@ Test(amqp, work_queue_confirms_delivers_and_dead_letters, .timeout = 60) {
     msgs[N] = strdup("{\"bad\":1}");
     lens[N] = strlen(msgs[N]);
     cr_assert(rp_transport_enqueue(t, queue, (const char *const *)msgs, lens, N + 1, &err), "%s", err.message);
-    for (int i = 0; i < 600 && (atomic_load(&work_seen) < N || atomic_load(&work_bad) < 1); i++)
-        usleep(50000);
+    work_wait(N, 1, 600, 50000);
     cr_assert_eq(atomic_load(&work_seen), N);
     cr_assert_eq(atomic_load(&work_bad), 1);
     amqp_connection_state_t c = plain();
-    int d = 0;
-    for (int i = 0; i < 100 && (d = depth(c, dlq)) < 1; i++)
-        usleep(50000);
-    cr_assert_eq(d, 1, "the malformed message is dead-lettered, not redelivered");
+    cr_assert_eq(depth_once_filled(c, dlq), 1, "the malformed message is dead-lettered, not redelivered");
     rp_transport_free(t);
     amqp_queue_delete(c, 1, amqp_cstring_bytes(queue), 0, 0);
     amqp_queue_delete(c, 1, amqp_cstring_bytes(dlq), 0, 0);
-    amqp_channel_close(c, 1, AMQP_REPLY_SUCCESS);
-    amqp_connection_close(c, AMQP_REPLY_SUCCESS);
-    amqp_destroy_connection(c);
+    broker_close(c);
     for (int i = 0; i <= N; i++)
         free(msgs[i]);
 }
