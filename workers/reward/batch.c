@@ -16,6 +16,7 @@
 #include "log.h"
 #include "mem.h"
 #include "paging.h"
+#include "service.h"
 #include "timeutil.h"
 
 #define LEASE_LIMIT 500 /* items taken per sweep */
@@ -90,11 +91,8 @@ static void reply_batch(rp_batches_t *b, const char *id, int status, rp_reply_t 
     rp_batch_t batch;
     bool found = false;
     memset(&batch, 0, sizeof batch);
-    if (!b->store->ops->batch_get(b->store, id, true, &batch, &found, &err))
-        rp_reply_from_err(rep, &err);
-    else if (!found)
-        rp_reply_error(rep, 404, "BATCH_NOT_FOUND", "no such batch", NULL);
-    else
+    bool read = b->store->ops->batch_get(b->store, id, true, &batch, &found, &err);
+    if (rp_service_found(rep, read, found, &err, "BATCH_NOT_FOUND", "no such batch"))
         rp_reply_set(rep, status, rp_batch_to_json(&batch, true));
     rp_batch_clear(&batch);
 }
@@ -114,19 +112,12 @@ void rp_batches_create(rp_batches_t *b, const rp_envelope_t *env, const char *ev
         if (!u || !rp_oid_valid(u, strlen(u))) {
             char ptr[40];
             snprintf(ptr, sizeof ptr, "/userIds/%zu", i);
-            rp_reply_error(rep, 400, "VALIDATION_FAILED", "the request body is invalid",
-                           json_pack("[{s:s, s:s}]", "field", ptr, "reason", "must be a 24-hex user id"));
+            rp_service_reject_field(rep, "the request body is invalid", ptr, "must be a 24-hex user id");
             return;
         }
     }
-    if (!b->events->ops->event_get(b->events, event_id, &event, &err)) {
-        rp_reply_from_err(rep, &err);
-        return;
-    }
-    if (!event) {
-        rp_reply_error(rep, 404, "EVENT_NOT_FOUND", "no such event", NULL);
-        return;
-    }
+    bool read = b->events->ops->event_get(b->events, event_id, &event, &err);
+    if (!rp_service_found(rep, read, event != NULL, &err, "EVENT_NOT_FOUND", "no such event")) return;
     int64_t now = rp_now_ms();
     bool canceled = rp_event_doc_status(event, now) == RP_EVENT_CANCELED;
     json_decref(event);
@@ -185,13 +176,12 @@ void rp_batches_list(rp_batches_t *b, const rp_envelope_t *env, rp_reply_t *rep)
         return;
     }
     json_t *list = json_array();
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         json_array_append_new(list, rp_batch_to_json(&items[i], false));
-    json_t *next = more && n > 0 ? json_string(items[n - 1].id) : json_null();
-    for (size_t i = 0; i < n; i++)
         rp_batch_clear(&items[i]);
+    }
     free(items);
-    rp_reply_set(rep, 200, json_pack("{s:o, s:o}", "items", list, "nextCursor", next));
+    rp_reply_set(rep, 200, rp_service_page(list, more));
 }
 
 void rp_batches_items(rp_batches_t *b, const rp_envelope_t *env, const char *id, rp_reply_t *rep) {

@@ -17,9 +17,7 @@ int main(void) {
     char owner[64];
     snprintf(owner, sizeof owner, "grant-worker-%ld", (long)getpid());
     rp_reward_worker_t *w = rp_reward_worker_new(&proc.cfg, NULL, &err);
-    if (!w ||
-        !rp_transport_serve(proc.transport, RP_COMP_REWARD, rp_rpc_service_handler, (void *)rp_reward_worker_service(w),
-                            proc.cfg.worker_threads, &err) ||
+    if (!w || !rp_process_serve(&proc, RP_COMP_REWARD, rp_reward_worker_service(w), &err) ||
         !rp_reward_worker_run_batches(w, proc.transport, &err))
         rc = rp_process_fail(&proc, "reward worker", &err);
     else if (!(relay = rp_outbox_relay_new(rp_reward_worker_store(w), proc.cfg.amqp_url, owner, &err)) ||
