@@ -134,19 +134,7 @@ static node_t *compile_child(cctx_t *c, json_t *js, const char *ptr, const char 
     return n;
 }
 
-static bool nonneg_int(const json_t *v, long *out) {
-    double d;
-    if (json_is_integer(v))
-        d = (double)json_integer_value(v);
-    else if (json_is_real(v))
-        d = json_real_value(v);
-    else
-        return false;
-    if (d < 0 || d != floor(d) || d > 1e15) return false;
-    *out = (long)d;
-    return true;
-}
-
+/* The value of a JSON number (integer or real) as a double; false for anything else. */
 static bool number_of(const json_t *v, double *out) {
     if (json_is_integer(v))
         *out = (double)json_integer_value(v);
@@ -154,6 +142,13 @@ static bool number_of(const json_t *v, double *out) {
         *out = json_real_value(v);
     else
         return false;
+    return true;
+}
+
+static bool nonneg_int(const json_t *v, long *out) {
+    double d;
+    if (!number_of(v, &d) || d < 0 || d != floor(d) || d > 1e15) return false;
+    *out = (long)d;
     return true;
 }
 
@@ -481,21 +476,11 @@ static void report(vctx_t *v, const char *ptr, const char *reason) {
     json_array_append_new(v->details, json_pack("{s:o, s:s}", "field", f, "reason", reason));
 }
 
-static bool json_num(const json_t *j, double *d) {
-    if (json_is_integer(j))
-        *d = (double)json_integer_value(j);
-    else if (json_is_real(j))
-        *d = json_real_value(j);
-    else
-        return false;
-    return true;
-}
-
 /* JSON equality as the spec defines it: numbers by value, objects regardless of key order. */
 static bool equal(const json_t *a, const json_t *b) {
     double x, y;
     if (json_is_integer(a) && json_is_integer(b)) return json_integer_value(a) == json_integer_value(b);
-    if (json_num(a, &x) && json_num(b, &y)) return x == y;
+    if (number_of(a, &x) && number_of(b, &y)) return x == y;
     if (json_typeof(a) != json_typeof(b)) return false;
     if (json_is_array(a)) {
         if (json_array_size(a) != json_array_size(b)) return false;
@@ -670,7 +655,7 @@ static bool check(const node_t *n, const json_t *j, const char *ptr, int depth, 
         }
     }
     double d;
-    if (json_num(j, &d)) {
+    if (number_of(j, &d)) {
         char why[80];
         if (n->has_min && d < n->minimum) {
             snprintf(why, sizeof why, "must be >= %g", n->minimum);
