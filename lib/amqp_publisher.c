@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "amqp_util.h"
 #include "mem.h"
 #include "timeutil.h"
 
@@ -109,12 +110,10 @@ bool rp_amqp_publisher_confirm(rp_amqp_publisher_t *p, int timeout_ms, rp_err_t 
             rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: confirms timed out", p->name);
             goto done;
         }
-        struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000)};
         amqp_frame_t f;
-        amqp_maybe_release_buffers(p->conn);
-        int rc = amqp_simple_wait_frame_noblock(p->conn, &f, &tv);
+        int rc = rp_amqp_wait_method(p->conn, left, &f);
         if (rc == AMQP_STATUS_TIMEOUT) continue;
-        if (rc != AMQP_STATUS_OK || f.frame_type != AMQP_FRAME_METHOD) {
+        if (rc != AMQP_STATUS_OK) {
             rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: lost the broker while waiting for confirms",
                        p->name);
             goto done;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "amqp_publisher.h"
+#include "amqp_util.h"
 #include "log.h"
 #include "mem.h"
 #include "timeutil.h"
@@ -270,12 +271,10 @@ static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req
                        rp_component_name(comp));
             return false;
         }
-        struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000)};
         amqp_frame_t f;
-        amqp_maybe_release_buffers(cl->conn);
-        int rc = amqp_simple_wait_frame_noblock(cl->conn, &f, &tv);
+        int rc = rp_amqp_wait_method(cl->conn, left, &f);
         if (rc == AMQP_STATUS_TIMEOUT) continue;
-        if (rc != AMQP_STATUS_OK || f.frame_type != AMQP_FRAME_METHOD) {
+        if (rc != AMQP_STATUS_OK) {
             client_broken(cl);
             rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE",
                        "lost the message broker while waiting for the %s worker", rp_component_name(comp));

@@ -1,0 +1,17 @@
+/* amqp_util.h - librabbitmq plumbing both AMQP users (amqp_publisher.c, transport_amqp.c) need.
+ * Functions work on a connection the calling thread owns. */
+#ifndef RP_LIB_AMQP_UTIL_H
+#define RP_LIB_AMQP_UTIL_H
+
+#include <sys/time.h> /* amqp.h needs struct timeval */
+
+#include <amqp.h>
+#include <stdint.h>
+
+/* Waits up to left_ms for the next frame on conn, after releasing what earlier frames hold.
+ * Returns AMQP_STATUS_OK with a method frame in *f, AMQP_STATUS_TIMEOUT when none came in time,
+ * or another status when the connection is lost or sent something other than a method (a
+ * caller waiting for a method takes both as a broken connection). */
+int rp_amqp_wait_method(amqp_connection_state_t conn, int64_t left_ms, amqp_frame_t *f);
+
+#endif
