@@ -74,6 +74,12 @@ static void cfail(cctx_t *c, const char *ptr, const char *why) {
     c->failed = true;
 }
 
+/* ok; when not, the compilation fails saying why (a keyword with a value of the wrong kind). */
+static bool need(cctx_t *c, bool ok, const char *ptr, const char *why) {
+    if (!ok) cfail(c, ptr, why);
+    return ok;
+}
+
 static node_t *new_node(rp_schema_t *s) {
     node_t *n = rp_calloc(1, sizeof *n);
     n->min_len = n->max_len = n->min_items = n->max_items = n->min_props = n->max_props = -1;
@@ -203,10 +209,7 @@ static void compile_keyword(cctx_t *c, node_t *n, const char *k, json_t *v, cons
             cfail(c, ptr, "type must be a string or an array");
         }
     } else if (strcmp(k, "properties") == 0) {
-        if (!json_is_object(v)) {
-            cfail(c, ptr, "properties must be an object");
-            return;
-        }
+        if (!need(c, json_is_object(v), ptr, "properties must be an object")) return;
         char *base = ptr_join(ptr, "properties");
         n->props = rp_calloc(json_object_size(v) + 1, sizeof *n->props);
         const char *name;
@@ -220,38 +223,26 @@ static void compile_keyword(cctx_t *c, node_t *n, const char *k, json_t *v, cons
         }
         free(base);
     } else if (strcmp(k, "required") == 0) {
-        if (!json_is_array(v)) {
-            cfail(c, ptr, "required must be an array");
-            return;
-        }
+        if (!need(c, json_is_array(v), ptr, "required must be an array")) return;
         n->required = rp_calloc(json_array_size(v) + 1, sizeof *n->required);
         size_t i;
         json_t *r;
         json_array_foreach(v, i, r) {
-            if (!json_is_string(r)) {
-                cfail(c, ptr, "required must list strings");
-                return;
-            }
+            if (!need(c, json_is_string(r), ptr, "required must list strings")) return;
             n->required[n->nrequired++] = rp_strdup(json_string_value(r));
         }
     } else if (strcmp(k, "additionalProperties") == 0) {
         n->additional_set = true;
         n->additional = compile_child(c, v, ptr, "additionalProperties");
     } else if (strcmp(k, "enum") == 0) {
-        if (!json_is_array(v)) {
-            cfail(c, ptr, "enum must be an array");
-            return;
-        }
+        if (!need(c, json_is_array(v), ptr, "enum must be an array")) return;
         n->enum_values = json_incref(v);
     } else if (strcmp(k, "const") == 0) {
         n->const_value = json_incref(v);
     } else if (strcmp(k, "minLength") == 0 || strcmp(k, "maxLength") == 0 || strcmp(k, "minItems") == 0 ||
                strcmp(k, "maxItems") == 0 || strcmp(k, "minProperties") == 0 || strcmp(k, "maxProperties") == 0) {
         long x;
-        if (!nonneg_int(v, &x)) {
-            cfail(c, ptr, "length limits must be non-negative integers");
-            return;
-        }
+        if (!need(c, nonneg_int(v, &x), ptr, "length limits must be non-negative integers")) return;
         if (k[1] == 'i' && k[3] == 'L')
             n->min_len = x;
         else if (k[1] == 'a' && k[3] == 'L')
@@ -267,22 +258,13 @@ static void compile_keyword(cctx_t *c, node_t *n, const char *k, json_t *v, cons
     } else if (strcmp(k, "pattern") == 0) {
         int ec;
         PCRE2_SIZE off;
-        if (!json_is_string(v)) {
-            cfail(c, ptr, "pattern must be a string");
-            return;
-        }
+        if (!need(c, json_is_string(v), ptr, "pattern must be a string")) return;
         n->pattern = pcre2_compile((PCRE2_SPTR)json_string_value(v), json_string_length(v), PCRE2_UTF | PCRE2_UCP, &ec,
                                    &off, NULL);
-        if (!n->pattern) {
-            cfail(c, ptr, "pattern does not compile");
-            return;
-        }
+        if (!need(c, n->pattern != NULL, ptr, "pattern does not compile")) return;
         n->pattern_src = rp_strdup(json_string_value(v));
     } else if (strcmp(k, "format") == 0) {
-        if (!json_is_string(v)) {
-            cfail(c, ptr, "format must be a string");
-            return;
-        }
+        if (!need(c, json_is_string(v), ptr, "format must be a string")) return;
         n->datetime = strcmp(json_string_value(v), "date-time") == 0; /* other formats: annotations */
     } else if (strcmp(k, "minimum") == 0) {
         if (!(n->has_min = number_of(v, &n->minimum))) cfail(c, ptr, "minimum must be a number");
@@ -293,16 +275,12 @@ static void compile_keyword(cctx_t *c, node_t *n, const char *k, json_t *v, cons
     } else if (strcmp(k, "exclusiveMaximum") == 0) {
         if (!(n->has_xmax = number_of(v, &n->xmax))) cfail(c, ptr, "exclusiveMaximum must be a number");
     } else if (strcmp(k, "items") == 0) {
-        if (!json_is_object(v) && !json_is_boolean(v)) {
-            cfail(c, ptr, "items must be a schema (2020-12: use prefixItems for tuples)");
+        if (!need(c, json_is_object(v) || json_is_boolean(v), ptr,
+                  "items must be a schema (2020-12: use prefixItems for tuples)"))
             return;
-        }
         n->items = compile_child(c, v, ptr, "items");
     } else if (strcmp(k, "uniqueItems") == 0) {
-        if (!json_is_boolean(v)) {
-            cfail(c, ptr, "uniqueItems must be a boolean");
-            return;
-        }
+        if (!need(c, json_is_boolean(v), ptr, "uniqueItems must be a boolean")) return;
         n->unique = json_is_true(v);
     } else if (strcmp(k, "allOf") == 0) {
         n->all = compile_list(c, v, ptr, "allOf", &n->nall);
@@ -313,10 +291,9 @@ static void compile_keyword(cctx_t *c, node_t *n, const char *k, json_t *v, cons
     } else if (strcmp(k, "not") == 0) {
         n->not_ = compile_child(c, v, ptr, "not");
     } else if (strcmp(k, "$ref") == 0) {
-        if (!json_is_string(v) || json_string_value(v)[0] != '#') {
-            cfail(c, ptr, "only local $refs (\"#...\") are supported");
+        if (!need(c, json_is_string(v) && json_string_value(v)[0] == '#', ptr,
+                  "only local $refs (\"#...\") are supported"))
             return;
-        }
         n->ref = rp_strdup(json_string_value(v));
     } else {
         char why[160];
