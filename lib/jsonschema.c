@@ -453,6 +453,24 @@ static void report(vctx_t *v, const char *ptr, const char *reason) {
     json_array_append_new(v->details, json_pack("{s:o, s:s}", "field", f, "reason", reason));
 }
 
+/* Checks an array's or object's count against its limits (-1: none), reporting "has too few
+ * <what>" / "has too many <what>"; false when out of them. */
+static bool count_within(vctx_t *v, const char *ptr, size_t count, long lo, long hi, const char *what) {
+    char why[48];
+    bool ok = true;
+    if (lo >= 0 && count < (size_t)lo) {
+        snprintf(why, sizeof why, "has too few %s", what);
+        report(v, ptr, why);
+        ok = false;
+    }
+    if (hi >= 0 && count > (size_t)hi) {
+        snprintf(why, sizeof why, "has too many %s", what);
+        report(v, ptr, why);
+        ok = false;
+    }
+    return ok;
+}
+
 /* JSON equality as the spec defines it: numbers by value, objects regardless of key order. */
 static bool equal(const json_t *a, const json_t *b) {
     double x, y;
@@ -658,14 +676,7 @@ static bool check(const node_t *n, const json_t *j, const char *ptr, int depth, 
     if (json_is_array(j)) {
         size_t count = json_array_size(j), i;
         json_t *e;
-        if (n->min_items >= 0 && count < (size_t)n->min_items) {
-            report(v, ptr, "has too few items");
-            ok = false;
-        }
-        if (n->max_items >= 0 && count > (size_t)n->max_items) {
-            report(v, ptr, "has too many items");
-            ok = false;
-        }
+        if (!count_within(v, ptr, count, n->min_items, n->max_items, "items")) ok = false;
         if (n->unique) {
             for (size_t a = 0; a < count && ok; a++)
                 for (size_t b = a + 1; b < count; b++)
@@ -686,14 +697,7 @@ static bool check(const node_t *n, const json_t *j, const char *ptr, int depth, 
     }
     if (json_is_object(j)) {
         size_t count = json_object_size(j);
-        if (n->min_props >= 0 && count < (size_t)n->min_props) {
-            report(v, ptr, "has too few members");
-            ok = false;
-        }
-        if (n->max_props >= 0 && count > (size_t)n->max_props) {
-            report(v, ptr, "has too many members");
-            ok = false;
-        }
+        if (!count_within(v, ptr, count, n->min_props, n->max_props, "members")) ok = false;
         for (size_t i = 0; i < n->nrequired; i++) {
             if (!json_object_get(j, n->required[i])) {
                 char *p = ptr_join(ptr, n->required[i]);
