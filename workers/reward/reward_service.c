@@ -12,6 +12,7 @@
 #include "ids.h"
 #include "log.h"
 #include "mem.h"
+#include "outbox_relay.h"
 #include "paging.h"
 #include "rules/request_state.h"
 #include "reward_store.h"
@@ -27,6 +28,7 @@ struct rp_reward_worker {
     rp_event_repo_t *owned_events;
     rp_claims_t *claims;
     rp_batches_t *batches;
+    rp_outbox_relay_t *relay; /* NULL unless run_relay */
     rp_service_t service;
 };
 
@@ -290,15 +292,18 @@ bool rp_reward_worker_run_batches(rp_reward_worker_t *w, rp_transport_t *t, rp_e
     return rp_batches_start(w->batches, t, err);
 }
 
+bool rp_reward_worker_run_relay(rp_reward_worker_t *w, const char *owner, rp_err_t *err) {
+    w->relay = rp_outbox_relay_new(w->store, w->cfg->amqp_url, owner, err);
+    return w->relay && rp_outbox_relay_start(w->relay, err);
+}
+
 const rp_service_t *rp_reward_worker_service(rp_reward_worker_t *w) {
     return &w->service;
-}
-rp_reward_store_t *rp_reward_worker_store(rp_reward_worker_t *w) {
-    return w->store;
 }
 
 void rp_reward_worker_free(rp_reward_worker_t *w) {
     if (!w) return;
+    rp_outbox_relay_free(w->relay); /* first: it works on the store */
     rp_batches_free(w->batches);
     rp_claims_free(w->claims);
     w->store->ops->free(w->store);
