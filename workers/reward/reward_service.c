@@ -9,7 +9,6 @@
 
 #include "batch.h"
 #include "claims.h"
-#include "ids.h"
 #include "log.h"
 #include "mem.h"
 #include "outbox_relay.h"
