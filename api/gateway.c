@@ -89,7 +89,7 @@ static void handle_ready(rp_gateway_t *gw, req_ctx_t *rc) {
         rp_reply_t rep;
         rp_envelope_init(&env);
         snprintf(env.method, sizeof env.method, "GET");
-        snprintf(env.route, sizeof env.route, "/_health");
+        snprintf(env.route, sizeof env.route, "%s", RP_RPC_HEALTH_ROUTE);
         snprintf(env.request_id, sizeof env.request_id, "%s", rc->request_id);
         env.deadline_ms = rp_now_ms() + READY_TIMEOUT_MS;
         rp_rpc_call(gw->transport, (rp_component_t)c, &env, &rep);

@@ -47,20 +47,17 @@ int main(int argc, char **argv) {
     const rp_config_t *cfg = &proc.cfg;
     rp_err_clear(&err);
     if (!(auth = rp_auth_worker_new(cfg, &err)) ||
-        !rp_transport_serve(proc.transport, RP_COMP_AUTH, rp_rpc_service_handler, (void *)rp_auth_worker_service(auth),
-                            cfg->worker_threads, &err)) {
+        !rp_process_serve(&proc, RP_COMP_AUTH, rp_auth_worker_service(auth), &err)) {
         rc = rp_process_fail(&proc, "auth worker", &err);
         goto done;
     }
     if (!(events = rp_event_worker_new(cfg, &err)) ||
-        !rp_transport_serve(proc.transport, RP_COMP_EVENT, rp_rpc_service_handler,
-                            (void *)rp_event_worker_service(events), cfg->worker_threads, &err)) {
+        !rp_process_serve(&proc, RP_COMP_EVENT, rp_event_worker_service(events), &err)) {
         rc = rp_process_fail(&proc, "event worker", &err);
         goto done;
     }
     if (!(rewards = rp_reward_worker_new(cfg, rp_event_worker_repo(events), &err)) ||
-        !rp_transport_serve(proc.transport, RP_COMP_REWARD, rp_rpc_service_handler,
-                            (void *)rp_reward_worker_service(rewards), cfg->worker_threads, &err) ||
+        !rp_process_serve(&proc, RP_COMP_REWARD, rp_reward_worker_service(rewards), &err) ||
         !rp_reward_worker_run_batches(rewards, proc.transport, &err)) {
         rc = rp_process_fail(&proc, "reward worker", &err);
         goto done;

@@ -8,12 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "amqp_util.h"
 #include "mem.h"
 #include "timeutil.h"
 
 struct rp_amqp_publisher {
-    struct amqp_connection_info info;
-    char *url_copy, *name, *exchange, *exchange_type;
+    rp_amqp_url_t addr;
+    char *name, *exchange, *exchange_type;
     amqp_connection_state_t conn;
     uint64_t next_tag;  /* delivery tag of the next publish on this channel */
     uint64_t first_tag; /* first tag not yet confirmed */
@@ -43,18 +44,18 @@ static bool connect_broker(rp_amqp_publisher_t *p, rp_err_t *err) {
     p->conn = amqp_new_connection();
     amqp_socket_t *s = amqp_tcp_socket_new(p->conn);
     struct timeval tv = {3, 0};
-    const char *vhost = p->info.vhost && p->info.vhost[0] ? p->info.vhost : "/";
     amqp_table_entry_t prop;
     prop.key = amqp_cstring_bytes("connection_name");
     prop.value.kind = AMQP_FIELD_KIND_UTF8;
     prop.value.value.bytes = amqp_cstring_bytes(p->name);
     amqp_table_t props = {.num_entries = 1, .entries = &prop};
-    if (!s || amqp_socket_open_noblock(s, p->info.host, p->info.port, &tv) != AMQP_STATUS_OK ||
-        amqp_login_with_properties(p->conn, vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 30, &props, AMQP_SASL_METHOD_PLAIN,
-                                   p->info.user, p->info.password)
+    const struct amqp_connection_info *info = &p->addr.info;
+    if (!s || amqp_socket_open_noblock(s, info->host, info->port, &tv) != AMQP_STATUS_OK ||
+        amqp_login_with_properties(p->conn, rp_amqp_url_vhost(&p->addr), 0, AMQP_DEFAULT_FRAME_SIZE, 30, &props,
+                                   AMQP_SASL_METHOD_PLAIN, info->user, info->password)
                 .reply_type != AMQP_RESPONSE_NORMAL) {
-        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: cannot reach the broker at %s:%d", p->name,
-                   p->info.host, p->info.port);
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: cannot reach the broker at %s:%d", p->name, info->host,
+                   info->port);
         drop_conn(p);
         return false;
     }
@@ -109,12 +110,10 @@ bool rp_amqp_publisher_confirm(rp_amqp_publisher_t *p, int timeout_ms, rp_err_t 
             rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: confirms timed out", p->name);
             goto done;
         }
-        struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000)};
         amqp_frame_t f;
-        amqp_maybe_release_buffers(p->conn);
-        int rc = amqp_simple_wait_frame_noblock(p->conn, &f, &tv);
+        int rc = rp_amqp_wait_method(p->conn, left, &f);
         if (rc == AMQP_STATUS_TIMEOUT) continue;
-        if (rc != AMQP_STATUS_OK || f.frame_type != AMQP_FRAME_METHOD) {
+        if (rc != AMQP_STATUS_OK) {
             rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: lost the broker while waiting for confirms",
                        p->name);
             goto done;
@@ -168,11 +167,7 @@ done:
 rp_amqp_publisher_t *rp_amqp_publisher_new(const char *url, const char *conn_name, const char *exchange,
                                            const char *exchange_type, rp_err_t *err) {
     rp_amqp_publisher_t *p = rp_calloc(1, sizeof *p);
-    p->url_copy = rp_strdup(url);
-    amqp_default_connection_info(&p->info);
-    if (amqp_parse_url(p->url_copy, &p->info) != AMQP_STATUS_OK) {
-        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "AMQP_URL is not a valid amqp:// URL");
-        free(p->url_copy);
+    if (!rp_amqp_url_parse(&p->addr, url, err)) {
         free(p);
         return NULL;
     }
@@ -185,7 +180,7 @@ rp_amqp_publisher_t *rp_amqp_publisher_new(const char *url, const char *conn_nam
 void rp_amqp_publisher_free(rp_amqp_publisher_t *p) {
     if (!p) return;
     drop_conn(p);
-    free(p->url_copy);
+    rp_amqp_url_clear(&p->addr);
     free(p->name);
     free(p->exchange);
     free(p->exchange_type);

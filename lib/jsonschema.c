@@ -74,6 +74,12 @@ static void cfail(cctx_t *c, const char *ptr, const char *why) {
     c->failed = true;
 }
 
+/* ok; when not, the compilation fails saying why (a keyword with a value of the wrong kind). */
+static bool need(cctx_t *c, bool ok, const char *ptr, const char *why) {
+    if (!ok) cfail(c, ptr, why);
+    return ok;
+}
+
 static node_t *new_node(rp_schema_t *s) {
     node_t *n = rp_calloc(1, sizeof *n);
     n->min_len = n->max_len = n->min_items = n->max_items = n->min_props = n->max_props = -1;
@@ -134,19 +140,7 @@ static node_t *compile_child(cctx_t *c, json_t *js, const char *ptr, const char 
     return n;
 }
 
-static bool nonneg_int(const json_t *v, long *out) {
-    double d;
-    if (json_is_integer(v))
-        d = (double)json_integer_value(v);
-    else if (json_is_real(v))
-        d = json_real_value(v);
-    else
-        return false;
-    if (d < 0 || d != floor(d) || d > 1e15) return false;
-    *out = (long)d;
-    return true;
-}
-
+/* The value of a JSON number (integer or real) as a double; false for anything else. */
 static bool number_of(const json_t *v, double *out) {
     if (json_is_integer(v))
         *out = (double)json_integer_value(v);
@@ -154,6 +148,13 @@ static bool number_of(const json_t *v, double *out) {
         *out = json_real_value(v);
     else
         return false;
+    return true;
+}
+
+static bool nonneg_int(const json_t *v, long *out) {
+    double d;
+    if (!number_of(v, &d) || d < 0 || d != floor(d) || d > 1e15) return false;
+    *out = (long)d;
     return true;
 }
 
@@ -208,10 +209,7 @@ static void compile_keyword(cctx_t *c, node_t *n, const char *k, json_t *v, cons
             cfail(c, ptr, "type must be a string or an array");
         }
     } else if (strcmp(k, "properties") == 0) {
-        if (!json_is_object(v)) {
-            cfail(c, ptr, "properties must be an object");
-            return;
-        }
+        if (!need(c, json_is_object(v), ptr, "properties must be an object")) return;
         char *base = ptr_join(ptr, "properties");
         n->props = rp_calloc(json_object_size(v) + 1, sizeof *n->props);
         const char *name;
@@ -225,38 +223,26 @@ static void compile_keyword(cctx_t *c, node_t *n, const char *k, json_t *v, cons
         }
         free(base);
     } else if (strcmp(k, "required") == 0) {
-        if (!json_is_array(v)) {
-            cfail(c, ptr, "required must be an array");
-            return;
-        }
+        if (!need(c, json_is_array(v), ptr, "required must be an array")) return;
         n->required = rp_calloc(json_array_size(v) + 1, sizeof *n->required);
         size_t i;
         json_t *r;
         json_array_foreach(v, i, r) {
-            if (!json_is_string(r)) {
-                cfail(c, ptr, "required must list strings");
-                return;
-            }
+            if (!need(c, json_is_string(r), ptr, "required must list strings")) return;
             n->required[n->nrequired++] = rp_strdup(json_string_value(r));
         }
     } else if (strcmp(k, "additionalProperties") == 0) {
         n->additional_set = true;
         n->additional = compile_child(c, v, ptr, "additionalProperties");
     } else if (strcmp(k, "enum") == 0) {
-        if (!json_is_array(v)) {
-            cfail(c, ptr, "enum must be an array");
-            return;
-        }
+        if (!need(c, json_is_array(v), ptr, "enum must be an array")) return;
         n->enum_values = json_incref(v);
     } else if (strcmp(k, "const") == 0) {
         n->const_value = json_incref(v);
     } else if (strcmp(k, "minLength") == 0 || strcmp(k, "maxLength") == 0 || strcmp(k, "minItems") == 0 ||
                strcmp(k, "maxItems") == 0 || strcmp(k, "minProperties") == 0 || strcmp(k, "maxProperties") == 0) {
         long x;
-        if (!nonneg_int(v, &x)) {
-            cfail(c, ptr, "length limits must be non-negative integers");
-            return;
-        }
+        if (!need(c, nonneg_int(v, &x), ptr, "length limits must be non-negative integers")) return;
         if (k[1] == 'i' && k[3] == 'L')
             n->min_len = x;
         else if (k[1] == 'a' && k[3] == 'L')
@@ -272,22 +258,13 @@ static void compile_keyword(cctx_t *c, node_t *n, const char *k, json_t *v, cons
     } else if (strcmp(k, "pattern") == 0) {
         int ec;
         PCRE2_SIZE off;
-        if (!json_is_string(v)) {
-            cfail(c, ptr, "pattern must be a string");
-            return;
-        }
+        if (!need(c, json_is_string(v), ptr, "pattern must be a string")) return;
         n->pattern = pcre2_compile((PCRE2_SPTR)json_string_value(v), json_string_length(v), PCRE2_UTF | PCRE2_UCP, &ec,
                                    &off, NULL);
-        if (!n->pattern) {
-            cfail(c, ptr, "pattern does not compile");
-            return;
-        }
+        if (!need(c, n->pattern != NULL, ptr, "pattern does not compile")) return;
         n->pattern_src = rp_strdup(json_string_value(v));
     } else if (strcmp(k, "format") == 0) {
-        if (!json_is_string(v)) {
-            cfail(c, ptr, "format must be a string");
-            return;
-        }
+        if (!need(c, json_is_string(v), ptr, "format must be a string")) return;
         n->datetime = strcmp(json_string_value(v), "date-time") == 0; /* other formats: annotations */
     } else if (strcmp(k, "minimum") == 0) {
         if (!(n->has_min = number_of(v, &n->minimum))) cfail(c, ptr, "minimum must be a number");
@@ -298,16 +275,12 @@ static void compile_keyword(cctx_t *c, node_t *n, const char *k, json_t *v, cons
     } else if (strcmp(k, "exclusiveMaximum") == 0) {
         if (!(n->has_xmax = number_of(v, &n->xmax))) cfail(c, ptr, "exclusiveMaximum must be a number");
     } else if (strcmp(k, "items") == 0) {
-        if (!json_is_object(v) && !json_is_boolean(v)) {
-            cfail(c, ptr, "items must be a schema (2020-12: use prefixItems for tuples)");
+        if (!need(c, json_is_object(v) || json_is_boolean(v), ptr,
+                  "items must be a schema (2020-12: use prefixItems for tuples)"))
             return;
-        }
         n->items = compile_child(c, v, ptr, "items");
     } else if (strcmp(k, "uniqueItems") == 0) {
-        if (!json_is_boolean(v)) {
-            cfail(c, ptr, "uniqueItems must be a boolean");
-            return;
-        }
+        if (!need(c, json_is_boolean(v), ptr, "uniqueItems must be a boolean")) return;
         n->unique = json_is_true(v);
     } else if (strcmp(k, "allOf") == 0) {
         n->all = compile_list(c, v, ptr, "allOf", &n->nall);
@@ -318,10 +291,9 @@ static void compile_keyword(cctx_t *c, node_t *n, const char *k, json_t *v, cons
     } else if (strcmp(k, "not") == 0) {
         n->not_ = compile_child(c, v, ptr, "not");
     } else if (strcmp(k, "$ref") == 0) {
-        if (!json_is_string(v) || json_string_value(v)[0] != '#') {
-            cfail(c, ptr, "only local $refs (\"#...\") are supported");
+        if (!need(c, json_is_string(v) && json_string_value(v)[0] == '#', ptr,
+                  "only local $refs (\"#...\") are supported"))
             return;
-        }
         n->ref = rp_strdup(json_string_value(v));
     } else {
         char why[160];
@@ -481,21 +453,29 @@ static void report(vctx_t *v, const char *ptr, const char *reason) {
     json_array_append_new(v->details, json_pack("{s:o, s:s}", "field", f, "reason", reason));
 }
 
-static bool json_num(const json_t *j, double *d) {
-    if (json_is_integer(j))
-        *d = (double)json_integer_value(j);
-    else if (json_is_real(j))
-        *d = json_real_value(j);
-    else
-        return false;
-    return true;
+/* Checks an array's or object's count against its limits (-1: none), reporting "has too few
+ * <what>" / "has too many <what>"; false when out of them. */
+static bool count_within(vctx_t *v, const char *ptr, size_t count, long lo, long hi, const char *what) {
+    char why[48];
+    bool ok = true;
+    if (lo >= 0 && count < (size_t)lo) {
+        snprintf(why, sizeof why, "has too few %s", what);
+        report(v, ptr, why);
+        ok = false;
+    }
+    if (hi >= 0 && count > (size_t)hi) {
+        snprintf(why, sizeof why, "has too many %s", what);
+        report(v, ptr, why);
+        ok = false;
+    }
+    return ok;
 }
 
 /* JSON equality as the spec defines it: numbers by value, objects regardless of key order. */
 static bool equal(const json_t *a, const json_t *b) {
     double x, y;
     if (json_is_integer(a) && json_is_integer(b)) return json_integer_value(a) == json_integer_value(b);
-    if (json_num(a, &x) && json_num(b, &y)) return x == y;
+    if (number_of(a, &x) && number_of(b, &y)) return x == y;
     if (json_typeof(a) != json_typeof(b)) return false;
     if (json_is_array(a)) {
         if (json_array_size(a) != json_array_size(b)) return false;
@@ -670,7 +650,7 @@ static bool check(const node_t *n, const json_t *j, const char *ptr, int depth, 
         }
     }
     double d;
-    if (json_num(j, &d)) {
+    if (number_of(j, &d)) {
         char why[80];
         if (n->has_min && d < n->minimum) {
             snprintf(why, sizeof why, "must be >= %g", n->minimum);
@@ -696,14 +676,7 @@ static bool check(const node_t *n, const json_t *j, const char *ptr, int depth, 
     if (json_is_array(j)) {
         size_t count = json_array_size(j), i;
         json_t *e;
-        if (n->min_items >= 0 && count < (size_t)n->min_items) {
-            report(v, ptr, "has too few items");
-            ok = false;
-        }
-        if (n->max_items >= 0 && count > (size_t)n->max_items) {
-            report(v, ptr, "has too many items");
-            ok = false;
-        }
+        if (!count_within(v, ptr, count, n->min_items, n->max_items, "items")) ok = false;
         if (n->unique) {
             for (size_t a = 0; a < count && ok; a++)
                 for (size_t b = a + 1; b < count; b++)
@@ -724,14 +697,7 @@ static bool check(const node_t *n, const json_t *j, const char *ptr, int depth, 
     }
     if (json_is_object(j)) {
         size_t count = json_object_size(j);
-        if (n->min_props >= 0 && count < (size_t)n->min_props) {
-            report(v, ptr, "has too few members");
-            ok = false;
-        }
-        if (n->max_props >= 0 && count > (size_t)n->max_props) {
-            report(v, ptr, "has too many members");
-            ok = false;
-        }
+        if (!count_within(v, ptr, count, n->min_props, n->max_props, "members")) ok = false;
         for (size_t i = 0; i < n->nrequired; i++) {
             if (!json_object_get(j, n->required[i])) {
                 char *p = ptr_join(ptr, n->required[i]);

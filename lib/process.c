@@ -55,6 +55,27 @@ int rp_process_fail(const rp_process_t *p, const char *what, const rp_err_t *err
     return 1;
 }
 
+bool rp_process_serve(rp_process_t *p, rp_component_t comp, const rp_service_t *svc, rp_err_t *err) {
+    return rp_transport_serve(p->transport, comp, rp_rpc_service_handler, (void *)svc, p->cfg.worker_threads, err);
+}
+
+int rp_process_run_worker(const char *name, const char *what, rp_component_t comp, rp_service_open_fn open) {
+    rp_process_t proc;
+    rp_err_t err;
+    int rc = 0;
+    if (!rp_process_start(&proc, name, false, true)) return 1;
+    rp_err_clear(&err);
+    const rp_service_t *svc = open(&proc.cfg, &err);
+    if (!svc || !rp_process_serve(&proc, comp, svc, &err))
+        rc = rp_process_fail(&proc, what, &err);
+    else
+        rp_process_wait(&proc);
+    rp_transport_stop(proc.transport); /* no handler runs past this: the worker can go */
+    rp_service_free(svc);
+    rp_process_end(&proc);
+    return rc;
+}
+
 void rp_process_wait(rp_process_t *p) {
     int sig = 0;
     rp_log(RP_LOG_INFO, "main", "%s ready (%s transport, %s store)", p->name, p->cfg.transport, p->cfg.store);

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "rpc.h"
 #include "transport.h"
 
 typedef struct rp_process {
@@ -24,6 +25,16 @@ typedef struct rp_process {
 bool rp_process_start(rp_process_t *p, const char *name, bool allow_inproc, bool allow_amqp);
 /* Prints "<name>: <what>: <reason>" and returns 1 (an exit status). */
 int rp_process_fail(const rp_process_t *p, const char *what, const rp_err_t *err);
+/* Serves svc (borrowed until the transport stops) as component comp on the process's transport,
+ * with WORKER_THREADS threads. */
+bool rp_process_serve(rp_process_t *p, rp_component_t comp, const rp_service_t *svc, rp_err_t *err);
+/* The service a worker process runs: opened from cfg (borrowed, outlives it), freed with
+ * rp_service_free; NULL with err when it cannot open. */
+typedef const rp_service_t *(*rp_service_open_fn)(const rp_config_t *cfg, rp_err_t *err);
+/* The whole life of a process that runs one worker (TRANSPORT=amqp): starts as name, opens the
+ * worker (what names it in messages), serves it as comp until SIGINT or SIGTERM, then stops the
+ * transport and frees the worker. Returns the exit status. */
+int rp_process_run_worker(const char *name, const char *what, rp_component_t comp, rp_service_open_fn open);
 /* Blocks until SIGINT or SIGTERM. */
 void rp_process_wait(rp_process_t *p);
 /* Stops and frees the transport. */

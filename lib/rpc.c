@@ -28,6 +28,10 @@ void rp_rpc_call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *en
     free(reply);
 }
 
+void rp_service_free(const rp_service_t *svc) {
+    if (svc && svc->free) svc->free(svc->ctx);
+}
+
 char *rp_rpc_service_handler(void *service, const char *req, size_t len, size_t *out_len) {
     const rp_service_t *svc = service;
     rp_envelope_t env;
@@ -42,6 +46,13 @@ char *rp_rpc_service_handler(void *service, const char *req, size_t len, size_t 
     }
     if (env.deadline_ms > 0 && rp_now_ms() > env.deadline_ms) {
         rp_reply_error(&rep, 504, "WORKER_TIMEOUT", "the request expired before a worker took it", NULL);
+        goto reply;
+    }
+    if (svc->ping && strcmp(env.method, "GET") == 0 && strcmp(env.route, RP_RPC_HEALTH_ROUTE) == 0) {
+        if (svc->ping(svc->ctx, &err))
+            rp_reply_set(&rep, 200, json_pack("{s:s}", "status", "ok"));
+        else
+            rp_reply_error(&rep, 503, "STORE_UNAVAILABLE", err.message, NULL);
         goto reply;
     }
     for (size_t i = 0; i < svc->nops; i++) {

@@ -21,16 +21,27 @@ typedef struct rp_route_op {
     rp_op_fn fn;
 } rp_route_op_t;
 
+/* The route the api asks a worker's health on (GET). */
+#define RP_RPC_HEALTH_ROUTE "/_health"
+
 /* A worker's service: its operation table and state. */
 typedef struct rp_service {
     const char *name;
     const rp_route_op_t *ops;
     size_t nops;
     void *ctx;
+    /* Whether the worker's store answers (false with err when not); NULL: no health route. */
+    bool (*ping)(void *ctx, rp_err_t *err);
+    /* Frees ctx, and with it this service (rp_service_free); NULL: the service owns nothing. */
+    void (*free)(void *ctx);
 } rp_service_t;
 
+/* Frees the worker behind svc through its free hook. Accepts NULL. */
+void rp_service_free(const rp_service_t *svc);
+
 /* An rp_rpc_handler_fn whose ctx is an rp_service_t*: parses the envelope (400 BAD_MESSAGE when
- * it cannot), drops work whose deadline has passed (504), finds the operation by method+route
+ * it cannot), drops work whose deadline has passed (504), answers GET RP_RPC_HEALTH_ROUTE from
+ * ping (200 {status: ok}, or 503 STORE_UNAVAILABLE), finds any other operation by method+route
  * (404 ROUTE_NOT_FOUND) and serialises its reply. */
 char *rp_rpc_service_handler(void *service, const char *req, size_t len, size_t *out_len);
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "amqp_publisher.h"
+#include "amqp_util.h"
 #include "log.h"
 #include "mem.h"
 #include "timeutil.h"
@@ -48,8 +49,8 @@ typedef struct consumer {
 
 struct amqp_tp {
     rp_transport_t base;
-    char *host, *user, *pass, *vhost;
-    int port, prefetch;
+    rp_amqp_url_t addr;
+    int prefetch;
     char *url;
     pthread_key_t key;     /* per-thread client connection */
     pthread_key_t pub_key; /* per-thread confirmed publisher (work queues) */
@@ -126,15 +127,17 @@ static amqp_connection_state_t open_conn(amqp_tp_t *t, const char *name, rp_err_
     amqp_connection_state_t c = amqp_new_connection();
     amqp_socket_t *s = amqp_tcp_socket_new(c);
     struct timeval tv = {3, 0};
-    if (!s || amqp_socket_open_noblock(s, t->host, t->port, &tv) != AMQP_STATUS_OK) {
-        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "cannot reach the broker at %s:%d", t->host, t->port);
+    const struct amqp_connection_info *info = &t->addr.info;
+    if (!s || amqp_socket_open_noblock(s, info->host, info->port, &tv) != AMQP_STATUS_OK) {
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "cannot reach the broker at %s:%d", info->host, info->port);
         amqp_destroy_connection(c);
         return NULL;
     }
     amqp_table_entry_t props[1] = {str_entry("connection_name", name)};
     amqp_table_t ptable = {.num_entries = 1, .entries = props};
-    amqp_rpc_reply_t r = amqp_login_with_properties(c, t->vhost, 0, AMQP_DEFAULT_FRAME_SIZE, HEARTBEAT_S, &ptable,
-                                                    AMQP_SASL_METHOD_PLAIN, t->user, t->pass);
+    amqp_rpc_reply_t r =
+        amqp_login_with_properties(c, rp_amqp_url_vhost(&t->addr), 0, AMQP_DEFAULT_FRAME_SIZE, HEARTBEAT_S, &ptable,
+                                   AMQP_SASL_METHOD_PLAIN, info->user, info->password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "broker login failed");
         amqp_destroy_connection(c);
@@ -270,12 +273,10 @@ static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req
                        rp_component_name(comp));
             return false;
         }
-        struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000)};
         amqp_frame_t f;
-        amqp_maybe_release_buffers(cl->conn);
-        int rc = amqp_simple_wait_frame_noblock(cl->conn, &f, &tv);
+        int rc = rp_amqp_wait_method(cl->conn, left, &f);
         if (rc == AMQP_STATUS_TIMEOUT) continue;
-        if (rc != AMQP_STATUS_OK || f.frame_type != AMQP_FRAME_METHOD) {
+        if (rc != AMQP_STATUS_OK) {
             client_broken(cl);
             rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE",
                        "lost the message broker while waiting for the %s worker", rp_component_name(comp));
@@ -505,10 +506,7 @@ static void amqp_free(rp_transport_t *base) {
     free(t->url);
     pthread_mutex_destroy(&t->mu);
     free(t->consumers);
-    free(t->host);
-    free(t->user);
-    free(t->pass);
-    free(t->vhost);
+    rp_amqp_url_clear(&t->addr);
     free(t);
 }
 
@@ -521,23 +519,12 @@ static const rp_transport_ops_t amqp_ops = {.serve = amqp_serve,
                                             .free = amqp_free};
 
 rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, rp_err_t *err) {
-    struct amqp_connection_info info;
-    char *copy = rp_strdup(url);
-    amqp_default_connection_info(&info);
-    if (amqp_parse_url(copy, &info) != AMQP_STATUS_OK) {
-        free(copy);
-        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "AMQP_URL is not a valid amqp:// URL");
-        return NULL;
-    }
+    rp_amqp_url_t addr;
+    if (!rp_amqp_url_parse(&addr, url, err)) return NULL;
     amqp_tp_t *t = rp_calloc(1, sizeof *t);
     t->base.ops = &amqp_ops;
-    t->host = rp_strdup(info.host);
-    t->user = rp_strdup(info.user);
-    t->pass = rp_strdup(info.password);
-    t->vhost = rp_strdup(info.vhost && info.vhost[0] ? info.vhost : "/");
-    t->port = info.port;
+    t->addr = addr;
     t->prefetch = prefetch > 0 ? prefetch : 16;
-    free(copy);
     t->url = rp_strdup(url);
     pthread_key_create(&t->key, client_free);
     pthread_key_create(&t->pub_key, publisher_free);

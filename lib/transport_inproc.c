@@ -27,14 +27,20 @@ typedef struct job {
     pthread_cond_t done;
 } job_t;
 
-typedef struct comp {
+/* Threads that wait for work on one condition under one mutex, and stop together. */
+typedef struct crew {
     pthread_mutex_t mu;
     pthread_cond_t nonempty;
-    job_t **ring;
-    int cap, head, count;
     pthread_t *threads;
     int nthreads;
-    bool serving, stopping;
+    bool stopping;
+} crew_t;
+
+typedef struct comp {
+    crew_t crew;
+    job_t **ring;
+    int cap, head, count;
+    bool serving;
     rp_rpc_handler_fn fn;
     void *ctx;
 } comp_t;
@@ -50,13 +56,9 @@ typedef struct work_msg {
 
 typedef struct work_queue {
     char name[64];
-    pthread_mutex_t mu;
-    pthread_cond_t nonempty;
+    crew_t crew;
     work_msg_t *head, *tail;
     size_t count;
-    pthread_t *threads;
-    int nthreads;
-    bool stopping;
     rp_work_fn fn;
     void *ctx;
 } work_queue_t;
@@ -85,11 +87,11 @@ static void job_release(job_t *j) {
 
 static void *worker_main(void *arg) {
     comp_t *c = arg;
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->crew.mu);
     for (;;) {
-        while (c->count == 0 && !c->stopping)
-            pthread_cond_wait(&c->nonempty, &c->mu);
-        if (c->stopping) break;
+        while (c->count == 0 && !c->crew.stopping)
+            pthread_cond_wait(&c->crew.nonempty, &c->crew.mu);
+        if (c->crew.stopping) break;
         job_t *j = c->ring[c->head];
         c->head = (c->head + 1) % c->cap;
         c->count--;
@@ -101,17 +103,17 @@ static void *worker_main(void *arg) {
             continue;
         }
         j->state = JOB_RUNNING;
-        pthread_mutex_unlock(&c->mu);
+        pthread_mutex_unlock(&c->crew.mu);
         size_t out_len = 0;
         char *out = c->fn(c->ctx, j->req, j->len, &out_len);
-        pthread_mutex_lock(&c->mu);
+        pthread_mutex_lock(&c->crew.mu);
         j->reply = out;
         j->reply_len = out_len;
         j->state = JOB_DONE;
         pthread_cond_signal(&j->done);
         job_release(j);
     }
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->crew.mu);
     return NULL;
 }
 
@@ -119,24 +121,24 @@ static bool inproc_serve(rp_transport_t *base, rp_component_t comp, rp_rpc_handl
                          rp_err_t *err) {
     inproc_t *t = (inproc_t *)base;
     comp_t *c = &t->comps[comp];
-    pthread_mutex_lock(&c->mu);
-    if (c->serving || c->stopping) {
-        pthread_mutex_unlock(&c->mu);
+    pthread_mutex_lock(&c->crew.mu);
+    if (c->serving || c->crew.stopping) {
+        pthread_mutex_unlock(&c->crew.mu);
         rp_err_set(err, RP_ERR_INTERNAL, "TRANSPORT", "component %s is already served", rp_component_name(comp));
         return false;
     }
     c->fn = fn;
     c->ctx = ctx;
-    c->threads = rp_calloc((size_t)threads, sizeof *c->threads);
+    c->crew.threads = rp_calloc((size_t)threads, sizeof *c->crew.threads);
     for (int i = 0; i < threads; i++) {
-        if (pthread_create(&c->threads[i], NULL, worker_main, c) != 0) {
+        if (pthread_create(&c->crew.threads[i], NULL, worker_main, c) != 0) {
             rp_log(RP_LOG_ERROR, "transport", "cannot start worker thread %d of %s", i, rp_component_name(comp));
             break;
         }
-        c->nthreads++;
+        c->crew.nthreads++;
     }
-    c->serving = c->nthreads > 0;
-    pthread_mutex_unlock(&c->mu);
+    c->serving = c->crew.nthreads > 0;
+    pthread_mutex_unlock(&c->crew.mu);
     if (!c->serving) rp_err_set(err, RP_ERR_INTERNAL, "TRANSPORT", "no worker thread could be started");
     return c->serving;
 }
@@ -168,8 +170,8 @@ static bool inproc_call(rp_transport_t *base, rp_component_t comp, const char *r
     pthread_cond_init(&j->done, &attr);
     pthread_condattr_destroy(&attr);
 
-    pthread_mutex_lock(&c->mu);
-    if (!c->serving || c->stopping) {
+    pthread_mutex_lock(&c->crew.mu);
+    if (!c->serving || c->crew.stopping) {
         rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "the %s worker is not running", rp_component_name(comp));
         j->refs = 1;
         goto done;
@@ -181,10 +183,10 @@ static bool inproc_call(rp_transport_t *base, rp_component_t comp, const char *r
     }
     c->ring[(c->head + c->count) % c->cap] = j;
     c->count++;
-    pthread_cond_signal(&c->nonempty);
+    pthread_cond_signal(&c->crew.nonempty);
     struct timespec until = mono_abs(j->deadline_mono_ms);
     while (j->state == JOB_QUEUED || j->state == JOB_RUNNING) {
-        if (pthread_cond_timedwait(&j->done, &c->mu, &until) == ETIMEDOUT) break;
+        if (pthread_cond_timedwait(&j->done, &c->crew.mu, &until) == ETIMEDOUT) break;
     }
     if (j->state == JOB_DONE && j->reply) {
         *reply = j->reply;
@@ -193,7 +195,7 @@ static bool inproc_call(rp_transport_t *base, rp_component_t comp, const char *r
         ok = true;
     } else if (j->state == JOB_DONE) {
         rp_err_set(err, RP_ERR_INTERNAL, "INTERNAL", "the %s worker produced no reply", rp_component_name(comp));
-    } else if (j->state == JOB_REFUSED && c->stopping) {
+    } else if (j->state == JOB_REFUSED && c->crew.stopping) {
         rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "the %s worker is shutting down", rp_component_name(comp));
     } else {
         rp_err_set(err, RP_ERR_TIMEOUT, "WORKER_TIMEOUT", "the %s worker did not answer in time",
@@ -201,7 +203,7 @@ static bool inproc_call(rp_transport_t *base, rp_component_t comp, const char *r
     }
 done:
     job_release(j);
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->crew.mu);
     return ok;
 }
 
@@ -211,9 +213,9 @@ static bool inproc_ready(rp_transport_t *base, rp_err_t *err) {
     inproc_t *t = (inproc_t *)base;
     for (int i = 0; i < RP_COMP_COUNT; i++) {
         comp_t *c = &t->comps[i];
-        pthread_mutex_lock(&c->mu);
-        bool stopping = c->stopping;
-        pthread_mutex_unlock(&c->mu);
+        pthread_mutex_lock(&c->crew.mu);
+        bool stopping = c->crew.stopping;
+        pthread_mutex_unlock(&c->crew.mu);
         if (stopping) {
             rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "the platform is shutting down");
             return false;
@@ -240,22 +242,22 @@ static work_queue_t *work_queue(inproc_t *t, const char *name) {
 
 static void *work_main(void *arg) {
     work_queue_t *q = arg;
-    pthread_mutex_lock(&q->mu);
+    pthread_mutex_lock(&q->crew.mu);
     for (;;) {
-        while (!q->head && !q->stopping)
-            pthread_cond_wait(&q->nonempty, &q->mu);
-        if (q->stopping) break;
+        while (!q->head && !q->crew.stopping)
+            pthread_cond_wait(&q->crew.nonempty, &q->crew.mu);
+        if (q->crew.stopping) break;
         work_msg_t *m = q->head;
         q->head = m->next;
         if (!q->head) q->tail = NULL;
         q->count--;
-        pthread_mutex_unlock(&q->mu);
+        pthread_mutex_unlock(&q->crew.mu);
         if (!q->fn(q->ctx, m->body, m->len))
             rp_log(RP_LOG_ERROR, "transport", "dropping a malformed message on %s", q->name);
         free(m);
-        pthread_mutex_lock(&q->mu);
+        pthread_mutex_lock(&q->crew.mu);
     }
-    pthread_mutex_unlock(&q->mu);
+    pthread_mutex_unlock(&q->crew.mu);
     return NULL;
 }
 
@@ -266,19 +268,19 @@ static bool inproc_consume(rp_transport_t *base, const char *queue, rp_work_fn f
         rp_err_set(err, RP_ERR_INTERNAL, "TRANSPORT", "too many work queues");
         return false;
     }
-    pthread_mutex_lock(&q->mu);
-    if (q->fn || q->stopping) {
-        pthread_mutex_unlock(&q->mu);
+    pthread_mutex_lock(&q->crew.mu);
+    if (q->fn || q->crew.stopping) {
+        pthread_mutex_unlock(&q->crew.mu);
         rp_err_set(err, RP_ERR_INTERNAL, "TRANSPORT", "queue %s is already consumed", queue);
         return false;
     }
     q->fn = fn;
     q->ctx = ctx;
-    q->threads = rp_calloc((size_t)threads, sizeof *q->threads);
+    q->crew.threads = rp_calloc((size_t)threads, sizeof *q->crew.threads);
     for (int i = 0; i < threads; i++)
-        if (pthread_create(&q->threads[q->nthreads], NULL, work_main, q) == 0) q->nthreads++;
-    bool ok = q->nthreads > 0;
-    pthread_mutex_unlock(&q->mu);
+        if (pthread_create(&q->crew.threads[q->crew.nthreads], NULL, work_main, q) == 0) q->crew.nthreads++;
+    bool ok = q->crew.nthreads > 0;
+    pthread_mutex_unlock(&q->crew.mu);
     if (!ok) rp_err_set(err, RP_ERR_INTERNAL, "TRANSPORT", "no consumer thread could be started");
     return ok;
 }
@@ -290,9 +292,9 @@ static bool inproc_enqueue(rp_transport_t *base, const char *queue, const char *
         rp_err_set(err, RP_ERR_INTERNAL, "TRANSPORT", "too many work queues");
         return false;
     }
-    pthread_mutex_lock(&q->mu);
+    pthread_mutex_lock(&q->crew.mu);
     bool ok = false;
-    if (!q->fn || q->stopping)
+    if (!q->fn || q->crew.stopping)
         rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "nobody consumes %s", queue);
     else if (q->count + n > WORK_QUEUE_CAP)
         rp_err_set(err, RP_ERR_UNAVAILABLE, "OVERLOADED", "queue %s is full", queue);
@@ -309,23 +311,39 @@ static bool inproc_enqueue(rp_transport_t *base, const char *queue, const char *
             q->tail = m;
             q->count++;
         }
-        pthread_cond_broadcast(&q->nonempty);
+        pthread_cond_broadcast(&q->crew.nonempty);
         ok = true;
     }
-    pthread_mutex_unlock(&q->mu);
+    pthread_mutex_unlock(&q->crew.mu);
     return ok;
+}
+
+static void crew_init(crew_t *w) {
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->nonempty, NULL);
+}
+
+/* Wakes every thread of w to see it stopping and joins them; w can still be locked afterwards. */
+static void crew_stop(crew_t *w) {
+    pthread_mutex_lock(&w->mu);
+    w->stopping = true;
+    pthread_cond_broadcast(&w->nonempty);
+    pthread_mutex_unlock(&w->mu);
+    for (int k = 0; k < w->nthreads; k++)
+        pthread_join(w->threads[k], NULL);
+    w->nthreads = 0;
+}
+
+static void crew_destroy(crew_t *w) {
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->nonempty);
+    free(w->threads);
 }
 
 static void stop_work_queues(inproc_t *t) {
     for (int i = 0; i < MAX_WORK_QUEUES; i++) {
         work_queue_t *q = &t->wqs[i];
-        pthread_mutex_lock(&q->mu);
-        q->stopping = true;
-        pthread_cond_broadcast(&q->nonempty);
-        pthread_mutex_unlock(&q->mu);
-        for (int k = 0; k < q->nthreads; k++)
-            pthread_join(q->threads[k], NULL);
-        q->nthreads = 0;
+        crew_stop(&q->crew);
         while (q->head) {
             work_msg_t *m = q->head;
             q->head = m->next;
@@ -341,14 +359,8 @@ static void inproc_stop(rp_transport_t *base) {
     stop_work_queues(t);
     for (int i = 0; i < RP_COMP_COUNT; i++) {
         comp_t *c = &t->comps[i];
-        pthread_mutex_lock(&c->mu);
-        c->stopping = true;
-        pthread_cond_broadcast(&c->nonempty);
-        pthread_mutex_unlock(&c->mu);
-        for (int k = 0; k < c->nthreads; k++)
-            pthread_join(c->threads[k], NULL);
-        c->nthreads = 0;
-        pthread_mutex_lock(&c->mu);
+        crew_stop(&c->crew);
+        pthread_mutex_lock(&c->crew.mu);
         while (c->count > 0) {
             job_t *j = c->ring[c->head];
             c->head = (c->head + 1) % c->cap;
@@ -357,7 +369,7 @@ static void inproc_stop(rp_transport_t *base) {
             pthread_cond_signal(&j->done);
             job_release(j);
         }
-        pthread_mutex_unlock(&c->mu);
+        pthread_mutex_unlock(&c->crew.mu);
     }
 }
 
@@ -365,17 +377,11 @@ static void inproc_free(rp_transport_t *base) {
     inproc_t *t = (inproc_t *)base;
     inproc_stop(base);
     for (int i = 0; i < RP_COMP_COUNT; i++) {
-        comp_t *c = &t->comps[i];
-        pthread_mutex_destroy(&c->mu);
-        pthread_cond_destroy(&c->nonempty);
-        free(c->ring);
-        free(c->threads);
+        crew_destroy(&t->comps[i].crew);
+        free(t->comps[i].ring);
     }
-    for (int i = 0; i < MAX_WORK_QUEUES; i++) {
-        pthread_mutex_destroy(&t->wqs[i].mu);
-        pthread_cond_destroy(&t->wqs[i].nonempty);
-        free(t->wqs[i].threads);
-    }
+    for (int i = 0; i < MAX_WORK_QUEUES; i++)
+        crew_destroy(&t->wqs[i].crew);
     pthread_mutex_destroy(&t->wq_mu);
     free(t);
 }
@@ -393,14 +399,11 @@ rp_transport_t *rp_transport_inproc_new(int queue_capacity) {
     t->base.ops = &inproc_ops;
     t->capacity = queue_capacity > 0 ? queue_capacity : 1;
     pthread_mutex_init(&t->wq_mu, NULL);
-    for (int i = 0; i < MAX_WORK_QUEUES; i++) {
-        pthread_mutex_init(&t->wqs[i].mu, NULL);
-        pthread_cond_init(&t->wqs[i].nonempty, NULL);
-    }
+    for (int i = 0; i < MAX_WORK_QUEUES; i++)
+        crew_init(&t->wqs[i].crew);
     for (int i = 0; i < RP_COMP_COUNT; i++) {
         comp_t *c = &t->comps[i];
-        pthread_mutex_init(&c->mu, NULL);
-        pthread_cond_init(&c->nonempty, NULL);
+        crew_init(&c->crew);
         c->cap = t->capacity;
         c->ring = rp_calloc((size_t)c->cap, sizeof *c->ring);
     }

@@ -148,7 +148,7 @@ static void op_echo_route(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
 
 Test(rpc, service_dispatch_and_errors) {
     static const rp_route_op_t ops[] = {{"GET", "/x", op_echo_route}};
-    rp_service_t svc = {"test", ops, 1, NULL};
+    rp_service_t svc = {"test", ops, 1, NULL, NULL, NULL};
     rp_transport_t *t = rp_transport_inproc_new(8);
     rp_err_t err;
     cr_assert(rp_transport_serve(t, RP_COMP_EVENT, rp_rpc_service_handler, &svc, 2, &err));

@@ -11,6 +11,7 @@
 
 #include "auth_store.h"
 #include "auth_store_mongo.h"
+#include "details.h"
 #include "identity.h"
 #include "ids.h"
 #include "log.h"
@@ -18,6 +19,7 @@
 #include "paging.h"
 #include "password.h"
 #include "roles.h"
+#include "service.h"
 #include "timeutil.h"
 #include "token.h"
 
@@ -30,29 +32,19 @@ struct rp_auth_worker {
     rp_service_t service;
 };
 
+/* the service hooks (rpc.h) */
+static bool ping(void *ctx, rp_err_t *err) {
+    rp_auth_worker_t *w = ctx;
+    return w->store->ops->ping(w->store, err);
+}
+
+static void free_ctx(void *ctx) {
+    rp_auth_worker_free(ctx);
+}
+
 #define REFRESH_BYTES 32
 
 /* ---- validation ---- */
-
-static void detail(json_t *details, const char *field, const char *reason) {
-    json_array_append_new(details, json_pack("{s:s, s:s}", "field", field, "reason", reason));
-}
-
-/* Checks that body is an object with exactly the allowed keys; extra keys become details. */
-static void only_fields(const json_t *body, const char *const *allowed, json_t *details) {
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)body, k, v) {
-        bool ok = false;
-        for (size_t i = 0; allowed[i]; i++)
-            ok = ok || strcmp(allowed[i], k) == 0;
-        if (!ok) {
-            char ptr[96];
-            snprintf(ptr, sizeof ptr, "/%.80s", k);
-            detail(details, ptr, "unknown field");
-        }
-    }
-}
 
 /* Returns the string member or NULL, recording "is required" / "must be a string". */
 static const char *string_field(const json_t *body, const char *name, json_t *details) {
@@ -60,11 +52,11 @@ static const char *string_field(const json_t *body, const char *name, json_t *de
     char ptr[64];
     snprintf(ptr, sizeof ptr, "/%s", name);
     if (!v) {
-        detail(details, ptr, "is required");
+        rp_details_add(details, ptr, "is required");
         return NULL;
     }
     if (!json_is_string(v)) {
-        detail(details, ptr, "must be a string");
+        rp_details_add(details, ptr, "must be a string");
         return NULL;
     }
     return json_string_value(v);
@@ -88,21 +80,6 @@ static bool valid_email(const char *e) {
         if ((unsigned char)e[i] <= 0x20 || e[i] == 0x7f) return false;
     const char *dot = strrchr(at + 1, '.');
     return dot && dot > at + 1 && dot[1] != '\0';
-}
-
-static bool reject_invalid(rp_reply_t *rep, json_t *details) {
-    if (json_array_size(details) == 0) {
-        json_decref(details);
-        return false;
-    }
-    rp_reply_error(rep, 400, "VALIDATION_FAILED", "the request body is invalid", details);
-    return true;
-}
-
-static bool need_body(const rp_envelope_t *env, rp_reply_t *rep) {
-    if (json_is_object(env->body)) return true;
-    rp_reply_error(rep, 400, "INVALID_JSON", "a JSON object body is required", NULL);
-    return false;
 }
 
 /* ---- rendering ---- */
@@ -176,42 +153,46 @@ static void issue_tokens(rp_auth_worker_t *w, const rp_account_t *a, const char 
 
 /* ---- operations ---- */
 
-static void op_health(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
-    rp_auth_worker_t *w = ctx;
-    rp_err_t err;
-    (void)env;
-    if (w->store->ops->ping(w->store, &err))
-        rp_reply_set(rep, 200, json_pack("{s:s}", "status", "ok"));
-    else
-        rp_reply_error(rep, 503, "STORE_UNAVAILABLE", err.message, NULL);
+/* A new details array holding the body's unknown members (allowed: NULL-terminated), or NULL
+ * with rep set when there is no object body. */
+static json_t *body_details(const rp_envelope_t *env, const char *const *allowed, rp_reply_t *rep) {
+    if (!rp_service_need_body(env, rep)) return NULL;
+    json_t *details = json_array();
+    rp_details_unknown(env->body, allowed, "", details);
+    return details;
+}
+
+/* A new account record of username and email: a fresh id and its identity keys; the caller sets
+ * the password hash. */
+static void new_account(rp_auth_worker_t *w, const char *username, const char *email, unsigned roles, rp_account_t *a) {
+    memset(a, 0, sizeof *a);
+    rp_oid_new(a->id);
+    snprintf(a->username, sizeof a->username, "%s", username);
+    snprintf(a->email, sizeof a->email, "%s", email);
+    rp_identity_key(a->username, a->username_key, sizeof a->username_key);
+    rp_identity_key(a->email, a->email_key, sizeof a->email_key);
+    a->roles = roles;
+    a->created_at = a->updated_at = w->now_ms();
 }
 
 static void op_register(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     static const char *const allowed[] = {"username", "email", "password", NULL};
     rp_auth_worker_t *w = ctx;
     rp_err_t err;
-    if (!need_body(env, rep)) return;
-    json_t *details = json_array();
-    only_fields(env->body, allowed, details);
+    json_t *details = body_details(env, allowed, rep);
+    if (!details) return;
     const char *username = string_field(env->body, "username", details);
     const char *email = string_field(env->body, "email", details);
     const char *password = string_field(env->body, "password", details);
     if (username && !valid_username(username))
-        detail(details, "/username", "must be 3 to 32 characters of letters, digits and underscore");
-    if (email && !valid_email(email)) detail(details, "/email", "must be a valid email address");
+        rp_details_add(details, "/username", "must be 3 to 32 characters of letters, digits and underscore");
+    if (email && !valid_email(email)) rp_details_add(details, "/email", "must be a valid email address");
     size_t pwlen = password ? json_string_length(json_object_get(env->body, "password")) : 0;
-    if (password && (pwlen < 8 || pwlen > 128)) detail(details, "/password", "must be 8 to 128 bytes");
-    if (reject_invalid(rep, details)) return;
+    if (password && (pwlen < 8 || pwlen > 128)) rp_details_add(details, "/password", "must be 8 to 128 bytes");
+    if (rp_service_reject_invalid(rep, details)) return;
 
     rp_account_t a;
-    memset(&a, 0, sizeof a);
-    rp_oid_new(a.id);
-    snprintf(a.username, sizeof a.username, "%s", username);
-    snprintf(a.email, sizeof a.email, "%s", email);
-    rp_identity_key(a.username, a.username_key, sizeof a.username_key);
-    rp_identity_key(a.email, a.email_key, sizeof a.email_key);
-    a.roles = RP_ROLE_USER;
-    a.created_at = a.updated_at = w->now_ms();
+    new_account(w, username, email, RP_ROLE_USER, &a);
     if (!rp_hasher_hash(w->hasher, password, pwlen, a.password_hash, &err) ||
         !w->store->ops->create_user(w->store, &a, &err)) {
         rp_reply_from_err(rep, &err);
@@ -228,12 +209,11 @@ static void op_login(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_err_t err;
     rp_account_t a;
     bool found = false;
-    if (!need_body(env, rep)) return;
-    json_t *details = json_array();
-    only_fields(env->body, allowed, details);
+    json_t *details = body_details(env, allowed, rep);
+    if (!details) return;
     const char *login = string_field(env->body, "username", details);
     const char *password = string_field(env->body, "password", details);
-    if (reject_invalid(rep, details)) return;
+    if (rp_service_reject_invalid(rep, details)) return;
     size_t pwlen = json_string_length(json_object_get(env->body, "password"));
     if (strlen(login) > 254 || pwlen > 1024) {
         rp_reply_error(rep, 401, "INVALID_CREDENTIALS", "wrong username or password", NULL);
@@ -278,33 +258,32 @@ static void op_login(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     issue_tokens(w, &a, NULL, NULL, rep);
 }
 
-/* Reads {refreshToken}; false when a reply was set. */
-static bool refresh_body(const rp_envelope_t *env, rp_reply_t *rep, const char **token, size_t *len) {
+/* Reads {refreshToken} and looks the token up by its hash: false when a reply was set (a bad
+ * body, a store failure); else *found says whether the store knows it, and t holds it. */
+static bool find_refresh(rp_auth_worker_t *w, const rp_envelope_t *env, rp_reply_t *rep, rp_refresh_token_t *t,
+                         bool *found) {
     static const char *const allowed[] = {"refreshToken", NULL};
-    if (!need_body(env, rep)) return false;
-    json_t *details = json_array();
-    only_fields(env->body, allowed, details);
-    *token = string_field(env->body, "refreshToken", details);
-    if (reject_invalid(rep, details)) return false;
-    *len = json_string_length(json_object_get(env->body, "refreshToken"));
+    rp_err_t err;
+    char hash[65];
+    json_t *details = body_details(env, allowed, rep);
+    if (!details) return false;
+    const char *token = string_field(env->body, "refreshToken", details);
+    if (rp_service_reject_invalid(rep, details)) return false;
+    hash_refresh(w, token, json_string_length(json_object_get(env->body, "refreshToken")), hash);
+    if (!w->store->ops->find_refresh(w->store, hash, t, found, &err)) {
+        rp_reply_from_err(rep, &err);
+        return false;
+    }
     return true;
 }
 
 static void op_refresh(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_auth_worker_t *w = ctx;
     rp_err_t err;
-    const char *token;
-    size_t len;
-    char hash[65];
     rp_refresh_token_t t;
     rp_account_t a;
     bool found = false;
-    if (!refresh_body(env, rep, &token, &len)) return;
-    hash_refresh(w, token, len, hash);
-    if (!w->store->ops->find_refresh(w->store, hash, &t, &found, &err)) {
-        rp_reply_from_err(rep, &err);
-        return;
-    }
+    if (!find_refresh(w, env, rep, &t, &found)) return;
     int64_t now = w->now_ms();
     if (!found || t.expires_at <= now) {
         rp_reply_error(rep, 401, "INVALID_REFRESH_TOKEN", "the refresh token is unknown or expired", NULL);
@@ -331,21 +310,9 @@ static void op_refresh(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
 static void op_logout(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_auth_worker_t *w = ctx;
     rp_err_t err;
-    const char *token;
-    size_t len;
-    char hash[65];
     rp_refresh_token_t t;
     bool found = false;
-    if (!env->caller.authenticated) {
-        rp_reply_error(rep, 401, "UNAUTHORIZED", "a bearer token is required", NULL);
-        return;
-    }
-    if (!refresh_body(env, rep, &token, &len)) return;
-    hash_refresh(w, token, len, hash);
-    if (!w->store->ops->find_refresh(w->store, hash, &t, &found, &err)) {
-        rp_reply_from_err(rep, &err);
-        return;
-    }
+    if (!rp_service_require_caller(env, rep) || !find_refresh(w, env, rep, &t, &found)) return;
     /* someone else's or an unknown token: answer the same, change nothing */
     if (found && strcmp(t.user_id, env->caller.id) == 0 &&
         !w->store->ops->revoke_family(w->store, t.family_id, w->now_ms(), &err)) {
@@ -360,25 +327,10 @@ static void op_me(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_err_t err;
     rp_account_t a;
     bool found = false;
-    if (!env->caller.authenticated) {
-        rp_reply_error(rep, 401, "UNAUTHORIZED", "a bearer token is required", NULL);
-        return;
-    }
-    if (!w->store->ops->find_by_id(w->store, env->caller.id, &a, &found, &err)) {
-        rp_reply_from_err(rep, &err);
-        return;
-    }
-    if (!found) {
-        rp_reply_error(rep, 404, "USER_NOT_FOUND", "the account no longer exists", NULL);
-        return;
-    }
-    rp_reply_set(rep, 200, account_json(&a));
-}
-
-static bool is_admin(const rp_envelope_t *env, rp_reply_t *rep) {
-    if (env->caller.authenticated && (env->caller.roles & RP_ROLE_ADMIN)) return true;
-    rp_reply_error(rep, 403, "FORBIDDEN", "administrators only", NULL);
-    return false;
+    if (!rp_service_require_caller(env, rep)) return;
+    bool read = w->store->ops->find_by_id(w->store, env->caller.id, &a, &found, &err);
+    if (rp_service_found(rep, read, found, &err, "USER_NOT_FOUND", "the account no longer exists"))
+        rp_reply_set(rep, 200, account_json(&a));
 }
 
 static void op_list_users(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
@@ -389,18 +341,17 @@ static void op_list_users(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
     rp_account_t *items = NULL;
     size_t n = 0;
     bool more = false;
-    if (!is_admin(env, rep)) return;
+    if (!rp_service_require_roles(env, RP_ROLE_ADMIN, "administrators only", rep)) return;
     if (!rp_paging_parse(env, &limit, &cursor, &err) ||
         !w->store->ops->list_users(w->store, cursor, limit, &items, &n, &more, &err)) {
         rp_reply_from_err(rep, &err);
         return;
     }
-    json_t *arr = json_array();
+    json_t *list = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, account_json(&items[i]));
-    json_t *next = more && n > 0 ? json_string(items[n - 1].id) : json_null();
+        json_array_append_new(list, account_json(&items[i]));
     free(items);
-    rp_reply_set(rep, 200, json_pack("{s:o, s:o}", "items", arr, "nextCursor", next));
+    rp_reply_set(rep, 200, rp_service_page(list, more));
 }
 
 static void op_set_roles(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
@@ -410,25 +361,15 @@ static void op_set_roles(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_account_t a;
     bool found = false;
     unsigned roles = 0;
-    if (!is_admin(env, rep)) return;
-    const char *id = rp_envelope_param(env, "id");
-    if (!id || !rp_oid_valid(id, strlen(id))) {
-        rp_reply_error(rep, 404, "USER_NOT_FOUND", "no such account", NULL);
-        return;
-    }
-    if (!need_body(env, rep)) return;
-    json_t *details = json_array();
-    only_fields(env->body, allowed, details);
-    if (!rp_roles_from_json(json_object_get(env->body, "roles"), &roles, &err)) detail(details, "/roles", err.message);
-    if (reject_invalid(rep, details)) return;
-    if (!w->store->ops->find_by_id(w->store, id, &a, &found, &err)) {
-        rp_reply_from_err(rep, &err);
-        return;
-    }
-    if (!found) {
-        rp_reply_error(rep, 404, "USER_NOT_FOUND", "no such account", NULL);
-        return;
-    }
+    if (!rp_service_require_roles(env, RP_ROLE_ADMIN, "administrators only", rep)) return;
+    const char *id = rp_service_path_id(env, "id", "USER_NOT_FOUND", "no such account", rep);
+    json_t *details = id ? body_details(env, allowed, rep) : NULL;
+    if (!details) return;
+    if (!rp_roles_from_json(json_object_get(env->body, "roles"), &roles, &err))
+        rp_details_add(details, "/roles", err.message);
+    if (rp_service_reject_invalid(rep, details)) return;
+    bool read = w->store->ops->find_by_id(w->store, id, &a, &found, &err);
+    if (!rp_service_found(rep, read, found, &err, "USER_NOT_FOUND", "no such account")) return;
     if ((a.roles & RP_ROLE_ADMIN) && !(roles & RP_ROLE_ADMIN)) {
         int64_t admins = 0;
         if (!w->store->ops->count_with_role(w->store, RP_ROLE_ADMIN, &admins, &err)) {
@@ -446,13 +387,7 @@ static void op_set_roles(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     bool ok = w->store->ops->set_roles(w->store, a.id, roles, audit.at, &audit, &found, &err);
     json_decref(before);
     json_decref(after);
-    if (!ok || !found) {
-        if (!ok)
-            rp_reply_from_err(rep, &err);
-        else
-            rp_reply_error(rep, 404, "USER_NOT_FOUND", "no such account", NULL);
-        return;
-    }
+    if (!rp_service_found(rep, ok, found, &err, "USER_NOT_FOUND", "no such account")) return;
     rp_log(RP_LOG_INFO, "auth", "roles of %s changed by %s", a.id, env->caller.id);
     a.roles = roles;
     a.updated_at = audit.at;
@@ -466,26 +401,25 @@ static void op_audit(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     const char *cursor, *target, *actor;
     json_t *items = NULL;
     bool more = false;
-    if (!env->caller.authenticated || !(env->caller.roles & (RP_ROLE_AUDITOR | RP_ROLE_ADMIN))) {
-        rp_reply_error(rep, 403, "FORBIDDEN", "auditors and administrators only", NULL);
+    if (!rp_service_require_roles(env, RP_ROLE_AUDITOR | RP_ROLE_ADMIN, "auditors and administrators only", rep))
         return;
-    }
     if (!rp_paging_parse(env, &limit, &cursor, &err) || !rp_query_oid(env, "targetId", &target, &err) ||
         !rp_query_oid(env, "actorId", &actor, &err) ||
         !w->store->ops->list_audit(w->store, target, actor, cursor, limit, &items, &more, &err)) {
         rp_reply_from_err(rep, &err);
         return;
     }
-    size_t n = json_array_size(items);
-    json_t *next = more && n ? json_incref(json_object_get(json_array_get(items, n - 1), "id")) : json_null();
-    rp_reply_set(rep, 200, json_pack("{s:o, s:o}", "items", items, "nextCursor", next));
+    rp_reply_set(rep, 200, rp_service_page(items, more));
 }
 
 static const rp_route_op_t ops[] = {
-    {"GET", "/_health", op_health},        {"POST", "/auth/register", op_register},
-    {"POST", "/auth/login", op_login},     {"POST", "/auth/refresh", op_refresh},
-    {"POST", "/auth/logout", op_logout},   {"GET", "/auth/me", op_me},
-    {"GET", "/auth/users", op_list_users}, {"PUT", "/auth/users/{id}/roles", op_set_roles},
+    {"POST", "/auth/register", op_register},
+    {"POST", "/auth/login", op_login},
+    {"POST", "/auth/refresh", op_refresh},
+    {"POST", "/auth/logout", op_logout},
+    {"GET", "/auth/me", op_me},
+    {"GET", "/auth/users", op_list_users},
+    {"PUT", "/auth/users/{id}/roles", op_set_roles},
     {"GET", "/auth/audit-log", op_audit},
 };
 
@@ -507,14 +441,9 @@ static bool bootstrap_admin(rp_auth_worker_t *w, rp_err_t *err) {
     rp_identity_key(w->cfg->admin_username, key, sizeof key);
     if (!w->store->ops->find_by_login(w->store, key, false, &a, &found, err)) return false;
     if (found) return true;
-    memset(&a, 0, sizeof a);
-    rp_oid_new(a.id);
-    snprintf(a.username, sizeof a.username, "%s", w->cfg->admin_username);
-    snprintf(a.email, sizeof a.email, "%s@admin.invalid", w->cfg->admin_username);
-    rp_identity_key(a.username, a.username_key, sizeof a.username_key);
-    rp_identity_key(a.email, a.email_key, sizeof a.email_key);
-    a.roles = RP_ROLE_USER | RP_ROLE_ADMIN;
-    a.created_at = a.updated_at = w->now_ms();
+    char email[sizeof a.email];
+    snprintf(email, sizeof email, "%s@admin.invalid", w->cfg->admin_username);
+    new_account(w, w->cfg->admin_username, email, RP_ROLE_USER | RP_ROLE_ADMIN, &a);
     if (!rp_hasher_hash(w->hasher, w->cfg->admin_password, pwlen, a.password_hash, err)) return false;
     if (!w->store->ops->create_user(w->store, &a, err)) {
         /* another auth worker process created it first */
@@ -537,7 +466,7 @@ rp_auth_worker_t *rp_auth_worker_new(const rp_config_t *cfg, rp_err_t *err) {
     w->store = strcmp(cfg->store, "mongodb") == 0
                    ? rp_auth_store_mongo_open(cfg->mongodb_uri, cfg->mongodb_db_name, err)
                    : rp_auth_store_sqlite_open(cfg->sqlite_dir, cfg->worker_threads + 2, err);
-    w->service = (rp_service_t){"auth", ops, sizeof ops / sizeof ops[0], w};
+    w->service = (rp_service_t){"auth", ops, sizeof ops / sizeof ops[0], w, ping, free_ctx};
     if (!w->hasher || !w->store || !bootstrap_admin(w, err)) {
         if (!w->hasher) rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "unknown PASSWORD_HASH");
         rp_auth_worker_free(w);

@@ -2,19 +2,11 @@
 #include "auth_service.h"
 #include "process.h"
 
+static const rp_service_t *open_worker(const rp_config_t *cfg, rp_err_t *err) {
+    rp_auth_worker_t *w = rp_auth_worker_new(cfg, err);
+    return w ? rp_auth_worker_service(w) : NULL;
+}
+
 int main(void) {
-    rp_process_t proc;
-    rp_err_t err;
-    int rc = 0;
-    if (!rp_process_start(&proc, "reward-auth-worker", false, true)) return 1;
-    rp_auth_worker_t *w = rp_auth_worker_new(&proc.cfg, &err);
-    if (!w || !rp_transport_serve(proc.transport, RP_COMP_AUTH, rp_rpc_service_handler,
-                                  (void *)rp_auth_worker_service(w), proc.cfg.worker_threads, &err))
-        rc = rp_process_fail(&proc, "auth worker", &err);
-    else
-        rp_process_wait(&proc);
-    rp_transport_stop(proc.transport);
-    rp_auth_worker_free(w);
-    rp_process_end(&proc);
-    return rc;
+    return rp_process_run_worker("reward-auth-worker", "auth worker", RP_COMP_AUTH, open_worker);
 }

@@ -4,27 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "details.h"
 #include "ids.h"
 #include "timeutil.h"
-
-static void add(json_t *details, const char *field, const char *reason) {
-    json_array_append_new(details, json_pack("{s:s, s:s}", "field", field, "reason", reason));
-}
-
-static void unknown_members(const json_t *body, const char *const *allowed, const char *prefix, json_t *details) {
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)body, k, v) {
-        bool ok = false;
-        for (size_t i = 0; allowed[i]; i++)
-            ok = ok || strcmp(allowed[i], k) == 0;
-        if (!ok) {
-            char ptr[128];
-            snprintf(ptr, sizeof ptr, "%s/%.80s", prefix, k);
-            add(details, ptr, "unknown field");
-        }
-    }
-}
 
 static bool string_len(const json_t *v, size_t lo, size_t hi) {
     return json_is_string(v) && json_string_length(v) >= lo && json_string_length(v) <= hi;
@@ -42,22 +24,24 @@ bool rp_definition_validate(const json_t *body, bool partial, json_t *details, j
     static const char *const allowed[] = {"name", "type", "value", "description", "isActive", NULL};
     size_t before = json_array_size(details);
     if (out) *out = NULL;
-    unknown_members(body, allowed, "", details);
+    rp_details_unknown(body, allowed, "", details);
     json_t *name = json_object_get(body, "name"), *type = json_object_get(body, "type"),
            *value = json_object_get(body, "value"), *desc = json_object_get(body, "description"),
            *active = json_object_get(body, "isActive");
-    if (partial && json_object_size(body) == 0) add(details, "", "at least one field is required");
-    if (name ? !string_len(name, 1, 100) : !partial) add(details, "/name", "must be a string of 1 to 100 characters");
+    if (partial && json_object_size(body) == 0) rp_details_add(details, "", "at least one field is required");
+    if (name ? !string_len(name, 1, 100) : !partial)
+        rp_details_add(details, "/name", "must be a string of 1 to 100 characters");
     if (type ? !one_of(json_string_value(type), def_types) : !partial)
-        add(details, "/type", "must be one of CURRENCY, ITEM, BUFF, COUPON, POINT");
-    if (!value && !partial) add(details, "/value", "is required");
+        rp_details_add(details, "/type", "must be one of CURRENCY, ITEM, BUFF, COUPON, POINT");
+    if (!value && !partial) rp_details_add(details, "/value", "is required");
     if (value) {
         char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (!text || strlen(text) > 4096) add(details, "/value", "must encode to at most 4096 bytes");
+        if (!text || strlen(text) > 4096) rp_details_add(details, "/value", "must encode to at most 4096 bytes");
         free(text);
     }
-    if (desc && !string_len(desc, 0, 1000)) add(details, "/description", "must be a string of at most 1000 characters");
-    if (active && !json_is_boolean(active)) add(details, "/isActive", "must be a boolean");
+    if (desc && !string_len(desc, 0, 1000))
+        rp_details_add(details, "/description", "must be a string of at most 1000 characters");
+    if (active && !json_is_boolean(active)) rp_details_add(details, "/isActive", "must be a boolean");
     if (json_array_size(details) != before) return false;
     if (out && !partial)
         *out = json_pack("{s:O, s:O, s:O, s:o, s:b}", "name", name, "type", type, "value", value, "description",
@@ -78,31 +62,31 @@ static json_t *rewards_validate(const json_t *rewards, json_t *details) {
     size_t i;
     json_t *r, *out = json_array();
     if (!json_is_array(rewards) || json_array_size(rewards) < 1 || json_array_size(rewards) > RP_MAX_EVENT_REWARDS) {
-        add(details, "/rewards", "must be an array of 1 to 20 rewards");
+        rp_details_add(details, "/rewards", "must be an array of 1 to 20 rewards");
         return out;
     }
     json_array_foreach(rewards, i, r) {
         char p[64];
         if (!json_is_object(r)) {
             snprintf(p, sizeof p, "/rewards/%zu", i);
-            add(details, p, "must be an object");
+            rp_details_add(details, p, "must be an object");
             continue;
         }
         snprintf(p, sizeof p, "/rewards/%zu", i);
-        unknown_members(r, allowed, p, details);
+        rp_details_unknown(r, allowed, p, details);
         json_t *def = json_object_get(r, "rewardDefinitionId"), *qty = json_object_get(r, "quantity"),
                *stock = json_object_get(r, "stock"), *custom = json_object_get(r, "customData");
         if (!json_is_string(def) || !rp_oid_valid(json_string_value(def), json_string_length(def))) {
             snprintf(p, sizeof p, "/rewards/%zu/rewardDefinitionId", i);
-            add(details, p, "must be a 24-character hex id");
+            rp_details_add(details, p, "must be a 24-character hex id");
         }
         if (!int_in(qty, 1, 1000000)) {
             snprintf(p, sizeof p, "/rewards/%zu/quantity", i);
-            add(details, p, "must be an integer from 1 to 1000000");
+            rp_details_add(details, p, "must be an integer from 1 to 1000000");
         }
         if (stock && !json_is_null(stock) && !int_in(stock, 0, 1000000000)) {
             snprintf(p, sizeof p, "/rewards/%zu/stock", i);
-            add(details, p, "must be null (unlimited) or an integer from 0 to 1000000000");
+            rp_details_add(details, p, "must be null (unlimited) or an integer from 0 to 1000000000");
         }
         json_array_append_new(out, json_pack("{s:O, s:O, s:O, s:O}", "rewardDefinitionId", def ? def : json_null(),
                                              "quantity", qty ? qty : json_null(), "stock", stock ? stock : json_null(),
@@ -117,31 +101,36 @@ bool rp_event_validate(const json_t *body, json_t *details, json_t **out) {
                                           "maxClaims",  "requiresApproval", "dayOffsetMinutes", NULL};
     size_t before = json_array_size(details);
     *out = NULL;
-    unknown_members(body, allowed, "", details);
+    rp_details_unknown(body, allowed, "", details);
     json_t *title = json_object_get(body, "title"), *desc = json_object_get(body, "description"),
            *start = json_object_get(body, "startDate"), *end = json_object_get(body, "endDate"),
            *conds = json_object_get(body, "conditions"), *logic = json_object_get(body, "conditionLogic"),
            *period = json_object_get(body, "claimPeriod"), *max = json_object_get(body, "maxClaims"),
            *approval = json_object_get(body, "requiresApproval"), *offset = json_object_get(body, "dayOffsetMinutes");
     int64_t s = 0, e = 0;
-    if (!string_len(title, 1, 200)) add(details, "/title", "must be a string of 1 to 200 characters");
-    if (desc && !string_len(desc, 0, 5000)) add(details, "/description", "must be a string of at most 5000 characters");
+    if (!string_len(title, 1, 200)) rp_details_add(details, "/title", "must be a string of 1 to 200 characters");
+    if (desc && !string_len(desc, 0, 5000))
+        rp_details_add(details, "/description", "must be a string of at most 5000 characters");
     bool times = true;
-    if (!parse_time(start, &s)) add(details, "/startDate", "must be an ISO-8601 date-time with a zone"), times = false;
-    if (!parse_time(end, &e)) add(details, "/endDate", "must be an ISO-8601 date-time with a zone"), times = false;
-    if (times && e <= s) add(details, "/endDate", "must be after startDate");
-    if (times && e - s > 3660LL * 86400000) add(details, "/endDate", "an event lasts at most 10 years");
+    if (!parse_time(start, &s))
+        rp_details_add(details, "/startDate", "must be an ISO-8601 date-time with a zone"), times = false;
+    if (!parse_time(end, &e))
+        rp_details_add(details, "/endDate", "must be an ISO-8601 date-time with a zone"), times = false;
+    if (times && e <= s) rp_details_add(details, "/endDate", "must be after startDate");
+    if (times && e - s > 3660LL * 86400000) rp_details_add(details, "/endDate", "an event lasts at most 10 years");
     rp_condition_t parsed[RP_MAX_CONDITIONS];
     size_t n;
     if (conds) rp_conditions_parse(conds, parsed, &n, details);
     static const char *const logics[] = {"ALL", "ANY", NULL}, *const periods[] = {"ONCE", "DAILY", "WEEKLY", NULL};
-    if (logic && !one_of(json_string_value(logic), logics)) add(details, "/conditionLogic", "must be ALL or ANY");
+    if (logic && !one_of(json_string_value(logic), logics))
+        rp_details_add(details, "/conditionLogic", "must be ALL or ANY");
     if (period && !one_of(json_string_value(period), periods))
-        add(details, "/claimPeriod", "must be ONCE, DAILY or WEEKLY");
+        rp_details_add(details, "/claimPeriod", "must be ONCE, DAILY or WEEKLY");
     if (max && !json_is_null(max) && !int_in(max, 1, 1000000))
-        add(details, "/maxClaims", "must be null (unlimited) or an integer from 1 to 1000000");
-    if (approval && !json_is_boolean(approval)) add(details, "/requiresApproval", "must be a boolean");
-    if (offset && !int_in(offset, -720, 840)) add(details, "/dayOffsetMinutes", "must be an integer from -720 to 840");
+        rp_details_add(details, "/maxClaims", "must be null (unlimited) or an integer from 1 to 1000000");
+    if (approval && !json_is_boolean(approval)) rp_details_add(details, "/requiresApproval", "must be a boolean");
+    if (offset && !int_in(offset, -720, 840))
+        rp_details_add(details, "/dayOffsetMinutes", "must be an integer from -720 to 840");
     json_t *rewards = rewards_validate(json_object_get(body, "rewards"), details);
     if (json_array_size(details) != before) {
         json_decref(rewards);
@@ -180,8 +169,8 @@ json_t *rp_event_merge_patch(const json_t *stored, const json_t *patch, json_t *
             json_object_set(body, editable[i], v);
         }
     }
-    if (json_object_size(patch) == 0) add(details, "", "at least one field is required");
-    unknown_members(patch, editable, "", details);
+    if (json_object_size(patch) == 0) rp_details_add(details, "", "at least one field is required");
+    rp_details_unknown(patch, editable, "", details);
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)patch, k, v) if (one_of(k, editable)) json_object_set(body, k, v);

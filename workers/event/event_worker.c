@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "details.h"
 #include "event.h"
 #include "ids.h"
 #include "log.h"
@@ -13,6 +14,7 @@
 #include "paging.h"
 #include "progress_ingest.h"
 #include "roles.h"
+#include "service.h"
 #include "timeutil.h"
 
 struct rp_event_worker {
@@ -24,33 +26,57 @@ struct rp_event_worker {
 #define STAFF_WRITE (RP_ROLE_OPERATOR | RP_ROLE_ADMIN)
 #define STAFF_READ (RP_ROLE_OPERATOR | RP_ROLE_AUDITOR | RP_ROLE_ADMIN)
 #define MAX_FACTS 1000
+#define DEF_NOT_FOUND "REWARD_DEFINITION_NOT_FOUND"
 
-static bool allowed(const rp_envelope_t *env, unsigned roles, rp_reply_t *rep) {
-    if (env->caller.authenticated && (env->caller.roles & roles)) return true;
-    rp_reply_error(rep, 403, "FORBIDDEN", "your roles do not allow this operation", NULL);
-    return false;
+/* the service hooks (rpc.h) */
+static bool ping(void *ctx, rp_err_t *err) {
+    rp_event_worker_t *w = ctx;
+    return w->repo->ops->ping(w->repo, err);
 }
 
-static bool invalid(rp_reply_t *rep, json_t *details) {
-    if (json_array_size(details) == 0) {
-        json_decref(details);
-        return false;
-    }
-    rp_reply_error(rep, 400, "VALIDATION_FAILED", "the request body is invalid", details);
-    return true;
+static void free_ctx(void *ctx) {
+    rp_event_worker_free(ctx);
 }
 
-static bool need_body(const rp_envelope_t *env, rp_reply_t *rep) {
-    if (json_is_object(env->body)) return true;
-    rp_reply_error(rep, 400, "INVALID_JSON", "a JSON object body is required", NULL);
-    return false;
-}
-
-static const char *path_id(const rp_envelope_t *env, rp_reply_t *rep, const char *code, const char *what) {
-    const char *id = rp_envelope_param(env, "id");
-    if (id && rp_oid_valid(id, strlen(id))) return id;
-    rp_reply_error(rep, 404, code, what, NULL);
+/* The definition (def) or event id as a new document; NULL with rep set when the read failed or
+ * found nothing. */
+static json_t *fetch(rp_event_worker_t *w, bool def, const char *id, rp_reply_t *rep) {
+    rp_err_t err;
+    json_t *doc = NULL;
+    bool read = def ? w->repo->ops->def_get(w->repo, id, &doc, &err) : w->repo->ops->event_get(w->repo, id, &doc, &err);
+    if (rp_service_found(rep, read, doc != NULL, &err, def ? DEF_NOT_FOUND : "EVENT_NOT_FOUND",
+                         def ? "no such reward definition" : "no such event"))
+        return doc;
+    json_decref(doc);
     return NULL;
+}
+
+/* The {id} path parameter of a definition or event route; NULL with a 404 set when malformed. */
+static const char *path_id(const rp_envelope_t *env, bool def, rp_reply_t *rep) {
+    return def ? rp_service_path_id(env, "id", DEF_NOT_FOUND, "no such reward definition", rep)
+               : rp_service_path_id(env, "id", "EVENT_NOT_FOUND", "no such event", rep);
+}
+
+/* Gives a new document its id (written to id) and its creation stamps; returns the time. */
+static int64_t stamp_created(json_t *doc, const rp_envelope_t *env, char id[RP_OID_LEN]) {
+    char now_s[RP_ISO_LEN];
+    int64_t now = rp_now_ms();
+    rp_oid_new(id);
+    rp_time_iso(now, now_s);
+    json_object_set_new(doc, "id", json_string(id));
+    json_object_set_new(doc, "createdBy", json_string(env->caller.id));
+    json_object_set_new(doc, "createdAt", json_string(now_s));
+    json_object_set_new(doc, "updatedAt", json_string(now_s));
+    return now;
+}
+
+/* Stamps doc as updated now; returns the time. */
+static int64_t stamp_updated(json_t *doc) {
+    char now_s[RP_ISO_LEN];
+    int64_t now = rp_now_ms();
+    rp_time_iso(now, now_s);
+    json_object_set_new(doc, "updatedAt", json_string(now_s));
+    return now;
 }
 
 static rp_event_audit_t audit_of(const rp_envelope_t *env, const char *action, const char *type, const char *id,
@@ -59,20 +85,57 @@ static rp_event_audit_t audit_of(const rp_envelope_t *env, const char *action, c
     return a;
 }
 
-static json_t *page(json_t *items, bool more) {
-    size_t n = json_array_size(items);
-    json_t *next = more && n ? json_incref(json_object_get(json_array_get(items, n - 1), "id")) : json_null();
-    return json_pack("{s:o, s:o}", "items", items, "nextCursor", next);
+/* Checks that every reward references an existing, active definition. */
+static bool check_definitions(rp_event_worker_t *w, const json_t *doc, json_t *details, rp_err_t *err) {
+    size_t i;
+    json_t *rw;
+    json_array_foreach(json_object_get(doc, "rewards"), i, rw) {
+        json_t *def = NULL;
+        char ptr[64];
+        snprintf(ptr, sizeof ptr, "/rewards/%zu/rewardDefinitionId", i);
+        if (!w->repo->ops->def_get(w->repo, json_string_value(json_object_get(rw, "rewardDefinitionId")), &def, err))
+            return false;
+        if (!def)
+            rp_details_add(details, ptr, "unknown reward definition");
+        else if (!json_is_true(json_object_get(def, "isActive")))
+            rp_details_add(details, ptr, "reward definition is inactive");
+        json_decref(def);
+    }
+    return true;
 }
 
-static void op_health(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
-    rp_event_worker_t *w = ctx;
+/* A document being created, with its audit entry (which borrows doc and id). */
+typedef struct new_doc {
+    json_t *doc; /* owned by the caller once new_doc succeeded */
+    char id[RP_OID_LEN];
+    int64_t now;
+    rp_event_audit_t audit;
+} new_doc_t;
+
+/* Checks a creation (staff, a valid body: a reward definition when def, else an event whose
+ * rewards name active definitions) and makes the stamped document and its audit entry in n.
+ * False with rep set when refused. */
+static bool new_doc(rp_event_worker_t *w, const rp_envelope_t *env, bool def, new_doc_t *n, rp_reply_t *rep) {
     rp_err_t err;
-    (void)env;
-    if (w->repo->ops->ping(w->repo, &err))
-        rp_reply_set(rep, 200, json_pack("{s:s}", "status", "ok"));
-    else
-        rp_reply_error(rep, 503, "STORE_UNAVAILABLE", err.message, NULL);
+    memset(n, 0, sizeof *n);
+    if (!rp_service_require_roles(env, STAFF_WRITE, NULL, rep) || !rp_service_need_body(env, rep)) return false;
+    json_t *details = json_array();
+    if (def) {
+        rp_definition_validate(env->body, false, details, &n->doc);
+    } else if (rp_event_validate(env->body, details, &n->doc) && !check_definitions(w, n->doc, details, &err)) {
+        json_decref(details);
+        details = NULL;
+        rp_reply_from_err(rep, &err);
+    }
+    if (!details || rp_service_reject_invalid(rep, details)) {
+        json_decref(n->doc);
+        n->doc = NULL;
+        return false;
+    }
+    n->now = stamp_created(n->doc, env, n->id);
+    n->audit = def ? audit_of(env, "reward_definition.create", "reward_definition", n->id, NULL, n->doc, n->now)
+                   : audit_of(env, "event.create", "event", n->id, NULL, n->doc, n->now);
+    return true;
 }
 
 /* ---- reward definitions ---- */
@@ -85,46 +148,22 @@ static json_t *def_public(json_t *doc) {
 static void op_def_create(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
     rp_err_t err;
-    json_t *doc = NULL, *details = json_array();
-    if (!allowed(env, STAFF_WRITE, rep) || !need_body(env, rep)) {
-        json_decref(details);
-        return;
-    }
-    rp_definition_validate(env->body, false, details, &doc);
-    if (invalid(rep, details)) return;
-    char id[RP_OID_LEN], now_s[RP_ISO_LEN];
-    int64_t now = rp_now_ms();
-    rp_oid_new(id);
-    rp_time_iso(now, now_s);
-    json_object_set_new(doc, "id", json_string(id));
-    json_object_set_new(doc, "createdBy", json_string(env->caller.id));
-    json_object_set_new(doc, "createdAt", json_string(now_s));
-    json_object_set_new(doc, "updatedAt", json_string(now_s));
-    rp_event_audit_t a = audit_of(env, "reward_definition.create", "reward_definition", id, NULL, doc, now);
-    if (!w->repo->ops->def_create(w->repo, doc, &a, &err)) {
-        json_decref(doc);
+    new_doc_t n;
+    if (!new_doc(w, env, true, &n, rep)) return;
+    if (!w->repo->ops->def_create(w->repo, n.doc, &n.audit, &err)) {
+        json_decref(n.doc);
         rp_reply_from_err(rep, &err);
         return;
     }
-    rp_reply_set(rep, 201, doc);
+    rp_reply_set(rep, 201, n.doc);
 }
 
 static void op_def_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
-    rp_err_t err;
-    json_t *doc = NULL;
-    if (!allowed(env, STAFF_READ, rep)) return;
-    const char *id = path_id(env, rep, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition");
-    if (!id) return;
-    if (!w->repo->ops->def_get(w->repo, id, &doc, &err)) {
-        rp_reply_from_err(rep, &err);
-        return;
-    }
-    if (!doc) {
-        rp_reply_error(rep, 404, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition", NULL);
-        return;
-    }
-    rp_reply_set(rep, 200, def_public(doc));
+    if (!rp_service_require_roles(env, STAFF_READ, NULL, rep)) return;
+    const char *id = path_id(env, true, rep);
+    json_t *doc = id ? fetch(w, true, id, rep) : NULL;
+    if (doc) rp_reply_set(rep, 200, def_public(doc));
 }
 
 static void op_def_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
@@ -134,7 +173,7 @@ static void op_def_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     const char *cursor;
     json_t *items;
     bool more;
-    if (!allowed(env, STAFF_READ, rep)) return;
+    if (!rp_service_require_roles(env, STAFF_READ, NULL, rep)) return;
     if (!rp_paging_parse(env, &limit, &cursor, &err)) {
         rp_reply_from_err(rep, &err);
         return;
@@ -157,61 +196,40 @@ static void op_def_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     size_t i;
     json_t *d;
     json_array_foreach(items, i, d) def_public(d);
-    rp_reply_set(rep, 200, page(items, more));
+    rp_reply_set(rep, 200, rp_service_page(items, more));
 }
 
 static void op_def_update(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
     rp_err_t err;
-    json_t *before = NULL, *details = json_array();
-    if (!allowed(env, STAFF_WRITE, rep) || !need_body(env, rep)) {
-        json_decref(details);
-        return;
-    }
-    const char *id = path_id(env, rep, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition");
-    if (!id) {
-        json_decref(details);
-        return;
-    }
+    if (!rp_service_require_roles(env, STAFF_WRITE, NULL, rep) || !rp_service_need_body(env, rep)) return;
+    const char *id = path_id(env, true, rep);
+    if (!id) return;
+    json_t *details = json_array(), *before;
     rp_definition_validate(env->body, true, details, NULL);
-    if (invalid(rep, details)) return;
-    if (!w->repo->ops->def_get(w->repo, id, &before, &err)) {
-        rp_reply_from_err(rep, &err);
-        return;
-    }
-    if (!before) {
-        rp_reply_error(rep, 404, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition", NULL);
-        return;
-    }
+    if (rp_service_reject_invalid(rep, details) || !(before = fetch(w, true, id, rep))) return;
     const char *new_type = json_string_value(json_object_get(env->body, "type"));
     if (json_is_true(json_object_get(before, "referenced")) && new_type &&
         strcmp(new_type, json_string_value(json_object_get(before, "type"))) != 0) {
         json_decref(before);
-        {
-            rp_reply_error(rep, 409, "DEFINITION_REFERENCED",
-                           "an event uses this definition: its type cannot change (deactivate it instead)", NULL);
-            return;
-        }
+        rp_reply_error(rep, 409, "DEFINITION_REFERENCED",
+                       "an event uses this definition: its type cannot change (deactivate it instead)", NULL);
+        return;
     }
     json_t *after = json_deep_copy(before);
     json_object_update(after, env->body);
-    char now_s[RP_ISO_LEN];
-    int64_t now = rp_now_ms();
-    rp_time_iso(now, now_s);
-    json_object_set_new(after, "updatedAt", json_string(now_s));
+    int64_t now = stamp_updated(after);
     def_public(before);
     def_public(after);
     rp_event_audit_t a = audit_of(env, "reward_definition.update", "reward_definition", id, before, after, now);
     bool ok = w->repo->ops->def_update(w->repo, after, &a, &err);
     json_decref(before);
-    if (!ok) {
+    if (ok) {
+        rp_reply_set(rep, 200, after);
+    } else {
         json_decref(after);
-        {
-            rp_reply_from_err(rep, &err);
-            return;
-        }
+        rp_reply_from_err(rep, &err);
     }
-    rp_reply_set(rep, 200, after);
 }
 
 static void op_def_delete(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
@@ -219,29 +237,14 @@ static void op_def_delete(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
     rp_err_t err;
     json_t *before = NULL;
     bool found = false, referenced = false;
-    if (!allowed(env, STAFF_WRITE, rep)) return;
-    const char *id = path_id(env, rep, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition");
-    if (!id) return;
-    if (!w->repo->ops->def_get(w->repo, id, &before, &err)) {
-        rp_reply_from_err(rep, &err);
-        return;
-    }
-    if (!before) {
-        rp_reply_error(rep, 404, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition", NULL);
-        return;
-    }
+    if (!rp_service_require_roles(env, STAFF_WRITE, NULL, rep)) return;
+    const char *id = path_id(env, true, rep);
+    if (!id || !(before = fetch(w, true, id, rep))) return;
     def_public(before);
     rp_event_audit_t a = audit_of(env, "reward_definition.delete", "reward_definition", id, before, NULL, rp_now_ms());
     bool ok = w->repo->ops->def_delete(w->repo, id, &a, &found, &referenced, &err);
     json_decref(before);
-    if (!ok) {
-        rp_reply_from_err(rep, &err);
-        return;
-    }
-    if (!found) {
-        rp_reply_error(rep, 404, "REWARD_DEFINITION_NOT_FOUND", "no such reward definition", NULL);
-        return;
-    }
+    if (!rp_service_found(rep, ok, found, &err, DEF_NOT_FOUND, "no such reward definition")) return;
     if (referenced) {
         rp_reply_error(rep, 409, "DEFINITION_REFERENCED",
                        "an event uses this definition: deactivate it (isActive: false) instead", NULL);
@@ -252,72 +255,29 @@ static void op_def_delete(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
 
 /* ---- events ---- */
 
-/* Checks that every reward references an existing, active definition. */
-static bool check_definitions(rp_event_worker_t *w, const json_t *doc, json_t *details, rp_err_t *err) {
-    size_t i;
-    json_t *rw;
-    json_array_foreach(json_object_get(doc, "rewards"), i, rw) {
-        json_t *def = NULL;
-        char ptr[64];
-        snprintf(ptr, sizeof ptr, "/rewards/%zu/rewardDefinitionId", i);
-        if (!w->repo->ops->def_get(w->repo, json_string_value(json_object_get(rw, "rewardDefinitionId")), &def, err))
-            return false;
-        if (!def)
-            json_array_append_new(details,
-                                  json_pack("{s:s, s:s}", "field", ptr, "reason", "unknown reward definition"));
-        else if (!json_is_true(json_object_get(def, "isActive")))
-            json_array_append_new(details,
-                                  json_pack("{s:s, s:s}", "field", ptr, "reason", "reward definition is inactive"));
-        json_decref(def);
-    }
-    return true;
-}
-
 static json_t *with_status(json_t *doc, int64_t now) {
     json_object_set_new(doc, "status", json_string(rp_event_status_name(rp_event_doc_status(doc, now))));
     return doc;
 }
 
+/* Answers status with the event as stored after a write, and its status at now. */
+static void reply_event(rp_event_worker_t *w, const char *id, int status, int64_t now, rp_reply_t *rep) {
+    json_t *doc = fetch(w, false, id, rep);
+    if (doc) rp_reply_set(rep, status, with_status(doc, now));
+}
+
 static void op_event_create(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
     rp_err_t err;
-    json_t *doc = NULL, *details = json_array();
-    if (!allowed(env, STAFF_WRITE, rep) || !need_body(env, rep)) {
-        json_decref(details);
-        return;
-    }
-    if (rp_event_validate(env->body, details, &doc) && !check_definitions(w, doc, details, &err)) {
-        json_decref(doc);
-        json_decref(details);
-        {
-            rp_reply_from_err(rep, &err);
-            return;
-        }
-    }
-    if (invalid(rep, details)) {
-        json_decref(doc);
-        return;
-    }
-    char id[RP_OID_LEN], now_s[RP_ISO_LEN];
-    int64_t now = rp_now_ms();
-    rp_oid_new(id);
-    rp_time_iso(now, now_s);
-    json_object_set_new(doc, "id", json_string(id));
-    json_object_set_new(doc, "createdBy", json_string(env->caller.id));
-    json_object_set_new(doc, "createdAt", json_string(now_s));
-    json_object_set_new(doc, "updatedAt", json_string(now_s));
-    rp_event_audit_t a = audit_of(env, "event.create", "event", id, NULL, doc, now);
-    bool ok = w->repo->ops->event_create(w->repo, doc, &a, &err);
-    json_decref(doc);
+    new_doc_t n;
+    if (!new_doc(w, env, false, &n, rep)) return;
+    bool ok = w->repo->ops->event_create(w->repo, n.doc, &n.audit, &err);
+    json_decref(n.doc);
     if (!ok) {
         rp_reply_from_err(rep, &err);
         return;
     }
-    if (!w->repo->ops->event_get(w->repo, id, &doc, &err) || !doc) {
-        rp_reply_from_err(rep, &err);
-        return;
-    }
-    rp_reply_set(rep, 201, with_status(doc, now));
+    reply_event(w, n.id, 201, n.now, rep);
 }
 
 /* Players (no staff role) see only UPCOMING and ACTIVE events. */
@@ -327,22 +287,15 @@ static bool is_staff(const rp_envelope_t *env) {
 
 static void op_event_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
-    rp_err_t err;
-    json_t *doc = NULL;
-    const char *id = path_id(env, rep, "EVENT_NOT_FOUND", "no such event");
-    if (!id) return;
-    if (!w->repo->ops->event_get(w->repo, id, &doc, &err)) {
-        rp_reply_from_err(rep, &err);
-        return;
-    }
+    const char *id = path_id(env, false, rep);
+    json_t *doc = id ? fetch(w, false, id, rep) : NULL;
+    if (!doc) return;
     int64_t now = rp_now_ms();
-    rp_event_status_t s = doc ? rp_event_doc_status(doc, now) : RP_EVENT_CANCELED;
-    if (!doc || (!is_staff(env) && s != RP_EVENT_UPCOMING && s != RP_EVENT_ACTIVE)) {
+    rp_event_status_t s = rp_event_doc_status(doc, now);
+    if (!is_staff(env) && s != RP_EVENT_UPCOMING && s != RP_EVENT_ACTIVE) {
         json_decref(doc);
-        {
-            rp_reply_error(rep, 404, "EVENT_NOT_FOUND", "no such event", NULL);
-            return;
-        }
+        rp_reply_error(rep, 404, "EVENT_NOT_FOUND", "no such event", NULL);
+        return;
     }
     rp_reply_set(rep, 200, with_status(doc, now));
 }
@@ -378,7 +331,7 @@ static void op_event_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
     size_t i;
     json_t *d;
     json_array_foreach(items, i, d) with_status(d, now);
-    rp_reply_set(rep, 200, page(items, more));
+    rp_reply_set(rep, 200, rp_service_page(items, more));
 }
 
 static void op_event_update(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
@@ -386,33 +339,22 @@ static void op_event_update(void *ctx, const rp_envelope_t *env, rp_reply_t *rep
     rp_err_t err;
     json_t *before = NULL, *merged = NULL, *doc = NULL, *details = json_array();
     bool claimed = false;
-    if (!allowed(env, STAFF_WRITE, rep) || !need_body(env, rep)) goto done;
-    const char *id = path_id(env, rep, "EVENT_NOT_FOUND", "no such event");
-    if (!id) goto done;
-    if (!w->repo->ops->event_get(w->repo, id, &before, &err)) {
-        rp_reply_from_err(rep, &err);
-        goto done;
-    }
-    if (!before) {
-        rp_reply_error(rep, 404, "EVENT_NOT_FOUND", "no such event", NULL);
-        goto done;
-    }
+    if (!rp_service_require_roles(env, STAFF_WRITE, NULL, rep) || !rp_service_need_body(env, rep)) goto done;
+    const char *id = path_id(env, false, rep);
+    if (!id || !(before = fetch(w, false, id, rep))) goto done;
     merged = rp_event_merge_patch(before, env->body, details);
     if (json_array_size(details) == 0 && rp_event_validate(merged, details, &doc) &&
         json_object_get(env->body, "rewards") && !check_definitions(w, doc, details, &err)) {
         rp_reply_from_err(rep, &err);
         goto done;
     }
-    bool refused = invalid(rep, details); /* takes details either way */
+    bool refused = rp_service_reject_invalid(rep, details); /* takes details either way */
     details = NULL;
     if (refused) goto done;
-    char now_s[RP_ISO_LEN];
-    int64_t now = rp_now_ms();
-    rp_time_iso(now, now_s);
     json_object_set(doc, "id", json_object_get(before, "id"));
     json_object_set(doc, "createdBy", json_object_get(before, "createdBy"));
     json_object_set(doc, "createdAt", json_object_get(before, "createdAt"));
-    json_object_set_new(doc, "updatedAt", json_string(now_s));
+    int64_t now = stamp_updated(doc);
     rp_event_audit_t a = audit_of(env, "event.update", "event", id, before, doc, now);
     /* rewards (and their stock) are frozen once players have claimed: the guard goes with every
      * rewards change, checked by the store in the same transaction as the write */
@@ -425,14 +367,7 @@ static void op_event_update(void *ctx, const rp_envelope_t *env, rp_reply_t *rep
         rp_reply_error(rep, 409, "EVENT_HAS_CLAIMS", "rewards cannot change once players have claimed", NULL);
         goto done;
     }
-    json_decref(doc);
-    doc = NULL;
-    if (!w->repo->ops->event_get(w->repo, id, &doc, &err) || !doc) {
-        rp_reply_from_err(rep, &err);
-        goto done;
-    }
-    rp_reply_set(rep, 200, with_status(doc, now));
-    doc = NULL;
+    reply_event(w, id, 200, now, rep);
 done:
     json_decref(details);
     json_decref(before);
@@ -443,27 +378,19 @@ done:
 static void op_event_cancel(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
     rp_err_t err;
-    json_t *before = NULL, *after = NULL;
+    json_t *before = NULL;
     bool already = false;
-    if (!allowed(env, STAFF_WRITE, rep)) return;
-    const char *id = path_id(env, rep, "EVENT_NOT_FOUND", "no such event");
+    if (!rp_service_require_roles(env, STAFF_WRITE, NULL, rep)) return;
+    const char *id = path_id(env, false, rep);
     if (!id) return;
     json_t *reason = env->body ? json_object_get(env->body, "reason") : NULL;
     if (env->body && (json_object_size(env->body) > (reason ? 1u : 0u) ||
                       (reason && !(json_is_string(reason) && json_string_length(reason) <= 1000)))) {
-        rp_reply_error(
-            rep, 400, "VALIDATION_FAILED", "the body may only hold {reason: string}",
-            json_pack("[{s:s, s:s}]", "field", "/reason", "reason", "must be a string of at most 1000 characters"));
+        rp_service_reject_field(rep, "the body may only hold {reason: string}", "/reason",
+                                "must be a string of at most 1000 characters");
         return;
     }
-    if (!w->repo->ops->event_get(w->repo, id, &before, &err)) {
-        rp_reply_from_err(rep, &err);
-        return;
-    }
-    if (!before) {
-        rp_reply_error(rep, 404, "EVENT_NOT_FOUND", "no such event", NULL);
-        return;
-    }
+    if (!(before = fetch(w, false, id, rep))) return;
     int64_t now = rp_now_ms();
     json_t *note = json_pack("{s:s, s:O}", "status", "CANCELED", "reason", reason ? reason : json_null());
     rp_event_audit_t a = audit_of(env, "event.cancel", "event", id, before, note, now);
@@ -478,11 +405,7 @@ static void op_event_cancel(void *ctx, const rp_envelope_t *env, rp_reply_t *rep
         rp_reply_error(rep, 409, "ALREADY_CANCELED", "the event is already canceled", NULL);
         return;
     }
-    if (!w->repo->ops->event_get(w->repo, id, &after, &err) || !after) {
-        rp_reply_from_err(rep, &err);
-        return;
-    }
-    rp_reply_set(rep, 200, with_status(after, now));
+    reply_event(w, id, 200, now, rep);
 }
 
 /* ---- progress ---- */
@@ -490,7 +413,7 @@ static void op_event_cancel(void *ctx, const rp_envelope_t *env, rp_reply_t *rep
 static void fact_detail(json_t *details, size_t i, const char *member, const char *reason) {
     char ptr[64];
     snprintf(ptr, sizeof ptr, "/facts/%zu%s", i, member);
-    json_array_append_new(details, json_pack("{s:s, s:s}", "field", ptr, "reason", reason));
+    rp_details_add(details, ptr, reason);
 }
 
 static bool printable(const char *s, size_t n) {
@@ -503,13 +426,13 @@ static void op_progress_report(void *ctx, const rp_envelope_t *env, rp_reply_t *
     static const char *const types[] = {"LOGIN", "LEVEL", "QUEST_COMPLETE", "INVITE", "COUNTER"};
     rp_event_worker_t *w = ctx;
     rp_err_t err;
-    if (!allowed(env, RP_ROLE_GAME_SERVER | STAFF_WRITE, rep) || !need_body(env, rep)) return;
+    if (!rp_service_require_roles(env, RP_ROLE_GAME_SERVER | STAFF_WRITE, NULL, rep) || !rp_service_need_body(env, rep))
+        return;
     json_t *facts = json_object_get(env->body, "facts"), *details = json_array();
     if (json_object_size(env->body) != 1 || !json_is_array(facts) || json_array_size(facts) < 1 ||
         json_array_size(facts) > MAX_FACTS) {
-        json_array_append_new(
-            details, json_pack("{s:s, s:s}", "field", "/facts", "reason", "the body must be {facts: [1..1000 facts]}"));
-        invalid(rep, details);
+        rp_details_add(details, "/facts", "the body must be {facts: [1..1000 facts]}");
+        rp_service_reject_invalid(rep, details);
         return;
     }
     size_t n = json_array_size(facts), i;
@@ -517,19 +440,13 @@ static void op_progress_report(void *ctx, const rp_envelope_t *env, rp_reply_t *
     int64_t now = rp_now_ms();
     json_t *f;
     json_array_foreach(facts, i, f) {
-        static const char *const members[] = {"userId", "type", "value", "occurredAt", "idempotencyKey"};
+        static const char *const members[] = {"userId", "type", "value", "occurredAt", "idempotencyKey", NULL};
         if (!json_is_object(f)) {
             fact_detail(details, i, "", "must be an object");
             continue;
         }
-        const char *k;
-        json_t *v;
-        json_object_foreach(f, k, v) {
-            bool known = false;
-            for (size_t m = 0; m < 5; m++)
-                known = known || strcmp(k, members[m]) == 0;
-            if (!known) fact_detail(details, i, "", "has an unknown field");
-        }
+        for (size_t u = rp_details_count_unknown(f, members); u > 0; u--)
+            fact_detail(details, i, "", "has an unknown field");
         rp_fact_t *x = &list[i];
         json_t *uid = json_object_get(f, "userId"), *type = json_object_get(f, "type"),
                *val = json_object_get(f, "value"), *when = json_object_get(f, "occurredAt"),
@@ -574,11 +491,7 @@ static void op_progress_report(void *ctx, const rp_envelope_t *env, rp_reply_t *
             break;
         case 4: {
             json_t *ck = json_object_get(val, "key"), *delta = json_object_get(val, "delta");
-            const char *ks = json_string_value(ck);
-            bool key_ok = ks && json_string_length(ck) >= 1 && json_string_length(ck) <= 64;
-            for (size_t c = 0; key_ok && ks[c]; c++)
-                key_ok = (ks[c] >= 'a' && ks[c] <= 'z') || (ks[c] >= 'A' && ks[c] <= 'Z') ||
-                         (ks[c] >= '0' && ks[c] <= '9') || strchr("_.:-", ks[c]);
+            bool key_ok = rp_counter_key_valid(json_string_value(ck), json_string_length(ck));
             if (!json_is_object(val) || json_object_size(val) != 2 || !key_ok || !json_is_integer(delta) ||
                 json_integer_value(delta) < -1000000000 || json_integer_value(delta) > 1000000000)
                 fact_detail(details, i, "/value", "must be {key: 1-64 chars of [A-Za-z0-9_.:-], delta: integer}");
@@ -588,7 +501,7 @@ static void op_progress_report(void *ctx, const rp_envelope_t *env, rp_reply_t *
         }
         if (json_array_size(details) >= 50) break;
     }
-    if (invalid(rep, details)) {
+    if (rp_service_reject_invalid(rep, details)) {
         free(list);
         return;
     }
@@ -623,11 +536,8 @@ static void op_progress_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep
     rp_err_t err;
     rp_progress_t p;
     int64_t login_days = 0;
-    const char *user = rp_envelope_param(env, "userId");
-    if (!user || !rp_oid_valid(user, strlen(user))) {
-        rp_reply_error(rep, 404, "USER_NOT_FOUND", "no such player", NULL);
-        return;
-    }
+    const char *user = rp_service_path_id(env, "userId", "USER_NOT_FOUND", "no such player", rep);
+    if (!user) return;
     bool self = env->caller.authenticated && strcmp(env->caller.id, user) == 0;
     if (!self && !is_staff(env)) {
         rp_reply_error(rep, 403, "FORBIDDEN", "only the player or staff may read this progress", NULL);
@@ -648,7 +558,7 @@ static void op_audit_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
     const char *cursor, *target_id, *actor_id;
     json_t *items;
     bool more;
-    if (!allowed(env, RP_ROLE_AUDITOR | RP_ROLE_ADMIN, rep)) return;
+    if (!rp_service_require_roles(env, RP_ROLE_AUDITOR | RP_ROLE_ADMIN, NULL, rep)) return;
     if (!rp_paging_parse(env, &limit, &cursor, &err) || !rp_query_oid(env, "targetId", &target_id, &err) ||
         !rp_query_oid(env, "actorId", &actor_id, &err)) {
         rp_reply_from_err(rep, &err);
@@ -659,11 +569,10 @@ static void op_audit_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
         rp_reply_from_err(rep, &err);
         return;
     }
-    rp_reply_set(rep, 200, page(items, more));
+    rp_reply_set(rep, 200, rp_service_page(items, more));
 }
 
 static const rp_route_op_t ops[] = {
-    {"GET", "/_health", op_health},
     {"POST", "/events/reward-definitions", op_def_create},
     {"GET", "/events/reward-definitions", op_def_list},
     {"GET", "/events/reward-definitions/{id}", op_def_get},
@@ -685,7 +594,7 @@ rp_event_worker_t *rp_event_worker_new(const rp_config_t *cfg, rp_err_t *err) {
     rp_event_worker_t *w = rp_calloc(1, sizeof *w);
     w->cfg = cfg;
     w->repo = repo;
-    w->service = (rp_service_t){"event", ops, sizeof ops / sizeof ops[0], w};
+    w->service = (rp_service_t){"event", ops, sizeof ops / sizeof ops[0], w, ping, free_ctx};
     return w;
 }
 

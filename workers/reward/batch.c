@@ -1,21 +1,19 @@
 /* batch.c - batch grants: creation, the sweeper and the item consumer (see batch.h). */
 #include "batch.h"
 
-#include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "event/event.h"
 #include "grant_txn.h"
 #include "ids.h"
 #include "json_util.h"
 #include "log.h"
+#include "loop.h"
 #include "mem.h"
 #include "paging.h"
+#include "service.h"
 #include "timeutil.h"
 
 #define LEASE_LIMIT 500 /* items taken per sweep */
@@ -28,12 +26,10 @@ struct rp_batches {
     rp_event_repo_t *events;
     rp_claims_t *claims;
     rp_transport_t *transport;
-    pthread_t sweeper;
-    bool started;
-    pthread_mutex_t mu;
-    pthread_cond_t kick; /* a new batch: sweep now */
-    bool kicked, stopping;
+    rp_loop_t *sweeper; /* kicked by a new batch: sweep now */
 };
+
+static rp_loop_next_t sweep(void *arg, int backoff_ms);
 
 rp_batches_t *rp_batches_new(const rp_config_t *cfg, rp_reward_store_t *store, rp_event_repo_t *events,
                              rp_claims_t *claims) {
@@ -42,12 +38,7 @@ rp_batches_t *rp_batches_new(const rp_config_t *cfg, rp_reward_store_t *store, r
     b->store = store;
     b->events = events;
     b->claims = claims;
-    pthread_mutex_init(&b->mu, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&b->kick, &attr);
-    pthread_condattr_destroy(&attr);
+    b->sweeper = rp_loop_new(sweep, b, IDLE_MS);
     return b;
 }
 
@@ -90,11 +81,8 @@ static void reply_batch(rp_batches_t *b, const char *id, int status, rp_reply_t 
     rp_batch_t batch;
     bool found = false;
     memset(&batch, 0, sizeof batch);
-    if (!b->store->ops->batch_get(b->store, id, true, &batch, &found, &err))
-        rp_reply_from_err(rep, &err);
-    else if (!found)
-        rp_reply_error(rep, 404, "BATCH_NOT_FOUND", "no such batch", NULL);
-    else
+    bool read = b->store->ops->batch_get(b->store, id, true, &batch, &found, &err);
+    if (rp_service_found(rep, read, found, &err, "BATCH_NOT_FOUND", "no such batch"))
         rp_reply_set(rep, status, rp_batch_to_json(&batch, true));
     rp_batch_clear(&batch);
 }
@@ -114,19 +102,12 @@ void rp_batches_create(rp_batches_t *b, const rp_envelope_t *env, const char *ev
         if (!u || !rp_oid_valid(u, strlen(u))) {
             char ptr[40];
             snprintf(ptr, sizeof ptr, "/userIds/%zu", i);
-            rp_reply_error(rep, 400, "VALIDATION_FAILED", "the request body is invalid",
-                           json_pack("[{s:s, s:s}]", "field", ptr, "reason", "must be a 24-hex user id"));
+            rp_service_reject_field(rep, "the request body is invalid", ptr, "must be a 24-hex user id");
             return;
         }
     }
-    if (!b->events->ops->event_get(b->events, event_id, &event, &err)) {
-        rp_reply_from_err(rep, &err);
-        return;
-    }
-    if (!event) {
-        rp_reply_error(rep, 404, "EVENT_NOT_FOUND", "no such event", NULL);
-        return;
-    }
+    bool read = b->events->ops->event_get(b->events, event_id, &event, &err);
+    if (!rp_service_found(rep, read, event != NULL, &err, "EVENT_NOT_FOUND", "no such event")) return;
     int64_t now = rp_now_ms();
     bool canceled = rp_event_doc_status(event, now) == RP_EVENT_CANCELED;
     json_decref(event);
@@ -158,10 +139,7 @@ void rp_batches_create(rp_batches_t *b, const rp_envelope_t *env, const char *ev
         if (outcome == RP_BATCH_CREATED) {
             rp_log(RP_LOG_INFO, "batch", "batch %s: %zu items for event %s by %s", batch.id, n, event_id,
                    env->caller.id);
-            pthread_mutex_lock(&b->mu);
-            b->kicked = true;
-            pthread_cond_signal(&b->kick);
-            pthread_mutex_unlock(&b->mu);
+            rp_loop_kick(b->sweeper);
         }
         reply_batch(b, answered, 202, rep);
     }
@@ -185,13 +163,12 @@ void rp_batches_list(rp_batches_t *b, const rp_envelope_t *env, rp_reply_t *rep)
         return;
     }
     json_t *list = json_array();
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         json_array_append_new(list, rp_batch_to_json(&items[i], false));
-    json_t *next = more && n > 0 ? json_string(items[n - 1].id) : json_null();
-    for (size_t i = 0; i < n; i++)
         rp_batch_clear(&items[i]);
+    }
     free(items);
-    rp_reply_set(rep, 200, json_pack("{s:o, s:o}", "items", list, "nextCursor", next));
+    rp_reply_set(rep, 200, rp_service_page(list, more));
 }
 
 void rp_batches_items(rp_batches_t *b, const rp_envelope_t *env, const char *id, rp_reply_t *rep) {
@@ -309,65 +286,36 @@ static bool send_items(rp_batches_t *b, const rp_item_ref_t *items, size_t n, rp
     return ok;
 }
 
-static void *sweeper_main(void *arg) {
+/* One sweep: lease the items that are due and send them as chunk messages. */
+static rp_loop_next_t sweep(void *arg, int backoff_ms) {
     rp_batches_t *b = arg;
-    int backoff_ms = 250;
-    pthread_mutex_lock(&b->mu);
-    while (!b->stopping) {
-        pthread_mutex_unlock(&b->mu);
-        rp_err_t err;
-        rp_item_ref_t *items = NULL;
-        size_t n = 0;
-        int wait_ms = IDLE_MS;
-        if (!rp_grant_lease_items(b->store, rp_now_ms(), b->cfg->batch_redeliver_ms, LEASE_LIMIT,
-                                  b->cfg->batch_max_in_flight, &items, &n, &err)) {
-            rp_log(RP_LOG_WARN, "batch", "sweeper: %s; retrying in %d ms", err.message, backoff_ms);
-            wait_ms = backoff_ms;
-            backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
-        } else if (n > 0 && !send_items(b, items, n, &err)) {
-            rp_log(RP_LOG_WARN, "batch", "sweeper: %s; %zu items go again in %d ms", err.message, n,
-                   b->cfg->batch_redeliver_ms);
-            wait_ms = backoff_ms;
-            backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
-        } else if (n == LEASE_LIMIT) {
-            wait_ms = 0; /* more is due: go on at once */
-            backoff_ms = 250;
-        } else {
-            backoff_ms = 250;
-        }
-        free(items);
-        pthread_mutex_lock(&b->mu);
-        if (wait_ms > 0 && !b->kicked && !b->stopping) {
-            int64_t until_ms = rp_mono_ms() + wait_ms;
-            struct timespec until = {.tv_sec = until_ms / 1000, .tv_nsec = (long)(until_ms % 1000) * 1000000L};
-            while (!b->kicked && !b->stopping && pthread_cond_timedwait(&b->kick, &b->mu, &until) != ETIMEDOUT) {
-            }
-        }
-        b->kicked = false;
+    rp_err_t err;
+    rp_item_ref_t *items = NULL;
+    size_t n = 0;
+    rp_loop_next_t next = RP_LOOP_IDLE;
+    if (!rp_grant_lease_items(b->store, rp_now_ms(), b->cfg->batch_redeliver_ms, LEASE_LIMIT,
+                              b->cfg->batch_max_in_flight, &items, &n, &err)) {
+        rp_log(RP_LOG_WARN, "batch", "sweeper: %s; retrying in %d ms", err.message, backoff_ms);
+        next = RP_LOOP_FAILED;
+    } else if (n > 0 && !send_items(b, items, n, &err)) {
+        rp_log(RP_LOG_WARN, "batch", "sweeper: %s; %zu items go again in %d ms", err.message, n,
+               b->cfg->batch_redeliver_ms);
+        next = RP_LOOP_FAILED;
+    } else if (n == LEASE_LIMIT) {
+        next = RP_LOOP_MORE;
     }
-    pthread_mutex_unlock(&b->mu);
-    return NULL;
+    free(items);
+    return next;
 }
 
 bool rp_batches_start(rp_batches_t *b, rp_transport_t *t, rp_err_t *err) {
     b->transport = t;
     if (!rp_transport_consume(t, RP_BATCH_QUEUE, settle_chunk, b, b->cfg->worker_threads, err)) return false;
-    if (pthread_create(&b->sweeper, NULL, sweeper_main, b) != 0) {
-        rp_err_set(err, RP_ERR_INTERNAL, "INTERNAL", "cannot start the batch sweeper");
-        return false;
-    }
-    b->started = true;
-    return true;
+    return rp_loop_start(b->sweeper, "batch sweeper", err);
 }
 
 void rp_batches_free(rp_batches_t *b) {
     if (!b) return;
-    pthread_mutex_lock(&b->mu);
-    b->stopping = true;
-    pthread_cond_signal(&b->kick);
-    pthread_mutex_unlock(&b->mu);
-    if (b->started) pthread_join(b->sweeper, NULL);
-    pthread_mutex_destroy(&b->mu);
-    pthread_cond_destroy(&b->kick);
+    rp_loop_free(b->sweeper);
     free(b);
 }

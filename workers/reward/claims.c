@@ -13,6 +13,7 @@
 #include "log.h"
 #include "mem.h"
 #include "rules/event_rules.h"
+#include "service.h"
 #include "timeutil.h"
 
 struct rp_claims {
@@ -159,8 +160,7 @@ void rp_claims_claim(rp_claims_t *c, const rp_envelope_t *env, const char *event
     memset(&res, 0, sizeof res);
     memset(&stored, 0, sizeof stored);
     if (env->body && json_object_size(env->body) > 0) {
-        rp_reply_error(rep, 400, "VALIDATION_FAILED", "a claim takes no body",
-                       json_pack("[{s:s, s:s}]", "field", "", "reason", "must be empty or {}"));
+        rp_service_reject_field(rep, "a claim takes no body", "", "must be empty or {}");
         return;
     }
     if (key) {
@@ -174,14 +174,8 @@ void rp_claims_claim(rp_claims_t *c, const rp_envelope_t *env, const char *event
             goto done;
         }
     }
-    if (!c->events->ops->event_get(c->events, event_id, &event, &err)) {
-        rp_reply_from_err(rep, &err);
-        goto done;
-    }
-    if (!event) {
-        rp_reply_error(rep, 404, "EVENT_NOT_FOUND", "no such event", NULL);
-        goto done;
-    }
+    bool read = c->events->ops->event_get(c->events, event_id, &event, &err);
+    if (!rp_service_found(rep, read, event != NULL, &err, "EVENT_NOT_FOUND", "no such event")) goto done;
     if (!rp_event_view(event, &view)) {
         rp_reply_error(rep, 500, "INTERNAL", "the stored event is malformed", NULL);
         goto done;

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "outbox_relay.h"
 #include "process.h"
 #include "reward_service.h"
 
@@ -13,21 +12,16 @@ int main(void) {
     rp_err_t err;
     int rc = 0;
     if (!rp_process_start(&proc, "reward-grant-worker", false, true)) return 1;
-    rp_outbox_relay_t *relay = NULL;
     char owner[64];
     snprintf(owner, sizeof owner, "grant-worker-%ld", (long)getpid());
     rp_reward_worker_t *w = rp_reward_worker_new(&proc.cfg, NULL, &err);
-    if (!w ||
-        !rp_transport_serve(proc.transport, RP_COMP_REWARD, rp_rpc_service_handler, (void *)rp_reward_worker_service(w),
-                            proc.cfg.worker_threads, &err) ||
+    if (!w || !rp_process_serve(&proc, RP_COMP_REWARD, rp_reward_worker_service(w), &err) ||
         !rp_reward_worker_run_batches(w, proc.transport, &err))
         rc = rp_process_fail(&proc, "reward worker", &err);
-    else if (!(relay = rp_outbox_relay_new(rp_reward_worker_store(w), proc.cfg.amqp_url, owner, &err)) ||
-             !rp_outbox_relay_start(relay, &err))
+    else if (!rp_reward_worker_run_relay(w, owner, &err))
         rc = rp_process_fail(&proc, "outbox relay", &err);
     else
         rp_process_wait(&proc);
-    rp_outbox_relay_free(relay);
     rp_transport_stop(proc.transport);
     rp_reward_worker_free(w);
     rp_process_end(&proc);

@@ -1,15 +1,13 @@
 /* outbox_relay.c - outbox to RabbitMQ with publisher confirms (see outbox_relay.h). */
 #include "outbox_relay.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "amqp_publisher.h"
 #include "log.h"
+#include "loop.h"
 #include "mem.h"
 #include "timeutil.h"
 
@@ -17,14 +15,13 @@
 #define BATCH 500
 #define LEASE_MS 30000
 #define CONFIRM_WAIT_MS 10000
+#define IDLE_MS 200
 
 struct rp_outbox_relay {
     rp_reward_store_t *store;
     rp_amqp_publisher_t *pub;
     char owner[64];
-    pthread_t thread;
-    bool started;
-    atomic_bool stopping;
+    rp_loop_t *loop;
 };
 
 bool rp_outbox_relay_pass(rp_outbox_relay_t *r, int *published, rp_err_t *err) {
@@ -60,25 +57,12 @@ done:
     return ok;
 }
 
-static void *relay_main(void *arg) {
-    rp_outbox_relay_t *r = arg;
-    int backoff_ms = 200;
-    while (!atomic_load(&r->stopping)) {
-        rp_err_t err;
-        int n = 0;
-        int wait_ms;
-        if (rp_outbox_relay_pass(r, &n, &err)) {
-            backoff_ms = 200;
-            wait_ms = n > 0 ? 0 : 200;
-        } else {
-            rp_log(RP_LOG_WARN, "outbox", "%s; retrying in %d ms", err.message, backoff_ms);
-            wait_ms = backoff_ms;
-            backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
-        }
-        for (int waited = 0; waited < wait_ms && !atomic_load(&r->stopping); waited += 50)
-            usleep(50000);
-    }
-    return NULL;
+static rp_loop_next_t relay_pass(void *arg, int backoff_ms) {
+    rp_err_t err;
+    int n = 0;
+    if (rp_outbox_relay_pass(arg, &n, &err)) return n > 0 ? RP_LOOP_MORE : RP_LOOP_IDLE;
+    rp_log(RP_LOG_WARN, "outbox", "%s; retrying in %d ms", err.message, backoff_ms);
+    return RP_LOOP_FAILED;
 }
 
 rp_outbox_relay_t *rp_outbox_relay_new(rp_reward_store_t *store, const char *url, const char *owner, rp_err_t *err) {
@@ -88,22 +72,17 @@ rp_outbox_relay_t *rp_outbox_relay_new(rp_reward_store_t *store, const char *url
     r->store = store;
     r->pub = pub;
     snprintf(r->owner, sizeof r->owner, "%s", owner);
+    r->loop = rp_loop_new(relay_pass, r, IDLE_MS);
     return r;
 }
 
 bool rp_outbox_relay_start(rp_outbox_relay_t *r, rp_err_t *err) {
-    if (pthread_create(&r->thread, NULL, relay_main, r) != 0) {
-        rp_err_set(err, RP_ERR_INTERNAL, "INTERNAL", "cannot start the outbox relay thread");
-        return false;
-    }
-    r->started = true;
-    return true;
+    return rp_loop_start(r->loop, "outbox relay thread", err);
 }
 
 void rp_outbox_relay_free(rp_outbox_relay_t *r) {
     if (!r) return;
-    atomic_store(&r->stopping, true);
-    if (r->started) pthread_join(r->thread, NULL);
+    rp_loop_free(r->loop);
     rp_amqp_publisher_free(r->pub);
     free(r);
 }

@@ -9,14 +9,15 @@
 
 #include "batch.h"
 #include "claims.h"
-#include "ids.h"
 #include "log.h"
 #include "mem.h"
+#include "outbox_relay.h"
 #include "paging.h"
 #include "rules/request_state.h"
 #include "reward_store.h"
 #include "reward_store_mongo.h"
 #include "roles.h"
+#include "service.h"
 #include "timeutil.h"
 
 struct rp_reward_worker {
@@ -26,42 +27,32 @@ struct rp_reward_worker {
     rp_event_repo_t *owned_events;
     rp_claims_t *claims;
     rp_batches_t *batches;
+    rp_outbox_relay_t *relay; /* NULL unless run_relay */
     rp_service_t service;
 };
 
 #define STAFF_READ (RP_ROLE_OPERATOR | RP_ROLE_AUDITOR | RP_ROLE_ADMIN)
 #define STAFF_WRITE (RP_ROLE_OPERATOR | RP_ROLE_ADMIN)
 
-static bool require_roles(const rp_envelope_t *env, unsigned roles, rp_reply_t *rep) {
-    if (env->caller.authenticated && (env->caller.roles & roles)) return true;
-    rp_reply_error(rep, 403, "FORBIDDEN", "your roles do not allow this operation", NULL);
-    return false;
-}
-
-/* Reads the {id} path parameter as an ObjectId; false when a 404 was sent. */
-static const char *path_id(const rp_envelope_t *env, rp_reply_t *rep, const char *code) {
-    const char *id = rp_envelope_param(env, "id");
-    if (!id || !rp_oid_valid(id, strlen(id))) {
-        rp_reply_error(rep, 404, code, "no such id", NULL);
-        return NULL;
-    }
-    return id;
-}
-
-static void op_health(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+/* the service hooks (rpc.h) */
+static bool ping(void *ctx, rp_err_t *err) {
     rp_reward_worker_t *w = ctx;
-    rp_err_t err;
-    (void)env;
-    if (!w->store->ops->ping(w->store, &err))
-        rp_reply_error(rep, 503, "STORE_UNAVAILABLE", err.message, NULL);
-    else
-        rp_reply_set(rep, 200, json_pack("{s:s}", "status", "ok"));
+    return w->store->ops->ping(w->store, err);
+}
+
+static void free_ctx(void *ctx) {
+    rp_reward_worker_free(ctx);
+}
+
+/* The {id} path parameter as an ObjectId; NULL when a 404 code was sent. */
+static const char *path_id(const rp_envelope_t *env, const char *code, rp_reply_t *rep) {
+    return rp_service_path_id(env, "id", code, "no such id", rep);
 }
 
 static void op_claim(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reward_worker_t *w = ctx;
-    if (!require_roles(env, RP_ROLE_USER, rep)) return;
-    const char *event_id = path_id(env, rep, "EVENT_NOT_FOUND");
+    if (!rp_service_require_roles(env, RP_ROLE_USER, NULL, rep)) return;
+    const char *event_id = path_id(env, "EVENT_NOT_FOUND", rep);
     if (!event_id) return;
     rp_claims_claim(w->claims, env, event_id, rep);
 }
@@ -94,25 +85,20 @@ static void list_requests(rp_reward_worker_t *w, const rp_envelope_t *env, const
         return;
     }
     json_t *list = json_array();
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         json_array_append_new(list, rp_request_to_json(&items[i]));
-    json_t *next = more && n > 0 ? json_string(items[n - 1].id) : json_null();
-    for (size_t i = 0; i < n; i++)
         rp_request_clear(&items[i]);
+    }
     free(items);
-    rp_reply_set(rep, 200, json_pack("{s:o, s:o}", "items", list, "nextCursor", next));
+    rp_reply_set(rep, 200, rp_service_page(list, more));
 }
 
 static void op_list_mine(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
-    if (!env->caller.authenticated) {
-        rp_reply_error(rep, 401, "UNAUTHORIZED", "a bearer token is required", NULL);
-        return;
-    }
-    list_requests(ctx, env, env->caller.id, rep);
+    if (rp_service_require_caller(env, rep)) list_requests(ctx, env, env->caller.id, rep);
 }
 
 static void op_list_all(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
-    if (!require_roles(env, STAFF_READ, rep)) return;
+    if (!rp_service_require_roles(env, STAFF_READ, NULL, rep)) return;
     list_requests(ctx, env, NULL, rep);
 }
 
@@ -121,7 +107,7 @@ static void op_get_request(void *ctx, const rp_envelope_t *env, rp_reply_t *rep)
     rp_err_t err;
     rp_request_t req;
     bool found = false;
-    const char *id = path_id(env, rep, "REQUEST_NOT_FOUND");
+    const char *id = path_id(env, "REQUEST_NOT_FOUND", rep);
     if (!id) return;
     rp_request_init(&req);
     if (!w->store->ops->get_request(w->store, id, &req, &found, &err)) {
@@ -143,15 +129,13 @@ static bool decision_text(const rp_envelope_t *env, const char *field, bool requ
     json_t *v = env->body ? json_object_get(env->body, field) : NULL;
     *out = NULL;
     if (env->body && json_object_size(env->body) > (v ? 1u : 0u)) {
-        rp_reply_error(rep, 400, "VALIDATION_FAILED", "unknown field in the body",
-                       json_pack("[{s:s, s:s}]", "field", "", "reason", "only one text field is allowed"));
+        rp_service_reject_field(rep, "unknown field in the body", "", "only one text field is allowed");
         return false;
     }
     if ((!v && required) || (v && (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 1000))) {
         char ptr[40];
         snprintf(ptr, sizeof ptr, "/%s", field);
-        rp_reply_error(rep, 400, "VALIDATION_FAILED", "the request body is invalid",
-                       json_pack("[{s:s, s:s}]", "field", ptr, "reason", "must be a string of 1 to 1000 characters"));
+        rp_service_reject_field(rep, "the request body is invalid", ptr, "must be a string of 1 to 1000 characters");
         return false;
     }
     *out = json_string_value(v);
@@ -160,8 +144,8 @@ static bool decision_text(const rp_envelope_t *env, const char *field, bool requ
 
 static void decide(rp_reward_worker_t *w, const rp_envelope_t *env, rp_reply_t *rep, rp_decision_t d,
                    const char *text_field, bool text_required) {
-    if (!require_roles(env, STAFF_WRITE, rep)) return;
-    const char *id = path_id(env, rep, "REQUEST_NOT_FOUND");
+    if (!rp_service_require_roles(env, STAFF_WRITE, NULL, rep)) return;
+    const char *id = path_id(env, "REQUEST_NOT_FOUND", rep);
     const char *text = NULL;
     if (!id || !decision_text(env, text_field, text_required, &text, rep)) return;
     rp_claims_decide(w->claims, env, id, d, text, rep);
@@ -203,7 +187,7 @@ static void op_ledger(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_ledger_entry_t *items = NULL;
     size_t n = 0;
     bool more;
-    if (!require_roles(env, RP_ROLE_AUDITOR | RP_ROLE_ADMIN, rep)) return;
+    if (!rp_service_require_roles(env, RP_ROLE_AUDITOR | RP_ROLE_ADMIN, NULL, rep)) return;
     if (!parse_after(env, &after, &err) || !rp_query_limit(env, RP_PAGE_DEFAULT, RP_PAGE_MAX, &limit, &err) ||
         !rp_query_oid(env, "userId", &user_id, &err) || !rp_query_oid(env, "eventId", &event_id, &err) ||
         !w->store->ops->list_ledger(w->store, user_id, event_id, after, limit, &items, &n, &more, &err)) {
@@ -225,7 +209,7 @@ static void op_feed(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_outbox_message_t *items = NULL;
     size_t n = 0;
     bool more;
-    if (!require_roles(env, RP_ROLE_GAME_SERVER, rep)) return;
+    if (!rp_service_require_roles(env, RP_ROLE_GAME_SERVER, NULL, rep)) return;
     if (!parse_after(env, &after, &err) || !rp_query_limit(env, RP_PAGE_MAX, 1000, &limit, &err) ||
         !w->store->ops->list_outbox(w->store, after, limit, &items, &n, &more, &err)) {
         rp_reply_from_err(rep, &err);
@@ -242,32 +226,31 @@ static void op_feed(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
 
 static void op_batch_create(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reward_worker_t *w = ctx;
-    if (!require_roles(env, STAFF_WRITE, rep)) return;
-    const char *event_id = path_id(env, rep, "EVENT_NOT_FOUND");
+    if (!rp_service_require_roles(env, STAFF_WRITE, NULL, rep)) return;
+    const char *event_id = path_id(env, "EVENT_NOT_FOUND", rep);
     if (event_id) rp_batches_create(w->batches, env, event_id, rep);
 }
 
 static void op_batch_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reward_worker_t *w = ctx;
-    if (!require_roles(env, STAFF_READ, rep)) return;
-    const char *id = path_id(env, rep, "BATCH_NOT_FOUND");
+    if (!rp_service_require_roles(env, STAFF_READ, NULL, rep)) return;
+    const char *id = path_id(env, "BATCH_NOT_FOUND", rep);
     if (id) rp_batches_get(w->batches, id, rep);
 }
 
 static void op_batch_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reward_worker_t *w = ctx;
-    if (require_roles(env, STAFF_READ, rep)) rp_batches_list(w->batches, env, rep);
+    if (rp_service_require_roles(env, STAFF_READ, NULL, rep)) rp_batches_list(w->batches, env, rep);
 }
 
 static void op_batch_items(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reward_worker_t *w = ctx;
-    if (!require_roles(env, STAFF_READ, rep)) return;
-    const char *id = path_id(env, rep, "BATCH_NOT_FOUND");
+    if (!rp_service_require_roles(env, STAFF_READ, NULL, rep)) return;
+    const char *id = path_id(env, "BATCH_NOT_FOUND", rep);
     if (id) rp_batches_items(w->batches, env, id, rep);
 }
 
 static const rp_route_op_t ops[] = {
-    {"GET", "/_health", op_health},
     {"POST", "/events/{id}/reward-requests", op_claim},
     {"GET", "/events/reward-requests/me", op_list_mine},
     {"GET", "/events/reward-requests", op_list_all},
@@ -300,7 +283,7 @@ rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t
     w->owned_events = owned;
     w->claims = rp_claims_new(store, events);
     w->batches = rp_batches_new(cfg, store, events, w->claims);
-    w->service = (rp_service_t){"reward", ops, sizeof ops / sizeof ops[0], w};
+    w->service = (rp_service_t){"reward", ops, sizeof ops / sizeof ops[0], w, ping, free_ctx};
     return w;
 }
 
@@ -308,15 +291,18 @@ bool rp_reward_worker_run_batches(rp_reward_worker_t *w, rp_transport_t *t, rp_e
     return rp_batches_start(w->batches, t, err);
 }
 
+bool rp_reward_worker_run_relay(rp_reward_worker_t *w, const char *owner, rp_err_t *err) {
+    w->relay = rp_outbox_relay_new(w->store, w->cfg->amqp_url, owner, err);
+    return w->relay && rp_outbox_relay_start(w->relay, err);
+}
+
 const rp_service_t *rp_reward_worker_service(rp_reward_worker_t *w) {
     return &w->service;
-}
-rp_reward_store_t *rp_reward_worker_store(rp_reward_worker_t *w) {
-    return w->store;
 }
 
 void rp_reward_worker_free(rp_reward_worker_t *w) {
     if (!w) return;
+    rp_outbox_relay_free(w->relay); /* first: it works on the store */
     rp_batches_free(w->batches);
     rp_claims_free(w->claims);
     w->store->ops->free(w->store);

@@ -19,10 +19,11 @@ rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t
 /* Starts batch grant processing on t: consumers of reward.grant and the sweeper. The transport
  * must be stopped before the worker is freed. */
 bool rp_reward_worker_run_batches(rp_reward_worker_t *w, rp_transport_t *t, rp_err_t *err);
+/* Starts the outbox relay of the worker's store (outbox_relay.h) on the broker at cfg's
+ * AMQP_URL, leasing as owner (unique per process); it runs until the worker is freed. */
+bool rp_reward_worker_run_relay(rp_reward_worker_t *w, const char *owner, rp_err_t *err);
 /* The worker's service (name "reward") for rp_rpc_service_handler; borrowed. */
 const rp_service_t *rp_reward_worker_service(rp_reward_worker_t *w);
 void rp_reward_worker_free(rp_reward_worker_t *w);
-/* The worker's reward store (borrowed), for the outbox relay that runs beside it. */
-struct rp_reward_store *rp_reward_worker_store(rp_reward_worker_t *w);
 
 #endif

@@ -14,18 +14,6 @@ static void add(json_t *details, size_t i, const char *member, const char *reaso
     json_array_append_new(details, json_pack("{s:s, s:s}", "field", ptr, "reason", reason));
 }
 
-static bool valid_key(const char *s) {
-    size_t n = strlen(s);
-    if (n < 1 || n > 64) return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-              c == ':' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 static bool positive_int(const json_t *v, int64_t max, int64_t *out) {
     if (!json_is_integer(v)) return false;
     *out = json_integer_value(v);
@@ -99,7 +87,7 @@ bool rp_conditions_parse(const json_t *conditions, rp_condition_t out[RP_MAX_CON
         case RP_COND_COUNTER: {
             json_t *key = json_object_get(val, "key"), *min = json_object_get(val, "min");
             if (!json_is_object(val) || json_object_size(val) != 2 || !json_is_string(key) ||
-                !valid_key(json_string_value(key)) || !json_is_integer(min) ||
+                !rp_counter_key_valid(json_string_value(key), json_string_length(key)) || !json_is_integer(min) ||
                 json_integer_value(min) < -1000000000000LL || json_integer_value(min) > 1000000000000LL) {
                 add(details, i, "/value", "must be {key: 1-64 chars of [A-Za-z0-9_.:-], min: integer}");
             } else {

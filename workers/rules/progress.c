@@ -7,6 +7,17 @@
 
 #include "mem.h"
 
+bool rp_counter_key_valid(const char *s, size_t len) {
+    if (!s || len < 1 || len > 64) return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+              c == ':' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
 void rp_progress_target(const rp_fact_t *f, rp_aggregate_t *a) {
     memset(a, 0, sizeof *a);
     a->kind = f->type;

@@ -41,6 +41,10 @@ typedef struct rp_aggregate {
     unsigned char minutes[RP_LOGIN_DAY_BYTES]; /* logins: the day's minute bitmap */
 } rp_aggregate_t;
 
+/* True when the len bytes at s are a counter key, as COUNTER facts and conditions name one: 1 to
+ * 64 characters of [A-Za-z0-9_.:-]. */
+bool rp_counter_key_valid(const char *s, size_t len);
+
 /* Zeroes *a and names the aggregate fact f changes (kind, key or day): what the store reads. */
 void rp_progress_target(const rp_fact_t *f, rp_aggregate_t *a);
 

@@ -1,0 +1,34 @@
+/* amqp_util.h - librabbitmq plumbing both AMQP users (amqp_publisher.c, transport_amqp.c) need.
+ * Functions work on a connection the calling thread owns. */
+#ifndef RP_LIB_AMQP_UTIL_H
+#define RP_LIB_AMQP_UTIL_H
+
+#include <sys/time.h> /* amqp.h needs struct timeval */
+
+#include <amqp.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+
+/* A broker address from an amqp:// URL: info points into copy, which the address owns. */
+typedef struct rp_amqp_url {
+    char *copy;
+    struct amqp_connection_info info;
+} rp_amqp_url_t;
+
+/* Parses url (copied) into u; false with err (CONFIG_INVALID) when it is not an amqp:// URL, u
+ * then holding nothing. Release with rp_amqp_url_clear. */
+bool rp_amqp_url_parse(rp_amqp_url_t *u, const char *url, rp_err_t *err);
+/* The URL's virtual host, "/" when it names none; borrowed from u. */
+const char *rp_amqp_url_vhost(const rp_amqp_url_t *u);
+/* Frees what u owns. */
+void rp_amqp_url_clear(rp_amqp_url_t *u);
+
+/* Waits up to left_ms for the next frame on conn, after releasing what earlier frames hold.
+ * Returns AMQP_STATUS_OK with a method frame in *f, AMQP_STATUS_TIMEOUT when none came in time,
+ * or another status when the connection is lost or sent something other than a method (a
+ * caller waiting for a method takes both as a broken connection). */
+int rp_amqp_wait_method(amqp_connection_state_t conn, int64_t left_ms, amqp_frame_t *f);
+
+#endif
