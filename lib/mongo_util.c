@@ -158,37 +158,37 @@ bool rp_mongo_is_duplicate(const bson_error_t *e) {
            (e->code == MONGOC_ERROR_DUPLICATE_KEY || e->code == 11001);
 }
 
-/* Server codes meaning "no usable primary right now" (after the driver's own retry). */
-static bool unavailable_code(uint32_t c) {
-    switch (c) {
-    case 6:     /* HostUnreachable */
-    case 7:     /* HostNotFound */
-    case 89:    /* NetworkTimeout */
-    case 91:    /* ShutdownInProgress */
-    case 189:   /* PrimarySteppedDown */
-    case 202:   /* NetworkInterfaceExceededTimeLimit */
-    case 9001:  /* SocketException */
-    case 10107: /* NotWritablePrimary */
-    case 11600: /* InterruptedAtShutdown */
-    case 11602: /* InterruptedDueToReplStateChange */
-    case 13435: /* NotPrimaryNoSecondaryOk */
-    case 13436: /* NotPrimaryOrSecondary */ return true;
-    default: return false;
-    }
-}
+/* What a server code the driver gave up retrying means here: no usable primary right now, or
+ * contention and time limits. Any other code is a plain store error. */
+static const struct {
+    uint32_t code;
+    rp_err_kind_t kind;
+} server_codes[] = {
+    {6, RP_ERR_STORE_UNAVAILABLE},     /* HostUnreachable */
+    {7, RP_ERR_STORE_UNAVAILABLE},     /* HostNotFound */
+    {89, RP_ERR_STORE_UNAVAILABLE},    /* NetworkTimeout */
+    {91, RP_ERR_STORE_UNAVAILABLE},    /* ShutdownInProgress */
+    {189, RP_ERR_STORE_UNAVAILABLE},   /* PrimarySteppedDown */
+    {202, RP_ERR_STORE_UNAVAILABLE},   /* NetworkInterfaceExceededTimeLimit */
+    {9001, RP_ERR_STORE_UNAVAILABLE},  /* SocketException */
+    {10107, RP_ERR_STORE_UNAVAILABLE}, /* NotWritablePrimary */
+    {11600, RP_ERR_STORE_UNAVAILABLE}, /* InterruptedAtShutdown */
+    {11602, RP_ERR_STORE_UNAVAILABLE}, /* InterruptedDueToReplStateChange */
+    {13435, RP_ERR_STORE_UNAVAILABLE}, /* NotPrimaryNoSecondaryOk */
+    {13436, RP_ERR_STORE_UNAVAILABLE}, /* NotPrimaryOrSecondary */
+    {24, RP_ERR_STORE_BUSY},           /* LockTimeout */
+    {46, RP_ERR_STORE_BUSY},           /* LockBusy */
+    {50, RP_ERR_STORE_BUSY},           /* MaxTimeMSExpired */
+    {112, RP_ERR_STORE_BUSY},          /* WriteConflict */
+    {251, RP_ERR_STORE_BUSY},          /* NoSuchTransaction */
+    {262, RP_ERR_STORE_BUSY},          /* ExceededTimeLimit */
+    {290, RP_ERR_STORE_BUSY},          /* TransactionExceededLifetimeLimitSeconds */
+};
 
-/* Server codes of contention or time limits the driver gave up retrying. */
-static bool busy_code(uint32_t c) {
-    switch (c) {
-    case 24:  /* LockTimeout */
-    case 46:  /* LockBusy */
-    case 50:  /* MaxTimeMSExpired */
-    case 112: /* WriteConflict */
-    case 251: /* NoSuchTransaction */
-    case 262: /* ExceededTimeLimit */
-    case 290: /* TransactionExceededLifetimeLimitSeconds */ return true;
-    default: return false;
-    }
+static rp_err_kind_t server_code_kind(uint32_t c) {
+    for (size_t i = 0; i < sizeof server_codes / sizeof server_codes[0]; i++)
+        if (server_codes[i].code == c) return server_codes[i].kind;
+    return RP_ERR_STORE;
 }
 
 void rp_mongo_err(const bson_error_t *e, const char *what, rp_err_t *err) {
@@ -198,12 +198,13 @@ void rp_mongo_err(const bson_error_t *e, const char *what, rp_err_t *err) {
         return;
     }
     bool server = e->domain == MONGOC_ERROR_SERVER || e->domain == MONGOC_ERROR_WRITE_CONCERN;
+    rp_err_kind_t kind = server ? server_code_kind(e->code) : RP_ERR_STORE;
     if (e->domain == MONGOC_ERROR_SERVER_SELECTION || e->domain == MONGOC_ERROR_STREAM ||
         e->domain == MONGOC_ERROR_PROTOCOL || e->domain == MONGOC_ERROR_TRANSACTION ||
         (e->domain == MONGOC_ERROR_CLIENT && e->code != MONGOC_ERROR_CLIENT_TOO_BIG) ||
-        e->domain == MONGOC_ERROR_WRITE_CONCERN || (server && unavailable_code(e->code)))
+        e->domain == MONGOC_ERROR_WRITE_CONCERN || kind == RP_ERR_STORE_UNAVAILABLE)
         rp_err_set(err, RP_ERR_STORE_UNAVAILABLE, "STORE_UNAVAILABLE", "%s: MongoDB unavailable: %s", what, e->message);
-    else if (server && busy_code(e->code))
+    else if (kind == RP_ERR_STORE_BUSY)
         rp_err_set(err, RP_ERR_STORE_BUSY, "STORE_BUSY", "%s: the store is busy", what);
     else
         rp_err_set(err, RP_ERR_STORE, "STORE_ERROR", "%s: %s", what, e->message);
