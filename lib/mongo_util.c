@@ -694,10 +694,11 @@ bool rp_mongo_txn_find(rp_mongo_txn_t *tx, const char *coll, const bson_t *filte
     return ok;
 }
 
-bool rp_mongo_txn_count(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, int64_t *count) {
+bool rp_mongo_txn_count(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, const bson_t *opts,
+                        int64_t *count) {
     bson_t o, reply;
     *count = 0;
-    if (!txn_opts(tx, NULL, &o)) {
+    if (!txn_opts(tx, opts, &o)) {
         bson_destroy(&o);
         return false;
     }

@@ -160,8 +160,9 @@ bool rp_mongo_txn_find_one(rp_mongo_txn_t *tx, const char *coll, const bson_t *f
  * false to stop. */
 bool rp_mongo_txn_find(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, const bson_t *opts,
                        rp_mongo_row_fn row, void *ctx);
-/* count_documents(filter) within the transaction. */
-bool rp_mongo_txn_count(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, int64_t *count);
+/* count_documents(filter, opts) within the transaction; opts (may be NULL) may carry limit and
+ * skip, so that {limit: n} counts min(count, n) in one round trip. */
+bool rp_mongo_txn_count(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, const bson_t *opts, int64_t *count);
 /* Ends the attempt without keeping anything and without an error: the driver aborts the
  * transaction (no rerun) and rp_mongo_transact returns true. Returns false (for the body to
  * return). */

@@ -407,26 +407,16 @@ static bool m_tx_request_by_id(rp_reward_txn_t *t, const char *id, rp_request_t 
     return fetch(NULL, t->tx, REQUESTS, BCON_NEW("_id", BCON_UTF8(id)), &K_REQUEST, out, found, NULL);
 }
 
-/* "count >= at_most" without counting: is there an at_most-th slot? Only below that is the
- * exact number counted (for at_most 1 the empty answer already says 0). */
+/* With at_most, count_documents stops at at_most: one round trip, and only what a limit check
+ * needs. */
 static bool m_tx_count_slots(rp_reward_txn_t *t, const char *user_id, const char *event_id, int64_t at_most,
                              int64_t *count) {
-    bson_t *doc = NULL;
-    bool ok = true;
-    *count = 0;
     bson_t *filter = BCON_NEW("userId", BCON_UTF8(user_id), "eventId", BCON_UTF8(event_id), "status", "{", "$ne",
                               BCON_UTF8("FAILED"), "}");
-    if (at_most > 0) {
-        bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}", "skip", BCON_INT64(at_most - 1));
-        ok = rp_mongo_txn_find_one(t->tx, REQUESTS, filter, opts, &doc);
-        bson_destroy(opts);
-    }
-    if (ok && doc)
-        *count = at_most;
-    else if (ok && at_most != 1)
-        ok = rp_mongo_txn_count(t->tx, REQUESTS, filter, count);
-    bson_destroy(doc);
+    bson_t *opts = at_most > 0 ? BCON_NEW("limit", BCON_INT64(at_most)) : NULL;
+    bool ok = rp_mongo_txn_count(t->tx, REQUESTS, filter, opts, count);
     bson_destroy(filter);
+    bson_destroy(opts);
     return ok;
 }
 
@@ -580,7 +570,7 @@ static bool m_tx_items_in_flight(rp_reward_txn_t *t, int64_t now, int64_t *count
         return false;
     bson_t *flying = BCON_NEW("status", BCON_UTF8("QUEUED"), "dueAt", "{", "$gt", BCON_DATE_TIME(now), "$lt",
                               BCON_DATE_TIME(PARKED_AT), "}");
-    bool ok = rp_mongo_txn_count(t->tx, ITEMS, flying, count);
+    bool ok = rp_mongo_txn_count(t->tx, ITEMS, flying, NULL, count);
     bson_destroy(flying);
     return ok;
 }
