@@ -278,6 +278,16 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
     return p;
 }
 
+rp_sqlite_pool_t *rp_sqlite_pool_open_in(const char *dir, const char *file, const rp_sqlite_schema_t *schemas,
+                                         int max_conns, rp_err_t *err) {
+    char path[1024];
+    if (snprintf(path, sizeof path, "%s/%s", dir, file) >= (int)sizeof path) {
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "SQLITE_DIR is too long");
+        return NULL;
+    }
+    return rp_sqlite_pool_new(path, schemas, max_conns, err);
+}
+
 sqlite3 *rp_sqlite_pool_get(rp_sqlite_pool_t *p, rp_err_t *err) {
     sqlite3 *db = NULL;
     pthread_mutex_lock(&p->mu);

@@ -330,24 +330,7 @@ static void m_free(rp_auth_store_t *base) {
     free(s);
 }
 
-static const rp_auth_store_ops_t ops = {
-    .ping = m_ping,
-    .create_user = m_create_user,
-    .find_by_id = m_find_by_id,
-    .find_by_login = m_find_by_login,
-    .list_users = m_list_users,
-    .set_roles = m_set_roles,
-    .count_with_role = m_count_with_role,
-    .add_failure = m_add_failure,
-    .failures = m_failures,
-    .clear_failures = m_clear_failures,
-    .insert_refresh = m_insert_refresh,
-    .find_refresh = m_find_refresh,
-    .rotate_refresh = m_rotate_refresh,
-    .revoke_family = m_revoke_family,
-    .list_audit = m_list_audit,
-    .free = m_free,
-};
+static const rp_auth_store_ops_t ops = RP_AUTH_STORE_OPS(m_);
 
 static bool create_indexes(rp_mongo_t *m, rp_err_t *err) {
     bson_t *users =

@@ -47,7 +47,8 @@ static const char v1[] = "CREATE TABLE users ("
                          "  after TEXT CHECK (after IS NULL OR json_valid(after)),"
                          "  at INTEGER NOT NULL);";
 
-static const char *const migrations[] = {v1, NULL};
+static const char *const steps[] = {v1, NULL};
+static const rp_sqlite_schema_t schemas[] = {{"auth", steps, 1}, {NULL, NULL, 0}};
 
 typedef struct sqlite_store {
     rp_auth_store_t base;
@@ -99,6 +100,11 @@ static bool one(rp_sqlite_pool_t *pool, const char *sql, void (*bind)(sqlite3_st
 
 static rp_sqlite_pool_t *pool_of(rp_auth_store_t *base) {
     return ((sqlite_store_t *)base)->pool;
+}
+
+static void s_free(rp_auth_store_t *base) {
+    if (base) rp_sqlite_pool_free(pool_of(base));
+    free(base);
 }
 
 static void bind_text1(sqlite3_stmt *st, const void *s) {
@@ -434,40 +440,10 @@ static bool s_list_audit(rp_auth_store_t *base, const char *target_id, const cha
     return ok;
 }
 
-static void s_free(rp_auth_store_t *base) {
-    sqlite_store_t *s = (sqlite_store_t *)base;
-    if (!s) return;
-    rp_sqlite_pool_free(s->pool);
-    free(s);
-}
-
-static const rp_auth_store_ops_t ops = {
-    .ping = s_ping,
-    .create_user = s_create_user,
-    .find_by_id = s_find_by_id,
-    .find_by_login = s_find_by_login,
-    .list_users = s_list_users,
-    .set_roles = s_set_roles,
-    .count_with_role = s_count_with_role,
-    .add_failure = s_add_failure,
-    .failures = s_failures,
-    .clear_failures = s_clear_failures,
-    .insert_refresh = s_insert_refresh,
-    .find_refresh = s_find_refresh,
-    .rotate_refresh = s_rotate_refresh,
-    .revoke_family = s_revoke_family,
-    .list_audit = s_list_audit,
-    .free = s_free,
-};
+static const rp_auth_store_ops_t ops = RP_AUTH_STORE_OPS(s_);
 
 rp_auth_store_t *rp_auth_store_sqlite_open(const char *dir, int max_conns, rp_err_t *err) {
-    char path[1024];
-    if (snprintf(path, sizeof path, "%s/auth.db", dir) >= (int)sizeof path) {
-        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "SQLITE_DIR is too long");
-        return NULL;
-    }
-    rp_sqlite_pool_t *pool =
-        rp_sqlite_pool_new(path, (const rp_sqlite_schema_t[]){{"auth", migrations, 1}, {0}}, max_conns, err);
+    rp_sqlite_pool_t *pool = rp_sqlite_pool_open_in(dir, "auth.db", schemas, max_conns, err);
     if (!pool) return NULL;
     sqlite_store_t *s = rp_calloc(1, sizeof *s);
     s->base.ops = &ops;

@@ -46,6 +46,19 @@ typedef struct rp_event_txn rp_event_txn_t;
  * a tx_* operation returned false. */
 typedef rp_txn_end_t (*rp_event_txn_fn)(rp_event_txn_t *tx, void *arg);
 
+/* The ops table of a backend that names each of its functions <prefix><op> (r_ping, r_transact, ...):
+ *     static const rp_event_repo_ops_t ops = RP_EVENT_REPO_OPS(r_);
+ * so that no backend can leave an op out (it would not compile). */
+#define RP_EVENT_REPO_OPS(p)                                                                                           \
+    {                                                                                                                  \
+        .ping = p##ping, .transact = p##transact, .tx_fact_record = p##tx_fact_record,                                 \
+        .tx_aggregate_get = p##tx_aggregate_get, .tx_aggregate_put = p##tx_aggregate_put, .def_create = p##def_create, \
+        .def_get = p##def_get, .def_list = p##def_list, .def_update = p##def_update, .def_delete = p##def_delete,      \
+        .event_create = p##event_create, .event_get = p##event_get, .event_list = p##event_list,                       \
+        .event_update = p##event_update, .event_cancel = p##event_cancel, .audit_list = p##audit_list,                 \
+        .progress_load = p##progress_load, .progress_summary = p##progress_summary, .free = p##free                    \
+    }
+
 typedef struct rp_event_repo_ops {
     bool (*ping)(rp_event_repo_t *r, rp_err_t *err);
 

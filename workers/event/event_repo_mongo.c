@@ -174,6 +174,11 @@ static bool r_def_create(rp_event_repo_t *base, const json_t *doc, const rp_even
     return rp_mongo_transact(db_of(base), "write definition", def_txn, &a, err);
 }
 
+/* The same upsert: createdBy, createdAt and referenced stay. */
+static bool r_def_update(rp_event_repo_t *base, const json_t *doc, const rp_event_audit_t *audit, rp_err_t *err) {
+    return r_def_create(base, doc, audit, err);
+}
+
 typedef struct delete_arg {
     const char *id;
     const rp_event_audit_t *audit;
@@ -567,7 +572,8 @@ static bool r_transact(rp_event_repo_t *base, const char *what, rp_event_txn_fn 
     return rp_mongo_transact(db_of(base), what, run_body, &b, err);
 }
 
-static bool tx_fact_record(rp_event_txn_t *tx, const rp_fact_t *f, const char *reported_by, int64_t now, bool *is_new) {
+static bool r_tx_fact_record(rp_event_txn_t *tx, const rp_fact_t *f, const char *reported_by, int64_t now,
+                             bool *is_new) {
     rp_mongo_write_t res;
     *is_new = false;
     if (!f->idempotency_key || !f->user_id)
@@ -630,7 +636,7 @@ static void get_minutes(const bson_t *d, unsigned char out[RP_LOGIN_DAY_BYTES]) 
     }
 }
 
-static bool tx_aggregate_get(rp_event_txn_t *tx, const char *user, rp_aggregate_t *a, bool *found) {
+static bool r_tx_aggregate_get(rp_event_txn_t *tx, const char *user, rp_aggregate_t *a, bool *found) {
     bson_t *doc = NULL, *filter = aggregate_key(tx, user, a);
     *found = false;
     if (!filter) return false;
@@ -646,7 +652,7 @@ static bool tx_aggregate_get(rp_event_txn_t *tx, const char *user, rp_aggregate_
     return ok;
 }
 
-static bool tx_aggregate_put(rp_event_txn_t *tx, const char *user, const rp_aggregate_t *a) {
+static bool r_tx_aggregate_put(rp_event_txn_t *tx, const char *user, const rp_aggregate_t *a) {
     bson_t update = BSON_INITIALIZER, set, *filter = aggregate_key(tx, user, a);
     if (!filter) return false;
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
@@ -740,27 +746,7 @@ static void r_free(rp_event_repo_t *base) {
     free(r);
 }
 
-static const rp_event_repo_ops_t ops = {
-    .ping = r_ping,
-    .transact = r_transact,
-    .tx_fact_record = tx_fact_record,
-    .tx_aggregate_get = tx_aggregate_get,
-    .tx_aggregate_put = tx_aggregate_put,
-    .def_create = r_def_create,
-    .def_get = r_def_get,
-    .def_list = r_def_list,
-    .def_update = r_def_create, /* the same upsert: createdBy, createdAt and referenced stay */
-    .def_delete = r_def_delete,
-    .event_create = r_event_create,
-    .event_get = r_event_get,
-    .event_list = r_event_list,
-    .event_update = r_event_update,
-    .event_cancel = r_event_cancel,
-    .audit_list = r_audit_list,
-    .progress_load = r_progress_load,
-    .progress_summary = r_progress_summary,
-    .free = r_free,
-};
+static const rp_event_repo_ops_t ops = RP_EVENT_REPO_OPS(r_);
 
 /* Creates collection outside any transaction: before MongoDB 4.4 a transaction cannot create one
  * (the first write would fail with OperationNotSupportedInTransaction every time). An existing

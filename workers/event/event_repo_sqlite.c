@@ -22,6 +22,11 @@ static rp_sqlite_pool_t *pool_of(rp_event_repo_t *base) {
     return ((repo_t *)base)->pool;
 }
 
+static void r_free(rp_event_repo_t *base) {
+    if (base) rp_sqlite_pool_free(pool_of(base));
+    free(base);
+}
+
 /* ---- statements with their parameters ---- */
 
 /* One ?N parameter of a statement, bound in order from ?1. */
@@ -231,7 +236,8 @@ static bool r_transact(rp_event_repo_t *base, const char *what, rp_event_txn_fn 
     return rp_sqlite_transact(pool_of(base), run_body, &b, err);
 }
 
-static bool tx_fact_record(rp_event_txn_t *tx, const rp_fact_t *f, const char *reported_by, int64_t now, bool *is_new) {
+static bool r_tx_fact_record(rp_event_txn_t *tx, const rp_fact_t *f, const char *reported_by, int64_t now,
+                             bool *is_new) {
     int changes = 0;
     bool ok = run_args(tx->db,
                        "INSERT INTO progress_facts (idempotency_key, user_id, type, value, occurred_at, reported_by, "
@@ -285,7 +291,7 @@ static void col_minutes(sqlite3_stmt *st, int i, unsigned char out[RP_LOGIN_DAY_
     if (b && sqlite3_column_bytes(st, i) == RP_LOGIN_DAY_BYTES) memcpy(out, b, RP_LOGIN_DAY_BYTES);
 }
 
-static bool tx_aggregate_get(rp_event_txn_t *tx, const char *user, rp_aggregate_t *a, bool *found) {
+static bool r_tx_aggregate_get(rp_event_txn_t *tx, const char *user, rp_aggregate_t *a, bool *found) {
     sqlite3_stmt *st;
     *found = false;
     if (!aggregate_stmt(tx, false, user, a, &st)) return false;
@@ -300,7 +306,7 @@ static bool tx_aggregate_get(rp_event_txn_t *tx, const char *user, rp_aggregate_
     return rc >= 0;
 }
 
-static bool tx_aggregate_put(rp_event_txn_t *tx, const char *user, const rp_aggregate_t *a) {
+static bool r_tx_aggregate_put(rp_event_txn_t *tx, const char *user, const rp_aggregate_t *a) {
     sqlite3_stmt *st;
     return aggregate_stmt(tx, true, user, a, &st) && rp_sqlite_run(tx->db, st, "write progress", NULL, tx->err);
 }
@@ -345,6 +351,11 @@ static rp_txn_end_t def_write(sqlite3 *db, void *p, rp_err_t *err) {
 static bool r_def_create(rp_event_repo_t *base, const json_t *doc, const rp_event_audit_t *audit, rp_err_t *err) {
     doc_arg_t a = {.doc = doc, .audit = audit};
     return rp_sqlite_transact(pool_of(base), def_write, &a, err);
+}
+
+/* The same upsert: createdBy and createdAt stay. */
+static bool r_def_update(rp_event_repo_t *base, const json_t *doc, const rp_event_audit_t *audit, rp_err_t *err) {
+    return r_def_create(base, doc, audit, err);
 }
 
 typedef struct delete_arg {
@@ -634,42 +645,10 @@ static bool r_ping(rp_event_repo_t *base, rp_err_t *err) {
     return ok;
 }
 
-static void r_free(rp_event_repo_t *base) {
-    repo_t *r = (repo_t *)base;
-    if (!r) return;
-    rp_sqlite_pool_free(r->pool);
-    free(r);
-}
-
-static const rp_event_repo_ops_t ops = {
-    .ping = r_ping,
-    .transact = r_transact,
-    .tx_fact_record = tx_fact_record,
-    .tx_aggregate_get = tx_aggregate_get,
-    .tx_aggregate_put = tx_aggregate_put,
-    .def_create = r_def_create,
-    .def_get = r_def_get,
-    .def_list = r_def_list,
-    .def_update = r_def_create, /* the same upsert: createdBy and createdAt stay */
-    .def_delete = r_def_delete,
-    .event_create = r_event_create,
-    .event_get = r_event_get,
-    .event_list = r_event_list,
-    .event_update = r_event_update,
-    .event_cancel = r_event_cancel,
-    .audit_list = r_audit_list,
-    .progress_load = r_progress_load,
-    .progress_summary = r_progress_summary,
-    .free = r_free,
-};
+static const rp_event_repo_ops_t ops = RP_EVENT_REPO_OPS(r_);
 
 rp_event_repo_t *rp_event_repo_sqlite_open(const char *dir, int max_conns, rp_err_t *err) {
-    char path[1024];
-    if (snprintf(path, sizeof path, "%s/%s", dir, RP_EVENT_SQLITE_FILE) >= (int)sizeof path) {
-        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "SQLITE_DIR is too long");
-        return NULL;
-    }
-    rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, rp_events_db_schemas, max_conns, err);
+    rp_sqlite_pool_t *pool = rp_sqlite_pool_open_in(dir, RP_EVENT_SQLITE_FILE, rp_events_db_schemas, max_conns, err);
     if (!pool) return NULL;
     repo_t *r = rp_calloc(1, sizeof *r);
     r->base.ops = &ops;

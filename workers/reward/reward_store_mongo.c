@@ -918,40 +918,7 @@ static void m_free(rp_reward_store_t *s) {
     free(s);
 }
 
-static const rp_reward_store_ops_t mongo_ops = {
-    .ping = m_ping,
-    .transact = m_transact,
-    .tx_request_by_key = m_tx_request_by_key,
-    .tx_request_by_id = m_tx_request_by_id,
-    .tx_count_slots = m_tx_count_slots,
-    .tx_stock_take = m_tx_stock_take,
-    .tx_stock_give = m_tx_stock_give,
-    .tx_insert_request = m_tx_insert_request,
-    .tx_update_request = m_tx_update_request,
-    .tx_append_ledger = m_tx_append_ledger,
-    .tx_append_outbox = m_tx_append_outbox,
-    .tx_settle_item = m_tx_settle_item,
-    .tx_idem_get = m_tx_idem_get,
-    .tx_idem_put = m_tx_idem_put,
-    .tx_items_in_flight = m_tx_items_in_flight,
-    .tx_items_lease = m_tx_items_lease,
-    .get_request = m_get_request,
-    .find_active = m_find_active,
-    .list_requests = m_list_requests,
-    .list_ledger = m_list_ledger,
-    .list_outbox = m_list_outbox,
-    .idem_get = m_idem_get,
-    .batch_get = m_batch_get,
-    .batch_by_key = m_batch_by_key,
-    .batch_list = m_batch_list,
-    .batch_items = m_batch_items,
-    .batch_items_get = m_batch_items_get,
-    .batch_any_due = m_batch_any_due,
-    .batch_store = m_batch_store,
-    .outbox_lease = m_outbox_lease,
-    .outbox_published = m_outbox_published,
-    .free = m_free,
-};
+static const rp_reward_store_ops_t mongo_ops = RP_REWARD_STORE_OPS(m_);
 
 /* ---- start-up ---- */
 
