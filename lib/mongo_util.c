@@ -12,6 +12,7 @@
 #include "ids.h"
 #include "log.h"
 #include "mem.h"
+#include "store_handle.h"
 #include "timeutil.h"
 
 /* bson_error_t domain of errors a transaction body raises itself (libmongoc uses 1..~30) */
@@ -289,6 +290,69 @@ bool rp_mongo_create_indexes(rp_mongo_t *m, const char *collection, const bson_t
     return ok;
 }
 
+bool rp_mongo_create_index_table(rp_mongo_t *m, const rp_mongo_index_t *specs, size_t n, rp_err_t *err) {
+    bool ok = true;
+    for (size_t i = 0; ok && i < n; i++) {
+        if (i > 0 && strcmp(specs[i].coll, specs[i - 1].coll) == 0) continue; /* done with its first index */
+        bson_t arr = BSON_INITIALIZER;
+        uint32_t k = 0;
+        for (size_t j = i; j < n && strcmp(specs[j].coll, specs[i].coll) == 0; j++) {
+            const rp_mongo_index_t *x = &specs[j];
+            char kb[16];
+            bson_t spec, key;
+            const char *name = rp_mongo_array_key(k++, kb); /* once: BSON_APPEND_* evaluate the key twice */
+            BSON_APPEND_DOCUMENT_BEGIN(&arr, name, &spec);
+            BSON_APPEND_DOCUMENT_BEGIN(&spec, "key", &key);
+            for (size_t f = 0; f < 4 && x->keys[f].field; f++)
+                BSON_APPEND_INT32(&key, x->keys[f].field, x->keys[f].dir);
+            bson_append_document_end(&spec, &key);
+            BSON_APPEND_UTF8(&spec, "name", x->name);
+            if (x->unique) BSON_APPEND_BOOL(&spec, "unique", true);
+            if (x->partial)
+                BCON_APPEND(&spec, "partialFilterExpression", "{", x->partial, "{", "$exists", BCON_BOOL(true), "}",
+                            "}");
+            bson_append_document_end(&arr, &spec);
+        }
+        ok = rp_mongo_create_indexes(m, specs[i].coll, &arr, err);
+        bson_destroy(&arr);
+    }
+    return ok;
+}
+
+bool rp_mongo_create_collection(rp_mongo_t *m, const char *collection, rp_err_t *err) {
+    bson_t reply;
+    bson_error_t berr;
+    bool popped;
+    bson_t *cmd = BCON_NEW("create", BCON_UTF8(collection));
+    bool ok = run_command(m, m->db_name, cmd, true, &reply, &berr, err, &popped);
+    if (!ok && popped && berr.domain == MONGOC_ERROR_SERVER && berr.code == 48 /* NamespaceExists */) ok = true;
+    if (!ok && popped) {
+        char what[96];
+        snprintf(what, sizeof what, "create collection %s", collection);
+        rp_mongo_err(&berr, what, err);
+    }
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    return ok;
+}
+
+/* rp_mongo_close with the signature rp_store_handle_new takes. */
+static void close_db(void *m) {
+    rp_mongo_close(m);
+}
+
+void *rp_mongo_store_open(const char *uri, const char *db_name, const rp_mongo_setup_t *setup, const void *handle,
+                          size_t handle_size, rp_err_t *err) {
+    rp_mongo_t *m = rp_mongo_open(uri, db_name, setup->appname, err);
+    if (!m) return NULL;
+    if (!rp_mongo_require_replset(m, err) || !rp_mongo_create_index_table(m, setup->indexes, setup->nindexes, err) ||
+        (setup->set_up && !setup->set_up(m, err))) {
+        rp_mongo_close(m);
+        return NULL;
+    }
+    return rp_store_handle_new(m, close_db, handle, handle_size);
+}
+
 /* ---- single operations ---- */
 
 static void read_write_result(const bson_t *reply, rp_mongo_write_t *res) {
@@ -383,14 +447,17 @@ bool rp_mongo_count(rp_mongo_t *m, const char *coll, const bson_t *filter, int64
     return n >= 0;
 }
 
-bool rp_mongo_find(rp_mongo_t *m, const char *coll, const bson_t *filter, const bson_t *opts, rp_mongo_row_fn row,
-                   void *ctx, rp_err_t *err) {
+/* Runs find(filter, opts), or the aggregation pipeline when it is set, on coll outside any
+ * transaction, handing each document to row. */
+static bool each_doc(rp_mongo_t *m, const char *coll, const bson_t *filter, const bson_t *opts, const bson_t *pipeline,
+                     rp_mongo_row_fn row, void *ctx, rp_err_t *err) {
     bson_error_t berr;
     const bson_t *doc;
     mongoc_client_t *cli = rp_mongo_pop(m, err);
     if (!cli) return false;
     mongoc_collection_t *c = rp_mongo_collection(m, cli, coll);
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, opts, NULL);
+    mongoc_cursor_t *cur = pipeline ? mongoc_collection_aggregate(c, MONGOC_QUERY_NONE, pipeline, NULL, NULL)
+                                    : mongoc_collection_find_with_opts(c, filter, opts, NULL);
     while (mongoc_cursor_next(cur, &doc))
         if (!row(doc, ctx)) break;
     bool ok = !mongoc_cursor_error(cur, &berr);
@@ -399,6 +466,11 @@ bool rp_mongo_find(rp_mongo_t *m, const char *coll, const bson_t *filter, const 
     mongoc_collection_destroy(c);
     rp_mongo_push(m, cli);
     return ok;
+}
+
+bool rp_mongo_find(rp_mongo_t *m, const char *coll, const bson_t *filter, const bson_t *opts, rp_mongo_row_fn row,
+                   void *ctx, rp_err_t *err) {
+    return each_doc(m, coll, filter, opts, NULL, row, ctx, err);
 }
 
 /* opts + {limit: 1}, into out (initialised here). */
@@ -469,10 +541,9 @@ bool rp_mongo_find_page(rp_mongo_t *m, const char *coll, const bson_t *filter, c
     return true;
 }
 
-/* Appends under the next array index of arr and returns the key to use. */
-static const char *next_key(uint32_t *n, char buf[16]) {
+const char *rp_mongo_array_key(uint32_t i, char buf[16]) {
     const char *key;
-    bson_uint32_to_string((*n)++, &key, buf, 16);
+    bson_uint32_to_string(i, &key, buf, 16);
     return key;
 }
 
@@ -489,7 +560,7 @@ int rp_mongo_cursor_clause(rp_mongo_t *m, const char *coll, const char *cursor, 
     if (!doc || !bson_iter_init_find(&it, doc, field)) goto done;
     const bson_value_t *v = bson_iter_value(&it);
     bson_t clause, alts, alt, cmp;
-    const char *key = next_key(n, kb); /* once: BSON_APPEND_* evaluate the key argument twice */
+    const char *key = rp_mongo_array_key((*n)++, kb); /* once: BSON_APPEND_* evaluate the key argument twice */
     BSON_APPEND_DOCUMENT_BEGIN(clauses, key, &clause);
     BSON_APPEND_ARRAY_BEGIN(&clause, "$or", &alts);
     BSON_APPEND_DOCUMENT_BEGIN(&alts, "0", &alt);
@@ -977,15 +1048,20 @@ void rp_mongo_copy_str(const bson_t *doc, const char *key, char *dst, size_t cap
 /* ---- audit log ---- */
 
 bool rp_mongo_audit_indexes(rp_mongo_t *m, rp_err_t *err) {
-    bson_t *ix =
-        BCON_NEW("0", "{", "key", "{", "log", BCON_INT32(1), "at", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "name",
-                 BCON_UTF8("audit_logs_at"), "}", "1", "{", "key", "{", "log", BCON_INT32(1), "targetId", BCON_INT32(1),
-                 "at", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "name", BCON_UTF8("audit_logs_target"), "}", "2",
-                 "{", "key", "{", "log", BCON_INT32(1), "actorId", BCON_INT32(1), "at", BCON_INT32(-1), "_id",
-                 BCON_INT32(-1), "}", "name", BCON_UTF8("audit_logs_actor"), "}");
-    bool ok = rp_mongo_create_indexes(m, RP_MONGO_AUDIT_COLLECTION, ix, err);
-    bson_destroy(ix);
-    return ok;
+    static const rp_mongo_index_t ix[] = {
+        {RP_MONGO_AUDIT_COLLECTION, "audit_logs_at", NULL, false, {{"log", 1}, {"at", -1}, {"_id", -1}}},
+        {RP_MONGO_AUDIT_COLLECTION,
+         "audit_logs_target",
+         NULL,
+         false,
+         {{"log", 1}, {"targetId", 1}, {"at", -1}, {"_id", -1}}},
+        {RP_MONGO_AUDIT_COLLECTION,
+         "audit_logs_actor",
+         NULL,
+         false,
+         {{"log", 1}, {"actorId", 1}, {"at", -1}, {"_id", -1}}},
+    };
+    return rp_mongo_create_index_table(m, ix, sizeof ix / sizeof ix[0], err);
 }
 
 bool rp_mongo_audit_append(rp_mongo_txn_t *tx, const rp_mongo_audit_t *a) {
@@ -1018,7 +1094,7 @@ static json_t *audit_row(const bson_t *d) {
 static void and_eq (bson_t * clauses, uint32_t *n, const char *field, const char *value) {
     char kb[16];
     bson_t c;
-    const char *key = next_key(n, kb); /* once: BSON_APPEND_* evaluate the key argument twice */
+    const char *key = rp_mongo_array_key((*n)++, kb); /* once: BSON_APPEND_* evaluate the key argument twice */
     BSON_APPEND_DOCUMENT_BEGIN(clauses, key, &c);
     BSON_APPEND_UTF8(&c, field, value);
     bson_append_document_end(clauses, &c);
@@ -1100,18 +1176,5 @@ bool rp_mongo_find_page_into(rp_mongo_t *m, const char *coll, const bson_t *filt
 
 bool rp_mongo_aggregate(rp_mongo_t *m, const char *coll, const bson_t *pipeline, rp_mongo_row_fn row, void *ctx,
                         rp_err_t *err) {
-    bson_error_t berr;
-    const bson_t *doc;
-    mongoc_client_t *cli = rp_mongo_pop(m, err);
-    if (!cli) return false;
-    mongoc_collection_t *c = rp_mongo_collection(m, cli, coll);
-    mongoc_cursor_t *cur = mongoc_collection_aggregate(c, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
-    while (mongoc_cursor_next(cur, &doc))
-        if (!row(doc, ctx)) break;
-    bool ok = !mongoc_cursor_error(cur, &berr);
-    if (!ok) rp_mongo_err(&berr, coll, err);
-    mongoc_cursor_destroy(cur);
-    mongoc_collection_destroy(c);
-    rp_mongo_push(m, cli);
-    return ok;
+    return each_doc(m, coll, NULL, NULL, pipeline, row, ctx, err);
 }

@@ -66,6 +66,51 @@ bool rp_mongo_ping(rp_mongo_t *m, rp_err_t *err);
  * transactions; it also creates the collection, which transactions need on older servers. */
 bool rp_mongo_create_indexes(rp_mongo_t *m, const char *collection, const bson_t *indexes, rp_err_t *err);
 
+/* An index of a collection: its keys in order (direction 1 or -1), unique, and partial on
+ * {partial: {$exists: true}} when partial is set. */
+typedef struct rp_mongo_index {
+    const char *coll, *name, *partial;
+    bool unique;
+    struct {
+        const char *field;
+        int dir;
+    } keys[4];
+} rp_mongo_index_t;
+
+/* Creates the indexes specs[0..n) describe (rp_mongo_create_indexes), one command per run of
+ * consecutive specs on the same collection, in order. */
+bool rp_mongo_create_index_table(rp_mongo_t *m, const rp_mongo_index_t *specs, size_t n, rp_err_t *err);
+
+/* Creates collection outside any transaction: before MongoDB 4.4 a transaction cannot create one
+ * (its first write there would fail with OperationNotSupportedInTransaction every time). An
+ * existing collection is fine (NamespaceExists before 7.0, ok after). */
+bool rp_mongo_create_collection(rp_mongo_t *m, const char *collection, rp_err_t *err);
+
+/* ---- a store's handle ---- */
+
+/* What a MongoDB store needs before its first operation, outside any transaction: its appname,
+ * its indexes (rp_mongo_create_index_table) and then set_up (may be NULL) for the rest
+ * (collections, seed documents). */
+typedef struct rp_mongo_setup {
+    const char *appname;
+    const rp_mongo_index_t *indexes;
+    size_t nindexes;
+    bool (*set_up)(rp_mongo_t *m, rp_err_t *err);
+} rp_mongo_setup_t;
+
+/* The setup of a store whose indexes are the array (not a pointer) indexes. */
+#define RP_MONGO_SETUP(appname, indexes, set_up)                                                                       \
+    { (appname), (indexes), sizeof(indexes) / sizeof((indexes)[0]), (set_up) }
+
+/* Opens a MongoDB store: rp_mongo_open(uri, db_name, setup->appname), the replica-set check
+ * (transactions need one) and the start-up of setup (borrowed for the call), in front of a new
+ * copy of handle, the store interface's handle (handle_size bytes, its ops set), which is
+ * returned for the store to hand out (lib/store_handle.h: rp_store_handle_backend is the
+ * rp_mongo_t, rp_store_handle_free closes it). NULL with err on failure, and then nothing stays
+ * open. */
+void *rp_mongo_store_open(const char *uri, const char *db_name, const rp_mongo_setup_t *setup, const void *handle,
+                          size_t handle_size, rp_err_t *err);
+
 /* Takes a client from the pool (waits up to the URI's waitQueueTimeoutMS: then NULL and 503
  * STORE_BUSY). Give it back with rp_mongo_push. Thread-safe; the client is not. */
 mongoc_client_t *rp_mongo_pop(rp_mongo_t *m, rp_err_t *err);
@@ -173,6 +218,10 @@ bool rp_mongo_txn_last_duplicate(const rp_mongo_txn_t *tx);
 /* Gives up with a domain error (no retry): records it for rp_mongo_transact and returns false. */
 bool rp_mongo_txn_fail(rp_mongo_txn_t *tx, rp_err_kind_t kind, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* The key of element i of a BSON array being built ("0", "1", ...; buf may hold it). Keep it in a
+ * variable: BSON_APPEND_* evaluate their key argument twice. */
+const char *rp_mongo_array_key(uint32_t i, char buf[16]);
 
 /* ---- jansson <-> BSON ---- */
 

@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "mem.h"
+#include "store_handle.h"
 #include "timeutil.h"
 
 void rp_sqlite_err(sqlite3 *db, const char *what, rp_err_t *err) {
@@ -278,16 +279,6 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
     return p;
 }
 
-rp_sqlite_pool_t *rp_sqlite_pool_open_in(const char *dir, const char *file, const rp_sqlite_schema_t *schemas,
-                                         int max_conns, rp_err_t *err) {
-    char path[1024];
-    if (snprintf(path, sizeof path, "%s/%s", dir, file) >= (int)sizeof path) {
-        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "SQLITE_DIR is too long");
-        return NULL;
-    }
-    return rp_sqlite_pool_new(path, schemas, max_conns, err);
-}
-
 sqlite3 *rp_sqlite_pool_get(rp_sqlite_pool_t *p, rp_err_t *err) {
     sqlite3 *db = NULL;
     pthread_mutex_lock(&p->mu);
@@ -336,6 +327,22 @@ void rp_sqlite_pool_free(rp_sqlite_pool_t *p) {
 
 const char *rp_sqlite_pool_path(const rp_sqlite_pool_t *p) {
     return p->path;
+}
+
+/* rp_sqlite_pool_free with the signature rp_store_handle_new takes. */
+static void close_pool(void *pool) {
+    rp_sqlite_pool_free(pool);
+}
+
+void *rp_sqlite_store_open(const char *dir, const char *file, const rp_sqlite_schema_t *schemas, int max_conns,
+                           const void *handle, size_t handle_size, rp_err_t *err) {
+    char path[1024];
+    if (snprintf(path, sizeof path, "%s/%s", dir, file) >= (int)sizeof path) {
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "SQLITE_DIR is too long");
+        return NULL;
+    }
+    rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, schemas, max_conns, err);
+    return pool ? rp_store_handle_new(pool, close_pool, handle, handle_size) : NULL;
 }
 
 static bool transact(rp_sqlite_pool_t *p, const char *begin, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err) {

@@ -95,10 +95,6 @@ typedef struct rp_sqlite_pool rp_sqlite_pool_t;
  * to schemas (see rp_sqlite_migrate; borrowed for the call only) before this returns, so a bad
  * path or schema fails at start-up. NULL with err on failure. */
 rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t *schemas, int max_conns, rp_err_t *err);
-/* The pool of a store's file: rp_sqlite_pool_new on <dir>/<file>. Errors: RP_ERR_CONFIG
- * (CONFIG_INVALID) when the path is too long for SQLITE_DIR, else as rp_sqlite_pool_new. */
-rp_sqlite_pool_t *rp_sqlite_pool_open_in(const char *dir, const char *file, const rp_sqlite_schema_t *schemas,
-                                         int max_conns, rp_err_t *err);
 /* Takes a connection (waits while all are in use). Give it back with rp_sqlite_pool_put. */
 sqlite3 *rp_sqlite_pool_get(rp_sqlite_pool_t *p, rp_err_t *err);
 void rp_sqlite_pool_put(rp_sqlite_pool_t *p, sqlite3 *db);
@@ -106,6 +102,16 @@ void rp_sqlite_pool_put(rp_sqlite_pool_t *p, sqlite3 *db);
 void rp_sqlite_pool_free(rp_sqlite_pool_t *p);
 /* The pool's database path (borrowed). */
 const char *rp_sqlite_pool_path(const rp_sqlite_pool_t *p);
+
+/* ---- a store's handle ---- */
+
+/* Opens a SQLite store: the pool of <dir>/<file> (rp_sqlite_pool_new with schemas and max_conns)
+ * in front of a new copy of handle, the store interface's handle (handle_size bytes, its ops
+ * set), which is returned for the store to hand out (lib/store_handle.h: rp_store_handle_backend
+ * is the pool, rp_store_handle_free closes it). NULL with err on failure: RP_ERR_CONFIG
+ * (CONFIG_INVALID) when the path is too long for SQLITE_DIR, else as rp_sqlite_pool_new. */
+void *rp_sqlite_store_open(const char *dir, const char *file, const rp_sqlite_schema_t *schemas, int max_conns,
+                           const void *handle, size_t handle_size, rp_err_t *err);
 
 /* ---- units of work ---- */
 

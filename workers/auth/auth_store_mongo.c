@@ -9,19 +9,19 @@
 #include "ids.h"
 #include "mem.h"
 #include "mongo_util.h"
+#include "store_handle.h"
 
 #define USERS "users"
 #define REFRESH "refresh_tokens"
 #define FAILURES "login_failures"
 #define AUDIT_LOG "auth" /* this store's entries in the shared audit_logs collection */
 
-typedef struct mongo_store {
-    rp_auth_store_t base;
-    rp_mongo_t *m;
-} mongo_store_t;
-
 static rp_mongo_t *db_of(rp_auth_store_t *base) {
-    return ((mongo_store_t *)base)->m;
+    return rp_store_handle_backend(base);
+}
+
+static void m_free(rp_auth_store_t *base) {
+    rp_store_handle_free(base);
 }
 
 /* A duplicate where none is expected (ids, token hashes) is a store error, as in SQLite. */
@@ -323,42 +323,20 @@ static bool m_list_audit(rp_auth_store_t *base, const char *target_id, const cha
     return rp_mongo_audit_list(db_of(base), AUDIT_LOG, NULL, target_id, actor_id, cursor, limit, items, more, err);
 }
 
-static void m_free(rp_auth_store_t *base) {
-    mongo_store_t *s = (mongo_store_t *)base;
-    if (!s) return;
-    rp_mongo_close(s->m);
-    free(s);
-}
-
 static const rp_auth_store_ops_t ops = RP_AUTH_STORE_OPS(m_);
 
-static bool create_indexes(rp_mongo_t *m, rp_err_t *err) {
-    bson_t *users =
-        BCON_NEW("0", "{", "key", "{", "usernameLower", BCON_INT32(1), "}", "name", BCON_UTF8("users_username_lower"),
-                 "unique", BCON_BOOL(true), "}", "1", "{", "key", "{", "emailLower", BCON_INT32(1), "}", "name",
-                 BCON_UTF8("users_email_lower"), "unique", BCON_BOOL(true), "}");
-    bson_t *tokens = BCON_NEW("0", "{", "key", "{", "tokenHash", BCON_INT32(1), "}", "name",
-                              BCON_UTF8("refresh_tokens_hash"), "unique", BCON_BOOL(true), "}", "1", "{", "key", "{",
-                              "familyId", BCON_INT32(1), "}", "name", BCON_UTF8("refresh_tokens_family"), "}");
-    bson_t *failures = BCON_NEW("0", "{", "key", "{", "userId", BCON_INT32(1), "at", BCON_INT32(1), "}", "name",
-                                BCON_UTF8("login_failures_user"), "}");
-    bool ok = rp_mongo_create_indexes(m, USERS, users, err) && rp_mongo_create_indexes(m, REFRESH, tokens, err) &&
-              rp_mongo_create_indexes(m, FAILURES, failures, err) && rp_mongo_audit_indexes(m, err);
-    bson_destroy(users);
-    bson_destroy(tokens);
-    bson_destroy(failures);
-    return ok;
-}
+/* The identity keys are unique; tokens are found by hash and revoked by family; the lockout
+ * counts a user's recent failures. */
+static const rp_mongo_index_t indexes[] = {
+    {USERS, "users_username_lower", NULL, true, {{"usernameLower", 1}}},
+    {USERS, "users_email_lower", NULL, true, {{"emailLower", 1}}},
+    {REFRESH, "refresh_tokens_hash", NULL, true, {{"tokenHash", 1}}},
+    {REFRESH, "refresh_tokens_family", NULL, false, {{"familyId", 1}}},
+    {FAILURES, "login_failures_user", NULL, false, {{"userId", 1}, {"at", 1}}},
+};
+
+static const rp_mongo_setup_t setup = RP_MONGO_SETUP("reward-auth", indexes, rp_mongo_audit_indexes);
 
 rp_auth_store_t *rp_auth_store_mongo_open(const char *uri, const char *db_name, rp_err_t *err) {
-    rp_mongo_t *m = rp_mongo_open(uri, db_name, "reward-auth", err);
-    if (!m) return NULL;
-    if (!rp_mongo_require_replset(m, err) || !create_indexes(m, err)) {
-        rp_mongo_close(m);
-        return NULL;
-    }
-    mongo_store_t *s = rp_calloc(1, sizeof *s);
-    s->base.ops = &ops;
-    s->m = m;
-    return &s->base;
+    return rp_mongo_store_open(uri, db_name, &setup, &(rp_auth_store_t){&ops}, sizeof(rp_auth_store_t), err);
 }

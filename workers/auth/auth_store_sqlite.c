@@ -10,6 +10,7 @@
 #include "mem.h"
 #include "roles.h"
 #include "sqlite_util.h"
+#include "store_handle.h"
 #include "timeutil.h"
 
 static const char v1[] = "CREATE TABLE users ("
@@ -49,11 +50,6 @@ static const char v1[] = "CREATE TABLE users ("
 
 static const char *const steps[] = {v1, NULL};
 static const rp_sqlite_schema_t schemas[] = {{"auth", steps, 1}, {NULL, NULL, 0}};
-
-typedef struct sqlite_store {
-    rp_auth_store_t base;
-    rp_sqlite_pool_t *pool;
-} sqlite_store_t;
 
 #define USER_COLUMNS "id, username, email, password_hash, roles, created_at, updated_at"
 
@@ -99,12 +95,11 @@ static bool one(rp_sqlite_pool_t *pool, const char *sql, void (*bind)(sqlite3_st
 }
 
 static rp_sqlite_pool_t *pool_of(rp_auth_store_t *base) {
-    return ((sqlite_store_t *)base)->pool;
+    return rp_store_handle_backend(base);
 }
 
 static void s_free(rp_auth_store_t *base) {
-    if (base) rp_sqlite_pool_free(pool_of(base));
-    free(base);
+    rp_store_handle_free(base);
 }
 
 static void bind_text1(sqlite3_stmt *st, const void *s) {
@@ -443,10 +438,6 @@ static bool s_list_audit(rp_auth_store_t *base, const char *target_id, const cha
 static const rp_auth_store_ops_t ops = RP_AUTH_STORE_OPS(s_);
 
 rp_auth_store_t *rp_auth_store_sqlite_open(const char *dir, int max_conns, rp_err_t *err) {
-    rp_sqlite_pool_t *pool = rp_sqlite_pool_open_in(dir, "auth.db", schemas, max_conns, err);
-    if (!pool) return NULL;
-    sqlite_store_t *s = rp_calloc(1, sizeof *s);
-    s->base.ops = &ops;
-    s->pool = pool;
-    return &s->base;
+    return rp_sqlite_store_open(dir, "auth.db", schemas, max_conns, &(rp_auth_store_t){&ops}, sizeof(rp_auth_store_t),
+                                err);
 }

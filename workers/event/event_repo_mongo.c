@@ -11,6 +11,7 @@
 #include "ids.h"
 #include "mem.h"
 #include "mongo_util.h"
+#include "store_handle.h"
 #include "timeutil.h"
 
 #define DEFS RP_EVENT_MONGO_DEFINITIONS
@@ -20,13 +21,12 @@
 #define FACTS RP_EVENT_MONGO_FACTS
 #define AUDIT_LOG "event" /* this store's entries in the shared audit_logs collection */
 
-typedef struct repo {
-    rp_event_repo_t base;
-    rp_mongo_t *m;
-} repo_t;
-
 static rp_mongo_t *db_of(rp_event_repo_t *base) {
-    return ((repo_t *)base)->m;
+    return rp_store_handle_backend(base);
+}
+
+static void r_free(rp_event_repo_t *base) {
+    rp_store_handle_free(base);
 }
 
 /* ---- helpers ---- */
@@ -739,67 +739,24 @@ static bool r_ping(rp_event_repo_t *base, rp_err_t *err) {
     return rp_mongo_ping(db_of(base), err);
 }
 
-static void r_free(rp_event_repo_t *base) {
-    repo_t *r = (repo_t *)base;
-    if (!r) return;
-    rp_mongo_close(r->m);
-    free(r);
-}
-
 static const rp_event_repo_ops_t ops = RP_EVENT_REPO_OPS(r_);
 
-/* Creates collection outside any transaction: before MongoDB 4.4 a transaction cannot create one
- * (the first write would fail with OperationNotSupportedInTransaction every time). An existing
- * collection is fine (NamespaceExists before 7.0, ok after). */
-static bool create_collection(rp_mongo_t *m, const char *collection, rp_err_t *err) {
-    bson_t reply;
-    bson_error_t berr;
-    mongoc_client_t *cli = rp_mongo_pop(m, err);
-    if (!cli) return false;
-    mongoc_database_t *db = mongoc_client_get_database(cli, rp_mongo_db_name(m));
-    bson_t *cmd = BCON_NEW("create", BCON_UTF8(collection));
-    bool ok = mongoc_database_write_command_with_opts(db, cmd, NULL, &reply, &berr);
-    if (!ok && berr.domain == MONGOC_ERROR_SERVER && berr.code == 48 /* NamespaceExists */) ok = true;
-    if (!ok) {
-        char what[96];
-        snprintf(what, sizeof what, "create collection %s", collection);
-        rp_mongo_err(&berr, what, err);
-    }
-    bson_destroy(&reply);
-    bson_destroy(cmd);
-    mongoc_database_destroy(db);
-    rp_mongo_push(m, cli);
-    return ok;
+/* Lists are newest first; events are also filtered by their window; an aggregate is found by
+ * (user, kind, key), which is unique. */
+static const rp_mongo_index_t indexes[] = {
+    {DEFS, "reward_definitions_created", NULL, false, {{"createdAt", -1}, {"_id", -1}}},
+    {EVENTS, "events_created", NULL, false, {{"createdAt", -1}, {"_id", -1}}},
+    {EVENTS, "events_window", NULL, false, {{"startDate", 1}, {"endDate", 1}}},
+    {PROGRESS, "user_progress_key", NULL, true, {{"userId", 1}, {"kind", 1}, {"key", 1}}},
+};
+
+/* progress_facts needs no index (the idempotency key is its _id), only to exist */
+static bool create_facts_and_audit(rp_mongo_t *m, rp_err_t *err) {
+    return rp_mongo_create_collection(m, FACTS, err) && rp_mongo_audit_indexes(m, err);
 }
 
-static bool create_indexes(rp_mongo_t *m, rp_err_t *err) {
-    bson_t *defs = BCON_NEW("0", "{", "key", "{", "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "name",
-                            BCON_UTF8("reward_definitions_created"), "}");
-    bson_t *events = BCON_NEW("0", "{", "key", "{", "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "name",
-                              BCON_UTF8("events_created"), "}", "1", "{", "key", "{", "startDate", BCON_INT32(1),
-                              "endDate", BCON_INT32(1), "}", "name", BCON_UTF8("events_window"), "}");
-    bson_t *progress =
-        BCON_NEW("0", "{", "key", "{", "userId", BCON_INT32(1), "kind", BCON_INT32(1), "key", BCON_INT32(1), "}",
-                 "name", BCON_UTF8("user_progress_key"), "unique", BCON_BOOL(true), "}");
-    /* progress_facts needs no index (the idempotency key is its _id), only to exist */
-    bool ok = rp_mongo_create_indexes(m, DEFS, defs, err) && rp_mongo_create_indexes(m, EVENTS, events, err) &&
-              rp_mongo_create_indexes(m, PROGRESS, progress, err) && create_collection(m, FACTS, err) &&
-              rp_mongo_audit_indexes(m, err);
-    bson_destroy(defs);
-    bson_destroy(events);
-    bson_destroy(progress);
-    return ok;
-}
+static const rp_mongo_setup_t setup = RP_MONGO_SETUP("reward-event", indexes, create_facts_and_audit);
 
 rp_event_repo_t *rp_event_repo_mongo_open(const char *uri, const char *db_name, rp_err_t *err) {
-    rp_mongo_t *m = rp_mongo_open(uri, db_name, "reward-event", err);
-    if (!m) return NULL;
-    if (!rp_mongo_require_replset(m, err) || !create_indexes(m, err)) {
-        rp_mongo_close(m);
-        return NULL;
-    }
-    repo_t *r = rp_calloc(1, sizeof *r);
-    r->base.ops = &ops;
-    r->m = m;
-    return &r->base;
+    return rp_mongo_store_open(uri, db_name, &setup, &(rp_event_repo_t){&ops}, sizeof(rp_event_repo_t), err);
 }

@@ -11,20 +11,15 @@
 #include "ids.h"
 #include "mem.h"
 #include "sqlite_util.h"
+#include "store_handle.h"
 #include "timeutil.h"
 
-typedef struct repo {
-    rp_event_repo_t base;
-    rp_sqlite_pool_t *pool;
-} repo_t;
-
 static rp_sqlite_pool_t *pool_of(rp_event_repo_t *base) {
-    return ((repo_t *)base)->pool;
+    return rp_store_handle_backend(base);
 }
 
 static void r_free(rp_event_repo_t *base) {
-    if (base) rp_sqlite_pool_free(pool_of(base));
-    free(base);
+    rp_store_handle_free(base);
 }
 
 /* ---- statements with their parameters ---- */
@@ -648,10 +643,5 @@ static bool r_ping(rp_event_repo_t *base, rp_err_t *err) {
 static const rp_event_repo_ops_t ops = RP_EVENT_REPO_OPS(r_);
 
 rp_event_repo_t *rp_event_repo_sqlite_open(const char *dir, int max_conns, rp_err_t *err) {
-    rp_sqlite_pool_t *pool = rp_sqlite_pool_open_in(dir, RP_EVENT_SQLITE_FILE, rp_events_db_schemas, max_conns, err);
-    if (!pool) return NULL;
-    repo_t *r = rp_calloc(1, sizeof *r);
-    r->base.ops = &ops;
-    r->pool = pool;
-    return &r->base;
+    return rp_events_db_open(dir, max_conns, &(rp_event_repo_t){&ops}, sizeof(rp_event_repo_t), err);
 }

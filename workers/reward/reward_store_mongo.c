@@ -13,6 +13,7 @@
 #include "ids.h"
 #include "mem.h"
 #include "mongo_util.h"
+#include "store_handle.h"
 
 #define REQUESTS RP_EVENT_MONGO_REQUESTS
 #define EVENTS RP_EVENT_MONGO_EVENTS
@@ -27,11 +28,6 @@
 #define ITEM_CHUNK 5000                    /* batch items per durable insert_many */
 #define PARKED_AT INT64_C(253402300799000) /* 9999-12-31T23:59:59Z: the dueAt of items not yet open */
 
-typedef struct mongo_store {
-    rp_reward_store_t base;
-    rp_mongo_t *m;
-} mongo_store_t;
-
 struct rp_reward_txn {
     rp_mongo_txn_t *tx; /* the attempt in progress: a rerun gets a new one */
     rp_reward_txn_fn fn;
@@ -39,7 +35,11 @@ struct rp_reward_txn {
 };
 
 static rp_mongo_t *db_of(rp_reward_store_t *s) {
-    return ((mongo_store_t *)s)->m;
+    return rp_store_handle_backend(s);
+}
+
+static void m_free(rp_reward_store_t *base) {
+    rp_store_handle_free(base);
 }
 
 /* ---- BSON helpers ---- */
@@ -912,29 +912,13 @@ static bool m_outbox_published(rp_reward_store_t *s, const int64_t *seqs, size_t
     return ok;
 }
 
-static void m_free(rp_reward_store_t *s) {
-    if (!s) return;
-    rp_mongo_close(db_of(s));
-    free(s);
-}
-
 static const rp_reward_store_ops_t mongo_ops = RP_REWARD_STORE_OPS(m_);
 
 /* ---- start-up ---- */
 
-/* An index: its keys in order (direction 1 or -1), unique, partial on {partial: {$exists: true}}. */
-typedef struct index_spec {
-    const char *coll, *name, *partial;
-    bool unique;
-    struct {
-        const char *field;
-        int dir;
-    } keys[4];
-} index_spec_t;
-
 /* The history lists sort newest first by (requestedAt, _id) under each filter; the sweep takes
  * QUEUED items by due time. */
-static const index_spec_t indexes[] = {
+static const rp_mongo_index_t indexes[] = {
     {REQUESTS, "event_reward_requests_active", "activeKey", true, {{"activeKey", 1}}},
     {REQUESTS, "event_reward_requests_user_time", NULL, false, {{"userId", 1}, {"requestedAt", -1}, {"_id", -1}}},
     {REQUESTS, "event_reward_requests_event_time", NULL, false, {{"eventId", 1}, {"requestedAt", -1}, {"_id", -1}}},
@@ -955,37 +939,6 @@ static const index_spec_t indexes[] = {
     {ITEMS, "batch_items_status", NULL, false, {{"batchId", 1}, {"status", 1}, {"failureReason", 1}}},
 };
 
-/* createIndexes per collection, outside any transaction. */
-static bool create_indexes(rp_mongo_t *m, rp_err_t *err) {
-    bool ok = true;
-    size_t nidx = sizeof indexes / sizeof indexes[0];
-    for (size_t i = 0; ok && i < nidx; i++) {
-        if (i > 0 && strcmp(indexes[i].coll, indexes[i - 1].coll) == 0) continue; /* done with its first index */
-        bson_t arr = BSON_INITIALIZER;
-        uint32_t n = 0;
-        for (size_t j = i; j < nidx && strcmp(indexes[j].coll, indexes[i].coll) == 0; j++) {
-            const index_spec_t *x = &indexes[j];
-            char kb[16];
-            bson_t spec, key;
-            const char *k = idx_key(n++, kb); /* before the macro: it evaluates the key twice */
-            BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &spec);
-            BSON_APPEND_DOCUMENT_BEGIN(&spec, "key", &key);
-            for (size_t f = 0; f < 4 && x->keys[f].field; f++)
-                BSON_APPEND_INT32(&key, x->keys[f].field, x->keys[f].dir);
-            bson_append_document_end(&spec, &key);
-            BSON_APPEND_UTF8(&spec, "name", x->name);
-            if (x->unique) BSON_APPEND_BOOL(&spec, "unique", true);
-            if (x->partial)
-                BCON_APPEND(&spec, "partialFilterExpression", "{", x->partial, "{", "$exists", BCON_BOOL(true), "}",
-                            "}");
-            bson_append_document_end(&arr, &spec);
-        }
-        ok = rp_mongo_create_indexes(m, indexes[i].coll, &arr, err);
-        bson_destroy(&arr);
-    }
-    return ok;
-}
-
 /* Creates the counters collection and documents outside any transaction (older servers cannot
  * create collections inside one); an existing counter keeps its value. */
 static bool seed_counters(rp_mongo_t *m, rp_err_t *err) {
@@ -1005,15 +958,8 @@ static bool seed_counters(rp_mongo_t *m, rp_err_t *err) {
     return ok;
 }
 
+static const rp_mongo_setup_t setup = RP_MONGO_SETUP("reward-grant", indexes, seed_counters);
+
 rp_reward_store_t *rp_reward_store_mongo_open(const char *uri, const char *db_name, rp_err_t *err) {
-    rp_mongo_t *m = rp_mongo_open(uri, db_name, "reward-grant", err);
-    if (!m) return NULL;
-    if (!rp_mongo_require_replset(m, err) || !create_indexes(m, err) || !seed_counters(m, err)) {
-        rp_mongo_close(m);
-        return NULL;
-    }
-    mongo_store_t *s = rp_calloc(1, sizeof *s);
-    s->base.ops = &mongo_ops;
-    s->m = m;
-    return &s->base;
+    return rp_mongo_store_open(uri, db_name, &setup, &(rp_reward_store_t){&mongo_ops}, sizeof(rp_reward_store_t), err);
 }

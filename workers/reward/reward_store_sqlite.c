@@ -27,24 +27,24 @@
 #include "mem.h"
 #include "reward_store.h"
 #include "sqlite_util.h"
+#include "store_handle.h"
 
-/* A unit of work, or, with db NULL, none: each statement then takes a connection from pool. */
+/* A unit of work running body fn(tx, arg), or, with db NULL, none: each statement then takes a
+ * connection from pool. */
 struct rp_reward_txn {
     sqlite3 *db;
     rp_err_t *err;
     rp_sqlite_pool_t *pool;
+    rp_reward_txn_fn fn;
+    void *arg;
 };
 
-typedef struct sqlite_store {
-    rp_reward_store_t base;
-    rp_sqlite_pool_t *pool;
-} sqlite_store_t;
-
-#define POOL(base) (((sqlite_store_t *)(base))->pool)
+static rp_sqlite_pool_t *pool_of(rp_reward_store_t *base) {
+    return rp_store_handle_backend(base);
+}
 
 static void s_free(rp_reward_store_t *base) {
-    if (base) rp_sqlite_pool_free(POOL(base));
-    free(base);
+    rp_store_handle_free(base);
 }
 
 /* Each list starts with the columns its record's table (below) reads, in the table's order. */
@@ -194,22 +194,18 @@ static void clear_idem(void *v) {
 
 /* ---- the unit of work ---- */
 
-typedef struct body {
-    rp_reward_txn_fn fn;
-    void *arg;
-} body_t;
-
 static rp_txn_end_t run_body(sqlite3 *db, void *p, rp_err_t *err) {
-    body_t *b = p;
-    rp_reward_txn_t tx = {db, err, NULL};
-    return b->fn(&tx, b->arg);
+    rp_reward_txn_t *tx = p;
+    tx->db = db;
+    tx->err = err;
+    return tx->fn(tx, tx->arg);
 }
 
 static bool s_transact(rp_reward_store_t *base, const char *what, rp_reward_txn_fn fn, void *arg, rp_err_t *err) {
-    body_t b = {fn, arg};
+    rp_reward_txn_t tx = {.fn = fn, .arg = arg};
     rp_err_t e;
     rp_err_clear(&e);
-    if (rp_sqlite_transact(POOL(base), run_body, &b, &e)) return true;
+    if (rp_sqlite_transact(pool_of(base), run_body, &tx, &e)) return true;
     if (e.kind == RP_ERR_NONE) rp_err_set(&e, RP_ERR_INTERNAL, "INTERNAL", "the body failed without an error");
     rp_err_set(err, e.kind, e.code, "%s: %s", what, e.message);
     return false;
@@ -360,7 +356,7 @@ static bool s_tx_items_lease(rp_reward_txn_t *tx, int64_t now, int64_t until, in
 /* ---- reads ---- */
 
 #define NO_TXN(base, err)                                                                                              \
-    { NULL, (err), POOL(base) }
+    { .err = (err), .pool = pool_of(base) }
 
 static bool s_ping(rp_reward_store_t *base, rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
@@ -570,10 +566,5 @@ static bool s_outbox_published(rp_reward_store_t *base, const int64_t *seqs, siz
 static const rp_reward_store_ops_t sqlite_ops = RP_REWARD_STORE_OPS(s_);
 
 rp_reward_store_t *rp_reward_store_sqlite_open(const char *dir, int max_conns, rp_err_t *err) {
-    rp_sqlite_pool_t *pool = rp_sqlite_pool_open_in(dir, RP_EVENT_SQLITE_FILE, rp_events_db_schemas, max_conns, err);
-    if (!pool) return NULL;
-    sqlite_store_t *s = rp_calloc(1, sizeof *s);
-    s->base.ops = &sqlite_ops;
-    s->pool = pool;
-    return &s->base;
+    return rp_events_db_open(dir, max_conns, &(rp_reward_store_t){&sqlite_ops}, sizeof(rp_reward_store_t), err);
 }
