@@ -1064,12 +1064,13 @@ bool rp_mongo_audit_indexes(rp_mongo_t *m, rp_err_t *err) {
     return rp_mongo_create_index_table(m, ix, sizeof ix / sizeof ix[0], err);
 }
 
-bool rp_mongo_audit_append(rp_mongo_txn_t *tx, const rp_mongo_audit_t *a) {
+bool rp_mongo_audit_append(rp_mongo_txn_t *tx, const char *log, const rp_audit_entry_t *a) {
     char id[RP_OID_LEN];
+    if (!a) return true;
     bson_t doc = BSON_INITIALIZER;
     rp_oid_new(id);
     BSON_APPEND_UTF8(&doc, "_id", id);
-    BSON_APPEND_UTF8(&doc, "log", a->log);
+    BSON_APPEND_UTF8(&doc, "log", log);
     rp_mongo_append_str(&doc, "actorId", a->actor_id);
     rp_mongo_append_str(&doc, "actorUsername", a->actor_username);
     rp_mongo_append_str(&doc, "action", a->action);

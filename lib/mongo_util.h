@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "err.h"
 
 #define RP_MONGO_JSON_KEY "_rpJson"
@@ -261,19 +262,13 @@ void rp_mongo_copy_str(const bson_t *doc, const char *key, char *dst, size_t cap
 
 #define RP_MONGO_AUDIT_COLLECTION "audit_logs"
 
-/* One entry; strings and JSON are borrowed. `log` tells the stores' logs apart ("auth",
- * "event"): with SQLite they live in separate files, here in one collection. */
-typedef struct rp_mongo_audit {
-    const char *log;
-    const char *actor_id, *actor_username, *action, *target_type, *target_id;
-    const json_t *before, *after; /* NULL = null */
-    int64_t at;
-} rp_mongo_audit_t;
+/* Every entry is tagged with its log ("auth", "event"), which tells the stores' logs apart: with
+ * SQLite they live in separate files, here in one collection. */
 
 /* Creates the audit_logs indexes (the same specs whichever store calls it). */
 bool rp_mongo_audit_indexes(rp_mongo_t *m, rp_err_t *err);
-/* Inserts the entry with a new id inside tx. */
-bool rp_mongo_audit_append(rp_mongo_txn_t *tx, const rp_mongo_audit_t *a);
+/* Inserts entry a (borrowed; NULL: nothing) of log with a new id inside tx. */
+bool rp_mongo_audit_append(rp_mongo_txn_t *tx, const char *log, const rp_audit_entry_t *a);
 /* Entries of log newest first by (at, id), optionally filtered (NULL = any), after cursor (the
  * id of the previous page's last entry; unknown → empty page). *items is a new array of {id,
  * actor: {id, username}, action, target: {type, id}, before, after, at}. */

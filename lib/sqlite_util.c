@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ids.h"
 #include "log.h"
 #include "mem.h"
 #include "store_handle.h"
@@ -366,10 +367,14 @@ void rp_sqlite_bind_fmt(sqlite3_stmt *st, const char *fmt, va_list ap) {
         const char *s;
         switch (*fmt) {
         case 't':
+            s = va_arg(ap, const char *);
+            rp_sqlite_bind_text(st, i, s ? s : "");
+            break;
         case 's':
             s = va_arg(ap, const char *);
-            rp_sqlite_bind_text(st, i, *fmt == 't' ? (s ? s : "") : (s && s[0] ? s : NULL));
+            rp_sqlite_bind_text(st, i, s && s[0] ? s : NULL);
             break;
+        case 'n': rp_sqlite_bind_text(st, i, va_arg(ap, const char *)); break;
         case 'i': sqlite3_bind_int64(st, i, va_arg(ap, int64_t)); break;
         case 'm': rp_sqlite_bind_ms(st, i, va_arg(ap, int64_t)); break;
         case 'j': rp_sqlite_bind_json(st, i, va_arg(ap, const json_t *)); break;
@@ -451,4 +456,50 @@ void rp_sqlite_get_cols(sqlite3_stmt *st, void *rec, const rp_sqlite_col_t *cols
         else
             *(int *)(void *)p = sqlite3_column_int(st, (int)i);
     }
+}
+
+/* ---- the operator audit log ---- */
+
+bool rp_sqlite_audit_append(sqlite3 *db, const rp_audit_entry_t *a, rp_err_t *err) {
+    char id[RP_OID_LEN];
+    if (!a) return true;
+    rp_oid_new(id);
+    return rp_sqlite_query(db, NULL, &(rp_sqlite_use_t){.what = "append audit"}, err,
+                           "INSERT INTO audit_logs (id, actor_id, actor_username, action, target_type, target_id, "
+                           "before, after, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                           "nnnnnnjji", id, a->actor_id, a->actor_username, a->action, a->target_type, a->target_id,
+                           a->before, a->after, a->at);
+}
+
+static json_t *audit_row(sqlite3_stmt *st) {
+    return json_pack("{s:o, s:{s:o, s:o}, s:o, s:{s:o, s:o}, s:o, s:o, s:o}", "id", rp_sqlite_col_string(st, 0),
+                     "actor", "id", rp_sqlite_col_string(st, 1), "username", rp_sqlite_col_string(st, 2), "action",
+                     rp_sqlite_col_string(st, 3), "target", "type", rp_sqlite_col_string(st, 4), "id",
+                     rp_sqlite_col_string(st, 5), "before", rp_sqlite_col_json(st, 6), "after",
+                     rp_sqlite_col_json(st, 7), "at", rp_sqlite_col_time(st, 8));
+}
+
+bool rp_sqlite_audit_list(rp_sqlite_pool_t *pool, const char *target_type, const char *target_id, const char *actor_id,
+                          const char *cursor, int limit, json_t **items, bool *more, rp_err_t *err) {
+    sqlite3_stmt *st = NULL;
+    bool ok = false;
+    *items = NULL;
+    *more = false;
+    sqlite3 *db = rp_sqlite_pool_get(pool, err);
+    if (!db) return false;
+    if (rp_sqlite_prepare(db,
+                          "SELECT id, actor_id, actor_username, action, target_type, target_id, before, after, at "
+                          "FROM audit_logs WHERE (?1 IS NULL OR target_type = ?1) AND (?2 IS NULL OR target_id = ?2) "
+                          "AND (?3 IS NULL OR actor_id = ?3) AND (?4 IS NULL OR (at, id) < (SELECT at, id FROM "
+                          "audit_logs WHERE id = ?4)) ORDER BY at DESC, id DESC LIMIT ?5",
+                          &st, err)) {
+        rp_sqlite_bind_text(st, 1, target_type);
+        rp_sqlite_bind_text(st, 2, target_id);
+        rp_sqlite_bind_text(st, 3, actor_id);
+        rp_sqlite_bind_text(st, 4, cursor);
+        sqlite3_bind_int64(st, 5, (int64_t)limit + 1);
+        ok = rp_sqlite_collect(db, st, limit, audit_row, items, more, err);
+    }
+    rp_sqlite_pool_put(pool, db);
+    return ok;
 }

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "audit.h"
 #include "err.h"
 #include "txn.h"
 
@@ -132,8 +133,9 @@ bool rp_sqlite_read(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_
 /* ---- one statement, bound by a format and used as described ---- */
 
 /* Binds ap's arguments from ?1 on, one letter of fmt each: t text (NULL binds ''), s optional
- * text ("" and NULL bind NULL, the domain's "absent"), i int64_t, m int64_t epoch ms (0 binds
- * NULL), j const json_t * (as rp_sqlite_bind_json). Every i and m argument must be an int64_t. */
+ * text ("" and NULL bind NULL, the domain's "absent"), n text or NULL (as given), i int64_t, m
+ * int64_t epoch ms (0 binds NULL), j const json_t * (as rp_sqlite_bind_json). Every i and m
+ * argument must be an int64_t. */
 void rp_sqlite_bind_fmt(sqlite3_stmt *st, const char *fmt, va_list ap);
 
 typedef void (*rp_sqlite_row_fn)(sqlite3_stmt *st, void *out);
@@ -177,6 +179,32 @@ bool rp_sqlite_vquery(sqlite3 *db, rp_sqlite_pool_t *pool, const rp_sqlite_use_t
 /* Releases a page: clear (may be NULL) each of the *n records of size bytes, free *items, and
  * set *items NULL and *n 0. */
 void rp_sqlite_page_free(void **items, size_t *n, size_t size, void (*clear)(void *record));
+
+/* ---- the operator audit log (table audit_logs) ---- */
+
+/* The audit_logs table, for a component's schema step (a string literal, to concatenate). Its
+ * indexes are each component's own. */
+#define RP_SQLITE_AUDIT_TABLE                                                                                          \
+    "CREATE TABLE audit_logs ("                                                                                        \
+    "  id TEXT PRIMARY KEY,"                                                                                           \
+    "  actor_id TEXT,"                                                                                                 \
+    "  actor_username TEXT,"                                                                                           \
+    "  action TEXT NOT NULL,"                                                                                          \
+    "  target_type TEXT NOT NULL,"                                                                                     \
+    "  target_id TEXT NOT NULL,"                                                                                       \
+    "  before TEXT CHECK (before IS NULL OR json_valid(before)),"                                                      \
+    "  after TEXT CHECK (after IS NULL OR json_valid(after)),"                                                         \
+    "  at INTEGER NOT NULL);"
+
+/* Appends entry a (NULL: nothing) with a new id, on db, inside the caller's transaction. */
+bool rp_sqlite_audit_append(sqlite3 *db, const rp_audit_entry_t *a, rp_err_t *err);
+
+/* Entries newest first by (at, id), optionally filtered (NULL = any), after cursor (the id of the
+ * previous page's last entry; an unknown one gives an empty page), on a pooled connection.
+ * *items is a new array of up to limit {id, actor: {id, username}, action, target: {type, id},
+ * before, after, at}, *more when another entry follows; NULL on failure. */
+bool rp_sqlite_audit_list(rp_sqlite_pool_t *pool, const char *target_type, const char *target_id, const char *actor_id,
+                          const char *cursor, int limit, json_t **items, bool *more, rp_err_t *err);
 
 /* ---- rows to records by table ---- */
 

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "err.h"
 #include "ids.h"
 
@@ -30,12 +31,6 @@ typedef struct rp_refresh_token {
     int64_t created_at, expires_at;
     int64_t used_at, revoked_at; /* 0 = not yet */
 } rp_refresh_token_t;
-
-typedef struct rp_audit_entry {
-    const char *actor_id, *actor_username, *action, *target_type, *target_id;
-    json_t *before, *after; /* borrowed */
-    int64_t at;
-} rp_audit_entry_t;
 
 typedef struct rp_auth_store rp_auth_store_t;
 

@@ -161,10 +161,7 @@ static bool roles_txn(rp_mongo_txn_t *tx, void *p) {
     bson_destroy(update);
     if (!ok || res.matched == 0) return ok; /* no such user: nothing to audit */
     a->found = true;
-    rp_mongo_audit_t entry = {AUDIT_LOG,        a->audit->actor_id,    a->audit->actor_username,
-                              a->audit->action, a->audit->target_type, a->audit->target_id,
-                              a->audit->before, a->audit->after,       a->audit->at};
-    return rp_mongo_audit_append(tx, &entry);
+    return rp_mongo_audit_append(tx, AUDIT_LOG, a->audit);
 }
 
 static bool m_set_roles(rp_auth_store_t *base, const char *id, unsigned roles, int64_t now,

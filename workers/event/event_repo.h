@@ -15,16 +15,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "err.h"
 #include "rules/event_rules.h"
 #include "rules/progress.h"
 #include "txn.h"
 
-typedef struct rp_event_audit {
-    const char *actor_id, *actor_username, *action, *target_type, *target_id;
-    json_t *before, *after; /* borrowed, may be NULL */
-    int64_t at;
-} rp_event_audit_t;
+/* The entry a write appends to the operator audit log (NULL: none). */
+typedef rp_audit_entry_t rp_event_audit_t;
 
 /* Event list filter: the time bounds the caller derived from a status, visibility or instant
  * (rules/event_rules.h). The store runs each bound as a plain comparison on the stored window

@@ -43,13 +43,6 @@ static void append_int_or_null(bson_t *b, const char *key, const json_t *v) {
         BSON_APPEND_NULL(b, key);
 }
 
-static bool append_audit(rp_mongo_txn_t *tx, const rp_event_audit_t *a) {
-    if (!a) return true;
-    rp_mongo_audit_t e = {AUDIT_LOG,    a->actor_id, a->actor_username, a->action, a->target_type,
-                          a->target_id, a->before,   a->after,          a->at};
-    return rp_mongo_audit_append(tx, &e);
-}
-
 /* Filter clauses are collected in a BSON array and ANDed; MongoDB refuses an empty $and. */
 typedef struct clauses {
     bson_t arr;
@@ -163,7 +156,8 @@ static bool def_txn(rp_mongo_txn_t *tx, void *p) {
     rp_mongo_append_iso(&ins, "createdAt", json_object_get(d, "createdAt"));
     bson_append_document_end(&update, &ins);
     bson_t *filter = BCON_NEW("_id", BCON_UTF8(doc_str(d, "id") ? doc_str(d, "id") : ""));
-    bool ok = rp_mongo_txn_update(tx, DEFS, filter, &update, RP_MONGO_UPSERT, NULL) && append_audit(tx, a->audit);
+    bool ok = rp_mongo_txn_update(tx, DEFS, filter, &update, RP_MONGO_UPSERT, NULL) &&
+              rp_mongo_audit_append(tx, AUDIT_LOG, a->audit);
     bson_destroy(filter);
     bson_destroy(&update);
     return ok;
@@ -201,7 +195,7 @@ static bool def_delete_txn(rp_mongo_txn_t *tx, void *p) {
     if (!a->found || a->referenced) return true;
     /* the guard makes a concurrent event_create (which sets referenced) conflict with us */
     filter = BCON_NEW("_id", BCON_UTF8(a->id), "referenced", BCON_BOOL(false));
-    ok = rp_mongo_txn_delete(tx, DEFS, filter, false, NULL) && append_audit(tx, a->audit);
+    ok = rp_mongo_txn_delete(tx, DEFS, filter, false, NULL) && rp_mongo_audit_append(tx, AUDIT_LOG, a->audit);
     bson_destroy(filter);
     return ok;
 }
@@ -434,7 +428,8 @@ static bool event_txn(rp_mongo_txn_t *tx, void *p) {
     bson_append_document_end(&update, &ins);
     bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
     bool ok = rp_mongo_txn_update(tx, EVENTS, filter, &update, RP_MONGO_UPSERT, NULL) &&
-              (!a->replace_rewards || mark_referenced(tx, json_object_get(d, "rewards"))) && append_audit(tx, a->audit);
+              (!a->replace_rewards || mark_referenced(tx, json_object_get(d, "rewards"))) &&
+              rp_mongo_audit_append(tx, AUDIT_LOG, a->audit);
     bson_destroy(filter);
     bson_destroy(&update);
     return ok;
@@ -528,7 +523,7 @@ static bool cancel_txn(rp_mongo_txn_t *tx, void *p) {
         a->already = true;
         return true;
     }
-    return append_audit(tx, a->audit);
+    return rp_mongo_audit_append(tx, AUDIT_LOG, a->audit);
 }
 
 static bool r_event_cancel(rp_event_repo_t *base, const char *id, int64_t now, const rp_event_audit_t *audit,

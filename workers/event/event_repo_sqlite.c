@@ -190,19 +190,6 @@ static bool query_one(rp_event_repo_t *base, const query_t *q, json_t **doc, rp_
     return ok;
 }
 
-static bool append_audit(sqlite3 *db, const rp_event_audit_t *a, rp_err_t *err) {
-    char id[RP_OID_LEN];
-    if (!a) return true;
-    rp_oid_new(id);
-    return run_args(db,
-                    "INSERT INTO audit_logs (id, actor_id, actor_username, action, target_type, target_id, before, "
-                    "after, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    ARGS(a_text(id), a_text(a->actor_id), a_text(a->actor_username), a_text(a->action),
-                         a_text(a->target_type), a_text(a->target_id), a_json(a->before), a_json(a->after),
-                         a_int(a->at)),
-                    "append audit", NULL, err);
-}
-
 static rp_txn_end_t end_of(bool ok) {
     return ok ? RP_TXN_COMMIT : RP_TXN_FAILED;
 }
@@ -339,7 +326,7 @@ static rp_txn_end_t def_write(sqlite3 *db, void *p, rp_err_t *err) {
                       a_int(json_is_true(json_object_get(d, "isActive"))), a_text(doc_str(d, "createdBy")),
                       a_ms(d, "createdAt"), a_ms(d, "updatedAt")),
                  "write definition", NULL, err) &&
-        append_audit(db, a->audit, err);
+        rp_sqlite_audit_append(db, a->audit, err);
     return end_of(ok);
 }
 
@@ -368,7 +355,7 @@ static rp_txn_end_t def_delete_write(sqlite3 *db, void *p, rp_err_t *err) {
     if (!a->found || a->referenced) return RP_TXN_ROLLBACK;
     return end_of(run_args(db, "DELETE FROM reward_definitions WHERE id = ?1 AND referenced = 0", ARGS(a_text(a->id)),
                            "delete definition", NULL, err) &&
-                  append_audit(db, a->audit, err));
+                  rp_sqlite_audit_append(db, a->audit, err));
 }
 
 static bool r_def_delete(rp_event_repo_t *base, const char *id, const rp_event_audit_t *audit, bool *found,
@@ -481,7 +468,7 @@ static rp_txn_end_t event_write(sqlite3 *db, void *p, rp_err_t *err) {
                             a_int(json_integer_value(json_object_get(d, "dayOffsetMinutes"))),
                             a_text(doc_str(d, "createdBy")), a_ms(d, "createdAt"), a_ms(d, "updatedAt")),
                        "write event", NULL, err) &&
-              (!a->replace_rewards || write_rewards(db, d, err)) && append_audit(db, a->audit, err);
+              (!a->replace_rewards || write_rewards(db, d, err)) && rp_sqlite_audit_append(db, a->audit, err);
     return end_of(ok);
 }
 
@@ -530,7 +517,7 @@ static rp_txn_end_t cancel_write(sqlite3 *db, void *p, rp_err_t *err) {
                   ARGS(a_text(a->id), a_int(a->now)), "cancel event", &changes, err))
         return RP_TXN_FAILED;
     a->already = changes == 0;
-    return a->already ? RP_TXN_ROLLBACK : end_of(append_audit(db, a->audit, err));
+    return a->already ? RP_TXN_ROLLBACK : end_of(rp_sqlite_audit_append(db, a->audit, err));
 }
 
 static bool r_event_cancel(rp_event_repo_t *base, const char *id, int64_t now, const rp_event_audit_t *audit,
@@ -543,23 +530,9 @@ static bool r_event_cancel(rp_event_repo_t *base, const char *id, int64_t now, c
 
 /* ---- audit log ---- */
 
-static json_t *row_to_audit(sqlite3_stmt *st) {
-    return json_pack("{s:o, s:{s:o, s:o}, s:o, s:{s:o, s:o}, s:o, s:o, s:o}", "id", rp_sqlite_col_string(st, 0),
-                     "actor", "id", rp_sqlite_col_string(st, 1), "username", rp_sqlite_col_string(st, 2), "action",
-                     rp_sqlite_col_string(st, 3), "target", "type", rp_sqlite_col_string(st, 4), "id",
-                     rp_sqlite_col_string(st, 5), "before", rp_sqlite_col_json(st, 6), "after",
-                     rp_sqlite_col_json(st, 7), "at", rp_sqlite_col_time(st, 8));
-}
-
 static bool r_audit_list(rp_event_repo_t *base, const char *target_type, const char *target_id, const char *actor_id,
                          const char *cursor, int limit, json_t **items, bool *more, rp_err_t *err) {
-    query_t q = {"SELECT id, actor_id, actor_username, action, target_type, target_id, before, after, at FROM "
-                 "audit_logs WHERE (?1 IS NULL OR target_type = ?1) AND (?2 IS NULL OR target_id = ?2) AND "
-                 "(?3 IS NULL OR actor_id = ?3) AND (?4 IS NULL OR (at, id) < (SELECT at, id FROM audit_logs WHERE "
-                 "id = ?4)) ORDER BY at DESC, id DESC LIMIT ?5",
-                 ARGS(a_text(target_type), a_text(target_id), a_text(actor_id), a_text(cursor), a_int(limit + 1)),
-                 row_to_audit, false, limit};
-    return query_page(base, &q, items, more, err);
+    return rp_sqlite_audit_list(pool_of(base), target_type, target_id, actor_id, cursor, limit, items, more, err);
 }
 
 /* ---- progress reads ---- */

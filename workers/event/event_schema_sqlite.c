@@ -51,17 +51,7 @@ static const char v1[] =
     "  PRIMARY KEY (event_id, idx));"
 
     /* operator activity: definitions, events, approvals */
-    "CREATE TABLE audit_logs ("
-    "  id TEXT PRIMARY KEY,"
-    "  actor_id TEXT,"
-    "  actor_username TEXT,"
-    "  action TEXT NOT NULL,"
-    "  target_type TEXT NOT NULL,"
-    "  target_id TEXT NOT NULL,"
-    "  before TEXT CHECK (before IS NULL OR json_valid(before)),"
-    "  after TEXT CHECK (after IS NULL OR json_valid(after)),"
-    "  at INTEGER NOT NULL);"
-    "CREATE INDEX audit_logs_target ON audit_logs(target_type, target_id);"
+    RP_SQLITE_AUDIT_TABLE "CREATE INDEX audit_logs_target ON audit_logs(target_type, target_id);"
 
     /* progress: each reported fact once per idempotency key, plus per-player aggregates */
     "CREATE TABLE progress_facts ("

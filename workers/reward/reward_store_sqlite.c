@@ -39,10 +39,6 @@ struct rp_reward_txn {
     void *arg;
 };
 
-static rp_sqlite_pool_t *pool_of(rp_reward_store_t *base) {
-    return rp_store_handle_backend(base);
-}
-
 static void s_free(rp_reward_store_t *base) {
     rp_store_handle_free(base);
 }
@@ -205,7 +201,7 @@ static bool s_transact(rp_reward_store_t *base, const char *what, rp_reward_txn_
     rp_reward_txn_t tx = {.fn = fn, .arg = arg};
     rp_err_t e;
     rp_err_clear(&e);
-    if (rp_sqlite_transact(pool_of(base), run_body, &tx, &e)) return true;
+    if (rp_sqlite_transact(rp_store_handle_backend(base), run_body, &tx, &e)) return true;
     if (e.kind == RP_ERR_NONE) rp_err_set(&e, RP_ERR_INTERNAL, "INTERNAL", "the body failed without an error");
     rp_err_set(err, e.kind, e.code, "%s: %s", what, e.message);
     return false;
@@ -356,7 +352,7 @@ static bool s_tx_items_lease(rp_reward_txn_t *tx, int64_t now, int64_t until, in
 /* ---- reads ---- */
 
 #define NO_TXN(base, err)                                                                                              \
-    { .err = (err), .pool = pool_of(base) }
+    { .err = (err), .pool = rp_store_handle_backend(base) }
 
 static bool s_ping(rp_reward_store_t *base, rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
