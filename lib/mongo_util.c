@@ -796,6 +796,23 @@ bool rp_mongo_txn_fail(rp_mongo_txn_t *tx, rp_err_kind_t kind, const char *code,
     return false;
 }
 
+bool rp_mongo_txn_update_take(rp_mongo_txn_t *tx, const char *coll, bson_t *filter, bson_t *update, unsigned flags,
+                              bool *matched) {
+    rp_mongo_write_t res;
+    bool ok = rp_mongo_txn_update(tx, coll, filter, update, flags, &res);
+    if (matched) *matched = ok && res.matched > 0;
+    bson_destroy(filter);
+    bson_destroy(update);
+    return ok;
+}
+
+bool rp_mongo_txn_insert_take(rp_mongo_txn_t *tx, const char *coll, bson_t *doc, bool *duplicate) {
+    bool ok = rp_mongo_txn_insert(tx, coll, doc);
+    *duplicate = !ok && rp_mongo_txn_last_duplicate(tx);
+    bson_destroy(doc);
+    return ok || *duplicate;
+}
+
 bool rp_mongo_txn_rollback(rp_mongo_txn_t *tx) {
     tx->rolled_back = true;
     /* the driver needs an error to abort; no label on the reply, so it will not run the body again */
@@ -979,6 +996,28 @@ void rp_mongo_append_str(bson_t *b, const char *key, const char *s) {
         BSON_APPEND_NULL(b, key);
 }
 
+void rp_mongo_append_opt(bson_t *b, const char *key, const char *s) {
+    rp_mongo_append_str(b, key, s && s[0] ? s : NULL);
+}
+
+void rp_mongo_append_ms(bson_t *b, const char *key, int64_t ms) {
+    if (ms)
+        BSON_APPEND_DATE_TIME(b, key, ms);
+    else
+        BSON_APPEND_NULL(b, key);
+}
+
+void rp_mongo_append_in(bson_t *b, const char *field, const int64_t *v, size_t n) {
+    bson_t arr = BSON_INITIALIZER;
+    char kb[16];
+    for (size_t i = 0; i < n; i++) {
+        const char *key = rp_mongo_array_key((uint32_t)i, kb); /* once: BSON_APPEND_* evaluate the key twice */
+        BSON_APPEND_INT64(&arr, key, v[i]);
+    }
+    BCON_APPEND(b, field, "{", "$in", BCON_ARRAY(&arr), "}");
+    bson_destroy(&arr);
+}
+
 void rp_mongo_append_iso(bson_t *b, const char *key, const json_t *v) {
     int64_t ms;
     if (json_is_string(v) && rp_time_parse_iso(json_string_value(v), json_string_length(v), &ms))
@@ -1043,6 +1082,48 @@ void rp_mongo_copy_str(const bson_t *doc, const char *key, char *dst, size_t cap
     bson_iter_t it;
     const char *s = bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, NULL) : "";
     snprintf(dst, cap, "%s", s);
+}
+
+char *rp_mongo_get_strdup(const bson_t *doc, const char *key) {
+    bson_iter_t it;
+    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it) ? rp_strdup(bson_iter_utf8(&it, NULL))
+                                                                           : NULL;
+}
+
+bool rp_mongo_iter_doc(const bson_iter_t *it, bson_t *out) {
+    const uint8_t *data;
+    uint32_t len;
+    if (!BSON_ITER_HOLDS_DOCUMENT(it)) return false;
+    bson_iter_document(it, &len, &data);
+    return bson_init_static(out, data, len);
+}
+
+/* ---- records <-> documents by table ---- */
+
+void rp_mongo_put_fields(bson_t *b, const void *rec, const rp_mongo_field_t *f, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const char *p = (const char *)rec + f[i].off;
+        switch (f[i].kind) {
+        case RP_MONGO_STR: BSON_APPEND_UTF8(b, f[i].key, p); break;
+        case RP_MONGO_OPT: rp_mongo_append_opt(b, f[i].key, p); break;
+        case RP_MONGO_MS: rp_mongo_append_ms(b, f[i].key, *(const int64_t *)(const void *)p); break;
+        case RP_MONGO_I64: BSON_APPEND_INT64(b, f[i].key, *(const int64_t *)(const void *)p); break;
+        case RP_MONGO_INT: BSON_APPEND_INT64(b, f[i].key, *(const int *)(const void *)p); break;
+        }
+    }
+}
+
+void rp_mongo_get_fields(const bson_t *d, void *rec, const rp_mongo_field_t *f, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        char *p = (char *)rec + f[i].off;
+        switch (f[i].kind) {
+        case RP_MONGO_STR:
+        case RP_MONGO_OPT: rp_mongo_copy_str(d, f[i].key, p, f[i].cap); break;
+        case RP_MONGO_MS: *(int64_t *)(void *)p = rp_mongo_get_ms(d, f[i].key); break;
+        case RP_MONGO_I64: *(int64_t *)(void *)p = rp_mongo_get_i64(d, f[i].key); break;
+        case RP_MONGO_INT: *(int *)(void *)p = (int)rp_mongo_get_i64(d, f[i].key); break;
+        }
+    }
 }
 
 /* ---- audit log ---- */

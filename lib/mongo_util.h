@@ -220,6 +220,15 @@ bool rp_mongo_txn_last_duplicate(const rp_mongo_txn_t *tx);
 bool rp_mongo_txn_fail(rp_mongo_txn_t *tx, rp_err_kind_t kind, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* rp_mongo_txn_update that takes filter and update (destroys both, whatever happens) and reports
+ * only whether a document matched (*matched, may be NULL). */
+bool rp_mongo_txn_update_take(rp_mongo_txn_t *tx, const char *coll, bson_t *filter, bson_t *update, unsigned flags,
+                              bool *matched);
+/* rp_mongo_txn_insert that takes doc (destroys it) and reports a unique index it hits through
+ * *duplicate instead of failing: the server has then aborted the transaction, so the body can
+ * only roll back. */
+bool rp_mongo_txn_insert_take(rp_mongo_txn_t *tx, const char *coll, bson_t *doc, bool *duplicate);
+
 /* The key of element i of a BSON array being built ("0", "1", ...; buf may hold it). Keep it in a
  * variable: BSON_APPEND_* evaluate their key argument twice. */
 const char *rp_mongo_array_key(uint32_t i, char buf[16]);
@@ -244,6 +253,12 @@ void rp_mongo_append_opaque(bson_t *b, const char *key, const json_t *v);
 
 /* Appends s under key, or null when s is NULL. */
 void rp_mongo_append_str(bson_t *b, const char *key, const char *s);
+/* Appends s under key, or null when s is NULL or "" (a record's "absent"). */
+void rp_mongo_append_opt(bson_t *b, const char *key, const char *s);
+/* Appends epoch ms as a BSON date, or null when ms is 0 (a record's "not set"). */
+void rp_mongo_append_ms(bson_t *b, const char *key, int64_t ms);
+/* Appends {field: {$in: [v[0], ..., v[n-1]]}} (int64 values). */
+void rp_mongo_append_in(bson_t *b, const char *field, const int64_t *v, size_t n);
 /* Appends an ISO-8601 JSON string as a BSON date; null when v is no parseable time. */
 void rp_mongo_append_iso(bson_t *b, const char *key, const json_t *v);
 
@@ -257,6 +272,35 @@ int64_t rp_mongo_get_i64(const bson_t *doc, const char *key);
 bool rp_mongo_get_bool(const bson_t *doc, const char *key);
 /* Copies a string field into dst (cap bytes, truncating, always NUL-terminated). */
 void rp_mongo_copy_str(const bson_t *doc, const char *key, char *dst, size_t cap);
+/* A string field as a new string (free()), NULL when it is missing or no string. */
+char *rp_mongo_get_strdup(const bson_t *doc, const char *key);
+/* The document the iterator stands on, as a read-only view into it in *out; false when it is none. */
+bool rp_mongo_iter_doc(const bson_iter_t *it, bson_t *out);
+
+/* ---- records <-> documents by table ---- */
+
+/* How a record keeps a field, and how the document stores it: STR a char array as a string ("" read
+ * back for a missing field or null), OPT a char array whose "" is stored as null, MS int64 epoch ms
+ * as a BSON date (0 stored as null, read back as 0), I64 an int64_t, INT an int stored as int64. */
+typedef enum rp_mongo_fkind { RP_MONGO_STR, RP_MONGO_OPT, RP_MONGO_MS, RP_MONGO_I64, RP_MONGO_INT } rp_mongo_fkind_t;
+
+typedef struct rp_mongo_field {
+    const char *key;
+    size_t off, cap;
+    rp_mongo_fkind_t kind;
+} rp_mongo_field_t;
+
+/* A table entry: member of record type T, stored under key. */
+#define RP_MONGO_FIELD(T, member, key, kind)                                                                           \
+    { key, offsetof(T, member), sizeof(((T *)0)->member), RP_MONGO_##kind }
+
+/* Appends the fields f[0..n) of record rec to b, in table order. */
+void rp_mongo_put_fields(bson_t *b, const void *rec, const rp_mongo_field_t *f, size_t n);
+/* Reads the fields f[0..n) of document d into record rec. */
+void rp_mongo_get_fields(const bson_t *d, void *rec, const rp_mongo_field_t *f, size_t n);
+/* The same for a whole table (an array, not a pointer). */
+#define RP_MONGO_PUT_FIELDS(b, rec, table) rp_mongo_put_fields((b), (rec), (table), sizeof(table) / sizeof((table)[0]))
+#define RP_MONGO_GET_FIELDS(d, rec, table) rp_mongo_get_fields((d), (rec), (table), sizeof(table) / sizeof((table)[0]))
 
 /* ---- the operator audit log (collection audit_logs, shared by both stores) ---- */
 

@@ -151,16 +151,12 @@ typedef struct roles_arg {
 
 static bool roles_txn(rp_mongo_txn_t *tx, void *p) {
     roles_arg_t *a = p;
-    rp_mongo_write_t res;
     a->found = false;
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(a->id));
-    bson_t *update =
-        BCON_NEW("$set", "{", "roles", BCON_INT64((int64_t)a->roles), "updatedAt", BCON_DATE_TIME(a->now), "}");
-    bool ok = rp_mongo_txn_update(tx, USERS, filter, update, 0, &res);
-    bson_destroy(filter);
-    bson_destroy(update);
-    if (!ok || res.matched == 0) return ok; /* no such user: nothing to audit */
-    a->found = true;
+    bool ok = rp_mongo_txn_update_take(
+        tx, USERS, BCON_NEW("_id", BCON_UTF8(a->id)),
+        BCON_NEW("$set", "{", "roles", BCON_INT64((int64_t)a->roles), "updatedAt", BCON_DATE_TIME(a->now), "}"), 0,
+        &a->found);
+    if (!ok || !a->found) return ok; /* no such user: nothing to audit */
     return rp_mongo_audit_append(tx, AUDIT_LOG, a->audit);
 }
 
@@ -278,15 +274,13 @@ typedef struct rotate_arg {
 
 static bool rotate_txn(rp_mongo_txn_t *tx, void *p) {
     rotate_arg_t *a = p;
-    rp_mongo_write_t res;
+    bool unused;
     a->rotated = false;
     /* compare-and-set: only a token neither used nor revoked may be rotated, once */
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(a->old_id), "usedAt", BCON_NULL, "revokedAt", BCON_NULL);
-    bson_t *update = BCON_NEW("$set", "{", "usedAt", BCON_DATE_TIME(a->now), "}");
-    bool ok = rp_mongo_txn_update(tx, REFRESH, filter, update, 0, &res);
-    bson_destroy(filter);
-    bson_destroy(update);
-    if (!ok || res.matched != 1) return ok;
+    bool ok = rp_mongo_txn_update_take(
+        tx, REFRESH, BCON_NEW("_id", BCON_UTF8(a->old_id), "usedAt", BCON_NULL, "revokedAt", BCON_NULL),
+        BCON_NEW("$set", "{", "usedAt", BCON_DATE_TIME(a->now), "}"), 0, &unused);
+    if (!ok || !unused) return ok;
     bson_t *doc = token_doc(a->next);
     ok = rp_mongo_txn_insert(tx, REFRESH, doc);
     bson_destroy(doc);

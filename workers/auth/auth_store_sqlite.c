@@ -41,26 +41,29 @@ static const rp_sqlite_schema_t schemas[] = {{"auth", steps, 1}, {NULL, NULL, 0}
 #define USER_COLUMNS "id, username, email, password_hash, roles, created_at, updated_at"
 #define TOKEN_COLUMNS "id, user_id, family_id, token_hash, created_at, expires_at, used_at, revoked_at"
 
-/* The columns of USER_COLUMNS and TOKEN_COLUMNS, in their order. */
-static const rp_sqlite_col_t account_cols[] = {
-    RP_SQLITE_COL(rp_account_t, id, TEXT),       RP_SQLITE_COL(rp_account_t, username, TEXT),
-    RP_SQLITE_COL(rp_account_t, email, TEXT),    RP_SQLITE_COL(rp_account_t, password_hash, TEXT),
-    RP_SQLITE_COL(rp_account_t, roles, INT),     RP_SQLITE_COL(rp_account_t, created_at, I64),
-    RP_SQLITE_COL(rp_account_t, updated_at, I64)};
-static const rp_sqlite_col_t token_cols[] = {
-    RP_SQLITE_COL(rp_refresh_token_t, id, TEXT),        RP_SQLITE_COL(rp_refresh_token_t, user_id, TEXT),
-    RP_SQLITE_COL(rp_refresh_token_t, family_id, TEXT), RP_SQLITE_COL(rp_refresh_token_t, token_hash, TEXT),
-    RP_SQLITE_COL(rp_refresh_token_t, created_at, I64), RP_SQLITE_COL(rp_refresh_token_t, expires_at, I64),
-    RP_SQLITE_COL(rp_refresh_token_t, used_at, I64),    RP_SQLITE_COL(rp_refresh_token_t, revoked_at, I64)};
-
 /* A found account replaces *out whole (the identity keys are not read back). */
 static void row_account(sqlite3_stmt *st, void *out) {
-    memset(out, 0, sizeof(rp_account_t));
-    RP_SQLITE_GET_COLS(st, out, account_cols);
+    rp_account_t *a = out;
+    memset(a, 0, sizeof *a);
+    rp_sqlite_col_copy(st, 0, a->id, sizeof a->id);
+    rp_sqlite_col_copy(st, 1, a->username, sizeof a->username);
+    rp_sqlite_col_copy(st, 2, a->email, sizeof a->email);
+    rp_sqlite_col_copy(st, 3, a->password_hash, sizeof a->password_hash);
+    a->roles = (unsigned)sqlite3_column_int(st, 4);
+    a->created_at = sqlite3_column_int64(st, 5);
+    a->updated_at = sqlite3_column_int64(st, 6);
 }
 
 static void row_token(sqlite3_stmt *st, void *out) {
-    RP_SQLITE_GET_COLS(st, out, token_cols);
+    rp_refresh_token_t *t = out;
+    rp_sqlite_col_copy(st, 0, t->id, sizeof t->id);
+    rp_sqlite_col_copy(st, 1, t->user_id, sizeof t->user_id);
+    rp_sqlite_col_copy(st, 2, t->family_id, sizeof t->family_id);
+    rp_sqlite_col_copy(st, 3, t->token_hash, sizeof t->token_hash);
+    t->created_at = sqlite3_column_int64(st, 4);
+    t->expires_at = sqlite3_column_int64(st, 5);
+    t->used_at = rp_sqlite_col_ms(st, 6);
+    t->revoked_at = rp_sqlite_col_ms(st, 7);
 }
 
 static void row_int(sqlite3_stmt *st, void *out) {

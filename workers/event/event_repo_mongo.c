@@ -51,8 +51,7 @@ typedef struct clauses {
 
 static void clause_add(clauses_t *c, const bson_t *clause) {
     char kb[16];
-    const char *key;
-    bson_uint32_to_string(c->n++, &key, kb, sizeof kb);
+    const char *key = rp_mongo_array_key(c->n++, kb);
     BSON_APPEND_DOCUMENT(&c->arr, key, clause);
 }
 
@@ -295,8 +294,7 @@ static bool join_definitions(rp_mongo_t *m, json_t *items, rp_err_t *err) {
         BSON_APPEND_ARRAY_BEGIN(&in, "$in", &ids);
         json_object_foreach(seen, id, v) {
             char kb[16];
-            const char *key;
-            bson_uint32_to_string(n++, &key, kb, sizeof kb);
+            const char *key = rp_mongo_array_key(n++, kb);
             BSON_APPEND_UTF8(&ids, key, id);
         }
         bson_append_array_end(&in, &ids);
@@ -334,9 +332,8 @@ static void append_rewards(bson_t *b, const json_t *rewards) {
     BSON_APPEND_ARRAY_BEGIN(b, "rewards", &arr);
     json_array_foreach(rewards, i, rw) {
         char kb[16];
-        const char *key;
+        const char *key = rp_mongo_array_key((uint32_t)i, kb);
         json_t *stock = json_object_get(rw, "stock");
-        bson_uint32_to_string((uint32_t)i, &key, kb, sizeof kb);
         BSON_APPEND_DOCUMENT_BEGIN(&arr, key, &r);
         BSON_APPEND_INT64(&r, "rewardIndex", (int64_t)i);
         rp_mongo_append_str(&r, "rewardDefinitionId", doc_str(rw, "rewardDefinitionId"));
@@ -362,10 +359,9 @@ static bool mark_referenced(rp_mongo_txn_t *tx, const json_t *rewards) {
     json_array_foreach(rewards, i, rw) {
         const char *id = doc_str(rw, "rewardDefinitionId");
         char kb[16];
-        const char *key;
         if (!id || json_object_get(seen, id)) continue; /* each distinct id once: n is what must match */
         json_object_set_new(seen, id, json_true());
-        bson_uint32_to_string(n++, &key, kb, sizeof kb);
+        const char *key = rp_mongo_array_key(n++, kb);
         BSON_APPEND_UTF8(&ids, key, id);
     }
     bson_append_array_end(&in, &ids);
@@ -510,16 +506,14 @@ typedef struct cancel_arg {
 
 static bool cancel_txn(rp_mongo_txn_t *tx, void *p) {
     cancel_arg_t *a = p;
-    rp_mongo_write_t res;
+    bool canceled;
     a->already = false;
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(a->id), "canceledAt", BCON_NULL);
-    bson_t *update =
-        BCON_NEW("$set", "{", "canceledAt", BCON_DATE_TIME(a->now), "updatedAt", BCON_DATE_TIME(a->now), "}");
-    bool ok = rp_mongo_txn_update(tx, EVENTS, filter, update, 0, &res);
-    bson_destroy(filter);
-    bson_destroy(update);
-    if (!ok) return false;
-    if (res.matched == 0) { /* already canceled, or no such event: as SQLite's changes() == 0 */
+    if (!rp_mongo_txn_update_take(
+            tx, EVENTS, BCON_NEW("_id", BCON_UTF8(a->id), "canceledAt", BCON_NULL),
+            BCON_NEW("$set", "{", "canceledAt", BCON_DATE_TIME(a->now), "updatedAt", BCON_DATE_TIME(a->now), "}"), 0,
+            &canceled))
+        return false;
+    if (!canceled) { /* already canceled, or no such event: as SQLite's changes() == 0 */
         a->already = true;
         return true;
     }

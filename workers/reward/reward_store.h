@@ -203,6 +203,14 @@ struct rp_reward_store {
     const rp_reward_store_ops_t *ops;
 };
 
+/* What the records a store fills own is released by rp_request_clear, rp_outbox_message_clear,
+ * rp_batch_clear and rp_idem_clear; these are the same with the signature of lib's page and
+ * record readers (rp_sqlite_use_t.clear, rp_mongo_find_page_into's release), for both backends. */
+void rp_reward_release_request(void *r);
+void rp_reward_release_outbox(void *m);
+void rp_reward_release_batch(void *b);
+void rp_reward_release_idem(void *v);
+
 /* Opens the SQLite reward store on <dir>/events.db (the event store's file: a grant reads the
  * stock the event store keeps). Returns a new store (free with s->ops->free) or NULL with err. */
 rp_reward_store_t *rp_reward_store_sqlite_open(const char *dir, int max_conns, rp_err_t *err);

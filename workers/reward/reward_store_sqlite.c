@@ -175,19 +175,6 @@ static void row_int(sqlite3_stmt *st, void *out) {
     *(int64_t *)out = sqlite3_column_int64(st, 0);
 }
 
-static void clear_request(void *r) {
-    rp_request_clear(r);
-}
-static void clear_outbox(void *m) {
-    rp_outbox_message_clear(m);
-}
-static void clear_batch(void *b) {
-    rp_batch_clear(b);
-}
-static void clear_idem(void *v) {
-    rp_idem_clear(v);
-}
-
 /* ---- the unit of work ---- */
 
 static rp_txn_end_t run_body(sqlite3 *db, void *p, rp_err_t *err) {
@@ -209,7 +196,7 @@ static bool s_transact(rp_reward_store_t *base, const char *what, rp_reward_txn_
 
 #define READ_REQUEST(out_, found_)                                                                                     \
     &(use_t) {                                                                                                         \
-        .what = "read request", .row = row_request, .clear = clear_request, .out = out_, .found = found_               \
+        .what = "read request", .row = row_request, .clear = rp_reward_release_request, .out = out_, .found = found_   \
     }
 
 static bool s_tx_request_by_key(rp_reward_txn_t *tx, const char *active_key, rp_request_t *out, bool *found) {
@@ -309,11 +296,15 @@ static bool s_tx_settle_item(rp_reward_txn_t *tx, const char *batch_id, int64_t 
 
 static bool s_tx_idem_get(rp_reward_txn_t *tx, const char *user_id, const char *key, rp_idem_t *out, bool *found) {
     memset(out, 0, sizeof *out);
-    return query(
-        tx, &(use_t){.what = "read idempotency key", .row = row_idem, .clear = clear_idem, .out = out, .found = found},
-        "SELECT request_hash, status, created_at, response FROM idempotency_keys WHERE user_id = ?1 AND "
-        "key = ?2",
-        "tt", user_id, key);
+    return query(tx,
+                 &(use_t){.what = "read idempotency key",
+                          .row = row_idem,
+                          .clear = rp_reward_release_idem,
+                          .out = out,
+                          .found = found},
+                 "SELECT request_hash, status, created_at, response FROM idempotency_keys WHERE user_id = ?1 AND "
+                 "key = ?2",
+                 "tt", user_id, key);
 }
 
 static bool s_tx_idem_put(rp_reward_txn_t *tx, const char *user_id, const char *key, const rp_idem_t *v,
@@ -375,7 +366,7 @@ static bool s_list_requests(rp_reward_store_t *base, const rp_request_filter_t *
     rp_reward_txn_t tx = NO_TXN(base, err);
     /* newest first by request time: ObjectIds made by different processes in the same second do
      * not sort by time, so the id only breaks ties (and names the cursor's row) */
-    return query(&tx, RP_SQLITE_PAGE("list requests", row_request, clear_request, items, n, f->limit, more),
+    return query(&tx, RP_SQLITE_PAGE("list requests", row_request, rp_reward_release_request, items, n, f->limit, more),
                  "SELECT " REQUEST_COLS " FROM reward_requests WHERE (?1 IS NULL OR user_id = ?1) AND "
                  "(?2 IS NULL OR event_id = ?2) AND (?3 IS NULL OR status = ?3) AND "
                  "(?4 IS NULL OR requested_at >= ?4) AND (?5 IS NULL OR requested_at < ?5) AND "
@@ -397,7 +388,7 @@ static bool s_list_ledger(rp_reward_store_t *base, const char *user_id, const ch
 static bool s_list_outbox(rp_reward_store_t *base, int64_t after_seq, int limit, rp_outbox_message_t **items, size_t *n,
                           bool *more, rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
-    return query(&tx, RP_SQLITE_PAGE("list outbox", row_outbox, clear_outbox, items, n, limit, more),
+    return query(&tx, RP_SQLITE_PAGE("list outbox", row_outbox, rp_reward_release_outbox, items, n, limit, more),
                  "SELECT " OUTBOX_COLS " FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2", "ii", after_seq,
                  (int64_t)limit + 1);
 }
@@ -410,7 +401,7 @@ static bool s_idem_get(rp_reward_store_t *base, const char *user_id, const char 
 
 #define READ_BATCH(out_, found_, row_)                                                                                 \
     &(use_t) {                                                                                                         \
-        .what = "read batch", .row = row_, .clear = clear_batch, .out = out_, .found = found_                          \
+        .what = "read batch", .row = row_, .clear = rp_reward_release_batch, .out = out_, .found = found_              \
     }
 
 static bool s_batch_get(rp_reward_store_t *base, const char *id, bool counts, rp_batch_t *out, bool *found,
@@ -435,7 +426,7 @@ static bool s_batch_by_key(rp_reward_store_t *base, const char *created_by, cons
 static bool s_batch_list(rp_reward_store_t *base, const char *event_id, const char *cursor, int limit,
                          rp_batch_t **items, size_t *n, bool *more, rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
-    return query(&tx, RP_SQLITE_PAGE("list batches", row_batch, clear_batch, items, n, limit, more),
+    return query(&tx, RP_SQLITE_PAGE("list batches", row_batch, rp_reward_release_batch, items, n, limit, more),
                  "SELECT " BATCH_COLS " FROM batches WHERE (?1 IS NULL OR event_id = ?1) AND (?2 IS NULL OR "
                  "(created_at, id) < (SELECT created_at, id FROM batches WHERE id = ?2)) "
                  "ORDER BY created_at DESC, id DESC LIMIT ?3",
@@ -538,7 +529,7 @@ static bool s_outbox_lease(rp_reward_store_t *base, const char *owner, int64_t n
                            rp_outbox_message_t **items, size_t *n, rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
     /* one statement leases atomically; RETURNING has no order, so the page is sorted after */
-    if (!query(&tx, RP_SQLITE_PAGE("lease outbox", row_outbox, clear_outbox, items, n, limit, NULL),
+    if (!query(&tx, RP_SQLITE_PAGE("lease outbox", row_outbox, rp_reward_release_outbox, items, n, limit, NULL),
                "UPDATE outbox SET lease_owner = ?1, lease_until = ?4 WHERE seq IN (SELECT seq FROM outbox WHERE "
                "published_at IS NULL AND (lease_until IS NULL OR lease_until < ?2 OR lease_owner = ?1) "
                "ORDER BY seq LIMIT ?3) RETURNING " OUTBOX_COLS,
