@@ -806,6 +806,13 @@ bool rp_mongo_txn_update_take(rp_mongo_txn_t *tx, const char *coll, bson_t *filt
     return ok;
 }
 
+bool rp_mongo_txn_find_one_take(rp_mongo_txn_t *tx, const char *coll, bson_t *filter, bson_t *opts, bson_t **doc) {
+    bool ok = rp_mongo_txn_find_one(tx, coll, filter, opts, doc);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    return ok;
+}
+
 bool rp_mongo_txn_insert_take(rp_mongo_txn_t *tx, const char *coll, bson_t *doc, bool *duplicate) {
     bool ok = rp_mongo_txn_insert(tx, coll, doc);
     *duplicate = !ok && rp_mongo_txn_last_duplicate(tx);
@@ -1082,6 +1089,28 @@ void rp_mongo_copy_str(const bson_t *doc, const char *key, char *dst, size_t cap
     bson_iter_t it;
     const char *s = bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, NULL) : "";
     snprintf(dst, cap, "%s", s);
+}
+
+static json_t *get_bool_json(const bson_t *doc, const char *key) {
+    return json_boolean(rp_mongo_get_bool(doc, key));
+}
+
+static json_t *get_i64_json(const bson_t *doc, const char *key) {
+    return json_integer(rp_mongo_get_i64(doc, key));
+}
+
+json_t *rp_mongo_doc_json(const bson_t *d, const rp_json_table_t *t) {
+    static json_t *(*const read[RP_JSON_KINDS])(const bson_t *, const char *) = {
+        [RP_JSON_STR] = rp_mongo_get_json,  [RP_JSON_OPAQUE] = rp_mongo_get_opaque,
+        [RP_JSON_TIME] = rp_mongo_get_time, [RP_JSON_BOOL] = get_bool_json,
+        [RP_JSON_INT] = get_i64_json,       [RP_JSON_INT_OR_NULL] = rp_mongo_get_int,
+    };
+    json_t *o = json_object();
+    for (size_t k = 0; k < t->n; k++) {
+        const char *name = t->fields[k].name;
+        json_object_set_new(o, name, read[t->fields[k].kind](d, strcmp(name, "id") == 0 ? "_id" : name));
+    }
+    return o;
 }
 
 char *rp_mongo_get_strdup(const bson_t *doc, const char *key) {

@@ -28,6 +28,7 @@
 
 #include "audit.h"
 #include "err.h"
+#include "json_fields.h"
 
 #define RP_MONGO_JSON_KEY "_rpJson"
 #define RP_MONGO_OPAQUE_DEPTH 32
@@ -224,6 +225,8 @@ bool rp_mongo_txn_fail(rp_mongo_txn_t *tx, rp_err_kind_t kind, const char *code,
  * only whether a document matched (*matched, may be NULL). */
 bool rp_mongo_txn_update_take(rp_mongo_txn_t *tx, const char *coll, bson_t *filter, bson_t *update, unsigned flags,
                               bool *matched);
+/* rp_mongo_txn_find_one that takes filter and opts (may be NULL; destroys both). */
+bool rp_mongo_txn_find_one_take(rp_mongo_txn_t *tx, const char *coll, bson_t *filter, bson_t *opts, bson_t **doc);
 /* rp_mongo_txn_insert that takes doc (destroys it) and reports a unique index it hits through
  * *duplicate instead of failing: the server has then aborted the transaction, so the body can
  * only roll back. */
@@ -272,6 +275,9 @@ int64_t rp_mongo_get_i64(const bson_t *doc, const char *key);
 bool rp_mongo_get_bool(const bson_t *doc, const char *key);
 /* Copies a string field into dst (cap bytes, truncating, always NUL-terminated). */
 void rp_mongo_copy_str(const bson_t *doc, const char *key, char *dst, size_t cap);
+/* A new JSON object of document d, member t->fields[k] read from the field of its name (_id for
+ * "id"). */
+json_t *rp_mongo_doc_json(const bson_t *d, const rp_json_table_t *t);
 /* A string field as a new string (free()), NULL when it is missing or no string. */
 char *rp_mongo_get_strdup(const bson_t *doc, const char *key);
 /* The document the iterator stands on, as a read-only view into it in *out; false when it is none. */

@@ -202,6 +202,29 @@ json_t *rp_sqlite_col_int(sqlite3_stmt *st, int i) {
     return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null() : json_integer(sqlite3_column_int64(st, i));
 }
 
+static json_t *col_bool(sqlite3_stmt *st, int i) {
+    return json_boolean(sqlite3_column_int(st, i));
+}
+
+static json_t *col_i64(sqlite3_stmt *st, int i) {
+    return json_integer(sqlite3_column_int64(st, i));
+}
+
+json_t *rp_sqlite_row_json(sqlite3_stmt *st, int first, const rp_json_table_t *t) {
+    static json_t *(*const read[RP_JSON_KINDS])(sqlite3_stmt *, int) = {
+        [RP_JSON_STR] = rp_sqlite_col_string,
+        [RP_JSON_OPAQUE] = rp_sqlite_col_json,
+        [RP_JSON_TIME] = rp_sqlite_col_time,
+        [RP_JSON_BOOL] = col_bool,
+        [RP_JSON_INT] = col_i64,
+        [RP_JSON_INT_OR_NULL] = rp_sqlite_col_int,
+    };
+    json_t *o = json_object();
+    for (size_t k = 0; k < t->n; k++)
+        json_object_set_new(o, t->fields[k].name, read[t->fields[k].kind](st, first + (int)k));
+    return o;
+}
+
 bool rp_sqlite_collect(sqlite3 *db, sqlite3_stmt *st, int limit, json_t *(*row)(sqlite3_stmt *), json_t **items,
                        bool *more, rp_err_t *err) {
     int rc;

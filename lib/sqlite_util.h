@@ -13,6 +13,7 @@
 
 #include "audit.h"
 #include "err.h"
+#include "json_fields.h"
 #include "txn.h"
 
 /* Opens (creating) the database at path in multi-thread mode with WAL, synchronous=NORMAL,
@@ -77,6 +78,9 @@ json_t *rp_sqlite_col_string(sqlite3_stmt *st, int i);
 json_t *rp_sqlite_col_json(sqlite3_stmt *st, int i);
 json_t *rp_sqlite_col_time(sqlite3_stmt *st, int i);
 json_t *rp_sqlite_col_int(sqlite3_stmt *st, int i);
+
+/* A new JSON object of the current row of st, member t->fields[k] read from column first + k. */
+json_t *rp_sqlite_row_json(sqlite3_stmt *st, int first, const rp_json_table_t *t);
 
 /* Steps a prepared SELECT (which asked for limit + 1 rows) and collects up to limit rows,
  * converted by row, into *items (a new array); *more says whether another row followed.

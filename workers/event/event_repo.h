@@ -17,6 +17,7 @@
 
 #include "audit.h"
 #include "err.h"
+#include "json_fields.h"
 #include "rules/event_rules.h"
 #include "rules/progress.h"
 #include "txn.h"
@@ -130,6 +131,12 @@ typedef struct rp_event_repo_ops {
 struct rp_event_repo {
     const rp_event_repo_ops_t *ops;
 };
+
+/* The documents the repository returns, member by member, for both backends' converters: a
+ * reward definition; an event; an event's reward as stored; the definition fields joined into
+ * each reward (name, type, value, isActive). The SQLite backend selects its columns in these
+ * orders. */
+extern const rp_json_table_t rp_event_def_json, rp_event_json, rp_event_reward_json, rp_event_reward_def_json;
 
 /* Opens the repository cfg names: STORE=mongodb → MONGODB_URI / MONGODB_DB_NAME, else
  * SQLITE_DIR/events.db with up to sqlite_conns connections. cfg is only read. */

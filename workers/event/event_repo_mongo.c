@@ -76,55 +76,10 @@ static bool newest_page(rp_mongo_t *m, const char *coll, clauses_t *c, const cha
     return rc >= 0;
 }
 
-/* A document as a JSON object field by field: each field's name (the member's, but "id" reads
- * _id) and type. */
-typedef enum { F_STR, F_OPAQUE, F_TIME, F_BOOL, F_INT, F_INT_OR_NULL } field_kind_t;
-typedef struct field {
-    const char *name;
-    field_kind_t kind;
-} field_t;
-
-static json_t *doc_json(const bson_t *d, const field_t *fields, size_t n) {
-    json_t *o = json_object();
-    for (size_t k = 0; k < n; k++) {
-        const char *key = strcmp(fields[k].name, "id") == 0 ? "_id" : fields[k].name;
-        json_t *v = NULL;
-        switch (fields[k].kind) {
-        case F_STR: v = rp_mongo_get_json(d, key); break;
-        case F_OPAQUE: v = rp_mongo_get_opaque(d, key); break;
-        case F_TIME: v = rp_mongo_get_time(d, key); break;
-        case F_BOOL: v = json_boolean(rp_mongo_get_bool(d, key)); break;
-        case F_INT: v = json_integer(rp_mongo_get_i64(d, key)); break;
-        case F_INT_OR_NULL: v = rp_mongo_get_int(d, key); break;
-        }
-        json_object_set_new(o, fields[k].name, v);
-    }
-    return o;
-}
-
-#define DOC_JSON(d, fields) doc_json(d, fields, sizeof fields / sizeof fields[0])
-
-/* clang-format off */
-static const field_t def_fields[] = {
-    {"id", F_STR}, {"name", F_STR}, {"type", F_STR}, {"value", F_OPAQUE}, {"description", F_STR},
-    {"isActive", F_BOOL}, {"referenced", F_BOOL}, {"createdBy", F_STR}, {"createdAt", F_TIME}, {"updatedAt", F_TIME},
-};
-static const field_t event_fields[] = {
-    {"id", F_STR}, {"title", F_STR}, {"description", F_STR}, {"startDate", F_TIME}, {"endDate", F_TIME},
-    {"canceledAt", F_TIME}, {"conditions", F_OPAQUE}, {"conditionLogic", F_STR}, {"claimPeriod", F_STR},
-    {"maxClaims", F_INT_OR_NULL}, {"requiresApproval", F_BOOL}, {"dayOffsetMinutes", F_INT}, {"createdBy", F_STR},
-    {"createdAt", F_TIME}, {"updatedAt", F_TIME},
-};
-static const field_t reward_fields[] = {
-    {"rewardIndex", F_INT}, {"rewardDefinitionId", F_STR}, {"quantity", F_INT}, {"stock", F_INT_OR_NULL},
-    {"stockLeft", F_INT_OR_NULL}, {"customData", F_OPAQUE},
-};
-/* clang-format on */
-
 /* ---- reward definitions ---- */
 
 static json_t *def_row(const bson_t *d) {
-    return DOC_JSON(d, def_fields);
+    return rp_mongo_doc_json(d, &rp_event_def_json);
 }
 
 typedef struct doc_arg {
@@ -154,12 +109,9 @@ static bool def_txn(rp_mongo_txn_t *tx, void *p) {
     rp_mongo_append_str(&ins, "createdBy", doc_str(d, "createdBy"));
     rp_mongo_append_iso(&ins, "createdAt", json_object_get(d, "createdAt"));
     bson_append_document_end(&update, &ins);
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(doc_str(d, "id") ? doc_str(d, "id") : ""));
-    bool ok = rp_mongo_txn_update(tx, DEFS, filter, &update, RP_MONGO_UPSERT, NULL) &&
-              rp_mongo_audit_append(tx, AUDIT_LOG, a->audit);
-    bson_destroy(filter);
-    bson_destroy(&update);
-    return ok;
+    return rp_mongo_txn_update_take(tx, DEFS, BCON_NEW("_id", BCON_UTF8(doc_str(d, "id") ? doc_str(d, "id") : "")),
+                                    &update, RP_MONGO_UPSERT, NULL) &&
+           rp_mongo_audit_append(tx, AUDIT_LOG, a->audit);
 }
 
 static bool r_def_create(rp_event_repo_t *base, const json_t *doc, const rp_event_audit_t *audit, rp_err_t *err) {
@@ -182,19 +134,16 @@ static bool def_delete_txn(rp_mongo_txn_t *tx, void *p) {
     delete_arg_t *a = p;
     bson_t *doc = NULL;
     a->found = a->referenced = false;
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(a->id));
-    bson_t *opts = BCON_NEW("projection", "{", "referenced", BCON_INT32(1), "}");
-    bool ok = rp_mongo_txn_find_one(tx, DEFS, filter, opts, &doc);
-    bson_destroy(filter);
-    bson_destroy(opts);
-    if (!ok) return false;
+    if (!rp_mongo_txn_find_one_take(tx, DEFS, BCON_NEW("_id", BCON_UTF8(a->id)),
+                                    BCON_NEW("projection", "{", "referenced", BCON_INT32(1), "}"), &doc))
+        return false;
     a->found = doc != NULL;
     a->referenced = doc && rp_mongo_get_bool(doc, "referenced");
     bson_destroy(doc);
     if (!a->found || a->referenced) return true;
     /* the guard makes a concurrent event_create (which sets referenced) conflict with us */
-    filter = BCON_NEW("_id", BCON_UTF8(a->id), "referenced", BCON_BOOL(false));
-    ok = rp_mongo_txn_delete(tx, DEFS, filter, false, NULL) && rp_mongo_audit_append(tx, AUDIT_LOG, a->audit);
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(a->id), "referenced", BCON_BOOL(false));
+    bool ok = rp_mongo_txn_delete(tx, DEFS, filter, false, NULL) && rp_mongo_audit_append(tx, AUDIT_LOG, a->audit);
     bson_destroy(filter);
     return ok;
 }
@@ -244,18 +193,13 @@ static bool r_def_list(rp_event_repo_t *base, const char *type, int active, cons
 
 /* The event document without the definition fields of its rewards (joined later). */
 static json_t *event_row(const bson_t *d) {
-    json_t *o = DOC_JSON(d, event_fields), *rewards = json_array();
+    json_t *o = rp_mongo_doc_json(d, &rp_event_json), *rewards = json_array();
     bson_iter_t it, arr;
-    if (bson_iter_init_find(&it, d, "rewards") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr)) {
-        while (bson_iter_next(&arr)) {
-            const uint8_t *data;
-            uint32_t len;
-            bson_t rw;
-            if (!BSON_ITER_HOLDS_DOCUMENT(&arr)) continue;
-            bson_iter_document(&arr, &len, &data);
-            if (bson_init_static(&rw, data, len)) json_array_append_new(rewards, DOC_JSON(&rw, reward_fields));
-        }
-    }
+    bson_t rw;
+    if (bson_iter_init_find(&it, d, "rewards") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr))
+        while (bson_iter_next(&arr))
+            if (rp_mongo_iter_doc(&arr, &rw))
+                json_array_append_new(rewards, rp_mongo_doc_json(&rw, &rp_event_reward_json));
     json_object_set_new(o, "rewards", rewards);
     return o;
 }
@@ -264,10 +208,7 @@ static bool collect_def(const bson_t *doc, void *p) {
     json_t *defs = p;
     json_t *id = rp_mongo_get_json(doc, "_id");
     if (json_is_string(id))
-        json_object_set_new(defs, json_string_value(id),
-                            json_pack("{s:o, s:o, s:o, s:b}", "name", rp_mongo_get_json(doc, "name"), "type",
-                                      rp_mongo_get_json(doc, "type"), "value", rp_mongo_get_opaque(doc, "value"),
-                                      "isActive", rp_mongo_get_bool(doc, "isActive")));
+        json_object_set_new(defs, json_string_value(id), rp_mongo_doc_json(doc, &rp_event_reward_def_json));
     json_decref(id);
     return true;
 }
@@ -391,12 +332,9 @@ static bool event_txn(rp_mongo_txn_t *tx, void *p) {
     if (a->only_if_unclaimed) {
         /* a grant writes the event document too, so a request inserted after this read makes one
          * of the two transactions conflict (see reward_store_mongo.h) */
-        bson_t *filter = BCON_NEW("eventId", BCON_UTF8(id));
-        bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}");
-        bool ok = rp_mongo_txn_find_one(tx, REQUESTS, filter, opts, &found);
-        bson_destroy(filter);
-        bson_destroy(opts);
-        if (!ok) return false;
+        if (!rp_mongo_txn_find_one_take(tx, REQUESTS, BCON_NEW("eventId", BCON_UTF8(id)),
+                                        BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}"), &found))
+            return false;
         a->claimed = found != NULL;
         bson_destroy(found);
         if (a->claimed) return rp_mongo_txn_rollback(tx);
@@ -422,13 +360,9 @@ static bool event_txn(rp_mongo_txn_t *tx, void *p) {
     rp_mongo_append_iso(&ins, "createdAt", json_object_get(d, "createdAt"));
     if (!a->replace_rewards) BSON_APPEND_ARRAY(&ins, "rewards", &(bson_t)BSON_INITIALIZER);
     bson_append_document_end(&update, &ins);
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
-    bool ok = rp_mongo_txn_update(tx, EVENTS, filter, &update, RP_MONGO_UPSERT, NULL) &&
-              (!a->replace_rewards || mark_referenced(tx, json_object_get(d, "rewards"))) &&
-              rp_mongo_audit_append(tx, AUDIT_LOG, a->audit);
-    bson_destroy(filter);
-    bson_destroy(&update);
-    return ok;
+    return rp_mongo_txn_update_take(tx, EVENTS, BCON_NEW("_id", BCON_UTF8(id)), &update, RP_MONGO_UPSERT, NULL) &&
+           (!a->replace_rewards || mark_referenced(tx, json_object_get(d, "rewards"))) &&
+           rp_mongo_audit_append(tx, AUDIT_LOG, a->audit);
 }
 
 static bool r_event_create(rp_event_repo_t *base, const json_t *doc, const rp_event_audit_t *audit, rp_err_t *err) {

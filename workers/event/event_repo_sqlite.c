@@ -97,51 +97,6 @@ static bool scalar(sqlite3 *db, const char *sql, const char *id, int64_t *out, b
     return rc >= 0;
 }
 
-/* A row converted to a JSON object column by column: each column's member name and type. */
-typedef enum { C_STR, C_JSON, C_TIME, C_BOOL, C_INT, C_INT_OR_NULL } col_kind_t;
-typedef struct col {
-    const char *name;
-    col_kind_t kind;
-} col_t;
-
-static json_t *row_json(sqlite3_stmt *st, const col_t *cols, size_t n) {
-    json_t *o = json_object();
-    for (size_t k = 0; k < n; k++) {
-        int i = (int)k;
-        json_t *v = NULL;
-        switch (cols[k].kind) {
-        case C_STR: v = rp_sqlite_col_string(st, i); break;
-        case C_JSON: v = rp_sqlite_col_json(st, i); break;
-        case C_TIME: v = rp_sqlite_col_time(st, i); break;
-        case C_BOOL: v = json_boolean(sqlite3_column_int(st, i)); break;
-        case C_INT: v = json_integer(sqlite3_column_int64(st, i)); break;
-        case C_INT_OR_NULL: v = rp_sqlite_col_int(st, i); break;
-        }
-        json_object_set_new(o, cols[k].name, v);
-    }
-    return o;
-}
-
-#define ROW_JSON(st, cols) row_json(st, cols, sizeof cols / sizeof cols[0])
-
-/* clang-format off */
-static const col_t def_cols[] = {
-    {"id", C_STR}, {"name", C_STR}, {"type", C_STR}, {"value", C_JSON}, {"description", C_STR}, {"isActive", C_BOOL},
-    {"referenced", C_BOOL}, {"createdBy", C_STR}, {"createdAt", C_TIME}, {"updatedAt", C_TIME},
-};
-static const col_t event_cols[] = {
-    {"id", C_STR}, {"title", C_STR}, {"description", C_STR}, {"startDate", C_TIME}, {"endDate", C_TIME},
-    {"canceledAt", C_TIME}, {"conditions", C_JSON}, {"conditionLogic", C_STR}, {"claimPeriod", C_STR},
-    {"maxClaims", C_INT_OR_NULL}, {"requiresApproval", C_BOOL}, {"dayOffsetMinutes", C_INT}, {"createdBy", C_STR},
-    {"createdAt", C_TIME}, {"updatedAt", C_TIME},
-};
-static const col_t reward_cols[] = {
-    {"rewardIndex", C_INT}, {"rewardDefinitionId", C_STR}, {"quantity", C_INT}, {"stock", C_INT_OR_NULL},
-    {"stockLeft", C_INT_OR_NULL}, {"customData", C_JSON}, {"name", C_STR}, {"type", C_STR}, {"value", C_JSON},
-    {"isActive", C_BOOL},
-};
-/* clang-format on */
-
 /* A page (or the one row) of a SELECT, read by rp_sqlite_read; events get their rewards. */
 typedef struct query {
     const char *sql;
@@ -301,7 +256,7 @@ static bool r_tx_aggregate_put(rp_event_txn_t *tx, const char *user, const rp_ag
 #define DEF_COLUMNS "id, name, type, value, description, is_active, referenced, created_by, created_at, updated_at"
 
 static json_t *row_to_def(sqlite3_stmt *st) {
-    return ROW_JSON(st, def_cols);
+    return rp_sqlite_row_json(st, 0, &rp_event_def_json);
 }
 
 typedef struct doc_arg {
@@ -390,11 +345,14 @@ static bool r_def_list(rp_event_repo_t *base, const char *type, int active, cons
     "requires_approval, day_offset_minutes, created_by, created_at, updated_at"
 
 static json_t *row_to_event(sqlite3_stmt *st) {
-    return ROW_JSON(st, event_cols);
+    return rp_sqlite_row_json(st, 0, &rp_event_json);
 }
 
+/* The reward's columns, then its definition's. */
 static json_t *row_to_reward(sqlite3_stmt *st) {
-    return ROW_JSON(st, reward_cols);
+    json_t *o = rp_sqlite_row_json(st, 0, &rp_event_reward_json);
+    json_object_update_new(o, rp_sqlite_row_json(st, (int)rp_event_reward_json.n, &rp_event_reward_def_json));
+    return o;
 }
 
 /* Attaches the rewards (joined with their definitions) to each event document of items. */

@@ -303,9 +303,8 @@ static bool move_stock(rp_reward_txn_t *t, const char *event_id, const rp_stock_
     bson_t *ev = NULL;
     *moved = true;
     if (n == 0) return true;
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(event_id));
-    bson_t *opts = BCON_NEW("projection", "{", "rewards.stockLeft", BCON_INT32(1), "}");
-    bool ok = rp_mongo_txn_find_one(t->tx, EVENTS, filter, opts, &ev);
+    bool ok = rp_mongo_txn_find_one_take(t->tx, EVENTS, BCON_NEW("_id", BCON_UTF8(event_id)),
+                                         BCON_NEW("projection", "{", "rewards.stockLeft", BCON_INT32(1), "}"), &ev);
     for (size_t i = 0; ok && *moved && i < n; i++) {
         char elem[32], path[48];
         bson_iter_t it, found;
@@ -326,8 +325,6 @@ static bool move_stock(rp_reward_txn_t *t, const char *event_id, const rp_stock_
         if (sign > 0) *moved = true;
     }
     bson_destroy(ev);
-    bson_destroy(filter);
-    bson_destroy(opts);
     return ok;
 }
 
@@ -370,12 +367,10 @@ static bool next_seq(rp_mongo_txn_t *tx, const char *name, int64_t count, int64_
     *first = 0;
     bool ok = rp_mongo_txn_update_take(tx, COUNTERS, BCON_NEW("_id", BCON_UTF8(name)),
                                        BCON_NEW("$inc", "{", "seq", BCON_INT64(count), "}"), RP_MONGO_UPSERT, NULL);
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(name));
-    ok = ok && rp_mongo_txn_find_one(tx, COUNTERS, filter, NULL, &doc);
+    ok = ok && rp_mongo_txn_find_one_take(tx, COUNTERS, BCON_NEW("_id", BCON_UTF8(name)), NULL, &doc);
     if (ok && !doc) ok = rp_mongo_txn_fail(tx, RP_ERR_STORE, "STORE_ERROR", "sequence %s: counter not readable", name);
     if (ok) *first = rp_mongo_get_i64(doc, "seq") - count + 1;
     bson_destroy(doc);
-    bson_destroy(filter);
     return ok;
 }
 
