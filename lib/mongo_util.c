@@ -501,6 +501,24 @@ bool rp_mongo_find_one(rp_mongo_t *m, const char *coll, const bson_t *filter, co
     return ok;
 }
 
+/* rp_mongo_fetch, or rp_mongo_txn_fetch when tx is set. */
+static bool fetch(rp_mongo_t *m, rp_mongo_txn_t *tx, const char *coll, bson_t *filter,
+                  void (*fill)(const bson_t *doc, void *out), void *out, bool *found, rp_err_t *err) {
+    bson_t *doc = NULL;
+    bool ok =
+        tx ? rp_mongo_txn_find_one(tx, coll, filter, NULL, &doc) : rp_mongo_find_one(m, coll, filter, NULL, &doc, err);
+    *found = ok && doc;
+    if (*found) fill(doc, out);
+    bson_destroy(doc);
+    bson_destroy(filter);
+    return ok;
+}
+
+bool rp_mongo_fetch(rp_mongo_t *m, const char *coll, bson_t *filter, void (*fill)(const bson_t *doc, void *out),
+                    void *out, bool *found, rp_err_t *err) {
+    return fetch(m, NULL, coll, filter, fill, out, found, err);
+}
+
 typedef struct page_ctx {
     json_t *items;
     int limit;
@@ -811,6 +829,11 @@ bool rp_mongo_txn_find_one_take(rp_mongo_txn_t *tx, const char *coll, bson_t *fi
     bson_destroy(filter);
     bson_destroy(opts);
     return ok;
+}
+
+bool rp_mongo_txn_fetch(rp_mongo_txn_t *tx, const char *coll, bson_t *filter,
+                        void (*fill)(const bson_t *doc, void *out), void *out, bool *found) {
+    return fetch(NULL, tx, coll, filter, fill, out, found, NULL);
 }
 
 bool rp_mongo_txn_insert_take(rp_mongo_txn_t *tx, const char *coll, bson_t *doc, bool *duplicate) {

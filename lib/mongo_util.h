@@ -163,6 +163,11 @@ bool rp_mongo_find(rp_mongo_t *m, const char *coll, const bson_t *filter, const 
 bool rp_mongo_find_one(rp_mongo_t *m, const char *coll, const bson_t *filter, const bson_t *opts, bson_t **doc,
                        rp_err_t *err);
 
+/* The first document of find(filter) (filter taken: destroyed here) read into the record out by
+ * fill; *found when there was one (out is left as it was otherwise). */
+bool rp_mongo_fetch(rp_mongo_t *m, const char *coll, bson_t *filter, void (*fill)(const bson_t *doc, void *out),
+                    void *out, bool *found, rp_err_t *err);
+
 /* One page of a list, like rp_sqlite_collect: finds filter sorted by sort with limit + 1,
  * converts up to limit documents with row into *items (a new array) and sets *more when another
  * followed. On failure *items is NULL. */
@@ -227,6 +232,9 @@ bool rp_mongo_txn_update_take(rp_mongo_txn_t *tx, const char *coll, bson_t *filt
                               bool *matched);
 /* rp_mongo_txn_find_one that takes filter and opts (may be NULL; destroys both). */
 bool rp_mongo_txn_find_one_take(rp_mongo_txn_t *tx, const char *coll, bson_t *filter, bson_t *opts, bson_t **doc);
+/* rp_mongo_fetch within the transaction's snapshot. */
+bool rp_mongo_txn_fetch(rp_mongo_txn_t *tx, const char *coll, bson_t *filter,
+                        void (*fill)(const bson_t *doc, void *out), void *out, bool *found);
 /* rp_mongo_txn_insert that takes doc (destroys it) and reports a unique index it hits through
  * *duplicate instead of failing: the server has then aborted the transaction, so the body can
  * only roll back. */

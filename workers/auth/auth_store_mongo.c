@@ -29,7 +29,9 @@ static void duplicate_is_error(rp_err_t *err, const char *what) {
     if (err && err->kind == RP_ERR_CONFLICT) rp_err_set(err, RP_ERR_STORE, "STORE_ERROR", "%s: duplicate key", what);
 }
 
-static void doc_to_account(const bson_t *d, rp_account_t *a) {
+/* A found account replaces *out whole (the identity keys are not read back). */
+static void doc_to_account(const bson_t *d, void *out) {
+    rp_account_t *a = out;
     memset(a, 0, sizeof *a);
     rp_mongo_copy_str(d, "_id", a->id, sizeof a->id);
     rp_mongo_copy_str(d, "username", a->username, sizeof a->username);
@@ -76,17 +78,7 @@ static bool m_create_user(rp_auth_store_t *base, const rp_account_t *a, rp_err_t
 
 static bool find_account(rp_auth_store_t *base, const char *field, const char *value, rp_account_t *out, bool *found,
                          rp_err_t *err) {
-    bson_t *doc = NULL;
-    *found = false;
-    bson_t *filter = BCON_NEW(field, BCON_UTF8(value));
-    bool ok = rp_mongo_find_one(db_of(base), USERS, filter, NULL, &doc, err);
-    if (ok && doc) {
-        doc_to_account(doc, out);
-        *found = true;
-    }
-    bson_destroy(doc);
-    bson_destroy(filter);
-    return ok;
+    return rp_mongo_fetch(db_of(base), USERS, BCON_NEW(field, BCON_UTF8(value)), doc_to_account, out, found, err);
 }
 
 static bool m_find_by_id(rp_auth_store_t *base, const char *id, rp_account_t *out, bool *found, rp_err_t *err) {
@@ -98,43 +90,22 @@ static bool m_find_by_login(rp_auth_store_t *base, const char *key, bool by_emai
     return find_account(base, by_email ? "emailLower" : "usernameLower", key, out, found, err);
 }
 
-typedef struct users_page {
-    rp_account_t *items;
-    size_t n;
-    int limit;
-    bool more;
-} users_page_t;
-
-static bool users_row(const bson_t *doc, void *p) {
-    users_page_t *pg = p;
-    if ((int)pg->n == pg->limit) {
-        pg->more = true;
-        return false;
-    }
-    doc_to_account(doc, &pg->items[pg->n++]);
-    return true;
-}
-
 static bool m_list_users(rp_auth_store_t *base, const char *after, int limit, rp_account_t **out, size_t *n, bool *more,
                          rp_err_t *err) {
+    rp_mongo_rows_t rows = {.fill = doc_to_account, .elem_size = sizeof **out, .limit = limit};
     *out = NULL;
     *n = 0;
     *more = false;
-    if (limit < 0) limit = -1; /* LIMIT limit+1 = 0 in SQLite: no rows */
-    users_page_t pg = {rp_calloc(limit > 0 ? (size_t)limit : 1, sizeof *pg.items), 0, limit, false};
-    if (limit < 0) {
-        *out = pg.items;
-        return true;
-    }
+    if (limit < 0) return true; /* LIMIT limit+1 = 0 in SQLite: no rows */
     bson_t *filter = after ? BCON_NEW("_id", "{", "$gt", BCON_UTF8(after), "}") : bson_new();
     bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64((int64_t)limit + 1));
-    bool ok = rp_mongo_find(db_of(base), USERS, filter, opts, users_row, &pg, err);
+    bool ok = rp_mongo_find(db_of(base), USERS, filter, opts, rp_mongo_rows_add, &rows, err);
     if (ok) {
-        *out = pg.items;
-        *n = pg.n;
-        *more = pg.more;
+        *out = rows.items; /* NULL when none */
+        *n = rows.n;
+        *more = rows.more;
     } else {
-        free(pg.items);
+        free(rows.items);
     }
     bson_destroy(filter);
     bson_destroy(opts);
@@ -242,27 +213,22 @@ static bool m_insert_refresh(rp_auth_store_t *base, const rp_refresh_token_t *t,
     return ok;
 }
 
+static void doc_to_token(const bson_t *doc, void *p) {
+    rp_refresh_token_t *out = p;
+    rp_mongo_copy_str(doc, "_id", out->id, sizeof out->id);
+    rp_mongo_copy_str(doc, "userId", out->user_id, sizeof out->user_id);
+    rp_mongo_copy_str(doc, "familyId", out->family_id, sizeof out->family_id);
+    rp_mongo_copy_str(doc, "tokenHash", out->token_hash, sizeof out->token_hash);
+    out->created_at = rp_mongo_get_ms(doc, "createdAt");
+    out->expires_at = rp_mongo_get_ms(doc, "expiresAt");
+    out->used_at = rp_mongo_get_ms(doc, "usedAt"); /* null reads as 0 = not yet */
+    out->revoked_at = rp_mongo_get_ms(doc, "revokedAt");
+}
+
 static bool m_find_refresh(rp_auth_store_t *base, const char *hash, rp_refresh_token_t *out, bool *found,
                            rp_err_t *err) {
-    bson_t *doc = NULL;
-    *found = false;
     memset(out, 0, sizeof *out);
-    bson_t *filter = BCON_NEW("tokenHash", BCON_UTF8(hash));
-    bool ok = rp_mongo_find_one(db_of(base), REFRESH, filter, NULL, &doc, err);
-    if (ok && doc) {
-        rp_mongo_copy_str(doc, "_id", out->id, sizeof out->id);
-        rp_mongo_copy_str(doc, "userId", out->user_id, sizeof out->user_id);
-        rp_mongo_copy_str(doc, "familyId", out->family_id, sizeof out->family_id);
-        rp_mongo_copy_str(doc, "tokenHash", out->token_hash, sizeof out->token_hash);
-        out->created_at = rp_mongo_get_ms(doc, "createdAt");
-        out->expires_at = rp_mongo_get_ms(doc, "expiresAt");
-        out->used_at = rp_mongo_get_ms(doc, "usedAt"); /* null reads as 0 = not yet */
-        out->revoked_at = rp_mongo_get_ms(doc, "revokedAt");
-        *found = true;
-    }
-    bson_destroy(doc);
-    bson_destroy(filter);
-    return ok;
+    return rp_mongo_fetch(db_of(base), REFRESH, BCON_NEW("tokenHash", BCON_UTF8(hash)), doc_to_token, out, found, err);
 }
 
 typedef struct rotate_arg {

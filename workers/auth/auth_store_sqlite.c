@@ -132,29 +132,43 @@ static bool s_list_users(rp_auth_store_t *base, const char *after, int limit, rp
                  (int64_t)limit + 1);
 }
 
-typedef struct roles_arg {
-    const char *id;
-    unsigned roles;
-    int64_t now;
-    const rp_audit_entry_t *audit;
-    bool *found;
-} roles_arg_t;
+/* A compare-and-set with what goes with it, in one transaction: the update sql (its fmt
+ * arguments: id, then a and b as fmt takes them) and, when it changed a row, then(db, arg).
+ * *changed says whether it did. */
+typedef struct cas {
+    const char *what, *sql, *fmt, *id;
+    int64_t a, b;
+    bool (*then)(sqlite3 *db, const void *arg, rp_err_t *err);
+    const void *arg;
+    bool *changed;
+} cas_t;
 
-static rp_txn_end_t roles_body(sqlite3 *db, void *p, rp_err_t *err) {
-    roles_arg_t *a = p;
-    if (!rp_sqlite_query(db, NULL, &(rp_sqlite_use_t){.what = "set roles", .found = a->found}, err,
-                         "UPDATE users SET roles = ?2, updated_at = ?3 WHERE id = ?1", "nii", a->id, (int64_t)a->roles,
-                         a->now))
+static rp_txn_end_t cas_body(sqlite3 *db, void *p, rp_err_t *err) {
+    const cas_t *c = p;
+    if (!rp_sqlite_query(db, NULL, &(rp_sqlite_use_t){.what = c->what, .found = c->changed}, err, c->sql, c->fmt, c->id,
+                         c->a, c->b))
         return RP_TXN_FAILED;
-    if (!*a->found) return RP_TXN_ROLLBACK;
-    return rp_sqlite_audit_append(db, a->audit, err) ? RP_TXN_COMMIT : RP_TXN_FAILED;
+    if (!*c->changed) return RP_TXN_ROLLBACK; /* lost, or no such row: nothing is written */
+    return c->then(db, c->arg, err) ? RP_TXN_COMMIT : RP_TXN_FAILED;
+}
+
+static bool append_audit(sqlite3 *db, const void *entry, rp_err_t *err) {
+    return rp_sqlite_audit_append(db, entry, err);
 }
 
 static bool s_set_roles(rp_auth_store_t *base, const char *id, unsigned roles, int64_t now,
                         const rp_audit_entry_t *audit, bool *found, rp_err_t *err) {
-    roles_arg_t a = {id, roles, now, audit, found};
+    cas_t c = {.what = "set roles",
+               .sql = "UPDATE users SET roles = ?2, updated_at = ?3 WHERE id = ?1",
+               .fmt = "nii",
+               .id = id,
+               .a = (int64_t)roles,
+               .b = now,
+               .then = append_audit,
+               .arg = audit,
+               .changed = found};
     *found = false;
-    return rp_sqlite_transact(pool_of(base), roles_body, &a, err);
+    return rp_sqlite_transact(pool_of(base), cas_body, &c, err);
 }
 
 static bool s_count_with_role(rp_auth_store_t *base, unsigned role, int64_t *count, rp_err_t *err) {
@@ -225,32 +239,22 @@ static bool s_find_refresh(rp_auth_store_t *base, const char *hash, rp_refresh_t
                  err, "SELECT " TOKEN_COLUMNS " FROM refresh_tokens WHERE token_hash = ?1", "n", hash);
 }
 
-typedef struct rotate_arg {
-    const char *old_id;
-    int64_t now;
-    const rp_refresh_token_t *next;
-    bool *rotated;
-} rotate_arg_t;
-
-static rp_txn_end_t rotate_body(sqlite3 *db, void *p, rp_err_t *err) {
-    rotate_arg_t *a = p;
-    bool changed;
-    if (!rp_sqlite_query(db, NULL, &(rp_sqlite_use_t){.what = "rotate", .found = &changed}, err,
-                         "UPDATE refresh_tokens SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL "
-                         "AND revoked_at IS NULL",
-                         "ni", a->old_id, a->now))
-        return RP_TXN_FAILED;
-    if (!changed) return RP_TXN_ROLLBACK; /* used or revoked already: compare-and-set lost */
-    if (!insert_token(db, NULL, a->next, err)) return RP_TXN_FAILED;
-    *a->rotated = true;
-    return RP_TXN_COMMIT;
+static bool insert_next(sqlite3 *db, const void *t, rp_err_t *err) {
+    return insert_token(db, NULL, t, err);
 }
 
 static bool s_rotate_refresh(rp_auth_store_t *base, const char *old_id, int64_t now, const rp_refresh_token_t *next,
                              bool *rotated, rp_err_t *err) {
-    rotate_arg_t a = {old_id, now, next, rotated};
+    cas_t c = {.what = "rotate",
+               .sql = "UPDATE refresh_tokens SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL AND revoked_at IS NULL",
+               .fmt = "ni",
+               .id = old_id,
+               .a = now,
+               .then = insert_next,
+               .arg = next,
+               .changed = rotated};
     *rotated = false;
-    bool ok = rp_sqlite_transact(pool_of(base), rotate_body, &a, err);
+    bool ok = rp_sqlite_transact(pool_of(base), cas_body, &c, err);
     if (!ok) *rotated = false;
     return ok;
 }

@@ -230,15 +230,9 @@ static const rec_kind_t K_ITEM = {item_from, NULL, sizeof(rp_batch_item_t)};
  * tx when it is not NULL, else on its own. */
 static bool fetch(rp_mongo_t *m, rp_mongo_txn_t *tx, const char *coll, bson_t *filter, const rec_kind_t *k, void *out,
                   bool *found, rp_err_t *err) {
-    bson_t *doc = NULL;
     memset(out, 0, k->size);
-    bool ok =
-        tx ? rp_mongo_txn_find_one(tx, coll, filter, NULL, &doc) : rp_mongo_find_one(m, coll, filter, NULL, &doc, err);
-    *found = ok && doc;
-    if (*found) k->fill(doc, out);
-    bson_destroy(doc);
-    bson_destroy(filter);
-    return ok;
+    return tx ? rp_mongo_txn_fetch(tx, coll, filter, k->fill, out, found)
+              : rp_mongo_fetch(m, coll, filter, k->fill, out, found, err);
 }
 
 /* One page of filter (taken) sorted by sort (taken) as records of kind k into *items (a T **). */
