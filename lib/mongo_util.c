@@ -1,4 +1,5 @@
-/* mongo_util.c - MongoDB client pool, transactions, conversions and errors (see mongo_util.h).
+/* mongo_util.c - MongoDB client pool, store start-up, transactions, conversions, the audit log
+ * and errors (see mongo_util.h).
  * Thread-safe: the pool is shared, everything else is per call. */
 #include "mongo_util.h"
 

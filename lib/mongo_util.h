@@ -1,7 +1,8 @@
 /* mongo_util.h - shared MongoDB plumbing for the repositories (libmongoc/libbson 1.23): a client
- * pool opened from a URI, the start-up replica-set check, index creation, transactions through
- * mongoc_client_session_with_transaction, paged finds, conversions between jansson values and
- * BSON, the operator audit log both stores keep, and the mapping of driver errors to rp_err_t.
+ * pool opened from a URI, a store's start-up (replica-set check, index tables) and handle,
+ * transactions through mongoc_client_session_with_transaction, finds into records and pages,
+ * conversions between jansson values, records (field tables) and BSON, the operator audit log
+ * both stores keep, and the mapping of driver errors to rp_err_t.
  * An rp_mongo_t is thread-safe; a transaction handle belongs to the thread running it.
  *
  * Storage conventions every MongoDB backend follows:
@@ -320,12 +321,11 @@ void rp_mongo_get_fields(const bson_t *d, void *rec, const rp_mongo_field_t *f, 
 
 #define RP_MONGO_AUDIT_COLLECTION "audit_logs"
 
-/* Every entry is tagged with its log ("auth", "event"), which tells the stores' logs apart: with
- * SQLite they live in separate files, here in one collection. */
-
 /* Creates the audit_logs indexes (the same specs whichever store calls it). */
 bool rp_mongo_audit_indexes(rp_mongo_t *m, rp_err_t *err);
-/* Inserts entry a (borrowed; NULL: nothing) of log with a new id inside tx. */
+/* Inserts entry a (borrowed; NULL: nothing) with a new id inside tx, tagged with its log ("auth",
+ * "event"), which tells the stores' logs apart: with SQLite they live in separate files, here in
+ * one collection. */
 bool rp_mongo_audit_append(rp_mongo_txn_t *tx, const char *log, const rp_audit_entry_t *a);
 /* Entries of log newest first by (at, id), optionally filtered (NULL = any), after cursor (the
  * id of the previous page's last entry; unknown → empty page). *items is a new array of {id,

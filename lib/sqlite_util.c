@@ -1,5 +1,5 @@
-/* sqlite_util.c - SQLite connections, migrations, a connection pool, the transaction runner and
- * statement helpers (see sqlite_util.h). */
+/* sqlite_util.c - SQLite connections, migrations, a connection pool, the transaction runner,
+ * statement helpers and the audit log (see sqlite_util.h). */
 #include "sqlite_util.h"
 
 #include <pthread.h>

@@ -1,6 +1,7 @@
 /* sqlite_util.h - shared SQLite plumbing for the stores: opening a connection with the
- * project's pragmas, schema migrations, a small connection pool, the one transaction runner every
- * SQLite store uses (rp_sqlite_transact) and statement helpers. A pool is thread-safe; a
+ * project's pragmas, schema migrations, a small connection pool and a store's handle on it, the
+ * one transaction runner every SQLite store uses (rp_sqlite_transact), statement helpers, rows to
+ * records and JSON by table, and the operator audit log. A pool is thread-safe; a
  * connection taken from it belongs to one thread until it is given back. */
 #ifndef RP_LIB_SQLITE_UTIL_H
 #define RP_LIB_SQLITE_UTIL_H
