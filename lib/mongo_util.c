@@ -1,4 +1,5 @@
-/* mongo_util.c - MongoDB client pool, transactions, conversions and errors (see mongo_util.h).
+/* mongo_util.c - MongoDB client pool, store start-up, transactions, conversions, the audit log
+ * and errors (see mongo_util.h).
  * Thread-safe: the pool is shared, everything else is per call. */
 #include "mongo_util.h"
 
@@ -12,6 +13,7 @@
 #include "ids.h"
 #include "log.h"
 #include "mem.h"
+#include "store_handle.h"
 #include "timeutil.h"
 
 /* bson_error_t domain of errors a transaction body raises itself (libmongoc uses 1..~30) */
@@ -158,37 +160,37 @@ bool rp_mongo_is_duplicate(const bson_error_t *e) {
            (e->code == MONGOC_ERROR_DUPLICATE_KEY || e->code == 11001);
 }
 
-/* Server codes meaning "no usable primary right now" (after the driver's own retry). */
-static bool unavailable_code(uint32_t c) {
-    switch (c) {
-    case 6:     /* HostUnreachable */
-    case 7:     /* HostNotFound */
-    case 89:    /* NetworkTimeout */
-    case 91:    /* ShutdownInProgress */
-    case 189:   /* PrimarySteppedDown */
-    case 202:   /* NetworkInterfaceExceededTimeLimit */
-    case 9001:  /* SocketException */
-    case 10107: /* NotWritablePrimary */
-    case 11600: /* InterruptedAtShutdown */
-    case 11602: /* InterruptedDueToReplStateChange */
-    case 13435: /* NotPrimaryNoSecondaryOk */
-    case 13436: /* NotPrimaryOrSecondary */ return true;
-    default: return false;
-    }
-}
+/* What a server code the driver gave up retrying means here: no usable primary right now, or
+ * contention and time limits. Any other code is a plain store error. */
+static const struct {
+    uint32_t code;
+    rp_err_kind_t kind;
+} server_codes[] = {
+    {6, RP_ERR_STORE_UNAVAILABLE},     /* HostUnreachable */
+    {7, RP_ERR_STORE_UNAVAILABLE},     /* HostNotFound */
+    {89, RP_ERR_STORE_UNAVAILABLE},    /* NetworkTimeout */
+    {91, RP_ERR_STORE_UNAVAILABLE},    /* ShutdownInProgress */
+    {189, RP_ERR_STORE_UNAVAILABLE},   /* PrimarySteppedDown */
+    {202, RP_ERR_STORE_UNAVAILABLE},   /* NetworkInterfaceExceededTimeLimit */
+    {9001, RP_ERR_STORE_UNAVAILABLE},  /* SocketException */
+    {10107, RP_ERR_STORE_UNAVAILABLE}, /* NotWritablePrimary */
+    {11600, RP_ERR_STORE_UNAVAILABLE}, /* InterruptedAtShutdown */
+    {11602, RP_ERR_STORE_UNAVAILABLE}, /* InterruptedDueToReplStateChange */
+    {13435, RP_ERR_STORE_UNAVAILABLE}, /* NotPrimaryNoSecondaryOk */
+    {13436, RP_ERR_STORE_UNAVAILABLE}, /* NotPrimaryOrSecondary */
+    {24, RP_ERR_STORE_BUSY},           /* LockTimeout */
+    {46, RP_ERR_STORE_BUSY},           /* LockBusy */
+    {50, RP_ERR_STORE_BUSY},           /* MaxTimeMSExpired */
+    {112, RP_ERR_STORE_BUSY},          /* WriteConflict */
+    {251, RP_ERR_STORE_BUSY},          /* NoSuchTransaction */
+    {262, RP_ERR_STORE_BUSY},          /* ExceededTimeLimit */
+    {290, RP_ERR_STORE_BUSY},          /* TransactionExceededLifetimeLimitSeconds */
+};
 
-/* Server codes of contention or time limits the driver gave up retrying. */
-static bool busy_code(uint32_t c) {
-    switch (c) {
-    case 24:  /* LockTimeout */
-    case 46:  /* LockBusy */
-    case 50:  /* MaxTimeMSExpired */
-    case 112: /* WriteConflict */
-    case 251: /* NoSuchTransaction */
-    case 262: /* ExceededTimeLimit */
-    case 290: /* TransactionExceededLifetimeLimitSeconds */ return true;
-    default: return false;
-    }
+static rp_err_kind_t server_code_kind(uint32_t c) {
+    for (size_t i = 0; i < sizeof server_codes / sizeof server_codes[0]; i++)
+        if (server_codes[i].code == c) return server_codes[i].kind;
+    return RP_ERR_STORE;
 }
 
 void rp_mongo_err(const bson_error_t *e, const char *what, rp_err_t *err) {
@@ -198,12 +200,13 @@ void rp_mongo_err(const bson_error_t *e, const char *what, rp_err_t *err) {
         return;
     }
     bool server = e->domain == MONGOC_ERROR_SERVER || e->domain == MONGOC_ERROR_WRITE_CONCERN;
+    rp_err_kind_t kind = server ? server_code_kind(e->code) : RP_ERR_STORE;
     if (e->domain == MONGOC_ERROR_SERVER_SELECTION || e->domain == MONGOC_ERROR_STREAM ||
         e->domain == MONGOC_ERROR_PROTOCOL || e->domain == MONGOC_ERROR_TRANSACTION ||
         (e->domain == MONGOC_ERROR_CLIENT && e->code != MONGOC_ERROR_CLIENT_TOO_BIG) ||
-        e->domain == MONGOC_ERROR_WRITE_CONCERN || (server && unavailable_code(e->code)))
+        e->domain == MONGOC_ERROR_WRITE_CONCERN || kind == RP_ERR_STORE_UNAVAILABLE)
         rp_err_set(err, RP_ERR_STORE_UNAVAILABLE, "STORE_UNAVAILABLE", "%s: MongoDB unavailable: %s", what, e->message);
-    else if (server && busy_code(e->code))
+    else if (kind == RP_ERR_STORE_BUSY)
         rp_err_set(err, RP_ERR_STORE_BUSY, "STORE_BUSY", "%s: the store is busy", what);
     else
         rp_err_set(err, RP_ERR_STORE, "STORE_ERROR", "%s: %s", what, e->message);
@@ -286,6 +289,69 @@ bool rp_mongo_create_indexes(rp_mongo_t *m, const char *collection, const bson_t
     bson_destroy(&reply);
     bson_destroy(cmd);
     return ok;
+}
+
+bool rp_mongo_create_index_table(rp_mongo_t *m, const rp_mongo_index_t *specs, size_t n, rp_err_t *err) {
+    bool ok = true;
+    for (size_t i = 0; ok && i < n; i++) {
+        if (i > 0 && strcmp(specs[i].coll, specs[i - 1].coll) == 0) continue; /* done with its first index */
+        bson_t arr = BSON_INITIALIZER;
+        uint32_t k = 0;
+        for (size_t j = i; j < n && strcmp(specs[j].coll, specs[i].coll) == 0; j++) {
+            const rp_mongo_index_t *x = &specs[j];
+            char kb[16];
+            bson_t spec, key;
+            const char *name = rp_mongo_array_key(k++, kb); /* once: BSON_APPEND_* evaluate the key twice */
+            BSON_APPEND_DOCUMENT_BEGIN(&arr, name, &spec);
+            BSON_APPEND_DOCUMENT_BEGIN(&spec, "key", &key);
+            for (size_t f = 0; f < 4 && x->keys[f].field; f++)
+                BSON_APPEND_INT32(&key, x->keys[f].field, x->keys[f].dir);
+            bson_append_document_end(&spec, &key);
+            BSON_APPEND_UTF8(&spec, "name", x->name);
+            if (x->unique) BSON_APPEND_BOOL(&spec, "unique", true);
+            if (x->partial)
+                BCON_APPEND(&spec, "partialFilterExpression", "{", x->partial, "{", "$exists", BCON_BOOL(true), "}",
+                            "}");
+            bson_append_document_end(&arr, &spec);
+        }
+        ok = rp_mongo_create_indexes(m, specs[i].coll, &arr, err);
+        bson_destroy(&arr);
+    }
+    return ok;
+}
+
+bool rp_mongo_create_collection(rp_mongo_t *m, const char *collection, rp_err_t *err) {
+    bson_t reply;
+    bson_error_t berr;
+    bool popped;
+    bson_t *cmd = BCON_NEW("create", BCON_UTF8(collection));
+    bool ok = run_command(m, m->db_name, cmd, true, &reply, &berr, err, &popped);
+    if (!ok && popped && berr.domain == MONGOC_ERROR_SERVER && berr.code == 48 /* NamespaceExists */) ok = true;
+    if (!ok && popped) {
+        char what[96];
+        snprintf(what, sizeof what, "create collection %s", collection);
+        rp_mongo_err(&berr, what, err);
+    }
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+    return ok;
+}
+
+/* rp_mongo_close with the signature rp_store_handle_new takes. */
+static void close_db(void *m) {
+    rp_mongo_close(m);
+}
+
+void *rp_mongo_store_open(const char *uri, const char *db_name, const rp_mongo_setup_t *setup, const void *handle,
+                          size_t handle_size, rp_err_t *err) {
+    rp_mongo_t *m = rp_mongo_open(uri, db_name, setup->appname, err);
+    if (!m) return NULL;
+    if (!rp_mongo_require_replset(m, err) || !rp_mongo_create_index_table(m, setup->indexes, setup->nindexes, err) ||
+        (setup->set_up && !setup->set_up(m, err))) {
+        rp_mongo_close(m);
+        return NULL;
+    }
+    return rp_store_handle_new(m, close_db, handle, handle_size);
 }
 
 /* ---- single operations ---- */
@@ -382,14 +448,17 @@ bool rp_mongo_count(rp_mongo_t *m, const char *coll, const bson_t *filter, int64
     return n >= 0;
 }
 
-bool rp_mongo_find(rp_mongo_t *m, const char *coll, const bson_t *filter, const bson_t *opts, rp_mongo_row_fn row,
-                   void *ctx, rp_err_t *err) {
+/* Runs find(filter, opts), or the aggregation pipeline when it is set, on coll outside any
+ * transaction, handing each document to row. */
+static bool each_doc(rp_mongo_t *m, const char *coll, const bson_t *filter, const bson_t *opts, const bson_t *pipeline,
+                     rp_mongo_row_fn row, void *ctx, rp_err_t *err) {
     bson_error_t berr;
     const bson_t *doc;
     mongoc_client_t *cli = rp_mongo_pop(m, err);
     if (!cli) return false;
     mongoc_collection_t *c = rp_mongo_collection(m, cli, coll);
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, opts, NULL);
+    mongoc_cursor_t *cur = pipeline ? mongoc_collection_aggregate(c, MONGOC_QUERY_NONE, pipeline, NULL, NULL)
+                                    : mongoc_collection_find_with_opts(c, filter, opts, NULL);
     while (mongoc_cursor_next(cur, &doc))
         if (!row(doc, ctx)) break;
     bool ok = !mongoc_cursor_error(cur, &berr);
@@ -398,6 +467,11 @@ bool rp_mongo_find(rp_mongo_t *m, const char *coll, const bson_t *filter, const 
     mongoc_collection_destroy(c);
     rp_mongo_push(m, cli);
     return ok;
+}
+
+bool rp_mongo_find(rp_mongo_t *m, const char *coll, const bson_t *filter, const bson_t *opts, rp_mongo_row_fn row,
+                   void *ctx, rp_err_t *err) {
+    return each_doc(m, coll, filter, opts, NULL, row, ctx, err);
 }
 
 /* opts + {limit: 1}, into out (initialised here). */
@@ -426,6 +500,24 @@ bool rp_mongo_find_one(rp_mongo_t *m, const char *coll, const bson_t *filter, co
         *doc = NULL;
     }
     return ok;
+}
+
+/* rp_mongo_fetch, or rp_mongo_txn_fetch when tx is set. */
+static bool fetch(rp_mongo_t *m, rp_mongo_txn_t *tx, const char *coll, bson_t *filter,
+                  void (*fill)(const bson_t *doc, void *out), void *out, bool *found, rp_err_t *err) {
+    bson_t *doc = NULL;
+    bool ok =
+        tx ? rp_mongo_txn_find_one(tx, coll, filter, NULL, &doc) : rp_mongo_find_one(m, coll, filter, NULL, &doc, err);
+    *found = ok && doc;
+    if (*found) fill(doc, out);
+    bson_destroy(doc);
+    bson_destroy(filter);
+    return ok;
+}
+
+bool rp_mongo_fetch(rp_mongo_t *m, const char *coll, bson_t *filter, void (*fill)(const bson_t *doc, void *out),
+                    void *out, bool *found, rp_err_t *err) {
+    return fetch(m, NULL, coll, filter, fill, out, found, err);
 }
 
 typedef struct page_ctx {
@@ -468,10 +560,9 @@ bool rp_mongo_find_page(rp_mongo_t *m, const char *coll, const bson_t *filter, c
     return true;
 }
 
-/* Appends under the next array index of arr and returns the key to use. */
-static const char *next_key(uint32_t *n, char buf[16]) {
+const char *rp_mongo_array_key(uint32_t i, char buf[16]) {
     const char *key;
-    bson_uint32_to_string((*n)++, &key, buf, 16);
+    bson_uint32_to_string(i, &key, buf, 16);
     return key;
 }
 
@@ -488,7 +579,7 @@ int rp_mongo_cursor_clause(rp_mongo_t *m, const char *coll, const char *cursor, 
     if (!doc || !bson_iter_init_find(&it, doc, field)) goto done;
     const bson_value_t *v = bson_iter_value(&it);
     bson_t clause, alts, alt, cmp;
-    const char *key = next_key(n, kb); /* once: BSON_APPEND_* evaluate the key argument twice */
+    const char *key = rp_mongo_array_key((*n)++, kb); /* once: BSON_APPEND_* evaluate the key argument twice */
     BSON_APPEND_DOCUMENT_BEGIN(clauses, key, &clause);
     BSON_APPEND_ARRAY_BEGIN(&clause, "$or", &alts);
     BSON_APPEND_DOCUMENT_BEGIN(&alts, "0", &alt);
@@ -693,10 +784,11 @@ bool rp_mongo_txn_find(rp_mongo_txn_t *tx, const char *coll, const bson_t *filte
     return ok;
 }
 
-bool rp_mongo_txn_count(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, int64_t *count) {
+bool rp_mongo_txn_count(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, const bson_t *opts,
+                        int64_t *count) {
     bson_t o, reply;
     *count = 0;
-    if (!txn_opts(tx, NULL, &o)) {
+    if (!txn_opts(tx, opts, &o)) {
         bson_destroy(&o);
         return false;
     }
@@ -721,6 +813,35 @@ bool rp_mongo_txn_fail(rp_mongo_txn_t *tx, rp_err_kind_t kind, const char *code,
     /* the driver needs an error of its own; no label on the reply, so it will not retry */
     bson_set_error(tx->error, RP_MONGO_APP_DOMAIN, (uint32_t)kind, "%s", tx->app_err.message);
     return false;
+}
+
+bool rp_mongo_txn_update_take(rp_mongo_txn_t *tx, const char *coll, bson_t *filter, bson_t *update, unsigned flags,
+                              bool *matched) {
+    rp_mongo_write_t res;
+    bool ok = rp_mongo_txn_update(tx, coll, filter, update, flags, &res);
+    if (matched) *matched = ok && res.matched > 0;
+    bson_destroy(filter);
+    bson_destroy(update);
+    return ok;
+}
+
+bool rp_mongo_txn_find_one_take(rp_mongo_txn_t *tx, const char *coll, bson_t *filter, bson_t *opts, bson_t **doc) {
+    bool ok = rp_mongo_txn_find_one(tx, coll, filter, opts, doc);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    return ok;
+}
+
+bool rp_mongo_txn_fetch(rp_mongo_txn_t *tx, const char *coll, bson_t *filter,
+                        void (*fill)(const bson_t *doc, void *out), void *out, bool *found) {
+    return fetch(NULL, tx, coll, filter, fill, out, found, NULL);
+}
+
+bool rp_mongo_txn_insert_take(rp_mongo_txn_t *tx, const char *coll, bson_t *doc, bool *duplicate) {
+    bool ok = rp_mongo_txn_insert(tx, coll, doc);
+    *duplicate = !ok && rp_mongo_txn_last_duplicate(tx);
+    bson_destroy(doc);
+    return ok || *duplicate;
 }
 
 bool rp_mongo_txn_rollback(rp_mongo_txn_t *tx) {
@@ -906,6 +1027,28 @@ void rp_mongo_append_str(bson_t *b, const char *key, const char *s) {
         BSON_APPEND_NULL(b, key);
 }
 
+void rp_mongo_append_opt(bson_t *b, const char *key, const char *s) {
+    rp_mongo_append_str(b, key, s && s[0] ? s : NULL);
+}
+
+void rp_mongo_append_ms(bson_t *b, const char *key, int64_t ms) {
+    if (ms)
+        BSON_APPEND_DATE_TIME(b, key, ms);
+    else
+        BSON_APPEND_NULL(b, key);
+}
+
+void rp_mongo_append_in(bson_t *b, const char *field, const int64_t *v, size_t n) {
+    bson_t arr = BSON_INITIALIZER;
+    char kb[16];
+    for (size_t i = 0; i < n; i++) {
+        const char *key = rp_mongo_array_key((uint32_t)i, kb); /* once: BSON_APPEND_* evaluate the key twice */
+        BSON_APPEND_INT64(&arr, key, v[i]);
+    }
+    BCON_APPEND(b, field, "{", "$in", BCON_ARRAY(&arr), "}");
+    bson_destroy(&arr);
+}
+
 void rp_mongo_append_iso(bson_t *b, const char *key, const json_t *v) {
     int64_t ms;
     if (json_is_string(v) && rp_time_parse_iso(json_string_value(v), json_string_length(v), &ms))
@@ -972,26 +1115,96 @@ void rp_mongo_copy_str(const bson_t *doc, const char *key, char *dst, size_t cap
     snprintf(dst, cap, "%s", s);
 }
 
+static json_t *get_bool_json(const bson_t *doc, const char *key) {
+    return json_boolean(rp_mongo_get_bool(doc, key));
+}
+
+static json_t *get_i64_json(const bson_t *doc, const char *key) {
+    return json_integer(rp_mongo_get_i64(doc, key));
+}
+
+json_t *rp_mongo_doc_json(const bson_t *d, const rp_json_table_t *t) {
+    static json_t *(*const read[RP_JSON_KINDS])(const bson_t *, const char *) = {
+        [RP_JSON_STR] = rp_mongo_get_json,  [RP_JSON_OPAQUE] = rp_mongo_get_opaque,
+        [RP_JSON_TIME] = rp_mongo_get_time, [RP_JSON_BOOL] = get_bool_json,
+        [RP_JSON_INT] = get_i64_json,       [RP_JSON_INT_OR_NULL] = rp_mongo_get_int,
+    };
+    json_t *o = json_object();
+    for (size_t k = 0; k < t->n; k++) {
+        const char *name = t->fields[k].name;
+        json_object_set_new(o, name, read[t->fields[k].kind](d, strcmp(name, "id") == 0 ? "_id" : name));
+    }
+    return o;
+}
+
+char *rp_mongo_get_strdup(const bson_t *doc, const char *key) {
+    bson_iter_t it;
+    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it) ? rp_strdup(bson_iter_utf8(&it, NULL))
+                                                                           : NULL;
+}
+
+bool rp_mongo_iter_doc(const bson_iter_t *it, bson_t *out) {
+    const uint8_t *data;
+    uint32_t len;
+    if (!BSON_ITER_HOLDS_DOCUMENT(it)) return false;
+    bson_iter_document(it, &len, &data);
+    return bson_init_static(out, data, len);
+}
+
+/* ---- records <-> documents by table ---- */
+
+void rp_mongo_put_fields(bson_t *b, const void *rec, const rp_mongo_field_t *f, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const char *p = (const char *)rec + f[i].off;
+        switch (f[i].kind) {
+        case RP_MONGO_STR: BSON_APPEND_UTF8(b, f[i].key, p); break;
+        case RP_MONGO_OPT: rp_mongo_append_opt(b, f[i].key, p); break;
+        case RP_MONGO_MS: rp_mongo_append_ms(b, f[i].key, *(const int64_t *)(const void *)p); break;
+        case RP_MONGO_I64: BSON_APPEND_INT64(b, f[i].key, *(const int64_t *)(const void *)p); break;
+        case RP_MONGO_INT: BSON_APPEND_INT64(b, f[i].key, *(const int *)(const void *)p); break;
+        }
+    }
+}
+
+void rp_mongo_get_fields(const bson_t *d, void *rec, const rp_mongo_field_t *f, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        char *p = (char *)rec + f[i].off;
+        switch (f[i].kind) {
+        case RP_MONGO_STR:
+        case RP_MONGO_OPT: rp_mongo_copy_str(d, f[i].key, p, f[i].cap); break;
+        case RP_MONGO_MS: *(int64_t *)(void *)p = rp_mongo_get_ms(d, f[i].key); break;
+        case RP_MONGO_I64: *(int64_t *)(void *)p = rp_mongo_get_i64(d, f[i].key); break;
+        case RP_MONGO_INT: *(int *)(void *)p = (int)rp_mongo_get_i64(d, f[i].key); break;
+        }
+    }
+}
+
 /* ---- audit log ---- */
 
 bool rp_mongo_audit_indexes(rp_mongo_t *m, rp_err_t *err) {
-    bson_t *ix =
-        BCON_NEW("0", "{", "key", "{", "log", BCON_INT32(1), "at", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "name",
-                 BCON_UTF8("audit_logs_at"), "}", "1", "{", "key", "{", "log", BCON_INT32(1), "targetId", BCON_INT32(1),
-                 "at", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "name", BCON_UTF8("audit_logs_target"), "}", "2",
-                 "{", "key", "{", "log", BCON_INT32(1), "actorId", BCON_INT32(1), "at", BCON_INT32(-1), "_id",
-                 BCON_INT32(-1), "}", "name", BCON_UTF8("audit_logs_actor"), "}");
-    bool ok = rp_mongo_create_indexes(m, RP_MONGO_AUDIT_COLLECTION, ix, err);
-    bson_destroy(ix);
-    return ok;
+    static const rp_mongo_index_t ix[] = {
+        {RP_MONGO_AUDIT_COLLECTION, "audit_logs_at", NULL, false, {{"log", 1}, {"at", -1}, {"_id", -1}}},
+        {RP_MONGO_AUDIT_COLLECTION,
+         "audit_logs_target",
+         NULL,
+         false,
+         {{"log", 1}, {"targetId", 1}, {"at", -1}, {"_id", -1}}},
+        {RP_MONGO_AUDIT_COLLECTION,
+         "audit_logs_actor",
+         NULL,
+         false,
+         {{"log", 1}, {"actorId", 1}, {"at", -1}, {"_id", -1}}},
+    };
+    return rp_mongo_create_index_table(m, ix, sizeof ix / sizeof ix[0], err);
 }
 
-bool rp_mongo_audit_append(rp_mongo_txn_t *tx, const rp_mongo_audit_t *a) {
+bool rp_mongo_audit_append(rp_mongo_txn_t *tx, const char *log, const rp_audit_entry_t *a) {
     char id[RP_OID_LEN];
+    if (!a) return true;
     bson_t doc = BSON_INITIALIZER;
     rp_oid_new(id);
     BSON_APPEND_UTF8(&doc, "_id", id);
-    BSON_APPEND_UTF8(&doc, "log", a->log);
+    BSON_APPEND_UTF8(&doc, "log", log);
     rp_mongo_append_str(&doc, "actorId", a->actor_id);
     rp_mongo_append_str(&doc, "actorUsername", a->actor_username);
     rp_mongo_append_str(&doc, "action", a->action);
@@ -1016,7 +1229,7 @@ static json_t *audit_row(const bson_t *d) {
 static void and_eq (bson_t * clauses, uint32_t *n, const char *field, const char *value) {
     char kb[16];
     bson_t c;
-    const char *key = next_key(n, kb); /* once: BSON_APPEND_* evaluate the key argument twice */
+    const char *key = rp_mongo_array_key((*n)++, kb); /* once: BSON_APPEND_* evaluate the key argument twice */
     BSON_APPEND_DOCUMENT_BEGIN(clauses, key, &c);
     BSON_APPEND_UTF8(&c, field, value);
     bson_append_document_end(clauses, &c);
@@ -1098,18 +1311,5 @@ bool rp_mongo_find_page_into(rp_mongo_t *m, const char *coll, const bson_t *filt
 
 bool rp_mongo_aggregate(rp_mongo_t *m, const char *coll, const bson_t *pipeline, rp_mongo_row_fn row, void *ctx,
                         rp_err_t *err) {
-    bson_error_t berr;
-    const bson_t *doc;
-    mongoc_client_t *cli = rp_mongo_pop(m, err);
-    if (!cli) return false;
-    mongoc_collection_t *c = rp_mongo_collection(m, cli, coll);
-    mongoc_cursor_t *cur = mongoc_collection_aggregate(c, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
-    while (mongoc_cursor_next(cur, &doc))
-        if (!row(doc, ctx)) break;
-    bool ok = !mongoc_cursor_error(cur, &berr);
-    if (!ok) rp_mongo_err(&berr, coll, err);
-    mongoc_cursor_destroy(cur);
-    mongoc_collection_destroy(c);
-    rp_mongo_push(m, cli);
-    return ok;
+    return each_doc(m, coll, NULL, NULL, pipeline, row, ctx, err);
 }

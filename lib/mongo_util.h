@@ -1,7 +1,8 @@
 /* mongo_util.h - shared MongoDB plumbing for the repositories (libmongoc/libbson 1.23): a client
- * pool opened from a URI, the start-up replica-set check, index creation, transactions through
- * mongoc_client_session_with_transaction, paged finds, conversions between jansson values and
- * BSON, the operator audit log both stores keep, and the mapping of driver errors to rp_err_t.
+ * pool opened from a URI, a store's start-up (replica-set check, index tables) and handle,
+ * transactions through mongoc_client_session_with_transaction, finds into records and pages,
+ * conversions between jansson values, records (field tables) and BSON, the operator audit log
+ * both stores keep, and the mapping of driver errors to rp_err_t.
  * An rp_mongo_t is thread-safe; a transaction handle belongs to the thread running it.
  *
  * Storage conventions every MongoDB backend follows:
@@ -26,7 +27,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "err.h"
+#include "json_fields.h"
 
 #define RP_MONGO_JSON_KEY "_rpJson"
 #define RP_MONGO_OPAQUE_DEPTH 32
@@ -65,6 +68,51 @@ bool rp_mongo_ping(rp_mongo_t *m, rp_err_t *err);
  * a name reused with other options fails (500 STORE_ERROR). Run at start-up, outside
  * transactions; it also creates the collection, which transactions need on older servers. */
 bool rp_mongo_create_indexes(rp_mongo_t *m, const char *collection, const bson_t *indexes, rp_err_t *err);
+
+/* An index of a collection: its keys in order (direction 1 or -1), unique, and partial on
+ * {partial: {$exists: true}} when partial is set. */
+typedef struct rp_mongo_index {
+    const char *coll, *name, *partial;
+    bool unique;
+    struct {
+        const char *field;
+        int dir;
+    } keys[4];
+} rp_mongo_index_t;
+
+/* Creates the indexes specs[0..n) describe (rp_mongo_create_indexes), one command per run of
+ * consecutive specs on the same collection, in order. */
+bool rp_mongo_create_index_table(rp_mongo_t *m, const rp_mongo_index_t *specs, size_t n, rp_err_t *err);
+
+/* Creates collection outside any transaction: before MongoDB 4.4 a transaction cannot create one
+ * (its first write there would fail with OperationNotSupportedInTransaction every time). An
+ * existing collection is fine (NamespaceExists before 7.0, ok after). */
+bool rp_mongo_create_collection(rp_mongo_t *m, const char *collection, rp_err_t *err);
+
+/* ---- a store's handle ---- */
+
+/* What a MongoDB store needs before its first operation, outside any transaction: its appname,
+ * its indexes (rp_mongo_create_index_table) and then set_up (may be NULL) for the rest
+ * (collections, seed documents). */
+typedef struct rp_mongo_setup {
+    const char *appname;
+    const rp_mongo_index_t *indexes;
+    size_t nindexes;
+    bool (*set_up)(rp_mongo_t *m, rp_err_t *err);
+} rp_mongo_setup_t;
+
+/* The setup of a store whose indexes are the array (not a pointer) indexes. */
+#define RP_MONGO_SETUP(appname, indexes, set_up)                                                                       \
+    { (appname), (indexes), sizeof(indexes) / sizeof((indexes)[0]), (set_up) }
+
+/* Opens a MongoDB store: rp_mongo_open(uri, db_name, setup->appname), the replica-set check
+ * (transactions need one) and the start-up of setup (borrowed for the call), in front of a new
+ * copy of handle, the store interface's handle (handle_size bytes, its ops set), which is
+ * returned for the store to hand out (lib/store_handle.h: rp_store_handle_backend is the
+ * rp_mongo_t, rp_store_handle_free closes it). NULL with err on failure, and then nothing stays
+ * open. */
+void *rp_mongo_store_open(const char *uri, const char *db_name, const rp_mongo_setup_t *setup, const void *handle,
+                          size_t handle_size, rp_err_t *err);
 
 /* Takes a client from the pool (waits up to the URI's waitQueueTimeoutMS: then NULL and 503
  * STORE_BUSY). Give it back with rp_mongo_push. Thread-safe; the client is not. */
@@ -116,6 +164,11 @@ bool rp_mongo_find(rp_mongo_t *m, const char *coll, const bson_t *filter, const 
 bool rp_mongo_find_one(rp_mongo_t *m, const char *coll, const bson_t *filter, const bson_t *opts, bson_t **doc,
                        rp_err_t *err);
 
+/* The first document of find(filter) (filter taken: destroyed here) read into the record out by
+ * fill; *found when there was one (out is left as it was otherwise). */
+bool rp_mongo_fetch(rp_mongo_t *m, const char *coll, bson_t *filter, void (*fill)(const bson_t *doc, void *out),
+                    void *out, bool *found, rp_err_t *err);
+
 /* One page of a list, like rp_sqlite_collect: finds filter sorted by sort with limit + 1,
  * converts up to limit documents with row into *items (a new array) and sets *more when another
  * followed. On failure *items is NULL. */
@@ -160,8 +213,9 @@ bool rp_mongo_txn_find_one(rp_mongo_txn_t *tx, const char *coll, const bson_t *f
  * false to stop. */
 bool rp_mongo_txn_find(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, const bson_t *opts,
                        rp_mongo_row_fn row, void *ctx);
-/* count_documents(filter) within the transaction. */
-bool rp_mongo_txn_count(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, int64_t *count);
+/* count_documents(filter, opts) within the transaction; opts (may be NULL) may carry limit and
+ * skip, so that {limit: n} counts min(count, n) in one round trip. */
+bool rp_mongo_txn_count(rp_mongo_txn_t *tx, const char *coll, const bson_t *filter, const bson_t *opts, int64_t *count);
 /* Ends the attempt without keeping anything and without an error: the driver aborts the
  * transaction (no rerun) and rp_mongo_transact returns true. Returns false (for the body to
  * return). */
@@ -172,6 +226,24 @@ bool rp_mongo_txn_last_duplicate(const rp_mongo_txn_t *tx);
 /* Gives up with a domain error (no retry): records it for rp_mongo_transact and returns false. */
 bool rp_mongo_txn_fail(rp_mongo_txn_t *tx, rp_err_kind_t kind, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* rp_mongo_txn_update that takes filter and update (destroys both, whatever happens) and reports
+ * only whether a document matched (*matched, may be NULL). */
+bool rp_mongo_txn_update_take(rp_mongo_txn_t *tx, const char *coll, bson_t *filter, bson_t *update, unsigned flags,
+                              bool *matched);
+/* rp_mongo_txn_find_one that takes filter and opts (may be NULL; destroys both). */
+bool rp_mongo_txn_find_one_take(rp_mongo_txn_t *tx, const char *coll, bson_t *filter, bson_t *opts, bson_t **doc);
+/* rp_mongo_fetch within the transaction's snapshot. */
+bool rp_mongo_txn_fetch(rp_mongo_txn_t *tx, const char *coll, bson_t *filter,
+                        void (*fill)(const bson_t *doc, void *out), void *out, bool *found);
+/* rp_mongo_txn_insert that takes doc (destroys it) and reports a unique index it hits through
+ * *duplicate instead of failing: the server has then aborted the transaction, so the body can
+ * only roll back. */
+bool rp_mongo_txn_insert_take(rp_mongo_txn_t *tx, const char *coll, bson_t *doc, bool *duplicate);
+
+/* The key of element i of a BSON array being built ("0", "1", ...; buf may hold it). Keep it in a
+ * variable: BSON_APPEND_* evaluate their key argument twice. */
+const char *rp_mongo_array_key(uint32_t i, char buf[16]);
 
 /* ---- jansson <-> BSON ---- */
 
@@ -193,6 +265,12 @@ void rp_mongo_append_opaque(bson_t *b, const char *key, const json_t *v);
 
 /* Appends s under key, or null when s is NULL. */
 void rp_mongo_append_str(bson_t *b, const char *key, const char *s);
+/* Appends s under key, or null when s is NULL or "" (a record's "absent"). */
+void rp_mongo_append_opt(bson_t *b, const char *key, const char *s);
+/* Appends epoch ms as a BSON date, or null when ms is 0 (a record's "not set"). */
+void rp_mongo_append_ms(bson_t *b, const char *key, int64_t ms);
+/* Appends {field: {$in: [v[0], ..., v[n-1]]}} (int64 values). */
+void rp_mongo_append_in(bson_t *b, const char *field, const int64_t *v, size_t n);
 /* Appends an ISO-8601 JSON string as a BSON date; null when v is no parseable time. */
 void rp_mongo_append_iso(bson_t *b, const char *key, const json_t *v);
 
@@ -206,24 +284,49 @@ int64_t rp_mongo_get_i64(const bson_t *doc, const char *key);
 bool rp_mongo_get_bool(const bson_t *doc, const char *key);
 /* Copies a string field into dst (cap bytes, truncating, always NUL-terminated). */
 void rp_mongo_copy_str(const bson_t *doc, const char *key, char *dst, size_t cap);
+/* A new JSON object of document d, member t->fields[k] read from the field of its name (_id for
+ * "id"). */
+json_t *rp_mongo_doc_json(const bson_t *d, const rp_json_table_t *t);
+/* A string field as a new string (free()), NULL when it is missing or no string. */
+char *rp_mongo_get_strdup(const bson_t *doc, const char *key);
+/* The document the iterator stands on, as a read-only view into it in *out; false when it is none. */
+bool rp_mongo_iter_doc(const bson_iter_t *it, bson_t *out);
+
+/* ---- records <-> documents by table ---- */
+
+/* How a record keeps a field, and how the document stores it: STR a char array as a string ("" read
+ * back for a missing field or null), OPT a char array whose "" is stored as null, MS int64 epoch ms
+ * as a BSON date (0 stored as null, read back as 0), I64 an int64_t, INT an int stored as int64. */
+typedef enum rp_mongo_fkind { RP_MONGO_STR, RP_MONGO_OPT, RP_MONGO_MS, RP_MONGO_I64, RP_MONGO_INT } rp_mongo_fkind_t;
+
+typedef struct rp_mongo_field {
+    const char *key;
+    size_t off, cap;
+    rp_mongo_fkind_t kind;
+} rp_mongo_field_t;
+
+/* A table entry: member of record type T, stored under key. */
+#define RP_MONGO_FIELD(T, member, key, kind)                                                                           \
+    { key, offsetof(T, member), sizeof(((T *)0)->member), RP_MONGO_##kind }
+
+/* Appends the fields f[0..n) of record rec to b, in table order. */
+void rp_mongo_put_fields(bson_t *b, const void *rec, const rp_mongo_field_t *f, size_t n);
+/* Reads the fields f[0..n) of document d into record rec. */
+void rp_mongo_get_fields(const bson_t *d, void *rec, const rp_mongo_field_t *f, size_t n);
+/* The same for a whole table (an array, not a pointer). */
+#define RP_MONGO_PUT_FIELDS(b, rec, table) rp_mongo_put_fields((b), (rec), (table), sizeof(table) / sizeof((table)[0]))
+#define RP_MONGO_GET_FIELDS(d, rec, table) rp_mongo_get_fields((d), (rec), (table), sizeof(table) / sizeof((table)[0]))
 
 /* ---- the operator audit log (collection audit_logs, shared by both stores) ---- */
 
 #define RP_MONGO_AUDIT_COLLECTION "audit_logs"
 
-/* One entry; strings and JSON are borrowed. `log` tells the stores' logs apart ("auth",
- * "event"): with SQLite they live in separate files, here in one collection. */
-typedef struct rp_mongo_audit {
-    const char *log;
-    const char *actor_id, *actor_username, *action, *target_type, *target_id;
-    const json_t *before, *after; /* NULL = null */
-    int64_t at;
-} rp_mongo_audit_t;
-
 /* Creates the audit_logs indexes (the same specs whichever store calls it). */
 bool rp_mongo_audit_indexes(rp_mongo_t *m, rp_err_t *err);
-/* Inserts the entry with a new id inside tx. */
-bool rp_mongo_audit_append(rp_mongo_txn_t *tx, const rp_mongo_audit_t *a);
+/* Inserts entry a (borrowed; NULL: nothing) with a new id inside tx, tagged with its log ("auth",
+ * "event"), which tells the stores' logs apart: with SQLite they live in separate files, here in
+ * one collection. */
+bool rp_mongo_audit_append(rp_mongo_txn_t *tx, const char *log, const rp_audit_entry_t *a);
 /* Entries of log newest first by (at, id), optionally filtered (NULL = any), after cursor (the
  * id of the previous page's last entry; unknown → empty page). *items is a new array of {id,
  * actor: {id, username}, action, target: {type, id}, before, after, at}. */

@@ -1,5 +1,5 @@
-/* sqlite_util.c - SQLite connections, migrations, a connection pool, the transaction runner and
- * statement helpers (see sqlite_util.h). */
+/* sqlite_util.c - SQLite connections, migrations, a connection pool, the transaction runner,
+ * statement helpers and the audit log (see sqlite_util.h). */
 #include "sqlite_util.h"
 
 #include <pthread.h>
@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ids.h"
 #include "log.h"
 #include "mem.h"
+#include "store_handle.h"
 #include "timeutil.h"
 
 void rp_sqlite_err(sqlite3 *db, const char *what, rp_err_t *err) {
@@ -200,6 +202,29 @@ json_t *rp_sqlite_col_int(sqlite3_stmt *st, int i) {
     return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null() : json_integer(sqlite3_column_int64(st, i));
 }
 
+static json_t *col_bool(sqlite3_stmt *st, int i) {
+    return json_boolean(sqlite3_column_int(st, i));
+}
+
+static json_t *col_i64(sqlite3_stmt *st, int i) {
+    return json_integer(sqlite3_column_int64(st, i));
+}
+
+json_t *rp_sqlite_row_json(sqlite3_stmt *st, int first, const rp_json_table_t *t) {
+    static json_t *(*const read[RP_JSON_KINDS])(sqlite3_stmt *, int) = {
+        [RP_JSON_STR] = rp_sqlite_col_string,
+        [RP_JSON_OPAQUE] = rp_sqlite_col_json,
+        [RP_JSON_TIME] = rp_sqlite_col_time,
+        [RP_JSON_BOOL] = col_bool,
+        [RP_JSON_INT] = col_i64,
+        [RP_JSON_INT_OR_NULL] = rp_sqlite_col_int,
+    };
+    json_t *o = json_object();
+    for (size_t k = 0; k < t->n; k++)
+        json_object_set_new(o, t->fields[k].name, read[t->fields[k].kind](st, first + (int)k));
+    return o;
+}
+
 bool rp_sqlite_collect(sqlite3 *db, sqlite3_stmt *st, int limit, json_t *(*row)(sqlite3_stmt *), json_t **items,
                        bool *more, rp_err_t *err) {
     int rc;
@@ -328,6 +353,22 @@ const char *rp_sqlite_pool_path(const rp_sqlite_pool_t *p) {
     return p->path;
 }
 
+/* rp_sqlite_pool_free with the signature rp_store_handle_new takes. */
+static void close_pool(void *pool) {
+    rp_sqlite_pool_free(pool);
+}
+
+void *rp_sqlite_store_open(const char *dir, const char *file, const rp_sqlite_schema_t *schemas, int max_conns,
+                           const void *handle, size_t handle_size, rp_err_t *err) {
+    char path[1024];
+    if (snprintf(path, sizeof path, "%s/%s", dir, file) >= (int)sizeof path) {
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "SQLITE_DIR is too long");
+        return NULL;
+    }
+    rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, schemas, max_conns, err);
+    return pool ? rp_store_handle_new(pool, close_pool, handle, handle_size) : NULL;
+}
+
 static bool transact(rp_sqlite_pool_t *p, const char *begin, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err) {
     sqlite3 *db = rp_sqlite_pool_get(p, err);
     if (!db) return false;
@@ -349,10 +390,14 @@ void rp_sqlite_bind_fmt(sqlite3_stmt *st, const char *fmt, va_list ap) {
         const char *s;
         switch (*fmt) {
         case 't':
+            s = va_arg(ap, const char *);
+            rp_sqlite_bind_text(st, i, s ? s : "");
+            break;
         case 's':
             s = va_arg(ap, const char *);
-            rp_sqlite_bind_text(st, i, *fmt == 't' ? (s ? s : "") : (s && s[0] ? s : NULL));
+            rp_sqlite_bind_text(st, i, s && s[0] ? s : NULL);
             break;
+        case 'n': rp_sqlite_bind_text(st, i, va_arg(ap, const char *)); break;
         case 'i': sqlite3_bind_int64(st, i, va_arg(ap, int64_t)); break;
         case 'm': rp_sqlite_bind_ms(st, i, va_arg(ap, int64_t)); break;
         case 'j': rp_sqlite_bind_json(st, i, va_arg(ap, const json_t *)); break;
@@ -434,4 +479,50 @@ void rp_sqlite_get_cols(sqlite3_stmt *st, void *rec, const rp_sqlite_col_t *cols
         else
             *(int *)(void *)p = sqlite3_column_int(st, (int)i);
     }
+}
+
+/* ---- the operator audit log ---- */
+
+bool rp_sqlite_audit_append(sqlite3 *db, const rp_audit_entry_t *a, rp_err_t *err) {
+    char id[RP_OID_LEN];
+    if (!a) return true;
+    rp_oid_new(id);
+    return rp_sqlite_query(db, NULL, &(rp_sqlite_use_t){.what = "append audit"}, err,
+                           "INSERT INTO audit_logs (id, actor_id, actor_username, action, target_type, target_id, "
+                           "before, after, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                           "nnnnnnjji", id, a->actor_id, a->actor_username, a->action, a->target_type, a->target_id,
+                           a->before, a->after, a->at);
+}
+
+static json_t *audit_row(sqlite3_stmt *st) {
+    return json_pack("{s:o, s:{s:o, s:o}, s:o, s:{s:o, s:o}, s:o, s:o, s:o}", "id", rp_sqlite_col_string(st, 0),
+                     "actor", "id", rp_sqlite_col_string(st, 1), "username", rp_sqlite_col_string(st, 2), "action",
+                     rp_sqlite_col_string(st, 3), "target", "type", rp_sqlite_col_string(st, 4), "id",
+                     rp_sqlite_col_string(st, 5), "before", rp_sqlite_col_json(st, 6), "after",
+                     rp_sqlite_col_json(st, 7), "at", rp_sqlite_col_time(st, 8));
+}
+
+bool rp_sqlite_audit_list(rp_sqlite_pool_t *pool, const char *target_type, const char *target_id, const char *actor_id,
+                          const char *cursor, int limit, json_t **items, bool *more, rp_err_t *err) {
+    sqlite3_stmt *st = NULL;
+    bool ok = false;
+    *items = NULL;
+    *more = false;
+    sqlite3 *db = rp_sqlite_pool_get(pool, err);
+    if (!db) return false;
+    if (rp_sqlite_prepare(db,
+                          "SELECT id, actor_id, actor_username, action, target_type, target_id, before, after, at "
+                          "FROM audit_logs WHERE (?1 IS NULL OR target_type = ?1) AND (?2 IS NULL OR target_id = ?2) "
+                          "AND (?3 IS NULL OR actor_id = ?3) AND (?4 IS NULL OR (at, id) < (SELECT at, id FROM "
+                          "audit_logs WHERE id = ?4)) ORDER BY at DESC, id DESC LIMIT ?5",
+                          &st, err)) {
+        rp_sqlite_bind_text(st, 1, target_type);
+        rp_sqlite_bind_text(st, 2, target_id);
+        rp_sqlite_bind_text(st, 3, actor_id);
+        rp_sqlite_bind_text(st, 4, cursor);
+        sqlite3_bind_int64(st, 5, (int64_t)limit + 1);
+        ok = rp_sqlite_collect(db, st, limit, audit_row, items, more, err);
+    }
+    rp_sqlite_pool_put(pool, db);
+    return ok;
 }

@@ -1,6 +1,7 @@
 /* sqlite_util.h - shared SQLite plumbing for the stores: opening a connection with the
- * project's pragmas, schema migrations, a small connection pool, the one transaction runner every
- * SQLite store uses (rp_sqlite_transact) and statement helpers. A pool is thread-safe; a
+ * project's pragmas, schema migrations, a small connection pool and a store's handle on it, the
+ * one transaction runner every SQLite store uses (rp_sqlite_transact), statement helpers, rows to
+ * records and JSON by table, and the operator audit log. A pool is thread-safe; a
  * connection taken from it belongs to one thread until it is given back. */
 #ifndef RP_LIB_SQLITE_UTIL_H
 #define RP_LIB_SQLITE_UTIL_H
@@ -11,7 +12,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "audit.h"
 #include "err.h"
+#include "json_fields.h"
 #include "txn.h"
 
 /* Opens (creating) the database at path in multi-thread mode with WAL, synchronous=NORMAL,
@@ -77,6 +80,9 @@ json_t *rp_sqlite_col_json(sqlite3_stmt *st, int i);
 json_t *rp_sqlite_col_time(sqlite3_stmt *st, int i);
 json_t *rp_sqlite_col_int(sqlite3_stmt *st, int i);
 
+/* A new JSON object of the current row of st, member t->fields[k] read from column first + k. */
+json_t *rp_sqlite_row_json(sqlite3_stmt *st, int first, const rp_json_table_t *t);
+
 /* Steps a prepared SELECT (which asked for limit + 1 rows) and collects up to limit rows,
  * converted by row, into *items (a new array); *more says whether another row followed.
  * Finalizes st in every case. */
@@ -103,6 +109,16 @@ void rp_sqlite_pool_free(rp_sqlite_pool_t *p);
 /* The pool's database path (borrowed). */
 const char *rp_sqlite_pool_path(const rp_sqlite_pool_t *p);
 
+/* ---- a store's handle ---- */
+
+/* Opens a SQLite store: the pool of <dir>/<file> (rp_sqlite_pool_new with schemas and max_conns)
+ * in front of a new copy of handle, the store interface's handle (handle_size bytes, its ops
+ * set), which is returned for the store to hand out (lib/store_handle.h: rp_store_handle_backend
+ * is the pool, rp_store_handle_free closes it). NULL with err on failure: RP_ERR_CONFIG
+ * (CONFIG_INVALID) when the path is too long for SQLITE_DIR, else as rp_sqlite_pool_new. */
+void *rp_sqlite_store_open(const char *dir, const char *file, const rp_sqlite_schema_t *schemas, int max_conns,
+                           const void *handle, size_t handle_size, rp_err_t *err);
+
 /* ---- units of work ---- */
 
 /* A body run on a connection; it reports failures through err. */
@@ -122,8 +138,9 @@ bool rp_sqlite_read(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_
 /* ---- one statement, bound by a format and used as described ---- */
 
 /* Binds ap's arguments from ?1 on, one letter of fmt each: t text (NULL binds ''), s optional
- * text ("" and NULL bind NULL, the domain's "absent"), i int64_t, m int64_t epoch ms (0 binds
- * NULL), j const json_t * (as rp_sqlite_bind_json). Every i and m argument must be an int64_t. */
+ * text ("" and NULL bind NULL, the domain's "absent"), n text or NULL (as given), i int64_t, m
+ * int64_t epoch ms (0 binds NULL), j const json_t * (as rp_sqlite_bind_json). Every i and m
+ * argument must be an int64_t. */
 void rp_sqlite_bind_fmt(sqlite3_stmt *st, const char *fmt, va_list ap);
 
 typedef void (*rp_sqlite_row_fn)(sqlite3_stmt *st, void *out);
@@ -167,6 +184,32 @@ bool rp_sqlite_vquery(sqlite3 *db, rp_sqlite_pool_t *pool, const rp_sqlite_use_t
 /* Releases a page: clear (may be NULL) each of the *n records of size bytes, free *items, and
  * set *items NULL and *n 0. */
 void rp_sqlite_page_free(void **items, size_t *n, size_t size, void (*clear)(void *record));
+
+/* ---- the operator audit log (table audit_logs) ---- */
+
+/* The audit_logs table, for a component's schema step (a string literal, to concatenate). Its
+ * indexes are each component's own. */
+#define RP_SQLITE_AUDIT_TABLE                                                                                          \
+    "CREATE TABLE audit_logs ("                                                                                        \
+    "  id TEXT PRIMARY KEY,"                                                                                           \
+    "  actor_id TEXT,"                                                                                                 \
+    "  actor_username TEXT,"                                                                                           \
+    "  action TEXT NOT NULL,"                                                                                          \
+    "  target_type TEXT NOT NULL,"                                                                                     \
+    "  target_id TEXT NOT NULL,"                                                                                       \
+    "  before TEXT CHECK (before IS NULL OR json_valid(before)),"                                                      \
+    "  after TEXT CHECK (after IS NULL OR json_valid(after)),"                                                         \
+    "  at INTEGER NOT NULL);"
+
+/* Appends entry a (NULL: nothing) with a new id, on db, inside the caller's transaction. */
+bool rp_sqlite_audit_append(sqlite3 *db, const rp_audit_entry_t *a, rp_err_t *err);
+
+/* Entries newest first by (at, id), optionally filtered (NULL = any), after cursor (the id of the
+ * previous page's last entry; an unknown one gives an empty page), on a pooled connection.
+ * *items is a new array of up to limit {id, actor: {id, username}, action, target: {type, id},
+ * before, after, at}, *more when another entry follows; NULL on failure. */
+bool rp_sqlite_audit_list(rp_sqlite_pool_t *pool, const char *target_type, const char *target_id, const char *actor_id,
+                          const char *cursor, int limit, json_t **items, bool *more, rp_err_t *err);
 
 /* ---- rows to records by table ---- */
 

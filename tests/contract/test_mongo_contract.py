@@ -457,8 +457,7 @@ GRANT_OK = {"ok": True, "outcome": "OK", "status": "SUCCESS", "holder": None, "r
 # not), in one transaction.
 GRANT_STEPS = [
     ("find", "event_reward_requests"),  # the active key
-    ("find", "event_reward_requests"),  # max claims: is there a 3rd non-FAILED request?
-    ("aggregate", "event_reward_requests"),  # no: the exact count below it (count_documents)
+    ("aggregate", "event_reward_requests"),  # max claims: count_documents, limited to maxClaims
     ("find", "events"),  # which lines are limited
     ("update", "events"),  # guarded decrement of reward 0 only (reward 1 is unlimited)
     ("update", "events"),  # touch: conflicts with a concurrent event_update
@@ -489,17 +488,16 @@ def test_grant_happy_path_is_one_transaction(driver, mock):
     steps = steps_of(txn)
     assert steps == GRANT_STEPS, steps
     assert txn[0]["doc"]["filter"] == {"activeKey": ACTIVE_KEY}
-    claims = txn[1]["doc"]
-    assert claims["filter"] == {"userId": USER, "eventId": EVENT, "status": {"$ne": "FAILED"}}
-    assert claims["skip"] == 2 and claims["limit"] == 1  # "is there a 3rd non-FAILED request?" for maxClaims 3
-    assert txn[2]["doc"]["pipeline"][0] == {"$match": claims["filter"]}
-    guard = first_update(txn[4])
+    claims = txn[1]["doc"]["pipeline"]
+    assert claims[0] == {"$match": {"userId": USER, "eventId": EVENT, "status": {"$ne": "FAILED"}}}
+    assert claims[1] == {"$limit": 3}  # counts up to maxClaims 3, all the check needs, in one round trip
+    guard = first_update(txn[3])
     assert guard["q"] == {"_id": EVENT, "rewards.0.stockLeft": {"$gte": 2}}
     assert guard["u"] == {"$inc": {"rewards.0.stockLeft": -2}}
     assert not guard.get("multi") and not guard.get("upsert")
-    assert first_update(txn[5])["u"] == {"$inc": {"grants": 1}}
+    assert first_update(txn[4])["u"] == {"$inc": {"grants": 1}}
 
-    req = txn[6]["doc"]["documents"][0]
+    req = txn[5]["doc"]["documents"][0]
     assert req["_id"] == REQUEST and req["activeKey"] == ACTIVE_KEY and req["status"] == "SUCCESS"
     assert req["requestedAt"] == NOW.replace(tzinfo=None)
     assert req["claimedRewards"][0]["value"] == {"amount": 100}
@@ -507,8 +505,8 @@ def test_grant_happy_path_is_one_transaction(driver, mock):
     ledger = [e["doc"]["documents"][0] for e in txn if coll_of(e) == "reward_ledger"]
     assert [(x["seq"], x["rewardIndex"], x["quantity"], x["entryType"]) for x in ledger] == [
         (40, 0, 2, "GRANT"), (41, 1, 1, "GRANT")]  # counter answered 41 after $inc 2
-    assert first_update(txn[7])["u"] == {"$inc": {"seq": 2}}
-    outbox = txn[13]["doc"]["documents"][0]
+    assert first_update(txn[6])["u"] == {"$inc": {"seq": 2}}
+    outbox = txn[12]["doc"]["documents"][0]
     assert outbox["_id"] == 7 and outbox["messageId"] == REQUEST and outbox["routingKey"] == "reward.granted"
     assert outbox["publishedAt"] is None
     assert payload_of(outbox)["messageId"] == REQUEST  # the id inside a payload is the message's id
@@ -517,9 +515,8 @@ def test_grant_happy_path_is_one_transaction(driver, mock):
 def test_grant_awaiting_review_touches_event_but_not_stock(driver, mock):
     out = run(driver, mock, "grant-review")
     assert out == dict(GRANT_OK, status="AWAITING_REVIEW")
-    transaction_of(mock, [("find", "event_reward_requests"), ("find", "event_reward_requests"),
-                          ("aggregate", "event_reward_requests"), ("update", "events"),
-                          ("insert", "event_reward_requests"), ("commitTransaction", None)])
+    transaction_of(mock, [("find", "event_reward_requests"), ("aggregate", "event_reward_requests"),
+                          ("update", "events"), ("insert", "event_reward_requests"), ("commitTransaction", None)])
 
 
 def test_grant_batch_item_settles_in_the_same_transaction(driver, mock):
@@ -689,14 +686,16 @@ def test_stock_guard_miss_is_out_of_stock_and_aborts(driver, mock):
 
 
 def test_max_claims_reached_aborts(driver, mock):
-    mock.on("find", [cursor("event_reward_requests", [{"_id": EXISTING}])], coll="event_reward_requests",
-            match=lambda d: "skip" in d)
+    mock.on("aggregate", [cursor("event_reward_requests", [{"_id": 1, "n": 3}])], coll="event_reward_requests")
     out = run(driver, mock, "grant")
     assert out == dict(GRANT_OK, outcome="MAX_CLAIMS_REACHED", status="FAILED")
     grant = _recorded_failure(mock.commands(), "MAX_CLAIMS_REACHED")
-    # the 3rd slot exists: no exact count needed, nothing written
-    assert steps_of(grant) == [("find", "event_reward_requests"), ("find", "event_reward_requests"),
+    assert_one_transaction(grant)
+    # maxClaims 3 reached: the count stopped there, and nothing is written
+    assert steps_of(grant) == [("find", "event_reward_requests"), ("aggregate", "event_reward_requests"),
                                ("abortTransaction", None)]
+    claims = grant[1]["doc"]["pipeline"]
+    assert claims[:2] == [{"$match": {"userId": USER, "eventId": EVENT, "status": {"$ne": "FAILED"}}}, {"$limit": 3}]
 
 
 def test_record_failed_has_no_active_key_and_touches_the_event(driver, mock):
@@ -750,7 +749,7 @@ def test_approve_out_of_stock_fails_the_request_in_a_second_transaction(driver, 
 def test_approve_pays_in_one_transaction(driver, mock):
     txn = decided(driver, mock, "approve", "AWAITING_REVIEW", "SUCCESS")
     assert steps_of(txn) == [("find", "event_reward_requests"), ("find", "events"), ("update", "events"),
-                             ("update", "event_reward_requests")] + GRANT_STEPS[7:], steps_of(txn)
+                             ("update", "event_reward_requests")] + GRANT_STEPS[6:], steps_of(txn)
     status = status_updates(txn)[0]
     assert status["q"] == {"_id": REQUEST, "status": "AWAITING_REVIEW"}
     assert status["u"]["$set"]["activeKey"] == ACTIVE_KEY and "$unset" not in status["u"]

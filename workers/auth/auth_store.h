@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "err.h"
 #include "ids.h"
 
@@ -31,13 +32,20 @@ typedef struct rp_refresh_token {
     int64_t used_at, revoked_at; /* 0 = not yet */
 } rp_refresh_token_t;
 
-typedef struct rp_audit_entry {
-    const char *actor_id, *actor_username, *action, *target_type, *target_id;
-    json_t *before, *after; /* borrowed */
-    int64_t at;
-} rp_audit_entry_t;
-
 typedef struct rp_auth_store rp_auth_store_t;
+
+/* The ops table of a backend that names each of its functions <prefix><op> (s_ping, s_create_user, ...):
+ *     static const rp_auth_store_ops_t ops = RP_AUTH_STORE_OPS(s_);
+ * so that no backend can leave an op out (it would not compile). */
+#define RP_AUTH_STORE_OPS(p)                                                                                           \
+    {                                                                                                                  \
+        .ping = p##ping, .create_user = p##create_user, .find_by_id = p##find_by_id,                                   \
+        .find_by_login = p##find_by_login, .list_users = p##list_users, .set_roles = p##set_roles,                     \
+        .count_with_role = p##count_with_role, .add_failure = p##add_failure, .failures = p##failures,                 \
+        .clear_failures = p##clear_failures, .insert_refresh = p##insert_refresh, .find_refresh = p##find_refresh,     \
+        .rotate_refresh = p##rotate_refresh, .revoke_family = p##revoke_family, .list_audit = p##list_audit,           \
+        .free = p##free                                                                                                \
+    }
 
 typedef struct rp_auth_store_ops {
     bool (*ping)(rp_auth_store_t *s, rp_err_t *err);

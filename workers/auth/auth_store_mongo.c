@@ -9,19 +9,19 @@
 #include "ids.h"
 #include "mem.h"
 #include "mongo_util.h"
+#include "store_handle.h"
 
 #define USERS "users"
 #define REFRESH "refresh_tokens"
 #define FAILURES "login_failures"
 #define AUDIT_LOG "auth" /* this store's entries in the shared audit_logs collection */
 
-typedef struct mongo_store {
-    rp_auth_store_t base;
-    rp_mongo_t *m;
-} mongo_store_t;
-
 static rp_mongo_t *db_of(rp_auth_store_t *base) {
-    return ((mongo_store_t *)base)->m;
+    return rp_store_handle_backend(base);
+}
+
+static void m_free(rp_auth_store_t *base) {
+    rp_store_handle_free(base);
 }
 
 /* A duplicate where none is expected (ids, token hashes) is a store error, as in SQLite. */
@@ -29,7 +29,9 @@ static void duplicate_is_error(rp_err_t *err, const char *what) {
     if (err && err->kind == RP_ERR_CONFLICT) rp_err_set(err, RP_ERR_STORE, "STORE_ERROR", "%s: duplicate key", what);
 }
 
-static void doc_to_account(const bson_t *d, rp_account_t *a) {
+/* A found account replaces *out whole (the identity keys are not read back). */
+static void doc_to_account(const bson_t *d, void *out) {
+    rp_account_t *a = out;
     memset(a, 0, sizeof *a);
     rp_mongo_copy_str(d, "_id", a->id, sizeof a->id);
     rp_mongo_copy_str(d, "username", a->username, sizeof a->username);
@@ -76,17 +78,7 @@ static bool m_create_user(rp_auth_store_t *base, const rp_account_t *a, rp_err_t
 
 static bool find_account(rp_auth_store_t *base, const char *field, const char *value, rp_account_t *out, bool *found,
                          rp_err_t *err) {
-    bson_t *doc = NULL;
-    *found = false;
-    bson_t *filter = BCON_NEW(field, BCON_UTF8(value));
-    bool ok = rp_mongo_find_one(db_of(base), USERS, filter, NULL, &doc, err);
-    if (ok && doc) {
-        doc_to_account(doc, out);
-        *found = true;
-    }
-    bson_destroy(doc);
-    bson_destroy(filter);
-    return ok;
+    return rp_mongo_fetch(db_of(base), USERS, BCON_NEW(field, BCON_UTF8(value)), doc_to_account, out, found, err);
 }
 
 static bool m_find_by_id(rp_auth_store_t *base, const char *id, rp_account_t *out, bool *found, rp_err_t *err) {
@@ -98,43 +90,22 @@ static bool m_find_by_login(rp_auth_store_t *base, const char *key, bool by_emai
     return find_account(base, by_email ? "emailLower" : "usernameLower", key, out, found, err);
 }
 
-typedef struct users_page {
-    rp_account_t *items;
-    size_t n;
-    int limit;
-    bool more;
-} users_page_t;
-
-static bool users_row(const bson_t *doc, void *p) {
-    users_page_t *pg = p;
-    if ((int)pg->n == pg->limit) {
-        pg->more = true;
-        return false;
-    }
-    doc_to_account(doc, &pg->items[pg->n++]);
-    return true;
-}
-
 static bool m_list_users(rp_auth_store_t *base, const char *after, int limit, rp_account_t **out, size_t *n, bool *more,
                          rp_err_t *err) {
+    rp_mongo_rows_t rows = {.fill = doc_to_account, .elem_size = sizeof **out, .limit = limit};
     *out = NULL;
     *n = 0;
     *more = false;
-    if (limit < 0) limit = -1; /* LIMIT limit+1 = 0 in SQLite: no rows */
-    users_page_t pg = {rp_calloc(limit > 0 ? (size_t)limit : 1, sizeof *pg.items), 0, limit, false};
-    if (limit < 0) {
-        *out = pg.items;
-        return true;
-    }
+    if (limit < 0) return true; /* LIMIT limit+1 = 0 in SQLite: no rows */
     bson_t *filter = after ? BCON_NEW("_id", "{", "$gt", BCON_UTF8(after), "}") : bson_new();
     bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64((int64_t)limit + 1));
-    bool ok = rp_mongo_find(db_of(base), USERS, filter, opts, users_row, &pg, err);
+    bool ok = rp_mongo_find(db_of(base), USERS, filter, opts, rp_mongo_rows_add, &rows, err);
     if (ok) {
-        *out = pg.items;
-        *n = pg.n;
-        *more = pg.more;
+        *out = rows.items; /* NULL when none */
+        *n = rows.n;
+        *more = rows.more;
     } else {
-        free(pg.items);
+        free(rows.items);
     }
     bson_destroy(filter);
     bson_destroy(opts);
@@ -151,20 +122,13 @@ typedef struct roles_arg {
 
 static bool roles_txn(rp_mongo_txn_t *tx, void *p) {
     roles_arg_t *a = p;
-    rp_mongo_write_t res;
     a->found = false;
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(a->id));
-    bson_t *update =
-        BCON_NEW("$set", "{", "roles", BCON_INT64((int64_t)a->roles), "updatedAt", BCON_DATE_TIME(a->now), "}");
-    bool ok = rp_mongo_txn_update(tx, USERS, filter, update, 0, &res);
-    bson_destroy(filter);
-    bson_destroy(update);
-    if (!ok || res.matched == 0) return ok; /* no such user: nothing to audit */
-    a->found = true;
-    rp_mongo_audit_t entry = {AUDIT_LOG,        a->audit->actor_id,    a->audit->actor_username,
-                              a->audit->action, a->audit->target_type, a->audit->target_id,
-                              a->audit->before, a->audit->after,       a->audit->at};
-    return rp_mongo_audit_append(tx, &entry);
+    bool ok = rp_mongo_txn_update_take(
+        tx, USERS, BCON_NEW("_id", BCON_UTF8(a->id)),
+        BCON_NEW("$set", "{", "roles", BCON_INT64((int64_t)a->roles), "updatedAt", BCON_DATE_TIME(a->now), "}"), 0,
+        &a->found);
+    if (!ok || !a->found) return ok; /* no such user: nothing to audit */
+    return rp_mongo_audit_append(tx, AUDIT_LOG, a->audit);
 }
 
 static bool m_set_roles(rp_auth_store_t *base, const char *id, unsigned roles, int64_t now,
@@ -249,27 +213,22 @@ static bool m_insert_refresh(rp_auth_store_t *base, const rp_refresh_token_t *t,
     return ok;
 }
 
+static void doc_to_token(const bson_t *doc, void *p) {
+    rp_refresh_token_t *out = p;
+    rp_mongo_copy_str(doc, "_id", out->id, sizeof out->id);
+    rp_mongo_copy_str(doc, "userId", out->user_id, sizeof out->user_id);
+    rp_mongo_copy_str(doc, "familyId", out->family_id, sizeof out->family_id);
+    rp_mongo_copy_str(doc, "tokenHash", out->token_hash, sizeof out->token_hash);
+    out->created_at = rp_mongo_get_ms(doc, "createdAt");
+    out->expires_at = rp_mongo_get_ms(doc, "expiresAt");
+    out->used_at = rp_mongo_get_ms(doc, "usedAt"); /* null reads as 0 = not yet */
+    out->revoked_at = rp_mongo_get_ms(doc, "revokedAt");
+}
+
 static bool m_find_refresh(rp_auth_store_t *base, const char *hash, rp_refresh_token_t *out, bool *found,
                            rp_err_t *err) {
-    bson_t *doc = NULL;
-    *found = false;
     memset(out, 0, sizeof *out);
-    bson_t *filter = BCON_NEW("tokenHash", BCON_UTF8(hash));
-    bool ok = rp_mongo_find_one(db_of(base), REFRESH, filter, NULL, &doc, err);
-    if (ok && doc) {
-        rp_mongo_copy_str(doc, "_id", out->id, sizeof out->id);
-        rp_mongo_copy_str(doc, "userId", out->user_id, sizeof out->user_id);
-        rp_mongo_copy_str(doc, "familyId", out->family_id, sizeof out->family_id);
-        rp_mongo_copy_str(doc, "tokenHash", out->token_hash, sizeof out->token_hash);
-        out->created_at = rp_mongo_get_ms(doc, "createdAt");
-        out->expires_at = rp_mongo_get_ms(doc, "expiresAt");
-        out->used_at = rp_mongo_get_ms(doc, "usedAt"); /* null reads as 0 = not yet */
-        out->revoked_at = rp_mongo_get_ms(doc, "revokedAt");
-        *found = true;
-    }
-    bson_destroy(doc);
-    bson_destroy(filter);
-    return ok;
+    return rp_mongo_fetch(db_of(base), REFRESH, BCON_NEW("tokenHash", BCON_UTF8(hash)), doc_to_token, out, found, err);
 }
 
 typedef struct rotate_arg {
@@ -281,15 +240,13 @@ typedef struct rotate_arg {
 
 static bool rotate_txn(rp_mongo_txn_t *tx, void *p) {
     rotate_arg_t *a = p;
-    rp_mongo_write_t res;
+    bool unused;
     a->rotated = false;
     /* compare-and-set: only a token neither used nor revoked may be rotated, once */
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(a->old_id), "usedAt", BCON_NULL, "revokedAt", BCON_NULL);
-    bson_t *update = BCON_NEW("$set", "{", "usedAt", BCON_DATE_TIME(a->now), "}");
-    bool ok = rp_mongo_txn_update(tx, REFRESH, filter, update, 0, &res);
-    bson_destroy(filter);
-    bson_destroy(update);
-    if (!ok || res.matched != 1) return ok;
+    bool ok = rp_mongo_txn_update_take(
+        tx, REFRESH, BCON_NEW("_id", BCON_UTF8(a->old_id), "usedAt", BCON_NULL, "revokedAt", BCON_NULL),
+        BCON_NEW("$set", "{", "usedAt", BCON_DATE_TIME(a->now), "}"), 0, &unused);
+    if (!ok || !unused) return ok;
     bson_t *doc = token_doc(a->next);
     ok = rp_mongo_txn_insert(tx, REFRESH, doc);
     bson_destroy(doc);
@@ -323,59 +280,20 @@ static bool m_list_audit(rp_auth_store_t *base, const char *target_id, const cha
     return rp_mongo_audit_list(db_of(base), AUDIT_LOG, NULL, target_id, actor_id, cursor, limit, items, more, err);
 }
 
-static void m_free(rp_auth_store_t *base) {
-    mongo_store_t *s = (mongo_store_t *)base;
-    if (!s) return;
-    rp_mongo_close(s->m);
-    free(s);
-}
+static const rp_auth_store_ops_t ops = RP_AUTH_STORE_OPS(m_);
 
-static const rp_auth_store_ops_t ops = {
-    .ping = m_ping,
-    .create_user = m_create_user,
-    .find_by_id = m_find_by_id,
-    .find_by_login = m_find_by_login,
-    .list_users = m_list_users,
-    .set_roles = m_set_roles,
-    .count_with_role = m_count_with_role,
-    .add_failure = m_add_failure,
-    .failures = m_failures,
-    .clear_failures = m_clear_failures,
-    .insert_refresh = m_insert_refresh,
-    .find_refresh = m_find_refresh,
-    .rotate_refresh = m_rotate_refresh,
-    .revoke_family = m_revoke_family,
-    .list_audit = m_list_audit,
-    .free = m_free,
+/* The identity keys are unique; tokens are found by hash and revoked by family; the lockout
+ * counts a user's recent failures. */
+static const rp_mongo_index_t indexes[] = {
+    {USERS, "users_username_lower", NULL, true, {{"usernameLower", 1}}},
+    {USERS, "users_email_lower", NULL, true, {{"emailLower", 1}}},
+    {REFRESH, "refresh_tokens_hash", NULL, true, {{"tokenHash", 1}}},
+    {REFRESH, "refresh_tokens_family", NULL, false, {{"familyId", 1}}},
+    {FAILURES, "login_failures_user", NULL, false, {{"userId", 1}, {"at", 1}}},
 };
 
-static bool create_indexes(rp_mongo_t *m, rp_err_t *err) {
-    bson_t *users =
-        BCON_NEW("0", "{", "key", "{", "usernameLower", BCON_INT32(1), "}", "name", BCON_UTF8("users_username_lower"),
-                 "unique", BCON_BOOL(true), "}", "1", "{", "key", "{", "emailLower", BCON_INT32(1), "}", "name",
-                 BCON_UTF8("users_email_lower"), "unique", BCON_BOOL(true), "}");
-    bson_t *tokens = BCON_NEW("0", "{", "key", "{", "tokenHash", BCON_INT32(1), "}", "name",
-                              BCON_UTF8("refresh_tokens_hash"), "unique", BCON_BOOL(true), "}", "1", "{", "key", "{",
-                              "familyId", BCON_INT32(1), "}", "name", BCON_UTF8("refresh_tokens_family"), "}");
-    bson_t *failures = BCON_NEW("0", "{", "key", "{", "userId", BCON_INT32(1), "at", BCON_INT32(1), "}", "name",
-                                BCON_UTF8("login_failures_user"), "}");
-    bool ok = rp_mongo_create_indexes(m, USERS, users, err) && rp_mongo_create_indexes(m, REFRESH, tokens, err) &&
-              rp_mongo_create_indexes(m, FAILURES, failures, err) && rp_mongo_audit_indexes(m, err);
-    bson_destroy(users);
-    bson_destroy(tokens);
-    bson_destroy(failures);
-    return ok;
-}
+static const rp_mongo_setup_t setup = RP_MONGO_SETUP("reward-auth", indexes, rp_mongo_audit_indexes);
 
 rp_auth_store_t *rp_auth_store_mongo_open(const char *uri, const char *db_name, rp_err_t *err) {
-    rp_mongo_t *m = rp_mongo_open(uri, db_name, "reward-auth", err);
-    if (!m) return NULL;
-    if (!rp_mongo_require_replset(m, err) || !create_indexes(m, err)) {
-        rp_mongo_close(m);
-        return NULL;
-    }
-    mongo_store_t *s = rp_calloc(1, sizeof *s);
-    s->base.ops = &ops;
-    s->m = m;
-    return &s->base;
+    return rp_mongo_store_open(uri, db_name, &setup, &(rp_auth_store_t){&ops}, sizeof(rp_auth_store_t), err);
 }

@@ -15,16 +15,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "err.h"
+#include "json_fields.h"
 #include "rules/event_rules.h"
 #include "rules/progress.h"
 #include "txn.h"
 
-typedef struct rp_event_audit {
-    const char *actor_id, *actor_username, *action, *target_type, *target_id;
-    json_t *before, *after; /* borrowed, may be NULL */
-    int64_t at;
-} rp_event_audit_t;
+/* The entry a write appends to the operator audit log (NULL: none). */
+typedef rp_audit_entry_t rp_event_audit_t;
 
 /* Event list filter: the time bounds the caller derived from a status, visibility or instant
  * (rules/event_rules.h). The store runs each bound as a plain comparison on the stored window
@@ -45,6 +44,19 @@ typedef struct rp_event_txn rp_event_txn_t;
  * to keep what it wrote, RP_TXN_ROLLBACK to keep nothing (a refusal), RP_TXN_FAILED right after
  * a tx_* operation returned false. */
 typedef rp_txn_end_t (*rp_event_txn_fn)(rp_event_txn_t *tx, void *arg);
+
+/* The ops table of a backend that names each of its functions <prefix><op> (r_ping, r_transact, ...):
+ *     static const rp_event_repo_ops_t ops = RP_EVENT_REPO_OPS(r_);
+ * so that no backend can leave an op out (it would not compile). */
+#define RP_EVENT_REPO_OPS(p)                                                                                           \
+    {                                                                                                                  \
+        .ping = p##ping, .transact = p##transact, .tx_fact_record = p##tx_fact_record,                                 \
+        .tx_aggregate_get = p##tx_aggregate_get, .tx_aggregate_put = p##tx_aggregate_put, .def_create = p##def_create, \
+        .def_get = p##def_get, .def_list = p##def_list, .def_update = p##def_update, .def_delete = p##def_delete,      \
+        .event_create = p##event_create, .event_get = p##event_get, .event_list = p##event_list,                       \
+        .event_update = p##event_update, .event_cancel = p##event_cancel, .audit_list = p##audit_list,                 \
+        .progress_load = p##progress_load, .progress_summary = p##progress_summary, .free = p##free                    \
+    }
 
 typedef struct rp_event_repo_ops {
     bool (*ping)(rp_event_repo_t *r, rp_err_t *err);
@@ -119,6 +131,12 @@ typedef struct rp_event_repo_ops {
 struct rp_event_repo {
     const rp_event_repo_ops_t *ops;
 };
+
+/* The documents the repository returns, member by member, for both backends' converters: a
+ * reward definition; an event; an event's reward as stored; the definition fields joined into
+ * each reward (name, type, value, isActive). The SQLite backend selects its columns in these
+ * orders. */
+extern const rp_json_table_t rp_event_def_json, rp_event_json, rp_event_reward_json, rp_event_reward_def_json;
 
 /* Opens the repository cfg names: STORE=mongodb → MONGODB_URI / MONGODB_DB_NAME, else
  * SQLITE_DIR/events.db with up to sqlite_conns connections. cfg is only read. */

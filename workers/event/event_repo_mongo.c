@@ -11,6 +11,7 @@
 #include "ids.h"
 #include "mem.h"
 #include "mongo_util.h"
+#include "store_handle.h"
 #include "timeutil.h"
 
 #define DEFS RP_EVENT_MONGO_DEFINITIONS
@@ -20,13 +21,12 @@
 #define FACTS RP_EVENT_MONGO_FACTS
 #define AUDIT_LOG "event" /* this store's entries in the shared audit_logs collection */
 
-typedef struct repo {
-    rp_event_repo_t base;
-    rp_mongo_t *m;
-} repo_t;
-
 static rp_mongo_t *db_of(rp_event_repo_t *base) {
-    return ((repo_t *)base)->m;
+    return rp_store_handle_backend(base);
+}
+
+static void r_free(rp_event_repo_t *base) {
+    rp_store_handle_free(base);
 }
 
 /* ---- helpers ---- */
@@ -43,13 +43,6 @@ static void append_int_or_null(bson_t *b, const char *key, const json_t *v) {
         BSON_APPEND_NULL(b, key);
 }
 
-static bool append_audit(rp_mongo_txn_t *tx, const rp_event_audit_t *a) {
-    if (!a) return true;
-    rp_mongo_audit_t e = {AUDIT_LOG,    a->actor_id, a->actor_username, a->action, a->target_type,
-                          a->target_id, a->before,   a->after,          a->at};
-    return rp_mongo_audit_append(tx, &e);
-}
-
 /* Filter clauses are collected in a BSON array and ANDed; MongoDB refuses an empty $and. */
 typedef struct clauses {
     bson_t arr;
@@ -58,8 +51,7 @@ typedef struct clauses {
 
 static void clause_add(clauses_t *c, const bson_t *clause) {
     char kb[16];
-    const char *key;
-    bson_uint32_to_string(c->n++, &key, kb, sizeof kb);
+    const char *key = rp_mongo_array_key(c->n++, kb);
     BSON_APPEND_DOCUMENT(&c->arr, key, clause);
 }
 
@@ -84,55 +76,10 @@ static bool newest_page(rp_mongo_t *m, const char *coll, clauses_t *c, const cha
     return rc >= 0;
 }
 
-/* A document as a JSON object field by field: each field's name (the member's, but "id" reads
- * _id) and type. */
-typedef enum { F_STR, F_OPAQUE, F_TIME, F_BOOL, F_INT, F_INT_OR_NULL } field_kind_t;
-typedef struct field {
-    const char *name;
-    field_kind_t kind;
-} field_t;
-
-static json_t *doc_json(const bson_t *d, const field_t *fields, size_t n) {
-    json_t *o = json_object();
-    for (size_t k = 0; k < n; k++) {
-        const char *key = strcmp(fields[k].name, "id") == 0 ? "_id" : fields[k].name;
-        json_t *v = NULL;
-        switch (fields[k].kind) {
-        case F_STR: v = rp_mongo_get_json(d, key); break;
-        case F_OPAQUE: v = rp_mongo_get_opaque(d, key); break;
-        case F_TIME: v = rp_mongo_get_time(d, key); break;
-        case F_BOOL: v = json_boolean(rp_mongo_get_bool(d, key)); break;
-        case F_INT: v = json_integer(rp_mongo_get_i64(d, key)); break;
-        case F_INT_OR_NULL: v = rp_mongo_get_int(d, key); break;
-        }
-        json_object_set_new(o, fields[k].name, v);
-    }
-    return o;
-}
-
-#define DOC_JSON(d, fields) doc_json(d, fields, sizeof fields / sizeof fields[0])
-
-/* clang-format off */
-static const field_t def_fields[] = {
-    {"id", F_STR}, {"name", F_STR}, {"type", F_STR}, {"value", F_OPAQUE}, {"description", F_STR},
-    {"isActive", F_BOOL}, {"referenced", F_BOOL}, {"createdBy", F_STR}, {"createdAt", F_TIME}, {"updatedAt", F_TIME},
-};
-static const field_t event_fields[] = {
-    {"id", F_STR}, {"title", F_STR}, {"description", F_STR}, {"startDate", F_TIME}, {"endDate", F_TIME},
-    {"canceledAt", F_TIME}, {"conditions", F_OPAQUE}, {"conditionLogic", F_STR}, {"claimPeriod", F_STR},
-    {"maxClaims", F_INT_OR_NULL}, {"requiresApproval", F_BOOL}, {"dayOffsetMinutes", F_INT}, {"createdBy", F_STR},
-    {"createdAt", F_TIME}, {"updatedAt", F_TIME},
-};
-static const field_t reward_fields[] = {
-    {"rewardIndex", F_INT}, {"rewardDefinitionId", F_STR}, {"quantity", F_INT}, {"stock", F_INT_OR_NULL},
-    {"stockLeft", F_INT_OR_NULL}, {"customData", F_OPAQUE},
-};
-/* clang-format on */
-
 /* ---- reward definitions ---- */
 
 static json_t *def_row(const bson_t *d) {
-    return DOC_JSON(d, def_fields);
+    return rp_mongo_doc_json(d, &rp_event_def_json);
 }
 
 typedef struct doc_arg {
@@ -162,16 +109,19 @@ static bool def_txn(rp_mongo_txn_t *tx, void *p) {
     rp_mongo_append_str(&ins, "createdBy", doc_str(d, "createdBy"));
     rp_mongo_append_iso(&ins, "createdAt", json_object_get(d, "createdAt"));
     bson_append_document_end(&update, &ins);
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(doc_str(d, "id") ? doc_str(d, "id") : ""));
-    bool ok = rp_mongo_txn_update(tx, DEFS, filter, &update, RP_MONGO_UPSERT, NULL) && append_audit(tx, a->audit);
-    bson_destroy(filter);
-    bson_destroy(&update);
-    return ok;
+    return rp_mongo_txn_update_take(tx, DEFS, BCON_NEW("_id", BCON_UTF8(doc_str(d, "id") ? doc_str(d, "id") : "")),
+                                    &update, RP_MONGO_UPSERT, NULL) &&
+           rp_mongo_audit_append(tx, AUDIT_LOG, a->audit);
 }
 
 static bool r_def_create(rp_event_repo_t *base, const json_t *doc, const rp_event_audit_t *audit, rp_err_t *err) {
     doc_arg_t a = {doc, audit, false, false, false};
     return rp_mongo_transact(db_of(base), "write definition", def_txn, &a, err);
+}
+
+/* The same upsert: createdBy, createdAt and referenced stay. */
+static bool r_def_update(rp_event_repo_t *base, const json_t *doc, const rp_event_audit_t *audit, rp_err_t *err) {
+    return r_def_create(base, doc, audit, err);
 }
 
 typedef struct delete_arg {
@@ -184,19 +134,16 @@ static bool def_delete_txn(rp_mongo_txn_t *tx, void *p) {
     delete_arg_t *a = p;
     bson_t *doc = NULL;
     a->found = a->referenced = false;
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(a->id));
-    bson_t *opts = BCON_NEW("projection", "{", "referenced", BCON_INT32(1), "}");
-    bool ok = rp_mongo_txn_find_one(tx, DEFS, filter, opts, &doc);
-    bson_destroy(filter);
-    bson_destroy(opts);
-    if (!ok) return false;
+    if (!rp_mongo_txn_find_one_take(tx, DEFS, BCON_NEW("_id", BCON_UTF8(a->id)),
+                                    BCON_NEW("projection", "{", "referenced", BCON_INT32(1), "}"), &doc))
+        return false;
     a->found = doc != NULL;
     a->referenced = doc && rp_mongo_get_bool(doc, "referenced");
     bson_destroy(doc);
     if (!a->found || a->referenced) return true;
     /* the guard makes a concurrent event_create (which sets referenced) conflict with us */
-    filter = BCON_NEW("_id", BCON_UTF8(a->id), "referenced", BCON_BOOL(false));
-    ok = rp_mongo_txn_delete(tx, DEFS, filter, false, NULL) && append_audit(tx, a->audit);
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(a->id), "referenced", BCON_BOOL(false));
+    bool ok = rp_mongo_txn_delete(tx, DEFS, filter, false, NULL) && rp_mongo_audit_append(tx, AUDIT_LOG, a->audit);
     bson_destroy(filter);
     return ok;
 }
@@ -246,18 +193,13 @@ static bool r_def_list(rp_event_repo_t *base, const char *type, int active, cons
 
 /* The event document without the definition fields of its rewards (joined later). */
 static json_t *event_row(const bson_t *d) {
-    json_t *o = DOC_JSON(d, event_fields), *rewards = json_array();
+    json_t *o = rp_mongo_doc_json(d, &rp_event_json), *rewards = json_array();
     bson_iter_t it, arr;
-    if (bson_iter_init_find(&it, d, "rewards") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr)) {
-        while (bson_iter_next(&arr)) {
-            const uint8_t *data;
-            uint32_t len;
-            bson_t rw;
-            if (!BSON_ITER_HOLDS_DOCUMENT(&arr)) continue;
-            bson_iter_document(&arr, &len, &data);
-            if (bson_init_static(&rw, data, len)) json_array_append_new(rewards, DOC_JSON(&rw, reward_fields));
-        }
-    }
+    bson_t rw;
+    if (bson_iter_init_find(&it, d, "rewards") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr))
+        while (bson_iter_next(&arr))
+            if (rp_mongo_iter_doc(&arr, &rw))
+                json_array_append_new(rewards, rp_mongo_doc_json(&rw, &rp_event_reward_json));
     json_object_set_new(o, "rewards", rewards);
     return o;
 }
@@ -266,10 +208,7 @@ static bool collect_def(const bson_t *doc, void *p) {
     json_t *defs = p;
     json_t *id = rp_mongo_get_json(doc, "_id");
     if (json_is_string(id))
-        json_object_set_new(defs, json_string_value(id),
-                            json_pack("{s:o, s:o, s:o, s:b}", "name", rp_mongo_get_json(doc, "name"), "type",
-                                      rp_mongo_get_json(doc, "type"), "value", rp_mongo_get_opaque(doc, "value"),
-                                      "isActive", rp_mongo_get_bool(doc, "isActive")));
+        json_object_set_new(defs, json_string_value(id), rp_mongo_doc_json(doc, &rp_event_reward_def_json));
     json_decref(id);
     return true;
 }
@@ -296,8 +235,7 @@ static bool join_definitions(rp_mongo_t *m, json_t *items, rp_err_t *err) {
         BSON_APPEND_ARRAY_BEGIN(&in, "$in", &ids);
         json_object_foreach(seen, id, v) {
             char kb[16];
-            const char *key;
-            bson_uint32_to_string(n++, &key, kb, sizeof kb);
+            const char *key = rp_mongo_array_key(n++, kb);
             BSON_APPEND_UTF8(&ids, key, id);
         }
         bson_append_array_end(&in, &ids);
@@ -335,9 +273,8 @@ static void append_rewards(bson_t *b, const json_t *rewards) {
     BSON_APPEND_ARRAY_BEGIN(b, "rewards", &arr);
     json_array_foreach(rewards, i, rw) {
         char kb[16];
-        const char *key;
+        const char *key = rp_mongo_array_key((uint32_t)i, kb);
         json_t *stock = json_object_get(rw, "stock");
-        bson_uint32_to_string((uint32_t)i, &key, kb, sizeof kb);
         BSON_APPEND_DOCUMENT_BEGIN(&arr, key, &r);
         BSON_APPEND_INT64(&r, "rewardIndex", (int64_t)i);
         rp_mongo_append_str(&r, "rewardDefinitionId", doc_str(rw, "rewardDefinitionId"));
@@ -363,10 +300,9 @@ static bool mark_referenced(rp_mongo_txn_t *tx, const json_t *rewards) {
     json_array_foreach(rewards, i, rw) {
         const char *id = doc_str(rw, "rewardDefinitionId");
         char kb[16];
-        const char *key;
         if (!id || json_object_get(seen, id)) continue; /* each distinct id once: n is what must match */
         json_object_set_new(seen, id, json_true());
-        bson_uint32_to_string(n++, &key, kb, sizeof kb);
+        const char *key = rp_mongo_array_key(n++, kb);
         BSON_APPEND_UTF8(&ids, key, id);
     }
     bson_append_array_end(&in, &ids);
@@ -396,12 +332,9 @@ static bool event_txn(rp_mongo_txn_t *tx, void *p) {
     if (a->only_if_unclaimed) {
         /* a grant writes the event document too, so a request inserted after this read makes one
          * of the two transactions conflict (see reward_store_mongo.h) */
-        bson_t *filter = BCON_NEW("eventId", BCON_UTF8(id));
-        bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}");
-        bool ok = rp_mongo_txn_find_one(tx, REQUESTS, filter, opts, &found);
-        bson_destroy(filter);
-        bson_destroy(opts);
-        if (!ok) return false;
+        if (!rp_mongo_txn_find_one_take(tx, REQUESTS, BCON_NEW("eventId", BCON_UTF8(id)),
+                                        BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}"), &found))
+            return false;
         a->claimed = found != NULL;
         bson_destroy(found);
         if (a->claimed) return rp_mongo_txn_rollback(tx);
@@ -427,12 +360,9 @@ static bool event_txn(rp_mongo_txn_t *tx, void *p) {
     rp_mongo_append_iso(&ins, "createdAt", json_object_get(d, "createdAt"));
     if (!a->replace_rewards) BSON_APPEND_ARRAY(&ins, "rewards", &(bson_t)BSON_INITIALIZER);
     bson_append_document_end(&update, &ins);
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
-    bool ok = rp_mongo_txn_update(tx, EVENTS, filter, &update, RP_MONGO_UPSERT, NULL) &&
-              (!a->replace_rewards || mark_referenced(tx, json_object_get(d, "rewards"))) && append_audit(tx, a->audit);
-    bson_destroy(filter);
-    bson_destroy(&update);
-    return ok;
+    return rp_mongo_txn_update_take(tx, EVENTS, BCON_NEW("_id", BCON_UTF8(id)), &update, RP_MONGO_UPSERT, NULL) &&
+           (!a->replace_rewards || mark_referenced(tx, json_object_get(d, "rewards"))) &&
+           rp_mongo_audit_append(tx, AUDIT_LOG, a->audit);
 }
 
 static bool r_event_create(rp_event_repo_t *base, const json_t *doc, const rp_event_audit_t *audit, rp_err_t *err) {
@@ -510,20 +440,18 @@ typedef struct cancel_arg {
 
 static bool cancel_txn(rp_mongo_txn_t *tx, void *p) {
     cancel_arg_t *a = p;
-    rp_mongo_write_t res;
+    bool canceled;
     a->already = false;
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(a->id), "canceledAt", BCON_NULL);
-    bson_t *update =
-        BCON_NEW("$set", "{", "canceledAt", BCON_DATE_TIME(a->now), "updatedAt", BCON_DATE_TIME(a->now), "}");
-    bool ok = rp_mongo_txn_update(tx, EVENTS, filter, update, 0, &res);
-    bson_destroy(filter);
-    bson_destroy(update);
-    if (!ok) return false;
-    if (res.matched == 0) { /* already canceled, or no such event: as SQLite's changes() == 0 */
+    if (!rp_mongo_txn_update_take(
+            tx, EVENTS, BCON_NEW("_id", BCON_UTF8(a->id), "canceledAt", BCON_NULL),
+            BCON_NEW("$set", "{", "canceledAt", BCON_DATE_TIME(a->now), "updatedAt", BCON_DATE_TIME(a->now), "}"), 0,
+            &canceled))
+        return false;
+    if (!canceled) { /* already canceled, or no such event: as SQLite's changes() == 0 */
         a->already = true;
         return true;
     }
-    return append_audit(tx, a->audit);
+    return rp_mongo_audit_append(tx, AUDIT_LOG, a->audit);
 }
 
 static bool r_event_cancel(rp_event_repo_t *base, const char *id, int64_t now, const rp_event_audit_t *audit,
@@ -567,7 +495,8 @@ static bool r_transact(rp_event_repo_t *base, const char *what, rp_event_txn_fn 
     return rp_mongo_transact(db_of(base), what, run_body, &b, err);
 }
 
-static bool tx_fact_record(rp_event_txn_t *tx, const rp_fact_t *f, const char *reported_by, int64_t now, bool *is_new) {
+static bool r_tx_fact_record(rp_event_txn_t *tx, const rp_fact_t *f, const char *reported_by, int64_t now,
+                             bool *is_new) {
     rp_mongo_write_t res;
     *is_new = false;
     if (!f->idempotency_key || !f->user_id)
@@ -630,7 +559,7 @@ static void get_minutes(const bson_t *d, unsigned char out[RP_LOGIN_DAY_BYTES]) 
     }
 }
 
-static bool tx_aggregate_get(rp_event_txn_t *tx, const char *user, rp_aggregate_t *a, bool *found) {
+static bool r_tx_aggregate_get(rp_event_txn_t *tx, const char *user, rp_aggregate_t *a, bool *found) {
     bson_t *doc = NULL, *filter = aggregate_key(tx, user, a);
     *found = false;
     if (!filter) return false;
@@ -646,7 +575,7 @@ static bool tx_aggregate_get(rp_event_txn_t *tx, const char *user, rp_aggregate_
     return ok;
 }
 
-static bool tx_aggregate_put(rp_event_txn_t *tx, const char *user, const rp_aggregate_t *a) {
+static bool r_tx_aggregate_put(rp_event_txn_t *tx, const char *user, const rp_aggregate_t *a) {
     bson_t update = BSON_INITIALIZER, set, *filter = aggregate_key(tx, user, a);
     if (!filter) return false;
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
@@ -733,87 +662,24 @@ static bool r_ping(rp_event_repo_t *base, rp_err_t *err) {
     return rp_mongo_ping(db_of(base), err);
 }
 
-static void r_free(rp_event_repo_t *base) {
-    repo_t *r = (repo_t *)base;
-    if (!r) return;
-    rp_mongo_close(r->m);
-    free(r);
-}
+static const rp_event_repo_ops_t ops = RP_EVENT_REPO_OPS(r_);
 
-static const rp_event_repo_ops_t ops = {
-    .ping = r_ping,
-    .transact = r_transact,
-    .tx_fact_record = tx_fact_record,
-    .tx_aggregate_get = tx_aggregate_get,
-    .tx_aggregate_put = tx_aggregate_put,
-    .def_create = r_def_create,
-    .def_get = r_def_get,
-    .def_list = r_def_list,
-    .def_update = r_def_create, /* the same upsert: createdBy, createdAt and referenced stay */
-    .def_delete = r_def_delete,
-    .event_create = r_event_create,
-    .event_get = r_event_get,
-    .event_list = r_event_list,
-    .event_update = r_event_update,
-    .event_cancel = r_event_cancel,
-    .audit_list = r_audit_list,
-    .progress_load = r_progress_load,
-    .progress_summary = r_progress_summary,
-    .free = r_free,
+/* Lists are newest first; events are also filtered by their window; an aggregate is found by
+ * (user, kind, key), which is unique. */
+static const rp_mongo_index_t indexes[] = {
+    {DEFS, "reward_definitions_created", NULL, false, {{"createdAt", -1}, {"_id", -1}}},
+    {EVENTS, "events_created", NULL, false, {{"createdAt", -1}, {"_id", -1}}},
+    {EVENTS, "events_window", NULL, false, {{"startDate", 1}, {"endDate", 1}}},
+    {PROGRESS, "user_progress_key", NULL, true, {{"userId", 1}, {"kind", 1}, {"key", 1}}},
 };
 
-/* Creates collection outside any transaction: before MongoDB 4.4 a transaction cannot create one
- * (the first write would fail with OperationNotSupportedInTransaction every time). An existing
- * collection is fine (NamespaceExists before 7.0, ok after). */
-static bool create_collection(rp_mongo_t *m, const char *collection, rp_err_t *err) {
-    bson_t reply;
-    bson_error_t berr;
-    mongoc_client_t *cli = rp_mongo_pop(m, err);
-    if (!cli) return false;
-    mongoc_database_t *db = mongoc_client_get_database(cli, rp_mongo_db_name(m));
-    bson_t *cmd = BCON_NEW("create", BCON_UTF8(collection));
-    bool ok = mongoc_database_write_command_with_opts(db, cmd, NULL, &reply, &berr);
-    if (!ok && berr.domain == MONGOC_ERROR_SERVER && berr.code == 48 /* NamespaceExists */) ok = true;
-    if (!ok) {
-        char what[96];
-        snprintf(what, sizeof what, "create collection %s", collection);
-        rp_mongo_err(&berr, what, err);
-    }
-    bson_destroy(&reply);
-    bson_destroy(cmd);
-    mongoc_database_destroy(db);
-    rp_mongo_push(m, cli);
-    return ok;
+/* progress_facts needs no index (the idempotency key is its _id), only to exist */
+static bool create_facts_and_audit(rp_mongo_t *m, rp_err_t *err) {
+    return rp_mongo_create_collection(m, FACTS, err) && rp_mongo_audit_indexes(m, err);
 }
 
-static bool create_indexes(rp_mongo_t *m, rp_err_t *err) {
-    bson_t *defs = BCON_NEW("0", "{", "key", "{", "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "name",
-                            BCON_UTF8("reward_definitions_created"), "}");
-    bson_t *events = BCON_NEW("0", "{", "key", "{", "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "name",
-                              BCON_UTF8("events_created"), "}", "1", "{", "key", "{", "startDate", BCON_INT32(1),
-                              "endDate", BCON_INT32(1), "}", "name", BCON_UTF8("events_window"), "}");
-    bson_t *progress =
-        BCON_NEW("0", "{", "key", "{", "userId", BCON_INT32(1), "kind", BCON_INT32(1), "key", BCON_INT32(1), "}",
-                 "name", BCON_UTF8("user_progress_key"), "unique", BCON_BOOL(true), "}");
-    /* progress_facts needs no index (the idempotency key is its _id), only to exist */
-    bool ok = rp_mongo_create_indexes(m, DEFS, defs, err) && rp_mongo_create_indexes(m, EVENTS, events, err) &&
-              rp_mongo_create_indexes(m, PROGRESS, progress, err) && create_collection(m, FACTS, err) &&
-              rp_mongo_audit_indexes(m, err);
-    bson_destroy(defs);
-    bson_destroy(events);
-    bson_destroy(progress);
-    return ok;
-}
+static const rp_mongo_setup_t setup = RP_MONGO_SETUP("reward-event", indexes, create_facts_and_audit);
 
 rp_event_repo_t *rp_event_repo_mongo_open(const char *uri, const char *db_name, rp_err_t *err) {
-    rp_mongo_t *m = rp_mongo_open(uri, db_name, "reward-event", err);
-    if (!m) return NULL;
-    if (!rp_mongo_require_replset(m, err) || !create_indexes(m, err)) {
-        rp_mongo_close(m);
-        return NULL;
-    }
-    repo_t *r = rp_calloc(1, sizeof *r);
-    r->base.ops = &ops;
-    r->m = m;
-    return &r->base;
+    return rp_mongo_store_open(uri, db_name, &setup, &(rp_event_repo_t){&ops}, sizeof(rp_event_repo_t), err);
 }

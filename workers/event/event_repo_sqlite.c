@@ -11,15 +11,15 @@
 #include "ids.h"
 #include "mem.h"
 #include "sqlite_util.h"
+#include "store_handle.h"
 #include "timeutil.h"
 
-typedef struct repo {
-    rp_event_repo_t base;
-    rp_sqlite_pool_t *pool;
-} repo_t;
-
 static rp_sqlite_pool_t *pool_of(rp_event_repo_t *base) {
-    return ((repo_t *)base)->pool;
+    return rp_store_handle_backend(base);
+}
+
+static void r_free(rp_event_repo_t *base) {
+    rp_store_handle_free(base);
 }
 
 /* ---- statements with their parameters ---- */
@@ -97,51 +97,6 @@ static bool scalar(sqlite3 *db, const char *sql, const char *id, int64_t *out, b
     return rc >= 0;
 }
 
-/* A row converted to a JSON object column by column: each column's member name and type. */
-typedef enum { C_STR, C_JSON, C_TIME, C_BOOL, C_INT, C_INT_OR_NULL } col_kind_t;
-typedef struct col {
-    const char *name;
-    col_kind_t kind;
-} col_t;
-
-static json_t *row_json(sqlite3_stmt *st, const col_t *cols, size_t n) {
-    json_t *o = json_object();
-    for (size_t k = 0; k < n; k++) {
-        int i = (int)k;
-        json_t *v = NULL;
-        switch (cols[k].kind) {
-        case C_STR: v = rp_sqlite_col_string(st, i); break;
-        case C_JSON: v = rp_sqlite_col_json(st, i); break;
-        case C_TIME: v = rp_sqlite_col_time(st, i); break;
-        case C_BOOL: v = json_boolean(sqlite3_column_int(st, i)); break;
-        case C_INT: v = json_integer(sqlite3_column_int64(st, i)); break;
-        case C_INT_OR_NULL: v = rp_sqlite_col_int(st, i); break;
-        }
-        json_object_set_new(o, cols[k].name, v);
-    }
-    return o;
-}
-
-#define ROW_JSON(st, cols) row_json(st, cols, sizeof cols / sizeof cols[0])
-
-/* clang-format off */
-static const col_t def_cols[] = {
-    {"id", C_STR}, {"name", C_STR}, {"type", C_STR}, {"value", C_JSON}, {"description", C_STR}, {"isActive", C_BOOL},
-    {"referenced", C_BOOL}, {"createdBy", C_STR}, {"createdAt", C_TIME}, {"updatedAt", C_TIME},
-};
-static const col_t event_cols[] = {
-    {"id", C_STR}, {"title", C_STR}, {"description", C_STR}, {"startDate", C_TIME}, {"endDate", C_TIME},
-    {"canceledAt", C_TIME}, {"conditions", C_JSON}, {"conditionLogic", C_STR}, {"claimPeriod", C_STR},
-    {"maxClaims", C_INT_OR_NULL}, {"requiresApproval", C_BOOL}, {"dayOffsetMinutes", C_INT}, {"createdBy", C_STR},
-    {"createdAt", C_TIME}, {"updatedAt", C_TIME},
-};
-static const col_t reward_cols[] = {
-    {"rewardIndex", C_INT}, {"rewardDefinitionId", C_STR}, {"quantity", C_INT}, {"stock", C_INT_OR_NULL},
-    {"stockLeft", C_INT_OR_NULL}, {"customData", C_JSON}, {"name", C_STR}, {"type", C_STR}, {"value", C_JSON},
-    {"isActive", C_BOOL},
-};
-/* clang-format on */
-
 /* A page (or the one row) of a SELECT, read by rp_sqlite_read; events get their rewards. */
 typedef struct query {
     const char *sql;
@@ -190,19 +145,6 @@ static bool query_one(rp_event_repo_t *base, const query_t *q, json_t **doc, rp_
     return ok;
 }
 
-static bool append_audit(sqlite3 *db, const rp_event_audit_t *a, rp_err_t *err) {
-    char id[RP_OID_LEN];
-    if (!a) return true;
-    rp_oid_new(id);
-    return run_args(db,
-                    "INSERT INTO audit_logs (id, actor_id, actor_username, action, target_type, target_id, before, "
-                    "after, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    ARGS(a_text(id), a_text(a->actor_id), a_text(a->actor_username), a_text(a->action),
-                         a_text(a->target_type), a_text(a->target_id), a_json(a->before), a_json(a->after),
-                         a_int(a->at)),
-                    "append audit", NULL, err);
-}
-
 static rp_txn_end_t end_of(bool ok) {
     return ok ? RP_TXN_COMMIT : RP_TXN_FAILED;
 }
@@ -231,7 +173,8 @@ static bool r_transact(rp_event_repo_t *base, const char *what, rp_event_txn_fn 
     return rp_sqlite_transact(pool_of(base), run_body, &b, err);
 }
 
-static bool tx_fact_record(rp_event_txn_t *tx, const rp_fact_t *f, const char *reported_by, int64_t now, bool *is_new) {
+static bool r_tx_fact_record(rp_event_txn_t *tx, const rp_fact_t *f, const char *reported_by, int64_t now,
+                             bool *is_new) {
     int changes = 0;
     bool ok = run_args(tx->db,
                        "INSERT INTO progress_facts (idempotency_key, user_id, type, value, occurred_at, reported_by, "
@@ -285,7 +228,7 @@ static void col_minutes(sqlite3_stmt *st, int i, unsigned char out[RP_LOGIN_DAY_
     if (b && sqlite3_column_bytes(st, i) == RP_LOGIN_DAY_BYTES) memcpy(out, b, RP_LOGIN_DAY_BYTES);
 }
 
-static bool tx_aggregate_get(rp_event_txn_t *tx, const char *user, rp_aggregate_t *a, bool *found) {
+static bool r_tx_aggregate_get(rp_event_txn_t *tx, const char *user, rp_aggregate_t *a, bool *found) {
     sqlite3_stmt *st;
     *found = false;
     if (!aggregate_stmt(tx, false, user, a, &st)) return false;
@@ -300,7 +243,7 @@ static bool tx_aggregate_get(rp_event_txn_t *tx, const char *user, rp_aggregate_
     return rc >= 0;
 }
 
-static bool tx_aggregate_put(rp_event_txn_t *tx, const char *user, const rp_aggregate_t *a) {
+static bool r_tx_aggregate_put(rp_event_txn_t *tx, const char *user, const rp_aggregate_t *a) {
     sqlite3_stmt *st;
     return aggregate_stmt(tx, true, user, a, &st) && rp_sqlite_run(tx->db, st, "write progress", NULL, tx->err);
 }
@@ -313,7 +256,7 @@ static bool tx_aggregate_put(rp_event_txn_t *tx, const char *user, const rp_aggr
 #define DEF_COLUMNS "id, name, type, value, description, is_active, referenced, created_by, created_at, updated_at"
 
 static json_t *row_to_def(sqlite3_stmt *st) {
-    return ROW_JSON(st, def_cols);
+    return rp_sqlite_row_json(st, 0, &rp_event_def_json);
 }
 
 typedef struct doc_arg {
@@ -338,13 +281,18 @@ static rp_txn_end_t def_write(sqlite3 *db, void *p, rp_err_t *err) {
                       a_int(json_is_true(json_object_get(d, "isActive"))), a_text(doc_str(d, "createdBy")),
                       a_ms(d, "createdAt"), a_ms(d, "updatedAt")),
                  "write definition", NULL, err) &&
-        append_audit(db, a->audit, err);
+        rp_sqlite_audit_append(db, a->audit, err);
     return end_of(ok);
 }
 
 static bool r_def_create(rp_event_repo_t *base, const json_t *doc, const rp_event_audit_t *audit, rp_err_t *err) {
     doc_arg_t a = {.doc = doc, .audit = audit};
     return rp_sqlite_transact(pool_of(base), def_write, &a, err);
+}
+
+/* The same upsert: createdBy and createdAt stay. */
+static bool r_def_update(rp_event_repo_t *base, const json_t *doc, const rp_event_audit_t *audit, rp_err_t *err) {
+    return r_def_create(base, doc, audit, err);
 }
 
 typedef struct delete_arg {
@@ -362,7 +310,7 @@ static rp_txn_end_t def_delete_write(sqlite3 *db, void *p, rp_err_t *err) {
     if (!a->found || a->referenced) return RP_TXN_ROLLBACK;
     return end_of(run_args(db, "DELETE FROM reward_definitions WHERE id = ?1 AND referenced = 0", ARGS(a_text(a->id)),
                            "delete definition", NULL, err) &&
-                  append_audit(db, a->audit, err));
+                  rp_sqlite_audit_append(db, a->audit, err));
 }
 
 static bool r_def_delete(rp_event_repo_t *base, const char *id, const rp_event_audit_t *audit, bool *found,
@@ -397,11 +345,14 @@ static bool r_def_list(rp_event_repo_t *base, const char *type, int active, cons
     "requires_approval, day_offset_minutes, created_by, created_at, updated_at"
 
 static json_t *row_to_event(sqlite3_stmt *st) {
-    return ROW_JSON(st, event_cols);
+    return rp_sqlite_row_json(st, 0, &rp_event_json);
 }
 
+/* The reward's columns, then its definition's. */
 static json_t *row_to_reward(sqlite3_stmt *st) {
-    return ROW_JSON(st, reward_cols);
+    json_t *o = rp_sqlite_row_json(st, 0, &rp_event_reward_json);
+    json_object_update_new(o, rp_sqlite_row_json(st, (int)rp_event_reward_json.n, &rp_event_reward_def_json));
+    return o;
 }
 
 /* Attaches the rewards (joined with their definitions) to each event document of items. */
@@ -475,7 +426,7 @@ static rp_txn_end_t event_write(sqlite3 *db, void *p, rp_err_t *err) {
                             a_int(json_integer_value(json_object_get(d, "dayOffsetMinutes"))),
                             a_text(doc_str(d, "createdBy")), a_ms(d, "createdAt"), a_ms(d, "updatedAt")),
                        "write event", NULL, err) &&
-              (!a->replace_rewards || write_rewards(db, d, err)) && append_audit(db, a->audit, err);
+              (!a->replace_rewards || write_rewards(db, d, err)) && rp_sqlite_audit_append(db, a->audit, err);
     return end_of(ok);
 }
 
@@ -524,7 +475,7 @@ static rp_txn_end_t cancel_write(sqlite3 *db, void *p, rp_err_t *err) {
                   ARGS(a_text(a->id), a_int(a->now)), "cancel event", &changes, err))
         return RP_TXN_FAILED;
     a->already = changes == 0;
-    return a->already ? RP_TXN_ROLLBACK : end_of(append_audit(db, a->audit, err));
+    return a->already ? RP_TXN_ROLLBACK : end_of(rp_sqlite_audit_append(db, a->audit, err));
 }
 
 static bool r_event_cancel(rp_event_repo_t *base, const char *id, int64_t now, const rp_event_audit_t *audit,
@@ -537,23 +488,9 @@ static bool r_event_cancel(rp_event_repo_t *base, const char *id, int64_t now, c
 
 /* ---- audit log ---- */
 
-static json_t *row_to_audit(sqlite3_stmt *st) {
-    return json_pack("{s:o, s:{s:o, s:o}, s:o, s:{s:o, s:o}, s:o, s:o, s:o}", "id", rp_sqlite_col_string(st, 0),
-                     "actor", "id", rp_sqlite_col_string(st, 1), "username", rp_sqlite_col_string(st, 2), "action",
-                     rp_sqlite_col_string(st, 3), "target", "type", rp_sqlite_col_string(st, 4), "id",
-                     rp_sqlite_col_string(st, 5), "before", rp_sqlite_col_json(st, 6), "after",
-                     rp_sqlite_col_json(st, 7), "at", rp_sqlite_col_time(st, 8));
-}
-
 static bool r_audit_list(rp_event_repo_t *base, const char *target_type, const char *target_id, const char *actor_id,
                          const char *cursor, int limit, json_t **items, bool *more, rp_err_t *err) {
-    query_t q = {"SELECT id, actor_id, actor_username, action, target_type, target_id, before, after, at FROM "
-                 "audit_logs WHERE (?1 IS NULL OR target_type = ?1) AND (?2 IS NULL OR target_id = ?2) AND "
-                 "(?3 IS NULL OR actor_id = ?3) AND (?4 IS NULL OR (at, id) < (SELECT at, id FROM audit_logs WHERE "
-                 "id = ?4)) ORDER BY at DESC, id DESC LIMIT ?5",
-                 ARGS(a_text(target_type), a_text(target_id), a_text(actor_id), a_text(cursor), a_int(limit + 1)),
-                 row_to_audit, false, limit};
-    return query_page(base, &q, items, more, err);
+    return rp_sqlite_audit_list(pool_of(base), target_type, target_id, actor_id, cursor, limit, items, more, err);
 }
 
 /* ---- progress reads ---- */
@@ -634,45 +571,8 @@ static bool r_ping(rp_event_repo_t *base, rp_err_t *err) {
     return ok;
 }
 
-static void r_free(rp_event_repo_t *base) {
-    repo_t *r = (repo_t *)base;
-    if (!r) return;
-    rp_sqlite_pool_free(r->pool);
-    free(r);
-}
-
-static const rp_event_repo_ops_t ops = {
-    .ping = r_ping,
-    .transact = r_transact,
-    .tx_fact_record = tx_fact_record,
-    .tx_aggregate_get = tx_aggregate_get,
-    .tx_aggregate_put = tx_aggregate_put,
-    .def_create = r_def_create,
-    .def_get = r_def_get,
-    .def_list = r_def_list,
-    .def_update = r_def_create, /* the same upsert: createdBy and createdAt stay */
-    .def_delete = r_def_delete,
-    .event_create = r_event_create,
-    .event_get = r_event_get,
-    .event_list = r_event_list,
-    .event_update = r_event_update,
-    .event_cancel = r_event_cancel,
-    .audit_list = r_audit_list,
-    .progress_load = r_progress_load,
-    .progress_summary = r_progress_summary,
-    .free = r_free,
-};
+static const rp_event_repo_ops_t ops = RP_EVENT_REPO_OPS(r_);
 
 rp_event_repo_t *rp_event_repo_sqlite_open(const char *dir, int max_conns, rp_err_t *err) {
-    char path[1024];
-    if (snprintf(path, sizeof path, "%s/%s", dir, RP_EVENT_SQLITE_FILE) >= (int)sizeof path) {
-        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "SQLITE_DIR is too long");
-        return NULL;
-    }
-    rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, rp_events_db_schemas, max_conns, err);
-    if (!pool) return NULL;
-    repo_t *r = rp_calloc(1, sizeof *r);
-    r->base.ops = &ops;
-    r->pool = pool;
-    return &r->base;
+    return rp_events_db_open(dir, max_conns, &(rp_event_repo_t){&ops}, sizeof(rp_event_repo_t), err);
 }

@@ -1,6 +1,6 @@
-/* event_schema_sqlite.c - the event tables of events.db and the file's list of components (see
- * event_schema_sqlite.h). Times are epoch milliseconds, ids 24-hex ObjectIds, JSON columns are
- * checked with json_valid. Constant data. */
+/* event_schema_sqlite.c - the event tables of events.db, the file's list of components and the
+ * opening of the file (see event_schema_sqlite.h). Times are epoch milliseconds, ids 24-hex
+ * ObjectIds, JSON columns are checked with json_valid. Constant data; the opener is thread-safe. */
 #include "event_schema_sqlite.h"
 
 #include <stddef.h>
@@ -51,17 +51,7 @@ static const char v1[] =
     "  PRIMARY KEY (event_id, idx));"
 
     /* operator activity: definitions, events, approvals */
-    "CREATE TABLE audit_logs ("
-    "  id TEXT PRIMARY KEY,"
-    "  actor_id TEXT,"
-    "  actor_username TEXT,"
-    "  action TEXT NOT NULL,"
-    "  target_type TEXT NOT NULL,"
-    "  target_id TEXT NOT NULL,"
-    "  before TEXT CHECK (before IS NULL OR json_valid(before)),"
-    "  after TEXT CHECK (after IS NULL OR json_valid(after)),"
-    "  at INTEGER NOT NULL);"
-    "CREATE INDEX audit_logs_target ON audit_logs(target_type, target_id);"
+    RP_SQLITE_AUDIT_TABLE "CREATE INDEX audit_logs_target ON audit_logs(target_type, target_id);"
 
     /* progress: each reported fact once per idempotency key, plus per-player aggregates */
     "CREATE TABLE progress_facts ("
@@ -113,3 +103,7 @@ const rp_sqlite_schema_t rp_events_db_schemas[] = {
     {"reward", rp_reward_sqlite_steps, RP_REWARD_SQLITE_LEGACY_STEPS},
     {NULL, NULL, 0},
 };
+
+void *rp_events_db_open(const char *dir, int max_conns, const void *handle, size_t handle_size, rp_err_t *err) {
+    return rp_sqlite_store_open(dir, RP_EVENT_SQLITE_FILE, rp_events_db_schemas, max_conns, handle, handle_size, err);
+}

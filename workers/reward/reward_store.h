@@ -54,6 +54,26 @@ typedef struct rp_request_filter {
     int limit;
 } rp_request_filter_t;
 
+/* The ops table of a backend that names each of its functions <prefix><op> (s_ping, s_transact, ...):
+ *     static const rp_reward_store_ops_t ops = RP_REWARD_STORE_OPS(s_);
+ * so that no backend can leave an op out (it would not compile). */
+#define RP_REWARD_STORE_OPS(p)                                                                                         \
+    {                                                                                                                  \
+        .ping = p##ping, .transact = p##transact, .tx_request_by_key = p##tx_request_by_key,                           \
+        .tx_request_by_id = p##tx_request_by_id, .tx_count_slots = p##tx_count_slots,                                  \
+        .tx_stock_take = p##tx_stock_take, .tx_stock_give = p##tx_stock_give,                                          \
+        .tx_insert_request = p##tx_insert_request, .tx_update_request = p##tx_update_request,                          \
+        .tx_append_ledger = p##tx_append_ledger, .tx_append_outbox = p##tx_append_outbox,                              \
+        .tx_settle_item = p##tx_settle_item, .tx_idem_get = p##tx_idem_get, .tx_idem_put = p##tx_idem_put,             \
+        .tx_items_in_flight = p##tx_items_in_flight, .tx_items_lease = p##tx_items_lease,                              \
+        .get_request = p##get_request, .find_active = p##find_active, .list_requests = p##list_requests,               \
+        .list_ledger = p##list_ledger, .list_outbox = p##list_outbox, .idem_get = p##idem_get,                         \
+        .batch_get = p##batch_get, .batch_by_key = p##batch_by_key, .batch_list = p##batch_list,                       \
+        .batch_items = p##batch_items, .batch_items_get = p##batch_items_get, .batch_any_due = p##batch_any_due,       \
+        .batch_store = p##batch_store, .outbox_lease = p##outbox_lease, .outbox_published = p##outbox_published,       \
+        .free = p##free                                                                                                \
+    }
+
 typedef struct rp_reward_store_ops {
     bool (*ping)(rp_reward_store_t *s, rp_err_t *err);
 
@@ -182,6 +202,14 @@ typedef struct rp_reward_store_ops {
 struct rp_reward_store {
     const rp_reward_store_ops_t *ops;
 };
+
+/* What the records a store fills own is released by rp_request_clear, rp_outbox_message_clear,
+ * rp_batch_clear and rp_idem_clear; these are the same with the signature of lib's page and
+ * record readers (rp_sqlite_use_t.clear, rp_mongo_find_page_into's release), for both backends. */
+void rp_reward_release_request(void *r);
+void rp_reward_release_outbox(void *m);
+void rp_reward_release_batch(void *b);
+void rp_reward_release_idem(void *v);
 
 /* Opens the SQLite reward store on <dir>/events.db (the event store's file: a grant reads the
  * stock the event store keeps). Returns a new store (free with s->ops->free) or NULL with err. */

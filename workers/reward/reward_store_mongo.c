@@ -13,6 +13,7 @@
 #include "ids.h"
 #include "mem.h"
 #include "mongo_util.h"
+#include "store_handle.h"
 
 #define REQUESTS RP_EVENT_MONGO_REQUESTS
 #define EVENTS RP_EVENT_MONGO_EVENTS
@@ -27,11 +28,6 @@
 #define ITEM_CHUNK 5000                    /* batch items per durable insert_many */
 #define PARKED_AT INT64_C(253402300799000) /* 9999-12-31T23:59:59Z: the dueAt of items not yet open */
 
-typedef struct mongo_store {
-    rp_reward_store_t base;
-    rp_mongo_t *m;
-} mongo_store_t;
-
 struct rp_reward_txn {
     rp_mongo_txn_t *tx; /* the attempt in progress: a rerun gets a new one */
     rp_reward_txn_fn fn;
@@ -39,192 +35,103 @@ struct rp_reward_txn {
 };
 
 static rp_mongo_t *db_of(rp_reward_store_t *s) {
-    return ((mongo_store_t *)s)->m;
+    return rp_store_handle_backend(s);
 }
 
-/* ---- BSON helpers ---- */
-
-static const char *idx_key(uint32_t i, char buf[16]) {
-    const char *key;
-    bson_uint32_to_string(i, &key, buf, 16);
-    return key;
+static void m_free(rp_reward_store_t *base) {
+    rp_store_handle_free(base);
 }
 
-/* The records say "absent" with "" and 0; the documents with null. */
-static void put_text(bson_t *b, const char *key, const char *s) {
-    if (s && s[0])
-        BSON_APPEND_UTF8(b, key, s);
-    else
-        BSON_APPEND_NULL(b, key);
-}
+/* ---- records <-> documents: the plain fields of each record, by table ---- */
 
-static void put_ms(bson_t *b, const char *key, int64_t ms) {
-    if (ms)
-        BSON_APPEND_DATE_TIME(b, key, ms);
-    else
-        BSON_APPEND_NULL(b, key);
-}
-
-/* {field: {$in: [v...]}} */
-static void put_in(bson_t *b, const char *field, const int64_t *v, size_t n) {
-    bson_t arr = BSON_INITIALIZER;
-    char kb[16];
-    for (size_t i = 0; i < n; i++) {
-        const char *key = idx_key((uint32_t)i, kb); /* before the macro: it evaluates the key twice */
-        BSON_APPEND_INT64(&arr, key, v[i]);
-    }
-    BCON_APPEND(b, field, "{", "$in", BCON_ARRAY(&arr), "}");
-    bson_destroy(&arr);
-}
-
-static char *get_strdup(const bson_t *d, const char *key) {
-    bson_iter_t it;
-    return bson_iter_init_find(&it, d, key) && BSON_ITER_HOLDS_UTF8(&it) ? rp_strdup(bson_iter_utf8(&it, NULL)) : NULL;
-}
-
-/* The element at it as a static document; false when it is none. */
-static bool sub_doc(const bson_iter_t *it, bson_t *out) {
-    const uint8_t *data;
-    uint32_t len;
-    if (!BSON_ITER_HOLDS_DOCUMENT(it)) return false;
-    bson_iter_document(it, &len, &data);
-    return bson_init_static(out, data, len);
-}
-
-/* ---- records <-> documents: the plain fields of each record, table-driven ---- */
-
-typedef enum fkind {
-    F_STR, /* char[]: a string, "" read back for null */
-    F_OPT, /* char[]: "" stored as null */
-    F_MS,  /* int64 ms: a BSON date, 0 stored as null */
-    F_I64, /* int64 */
-    F_INT, /* int, stored as int64 */
-} fkind_t;
-
-typedef struct field {
-    const char *key;
-    size_t off, cap;
-    fkind_t kind;
-} field_t;
-
-#define FIELD(T, member, key, kind)                                                                                    \
-    { key, offsetof(T, member), sizeof(((T *)0)->member), kind }
-#define NFIELDS(t) (sizeof t / sizeof t[0])
-
-static void put_fields(bson_t *b, const void *rec, const field_t *f, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        const char *p = (const char *)rec + f[i].off;
-        switch (f[i].kind) {
-        case F_STR: BSON_APPEND_UTF8(b, f[i].key, p); break;
-        case F_OPT: put_text(b, f[i].key, p); break;
-        case F_MS: put_ms(b, f[i].key, *(const int64_t *)(const void *)p); break;
-        case F_I64: BSON_APPEND_INT64(b, f[i].key, *(const int64_t *)(const void *)p); break;
-        case F_INT: BSON_APPEND_INT64(b, f[i].key, *(const int *)(const void *)p); break;
-        }
-    }
-}
-
-static void get_fields(const bson_t *d, void *rec, const field_t *f, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        char *p = (char *)rec + f[i].off;
-        switch (f[i].kind) {
-        case F_STR:
-        case F_OPT: rp_mongo_copy_str(d, f[i].key, p, f[i].cap); break;
-        case F_MS: *(int64_t *)(void *)p = rp_mongo_get_ms(d, f[i].key); break;
-        case F_I64: *(int64_t *)(void *)p = rp_mongo_get_i64(d, f[i].key); break;
-        case F_INT: *(int *)(void *)p = (int)rp_mongo_get_i64(d, f[i].key); break;
-        }
-    }
-}
-
-static const field_t request_fields[] = {
-    FIELD(rp_request_t, id, "_id", F_STR),
-    FIELD(rp_request_t, user_id, "userId", F_STR),
-    FIELD(rp_request_t, event_id, "eventId", F_STR),
-    FIELD(rp_request_t, period_key, "periodKey", F_STR),
-    FIELD(rp_request_t, requested_at, "requestedAt", F_MS),
-    FIELD(rp_request_t, batch_id, "batchId", F_OPT),
-    FIELD(rp_request_t, created_at, "createdAt", F_MS),
+static const rp_mongo_field_t request_fields[] = {
+    RP_MONGO_FIELD(rp_request_t, id, "_id", STR),
+    RP_MONGO_FIELD(rp_request_t, user_id, "userId", STR),
+    RP_MONGO_FIELD(rp_request_t, event_id, "eventId", STR),
+    RP_MONGO_FIELD(rp_request_t, period_key, "periodKey", STR),
+    RP_MONGO_FIELD(rp_request_t, requested_at, "requestedAt", MS),
+    RP_MONGO_FIELD(rp_request_t, batch_id, "batchId", OPT),
+    RP_MONGO_FIELD(rp_request_t, created_at, "createdAt", MS),
 };
 /* What a decision writes, with status and notes: tx_update_request's $set. */
-static const field_t decision_fields[] = {
-    FIELD(rp_request_t, processed_at, "processedAt", F_MS),
-    FIELD(rp_request_t, processor_id, "processorId", F_OPT),
-    FIELD(rp_request_t, failure_reason, "failureReason", F_OPT),
-    FIELD(rp_request_t, updated_at, "updatedAt", F_MS),
+static const rp_mongo_field_t decision_fields[] = {
+    RP_MONGO_FIELD(rp_request_t, processed_at, "processedAt", MS),
+    RP_MONGO_FIELD(rp_request_t, processor_id, "processorId", OPT),
+    RP_MONGO_FIELD(rp_request_t, failure_reason, "failureReason", OPT),
+    RP_MONGO_FIELD(rp_request_t, updated_at, "updatedAt", MS),
 };
-static const field_t claimed_fields[] = {
-    FIELD(rp_claimed_reward_t, reward_index, "rewardIndex", F_INT),
-    FIELD(rp_claimed_reward_t, definition_id, "rewardDefinitionId", F_STR),
-    FIELD(rp_claimed_reward_t, name, "name", F_STR),
-    FIELD(rp_claimed_reward_t, type, "type", F_STR),
-    FIELD(rp_claimed_reward_t, quantity, "quantity", F_I64),
+static const rp_mongo_field_t claimed_fields[] = {
+    RP_MONGO_FIELD(rp_claimed_reward_t, reward_index, "rewardIndex", INT),
+    RP_MONGO_FIELD(rp_claimed_reward_t, definition_id, "rewardDefinitionId", STR),
+    RP_MONGO_FIELD(rp_claimed_reward_t, name, "name", STR),
+    RP_MONGO_FIELD(rp_claimed_reward_t, type, "type", STR),
+    RP_MONGO_FIELD(rp_claimed_reward_t, quantity, "quantity", I64),
 };
-static const field_t ledger_fields[] = {
-    FIELD(rp_ledger_entry_t, id, "_id", F_STR),
-    FIELD(rp_ledger_entry_t, seq, "seq", F_I64),
-    FIELD(rp_ledger_entry_t, request_id, "requestId", F_STR),
-    FIELD(rp_ledger_entry_t, user_id, "userId", F_STR),
-    FIELD(rp_ledger_entry_t, event_id, "eventId", F_STR),
-    FIELD(rp_ledger_entry_t, reward_index, "rewardIndex", F_INT),
-    FIELD(rp_ledger_entry_t, definition_id, "rewardDefinitionId", F_STR),
-    FIELD(rp_ledger_entry_t, quantity, "quantity", F_I64),
-    FIELD(rp_ledger_entry_t, processor_id, "processorId", F_OPT),
-    FIELD(rp_ledger_entry_t, at, "at", F_MS),
+static const rp_mongo_field_t ledger_fields[] = {
+    RP_MONGO_FIELD(rp_ledger_entry_t, id, "_id", STR),
+    RP_MONGO_FIELD(rp_ledger_entry_t, seq, "seq", I64),
+    RP_MONGO_FIELD(rp_ledger_entry_t, request_id, "requestId", STR),
+    RP_MONGO_FIELD(rp_ledger_entry_t, user_id, "userId", STR),
+    RP_MONGO_FIELD(rp_ledger_entry_t, event_id, "eventId", STR),
+    RP_MONGO_FIELD(rp_ledger_entry_t, reward_index, "rewardIndex", INT),
+    RP_MONGO_FIELD(rp_ledger_entry_t, definition_id, "rewardDefinitionId", STR),
+    RP_MONGO_FIELD(rp_ledger_entry_t, quantity, "quantity", I64),
+    RP_MONGO_FIELD(rp_ledger_entry_t, processor_id, "processorId", OPT),
+    RP_MONGO_FIELD(rp_ledger_entry_t, at, "at", MS),
 };
-static const field_t outbox_fields[] = {
-    FIELD(rp_outbox_message_t, seq, "_id", F_I64),
-    FIELD(rp_outbox_message_t, message_id, "messageId", F_STR),
-    FIELD(rp_outbox_message_t, routing_key, "routingKey", F_STR),
-    FIELD(rp_outbox_message_t, request_id, "requestId", F_STR),
-    FIELD(rp_outbox_message_t, created_at, "createdAt", F_MS),
-    FIELD(rp_outbox_message_t, published_at, "publishedAt", F_MS),
+static const rp_mongo_field_t outbox_fields[] = {
+    RP_MONGO_FIELD(rp_outbox_message_t, seq, "_id", I64),
+    RP_MONGO_FIELD(rp_outbox_message_t, message_id, "messageId", STR),
+    RP_MONGO_FIELD(rp_outbox_message_t, routing_key, "routingKey", STR),
+    RP_MONGO_FIELD(rp_outbox_message_t, request_id, "requestId", STR),
+    RP_MONGO_FIELD(rp_outbox_message_t, created_at, "createdAt", MS),
+    RP_MONGO_FIELD(rp_outbox_message_t, published_at, "publishedAt", MS),
 };
-static const field_t idem_fields[] = {
-    FIELD(rp_idem_t, request_hash, "requestHash", F_STR),
-    FIELD(rp_idem_t, status, "status", F_INT),
-    FIELD(rp_idem_t, created_at, "createdAt", F_MS),
+static const rp_mongo_field_t idem_fields[] = {
+    RP_MONGO_FIELD(rp_idem_t, request_hash, "requestHash", STR),
+    RP_MONGO_FIELD(rp_idem_t, status, "status", INT),
+    RP_MONGO_FIELD(rp_idem_t, created_at, "createdAt", MS),
 };
-static const field_t batch_fields[] = {
-    FIELD(rp_batch_t, id, "_id", F_STR),
-    FIELD(rp_batch_t, event_id, "eventId", F_STR),
-    FIELD(rp_batch_t, created_by, "createdBy", F_STR),
-    FIELD(rp_batch_t, request_hash, "requestHash", F_STR),
-    FIELD(rp_batch_t, total, "total", F_I64),
-    FIELD(rp_batch_t, duplicates, "duplicates", F_I64),
-    FIELD(rp_batch_t, created_at, "createdAt", F_MS),
+static const rp_mongo_field_t batch_fields[] = {
+    RP_MONGO_FIELD(rp_batch_t, id, "_id", STR),
+    RP_MONGO_FIELD(rp_batch_t, event_id, "eventId", STR),
+    RP_MONGO_FIELD(rp_batch_t, created_by, "createdBy", STR),
+    RP_MONGO_FIELD(rp_batch_t, request_hash, "requestHash", STR),
+    RP_MONGO_FIELD(rp_batch_t, total, "total", I64),
+    RP_MONGO_FIELD(rp_batch_t, duplicates, "duplicates", I64),
+    RP_MONGO_FIELD(rp_batch_t, created_at, "createdAt", MS),
 };
-static const field_t item_fields[] = {
-    FIELD(rp_batch_item_t, batch_id, "batchId", F_STR),
-    FIELD(rp_batch_item_t, seq, "seq", F_I64),
-    FIELD(rp_batch_item_t, user_id, "userId", F_STR),
-    FIELD(rp_batch_item_t, failure_reason, "failureReason", F_OPT),
-    FIELD(rp_batch_item_t, request_id, "requestId", F_OPT),
-    FIELD(rp_batch_item_t, attempts, "attempts", F_I64),
-    FIELD(rp_batch_item_t, settled_at, "settledAt", F_MS),
+static const rp_mongo_field_t item_fields[] = {
+    RP_MONGO_FIELD(rp_batch_item_t, batch_id, "batchId", STR),
+    RP_MONGO_FIELD(rp_batch_item_t, seq, "seq", I64),
+    RP_MONGO_FIELD(rp_batch_item_t, user_id, "userId", STR),
+    RP_MONGO_FIELD(rp_batch_item_t, failure_reason, "failureReason", OPT),
+    RP_MONGO_FIELD(rp_batch_item_t, request_id, "requestId", OPT),
+    RP_MONGO_FIELD(rp_batch_item_t, attempts, "attempts", I64),
+    RP_MONGO_FIELD(rp_batch_item_t, settled_at, "settledAt", MS),
 };
 
 /* status, the decision fields and notes */
 static void put_decision(bson_t *b, const rp_request_t *r) {
     BSON_APPEND_UTF8(b, "status", rp_req_status_name(r->status));
-    put_fields(b, r, decision_fields, NFIELDS(decision_fields));
-    put_text(b, "notes", r->notes);
+    RP_MONGO_PUT_FIELDS(b, r, decision_fields);
+    rp_mongo_append_opt(b, "notes", r->notes);
 }
 
 /* The stored request (see the header); a new document. */
 static bson_t *request_doc(const rp_request_t *r) {
     bson_t *b = bson_new(), arr, el;
     char kb[16];
-    put_fields(b, r, request_fields, NFIELDS(request_fields));
+    RP_MONGO_PUT_FIELDS(b, r, request_fields);
     if (r->active_key[0]) BSON_APPEND_UTF8(b, "activeKey", r->active_key); /* else absent: the index is partial */
     put_decision(b, r);
     BSON_APPEND_UTF8(b, "source", r->source == RP_SOURCE_BATCH ? "BATCH" : "CLAIM");
     rp_mongo_append_opaque(b, "failureDetails", r->failure_details);
     BSON_APPEND_ARRAY_BEGIN(b, "claimedRewards", &arr);
     for (size_t i = 0; i < r->nrewards; i++) {
-        const char *key = idx_key((uint32_t)i, kb);
+        const char *key = rp_mongo_array_key((uint32_t)i, kb);
         BSON_APPEND_DOCUMENT_BEGIN(&arr, key, &el);
-        put_fields(&el, &r->rewards[i], claimed_fields, NFIELDS(claimed_fields));
+        RP_MONGO_PUT_FIELDS(&el, &r->rewards[i], claimed_fields);
         rp_mongo_append_opaque(&el, "value", r->rewards[i].value);
         bson_append_document_end(&arr, &el);
     }
@@ -237,8 +144,8 @@ static void request_from(const bson_t *d, void *out) {
     char name[24];
     bson_iter_t it, arr;
     bson_t el;
-    get_fields(d, r, request_fields, NFIELDS(request_fields));
-    get_fields(d, r, decision_fields, NFIELDS(decision_fields));
+    RP_MONGO_GET_FIELDS(d, r, request_fields);
+    RP_MONGO_GET_FIELDS(d, r, decision_fields);
     rp_mongo_copy_str(d, "activeKey", r->active_key, sizeof r->active_key);
     rp_mongo_copy_str(d, "status", name, sizeof name);
     rp_req_status_parse(name, &r->status);
@@ -246,63 +153,51 @@ static void request_from(const bson_t *d, void *out) {
     r->source = strcmp(name, "BATCH") == 0 ? RP_SOURCE_BATCH : RP_SOURCE_CLAIM;
     r->failure_details = rp_mongo_get_opaque(d, "failureDetails");
     if (json_is_null(r->failure_details)) rp_request_set_details(r, NULL);
-    r->notes = get_strdup(d, "notes");
+    r->notes = rp_mongo_get_strdup(d, "notes");
     if (!bson_iter_init_find(&it, d, "claimedRewards") || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &arr))
         return;
     while (bson_iter_next(&arr) && r->nrewards < RP_MAX_EVENT_REWARDS) {
-        if (!sub_doc(&arr, &el)) continue;
+        if (!rp_mongo_iter_doc(&arr, &el)) continue;
         rp_claimed_reward_t *c = &r->rewards[r->nrewards++];
-        get_fields(&el, c, claimed_fields, NFIELDS(claimed_fields));
+        RP_MONGO_GET_FIELDS(&el, c, claimed_fields);
         c->value = rp_mongo_get_opaque(&el, "value");
     }
-}
-
-static void request_release(void *r) {
-    rp_request_clear(r);
 }
 
 static void ledger_from(const bson_t *d, void *out) {
     rp_ledger_entry_t *e = out;
     char kind[16];
-    get_fields(d, e, ledger_fields, NFIELDS(ledger_fields));
+    RP_MONGO_GET_FIELDS(d, e, ledger_fields);
     rp_mongo_copy_str(d, "entryType", kind, sizeof kind);
     rp_ledger_kind_parse(kind, &e->kind);
 }
 
 static void outbox_from(const bson_t *d, void *out) {
     rp_outbox_message_t *m = out;
-    get_fields(d, m, outbox_fields, NFIELDS(outbox_fields));
+    RP_MONGO_GET_FIELDS(d, m, outbox_fields);
     m->payload = rp_mongo_get_opaque(d, "payload");
-}
-
-static void outbox_release(void *m) {
-    rp_outbox_message_clear(m);
 }
 
 static void idem_from(const bson_t *d, void *out) {
     rp_idem_t *v = out;
-    get_fields(d, v, idem_fields, NFIELDS(idem_fields));
+    RP_MONGO_GET_FIELDS(d, v, idem_fields);
     v->response = rp_mongo_get_opaque(d, "response");
 }
 
 static void batch_from(const bson_t *d, void *out) {
     rp_batch_t *b = out;
     char state[16];
-    get_fields(d, b, batch_fields, NFIELDS(batch_fields));
+    RP_MONGO_GET_FIELDS(d, b, batch_fields);
     rp_mongo_copy_str(d, "idemKey", b->idem_key, sizeof b->idem_key);
     rp_mongo_copy_str(d, "state", state, sizeof state);
     b->open = strcmp(state, "CREATING") != 0;
-    b->reason = get_strdup(d, "reason");
-}
-
-static void batch_release(void *b) {
-    rp_batch_clear(b);
+    b->reason = rp_mongo_get_strdup(d, "reason");
 }
 
 static void item_from(const bson_t *d, void *out) {
     rp_batch_item_t *it = out;
     char status[16];
-    get_fields(d, it, item_fields, NFIELDS(item_fields));
+    RP_MONGO_GET_FIELDS(d, it, item_fields);
     rp_mongo_copy_str(d, "status", status, sizeof status);
     rp_item_status_parse(status, &it->status);
 }
@@ -324,26 +219,20 @@ typedef struct rec_kind {
     size_t size;
 } rec_kind_t;
 
-static const rec_kind_t K_REQUEST = {request_from, request_release, sizeof(rp_request_t)};
+static const rec_kind_t K_REQUEST = {request_from, rp_reward_release_request, sizeof(rp_request_t)};
 static const rec_kind_t K_LEDGER = {ledger_from, NULL, sizeof(rp_ledger_entry_t)};
-static const rec_kind_t K_OUTBOX = {outbox_from, outbox_release, sizeof(rp_outbox_message_t)};
+static const rec_kind_t K_OUTBOX = {outbox_from, rp_reward_release_outbox, sizeof(rp_outbox_message_t)};
 static const rec_kind_t K_IDEM = {idem_from, NULL, sizeof(rp_idem_t)};
-static const rec_kind_t K_BATCH = {batch_from, batch_release, sizeof(rp_batch_t)};
+static const rec_kind_t K_BATCH = {batch_from, rp_reward_release_batch, sizeof(rp_batch_t)};
 static const rec_kind_t K_ITEM = {item_from, NULL, sizeof(rp_batch_item_t)};
 
 /* The first document of filter (taken: destroyed here) as the record out (zeroed first): inside
  * tx when it is not NULL, else on its own. */
 static bool fetch(rp_mongo_t *m, rp_mongo_txn_t *tx, const char *coll, bson_t *filter, const rec_kind_t *k, void *out,
                   bool *found, rp_err_t *err) {
-    bson_t *doc = NULL;
     memset(out, 0, k->size);
-    bool ok =
-        tx ? rp_mongo_txn_find_one(tx, coll, filter, NULL, &doc) : rp_mongo_find_one(m, coll, filter, NULL, &doc, err);
-    *found = ok && doc;
-    if (*found) k->fill(doc, out);
-    bson_destroy(doc);
-    bson_destroy(filter);
-    return ok;
+    return tx ? rp_mongo_txn_fetch(tx, coll, filter, k->fill, out, found)
+              : rp_mongo_fetch(m, coll, filter, k->fill, out, found, err);
 }
 
 /* One page of filter (taken) sorted by sort (taken) as records of kind k into *items (a T **). */
@@ -378,27 +267,6 @@ static bool m_transact(rp_reward_store_t *s, const char *what, rp_reward_txn_fn 
     return rp_mongo_transact(db_of(s), what, run_body, &t, err);
 }
 
-/* Inserts doc (taken); a unique index it hits is reported through *duplicate (the server has
- * then aborted the transaction: the body can only roll back). */
-static bool insert_unique(rp_mongo_txn_t *tx, const char *coll, bson_t *doc, bool *duplicate) {
-    bool ok = rp_mongo_txn_insert(tx, coll, doc);
-    *duplicate = !ok && rp_mongo_txn_last_duplicate(tx);
-    bson_destroy(doc);
-    return ok || *duplicate;
-}
-
-/* update_one (flags: update_many, upsert) of filter with update, both taken; *matched (may be
- * NULL) when it matched. */
-static bool update(rp_mongo_txn_t *tx, const char *coll, bson_t *filter, bson_t *update, unsigned flags,
-                   bool *matched) {
-    rp_mongo_write_t res;
-    bool ok = rp_mongo_txn_update(tx, coll, filter, update, flags, &res);
-    if (matched) *matched = ok && res.matched > 0;
-    bson_destroy(filter);
-    bson_destroy(update);
-    return ok;
-}
-
 static bool m_tx_request_by_key(rp_reward_txn_t *t, const char *key, rp_request_t *out, bool *found) {
     return fetch(NULL, t->tx, REQUESTS, BCON_NEW("activeKey", BCON_UTF8(key)), &K_REQUEST, out, found, NULL);
 }
@@ -407,26 +275,16 @@ static bool m_tx_request_by_id(rp_reward_txn_t *t, const char *id, rp_request_t 
     return fetch(NULL, t->tx, REQUESTS, BCON_NEW("_id", BCON_UTF8(id)), &K_REQUEST, out, found, NULL);
 }
 
-/* "count >= at_most" without counting: is there an at_most-th slot? Only below that is the
- * exact number counted (for at_most 1 the empty answer already says 0). */
+/* With at_most, count_documents stops at at_most: one round trip, and only what a limit check
+ * needs. */
 static bool m_tx_count_slots(rp_reward_txn_t *t, const char *user_id, const char *event_id, int64_t at_most,
                              int64_t *count) {
-    bson_t *doc = NULL;
-    bool ok = true;
-    *count = 0;
     bson_t *filter = BCON_NEW("userId", BCON_UTF8(user_id), "eventId", BCON_UTF8(event_id), "status", "{", "$ne",
                               BCON_UTF8("FAILED"), "}");
-    if (at_most > 0) {
-        bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}", "skip", BCON_INT64(at_most - 1));
-        ok = rp_mongo_txn_find_one(t->tx, REQUESTS, filter, opts, &doc);
-        bson_destroy(opts);
-    }
-    if (ok && doc)
-        *count = at_most;
-    else if (ok && at_most != 1)
-        ok = rp_mongo_txn_count(t->tx, REQUESTS, filter, count);
-    bson_destroy(doc);
+    bson_t *opts = at_most > 0 ? BCON_NEW("limit", BCON_INT64(at_most)) : NULL;
+    bool ok = rp_mongo_txn_count(t->tx, REQUESTS, filter, opts, count);
     bson_destroy(filter);
+    bson_destroy(opts);
     return ok;
 }
 
@@ -439,9 +297,8 @@ static bool move_stock(rp_reward_txn_t *t, const char *event_id, const rp_stock_
     bson_t *ev = NULL;
     *moved = true;
     if (n == 0) return true;
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(event_id));
-    bson_t *opts = BCON_NEW("projection", "{", "rewards.stockLeft", BCON_INT32(1), "}");
-    bool ok = rp_mongo_txn_find_one(t->tx, EVENTS, filter, opts, &ev);
+    bool ok = rp_mongo_txn_find_one_take(t->tx, EVENTS, BCON_NEW("_id", BCON_UTF8(event_id)),
+                                         BCON_NEW("projection", "{", "rewards.stockLeft", BCON_INT32(1), "}"), &ev);
     for (size_t i = 0; ok && *moved && i < n; i++) {
         char elem[32], path[48];
         bson_iter_t it, found;
@@ -457,13 +314,11 @@ static bool move_stock(rp_reward_txn_t *t, const char *event_id, const rp_stock_
             continue; /* unlimited */
         bson_t *guard = BCON_NEW("_id", BCON_UTF8(event_id));
         if (sign < 0) BCON_APPEND(guard, path, "{", "$gte", BCON_INT64(lines[i].quantity), "}");
-        ok = update(t->tx, EVENTS, guard, BCON_NEW("$inc", "{", path, BCON_INT64(sign * lines[i].quantity), "}"), 0,
-                    moved);
+        ok = rp_mongo_txn_update_take(t->tx, EVENTS, guard,
+                                      BCON_NEW("$inc", "{", path, BCON_INT64(sign * lines[i].quantity), "}"), 0, moved);
         if (sign > 0) *moved = true;
     }
     bson_destroy(ev);
-    bson_destroy(filter);
-    bson_destroy(opts);
     return ok;
 }
 
@@ -482,9 +337,9 @@ static bool m_tx_stock_give(rp_reward_txn_t *t, const char *event_id, const rp_s
  * instead of missing it. */
 static bool m_tx_insert_request(rp_reward_txn_t *t, const rp_request_t *r, bool *duplicate) {
     *duplicate = false;
-    return update(t->tx, EVENTS, BCON_NEW("_id", BCON_UTF8(r->event_id)),
-                  BCON_NEW("$inc", "{", "grants", BCON_INT64(1), "}"), 0, NULL) &&
-           insert_unique(t->tx, REQUESTS, request_doc(r), duplicate);
+    return rp_mongo_txn_update_take(t->tx, EVENTS, BCON_NEW("_id", BCON_UTF8(r->event_id)),
+                                    BCON_NEW("$inc", "{", "grants", BCON_INT64(1), "}"), 0, NULL) &&
+           rp_mongo_txn_insert_take(t->tx, REQUESTS, request_doc(r), duplicate);
 }
 
 static bool m_tx_update_request(rp_reward_txn_t *t, const rp_request_t *r, rp_req_status_t from, bool *moved) {
@@ -495,8 +350,8 @@ static bool m_tx_update_request(rp_reward_txn_t *t, const rp_request_t *r, rp_re
     bson_append_document_end(u, &set);
     /* a released key is absent, so that the partial unique index skips the request */
     if (!r->active_key[0]) BCON_APPEND(u, "$unset", "{", "activeKey", BCON_UTF8(""), "}");
-    return update(t->tx, REQUESTS, BCON_NEW("_id", BCON_UTF8(r->id), "status", BCON_UTF8(rp_req_status_name(from))), u,
-                  0, moved);
+    return rp_mongo_txn_update_take(
+        t->tx, REQUESTS, BCON_NEW("_id", BCON_UTF8(r->id), "status", BCON_UTF8(rp_req_status_name(from))), u, 0, moved);
 }
 
 /* Hands out count consecutive numbers of sequence `name`; *first is the first of them. The
@@ -504,14 +359,12 @@ static bool m_tx_update_request(rp_reward_txn_t *t, const rp_request_t *r, rp_re
 static bool next_seq(rp_mongo_txn_t *tx, const char *name, int64_t count, int64_t *first) {
     bson_t *doc = NULL;
     *first = 0;
-    bool ok = update(tx, COUNTERS, BCON_NEW("_id", BCON_UTF8(name)),
-                     BCON_NEW("$inc", "{", "seq", BCON_INT64(count), "}"), RP_MONGO_UPSERT, NULL);
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(name));
-    ok = ok && rp_mongo_txn_find_one(tx, COUNTERS, filter, NULL, &doc);
+    bool ok = rp_mongo_txn_update_take(tx, COUNTERS, BCON_NEW("_id", BCON_UTF8(name)),
+                                       BCON_NEW("$inc", "{", "seq", BCON_INT64(count), "}"), RP_MONGO_UPSERT, NULL);
+    ok = ok && rp_mongo_txn_find_one_take(tx, COUNTERS, BCON_NEW("_id", BCON_UTF8(name)), NULL, &doc);
     if (ok && !doc) ok = rp_mongo_txn_fail(tx, RP_ERR_STORE, "STORE_ERROR", "sequence %s: counter not readable", name);
     if (ok) *first = rp_mongo_get_i64(doc, "seq") - count + 1;
     bson_destroy(doc);
-    bson_destroy(filter);
     return ok;
 }
 
@@ -522,7 +375,7 @@ static bool m_tx_append_ledger(rp_reward_txn_t *t, const rp_ledger_entry_t *entr
         rp_ledger_entry_t e = entries[i];
         bson_t doc = BSON_INITIALIZER;
         e.seq = first + (int64_t)i;
-        put_fields(&doc, &e, ledger_fields, NFIELDS(ledger_fields));
+        RP_MONGO_PUT_FIELDS(&doc, &e, ledger_fields);
         BSON_APPEND_UTF8(&doc, "entryType", rp_ledger_kind_name(e.kind));
         ok = rp_mongo_txn_insert(t->tx, LEDGER, &doc);
         bson_destroy(&doc);
@@ -535,7 +388,7 @@ static bool m_tx_append_outbox(rp_reward_txn_t *t, const rp_outbox_message_t *m)
     if (!next_seq(t->tx, OUTBOX, 1, &row.seq)) return false;
     row.published_at = 0;
     bson_t *doc = BCON_NEW("leaseOwner", BCON_NULL, "leaseUntil", BCON_NULL);
-    put_fields(doc, &row, outbox_fields, NFIELDS(outbox_fields));
+    RP_MONGO_PUT_FIELDS(doc, &row, outbox_fields);
     rp_mongo_append_opaque(doc, "payload", m->payload);
     bool ok = rp_mongo_txn_insert(t->tx, OUTBOX, doc);
     bson_destroy(doc);
@@ -547,13 +400,13 @@ static bool m_tx_settle_item(rp_reward_txn_t *t, const char *batch_id, int64_t s
     bson_t *u = bson_new(), set;
     BSON_APPEND_DOCUMENT_BEGIN(u, "$set", &set);
     BSON_APPEND_UTF8(&set, "status", rp_item_status_name(status));
-    put_text(&set, "failureReason", reason);
-    put_text(&set, "requestId", request_id);
+    rp_mongo_append_opt(&set, "failureReason", reason);
+    rp_mongo_append_opt(&set, "requestId", request_id);
     BSON_APPEND_DATE_TIME(&set, "settledAt", at);
     bson_append_document_end(u, &set);
-    return update(t->tx, ITEMS,
-                  BCON_NEW("batchId", BCON_UTF8(batch_id), "seq", BCON_INT64(seq), "status", BCON_UTF8("QUEUED")), u, 0,
-                  settled);
+    return rp_mongo_txn_update_take(
+        t->tx, ITEMS, BCON_NEW("batchId", BCON_UTF8(batch_id), "seq", BCON_INT64(seq), "status", BCON_UTF8("QUEUED")),
+        u, 0, settled);
 }
 
 static bool m_tx_idem_get(rp_reward_txn_t *t, const char *user_id, const char *key, rp_idem_t *out, bool *found) {
@@ -566,21 +419,21 @@ static bool m_tx_idem_put(rp_reward_txn_t *t, const char *user_id, const char *k
     char id[RP_OID_LEN];
     rp_oid_new(id);
     bson_t *doc = BCON_NEW("_id", BCON_UTF8(id), "userId", BCON_UTF8(user_id), "key", BCON_UTF8(key));
-    put_fields(doc, v, idem_fields, NFIELDS(idem_fields));
+    RP_MONGO_PUT_FIELDS(doc, v, idem_fields);
     rp_mongo_append_opaque(doc, "response", v->response);
-    return insert_unique(t->tx, IDEM, doc, duplicate);
+    return rp_mongo_txn_insert_take(t->tx, IDEM, doc, duplicate);
 }
 
 /* Writing the lease counter first makes concurrent sweeps write-conflict, so they run one after
  * the other (SQLite: BEGIN IMMEDIATE). Parked items (a creation not finished) were never sent. */
 static bool m_tx_items_in_flight(rp_reward_txn_t *t, int64_t now, int64_t *count) {
     *count = 0;
-    if (!update(t->tx, COUNTERS, BCON_NEW("_id", BCON_UTF8(LEASE_COUNTER)),
-                BCON_NEW("$inc", "{", "seq", BCON_INT64(1), "}"), RP_MONGO_UPSERT, NULL))
+    if (!rp_mongo_txn_update_take(t->tx, COUNTERS, BCON_NEW("_id", BCON_UTF8(LEASE_COUNTER)),
+                                  BCON_NEW("$inc", "{", "seq", BCON_INT64(1), "}"), RP_MONGO_UPSERT, NULL))
         return false;
     bson_t *flying = BCON_NEW("status", BCON_UTF8("QUEUED"), "dueAt", "{", "$gt", BCON_DATE_TIME(now), "$lt",
                               BCON_DATE_TIME(PARKED_AT), "}");
-    bool ok = rp_mongo_txn_count(t->tx, ITEMS, flying, count);
+    bool ok = rp_mongo_txn_count(t->tx, ITEMS, flying, NULL, count);
     bson_destroy(flying);
     return ok;
 }
@@ -600,12 +453,12 @@ static bool m_tx_items_lease(rp_reward_txn_t *t, int64_t now, int64_t until, int
     const rp_item_ref_t *refs = rows.items;
     for (size_t i = 0; ok && i < rows.n; i++) {
         char kb[16], id[64];
-        const char *key = idx_key((uint32_t)i, kb);
+        const char *key = rp_mongo_array_key((uint32_t)i, kb);
         snprintf(id, sizeof id, "%s:%lld", refs[i].batch_id, (long long)refs[i].seq);
         BSON_APPEND_UTF8(&ids, key, id);
     }
     if (ok && rows.n > 0)
-        ok = update(
+        ok = rp_mongo_txn_update_take(
             t->tx, ITEMS, BCON_NEW("_id", "{", "$in", BCON_ARRAY(&ids), "}", "status", BCON_UTF8("QUEUED")),
             BCON_NEW("$set", "{", "dueAt", BCON_DATE_TIME(until), "}", "$inc", "{", "attempts", BCON_INT64(1), "}"),
             RP_MONGO_MANY, NULL);
@@ -656,7 +509,7 @@ typedef struct clauses {
 /* Appends {field: value}, or with value NULL {field: {op: ms}}. */
 static void clause(clauses_t *c, const char *field, const char *value, const char *op, int64_t ms) {
     char kb[16];
-    const char *key = idx_key(c->n++, kb); /* before the macro: it evaluates the key twice */
+    const char *key = rp_mongo_array_key(c->n++, kb); /* before the macro: it evaluates the key twice */
     if (value)
         BCON_APPEND(&c->arr, key, "{", field, BCON_UTF8(value), "}");
     else
@@ -727,7 +580,7 @@ static bool add_count(const bson_t *doc, void *p) {
     bson_t group;
     char status[16] = "", reason[RP_REASON_LEN] = "";
     rp_item_status_t st;
-    if (bson_iter_init_find(&it, doc, "_id") && sub_doc(&it, &group)) {
+    if (bson_iter_init_find(&it, doc, "_id") && rp_mongo_iter_doc(&it, &group)) {
         rp_mongo_copy_str(&group, "status", status, sizeof status);
         rp_mongo_copy_str(&group, "reason", reason, sizeof reason);
     }
@@ -763,7 +616,7 @@ static bool m_batch_items_get(rp_reward_store_t *s, const char *batch_id, const 
     *got = 0;
     if (n == 0) return true;
     bson_t *filter = BCON_NEW("batchId", BCON_UTF8(batch_id));
-    put_in(filter, "seq", seqs, n);
+    rp_mongo_append_in(filter, "seq", seqs, n);
     bool ok = rp_mongo_find(db_of(s), ITEMS, filter, NULL, rp_mongo_rows_add, &rows, err);
     bson_destroy(filter);
     const rp_batch_item_t *found = rows.items;
@@ -830,8 +683,8 @@ static bool m_batch_store(rp_reward_store_t *s, const rp_batch_t *b, const char 
     *key_taken = false;
     if (!resume) {
         bson_t *doc = BCON_NEW("state", BCON_UTF8("CREATING"));
-        put_fields(doc, b, batch_fields, NFIELDS(batch_fields));
-        put_text(doc, "reason", b->reason);
+        RP_MONGO_PUT_FIELDS(doc, b, batch_fields);
+        rp_mongo_append_opt(doc, "reason", b->reason);
         if (b->idem_key[0]) BSON_APPEND_UTF8(doc, "idemKey", b->idem_key); /* absent without: the index is partial */
         ok = durable_step(m, BATCHES, &doc, 1, NULL, NULL, &dup, err);
         bson_destroy(doc);
@@ -851,7 +704,7 @@ static bool m_batch_store(rp_reward_store_t *s, const rp_batch_t *b, const char 
             snprintf(it.user_id, sizeof it.user_id, "%s", user_ids[from + i]);
             snprintf(id, sizeof id, "%s:%lld", b->id, (long long)it.seq);
             docs[i] = BCON_NEW("_id", BCON_UTF8(id), "status", BCON_UTF8("QUEUED"), "dueAt", BCON_DATE_TIME(PARKED_AT));
-            put_fields(docs[i], &it, item_fields, NFIELDS(item_fields));
+            RP_MONGO_PUT_FIELDS(docs[i], &it, item_fields);
         }
         ok = durable_step(m, ITEMS, docs, k, NULL, NULL, &dup, err);
         for (size_t i = 0; i < k; i++)
@@ -874,7 +727,7 @@ static bool m_batch_store(rp_reward_store_t *s, const rp_batch_t *b, const char 
 static bson_t *leasable(const char *owner, int64_t now, const int64_t *seqs, size_t n) {
     bson_t *b = BCON_NEW("publishedAt", BCON_NULL, "$or", "[", "{", "leaseUntil", BCON_NULL, "}", "{", "leaseUntil",
                          "{", "$lt", BCON_DATE_TIME(now), "}", "}", "{", "leaseOwner", BCON_UTF8(owner), "}", "]");
-    if (n) put_in(b, "_id", seqs, n);
+    if (n) rp_mongo_append_in(b, "_id", seqs, n);
     return b;
 }
 
@@ -913,7 +766,7 @@ static bool m_outbox_lease(rp_reward_store_t *s, const char *owner, int64_t now,
 static bool m_outbox_published(rp_reward_store_t *s, const int64_t *seqs, size_t n, int64_t now, rp_err_t *err) {
     if (n == 0) return true;
     bson_t *filter = BCON_NEW("publishedAt", BCON_NULL);
-    put_in(filter, "_id", seqs, n);
+    rp_mongo_append_in(filter, "_id", seqs, n);
     bson_t *u = BCON_NEW("$set", "{", "publishedAt", BCON_DATE_TIME(now), "leaseOwner", BCON_NULL, "leaseUntil",
                          BCON_NULL, "}");
     bool ok = rp_mongo_update(db_of(s), OUTBOX, filter, u, RP_MONGO_MANY, NULL, err);
@@ -922,62 +775,13 @@ static bool m_outbox_published(rp_reward_store_t *s, const int64_t *seqs, size_t
     return ok;
 }
 
-static void m_free(rp_reward_store_t *s) {
-    if (!s) return;
-    rp_mongo_close(db_of(s));
-    free(s);
-}
-
-static const rp_reward_store_ops_t mongo_ops = {
-    .ping = m_ping,
-    .transact = m_transact,
-    .tx_request_by_key = m_tx_request_by_key,
-    .tx_request_by_id = m_tx_request_by_id,
-    .tx_count_slots = m_tx_count_slots,
-    .tx_stock_take = m_tx_stock_take,
-    .tx_stock_give = m_tx_stock_give,
-    .tx_insert_request = m_tx_insert_request,
-    .tx_update_request = m_tx_update_request,
-    .tx_append_ledger = m_tx_append_ledger,
-    .tx_append_outbox = m_tx_append_outbox,
-    .tx_settle_item = m_tx_settle_item,
-    .tx_idem_get = m_tx_idem_get,
-    .tx_idem_put = m_tx_idem_put,
-    .tx_items_in_flight = m_tx_items_in_flight,
-    .tx_items_lease = m_tx_items_lease,
-    .get_request = m_get_request,
-    .find_active = m_find_active,
-    .list_requests = m_list_requests,
-    .list_ledger = m_list_ledger,
-    .list_outbox = m_list_outbox,
-    .idem_get = m_idem_get,
-    .batch_get = m_batch_get,
-    .batch_by_key = m_batch_by_key,
-    .batch_list = m_batch_list,
-    .batch_items = m_batch_items,
-    .batch_items_get = m_batch_items_get,
-    .batch_any_due = m_batch_any_due,
-    .batch_store = m_batch_store,
-    .outbox_lease = m_outbox_lease,
-    .outbox_published = m_outbox_published,
-    .free = m_free,
-};
+static const rp_reward_store_ops_t mongo_ops = RP_REWARD_STORE_OPS(m_);
 
 /* ---- start-up ---- */
 
-/* An index: its keys in order (direction 1 or -1), unique, partial on {partial: {$exists: true}}. */
-typedef struct index_spec {
-    const char *coll, *name, *partial;
-    bool unique;
-    struct {
-        const char *field;
-        int dir;
-    } keys[4];
-} index_spec_t;
-
 /* The history lists sort newest first by (requestedAt, _id) under each filter; the sweep takes
  * QUEUED items by due time. */
-static const index_spec_t indexes[] = {
+static const rp_mongo_index_t indexes[] = {
     {REQUESTS, "event_reward_requests_active", "activeKey", true, {{"activeKey", 1}}},
     {REQUESTS, "event_reward_requests_user_time", NULL, false, {{"userId", 1}, {"requestedAt", -1}, {"_id", -1}}},
     {REQUESTS, "event_reward_requests_event_time", NULL, false, {{"eventId", 1}, {"requestedAt", -1}, {"_id", -1}}},
@@ -998,37 +802,6 @@ static const index_spec_t indexes[] = {
     {ITEMS, "batch_items_status", NULL, false, {{"batchId", 1}, {"status", 1}, {"failureReason", 1}}},
 };
 
-/* createIndexes per collection, outside any transaction. */
-static bool create_indexes(rp_mongo_t *m, rp_err_t *err) {
-    bool ok = true;
-    size_t nidx = sizeof indexes / sizeof indexes[0];
-    for (size_t i = 0; ok && i < nidx; i++) {
-        if (i > 0 && strcmp(indexes[i].coll, indexes[i - 1].coll) == 0) continue; /* done with its first index */
-        bson_t arr = BSON_INITIALIZER;
-        uint32_t n = 0;
-        for (size_t j = i; j < nidx && strcmp(indexes[j].coll, indexes[i].coll) == 0; j++) {
-            const index_spec_t *x = &indexes[j];
-            char kb[16];
-            bson_t spec, key;
-            const char *k = idx_key(n++, kb); /* before the macro: it evaluates the key twice */
-            BSON_APPEND_DOCUMENT_BEGIN(&arr, k, &spec);
-            BSON_APPEND_DOCUMENT_BEGIN(&spec, "key", &key);
-            for (size_t f = 0; f < 4 && x->keys[f].field; f++)
-                BSON_APPEND_INT32(&key, x->keys[f].field, x->keys[f].dir);
-            bson_append_document_end(&spec, &key);
-            BSON_APPEND_UTF8(&spec, "name", x->name);
-            if (x->unique) BSON_APPEND_BOOL(&spec, "unique", true);
-            if (x->partial)
-                BCON_APPEND(&spec, "partialFilterExpression", "{", x->partial, "{", "$exists", BCON_BOOL(true), "}",
-                            "}");
-            bson_append_document_end(&arr, &spec);
-        }
-        ok = rp_mongo_create_indexes(m, indexes[i].coll, &arr, err);
-        bson_destroy(&arr);
-    }
-    return ok;
-}
-
 /* Creates the counters collection and documents outside any transaction (older servers cannot
  * create collections inside one); an existing counter keeps its value. */
 static bool seed_counters(rp_mongo_t *m, rp_err_t *err) {
@@ -1048,15 +821,8 @@ static bool seed_counters(rp_mongo_t *m, rp_err_t *err) {
     return ok;
 }
 
+static const rp_mongo_setup_t setup = RP_MONGO_SETUP("reward-grant", indexes, seed_counters);
+
 rp_reward_store_t *rp_reward_store_mongo_open(const char *uri, const char *db_name, rp_err_t *err) {
-    rp_mongo_t *m = rp_mongo_open(uri, db_name, "reward-grant", err);
-    if (!m) return NULL;
-    if (!rp_mongo_require_replset(m, err) || !create_indexes(m, err) || !seed_counters(m, err)) {
-        rp_mongo_close(m);
-        return NULL;
-    }
-    mongo_store_t *s = rp_calloc(1, sizeof *s);
-    s->base.ops = &mongo_ops;
-    s->m = m;
-    return &s->base;
+    return rp_mongo_store_open(uri, db_name, &setup, &(rp_reward_store_t){&mongo_ops}, sizeof(rp_reward_store_t), err);
 }

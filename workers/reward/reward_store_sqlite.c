@@ -27,20 +27,21 @@
 #include "mem.h"
 #include "reward_store.h"
 #include "sqlite_util.h"
+#include "store_handle.h"
 
-/* A unit of work, or, with db NULL, none: each statement then takes a connection from pool. */
+/* A unit of work running body fn(tx, arg), or, with db NULL, none: each statement then takes a
+ * connection from pool. */
 struct rp_reward_txn {
     sqlite3 *db;
     rp_err_t *err;
     rp_sqlite_pool_t *pool;
+    rp_reward_txn_fn fn;
+    void *arg;
 };
 
-typedef struct sqlite_store {
-    rp_reward_store_t base;
-    rp_sqlite_pool_t *pool;
-} sqlite_store_t;
-
-#define POOL(base) (((sqlite_store_t *)(base))->pool)
+static void s_free(rp_reward_store_t *base) {
+    rp_store_handle_free(base);
+}
 
 /* Each list starts with the columns its record's table (below) reads, in the table's order. */
 #define REQUEST_COLS                                                                                                   \
@@ -174,37 +175,20 @@ static void row_int(sqlite3_stmt *st, void *out) {
     *(int64_t *)out = sqlite3_column_int64(st, 0);
 }
 
-static void clear_request(void *r) {
-    rp_request_clear(r);
-}
-static void clear_outbox(void *m) {
-    rp_outbox_message_clear(m);
-}
-static void clear_batch(void *b) {
-    rp_batch_clear(b);
-}
-static void clear_idem(void *v) {
-    rp_idem_clear(v);
-}
-
 /* ---- the unit of work ---- */
 
-typedef struct body {
-    rp_reward_txn_fn fn;
-    void *arg;
-} body_t;
-
 static rp_txn_end_t run_body(sqlite3 *db, void *p, rp_err_t *err) {
-    body_t *b = p;
-    rp_reward_txn_t tx = {db, err, NULL};
-    return b->fn(&tx, b->arg);
+    rp_reward_txn_t *tx = p;
+    tx->db = db;
+    tx->err = err;
+    return tx->fn(tx, tx->arg);
 }
 
 static bool s_transact(rp_reward_store_t *base, const char *what, rp_reward_txn_fn fn, void *arg, rp_err_t *err) {
-    body_t b = {fn, arg};
+    rp_reward_txn_t tx = {.fn = fn, .arg = arg};
     rp_err_t e;
     rp_err_clear(&e);
-    if (rp_sqlite_transact(POOL(base), run_body, &b, &e)) return true;
+    if (rp_sqlite_transact(rp_store_handle_backend(base), run_body, &tx, &e)) return true;
     if (e.kind == RP_ERR_NONE) rp_err_set(&e, RP_ERR_INTERNAL, "INTERNAL", "the body failed without an error");
     rp_err_set(err, e.kind, e.code, "%s: %s", what, e.message);
     return false;
@@ -212,22 +196,22 @@ static bool s_transact(rp_reward_store_t *base, const char *what, rp_reward_txn_
 
 #define READ_REQUEST(out_, found_)                                                                                     \
     &(use_t) {                                                                                                         \
-        .what = "read request", .row = row_request, .clear = clear_request, .out = out_, .found = found_               \
+        .what = "read request", .row = row_request, .clear = rp_reward_release_request, .out = out_, .found = found_   \
     }
 
-static bool tx_request_by_key(rp_reward_txn_t *tx, const char *active_key, rp_request_t *out, bool *found) {
+static bool s_tx_request_by_key(rp_reward_txn_t *tx, const char *active_key, rp_request_t *out, bool *found) {
     rp_request_init(out);
     return query(tx, READ_REQUEST(out, found), "SELECT " REQUEST_COLS " FROM reward_requests WHERE active_key = ?1",
                  "t", active_key);
 }
 
-static bool tx_request_by_id(rp_reward_txn_t *tx, const char *id, rp_request_t *out, bool *found) {
+static bool s_tx_request_by_id(rp_reward_txn_t *tx, const char *id, rp_request_t *out, bool *found) {
     rp_request_init(out);
     return query(tx, READ_REQUEST(out, found), "SELECT " REQUEST_COLS " FROM reward_requests WHERE id = ?1", "t", id);
 }
 
-static bool tx_count_slots(rp_reward_txn_t *tx, const char *user_id, const char *event_id, int64_t at_most,
-                           int64_t *count) {
+static bool s_tx_count_slots(rp_reward_txn_t *tx, const char *user_id, const char *event_id, int64_t at_most,
+                             int64_t *count) {
     *count = 0;
     return query(tx, &(use_t){.what = "count slots", .row = row_int, .out = count},
                  "SELECT count(*) FROM (SELECT 1 FROM reward_requests WHERE user_id = ?1 AND event_id = ?2 "
@@ -253,17 +237,17 @@ static bool move_stock(rp_reward_txn_t *tx, const char *event_id, const rp_stock
     return true;
 }
 
-static bool tx_stock_take(rp_reward_txn_t *tx, const char *event_id, const rp_stock_line_t *lines, size_t n,
-                          bool *taken) {
+static bool s_tx_stock_take(rp_reward_txn_t *tx, const char *event_id, const rp_stock_line_t *lines, size_t n,
+                            bool *taken) {
     return move_stock(tx, event_id, lines, n, 1, taken);
 }
 
-static bool tx_stock_give(rp_reward_txn_t *tx, const char *event_id, const rp_stock_line_t *lines, size_t n) {
+static bool s_tx_stock_give(rp_reward_txn_t *tx, const char *event_id, const rp_stock_line_t *lines, size_t n) {
     bool moved;
     return move_stock(tx, event_id, lines, n, -1, &moved);
 }
 
-static bool tx_insert_request(rp_reward_txn_t *tx, const rp_request_t *r, bool *duplicate) {
+static bool s_tx_insert_request(rp_reward_txn_t *tx, const rp_request_t *r, bool *duplicate) {
     json_t *claimed = rp_claimed_to_json(r);
     bool ok = query(tx, &(use_t){.what = "insert request", .dup = duplicate},
                     "INSERT INTO reward_requests (" REQUEST_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
@@ -276,7 +260,7 @@ static bool tx_insert_request(rp_reward_txn_t *tx, const rp_request_t *r, bool *
     return ok;
 }
 
-static bool tx_update_request(rp_reward_txn_t *tx, const rp_request_t *r, rp_req_status_t from, bool *moved) {
+static bool s_tx_update_request(rp_reward_txn_t *tx, const rp_request_t *r, rp_req_status_t from, bool *moved) {
     return query(tx, &(use_t){.what = "update request", .found = moved},
                  "UPDATE reward_requests SET status = ?3, active_key = ?4, processed_at = ?5, processor_id = ?6, "
                  "failure_reason = ?7, notes = ?8, updated_at = ?9 WHERE id = ?1 AND status = ?2",
@@ -284,7 +268,7 @@ static bool tx_update_request(rp_reward_txn_t *tx, const rp_request_t *r, rp_req
                  r->processed_at, r->processor_id, r->failure_reason, r->notes, r->updated_at);
 }
 
-static bool tx_append_ledger(rp_reward_txn_t *tx, const rp_ledger_entry_t *entries, size_t n) {
+static bool s_tx_append_ledger(rp_reward_txn_t *tx, const rp_ledger_entry_t *entries, size_t n) {
     for (const rp_ledger_entry_t *e = entries; e < entries + n; e++)
         if (!query(tx, &(use_t){.what = "append ledger"},
                    "INSERT INTO reward_ledger (id, request_id, user_id, event_id, reward_idx, reward_definition_id, "
@@ -295,39 +279,43 @@ static bool tx_append_ledger(rp_reward_txn_t *tx, const rp_ledger_entry_t *entri
     return true;
 }
 
-static bool tx_append_outbox(rp_reward_txn_t *tx, const rp_outbox_message_t *m) {
+static bool s_tx_append_outbox(rp_reward_txn_t *tx, const rp_outbox_message_t *m) {
     return query(tx, &(use_t){.what = "append outbox"},
                  "INSERT INTO outbox (message_id, routing_key, request_id, payload, created_at) "
                  "VALUES (?1, ?2, ?3, ?4, ?5)",
                  "tttji", m->message_id, m->routing_key, m->request_id, m->payload, m->created_at);
 }
 
-static bool tx_settle_item(rp_reward_txn_t *tx, const char *batch_id, int64_t seq, rp_item_status_t status,
-                           const char *reason, const char *request_id, int64_t at, bool *settled) {
+static bool s_tx_settle_item(rp_reward_txn_t *tx, const char *batch_id, int64_t seq, rp_item_status_t status,
+                             const char *reason, const char *request_id, int64_t at, bool *settled) {
     return query(tx, &(use_t){.what = "settle item", .found = settled},
                  "UPDATE batch_items SET status = ?3, failure_reason = ?4, request_id = ?5, settled_at = ?6 "
                  "WHERE batch_id = ?1 AND seq = ?2 AND status = 'QUEUED'",
                  "titssi", batch_id, seq, rp_item_status_name(status), reason, request_id, at);
 }
 
-static bool tx_idem_get(rp_reward_txn_t *tx, const char *user_id, const char *key, rp_idem_t *out, bool *found) {
+static bool s_tx_idem_get(rp_reward_txn_t *tx, const char *user_id, const char *key, rp_idem_t *out, bool *found) {
     memset(out, 0, sizeof *out);
-    return query(
-        tx, &(use_t){.what = "read idempotency key", .row = row_idem, .clear = clear_idem, .out = out, .found = found},
-        "SELECT request_hash, status, created_at, response FROM idempotency_keys WHERE user_id = ?1 AND "
-        "key = ?2",
-        "tt", user_id, key);
+    return query(tx,
+                 &(use_t){.what = "read idempotency key",
+                          .row = row_idem,
+                          .clear = rp_reward_release_idem,
+                          .out = out,
+                          .found = found},
+                 "SELECT request_hash, status, created_at, response FROM idempotency_keys WHERE user_id = ?1 AND "
+                 "key = ?2",
+                 "tt", user_id, key);
 }
 
-static bool tx_idem_put(rp_reward_txn_t *tx, const char *user_id, const char *key, const rp_idem_t *v,
-                        bool *duplicate) {
+static bool s_tx_idem_put(rp_reward_txn_t *tx, const char *user_id, const char *key, const rp_idem_t *v,
+                          bool *duplicate) {
     return query(tx, &(use_t){.what = "store idempotency key", .dup = duplicate},
                  "INSERT INTO idempotency_keys (user_id, key, request_hash, status, response, created_at) "
                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                  "tttiji", user_id, key, v->request_hash, (int64_t)v->status, v->response, v->created_at);
 }
 
-static bool tx_items_in_flight(rp_reward_txn_t *tx, int64_t now, int64_t *count) {
+static bool s_tx_items_in_flight(rp_reward_txn_t *tx, int64_t now, int64_t *count) {
     *count = 0;
     return query(tx, &(use_t){.what = "count items in flight", .row = row_int, .out = count},
                  "SELECT count(*) FROM batch_items WHERE status = 'QUEUED' AND due_at > ?1", "i", now);
@@ -338,8 +326,8 @@ static bool tx_items_in_flight(rp_reward_txn_t *tx, int64_t now, int64_t *count)
     "SELECT batch_id, seq FROM batch_items WHERE status = 'QUEUED' AND due_at <= ?1 ORDER BY due_at, batch_id, seq "   \
     "LIMIT ?2"
 
-static bool tx_items_lease(rp_reward_txn_t *tx, int64_t now, int64_t until, int limit, rp_item_ref_t **items,
-                           size_t *n) {
+static bool s_tx_items_lease(rp_reward_txn_t *tx, int64_t now, int64_t until, int limit, rp_item_ref_t **items,
+                             size_t *n) {
     /* chosen first, since the update moves what they were chosen by */
     if (!query(tx, RP_SQLITE_PAGE("due items", row_ref, NULL, items, n, limit, NULL), DUE_ITEMS, "ii", now,
                (int64_t)limit))
@@ -355,7 +343,7 @@ static bool tx_items_lease(rp_reward_txn_t *tx, int64_t now, int64_t until, int 
 /* ---- reads ---- */
 
 #define NO_TXN(base, err)                                                                                              \
-    { NULL, (err), POOL(base) }
+    { .err = (err), .pool = rp_store_handle_backend(base) }
 
 static bool s_ping(rp_reward_store_t *base, rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
@@ -364,13 +352,13 @@ static bool s_ping(rp_reward_store_t *base, rp_err_t *err) {
 
 static bool s_get_request(rp_reward_store_t *base, const char *id, rp_request_t *out, bool *found, rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
-    return tx_request_by_id(&tx, id, out, found);
+    return s_tx_request_by_id(&tx, id, out, found);
 }
 
 static bool s_find_active(rp_reward_store_t *base, const char *active_key, rp_request_t *out, bool *found,
                           rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
-    return tx_request_by_key(&tx, active_key, out, found);
+    return s_tx_request_by_key(&tx, active_key, out, found);
 }
 
 static bool s_list_requests(rp_reward_store_t *base, const rp_request_filter_t *f, rp_request_t **items, size_t *n,
@@ -378,7 +366,7 @@ static bool s_list_requests(rp_reward_store_t *base, const rp_request_filter_t *
     rp_reward_txn_t tx = NO_TXN(base, err);
     /* newest first by request time: ObjectIds made by different processes in the same second do
      * not sort by time, so the id only breaks ties (and names the cursor's row) */
-    return query(&tx, RP_SQLITE_PAGE("list requests", row_request, clear_request, items, n, f->limit, more),
+    return query(&tx, RP_SQLITE_PAGE("list requests", row_request, rp_reward_release_request, items, n, f->limit, more),
                  "SELECT " REQUEST_COLS " FROM reward_requests WHERE (?1 IS NULL OR user_id = ?1) AND "
                  "(?2 IS NULL OR event_id = ?2) AND (?3 IS NULL OR status = ?3) AND "
                  "(?4 IS NULL OR requested_at >= ?4) AND (?5 IS NULL OR requested_at < ?5) AND "
@@ -400,7 +388,7 @@ static bool s_list_ledger(rp_reward_store_t *base, const char *user_id, const ch
 static bool s_list_outbox(rp_reward_store_t *base, int64_t after_seq, int limit, rp_outbox_message_t **items, size_t *n,
                           bool *more, rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
-    return query(&tx, RP_SQLITE_PAGE("list outbox", row_outbox, clear_outbox, items, n, limit, more),
+    return query(&tx, RP_SQLITE_PAGE("list outbox", row_outbox, rp_reward_release_outbox, items, n, limit, more),
                  "SELECT " OUTBOX_COLS " FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2", "ii", after_seq,
                  (int64_t)limit + 1);
 }
@@ -408,12 +396,12 @@ static bool s_list_outbox(rp_reward_store_t *base, int64_t after_seq, int limit,
 static bool s_idem_get(rp_reward_store_t *base, const char *user_id, const char *key, rp_idem_t *out, bool *found,
                        rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
-    return tx_idem_get(&tx, user_id, key, out, found);
+    return s_tx_idem_get(&tx, user_id, key, out, found);
 }
 
 #define READ_BATCH(out_, found_, row_)                                                                                 \
     &(use_t) {                                                                                                         \
-        .what = "read batch", .row = row_, .clear = clear_batch, .out = out_, .found = found_                          \
+        .what = "read batch", .row = row_, .clear = rp_reward_release_batch, .out = out_, .found = found_              \
     }
 
 static bool s_batch_get(rp_reward_store_t *base, const char *id, bool counts, rp_batch_t *out, bool *found,
@@ -438,7 +426,7 @@ static bool s_batch_by_key(rp_reward_store_t *base, const char *created_by, cons
 static bool s_batch_list(rp_reward_store_t *base, const char *event_id, const char *cursor, int limit,
                          rp_batch_t **items, size_t *n, bool *more, rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
-    return query(&tx, RP_SQLITE_PAGE("list batches", row_batch, clear_batch, items, n, limit, more),
+    return query(&tx, RP_SQLITE_PAGE("list batches", row_batch, rp_reward_release_batch, items, n, limit, more),
                  "SELECT " BATCH_COLS " FROM batches WHERE (?1 IS NULL OR event_id = ?1) AND (?2 IS NULL OR "
                  "(created_at, id) < (SELECT created_at, id FROM batches WHERE id = ?2)) "
                  "ORDER BY created_at DESC, id DESC LIMIT ?3",
@@ -541,7 +529,7 @@ static bool s_outbox_lease(rp_reward_store_t *base, const char *owner, int64_t n
                            rp_outbox_message_t **items, size_t *n, rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
     /* one statement leases atomically; RETURNING has no order, so the page is sorted after */
-    if (!query(&tx, RP_SQLITE_PAGE("lease outbox", row_outbox, clear_outbox, items, n, limit, NULL),
+    if (!query(&tx, RP_SQLITE_PAGE("lease outbox", row_outbox, rp_reward_release_outbox, items, n, limit, NULL),
                "UPDATE outbox SET lease_owner = ?1, lease_until = ?4 WHERE seq IN (SELECT seq FROM outbox WHERE "
                "published_at IS NULL AND (lease_until IS NULL OR lease_until < ?2 OR lease_owner = ?1) "
                "ORDER BY seq LIMIT ?3) RETURNING " OUTBOX_COLS,
@@ -562,57 +550,8 @@ static bool s_outbox_published(rp_reward_store_t *base, const int64_t *seqs, siz
     return ok;
 }
 
-static void s_free(rp_reward_store_t *base) {
-    if (!base) return;
-    rp_sqlite_pool_free(POOL(base));
-    free(base);
-}
-
-static const rp_reward_store_ops_t sqlite_ops = {
-    .ping = s_ping,
-    .transact = s_transact,
-    .tx_request_by_key = tx_request_by_key,
-    .tx_request_by_id = tx_request_by_id,
-    .tx_count_slots = tx_count_slots,
-    .tx_stock_take = tx_stock_take,
-    .tx_stock_give = tx_stock_give,
-    .tx_insert_request = tx_insert_request,
-    .tx_update_request = tx_update_request,
-    .tx_append_ledger = tx_append_ledger,
-    .tx_append_outbox = tx_append_outbox,
-    .tx_settle_item = tx_settle_item,
-    .tx_idem_get = tx_idem_get,
-    .tx_idem_put = tx_idem_put,
-    .tx_items_in_flight = tx_items_in_flight,
-    .tx_items_lease = tx_items_lease,
-    .get_request = s_get_request,
-    .find_active = s_find_active,
-    .list_requests = s_list_requests,
-    .list_ledger = s_list_ledger,
-    .list_outbox = s_list_outbox,
-    .idem_get = s_idem_get,
-    .batch_get = s_batch_get,
-    .batch_by_key = s_batch_by_key,
-    .batch_list = s_batch_list,
-    .batch_items = s_batch_items,
-    .batch_items_get = s_batch_items_get,
-    .batch_any_due = s_batch_any_due,
-    .batch_store = s_batch_store,
-    .outbox_lease = s_outbox_lease,
-    .outbox_published = s_outbox_published,
-    .free = s_free,
-};
+static const rp_reward_store_ops_t sqlite_ops = RP_REWARD_STORE_OPS(s_);
 
 rp_reward_store_t *rp_reward_store_sqlite_open(const char *dir, int max_conns, rp_err_t *err) {
-    char path[1024];
-    if (snprintf(path, sizeof path, "%s/%s", dir, RP_EVENT_SQLITE_FILE) >= (int)sizeof path) {
-        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "SQLITE_DIR is too long");
-        return NULL;
-    }
-    rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, rp_events_db_schemas, max_conns, err);
-    if (!pool) return NULL;
-    sqlite_store_t *s = rp_calloc(1, sizeof *s);
-    s->base.ops = &sqlite_ops;
-    s->pool = pool;
-    return &s->base;
+    return rp_events_db_open(dir, max_conns, &(rp_reward_store_t){&sqlite_ops}, sizeof(rp_reward_store_t), err);
 }
