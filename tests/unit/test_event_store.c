@@ -184,8 +184,8 @@ BACKENDS(events, list_returns_exactly_what_the_bounds_accept) {
 
 /* The freeze guard is the caller's decision; the store checks "no request of the event" in the
  * same transaction. Without requests an update with the guard goes through and restarts the
- * stock. (The refusal once a request exists needs the reward store to make one: it belongs with
- * the reward suite.) */
+ * stock. (The refusal once a request exists needs the reward store to make one: it is
+ * test_reward_store.c's the_event_freeze_guard_sees_stored_requests.) */
 BACKENDS(events, update_with_the_guard_goes_through_without_claims) {
     open_stores(*backend);
     rp_err_t err;

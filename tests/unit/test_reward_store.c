@@ -1033,3 +1033,31 @@ BACKENDS(rewards, racing_inserts_of_one_active_key_have_one_winner) {
     run_look(&l);
     cr_assert_eq(l.count, 1);
 }
+
+/* The event store's freeze guard (event_repo.h, only_if_unclaimed) needs a request of the event
+ * to refuse, so it is tested here, with the reward store beside it: once any request of the
+ * event is stored, an update under the guard writes nothing; without the guard it goes through. */
+BACKENDS(rewards, the_event_freeze_guard_sees_stored_requests) {
+    open_all(*backend);
+    rp_err_t err;
+    json_t *doc = NULL;
+    bool claimed = false;
+    rp_request_t r = request(USER_A, E.ev, RP_REQ_FAILED, "", rp_now_ms());
+    insert(&r);
+    rp_request_clear(&r);
+    cr_assert(S.events->ops->event_get(S.events, E.ev, &doc, &err) && doc, "%s", err.message);
+    json_object_set_new(doc, "title", json_string("Frozen"));
+    rp_event_audit_t a = audit("UPDATE", "EVENT", E.ev);
+    cr_assert(S.events->ops->event_update(S.events, doc, true, true, &a, &claimed, &err), "%s", err.message);
+    cr_assert(claimed, "a stored request (even a FAILED one) freezes the rewards");
+    json_decref(doc);
+    cr_assert(S.events->ops->event_get(S.events, E.ev, &doc, &err) && doc);
+    cr_assert_str_neq(json_string_value(json_object_get(doc, "title")), "Frozen", "nothing written");
+    json_object_set_new(doc, "title", json_string("Renamed"));
+    cr_assert(S.events->ops->event_update(S.events, doc, false, false, &a, &claimed, &err), "%s", err.message);
+    cr_assert_not(claimed, "an edit the caller does not guard goes through");
+    json_decref(doc);
+    cr_assert(S.events->ops->event_get(S.events, E.ev, &doc, &err) && doc);
+    cr_assert_str_eq(json_string_value(json_object_get(doc, "title")), "Renamed");
+    json_decref(doc);
+}
