@@ -26,7 +26,7 @@ endif
 
 SRCS      := $(wildcard lib/*.c api/*.c workers/*/*.c)
 MAIN_SRCS := $(filter %_main.c,$(SRCS))
-LIB_SRCS  := $(filter-out %_main.c $(EXCLUDE),$(SRCS))
+LIB_SRCS  := $(filter-out %_main.c,$(SRCS))
 SCHEMAS   := $(sort $(wildcard schemas/*.json))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/gen/schemas_embedded.o
 bin_name   = reward-$(subst _,-,$(patsubst %_main.c,%,$(notdir $(1))))
@@ -65,7 +65,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/librp.a
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/librp.a $(LDLIBS) $(shell pkg-config --libs criterion)
 
 # the driver of the MongoDB wire-contract tests: the real stores, run against a scripted server
-CONTRACT_SRCS := $(filter-out $(EXCLUDE),$(wildcard tests/contract/*.c))
+CONTRACT_SRCS := $(wildcard tests/contract/*.c)
 $(BUILD)/tests/mongo_driver: $(CONTRACT_SRCS) $(BUILD)/librp.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/contract -o $@ $(CONTRACT_SRCS) $(BUILD)/librp.a $(LDLIBS)

@@ -33,10 +33,9 @@ json_t *result(bool ok, const rp_err_t *e, json_t *fields);
 json_t *page(bool ok, const rp_err_t *err, json_t *items, bool more);
 
 /* One scenario of a store on uri: its JSON result line, or NULL when the scenario is not this
- * store's. Defined weak here so that a driver can be built while one store's file is being
- * rewritten (a missing file reports its scenarios as unknown). */
-json_t *contract_reward(const char *uri, const char *scenario) __attribute__((weak));
-json_t *contract_event(const char *uri, const char *scenario) __attribute__((weak));
-json_t *contract_auth(const char *uri, const char *scenario) __attribute__((weak));
+ * store's (driver_reward.c, driver_event.c, driver_auth.c). */
+json_t *contract_reward(const char *uri, const char *scenario);
+json_t *contract_event(const char *uri, const char *scenario);
+json_t *contract_auth(const char *uri, const char *scenario);
 
 #endif
