@@ -278,6 +278,47 @@ Test(grant_txn, approval_out_of_stock_fails_the_request_with_a_compare_and_set) 
     scene_clear(&c);
 }
 
+/* The store with its transact made to let a rejection in between the approval that found the
+ * stock short (rolled back) and the unit of work that fails the request: the window in which the
+ * old SQLite store overwrote whatever status the request had reached. */
+static rp_reward_store_ops_t racing_ops;
+static const rp_reward_store_ops_t *real_ops;
+static const char *race_id;
+static int transacts;
+
+static bool racing_transact(rp_reward_store_t *s, const char *what, rp_reward_txn_fn fn, void *arg, rp_err_t *err) {
+    if (++transacts == 2) {
+        rp_decide_result_t d;
+        s->ops = real_ops;
+        cr_assert(rp_grant_decide(s, RP_DECIDE_REJECT, race_id, OPERATOR, "meanwhile", 1500, &d, err));
+        cr_assert_eq(d.outcome, RP_DECIDED);
+        rp_decide_result_clear(&d);
+        s->ops = &racing_ops;
+    }
+    return real_ops->transact(s, what, fn, arg, err);
+}
+
+Test(grant_txn, a_decision_between_the_two_units_of_a_short_approval_stands) {
+    rp_decide_result_t d;
+    rp_err_t err;
+    scene_t c = claimed(10, 0, "abababababababababababab", RP_REQ_AWAITING_REVIEW, RP_GRANT_OK);
+    rp_grant_result_clear(&c.res);
+    real_ops = S.rewards->ops;
+    racing_ops = *real_ops;
+    racing_ops.transact = racing_transact;
+    race_id = c.r.id;
+    transacts = 0;
+    S.rewards->ops = &racing_ops;
+    bool ok = rp_grant_decide(S.rewards, RP_DECIDE_APPROVE, c.r.id, OPERATOR, NULL, 2000, &d, &err);
+    S.rewards->ops = real_ops;
+    cr_assert(ok, "%s", err.message);
+    cr_assert_eq(transacts, 2, "the approval rolled back, then tried to fail the request");
+    cr_assert_eq(d.outcome, RP_DECIDE_WRONG_STATE, "the failing step found the request decided meanwhile");
+    assert_failure_reason(c.r.id, "REJECTED", "the rejection stands: the fail was a compare-and-set");
+    rp_decide_result_clear(&d);
+    scene_clear(&c);
+}
+
 /* Defect: a revocation's outbox row said <id>:revoked outside and the grant's id inside. */
 Test(grant_txn, revocation_returns_stock_reverses_and_has_its_own_message_id) {
     char want[RP_MESSAGE_ID_LEN];
