@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mem.h"
+#include "names.h"
 #include "timeutil.h"
 
 /* "" → null, else the string */
@@ -95,6 +96,18 @@ bool rp_claimed_from_json(rp_request_t *r, const json_t *claimed) {
     return true;
 }
 
+static const char *const source_names[] = {"CLAIM", "BATCH"};
+
+const char *rp_req_source_name(rp_req_source_t s) {
+    return rp_name_of(source_names, 2, (int)s);
+}
+
+rp_req_source_t rp_req_source_parse(const char *s) {
+    int v = RP_SOURCE_CLAIM;
+    rp_name_parse(source_names, 2, s, &v);
+    return (rp_req_source_t)v;
+}
+
 json_t *rp_request_to_json(const rp_request_t *r) {
     json_t *d = json_object();
     json_object_set_new(d, "id", json_string(r->id));
@@ -109,7 +122,7 @@ json_t *rp_request_to_json(const rp_request_t *r) {
     json_object_set_new(d, "failureReason", str_or_null(r->failure_reason));
     json_object_set_new(d, "failureDetails", r->failure_details ? json_deep_copy(r->failure_details) : json_null());
     json_object_set_new(d, "notes", str_or_null(r->notes));
-    json_object_set_new(d, "source", json_string(r->source == RP_SOURCE_BATCH ? "BATCH" : "CLAIM"));
+    json_object_set_new(d, "source", json_string(rp_req_source_name(r->source)));
     json_object_set_new(d, "batchId", str_or_null(r->batch_id));
     json_object_set_new(d, "createdAt", time_or_null(r->created_at));
     json_object_set_new(d, "updatedAt", time_or_null(r->updated_at));
@@ -118,17 +131,16 @@ json_t *rp_request_to_json(const rp_request_t *r) {
 
 /* ---- ledger ---- */
 
+static const char *const ledger_names[] = {"GRANT", "REVERSAL"};
+
 const char *rp_ledger_kind_name(rp_ledger_kind_t k) {
-    return k == RP_LEDGER_REVERSAL ? "REVERSAL" : "GRANT";
+    return rp_name_of(ledger_names, 2, (int)k);
 }
 
 bool rp_ledger_kind_parse(const char *s, rp_ledger_kind_t *out) {
-    if (s && strcmp(s, "GRANT") == 0)
-        *out = RP_LEDGER_GRANT;
-    else if (s && strcmp(s, "REVERSAL") == 0)
-        *out = RP_LEDGER_REVERSAL;
-    else
-        return false;
+    int v;
+    if (!rp_name_parse(ledger_names, 2, s, &v)) return false;
+    *out = (rp_ledger_kind_t)v;
     return true;
 }
 
@@ -177,16 +189,14 @@ void rp_idem_clear(rp_idem_t *v) {
 static const char *const item_names[] = {"QUEUED", "SUCCESS", "FAILED"};
 
 const char *rp_item_status_name(rp_item_status_t s) {
-    return (unsigned)s < 3 ? item_names[s] : "?";
+    return rp_name_of(item_names, 3, (int)s);
 }
 
 bool rp_item_status_parse(const char *s, rp_item_status_t *out) {
-    for (int i = 0; s && i < 3; i++)
-        if (strcmp(s, item_names[i]) == 0) {
-            *out = (rp_item_status_t)i;
-            return true;
-        }
-    return false;
+    int v;
+    if (!rp_name_parse(item_names, 3, s, &v)) return false;
+    *out = (rp_item_status_t)v;
+    return true;
 }
 
 void rp_batch_clear(rp_batch_t *b) {

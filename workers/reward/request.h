@@ -24,6 +24,11 @@
 
 typedef enum rp_req_source { RP_SOURCE_CLAIM = 0, RP_SOURCE_BATCH } rp_req_source_t;
 
+/* "CLAIM" or "BATCH", as the API and the stores spell it. */
+const char *rp_req_source_name(rp_req_source_t s);
+/* The source named s; CLAIM for anything else (what the stores wrote before sources existed). */
+rp_req_source_t rp_req_source_parse(const char *s);
+
 /* One reward line of a request: a snapshot of the event reward and its definition at claim time. */
 typedef struct rp_claimed_reward {
     int reward_index; /* the event reward (and stock) it was paid from */

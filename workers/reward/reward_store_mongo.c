@@ -125,7 +125,7 @@ static bson_t *request_doc(const rp_request_t *r) {
     RP_MONGO_PUT_FIELDS(b, r, request_fields);
     if (r->active_key[0]) BSON_APPEND_UTF8(b, "activeKey", r->active_key); /* else absent: the index is partial */
     put_decision(b, r);
-    BSON_APPEND_UTF8(b, "source", r->source == RP_SOURCE_BATCH ? "BATCH" : "CLAIM");
+    BSON_APPEND_UTF8(b, "source", rp_req_source_name(r->source));
     rp_mongo_append_opaque(b, "failureDetails", r->failure_details);
     BSON_APPEND_ARRAY_BEGIN(b, "claimedRewards", &arr);
     for (size_t i = 0; i < r->nrewards; i++) {
@@ -150,7 +150,7 @@ static void request_from(const bson_t *d, void *out) {
     rp_mongo_copy_str(d, "status", name, sizeof name);
     rp_req_status_parse(name, &r->status);
     rp_mongo_copy_str(d, "source", name, sizeof name);
-    r->source = strcmp(name, "BATCH") == 0 ? RP_SOURCE_BATCH : RP_SOURCE_CLAIM;
+    r->source = rp_req_source_parse(name);
     r->failure_details = rp_mongo_get_opaque(d, "failureDetails");
     if (json_is_null(r->failure_details)) rp_request_set_details(r, NULL);
     r->notes = rp_mongo_get_strdup(d, "notes");

@@ -116,7 +116,7 @@ static void row_request(sqlite3_stmt *st, void *out) {
     rp_request_t *r = out;
     RP_SQLITE_GET_COLS(st, r, request_cols);
     rp_req_status_parse(col_text(st, 12), &r->status); /* the column's CHECK allows only names */
-    r->source = strcmp(col_text(st, 13), "BATCH") == 0 ? RP_SOURCE_BATCH : RP_SOURCE_CLAIM;
+    r->source = rp_req_source_parse(col_text(st, 13));
     json_t *claimed = rp_sqlite_col_json(st, 14);
     rp_claimed_from_json(r, claimed);
     json_decref(claimed);
@@ -249,13 +249,13 @@ static bool s_tx_stock_give(rp_reward_txn_t *tx, const char *event_id, const rp_
 
 static bool s_tx_insert_request(rp_reward_txn_t *tx, const rp_request_t *r, bool *duplicate) {
     json_t *claimed = rp_claimed_to_json(r);
-    bool ok = query(tx, &(use_t){.what = "insert request", .dup = duplicate},
-                    "INSERT INTO reward_requests (" REQUEST_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                    "?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-                    "ttttssssimiittjjs", r->id, r->user_id, r->event_id, r->period_key, r->active_key, r->processor_id,
-                    r->failure_reason, r->batch_id, r->requested_at, r->processed_at, r->created_at, r->updated_at,
-                    rp_req_status_name(r->status), r->source == RP_SOURCE_BATCH ? "BATCH" : "CLAIM", claimed,
-                    r->failure_details, r->notes);
+    bool ok =
+        query(tx, &(use_t){.what = "insert request", .dup = duplicate},
+              "INSERT INTO reward_requests (" REQUEST_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+              "?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+              "ttttssssimiittjjs", r->id, r->user_id, r->event_id, r->period_key, r->active_key, r->processor_id,
+              r->failure_reason, r->batch_id, r->requested_at, r->processed_at, r->created_at, r->updated_at,
+              rp_req_status_name(r->status), rp_req_source_name(r->source), claimed, r->failure_details, r->notes);
     json_decref(claimed);
     return ok;
 }

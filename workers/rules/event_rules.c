@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "names.h"
 #include "timeutil.h"
 
 static const char *const status_names[] = {"UPCOMING", "ACTIVE", "FINISHED", "CANCELED"};
@@ -17,16 +18,14 @@ rp_event_status_t rp_event_status_at(int64_t start, int64_t end, int64_t cancele
 }
 
 const char *rp_event_status_name(rp_event_status_t s) {
-    return (unsigned)s < 4 ? status_names[s] : "?";
+    return rp_name_of(status_names, 4, (int)s);
 }
 
 bool rp_event_status_parse(const char *s, rp_event_status_t *out) {
-    for (int i = 0; s && i < 4; i++)
-        if (strcmp(s, status_names[i]) == 0) {
-            *out = (rp_event_status_t)i;
-            return true;
-        }
-    return false;
+    int v;
+    if (!rp_name_parse(status_names, 4, s, &v)) return false;
+    *out = (rp_event_status_t)v;
+    return true;
 }
 
 void rp_event_bounds_init(rp_event_bounds_t *b) {

@@ -2,7 +2,8 @@
 #include "request_state.h"
 
 #include <stddef.h>
-#include <string.h>
+
+#include "names.h"
 
 static const char *const names[] = {"PENDING", "AWAITING_REVIEW", "SUCCESS", "FAILED", "REVOKED"};
 
@@ -12,17 +13,17 @@ static const struct {
              {RP_REQ_PENDING, RP_REQ_AWAITING_REVIEW}, {RP_REQ_AWAITING_REVIEW, RP_REQ_SUCCESS},
              {RP_REQ_AWAITING_REVIEW, RP_REQ_FAILED},  {RP_REQ_SUCCESS, RP_REQ_REVOKED}};
 
+#define NNAMES (sizeof names / sizeof names[0])
+
 const char *rp_req_status_name(rp_req_status_t s) {
-    return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
+    return rp_name_of(names, NNAMES, (int)s);
 }
 
 bool rp_req_status_parse(const char *s, rp_req_status_t *out) {
-    for (size_t i = 0; s && i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(names[i], s) == 0) {
-            *out = (rp_req_status_t)i;
-            return true;
-        }
-    return false;
+    int v;
+    if (!rp_name_parse(names, NNAMES, s, &v)) return false;
+    *out = (rp_req_status_t)v;
+    return true;
 }
 
 bool rp_req_can_transition(rp_req_status_t from, rp_req_status_t to) {
