@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "auth/auth_service.h"
+#include "accounts.h"
 #include "auth/password.h"
 #include "envelope_fixture.h"
 #include "roles.h"
@@ -385,4 +386,38 @@ Test(password, concurrency_is_bounded) {
     cr_assert_leq(rp_hasher_peak(h), 2);
     cr_assert_geq(rp_hasher_peak(h), 1);
     rp_hasher_free(h);
+}
+
+/* The other workers' question (accounts.h), asked through a real transport the way they ask it:
+ * answers follow the order of the ids, duplicates included, and bad bodies change nothing. */
+Test(auth, accounts_lookup_tells_known_from_unknown_ids) {
+    register_user("kim", "kim@example.com");
+    rp_identity_t kim = identity_from_login("kim", "password123", NULL, 0);
+    rp_err_t err;
+    rp_transport_t *t = rp_transport_inproc_new(16);
+    cr_assert(
+        rp_transport_serve(t, RP_COMP_AUTH, rp_rpc_service_handler, (void *)rp_auth_worker_service(worker), 2, &err),
+        "%s", err.message);
+    const char *ids[] = {kim.id, "0123456789abcdef01234567", kim.id};
+    rp_account_state_t st[3];
+    cr_assert(rp_accounts_lookup(t, ids, 3, rp_now_ms() + 5000, "test", st, &err), "%s", err.message);
+    cr_assert_eq(st[0], RP_ACCOUNT_ACTIVE);
+    cr_assert_eq(st[1], RP_ACCOUNT_UNKNOWN);
+    cr_assert_eq(st[2], RP_ACCOUNT_ACTIVE);
+    rp_transport_free(t);
+
+    const char *bad[] = {"{}", "{\"ids\":[]}", "{\"ids\":[\"nothex\"]}", "{\"ids\":[7]}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(status_of("POST", RP_ACCOUNTS_ROUTE, bad[i], NULL), 400, "%s", bad[i]);
+}
+
+/* Nobody answering: the lookup fails and concludes nothing. */
+Test(auth, accounts_lookup_fails_without_an_auth_worker) {
+    rp_err_t err;
+    rp_transport_t *t = rp_transport_inproc_new(16);
+    const char *ids[] = {"0123456789abcdef01234567"};
+    rp_account_state_t st[1];
+    cr_assert_not(rp_accounts_lookup(t, ids, 1, rp_now_ms() + 2000, NULL, st, &err));
+    cr_assert(err.kind == RP_ERR_UNAVAILABLE || err.kind == RP_ERR_TIMEOUT, "%d %s", err.kind, err.message);
+    rp_transport_free(t);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "auth_store.h"
+#include "accounts.h"
 #include "auth_store_mongo.h"
 #include "details.h"
 #include "identity.h"
@@ -412,6 +413,37 @@ static void op_audit(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reply_set(rep, 200, rp_service_page(items, more));
 }
 
+/* RP_ACCOUNTS_ROUTE (accounts.h): the other workers asking which ids name accounts. */
+static void op_accounts(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_auth_worker_t *w = ctx;
+    rp_err_t err;
+    json_t *ids = json_object_get(env->body, "ids");
+    if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > RP_ACCOUNTS_MAX) {
+        rp_service_reject_field(rep, "the request body is invalid", "/ids", "must be an array of 1 to 1000 ids");
+        return;
+    }
+    json_t *states = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v) {
+        const char *id = json_string_value(v);
+        rp_account_t a;
+        bool found = false;
+        if (!id || !rp_oid_valid(id, json_string_length(v))) {
+            json_decref(states);
+            rp_service_reject_field(rep, "the request body is invalid", "/ids", "must hold ObjectIds only");
+            return;
+        }
+        if (!w->store->ops->find_by_id(w->store, id, &a, &found, &err)) {
+            json_decref(states);
+            rp_reply_from_err(rep, &err);
+            return;
+        }
+        json_array_append_new(states, json_string(found ? "ACTIVE" : "UNKNOWN"));
+    }
+    rp_reply_set(rep, 200, json_pack("{s:o}", "states", states));
+}
+
 static const rp_route_op_t ops[] = {
     {"POST", "/auth/register", op_register},
     {"POST", "/auth/login", op_login},
@@ -421,6 +453,7 @@ static const rp_route_op_t ops[] = {
     {"GET", "/auth/users", op_list_users},
     {"PUT", "/auth/users/{id}/roles", op_set_roles},
     {"GET", "/auth/audit-log", op_audit},
+    {"POST", RP_ACCOUNTS_ROUTE, op_accounts},
 };
 
 static bool bootstrap_admin(rp_auth_worker_t *w, rp_err_t *err) {
