@@ -51,7 +51,7 @@ int main(int argc, char **argv) {
         rc = rp_process_fail(&proc, "auth worker", &err);
         goto done;
     }
-    if (!(events = rp_event_worker_new(cfg, &err)) ||
+    if (!(events = rp_event_worker_new(cfg, proc.transport, &err)) ||
         !rp_process_serve(&proc, RP_COMP_EVENT, rp_event_worker_service(events), &err)) {
         rc = rp_process_fail(&proc, "event worker", &err);
         goto done;

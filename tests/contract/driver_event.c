@@ -42,8 +42,9 @@ static json_t *run_event_list(rp_event_repo_t *r, const char *variant) {
     return page(ok, &err, items, more);
 }
 
-/* The facts an ingest might carry: one of each type, the level fact reported twice (same key). */
-static json_t *run_progress_ingest(rp_event_repo_t *r) {
+/* The facts an ingest might carry: one of each type, the level fact reported twice (same key).
+ * reused: only the level fact, for a store that holds another fact under its key. */
+static json_t *run_progress_ingest(rp_event_repo_t *r, bool reused_only) {
     rp_err_t err;
     int64_t accepted = -1, duplicates = -1;
     json_t *level = json_integer(7), *quest = json_string("q.1"), *invitee = json_string(USER2_ID),
@@ -56,15 +57,17 @@ static json_t *run_progress_ingest(rp_event_repo_t *r) {
         {USER_ID, RP_FACT_COUNTER, "COUNTER", counter, NOW_MS, "k-counter"},
         {USER_ID, RP_FACT_LEVEL, "LEVEL", level, NOW_MS, "k-level"},
     };
+    int64_t reused = -2;
     rp_err_clear(&err);
-    bool ok = rp_progress_ingest(r, facts, sizeof facts / sizeof facts[0], OPERATOR_ID, NOW_MS + 1000, &accepted,
-                                 &duplicates, &err);
+    bool ok = rp_progress_ingest(r, reused_only ? facts + 1 : facts, reused_only ? 1 : sizeof facts / sizeof facts[0],
+                                 OPERATOR_ID, NOW_MS + 1000, &accepted, &duplicates, &reused, &err);
     json_decref(level);
     json_decref(quest);
     json_decref(invitee);
     json_decref(counter);
     return result(ok, &err,
-                  json_pack("{s:I, s:I}", "accepted", (json_int_t)accepted, "duplicates", (json_int_t)duplicates));
+                  json_pack("{s:I, s:I, s:I}", "accepted", (json_int_t)accepted, "duplicates", (json_int_t)duplicates,
+                            "reused", (json_int_t)reused));
 }
 
 /* {maxLevel, invites, quests, counters, logins: [{day, minutes: [set minute numbers]}]}; releases p. */
@@ -124,8 +127,20 @@ static json_t *run_event(rp_event_repo_t *r, const char *scenario) {
         out = result(ok, &err, ok ? json_pack("{s:b}", "conflict", flag) : NULL);
         json_decref(doc);
     } else if (strcmp(scenario, "event-cancel") == 0) {
-        ok = r->ops->event_cancel(r, EVENT_ID, NOW_MS, &audit, &flag, &err);
-        out = result(ok, &err, ok ? json_pack("{s:b}", "already", flag) : NULL);
+        /* what event_worker.c settles with a cancel */
+        const rp_event_settle_t settle = {"AWAITING_REVIEW", "FAILED", "EVENT_CANCELED", OPERATOR_ID};
+        int64_t settled = -1;
+        ok = r->ops->event_cancel(r, EVENT_ID, NOW_MS, &settle, &audit, &flag, &settled, &err);
+        out = result(ok, &err, ok ? json_pack("{s:b, s:I}", "already", flag, "settled", (json_int_t)settled) : NULL);
+    } else if (strcmp(scenario, "event-end") == 0 || strcmp(scenario, "event-start") == 0) {
+        /* what event_worker.c asks for /end (an ACTIVE event ends at NOW) and /start */
+        bool end = strcmp(scenario, "event-end") == 0;
+        rp_event_bounds_t guard;
+        rp_event_bounds_init(&guard);
+        rp_event_bounds_status(&guard, end ? RP_EVENT_ACTIVE : RP_EVENT_UPCOMING, NOW_MS);
+        ok = r->ops->event_set_window(r, EVENT_ID, end ? NOW_MS - 3600000 : NOW_MS, end ? NOW_MS : NOW_MS + 86400000,
+                                      NOW_MS, &guard, &audit, &flag, &err);
+        out = result(ok, &err, ok ? json_pack("{s:b}", "moved", flag) : NULL);
     } else if (strncmp(scenario, "event-list-", 11) == 0) {
         out = run_event_list(r, scenario + 11);
     } else if (strcmp(scenario, "event-audit-list") == 0) {
@@ -146,8 +161,8 @@ static json_t *run_event(rp_event_repo_t *r, const char *scenario) {
     } else if (strcmp(scenario, "def-delete") == 0) {
         ok = r->ops->def_delete(r, DEF0_ID, &audit, &flag, &flag2, &err);
         out = result(ok, &err, ok ? json_pack("{s:b, s:b}", "found", flag, "referenced", flag2) : NULL);
-    } else if (strcmp(scenario, "progress-ingest") == 0) {
-        out = run_progress_ingest(r);
+    } else if (strcmp(scenario, "progress-ingest") == 0 || strcmp(scenario, "progress-ingest-one") == 0) {
+        out = run_progress_ingest(r, strcmp(scenario, "progress-ingest-one") == 0);
     } else if (strcmp(scenario, "progress-load") == 0 || strcmp(scenario, "progress-summary") == 0) {
         out = run_progress_read(r, strcmp(scenario, "progress-summary") == 0);
     }

@@ -79,8 +79,13 @@ SNAPSHOT_UNAVAILABLE = {"ok": 0, "code": 246, "codeName": "SnapshotUnavailable",
                         "errmsg": "Unable to read from a snapshot", "errorLabels": ["TransientTransactionError"]}
 
 
+def is_facts_backfill(entry):
+    """The start-up copy of old facts' keys (event repository open), outside any transaction."""
+    return entry["cmd"] == "update" and coll_of(entry) == "progress_facts" and "autocommit" not in entry["doc"]
+
+
 def only_writes(entries):
-    return [e for e in entries if e["cmd"] in ("insert", "update", "delete")]
+    return [e for e in entries if e["cmd"] in ("insert", "update", "delete") and not is_facts_backfill(e)]
 
 
 def assert_committed(mock, txn):
@@ -141,7 +146,20 @@ def test_event_repo_open_creates_indexes_and_the_facts_collection(driver, mock):
     creates = mock.commands("create")
     assert [e["doc"]["create"] for e in creates] == ["progress_facts"]
     assert "txnNumber" not in creates[0]["doc"] and "autocommit" not in creates[0]["doc"]
+    # keys are scoped to their player: facts stored before (the key was their _id) get it copied
+    # into idempotencyKey by an update pipeline, outside any transaction, before the unique index
+    # on (userId, idempotencyKey) is built (it would refuse two old facts of one player otherwise)
+    log = mock.commands()
+    backfill = [e for e in log if e["cmd"] == "update" and coll_of(e) == "progress_facts"]
+    assert len(backfill) == 1 and "autocommit" not in backfill[0]["doc"]
+    u = first_update(backfill[0])
+    assert u["q"] == {"idempotencyKey": {"$exists": False}} and u["multi"] is True
+    assert u["u"] == [{"$set": {"idempotencyKey": "$_id"}}]
+    facts_index = [e for e in log if e["cmd"] == "createIndexes" and e["doc"]["createIndexes"] == "progress_facts"]
+    assert len(facts_index) == 1 and log.index(backfill[0]) < log.index(facts_index[0])
     specs = index_specs(mock)
+    key = specs["progress_facts"]["progress_facts_key"]
+    assert list(key["key"]) == ["userId", "idempotencyKey"] and key["unique"] is True
     assert list(specs["events"]["events_created"]["key"].items()) == [("createdAt", -1), ("_id", -1)]
     assert list(specs["reward_definitions"]["reward_definitions_created"]["key"]) == ["createdAt", "_id"]
     progress = specs["user_progress"]["user_progress_key"]
@@ -398,6 +416,9 @@ def test_event_create_reruns_on_a_write_conflict(driver, mock):
     assert writes(log, "insert", "audit_logs")[0]["doc"]["txnNumber"] == numbers[1]
 
 
+HOLDS_SLOT = {"eventId": EVENT, "activeKey": {"$exists": True}}
+
+
 def test_event_update_with_rewards_is_refused_once_a_request_exists(driver, mock):
     mock.on("find", [cursor("event_reward_requests", [{"_id": "5f00000000000000000000a1"}])],
             coll="event_reward_requests")
@@ -405,7 +426,8 @@ def test_event_update_with_rewards_is_refused_once_a_request_exists(driver, mock
     assert out == {"ok": True, "conflict": True}
     txn = assert_one_transaction(mock.commands())
     check = txn[0]["doc"]
-    assert check["find"] == "event_reward_requests" and check["filter"] == {"eventId": EVENT}
+    # only a request holding a slot freezes the event: FAILED requests carry no activeKey
+    assert check["find"] == "event_reward_requests" and check["filter"] == HOLDS_SLOT
     assert check["limit"] == 1
     assert not only_writes(mock.commands()), "nothing is written once players have claimed"
     # a refusal keeps nothing: the transaction is aborted, not committed empty
@@ -418,7 +440,7 @@ def test_event_update_guard_alone_checks_requests_and_keeps_the_rewards(driver, 
     assert out == {"ok": True, "conflict": False}
     txn = transaction_of(mock, [("find", "event_reward_requests"), ("update", "events"), ("insert", "audit_logs"),
                                 ("commitTransaction", None)])
-    assert txn[0]["doc"]["filter"] == {"eventId": EVENT}
+    assert txn[0]["doc"]["filter"] == HOLDS_SLOT
     assert "rewards" not in first_update(txn[1])["u"]["$set"]
 
 
@@ -443,20 +465,66 @@ def test_event_update_without_rewards_leaves_them_and_the_stock(driver, mock):
     assert not mock.commands("find")  # no claim check when the rewards stay
 
 
-def test_event_cancel_sets_canceled_at_once_with_its_audit(driver, mock):
+def test_event_cancel_sets_canceled_at_and_settles_reviews_in_one_transaction(driver, mock):
+    mock.on("update", [{"ok": 1, "n": 2, "nModified": 2}], coll="event_reward_requests")
     out = run(driver, mock, "event-cancel")
-    assert out == {"ok": True, "already": False}
-    txn = transaction_of(mock, [("update", "events"), ("insert", "audit_logs"), ("commitTransaction", None)])
+    assert out == {"ok": True, "already": False, "settled": 2}
+    txn = committed_transaction(mock, [("update", "events"), ("update", "event_reward_requests"),
+                                       ("insert", "audit_logs"), ("commitTransaction", None)])
     u = first_update(txn[0])
     assert u["q"] == {"_id": EVENT, "canceledAt": None}
     assert u["u"] == {"$set": {"canceledAt": AT, "updatedAt": AT}}
-    audit_doc(txn[1], "event", "event", EVENT)
+    # every AWAITING_REVIEW request of the event fails with the cancel, decided by the canceller;
+    # the slot goes (FAILED requests carry no activeKey); no stock: a review took none
+    s = first_update(txn[1])
+    assert s["q"] == {"eventId": EVENT, "status": "AWAITING_REVIEW"} and s["multi"] is True
+    assert s["u"] == {"$set": {"status": "FAILED", "failureReason": "EVENT_CANCELED", "processorId": OPERATOR,
+                               "processedAt": AT, "updatedAt": AT},
+                      "$unset": {"activeKey": ""}}
+    audit_doc(txn[2], "event", "event", EVENT)
+
+
+def test_event_cancel_reruns_whole_when_settling_conflicts(driver, mock):
+    mock.on("update", [WRITE_CONFLICT, {"ok": 1, "n": 1, "nModified": 1}], coll="event_reward_requests")
+    assert run(driver, mock, "event-cancel") == {"ok": True, "already": False, "settled": 1}
+    log = mock.commands()
+    numbers = txn_numbers(log)
+    assert len(numbers) == 2
+    second = [e for e in in_txn(log) if e["doc"]["txnNumber"] == numbers[1]]
+    assert steps_of(second) == [("update", "events"), ("update", "event_reward_requests"), ("insert", "audit_logs"),
+                                ("commitTransaction", None)]
 
 
 def test_event_cancel_of_a_canceled_event_is_already(driver, mock):
     mock.on("update", [NO_MATCH], coll="events")
-    assert run(driver, mock, "event-cancel") == {"ok": True, "already": True}
+    assert run(driver, mock, "event-cancel") == {"ok": True, "already": True, "settled": 0}
     assert not mock.commands("insert")
+    assert not [e for e in mock.commands("update") if coll_of(e) == "event_reward_requests"]
+
+
+# ---- events: end and start (the status decided by the update's guard) ----
+
+@pytest.mark.parametrize("scenario,start,end,guard", [
+    ("event-end", AT - datetime.timedelta(hours=1), AT,
+     {"_id": EVENT, "canceledAt": None, "startDate": {"$lte": AT}, "endDate": {"$gt": AT}}),
+    ("event-start", AT, AT + datetime.timedelta(days=1),
+     {"_id": EVENT, "canceledAt": None, "startDate": {"$gt": AT}}),
+])
+def test_event_end_and_start_write_the_window_under_the_status_guard(driver, mock, scenario, start, end, guard):
+    assert run(driver, mock, scenario) == {"ok": True, "moved": True}
+    txn = committed_transaction(mock, [("update", "events"), ("insert", "audit_logs"), ("commitTransaction", None)])
+    u = first_update(txn[0])
+    assert u["q"] == guard
+    assert u["u"] == {"$set": {"startDate": start, "endDate": end, "updatedAt": AT}}
+    audit_doc(txn[1], "event", "event", EVENT)
+
+
+@pytest.mark.parametrize("scenario", ["event-end", "event-start"])
+def test_event_end_and_start_in_the_wrong_state_write_nothing(driver, mock, scenario):
+    mock.on("update", [NO_MATCH], coll="events")
+    assert run(driver, mock, scenario) == {"ok": True, "moved": False}
+    assert not mock.commands("insert") and not mock.commands("commitTransaction")
+    assert len(mock.commands("abortTransaction")) == 1
 
 
 # ---- definitions: delete ----
@@ -498,20 +566,33 @@ def test_def_delete_reruns_when_the_snapshot_read_fails_transiently(driver, mock
 FACT_KEYS = ["k-login", "k-level", "k-quest", "k-invite", "k-counter", "k-level"]  # the driver's facts, in order
 
 
-def script_facts(mock, known=()):
-    """progress_facts upserts: a key not yet seen in this transaction attempt (nor in known) inserts."""
+# what the driver's facts are stored as, for the reads of a fact already stored under its key
+STORED_FACTS = {"k-login": ("LOGIN", None), "k-level": ("LEVEL", 7), "k-quest": ("QUEST", "q.1"),
+                "k-invite": ("INVITE", USER2), "k-counter": ("COUNTER", {"key": "kills.total", "delta": 3})}
+
+
+def script_facts(mock, known=(), stored=None):
+    """progress_facts upserts: a key not yet seen in this transaction attempt (nor in known)
+    inserts; a find of a stored key answers the driver's fact (or stored[key])."""
     seen = {}
+    stored = dict(STORED_FACTS, **(stored or {}))
 
     def fresh(doc):
-        keys = seen.setdefault(doc.get("txnNumber"), set(known))
-        key = doc["updates"][0]["q"]["_id"]
-        if key in keys:
+        q = doc["updates"][0]["q"]
+        if "userId" not in q:  # the start-up backfill
             return False
-        keys.add(key)
+        keys = seen.setdefault(doc.get("txnNumber"), set(known))
+        if q["idempotencyKey"] in keys:
+            return False
+        keys.add(q["idempotencyKey"])
         return True
 
     mock.on("update", [UPSERTED], coll="progress_facts", match=fresh)
     mock.on("update", [MATCHED_UNCHANGED], coll="progress_facts")
+    for key, (kind, value) in stored.items():
+        mock.on("find", [cursor("progress_facts", [{"_id": "f-" + key, "userId": USER, "idempotencyKey": key,
+                                                     "type": kind, "value": value, "occurredAt": NOW}])],
+                coll="progress_facts", match=lambda d, key=key: d["filter"].get("idempotencyKey") == key)
 
 
 def progress_writes(entries):
@@ -530,18 +611,21 @@ RECEIVED = AT + datetime.timedelta(seconds=1)  # the driver's ingest time
 def test_progress_ingest_counts_each_key_once_in_one_transaction(driver, mock):
     script_facts(mock)
     out = run(driver, mock, "progress-ingest")
-    assert out == {"ok": True, "accepted": 5, "duplicates": 1}
-    # per fact: insert-if-absent of the fact, then (new facts only) read and write its aggregate,
-    # all in the one transaction; the repeated level fact stops after its fact upsert
+    assert out == {"ok": True, "accepted": 5, "duplicates": 1, "reused": -1}
+    # per fact: insert-if-absent of the fact under (player, key), then (new facts only) read and
+    # write its aggregate, all in the one transaction; the repeated level fact reads the fact kept
+    # under its key (the same one: a duplicate)
     txn = committed_transaction(mock, [("update", "progress_facts"), ("find", "user_progress"),
                                        ("update", "user_progress")] * 5
-                                + [("update", "progress_facts"), ("commitTransaction", None)])
-    facts = [first_update(e) for e in txn if coll_of(e) == "progress_facts"]
-    assert [f["q"] for f in facts] == [{"_id": k} for k in FACT_KEYS]
+                                + [("update", "progress_facts"), ("find", "progress_facts"),
+                                   ("commitTransaction", None)])
+    facts = [first_update(e) for e in txn if e["cmd"] == "update" and coll_of(e) == "progress_facts"]
+    assert [f["q"] for f in facts] == [{"userId": USER, "idempotencyKey": k} for k in FACT_KEYS]
     assert all(f["upsert"] is True and list(f["u"]) == ["$setOnInsert"] for f in facts)
-    assert facts[1]["u"]["$setOnInsert"] == {"userId": USER, "type": "LEVEL", "value": 7, "occurredAt": AT,
+    assert facts[1]["u"]["$setOnInsert"] == {"type": "LEVEL", "value": 7, "occurredAt": AT,
                                              "reportedBy": OPERATOR, "receivedAt": RECEIVED}
-    reads = [e["doc"] for e in txn if e["cmd"] == "find"]
+    assert txn[-2]["doc"]["filter"] == {"userId": USER, "idempotencyKey": "k-level"}
+    reads = [e["doc"] for e in txn if e["cmd"] == "find" and coll_of(e) == "user_progress"]
     assert [r["filter"] for r in reads] == APPLIED_KEYS
     applied = progress_writes(txn)
     assert [u["q"] for u in applied] == APPLIED_KEYS  # the repeated level fact is not applied
@@ -572,7 +656,7 @@ def test_progress_ingest_folds_onto_what_is_stored(driver, mock):
         mock.on("find", [cursor("user_progress", [doc])], coll="user_progress",
                 match=lambda d, kind=kind: d["filter"].get("kind") == kind)
     out = run(driver, mock, "progress-ingest")
-    assert out == {"ok": True, "accepted": 5, "duplicates": 1}  # a quest already done still counts as accepted
+    assert out == {"ok": True, "accepted": 5, "duplicates": 1, "reused": -1}  # a quest already done still counts
     applied = {u["q"]["kind"]: u["u"] for u in progress_writes(mock.commands())}
     assert sorted(applied) == ["counter", "invite", "level", "login"], "the known quest is not written again"
     assert applied["level"] == {"$set": {"maxLevel": 9, "updatedAt": RECEIVED}}  # 7 does not lower 9
@@ -585,11 +669,23 @@ def test_progress_ingest_folds_onto_what_is_stored(driver, mock):
 def test_progress_ingest_known_keys_change_nothing(driver, mock):
     script_facts(mock, known={"k-login", "k-quest", "k-counter"})
     out = run(driver, mock, "progress-ingest")
-    assert out == {"ok": True, "accepted": 2, "duplicates": 4}
+    assert out == {"ok": True, "accepted": 2, "duplicates": 4, "reused": -1}
     kinds = [u["q"]["kind"] for u in progress_writes(mock.commands())]
     assert kinds == ["level", "invite"]
     # no aggregate read for a known fact
-    assert [e["doc"]["filter"]["kind"] for e in mock.commands("find")] == ["level", "invite"]
+    assert [e["doc"]["filter"]["kind"] for e in mock.commands("find") if coll_of(e) == "user_progress"] == \
+        ["level", "invite"]
+
+
+def test_progress_ingest_a_reused_key_refuses_the_report_and_keeps_nothing(driver, mock):
+    # the player's key holds a level 8 fact: the level 7 fact under it is not a retry
+    script_facts(mock, known={"k-level"}, stored={"k-level": ("LEVEL", 8)})
+    out = run(driver, mock, "progress-ingest-one")
+    assert out == {"ok": True, "accepted": 0, "duplicates": 0, "reused": 0}
+    txn = assert_one_transaction(mock.commands())
+    assert steps_of(txn) == [("update", "progress_facts"), ("find", "progress_facts"), ("abortTransaction", None)]
+    assert txn[1]["doc"]["filter"] == {"userId": USER, "idempotencyKey": "k-level"}
+    assert not mock.commands("commitTransaction") and not progress_writes(mock.commands())
 
 
 def test_progress_ingest_rerun_counts_only_the_last_attempt(driver, mock):
@@ -597,13 +693,14 @@ def test_progress_ingest_rerun_counts_only_the_last_attempt(driver, mock):
     mock.on("update", [WRITE_CONFLICT, {"ok": 1, "n": 1, "nModified": 1}], coll="user_progress",
             match=lambda d: d["updates"][0]["q"].get("kind") == "counter")
     out = run(driver, mock, "progress-ingest")
-    assert out == {"ok": True, "accepted": 5, "duplicates": 1}  # not 9 and 1: the first attempt was aborted
+    assert out == {"ok": True, "accepted": 5, "duplicates": 1, "reused": -1}  # not 9 and 1: the first was aborted
     log = mock.commands()
     numbers = txn_numbers(log)
     assert len(numbers) == 2
     second = [e for e in in_txn(log) if e["doc"]["txnNumber"] == numbers[1]]
     assert len(progress_writes(second)) == 5 and second[-1]["cmd"] == "commitTransaction"
-    assert len([e for e in second if e["cmd"] == "find"]) == 5, "the rerun reads every aggregate again"
+    assert len([e for e in second if e["cmd"] == "find" and coll_of(e) == "user_progress"]) == 5, \
+        "the rerun reads every aggregate again"
 
 
 def test_progress_load_reads_aggregates_and_the_login_window(driver, mock):

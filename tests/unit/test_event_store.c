@@ -2,6 +2,7 @@
  * ingest body (workers/event/progress_ingest.c) run by each backend's unit of work. */
 #include "store_backends.h"
 
+#include "event/event.h"
 #include "event/progress_ingest.h"
 
 #define T0 INT64_C(1767225600000) /* 2026-01-01T00:00:00Z */
@@ -49,9 +50,9 @@ BACKENDS(events, definitions_and_events_round_trip) {
     cr_assert(found && referenced, "a definition an event uses is never deleted");
     bool already = true;
     a = audit("CANCEL", "EVENT", event_id);
-    cr_assert(S.events->ops->event_cancel(S.events, event_id, 123, &a, &already, &err));
+    cr_assert(S.events->ops->event_cancel(S.events, event_id, 123, NULL, &a, &already, NULL, &err));
     cr_assert_not(already);
-    cr_assert(S.events->ops->event_cancel(S.events, event_id, 124, &a, &already, &err));
+    cr_assert(S.events->ops->event_cancel(S.events, event_id, 124, NULL, &a, &already, NULL, &err));
     cr_assert(already);
     cr_assert_eq(audit_entries(event_id), 2u, "create and the one real cancel");
     json_decref(d);
@@ -114,7 +115,8 @@ static void store_window(const char *def_id, window_t *w) {
     json_object_set_new(e, "endDate", json_string(iso));
     rp_event_audit_t a = audit("CREATE", "EVENT", w->id);
     cr_assert(S.events->ops->event_create(S.events, e, &a, &err), "%s", err.message);
-    if (w->canceled) cr_assert(S.events->ops->event_cancel(S.events, w->id, w->canceled, &a, &already, &err));
+    if (w->canceled)
+        cr_assert(S.events->ops->event_cancel(S.events, w->id, w->canceled, NULL, &a, &already, NULL, &err));
     json_decref(e);
 }
 
@@ -224,7 +226,8 @@ BACKENDS(events, update_with_the_guard_goes_through_without_claims) {
 typedef struct prim {
     const rp_event_repo_ops_t *ops;
     rp_aggregate_t put[5], got[5];
-    bool found[5], is_new[3];
+    bool found[5], is_new[3], stored_type_ok;
+    int64_t stored_at;
     rp_txn_end_t end;
 } prim_t;
 
@@ -234,9 +237,13 @@ static const rp_fact_t prim_fact = {USER, RP_FACT_LOGIN, "LOGIN", NULL, T0, "pri
 static rp_txn_end_t prim_body(rp_event_txn_t *tx, void *arg) {
     prim_t *p = arg;
     memset(p->found, 0, sizeof p->found);
-    if (!p->ops->tx_fact_record(tx, &prim_fact, "gs", T0, &p->is_new[0]) ||
-        !p->ops->tx_fact_record(tx, &prim_fact, "gs", T0, &p->is_new[1]))
-        return RP_TXN_FAILED;
+    rp_stored_fact_t stored = {.value = NULL};
+    bool ok = p->ops->tx_fact_record(tx, &prim_fact, "gs", T0, &p->is_new[0], NULL) &&
+              p->ops->tx_fact_record(tx, &prim_fact, "gs", T0, &p->is_new[1], &stored);
+    p->stored_type_ok = !ok || strcmp(stored.type_name, "LOGIN") == 0;
+    p->stored_at = stored.occurred_at;
+    rp_stored_fact_clear(&stored);
+    if (!ok) return RP_TXN_FAILED;
     for (int k = 0; k < 5; k++) {
         p->got[k] = p->put[k];
         if (!p->ops->tx_aggregate_get(tx, USER, &p->got[k], &p->found[k]) ||
@@ -281,6 +288,7 @@ BACKENDS(events, primitives_record_facts_once_and_keep_aggregates_as_given) {
     cr_assert(S.events->ops->transact(S.events, "primitives", prim_body, &p, &err), "%s", err.message);
     cr_assert(p.is_new[0], "a new key is recorded");
     cr_assert_not(p.is_new[1], "the same key again, in the same unit of work, is not");
+    cr_assert(p.stored_type_ok && p.stored_at == T0, "and the fact kept under the key comes back");
     for (int k = 0; k < 5; k++) {
         cr_assert_not(p.found[k], "kind %d absent at first", k);
         cr_assert_eq(p.got[k].number, p.put[k].number, "a read that finds nothing leaves the aggregate alone");
@@ -324,10 +332,114 @@ BACKENDS(events, a_rolled_back_unit_of_work_keeps_nothing) {
 
 static void ingest(const rp_fact_t *facts, size_t n, int64_t want_accepted, int64_t want_dups) {
     rp_err_t err;
-    int64_t accepted = -1, dups = -1;
-    cr_assert(rp_progress_ingest(S.events, facts, n, "gs", T0 + HOUR, &accepted, &dups, &err), "%s", err.message);
+    int64_t accepted = -1, dups = -1, reused = 0;
+    cr_assert(rp_progress_ingest(S.events, facts, n, "gs", T0 + HOUR, &accepted, &dups, &reused, &err), "%s",
+              err.message);
     cr_assert_eq(accepted, want_accepted);
     cr_assert_eq(dups, want_dups);
+    cr_assert_eq(reused, -1);
+}
+
+/* A key belongs to its player: another player's fact under it is new; the same player's other
+ * fact under it refuses the whole report (nothing of it kept); the same fact again is a
+ * duplicate, whatever the JSON key order of its value. */
+BACKENDS(events, progress_keys_are_scoped_to_their_player) {
+    open_stores(*backend);
+    rp_err_t err;
+    const char *other = "bbbbbbbbbbbbbbbbbbbbbbbb";
+    json_t *l7 = json_integer(7), *l8 = json_integer(8), *c1 = json_pack("{s:s, s:i}", "key", "k", "delta", 1),
+           *c1b = json_pack("{s:i, s:s}", "delta", 1, "key", "k");
+    rp_fact_t first[] = {{USER, RP_FACT_LEVEL, "LEVEL", l7, T0, "shared"},
+                         {USER, RP_FACT_COUNTER, "COUNTER", c1, T0, "ctr"}};
+    ingest(first, 2, 2, 0);
+    rp_fact_t b[] = {{other, RP_FACT_LEVEL, "LEVEL", l8, T0, "shared"}};
+    ingest(b, 1, 1, 0);
+    rp_fact_t same[] = {{USER, RP_FACT_LEVEL, "LEVEL", l7, T0, "shared"},
+                        {USER, RP_FACT_COUNTER, "COUNTER", c1b, T0, "ctr"}};
+    ingest(same, 2, 0, 2);
+    const rp_fact_t reuses[][2] = {
+        {{USER, RP_FACT_LOGIN, "LOGIN", NULL, T0 + 1, "fresh"}, {USER, RP_FACT_LEVEL, "LEVEL", l8, T0, "shared"}},
+        {{USER, RP_FACT_LOGIN, "LOGIN", NULL, T0 + 1, "fresh"}, {USER, RP_FACT_LEVEL, "LEVEL", l7, T0 + 1, "shared"}},
+        {{USER, RP_FACT_LOGIN, "LOGIN", NULL, T0 + 1, "fresh"}, {USER, RP_FACT_LOGIN, "LOGIN", NULL, T0, "shared"}},
+        {{USER, RP_FACT_LOGIN, "LOGIN", NULL, T0 + 1, "fresh"}, {USER, RP_FACT_LOGIN, "LOGIN", NULL, T0 + 2, "fresh"}},
+    };
+    for (size_t k = 0; k < sizeof reuses / sizeof reuses[0]; k++) {
+        int64_t accepted = -1, dups = -1, reused = -1;
+        cr_assert(rp_progress_ingest(S.events, reuses[k], 2, "gs", T0 + HOUR, &accepted, &dups, &reused, &err), "%s",
+                  err.message);
+        cr_assert_eq(reused, 1, "case %zu: the second fact reuses a key", k);
+        cr_assert_eq(accepted + dups, 0);
+    }
+    rp_progress_t p;
+    int64_t login_days = -1;
+    cr_assert(S.events->ops->progress_summary(S.events, USER, &p, &login_days, &err), "%s", err.message);
+    cr_assert_eq(p.max_level, 7, "player A's level stays");
+    cr_assert_eq(login_days, 0, "no fact of a refused report was kept");
+    rp_progress_release(&p);
+    cr_assert(S.events->ops->progress_summary(S.events, other, &p, &login_days, &err), "%s", err.message);
+    cr_assert_eq(p.max_level, 8, "player B used A's key for a fact of its own");
+    rp_progress_release(&p);
+    json_decref(l7);
+    json_decref(l8);
+    json_decref(c1);
+    json_decref(c1b);
+}
+
+/* end/start: the window changes only while the stored event lies inside the guard's bounds. */
+BACKENDS(events, set_window_writes_only_inside_the_guard) {
+    open_stores(*backend);
+    rp_err_t err;
+    const int64_t now = T0 + 10 * 24 * HOUR, day = 24 * HOUR;
+    json_t *d = definition();
+    rp_event_audit_t a = audit("CREATE", "REWARD_DEFINITION", json_string_value(json_object_get(d, "id")));
+    cr_assert(S.events->ops->def_create(S.events, d, &a, &err));
+    window_t active = {now - day, now + day, 0, ""}, upcoming = {now + day, now + 2 * day, 0, ""},
+             canceled = {now - day, now + day, now - 1, ""};
+    store_window(json_string_value(json_object_get(d, "id")), &active);
+    store_window(json_string_value(json_object_get(d, "id")), &upcoming);
+    store_window(json_string_value(json_object_get(d, "id")), &canceled);
+    rp_event_bounds_t is_active;
+    rp_event_bounds_init(&is_active);
+    rp_event_bounds_status(&is_active, RP_EVENT_ACTIVE, now);
+    bool moved = false;
+    a = audit("END", "EVENT", active.id);
+    cr_assert(
+        S.events->ops->event_set_window(S.events, active.id, active.start, now, now, &is_active, &a, &moved, &err),
+        "%s", err.message);
+    cr_assert(moved);
+    cr_assert(
+        S.events->ops->event_set_window(S.events, active.id, active.start, now, now, &is_active, &a, &moved, &err));
+    cr_assert_not(moved, "ended: no longer active");
+    cr_assert(
+        S.events->ops->event_set_window(S.events, upcoming.id, upcoming.start, now, now, &is_active, &a, &moved, &err));
+    cr_assert_not(moved, "an upcoming event is not active");
+    cr_assert(
+        S.events->ops->event_set_window(S.events, canceled.id, canceled.start, now, now, &is_active, &a, &moved, &err));
+    cr_assert_not(moved, "a canceled event is not active");
+    json_t *doc = NULL;
+    cr_assert(S.events->ops->event_get(S.events, active.id, &doc, &err) && doc);
+    char iso[RP_ISO_LEN];
+    rp_time_iso(now, iso);
+    cr_assert_str_eq(json_string_value(json_object_get(doc, "endDate")), iso);
+    cr_assert_eq(rp_event_doc_status(doc, now), RP_EVENT_FINISHED);
+    json_decref(doc);
+    cr_assert(S.events->ops->event_get(S.events, canceled.id, &doc, &err) && doc);
+    rp_time_iso(canceled.end, iso);
+    cr_assert_str_eq(json_string_value(json_object_get(doc, "endDate")), iso, "a refused write changes nothing");
+    json_decref(doc);
+    rp_event_bounds_t is_upcoming;
+    rp_event_bounds_init(&is_upcoming);
+    rp_event_bounds_status(&is_upcoming, RP_EVENT_UPCOMING, now);
+    a = audit("START", "EVENT", upcoming.id);
+    cr_assert(
+        S.events->ops->event_set_window(S.events, upcoming.id, now, upcoming.end, now, &is_upcoming, &a, &moved, &err));
+    cr_assert(moved);
+    cr_assert(S.events->ops->event_get(S.events, upcoming.id, &doc, &err) && doc);
+    cr_assert_eq(rp_event_doc_status(doc, now), RP_EVENT_ACTIVE);
+    json_decref(doc);
+    cr_assert_eq(audit_entries(active.id), 2u, "create and the one real end");
+    cr_assert_eq(audit_entries(upcoming.id), 2u, "create and the start");
+    json_decref(d);
 }
 
 BACKENDS(events, progress_counts_each_key_once) {

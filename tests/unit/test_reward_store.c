@@ -1034,22 +1034,32 @@ BACKENDS(rewards, racing_inserts_of_one_active_key_have_one_winner) {
     cr_assert_eq(l.count, 1);
 }
 
-/* The event store's freeze guard (event_repo.h, only_if_unclaimed) needs a request of the event
- * to refuse, so it is tested here, with the reward store beside it: once any request of the
- * event is stored, an update under the guard writes nothing; without the guard it goes through. */
-BACKENDS(rewards, the_event_freeze_guard_sees_stored_requests) {
+/* The event store's freeze guard (event_repo.h, only_if_no_slots) needs requests of the event to
+ * refuse, so it is tested here, with the reward store beside it: a FAILED request holds no slot
+ * and freezes nothing; once a slot-holding request is stored, an update under the guard writes
+ * nothing; without the guard it goes through. */
+BACKENDS(rewards, the_event_freeze_guard_sees_slot_holding_requests) {
     open_all(*backend);
     rp_err_t err;
     json_t *doc = NULL;
-    bool claimed = false;
+    bool claimed = true;
     rp_request_t r = request(USER_A, E.ev, RP_REQ_FAILED, "", rp_now_ms());
     insert(&r);
     rp_request_clear(&r);
     cr_assert(S.events->ops->event_get(S.events, E.ev, &doc, &err) && doc, "%s", err.message);
-    json_object_set_new(doc, "title", json_string("Frozen"));
+    json_object_set_new(doc, "title", json_string("Free"));
     rp_event_audit_t a = audit("UPDATE", "EVENT", E.ev);
     cr_assert(S.events->ops->event_update(S.events, doc, true, true, &a, &claimed, &err), "%s", err.message);
-    cr_assert(claimed, "a stored request (even a FAILED one) freezes the rewards");
+    cr_assert_not(claimed, "a FAILED request holds no slot: nothing is frozen");
+    json_decref(doc);
+    r = request(USER_B, E.ev, RP_REQ_AWAITING_REVIEW, "held-slot", rp_now_ms());
+    insert(&r);
+    rp_request_clear(&r);
+    cr_assert(S.events->ops->event_get(S.events, E.ev, &doc, &err) && doc, "%s", err.message);
+    cr_assert_str_eq(json_string_value(json_object_get(doc, "title")), "Free");
+    json_object_set_new(doc, "title", json_string("Frozen"));
+    cr_assert(S.events->ops->event_update(S.events, doc, true, true, &a, &claimed, &err), "%s", err.message);
+    cr_assert(claimed, "a slot-holding request freezes the guarded fields");
     json_decref(doc);
     cr_assert(S.events->ops->event_get(S.events, E.ev, &doc, &err) && doc);
     cr_assert_str_neq(json_string_value(json_object_get(doc, "title")), "Frozen", "nothing written");
@@ -1060,4 +1070,54 @@ BACKENDS(rewards, the_event_freeze_guard_sees_stored_requests) {
     cr_assert(S.events->ops->event_get(S.events, E.ev, &doc, &err) && doc);
     cr_assert_str_eq(json_string_value(json_object_get(doc, "title")), "Renamed");
     json_decref(doc);
+}
+
+/* A cancel settles the event's AWAITING_REVIEW requests in its own transaction (event_repo.h,
+ * rp_event_settle_t): FAILED with the reason, processed by the canceller at the cancel time, the
+ * slot released; other statuses and other events' requests stay as they are. */
+BACKENDS(rewards, cancel_settles_the_events_reviews_in_its_transaction) {
+    open_all(*backend);
+    rp_err_t err;
+    const int64_t t = 1767225600000, now = t + 5000;
+    char key_b[RP_ACTIVE_KEY_LEN], key_other[RP_ACTIVE_KEY_LEN];
+    key_of(key_b, USER_B, E.ev);
+    key_of(key_other, USER_A, E.other);
+    rp_request_t review = request(USER_A, E.ev, RP_REQ_AWAITING_REVIEW, E.key, t),
+                 paid = request(USER_B, E.ev, RP_REQ_SUCCESS, key_b, t),
+                 elsewhere = request(USER_A, E.other, RP_REQ_AWAITING_REVIEW, key_other, t);
+    insert(&review);
+    insert(&paid);
+    insert(&elsewhere);
+    const rp_event_settle_t settle = {"AWAITING_REVIEW", "FAILED", "EVENT_CANCELED", OPERATOR};
+    rp_event_audit_t a = audit("CANCEL", "EVENT", E.ev);
+    bool already = true;
+    int64_t settled = -1;
+    cr_assert(S.events->ops->event_cancel(S.events, E.ev, now, &settle, &a, &already, &settled, &err), "%s",
+              err.message);
+    cr_assert_not(already);
+    cr_assert_eq(settled, 1);
+    look_t l = {.id = review.id, .key = E.key};
+    run_look(&l);
+    cr_assert(l.found_id);
+    cr_assert_eq(l.by_id.status, RP_REQ_FAILED);
+    cr_assert_str_eq(l.by_id.failure_reason, "EVENT_CANCELED");
+    cr_assert_str_eq(l.by_id.processor_id, OPERATOR);
+    cr_assert_eq(l.by_id.processed_at, now);
+    cr_assert_str_eq(l.by_id.active_key, "", "the slot is released");
+    cr_assert_not(l.found_key, "nobody holds the key any more");
+    look_clear(&l);
+    l = (look_t){.id = paid.id};
+    run_look(&l);
+    cr_assert_eq(l.by_id.status, RP_REQ_SUCCESS, "a paid request stays paid");
+    look_clear(&l);
+    l = (look_t){.id = elsewhere.id};
+    run_look(&l);
+    cr_assert_eq(l.by_id.status, RP_REQ_AWAITING_REVIEW, "another event's review stays");
+    look_clear(&l);
+    cr_assert(S.events->ops->event_cancel(S.events, E.ev, now + 1, &settle, &a, &already, &settled, &err));
+    cr_assert(already);
+    cr_assert_eq(settled, 0);
+    rp_request_clear(&review);
+    rp_request_clear(&paid);
+    rp_request_clear(&elsewhere);
 }

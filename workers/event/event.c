@@ -149,10 +149,11 @@ bool rp_event_validate(const json_t *body, json_t *details, json_t **out) {
     return true;
 }
 
-json_t *rp_event_merge_patch(const json_t *stored, const json_t *patch, json_t *details) {
-    static const char *const editable[] = {"title",      "description",      "startDate",        "endDate",
-                                           "conditions", "conditionLogic",   "rewards",          "claimPeriod",
-                                           "maxClaims",  "requiresApproval", "dayOffsetMinutes", NULL};
+static const char *const editable[] = {"title",      "description",      "startDate",        "endDate",
+                                       "conditions", "conditionLogic",   "rewards",          "claimPeriod",
+                                       "maxClaims",  "requiresApproval", "dayOffsetMinutes", NULL};
+
+json_t *rp_event_body_of(const json_t *stored) {
     json_t *body = json_object();
     for (size_t i = 0; editable[i]; i++) {
         json_t *v = json_object_get(stored, editable[i]);
@@ -169,6 +170,11 @@ json_t *rp_event_merge_patch(const json_t *stored, const json_t *patch, json_t *
             json_object_set(body, editable[i], v);
         }
     }
+    return body;
+}
+
+json_t *rp_event_merge_patch(const json_t *stored, const json_t *patch, json_t *details) {
+    json_t *body = rp_event_body_of(stored);
     if (json_object_size(patch) == 0) rp_details_add(details, "", "at least one field is required");
     rp_details_unknown(patch, editable, "", details);
     const char *k;

@@ -23,6 +23,11 @@ bool rp_definition_validate(const json_t *body, bool partial, json_t *details, j
  * maxClaims, requiresApproval, dayOffsetMinutes}. */
 bool rp_event_validate(const json_t *body, json_t *details, json_t **out);
 
+/* The editable fields of a stored event document as a body for rp_event_validate (rewards as
+ * {rewardDefinitionId, quantity, stock, customData}): what PATCH overlays and clone copies.
+ * Returns a new object. */
+json_t *rp_event_body_of(const json_t *stored);
+
 /* For PATCH: the editable fields of a stored event document overlaid with patch, as a body for
  * rp_event_validate. Unknown patch members are reported in details. Returns a new object. */
 json_t *rp_event_merge_patch(const json_t *stored, const json_t *patch, json_t *details);

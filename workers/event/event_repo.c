@@ -39,3 +39,9 @@ const rp_json_table_t rp_event_def_json = RP_JSON_TABLE(def_fields);
 const rp_json_table_t rp_event_json = RP_JSON_TABLE(event_fields);
 const rp_json_table_t rp_event_reward_json = RP_JSON_TABLE(reward_fields);
 const rp_json_table_t rp_event_reward_def_json = RP_JSON_TABLE(reward_def_fields);
+
+void rp_stored_fact_clear(rp_stored_fact_t *s) {
+    if (!s) return;
+    json_decref(s->value);
+    memset(s, 0, sizeof *s);
+}

@@ -1,9 +1,10 @@
 /* event_repo.h - the event worker's repository: reward definitions, events with their reward
  * stock, the operator audit log, and player progress. A repository only stores and fetches: it
  * keeps documents in the API's shape and progress as the facts and aggregates it is given.
- * Validation, event status, the "rewards frozen once claimed" decision and progress folding live
- * above it (event_worker.c, progress_ingest.c, rules/). Backends: SQLite (event_repo_sqlite.c)
- * and MongoDB (event_repo_mongo.c). Thread-safe; a unit of work belongs to the thread running it.
+ * Validation, event status, which fields freeze once players hold a claim, which requests a
+ * cancel settles, what makes two facts the same and progress folding live above it (event_worker.c, progress_ingest.c,
+ * rules/). Backends: SQLite (event_repo_sqlite.c) and MongoDB (event_repo_mongo.c). Thread-safe; a unit of work belongs
+ * to the thread running it.
  *
  * Errors carry a kind (lib/err.h): RP_ERR_STORE_UNAVAILABLE, RP_ERR_STORE_BUSY, RP_ERR_STORE,
  * RP_ERR_CONFLICT, never an HTTP status. */
@@ -34,6 +35,24 @@ typedef struct rp_event_filter {
     int limit;
 } rp_event_filter_t;
 
+/* What a cancel does to the event's reward requests, in its own transaction: every request of
+ * the event in status `from` moves to `to` with failure_reason, processed at the cancel time by
+ * processor_id, its active key released (the store's request columns, see
+ * reward/reward_schema_sqlite.c). Status names as the API spells them; borrowed. */
+typedef struct rp_event_settle {
+    const char *from, *to, *failure_reason, *processor_id;
+} rp_event_settle_t;
+
+/* A fact as the store keeps it, for the caller to compare with a new one under the same key. */
+typedef struct rp_stored_fact {
+    char type_name[32];
+    json_t *value; /* owned: NULL or JSON null when none; release with rp_stored_fact_clear */
+    int64_t occurred_at;
+} rp_stored_fact_t;
+
+/* Releases what s owns and zeroes it; accepts NULL. */
+void rp_stored_fact_clear(rp_stored_fact_t *s);
+
 typedef struct rp_event_repo rp_event_repo_t;
 /* A unit of work in progress; each backend defines its own. Valid only inside the body. */
 typedef struct rp_event_txn rp_event_txn_t;
@@ -54,8 +73,9 @@ typedef rp_txn_end_t (*rp_event_txn_fn)(rp_event_txn_t *tx, void *arg);
         .tx_aggregate_get = p##tx_aggregate_get, .tx_aggregate_put = p##tx_aggregate_put, .def_create = p##def_create, \
         .def_get = p##def_get, .def_list = p##def_list, .def_update = p##def_update, .def_delete = p##def_delete,      \
         .event_create = p##event_create, .event_get = p##event_get, .event_list = p##event_list,                       \
-        .event_update = p##event_update, .event_cancel = p##event_cancel, .audit_list = p##audit_list,                 \
-        .progress_load = p##progress_load, .progress_summary = p##progress_summary, .free = p##free                    \
+        .event_update = p##event_update, .event_cancel = p##event_cancel, .event_set_window = p##event_set_window,     \
+        .audit_list = p##audit_list, .progress_load = p##progress_load, .progress_summary = p##progress_summary,       \
+        .free = p##free                                                                                                \
     }
 
 typedef struct rp_event_repo_ops {
@@ -72,9 +92,12 @@ typedef struct rp_event_repo_ops {
     /* Valid only inside a body, on its tx; false on a store failure (the body then returns
      * RP_TXN_FAILED). */
 
-    /* Stores fact f (reported_by, received at now) unless a fact with its idempotency key is
-     * stored already, whoever reported it: *is_new says whether it was stored. */
-    bool (*tx_fact_record)(rp_event_txn_t *tx, const rp_fact_t *f, const char *reported_by, int64_t now, bool *is_new);
+    /* Stores fact f (reported_by, received at now) unless the same player (f->user_id) has a
+     * fact with its idempotency key stored already, whoever reported it: *is_new says whether it
+     * was stored. Keys are unique per player, not across players. When it was not stored and
+     * stored is not NULL, *stored (cleared first, in any case) holds the fact kept under the key. */
+    bool (*tx_fact_record)(rp_event_txn_t *tx, const rp_fact_t *f, const char *reported_by, int64_t now, bool *is_new,
+                           rp_stored_fact_t *stored);
     /* Reads user_id's aggregate that a names (kind, and key or day, as rp_progress_target set
      * them). *found: it exists, and a's number, at and minutes now hold what is stored (0 where
      * its kind keeps none); else a is left as it was. */
@@ -104,14 +127,22 @@ typedef struct rp_event_repo_ops {
     /* Events newest first by (createdAt, id) inside f->bounds, after f->cursor. */
     bool (*event_list)(rp_event_repo_t *r, const rp_event_filter_t *f, json_t **items, bool *more, rp_err_t *err);
     /* Replaces the editable fields, and the reward rows (stock restarting at stock) when
-     * replace_rewards. With only_if_unclaimed the write happens only while no reward request of
-     * the event exists, checked in the same transaction: otherwise *claimed is set and nothing
-     * is written. */
-    bool (*event_update)(rp_event_repo_t *r, const json_t *doc, bool replace_rewards, bool only_if_unclaimed,
+     * replace_rewards. With only_if_no_slots the write happens only while no reward request of
+     * the event holds a slot (carries an active key: every status but FAILED), checked in the
+     * same transaction: otherwise *claimed is set and nothing is written. */
+    bool (*event_update)(rp_event_repo_t *r, const json_t *doc, bool replace_rewards, bool only_if_no_slots,
                          const rp_event_audit_t *audit, bool *claimed, rp_err_t *err);
-    /* Sets canceledAt if not yet set; *already when it was. */
-    bool (*event_cancel)(rp_event_repo_t *r, const char *id, int64_t now, const rp_event_audit_t *audit, bool *already,
-                         rp_err_t *err);
+    /* Sets canceledAt (and updatedAt) to now if not yet set, and, in the same transaction, settles
+     * the event's requests as settle says (NULL: none; *settled counts them, may be NULL). *already
+     * when the event was canceled before (or does not exist): nothing written. */
+    bool (*event_cancel)(rp_event_repo_t *r, const char *id, int64_t now, const rp_event_settle_t *settle,
+                         const rp_event_audit_t *audit, bool *already, int64_t *settled, rp_err_t *err);
+    /* Sets the window of event id to [start_ms, end_ms) and updatedAt to now, with its audit entry,
+     * where its stored window and cancel time lie inside guard (the comparisons event_list runs),
+     * checked in the same transaction. *moved false when they do not (or there is no such
+     * event): nothing written. */
+    bool (*event_set_window)(rp_event_repo_t *r, const char *id, int64_t start_ms, int64_t end_ms, int64_t now,
+                             const rp_event_bounds_t *guard, const rp_event_audit_t *audit, bool *moved, rp_err_t *err);
     bool (*audit_list)(rp_event_repo_t *r, const char *target_type, const char *target_id, const char *actor_id,
                        const char *cursor, int limit, json_t **items, bool *more, rp_err_t *err);
 

@@ -85,7 +85,7 @@ static json_t *def_row(const bson_t *d) {
 typedef struct doc_arg {
     const json_t *doc;
     const rp_event_audit_t *audit;
-    bool replace_rewards, only_if_unclaimed;
+    bool replace_rewards, only_if_no_slots;
     bool claimed; /* result of the last attempt */
 } doc_arg_t;
 
@@ -329,11 +329,13 @@ static bool event_txn(rp_mongo_txn_t *tx, void *p) {
     const char *id = doc_str(d, "id") ? doc_str(d, "id") : "";
     bson_t *found = NULL;
     a->claimed = false;
-    if (a->only_if_unclaimed) {
+    if (a->only_if_no_slots) {
         /* a grant writes the event document too, so a request inserted after this read makes one
-         * of the two transactions conflict (see reward_store_mongo.h) */
-        if (!rp_mongo_txn_find_one_take(tx, REQUESTS, BCON_NEW("eventId", BCON_UTF8(id)),
-                                        BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}"), &found))
+         * of the two transactions conflict (see reward_store_mongo.h); FAILED requests carry no
+         * activeKey */
+        if (!rp_mongo_txn_find_one_take(
+                tx, REQUESTS, BCON_NEW("eventId", BCON_UTF8(id), "activeKey", "{", "$exists", BCON_BOOL(true), "}"),
+                BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}"), &found))
             return false;
         a->claimed = found != NULL;
         bson_destroy(found);
@@ -370,9 +372,9 @@ static bool r_event_create(rp_event_repo_t *base, const json_t *doc, const rp_ev
     return rp_mongo_transact(db_of(base), "write event", event_txn, &a, err);
 }
 
-static bool r_event_update(rp_event_repo_t *base, const json_t *doc, bool replace_rewards, bool only_if_unclaimed,
+static bool r_event_update(rp_event_repo_t *base, const json_t *doc, bool replace_rewards, bool only_if_no_slots,
                            const rp_event_audit_t *audit, bool *claimed, rp_err_t *err) {
-    doc_arg_t a = {doc, audit, replace_rewards, only_if_unclaimed, false};
+    doc_arg_t a = {doc, audit, replace_rewards, only_if_no_slots, false};
     bool ok = rp_mongo_transact(db_of(base), "write event", event_txn, &a, err);
     *claimed = ok && a.claimed;
     return ok;
@@ -434,14 +436,18 @@ static bool r_event_list(rp_event_repo_t *base, const rp_event_filter_t *f, json
 typedef struct cancel_arg {
     const char *id;
     int64_t now;
+    const rp_event_settle_t *settle;
     const rp_event_audit_t *audit;
-    bool already; /* result of the last attempt */
+    bool already;    /* result of the last attempt */
+    int64_t settled; /* result of the last attempt */
 } cancel_arg_t;
 
 static bool cancel_txn(rp_mongo_txn_t *tx, void *p) {
     cancel_arg_t *a = p;
+    const rp_event_settle_t *s = a->settle;
     bool canceled;
     a->already = false;
+    a->settled = 0;
     if (!rp_mongo_txn_update_take(
             tx, EVENTS, BCON_NEW("_id", BCON_UTF8(a->id), "canceledAt", BCON_NULL),
             BCON_NEW("$set", "{", "canceledAt", BCON_DATE_TIME(a->now), "updatedAt", BCON_DATE_TIME(a->now), "}"), 0,
@@ -451,15 +457,67 @@ static bool cancel_txn(rp_mongo_txn_t *tx, void *p) {
         a->already = true;
         return true;
     }
+    if (s) {
+        rp_mongo_write_t res;
+        bson_t *filter = BCON_NEW("eventId", BCON_UTF8(a->id), "status", BCON_UTF8(s->from));
+        bson_t *update =
+            BCON_NEW("$set", "{", "status", BCON_UTF8(s->to), "failureReason", BCON_UTF8(s->failure_reason),
+                     "processorId", BCON_UTF8(s->processor_id), "processedAt", BCON_DATE_TIME(a->now), "updatedAt",
+                     BCON_DATE_TIME(a->now), "}", "$unset", "{", "activeKey", BCON_UTF8(""), "}");
+        bool ok = rp_mongo_txn_update(tx, REQUESTS, filter, update, RP_MONGO_MANY, &res);
+        bson_destroy(filter);
+        bson_destroy(update);
+        if (!ok) return false;
+        a->settled = res.matched;
+    }
     return rp_mongo_audit_append(tx, AUDIT_LOG, a->audit);
 }
 
-static bool r_event_cancel(rp_event_repo_t *base, const char *id, int64_t now, const rp_event_audit_t *audit,
-                           bool *already, rp_err_t *err) {
-    cancel_arg_t a = {id, now, audit, false};
+static bool r_event_cancel(rp_event_repo_t *base, const char *id, int64_t now, const rp_event_settle_t *settle,
+                           const rp_event_audit_t *audit, bool *already, int64_t *settled, rp_err_t *err) {
+    cancel_arg_t a = {id, now, settle, audit, false, 0};
     *already = false;
+    if (settled) *settled = 0;
     bool ok = rp_mongo_transact(db_of(base), "cancel event", cancel_txn, &a, err);
-    if (ok) *already = a.already;
+    if (ok) {
+        *already = a.already;
+        if (settled) *settled = a.settled;
+    }
+    return ok;
+}
+
+typedef struct window_arg {
+    const char *id;
+    int64_t start, end, now;
+    const rp_event_bounds_t *guard;
+    const rp_event_audit_t *audit;
+    bool moved; /* result of the last attempt */
+} window_arg_t;
+
+/* The guard is event_list's clause on the stored document, in the update's filter. */
+static bool window_txn(rp_mongo_txn_t *tx, void *p) {
+    window_arg_t *a = p;
+    const rp_event_bounds_t *b = a->guard;
+    a->moved = false;
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(a->id));
+    if (b->canceled == 0) BSON_APPEND_NULL(filter, "canceledAt");
+    if (b->canceled == 1) BCON_APPEND(filter, "canceledAt", "{", "$ne", BCON_NULL, "}");
+    append_range(filter, "startDate", b->start_le, b->start_gt);
+    append_range(filter, "endDate", b->end_le, b->end_gt);
+    bson_t *update = BCON_NEW("$set", "{", "startDate", BCON_DATE_TIME(a->start), "endDate", BCON_DATE_TIME(a->end),
+                              "updatedAt", BCON_DATE_TIME(a->now), "}");
+    if (!rp_mongo_txn_update_take(tx, EVENTS, filter, update, 0, &a->moved)) return false;
+    return a->moved ? rp_mongo_audit_append(tx, AUDIT_LOG, a->audit) : rp_mongo_txn_rollback(tx);
+}
+
+static bool r_event_set_window(rp_event_repo_t *base, const char *id, int64_t start_ms, int64_t end_ms, int64_t now,
+                               const rp_event_bounds_t *guard, const rp_event_audit_t *audit, bool *moved,
+                               rp_err_t *err) {
+    window_arg_t a = {id, start_ms, end_ms, now, guard, audit, false};
+    *moved = false;
+    if (guard->empty) return true;
+    bool ok = rp_mongo_transact(db_of(base), "set event window", window_txn, &a, err);
+    *moved = ok && a.moved;
     return ok;
 }
 
@@ -495,17 +553,18 @@ static bool r_transact(rp_event_repo_t *base, const char *what, rp_event_txn_fn 
     return rp_mongo_transact(db_of(base), what, run_body, &b, err);
 }
 
-static bool r_tx_fact_record(rp_event_txn_t *tx, const rp_fact_t *f, const char *reported_by, int64_t now,
-                             bool *is_new) {
+static bool r_tx_fact_record(rp_event_txn_t *tx, const rp_fact_t *f, const char *reported_by, int64_t now, bool *is_new,
+                             rp_stored_fact_t *stored) {
     rp_mongo_write_t res;
+    bson_t *doc = NULL;
     *is_new = false;
+    rp_stored_fact_clear(stored);
     if (!f->idempotency_key || !f->user_id)
         return rp_mongo_txn_fail(tx->m, RP_ERR_STORE, "STORE_ERROR", "record fact: no idempotency key or user");
     /* insert-if-absent by upsert: a duplicate-key error would abort the whole transaction */
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(f->idempotency_key));
+    bson_t *filter = BCON_NEW("userId", BCON_UTF8(f->user_id), "idempotencyKey", BCON_UTF8(f->idempotency_key));
     bson_t update = BSON_INITIALIZER, ins;
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$setOnInsert", &ins);
-    BSON_APPEND_UTF8(&ins, "userId", f->user_id);
     rp_mongo_append_str(&ins, "type", f->type_name);
     rp_mongo_append_opaque(&ins, "value", f->value);
     BSON_APPEND_DATE_TIME(&ins, "occurredAt", f->occurred_at);
@@ -513,9 +572,18 @@ static bool r_tx_fact_record(rp_event_txn_t *tx, const rp_fact_t *f, const char 
     BSON_APPEND_DATE_TIME(&ins, "receivedAt", now);
     bson_append_document_end(&update, &ins);
     bool ok = rp_mongo_txn_update(tx->m, FACTS, filter, &update, RP_MONGO_UPSERT, &res);
-    bson_destroy(filter);
     bson_destroy(&update);
     *is_new = ok && res.upserted > 0;
+    if (ok && !*is_new && stored) {
+        ok = rp_mongo_txn_find_one(tx->m, FACTS, filter, NULL, &doc);
+        if (ok && doc) {
+            rp_mongo_copy_str(doc, "type", stored->type_name, sizeof stored->type_name);
+            stored->value = rp_mongo_get_opaque(doc, "value");
+            stored->occurred_at = rp_mongo_get_ms(doc, "occurredAt");
+        }
+        bson_destroy(doc);
+    }
+    bson_destroy(filter);
     return ok;
 }
 
@@ -673,12 +741,25 @@ static const rp_mongo_index_t indexes[] = {
     {PROGRESS, "user_progress_key", NULL, true, {{"userId", 1}, {"kind", 1}, {"key", 1}}},
 };
 
-/* progress_facts needs no index (the idempotency key is its _id), only to exist */
-static bool create_facts_and_audit(rp_mongo_t *m, rp_err_t *err) {
-    return rp_mongo_create_collection(m, FACTS, err) && rp_mongo_audit_indexes(m, err);
+/* A fact's key is unique per player. Facts stored before keys were scoped had the key as their
+ * _id and no idempotencyKey field: it is copied from _id before the unique index is built (an
+ * update pipeline, MongoDB 4.2+), so a retry of an old fact is still a duplicate. */
+static const rp_mongo_index_t facts_index[] = {
+    {FACTS, "progress_facts_key", NULL, true, {{"userId", 1}, {"idempotencyKey", 1}}},
+};
+
+static bool set_up_facts_and_audit(rp_mongo_t *m, rp_err_t *err) {
+    bson_t *legacy = BCON_NEW("idempotencyKey", "{", "$exists", BCON_BOOL(false), "}");
+    bson_t *copy_key = BCON_NEW("0", "{", "$set", "{", "idempotencyKey", BCON_UTF8("$_id"), "}", "}");
+    bool ok = rp_mongo_create_collection(m, FACTS, err) &&
+              rp_mongo_update(m, FACTS, legacy, copy_key, RP_MONGO_MANY, NULL, err) &&
+              rp_mongo_create_index_table(m, facts_index, 1, err) && rp_mongo_audit_indexes(m, err);
+    bson_destroy(legacy);
+    bson_destroy(copy_key);
+    return ok;
 }
 
-static const rp_mongo_setup_t setup = RP_MONGO_SETUP("reward-event", indexes, create_facts_and_audit);
+static const rp_mongo_setup_t setup = RP_MONGO_SETUP("reward-event", indexes, set_up_facts_and_audit);
 
 rp_event_repo_t *rp_event_repo_mongo_open(const char *uri, const char *db_name, rp_err_t *err) {
     return rp_mongo_store_open(uri, db_name, &setup, &(rp_event_repo_t){&ops}, sizeof(rp_event_repo_t), err);

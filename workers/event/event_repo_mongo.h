@@ -8,7 +8,8 @@
  *                       createdBy, createdAt, updatedAt, rewards: [{rewardIndex, rewardDefinitionId,
  *                       quantity, stock, stockLeft, customData}]}; (createdAt, _id), (startDate, endDate)
  *                       A grant decrements rewards.<i>.stockLeft (null = unlimited) with a guard.
- *   progress_facts     {_id: idempotency key, userId, type, value, occurredAt, reportedBy, receivedAt}
+ *   progress_facts     {_id, userId, idempotencyKey, type, value, occurredAt, reportedBy, receivedAt};
+ *                       (userId, idempotencyKey) unique: a key is scoped to its player
  *   user_progress      one document per (userId, kind, key), unique, server-assigned _id:
  *                       (the fields of one rp_aggregate_t, written whole by tx_aggregate_put)
  *                       kind "level"   key null      {maxLevel, updatedAt}
@@ -18,8 +19,8 @@
  *                       kind "counter" key counter   {total, updatedAt}
  *   audit_logs         shared with the auth store, entries tagged log: "event"
  * Reads RP_EVENT_MONGO_REQUESTS (written by the reward store) when an event_update asks for
- * "only if unclaimed". Every multi-document write runs in a transaction: the server must be a
- * replica set. */
+ * "only if no slots", and settles requests there when an event is canceled. Every multi-document write runs in a
+ * transaction: the server must be a replica set. */
 #ifndef RP_WORKERS_EVENT_REPO_MONGO_H
 #define RP_WORKERS_EVENT_REPO_MONGO_H
 

@@ -173,17 +173,33 @@ static bool r_transact(rp_event_repo_t *base, const char *what, rp_event_txn_fn 
     return rp_sqlite_transact(pool_of(base), run_body, &b, err);
 }
 
-static bool r_tx_fact_record(rp_event_txn_t *tx, const rp_fact_t *f, const char *reported_by, int64_t now,
-                             bool *is_new) {
+static bool r_tx_fact_record(rp_event_txn_t *tx, const rp_fact_t *f, const char *reported_by, int64_t now, bool *is_new,
+                             rp_stored_fact_t *stored) {
     int changes = 0;
+    sqlite3_stmt *st;
+    rp_stored_fact_clear(stored);
     bool ok = run_args(tx->db,
-                       "INSERT INTO progress_facts (idempotency_key, user_id, type, value, occurred_at, reported_by, "
-                       "received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (idempotency_key) DO NOTHING",
-                       ARGS(a_text(f->idempotency_key), a_text(f->user_id), a_text(f->type_name), a_json(f->value),
+                       "INSERT INTO progress_facts (user_id, idempotency_key, type, value, occurred_at, reported_by, "
+                       "received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (user_id, idempotency_key) "
+                       "DO NOTHING",
+                       ARGS(a_text(f->user_id), a_text(f->idempotency_key), a_text(f->type_name), a_json(f->value),
                             a_int(f->occurred_at), a_text(reported_by), a_int(now)),
                        "record fact", &changes, tx->err);
     *is_new = ok && changes > 0;
-    return ok;
+    if (!ok || *is_new || !stored) return ok;
+    if (!prepare_args(tx->db,
+                      "SELECT type, value, occurred_at FROM progress_facts WHERE user_id = ?1 AND idempotency_key = ?2",
+                      ARGS(a_text(f->user_id), a_text(f->idempotency_key)), &st, tx->err))
+        return false;
+    int rc = rp_sqlite_step_row(tx->db, st, "read fact", tx->err);
+    if (rc == 1) {
+        const char *type = (const char *)sqlite3_column_text(st, 0), *value = (const char *)sqlite3_column_text(st, 1);
+        snprintf(stored->type_name, sizeof stored->type_name, "%s", type ? type : "");
+        stored->value = value ? json_loads(value, JSON_DECODE_ANY, NULL) : NULL;
+        stored->occurred_at = sqlite3_column_int64(st, 2);
+        sqlite3_finalize(st);
+    }
+    return rc >= 0;
 }
 
 /* Each aggregate kind's table. Parameters are the same for all: ?1 user, ?2 key (logins: the
@@ -262,7 +278,7 @@ static json_t *row_to_def(sqlite3_stmt *st) {
 typedef struct doc_arg {
     const json_t *doc;
     const rp_event_audit_t *audit;
-    bool replace_rewards, only_if_unclaimed;
+    bool replace_rewards, only_if_no_slots;
     bool claimed; /* out */
 } doc_arg_t;
 
@@ -410,10 +426,10 @@ static bool write_rewards(sqlite3 *db, const json_t *doc, rp_err_t *err) {
 static rp_txn_end_t event_write(sqlite3 *db, void *p, rp_err_t *err) {
     doc_arg_t *a = p;
     const json_t *d = a->doc;
-    if (a->only_if_unclaimed) {
+    if (a->only_if_no_slots) {
         int64_t claimed = 0;
-        if (!scalar(db, "SELECT EXISTS (SELECT 1 FROM reward_requests WHERE event_id = ?1)", doc_str(d, "id"), &claimed,
-                    NULL, err))
+        if (!scalar(db, "SELECT EXISTS (SELECT 1 FROM reward_requests WHERE event_id = ?1 AND active_key IS NOT NULL)",
+                    doc_str(d, "id"), &claimed, NULL, err))
             return RP_TXN_FAILED;
         a->claimed = claimed != 0;
         if (a->claimed) return RP_TXN_ROLLBACK;
@@ -444,9 +460,9 @@ static bool r_event_create(rp_event_repo_t *base, const json_t *doc, const rp_ev
     return rp_sqlite_transact(pool_of(base), event_write, &a, err);
 }
 
-static bool r_event_update(rp_event_repo_t *base, const json_t *doc, bool replace_rewards, bool only_if_unclaimed,
+static bool r_event_update(rp_event_repo_t *base, const json_t *doc, bool replace_rewards, bool only_if_no_slots,
                            const rp_event_audit_t *audit, bool *claimed, rp_err_t *err) {
-    doc_arg_t a = {doc, audit, replace_rewards, only_if_unclaimed, false};
+    doc_arg_t a = {doc, audit, replace_rewards, only_if_no_slots, false};
     bool ok = rp_sqlite_transact(pool_of(base), event_write, &a, err);
     *claimed = ok && a.claimed;
     return ok;
@@ -475,25 +491,72 @@ static bool r_event_list(rp_event_repo_t *base, const rp_event_filter_t *f, json
 typedef struct cancel_arg {
     const char *id;
     int64_t now;
+    const rp_event_settle_t *settle;
     const rp_event_audit_t *audit;
-    bool already; /* out */
+    bool already;    /* out */
+    int64_t settled; /* out */
 } cancel_arg_t;
 
 static rp_txn_end_t cancel_write(sqlite3 *db, void *p, rp_err_t *err) {
     cancel_arg_t *a = p;
-    int changes = 0;
+    const rp_event_settle_t *s = a->settle;
+    int changes = 0, settled = 0;
     if (!run_args(db, "UPDATE events SET canceled_at = ?2, updated_at = ?2 WHERE id = ?1 AND canceled_at IS NULL",
                   ARGS(a_text(a->id), a_int(a->now)), "cancel event", &changes, err))
         return RP_TXN_FAILED;
     a->already = changes == 0;
-    return a->already ? RP_TXN_ROLLBACK : end_of(rp_sqlite_audit_append(db, a->audit, err));
+    if (a->already) return RP_TXN_ROLLBACK;
+    if (s && !run_args(db,
+                       "UPDATE reward_requests SET status = ?3, failure_reason = ?4, processor_id = ?5, "
+                       "processed_at = ?6, updated_at = ?6, active_key = NULL WHERE event_id = ?1 AND status = ?2",
+                       ARGS(a_text(a->id), a_text(s->from), a_text(s->to), a_text(s->failure_reason),
+                            a_text(s->processor_id), a_int(a->now)),
+                       "settle requests", &settled, err))
+        return RP_TXN_FAILED;
+    a->settled = settled;
+    return end_of(rp_sqlite_audit_append(db, a->audit, err));
 }
 
-static bool r_event_cancel(rp_event_repo_t *base, const char *id, int64_t now, const rp_event_audit_t *audit,
-                           bool *already, rp_err_t *err) {
-    cancel_arg_t a = {id, now, audit, false};
+static bool r_event_cancel(rp_event_repo_t *base, const char *id, int64_t now, const rp_event_settle_t *settle,
+                           const rp_event_audit_t *audit, bool *already, int64_t *settled, rp_err_t *err) {
+    cancel_arg_t a = {id, now, settle, audit, false, 0};
     bool ok = rp_sqlite_transact(pool_of(base), cancel_write, &a, err);
     *already = ok && a.already;
+    if (settled) *settled = ok ? a.settled : 0;
+    return ok;
+}
+
+typedef struct window_arg {
+    const char *id;
+    int64_t start, end, now;
+    const rp_event_bounds_t *guard;
+    const rp_event_audit_t *audit;
+    bool moved; /* out */
+} window_arg_t;
+
+/* The guard is event_list's comparisons on the stored row, in the UPDATE itself. */
+static rp_txn_end_t window_write(sqlite3 *db, void *p, rp_err_t *err) {
+    window_arg_t *a = p;
+    const rp_event_bounds_t *b = a->guard;
+    int changes = 0;
+    if (!run_args(db,
+                  "UPDATE events SET start_at = ?2, end_at = ?3, updated_at = ?4 WHERE id = ?1 AND NOT ?5 AND "
+                  "(?6 < 0 OR (canceled_at IS NOT NULL) = ?6) AND start_at <= ?7 AND start_at > ?8 AND end_at > ?9 "
+                  "AND end_at <= ?10",
+                  ARGS(a_text(a->id), a_int(a->start), a_int(a->end), a_int(a->now), a_int(b->empty),
+                       a_int(b->canceled), a_int(b->start_le), a_int(b->start_gt), a_int(b->end_gt), a_int(b->end_le)),
+                  "set event window", &changes, err))
+        return RP_TXN_FAILED;
+    a->moved = changes > 0;
+    return a->moved ? end_of(rp_sqlite_audit_append(db, a->audit, err)) : RP_TXN_ROLLBACK;
+}
+
+static bool r_event_set_window(rp_event_repo_t *base, const char *id, int64_t start_ms, int64_t end_ms, int64_t now,
+                               const rp_event_bounds_t *guard, const rp_event_audit_t *audit, bool *moved,
+                               rp_err_t *err) {
+    window_arg_t a = {id, start_ms, end_ms, now, guard, audit, false};
+    bool ok = rp_sqlite_transact(pool_of(base), window_write, &a, err);
+    *moved = ok && a.moved;
     return ok;
 }
 

@@ -95,8 +95,25 @@ static const char v2[] = "CREATE INDEX events_created ON events(created_at, id);
                          "CREATE INDEX audit_logs_at ON audit_logs(at, id);"
                          "CREATE INDEX reward_definitions_created ON reward_definitions(created_at, id);";
 
+/* v3: a progress idempotency key belongs to its player: (user_id, idempotency_key) is the key,
+ * so two players' facts never collide on a game server's key. Existing facts keep their rows. */
+static const char v3[] = "CREATE TABLE progress_facts_v3 ("
+                         "  user_id TEXT NOT NULL,"
+                         "  idempotency_key TEXT NOT NULL,"
+                         "  type TEXT NOT NULL,"
+                         "  value TEXT CHECK (value IS NULL OR json_valid(value)),"
+                         "  occurred_at INTEGER NOT NULL,"
+                         "  reported_by TEXT,"
+                         "  received_at INTEGER NOT NULL,"
+                         "  PRIMARY KEY (user_id, idempotency_key)) WITHOUT ROWID;"
+                         "INSERT INTO progress_facts_v3 (user_id, idempotency_key, type, value, occurred_at, "
+                         "reported_by, received_at) SELECT user_id, idempotency_key, type, value, occurred_at, "
+                         "reported_by, received_at FROM progress_facts;"
+                         "DROP TABLE progress_facts;"
+                         "ALTER TABLE progress_facts_v3 RENAME TO progress_facts;";
+
 /* v1 and v2 were the event halves of the old combined list's user_version 1 and 2 */
-static const char *const steps[] = {v1, v2, NULL};
+static const char *const steps[] = {v1, v2, v3, NULL};
 
 const rp_sqlite_schema_t rp_events_db_schemas[] = {
     {"event", steps, 2},

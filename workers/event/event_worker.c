@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accounts.h"
 #include "details.h"
 #include "event.h"
 #include "ids.h"
@@ -14,12 +15,14 @@
 #include "paging.h"
 #include "progress_ingest.h"
 #include "roles.h"
+#include "rules/request_state.h"
 #include "service.h"
 #include "timeutil.h"
 
 struct rp_event_worker {
     const rp_config_t *cfg;
     rp_event_repo_t *repo;
+    rp_transport_t *transport; /* borrowed: account lookups go to the auth worker through it */
     rp_service_t service;
 };
 
@@ -334,10 +337,26 @@ static void op_event_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
     rp_reply_set(rep, 200, rp_service_page(items, more));
 }
 
+/* The fields a claim is judged and paid by (rewards, claimPeriod, dayOffsetMinutes) freeze once
+ * a request holds a slot: a new claim period or game-day boundary would open new slots for the
+ * same player, new rewards would pay differently for the same slot. Setting them to what they
+ * are is no change. Both documents are validated, normalised bodies. */
+static const char *const frozen_fields[] = {"rewards", "claimPeriod", "dayOffsetMinutes", NULL};
+
+static bool frozen_field_changes(const json_t *current, const json_t *doc, bool *rewards_change) {
+    bool change = false;
+    for (size_t i = 0; frozen_fields[i]; i++) {
+        bool differs = !json_equal(json_object_get(current, frozen_fields[i]), json_object_get(doc, frozen_fields[i]));
+        if (i == 0) *rewards_change = differs;
+        change = change || differs;
+    }
+    return change;
+}
+
 static void op_event_update(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
     rp_err_t err;
-    json_t *before = NULL, *merged = NULL, *doc = NULL, *details = json_array();
+    json_t *before = NULL, *merged = NULL, *doc = NULL, *current_body = NULL, *current = NULL, *details = json_array();
     bool claimed = false;
     if (!rp_service_require_roles(env, STAFF_WRITE, NULL, rep) || !rp_service_need_body(env, rep)) goto done;
     const char *id = path_id(env, false, rep);
@@ -351,20 +370,27 @@ static void op_event_update(void *ctx, const rp_envelope_t *env, rp_reply_t *rep
     bool refused = rp_service_reject_invalid(rep, details); /* takes details either way */
     details = NULL;
     if (refused) goto done;
+    /* the stored event as the same normalised body, to tell a change from a repetition */
+    json_t *scratch = json_array();
+    current_body = rp_event_body_of(before);
+    rp_event_validate(current_body, scratch, &current);
+    json_decref(scratch);
+    bool replace_rewards = true;
+    bool frozen_change = !current || frozen_field_changes(current, doc, &replace_rewards);
     json_object_set(doc, "id", json_object_get(before, "id"));
     json_object_set(doc, "createdBy", json_object_get(before, "createdBy"));
     json_object_set(doc, "createdAt", json_object_get(before, "createdAt"));
     int64_t now = stamp_updated(doc);
     rp_event_audit_t a = audit_of(env, "event.update", "event", id, before, doc, now);
-    /* rewards (and their stock) are frozen once players have claimed: the guard goes with every
-     * rewards change, checked by the store in the same transaction as the write */
-    bool replace_rewards = json_object_get(env->body, "rewards") != NULL;
-    if (!w->repo->ops->event_update(w->repo, doc, replace_rewards, replace_rewards, &a, &claimed, &err)) {
+    /* the guard goes with every change of a frozen field, checked by the store in the same
+     * transaction as the write; unchanged rewards are not rewritten (their stock stays) */
+    if (!w->repo->ops->event_update(w->repo, doc, replace_rewards, frozen_change, &a, &claimed, &err)) {
         rp_reply_from_err(rep, &err);
         goto done;
     }
     if (claimed) {
-        rp_reply_error(rep, 409, "EVENT_HAS_CLAIMS", "rewards cannot change once players have claimed", NULL);
+        rp_reply_error(rep, 409, "EVENT_HAS_CLAIMS",
+                       "rewards, claimPeriod and dayOffsetMinutes cannot change once players hold a claim", NULL);
         goto done;
     }
     reply_event(w, id, 200, now, rep);
@@ -373,6 +399,8 @@ done:
     json_decref(before);
     json_decref(merged);
     json_decref(doc);
+    json_decref(current_body);
+    json_decref(current);
 }
 
 static void op_event_cancel(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
@@ -394,7 +422,12 @@ static void op_event_cancel(void *ctx, const rp_envelope_t *env, rp_reply_t *rep
     int64_t now = rp_now_ms();
     json_t *note = json_pack("{s:s, s:O}", "status", "CANCELED", "reason", reason ? reason : json_null());
     rp_event_audit_t a = audit_of(env, "event.cancel", "event", id, before, note, now);
-    bool ok = w->repo->ops->event_cancel(w->repo, id, now, &a, &already, &err);
+    /* a claim waiting for review can no longer be paid: it fails with the cancel, in its
+     * transaction, decided by the canceller; it took no stock, so none goes back */
+    rp_event_settle_t settle = {rp_req_status_name(RP_REQ_AWAITING_REVIEW), rp_req_status_name(RP_REQ_FAILED),
+                                "EVENT_CANCELED", env->caller.id};
+    int64_t settled = 0;
+    bool ok = w->repo->ops->event_cancel(w->repo, id, now, &settle, &a, &already, &settled, &err);
     json_decref(note);
     json_decref(before);
     if (!ok) {
@@ -406,6 +439,117 @@ static void op_event_cancel(void *ctx, const rp_envelope_t *env, rp_reply_t *rep
         return;
     }
     reply_event(w, id, 200, now, rep);
+    if (rep->status == 200) json_object_set_new(rep->body, "settledRequests", json_integer(settled));
+}
+
+/* A stored document's time member in epoch ms (0 when absent). */
+static int64_t doc_ms(const json_t *doc, const char *key) {
+    json_t *v = json_object_get(doc, key);
+    int64_t ms = 0;
+    if (json_is_string(v)) rp_time_parse_iso(json_string_value(v), json_string_length(v), &ms);
+    return ms;
+}
+
+/* POST /events/{id}/end and /start: an ACTIVE event ends now, an UPCOMING one starts now. The
+ * status is decided by the store's guard on the stored window (the bounds of the status at
+ * now), in the write's transaction, so a concurrent cancel or edit cannot slip in between. */
+static void set_window_now(rp_event_worker_t *w, const rp_envelope_t *env, bool end, rp_reply_t *rep) {
+    rp_err_t err;
+    json_t *before = NULL, *after = NULL;
+    bool moved = false;
+    int64_t start = 0, stop = 0, now = rp_now_ms();
+    char iso[RP_ISO_LEN];
+    if (!rp_service_require_roles(env, STAFF_WRITE, NULL, rep)) return;
+    const char *id = path_id(env, false, rep);
+    if (!id || !(before = fetch(w, false, id, rep))) return;
+    start = doc_ms(before, "startDate");
+    stop = doc_ms(before, "endDate");
+    rp_event_bounds_t guard;
+    rp_event_bounds_init(&guard);
+    rp_event_bounds_status(&guard, end ? RP_EVENT_ACTIVE : RP_EVENT_UPCOMING, now);
+    if (end)
+        stop = now > start ? now : start + 1; /* a window is never empty */
+    else
+        start = now;
+    after = json_deep_copy(before);
+    rp_time_iso(start, iso);
+    json_object_set_new(after, "startDate", json_string(iso));
+    rp_time_iso(stop, iso);
+    json_object_set_new(after, "endDate", json_string(iso));
+    rp_time_iso(now, iso);
+    json_object_set_new(after, "updatedAt", json_string(iso));
+    rp_event_audit_t a = audit_of(env, end ? "event.end" : "event.start", "event", id, before, after, now);
+    bool ok = w->repo->ops->event_set_window(w->repo, id, start, stop, now, &guard, &a, &moved, &err);
+    const char *status = rp_event_status_name(rp_event_doc_status(before, now));
+    json_decref(after);
+    if (!ok) {
+        rp_reply_from_err(rep, &err);
+    } else if (!moved) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "only %s events can %s now; this one is %s", end ? "ACTIVE" : "UPCOMING",
+                 end ? "end" : "start", status);
+        rp_reply_error(rep, 422, end ? "EVENT_NOT_ACTIVE" : "EVENT_NOT_UPCOMING", msg, NULL);
+    } else {
+        reply_event(w, id, 200, now, rep);
+    }
+    json_decref(before);
+}
+
+static void op_event_end(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    set_window_now(ctx, env, true, rep);
+}
+
+static void op_event_start(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    set_window_now(ctx, env, false, rep);
+}
+
+/* POST /events/{id}/clone {startDate, endDate, title}: a new event with the source's
+ * description, conditions, rewards (full stock again) and claim rules, validated as a creation. */
+static void op_event_clone(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    static const char *const members[] = {"startDate", "endDate", "title", NULL};
+    rp_event_worker_t *w = ctx;
+    rp_err_t err;
+    json_t *source = NULL, *body = NULL, *doc = NULL, *after = NULL, *details = NULL;
+    char new_id[RP_OID_LEN];
+    if (!rp_service_require_roles(env, STAFF_WRITE, NULL, rep) || !rp_service_need_body(env, rep)) return;
+    const char *id = path_id(env, false, rep);
+    if (!id) return;
+    details = json_array();
+    rp_details_unknown(env->body, members, "", details);
+    for (size_t i = 0; members[i]; i++)
+        if (!json_object_get(env->body, members[i])) {
+            char ptr[32];
+            snprintf(ptr, sizeof ptr, "/%s", members[i]);
+            rp_details_add(details, ptr, "is required");
+        }
+    if (json_array_size(details) == 0 && !(source = fetch(w, false, id, rep))) goto done;
+    if (source) {
+        body = rp_event_body_of(source);
+        for (size_t i = 0; members[i]; i++)
+            json_object_set(body, members[i], json_object_get(env->body, members[i]));
+        if (rp_event_validate(body, details, &doc) && !check_definitions(w, doc, details, &err)) {
+            rp_reply_from_err(rep, &err);
+            goto done;
+        }
+    }
+    bool refused = rp_service_reject_invalid(rep, details); /* takes details either way */
+    details = NULL;
+    if (refused) goto done;
+    int64_t now = stamp_created(doc, env, new_id);
+    after = json_deep_copy(doc);
+    json_object_set_new(after, "clonedFrom", json_string(id));
+    rp_event_audit_t a = audit_of(env, "event.clone", "event", new_id, NULL, after, now);
+    if (!w->repo->ops->event_create(w->repo, doc, &a, &err)) {
+        rp_reply_from_err(rep, &err);
+        goto done;
+    }
+    reply_event(w, new_id, 201, now, rep);
+done:
+    json_decref(details);
+    json_decref(source);
+    json_decref(body);
+    json_decref(doc);
+    json_decref(after);
 }
 
 /* ---- progress ---- */
@@ -420,6 +564,51 @@ static bool printable(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e) return false;
     return true;
+}
+
+/* Every player the facts name must have an account: the auth worker is asked once for the
+ * distinct ids. False with rep set (422 UNKNOWN_PLAYER with each unknown id, or 503 when the
+ * answer is missing) when the report must be refused whole. */
+static bool players_known(rp_event_worker_t *w, const rp_envelope_t *env, const rp_fact_t *facts, size_t n,
+                          rp_reply_t *rep) {
+    rp_err_t err;
+    json_t *first = json_object(); /* id -> index of its first fact */
+    const char **ids = rp_calloc(n, sizeof *ids);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!json_object_get(first, facts[i].user_id)) {
+            json_object_set_new(first, facts[i].user_id, json_integer((json_int_t)i));
+            ids[m++] = facts[i].user_id;
+        }
+    rp_account_state_t *states = rp_calloc(m, sizeof *states);
+    bool ok = false;
+    rp_err_clear(&err);
+    if (!w->transport) {
+        rp_err_set(&err, RP_ERR_UNAVAILABLE, "AUTH_UNAVAILABLE", "cannot look accounts up: no transport");
+    } else if (rp_accounts_lookup(w->transport, ids, m, env->deadline_ms ? env->deadline_ms : rp_now_ms() + 5000,
+                                  env->request_id, states, &err)) {
+        json_t *unknown = json_array();
+        for (size_t k = 0; k < m; k++) {
+            if (states[k] != RP_ACCOUNT_UNKNOWN) continue;
+            char ptr[64];
+            snprintf(ptr, sizeof ptr, "/facts/%lld/userId",
+                     (long long)json_integer_value(json_object_get(first, ids[k])));
+            json_array_append_new(unknown, json_pack("{s:s, s:s, s:s}", "field", ptr, "reason",
+                                                     "no account has this id", "userId", ids[k]));
+        }
+        ok = json_array_size(unknown) == 0;
+        if (ok)
+            json_decref(unknown);
+        else
+            rp_reply_error(rep, 422, "UNKNOWN_PLAYER",
+                           "some facts name players without an account; nothing was recorded", unknown);
+    }
+    if (!ok && err.kind != RP_ERR_NONE) /* no answer: nothing may be concluded, nothing recorded */
+        rp_reply_error(rep, 503, err.code[0] ? err.code : "AUTH_UNAVAILABLE", err.message, NULL);
+    free(states);
+    free(ids);
+    json_decref(first);
+    return ok;
 }
 
 static void op_progress_report(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
@@ -505,12 +694,22 @@ static void op_progress_report(void *ctx, const rp_envelope_t *env, rp_reply_t *
         free(list);
         return;
     }
-    int64_t accepted = 0, dups = 0;
-    if (!rp_progress_ingest(w->repo, list, n, env->caller.id, now, &accepted, &dups, &err))
+    int64_t accepted = 0, dups = 0, reused = -1;
+    if (!players_known(w, env, list, n, rep)) {
+        free(list);
+        return;
+    }
+    if (!rp_progress_ingest(w->repo, list, n, env->caller.id, now, &accepted, &dups, &reused, &err)) {
         rp_reply_from_err(rep, &err);
-    else
+    } else if (reused >= 0) {
+        json_t *d = json_array();
+        fact_detail(d, (size_t)reused, "/idempotencyKey", "this player's key names another fact");
+        rp_reply_error(rep, 422, "IDEMPOTENCY_KEY_REUSED",
+                       "an idempotency key of this player was used for another fact; nothing was recorded", d);
+    } else {
         rp_reply_set(rep, 200,
                      json_pack("{s:I, s:I}", "accepted", (json_int_t)accepted, "duplicates", (json_int_t)dups));
+    }
     free(list);
 }
 
@@ -583,17 +782,21 @@ static const rp_route_op_t ops[] = {
     {"GET", "/events/{id}", op_event_get},
     {"PATCH", "/events/{id}", op_event_update},
     {"POST", "/events/{id}/cancel", op_event_cancel},
+    {"POST", "/events/{id}/end", op_event_end},
+    {"POST", "/events/{id}/start", op_event_start},
+    {"POST", "/events/{id}/clone", op_event_clone},
     {"POST", "/events/progress", op_progress_report},
     {"GET", "/events/progress/{userId}", op_progress_get},
     {"GET", "/events/audit-log", op_audit_list},
 };
 
-rp_event_worker_t *rp_event_worker_new(const rp_config_t *cfg, rp_err_t *err) {
+rp_event_worker_t *rp_event_worker_new(const rp_config_t *cfg, rp_transport_t *transport, rp_err_t *err) {
     rp_event_repo_t *repo = rp_event_repo_open(cfg, cfg->worker_threads * 2 + 2, err);
     if (!repo) return NULL;
     rp_event_worker_t *w = rp_calloc(1, sizeof *w);
     w->cfg = cfg;
     w->repo = repo;
+    w->transport = transport;
     w->service = (rp_service_t){"event", ops, sizeof ops / sizeof ops[0], w, ping, free_ctx};
     return w;
 }

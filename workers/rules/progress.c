@@ -18,6 +18,12 @@ bool rp_counter_key_valid(const char *s, size_t len) {
     return true;
 }
 
+bool rp_fact_same(const rp_fact_t *f, const char *type_name, const json_t *value, int64_t occurred_at) {
+    bool none = !f->value || json_is_null(f->value), stored_none = !value || json_is_null(value);
+    return strcmp(f->type_name ? f->type_name : "", type_name ? type_name : "") == 0 && f->occurred_at == occurred_at &&
+           (none || stored_none ? none == stored_none : json_equal(f->value, value));
+}
+
 void rp_progress_target(const rp_fact_t *f, rp_aggregate_t *a) {
     memset(a, 0, sizeof *a);
     a->kind = f->type;

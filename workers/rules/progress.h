@@ -45,6 +45,12 @@ typedef struct rp_aggregate {
  * 64 characters of [A-Za-z0-9_.:-]. */
 bool rp_counter_key_valid(const char *s, size_t len);
 
+/* True when fact f reports the same thing as a fact stored under its key: the same type name,
+ * value (absent and JSON null alike) and occurredAt. A player's key is the game server's promise
+ * that a retry carries the same fact; another fact under it is a reused key, not a duplicate.
+ * value may be NULL. */
+bool rp_fact_same(const rp_fact_t *f, const char *type_name, const json_t *value, int64_t occurred_at);
+
 /* Zeroes *a and names the aggregate fact f changes (kind, key or day): what the store reads. */
 void rp_progress_target(const rp_fact_t *f, rp_aggregate_t *a);
 
