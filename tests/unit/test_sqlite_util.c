@@ -211,7 +211,7 @@ Test(migrate, events_db_from_every_legacy_version_ends_as_a_new_file) {
     sqlite3 *db = open_db();
     migrate_ok(db, rp_events_db_schemas);
     schema_text(db, fresh, sizeof fresh);
-    cr_assert_eq(version_of(db, "event"), 2);
+    cr_assert_eq(version_of(db, "event"), 3);
     cr_assert_eq(version_of(db, "reward"), 4);
     sqlite3_close_v2(db);
     for (int v = 1; v <= 4; v++) {
@@ -229,11 +229,18 @@ Test(migrate, events_db_from_every_legacy_version_ends_as_a_new_file) {
                                  "claimed_rewards, requested_at, created_at, updated_at) "
                                  "VALUES ('r1', 'u', 'e', 'ONCE', 'FAILED', '[]', 1, 1, 1)",
                                  NULL));
+        cr_assert(rp_sqlite_exec(db,
+                                 "INSERT INTO progress_facts (idempotency_key, user_id, type, value, occurred_at, "
+                                 "reported_by, received_at) VALUES ('k1', 'u', 'LEVEL', '7', 1, 'gs', 1)",
+                                 NULL));
         migrate_ok(db, rp_events_db_schemas);
         schema_text(db, legacy, sizeof legacy);
         cr_assert_str_eq(legacy, fresh, "legacy version %d migrated differs from a new file", v);
         cr_assert_eq(scalar(db, "SELECT count(*) FROM reward_requests WHERE id = 'r1'"), 1, "nothing lost");
-        cr_assert_eq(version_of(db, "event"), 2);
+        cr_assert_eq(scalar(db, "SELECT count(*) FROM progress_facts WHERE user_id = 'u' AND idempotency_key = 'k1' "
+                                "AND value = '7'"),
+                     1, "facts keep their rows when their key becomes per player (event v3)");
+        cr_assert_eq(version_of(db, "event"), 3);
         cr_assert_eq(version_of(db, "reward"), 4);
         sqlite3_close_v2(db);
     }
