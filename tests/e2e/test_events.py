@@ -128,7 +128,9 @@ def test_update_and_audit_log(world):
 def test_progress_ingest_dedup_and_summary(world, platform):
     _, uid = world.player()
     key = uuid.uuid4().hex
-    facts = [{"userId": uid, "type": "COUNTER", "value": {"key": "boss.kills", "delta": 2}, "idempotencyKey": key},
+    # a retry carries the same fact (occurredAt included): the same key with another fact is refused
+    facts = [{"userId": uid, "type": "COUNTER", "value": {"key": "boss.kills", "delta": 2}, "idempotencyKey": key,
+              "occurredAt": iso(now_utc())},
              {"userId": uid, "type": "LEVEL", "value": 7},
              {"userId": uid, "type": "LOGIN"}]
     assert world.report(*facts) == {"accepted": 3, "duplicates": 0}
