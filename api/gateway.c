@@ -117,7 +117,8 @@ static void handle_local(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *
 }
 
 /* Authenticates the bearer token and checks it against the account's current state, whose roles
- * become the caller's; false when a 401 (or a 503: no state to check against) was sent. */
+ * become the caller's; false when a 401 (403: a demoted admin on an admin route; 503: no state to
+ * check against, so fail closed) was sent. */
 static bool authenticate(rp_gateway_t *gw, req_ctx_t *rc) {
     const char *h = mg_get_header(rc->conn, "Authorization");
     rp_err_t err;
@@ -144,7 +145,7 @@ static bool authenticate(rp_gateway_t *gw, req_ctx_t *rc) {
     const rp_api_route_t *route = &rp_routes_table(&nroutes)[rc->route_index];
     if (!rp_session_cache_check(gw->sessions, route, &rc->who, &claims, rp_now_ms() + gw->cfg->rpc_timeout_ms,
                                 rc->request_id, &err)) {
-        int status = err.kind == RP_ERR_UNAUTHENTICATED ? 401 : 503; /* fail closed */
+        int status = err.kind == RP_ERR_UNAUTHENTICATED ? 401 : err.kind == RP_ERR_FORBIDDEN ? 403 : 503;
         memset(&rc->who, 0, sizeof rc->who);
         send_error(rc, status, err.code, err.message, NULL);
         return false;

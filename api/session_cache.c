@@ -119,7 +119,12 @@ bool rp_session_cache_check(rp_session_cache_t *c, const rp_api_route_t *route, 
         rp_err_set(err, RP_ERR_UNAUTHENTICATED, "INVALID_TOKEN", "the account no longer exists");
         return false;
     }
-    if (!rp_session_admits(&st, claims, err)) return false;
+    if (!rp_session_admits(&st, claims, err)) {
+        /* a demoted admin's old token on an admin route: what he may no longer do says more */
+        if (!st.disabled && !rp_routes_allows(route, true, st.roles))
+            rp_err_set(err, RP_ERR_FORBIDDEN, "FORBIDDEN", "your roles do not allow this route");
+        return false;
+    }
     who->roles = st.roles;
     return true;
 }

@@ -31,8 +31,10 @@ void rp_session_cache_free(rp_session_cache_t *c);
  * token is newer than it (a token version above the cached one), or the route's permission
  * depends on the caller's ADMIN role (the route allows ADMIN and none of the caller's other
  * roles): then it is asked for at once. False with err when the caller is refused: 401
- * (INVALID_TOKEN for an account that no longer exists, ACCOUNT_DISABLED, TOKEN_REVOKED), or 503
- * AUTH_UNAVAILABLE / 504 when the state cannot be had (never admitted unchecked). */
+ * (INVALID_TOKEN for an account that no longer exists, ACCOUNT_DISABLED, TOKEN_REVOKED), 403
+ * FORBIDDEN when the token is refused and the account's current roles do not allow the route
+ * either (a demoted admin on an admin route), or an UNAVAILABLE / TIMEOUT / BAD_REPLY kind when
+ * the state cannot be had (the gateway answers 503: never admitted unchecked). */
 bool rp_session_cache_check(rp_session_cache_t *c, const rp_api_route_t *route, rp_identity_t *who,
                             const rp_token_claims_t *claims, int64_t deadline_ms, const char *request_id,
                             rp_err_t *err);

@@ -624,8 +624,9 @@ static rp_txn_end_t admin_change_txn(rp_auth_txn_t *tx, void *p) {
         c->outcome = LAST_ADMIN;
         return RP_TXN_ROLLBACK;
     }
-    /* what the account's tokens carried is no longer true: they all die */
-    if (after.roles != before.roles || (after.disabled && !before.disabled)) after.token_version++;
+    /* what the account's tokens carried is no longer true: they all die. Enabling bumps it too,
+     * so that the first token after it is newer than any state a gateway cached meanwhile. */
+    if (after.roles != before.roles || after.disabled != before.disabled) after.token_version++;
     after.updated_at = c->now;
     json_t *b = change_json(c, &before), *a = change_json(c, &after);
     rp_audit_entry_t audit = {c->caller->id,
