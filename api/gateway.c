@@ -21,6 +21,7 @@
 #include "routes.h"
 #include "rpc.h"
 #include "schema_registry.h"
+#include "session_cache.h"
 #include "timeutil.h"
 #include "token.h"
 
@@ -38,6 +39,7 @@ struct rp_gateway {
     rp_ratelimit_t *limit_auth;     /* public auth routes (register, login, refresh): password hashing */
     rp_metrics_t *metrics;
     rp_schema_registry_t *owned_schemas; /* set by rp_gateway_open */
+    rp_session_cache_t *sessions;        /* the accounts' current state, briefly cached */
 };
 
 /* Per-request state, on the handler's stack. */
@@ -114,10 +116,14 @@ static void handle_local(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *
         handle_ready(gw, rc);
 }
 
-/* Authenticates the bearer token; false when a 401 was sent. */
+/* Authenticates the bearer token and checks it against the account's current state, whose roles
+ * become the caller's; false when a 401 (403: a demoted admin on an admin route; 503: no state to
+ * check against, so fail closed) was sent. */
 static bool authenticate(rp_gateway_t *gw, req_ctx_t *rc) {
     const char *h = mg_get_header(rc->conn, "Authorization");
     rp_err_t err;
+    rp_token_claims_t claims;
+    size_t nroutes;
     if (!h || !*h) {
         send_error(rc, 401, "UNAUTHORIZED", "a bearer token is required", NULL);
         return false;
@@ -130,8 +136,18 @@ static bool authenticate(rp_gateway_t *gw, req_ctx_t *rc) {
     while (*tok == ' ')
         tok++;
     if (!rp_token_verify(gw->cfg->jwt_secret, gw->cfg->jwt_secret_len, tok, strlen(tok), rp_now_ms() / 1000, &rc->who,
-                         &err)) {
+                         &claims, &err)) {
         send_error(rc, 401, err.code, err.message, NULL);
+        return false;
+    }
+    memcpy(rc->who.jti, claims.jti, sizeof rc->who.jti);
+    rc->who.token_exp = claims.exp;
+    const rp_api_route_t *route = &rp_routes_table(&nroutes)[rc->route_index];
+    if (!rp_session_cache_check(gw->sessions, route, &rc->who, &claims, rp_now_ms() + gw->cfg->rpc_timeout_ms,
+                                rc->request_id, &err)) {
+        int status = err.kind == RP_ERR_UNAUTHENTICATED ? 401 : err.kind == RP_ERR_FORBIDDEN ? 403 : 503;
+        memset(&rc->who, 0, sizeof rc->who);
+        send_error(rc, status, err.code, err.message, NULL);
         return false;
     }
     return true;
@@ -378,6 +394,7 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
     size_t n;
     const rp_api_route_t *routes = rp_routes_table(&n);
     gw->metrics = rp_metrics_new(n);
+    gw->sessions = rp_session_cache_new(t, cfg->session_cache_ms);
     for (size_t i = 0; i < n; i++)
         if (routes[i].component >= 0) gw->components[routes[i].component] = true;
 
@@ -413,6 +430,7 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
         rp_ratelimit_free(gw->limit_all);
         rp_ratelimit_free(gw->limit_auth);
         rp_metrics_free(gw->metrics);
+        rp_session_cache_free(gw->sessions);
         free(gw);
         return NULL;
     }
@@ -445,5 +463,6 @@ void rp_gateway_stop(rp_gateway_t *gw) {
     rp_ratelimit_free(gw->limit_all);
     rp_ratelimit_free(gw->limit_auth);
     rp_metrics_free(gw->metrics);
+    rp_session_cache_free(gw->sessions);
     free(gw);
 }

@@ -26,6 +26,8 @@ static const rp_api_route_t table[] = {
     {"GET", "/auth/me", RP_COMP_AUTH, false, ANY, RP_BODY_NONE, NULL, 0},
     {"GET", "/auth/users", RP_COMP_AUTH, false, ADMIN, RP_BODY_NONE, NULL, 0},
     {"PUT", "/auth/users/{id}/roles", RP_COMP_AUTH, false, ADMIN, RP_BODY_REQUIRED, "auth.set-roles", 0},
+    {"PUT", "/auth/users/{id}/status", RP_COMP_AUTH, false, ADMIN, RP_BODY_REQUIRED, "auth.set-status", 0},
+    {"POST", "/auth/password", RP_COMP_AUTH, false, ANY, RP_BODY_REQUIRED, "auth.password", 0},
     {"GET", "/auth/audit-log", RP_COMP_AUTH, false, AUDIT, RP_BODY_NONE, NULL, 0},
 
     {"POST", "/events/reward-definitions", RP_COMP_EVENT, false, STAFF, RP_BODY_REQUIRED, "reward-definition.create",

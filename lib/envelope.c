@@ -27,6 +27,10 @@ char *rp_envelope_serialize(const rp_envelope_t *env, size_t *len) {
         json_object_set_new(caller, "id", json_string(env->caller.id));
         json_object_set_new(caller, "username", json_string(env->caller.username));
         json_object_set_new(caller, "roles", rp_roles_to_json(env->caller.roles));
+        if (env->caller.jti[0]) {
+            json_object_set_new(caller, "jti", json_string(env->caller.jti));
+            json_object_set_new(caller, "tokenExp", json_integer((json_int_t)env->caller.token_exp));
+        }
     }
     json_t *o = json_pack("{s:s, s:s, s:O, s:O, s:o, s:s, s:s, s:I}", "method", env->method, "route", env->route,
                           "params", env->params, "query", env->query, "caller", caller, "requestId", env->request_id,
@@ -83,11 +87,13 @@ bool rp_envelope_parse(rp_envelope_t *env, const char *buf, size_t len, rp_err_t
         goto done;
     }
     int authed = 0;
-    const char *uid = NULL, *uname = NULL;
-    size_t uidlen = 0, unamelen = 0;
+    const char *uid = NULL, *uname = NULL, *jti = NULL;
+    size_t uidlen = 0, unamelen = 0, jtilen = 0;
+    json_int_t token_exp = 0;
     json_t *roles = NULL;
-    if (json_unpack_ex(caller, &je, 0, "{s:b, s?s%, s?s%, s?o}", "authenticated", &authed, "id", &uid, &uidlen,
-                       "username", &uname, &unamelen, "roles", &roles) != 0) {
+    if (json_unpack_ex(caller, &je, 0, "{s:b, s?s%, s?s%, s?o, s?s%, s?I}", "authenticated", &authed, "id", &uid,
+                       &uidlen, "username", &uname, &unamelen, "roles", &roles, "jti", &jti, &jtilen, "tokenExp",
+                       &token_exp) != 0) {
         rp_err_set(err, RP_ERR_INVALID, "BAD_MESSAGE", "malformed envelope caller: %s", je.text);
         goto done;
     }
@@ -95,11 +101,13 @@ bool rp_envelope_parse(rp_envelope_t *env, const char *buf, size_t len, rp_err_t
         if (!uid || !uname || !roles || !rp_oid_valid(uid, uidlen) ||
             !copy_field(env->caller.id, sizeof env->caller.id, uid, uidlen) ||
             !copy_field(env->caller.username, sizeof env->caller.username, uname, unamelen) ||
-            !rp_roles_from_json(roles, &env->caller.roles, NULL)) {
+            !rp_roles_from_json(roles, &env->caller.roles, NULL) ||
+            (jti && !copy_field(env->caller.jti, sizeof env->caller.jti, jti, jtilen))) {
             rp_err_set(err, RP_ERR_INVALID, "BAD_MESSAGE", "malformed envelope caller identity");
             goto done;
         }
         env->caller.authenticated = true;
+        env->caller.token_exp = token_exp;
     }
     json_decref(env->params);
     json_decref(env->query);

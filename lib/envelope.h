@@ -16,7 +16,9 @@ typedef struct rp_identity {
     bool authenticated;
     char id[RP_OID_LEN];
     char username[64];
-    unsigned roles; /* rp_role_t bits */
+    unsigned roles;    /* rp_role_t bits */
+    char jti[33];      /* the access token's id ("" when the caller used none); logout revokes it */
+    int64_t token_exp; /* the access token's expiry, epoch seconds (0 with no token) */
 } rp_identity_t;
 
 typedef struct rp_envelope {

@@ -13,18 +13,19 @@
 #include "mem.h"
 #include "roles.h"
 
-char *rp_token_issue(const unsigned char *secret, size_t secret_len, const rp_identity_t *who, int64_t now_s,
-                     int64_t ttl_s, rp_err_t *err) {
+char *rp_token_issue(const unsigned char *secret, size_t secret_len, const rp_identity_t *who, int64_t ver,
+                     int64_t now_s, int64_t ttl_s, rp_err_t *err) {
     jwt_t *j = NULL;
     char *out = NULL, *roles_text = NULL;
-    char jti[33];
+    char jti[RP_JTI_LEN];
     json_t *extra = NULL;
     if (secret_len < 32 || jwt_new(&j) != 0) {
         rp_err_set(err, RP_ERR_INTERNAL, "INTERNAL", "cannot create a token");
         goto done;
     }
     rp_random_hex(jti, 16);
-    extra = json_pack("{s:o}", "roles", rp_roles_to_json(who->roles));
+    /* jwt_add_grant_int takes a long: the version goes in as JSON, so it keeps all 64 bits */
+    extra = json_pack("{s:o, s:I}", "roles", rp_roles_to_json(who->roles), "ver", (json_int_t)ver);
     roles_text = json_dumps(extra, JSON_COMPACT);
     if (!roles_text || jwt_add_grant(j, "sub", who->id) || jwt_add_grant(j, "username", who->username) ||
         jwt_add_grant(j, "jti", jti) || jwt_add_grant_int(j, "iat", (long)now_s) ||
@@ -60,13 +61,26 @@ static bool header_is_hs256(const char *token, size_t len) {
     return ok;
 }
 
+/* The claim ver: a non-negative integer; false when missing or anything else. */
+static bool version_claim(jwt_t *j, int64_t *ver) {
+    char *text = jwt_get_grants_json(j, "ver");
+    json_t *v = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+    bool ok = json_is_integer(v) && json_integer_value(v) >= 0;
+    *ver = ok ? (int64_t)json_integer_value(v) : 0;
+    json_decref(v);
+    free(text);
+    return ok;
+}
+
 bool rp_token_verify(const unsigned char *secret, size_t secret_len, const char *token, size_t len, int64_t now_s,
-                     rp_identity_t *who, rp_err_t *err) {
+                     rp_identity_t *who, rp_token_claims_t *claims, rp_err_t *err) {
     jwt_t *j = NULL;
     char *copy = NULL, *roles_text = NULL;
     json_t *roles = NULL;
     bool ok = false;
+    int64_t ver = 0;
     memset(who, 0, sizeof *who);
+    if (claims) memset(claims, 0, sizeof *claims);
     if (!secret || secret_len < 32 || len == 0 || len > RP_TOKEN_MAX_LEN || memchr(token, '\0', len)) {
         rp_err_set(err, RP_ERR_UNAUTHENTICATED, "INVALID_TOKEN", "the access token is malformed");
         goto done;
@@ -92,19 +106,27 @@ bool rp_token_verify(const unsigned char *secret, size_t secret_len, const char 
     }
     const char *sub = jwt_get_grant(j, "sub");
     const char *username = jwt_get_grant(j, "username");
+    const char *jti = jwt_get_grant(j, "jti");
     roles_text = jwt_get_grants_json(j, "roles");
     roles = roles_text ? json_loads(roles_text, 0, NULL) : NULL;
     if (!sub || !username || !rp_oid_valid(sub, strlen(sub)) || strlen(username) >= sizeof who->username ||
-        !rp_roles_from_json(roles, &who->roles, NULL)) {
+        !rp_roles_from_json(roles, &who->roles, NULL) || !jti || !jti[0] || strlen(jti) >= RP_JTI_LEN ||
+        !version_claim(j, &ver)) {
         rp_err_set(err, RP_ERR_UNAUTHENTICATED, "INVALID_TOKEN", "the access token claims are invalid");
         goto done;
     }
     memcpy(who->id, sub, RP_OID_LEN);
     memcpy(who->username, username, strlen(username) + 1);
     who->authenticated = true;
+    if (claims) {
+        claims->ver = ver;
+        claims->exp = (int64_t)exp;
+        memcpy(claims->jti, jti, strlen(jti) + 1);
+    }
     ok = true;
 done:
     if (!ok) memset(who, 0, sizeof *who);
+    if (!ok && claims) memset(claims, 0, sizeof *claims);
     json_decref(roles);
     free(roles_text);
     free(copy);

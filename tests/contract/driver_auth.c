@@ -8,9 +8,64 @@
 #include "auth/auth_store_mongo.h"
 
 static json_t *account_json(const rp_account_t *a) {
-    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "id", a->id, "username", a->username, "email", a->email,
-                     "passwordHash", a->password_hash, "roles", (int)a->roles, "createdAt", (json_int_t)a->created_at,
-                     "updatedAt", (json_int_t)a->updated_at);
+    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:b, s:s, s:I}", "id", a->id, "username", a->username,
+                     "email", a->email, "passwordHash", a->password_hash, "roles", (int)a->roles, "createdAt",
+                     (json_int_t)a->created_at, "updatedAt", (json_int_t)a->updated_at, "tokenVersion",
+                     (json_int_t)a->token_version, "disabled", a->disabled, "disabledReason", a->disabled_reason,
+                     "disabledAt", (json_int_t)a->disabled_at);
+}
+
+/* What auth_service.c's administrator changes do, in its order: the target read, the guard,
+ * the count of enabled admins, the account written, its refresh tokens revoked when disabled,
+ * the audit entry. Reports what the last attempt saw. */
+typedef struct admin_change {
+    rp_auth_store_t *s;
+    bool disable;
+    bool found;
+    int64_t admins;
+} admin_change_t;
+
+static rp_txn_end_t admin_change_txn(rp_auth_txn_t *tx, void *p) {
+    admin_change_t *c = p;
+    rp_account_t a;
+    bool written = false;
+    c->found = false;
+    c->admins = -1;
+    if (!c->s->ops->tx_find_by_id(tx, USER_ID, &a, &c->found)) return RP_TXN_FAILED;
+    if (!c->found) return RP_TXN_ROLLBACK;
+    if (!c->s->ops->tx_guard_admins(tx) || !c->s->ops->tx_count_admins(tx, &c->admins)) return RP_TXN_FAILED;
+    if (c->admins <= 1) return RP_TXN_ROLLBACK; /* LAST_ADMIN */
+    if (c->disable) {
+        a.disabled = true;
+        snprintf(a.disabled_reason, sizeof a.disabled_reason, "fraud");
+        a.disabled_at = NOW_MS;
+    } else {
+        a.roles = 1;
+    }
+    a.token_version++;
+    a.updated_at = NOW_MS;
+    json_t *before = json_pack("{s:[s, s]}", "roles", "USER", "ADMIN"), *after = json_pack("{s:[s]}", "roles", "USER");
+    rp_audit_entry_t audit = {OPERATOR_ID, "root", "user.roles.update", "user", USER_ID, before, after, NOW_MS};
+    bool ok = c->s->ops->tx_update_account(tx, &a, &written) &&
+              (!c->disable || c->s->ops->tx_revoke_refresh_of(tx, USER_ID, NOW_MS)) &&
+              c->s->ops->tx_append_audit(tx, &audit);
+    json_decref(before);
+    json_decref(after);
+    return ok ? RP_TXN_COMMIT : RP_TXN_FAILED;
+}
+
+typedef struct logout_arg {
+    rp_auth_store_t *s;
+    int64_t count;
+} logout_arg_t;
+
+static rp_txn_end_t logout_txn(rp_auth_txn_t *tx, void *p) {
+    logout_arg_t *a = p;
+    a->count = -1;
+    return a->s->ops->tx_revoke_access(tx, USER_ID, "abc123", NOW_MS + 3600000, NOW_MS) &&
+                   a->s->ops->tx_count_revoked(tx, USER_ID, NOW_MS, &a->count)
+               ? RP_TXN_COMMIT
+               : RP_TXN_FAILED;
 }
 
 static json_t *token_json(const rp_refresh_token_t *t) {
@@ -46,8 +101,19 @@ static json_t *run_auth(rp_auth_store_t *s, const char *scenario) {
         return page(ok, &err, items, more);
     }
     if (strcmp(scenario, "auth-create-user") == 0) {
-        rp_account_t in = {USER_ID, "Alice", "Alice@Example.COM", "alice", "alice@example.com", "$argon2id$hash", 1,
-                           NOW_MS,  NOW_MS};
+        rp_account_t in = {USER_ID,
+                           "Alice",
+                           "Alice@Example.COM",
+                           "alice",
+                           "alice@example.com",
+                           "$argon2id$hash",
+                           1,
+                           NOW_MS,
+                           NOW_MS,
+                           0,
+                           false,
+                           "",
+                           0};
         return result(s->ops->create_user(s, &in, &err), &err, NULL);
     }
     if (strcmp(scenario, "auth-list-users") == 0 || strcmp(scenario, "auth-list-users-start") == 0) {
@@ -62,19 +128,26 @@ static json_t *run_auth(rp_auth_store_t *s, const char *scenario) {
         if (!ok) json_decref(arr);
         return page(ok, &err, ok ? arr : NULL, more);
     }
-    if (strcmp(scenario, "auth-set-roles") == 0) {
-        json_t *before = json_pack("{s:[s]}", "roles", "USER"),
-               *after = json_pack("{s:[s, s]}", "roles", "USER", "OPERATOR");
-        rp_audit_entry_t audit = {OPERATOR_ID, "root", "user.roles", "user", USER_ID, before, after, NOW_MS};
-        ok = s->ops->set_roles(s, USER_ID, 3, NOW_MS, &audit, &found, &err);
-        json_decref(before);
-        json_decref(after);
-        return result(ok, &err, ok ? json_pack("{s:b}", "found", found) : NULL);
+    if (strcmp(scenario, "auth-demote-admin") == 0 || strcmp(scenario, "auth-disable-admin") == 0) {
+        admin_change_t c = {s, scenario[5] == 'd' && scenario[6] == 'i', false, -1};
+        ok = s->ops->transact(s, "admin change", admin_change_txn, &c, &err);
+        return result(ok, &err, ok ? json_pack("{s:b, s:I}", "found", c.found, "admins", (json_int_t)c.admins) : NULL);
     }
-    if (strcmp(scenario, "auth-count-role") == 0) {
-        int64_t count = -1;
-        ok = s->ops->count_with_role(s, 8, &count, &err);
-        return result(ok, &err, ok ? json_pack("{s:I}", "count", (json_int_t)count) : NULL);
+    if (strcmp(scenario, "auth-logout-access") == 0) {
+        logout_arg_t l = {s, -1};
+        ok = s->ops->transact(s, "logout", logout_txn, &l, &err);
+        return result(ok, &err, ok ? json_pack("{s:I}", "count", (json_int_t)l.count) : NULL);
+    }
+    if (strcmp(scenario, "auth-revoked-access") == 0) {
+        char jtis[2][RP_JTI_LEN];
+        size_t n = 0;
+        bool more = false;
+        ok = s->ops->revoked_access(s, USER_ID, NOW_MS, 2, jtis, &n, &more, &err);
+        json_t *arr = json_array();
+        for (size_t i = 0; ok && i < n; i++)
+            json_array_append_new(arr, json_string(jtis[i]));
+        if (!ok) json_decref(arr);
+        return page(ok, &err, ok ? arr : NULL, more);
     }
     if (strcmp(scenario, "auth-add-failure") == 0)
         return result(s->ops->add_failure(s, USER_ID, NOW_MS, NOW_MS - 900000, &err), &err, NULL);

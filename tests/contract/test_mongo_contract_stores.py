@@ -131,6 +131,14 @@ def test_auth_store_open_creates_its_indexes(driver, mock):
     assert tokens["refresh_tokens_hash"]["key"] == {"tokenHash": 1} and tokens["refresh_tokens_hash"]["unique"]
     assert tokens["refresh_tokens_family"]["key"] == {"familyId": 1}
     assert list(specs["login_failures"]["login_failures_user"]["key"]) == ["userId", "at"]
+    assert list(specs["revoked_access"]["revoked_access_user"]["key"]) == ["userId", "expiresAt"]
+    assert specs["refresh_tokens"]["refresh_tokens_user"]["key"] == {"userId": 1}
+    # the admins guard exists before any transaction writes it (older servers cannot create a
+    # collection inside one), and seeding it again keeps its count
+    seeds = [e for e in mock.commands("update") if coll_of(e) == "auth_guards"]
+    assert len(seeds) == 1 and "autocommit" not in seeds[0]["doc"]
+    seed = first_update(seeds[0])
+    assert seed["q"] == {"_id": "admins"} and seed["u"] == {"$setOnInsert": {"n": 0}} and seed["upsert"] is True
     audit = specs["audit_logs"]
     assert list(audit["audit_logs_target"]["key"])[:2] == ["log", "targetId"]
     assert list(audit["audit_logs_actor"]["key"])[:2] == ["log", "actorId"]
@@ -182,7 +190,7 @@ def test_create_user_stores_lower_cased_keys_outside_a_transaction(driver, mock)
     doc = ins[0]["doc"]["documents"][0]
     assert doc == {"_id": USER, "username": "Alice", "usernameLower": "alice", "email": "Alice@Example.COM",
                    "emailLower": "alice@example.com", "passwordHash": "$argon2id$hash", "roles": 1,
-                   "createdAt": AT, "updatedAt": AT}
+                   "createdAt": AT, "updatedAt": AT, "tokenVersion": 0, "disabled": False}
 
 
 @pytest.mark.parametrize("with_field", [True, False], ids=["mongodb-4.2+", "mongodb-4.0"])
@@ -229,8 +237,10 @@ def test_list_users_pages_by_id_after_the_cursor(driver, mock):
     assert f["filter"] == {"_id": {"$gt": USER}} and f["sort"] == {"_id": 1} and f["limit"] == 3
     assert out["ok"] and out["more"] is True
     assert [u["id"] for u in out["items"]] == ids[:2]
+    # accounts from before token versions and disabling lack those fields: they read as defaults
     assert out["items"][0] == {"id": ids[0], "username": "u0", "email": "u0@x.io", "passwordHash": "h", "roles": 9,
-                               "createdAt": NOW_MS, "updatedAt": NOW_MS}
+                               "createdAt": NOW_MS, "updatedAt": NOW_MS, "tokenVersion": 0, "disabled": False,
+                               "disabledReason": "", "disabledAt": 0}
 
 
 def test_list_users_first_page_has_no_filter(driver, mock):
@@ -269,10 +279,22 @@ def test_failures_count_and_nth_most_recent(driver, mock):
     assert f["filter"] == since and f["sort"] == {"at": -1} and f["skip"] == 4 and f["limit"] == 1
 
 
-def test_count_with_role_tests_the_bit(driver, mock):
-    mock.on("aggregate", [cursor("users", [{"_id": 1, "n": 2}])], coll="users")
-    assert run(driver, mock, "auth-count-role") == {"ok": True, "count": 2}
-    assert mock.commands("aggregate")[0]["doc"]["pipeline"][0] == {"$match": {"roles": {"$bitsAnySet": 8}}}
+def test_find_by_id_reads_version_and_disabled_state(driver, mock):
+    doc = dict(user_doc(USER, "alice"), tokenVersion=7, disabled=True, disabledReason="fraud", disabledAt=NOW)
+    mock.on("find", [cursor("users", [doc])], coll="users")
+    out = run(driver, mock, "auth-find-id")
+    assert mock.commands("find")[0]["doc"]["filter"] == {"_id": USER}
+    acc = out["account"]
+    assert (acc["tokenVersion"], acc["disabled"], acc["disabledReason"], acc["disabledAt"]) == (7, True, "fraud", NOW_MS)
+
+
+def test_revoked_access_lists_the_users_unexpired_jtis(driver, mock):
+    mock.on("find", [cursor("revoked_access", [{"_id": "j1"}, {"_id": "j2"}, {"_id": "j3"}])], coll="revoked_access")
+    out = run(driver, mock, "auth-revoked-access")
+    f = mock.commands("find")[0]["doc"]
+    assert f["filter"] == {"userId": USER, "expiresAt": {"$gt": AT}} and f["sort"] == {"_id": 1} and f["limit"] == 3
+    assert "txnNumber" not in f
+    assert out == {"ok": True, "items": ["j1", "j2"], "more": True}
 
 
 # ---- auth: writes ----
@@ -306,7 +328,7 @@ def test_rotate_refresh_is_compare_and_set_and_insert_in_one_transaction(driver,
     assert txn[1]["doc"]["documents"][0] == {
         "_id": TOKEN1, "userId": USER, "familyId": FAMILY, "tokenHash": TOKEN1_HASH, "createdAt": AT,
         "expiresAt": AT + datetime.timedelta(days=1), "usedAt": None, "revokedAt": None}
-    assert len(only_writes(mock.commands())) == 2
+    assert len(only_writes(in_txn(mock.commands()))) == 2
 
 
 def test_rotate_refresh_of_a_used_token_inserts_nothing(driver, mock):
@@ -338,31 +360,89 @@ def test_rotate_refresh_duplicate_hash_is_a_store_error(driver, mock):
     assert len(mock.commands("abortTransaction")) == 1 and not mock.commands("commitTransaction")
 
 
-def test_set_roles_and_audit_entry_in_one_transaction(driver, mock):
-    assert run(driver, mock, "auth-set-roles") == {"ok": True, "found": True}
-    txn = committed_transaction(mock, [("update", "users"), ("insert", "audit_logs"), ("commitTransaction", None)])
-    upd = first_update(txn[0])
-    assert upd["q"] == {"_id": USER} and upd["u"] == {"$set": {"roles": 3, "updatedAt": AT}}
-    entry = audit_doc(txn[1], "auth", "user", USER)
-    assert entry["actorUsername"] == "root" and entry["action"] == "user.roles"
-    assert entry["before"] == {"roles": ["USER"]} and entry["after"] == {"roles": ["USER", "OPERATOR"]}
+# ---- auth: the unit of work of administrator changes ----
+
+def admins_counted(n):
+    return cursor("users", [{"_id": 1, "n": n}])
 
 
-def test_set_roles_of_an_unknown_user_writes_no_audit(driver, mock):
-    mock.on("update", [NO_MATCH], coll="users")
-    assert run(driver, mock, "auth-set-roles") == {"ok": True, "found": False}
-    assert not mock.commands("insert")
+def test_demotion_writes_the_guard_counts_and_updates_in_one_transaction(driver, mock):
+    mock.on("find", [cursor("users", [user_doc(USER, "alice")])], coll="users")
+    mock.on("aggregate", [admins_counted(2)], coll="users")
+    assert run(driver, mock, "auth-demote-admin") == {"ok": True, "found": True, "admins": 2}
+    txn = committed_transaction(mock, [("find", "users"), ("update", "auth_guards"), ("aggregate", "users"),
+                                       ("update", "users"), ("insert", "audit_logs"), ("commitTransaction", None)])
+    guard = first_update(txn[1])
+    # every admin-changing transaction writes this one document: two of them conflict
+    assert guard["q"] == {"_id": "admins"} and guard["u"] == {"$inc": {"n": 1}} and guard["upsert"] is True
+    match = txn[2]["doc"]["pipeline"][0]["$match"]
+    assert match == {"roles": {"$bitsAnySet": 8}, "disabled": {"$ne": True}}  # enabled admins only
+    upd = first_update(txn[3])
+    assert upd["q"] == {"_id": USER}
+    assert upd["u"] == {"$set": {"passwordHash": "h", "roles": 1, "tokenVersion": 1, "disabled": False,
+                                 "updatedAt": AT, "disabledReason": None, "disabledAt": None}}
+    entry = audit_doc(txn[4], "auth", "user", USER)
+    assert entry["before"] == {"roles": ["USER", "ADMIN"]} and entry["after"] == {"roles": ["USER"]}
 
 
-def test_set_roles_reruns_when_the_audit_insert_conflicts(driver, mock):
-    mock.on("insert", [WRITE_CONFLICT, {"ok": 1, "n": 1}], coll="audit_logs")
-    assert run(driver, mock, "auth-set-roles") == {"ok": True, "found": True}
+def test_disabling_revokes_refresh_tokens_in_the_same_transaction(driver, mock):
+    mock.on("find", [cursor("users", [user_doc(USER, "alice")])], coll="users")
+    mock.on("aggregate", [admins_counted(3)], coll="users")
+    assert run(driver, mock, "auth-disable-admin") == {"ok": True, "found": True, "admins": 3}
+    txn = committed_transaction(mock, [("find", "users"), ("update", "auth_guards"), ("aggregate", "users"),
+                                       ("update", "users"), ("update", "refresh_tokens"), ("insert", "audit_logs"),
+                                       ("commitTransaction", None)])
+    upd = first_update(txn[3])["u"]["$set"]
+    assert (upd["disabled"], upd["disabledReason"], upd["disabledAt"], upd["tokenVersion"]) == (True, "fraud", AT, 1)
+    rev = first_update(txn[4])
+    assert rev["q"] == {"userId": USER, "revokedAt": None} and rev["multi"] is True
+    assert rev["u"] == {"$set": {"revokedAt": AT}}
+
+
+def test_the_last_admin_is_kept_and_nothing_is_written(driver, mock):
+    mock.on("find", [cursor("users", [user_doc(USER, "alice")])], coll="users")
+    mock.on("aggregate", [admins_counted(1)], coll="users")
+    assert run(driver, mock, "auth-demote-admin") == {"ok": True, "found": True, "admins": 1}
+    assert not writes(mock.commands(), "update", "users") and not mock.commands("insert")
+    assert len(mock.commands("abortTransaction")) == 1 and not mock.commands("commitTransaction")
+
+
+def test_a_concurrent_admin_change_reruns_the_whole_unit_of_work(driver, mock):
+    # the other transaction wrote the guard first: WriteConflict, and the rerun counts again,
+    # now seeing that the other demotion left one admin
+    mock.on("find", [cursor("users", [user_doc(USER, "alice")])], coll="users")
+    # the first update seeds the guard at start-up, outside any transaction
+    mock.on("update", [UPSERTED, WRITE_CONFLICT, MATCHED_UNCHANGED], coll="auth_guards")
+    mock.on("aggregate", [admins_counted(1)], coll="users")
+    assert run(driver, mock, "auth-demote-admin") == {"ok": True, "found": True, "admins": 1}
     log = mock.commands()
     numbers = txn_numbers(log)
     assert len(numbers) == 2
+    first = [e for e in in_txn(log) if e["doc"]["txnNumber"] == numbers[0]]
+    assert steps_of(first) == [("find", "users"), ("update", "auth_guards"), ("abortTransaction", None)]
     second = [e for e in in_txn(log) if e["doc"]["txnNumber"] == numbers[1]]
-    assert steps_of(second) == [("update", "users"), ("insert", "audit_logs"), ("commitTransaction", None)]
-    assert second[0]["doc"].get("startTransaction") is True
+    assert steps_of(second)[:3] == [("find", "users"), ("update", "auth_guards"), ("aggregate", "users")]
+    assert not writes(log, "update", "users")
+
+
+def test_an_unknown_target_writes_nothing(driver, mock):
+    mock.on("find", [cursor("users", [])], coll="users")
+    assert run(driver, mock, "auth-demote-admin") == {"ok": True, "found": False, "admins": -1}
+    assert not only_writes(in_txn(mock.commands()))
+
+
+def test_logout_records_the_jti_and_forgets_expired_ones_in_one_transaction(driver, mock):
+    mock.on("aggregate", [cursor("revoked_access", [{"_id": 1, "n": 4}])], coll="revoked_access")
+    assert run(driver, mock, "auth-logout-access") == {"ok": True, "count": 4}
+    txn = committed_transaction(mock, [("delete", "revoked_access"), ("update", "revoked_access"),
+                                       ("aggregate", "revoked_access"), ("commitTransaction", None)])
+    old = txn[0]["doc"]["deletes"][0]
+    assert old["q"] == {"userId": USER, "expiresAt": {"$lte": AT}} and old["limit"] == 0
+    up = first_update(txn[1])
+    # an upsert: the same token revoked twice is no duplicate key (which would abort)
+    assert up["q"] == {"_id": "abc123"} and up["upsert"] is True
+    assert up["u"] == {"$setOnInsert": {"userId": USER, "expiresAt": AT + datetime.timedelta(hours=1)}}
+    assert txn[2]["doc"]["pipeline"][0]["$match"] == {"userId": USER, "expiresAt": {"$gt": AT}}
 
 
 # ---- events: create, update, cancel ----

@@ -102,15 +102,23 @@ class Platform:
     def url(self, path):
         return self.base + path
 
+    def urls(self, path):
+        """path on every api process (one here)."""
+        return [self.url(path)]
+
 
 class Cluster(Platform):
     """The production shape on one machine: reward-api plus one auth, one event and `grant_workers`
-    reward-grant worker processes on RabbitMQ (TRANSPORT=amqp), sharing one SQLite directory."""
+    reward-grant worker processes on RabbitMQ (TRANSPORT=amqp), sharing one SQLite directory.
+    With api_processes > 1, further reward-api processes serve the same cluster, each on a free
+    port of its own (urls() names the path on each)."""
 
     WORKERS = ["reward-auth-worker", "reward-event-worker"]
 
-    def __init__(self, extra_env=None, data_dir=None, binary=None, grant_workers=2, vhost=None, process_env=None):
+    def __init__(self, extra_env=None, data_dir=None, binary=None, grant_workers=2, vhost=None, process_env=None,
+                 api_processes=1):
         super().__init__(extra_env, data_dir, binary)
+        self.extra_ports = [free_port() for _ in range(api_processes - 1)]
         self.bin_dir = os.path.dirname(self.binary)
         # a virtual host of its own: clusters of different tests (or runs) never share queues
         self.vhost = vhost or "rp-e2e-" + secrets.token_hex(4)
@@ -128,8 +136,10 @@ class Cluster(Platform):
         self.names = ["reward-api"] + self.WORKERS + ["reward-grant-worker"] * grant_workers
         self.procs = []
 
-    def spawn(self, name):
+    def spawn(self, name, port=None):
         env = dict(self.env, **self.process_env.get(name, {}))
+        if port:
+            env["PORT"] = str(port)
         p = subprocess.Popen([os.path.join(self.bin_dir, name)], env=env, stdout=self.log, stderr=self.log, cwd=ROOT)
         self.procs.append(p)
         return p
@@ -140,16 +150,21 @@ class Cluster(Platform):
         for name in self.names[1:]:
             self.spawn(name)
         self.proc = self.spawn("reward-api")
+        for port in self.extra_ports:
+            self.spawn("reward-api", port)
         if wait:
             wait_for(self._ready, 90, "the cluster to become ready")
         return self
+
+    def urls(self, path):
+        return [self.url(path)] + ["http://127.0.0.1:%d/api/v1%s" % (port, path) for port in self.extra_ports]
 
     def _ready(self):
         for p in self.procs:
             if p.poll() is not None and not getattr(p, "killed_on_purpose", False):
                 raise AssertionError("a cluster process exited with %s:\n%s" % (p.returncode, self.log_tail()))
         try:
-            return requests.get(self.base + "/health/ready", timeout=3).status_code == 200
+            return all(requests.get(u, timeout=3).status_code == 200 for u in self.urls("/health/ready"))
         except requests.RequestException:
             return False
 

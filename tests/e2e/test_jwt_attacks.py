@@ -29,7 +29,7 @@ def victim(api):
 def claims_for(user, **over):
     now = int(time.time())
     c = {"sub": user["id"], "username": user["username"], "roles": ["ADMIN"], "iat": now, "exp": now + 600,
-         "jti": "x"}
+         "jti": "x", "ver": 0}
     c.update(over)
     return c
 

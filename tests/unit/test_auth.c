@@ -13,7 +13,9 @@
 #include "envelope_fixture.h"
 #include "roles.h"
 #include "run_together.h"
+#include "session.h"
 #include "timeutil.h"
+#include "token.h"
 
 typedef struct kv {
     const char *k, *v;
@@ -111,6 +113,8 @@ static int status_of(const char *method, const char *route, const char *body, co
     return s;
 }
 
+static int64_t last_version; /* the ver claim of the last login's access token */
+
 static rp_identity_t identity_from_login(const char *user, const char *pw, char *refresh, size_t cap) {
     char body[256];
     snprintf(body, sizeof body, "{\"username\":\"%s\",\"password\":\"%s\"}", user, pw);
@@ -121,6 +125,17 @@ static rp_identity_t identity_from_login(const char *user, const char *pw, char 
     snprintf(who.id, sizeof who.id, "%s", json_string_value(json_object_get(u, "id")));
     snprintf(who.username, sizeof who.username, "%s", json_string_value(json_object_get(u, "username")));
     cr_assert(rp_roles_from_json(json_object_get(u, "roles"), &who.roles, NULL));
+    /* as the gateway sends it: with the access token's id and expiry */
+    const char *access = json_string_value(json_object_get(r.body, "accessToken"));
+    rp_identity_t checked;
+    rp_token_claims_t claims;
+    rp_err_t err;
+    cr_assert(rp_token_verify(cfg.jwt_secret, cfg.jwt_secret_len, access, strlen(access), fake_now / 1000, &checked,
+                              &claims, &err),
+              "%s", err.message);
+    snprintf(who.jti, sizeof who.jti, "%s", claims.jti);
+    who.token_exp = claims.exp;
+    last_version = claims.ver;
     if (refresh) snprintf(refresh, cap, "%s", json_string_value(json_object_get(r.body, "refreshToken")));
     rp_reply_clear(&r);
     return who;
@@ -420,4 +435,312 @@ Test(auth, accounts_lookup_fails_without_an_auth_worker) {
     cr_assert_not(rp_accounts_lookup(t, ids, 1, rp_now_ms() + 2000, NULL, st, &err));
     cr_assert(err.kind == RP_ERR_UNAVAILABLE || err.kind == RP_ERR_TIMEOUT, "%d %s", err.kind, err.message);
     rp_transport_free(t);
+}
+
+/* ---- account security: sessions, logout, password, status, the last admin ---- */
+
+/* The session state of id as the gateway asks for it; cr_asserts a 200. */
+static rp_session_state_t session_of(const char *id) {
+    char body[64];
+    snprintf(body, sizeof body, "{\"userId\":\"%s\"}", id);
+    rp_reply_t r = call("POST", RP_SESSION_ROUTE, body, NULL, NULL);
+    cr_assert_eq(r.status, 200, "session of %s: %d", id, r.status);
+    rp_session_state_t st;
+    memset(&st, 0, sizeof st);
+    json_t *jtis = json_object_get(r.body, "revokedJtis");
+    cr_assert(rp_roles_from_json(json_object_get(r.body, "roles"), &st.roles, NULL));
+    st.token_version = json_integer_value(json_object_get(r.body, "tokenVersion"));
+    st.disabled = json_is_true(json_object_get(r.body, "disabled"));
+    cr_assert_leq(json_array_size(jtis), RP_SESSION_MAX_REVOKED);
+    st.n_revoked = json_array_size(jtis);
+    for (size_t i = 0; i < st.n_revoked; i++)
+        snprintf(st.revoked[i], RP_JTI_LEN, "%s", json_string_value(json_array_get(jtis, i)));
+    rp_reply_clear(&r);
+    return st;
+}
+
+/* Whether a token of who (version ver) is still admitted by the account's state. */
+static bool admitted(const rp_identity_t *who, int64_t ver) {
+    rp_token_claims_t c = {.ver = ver, .exp = who->token_exp};
+    snprintf(c.jti, sizeof c.jti, "%s", who->jti);
+    rp_session_state_t st = session_of(who->id);
+    return rp_session_admits(&st, &c, NULL);
+}
+
+static rp_reply_t set_status(const rp_identity_t *admin, const char *id, const char *body) {
+    return call("PUT", "/auth/users/{id}/status", body, admin, id);
+}
+
+Test(auth, session_route_reports_the_state_tokens_are_checked_against) {
+    register_user("kate", "kate@example.com");
+    rp_identity_t admin = identity_from_login("root_admin", "rootpassword", NULL, 0);
+    rp_identity_t kate = identity_from_login("kate", "password123", NULL, 0);
+    cr_assert_eq(last_version, 0);
+    rp_session_state_t st = session_of(kate.id);
+    cr_assert_eq(st.roles, (unsigned)RP_ROLE_USER);
+    cr_assert_eq(st.token_version, 0);
+    cr_assert_not(st.disabled);
+    cr_assert_eq(st.n_revoked, 0u);
+    cr_assert(admitted(&kate, 0));
+    rp_reply_t r = call("PUT", "/auth/users/{id}/roles", "{\"roles\":[\"USER\",\"OPERATOR\"]}", &admin, kate.id);
+    cr_assert_eq(r.status, 200);
+    rp_reply_clear(&r);
+    st = session_of(kate.id);
+    cr_assert_eq(st.roles, (unsigned)(RP_ROLE_USER | RP_ROLE_OPERATOR));
+    cr_assert_eq(st.token_version, 1, "a role change bumps the version");
+    cr_assert_not(admitted(&kate, 0), "the token from before the change is dead");
+    identity_from_login("kate", "password123", NULL, 0);
+    cr_assert_eq(last_version, 1, "a new login carries the new version");
+    /* the same roles again change nothing */
+    r = call("PUT", "/auth/users/{id}/roles", "{\"roles\":[\"USER\",\"OPERATOR\"]}", &admin, kate.id);
+    rp_reply_clear(&r);
+    cr_assert_eq(session_of(kate.id).token_version, 1);
+    cr_assert_eq(status_of("POST", RP_SESSION_ROUTE, "{\"userId\":\"0123456789abcdef01234567\"}", NULL), 404);
+    cr_assert_eq(status_of("POST", RP_SESSION_ROUTE, "{\"userId\":\"nope\"}", NULL), 400);
+    cr_assert_eq(status_of("POST", RP_SESSION_ROUTE, "{}", NULL), 400);
+}
+
+Test(auth, logout_revokes_the_access_token_it_is_called_with) {
+    char refresh[128], body[256];
+    register_user("liam", "liam@example.com");
+    rp_identity_t other = identity_from_login("liam", "password123", NULL, 0);
+    rp_identity_t liam = identity_from_login("liam", "password123", refresh, sizeof refresh);
+    snprintf(body, sizeof body, "{\"refreshToken\":\"%s\"}", refresh);
+    cr_assert_eq(status_of("POST", "/auth/logout", body, &liam), 200);
+    cr_assert_not(admitted(&liam, 0), "the token logged out with");
+    cr_assert(admitted(&other, 0), "another session of the account lives on");
+    cr_assert_eq(status_of("POST", "/auth/refresh", body, NULL), 401);
+    /* past RP_SESSION_MAX_REVOKED live revocations the version moves instead: the list stays bounded */
+    for (int i = 0; i < RP_SESSION_MAX_REVOKED; i++) {
+        rp_identity_t t = identity_from_login("liam", "password123", refresh, sizeof refresh);
+        snprintf(body, sizeof body, "{\"refreshToken\":\"%s\"}", refresh);
+        cr_assert_eq(status_of("POST", "/auth/logout", body, &t), 200);
+        cr_assert_not(admitted(&t, last_version));
+    }
+    rp_session_state_t st = session_of(liam.id);
+    cr_assert_eq(st.token_version, 1);
+    cr_assert_leq(st.n_revoked, RP_SESSION_MAX_REVOKED);
+    cr_assert_not(admitted(&other, 0), "the bump killed every older token");
+    identity_from_login("liam", "password123", NULL, 0);
+    cr_assert_eq(last_version, 1);
+}
+
+Test(auth, password_change_kills_every_token_and_refresh_family) {
+    char r1[128], r2[128], body[256];
+    register_user("mia", "mia@example.com");
+    identity_from_login("mia", "password123", r1, sizeof r1);
+    rp_identity_t mia = identity_from_login("mia", "password123", r2, sizeof r2);
+    rp_reply_t r = call("POST", "/auth/password",
+                        "{\"currentPassword\":\"wrong-one\",\"newPassword\":\"newpassword1\"}", &mia, NULL);
+    cr_assert_eq(r.status, 403);
+    cr_assert_str_eq(code_of(&r), "INVALID_CREDENTIALS");
+    rp_reply_clear(&r);
+    const char *bad[] = {"{\"currentPassword\":\"password123\",\"newPassword\":\"short\"}",
+                         "{\"currentPassword\":\"password123\"}", "{\"newPassword\":\"newpassword1\"}",
+                         "{\"currentPassword\":\"password123\",\"newPassword\":7}",
+                         "{\"currentPassword\":\"password123\",\"newPassword\":\"newpassword1\",\"x\":1}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(status_of("POST", "/auth/password", bad[i], &mia), 400, "%s", bad[i]);
+    cr_assert_eq(session_of(mia.id).token_version, 0, "refusals change nothing");
+    cr_assert_eq(
+        status_of("POST", "/auth/password", "{\"currentPassword\":\"a\",\"newPassword\":\"newpassword1\"}", NULL), 401);
+    r = call("POST", "/auth/password", "{\"currentPassword\":\"password123\",\"newPassword\":\"newpassword1\"}", &mia,
+             NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(json_string_value(json_object_get(r.body, "status")), "password_changed");
+    rp_reply_clear(&r);
+    cr_assert_not(admitted(&mia, 0));
+    for (int i = 0; i < 2; i++) {
+        snprintf(body, sizeof body, "{\"refreshToken\":\"%s\"}", i ? r2 : r1);
+        cr_assert_eq(status_of("POST", "/auth/refresh", body, NULL), 401, "refresh family %d", i);
+    }
+    cr_assert_eq(status_of("POST", "/auth/login", "{\"username\":\"mia\",\"password\":\"password123\"}", NULL), 401);
+    identity_from_login("mia", "newpassword1", NULL, 0);
+    cr_assert_eq(last_version, 1);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "test \"$(sqlite3 %s/auth.db \"SELECT count(*) FROM audit_logs WHERE target_id = '%s' AND "
+             "action = 'user.password.change'\")\" = 1",
+             dir, mia.id);
+    cr_assert_eq(system(cmd), 0, "the change is audited");
+}
+
+Test(auth, disabled_accounts_cannot_sign_in_refresh_or_use_tokens) {
+    char refresh[128], body[256];
+    register_user("noah", "noah@example.com");
+    rp_identity_t admin = identity_from_login("root_admin", "rootpassword", NULL, 0);
+    rp_identity_t noah = identity_from_login("noah", "password123", refresh, sizeof refresh);
+    rp_reply_t r = set_status(&noah, noah.id, "{\"disabled\":true}");
+    cr_assert_eq(r.status, 403, "administrators only");
+    rp_reply_clear(&r);
+    const char *bad[] = {"{}", "{\"disabled\":\"yes\"}", "{\"disabled\":true,\"reason\":7}",
+                         "{\"disabled\":true,\"other\":1}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = set_status(&admin, noah.id, bad[i]);
+        cr_assert_eq(r.status, 400, "%s", bad[i]);
+        rp_reply_clear(&r);
+    }
+    r = set_status(&admin, "0123456789abcdef01234567", "{\"disabled\":true}");
+    cr_assert_eq(r.status, 404);
+    rp_reply_clear(&r);
+    cr_assert_not(session_of(noah.id).disabled, "refusals change nothing");
+
+    r = set_status(&admin, noah.id, "{\"disabled\":true,\"reason\":\"chargeback fraud\"}");
+    cr_assert_eq(r.status, 200);
+    cr_assert(json_is_true(json_object_get(r.body, "disabled")));
+    cr_assert_str_eq(json_string_value(json_object_get(r.body, "disabledReason")), "chargeback fraud");
+    rp_reply_clear(&r);
+    cr_assert(session_of(noah.id).disabled);
+    cr_assert_not(admitted(&noah, 1));
+    r = call("POST", "/auth/login", "{\"username\":\"noah\",\"password\":\"password123\"}", NULL, NULL);
+    cr_assert_eq(r.status, 403);
+    cr_assert_str_eq(code_of(&r), "ACCOUNT_DISABLED");
+    rp_reply_clear(&r);
+    r = call("POST", "/auth/login", "{\"username\":\"noah\",\"password\":\"wrong-password\"}", NULL, NULL);
+    cr_assert_eq(r.status, 401, "only the password's holder learns the account is disabled");
+    rp_reply_clear(&r);
+    snprintf(body, sizeof body, "{\"refreshToken\":\"%s\"}", refresh);
+    r = call("POST", "/auth/refresh", body, NULL, NULL);
+    cr_assert_eq(r.status, 403);
+    cr_assert_str_eq(code_of(&r), "ACCOUNT_DISABLED");
+    rp_reply_clear(&r);
+
+    /* the other workers learn it too */
+    rp_err_t err;
+    rp_transport_t *t = rp_transport_inproc_new(16);
+    cr_assert(
+        rp_transport_serve(t, RP_COMP_AUTH, rp_rpc_service_handler, (void *)rp_auth_worker_service(worker), 2, &err));
+    const char *ids[] = {noah.id, admin.id};
+    rp_account_state_t st[2];
+    cr_assert(rp_accounts_lookup(t, ids, 2, rp_now_ms() + 5000, "test", st, &err), "%s", err.message);
+    cr_assert_eq(st[0], RP_ACCOUNT_DISABLED);
+    cr_assert_eq(st[1], RP_ACCOUNT_ACTIVE);
+    rp_transport_free(t);
+
+    r = set_status(&admin, noah.id, "{\"disabled\":false}");
+    cr_assert_eq(r.status, 200);
+    cr_assert(json_is_false(json_object_get(r.body, "disabled")));
+    cr_assert_null(json_object_get(r.body, "disabledReason"));
+    rp_reply_clear(&r);
+    identity_from_login("noah", "password123", NULL, 0);
+    cr_assert_eq(status_of("POST", "/auth/refresh", body, NULL), 401, "its refresh families stay revoked");
+    /* both changes audited, newest first, with before and after */
+    rp_envelope_t env;
+    envelope_call(&env, "GET", "/auth/audit-log", &admin);
+    env.deadline_ms = rp_now_ms() + 5000;
+    json_object_set_new(env.query, "targetId", json_string(noah.id));
+    r = handle(&env);
+    rp_envelope_clear(&env);
+    cr_assert_eq(r.status, 200);
+    json_t *items = json_object_get(r.body, "items");
+    cr_assert_eq(json_array_size(items), 2u);
+    json_t *enable = json_array_get(items, 0), *disable = json_array_get(items, 1);
+    cr_assert_str_eq(json_string_value(json_object_get(disable, "action")), "user.status.update");
+    json_t *want_before = json_pack("{s:b}", "disabled", false),
+           *want_after = json_pack("{s:b, s:s}", "disabled", true, "reason", "chargeback fraud");
+    cr_assert(json_equal(json_object_get(disable, "before"), want_before));
+    cr_assert(json_equal(json_object_get(disable, "after"), want_after));
+    cr_assert(json_equal(json_object_get(enable, "before"), want_after));
+    cr_assert(json_equal(json_object_get(enable, "after"), want_before));
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(disable, "actor"), "id")), admin.id);
+    json_decref(want_before);
+    json_decref(want_after);
+    rp_reply_clear(&r);
+}
+
+Test(auth, admin_operations_read_the_callers_roles_from_the_store) {
+    register_user("olga", "olga@example.com");
+    rp_identity_t admin = identity_from_login("root_admin", "rootpassword", NULL, 0);
+    rp_identity_t olga = identity_from_login("olga", "password123", NULL, 0);
+    rp_reply_t r = call("PUT", "/auth/users/{id}/roles", "{\"roles\":[\"USER\",\"ADMIN\"]}", &admin, olga.id);
+    cr_assert_eq(r.status, 200);
+    rp_reply_clear(&r);
+    rp_identity_t olga_admin = identity_from_login("olga", "password123", NULL, 0);
+    r = call("PUT", "/auth/users/{id}/roles", "{\"roles\":[\"USER\"]}", &admin, olga.id);
+    cr_assert_eq(r.status, 200);
+    rp_reply_clear(&r);
+    /* olga's identity still says ADMIN (an old token, a stale cache): the store says no */
+    cr_assert_eq(status_of("GET", "/auth/users", NULL, &olga_admin), 403);
+    r = call("PUT", "/auth/users/{id}/roles", "{\"roles\":[\"USER\",\"ADMIN\"]}", &olga_admin, olga.id);
+    cr_assert_eq(r.status, 403);
+    rp_reply_clear(&r);
+    r = set_status(&olga_admin, admin.id, "{\"disabled\":true}");
+    cr_assert_eq(r.status, 403);
+    rp_reply_clear(&r);
+    cr_assert_eq(session_of(olga.id).roles, (unsigned)RP_ROLE_USER);
+    cr_assert_not(session_of(admin.id).disabled);
+}
+
+Test(auth, the_last_enabled_admin_stays) {
+    register_user("pam", "pam@example.com");
+    rp_identity_t root = identity_from_login("root_admin", "rootpassword", NULL, 0);
+    rp_reply_t r = set_status(&root, root.id, "{\"disabled\":true}");
+    cr_assert_eq(r.status, 409);
+    cr_assert_str_eq(code_of(&r), "LAST_ADMIN");
+    rp_reply_clear(&r);
+    rp_identity_t pam = identity_from_login("pam", "password123", NULL, 0);
+    r = call("PUT", "/auth/users/{id}/roles", "{\"roles\":[\"ADMIN\"]}", &root, pam.id);
+    cr_assert_eq(r.status, 200);
+    rp_reply_clear(&r);
+    pam = identity_from_login("pam", "password123", NULL, 0);
+    /* a disabled admin does not count: with pam disabled, root is the last one */
+    r = set_status(&root, pam.id, "{\"disabled\":true}");
+    cr_assert_eq(r.status, 200);
+    rp_reply_clear(&r);
+    r = call("PUT", "/auth/users/{id}/roles", "{\"roles\":[\"USER\"]}", &root, root.id);
+    cr_assert_eq(r.status, 409);
+    cr_assert_str_eq(code_of(&r), "LAST_ADMIN");
+    rp_reply_clear(&r);
+    r = set_status(&root, pam.id, "{\"disabled\":false}");
+    cr_assert_eq(r.status, 200);
+    rp_reply_clear(&r);
+    r = set_status(&root, root.id, "{\"disabled\":true,\"reason\":\"handing over\"}");
+    cr_assert_eq(r.status, 200, "two enabled admins: one may go");
+    rp_reply_clear(&r);
+    cr_assert_eq(status_of("POST", "/auth/login", "{\"username\":\"root_admin\",\"password\":\"rootpassword\"}", NULL),
+                 403);
+}
+
+typedef struct demotion_race {
+    rp_identity_t a, b;
+    int turn, ok, last_admin;
+    pthread_mutex_t mu;
+} demotion_race_t;
+
+/* Each thread demotes itself: both are admins when they start, so only the count inside the
+ * unit of work can tell the second one that it holds the last admin. */
+static void *demote_one(void *p) {
+    demotion_race_t *d = p;
+    pthread_mutex_lock(&d->mu);
+    int me = d->turn++;
+    pthread_mutex_unlock(&d->mu);
+    const rp_identity_t *caller = me ? &d->b : &d->a;
+    rp_reply_t r = call("PUT", "/auth/users/{id}/roles", "{\"roles\":[\"USER\"]}", caller, caller->id);
+    pthread_mutex_lock(&d->mu);
+    if (r.status == 200) d->ok++;
+    if (r.status == 409) d->last_admin++;
+    pthread_mutex_unlock(&d->mu);
+    rp_reply_clear(&r);
+    return NULL;
+}
+
+Test(auth, concurrent_demotions_never_leave_no_admin) {
+    register_user("quin", "quin@example.com");
+    rp_identity_t root = identity_from_login("root_admin", "rootpassword", NULL, 0);
+    rp_identity_t quin = identity_from_login("quin", "password123", NULL, 0);
+    for (int round = 0; round < 10; round++) {
+        const char *who = session_of(root.id).roles & RP_ROLE_ADMIN ? quin.id : root.id;
+        rp_identity_t *admin = who == quin.id ? &root : &quin;
+        admin->roles = RP_ROLE_USER | RP_ROLE_ADMIN;
+        rp_reply_t r = call("PUT", "/auth/users/{id}/roles", "{\"roles\":[\"USER\",\"ADMIN\"]}", admin, who);
+        cr_assert_eq(r.status, 200, "round %d: %d", round, r.status);
+        rp_reply_clear(&r);
+        demotion_race_t d = {.a = root, .b = quin, .mu = PTHREAD_MUTEX_INITIALIZER};
+        d.a.roles = d.b.roles = RP_ROLE_USER | RP_ROLE_ADMIN;
+        run_together(2, demote_one, &d);
+        cr_assert_eq(d.ok, 1, "round %d: exactly one demotion wins", round);
+        cr_assert_eq(d.last_admin, 1, "round %d: the other is LAST_ADMIN", round);
+        unsigned both = session_of(root.id).roles | session_of(quin.id).roles;
+        cr_assert(both & RP_ROLE_ADMIN, "round %d: an admin remains", round);
+    }
 }

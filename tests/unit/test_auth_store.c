@@ -1,4 +1,5 @@
 /* The auth store conformance suite (workers/auth/auth_store.h) on every backend. */
+#include "session.h"
 #include "store_backends.h"
 
 BACKENDS(auth, users_are_unique_case_insensitively) {
@@ -29,6 +30,27 @@ BACKENDS(auth, users_are_unique_case_insensitively) {
     cr_assert_not(found);
 }
 
+typedef struct set_roles_arg {
+    const char *id;
+    unsigned roles;
+    rp_audit_entry_t audit;
+    bool found;
+} set_roles_arg_t;
+
+/* The roles and their audit entry in one unit of work; nothing when there is no such account. */
+static rp_txn_end_t set_roles_txn(rp_auth_txn_t *tx, void *p) {
+    set_roles_arg_t *a = p;
+    rp_account_t acc;
+    bool written = false;
+    a->found = false;
+    if (!S.auth->ops->tx_find_by_id(tx, a->id, &acc, &a->found)) return RP_TXN_FAILED;
+    if (!a->found) return RP_TXN_ROLLBACK;
+    acc.roles = a->roles;
+    return S.auth->ops->tx_update_account(tx, &acc, &written) && S.auth->ops->tx_append_audit(tx, &a->audit)
+               ? RP_TXN_COMMIT
+               : RP_TXN_FAILED;
+}
+
 BACKENDS(auth, users_page_in_id_order_and_roles_are_audited) {
     open_stores(*backend);
     rp_err_t err;
@@ -57,16 +79,20 @@ BACKENDS(auth, users_page_in_id_order_and_roles_are_audited) {
     cr_assert_str_eq(page[1].id, ids[4]);
     free(page);
 
-    bool found = false;
     json_t *before = json_pack("{s:[s]}", "roles", "USER"), *after_roles = json_pack("{s:[s]}", "roles", "OPERATOR");
-    rp_audit_entry_t e = {"0123456789abcdef01234567", "admin", "SET_ROLES", "USER", ids[1], before, after_roles, 5};
-    cr_assert(S.auth->ops->set_roles(S.auth, ids[1], RP_ROLE_OPERATOR, 10, &e, &found, &err), "%s", err.message);
-    cr_assert(found);
-    cr_assert(S.auth->ops->set_roles(S.auth, "ffffffffffffffffffffffff", RP_ROLE_OPERATOR, 10, &e, &found, &err));
-    cr_assert_not(found);
-    int64_t count = 0;
-    cr_assert(S.auth->ops->count_with_role(S.auth, RP_ROLE_OPERATOR, &count, &err));
-    cr_assert_eq(count, 1);
+    set_roles_arg_t arg = {ids[1],
+                           RP_ROLE_OPERATOR,
+                           {"0123456789abcdef01234567", "admin", "SET_ROLES", "USER", ids[1], before, after_roles, 5},
+                           false};
+    cr_assert(S.auth->ops->transact(S.auth, "set roles", set_roles_txn, &arg, &err), "%s", err.message);
+    cr_assert(arg.found);
+    arg.id = "ffffffffffffffffffffffff";
+    cr_assert(S.auth->ops->transact(S.auth, "set roles", set_roles_txn, &arg, &err), "%s", err.message);
+    cr_assert_not(arg.found);
+    rp_account_t out;
+    bool found = false;
+    cr_assert(S.auth->ops->find_by_id(S.auth, ids[1], &out, &found, &err));
+    cr_assert_eq(out.roles, (unsigned)RP_ROLE_OPERATOR);
     json_t *items = NULL;
     cr_assert(S.auth->ops->list_audit(S.auth, ids[1], NULL, NULL, 10, &items, &more, &err), "%s", err.message);
     cr_assert_eq(json_array_size(items), 1u, "only the applied change is audited");
@@ -75,6 +101,190 @@ BACKENDS(auth, users_page_in_id_order_and_roles_are_audited) {
     json_decref(items);
     json_decref(before);
     json_decref(after_roles);
+}
+
+/* ---- the unit of work: accounts' security state, admins, revocations ---- */
+
+static int64_t counted;
+
+static rp_txn_end_t count_admins_txn(rp_auth_txn_t *tx, void *arg) {
+    (void)arg;
+    return S.auth->ops->tx_count_admins(tx, &counted) ? RP_TXN_COMMIT : RP_TXN_FAILED;
+}
+
+static int64_t admins(void) {
+    rp_err_t err;
+    counted = -1;
+    cr_assert(S.auth->ops->transact(S.auth, "count", count_admins_txn, NULL, &err), "%s", err.message);
+    return counted;
+}
+
+typedef struct change_arg {
+    const char *id;
+    void (*change)(rp_account_t *a);
+    rp_txn_end_t end;
+    bool found;
+} change_arg_t;
+
+/* Reads the account, applies change, writes it under the admins guard, ends as told. */
+static rp_txn_end_t change_txn(rp_auth_txn_t *tx, void *p) {
+    change_arg_t *c = p;
+    rp_account_t a;
+    bool written = false;
+    c->found = false;
+    if (!S.auth->ops->tx_find_by_id(tx, c->id, &a, &c->found)) return RP_TXN_FAILED;
+    if (!c->found) return RP_TXN_ROLLBACK;
+    c->change(&a);
+    if (!S.auth->ops->tx_guard_admins(tx) || !S.auth->ops->tx_update_account(tx, &a, &written)) return RP_TXN_FAILED;
+    cr_assert(written);
+    return c->end;
+}
+
+static void demote(rp_account_t *a) {
+    a->roles = RP_ROLE_USER;
+    a->token_version++;
+    a->updated_at = 20;
+}
+
+static void disable(rp_account_t *a) {
+    a->disabled = true;
+    snprintf(a->disabled_reason, sizeof a->disabled_reason, "left the studio");
+    a->disabled_at = 30;
+    a->token_version++;
+    snprintf(a->password_hash, sizeof a->password_hash, "$argon2id$new");
+}
+
+static void enable(rp_account_t *a) {
+    a->disabled = false;
+    a->disabled_reason[0] = '\0';
+    a->disabled_at = 0;
+}
+
+BACKENDS(auth, security_state_changes_in_units_of_work) {
+    open_stores(*backend);
+    rp_err_t err;
+    rp_account_t ann = account("ann_1", "ann@example.com"), bob = account("bob_1", "bob@example.com"), out;
+    ann.roles = bob.roles = RP_ROLE_USER | RP_ROLE_ADMIN;
+    cr_assert(S.auth->ops->create_user(S.auth, &ann, &err), "%s", err.message);
+    cr_assert(S.auth->ops->create_user(S.auth, &bob, &err), "%s", err.message);
+    bool found = false;
+    cr_assert(S.auth->ops->find_by_id(S.auth, ann.id, &out, &found, &err));
+    cr_assert(found);
+    cr_assert_eq(out.token_version, 0);
+    cr_assert_not(out.disabled, "a new account is enabled, version 0");
+    cr_assert_eq(admins(), 2);
+
+    change_arg_t c = {bob.id, demote, RP_TXN_COMMIT, false};
+    cr_assert(S.auth->ops->transact(S.auth, "demote", change_txn, &c, &err), "%s", err.message);
+    cr_assert(c.found);
+    cr_assert(S.auth->ops->find_by_id(S.auth, bob.id, &out, &found, &err));
+    cr_assert_eq(out.roles, (unsigned)RP_ROLE_USER);
+    cr_assert_eq(out.token_version, 1);
+    cr_assert_eq(out.updated_at, 20);
+    cr_assert_eq(admins(), 1);
+
+    /* a unit of work that rolls back leaves nothing */
+    c = (change_arg_t){ann.id, disable, RP_TXN_ROLLBACK, false};
+    cr_assert(S.auth->ops->transact(S.auth, "disable", change_txn, &c, &err), "%s", err.message);
+    cr_assert(S.auth->ops->find_by_id(S.auth, ann.id, &out, &found, &err));
+    cr_assert_not(out.disabled);
+    cr_assert_eq(out.token_version, 0);
+
+    c = (change_arg_t){ann.id, disable, RP_TXN_COMMIT, false};
+    cr_assert(S.auth->ops->transact(S.auth, "disable", change_txn, &c, &err), "%s", err.message);
+    cr_assert(S.auth->ops->find_by_id(S.auth, ann.id, &out, &found, &err));
+    cr_assert(out.disabled);
+    cr_assert_str_eq(out.disabled_reason, "left the studio");
+    cr_assert_eq(out.disabled_at, 30);
+    cr_assert_eq(out.token_version, 1);
+    cr_assert_str_eq(out.password_hash, "$argon2id$new");
+    cr_assert_eq(admins(), 0, "a disabled admin is not counted");
+    cr_assert(S.auth->ops->find_by_login(S.auth, "ann_1", false, &out, &found, &err));
+    cr_assert(out.disabled, "every read carries the state");
+
+    c = (change_arg_t){ann.id, enable, RP_TXN_COMMIT, false};
+    cr_assert(S.auth->ops->transact(S.auth, "enable", change_txn, &c, &err), "%s", err.message);
+    cr_assert(S.auth->ops->find_by_id(S.auth, ann.id, &out, &found, &err));
+    cr_assert_not(out.disabled);
+    cr_assert_str_eq(out.disabled_reason, "");
+    cr_assert_eq(out.disabled_at, 0);
+    cr_assert_eq(admins(), 1);
+
+    c = (change_arg_t){"ffffffffffffffffffffffff", enable, RP_TXN_COMMIT, true};
+    cr_assert(S.auth->ops->transact(S.auth, "enable", change_txn, &c, &err), "%s", err.message);
+    cr_assert_not(c.found);
+}
+
+typedef struct revoke_arg {
+    const char *user_id, *jti;
+    int64_t expires_at, now, count;
+    bool refresh;
+} revoke_arg_t;
+
+static rp_txn_end_t revoke_txn(rp_auth_txn_t *tx, void *p) {
+    revoke_arg_t *a = p;
+    if (a->refresh) return S.auth->ops->tx_revoke_refresh_of(tx, a->user_id, a->now) ? RP_TXN_COMMIT : RP_TXN_FAILED;
+    return S.auth->ops->tx_revoke_access(tx, a->user_id, a->jti, a->expires_at, a->now) &&
+                   S.auth->ops->tx_count_revoked(tx, a->user_id, a->now, &a->count)
+               ? RP_TXN_COMMIT
+               : RP_TXN_FAILED;
+}
+
+static void revoke(const char *user, const char *jti, int64_t exp, int64_t now, int64_t want_count) {
+    rp_err_t err;
+    revoke_arg_t a = {user, jti, exp, now, -1, false};
+    cr_assert(S.auth->ops->transact(S.auth, "revoke", revoke_txn, &a, &err), "%s", err.message);
+    cr_assert_eq(a.count, want_count, "%s: %lld", jti, (long long)a.count);
+}
+
+BACKENDS(auth, revocations_of_access_and_refresh_tokens) {
+    open_stores(*backend);
+    rp_err_t err;
+    rp_account_t u = account("cid_1", "cid@example.com"), v = account("dee_1", "dee@example.com");
+    cr_assert(S.auth->ops->create_user(S.auth, &u, &err), "%s", err.message);
+    cr_assert(S.auth->ops->create_user(S.auth, &v, &err), "%s", err.message);
+    revoke(u.id, "j1", 100, 10, 1);
+    revoke(u.id, "j2", 200, 10, 2);
+    revoke(u.id, "j1", 100, 10, 2); /* again: no duplicate, no error */
+    revoke(v.id, "k1", 500, 10, 1);
+    char jtis[RP_SESSION_MAX_REVOKED][RP_JTI_LEN];
+    size_t n = 0;
+    bool more = true;
+    cr_assert(S.auth->ops->revoked_access(S.auth, u.id, 150, RP_SESSION_MAX_REVOKED, jtis, &n, &more, &err), "%s",
+              err.message);
+    cr_assert_eq(n, 1u, "j1 expired by 150");
+    cr_assert_str_eq(jtis[0], "j2");
+    cr_assert_not(more);
+    revoke(u.id, "j3", 300, 150, 2); /* forgets j1 */
+    cr_assert(S.auth->ops->revoked_access(S.auth, u.id, 0, RP_SESSION_MAX_REVOKED, jtis, &n, &more, &err));
+    cr_assert_eq(n, 2u, "j1 is gone even for an earlier clock");
+    cr_assert_str_eq(jtis[0], "j2");
+    cr_assert_str_eq(jtis[1], "j3");
+    cr_assert(S.auth->ops->revoked_access(S.auth, u.id, 0, 1, jtis, &n, &more, &err));
+    cr_assert_eq(n, 1u);
+    cr_assert(more);
+
+    /* every refresh family of one account, and only its */
+    rp_refresh_token_t t[3];
+    memset(t, 0, sizeof t);
+    for (int i = 0; i < 3; i++) {
+        rp_oid_new(t[i].id);
+        strcpy(t[i].user_id, i < 2 ? u.id : v.id);
+        rp_oid_new(t[i].family_id);
+        memset(t[i].token_hash, 'a' + i, 64);
+        t[i].created_at = 1;
+        t[i].expires_at = 1000000;
+        cr_assert(S.auth->ops->insert_refresh(S.auth, &t[i], &err), "%s", err.message);
+    }
+    revoke_arg_t a = {.user_id = u.id, .now = 77, .refresh = true};
+    cr_assert(S.auth->ops->transact(S.auth, "revoke refresh", revoke_txn, &a, &err), "%s", err.message);
+    for (int i = 0; i < 3; i++) {
+        rp_refresh_token_t out;
+        bool found = false;
+        cr_assert(S.auth->ops->find_refresh(S.auth, t[i].token_hash, &out, &found, &err));
+        cr_assert(found);
+        cr_assert_eq(out.revoked_at, i < 2 ? 77 : 0, "token %d", i);
+    }
 }
 
 BACKENDS(auth, login_failures_and_refresh_rotation) {

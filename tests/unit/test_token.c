@@ -56,7 +56,7 @@ static char *forge(jwt_alg_t alg, const unsigned char *key, size_t klen, bool wi
 static void expect_reject(const char *tok, const char *code) {
     rp_identity_t who;
     rp_err_t err;
-    cr_assert_not(rp_token_verify(secret, SLEN, tok, strlen(tok), now, &who, &err), "accepted %s", tok);
+    cr_assert_not(rp_token_verify(secret, SLEN, tok, strlen(tok), now, &who, NULL, &err), "accepted %s", tok);
     cr_assert_eq(err.kind, RP_ERR_UNAUTHENTICATED);
     cr_assert_str_eq(err.code, code);
     cr_assert_not(who.authenticated);
@@ -65,9 +65,9 @@ static void expect_reject(const char *tok, const char *code) {
 Test(token, round_trip) {
     rp_identity_t in = alice(), out;
     rp_err_t err;
-    char *tok = rp_token_issue(secret, SLEN, &in, now, 900, &err);
+    char *tok = rp_token_issue(secret, SLEN, &in, 0, now, 900, &err);
     cr_assert_not_null(tok);
-    cr_assert(rp_token_verify(secret, SLEN, tok, strlen(tok), now + 10, &out, &err), "%s", err.message);
+    cr_assert(rp_token_verify(secret, SLEN, tok, strlen(tok), now + 10, &out, NULL, &err), "%s", err.message);
     cr_assert(out.authenticated);
     cr_assert_str_eq(out.id, in.id);
     cr_assert_str_eq(out.username, "alice");
@@ -75,16 +75,70 @@ Test(token, round_trip) {
     free(tok);
 }
 
+/* The account's token version rides in claim ver, all 64 bits of it, with the token's own id and
+ * expiry: what the gateway checks against the account's current state. */
+Test(token, version_jti_and_expiry_come_back) {
+    rp_identity_t in = alice(), out;
+    rp_token_claims_t c;
+    rp_err_t err;
+    int64_t big = (int64_t)1 << 40;
+    char *tok = rp_token_issue(secret, SLEN, &in, big, now, 900, &err);
+    cr_assert_not_null(tok);
+    cr_assert(rp_token_verify(secret, SLEN, tok, strlen(tok), now, &out, &c, &err), "%s", err.message);
+    cr_assert_eq(c.ver, big);
+    cr_assert_eq(c.exp, now + 900);
+    cr_assert_eq(strlen(c.jti), 32u);
+    char *again = rp_token_issue(secret, SLEN, &in, big, now, 900, &err);
+    rp_token_claims_t c2;
+    cr_assert(rp_token_verify(secret, SLEN, again, strlen(again), now, &out, &c2, &err));
+    cr_assert_str_neq(c.jti, c2.jti, "every token has an id of its own");
+    free(again);
+    free(tok);
+}
+
+/* Correctly signed tokens whose ver or jti is missing or not what we issue. */
+Test(token, version_and_jti_are_required) {
+    static const char *const extras[] = {
+        "{\"roles\":[\"USER\"],\"jti\":\"abc\"}",                                         /* no ver */
+        "{\"roles\":[\"USER\"],\"jti\":\"abc\",\"ver\":\"0\"}",                           /* a string */
+        "{\"roles\":[\"USER\"],\"jti\":\"abc\",\"ver\":-1}",                              /* negative */
+        "{\"roles\":[\"USER\"],\"jti\":\"abc\",\"ver\":1.5}",                             /* not an integer */
+        "{\"roles\":[\"USER\"],\"ver\":0}",                                               /* no jti */
+        "{\"roles\":[\"USER\"],\"ver\":0,\"jti\":\"\"}",                                  /* empty jti */
+        "{\"roles\":[\"USER\"],\"ver\":0,\"jti\":\"0123456789abcdef0123456789abcdef0\"}", /* 33 */
+    };
+    for (size_t i = 0; i < sizeof extras / sizeof extras[0]; i++) {
+        claims_t c = {"65f0a1b2c3d4e5f601234567", "mallory", extras[i], true, true, now + 600};
+        char *tok = forge_claims(JWT_ALG_HS256, secret, SLEN, &c);
+        expect_reject(tok, "INVALID_TOKEN");
+        free(tok);
+    }
+    claims_t ok = {"65f0a1b2c3d4e5f601234567",
+                   "mallory",
+                   "{\"roles\":[\"USER\"],\"jti\":\"abc\",\"ver\":3}",
+                   true,
+                   true,
+                   now + 600};
+    char *tok = forge_claims(JWT_ALG_HS256, secret, SLEN, &ok);
+    rp_identity_t who;
+    rp_token_claims_t c;
+    rp_err_t err;
+    cr_assert(rp_token_verify(secret, SLEN, tok, strlen(tok), now, &who, &c, &err), "%s", err.message);
+    cr_assert_eq(c.ver, 3);
+    cr_assert_str_eq(c.jti, "abc");
+    free(tok);
+}
+
 Test(token, issue_refuses_short_secret) {
     rp_identity_t in = alice();
     rp_err_t err;
-    cr_assert_null(rp_token_issue((const unsigned char *)"short", 5, &in, now, 900, &err));
+    cr_assert_null(rp_token_issue((const unsigned char *)"short", 5, &in, 0, now, 900, &err));
 }
 
 Test(token, expired) {
     rp_identity_t in = alice();
     rp_err_t err;
-    char *tok = rp_token_issue(secret, SLEN, &in, now - 1000, 900, &err);
+    char *tok = rp_token_issue(secret, SLEN, &in, 0, now - 1000, 900, &err);
     expect_reject(tok, "TOKEN_EXPIRED");
     free(tok);
 }
@@ -92,7 +146,7 @@ Test(token, expired) {
 Test(token, expiry_is_exclusive) {
     rp_identity_t in = alice();
     rp_err_t err;
-    char *tok = rp_token_issue(secret, SLEN, &in, now - 900, 900, &err); /* exp == now */
+    char *tok = rp_token_issue(secret, SLEN, &in, 0, now - 900, 900, &err); /* exp == now */
     expect_reject(tok, "TOKEN_EXPIRED");
     free(tok);
 }
@@ -142,7 +196,7 @@ Test(token, missing_exp) {
 Test(token, tampered_payload) {
     rp_identity_t in = alice();
     rp_err_t err;
-    char *tok = rp_token_issue(secret, SLEN, &in, now, 900, &err);
+    char *tok = rp_token_issue(secret, SLEN, &in, 0, now, 900, &err);
     char *dot = strchr(tok, '.');
     dot[5] = dot[5] == 'A' ? 'B' : 'A';
     expect_reject(tok, "INVALID_TOKEN");
@@ -164,7 +218,7 @@ Test(token, garbage_and_bounds) {
 Test(token, embedded_nul_rejected) {
     rp_identity_t who;
     rp_err_t err;
-    cr_assert_not(rp_token_verify(secret, SLEN, "ab\0cd", 5, now, &who, &err));
+    cr_assert_not(rp_token_verify(secret, SLEN, "ab\0cd", 5, now, &who, NULL, &err));
 }
 
 Test(token, unknown_role_rejected) {
@@ -184,8 +238,8 @@ Test(token, sub_must_be_object_id) {
 Test(token, verify_needs_a_real_secret) {
     rp_identity_t in = alice(), out;
     rp_err_t err;
-    char *tok = rp_token_issue(secret, SLEN, &in, now, 900, &err);
-    cr_assert_not(rp_token_verify(NULL, 0, tok, strlen(tok), now, &out, &err));
-    cr_assert_not(rp_token_verify(secret, 8, tok, strlen(tok), now, &out, &err));
+    char *tok = rp_token_issue(secret, SLEN, &in, 0, now, 900, &err);
+    cr_assert_not(rp_token_verify(NULL, 0, tok, strlen(tok), now, &out, NULL, &err));
+    cr_assert_not(rp_token_verify(secret, 8, tok, strlen(tok), now, &out, NULL, &err));
     free(tok);
 }

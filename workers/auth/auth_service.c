@@ -1,7 +1,8 @@
 /* auth_service.c - the auth worker's operations (see auth_service.h). Rules live here, above the
- * repository: field validation, lockout, refresh-token rotation and family revocation, the
- * last-admin rule. State is read-only after creation except through the thread-safe store and
- * hasher. */
+ * repository: field validation, lockout, refresh-token rotation and family revocation, token
+ * versions (a role change, password change or disable kills every access token of the account),
+ * revoked access tokens, disabled accounts, the last-admin rule. State is read-only after
+ * creation except through the thread-safe store and hasher. */
 #include "auth_service.h"
 
 #include <sodium.h>
@@ -21,6 +22,7 @@
 #include "password.h"
 #include "roles.h"
 #include "service.h"
+#include "session.h"
 #include "timeutil.h"
 #include "token.h"
 
@@ -89,8 +91,20 @@ static json_t *account_json(const rp_account_t *a) {
     char c[RP_ISO_LEN], u[RP_ISO_LEN];
     rp_time_iso(a->created_at, c);
     rp_time_iso(a->updated_at, u);
-    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:s}", "id", a->id, "username", a->username, "email", a->email, "roles",
-                     rp_roles_to_json(a->roles), "createdAt", c, "updatedAt", u);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:b}", "id", a->id, "username", a->username, "email", a->email,
+                  "roles", rp_roles_to_json(a->roles), "createdAt", c, "updatedAt", u, "disabled", a->disabled);
+    if (a->disabled) {
+        char d[RP_ISO_LEN];
+        rp_time_iso(a->disabled_at, d);
+        json_object_set_new(o, "disabledReason", json_string(a->disabled_reason));
+        json_object_set_new(o, "disabledAt", json_string(d));
+    }
+    return o;
+}
+
+static void reply_disabled(rp_reply_t *rep) {
+    rp_reply_error(rep, 403, "ACCOUNT_DISABLED", "this account is disabled", NULL);
 }
 
 /* ---- tokens ---- */
@@ -114,8 +128,8 @@ static void issue_tokens(rp_auth_worker_t *w, const rp_account_t *a, const char 
     memset(&t, 0, sizeof t);
     memcpy(who.id, a->id, sizeof who.id);
     snprintf(who.username, sizeof who.username, "%s", a->username);
-    char *access =
-        rp_token_issue(w->cfg->jwt_secret, w->cfg->jwt_secret_len, &who, now / 1000, w->cfg->jwt_expires_s, &err);
+    char *access = rp_token_issue(w->cfg->jwt_secret, w->cfg->jwt_secret_len, &who, a->token_version, now / 1000,
+                                  w->cfg->jwt_expires_s, &err);
     if (!access) {
         rp_reply_from_err(rep, &err);
         return;
@@ -254,6 +268,10 @@ static void op_login(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
         return;
     }
     if (count > 0) w->store->ops->clear_failures(w->store, a.id, NULL);
+    if (a.disabled) { /* told only to whoever knows the password */
+        reply_disabled(rep);
+        return;
+    }
     if (rp_hasher_needs_rehash(w->hasher, a.password_hash))
         rp_log(RP_LOG_INFO, "auth", "password hash of %s uses other parameters than PASSWORD_HASH", a.id);
     issue_tokens(w, &a, NULL, NULL, rep);
@@ -290,6 +308,14 @@ static void op_refresh(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
         rp_reply_error(rep, 401, "INVALID_REFRESH_TOKEN", "the refresh token is unknown or expired", NULL);
         return;
     }
+    if (!w->store->ops->find_by_id(w->store, t.user_id, &a, &found, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (found && a.disabled) {
+        reply_disabled(rep);
+        return;
+    }
     if (t.used_at || t.revoked_at) {
         /* a dead token came back: assume it was stolen and end every session of its family */
         w->store->ops->revoke_family(w->store, t.family_id, now, NULL);
@@ -298,14 +324,84 @@ static void op_refresh(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
         rp_reply_error(rep, 401, "REFRESH_TOKEN_REUSED", "this refresh token was already used; sign in again", NULL);
         return;
     }
-    if (!w->store->ops->find_by_id(w->store, t.user_id, &a, &found, &err) || !found) {
-        if (found)
-            rp_reply_from_err(rep, &err);
-        else
-            rp_reply_error(rep, 401, "INVALID_REFRESH_TOKEN", "the account no longer exists", NULL);
+    if (!found) {
+        rp_reply_error(rep, 401, "INVALID_REFRESH_TOKEN", "the account no longer exists", NULL);
         return;
     }
     issue_tokens(w, &a, t.family_id, t.id, rep);
+}
+
+/* ---- units of work ---- */
+
+/* What a unit of work decided; a body reports it through its arg, reset at its start. */
+typedef enum outcome { DONE = 0, NO_ACCOUNT, NOT_ADMIN, LAST_ADMIN, PASSWORD_MOVED } outcome_t;
+
+/* Sets rep for a refusal a unit of work decided. */
+static void reply_outcome(outcome_t o, rp_reply_t *rep) {
+    switch (o) {
+    case DONE: break;
+    case NO_ACCOUNT: rp_reply_error(rep, 404, "USER_NOT_FOUND", "no such account", NULL); break;
+    case NOT_ADMIN: rp_reply_error(rep, 403, "FORBIDDEN", "administrators only", NULL); break;
+    case LAST_ADMIN:
+        rp_reply_error(rep, 409, "LAST_ADMIN", "at least one enabled administrator must remain", NULL);
+        break;
+    case PASSWORD_MOVED:
+        rp_reply_error(rep, 409, "CONFLICT", "the password was changed meanwhile; try again", NULL);
+        break;
+    }
+}
+
+static bool enabled_admin(const rp_account_t *a) {
+    return (a->roles & RP_ROLE_ADMIN) && !a->disabled;
+}
+
+/* Inside a unit of work: whether the caller is, in the store, an enabled ADMIN (*admin). */
+static bool tx_caller_is_admin(rp_auth_store_t *s, rp_auth_txn_t *tx, const char *caller_id, bool *admin) {
+    rp_account_t c;
+    bool found = false;
+    if (!s->ops->tx_find_by_id(tx, caller_id, &c, &found)) return false;
+    *admin = found && enabled_admin(&c);
+    return true;
+}
+
+/* Inside a unit of work, before an account goes from `before` to `after`: when that changes who
+ * is an enabled ADMIN, writes the guard (so concurrent such changes serialise on every store)
+ * and, when one fewer would remain, counts them: *last when it was the last. */
+static bool tx_admin_rule(rp_auth_store_t *s, rp_auth_txn_t *tx, const rp_account_t *before, const rp_account_t *after,
+                          bool *last) {
+    int64_t admins = 0;
+    *last = false;
+    if (enabled_admin(before) == enabled_admin(after)) return true;
+    if (!s->ops->tx_guard_admins(tx)) return false;
+    if (enabled_admin(after)) return true;
+    if (!s->ops->tx_count_admins(tx, &admins)) return false;
+    *last = admins <= 1;
+    return true;
+}
+
+typedef struct logout_arg {
+    rp_auth_store_t *store;
+    const rp_identity_t *caller;
+    int64_t now;
+} logout_arg_t;
+
+/* Revokes the caller's access token until it expires; past RP_SESSION_MAX_REVOKED unexpired
+ * revocations the account's version is bumped instead of listing more (session.h). */
+static rp_txn_end_t logout_txn(rp_auth_txn_t *tx, void *p) {
+    logout_arg_t *a = p;
+    const rp_auth_store_ops_t *o = a->store->ops;
+    int64_t count = 0;
+    rp_account_t acc;
+    bool found = false;
+    if (!o->tx_revoke_access(tx, a->caller->id, a->caller->jti, a->caller->token_exp * 1000, a->now) ||
+        !o->tx_count_revoked(tx, a->caller->id, a->now, &count))
+        return RP_TXN_FAILED;
+    if (count <= RP_SESSION_MAX_REVOKED) return RP_TXN_COMMIT;
+    if (!o->tx_find_by_id(tx, a->caller->id, &acc, &found)) return RP_TXN_FAILED;
+    if (!found) return RP_TXN_COMMIT;
+    acc.token_version++;
+    acc.updated_at = a->now;
+    return o->tx_update_account(tx, &acc, &found) ? RP_TXN_COMMIT : RP_TXN_FAILED;
 }
 
 static void op_logout(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
@@ -313,14 +409,112 @@ static void op_logout(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_err_t err;
     rp_refresh_token_t t;
     bool found = false;
+    int64_t now = w->now_ms();
     if (!rp_service_require_caller(env, rep) || !find_refresh(w, env, rep, &t, &found)) return;
     /* someone else's or an unknown token: answer the same, change nothing */
     if (found && strcmp(t.user_id, env->caller.id) == 0 &&
-        !w->store->ops->revoke_family(w->store, t.family_id, w->now_ms(), &err)) {
+        !w->store->ops->revoke_family(w->store, t.family_id, now, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    /* and the access token it is called with, whatever the refresh token was */
+    logout_arg_t a = {w->store, &env->caller, now};
+    if (env->caller.jti[0] && env->caller.token_exp * 1000 > now &&
+        !w->store->ops->transact(w->store, "logout", logout_txn, &a, &err)) {
         rp_reply_from_err(rep, &err);
         return;
     }
     rp_reply_set(rep, 200, json_pack("{s:s}", "status", "logged_out"));
+}
+
+typedef struct password_arg {
+    rp_auth_store_t *store;
+    const char *user_id, *old_hash, *new_hash;
+    int64_t now;
+    outcome_t outcome;
+} password_arg_t;
+
+/* The new hash, a new token version and every refresh family revoked, if the password is still
+ * the one the caller proved. */
+static rp_txn_end_t password_txn(rp_auth_txn_t *tx, void *p) {
+    password_arg_t *a = p;
+    const rp_auth_store_ops_t *o = a->store->ops;
+    rp_account_t acc;
+    bool found = false;
+    a->outcome = DONE;
+    if (!o->tx_find_by_id(tx, a->user_id, &acc, &found)) return RP_TXN_FAILED;
+    if (!found || strcmp(acc.password_hash, a->old_hash) != 0) {
+        a->outcome = found ? PASSWORD_MOVED : NO_ACCOUNT;
+        return RP_TXN_ROLLBACK;
+    }
+    snprintf(acc.password_hash, sizeof acc.password_hash, "%s", a->new_hash);
+    acc.token_version++;
+    acc.updated_at = a->now;
+    rp_audit_entry_t audit = {acc.id, acc.username, "user.password.change", "user", acc.id, NULL, NULL, a->now};
+    return o->tx_update_account(tx, &acc, &found) && o->tx_revoke_refresh_of(tx, acc.id, a->now) &&
+                   o->tx_append_audit(tx, &audit)
+               ? RP_TXN_COMMIT
+               : RP_TXN_FAILED;
+}
+
+/* POST /auth/password {currentPassword, newPassword}: wrong current passwords count toward the
+ * login lockout. */
+static void op_password(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    static const char *const allowed[] = {"currentPassword", "newPassword", NULL};
+    rp_auth_worker_t *w = ctx;
+    rp_err_t err;
+    rp_account_t a;
+    bool found = false;
+    if (!rp_service_require_caller(env, rep)) return;
+    json_t *details = body_details(env, allowed, rep);
+    if (!details) return;
+    const char *current = string_field(env->body, "currentPassword", details);
+    const char *next = string_field(env->body, "newPassword", details);
+    size_t curlen = current ? json_string_length(json_object_get(env->body, "currentPassword")) : 0;
+    size_t newlen = next ? json_string_length(json_object_get(env->body, "newPassword")) : 0;
+    if (next && (newlen < 8 || newlen > 128)) rp_details_add(details, "/newPassword", "must be 8 to 128 bytes");
+    if (current && curlen > 1024) rp_details_add(details, "/currentPassword", "must be at most 1024 bytes");
+    if (rp_service_reject_invalid(rep, details)) return;
+    bool read = w->store->ops->find_by_id(w->store, env->caller.id, &a, &found, &err);
+    if (!rp_service_found(rep, read, found, &err, "USER_NOT_FOUND", "the account no longer exists")) return;
+    int64_t now = w->now_ms(), window = w->cfg->login_lockout_s * 1000, count, nth_at;
+    if (!w->store->ops->failures(w->store, a.id, now - window, w->cfg->login_max_failures, &count, &nth_at, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (count >= w->cfg->login_max_failures) {
+        int64_t wait_ms = nth_at + window - now;
+        rp_reply_error(rep, 429, "ACCOUNT_LOCKED", "too many wrong passwords; try again later", NULL);
+        rep->retry_after_s = wait_ms > 0 ? (int)((wait_ms + 999) / 1000) : 1;
+        return;
+    }
+    if (!rp_hasher_verify(w->hasher, a.password_hash, current, curlen)) {
+        if (!w->store->ops->add_failure(w->store, a.id, now, now - window, &err)) {
+            rp_reply_from_err(rep, &err);
+            return;
+        }
+        rp_reply_error(rep, 403, "INVALID_CREDENTIALS", "the current password is wrong", NULL);
+        return;
+    }
+    if (count > 0) w->store->ops->clear_failures(w->store, a.id, NULL);
+    char hash[sizeof a.password_hash];
+    if (!rp_hasher_hash(w->hasher, next, newlen, hash, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    password_arg_t arg = {w->store, a.id, a.password_hash, hash, now, DONE};
+    bool ok = w->store->ops->transact(w->store, "change password", password_txn, &arg, &err);
+    sodium_memzero(hash, sizeof hash);
+    if (!ok) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (arg.outcome != DONE) {
+        reply_outcome(arg.outcome, rep);
+        return;
+    }
+    rp_log(RP_LOG_INFO, "auth", "password of %s changed; its tokens are revoked", a.id);
+    rp_reply_set(rep, 200, json_pack("{s:s}", "status", "password_changed"));
 }
 
 static void op_me(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
@@ -334,6 +528,24 @@ static void op_me(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
         rp_reply_set(rep, 200, account_json(&a));
 }
 
+/* The caller is an ADMIN by the roles the gateway sent and, read now, an enabled ADMIN in the
+ * store; otherwise false with rep set (403). */
+static bool require_stored_admin(rp_auth_worker_t *w, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_err_t err;
+    rp_account_t c;
+    bool found = false;
+    if (!rp_service_require_roles(env, RP_ROLE_ADMIN, "administrators only", rep)) return false;
+    if (!w->store->ops->find_by_id(w->store, env->caller.id, &c, &found, &err)) {
+        rp_reply_from_err(rep, &err);
+        return false;
+    }
+    if (!found || !enabled_admin(&c)) {
+        reply_outcome(NOT_ADMIN, rep);
+        return false;
+    }
+    return true;
+}
+
 static void op_list_users(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_auth_worker_t *w = ctx;
     rp_err_t err;
@@ -342,7 +554,7 @@ static void op_list_users(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
     rp_account_t *items = NULL;
     size_t n = 0;
     bool more = false;
-    if (!rp_service_require_roles(env, RP_ROLE_ADMIN, "administrators only", rep)) return;
+    if (!require_stored_admin(w, env, rep)) return;
     if (!rp_paging_parse(env, &limit, &cursor, &err) ||
         !w->store->ops->list_users(w->store, cursor, limit, &items, &n, &more, &err)) {
         rp_reply_from_err(rep, &err);
@@ -355,12 +567,104 @@ static void op_list_users(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
     rp_reply_set(rep, 200, rp_service_page(list, more));
 }
 
+/* An administrator's change of an account, in one unit of work: the caller must be an enabled
+ * ADMIN in the store, the last enabled ADMIN is kept, the change is audited. */
+typedef struct admin_change {
+    rp_auth_store_t *store;
+    const rp_identity_t *caller;
+    const char *target_id;
+    int64_t now;
+    /* what to change: the roles (set_roles), or the disabled state (set_status) */
+    bool set_roles;
+    unsigned roles;
+    bool disabled;
+    const char *reason;
+    /* results */
+    outcome_t outcome;
+    rp_account_t account; /* as written */
+} admin_change_t;
+
+/* The audit before/after of a change: roles, or the disabled state. */
+static json_t *change_json(const admin_change_t *c, const rp_account_t *a) {
+    if (c->set_roles) return rp_roles_to_json(a->roles);
+    return a->disabled ? json_pack("{s:b, s:s}", "disabled", true, "reason", a->disabled_reason)
+                       : json_pack("{s:b}", "disabled", false);
+}
+
+static rp_txn_end_t admin_change_txn(rp_auth_txn_t *tx, void *p) {
+    admin_change_t *c = p;
+    const rp_auth_store_ops_t *o = c->store->ops;
+    rp_account_t before, after;
+    bool found = false, admin = false, last = false;
+    c->outcome = DONE;
+    if (!tx_caller_is_admin(c->store, tx, c->caller->id, &admin)) return RP_TXN_FAILED;
+    if (!admin) {
+        c->outcome = NOT_ADMIN;
+        return RP_TXN_ROLLBACK;
+    }
+    if (!o->tx_find_by_id(tx, c->target_id, &before, &found)) return RP_TXN_FAILED;
+    if (!found) {
+        c->outcome = NO_ACCOUNT;
+        return RP_TXN_ROLLBACK;
+    }
+    after = before;
+    if (c->set_roles) {
+        after.roles = c->roles;
+    } else if (c->disabled) {
+        after.disabled = true;
+        snprintf(after.disabled_reason, sizeof after.disabled_reason, "%s", c->reason);
+        after.disabled_at = before.disabled ? before.disabled_at : c->now;
+    } else {
+        after.disabled = false;
+        after.disabled_reason[0] = '\0';
+        after.disabled_at = 0;
+    }
+    if (!tx_admin_rule(c->store, tx, &before, &after, &last)) return RP_TXN_FAILED;
+    if (last) {
+        c->outcome = LAST_ADMIN;
+        return RP_TXN_ROLLBACK;
+    }
+    /* what the account's tokens carried is no longer true: they all die. Enabling bumps it too,
+     * so that the first token after it is newer than any state a gateway cached meanwhile. */
+    if (after.roles != before.roles || after.disabled != before.disabled) after.token_version++;
+    after.updated_at = c->now;
+    json_t *b = change_json(c, &before), *a = change_json(c, &after);
+    rp_audit_entry_t audit = {c->caller->id,
+                              c->caller->username,
+                              c->set_roles ? "user.roles.update" : "user.status.update",
+                              "user",
+                              after.id,
+                              b,
+                              a,
+                              c->now};
+    bool ok = o->tx_update_account(tx, &after, &found) &&
+              (!after.disabled || o->tx_revoke_refresh_of(tx, after.id, c->now)) && o->tx_append_audit(tx, &audit);
+    json_decref(b);
+    json_decref(a);
+    c->account = after;
+    return ok ? RP_TXN_COMMIT : RP_TXN_FAILED;
+}
+
+/* Runs c and answers with the account as written. */
+static void run_admin_change(rp_auth_worker_t *w, admin_change_t *c, rp_reply_t *rep) {
+    rp_err_t err;
+    if (!w->store->ops->transact(w->store, c->set_roles ? "set roles" : "set status", admin_change_txn, c, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    if (c->outcome != DONE) {
+        reply_outcome(c->outcome, rep);
+        return;
+    }
+    rp_log(RP_LOG_INFO, "auth", "%s of %s changed by %s", c->set_roles ? "roles" : "status", c->target_id,
+           c->caller->id);
+    rp_reply_set(rep, 200, account_json(&c->account));
+}
+
 static void op_set_roles(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     static const char *const allowed[] = {"roles", NULL};
     rp_auth_worker_t *w = ctx;
     rp_err_t err;
-    rp_account_t a;
-    bool found = false;
     unsigned roles = 0;
     if (!rp_service_require_roles(env, RP_ROLE_ADMIN, "administrators only", rep)) return;
     const char *id = rp_service_path_id(env, "id", "USER_NOT_FOUND", "no such account", rep);
@@ -369,30 +673,41 @@ static void op_set_roles(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     if (!rp_roles_from_json(json_object_get(env->body, "roles"), &roles, &err))
         rp_details_add(details, "/roles", err.message);
     if (rp_service_reject_invalid(rep, details)) return;
-    bool read = w->store->ops->find_by_id(w->store, id, &a, &found, &err);
-    if (!rp_service_found(rep, read, found, &err, "USER_NOT_FOUND", "no such account")) return;
-    if ((a.roles & RP_ROLE_ADMIN) && !(roles & RP_ROLE_ADMIN)) {
-        int64_t admins = 0;
-        if (!w->store->ops->count_with_role(w->store, RP_ROLE_ADMIN, &admins, &err)) {
-            rp_reply_from_err(rep, &err);
-            return;
-        }
-        if (admins <= 1) {
-            rp_reply_error(rep, 409, "LAST_ADMIN", "the last administrator cannot lose the ADMIN role", NULL);
-            return;
-        }
-    }
-    json_t *before = rp_roles_to_json(a.roles), *after = rp_roles_to_json(roles);
-    rp_audit_entry_t audit = {env->caller.id, env->caller.username, "user.roles.update", "user", a.id, before,
-                              after,          w->now_ms()};
-    bool ok = w->store->ops->set_roles(w->store, a.id, roles, audit.at, &audit, &found, &err);
-    json_decref(before);
-    json_decref(after);
-    if (!rp_service_found(rep, ok, found, &err, "USER_NOT_FOUND", "no such account")) return;
-    rp_log(RP_LOG_INFO, "auth", "roles of %s changed by %s", a.id, env->caller.id);
-    a.roles = roles;
-    a.updated_at = audit.at;
-    rp_reply_set(rep, 200, account_json(&a));
+    admin_change_t c = {.store = w->store,
+                        .caller = &env->caller,
+                        .target_id = id,
+                        .now = w->now_ms(),
+                        .set_roles = true,
+                        .roles = roles};
+    run_admin_change(w, &c, rep);
+}
+
+/* PUT /auth/users/{id}/status {disabled, reason}: a disabled account's tokens and refresh
+ * families die, and it cannot sign in until enabled again. */
+static void op_set_status(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    static const char *const allowed[] = {"disabled", "reason", NULL};
+    rp_auth_worker_t *w = ctx;
+    if (!rp_service_require_roles(env, RP_ROLE_ADMIN, "administrators only", rep)) return;
+    const char *id = rp_service_path_id(env, "id", "USER_NOT_FOUND", "no such account", rep);
+    json_t *details = id ? body_details(env, allowed, rep) : NULL;
+    if (!details) return;
+    json_t *disabled = json_object_get(env->body, "disabled");
+    json_t *reason = json_object_get(env->body, "reason");
+    if (!disabled)
+        rp_details_add(details, "/disabled", "is required");
+    else if (!json_is_boolean(disabled))
+        rp_details_add(details, "/disabled", "must be a boolean");
+    if (reason && (!json_is_string(reason) || json_string_length(reason) > 255 ||
+                   strlen(json_string_value(reason)) != json_string_length(reason)))
+        rp_details_add(details, "/reason", "must be a string of at most 255 bytes");
+    if (rp_service_reject_invalid(rep, details)) return;
+    admin_change_t c = {.store = w->store,
+                        .caller = &env->caller,
+                        .target_id = id,
+                        .now = w->now_ms(),
+                        .disabled = json_is_true(disabled),
+                        .reason = reason ? json_string_value(reason) : ""};
+    run_admin_change(w, &c, rep);
 }
 
 static void op_audit(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
@@ -439,9 +754,35 @@ static void op_accounts(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
             rp_reply_from_err(rep, &err);
             return;
         }
-        json_array_append_new(states, json_string(found ? "ACTIVE" : "UNKNOWN"));
+        json_array_append_new(states, json_string(!found ? "UNKNOWN" : a.disabled ? "DISABLED" : "ACTIVE"));
     }
     rp_reply_set(rep, 200, json_pack("{s:o}", "states", states));
+}
+
+/* RP_SESSION_ROUTE (session.h): the gateway asking for the state it checks access tokens against. */
+static void op_session(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_auth_worker_t *w = ctx;
+    rp_err_t err;
+    rp_account_t a;
+    bool found = false, more = false;
+    rp_session_state_t st;
+    json_t *user = json_object_get(env->body, "userId");
+    if (!json_is_string(user) || !rp_oid_valid(json_string_value(user), json_string_length(user))) {
+        rp_service_reject_field(rep, "the request body is invalid", "/userId", "must be an ObjectId");
+        return;
+    }
+    bool read = w->store->ops->find_by_id(w->store, json_string_value(user), &a, &found, &err);
+    if (!rp_service_found(rep, read, found, &err, "USER_NOT_FOUND", "no such account")) return;
+    memset(&st, 0, sizeof st);
+    if (!w->store->ops->revoked_access(w->store, a.id, w->now_ms(), RP_SESSION_MAX_REVOKED, st.revoked, &st.n_revoked,
+                                       &more, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    st.roles = a.roles;
+    st.token_version = a.token_version;
+    st.disabled = a.disabled;
+    rp_reply_set(rep, 200, rp_session_to_json(&st));
 }
 
 static const rp_route_op_t ops[] = {
@@ -452,8 +793,11 @@ static const rp_route_op_t ops[] = {
     {"GET", "/auth/me", op_me},
     {"GET", "/auth/users", op_list_users},
     {"PUT", "/auth/users/{id}/roles", op_set_roles},
+    {"PUT", "/auth/users/{id}/status", op_set_status},
+    {"POST", "/auth/password", op_password},
     {"GET", "/auth/audit-log", op_audit},
     {"POST", RP_ACCOUNTS_ROUTE, op_accounts},
+    {"POST", RP_SESSION_ROUTE, op_session},
 };
 
 static bool bootstrap_admin(rp_auth_worker_t *w, rp_err_t *err) {

@@ -1,6 +1,8 @@
-/* auth_store.h - the auth worker's repository: accounts, login failures, refresh tokens and the
- * role audit log. Backend-neutral (SQLite now, MongoDB later): a backend only stores and
- * fetches; lockout, rotation and role rules live in auth_service.c. Thread-safe. */
+/* auth_store.h - the auth worker's repository: accounts, login failures, refresh tokens, revoked
+ * access tokens and the account audit log. Backend-neutral (SQLite, MongoDB): a backend only
+ * stores and fetches, through single operations and a unit of work (transact and the tx_*
+ * primitives, as reward_store.h); lockout, rotation, token versions and the last-admin rule live
+ * in auth_service.c. Thread-safe; a unit of work belongs to the thread that runs it. */
 #ifndef RP_WORKERS_AUTH_STORE_H
 #define RP_WORKERS_AUTH_STORE_H
 
@@ -12,6 +14,8 @@
 #include "audit.h"
 #include "err.h"
 #include "ids.h"
+#include "token.h"
+#include "txn.h"
 
 typedef struct rp_account {
     char id[RP_OID_LEN];
@@ -21,6 +25,10 @@ typedef struct rp_account {
     char password_hash[160];
     unsigned roles;
     int64_t created_at, updated_at;
+    int64_t token_version;     /* bumped when every access token of the account must die */
+    bool disabled;             /* a disabled account cannot sign in, refresh or use its tokens */
+    char disabled_reason[256]; /* "" when enabled */
+    int64_t disabled_at;       /* epoch ms, 0 when enabled */
 } rp_account_t;
 
 typedef struct rp_refresh_token {
@@ -33,6 +41,15 @@ typedef struct rp_refresh_token {
 } rp_refresh_token_t;
 
 typedef struct rp_auth_store rp_auth_store_t;
+/* A unit of work in progress; each backend defines its own. Valid only inside the body. */
+typedef struct rp_auth_txn rp_auth_txn_t;
+
+/* The body of a unit of work. It touches the store only through the tx_* operations. On MongoDB
+ * the runner may call it again from the start (a transient error, a write conflict): it must
+ * reset, at its start, everything it reports through arg. It returns RP_TXN_COMMIT to keep what
+ * it wrote, RP_TXN_ROLLBACK to keep nothing (a refusal), RP_TXN_FAILED right after a tx_*
+ * operation returned false. */
+typedef rp_txn_end_t (*rp_auth_txn_fn)(rp_auth_txn_t *tx, void *arg);
 
 /* The ops table of a backend that names each of its functions <prefix><op> (s_ping, s_create_user, ...):
  *     static const rp_auth_store_ops_t ops = RP_AUTH_STORE_OPS(s_);
@@ -40,11 +57,14 @@ typedef struct rp_auth_store rp_auth_store_t;
 #define RP_AUTH_STORE_OPS(p)                                                                                           \
     {                                                                                                                  \
         .ping = p##ping, .create_user = p##create_user, .find_by_id = p##find_by_id,                                   \
-        .find_by_login = p##find_by_login, .list_users = p##list_users, .set_roles = p##set_roles,                     \
-        .count_with_role = p##count_with_role, .add_failure = p##add_failure, .failures = p##failures,                 \
-        .clear_failures = p##clear_failures, .insert_refresh = p##insert_refresh, .find_refresh = p##find_refresh,     \
-        .rotate_refresh = p##rotate_refresh, .revoke_family = p##revoke_family, .list_audit = p##list_audit,           \
-        .free = p##free                                                                                                \
+        .find_by_login = p##find_by_login, .list_users = p##list_users, .add_failure = p##add_failure,                 \
+        .failures = p##failures, .clear_failures = p##clear_failures, .insert_refresh = p##insert_refresh,             \
+        .find_refresh = p##find_refresh, .rotate_refresh = p##rotate_refresh, .revoke_family = p##revoke_family,       \
+        .list_audit = p##list_audit, .revoked_access = p##revoked_access, .transact = p##transact,                     \
+        .tx_find_by_id = p##tx_find_by_id, .tx_count_admins = p##tx_count_admins,                                      \
+        .tx_guard_admins = p##tx_guard_admins, .tx_update_account = p##tx_update_account,                              \
+        .tx_revoke_refresh_of = p##tx_revoke_refresh_of, .tx_revoke_access = p##tx_revoke_access,                      \
+        .tx_count_revoked = p##tx_count_revoked, .tx_append_audit = p##tx_append_audit, .free = p##free                \
     }
 
 typedef struct rp_auth_store_ops {
@@ -60,10 +80,6 @@ typedef struct rp_auth_store_ops {
      * (free()), *more tells whether more follow. */
     bool (*list_users)(rp_auth_store_t *s, const char *after, int limit, rp_account_t **out, size_t *n, bool *more,
                        rp_err_t *err);
-    /* Sets roles and appends the audit entry in one transaction; *found false when no such id. */
-    bool (*set_roles)(rp_auth_store_t *s, const char *id, unsigned roles, int64_t now, const rp_audit_entry_t *audit,
-                      bool *found, rp_err_t *err);
-    bool (*count_with_role)(rp_auth_store_t *s, unsigned role, int64_t *count, rp_err_t *err);
     /* Records a failed login at `at` and forgets failures older than `forget_before`. */
     bool (*add_failure)(rp_auth_store_t *s, const char *user_id, int64_t at, int64_t forget_before, rp_err_t *err);
     /* Counts failures after `since`; *nth_at = time of the n-th most recent of them (0 if fewer). */
@@ -82,6 +98,42 @@ typedef struct rp_auth_store_ops {
      * a new array of {id, actor: {id, username}, action, target: {type, id}, before, after, at}. */
     bool (*list_audit)(rp_auth_store_t *s, const char *target_id, const char *actor_id, const char *cursor, int limit,
                        json_t **items, bool *more, rp_err_t *err);
+    /* The ids of user_id's revoked access tokens that expire after now (epoch ms), up to limit
+     * of them into jtis (*n); *more when there were more. */
+    bool (*revoked_access)(rp_auth_store_t *s, const char *user_id, int64_t now, int limit, char (*jtis)[RP_JTI_LEN],
+                           size_t *n, bool *more, rp_err_t *err);
+
+    /* ---- the unit of work ---- */
+
+    /* Runs fn in one transaction (SQLite: BEGIN IMMEDIATE on a pooled connection, so units of
+     * work never interleave; MongoDB: a snapshot transaction, majority, rerun on a write
+     * conflict). True when the body committed or rolled back; false with err when it failed
+     * (nothing it wrote stays). what names the work in logs and errors. */
+    bool (*transact)(rp_auth_store_t *s, const char *what, rp_auth_txn_fn fn, void *arg, rp_err_t *err);
+
+    /* Valid only inside a body, on its tx; false on a store failure (the body then returns
+     * RP_TXN_FAILED). */
+    bool (*tx_find_by_id)(rp_auth_txn_t *tx, const char *id, rp_account_t *out, bool *found);
+    /* How many enabled accounts hold ADMIN. */
+    bool (*tx_count_admins)(rp_auth_txn_t *tx, int64_t *count);
+    /* Writes the one guard every unit of work that changes who is an enabled ADMIN must write,
+     * so that any two of them conflict: MongoDB's snapshot isolation would otherwise let two
+     * demotions of different admins both count 2 (write skew). SQLite's writers never
+     * interleave, so there it writes nothing. */
+    bool (*tx_guard_admins)(rp_auth_txn_t *tx);
+    /* Writes a's password hash, roles, token version, disabled state (flag, reason, time) and
+     * updated_at to the account a->id; *found false when there is none. */
+    bool (*tx_update_account)(rp_auth_txn_t *tx, const rp_account_t *a, bool *found);
+    /* Revokes, at now, every refresh token of user_id not revoked yet (all its families). */
+    bool (*tx_revoke_refresh_of)(rp_auth_txn_t *tx, const char *user_id, int64_t now);
+    /* Records access token jti of user_id as revoked until expires_at (epoch ms; recording it
+     * again changes nothing) and forgets user_id's revoked tokens that expired by now. */
+    bool (*tx_revoke_access)(rp_auth_txn_t *tx, const char *user_id, const char *jti, int64_t expires_at, int64_t now);
+    /* How many of user_id's revoked access tokens expire after now. */
+    bool (*tx_count_revoked)(rp_auth_txn_t *tx, const char *user_id, int64_t now, int64_t *count);
+    /* Appends the audit entry (its id made by the store). */
+    bool (*tx_append_audit)(rp_auth_txn_t *tx, const rp_audit_entry_t *entry);
+
     void (*free)(rp_auth_store_t *s);
 } rp_auth_store_ops_t;
 

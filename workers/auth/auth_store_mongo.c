@@ -1,5 +1,7 @@
 /* auth_store_mongo.c - the auth repository on MongoDB (see auth_store_mongo.h): a client pool,
- * transactions for the multi-document writes, the same semantics as auth_store_sqlite.c. */
+ * transactions for the multi-document writes and the unit of work, the same semantics as
+ * auth_store_sqlite.c. Fields added after the first release (tokenVersion, disabled, ...) read
+ * as their defaults (0, false, "") on documents that lack them. */
 #include "auth_store_mongo.h"
 
 #include <stdio.h>
@@ -9,12 +11,16 @@
 #include "ids.h"
 #include "mem.h"
 #include "mongo_util.h"
+#include "roles.h"
 #include "store_handle.h"
 
 #define USERS "users"
 #define REFRESH "refresh_tokens"
 #define FAILURES "login_failures"
-#define AUDIT_LOG "auth" /* this store's entries in the shared audit_logs collection */
+#define REVOKED "revoked_access"
+#define GUARDS "auth_guards"
+#define ADMINS_GUARD "admins" /* the guard document every admin-changing transaction writes */
+#define AUDIT_LOG "auth"      /* this store's entries in the shared audit_logs collection */
 
 static rp_mongo_t *db_of(rp_auth_store_t *base) {
     return rp_store_handle_backend(base);
@@ -40,6 +46,10 @@ static void doc_to_account(const bson_t *d, void *out) {
     a->roles = (unsigned)rp_mongo_get_i64(d, "roles");
     a->created_at = rp_mongo_get_ms(d, "createdAt");
     a->updated_at = rp_mongo_get_ms(d, "updatedAt");
+    a->token_version = rp_mongo_get_i64(d, "tokenVersion");
+    a->disabled = rp_mongo_get_bool(d, "disabled");
+    rp_mongo_copy_str(d, "disabledReason", a->disabled_reason, sizeof a->disabled_reason);
+    a->disabled_at = rp_mongo_get_ms(d, "disabledAt");
 }
 
 static bool m_ping(rp_auth_store_t *base, rp_err_t *err) {
@@ -64,7 +74,8 @@ static bool m_create_user(rp_auth_store_t *base, const rp_account_t *a, rp_err_t
         BCON_NEW("_id", BCON_UTF8(a->id), "username", BCON_UTF8(a->username), "usernameLower",
                  BCON_UTF8(a->username_key), "email", BCON_UTF8(a->email), "emailLower", BCON_UTF8(a->email_key),
                  "passwordHash", BCON_UTF8(a->password_hash), "roles", BCON_INT64((int64_t)a->roles), "createdAt",
-                 BCON_DATE_TIME(a->created_at), "updatedAt", BCON_DATE_TIME(a->updated_at));
+                 BCON_DATE_TIME(a->created_at), "updatedAt", BCON_DATE_TIME(a->updated_at), "tokenVersion",
+                 BCON_INT64(a->token_version), "disabled", BCON_BOOL(a->disabled));
     bool ok = rp_mongo_insert(db_of(base), USERS, doc, &berr, err);
     if (!ok && rp_mongo_is_duplicate(&berr)) {
         if (duplicate_on_email(berr.message))
@@ -109,41 +120,6 @@ static bool m_list_users(rp_auth_store_t *base, const char *after, int limit, rp
     }
     bson_destroy(filter);
     bson_destroy(opts);
-    return ok;
-}
-
-typedef struct roles_arg {
-    const char *id;
-    unsigned roles;
-    int64_t now;
-    const rp_audit_entry_t *audit;
-    bool found; /* result of the last (committed) attempt */
-} roles_arg_t;
-
-static bool roles_txn(rp_mongo_txn_t *tx, void *p) {
-    roles_arg_t *a = p;
-    a->found = false;
-    bool ok = rp_mongo_txn_update_take(
-        tx, USERS, BCON_NEW("_id", BCON_UTF8(a->id)),
-        BCON_NEW("$set", "{", "roles", BCON_INT64((int64_t)a->roles), "updatedAt", BCON_DATE_TIME(a->now), "}"), 0,
-        &a->found);
-    if (!ok || !a->found) return ok; /* no such user: nothing to audit */
-    return rp_mongo_audit_append(tx, AUDIT_LOG, a->audit);
-}
-
-static bool m_set_roles(rp_auth_store_t *base, const char *id, unsigned roles, int64_t now,
-                        const rp_audit_entry_t *audit, bool *found, rp_err_t *err) {
-    roles_arg_t a = {id, roles, now, audit, false};
-    *found = false;
-    bool ok = rp_mongo_transact(db_of(base), "set roles", roles_txn, &a, err);
-    if (ok) *found = a.found;
-    return ok;
-}
-
-static bool m_count_with_role(rp_auth_store_t *base, unsigned role, int64_t *count, rp_err_t *err) {
-    bson_t *filter = BCON_NEW("roles", "{", "$bitsAnySet", BCON_INT64((int64_t)role), "}");
-    bool ok = rp_mongo_count(db_of(base), USERS, filter, count, err);
-    bson_destroy(filter);
     return ok;
 }
 
@@ -280,6 +256,130 @@ static bool m_list_audit(rp_auth_store_t *base, const char *target_id, const cha
     return rp_mongo_audit_list(db_of(base), AUDIT_LOG, NULL, target_id, actor_id, cursor, limit, items, more, err);
 }
 
+typedef struct jti_rows {
+    char (*jtis)[RP_JTI_LEN];
+    int limit;
+    size_t n;
+    bool more;
+} jti_rows_t;
+
+static bool add_jti(const bson_t *doc, void *p) {
+    jti_rows_t *r = p;
+    if ((int)r->n == r->limit) {
+        r->more = true;
+        return false;
+    }
+    rp_mongo_copy_str(doc, "_id", r->jtis[r->n], RP_JTI_LEN);
+    r->n++;
+    return true;
+}
+
+static bool m_revoked_access(rp_auth_store_t *base, const char *user_id, int64_t now, int limit,
+                             char (*jtis)[RP_JTI_LEN], size_t *n, bool *more, rp_err_t *err) {
+    jti_rows_t rows = {jtis, limit < 0 ? 0 : limit, 0, false};
+    bson_t *filter = BCON_NEW("userId", BCON_UTF8(user_id), "expiresAt", "{", "$gt", BCON_DATE_TIME(now), "}");
+    bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64((int64_t)rows.limit + 1),
+                            "projection", "{", "_id", BCON_INT32(1), "}");
+    bool ok = rp_mongo_find(db_of(base), REVOKED, filter, opts, add_jti, &rows, err);
+    *n = ok ? rows.n : 0;
+    *more = ok && rows.more;
+    bson_destroy(filter);
+    bson_destroy(opts);
+    return ok;
+}
+
+/* ---- the unit of work ---- */
+
+struct rp_auth_txn {
+    rp_mongo_txn_t *tx; /* the attempt in progress: a rerun gets a new one */
+    rp_auth_txn_fn fn;
+    void *arg;
+};
+
+static bool run_body(rp_mongo_txn_t *tx, void *p) {
+    rp_auth_txn_t *t = p;
+    t->tx = tx;
+    switch (t->fn(t, t->arg)) {
+    case RP_TXN_COMMIT: return true;
+    case RP_TXN_ROLLBACK: return rp_mongo_txn_rollback(tx);
+    case RP_TXN_FAILED: break;
+    }
+    return false;
+}
+
+static bool m_transact(rp_auth_store_t *base, const char *what, rp_auth_txn_fn fn, void *arg, rp_err_t *err) {
+    rp_auth_txn_t t = {NULL, fn, arg};
+    bool ok = rp_mongo_transact(db_of(base), what, run_body, &t, err);
+    if (!ok) duplicate_is_error(err, what);
+    return ok;
+}
+
+static bool m_tx_find_by_id(rp_auth_txn_t *t, const char *id, rp_account_t *out, bool *found) {
+    return rp_mongo_txn_fetch(t->tx, USERS, BCON_NEW("_id", BCON_UTF8(id)), doc_to_account, out, found);
+}
+
+/* enabled: disabled is false or absent (accounts from before the field) */
+static bool m_tx_count_admins(rp_auth_txn_t *t, int64_t *count) {
+    bson_t *filter = BCON_NEW("roles", "{", "$bitsAnySet", BCON_INT64((int64_t)RP_ROLE_ADMIN), "}", "disabled", "{",
+                              "$ne", BCON_BOOL(true), "}");
+    bool ok = rp_mongo_txn_count(t->tx, USERS, filter, NULL, count);
+    bson_destroy(filter);
+    return ok;
+}
+
+/* Every admin-changing transaction increments the same document: two of them write one key,
+ * so the second to write gets a WriteConflict and is rerun from the start, seeing the first's
+ * result. That turns snapshot isolation's write skew into a serial order. */
+static bool m_tx_guard_admins(rp_auth_txn_t *t) {
+    return rp_mongo_txn_update_take(t->tx, GUARDS, BCON_NEW("_id", BCON_UTF8(ADMINS_GUARD)),
+                                    BCON_NEW("$inc", "{", "n", BCON_INT64(1), "}"), RP_MONGO_UPSERT, NULL);
+}
+
+static bool m_tx_update_account(rp_auth_txn_t *t, const rp_account_t *a, bool *found) {
+    bson_t *set = BCON_NEW("passwordHash", BCON_UTF8(a->password_hash), "roles", BCON_INT64((int64_t)a->roles),
+                           "tokenVersion", BCON_INT64(a->token_version), "disabled", BCON_BOOL(a->disabled),
+                           "updatedAt", BCON_DATE_TIME(a->updated_at));
+    if (a->disabled) {
+        BSON_APPEND_UTF8(set, "disabledReason", a->disabled_reason);
+        BSON_APPEND_DATE_TIME(set, "disabledAt", a->disabled_at);
+    } else {
+        BSON_APPEND_NULL(set, "disabledReason");
+        BSON_APPEND_NULL(set, "disabledAt");
+    }
+    bson_t *update = bson_new();
+    BSON_APPEND_DOCUMENT(update, "$set", set);
+    bson_destroy(set);
+    return rp_mongo_txn_update_take(t->tx, USERS, BCON_NEW("_id", BCON_UTF8(a->id)), update, 0, found);
+}
+
+static bool m_tx_revoke_refresh_of(rp_auth_txn_t *t, const char *user_id, int64_t now) {
+    return rp_mongo_txn_update_take(t->tx, REFRESH, BCON_NEW("userId", BCON_UTF8(user_id), "revokedAt", BCON_NULL),
+                                    BCON_NEW("$set", "{", "revokedAt", BCON_DATE_TIME(now), "}"), RP_MONGO_MANY, NULL);
+}
+
+static bool m_tx_revoke_access(rp_auth_txn_t *t, const char *user_id, const char *jti, int64_t expires_at,
+                               int64_t now) {
+    bson_t *old = BCON_NEW("userId", BCON_UTF8(user_id), "expiresAt", "{", "$lte", BCON_DATE_TIME(now), "}");
+    bool ok = rp_mongo_txn_delete(t->tx, REVOKED, old, true, NULL);
+    bson_destroy(old);
+    /* an upsert, so that recording a token twice is no duplicate key (which aborts a transaction) */
+    return ok && rp_mongo_txn_update_take(t->tx, REVOKED, BCON_NEW("_id", BCON_UTF8(jti)),
+                                          BCON_NEW("$setOnInsert", "{", "userId", BCON_UTF8(user_id), "expiresAt",
+                                                   BCON_DATE_TIME(expires_at), "}"),
+                                          RP_MONGO_UPSERT, NULL);
+}
+
+static bool m_tx_count_revoked(rp_auth_txn_t *t, const char *user_id, int64_t now, int64_t *count) {
+    bson_t *filter = BCON_NEW("userId", BCON_UTF8(user_id), "expiresAt", "{", "$gt", BCON_DATE_TIME(now), "}");
+    bool ok = rp_mongo_txn_count(t->tx, REVOKED, filter, NULL, count);
+    bson_destroy(filter);
+    return ok;
+}
+
+static bool m_tx_append_audit(rp_auth_txn_t *t, const rp_audit_entry_t *entry) {
+    return rp_mongo_audit_append(t->tx, AUDIT_LOG, entry);
+}
+
 static const rp_auth_store_ops_t ops = RP_AUTH_STORE_OPS(m_);
 
 /* The identity keys are unique; tokens are found by hash and revoked by family; the lockout
@@ -290,9 +390,26 @@ static const rp_mongo_index_t indexes[] = {
     {REFRESH, "refresh_tokens_hash", NULL, true, {{"tokenHash", 1}}},
     {REFRESH, "refresh_tokens_family", NULL, false, {{"familyId", 1}}},
     {FAILURES, "login_failures_user", NULL, false, {{"userId", 1}, {"at", 1}}},
+    {REFRESH, "refresh_tokens_user", NULL, false, {{"userId", 1}}},
+    {REVOKED, "revoked_access_user", NULL, false, {{"userId", 1}, {"expiresAt", 1}}},
 };
 
-static const rp_mongo_setup_t setup = RP_MONGO_SETUP("reward-auth", indexes, rp_mongo_audit_indexes);
+/* Seeds the admins guard outside any transaction (older servers cannot create a collection
+ * inside one), then the audit indexes. */
+static bool set_up(rp_mongo_t *m, rp_err_t *err) {
+    rp_err_t e;
+    rp_err_clear(&e);
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(ADMINS_GUARD));
+    bson_t *u = BCON_NEW("$setOnInsert", "{", "n", BCON_INT64(0), "}");
+    bool ok = rp_mongo_update(m, GUARDS, filter, u, RP_MONGO_UPSERT, NULL, &e);
+    if (!ok && e.kind == RP_ERR_CONFLICT) ok = true; /* another process seeded it at the same moment */
+    if (!ok && err) *err = e;
+    bson_destroy(filter);
+    bson_destroy(u);
+    return ok && rp_mongo_audit_indexes(m, err);
+}
+
+static const rp_mongo_setup_t setup = RP_MONGO_SETUP("reward-auth", indexes, set_up);
 
 rp_auth_store_t *rp_auth_store_mongo_open(const char *uri, const char *db_name, rp_err_t *err) {
     return rp_mongo_store_open(uri, db_name, &setup, &(rp_auth_store_t){&ops}, sizeof(rp_auth_store_t), err);

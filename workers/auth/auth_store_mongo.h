@@ -2,13 +2,17 @@
  *
  * Collections (ids as string _id, times as BSON dates, see lib/mongo_util.h):
  *   users           {_id, username, usernameLower, email, emailLower, passwordHash, roles, createdAt,
- *                    updatedAt}; unique usernameLower, unique emailLower
+ *                    updatedAt, tokenVersion, disabled, disabledReason, disabledAt}; unique
+ *                    usernameLower, unique emailLower; the last four may be absent (0, false)
  *   refresh_tokens  {_id, userId, familyId, tokenHash, createdAt, expiresAt, usedAt, revokedAt};
- *                    unique tokenHash, familyId
+ *                    unique tokenHash, familyId, userId
  *   login_failures  {_id, userId, at}; (userId, at)
+ *   revoked_access  {_id: jti, userId, expiresAt}; (userId, expiresAt)
+ *   auth_guards     {_id: "admins", n}: written by every transaction that changes who is an
+ *                    enabled ADMIN, so that two of them conflict (no write skew)
  *   audit_logs      shared with the event store, entries tagged log: "auth"
- * Role changes with their audit entry, refresh rotation and failure bookkeeping run in
- * multi-document transactions, so the server must be a replica set. */
+ * Units of work, refresh rotation and failure bookkeeping run in multi-document transactions,
+ * so the server must be a replica set. */
 #ifndef RP_WORKERS_AUTH_STORE_MONGO_H
 #define RP_WORKERS_AUTH_STORE_MONGO_H
 

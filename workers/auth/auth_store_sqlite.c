@@ -1,10 +1,15 @@
 /* auth_store_sqlite.c - the auth repository on SQLite (see auth_store.h): auth.db, a connection
  * pool, one statement per operation (rp_sqlite_query) and the shared transaction runner for
- * multi-statement writes. Stores and matches the identity keys it is given (the folding is
- * identity.c's). Thread-safe (the pool is). */
+ * multi-statement writes and units of work (BEGIN IMMEDIATE: writers never interleave, so a
+ * count and the update that follows it hold together across processes). Stores and matches the
+ * identity keys it is given (the folding is identity.c's). Thread-safe (the pool is). */
+#include <stdarg.h>
 #include <string.h>
 
+#include <stdlib.h>
+
 #include "auth_store.h"
+#include "roles.h"
 #include "sqlite_util.h"
 #include "store_handle.h"
 
@@ -35,10 +40,24 @@ static const char v1[] = "CREATE TABLE users ("
     /* role changes */
     RP_SQLITE_AUDIT_TABLE;
 
-static const char *const steps[] = {v1, NULL};
+/* token versions, disabled accounts and revoked access tokens */
+static const char v2[] = "ALTER TABLE users ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0;"
+                         "ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;"
+                         "ALTER TABLE users ADD COLUMN disabled_reason TEXT;"
+                         "ALTER TABLE users ADD COLUMN disabled_at INTEGER;"
+                         "CREATE INDEX refresh_tokens_user ON refresh_tokens(user_id);"
+                         "CREATE TABLE revoked_access ("
+                         "  jti TEXT PRIMARY KEY,"
+                         "  user_id TEXT NOT NULL REFERENCES users(id),"
+                         "  expires_at INTEGER NOT NULL);"
+                         "CREATE INDEX revoked_access_user ON revoked_access(user_id, expires_at);";
+
+static const char *const steps[] = {v1, v2, NULL};
 static const rp_sqlite_schema_t schemas[] = {{"auth", steps, 1}, {NULL, NULL, 0}};
 
-#define USER_COLUMNS "id, username, email, password_hash, roles, created_at, updated_at"
+#define USER_COLUMNS                                                                                                   \
+    "id, username, email, password_hash, roles, created_at, updated_at, token_version, disabled, disabled_reason, "    \
+    "disabled_at"
 #define TOKEN_COLUMNS "id, user_id, family_id, token_hash, created_at, expires_at, used_at, revoked_at"
 
 /* A found account replaces *out whole (the identity keys are not read back). */
@@ -52,6 +71,10 @@ static void row_account(sqlite3_stmt *st, void *out) {
     a->roles = (unsigned)sqlite3_column_int(st, 4);
     a->created_at = sqlite3_column_int64(st, 5);
     a->updated_at = sqlite3_column_int64(st, 6);
+    a->token_version = sqlite3_column_int64(st, 7);
+    a->disabled = sqlite3_column_int(st, 8) != 0;
+    rp_sqlite_col_copy(st, 9, a->disabled_reason, sizeof a->disabled_reason);
+    a->disabled_at = rp_sqlite_col_ms(st, 10);
 }
 
 static void row_token(sqlite3_stmt *st, void *out) {
@@ -152,31 +175,6 @@ static rp_txn_end_t cas_body(sqlite3 *db, void *p, rp_err_t *err) {
     return c->then(db, c->arg, err) ? RP_TXN_COMMIT : RP_TXN_FAILED;
 }
 
-static bool append_audit(sqlite3 *db, const void *entry, rp_err_t *err) {
-    return rp_sqlite_audit_append(db, entry, err);
-}
-
-static bool s_set_roles(rp_auth_store_t *base, const char *id, unsigned roles, int64_t now,
-                        const rp_audit_entry_t *audit, bool *found, rp_err_t *err) {
-    cas_t c = {.what = "set roles",
-               .sql = "UPDATE users SET roles = ?2, updated_at = ?3 WHERE id = ?1",
-               .fmt = "nii",
-               .id = id,
-               .a = (int64_t)roles,
-               .b = now,
-               .then = append_audit,
-               .arg = audit,
-               .changed = found};
-    *found = false;
-    return rp_sqlite_transact(pool_of(base), cas_body, &c, err);
-}
-
-static bool s_count_with_role(rp_auth_store_t *base, unsigned role, int64_t *count, rp_err_t *err) {
-    *count = 0;
-    return QUERY(base, &(rp_sqlite_use_t){.what = "count roles", .row = row_int, .out = count}, err,
-                 "SELECT count(*) FROM users WHERE (roles & ?1) <> 0", "i", (int64_t)role);
-}
-
 typedef struct failure_arg {
     const char *user_id;
     int64_t at, forget_before;
@@ -268,6 +266,105 @@ static bool s_revoke_family(rp_auth_store_t *base, const char *family_id, int64_
 static bool s_list_audit(rp_auth_store_t *base, const char *target_id, const char *actor_id, const char *cursor,
                          int limit, json_t **items, bool *more, rp_err_t *err) {
     return rp_sqlite_audit_list(pool_of(base), NULL, target_id, actor_id, cursor, limit, items, more, err);
+}
+
+static void row_jti(sqlite3_stmt *st, void *out) {
+    rp_sqlite_col_copy(st, 0, out, RP_JTI_LEN);
+}
+
+static bool s_revoked_access(rp_auth_store_t *base, const char *user_id, int64_t now, int limit,
+                             char (*jtis)[RP_JTI_LEN], size_t *n, bool *more, rp_err_t *err) {
+    char(*page)[RP_JTI_LEN] = NULL;
+    bool ok = QUERY(base, RP_SQLITE_PAGE("revoked access", row_jti, NULL, &page, n, limit, more), err,
+                    "SELECT jti FROM revoked_access WHERE user_id = ?1 AND expires_at > ?2 ORDER BY jti LIMIT ?3",
+                    "nii", user_id, now, (int64_t)limit + 1);
+    if (ok && *n) memcpy(jtis, page, *n * sizeof *page);
+    free(page);
+    return ok;
+}
+
+/* ---- the unit of work ---- */
+
+struct rp_auth_txn {
+    sqlite3 *db;
+    rp_err_t *err;
+    rp_auth_txn_fn fn;
+    void *arg;
+};
+
+static rp_txn_end_t run_body(sqlite3 *db, void *p, rp_err_t *err) {
+    rp_auth_txn_t *tx = p;
+    tx->db = db;
+    tx->err = err;
+    return tx->fn(tx, tx->arg);
+}
+
+static bool s_transact(rp_auth_store_t *base, const char *what, rp_auth_txn_fn fn, void *arg, rp_err_t *err) {
+    rp_auth_txn_t tx = {.fn = fn, .arg = arg};
+    rp_err_t e;
+    rp_err_clear(&e);
+    if (rp_sqlite_transact(pool_of(base), run_body, &tx, &e)) return true;
+    if (e.kind == RP_ERR_NONE) rp_err_set(&e, RP_ERR_INTERNAL, "INTERNAL", "the body failed without an error");
+    rp_err_set(err, e.kind, e.code, "%s: %s", what, e.message);
+    return false;
+}
+
+/* One statement on the unit of work's connection. */
+static bool tx_query(rp_auth_txn_t *tx, const rp_sqlite_use_t *u, const char *sql, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    bool ok = rp_sqlite_vquery(tx->db, NULL, u, tx->err, sql, fmt, ap);
+    va_end(ap);
+    return ok;
+}
+
+static bool s_tx_find_by_id(rp_auth_txn_t *tx, const char *id, rp_account_t *out, bool *found) {
+    return tx_query(tx, FIND_USER(out, found), "SELECT " USER_COLUMNS " FROM users WHERE id = ?1", "n", id);
+}
+
+static bool s_tx_count_admins(rp_auth_txn_t *tx, int64_t *count) {
+    *count = 0;
+    return tx_query(tx, &(rp_sqlite_use_t){.what = "count admins", .row = row_int, .out = count},
+                    "SELECT count(*) FROM users WHERE (roles & ?1) <> 0 AND disabled = 0", "i", (int64_t)RP_ROLE_ADMIN);
+}
+
+static bool s_tx_guard_admins(rp_auth_txn_t *tx) {
+    (void)tx; /* BEGIN IMMEDIATE already serialises every writer */
+    return true;
+}
+
+static bool s_tx_update_account(rp_auth_txn_t *tx, const rp_account_t *a, bool *found) {
+    return tx_query(tx, &(rp_sqlite_use_t){.what = "update account", .found = found},
+                    "UPDATE users SET password_hash = ?2, roles = ?3, token_version = ?4, disabled = ?5, "
+                    "disabled_reason = ?6, disabled_at = ?7, updated_at = ?8 WHERE id = ?1",
+                    "nniiismi", a->id, a->password_hash, (int64_t)a->roles, a->token_version, (int64_t)a->disabled,
+                    a->disabled_reason, a->disabled_at, a->updated_at);
+}
+
+static bool s_tx_revoke_refresh_of(rp_auth_txn_t *tx, const char *user_id, int64_t now) {
+    return tx_query(tx, &(rp_sqlite_use_t){.what = "revoke refresh tokens"},
+                    "UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL", "ni",
+                    user_id, now);
+}
+
+static bool s_tx_revoke_access(rp_auth_txn_t *tx, const char *user_id, const char *jti, int64_t expires_at,
+                               int64_t now) {
+    return tx_query(tx, &(rp_sqlite_use_t){.what = "forget revoked access"},
+                    "DELETE FROM revoked_access WHERE user_id = ?1 AND expires_at <= ?2", "ni", user_id, now) &&
+           tx_query(tx, &(rp_sqlite_use_t){.what = "revoke access"},
+                    "INSERT INTO revoked_access (jti, user_id, expires_at) VALUES (?1, ?2, ?3) "
+                    "ON CONFLICT (jti) DO NOTHING",
+                    "nni", jti, user_id, expires_at);
+}
+
+static bool s_tx_count_revoked(rp_auth_txn_t *tx, const char *user_id, int64_t now, int64_t *count) {
+    *count = 0;
+    return tx_query(tx, &(rp_sqlite_use_t){.what = "count revoked access", .row = row_int, .out = count},
+                    "SELECT count(*) FROM revoked_access WHERE user_id = ?1 AND expires_at > ?2", "ni", user_id, now);
+}
+
+static bool s_tx_append_audit(rp_auth_txn_t *tx, const rp_audit_entry_t *entry) {
+    return rp_sqlite_audit_append(tx->db, entry, tx->err);
 }
 
 static const rp_auth_store_ops_t ops = RP_AUTH_STORE_OPS(s_);

@@ -1,0 +1,45 @@
+/* session_cache.h - the gateway's check of an access token against its account's current state
+ * (lib/session.h), through a short-lived cache: a change of the account (roles, password,
+ * disable, logout) reaches every api process within ttl plus one RPC, and a hit costs a hash, a
+ * lock and a copy. The cache is a fixed table (bounded memory; two accounts that hash to the same
+ * slot evict each other), locked in stripes. Thread-safe. */
+#ifndef RP_API_SESSION_CACHE_H
+#define RP_API_SESSION_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "envelope.h"
+#include "err.h"
+#include "routes.h"
+#include "session.h"
+#include "token.h"
+#include "transport.h"
+
+typedef struct rp_session_cache rp_session_cache_t;
+
+#define RP_SESSION_CACHE_SLOTS 4096 /* about 2.4 MB */
+
+/* A cache asking the auth worker through t (borrowed) and keeping an answer ttl_ms. */
+rp_session_cache_t *rp_session_cache_new(rp_transport_t *t, int ttl_ms);
+void rp_session_cache_free(rp_session_cache_t *c);
+
+/* Checks the caller who (as its token says), whose token has these claims, for route: the
+ * account must exist and admit the token (rp_session_admits); then who->roles becomes the
+ * account's current roles. The state comes from the cache unless it is older than ttl, or the
+ * token is newer than it (a token version above the cached one), or the route's permission
+ * depends on the caller's ADMIN role (the route allows ADMIN and none of the caller's other
+ * roles): then it is asked for at once. False with err when the caller is refused: 401
+ * (INVALID_TOKEN for an account that no longer exists, ACCOUNT_DISABLED, TOKEN_REVOKED), 403
+ * FORBIDDEN when the token is refused and the account's current roles do not allow the route
+ * either (a demoted admin on an admin route), or an UNAVAILABLE / TIMEOUT / BAD_REPLY kind when
+ * the state cannot be had (the gateway answers 503: never admitted unchecked). */
+bool rp_session_cache_check(rp_session_cache_t *c, const rp_api_route_t *route, rp_identity_t *who,
+                            const rp_token_claims_t *claims, int64_t deadline_ms, const char *request_id,
+                            rp_err_t *err);
+
+/* Forgets what the cache holds for user_id (a broadcast of a change). */
+void rp_session_cache_forget(rp_session_cache_t *c, const char *user_id);
+
+#endif

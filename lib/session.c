@@ -1,0 +1,80 @@
+/* session.c - the session state over the transport (see session.h). */
+#include "session.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "envelope.h"
+#include "roles.h"
+#include "rpc.h"
+
+json_t *rp_session_to_json(const rp_session_state_t *s) {
+    json_t *jtis = json_array();
+    for (size_t i = 0; i < s->n_revoked; i++)
+        json_array_append_new(jtis, json_string(s->revoked[i]));
+    return json_pack("{s:o, s:I, s:b, s:o}", "roles", rp_roles_to_json(s->roles), "tokenVersion",
+                     (json_int_t)s->token_version, "disabled", s->disabled, "revokedJtis", jtis);
+}
+
+/* Reads a 200 reply into out; false when it is malformed. */
+static bool from_json(json_t *body, rp_session_state_t *out) {
+    json_t *roles = NULL, *jtis = NULL;
+    json_int_t version = 0;
+    int disabled = 0;
+    memset(out, 0, sizeof *out);
+    if (json_unpack(body, "{s:o, s:I, s:b, s:o}", "roles", &roles, "tokenVersion", &version, "disabled", &disabled,
+                    "revokedJtis", &jtis) != 0 ||
+        !rp_roles_from_json(roles, &out->roles, NULL) || !json_is_array(jtis) ||
+        json_array_size(jtis) > RP_SESSION_MAX_REVOKED)
+        return false;
+    out->token_version = version;
+    out->disabled = disabled != 0;
+    for (size_t i = 0; i < json_array_size(jtis); i++) {
+        const char *j = json_string_value(json_array_get(jtis, i));
+        if (!j || strlen(j) >= RP_JTI_LEN) return false;
+        snprintf(out->revoked[i], RP_JTI_LEN, "%s", j);
+    }
+    out->n_revoked = json_array_size(jtis);
+    return true;
+}
+
+bool rp_session_fetch(rp_transport_t *t, const char *user_id, int64_t deadline_ms, const char *request_id,
+                      rp_session_state_t *out, bool *found, rp_err_t *err) {
+    rp_envelope_t env;
+    rp_reply_t rep;
+    rp_envelope_init(&env);
+    snprintf(env.method, sizeof env.method, "POST");
+    snprintf(env.route, sizeof env.route, "%s", RP_SESSION_ROUTE);
+    if (request_id) snprintf(env.request_id, sizeof env.request_id, "%s", request_id);
+    env.deadline_ms = deadline_ms;
+    env.body = json_pack("{s:s}", "userId", user_id);
+    rp_rpc_call(t, RP_COMP_AUTH, &env, &rep);
+    rp_envelope_clear(&env);
+    *found = false;
+    bool ok = rep.status == 404 || (rep.status == 200 && from_json(rep.body, out));
+    if (ok) {
+        *found = rep.status == 200;
+    } else {
+        const char *msg = json_string_value(json_object_get(json_object_get(rep.body, "error"), "message"));
+        rp_err_kind_t kind = rep.status == 504   ? RP_ERR_TIMEOUT
+                             : rep.status == 503 ? RP_ERR_UNAVAILABLE
+                                                 : RP_ERR_BAD_REPLY;
+        rp_err_set(err, kind, kind == RP_ERR_TIMEOUT ? "WORKER_TIMEOUT" : "AUTH_UNAVAILABLE",
+                   "cannot check the session: %s", msg ? msg : "no answer from the auth worker");
+    }
+    rp_reply_clear(&rep);
+    return ok;
+}
+
+bool rp_session_admits(const rp_session_state_t *s, const rp_token_claims_t *claims, rp_err_t *err) {
+    if (s->disabled) {
+        rp_err_set(err, RP_ERR_UNAUTHENTICATED, "ACCOUNT_DISABLED", "the account is disabled");
+        return false;
+    }
+    bool revoked = claims->ver != s->token_version;
+    for (size_t i = 0; !revoked && i < s->n_revoked; i++)
+        revoked = strcmp(s->revoked[i], claims->jti) == 0;
+    if (revoked)
+        rp_err_set(err, RP_ERR_UNAUTHENTICATED, "TOKEN_REVOKED", "the access token was revoked; sign in again");
+    return !revoked;
+}
