@@ -23,7 +23,7 @@ static bool lookup_chunk(rp_transport_t *t, const char *const *ids, size_t n, in
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, json_string(ids[i]));
     env.body = json_pack("{s:o}", "ids", arr);
-    rp_rpc_call(t, RP_COMP_AUTH, &env, &rep);
+    rp_rpc_call(t, RP_COMP_ACCOUNTS, &env, &rep);
     rp_envelope_clear(&env);
     json_t *states = json_object_get(rep.body, "states");
     if (rep.status != 200 || !json_is_array(states) || json_array_size(states) != n) {

@@ -3,8 +3,8 @@
 
 #include <stddef.h>
 
-static const char *queues[RP_COMP_COUNT] = {"auth.rpc", "event.rpc", "reward.rpc"};
-static const char *names[RP_COMP_COUNT] = {"auth", "event", "reward"};
+static const char *queues[RP_COMP_COUNT] = {"auth.rpc", "event.rpc", "reward.rpc", "accounts.rpc"};
+static const char *names[RP_COMP_COUNT] = {"auth", "event", "reward", "accounts"};
 
 const char *rp_component_queue(rp_component_t comp) {
     return (unsigned)comp < RP_COMP_COUNT ? queues[comp] : "?";

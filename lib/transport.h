@@ -9,11 +9,20 @@
 
 #include "err.h"
 
-typedef enum { RP_COMP_AUTH = 0, RP_COMP_EVENT = 1, RP_COMP_REWARD = 2, RP_COMP_COUNT = 3 } rp_component_t;
+/* RP_COMP_ACCOUNTS is the auth worker's narrow second door: it answers only the account lookups of
+ * the other workers (accounts.h), so that they may call it without being able to call auth.rpc,
+ * whose operations trust the caller identity in the envelope. */
+typedef enum {
+    RP_COMP_AUTH = 0,
+    RP_COMP_EVENT = 1,
+    RP_COMP_REWARD = 2,
+    RP_COMP_ACCOUNTS = 3,
+    RP_COMP_COUNT = 4
+} rp_component_t;
 
-/* Queue name of a component ("auth.rpc", "event.rpc", "reward.rpc"). */
+/* Queue name of a component ("auth.rpc", "event.rpc", "reward.rpc", "accounts.rpc"). */
 const char *rp_component_queue(rp_component_t comp);
-/* Short name of a component ("auth", "event", "reward"). */
+/* Short name of a component ("auth", "event", "reward", "accounts"). */
 const char *rp_component_name(rp_component_t comp);
 
 /* A server-side handler: gets the request bytes (borrowed, not NUL-terminated) and returns the

@@ -4,6 +4,7 @@
  *
  * Topology (deploy/rabbitmq/definitions.json holds the same, with per-component users):
  *   rp.rpc   direct  auth|event|reward -> auth.rpc|event.rpc|reward.rpc  (only the api writes)
+ *   rp.accounts direct accounts -> accounts.rpc   (account lookups: the event and reward workers write)
  *   rp.reply direct  <reply queue name> -> the api connection's exclusive reply queue
  *   rp.work  direct  reward.grant -> reward.grant                         (batch items)
  *   rp.dlx   direct  <queue>.dlq -> <queue>.dlq                           (dead letters)
@@ -29,6 +30,13 @@
 
 #define DLX "rp.dlx"
 #define RPC_EXCHANGE "rp.rpc"
+#define ACCOUNTS_EXCHANGE "rp.accounts"
+
+/* The exchange a component's calls go through: one of its own for the account lookups, so that a
+ * broker user may be allowed those calls and no other. */
+static const char *exchange_of(rp_component_t comp) {
+    return comp == RP_COMP_ACCOUNTS ? ACCOUNTS_EXCHANGE : RPC_EXCHANGE;
+}
 #define REPLY_EXCHANGE "rp.reply"
 #define WORK_EXCHANGE "rp.work"
 #define CONFIRM_WAIT_MS 10000
@@ -260,8 +268,8 @@ static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req
     p.reply_to = amqp_cstring_bytes(cl->reply_queue);
     p.expiration = amqp_cstring_bytes(expiration);
     amqp_bytes_t body = {.len = len, .bytes = (void *)req};
-    if (amqp_basic_publish(cl->conn, 1, amqp_cstring_bytes(RPC_EXCHANGE), amqp_cstring_bytes(rp_component_name(comp)),
-                           1, 0, &p, body) != AMQP_STATUS_OK) {
+    if (amqp_basic_publish(cl->conn, 1, amqp_cstring_bytes(exchange_of(comp)),
+                           amqp_cstring_bytes(rp_component_name(comp)), 1, 0, &p, body) != AMQP_STATUS_OK) {
         client_broken(cl);
         rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "the message broker is unavailable");
         return false;
@@ -456,8 +464,8 @@ static bool start_consumers(amqp_tp_t *t, const char *exchange, const char *queu
 
 static bool amqp_serve(rp_transport_t *base, rp_component_t comp, rp_rpc_handler_fn fn, void *ctx, int threads,
                        rp_err_t *err) {
-    return start_consumers((amqp_tp_t *)base, RPC_EXCHANGE, rp_component_queue(comp), rp_component_name(comp), fn, NULL,
-                           ctx, threads, err);
+    return start_consumers((amqp_tp_t *)base, exchange_of(comp), rp_component_queue(comp), rp_component_name(comp), fn,
+                           NULL, ctx, threads, err);
 }
 
 static bool amqp_consume(rp_transport_t *base, const char *queue, rp_work_fn fn, void *ctx, int threads,

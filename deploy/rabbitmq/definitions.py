@@ -4,7 +4,11 @@ bindings) as JSON, for `load_definitions` or `rabbitmqctl import_definitions`.
 
 Each component has its own user with least privilege: only the api may publish RPC requests
 (write on rp.rpc); a worker may only read its own queue and publish replies (rp.reply); the
-reward worker may also send batch items (rp.work) and grant events (rewards.events). Queue
+reward worker may also send batch items (rp.work) and grant events (rewards.events). The event
+and reward workers may ask the auth worker one thing, whether ids name accounts, through an
+exchange of its own (rp.accounts -> accounts.rpc, served only by the account lookup), with a
+reply queue of their own; they can never reach auth.rpc, whose operations trust the caller
+identity in the envelope. Queue
 arguments match what the processes declare (lib/transport_amqp.c), so their declarations agree.
 
     deploy/rabbitmq/definitions.py [--vhost V] [--user-suffix S] > definitions.json
@@ -20,6 +24,7 @@ import os
 import sys
 
 RPC = {"auth": "auth.rpc", "event": "event.rpc", "reward": "reward.rpc"}
+ACCOUNTS = "accounts.rpc"
 WORK_QUEUE = "reward.grant"
 
 
@@ -34,8 +39,9 @@ def quorum_args(queue):
             "x-dead-letter-routing-key": queue + ".dlq", "x-delivery-limit": 5}
 
 
-def alt(*names):
-    return "^(" + "|".join(n.replace(".", r"\.") for n in names) + ")$"
+def alt(*names, patterns=()):
+    """A permission regex matching exactly the names, or any of the raw patterns."""
+    return "^(" + "|".join([n.replace(".", r"\.") for n in names] + list(patterns)) + ")$"
 
 
 def definitions(vhost, suffix, passwords):
@@ -51,23 +57,32 @@ def definitions(vhost, suffix, passwords):
     user("rp-admin", ["administrator"], ".*", ".*", ".*")
     # the api: publishes RPCs, owns one exclusive server-named reply queue per connection
     user("rp-api", [], r"^(rp\.reply|amq\.gen-.*)$", r"^(rp\.rpc|amq\.gen-.*)$", r"^(rp\.reply|amq\.gen-.*)$")
-    for comp in ("auth", "event"):
-        q = RPC[comp]
-        user("rp-" + comp, [], alt("rp.dlx", "rp.rpc", q, q + ".dlq"), alt("rp.reply", q, q + ".dlq"),
-             alt("rp.dlx", "rp.rpc", q))
+    # a worker that asks for accounts: publishes on rp.accounts, owns a server-named reply queue
+    reply = [r"amq\.gen-.*"]
+    a = ACCOUNTS
+    q = RPC["auth"]
+    user("rp-auth", [], alt("rp.dlx", "rp.rpc", "rp.accounts", q, q + ".dlq", a, a + ".dlq"),
+         alt("rp.reply", q, q + ".dlq", a, a + ".dlq"), alt("rp.dlx", "rp.rpc", "rp.accounts", q, a))
+    q = RPC["event"]
+    user("rp-event", [], alt("rp.dlx", "rp.rpc", "rp.reply", q, q + ".dlq", patterns=reply),
+         alt("rp.reply", "rp.accounts", q, q + ".dlq", patterns=reply),
+         alt("rp.dlx", "rp.rpc", "rp.reply", q, patterns=reply))
     q, w = RPC["reward"], WORK_QUEUE
-    user("rp-reward", [], alt("rp.dlx", "rp.rpc", "rp.work", "rewards.events", q, q + ".dlq", w, w + ".dlq"),
-         alt("rp.reply", "rp.work", "rewards.events", q, q + ".dlq", w, w + ".dlq"),
-         alt("rp.dlx", "rp.rpc", "rp.work", q, w))
+    user("rp-reward", [],
+         alt("rp.dlx", "rp.rpc", "rp.reply", "rp.work", "rewards.events", q, q + ".dlq", w, w + ".dlq", patterns=reply),
+         alt("rp.reply", "rp.accounts", "rp.work", "rewards.events", q, q + ".dlq", w, w + ".dlq", patterns=reply),
+         alt("rp.dlx", "rp.rpc", "rp.reply", "rp.work", q, w, patterns=reply))
 
     exchanges = [{"name": n, "vhost": vhost, "type": t, "durable": True, "auto_delete": False, "internal": False,
                   "arguments": {}}
-                 for n, t in (("rp.rpc", "direct"), ("rp.reply", "direct"), ("rp.work", "direct"),
+                 for n, t in (("rp.rpc", "direct"), ("rp.accounts", "direct"), ("rp.reply", "direct"),
+                              ("rp.work", "direct"),
                               ("rp.dlx", "direct"), ("rewards.events", "topic"))]
     queues, bindings = [], []
     for comp, queue, exchange, key in [("auth", RPC["auth"], "rp.rpc", "auth"),
                                        ("event", RPC["event"], "rp.rpc", "event"),
                                        ("reward", RPC["reward"], "rp.rpc", "reward"),
+                                       ("auth", ACCOUNTS, "rp.accounts", "accounts"),
                                        ("reward", WORK_QUEUE, "rp.work", WORK_QUEUE)]:
         queues.append({"name": queue, "vhost": vhost, "durable": True, "auto_delete": False,
                        "arguments": quorum_args(queue)})

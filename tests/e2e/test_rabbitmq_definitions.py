@@ -1,5 +1,6 @@
 """deploy/rabbitmq: the definitions load into RabbitMQ, the platform runs with one user per
-component, and each user can do only its own part (only the api publishes RPC requests)."""
+component, and each user can do only its own part (only the api publishes RPC requests; the event
+and reward workers may only ask the auth worker's account lookup, through rp.accounts)."""
 import json
 import os
 import secrets
@@ -54,8 +55,15 @@ def test_the_platform_runs_with_one_user_per_component(setup):
     try:
         world = World(Client(cluster))
         ev = world.event()
-        token, _ = world.player()
+        token, player = world.player()
         assert world.claim(token, ev["id"]).status_code == 201
+        # the event worker asks the auth worker about players through its own narrow door
+        fact = {"userId": player, "type": "LOGIN", "occurredAt": "2026-01-01T00:00:00Z",
+                "idempotencyKey": "defs-" + secrets.token_hex(4)}
+        assert world.api.post("/events/progress", token=world.operator, json={"facts": [fact]}).status_code == 200
+        r = world.api.post("/events/progress", token=world.operator,
+                           json={"facts": [dict(fact, userId=secrets.token_hex(12))]})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "UNKNOWN_PLAYER", r.text
         users = [secrets.token_hex(12) for _ in range(50)]
         b = world.api.post("/events/%s/batch-grants" % ev["id"], token=world.operator,
                            json={"userIds": users, "reason": "definitions test"}).json()
@@ -94,6 +102,17 @@ def test_workers_cannot_publish_rpc_requests(setup, user):
     assert refused(setup, user, publish("rp.rpc", "auth"))
     assert refused(setup, user, publish("", "auth.rpc"))  # nor through the default exchange
     assert refused(setup, user, publish("", "event.rpc"))
+    assert refused(setup, user, publish("", "accounts.rpc"))
+
+
+def test_only_the_event_and_reward_workers_ask_for_accounts(setup):
+    assert not refused(setup, "rp-event", publish("rp.accounts", "accounts"))
+    assert not refused(setup, "rp-reward", publish("rp.accounts", "accounts"))
+    assert refused(setup, "rp-api", publish("rp.accounts", "accounts"))
+    assert refused(setup, "rp-auth", publish("rp.accounts", "accounts"))
+    # the lookup's queue is the auth worker's alone
+    assert refused(setup, "rp-event", consume("accounts.rpc"))
+    assert not refused(setup, "rp-auth", consume("accounts.rpc"))
 
 
 def test_each_user_reads_only_its_own_queues(setup):

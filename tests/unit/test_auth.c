@@ -403,6 +403,31 @@ Test(password, concurrency_is_bounded) {
     rp_hasher_free(h);
 }
 
+/* The status svc answers env with. */
+static int handle_on(const rp_service_t *svc, const rp_envelope_t *env) {
+    rp_reply_t rep;
+    size_t len, out_len;
+    char *req = rp_envelope_serialize(env, &len);
+    char *out = rp_rpc_service_handler((void *)svc, req, len, &out_len);
+    cr_assert(rp_reply_parse(&rep, out, out_len, NULL));
+    int status = rep.status;
+    rp_reply_clear(&rep);
+    free(req);
+    free(out);
+    return status;
+}
+
+/* The status of an account lookup with body, on the accounts service. */
+static int accounts_status(const char *body) {
+    rp_envelope_t env;
+    envelope_call(&env, "POST", RP_ACCOUNTS_ROUTE, NULL);
+    env.body = json_loads(body, 0, NULL);
+    env.deadline_ms = rp_now_ms() + 10000;
+    int status = handle_on(rp_auth_worker_accounts_service(worker), &env);
+    rp_envelope_clear(&env);
+    return status;
+}
+
 /* The other workers' question (accounts.h), asked through a real transport the way they ask it:
  * answers follow the order of the ids, duplicates included, and bad bodies change nothing. */
 Test(auth, accounts_lookup_tells_known_from_unknown_ids) {
@@ -410,9 +435,9 @@ Test(auth, accounts_lookup_tells_known_from_unknown_ids) {
     rp_identity_t kim = identity_from_login("kim", "password123", NULL, 0);
     rp_err_t err;
     rp_transport_t *t = rp_transport_inproc_new(16);
-    cr_assert(
-        rp_transport_serve(t, RP_COMP_AUTH, rp_rpc_service_handler, (void *)rp_auth_worker_service(worker), 2, &err),
-        "%s", err.message);
+    cr_assert(rp_transport_serve(t, RP_COMP_ACCOUNTS, rp_rpc_service_handler,
+                                 (void *)rp_auth_worker_accounts_service(worker), 2, &err),
+              "%s", err.message);
     const char *ids[] = {kim.id, "0123456789abcdef01234567", kim.id};
     rp_account_state_t st[3];
     cr_assert(rp_accounts_lookup(t, ids, 3, rp_now_ms() + 5000, "test", st, &err), "%s", err.message);
@@ -423,7 +448,14 @@ Test(auth, accounts_lookup_tells_known_from_unknown_ids) {
 
     const char *bad[] = {"{}", "{\"ids\":[]}", "{\"ids\":[\"nothex\"]}", "{\"ids\":[7]}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        cr_assert_eq(status_of("POST", RP_ACCOUNTS_ROUTE, bad[i], NULL), 400, "%s", bad[i]);
+        cr_assert_eq(accounts_status(bad[i]), 400, "%s", bad[i]);
+    /* the narrow door answers nothing else, and the api's door does not answer lookups */
+    rp_envelope_t env;
+    envelope_call(&env, "GET", "/auth/me", &kim);
+    env.deadline_ms = rp_now_ms() + 10000;
+    cr_assert_eq(handle_on(rp_auth_worker_accounts_service(worker), &env), 404);
+    rp_envelope_clear(&env);
+    cr_assert_eq(status_of("POST", RP_ACCOUNTS_ROUTE, "{\"ids\":[\"0123456789abcdef01234567\"]}", NULL), 404);
 }
 
 /* Nobody answering: the lookup fails and concludes nothing. */
@@ -608,8 +640,8 @@ Test(auth, disabled_accounts_cannot_sign_in_refresh_or_use_tokens) {
     /* the other workers learn it too */
     rp_err_t err;
     rp_transport_t *t = rp_transport_inproc_new(16);
-    cr_assert(
-        rp_transport_serve(t, RP_COMP_AUTH, rp_rpc_service_handler, (void *)rp_auth_worker_service(worker), 2, &err));
+    cr_assert(rp_transport_serve(t, RP_COMP_ACCOUNTS, rp_rpc_service_handler,
+                                 (void *)rp_auth_worker_accounts_service(worker), 2, &err));
     const char *ids[] = {noah.id, admin.id};
     rp_account_state_t st[2];
     cr_assert(rp_accounts_lookup(t, ids, 2, rp_now_ms() + 5000, "test", st, &err), "%s", err.message);

@@ -57,8 +57,9 @@ static void start(bool serve_auth) {
     cfg.worker_threads = 2;
     transport = rp_transport_inproc_new(16);
     if (serve_auth)
-        cr_assert(rp_transport_serve(transport, RP_COMP_AUTH, rp_rpc_service_handler, (void *)&auth_service, 2, &err),
-                  "%s", err.message);
+        cr_assert(
+            rp_transport_serve(transport, RP_COMP_ACCOUNTS, rp_rpc_service_handler, (void *)&auth_service, 2, &err),
+            "%s", err.message);
     worker = rp_event_worker_new(&cfg, transport, &err);
     cr_assert_not_null(worker, "%s", err.message);
 }

@@ -33,6 +33,7 @@ struct rp_auth_worker {
     unsigned char refresh_key[crypto_generichash_KEYBYTES];
     int64_t (*now_ms)(void);
     rp_service_t service;
+    rp_service_t accounts_service; /* owns nothing: freed with service */
 };
 
 /* the service hooks (rpc.h) */
@@ -796,8 +797,12 @@ static const rp_route_op_t ops[] = {
     {"PUT", "/auth/users/{id}/status", op_set_status},
     {"POST", "/auth/password", op_password},
     {"GET", "/auth/audit-log", op_audit},
-    {"POST", RP_ACCOUNTS_ROUTE, op_accounts},
     {"POST", RP_SESSION_ROUTE, op_session},
+};
+
+/* the narrow door (RP_COMP_ACCOUNTS): the other workers may call this and nothing else */
+static const rp_route_op_t account_ops[] = {
+    {"POST", RP_ACCOUNTS_ROUTE, op_accounts},
 };
 
 static bool bootstrap_admin(rp_auth_worker_t *w, rp_err_t *err) {
@@ -844,6 +849,8 @@ rp_auth_worker_t *rp_auth_worker_new(const rp_config_t *cfg, rp_err_t *err) {
                    ? rp_auth_store_mongo_open(cfg->mongodb_uri, cfg->mongodb_db_name, err)
                    : rp_auth_store_sqlite_open(cfg->sqlite_dir, cfg->worker_threads + 2, err);
     w->service = (rp_service_t){"auth", ops, sizeof ops / sizeof ops[0], w, ping, free_ctx};
+    w->accounts_service =
+        (rp_service_t){"accounts", account_ops, sizeof account_ops / sizeof account_ops[0], w, ping, NULL};
     if (!w->hasher || !w->store || !bootstrap_admin(w, err)) {
         if (!w->hasher) rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "unknown PASSWORD_HASH");
         rp_auth_worker_free(w);
@@ -854,6 +861,10 @@ rp_auth_worker_t *rp_auth_worker_new(const rp_config_t *cfg, rp_err_t *err) {
 
 const rp_service_t *rp_auth_worker_service(rp_auth_worker_t *w) {
     return &w->service;
+}
+
+const rp_service_t *rp_auth_worker_accounts_service(rp_auth_worker_t *w) {
+    return &w->accounts_service;
 }
 
 void rp_auth_worker_set_clock(rp_auth_worker_t *w, int64_t (*now_ms)(void)) {

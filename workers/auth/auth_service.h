@@ -15,6 +15,9 @@ typedef struct rp_auth_worker rp_auth_worker_t;
 rp_auth_worker_t *rp_auth_worker_new(const rp_config_t *cfg, rp_err_t *err);
 /* The worker's service (name "auth") for rp_rpc_service_handler; borrowed. */
 const rp_service_t *rp_auth_worker_service(rp_auth_worker_t *w);
+/* The account lookups of the other workers (accounts.h), to serve as RP_COMP_ACCOUNTS; borrowed,
+ * valid while w lives. */
+const rp_service_t *rp_auth_worker_accounts_service(rp_auth_worker_t *w);
 void rp_auth_worker_free(rp_auth_worker_t *w);
 
 /* Tests only: replaces the clock (epoch ms) the worker uses for lockout and token expiry. */
