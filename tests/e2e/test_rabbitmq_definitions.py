@@ -9,6 +9,7 @@ import urllib.parse
 
 import pytest
 
+import players
 from conftest import MODE, Client, World
 from platform_proc import ROOT, Cluster, wait_for
 
@@ -56,7 +57,7 @@ def test_the_platform_runs_with_one_user_per_component(setup):
         ev = world.event()
         token, _ = world.player()
         assert world.claim(token, ev["id"]).status_code == 201
-        users = [secrets.token_hex(12) for _ in range(50)]
+        users = players.seed(cluster.data_dir, 50)
         b = world.api.post("/events/%s/batch-grants" % ev["id"], token=world.operator,
                            json={"userIds": users, "reason": "definitions test"}).json()
         wait_for(lambda: world.api.get("/events/batches/" + b["id"], token=world.operator).json()["status"]
