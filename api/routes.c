@@ -64,6 +64,7 @@ static const rp_api_route_t table[] = {
     {"GET", "/events/grants/feed", RP_COMP_REWARD, false, RP_ROLE_GAME_SERVER, RP_BODY_NONE, NULL, 0},
     {"POST", "/events/{id}/batch-grants", RP_COMP_REWARD, false, STAFF, RP_BODY_REQUIRED, "batch.create",
      RP_BATCH_BODY_BYTES},
+    {"GET", "/events/{id}/eligibility", RP_COMP_REWARD, false, RP_ROLE_USER | READERS, RP_BODY_NONE, NULL, 0},
     {"GET", "/events/batches", RP_COMP_REWARD, false, READERS, RP_BODY_NONE, NULL, 0},
     {"GET", "/events/batches/{id}", RP_COMP_REWARD, false, READERS, RP_BODY_NONE, NULL, 0},
     {"GET", "/events/batches/{id}/items", RP_COMP_REWARD, false, READERS, RP_BODY_NONE, NULL, 0},

@@ -14,7 +14,8 @@
 
 static const char *const grant_outcomes[] = {"OK",      "ALREADY_CLAIMED", "OUT_OF_STOCK", "MAX_CLAIMS_REACHED",
                                              "REFUSED", "REPLAYED",        "ITEM_SETTLED"};
-static const char *const decide_outcomes[] = {"DECIDED", "NOT_FOUND", "WRONG_STATE", "OUT_OF_STOCK"};
+static const char *const decide_outcomes[] = {"DECIDED",      "NOT_FOUND", "WRONG_STATE",
+                                              "OUT_OF_STOCK", "SELF",      "EVENT_CANCELED"};
 
 static void set_str(char *dst, size_t cap, const char *s) {
     snprintf(dst, cap, "%s", s);
@@ -87,17 +88,53 @@ static json_t *run_grant(rp_reward_store_t *s, rp_req_status_t status, bool batc
     return grant_json(ok, &err, &res);
 }
 
-static json_t *run_decide(rp_reward_store_t *s, rp_decision_t d, const char *text) {
+static json_t *run_decide(rp_reward_store_t *s, rp_decision_t d, const char *text, const char *processor) {
     rp_err_t err;
     rp_decide_result_t res;
     rp_err_clear(&err);
-    bool ok = rp_grant_decide(s, d, REQUEST_ID, OPERATOR_ID, text, NOW_MS, &res, &err);
+    bool ok = rp_grant_decide(s, d, REQUEST_ID, processor, text, NOW_MS, &res, &err);
     json_t *out = result(ok, &err,
                          ok ? json_pack("{s:s, s:o}", "outcome", decide_outcomes[res.outcome], "request",
                                         res.request.id[0] ? rp_request_to_json(&res.request) : json_null())
                             : NULL);
     rp_decide_result_clear(&res);
     return out;
+}
+
+/* The eligibility rehearsal of the sample claim (rp_grant_claim_check): its outcome and the
+ * stock it read. */
+static json_t *run_check(rp_reward_store_t *s) {
+    rp_err_t err;
+    rp_request_t r;
+    rp_grant_result_t res;
+    rp_event_state_t st;
+    rp_err_clear(&err);
+    sample_request(&r, RP_REQ_SUCCESS);
+    rp_claim_t c = {&r, 3, NULL, NULL, NULL, NULL};
+    bool ok = rp_grant_claim_check(s, &c, &res, &st, &err);
+    json_t *out = result(ok, &err,
+                         ok ? json_pack("{s:s, s:I, s:I}", "outcome", grant_outcomes[res.outcome], "stock0",
+                                        (json_int_t)st.stock_left[0], "stock1", (json_int_t)st.stock_left[1])
+                            : NULL);
+    rp_grant_result_clear(&res);
+    rp_request_clear(&r);
+    return out;
+}
+
+/* A batch rehearsal (rp_grant_batch_dry_run) of the sample item for USER_ID and USER2_ID. */
+static json_t *run_dry_run(rp_reward_store_t *s) {
+    rp_err_t err;
+    rp_request_t r;
+    rp_grant_outcome_t out[2];
+    const char *users[] = {USER_ID, USER2_ID};
+    rp_err_clear(&err);
+    sample_request(&r, RP_REQ_SUCCESS);
+    r.source = RP_SOURCE_BATCH;
+    set_str(r.batch_id, sizeof r.batch_id, BATCH_ID);
+    bool ok = rp_grant_batch_dry_run(s, &r, users, 2, 3, out, &err);
+    rp_request_clear(&r);
+    return result(ok, &err,
+                  ok ? json_pack("{s:[s, s]}", "outcomes", grant_outcomes[out[0]], grant_outcomes[out[1]]) : NULL);
 }
 
 /* The body of the idem-put scenario: one primitive in a unit of work. */
@@ -184,9 +221,12 @@ static json_t *run_reward(rp_reward_store_t *s, const char *scenario) {
     if (strcmp(scenario, "grant-review") == 0) return run_grant(s, RP_REQ_AWAITING_REVIEW, false, NULL);
     if (strcmp(scenario, "grant-batch") == 0) return run_grant(s, RP_REQ_SUCCESS, true, NULL);
     if (strcmp(scenario, "record-failed") == 0) return run_grant(s, RP_REQ_FAILED, false, NULL);
-    if (strcmp(scenario, "approve") == 0) return run_decide(s, RP_DECIDE_APPROVE, "checked");
-    if (strcmp(scenario, "reject") == 0) return run_decide(s, RP_DECIDE_REJECT, "checked");
-    if (strcmp(scenario, "revoke") == 0) return run_decide(s, RP_DECIDE_REVOKE, "oops");
+    if (strcmp(scenario, "approve") == 0) return run_decide(s, RP_DECIDE_APPROVE, "checked", OPERATOR_ID);
+    if (strcmp(scenario, "approve-self") == 0) return run_decide(s, RP_DECIDE_APPROVE, "mine", USER_ID);
+    if (strcmp(scenario, "reject") == 0) return run_decide(s, RP_DECIDE_REJECT, "checked", OPERATOR_ID);
+    if (strcmp(scenario, "revoke") == 0) return run_decide(s, RP_DECIDE_REVOKE, "oops", OPERATOR_ID);
+    if (strcmp(scenario, "grant-check") == 0) return run_check(s);
+    if (strcmp(scenario, "batch-dry-run") == 0) return run_dry_run(s);
     if (strcmp(scenario, "item-fail") == 0)
         return result(rp_grant_item_fail(s, BATCH_ID, 2, "EVENT_CANCELED", NOW_MS, &err), &err, NULL);
     if (strcmp(scenario, "batch-create") == 0) {

@@ -748,14 +748,71 @@ def test_approve_out_of_stock_fails_the_request_in_a_second_transaction(driver, 
 
 def test_approve_pays_in_one_transaction(driver, mock):
     txn = decided(driver, mock, "approve", "AWAITING_REVIEW", "SUCCESS")
-    assert steps_of(txn) == [("find", "event_reward_requests"), ("find", "events"), ("update", "events"),
-                             ("update", "event_reward_requests")] + GRANT_STEPS[6:], steps_of(txn)
+    # the event's cancel time is read in the approval's own transaction, before the stock
+    assert steps_of(txn) == [("find", "event_reward_requests"), ("find", "events"), ("find", "events"),
+                             ("update", "events"), ("update", "event_reward_requests")] + GRANT_STEPS[6:], steps_of(txn)
+    assert txn[1]["doc"]["filter"] == {"_id": EVENT}
+    assert txn[1]["doc"]["projection"] == {"canceledAt": 1, "rewards.stockLeft": 1}
     status = status_updates(txn)[0]
     assert status["q"] == {"_id": REQUEST, "status": "AWAITING_REVIEW"}
     assert status["u"]["$set"]["activeKey"] == ACTIVE_KEY and "$unset" not in status["u"]
     assert status["u"]["$set"]["processorId"] == OPERATOR and status["u"]["$set"]["notes"] == "checked"
     outbox = writes(txn, "insert", "outbox")[0]["doc"]["documents"][0]
     assert outbox["messageId"] == REQUEST and payload_of(outbox)["messageId"] == REQUEST
+
+
+def is_state_read(doc):
+    return doc.get("projection", {}).get("canceledAt") == 1
+
+
+def test_approve_of_a_canceled_event_fails_the_request_and_pays_nothing(driver, mock):
+    script_request(mock, "AWAITING_REVIEW")
+    canceled = dict(event_doc(), canceledAt=NOW)
+    mock.on("find", [cursor("events", [canceled])], coll="events", match=is_state_read)
+    out = run(driver, mock, "approve")
+    assert out["ok"] and out["outcome"] == "EVENT_CANCELED" and out["request"]["status"] == "FAILED"
+    txn = transaction_of(mock, [("find", "event_reward_requests"), ("find", "events"),
+                                ("update", "event_reward_requests"), ("commitTransaction", None)])
+    status = status_updates(txn)[0]
+    assert status["q"] == {"_id": REQUEST, "status": "AWAITING_REVIEW"}
+    assert status["u"]["$set"]["failureReason"] == "EVENT_CANCELED" and status["u"]["$unset"] == {"activeKey": ""}
+    log = mock.commands()
+    assert not writes(log, "update", "events"), "no stock taken"
+    assert not writes(log, "insert", "reward_ledger") and not writes(log, "insert", "outbox")
+
+
+def test_approving_ones_own_request_writes_nothing(driver, mock):
+    script_request(mock, "AWAITING_REVIEW")  # the request of USER, approved by USER
+    out = run(driver, mock, "approve-self")
+    assert out["ok"] and out["outcome"] == "SELF"
+    transaction_of(mock, [("find", "event_reward_requests"), ("abortTransaction", None)])
+    assert not mock.commands("commitTransaction") and not mock.commands("insert")
+
+
+def test_eligibility_check_runs_the_grant_body_and_aborts(driver, mock):
+    out = run(driver, mock, "grant-check")
+    assert out == {"ok": True, "outcome": "OK", "stock0": 10, "stock1": -1}
+    # the grant's own steps (state read first, nothing paid), then an abort: nothing committed
+    transaction_of(mock, [("find", "events")] + GRANT_STEPS[:6] + [("abortTransaction", None)])
+    assert not mock.commands("commitTransaction")
+
+
+def test_eligibility_check_sees_the_slot_taken(driver, mock):
+    mock.on("find", [cursor("event_reward_requests", [request_doc(_id=EXISTING)])], coll="event_reward_requests")
+    out = run(driver, mock, "grant-check")
+    assert out["ok"] and out["outcome"] == "ALREADY_CLAIMED"
+    transaction_of(mock, [("find", "events"), ("find", "event_reward_requests"), ("abortTransaction", None)])
+    assert not mock.commands("commitTransaction")
+
+
+def test_batch_dry_run_is_one_transaction_that_aborts(driver, mock):
+    out = run(driver, mock, "batch-dry-run")
+    assert out == {"ok": True, "outcomes": ["OK", "OK"]}
+    txn = transaction_of(mock, GRANT_STEPS[:6] * 2 + [("abortTransaction", None)])
+    inserted = [e["doc"]["documents"][0] for e in txn if e["cmd"] == "insert"]
+    assert [d["userId"] for d in inserted] == [USER, "5f0000000000000000000002"]
+    assert inserted[0]["_id"] != inserted[1]["_id"], "each item its own request id"
+    assert not mock.commands("commitTransaction")
 
 
 def test_reject_unsets_active_key(driver, mock):

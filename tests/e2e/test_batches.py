@@ -8,6 +8,7 @@ import signal
 import pytest
 
 import invariants
+import players
 from conftest import MODE, Client, World
 from platform_proc import Platform, wait_for
 
@@ -31,7 +32,7 @@ def settled(world, batch_id, timeout=120):
 
 def test_a_batch_pays_every_player_once_with_the_operator_as_processor(world, platform):
     ev = world.event()
-    users = [oid() for _ in range(300)]
+    users = players.seed(platform.data_dir, 300)
     r = batch(world, ev["id"], users + users[:10])
     assert r.status_code == 202, r.text
     b = r.json()
@@ -65,7 +66,7 @@ def test_refusals_are_counted_by_reason(world, platform):
     ev = world.event(rewards=[{"rewardDefinitionId": d["id"], "quantity": 1, "stock": 5}])
     token, claimer = world.player()
     assert world.claim(token, ev["id"]).status_code == 201  # no conditions: the player may claim
-    users = [claimer] + [oid() for _ in range(7)]
+    users = [claimer] + players.seed(platform.data_dir, 7)
     b = batch(world, ev["id"], users).json()
     done = settled(world, b["id"])
     # the claimer already holds the period's grant; 4 of the 5 units of stock were left
@@ -82,7 +83,7 @@ def test_refusals_are_counted_by_reason(world, platform):
 
 def test_the_same_idempotency_key_never_makes_a_second_batch(world, platform):
     ev = world.event()
-    users = [oid() for _ in range(20)]
+    users = players.seed(platform.data_dir, 20)
     key = {"Idempotency-Key": "batch-" + oid()}
     first = batch(world, ev["id"], users, headers=key)
     again = batch(world, ev["id"], users, headers=key)
@@ -181,7 +182,7 @@ def test_sigkill_mid_batch_then_restart_resumes_exactly_once(tmp_path):
     try:
         world = World(Client(p))
         ev = world.event()
-        users = [oid() for _ in range(5000)]
+        users = players.seed(p.data_dir, 5000)
         b = batch(world, ev["id"], users).json()
 
         def midway():

@@ -10,6 +10,7 @@ import urllib.parse
 
 import pytest
 
+import players
 from conftest import MODE, Client, World
 from platform_proc import ROOT, Cluster, wait_for
 
@@ -64,7 +65,7 @@ def test_the_platform_runs_with_one_user_per_component(setup):
         r = world.api.post("/events/progress", token=world.operator,
                            json={"facts": [dict(fact, userId=secrets.token_hex(12))]})
         assert r.status_code == 422 and r.json()["error"]["code"] == "UNKNOWN_PLAYER", r.text
-        users = [secrets.token_hex(12) for _ in range(50)]
+        users = players.seed(cluster.data_dir, 50)
         b = world.api.post("/events/%s/batch-grants" % ev["id"], token=world.operator,
                            json={"userIds": users, "reason": "definitions test"}).json()
         wait_for(lambda: world.api.get("/events/batches/" + b["id"], token=world.operator).json()["status"]

@@ -1,7 +1,6 @@
 """Crash safety in the production shape: a process killed with SIGKILL in the middle of claims
 or of a batch leaves no half-applied grant, nothing is paid twice, and the platform goes on
 once it is back."""
-import secrets
 import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +9,7 @@ import pytest
 import requests
 
 import invariants
+import players
 from conftest import MODE, Client, World
 from platform_proc import Cluster, wait_for
 
@@ -99,7 +99,7 @@ def test_broker_restart_is_survived(cluster):
 
 def start_batch(world, n):
     ev = world.event()
-    users = [secrets.token_hex(12) for _ in range(n)]
+    users = players.seed(world.api.p.data_dir, n)
     r = world.api.post("/events/%s/batch-grants" % ev["id"], token=world.operator,
                        json={"userIds": users, "reason": "crash test"})
     assert r.status_code == 202, r.text

@@ -597,3 +597,152 @@ Test(grant_txn, the_lease_holds_back_pressure) {
     cr_assert_eq(n, 4u, "unsettled items come due again after the redelivery time");
     free(items);
 }
+
+/* The request counted by the store: how many requests of the event exist, whatever status. */
+static size_t requests_of(const char *event_id) {
+    rp_err_t err;
+    rp_request_t *items = NULL;
+    size_t n = 0;
+    bool more;
+    rp_request_filter_t f = {.event_id = event_id, .status = -1, .limit = 100};
+    cr_assert(S.rewards->ops->list_requests(S.rewards, &f, &items, &n, &more, &err), "%s", err.message);
+    for (size_t i = 0; i < n; i++)
+        rp_request_clear(&items[i]);
+    free(items);
+    return n;
+}
+
+Test(grant_txn, nobody_decides_his_own_request) {
+    rp_decide_result_t d;
+    const char *self = OPERATOR; /* an operator who also plays */
+    scene_t c = claimed(5, -1, self, RP_REQ_AWAITING_REVIEW, RP_GRANT_OK);
+    cr_assert_eq(decide(RP_DECIDE_APPROVE, c.r.id, NULL, 1000, &d), RP_DECIDE_SELF);
+    rp_decide_result_clear(&d);
+    cr_assert_eq(decide(RP_DECIDE_REJECT, c.r.id, NULL, 1000, &d), RP_DECIDE_SELF);
+    rp_decide_result_clear(&d);
+    rp_request_t r = stored(c.r.id);
+    cr_assert_eq(r.status, RP_REQ_AWAITING_REVIEW, "nothing changed");
+    cr_assert_str_eq(r.processor_id, "");
+    cr_assert_eq(stock(c.ev, 0), 5);
+    cr_assert_eq(ledger_entries(c.ev, NULL), 0u);
+    rp_request_clear(&r);
+    scene_clear(&c);
+}
+
+Test(grant_txn, approval_of_a_canceled_events_request_pays_nothing) {
+    rp_decide_result_t d;
+    rp_err_t err;
+    bool already = false;
+    scene_t c = claimed(5, -1, "abababababababababababab", RP_REQ_AWAITING_REVIEW, RP_GRANT_OK);
+    rp_event_audit_t a = audit("CANCEL", "EVENT", c.ev);
+    cr_assert(S.events->ops->event_cancel(S.events, c.ev, rp_now_ms(), &a, &already, &err), "%s", err.message);
+    cr_assert_eq(decide(RP_DECIDE_APPROVE, c.r.id, "ok", 1000, &d), RP_DECIDE_EVENT_CANCELED);
+    cr_assert_eq(d.request.status, RP_REQ_FAILED);
+    rp_decide_result_clear(&d);
+    rp_request_t r = stored(c.r.id);
+    cr_assert_eq(r.status, RP_REQ_FAILED);
+    cr_assert_str_eq(r.failure_reason, "EVENT_CANCELED");
+    cr_assert_str_eq(r.active_key, "", "the slot is freed");
+    cr_assert_eq(stock(c.ev, 0), 5, "no stock taken");
+    cr_assert_eq(ledger_entries(c.ev, NULL), 0u, "no ledger entry");
+    cr_assert_eq(messages_of(c.r.id).n, 0u, "no message");
+    rp_request_clear(&r);
+    /* rejection of a canceled event's request is still a rejection */
+    scene_clear(&c);
+}
+
+/* rp_grant_claim_check's outcome for r (maxClaims max); asserts nothing was written. */
+static rp_grant_outcome_t check(const rp_request_t *r, int64_t max_claims, rp_grant_result_t *res,
+                                rp_event_state_t *state) {
+    rp_err_t err;
+    size_t before = requests_of(r->event_id), ledger = ledger_entries(r->event_id, NULL);
+    int64_t s0 = stock(r->event_id, 0);
+    rp_claim_t c = {r, max_claims, NULL, NULL, NULL, NULL};
+    cr_assert(rp_grant_claim_check(S.rewards, &c, res, state, &err), "%s", err.message);
+    cr_assert_eq(requests_of(r->event_id), before, "a check records no request");
+    cr_assert_eq(ledger_entries(r->event_id, NULL), ledger, "a check pays nothing");
+    cr_assert_eq(stock(r->event_id, 0), s0, "a check takes no stock");
+    return res->outcome;
+}
+
+Test(grant_txn, a_check_agrees_with_the_claim_that_follows_and_writes_nothing) {
+    char ev[RP_OID_LEN];
+    rp_grant_result_t res, got;
+    rp_event_state_t st;
+    two_line_event(2, -1, ev); /* one grant of quantity 2 */
+    const char *u1 = "acacacacacacacacacacacac", *u2 = "adadadadadadadadadadadad";
+    rp_request_t a = request_for(ev, u1, RP_REQ_SUCCESS, "ONCE");
+    cr_assert_eq(check(&a, 0, &res, &st), RP_GRANT_OK);
+    cr_assert_eq(st.nrewards, 2u);
+    cr_assert_eq(st.stock_left[0], 2);
+    cr_assert_eq(st.stock_left[1], -1, "unlimited");
+    cr_assert_eq(st.canceled_at, 0);
+    rp_grant_result_clear(&res);
+    cr_assert_eq(claim(&a, 0, &got), RP_GRANT_OK);
+    rp_grant_result_clear(&got);
+
+    rp_request_t again = request_for(ev, u1, RP_REQ_SUCCESS, "ONCE");
+    cr_assert_eq(check(&again, 0, &res, &st), RP_GRANT_ALREADY_CLAIMED);
+    cr_assert_str_eq(res.holder.id, a.id);
+    rp_grant_result_clear(&res);
+    cr_assert_eq(claim(&again, 0, &got), RP_GRANT_ALREADY_CLAIMED);
+    rp_grant_result_clear(&got);
+
+    rp_request_t b = request_for(ev, u2, RP_REQ_SUCCESS, "ONCE");
+    cr_assert_eq(check(&b, 0, &res, &st), RP_GRANT_OUT_OF_STOCK);
+    cr_assert_eq(st.stock_left[0], 0);
+    rp_grant_result_clear(&res);
+    cr_assert_eq(claim(&b, 0, &got), RP_GRANT_OUT_OF_STOCK);
+    rp_grant_result_clear(&got);
+
+    /* maxClaims over periods, and a request judged FAILED only reads */
+    rp_request_t d2 = request_for(ev, u1, RP_REQ_SUCCESS, "D:2026-01-02");
+    cr_assert_eq(check(&d2, 1, &res, &st), RP_GRANT_MAX_CLAIMS_REACHED);
+    rp_grant_result_clear(&res);
+    rp_request_t judged = request_for(ev, u2, RP_REQ_FAILED, "ONCE");
+    snprintf(judged.failure_reason, sizeof judged.failure_reason, "CONDITION_NOT_MET");
+    cr_assert_eq(check(&judged, 0, &res, &st), RP_GRANT_REFUSED);
+    cr_assert_str_eq(res.request.failure_reason, "CONDITION_NOT_MET");
+    rp_grant_result_clear(&res);
+    rp_request_clear(&a);
+    rp_request_clear(&again);
+    rp_request_clear(&b);
+    rp_request_clear(&d2);
+    rp_request_clear(&judged);
+}
+
+Test(grant_txn, a_batch_rehearsal_counts_what_the_batch_would_settle_and_writes_nothing) {
+    char ev[RP_OID_LEN], bid[RP_OID_LEN];
+    rp_err_t err;
+    rp_grant_result_t res;
+    two_line_event(4, -1, ev); /* two grants of quantity 2 */
+    const char *paid = "aeaeaeaeaeaeaeaeaeaeaeae";
+    rp_request_t first = request_for(ev, paid, RP_REQ_SUCCESS, "ONCE");
+    cr_assert_eq(claim(&first, 0, &res), RP_GRANT_OK); /* stock 2 left */
+    rp_grant_result_clear(&res);
+    const char *users[] = {"afafafafafafafafafafafaf", paid, "a0a0a0a0a0a0a0a0a0a0a0a0", "a1a1a1a1a1a1a1a1a1a1a1a1"};
+    rp_request_t tmpl = item_request(ev, "a2a2a2a2a2a2a2a2a2a2a2a2", users[0]);
+    rp_grant_outcome_t out[4];
+    size_t before = requests_of(ev);
+    cr_assert(rp_grant_batch_dry_run(S.rewards, &tmpl, users, 4, 0, out, &err), "%s", err.message);
+    cr_assert_eq(out[0], RP_GRANT_OK);
+    cr_assert_eq(out[1], RP_GRANT_ALREADY_CLAIMED);
+    cr_assert_eq(out[2], RP_GRANT_OUT_OF_STOCK, "the first item took the last stock");
+    cr_assert_eq(out[3], RP_GRANT_OUT_OF_STOCK);
+    cr_assert_eq(requests_of(ev), before, "nothing recorded");
+    cr_assert_eq(stock(ev, 0), 2, "nothing taken");
+    cr_assert_eq(ledger_entries(ev, NULL), 2u, "only the first claim's entries");
+
+    /* the real batch, run right after, settles the same */
+    rp_batch_created_t outcome;
+    make_batch(ev, NULL, "h", users, 4, &outcome, bid);
+    for (int64_t i = 0; i < 4; i++) {
+        rp_request_t r = item_request(ev, bid, users[i]);
+        cr_assert(rp_grant_batch_item(S.rewards, &r, i + 1, 0, &res, &err), "%s", err.message);
+        cr_assert_eq(res.outcome, out[i], "item %lld", (long long)i + 1);
+        rp_grant_result_clear(&res);
+        rp_request_clear(&r);
+    }
+    rp_request_clear(&tmpl);
+    rp_request_clear(&first);
+}

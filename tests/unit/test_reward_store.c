@@ -523,6 +523,49 @@ BACKENDS(rewards, stock_is_taken_with_a_guard_and_given_back) {
     cr_assert(stock(limited, &one, 1, false), "still there after the rollback");
 }
 
+/* The event's state as a unit of work reads it. */
+typedef struct state_read {
+    const char *event_id;
+    rp_event_state_t st;
+    bool found;
+} state_read_t;
+
+static rp_txn_end_t do_read_state(rp_reward_txn_t *tx, void *p) {
+    state_read_t *r = p;
+    return OPS->tx_event_state(tx, r->event_id, &r->st, &r->found) ? RP_TXN_ROLLBACK : RP_TXN_FAILED;
+}
+
+static state_read_t read_state(const char *event_id) {
+    rp_err_t err;
+    state_read_t r = {.event_id = event_id};
+    cr_assert(OPS->transact(S.rewards, "read state", do_read_state, &r, &err), "%s", err.message);
+    return r;
+}
+
+BACKENDS(rewards, event_state_reads_cancel_time_and_stock_left) {
+    open_all(*backend);
+    rp_err_t err;
+    bool already = false;
+    char limited[RP_OID_LEN];
+    make_event(3, limited);
+    rp_stock_line_t one = {0, 1};
+    cr_assert(stock(limited, &one, 1, false));
+    state_read_t r = read_state(limited);
+    cr_assert(r.found);
+    cr_assert_eq(r.st.canceled_at, 0);
+    cr_assert_eq(r.st.nrewards, 1u);
+    cr_assert_eq(r.st.stock_left[0], 2, "the stock left, not the stock");
+    r = read_state(E.ev);
+    cr_assert(r.found);
+    cr_assert_eq(r.st.stock_left[0], -1, "unlimited");
+    rp_event_audit_t a = audit("CANCEL", "EVENT", limited);
+    cr_assert(S.events->ops->event_cancel(S.events, limited, 5000, &a, &already, &err), "%s", err.message);
+    r = read_state(limited);
+    cr_assert_eq(r.st.canceled_at, 5000);
+    r = read_state("ffffffffffffffffffffffff");
+    cr_assert_not(r.found, "no such event");
+}
+
 /* ---- ledger and outbox ---- */
 
 static rp_ledger_entry_t entry(const rp_request_t *r, int index, int64_t quantity, rp_ledger_kind_t kind,

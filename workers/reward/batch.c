@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accounts.h"
 #include "event/event.h"
 #include "grant_txn.h"
 #include "ids.h"
@@ -87,10 +88,51 @@ static void reply_batch(rp_batches_t *b, const char *id, int status, rp_reply_t 
     rp_batch_clear(&batch);
 }
 
+/* The accounts of users[0..n) into states (a new array of n, free()); false with a 503 reply
+ * when the auth worker cannot say: then nothing may be concluded about any of them. */
+static bool lookup_accounts(rp_batches_t *b, const char *const *users, size_t n, int64_t deadline_ms,
+                            const char *request_id, rp_account_state_t **states, rp_reply_t *rep) {
+    rp_err_t err;
+    *states = rp_calloc(n ? n : 1, sizeof **states);
+    if (rp_accounts_lookup(b->transport, users, n, deadline_ms, request_id, *states, &err)) return true;
+    rp_log(RP_LOG_WARN, "batch", "account lookup failed: %s", err.message);
+    rp_reply_error(rep, 503, "AUTH_UNAVAILABLE", "cannot tell which players have accounts now; try again", NULL);
+    free(*states);
+    *states = NULL;
+    return false;
+}
+
+/* POST ...?dryRun=true: the counts of what the batch would settle, run right now. */
+static void dry_run(rp_batches_t *b, const rp_envelope_t *env, const json_t *event, const rp_batch_t *batch,
+                    const char **users, size_t n, rp_reply_t *rep) {
+    rp_err_t err;
+    rp_batch_expect_t x;
+    rp_account_state_t *states = NULL;
+    int64_t deadline = env->deadline_ms ? env->deadline_ms : rp_now_ms() + b->cfg->rpc_timeout_ms;
+    if (!lookup_accounts(b, users, n, deadline, env->request_id, &states, rep)) return;
+    if (!rp_claims_batch_dry_run(b->claims, event, batch, users, states, n, &x, &err)) {
+        rp_reply_from_err(rep, &err);
+    } else {
+        json_t *expected =
+            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "SUCCESS", (json_int_t)x.success, "ALREADY_CLAIMED",
+                      (json_int_t)x.already_claimed, "UNKNOWN_PLAYER", (json_int_t)x.unknown_player, "OUT_OF_STOCK",
+                      (json_int_t)x.out_of_stock, "MAX_CLAIMS_REACHED", (json_int_t)x.max_claims_reached,
+                      "ACCOUNT_DISABLED", (json_int_t)x.account_disabled);
+        rp_reply_set(rep, 200,
+                     json_pack("{s:b, s:I, s:o}", "dryRun", true, "items", (json_int_t)x.items, "expected", expected));
+    }
+    free(states);
+}
+
 void rp_batches_create(rp_batches_t *b, const rp_envelope_t *env, const char *event_id, rp_reply_t *rep) {
     rp_err_t err;
     json_t *event = NULL, *ids = json_object_get(env->body, "userIds");
     const char *reason = json_string_value(json_object_get(env->body, "reason"));
+    const char *dry = rp_envelope_query(env, "dryRun");
+    if (dry && strcmp(dry, "true") != 0 && strcmp(dry, "false") != 0) {
+        rp_reply_error(rep, 400, "VALIDATION_FAILED", "dryRun must be true or false", NULL);
+        return;
+    }
     /* the api validated the body against batch.create; a worker trusts no sender */
     if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > RP_BATCH_MAX_USERS || !reason ||
         !reason[0]) {
@@ -109,10 +151,9 @@ void rp_batches_create(rp_batches_t *b, const rp_envelope_t *env, const char *ev
     bool read = b->events->ops->event_get(b->events, event_id, &event, &err);
     if (!rp_service_found(rep, read, event != NULL, &err, "EVENT_NOT_FOUND", "no such event")) return;
     int64_t now = rp_now_ms();
-    bool canceled = rp_event_doc_status(event, now) == RP_EVENT_CANCELED;
-    json_decref(event);
-    if (canceled) {
+    if (rp_event_doc_status(event, now) == RP_EVENT_CANCELED) {
         rp_reply_error(rep, 422, "EVENT_CANCELED", "the event is canceled", NULL);
+        json_decref(event);
         return;
     }
     rp_batch_t batch;
@@ -127,6 +168,14 @@ void rp_batches_create(rp_batches_t *b, const rp_envelope_t *env, const char *ev
     size_t n = 0;
     const char **users = unique_users(ids, &n, &batch.duplicates);
     batch.total = (int64_t)n;
+    if (dry && strcmp(dry, "true") == 0) {
+        dry_run(b, env, event, &batch, users, n, rep);
+        free(users);
+        json_decref(event);
+        rp_batch_clear(&batch);
+        return;
+    }
+    json_decref(event);
     rp_batch_created_t outcome;
     char answered[RP_OID_LEN];
     bool ok = rp_grant_batch_create(b->store, &batch, users, n, &outcome, answered, &err);
@@ -224,6 +273,8 @@ static bool settle_chunk(void *ctx, const char *msg, size_t len) {
     size_t n = json_array_size(seqs), got = 0;
     rp_batch_t batch;
     rp_batch_item_t *items = NULL;
+    const char **users = NULL;
+    rp_account_state_t *states = NULL;
     bool found = false;
     memset(&batch, 0, sizeof batch);
     if (!batch_id || !rp_oid_valid(batch_id, strlen(batch_id)) || n == 0 || n > 1000) {
@@ -241,9 +292,16 @@ static bool settle_chunk(void *ctx, const char *msg, size_t len) {
     if (!b->events->ops->event_get(b->events, batch.event_id, &event, &err) ||
         !b->store->ops->batch_items_get(b->store, batch_id, v, n, &items, &got, &err))
         goto failed;
+    /* the players' accounts, in one call per chunk: a lookup that fails leaves the items QUEUED */
+    users = rp_calloc(got ? got : 1, sizeof *users);
+    states = rp_calloc(got ? got : 1, sizeof *states);
+    for (size_t i = 0; i < got; i++)
+        users[i] = items[i].user_id;
+    if (got && !rp_accounts_lookup(b->transport, users, got, rp_now_ms() + b->cfg->rpc_timeout_ms, NULL, states, &err))
+        goto failed;
     for (size_t i = 0; i < got; i++) {
         if (items[i].status != RP_ITEM_QUEUED) continue; /* a redelivery */
-        if (!rp_claims_batch_item(b->claims, event, &batch, items[i].seq, items[i].user_id, &err))
+        if (!rp_claims_batch_item(b->claims, event, &batch, items[i].seq, items[i].user_id, states[i], &err))
             rp_log(RP_LOG_WARN, "batch", "batch %s item %lld: %s; the sweeper sends it again", batch_id,
                    (long long)items[i].seq, err.message);
     }
@@ -252,6 +310,8 @@ failed:
     rp_log(RP_LOG_WARN, "batch", "batch %s: %s; the sweeper sends these items again", batch_id, err.message);
 done:
     free(v);
+    free(users);
+    free(states);
     free(items);
     rp_batch_clear(&batch);
     json_decref(event);

@@ -32,7 +32,13 @@ void rp_batches_free(rp_batches_t *b);
 /* POST /events/{id}/batch-grants {userIds, reason} -> 202 the batch; repeated user ids count
  * once. With an Idempotency-Key the same operator gets the first batch back (202) instead of a
  * second one; the key with another body is 422 IDEMPOTENCY_KEY_REUSED. 404 EVENT_NOT_FOUND,
- * 422 EVENT_CANCELED. */
+ * 422 EVENT_CANCELED. Items are checked against the players' accounts when they settle: one
+ * that names no account settles FAILED UNKNOWN_PLAYER, a disabled one ACCOUNT_DISABLED.
+ * With ?dryRun=true (validated the same way) nothing is stored: the accounts are looked up
+ * (503 AUTH_UNAVAILABLE when the auth worker cannot answer) and every item's grant rehearsed in
+ * order (rp_claims_batch_dry_run) -> 200 {dryRun: true, items, expected: {SUCCESS,
+ * ALREADY_CLAIMED, UNKNOWN_PLAYER, OUT_OF_STOCK, MAX_CLAIMS_REACHED, ACCOUNT_DISABLED}}; the
+ * Idempotency-Key is not used. Needs the transport of rp_batches_start. */
 void rp_batches_create(rp_batches_t *b, const rp_envelope_t *env, const char *event_id, rp_reply_t *rep);
 /* GET /events/batches/{id} -> 200 the batch with counts per status and per failure reason and
  * status RUNNING (items still QUEUED) or COMPLETED. */

@@ -95,6 +95,16 @@ static json_t *claim_answer(void *ctx, const rp_grant_result_t *res, int *status
     return rp_error_body("INTERNAL", "no answer for this outcome", NULL);
 }
 
+/* The refusal code of a grant outcome; NULL for OK. */
+static const char *outcome_code(rp_grant_outcome_t o) {
+    switch (o) {
+    case RP_GRANT_ALREADY_CLAIMED: return "ALREADY_CLAIMED";
+    case RP_GRANT_OUT_OF_STOCK: return "OUT_OF_STOCK";
+    case RP_GRANT_MAX_CLAIMS_REACHED: return "MAX_CLAIMS_REACHED";
+    default: return NULL;
+    }
+}
+
 static void reply_idem(rp_reply_t *rep, const rp_idem_t *v, const char *hash) {
     if (strcmp(v->request_hash, hash) != 0)
         rp_reply_error(rep, 422, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used for a different request",
@@ -103,34 +113,31 @@ static void reply_idem(rp_reply_t *rep, const rp_idem_t *v, const char *hash) {
         rp_reply_set(rep, v->status, json_incref(v->response));
 }
 
-/* Judges the claim against the event: a refusal (not active, conditions) comes back as a FAILED
- * request; false with a reply already set when it cannot be judged. */
-static bool judge(rp_claims_t *c, const rp_envelope_t *env, const rp_event_view_t *v, int64_t now, bool check_slot,
+/* Judges user_id's claim against the event: a refusal (not active, conditions) comes back as a
+ * FAILED request. With check_slot, a request already holding the slot of an active event is
+ * found first (a cheap answer for the common repeat; the transaction decides anyway): then
+ * holder (initialised by the caller) holds it and r is not judged further. False with a reply
+ * already set when it cannot be judged. */
+static bool judge(rp_claims_t *c, const char *user_id, const rp_event_view_t *v, int64_t now, rp_request_t *holder,
                   rp_request_t *r, rp_reply_t *rep) {
     rp_err_t err;
-    new_request(v, env->caller.id, now, r);
+    new_request(v, user_id, now, r);
     if (rp_event_view_status(v, now) != RP_EVENT_ACTIVE) {
         refuse(r, "EVENT_NOT_ACTIVE", NULL);
         return true;
     }
-    if (check_slot) { /* a cheap answer for the common repeat; the transaction decides anyway */
-        rp_request_t holder;
+    if (holder) {
         bool found = false;
-        rp_request_init(&holder);
-        if (!c->store->ops->find_active(c->store, r->active_key, &holder, &found, &err)) {
+        if (!c->store->ops->find_active(c->store, r->active_key, holder, &found, &err)) {
             rp_reply_from_err(rep, &err);
             return false;
         }
-        if (found)
-            rp_reply_set(rep, 409,
-                         refusal("ALREADY_CLAIMED", "this reward was already claimed for this period", NULL, &holder));
-        rp_request_clear(&holder);
-        if (found) return false;
+        if (found) return true;
     }
     rp_progress_t progress;
     json_t *unmet = NULL;
     int64_t first = (v->start_ms - RP_DAY_MS) / RP_DAY_MS, last = (v->end_ms + RP_DAY_MS) / RP_DAY_MS;
-    if (!c->events->ops->progress_load(c->events, env->caller.id, first, last, &progress, &err)) {
+    if (!c->events->ops->progress_load(c->events, user_id, first, last, &progress, &err)) {
         rp_reply_from_err(rep, &err);
         return false;
     }
@@ -148,7 +155,7 @@ static bool judge(rp_claims_t *c, const rp_envelope_t *env, const rp_event_view_
 
 void rp_claims_claim(rp_claims_t *c, const rp_envelope_t *env, const char *event_id, rp_reply_t *rep) {
     rp_err_t err;
-    rp_request_t req;
+    rp_request_t req, holder;
     rp_grant_result_t res;
     rp_idem_t stored;
     rp_event_view_t view;
@@ -157,6 +164,7 @@ void rp_claims_claim(rp_claims_t *c, const rp_envelope_t *env, const char *event
     char hash[65] = "";
     bool found = false;
     rp_request_init(&req);
+    rp_request_init(&holder);
     memset(&res, 0, sizeof res);
     memset(&stored, 0, sizeof stored);
     if (env->body && json_object_size(env->body) > 0) {
@@ -181,7 +189,12 @@ void rp_claims_claim(rp_claims_t *c, const rp_envelope_t *env, const char *event
         goto done;
     }
     /* without a key a repeat is answered before judging; with one the answer must be stored */
-    if (!judge(c, env, &view, rp_now_ms(), key == NULL, &req, rep)) goto done;
+    if (!judge(c, env->caller.id, &view, rp_now_ms(), key ? NULL : &holder, &req, rep)) goto done;
+    if (holder.id[0]) {
+        rp_reply_set(rep, 409,
+                     refusal("ALREADY_CLAIMED", "this reward was already claimed for this period", NULL, &holder));
+        goto done;
+    }
     rp_claim_t claim = {&req, view.max_claims, key, hash, claim_answer, NULL};
     if (!rp_grant_claim(c->store, &claim, &res, &err)) {
         rp_reply_from_err(rep, &err);
@@ -198,6 +211,7 @@ void rp_claims_claim(rp_claims_t *c, const rp_envelope_t *env, const char *event
 done:
     rp_grant_result_clear(&res);
     rp_request_clear(&req);
+    rp_request_clear(&holder);
     rp_idem_clear(&stored);
     json_decref(event);
 }
@@ -223,6 +237,14 @@ void rp_claims_decide(rp_claims_t *c, const rp_envelope_t *env, const char *id, 
                      refusal("OUT_OF_STOCK", "the reward ran out of stock before approval; the request failed", NULL,
                              &res.request));
         break;
+    case RP_DECIDE_SELF:
+        rp_reply_error(rep, 403, "SELF_DECISION", "nobody approves or rejects a request of their own", NULL);
+        break;
+    case RP_DECIDE_EVENT_CANCELED:
+        rp_reply_set(rep, 422,
+                     refusal("EVENT_CANCELED", "the event is canceled; the request failed and nothing was paid", NULL,
+                             &res.request));
+        break;
     case RP_DECIDED:
         rp_log(RP_LOG_INFO, "grant", "request %s: %s by %s", id, rp_req_status_name(res.request.status),
                env->caller.id);
@@ -232,8 +254,26 @@ void rp_claims_decide(rp_claims_t *c, const rp_envelope_t *env, const char *id, 
     rp_decide_result_clear(&res);
 }
 
+/* The request a batch item of user_id grants: the operator decided, so no conditions and no
+ * review; the period, stock and claim limits hold. */
+static void batch_request(const rp_event_view_t *v, const rp_batch_t *batch, const char *user_id, int64_t now,
+                          rp_request_t *r) {
+    new_request(v, user_id, now, r);
+    r->status = RP_REQ_SUCCESS;
+    r->source = RP_SOURCE_BATCH;
+    r->processed_at = now;
+    snprintf(r->processor_id, sizeof r->processor_id, "%s", batch->created_by);
+    snprintf(r->batch_id, sizeof r->batch_id, "%s", batch->id);
+    rp_request_set_notes(r, batch->reason);
+}
+
+/* Why a player's item fails before any grant: no account, or a disabled one; NULL otherwise. */
+static const char *account_refusal(rp_account_state_t state) {
+    return state == RP_ACCOUNT_UNKNOWN ? "UNKNOWN_PLAYER" : state == RP_ACCOUNT_DISABLED ? "ACCOUNT_DISABLED" : NULL;
+}
+
 bool rp_claims_batch_item(rp_claims_t *c, const json_t *event, const rp_batch_t *batch, int64_t seq,
-                          const char *user_id, rp_err_t *err) {
+                          const char *user_id, rp_account_state_t state, rp_err_t *err) {
     int64_t now = rp_now_ms();
     rp_event_view_t view;
     if (!event) return rp_grant_item_fail(c->store, batch->id, seq, "EVENT_NOT_FOUND", now, err);
@@ -243,18 +283,109 @@ bool rp_claims_batch_item(rp_claims_t *c, const json_t *event, const rp_batch_t 
     }
     if (rp_event_view_status(&view, now) == RP_EVENT_CANCELED)
         return rp_grant_item_fail(c->store, batch->id, seq, "EVENT_CANCELED", now, err);
-    /* the operator decided: no conditions, no review; the period, stock and claim limits hold */
+    if (account_refusal(state)) return rp_grant_item_fail(c->store, batch->id, seq, account_refusal(state), now, err);
     rp_request_t req;
     rp_grant_result_t res;
-    new_request(&view, user_id, now, &req);
-    req.status = RP_REQ_SUCCESS;
-    req.source = RP_SOURCE_BATCH;
-    req.processed_at = now;
-    snprintf(req.processor_id, sizeof req.processor_id, "%s", batch->created_by);
-    snprintf(req.batch_id, sizeof req.batch_id, "%s", batch->id);
-    rp_request_set_notes(&req, batch->reason);
+    batch_request(&view, batch, user_id, now, &req);
     bool ok = rp_grant_batch_item(c->store, &req, seq, view.max_claims, &res, err);
     rp_grant_result_clear(&res);
     rp_request_clear(&req);
     return ok;
+}
+
+bool rp_claims_batch_dry_run(rp_claims_t *c, const json_t *event, const rp_batch_t *batch, const char *const *user_ids,
+                             const rp_account_state_t *states, size_t n, rp_batch_expect_t *out, rp_err_t *err) {
+    int64_t now = rp_now_ms();
+    rp_event_view_t view;
+    memset(out, 0, sizeof *out);
+    out->items = (int64_t)n;
+    if (!rp_event_view(event, &view)) {
+        rp_err_set(err, RP_ERR_INTERNAL, "INTERNAL", "the stored event %s is malformed", batch->event_id);
+        return false;
+    }
+    /* the players an item would be granted to, in the batch's order; the others fail before */
+    const char **granted = rp_calloc(n ? n : 1, sizeof *granted);
+    rp_grant_outcome_t *outcomes = rp_calloc(n ? n : 1, sizeof *outcomes);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (states[i] == RP_ACCOUNT_UNKNOWN)
+            out->unknown_player++;
+        else if (states[i] == RP_ACCOUNT_DISABLED)
+            out->account_disabled++;
+        else
+            granted[m++] = user_ids[i];
+    }
+    rp_request_t tmpl;
+    batch_request(&view, batch, granted[0] ? granted[0] : "", now, &tmpl);
+    bool ok = m == 0 || rp_grant_batch_dry_run(c->store, &tmpl, granted, m, view.max_claims, outcomes, err);
+    for (size_t i = 0; ok && i < m; i++) {
+        switch (outcomes[i]) {
+        case RP_GRANT_OK: out->success++; break;
+        case RP_GRANT_ALREADY_CLAIMED: out->already_claimed++; break;
+        case RP_GRANT_OUT_OF_STOCK: out->out_of_stock++; break;
+        case RP_GRANT_MAX_CLAIMS_REACHED: out->max_claims_reached++; break;
+        default: break;
+        }
+    }
+    rp_request_clear(&tmpl);
+    free(granted);
+    free(outcomes);
+    return ok;
+}
+
+/* The eligibility answer (DESIGN.md section 4). */
+static json_t *eligibility_json(const char *event_id, const char *user_id, const char *reason, const json_t *unmet,
+                                const char *period_key, const char *existing, const rp_event_state_t *state) {
+    int64_t least = -1; /* the smallest limited stock left */
+    for (size_t i = 0; i < state->nrewards; i++)
+        if (state->stock_left[i] >= 0 && (least < 0 || state->stock_left[i] < least)) least = state->stock_left[i];
+    return json_pack("{s:s, s:s, s:b, s:o, s:o, s:s, s:o, s:o}", "eventId", event_id, "userId", user_id, "eligible",
+                     reason == NULL, "reason", reason ? json_string(reason) : json_null(), "unmet",
+                     json_is_array(unmet) ? json_deep_copy(unmet) : json_array(), "periodKey", period_key,
+                     "existingRequestId", existing && existing[0] ? json_string(existing) : json_null(), "stockLeft",
+                     least >= 0 ? json_integer(least) : json_null());
+}
+
+void rp_claims_eligibility(rp_claims_t *c, const char *event_id, const char *user_id, rp_account_state_t state,
+                           rp_reply_t *rep) {
+    rp_err_t err;
+    rp_request_t req, holder;
+    rp_grant_result_t res;
+    rp_event_state_t es;
+    rp_event_view_t view;
+    json_t *event = NULL;
+    const char *reason = NULL;
+    rp_request_init(&req);
+    rp_request_init(&holder);
+    memset(&res, 0, sizeof res);
+    bool read = c->events->ops->event_get(c->events, event_id, &event, &err);
+    if (!rp_service_found(rep, read, event != NULL, &err, "EVENT_NOT_FOUND", "no such event")) goto done;
+    if (!rp_event_view(event, &view)) {
+        rp_reply_error(rep, 500, "INTERNAL", "the stored event is malformed", NULL);
+        goto done;
+    }
+    /* the claim's own judgement and grant body, rehearsed: nothing is written */
+    if (!judge(c, user_id, &view, rp_now_ms(), &holder, &req, rep)) goto done;
+    if (holder.id[0]) req.status = RP_REQ_FAILED; /* answered already: the unit of work only reads the stock */
+    rp_claim_t claim = {.request = &req, .max_claims = view.max_claims};
+    if (!rp_grant_claim_check(c->store, &claim, &res, &es, &err)) {
+        rp_reply_from_err(rep, &err);
+        goto done;
+    }
+    const rp_request_t *holding = holder.id[0] ? &holder : res.holder.id[0] ? &res.holder : NULL;
+    if (holding)
+        reason = "ALREADY_CLAIMED";
+    else if (res.outcome == RP_GRANT_REFUSED)
+        reason = req.failure_reason;
+    else
+        reason = outcome_code(res.outcome);
+    if (state == RP_ACCOUNT_DISABLED) reason = "ACCOUNT_DISABLED"; /* its claims are refused before any of these */
+    rp_reply_set(rep, 200,
+                 eligibility_json(event_id, user_id, reason, req.failure_details, req.period_key,
+                                  holding ? holding->id : NULL, &es));
+done:
+    rp_grant_result_clear(&res);
+    rp_request_clear(&req);
+    rp_request_clear(&holder);
+    json_decref(event);
 }

@@ -6,6 +6,7 @@
 #ifndef RP_WORKERS_REWARD_CLAIMS_H
 #define RP_WORKERS_REWARD_CLAIMS_H
 
+#include "accounts.h"
 #include "envelope.h"
 #include "event/event_repo.h"
 #include "grant_txn.h"
@@ -30,10 +31,36 @@ void rp_claims_claim(rp_claims_t *c, const rp_envelope_t *env, const char *event
 void rp_claims_decide(rp_claims_t *c, const rp_envelope_t *env, const char *id, rp_decision_t d, const char *text,
                       rp_reply_t *rep);
 
-/* Settles item seq of batch for user_id against event (the stored document; NULL when it no
- * longer exists): EVENT_NOT_FOUND or EVENT_CANCELED settle it FAILED, otherwise the batch grant
- * of grant_txn.h. False with err on a store failure (the item stays QUEUED, sent again). */
+/* Settles item seq of batch for user_id, whose account is in state, against event (the stored
+ * document; NULL when it no longer exists): EVENT_NOT_FOUND, EVENT_CANCELED, UNKNOWN_PLAYER or
+ * ACCOUNT_DISABLED settle it FAILED, in that order; otherwise the batch grant of grant_txn.h.
+ * False with err on a store failure (the item stays QUEUED, sent again). */
 bool rp_claims_batch_item(rp_claims_t *c, const json_t *event, const rp_batch_t *batch, int64_t seq,
-                          const char *user_id, rp_err_t *err);
+                          const char *user_id, rp_account_state_t state, rp_err_t *err);
+
+/* What a batch would settle, counted (POST /events/{id}/batch-grants?dryRun=true). */
+typedef struct rp_batch_expect {
+    int64_t items, success, already_claimed, unknown_player, account_disabled, out_of_stock, max_claims_reached;
+} rp_batch_expect_t;
+
+/* Rehearses batch (its creator and reason) for user_ids[0..n) (each once, in order; states[i]
+ * the account of user_ids[i]) against event (the stored, not canceled document), writing
+ * nothing: the items of unknown and disabled accounts fail as rp_claims_batch_item fails them,
+ * the others run rp_grant_batch_dry_run. *out receives the counts. False with err on a store
+ * failure. */
+bool rp_claims_batch_dry_run(rp_claims_t *c, const json_t *event, const rp_batch_t *batch, const char *const *user_ids,
+                             const rp_account_state_t *states, size_t n, rp_batch_expect_t *out, rp_err_t *err);
+
+/* GET /events/{id}/eligibility for user_id, whose account is in state (ACTIVE or DISABLED):
+ * 200 {eventId, userId, eligible, reason, unmet, periodKey, existingRequestId, stockLeft}. The
+ * claim's own judgement (window, slot, conditions) and its grant body rehearsed in a unit of
+ * work that rolls back (rp_grant_claim_check), so the answer is what a claim made now would
+ * get, and nothing is written. reason: null, EVENT_NOT_ACTIVE, ALREADY_CLAIMED (the holder in
+ * existingRequestId), CONDITION_NOT_MET (unmet lists each unmet condition with the player's
+ * progress, as the claim's details do; [] otherwise), OUT_OF_STOCK, MAX_CLAIMS_REACHED, or
+ * ACCOUNT_DISABLED, which comes first. stockLeft: the smallest stock left among the event's
+ * limited rewards, null when none is limited. 404 EVENT_NOT_FOUND. */
+void rp_claims_eligibility(rp_claims_t *c, const char *event_id, const char *user_id, rp_account_state_t state,
+                           rp_reply_t *rep);
 
 #endif

@@ -94,6 +94,7 @@ typedef struct claim_run {
     rp_grant_outcome_t why; /* the refusal body's input: what the grant body ended with */
     rp_grant_result_t *res;
     bool again; /* the body lost a race it cannot settle itself: run the claim again */
+    bool dry;   /* a rehearsal (rp_grant_claim_check, rp_grant_batch_dry_run): nothing is paid, all rolled back */
 } claim_run_t;
 
 static void start(claim_run_t *run) {
@@ -181,7 +182,8 @@ static rp_txn_end_t grant_body(rp_reward_txn_t *tx, void *arg) {
         res->outcome = RP_GRANT_ALREADY_CLAIMED;
         return RP_TXN_ROLLBACK;
     }
-    if (r->status == RP_REQ_SUCCESS && !pay(ops, tx, r, r->created_at)) return RP_TXN_FAILED;
+    /* paying refuses nothing, so a rehearsal that will roll back anyway skips it */
+    if (r->status == RP_REQ_SUCCESS && !run->dry && !pay(ops, tx, r, r->created_at)) return RP_TXN_FAILED;
     res->outcome = RP_GRANT_OK;
     return answer(run, tx, true);
 }
@@ -262,6 +264,97 @@ bool rp_grant_batch_item(rp_reward_store_t *s, const rp_request_t *request, int6
     return run_claim(s, &run, err);
 }
 
+/* ---- rehearsals: the grant body in a unit of work that always rolls back ---- */
+
+typedef struct check_run {
+    claim_run_t run;
+    rp_event_state_t *state;
+} check_run_t;
+
+static rp_txn_end_t check_body(rp_reward_txn_t *tx, void *arg) {
+    check_run_t *ck = arg;
+    bool found = false;
+    start(&ck->run);
+    if (!ck->run.s->ops->tx_event_state(tx, ck->run.c->request->event_id, ck->state, &found)) return RP_TXN_FAILED;
+    if (ck->run.c->request->status == RP_REQ_FAILED) { /* judged already: the grant would not run */
+        ck->run.res->outcome = RP_GRANT_REFUSED;
+        rp_request_copy(&ck->run.res->request, ck->run.c->request);
+        return RP_TXN_ROLLBACK;
+    }
+    return grant_body(tx, &ck->run) == RP_TXN_FAILED ? RP_TXN_FAILED : RP_TXN_ROLLBACK;
+}
+
+bool rp_grant_claim_check(rp_reward_store_t *s, const rp_claim_t *c, rp_grant_result_t *res, rp_event_state_t *state,
+                          rp_err_t *err) {
+    rp_claim_t keyless = *c;
+    keyless.idem_key = NULL; /* nothing is stored, so no answer either */
+    check_run_t ck = {{.s = s, .c = &keyless, .res = res, .dry = true}, state};
+    memset(res, 0, sizeof *res);
+    for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
+        if (!s->ops->transact(s, "check claim", check_body, &ck, err)) return false;
+        /* a slot taken by a claim that committed after the snapshot: look again */
+        if (res->outcome != RP_GRANT_ALREADY_CLAIMED || res->holder.id[0]) return true;
+    }
+    rp_err_set(err, RP_ERR_STORE_BUSY, "STORE_BUSY", "the check kept racing with concurrent claims of its slot");
+    return false;
+}
+
+typedef struct dry_run {
+    rp_reward_store_t *s;
+    const rp_request_t *tmpl;
+    const char *const *user_ids;
+    size_t n;
+    int64_t max_claims;
+    rp_grant_outcome_t *outcomes;
+    bool again;
+} dry_run_t;
+
+/* Every item's grant, in order, in one unit of work: what an item takes (stock, a slot, a claim
+ * of maxClaims) is there for the items after it, as it would be for the real batch. */
+static rp_txn_end_t dry_body(rp_reward_txn_t *tx, void *arg) {
+    dry_run_t *d = arg;
+    rp_request_t r;
+    rp_grant_result_t res;
+    rp_claim_t c = {.request = &r, .max_claims = d->max_claims};
+    claim_run_t run = {.s = d->s, .c = &c, .res = &res, .dry = true};
+    rp_txn_end_t end = RP_TXN_ROLLBACK;
+    d->again = false;
+    memset(&res, 0, sizeof res);
+    rp_request_init(&r);
+    for (size_t i = 0; i < d->n; i++) {
+        rp_request_clear(&r);
+        rp_request_copy(&r, d->tmpl);
+        rp_oid_new(r.id);
+        snprintf(r.user_id, sizeof r.user_id, "%s", d->user_ids[i]);
+        rp_active_key(r.user_id, r.event_id, r.period_key, r.active_key, sizeof r.active_key);
+        if (grant_body(tx, &run) == RP_TXN_FAILED) {
+            end = RP_TXN_FAILED;
+            break;
+        }
+        /* a duplicate insert: a claim committed after the snapshot (and on MongoDB the
+         * transaction is dead); rehearse again */
+        if (res.outcome == RP_GRANT_ALREADY_CLAIMED && !res.holder.id[0]) {
+            d->again = true;
+            break;
+        }
+        d->outcomes[i] = res.outcome;
+    }
+    rp_grant_result_clear(&res);
+    rp_request_clear(&r);
+    return end;
+}
+
+bool rp_grant_batch_dry_run(rp_reward_store_t *s, const rp_request_t *tmpl, const char *const *user_ids, size_t n,
+                            int64_t max_claims, rp_grant_outcome_t *outcomes, rp_err_t *err) {
+    dry_run_t d = {s, tmpl, user_ids, n, max_claims, outcomes, false};
+    for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
+        if (!s->ops->transact(s, "rehearse batch", dry_body, &d, err)) return false;
+        if (!d.again) return true;
+    }
+    rp_err_set(err, RP_ERR_STORE_BUSY, "STORE_BUSY", "the rehearsal kept racing with concurrent claims");
+    return false;
+}
+
 typedef struct item_fail {
     rp_reward_store_t *s;
     const char *batch_id, *reason;
@@ -293,6 +386,18 @@ typedef struct decide_run {
     rp_decide_result_t *res;
 } decide_run_t;
 
+/* Whether an approval of r must fail instead because its event is canceled, as stored now: a
+ * canceled event pays nothing, whoever approves. */
+static bool event_canceled(const rp_reward_store_ops_t *ops, rp_reward_txn_t *tx, const rp_request_t *r,
+                           bool *canceled) {
+    rp_event_state_t state;
+    bool found = false;
+    *canceled = false;
+    if (!ops->tx_event_state(tx, r->event_id, &state, &found)) return false;
+    *canceled = found && state.canceled_at != 0;
+    return true;
+}
+
 /* The request after the decision, from r as found: status, slot, processor, times, text. */
 static void decided(const decide_run_t *run, rp_request_t *r, rp_req_status_t to, const char *reason) {
     r->status = to;
@@ -315,12 +420,19 @@ static rp_txn_end_t decide_body(rp_reward_txn_t *tx, void *arg) {
         res->outcome = RP_DECIDE_NOT_FOUND;
         return RP_TXN_ROLLBACK;
     }
+    /* revocation undoes a mistake and is not a decision on one's own claim */
+    if (run->d != RP_DECIDE_REVOKE && strcmp(r->user_id, run->processor_id) == 0) {
+        res->outcome = RP_DECIDE_SELF;
+        return RP_TXN_ROLLBACK;
+    }
     rp_req_status_t from = run->d == RP_DECIDE_REVOKE ? RP_REQ_SUCCESS : RP_REQ_AWAITING_REVIEW, to;
     const char *reason = NULL;
+    bool canceled = false;
     switch (run->d) {
     case RP_DECIDE_APPROVE:
-        to = run->short_stock ? RP_REQ_FAILED : RP_REQ_SUCCESS;
-        reason = run->short_stock ? "OUT_OF_STOCK" : NULL;
+        if (r->status == from && !run->short_stock && !event_canceled(ops, tx, r, &canceled)) return RP_TXN_FAILED;
+        to = run->short_stock || canceled ? RP_REQ_FAILED : RP_REQ_SUCCESS;
+        reason = run->short_stock ? "OUT_OF_STOCK" : canceled ? "EVENT_CANCELED" : NULL;
         break;
     case RP_DECIDE_REJECT:
         to = RP_REQ_FAILED;
@@ -355,7 +467,7 @@ static rp_txn_end_t decide_body(rp_reward_txn_t *tx, void *arg) {
         (!ops->tx_stock_give(tx, r->event_id, lines, n) || !append_ledger(ops, tx, r, RP_LEDGER_REVERSAL, run->now) ||
          !append_message(ops, tx, r, true, run->text, run->now)))
         return RP_TXN_FAILED;
-    res->outcome = run->short_stock ? RP_DECIDE_OUT_OF_STOCK : RP_DECIDED;
+    res->outcome = run->short_stock ? RP_DECIDE_OUT_OF_STOCK : canceled ? RP_DECIDE_EVENT_CANCELED : RP_DECIDED;
     return RP_TXN_COMMIT;
 }
 

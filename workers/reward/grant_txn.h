@@ -72,6 +72,24 @@ bool rp_grant_claim(rp_reward_store_t *s, const rp_claim_t *c, rp_grant_result_t
 bool rp_grant_batch_item(rp_reward_store_t *s, const rp_request_t *request, int64_t seq, int64_t max_claims,
                          rp_grant_result_t *res, rp_err_t *err);
 
+/* A rehearsal of rp_grant_claim that writes nothing: the same grant body in a unit of work that
+ * always rolls back, with nothing paid, no Idempotency-Key and no refusal recorded. res->outcome
+ * is what the claim would end with now: OK, ALREADY_CLAIMED (res->holder), OUT_OF_STOCK,
+ * MAX_CLAIMS_REACHED, or REFUSED for a request that came judged FAILED (res->request, with its
+ * reason and details). *state receives the event's cancel time and stock as that unit of work
+ * read them. False with err on a store failure. */
+bool rp_grant_claim_check(rp_reward_store_t *s, const rp_claim_t *c, rp_grant_result_t *res, rp_event_state_t *state,
+                          rp_err_t *err);
+
+/* A rehearsal of a batch that writes nothing: for each of user_ids[0..n), in order, the grant a
+ * batch item would run (tmpl with that user, a new id and its active key; tmpl as
+ * rp_grant_batch_item takes it), all in one unit of work that rolls back at the end, so that
+ * each item sees the stock, slots and claims the items before it took. outcomes[i] (an array
+ * of n) is OK, ALREADY_CLAIMED, OUT_OF_STOCK or MAX_CLAIMS_REACHED. One transaction: on MongoDB
+ * bounded by its transaction lifetime. False with err on a store failure. */
+bool rp_grant_batch_dry_run(rp_reward_store_t *s, const rp_request_t *tmpl, const char *const *user_ids, size_t n,
+                            int64_t max_claims, rp_grant_outcome_t *outcomes, rp_err_t *err);
+
 /* Settles a QUEUED item FAILED with reason without a grant (its event is gone or canceled); an
  * item settled meanwhile stays as it is. */
 bool rp_grant_item_fail(rp_reward_store_t *s, const char *batch_id, int64_t seq, const char *reason, int64_t now,
@@ -82,8 +100,10 @@ typedef enum rp_decision { RP_DECIDE_APPROVE = 0, RP_DECIDE_REJECT, RP_DECIDE_RE
 typedef enum rp_decide_outcome {
     RP_DECIDED = 0,
     RP_DECIDE_NOT_FOUND,
-    RP_DECIDE_WRONG_STATE,  /* not in the state the decision needs (decided meanwhile): the request as it is */
-    RP_DECIDE_OUT_OF_STOCK, /* approval found a stock short: the request was FAILED (OUT_OF_STOCK) instead */
+    RP_DECIDE_WRONG_STATE,    /* not in the state the decision needs (decided meanwhile): the request as it is */
+    RP_DECIDE_OUT_OF_STOCK,   /* approval found a stock short: the request was FAILED (OUT_OF_STOCK) instead */
+    RP_DECIDE_SELF,           /* approve or reject of the processor's own request: nothing changed */
+    RP_DECIDE_EVENT_CANCELED, /* approval of a canceled event's request: it was FAILED (EVENT_CANCELED) instead */
 } rp_decide_outcome_t;
 
 typedef struct rp_decide_result {
@@ -95,7 +115,10 @@ typedef struct rp_decide_result {
  * outbox), REJECT (AWAITING_REVIEW -> FAILED, reason REJECTED, the slot freed), REVOKE (SUCCESS
  * -> REVOKED: stock returned, reversal ledger entries, outbox message "<id>:revoked"). text is
  * the notes (approve, reject) or the reason (revoke), may be NULL. Every move is a
- * compare-and-set on the expected status. False with err on a store failure. */
+ * compare-and-set on the expected status. Nobody approves or rejects his own request (SELF,
+ * nothing written). An approval whose event is canceled, as stored in the approval's own unit
+ * of work, pays nothing: the request moves to FAILED (EVENT_CANCELED) instead, freeing the slot.
+ * False with err on a store failure. */
 bool rp_grant_decide(rp_reward_store_t *s, rp_decision_t d, const char *id, const char *processor_id, const char *text,
                      int64_t now, rp_decide_result_t *res, rp_err_t *err);
 

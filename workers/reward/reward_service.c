@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accounts.h"
 #include "batch.h"
 #include "claims.h"
 #include "log.h"
@@ -27,7 +28,8 @@ struct rp_reward_worker {
     rp_event_repo_t *owned_events;
     rp_claims_t *claims;
     rp_batches_t *batches;
-    rp_outbox_relay_t *relay; /* NULL unless run_relay */
+    rp_outbox_relay_t *relay;  /* NULL unless run_relay */
+    rp_transport_t *transport; /* borrowed from run_batches: account lookups go through it */
     rp_service_t service;
 };
 
@@ -224,6 +226,45 @@ static void op_feed(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     free(items);
 }
 
+/* The player an eligibility question is about: a USER asks for himself (userId absent or his
+ * own); staff name him with ?userId=. NULL when a reply was sent. */
+static const char *eligibility_user(const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_err_t err;
+    const char *uid = NULL;
+    if (!rp_service_require_caller(env, rep)) return NULL;
+    if (!rp_query_oid(env, "userId", &uid, &err)) {
+        rp_reply_from_err(rep, &err);
+        return NULL;
+    }
+    bool staff = (env->caller.roles & STAFF_READ) != 0, user = (env->caller.roles & RP_ROLE_USER) != 0;
+    if (!uid && user) return env->caller.id;
+    if (!uid && staff) {
+        rp_service_reject_field(rep, "userId is required", "", "staff name the player with ?userId=");
+        return NULL;
+    }
+    if (uid && (staff || (user && strcmp(uid, env->caller.id) == 0))) return uid;
+    rp_reply_error(rep, 403, "FORBIDDEN", "a player asks only about himself", NULL);
+    return NULL;
+}
+
+static void op_eligibility(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_reward_worker_t *w = ctx;
+    rp_err_t err;
+    rp_account_state_t state = RP_ACCOUNT_UNKNOWN;
+    const char *event_id = path_id(env, "EVENT_NOT_FOUND", rep);
+    const char *user_id = event_id ? eligibility_user(env, rep) : NULL;
+    if (!user_id) return;
+    int64_t deadline = env->deadline_ms ? env->deadline_ms : rp_now_ms() + w->cfg->rpc_timeout_ms;
+    if (!rp_accounts_lookup(w->transport, &user_id, 1, deadline, env->request_id, &state, &err)) {
+        rp_reply_error(rep, 503, "AUTH_UNAVAILABLE", "cannot look the player's account up now; try again", NULL);
+        return;
+    }
+    if (state == RP_ACCOUNT_UNKNOWN)
+        rp_reply_error(rep, 404, "USER_NOT_FOUND", "no account has this id", NULL);
+    else
+        rp_claims_eligibility(w->claims, event_id, user_id, state, rep);
+}
+
 static void op_batch_create(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reward_worker_t *w = ctx;
     if (!rp_service_require_roles(env, STAFF_WRITE, NULL, rep)) return;
@@ -261,6 +302,7 @@ static const rp_route_op_t ops[] = {
     {"GET", "/events/ledger", op_ledger},
     {"GET", "/events/grants/feed", op_feed},
     {"POST", "/events/{id}/batch-grants", op_batch_create},
+    {"GET", "/events/{id}/eligibility", op_eligibility},
     {"GET", "/events/batches", op_batch_list},
     {"GET", "/events/batches/{id}", op_batch_get},
     {"GET", "/events/batches/{id}/items", op_batch_items},
@@ -288,6 +330,7 @@ rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t
 }
 
 bool rp_reward_worker_run_batches(rp_reward_worker_t *w, rp_transport_t *t, rp_err_t *err) {
+    w->transport = t;
     return rp_batches_start(w->batches, t, err);
 }
 

@@ -45,6 +45,14 @@ typedef struct rp_item_ref {
     int64_t seq;
 } rp_item_ref_t;
 
+/* What a unit of work reads of an event the event store keeps: when it was canceled and the
+ * stock left of each reward. */
+typedef struct rp_event_state {
+    int64_t canceled_at;                      /* 0 = not canceled */
+    size_t nrewards;                          /* reward indexes 0..nrewards-1 */
+    int64_t stock_left[RP_MAX_EVENT_REWARDS]; /* by reward index; -1 = unlimited (or no such reward) */
+} rp_event_state_t;
+
 /* The history filter; NULL / -1 / 0 mean "any". */
 typedef struct rp_request_filter {
     const char *user_id, *event_id;
@@ -66,12 +74,12 @@ typedef struct rp_request_filter {
         .tx_append_ledger = p##tx_append_ledger, .tx_append_outbox = p##tx_append_outbox,                              \
         .tx_settle_item = p##tx_settle_item, .tx_idem_get = p##tx_idem_get, .tx_idem_put = p##tx_idem_put,             \
         .tx_items_in_flight = p##tx_items_in_flight, .tx_items_lease = p##tx_items_lease,                              \
-        .get_request = p##get_request, .find_active = p##find_active, .list_requests = p##list_requests,               \
-        .list_ledger = p##list_ledger, .list_outbox = p##list_outbox, .idem_get = p##idem_get,                         \
-        .batch_get = p##batch_get, .batch_by_key = p##batch_by_key, .batch_list = p##batch_list,                       \
-        .batch_items = p##batch_items, .batch_items_get = p##batch_items_get, .batch_any_due = p##batch_any_due,       \
-        .batch_store = p##batch_store, .outbox_lease = p##outbox_lease, .outbox_published = p##outbox_published,       \
-        .free = p##free                                                                                                \
+        .tx_event_state = p##tx_event_state, .get_request = p##get_request, .find_active = p##find_active,             \
+        .list_requests = p##list_requests, .list_ledger = p##list_ledger, .list_outbox = p##list_outbox,               \
+        .idem_get = p##idem_get, .batch_get = p##batch_get, .batch_by_key = p##batch_by_key,                           \
+        .batch_list = p##batch_list, .batch_items = p##batch_items, .batch_items_get = p##batch_items_get,             \
+        .batch_any_due = p##batch_any_due, .batch_store = p##batch_store, .outbox_lease = p##outbox_lease,             \
+        .outbox_published = p##outbox_published, .free = p##free                                                       \
     }
 
 typedef struct rp_reward_store_ops {
@@ -141,6 +149,9 @@ typedef struct rp_reward_store_ops {
      * (free()), NULL when none. */
     bool (*tx_items_lease)(rp_reward_txn_t *tx, int64_t now, int64_t until, int limit, rp_item_ref_t **items,
                            size_t *n);
+    /* The event's cancel time and stock left per reward, as this unit of work sees them: *found
+     * false when no event has this id. *out is filled first (no rewards, nothing canceled). */
+    bool (*tx_event_state)(rp_reward_txn_t *tx, const char *event_id, rp_event_state_t *out, bool *found);
 
     /* ---- reads, each on its own ---- */
 

@@ -332,6 +332,32 @@ static bool m_tx_stock_give(rp_reward_txn_t *t, const char *event_id, const rp_s
     return move_stock(t, event_id, lines, n, 1, &moved);
 }
 
+static bool m_tx_event_state(rp_reward_txn_t *t, const char *event_id, rp_event_state_t *out, bool *found) {
+    bson_t *ev = NULL;
+    bson_iter_t it, arr, el;
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < RP_MAX_EVENT_REWARDS; i++)
+        out->stock_left[i] = -1;
+    *found = false;
+    if (!rp_mongo_txn_find_one_take(
+            t->tx, EVENTS, BCON_NEW("_id", BCON_UTF8(event_id)),
+            BCON_NEW("projection", "{", "canceledAt", BCON_INT32(1), "rewards.stockLeft", BCON_INT32(1), "}"), &ev))
+        return false;
+    if (!ev) return true;
+    *found = true;
+    out->canceled_at = rp_mongo_get_ms(ev, "canceledAt");
+    if (bson_iter_init_find(&it, ev, "rewards") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr)) {
+        while (bson_iter_next(&arr) && out->nrewards < RP_MAX_EVENT_REWARDS) {
+            int64_t *left = &out->stock_left[out->nrewards++];
+            if (BSON_ITER_HOLDS_DOCUMENT(&arr) && bson_iter_recurse(&arr, &el) && bson_iter_find(&el, "stockLeft") &&
+                BSON_ITER_HOLDS_NUMBER(&el))
+                *left = bson_iter_as_int64(&el);
+        }
+    }
+    bson_destroy(ev);
+    return true;
+}
+
 /* The event document is written first, so that a concurrent event update (which looks for
  * requests of the event before it replaces the rewards) write-conflicts with this insert
  * instead of missing it. */
