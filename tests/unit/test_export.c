@@ -1,15 +1,24 @@
 /* Tests api/export.c: the CSV cell encoder (RFC 4180 quoting, formula-injection prefix, bytes
  * passed through), the header and rows, and the NDJSON lines. */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "export.h"
+
+/* b's bytes as a new NUL-terminated string (free()); b.data itself is not terminated. */
+static char *text_of(const rp_export_buf_t *b) {
+    char *out = malloc(b->len + 1);
+    if (b->len) memcpy(out, b->data, b->len);
+    out[b->len] = '\0';
+    return out;
+}
 
 /* The cell s encodes to, as a new NUL-terminated string (free()). */
 static char *cell(const char *s, size_t n) {
     rp_export_buf_t b = {0};
     rp_export_csv_cell(&b, s, n);
-    char *out = strndup(b.data ? b.data : "", b.len);
+    char *out = text_of(&b);
     rp_export_buf_free(&b);
     return out;
 }
@@ -80,7 +89,7 @@ Test(csv_rows, header_and_row_follow_the_columns) {
     const char *want = "65f0a1b2c3d4e5f601234567,u1,e1,FAILED,BATCH,ONCE,2026-01-02T03:04:05.000Z,,,OUT_OF_STOCK,"
                        "\"'=cmd|' /C calc'!A0\",,t1,t2,,\"[{\"\"name\"\":\"\"Gold, \\\"\"big\\\"\"\"\","
                        "\"\"quantity\"\":2}]\"\r\n";
-    char *got = strndup(b.data, b.len);
+    char *got = text_of(&b);
     cr_assert_str_eq(got, want);
     free(got);
     rp_export_buf_free(&b);
