@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "envelope.h"
+#include "export.h"
 #include "http_io.h"
 #include "json_util.h"
 #include "log.h"
@@ -364,6 +365,13 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
     }
     if (route->component == RP_ROUTE_LOCAL)
         handle_local(gw, &rc, route);
+    else if (route->component == RP_ROUTE_EXPORT)
+        rc.status = rp_export_serve(&(rp_export_call_t){.conn = conn,
+                                                        .transport = gw->transport,
+                                                        .cfg = gw->cfg,
+                                                        .caller = &rc.who,
+                                                        .query = query,
+                                                        .request_id = rc.request_id});
     else
         forward(gw, &rc, route, params, query, body);
 done:

@@ -53,6 +53,7 @@ static const rp_api_route_t table[] = {
      "reward-request.claim", 0},
     {"GET", "/events/reward-requests/me", RP_COMP_REWARD, false, ANY, RP_BODY_NONE, NULL, 0},
     {"GET", "/events/reward-requests", RP_COMP_REWARD, false, READERS, RP_BODY_NONE, NULL, 0},
+    {"GET", "/events/reward-requests/export", RP_ROUTE_EXPORT, false, AUDIT, RP_BODY_NONE, NULL, 0},
     {"GET", "/events/reward-requests/{id}", RP_COMP_REWARD, false, ANY, RP_BODY_NONE, NULL, 0},
     {"POST", "/events/reward-requests/{id}/approve", RP_COMP_REWARD, false, STAFF, RP_BODY_OPTIONAL,
      "reward-request.decision", 0},

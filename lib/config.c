@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "export_page.h"
 #include "log.h"
 
 bool rp_config_parse_duration(const char *s, int64_t *out_s) {
@@ -118,6 +119,7 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
         !get_int(get, ud, "BATCH_MAX_IN_FLIGHT", 2000, 10, 1000000, &cfg->batch_max_in_flight, err) ||
         !get_int(get, ud, "HTTP_THREADS", 64, 2, 1024, &cfg->http_threads, err) ||
         !get_int(get, ud, "MAX_BODY_BYTES", 65536, 1024, 16 * 1024 * 1024, &body_bytes, err) ||
+        !get_int(get, ud, "EXPORT_PAGE_SIZE", RP_EXPORT_PAGE_MAX, 1, RP_EXPORT_PAGE_MAX, &cfg->export_page_size, err) ||
         !get_str(get, ud, "PASSWORD_HASH", "interactive", cfg->password_hash, sizeof cfg->password_hash, err) ||
         !get_int(get, ud, "PASSWORD_HASH_CONCURRENCY", 2, 1, 64, &cfg->password_hash_concurrency, err) ||
         !get_int(get, ud, "LOGIN_MAX_FAILURES", 5, 1, 1000, &cfg->login_max_failures, err) ||

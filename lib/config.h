@@ -32,6 +32,7 @@ typedef struct rp_config {
     int batch_max_in_flight;       /* BATCH_MAX_IN_FLIGHT items sent and not yet settled, all batches; 2000 */
     int http_threads;              /* HTTP_THREADS (civetweb workers), default 64 */
     size_t max_body_bytes;         /* MAX_BODY_BYTES, default 65536 */
+    int export_page_size;          /* EXPORT_PAGE_SIZE rows the export asks the reward worker for at once; 1000 */
     int log_level;                 /* LOG_LEVEL as rp_log_level_t, default info */
     char client_ip_header[64];     /* CLIENT_IP_HEADER: header naming the client address behind a trusted proxy */
     char metrics_token[128];       /* METRICS_TOKEN: bearer token for /metrics from non-loopback clients */

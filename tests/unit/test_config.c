@@ -28,6 +28,7 @@ Test(config, defaults) {
     cr_assert_eq(c.jwt_expires_s, 3600);
     cr_assert_eq(c.refresh_expires_s, 14 * 86400);
     cr_assert_eq(c.max_body_bytes, 65536u);
+    cr_assert_eq(c.export_page_size, 1000);
     cr_assert_eq(c.login_max_failures, 5);
     cr_assert_eq(c.login_lockout_s, 900);
     cr_assert_eq(c.jwt_secret_len, 32u);
@@ -85,4 +86,20 @@ Test(config, durations) {
     cr_assert_not(rp_config_parse_duration("m", &s));
     cr_assert_not(rp_config_parse_duration("5mm", &s));
     cr_assert_not(rp_config_parse_duration("99999999999999999999d", &s));
+}
+
+Test(config, export_page_size_is_1_to_1000) {
+    const char *values[] = {"0", "1001", "-1", "x"};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        kv_t env[] = {{"JWT_SECRET", SECRET}, {"EXPORT_PAGE_SIZE", values[i]}, {NULL, NULL}};
+        rp_config_t c;
+        rp_err_t err;
+        cr_assert_not(rp_config_load(&c, getter, env, &err), "%s accepted", values[i]);
+        cr_assert(strstr(err.message, "EXPORT_PAGE_SIZE"), "%s", err.message);
+    }
+    kv_t one[] = {{"JWT_SECRET", SECRET}, {"EXPORT_PAGE_SIZE", "1"}, {NULL, NULL}};
+    rp_config_t c;
+    rp_err_t err;
+    cr_assert(rp_config_load(&c, getter, one, &err), "%s", err.message);
+    cr_assert_eq(c.export_page_size, 1);
 }

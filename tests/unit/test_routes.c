@@ -111,3 +111,17 @@ Test(routes, every_body_route_names_an_existing_schema) {
         cr_assert(found, "schema %s of %s %s is missing from schemas/", t[i].schema, t[i].method, t[i].pattern);
     }
 }
+
+Test(routes, export_is_matched_before_a_request_id) {
+    const rp_api_route_t *r;
+    char allow[64];
+    cr_assert_eq(match("GET", "/events/reward-requests/export", &r, NULL, allow), RP_MATCH_OK);
+    cr_assert_str_eq(r->pattern, "/events/reward-requests/export");
+    cr_assert_eq(r->component, RP_ROUTE_EXPORT);
+    cr_assert(rp_routes_allows(r, true, RP_ROLE_AUDITOR));
+    cr_assert(rp_routes_allows(r, true, RP_ROLE_ADMIN));
+    cr_assert_not(rp_routes_allows(r, true, RP_ROLE_OPERATOR | RP_ROLE_USER | RP_ROLE_GAME_SERVER));
+    cr_assert_eq(match("GET", "/events/reward-requests/65f0a1b2c3d4e5f601234567", &r, NULL, allow), RP_MATCH_OK);
+    cr_assert_str_eq(r->pattern, "/events/reward-requests/{id}");
+    cr_assert_eq(match("POST", "/events/reward-requests/export", &r, NULL, allow), RP_MATCH_BAD_METHOD);
+}

@@ -10,6 +10,7 @@
 #include "accounts.h"
 #include "batch.h"
 #include "claims.h"
+#include "export_page.h"
 #include "log.h"
 #include "mem.h"
 #include "outbox_relay.h"
@@ -59,14 +60,17 @@ static void op_claim(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_claims_claim(w->claims, env, event_id, rep);
 }
 
-static void list_requests(rp_reward_worker_t *w, const rp_envelope_t *env, const char *user_id, rp_reply_t *rep) {
+/* A page of requests by the list's filters, of up to max_limit rows. */
+static void list_requests(rp_reward_worker_t *w, const rp_envelope_t *env, const char *user_id, int max_limit,
+                          rp_reply_t *rep) {
     rp_request_filter_t f = {.status = -1};
     rp_err_t err;
     rp_request_t *items = NULL;
     size_t n = 0;
     bool more = false;
     const char *uid = NULL, *status;
-    if (!rp_paging_parse(env, &f.limit, &f.cursor, &err) || !rp_query_oid(env, "eventId", &f.event_id, &err) ||
+    if (!rp_query_limit(env, RP_PAGE_DEFAULT, max_limit, &f.limit, &err) ||
+        !rp_query_oid(env, "cursor", &f.cursor, &err) || !rp_query_oid(env, "eventId", &f.event_id, &err) ||
         !rp_query_oid(env, "userId", &uid, &err) || !rp_query_time(env, "from", &f.from_ms, &err) ||
         !rp_query_time(env, "to", &f.to_ms, &err)) {
         rp_reply_from_err(rep, &err);
@@ -96,12 +100,18 @@ static void list_requests(rp_reward_worker_t *w, const rp_envelope_t *env, const
 }
 
 static void op_list_mine(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
-    if (rp_service_require_caller(env, rep)) list_requests(ctx, env, env->caller.id, rep);
+    if (rp_service_require_caller(env, rep)) list_requests(ctx, env, env->caller.id, RP_PAGE_MAX, rep);
 }
 
 static void op_list_all(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     if (!rp_service_require_roles(env, STAFF_READ, NULL, rep)) return;
-    list_requests(ctx, env, NULL, rep);
+    list_requests(ctx, env, NULL, RP_PAGE_MAX, rep);
+}
+
+/* The export's pages (export_page.h): the list's filters and order, larger pages. */
+static void op_export_page(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    if (!rp_service_require_roles(env, RP_ROLE_AUDITOR | RP_ROLE_ADMIN, NULL, rep)) return;
+    list_requests(ctx, env, NULL, RP_EXPORT_PAGE_MAX, rep);
 }
 
 static void op_get_request(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
@@ -306,6 +316,7 @@ static const rp_route_op_t ops[] = {
     {"GET", "/events/batches", op_batch_list},
     {"GET", "/events/batches/{id}", op_batch_get},
     {"GET", "/events/batches/{id}/items", op_batch_items},
+    {"GET", RP_EXPORT_PAGE_ROUTE, op_export_page},
 };
 
 rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t *events, rp_err_t *err) {

@@ -386,12 +386,16 @@ static bool s_list_requests(rp_reward_store_t *base, const rp_request_filter_t *
                             bool *more, rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
     /* newest first by request time: ObjectIds made by different processes in the same second do
-     * not sort by time, so the id only breaks ties (and names the cursor's row) */
+     * not sort by time, so the id only breaks ties (and names the cursor's row). The cursor is a
+     * plain row-value bound (no "?6 IS NULL OR"), so each page is an index seek on (requested_at,
+     * id) rather than a scan from the newest row: the export pages through millions of rows.
+     * Without a cursor the bound is above every row; a cursor naming no row gives no rows. */
     return query(&tx, RP_SQLITE_PAGE("list requests", row_request, rp_reward_release_request, items, n, f->limit, more),
                  "SELECT " REQUEST_COLS " FROM reward_requests WHERE (?1 IS NULL OR user_id = ?1) AND "
                  "(?2 IS NULL OR event_id = ?2) AND (?3 IS NULL OR status = ?3) AND "
                  "(?4 IS NULL OR requested_at >= ?4) AND (?5 IS NULL OR requested_at < ?5) AND "
-                 "(?6 IS NULL OR (requested_at, id) < (SELECT requested_at, id FROM reward_requests WHERE id = ?6)) "
+                 "(requested_at, id) < (SELECT requested_at, id FROM reward_requests WHERE id = ?6 "
+                 "UNION ALL SELECT 9223372036854775807, '' WHERE ?6 IS NULL LIMIT 1) "
                  "ORDER BY requested_at DESC, id DESC LIMIT ?7",
                  "sssmmsi", f->user_id, f->event_id, f->status < 0 ? NULL : rp_req_status_name(f->status), f->from_ms,
                  f->to_ms, f->cursor, (int64_t)f->limit + 1);
