@@ -559,7 +559,7 @@ BACKENDS(rewards, event_state_reads_cancel_time_and_stock_left) {
     cr_assert(r.found);
     cr_assert_eq(r.st.stock_left[0], -1, "unlimited");
     rp_event_audit_t a = audit("CANCEL", "EVENT", limited);
-    cr_assert(S.events->ops->event_cancel(S.events, limited, 5000, &a, &already, &err), "%s", err.message);
+    cr_assert(S.events->ops->event_cancel(S.events, limited, 5000, NULL, &a, &already, NULL, &err), "%s", err.message);
     r = read_state(limited);
     cr_assert_eq(r.st.canceled_at, 5000);
     r = read_state("ffffffffffffffffffffffff");
