@@ -186,6 +186,10 @@ def test_a_dry_run_is_validated_like_the_batch(world, platform):
     r = world.api.post("/events/%s/batch-grants" % ev["id"], token=world.auditor, params={"dryRun": "true"},
                        json={"userIds": [oid()], "reason": "x"})
     assert r.status_code == 403
+    # one rehearsal holds the store's write lock until it rolls back: it is bounded
+    r = world.api.post("/events/%s/batch-grants" % ev["id"], token=world.operator, params={"dryRun": "true"},
+                       json={"userIds": [oid() for _ in range(10001)], "reason": "x"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "DRY_RUN_TOO_LARGE", r.text
     assert footprint(world, platform, ev["id"]) == before
 
 

@@ -168,8 +168,13 @@ void rp_batches_create(rp_batches_t *b, const rp_envelope_t *env, const char *ev
     size_t n = 0;
     const char **users = unique_users(ids, &n, &batch.duplicates);
     batch.total = (int64_t)n;
-    if (dry && strcmp(dry, "true") == 0) {
+    if (dry && strcmp(dry, "true") == 0 && n > RP_DRY_RUN_MAX_USERS) {
+        rp_reply_error(rep, 422, "DRY_RUN_TOO_LARGE",
+                       "a dry run rehearses at most 10000 distinct players; rehearse the batch in parts", NULL);
+    } else if (dry && strcmp(dry, "true") == 0) {
         dry_run(b, env, event, &batch, users, n, rep);
+    }
+    if (dry && strcmp(dry, "true") == 0) {
         free(users);
         json_decref(event);
         rp_batch_clear(&batch);

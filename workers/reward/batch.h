@@ -17,6 +17,11 @@
 
 #define RP_BATCH_QUEUE "reward.grant"
 #define RP_BATCH_MAX_USERS 100000
+/* The most distinct players one dry run rehearses: it runs every item's grant in one unit of work
+ * that holds the store's write lock (SQLite) or one transaction (MongoDB) until it rolls back, so
+ * a rehearsal of a whole 100,000-player batch would stall claims for seconds and outlive the
+ * RPC deadline. Larger batches are rehearsed in parts (a sample, or by ranges of players). */
+#define RP_DRY_RUN_MAX_USERS 10000
 
 typedef struct rp_batches rp_batches_t;
 
