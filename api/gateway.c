@@ -233,6 +233,19 @@ static bool valid_idempotency_key(const char *k) {
     return true;
 }
 
+/* The account whose state a successful call of route changed (roles, status, password, a logout),
+ * or NULL. This process forgets what it cached of it at once; other api processes see the
+ * change when their entry expires (SESSION_CACHE_MS). */
+static const char *changed_account(const rp_api_route_t *route, const json_t *params, const rp_identity_t *who) {
+    static const char *const by_id[] = {"/auth/users/{id}/roles", "/auth/users/{id}/status"};
+    static const char *const own[] = {"/auth/password", "/auth/logout"};
+    for (size_t i = 0; i < sizeof by_id / sizeof by_id[0]; i++)
+        if (strcmp(route->pattern, by_id[i]) == 0) return json_string_value(json_object_get(params, "id"));
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (strcmp(route->pattern, own[i]) == 0) return who->authenticated ? who->id : NULL;
+    return NULL;
+}
+
 static void forward(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route, json_t *params, json_t *query,
                     json_t *body) {
     rp_envelope_t env;
@@ -251,6 +264,8 @@ static void forward(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route
     if (ik) snprintf(env.idempotency_key, sizeof env.idempotency_key, "%s", ik);
     env.deadline_ms = rp_now_ms() + gw->cfg->rpc_timeout_ms;
     rp_rpc_call(gw->transport, (rp_component_t)route->component, &env, &rep);
+    const char *changed = rep.status / 100 == 2 ? changed_account(route, params, &rc->who) : NULL;
+    if (changed) rp_session_cache_forget(gw->sessions, changed);
     send_reply(rc, rep.status, json_incref(rep.body), rep.retry_after_s, NULL, NULL);
     rp_reply_clear(&rep);
     rp_envelope_clear(&env);
