@@ -16,6 +16,7 @@
 typedef struct slot {
     char user_id[RP_OID_LEN]; /* "" = empty */
     int64_t fetched_ms;       /* monotonic */
+    int64_t forgot_ms;        /* when the account last changed here: older answers are stale */
     bool found;
     rp_session_state_t state;
 } slot_t;
@@ -57,7 +58,7 @@ static bool lookup(rp_session_cache_t *c, const char *user_id, int64_t now, rp_s
     bool hit = false;
     pthread_mutex_lock(&c->locks[i % STRIPES]);
     slot_t *s = &c->slots[i];
-    if (strcmp(s->user_id, user_id) == 0 && now - s->fetched_ms < c->ttl_ms) {
+    if (strcmp(s->user_id, user_id) == 0 && s->fetched_ms > s->forgot_ms && now - s->fetched_ms < c->ttl_ms) {
         *out = s->state;
         *found = s->found;
         hit = true;
@@ -71,10 +72,13 @@ static void store(rp_session_cache_t *c, const char *user_id, int64_t fetched, c
     size_t i = slot_of(user_id);
     pthread_mutex_lock(&c->locks[i % STRIPES]);
     slot_t *s = &c->slots[i];
-    /* an answer asked for before the one already held must not replace it */
-    if (strcmp(s->user_id, user_id) != 0 || fetched >= s->fetched_ms) {
+    bool other = strcmp(s->user_id, user_id) != 0;
+    /* an answer asked for before the one already held, or before the account changed, must not
+     * replace it */
+    if (other || (fetched >= s->fetched_ms && fetched > s->forgot_ms)) {
         memcpy(s->user_id, user_id, RP_OID_LEN);
         s->fetched_ms = fetched;
+        if (other) s->forgot_ms = 0;
         s->found = found;
         s->state = *st;
     }
@@ -84,7 +88,13 @@ static void store(rp_session_cache_t *c, const char *user_id, int64_t fetched, c
 void rp_session_cache_forget(rp_session_cache_t *c, const char *user_id) {
     size_t i = slot_of(user_id);
     pthread_mutex_lock(&c->locks[i % STRIPES]);
-    if (strcmp(c->slots[i].user_id, user_id) == 0) c->slots[i].user_id[0] = '\0';
+    slot_t *s = &c->slots[i];
+    /* the slot keeps the id, so that an answer already on its way (asked before now) is dropped */
+    if (strcmp(s->user_id, user_id) != 0) {
+        memcpy(s->user_id, user_id, RP_OID_LEN);
+        s->fetched_ms = 0;
+    }
+    s->forgot_ms = rp_mono_ms();
     pthread_mutex_unlock(&c->locks[i % STRIPES]);
 }
 
