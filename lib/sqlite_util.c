@@ -77,7 +77,10 @@ char *rp_sqlite_col_strdup(sqlite3_stmt *st, int i) {
     return t ? rp_strdup((const char *)t) : NULL;
 }
 
-sqlite3 *rp_sqlite_open(const char *path, rp_err_t *err) {
+#define BUSY_MS 5000          /* how long a statement waits for another writer */
+#define STARTUP_BUSY_MS 60000 /* how long a store's start waits: processes starting together migrate */
+
+static sqlite3 *open_waiting(const char *path, int busy_ms, rp_err_t *err) {
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
@@ -87,12 +90,16 @@ sqlite3 *rp_sqlite_open(const char *path, rp_err_t *err) {
         return NULL;
     }
     sqlite3_extended_result_codes(db, 1);
-    sqlite3_busy_timeout(db, 5000);
+    sqlite3_busy_timeout(db, busy_ms);
     if (!rp_sqlite_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", err)) {
         sqlite3_close_v2(db);
         return NULL;
     }
     return db;
+}
+
+sqlite3 *rp_sqlite_open(const char *path, rp_err_t *err) {
+    return open_waiting(path, BUSY_MS, err);
 }
 
 /* Runs fn between begin and COMMIT on db; see rp_sqlite_transact. */
@@ -292,12 +299,15 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
     p->path = rp_strdup(path);
     p->max = max_conns > 0 ? max_conns : 1;
     p->idle = rp_calloc((size_t)p->max, sizeof *p->idle);
-    sqlite3 *db = rp_sqlite_open(path, err);
+    /* workers starting together each switch the file to WAL and migrate it, one after the other:
+     * on a busy machine that outlasts a statement's wait, so the start waits longer */
+    sqlite3 *db = open_waiting(path, STARTUP_BUSY_MS, err);
     if (!db || !rp_sqlite_migrate(db, schemas, err)) {
         sqlite3_close_v2(db);
         rp_sqlite_pool_free(p);
         return NULL;
     }
+    sqlite3_busy_timeout(db, BUSY_MS);
     p->idle[p->nidle++] = db;
     p->open = 1;
     return p;

@@ -414,3 +414,28 @@ Test(query, binds_by_format_and_writes_reads_and_pages) {
     rp_sqlite_pool_free(p);
     sqlite3_close_v2(db);
 }
+
+static void *commit_later(void *db) {
+    sqlite3_sleep(6000); /* longer than a statement's busy wait (5 s) */
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    return NULL;
+}
+
+/* Workers starting together open and migrate the same file one after the other; on a busy
+ * machine one waited more than a statement's 5 s and the process exited ("exec: database is
+ * locked"). A store's start waits as long as another process holds the file. */
+Test(migrate, a_start_waits_for_another_process_holding_the_file, .timeout = 60) {
+    const rp_sqlite_schema_t schemas[] = {{"a", a_steps, 0}, {0}};
+    sqlite3 *other;
+    rp_err_t err;
+    cr_assert_eq(sqlite3_open(path, &other), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(other, "PRAGMA journal_mode=WAL; BEGIN EXCLUSIVE; CREATE TABLE t (x)", NULL, NULL, NULL),
+                 SQLITE_OK);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, commit_later, other), 0);
+    rp_sqlite_pool_t *p = rp_sqlite_pool_new(path, schemas, 2, &err);
+    cr_assert_not_null(p, "%s", err.message);
+    pthread_join(th, NULL);
+    rp_sqlite_pool_free(p);
+    sqlite3_close(other);
+}
