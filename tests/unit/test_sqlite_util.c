@@ -424,7 +424,7 @@ static void *commit_later(void *db) {
 /* Workers starting together open and migrate the same file one after the other; on a busy
  * machine one waited more than a statement's 5 s and the process exited ("exec: database is
  * locked"). A store's start waits as long as another process holds the file. */
-Test(migrate, a_start_waits_for_another_process_holding_the_file, .timeout = 60) {
+Test(migrate, a_start_waits_for_another_process_holding_the_file) {
     const rp_sqlite_schema_t schemas[] = {{"a", a_steps, 0}, {0}};
     sqlite3 *other;
     rp_err_t err;
