@@ -39,6 +39,7 @@ declare -A R_RPS=() R_P50=() R_P99=() R_BAD=() R_ERR=() R_CONNS=() # measured ru
 declare -A B_ACCEPT=() B_TOTAL=() B_RATE=() B_OK=() B_FAILED=() # batches, by mode
 declare -A INV=() # invariants after claims / batch, by mode
 declare -A RSS=() # "process|phase" -> VmHWM kB
+declare -A LOAD=() # phase -> 1-minute load average at its end
 rss_procs=()
 rss_phases=()
 notes=()
@@ -141,6 +142,7 @@ sample_rss() {
     local phase=$1 kb
     shift
     [[ " ${rss_phases[*]} " == *" $phase "* ]] || rss_phases+=("$phase")
+    LOAD[$phase]=$(cut -d' ' -f1 /proc/loadavg)
     while [ $# -ge 2 ]; do
         kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$2/status" 2>/dev/null || true)
         [[ " ${rss_procs[*]} " == *" $1 "* ]] || rss_procs+=("$1")
@@ -185,6 +187,12 @@ anchors() {
 
     if [ -z "$node" ]; then
         notes+=("anchors: no node on this machine, the NestJS anchor was not run")
+        return 0
+    fi
+    local major
+    major=$("$node" -p 'process.versions.node.split(".")[0]')
+    if [ "$major" -lt 20 ]; then # NestJS 11's engines
+        notes+=("anchors: $node is $("$node" --version), NestJS 11 needs Node 20 or later: the NestJS anchor was not run")
         return 0
     fi
     local nd=bench/anchors/nestjs npm_cmd stamp
@@ -257,6 +265,10 @@ platform() {
         stop_pids "${pids[@]}"
         return 0
     fi
+    local admin
+    admin=$(curl -sf -XPOST "$base/auth/login" -H 'Content-Type: application/json' \
+        -d '{"username":"bench_admin","password":"bench-admin-pw"}' |
+        $py -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])' || true)
     sample_rss "$mode setup" "${rss_args[@]}"
     local player
     player=$(head -1 "$dir/tokens")
@@ -273,21 +285,28 @@ platform() {
     sample_rss "$mode HTTP runs" "${rss_args[@]}"
     if [ "$batch_n" -gt 0 ]; then
         log "compare: $mode: a batch of $batch_n players"
-        local out line
-        out=$(timeout "$batch_timeout" $py bench/batch.py "$base" bench_admin bench-admin-pw "$batch_n" || true)
+        local out line rc=0
+        out=$(BENCH_ADMIN_TOKEN=$admin timeout "$batch_timeout" $py bench/batch.py "$base" bench_admin bench-admin-pw "$batch_n" \
+            2>"$work/batch.err") || rc=$?
         line=$(tail -1 <<<"$out")
         if [[ "$line" == "| $batch_n |"* ]]; then
             local accept total rate ok failed
             IFS='|' read -r _ _ accept total rate ok failed _ <<<"${line// /}"
             B_ACCEPT[$m]=$accept B_TOTAL[$m]=$total B_RATE[$m]=$rate B_OK[$m]=$ok B_FAILED[$m]=$failed
+        elif [ "$rc" = 124 ]; then
+            notes+=("$mode: the batch did not complete within ${batch_timeout} s (BATCH_TIMEOUT)")
         else
-            notes+=("$mode: the batch did not complete within ${batch_timeout} s")
+            notes+=("$mode: bench/batch.py failed: $(tail -1 "$work/batch.err")")
         fi
-        INV[${m}_batch]=$($py tests/e2e/invariants.py "$dir" | tail -1 || true)
-        log "compare: $mode: batch ${B_TOTAL[$m]:-?} s, ${INV[${m}_batch]}"
         sample_rss "$mode batch" "${rss_args[@]}"
     fi
+    # the store is read once every process has stopped: a batch cut short is still settling, and
+    # the checker's statements are not one snapshot
     stop_pids "${pids[@]}"
+    if [ "$batch_n" -gt 0 ]; then
+        INV[${m}_batch]=$($py tests/e2e/invariants.py "$dir" | tail -1 || true)
+        log "compare: $mode: batch ${B_TOTAL[$m]:-?} s, ${INV[${m}_batch]}"
+    fi
     unset BENCH_TOKENS BENCH_EVENTS TRANSPORT
 }
 
@@ -380,6 +399,9 @@ report() {
             done
             echo "$line"
         done
+        line="| 1-minute load average at the end (the machine is shared) |"
+        for ph in "${rss_phases[@]}"; do line="$line ${LOAD[$ph]} |"; done
+        echo "$line"
         if [ "$rss_reset" = 0 ]; then
             echo
             echo "(/proc/PID/clear_refs could not be written: each column is the peak since the process started)"
@@ -454,17 +476,20 @@ report() {
         fi
         target "100,000-player batch < 20 s, $k, invariants OK" "$m" "$v"
     done
-    local worst="" worst_kb=0 worst_ph="" p ph kb
+    local worst="" worst_kb=0 worst_ph="" p ph kb run="" run_kb=0
     for p in "${rss_procs[@]}"; do
         [[ "$p" == anchor* ]] && continue
         for ph in "${rss_phases[@]}"; do
             kb=${RSS["$p|$ph"]:-}
-            if num "$kb" && [ "$kb" -gt "$worst_kb" ]; then worst_kb=$kb worst=$p worst_ph=$ph; fi
+            num "$kb" || continue
+            if [ "$kb" -gt "$worst_kb" ]; then worst_kb=$kb worst=$p worst_ph=$ph; fi
+            if [[ "$ph" != *setup ]] && [ "$kb" -gt "$run_kb" ]; then run_kb=$kb run=$p; fi
         done
     done
     m="–" v=""
     if [ -n "$worst" ]; then
         m="largest: $worst, $(awk -v k="$worst_kb" 'BEGIN{printf "%.1f", k/1024}') MiB ($worst_ph)"
+        [ -n "$run" ] && m="$m; outside the setups' logins: $run, $(awk -v k="$run_kb" 'BEGIN{printf "%.1f", k/1024}') MiB"
         ok=1
         [ "$worst_kb" -lt 65536 ] || ok=0
         v=$(verdict $ok)
