@@ -39,7 +39,8 @@ declare -A R_RPS=() R_P50=() R_P99=() R_BAD=() R_ERR=() R_CONNS=() # measured ru
 declare -A B_ACCEPT=() B_TOTAL=() B_RATE=() B_OK=() B_FAILED=() # batches, by mode
 declare -A INV=() # invariants after claims / batch, by mode
 declare -A RSS=() # "process|phase" -> VmHWM kB
-declare -A LOAD=() # phase -> 1-minute load average at its end
+declare -A OTHERS=() # mode -> share of the cores other processes used meanwhile
+others_order=()
 rss_procs=()
 rss_phases=()
 notes=()
@@ -90,6 +91,32 @@ plat_dirs=()
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# The machine is shared: the CPU time every process used (/proc/stat) minus the time of this
+# script and everything it started and reaped (its utime, stime, cutime, cstime) is what other
+# processes took from the cores during a mode; printed with the figures. RabbitMQ's time counts
+# as this run's (amqp mode drives it; other users of the broker are then not seen).
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+own_ticks() { # this script and its reaped children, plus the broker's own time when amqp mode uses it
+    local t b=0
+    t=$(sed 's/.*) //' "/proc/$$/stat" | awk '{print $12 + $13 + $14 + $15}')
+    if [ -n "$broker_pid" ] && [ -r "/proc/$broker_pid/stat" ]; then
+        b=$(sed 's/.*) //' "/proc/$broker_pid/stat" | awk '{print $12 + $13}')
+    fi
+    echo $((t + b))
+}
+broker_pid=""
+watch_others() { # mode fn args...: runs fn, then records the other processes' share of the cores
+    local mode=$1 b0 o0 t0 b1 o1 t1
+    shift
+    b0=$(busy_ticks) o0=$(own_ticks) t0=$(date +%s.%N)
+    "$@"
+    b1=$(busy_ticks) o1=$(own_ticks) t1=$(date +%s.%N)
+    OTHERS[$mode]=$(awk -v b="$((b1 - b0))" -v o="$((o1 - o0))" -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" \
+        -v n="$(nproc)" 'BEGIN { v = (b - o) / hz / ((t1 - t0) * n) * 100; printf "%.0f%%", (v < 0 ? 0 : v) }')
+    others_order+=("$mode")
+    log "compare: $mode: other processes used ${OTHERS[$mode]} of the cores meanwhile"
+}
 
 free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -142,7 +169,6 @@ sample_rss() {
     local phase=$1 kb
     shift
     [[ " ${rss_phases[*]} " == *" $phase "* ]] || rss_phases+=("$phase")
-    LOAD[$phase]=$(cut -d' ' -f1 /proc/loadavg)
     while [ $# -ge 2 ]; do
         kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$2/status" 2>/dev/null || true)
         [[ " ${rss_procs[*]} " == *" $1 "* ]] || rss_procs+=("$1")
@@ -321,6 +347,7 @@ rabbit_up() { # true when the broker answers, after starting it here if it was n
             return 1
         }
     fi
+    broker_pid=$(timeout 60 rabbitmqctl -q eval 'os:getpid().' 2>/dev/null | tr -dc '0-9' || true)
     vhost=rp-bench-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
     timeout 60 rabbitmqctl -q add_vhost "$vhost" >/dev/null
     timeout 60 rabbitmqctl -q set_permissions -p "$vhost" guest '.*' '.*' '.*' >/dev/null
@@ -333,9 +360,9 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 if has_phase embedded || has_phase amqp; then
     if [ -z "${BIN:-}" ]; then make -s all >&2; fi
 fi
-has_phase anchors && anchors
-has_phase embedded && platform embedded
-if has_phase amqp && rabbit_up; then platform amqp; fi
+has_phase anchors && watch_others anchors anchors
+has_phase embedded && watch_others embedded platform embedded
+if has_phase amqp && rabbit_up; then watch_others amqp platform amqp; fi
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------------------------------------
@@ -362,6 +389,13 @@ report() {
     echo "$(nproc) cores, load average $load_before before and $load_after after; ${secs} s measured runs after" \
         "${warm} s warm-ups; wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), 2 threads (1 at 1 connection);" \
         "node ${node:+$("$node" --version)}; phases: $phases."
+    if [ ${#others_order[@]} -gt 0 ]; then
+        local o
+        o="Share of the $(nproc) cores that other processes (not this run, nor the broker) used meanwhile:"
+        for k in "${others_order[@]}"; do o="$o $k ${OTHERS[$k]},"; done
+        echo
+        echo "${o%,}."
+    fi
     echo
     echo "| what | connections | req/s | p50 ms | p99 ms | non-2xx | % of bare civetweb |"
     echo "|---|---|---|---|---|---|---|"
@@ -399,9 +433,6 @@ report() {
             done
             echo "$line"
         done
-        line="| 1-minute load average at the end (the machine is shared) |"
-        for ph in "${rss_phases[@]}"; do line="$line ${LOAD[$ph]} |"; done
-        echo "$line"
         if [ "$rss_reset" = 0 ]; then
             echo
             echo "(/proc/PID/clear_refs could not be written: each column is the peak since the process started)"
