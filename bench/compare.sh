@@ -35,7 +35,7 @@ work=$(mktemp -d)
 started=()       # pids of every process this script started and has not stopped yet
 rabbit_state=$work/rabbitmq.started
 vhost=""
-declare -A R_RPS=() R_P50=() R_P99=() R_BAD=() R_ERR=() R_CONNS=() # measured runs, by key
+declare -A R_RPS=() R_P50=() R_P99=() R_BAD=() R_ERR=() R_CONNS=() R_OTHERS=() # measured runs, by key
 declare -A B_ACCEPT=() B_TOTAL=() B_RATE=() B_OK=() B_FAILED=() # batches, by mode
 declare -A INV=() # invariants after claims / batch, by mode
 declare -A RSS=() # "process|phase" -> VmHWM kB
@@ -92,28 +92,40 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# The machine is shared: the CPU time every process used (/proc/stat) minus the time of this
-# script and everything it started and reaped (its utime, stime, cutime, cstime) is what other
-# processes took from the cores during a mode; printed with the figures. RabbitMQ's time counts
-# as this run's (amqp mode drives it; other users of the broker are then not seen).
+# The machine is shared: the CPU time every process used (/proc/stat) minus this run's own is
+# what other processes took from the cores, printed for every measured run and every mode. This
+# run's own: this script and what it reaped (utime, stime, cutime, cstime), the processes it
+# started and still runs, and RabbitMQ's time (amqp mode drives it; other users of the broker are
+# then not seen).
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
-own_ticks() { # this script and its reaped children, plus the broker's own time when amqp mode uses it
-    local t b=0
-    t=$(sed 's/.*) //' "/proc/$$/stat" | awk '{print $12 + $13 + $14 + $15}')
-    if [ -n "$broker_pid" ] && [ -r "/proc/$broker_pid/stat" ]; then
-        b=$(sed 's/.*) //' "/proc/$broker_pid/stat" | awk '{print $12 + $13}')
-    fi
-    echo $((t + b))
+proc_ticks() { # pid [with children 1/0]
+    [ -r "/proc/$1/stat" ] || {
+        echo 0
+        return 0
+    }
+    sed 's/.*) //' "/proc/$1/stat" | awk -v c="${2:-0}" '{print $12 + $13 + (c ? $14 + $15 : 0)}'
+}
+own_ticks() {
+    local t p
+    t=$(proc_ticks $$ 1)
+    for p in ${started[@]+"${started[@]}"} $broker_pid; do t=$((t + $(proc_ticks "$p"))); done
+    echo "$t"
 }
 broker_pid=""
+snapshot() { echo "$(busy_ticks) $(own_ticks) $(date +%s.%N)"; }
+others_since() { # a snapshot: the share of all cores that other processes used since
+    local b0 o0 t0 b1 o1 t1
+    read -r b0 o0 t0 <<<"$1"
+    read -r b1 o1 t1 <<<"$(snapshot)"
+    awk -v b="$((b1 - b0))" -v o="$((o1 - o0))" -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" -v n="$(nproc)" \
+        'BEGIN { v = (b - o) / hz / ((t1 - t0) * n) * 100; printf "%.0f%%", (v < 0 ? 0 : v) }'
+}
 watch_others() { # mode fn args...: runs fn, then records the other processes' share of the cores
-    local mode=$1 b0 o0 t0 b1 o1 t1
+    local mode=$1 snap
     shift
-    b0=$(busy_ticks) o0=$(own_ticks) t0=$(date +%s.%N)
+    snap=$(snapshot)
     "$@"
-    b1=$(busy_ticks) o1=$(own_ticks) t1=$(date +%s.%N)
-    OTHERS[$mode]=$(awk -v b="$((b1 - b0))" -v o="$((o1 - o0))" -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" \
-        -v n="$(nproc)" 'BEGIN { v = (b - o) / hz / ((t1 - t0) * n) * 100; printf "%.0f%%", (v < 0 ? 0 : v) }')
+    OTHERS[$mode]=$(others_since "$snap")
     others_order+=("$mode")
     log "compare: $mode: other processes used ${OTHERS[$mode]} of the cores meanwhile"
 }
@@ -146,8 +158,11 @@ run_wrk() {
     wout=$(BENCH_OFFSET=0 BENCH_THREADS=$t wrk -t$t -c"$c" -d"${warm}s" --timeout 10s -s "$work/script.lua" "$url" |
         grep RESULT || true)
     [ -n "$claims" ] && offset=$(($(field requests "$wout") + 1))
+    local snap
+    snap=$(snapshot)
     out=$(BENCH_OFFSET=$offset BENCH_THREADS=$t wrk -t$t -c"$c" -d"${secs}s" --timeout 10s -s "$work/script.lua" "$url" |
         grep RESULT || true)
+    R_OTHERS[$key]=$(others_since "$snap")
     if [ -z "$out" ]; then
         notes+=("$key: wrk printed no result")
         return 0
@@ -158,7 +173,8 @@ run_wrk() {
     R_BAD[$key]=$(field non2xx "$out")
     R_ERR[$key]=$(field errors "$out")
     R_CONNS[$key]=$c
-    log "compare: $key: ${R_RPS[$key]} req/s, p50 ${R_P50[$key]} ms, p99 ${R_P99[$key]} ms, non-2xx ${R_BAD[$key]}"
+    log "compare: $key: ${R_RPS[$key]} req/s, p50 ${R_P50[$key]} ms, p99 ${R_P99[$key]} ms, non-2xx ${R_BAD[$key]}," \
+        "others took ${R_OTHERS[$key]} of the cores"
 }
 
 # sample_rss phase label pid [label pid ...]: the peak resident set (VmHWM) of each process since
@@ -397,8 +413,8 @@ report() {
         echo "${o%,}."
     fi
     echo
-    echo "| what | connections | req/s | p50 ms | p99 ms | non-2xx | % of bare civetweb |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| what | connections | req/s | p50 ms | p99 ms | non-2xx | % of bare civetweb | cores others took |"
+    echo "|---|---|---|---|---|---|---|---|"
     local i k bad
     for ((i = 0; i < ${#rows[@]}; i += 2)); do
         k=${rows[$i]}
@@ -406,7 +422,7 @@ report() {
         bad=${R_BAD[$k]}
         [ "${R_ERR[$k]:-0}" != 0 ] && bad="$bad (+${R_ERR[$k]} socket errors)"
         echo "| ${rows[$((i + 1))]} | ${R_CONNS[$k]} | ${R_RPS[$k]} | ${R_P50[$k]} | ${R_P99[$k]} | $bad |" \
-            "$(pct "${R_RPS[$k]}" "${R_RPS[bare]:-}") |"
+            "$(pct "${R_RPS[$k]}" "${R_RPS[bare]:-}") | ${R_OTHERS[$k]} |"
     done
     if [ ${#B_TOTAL[@]} -gt 0 ]; then
         echo
