@@ -3,6 +3,7 @@ with unlimited stock, and many players. Writes player tokens and event ids one p
 import datetime
 import os
 import sys
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,8 +14,19 @@ base, admin_user, admin_pw, players, nevents, out = sys.argv[1], sys.argv[2], sy
 s = requests.Session()
 
 
+def post_retrying(sess, path, body):
+    """Registration and login hash a password (argon2id, a few at a time): on a busy machine a
+    worker may answer after the RPC deadline (504) or the queue may be full (503); try again."""
+    for attempt in range(6):
+        r = sess.post(base + path, json=body, timeout=60)
+        if r.status_code not in (503, 504):
+            return r, attempt
+        time.sleep(0.5 * (attempt + 1))
+    return r, attempt
+
+
 def login(u, p):
-    r = s.post(base + "/auth/login", json={"username": u, "password": p}, timeout=60)
+    r, _ = post_retrying(s, "/auth/login", {"username": u, "password": p})
     r.raise_for_status()
     return r.json()
 
@@ -37,9 +49,11 @@ with open(os.path.join(out, "events"), "w") as f:
 def player(_):
     name = "p_" + uuid.uuid4().hex[:12]
     sess = requests.Session()
-    sess.post(base + "/auth/register", json={"username": name, "email": name + "@bench.invalid",
-                                              "password": "bench-password"}, timeout=60).raise_for_status()
-    r = sess.post(base + "/auth/login", json={"username": name, "password": "bench-password"}, timeout=60)
+    r, attempt = post_retrying(sess, "/auth/register", {"username": name, "email": name + "@bench.invalid",
+                                                        "password": "bench-password"})
+    if not (r.status_code == 409 and attempt > 0):  # 409 after a retry: the first try got through
+        r.raise_for_status()
+    r, _ = post_retrying(sess, "/auth/login", {"username": name, "password": "bench-password"})
     r.raise_for_status()
     return r.json()["accessToken"]
 
