@@ -1,13 +1,21 @@
-"""Runs one batch grant against a running platform (bench/batch.sh) and prints its timings."""
+"""Runs one batch grant against a running platform (bench/batch.sh) and prints its timings.
+
+    batch.py BASE ADMIN PASSWORD N DATA_DIR
+
+The N players are real accounts, made straight in DATA_DIR's auth.db (tests/e2e/players.py):
+items of ids that name no account settle FAILED UNKNOWN_PLAYER without a grant, which would
+measure nothing."""
 import datetime
 import os
-import secrets
 import sys
 import time
 
 import requests
 
-base, user, pw, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+import players  # noqa: E402
+
+base, user, pw, n, data_dir = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 s = requests.Session()
 # BENCH_ADMIN_TOKEN, when set, saves the login (bench/compare.sh: the argon2id hash then counts
 # in the setup's memory, not in the batch's)
@@ -21,7 +29,7 @@ ev = s.post(base + "/events", headers=h, timeout=60, json={
     "title": "batch bench", "startDate": (now - datetime.timedelta(hours=1)).isoformat(),
     "endDate": (now + datetime.timedelta(days=1)).isoformat(),
     "rewards": [{"rewardDefinitionId": d, "quantity": 1}]}).json()["id"]
-users = [secrets.token_hex(12) for _ in range(n)]
+users = players.seed(data_dir, n)
 t0 = time.monotonic()
 r = s.post(base + "/events/%s/batch-grants" % ev, headers=h, json={"userIds": users, "reason": "bench"}, timeout=120)
 t_accept = time.monotonic() - t0

@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100000}
 . bench/start.sh
-/usr/bin/python3 bench/batch.py "$base" bench_admin bench-admin-pw "$n"
+/usr/bin/python3 bench/batch.py "$base" bench_admin bench-admin-pw "$n" "$dir"
 /usr/bin/python3 tests/e2e/invariants.py "$dir" | tail -1

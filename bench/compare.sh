@@ -328,7 +328,7 @@ platform() {
     if [ "$batch_n" -gt 0 ]; then
         log "compare: $mode: a batch of $batch_n players"
         local out line rc=0
-        out=$(BENCH_ADMIN_TOKEN=$admin timeout "$batch_timeout" $py bench/batch.py "$base" bench_admin bench-admin-pw "$batch_n" \
+        out=$(BENCH_ADMIN_TOKEN=$admin timeout "$batch_timeout" $py bench/batch.py "$base" bench_admin bench-admin-pw "$batch_n" "$dir" \
             2>"$work/batch.err") || rc=$?
         line=$(tail -1 <<<"$out")
         if [[ "$line" == "| $batch_n |"* ]]; then
