@@ -1,6 +1,7 @@
 /* rpc.c - envelopes over transports (see rpc.h); no shared state. */
 #include "rpc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,28 @@ void rp_rpc_call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *en
     }
     free(req);
     free(reply);
+}
+
+void rp_rpc_call_internal(rp_transport_t *t, rp_component_t comp, const char *method, const char *route, json_t *body,
+                          int64_t deadline_ms, const char *request_id, rp_reply_t *rep) {
+    rp_envelope_t env;
+    rp_envelope_init(&env);
+    snprintf(env.method, sizeof env.method, "%s", method);
+    snprintf(env.route, sizeof env.route, "%s", route);
+    if (request_id) snprintf(env.request_id, sizeof env.request_id, "%s", request_id);
+    env.deadline_ms = deadline_ms;
+    env.body = body;
+    rp_rpc_call(t, comp, &env, rep);
+    rp_envelope_clear(&env);
+}
+
+void rp_rpc_internal_err(const rp_reply_t *rep, const char *what, rp_err_t *err) {
+    const char *msg = json_string_value(json_object_get(json_object_get(rep->body, "error"), "message"));
+    rp_err_kind_t kind = rep->status == 504   ? RP_ERR_TIMEOUT
+                         : rep->status == 503 ? RP_ERR_UNAVAILABLE
+                                              : RP_ERR_BAD_REPLY;
+    rp_err_set(err, kind, kind == RP_ERR_TIMEOUT ? "WORKER_TIMEOUT" : "AUTH_UNAVAILABLE", "%s: %s", what,
+               msg ? msg : "no answer from the auth worker");
 }
 
 void rp_service_free(const rp_service_t *svc) {

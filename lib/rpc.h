@@ -11,6 +11,17 @@
  * replies (503 OVERLOADED/UNAVAILABLE, 504 WORKER_TIMEOUT, 502 BAD_REPLY); never fails otherwise. */
 void rp_rpc_call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *env, rp_reply_t *rep);
 
+/* One worker asking another (or the api asking a worker) on an internal route: sends
+ * {method, route, body (taken, may be NULL)} to comp with no caller, answering before deadline_ms
+ * (epoch ms), and fills rep as rp_rpc_call does. request_id (may be NULL) follows the call in logs. */
+void rp_rpc_call_internal(rp_transport_t *t, rp_component_t comp, const char *method, const char *route, json_t *body,
+                          int64_t deadline_ms, const char *request_id, rp_reply_t *rep);
+
+/* The error of an internal call whose reply rep is not the answer hoped for: TIMEOUT
+ * (WORKER_TIMEOUT) for 504, UNAVAILABLE for 503, else BAD_REPLY (both AUTH_UNAVAILABLE: the
+ * internal routes are the auth worker's), saying "<what>: <the reply's message>". */
+void rp_rpc_internal_err(const rp_reply_t *rep, const char *what, rp_err_t *err);
+
 /* A worker operation: reads env (borrowed) and fills rep (initialised, empty). ctx is the
  * worker's state. */
 typedef void (*rp_op_fn)(void *ctx, const rp_envelope_t *env, rp_reply_t *rep);

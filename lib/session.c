@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "envelope.h"
 #include "roles.h"
 #include "rpc.h"
 
@@ -40,27 +39,15 @@ static bool from_json(json_t *body, rp_session_state_t *out) {
 
 bool rp_session_fetch(rp_transport_t *t, const char *user_id, int64_t deadline_ms, const char *request_id,
                       rp_session_state_t *out, bool *found, rp_err_t *err) {
-    rp_envelope_t env;
     rp_reply_t rep;
-    rp_envelope_init(&env);
-    snprintf(env.method, sizeof env.method, "POST");
-    snprintf(env.route, sizeof env.route, "%s", RP_SESSION_ROUTE);
-    if (request_id) snprintf(env.request_id, sizeof env.request_id, "%s", request_id);
-    env.deadline_ms = deadline_ms;
-    env.body = json_pack("{s:s}", "userId", user_id);
-    rp_rpc_call(t, RP_COMP_AUTH, &env, &rep);
-    rp_envelope_clear(&env);
+    rp_rpc_call_internal(t, RP_COMP_AUTH, "POST", RP_SESSION_ROUTE, json_pack("{s:s}", "userId", user_id), deadline_ms,
+                         request_id, &rep);
     *found = false;
     bool ok = rep.status == 404 || (rep.status == 200 && from_json(rep.body, out));
     if (ok) {
         *found = rep.status == 200;
     } else {
-        const char *msg = json_string_value(json_object_get(json_object_get(rep.body, "error"), "message"));
-        rp_err_kind_t kind = rep.status == 504   ? RP_ERR_TIMEOUT
-                             : rep.status == 503 ? RP_ERR_UNAVAILABLE
-                                                 : RP_ERR_BAD_REPLY;
-        rp_err_set(err, kind, kind == RP_ERR_TIMEOUT ? "WORKER_TIMEOUT" : "AUTH_UNAVAILABLE",
-                   "cannot check the session: %s", msg ? msg : "no answer from the auth worker");
+        rp_rpc_internal_err(&rep, "cannot check the session", err);
     }
     rp_reply_clear(&rep);
     return ok;

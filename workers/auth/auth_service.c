@@ -219,6 +219,47 @@ static void op_register(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reply_set(rep, 201, out);
 }
 
+/* How a password check answers where it is made (login, password change). */
+typedef struct password_check {
+    const char *locked; /* 429 ACCOUNT_LOCKED message */
+    int wrong_status;   /* INVALID_CREDENTIALS status */
+    const char *wrong;  /* and message */
+} password_check_t;
+
+/* Verifies password against account a under the lockout (LOGIN_MAX_FAILURES wrong passwords in
+ * LOGIN_LOCKOUT_WINDOW lock the account until the one that reached the limit leaves the window).
+ * True when it matches (earlier failures forgotten). Otherwise false with rep set: 429
+ * ACCOUNT_LOCKED while locked (the password is not even checked), INVALID_CREDENTIALS on a wrong
+ * password (the failure recorded), or the store's error. */
+static bool verify_password(rp_auth_worker_t *w, const rp_account_t *a, const char *password, size_t len,
+                            const password_check_t *how, rp_reply_t *rep) {
+    rp_err_t err;
+    int64_t now = w->now_ms(), window = w->cfg->login_lockout_s * 1000, count, nth_at;
+    if (!w->store->ops->failures(w->store, a->id, now - window, w->cfg->login_max_failures, &count, &nth_at, &err)) {
+        rp_reply_from_err(rep, &err);
+        return false;
+    }
+    if (count >= w->cfg->login_max_failures) {
+        int64_t wait_ms = nth_at + window - now;
+        rp_reply_error(rep, 429, "ACCOUNT_LOCKED", how->locked, NULL);
+        rep->retry_after_s = wait_ms > 0 ? (int)((wait_ms + 999) / 1000) : 1;
+        return false;
+    }
+    if (!rp_hasher_verify(w->hasher, a->password_hash, password, len)) {
+        if (!w->store->ops->add_failure(w->store, a->id, now, now - window, &err)) {
+            rp_reply_from_err(rep, &err);
+            return false;
+        }
+        if (count + 1 >= w->cfg->login_max_failures)
+            rp_log(RP_LOG_WARN, "auth", "account %s locked after %d wrong passwords", a->id,
+                   w->cfg->login_max_failures);
+        rp_reply_error(rep, how->wrong_status, "INVALID_CREDENTIALS", how->wrong, NULL);
+        return false;
+    }
+    if (count > 0) w->store->ops->clear_failures(w->store, a->id, NULL);
+    return true;
+}
+
 static void op_login(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     static const char *const allowed[] = {"username", "password", NULL};
     rp_auth_worker_t *w = ctx;
@@ -246,29 +287,9 @@ static void op_login(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
         rp_reply_error(rep, 401, "INVALID_CREDENTIALS", "wrong username or password", NULL);
         return;
     }
-    int64_t now = w->now_ms(), window = w->cfg->login_lockout_s * 1000, count, nth_at;
-    if (!w->store->ops->failures(w->store, a.id, now - window, w->cfg->login_max_failures, &count, &nth_at, &err)) {
-        rp_reply_from_err(rep, &err);
-        return;
-    }
-    if (count >= w->cfg->login_max_failures) {
-        /* locked until the failure that reached the limit leaves the window */
-        int64_t wait_ms = nth_at + window - now;
-        rp_reply_error(rep, 429, "ACCOUNT_LOCKED", "too many failed logins; try again later", NULL);
-        rep->retry_after_s = wait_ms > 0 ? (int)((wait_ms + 999) / 1000) : 1;
-        return;
-    }
-    if (!rp_hasher_verify(w->hasher, a.password_hash, password, pwlen)) {
-        if (!w->store->ops->add_failure(w->store, a.id, now, now - window, &err)) {
-            rp_reply_from_err(rep, &err);
-            return;
-        }
-        if (count + 1 >= w->cfg->login_max_failures)
-            rp_log(RP_LOG_WARN, "auth", "account %s locked after %d failed logins", a.id, w->cfg->login_max_failures);
-        rp_reply_error(rep, 401, "INVALID_CREDENTIALS", "wrong username or password", NULL);
-        return;
-    }
-    if (count > 0) w->store->ops->clear_failures(w->store, a.id, NULL);
+    static const password_check_t at_login = {"too many failed logins; try again later", 401,
+                                              "wrong username or password"};
+    if (!verify_password(w, &a, password, pwlen, &at_login, rep)) return;
     if (a.disabled) { /* told only to whoever knows the password */
         reply_disabled(rep);
         return;
@@ -478,26 +499,10 @@ static void op_password(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     if (rp_service_reject_invalid(rep, details)) return;
     bool read = w->store->ops->find_by_id(w->store, env->caller.id, &a, &found, &err);
     if (!rp_service_found(rep, read, found, &err, "USER_NOT_FOUND", "the account no longer exists")) return;
-    int64_t now = w->now_ms(), window = w->cfg->login_lockout_s * 1000, count, nth_at;
-    if (!w->store->ops->failures(w->store, a.id, now - window, w->cfg->login_max_failures, &count, &nth_at, &err)) {
-        rp_reply_from_err(rep, &err);
-        return;
-    }
-    if (count >= w->cfg->login_max_failures) {
-        int64_t wait_ms = nth_at + window - now;
-        rp_reply_error(rep, 429, "ACCOUNT_LOCKED", "too many wrong passwords; try again later", NULL);
-        rep->retry_after_s = wait_ms > 0 ? (int)((wait_ms + 999) / 1000) : 1;
-        return;
-    }
-    if (!rp_hasher_verify(w->hasher, a.password_hash, current, curlen)) {
-        if (!w->store->ops->add_failure(w->store, a.id, now, now - window, &err)) {
-            rp_reply_from_err(rep, &err);
-            return;
-        }
-        rp_reply_error(rep, 403, "INVALID_CREDENTIALS", "the current password is wrong", NULL);
-        return;
-    }
-    if (count > 0) w->store->ops->clear_failures(w->store, a.id, NULL);
+    static const password_check_t at_change = {"too many wrong passwords; try again later", 403,
+                                               "the current password is wrong"};
+    if (!verify_password(w, &a, current, curlen, &at_change, rep)) return;
+    int64_t now = w->now_ms();
     char hash[sizeof a.password_hash];
     if (!rp_hasher_hash(w->hasher, next, newlen, hash, &err)) {
         rp_reply_from_err(rep, &err);
