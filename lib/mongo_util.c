@@ -851,6 +851,15 @@ bool rp_mongo_txn_rollback(rp_mongo_txn_t *tx) {
     return false;
 }
 
+bool rp_mongo_txn_end(rp_mongo_txn_t *tx, rp_txn_end_t end) {
+    switch (end) {
+    case RP_TXN_COMMIT: return true;
+    case RP_TXN_ROLLBACK: return rp_mongo_txn_rollback(tx);
+    case RP_TXN_FAILED: break;
+    }
+    return false;
+}
+
 bool rp_mongo_txn_last_duplicate(const rp_mongo_txn_t *tx) {
     return rp_mongo_is_duplicate(tx->error);
 }

@@ -30,6 +30,7 @@
 #include "audit.h"
 #include "err.h"
 #include "json_fields.h"
+#include "txn.h"
 
 #define RP_MONGO_JSON_KEY "_rpJson"
 #define RP_MONGO_OPAQUE_DEPTH 32
@@ -220,6 +221,9 @@ bool rp_mongo_txn_count(rp_mongo_txn_t *tx, const char *coll, const bson_t *filt
  * transaction (no rerun) and rp_mongo_transact returns true. Returns false (for the body to
  * return). */
 bool rp_mongo_txn_rollback(rp_mongo_txn_t *tx);
+/* What an rp_mongo_txn_fn returns for a store body that ended as end: true to commit, the
+ * rollback for RP_TXN_ROLLBACK, false for RP_TXN_FAILED. */
+bool rp_mongo_txn_end(rp_mongo_txn_t *tx, rp_txn_end_t end);
 /* True when the last failed rp_mongo_txn_* call of this attempt hit a unique index (11000). The
  * server has then aborted the transaction: the body can only roll back. */
 bool rp_mongo_txn_last_duplicate(const rp_mongo_txn_t *tx);

@@ -299,12 +299,7 @@ struct rp_auth_txn {
 static bool run_body(rp_mongo_txn_t *tx, void *p) {
     rp_auth_txn_t *t = p;
     t->tx = tx;
-    switch (t->fn(t, t->arg)) {
-    case RP_TXN_COMMIT: return true;
-    case RP_TXN_ROLLBACK: return rp_mongo_txn_rollback(tx);
-    case RP_TXN_FAILED: break;
-    }
-    return false;
+    return rp_mongo_txn_end(tx, t->fn(t, t->arg));
 }
 
 static bool m_transact(rp_auth_store_t *base, const char *what, rp_auth_txn_fn fn, void *arg, rp_err_t *err) {

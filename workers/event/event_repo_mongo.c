@@ -543,9 +543,7 @@ typedef struct body {
 static bool run_body(rp_mongo_txn_t *mtx, void *p) {
     body_t *b = p;
     rp_event_txn_t tx = {mtx};
-    rp_txn_end_t end = b->fn(&tx, b->arg);
-    if (end == RP_TXN_ROLLBACK) return rp_mongo_txn_rollback(mtx);
-    return end == RP_TXN_COMMIT;
+    return rp_mongo_txn_end(mtx, b->fn(&tx, b->arg));
 }
 
 static bool r_transact(rp_event_repo_t *base, const char *what, rp_event_txn_fn fn, void *arg, rp_err_t *err) {
