@@ -233,16 +233,15 @@ static bool valid_idempotency_key(const char *k) {
     return true;
 }
 
-/* The account whose state a successful call of route changed (roles, status, password, a logout),
- * or NULL. This process forgets what it cached of it at once; other api processes see the
- * change when their entry expires (SESSION_CACHE_MS). */
+/* The account whose session a successful call of route changed (the route table says), or NULL.
+ * This process forgets what it cached of it at once; other api processes see the change when
+ * their entry expires (SESSION_CACHE_MS). */
 static const char *changed_account(const rp_api_route_t *route, const json_t *params, const rp_identity_t *who) {
-    static const char *const by_id[] = {"/auth/users/{id}/roles", "/auth/users/{id}/status"};
-    static const char *const own[] = {"/auth/password", "/auth/logout"};
-    for (size_t i = 0; i < sizeof by_id / sizeof by_id[0]; i++)
-        if (strcmp(route->pattern, by_id[i]) == 0) return json_string_value(json_object_get(params, "id"));
-    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
-        if (strcmp(route->pattern, own[i]) == 0) return who->authenticated ? who->id : NULL;
+    switch (route->session) {
+    case RP_SESSION_OF_CALLER: return who->authenticated ? who->id : NULL;
+    case RP_SESSION_OF_PARAM_ID: return json_string_value(json_object_get(params, "id"));
+    case RP_SESSION_KEPT: break;
+    }
     return NULL;
 }
 

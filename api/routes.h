@@ -27,6 +27,9 @@ typedef struct rp_api_route {
     rp_body_rule_t body;
     const char *schema; /* name of the body's JSON Schema in schemas/ (without .json), or NULL */
     size_t max_body;    /* body limit in bytes; 0 = MAX_BODY_BYTES */
+    /* whose session a successful call changes (roles, status, password, logout), so that this api
+     * process forgets what it cached of that account at once */
+    enum { RP_SESSION_KEPT = 0, RP_SESSION_OF_CALLER, RP_SESSION_OF_PARAM_ID } session;
 } rp_api_route_t;
 
 #define RP_BATCH_BODY_BYTES (4u * 1024 * 1024) /* 100,000 user ids and some whitespace */
