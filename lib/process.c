@@ -59,19 +59,19 @@ bool rp_process_serve(rp_process_t *p, rp_component_t comp, const rp_service_t *
     return rp_transport_serve(p->transport, comp, rp_rpc_service_handler, (void *)svc, p->cfg.worker_threads, err);
 }
 
-int rp_process_run_worker(const char *name, const char *what, rp_component_t comp, rp_service_open_fn open) {
+int rp_process_run_worker(const char *name, const char *what, rp_worker_open_fn open) {
     rp_process_t proc;
     rp_err_t err;
-    int rc = 0;
+    rp_worker_services_t w = {{NULL, NULL}, {RP_COMP_AUTH, RP_COMP_AUTH}, 0};
     if (!rp_process_start(&proc, name, false, true)) return 1;
     rp_err_clear(&err);
-    const rp_service_t *svc = open(&proc.cfg, &err);
-    if (!svc || !rp_process_serve(&proc, comp, svc, &err))
-        rc = rp_process_fail(&proc, what, &err);
-    else
-        rp_process_wait(&proc);
+    bool ok = open(&proc.cfg, proc.transport, &w, &err);
+    for (size_t i = 0; ok && i < w.n; i++)
+        ok = rp_process_serve(&proc, w.comps[i], w.services[i], &err);
+    int rc = ok ? 0 : rp_process_fail(&proc, what, &err);
+    if (ok) rp_process_wait(&proc);
     rp_transport_stop(proc.transport); /* no handler runs past this: the worker can go */
-    rp_service_free(svc);
+    rp_service_free(w.services[0]);
     rp_process_end(&proc);
     return rc;
 }

@@ -28,13 +28,20 @@ int rp_process_fail(const rp_process_t *p, const char *what, const rp_err_t *err
 /* Serves svc (borrowed until the transport stops) as component comp on the process's transport,
  * with WORKER_THREADS threads. */
 bool rp_process_serve(rp_process_t *p, rp_component_t comp, const rp_service_t *svc, rp_err_t *err);
-/* The service a worker process runs: opened from cfg (borrowed, outlives it), freed with
- * rp_service_free; NULL with err when it cannot open. */
-typedef const rp_service_t *(*rp_service_open_fn)(const rp_config_t *cfg, rp_err_t *err);
+/* What a worker process serves: services[i] as comps[i]. services[0] owns the worker (freed with
+ * rp_service_free); the others are borrowed from it. */
+typedef struct rp_worker_services {
+    const rp_service_t *services[2];
+    rp_component_t comps[2];
+    size_t n;
+} rp_worker_services_t;
+/* Opens a worker from cfg (borrowed, outlives it) with the process's transport t (for its calls
+ * to other workers) and fills out; false with err when it cannot open. */
+typedef bool (*rp_worker_open_fn)(const rp_config_t *cfg, rp_transport_t *t, rp_worker_services_t *out, rp_err_t *err);
 /* The whole life of a process that runs one worker (TRANSPORT=amqp): starts as name, opens the
- * worker (what names it in messages), serves it as comp until SIGINT or SIGTERM, then stops the
- * transport and frees the worker. Returns the exit status. */
-int rp_process_run_worker(const char *name, const char *what, rp_component_t comp, rp_service_open_fn open);
+ * worker (what names it in messages), serves what it offers until SIGINT or SIGTERM, then stops
+ * the transport and frees the worker. Returns the exit status. */
+int rp_process_run_worker(const char *name, const char *what, rp_worker_open_fn open);
 /* Blocks until SIGINT or SIGTERM. */
 void rp_process_wait(rp_process_t *p);
 /* Stops and frees the transport. */

@@ -3,19 +3,13 @@
 #include "event_worker.h"
 #include "process.h"
 
+static bool open_worker(const rp_config_t *cfg, rp_transport_t *t, rp_worker_services_t *out, rp_err_t *err) {
+    rp_event_worker_t *w = rp_event_worker_new(cfg, t, err);
+    if (!w) return false;
+    *out = (rp_worker_services_t){{rp_event_worker_service(w), NULL}, {RP_COMP_EVENT, RP_COMP_EVENT}, 1};
+    return true;
+}
+
 int main(void) {
-    rp_process_t proc;
-    rp_err_t err;
-    int rc = 0;
-    if (!rp_process_start(&proc, "reward-event-worker", false, true)) return 1;
-    rp_err_clear(&err);
-    rp_event_worker_t *w = rp_event_worker_new(&proc.cfg, proc.transport, &err);
-    if (!w || !rp_process_serve(&proc, RP_COMP_EVENT, rp_event_worker_service(w), &err))
-        rc = rp_process_fail(&proc, "event worker", &err);
-    else
-        rp_process_wait(&proc);
-    rp_transport_stop(proc.transport); /* no handler runs past this: the worker can go */
-    rp_event_worker_free(w);
-    rp_process_end(&proc);
-    return rc;
+    return rp_process_run_worker("reward-event-worker", "event worker", open_worker);
 }
