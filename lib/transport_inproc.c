@@ -1,10 +1,13 @@
-/* transport_inproc.c - the embedded transport: per component a bounded ring of pending calls and a
- * pool of worker threads; one mutex per component guards the ring and the state of its calls.
- * Work queues are bounded FIFO lists with their own threads. Nothing here survives the process:
- * whoever enqueues work keeps it durably elsewhere (batch items live in the store, and the
- * batch sweeper enqueues them again after a restart). */
+/* transport_inproc.c - the embedded transport. An RPC call runs its handler on the caller's own
+ * thread: a component has as many slots as it was served with threads, a call takes a free slot
+ * (an atomic compare-and-swap, no lock, no thread hand-off) or waits for one, at most
+ * queue_capacity callers wait per component, and a call whose deadline passes while it waits or
+ * runs gets 504 with its reply dropped. Work queues are bounded FIFO lists with their own threads.
+ * Nothing here survives the process: whoever enqueues work keeps it durably elsewhere (batch
+ * items live in the store, and the batch sweeper enqueues them again after a restart). */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,19 +16,6 @@
 #include "mem.h"
 #include "timeutil.h"
 #include "transport.h"
-
-typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_REFUSED } job_state_t;
-
-typedef struct job {
-    char *req;
-    size_t len;
-    int64_t deadline_mono_ms;
-    char *reply;
-    size_t reply_len;
-    job_state_t state;
-    int refs; /* the caller and the queue/worker each hold one */
-    pthread_cond_t done;
-} job_t;
 
 /* Threads that wait for work on one condition under one mutex, and stop together. */
 typedef struct crew {
@@ -36,11 +26,15 @@ typedef struct crew {
     bool stopping;
 } crew_t;
 
+/* One component's slots. running and waiting are atomics so that a call with a free slot takes
+ * it without the mutex; the mutex and freed serve only callers that wait, and stop. */
 typedef struct comp {
-    crew_t crew;
-    job_t **ring;
-    int cap, head, count;
-    bool serving;
+    pthread_mutex_t mu;
+    pthread_cond_t freed; /* a slot was given back, or the component stops */
+    atomic_int running;   /* calls holding a slot */
+    atomic_int waiting;   /* calls waiting for a slot */
+    atomic_bool serving, stopping;
+    int slots;
     rp_rpc_handler_fn fn;
     void *ctx;
 } comp_t;
@@ -72,75 +66,45 @@ typedef struct inproc {
     int nwq;
 } inproc_t;
 
-typedef struct worker_arg {
-    inproc_t *t;
-    comp_t *c;
-} worker_arg_t;
-
-static void job_release(job_t *j) {
-    if (--j->refs > 0) return;
-    pthread_cond_destroy(&j->done);
-    free(j->req);
-    free(j->reply);
-    free(j);
-}
-
-static void *worker_main(void *arg) {
-    comp_t *c = arg;
-    pthread_mutex_lock(&c->crew.mu);
-    for (;;) {
-        while (c->count == 0 && !c->crew.stopping)
-            pthread_cond_wait(&c->crew.nonempty, &c->crew.mu);
-        if (c->crew.stopping) break;
-        job_t *j = c->ring[c->head];
-        c->head = (c->head + 1) % c->cap;
-        c->count--;
-        if (j->refs == 1 || rp_mono_ms() > j->deadline_mono_ms) {
-            /* the caller has gone (504 already sent): do not run work nobody waits for */
-            j->state = JOB_REFUSED;
-            pthread_cond_signal(&j->done);
-            job_release(j);
-            continue;
-        }
-        j->state = JOB_RUNNING;
-        pthread_mutex_unlock(&c->crew.mu);
-        size_t out_len = 0;
-        char *out = c->fn(c->ctx, j->req, j->len, &out_len);
-        pthread_mutex_lock(&c->crew.mu);
-        j->reply = out;
-        j->reply_len = out_len;
-        j->state = JOB_DONE;
-        pthread_cond_signal(&j->done);
-        job_release(j);
-    }
-    pthread_mutex_unlock(&c->crew.mu);
-    return NULL;
-}
-
 static bool inproc_serve(rp_transport_t *base, rp_component_t comp, rp_rpc_handler_fn fn, void *ctx, int threads,
                          rp_err_t *err) {
     inproc_t *t = (inproc_t *)base;
     comp_t *c = &t->comps[comp];
-    pthread_mutex_lock(&c->crew.mu);
-    if (c->serving || c->crew.stopping) {
-        pthread_mutex_unlock(&c->crew.mu);
+    pthread_mutex_lock(&c->mu);
+    bool refused = atomic_load(&c->serving) || atomic_load(&c->stopping);
+    if (!refused) {
+        c->fn = fn;
+        c->ctx = ctx;
+        c->slots = threads > 0 ? threads : 1;
+        atomic_store(&c->serving, true);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (refused)
         rp_err_set(err, RP_ERR_INTERNAL, "TRANSPORT", "component %s is already served", rp_component_name(comp));
-        return false;
+    return !refused;
+}
+
+static bool take_free_slot(comp_t *c) {
+    int r = atomic_load(&c->running);
+    while (r < c->slots)
+        if (atomic_compare_exchange_weak(&c->running, &r, r + 1)) return true;
+    return false;
+}
+
+/* Gives a slot back and wakes a waiting caller, or stop, when there is one. Every access is
+ * sequentially consistent: a caller that counted itself waiting before this read either sees the
+ * freed slot when it tries again, or is already waiting for the signal (it tries under mu). */
+static void give_slot(comp_t *c) {
+    atomic_fetch_sub(&c->running, 1);
+    if (atomic_load(&c->stopping)) {
+        pthread_mutex_lock(&c->mu);
+        pthread_cond_broadcast(&c->freed);
+        pthread_mutex_unlock(&c->mu);
+    } else if (atomic_load(&c->waiting) > 0) { /* one slot: wake one waiter, not the herd */
+        pthread_mutex_lock(&c->mu);
+        pthread_cond_signal(&c->freed);
+        pthread_mutex_unlock(&c->mu);
     }
-    c->fn = fn;
-    c->ctx = ctx;
-    c->crew.threads = rp_calloc((size_t)threads, sizeof *c->crew.threads);
-    for (int i = 0; i < threads; i++) {
-        if (pthread_create(&c->crew.threads[i], NULL, worker_main, c) != 0) {
-            rp_log(RP_LOG_ERROR, "transport", "cannot start worker thread %d of %s", i, rp_component_name(comp));
-            break;
-        }
-        c->crew.nthreads++;
-    }
-    c->serving = c->crew.nthreads > 0;
-    pthread_mutex_unlock(&c->crew.mu);
-    if (!c->serving) rp_err_set(err, RP_ERR_INTERNAL, "TRANSPORT", "no worker thread could be started");
-    return c->serving;
 }
 
 static struct timespec mono_abs(int64_t mono_ms) {
@@ -148,63 +112,74 @@ static struct timespec mono_abs(int64_t mono_ms) {
     return ts;
 }
 
+static void timeout_err(rp_component_t comp, rp_err_t *err) {
+    rp_err_set(err, RP_ERR_TIMEOUT, "WORKER_TIMEOUT", "the %s worker did not answer in time", rp_component_name(comp));
+}
+
+/* Takes a slot of c for a call ending at mono deadline; false with err (503 or 504) when none. */
+static bool take_slot(comp_t *c, rp_component_t comp, int capacity, int64_t deadline_mono_ms, rp_err_t *err) {
+    if (take_free_slot(c)) return true;
+    if (atomic_fetch_add(&c->waiting, 1) >= capacity) {
+        atomic_fetch_sub(&c->waiting, 1);
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "OVERLOADED", "the %s worker queue is full", rp_component_name(comp));
+        return false;
+    }
+    struct timespec until = mono_abs(deadline_mono_ms);
+    bool got = false, timed_out = false;
+    pthread_mutex_lock(&c->mu);
+    while (!atomic_load(&c->stopping) && !(got = take_free_slot(c)) && !timed_out)
+        timed_out = pthread_cond_timedwait(&c->freed, &c->mu, &until) == ETIMEDOUT;
+    atomic_fetch_sub(&c->waiting, 1);
+    if (atomic_load(&c->stopping)) pthread_cond_broadcast(&c->freed); /* stop waits for waiters to leave */
+    pthread_mutex_unlock(&c->mu);
+    if (got) return true;
+    if (atomic_load(&c->stopping))
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "the %s worker is shutting down", rp_component_name(comp));
+    else
+        timeout_err(comp, err);
+    return false;
+}
+
 static bool inproc_call(rp_transport_t *base, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
                         char **reply, size_t *reply_len, rp_err_t *err) {
     inproc_t *t = (inproc_t *)base;
     comp_t *c = &t->comps[comp];
     int64_t budget = deadline_ms - rp_now_ms();
-    bool ok = false;
     if (budget <= 0) {
-        rp_err_set(err, RP_ERR_TIMEOUT, "WORKER_TIMEOUT", "the %s worker did not answer in time",
-                   rp_component_name(comp));
+        timeout_err(comp, err);
         return false;
     }
-    job_t *j = rp_calloc(1, sizeof *j);
-    j->req = rp_strndup(req, len);
-    j->len = len;
-    j->deadline_mono_ms = rp_mono_ms() + budget;
-    j->refs = 2;
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&j->done, &attr);
-    pthread_condattr_destroy(&attr);
-
-    pthread_mutex_lock(&c->crew.mu);
-    if (!c->serving || c->crew.stopping) {
+    if (!atomic_load(&c->serving) || atomic_load(&c->stopping)) {
         rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "the %s worker is not running", rp_component_name(comp));
-        j->refs = 1;
-        goto done;
+        return false;
     }
-    if (c->count == c->cap) {
-        rp_err_set(err, RP_ERR_UNAVAILABLE, "OVERLOADED", "the %s worker queue is full", rp_component_name(comp));
-        j->refs = 1;
-        goto done;
-    }
-    c->ring[(c->head + c->count) % c->cap] = j;
-    c->count++;
-    pthread_cond_signal(&c->crew.nonempty);
-    struct timespec until = mono_abs(j->deadline_mono_ms);
-    while (j->state == JOB_QUEUED || j->state == JOB_RUNNING) {
-        if (pthread_cond_timedwait(&j->done, &c->crew.mu, &until) == ETIMEDOUT) break;
-    }
-    if (j->state == JOB_DONE && j->reply) {
-        *reply = j->reply;
-        *reply_len = j->reply_len;
-        j->reply = NULL;
-        ok = true;
-    } else if (j->state == JOB_DONE) {
-        rp_err_set(err, RP_ERR_INTERNAL, "INTERNAL", "the %s worker produced no reply", rp_component_name(comp));
-    } else if (j->state == JOB_REFUSED && c->crew.stopping) {
+    int64_t deadline_mono = rp_mono_ms() + budget;
+    if (!take_slot(c, comp, t->capacity, deadline_mono, err)) return false;
+    if (atomic_load(&c->stopping)) { /* stop began after the check above: it waits for running calls */
+        give_slot(c);
         rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "the %s worker is shutting down", rp_component_name(comp));
-    } else {
-        rp_err_set(err, RP_ERR_TIMEOUT, "WORKER_TIMEOUT", "the %s worker did not answer in time",
-                   rp_component_name(comp));
+        return false;
     }
-done:
-    job_release(j);
-    pthread_mutex_unlock(&c->crew.mu);
-    return ok;
+    if (rp_mono_ms() > deadline_mono) { /* waited too long: nobody wants this work done any more */
+        give_slot(c);
+        timeout_err(comp, err);
+        return false;
+    }
+    size_t out_len = 0;
+    char *out = c->fn(c->ctx, req, len, &out_len);
+    give_slot(c);
+    if (!out) {
+        rp_err_set(err, RP_ERR_INTERNAL, "INTERNAL", "the %s worker produced no reply", rp_component_name(comp));
+        return false;
+    }
+    if (rp_mono_ms() > deadline_mono) { /* a late reply is dropped, as over a broker */
+        free(out);
+        timeout_err(comp, err);
+        return false;
+    }
+    *reply = out;
+    *reply_len = out_len;
+    return true;
 }
 
 /* In process there is no broker to lose: the transport is ready until it stops. Whether each
@@ -212,11 +187,7 @@ done:
 static bool inproc_ready(rp_transport_t *base, rp_err_t *err) {
     inproc_t *t = (inproc_t *)base;
     for (int i = 0; i < RP_COMP_COUNT; i++) {
-        comp_t *c = &t->comps[i];
-        pthread_mutex_lock(&c->crew.mu);
-        bool stopping = c->crew.stopping;
-        pthread_mutex_unlock(&c->crew.mu);
-        if (stopping) {
+        if (atomic_load(&t->comps[i].stopping)) {
             rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "the platform is shutting down");
             return false;
         }
@@ -354,31 +325,29 @@ static void stop_work_queues(inproc_t *t) {
     }
 }
 
+/* Refuses new calls, wakes the waiting ones (they answer 503) and waits for the running ones. */
+static void stop_comp(comp_t *c) {
+    pthread_mutex_lock(&c->mu);
+    atomic_store(&c->stopping, true);
+    pthread_cond_broadcast(&c->freed);
+    while (atomic_load(&c->running) > 0 || atomic_load(&c->waiting) > 0)
+        pthread_cond_wait(&c->freed, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+}
+
 static void inproc_stop(rp_transport_t *base) {
     inproc_t *t = (inproc_t *)base;
     stop_work_queues(t);
-    for (int i = 0; i < RP_COMP_COUNT; i++) {
-        comp_t *c = &t->comps[i];
-        crew_stop(&c->crew);
-        pthread_mutex_lock(&c->crew.mu);
-        while (c->count > 0) {
-            job_t *j = c->ring[c->head];
-            c->head = (c->head + 1) % c->cap;
-            c->count--;
-            j->state = JOB_REFUSED;
-            pthread_cond_signal(&j->done);
-            job_release(j);
-        }
-        pthread_mutex_unlock(&c->crew.mu);
-    }
+    for (int i = 0; i < RP_COMP_COUNT; i++)
+        stop_comp(&t->comps[i]);
 }
 
 static void inproc_free(rp_transport_t *base) {
     inproc_t *t = (inproc_t *)base;
     inproc_stop(base);
     for (int i = 0; i < RP_COMP_COUNT; i++) {
-        crew_destroy(&t->comps[i].crew);
-        free(t->comps[i].ring);
+        pthread_mutex_destroy(&t->comps[i].mu);
+        pthread_cond_destroy(&t->comps[i].freed);
     }
     for (int i = 0; i < MAX_WORK_QUEUES; i++)
         crew_destroy(&t->wqs[i].crew);
@@ -403,9 +372,12 @@ rp_transport_t *rp_transport_inproc_new(int queue_capacity) {
         crew_init(&t->wqs[i].crew);
     for (int i = 0; i < RP_COMP_COUNT; i++) {
         comp_t *c = &t->comps[i];
-        crew_init(&c->crew);
-        c->cap = t->capacity;
-        c->ring = rp_calloc((size_t)c->cap, sizeof *c->ring);
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_mutex_init(&c->mu, NULL);
+        pthread_cond_init(&c->freed, &attr);
+        pthread_condattr_destroy(&attr);
     }
     return &t->base;
 }

@@ -1,5 +1,5 @@
-/* Tests lib/transport_inproc.c and lib/rpc.c: delivery, bounded queue (503), deadlines (504),
- * and that a late reply never reaches another caller. */
+/* Tests lib/transport_inproc.c and lib/rpc.c: delivery, bounded waiting (503), deadlines (504),
+ * that a late reply never reaches another caller, and stop. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -90,54 +90,129 @@ static void open_gate(void) {
     pthread_mutex_unlock(&gate_mu);
 }
 
+/* Opens the gate once the transport (arg) has begun to stop, so that nothing waiting can run. */
+static void *open_gate_later(void *arg) {
+    rp_err_t err;
+    while (rp_transport_ready(arg, &err))
+        usleep(1000);
+    open_gate();
+    return NULL;
+}
+
+/* One slot and one waiting place: while "first" holds the slot (its handler runs on its caller's
+ * thread and blocks), of three more callers one waits and two are refused at once with
+ * OVERLOADED; when the slot frees, the waiting one runs and gets its own reply. */
+static atomic_int finished;
+
+static void *counted_caller(void *p) {
+    caller(p);
+    atomic_fetch_add(&finished, 1);
+    return NULL;
+}
+
 Test(inproc, full_queue_answers_503_at_once) {
     rp_transport_t *t = rp_transport_inproc_new(1);
+    rp_err_t err;
+    cr_assert(rp_transport_serve(t, RP_COMP_REWARD, gated, NULL, 1, &err));
+    call_arg_t a = {t, "first", rp_now_ms() + 20000, false, 0, ""};
+    pthread_t ta, tb[3];
+    pthread_create(&ta, NULL, caller, &a);
+    while (atomic_load(&entered) < 1)
+        usleep(1000); /* "first" now holds the slot */
+    call_arg_t b[3] = {{t, "b0", rp_now_ms() + 20000, false, 0, ""},
+                       {t, "b1", rp_now_ms() + 20000, false, 0, ""},
+                       {t, "b2", rp_now_ms() + 20000, false, 0, ""}};
+    for (int i = 0; i < 3; i++)
+        pthread_create(&tb[i], NULL, counted_caller, &b[i]);
+    while (atomic_load(&finished) < 2)
+        usleep(1000); /* two are refused while the gate is still shut */
+    open_gate();
+    pthread_join(ta, NULL);
+    for (int i = 0; i < 3; i++)
+        pthread_join(tb[i], NULL);
+    cr_assert(a.ok);
+    cr_assert_str_eq(a.reply, "first");
+    int ok = 0, overloaded = 0;
+    for (int i = 0; i < 3; i++) {
+        if (b[i].ok) {
+            ok++;
+            cr_assert_str_eq(b[i].reply, b[i].msg, "a caller got another's reply");
+        } else if (b[i].status == 503) {
+            overloaded++;
+        }
+    }
+    cr_assert_eq(ok, 1);
+    cr_assert_eq(overloaded, 2);
+    cr_assert_eq(atomic_load(&entered), 2);
+    rp_transport_free(t);
+}
+
+/* A call that waits for a slot past its deadline gets 504 and never runs. */
+Test(inproc, expired_waiting_call_never_runs) {
+    rp_transport_t *t = rp_transport_inproc_new(8);
     rp_err_t err;
     cr_assert(rp_transport_serve(t, RP_COMP_REWARD, gated, NULL, 1, &err));
     call_arg_t a = {t, "first", rp_now_ms() + 20000, false, 0, ""};
     pthread_t ta;
     pthread_create(&ta, NULL, caller, &a);
     while (atomic_load(&entered) < 1)
-        usleep(1000); /* the worker now holds "first" */
-    /* "second" takes the only queue slot and times out there; its slot stays taken until a worker
-     * discards it, so the queue is full now */
-    call_arg_t b = {t, "second", rp_now_ms() + 200, false, 0, ""};
+        usleep(1000);
+    call_arg_t b = {t, "late", rp_now_ms() + 200, false, 0, ""};
     caller(&b);
     cr_assert_eq(b.status, 504);
-    char *rep;
-    size_t n;
-    int64_t t0 = rp_mono_ms();
-    cr_assert_not(rp_transport_call(t, RP_COMP_REWARD, "third", 5, rp_now_ms() + 20000, &rep, &n, &err));
-    cr_assert_eq(err.kind, RP_ERR_UNAVAILABLE);
-    cr_assert_str_eq(err.code, "OVERLOADED");
-    cr_assert_lt(rp_mono_ms() - t0, 10000, "a full queue must answer at once, not wait for the deadline");
     open_gate();
     pthread_join(ta, NULL);
     cr_assert(a.ok);
-    cr_assert_str_eq(a.reply, "first");
-    /* the abandoned "second" is discarded without running; the next call gets its own reply */
-    call_arg_t c = {t, "fourth", rp_now_ms() + 5000, false, 0, ""};
-    caller(&c);
-    cr_assert(c.ok);
-    cr_assert_str_eq(c.reply, "fourth");
-    cr_assert_eq(atomic_load(&entered), 2, "the expired call must not have run");
+    cr_assert_eq(atomic_load(&entered), 1, "the expired call must not have run");
     rp_transport_free(t);
 }
 
+/* The handler runs on the caller's thread; when it ends after the deadline, the caller gets 504
+ * and the late reply is dropped, never handed to the next call. */
 Test(inproc, deadline_gives_504_and_late_reply_is_dropped) {
     rp_transport_t *t = rp_transport_inproc_new(8);
     rp_err_t err;
     cr_assert(rp_transport_serve(t, RP_COMP_REWARD, gated, NULL, 1, &err));
     call_arg_t a = {t, "slow", rp_now_ms() + 200, false, 0, ""};
-    caller(&a); /* blocks in the gated handler until the deadline passes */
+    pthread_t ta;
+    pthread_create(&ta, NULL, caller, &a);
+    while (atomic_load(&entered) < 1)
+        usleep(1000);
+    while (rp_now_ms() <= a.deadline + 5)
+        usleep(1000);
+    open_gate();
+    pthread_join(ta, NULL);
     cr_assert_not(a.ok);
     cr_assert_eq(a.status, 504);
-    open_gate();
-    /* the next caller must get its own reply, never the late "slow" one */
     call_arg_t b = {t, "fresh", rp_now_ms() + 5000, false, 0, ""};
     caller(&b);
     cr_assert(b.ok);
     cr_assert_str_eq(b.reply, "fresh");
+    rp_transport_free(t);
+}
+
+/* Stop answers waiting calls 503 and lets the running one finish. */
+Test(inproc, stop_refuses_waiting_calls_and_waits_for_running_ones) {
+    rp_transport_t *t = rp_transport_inproc_new(8);
+    rp_err_t err;
+    cr_assert(rp_transport_serve(t, RP_COMP_REWARD, gated, NULL, 1, &err));
+    call_arg_t a = {t, "running", rp_now_ms() + 20000, false, 0, ""};
+    call_arg_t b = {t, "waiting", rp_now_ms() + 20000, false, 0, ""};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, caller, &a);
+    while (atomic_load(&entered) < 1)
+        usleep(1000);
+    pthread_create(&tb, NULL, caller, &b);
+    pthread_t opener; /* "waiting" may or may not wait yet: either way it must not run */
+    pthread_create(&opener, NULL, open_gate_later, t);
+    rp_transport_stop(t); /* returns once "running" has finished */
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    pthread_join(opener, NULL);
+    cr_assert(a.ok);
+    cr_assert_not(b.ok);
+    cr_assert_eq(b.status, 503);
+    cr_assert_eq(atomic_load(&entered), 1);
     rp_transport_free(t);
 }
 
@@ -148,7 +223,7 @@ static void op_echo_route(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
 
 Test(rpc, service_dispatch_and_errors) {
     static const rp_route_op_t ops[] = {{"GET", "/x", op_echo_route}};
-    rp_service_t svc = {"test", ops, 1, NULL, NULL, NULL};
+    rp_service_t svc = {"test", ops, 1, NULL, NULL, NULL, NULL};
     rp_transport_t *t = rp_transport_inproc_new(8);
     rp_err_t err;
     cr_assert(rp_transport_serve(t, RP_COMP_EVENT, rp_rpc_service_handler, &svc, 2, &err));
