@@ -262,10 +262,16 @@ static void forward(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route
     const char *ik = mg_get_header(rc->conn, "Idempotency-Key");
     if (ik) snprintf(env.idempotency_key, sizeof env.idempotency_key, "%s", ik);
     env.deadline_ms = rp_now_ms() + gw->cfg->rpc_timeout_ms;
-    rp_rpc_call(gw->transport, (rp_component_t)route->component, &env, &rep);
+    rp_rpc_call_raw(gw->transport, (rp_component_t)route->component, &env, &rep);
     const char *changed = rep.status / 100 == 2 ? changed_account(route, params, &rc->who) : NULL;
     if (changed) rp_session_cache_forget(gw->sessions, changed);
-    send_reply(rc, rep.status, json_incref(rep.body), rep.retry_after_s, NULL, NULL);
+    if (rep.raw) { /* a success: the worker's text goes out as it is */
+        rp_http_extra_t extra = {.request_id = rc->request_id, .retry_after_s = rep.retry_after_s, .close = rc->close};
+        rp_http_send_json_text(rc->conn, rep.status, rep.raw, rep.raw_len, &extra);
+        rc->status = rep.status;
+    } else {
+        send_reply(rc, rep.status, json_incref(rep.body), rep.retry_after_s, NULL, NULL);
+    }
     rp_reply_clear(&rep);
     rp_envelope_clear(&env);
 }

@@ -68,7 +68,13 @@ static const char *reason(int status) {
 
 bool rp_http_send_json(struct mg_connection *conn, int status, const json_t *body, const rp_http_extra_t *extra) {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    size_t blen = text ? strlen(text) : 0;
+    bool ok = rp_http_send_json_text(conn, status, text, text ? strlen(text) : 0, extra);
+    free(text);
+    return ok;
+}
+
+bool rp_http_send_json_text(struct mg_connection *conn, int status, const char *text, size_t blen,
+                            const rp_http_extra_t *extra) {
     char head[1024];
     char opt[512] = "";
     size_t used = 0;
@@ -90,17 +96,13 @@ bool rp_http_send_json(struct mg_connection *conn, int status, const json_t *bod
                         "Cache-Control: no-store\r\n"
                         "%s\r\n",
                         status, reason(status), blen, extra && extra->request_id ? extra->request_id : "-", opt);
-    if (hlen < 0 || (size_t)hlen >= sizeof head) {
-        free(text);
-        return false;
-    }
+    if (hlen < 0 || (size_t)hlen >= sizeof head) return false;
     /* one write: headers and body leave in the same segment (see the Nagle note) */
     char *all = rp_malloc((size_t)hlen + blen);
     memcpy(all, head, (size_t)hlen);
     if (blen) memcpy(all + hlen, text, blen);
     int w = mg_write(conn, all, (size_t)hlen + blen);
     free(all);
-    free(text);
     return w == (int)((size_t)hlen + blen);
 }
 

@@ -28,6 +28,10 @@ typedef struct rp_http_extra {
 /* Writes status, the JSON body (may be NULL: empty body), Content-Length, the security headers
  * and the extras in a single write. Returns false when the client has gone. */
 bool rp_http_send_json(struct mg_connection *conn, int status, const json_t *body, const rp_http_extra_t *extra);
+/* As rp_http_send_json with the body already printed: len bytes of JSON text (text may be NULL
+ * when len is 0). */
+bool rp_http_send_json_text(struct mg_connection *conn, int status, const char *text, size_t len,
+                            const rp_http_extra_t *extra);
 
 /* True when value is a JSON media type: "application/json", optionally with parameters. */
 bool rp_http_is_json_type(const char *value);

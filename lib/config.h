@@ -44,6 +44,7 @@ typedef struct rp_config {
     int password_hash_concurrency; /* PASSWORD_HASH_CONCURRENCY, default 2 */
     int login_max_failures;        /* LOGIN_MAX_FAILURES, default 5 */
     int64_t login_lockout_s;       /* LOGIN_LOCKOUT_WINDOW, default 15m */
+    int events_cache_ms;           /* EVENTS_CACHE_MS an event worker keeps a rendered events page, 0..10000; 1000 */
     int session_cache_ms;          /* SESSION_CACHE_MS an api process trusts an account's state, 0..4000; 1000 */
 } rp_config_t;
 

@@ -2,9 +2,11 @@
 #include "envelope.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json_util.h"
+#include "mem.h"
 #include "roles.h"
 
 void rp_envelope_init(rp_envelope_t *env) {
@@ -136,15 +138,23 @@ void rp_reply_init(rp_reply_t *rep) {
 void rp_reply_clear(rp_reply_t *rep) {
     if (!rep) return;
     json_decref(rep->body);
-    rep->body = NULL;
-    rep->status = 0;
-    rep->retry_after_s = 0;
+    free(rep->raw);
+    rp_reply_init(rep);
 }
 
 void rp_reply_set(rp_reply_t *rep, int status, json_t *body) {
     json_decref(rep->body);
+    free(rep->raw);
+    rep->raw = NULL;
+    rep->raw_len = 0;
     rep->status = status;
     rep->body = body;
+}
+
+void rp_reply_set_raw(rp_reply_t *rep, int status, char *text, size_t len) {
+    rp_reply_set(rep, status, NULL);
+    rep->raw = text;
+    rep->raw_len = len;
 }
 
 json_t *rp_error_body(const char *code, const char *message, json_t *details) {
@@ -162,20 +172,104 @@ void rp_reply_from_err(rp_reply_t *rep, const rp_err_t *err) {
     rp_reply_error(rep, rp_err_http_status(err->kind), err->code[0] ? err->code : "INTERNAL", err->message, NULL);
 }
 
-char *rp_reply_serialize(const rp_reply_t *rep, size_t *len) {
-    json_t *o = json_pack("{s:i, s:i}", "status", rep->status, "retryAfter", rep->retry_after_s);
-    if (rep->body) json_object_set(o, "body", rep->body);
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    *len = s ? strlen(s) : 0;
-    return s;
+/* A growing buffer for json_dump_callback. */
+typedef struct outbuf {
+    char *p;
+    size_t len, cap;
+} outbuf_t;
+
+static int outbuf_add(const char *b, size_t n, void *data) {
+    outbuf_t *o = data;
+    if (o->len + n + 1 > o->cap) {
+        while (o->len + n + 1 > o->cap)
+            o->cap = o->cap ? o->cap * 2 : 256;
+        o->p = rp_realloc(o->p, o->cap);
+    }
+    memcpy(o->p + o->len, b, n);
+    o->len += n;
+    return 0;
 }
 
-bool rp_reply_parse(rp_reply_t *rep, const char *buf, size_t len, rp_err_t *err) {
+char *rp_reply_serialize(const rp_reply_t *rep, size_t *len) {
+    outbuf_t o = {NULL, 0, 0};
+    char head[64];
+    int hl = snprintf(head, sizeof head, "{\"status\":%d,\"retryAfter\":%d", rep->status,
+                      rep->retry_after_s > 0 ? rep->retry_after_s : 0);
+    outbuf_add(head, (size_t)hl, &o);
+    if (rep->raw || rep->body) {
+        outbuf_add(",\"body\":", 8, &o);
+        if (rep->raw)
+            outbuf_add(rep->raw, rep->raw_len, &o);
+        else if (json_dump_callback(rep->body, outbuf_add, &o, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
+            free(o.p);
+            *len = 0;
+            return NULL;
+        }
+    }
+    outbuf_add("}", 1, &o);
+    o.p[o.len] = '\0';
+    *len = o.len;
+    return o.p;
+}
+
+/* Reads the decimal at *p (optionally negative) and moves past it; false when there is none. */
+static bool read_int(const char **p, const char *end, int *out) {
+    const char *s = *p;
+    bool neg = s < end && *s == '-';
+    long v = 0;
+    if (neg) s++;
+    const char *digits = s;
+    while (s < end && *s >= '0' && *s <= '9' && s - digits < 9)
+        v = v * 10 + (*s++ - '0');
+    if (s == digits || (s < end && *s >= '0' && *s <= '9')) return false;
+    *out = (int)(neg ? -v : v);
+    *p = s;
+    return true;
+}
+
+static bool skip_lit(const char **p, const char *end, const char *lit) {
+    size_t n = strlen(lit);
+    if ((size_t)(end - *p) < n || memcmp(*p, lit, n) != 0) return false;
+    *p += n;
+    return true;
+}
+
+/* The layout rp_reply_serialize writes: status, retry and the body's span; false otherwise. */
+static bool split_reply(const char *buf, size_t len, int *status, int *retry, const char **body, size_t *blen) {
+    const char *p = buf, *end = buf + len;
+    if (!skip_lit(&p, end, "{\"status\":") || !read_int(&p, end, status) || !skip_lit(&p, end, ",\"retryAfter\":") ||
+        !read_int(&p, end, retry))
+        return false;
+    if (skip_lit(&p, end, "}")) {
+        *body = NULL;
+        *blen = 0;
+        return p == end;
+    }
+    if (!skip_lit(&p, end, ",\"body\":") || end - p < 2 || end[-1] != '}') return false;
+    *body = p;
+    *blen = (size_t)(end - 1 - p);
+    return true;
+}
+
+static bool parse_reply(rp_reply_t *rep, const char *buf, size_t len, bool keep_raw, rp_err_t *err) {
     json_error_t je;
     json_t *body = NULL;
     int status = 0, retry = 0;
+    const char *span;
+    size_t slen;
     rp_reply_init(rep);
+    if (keep_raw && split_reply(buf, len, &status, &retry, &span, &slen) && status >= 200 && status <= 299 &&
+        retry >= 0) {
+        rep->status = status;
+        rep->retry_after_s = retry;
+        if (span) {
+            rep->raw = rp_malloc(slen + 1);
+            memcpy(rep->raw, span, slen);
+            rep->raw[slen] = '\0';
+            rep->raw_len = slen;
+        }
+        return true;
+    }
     json_t *o = json_loadb(buf, len, 0, &je);
     if (!o ||
         json_unpack_ex(o, &je, JSON_STRICT, "{s:i, s:i, s?o}", "status", &status, "retryAfter", &retry, "body",
@@ -190,4 +284,12 @@ bool rp_reply_parse(rp_reply_t *rep, const char *buf, size_t len, rp_err_t *err)
     rep->body = json_incref(body);
     json_decref(o);
     return true;
+}
+
+bool rp_reply_parse(rp_reply_t *rep, const char *buf, size_t len, rp_err_t *err) {
+    return parse_reply(rep, buf, len, false, err);
+}
+
+bool rp_reply_parse_raw(rp_reply_t *rep, const char *buf, size_t len, rp_err_t *err) {
+    return parse_reply(rep, buf, len, true, err);
 }

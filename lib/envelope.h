@@ -37,6 +37,11 @@ typedef struct rp_reply {
     int status;        /* HTTP status */
     json_t *body;      /* response body (owned), may be NULL for 204 */
     int retry_after_s; /* > 0 adds a Retry-After header */
+    /* The body as compact JSON text (owned, not NUL-terminated), set instead of body: by a worker
+     * answering with text it rendered before (a cached page), and by rp_reply_parse_raw, so that
+     * bytes pass from the worker to the HTTP client without being parsed and printed again. */
+    char *raw;
+    size_t raw_len;
 } rp_reply_t;
 
 /* Initialises env with empty params/query objects. Free its members with rp_envelope_clear. */
@@ -67,7 +72,16 @@ json_t *rp_error_body(const char *code, const char *message, json_t *details);
 void rp_reply_error(rp_reply_t *rep, int status, const char *code, const char *message, json_t *details);
 /* rp_reply_error from an rp_err_t, with the HTTP status of its kind. */
 void rp_reply_from_err(rp_reply_t *rep, const rp_err_t *err);
+/* Sets status and takes ownership of text (malloc'd JSON, len bytes) as the body, in raw. */
+void rp_reply_set_raw(rp_reply_t *rep, int status, char *text, size_t len);
+/* The reply as {"status":S,"retryAfter":R,"body":B} (body omitted when there is none; B is raw
+ * when set, else body printed compactly), malloc'd with its length in *len. */
 char *rp_reply_serialize(const rp_reply_t *rep, size_t *len);
+/* Parses a reply (untrusted bytes) into rep (initialised by this call): body parsed, raw NULL.
+ * Fails with 502 BAD_REPLY when buf is not a reply. */
 bool rp_reply_parse(rp_reply_t *rep, const char *buf, size_t len, rp_err_t *err);
+/* As rp_reply_parse, but a 2xx body is kept as text in raw (copied, not parsed) when the reply
+ * has the exact layout rp_reply_serialize writes; any other reply is parsed whole. */
+bool rp_reply_parse_raw(rp_reply_t *rep, const char *buf, size_t len, rp_err_t *err);
 
 #endif

@@ -8,7 +8,7 @@
 #include "log.h"
 #include "timeutil.h"
 
-void rp_rpc_call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *env, rp_reply_t *rep) {
+static void call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *env, bool raw, rp_reply_t *rep) {
     size_t len = 0, rlen = 0;
     char *reply = NULL;
     rp_err_t err;
@@ -22,11 +22,19 @@ void rp_rpc_call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *en
     if (!rp_transport_call(t, comp, req, len, env->deadline_ms, &reply, &rlen, &err)) {
         rp_reply_from_err(rep, &err);
         if (rp_err_http_status(err.kind) == 503) rep->retry_after_s = 1;
-    } else if (!rp_reply_parse(rep, reply, rlen, &err)) {
+    } else if (!(raw ? rp_reply_parse_raw : rp_reply_parse)(rep, reply, rlen, &err)) {
         rp_reply_from_err(rep, &err);
     }
     free(req);
     free(reply);
+}
+
+void rp_rpc_call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *env, rp_reply_t *rep) {
+    call(t, comp, env, false, rep);
+}
+
+void rp_rpc_call_raw(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *env, rp_reply_t *rep) {
+    call(t, comp, env, true, rep);
 }
 
 void rp_rpc_call_internal(rp_transport_t *t, rp_component_t comp, const char *method, const char *route, json_t *body,
@@ -82,6 +90,7 @@ char *rp_rpc_service_handler(void *service, const char *req, size_t len, size_t 
         if (strcmp(svc->ops[i].method, env.method) == 0 && strcmp(svc->ops[i].route, env.route) == 0) {
             svc->ops[i].fn(svc->ctx, &env, &rep);
             if (rep.status == 0) rp_reply_error(&rep, 500, "INTERNAL", "the operation produced no reply", NULL);
+            if (svc->after) svc->after(svc->ctx, &env, &rep);
             goto reply;
         }
     }

@@ -10,6 +10,9 @@
 /* Sends env to comp and fills rep (initialised by this call). Transport failures become error
  * replies (503 OVERLOADED/UNAVAILABLE, 504 WORKER_TIMEOUT, 502 BAD_REPLY); never fails otherwise. */
 void rp_rpc_call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *env, rp_reply_t *rep);
+/* As rp_rpc_call, but a 2xx body stays the worker's text (rep->raw, see rp_reply_parse_raw): for
+ * the api, which relays it to the client as it is. */
+void rp_rpc_call_raw(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *env, rp_reply_t *rep);
 
 /* One worker asking another (or the api asking a worker) on an internal route: sends
  * {method, route, body (taken, may be NULL)} to comp with no caller, answering before deadline_ms
@@ -45,6 +48,9 @@ typedef struct rp_service {
     bool (*ping)(void *ctx, rp_err_t *err);
     /* Frees ctx, and with it this service (rp_service_free); NULL: the service owns nothing. */
     void (*free)(void *ctx);
+    /* Called after every operation has run, with its envelope and reply (e.g. to forget cached
+     * pages after a write); NULL: nothing. */
+    void (*after)(void *ctx, const rp_envelope_t *env, const rp_reply_t *rep);
 } rp_service_t;
 
 /* Frees the worker behind svc through its free hook. Accepts NULL. */

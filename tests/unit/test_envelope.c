@@ -103,6 +103,61 @@ Test(reply, round_trip_and_errors) {
     cr_assert_not(rp_reply_parse(&b, "nope", 4, &err));
 }
 
+/* A success keeps the worker's text as it is (raw) through rp_reply_parse_raw; an error is parsed
+ * (the api adds requestId to it); a reply of another layout is parsed whole; both forms print as
+ * a valid rpc.reply. */
+Test(reply, raw_bodies_pass_through_and_errors_are_parsed) {
+    rp_reply_t a, b;
+    rp_err_t err;
+    size_t len;
+    rp_reply_init(&a);
+    const char *page = "{\"items\":[{\"id\":\"x\"}],\"nextCursor\":null}";
+    rp_reply_set_raw(&a, 200, strdup(page), strlen(page));
+    char *text = rp_reply_serialize(&a, &len);
+    cr_assert_str_eq(text,
+                     "{\"status\":200,\"retryAfter\":0,\"body\":{\"items\":[{\"id\":\"x\"}],\"nextCursor\":null}}");
+    cr_assert(rp_reply_parse_raw(&b, text, len, &err));
+    cr_assert_eq(b.status, 200);
+    cr_assert_null(b.body);
+    cr_assert_eq(b.raw_len, strlen(page));
+    cr_assert_eq(memcmp(b.raw, page, b.raw_len), 0);
+    rp_reply_clear(&b);
+    cr_assert(rp_reply_parse(&b, text, len, &err)); /* the plain parse reads the same bytes as JSON */
+    cr_assert_null(b.raw);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(b.body, "items"), 0), "id")),
+                     "x");
+    rp_reply_clear(&b);
+    free(text);
+    rp_reply_clear(&a);
+
+    rp_reply_error(&a, 409, "CONFLICT", "no", NULL);
+    text = rp_reply_serialize(&a, &len);
+    cr_assert(rp_reply_parse_raw(&b, text, len, &err));
+    cr_assert_eq(b.status, 409);
+    cr_assert_null(b.raw);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(b.body, "error"), "code")), "CONFLICT");
+    rp_reply_clear(&b);
+    free(text);
+    rp_reply_clear(&a);
+
+    const char *other = "{ \"retryAfter\": 0, \"status\": 201, \"body\": {\"a\": 1} }"; /* another writer's layout */
+    cr_assert(rp_reply_parse_raw(&b, other, strlen(other), &err));
+    cr_assert_eq(b.status, 201);
+    cr_assert_null(b.raw);
+    cr_assert_eq(json_integer_value(json_object_get(b.body, "a")), 1);
+    rp_reply_clear(&b);
+    const char *empty = "{\"status\":204,\"retryAfter\":0}";
+    cr_assert(rp_reply_parse_raw(&b, empty, strlen(empty), &err));
+    cr_assert_eq(b.status, 204);
+    cr_assert_null(b.raw);
+    cr_assert_null(b.body);
+    const char *cut = "{\"status\":200,\"retryAfter\":0,\"body\":";
+    cr_assert_not(rp_reply_parse_raw(&b, cut, strlen(cut), &err));
+    cr_assert_eq(err.kind, RP_ERR_BAD_REPLY);
+    const char *huge = "{\"status\":2000000000000,\"retryAfter\":0}";
+    cr_assert_not(rp_reply_parse_raw(&b, huge, strlen(huge), &err));
+}
+
 #include "json_util.h"
 
 Test(json_util, depth_guard) {

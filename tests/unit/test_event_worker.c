@@ -42,7 +42,7 @@ static void op_accounts(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
 }
 
 static const rp_route_op_t auth_ops[] = {{"POST", RP_ACCOUNTS_ROUTE, op_accounts}};
-static const rp_service_t auth_service = {"auth", auth_ops, 1, NULL, NULL, NULL};
+static const rp_service_t auth_service = {"auth", auth_ops, 1, NULL, NULL, NULL, NULL};
 
 static rp_config_t cfg;
 static rp_transport_t *transport;

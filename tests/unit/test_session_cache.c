@@ -25,7 +25,7 @@ static void op_session(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
 }
 
 static const rp_route_op_t ops[] = {{"POST", RP_SESSION_ROUTE, op_session}};
-static const rp_service_t auth = {"auth", ops, 1, NULL, NULL, NULL};
+static const rp_service_t auth = {"auth", ops, 1, NULL, NULL, NULL, NULL};
 
 static rp_transport_t *t;
 static rp_session_cache_t *cache;

@@ -853,9 +853,9 @@ rp_auth_worker_t *rp_auth_worker_new(const rp_config_t *cfg, rp_err_t *err) {
     w->store = strcmp(cfg->store, "mongodb") == 0
                    ? rp_auth_store_mongo_open(cfg->mongodb_uri, cfg->mongodb_db_name, err)
                    : rp_auth_store_sqlite_open(cfg->sqlite_dir, cfg->worker_threads + 2, err);
-    w->service = (rp_service_t){"auth", ops, sizeof ops / sizeof ops[0], w, ping, free_ctx};
+    w->service = (rp_service_t){"auth", ops, sizeof ops / sizeof ops[0], w, ping, free_ctx, NULL};
     w->accounts_service =
-        (rp_service_t){"accounts", account_ops, sizeof account_ops / sizeof account_ops[0], w, ping, NULL};
+        (rp_service_t){"accounts", account_ops, sizeof account_ops / sizeof account_ops[0], w, ping, NULL, NULL};
     if (!w->hasher || !w->store || !bootstrap_admin(w, err)) {
         if (!w->hasher) rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "unknown PASSWORD_HASH");
         rp_auth_worker_free(w);

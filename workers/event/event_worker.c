@@ -12,6 +12,7 @@
 #include "ids.h"
 #include "log.h"
 #include "mem.h"
+#include "page_cache.h"
 #include "paging.h"
 #include "progress_ingest.h"
 #include "roles.h"
@@ -24,12 +25,15 @@ struct rp_event_worker {
     rp_event_repo_t *repo;
     rp_transport_t *transport; /* borrowed: account lookups go to the auth worker through it */
     rp_service_t service;
+    rp_page_cache_t *pages; /* rendered event list pages (GET /events), EVENTS_CACHE_MS */
 };
 
 #define STAFF_WRITE (RP_ROLE_OPERATOR | RP_ROLE_ADMIN)
 #define STAFF_READ (RP_ROLE_OPERATOR | RP_ROLE_AUDITOR | RP_ROLE_ADMIN)
 #define MAX_FACTS 1000
 #define DEF_NOT_FOUND "REWARD_DEFINITION_NOT_FOUND"
+#define PAGE_SLOTS 64               /* distinct list pages kept (status x limit x cursor x staff) */
+#define PAGE_MAX_BYTES (512 * 1024) /* a larger page is not kept */
 
 /* the service hooks (rpc.h) */
 static bool ping(void *ctx, rp_err_t *err) {
@@ -303,7 +307,25 @@ static void op_event_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reply_set(rep, 200, with_status(doc, now));
 }
 
-/* The status, visibility and activeAt filters become time bounds here; the store only compares. */
+/* When the page of items, read at now, stops being what a read at a later time would answer by
+ * the clock alone: the first start or end of one of its events after now. */
+static int64_t page_valid_until(const json_t *items, int64_t now) {
+    int64_t until = INT64_MAX, t;
+    size_t i;
+    json_t *d;
+    json_array_foreach(items, i, d) {
+        const char *fields[] = {"startDate", "endDate"};
+        for (int k = 0; k < 2; k++) {
+            const char *iso = json_string_value(json_object_get(d, fields[k]));
+            if (iso && rp_time_parse_iso(iso, strlen(iso), &t) && t > now && t < until) until = t;
+        }
+    }
+    return until;
+}
+
+/* The status, visibility and activeAt filters become time bounds here; the store only compares.
+ * Pages without activeAt are answered from the page cache while valid (see page_cache.h): every
+ * player asks for the same first page. */
 static void op_event_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
     rp_err_t err;
@@ -321,6 +343,19 @@ static void op_event_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
         rp_reply_error(rep, 400, "VALIDATION_FAILED", "status must be UPCOMING, ACTIVE, FINISHED or CANCELED", NULL);
         return;
     }
+    char key[160] = "";
+    bool cacheable = !rp_envelope_query(env, "activeAt") && (!f.cursor || strlen(f.cursor) < 64);
+    uint64_t gen = rp_page_cache_generation(w->pages);
+    if (cacheable) {
+        size_t len;
+        snprintf(key, sizeof key, "%d|%s|%d|%s", is_staff(env), status ? status : "", f.limit,
+                 f.cursor ? f.cursor : "");
+        char *text = rp_page_cache_get(w->pages, key, now, &len);
+        if (text) {
+            rp_reply_set_raw(rep, 200, text, len);
+            return;
+        }
+    }
     rp_event_bounds_init(&f.bounds);
     if (status) rp_event_bounds_status(&f.bounds, s, now);
     if (!is_staff(env)) rp_event_bounds_open(&f.bounds, now);
@@ -334,7 +369,17 @@ static void op_event_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
     size_t i;
     json_t *d;
     json_array_foreach(items, i, d) with_status(d, now);
-    rp_reply_set(rep, 200, rp_service_page(items, more));
+    int64_t until = page_valid_until(items, now);
+    json_t *page = rp_service_page(items, more);
+    char *text = json_dumps(page, JSON_COMPACT);
+    json_decref(page);
+    if (!text) {
+        rp_reply_error(rep, 500, "INTERNAL", "cannot encode the page", NULL);
+        return;
+    }
+    size_t len = strlen(text);
+    if (cacheable) rp_page_cache_put(w->pages, key, gen, now, until, text, len);
+    rp_reply_set_raw(rep, 200, text, len);
 }
 
 /* The fields a claim is judged and paid by (rewards, claimPeriod, dayOffsetMinutes) freeze once
@@ -771,6 +816,14 @@ static void op_audit_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
     rp_reply_set(rep, 200, rp_service_page(items, more));
 }
 
+/* A write that may change a list page has run (successfully or not): cached pages go. Progress
+ * reports, the busiest write, change no page. */
+static void after_op(void *ctx, const rp_envelope_t *env, const rp_reply_t *rep) {
+    rp_event_worker_t *w = ctx;
+    (void)rep;
+    if (strcmp(env->method, "GET") != 0 && strcmp(env->route, "/events/progress") != 0) rp_page_cache_forget(w->pages);
+}
+
 static const rp_route_op_t ops[] = {
     {"POST", "/events/reward-definitions", op_def_create},
     {"GET", "/events/reward-definitions", op_def_list},
@@ -797,7 +850,8 @@ rp_event_worker_t *rp_event_worker_new(const rp_config_t *cfg, rp_transport_t *t
     w->cfg = cfg;
     w->repo = repo;
     w->transport = transport;
-    w->service = (rp_service_t){"event", ops, sizeof ops / sizeof ops[0], w, ping, free_ctx};
+    w->pages = rp_page_cache_new(cfg->events_cache_ms, PAGE_SLOTS, PAGE_MAX_BYTES);
+    w->service = (rp_service_t){"event", ops, sizeof ops / sizeof ops[0], w, ping, free_ctx, after_op};
     return w;
 }
 
@@ -811,5 +865,6 @@ rp_event_repo_t *rp_event_worker_repo(rp_event_worker_t *w) {
 void rp_event_worker_free(rp_event_worker_t *w) {
     if (!w) return;
     w->repo->ops->free(w->repo);
+    rp_page_cache_free(w->pages);
     free(w);
 }
