@@ -3,6 +3,7 @@
 #include "sqlite_util.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,18 +34,132 @@ bool rp_sqlite_exec(sqlite3 *db, const char *sql, rp_err_t *err) {
     return false;
 }
 
+/* ---- prepared statements kept per pooled connection ----
+ *
+ * Preparing a statement (parsing and planning its SQL) costs more than running most of ours, so
+ * a pooled connection keeps what it prepared: rp_sqlite_prepare hands out a kept statement whose
+ * SQL is the same text at the same address (the stores' SQL are literals), and
+ * rp_sqlite_finalize resets it for the next use instead of finalising it. A connection is used
+ * by one thread at a time (the pool's rule), so its cache needs no lock; the registry that finds
+ * a connection's cache is a fixed array scanned with atomic loads, written only when a pooled
+ * connection opens or closes. Connections not from a pool prepare and finalise as before. */
+
+#define STMT_SLOTS 96 /* statements a connection keeps; more distinct SQL replaces them in turn */
+#define MAX_CACHED_CONNS 256
+
+typedef struct kept_stmt {
+    const char *sql; /* the caller's text (address identity); the statement holds its own copy */
+    sqlite3_stmt *st;
+    bool in_use;
+} kept_stmt_t;
+
+typedef struct stmt_cache {
+    kept_stmt_t slots[STMT_SLOTS];
+    int next_victim;
+} stmt_cache_t;
+
+static _Atomic(sqlite3 *) cached_db[MAX_CACHED_CONNS];
+static stmt_cache_t *cached_stmts[MAX_CACHED_CONNS];
+
+static stmt_cache_t *stmt_cache_of(sqlite3 *db) {
+    for (int i = 0; i < MAX_CACHED_CONNS; i++)
+        if (atomic_load_explicit(&cached_db[i], memory_order_acquire) == db) return cached_stmts[i];
+    return NULL;
+}
+
+/* Gives db a statement cache (pooled connections); without a free registry slot it has none. */
+static void stmt_cache_attach(sqlite3 *db) {
+    for (int i = 0; i < MAX_CACHED_CONNS; i++) {
+        sqlite3 *empty = NULL;
+        if (atomic_load(&cached_db[i]) != NULL) continue;
+        stmt_cache_t *c = rp_calloc(1, sizeof *c);
+        cached_stmts[i] = c;
+        if (atomic_compare_exchange_strong(&cached_db[i], &empty, db)) return;
+        free(c);
+    }
+}
+
+/* Finalises what db kept and forgets its cache; before closing db. */
+static void stmt_cache_detach(sqlite3 *db) {
+    for (int i = 0; i < MAX_CACHED_CONNS; i++) {
+        if (atomic_load(&cached_db[i]) != db) continue;
+        stmt_cache_t *c = cached_stmts[i];
+        for (int k = 0; k < STMT_SLOTS; k++)
+            sqlite3_finalize(c->slots[k].st);
+        free(c);
+        cached_stmts[i] = NULL;
+        atomic_store(&cached_db[i], NULL);
+        return;
+    }
+}
+
+static void close_conn(sqlite3 *db) {
+    if (!db) return;
+    stmt_cache_detach(db);
+    sqlite3_close_v2(db);
+}
+
 bool rp_sqlite_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, rp_err_t *err) {
+    stmt_cache_t *c = stmt_cache_of(db);
     *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK) return true;
-    rp_sqlite_err(db, "prepare", err);
-    return false;
+    if (!c) {
+        if (sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK) return true;
+        rp_sqlite_err(db, "prepare", err);
+        return false;
+    }
+    kept_stmt_t *free_slot = NULL;
+    for (int k = 0; k < STMT_SLOTS; k++) {
+        kept_stmt_t *e = &c->slots[k];
+        if (!e->st) {
+            if (!free_slot) free_slot = e;
+        } else if (e->sql == sql && !e->in_use && strcmp(sqlite3_sql(e->st), sql) == 0) {
+            e->in_use = true;
+            *st = e->st;
+            return true;
+        }
+    }
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
+        rp_sqlite_err(db, "prepare", err);
+        return false;
+    }
+    for (int tries = 0; !free_slot && tries < STMT_SLOTS; tries++) { /* replace one not in use */
+        kept_stmt_t *e = &c->slots[c->next_victim];
+        c->next_victim = (c->next_victim + 1) % STMT_SLOTS;
+        if (!e->in_use) {
+            sqlite3_finalize(e->st);
+            e->st = NULL;
+            free_slot = e;
+        }
+    }
+    if (free_slot) *free_slot = (kept_stmt_t){sql, *st, true};
+    return true;
+}
+
+void rp_sqlite_finalize(sqlite3_stmt *st) {
+    if (!st) return;
+    stmt_cache_t *c = stmt_cache_of(sqlite3_db_handle(st));
+    for (int k = 0; c && k < STMT_SLOTS; k++) {
+        if (c->slots[k].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            c->slots[k].in_use = false;
+            return;
+        }
+    }
+    sqlite3_finalize(st);
+}
+
+/* Runs one statement of sql (kept, see above); false with err when it fails. */
+static bool exec_kept(sqlite3 *db, const char *sql, rp_err_t *err) {
+    sqlite3_stmt *st;
+    return rp_sqlite_prepare(db, sql, &st, err) && rp_sqlite_run(db, st, "exec", NULL, err);
 }
 
 bool rp_sqlite_run(sqlite3 *db, sqlite3_stmt *st, const char *what, int *changes, rp_err_t *err) {
     int rc = sqlite3_step(st);
     if (changes) *changes = rc == SQLITE_DONE ? sqlite3_changes(db) : 0;
     if (rc != SQLITE_DONE) rp_sqlite_err(db, what, err); /* before finalize, which resets the error */
-    sqlite3_finalize(st);
+    rp_sqlite_finalize(st);
     return rc == SQLITE_DONE;
 }
 
@@ -52,7 +167,7 @@ int rp_sqlite_step_row(sqlite3 *db, sqlite3_stmt *st, const char *what, rp_err_t
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) return 1;
     if (rc != SQLITE_DONE) rp_sqlite_err(db, what, err);
-    sqlite3_finalize(st);
+    rp_sqlite_finalize(st);
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -104,10 +219,10 @@ sqlite3 *rp_sqlite_open(const char *path, rp_err_t *err) {
 
 /* Runs fn between begin and COMMIT on db; see rp_sqlite_transact. */
 static bool run_txn(sqlite3 *db, const char *begin, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err) {
-    if (!rp_sqlite_exec(db, begin, err)) return false;
+    if (!exec_kept(db, begin, err)) return false;
     rp_txn_end_t end = fn(db, arg, err);
-    if (end == RP_TXN_COMMIT && rp_sqlite_exec(db, "COMMIT", err)) return true;
-    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    if (end == RP_TXN_COMMIT && exec_kept(db, "COMMIT", err)) return true;
+    if (!sqlite3_get_autocommit(db)) exec_kept(db, "ROLLBACK", NULL);
     return end == RP_TXN_ROLLBACK;
 }
 
@@ -129,7 +244,7 @@ static int component_version(sqlite3 *db, const rp_sqlite_schema_t *schema, rp_e
     sqlite3_bind_int(st, 2, schema->legacy_steps);
     if (rp_sqlite_step_row(db, st, "read schema version", err) != 1) return -1;
     int v = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
+    rp_sqlite_finalize(st);
     return v;
 }
 
@@ -244,7 +359,7 @@ bool rp_sqlite_collect(sqlite3 *db, sqlite3_stmt *st, int limit, json_t *(*row)(
         }
         json_array_append_new(*items, row(st));
     }
-    sqlite3_finalize(st);
+    rp_sqlite_finalize(st);
     if (rc == SQLITE_ROW || rc == SQLITE_DONE) return true;
     rp_sqlite_err(db, "list", err);
     json_decref(*items);
@@ -275,11 +390,11 @@ bool rp_sqlite_collect_into(sqlite3 *db, sqlite3_stmt *st, int limit, void (*row
     }
     *items = out;
     if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
-        sqlite3_finalize(st);
+        rp_sqlite_finalize(st);
         return true;
     }
     rp_sqlite_err(db, "list", err);
-    sqlite3_finalize(st);
+    rp_sqlite_finalize(st);
     return false; /* the caller releases what row put into the *n elements */
 }
 
@@ -308,6 +423,7 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
         return NULL;
     }
     sqlite3_busy_timeout(db, BUSY_MS);
+    stmt_cache_attach(db);
     p->idle[p->nidle++] = db;
     p->open = 1;
     return p;
@@ -326,6 +442,7 @@ sqlite3 *rp_sqlite_pool_get(rp_sqlite_pool_t *p, rp_err_t *err) {
     p->open++;
     pthread_mutex_unlock(&p->mu);
     db = rp_sqlite_open(p->path, err);
+    if (db) stmt_cache_attach(db);
     if (!db) {
         pthread_mutex_lock(&p->mu);
         p->open--;
@@ -351,7 +468,7 @@ void rp_sqlite_pool_put(rp_sqlite_pool_t *p, sqlite3 *db) {
 void rp_sqlite_pool_free(rp_sqlite_pool_t *p) {
     if (!p) return;
     for (int i = 0; i < p->nidle; i++)
-        sqlite3_close_v2(p->idle[i]);
+        close_conn(p->idle[i]);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->freed);
     free(p->idle);

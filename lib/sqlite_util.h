@@ -52,7 +52,9 @@ void rp_sqlite_err(sqlite3 *db, const char *what, rp_err_t *err);
 
 /* ---- statements ---- */
 
-/* Prepares sql on db into *st; false with err on failure (*st is then NULL). */
+/* Prepares sql on db into *st (on a pooled connection, a statement kept from an earlier use of
+ * the same SQL text at the same address); false with err on failure (*st is then NULL). End its
+ * use with rp_sqlite_finalize. */
 bool rp_sqlite_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, rp_err_t *err);
 /* Steps st to completion (a write, or a query whose rows nobody wants) and finalizes it in every
  * case; false with err unless it reached SQLITE_DONE. *changes (may be NULL) receives
@@ -61,6 +63,10 @@ bool rp_sqlite_run(sqlite3 *db, sqlite3_stmt *st, const char *what, int *changes
 /* Steps st once: 1 when it stands on a row (read the columns, then finalize), 0 when there is
  * none (finalized), -1 on error (finalized, err set). */
 int rp_sqlite_step_row(sqlite3 *db, sqlite3_stmt *st, const char *what, rp_err_t *err);
+/* Ends the use of a statement from rp_sqlite_prepare: a pooled connection resets it and keeps it
+ * for the next rp_sqlite_prepare of the same SQL, any other connection finalises it. Accepts
+ * NULL. Use it instead of sqlite3_finalize on every statement rp_sqlite_prepare made. */
+void rp_sqlite_finalize(sqlite3_stmt *st);
 /* Binds epoch ms, or SQL NULL when ms is 0 (the domain's "not set"). */
 void rp_sqlite_bind_ms(sqlite3_stmt *st, int i, int64_t ms);
 /* Column i as epoch ms, 0 for NULL. */

@@ -439,3 +439,60 @@ Test(migrate, a_start_waits_for_another_process_holding_the_file) {
     rp_sqlite_pool_free(p);
     sqlite3_close(other);
 }
+
+/* ---- statements kept by pooled connections ---- */
+
+static const rp_sqlite_schema_t kv_schema[] = {
+    {"kv", (const char *const[]){"CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER)", NULL}, 0}, {0}};
+
+static const char SQL_GET[] = "SELECT v FROM kv WHERE k = ?1";
+
+/* A pooled connection hands the same statement out again, reset and unbound, for the same SQL
+ * literal; a second use of the same SQL while the first is open gets a statement of its own;
+ * other text at the same address is never mistaken for it; a plain connection finalises. */
+Test(query, pooled_connections_keep_statements_reset_for_the_next_use) {
+    rp_err_t err;
+    rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, kv_schema, 1, &err);
+    cr_assert_not_null(pool, "%s", err.message);
+    sqlite3 *db = rp_sqlite_pool_get(pool, &err);
+    cr_assert(rp_sqlite_exec(db, "INSERT INTO kv VALUES ('a', 1), ('b', 2)", &err));
+    sqlite3_stmt *s1, *s2, *s3;
+    cr_assert(rp_sqlite_prepare(db, SQL_GET, &s1, &err));
+    sqlite3_bind_text(s1, 1, "a", -1, SQLITE_TRANSIENT);
+    cr_assert_eq(sqlite3_step(s1), SQLITE_ROW); /* left open on its row */
+    cr_assert(rp_sqlite_prepare(db, SQL_GET, &s2, &err));
+    cr_assert_neq(s1, s2, "a statement in use must not be handed out again");
+    rp_sqlite_finalize(s2);
+    rp_sqlite_finalize(s1);
+    cr_assert(rp_sqlite_prepare(db, SQL_GET, &s3, &err));
+    cr_assert(s3 == s1 || s3 == s2, "a kept statement is reused");
+    cr_assert_eq(sqlite3_bind_parameter_count(s3), 1);
+    cr_assert_eq(sqlite3_step(s3), SQLITE_DONE, "bindings are cleared: ?1 is NULL, no row matches");
+    rp_sqlite_finalize(s3);
+    char buf[64]; /* other SQL at one address: each text gets its own statement */
+    snprintf(buf, sizeof buf, "SELECT v FROM kv WHERE k = 'a'");
+    cr_assert(rp_sqlite_prepare(db, buf, &s1, &err));
+    cr_assert_eq(sqlite3_step(s1), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(s1, 0), 1);
+    rp_sqlite_finalize(s1);
+    snprintf(buf, sizeof buf, "SELECT v FROM kv WHERE k = 'b'");
+    cr_assert(rp_sqlite_prepare(db, buf, &s2, &err));
+    cr_assert_eq(sqlite3_step(s2), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(s2, 0), 2, "the statement of the old text must not answer");
+    rp_sqlite_finalize(s2);
+    for (int i = 0; i < 200; i++) { /* more distinct SQL than a connection keeps */
+        char sql[64];
+        snprintf(sql, sizeof sql, "SELECT %d", i);
+        cr_assert(rp_sqlite_prepare(db, sql, &s1, &err));
+        cr_assert_eq(sqlite3_step(s1), SQLITE_ROW);
+        cr_assert_eq(sqlite3_column_int(s1, 0), i);
+        rp_sqlite_finalize(s1);
+    }
+    rp_sqlite_pool_put(pool, db);
+    rp_sqlite_pool_free(pool); /* finalises what it kept: ASan reports any leak */
+    sqlite3 *plain = open_db();
+    cr_assert(rp_sqlite_prepare(plain, SQL_GET, &s1, &err));
+    rp_sqlite_finalize(s1);
+    cr_assert_null(sqlite3_next_stmt(plain, NULL), "a plain connection keeps nothing");
+    sqlite3_close(plain);
+}

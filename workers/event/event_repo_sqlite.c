@@ -92,7 +92,7 @@ static bool scalar(sqlite3 *db, const char *sql, const char *id, int64_t *out, b
     if (found) *found = rc == 1;
     if (rc == 1) {
         *out = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
+        rp_sqlite_finalize(st);
     }
     return rc >= 0;
 }
@@ -197,7 +197,7 @@ static bool r_tx_fact_record(rp_event_txn_t *tx, const rp_fact_t *f, const char 
         snprintf(stored->type_name, sizeof stored->type_name, "%s", type ? type : "");
         stored->value = value ? json_loads(value, JSON_DECODE_ANY, NULL) : NULL;
         stored->occurred_at = sqlite3_column_int64(st, 2);
-        sqlite3_finalize(st);
+        rp_sqlite_finalize(st);
     }
     return rc >= 0;
 }
@@ -254,7 +254,7 @@ static bool r_tx_aggregate_get(rp_event_txn_t *tx, const char *user, rp_aggregat
         a->number = sqlite3_column_int64(st, 0);
         a->at = sqlite3_column_int64(st, 1);
         col_minutes(st, 2, a->minutes);
-        sqlite3_finalize(st);
+        rp_sqlite_finalize(st);
     }
     return rc >= 0;
 }
