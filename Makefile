@@ -122,7 +122,12 @@ bench: all
 	bench/auth.sh
 	bench/grants.sh
 
-FORMATTED := $(SRCS) $(wildcard lib/*.h api/*.h workers/*/*.h) $(TEST_SRCS) $(wildcard tests/contract/*.[ch] tests/unit/*.h)
+# bench/rpc_rtt.c: the bare RabbitMQ RPC round trip per queue type and reply path (no platform)
+$(BUILD)/bench/rpc_rtt: bench/rpc_rtt.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+
+FORMATTED := $(SRCS) bench/rpc_rtt.c $(wildcard lib/*.h api/*.h workers/*/*.h) $(TEST_SRCS) $(wildcard tests/contract/*.[ch] tests/unit/*.h)
 format:
 	clang-format -i $(FORMATTED)
 

@@ -3,7 +3,10 @@
 
 #include <stddef.h>
 
-static const char *queues[RP_COMP_COUNT] = {"auth.rpc", "event.rpc", "reward.rpc", "accounts.rpc"};
+/* RPC requests are ephemeral, so their queues are classic (see transport_amqp.c); the names changed
+ * with the type ("*.rpc" were quorum queues), because a broker refuses to redeclare a queue as
+ * another type. */
+static const char *queues[RP_COMP_COUNT] = {"auth.requests", "event.requests", "reward.requests", "accounts.requests"};
 static const char *names[RP_COMP_COUNT] = {"auth", "event", "reward", "accounts"};
 
 const char *rp_component_queue(rp_component_t comp) {

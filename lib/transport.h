@@ -20,7 +20,7 @@ typedef enum {
     RP_COMP_COUNT = 4
 } rp_component_t;
 
-/* Queue name of a component ("auth.rpc", "event.rpc", "reward.rpc", "accounts.rpc"). */
+/* Queue name of a component ("auth.requests", "event.requests", "reward.requests", "accounts.requests"). */
 const char *rp_component_queue(rp_component_t comp);
 /* Short name of a component ("auth", "event", "reward", "accounts"). */
 const char *rp_component_name(rp_component_t comp);
@@ -82,13 +82,16 @@ void rp_transport_free(rp_transport_t *t);
  * of worker threads. Returns a new transport, free with rp_transport_free. */
 rp_transport_t *rp_transport_inproc_new(int queue_capacity);
 
-/* The RabbitMQ transport (librabbitmq-c 0.11). Calls publish through the exchange rp.rpc to the
- * durable quorum queue of the component (auth.rpc, event.rpc, reward.rpc) with a correlation id
- * and reply_to naming the connection's exclusive reply queue (bound to rp.reply), one AMQP
- * connection per calling thread; work messages go through rp.work with publisher confirms;
- * consumers use manual ack with `prefetch` unacked messages
- * each, reply, then ack. Messages that cannot be parsed are dead-lettered at once, messages
- * delivered more than 5 times (a worker died on them) by the broker, both to <queue>.dlq.
+/* The RabbitMQ transport (librabbitmq-c 0.11). Calls publish transient messages through the
+ * exchange rp.rpc to the component's durable classic queue (auth.requests, event.requests,
+ * reward.requests; rp.accounts -> accounts.requests) with a correlation id, an expiration equal to
+ * the call's budget and reply_to naming the connection's exclusive reply queue (bound to
+ * rp.reply), one AMQP connection per calling thread, no confirms. Work messages go persistent
+ * through rp.work to the quorum queue reward.grant with publisher confirms. Consumers use manual
+ * ack (RPC: one unacked message per consumer thread, reply then ack; work: `prefetch` each).
+ * Messages that cannot be parsed are dead-lettered at once to <queue>.dlq; a work message
+ * delivered more than 5 times (a worker died on it) is dead-lettered by the broker; an RPC request
+ * a worker died on is redelivered until its expiration, then dead-lettered as expired.
  * url: amqp://user:pass@host:port/vhost (copied). Returns a new transport or NULL with err. */
 rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, rp_err_t *err);
 

@@ -3,13 +3,23 @@
  * opened lazily and reopened after a failure) and every consumer thread owns its own.
  *
  * Topology (deploy/rabbitmq/definitions.json holds the same, with per-component users):
- *   rp.rpc   direct  auth|event|reward -> auth.rpc|event.rpc|reward.rpc  (only the api writes)
- *   rp.accounts direct accounts -> accounts.rpc   (account lookups: the event and reward workers write)
+ *   rp.rpc   direct  auth|event|reward -> auth.requests|event.requests|reward.requests (only the api writes)
+ *   rp.accounts direct accounts -> accounts.requests  (account lookups: the event and reward workers write)
  *   rp.reply direct  <reply queue name> -> the api connection's exclusive reply queue
  *   rp.work  direct  reward.grant -> reward.grant                         (batch items)
  *   rp.dlx   direct  <queue>.dlq -> <queue>.dlq                           (dead letters)
  * Replies go through rp.reply rather than direct reply-to: direct reply-to needs write
- * permission on the default exchange, which would let every worker publish to every queue. */
+ * permission on the default exchange, which would let every worker publish to every queue, and
+ * measured no faster (bench/rpc_rtt.c).
+ *
+ * Queue types. An RPC request lives only as long as its caller waits: it carries an expiration
+ * equal to the caller's budget, and after a broker restart nobody waits for it any more. So the
+ * RPC queues are classic queues (durable, so the topology survives a restart) holding transient
+ * messages, which the broker keeps in memory: a quorum queue appends every message and every ack
+ * to its Raft log and fsyncs before delivering, which made the round trip ten times slower. The
+ * batch work queue reward.grant holds the only messages that must survive a restart, and stays a
+ * quorum queue. A classic queue has no delivery limit; an RPC request a worker keeps dying on is
+ * redelivered only until it expires, then the broker dead-letters it (reason "expired"). */
 #include <sys/time.h> /* amqp.h needs struct timeval */
 
 #include <amqp.h>
@@ -42,6 +52,10 @@ static const char *exchange_of(rp_component_t comp) {
 #define CONFIRM_WAIT_MS 10000
 #define DELIVERY_LIMIT 5
 #define HEARTBEAT_S 30
+/* An RPC consumer thread handles one request at a time, so it holds one: a request waits in the
+ * queue for whichever thread of whichever worker process is free, never in the buffer of a busy
+ * one (with 16, measured slower at 64 connections, and one worker could hoard the requests). */
+#define RPC_PREFETCH 1
 
 typedef struct amqp_tp amqp_tp_t;
 
@@ -101,9 +115,10 @@ static amqp_table_entry_t str_entry(const char *k, const char *v) {
 }
 
 /* A consumer declares what it reads from, with the same arguments in every process (a mismatch
- * closes the channel with 406): `exchange` (direct) routing `key` to the quorum queue `queue`,
- * which dead-letters into <queue>.dlq after DELIVERY_LIMIT deliveries. */
-static bool declare_queue(amqp_connection_state_t c, const char *exchange, const char *queue, const char *key,
+ * closes the channel with 406): `exchange` (direct) routing `key` to `queue`, which dead-letters
+ * into <queue>.dlq. An RPC queue (rpc) is a durable classic queue; a work queue is a quorum queue
+ * that also dead-letters a message after DELIVERY_LIMIT deliveries. */
+static bool declare_queue(amqp_connection_state_t c, const char *exchange, const char *queue, const char *key, bool rpc,
                           rp_err_t *err) {
     char dlq[80];
     snprintf(dlq, sizeof dlq, "%s.dlq", queue);
@@ -114,13 +129,13 @@ static bool declare_queue(amqp_connection_state_t c, const char *exchange, const
     amqp_queue_bind(c, 1, amqp_cstring_bytes(dlq), amqp_cstring_bytes(DLX), amqp_cstring_bytes(dlq), amqp_empty_table);
     if (!reply_ok(c, "bind dlq", err)) return false;
     amqp_table_entry_t a[4];
-    a[0] = str_entry("x-queue-type", "quorum");
+    a[0] = str_entry("x-queue-type", rpc ? "classic" : "quorum");
     a[1] = str_entry("x-dead-letter-exchange", DLX);
     a[2] = str_entry("x-dead-letter-routing-key", dlq);
     a[3].key = amqp_cstring_bytes("x-delivery-limit");
     a[3].value.kind = AMQP_FIELD_KIND_I32;
     a[3].value.value.i32 = DELIVERY_LIMIT;
-    amqp_table_t args = {.num_entries = 4, .entries = a};
+    amqp_table_t args = {.num_entries = rpc ? 3 : 4, .entries = a};
     amqp_queue_declare(c, 1, amqp_cstring_bytes(queue), 0, 1, 0, 0, args);
     if (!reply_ok(c, "declare queue", err)) return false;
     amqp_exchange_declare(c, 1, amqp_cstring_bytes(exchange), amqp_cstring_bytes("direct"), 0, 1, 0, 0,
@@ -389,8 +404,8 @@ static void *consume_main(void *arg) {
     while (!atomic_load(&t->stopping)) {
         rp_err_t err;
         amqp_connection_state_t c = open_conn(t, name, &err);
-        if (c && declare_queue(c, cs->exchange, cs->queue, cs->key, &err)) {
-            amqp_basic_qos(c, 1, 0, (uint16_t)t->prefetch, 0);
+        if (c && declare_queue(c, cs->exchange, cs->queue, cs->key, cs->fn != NULL, &err)) {
+            amqp_basic_qos(c, 1, 0, (uint16_t)(cs->fn ? RPC_PREFETCH : t->prefetch), 0);
             if (reply_ok(c, "qos", &err)) {
                 amqp_basic_consume(c, 1, amqp_cstring_bytes(cs->queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
                 if (reply_ok(c, "consume", &err)) {
@@ -433,7 +448,7 @@ static bool start_consumers(amqp_tp_t *t, const char *exchange, const char *queu
                             rp_rpc_handler_fn fn, rp_work_fn work, void *ctx, int threads, rp_err_t *err) {
     amqp_connection_state_t c = open_conn(t, "reward-setup", err);
     if (!c) return false;
-    bool ok = declare_queue(c, exchange, queue, key, err);
+    bool ok = declare_queue(c, exchange, queue, key, fn != NULL, err);
     close_conn(c);
     if (!ok) return false;
     pthread_mutex_lock(&t->mu);

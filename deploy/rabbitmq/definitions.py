@@ -6,10 +6,12 @@ Each component has its own user with least privilege: only the api may publish R
 (write on rp.rpc); a worker may only read its own queue and publish replies (rp.reply); the
 reward worker may also send batch items (rp.work) and grant events (rewards.events). The event
 and reward workers may ask the auth worker one thing, whether ids name accounts, through an
-exchange of its own (rp.accounts -> accounts.rpc, served only by the account lookup), with a
+exchange of its own (rp.accounts -> accounts.requests, served only by the account lookup), with a
 reply queue of their own; they can never reach auth.rpc, whose operations trust the caller
 identity in the envelope. Queue
-arguments match what the processes declare (lib/transport_amqp.c), so their declarations agree.
+arguments match what the processes declare (lib/transport_amqp.c), so their declarations agree:
+the RPC request queues (*.requests) are durable classic queues, because a request is transient
+and lives only as long as its caller waits; the batch work queue reward.grant is a quorum queue.
 
     deploy/rabbitmq/definitions.py [--vhost V] [--user-suffix S] > definitions.json
 
@@ -23,8 +25,8 @@ import json
 import os
 import sys
 
-RPC = {"auth": "auth.rpc", "event": "event.rpc", "reward": "reward.rpc"}
-ACCOUNTS = "accounts.rpc"
+RPC = {"auth": "auth.requests", "event": "event.requests", "reward": "reward.requests"}
+ACCOUNTS = "accounts.requests"
 WORK_QUEUE = "reward.grant"
 
 
@@ -34,7 +36,14 @@ def password_hash(password):
     return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
 
 
+def rpc_args(queue):
+    """An RPC request queue: classic, kept in memory; a request a worker dies on is redelivered until
+    its expiration (the caller's budget), then dead-lettered as expired."""
+    return {"x-queue-type": "classic", "x-dead-letter-exchange": "rp.dlx", "x-dead-letter-routing-key": queue + ".dlq"}
+
+
 def quorum_args(queue):
+    """The batch work queue: replicated and fsynced; a message delivered 5 times is dead-lettered."""
     return {"x-queue-type": "quorum", "x-dead-letter-exchange": "rp.dlx",
             "x-dead-letter-routing-key": queue + ".dlq", "x-delivery-limit": 5}
 
@@ -85,7 +94,7 @@ def definitions(vhost, suffix, passwords):
                                        ("auth", ACCOUNTS, "rp.accounts", "accounts"),
                                        ("reward", WORK_QUEUE, "rp.work", WORK_QUEUE)]:
         queues.append({"name": queue, "vhost": vhost, "durable": True, "auto_delete": False,
-                       "arguments": quorum_args(queue)})
+                       "arguments": quorum_args(queue) if queue == WORK_QUEUE else rpc_args(queue)})
         queues.append({"name": queue + ".dlq", "vhost": vhost, "durable": True, "auto_delete": False,
                        "arguments": {}})
         bindings.append({"source": exchange, "vhost": vhost, "destination": queue, "destination_type": "queue",

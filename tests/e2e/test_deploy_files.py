@@ -71,3 +71,15 @@ def test_the_env_file_placeholder_secret_is_refused_by_the_platform():
     with open(os.path.join(ROOT, "deploy", ".env.docker")) as f:
         env = dict(line.strip().split("=", 1) for line in f if "=" in line and not line.startswith("#"))
     assert "change-me" in env["JWT_SECRET"]  # lib/config.c refuses such a secret (tests/unit/test_config.c)
+
+
+def test_rpc_request_queues_are_classic_and_the_work_queue_quorum():
+    # an RPC request lives as long as its caller waits: no fsync before delivery (bench/rpc_rtt.c);
+    # batch items must survive a broker restart
+    defs = rabbit_definitions.definitions("/", "", dict(rabbit_definitions.DEV_PASSWORDS))
+    types = {q["name"]: q["arguments"].get("x-queue-type") for q in defs["queues"]}
+    for q in ("auth.requests", "event.requests", "reward.requests", "accounts.requests"):
+        assert types[q] == "classic", q
+        assert q + ".dlq" in types
+    assert types["reward.grant"] == "quorum"
+    assert not any(n.endswith(".rpc") for n in types), "the old quorum RPC queue names are gone"

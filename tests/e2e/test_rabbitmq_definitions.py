@@ -101,9 +101,9 @@ def consume(queue):
 @pytest.mark.parametrize("user", ["rp-auth", "rp-event", "rp-reward"])
 def test_workers_cannot_publish_rpc_requests(setup, user):
     assert refused(setup, user, publish("rp.rpc", "auth"))
-    assert refused(setup, user, publish("", "auth.rpc"))  # nor through the default exchange
-    assert refused(setup, user, publish("", "event.rpc"))
-    assert refused(setup, user, publish("", "accounts.rpc"))
+    assert refused(setup, user, publish("", "auth.requests"))  # nor through the default exchange
+    assert refused(setup, user, publish("", "event.requests"))
+    assert refused(setup, user, publish("", "accounts.requests"))
 
 
 def test_only_the_event_and_reward_workers_ask_for_accounts(setup):
@@ -112,13 +112,13 @@ def test_only_the_event_and_reward_workers_ask_for_accounts(setup):
     assert refused(setup, "rp-api", publish("rp.accounts", "accounts"))
     assert refused(setup, "rp-auth", publish("rp.accounts", "accounts"))
     # the lookup's queue is the auth worker's alone
-    assert refused(setup, "rp-event", consume("accounts.rpc"))
-    assert not refused(setup, "rp-auth", consume("accounts.rpc"))
+    assert refused(setup, "rp-event", consume("accounts.requests"))
+    assert not refused(setup, "rp-auth", consume("accounts.requests"))
 
 
 def test_each_user_reads_only_its_own_queues(setup):
-    assert refused(setup, "rp-api", consume("auth.rpc"))
-    assert refused(setup, "rp-auth", consume("reward.rpc"))
+    assert refused(setup, "rp-api", consume("auth.requests"))
+    assert refused(setup, "rp-auth", consume("reward.requests"))
     assert refused(setup, "rp-event", consume("reward.grant"))
     assert refused(setup, "rp-api", publish("rp.work", "reward.grant"))
     assert refused(setup, "rp-auth", publish("rewards.events", "reward.granted"))

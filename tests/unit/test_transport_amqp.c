@@ -58,12 +58,12 @@ static int depth_once_filled(amqp_connection_state_t c, const char *queue) {
  * connection, to see what the transport did with a poison message. */
 static int dlq_depth_after_poison(void) {
     amqp_connection_state_t c = plain();
-    amqp_queue_purge(c, 1, amqp_cstring_bytes("event.rpc.dlq"));
+    amqp_queue_purge(c, 1, amqp_cstring_bytes("event.requests.dlq"));
     amqp_basic_properties_t p;
     memset(&p, 0, sizeof p);
-    amqp_basic_publish(c, 1, amqp_empty_bytes, amqp_cstring_bytes("event.rpc"), 0, 0, &p,
+    amqp_basic_publish(c, 1, amqp_empty_bytes, amqp_cstring_bytes("event.requests"), 0, 0, &p,
                        amqp_cstring_bytes("this is not json"));
-    int d = depth_once_filled(c, "event.rpc.dlq");
+    int d = depth_once_filled(c, "event.requests.dlq");
     broker_close(c);
     return d;
 }
@@ -97,7 +97,7 @@ Test(amqp, rpc_round_trip_timeouts_and_dead_letters, .timeout = 60) {
     /* a message that is not an envelope goes to the dead-letter queue, not round and round */
     cr_assert_eq(dlq_depth_after_poison(), 1);
 
-    /* nobody serves reward.rpc here: the call waits out its deadline (the message expires) */
+    /* nobody serves reward.requests here: the call waits out its deadline (the message expires) */
     cr_assert_not(rp_transport_call(t, RP_COMP_REWARD, "{}", 2, rp_now_ms() + 300, &rep, &n, &err));
     cr_assert(err.kind == RP_ERR_TIMEOUT || err.kind == RP_ERR_UNAVAILABLE);
     rp_transport_free(t);
@@ -107,6 +107,103 @@ Test(amqp, rpc_round_trip_timeouts_and_dead_letters, .timeout = 60) {
     cr_assert_not(rp_transport_ready(bad, &err));
     cr_assert_eq(err.kind, RP_ERR_UNAVAILABLE);
     rp_transport_free(bad);
+}
+
+/* Publishes body to the account lookups' exchange as the api would, with an expiration. */
+static void publish_request(amqp_connection_state_t c, const char *body, const char *expiration_ms) {
+    amqp_basic_properties_t p;
+    memset(&p, 0, sizeof p);
+    p._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_REPLY_TO_FLAG;
+    p.delivery_mode = 1;
+    p.expiration = amqp_cstring_bytes(expiration_ms);
+    p.reply_to = amqp_cstring_bytes("nobody-listens");
+    cr_assert_eq(amqp_basic_publish(c, 1, amqp_cstring_bytes("rp.accounts"), amqp_cstring_bytes("accounts"), 0, 0, &p,
+                                    amqp_cstring_bytes(body)),
+                 AMQP_STATUS_OK);
+}
+
+/* Takes one message from queue on a connection of its own and closes it without an ack, as a
+ * worker that dies on the message would; true when a message came within 2 s. */
+static bool receive_and_die(const char *queue) {
+    amqp_connection_state_t c = plain();
+    amqp_basic_qos(c, 1, 0, 1, 0);
+    amqp_basic_consume(c, 1, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+    amqp_envelope_t env;
+    struct timeval tv = {2, 0};
+    bool got = amqp_consume_message(c, &env, &tv, 0).reply_type == AMQP_RESPONSE_NORMAL;
+    if (got) amqp_destroy_envelope(&env);
+    broker_close(c);
+    return got;
+}
+
+/* The x-first-death-reason of the message at the head of queue ("" when none), taken off it. */
+static void first_death_reason(amqp_connection_state_t c, const char *queue, char *out, size_t cap) {
+    out[0] = 0;
+    amqp_rpc_reply_t r = amqp_basic_get(c, 1, amqp_cstring_bytes(queue), 1);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL || r.reply.id != AMQP_BASIC_GET_OK_METHOD) return;
+    amqp_message_t m;
+    if (amqp_read_message(c, 1, &m, 0).reply_type != AMQP_RESPONSE_NORMAL) return;
+    const amqp_table_t *h = &m.properties.headers;
+    for (int i = 0; (m.properties._flags & AMQP_BASIC_HEADERS_FLAG) && i < h->num_entries; i++) {
+        const amqp_table_entry_t *e = &h->entries[i];
+        if (e->key.len == 20 && memcmp(e->key.bytes, "x-first-death-reason", 20) == 0 &&
+            e->value.kind == AMQP_FIELD_KIND_UTF8)
+            snprintf(out, cap, "%.*s", (int)e->value.value.bytes.len, (const char *)e->value.value.bytes.bytes);
+    }
+    amqp_destroy_message(&m);
+}
+
+/* RPC requests are transient and short-lived, so their queue is a classic one (no fsync before
+ * delivery, unlike a quorum queue); a consumer thread holds one request at a time; and with no
+ * delivery limit, a request a worker dies on comes back only until its expiration, then lands in
+ * the dead-letter queue. Uses accounts.requests, which no other test here serves. */
+Test(amqp, rpc_queue_classic_one_request_per_thread_and_poison_expires, .timeout = 60) {
+    rp_err_t err;
+    rp_transport_t *t = transport_or_skip(16);
+    cr_assert(rp_transport_serve(t, RP_COMP_ACCOUNTS, slow_echo, NULL, 1, &err), "%s", err.message);
+    amqp_connection_state_t c = plain();
+    amqp_queue_purge(c, 1, amqp_cstring_bytes("accounts.requests.dlq"));
+
+    /* the declaration deploy/rabbitmq/definitions.py writes is the one the transport made: a
+     * classic queue (a quorum one would close the channel with 406 here) */
+    amqp_table_entry_t a[3] = {
+        {.key = amqp_cstring_bytes("x-queue-type"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("classic")}},
+        {.key = amqp_cstring_bytes("x-dead-letter-exchange"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("rp.dlx")}},
+        {.key = amqp_cstring_bytes("x-dead-letter-routing-key"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("accounts.requests.dlq")}}};
+    amqp_table_t args = {.num_entries = 3, .entries = a};
+    cr_assert_not_null(amqp_queue_declare(c, 1, amqp_cstring_bytes("accounts.requests"), 0, 1, 0, 0, args),
+                       "accounts.requests is not the classic queue definitions.py declares");
+
+    /* one consumer thread, busy with a slow request: the next request waits in the queue (for any
+     * free worker), not in the busy thread's prefetch buffer */
+    publish_request(c, "{\"slow\":1}", "5000");
+    publish_request(c, "{\"fast\":1}", "5000");
+    int d = 2;
+    for (int i = 0; i < 100 && (d = depth(c, "accounts.requests")) != 1; i++)
+        usleep(10000);
+    cr_assert_eq(d, 1, "the slow request was not taken");
+    usleep(150000); /* within the slow handler's 400 ms: nothing more may be delivered meanwhile */
+    cr_assert_eq(depth(c, "accounts.requests"), 1, "a busy consumer thread took a second request");
+    for (int i = 0; i < 200 && (d = depth(c, "accounts.requests")) != 0; i++)
+        usleep(10000);
+    cr_assert_eq(d, 0);
+    rp_transport_free(t); /* no consumer left: this test plays the worker now */
+
+    /* a request every worker dies on: redelivered, then dead-lettered once its 800 ms pass */
+    publish_request(c, "{\"poison\":1}", "800");
+    int deliveries = 0;
+    while (receive_and_die("accounts.requests"))
+        deliveries++;
+    cr_assert_geq(deliveries, 2, "the request was not redelivered after the worker died");
+    cr_assert_eq(depth_once_filled(c, "accounts.requests.dlq"), 1);
+    cr_assert_eq(depth(c, "accounts.requests"), 0);
+    char reason[32];
+    first_death_reason(c, "accounts.requests.dlq", reason, sizeof reason);
+    cr_assert_str_eq(reason, "expired");
+    broker_close(c);
 }
 
 /* ---- work queues ---- */

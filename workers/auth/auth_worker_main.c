@@ -1,5 +1,5 @@
-/* auth_worker_main.c - the auth worker as a process of its own: consumes auth.rpc (the api's
- * calls) and accounts.rpc (the other workers' account lookups). Run any number. */
+/* auth_worker_main.c - the auth worker as a process of its own: consumes auth.requests (the api's
+ * calls) and accounts.requests (the other workers' account lookups). Run any number. */
 #include "auth_service.h"
 #include "process.h"
 

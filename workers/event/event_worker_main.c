@@ -1,4 +1,4 @@
-/* event_worker_main.c - the event worker as a process of its own: consumes event.rpc and asks the
+/* event_worker_main.c - the event worker as a process of its own: consumes event.requests and asks the
  * auth worker, over the same transport, whether reported players have accounts. Run any number. */
 #include "event_worker.h"
 #include "process.h"

@@ -1,4 +1,4 @@
-/* grant_worker_main.c - the reward-grant worker as a process of its own: consumes reward.rpc and
+/* grant_worker_main.c - the reward-grant worker as a process of its own: consumes reward.requests and
  * the batch items on reward.grant, sweeps unsettled batch items and relays the outbox.
  * Run any number: exactly-once comes from the store's transaction, not from having one worker. */
 #include <stdio.h>
