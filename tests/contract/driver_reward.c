@@ -88,6 +88,25 @@ static json_t *run_grant(rp_reward_store_t *s, rp_req_status_t status, bool batc
     return grant_json(ok, &err, &res);
 }
 
+/* A chunk of two batch items through rp_grant_batch_chunk: item 7 the sample grant, item 8
+ * refused before any grant (UNKNOWN_PLAYER); the outcomes in order. */
+static json_t *run_chunk(rp_reward_store_t *s) {
+    rp_err_t err;
+    rp_request_t r;
+    rp_err_clear(&err);
+    sample_request(&r, RP_REQ_SUCCESS);
+    r.source = RP_SOURCE_BATCH;
+    set_str(r.batch_id, sizeof r.batch_id, BATCH_ID);
+    set_str(r.processor_id, sizeof r.processor_id, OPERATOR_ID);
+    rp_grant_chunk_item_t items[] = {{.seq = 7, .request = &r}, {.seq = 8, .reason = "UNKNOWN_PLAYER"}};
+    bool ok = rp_grant_batch_chunk(s, BATCH_ID, items, 2, 3, NOW_MS, &err);
+    rp_request_clear(&r);
+    return result(
+        ok, &err,
+        ok ? json_pack("{s:[s,s]}", "outcomes", grant_outcomes[items[0].outcome], grant_outcomes[items[1].outcome])
+           : NULL);
+}
+
 static json_t *run_decide(rp_reward_store_t *s, rp_decision_t d, const char *text, const char *processor) {
     rp_err_t err;
     rp_decide_result_t res;
@@ -220,6 +239,7 @@ static json_t *run_reward(rp_reward_store_t *s, const char *scenario) {
     if (strcmp(scenario, "grant-idem") == 0) return run_grant(s, RP_REQ_SUCCESS, false, CLAIM_KEY);
     if (strcmp(scenario, "grant-review") == 0) return run_grant(s, RP_REQ_AWAITING_REVIEW, false, NULL);
     if (strcmp(scenario, "grant-batch") == 0) return run_grant(s, RP_REQ_SUCCESS, true, NULL);
+    if (strcmp(scenario, "grant-chunk") == 0) return run_chunk(s);
     if (strcmp(scenario, "record-failed") == 0) return run_grant(s, RP_REQ_FAILED, false, NULL);
     if (strcmp(scenario, "approve") == 0) return run_decide(s, RP_DECIDE_APPROVE, "checked", OPERATOR_ID);
     if (strcmp(scenario, "approve-self") == 0) return run_decide(s, RP_DECIDE_APPROVE, "mine", USER_ID);

@@ -541,6 +541,31 @@ def test_grant_batch_item_already_settled_aborts(driver, mock):
     assert not writes(log, "insert", "event_reward_requests")
 
 
+def test_a_batch_chunk_is_one_transaction_with_each_items_compare_and_set(driver, mock):
+    out = run(driver, mock, "grant-chunk")
+    assert out == {"ok": True, "outcomes": ["OK", "REFUSED"]}, out
+    # the stock read once for the chunk, then each item: its reads, its compare-and-set from
+    # QUEUED, its grant; the refused item only its compare-and-set; one commit for all
+    txn = transaction_of(mock, [("find", "events"), ("find", "event_reward_requests"),
+                                ("aggregate", "event_reward_requests"), ("update", "batch_items")]
+                         + GRANT_STEPS[2:-1] + [("update", "batch_items"), ("commitTransaction", None)])
+    paid, refused = [first_update(e) for e in txn if coll_of(e) == "batch_items"]
+    assert paid["q"] == {"batchId": BATCH, "seq": 7, "status": "QUEUED"}
+    assert paid["u"]["$set"]["status"] == "SUCCESS" and paid["u"]["$set"]["requestId"] == REQUEST
+    assert refused["q"] == {"batchId": BATCH, "seq": 8, "status": "QUEUED"}
+    assert refused["u"]["$set"]["status"] == "FAILED" and refused["u"]["$set"]["failureReason"] == "UNKNOWN_PLAYER"
+    assert not mock.commands("abortTransaction")
+
+
+def test_a_batch_chunk_item_settled_meanwhile_writes_nothing_of_its_own(driver, mock):
+    mock.on("update", [NO_MATCH], coll="batch_items")
+    out = run(driver, mock, "grant-chunk")
+    assert out == {"ok": True, "outcomes": ["ITEM_SETTLED", "ITEM_SETTLED"]}, out
+    log = mock.commands()
+    assert not writes(log, "insert", "event_reward_requests") and not writes(log, "insert", "reward_ledger")
+    assert not writes(log, "insert", "outbox")
+
+
 def test_claim_with_idempotency_key_stores_the_answer_in_the_grant_transaction(driver, mock):
     out = run(driver, mock, "grant-idem")
     assert out == GRANT_OK

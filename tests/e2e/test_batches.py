@@ -202,3 +202,33 @@ def test_sigkill_mid_batch_then_restart_resumes_exactly_once(tmp_path):
         assert invariants.check(p.data_dir) == []
     finally:
         assert p.stop() == 0, p.log_tail()
+
+
+@pytest.mark.skipif(MODE != "embedded", reason="runs its own embedded platform, twice")
+def test_a_crash_in_the_middle_of_a_chunk_pays_nobody_twice(tmp_path):
+    # a chunk of items is settled in one unit of work: the process dies inside it, after the
+    # first item's grant was written and before the commit; the restart sends the chunk again
+    env = {"RATE_LIMIT_AUTH_RPS": "0", "RATE_LIMIT_RPS": "0", "BATCH_REDELIVER_MS": "1000"}
+    p = Platform(dict(env, RP_FAILPOINT="batch.mid_chunk"), data_dir=str(tmp_path)).start()
+    try:
+        world = World(Client(p))
+        ev = world.event()
+        users = players.seed(p.data_dir, 450)
+        b = batch(world, ev["id"], users).json()
+        assert p.proc.wait(timeout=60) == 70, p.log_tail()
+        p.log.close()
+        assert "failpoint batch.mid_chunk reached" in p.log_tail()
+        assert invariants.status_counts(p.data_dir, ev["id"]) == {}, "the cut chunk left nothing behind"
+        assert invariants.check(p.data_dir) == []
+        p = Platform(env, data_dir=str(tmp_path))
+        p.secret, p.env["JWT_SECRET"] = world.api.p.secret, world.api.p.secret
+        p.admin = world.api.p.admin
+        p.env["ADMIN_USERNAME"], p.env["ADMIN_PASSWORD"] = p.admin
+        p.start()
+        world.api = Client(p)
+        done = settled(world, b["id"], timeout=120)
+        assert done["counts"] == {"QUEUED": 0, "SUCCESS": 450, "FAILED": 0}, done
+        assert invariants.status_counts(p.data_dir, ev["id"]) == {"SUCCESS": 450}
+        assert invariants.check(p.data_dir) == []
+    finally:
+        assert p.stop() == 0, p.log_tail()

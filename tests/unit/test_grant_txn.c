@@ -749,3 +749,105 @@ Test(grant_txn, a_batch_rehearsal_counts_what_the_batch_would_settle_and_writes_
     rp_request_clear(&tmpl);
     rp_request_clear(&first);
 }
+
+/* Settles items (seq i + 1 for users[i]; reasons[i] non-NULL: refused before any grant) of
+ * batch bid in one chunk; outcomes[i] receives each item's outcome. */
+static void settle_chunk(const char *ev, const char *bid, const char *const *users, const char *const *reasons,
+                         size_t n, rp_grant_outcome_t *outcomes) {
+    rp_err_t err;
+    rp_grant_chunk_item_t items[8];
+    rp_request_t reqs[8];
+    cr_assert(n <= 8);
+    memset(items, 0, sizeof items);
+    for (size_t i = 0; i < n; i++) {
+        reqs[i] = item_request(ev, bid, users[i]);
+        items[i].seq = (int64_t)i + 1;
+        items[i].request = reasons && reasons[i] ? NULL : &reqs[i];
+        items[i].reason = reasons ? reasons[i] : NULL;
+    }
+    cr_assert(rp_grant_batch_chunk(S.rewards, bid, items, n, 0, rp_now_ms(), &err), "%s", err.message);
+    for (size_t i = 0; i < n; i++) {
+        outcomes[i] = items[i].outcome;
+        if (items[i].request) {
+            rp_batch_item_t it = item(bid, items[i].seq);
+            if (outcomes[i] == RP_GRANT_OK) cr_assert_str_eq(it.request_id, reqs[i].id);
+        }
+        rp_request_clear(&reqs[i]);
+    }
+}
+
+Test(grant_txn, a_chunk_settles_every_item_in_order_and_a_refusal_undoes_none_of_the_others) {
+    char ev[RP_OID_LEN], bid[RP_OID_LEN];
+    two_line_event(6, -1, ev); /* quantity 2 of 6: three grants */
+    const char *users[] = {"a10000000000000000000001", "a10000000000000000000002", "a10000000000000000000003",
+                           "a10000000000000000000004", "a10000000000000000000005"};
+    const char *reasons[] = {NULL, "UNKNOWN_PLAYER", NULL, NULL, NULL};
+    rp_grant_result_t res;
+    rp_request_t first = request_for(ev, users[0], RP_REQ_SUCCESS, "ONCE"); /* paid before the batch */
+    cr_assert_eq(claim(&first, 0, &res), RP_GRANT_OK);
+    rp_grant_result_clear(&res);
+    rp_batch_created_t outcome;
+    make_batch(ev, NULL, "h", users, 5, &outcome, bid);
+
+    rp_grant_outcome_t out[5];
+    settle_chunk(ev, bid, users, reasons, 5, out);
+    cr_assert_eq(out[0], RP_GRANT_ALREADY_CLAIMED);
+    cr_assert_eq(out[1], RP_GRANT_REFUSED);
+    cr_assert_eq(out[2], RP_GRANT_OK);
+    cr_assert_eq(out[3], RP_GRANT_OK);
+    cr_assert_eq(out[4], RP_GRANT_OUT_OF_STOCK, "the items before it took the last of the stock");
+    rp_batch_item_t it = item(bid, 1);
+    cr_assert_eq(it.status, RP_ITEM_FAILED);
+    cr_assert_str_eq(it.failure_reason, "ALREADY_CLAIMED");
+    cr_assert_str_eq(it.request_id, first.id, "the item names the request that holds the slot");
+    it = item(bid, 2);
+    cr_assert_eq(it.status, RP_ITEM_FAILED);
+    cr_assert_str_eq(it.failure_reason, "UNKNOWN_PLAYER");
+    cr_assert_eq(item(bid, 3).status, RP_ITEM_SUCCESS);
+    cr_assert_eq(item(bid, 4).status, RP_ITEM_SUCCESS);
+    it = item(bid, 5);
+    cr_assert_eq(it.status, RP_ITEM_FAILED);
+    cr_assert_str_eq(it.failure_reason, "OUT_OF_STOCK");
+    cr_assert_eq(stock(ev, 0), 0);
+    cr_assert_eq(ledger_entries(ev, NULL), 6u, "the claim's two lines and two lines for each paid item");
+
+    /* the same chunk delivered again pays nobody and changes no item */
+    settle_chunk(ev, bid, users, reasons, 5, out);
+    for (size_t i = 0; i < 5; i++)
+        cr_assert_eq(out[i], RP_GRANT_ITEM_SETTLED, "item %zu", i + 1);
+    cr_assert_eq(ledger_entries(ev, NULL), 6u);
+    it = item(bid, 5);
+    cr_assert_str_eq(it.failure_reason, "OUT_OF_STOCK");
+    rp_request_clear(&first);
+}
+
+Test(grant_txn, a_chunk_whose_write_refuses_what_its_reads_allowed_settles_item_by_item) {
+    char ev[RP_OID_LEN], bid[RP_OID_LEN];
+    two_line_event(-1, -1, ev);
+    const char *users[] = {"b10000000000000000000001", "b10000000000000000000002", "b10000000000000000000003"};
+    rp_batch_created_t outcome;
+    rp_err_t err;
+    make_batch(ev, NULL, "h", users, 3, &outcome, bid);
+    rp_grant_chunk_item_t items[3];
+    rp_request_t reqs[3];
+    memset(items, 0, sizeof items);
+    for (size_t i = 0; i < 3; i++) {
+        reqs[i] = item_request(ev, bid, users[i]);
+        items[i] = (rp_grant_chunk_item_t){.seq = (int64_t)i + 1, .request = &reqs[i]};
+    }
+    /* item 2 names a reward the event does not have: the stock read cannot see that, the take
+     * refuses it, and the chunk is settled again item by item */
+    reqs[1].rewards[reqs[1].nrewards] = reqs[1].rewards[0];
+    reqs[1].rewards[reqs[1].nrewards].value = json_deep_copy(reqs[1].rewards[0].value);
+    reqs[1].rewards[reqs[1].nrewards++].reward_index = 7;
+    cr_assert(rp_grant_batch_chunk(S.rewards, bid, items, 3, 0, rp_now_ms(), &err), "%s", err.message);
+    cr_assert_eq(items[0].outcome, RP_GRANT_OK);
+    cr_assert_eq(items[1].outcome, RP_GRANT_OUT_OF_STOCK);
+    cr_assert_eq(items[2].outcome, RP_GRANT_OK);
+    cr_assert_eq(item(bid, 1).status, RP_ITEM_SUCCESS);
+    cr_assert_str_eq(item(bid, 2).failure_reason, "OUT_OF_STOCK");
+    cr_assert_eq(item(bid, 3).status, RP_ITEM_SUCCESS);
+    cr_assert_eq(ledger_entries(ev, NULL), 4u, "two lines for each of the two paid items, once");
+    for (size_t i = 0; i < 3; i++)
+        rp_request_clear(&reqs[i]);
+}

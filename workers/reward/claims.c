@@ -272,24 +272,33 @@ static const char *account_refusal(rp_account_state_t state) {
     return state == RP_ACCOUNT_UNKNOWN ? "UNKNOWN_PLAYER" : state == RP_ACCOUNT_DISABLED ? "ACCOUNT_DISABLED" : NULL;
 }
 
-bool rp_claims_batch_item(rp_claims_t *c, const json_t *event, const rp_batch_t *batch, int64_t seq,
-                          const char *user_id, rp_account_state_t state, rp_err_t *err) {
+bool rp_claims_batch_chunk(rp_claims_t *c, const json_t *event, const rp_batch_t *batch, const int64_t *seqs,
+                           const char *const *user_ids, const rp_account_state_t *states, size_t n, rp_err_t *err) {
     int64_t now = rp_now_ms();
     rp_event_view_t view;
-    if (!event) return rp_grant_item_fail(c->store, batch->id, seq, "EVENT_NOT_FOUND", now, err);
-    if (!rp_event_view(event, &view)) {
+    const char *refusal = NULL; /* the whole chunk's, when its event cannot be granted */
+    if (!event) {
+        refusal = "EVENT_NOT_FOUND";
+    } else if (!rp_event_view(event, &view)) {
         rp_err_set(err, RP_ERR_INTERNAL, "INTERNAL", "the stored event %s is malformed", batch->event_id);
         return false;
+    } else if (rp_event_view_status(&view, now) == RP_EVENT_CANCELED) {
+        refusal = "EVENT_CANCELED";
     }
-    if (rp_event_view_status(&view, now) == RP_EVENT_CANCELED)
-        return rp_grant_item_fail(c->store, batch->id, seq, "EVENT_CANCELED", now, err);
-    if (account_refusal(state)) return rp_grant_item_fail(c->store, batch->id, seq, account_refusal(state), now, err);
-    rp_request_t req;
-    rp_grant_result_t res;
-    batch_request(&view, batch, user_id, now, &req);
-    bool ok = rp_grant_batch_item(c->store, &req, seq, view.max_claims, &res, err);
-    rp_grant_result_clear(&res);
-    rp_request_clear(&req);
+    rp_grant_chunk_item_t *items = rp_calloc(n ? n : 1, sizeof *items);
+    rp_request_t *reqs = rp_calloc(n ? n : 1, sizeof *reqs);
+    for (size_t i = 0; i < n; i++) {
+        items[i].seq = seqs[i];
+        items[i].reason = refusal ? refusal : account_refusal(states[i]);
+        if (items[i].reason) continue;
+        batch_request(&view, batch, user_ids[i], now, &reqs[i]);
+        items[i].request = &reqs[i];
+    }
+    bool ok = rp_grant_batch_chunk(c->store, batch->id, items, n, refusal ? 0 : view.max_claims, now, err);
+    for (size_t i = 0; i < n; i++)
+        if (items[i].request) rp_request_clear(&reqs[i]);
+    free(reqs);
+    free(items);
     return ok;
 }
 

@@ -31,12 +31,14 @@ void rp_claims_claim(rp_claims_t *c, const rp_envelope_t *env, const char *event
 void rp_claims_decide(rp_claims_t *c, const rp_envelope_t *env, const char *id, rp_decision_t d, const char *text,
                       rp_reply_t *rep);
 
-/* Settles item seq of batch for user_id, whose account is in state, against event (the stored
- * document; NULL when it no longer exists): EVENT_NOT_FOUND, EVENT_CANCELED, UNKNOWN_PLAYER or
- * ACCOUNT_DISABLED settle it FAILED, in that order; otherwise the batch grant of grant_txn.h.
- * False with err on a store failure (the item stays QUEUED, sent again). */
-bool rp_claims_batch_item(rp_claims_t *c, const json_t *event, const rp_batch_t *batch, int64_t seq,
-                          const char *user_id, rp_account_state_t state, rp_err_t *err);
+/* Settles the items seqs[0..n) of batch, of players user_ids[0..n) whose accounts are in
+ * states[0..n), against event (the stored document; NULL when it no longer exists), in one unit
+ * of work (rp_grant_batch_chunk): EVENT_NOT_FOUND, EVENT_CANCELED, UNKNOWN_PLAYER or
+ * ACCOUNT_DISABLED settle an item FAILED, in that order; otherwise the batch grant of
+ * grant_txn.h. Items settled meanwhile stay as they are. False with err on a store failure (the
+ * items stay QUEUED, sent again). */
+bool rp_claims_batch_chunk(rp_claims_t *c, const json_t *event, const rp_batch_t *batch, const int64_t *seqs,
+                           const char *const *user_ids, const rp_account_state_t *states, size_t n, rp_err_t *err);
 
 /* What a batch would settle, counted (POST /events/{id}/batch-grants?dryRun=true). */
 typedef struct rp_batch_expect {
@@ -45,7 +47,7 @@ typedef struct rp_batch_expect {
 
 /* Rehearses batch (its creator and reason) for user_ids[0..n) (each once, in order; states[i]
  * the account of user_ids[i]) against event (the stored, not canceled document), writing
- * nothing: the items of unknown and disabled accounts fail as rp_claims_batch_item fails them,
+ * nothing: the items of unknown and disabled accounts fail as rp_claims_batch_chunk fails them,
  * the others run rp_grant_batch_dry_run. *out receives the counts. False with err on a store
  * failure. */
 bool rp_claims_batch_dry_run(rp_claims_t *c, const json_t *event, const rp_batch_t *batch, const char *const *user_ids,

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "failpoint.h"
 #include "ids.h"
 #include "log.h"
 
@@ -134,6 +135,25 @@ static rp_txn_end_t answer(claim_run_t *run, rp_reward_txn_t *tx, bool wrote) {
     return RP_TXN_COMMIT;
 }
 
+/* The refusals of a grant that reads decide, in the grant's order: another request holds r's
+ * slot (ALREADY_CLAIMED, res->holder), or the player holds max_claims (> 0) slots of the event
+ * (MAX_CLAIMS_REACHED); res->outcome stays OK otherwise. False on a store failure. */
+static bool judge_slot(const rp_reward_store_ops_t *ops, rp_reward_txn_t *tx, const rp_request_t *r, int64_t max_claims,
+                       rp_grant_result_t *res) {
+    bool found = false;
+    if (!ops->tx_request_by_key(tx, r->active_key, &res->holder, &found)) return false;
+    if (found) {
+        res->outcome = RP_GRANT_ALREADY_CLAIMED;
+        return true;
+    }
+    if (max_claims > 0) {
+        int64_t held = 0;
+        if (!ops->tx_count_slots(tx, r->user_id, r->event_id, max_claims, &held)) return false;
+        if (held >= max_claims) res->outcome = RP_GRANT_MAX_CLAIMS_REACHED;
+    }
+    return true;
+}
+
 /* The grant: slot, maxClaims, stock, request, ledger, outbox (and the batch item), all or
  * nothing. */
 static rp_txn_end_t grant_body(rp_reward_txn_t *tx, void *arg) {
@@ -155,19 +175,9 @@ static rp_txn_end_t grant_body(rp_reward_txn_t *tx, void *arg) {
     }
     if (!used_key(run, tx, &found)) return RP_TXN_FAILED;
     if (found) return RP_TXN_ROLLBACK;
-    if (!ops->tx_request_by_key(tx, r->active_key, &res->holder, &found)) return RP_TXN_FAILED;
-    if (found) {
-        res->outcome = RP_GRANT_ALREADY_CLAIMED;
-        return run->item_seq > 0 ? RP_TXN_ROLLBACK : answer(run, tx, false);
-    }
-    if (c->max_claims > 0) {
-        int64_t held = 0;
-        if (!ops->tx_count_slots(tx, r->user_id, r->event_id, c->max_claims, &held)) return RP_TXN_FAILED;
-        if (held >= c->max_claims) {
-            res->outcome = RP_GRANT_MAX_CLAIMS_REACHED;
-            return RP_TXN_ROLLBACK;
-        }
-    }
+    if (!judge_slot(ops, tx, r, c->max_claims, res)) return RP_TXN_FAILED;
+    if (res->outcome == RP_GRANT_ALREADY_CLAIMED) return run->item_seq > 0 ? RP_TXN_ROLLBACK : answer(run, tx, false);
+    if (res->outcome == RP_GRANT_MAX_CLAIMS_REACHED) return RP_TXN_ROLLBACK;
     rp_stock_line_t lines[RP_MAX_EVENT_REWARDS];
     size_t n = stock_lines(r, lines);
     if (r->status == RP_REQ_SUCCESS) {
@@ -262,6 +272,121 @@ bool rp_grant_batch_item(rp_reward_store_t *s, const rp_request_t *request, int6
     claim_run_t run = {.s = s, .c = &c, .item_seq = seq, .res = res};
     memset(res, 0, sizeof *res);
     return run_claim(s, &run, err);
+}
+
+/* ---- a chunk of batch items in one unit of work ---- */
+
+typedef struct chunk_run {
+    rp_reward_store_t *s;
+    const char *batch_id;
+    rp_grant_chunk_item_t *items;
+    size_t n;
+    int64_t max_claims, now;
+    bool again; /* a write refused what the reads allowed (a race): settle the chunk item by item */
+} chunk_run_t;
+
+/* Whether the stock left (state, as this unit of work has moved it) covers every line of r. */
+static bool stock_covers(const rp_event_state_t *state, const rp_request_t *r) {
+    for (size_t i = 0; i < r->nrewards; i++) {
+        int idx = r->rewards[i].reward_index;
+        int64_t left = idx >= 0 && (size_t)idx < state->nrewards ? state->stock_left[idx] : -1;
+        if (left >= 0 && left < r->rewards[i].quantity) return false;
+    }
+    return true;
+}
+
+static void stock_taken(rp_event_state_t *state, const rp_request_t *r) {
+    for (size_t i = 0; i < r->nrewards; i++) {
+        int idx = r->rewards[i].reward_index;
+        if (idx >= 0 && (size_t)idx < state->nrewards && state->stock_left[idx] >= 0)
+            state->stock_left[idx] -= r->rewards[i].quantity;
+    }
+}
+
+/* One item of a chunk: every refusal is decided by reads before the item's first write, and
+ * the item's compare-and-set from QUEUED comes before its grant, so an item refused or settled
+ * meanwhile leaves nothing of its own behind and the items before and after it keep theirs. A
+ * write that refuses after the reads allowed it (a race) sets run->again. */
+static bool chunk_item(chunk_run_t *run, rp_reward_txn_t *tx, rp_grant_chunk_item_t *it, rp_event_state_t *state,
+                       bool have_state) {
+    const rp_reward_store_ops_t *ops = run->s->ops;
+    const rp_request_t *r = it->request;
+    rp_grant_result_t res;
+    bool settled = false, ok = true;
+    memset(&res, 0, sizeof res);
+    if (!r) { /* refused before any grant (no account, event canceled or gone) */
+        if (!ops->tx_settle_item(tx, run->batch_id, it->seq, RP_ITEM_FAILED, it->reason, "", run->now, &settled))
+            return false;
+        it->outcome = settled ? RP_GRANT_REFUSED : RP_GRANT_ITEM_SETTLED;
+        return true;
+    }
+    if (!judge_slot(ops, tx, r, run->max_claims, &res)) goto failed;
+    if (res.outcome == RP_GRANT_OK && have_state && !stock_covers(state, r)) res.outcome = RP_GRANT_OUT_OF_STOCK;
+    rp_item_status_t to = res.outcome == RP_GRANT_OK ? RP_ITEM_SUCCESS : RP_ITEM_FAILED;
+    if (!ops->tx_settle_item(tx, run->batch_id, it->seq, to, outcome_reason(res.outcome),
+                             to == RP_ITEM_SUCCESS ? r->id : res.holder.id, r->created_at, &settled))
+        goto failed;
+    it->outcome = settled ? res.outcome : RP_GRANT_ITEM_SETTLED;
+    if (!settled || to == RP_ITEM_FAILED) goto done;
+    rp_stock_line_t lines[RP_MAX_EVENT_REWARDS];
+    size_t nlines = stock_lines(r, lines);
+    bool dup = false;
+    if (!ops->tx_stock_take(tx, r->event_id, lines, nlines, &ok) || (ok && !ops->tx_insert_request(tx, r, &dup)))
+        goto failed;
+    if (!ok || dup) { /* a stock or slot the reads saw free was taken: on MongoDB the transaction is dead */
+        run->again = true;
+        goto done;
+    }
+    if (!pay(ops, tx, r, r->created_at)) goto failed;
+    stock_taken(state, r);
+done:
+    rp_grant_result_clear(&res);
+    return true;
+failed:
+    rp_grant_result_clear(&res);
+    return false;
+}
+
+static rp_txn_end_t chunk_body(rp_reward_txn_t *tx, void *arg) {
+    chunk_run_t *run = arg;
+    rp_event_state_t state;
+    bool have_state = false;
+    run->again = false;
+    for (size_t i = 0; i < run->n; i++)
+        run->items[i].outcome = RP_GRANT_OK;
+    /* the stock, once: the items' takes are then counted here, so that a short stock is known
+     * before an item writes anything */
+    for (size_t i = 0; i < run->n && !have_state; i++) {
+        if (!run->items[i].request) continue;
+        if (!run->s->ops->tx_event_state(tx, run->items[i].request->event_id, &state, &have_state))
+            return RP_TXN_FAILED;
+        break;
+    }
+    for (size_t i = 0; i < run->n; i++) {
+        if (!chunk_item(run, tx, &run->items[i], &state, have_state)) return RP_TXN_FAILED;
+        if (run->again) return RP_TXN_ROLLBACK;
+        if (i == 0 && run->n > 1) rp_failpoint("batch.mid_chunk"); /* a crash test: paid one, not the rest */
+    }
+    return RP_TXN_COMMIT;
+}
+
+bool rp_grant_batch_chunk(rp_reward_store_t *s, const char *batch_id, rp_grant_chunk_item_t *items, size_t n,
+                          int64_t max_claims, int64_t now, rp_err_t *err) {
+    chunk_run_t run = {s, batch_id, items, n, max_claims, now, false};
+    for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
+        if (!s->ops->transact(s, "settle batch chunk", chunk_body, &run, err)) return false;
+        if (!run.again) return true;
+    }
+    /* races kept undoing the chunk: each item on its own, as a lone redelivery would */
+    for (size_t i = 0; i < n; i++) {
+        rp_grant_result_t res;
+        bool ok = items[i].request ? rp_grant_batch_item(s, items[i].request, items[i].seq, max_claims, &res, err)
+                                   : rp_grant_item_fail(s, batch_id, items[i].seq, items[i].reason, now, err);
+        items[i].outcome = items[i].request ? res.outcome : RP_GRANT_REFUSED;
+        if (items[i].request) rp_grant_result_clear(&res);
+        if (!ok) return false;
+    }
+    return true;
 }
 
 /* ---- rehearsals: the grant body in a unit of work that always rolls back ---- */

@@ -72,6 +72,26 @@ bool rp_grant_claim(rp_reward_store_t *s, const rp_claim_t *c, rp_grant_result_t
 bool rp_grant_batch_item(rp_reward_store_t *s, const rp_request_t *request, int64_t seq, int64_t max_claims,
                          rp_grant_result_t *res, rp_err_t *err);
 
+/* One item of a chunk (rp_grant_batch_chunk). */
+typedef struct rp_grant_chunk_item {
+    int64_t seq;
+    const rp_request_t *request; /* the grant, as rp_grant_batch_item takes it; NULL: refused before any grant */
+    const char *reason;          /* request NULL: the item settles FAILED with this reason (UNKNOWN_PLAYER, ...) */
+    rp_grant_outcome_t outcome;  /* out: OK (paid), ALREADY_CLAIMED, OUT_OF_STOCK, MAX_CLAIMS_REACHED (settled
+                                    FAILED), REFUSED (settled FAILED with reason), ITEM_SETTLED (nothing written) */
+} rp_grant_chunk_item_t;
+
+/* Settles items[0..n) of batch batch_id (a chunk message) in one unit of work, in order, each as
+ * rp_grant_batch_item (or rp_grant_item_fail at now, for an item without request) would, so that
+ * each sees the stock, slots and claims the items before it took. One item's refusal undoes
+ * nothing of the others: every refusal is decided by reads before the item's first write. When a
+ * write refuses what the reads allowed (a concurrent claim won a race), the chunk is rolled back
+ * and tried again, then settled item by item. False with err on a store failure: the chunk's
+ * unit of work left nothing (item by item, the items before the failure are settled), and what
+ * stays QUEUED is sent again. Each items[i].outcome is set on success. */
+bool rp_grant_batch_chunk(rp_reward_store_t *s, const char *batch_id, rp_grant_chunk_item_t *items, size_t n,
+                          int64_t max_claims, int64_t now, rp_err_t *err);
+
 /* A rehearsal of rp_grant_claim that writes nothing: the same grant body in a unit of work that
  * always rolls back, with nothing paid, no Idempotency-Key and no refusal recorded. res->outcome
  * is what the claim would end with now: OK, ALREADY_CLAIMED (res->holder), OUT_OF_STOCK,
