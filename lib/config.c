@@ -120,7 +120,7 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
         !get_int(get, ud, "HTTP_THREADS", 64, 2, 1024, &cfg->http_threads, err) ||
         !get_int(get, ud, "MAX_BODY_BYTES", 65536, 1024, 16 * 1024 * 1024, &body_bytes, err) ||
         !get_int(get, ud, "EXPORT_PAGE_SIZE", RP_EXPORT_PAGE_MAX, 1, RP_EXPORT_PAGE_MAX, &cfg->export_page_size, err) ||
-        !get_str(get, ud, "PASSWORD_HASH", "interactive", cfg->password_hash, sizeof cfg->password_hash, err) ||
+        !get_str(get, ud, "PASSWORD_HASH", "standard", cfg->password_hash, sizeof cfg->password_hash, err) ||
         !get_int(get, ud, "PASSWORD_HASH_CONCURRENCY", 2, 1, 64, &cfg->password_hash_concurrency, err) ||
         !get_int(get, ud, "LOGIN_MAX_FAILURES", 5, 1, 1000, &cfg->login_max_failures, err) ||
         !get_duration(get, ud, "LOGIN_LOCKOUT_WINDOW", "15m", &cfg->login_lockout_s, err) ||
@@ -147,9 +147,10 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
         rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "TRANSPORT must be inproc or amqp");
         return false;
     }
-    if (strcmp(cfg->password_hash, "interactive") != 0 && strcmp(cfg->password_hash, "moderate") != 0 &&
-        strcmp(cfg->password_hash, "min") != 0) {
-        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "PASSWORD_HASH must be interactive, moderate or min");
+    if (strcmp(cfg->password_hash, "standard") != 0 && strcmp(cfg->password_hash, "interactive") != 0 &&
+        strcmp(cfg->password_hash, "moderate") != 0 && strcmp(cfg->password_hash, "min") != 0) {
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID",
+                   "PASSWORD_HASH must be standard, interactive, moderate or min");
         return false;
     }
     if (!cfg->admin_username[0] != !cfg->admin_password[0]) {

@@ -387,6 +387,23 @@ Test(password, hash_verify_and_rehash) {
     rp_hasher_free(h);
 }
 
+/* The default cost is OWASP's argon2id m=12 MiB, t=3, p=1: the hash says so, and it keeps an auth
+ * process's peak memory per concurrent hash at 12 MiB instead of the interactive 64 MiB. */
+Test(password, standard_cost_is_argon2id_12_mib_3_passes) {
+    rp_hasher_t *h = rp_hasher_new("standard", 1);
+    char out[RP_HASH_LEN];
+    rp_err_t err;
+    cr_assert_not_null(h);
+    cr_assert(rp_hasher_hash(h, "correct horse", 13, out, &err));
+    cr_assert(strstr(out, "$m=12288,t=3,p=1$") != NULL, "%s", out);
+    cr_assert(rp_hasher_verify(h, out, "correct horse", 13));
+    rp_hasher_t *interactive = rp_hasher_new("interactive", 1);
+    cr_assert(rp_hasher_needs_rehash(h, "$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG"));
+    cr_assert(rp_hasher_needs_rehash(interactive, out));
+    rp_hasher_free(interactive);
+    rp_hasher_free(h);
+}
+
 static void *hash_many(void *p) {
     rp_hasher_t *h = p;
     char out[RP_HASH_LEN];

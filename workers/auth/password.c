@@ -36,7 +36,10 @@ static void release(rp_hasher_t *h) {
 rp_hasher_t *rp_hasher_new(const char *cost, int concurrency) {
     unsigned long long ops;
     size_t mem;
-    if (strcmp(cost, "interactive") == 0) {
+    if (strcmp(cost, "standard") == 0) { /* OWASP's argon2id m=12 MiB, t=3, p=1 */
+        ops = 3;
+        mem = 12 * 1024 * 1024;
+    } else if (strcmp(cost, "interactive") == 0) {
         ops = crypto_pwhash_OPSLIMIT_INTERACTIVE;
         mem = crypto_pwhash_MEMLIMIT_INTERACTIVE;
     } else if (strcmp(cost, "moderate") == 0) {
