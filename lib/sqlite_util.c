@@ -398,12 +398,26 @@ bool rp_sqlite_collect_into(sqlite3 *db, sqlite3_stmt *st, int limit, void (*row
     return false; /* the caller releases what row put into the *n elements */
 }
 
+/* A write waiting for, or in, a group commit (see rp_sqlite_transact). */
+typedef struct txn_job {
+    rp_sqlite_txn_fn fn;
+    void *arg;
+    rp_err_t err;
+    bool ok, done;
+    struct txn_job *next;
+} txn_job_t;
+
 struct rp_sqlite_pool {
     pthread_mutex_t mu;
     pthread_cond_t freed;
     char *path;
     sqlite3 **idle;
     int nidle, open, max;
+    /* group commit: the writes waiting for the next group, and whether a leader runs one */
+    pthread_mutex_t gmu;
+    pthread_cond_t gdone; /* a group ended: its jobs are done, and leadership is free */
+    txn_job_t *head, *tail;
+    bool leading;
 };
 
 rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t *schemas, int max_conns,
@@ -414,6 +428,8 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
     p->path = rp_strdup(path);
     p->max = max_conns > 0 ? max_conns : 1;
     p->idle = rp_calloc((size_t)p->max, sizeof *p->idle);
+    pthread_mutex_init(&p->gmu, NULL);
+    pthread_cond_init(&p->gdone, NULL);
     /* workers starting together each switch the file to WAL and migrate it, one after the other:
      * on a busy machine that outlasts a statement's wait, so the start waits longer */
     sqlite3 *db = open_waiting(path, STARTUP_BUSY_MS, err);
@@ -471,6 +487,8 @@ void rp_sqlite_pool_free(rp_sqlite_pool_t *p) {
         close_conn(p->idle[i]);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->freed);
+    pthread_mutex_destroy(&p->gmu);
+    pthread_cond_destroy(&p->gdone);
     free(p->idle);
     free(p->path);
     free(p);
@@ -504,8 +522,139 @@ static bool transact(rp_sqlite_pool_t *p, const char *begin, rp_sqlite_txn_fn fn
     return ok;
 }
 
+/* ---- group commit ----
+ *
+ * Writes that arrive while another is running wait, and the next leader runs all of them in one
+ * BEGIN IMMEDIATE ... COMMIT, each body inside its own SAVEPOINT: a body that refuses or fails
+ * is rolled back to its savepoint and undoes nothing of the others, and the group pays one
+ * commit (its WAL frames: pages several writes touched are written once). The bodies run one
+ * after the other in arrival order on the leader's thread, so each sees what the ones before it
+ * wrote, exactly as if they had committed one after the other; if the COMMIT fails, every write
+ * of the group fails. Bodies use only the connection and their argument (they may be run on
+ * another thread). */
+
+#define MAX_GROUP 64 /* writes per commit at most: bounds how long a group holds the lock */
+
+static void fail_job(txn_job_t *j, const rp_err_t *err) {
+    j->ok = false;
+    j->err = *err;
+}
+
+/* Takes up to room jobs off the queue (gmu held); returns the first, links them by next. */
+static txn_job_t *take_jobs(rp_sqlite_pool_t *p, int room, int *taken) {
+    txn_job_t *first = p->head, *last = NULL;
+    *taken = 0;
+    for (txn_job_t *j = p->head; j && *taken < room; j = j->next) {
+        last = j;
+        (*taken)++;
+    }
+    if (!last) return NULL;
+    p->head = last->next;
+    if (!p->head) p->tail = NULL;
+    last->next = NULL;
+    return first;
+}
+
+/* Puts jobs back at the head of the queue (gmu held), to run in the next group. */
+static void requeue(rp_sqlite_pool_t *p, txn_job_t *jobs) {
+    if (!jobs) return;
+    txn_job_t *last = jobs;
+    while (last->next)
+        last = last->next;
+    last->next = p->head;
+    p->head = jobs;
+    if (!p->tail) p->tail = last;
+}
+
+/* Runs one body inside its savepoint; false when the whole transaction is gone (SQLite rolled it
+ * back on an I/O error or a full disk: the group's earlier writes are lost with it). */
+static bool run_in_savepoint(sqlite3 *db, txn_job_t *j) {
+    rp_err_t e;
+    if (!exec_kept(db, "SAVEPOINT rp_write", &j->err)) {
+        j->ok = false;
+        return !sqlite3_get_autocommit(db);
+    }
+    rp_txn_end_t end = j->fn(db, j->arg, &j->err);
+    if (sqlite3_get_autocommit(db)) {
+        j->ok = false;
+        if (end != RP_TXN_FAILED) rp_err_set(&j->err, RP_ERR_STORE, "STORE_ERROR", "the transaction was rolled back");
+        return false;
+    }
+    if (end == RP_TXN_COMMIT) {
+        j->ok = exec_kept(db, "RELEASE rp_write", &j->err);
+        return true;
+    }
+    bool undone = exec_kept(db, "ROLLBACK TO rp_write", &e) && exec_kept(db, "RELEASE rp_write", &e);
+    j->ok = end == RP_TXN_ROLLBACK && undone;
+    if (!undone) j->err = e;
+    return !sqlite3_get_autocommit(db);
+}
+
+/* The leader's turn: one group (jobs taken from the queue), one commit. If the group does not
+ * commit, every write that ran in it fails, refusals too: a refusal may rest on what an earlier
+ * write of the group did, which is now undone. */
+static void lead_group(rp_sqlite_pool_t *p) {
+    rp_err_t err;
+    int n = 0, more;
+    pthread_mutex_lock(&p->gmu);
+    txn_job_t *group = take_jobs(p, MAX_GROUP, &n);
+    pthread_mutex_unlock(&p->gmu);
+    sqlite3 *db = rp_sqlite_pool_get(p, &err);
+    bool committed = db && exec_kept(db, "BEGIN IMMEDIATE", &err);
+    for (txn_job_t *j = group; committed && j; j = j->next) {
+        if (!run_in_savepoint(db, j)) { /* the transaction is gone */
+            rp_err_set(&err, RP_ERR_STORE, "STORE_ERROR", "a write of the group failed the transaction: %s",
+                       j->err.message);
+            pthread_mutex_lock(&p->gmu);
+            requeue(p, j->next); /* not run yet: the next group runs them */
+            pthread_mutex_unlock(&p->gmu);
+            j->next = NULL;
+            committed = false;
+        } else if (!j->next && n < MAX_GROUP) { /* writes that arrived meanwhile join this group */
+            pthread_mutex_lock(&p->gmu);
+            j->next = take_jobs(p, MAX_GROUP - n, &more);
+            pthread_mutex_unlock(&p->gmu);
+            n += more;
+        }
+    }
+    if (committed) committed = exec_kept(db, "COMMIT", &err);
+    if (db && !sqlite3_get_autocommit(db)) exec_kept(db, "ROLLBACK", NULL);
+    if (db) rp_sqlite_pool_put(p, db);
+    pthread_mutex_lock(&p->gmu);
+    for (txn_job_t *k = group; k;) {
+        txn_job_t *next = k->next;
+        if (!committed && (k->ok || k->err.kind == RP_ERR_NONE)) fail_job(k, &err);
+        k->done = true;
+        k = next;
+    }
+    pthread_cond_broadcast(&p->gdone);
+    pthread_mutex_unlock(&p->gmu);
+}
+
 bool rp_sqlite_transact(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err) {
-    return transact(p, "BEGIN IMMEDIATE", fn, arg, err);
+    txn_job_t job = {.fn = fn, .arg = arg};
+    rp_err_clear(&job.err);
+    pthread_mutex_lock(&p->gmu);
+    if (p->tail)
+        p->tail->next = &job;
+    else
+        p->head = &job;
+    p->tail = &job;
+    while (!job.done) {
+        if (!p->leading) {
+            p->leading = true;
+            pthread_mutex_unlock(&p->gmu);
+            lead_group(p);
+            pthread_mutex_lock(&p->gmu);
+            p->leading = false;
+            pthread_cond_broadcast(&p->gdone); /* a waiting write may lead the next group */
+        } else {
+            pthread_cond_wait(&p->gdone, &p->gmu);
+        }
+    }
+    pthread_mutex_unlock(&p->gmu);
+    if (!job.ok && err) *err = job.err;
+    return job.ok;
 }
 
 bool rp_sqlite_read(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err) {

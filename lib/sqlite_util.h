@@ -130,11 +130,13 @@ void *rp_sqlite_store_open(const char *dir, const char *file, const rp_sqlite_sc
 /* A body run on a connection; it reports failures through err. */
 typedef rp_txn_end_t (*rp_sqlite_txn_fn)(sqlite3 *db, void *arg, rp_err_t *err);
 
-/* The one write transaction of every SQLite store: takes a pooled connection, BEGIN IMMEDIATE
- * (so the body's reads and writes are serialised against every other writer, in this process or
- * another), runs fn, then COMMIT when it returns RP_TXN_COMMIT and ROLLBACK otherwise. Returns
- * true when the body committed or chose to roll back (a refusal, nothing written), false with
- * err when the body, BEGIN or COMMIT failed (nothing written). */
+/* The one write transaction of every SQLite store: runs fn inside BEGIN IMMEDIATE (so its reads
+ * and writes are serialised against every other writer, in this process or another) and commits
+ * it when it returns RP_TXN_COMMIT. Writes that arrive together share one transaction and one
+ * commit (group commit), each in its own SAVEPOINT, run one after the other in arrival order,
+ * possibly on another caller's thread: a body must use only db and arg. Returns true when the
+ * body committed or chose to roll back (a refusal, nothing written), false with err when the
+ * body failed (its savepoint undone) or the group could not begin or commit (nothing written). */
 bool rp_sqlite_transact(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err);
 
 /* A read on one snapshot: fn runs inside BEGIN (deferred) ... COMMIT on a pooled connection, so

@@ -496,3 +496,78 @@ Test(query, pooled_connections_keep_statements_reset_for_the_next_use) {
     cr_assert_null(sqlite3_next_stmt(plain, NULL), "a plain connection keeps nothing");
     sqlite3_close(plain);
 }
+
+/* ---- group commit: rp_sqlite_transact ---- */
+
+typedef struct write_arg {
+    rp_sqlite_pool_t *pool;
+    int id;
+} write_arg_t;
+
+/* Every write reads the counter and writes it plus one (lost updates would show), logs its id;
+ * one in five refuses after writing (rollback) and one in seven fails after writing: neither may
+ * leave anything, nor undo the writes that share its group. */
+static rp_txn_end_t counter_body(sqlite3 *db, void *p, rp_err_t *err) {
+    write_arg_t *a = p;
+    sqlite3_stmt *st;
+    if (!rp_sqlite_prepare(db, "SELECT v FROM kv WHERE k = 'n'", &st, err)) return RP_TXN_FAILED;
+    int64_t v = rp_sqlite_step_row(db, st, "read", err) == 1 ? sqlite3_column_int64(st, 0) : -1;
+    rp_sqlite_finalize(st);
+    if (v < 0) return RP_TXN_FAILED;
+    char sql[96];
+    snprintf(sql, sizeof sql, "UPDATE kv SET v = %lld WHERE k = 'n'; INSERT INTO kv VALUES ('w%d', %d)",
+             (long long)v + 1, a->id, a->id);
+    if (!rp_sqlite_exec(db, sql, err)) return RP_TXN_FAILED;
+    if (a->id % 5 == 0) return RP_TXN_ROLLBACK;
+    if (a->id % 7 == 0) {
+        rp_err_set(err, RP_ERR_STORE, "STORE_ERROR", "write %d fails", a->id);
+        return RP_TXN_FAILED;
+    }
+    return RP_TXN_COMMIT;
+}
+
+#define WRITERS 8
+#define WRITES 40
+
+static void *writer(void *p) {
+    write_arg_t *base = p;
+    for (int i = 0; i < WRITES; i++) {
+        write_arg_t a = {base->pool, base->id * 1000 + i};
+        rp_err_t err;
+        bool ok = rp_sqlite_transact(a.pool, counter_body, &a, &err);
+        bool fails = a.id % 5 != 0 && a.id % 7 == 0;
+        cr_assert_eq(ok, !fails, "write %d: %s", a.id, ok ? "" : err.message);
+        if (fails) cr_assert_str_eq(err.code, "STORE_ERROR");
+    }
+    return NULL;
+}
+
+Test(query, concurrent_writes_commit_as_if_one_after_the_other) {
+    rp_err_t err;
+    rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, kv_schema, 4, &err);
+    cr_assert_not_null(pool, "%s", err.message);
+    sqlite3 *db = rp_sqlite_pool_get(pool, &err);
+    cr_assert(rp_sqlite_exec(db, "INSERT INTO kv VALUES ('n', 0)", &err));
+    rp_sqlite_pool_put(pool, db);
+    pthread_t th[WRITERS];
+    write_arg_t args[WRITERS];
+    for (int t = 0; t < WRITERS; t++) {
+        args[t] = (write_arg_t){pool, t + 1};
+        pthread_create(&th[t], NULL, writer, &args[t]);
+    }
+    for (int t = 0; t < WRITERS; t++)
+        pthread_join(th[t], NULL);
+    int committed = 0;
+    for (int t = 1; t <= WRITERS; t++)
+        for (int i = 0; i < WRITES; i++) {
+            int id = t * 1000 + i;
+            committed += id % 5 != 0 && id % 7 != 0;
+        }
+    db = rp_sqlite_pool_get(pool, &err);
+    cr_assert_eq(scalar(db, "SELECT v FROM kv WHERE k = 'n'"), committed, "every committed write, no lost update");
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM kv WHERE k LIKE 'w%'"), committed);
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM kv WHERE k LIKE 'w%' AND (v % 5 = 0 OR v % 7 = 0)"), 0,
+                 "a refused or failed write leaves nothing");
+    rp_sqlite_pool_put(pool, db);
+    rp_sqlite_pool_free(pool);
+}
