@@ -19,6 +19,7 @@ typedef struct slot {
     int64_t forgot_ms;        /* when the account last changed here: older answers are stale */
     bool found;
     rp_session_state_t state;
+    int64_t refresh_ms; /* when a caller last took on renewing this entry ahead of its end */
 } slot_t;
 
 struct rp_session_cache {
@@ -52,16 +53,24 @@ static size_t slot_of(const char *user_id) {
     return (size_t)(h % RP_SESSION_CACHE_SLOTS);
 }
 
-/* Copies the cached state of user_id when it is younger than the ttl; false on a miss. */
+/* Copies the cached state of user_id when it is younger than the ttl; false on a miss, and for
+ * one caller once the entry is in the last quarter of its life (it renews it). */
 static bool lookup(rp_session_cache_t *c, const char *user_id, int64_t now, rp_session_state_t *out, bool *found) {
     size_t i = slot_of(user_id);
     bool hit = false;
     pthread_mutex_lock(&c->locks[i % STRIPES]);
     slot_t *s = &c->slots[i];
     if (strcmp(s->user_id, user_id) == 0 && s->fetched_ms > s->forgot_ms && now - s->fetched_ms < c->ttl_ms) {
-        *out = s->state;
-        *found = s->found;
-        hit = true;
+        /* in the last quarter of its life, one caller (at most one per quarter) renews the entry
+         * while the others still use it: no crowd of RPCs the moment it ends */
+        int64_t ahead = c->ttl_ms / 4;
+        if (now - s->fetched_ms >= c->ttl_ms - ahead && now - s->refresh_ms >= ahead) {
+            s->refresh_ms = now;
+        } else {
+            *out = s->state;
+            *found = s->found;
+            hit = true;
+        }
     }
     pthread_mutex_unlock(&c->locks[i % STRIPES]);
     return hit;

@@ -16,6 +16,7 @@ typedef struct slot {
     size_t len;
     uint64_t gen;
     int64_t until_ms;
+    int64_t refresh_ms; /* when a caller last took on renewing this page ahead of its end */
 } slot_t;
 
 struct rp_page_cache {
@@ -64,9 +65,16 @@ char *rp_page_cache_get(rp_page_cache_t *c, const char *key, int64_t now_ms, siz
     char *out = NULL;
     pthread_mutex_lock(&s->mu);
     if (s->key && s->gen == atomic_load(&c->gen) && now_ms < s->until_ms && strcmp(s->key, key) == 0) {
-        out = rp_malloc(s->len + 1);
-        memcpy(out, s->text, s->len + 1);
-        *len = s->len;
+        /* in the last quarter of its life, one caller (at most one per quarter) renews the page
+         * while the others still read it: no crowd recomputing it the moment it ends */
+        int64_t ahead = c->ttl_ms / 4;
+        if (now_ms >= s->until_ms - ahead && now_ms - s->refresh_ms >= ahead) {
+            s->refresh_ms = now_ms;
+        } else {
+            out = rp_malloc(s->len + 1);
+            memcpy(out, s->text, s->len + 1);
+            *len = s->len;
+        }
     }
     pthread_mutex_unlock(&s->mu);
     return out;

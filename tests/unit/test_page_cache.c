@@ -19,11 +19,11 @@ Test(page_cache, returns_a_copy_until_the_earlier_of_its_deadline_and_the_ttl) {
     uint64_t g = rp_page_cache_generation(c);
     rp_page_cache_put(c, "a", g, 10000, 10500, "page-a", 6);
     rp_page_cache_put(c, "b", g, 10000, INT64_MAX, "page-b", 6);
-    char *t = get(c, "a", 10499);
+    char *t = get(c, "a", 10249); /* before the last quarter (see below) */
     cr_assert_str_eq(t, "page-a");
     free(t);
     cr_assert_null(get(c, "a", 10500), "past its own deadline");
-    t = get(c, "b", 10999);
+    t = get(c, "b", 10749);
     cr_assert_str_eq(t, "page-b");
     free(t);
     cr_assert_null(get(c, "b", 11000), "past the TTL");
@@ -63,5 +63,27 @@ Test(page_cache, colliding_keys_replace_too_large_pages_and_zero_ttl_keep_nothin
     c = rp_page_cache_new(0, 8, 1024);
     rp_page_cache_put(c, "a", rp_page_cache_generation(c), 0, 500, "A", 1);
     cr_assert_null(get(c, "a", 1));
+    rp_page_cache_free(c);
+}
+
+/* In the last quarter of a page's life one caller is told to renew it while the others still
+ * read it; the next renewal may be claimed a quarter later at the earliest. */
+Test(page_cache, one_caller_renews_a_page_ahead_of_its_end) {
+    rp_page_cache_t *c = rp_page_cache_new(1000, 8, 1024);
+    rp_page_cache_put(c, "a", rp_page_cache_generation(c), 10000, INT64_MAX, "A", 1);
+    char *t = get(c, "a", 10749);
+    cr_assert_str_eq(t, "A");
+    free(t);
+    cr_assert_null(get(c, "a", 10750), "the first caller in the last quarter renews it");
+    for (int64_t now = 10751; now < 11000; now += 50) {
+        t = get(c, "a", now);
+        cr_assert_str_eq(t, "A", "the others still read the page while it is renewed");
+        free(t);
+    }
+    rp_page_cache_put(c, "a", rp_page_cache_generation(c), 10800, INT64_MAX, "A2", 2);
+    t = get(c, "a", 11500);
+    cr_assert_str_eq(t, "A2");
+    free(t);
+    cr_assert_null(get(c, "a", 11550), "the renewed page is renewed in its own last quarter");
     rp_page_cache_free(c);
 }

@@ -134,3 +134,18 @@ Test(session_cache, no_answer_admits_nothing) {
     cr_assert(err.kind == RP_ERR_UNAVAILABLE || err.kind == RP_ERR_TIMEOUT || err.kind == RP_ERR_BAD_REPLY, "%d %s",
               err.kind, err.message);
 }
+
+/* In the last quarter of an entry's life one check renews it (one question to the auth worker)
+ * while the others keep using it, so no crowd of questions leaves when it ends. */
+Test(session_cache, one_check_renews_an_entry_ahead_of_its_end) {
+    rp_err_t err;
+    const rp_api_route_t *me = route_of("GET", "/auth/me");
+    rp_session_cache_free(cache);
+    cache = rp_session_cache_new(t, 2000);
+    int64_t t0 = rp_mono_ms();
+    cr_assert(check(me, 3, RP_ROLE_USER, NULL, &err), "%s", err.message);
+    cr_assert_eq(atomic_load(&asked), 1);
+    while (rp_mono_ms() - t0 < 1900) /* up to just before the entry would end */
+        cr_assert(check(me, 3, RP_ROLE_USER, NULL, &err), "%s", err.message);
+    cr_assert_eq(atomic_load(&asked), 2, "renewed once in its last quarter, not by every check");
+}
