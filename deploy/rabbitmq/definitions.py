@@ -7,7 +7,7 @@ Each component has its own user with least privilege: only the api may publish R
 reward worker may also send batch items (rp.work) and grant events (rewards.events). The event
 and reward workers may ask the auth worker one thing, whether ids name accounts, through an
 exchange of its own (rp.accounts -> accounts.requests, served only by the account lookup), with a
-reply queue of their own; they can never reach auth.rpc, whose operations trust the caller
+reply queue of their own; they can never reach auth.requests, whose operations trust the caller
 identity in the envelope. Queue
 arguments match what the processes declare (lib/transport_amqp.c), so their declarations agree:
 the RPC request queues (*.requests) are durable classic queues, because a request is transient
