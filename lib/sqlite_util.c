@@ -67,15 +67,16 @@ static stmt_cache_t *stmt_cache_of(sqlite3 *db) {
     return NULL;
 }
 
-/* Gives db a statement cache (pooled connections); without a free registry slot it has none. */
+/* Gives db a statement cache (pooled connections); without a free registry slot it has none.
+ * The slot is claimed first and its cache set after: only db's holder, this thread until the
+ * pool hands db out, ever reads the cache of a slot that names db. */
 static void stmt_cache_attach(sqlite3 *db) {
     for (int i = 0; i < MAX_CACHED_CONNS; i++) {
         sqlite3 *empty = NULL;
-        if (atomic_load(&cached_db[i]) != NULL) continue;
-        stmt_cache_t *c = rp_calloc(1, sizeof *c);
-        cached_stmts[i] = c;
-        if (atomic_compare_exchange_strong(&cached_db[i], &empty, db)) return;
-        free(c);
+        if (atomic_compare_exchange_strong(&cached_db[i], &empty, db)) {
+            cached_stmts[i] = rp_calloc(1, sizeof *cached_stmts[i]);
+            return;
+        }
     }
 }
 
@@ -458,14 +459,15 @@ sqlite3 *rp_sqlite_pool_get(rp_sqlite_pool_t *p, rp_err_t *err) {
     p->open++;
     pthread_mutex_unlock(&p->mu);
     db = rp_sqlite_open(p->path, err);
-    if (db) stmt_cache_attach(db);
-    if (!db) {
-        pthread_mutex_lock(&p->mu);
-        p->open--;
-        pthread_cond_signal(&p->freed);
-        pthread_mutex_unlock(&p->mu);
+    if (db) {
+        stmt_cache_attach(db);
+        return db;
     }
-    return db;
+    pthread_mutex_lock(&p->mu);
+    p->open--;
+    pthread_cond_signal(&p->freed);
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
 }
 
 void rp_sqlite_pool_put(rp_sqlite_pool_t *p, sqlite3 *db) {
