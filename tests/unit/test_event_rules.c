@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "progress_fixture.h"
+#include "event/event.h"
 #include "rules/event_rules.h"
+#include "timeutil.h"
 
 Test(event_rules, status_follows_the_clock_unless_canceled) {
     int64_t s = 1000, e = 2000;
@@ -84,5 +86,19 @@ Test(event_rules, view_of_a_stored_event) {
     cr_assert_eq(rp_event_view_status(&v, at("2026-01-15T00:00:00Z")), RP_EVENT_CANCELED);
     json_object_set_new(doc, "claimPeriod", json_string("HOURLY"));
     cr_assert_not(rp_event_view(doc, &v), "a malformed stored event is refused, not guessed");
+    json_decref(doc);
+}
+
+/* A cached list page lasts until one of its events changes status by the clock: its start when
+ * it is ahead, else its end, else never. */
+Test(event_rules, next_change_is_the_first_bound_ahead) {
+    json_t *doc =
+        json_pack("{s:s, s:s}", "startDate", "2030-01-01T00:00:00.000Z", "endDate", "2030-01-02T00:00:00.000Z");
+    int64_t start = 0, end = 0;
+    cr_assert(rp_time_parse_iso("2030-01-01T00:00:00.000Z", 24, &start));
+    cr_assert(rp_time_parse_iso("2030-01-02T00:00:00.000Z", 24, &end));
+    cr_assert_eq(rp_event_doc_next_change(doc, start - 1), start, "upcoming: its start");
+    cr_assert_eq(rp_event_doc_next_change(doc, start), end, "active: its end");
+    cr_assert_eq(rp_event_doc_next_change(doc, end), INT64_MAX, "finished: never");
     json_decref(doc);
 }

@@ -191,3 +191,11 @@ rp_event_status_t rp_event_doc_status(const json_t *doc, int64_t now_ms) {
     if (canceled && !json_is_null(canceled) && !parse_time(canceled, &c)) c = 1;
     return rp_event_status_at(s, e, c, now_ms);
 }
+
+int64_t rp_event_doc_next_change(const json_t *doc, int64_t now_ms) {
+    static const char *const bounds[] = {"startDate", "endDate"};
+    int64_t next = INT64_MAX, t;
+    for (int k = 0; k < 2; k++)
+        if (parse_time(json_object_get(doc, bounds[k]), &t) && t > now_ms && t < next) next = t;
+    return next;
+}

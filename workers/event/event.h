@@ -35,5 +35,8 @@ json_t *rp_event_merge_patch(const json_t *stored, const json_t *patch, json_t *
 /* The status of a stored event document at now_ms (rp_event_status_at over its startDate,
  * endDate and canceledAt). */
 rp_event_status_t rp_event_doc_status(const json_t *doc, int64_t now_ms);
+/* The first time after now_ms at which the clock alone may change that status: the document's
+ * start or end, whichever comes first after now_ms; INT64_MAX when neither is ahead. */
+int64_t rp_event_doc_next_change(const json_t *doc, int64_t now_ms);
 
 #endif

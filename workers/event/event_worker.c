@@ -307,22 +307,6 @@ static void op_event_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reply_set(rep, 200, with_status(doc, now));
 }
 
-/* When the page of items, read at now, stops being what a read at a later time would answer by
- * the clock alone: the first start or end of one of its events after now. */
-static int64_t page_valid_until(const json_t *items, int64_t now) {
-    int64_t until = INT64_MAX, t;
-    size_t i;
-    json_t *d;
-    json_array_foreach(items, i, d) {
-        const char *fields[] = {"startDate", "endDate"};
-        for (int k = 0; k < 2; k++) {
-            const char *iso = json_string_value(json_object_get(d, fields[k]));
-            if (iso && rp_time_parse_iso(iso, strlen(iso), &t) && t > now && t < until) until = t;
-        }
-    }
-    return until;
-}
-
 /* The status, visibility and activeAt filters become time bounds here; the store only compares.
  * Pages without activeAt are answered from the page cache while valid (see page_cache.h): every
  * player asks for the same first page. */
@@ -368,8 +352,11 @@ static void op_event_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
     }
     size_t i;
     json_t *d;
-    json_array_foreach(items, i, d) with_status(d, now);
-    int64_t until = page_valid_until(items, now);
+    int64_t until = INT64_MAX; /* the page holds until one of its events changes status */
+    json_array_foreach(items, i, d) {
+        int64_t next = rp_event_doc_next_change(with_status(d, now), now);
+        if (next < until) until = next;
+    }
     json_t *page = rp_service_page(items, more);
     char *text = json_dumps(page, JSON_COMPACT);
     json_decref(page);
