@@ -55,18 +55,34 @@ typedef struct req_ctx {
     size_t route_index; /* position in the route table, (size_t)-1 when unmatched */
 } req_ctx_t;
 
-static void send_reply(req_ctx_t *rc, int status, json_t *body, int retry_after, const char *allow,
-                       const char *www_auth) {
-    if (body && json_is_object(json_object_get(body, "error")))
-        json_object_set_new(body, "requestId", json_string(rc->request_id));
-    rp_http_extra_t extra = {.request_id = rc->request_id,
+static rp_http_extra_t extra_of(const req_ctx_t *rc, int retry_after, const char *allow, const char *www_auth) {
+    return (rp_http_extra_t){.request_id = rc->request_id,
                              .retry_after_s = retry_after,
                              .allow = allow,
                              .www_authenticate = www_auth,
                              .close = rc->close};
+}
+
+/* Sends status with body (taken), which gets the request id when it is an error. */
+static void send_reply(req_ctx_t *rc, int status, json_t *body, int retry_after, const char *allow,
+                       const char *www_auth) {
+    if (body && json_is_object(json_object_get(body, "error")))
+        json_object_set_new(body, "requestId", json_string(rc->request_id));
+    rp_http_extra_t extra = extra_of(rc, retry_after, allow, www_auth);
     rp_http_send_json(rc->conn, status, body, &extra);
     rc->status = status;
     json_decref(body);
+}
+
+/* Sends a worker's reply: a success's text as it came (rp_rpc_call_raw), anything else parsed. */
+static void send_worker_reply(req_ctx_t *rc, const rp_reply_t *rep) {
+    if (!rep->raw) {
+        send_reply(rc, rep->status, json_incref(rep->body), rep->retry_after_s, NULL, NULL);
+        return;
+    }
+    rp_http_extra_t extra = extra_of(rc, rep->retry_after_s, NULL, NULL);
+    rp_http_send_json_text(rc->conn, rep->status, rep->raw, rep->raw_len, &extra);
+    rc->status = rep->status;
 }
 
 static void send_error(req_ctx_t *rc, int status, const char *code, const char *message, json_t *details) {
@@ -265,13 +281,7 @@ static void forward(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route
     rp_rpc_call_raw(gw->transport, (rp_component_t)route->component, &env, &rep);
     const char *changed = rep.status / 100 == 2 ? changed_account(route, params, &rc->who) : NULL;
     if (changed) rp_session_cache_forget(gw->sessions, changed);
-    if (rep.raw) { /* a success: the worker's text goes out as it is */
-        rp_http_extra_t extra = {.request_id = rc->request_id, .retry_after_s = rep.retry_after_s, .close = rc->close};
-        rp_http_send_json_text(rc->conn, rep.status, rep.raw, rep.raw_len, &extra);
-        rc->status = rep.status;
-    } else {
-        send_reply(rc, rep.status, json_incref(rep.body), rep.retry_after_s, NULL, NULL);
-    }
+    send_worker_reply(rc, &rep);
     rp_reply_clear(&rep);
     rp_envelope_clear(&env);
 }
