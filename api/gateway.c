@@ -13,6 +13,7 @@
 #include "envelope.h"
 #include "export.h"
 #include "http_io.h"
+#include "http_options.h"
 #include "json_util.h"
 #include "log.h"
 #include "mem.h"
@@ -439,21 +440,7 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
     char ports[128], threads[16];
     snprintf(ports, sizeof ports, "%s:%d", cfg->bind_address, cfg->port);
     snprintf(threads, sizeof threads, "%d", cfg->http_threads);
-    const char *options[] = {"listening_ports",
-                             ports,
-                             "num_threads",
-                             threads,
-                             "tcp_nodelay",
-                             "1",
-                             "enable_keep_alive",
-                             "yes",
-                             "keep_alive_timeout_ms",
-                             "2000",
-                             "request_timeout_ms",
-                             "10000",
-                             "max_request_size",
-                             "16384",
-                             NULL};
+    const char *options[] = RP_HTTP_OPTIONS(ports, threads);
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = log_message;

@@ -1,5 +1,6 @@
 /* anchor.h - the civetweb server both C anchors share (bench/anchors/bare.c, hs256.c): the options
- * the platform's gateway starts civetweb with (api/gateway.c, rp_gateway_start), one handler on
+ * the platform's gateway starts civetweb with (api/http_options.h, included from there, not
+ * copied, so the two cannot drift apart), one handler on
  * "/", a port from argv[1] or PORT, HTTP_THREADS worker threads, and a clean stop on SIGINT or
  * SIGTERM. Included by exactly one .c file per binary. */
 #ifndef ANCHOR_H
@@ -10,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "../../api/http_options.h"
 
 /* the body every anchor answers: a small JSON list, about the size of a short API answer */
 static const char anchor_body[] = "{\"status\":\"ok\",\"items\":[],\"nextCursor\":null,"
@@ -37,21 +40,7 @@ static int anchor_serve(int argc, char **argv, mg_request_handler handler) {
     }
     char ports[128];
     snprintf(ports, sizeof ports, "%s:%s", bind && *bind ? bind : "127.0.0.1", port);
-    const char *options[] = {"listening_ports",
-                             ports,
-                             "num_threads",
-                             threads && *threads ? threads : "64",
-                             "tcp_nodelay",
-                             "1",
-                             "enable_keep_alive",
-                             "yes",
-                             "keep_alive_timeout_ms",
-                             "2000",
-                             "request_timeout_ms",
-                             "10000",
-                             "max_request_size",
-                             "16384",
-                             NULL};
+    const char *options[] = RP_HTTP_OPTIONS(ports, threads && *threads ? threads : "64");
     /* block the stop signals before civetweb starts its threads, so only sigwait below sees them */
     sigset_t stop;
     sigemptyset(&stop);
