@@ -52,10 +52,14 @@ Test(config, secret_required_and_long_enough) {
 }
 
 Test(config, rejects_bad_values) {
-    const char *bad[][2] = {{"PORT", "70000"},       {"PORT", "80x"},           {"STORE", "postgres"},
-                            {"TRANSPORT", "zmq"},    {"JWT_EXPIRES_IN", "-5m"}, {"JWT_EXPIRES_IN", "10y"},
-                            {"RPC_TIMEOUT_MS", "0"}, {"LOG_LEVEL", "loud"},     {"PASSWORD_HASH", "none"},
-                            {"MAX_BODY_BYTES", "1"}, {"WORKER_THREADS", "0"},   {"ADMIN_USERNAME", "root"}};
+    const char *bad[][2] = {{"PORT", "70000"},         {"PORT", "80x"},
+                            {"STORE", "postgres"},     {"TRANSPORT", "zmq"},
+                            {"JWT_EXPIRES_IN", "-5m"}, {"JWT_EXPIRES_IN", "10y"},
+                            {"RPC_TIMEOUT_MS", "0"},   {"LOG_LEVEL", "loud"},
+                            {"PASSWORD_HASH", "none"}, {"MAX_BODY_BYTES", "1"},
+                            {"WORKER_THREADS", "0"},   {"ADMIN_USERNAME", "root"},
+                            {"EVENTS_CACHE_MS", "-1"}, {"EVENTS_CACHE_MS", "20000"},
+                            {"EVENTS_CACHE_MS", "1s"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         kv_t env[] = {{"JWT_SECRET", SECRET}, {bad[i][0], bad[i][1]}, {NULL, NULL}};
         rp_config_t c;
