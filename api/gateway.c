@@ -262,8 +262,10 @@ static const char *changed_account(const rp_api_route_t *route, const json_t *pa
     return NULL;
 }
 
+/* Sends the request to the route's worker and relays the reply. Takes *body (NULL after): the
+ * call releases it once encoded, so a 100,000-id batch is not held here while the worker runs. */
 static void forward(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route, json_t *params, json_t *query,
-                    json_t *body) {
+                    json_t **body) {
     rp_envelope_t env;
     rp_reply_t rep;
     rp_envelope_init(&env);
@@ -274,7 +276,8 @@ static void forward(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route
     json_decref(env.query);
     env.params = json_incref(params);
     env.query = json_incref(query);
-    env.body = json_incref(body);
+    env.body = *body;
+    *body = NULL;
     env.caller = rc->who;
     const char *ik = mg_get_header(rc->conn, "Idempotency-Key");
     if (ik) snprintf(env.idempotency_key, sizeof env.idempotency_key, "%s", ik);
@@ -404,7 +407,7 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
                                                         .query = query,
                                                         .request_id = rc.request_id});
     else
-        forward(gw, &rc, route, params, query, body);
+        forward(gw, &rc, route, params, query, &body);
 done:
     json_decref(params);
     json_decref(query);

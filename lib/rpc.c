@@ -8,7 +8,10 @@
 #include "log.h"
 #include "timeutil.h"
 
-static void call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *env, bool raw, rp_reply_t *rep) {
+/* Sends env; when raw, a 2xx reply stays text. *release (when not NULL) is released and cleared
+ * once env is encoded. */
+static void call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *env, bool raw, json_t **release,
+                 rp_reply_t *rep) {
     size_t len = 0, rlen = 0;
     char *reply = NULL;
     rp_err_t err;
@@ -18,6 +21,10 @@ static void call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *en
     if (!req) {
         rp_reply_error(rep, 500, "INTERNAL", "cannot encode the request", NULL);
         return;
+    }
+    if (release) {
+        json_decref(*release);
+        *release = NULL;
     }
     if (!rp_transport_call(t, comp, req, len, env->deadline_ms, &reply, &rlen, &err)) {
         rp_reply_from_err(rep, &err);
@@ -30,11 +37,11 @@ static void call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *en
 }
 
 void rp_rpc_call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *env, rp_reply_t *rep) {
-    call(t, comp, env, false, rep);
+    call(t, comp, env, false, NULL, rep);
 }
 
-void rp_rpc_call_raw(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *env, rp_reply_t *rep) {
-    call(t, comp, env, true, rep);
+void rp_rpc_call_raw(rp_transport_t *t, rp_component_t comp, rp_envelope_t *env, rp_reply_t *rep) {
+    call(t, comp, env, true, &env->body, rep);
 }
 
 void rp_rpc_call_internal(rp_transport_t *t, rp_component_t comp, const char *method, const char *route, json_t *body,

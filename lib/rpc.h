@@ -11,8 +11,10 @@
  * replies (503 OVERLOADED/UNAVAILABLE, 504 WORKER_TIMEOUT, 502 BAD_REPLY); never fails otherwise. */
 void rp_rpc_call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *env, rp_reply_t *rep);
 /* As rp_rpc_call, but a 2xx body stays the worker's text (rep->raw, see rp_reply_parse_raw): for
- * the api, which relays it to the client as it is. */
-void rp_rpc_call_raw(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *env, rp_reply_t *rep);
+ * the api, which relays it to the client as it is. env's body is released as soon as the
+ * envelope is encoded (env->body is NULL after), so a large request body is not held twice (here
+ * and in the worker) while the worker runs. */
+void rp_rpc_call_raw(rp_transport_t *t, rp_component_t comp, rp_envelope_t *env, rp_reply_t *rep);
 
 /* One worker asking another (or the api asking a worker) on an internal route: sends
  * {method, route, body (taken, may be NULL)} to comp with no caller, answering before deadline_ms

@@ -840,6 +840,29 @@ static bool settle(const char *batch_id, int64_t seq, rp_item_status_t to) {
     return w.settled;
 }
 
+/* The SQLite store writes the ids as JSON text itself (no jansson copy): whatever bytes an id
+ * holds come back as they went in. */
+BACKENDS(rewards, batch_item_ids_come_back_byte_for_byte) {
+    open_all(*backend);
+    rp_err_t err;
+    static const char *const odd[4] = {"quote\"d", "back\\slash", "tab\tand\x01ctl", "caf\xc3\xa9 \xe2\x9c\x93"};
+    rp_batch_t b = batch(E.ev, OPERATOR, "odd-ids", 4, 1767225600000);
+    bool taken = true;
+    cr_assert(OPS->batch_store(S.rewards, &b, odd, 4, false, &taken, &err), "%s", err.message);
+    cr_assert_not(taken);
+    rp_batch_item_t *items = NULL;
+    size_t n = 0;
+    bool more = true;
+    cr_assert(OPS->batch_items(S.rewards, b.id, -1, 0, 10, &items, &n, &more, &err), "%s", err.message);
+    cr_assert_eq(n, 4u);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(items[i].seq, (int64_t)i + 1);
+        cr_assert_str_eq(items[i].user_id, odd[i], "item %zu", i);
+    }
+    free(items);
+    rp_batch_clear(&b);
+}
+
 BACKENDS(rewards, a_batch_is_stored_once_per_key_and_counted) {
     open_all(*backend);
     rp_err_t err;
