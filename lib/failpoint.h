@@ -9,8 +9,8 @@
  * crash would (no cleanup, nothing flushed but the log line). Otherwise returns. */
 void rp_failpoint(const char *name);
 
-/* When RP_FAILPOINT equals name and RP_FAILPOINT_HOLD names a file: logs it, then waits (polling
- * every 10 ms) until that file no longer exists, so a test can hold a thread at exactly this point
+/* When RP_FAILPOINT equals name and RP_FAILPOINT_HOLD names a file that exists: logs it, then
+ * waits (polling every 10 ms) until that file no longer exists, so a test can hold a thread at exactly this point
  * (a hash thread busy) and let it go. Otherwise returns at once. */
 void rp_failpoint_hold(const char *name);
 
