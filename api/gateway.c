@@ -39,6 +39,7 @@ struct rp_gateway {
     bool components[RP_COMP_COUNT]; /* components some route sends to: checked by /health/ready */
     rp_ratelimit_t *limit_all;      /* every routed request, per client address */
     rp_ratelimit_t *limit_auth;     /* public auth routes (register, login, refresh): password hashing */
+    rp_ratelimit_t *limit_hashing;  /* register and login over every address: one bucket, key "all" */
     rp_metrics_t *metrics;
     rp_schema_registry_t *owned_schemas; /* set by rp_gateway_open */
     rp_session_cache_t *sessions;        /* the accounts' current state, briefly cached */
@@ -380,6 +381,14 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
             send_reply(&rc, 429, rl.body, retry, NULL, NULL);
             goto done;
         }
+        if (auth_route && strcmp(route->pattern, "/auth/refresh") != 0 &&
+            !rp_ratelimit_take(gw->limit_hashing, "all", now_us, &retry)) {
+            rp_reply_t rl;
+            rp_reply_init(&rl);
+            rp_reply_error(&rl, 429, "TOO_MANY_LOGINS", "too many sign-ins on the platform right now", NULL);
+            send_reply(&rc, 429, rl.body, retry, NULL, NULL);
+            goto done;
+        }
     }
     if (!route->is_public && !authenticate(gw, &rc)) goto done;
     if (!rp_routes_allows(route, rc.who.authenticated, rc.who.roles)) {
@@ -433,6 +442,7 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
     gw->validate_ud = validate_ud;
     gw->limit_all = rp_ratelimit_new(cfg->rate_limit_rps, cfg->rate_limit_burst);
     gw->limit_auth = rp_ratelimit_new(cfg->rate_limit_auth_rps, cfg->rate_limit_auth_burst);
+    gw->limit_hashing = rp_ratelimit_new(cfg->login_global_rps, cfg->login_global_burst);
     size_t n;
     const rp_api_route_t *routes = rp_routes_table(&n);
     gw->metrics = rp_metrics_new(n);
@@ -457,6 +467,7 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
                    etext[0] ? etext : "unknown error");
         rp_ratelimit_free(gw->limit_all);
         rp_ratelimit_free(gw->limit_auth);
+        rp_ratelimit_free(gw->limit_hashing);
         rp_metrics_free(gw->metrics);
         rp_session_cache_free(gw->sessions);
         free(gw);
@@ -490,6 +501,7 @@ void rp_gateway_stop(rp_gateway_t *gw) {
     }
     rp_ratelimit_free(gw->limit_all);
     rp_ratelimit_free(gw->limit_auth);
+    rp_ratelimit_free(gw->limit_hashing);
     rp_metrics_free(gw->metrics);
     rp_session_cache_free(gw->sessions);
     free(gw);

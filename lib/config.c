@@ -134,6 +134,17 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
         !get_int(get, ud, "RATE_LIMIT_AUTH_BURST", 20, 1, 10000000, &cfg->rate_limit_auth_burst, err))
         return false;
     cfg->max_body_bytes = (size_t)body_bytes;
+    if (!get_int(get, ud, "PASSWORD_HASH_QUEUE", 1, 0, 1024, &cfg->password_hash_queue, err) ||
+        !get_int(get, ud, "LOGIN_GLOBAL_RPS", 20, 0, 1000000, &cfg->login_global_rps, err) ||
+        !get_int(get, ud, "LOGIN_GLOBAL_BURST", 60, 1, 10000000, &cfg->login_global_burst, err))
+        return false;
+    if (cfg->password_hash_concurrency + cfg->password_hash_queue >= cfg->worker_threads) {
+        /* every RPC thread waiting for a hash would leave none for /auth/me and token refresh */
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID",
+                   "PASSWORD_HASH_CONCURRENCY + PASSWORD_HASH_QUEUE must be below WORKER_THREADS (%d + %d >= %d)",
+                   cfg->password_hash_concurrency, cfg->password_hash_queue, cfg->worker_threads);
+        return false;
+    }
 
     if (strcmp(cfg->store, "sqlite") != 0 && strcmp(cfg->store, "mongodb") != 0) {
         rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "STORE must be sqlite or mongodb");

@@ -41,7 +41,10 @@ typedef struct rp_config {
     int rate_limit_auth_rps;       /* RATE_LIMIT_AUTH_RPS for register/login/refresh per address, 0 = off; default 5 */
     int rate_limit_auth_burst;     /* RATE_LIMIT_AUTH_BURST, default 20 */
     char password_hash[16];        /* PASSWORD_HASH: interactive | moderate | min (min: tests only) */
-    int password_hash_concurrency; /* PASSWORD_HASH_CONCURRENCY, default 2 */
+    int password_hash_concurrency; /* PASSWORD_HASH_CONCURRENCY hash threads per auth worker, default 2 */
+    int password_hash_queue;       /* PASSWORD_HASH_QUEUE hashes waiting for a thread, default 1 (503 beyond) */
+    int login_global_rps;          /* LOGIN_GLOBAL_RPS register/login per second over all addresses, 0 = off; 20 */
+    int login_global_burst;        /* LOGIN_GLOBAL_BURST, default 60 */
     int login_max_failures;        /* LOGIN_MAX_FAILURES, default 5 */
     int64_t login_lockout_s;       /* LOGIN_LOCKOUT_WINDOW, default 15m */
     int events_cache_ms;           /* EVENTS_CACHE_MS an event worker keeps a rendered events page, 0..10000; 1000 */

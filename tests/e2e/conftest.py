@@ -116,8 +116,9 @@ class World:
 @pytest.fixture(scope="session")
 def platform():
     # auth routes are rate-limited per address; the suite comes from one address, so the auth
-    # limiter is off here and tested on its own platform in test_limits.py
-    env = {"RATE_LIMIT_AUTH_RPS": "0", "RATE_LIMIT_RPS": "0"}
+    # limiter is off here and tested on its own platform in test_limits.py (the global login
+    # budget likewise, in test_login_defences.py)
+    env = {"RATE_LIMIT_AUTH_RPS": "0", "RATE_LIMIT_RPS": "0", "LOGIN_GLOBAL_RPS": "0"}
     p = (Cluster(env) if MODE == "cluster" else Platform(env)).start()
     yield p
     code = p.stop()

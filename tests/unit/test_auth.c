@@ -370,19 +370,26 @@ Test(auth, bootstrap_admin_is_never_overwritten) {
 
 /* ---- password.c ---- */
 
+/* rp_hasher_check on a place of its own. */
+static bool check(rp_hasher_t *h, const char *stored, const char *pw, size_t len) {
+    cr_assert(rp_hasher_admit(h, NULL));
+    return rp_hasher_check(h, stored, pw, len);
+}
+
 Test(password, hash_verify_and_rehash) {
-    rp_hasher_t *h = rp_hasher_new("min", 2);
+    rp_hasher_t *h = rp_hasher_new("min", 2, 1);
     char out[RP_HASH_LEN];
     rp_err_t err;
     cr_assert(rp_hasher_hash(h, "correct horse", 13, out, &err));
     cr_assert(strncmp(out, "$argon2id$", 10) == 0);
-    cr_assert(rp_hasher_verify(h, out, "correct horse", 13));
-    cr_assert_not(rp_hasher_verify(h, out, "correct hors", 12));
-    cr_assert_not(rp_hasher_verify(h, "$argon2id$garbage", "correct horse", 13));
+    cr_assert(check(h, out, "correct horse", 13));
+    cr_assert_not(check(h, out, "correct hors", 12));
+    cr_assert_not(check(h, "$argon2id$garbage", "correct horse", 13));
+    cr_assert_not(check(h, NULL, "correct horse", 13), "the dummy check never matches");
     cr_assert_not(rp_hasher_needs_rehash(h, out));
-    rp_hasher_t *other = rp_hasher_new("interactive", 1);
+    rp_hasher_t *other = rp_hasher_new("interactive", 1, 0);
     cr_assert(rp_hasher_needs_rehash(other, out));
-    cr_assert_null(rp_hasher_new("none", 1));
+    cr_assert_null(rp_hasher_new("none", 1, 0));
     rp_hasher_free(other);
     rp_hasher_free(h);
 }
@@ -390,14 +397,14 @@ Test(password, hash_verify_and_rehash) {
 /* The default cost is OWASP's argon2id m=12 MiB, t=3, p=1: the hash says so, and it keeps an auth
  * process's peak memory per concurrent hash at 12 MiB instead of the interactive 64 MiB. */
 Test(password, standard_cost_is_argon2id_12_mib_3_passes) {
-    rp_hasher_t *h = rp_hasher_new("standard", 1);
+    rp_hasher_t *h = rp_hasher_new("standard", 1, 0);
     char out[RP_HASH_LEN];
     rp_err_t err;
     cr_assert_not_null(h);
     cr_assert(rp_hasher_hash(h, "correct horse", 13, out, &err));
     cr_assert(strstr(out, "$m=12288,t=3,p=1$") != NULL, "%s", out);
-    cr_assert(rp_hasher_verify(h, out, "correct horse", 13));
-    rp_hasher_t *interactive = rp_hasher_new("interactive", 1);
+    cr_assert(check(h, out, "correct horse", 13));
+    rp_hasher_t *interactive = rp_hasher_new("interactive", 1, 0);
     cr_assert(rp_hasher_needs_rehash(h, "$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG"));
     cr_assert(rp_hasher_needs_rehash(interactive, out));
     rp_hasher_free(interactive);
@@ -413,11 +420,131 @@ static void *hash_many(void *p) {
 }
 
 Test(password, concurrency_is_bounded) {
-    rp_hasher_t *h = rp_hasher_new("min", 2);
+    rp_hasher_t *h = rp_hasher_new("min", 2, 4); /* 6 places: none of the 6 threads is refused */
     run_together(6, hash_many, h);
     cr_assert_leq(rp_hasher_peak(h), 2);
     cr_assert_geq(rp_hasher_peak(h), 1);
     rp_hasher_free(h);
+}
+
+/* threads + queue places, no more: the next hash is refused at once, and a place given back
+ * (or a hash finished) lets the next one in. */
+Test(password, a_full_queue_refuses_at_once) {
+    rp_hasher_t *h = rp_hasher_new("min", 1, 1);
+    char out[RP_HASH_LEN];
+    rp_err_t err;
+    cr_assert(rp_hasher_admit(h, &err));
+    cr_assert(rp_hasher_admit(h, &err));
+    cr_assert_not(rp_hasher_admit(h, &err));
+    cr_assert_str_eq(err.code, "OVERLOADED");
+    cr_assert_eq(rp_err_http_status(err.kind), 503);
+    cr_assert_not(rp_hasher_hash(h, "pw-pw-pw-pw", 11, out, &err));
+    cr_assert_str_eq(err.code, "OVERLOADED");
+    rp_hasher_leave(h);
+    cr_assert(rp_hasher_hash(h, "pw-pw-pw-pw", 11, out, &err), "%s", err.message);
+    cr_assert(rp_hasher_hash(h, "pw-pw-pw-pw", 11, out, &err), "a finished hash gives its place back");
+    cr_assert_not(rp_hasher_check(h, out, "other-pw", 8)); /* uses the place still held */
+    cr_assert(check(h, out, "pw-pw-pw-pw", 11));
+    cr_assert(check(h, out, "pw-pw-pw-pw", 11));
+    rp_hasher_free(h);
+}
+
+/* Every place on the hashing queue taken (as by a login flood): register and login answer 503
+ * OVERLOADED with Retry-After at once, while the calls that need no hash are still served. */
+Test(auth, a_full_hashing_queue_answers_overloaded_and_me_still_works) {
+    register_user("olga", "olga@example.com");
+    rp_identity_t olga = identity_from_login("olga", "password123", NULL, 0);
+    rp_hasher_t *h = rp_auth_worker_hasher(worker);
+    int taken = 0;
+    while (rp_hasher_admit(h, NULL))
+        taken++;
+    cr_assert_eq(taken, cfg.password_hash_concurrency + cfg.password_hash_queue);
+    const char *calls[][2] = {{"/auth/login", "{\"username\":\"olga\",\"password\":\"password123\"}"},
+                              {"/auth/login", "{\"username\":\"nobody\",\"password\":\"password123\"}"},
+                              {"/auth/register", "{\"username\":\"pete\",\"email\":\"p@example.com\","
+                                                 "\"password\":\"password123\"}"}};
+    for (size_t i = 0; i < 3; i++) {
+        rp_reply_t r = call("POST", calls[i][0], calls[i][1], NULL, NULL);
+        cr_assert_eq(r.status, 503, "%s: %d", calls[i][0], r.status);
+        cr_assert_str_eq(code_of(&r), "OVERLOADED");
+        cr_assert_eq(r.retry_after_s, 1);
+        rp_reply_clear(&r);
+    }
+    cr_assert_eq(status_of("GET", "/auth/me", NULL, &olga), 200);
+    /* a refusal for a full queue is no failed password: nothing counts toward the lockout */
+    for (int i = 0; i < taken; i++)
+        rp_hasher_leave(h);
+    for (int i = 0; i < cfg.login_max_failures - 1; i++)
+        cr_assert_eq(status_of("POST", "/auth/login", "{\"username\":\"olga\",\"password\":\"bad-password\"}", NULL),
+                     401);
+    identity_from_login("olga", "password123", NULL, 0);
+    cr_assert_eq(status_of("POST", "/auth/register", calls[2][1], NULL), 201);
+}
+
+typedef struct wrong_race {
+    pthread_mutex_t mu;
+    int invalid, locked, other;
+} wrong_race_t;
+
+static void *wrong_login(void *p) {
+    wrong_race_t *w = p;
+    rp_reply_t r = call("POST", "/auth/login", "{\"username\":\"rita\",\"password\":\"bad-password\"}", NULL, NULL);
+    const char *code = r.status >= 400 ? code_of(&r) : "";
+    pthread_mutex_lock(&w->mu);
+    if (r.status == 401 && strcmp(code, "INVALID_CREDENTIALS") == 0)
+        w->invalid++;
+    else if (r.status == 429 && strcmp(code, "ACCOUNT_LOCKED") == 0)
+        w->locked++;
+    else
+        w->other++;
+    pthread_mutex_unlock(&w->mu);
+    rp_reply_clear(&r);
+    return NULL;
+}
+
+/* The lockout is counted atomically: 16 wrong passwords at once check exactly
+ * LOGIN_MAX_FAILURES of them (once 8 were checked against a limit of 5); the rest are locked
+ * out without a hash, and the store holds no more failures than the limit. */
+Test(auth, sixteen_parallel_wrong_passwords_check_at_most_the_limit) {
+    rp_auth_worker_free(worker);
+    env_vars[5] = (kv_t){"WORKER_THREADS", "32"}; /* room for all 16 on the hashing queue */
+    env_vars[6] = (kv_t){"PASSWORD_HASH_QUEUE", "16"};
+    env_vars[7] = (kv_t){NULL, NULL};
+    start();
+    register_user("rita", "rita@example.com");
+    wrong_race_t w = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    run_together(16, wrong_login, &w);
+    cr_assert_eq(w.other, 0);
+    cr_assert_eq(w.invalid, cfg.login_max_failures, "%d passwords checked, limit %d", w.invalid,
+                 cfg.login_max_failures);
+    cr_assert_eq(w.locked, 16 - cfg.login_max_failures);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "test \"$(sqlite3 %s/auth.db 'SELECT count(*) FROM login_failures')\" = %d", dir,
+             cfg.login_max_failures);
+    cr_assert_eq(system(cmd), 0, "the store holds another number of failures");
+}
+
+/* Someone registered the bootstrap admin's name first: the worker refuses to start, saying why,
+ * rather than run with no administrator. */
+Test(auth, a_bootstrap_name_held_by_a_non_admin_refuses_start) {
+    register_user("early_bird", "bird@example.com");
+    rp_auth_worker_free(worker);
+    worker = NULL;
+    env_vars[3].v = "early_bird";
+    rp_err_t err;
+    cr_assert(rp_config_load(&cfg, getter, NULL, &err), "%s", err.message);
+    cr_assert_null(rp_auth_worker_new(&cfg, &err));
+    cr_assert_str_eq(err.code, "CONFIG_INVALID");
+    cr_assert(strstr(err.message, "ADMIN_USERNAME early_bird is held by an account that is not an administrator"), "%s",
+              err.message);
+    cr_assert_null(strchr(err.message, '\n'), "one line");
+    /* the name in another case is the same account */
+    env_vars[3].v = "EARLY_BIRD";
+    cr_assert(rp_config_load(&cfg, getter, NULL, &err), "%s", err.message);
+    cr_assert_null(rp_auth_worker_new(&cfg, &err));
+    /* an administrator under that name is the bootstrap admin: start goes on */
+    env_vars[3].v = "root_admin";
+    start();
 }
 
 /* The status svc answers env with. */

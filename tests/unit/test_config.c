@@ -107,3 +107,32 @@ Test(config, export_page_size_is_1_to_1000) {
     cr_assert(rp_config_load(&c, getter, one, &err), "%s", err.message);
     cr_assert_eq(c.export_page_size, 1);
 }
+
+Test(config, password_hash_queue_and_global_login_budget) {
+    kv_t env[] = {{"JWT_SECRET", SECRET}, {NULL, NULL}};
+    rp_config_t c;
+    rp_err_t err;
+    cr_assert(rp_config_load(&c, getter, env, &err), "%s", err.message);
+    cr_assert_eq(c.password_hash_concurrency, 2);
+    cr_assert_eq(c.password_hash_queue, 1);
+    cr_assert_eq(c.login_global_rps, 20);
+    cr_assert_eq(c.login_global_burst, 60);
+    const char *bad[][2] = {{"PASSWORD_HASH_QUEUE", "-1"}, {"PASSWORD_HASH_QUEUE", "2000"},
+                            {"PASSWORD_HASH_QUEUE", "x"},  {"LOGIN_GLOBAL_RPS", "-1"},
+                            {"LOGIN_GLOBAL_RPS", "1.5"},   {"LOGIN_GLOBAL_BURST", "0"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        kv_t one[] = {{"JWT_SECRET", SECRET}, {bad[i][0], bad[i][1]}, {NULL, NULL}};
+        cr_assert_not(rp_config_load(&c, getter, one, &err), "%s=%s accepted", bad[i][0], bad[i][1]);
+        cr_assert(strstr(err.message, bad[i][0]), "%s", err.message);
+    }
+    /* hashes running and waiting must leave an RPC thread free for the calls that need none */
+    kv_t full[] = {{"JWT_SECRET", SECRET}, {"WORKER_THREADS", "3"}, {NULL, NULL}};
+    cr_assert_not(rp_config_load(&c, getter, full, &err));
+    cr_assert(strstr(err.message, "PASSWORD_HASH_CONCURRENCY + PASSWORD_HASH_QUEUE must be below WORKER_THREADS"), "%s",
+              err.message);
+    kv_t fits[] = {{"JWT_SECRET", SECRET}, {"WORKER_THREADS", "3"}, {"PASSWORD_HASH_QUEUE", "0"}, {NULL, NULL}};
+    cr_assert(rp_config_load(&c, getter, fits, &err), "%s", err.message);
+    kv_t off[] = {{"JWT_SECRET", SECRET}, {"LOGIN_GLOBAL_RPS", "0"}, {NULL, NULL}};
+    cr_assert(rp_config_load(&c, getter, off, &err), "%s", err.message);
+    cr_assert_eq(c.login_global_rps, 0);
+}

@@ -104,6 +104,12 @@ static json_t *account_json(const rp_account_t *a) {
     return o;
 }
 
+/* An error reply; a full hashing queue or a busy store is worth trying again in a second. */
+static void reply_err(rp_reply_t *rep, const rp_err_t *err) {
+    rp_reply_from_err(rep, err);
+    if (rep->status == 503) rep->retry_after_s = 1;
+}
+
 static void reply_disabled(rp_reply_t *rep) {
     rp_reply_error(rep, 403, "ACCOUNT_DISABLED", "this account is disabled", NULL);
 }
@@ -211,7 +217,7 @@ static void op_register(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     new_account(w, username, email, RP_ROLE_USER, &a);
     if (!rp_hasher_hash(w->hasher, password, pwlen, a.password_hash, &err) ||
         !w->store->ops->create_user(w->store, &a, &err)) {
-        rp_reply_from_err(rep, &err);
+        reply_err(rep, &err);
         return;
     }
     json_t *out = account_json(&a);
@@ -226,37 +232,71 @@ typedef struct password_check {
     const char *wrong;  /* and message */
 } password_check_t;
 
+/* One password check reserved under the lockout: the attempt is recorded as a failure before
+ * the hash runs, in one unit of work with the count it is judged by, so that however many checks
+ * of one account run at once, at most LOGIN_MAX_FAILURES of them pass the count in a window. */
+typedef struct attempt {
+    rp_auth_store_t *store;
+    const char *user_id;
+    int64_t now, window_ms;
+    int max;
+    /* results */
+    bool reserved;
+    int64_t count, nth_at; /* failures in the window before this one; the max-th most recent's time */
+} attempt_t;
+
+static rp_txn_end_t reserve_attempt_txn(rp_auth_txn_t *tx, void *p) {
+    attempt_t *a = p;
+    const rp_auth_store_ops_t *o = a->store->ops;
+    a->reserved = false;
+    a->count = a->nth_at = 0;
+    if (!o->tx_guard_failures(tx, a->user_id) ||
+        !o->tx_failures(tx, a->user_id, a->now - a->window_ms, a->max, &a->count, &a->nth_at))
+        return RP_TXN_FAILED;
+    if (a->count >= a->max) return RP_TXN_ROLLBACK;
+    if (!o->tx_add_failure(tx, a->user_id, a->now, a->now - a->window_ms)) return RP_TXN_FAILED;
+    a->reserved = true;
+    return RP_TXN_COMMIT;
+}
+
 /* Verifies password against account a under the lockout (LOGIN_MAX_FAILURES wrong passwords in
  * LOGIN_LOCKOUT_WINDOW lock the account until the one that reached the limit leaves the window).
- * True when it matches (earlier failures forgotten). Otherwise false with rep set: 429
- * ACCOUNT_LOCKED while locked (the password is not even checked), INVALID_CREDENTIALS on a wrong
- * password (the failure recorded), or the store's error. */
+ * The order is: a place on the hashing queue (503 OVERLOADED at once when none), then the
+ * attempt reserved as a failure (429 ACCOUNT_LOCKED when the window is full: the password is not
+ * even checked), then the hash. A match forgets every failure, the reserved one included; a wrong
+ * password leaves the reservation as the recorded failure. True when it matches; otherwise false
+ * with rep set (OVERLOADED, ACCOUNT_LOCKED, INVALID_CREDENTIALS or the store's error). */
 static bool verify_password(rp_auth_worker_t *w, const rp_account_t *a, const char *password, size_t len,
                             const password_check_t *how, rp_reply_t *rep) {
     rp_err_t err;
-    int64_t now = w->now_ms(), window = w->cfg->login_lockout_s * 1000, count, nth_at;
-    if (!w->store->ops->failures(w->store, a->id, now - window, w->cfg->login_max_failures, &count, &nth_at, &err)) {
-        rp_reply_from_err(rep, &err);
+    attempt_t at = {.store = w->store,
+                    .user_id = a->id,
+                    .now = w->now_ms(),
+                    .window_ms = w->cfg->login_lockout_s * 1000,
+                    .max = w->cfg->login_max_failures};
+    if (!rp_hasher_admit(w->hasher, &err)) {
+        reply_err(rep, &err);
         return false;
     }
-    if (count >= w->cfg->login_max_failures) {
-        int64_t wait_ms = nth_at + window - now;
+    if (!w->store->ops->transact(w->store, "reserve a password check", reserve_attempt_txn, &at, &err)) {
+        rp_hasher_leave(w->hasher);
+        reply_err(rep, &err);
+        return false;
+    }
+    if (!at.reserved) {
+        rp_hasher_leave(w->hasher);
+        int64_t wait_ms = at.nth_at + at.window_ms - at.now;
         rp_reply_error(rep, 429, "ACCOUNT_LOCKED", how->locked, NULL);
         rep->retry_after_s = wait_ms > 0 ? (int)((wait_ms + 999) / 1000) : 1;
         return false;
     }
-    if (!rp_hasher_verify(w->hasher, a->password_hash, password, len)) {
-        if (!w->store->ops->add_failure(w->store, a->id, now, now - window, &err)) {
-            rp_reply_from_err(rep, &err);
-            return false;
-        }
-        if (count + 1 >= w->cfg->login_max_failures)
-            rp_log(RP_LOG_WARN, "auth", "account %s locked after %d wrong passwords", a->id,
-                   w->cfg->login_max_failures);
+    if (!rp_hasher_check(w->hasher, a->password_hash, password, len)) {
+        if (at.count + 1 >= at.max)
+            rp_log(RP_LOG_WARN, "auth", "account %s locked after %d wrong passwords", a->id, at.max);
         rp_reply_error(rep, how->wrong_status, "INVALID_CREDENTIALS", how->wrong, NULL);
         return false;
     }
-    if (count > 0) w->store->ops->clear_failures(w->store, a->id, NULL);
+    w->store->ops->clear_failures(w->store, a->id, NULL);
     return true;
 }
 
@@ -279,11 +319,15 @@ static void op_login(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     char key[256];
     rp_identity_key(login, key, sizeof key);
     if (!w->store->ops->find_by_login(w->store, key, strchr(login, '@') != NULL, &a, &found, &err)) {
-        rp_reply_from_err(rep, &err);
+        reply_err(rep, &err);
         return;
     }
-    if (!found) {
-        rp_hasher_verify_dummy(w->hasher, password, pwlen);
+    if (!found) { /* as slow as a known account, and refused alike when the hashers are busy */
+        if (!rp_hasher_admit(w->hasher, &err)) {
+            reply_err(rep, &err);
+            return;
+        }
+        rp_hasher_check(w->hasher, NULL, password, pwlen);
         rp_reply_error(rep, 401, "INVALID_CREDENTIALS", "wrong username or password", NULL);
         return;
     }
@@ -505,7 +549,7 @@ static void op_password(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     int64_t now = w->now_ms();
     char hash[sizeof a.password_hash];
     if (!rp_hasher_hash(w->hasher, next, newlen, hash, &err)) {
-        rp_reply_from_err(rep, &err);
+        reply_err(rep, &err);
         return;
     }
     password_arg_t arg = {w->store, a.id, a.password_hash, hash, now, DONE};
@@ -810,6 +854,22 @@ static const rp_route_op_t account_ops[] = {
     {"POST", RP_ACCOUNTS_ROUTE, op_accounts},
 };
 
+/* Reads the account named ADMIN_USERNAME into a (*found): false with err when it cannot be read
+ * or when a non-admin holds the name (someone registered it first: starting would leave the
+ * platform without the administrator the operator asked for, and nobody would notice). */
+static bool bootstrap_holder(rp_auth_worker_t *w, rp_account_t *a, bool *found, rp_err_t *err) {
+    char key[64];
+    rp_identity_key(w->cfg->admin_username, key, sizeof key);
+    if (!w->store->ops->find_by_login(w->store, key, false, a, found, err)) return false;
+    if (*found && !(a->roles & RP_ROLE_ADMIN)) {
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID",
+                   "ADMIN_USERNAME %s is held by an account that is not an administrator; choose another name",
+                   a->username);
+        return false;
+    }
+    return true;
+}
+
 static bool bootstrap_admin(rp_auth_worker_t *w, rp_err_t *err) {
     rp_account_t a;
     bool found = false;
@@ -824,17 +884,15 @@ static bool bootstrap_admin(rp_auth_worker_t *w, rp_err_t *err) {
         rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "ADMIN_PASSWORD must be 8 to 128 bytes");
         return false;
     }
-    char key[64];
-    rp_identity_key(w->cfg->admin_username, key, sizeof key);
-    if (!w->store->ops->find_by_login(w->store, key, false, &a, &found, err)) return false;
+    if (!bootstrap_holder(w, &a, &found, err)) return false;
     if (found) return true;
     char email[sizeof a.email];
     snprintf(email, sizeof email, "%s@admin.invalid", w->cfg->admin_username);
     new_account(w, w->cfg->admin_username, email, RP_ROLE_USER | RP_ROLE_ADMIN, &a);
     if (!rp_hasher_hash(w->hasher, w->cfg->admin_password, pwlen, a.password_hash, err)) return false;
     if (!w->store->ops->create_user(w->store, &a, err)) {
-        /* another auth worker process created it first */
-        if (err && err->kind == RP_ERR_CONFLICT) return true;
+        /* another auth worker process created it first, or a registration took the name now */
+        if (err && err->kind == RP_ERR_CONFLICT) return bootstrap_holder(w, &a, &found, err);
         return false;
     }
     rp_log(RP_LOG_INFO, "auth", "bootstrap administrator %s created", a.username);
@@ -849,7 +907,7 @@ rp_auth_worker_t *rp_auth_worker_new(const rp_config_t *cfg, rp_err_t *err) {
      * copy of the database alone yields no usable token */
     crypto_generichash(w->refresh_key, sizeof w->refresh_key, cfg->jwt_secret, cfg->jwt_secret_len,
                        (const unsigned char *)"rp-refresh-token-pepper", 23);
-    w->hasher = rp_hasher_new(cfg->password_hash, cfg->password_hash_concurrency);
+    w->hasher = rp_hasher_new(cfg->password_hash, cfg->password_hash_concurrency, cfg->password_hash_queue);
     w->store = strcmp(cfg->store, "mongodb") == 0
                    ? rp_auth_store_mongo_open(cfg->mongodb_uri, cfg->mongodb_db_name, err)
                    : rp_auth_store_sqlite_open(cfg->sqlite_dir, cfg->worker_threads + 2, err);
@@ -874,6 +932,10 @@ const rp_service_t *rp_auth_worker_accounts_service(rp_auth_worker_t *w) {
 
 void rp_auth_worker_set_clock(rp_auth_worker_t *w, int64_t (*now_ms)(void)) {
     w->now_ms = now_ms;
+}
+
+rp_hasher_t *rp_auth_worker_hasher(rp_auth_worker_t *w) {
+    return w->hasher;
 }
 
 void rp_auth_worker_free(rp_auth_worker_t *w) {

@@ -22,5 +22,7 @@ void rp_auth_worker_free(rp_auth_worker_t *w);
 
 /* Tests only: replaces the clock (epoch ms) the worker uses for lockout and token expiry. */
 void rp_auth_worker_set_clock(rp_auth_worker_t *w, int64_t (*now_ms)(void));
+/* Tests only: the worker's hasher (password.h), borrowed, valid while w lives. */
+struct rp_hasher *rp_auth_worker_hasher(rp_auth_worker_t *w);
 
 #endif

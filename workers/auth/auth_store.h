@@ -64,7 +64,9 @@ typedef rp_txn_end_t (*rp_auth_txn_fn)(rp_auth_txn_t *tx, void *arg);
         .tx_find_by_id = p##tx_find_by_id, .tx_count_admins = p##tx_count_admins,                                      \
         .tx_guard_admins = p##tx_guard_admins, .tx_update_account = p##tx_update_account,                              \
         .tx_revoke_refresh_of = p##tx_revoke_refresh_of, .tx_revoke_access = p##tx_revoke_access,                      \
-        .tx_count_revoked = p##tx_count_revoked, .tx_append_audit = p##tx_append_audit, .free = p##free                \
+        .tx_count_revoked = p##tx_count_revoked, .tx_append_audit = p##tx_append_audit,                                \
+        .tx_guard_failures = p##tx_guard_failures, .tx_failures = p##tx_failures, .tx_add_failure = p##tx_add_failure, \
+        .free = p##free                                                                                                \
     }
 
 typedef struct rp_auth_store_ops {
@@ -133,6 +135,15 @@ typedef struct rp_auth_store_ops {
     bool (*tx_count_revoked)(rp_auth_txn_t *tx, const char *user_id, int64_t now, int64_t *count);
     /* Appends the audit entry (its id made by the store). */
     bool (*tx_append_audit)(rp_auth_txn_t *tx, const rp_audit_entry_t *entry);
+    /* Writes the guard every unit of work that counts and records user_id's login failures writes
+     * first, so that two of them on one account conflict (MongoDB: a write to the account's
+     * document; without it two snapshots could both count 4 and both record a 5th). SQLite's
+     * writers never interleave, so there it writes nothing. */
+    bool (*tx_guard_failures)(rp_auth_txn_t *tx, const char *user_id);
+    /* As failures, inside the unit of work. */
+    bool (*tx_failures)(rp_auth_txn_t *tx, const char *user_id, int64_t since, int n, int64_t *count, int64_t *nth_at);
+    /* As add_failure, inside the unit of work. */
+    bool (*tx_add_failure)(rp_auth_txn_t *tx, const char *user_id, int64_t at, int64_t forget_before);
 
     void (*free)(rp_auth_store_t *s);
 } rp_auth_store_ops_t;

@@ -375,6 +375,37 @@ static bool m_tx_append_audit(rp_auth_txn_t *t, const rp_audit_entry_t *entry) {
     return rp_mongo_audit_append(t->tx, AUDIT_LOG, entry);
 }
 
+/* The account's own document takes the write, so only reservations on the same account (and
+ * that account's other units of work) conflict and rerun. */
+static bool m_tx_guard_failures(rp_auth_txn_t *t, const char *user_id) {
+    return rp_mongo_txn_update_take(t->tx, USERS, BCON_NEW("_id", BCON_UTF8(user_id)),
+                                    BCON_NEW("$inc", "{", "failureGuard", BCON_INT64(1), "}"), 0, NULL);
+}
+
+static bool m_tx_failures(rp_auth_txn_t *t, const char *user_id, int64_t since, int n, int64_t *count,
+                          int64_t *nth_at) {
+    bson_t *doc = NULL;
+    *count = 0;
+    *nth_at = 0;
+    bson_t *filter = BCON_NEW("userId", BCON_UTF8(user_id), "at", "{", "$gt", BCON_DATE_TIME(since), "}");
+    bool ok =
+        rp_mongo_txn_count(t->tx, FAILURES, filter, NULL, count) &&
+        rp_mongo_txn_find_one_take(t->tx, FAILURES, bson_copy(filter),
+                                   BCON_NEW("sort", "{", "at", BCON_INT32(-1), "}", "skip",
+                                            BCON_INT64(n > 0 ? n - 1 : 0), "projection", "{", "at", BCON_INT32(1), "}"),
+                                   &doc);
+    if (ok && doc) *nth_at = rp_mongo_get_ms(doc, "at");
+    if (!ok) *count = 0;
+    bson_destroy(doc);
+    bson_destroy(filter);
+    return ok;
+}
+
+static bool m_tx_add_failure(rp_auth_txn_t *t, const char *user_id, int64_t at, int64_t forget_before) {
+    failure_arg_t a = {user_id, at, forget_before};
+    return failure_txn(t->tx, &a);
+}
+
 static const rp_auth_store_ops_t ops = RP_AUTH_STORE_OPS(m_);
 
 /* The identity keys are unique; tokens are found by hash and revoked by family; the lockout

@@ -367,6 +367,30 @@ static bool s_tx_append_audit(rp_auth_txn_t *tx, const rp_audit_entry_t *entry) 
     return rp_sqlite_audit_append(tx->db, entry, tx->err);
 }
 
+static bool s_tx_guard_failures(rp_auth_txn_t *tx, const char *user_id) {
+    (void)tx; /* BEGIN IMMEDIATE already serialises every writer */
+    (void)user_id;
+    return true;
+}
+
+static bool s_tx_failures(rp_auth_txn_t *tx, const char *user_id, int64_t since, int n, int64_t *count,
+                          int64_t *nth_at) {
+    int64_t v[2] = {0, 0};
+    bool ok = tx_query(tx, &(rp_sqlite_use_t){.what = "count login failures", .row = row_two, .out = v},
+                       "SELECT (SELECT count(*) FROM login_failures WHERE user_id = ?1 AND at > ?2), "
+                       "(SELECT at FROM login_failures WHERE user_id = ?1 AND at > ?2 ORDER BY at DESC LIMIT 1 "
+                       "OFFSET ?3)",
+                       "nii", user_id, since, (int64_t)(n > 0 ? n - 1 : 0));
+    *count = v[0];
+    *nth_at = v[1];
+    return ok;
+}
+
+static bool s_tx_add_failure(rp_auth_txn_t *tx, const char *user_id, int64_t at, int64_t forget_before) {
+    failure_arg_t a = {user_id, at, forget_before};
+    return failure_body(tx->db, &a, tx->err) == RP_TXN_COMMIT;
+}
+
 static const rp_auth_store_ops_t ops = RP_AUTH_STORE_OPS(s_);
 
 rp_auth_store_t *rp_auth_store_sqlite_open(const char *dir, int max_conns, rp_err_t *err) {

@@ -1,5 +1,7 @@
 /* event_worker.c - the event worker's operations (see event_worker.h): input validation, status
- * and visibility rules, audit entries; the repository only stores and fetches. */
+ * and visibility rules, audit entries; the repository only stores and fetches. Every error record
+ * starts cleared, so a callee that fails without filling it yields 500 INTERNAL, never stack
+ * garbage in a reply. */
 #include "event_worker.h"
 
 #include <stdio.h>
@@ -48,7 +50,7 @@ static void free_ctx(void *ctx) {
 /* The definition (def) or event id as a new document; NULL with rep set when the read failed or
  * found nothing. */
 static json_t *fetch(rp_event_worker_t *w, bool def, const char *id, rp_reply_t *rep) {
-    rp_err_t err;
+    rp_err_t err = {.kind = RP_ERR_NONE};
     json_t *doc = NULL;
     bool read = def ? w->repo->ops->def_get(w->repo, id, &doc, &err) : w->repo->ops->event_get(w->repo, id, &doc, &err);
     if (rp_service_found(rep, read, doc != NULL, &err, def ? DEF_NOT_FOUND : "EVENT_NOT_FOUND",
@@ -123,7 +125,7 @@ typedef struct new_doc {
  * rewards name active definitions) and makes the stamped document and its audit entry in n.
  * False with rep set when refused. */
 static bool new_doc(rp_event_worker_t *w, const rp_envelope_t *env, bool def, new_doc_t *n, rp_reply_t *rep) {
-    rp_err_t err;
+    rp_err_t err = {.kind = RP_ERR_NONE};
     memset(n, 0, sizeof *n);
     if (!rp_service_require_roles(env, STAFF_WRITE, NULL, rep) || !rp_service_need_body(env, rep)) return false;
     json_t *details = json_array();
@@ -154,7 +156,7 @@ static json_t *def_public(json_t *doc) {
 
 static void op_def_create(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
-    rp_err_t err;
+    rp_err_t err = {.kind = RP_ERR_NONE};
     new_doc_t n;
     if (!new_doc(w, env, true, &n, rep)) return;
     if (!w->repo->ops->def_create(w->repo, n.doc, &n.audit, &err)) {
@@ -175,7 +177,7 @@ static void op_def_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
 
 static void op_def_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
-    rp_err_t err;
+    rp_err_t err = {.kind = RP_ERR_NONE};
     int limit, active = -1;
     const char *cursor;
     json_t *items;
@@ -208,7 +210,7 @@ static void op_def_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
 
 static void op_def_update(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
-    rp_err_t err;
+    rp_err_t err = {.kind = RP_ERR_NONE};
     if (!rp_service_require_roles(env, STAFF_WRITE, NULL, rep) || !rp_service_need_body(env, rep)) return;
     const char *id = path_id(env, true, rep);
     if (!id) return;
@@ -241,7 +243,7 @@ static void op_def_update(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
 
 static void op_def_delete(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
-    rp_err_t err;
+    rp_err_t err = {.kind = RP_ERR_NONE};
     json_t *before = NULL;
     bool found = false, referenced = false;
     if (!rp_service_require_roles(env, STAFF_WRITE, NULL, rep)) return;
@@ -275,7 +277,7 @@ static void reply_event(rp_event_worker_t *w, const char *id, int status, int64_
 
 static void op_event_create(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
-    rp_err_t err;
+    rp_err_t err = {.kind = RP_ERR_NONE};
     new_doc_t n;
     if (!new_doc(w, env, false, &n, rep)) return;
     bool ok = w->repo->ops->event_create(w->repo, n.doc, &n.audit, &err);
@@ -312,7 +314,7 @@ static void op_event_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
  * player asks for the same first page. */
 static void op_event_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
-    rp_err_t err;
+    rp_err_t err = {.kind = RP_ERR_NONE};
     rp_event_filter_t f = {.cursor = NULL};
     int64_t now = rp_now_ms(), active_at = 0;
     json_t *items = NULL;
@@ -387,7 +389,7 @@ static bool frozen_field_changes(const json_t *current, const json_t *doc, bool 
 
 static void op_event_update(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
-    rp_err_t err;
+    rp_err_t err = {.kind = RP_ERR_NONE};
     json_t *before = NULL, *merged = NULL, *doc = NULL, *current_body = NULL, *current = NULL, *details = json_array();
     bool claimed = false;
     if (!rp_service_require_roles(env, STAFF_WRITE, NULL, rep) || !rp_service_need_body(env, rep)) goto done;
@@ -437,7 +439,7 @@ done:
 
 static void op_event_cancel(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
-    rp_err_t err;
+    rp_err_t err = {.kind = RP_ERR_NONE};
     json_t *before = NULL;
     bool already = false;
     if (!rp_service_require_roles(env, STAFF_WRITE, NULL, rep)) return;
@@ -486,7 +488,7 @@ static int64_t doc_ms(const json_t *doc, const char *key) {
  * status is decided by the store's guard on the stored window (the bounds of the status at
  * now), in the write's transaction, so a concurrent cancel or edit cannot slip in between. */
 static void set_window_now(rp_event_worker_t *w, const rp_envelope_t *env, bool end, rp_reply_t *rep) {
-    rp_err_t err;
+    rp_err_t err = {.kind = RP_ERR_NONE};
     json_t *before = NULL, *after = NULL;
     bool moved = false;
     int64_t start = 0, stop = 0, now = rp_now_ms();
@@ -540,7 +542,7 @@ static void op_event_start(void *ctx, const rp_envelope_t *env, rp_reply_t *rep)
 static void op_event_clone(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     static const char *const members[] = {"startDate", "endDate", "title", NULL};
     rp_event_worker_t *w = ctx;
-    rp_err_t err;
+    rp_err_t err = {.kind = RP_ERR_NONE};
     json_t *source = NULL, *body = NULL, *doc = NULL, *after = NULL, *details = NULL;
     char new_id[RP_OID_LEN];
     if (!rp_service_require_roles(env, STAFF_WRITE, NULL, rep) || !rp_service_need_body(env, rep)) return;
@@ -603,7 +605,7 @@ static bool printable(const char *s, size_t n) {
  * answer is missing) when the report must be refused whole. */
 static bool players_known(rp_event_worker_t *w, const rp_envelope_t *env, const rp_fact_t *facts, size_t n,
                           rp_reply_t *rep) {
-    rp_err_t err;
+    rp_err_t err = {.kind = RP_ERR_NONE};
     json_t *first = json_object(); /* id -> index of its first fact */
     const char **ids = rp_calloc(n, sizeof *ids);
     size_t m = 0;
@@ -646,7 +648,7 @@ static bool players_known(rp_event_worker_t *w, const rp_envelope_t *env, const 
 static void op_progress_report(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     static const char *const types[] = {"LOGIN", "LEVEL", "QUEST_COMPLETE", "INVITE", "COUNTER"};
     rp_event_worker_t *w = ctx;
-    rp_err_t err;
+    rp_err_t err = {.kind = RP_ERR_NONE};
     if (!rp_service_require_roles(env, RP_ROLE_GAME_SERVER | STAFF_WRITE, NULL, rep) || !rp_service_need_body(env, rep))
         return;
     json_t *facts = json_object_get(env->body, "facts"), *details = json_array();
@@ -764,7 +766,7 @@ static json_t *progress_summary_json(const char *user, const rp_progress_t *p, i
 
 static void op_progress_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
-    rp_err_t err;
+    rp_err_t err = {.kind = RP_ERR_NONE};
     rp_progress_t p;
     int64_t login_days = 0;
     const char *user = rp_service_path_id(env, "userId", "USER_NOT_FOUND", "no such player", rep);
@@ -784,7 +786,7 @@ static void op_progress_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep
 
 static void op_audit_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_event_worker_t *w = ctx;
-    rp_err_t err;
+    rp_err_t err = {.kind = RP_ERR_NONE};
     int limit;
     const char *cursor, *target_id, *actor_id;
     json_t *items;
