@@ -370,7 +370,7 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
     if (route->component != RP_ROUTE_LOCAL) { /* health probes are never limited */
         int retry = 0;
         int64_t now_us = rp_mono_us();
-        bool auth_route = route->component == RP_COMP_AUTH && route->is_public;
+        bool auth_route = (route->component == RP_COMP_AUTH || route->component == RP_COMP_LOGIN) && route->is_public;
         char client[64];
         client_address(gw, &rc, client, sizeof client);
         if (!rp_ratelimit_take(gw->limit_all, client, now_us, &retry) ||
@@ -381,7 +381,7 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
             send_reply(&rc, 429, rl.body, retry, NULL, NULL);
             goto done;
         }
-        if (auth_route && strcmp(route->pattern, "/auth/refresh") != 0 &&
+        if (route->component == RP_COMP_LOGIN && route->is_public &&
             !rp_ratelimit_take(gw->limit_hashing, "all", now_us, &retry)) {
             rp_reply_t rl;
             rp_reply_init(&rl);

@@ -48,7 +48,8 @@ int main(int argc, char **argv) {
     rp_err_clear(&err);
     if (!(auth = rp_auth_worker_new(cfg, &err)) ||
         !rp_process_serve(&proc, RP_COMP_AUTH, rp_auth_worker_service(auth), &err) ||
-        !rp_process_serve(&proc, RP_COMP_ACCOUNTS, rp_auth_worker_accounts_service(auth), &err)) {
+        !rp_process_serve(&proc, RP_COMP_ACCOUNTS, rp_auth_worker_accounts_service(auth), &err) ||
+        !rp_process_serve(&proc, RP_COMP_LOGIN, rp_auth_worker_login_service(auth), &err)) {
         rc = rp_process_fail(&proc, "auth worker", &err);
         goto done;
     }

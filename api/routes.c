@@ -19,8 +19,8 @@ static const rp_api_route_t table[] = {
     {"GET", "/health/live", RP_ROUTE_LOCAL, true, ANY, RP_BODY_NONE, NULL, 0, 0},
     {"GET", "/health/ready", RP_ROUTE_LOCAL, true, ANY, RP_BODY_NONE, NULL, 0, 0},
 
-    {"POST", "/auth/register", RP_COMP_AUTH, true, ANY, RP_BODY_REQUIRED, "auth.register", 0, 0},
-    {"POST", "/auth/login", RP_COMP_AUTH, true, ANY, RP_BODY_REQUIRED, "auth.login", 0, 0},
+    {"POST", "/auth/register", RP_COMP_LOGIN, true, ANY, RP_BODY_REQUIRED, "auth.register", 0, 0},
+    {"POST", "/auth/login", RP_COMP_LOGIN, true, ANY, RP_BODY_REQUIRED, "auth.login", 0, 0},
     {"POST", "/auth/refresh", RP_COMP_AUTH, true, ANY, RP_BODY_REQUIRED, "auth.refresh", 0, 0},
     {"POST", "/auth/logout", RP_COMP_AUTH, false, ANY, RP_BODY_REQUIRED, "auth.logout", 0, RP_SESSION_OF_CALLER},
     {"GET", "/auth/me", RP_COMP_AUTH, false, ANY, RP_BODY_NONE, NULL, 0, 0},
@@ -29,7 +29,7 @@ static const rp_api_route_t table[] = {
      RP_SESSION_OF_PARAM_ID},
     {"PUT", "/auth/users/{id}/status", RP_COMP_AUTH, false, ADMIN, RP_BODY_REQUIRED, "auth.set-status", 0,
      RP_SESSION_OF_PARAM_ID},
-    {"POST", "/auth/password", RP_COMP_AUTH, false, ANY, RP_BODY_REQUIRED, "auth.password", 0, RP_SESSION_OF_CALLER},
+    {"POST", "/auth/password", RP_COMP_LOGIN, false, ANY, RP_BODY_REQUIRED, "auth.password", 0, RP_SESSION_OF_CALLER},
     {"GET", "/auth/audit-log", RP_COMP_AUTH, false, AUDIT, RP_BODY_NONE, NULL, 0, 0},
 
     {"POST", "/events/reward-definitions", RP_COMP_EVENT, false, STAFF, RP_BODY_REQUIRED, "reward-definition.create", 0,

@@ -31,8 +31,8 @@ bool rp_process_serve(rp_process_t *p, rp_component_t comp, const rp_service_t *
 /* What a worker process serves: services[i] as comps[i]. services[0] owns the worker (freed with
  * rp_service_free); the others are borrowed from it. */
 typedef struct rp_worker_services {
-    const rp_service_t *services[2];
-    rp_component_t comps[2];
+    const rp_service_t *services[3];
+    rp_component_t comps[3];
     size_t n;
 } rp_worker_services_t;
 /* Opens a worker from cfg (borrowed, outlives it) with the process's transport t (for its calls

@@ -6,8 +6,9 @@
 /* RPC requests are ephemeral, so their queues are classic (see transport_amqp.c); the names changed
  * with the type ("*.rpc" were quorum queues), because a broker refuses to redeclare a queue as
  * another type. */
-static const char *queues[RP_COMP_COUNT] = {"auth.requests", "event.requests", "reward.requests", "accounts.requests"};
-static const char *names[RP_COMP_COUNT] = {"auth", "event", "reward", "accounts"};
+static const char *queues[RP_COMP_COUNT] = {"auth.requests", "event.requests", "reward.requests", "accounts.requests",
+                                            "login.requests"};
+static const char *names[RP_COMP_COUNT] = {"auth", "event", "reward", "accounts", "login"};
 
 const char *rp_component_queue(rp_component_t comp) {
     return (unsigned)comp < RP_COMP_COUNT ? queues[comp] : "?";

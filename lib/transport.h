@@ -11,18 +11,22 @@
 
 /* RP_COMP_ACCOUNTS is the auth worker's narrow second door: it answers only the account lookups of
  * the other workers (accounts.h), so that they may call it without being able to call auth.rpc,
- * whose operations trust the caller identity in the envelope. */
+ * whose operations trust the caller identity in the envelope. RP_COMP_LOGIN is its third: the
+ * operations that hash a password (register, login, password change), on a queue and threads of
+ * their own, so that a login flood never queues in front of /auth/me and refresh. */
 typedef enum {
     RP_COMP_AUTH = 0,
     RP_COMP_EVENT = 1,
     RP_COMP_REWARD = 2,
     RP_COMP_ACCOUNTS = 3,
-    RP_COMP_COUNT = 4
+    RP_COMP_LOGIN = 4,
+    RP_COMP_COUNT = 5
 } rp_component_t;
 
-/* Queue name of a component ("auth.requests", "event.requests", "reward.requests", "accounts.requests"). */
+/* Queue name of a component ("auth.requests", "event.requests", "reward.requests",
+ * "accounts.requests", "login.requests"). */
 const char *rp_component_queue(rp_component_t comp);
-/* Short name of a component ("auth", "event", "reward", "accounts"). */
+/* Short name of a component ("auth", "event", "reward", "accounts", "login"). */
 const char *rp_component_name(rp_component_t comp);
 
 /* A server-side handler: gets the request bytes (borrowed, not NUL-terminated) and returns the

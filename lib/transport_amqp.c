@@ -4,6 +4,7 @@
  *
  * Topology (deploy/rabbitmq/definitions.json holds the same, with per-component users):
  *   rp.rpc   direct  auth|event|reward -> auth.requests|event.requests|reward.requests (only the api writes)
+ *   rp.rpc   direct  login -> login.requests (register, login, password change: the hashing operations)
  *   rp.accounts direct accounts -> accounts.requests  (account lookups: the event and reward workers write)
  *   rp.reply direct  <reply queue name> -> the api connection's exclusive reply queue
  *   rp.work  direct  reward.grant -> reward.grant                         (batch items)

@@ -25,7 +25,7 @@ import json
 import os
 import sys
 
-RPC = {"auth": "auth.requests", "event": "event.requests", "reward": "reward.requests"}
+RPC = {"auth": "auth.requests", "login": "login.requests", "event": "event.requests", "reward": "reward.requests"}
 ACCOUNTS = "accounts.requests"
 WORK_QUEUE = "reward.grant"
 
@@ -69,9 +69,9 @@ def definitions(vhost, suffix, passwords):
     # a worker that asks for accounts: publishes on rp.accounts, owns a server-named reply queue
     reply = [r"amq\.gen-.*"]
     a = ACCOUNTS
-    q = RPC["auth"]
-    user("rp-auth", [], alt("rp.dlx", "rp.rpc", "rp.accounts", q, q + ".dlq", a, a + ".dlq"),
-         alt("rp.reply", q, q + ".dlq", a, a + ".dlq"), alt("rp.dlx", "rp.rpc", "rp.accounts", q, a))
+    q, lq = RPC["auth"], RPC["login"]
+    user("rp-auth", [], alt("rp.dlx", "rp.rpc", "rp.accounts", q, q + ".dlq", lq, lq + ".dlq", a, a + ".dlq"),
+         alt("rp.reply", q, q + ".dlq", lq, lq + ".dlq", a, a + ".dlq"), alt("rp.dlx", "rp.rpc", "rp.accounts", q, lq, a))
     q = RPC["event"]
     user("rp-event", [], alt("rp.dlx", "rp.rpc", "rp.reply", q, q + ".dlq", patterns=reply),
          alt("rp.reply", "rp.accounts", q, q + ".dlq", patterns=reply),
@@ -89,6 +89,7 @@ def definitions(vhost, suffix, passwords):
                               ("rp.dlx", "direct"), ("rewards.events", "topic"))]
     queues, bindings = [], []
     for comp, queue, exchange, key in [("auth", RPC["auth"], "rp.rpc", "auth"),
+                                       ("auth", RPC["login"], "rp.rpc", "login"),
                                        ("event", RPC["event"], "rp.rpc", "event"),
                                        ("reward", RPC["reward"], "rp.rpc", "reward"),
                                        ("auth", ACCOUNTS, "rp.accounts", "accounts"),

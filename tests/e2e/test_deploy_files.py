@@ -78,7 +78,7 @@ def test_rpc_request_queues_are_classic_and_the_work_queue_quorum():
     # batch items must survive a broker restart
     defs = rabbit_definitions.definitions("/", "", dict(rabbit_definitions.DEV_PASSWORDS))
     types = {q["name"]: q["arguments"].get("x-queue-type") for q in defs["queues"]}
-    for q in ("auth.requests", "event.requests", "reward.requests", "accounts.requests"):
+    for q in ("auth.requests", "login.requests", "event.requests", "reward.requests", "accounts.requests"):
         assert types[q] == "classic", q
         assert q + ".dlq" in types
     assert types["reward.grant"] == "quorum"

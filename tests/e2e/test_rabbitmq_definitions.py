@@ -104,6 +104,8 @@ def test_workers_cannot_publish_rpc_requests(setup, user):
     assert refused(setup, user, publish("", "auth.requests"))  # nor through the default exchange
     assert refused(setup, user, publish("", "event.requests"))
     assert refused(setup, user, publish("", "accounts.requests"))
+    assert refused(setup, user, publish("rp.rpc", "login"))
+    assert refused(setup, user, publish("", "login.requests"))
 
 
 def test_only_the_event_and_reward_workers_ask_for_accounts(setup):
@@ -118,6 +120,10 @@ def test_only_the_event_and_reward_workers_ask_for_accounts(setup):
 
 def test_each_user_reads_only_its_own_queues(setup):
     assert refused(setup, "rp-api", consume("auth.requests"))
+    # the hashing operations' queue is the auth worker's alone
+    assert not refused(setup, "rp-auth", consume("login.requests"))
+    assert refused(setup, "rp-event", consume("login.requests"))
+    assert refused(setup, "rp-reward", consume("login.requests"))
     assert refused(setup, "rp-auth", consume("reward.requests"))
     assert refused(setup, "rp-event", consume("reward.grant"))
     assert refused(setup, "rp-api", publish("rp.work", "reward.grant"))

@@ -68,6 +68,13 @@ static void teardown(void) {
 
 TestSuite(auth, .init = setup, .fini = teardown, .timeout = 30);
 
+/* The service the api sends route to: the hashing operations have a queue of their own. */
+static const rp_service_t *service_for(const char *route) {
+    bool hashes = strcmp(route, "/auth/register") == 0 || strcmp(route, "/auth/login") == 0 ||
+                  strcmp(route, "/auth/password") == 0;
+    return hashes ? rp_auth_worker_login_service(worker) : rp_auth_worker_service(worker);
+}
+
 /* Sends env through the service handler, serialized the way the api sends it; returns the
  * reply (clear it). No reply may carry a password hash. */
 static rp_reply_t handle(const rp_envelope_t *env) {
@@ -75,7 +82,7 @@ static rp_reply_t handle(const rp_envelope_t *env) {
     rp_err_t err;
     size_t len, out_len;
     char *req = rp_envelope_serialize(env, &len);
-    char *out = rp_rpc_service_handler((void *)rp_auth_worker_service(worker), req, len, &out_len);
+    char *out = rp_rpc_service_handler((void *)service_for(env->route), req, len, &out_len);
     cr_assert(rp_reply_parse(&rep, out, out_len, &err));
     cr_assert_null(strstr(out, "argon2"), "a reply leaked a password hash: %s", out);
     free(req);
@@ -600,6 +607,32 @@ Test(auth, accounts_lookup_tells_known_from_unknown_ids) {
     cr_assert_eq(handle_on(rp_auth_worker_accounts_service(worker), &env), 404);
     rp_envelope_clear(&env);
     cr_assert_eq(status_of("POST", RP_ACCOUNTS_ROUTE, "{\"ids\":[\"0123456789abcdef01234567\"]}", NULL), 404);
+}
+
+/* The hashing operations are served on their own queue (RP_COMP_LOGIN) and only there, so a
+ * flood of them never waits in front of /auth/me; the api's door answers everything else. */
+Test(auth, hashing_operations_have_a_door_of_their_own) {
+    register_user("lena", "lena@example.com");
+    rp_identity_t lena = identity_from_login("lena", "password123", NULL, 0);
+    const rp_service_t *login = rp_auth_worker_login_service(worker), *api = rp_auth_worker_service(worker);
+    static const char *const hashing[][2] = {{"/auth/login", "{\"username\":\"lena\",\"password\":\"x\"}"},
+                                             {"/auth/register", "{}"},
+                                             {"/auth/password", "{}"}};
+    for (size_t i = 0; i < 3; i++) {
+        rp_envelope_t env;
+        envelope_call(&env, "POST", hashing[i][0], &lena);
+        env.body = json_loads(hashing[i][1], 0, NULL);
+        env.deadline_ms = rp_now_ms() + 10000;
+        cr_assert_eq(handle_on(api, &env), 404, "%s is not on auth.requests", hashing[i][0]);
+        cr_assert_neq(handle_on(login, &env), 404, "%s is on login.requests", hashing[i][0]);
+        rp_envelope_clear(&env);
+    }
+    rp_envelope_t env;
+    envelope_call(&env, "GET", "/auth/me", &lena);
+    env.deadline_ms = rp_now_ms() + 10000;
+    cr_assert_eq(handle_on(login, &env), 404, "login.requests answers nothing else");
+    cr_assert_eq(handle_on(api, &env), 200);
+    rp_envelope_clear(&env);
 }
 
 /* Nobody answering: the lookup fails and concludes nothing. */

@@ -34,6 +34,7 @@ struct rp_auth_worker {
     int64_t (*now_ms)(void);
     rp_service_t service;
     rp_service_t accounts_service; /* owns nothing: freed with service */
+    rp_service_t login_service;    /* owns nothing: freed with service */
 };
 
 /* the service hooks (rpc.h) */
@@ -836,17 +837,22 @@ static void op_session(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
 }
 
 static const rp_route_op_t ops[] = {
-    {"POST", "/auth/register", op_register},
-    {"POST", "/auth/login", op_login},
     {"POST", "/auth/refresh", op_refresh},
     {"POST", "/auth/logout", op_logout},
     {"GET", "/auth/me", op_me},
     {"GET", "/auth/users", op_list_users},
     {"PUT", "/auth/users/{id}/roles", op_set_roles},
     {"PUT", "/auth/users/{id}/status", op_set_status},
-    {"POST", "/auth/password", op_password},
     {"GET", "/auth/audit-log", op_audit},
     {"POST", RP_SESSION_ROUTE, op_session},
+};
+
+/* the operations that hash a password (RP_COMP_LOGIN): their own queue and threads, so a flood
+ * of them waits for the hash threads there, never in front of /auth/me and refresh */
+static const rp_route_op_t login_ops[] = {
+    {"POST", "/auth/register", op_register},
+    {"POST", "/auth/login", op_login},
+    {"POST", "/auth/password", op_password},
 };
 
 /* the narrow door (RP_COMP_ACCOUNTS): the other workers may call this and nothing else */
@@ -914,6 +920,7 @@ rp_auth_worker_t *rp_auth_worker_new(const rp_config_t *cfg, rp_err_t *err) {
     w->service = (rp_service_t){"auth", ops, sizeof ops / sizeof ops[0], w, ping, free_ctx, NULL};
     w->accounts_service =
         (rp_service_t){"accounts", account_ops, sizeof account_ops / sizeof account_ops[0], w, ping, NULL, NULL};
+    w->login_service = (rp_service_t){"login", login_ops, sizeof login_ops / sizeof login_ops[0], w, ping, NULL, NULL};
     if (!w->hasher || !w->store || !bootstrap_admin(w, err)) {
         if (!w->hasher) rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "unknown PASSWORD_HASH");
         rp_auth_worker_free(w);
@@ -928,6 +935,10 @@ const rp_service_t *rp_auth_worker_service(rp_auth_worker_t *w) {
 
 const rp_service_t *rp_auth_worker_accounts_service(rp_auth_worker_t *w) {
     return &w->accounts_service;
+}
+
+const rp_service_t *rp_auth_worker_login_service(rp_auth_worker_t *w) {
+    return &w->login_service;
 }
 
 void rp_auth_worker_set_clock(rp_auth_worker_t *w, int64_t (*now_ms)(void)) {

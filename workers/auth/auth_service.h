@@ -18,6 +18,9 @@ const rp_service_t *rp_auth_worker_service(rp_auth_worker_t *w);
 /* The account lookups of the other workers (accounts.h), to serve as RP_COMP_ACCOUNTS; borrowed,
  * valid while w lives. */
 const rp_service_t *rp_auth_worker_accounts_service(rp_auth_worker_t *w);
+/* Register, login and password change (the operations that hash a password), to serve as
+ * RP_COMP_LOGIN; borrowed, valid while w lives. */
+const rp_service_t *rp_auth_worker_login_service(rp_auth_worker_t *w);
 void rp_auth_worker_free(rp_auth_worker_t *w);
 
 /* Tests only: replaces the clock (epoch ms) the worker uses for lockout and token expiry. */

@@ -1,5 +1,6 @@
-/* auth_worker_main.c - the auth worker as a process of its own: consumes auth.requests (the api's
- * calls) and accounts.requests (the other workers' account lookups). Run any number. */
+/* auth_worker_main.c - the auth worker as a process of its own: consumes auth.requests and
+ * login.requests (the api's calls; login.requests those that hash a password) and
+ * accounts.requests (the other workers' account lookups). Run any number. */
 #include "auth_service.h"
 #include "process.h"
 
@@ -8,7 +9,9 @@ static bool open_worker(const rp_config_t *cfg, rp_transport_t *t, rp_worker_ser
     rp_auth_worker_t *w = rp_auth_worker_new(cfg, err);
     if (!w) return false;
     *out = (rp_worker_services_t){
-        {rp_auth_worker_service(w), rp_auth_worker_accounts_service(w)}, {RP_COMP_AUTH, RP_COMP_ACCOUNTS}, 2};
+        {rp_auth_worker_service(w), rp_auth_worker_accounts_service(w), rp_auth_worker_login_service(w)},
+        {RP_COMP_AUTH, RP_COMP_ACCOUNTS, RP_COMP_LOGIN},
+        3};
     return true;
 }
 
