@@ -11,9 +11,12 @@ PORT    ?= 8080
 SQLITE_DIR ?= ./data
 
 PKGS      := jansson libjwt libsodium sqlite3 libpcre2-8 librabbitmq libmongoc-1.0
+PKGS      += openssl
 DEB_BUILD := build-essential pkg-config libcivetweb-dev librabbitmq-dev libmongoc-dev libbson-dev \
              libjansson-dev libjwt-dev libsodium-dev libsqlite3-dev libpcre2-dev libcriterion-dev
 DEB_TEST  := json-schema-test-suite python3-pytest python3-requests python3-pika python3-yaml python3-mockupdb sqlite3 curl wrk rabbitmq-server clang-format
+DEB_BUILD += libssl-dev
+DEB_TEST  += openssl
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2
 CFLAGS  ?= -O2 -g
@@ -63,6 +66,13 @@ $(foreach m,$(MAIN_SRCS),$(eval $(call main_rule,$(m))))
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/librp.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/librp.a $(LDLIBS) $(shell pkg-config --libs criterion)
+
+# HTTPS with Debian's civetweb: see api/civetweb_tls/libssl_compat.c; beside the binaries (bin/../lib)
+TLS_COMPAT := $(BUILD)/lib/librp-civetweb-libssl.so
+all: $(TLS_COMPAT)
+$(TLS_COMPAT): api/civetweb_tls/libssl_compat.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(WARN) -O2 -fPIC -shared -Wl,-soname,libssl.so -o $@ $< -Wl,--no-as-needed -lssl
 
 # the driver of the MongoDB wire-contract tests: the real stores, run against a scripted server
 CONTRACT_SRCS := $(wildcard tests/contract/*.c)
@@ -128,6 +138,7 @@ $(BUILD)/bench/rpc_rtt: bench/rpc_rtt.c
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
 FORMATTED := $(SRCS) bench/rpc_rtt.c $(wildcard lib/*.h api/*.h workers/*/*.h) $(TEST_SRCS) $(wildcard tests/contract/*.[ch] tests/unit/*.h)
+FORMATTED += api/civetweb_tls/libssl_compat.c
 format:
 	clang-format -i $(FORMATTED)
 

@@ -220,9 +220,9 @@ static bool send_head(const rp_export_call_t *call, format_t format) {
                      "X-Content-Type-Options: nosniff\r\n"
                      "X-Frame-Options: DENY\r\n"
                      "Referrer-Policy: no-referrer\r\n"
-                     "Cache-Control: no-store\r\n\r\n",
+                     "Cache-Control: no-store\r\n%s\r\n",
                      format == FORMAT_CSV ? "text/csv; charset=utf-8" : "application/x-ndjson", stamp,
-                     format == FORMAT_CSV ? "csv" : "ndjson", call->request_id);
+                     format == FORMAT_CSV ? "csv" : "ndjson", call->request_id, rp_http_hsts(call->conn));
     return n > 0 && (size_t)n < sizeof head && mg_write(call->conn, head, (size_t)n) == n;
 }
 

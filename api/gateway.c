@@ -3,13 +3,23 @@
  * state is read-only after start. */
 #include "gateway.h"
 
+#include <arpa/inet.h>
 #include <civetweb.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <libgen.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include "conn_limit.h"
 #include "envelope.h"
 #include "export.h"
 #include "http_io.h"
@@ -43,6 +53,10 @@ struct rp_gateway {
     rp_metrics_t *metrics;
     rp_schema_registry_t *owned_schemas; /* set by rp_gateway_open */
     rp_session_cache_t *sessions;        /* the accounts' current state, briefly cached */
+    rp_conn_limit_t *conns;              /* open connections per peer address (MAX_CONNECTIONS_PER_ADDRESS) */
+    _Atomic int64_t refused_logged_s;    /* when a refused connection was last logged (one line a second) */
+    _Atomic long info_offset;            /* see early_info: -1 unknown, -2 inconsistent (cap off) */
+    char tls_error[256];                 /* why the certificate or key did not load (set by init_tls) */
 };
 
 /* Per-request state, on the handler's stack. */
@@ -325,8 +339,8 @@ static bool handle_metrics(rp_gateway_t *gw, req_ctx_t *rc) {
     size_t n = strlen(text);
     mg_printf(rc->conn,
               "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n"
-              "X-Request-Id: %s\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\r\n",
-              n, rc->request_id);
+              "X-Request-Id: %s\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s\r\n",
+              n, rc->request_id, rp_http_hsts(rc->conn));
     mg_write(rc->conn, text, n);
     free(text);
     rc->status = 200;
@@ -427,6 +441,127 @@ done:
     return rc.status ? rc.status : 500;
 }
 
+/* The socket of the connection civetweb is setting up for ri's peer. civetweb 1.15 gives neither
+ * the descriptor nor a way to refuse a connection before it reads the request, so the descriptor
+ * is found by its addresses: the accepted socket is the only one whose peer is ri's address and
+ * port and whose local port is the listening port (civetweb is built without IPv6). Linux only
+ * (/proc/self/fd); runs only for a connection that is refused. Returns -1 when none matches. */
+static int socket_of(const struct mg_request_info *ri) {
+    struct in_addr want;
+    if (inet_pton(AF_INET, ri->remote_addr, &want) != 1) return -1;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    int found = -1;
+    struct dirent *e;
+    while (found < 0 && (e = readdir(d)) != NULL) {
+        char *end = NULL;
+        long fd = strtol(e->d_name, &end, 10);
+        if (end == e->d_name || *end || fd < 0 || fd == dirfd(d)) continue;
+        struct sockaddr_in peer, local;
+        socklen_t plen = sizeof peer, llen = sizeof local;
+        if (getpeername((int)fd, (struct sockaddr *)&peer, &plen) != 0 || peer.sin_family != AF_INET ||
+            plen != sizeof peer || peer.sin_addr.s_addr != want.s_addr || ntohs(peer.sin_port) != ri->remote_port)
+            continue;
+        if (getsockname((int)fd, (struct sockaddr *)&local, &llen) != 0 || ntohs(local.sin_port) != ri->server_port)
+            continue;
+        found = (int)fd;
+    }
+    closedir(d);
+    return found;
+}
+
+/* Ends a connection over the per-address cap before civetweb waits for its request, so that the
+ * refused client holds the thread for microseconds, not HTTP_REQUEST_TIMEOUT_MS. A plain HTTP
+ * client gets a 429 it may read (sent before its request: HTTP/1.1 allows a server to answer
+ * and close); over TLS the handshake is done and raw bytes would break it, so it is only closed.
+ * shutdown() rather than close(): civetweb owns the descriptor and closes it; its read then
+ * ends at once. */
+static void refuse_connection(rp_gateway_t *gw, const struct mg_request_info *ri) {
+    static const char body[] = "{\"error\":{\"code\":\"TOO_MANY_CONNECTIONS\",\"message\":\"too many open "
+                               "connections from your address\",\"details\":[]}}";
+    char answer[512];
+    int alen = snprintf(answer, sizeof answer,
+                        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+                        "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                        sizeof body - 1, body);
+    int fd = socket_of(ri);
+    if (fd >= 0) {
+        if (!ri->is_ssl && alen > 0 && (size_t)alen < sizeof answer)
+            (void)send(fd, answer, (size_t)alen, MSG_NOSIGNAL | MSG_DONTWAIT);
+        shutdown(fd, SHUT_RDWR);
+    }
+    int64_t now_s = rp_mono_us() / 1000000, last = atomic_load(&gw->refused_logged_s);
+    if (now_s != last && atomic_compare_exchange_strong(&gw->refused_logged_s, &last, now_s))
+        rp_log(RP_LOG_WARN, "gateway", "refused connections from %s: over MAX_CONNECTIONS_PER_ADDRESS (%d)%s",
+               ri->remote_addr, gw->cfg->max_connections_per_address,
+               fd < 0 ? "; its socket was not found, it waits for HTTP_REQUEST_TIMEOUT_MS" : "");
+}
+
+/* The request_info of a connection civetweb is setting up. In init_connection civetweb 1.15 still
+ * answers NULL to mg_get_request_info (the connection's type is set after the callback), although
+ * the peer address is already filled in. The request_info is a member of civetweb's connection
+ * object, so its offset there is one constant of the library: learnt from the first connection
+ * that closes (at start-up, the readiness probe's) and checked again at every close, the cap
+ * switching itself off should it ever differ. NULL until then. */
+static const struct mg_request_info *early_info(rp_gateway_t *gw, const struct mg_connection *conn) {
+    long off = atomic_load(&gw->info_offset);
+    return off < 0 ? NULL : (const struct mg_request_info *)(const void *)((const char *)conn + off);
+}
+
+static void learn_info_offset(rp_gateway_t *gw, const struct mg_connection *conn, const struct mg_request_info *ri) {
+    long off = (long)((const char *)ri - (const char *)conn), known = -1;
+    if (atomic_compare_exchange_strong(&gw->info_offset, &known, off) || known == off || known == -2) return;
+    atomic_store(&gw->info_offset, -2);
+    rp_log(RP_LOG_ERROR, "gateway",
+           "civetweb's connection layout is not the one learnt: "
+           "MAX_CONNECTIONS_PER_ADDRESS is no longer enforced");
+}
+
+/* civetweb's init_connection: a worker thread took a new connection (after the TLS handshake),
+ * before its first request. A counted connection is marked by a non-NULL conn_data, which
+ * on_connection_close reads back. */
+static int on_connection_open(const struct mg_connection *conn, void **conn_data) {
+    rp_gateway_t *gw = mg_get_user_data(mg_get_context(conn));
+    const struct mg_request_info *ri = early_info(gw, conn);
+    *conn_data = NULL;
+    if (!ri) return 0;
+    if (rp_conn_limit_acquire(gw->conns, ri->remote_addr))
+        *conn_data = gw;
+    else
+        refuse_connection(gw, ri);
+    return 0;
+}
+
+/* civetweb's connection_close: also called for connections that never reached
+ * on_connection_open (failed TLS handshakes); those have no conn_data and were not counted. */
+static void on_connection_close(const struct mg_connection *conn) {
+    rp_gateway_t *gw = mg_get_user_data(mg_get_context(conn));
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (!ri) return;
+    learn_info_offset(gw, conn, ri);
+    if (ri->conn_data) rp_conn_limit_release(gw->conns, ri->remote_addr);
+}
+
+/* civetweb's init_ssl: loads TLS_CERT_FILE (a chain) and TLS_KEY_FILE, which civetweb cannot take
+ * as two files, and sets the protocol floor and cipher list itself, since civetweb skips its own
+ * cipher setting when this callback returns 1. Returns -1 (start fails) with gw->tls_error set. */
+static int init_tls(void *ssl_ctx, void *user_data) {
+    rp_gateway_t *gw = user_data;
+    SSL_CTX *ctx = ssl_ctx;
+    const char *what = NULL;
+    if (SSL_CTX_use_certificate_chain_file(ctx, gw->cfg->tls_cert_file) != 1)
+        what = "TLS_CERT_FILE holds no PEM certificate";
+    else if (SSL_CTX_use_PrivateKey_file(ctx, gw->cfg->tls_key_file, SSL_FILETYPE_PEM) != 1 ||
+             SSL_CTX_check_private_key(ctx) != 1)
+        what = "TLS_KEY_FILE holds no PEM private key of TLS_CERT_FILE's certificate";
+    else if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+             SSL_CTX_set_cipher_list(ctx, RP_TLS_CIPHERS) != 1)
+        what = "OpenSSL refused the TLS 1.2 floor or the cipher list";
+    if (!what) return 1;
+    snprintf(gw->tls_error, sizeof gw->tls_error, "%s", what);
+    return -1;
+}
+
 static int log_message(const struct mg_connection *conn, const char *message) {
     (void)conn;
     rp_log(RP_LOG_WARN, "civetweb", "%s", message);
@@ -447,16 +582,38 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
     const rp_api_route_t *routes = rp_routes_table(&n);
     gw->metrics = rp_metrics_new(n);
     gw->sessions = rp_session_cache_new(t, cfg->session_cache_ms);
+    gw->conns = rp_conn_limit_new(cfg->max_connections_per_address, cfg->http_threads);
+    atomic_init(&gw->info_offset, -1);
+    atomic_init(&gw->refused_logged_s, 0);
     for (size_t i = 0; i < n; i++)
         if (routes[i].component >= 0) gw->components[routes[i].component] = true;
 
-    char ports[128], threads[16];
-    snprintf(ports, sizeof ports, "%s:%d", cfg->bind_address, cfg->port);
+    bool tls = cfg->tls_cert_file[0] != '\0';
+    char ports[128], threads[16], request_ms[16], keepalive_ms[16];
+    /* the "s" suffix makes the port HTTPS-only: plain HTTP on it fails the handshake */
+    snprintf(ports, sizeof ports, "%s:%d%s", cfg->bind_address, cfg->port, tls ? "s" : "");
     snprintf(threads, sizeof threads, "%d", cfg->http_threads);
-    const char *options[] = RP_HTTP_OPTIONS(ports, threads);
+    snprintf(request_ms, sizeof request_ms, "%d", cfg->http_request_timeout_ms);
+    snprintf(keepalive_ms, sizeof keepalive_ms, "%d", cfg->http_keepalive_timeout_ms);
+    const char *base[] = RP_HTTP_OPTIONS_TIMED(ports, threads, request_ms, keepalive_ms);
+    const char *options[sizeof base / sizeof base[0] + 6];
+    size_t nopt = sizeof base / sizeof base[0] - 1;
+    memcpy(options, base, sizeof base);
+    if (tls) {
+        /* civetweb's own answers (a malformed request's 400) carry HSTS from here; ours from
+         * rp_http_hsts */
+        const char *tls_options[] = {"ssl_protocol_version", RP_TLS_PROTOCOL_LEVEL, "strict_transport_security_max_age",
+                                     RP_HTTP_STR(RP_HSTS_MAX_AGE_S)};
+        memcpy(options + nopt, tls_options, sizeof tls_options);
+        nopt += sizeof tls_options / sizeof tls_options[0];
+    }
+    options[nopt] = NULL;
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = log_message;
+    cb.init_connection = on_connection_open;
+    cb.connection_close = on_connection_close;
+    if (tls) cb.init_ssl = init_tls;
     char etext[256] = "";
     unsigned ecode = 0;
     struct mg_error_data edata = {.code = &ecode, .text = etext, .text_buffer_size = sizeof etext};
@@ -464,7 +621,10 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
     gw->ctx = mg_start2(&init, &edata);
     if (!gw->ctx) {
         rp_err_set(err, RP_ERR_CONFIG, "HTTP_START", "cannot listen on %s: %s", ports,
-                   etext[0] ? etext : "unknown error");
+                   gw->tls_error[0] ? gw->tls_error
+                   : etext[0]       ? etext
+                                    : "unknown error");
+        rp_conn_limit_free(gw->conns);
         rp_ratelimit_free(gw->limit_all);
         rp_ratelimit_free(gw->limit_auth);
         rp_ratelimit_free(gw->limit_hashing);
@@ -474,14 +634,45 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
         return NULL;
     }
     mg_set_request_handler(gw->ctx, "/", handle_request, gw);
-    rp_log(RP_LOG_INFO, "gateway", "listening on %s with %d HTTP threads", ports, cfg->http_threads);
+    rp_log(RP_LOG_INFO, "gateway", "listening on %s (%s) with %d HTTP threads", ports, tls ? "HTTPS" : "HTTP",
+           cfg->http_threads);
     return gw;
+}
+
+/* Makes Debian's civetweb able to load OpenSSL 3 (api/civetweb_tls/libssl_compat.c) by loading
+ * the compatibility object installed beside the binaries (bin/../lib) before civetweb loads
+ * "libssl.so". It stays loaded for the life of the process. */
+static bool load_tls_compat(rp_err_t *err) {
+    char exe[1024], path[1200];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0 || (size_t)n >= sizeof exe - 1) {
+        rp_err_set(err, RP_ERR_CONFIG, "HTTP_START", "TLS: cannot find the program's own directory");
+        return false;
+    }
+    exe[n] = '\0';
+    int len = snprintf(path, sizeof path, "%s/../lib/librp-civetweb-libssl.so", dirname(exe));
+    if (len < 0 || (size_t)len >= sizeof path || !dlopen(path, RTLD_NOW | RTLD_GLOBAL | RTLD_NODELETE)) {
+        rp_err_set(err, RP_ERR_CONFIG, "HTTP_START", "TLS: cannot load %s (built beside the binaries by make)",
+                   len > 0 && (size_t)len < sizeof path ? path : "librp-civetweb-libssl.so");
+        return false;
+    }
+    return true;
 }
 
 rp_gateway_t *rp_gateway_open(const rp_config_t *cfg, rp_transport_t *t, rp_err_t *err) {
     rp_schema_registry_t *schemas = rp_schema_registry_new(err);
     if (!schemas) return NULL;
-    mg_init_library(0);
+    unsigned want = cfg->tls_cert_file[0] ? MG_FEATURES_TLS : 0;
+    if (want && !load_tls_compat(err)) {
+        rp_schema_registry_free(schemas);
+        return NULL;
+    }
+    if ((mg_init_library(want) & want) != want) {
+        mg_exit_library();
+        rp_schema_registry_free(schemas);
+        rp_err_set(err, RP_ERR_CONFIG, "HTTP_START", "TLS_CERT_FILE is set but civetweb cannot initialise OpenSSL");
+        return NULL;
+    }
     rp_gateway_t *gw = rp_gateway_start(cfg, t, rp_schema_registry_validate, schemas, err);
     if (!gw) {
         mg_exit_library();
@@ -504,5 +695,6 @@ void rp_gateway_stop(rp_gateway_t *gw) {
     rp_ratelimit_free(gw->limit_hashing);
     rp_metrics_free(gw->metrics);
     rp_session_cache_free(gw->sessions);
+    rp_conn_limit_free(gw->conns);
     free(gw);
 }

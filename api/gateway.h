@@ -16,8 +16,10 @@ typedef struct rp_gateway rp_gateway_t;
  * {field, reason}. Returns true when valid. NULL validator = no schema validation. */
 typedef bool (*rp_body_validator_fn)(void *ud, const char *schema, const json_t *body, json_t **details);
 
-/* Starts listening on cfg->bind_address:cfg->port and serving /api/v1 through transport t.
- * cfg and t are borrowed and must outlive the gateway. Requires mg_init_library() first.
+/* Starts listening on cfg->bind_address:cfg->port and serving /api/v1 through transport t: HTTPS
+ * only when cfg names a TLS certificate, with the HTTP timeouts and the per-address connection
+ * cap of cfg. cfg and t are borrowed and must outlive the gateway. Requires mg_init_library()
+ * first (with MG_FEATURES_TLS for HTTPS). A certificate or key OpenSSL cannot use fails here.
  * Returns NULL with err (500 HTTP_START) when the port cannot be bound. */
 rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_body_validator_fn validate,
                                void *validate_ud, rp_err_t *err);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http_options.h"
 #include "ids.h"
 #include "mem.h"
 
@@ -66,6 +67,11 @@ static const char *reason(int status) {
     }
 }
 
+const char *rp_http_hsts(const struct mg_connection *conn) {
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    return ri && ri->is_ssl ? "Strict-Transport-Security: max-age=" RP_HTTP_STR(RP_HSTS_MAX_AGE_S) "\r\n" : "";
+}
+
 bool rp_http_send_json(struct mg_connection *conn, int status, const json_t *body, const rp_http_extra_t *extra) {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     bool ok = rp_http_send_json_text(conn, status, text, text ? strlen(text) : 0, extra);
@@ -94,8 +100,9 @@ bool rp_http_send_json_text(struct mg_connection *conn, int status, const char *
                         "X-Frame-Options: DENY\r\n"
                         "Referrer-Policy: no-referrer\r\n"
                         "Cache-Control: no-store\r\n"
-                        "%s\r\n",
-                        status, reason(status), blen, extra && extra->request_id ? extra->request_id : "-", opt);
+                        "%s%s\r\n",
+                        status, reason(status), blen, extra && extra->request_id ? extra->request_id : "-",
+                        rp_http_hsts(conn), opt);
     if (hlen < 0 || (size_t)hlen >= sizeof head) return false;
     /* one write: headers and body leave in the same segment (see the Nagle note) */
     char *all = rp_malloc((size_t)hlen + blen);

@@ -33,6 +33,11 @@ bool rp_http_send_json(struct mg_connection *conn, int status, const json_t *bod
 bool rp_http_send_json_text(struct mg_connection *conn, int status, const char *text, size_t len,
                             const rp_http_extra_t *extra);
 
+/* The Strict-Transport-Security header line (with its CRLF) that every response on conn carries
+ * when conn came over TLS, else "". Static storage. Every response the gateway writes itself
+ * includes it; civetweb's own error answers get it from strict_transport_security_max_age. */
+const char *rp_http_hsts(const struct mg_connection *conn);
+
 /* True when value is a JSON media type: "application/json", optionally with parameters. */
 bool rp_http_is_json_type(const char *value);
 

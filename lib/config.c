@@ -72,6 +72,38 @@ static bool get_duration(rp_config_getter_fn get, void *ud, const char *name, co
     return true;
 }
 
+/* A file the process can open for reading, so that a wrong TLS path stops the start, not the first
+ * handshake. */
+static bool readable_file(const char *path, const char *name, rp_err_t *err) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "%s cannot be read: %s", name, strerror(errno));
+        return false;
+    }
+    fclose(f);
+    return true;
+}
+
+/* The front end's limits against slow and idle clients, and HTTPS. The timeout defaults are
+ * api/http_options.h's RP_HTTP_*_TIMEOUT_MS_DEFAULT, the benchmark anchors' values (test_config
+ * checks that they agree). */
+static bool get_http_limits(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_t *err) {
+    if (!get_int(get, ud, "HTTP_REQUEST_TIMEOUT_MS", 5000, 500, 60000, &cfg->http_request_timeout_ms, err) ||
+        !get_int(get, ud, "HTTP_KEEPALIVE_TIMEOUT_MS", 2000, 100, 30000, &cfg->http_keepalive_timeout_ms, err) ||
+        !get_int(get, ud, "MAX_CONNECTIONS_PER_ADDRESS", 128, 0, 100000, &cfg->max_connections_per_address, err) ||
+        !get_str(get, ud, "TLS_CERT_FILE", "", cfg->tls_cert_file, sizeof cfg->tls_cert_file, err) ||
+        !get_str(get, ud, "TLS_KEY_FILE", "", cfg->tls_key_file, sizeof cfg->tls_key_file, err))
+        return false;
+    if (!cfg->tls_cert_file[0] != !cfg->tls_key_file[0]) {
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "TLS_CERT_FILE and TLS_KEY_FILE must be set together");
+        return false;
+    }
+    if (cfg->tls_cert_file[0] && (!readable_file(cfg->tls_cert_file, "TLS_CERT_FILE", err) ||
+                                  !readable_file(cfg->tls_key_file, "TLS_KEY_FILE", err)))
+        return false;
+    return true;
+}
+
 bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_t *err) {
     memset(cfg, 0, sizeof *cfg);
     int body_bytes = 0;
@@ -117,7 +149,7 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
         !get_int(get, ud, "QUEUE_CAPACITY", 1024, 1, 1000000, &cfg->queue_capacity, err) ||
         !get_int(get, ud, "BATCH_REDELIVER_MS", 60000, 1000, 3600000, &cfg->batch_redeliver_ms, err) ||
         !get_int(get, ud, "BATCH_MAX_IN_FLIGHT", 2000, 10, 1000000, &cfg->batch_max_in_flight, err) ||
-        !get_int(get, ud, "HTTP_THREADS", 64, 2, 1024, &cfg->http_threads, err) ||
+        !get_int(get, ud, "HTTP_THREADS", 512, 2, 1024, &cfg->http_threads, err) ||
         !get_int(get, ud, "MAX_BODY_BYTES", 65536, 1024, 16 * 1024 * 1024, &body_bytes, err) ||
         !get_int(get, ud, "EXPORT_PAGE_SIZE", RP_EXPORT_PAGE_MAX, 1, RP_EXPORT_PAGE_MAX, &cfg->export_page_size, err) ||
         !get_str(get, ud, "PASSWORD_HASH", "standard", cfg->password_hash, sizeof cfg->password_hash, err) ||
@@ -133,6 +165,7 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
         !get_int(get, ud, "RATE_LIMIT_AUTH_RPS", 5, 0, 1000000, &cfg->rate_limit_auth_rps, err) ||
         !get_int(get, ud, "RATE_LIMIT_AUTH_BURST", 20, 1, 10000000, &cfg->rate_limit_auth_burst, err))
         return false;
+    if (!get_http_limits(cfg, get, ud, err)) return false;
     cfg->max_body_bytes = (size_t)body_bytes;
     if (!get_int(get, ud, "PASSWORD_HASH_QUEUE", 1, 0, 1024, &cfg->password_hash_queue, err) ||
         !get_int(get, ud, "LOGIN_GLOBAL_RPS", 20, 0, 1000000, &cfg->login_global_rps, err) ||

@@ -1,8 +1,11 @@
 /* Tests lib/config.c: defaults, the JWT_SECRET rule and refusal of bad values. */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "http_options.h"
 
 typedef struct kv {
     const char *k, *v;
@@ -135,4 +138,72 @@ Test(config, password_hash_queue_and_global_login_budget) {
     kv_t off[] = {{"JWT_SECRET", SECRET}, {"LOGIN_GLOBAL_RPS", "0"}, {NULL, NULL}};
     cr_assert(rp_config_load(&c, getter, off, &err), "%s", err.message);
     cr_assert_eq(c.login_global_rps, 0);
+}
+
+Test(config, http_limits_defaults_and_bounds) {
+    kv_t env[] = {{"JWT_SECRET", SECRET}, {NULL, NULL}};
+    rp_config_t c;
+    rp_err_t err;
+    cr_assert(rp_config_load(&c, getter, env, &err), "%s", err.message);
+    cr_assert_eq(c.http_threads, 512);
+    cr_assert_eq(c.http_request_timeout_ms, RP_HTTP_REQUEST_TIMEOUT_MS_DEFAULT, "the anchors' value");
+    cr_assert_eq(c.http_keepalive_timeout_ms, RP_HTTP_KEEPALIVE_TIMEOUT_MS_DEFAULT, "the anchors' value");
+    cr_assert_eq(c.max_connections_per_address, 128);
+    cr_assert_str_eq(c.tls_cert_file, "");
+    const char *bad[][2] = {{"HTTP_REQUEST_TIMEOUT_MS", "499"},
+                            {"HTTP_REQUEST_TIMEOUT_MS", "60001"},
+                            {"HTTP_REQUEST_TIMEOUT_MS", "5s"},
+                            {"HTTP_KEEPALIVE_TIMEOUT_MS", "99"},
+                            {"HTTP_KEEPALIVE_TIMEOUT_MS", "30001"},
+                            {"MAX_CONNECTIONS_PER_ADDRESS", "-1"},
+                            {"MAX_CONNECTIONS_PER_ADDRESS", "100001"},
+                            {"MAX_CONNECTIONS_PER_ADDRESS", "many"},
+                            {"HTTP_THREADS", "1025"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        kv_t e[] = {{"JWT_SECRET", SECRET}, {bad[i][0], bad[i][1]}, {NULL, NULL}};
+        cr_assert_not(rp_config_load(&c, getter, e, &err), "%s=%s accepted", bad[i][0], bad[i][1]);
+        cr_assert(strstr(err.message, bad[i][0]), "%s", err.message);
+    }
+    kv_t off[] = {{"JWT_SECRET", SECRET},
+                  {"MAX_CONNECTIONS_PER_ADDRESS", "0"},
+                  {"HTTP_REQUEST_TIMEOUT_MS", "500"},
+                  {"HTTP_KEEPALIVE_TIMEOUT_MS", "30000"},
+                  {NULL, NULL}};
+    cr_assert(rp_config_load(&c, getter, off, &err), "%s", err.message);
+    cr_assert_eq(c.max_connections_per_address, 0);
+    cr_assert_eq(c.http_request_timeout_ms, 500);
+    cr_assert_eq(c.http_keepalive_timeout_ms, 30000);
+}
+
+Test(config, tls_files_both_or_neither_and_readable) {
+    char dir[] = "/tmp/rp-test-config-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char cert[64], key[64];
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    FILE *f = fopen(cert, "w");
+    cr_assert(f);
+    fputs("x\n", f);
+    fclose(f);
+    rp_config_t c;
+    rp_err_t err;
+    kv_t only_cert[] = {{"JWT_SECRET", SECRET}, {"TLS_CERT_FILE", cert}, {NULL, NULL}};
+    cr_assert_not(rp_config_load(&c, getter, only_cert, &err));
+    cr_assert(strstr(err.message, "TLS_CERT_FILE and TLS_KEY_FILE"), "%s", err.message);
+    kv_t only_key[] = {{"JWT_SECRET", SECRET}, {"TLS_KEY_FILE", cert}, {NULL, NULL}};
+    cr_assert_not(rp_config_load(&c, getter, only_key, &err));
+    kv_t missing_key[] = {{"JWT_SECRET", SECRET}, {"TLS_CERT_FILE", cert}, {"TLS_KEY_FILE", key}, {NULL, NULL}};
+    cr_assert_not(rp_config_load(&c, getter, missing_key, &err));
+    cr_assert(strstr(err.message, "TLS_KEY_FILE cannot be read"), "%s", err.message);
+    cr_assert_null(strchr(err.message, '\n'), "one line");
+    f = fopen(key, "w");
+    cr_assert(f);
+    fputs("y\n", f);
+    fclose(f);
+    cr_assert(rp_config_load(&c, getter, missing_key, &err), "%s", err.message);
+    cr_assert_str_eq(c.tls_cert_file, cert);
+    cr_assert_str_eq(c.tls_key_file, key);
+    remove(cert);
+    remove(key);
+    remove(dir);
 }
