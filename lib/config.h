@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "ipnet.h"
 
 typedef struct rp_config {
     int port;                      /* PORT, default 8080 */
@@ -46,6 +47,9 @@ typedef struct rp_config {
     int64_t login_lockout_s;       /* LOGIN_LOCKOUT_WINDOW, default 15m */
     int events_cache_ms;           /* EVENTS_CACHE_MS an event worker keeps a rendered events page, 0..10000; 1000 */
     int session_cache_ms;          /* SESSION_CACHE_MS an api process trusts an account's state, 0..4000; 1000 */
+    rp_ipnet_list_t trusted_proxies; /* TRUSTED_PROXIES: peers whose CLIENT_IP_HEADER is believed */
+    int metrics_allow_loopback;      /* METRICS_ALLOW_LOOPBACK=1: loopback clients read /metrics without a token */
+    int rate_limit_max_clients;      /* RATE_LIMIT_MAX_CLIENTS buckets per limiter, 64..16777216; 65536 */
 } rp_config_t;
 
 /* Looks up one variable; returns NULL when unset. ud is passed through. */
