@@ -1,6 +1,7 @@
 /* gateway.c - the HTTP pipeline (see gateway.h): route → authenticate → authorise → bounded body
  * → media type → JSON → schema → RPC → reply. civetweb runs it on its worker threads; the gateway
- * state is read-only after start. */
+ * state is read-only after start, but for the rate limiters (locked inside) and the readiness
+ * log's throttle (atomics). */
 #include "gateway.h"
 
 #include <civetweb.h>
