@@ -45,7 +45,8 @@ def test_loopback_without_the_token_is_an_unknown_path(tokened):
     assert_unknown_path(metrics(tokened))
 
 
-@pytest.mark.parametrize("bad", ["", "x", "wrong", "a" * 48, "b" * 47, "c" * 49, "d" * 4000])
+@pytest.mark.parametrize("bad", ["", "x", "wrong", "a" * 48, "b" * 47, "c" * 49, "d" * 4000],
+                         ids=["empty", "x", "wrong", "48", "47", "49", "4000"])
 def test_wrong_tokens_are_an_unknown_path(tokened, bad):
     assert_unknown_path(metrics(tokened, bad))
 
