@@ -1,6 +1,7 @@
 /* gateway.c - the HTTP pipeline (see gateway.h): route → authenticate → authorise → bounded body
  * → media type → JSON → schema → RPC → reply. civetweb runs it on its worker threads; the gateway
- * state is read-only after start. */
+ * state is read-only after start, but for the rate limiters (locked inside) and the readiness
+ * log's throttle (atomics). */
 #include "gateway.h"
 
 #include <arpa/inet.h>
@@ -24,6 +25,7 @@
 #include "export.h"
 #include "http_io.h"
 #include "http_options.h"
+#include "ipnet.h"
 #include "json_util.h"
 #include "log.h"
 #include "mem.h"
@@ -39,6 +41,11 @@
 
 #define API_PREFIX "/api/v1"
 #define READY_TIMEOUT_MS 2000
+/* At most one log line of /health/ready's failing checks per this long: a probe every 100 ms
+ * (or an attacker) must not flood the log. */
+#define READY_LOG_EVERY_MS 10000
+/* More lines of CLIENT_IP_HEADER than this are not a proxy's doing: treated as malformed. */
+#define FORWARDED_LINES_MAX 8
 
 struct rp_gateway {
     struct mg_context *ctx;
@@ -57,7 +64,17 @@ struct rp_gateway {
     _Atomic int64_t refused_logged_s;    /* when a refused connection was last logged (one line a second) */
     _Atomic long info_offset;            /* see early_info: -1 unknown, -2 inconsistent (cap off) */
     char tls_error[256];                 /* why the certificate or key did not load (set by init_tls) */
+    bool has_metrics_token;
+    unsigned char metrics_digest[crypto_generichash_BYTES]; /* of METRICS_TOKEN: compared, never the token */
+    _Atomic int64_t ready_log_after_ms;                     /* when the next not-ready detail may be logged */
+    atomic_uint ready_unlogged;                             /* not-ready answers whose detail was not logged since */
 };
+
+/* Who is asking: the key its rate limits are counted under, and whether it is on this host. */
+typedef struct client {
+    char key[RP_IPADDR_TEXT_MAX];
+    bool loopback;
+} client_t;
 
 /* Per-request state, on the handler's stack. */
 typedef struct req_ctx {
@@ -69,6 +86,7 @@ typedef struct req_ctx {
     int status;
     bool close;
     size_t route_index; /* position in the route table, (size_t)-1 when unmatched */
+    client_t client;
 } req_ctx_t;
 
 static rp_http_extra_t extra_of(const req_ctx_t *rc, int retry_after, const char *allow, const char *www_auth) {
@@ -108,10 +126,40 @@ static void send_error(req_ctx_t *rc, int status, const char *code, const char *
     send_reply(rc, status, rep.body, 0, NULL, status == 401 ? "Bearer" : NULL);
 }
 
+/* True when the caller may see internals (/metrics, readiness detail): it holds METRICS_TOKEN,
+ * or it is a loopback client and METRICS_ALLOW_LOOPBACK=1. The token is compared as BLAKE2b
+ * digests of fixed size, in constant time: neither its bytes nor its length leak by timing. */
+static bool privileged(const rp_gateway_t *gw, const req_ctx_t *rc) {
+    if (gw->cfg->metrics_allow_loopback && rc->client.loopback) return true;
+    const char *auth = mg_get_header(rc->conn, "Authorization");
+    if (!gw->has_metrics_token || !auth || strncasecmp(auth, "Bearer ", 7) != 0) return false;
+    unsigned char d[crypto_generichash_BYTES];
+    crypto_generichash(d, sizeof d, (const unsigned char *)auth + 7, strlen(auth + 7), NULL, 0);
+    return sodium_memcmp(d, gw->metrics_digest, sizeof d) == 0;
+}
+
+/* Logs the failing checks, at most once per READY_LOG_EVERY_MS for the whole process. */
+static void log_not_ready(rp_gateway_t *gw, const json_t *checks) {
+    int64_t now = rp_now_ms(), after = atomic_load(&gw->ready_log_after_ms);
+    if (now < after || !atomic_compare_exchange_strong(&gw->ready_log_after_ms, &after, now + READY_LOG_EVERY_MS)) {
+        atomic_fetch_add(&gw->ready_unlogged, 1);
+        return;
+    }
+    unsigned skipped = atomic_exchange(&gw->ready_unlogged, 0);
+    char *text = json_dumps(checks, JSON_COMPACT | JSON_SORT_KEYS);
+    rp_log(RP_LOG_WARN, "gateway", "not ready: %s (%u not-ready answers before this one were not logged)",
+           text ? text : "?", skipped);
+    free(text);
+}
+
+/* GET /health/ready: 200 {"status":"ready"} or 503 {"status":"not_ready"} for anyone; which check
+ * failed and why (store and broker error texts) goes to the log, and to privileged callers as
+ * "checks". */
 static void handle_ready(rp_gateway_t *gw, req_ctx_t *rc) {
     json_t *checks = json_object();
     bool all_ok = true;
     rp_err_t err;
+    rp_err_clear(&err);
     if (!rp_transport_ready(gw->transport, &err)) {
         json_object_set_new(checks, "transport", json_string(err.message));
         all_ok = false;
@@ -135,9 +183,13 @@ static void handle_ready(rp_gateway_t *gw, req_ctx_t *rc) {
         rp_reply_clear(&rep);
         rp_envelope_clear(&env);
     }
-    send_reply(rc, all_ok ? 200 : 503,
-               json_pack("{s:s, s:o}", "status", all_ok ? "ready" : "not_ready", "checks", checks), all_ok ? 0 : 1,
-               NULL, NULL);
+    if (!all_ok) log_not_ready(gw, checks);
+    json_t *body = json_pack("{s:s}", "status", all_ok ? "ready" : "not_ready");
+    if (privileged(gw, rc))
+        json_object_set_new(body, "checks", checks);
+    else
+        json_decref(checks);
+    send_reply(rc, all_ok ? 200 : 503, body, all_ok ? 0 : 1, NULL, NULL);
 }
 
 static void handle_local(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route) {
@@ -305,36 +357,48 @@ static void forward(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route
     rp_envelope_clear(&env);
 }
 
-/* The client address rate limits are keyed by: the peer, or behind a proxy the operator trusts,
- * the first address of CLIENT_IP_HEADER (e.g. X-Forwarded-For), so clients behind one load
- * balancer do not share one budget. */
-static void client_address(const rp_gateway_t *gw, const req_ctx_t *rc, char *out, size_t cap) {
-    const char *h = gw->cfg->client_ip_header[0] ? mg_get_header(rc->conn, gw->cfg->client_ip_header) : NULL;
-    if (h) {
-        while (*h == ' ')
-            h++;
-        size_t n = strcspn(h, ", ");
-        if (n > 0 && n < cap) {
-            memcpy(out, h, n);
-            out[n] = '\0';
-            return;
-        }
+/* Fills rc->client from the TCP peer, or, when the peer is one of TRUSTED_PROXIES and
+ * CLIENT_IP_HEADER is set, from that header read from the right (rp_ipnet_forwarded_client).
+ * A header without entries means the proxy itself is asking. A malformed entry in the client's
+ * place, or more than FORWARDED_LINES_MAX lines, is not guessed at: the request counts against
+ * the peer's own key (a client rotating garbage gets one shared budget, not one each) and is not
+ * loopback. */
+static void resolve_client(const rp_gateway_t *gw, req_ctx_t *rc) {
+    const rp_config_t *cfg = gw->cfg;
+    client_t *cl = &rc->client;
+    rp_ipaddr_t peer, who;
+    if (!rp_ipaddr_parse(rc->ri->remote_addr, strlen(rc->ri->remote_addr), &peer)) {
+        snprintf(cl->key, sizeof cl->key, "%s", rc->ri->remote_addr);
+        cl->loopback = false;
+        return;
     }
-    snprintf(out, cap, "%s", rc->ri->remote_addr);
+    who = peer;
+    bool malformed = false;
+    if (cfg->client_ip_header[0] && rp_ipnet_list_contains(&cfg->trusted_proxies, &peer)) {
+        const char *lines[FORWARDED_LINES_MAX];
+        size_t n = 0;
+        for (int i = 0; i < rc->ri->num_headers && !malformed; i++) {
+            if (strcasecmp(rc->ri->http_headers[i].name, cfg->client_ip_header) != 0) continue;
+            if (n == FORWARDED_LINES_MAX)
+                malformed = true;
+            else
+                lines[n++] = rc->ri->http_headers[i].value;
+        }
+        rp_ipaddr_t fwd;
+        if (!malformed) switch (rp_ipnet_forwarded_client(&cfg->trusted_proxies, lines, n, &fwd)) {
+            case RP_FWD_ABSENT: break;
+            case RP_FWD_CLIENT: who = fwd; break;
+            case RP_FWD_MALFORMED: malformed = true; break;
+            }
+    }
+    rp_ipaddr_client_key(&who, cl->key, sizeof cl->key);
+    cl->loopback = !malformed && rp_ipaddr_is_loopback(&who);
 }
 
-static bool loopback(const char *addr) {
-    return strcmp(addr, "127.0.0.1") == 0 || strcmp(addr, "::1") == 0;
-}
-
-/* GET /metrics: Prometheus text, for loopback scrapers or holders of METRICS_TOKEN. Anyone else
- * gets the same 404 as any unknown path. */
+/* GET /metrics: Prometheus text, for privileged callers (see privileged). Anyone else gets the
+ * same 404 as any unknown path. */
 static bool handle_metrics(rp_gateway_t *gw, req_ctx_t *rc) {
-    const char *auth = mg_get_header(rc->conn, "Authorization");
-    const char *tok = gw->cfg->metrics_token;
-    bool token_ok = tok[0] && auth && strncasecmp(auth, "Bearer ", 7) == 0 && strlen(auth + 7) == strlen(tok) &&
-                    sodium_memcmp(auth + 7, tok, strlen(tok)) == 0;
-    if (strcmp(rc->ri->request_method, "GET") != 0 || !(loopback(rc->ri->remote_addr) || token_ok)) return false;
+    if (strcmp(rc->ri->request_method, "GET") != 0 || !privileged(gw, rc)) return false;
     char *text = rp_metrics_render(gw->metrics);
     size_t n = strlen(text);
     mg_printf(rc->conn,
@@ -355,6 +419,7 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
     json_t *params = NULL, *query = NULL, *body = NULL;
     char allow[64];
     rp_http_request_id(mg_get_header(conn, "X-Request-Id"), rc.request_id);
+    resolve_client(gw, &rc);
     const char *path = rc.ri->local_uri ? rc.ri->local_uri : "";
     const char *method = rc.ri->request_method ? rc.ri->request_method : "";
     rc.route_name = path;
@@ -385,10 +450,8 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
         int retry = 0;
         int64_t now_us = rp_mono_us();
         bool auth_route = (route->component == RP_COMP_AUTH || route->component == RP_COMP_LOGIN) && route->is_public;
-        char client[64];
-        client_address(gw, &rc, client, sizeof client);
-        if (!rp_ratelimit_take(gw->limit_all, client, now_us, &retry) ||
-            (auth_route && !rp_ratelimit_take(gw->limit_auth, client, now_us, &retry))) {
+        if (!rp_ratelimit_take(gw->limit_all, rc.client.key, now_us, &retry) ||
+            (auth_route && !rp_ratelimit_take(gw->limit_auth, rc.client.key, now_us, &retry))) {
             rp_reply_t rl;
             rp_reply_init(&rl);
             rp_reply_error(&rl, 429, "RATE_LIMITED", "too many requests from this address", NULL);
@@ -575,9 +638,19 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
     gw->transport = t;
     gw->validate = validate;
     gw->validate_ud = validate_ud;
-    gw->limit_all = rp_ratelimit_new(cfg->rate_limit_rps, cfg->rate_limit_burst);
-    gw->limit_auth = rp_ratelimit_new(cfg->rate_limit_auth_rps, cfg->rate_limit_auth_burst);
+    size_t max_clients =
+        cfg->rate_limit_max_clients > 0 ? (size_t)cfg->rate_limit_max_clients : (size_t)RP_RATELIMIT_DEFAULT_KEYS;
+    gw->limit_all = rp_ratelimit_new_sized(cfg->rate_limit_rps, cfg->rate_limit_burst, max_clients, 0);
+    gw->limit_auth = rp_ratelimit_new_sized(cfg->rate_limit_auth_rps, cfg->rate_limit_auth_burst, max_clients, 0);
     gw->limit_hashing = rp_ratelimit_new(cfg->login_global_rps, cfg->login_global_burst);
+    gw->has_metrics_token = cfg->metrics_token[0] != '\0';
+    if (gw->has_metrics_token)
+        crypto_generichash(gw->metrics_digest, sizeof gw->metrics_digest, (const unsigned char *)cfg->metrics_token,
+                           strlen(cfg->metrics_token), NULL, 0);
+    if (cfg->client_ip_header[0] && cfg->trusted_proxies.n == 0)
+        rp_log(RP_LOG_WARN, "gateway",
+               "CLIENT_IP_HEADER=%s is ignored: TRUSTED_PROXIES is empty, so the peer address is the client",
+               cfg->client_ip_header);
     size_t n;
     const rp_api_route_t *routes = rp_routes_table(&n);
     gw->metrics = rp_metrics_new(n);

@@ -1,70 +1,204 @@
-/* ratelimit.c - per-key token buckets in a fixed hash table (see ratelimit.h). A slot whose key
- * changes starts a fresh bucket: the table stays bounded whatever the number of clients. */
+/* ratelimit.c - per-key token buckets in a bounded chained hash table with a least-recently-used
+ * list (see ratelimit.h). Every entry is allocated at creation; all state is under one mutex. */
 #include "ratelimit.h"
 
 #include <pthread.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mem.h"
 
-#define SLOTS 8192
-#define STRIPES 64
+#define NONE (-1)
+#define DIGESTED 0xff /* key_len of an entry whose key is the digest of a longer key */
 
-typedef struct bucket {
-    uint64_t key_hash;
+typedef struct entry {
+    uint8_t key[RP_RATELIMIT_KEY_MAX];
+    uint8_t key_len;      /* 0..RP_RATELIMIT_KEY_MAX, or DIGESTED */
+    int32_t chain;        /* next entry in the same slot, or in the free list */
+    int32_t newer, older; /* the LRU list */
+    uint32_t slot;
     double tokens;
     int64_t last_us;
-} bucket_t;
+} entry_t;
+
+/* A key as the table compares it: its bytes, or the digest of a long one. */
+typedef struct norm_key {
+    uint8_t bytes[RP_RATELIMIT_KEY_MAX];
+    uint8_t len;
+} norm_key_t;
 
 struct rp_ratelimit {
     int rate, burst;
-    pthread_mutex_t locks[STRIPES];
-    bucket_t slots[SLOTS];
+    size_t max_keys, nslots, used;
+    unsigned char hash_key[crypto_shorthash_KEYBYTES];
+    unsigned char digest_key[crypto_generichash_KEYBYTES];
+    pthread_mutex_t mu;
+    int32_t *slots;
+    entry_t *entries;
+    int32_t free_list;
+    int32_t newest, oldest;
+    entry_t overflow; /* shared by new keys while every bucket is active */
+    uint64_t evictions, overflowed;
 };
 
-static uint64_t fnv1a(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h | 1; /* 0 marks an empty slot */
+rp_ratelimit_t *rp_ratelimit_new(int rate, int burst) {
+    return rp_ratelimit_new_sized(rate, burst, RP_RATELIMIT_DEFAULT_KEYS, 0);
 }
 
-rp_ratelimit_t *rp_ratelimit_new(int rate, int burst) {
+rp_ratelimit_t *rp_ratelimit_new_sized(int rate, int burst, size_t max_keys, size_t slots) {
+    if (sodium_init() < 0) abort(); /* no random key, no limiter: as fatal as an allocation failure */
+    if (max_keys < 1) max_keys = 1;
+    if (max_keys > INT32_MAX) max_keys = INT32_MAX;
+    if (slots == 0)
+        for (slots = 1; slots < max_keys; slots <<= 1)
+            ;
     rp_ratelimit_t *rl = rp_calloc(1, sizeof *rl);
     rl->rate = rate;
     rl->burst = burst > 0 ? burst : 1;
-    for (int i = 0; i < STRIPES; i++)
-        pthread_mutex_init(&rl->locks[i], NULL);
+    rl->max_keys = max_keys;
+    rl->nslots = slots;
+    /* keyed: whoever picks client addresses (any IPv6 subscriber, anyone behind a proxy) cannot
+     * choose keys that pile into one slot */
+    crypto_shorthash_keygen(rl->hash_key);
+    crypto_generichash_keygen(rl->digest_key);
+    pthread_mutex_init(&rl->mu, NULL);
+    rl->slots = rp_calloc(slots, sizeof *rl->slots);
+    for (size_t i = 0; i < slots; i++)
+        rl->slots[i] = NONE;
+    rl->entries = rp_calloc(max_keys, sizeof *rl->entries);
+    for (size_t i = 0; i < max_keys; i++)
+        rl->entries[i].chain = i + 1 < max_keys ? (int32_t)(i + 1) : NONE;
+    rl->free_list = 0;
+    rl->newest = rl->oldest = NONE;
+    rl->overflow.tokens = rl->burst;
+    rl->overflow.last_us = INT64_MIN;
     return rl;
 }
 
 void rp_ratelimit_free(rp_ratelimit_t *rl) {
     if (!rl) return;
-    for (int i = 0; i < STRIPES; i++)
-        pthread_mutex_destroy(&rl->locks[i]);
+    pthread_mutex_destroy(&rl->mu);
+    free(rl->slots);
+    free(rl->entries);
     free(rl);
+}
+
+static void normalise(const rp_ratelimit_t *rl, const char *key, norm_key_t *out) {
+    size_t n = key ? strlen(key) : 0;
+    memset(out, 0, sizeof *out);
+    if (n <= RP_RATELIMIT_KEY_MAX) {
+        if (n) memcpy(out->bytes, key, n);
+        out->len = (uint8_t)n;
+        return;
+    }
+    crypto_generichash(out->bytes, crypto_generichash_BYTES, (const unsigned char *)key, n, rl->digest_key,
+                       sizeof rl->digest_key);
+    out->len = DIGESTED;
+}
+
+static uint32_t slot_of(const rp_ratelimit_t *rl, const norm_key_t *k) {
+    unsigned char h[crypto_shorthash_BYTES];
+    size_t n = k->len == DIGESTED ? crypto_generichash_BYTES : k->len;
+    crypto_shorthash(h, k->bytes, n, rl->hash_key);
+    uint64_t v;
+    memcpy(&v, h, sizeof v);
+    return (uint32_t)(v % rl->nslots);
+}
+
+static bool same_key(const entry_t *e, const norm_key_t *k) {
+    size_t n = k->len == DIGESTED ? crypto_generichash_BYTES : k->len;
+    return e->key_len == k->len && memcmp(e->key, k->bytes, n) == 0;
+}
+
+/* The entry holding k, or NONE. Caller holds mu. */
+static int32_t find(const rp_ratelimit_t *rl, const norm_key_t *k, uint32_t slot) {
+    for (int32_t i = rl->slots[slot]; i != NONE; i = rl->entries[i].chain)
+        if (same_key(&rl->entries[i], k)) return i;
+    return NONE;
+}
+
+static void lru_unlink(rp_ratelimit_t *rl, int32_t i) {
+    entry_t *e = &rl->entries[i];
+    if (e->newer != NONE)
+        rl->entries[e->newer].older = e->older;
+    else
+        rl->newest = e->older;
+    if (e->older != NONE)
+        rl->entries[e->older].newer = e->newer;
+    else
+        rl->oldest = e->newer;
+}
+
+static void lru_push(rp_ratelimit_t *rl, int32_t i) {
+    entry_t *e = &rl->entries[i];
+    e->newer = NONE;
+    e->older = rl->newest;
+    if (rl->newest != NONE) rl->entries[rl->newest].newer = i;
+    rl->newest = i;
+    if (rl->oldest == NONE) rl->oldest = i;
+}
+
+static void chain_unlink(rp_ratelimit_t *rl, int32_t i) {
+    int32_t *p = &rl->slots[rl->entries[i].slot];
+    while (*p != i)
+        p = &rl->entries[*p].chain;
+    *p = rl->entries[i].chain;
+}
+
+/* The tokens b holds at now_us, refilled up to burst. */
+static double refilled(const rp_ratelimit_t *rl, const entry_t *b, int64_t now_us) {
+    if (b->last_us == INT64_MIN) return rl->burst;
+    double t = b->tokens;
+    if (now_us > b->last_us) t += (double)(now_us - b->last_us) / 1e6 * rl->rate;
+    return t > rl->burst ? rl->burst : t;
+}
+
+/* A fresh entry for k: a free one, or the least recently used once it has refilled; NONE when
+ * every bucket is still active. Caller holds mu. */
+static int32_t claim(rp_ratelimit_t *rl, const norm_key_t *k, uint32_t slot, int64_t now_us) {
+    int32_t i = rl->free_list;
+    if (i != NONE) {
+        rl->free_list = rl->entries[i].chain;
+        rl->used++;
+    } else {
+        i = rl->oldest;
+        if (i == NONE || refilled(rl, &rl->entries[i], now_us) < rl->burst) return NONE;
+        lru_unlink(rl, i);
+        chain_unlink(rl, i);
+        rl->evictions++;
+    }
+    entry_t *e = &rl->entries[i];
+    memcpy(e->key, k->bytes, sizeof e->key);
+    e->key_len = k->len;
+    e->slot = slot;
+    e->tokens = rl->burst;
+    e->last_us = now_us;
+    e->chain = rl->slots[slot];
+    rl->slots[slot] = i;
+    lru_push(rl, i);
+    return i;
 }
 
 bool rp_ratelimit_take(rp_ratelimit_t *rl, const char *key, int64_t now_us, int *retry_after_s) {
     *retry_after_s = 0;
     if (!rl || rl->rate <= 0) return true;
-    uint64_t h = fnv1a(key ? key : "");
-    size_t slot = (size_t)(h % SLOTS);
-    pthread_mutex_t *mu = &rl->locks[slot % STRIPES];
+    norm_key_t k;
+    normalise(rl, key, &k);
+    uint32_t slot = slot_of(rl, &k);
     bool ok;
-    pthread_mutex_lock(mu);
-    bucket_t *b = &rl->slots[slot];
-    if (b->key_hash != h) {
-        b->key_hash = h;
-        b->tokens = rl->burst;
-        b->last_us = now_us;
+    pthread_mutex_lock(&rl->mu);
+    int32_t i = find(rl, &k, slot);
+    if (i != NONE) {
+        lru_unlink(rl, i);
+        lru_push(rl, i);
+    } else {
+        i = claim(rl, &k, slot, now_us);
     }
-    double refill = (double)(now_us - b->last_us) / 1e6 * rl->rate;
-    if (refill > 0) {
-        b->tokens = b->tokens + refill > rl->burst ? rl->burst : b->tokens + refill;
-        b->last_us = now_us;
-    }
+    entry_t *b = i != NONE ? &rl->entries[i] : &rl->overflow;
+    if (i == NONE) rl->overflowed++;
+    b->tokens = refilled(rl, b, now_us);
+    if (now_us > b->last_us) b->last_us = now_us;
     ok = b->tokens >= 1.0;
     if (ok) {
         b->tokens -= 1.0;
@@ -72,6 +206,29 @@ bool rp_ratelimit_take(rp_ratelimit_t *rl, const char *key, int64_t now_us, int 
         double wait_s = (1.0 - b->tokens) / rl->rate;
         *retry_after_s = (int)wait_s + 1;
     }
-    pthread_mutex_unlock(mu);
+    pthread_mutex_unlock(&rl->mu);
     return ok;
+}
+
+void rp_ratelimit_stats(rp_ratelimit_t *rl, rp_ratelimit_stats_t *out) {
+    memset(out, 0, sizeof *out);
+    if (!rl) return;
+    pthread_mutex_lock(&rl->mu);
+    out->keys = rl->used;
+    out->max_keys = rl->max_keys;
+    out->memory_bytes = sizeof *rl + rl->nslots * sizeof *rl->slots + rl->max_keys * sizeof *rl->entries;
+    out->evictions = rl->evictions;
+    out->overflowed = rl->overflowed;
+    pthread_mutex_unlock(&rl->mu);
+}
+
+bool rp_ratelimit_tracks(rp_ratelimit_t *rl, const char *key) {
+    if (!rl) return false;
+    norm_key_t k;
+    normalise(rl, key, &k);
+    uint32_t slot = slot_of(rl, &k);
+    pthread_mutex_lock(&rl->mu);
+    bool found = find(rl, &k, slot) != NONE;
+    pthread_mutex_unlock(&rl->mu);
+    return found;
 }

@@ -104,6 +104,29 @@ static bool get_http_limits(rp_config_t *cfg, rp_config_getter_fn get, void *ud,
     return true;
 }
 
+/* CLIENT_IP_HEADER is a header name; TRUSTED_PROXIES a strict list of addresses and CIDRs;
+ * METRICS_TOKEN, when set, is long enough not to be guessed. */
+static bool get_edge(rp_config_getter_fn get, void *ud, rp_config_t *cfg, rp_err_t *err) {
+    char bad[96];
+    for (const char *c = cfg->client_ip_header; *c; c++)
+        if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-')) {
+            rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID",
+                       "CLIENT_IP_HEADER must be a header name (letters, digits, '-')");
+            return false;
+        }
+    if (!rp_ipnet_list_parse(get("TRUSTED_PROXIES", ud), &cfg->trusted_proxies, bad, sizeof bad)) {
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID",
+                   "TRUSTED_PROXIES must be comma-separated IPv4/IPv6 addresses or CIDRs: %s", bad);
+        return false;
+    }
+    size_t tlen = strlen(cfg->metrics_token);
+    if (tlen > 0 && tlen < 32) {
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "METRICS_TOKEN must be at least 32 bytes (got %zu)", tlen);
+        return false;
+    }
+    return true;
+}
+
 bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_t *err) {
     memset(cfg, 0, sizeof *cfg);
     int body_bytes = 0;
@@ -163,7 +186,10 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
         !get_int(get, ud, "RATE_LIMIT_RPS", 100, 0, 1000000, &cfg->rate_limit_rps, err) ||
         !get_int(get, ud, "RATE_LIMIT_BURST", 200, 1, 10000000, &cfg->rate_limit_burst, err) ||
         !get_int(get, ud, "RATE_LIMIT_AUTH_RPS", 5, 0, 1000000, &cfg->rate_limit_auth_rps, err) ||
-        !get_int(get, ud, "RATE_LIMIT_AUTH_BURST", 20, 1, 10000000, &cfg->rate_limit_auth_burst, err))
+        !get_int(get, ud, "RATE_LIMIT_AUTH_BURST", 20, 1, 10000000, &cfg->rate_limit_auth_burst, err) ||
+        !get_int(get, ud, "METRICS_ALLOW_LOOPBACK", 0, 0, 1, &cfg->metrics_allow_loopback, err) ||
+        !get_int(get, ud, "RATE_LIMIT_MAX_CLIENTS", 65536, 64, 16777216, &cfg->rate_limit_max_clients, err) ||
+        !get_edge(get, ud, cfg, err))
         return false;
     if (!get_http_limits(cfg, get, ud, err)) return false;
     cfg->max_body_bytes = (size_t)body_bytes;

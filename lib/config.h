@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "ipnet.h"
 
 typedef struct rp_config {
     int port;                      /* PORT, default 8080 */
@@ -54,6 +55,9 @@ typedef struct rp_config {
     int max_connections_per_address; /* MAX_CONNECTIONS_PER_ADDRESS open at once, 0 = no cap; 128 */
     char tls_cert_file[512];         /* TLS_CERT_FILE: PEM certificate chain; set with TLS_KEY_FILE to serve HTTPS */
     char tls_key_file[512];          /* TLS_KEY_FILE: PEM private key of TLS_CERT_FILE */
+    rp_ipnet_list_t trusted_proxies; /* TRUSTED_PROXIES: peers whose CLIENT_IP_HEADER is believed */
+    int metrics_allow_loopback;      /* METRICS_ALLOW_LOOPBACK=1: loopback clients read /metrics without a token */
+    int rate_limit_max_clients;      /* RATE_LIMIT_MAX_CLIENTS buckets per limiter, 64..16777216; 65536 */
 } rp_config_t;
 
 /* Looks up one variable; returns NULL when unset. ud is passed through. */

@@ -48,6 +48,8 @@ class Platform:
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="rp-e2e-")
         self.secret = secrets.token_urlsafe(48)
         self.admin = ("admin_e2e", "admin-password-" + secrets.token_hex(4))
+        # /metrics and the readiness detail need it (METRICS_TOKEN, at least 32 bytes)
+        self.metrics_token = secrets.token_hex(24)
         self.env = dict(os.environ)
         self.env.update({
             "PORT": str(self.port),
@@ -57,6 +59,7 @@ class Platform:
             "ADMIN_USERNAME": self.admin[0],
             "ADMIN_PASSWORD": self.admin[1],
             "LOG_LEVEL": "info",
+            "METRICS_TOKEN": self.metrics_token,
         })
         self.env.update(extra_env or {})
         self.base = "http://127.0.0.1:%d/api/v1" % self.port

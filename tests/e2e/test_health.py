@@ -23,11 +23,13 @@ def test_root(api):
     assert_common_headers(r)
 
 
-def test_live_and_ready(api):
+def test_live_and_ready(api, platform):
     assert api.get("/health/live").json()["status"] == "ok"
     r = api.get("/health/ready")
     assert r.status_code == 200
-    body = r.json()
+    assert r.json() == {"status": "ready"}
+    # the checks are shown to holders of the metrics token only
+    body = api.get("/health/ready", token=platform.metrics_token).json()
     assert body["status"] == "ready"
     assert body["checks"]["auth"] == "ok"
     assert body["checks"]["transport"] == "ok"
@@ -63,10 +65,11 @@ def test_outside_the_prefix_is_json_404(api, platform):
     assert r.json()["error"]["code"] == "NOT_FOUND"
 
 
-def test_metrics_on_loopback(api, platform):
+def test_metrics_with_the_token(api, platform):
     import requests
     api.get("/")
-    r = requests.get("http://127.0.0.1:%d/metrics" % platform.port, timeout=10)
+    r = requests.get("http://127.0.0.1:%d/metrics" % platform.port, timeout=10,
+                     headers={"Authorization": "Bearer " + platform.metrics_token})
     assert r.status_code == 200
     assert 'rp_http_requests_total{method="GET",route="/",status="2xx"}' in r.text
     assert "rp_http_request_duration_seconds_bucket" in r.text

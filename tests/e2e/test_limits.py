@@ -30,7 +30,9 @@ def test_auth_routes_are_rate_limited(limited):
 
 @pytest.fixture(scope="module")
 def proxied():
-    p = Platform({"RATE_LIMIT_AUTH_RPS": "1", "RATE_LIMIT_AUTH_BURST": "2", "CLIENT_IP_HEADER": "X-Forwarded-For"}).start()
+    # the header is believed only from TRUSTED_PROXIES: the test's own peer and the hop it names
+    p = Platform({"RATE_LIMIT_AUTH_RPS": "1", "RATE_LIMIT_AUTH_BURST": "2", "CLIENT_IP_HEADER": "X-Forwarded-For",
+                  "TRUSTED_PROXIES": "127.0.0.1, 10.9.9.9"}).start()
     yield p
     assert p.stop() == 0, p.log_tail()
 

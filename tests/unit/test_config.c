@@ -207,3 +207,62 @@ Test(config, tls_files_both_or_neither_and_readable) {
     remove(key);
     remove(dir);
 }
+
+/* The gateway's edge (issue 12): trusted proxies, the client address header, /metrics access and
+ * the rate limiters' bound. */
+static bool load1(const char *k, const char *v, rp_config_t *c, rp_err_t *err) {
+    kv_t env[] = {{"JWT_SECRET", SECRET}, {k, v}, {NULL, NULL}};
+    return rp_config_load(c, getter, env, err);
+}
+
+Test(config, edge_defaults) {
+    kv_t env[] = {{"JWT_SECRET", SECRET}, {NULL, NULL}};
+    rp_config_t c;
+    rp_err_t err;
+    cr_assert(rp_config_load(&c, getter, env, &err), "%s", err.message);
+    cr_assert_eq(c.trusted_proxies.n, 0u, "no proxy is trusted unless named");
+    cr_assert_eq(c.metrics_allow_loopback, 0, "loopback is every client behind a same-host proxy");
+    cr_assert_eq(c.rate_limit_max_clients, 65536);
+    cr_assert_str_eq(c.metrics_token, "");
+}
+
+Test(config, trusted_proxies_parse_strictly) {
+    rp_config_t c;
+    rp_err_t err;
+    cr_assert(load1("TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8,fd00::/8", &c, &err), "%s", err.message);
+    cr_assert_eq(c.trusted_proxies.n, 3u);
+    const char *bad[] = {"10.0.0.0/33", "10.0.0.1/8", "proxy.local", "10.0.0.1,", "1.2.3", "::1/200", "10.0.0.01"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_not(load1("TRUSTED_PROXIES", bad[i], &c, &err), "%s accepted", bad[i]);
+        cr_assert_str_eq(err.code, "CONFIG_INVALID");
+        cr_assert(strstr(err.message, "TRUSTED_PROXIES"), "%s", err.message);
+        cr_assert_null(strchr(err.message, '\n'), "one line");
+    }
+}
+
+Test(config, metrics_token_at_least_32_bytes) {
+    rp_config_t c;
+    rp_err_t err;
+    cr_assert_not(load1("METRICS_TOKEN", "0123456789abcdef0123456789abcde", &c, &err));
+    cr_assert(strstr(err.message, "METRICS_TOKEN must be at least 32 bytes"), "%s", err.message);
+    cr_assert_not(load1("METRICS_TOKEN", "change-me", &c, &err));
+    cr_assert(load1("METRICS_TOKEN", "0123456789abcdef0123456789abcdef", &c, &err), "%s", err.message);
+    cr_assert_str_eq(c.metrics_token, "0123456789abcdef0123456789abcdef");
+}
+
+Test(config, edge_bounds) {
+    const char *bad[][2] = {{"METRICS_ALLOW_LOOPBACK", "2"},     {"METRICS_ALLOW_LOOPBACK", "yes"},
+                            {"RATE_LIMIT_MAX_CLIENTS", "63"},    {"RATE_LIMIT_MAX_CLIENTS", "16777217"},
+                            {"CLIENT_IP_HEADER", "X Forwarded"}, {"CLIENT_IP_HEADER", "X-Forwarded-For:"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rp_config_t c;
+        rp_err_t err;
+        cr_assert_not(load1(bad[i][0], bad[i][1], &c, &err), "%s=%s accepted", bad[i][0], bad[i][1]);
+        cr_assert(strstr(err.message, bad[i][0]), "%s", err.message);
+    }
+    rp_config_t c;
+    rp_err_t err;
+    cr_assert(load1("METRICS_ALLOW_LOOPBACK", "1", &c, &err) && c.metrics_allow_loopback == 1);
+    cr_assert(load1("RATE_LIMIT_MAX_CLIENTS", "64", &c, &err) && c.rate_limit_max_clients == 64);
+    cr_assert(load1("CLIENT_IP_HEADER", "X-Real-IP", &c, &err));
+}

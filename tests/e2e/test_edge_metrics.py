@@ -1,0 +1,87 @@
+"""/metrics (issue 12): METRICS_TOKEN (at least 32 bytes) or, with METRICS_ALLOW_LOOPBACK=1, a
+loopback client; anyone else gets the 404 of an unknown path. Loopback is off by default: behind
+a same-host proxy every client is loopback."""
+import os
+
+import pytest
+import requests
+
+from platform_proc import Platform
+
+# these start platforms of their own, whatever E2E_MODE says, and the gateway's edge is the same
+# code in reward-platform and reward-api: the embedded pass runs them once
+pytestmark = pytest.mark.skipif(os.environ.get("E2E_MODE", "embedded") == "cluster",
+                                reason="runs in the embedded pass: it starts its own platforms")
+
+
+def metrics(p, token=None, headers=None, method="GET"):
+    h = dict(headers or {})
+    if token is not None:
+        h["Authorization"] = "Bearer " + token
+    return requests.request(method, "http://127.0.0.1:%d/metrics" % p.port, headers=h, timeout=10)
+
+
+def assert_unknown_path(r):
+    assert r.status_code == 404
+    assert r.json()["error"] == {"code": "NOT_FOUND", "message": "no such route", "details": []}
+
+
+@pytest.fixture(scope="module")
+def tokened():
+    p = Platform().start()  # Platform sets a random METRICS_TOKEN; loopback is not let in
+    yield p
+    assert p.stop() == 0, p.log_tail()
+
+
+def test_the_token_opens_metrics(tokened):
+    r = metrics(tokened, tokened.metrics_token)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/plain")
+    assert "rp_http_requests_total" in r.text
+
+
+def test_loopback_without_the_token_is_an_unknown_path(tokened):
+    # issue 12: any loopback peer read /metrics
+    assert_unknown_path(metrics(tokened))
+
+
+@pytest.mark.parametrize("bad", ["", "x", "wrong", "a" * 48, "b" * 47, "c" * 49, "d" * 4000],
+                         ids=["empty", "x", "wrong", "48", "47", "49", "4000"])
+def test_wrong_tokens_are_an_unknown_path(tokened, bad):
+    assert_unknown_path(metrics(tokened, bad))
+
+
+def test_near_misses_are_refused(tokened):
+    t = tokened.metrics_token
+    for bad in [t[:-1], t + "x", t.upper(), " " + t, t[:-1] + ("0" if t[-1] != "0" else "1")]:
+        assert_unknown_path(metrics(tokened, bad))
+    # the token is a bearer credential in Authorization, not a basic one nor a query parameter
+    assert_unknown_path(requests.get("http://127.0.0.1:%d/metrics?token=%s" % (tokened.port, t), timeout=10))
+    assert_unknown_path(metrics(tokened, headers={"Authorization": "Basic " + t}))
+    # and it opens GET only
+    assert metrics(tokened, t, method="POST").status_code == 404
+
+
+def test_loopback_flag_lets_local_scrapers_in_but_not_proxied_clients():
+    p = Platform({"METRICS_TOKEN": "", "METRICS_ALLOW_LOOPBACK": "1", "CLIENT_IP_HEADER": "X-Forwarded-For",
+                  "TRUSTED_PROXIES": "127.0.0.1"}).start()
+    try:
+        assert metrics(p).status_code == 200
+        # behind the same-host proxy, a remote client is not loopback: the forwarded address counts
+        assert_unknown_path(metrics(p, headers={"X-Forwarded-For": "198.51.100.7"}))
+        # nor is a client whose address the proxy wrote as garbage
+        assert_unknown_path(metrics(p, headers={"X-Forwarded-For": "127.0.0.1 garbage"}))
+        assert metrics(p, headers={"X-Forwarded-For": "198.51.100.7, 127.0.0.1"}).status_code == 404
+        # without a token configured, no bearer opens it
+        assert_unknown_path(metrics(p, "", headers={"X-Forwarded-For": "198.51.100.7"}))
+    finally:
+        assert p.stop() == 0, p.log_tail()
+
+
+@pytest.mark.parametrize("token", ["short", "0123456789abcdef0123456789abcde"])
+def test_short_token_refuses_start(token):
+    p = Platform({"METRICS_TOKEN": token}).start(wait=False)
+    code = p.proc.wait(timeout=60)
+    p.log.close()
+    assert code != 0
+    assert "METRICS_TOKEN must be at least 32 bytes" in p.log_tail()
