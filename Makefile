@@ -17,6 +17,8 @@ DEB_BUILD := build-essential pkg-config libcivetweb-dev librabbitmq-dev libmongo
 DEB_TEST  := json-schema-test-suite python3-pytest python3-requests python3-pika python3-yaml python3-mockupdb sqlite3 curl wrk rabbitmq-server clang-format
 DEB_BUILD += libssl-dev
 DEB_TEST  += openssl
+# make test-deploy only: the Docker engine, Debian's compose v1 and the base image's maker
+DEB_DEPLOY := docker.io docker-compose debootstrap python3-pytest python3-requests python3-yaml
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2
 CFLAGS  ?= -O2 -g
@@ -38,6 +40,7 @@ TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all run run-cluster format-check test test-unit test-e2e test-mongo-contract deps deps-build deps-test clean format bench
+.PHONY: test-deploy test-mongo-live deps-deploy
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -124,6 +127,18 @@ test-unit: deps
 test-mongo-contract: deps
 	$(MAKE) BUILD=build-asan SAN=1 CFLAGS="-O1 -g" build-asan/tests/mongo_driver
 	MONGO_DRIVER=build-asan/tests/mongo_driver $(PYTHON) -m pytest -q -rs tests/contract
+
+# the Docker images built and the compose stack of deploy/ run for real (not part of make test);
+# see tests/deploy/run.sh
+deps-deploy:
+	$(call install_missing,$(DEB_DEPLOY))
+test-deploy: deps-deploy
+	PYTHON=$(PYTHON) tests/deploy/run.sh
+
+# the store conformance suites and the black-box suite on STORE=mongodb against MONGODB_URI (a
+# replica set); without MONGODB_URI it says so and passes (tests/deploy/mongo_live.sh)
+test-mongo-live:
+	@PYTHON=$(PYTHON) MAKE="$(MAKE)" tests/deploy/mongo_live.sh
 
 test-e2e: deps all
 	BIN=$(BUILD)/bin/reward-platform $(PYTHON) -m pytest -q tests/e2e

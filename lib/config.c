@@ -227,6 +227,11 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
         rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "ADMIN_USERNAME and ADMIN_PASSWORD must be set together");
         return false;
     }
+    if (strstr(cfg->admin_password, "change-me")) {
+        /* a change-me password is a published placeholder: an admin holding it is anyone's admin */
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "ADMIN_PASSWORD is still a change-me placeholder");
+        return false;
+    }
     const char *lvl = get("LOG_LEVEL", ud);
     cfg->log_level = rp_log_level_parse(lvl && *lvl ? lvl : "info");
     if (cfg->log_level < 0) {

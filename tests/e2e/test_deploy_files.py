@@ -1,13 +1,17 @@
 """The deploy files agree with each other and with the code: every app service of
 docker-compose.yml logs in to RabbitMQ as a user that deploy/rabbitmq defines, with the
-permissions its component needs, and the compose stack is the production shape."""
+permissions its component needs; compose ships no secret and refuses to start without them; the
+images build without a registry or BuildKit; make test-mongo-live wires MONGODB_URI through.
+(make test-deploy builds and runs all of it: tests/deploy.)"""
 import os
+import subprocess
 import sys
+import time
 
 import pytest
 
 from conftest import MODE
-from platform_proc import ROOT
+from platform_proc import ROOT, free_port
 
 yaml = pytest.importorskip("yaml")
 pytestmark = pytest.mark.skipif(MODE != "embedded", reason="static checks run once")
@@ -15,29 +19,62 @@ sys.path.insert(0, os.path.join(ROOT, "deploy", "rabbitmq"))
 import definitions as rabbit_definitions  # noqa: E402
 
 COMPOSE = os.path.join(ROOT, "deploy", "docker-compose.yml")
+MONGO_OVERLAY = os.path.join(ROOT, "deploy", "docker-compose.mongodb.yml")
 
 
-def compose():
-    with open(COMPOSE) as f:
+def compose(path=COMPOSE):
+    with open(path) as f:
         return yaml.safe_load(f)
 
 
-def test_the_stack_is_the_production_shape():
+def test_the_stack_is_the_single_host_shape_with_mongodb_as_an_overlay():
     svc = compose()["services"]
-    assert {"mongo", "mongo-init", "rabbitmq", "api", "auth", "event", "reward"} <= set(svc)
-    assert svc["reward"]["deploy"]["replicas"] == 3
-    assert "--replSet" in svc["mongo"]["command"]
+    assert set(svc) == {"rabbitmq", "api", "auth", "event", "reward"}
+    # docker-compose 1.29 (Debian 12's) ignores deploy.replicas
+    assert svc["reward"]["scale"] == 3 and "deploy" not in svc["reward"]
+    assert svc["rabbitmq"]["build"]["context"] == "rabbitmq"
+    mongo = compose(MONGO_OVERLAY)["services"]
+    assert "--replSet" in mongo["mongo"]["command"]
     for name, binary in [("api", "reward-api"), ("auth", "reward-auth-worker"), ("event", "reward-event-worker"),
                          ("reward", "reward-grant-worker")]:
         s = svc[name]
         assert s["command"] == [binary]
-        assert os.path.exists(os.path.join(ROOT, "api" if name == "api" else "workers/" + {
-            "auth": "auth", "event": "event", "reward": "reward"}[name]))
+        assert s["network_mode"] == "host" and "ports" not in s
         env = s["environment"]
-        assert env["STORE"] == "mongodb" and env["TRANSPORT"] == "amqp"
-        assert "replicaSet=" in env["MONGODB_URI"]
-        assert "service_healthy" in str(s["depends_on"]) and "healthcheck" in svc["rabbitmq"]
-    assert "healthcheck" in svc["api"] and "healthcheck" in svc["mongo"]
+        assert env["STORE"] == "${STORE:-sqlite}" and env["TRANSPORT"] == "amqp"
+        assert s["volumes"] == ["app-data:/var/lib/reward/data"]
+        assert "service_healthy" in str(s["depends_on"])
+        assert mongo[name]["environment"]["STORE"] == "mongodb"
+        assert "replicaSet=" in mongo[name]["environment"]["MONGODB_URI"]
+        assert "service_completed_successfully" in str(mongo[name]["depends_on"])
+        # a healthcheck on every service, the api's on its own port (deploy/healthcheck.sh reads PORT)
+        assert s["healthcheck"]["test"] == ["CMD", "reward-healthcheck", "api" if name == "api" else "worker"]
+    assert svc["api"]["environment"]["PORT"] == "${API_PORT:-8080}"
+    assert "8080" not in str(svc["api"]["healthcheck"])
+    # ping passes before the listeners accept connections; the check connects and authenticates
+    assert svc["rabbitmq"]["healthcheck"]["test"] == ["CMD", "rabbitmq-healthcheck"]
+    with open(os.path.join(ROOT, "deploy", "rabbitmq", "healthcheck.sh")) as f:
+        check = f.read()
+    assert "check_port_connectivity" in check and "authenticate_user" in check
+
+
+def test_compose_requires_every_secret_and_ships_none():
+    with open(COMPOSE) as f:
+        text = f.read()
+    svc = compose()["services"]
+    for name in ("api", "auth", "event", "reward"):
+        assert svc[name]["environment"]["JWT_SECRET"].startswith("${JWT_SECRET:?"), name
+    assert svc["auth"]["environment"]["ADMIN_PASSWORD"].startswith("${ADMIN_PASSWORD:?")
+    for user in ("ADMIN", "API", "AUTH", "EVENT", "REWARD"):
+        assert svc["rabbitmq"]["environment"]["RP_AMQP_PASSWORD_" + user].startswith("${RP_AMQP_PASSWORD_%s:?" % user)
+    assert "change-me" not in text and "dev-password" not in text
+    with open(os.path.join(ROOT, "deploy", ".env.docker")) as f:
+        env = dict(line.strip().split("=", 1) for line in f if "=" in line and not line.startswith("#"))
+    assert not {"JWT_SECRET", "ADMIN_PASSWORD", "ADMIN_USERNAME", "AMQP_URL"} & set(env), env
+    # the RabbitMQ image loads definitions written from these passwords, never the dev ones
+    with open(os.path.join(ROOT, "deploy", "rabbitmq", "entrypoint.sh")) as f:
+        entry = f.read()
+    assert "RP_AMQP_PASSWORD_$v" in entry and "definitions.py" in entry
 
 
 def test_each_service_uses_its_own_rabbitmq_user_from_the_definitions():
@@ -51,10 +88,61 @@ def test_each_service_uses_its_own_rabbitmq_user_from_the_definitions():
         user = url.split("//", 1)[1].split(":", 1)[0]
         assert user in users, (name, user)
         seen.add(user)
-        # the password default in the compose file is the one definitions.json was made with
-        assert rabbit_definitions.DEV_PASSWORDS[user] in url
+        # the password is the one the rabbitmq container writes into its definitions for that user
+        assert "${RP_AMQP_PASSWORD_%s:?" % user[3:].upper() in url, url
+        assert "@127.0.0.1:${AMQP_PORT:-5672}/" in url
     assert len(seen) == 4, "one user per component"
     assert r"rp\.rpc" in perms["rp-api"]["write"] and r"rp\.rpc" not in perms["rp-reward"]["write"]
+
+
+def test_env_example_amqp_password_is_the_one_of_the_checked_in_definitions():
+    with open(os.path.join(ROOT, ".env.example")) as f:
+        line = [x for x in f if "AMQP_URL=" in x][0]
+    user, password = line.split("//", 1)[1].split("@", 1)[0].split(":", 1)
+    assert rabbit_definitions.DEV_PASSWORDS[user] == password
+
+
+def test_the_image_build_needs_no_registry_and_no_buildkit():
+    with open(os.path.join(ROOT, "deploy", "Dockerfile")) as f:
+        dockerfile = f.read()
+    assert not dockerfile.startswith("# syntax="), "the syntax line makes BuildKit fetch a frontend"
+    assert "ARG BASE_IMAGE=" in dockerfile
+    assert [x for x in dockerfile.splitlines() if x.startswith("FROM")] == [
+        "FROM ${BASE_IMAGE} AS build", "FROM ${BASE_IMAGE} AS runtime"]
+    with open(os.path.join(ROOT, "deploy", "rabbitmq", "Dockerfile")) as f:
+        assert "FROM ${BASE_IMAGE}" in f.read()
+    # the classic builder reads only the context root's ignore file
+    assert not os.path.exists(os.path.join(ROOT, "deploy", "Dockerfile.dockerignore"))
+    with open(os.path.join(ROOT, ".dockerignore")) as f:
+        ignored = {x.strip() for x in f if x.strip() and not x.startswith("#")}
+    assert {"build", "build-*", "data", ".git", "deploy/.env.docker"} <= ignored
+
+
+def make_mongo_live(uri):
+    env = dict(os.environ)
+    env.pop("MONGODB_URI", None)
+    if uri is not None:
+        env["MONGODB_URI"] = uri
+    return subprocess.run(["make", "-s", "test-mongo-live"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_mongo_live_skips_with_its_reason_without_a_uri():
+    r = make_mongo_live(None)
+    assert r.returncode == 0, r.stderr
+    assert "SKIPPED: MONGODB_URI is not set" in r.stdout
+
+
+def test_mongo_live_passes_the_uri_through_and_fails_fast_when_unreachable():
+    port = free_port()
+    t0 = time.monotonic()
+    r = make_mongo_live("mongodb://live:secret-pw@127.0.0.1:%d/?replicaSet=rs0" % port)
+    assert r.returncode != 0
+    assert time.monotonic() - t0 < 60
+    assert "127.0.0.1:%d" % port in r.stderr and "did not answer" in r.stderr, r.stderr
+    assert "secret-pw" not in r.stdout + r.stderr, "the password is not printed"
+    r = make_mongo_live("mongodb://127.0.0.1:%d/" % port)
+    assert r.returncode != 0 and "names no replicaSet" in r.stderr, r.stderr
 
 
 def test_the_checked_in_definitions_match_the_generator():
@@ -65,12 +153,6 @@ def test_the_checked_in_definitions_match_the_generator():
     strip = lambda d: {k: v for k, v in d.items() if k != "users"}  # noqa: E731 (hashes are salted)
     assert strip(checked_in) == strip(fresh)
     assert [u["name"] for u in checked_in["users"]] == [u["name"] for u in fresh["users"]]
-
-
-def test_the_env_file_placeholder_secret_is_refused_by_the_platform():
-    with open(os.path.join(ROOT, "deploy", ".env.docker")) as f:
-        env = dict(line.strip().split("=", 1) for line in f if "=" in line and not line.startswith("#"))
-    assert "change-me" in env["JWT_SECRET"]  # lib/config.c refuses such a secret (tests/unit/test_config.c)
 
 
 def test_rpc_request_queues_are_classic_and_the_work_queue_quorum():

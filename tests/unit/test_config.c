@@ -54,6 +54,24 @@ Test(config, secret_required_and_long_enough) {
     cr_assert(strstr(err.message, "placeholder"));
 }
 
+/* the old deploy/.env.docker shipped ADMIN_PASSWORD=change-me-admin-password next to the
+ * placeholder secret; a real secret must not let that published password through */
+Test(config, refuses_the_placeholder_admin_password) {
+    const char *secret = "0123456789abcdef0123456789abcdef-real";
+    kv_t placeholder[] = {{"JWT_SECRET", secret},
+                          {"ADMIN_USERNAME", "admin"},
+                          {"ADMIN_PASSWORD", "change-me-admin-password"},
+                          {NULL, NULL}};
+    kv_t real[] = {
+        {"JWT_SECRET", secret}, {"ADMIN_USERNAME", "admin"}, {"ADMIN_PASSWORD", "a-long-passphrase"}, {NULL, NULL}};
+    rp_config_t c;
+    rp_err_t err;
+    cr_assert_not(rp_config_load(&c, getter, placeholder, &err));
+    cr_assert(strstr(err.message, "ADMIN_PASSWORD") && strstr(err.message, "placeholder"), "%s", err.message);
+    cr_assert(rp_config_load(&c, getter, real, &err), "%s", err.message);
+    cr_assert_str_eq(c.admin_password, "a-long-passphrase");
+}
+
 Test(config, rejects_bad_values) {
     const char *bad[][2] = {{"PORT", "70000"},         {"PORT", "80x"},
                             {"STORE", "postgres"},     {"TRANSPORT", "zmq"},
