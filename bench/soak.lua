@@ -5,7 +5,7 @@
 -- unique across runs. Out of every 10 requests: 3 GET /events, 2 GET /auth/me, 1 GET
 -- /events/reward-requests/me, 1 GET /events/{id}, 2 claims (a fresh (player, event) pair each
 -- until the pairs run out, then refusals 409 ALREADY_CLAIMED), 1 progress report (one LOGIN fact,
--- a new idempotency key each). done() prints one RESULT line with the answers per status class.
+-- a new idempotency key each); SOAK_CLAIM_OFFSET skips the pairs of an earlier run. done() prints one RESULT line with the answers per status class.
 local tokens, ids, events = {}, {}, {}
 for line in io.lines(os.getenv("SOAK_TOKENS")) do tokens[#tokens + 1] = line end
 for line in io.lines(os.getenv("SOAK_IDS")) do ids[#ids + 1] = line end
@@ -13,6 +13,7 @@ for line in io.lines(os.getenv("SOAK_EVENTS")) do events[#events + 1] = line end
 local gs = "Bearer " .. os.getenv("SOAK_GS_TOKEN")
 local run = os.getenv("SOAK_RUN") or "soak"
 local nthreads = tonumber(os.getenv("SOAK_THREADS") or "1")
+local claim_offset = tonumber(os.getenv("SOAK_CLAIM_OFFSET") or "0") -- pairs another run took
 
 thread_id = 0 -- globals: setup() sets them per thread, done() reads them back
 counts = {}
@@ -40,7 +41,7 @@ function request()
     return wrk.format("GET", "/api/v1/events/" .. events[(k % #events) + 1], auth(k))
   elseif slot <= 8 then
     -- pair c of this thread: player c mod P, event c div P (so a player's claims spread in time)
-    local c = claims * nthreads + thread_id
+    local c = claim_offset + claims * nthreads + thread_id
     claims = claims + 1
     local e = (math.floor(c / #tokens) % #events) + 1
     return wrk.format("POST", "/api/v1/events/" .. events[e] .. "/reward-requests", auth(c), nil)

@@ -11,10 +11,18 @@
 # few per second, each an argon2id hash) and a batch grant of SOAK_BATCH_N (5000) players every
 # SOAK_BATCH_EVERY (120) s, the first after 20 s.
 #
-# Warm-up: the first SOAK_WARMUP (120) s of traffic. By then every path has run (the first batch,
-# the logins' hashing memory, every HTTP thread the connections use, the SQLite page caches).
-# Growth is measured from the first sample after the warm-up to the highest one after it (the last
-# is reported too), for RSS and for fds alike.
+# Warm-up, before the samples that count: first SOAK_PREWARM (20) s of the same HTTP mix at
+# HTTP_THREADS (96, bench/start.sh) connections, so that every HTTP thread serves (in cluster mode
+# each then holds its own broker connection, one fd and its buffers, for good) and every pool
+# connection opens; then the first SOAK_WARMUP (180) s of the measured traffic, which include the
+# first two batches and fill the SQLite page caches of the connections (2 MiB each at most) as the
+# files grow. Growth is the highest sample after the warm-up against the highest of its last
+# minute (a process's memory breathes with the work in flight: highs are compared with highs);
+# the last sample is reported too, for RSS and fds alike.
+#
+# Passwords are hashed at PASSWORD_HASH=min here: at the standard cost each hash in progress maps
+# 12 MiB for its duration (up to PASSWORD_HASH_CONCURRENCY at once), so a sample would show 0, 12
+# or 24 MiB more depending on the instant it falls on. The login path runs the same code.
 #
 # Modes: embedded = build/bin/reward-platform (BIN); cluster = reward-api + auth + event +
 # SOAK_GRANT_WORKERS (2) grant workers on RabbitMQ (the running broker, in a virtual host of this
@@ -23,7 +31,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${SOAK_SECONDS:-600}
-warm=${SOAK_WARMUP:-120}
+warm=${SOAK_WARMUP:-180}
+prewarm=${SOAK_PREWARM:-20}
 interval=${SOAK_INTERVAL:-10}
 max_growth=${SOAK_MAX_GROWTH:-10}
 modes=${SOAK_MODES:-embedded cluster}
@@ -117,6 +126,7 @@ soak_mode() {
     # shellcheck disable=SC2034 # read by bench/start.sh
     REWARD_WORKERS=$grant_workers
     unset TRANSPORT
+    export PASSWORD_HASH=min
     # shellcheck source=bench/start.sh
     . bench/start.sh # replaces the EXIT trap, set back at once; sets dir, base, pids
     trap cleanup EXIT
@@ -128,6 +138,12 @@ soak_mode() {
     fi
     log "$mode: setting up $nplayers players, $nevents events"
     $py bench/soak_driver.py setup "$base" "$dir" "$nplayers" "$nevents"
+    log "$mode: pre-warm: ${prewarm}s at $HTTP_THREADS connections"
+    local pre
+    pre=$(SOAK_TOKENS=$dir/soak/tokens SOAK_IDS=$dir/soak/ids SOAK_EVENTS=$dir/soak/events \
+        SOAK_GS_TOKEN=$(cat "$dir/soak/gs_token") SOAK_RUN=pre-$mode-$ts SOAK_THREADS=1 \
+        SOAK_CLAIM_OFFSET=$((nplayers * nevents / 2)) \
+        wrk -t1 -c"$HTTP_THREADS" -d"${prewarm}s" --timeout 10s -s bench/soak.lua "$base" | grep RESULT || true)
     local sample_args=()
     for i in "${!pids[@]}"; do sample_args+=("${labels[$i]}" "${pids[$i]}"); done
     log "$mode: ${secs}s of traffic (warm-up ${warm}s), samples every ${interval}s into $csv"
@@ -166,6 +182,8 @@ soak_mode() {
     lines+=("- HTTP mix (wrk, $conns connections): $(field requests "$out") requests, $(field rps "$out") req/s,\
  p50 $(field p50_ms "$out") ms, p99 $(field p99_ms "$out") ms, socket errors $(field errors "$out");\
  answers by status: ${out#*errors=[0-9]* }")
+    lines+=("- pre-warm (wrk, $HTTP_THREADS connections, ${prewarm}s): $(field requests "$pre") requests,\
+ answers by status: ${pre#*errors=[0-9]* }")
     lines+=("- side driver: ${side_out#RESULT }")
     lines+=("- $inv")
     [ ${#gone[@]} -eq 0 ] || lines+=("- FAIL: gone before the end: ${gone[*]}")
