@@ -170,6 +170,8 @@ void rp_reply_error(rp_reply_t *rep, int status, const char *code, const char *m
 
 void rp_reply_from_err(rp_reply_t *rep, const rp_err_t *err) {
     rp_reply_error(rep, rp_err_http_status(err->kind), err->code[0] ? err->code : "INTERNAL", err->message, NULL);
+    /* a store that is down, busy or full answers 503: say when to try again, as the transport does */
+    if (rep->status == 503 && rep->retry_after_s <= 0) rep->retry_after_s = 1;
 }
 
 /* A growing buffer for json_dump_callback. */

@@ -19,6 +19,10 @@ void rp_sqlite_err(sqlite3 *db, const char *what, rp_err_t *err) {
     const char *msg = db ? sqlite3_errmsg(db) : "no connection";
     if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
         rp_err_set(err, RP_ERR_STORE_BUSY, "STORE_BUSY", "%s: the store is busy", what);
+    } else if (code == SQLITE_FULL) {
+        /* the write was refused whole (SQLite rolls the statement or transaction back), and it
+         * succeeds once space returns: a 503 the client may retry, not a 500 */
+        rp_err_set(err, RP_ERR_STORE_UNAVAILABLE, "STORE_FULL", "%s: the store's disk is full", what);
     } else if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY) {
         rp_err_set(err, RP_ERR_CONFLICT, "DUPLICATE_KEY", "%s: duplicate key", what);
         return; /* an expected outcome for callers that insert-if-absent: not worth an error line */
@@ -605,8 +609,11 @@ static void lead_group(rp_sqlite_pool_t *p) {
     bool committed = db && exec_kept(db, "BEGIN IMMEDIATE", &err);
     for (txn_job_t *j = group; committed && j; j = j->next) {
         if (!run_in_savepoint(db, j)) { /* the transaction is gone */
-            rp_err_set(&err, RP_ERR_STORE, "STORE_ERROR", "a write of the group failed the transaction: %s",
-                       j->err.message);
+            /* every write of the group fails as this one did when its cause passes (a full disk,
+             * a busy file: 503, retry), else as a store error */
+            bool transient = rp_err_transient(j->err.kind);
+            rp_err_set(&err, transient ? j->err.kind : RP_ERR_STORE, transient ? j->err.code : "STORE_ERROR",
+                       "a write of the group failed the transaction: %s", j->err.message);
             pthread_mutex_lock(&p->gmu);
             requeue(p, j->next); /* not run yet: the next group runs them */
             pthread_mutex_unlock(&p->gmu);

@@ -47,7 +47,8 @@ bool rp_sqlite_migrate(sqlite3 *db, const rp_sqlite_schema_t *schemas, rp_err_t 
 bool rp_sqlite_exec(sqlite3 *db, const char *sql, rp_err_t *err);
 
 /* Sets err from the connection's last error: busy/locked → RP_ERR_STORE_BUSY (STORE_BUSY), a
- * unique or primary key → RP_ERR_CONFLICT (DUPLICATE_KEY), else RP_ERR_STORE (STORE_ERROR). */
+ * full disk (or max_page_count reached) → RP_ERR_STORE_UNAVAILABLE (STORE_FULL), a unique or
+ * primary key → RP_ERR_CONFLICT (DUPLICATE_KEY), else RP_ERR_STORE (STORE_ERROR). */
 void rp_sqlite_err(sqlite3 *db, const char *what, rp_err_t *err);
 
 /* ---- statements ---- */

@@ -106,6 +106,28 @@ Test(reply, round_trip_and_errors) {
 /* A success keeps the worker's text as it is (raw) through rp_reply_parse_raw; an error is parsed
  * (the api adds requestId to it); a reply of another layout is parsed whole; both forms print as
  * a valid rpc.reply. */
+Test(reply, a_store_that_is_down_busy_or_full_asks_for_a_retry) {
+    static const rp_err_kind_t kinds[] = {RP_ERR_STORE_UNAVAILABLE, RP_ERR_STORE_BUSY, RP_ERR_UNAVAILABLE};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        rp_reply_t r;
+        rp_err_t err;
+        rp_reply_init(&r);
+        rp_err_set(&err, kinds[i], "STORE_FULL", "full");
+        rp_reply_from_err(&r, &err);
+        cr_assert_eq(r.status, 503);
+        cr_assert_eq(r.retry_after_s, 1, "a 503 says when to try again");
+        rp_reply_clear(&r);
+    }
+    rp_reply_t r;
+    rp_err_t err;
+    rp_reply_init(&r);
+    rp_err_set(&err, RP_ERR_STORE, "STORE_ERROR", "broken");
+    rp_reply_from_err(&r, &err);
+    cr_assert_eq(r.status, 500);
+    cr_assert_eq(r.retry_after_s, 0, "a store error is not worth retrying");
+    rp_reply_clear(&r);
+}
+
 Test(reply, raw_bodies_pass_through_and_errors_are_parsed) {
     rp_reply_t a, b;
     rp_err_t err;

@@ -571,3 +571,36 @@ Test(query, concurrent_writes_commit_as_if_one_after_the_other) {
     rp_sqlite_pool_put(pool, db);
     rp_sqlite_pool_free(pool);
 }
+
+/* ---- a full disk: a 503 the client may retry, nothing written, writes again once space returns ---- */
+
+/* SQLite answers SQLITE_FULL both for a full disk and for a file at its max_page_count: the
+ * body caps its connection's file at its current size, so the row cannot fit (or lifts the cap). */
+static rp_txn_end_t grow_body(sqlite3 *db, void *p, rp_err_t *err) {
+    const bool *capped = p;
+    if (!rp_sqlite_exec(db, *capped ? "PRAGMA max_page_count = 1" : "PRAGMA max_page_count = 1073741823", err))
+        return RP_TXN_FAILED;
+    if (!rp_sqlite_exec(db, "INSERT INTO kv VALUES (hex(randomblob(16)), zeroblob(200000))", err)) return RP_TXN_FAILED;
+    return RP_TXN_COMMIT;
+}
+
+Test(query, a_full_disk_is_a_retryable_503_that_writes_nothing) {
+    rp_err_t err;
+    rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, kv_schema, 1, &err);
+    cr_assert_not_null(pool, "%s", err.message);
+    bool capped = true;
+    cr_assert_not(rp_sqlite_transact(pool, grow_body, &capped, &err));
+    cr_assert_eq(err.kind, RP_ERR_STORE_UNAVAILABLE, "%s", err.message);
+    cr_assert_str_eq(err.code, "STORE_FULL");
+    cr_assert_eq(rp_err_http_status(err.kind), 503);
+    cr_assert(rp_err_transient(err.kind));
+    sqlite3 *db = rp_sqlite_pool_get(pool, &err);
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM kv"), 0, "nothing of the refused write stays");
+    rp_sqlite_pool_put(pool, db);
+    capped = false;
+    cr_assert(rp_sqlite_transact(pool, grow_body, &capped, &err), "%s", err.message);
+    db = rp_sqlite_pool_get(pool, &err);
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM kv"), 1, "the same write succeeds once there is room");
+    rp_sqlite_pool_put(pool, db);
+    rp_sqlite_pool_free(pool);
+}

@@ -1,0 +1,218 @@
+"""The Python parts of bench/soak.sh, one subcommand each:
+
+    soak_driver.py setup BASE DATA_DIR PLAYERS EVENTS
+        an operator's definition and EVENTS events (no conditions, unlimited stock), PLAYERS
+        registered and logged-in players and a GAME_SERVER account; writes DATA_DIR/soak/
+        {tokens,ids,events,gs_token,players.json}
+    soak_driver.py side BASE DATA_DIR SECONDS
+        the traffic wrk does not send, for SECONDS: logins (and a refresh after each) of the
+        players, a registration now and then, and a batch grant every SOAK_BATCH_EVERY seconds
+        (default 120, the first after 20 s) of SOAK_BATCH_N (default 5000) fresh accounts made
+        straight in auth.db; prints one RESULT line
+    soak_driver.py report CSV WARMUP MAX_GROWTH_PCT
+        the per-process table of the samples (RSS kB and open fds every 10 s) and the verdict:
+        exits 1 when a process's highest sample after the warm-up exceeds the highest of the
+        warm-up's last minute by more than MAX_GROWTH_PCT (see bench/soak.sh)
+"""
+import csv
+import datetime
+import json
+import os
+import random
+import sys
+import time
+import uuid
+from collections import OrderedDict
+
+import requests
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+import players  # noqa: E402
+
+ADMIN = ("bench_admin", "bench-admin-pw")  # bench/start.sh's bootstrap admin
+PASSWORD = "soak-password-1"
+
+
+def post_retrying(sess, url, body, headers=None):
+    """Password hashing is bounded (a few at a time): on a busy machine a login may time out
+    (504) or find the queue full (503); try again a few times."""
+    r = None
+    for attempt in range(6):
+        r = sess.post(url, json=body, headers=headers, timeout=60)
+        if r.status_code not in (503, 504):
+            return r
+        time.sleep(0.5 * (attempt + 1))
+    return r
+
+
+def iso(dt):
+    return dt.astimezone(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def event_body(definition, title):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return {"title": title, "startDate": iso(now - datetime.timedelta(hours=1)),
+            "endDate": iso(now + datetime.timedelta(days=1)),
+            "rewards": [{"rewardDefinitionId": definition, "quantity": 1}]}
+
+
+def admin_session(base):
+    s = requests.Session()
+    r = post_retrying(s, base + "/auth/login", {"username": ADMIN[0], "password": ADMIN[1]})
+    r.raise_for_status()
+    s.headers["Authorization"] = "Bearer " + r.json()["accessToken"]
+    return s
+
+
+def register_and_login(base, sess, name):
+    r = post_retrying(sess, base + "/auth/register",
+                      {"username": name, "email": name + "@soak.invalid", "password": PASSWORD})
+    if r.status_code not in (201, 409):  # 409: a retried registration whose first try got through
+        r.raise_for_status()
+    r = post_retrying(sess, base + "/auth/login", {"username": name, "password": PASSWORD})
+    r.raise_for_status()
+    return r.json()
+
+
+def setup(base, data_dir, nplayers, nevents):
+    out = os.path.join(data_dir, "soak")
+    os.makedirs(out, exist_ok=True)
+    s = admin_session(base)
+    d = s.post(base + "/events/reward-definitions", timeout=60,
+               json={"name": "Gold", "type": "CURRENCY", "value": 100}).json()["id"]
+    events = []
+    for i in range(nevents):
+        r = s.post(base + "/events", json=event_body(d, "soak %d" % i), timeout=60)
+        r.raise_for_status()
+        events.append(r.json()["id"])
+    sess = requests.Session()
+    people = []
+    for _ in range(nplayers):
+        name = "soak_" + uuid.uuid4().hex[:12]
+        body = register_and_login(base, sess, name)
+        people.append({"name": name, "id": body["user"]["id"], "token": body["accessToken"]})
+    gs_name = "soak_gs_" + uuid.uuid4().hex[:8]
+    gs = register_and_login(base, sess, gs_name)
+    r = s.put(base + "/auth/users/%s/roles" % gs["user"]["id"], json={"roles": ["GAME_SERVER"]}, timeout=60)
+    r.raise_for_status()
+    gs = register_and_login(base, sess, gs_name)  # a token that carries the new role
+    for name, lines in (("tokens", [p["token"] for p in people]), ("ids", [p["id"] for p in people]),
+                        ("events", events), ("gs_token", [gs["accessToken"]])):
+        with open(os.path.join(out, name), "w") as f:
+            f.write("\n".join(lines) + "\n")
+    with open(os.path.join(out, "players.json"), "w") as f:
+        json.dump({"definition": d, "players": [{"name": p["name"]} for p in people]}, f)
+
+
+def side(base, data_dir, seconds):
+    out = os.path.join(data_dir, "soak")
+    with open(os.path.join(out, "players.json")) as f:
+        meta = json.load(f)
+    names = [p["name"] for p in meta["players"]]
+    every = float(os.environ.get("SOAK_BATCH_EVERY", "120"))
+    batch_n = int(os.environ.get("SOAK_BATCH_N", "5000"))
+    admin = admin_session(base)
+    sess = requests.Session()
+    stats = OrderedDict(logins=0, login_fail=0, refreshes=0, registrations=0, batches=0, batch_items=0,
+                        batch_success=0, batch_unfinished=0)
+    start = time.monotonic()
+    deadline = start + seconds
+    next_batch = start + min(20.0, seconds / 4)
+    batch = None  # (id, items, started) of the batch in progress
+    i = 0
+    while time.monotonic() < deadline:
+        i += 1
+        try:
+            if i % 10 == 0:
+                register_and_login(base, sess, "soak_r_" + uuid.uuid4().hex[:12])
+                stats["registrations"] += 1
+            r = post_retrying(sess, base + "/auth/login", {"username": random.choice(names), "password": PASSWORD})
+            if r.status_code == 200:
+                stats["logins"] += 1
+                r = sess.post(base + "/auth/refresh", json={"refreshToken": r.json()["refreshToken"]}, timeout=60)
+                stats["refreshes"] += r.status_code == 200
+            else:
+                stats["login_fail"] += 1
+            now = time.monotonic()
+            if batch is None and now >= next_batch and now + 30 < deadline:
+                ev = admin.post(base + "/events", json=event_body(meta["definition"], "soak batch"), timeout=60)
+                ev.raise_for_status()
+                users = players.seed(data_dir, batch_n)
+                r = admin.post(base + "/events/%s/batch-grants" % ev.json()["id"],
+                               json={"userIds": users, "reason": "soak"}, timeout=120)
+                r.raise_for_status()
+                batch = (r.json()["id"], batch_n)
+                stats["batches"] += 1
+                stats["batch_items"] += batch_n
+                next_batch = now + every
+            elif batch is not None:
+                r = admin.get(base + "/events/batches/" + batch[0], timeout=60)
+                if r.status_code == 200 and r.json()["status"] == "COMPLETED":
+                    stats["batch_success"] += r.json()["counts"]["SUCCESS"]
+                    batch = None
+        except requests.RequestException as e:
+            stats["login_fail"] += 1
+            print("soak side: %s" % e, file=sys.stderr)
+        time.sleep(0.2)  # a steady trickle of logins (each an argon2id hash), not a flood
+    if batch is not None:  # the last batch settles after the traffic stops; wait for it, bounded
+        end = time.monotonic() + 300
+        while time.monotonic() < end:
+            r = admin.get(base + "/events/batches/" + batch[0], timeout=60)
+            if r.status_code == 200 and r.json()["status"] == "COMPLETED":
+                stats["batch_success"] += r.json()["counts"]["SUCCESS"]
+                batch = None
+                break
+            time.sleep(0.5)
+        stats["batch_unfinished"] = 0 if batch is None else 1
+    print("RESULT " + " ".join("%s=%d" % kv for kv in stats.items()))
+
+
+def report(path, warmup, max_growth):
+    rows = OrderedDict()
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            rows.setdefault((r["mode"], r["process"]), []).append(
+                (float(r["t_s"]), int(r["rss_kb"]) if r["rss_kb"] else None, int(r["fds"]) if r["fds"] else None))
+    print("| mode | process | RSS MiB start / warm-up's last minute (highest) / peak after / end | growth % (peak, end) | "
+          "fds start / warm-up's last minute / peak after / end | growth % (peak, end) | verdict |")
+    print("|---|---|---|---|---|---|---|")
+    failed = False
+
+    def mib(kb):
+        return "%.1f" % (kb / 1024.0)
+
+    for (mode, proc), samples in rows.items():
+        alive = [s for s in samples if s[1] is not None]
+        after = [s for s in alive if s[0] >= warmup]
+        verdict = "OK"
+        if len(alive) < len(samples):
+            verdict, failed = "FAIL (the process was gone)", True
+        if not after:
+            print("| %s | %s | no sample after the warm-up | | | | FAIL |" % (mode, proc))
+            failed = True
+            continue
+        # highs against highs: the highest sample of the warm-up's last minute is the baseline
+        last_minute = [s for s in alive if warmup - 60 <= s[0] < warmup] or after[:1]
+        base_rss, base_fd = max(s[1] for s in last_minute), max(s[2] for s in last_minute)
+        peak_rss, peak_fd = max(s[1] for s in after), max(s[2] for s in after)
+        end_rss, end_fd = after[-1][1], after[-1][2]
+        g_rss = (100.0 * (peak_rss - base_rss) / base_rss, 100.0 * (end_rss - base_rss) / base_rss)
+        g_fd = (100.0 * (peak_fd - base_fd) / base_fd, 100.0 * (end_fd - base_fd) / base_fd)
+        if g_rss[0] > max_growth or g_fd[0] > max_growth:
+            verdict, failed = "FAIL (grew beyond %g%%)" % max_growth, True
+        print("| %s | %s | %s / %s / %s / %s | %+.1f, %+.1f | %d / %d / %d / %d | %+.1f, %+.1f | %s |" % (
+            mode, proc, mib(alive[0][1]), mib(base_rss), mib(peak_rss), mib(end_rss), g_rss[0], g_rss[1],
+            alive[0][2], base_fd, peak_fd, end_fd, g_fd[0], g_fd[1], verdict))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1]
+    if cmd == "setup":
+        setup(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    elif cmd == "side":
+        side(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+    elif cmd == "report":
+        sys.exit(report(sys.argv[2], float(sys.argv[3]), float(sys.argv[4])))
+    else:
+        sys.exit("usage: soak_driver.py setup|side|report ...")
