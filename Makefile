@@ -14,6 +14,8 @@ PKGS      := jansson libjwt libsodium sqlite3 libpcre2-8 librabbitmq libmongoc-1
 DEB_BUILD := build-essential pkg-config libcivetweb-dev librabbitmq-dev libmongoc-dev libbson-dev \
              libjansson-dev libjwt-dev libsodium-dev libsqlite3-dev libpcre2-dev libcriterion-dev
 DEB_TEST  := json-schema-test-suite python3-pytest python3-requests python3-pika python3-yaml python3-mockupdb sqlite3 curl wrk rabbitmq-server clang-format
+# the libFuzzer targets of tests/fuzz: Debian's clang 14 and its fuzzer/sanitizer runtimes
+DEB_TEST  += clang libclang-rt-14-dev
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2
 CFLAGS  ?= -O2 -g
@@ -35,6 +37,7 @@ TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all run run-cluster format-check test test-unit test-e2e test-mongo-contract deps deps-build deps-test clean format bench
+.PHONY: fuzz fuzz-build
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -104,6 +107,7 @@ test: deps
 	$(MAKE) format-check
 	$(MAKE) all
 	$(MAKE) BUILD=build-asan SAN=1 CFLAGS="-O1 -g" all $(TEST_BINS:$(BUILD)/%=build-asan/%) build-asan/tests/mongo_driver
+	$(MAKE) fuzz-build
 	PYTHON=$(PYTHON) tests/run_all.sh
 
 test-unit: deps
@@ -127,7 +131,28 @@ $(BUILD)/bench/rpc_rtt: bench/rpc_rtt.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
+# ---- fuzzing: libFuzzer targets (tests/fuzz/fuzz_*.c), the library rebuilt with clang for them ----
+#   make fuzz                    each target for FUZZ_SECONDS (default 60) from its seed corpus
+#   make fuzz FUZZ_TARGETS=token one target; make test runs each for FUZZ_SMOKE_SECONDS
+FUZZ_BUILD   := build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_ALL     := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_TARGETS ?= $(FUZZ_ALL)
+FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/librp.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< $(BUILD)/librp.a $(LDLIBS)
+
+fuzz-build:
+	@dpkg -s clang libclang-rt-14-dev >/dev/null 2>&1 || $(MAKE) deps-test
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang SANFLAGS="$(FUZZ_SAN)" CFLAGS="-O1 -g" $(FUZZ_ALL:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
+
+fuzz: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 FORMATTED := $(SRCS) bench/rpc_rtt.c $(wildcard lib/*.h api/*.h workers/*/*.h) $(TEST_SRCS) $(wildcard tests/contract/*.[ch] tests/unit/*.h)
+FORMATTED += $(wildcard tests/fuzz/*.[ch])
 format:
 	clang-format -i $(FORMATTED)
 
@@ -137,5 +162,6 @@ format-check:
 
 clean:
 	rm -rf build build-asan
+	rm -rf $(FUZZ_BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
