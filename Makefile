@@ -19,6 +19,8 @@ DEB_BUILD += libssl-dev
 DEB_TEST  += openssl
 # make test-deploy only: the Docker engine, Debian's compose v1 and the base image's maker
 DEB_DEPLOY := docker.io docker-compose debootstrap python3-pytest python3-requests python3-yaml
+# the libFuzzer targets of tests/fuzz: Debian's clang 14 and its fuzzer/sanitizer runtimes
+DEB_TEST  += clang libclang-rt-14-dev
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2
 CFLAGS  ?= -O2 -g
@@ -41,6 +43,7 @@ TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all run run-cluster format-check test test-unit test-e2e test-mongo-contract deps deps-build deps-test clean format bench
 .PHONY: test-deploy test-mongo-live deps-deploy
+.PHONY: fuzz fuzz-build
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -117,6 +120,7 @@ test: deps
 	$(MAKE) format-check
 	$(MAKE) all
 	$(MAKE) BUILD=build-asan SAN=1 CFLAGS="-O1 -g" all $(TEST_BINS:$(BUILD)/%=build-asan/%) build-asan/tests/mongo_driver
+	$(MAKE) fuzz-build
 	PYTHON=$(PYTHON) tests/run_all.sh
 
 test-unit: deps
@@ -152,8 +156,38 @@ $(BUILD)/bench/rpc_rtt: bench/rpc_rtt.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
+# ---- fuzzing: libFuzzer targets (tests/fuzz/fuzz_*.c), the library rebuilt with clang for them ----
+#   make fuzz                    each target for FUZZ_SECONDS (default 60) from its seed corpus
+#   make fuzz FUZZ_TARGETS=token one target; make test runs each for FUZZ_SMOKE_SECONDS
+FUZZ_BUILD   := build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_ALL     := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_TARGETS ?= $(FUZZ_ALL)
+FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+# only the parsers and what they call are rebuilt for the targets, to keep make test short; a
+# symbol missing at link time names a file to add here
+FUZZ_LIB_SRCS := lib/envelope.c lib/err.c lib/ids.c lib/json_util.c lib/jsonschema.c lib/log.c lib/mem.c \
+                 lib/paging.c lib/roles.c lib/rpc.c lib/schema_registry.c lib/timeutil.c lib/token.c \
+                 lib/transport.c api/http_io.c api/routes.c
+$(BUILD)/libfuzz.a: $(FUZZ_LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/gen/schemas_embedded.o
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libfuzz.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< $(BUILD)/libfuzz.a $(LDLIBS)
+
+fuzz-build:
+	@dpkg -s clang libclang-rt-14-dev >/dev/null 2>&1 || $(MAKE) deps-test
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang SANFLAGS="$(FUZZ_SAN)" CFLAGS="-O1 -g" $(FUZZ_ALL:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
+
+fuzz: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 FORMATTED := $(SRCS) bench/rpc_rtt.c $(wildcard lib/*.h api/*.h workers/*/*.h) $(TEST_SRCS) $(wildcard tests/contract/*.[ch] tests/unit/*.h)
 FORMATTED += api/civetweb_tls/libssl_compat.c
+FORMATTED += $(wildcard tests/fuzz/*.[ch])
 format:
 	clang-format -i $(FORMATTED)
 
@@ -163,5 +197,6 @@ format-check:
 
 clean:
 	rm -rf build build-asan
+	rm -rf $(FUZZ_BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -236,6 +236,30 @@ static bool skip_lit(const char **p, const char *end, const char *lit) {
     return true;
 }
 
+/* True when s (n bytes) is one bracketed JSON value: an object or array whose closing bracket is
+ * its last byte. A body span that is not (`0,"status":500`, `{},"body":{}`) carries more members
+ * after the body, which only the full parse reads as it must; the raw path would relay them. */
+static bool one_bracketed_value(const char *s, size_t n) {
+    int depth = 0;
+    bool in_string = false;
+    if (n == 0 || (s[0] != '{' && s[0] != '[')) return false;
+    for (size_t i = 0; i < n; i++) {
+        if (in_string) {
+            if (s[i] == '\\')
+                i++;
+            else if (s[i] == '"')
+                in_string = false;
+        } else if (s[i] == '"') {
+            in_string = true;
+        } else if (s[i] == '{' || s[i] == '[') {
+            depth++;
+        } else if ((s[i] == '}' || s[i] == ']') && --depth == 0) {
+            return i == n - 1;
+        }
+    }
+    return false;
+}
+
 /* The layout rp_reply_serialize writes: status, retry and the body's span; false otherwise. */
 static bool split_reply(const char *buf, size_t len, int *status, int *retry, const char **body, size_t *blen) {
     const char *p = buf, *end = buf + len;
@@ -250,7 +274,7 @@ static bool split_reply(const char *buf, size_t len, int *status, int *retry, co
     if (!skip_lit(&p, end, ",\"body\":") || end - p < 2 || end[-1] != '}') return false;
     *body = p;
     *blen = (size_t)(end - 1 - p);
-    return true;
+    return one_bracketed_value(*body, *blen);
 }
 
 static bool parse_reply(rp_reply_t *rep, const char *buf, size_t len, bool keep_raw, rp_err_t *err) {

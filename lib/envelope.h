@@ -82,7 +82,8 @@ char *rp_reply_serialize(const rp_reply_t *rep, size_t *len);
  * Fails with 502 BAD_REPLY when buf is not a reply. */
 bool rp_reply_parse(rp_reply_t *rep, const char *buf, size_t len, rp_err_t *err);
 /* As rp_reply_parse, but a 2xx body is kept as text in raw (copied, not parsed) when the reply
- * has the exact layout rp_reply_serialize writes; any other reply is parsed whole. */
+ * has the exact layout rp_reply_serialize writes and the body is one object or array ending the
+ * reply; any other reply is parsed whole. */
 bool rp_reply_parse_raw(rp_reply_t *rep, const char *buf, size_t len, rp_err_t *err);
 
 #endif

@@ -11,6 +11,11 @@ trap 'tests/rabbitmq.sh stop "$state"; rm -rf "$out"' EXIT INT TERM
 status=0
 tests/run_unit.sh build-asan/tests 2>&1 | tee "$out/unit"
 grep -q '^FAILED:' "$out/unit" && status=1
+# the libFuzzer targets of tests/fuzz (built by make fuzz-build), a few seconds each after
+# replaying every saved crash: make fuzz runs them longer
+echo "== fuzz targets, briefly (saved crashes replayed, then ${FUZZ_SMOKE_SECONDS:-3}s each)"
+tests/fuzz/run.sh build-fuzz "${FUZZ_SMOKE_SECONDS:-3}" >"$out/fuzz" 2>&1 || status=1
+cat "$out/fuzz"
 echo "== MongoDB wire-contract tests (the real stores against a scripted replica-set primary)"
 MONGO_DRIVER=build-asan/tests/mongo_driver "$python" -m pytest -q -rs tests/contract 2>&1 | tee "$out/contract"
 [ -s "$out/contract" ] && tail -1 "$out/contract" | grep -q ' passed' && ! tail -1 "$out/contract" | grep -qE 'failed|error' || status=1

@@ -180,6 +180,38 @@ Test(reply, raw_bodies_pass_through_and_errors_are_parsed) {
     cr_assert_not(rp_reply_parse_raw(&b, huge, strlen(huge), &err));
 }
 
+/* Found by fuzzing (tests/fuzz/regressions/reply/): members after the body once made the raw path
+ * relay them as the body (`0,"retryAfter":1`, invalid JSON to the client) with another status or
+ * retry than the reply said. Such a reply is parsed whole now, as the plain parse reads it. */
+Test(reply, members_after_the_body_are_not_relayed_raw) {
+    static const char *const replies[] = {
+        "{\"status\":200,\"retryAfter\":-0,\"body\":0,\"retryAfter\":1}",
+        "{\"status\":200,\"retryAfter\":0,\"body\":{},\"status\":500}",
+        "{\"status\":200,\"retryAfter\":0,\"body\":[1],\"body\":{\"x\":1}}",
+    };
+    for (size_t i = 0; i < sizeof replies / sizeof replies[0]; i++) {
+        rp_reply_t raw, full;
+        rp_err_t err;
+        bool raw_ok = rp_reply_parse_raw(&raw, replies[i], strlen(replies[i]), &err);
+        bool full_ok = rp_reply_parse(&full, replies[i], strlen(replies[i]), &err);
+        cr_assert_eq(raw_ok, full_ok, "reply %zu", i);
+        cr_assert_null(raw.raw, "reply %zu kept raw", i);
+        cr_assert_eq(raw.status, full.status, "reply %zu", i);
+        cr_assert_eq(raw.retry_after_s, full.retry_after_s, "reply %zu", i);
+        cr_assert(raw.body == full.body || json_equal(raw.body, full.body), "reply %zu", i);
+        rp_reply_clear(&raw);
+        rp_reply_clear(&full);
+    }
+    /* a body whose strings hold brackets and quotes still passes through as text */
+    const char *ok = "{\"status\":200,\"retryAfter\":0,\"body\":{\"a\":\"}]\\\"{\",\"b\":[{}]}}";
+    rp_reply_t rep;
+    rp_err_t err;
+    cr_assert(rp_reply_parse_raw(&rep, ok, strlen(ok), &err));
+    cr_assert_not_null(rep.raw);
+    cr_assert_str_eq(rep.raw, "{\"a\":\"}]\\\"{\",\"b\":[{}]}");
+    rp_reply_clear(&rep);
+}
+
 #include "json_util.h"
 
 Test(json_util, depth_guard) {
