@@ -9,7 +9,7 @@ dir=$(mktemp -d)
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port/api/v1"
 JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n') PORT=$port BIND_ADDRESS=127.0.0.1 SQLITE_DIR=$dir \
-  RATE_LIMIT_RPS=0 RATE_LIMIT_AUTH_RPS=0 LOG_LEVEL=warn HTTP_THREADS=96 "$bin" 2>"$dir/log" &
+  RATE_LIMIT_RPS=0 RATE_LIMIT_AUTH_RPS=0 LOGIN_GLOBAL_RPS=0 LOG_LEVEL=warn HTTP_THREADS=96 "$bin" 2>"$dir/log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 1 300); do curl -sf "$base/health/ready" >/dev/null && break; sleep 0.1; done

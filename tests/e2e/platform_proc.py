@@ -60,6 +60,8 @@ class Platform:
             "ADMIN_PASSWORD": self.admin[1],
             "LOG_LEVEL": "info",
             "METRICS_TOKEN": self.metrics_token,
+            # the tests sign in by the hundred; test_login_defences.py sets the global budget itself
+            "LOGIN_GLOBAL_RPS": "0",
         })
         self.env.update(extra_env or {})
         self.base = "http://127.0.0.1:%d/api/v1" % self.port
