@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "json_util.h"
+#include "log.h"
 #include "mem.h"
 #include "roles.h"
 
@@ -169,6 +170,11 @@ void rp_reply_error(rp_reply_t *rep, int status, const char *code, const char *m
 }
 
 void rp_reply_from_err(rp_reply_t *rep, const rp_err_t *err) {
+    if (err->kind == RP_ERR_NONE) { /* a callee failed without saying why: never stack bytes, never 200 */
+        rp_log(RP_LOG_ERROR, "rpc", "an operation failed without an error record; answering 500");
+        rp_reply_error(rep, 500, "INTERNAL", "the operation failed without saying why", NULL);
+        return;
+    }
     rp_reply_error(rep, rp_err_http_status(err->kind), err->code[0] ? err->code : "INTERNAL", err->message, NULL);
     /* a store that is down, busy or full answers 503: say when to try again, as the transport does */
     if (rep->status == 503 && rep->retry_after_s <= 0) rep->retry_after_s = 1;

@@ -71,7 +71,8 @@ json_t *rp_error_body(const char *code, const char *message, json_t *details);
  * NULL = empty array). */
 void rp_reply_error(rp_reply_t *rep, int status, const char *code, const char *message, json_t *details);
 /* rp_reply_error from an rp_err_t, with the HTTP status of its kind; a 503 asks the client to
- * retry after 1 s (unless the reply already says when). */
+ * retry after 1 s (unless the reply already says when). A cleared err (a callee that failed
+ * without filling it) answers 500 INTERNAL with a fixed message, and is logged. */
 void rp_reply_from_err(rp_reply_t *rep, const rp_err_t *err);
 /* Sets status and takes ownership of text (malloc'd JSON, len bytes) as the body, in raw. */
 void rp_reply_set_raw(rp_reply_t *rep, int status, char *text, size_t len);

@@ -128,6 +128,21 @@ Test(reply, a_store_that_is_down_busy_or_full_asks_for_a_retry) {
     rp_reply_clear(&r);
 }
 
+/* An operation whose callee failed without filling its error record (issue 12 found one in the
+ * event worker) answers a plain 500, never an empty or stale message. */
+Test(reply, a_cleared_error_is_a_500_with_a_message) {
+    rp_err_t err;
+    rp_err_clear(&err);
+    rp_reply_t rep;
+    rp_reply_init(&rep);
+    rp_reply_from_err(&rep, &err);
+    cr_assert_eq(rep.status, 500);
+    json_t *e = json_object_get(rep.body, "error");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "code")), "INTERNAL");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "message")), "the operation failed without saying why");
+    rp_reply_clear(&rep);
+}
+
 Test(reply, raw_bodies_pass_through_and_errors_are_parsed) {
     rp_reply_t a, b;
     rp_err_t err;
