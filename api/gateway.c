@@ -580,6 +580,31 @@ static void learn_info_offset(rp_gateway_t *gw, const struct mg_connection *conn
            "MAX_CONNECTIONS_PER_ADDRESS is no longer enforced");
 }
 
+#define LAYOUT_WAIT_MS 2000 /* how long start-up waits for its own connection to teach the layout */
+
+/* Teaches the per-address cap civetweb's layout at start-up rather than at the first client's
+ * close: one connection to our own port, closed at once, reaches on_connection_close. Without it
+ * the cap began whenever the readiness probe's kept-alive connection timed out, and connections
+ * opened before that were never counted (an e2e test saw a sixth connection admitted under load).
+ * Over TLS the unfinished handshake teaches nothing: the cap then starts with the first finished
+ * connection, and the log says so. */
+static void teach_layout(rp_gateway_t *gw) {
+    const rp_config_t *cfg = gw->cfg;
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
+    const char *host = strcmp(cfg->bind_address, "0.0.0.0") == 0 ? "127.0.0.1" : cfg->bind_address;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && inet_pton(AF_INET, host, &to.sin_addr) == 1 && connect(fd, (struct sockaddr *)&to, sizeof to) == 0) {
+        close(fd);
+        fd = -1;
+        for (int64_t until = rp_mono_ms() + LAYOUT_WAIT_MS;
+             atomic_load(&gw->info_offset) == -1 && rp_mono_ms() < until;)
+            usleep(2000);
+    }
+    if (fd >= 0) close(fd);
+    if (atomic_load(&gw->info_offset) < 0)
+        rp_log(RP_LOG_INFO, "gateway", "MAX_CONNECTIONS_PER_ADDRESS applies from the first finished connection on");
+}
+
 /* civetweb's init_connection: a worker thread took a new connection (after the TLS handshake),
  * before its first request. A counted connection is marked by a non-NULL conn_data, which
  * on_connection_close reads back. */
@@ -707,6 +732,7 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
         return NULL;
     }
     mg_set_request_handler(gw->ctx, "/", handle_request, gw);
+    if (cfg->max_connections_per_address > 0) teach_layout(gw);
     rp_log(RP_LOG_INFO, "gateway", "listening on %s (%s) with %d HTTP threads", ports, tls ? "HTTPS" : "HTTP",
            cfg->http_threads);
     return gw;

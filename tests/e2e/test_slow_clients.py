@@ -210,6 +210,21 @@ def test_connections_over_the_per_address_cap_are_refused_at_once(capped):
         held.close()
 
 
+def test_the_cap_applies_from_the_first_connection_after_start():
+    # the cap learns civetweb's connection layout from a connection of its own at start-up: the
+    # first clients are counted too, not only those after some connection has closed
+    p = start({"MAX_CONNECTIONS_PER_ADDRESS": "2", "HTTP_REQUEST_TIMEOUT_MS": "30000",
+               "HTTP_KEEPALIVE_TIMEOUT_MS": "30000"})
+    held = Tricklers(p, 2, ["127.0.0.60"], every=1.0)
+    try:
+        answer = wait_for(lambda: refused_quickly(p, "127.0.0.60"), 5, "a third connection to be refused")
+        assert answer.startswith(b"HTTP/1.1 429") or not answer.startswith(b"HTTP/"), answer
+        assert held.open_count() == 2
+    finally:
+        held.close()
+        assert p.stop() == 0, p.log_tail()
+
+
 def served(p, source):
     try:
         return get_health(p, source, timeout=5)[0] == 200
