@@ -21,6 +21,7 @@ import datetime
 import pytest
 
 from test_mongo_contract import (  # noqa: F401 (driver, mock and primary are fixtures)
+    COMMIT_WC_TIMEOUT,
     DB,
     DEF0,
     DEF1,
@@ -596,12 +597,27 @@ def test_a_rerun_reservation_is_judged_by_its_own_count(driver, mock):
     assert not writes(log, "insert", "refresh_tokens")
 
 
+def test_an_unknown_reservation_commit_result_retries_the_commit_alone(driver, mock):
+    # the body is not rerun: a second reservation would record the failure twice
+    script_login(mock, 2)
+    mock.on("commitTransaction", [COMMIT_WC_TIMEOUT, {"ok": 1}])
+    assert run(driver, mock, "auth-login-wrong") == WRONG
+    log = mock.commands()
+    (txn,) = attempts(log)
+    commits = mock.commands("commitTransaction")
+    assert steps_of(txn) == RESERVED_STEPS + [("commitTransaction", None)]
+    assert len(commits) == 2 and commits[0]["doc"]["txnNumber"] == commits[1]["doc"]["txnNumber"]
+    assert commits[1]["doc"]["writeConcern"]["w"] == "majority" and "wtimeout" in commits[1]["doc"]["writeConcern"]
+    assert len(failure_rows(log)) == 1 and not mock.commands("abortTransaction")
+
+
 def test_a_store_failure_in_the_reservation_fails_the_login_and_keeps_nothing(driver, mock):
     # ASSUMPTION: an aggregate the server refuses is a command error without labels
     mock.on("aggregate", [{"ok": 0, "code": 2, "codeName": "BadValue", "errmsg": "bad value"}], coll="login_failures")
     script_login(mock, 0)  # its count comes after the rule above: never used
     out = run(driver, mock, "auth-login-right")
-    assert out["ok"] is True and out["status"] >= 500 and out["code"] != "ACCOUNT_LOCKED", out
+    # not a lockout, and not a password check: the store's error, logged with what failed
+    assert out == {"ok": True, "status": 500, "code": "STORE_ERROR", "retryAfter": 0}
     log = mock.commands()
     txn = transaction_of(mock, [("update", "users"), ("aggregate", "login_failures"), ("abortTransaction", None)])
     assert first_update(txn[0])["u"] == {"$inc": {"failureGuard": 1}}
