@@ -560,6 +560,8 @@ def attempts(log):
         assert txn[0]["doc"].get("startTransaction") is True and txn[0]["doc"]["readConcern"] == {"level": "snapshot"}
         assert all("startTransaction" not in e["doc"] for e in txn[1:])
         assert all(e["doc"]["autocommit"] is False for e in txn)
+        assert all("readConcern" not in e["doc"] and "writeConcern" not in e["doc"]
+                   for e in txn[1:] if e["cmd"] not in ("commitTransaction", "abortTransaction"))
     numbers = [t[0]["doc"]["txnNumber"] for t in txns]
     assert numbers == sorted(set(numbers)), numbers
     return txns
