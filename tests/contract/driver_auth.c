@@ -1,11 +1,16 @@
 /* driver_auth.c - the auth store scenarios of the MongoDB wire-contract driver (see
- * mongo_driver.c). */
+ * mongo_driver.c), and the login scenarios that run the whole auth worker on the MongoDB store. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mongo_driver.h"
+#include "auth/auth_service.h"
 #include "auth/auth_store_mongo.h"
+#include "config.h"
+#include "envelope.h"
+#include "rpc.h"
+#include "timeutil.h"
 
 static json_t *account_json(const rp_account_t *a) {
     return json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:b, s:s, s:I}", "id", a->id, "username", a->username,
@@ -175,9 +180,76 @@ static json_t *run_auth(rp_auth_store_t *s, const char *scenario) {
     return NULL;
 }
 
+/* ---- login through the auth worker: the real lockout reservation (auth_service.c) ---- */
+
+typedef struct login_env {
+    const char *uri;
+} login_env_t;
+
+/* The worker's configuration: the MongoDB store on the mock, the cheapest hash, no bootstrap
+ * admin (its reads and writes would precede every login's), the default lockout (5 in 15 min). */
+static const char *login_getter(const char *name, void *ud) {
+    const login_env_t *e = ud;
+    if (strcmp(name, "STORE") == 0) return "mongodb";
+    if (strcmp(name, "MONGODB_URI") == 0) return e->uri;
+    if (strcmp(name, "MONGODB_DB_NAME") == 0) return DB_NAME;
+    if (strcmp(name, "JWT_SECRET") == 0) return "0123456789abcdef0123456789abcdef-contract";
+    if (strcmp(name, "PASSWORD_HASH") == 0) return "min";
+    return NULL;
+}
+
+static int64_t fixed_now(void) {
+    return NOW_MS;
+}
+
+/* POST /auth/login {alice, password} through the login service, as the api sends it: the reply's
+ * {status, code (error code or null), retryAfter}. */
+static json_t *run_login(const char *uri, const char *password) {
+    login_env_t e = {uri};
+    rp_config_t cfg;
+    rp_err_t err;
+    rp_envelope_t env;
+    rp_reply_t rep = {0};
+    rp_auth_worker_t *w = NULL;
+    char *req = NULL, *out = NULL;
+    size_t len = 0, out_len = 0;
+    json_t *res = NULL;
+    rp_err_clear(&err);
+    rp_envelope_init(&env);
+    if (!rp_config_load(&cfg, login_getter, &e, &err) || !(w = rp_auth_worker_new(&cfg, &err))) {
+        res = result(false, &err, NULL);
+        goto done;
+    }
+    rp_auth_worker_set_clock(w, fixed_now);
+    snprintf(env.method, sizeof env.method, "POST");
+    snprintf(env.route, sizeof env.route, "/auth/login");
+    snprintf(env.request_id, sizeof env.request_id, "contract");
+    env.body = json_pack("{s:s, s:s}", "username", "alice", "password", password);
+    env.deadline_ms = rp_now_ms() + 10000; /* the handler's own clock, not the worker's */
+    req = rp_envelope_serialize(&env, &len);
+    out = rp_rpc_service_handler((void *)rp_auth_worker_login_service(w), req, len, &out_len);
+    if (!rp_reply_parse(&rep, out, out_len, &err)) {
+        res = result(false, &err, NULL);
+        goto done;
+    }
+    json_t *code = json_object_get(json_object_get(rep.body, "error"), "code");
+    res = result(true, &err,
+                 json_pack("{s:i, s:O, s:i}", "status", rep.status, "code", code ? code : json_null(), "retryAfter",
+                           rep.retry_after_s));
+done:
+    rp_reply_clear(&rep);
+    free(out);
+    free(req);
+    rp_envelope_clear(&env);
+    rp_auth_worker_free(w);
+    return res;
+}
+
 json_t *contract_auth(const char *uri, const char *scenario) {
     rp_err_t err;
     rp_err_clear(&err);
+    if (strcmp(scenario, "auth-login-wrong") == 0) return run_login(uri, "wrong-password");
+    if (strcmp(scenario, "auth-login-right") == 0) return run_login(uri, "right-password");
     if (!(strncmp(scenario, "open-auth", 9) == 0 || strncmp(scenario, "auth-", 5) == 0)) return NULL;
     rp_auth_store_t *s = rp_auth_store_mongo_open(uri, DB_NAME, &err);
     json_t *out = s ? run_auth(s, scenario) : result(false, &err, NULL);

@@ -2,7 +2,9 @@
 
 The same scripted replica-set primary as test_mongo_contract.py (its fixtures and helpers are
 imported from there) answers tests/contract/mongo_driver.c, which opens rp_auth_store_mongo_open /
-rp_event_repo_mongo_open on the mock's URI and runs one operation with fixed ids. The tests pin
+rp_event_repo_mongo_open on the mock's URI and runs one operation with fixed ids (the login
+scenarios run the whole auth worker on the MongoDB store instead, for the lockout's reservation
+body in auth_service.c). The tests pin
 what auth_store_sqlite.c / event_repo_sqlite.c do and auth_store.h / event_repo.h promise: the
 filters, which writes share one transaction, what the store answers for each server reply, and
 that transient errors rerun a body whose counters then come from the last attempt only.
@@ -19,6 +21,7 @@ import datetime
 import pytest
 
 from test_mongo_contract import (  # noqa: F401 (driver, mock and primary are fixtures)
+    COMMIT_WC_TIMEOUT,
     DB,
     DEF0,
     DEF1,
@@ -41,6 +44,7 @@ from test_mongo_contract import (  # noqa: F401 (driver, mock and primary are fi
     run,
     steps_of,
     transaction_of,
+    transactions,
     txn_numbers,
     writes,
 )
@@ -443,6 +447,184 @@ def test_logout_records_the_jti_and_forgets_expired_ones_in_one_transaction(driv
     assert up["q"] == {"_id": "abc123"} and up["upsert"] is True
     assert up["u"] == {"$setOnInsert": {"userId": USER, "expiresAt": AT + datetime.timedelta(hours=1)}}
     assert txn[2]["doc"]["pipeline"][0]["$match"] == {"userId": USER, "expiresAt": {"$gt": AT}}
+
+
+# ---- auth: the login lockout, reserved atomically before the hash (issue 12) ----
+#
+# auth-login-wrong / auth-login-right run POST /auth/login for alice through the whole auth worker
+# on the MongoDB store (rp_auth_worker_new with STORE=mongodb, the clock at NOW): the reservation
+# body of auth_service.c over m_tx_guard_failures, m_tx_failures and m_tx_add_failure. The limit
+# is the default LOGIN_MAX_FAILURES=5 in a LOGIN_LOCKOUT_WINDOW of 15 min.
+
+# libsodium's crypto_pwhash_str("right-password") at the "min" cost PASSWORD_HASH=min uses
+ALICE_HASH = "$argon2id$v=19$m=8,t=1,p=1$GXt5xwlt3UZjI7jPlVZQqQ$eoaD6gmCWclzN/8499k3za3m7dpHGC1sZrqg+9F2LDY"
+LOGIN_MAX = 5
+WINDOW_START = AT - datetime.timedelta(minutes=15)
+RESERVED_STEPS = [("update", "users"), ("aggregate", "login_failures"), ("find", "login_failures"),
+                  ("delete", "login_failures"), ("insert", "login_failures"), ("commitTransaction", None)]
+LOCKED_STEPS = [("update", "users"), ("aggregate", "login_failures"), ("find", "login_failures"),
+                ("abortTransaction", None)]
+WRONG = {"ok": True, "status": 401, "code": "INVALID_CREDENTIALS", "retryAfter": 0}
+# ASSUMPTION: a transaction the server dropped (a failover, transactionLifetimeLimitSeconds)
+# answers commit with NoSuchTransaction and the transient label.
+NO_SUCH_TRANSACTION = {"ok": 0, "code": 251, "codeName": "NoSuchTransaction",
+                       "errmsg": "Transaction 2 has been aborted.", "errorLabels": ["TransientTransactionError"]}
+
+
+def script_login(mock, failures, nth_at=None):
+    """alice (password right-password) exists; the window holds `failures` of hers, the
+    LOGIN_MAX-th most recent at nth_at (a list: one count per attempt)."""
+    mock.on("find", [cursor("users", [dict(user_doc(USER, "alice"), passwordHash=ALICE_HASH, roles=1)])],
+            coll="users")
+    counts = failures if isinstance(failures, list) else [failures]
+    mock.on("aggregate", [cursor("login_failures", [{"_id": 1, "n": n}]) for n in counts], coll="login_failures")
+    mock.on("find", [cursor("login_failures", [{"_id": "f", "at": nth_at}] if nth_at else [])],
+            coll="login_failures")
+
+
+def failure_rows(entries):
+    return [d for e in writes(entries, "insert", "login_failures") for d in e["doc"]["documents"]]
+
+
+def assert_reservation(txn):
+    """The commands of one reservation attempt, in its order: the guard on the account's own
+    document, the count and the n-th most recent in the window, and (when under the limit) the
+    old failures forgotten and this one recorded."""
+    guard = first_update(txn[0])
+    # an increment of the account's document: two reservations of one account write the same
+    # document and conflict, where two snapshots would otherwise both count 4 and both record a 5th
+    assert guard["q"] == {"_id": USER} and guard["u"] == {"$inc": {"failureGuard": 1}}
+    assert not guard.get("upsert") and not guard.get("multi")
+    since = {"userId": USER, "at": {"$gt": WINDOW_START}}
+    assert txn[1]["doc"]["pipeline"][0] == {"$match": since}
+    nth = txn[2]["doc"]
+    assert nth["filter"] == since and nth["sort"] == {"at": -1} and nth["skip"] == LOGIN_MAX - 1 and nth["limit"] == 1
+    if txn[-1]["cmd"] == "commitTransaction":
+        old = txn[3]["doc"]["deletes"][0]
+        assert old["q"] == {"userId": USER, "at": {"$lt": WINDOW_START}} and old["limit"] == 0
+        (row,) = txn[4]["doc"]["documents"]
+        assert set(row) == {"_id", "userId", "at"} and len(row["_id"]) == 24
+        assert (row["userId"], row["at"]) == (USER, AT)
+
+
+@pytest.mark.parametrize("failures", [0, LOGIN_MAX - 1])
+def test_login_reserves_a_wrong_password_as_a_failure_in_one_transaction(driver, mock, failures):
+    script_login(mock, failures)
+    assert run(driver, mock, "auth-login-wrong") == WRONG
+    log = mock.commands()
+    txn = committed_transaction(mock, RESERVED_STEPS)
+    assert_reservation(txn)
+    # the account is read before, outside; the reservation is the failure recorded: nothing after
+    reads = [e for e in log if e["cmd"] == "find" and coll_of(e) == "users"]
+    assert len(reads) == 1 and "autocommit" not in reads[0]["doc"] and log.index(reads[0]) < log.index(txn[0])
+    assert log.index(txn[-1]) == max(i for i, e in enumerate(log) if e["cmd"] != "endSessions")
+    assert len(failure_rows(log)) == 1
+
+
+def test_login_with_the_right_password_forgets_the_reserved_failure_after_the_commit(driver, mock):
+    script_login(mock, LOGIN_MAX - 1)
+    out = run(driver, mock, "auth-login-right")
+    assert out == {"ok": True, "status": 200, "code": None, "retryAfter": 0}
+    log = mock.commands()
+    txn = committed_transaction(mock, RESERVED_STEPS)
+    assert_reservation(txn)
+    # the match clears every failure of the account, the reserved one included, once committed
+    clears = [e for e in writes(log, "delete", "login_failures") if "autocommit" not in e["doc"]]
+    assert len(clears) == 1 and log.index(clears[0]) > log.index(txn[-1])
+    assert clears[0]["doc"]["deletes"][0] == {"q": {"userId": USER}, "limit": 0}
+    assert len(writes(log, "insert", "refresh_tokens")) == 1
+
+
+@pytest.mark.parametrize("scenario", ["auth-login-wrong", "auth-login-right"])
+@pytest.mark.parametrize("failures", [LOGIN_MAX, LOGIN_MAX + 2])
+def test_login_at_the_limit_records_nothing_and_aborts(driver, mock, scenario, failures):
+    # the LOGIN_MAX-th most recent failure was 10 min ago: it leaves the window in 5 min
+    script_login(mock, failures, nth_at=NOW - datetime.timedelta(minutes=10))
+    out = run(driver, mock, scenario)
+    # locked before the hash: even the right password is not checked
+    assert out == {"ok": True, "status": 429, "code": "ACCOUNT_LOCKED", "retryAfter": 300}
+    log = mock.commands()
+    txn = transaction_of(mock, LOCKED_STEPS)
+    assert_reservation(txn)
+    # the body's refusal aborts the transaction: the guard's increment is not kept either
+    assert txn[-1]["doc"]["$db"] == "admin" and not mock.commands("commitTransaction")
+    assert not failure_rows(log) and not writes(log, "delete", "login_failures")
+    assert not writes(log, "insert", "refresh_tokens")
+
+
+def attempts(log):
+    """The reservation attempts (one per transaction number), in order; one session for all."""
+    txns = transactions(log)
+    assert len({lsid_of(e) for e in in_txn(log)}) == 1
+    for txn in txns:
+        assert txn[0]["doc"].get("startTransaction") is True and txn[0]["doc"]["readConcern"] == {"level": "snapshot"}
+        assert all("startTransaction" not in e["doc"] for e in txn[1:])
+        assert all(e["doc"]["autocommit"] is False for e in txn)
+        assert all("readConcern" not in e["doc"] and "writeConcern" not in e["doc"]
+                   for e in txn[1:] if e["cmd"] not in ("commitTransaction", "abortTransaction"))
+    numbers = [t[0]["doc"]["txnNumber"] for t in txns]
+    assert numbers == sorted(set(numbers)), numbers
+    return txns
+
+
+def test_a_write_conflict_on_the_guard_reruns_the_whole_reservation(driver, mock):
+    # a concurrent reservation on the same account wrote the guard first
+    script_login(mock, 2)
+    mock.on("update", [WRITE_CONFLICT, {"ok": 1, "n": 1, "nModified": 1}], coll="users")
+    assert run(driver, mock, "auth-login-wrong") == WRONG
+    log = mock.commands()
+    first, second = attempts(log)
+    assert steps_of(first) == [("update", "users"), ("abortTransaction", None)]
+    assert steps_of(second) == RESERVED_STEPS
+    assert_reservation(second)
+    assert first_update(first[0]) == first_update(second[0])
+    # one failure recorded, by the committed attempt; the aborted one counted nothing
+    assert failure_rows(log) == failure_rows(second) and len(failure_rows(log)) == 1
+    assert mock.commands("commitTransaction") == [second[-1]]
+
+
+def test_a_rerun_reservation_is_judged_by_its_own_count(driver, mock):
+    # attempt 1 counted 4 and recorded the 5th, but its commit was lost; meanwhile another
+    # reservation took the 5th place, so the rerun counts 5: locked, and nothing is kept
+    script_login(mock, [LOGIN_MAX - 1, LOGIN_MAX], nth_at=NOW - datetime.timedelta(minutes=10))
+    mock.on("commitTransaction", [NO_SUCH_TRANSACTION, {"ok": 1}])  # never an endless rerun
+    out = run(driver, mock, "auth-login-right")
+    assert out == {"ok": True, "status": 429, "code": "ACCOUNT_LOCKED", "retryAfter": 300}
+    log = mock.commands()
+    first, second = attempts(log)
+    assert steps_of(first) == RESERVED_STEPS and steps_of(second) == LOCKED_STEPS
+    assert_reservation(first)
+    assert_reservation(second)
+    assert not failure_rows(second) and len(mock.commands("commitTransaction")) == 1
+    assert not writes(log, "insert", "refresh_tokens")
+
+
+def test_an_unknown_reservation_commit_result_retries_the_commit_alone(driver, mock):
+    # the body is not rerun: a second reservation would record the failure twice
+    script_login(mock, 2)
+    mock.on("commitTransaction", [COMMIT_WC_TIMEOUT, {"ok": 1}])
+    assert run(driver, mock, "auth-login-wrong") == WRONG
+    log = mock.commands()
+    (txn,) = attempts(log)
+    commits = mock.commands("commitTransaction")
+    assert steps_of(txn) == RESERVED_STEPS + [("commitTransaction", None)]
+    assert len(commits) == 2 and commits[0]["doc"]["txnNumber"] == commits[1]["doc"]["txnNumber"]
+    assert commits[1]["doc"]["writeConcern"]["w"] == "majority" and "wtimeout" in commits[1]["doc"]["writeConcern"]
+    assert len(failure_rows(log)) == 1 and not mock.commands("abortTransaction")
+
+
+def test_a_store_failure_in_the_reservation_fails_the_login_and_keeps_nothing(driver, mock):
+    # ASSUMPTION: an aggregate the server refuses is a command error without labels
+    mock.on("aggregate", [{"ok": 0, "code": 2, "codeName": "BadValue", "errmsg": "bad value"}], coll="login_failures")
+    script_login(mock, 0)  # its count comes after the rule above: never used
+    out = run(driver, mock, "auth-login-right")
+    # not a lockout, and not a password check: the store's error, logged with what failed
+    assert out == {"ok": True, "status": 500, "code": "STORE_ERROR", "retryAfter": 0}
+    log = mock.commands()
+    txn = transaction_of(mock, [("update", "users"), ("aggregate", "login_failures"), ("abortTransaction", None)])
+    assert first_update(txn[0])["u"] == {"$inc": {"failureGuard": 1}}
+    assert not mock.commands("commitTransaction") and not failure_rows(log)
+    assert not writes(log, "delete", "login_failures") and not writes(log, "insert", "refresh_tokens")
 
 
 # ---- events: create, update, cancel ----
