@@ -117,8 +117,10 @@ class World:
 def platform():
     # auth routes are rate-limited per address; the suite comes from one address, so the auth
     # limiter is off here and tested on its own platform in test_limits.py (the global login
-    # budget likewise, in test_login_defences.py)
-    env = {"RATE_LIMIT_AUTH_RPS": "0", "RATE_LIMIT_RPS": "0", "LOGIN_GLOBAL_RPS": "0"}
+    # budget likewise, in test_login_defences.py). A batch item whose account lookup was lost (a
+    # saturated machine) is taken again after BATCH_REDELIVER_MS: 10 s here, not the default 60 s,
+    # so that a test waiting 120 s for a batch survives one loss
+    env = {"RATE_LIMIT_AUTH_RPS": "0", "RATE_LIMIT_RPS": "0", "LOGIN_GLOBAL_RPS": "0", "BATCH_REDELIVER_MS": "10000"}
     p = (Cluster(env) if MODE == "cluster" else Platform(env)).start()
     yield p
     code = p.stop()
