@@ -6,29 +6,19 @@ import datetime
 import json
 import os
 import subprocess
-import time
+import sys
 import uuid
 
 import pytest
 import requests
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+from platform_proc import wait_for  # noqa: E402  (the e2e suite's poller, not a copy)
+
 API = os.environ.get("DEPLOY_API_URL")
 PROJECT = os.environ.get("DEPLOY_PROJECT")
 pytestmark = pytest.mark.skipif(not (API and PROJECT), reason="run by make test-deploy (tests/deploy/run.sh)")
 SERVICES = {"rabbitmq": 1, "api": 1, "auth": 1, "event": 1, "reward": 3}
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
-        time.sleep(delay)
-        delay = min(delay * 2, 1.0)
 
 
 def docker(*args, check=True, timeout=120):
