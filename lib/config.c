@@ -9,6 +9,7 @@
 
 #include "export_page.h"
 #include "log.h"
+#include "sqlite_util.h"
 
 bool rp_config_parse_duration(const char *s, int64_t *out_s) {
     *out_s = 0;
@@ -194,6 +195,7 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
     if (!get_http_limits(cfg, get, ud, err)) return false;
     cfg->max_body_bytes = (size_t)body_bytes;
     if (!get_int(get, ud, "PASSWORD_HASH_QUEUE", 1, 0, 1024, &cfg->password_hash_queue, err) ||
+        !get_int(get, ud, "SQLITE_CACHE_KIB", RP_SQLITE_CACHE_KIB_DEFAULT, 64, 1048576, &cfg->sqlite_cache_kib, err) ||
         !get_int(get, ud, "LOGIN_GLOBAL_RPS", 20, 0, 1000000, &cfg->login_global_rps, err) ||
         !get_int(get, ud, "LOGIN_GLOBAL_BURST", 60, 1, 10000000, &cfg->login_global_burst, err))
         return false;

@@ -43,6 +43,7 @@ typedef struct rp_config {
     int rate_limit_auth_burst;     /* RATE_LIMIT_AUTH_BURST, default 20 */
     char password_hash[16];        /* PASSWORD_HASH: interactive | moderate | min (min: tests only) */
     int password_hash_concurrency; /* PASSWORD_HASH_CONCURRENCY hash threads per auth worker, default 2 */
+    int sqlite_cache_kib;          /* SQLITE_CACHE_KIB page cache per SQLite connection, default 256 */
     int password_hash_queue;       /* PASSWORD_HASH_QUEUE hashes waiting for a thread, default 1 (503 beyond) */
     int login_global_rps;          /* LOGIN_GLOBAL_RPS register/login per second over all addresses, 0 = off; 20 */
     int login_global_burst;        /* LOGIN_GLOBAL_BURST, default 60 */

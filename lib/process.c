@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "sqlite_util.h"
 
 /* glibc raises its mmap threshold to the size of every large block freed (up to 32 MiB): after one
  * login's 12 MiB argon2id area, a batch's multi-megabyte bodies and dumps were carved from the
@@ -39,6 +40,7 @@ bool rp_process_start(rp_process_t *p, const char *name, bool allow_inproc, bool
         return false;
     }
     rp_log_set_level((rp_log_level_t)p->cfg.log_level);
+    rp_sqlite_set_cache_kib(p->cfg.sqlite_cache_kib);
     rp_log_set_component(name);
     if (strcmp(p->cfg.store, "sqlite") == 0 && mkdir(p->cfg.sqlite_dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "%s: cannot create SQLITE_DIR %s: %s\n", name, p->cfg.sqlite_dir, strerror(errno));

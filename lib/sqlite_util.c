@@ -200,6 +200,12 @@ char *rp_sqlite_col_strdup(sqlite3_stmt *st, int i) {
 #define BUSY_MS 5000          /* how long a statement waits for another writer */
 #define STARTUP_BUSY_MS 60000 /* how long a store's start waits: processes starting together migrate */
 
+static _Atomic int cache_kib = RP_SQLITE_CACHE_KIB_DEFAULT;
+
+void rp_sqlite_set_cache_kib(int kib) {
+    cache_kib = kib;
+}
+
 static sqlite3 *open_waiting(const char *path, int busy_ms, rp_err_t *err) {
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -211,7 +217,11 @@ static sqlite3 *open_waiting(const char *path, int busy_ms, rp_err_t *err) {
     }
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, busy_ms);
-    if (!rp_sqlite_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", err)) {
+    char pragmas[160];
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-%d;",
+             (int)cache_kib);
+    if (!rp_sqlite_exec(db, pragmas, err)) {
         sqlite3_close_v2(db);
         return NULL;
     }

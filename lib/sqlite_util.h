@@ -104,6 +104,14 @@ bool rp_sqlite_collect_into(sqlite3 *db, sqlite3_stmt *st, int limit, void (*row
 
 typedef struct rp_sqlite_pool rp_sqlite_pool_t;
 
+/* The page cache of each connection opened from now on, in KiB (SQLITE_CACHE_KIB). SQLite's own
+ * default is about 2 MiB per connection; a process pools up to WORKER_THREADS connections per
+ * store, and a cache fills with whatever pages were last read, so the default let every worker
+ * grow for the whole of a 10-minute soak (bench/README.md). Rows the cache misses come from the
+ * kernel's page cache. Process-wide; set before the stores open. */
+#define RP_SQLITE_CACHE_KIB_DEFAULT 256
+void rp_sqlite_set_cache_kib(int kib);
+
 /* A pool of up to max_conns connections to path, opened lazily; the first is opened and migrated
  * to schemas (see rp_sqlite_migrate; borrowed for the call only) before this returns, so a bad
  * path or schema fails at start-up. NULL with err on failure. */

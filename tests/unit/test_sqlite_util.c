@@ -424,6 +424,17 @@ static void *commit_later(void *db) {
 /* Workers starting together open and migrate the same file one after the other; on a busy
  * machine one waited more than a statement's 5 s and the process exited ("exec: database is
  * locked"). A store's start waits as long as another process holds the file. */
+Test(query, every_connection_takes_the_configured_page_cache) {
+    rp_sqlite_set_cache_kib(300);
+    sqlite3 *db = open_db();
+    cr_assert_eq(scalar(db, "PRAGMA cache_size"), -300);
+    sqlite3_close(db);
+    rp_sqlite_set_cache_kib(RP_SQLITE_CACHE_KIB_DEFAULT);
+    db = open_db();
+    cr_assert_eq(scalar(db, "PRAGMA cache_size"), -RP_SQLITE_CACHE_KIB_DEFAULT);
+    sqlite3_close(db);
+}
+
 Test(migrate, a_start_waits_for_another_process_holding_the_file) {
     const rp_sqlite_schema_t schemas[] = {{"a", a_steps, 0}, {0}};
     sqlite3 *other;
