@@ -7,11 +7,13 @@ log line, and are rate-limited per key. A service account never signs in with a 
 no player.
 """
 import glob
+import json
 import os
 import re
 import time
 import uuid
 
+import jsonschema
 import pytest
 import requests
 
@@ -24,6 +26,30 @@ OID_RE = re.compile(r"^[0-9a-f]{24}$")
 
 # every key these tests were shown, to look for in the processes' logs at the end
 SHOWN_KEYS = []
+
+RESPONSES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "schemas",
+                         "responses")
+
+
+def _response_schemas():
+    out = {}
+    for path in glob.glob(os.path.join(RESPONSES, "service-account*.json")):
+        with open(path) as f:
+            schema = json.load(f)
+        out[schema["$id"]] = schema
+    return out
+
+
+SCHEMAS = _response_schemas()
+
+
+def conforms(body, name):
+    """body is valid against schemas/responses/<name>.json (draft 2020-12)."""
+    schema = SCHEMAS[name]
+    resolver = jsonschema.RefResolver("", schema, store=SCHEMAS)
+    jsonschema.Draft202012Validator(schema, resolver=resolver,
+                                    format_checker=jsonschema.FormatChecker()).validate(body)
+    return body
 
 
 class TwoApis:
@@ -75,7 +101,7 @@ def create(api, admin, roles, name=None):
     name = name or "svc_" + uuid.uuid4().hex[:10]
     r = api.post("/auth/service-accounts", token=admin, json={"name": name, "roles": roles})
     assert r.status_code == 201, r.text
-    body = r.json()
+    body = conforms(r.json(), "service-account.created")
     SHOWN_KEYS.append(body["key"])
     return body
 
@@ -85,7 +111,7 @@ def rotate(api, admin, sa_id, grace=None):
                  json=None if grace is None else {"graceSeconds": grace})
     assert r.status_code == 201, r.text
     SHOWN_KEYS.append(r.json()["key"])
-    return r.json()
+    return conforms(r.json(), "service-account.created")
 
 
 def events_status(url, key):
@@ -115,7 +141,7 @@ def assert_key_dies_within(urls, key, code="API_KEY_REVOKED"):
 def listed(api, admin, sa_id):
     r = api.get("/auth/service-accounts", token=admin, params={"limit": 100})
     assert r.status_code == 200, r.text
-    found = [a for a in r.json()["items"] if a["id"] == sa_id]
+    found = [a for a in conforms(r.json(), "service-account.list")["items"] if a["id"] == sa_id]
     return found[0] if found else None
 
 
@@ -173,7 +199,7 @@ def test_a_revoked_key_gets_401_within_5s_on_every_api_process(api, admin, apis)
         assert events_status(url, sa["key"]).status_code == 200
     r = api.call("DELETE", "/auth/service-accounts/%s/keys/%s" % (sa["id"], sa["keyId"]), token=admin)
     assert r.status_code == 200, r.text
-    assert r.json() == {"id": sa["id"], "keyId": sa["keyId"], "revoked": True}
+    assert conforms(r.json(), "service-account.key-revoked") == {"id": sa["id"], "keyId": sa["keyId"], "revoked": True}
     assert_key_dies_within(urls, sa["key"])
     # revoking again changes nothing; an unknown key id is 404
     again = api.call("DELETE", "/auth/service-accounts/%s/keys/%s" % (sa["id"], sa["keyId"]), token=admin)
@@ -254,7 +280,7 @@ def test_deleting_an_account_revokes_its_keys(api, admin, apis):
     for url in urls:
         assert events_status(url, sa["key"]).status_code == 200
     r = api.call("DELETE", "/auth/service-accounts/%s" % sa["id"], token=admin)
-    assert r.status_code == 200 and r.json() == {"id": sa["id"], "deleted": True}, r.text
+    assert r.status_code == 200 and conforms(r.json(), "service-account.deleted") == {"id": sa["id"], "deleted": True}
     assert_key_dies_within(urls, sa["key"], code="INVALID_API_KEY")
     assert_key_dies_within(urls, second["key"], code="INVALID_API_KEY")
     assert listed(api, admin, sa["id"]) is None
