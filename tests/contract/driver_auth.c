@@ -291,6 +291,8 @@ static json_t *run_service_account(const char *uri, const char *scenario) {
                            true);
     if (strcmp(scenario, "auth-sa-list") == 0)
         return run_request(uri, false, "GET", "/auth/service-accounts", NULL, NULL, true);
+    if (strcmp(scenario, "auth-sa-me") == 0) /* as a caller signed in with a key: no token id */
+        return run_request(uri, false, "GET", "/auth/me", NULL, NULL, true);
     if (strcmp(scenario, "auth-sa-lookup") == 0)
         return run_request(uri, false, "POST", "/_internal/api-key", NULL, json_pack("{s:s}", "keyHash", SA_HASH),
                            false);

@@ -290,3 +290,15 @@ def test_lookup_of_a_key_whose_account_is_gone_is_invalid(driver, mock):
     out = run(driver, mock, "auth-sa-lookup")
     assert (out["status"], out["code"]) == (404, "INVALID_API_KEY"), out
     assert not key_updates(mock)
+
+
+def test_me_of_a_key_caller_reads_the_service_account_when_no_user_has_the_id(driver, mock):
+    mock.on("find", [cursor("users", [])], coll="users")
+    mock.on("find", [cursor("service_accounts", [dict(sa_doc(), _id=OPERATOR)])], coll="service_accounts")
+    out = run(driver, mock, "auth-sa-me")
+    assert out["ok"] and out["status"] == 200, out
+    assert out["body"] == {"id": OPERATOR, "name": "Game_1", "roles": ["GAME_SERVER"],
+                           "createdAt": "2026-01-02T03:04:05.000Z", "type": "SERVICE_ACCOUNT"}
+    finds = [e for e in mock.commands("find") if coll_of(e) == "service_accounts"]
+    assert len(finds) == 1 and finds[0]["doc"]["filter"] == {"_id": OPERATOR}
+    assert not in_txn(mock.commands())

@@ -189,6 +189,11 @@ def test_an_operator_key_cannot_reach_admin_routes(api, admin):
         r = api.call(method, path, token=sa["key"], json=body)
         assert r.status_code == 403 and r.json()["error"]["code"] == "FORBIDDEN", (path, r.text)
     assert events_status(api.p.url("/events"), sa["key"]).status_code == 200  # still alive
+    me = api.get("/auth/me", token=sa["key"])
+    assert me.status_code == 200, me.text
+    assert conforms(me.json(), "service-account.me") == {"id": sa["id"], "name": sa["name"], "roles": ["OPERATOR"],
+                                                         "createdAt": me.json()["createdAt"],
+                                                         "type": "SERVICE_ACCOUNT"}
 
 
 def test_a_revoked_key_gets_401_within_5s_on_every_api_process(api, admin, apis):

@@ -425,6 +425,12 @@ BACKENDS(auth, service_accounts_keys_rotate_revoke_and_delete) {
     cr_assert_eq(k.last_used_at, 0);
     cr_assert(S.auth->ops->find_key(S.auth, HASH_B, &k, &a, &found, &err));
     cr_assert_not(found, "the refused account's key was not kept");
+    cr_assert(S.auth->ops->find_service(S.auth, gs.account.id, &a, &found, &err), "%s", err.message);
+    cr_assert(found);
+    cr_assert_str_eq(a.name, "Game_1");
+    cr_assert_eq(a.created_at, t0);
+    cr_assert(S.auth->ops->find_service(S.auth, same.account.id, &a, &found, &err));
+    cr_assert_not(found);
 
     /* the last use is written once per interval */
     cr_assert(S.auth->ops->touch_key(S.auth, gs.key.id, t0 + 10, t0 - 60000, &err));

@@ -571,6 +571,8 @@ static void op_me(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     bool found = false;
     if (!rp_service_require_caller(env, rep)) return;
     bool read = w->store->ops->find_by_id(w->store, env->caller.id, &a, &found, &err);
+    /* a caller signed in with an API key (no token id) is a service account, not a user */
+    if (read && !found && !env->caller.jti[0] && rp_service_accounts_me(w->store, env->caller.id, rep)) return;
     if (rp_service_found(rep, read, found, &err, "USER_NOT_FOUND", "the account no longer exists"))
         rp_reply_set(rep, 200, account_json(&a));
 }

@@ -91,11 +91,11 @@ typedef rp_txn_end_t (*rp_auth_txn_fn)(rp_auth_txn_t *tx, void *arg);
         .tx_revoke_refresh_of = p##tx_revoke_refresh_of, .tx_revoke_access = p##tx_revoke_access,                      \
         .tx_count_revoked = p##tx_count_revoked, .tx_append_audit = p##tx_append_audit,                                \
         .tx_guard_failures = p##tx_guard_failures, .tx_failures = p##tx_failures, .tx_add_failure = p##tx_add_failure, \
-        .list_services = p##list_services, .service_keys = p##service_keys, .find_key = p##find_key,                   \
-        .touch_key = p##touch_key, .tx_find_service = p##tx_find_service, .tx_insert_service = p##tx_insert_service,   \
-        .tx_delete_service = p##tx_delete_service, .tx_insert_key = p##tx_insert_key,                                  \
-        .tx_retire_keys = p##tx_retire_keys, .tx_revoke_key = p##tx_revoke_key, .tx_count_keys = p##tx_count_keys,     \
-        .free = p##free                                                                                                \
+        .list_services = p##list_services, .find_service = p##find_service, .service_keys = p##service_keys,           \
+        .find_key = p##find_key, .touch_key = p##touch_key, .tx_find_service = p##tx_find_service,                     \
+        .tx_insert_service = p##tx_insert_service, .tx_delete_service = p##tx_delete_service,                          \
+        .tx_insert_key = p##tx_insert_key, .tx_retire_keys = p##tx_retire_keys, .tx_revoke_key = p##tx_revoke_key,     \
+        .tx_count_keys = p##tx_count_keys, .free = p##free                                                             \
     }
 
 typedef struct rp_auth_store_ops {
@@ -180,6 +180,7 @@ typedef struct rp_auth_store_ops {
      * malloc'd (free()), *more tells whether more follow. */
     bool (*list_services)(rp_auth_store_t *s, const char *after, int limit, rp_service_account_t **out, size_t *n,
                           bool *more, rp_err_t *err);
+    bool (*find_service)(rp_auth_store_t *s, const char *id, rp_service_account_t *out, bool *found, rp_err_t *err);
     /* The keys of account_id that are live at now (not revoked, no expiry or one after now), oldest
      * first, up to cap of them into keys (*n). */
     bool (*service_keys)(rp_auth_store_t *s, const char *account_id, int64_t now, rp_service_key_t *keys, size_t cap,

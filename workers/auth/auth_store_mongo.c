@@ -460,6 +460,11 @@ static bool m_list_services(rp_auth_store_t *base, const char *after, int limit,
     return ok;
 }
 
+static bool m_find_service(rp_auth_store_t *base, const char *id, rp_service_account_t *out, bool *found,
+                           rp_err_t *err) {
+    return rp_mongo_fetch(db_of(base), SERVICES, BCON_NEW("_id", BCON_UTF8(id)), doc_to_service, out, found, err);
+}
+
 static bool m_service_keys(rp_auth_store_t *base, const char *account_id, int64_t now, rp_service_key_t *keys,
                            size_t cap, size_t *n, rp_err_t *err) {
     rp_mongo_rows_t rows = {.fill = doc_to_key, .elem_size = sizeof *keys, .limit = (int)cap};

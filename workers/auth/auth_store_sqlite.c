@@ -465,6 +465,13 @@ static bool s_list_services(rp_auth_store_t *base, const char *after, int limit,
                  "ni", after, (int64_t)limit + 1);
 }
 
+static bool s_find_service(rp_auth_store_t *base, const char *id, rp_service_account_t *out, bool *found,
+                           rp_err_t *err) {
+    return QUERY(base,
+                 &(rp_sqlite_use_t){.what = "find service account", .row = row_service, .out = out, .found = found},
+                 err, "SELECT " SERVICE_COLUMNS " FROM service_accounts WHERE id = ?1", "n", id);
+}
+
 static bool s_service_keys(rp_auth_store_t *base, const char *account_id, int64_t now, rp_service_key_t *keys,
                            size_t cap, size_t *n, rp_err_t *err) {
     rp_service_key_t *page = NULL;

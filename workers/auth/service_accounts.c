@@ -318,6 +318,21 @@ void rp_service_accounts_revoke(rp_auth_store_t *s, int64_t now, const rp_envelo
         rp_reply_set(rep, 200, json_pack("{s:s, s:s, s:b}", "id", id, "keyId", key_id, "revoked", 1));
 }
 
+bool rp_service_accounts_me(rp_auth_store_t *s, const char *id, rp_reply_t *rep) {
+    rp_err_t err;
+    rp_service_account_t a;
+    bool found = false;
+    if (!s->ops->find_service(s, id, &a, &found, &err)) {
+        rp_reply_from_err(rep, &err);
+        return true;
+    }
+    if (!found) return false;
+    rp_reply_set(rep, 200,
+                 json_pack("{s:s, s:s, s:o, s:o, s:s}", "id", a.id, "name", a.name, "roles", rp_roles_to_json(a.roles),
+                           "createdAt", iso_or_null(a.created_at), "type", "SERVICE_ACCOUNT"));
+    return true;
+}
+
 /* ---- the gateway's look-up ---- */
 
 void rp_service_accounts_lookup(rp_auth_store_t *s, int64_t now, const rp_envelope_t *env, rp_reply_t *rep) {

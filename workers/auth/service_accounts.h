@@ -33,6 +33,10 @@ void rp_service_accounts_rotate(rp_auth_store_t *s, int64_t now, const rp_envelo
 /* DELETE /auth/service-accounts/{id}/keys/{keyId}: 200 {id, keyId, revoked: true} (again for a
  * key already revoked); 404 SERVICE_ACCOUNT_NOT_FOUND, KEY_NOT_FOUND. Audited. */
 void rp_service_accounts_revoke(rp_auth_store_t *s, int64_t now, const rp_envelope_t *env, rp_reply_t *rep);
+/* GET /auth/me of a caller that is a service account (signed in with a key): true with rep set to
+ * 200 {id, name, roles, createdAt, type: "SERVICE_ACCOUNT"} (or the store's error); false, with
+ * rep untouched, when id names no service account. */
+bool rp_service_accounts_me(rp_auth_store_t *s, const char *id, rp_reply_t *rep);
 /* RP_APIKEY_ROUTE (apikey.h): what a key hash stands for. Writes the key's last use when the
  * stored one is older than RP_APIKEY_TOUCH_MS. */
 void rp_service_accounts_lookup(rp_auth_store_t *s, int64_t now, const rp_envelope_t *env, rp_reply_t *rep);
