@@ -20,6 +20,7 @@ typedef struct slot {
     bool found;
     char code[RP_APIKEY_CODE_LEN]; /* the refusal when !found */
     rp_apikey_state_t state;
+    int64_t refresh_ms; /* when a caller last took on renewing this entry ahead of its end */
 } slot_t;
 
 struct rp_apikey_cache {
@@ -70,16 +71,23 @@ static size_t slot_of(const char *hash) {
     return (size_t)(h % RP_APIKEY_CACHE_SLOTS);
 }
 
-/* Copies the answer held for hash when it is younger than the ttl and than the last forget. */
+/* Copies the answer held for hash when it is younger than the ttl and than the last forget; false
+ * on a miss, and for one caller once the entry is in the last quarter of its life (it renews it
+ * while the others still use it: a key in steady use never sends a crowd of look-ups at once). */
 static bool lookup(rp_apikey_cache_t *c, const char *hash, int64_t now, slot_t *out) {
     size_t i = slot_of(hash);
     bool hit = false;
     int64_t forgot = atomic_load(&c->forgot_ms);
     pthread_mutex_lock(&c->locks[i % STRIPES]);
-    const slot_t *s = &c->slots[i];
+    slot_t *s = &c->slots[i];
     if (strcmp(s->hash, hash) == 0 && s->fetched_ms > forgot && now - s->fetched_ms < c->ttl_ms) {
-        *out = *s;
-        hit = true;
+        int64_t ahead = c->ttl_ms / 4;
+        if (now - s->fetched_ms >= c->ttl_ms - ahead && now - s->refresh_ms >= ahead) {
+            s->refresh_ms = now;
+        } else {
+            *out = *s;
+            hit = true;
+        }
     }
     pthread_mutex_unlock(&c->locks[i % STRIPES]);
     return hit;
@@ -90,7 +98,11 @@ static void store(rp_apikey_cache_t *c, const slot_t *answer) {
     if (c->ttl_ms <= 0 || answer->fetched_ms <= atomic_load(&c->forgot_ms)) return;
     pthread_mutex_lock(&c->locks[i % STRIPES]);
     slot_t *s = &c->slots[i];
-    if (strcmp(s->hash, answer->hash) != 0 || answer->fetched_ms >= s->fetched_ms) *s = *answer;
+    if (strcmp(s->hash, answer->hash) != 0 || answer->fetched_ms >= s->fetched_ms) {
+        int64_t refresh = strcmp(s->hash, answer->hash) == 0 ? s->refresh_ms : 0;
+        *s = *answer;
+        s->refresh_ms = refresh;
+    }
     pthread_mutex_unlock(&c->locks[i % STRIPES]);
 }
 

@@ -148,3 +148,16 @@ Test(apikey_cache, no_answer_is_unavailable_and_ttl_0_asks_every_time) {
     cr_assert_eq(check(live_key, "1.2.3.4", &who, &err), RP_APIKEY_UNAVAILABLE);
     cr_assert_not(who.authenticated, "never admitted unchecked");
 }
+
+Test(apikey_cache, one_caller_renews_an_entry_ahead_of_its_end) {
+    rp_identity_t who;
+    rp_err_t err;
+    start(400, 5, 5);
+    cr_assert_eq(check(live_key, "1.2.3.4", &who, &err), RP_APIKEY_OK);
+    usleep(320 * 1000); /* into the last quarter of the entry's 400 ms */
+    cr_assert_eq(check(live_key, "1.2.3.4", &who, &err), RP_APIKEY_OK);
+    cr_assert_eq(atomic_load(&asked), 2, "this caller renewed the entry");
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(check(live_key, "1.2.3.4", &who, &err), RP_APIKEY_OK);
+    cr_assert_eq(atomic_load(&asked), 2, "the others used the renewed entry");
+}
