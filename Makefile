@@ -17,6 +17,8 @@ DEB_BUILD := build-essential pkg-config libcivetweb-dev librabbitmq-dev libmongo
 DEB_TEST  := json-schema-test-suite python3-pytest python3-requests python3-pika python3-yaml python3-mockupdb sqlite3 curl wrk rabbitmq-server clang-format
 DEB_BUILD += libssl-dev
 DEB_TEST  += openssl
+# the service account tests check answers against schemas/responses/ (draft 2020-12)
+DEB_TEST  += python3-jsonschema
 # make test-deploy only: the Docker engine, Debian's compose v1 and the base image's maker
 DEB_DEPLOY := docker.io docker-compose debootstrap python3-pytest python3-requests python3-yaml
 # the libFuzzer targets of tests/fuzz: Debian's clang 14 and its fuzzer/sanitizer runtimes

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "apikey_cache.h"
 #include "conn_limit.h"
 #include "envelope.h"
 #include "export.h"
@@ -60,6 +61,7 @@ struct rp_gateway {
     rp_metrics_t *metrics;
     rp_schema_registry_t *owned_schemas; /* set by rp_gateway_open */
     rp_session_cache_t *sessions;        /* the accounts' current state, briefly cached */
+    rp_apikey_cache_t *keys;             /* what API keys stand for, briefly cached */
     rp_conn_limit_t *conns;              /* open connections per peer address (MAX_CONNECTIONS_PER_ADDRESS) */
     _Atomic int64_t refused_logged_s;    /* when a refused connection was last logged (one line a second) */
     _Atomic long info_offset;            /* see early_info: -1 unknown, -2 inconsistent (cap off) */
@@ -124,6 +126,13 @@ static void send_error(req_ctx_t *rc, int status, const char *code, const char *
     rp_reply_init(&rep);
     rp_reply_error(&rep, status, code, message, details);
     send_reply(rc, status, rep.body, 0, NULL, status == 401 ? "Bearer" : NULL);
+}
+
+static void send_rate_limited(req_ctx_t *rc, const char *message, int retry_after) {
+    rp_reply_t rl;
+    rp_reply_init(&rl);
+    rp_reply_error(&rl, 429, "RATE_LIMITED", message, NULL);
+    send_reply(rc, 429, rl.body, retry_after, NULL, NULL);
 }
 
 /* True when the caller may see internals (/metrics, readiness detail): it holds METRICS_TOKEN,
@@ -201,6 +210,47 @@ static void handle_local(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *
         handle_ready(gw, rc);
 }
 
+/* The API key in the Authorization header ("Bearer rpk_..."), or NULL when it holds none. */
+static const char *bearer_key(struct mg_connection *conn) {
+    const char *h = mg_get_header(conn, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return NULL;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    return rp_apikey_claims(h, strlen(h)) ? h : NULL;
+}
+
+/* Authenticates a service account by its API key (apikey_cache.h) and counts the request against
+ * the key's own rate limit, not the address's; a refused key counts against the address, as any
+ * unauthenticated request does. False when a 401, 429 or 503 was sent. */
+static bool authenticate_key(rp_gateway_t *gw, req_ctx_t *rc, const char *key) {
+    rp_err_t err;
+    char key_id[RP_OID_LEN], bucket[8 + RP_OID_LEN];
+    int retry = 0;
+    rp_apikey_verdict_t v =
+        rp_apikey_cache_check(gw->keys, key, strlen(key), rc->client.key, rp_now_ms() + gw->cfg->rpc_timeout_ms,
+                              rc->request_id, &rc->who, key_id, &retry, &err);
+    switch (v) {
+    case RP_APIKEY_OK:
+        snprintf(bucket, sizeof bucket, "key:%s", key_id);
+        if (rp_ratelimit_take(gw->limit_all, bucket, rp_mono_us(), &retry)) return true;
+        memset(&rc->who, 0, sizeof rc->who);
+        send_rate_limited(rc, "too many requests with this API key", retry);
+        return false;
+    case RP_APIKEY_REFUSED:
+        if (!rp_ratelimit_take(gw->limit_all, rc->client.key, rp_mono_us(), &retry)) {
+            send_rate_limited(rc, "too many requests from this address", retry);
+            return false;
+        }
+        send_error(rc, 401, err.code, err.message, NULL);
+        return false;
+    case RP_APIKEY_LIMITED: send_rate_limited(rc, err.message, retry); return false;
+    case RP_APIKEY_UNAVAILABLE: break;
+    }
+    send_error(rc, err.kind == RP_ERR_TIMEOUT ? 504 : 503, err.code, err.message, NULL);
+    return false;
+}
+
 /* Authenticates the bearer token and checks it against the account's current state, whose roles
  * become the caller's; false when a 401 (403: a demoted admin on an admin route; 503: no state to
  * check against, so fail closed) was sent. */
@@ -220,6 +270,7 @@ static bool authenticate(rp_gateway_t *gw, req_ctx_t *rc) {
     const char *tok = h + 7;
     while (*tok == ' ')
         tok++;
+    if (rp_apikey_claims(tok, strlen(tok))) return authenticate_key(gw, rc, tok);
     if (!rp_token_verify(gw->cfg->jwt_secret, gw->cfg->jwt_secret_len, tok, strlen(tok), rp_now_ms() / 1000, &rc->who,
                          &claims, &err)) {
         send_error(rc, 401, err.code, err.message, NULL);
@@ -317,6 +368,19 @@ static bool valid_idempotency_key(const char *k) {
     return true;
 }
 
+/* Sends a worker's answer to a route that minted key, with the key added: the one time it is
+ * shown. */
+static void send_minted(req_ctx_t *rc, const rp_reply_t *rep, const char *key) {
+    json_t *body = rep->raw ? json_loadb(rep->raw, rep->raw_len, 0, NULL) : json_incref(rep->body);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        send_error(rc, 502, "BAD_REPLY", "the auth worker's answer could not be read", NULL);
+        return;
+    }
+    json_object_set_new(body, "key", json_string(key));
+    send_reply(rc, rep->status, body, 0, NULL, NULL);
+}
+
 /* The account whose session a successful call of route changed (the route table says), or NULL.
  * This process forgets what it cached of it at once; other api processes see the change when
  * their entry expires (SESSION_CACHE_MS). */
@@ -324,7 +388,9 @@ static const char *changed_account(const rp_api_route_t *route, const json_t *pa
     switch (route->session) {
     case RP_SESSION_OF_CALLER: return who->authenticated ? who->id : NULL;
     case RP_SESSION_OF_PARAM_ID: return json_string_value(json_object_get(params, "id"));
-    case RP_SESSION_KEPT: break;
+    case RP_SESSION_KEPT:
+    case RP_SESSION_KEYS_MINT:
+    case RP_SESSION_KEYS_CHANGED: break;
     }
     return NULL;
 }
@@ -349,10 +415,24 @@ static void forward(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route
     const char *ik = mg_get_header(rc->conn, "Idempotency-Key");
     if (ik) snprintf(env.idempotency_key, sizeof env.idempotency_key, "%s", ik);
     env.deadline_ms = rp_now_ms() + gw->cfg->rpc_timeout_ms;
+    char key[RP_APIKEY_LEN + 1] = "";
+    if (route->session == RP_SESSION_KEYS_MINT) { /* only the hash leaves this process */
+        char hash[RP_APIKEY_HASH_LEN];
+        rp_apikey_cache_mint(gw->keys, key, hash);
+        if (!env.body) env.body = json_object();
+        json_object_set_new(env.body, "keyHash", json_string(hash));
+    }
     rp_rpc_call_raw(gw->transport, (rp_component_t)route->component, &env, &rep);
-    const char *changed = rep.status / 100 == 2 ? changed_account(route, params, &rc->who) : NULL;
+    bool ok = rep.status / 100 == 2;
+    const char *changed = ok ? changed_account(route, params, &rc->who) : NULL;
     if (changed) rp_session_cache_forget(gw->sessions, changed);
-    send_worker_reply(rc, &rep);
+    if (ok && (route->session == RP_SESSION_KEYS_MINT || route->session == RP_SESSION_KEYS_CHANGED))
+        rp_apikey_cache_forget_all(gw->keys);
+    if (ok && key[0])
+        send_minted(rc, &rep, key);
+    else
+        send_worker_reply(rc, &rep);
+    sodium_memzero(key, sizeof key);
     rp_reply_clear(&rep);
     rp_envelope_clear(&env);
 }
@@ -450,7 +530,9 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
         int retry = 0;
         int64_t now_us = rp_mono_us();
         bool auth_route = (route->component == RP_COMP_AUTH || route->component == RP_COMP_LOGIN) && route->is_public;
-        if (!rp_ratelimit_take(gw->limit_all, rc.client.key, now_us, &retry) ||
+        /* a request with an API key is counted against the key once it is known (authenticate_key) */
+        bool by_key = !route->is_public && bearer_key(conn) != NULL;
+        if ((!by_key && !rp_ratelimit_take(gw->limit_all, rc.client.key, now_us, &retry)) ||
             (auth_route && !rp_ratelimit_take(gw->limit_auth, rc.client.key, now_us, &retry))) {
             rp_reply_t rl;
             rp_reply_init(&rl);
@@ -680,6 +762,8 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
     const rp_api_route_t *routes = rp_routes_table(&n);
     gw->metrics = rp_metrics_new(n);
     gw->sessions = rp_session_cache_new(t, cfg->session_cache_ms);
+    gw->keys = rp_apikey_cache_new(t, cfg->jwt_secret, cfg->jwt_secret_len, cfg->api_key_cache_ms,
+                                   cfg->rate_limit_auth_rps, cfg->rate_limit_auth_burst, max_clients);
     gw->conns = rp_conn_limit_new(cfg->max_connections_per_address, cfg->http_threads);
     atomic_init(&gw->info_offset, -1);
     atomic_init(&gw->refused_logged_s, 0);
@@ -728,6 +812,7 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
         rp_ratelimit_free(gw->limit_hashing);
         rp_metrics_free(gw->metrics);
         rp_session_cache_free(gw->sessions);
+        rp_apikey_cache_free(gw->keys);
         free(gw);
         return NULL;
     }
@@ -794,6 +879,7 @@ void rp_gateway_stop(rp_gateway_t *gw) {
     rp_ratelimit_free(gw->limit_hashing);
     rp_metrics_free(gw->metrics);
     rp_session_cache_free(gw->sessions);
+    rp_apikey_cache_free(gw->keys);
     rp_conn_limit_free(gw->conns);
     free(gw);
 }

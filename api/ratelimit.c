@@ -210,6 +210,21 @@ bool rp_ratelimit_take(rp_ratelimit_t *rl, const char *key, int64_t now_us, int 
     return ok;
 }
 
+bool rp_ratelimit_peek(rp_ratelimit_t *rl, const char *key, int64_t now_us, int *retry_after_s) {
+    *retry_after_s = 0;
+    if (!rl || rl->rate <= 0) return true;
+    norm_key_t k;
+    normalise(rl, key, &k);
+    uint32_t slot = slot_of(rl, &k);
+    pthread_mutex_lock(&rl->mu);
+    int32_t i = find(rl, &k, slot);
+    double tokens = i != NONE ? refilled(rl, &rl->entries[i], now_us) : (double)rl->burst;
+    pthread_mutex_unlock(&rl->mu);
+    if (tokens >= 1.0) return true;
+    *retry_after_s = (int)((1.0 - tokens) / rl->rate) + 1;
+    return false;
+}
+
 void rp_ratelimit_stats(rp_ratelimit_t *rl, rp_ratelimit_stats_t *out) {
     memset(out, 0, sizeof *out);
     if (!rl) return;

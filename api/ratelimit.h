@@ -39,6 +39,11 @@ void rp_ratelimit_free(rp_ratelimit_t *rl);
  * (>= 1). NULL rl or rate 0 always allows. */
 bool rp_ratelimit_take(rp_ratelimit_t *rl, const char *key, int64_t now_us, int *retry_after_s);
 
+/* Whether rp_ratelimit_take for key at now_us would be allowed, taking nothing (a key with no
+ * bucket would be); otherwise *retry_after_s as take sets it. For a budget charged only after the
+ * fact (failed authentications): look first, take once the outcome is known. */
+bool rp_ratelimit_peek(rp_ratelimit_t *rl, const char *key, int64_t now_us, int *retry_after_s);
+
 typedef struct rp_ratelimit_stats {
     size_t keys;         /* buckets in use */
     size_t max_keys;     /* the bound */

@@ -28,8 +28,17 @@ typedef struct rp_api_route {
     const char *schema; /* name of the body's JSON Schema in schemas/ (without .json), or NULL */
     size_t max_body;    /* body limit in bytes; 0 = MAX_BODY_BYTES */
     /* whose session a successful call changes (roles, status, password, logout), so that this api
-     * process forgets what it cached of that account at once */
-    enum { RP_SESSION_KEPT = 0, RP_SESSION_OF_CALLER, RP_SESSION_OF_PARAM_ID } session;
+     * process forgets what it cached of that account at once. The API key routes instead:
+     * RP_SESSION_KEYS_MINT has the api mint a key, send only its hash (body member keyHash) and
+     * add the key to a 2xx answer; a successful KEYS_MINT or KEYS_CHANGED makes this api process
+     * forget the API keys it cached (api/apikey_cache.h) */
+    enum {
+        RP_SESSION_KEPT = 0,
+        RP_SESSION_OF_CALLER,
+        RP_SESSION_OF_PARAM_ID,
+        RP_SESSION_KEYS_MINT,
+        RP_SESSION_KEYS_CHANGED
+    } session;
 } rp_api_route_t;
 
 #define RP_BATCH_BODY_BYTES (4u * 1024 * 1024) /* 100,000 user ids and some whitespace */

@@ -181,6 +181,7 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
         !get_int(get, ud, "LOGIN_MAX_FAILURES", 5, 1, 1000, &cfg->login_max_failures, err) ||
         !get_duration(get, ud, "LOGIN_LOCKOUT_WINDOW", "15m", &cfg->login_lockout_s, err) ||
         !get_int(get, ud, "SESSION_CACHE_MS", 1000, 0, 4000, &cfg->session_cache_ms, err) ||
+        !get_int(get, ud, "API_KEY_CACHE_MS", 1000, 0, 4000, &cfg->api_key_cache_ms, err) ||
         !get_int(get, ud, "EVENTS_CACHE_MS", 1000, 0, 10000, &cfg->events_cache_ms, err) ||
         !get_str(get, ud, "CLIENT_IP_HEADER", "", cfg->client_ip_header, sizeof cfg->client_ip_header, err) ||
         !get_str(get, ud, "METRICS_TOKEN", "", cfg->metrics_token, sizeof cfg->metrics_token, err) ||

@@ -51,8 +51,9 @@ typedef struct rp_config {
     int64_t login_lockout_s;       /* LOGIN_LOCKOUT_WINDOW, default 15m */
     int events_cache_ms;           /* EVENTS_CACHE_MS an event worker keeps a rendered events page, 0..10000; 1000 */
     int session_cache_ms;          /* SESSION_CACHE_MS an api process trusts an account's state, 0..4000; 1000 */
-    int http_request_timeout_ms;   /* HTTP_REQUEST_TIMEOUT_MS to receive a request's headers, 500..60000; 5000 */
-    int http_keepalive_timeout_ms; /* HTTP_KEEPALIVE_TIMEOUT_MS idle between requests, 100..30000; 2000 */
+    int api_key_cache_ms;        /* API_KEY_CACHE_MS an api process trusts what an API key stands for, 0..4000; 1000 */
+    int http_request_timeout_ms; /* HTTP_REQUEST_TIMEOUT_MS to receive a request's headers, 500..60000; 5000 */
+    int http_keepalive_timeout_ms;   /* HTTP_KEEPALIVE_TIMEOUT_MS idle between requests, 100..30000; 2000 */
     int max_connections_per_address; /* MAX_CONNECTIONS_PER_ADDRESS open at once, 0 = no cap; 128 */
     char tls_cert_file[512];         /* TLS_CERT_FILE: PEM certificate chain; set with TLS_KEY_FILE to serve HTTPS */
     char tls_key_file[512];          /* TLS_KEY_FILE: PEM private key of TLS_CERT_FILE */

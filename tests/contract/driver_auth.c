@@ -202,9 +202,12 @@ static int64_t fixed_now(void) {
     return NOW_MS;
 }
 
-/* POST /auth/login {alice, password} through the login service, as the api sends it: the reply's
- * {status, code (error code or null), retryAfter}. */
-static json_t *run_login(const char *uri, const char *password) {
+/* One request through the auth worker on the MongoDB store (the clock at NOW), as the api sends
+ * it: method and route to the login service (login) or the main one, with params and body (both
+ * taken, may be NULL) and, when admin, an ADMIN caller (OPERATOR_ID, "root"). The reply's
+ * {status, code (error code or null), retryAfter, body}. */
+static json_t *run_request(const char *uri, bool login, const char *method, const char *route, json_t *params,
+                           json_t *body, bool admin) {
     login_env_t e = {uri};
     rp_config_t cfg;
     rp_err_t err;
@@ -216,26 +219,37 @@ static json_t *run_login(const char *uri, const char *password) {
     json_t *res = NULL;
     rp_err_clear(&err);
     rp_envelope_init(&env);
+    if (params) {
+        json_decref(env.params);
+        env.params = params;
+    }
+    env.body = body;
     if (!rp_config_load(&cfg, login_getter, &e, &err) || !(w = rp_auth_worker_new(&cfg, &err))) {
         res = result(false, &err, NULL);
         goto done;
     }
     rp_auth_worker_set_clock(w, fixed_now);
-    snprintf(env.method, sizeof env.method, "POST");
-    snprintf(env.route, sizeof env.route, "/auth/login");
+    snprintf(env.method, sizeof env.method, "%s", method);
+    snprintf(env.route, sizeof env.route, "%s", route);
     snprintf(env.request_id, sizeof env.request_id, "contract");
-    env.body = json_pack("{s:s, s:s}", "username", "alice", "password", password);
+    if (admin) {
+        env.caller.authenticated = true;
+        snprintf(env.caller.id, sizeof env.caller.id, "%s", OPERATOR_ID);
+        snprintf(env.caller.username, sizeof env.caller.username, "root");
+        env.caller.roles = 8 | 1; /* ADMIN, USER */
+    }
     env.deadline_ms = rp_now_ms() + 10000; /* the handler's own clock, not the worker's */
     req = rp_envelope_serialize(&env, &len);
-    out = rp_rpc_service_handler((void *)rp_auth_worker_login_service(w), req, len, &out_len);
+    const rp_service_t *svc = login ? rp_auth_worker_login_service(w) : rp_auth_worker_service(w);
+    out = rp_rpc_service_handler((void *)svc, req, len, &out_len);
     if (!rp_reply_parse(&rep, out, out_len, &err)) {
         res = result(false, &err, NULL);
         goto done;
     }
     json_t *code = json_object_get(json_object_get(rep.body, "error"), "code");
     res = result(true, &err,
-                 json_pack("{s:i, s:O, s:i}", "status", rep.status, "code", code ? code : json_null(), "retryAfter",
-                           rep.retry_after_s));
+                 json_pack("{s:i, s:O, s:i, s:O}", "status", rep.status, "code", code ? code : json_null(),
+                           "retryAfter", rep.retry_after_s, "body", rep.body ? rep.body : json_null()));
 done:
     rp_reply_clear(&rep);
     free(out);
@@ -245,11 +259,52 @@ done:
     return res;
 }
 
+/* POST /auth/login {alice, password} through the login service: {status, code, retryAfter}. */
+static json_t *run_login(const char *uri, const char *password) {
+    json_t *res = run_request(uri, true, "POST", "/auth/login", NULL,
+                              json_pack("{s:s, s:s}", "username", "alice", "password", password), false);
+    json_object_del(res, "body");
+    return res;
+}
+
+/* ---- service accounts through the auth worker (service_accounts.c over the MongoDB store) ---- */
+
+#define SA_HASH "ab00000000000000000000000000000000000000000000000000000000000000"
+
+static json_t *run_service_account(const char *uri, const char *scenario) {
+    const char *sa = "5f0000000000000000000051", *key = "5f0000000000000000000061";
+    if (strcmp(scenario, "auth-sa-create") == 0)
+        return run_request(uri, false, "POST", "/auth/service-accounts", NULL,
+                           json_pack("{s:s, s:[s], s:s}", "name", "Game_1", "roles", "GAME_SERVER", "keyHash", SA_HASH),
+                           true);
+    if (strcmp(scenario, "auth-sa-rotate") == 0 || strcmp(scenario, "auth-sa-rotate-grace") == 0) {
+        json_t *body = json_pack("{s:s}", "keyHash", SA_HASH);
+        if (scenario[14]) json_object_set_new(body, "graceSeconds", json_integer(60));
+        return run_request(uri, false, "POST", "/auth/service-accounts/{id}/keys", json_pack("{s:s}", "id", sa), body,
+                           true);
+    }
+    if (strcmp(scenario, "auth-sa-revoke") == 0)
+        return run_request(uri, false, "DELETE", "/auth/service-accounts/{id}/keys/{keyId}",
+                           json_pack("{s:s, s:s}", "id", sa, "keyId", key), NULL, true);
+    if (strcmp(scenario, "auth-sa-delete") == 0)
+        return run_request(uri, false, "DELETE", "/auth/service-accounts/{id}", json_pack("{s:s}", "id", sa), NULL,
+                           true);
+    if (strcmp(scenario, "auth-sa-list") == 0)
+        return run_request(uri, false, "GET", "/auth/service-accounts", NULL, NULL, true);
+    if (strcmp(scenario, "auth-sa-me") == 0) /* as a caller signed in with a key: no token id */
+        return run_request(uri, false, "GET", "/auth/me", NULL, NULL, true);
+    if (strcmp(scenario, "auth-sa-lookup") == 0)
+        return run_request(uri, false, "POST", "/_internal/api-key", NULL, json_pack("{s:s}", "keyHash", SA_HASH),
+                           false);
+    return NULL;
+}
+
 json_t *contract_auth(const char *uri, const char *scenario) {
     rp_err_t err;
     rp_err_clear(&err);
     if (strcmp(scenario, "auth-login-wrong") == 0) return run_login(uri, "wrong-password");
     if (strcmp(scenario, "auth-login-right") == 0) return run_login(uri, "right-password");
+    if (strncmp(scenario, "auth-sa-", 8) == 0) return run_service_account(uri, scenario);
     if (!(strncmp(scenario, "open-auth", 9) == 0 || strncmp(scenario, "auth-", 5) == 0)) return NULL;
     rp_auth_store_t *s = rp_auth_store_mongo_open(uri, DB_NAME, &err);
     json_t *out = s ? run_auth(s, scenario) : result(false, &err, NULL);

@@ -331,3 +331,178 @@ BACKENDS(auth, login_failures_and_refresh_rotation) {
     cr_assert(found);
     cr_assert_eq(out.revoked_at, 70);
 }
+
+/* ---- service accounts and their keys ---- */
+
+typedef struct sa_arg {
+    rp_service_account_t account;
+    rp_service_key_t key;
+    bool taken;
+} sa_arg_t;
+
+static rp_txn_end_t create_service_txn(rp_auth_txn_t *tx, void *p) {
+    sa_arg_t *a = p;
+    a->taken = false;
+    if (!S.auth->ops->tx_insert_service(tx, &a->account, &a->taken)) return RP_TXN_FAILED;
+    if (a->taken) return RP_TXN_ROLLBACK;
+    return S.auth->ops->tx_insert_key(tx, &a->key) ? RP_TXN_COMMIT : RP_TXN_FAILED;
+}
+
+static sa_arg_t service(const char *name, const char *name_key, const char *hash, int64_t now) {
+    sa_arg_t a;
+    memset(&a, 0, sizeof a);
+    rp_oid_new(a.account.id);
+    snprintf(a.account.name, sizeof a.account.name, "%s", name);
+    snprintf(a.account.name_key, sizeof a.account.name_key, "%s", name_key);
+    a.account.roles = RP_ROLE_GAME_SERVER;
+    a.account.created_at = now;
+    rp_oid_new(a.key.id);
+    strcpy(a.key.account_id, a.account.id);
+    snprintf(a.key.key_hash, sizeof a.key.key_hash, "%s", hash);
+    a.key.created_at = now;
+    return a;
+}
+
+typedef struct keys_arg {
+    const char *account_id, *key_id;
+    int64_t now, until;
+    rp_service_key_t next;
+    int64_t live;
+    bool found;
+} keys_arg_t;
+
+/* A rotation: the live keys retired (until), counted, the next one inserted. */
+static rp_txn_end_t rotate_keys_txn(rp_auth_txn_t *tx, void *p) {
+    keys_arg_t *a = p;
+    return S.auth->ops->tx_retire_keys(tx, a->account_id, a->now, a->until) &&
+                   S.auth->ops->tx_count_keys(tx, a->account_id, a->now, &a->live) &&
+                   S.auth->ops->tx_insert_key(tx, &a->next)
+               ? RP_TXN_COMMIT
+               : RP_TXN_FAILED;
+}
+
+static rp_txn_end_t revoke_key_txn(rp_auth_txn_t *tx, void *p) {
+    keys_arg_t *a = p;
+    a->found = false;
+    return S.auth->ops->tx_revoke_key(tx, a->account_id, a->key_id, a->now, &a->found) ? RP_TXN_COMMIT : RP_TXN_FAILED;
+}
+
+static rp_txn_end_t delete_service_txn(rp_auth_txn_t *tx, void *p) {
+    keys_arg_t *a = p;
+    a->found = false;
+    return S.auth->ops->tx_retire_keys(tx, a->account_id, a->now, a->now) &&
+                   S.auth->ops->tx_delete_service(tx, a->account_id, &a->found)
+               ? RP_TXN_COMMIT
+               : RP_TXN_FAILED;
+}
+
+#define HASH_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define HASH_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define HASH_C "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+
+BACKENDS(auth, service_accounts_keys_rotate_revoke_and_delete) {
+    open_stores(*backend);
+    rp_err_t err;
+    const int64_t t0 = 1767323045000LL;
+    sa_arg_t gs = service("Game_1", "game_1", HASH_A, t0);
+    cr_assert(S.auth->ops->transact(S.auth, "create", create_service_txn, &gs, &err), "%s", err.message);
+    cr_assert_not(gs.taken);
+    sa_arg_t same = service("GAME_1", "game_1", HASH_B, t0);
+    cr_assert(S.auth->ops->transact(S.auth, "create", create_service_txn, &same, &err), "%s", err.message);
+    cr_assert(same.taken, "the name key is unique");
+
+    rp_service_key_t k;
+    rp_service_account_t a;
+    bool found = false;
+    cr_assert(S.auth->ops->find_key(S.auth, HASH_A, &k, &a, &found, &err), "%s", err.message);
+    cr_assert(found);
+    cr_assert_str_eq(k.id, gs.key.id);
+    cr_assert_str_eq(a.id, gs.account.id);
+    cr_assert_str_eq(a.name, "Game_1");
+    cr_assert_eq(a.roles, (unsigned)RP_ROLE_GAME_SERVER);
+    cr_assert_eq(k.expires_at, 0);
+    cr_assert_eq(k.revoked_at, 0);
+    cr_assert_eq(k.last_used_at, 0);
+    cr_assert(S.auth->ops->find_key(S.auth, HASH_B, &k, &a, &found, &err));
+    cr_assert_not(found, "the refused account's key was not kept");
+    cr_assert(S.auth->ops->find_service(S.auth, gs.account.id, &a, &found, &err), "%s", err.message);
+    cr_assert(found);
+    cr_assert_str_eq(a.name, "Game_1");
+    cr_assert_eq(a.created_at, t0);
+    cr_assert(S.auth->ops->find_service(S.auth, same.account.id, &a, &found, &err));
+    cr_assert_not(found);
+
+    /* the last use is written once per interval */
+    cr_assert(S.auth->ops->touch_key(S.auth, gs.key.id, t0 + 10, t0 - 60000, &err));
+    cr_assert(S.auth->ops->touch_key(S.auth, gs.key.id, t0 + 20, t0 + 20 - 60000, &err));
+    cr_assert(S.auth->ops->find_key(S.auth, HASH_A, &k, &a, &found, &err));
+    cr_assert_eq(k.last_used_at, t0 + 10);
+    cr_assert(S.auth->ops->touch_key(S.auth, gs.key.id, t0 + 70000, t0 + 10000, &err));
+    cr_assert(S.auth->ops->find_key(S.auth, HASH_A, &k, &a, &found, &err));
+    cr_assert_eq(k.last_used_at, t0 + 70000);
+
+    /* rotation with a grace: the old key gets an expiry, both are live until it */
+    keys_arg_t r = {.account_id = gs.account.id, .now = t0 + 1000, .until = t0 + 61000};
+    rp_oid_new(r.next.id);
+    strcpy(r.next.account_id, gs.account.id);
+    strcpy(r.next.key_hash, HASH_B);
+    r.next.created_at = t0 + 1000;
+    cr_assert(S.auth->ops->transact(S.auth, "rotate", rotate_keys_txn, &r, &err), "%s", err.message);
+    cr_assert_eq(r.live, 1);
+    rp_service_key_t keys[RP_SERVICE_KEYS_MAX];
+    size_t n = 0;
+    cr_assert(S.auth->ops->service_keys(S.auth, gs.account.id, t0 + 2000, keys, RP_SERVICE_KEYS_MAX, &n, &err));
+    cr_assert_eq(n, 2u);
+    cr_assert_str_eq(keys[0].id, gs.key.id, "oldest first");
+    cr_assert_eq(keys[0].expires_at, t0 + 61000);
+    cr_assert_eq(keys[1].expires_at, 0);
+    cr_assert(S.auth->ops->service_keys(S.auth, gs.account.id, t0 + 61000, keys, RP_SERVICE_KEYS_MAX, &n, &err));
+    cr_assert_eq(n, 1u, "an expired key is not live");
+    cr_assert_str_eq(keys[0].key_hash, HASH_B);
+
+    /* rotation without grace: every live key revoked now */
+    keys_arg_t r2 = {.account_id = gs.account.id, .now = t0 + 2000, .until = t0 + 2000};
+    rp_oid_new(r2.next.id);
+    strcpy(r2.next.account_id, gs.account.id);
+    strcpy(r2.next.key_hash, HASH_C);
+    r2.next.created_at = t0 + 2000;
+    cr_assert(S.auth->ops->transact(S.auth, "rotate", rotate_keys_txn, &r2, &err), "%s", err.message);
+    cr_assert_eq(r2.live, 0);
+    cr_assert(S.auth->ops->find_key(S.auth, HASH_B, &k, &a, &found, &err));
+    cr_assert(found);
+    cr_assert_eq(k.revoked_at, t0 + 2000);
+    cr_assert(S.auth->ops->find_key(S.auth, HASH_A, &k, &a, &found, &err));
+    cr_assert_eq(k.revoked_at, t0 + 2000);
+
+    /* revoke one: again keeps the first time; another account's key is not found */
+    keys_arg_t rv = {.account_id = gs.account.id, .key_id = r2.next.id, .now = t0 + 3000};
+    cr_assert(S.auth->ops->transact(S.auth, "revoke", revoke_key_txn, &rv, &err), "%s", err.message);
+    cr_assert(rv.found);
+    rv.now = t0 + 4000;
+    cr_assert(S.auth->ops->transact(S.auth, "revoke", revoke_key_txn, &rv, &err), "%s", err.message);
+    cr_assert(rv.found);
+    cr_assert(S.auth->ops->find_key(S.auth, HASH_C, &k, &a, &found, &err));
+    cr_assert_eq(k.revoked_at, t0 + 3000);
+    keys_arg_t other = {.account_id = "ffffffffffffffffffffffff", .key_id = r2.next.id, .now = t0};
+    cr_assert(S.auth->ops->transact(S.auth, "revoke", revoke_key_txn, &other, &err), "%s", err.message);
+    cr_assert_not(other.found);
+
+    /* list, then delete */
+    rp_service_account_t *page = NULL;
+    bool more = true;
+    cr_assert(S.auth->ops->list_services(S.auth, NULL, 10, &page, &n, &more, &err), "%s", err.message);
+    cr_assert_eq(n, 1u);
+    cr_assert_not(more);
+    cr_assert_str_eq(page[0].name, "Game_1");
+    free(page);
+    keys_arg_t del = {.account_id = gs.account.id, .now = t0 + 5000};
+    cr_assert(S.auth->ops->transact(S.auth, "delete", delete_service_txn, &del, &err), "%s", err.message);
+    cr_assert(del.found);
+    cr_assert(S.auth->ops->find_key(S.auth, HASH_C, &k, &a, &found, &err));
+    cr_assert_not(found, "a deleted account's keys find nothing");
+    cr_assert(S.auth->ops->list_services(S.auth, NULL, 10, &page, &n, &more, &err));
+    cr_assert_eq(n, 0u);
+    free(page);
+    cr_assert(S.auth->ops->transact(S.auth, "delete", delete_service_txn, &del, &err));
+    cr_assert_not(del.found);
+}

@@ -286,3 +286,20 @@ Test(config, edge_bounds) {
     cr_assert(load1("RATE_LIMIT_MAX_CLIENTS", "64", &c, &err) && c.rate_limit_max_clients == 64);
     cr_assert(load1("CLIENT_IP_HEADER", "X-Real-IP", &c, &err));
 }
+
+Test(config, api_key_cache_ms_is_0_to_4000) {
+    kv_t def[] = {{"JWT_SECRET", SECRET}, {NULL, NULL}};
+    kv_t zero[] = {{"JWT_SECRET", SECRET}, {"API_KEY_CACHE_MS", "0"}, {NULL, NULL}};
+    rp_config_t c;
+    rp_err_t err;
+    cr_assert(rp_config_load(&c, getter, def, &err), "%s", err.message);
+    cr_assert_eq(c.api_key_cache_ms, 1000); /* revocation reaches every api process within 5 s */
+    cr_assert(rp_config_load(&c, getter, zero, &err), "%s", err.message);
+    cr_assert_eq(c.api_key_cache_ms, 0);
+    const char *bad[] = {"-1", "4001", "1s"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        kv_t env[] = {{"JWT_SECRET", SECRET}, {"API_KEY_CACHE_MS", bad[i]}, {NULL, NULL}};
+        cr_assert_not(rp_config_load(&c, getter, env, &err), "API_KEY_CACHE_MS=%s accepted", bad[i]);
+        cr_assert(strstr(err.message, "API_KEY_CACHE_MS"), "%s", err.message);
+    }
+}

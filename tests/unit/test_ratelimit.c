@@ -207,3 +207,20 @@ Test(ratelimit, threads_hammering_never_exceed_a_budget) {
     cr_assert_gt(st.evictions, 0u);
     rp_ratelimit_free(rl);
 }
+
+Test(ratelimit, peek_looks_without_taking) {
+    rp_ratelimit_t *rl = rp_ratelimit_new(1, 2);
+    int retry = -1;
+    int64_t t = 1000000;
+    cr_assert(rp_ratelimit_peek(rl, "a", t, &retry), "a key without a bucket would be allowed");
+    cr_assert_eq(retry, 0);
+    for (int i = 0; i < 5; i++)
+        cr_assert(rp_ratelimit_peek(rl, "a", t, &retry), "looking takes nothing");
+    cr_assert(rp_ratelimit_take(rl, "a", t, &retry));
+    cr_assert(rp_ratelimit_take(rl, "a", t, &retry));
+    cr_assert_not(rp_ratelimit_peek(rl, "a", t, &retry));
+    cr_assert_geq(retry, 1);
+    cr_assert(rp_ratelimit_peek(rl, "b", t, &retry), "another key has its own bucket");
+    cr_assert(rp_ratelimit_peek(rl, "a", t + 1000000, &retry), "refilled after a second");
+    rp_ratelimit_free(rl);
+}

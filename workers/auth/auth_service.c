@@ -12,6 +12,7 @@
 
 #include "auth_store.h"
 #include "accounts.h"
+#include "apikey.h"
 #include "auth_store_mongo.h"
 #include "details.h"
 #include "identity.h"
@@ -22,6 +23,7 @@
 #include "password.h"
 #include "roles.h"
 #include "service.h"
+#include "service_accounts.h"
 #include "session.h"
 #include "timeutil.h"
 #include "token.h"
@@ -68,13 +70,7 @@ static const char *string_field(const json_t *body, const char *name, json_t *de
 }
 
 static bool valid_username(const char *u) {
-    size_t n = strlen(u);
-    if (n < 3 || n > 32) return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = u[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) return false;
-    }
-    return true;
+    return rp_identity_valid_name(u);
 }
 
 static bool valid_email(const char *e) {
@@ -575,6 +571,8 @@ static void op_me(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     bool found = false;
     if (!rp_service_require_caller(env, rep)) return;
     bool read = w->store->ops->find_by_id(w->store, env->caller.id, &a, &found, &err);
+    /* a caller signed in with an API key (no token id) is a service account, not a user */
+    if (read && !found && !env->caller.jti[0] && rp_service_accounts_me(w->store, env->caller.id, rep)) return;
     if (rp_service_found(rep, read, found, &err, "USER_NOT_FOUND", "the account no longer exists"))
         rp_reply_set(rep, 200, account_json(&a));
 }
@@ -836,6 +834,25 @@ static void op_session(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reply_set(rep, 200, rp_session_to_json(&st));
 }
 
+/* ---- service accounts (service_accounts.c): ADMIN, checked against the store first ---- */
+
+#define SERVICE_OP(name_, fn_)                                                                                         \
+    static void name_(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {                                          \
+        rp_auth_worker_t *w = ctx;                                                                                     \
+        if (require_stored_admin(w, env, rep)) fn_(w->store, w->now_ms(), env, rep);                                   \
+    }
+SERVICE_OP(op_service_create, rp_service_accounts_create)
+SERVICE_OP(op_service_list, rp_service_accounts_list)
+SERVICE_OP(op_service_delete, rp_service_accounts_delete)
+SERVICE_OP(op_service_rotate, rp_service_accounts_rotate)
+SERVICE_OP(op_service_revoke, rp_service_accounts_revoke)
+
+/* RP_APIKEY_ROUTE (apikey.h): the gateway asking what a key hash stands for. */
+static void op_api_key(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_auth_worker_t *w = ctx;
+    rp_service_accounts_lookup(w->store, w->now_ms(), env, rep);
+}
+
 static const rp_route_op_t ops[] = {
     {"POST", "/auth/refresh", op_refresh},
     {"POST", "/auth/logout", op_logout},
@@ -845,6 +862,12 @@ static const rp_route_op_t ops[] = {
     {"PUT", "/auth/users/{id}/status", op_set_status},
     {"GET", "/auth/audit-log", op_audit},
     {"POST", RP_SESSION_ROUTE, op_session},
+    {"POST", "/auth/service-accounts", op_service_create},
+    {"GET", "/auth/service-accounts", op_service_list},
+    {"DELETE", "/auth/service-accounts/{id}", op_service_delete},
+    {"POST", "/auth/service-accounts/{id}/keys", op_service_rotate},
+    {"DELETE", "/auth/service-accounts/{id}/keys/{keyId}", op_service_revoke},
+    {"POST", RP_APIKEY_ROUTE, op_api_key},
 };
 
 /* the operations that hash a password (RP_COMP_LOGIN): their own queue and threads, so a flood

@@ -40,6 +40,31 @@ typedef struct rp_refresh_token {
     int64_t used_at, revoked_at; /* 0 = not yet */
 } rp_refresh_token_t;
 
+/* A service account: a caller that is not a person (a game server, a tool). It signs in with API
+ * keys only, never with a password, and is no player: it lives apart from the accounts above. */
+typedef struct rp_service_account {
+    char id[RP_OID_LEN];
+    char name[64];
+    char name_key[64]; /* what the name is unique by (identity.h) */
+    unsigned roles;    /* among GAME_SERVER, OPERATOR, AUDITOR */
+    char created_by[RP_OID_LEN];
+    int64_t created_at;
+} rp_service_account_t;
+
+/* An API key of a service account, stored only as the keyed hash the api computed (apikey.h). */
+typedef struct rp_service_key {
+    char id[RP_OID_LEN];
+    char account_id[RP_OID_LEN];
+    char key_hash[65]; /* hex of the keyed BLAKE2b-256 of the key; the key itself is never stored */
+    int64_t created_at;
+    int64_t expires_at;   /* epoch ms when a rotation's grace ends; 0 = until revoked */
+    int64_t revoked_at;   /* 0 = not revoked */
+    int64_t last_used_at; /* 0 = never; written at most once per RP_APIKEY_TOUCH_MS */
+} rp_service_key_t;
+
+/* Live keys one service account may hold at once (a rotation with grace adds one). */
+#define RP_SERVICE_KEYS_MAX 8
+
 typedef struct rp_auth_store rp_auth_store_t;
 /* A unit of work in progress; each backend defines its own. Valid only inside the body. */
 typedef struct rp_auth_txn rp_auth_txn_t;
@@ -66,7 +91,11 @@ typedef rp_txn_end_t (*rp_auth_txn_fn)(rp_auth_txn_t *tx, void *arg);
         .tx_revoke_refresh_of = p##tx_revoke_refresh_of, .tx_revoke_access = p##tx_revoke_access,                      \
         .tx_count_revoked = p##tx_count_revoked, .tx_append_audit = p##tx_append_audit,                                \
         .tx_guard_failures = p##tx_guard_failures, .tx_failures = p##tx_failures, .tx_add_failure = p##tx_add_failure, \
-        .free = p##free                                                                                                \
+        .list_services = p##list_services, .find_service = p##find_service, .service_keys = p##service_keys,           \
+        .find_key = p##find_key, .touch_key = p##touch_key, .tx_find_service = p##tx_find_service,                     \
+        .tx_insert_service = p##tx_insert_service, .tx_delete_service = p##tx_delete_service,                          \
+        .tx_insert_key = p##tx_insert_key, .tx_retire_keys = p##tx_retire_keys, .tx_revoke_key = p##tx_revoke_key,     \
+        .tx_count_keys = p##tx_count_keys, .free = p##free                                                             \
     }
 
 typedef struct rp_auth_store_ops {
@@ -144,6 +173,41 @@ typedef struct rp_auth_store_ops {
     bool (*tx_failures)(rp_auth_txn_t *tx, const char *user_id, int64_t since, int n, int64_t *count, int64_t *nth_at);
     /* As add_failure, inside the unit of work. */
     bool (*tx_add_failure)(rp_auth_txn_t *tx, const char *user_id, int64_t at, int64_t forget_before);
+
+    /* ---- service accounts and their keys ---- */
+
+    /* Up to limit service accounts with id > after (NULL = from the start) in id order; *out is
+     * malloc'd (free()), *more tells whether more follow. */
+    bool (*list_services)(rp_auth_store_t *s, const char *after, int limit, rp_service_account_t **out, size_t *n,
+                          bool *more, rp_err_t *err);
+    bool (*find_service)(rp_auth_store_t *s, const char *id, rp_service_account_t *out, bool *found, rp_err_t *err);
+    /* The keys of account_id that are live at now (not revoked, no expiry or one after now), oldest
+     * first, up to cap of them into keys (*n). */
+    bool (*service_keys)(rp_auth_store_t *s, const char *account_id, int64_t now, rp_service_key_t *keys, size_t cap,
+                         size_t *n, rp_err_t *err);
+    /* The key whose hash is key_hash and its account: *found only when both exist (whatever the
+     * key's revocation and expiry, which the caller judges). */
+    bool (*find_key)(rp_auth_store_t *s, const char *key_hash, rp_service_key_t *key, rp_service_account_t *account,
+                     bool *found, rp_err_t *err);
+    /* Sets key_id's last use to now, only when it has none or one before `before` (so that a key
+     * in steady use is written once per interval, not per look-up). */
+    bool (*touch_key)(rp_auth_store_t *s, const char *key_id, int64_t now, int64_t before, rp_err_t *err);
+
+    /* Inside a unit of work: */
+    bool (*tx_find_service)(rp_auth_txn_t *tx, const char *id, rp_service_account_t *out, bool *found);
+    /* Inserts a; its name_key is unique: *taken (nothing inserted; the body can only roll back). */
+    bool (*tx_insert_service)(rp_auth_txn_t *tx, const rp_service_account_t *a, bool *taken);
+    /* Deletes the account id (not its keys: tx_retire_keys revokes them); *found when it existed. */
+    bool (*tx_delete_service)(rp_auth_txn_t *tx, const char *id, bool *found);
+    bool (*tx_insert_key)(rp_auth_txn_t *tx, const rp_service_key_t *k);
+    /* Ends account_id's keys that are live at now: revoked at now when until <= now, else given
+     * the expiry until (a key that expires sooner keeps its own). */
+    bool (*tx_retire_keys)(rp_auth_txn_t *tx, const char *account_id, int64_t now, int64_t until);
+    /* Revokes key_id of account_id at now (one already revoked keeps its time); *found when the
+     * account has that key. */
+    bool (*tx_revoke_key)(rp_auth_txn_t *tx, const char *account_id, const char *key_id, int64_t now, bool *found);
+    /* How many of account_id's keys are live at now. */
+    bool (*tx_count_keys)(rp_auth_txn_t *tx, const char *account_id, int64_t now, int64_t *count);
 
     void (*free)(rp_auth_store_t *s);
 } rp_auth_store_ops_t;

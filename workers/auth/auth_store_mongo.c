@@ -19,6 +19,8 @@
 #define FAILURES "login_failures"
 #define REVOKED "revoked_access"
 #define GUARDS "auth_guards"
+#define SERVICES "service_accounts"
+#define KEYS "service_keys"
 #define ADMINS_GUARD "admins" /* the guard document every admin-changing transaction writes */
 #define AUDIT_LOG "auth"      /* this store's entries in the shared audit_logs collection */
 
@@ -406,6 +408,169 @@ static bool m_tx_add_failure(rp_auth_txn_t *t, const char *user_id, int64_t at, 
     return failure_txn(t->tx, &a);
 }
 
+/* ---- service accounts and their keys ---- */
+
+static void doc_to_service(const bson_t *d, void *out) {
+    rp_service_account_t *a = out;
+    memset(a, 0, sizeof *a);
+    rp_mongo_copy_str(d, "_id", a->id, sizeof a->id);
+    rp_mongo_copy_str(d, "name", a->name, sizeof a->name);
+    a->roles = (unsigned)rp_mongo_get_i64(d, "roles");
+    rp_mongo_copy_str(d, "createdBy", a->created_by, sizeof a->created_by);
+    a->created_at = rp_mongo_get_ms(d, "createdAt");
+}
+
+static void doc_to_key(const bson_t *d, void *out) {
+    rp_service_key_t *k = out;
+    memset(k, 0, sizeof *k);
+    rp_mongo_copy_str(d, "_id", k->id, sizeof k->id);
+    rp_mongo_copy_str(d, "accountId", k->account_id, sizeof k->account_id);
+    rp_mongo_copy_str(d, "keyHash", k->key_hash, sizeof k->key_hash);
+    k->created_at = rp_mongo_get_ms(d, "createdAt");
+    k->expires_at = rp_mongo_get_ms(d, "expiresAt"); /* null reads as 0: no expiry */
+    k->revoked_at = rp_mongo_get_ms(d, "revokedAt");
+    k->last_used_at = rp_mongo_get_ms(d, "lastUsedAt");
+}
+
+/* account_id's keys live at now: not revoked, no expiry or one after now (as KEY_LIVE in SQLite) */
+static bson_t *live_keys(const char *account_id, int64_t now) {
+    return BCON_NEW("accountId", BCON_UTF8(account_id), "revokedAt", BCON_NULL, "$or", "[", "{", "expiresAt", BCON_NULL,
+                    "}", "{", "expiresAt", "{", "$gt", BCON_DATE_TIME(now), "}", "}", "]");
+}
+
+static bool m_list_services(rp_auth_store_t *base, const char *after, int limit, rp_service_account_t **out, size_t *n,
+                            bool *more, rp_err_t *err) {
+    rp_mongo_rows_t rows = {.fill = doc_to_service, .elem_size = sizeof **out, .limit = limit};
+    *out = NULL;
+    *n = 0;
+    *more = false;
+    if (limit < 0) return true;
+    bson_t *filter = after ? BCON_NEW("_id", "{", "$gt", BCON_UTF8(after), "}") : bson_new();
+    bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64((int64_t)limit + 1));
+    bool ok = rp_mongo_find(db_of(base), SERVICES, filter, opts, rp_mongo_rows_add, &rows, err);
+    if (ok) {
+        *out = rows.items;
+        *n = rows.n;
+        *more = rows.more;
+    } else {
+        free(rows.items);
+    }
+    bson_destroy(filter);
+    bson_destroy(opts);
+    return ok;
+}
+
+static bool m_find_service(rp_auth_store_t *base, const char *id, rp_service_account_t *out, bool *found,
+                           rp_err_t *err) {
+    return rp_mongo_fetch(db_of(base), SERVICES, BCON_NEW("_id", BCON_UTF8(id)), doc_to_service, out, found, err);
+}
+
+static bool m_service_keys(rp_auth_store_t *base, const char *account_id, int64_t now, rp_service_key_t *keys,
+                           size_t cap, size_t *n, rp_err_t *err) {
+    rp_mongo_rows_t rows = {.fill = doc_to_key, .elem_size = sizeof *keys, .limit = (int)cap};
+    *n = 0;
+    bson_t *filter = live_keys(account_id, now);
+    bson_t *opts = BCON_NEW("sort", "{", "createdAt", BCON_INT32(1), "_id", BCON_INT32(1), "}", "limit",
+                            BCON_INT64((int64_t)cap + 1));
+    bool ok = rp_mongo_find(db_of(base), KEYS, filter, opts, rp_mongo_rows_add, &rows, err);
+    if (ok && rows.n) memcpy(keys, rows.items, rows.n * sizeof *keys);
+    if (ok) *n = rows.n;
+    free(rows.items);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    return ok;
+}
+
+static bool m_find_key(rp_auth_store_t *base, const char *key_hash, rp_service_key_t *key,
+                       rp_service_account_t *account, bool *found, rp_err_t *err) {
+    bool has_key = false;
+    memset(key, 0, sizeof *key);
+    memset(account, 0, sizeof *account);
+    *found = false;
+    if (!rp_mongo_fetch(db_of(base), KEYS, BCON_NEW("keyHash", BCON_UTF8(key_hash)), doc_to_key, key, &has_key, err))
+        return false;
+    if (!has_key) return true;
+    return rp_mongo_fetch(db_of(base), SERVICES, BCON_NEW("_id", BCON_UTF8(key->account_id)), doc_to_service, account,
+                          found, err);
+}
+
+static bool m_touch_key(rp_auth_store_t *base, const char *key_id, int64_t now, int64_t before, rp_err_t *err) {
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(key_id), "$or", "[", "{", "lastUsedAt", BCON_NULL, "}", "{",
+                              "lastUsedAt", "{", "$lt", BCON_DATE_TIME(before), "}", "}", "]");
+    bson_t *update = BCON_NEW("$set", "{", "lastUsedAt", BCON_DATE_TIME(now), "}");
+    bool ok = rp_mongo_update(db_of(base), KEYS, filter, update, 0, NULL, err);
+    bson_destroy(filter);
+    bson_destroy(update);
+    return ok;
+}
+
+static bool m_tx_find_service(rp_auth_txn_t *t, const char *id, rp_service_account_t *out, bool *found) {
+    return rp_mongo_txn_fetch(t->tx, SERVICES, BCON_NEW("_id", BCON_UTF8(id)), doc_to_service, out, found);
+}
+
+static bool m_tx_insert_service(rp_auth_txn_t *t, const rp_service_account_t *a, bool *taken) {
+    bson_t *doc = BCON_NEW("_id", BCON_UTF8(a->id), "name", BCON_UTF8(a->name), "nameLower", BCON_UTF8(a->name_key),
+                           "roles", BCON_INT64((int64_t)a->roles), "createdAt", BCON_DATE_TIME(a->created_at));
+    rp_mongo_append_opt(doc, "createdBy", a->created_by);
+    return rp_mongo_txn_insert_take(t->tx, SERVICES, doc, taken);
+}
+
+static bool m_tx_delete_service(rp_auth_txn_t *t, const char *id, bool *found) {
+    int64_t deleted = 0;
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
+    bool ok = rp_mongo_txn_delete(t->tx, SERVICES, filter, false, &deleted);
+    bson_destroy(filter);
+    *found = ok && deleted > 0;
+    return ok;
+}
+
+static bool m_tx_insert_key(rp_auth_txn_t *t, const rp_service_key_t *k) {
+    bson_t *doc =
+        BCON_NEW("_id", BCON_UTF8(k->id), "accountId", BCON_UTF8(k->account_id), "keyHash", BCON_UTF8(k->key_hash),
+                 "createdAt", BCON_DATE_TIME(k->created_at), "revokedAt", BCON_NULL, "lastUsedAt", BCON_NULL);
+    rp_mongo_append_ms(doc, "expiresAt", k->expires_at);
+    bool ok = rp_mongo_txn_insert(t->tx, KEYS, doc);
+    bson_destroy(doc);
+    return ok;
+}
+
+static bool m_tx_retire_keys(rp_auth_txn_t *t, const char *account_id, int64_t now, int64_t until) {
+    if (until <= now)
+        return rp_mongo_txn_update_take(t->tx, KEYS, live_keys(account_id, now),
+                                        BCON_NEW("$set", "{", "revokedAt", BCON_DATE_TIME(now), "}"), RP_MONGO_MANY,
+                                        NULL);
+    /* live and ending after until (until > now): no expiry, or a later one */
+    return rp_mongo_txn_update_take(
+        t->tx, KEYS,
+        BCON_NEW("accountId", BCON_UTF8(account_id), "revokedAt", BCON_NULL, "$or", "[", "{", "expiresAt", BCON_NULL,
+                 "}", "{", "expiresAt", "{", "$gt", BCON_DATE_TIME(until), "}", "}", "]"),
+        BCON_NEW("$set", "{", "expiresAt", BCON_DATE_TIME(until), "}"), RP_MONGO_MANY, NULL);
+}
+
+static bool m_tx_revoke_key(rp_auth_txn_t *t, const char *account_id, const char *key_id, int64_t now, bool *found) {
+    /* one already revoked keeps its time: only an unrevoked key is written */
+    bool unrevoked = false;
+    *found = false;
+    if (!rp_mongo_txn_update_take(
+            t->tx, KEYS, BCON_NEW("_id", BCON_UTF8(key_id), "accountId", BCON_UTF8(account_id), "revokedAt", BCON_NULL),
+            BCON_NEW("$set", "{", "revokedAt", BCON_DATE_TIME(now), "}"), 0, &unrevoked))
+        return false;
+    if (unrevoked) {
+        *found = true;
+        return true;
+    }
+    rp_service_key_t k;
+    return rp_mongo_txn_fetch(t->tx, KEYS, BCON_NEW("_id", BCON_UTF8(key_id), "accountId", BCON_UTF8(account_id)),
+                              doc_to_key, &k, found);
+}
+
+static bool m_tx_count_keys(rp_auth_txn_t *t, const char *account_id, int64_t now, int64_t *count) {
+    bson_t *filter = live_keys(account_id, now);
+    bool ok = rp_mongo_txn_count(t->tx, KEYS, filter, NULL, count);
+    bson_destroy(filter);
+    return ok;
+}
+
 static const rp_auth_store_ops_t ops = RP_AUTH_STORE_OPS(m_);
 
 /* The identity keys are unique; tokens are found by hash and revoked by family; the lockout
@@ -418,6 +583,9 @@ static const rp_mongo_index_t indexes[] = {
     {FAILURES, "login_failures_user", NULL, false, {{"userId", 1}, {"at", 1}}},
     {REFRESH, "refresh_tokens_user", NULL, false, {{"userId", 1}}},
     {REVOKED, "revoked_access_user", NULL, false, {{"userId", 1}, {"expiresAt", 1}}},
+    {SERVICES, "service_accounts_name_lower", NULL, true, {{"nameLower", 1}}},
+    {KEYS, "service_keys_hash", NULL, true, {{"keyHash", 1}}},
+    {KEYS, "service_keys_account", NULL, false, {{"accountId", 1}, {"createdAt", 1}}},
 };
 
 /* Seeds the admins guard outside any transaction (older servers cannot create a collection

@@ -52,7 +52,25 @@ static const char v2[] = "ALTER TABLE users ADD COLUMN token_version INTEGER NOT
                          "  expires_at INTEGER NOT NULL);"
                          "CREATE INDEX revoked_access_user ON revoked_access(user_id, expires_at);";
 
-static const char *const steps[] = {v1, v2, NULL};
+/* service accounts and their API keys; a deleted account's keys stay, revoked */
+static const char v3[] = "CREATE TABLE service_accounts ("
+                         "  id TEXT PRIMARY KEY,"
+                         "  name TEXT NOT NULL,"
+                         "  name_lower TEXT NOT NULL UNIQUE,"
+                         "  roles INTEGER NOT NULL,"
+                         "  created_by TEXT,"
+                         "  created_at INTEGER NOT NULL);"
+                         "CREATE TABLE service_keys ("
+                         "  id TEXT PRIMARY KEY,"
+                         "  account_id TEXT NOT NULL,"
+                         "  key_hash TEXT NOT NULL UNIQUE,"
+                         "  created_at INTEGER NOT NULL,"
+                         "  expires_at INTEGER,"
+                         "  revoked_at INTEGER,"
+                         "  last_used_at INTEGER);"
+                         "CREATE INDEX service_keys_account ON service_keys(account_id, created_at);";
+
+static const char *const steps[] = {v1, v2, v3, NULL};
 static const rp_sqlite_schema_t schemas[] = {{"auth", steps, 1}, {NULL, NULL, 0}};
 
 #define USER_COLUMNS                                                                                                   \
@@ -389,6 +407,151 @@ static bool s_tx_failures(rp_auth_txn_t *tx, const char *user_id, int64_t since,
 static bool s_tx_add_failure(rp_auth_txn_t *tx, const char *user_id, int64_t at, int64_t forget_before) {
     failure_arg_t a = {user_id, at, forget_before};
     return failure_body(tx->db, &a, tx->err) == RP_TXN_COMMIT;
+}
+
+/* ---- service accounts and their keys ---- */
+
+#define SERVICE_COLUMNS "id, name, roles, created_by, created_at"
+#define KEY_COLUMNS "id, account_id, key_hash, created_at, expires_at, revoked_at, last_used_at"
+/* live at ?2: not revoked, and no expiry or one after ?2 */
+#define KEY_LIVE "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)"
+
+static void row_service(sqlite3_stmt *st, void *out) {
+    rp_service_account_t *a = out;
+    memset(a, 0, sizeof *a);
+    rp_sqlite_col_copy(st, 0, a->id, sizeof a->id);
+    rp_sqlite_col_copy(st, 1, a->name, sizeof a->name);
+    a->roles = (unsigned)sqlite3_column_int(st, 2);
+    rp_sqlite_col_copy(st, 3, a->created_by, sizeof a->created_by);
+    a->created_at = sqlite3_column_int64(st, 4);
+}
+
+static void key_from(sqlite3_stmt *st, int at, rp_service_key_t *k) {
+    memset(k, 0, sizeof *k);
+    rp_sqlite_col_copy(st, at, k->id, sizeof k->id);
+    rp_sqlite_col_copy(st, at + 1, k->account_id, sizeof k->account_id);
+    rp_sqlite_col_copy(st, at + 2, k->key_hash, sizeof k->key_hash);
+    k->created_at = sqlite3_column_int64(st, at + 3);
+    k->expires_at = rp_sqlite_col_ms(st, at + 4);
+    k->revoked_at = rp_sqlite_col_ms(st, at + 5);
+    k->last_used_at = rp_sqlite_col_ms(st, at + 6);
+}
+
+static void row_key(sqlite3_stmt *st, void *out) {
+    key_from(st, 0, out);
+}
+
+typedef struct key_and_account {
+    rp_service_key_t *key;
+    rp_service_account_t *account;
+} key_and_account_t;
+
+static void row_key_and_account(sqlite3_stmt *st, void *out) {
+    key_and_account_t *r = out;
+    key_from(st, 0, r->key);
+    rp_service_account_t *a = r->account;
+    memset(a, 0, sizeof *a);
+    rp_sqlite_col_copy(st, 7, a->id, sizeof a->id);
+    rp_sqlite_col_copy(st, 8, a->name, sizeof a->name);
+    a->roles = (unsigned)sqlite3_column_int(st, 9);
+    rp_sqlite_col_copy(st, 10, a->created_by, sizeof a->created_by);
+    a->created_at = sqlite3_column_int64(st, 11);
+}
+
+static bool s_list_services(rp_auth_store_t *base, const char *after, int limit, rp_service_account_t **out, size_t *n,
+                            bool *more, rp_err_t *err) {
+    return QUERY(base, RP_SQLITE_PAGE("list service accounts", row_service, NULL, out, n, limit, more), err,
+                 "SELECT " SERVICE_COLUMNS " FROM service_accounts WHERE (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2",
+                 "ni", after, (int64_t)limit + 1);
+}
+
+static bool s_find_service(rp_auth_store_t *base, const char *id, rp_service_account_t *out, bool *found,
+                           rp_err_t *err) {
+    return QUERY(base,
+                 &(rp_sqlite_use_t){.what = "find service account", .row = row_service, .out = out, .found = found},
+                 err, "SELECT " SERVICE_COLUMNS " FROM service_accounts WHERE id = ?1", "n", id);
+}
+
+static bool s_service_keys(rp_auth_store_t *base, const char *account_id, int64_t now, rp_service_key_t *keys,
+                           size_t cap, size_t *n, rp_err_t *err) {
+    rp_service_key_t *page = NULL;
+    *n = 0;
+    bool ok = QUERY(base, RP_SQLITE_PAGE("service keys", row_key, NULL, &page, n, (int)cap, NULL), err,
+                    "SELECT " KEY_COLUMNS " FROM service_keys WHERE account_id = ?1 AND " KEY_LIVE
+                    " ORDER BY created_at, id LIMIT ?3",
+                    "nii", account_id, now, (int64_t)cap + 1);
+    if (ok && *n) memcpy(keys, page, *n * sizeof *page);
+    free(page);
+    return ok;
+}
+
+static bool s_find_key(rp_auth_store_t *base, const char *key_hash, rp_service_key_t *key,
+                       rp_service_account_t *account, bool *found, rp_err_t *err) {
+    key_and_account_t r = {key, account};
+    memset(key, 0, sizeof *key);
+    memset(account, 0, sizeof *account);
+    return QUERY(base,
+                 &(rp_sqlite_use_t){.what = "find service key", .row = row_key_and_account, .out = &r, .found = found},
+                 err,
+                 "SELECT k.id, k.account_id, k.key_hash, k.created_at, k.expires_at, k.revoked_at, k.last_used_at, "
+                 "a.id, a.name, a.roles, a.created_by, a.created_at "
+                 "FROM service_keys k JOIN service_accounts a ON a.id = k.account_id WHERE k.key_hash = ?1",
+                 "n", key_hash);
+}
+
+static bool s_touch_key(rp_auth_store_t *base, const char *key_id, int64_t now, int64_t before, rp_err_t *err) {
+    return QUERY(base, &(rp_sqlite_use_t){.what = "touch service key"}, err,
+                 "UPDATE service_keys SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR "
+                 "last_used_at < ?3)",
+                 "nii", key_id, now, before);
+}
+
+static bool s_tx_find_service(rp_auth_txn_t *tx, const char *id, rp_service_account_t *out, bool *found) {
+    return tx_query(tx,
+                    &(rp_sqlite_use_t){.what = "find service account", .row = row_service, .out = out, .found = found},
+                    "SELECT " SERVICE_COLUMNS " FROM service_accounts WHERE id = ?1", "n", id);
+}
+
+static bool s_tx_insert_service(rp_auth_txn_t *tx, const rp_service_account_t *a, bool *taken) {
+    return tx_query(tx, &(rp_sqlite_use_t){.what = "insert service account", .dup = taken},
+                    "INSERT INTO service_accounts (id, name, name_lower, roles, created_by, created_at) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "nnnisi", a->id, a->name, a->name_key, (int64_t)a->roles, a->created_by, a->created_at);
+}
+
+static bool s_tx_delete_service(rp_auth_txn_t *tx, const char *id, bool *found) {
+    return tx_query(tx, &(rp_sqlite_use_t){.what = "delete service account", .found = found},
+                    "DELETE FROM service_accounts WHERE id = ?1", "n", id);
+}
+
+static bool s_tx_insert_key(rp_auth_txn_t *tx, const rp_service_key_t *k) {
+    return tx_query(tx, &(rp_sqlite_use_t){.what = "insert service key"},
+                    "INSERT INTO service_keys (id, account_id, key_hash, created_at, expires_at) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "nnnim", k->id, k->account_id, k->key_hash, k->created_at, k->expires_at);
+}
+
+static bool s_tx_retire_keys(rp_auth_txn_t *tx, const char *account_id, int64_t now, int64_t until) {
+    if (until <= now)
+        return tx_query(tx, &(rp_sqlite_use_t){.what = "revoke service keys"},
+                        "UPDATE service_keys SET revoked_at = ?2 WHERE account_id = ?1 AND " KEY_LIVE, "ni", account_id,
+                        now);
+    return tx_query(tx, &(rp_sqlite_use_t){.what = "expire service keys"},
+                    "UPDATE service_keys SET expires_at = ?3 WHERE account_id = ?1 AND " KEY_LIVE
+                    " AND (expires_at IS NULL OR expires_at > ?3)",
+                    "nii", account_id, now, until);
+}
+
+static bool s_tx_revoke_key(rp_auth_txn_t *tx, const char *account_id, const char *key_id, int64_t now, bool *found) {
+    return tx_query(tx, &(rp_sqlite_use_t){.what = "revoke service key", .found = found},
+                    "UPDATE service_keys SET revoked_at = coalesce(revoked_at, ?3) WHERE id = ?2 AND account_id = ?1",
+                    "nni", account_id, key_id, now);
+}
+
+static bool s_tx_count_keys(rp_auth_txn_t *tx, const char *account_id, int64_t now, int64_t *count) {
+    *count = 0;
+    return tx_query(tx, &(rp_sqlite_use_t){.what = "count service keys", .row = row_int, .out = count},
+                    "SELECT count(*) FROM service_keys WHERE account_id = ?1 AND " KEY_LIVE, "ni", account_id, now);
 }
 
 static const rp_auth_store_ops_t ops = RP_AUTH_STORE_OPS(s_);
