@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "apidoc.h"
 #include "conn_limit.h"
 #include "envelope.h"
 #include "export.h"
@@ -492,6 +493,8 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
                                                         .caller = &rc.who,
                                                         .query = query,
                                                         .request_id = rc.request_id});
+    else if (route->component == RP_ROUTE_APIDOC)
+        rc.status = rp_apidoc_serve(conn, route->pattern, params, rc.request_id);
     else
         forward(gw, &rc, route, params, query, &body);
 done:
