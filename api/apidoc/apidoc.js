@@ -1,6 +1,6 @@
 /* The API reference page: fetches the OpenAPI document from this server and renders it with DOM
- * calls only (no innerHTML, no eval), so it runs under the page's strict Content-Security-Policy
- * and nothing from the document is ever taken as markup. */
+ * calls only (no HTML parsing of strings, no code from strings), so it runs under the page's
+ * strict Content-Security-Policy and nothing from the document is ever taken as markup. */
 (function () {
   "use strict";
 
