@@ -152,8 +152,11 @@ static json_t *generic_codes(const rp_api_route_t *r) {
     static const char *const down[] = {"UNAVAILABLE", "OVERLOADED", "STORE_UNAVAILABLE",
                                        "STORE_BUSY",  "STORE_FULL", NULL};
     static const char *const timeout[] = {"WORKER_TIMEOUT", NULL};
+    static const char *const unmatched[] = {"NOT_FOUND", NULL};
     json_t *out = json_object();
     add_codes(out, 400, every);
+    /* a parameter that is not UTF-8 once percent-decoded matches no route */
+    if (strchr(r->pattern, '{')) add_codes(out, 404, unmatched);
     add_codes(out, 429, conns);
     if (r->component != RP_ROUTE_LOCAL) add_codes(out, 429, limited);
     if (r->component == RP_COMP_LOGIN && r->is_public) add_codes(out, 429, logins);
