@@ -17,18 +17,20 @@
     return e;
   }
 
-  /* Text with `code` spans and **bold**, paragraphs split on blank lines. */
+  /* Appends text to node, with `code` spans and **bold**. */
+  function inline(node, text) {
+    (text || "").split(/(`[^`]+`|\*\*[^*]+\*\*)/).forEach(function (part) {
+      if (/^`[^`]+`$/.test(part)) node.appendChild(el("code", {}, [part.slice(1, -1)]));
+      else if (/^\*\*[^*]+\*\*$/.test(part)) node.appendChild(el("strong", {}, [part.slice(2, -2)]));
+      else if (part) node.appendChild(document.createTextNode(part));
+    });
+    return node;
+  }
+
+  /* Paragraphs split on blank lines. */
   function prose(text) {
     var box = el("div");
-    (text || "").split(/\n\n+/).forEach(function (para) {
-      var p = el("p");
-      para.split(/(`[^`]+`|\*\*[^*]+\*\*)/).forEach(function (part) {
-        if (/^`[^`]+`$/.test(part)) p.appendChild(el("code", {}, [part.slice(1, -1)]));
-        else if (/^\*\*[^*]+\*\*$/.test(part)) p.appendChild(el("strong", {}, [part.slice(2, -2)]));
-        else if (part) p.appendChild(document.createTextNode(part));
-      });
-      box.appendChild(p);
-    });
+    (text || "").split(/\n\n+/).forEach(function (para) { box.appendChild(inline(el("p"), para)); });
     return box;
   }
 
@@ -76,11 +78,13 @@
     var box = el("div");
     Object.keys(responses).forEach(function (status) {
       var r = responses[status];
-      var head = el("summary", {}, [el("span", { class: "status s" + status.charAt(0) }, [status]), " ",
-                                    (r.description || "").split("\n")[0]]);
+      var codes = r["x-error-codes"] || [];
+      /* the codes are listed below, not in the one-line summary */
+      var text = (r.description || "").split("\n")[0].replace(/ Codes: .*$/, "");
+      var head = inline(el("summary", {}, [el("span", { class: "status s" + status.charAt(0) }, [status]), " "]), text);
       var body = [head];
-      (r["x-error-codes"] || []).length && body.push(el("p", {}, ["Codes: "].concat(
-        r["x-error-codes"].map(function (c, i) { return el("span", {}, [i ? ", " : "", el("code", {}, [c])]); }))));
+      if (codes.length) body.push(el("p", {}, ["Codes: "].concat(
+        codes.map(function (c, i) { return el("span", {}, [i ? ", " : "", el("code", {}, [c])]); }))));
       Object.keys(r.content || {}).forEach(function (media) {
         body.push(el("h4", {}, [media]));
         body.push(schemaView(r.content[media].schema || {}));
