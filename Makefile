@@ -23,6 +23,8 @@ DEB_TEST  += python3-jsonschema
 DEB_DEPLOY := docker.io docker-compose debootstrap python3-pytest python3-requests python3-yaml
 # the libFuzzer targets of tests/fuzz: Debian's clang 14 and its fuzzer/sanitizer runtimes
 DEB_TEST  += clang libclang-rt-14-dev
+# the black-box suite checks every response against the OpenAPI document
+DEB_TEST  += python3-jsonschema
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2
 CFLAGS  ?= -O2 -g
@@ -38,6 +40,7 @@ MAIN_SRCS := $(filter %_main.c,$(SRCS))
 LIB_SRCS  := $(filter-out %_main.c,$(SRCS))
 SCHEMAS   := $(sort $(wildcard schemas/*.json))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/gen/schemas_embedded.o
+LIB_OBJS  += $(BUILD)/gen/openapi_embedded.o
 bin_name   = reward-$(subst _,-,$(patsubst %_main.c,%,$(notdir $(1))))
 BINS      := $(foreach m,$(MAIN_SRCS),$(BUILD)/bin/$(call bin_name,$(m)))
 TEST_SRCS := $(wildcard tests/unit/test_*.c)
@@ -60,6 +63,29 @@ $(BUILD)/gen/schemas_embedded.c: $(SCHEMAS) schemas/embed.sh
 $(BUILD)/gen/schemas_embedded.o: $(BUILD)/gen/schemas_embedded.c
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# the OpenAPI document, generated from the route table, schemas/ and schemas/openapi/routes.json
+# by a C tool (no sanitizers: it only runs here); it fails the build when a route is undocumented
+# or the documentation names a route or schema that does not exist. Served with the reference
+# page's assets (api/apidoc/) from the binary: api/apidoc.c
+OPENAPI_GEN_SRCS := api/openapi/openapi_gen.c api/routes.c lib/roles.c lib/err.c
+OPENAPI_INPUTS   := schemas/openapi/document.json schemas/openapi/routes.json $(SCHEMAS) \
+                    $(sort $(wildcard schemas/responses/*.json))
+OPENAPI_ASSETS   := index.html apidoc.js apidoc.css
+$(BUILD)/tools/openapi_gen: $(OPENAPI_GEN_SRCS) api/routes.h lib/roles.h lib/err.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -O1 -g -Ilib -Iapi $(shell pkg-config --cflags jansson) \
+	  -o $@ $(OPENAPI_GEN_SRCS) $(shell pkg-config --libs jansson)
+
+$(BUILD)/gen/openapi_embedded.c: $(BUILD)/tools/openapi_gen $(OPENAPI_INPUTS) $(OPENAPI_ASSETS:%=api/apidoc/%)
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/openapi_gen schemas/openapi/document.json schemas/openapi/routes.json schemas schemas/responses \
+	  $(BUILD)/gen/openapi.json $@ $(foreach a,$(OPENAPI_ASSETS),$(a)=api/apidoc/$(a))
+
+$(BUILD)/gen/openapi.json: $(BUILD)/gen/openapi_embedded.c
+
+$(BUILD)/gen/openapi_embedded.o: $(BUILD)/gen/openapi_embedded.c
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
 $(BUILD)/librp.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
@@ -77,7 +103,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/librp.a
 
 # HTTPS with Debian's civetweb: see api/civetweb_tls/libssl_compat.c; beside the binaries (bin/../lib)
 TLS_COMPAT := $(BUILD)/lib/librp-civetweb-libssl.so
-all: $(TLS_COMPAT)
+all: $(TLS_COMPAT) $(BUILD)/gen/openapi.json
 $(TLS_COMPAT): api/civetweb_tls/libssl_compat.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(WARN) -O2 -fPIC -shared -Wl,-soname,libssl.so -o $@ $< -Wl,--no-as-needed -lssl
@@ -100,6 +126,8 @@ deps-build:
 	$(call install_missing,$(DEB_BUILD))
 deps-test:
 	$(call install_missing,$(DEB_TEST))
+	@# the OpenAPI linter runs on node (tests/openapi/lint.sh); a nodesource nodejs brings its own npm
+	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
 deps: deps-build deps-test
 
 # ---- run: the whole platform in embedded mode, in the foreground ----
@@ -189,6 +217,7 @@ fuzz: fuzz-build
 
 FORMATTED := $(SRCS) bench/rpc_rtt.c $(wildcard lib/*.h api/*.h workers/*/*.h) $(TEST_SRCS) $(wildcard tests/contract/*.[ch] tests/unit/*.h)
 FORMATTED += api/civetweb_tls/libssl_compat.c
+FORMATTED += api/openapi/openapi_gen.c
 FORMATTED += $(wildcard tests/fuzz/*.[ch])
 format:
 	clang-format -i $(FORMATTED)

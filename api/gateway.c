@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "apidoc.h"
 #include "apikey_cache.h"
 #include "conn_limit.h"
 #include "envelope.h"
@@ -574,6 +575,8 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
                                                         .caller = &rc.who,
                                                         .query = query,
                                                         .request_id = rc.request_id});
+    else if (route->component == RP_ROUTE_APIDOC)
+        rc.status = rp_apidoc_serve(conn, route->pattern, params, rc.request_id);
     else
         forward(gw, &rc, route, params, query, &body);
 done:
@@ -622,13 +625,19 @@ static int socket_of(const struct mg_request_info *ri) {
  * shutdown() rather than close(): civetweb owns the descriptor and closes it; its read then
  * ends at once. */
 static void refuse_connection(rp_gateway_t *gw, const struct mg_request_info *ri) {
-    static const char body[] = "{\"error\":{\"code\":\"TOO_MANY_CONNECTIONS\",\"message\":\"too many open "
-                               "connections from your address\",\"details\":[]}}";
-    char answer[512];
-    int alen = snprintf(answer, sizeof answer,
-                        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
-                        "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
-                        sizeof body - 1, body);
+    /* no request was read, so the id is a generated one: every error carries one (DESIGN.md 4) */
+    char id[72], body[256], answer[640];
+    rp_http_request_id(NULL, id);
+    int blen = snprintf(body, sizeof body,
+                        "{\"error\":{\"code\":\"TOO_MANY_CONNECTIONS\",\"message\":\"too many open connections "
+                        "from your address\",\"details\":[]},\"requestId\":\"%s\"}",
+                        id);
+    int alen = blen < 0 || (size_t)blen >= sizeof body
+                   ? -1
+                   : snprintf(answer, sizeof answer,
+                              "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+                              "X-Request-Id: %s\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+                              id, blen, body);
     int fd = socket_of(ri);
     if (fd >= 0) {
         if (!ri->is_ssl && alen > 0 && (size_t)alen < sizeof answer)

@@ -18,6 +18,9 @@ static const rp_api_route_t table[] = {
     {"GET", "/", RP_ROUTE_LOCAL, true, ANY, RP_BODY_NONE, NULL, 0, 0},
     {"GET", "/health/live", RP_ROUTE_LOCAL, true, ANY, RP_BODY_NONE, NULL, 0, 0},
     {"GET", "/health/ready", RP_ROUTE_LOCAL, true, ANY, RP_BODY_NONE, NULL, 0, 0},
+    {"GET", "/openapi.json", RP_ROUTE_APIDOC, true, ANY, RP_BODY_NONE, NULL, 0, 0},
+    {"GET", "/docs", RP_ROUTE_APIDOC, true, ANY, RP_BODY_NONE, NULL, 0, 0},
+    {"GET", "/docs/{asset}", RP_ROUTE_APIDOC, true, ANY, RP_BODY_NONE, NULL, 0, 0},
 
     {"POST", "/auth/register", RP_COMP_LOGIN, true, ANY, RP_BODY_REQUIRED, "auth.register", 0, 0},
     {"POST", "/auth/login", RP_COMP_LOGIN, true, ANY, RP_BODY_REQUIRED, "auth.login", 0, 0},

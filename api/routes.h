@@ -11,6 +11,7 @@
 
 #define RP_ROUTE_LOCAL (-1)  /* handled inside the api, no RPC */
 #define RP_ROUTE_EXPORT (-2) /* streamed by the api from the reward worker's pages (api/export.c) */
+#define RP_ROUTE_APIDOC (-3) /* the OpenAPI document and the reference page, from the binary (api/apidoc.c) */
 
 typedef enum {
     RP_BODY_NONE = 0,     /* no body is read; one sent is ignored */
@@ -21,7 +22,7 @@ typedef enum {
 typedef struct rp_api_route {
     const char *method;  /* "GET", "POST", "PUT", "PATCH", "DELETE" */
     const char *pattern; /* below /api/v1, segments "{name}" are parameters */
-    int component;       /* rp_component_t, RP_ROUTE_LOCAL or RP_ROUTE_EXPORT */
+    int component;       /* rp_component_t, RP_ROUTE_LOCAL, RP_ROUTE_EXPORT or RP_ROUTE_APIDOC */
     bool is_public;      /* no token needed (and none is checked) */
     unsigned roles;      /* rp_role_t bits, any of which grants access; 0 = any authenticated caller */
     rp_body_rule_t body;

@@ -9,8 +9,22 @@ import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from platform_proc import Cluster, Platform  # noqa: E402
+import openapi_check  # noqa: E402
 
 MODE = os.environ.get("E2E_MODE", "embedded")
+
+# every response any test receives is checked against the OpenAPI document (openapi_check.py)
+openapi_check.install()
+
+
+@pytest.fixture(autouse=True)
+def openapi_responses():
+    """Fails the test if a response it received broke the OpenAPI document, even one whose
+    exception a thread or a retry loop swallowed."""
+    openapi_check.take_failures()
+    yield
+    failures = openapi_check.take_failures()
+    assert not failures, "responses the OpenAPI document does not allow:\n" + "\n".join(failures)
 
 
 class Client:

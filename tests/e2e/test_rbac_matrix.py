@@ -19,7 +19,7 @@ ROUTES = route_table()
 
 
 def concrete(pattern):
-    return pattern.replace("{id}", SAMPLE_ID).replace("{userId}", SAMPLE_ID)
+    return pattern.replace("{id}", SAMPLE_ID).replace("{userId}", SAMPLE_ID).replace("{asset}", "apidoc.js")
 
 
 # routes open to any caller where the worker then allows only the owner or staff: a caller

@@ -33,10 +33,11 @@ RESPONSES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path
 
 def _response_schemas():
     out = {}
-    for path in glob.glob(os.path.join(RESPONSES, "service-account*.json")):
+    for path in glob.glob(os.path.join(RESPONSES, "*.json")):
         with open(path) as f:
             schema = json.load(f)
         out[schema["$id"]] = schema
+        out[os.path.basename(path)] = schema  # how one file refers to another
     return out
 
 
