@@ -492,6 +492,12 @@ static bool handle_metrics(rp_gateway_t *gw, req_ctx_t *rc) {
     return true;
 }
 
+static int handle_request(struct mg_connection *conn, void *cbdata);
+
+static int begin_request(struct mg_connection *conn) {
+    return handle_request(conn, mg_get_user_data(mg_get_context(conn)));
+}
+
 static int handle_request(struct mg_connection *conn, void *cbdata) {
     rp_gateway_t *gw = cbdata;
     int64_t t0 = rp_mono_us();
@@ -802,6 +808,9 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = log_message;
+    /* every request is ours from the first accepted connection: a handler set after mg_start2
+     * leaves a moment in which civetweb answers its own HTML 404 (a readiness probe saw it) */
+    cb.begin_request = begin_request;
     cb.init_connection = on_connection_open;
     cb.connection_close = on_connection_close;
     if (tls) cb.init_ssl = init_tls;
@@ -825,7 +834,6 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
         free(gw);
         return NULL;
     }
-    mg_set_request_handler(gw->ctx, "/", handle_request, gw);
     if (cfg->max_connections_per_address > 0) teach_layout(gw);
     rp_log(RP_LOG_INFO, "gateway", "listening on %s (%s) with %d HTTP threads", ports, tls ? "HTTPS" : "HTTP",
            cfg->http_threads);

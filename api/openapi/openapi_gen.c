@@ -138,7 +138,7 @@ static json_t *generic_codes(const rp_api_route_t *r) {
     static const char *const conns[] = {"TOO_MANY_CONNECTIONS", NULL};
     static const char *const limited[] = {"RATE_LIMITED", NULL};
     static const char *const logins[] = {"TOO_MANY_LOGINS", NULL};
-    static const char *const token[] = {"UNAUTHORIZED",     "INVALID_TOKEN",   "TOKEN_EXPIRED",  "TOKEN_REVOKED",
+    static const char *const token[] = {"UNAUTHORIZED",     "INVALID_TOKEN",   "TOKEN_EXPIRED",   "TOKEN_REVOKED",
                                         "ACCOUNT_DISABLED", "INVALID_API_KEY", "API_KEY_REVOKED", NULL};
     static const char *const roles[] = {"FORBIDDEN", NULL};
     static const char *const session[] = {"AUTH_UNAVAILABLE",  "UNAVAILABLE", "OVERLOADED", "WORKER_TIMEOUT",
