@@ -36,6 +36,9 @@ MAIN_SRCS := $(filter %_main.c,$(SRCS))
 LIB_SRCS  := $(filter-out %_main.c,$(SRCS))
 SCHEMAS   := $(sort $(wildcard schemas/*.json))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/gen/schemas_embedded.o
+LIB_OBJS  += $(BUILD)/gen/console_embedded.o
+# the web console (console/), served under /console/ from the api binaries
+CONSOLE_ASSETS := $(sort $(shell find console -type f ! -name embed.sh))
 bin_name   = reward-$(subst _,-,$(patsubst %_main.c,%,$(notdir $(1))))
 BINS      := $(foreach m,$(MAIN_SRCS),$(BUILD)/bin/$(call bin_name,$(m)))
 TEST_SRCS := $(wildcard tests/unit/test_*.c)
@@ -56,6 +59,13 @@ $(BUILD)/gen/schemas_embedded.c: $(SCHEMAS) schemas/embed.sh
 	schemas/embed.sh $(SCHEMAS) > $@
 
 $(BUILD)/gen/schemas_embedded.o: $(BUILD)/gen/schemas_embedded.c
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/console_embedded.c: $(CONSOLE_ASSETS) console/embed.sh
+	@mkdir -p $(dir $@)
+	console/embed.sh $(CONSOLE_ASSETS) > $@
+
+$(BUILD)/gen/console_embedded.o: $(BUILD)/gen/console_embedded.c
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/librp.a: $(LIB_OBJS)
