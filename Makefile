@@ -21,6 +21,8 @@ DEB_TEST  += openssl
 DEB_DEPLOY := docker.io docker-compose debootstrap python3-pytest python3-requests python3-yaml
 # the libFuzzer targets of tests/fuzz: Debian's clang 14 and its fuzzer/sanitizer runtimes
 DEB_TEST  += clang libclang-rt-14-dev
+# the console's browser tests (tests/browser): headless chromium driven through selenium
+DEB_TEST  += chromium chromium-driver python3-selenium
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2
 CFLAGS  ?= -O2 -g

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Everything `make test` runs after building: RabbitMQ up (if needed), the Criterion unit tests
 # under ASan+UBSan, the MongoDB wire-contract tests (ASan driver), the black-box HTTP tests against the ASan build (embedded, then the cluster on
-# RabbitMQ); RabbitMQ down again if it was started here. Ends with one summary line.
+# RabbitMQ), the console's browser tests (embedded pass only); RabbitMQ down again if it was started here. Ends with one summary line.
 set -u
 python=${PYTHON:-/usr/bin/python3}
 state=build-asan/rabbitmq.started-by-tests
@@ -22,11 +22,14 @@ MONGO_DRIVER=build-asan/tests/mongo_driver "$python" -m pytest -q -rs tests/cont
 echo "== black-box tests, embedded (one process, inproc transport)"
 BIN=build-asan/bin/reward-platform "$python" -m pytest -q tests/e2e 2>&1 | tee "$out/embedded"
 [ -s "$out/embedded" ] && tail -1 "$out/embedded" | grep -q ' passed' && ! tail -1 "$out/embedded" | grep -qE 'failed|error' || status=1
+echo "== browser tests of the console, embedded (headless chromium; screenshots in build/test-output/browser)"
+BIN=build-asan/bin/reward-platform "$python" -m pytest -q -rs tests/browser 2>&1 | tee "$out/browser"
+[ -s "$out/browser" ] && tail -1 "$out/browser" | grep -q ' passed' && ! tail -1 "$out/browser" | grep -qE 'failed|error' || status=1
 echo "== black-box tests, cluster (reward-api + auth, event and 2 grant worker processes on RabbitMQ)"
 E2E_MODE=cluster BIN=build-asan/bin/reward-platform "$python" -m pytest -q tests/e2e 2>&1 | tee "$out/cluster"
 [ -s "$out/cluster" ] && tail -1 "$out/cluster" | grep -q ' passed' && ! tail -1 "$out/cluster" | grep -qE 'failed|error' || status=1
 # one line for humans and CI: Criterion's per-binary syntheses plus both pytest runs
-summary=$(cat "$out/unit" "$out/contract" "$out/embedded" "$out/cluster" | awk '
+summary=$(cat "$out/unit" "$out/contract" "$out/embedded" "$out/browser" "$out/cluster" | awk '
   /^\[SKIP\]/ { s++ }
   /Synthesis: Tested:/ { for (i = 1; i <= NF; i++) { if ($i == "Passing:") p += $(i+1); if ($i == "Failing:") f += $(i+1) } }
   / passed| failed/ && /in [0-9.]+s/ { for (i = 1; i < NF; i++) { v = $i + 0; w = $(i+1); sub(/,$/, "", w);

@@ -1,7 +1,8 @@
-// csv.js - CSV text as the platform's own export writes it (RFC 4180 quoting, CRLF, a cell that
-// a spreadsheet would run prefixed with '), and saving text or a response as a file.
+// csv.js - CSV text as the platform's own export writes it (RFC 4180 quoting, CRLF, a text cell
+// that a spreadsheet would run prefixed with '), and saving text or a response as a file.
 
 function cell(v) {
+  if (typeof v === 'number') return String(v); // a number is never a formula
   let s = v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
   if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
