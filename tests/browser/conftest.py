@@ -73,8 +73,10 @@ def platform():
     if reason:
         pytest.skip(reason)
     # short access tokens, so that the console's refresh runs during a test (it renews 30 s early);
-    # the setup signs in many times from one address, so that budget is off
-    p = Platform({"JWT_EXPIRES_IN": "40s", "RATE_LIMIT_AUTH_RPS": "0", "LOGIN_GLOBAL_RPS": "0"}).start()
+    # the setup signs in many times from one address, so that budget is off; a dry run of 1,000
+    # players on the sanitizer build of a loaded machine may take longer than the default 5 s
+    p = Platform({"JWT_EXPIRES_IN": "40s", "RATE_LIMIT_AUTH_RPS": "0", "LOGIN_GLOBAL_RPS": "0",
+                  "RPC_TIMEOUT_MS": "30000"}).start()
     yield p
     code = p.stop()
     assert code == 0, "platform exited with %s:\n%s" % (code, p.log_tail())

@@ -7,6 +7,7 @@ import os
 import sys
 
 import pytest
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -28,7 +29,9 @@ def iso(dt):
 
 
 def wait(b, cond, timeout=20, what="the page"):
-    return WebDriverWait(b.d, timeout, poll_frequency=0.1).until(lambda d: cond(d), message="waiting for " + what)
+    # a view re-renders as its data arrives: an element found a moment ago may be gone (stale)
+    return WebDriverWait(b.d, timeout, poll_frequency=0.1, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+                         ).until(lambda d: cond(d), message="waiting for " + what)
 
 
 def by_label(scope, text):
@@ -78,6 +81,35 @@ def unlabelled_controls(b):
 def notice_text(b, contains, timeout=20):
     return wait(b, lambda d: [n.text for n in d.find_elements(By.CSS_SELECTOR, ".notice") if contains in n.text],
                 timeout, "a notice with %r" % contains)[0]
+
+
+def test_admin_sets_roles(browser, api, platform):
+    b = browser
+    pname, ppw, uid = api.account("promote")
+    sign_in(b, *platform.admin)
+    signed_in(b, platform.admin[0])
+    assert "Admin" in [a.text for a in b.d.find_elements(By.CSS_SELECTOR, "nav a")]
+    b.open("#/admin")
+    page_ready(b, "Admin")
+    wait(b, lambda d: d.find_elements(By.CSS_SELECTOR, "tbody tr"), what="the accounts")
+
+    def listed(d):
+        rows = d.find_elements(By.CSS_SELECTOR, "tr[data-id='%s']" % uid)
+        if not rows:
+            more = button(d, "Load more")
+            if more.is_displayed() and more.is_enabled():
+                more.click()
+        return rows
+    row = wait(b, listed, timeout=60, what="the account, a page at a time")
+    button(row[0], "Roles…").click()
+    dlg = wait(b, lambda d: d.find_elements(By.CSS_SELECTOR, "dialog[open]"), what="the dialog")[0]
+    by_label(dlg, "AUDITOR").click()
+    button(dlg, "Save roles").click()
+    notice_text(b, "roles now USER, AUDITOR")
+    r = api.call("POST", "/auth/login", json={"username": pname, "password": ppw})
+    assert r.json()["user"]["roles"] == ["USER", "AUDITOR"]
+    assert b.d.find_element(By.ID, "admin-service-accounts").is_displayed()
+    b.shot("admin")
 
 
 def test_operator_runs_an_event_end_to_end(browser, api, platform, tmp_path):
@@ -178,15 +210,13 @@ def test_operator_runs_an_event_end_to_end(browser, api, platform, tmp_path):
     wait(b, lambda d: d.find_element(By.ID, "batch-ids-summary").text.startswith("1000 player id(s), 1 other cell(s)"))
     set_text(by_label(form, "Reason"), "winter compensation")
     button(form, "Dry run").click()
-    dry = wait(b, lambda d: d.find_elements(By.ID, "dry-run-result"), what="the dry run")[0]
+    dry = wait(b, lambda d: d.find_elements(By.ID, "dry-run-result"), timeout=60, what="the dry run")[0]
     assert "1000 player(s)" in dry.text and "SUCCESS: 1000" in dry.text
     button(form, "Start batch").click()
-    label = wait(b, lambda d: d.find_elements(By.ID, "batch-progress-label"), what="the progress page")[0]
-    seen = set()
+    label = wait(b, lambda d: d.find_elements(By.ID, "batch-progress-label"), timeout=60, what="the progress page")[0]
 
     def done(d):
         lab = d.find_element(By.ID, "batch-progress-label")
-        seen.add(lab.get_attribute("data-percent"))
         return lab.get_attribute("data-status") == "COMPLETED" and lab.get_attribute("data-percent") == "100"
     wait(b, done, timeout=180, what="the batch to reach 100 %")
     bar = b.d.find_element(By.ID, "batch-progress")
@@ -215,6 +245,11 @@ def test_operator_runs_an_event_end_to_end(browser, api, platform, tmp_path):
     log = open(platform.log_path, encoding="utf-8", errors="replace").read()
     assert '"route":"/auth/refresh","status":200' in log.replace(", ", ",").replace('": ', '":')
 
+    b.open("#/")
+    page_ready(b, "Dashboard")
+    summary = wait(b, lambda d: d.find_elements(By.ID, "chart-summary"), what="the chart")[0]
+    assert "1001 granted, 0 failed in the last 24 hours" in summary.text
+    b.shot("dashboard-after")
     # a phone: nothing wider than the screen but the tables' own scroll boxes
     b.d.set_window_size(390, 844)
     b.open("#/")
@@ -288,3 +323,86 @@ def test_wrong_password_shows_the_api_error_with_its_request_id(browser, api):
     assert "INVALID_CREDENTIALS" in box.text and "wrong username or password" in box.text
     assert len(box.find_element(By.CSS_SELECTOR, ".reqid code").text) >= 16
     assert b.d.switch_to.active_element.get_attribute("name") == "password"
+
+
+def test_operator_edits_starts_ends_clones_and_cancels_events(browser, api):
+    b = browser
+    name, pw, _ = api.account("op", ["OPERATOR"])
+    op = api.login(name, pw)
+    r = api.call("POST", "/events/reward-definitions", token=op, json={"name": "Spring Gem", "type": "ITEM", "value": "gem"})
+    assert r.status_code == 201, r.text
+    def_id = r.json()["id"]
+    now = datetime.datetime.now(datetime.timezone.utc)
+    r = api.call("POST", "/events", token=op, json={
+        "title": "Spring sale", "startDate": iso(now + datetime.timedelta(days=1)),
+        "endDate": iso(now + datetime.timedelta(days=3)), "rewards": [{"rewardDefinitionId": def_id, "quantity": 1}]})
+    assert r.status_code == 201, r.text
+    event_id = r.json()["id"]
+    sign_in(b, name, pw)
+    signed_in(b, name)
+
+    def row_of(title):
+        return wait(b, lambda d: d.find_elements(By.XPATH, "//tr[td[1][normalize-space()=%s]]" % xpath_str(title)),
+                    what="the row of " + title)[0]
+
+    def confirm(label, fill=None):
+        dlg = wait(b, lambda d: d.find_elements(By.CSS_SELECTOR, "dialog[open]"), what="the dialog")[0]
+        if fill:
+            fill(dlg)
+        button(dlg, label).click()
+        wait(b, lambda d: not d.find_elements(By.CSS_SELECTOR, "dialog[open]"), what="the dialog to close")
+
+    # edit through the form, from the list filtered to UPCOMING
+    b.open("#/events?status=UPCOMING")
+    page_ready(b, "Events")
+    assert Select(by_label(b.d, "Status")).first_selected_option.text == "UPCOMING"
+    button(row_of("Spring sale"), "Edit").click()
+    page_ready(b, "Edit event: Spring sale")
+    set_text(by_label(b.d, "Title"), "Spring sale 2")
+    button(b.d, "Save changes").click()
+    notice_text(b, 'Saved event "Spring sale 2" (UPCOMING)')
+    # start now, end now: each after a confirmation
+    button(row_of("Spring sale 2"), "Start").click()
+    confirm("Start")
+    notice_text(b, 'Started "Spring sale 2"')
+    wait(b, lambda d: row_of("Spring sale 2").find_element(By.CSS_SELECTOR, ".badge").text == "ACTIVE")
+    button(row_of("Spring sale 2"), "End").click()
+    confirm("End")
+    notice_text(b, 'Ended "Spring sale 2"')
+    wait(b, lambda d: row_of("Spring sale 2").find_element(By.CSS_SELECTOR, ".badge").text == "FINISHED")
+    # clone with new dates, then cancel the clone (a dismissed confirmation first changes nothing)
+    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=10)
+
+    def clone_form(dlg):
+        set_text(by_label(dlg, "Title"), "Spring sale rerun")
+        set_text(by_label(dlg, "Starts (UTC, ISO 8601)"), iso(later))
+        set_text(by_label(dlg, "Ends (UTC, ISO 8601)"), iso(later + datetime.timedelta(days=2)))
+    button(row_of("Spring sale 2"), "Clone").click()
+    confirm("Clone", clone_form)
+    notice_text(b, 'Cloned as "Spring sale rerun" (UPCOMING)')
+    button(row_of("Spring sale rerun"), "Cancel").click()
+    confirm("Cancel")
+    assert row_of("Spring sale rerun").find_element(By.CSS_SELECTOR, ".badge").text == "UPCOMING"
+    button(row_of("Spring sale rerun"), "Cancel").click()
+    b.shot("cancel-confirm")
+    confirm("Cancel event", lambda dlg: set_text(by_label(dlg, "Reason (optional)"), "duplicate"))
+    notice_text(b, 'Canceled "Spring sale rerun"; 0 pending request(s) settled.')
+    b.open("#/events?status=CANCELED")
+    page_ready(b, "Events")
+    clone_id = row_of("Spring sale rerun").get_attribute("data-id")
+    r = api.call("GET", "/events/" + clone_id, token=op)
+    assert r.json()["status"] == "CANCELED" and r.json()["rewards"][0]["rewardDefinitionId"] == def_id
+    r = api.call("GET", "/events/" + event_id, token=op)
+    assert r.json()["title"] == "Spring sale 2" and r.json()["status"] == "FINISHED"
+    # a definition edited, then deactivated
+    b.open("#/definitions/%s/edit" % def_id)
+    page_ready(b, "Edit definition: Spring Gem")
+    set_text(by_label(b.d, "Description"), "a shiny gem")
+    button(b.d, "Save changes").click()
+    notice_text(b, 'Saved definition "Spring Gem"')
+    button(row_of("Spring Gem"), "Deactivate").click()
+    confirm("Deactivate")
+    notice_text(b, 'Deactivated "Spring Gem"')
+    r = api.call("GET", "/events/reward-definitions/" + def_id, token=op)
+    assert r.json()["isActive"] is False and r.json()["description"] == "a shiny gem"
+

@@ -9,7 +9,7 @@ const ROLES = ['USER', 'GAME_SERVER', 'OPERATOR', 'AUDITOR', 'ADMIN'];
 export async function render(root) {
   const out = h('div', { 'aria-live': 'polite' });
   const list = pagedTable(['Username', 'Email', 'Roles', 'Status', 'Created', 'Actions'],
-    (cursor) => get('/auth/users', { cursor, limit: 50 }),
+    (cursor) => get('/auth/users', { cursor, limit: 100 }),
     (u) => h('tr', { 'data-id': u.id }, h('td', null, u.username), h('td', null, u.email),
       h('td', null, u.roles.join(', ')), h('td', null, u.disabled ? `disabled${u.disabledReason ? `: ${u.disabledReason}` : ''}` : 'enabled'),
       h('td', null, fmtTime(u.createdAt)),
