@@ -231,6 +231,10 @@ def test_operator_runs_an_event_end_to_end(browser, api, platform, tmp_path):
     b.open("#/players/" + player_id)
     page_ready(b, "Players")
     row = wait(b, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-id='%s']" % request_id), what="the history")[0]
+    Select(by_label(b.d, "Event")).select_by_value(event_id)
+    button(b.d, "Check eligibility").click()
+    elig = wait(b, lambda d: d.find_elements(By.ID, "elig-result"), what="the eligibility")[0]
+    assert elig.text == "Not eligible: ALREADY_CLAIMED · existing request %s" % request_id
     button(row, "Revoke").click()
     dlg = wait(b, lambda d: d.find_elements(By.CSS_SELECTOR, "dialog[open]"), what="the confirmation")[0]
     assert "−2 × Console Gold (CURRENCY)" in dlg.text and request_id in dlg.text

@@ -1,7 +1,7 @@
 // admin.js - accounts and roles (ADMIN); service accounts and webhooks get their place here as
 // their API lands.
 import { get, put } from '../api.js';
-import { h, clear, fmtTime, errorBox, notice, confirmDialog, field } from '../dom.js';
+import { h, clear, fmtTime, notice, confirmDialog, field } from '../dom.js';
 import { pagedTable, act } from './common.js';
 
 const ROLES = ['USER', 'GAME_SERVER', 'OPERATOR', 'AUDITOR', 'ADMIN'];

@@ -1,7 +1,7 @@
 // batches.js - batch grants: a CSV of player ids pasted or uploaded, a dry run, the start, and a
 // live progress bar with counts per status and failure reason, then the failed items.
 import { get, api } from '../api.js';
-import { h, clear, field, select, fmtTime, errorBox, notice, table } from '../dom.js';
+import { h, clear, field, select, fmtTime, errorBox, notice } from '../dom.js';
 import { canWrite, pagedTable, act } from './common.js';
 import { go } from '../app.js';
 

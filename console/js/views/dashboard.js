@@ -85,8 +85,10 @@ function chart(recent, now) {
       svg('rect', { x: i * bw + 1, y: H - hOk, width: bw - 2, height: hOk, class: 'bar-ok' }),
       svg('rect', { x: i * bw + 1, y: H - hOk - hBad, width: bw - 2, height: hBad, class: 'bar-bad' })));
   }
-  const axis = [0, 6, 12, 18, 23].map((i) => svg('text', { x: i * bw + bw / 2, y: H + 14, class: 'axis', 'text-anchor': 'middle' },
-    i === 23 ? 'now' : `−${24 - i} h`));
+  const axis = [0, 6, 12, 18, 23].map((i) => svg('text', {
+    x: i === 0 ? 1 : i === 23 ? W - 1 : i * bw, y: H + 14, class: 'axis',
+    'text-anchor': i === 0 ? 'start' : i === 23 ? 'end' : 'middle',
+  }, i === 23 ? 'now' : `−${24 - i} h`));
   axis.push(svg('text', { x: 2, y: 12, class: 'axis' }, String(top)));
   const sum = (a) => a.reduce((x, y) => x + y, 0);
   const text = `${sum(ok)}${recent.truncated ? '+' : ''} granted, ${sum(bad)} failed in the last 24 hours`;
