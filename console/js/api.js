@@ -24,9 +24,11 @@ export function onSessionChange(fn) {
   listeners.add(fn);
 }
 
-function setSession(s, why) {
+// fn(session, why, detail): why is signin, refresh, signout, expired (detail: the refresh's
+// ApiError) or not-staff.
+function setSession(s, why, detail) {
   session = s;
-  for (const fn of listeners) fn(session, why);
+  for (const fn of listeners) fn(session, why, detail);
 }
 
 export function currentUser() {
@@ -122,7 +124,7 @@ function renew() {
       const res = await send('POST', '/auth/refresh', { body: { refreshToken: s.refreshToken } });
       if (!res.ok) {
         const err = await fail(res);
-        if (session === s) setSession(null, 'expired');
+        if (session === s) setSession(null, 'expired', err);
         throw err;
       }
       const next = adopt(await res.json());

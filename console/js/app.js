@@ -154,20 +154,27 @@ export function go(hash) {
   else location.hash = hash;
 }
 
-onSessionChange((s, why) => {
+let shownRoles = '';
+
+onSessionChange((s, why, detail) => {
   if (!s) {
     main = null;
+    shownRoles = '';
     const msg = {
       'not-staff': h('div', { class: 'error', role: 'alert', id: 'not-staff' },
         h('p', null, 'This console is for staff: operators, auditors and administrators. ',
           'Your account holds none of those roles, so nothing here is open to it.')),
-      expired: notice('Your session has ended; sign in again.', 'warn'),
+      expired: h('div', { id: 'session-ended' }, notice('Your session has ended; sign in again.', 'warn'),
+        detail ? errorBox(detail) : null),
       signout: notice('Signed out.'),
     }[why];
     signInView(msg);
-  } else if (why === 'signin') {
+  } else if (why === 'signin' || s.user.roles.join() !== shownRoles) {
+    // a refresh carries the account's current roles: the navigation follows them
+    main = null;
     route();
   }
+  if (s) shownRoles = s.user.roles.join();
 });
 
 window.addEventListener('hashchange', route);

@@ -410,3 +410,25 @@ def test_operator_edits_starts_ends_clones_and_cancels_events(browser, api):
     r = api.call("GET", "/events/reward-definitions/" + def_id, token=op)
     assert r.json()["isActive"] is False and r.json()["description"] == "a shiny gem"
 
+
+
+def test_a_disabled_account_is_sent_back_to_sign_in_with_the_reason(browser, api, platform):
+    b = browser
+    name, pw, uid = api.account("op", ["OPERATOR"])
+    sign_in(b, name, pw)
+    signed_in(b, name)
+    page_ready(b, "Dashboard")
+    admin = api.login(*platform.admin)
+    r = api.call("PUT", "/auth/users/%s/status" % uid, token=admin, json={"disabled": True, "reason": "left"})
+    assert r.status_code == 200, r.text
+    # the next call is refused (401), the refresh too (403 ACCOUNT_DISABLED): back to sign-in, with why
+    b.expected_http.update({401, 403})
+
+    def ended(d):
+        d.find_element(By.CSS_SELECTOR, "nav a[data-route='events']").click()
+        return d.find_elements(By.ID, "session-ended")
+    box = wait(b, lambda d: d.find_elements(By.ID, "session-ended") or ended(d), timeout=30,
+               what="the session to end")[0]
+    assert "Your session has ended" in box.text and "ACCOUNT_DISABLED" in box.text
+    assert not b.d.find_elements(By.TAG_NAME, "nav")
+    b.shot("session-ended")
