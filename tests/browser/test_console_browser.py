@@ -302,6 +302,15 @@ def test_auditor_reads_the_ledger_and_has_no_write_control(browser, api):
         text = f.read()
     assert text.startswith("seq,at,entryType,userId,") and text.count("\r\n") == 3
     assert ",REVERSAL," in text and ",-2," in text
+    # the server's streamed export of the reward requests, filtered the same way
+    button(b.d, "Export reward requests").click()
+    notice_text(b, "Saved reward-requests.csv")
+    path = os.path.join(b.downloads, "reward-requests.csv")
+    wait(b, lambda d: os.path.exists(path) and os.path.getsize(path) > 0, what="the export download")
+    with open(path, encoding="utf-8", newline="") as f:
+        lines = f.read().split("\r\n")
+    assert lines[0].startswith("id,") and len([x for x in lines[1:] if x]) == 1 and SCENE["request_id"] in lines[1]
+    assert ",REVOKED," in lines[1]
     # a route only writers may open is refused in the console as well
     b.open("#/events/new")
     page_ready(b, "Not allowed")
