@@ -395,6 +395,12 @@ def test_operator_edits_starts_ends_clones_and_cancels_events(browser, api):
     notice_text(b, 'Cloned as "Spring sale rerun" (UPCOMING)')
     button(row_of("Spring sale rerun"), "Cancel").click()
     confirm("Cancel")
+    # Escape dismisses a confirmation too, and focus starts on its harmless choice
+    button(row_of("Spring sale rerun"), "Cancel").click()
+    dlg = wait(b, lambda d: d.find_elements(By.CSS_SELECTOR, "dialog[open]"), what="the dialog")[0]
+    assert b.d.switch_to.active_element.text == "Cancel"
+    b.d.switch_to.active_element.send_keys(Keys.ESCAPE)
+    wait(b, lambda d: not d.find_elements(By.CSS_SELECTOR, "dialog[open]"), what="the dialog to close")
     assert row_of("Spring sale rerun").find_element(By.CSS_SELECTOR, ".badge").text == "UPCOMING"
     button(row_of("Spring sale rerun"), "Cancel").click()
     b.shot("cancel-confirm")
@@ -418,6 +424,14 @@ def test_operator_edits_starts_ends_clones_and_cancels_events(browser, api):
     notice_text(b, 'Deactivated "Spring Gem"')
     r = api.call("GET", "/events/reward-definitions/" + def_id, token=op)
     assert r.json()["isActive"] is False and r.json()["description"] == "a shiny gem"
+    # the list and the form on a phone: nothing wider than the screen but the tables' scroll boxes
+    b.d.set_window_size(390, 844)
+    for hash_, title in [("#/events", "Events"), ("#/events/new", "New event"), ("#/definitions", "Reward definitions")]:
+        b.open(hash_)
+        page_ready(b, title)
+        wait(b, lambda d: d.find_elements(By.CSS_SELECTOR, "table, form"), what=title)
+        assert b.d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth"), title
+    b.shot("phone-event-form")
 
 
 
