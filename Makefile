@@ -40,7 +40,7 @@ SCHEMAS   := $(sort $(wildcard schemas/*.json))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/gen/schemas_embedded.o
 LIB_OBJS  += $(BUILD)/gen/console_embedded.o
 # the web console (console/), served under /console/ from the api binaries
-CONSOLE_ASSETS := $(sort $(shell find console -type f ! -name embed.sh))
+CONSOLE_ASSETS := $(sort $(shell find console -type f ! -name embed.sh ! -name '.*'))
 bin_name   = reward-$(subst _,-,$(patsubst %_main.c,%,$(notdir $(1))))
 BINS      := $(foreach m,$(MAIN_SRCS),$(BUILD)/bin/$(call bin_name,$(m)))
 TEST_SRCS := $(wildcard tests/unit/test_*.c)

@@ -59,11 +59,14 @@ static int common_headers(char *buf, size_t cap, const struct mg_connection *con
                     request_id, rp_console_csp, rp_http_hsts(conn));
 }
 
-static void send_error(struct mg_connection *conn, int status, const char *code, const char *message, const char *allow,
-                       const char *request_id) {
+/* An API-style JSON error. The body is written for HEAD too (the one writer sends both), so a
+ * HEAD's error closes the connection: the body must not be read as the next response. */
+static void send_error(struct mg_connection *conn, bool head, int status, const char *code, const char *message,
+                       const char *allow, const char *request_id) {
     json_t *body = json_pack("{s:{s:s, s:s, s:[]}, s:s}", "error", "code", code, "message", message, "details",
                              "requestId", request_id);
-    rp_http_extra_t extra = {.request_id = request_id, .allow = allow};
+    rp_http_extra_t extra = {.request_id = request_id, .allow = allow, .close = head};
+    if (head) mg_disable_connection_keep_alive(conn);
     rp_http_send_json(conn, status, body, &extra);
     json_decref(body);
 }
@@ -75,14 +78,15 @@ bool rp_console_serve(struct mg_connection *conn, const char *method, const char
     if (plen < pfx || memcmp(path, CONSOLE_PREFIX, pfx) != 0 || (plen > pfx && path[pfx] != '/')) return false;
     bool head = strcmp(method, "HEAD") == 0;
     if (!head && strcmp(method, "GET") != 0) {
-        send_error(conn, 405, "METHOD_NOT_ALLOWED", "the console accepts GET and HEAD only", "GET, HEAD", request_id);
+        send_error(conn, false, 405, "METHOD_NOT_ALLOWED", "the console accepts GET and HEAD only", "GET, HEAD",
+                   request_id);
         *status = 405;
         return true;
     }
     char common[1024];
     int clen = common_headers(common, sizeof common, conn, request_id);
     if (clen < 0 || (size_t)clen >= sizeof common) {
-        send_error(conn, 500, "INTERNAL", "response headers too long", NULL, request_id);
+        send_error(conn, head, 500, "INTERNAL", "response headers too long", NULL, request_id);
         *status = 500;
         return true;
     }
@@ -96,7 +100,7 @@ bool rp_console_serve(struct mg_connection *conn, const char *method, const char
     }
     const rp_console_asset_t *a = rp_console_find(path + pfx + 1, plen - pfx - 1);
     if (!a) {
-        send_error(conn, 404, "NOT_FOUND", "no such console asset", NULL, request_id);
+        send_error(conn, head, 404, "NOT_FOUND", "no such console asset", NULL, request_id);
         *status = 404;
         return true;
     }

@@ -28,6 +28,23 @@ def raw_get(platform, target):
     return int(head.split()[1]), head.decode("latin-1"), body
 
 
+def raw_head_then_get(platform, head_target, get_target):
+    """HEAD then GET pipelined on one connection; returns the first answer's status and head.
+    The server must close after it (nothing else arrives)."""
+    with socket.create_connection(("127.0.0.1", platform.port), timeout=10) as s:
+        s.sendall(("HEAD %s HTTP/1.1\r\nHost: x\r\n\r\nGET %s HTTP/1.1\r\nHost: x\r\n\r\n"
+                   % (head_target, get_target)).encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert b"HTTP/1.1 200" not in rest
+    return int(head.split()[1]), head.decode("latin-1")
+
+
 def test_index_has_the_security_headers_and_no_inline_code(platform):
     r = requests.get(root(platform) + "/console/", timeout=10)
     assert r.status_code == 200
@@ -122,6 +139,9 @@ def test_path_traversal_never_leaves_the_table(platform):
 def test_head_and_other_methods(platform):
     h = requests.head(root(platform) + "/console/", timeout=10)
     assert h.status_code == 200 and h.content == b"" and int(h.headers["Content-Length"]) > 100
+    # a HEAD's 404 closes the connection: its body can never pass for the next response
+    status, head = raw_head_then_get(platform, "/console/nope.js", "/console/")
+    assert status == 404 and "Connection: close" in head
     r = requests.post(root(platform) + "/console/", data=b"x", timeout=10)
     assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD"
     assert r.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
