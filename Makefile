@@ -17,14 +17,14 @@ DEB_BUILD := build-essential pkg-config libcivetweb-dev librabbitmq-dev libmongo
 DEB_TEST  := json-schema-test-suite python3-pytest python3-requests python3-pika python3-yaml python3-mockupdb sqlite3 curl wrk rabbitmq-server clang-format
 DEB_BUILD += libssl-dev
 DEB_TEST  += openssl
-# the service account tests check answers against schemas/responses/ (draft 2020-12)
-DEB_TEST  += python3-jsonschema
 # make test-deploy only: the Docker engine, Debian's compose v1 and the base image's maker
 DEB_DEPLOY := docker.io docker-compose debootstrap python3-pytest python3-requests python3-yaml
 # the libFuzzer targets of tests/fuzz: Debian's clang 14 and its fuzzer/sanitizer runtimes
 DEB_TEST  += clang libclang-rt-14-dev
-# the black-box suite checks every response against the OpenAPI document
+# the black-box suite checks every response against the OpenAPI document (draft 2020-12 schemas)
 DEB_TEST  += python3-jsonschema
+# the console's browser tests (tests/browser): headless chromium driven through selenium
+DEB_TEST  += chromium chromium-driver python3-selenium
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2
 CFLAGS  ?= -O2 -g
@@ -41,6 +41,9 @@ LIB_SRCS  := $(filter-out %_main.c,$(SRCS))
 SCHEMAS   := $(sort $(wildcard schemas/*.json))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/gen/schemas_embedded.o
 LIB_OBJS  += $(BUILD)/gen/openapi_embedded.o
+LIB_OBJS  += $(BUILD)/gen/console_embedded.o
+# the web console (console/), served under /console/ from the api binaries
+CONSOLE_ASSETS := $(sort $(shell find console -type f ! -name embed.sh ! -name '.*'))
 bin_name   = reward-$(subst _,-,$(patsubst %_main.c,%,$(notdir $(1))))
 BINS      := $(foreach m,$(MAIN_SRCS),$(BUILD)/bin/$(call bin_name,$(m)))
 TEST_SRCS := $(wildcard tests/unit/test_*.c)
@@ -84,6 +87,14 @@ $(BUILD)/gen/openapi_embedded.c: $(BUILD)/tools/openapi_gen $(OPENAPI_INPUTS) $(
 $(BUILD)/gen/openapi.json: $(BUILD)/gen/openapi_embedded.c
 
 $(BUILD)/gen/openapi_embedded.o: $(BUILD)/gen/openapi_embedded.c
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# the web console (console/), compiled into the api binaries: api/console.c serves it
+$(BUILD)/gen/console_embedded.c: $(CONSOLE_ASSETS) console/embed.sh
+	@mkdir -p $(dir $@)
+	console/embed.sh $(CONSOLE_ASSETS) > $@
+
+$(BUILD)/gen/console_embedded.o: $(BUILD)/gen/console_embedded.c
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/librp.a: $(LIB_OBJS)

@@ -23,6 +23,7 @@
 #include "apidoc.h"
 #include "apikey_cache.h"
 #include "conn_limit.h"
+#include "console.h"
 #include "envelope.h"
 #include "export.h"
 #include "http_io.h"
@@ -513,6 +514,7 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
     size_t plen = strlen(path);
     size_t pfx = sizeof API_PREFIX - 1;
     if (strcmp(path, "/metrics") == 0 && handle_metrics(gw, &rc)) goto done;
+    if (rp_console_serve(conn, method, path, rc.request_id, &rc.status)) goto done; /* assets, no token */
     if (plen < pfx || memcmp(path, API_PREFIX, pfx) != 0 || (plen > pfx && path[pfx] != '/')) {
         send_error(&rc, 404, "NOT_FOUND", "no such route", NULL);
         goto done;

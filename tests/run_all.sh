@@ -2,8 +2,8 @@
 # Everything `make test` runs after building: RabbitMQ up (if needed), the Criterion unit tests
 # under ASan+UBSan, the MongoDB wire-contract tests (ASan driver), the OpenAPI generator's checks
 # and lint, the black-box HTTP tests against the ASan build, each response checked against the
-# OpenAPI document (embedded, then the cluster on RabbitMQ); RabbitMQ down again if it was
-# started here. Ends with one summary line.
+# OpenAPI document (embedded, then the cluster on RabbitMQ), the console's browser tests
+# (embedded pass only); RabbitMQ down again if it was started here. Ends with one summary line.
 set -u
 python=${PYTHON:-/usr/bin/python3}
 state=build-asan/rabbitmq.started-by-tests
@@ -27,11 +27,14 @@ echo "== OpenAPI document (the generator refuses drift; Redocly lint, pinned in 
 echo "== black-box tests, embedded (one process, inproc transport)"
 BIN=build-asan/bin/reward-platform "$python" -m pytest -q tests/e2e 2>&1 | tee "$out/embedded"
 [ -s "$out/embedded" ] && tail -1 "$out/embedded" | grep -q ' passed' && ! tail -1 "$out/embedded" | grep -qE 'failed|error' || status=1
+echo "== browser tests of the console, embedded (headless chromium; screenshots in build/test-output/browser)"
+BIN=build-asan/bin/reward-platform "$python" -m pytest -q -rs tests/browser 2>&1 | tee "$out/browser"
+[ -s "$out/browser" ] && tail -1 "$out/browser" | grep -q ' passed' && ! tail -1 "$out/browser" | grep -qE 'failed|error' || status=1
 echo "== black-box tests, cluster (reward-api + auth, event and 2 grant worker processes on RabbitMQ)"
 E2E_MODE=cluster BIN=build-asan/bin/reward-platform "$python" -m pytest -q tests/e2e 2>&1 | tee "$out/cluster"
 [ -s "$out/cluster" ] && tail -1 "$out/cluster" | grep -q ' passed' && ! tail -1 "$out/cluster" | grep -qE 'failed|error' || status=1
 # one line for humans and CI: Criterion's per-binary syntheses plus both pytest runs
-summary=$(cat "$out/unit" "$out/contract" "$out/openapi" "$out/embedded" "$out/cluster" | awk '
+summary=$(cat "$out/unit" "$out/contract" "$out/openapi" "$out/embedded" "$out/browser" "$out/cluster" | awk '
   /^\[SKIP\]/ { s++ }
   /Synthesis: Tested:/ { for (i = 1; i <= NF; i++) { if ($i == "Passing:") p += $(i+1); if ($i == "Failing:") f += $(i+1) } }
   / passed| failed/ && /in [0-9.]+s/ { for (i = 1; i < NF; i++) { v = $i + 0; w = $(i+1); sub(/,$/, "", w);
