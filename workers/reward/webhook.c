@@ -84,7 +84,7 @@ void rp_webhook_delivery_clear(rp_webhook_delivery_t *d) {
 json_t *rp_webhook_delivery_to_json(const rp_webhook_delivery_t *d) {
     json_t *payload = d->body ? json_loads(d->body, 0, NULL) : NULL;
     return json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:I, s:O, s:o, s:o, s:o, s:o}", "id", d->id, "endpointId", d->endpoint_id,
+        "{s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:o}", "id", d->id, "endpointId", d->endpoint_id,
         "webhookId", d->webhook_id, "type", d->type, "status", rp_delivery_status_name(d->status), "attemptCount",
         (json_int_t)d->attempts, "attempts", d->log ? json_incref(d->log) : json_array(), "nextAttemptAt",
         time_or_null(d->status == RP_DELIVERY_PENDING ? d->next_at : 0), "createdAt", time_or_null(d->created_at),
