@@ -112,6 +112,16 @@ static json_t *run_webhook(rp_webhook_store_t *s, const char *scenario) {
         ok = s->ops->delivery_redeliver(s, ENDPOINT_ID, DELIVERY_ID, NOW_MS, &found, &err);
         return result(ok, &err, ok ? json_pack("{s:b}", "found", found) : NULL);
     }
+    if (strcmp(scenario, "hook-stats") == 0) {
+        rp_webhook_stats_t st;
+        ok = s->ops->delivery_stats(s, &st, &err);
+        return result(ok, &err,
+                      ok ? json_pack("{s:I, s:I, s:I, s:I}", "pending", (json_int_t)st.pending, "oldest",
+                                     (json_int_t)st.oldest_pending_created_at, "granted_pending",
+                                     (json_int_t)st.count[0][RP_DELIVERY_PENDING], "ping_delivered",
+                                     (json_int_t)st.count[6][RP_DELIVERY_DELIVERED])
+                         : NULL);
+    }
     if (strcmp(scenario, "hook-ping-insert") == 0) {
         rp_webhook_delivery_t d;
         memset(&d, 0, sizeof d);

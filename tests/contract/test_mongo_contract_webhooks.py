@@ -260,3 +260,14 @@ def test_a_ping_with_an_existing_webhook_id_is_a_duplicate(driver, mock):
                                                                                                     "webhookId": 1}}]}
     mock.on("insert", [dup], coll="webhook_deliveries")
     assert run(driver, mock, "hook-ping-insert") == {"ok": True, "duplicate": True}
+
+
+def test_stats_group_deliveries_by_type_and_status(driver, mock):
+    rows = [{"_id": {"type": "reward.granted", "status": "PENDING"}, "n": 3, "oldest": AT},
+            {"_id": {"type": "webhook.ping", "status": "DELIVERED"}, "n": 2, "oldest": AT}]
+    mock.on("aggregate", [cursor("webhook_deliveries", rows)], coll="webhook_deliveries")
+    out = run(driver, mock, "hook-stats")
+    assert out == {"ok": True, "pending": 3, "oldest": 1767323045000, "granted_pending": 3, "ping_delivered": 2}, out
+    agg = writes(mock.commands(), "aggregate", "webhook_deliveries")[0]["doc"]
+    assert agg["pipeline"] == [{"$group": {"_id": {"type": "$type", "status": "$status"}, "n": {"$sum": 1},
+                                           "oldest": {"$min": "$createdAt"}}}]

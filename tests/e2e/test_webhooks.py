@@ -325,7 +325,7 @@ def test_a_dispatcher_killed_mid_delivery_loses_nothing(hw, hp):
 
 @pytest.fixture(scope="module")
 def guarded():
-    env = dict(HOOK_ENV, WEBHOOK_ALLOW_PRIVATE="0")
+    env = dict(HOOK_ENV, WEBHOOK_ALLOW_PRIVATE="0", WEBHOOK_DISABLE_AFTER="2s")
     p = start_platform(env)
     yield p
     assert p.stop() == 0, p.log_tail()
@@ -345,6 +345,24 @@ def test_ssrf_a_url_resolving_to_loopback_is_refused(guarded, receiver):
     assert receiver.requests == [], "a private address was reached"
 
 
+def test_an_endpoint_failing_every_delivery_for_the_disable_period_is_disabled(guarded, receiver):
+    w = World(Client(guarded))
+    ep = create(w, receiver.url)  # every attempt fails here: the address is private
+    t0 = time.time()
+    w.api.post("/events/webhooks/%s/ping" % ep["id"], token=w.operator)
+    got = wait_for(lambda: (lambda e: e if not e["enabled"] else None)(
+        w.api.get("/events/webhooks/" + ep["id"], token=w.operator).json()), 30, "the endpoint to be disabled")
+    assert got["disabledReason"] == "FAILING" and got["failingSince"] is None
+    assert time.time() - t0 >= 2, "disabled before WEBHOOK_DISABLE_AFTER"
+    if MODE == "embedded":
+        entries = [e for e in w.api.get("/events/audit-log", token=w.auditor, params={"limit": 100}).json()["items"]
+                   if e["target"]["id"] == ep["id"] and e["action"] == "webhook.disable"]
+        assert entries and entries[0]["actor"]["id"] is None and entries[0]["after"]["enabled"] is False
+    # enabled again by hand: the reason goes, the failure clock starts afresh
+    r = w.api.call("PATCH", "/events/webhooks/" + ep["id"], token=w.operator, json={"enabled": True})
+    assert r.status_code == 200 and r.json()["enabled"] and r.json()["disabledReason"] is None, r.text
+
+
 def test_https_only_unless_allowed():
     # WEBHOOK_ALLOW_HTTP off: an http:// endpoint is refused at creation
     p = Platform({"RATE_LIMIT_AUTH_RPS": "0", "PASSWORD_HASH": "min"}).start()
@@ -359,6 +377,25 @@ def test_https_only_unless_allowed():
         assert r.status_code == 201, r.text
     finally:
         assert p.stop() == 0, p.log_tail()
+
+
+# ---- metrics ----
+
+def test_metrics_show_deliveries_queue_and_latency(hw, hp, receiver):
+    ep = create(hw, receiver.url)
+    r = hw.api.post("/events/webhooks/%s/ping" % ep["id"], token=hw.operator).json()
+    wait_for(lambda: [d for d in deliveries(hw, ep["id"], status="DELIVERED")["items"] if d["id"] == r["id"]], 30,
+             "the ping")
+    text = requests.get("http://127.0.0.1:%d/metrics" % hp.port, timeout=10,
+                        headers={"Authorization": "Bearer " + hp.metrics_token}).text
+    lines = {ln.split(" ")[0]: float(ln.split(" ")[1]) for ln in text.splitlines() if ln and not ln.startswith("#")}
+    assert lines['rp_webhook_deliveries{type="webhook.ping",status="DELIVERED"}'] >= 1
+    assert "rp_webhook_queue_depth" in lines and "rp_webhook_oldest_pending_age_seconds" in lines
+    assert "rp_webhook_attempt_duration_seconds_count" in lines
+    if MODE == "embedded":  # in the cluster, attempts are the answering grant worker's own
+        assert lines['rp_webhook_attempts_total{type="webhook.ping",result="2xx"}'] >= 1
+        assert lines['rp_webhook_attempt_duration_seconds_bucket{le="+Inf"}'] >= 1
+    hw.api.call("DELETE", "/events/webhooks/" + ep["id"], token=hw.operator)
 
 
 # ---- the README's receiver ----

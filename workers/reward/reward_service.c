@@ -65,6 +65,7 @@ HOOK_OP(delete)
 HOOK_OP(deliveries)
 HOOK_OP(redeliver)
 HOOK_OP(ping)
+HOOK_OP(metrics)
 
 static void free_ctx(void *ctx) {
     rp_reward_worker_free(ctx);
@@ -348,6 +349,7 @@ static const rp_route_op_t ops[] = {
     {"GET", "/events/webhooks/{id}/deliveries", op_hook_deliveries},
     {"POST", "/events/webhooks/{id}/deliveries/{deliveryId}/redeliver", op_hook_redeliver},
     {"POST", "/events/webhooks/{id}/ping", op_hook_ping},
+    {"GET", RP_WEBHOOKS_METRICS_ROUTE, op_hook_metrics},
 };
 
 rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t *events, rp_err_t *err) {

@@ -34,6 +34,14 @@ typedef struct rp_webhook_outcome {
     int64_t failing_since;
 } rp_webhook_outcome_t;
 
+/* What the metrics show of the store: deliveries per type and status, and the PENDING ones'
+ * oldest creation time. */
+#define RP_WEBHOOK_NTYPES 7
+typedef struct rp_webhook_stats {
+    int64_t count[RP_WEBHOOK_NTYPES][3];        /* by type bit index, rp_delivery_status_t */
+    int64_t pending, oldest_pending_created_at; /* 0 when none is pending */
+} rp_webhook_stats_t;
+
 typedef struct rp_webhook_store_ops {
     bool (*ping)(rp_webhook_store_t *s, rp_err_t *err);
 
@@ -92,8 +100,9 @@ typedef struct rp_webhook_store_ops {
      * redelivery (same webhook-id, same body). *found false: no such delivery. */
     bool (*delivery_redeliver)(rp_webhook_store_t *s, const char *endpoint_id, const char *id, int64_t now, bool *found,
                                rp_err_t *err);
-    /* For the metrics: PENDING deliveries and the creation time of the oldest (0 when none). */
-    bool (*delivery_backlog)(rp_webhook_store_t *s, int64_t *pending, int64_t *oldest_created_at, rp_err_t *err);
+    /* For the metrics: deliveries counted by type and status, and the oldest PENDING one's
+     * creation time (*out zeroed first). */
+    bool (*delivery_stats)(rp_webhook_store_t *s, rp_webhook_stats_t *out, rp_err_t *err);
 
     void (*free)(rp_webhook_store_t *s);
 } rp_webhook_store_ops_t;

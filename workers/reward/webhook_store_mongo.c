@@ -476,17 +476,41 @@ static bool m_delivery_redeliver(rp_webhook_store_t *s, const char *endpoint_id,
     return ok;
 }
 
-static bool m_delivery_backlog(rp_webhook_store_t *s, int64_t *pending, int64_t *oldest_created_at, rp_err_t *err) {
-    bson_t *filter = BCON_NEW("status", BCON_UTF8("PENDING")), *doc = NULL;
-    bson_t *opts =
-        BCON_NEW("sort", "{", "createdAt", BCON_INT32(1), "}", "projection", "{", "createdAt", BCON_INT32(1), "}");
-    *pending = *oldest_created_at = 0;
-    bool ok = rp_mongo_count(db_of(s), DELIVERIES, filter, pending, err) &&
-              (*pending == 0 || rp_mongo_find_one(db_of(s), DELIVERIES, filter, opts, &doc, err));
-    if (ok && doc) *oldest_created_at = rp_mongo_get_ms(doc, "createdAt");
-    bson_destroy(doc);
-    bson_destroy(filter);
-    bson_destroy(opts);
+static bool stats_row(const bson_t *doc, void *ctx) {
+    rp_webhook_stats_t *o = ctx;
+    bson_iter_t it;
+    bson_t id;
+    char type[RP_WEBHOOK_TYPE_LEN] = "", status[16] = "";
+    rp_delivery_status_t st;
+    if (bson_iter_init_find(&it, doc, "_id") && rp_mongo_iter_doc(&it, &id)) {
+        rp_mongo_copy_str(&id, "type", type, sizeof type);
+        rp_mongo_copy_str(&id, "status", status, sizeof status);
+    }
+    unsigned bit = rp_webhook_type_parse(type);
+    int i = 0;
+    if (!bit || !rp_delivery_status_parse(status, &st)) return true;
+    while (!(bit & 1u)) {
+        bit >>= 1;
+        i++;
+    }
+    int64_t n = rp_mongo_get_i64(doc, "n");
+    o->count[i][st] += n;
+    if (st == RP_DELIVERY_PENDING) {
+        int64_t oldest = rp_mongo_get_ms(doc, "oldest");
+        o->pending += n;
+        if (oldest && (!o->oldest_pending_created_at || oldest < o->oldest_pending_created_at))
+            o->oldest_pending_created_at = oldest;
+    }
+    return true;
+}
+
+static bool m_delivery_stats(rp_webhook_store_t *s, rp_webhook_stats_t *out, rp_err_t *err) {
+    memset(out, 0, sizeof *out);
+    bson_t *pipeline = BCON_NEW("pipeline", "[", "{", "$group", "{", "_id", "{", "type", BCON_UTF8("$type"), "status",
+                                BCON_UTF8("$status"), "}", "n", "{", "$sum", BCON_INT32(1), "}", "oldest", "{", "$min",
+                                BCON_UTF8("$createdAt"), "}", "}", "}", "]");
+    bool ok = rp_mongo_aggregate(db_of(s), DELIVERIES, pipeline, stats_row, out, err);
+    bson_destroy(pipeline);
     return ok;
 }
 
@@ -508,7 +532,7 @@ static const rp_webhook_store_ops_t mongo_ops = {
     .delivery_get = m_delivery_get,
     .delivery_list = m_delivery_list,
     .delivery_redeliver = m_delivery_redeliver,
-    .delivery_backlog = m_delivery_backlog,
+    .delivery_stats = m_delivery_stats,
     .free = m_free,
 };
 

@@ -340,23 +340,29 @@ static bool s_delivery_redeliver(rp_webhook_store_t *s, const char *endpoint_id,
                  "tti", id, endpoint_id, now);
 }
 
-typedef struct backlog {
-    int64_t pending, oldest;
-} backlog_t;
-
-static void row_backlog(sqlite3_stmt *st, void *out) {
-    backlog_t *b = out;
-    b->pending = sqlite3_column_int64(st, 0);
-    b->oldest = rp_sqlite_col_ms(st, 1);
+static void row_stats(sqlite3_stmt *st, void *out) {
+    rp_webhook_stats_t *o = out;
+    unsigned bit = rp_webhook_type_parse((const char *)sqlite3_column_text(st, 0));
+    rp_delivery_status_t status = RP_DELIVERY_PENDING;
+    int i = 0;
+    if (!bit || !rp_delivery_status_parse((const char *)sqlite3_column_text(st, 1), &status)) return;
+    while (!(bit & 1u)) {
+        bit >>= 1;
+        i++;
+    }
+    o->count[i][status] += sqlite3_column_int64(st, 2);
+    if (status == RP_DELIVERY_PENDING) {
+        o->pending += sqlite3_column_int64(st, 2);
+        int64_t oldest = rp_sqlite_col_ms(st, 3);
+        if (oldest && (!o->oldest_pending_created_at || oldest < o->oldest_pending_created_at))
+            o->oldest_pending_created_at = oldest;
+    }
 }
 
-static bool s_delivery_backlog(rp_webhook_store_t *s, int64_t *pending, int64_t *oldest_created_at, rp_err_t *err) {
-    backlog_t b = {0, 0};
-    bool ok = query(NULL, pool_of(s), err, &(use_t){.what = "count pending deliveries", .row = row_backlog, .out = &b},
-                    "SELECT count(*), min(created_at) FROM webhook_deliveries WHERE status = 'PENDING'", "");
-    *pending = b.pending;
-    *oldest_created_at = b.oldest;
-    return ok;
+static bool s_delivery_stats(rp_webhook_store_t *s, rp_webhook_stats_t *out, rp_err_t *err) {
+    memset(out, 0, sizeof *out);
+    return query(NULL, pool_of(s), err, &(use_t){.what = "count deliveries", .row = row_stats, .out = out},
+                 "SELECT type, status, count(*), min(created_at) FROM webhook_deliveries GROUP BY type, status", "");
 }
 
 static void s_free(rp_webhook_store_t *s) {
@@ -377,7 +383,7 @@ static const rp_webhook_store_ops_t sqlite_ops = {
     .delivery_get = s_delivery_get,
     .delivery_list = s_delivery_list,
     .delivery_redeliver = s_delivery_redeliver,
-    .delivery_backlog = s_delivery_backlog,
+    .delivery_stats = s_delivery_stats,
     .free = s_free,
 };
 

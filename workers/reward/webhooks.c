@@ -4,6 +4,8 @@
 #include "webhooks.h"
 
 #include <sodium.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,12 @@
 #define SEND_BATCH 4
 #define IDLE_MS 100
 
+/* Attempt results counted by the metrics. */
+enum { RES_2XX, RES_3XX, RES_4XX, RES_5XX, RES_TIMEOUT, RES_ERROR, NRESULTS };
+static const char *const result_names[] = {"2xx", "3xx", "4xx", "5xx", "timeout", "error"};
+static const double latency_bounds_ms[] = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000};
+#define NBOUNDS (sizeof latency_bounds_ms / sizeof latency_bounds_ms[0])
+
 struct rp_webhooks {
     const rp_config_t *cfg;
     rp_webhook_store_t *store;
@@ -37,6 +45,10 @@ struct rp_webhooks {
     rp_loop_t **senders;
     struct sender *sender_ctx;
     int nsenders;
+    /* this process's attempts, for /metrics */
+    atomic_ullong attempts[RP_WEBHOOK_NTYPES][NRESULTS];
+    atomic_ullong latency[NBOUNDS + 1];
+    atomic_ullong latency_count, latency_sum_ms;
 };
 
 /* One sender thread: its lease owner name is its own, so two senders never hold one delivery. */
@@ -109,6 +121,34 @@ static void audit_disable(rp_webhooks_t *w, rp_webhook_endpoint_t *e, const char
     json_decref(after);
 }
 
+static int type_index(const char *type) {
+    unsigned bit = rp_webhook_type_parse(type);
+    int i = 0;
+    if (!bit) return -1;
+    while (!(bit & 1u)) {
+        bit >>= 1;
+        i++;
+    }
+    return i;
+}
+
+static void count_attempt(rp_webhooks_t *w, const rp_webhook_delivery_t *d, const rp_webhook_attempt_t *a) {
+    int t = type_index(d->type), r;
+    if (strncmp(a->error, "TIMEOUT", 7) == 0)
+        r = RES_TIMEOUT;
+    else if (a->error[0] || a->http_status < 200 || a->http_status > 599)
+        r = RES_ERROR;
+    else
+        r = a->http_status / 100 - 2;
+    if (t >= 0) atomic_fetch_add(&w->attempts[t][r], 1);
+    size_t b = 0;
+    while (b < NBOUNDS && (double)a->latency_ms > latency_bounds_ms[b])
+        b++;
+    atomic_fetch_add(&w->latency[b], 1);
+    atomic_fetch_add(&w->latency_count, 1);
+    atomic_fetch_add(&w->latency_sum_ms, (unsigned long long)(a->latency_ms > 0 ? a->latency_ms : 0));
+}
+
 /* One delivery: post it (unless its endpoint is gone or disabled), then record the attempt and
  * what follows from it. */
 static void send_one(rp_webhooks_t *w, const char *owner, rp_webhook_delivery_t *d) {
@@ -130,6 +170,7 @@ static void send_one(rp_webhooks_t *w, const char *owner, rp_webhook_delivery_t 
     } else {
         rp_webhook_http_post(e.url, d->webhook_id, e.secret, d->body, strlen(d->body), &w->policy, &a);
         now = rp_now_ms();
+        count_attempt(w, d, &a);
     }
     bool ok = e.enabled && a.http_status >= 200 && a.http_status < 300 && !a.error[0];
     bool gone = a.http_status == 410;
@@ -232,6 +273,80 @@ void rp_webhooks_free(rp_webhooks_t *w) {
     free(w->sender_ctx);
     w->store->ops->free(w->store);
     free(w);
+}
+
+/* ---- metrics ---- */
+
+typedef struct text {
+    char *p;
+    size_t len, cap;
+} text_t;
+
+static void put(text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(text_t *t, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) return;
+        if ((size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        }
+        t->cap = t->cap * 2 + (size_t)n;
+        t->p = rp_realloc(t->p, t->cap);
+    }
+}
+
+void rp_webhooks_op_metrics(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_webhooks_t *w = ctx;
+    rp_webhook_stats_t st;
+    rp_err_t err;
+    (void)env;
+    if (!w->store->ops->delivery_stats(w->store, &st, &err)) {
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    text_t t = {rp_malloc(2048), 0, 2048};
+    t.p[0] = '\0';
+    put(&t, "# HELP rp_webhook_deliveries Webhook deliveries in the store by type and status.\n"
+            "# TYPE rp_webhook_deliveries gauge\n");
+    for (int i = 0; i < RP_WEBHOOK_NTYPES; i++)
+        for (int k = 0; k < 3; k++)
+            if (st.count[i][k])
+                put(&t, "rp_webhook_deliveries{type=\"%s\",status=\"%s\"} %lld\n", rp_webhook_type_name(1u << i),
+                    rp_delivery_status_name((rp_delivery_status_t)k), (long long)st.count[i][k]);
+    int64_t age = st.oldest_pending_created_at ? rp_now_ms() - st.oldest_pending_created_at : 0;
+    put(&t,
+        "# HELP rp_webhook_queue_depth Webhook deliveries waiting to be delivered (PENDING).\n"
+        "# TYPE rp_webhook_queue_depth gauge\nrp_webhook_queue_depth %lld\n"
+        "# HELP rp_webhook_oldest_pending_age_seconds Age of the oldest PENDING delivery (0 when none).\n"
+        "# TYPE rp_webhook_oldest_pending_age_seconds gauge\nrp_webhook_oldest_pending_age_seconds %.3f\n",
+        (long long)st.pending, age > 0 ? (double)age / 1000.0 : 0.0);
+    put(&t, "# HELP rp_webhook_attempts_total Webhook POSTs made by the answering process, by type and result.\n"
+            "# TYPE rp_webhook_attempts_total counter\n");
+    for (int i = 0; i < RP_WEBHOOK_NTYPES; i++)
+        for (int r = 0; r < NRESULTS; r++) {
+            unsigned long long v = atomic_load(&w->attempts[i][r]);
+            if (v)
+                put(&t, "rp_webhook_attempts_total{type=\"%s\",result=\"%s\"} %llu\n", rp_webhook_type_name(1u << i),
+                    result_names[r], v);
+        }
+    put(&t, "# HELP rp_webhook_attempt_duration_seconds Webhook POST latency in the answering process.\n"
+            "# TYPE rp_webhook_attempt_duration_seconds histogram\n");
+    unsigned long long cum = 0;
+    for (size_t b = 0; b <= NBOUNDS; b++) {
+        cum += atomic_load(&w->latency[b]);
+        if (b < NBOUNDS)
+            put(&t, "rp_webhook_attempt_duration_seconds_bucket{le=\"%g\"} %llu\n", latency_bounds_ms[b] / 1000.0, cum);
+        else
+            put(&t, "rp_webhook_attempt_duration_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
+    }
+    put(&t, "rp_webhook_attempt_duration_seconds_sum %.3f\nrp_webhook_attempt_duration_seconds_count %llu\n",
+        (double)atomic_load(&w->latency_sum_ms) / 1000.0, atomic_load(&w->latency_count));
+    rp_reply_set(rep, 200, json_pack("{s:s%}", "text", t.p, t.len));
+    free(t.p);
 }
 
 /* ---- operations ---- */

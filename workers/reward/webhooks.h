@@ -41,5 +41,12 @@ void rp_webhooks_op_delete(void *w, const rp_envelope_t *env, rp_reply_t *rep);
 void rp_webhooks_op_deliveries(void *w, const rp_envelope_t *env, rp_reply_t *rep);
 void rp_webhooks_op_redeliver(void *w, const rp_envelope_t *env, rp_reply_t *rep);
 void rp_webhooks_op_ping(void *w, const rp_envelope_t *env, rp_reply_t *rep);
+/* RP_WEBHOOKS_METRICS_ROUTE (internal, no caller: the api asks while rendering /metrics):
+ * {text} in Prometheus text format: deliveries in the store by type and status, queue depth and
+ * the oldest PENDING delivery's age (the whole platform's), attempts by type and result and the
+ * attempt latency histogram (the answering process's). */
+void rp_webhooks_op_metrics(void *w, const rp_envelope_t *env, rp_reply_t *rep);
+
+#define RP_WEBHOOKS_METRICS_ROUTE "/_internal/webhooks/metrics"
 
 #endif
