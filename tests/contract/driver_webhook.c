@@ -67,6 +67,12 @@ static json_t *run_webhook(rp_webhook_store_t *s, const char *scenario) {
         return result(ok, &err,
                       ok ? json_pack("{s:I, s:I}", "messages", (json_int_t)messages, "made", (json_int_t)made) : NULL);
     }
+    if (strcmp(scenario, "hook-notice") == 0) {
+        size_t things = 0, made = 0;
+        ok = s->ops->notice(s, NOW_MS, 50, plan, NULL, &things, &made, &err);
+        return result(ok, &err,
+                      ok ? json_pack("{s:I, s:I}", "things", (json_int_t)things, "made", (json_int_t)made) : NULL);
+    }
     if (strcmp(scenario, "hook-endpoint-insert") == 0) {
         a.action = "webhook.create";
         return result(s->ops->endpoint_insert(s, &e, &a, &err), &err, NULL);

@@ -271,3 +271,56 @@ def test_stats_group_deliveries_by_type_and_status(driver, mock):
     agg = writes(mock.commands(), "aggregate", "webhook_deliveries")[0]["doc"]
     assert agg["pipeline"] == [{"$group": {"_id": {"type": "$type", "status": "$status"}, "n": {"$sum": 1},
                                            "oldest": {"$min": "$createdAt"}}}]
+
+
+EVENT_ID = "5f00000000000000000000e1"
+BATCH_ID = "5f00000000000000000000b1"
+
+
+def script_notices(mock, canceled, ended, batches, queued=0):
+    mock.on("find", [cursor("events", canceled)], coll="events",
+            match=lambda d: "canceledAt" in d["filter"] and d["filter"]["canceledAt"] is not None)
+    mock.on("find", [cursor("events", ended)], coll="events", match=lambda d: d["filter"].get("canceledAt", 1) is None)
+    mock.on("find", [cursor("batches", batches)], coll="batches")
+    # ASSUMPTION: count_documents is an aggregate whose $group answers {n}; none when nothing matched
+    mock.on("aggregate", [cursor("batch_items", [{"_id": 1, "n": queued}] if queued else [])], coll="batch_items",
+            match=lambda d: d["pipeline"][0]["$match"].get("status") == "QUEUED")
+    mock.on("aggregate", [cursor("batch_items", [{"_id": 1, "n": 4}])], coll="batch_items",
+            match=lambda d: d["pipeline"][0]["$match"].get("status") == "SUCCESS")
+    mock.on("find", [cursor("webhook_endpoints", [endpoint_doc(("event.canceled", "batch.completed"))])],
+            coll="webhook_endpoints")
+    mock.on("update", [UPSERTED], coll="webhook_deliveries")
+
+
+def test_notices_make_deliveries_and_mark_each_thing_once_in_one_transaction(driver, mock):
+    later = AT + datetime.timedelta(hours=1)
+    script_notices(mock, [{"_id": EVENT_ID, "title": "Spring", "endDate": later, "canceledAt": later}], [],
+                   [{"_id": BATCH_ID, "eventId": EVENT_ID, "total": 5, "createdBy": OPERATOR, "createdAt": later,
+                     "state": "OPEN"}])
+    out = run(driver, mock, "hook-notice")
+    assert out == {"ok": True, "things": 2, "made": 2}, out
+    txn = assert_one_transaction(mock.commands())
+    finds = [e for e in txn if e["cmd"] == "find"]
+    canceled, ended, batches = (f["doc"]["filter"] for f in finds[:3])
+    assert canceled == {"canceledAt": {"$ne": None, "$lte": AT}, "webhookNotices": {"$ne": "event.canceled"}}
+    assert ended == {"canceledAt": None, "endDate": {"$lte": AT}, "webhookNotices": {"$ne": "event.ended"}}
+    assert batches == {"state": {"$ne": "CREATING"}, "webhookNotices": {"$ne": "batch.completed"}}
+    ups = [first_update(e) for e in txn if coll_of(e) == "webhook_deliveries"]
+    assert [u["q"]["webhookId"] for u in ups] == [EVENT_ID + ":canceled", BATCH_ID + ":completed"]
+    body = ups[1]["u"]["$setOnInsert"]["body"]
+    assert '"type":"batch.completed"' in body and '"counts":{"SUCCESS":4,"FAILED":0}' in body
+    marks = [first_update(e) for e in txn if coll_of(e) in ("events", "batches") and e["cmd"] == "update"]
+    assert marks == [
+        {"q": {"_id": EVENT_ID, "webhookNotices": {"$ne": "event.canceled"}},
+         "u": {"$addToSet": {"webhookNotices": "event.canceled"}}},
+        {"q": {"_id": BATCH_ID, "webhookNotices": {"$ne": "batch.completed"}},
+         "u": {"$addToSet": {"webhookNotices": "batch.completed"}}}]
+    assert txn[-1]["cmd"] == "commitTransaction"
+
+
+def test_a_batch_with_queued_items_is_not_noticed(driver, mock):
+    script_notices(mock, [], [], [{"_id": BATCH_ID, "eventId": EVENT_ID, "total": 5, "createdBy": OPERATOR,
+                                   "createdAt": AT, "state": "OPEN"}], queued=1)
+    assert run(driver, mock, "hook-notice") == {"ok": True, "things": 0, "made": 0}
+    assert not mock.commands("commitTransaction")
+    assert not [e for e in mock.commands("update") if coll_of(e) in ("batches", "webhook_deliveries")]

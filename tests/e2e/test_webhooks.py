@@ -184,6 +184,41 @@ def test_ping_redelivery_and_delivery_log(hw, receiver):
     hw.api.call("DELETE", "/events/webhooks/" + ep["id"], token=hw.operator)
 
 
+def test_review_cancel_end_and_batch_completion_are_sent(hw, hp, receiver):
+    ep = create(hw, receiver.url, ["reward.awaiting_review", "event.canceled", "event.ended", "batch.completed"])
+    reviewed = hw.event(requiresApproval=True)
+    token, _ = hw.player()
+    req = hw.claim(token, reviewed["id"]).json()
+    assert req["status"] == "AWAITING_REVIEW"
+    assert hw.api.post("/events/%s/cancel" % reviewed["id"], token=hw.operator, json={}).status_code == 200
+    ended = hw.event()
+    assert hw.api.post("/events/%s/end" % ended["id"], token=hw.operator).status_code == 200
+    paid = hw.event()
+    users = players.seed(hp.data_dir, 3)
+    b = hw.api.post("/events/%s/batch-grants" % paid["id"], token=hw.operator,
+                    json={"userIds": users + ["0" * 24], "reason": "webhook types"}).json()
+    want = {req["id"] + ":review": "reward.awaiting_review", reviewed["id"] + ":canceled": "event.canceled",
+            ended["id"] + ":ended": "event.ended", b["id"] + ":completed": "batch.completed"}
+    seen = wait_for(lambda: (lambda got: got if set(want) <= set(got) else None)(receiver.by_id()), 60,
+                    "the four webhook types")
+    for wid, type_ in want.items():
+        body = json.loads(seen[wid][0]["body"])
+        assert body["type"] == type_ and verify(ep["secret"], seen[wid][0]["headers"], seen[wid][0]["body"])
+    data = {t: json.loads(seen[w][0]["body"])["data"] for w, t in want.items()}
+    assert data["reward.awaiting_review"]["requestId"] == req["id"]
+    assert data["event.canceled"]["eventId"] == reviewed["id"] and data["event.canceled"]["canceledAt"]
+    assert data["event.ended"]["eventId"] == ended["id"] and data["event.ended"]["canceledAt"] is None
+    assert data["batch.completed"]["counts"] == {"SUCCESS": 3, "FAILED": 1}
+    # each once: a later pass notices nothing again, and the canceled event does not also "end"
+    time.sleep(1.5)
+    ids = [r["headers"]["webhook-id"] for r in receiver.requests]
+    assert all(ids.count(w) == 1 for w in want), ids
+    assert reviewed["id"] + ":ended" not in ids
+    # not subscribed: no reward.granted for the batch's grants
+    assert not receiver.of_type("reward.granted")
+    hw.api.call("DELETE", "/events/webhooks/" + ep["id"], token=hw.operator)
+
+
 # ---- failures and retries ----
 
 def test_500_three_times_then_200(hw):

@@ -150,7 +150,14 @@ static const char v5[] =
     "  lease_until INTEGER,"
     "  UNIQUE (endpoint_id, webhook_id));"
     "CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_at, id) WHERE status = 'PENDING';"
-    "CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, status, id);";
+    "CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, status, id);"
+    /* events and batches whose webhook (event.canceled, event.ended, batch.completed) was made:
+     * the relay of webhook_store.h's notice */
+    "CREATE TABLE webhook_notices ("
+    "  id TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  PRIMARY KEY (id, type)) WITHOUT ROWID;";
 
 /* v1..v4 were the reward halves of the old combined list's user_version 1..4 */
 const char *const rp_reward_sqlite_steps[] = {v1, v2, v3, v4, v5, NULL};

@@ -75,6 +75,17 @@ typedef struct rp_webhook_store_ops {
      * the deliveries commit together, so none is made twice. *messages / *made: how many. */
     bool (*fanout)(rp_webhook_store_t *s, int limit, rp_webhook_plan_fn plan, void *ctx, size_t *messages, size_t *made,
                    rp_err_t *err);
+    /* The relay of what the outbox does not carry, in one unit of work: up to limit of each kind
+     * of thing not yet noticed - events canceled by now, events whose window closed by now (by
+     * the clock or POST /events/{id}/end; canceled ones excepted), batches none of whose items is
+     * still QUEUED - each handed to plan as a message (message_id "<id>:canceled", "<id>:ended"
+     * or "<id>:completed"; routing_key its webhook type; payload {eventId, title, endDate,
+     * canceledAt} or {batchId, eventId, total, createdBy, counts: {SUCCESS, FAILED}}; created_at
+     * when it happened), its deliveries stored as fanout stores them, and the thing marked
+     * noticed for that type in the same unit of work, so each is noticed exactly once.
+     * *things / *made: how many. */
+    bool (*notice)(rp_webhook_store_t *s, int64_t now, int limit, rp_webhook_plan_fn plan, void *ctx, size_t *things,
+                   size_t *made, rp_err_t *err);
     /* Stores one delivery (a ping). *duplicate when its (endpoint, webhook-id) exists. */
     bool (*delivery_insert)(rp_webhook_store_t *s, const rp_webhook_delivery_t *d, bool *duplicate, rp_err_t *err);
     /* Leases up to limit PENDING deliveries due by now (oldest due first) whose lease is free

@@ -18,6 +18,7 @@
 #include "mongo_util.h"
 #include "reward_store_mongo.h"
 #include "store_handle.h"
+#include "timeutil.h"
 #include "webhook_store.h"
 
 #define ENDPOINTS "webhook_endpoints"
@@ -301,6 +302,182 @@ static bool m_fanout(rp_webhook_store_t *s, int limit, rp_webhook_plan_fn plan, 
     return rp_mongo_transact(db_of(s), "fan out webhooks", fanout_body, &run, err);
 }
 
+/* ---- the notice relay ---- */
+
+#define EVENTS "events"
+#define BATCHES RP_REWARD_MONGO_BATCHES
+#define ITEMS RP_REWARD_MONGO_BATCH_ITEMS
+#define NOTICES "webhookNotices" /* on an event or batch: the webhook types made about it */
+
+static json_t *ms_json(int64_t ms) {
+    char b[32];
+    if (!ms) return json_null();
+    rp_time_iso(ms, b);
+    return json_string(b);
+}
+
+typedef struct notice_run {
+    int64_t now;
+    int limit;
+    rp_webhook_plan_fn plan;
+    void *ctx;
+    size_t *things, *made;
+} notice_run_t;
+
+typedef struct found_things {
+    rp_mongo_txn_t *tx;
+    const char *type;
+    rp_outbox_message_t *items;
+    size_t n, cap;
+    bool failed;
+} found_things_t;
+
+static rp_outbox_message_t *add_thing(found_things_t *f) {
+    if (f->n == f->cap) {
+        f->cap = f->cap ? f->cap * 2 : 8;
+        f->items = rp_realloc(f->items, f->cap * sizeof *f->items);
+    }
+    rp_outbox_message_t *m = &f->items[f->n++];
+    memset(m, 0, sizeof *m);
+    return m;
+}
+
+static bool event_thing(const bson_t *d, void *ctx) {
+    found_things_t *f = ctx;
+    rp_outbox_message_t *m = add_thing(f);
+    bool canceled = strcmp(f->type, "event.canceled") == 0;
+    int64_t end = rp_mongo_get_ms(d, "endDate"), cancel = rp_mongo_get_ms(d, "canceledAt");
+    rp_mongo_copy_str(d, "_id", m->request_id, sizeof m->request_id);
+    snprintf(m->message_id, sizeof m->message_id, "%s:%s", m->request_id, canceled ? "canceled" : "ended");
+    snprintf(m->routing_key, sizeof m->routing_key, "%s", f->type);
+    m->created_at = canceled ? cancel : end;
+    m->payload = json_pack("{s:s, s:o, s:o, s:o}", "eventId", m->request_id, "title", rp_mongo_get_json(d, "title"),
+                           "endDate", ms_json(end), "canceledAt", ms_json(cancel));
+    return true;
+}
+
+/* A batch is complete when none of its items is QUEUED: counted inside the transaction. */
+static bool batch_thing(const bson_t *d, void *ctx) {
+    found_things_t *f = ctx;
+    char id[RP_OID_LEN];
+    int64_t queued = 0, ok_n = 0, failed_n = 0;
+    rp_mongo_copy_str(d, "_id", id, sizeof id);
+    bson_t *q = BCON_NEW("batchId", BCON_UTF8(id), "status", BCON_UTF8("QUEUED"));
+    bson_t *one = BCON_NEW("limit", BCON_INT64(1));
+    bool ok = rp_mongo_txn_count(f->tx, ITEMS, q, one, &queued);
+    bson_destroy(q);
+    bson_destroy(one);
+    if (!ok) {
+        f->failed = true;
+        return false;
+    }
+    if (queued) return true;
+    q = BCON_NEW("batchId", BCON_UTF8(id), "status", BCON_UTF8("SUCCESS"));
+    ok = rp_mongo_txn_count(f->tx, ITEMS, q, NULL, &ok_n);
+    bson_destroy(q);
+    q = BCON_NEW("batchId", BCON_UTF8(id), "status", BCON_UTF8("FAILED"));
+    ok = ok && rp_mongo_txn_count(f->tx, ITEMS, q, NULL, &failed_n);
+    bson_destroy(q);
+    if (!ok) {
+        f->failed = true;
+        return false;
+    }
+    rp_outbox_message_t *m = add_thing(f);
+    memcpy(m->request_id, id, sizeof m->request_id);
+    snprintf(m->message_id, sizeof m->message_id, "%s:completed", id);
+    snprintf(m->routing_key, sizeof m->routing_key, "batch.completed");
+    m->created_at = rp_mongo_get_ms(d, "createdAt");
+    m->payload =
+        json_pack("{s:s, s:o, s:I, s:o, s:{s:I, s:I}}", "batchId", id, "eventId", rp_mongo_get_json(d, "eventId"),
+                  "total", (json_int_t)rp_mongo_get_i64(d, "total"), "createdBy", rp_mongo_get_json(d, "createdBy"),
+                  "counts", "SUCCESS", (json_int_t)ok_n, "FAILED", (json_int_t)failed_n);
+    return true;
+}
+
+static bool notice_body(rp_mongo_txn_t *tx, void *arg) {
+    notice_run_t *run = arg;
+    found_things_t f[3] = {{tx, "event.canceled", NULL, 0, 0, false},
+                           {tx, "event.ended", NULL, 0, 0, false},
+                           {tx, "batch.completed", NULL, 0, 0, false}};
+    rp_mongo_rows_t eps = {.fill = endpoint_from, .elem_size = sizeof(rp_webhook_endpoint_t), .limit = -1};
+    rp_webhook_delivery_t *out = NULL;
+    const char *colls[3] = {EVENTS, EVENTS, BATCHES};
+    bool ok = false;
+    *run->things = *run->made = 0; /* a rerun starts over */
+    bson_t *filters[3] = {BCON_NEW("canceledAt", "{", "$ne", BCON_NULL, "$lte", BCON_DATE_TIME(run->now), "}", NOTICES,
+                                   "{", "$ne", BCON_UTF8("event.canceled"), "}"),
+                          BCON_NEW("canceledAt", BCON_NULL, "endDate", "{", "$lte", BCON_DATE_TIME(run->now), "}",
+                                   NOTICES, "{", "$ne", BCON_UTF8("event.ended"), "}"),
+                          BCON_NEW("state", "{", "$ne", BCON_UTF8("CREATING"), "}", NOTICES, "{", "$ne",
+                                   BCON_UTF8("batch.completed"), "}")};
+    bson_t *opts = BCON_NEW("limit", BCON_INT64(run->limit));
+    bson_t *efilter = BCON_NEW("enabled", BCON_BOOL(true));
+    bson_t *eopts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}");
+    size_t total = 0;
+    for (int k = 0; k < 3; k++) {
+        if (!rp_mongo_txn_find(tx, colls[k], filters[k], opts, k < 2 ? event_thing : batch_thing, &f[k]) || f[k].failed)
+            goto done;
+        total += f[k].n;
+    }
+    if (total == 0) {
+        ok = rp_mongo_txn_rollback(tx);
+        goto done;
+    }
+    if (!rp_mongo_txn_find(tx, ENDPOINTS, efilter, eopts, rp_mongo_rows_add, &eps)) goto done;
+    out = rp_calloc(eps.n ? eps.n : 1, sizeof *out);
+    for (int k = 0; k < 3; k++)
+        for (size_t i = 0; i < f[k].n; i++) {
+            const rp_outbox_message_t *m = &f[k].items[i];
+            size_t nd = 0;
+            bool step = true;
+            run->plan(run->ctx, m, eps.items, eps.n, out, &nd);
+            for (size_t d = 0; d < nd; d++) {
+                if (step) {
+                    bson_t *key = BCON_NEW("endpointId", BCON_UTF8(out[d].endpoint_id), "webhookId",
+                                           BCON_UTF8(out[d].webhook_id));
+                    bson_t *u = bson_new(), ins;
+                    rp_mongo_write_t res = {0};
+                    BSON_APPEND_DOCUMENT_BEGIN(u, "$setOnInsert", &ins);
+                    put_new_delivery(&ins, &out[d]);
+                    bson_append_document_end(u, &ins);
+                    step = rp_mongo_txn_update(tx, DELIVERIES, key, u, RP_MONGO_UPSERT, &res);
+                    if (step && res.upserted) (*run->made)++;
+                    bson_destroy(key);
+                    bson_destroy(u);
+                }
+                rp_webhook_delivery_clear(&out[d]);
+            }
+            if (!step ||
+                !rp_mongo_txn_update_take(
+                    tx, colls[k],
+                    BCON_NEW("_id", BCON_UTF8(m->request_id), NOTICES, "{", "$ne", BCON_UTF8(m->routing_key), "}"),
+                    BCON_NEW("$addToSet", "{", NOTICES, BCON_UTF8(m->routing_key), "}"), 0, NULL))
+                goto done;
+            (*run->things)++;
+        }
+    ok = true;
+done:
+    for (int k = 0; k < 3; k++) {
+        for (size_t i = 0; i < f[k].n; i++)
+            rp_outbox_message_clear(&f[k].items[i]);
+        free(f[k].items);
+        bson_destroy(filters[k]);
+    }
+    free(eps.items);
+    free(out);
+    bson_destroy(opts);
+    bson_destroy(efilter);
+    bson_destroy(eopts);
+    return ok;
+}
+
+static bool m_notice(rp_webhook_store_t *s, int64_t now, int limit, rp_webhook_plan_fn plan, void *ctx, size_t *things,
+                     size_t *made, rp_err_t *err) {
+    notice_run_t run = {now, limit, plan, ctx, things, made};
+    *things = *made = 0;
+    return rp_mongo_transact(db_of(s), "notice webhooks", notice_body, &run, err);
+}
+
 /* ---- deliveries ---- */
 
 static bool m_delivery_insert(rp_webhook_store_t *s, const rp_webhook_delivery_t *d, bool *duplicate, rp_err_t *err) {
@@ -526,6 +703,7 @@ static const rp_webhook_store_ops_t mongo_ops = {
     .endpoint_update = m_endpoint_update,
     .endpoint_delete = m_endpoint_delete,
     .fanout = m_fanout,
+    .notice = m_notice,
     .delivery_insert = m_delivery_insert,
     .delivery_lease = m_delivery_lease,
     .delivery_record = m_delivery_record,

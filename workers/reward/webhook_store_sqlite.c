@@ -7,6 +7,7 @@
  * - keeps an endpoint's types as the bit mask, a delivery's attempt log as one JSON column;
  * - hands leased deliveries back in the order they were chosen (due time, then id). */
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,7 @@
 #include "mem.h"
 #include "sqlite_util.h"
 #include "store_handle.h"
+#include "timeutil.h"
 #include "webhook_store.h"
 
 typedef rp_sqlite_use_t use_t;
@@ -241,6 +243,126 @@ static bool s_fanout(rp_webhook_store_t *s, int limit, rp_webhook_plan_fn plan, 
     return rp_sqlite_transact(pool_of(s), fanout_body, &run, err);
 }
 
+/* ---- the notice relay ---- */
+
+typedef struct notice_run {
+    int64_t now;
+    int limit;
+    rp_webhook_plan_fn plan;
+    void *ctx;
+    size_t *things, *made;
+} notice_run_t;
+
+static json_t *ms_json(int64_t ms) {
+    char b[RP_ISO_LEN];
+    if (!ms) return json_null();
+    rp_time_iso(ms, b);
+    return json_string(b);
+}
+
+/* An event row (id, title, end_at, canceled_at) as the message of type `type` (column 4). */
+static void row_event_message(sqlite3_stmt *st, void *out) {
+    rp_outbox_message_t *m = out;
+    const char *type = (const char *)sqlite3_column_text(st, 4);
+    bool canceled = strcmp(type, "event.canceled") == 0;
+    int64_t end = rp_sqlite_col_ms(st, 2), cancel = rp_sqlite_col_ms(st, 3);
+    rp_sqlite_col_copy(st, 0, m->request_id, sizeof m->request_id);
+    snprintf(m->message_id, sizeof m->message_id, "%s:%s", m->request_id, canceled ? "canceled" : "ended");
+    snprintf(m->routing_key, sizeof m->routing_key, "%s", type);
+    m->created_at = canceled ? cancel : end;
+    m->payload = json_pack("{s:s, s:o, s:o, s:o}", "eventId", m->request_id, "title", rp_sqlite_col_string(st, 1),
+                           "endDate", ms_json(end), "canceledAt", ms_json(cancel));
+}
+
+/* A batch row (id, event_id, total, created_by, SUCCESS, FAILED, last settled, created_at). */
+static void row_batch_message(sqlite3_stmt *st, void *out) {
+    rp_outbox_message_t *m = out;
+    rp_sqlite_col_copy(st, 0, m->request_id, sizeof m->request_id);
+    snprintf(m->message_id, sizeof m->message_id, "%s:completed", m->request_id);
+    snprintf(m->routing_key, sizeof m->routing_key, "batch.completed");
+    m->created_at = rp_sqlite_col_ms(st, 6) ? rp_sqlite_col_ms(st, 6) : rp_sqlite_col_ms(st, 7);
+    m->payload = json_pack("{s:s, s:o, s:I, s:o, s:{s:I, s:I}}", "batchId", m->request_id, "eventId",
+                           rp_sqlite_col_string(st, 1), "total", (json_int_t)sqlite3_column_int64(st, 2), "createdBy",
+                           rp_sqlite_col_string(st, 3), "counts", "SUCCESS", (json_int_t)sqlite3_column_int64(st, 4),
+                           "FAILED", (json_int_t)sqlite3_column_int64(st, 5));
+}
+
+#define NOT_NOTICED(t) "NOT EXISTS (SELECT 1 FROM webhook_notices n WHERE n.id = x.id AND n.type = '" t "')"
+
+static rp_txn_end_t notice_body(sqlite3 *db, void *arg, rp_err_t *err) {
+    notice_run_t *run = arg;
+    rp_outbox_message_t *msgs[3] = {NULL, NULL, NULL};
+    size_t nm[3] = {0, 0, 0};
+    rp_webhook_endpoint_t *eps = NULL;
+    rp_webhook_delivery_t *out = NULL;
+    size_t ne = 0, total = 0;
+    rp_txn_end_t end = RP_TXN_FAILED;
+    *run->things = *run->made = 0;
+    if (!query(db, NULL, err,
+               RP_SQLITE_PAGE("find canceled events", row_event_message, release_outbox, &msgs[0], &nm[0], run->limit,
+                              NULL),
+               "SELECT id, title, end_at, canceled_at, 'event.canceled' FROM events x WHERE canceled_at IS NOT NULL "
+               "AND canceled_at <= ?1 AND " NOT_NOTICED("event.canceled") " LIMIT ?2",
+               "ii", run->now, (int64_t)run->limit) ||
+        !query(
+            db, NULL, err,
+            RP_SQLITE_PAGE("find ended events", row_event_message, release_outbox, &msgs[1], &nm[1], run->limit, NULL),
+            "SELECT id, title, end_at, canceled_at, 'event.ended' FROM events x WHERE canceled_at IS NULL AND "
+            "end_at <= ?1 AND " NOT_NOTICED("event.ended") " LIMIT ?2",
+            "ii", run->now, (int64_t)run->limit) ||
+        !query(db, NULL, err,
+               RP_SQLITE_PAGE("find completed batches", row_batch_message, release_outbox, &msgs[2], &nm[2], run->limit,
+                              NULL),
+               "SELECT id, event_id, total, created_by, "
+               "(SELECT count(*) FROM batch_items WHERE batch_id = x.id AND status = 'SUCCESS'), "
+               "(SELECT count(*) FROM batch_items WHERE batch_id = x.id AND status = 'FAILED'), "
+               "(SELECT max(settled_at) FROM batch_items WHERE batch_id = x.id), created_at FROM batches x "
+               "WHERE NOT EXISTS (SELECT 1 FROM batch_items i WHERE i.batch_id = x.id AND i.status = 'QUEUED') "
+               "AND " NOT_NOTICED("batch.completed") " LIMIT ?1",
+               "i", (int64_t)run->limit))
+        goto done;
+    total = nm[0] + nm[1] + nm[2];
+    if (total == 0) {
+        end = RP_TXN_ROLLBACK;
+        goto done;
+    }
+    if (!query(db, NULL, err, RP_SQLITE_PAGE("read webhook endpoints", row_endpoint, NULL, &eps, &ne, 1000000, NULL),
+               "SELECT " ENDPOINT_COLS " FROM webhook_endpoints WHERE enabled = 1 ORDER BY id", ""))
+        goto done;
+    out = rp_calloc(ne ? ne : 1, sizeof *out);
+    for (int k = 0; k < 3; k++)
+        for (size_t i = 0; i < nm[k]; i++) {
+            const rp_outbox_message_t *m = &msgs[k][i];
+            size_t nd = 0;
+            bool dup = false, ok = true;
+            run->plan(run->ctx, m, eps, ne, out, &nd);
+            for (size_t d = 0; d < nd; d++) {
+                if (ok && !insert_delivery(db, NULL, &out[d], &dup, err)) ok = false;
+                if (ok && !dup) (*run->made)++;
+                rp_webhook_delivery_clear(&out[d]);
+            }
+            if (!ok || !query(db, NULL, err, &(use_t){.what = "mark noticed"},
+                              "INSERT INTO webhook_notices (id, type, at) VALUES (?1, ?2, ?3)", "tti", m->request_id,
+                              m->routing_key, run->now))
+                goto done;
+            (*run->things)++;
+        }
+    end = RP_TXN_COMMIT;
+done:
+    for (int k = 0; k < 3; k++)
+        rp_sqlite_page_free((void **)&msgs[k], &nm[k], sizeof *msgs[k], release_outbox);
+    free(eps);
+    free(out);
+    return end;
+}
+
+static bool s_notice(rp_webhook_store_t *s, int64_t now, int limit, rp_webhook_plan_fn plan, void *ctx, size_t *things,
+                     size_t *made, rp_err_t *err) {
+    notice_run_t run = {now, limit, plan, ctx, things, made};
+    *things = *made = 0;
+    return rp_sqlite_transact(pool_of(s), notice_body, &run, err);
+}
+
 static bool s_delivery_insert(rp_webhook_store_t *s, const rp_webhook_delivery_t *d, bool *duplicate, rp_err_t *err) {
     return insert_delivery(NULL, pool_of(s), d, duplicate, err);
 }
@@ -377,6 +499,7 @@ static const rp_webhook_store_ops_t sqlite_ops = {
     .endpoint_update = s_endpoint_update,
     .endpoint_delete = s_endpoint_delete,
     .fanout = s_fanout,
+    .notice = s_notice,
     .delivery_insert = s_delivery_insert,
     .delivery_lease = s_delivery_lease,
     .delivery_record = s_delivery_record,

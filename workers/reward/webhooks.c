@@ -29,6 +29,7 @@
 #define FANOUT_BATCH 200
 #define SEND_BATCH 4
 #define IDLE_MS 100
+#define NOTICE_MS 1000
 
 /* Attempt results counted by the metrics. */
 enum { RES_2XX, RES_3XX, RES_4XX, RES_5XX, RES_TIMEOUT, RES_ERROR, NRESULTS };
@@ -45,6 +46,7 @@ struct rp_webhooks {
     rp_loop_t **senders;
     struct sender *sender_ctx;
     int nsenders;
+    int64_t last_notice; /* when the fan-out thread last looked for events and batches to notice */
     /* this process's attempts, for /metrics */
     atomic_ullong attempts[RP_WEBHOOK_NTYPES][NRESULTS];
     atomic_ullong latency[NBOUNDS + 1];
@@ -89,15 +91,26 @@ static void plan(void *ctx, const rp_outbox_message_t *m, const rp_webhook_endpo
 static rp_loop_next_t fanout_pass(void *arg, int backoff_ms) {
     rp_webhooks_t *w = arg;
     rp_err_t err;
-    size_t messages = 0, made = 0;
+    size_t messages = 0, made = 0, things = 0, made2 = 0;
+    int64_t now = rp_now_ms();
     if (!w->store->ops->fanout(w->store, FANOUT_BATCH, plan, w, &messages, &made, &err)) {
         rp_log(RP_LOG_WARN, "webhooks", "fan-out: %s; retrying in %d ms", err.message, backoff_ms);
         return RP_LOOP_FAILED;
     }
+    /* events canceled or ended and batches completed: looked for once a second (a write
+     * transaction), not at every pass */
+    if (now - w->last_notice >= NOTICE_MS) {
+        if (!w->store->ops->notice(w->store, now, FANOUT_BATCH, plan, w, &things, &made2, &err)) {
+            rp_log(RP_LOG_WARN, "webhooks", "notices: %s; retrying in %d ms", err.message, backoff_ms);
+            return RP_LOOP_FAILED;
+        }
+        if (things < FANOUT_BATCH) w->last_notice = now;
+        made += made2;
+    }
     if (made)
         for (int i = 0; i < w->nsenders; i++)
             rp_loop_kick(w->senders[i]);
-    return messages == FANOUT_BATCH ? RP_LOOP_MORE : RP_LOOP_IDLE;
+    return messages == FANOUT_BATCH || things >= FANOUT_BATCH ? RP_LOOP_MORE : RP_LOOP_IDLE;
 }
 
 /* ---- the senders ---- */
