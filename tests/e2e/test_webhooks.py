@@ -133,6 +133,37 @@ def test_roles_and_unknown_ids(hw, receiver):
     hw.api.call("DELETE", "/events/webhooks/" + ep["id"], token=hw.operator)
 
 
+def _validate(name, instance):
+    jsonschema = pytest.importorskip("jsonschema", reason="python3-jsonschema is needed to check response shapes")
+    base = os.path.join(ROOT, "schemas", "responses")
+    store = {}
+    for f in os.listdir(base):  # every response schema by its $id, which the others $ref
+        with open(os.path.join(base, f)) as fh:
+            schema = json.load(fh)
+        store[schema["$id"]] = schema
+    schema = store[name]
+    resolver = jsonschema.RefResolver(base_uri=name, referrer=schema, store=store)
+    jsonschema.Draft202012Validator(schema, resolver=resolver,
+                                    format_checker=jsonschema.FormatChecker()).validate(instance)
+
+
+def test_responses_follow_the_response_schemas(hw, receiver):
+    r = hw.api.post("/events/webhooks", token=hw.operator, json={"url": receiver.url, "types": ["webhook.ping"]})
+    _validate("webhook-endpoint-created", r.json())
+    ep = r.json()
+    _validate("webhook-endpoint", hw.api.get("/events/webhooks/" + ep["id"], token=hw.operator).json())
+    _validate("webhook-endpoint-page", hw.api.get("/events/webhooks", token=hw.operator).json())
+    ping = hw.api.post("/events/webhooks/%s/ping" % ep["id"], token=hw.operator).json()
+    _validate("webhook-delivery", ping)
+    wait_for(lambda: deliveries(hw, ep["id"], status="DELIVERED")["items"], 30, "the ping")
+    _validate("webhook-delivery-page", deliveries(hw, ep["id"]))
+    _validate("webhook-message", json.loads(receiver.requests[0]["body"]))
+    _validate("webhook-delivery", hw.api.post("/events/webhooks/%s/deliveries/%s/redeliver" % (ep["id"], ping["id"]),
+                                              token=hw.operator).json())
+    _validate("webhook-endpoint-deleted", hw.api.call("DELETE", "/events/webhooks/" + ep["id"],
+                                                      token=hw.operator).json())
+
+
 # ---- signing ----
 
 def test_signature_verifies_independently_and_rejects_wrong_secret_and_replay(hw, receiver):
