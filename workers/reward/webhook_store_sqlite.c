@@ -80,6 +80,18 @@ static void row_int(sqlite3_stmt *st, void *out) {
     *(int64_t *)out = sqlite3_column_int64(st, 0);
 }
 
+/* Whether sql (a SELECT 1 ... LIMIT 1 bound by fmt) finds a row: a read on a pooled connection,
+ * so that an idle relay or sender polls without taking the write lock every grant needs. */
+static bool any_row(rp_webhook_store_t *s, bool *any, rp_err_t *err, const char *sql, const char *fmt, ...) {
+    int64_t one = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    bool ok = rp_sqlite_vquery(NULL, pool_of(s), &(use_t){.what = "poll", .row = row_int, .out = &one, .found = any},
+                               err, sql, fmt, ap);
+    va_end(ap);
+    return ok;
+}
+
 static bool s_ping(rp_webhook_store_t *s, rp_err_t *err) {
     int64_t one = 0;
     return query(NULL, pool_of(s), err, &(use_t){.what = "ping", .row = row_int, .out = &one}, "SELECT 1", "");
@@ -239,8 +251,10 @@ done:
 static bool s_fanout(rp_webhook_store_t *s, int limit, rp_webhook_plan_fn plan, void *ctx, size_t *messages,
                      size_t *made, rp_err_t *err) {
     fanout_run_t run = {limit, plan, ctx, messages, made};
+    bool any = false;
     *messages = *made = 0;
-    return rp_sqlite_transact(pool_of(s), fanout_body, &run, err);
+    if (!any_row(s, &any, err, "SELECT 1 FROM outbox WHERE hooked = 0 LIMIT 1", "")) return false;
+    return !any || rp_sqlite_transact(pool_of(s), fanout_body, &run, err);
 }
 
 /* ---- the notice relay ---- */
@@ -359,8 +373,20 @@ done:
 static bool s_notice(rp_webhook_store_t *s, int64_t now, int limit, rp_webhook_plan_fn plan, void *ctx, size_t *things,
                      size_t *made, rp_err_t *err) {
     notice_run_t run = {now, limit, plan, ctx, things, made};
+    bool any = false;
     *things = *made = 0;
-    return rp_sqlite_transact(pool_of(s), notice_body, &run, err);
+    if (!any_row(
+            s, &any, err,
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM events x WHERE canceled_at IS NOT NULL AND canceled_at <= ?1 "
+            "AND " NOT_NOTICED(
+                "event.canceled") ") OR EXISTS (SELECT 1 FROM events x WHERE canceled_at IS NULL AND "
+                                  "end_at <= ?1 AND " NOT_NOTICED(
+                                      "event.ended") ") OR EXISTS (SELECT 1 FROM batches x WHERE NOT EXISTS "
+                                                     "(SELECT 1 FROM batch_items i WHERE i.batch_id = x.id AND "
+                                                     "i.status = 'QUEUED') AND " NOT_NOTICED("batch.completed") ")",
+            "i", now))
+        return false;
+    return !any || rp_sqlite_transact(pool_of(s), notice_body, &run, err);
 }
 
 static bool s_delivery_insert(rp_webhook_store_t *s, const rp_webhook_delivery_t *d, bool *duplicate, rp_err_t *err) {
@@ -375,6 +401,15 @@ static int by_due(const void *a, const void *b) {
 
 static bool s_delivery_lease(rp_webhook_store_t *s, const char *owner, int64_t now, int64_t until, int limit,
                              rp_webhook_delivery_t **items, size_t *n, rp_err_t *err) {
+    bool any = false;
+    *items = NULL;
+    *n = 0;
+    if (!any_row(s, &any, err,
+                 "SELECT 1 FROM webhook_deliveries WHERE status = 'PENDING' AND next_at <= ?1 AND (lease_until IS NULL "
+                 "OR lease_until < ?1 OR lease_owner = ?2) LIMIT 1",
+                 "it", now, owner))
+        return false;
+    if (!any) return true;
     /* one statement leases atomically; RETURNING has no order, so the page is sorted after */
     if (!query(NULL, pool_of(s), err,
                RP_SQLITE_PAGE("lease webhook deliveries", row_delivery, release_delivery, items, n, limit, NULL),
