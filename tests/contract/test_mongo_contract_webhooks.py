@@ -106,10 +106,12 @@ def test_fanout_makes_deliveries_and_marks_messages_in_one_transaction(driver, m
     assert all(m["u"] == {"$set": {"hooked": True}} for m in marks)
 
 
-def test_fanout_with_nothing_to_do_writes_nothing(driver, mock):
+def test_fanout_with_nothing_to_do_polls_with_a_read_and_starts_no_transaction(driver, mock):
     script_fanout(mock, [], [endpoint_doc()])
     assert run(driver, mock, "hook-fanout") == {"ok": True, "messages": 0, "made": 0}
-    assert not mock.commands("commitTransaction")
+    assert not in_txn(mock.commands())
+    poll = writes(mock.commands(), "find", "outbox")
+    assert len(poll) == 1 and poll[0]["doc"]["filter"] == {"hooked": False} and poll[0]["doc"]["limit"] == 1
     assert not writes(mock.commands(), "update", "outbox")
 
 

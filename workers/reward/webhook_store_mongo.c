@@ -298,7 +298,16 @@ done:
 static bool m_fanout(rp_webhook_store_t *s, int limit, rp_webhook_plan_fn plan, void *ctx, size_t *messages,
                      size_t *made, rp_err_t *err) {
     fanout_run_t run = {limit, plan, ctx, messages, made};
+    bson_t *filter = BCON_NEW("hooked", BCON_BOOL(false)),
+           *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}");
+    bson_t *doc = NULL;
     *messages = *made = 0;
+    /* an idle relay polls with a plain read, not a transaction */
+    bool ok = rp_mongo_find_one(db_of(s), OUTBOX, filter, opts, &doc, err);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    if (!ok || !doc) return ok;
+    bson_destroy(doc);
     return rp_mongo_transact(db_of(s), "fan out webhooks", fanout_body, &run, err);
 }
 
