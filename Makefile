@@ -19,6 +19,8 @@ DEB_TEST  := json-schema-test-suite python3-pytest python3-requests python3-pika
 DEB_BUILD += libssl-dev
 DEB_BUILD += libcurl4-openssl-dev
 DEB_TEST  += openssl
+# tests/e2e/test_webhooks.py checks answers against schemas/responses/
+DEB_TEST  += python3-jsonschema
 # make test-deploy only: the Docker engine, Debian's compose v1 and the base image's maker
 DEB_DEPLOY := docker.io docker-compose debootstrap python3-pytest python3-requests python3-yaml
 # the libFuzzer targets of tests/fuzz: Debian's clang 14 and its fuzzer/sanitizer runtimes
