@@ -399,8 +399,33 @@ static int by_due(const void *a, const void *b) {
     return strcmp(x->id, y->id);
 }
 
+typedef struct lease_run {
+    const char *owner;
+    int64_t now, until;
+    int limit;
+    rp_webhook_delivery_t **items;
+    size_t *n;
+} lease_run_t;
+
+/* The lease runs on the group-commit runner with the other writes of the process (grants,
+ * attempts), instead of as a statement of its own that would wait in SQLite's busy handler. */
+static rp_txn_end_t lease_body(sqlite3 *db, void *arg, rp_err_t *err) {
+    lease_run_t *l = arg;
+    /* one statement leases atomically; RETURNING has no order, so the page is sorted after */
+    return query(db, NULL, err,
+                 RP_SQLITE_PAGE("lease webhook deliveries", row_delivery, release_delivery, l->items, l->n, l->limit,
+                                NULL),
+                 "UPDATE webhook_deliveries SET lease_owner = ?1, lease_until = ?3 WHERE id IN (SELECT id FROM "
+                 "webhook_deliveries WHERE status = 'PENDING' AND next_at <= ?2 AND (lease_until IS NULL OR "
+                 "lease_until < ?2 OR lease_owner = ?1) ORDER BY next_at, id LIMIT ?4) RETURNING " DELIVERY_COLS,
+                 "tiii", l->owner, l->now, l->until, (int64_t)l->limit)
+               ? RP_TXN_COMMIT
+               : RP_TXN_FAILED;
+}
+
 static bool s_delivery_lease(rp_webhook_store_t *s, const char *owner, int64_t now, int64_t until, int limit,
                              rp_webhook_delivery_t **items, size_t *n, rp_err_t *err) {
+    lease_run_t l = {owner, now, until, limit, items, n};
     bool any = false;
     *items = NULL;
     *n = 0;
@@ -410,14 +435,11 @@ static bool s_delivery_lease(rp_webhook_store_t *s, const char *owner, int64_t n
                  "it", now, owner))
         return false;
     if (!any) return true;
-    /* one statement leases atomically; RETURNING has no order, so the page is sorted after */
-    if (!query(NULL, pool_of(s), err,
-               RP_SQLITE_PAGE("lease webhook deliveries", row_delivery, release_delivery, items, n, limit, NULL),
-               "UPDATE webhook_deliveries SET lease_owner = ?1, lease_until = ?3 WHERE id IN (SELECT id FROM "
-               "webhook_deliveries WHERE status = 'PENDING' AND next_at <= ?2 AND (lease_until IS NULL OR "
-               "lease_until < ?2 OR lease_owner = ?1) ORDER BY next_at, id LIMIT ?4) RETURNING " DELIVERY_COLS,
-               "tiii", owner, now, until, (int64_t)limit))
+    if (!rp_sqlite_transact(pool_of(s), lease_body, &l, err)) {
+        /* the group could not commit: what the statement returned was not leased */
+        rp_sqlite_page_free((void **)items, n, sizeof **items, release_delivery);
         return false;
+    }
     if (*items) qsort(*items, *n, sizeof **items, by_due);
     return true;
 }
