@@ -12,11 +12,15 @@ SQLITE_DIR ?= ./data
 
 PKGS      := jansson libjwt libsodium sqlite3 libpcre2-8 librabbitmq libmongoc-1.0
 PKGS      += openssl
+PKGS      += libcurl
 DEB_BUILD := build-essential pkg-config libcivetweb-dev librabbitmq-dev libmongoc-dev libbson-dev \
              libjansson-dev libjwt-dev libsodium-dev libsqlite3-dev libpcre2-dev libcriterion-dev
 DEB_TEST  := json-schema-test-suite python3-pytest python3-requests python3-pika python3-yaml python3-mockupdb sqlite3 curl wrk rabbitmq-server clang-format
 DEB_BUILD += libssl-dev
+DEB_BUILD += libcurl4-openssl-dev
 DEB_TEST  += openssl
+# tests/e2e/test_webhooks.py checks answers against schemas/responses/
+DEB_TEST  += python3-jsonschema
 # make test-deploy only: the Docker engine, Debian's compose v1 and the base image's maker
 DEB_DEPLOY := docker.io docker-compose debootstrap python3-pytest python3-requests python3-yaml
 # the libFuzzer targets of tests/fuzz: Debian's clang 14 and its fuzzer/sanitizer runtimes

@@ -483,6 +483,20 @@ static bool handle_metrics(rp_gateway_t *gw, req_ctx_t *rc) {
     if (strcmp(rc->ri->request_method, "GET") != 0 || !privileged(gw, rc)) return false;
     char *text = rp_metrics_render(gw->metrics);
     size_t n = strlen(text);
+    /* the webhook dispatcher's metrics, from the reward worker (workers/reward/webhooks.h,
+     * RP_WEBHOOKS_METRICS_ROUTE); left out when it does not answer within a second */
+    rp_reply_t rep;
+    rp_reply_init(&rep);
+    rp_rpc_call_internal(gw->transport, RP_COMP_REWARD, "GET", "/_internal/webhooks/metrics", NULL, rp_now_ms() + 1000,
+                         rc->request_id, &rep);
+    const char *hooks = rep.status == 200 ? json_string_value(json_object_get(rep.body, "text")) : NULL;
+    if (hooks) {
+        size_t h = strlen(hooks);
+        text = rp_realloc(text, n + h + 1);
+        memcpy(text + n, hooks, h + 1);
+        n += h;
+    }
+    rp_reply_clear(&rep);
     mg_printf(rc->conn,
               "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n"
               "X-Request-Id: %s\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s\r\n",

@@ -83,6 +83,16 @@ static const rp_api_route_t table[] = {
     {"GET", "/events/batches", RP_COMP_REWARD, false, READERS, RP_BODY_NONE, NULL, 0, 0},
     {"GET", "/events/batches/{id}", RP_COMP_REWARD, false, READERS, RP_BODY_NONE, NULL, 0, 0},
     {"GET", "/events/batches/{id}/items", RP_COMP_REWARD, false, READERS, RP_BODY_NONE, NULL, 0, 0},
+
+    {"POST", "/events/webhooks", RP_COMP_REWARD, false, STAFF, RP_BODY_REQUIRED, "webhook.create", 0, 0},
+    {"GET", "/events/webhooks", RP_COMP_REWARD, false, READERS, RP_BODY_NONE, NULL, 0, 0},
+    {"GET", "/events/webhooks/{id}", RP_COMP_REWARD, false, READERS, RP_BODY_NONE, NULL, 0, 0},
+    {"PATCH", "/events/webhooks/{id}", RP_COMP_REWARD, false, STAFF, RP_BODY_REQUIRED, "webhook.update", 0, 0},
+    {"DELETE", "/events/webhooks/{id}", RP_COMP_REWARD, false, STAFF, RP_BODY_NONE, NULL, 0, 0},
+    {"GET", "/events/webhooks/{id}/deliveries", RP_COMP_REWARD, false, STAFF, RP_BODY_NONE, NULL, 0, 0},
+    {"POST", "/events/webhooks/{id}/deliveries/{deliveryId}/redeliver", RP_COMP_REWARD, false, STAFF, RP_BODY_NONE,
+     NULL, 0, 0},
+    {"POST", "/events/webhooks/{id}/ping", RP_COMP_REWARD, false, STAFF, RP_BODY_NONE, NULL, 0, 0},
 };
 
 const rp_api_route_t *rp_routes_table(size_t *count) {

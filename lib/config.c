@@ -32,6 +32,43 @@ bool rp_config_parse_duration(const char *s, int64_t *out_s) {
     return true;
 }
 
+bool rp_config_parse_schedule(const char *s, int64_t out[RP_WEBHOOK_SCHEDULE_MAX], int *n) {
+    *n = 0;
+    if (!s || !*s) return false;
+    for (;;) {
+        while (*s == ' ')
+            s++;
+        if (*s < '0' || *s > '9' || *n == RP_WEBHOOK_SCHEDULE_MAX) goto bad;
+        errno = 0;
+        char *end = NULL;
+        long long v = strtoll(s, &end, 10);
+        int64_t mult = 0;
+        if (errno || v > 86400000LL) goto bad;
+        if (strncmp(end, "ms", 2) == 0)
+            mult = 1, end += 2;
+        else if (*end == 's')
+            mult = 1000, end++;
+        else if (*end == 'm')
+            mult = 60000, end++;
+        else if (*end == 'h')
+            mult = 3600000, end++;
+        else if (*end == 'd')
+            mult = 86400000, end++;
+        else if (v == 0)
+            mult = 1;
+        if (!mult || v * mult > 86400000LL) goto bad;
+        out[(*n)++] = v * mult;
+        while (*end == ' ')
+            end++;
+        if (*end == '\0') return true;
+        if (*end != ',') goto bad;
+        s = end + 1;
+    }
+bad:
+    *n = 0;
+    return false;
+}
+
 static bool copy_str(char *dst, size_t cap, const char *val, const char *name, rp_err_t *err) {
     if (strlen(val) >= cap) {
         rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "%s is too long (at most %zu bytes)", name, cap - 1);
@@ -128,6 +165,27 @@ static bool get_edge(rp_config_getter_fn get, void *ud, rp_config_t *cfg, rp_err
     return true;
 }
 
+/* Webhook delivery: timeouts, the retry schedule, which targets are allowed, auto-disable. */
+static bool get_webhooks(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_t *err) {
+    const char *sched = get("WEBHOOK_RETRY_SCHEDULE", ud);
+    if (!get_int(get, ud, "WEBHOOK_TIMEOUT_MS", 10000, 100, 120000, &cfg->webhook_timeout_ms, err) ||
+        !get_int(get, ud, "WEBHOOK_CONNECT_TIMEOUT_MS", 5000, 100, 60000, &cfg->webhook_connect_timeout_ms, err) ||
+        !get_int(get, ud, "WEBHOOK_ALLOW_PRIVATE", 0, 0, 1, &cfg->webhook_allow_private, err) ||
+        !get_int(get, ud, "WEBHOOK_ALLOW_HTTP", 0, 0, 1, &cfg->webhook_allow_http, err) ||
+        !get_int(get, ud, "WEBHOOK_SENDERS", 4, 1, 64, &cfg->webhook_senders, err) ||
+        !get_duration(get, ud, "WEBHOOK_DISABLE_AFTER", "5d", &cfg->webhook_disable_after_s, err))
+        return false;
+    if (!rp_config_parse_schedule(sched && *sched ? sched : "0,5s,5m,30m,2h,5h,10h,10h", cfg->webhook_schedule_ms,
+                                  &cfg->webhook_attempts)) {
+        rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID",
+                   "WEBHOOK_RETRY_SCHEDULE must be 1 to %d comma-separated waits such as 0,5s,5m,2h (units ms, s, m, "
+                   "h, d; each at most 1d)",
+                   RP_WEBHOOK_SCHEDULE_MAX);
+        return false;
+    }
+    return true;
+}
+
 bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_t *err) {
     memset(cfg, 0, sizeof *cfg);
     int body_bytes = 0;
@@ -193,7 +251,7 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
         !get_int(get, ud, "RATE_LIMIT_MAX_CLIENTS", 65536, 64, 16777216, &cfg->rate_limit_max_clients, err) ||
         !get_edge(get, ud, cfg, err))
         return false;
-    if (!get_http_limits(cfg, get, ud, err)) return false;
+    if (!get_http_limits(cfg, get, ud, err) || !get_webhooks(cfg, get, ud, err)) return false;
     cfg->max_body_bytes = (size_t)body_bytes;
     if (!get_int(get, ud, "PASSWORD_HASH_QUEUE", 1, 0, 1024, &cfg->password_hash_queue, err) ||
         !get_int(get, ud, "SQLITE_CACHE_KIB", RP_SQLITE_CACHE_KIB_DEFAULT, 64, 1048576, &cfg->sqlite_cache_kib, err) ||

@@ -10,6 +10,8 @@
 #include "err.h"
 #include "ipnet.h"
 
+#define RP_WEBHOOK_SCHEDULE_MAX 16 /* attempts in WEBHOOK_RETRY_SCHEDULE */
+
 typedef struct rp_config {
     int port;                      /* PORT, default 8080 */
     char bind_address[64];         /* BIND_ADDRESS, default 0.0.0.0 */
@@ -60,6 +62,17 @@ typedef struct rp_config {
     rp_ipnet_list_t trusted_proxies; /* TRUSTED_PROXIES: peers whose CLIENT_IP_HEADER is believed */
     int metrics_allow_loopback;      /* METRICS_ALLOW_LOOPBACK=1: loopback clients read /metrics without a token */
     int rate_limit_max_clients;      /* RATE_LIMIT_MAX_CLIENTS buckets per limiter, 64..16777216; 65536 */
+    /* webhooks (DESIGN.md section 10) */
+    int webhook_timeout_ms;         /* WEBHOOK_TIMEOUT_MS one attempt may take in all, 100..120000; 10000 */
+    int webhook_connect_timeout_ms; /* WEBHOOK_CONNECT_TIMEOUT_MS to connect, 100..60000; 5000 */
+    /* WEBHOOK_RETRY_SCHEDULE: the wait before each attempt, from the message (first) or the failed
+     * attempt before; default 0,5s,5m,30m,2h,5h,10h,10h */
+    int64_t webhook_schedule_ms[RP_WEBHOOK_SCHEDULE_MAX];
+    int webhook_attempts;            /* entries of the schedule */
+    int webhook_allow_private;       /* WEBHOOK_ALLOW_PRIVATE=1: targets on private addresses are allowed */
+    int webhook_allow_http;          /* WEBHOOK_ALLOW_HTTP=1: http:// targets are allowed */
+    int64_t webhook_disable_after_s; /* WEBHOOK_DISABLE_AFTER an endpoint may fail every delivery; 5d */
+    int webhook_senders;             /* WEBHOOK_SENDERS delivering threads per grant-worker process, 1..64; 4 */
 } rp_config_t;
 
 /* Looks up one variable; returns NULL when unset. ud is passed through. */
@@ -71,6 +84,11 @@ typedef const char *(*rp_config_getter_fn)(const char *name, void *ud);
 bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_t *err);
 /* rp_config_load from the process environment. */
 bool rp_config_load_env(rp_config_t *cfg, rp_err_t *err);
+
+/* Parses a retry schedule: comma-separated waits, each an integer with a unit ms, s, m, h or d
+ * (a bare 0 is "at once"), at most RP_WEBHOOK_SCHEDULE_MAX, each at most 1d, into out[] and *n.
+ * False (with *n 0) when malformed. */
+bool rp_config_parse_schedule(const char *s, int64_t out[RP_WEBHOOK_SCHEDULE_MAX], int *n);
 
 /* Parses a duration such as "90", "30s", "60m", "12h", "14d" into seconds (> 0). */
 bool rp_config_parse_duration(const char *s, int64_t *out_s);

@@ -44,7 +44,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "sodium_init failed\n");
         return 1;
     }
-    if (!(out = contract_event(uri, scenario)) && !(out = contract_auth(uri, scenario)))
+    if (!(out = contract_event(uri, scenario)) && !(out = contract_auth(uri, scenario)) &&
+        !(out = contract_webhook(uri, scenario)))
         out = contract_reward(uri, scenario);
     if (!out) {
         fprintf(stderr, "unknown scenario: %s\n", scenario);

@@ -37,5 +37,6 @@ json_t *page(bool ok, const rp_err_t *err, json_t *items, bool more);
 json_t *contract_reward(const char *uri, const char *scenario);
 json_t *contract_event(const char *uri, const char *scenario);
 json_t *contract_auth(const char *uri, const char *scenario);
+json_t *contract_webhook(const char *uri, const char *scenario);
 
 #endif

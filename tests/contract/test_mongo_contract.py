@@ -515,8 +515,13 @@ def test_grant_happy_path_is_one_transaction(driver, mock):
 def test_grant_awaiting_review_touches_event_but_not_stock(driver, mock):
     out = run(driver, mock, "grant-review")
     assert out == dict(GRANT_OK, status="AWAITING_REVIEW")
-    transaction_of(mock, [("find", "event_reward_requests"), ("aggregate", "event_reward_requests"),
-                          ("update", "events"), ("insert", "event_reward_requests"), ("commitTransaction", None)])
+    txn = transaction_of(mock, [("find", "event_reward_requests"), ("aggregate", "event_reward_requests"),
+                                ("update", "events"), ("insert", "event_reward_requests"), ("update", "counters"),
+                                ("find", "counters"), ("insert", "outbox"), ("commitTransaction", None)])
+    # the request waiting for review has a message of its own (webhooks), in the same transaction
+    msg = txn[6]["doc"]["documents"][0]
+    assert msg["messageId"] == REQUEST + ":review" and msg["routingKey"] == "reward.awaiting_review"
+    assert payload_of(msg)["messageId"] == REQUEST + ":review" and msg["hooked"] is False
 
 
 def test_grant_batch_item_settles_in_the_same_transaction(driver, mock):

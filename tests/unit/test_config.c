@@ -303,3 +303,67 @@ Test(config, api_key_cache_ms_is_0_to_4000) {
         cr_assert(strstr(err.message, "API_KEY_CACHE_MS"), "%s", err.message);
     }
 }
+
+Test(config, webhook_defaults) {
+    kv_t env[] = {{"JWT_SECRET", SECRET}, {NULL, NULL}};
+    rp_config_t c;
+    rp_err_t err;
+    cr_assert(rp_config_load(&c, getter, env, &err), "%s", err.message);
+    cr_assert_eq(c.webhook_timeout_ms, 10000);
+    cr_assert_eq(c.webhook_connect_timeout_ms, 5000);
+    cr_assert_eq(c.webhook_allow_private, 0);
+    cr_assert_eq(c.webhook_allow_http, 0);
+    cr_assert_eq(c.webhook_disable_after_s, 5 * 86400);
+    cr_assert_eq(c.webhook_senders, 4);
+    /* DESIGN.md section 10: at once, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h */
+    int64_t want[] = {0, 5000, 300000, 1800000, 7200000, 18000000, 36000000, 36000000};
+    cr_assert_eq(c.webhook_attempts, 8);
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(c.webhook_schedule_ms[i], want[i], "entry %d", i);
+}
+
+Test(config, webhook_schedule_parses_units_and_refuses_junk) {
+    int64_t s[RP_WEBHOOK_SCHEDULE_MAX];
+    int n = -1;
+    cr_assert(rp_config_parse_schedule("0, 200ms,1s,2m,1h,1d", s, &n));
+    cr_assert_eq(n, 6);
+    cr_assert_eq(s[1], 200);
+    cr_assert_eq(s[2], 1000);
+    cr_assert_eq(s[3], 120000);
+    cr_assert_eq(s[5], 86400000);
+    const char *bad[] = {"", ",", "0,", "5", "1x", "-1s", "2d", "1s,,2s", "0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0", "s"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_not(rp_config_parse_schedule(bad[i], s, &n), "accepted \"%s\"", bad[i]);
+        cr_assert_eq(n, 0);
+    }
+}
+
+Test(config, webhook_bad_values_refuse_start) {
+    const char *cases[][2] = {{"WEBHOOK_RETRY_SCHEDULE", "soon"},
+                              {"WEBHOOK_TIMEOUT_MS", "50"},
+                              {"WEBHOOK_CONNECT_TIMEOUT_MS", "0"},
+                              {"WEBHOOK_ALLOW_PRIVATE", "yes"},
+                              {"WEBHOOK_ALLOW_HTTP", "2"},
+                              {"WEBHOOK_DISABLE_AFTER", "0"},
+                              {"WEBHOOK_SENDERS", "0"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        kv_t env[] = {{"JWT_SECRET", SECRET}, {cases[i][0], cases[i][1]}, {NULL, NULL}};
+        rp_config_t c;
+        rp_err_t err;
+        cr_assert_not(rp_config_load(&c, getter, env, &err), "%s=%s accepted", cases[i][0], cases[i][1]);
+        cr_assert(strstr(err.message, cases[i][0]), "%s", err.message);
+    }
+    kv_t ok[] = {{"JWT_SECRET", SECRET},
+                 {"WEBHOOK_RETRY_SCHEDULE", "0,100ms,100ms"},
+                 {"WEBHOOK_ALLOW_PRIVATE", "1"},
+                 {"WEBHOOK_ALLOW_HTTP", "1"},
+                 {"WEBHOOK_TIMEOUT_MS", "1500"},
+                 {"WEBHOOK_DISABLE_AFTER", "2s"},
+                 {NULL, NULL}};
+    rp_config_t c;
+    rp_err_t err;
+    cr_assert(rp_config_load(&c, getter, ok, &err), "%s", err.message);
+    cr_assert_eq(c.webhook_attempts, 3);
+    cr_assert_eq(c.webhook_allow_private, 1);
+    cr_assert_eq(c.webhook_disable_after_s, 2);
+}

@@ -116,6 +116,27 @@ typedef struct messages {
     char last_id[RP_MESSAGE_ID_LEN], last_payload_id[64];
 } messages_t;
 
+/* The reward.awaiting_review messages of request id, checking each one's id "<id>:review". */
+static size_t review_messages_of(const char *id) {
+    rp_err_t err;
+    rp_outbox_message_t *items = NULL;
+    size_t n = 0, found = 0;
+    bool more;
+    char want[RP_MESSAGE_ID_LEN];
+    snprintf(want, sizeof want, "%s:review", id);
+    cr_assert(S.rewards->ops->list_outbox(S.rewards, 0, 1000, &items, &n, &more, &err), "%s", err.message);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(items[i].request_id, id) == 0 && strcmp(items[i].routing_key, "reward.awaiting_review") == 0) {
+            found++;
+            cr_assert_str_eq(items[i].message_id, want);
+            cr_assert_str_eq(json_string_value(json_object_get(items[i].payload, "messageId")), want);
+        }
+        rp_outbox_message_clear(&items[i]);
+    }
+    free(items);
+    return found;
+}
+
 static messages_t messages_of(const char *id) {
     rp_err_t err;
     rp_outbox_message_t *items = NULL;
@@ -124,7 +145,8 @@ static messages_t messages_of(const char *id) {
     messages_t m = {0, "", ""};
     cr_assert(S.rewards->ops->list_outbox(S.rewards, 0, 1000, &items, &n, &more, &err), "%s", err.message);
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(items[i].request_id, id) == 0) {
+        /* grants and revocations; a request waiting for review has a message of its own */
+        if (strcmp(items[i].request_id, id) == 0 && strcmp(items[i].routing_key, "reward.awaiting_review") != 0) {
             m.n++;
             snprintf(m.last_id, sizeof m.last_id, "%s", items[i].message_id);
             const char *p = json_string_value(json_object_get(items[i].payload, "messageId"));
@@ -237,6 +259,8 @@ Test(grant_txn, review_then_approve_pays_and_decides_once) {
     rp_decide_result_t d;
     scene_t c = claimed(5, -1, "dddddddddddddddddddddddd", RP_REQ_AWAITING_REVIEW, RP_GRANT_OK);
     cr_assert_eq(stock(c.ev, 0), 5, "review holds the slot, not the stock");
+    cr_assert_eq(messages_of(c.r.id).n, 0u, "nothing is granted yet");
+    cr_assert_eq(review_messages_of(c.r.id), 1u, "the review's own message (webhooks: reward.awaiting_review)");
     cr_assert_eq(decide(RP_DECIDE_APPROVE, c.r.id, "looks fine", 1000, &d), RP_DECIDED);
     cr_assert_eq(d.request.status, RP_REQ_SUCCESS);
     cr_assert_str_eq(d.request.processor_id, OPERATOR);

@@ -42,14 +42,19 @@ static bool append_ledger(const rp_reward_store_ops_t *ops, rp_reward_txn_t *tx,
     return ops->tx_append_ledger(tx, entries, r->nrewards);
 }
 
-/* The outbox message about r: a grant's id is the request id, a revocation's "<id>:revoked",
- * and the payload carries the same id, so a game server can deduplicate on either. */
-static bool append_message(const rp_reward_store_ops_t *ops, rp_reward_txn_t *tx, const rp_request_t *r, bool revoked,
-                           const char *reason, int64_t at) {
+/* The outbox message about r: a grant's id is the request id, a revocation's "<id>:revoked", a
+ * request waiting for review "<id>:review" (for webhooks, DESIGN.md section 10), and the payload
+ * carries the same id, so a game server can deduplicate on either. */
+typedef enum message_kind { MSG_GRANTED, MSG_REVOKED, MSG_AWAITING_REVIEW } message_kind_t;
+
+static bool append_message(const rp_reward_store_ops_t *ops, rp_reward_txn_t *tx, const rp_request_t *r,
+                           message_kind_t kind, const char *reason, int64_t at) {
+    static const char *const suffix[] = {"", ":revoked", ":review"};
+    static const char *const key[] = {"reward.granted", "reward.revoked", "reward.awaiting_review"};
     rp_outbox_message_t m;
     memset(&m, 0, sizeof m);
-    snprintf(m.message_id, sizeof m.message_id, revoked ? "%s:revoked" : "%s", r->id);
-    snprintf(m.routing_key, sizeof m.routing_key, revoked ? "reward.revoked" : "reward.granted");
+    snprintf(m.message_id, sizeof m.message_id, "%s%s", r->id, suffix[kind]);
+    snprintf(m.routing_key, sizeof m.routing_key, "%s", key[kind]);
     memcpy(m.request_id, r->id, sizeof m.request_id);
     m.payload = rp_request_message(r, m.routing_key, m.message_id, at, reason);
     m.created_at = at;
@@ -60,7 +65,7 @@ static bool append_message(const rp_reward_store_ops_t *ops, rp_reward_txn_t *tx
 
 /* Pays r out: stock taken by the caller, here the ledger and the message. */
 static bool pay(const rp_reward_store_ops_t *ops, rp_reward_txn_t *tx, const rp_request_t *r, int64_t at) {
-    return append_ledger(ops, tx, r, RP_LEDGER_GRANT, at) && append_message(ops, tx, r, false, NULL, at);
+    return append_ledger(ops, tx, r, RP_LEDGER_GRANT, at) && append_message(ops, tx, r, MSG_GRANTED, NULL, at);
 }
 
 void rp_grant_result_clear(rp_grant_result_t *res) {
@@ -194,6 +199,9 @@ static rp_txn_end_t grant_body(rp_reward_txn_t *tx, void *arg) {
     }
     /* paying refuses nothing, so a rehearsal that will roll back anyway skips it */
     if (r->status == RP_REQ_SUCCESS && !run->dry && !pay(ops, tx, r, r->created_at)) return RP_TXN_FAILED;
+    if (r->status == RP_REQ_AWAITING_REVIEW && !run->dry &&
+        !append_message(ops, tx, r, MSG_AWAITING_REVIEW, NULL, r->created_at))
+        return RP_TXN_FAILED;
     res->outcome = RP_GRANT_OK;
     return answer(run, tx, true);
 }
@@ -590,7 +598,7 @@ static rp_txn_end_t decide_body(rp_reward_txn_t *tx, void *arg) {
     if (to == RP_REQ_SUCCESS && !pay(ops, tx, r, run->now)) return RP_TXN_FAILED;
     if (to == RP_REQ_REVOKED &&
         (!ops->tx_stock_give(tx, r->event_id, lines, n) || !append_ledger(ops, tx, r, RP_LEDGER_REVERSAL, run->now) ||
-         !append_message(ops, tx, r, true, run->text, run->now)))
+         !append_message(ops, tx, r, MSG_REVOKED, run->text, run->now)))
         return RP_TXN_FAILED;
     res->outcome = run->short_stock ? RP_DECIDE_OUT_OF_STOCK : canceled ? RP_DECIDE_EVENT_CANCELED : RP_DECIDED;
     return RP_TXN_COMMIT;

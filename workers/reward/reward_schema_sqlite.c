@@ -113,5 +113,51 @@ static const char v3[] = "CREATE TABLE batches ("
 /* v4: the batch list pages newest first over all events */
 static const char v4[] = "CREATE INDEX batches_created ON batches(created_at, id);";
 
+/* v5: signed webhooks (DESIGN.md section 10). The fan-out relay makes one delivery per subscribed
+ * endpoint of every outbox message not yet `hooked`, and marks it in the same transaction;
+ * messages written before webhooks existed are marked already. A delivery keeps the exact body
+ * it sends, its attempt log and a lease, so that several senders never post it at once. */
+static const char v5[] =
+    "ALTER TABLE outbox ADD COLUMN hooked INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE outbox SET hooked = 1;"
+    "CREATE INDEX outbox_unhooked ON outbox(seq) WHERE hooked = 0;"
+    "CREATE TABLE webhook_endpoints ("
+    "  id TEXT PRIMARY KEY,"
+    "  url TEXT NOT NULL,"
+    "  types INTEGER NOT NULL,"
+    "  enabled INTEGER NOT NULL,"
+    "  secret TEXT NOT NULL,"
+    "  created_by TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  failing_since INTEGER,"
+    "  disabled_at INTEGER,"
+    "  disabled_reason TEXT);"
+    "CREATE TABLE webhook_deliveries ("
+    "  id TEXT PRIMARY KEY,"
+    "  endpoint_id TEXT NOT NULL,"
+    "  webhook_id TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  status TEXT NOT NULL CHECK (status IN ('PENDING', 'DELIVERED', 'FAILED')),"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  round INTEGER NOT NULL DEFAULT 0,"
+    "  next_at INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  settled_at INTEGER,"
+    "  log TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(log)),"
+    "  lease_owner TEXT,"
+    "  lease_until INTEGER,"
+    "  UNIQUE (endpoint_id, webhook_id));"
+    "CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_at, id) WHERE status = 'PENDING';"
+    "CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, status, id);"
+    /* events and batches whose webhook (event.canceled, event.ended, batch.completed) was made:
+     * the relay of webhook_store.h's notice */
+    "CREATE TABLE webhook_notices ("
+    "  id TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  PRIMARY KEY (id, type)) WITHOUT ROWID;";
+
 /* v1..v4 were the reward halves of the old combined list's user_version 1..4 */
-const char *const rp_reward_sqlite_steps[] = {v1, v2, v3, v4, NULL};
+const char *const rp_reward_sqlite_steps[] = {v1, v2, v3, v4, v5, NULL};

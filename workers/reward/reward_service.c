@@ -21,6 +21,7 @@
 #include "roles.h"
 #include "service.h"
 #include "timeutil.h"
+#include "webhooks.h"
 
 struct rp_reward_worker {
     const rp_config_t *cfg;
@@ -30,6 +31,7 @@ struct rp_reward_worker {
     rp_claims_t *claims;
     rp_batches_t *batches;
     rp_outbox_relay_t *relay;  /* NULL unless run_relay */
+    rp_webhooks_t *hooks;      /* endpoints; its dispatcher runs from run_batches on */
     rp_transport_t *transport; /* borrowed from run_batches: account lookups go through it */
     rp_service_t service;
 };
@@ -40,8 +42,30 @@ struct rp_reward_worker {
 /* the service hooks (rpc.h) */
 static bool ping(void *ctx, rp_err_t *err) {
     rp_reward_worker_t *w = ctx;
-    return w->store->ops->ping(w->store, err);
+    return w->store->ops->ping(w->store, err) && rp_webhooks_ping(w->hooks, err);
 }
+
+/* After a write that answered 2xx there may be a new outbox message: the webhook fan-out looks
+ * at once instead of at its next idle poll. */
+static void after_op(void *ctx, const rp_envelope_t *env, const rp_reply_t *rep) {
+    rp_reward_worker_t *w = ctx;
+    if (strcmp(env->method, "GET") != 0 && rep->status >= 200 && rep->status < 300) rp_webhooks_kick(w->hooks);
+}
+
+/* The webhook operations with the worker as ctx. */
+#define HOOK_OP(name)                                                                                                  \
+    static void op_hook_##name(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {                                 \
+        rp_webhooks_op_##name(((rp_reward_worker_t *)ctx)->hooks, env, rep);                                           \
+    }
+HOOK_OP(create)
+HOOK_OP(list)
+HOOK_OP(get)
+HOOK_OP(update)
+HOOK_OP(delete)
+HOOK_OP(deliveries)
+HOOK_OP(redeliver)
+HOOK_OP(ping)
+HOOK_OP(metrics)
 
 static void free_ctx(void *ctx) {
     rp_reward_worker_free(ctx);
@@ -317,6 +341,15 @@ static const rp_route_op_t ops[] = {
     {"GET", "/events/batches/{id}", op_batch_get},
     {"GET", "/events/batches/{id}/items", op_batch_items},
     {"GET", RP_EXPORT_PAGE_ROUTE, op_export_page},
+    {"POST", "/events/webhooks", op_hook_create},
+    {"GET", "/events/webhooks", op_hook_list},
+    {"GET", "/events/webhooks/{id}", op_hook_get},
+    {"PATCH", "/events/webhooks/{id}", op_hook_update},
+    {"DELETE", "/events/webhooks/{id}", op_hook_delete},
+    {"GET", "/events/webhooks/{id}/deliveries", op_hook_deliveries},
+    {"POST", "/events/webhooks/{id}/deliveries/{deliveryId}/redeliver", op_hook_redeliver},
+    {"POST", "/events/webhooks/{id}/ping", op_hook_ping},
+    {"GET", RP_WEBHOOKS_METRICS_ROUTE, op_hook_metrics},
 };
 
 rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t *events, rp_err_t *err) {
@@ -325,24 +358,27 @@ rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t
     rp_reward_store_t *store = strcmp(cfg->store, "mongodb") == 0
                                    ? rp_reward_store_mongo_open(cfg->mongodb_uri, cfg->mongodb_db_name, err)
                                    : rp_reward_store_sqlite_open(cfg->sqlite_dir, cfg->worker_threads + 2, err);
-    if (!store) {
+    rp_webhooks_t *hooks = store ? rp_webhooks_new(cfg, err) : NULL;
+    if (!hooks) {
+        if (store) store->ops->free(store);
         if (owned) owned->ops->free(owned);
         return NULL;
     }
     rp_reward_worker_t *w = rp_calloc(1, sizeof *w);
     w->cfg = cfg;
     w->store = store;
+    w->hooks = hooks;
     w->events = events;
     w->owned_events = owned;
     w->claims = rp_claims_new(store, events);
     w->batches = rp_batches_new(cfg, store, events, w->claims);
-    w->service = (rp_service_t){"reward", ops, sizeof ops / sizeof ops[0], w, ping, free_ctx, NULL};
+    w->service = (rp_service_t){"reward", ops, sizeof ops / sizeof ops[0], w, ping, free_ctx, after_op};
     return w;
 }
 
 bool rp_reward_worker_run_batches(rp_reward_worker_t *w, rp_transport_t *t, rp_err_t *err) {
     w->transport = t;
-    return rp_batches_start(w->batches, t, err);
+    return rp_batches_start(w->batches, t, err) && rp_webhooks_start(w->hooks, err);
 }
 
 bool rp_reward_worker_run_relay(rp_reward_worker_t *w, const char *owner, rp_err_t *err) {
@@ -357,6 +393,7 @@ const rp_service_t *rp_reward_worker_service(rp_reward_worker_t *w) {
 void rp_reward_worker_free(rp_reward_worker_t *w) {
     if (!w) return;
     rp_outbox_relay_free(w->relay); /* first: it works on the store */
+    rp_webhooks_free(w->hooks);
     rp_batches_free(w->batches);
     rp_claims_free(w->claims);
     w->store->ops->free(w->store);

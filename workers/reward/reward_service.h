@@ -16,7 +16,8 @@ typedef struct rp_reward_worker rp_reward_worker_t;
  * or, when events is NULL (a reward worker process of its own), through an event repository
  * the worker opens and owns. cfg is borrowed too. Free with rp_reward_worker_free. */
 rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t *events, rp_err_t *err);
-/* Starts batch grant processing on t: consumers of reward.grant and the sweeper; t is also
+/* Starts batch grant processing on t: consumers of reward.grant and the sweeper, and the webhook
+ * dispatcher (webhooks.h: fan-out relay and senders); t is also
  * how the worker asks the auth worker about accounts (lib/accounts.h: batch items, dry runs,
  * eligibility). The transport must be stopped before the worker is freed. */
 bool rp_reward_worker_run_batches(rp_reward_worker_t *w, rp_transport_t *t, rp_err_t *err);

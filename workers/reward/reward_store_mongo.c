@@ -408,7 +408,8 @@ static bool m_tx_append_outbox(rp_reward_txn_t *t, const rp_outbox_message_t *m)
     rp_outbox_message_t row = *m;
     if (!next_seq(t->tx, OUTBOX, 1, &row.seq)) return false;
     row.published_at = 0;
-    bson_t *doc = BCON_NEW("leaseOwner", BCON_NULL, "leaseUntil", BCON_NULL);
+    /* hooked: not yet fanned out to webhook endpoints (webhook_store_mongo.c) */
+    bson_t *doc = BCON_NEW("leaseOwner", BCON_NULL, "leaseUntil", BCON_NULL, "hooked", BCON_BOOL(false));
     RP_MONGO_PUT_FIELDS(doc, &row, outbox_fields);
     rp_mongo_append_opaque(doc, "payload", m->payload);
     bool ok = rp_mongo_txn_insert(t->tx, OUTBOX, doc);
