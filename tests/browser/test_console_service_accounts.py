@@ -139,6 +139,15 @@ def test_admin_manages_a_game_server_key_in_the_console(browser, api, platform):
     row = sa_row(b, name)
     first_key_id = key_ids(row)[0]
     assert row.find_elements(By.TAG_NAME, "td")[1].text == "GAME_SERVER"
+    # a taken name (names compare case-insensitively): the server's refusal next to the name
+    b.expected_http.add(409)
+    set_text(by_label(section, "Name"), name.upper())
+    button(section, "Create service account").click()
+    err = wait(b, lambda d: d.find_element(By.CSS_SELECTOR, "#sa-create [data-field='/name'] .field-error").text,
+               what="the taken name")
+    assert err == "a service account with this name exists"
+    assert "NAME_TAKEN" in section.find_element(By.CSS_SELECTOR, ".error[role=alert]").text
+    assert not b.d.find_elements(By.CSS_SELECTOR, "dialog")
 
     # the key works through the API: a game server reports progress
     r = api.call("POST", "/events/progress", token=key, json={"facts": [
@@ -181,6 +190,8 @@ def test_admin_manages_a_game_server_key_in_the_console(browser, api, platform):
     expires = row.find_element(By.CSS_SELECTOR, "tr[data-key='%s']" % first_key_id).find_elements(By.TAG_NAME, "td")[2]
     assert expires.text != "never"
     assert key_status(platform, key).status_code == 200 and key_status(platform, second).status_code == 200
+    b.d.execute_script("arguments[0].scrollIntoView({block: 'center'})", row)
+    b.shot("sa-two-keys")
 
     # revoke the first key, after a confirmation: the API refuses it within 5 s, the second lives on
     button(row.find_element(By.CSS_SELECTOR, "tr[data-key='%s']" % first_key_id), "Revoke").click()
