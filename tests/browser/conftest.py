@@ -104,6 +104,7 @@ class Browser:
         self.name = name
         self.shots = 0
         self.expected_http = set()  # statuses a test provokes on purpose (logged by chromium as errors)
+        self.seen = []  # console entries read so far (chromium hands each out once)
 
     @property
     def root(self):
@@ -118,10 +119,15 @@ class Browser:
         self.d.save_screenshot(path)
         return path
 
+    def logs(self):
+        """Every console entry of the page so far."""
+        self.seen.extend(self.d.get_log("browser"))
+        return list(self.seen)
+
     def problems(self):
         """Console entries that fail a test: errors, and any CSP report at any level."""
         bad = []
-        for e in self.d.get_log("browser"):
+        for e in self.logs():
             msg = e.get("message", "")
             if "Content Security Policy" in msg or "Content-Security-Policy" in msg:
                 bad.append(e)

@@ -1,8 +1,9 @@
-// admin.js - accounts and roles (ADMIN); service accounts and webhooks get their place here as
-// their API lands.
+// admin.js - accounts and roles, and service accounts (service_accounts.js) (ADMIN); webhooks get
+// their place here as their API lands.
 import { get, put } from '../api.js';
 import { h, clear, fmtTime, notice, confirmDialog, field } from '../dom.js';
 import { pagedTable, act } from './common.js';
+import * as serviceAccounts from './service_accounts.js';
 
 const ROLES = ['USER', 'GAME_SERVER', 'OPERATOR', 'AUDITOR', 'ADMIN'];
 
@@ -15,15 +16,14 @@ export async function render(root) {
       h('td', null, fmtTime(u.createdAt)),
       h('td', { class: 'row-actions' }, rolesButton(u, out, () => list.reload()), statusButton(u, out, () => list.reload()))),
     'Accounts');
+  const services = h('div', { id: 'admin-service-accounts' });
   clear(root, h('h1', null, 'Admin'),
     h('h2', null, 'Accounts and roles'), out, list.el,
-    h('h2', null, 'Service accounts'),
-    h('p', { class: 'muted', id: 'admin-service-accounts' },
-      'Keys for game servers and tools (POST/GET /auth/service-accounts) will be managed here once that API is part of this build.'),
+    h('h2', null, 'Service accounts'), services,
     h('h2', null, 'Webhooks'),
     h('p', { class: 'muted', id: 'admin-webhooks' },
       'Signed HTTP notifications of grants (/events/webhooks) will be managed here once that API is part of this build.'));
-  await list.reload();
+  await Promise.all([list.reload(), serviceAccounts.render(services)]);
 }
 
 function rolesButton(u, out, reload) {
