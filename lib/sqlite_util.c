@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ids.h"
 #include "log.h"
@@ -221,9 +222,22 @@ static sqlite3 *open_waiting(const char *path, int busy_ms, rp_err_t *err) {
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-%d;",
              (int)cache_kib);
-    if (!rp_sqlite_exec(db, pragmas, err)) {
-        sqlite3_close_v2(db);
-        return NULL;
+    /* Switching a new file to WAL takes an exclusive lock. Two processes opening it at once can
+     * each hold a shared lock and want the exclusive one, and SQLite then answers SQLITE_BUSY to
+     * both at once rather than call the busy handler (it would deadlock): seen when the grant and
+     * event workers of a cluster started together. So a busy answer is retried here, with a
+     * growing pause, until busy_ms has passed. */
+    int64_t deadline = rp_mono_ms() + busy_ms;
+    int pause_ms = 5;
+    while ((rc = sqlite3_exec(db, pragmas, NULL, NULL, NULL)) != SQLITE_OK) {
+        if ((rc & 0xff) != SQLITE_BUSY || rp_mono_ms() + pause_ms > deadline) {
+            rp_sqlite_err(db, "exec", err);
+            sqlite3_close_v2(db);
+            return NULL;
+        }
+        struct timespec ts = {0, (long)pause_ms * 1000000L};
+        nanosleep(&ts, NULL);
+        pause_ms = pause_ms < 200 ? pause_ms * 2 : 200;
     }
     return db;
 }
