@@ -21,8 +21,8 @@ export async function render(root) {
     h('p', { class: 'muted', id: 'admin-service-accounts' },
       'Keys for game servers and tools (POST/GET /auth/service-accounts) will be managed here once that API is part of this build.'),
     h('h2', null, 'Webhooks'),
-    h('p', { class: 'muted', id: 'admin-webhooks' },
-      'Signed HTTP notifications of grants (/events/webhooks) will be managed here once that API is part of this build.'));
+    h('p', { id: 'admin-webhooks' }, 'Signed HTTP notifications of grants to game servers: endpoints, their secrets and ',
+      'deliveries are on the ', h('a', { href: '#/webhooks' }, 'Webhooks'), ' page.'));
   await list.reload();
 }
 
