@@ -139,8 +139,9 @@ function deliveriesNeedOperator() {
 }
 
 // The signing secret of a new endpoint, in a modal that says it is shown this once. The secret
-// lives only in this dialog (never in the URL, storage or a log); closing the dialog empties and
-// removes it. Only the Done button closes it, so a stray Escape cannot lose the secret.
+// lives only in this dialog (never in the URL, storage or a log); however the dialog closes, it is
+// emptied and removed. Escape is refused so that a stray key cannot lose the secret (Chromium
+// still lets a second Escape with no click between close it: that is the same drop).
 function secretDialog(url, secret) {
   return new Promise((resolve) => {
     const titleId = nextId('dlg');
@@ -174,12 +175,12 @@ function secretDialog(url, secret) {
           : 'The browser refused to copy: the secret is selected, copy it with Ctrl+C.';
       }
     });
-    done.addEventListener('click', () => {
+    dlg.addEventListener('close', () => {
       input.value = '';
-      dlg.close();
       dlg.remove();
       resolve();
     });
+    done.addEventListener('click', () => dlg.close());
     dlg.addEventListener('cancel', (e) => e.preventDefault());
     document.body.append(dlg);
     dlg.showModal();
