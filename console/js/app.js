@@ -11,6 +11,7 @@ import * as batches from './views/batches.js';
 import * as ledger from './views/ledger.js';
 import * as audit from './views/audit.js';
 import * as admin from './views/admin.js';
+import * as webhooks from './views/webhooks.js';
 
 const STAFF = ['OPERATOR', 'AUDITOR', 'ADMIN'];
 const AUDIT = ['AUDITOR', 'ADMIN'];
@@ -29,6 +30,7 @@ const ROUTES = [
   ['players/:id', players.render, STAFF, null],
   ['batches', batches.renderList, STAFF, 'Batch grants'],
   ['batches/:id', batches.renderOne, STAFF, null],
+  ...webhooks.ROUTES,
   ['ledger', ledger.render, AUDIT, 'Ledger'],
   ['audit', audit.render, AUDIT, 'Audit logs'],
   ['admin', admin.render, ['ADMIN'], 'Admin'],

@@ -121,7 +121,7 @@ def test_operator_runs_an_event_end_to_end(browser, api, platform, tmp_path):
     signed_in(b, op_name)
     page_ready(b, "Dashboard")
     nav = [a.text for a in b.d.find_elements(By.CSS_SELECTOR, "nav a")]
-    assert nav == ["Dashboard", "Events", "Reward definitions", "Review queue", "Players", "Batch grants"]
+    assert nav == ["Dashboard", "Events", "Reward definitions", "Review queue", "Players", "Batch grants", "Webhooks"]
     b.shot("dashboard")
 
     # a reward definition through the form
@@ -278,8 +278,8 @@ def test_auditor_reads_the_ledger_and_has_no_write_control(browser, api):
     signed_in(b, name)
     page_ready(b, "Dashboard")
     nav = [a.text for a in b.d.find_elements(By.CSS_SELECTOR, "nav a")]
-    assert nav == ["Dashboard", "Events", "Reward definitions", "Review queue", "Players", "Batch grants", "Ledger",
-                   "Audit logs"]
+    assert nav == ["Dashboard", "Events", "Reward definitions", "Review queue", "Players", "Batch grants", "Webhooks",
+                   "Ledger", "Audit logs"]
     for hash_, title in [("#/", "Dashboard"), ("#/events", "Events"), ("#/definitions", "Reward definitions"),
                          ("#/reviews", "Review queue"), ("#/players/" + SCENE["player_id"], "Players"),
                          ("#/batches", "Batch grants"), ("#/ledger", "Ledger"), ("#/audit", "Audit logs")]:

@@ -21,8 +21,8 @@ export async function render(root) {
     h('h2', null, 'Accounts and roles'), out, list.el,
     h('h2', null, 'Service accounts'), services,
     h('h2', null, 'Webhooks'),
-    h('p', { class: 'muted', id: 'admin-webhooks' },
-      'Signed HTTP notifications of grants (/events/webhooks) will be managed here once that API is part of this build.'));
+    h('p', { id: 'admin-webhooks' }, 'Signed HTTP notifications of grants to game servers: endpoints, their secrets and ',
+      'deliveries are on the ', h('a', { href: '#/webhooks' }, 'Webhooks'), ' page.'));
   await Promise.all([list.reload(), serviceAccounts.render(services)]);
 }
 
