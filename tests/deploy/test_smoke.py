@@ -192,3 +192,41 @@ def test_register_login_event_progress_claim_batch_feed(stack):
     assert claim.json()["id"] in ids
     items = api.call("GET", "/events/batches/%s/items" % batch, token=operator, params={"status": "SUCCESS"}).json()
     assert {i["requestId"] for i in items["items"]} <= ids and len(items["items"]) == 3
+
+
+def test_a_key_a_webhook_the_console_and_the_api_document_in_the_images(stack):
+    """What issues 13 and 14 add, in the images as compose runs them: a service account's key
+    authenticates at the api container, a webhook endpoint is created and its ping attempted by a
+    grant worker's libcurl and refused by the SSRF guard (the stack keeps WEBHOOK_ALLOW_PRIVATE off),
+    and the console and the OpenAPI document are served from the binary."""
+    api = Api()
+    admin = api.login(os.environ["ADMIN_USERNAME"], os.environ["ADMIN_PASSWORD"])
+    r = api.call("POST", "/auth/service-accounts", token=admin,
+                 json={"name": "deploy_gs_" + uuid.uuid4().hex[:8], "roles": ["GAME_SERVER", "OPERATOR"]})
+    assert r.status_code == 201 and r.json()["key"].startswith("rpk_"), r.text
+    key = r.json()["key"]
+    me = api.call("GET", "/auth/me", token=key)
+    assert me.status_code == 200 and me.json()["type"] == "SERVICE_ACCOUNT", me.text
+
+    plain = api.call("POST", "/events/webhooks", token=key,
+                     json={"url": "http://game.example.com/hook", "types": ["reward.granted"]})
+    assert plain.status_code == 400 and plain.json()["error"]["code"] == "VALIDATION_FAILED", plain.text
+    r = api.call("POST", "/events/webhooks", token=key,
+                 json={"url": "https://127.0.0.1:9/hook", "types": ["reward.granted", "webhook.ping"]})
+    assert r.status_code == 201 and r.json()["secret"].startswith("whsec_"), r.text
+    hook = r.json()["id"]
+    ping = api.call("POST", "/events/webhooks/%s/ping" % hook, token=key)
+    assert ping.status_code == 202, ping.text
+
+    def refused():
+        d = api.call("GET", "/events/webhooks/%s/deliveries" % hook, token=key).json()["items"]
+        attempts = [a for x in d for a in x["attempts"]]
+        return attempts if attempts else None
+    attempts = wait_for(refused, 60, "a grant worker to attempt the ping")
+    assert attempts[0]["error"].startswith("ADDRESS_NOT_ALLOWED"), attempts
+
+    console = requests.get(API.replace("/api/v1", "") + "/console/", timeout=30)
+    assert console.status_code == 200 and "frame-ancestors 'none'" in console.headers["Content-Security-Policy"]
+    doc = api.call("GET", "/openapi.json")
+    assert doc.status_code == 200 and doc.json()["openapi"].startswith("3.1")
+    assert "/auth/service-accounts" in doc.json()["paths"] and "/events/webhooks" in doc.json()["paths"]
