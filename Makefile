@@ -63,7 +63,7 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 # every binary carries the JSON Schemas of schemas/, so nothing is read from disk at run time
-$(BUILD)/gen/schemas_embedded.c: $(SCHEMAS) schemas/embed.sh
+$(BUILD)/gen/schemas_embedded.c: $(SCHEMAS) schemas/embed.sh schemas/c_bytes.sh
 	@mkdir -p $(dir $@)
 	schemas/embed.sh $(SCHEMAS) > $@
 
@@ -94,7 +94,7 @@ $(BUILD)/gen/openapi_embedded.o: $(BUILD)/gen/openapi_embedded.c
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 # the web console (console/), compiled into the api binaries: api/console.c serves it
-$(BUILD)/gen/console_embedded.c: $(CONSOLE_ASSETS) console/embed.sh
+$(BUILD)/gen/console_embedded.c: $(CONSOLE_ASSETS) console/embed.sh schemas/c_bytes.sh
 	@mkdir -p $(dir $@)
 	console/embed.sh $(CONSOLE_ASSETS) > $@
 
