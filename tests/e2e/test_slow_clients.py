@@ -196,7 +196,10 @@ def test_connections_over_the_per_address_cap_are_refused_at_once(capped):
     try:
         # the four are counted once workers took them (microseconds; the first connection the
         # server closes teaches it civetweb's layout): poll until a fifth is refused
-        answer = wait_for(lambda: refused_quickly(capped, "127.0.0.50"), 15, "a fifth connection to be refused")
+        try:
+            answer = wait_for(lambda: refused_quickly(capped, "127.0.0.50"), 15, "a fifth connection to be refused")
+        except AssertionError as e:
+            raise AssertionError("%s; the platform's log:\n%s" % (e, capped.log_tail())) from None
         if answer.startswith(b"HTTP/"):
             assert answer.startswith(b"HTTP/1.1 429"), answer
             assert b"TOO_MANY_CONNECTIONS" in answer
