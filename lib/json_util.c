@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "timeutil.h"
+
 bool rp_json_depth_ok(const char *buf, size_t len, int max_depth) {
     int depth = 0;
     bool in_string = false;
@@ -39,4 +41,15 @@ void rp_json_request_hash(const char *scope, const json_t *body, char out[65]) {
     crypto_hash_sha256_final(&st, d);
     sodium_bin2hex(out, 65, d, sizeof d);
     free(text);
+}
+
+json_t *rp_json_str_or_null(const char *s) {
+    return s && s[0] ? json_string(s) : json_null();
+}
+
+json_t *rp_json_time_or_null(int64_t ms) {
+    char b[RP_ISO_LEN];
+    if (!ms) return json_null();
+    rp_time_iso(ms, b);
+    return json_string(b);
 }

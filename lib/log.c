@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "json_util.h"
 #include "timeutil.h"
 
 static atomic_int min_level = RP_LOG_INFO;
@@ -69,7 +70,7 @@ void rp_log_request(const char *request_id, const char *user_id, const char *met
     if (!line) return;
     json_object_set_new(line, "module", json_string("access"));
     json_object_set_new(line, "requestId", json_string(request_id ? request_id : ""));
-    json_object_set_new(line, "userId", user_id && *user_id ? json_string(user_id) : json_null());
+    json_object_set_new(line, "userId", rp_json_str_or_null(user_id));
     json_object_set_new(line, "method", json_string(method ? method : ""));
     json_t *r = json_string(route ? route : "");
     json_object_set_new(line, "route", r ? r : json_string("(invalid)"));

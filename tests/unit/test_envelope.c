@@ -246,6 +246,18 @@ Test(json_util, depth_guard) {
     rp_envelope_clear(&e);
 }
 
+Test(json_util, nullable_text_and_times) {
+    json_t *v = rp_json_str_or_null("abc");
+    cr_assert_str_eq(json_string_value(v), "abc");
+    json_decref(v);
+    cr_assert(json_is_null(rp_json_str_or_null("")), "an unset text is null, not \"\"");
+    cr_assert(json_is_null(rp_json_str_or_null(NULL)));
+    v = rp_json_time_or_null(1764633600123);
+    cr_assert_str_eq(json_string_value(v), "2025-12-02T00:00:00.123Z");
+    json_decref(v);
+    cr_assert(json_is_null(rp_json_time_or_null(0)), "a time that has not happened is null");
+}
+
 #include "embedded.h"
 #include "jsonschema.h"
 

@@ -9,6 +9,7 @@
 #include "apikey.h"
 #include "details.h"
 #include "identity.h"
+#include "json_util.h"
 #include "log.h"
 #include "paging.h"
 #include "roles.h"
@@ -35,16 +36,10 @@ static void reply_outcome(outcome_t o, rp_reply_t *rep) {
 
 /* ---- rendering ---- */
 
-static json_t *iso_or_null(int64_t ms) {
-    char t[RP_ISO_LEN];
-    if (!ms) return json_null();
-    rp_time_iso(ms, t);
-    return json_string(t);
-}
-
 static json_t *key_json(const rp_service_key_t *k) {
-    return json_pack("{s:s, s:o, s:o, s:o}", "keyId", k->id, "createdAt", iso_or_null(k->created_at), "expiresAt",
-                     iso_or_null(k->expires_at), "lastUsedAt", iso_or_null(k->last_used_at));
+    return json_pack("{s:s, s:o, s:o, s:o}", "keyId", k->id, "createdAt", rp_json_time_or_null(k->created_at),
+                     "expiresAt", rp_json_time_or_null(k->expires_at), "lastUsedAt",
+                     rp_json_time_or_null(k->last_used_at));
 }
 
 /* {id, name, roles, keyId}: what create and rotate answer (the api adds the key). */
@@ -181,10 +176,9 @@ void rp_service_accounts_list(rp_auth_store_t *s, int64_t now, const rp_envelope
         json_t *karr = json_array();
         for (size_t j = 0; j < nk; j++)
             json_array_append_new(karr, key_json(&keys[j]));
-        json_t *o =
-            json_pack("{s:s, s:s, s:o, s:o, s:o, s:o}", "id", items[i].id, "name", items[i].name, "roles",
-                      rp_roles_to_json(items[i].roles), "createdAt", iso_or_null(items[i].created_at), "createdBy",
-                      items[i].created_by[0] ? json_string(items[i].created_by) : json_null(), "keys", karr);
+        json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o}", "id", items[i].id, "name", items[i].name, "roles",
+                              rp_roles_to_json(items[i].roles), "createdAt", rp_json_time_or_null(items[i].created_at),
+                              "createdBy", rp_json_str_or_null(items[i].created_by), "keys", karr);
         json_array_append_new(list, o);
     }
     free(items);
@@ -329,7 +323,7 @@ bool rp_service_accounts_me(rp_auth_store_t *s, const char *id, rp_reply_t *rep)
     if (!found) return false;
     rp_reply_set(rep, 200,
                  json_pack("{s:s, s:s, s:o, s:o, s:s}", "id", a.id, "name", a.name, "roles", rp_roles_to_json(a.roles),
-                           "createdAt", iso_or_null(a.created_at), "type", "SERVICE_ACCOUNT"));
+                           "createdAt", rp_json_time_or_null(a.created_at), "type", "SERVICE_ACCOUNT"));
     return true;
 }
 

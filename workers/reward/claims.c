@@ -351,7 +351,7 @@ static json_t *eligibility_json(const char *event_id, const char *user_id, const
     return json_pack("{s:s, s:s, s:b, s:o, s:o, s:s, s:o, s:o}", "eventId", event_id, "userId", user_id, "eligible",
                      reason == NULL, "reason", reason ? json_string(reason) : json_null(), "unmet",
                      json_is_array(unmet) ? json_deep_copy(unmet) : json_array(), "periodKey", period_key,
-                     "existingRequestId", existing && existing[0] ? json_string(existing) : json_null(), "stockLeft",
+                     "existingRequestId", rp_json_str_or_null(existing), "stockLeft",
                      least >= 0 ? json_integer(least) : json_null());
 }
 

@@ -5,21 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_util.h"
 #include "mem.h"
 #include "names.h"
 #include "timeutil.h"
-
-/* "" → null, else the string */
-static json_t *str_or_null(const char *s) {
-    return s && s[0] ? json_string(s) : json_null();
-}
-
-static json_t *time_or_null(int64_t ms) {
-    char b[RP_ISO_LEN];
-    if (!ms) return json_null();
-    rp_time_iso(ms, b);
-    return json_string(b);
-}
 
 static void copy_str(char *dst, size_t cap, const char *s) {
     snprintf(dst, cap, "%s", s ? s : "");
@@ -67,10 +56,10 @@ json_t *rp_claimed_to_json(const rp_request_t *r) {
     json_t *out = json_array();
     for (size_t i = 0; i < r->nrewards; i++) {
         const rp_claimed_reward_t *c = &r->rewards[i];
-        json_array_append_new(out, json_pack("{s:i, s:s, s:o, s:o, s:O, s:I}", "rewardIndex", c->reward_index,
-                                             "rewardDefinitionId", c->definition_id, "name", str_or_null(c->name),
-                                             "type", str_or_null(c->type), "value", c->value ? c->value : json_null(),
-                                             "quantity", (json_int_t)c->quantity));
+        json_array_append_new(
+            out, json_pack("{s:i, s:s, s:o, s:o, s:O, s:I}", "rewardIndex", c->reward_index, "rewardDefinitionId",
+                           c->definition_id, "name", rp_json_str_or_null(c->name), "type", rp_json_str_or_null(c->type),
+                           "value", c->value ? c->value : json_null(), "quantity", (json_int_t)c->quantity));
     }
     return out;
 }
@@ -116,16 +105,16 @@ json_t *rp_request_to_json(const rp_request_t *r) {
     json_object_set_new(d, "periodKey", json_string(r->period_key));
     json_object_set_new(d, "status", json_string(rp_req_status_name(r->status)));
     json_object_set_new(d, "claimedRewards", rp_claimed_to_json(r));
-    json_object_set_new(d, "requestedAt", time_or_null(r->requested_at));
-    json_object_set_new(d, "processedAt", time_or_null(r->processed_at));
-    json_object_set_new(d, "processorId", str_or_null(r->processor_id));
-    json_object_set_new(d, "failureReason", str_or_null(r->failure_reason));
+    json_object_set_new(d, "requestedAt", rp_json_time_or_null(r->requested_at));
+    json_object_set_new(d, "processedAt", rp_json_time_or_null(r->processed_at));
+    json_object_set_new(d, "processorId", rp_json_str_or_null(r->processor_id));
+    json_object_set_new(d, "failureReason", rp_json_str_or_null(r->failure_reason));
     json_object_set_new(d, "failureDetails", r->failure_details ? json_deep_copy(r->failure_details) : json_null());
-    json_object_set_new(d, "notes", str_or_null(r->notes));
+    json_object_set_new(d, "notes", rp_json_str_or_null(r->notes));
     json_object_set_new(d, "source", json_string(rp_req_source_name(r->source)));
-    json_object_set_new(d, "batchId", str_or_null(r->batch_id));
-    json_object_set_new(d, "createdAt", time_or_null(r->created_at));
-    json_object_set_new(d, "updatedAt", time_or_null(r->updated_at));
+    json_object_set_new(d, "batchId", rp_json_str_or_null(r->batch_id));
+    json_object_set_new(d, "createdAt", rp_json_time_or_null(r->created_at));
+    json_object_set_new(d, "updatedAt", rp_json_time_or_null(r->updated_at));
     return d;
 }
 
@@ -148,8 +137,8 @@ json_t *rp_ledger_entry_to_json(const rp_ledger_entry_t *e) {
     return json_pack("{s:I, s:s, s:s, s:s, s:s, s:i, s:s, s:I, s:s, s:o, s:o}", "seq", (json_int_t)e->seq, "id", e->id,
                      "requestId", e->request_id, "userId", e->user_id, "eventId", e->event_id, "rewardIndex",
                      e->reward_index, "rewardDefinitionId", e->definition_id, "quantity", (json_int_t)e->quantity,
-                     "entryType", rp_ledger_kind_name(e->kind), "processorId", str_or_null(e->processor_id), "at",
-                     time_or_null(e->at));
+                     "entryType", rp_ledger_kind_name(e->kind), "processorId", rp_json_str_or_null(e->processor_id),
+                     "at", rp_json_time_or_null(e->at));
 }
 
 /* ---- outbox ---- */
@@ -162,9 +151,10 @@ void rp_outbox_message_clear(rp_outbox_message_t *m) {
 
 json_t *rp_request_message(const rp_request_t *r, const char *type, const char *message_id, int64_t at,
                            const char *reason) {
-    json_t *m = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o}", "type", type, "messageId", message_id,
-                          "requestId", r->id, "userId", r->user_id, "eventId", r->event_id, "rewards",
-                          rp_claimed_to_json(r), "at", time_or_null(at), "processorId", str_or_null(r->processor_id));
+    json_t *m =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o}", "type", type, "messageId", message_id, "requestId", r->id,
+                  "userId", r->user_id, "eventId", r->event_id, "rewards", rp_claimed_to_json(r), "at",
+                  rp_json_time_or_null(at), "processorId", rp_json_str_or_null(r->processor_id));
     if (reason) json_object_set_new(m, "reason", json_string(reason));
     return m;
 }
@@ -172,8 +162,8 @@ json_t *rp_request_message(const rp_request_t *r, const char *type, const char *
 json_t *rp_outbox_message_to_json(const rp_outbox_message_t *m) {
     return json_pack("{s:I, s:s, s:s, s:s, s:O, s:o, s:o}", "seq", (json_int_t)m->seq, "messageId", m->message_id,
                      "routingKey", m->routing_key, "requestId", m->request_id, "payload",
-                     m->payload ? m->payload : json_null(), "createdAt", time_or_null(m->created_at), "publishedAt",
-                     time_or_null(m->published_at));
+                     m->payload ? m->payload : json_null(), "createdAt", rp_json_time_or_null(m->created_at),
+                     "publishedAt", rp_json_time_or_null(m->published_at));
 }
 
 /* ---- idempotency ---- */
@@ -223,7 +213,7 @@ json_t *rp_batch_to_json(const rp_batch_t *b, bool with_counts) {
     json_t *d =
         json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:o}", "id", b->id, "batchId", b->id, "eventId", b->event_id,
                   "reason", b->reason ? b->reason : "", "createdBy", b->created_by, "total", (json_int_t)b->total,
-                  "duplicates", (json_int_t)b->duplicates, "createdAt", time_or_null(b->created_at));
+                  "duplicates", (json_int_t)b->duplicates, "createdAt", rp_json_time_or_null(b->created_at));
     if (!with_counts) return d;
     json_t *failures = json_object();
     for (size_t i = 0; i < b->nfailures; i++)
@@ -233,14 +223,14 @@ json_t *rp_batch_to_json(const rp_batch_t *b, bool with_counts) {
                                   (json_int_t)b->counts[RP_ITEM_SUCCESS], "FAILED",
                                   (json_int_t)b->counts[RP_ITEM_FAILED]));
     json_object_set_new(d, "failures", failures);
-    json_object_set_new(d, "lastSettledAt", time_or_null(b->last_settled_at));
+    json_object_set_new(d, "lastSettledAt", rp_json_time_or_null(b->last_settled_at));
     json_object_set_new(d, "status", json_string(b->counts[RP_ITEM_QUEUED] > 0 ? "RUNNING" : "COMPLETED"));
     return d;
 }
 
 json_t *rp_batch_item_to_json(const rp_batch_item_t *it) {
     return json_pack("{s:I, s:s, s:s, s:o, s:o, s:I, s:o}", "seq", (json_int_t)it->seq, "userId", it->user_id, "status",
-                     rp_item_status_name(it->status), "failureReason", str_or_null(it->failure_reason), "requestId",
-                     str_or_null(it->request_id), "attempts", (json_int_t)it->attempts, "settledAt",
-                     time_or_null(it->settled_at));
+                     rp_item_status_name(it->status), "failureReason", rp_json_str_or_null(it->failure_reason),
+                     "requestId", rp_json_str_or_null(it->request_id), "attempts", (json_int_t)it->attempts,
+                     "settledAt", rp_json_time_or_null(it->settled_at));
 }

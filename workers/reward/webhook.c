@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_util.h"
 #include "timeutil.h"
 
 static const char *const type_names[] = {"reward.granted",  "reward.revoked", "reward.awaiting_review",
@@ -30,23 +31,13 @@ json_t *rp_webhook_types_to_json(unsigned mask) {
     return a;
 }
 
-static json_t *str_or_null(const char *s) {
-    return s && s[0] ? json_string(s) : json_null();
-}
-
-static json_t *time_or_null(int64_t ms) {
-    char b[RP_ISO_LEN];
-    if (!ms) return json_null();
-    rp_time_iso(ms, b);
-    return json_string(b);
-}
-
 json_t *rp_webhook_endpoint_to_json(const rp_webhook_endpoint_t *e, bool with_secret) {
     json_t *o = json_pack("{s:s, s:s, s:o, s:b, s:o, s:o, s:o, s:o, s:o, s:o}", "id", e->id, "url", e->url, "types",
                           rp_webhook_types_to_json(e->types), "enabled", e->enabled, "createdBy",
-                          str_or_null(e->created_by), "createdAt", time_or_null(e->created_at), "updatedAt",
-                          time_or_null(e->updated_at), "failingSince", time_or_null(e->failing_since), "disabledAt",
-                          time_or_null(e->disabled_at), "disabledReason", str_or_null(e->disabled_reason));
+                          rp_json_str_or_null(e->created_by), "createdAt", rp_json_time_or_null(e->created_at),
+                          "updatedAt", rp_json_time_or_null(e->updated_at), "failingSince",
+                          rp_json_time_or_null(e->failing_since), "disabledAt", rp_json_time_or_null(e->disabled_at),
+                          "disabledReason", rp_json_str_or_null(e->disabled_reason));
     if (o && with_secret) json_object_set_new(o, "secret", json_string(e->secret));
     return o;
 }
@@ -69,9 +60,10 @@ bool rp_delivery_status_parse(const char *s, rp_delivery_status_t *out) {
 json_t *rp_webhook_attempt_to_json(const rp_webhook_attempt_t *a) {
     /* an answer that is not UTF-8 is shown as null rather than lost with the record */
     json_t *excerpt = a->excerpt[0] ? json_string(a->excerpt) : NULL;
-    return json_pack("{s:o, s:o, s:o, s:I, s:o}", "at", time_or_null(a->at), "status",
-                     a->http_status ? json_integer(a->http_status) : json_null(), "error", str_or_null(a->error),
-                     "latencyMs", (json_int_t)a->latency_ms, "responseExcerpt", excerpt ? excerpt : json_null());
+    return json_pack("{s:o, s:o, s:o, s:I, s:o}", "at", rp_json_time_or_null(a->at), "status",
+                     a->http_status ? json_integer(a->http_status) : json_null(), "error",
+                     rp_json_str_or_null(a->error), "latencyMs", (json_int_t)a->latency_ms, "responseExcerpt",
+                     excerpt ? excerpt : json_null());
 }
 
 void rp_webhook_delivery_clear(rp_webhook_delivery_t *d) {
@@ -83,12 +75,13 @@ void rp_webhook_delivery_clear(rp_webhook_delivery_t *d) {
 
 json_t *rp_webhook_delivery_to_json(const rp_webhook_delivery_t *d) {
     json_t *payload = d->body ? json_loads(d->body, 0, NULL) : NULL;
-    return json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:o}", "id", d->id, "endpointId", d->endpoint_id,
-        "webhookId", d->webhook_id, "type", d->type, "status", rp_delivery_status_name(d->status), "attemptCount",
-        (json_int_t)d->attempts, "attempts", d->log ? json_incref(d->log) : json_array(), "nextAttemptAt",
-        time_or_null(d->status == RP_DELIVERY_PENDING ? d->next_at : 0), "createdAt", time_or_null(d->created_at),
-        "settledAt", time_or_null(d->settled_at), "payload", payload ? payload : json_null());
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:o}", "id", d->id, "endpointId",
+                     d->endpoint_id, "webhookId", d->webhook_id, "type", d->type, "status",
+                     rp_delivery_status_name(d->status), "attemptCount", (json_int_t)d->attempts, "attempts",
+                     d->log ? json_incref(d->log) : json_array(), "nextAttemptAt",
+                     rp_json_time_or_null(d->status == RP_DELIVERY_PENDING ? d->next_at : 0), "createdAt",
+                     rp_json_time_or_null(d->created_at), "settledAt", rp_json_time_or_null(d->settled_at), "payload",
+                     payload ? payload : json_null());
 }
 
 char *rp_webhook_body(const char *type, int64_t at, const json_t *data) {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_util.h"
 #include "mem.h"
 #include "mongo_util.h"
 #include "reward_store_mongo.h"
@@ -318,13 +319,6 @@ static bool m_fanout(rp_webhook_store_t *s, int limit, rp_webhook_plan_fn plan, 
 #define ITEMS RP_REWARD_MONGO_BATCH_ITEMS
 #define NOTICES "webhookNotices" /* on an event or batch: the webhook types made about it */
 
-static json_t *ms_json(int64_t ms) {
-    char b[32];
-    if (!ms) return json_null();
-    rp_time_iso(ms, b);
-    return json_string(b);
-}
-
 typedef struct notice_run {
     int64_t now;
     int limit;
@@ -361,7 +355,7 @@ static bool event_thing(const bson_t *d, void *ctx) {
     snprintf(m->routing_key, sizeof m->routing_key, "%s", f->type);
     m->created_at = canceled ? cancel : end;
     m->payload = json_pack("{s:s, s:o, s:o, s:o}", "eventId", m->request_id, "title", rp_mongo_get_json(d, "title"),
-                           "endDate", ms_json(end), "canceledAt", ms_json(cancel));
+                           "endDate", rp_json_time_or_null(end), "canceledAt", rp_json_time_or_null(cancel));
     return true;
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "event/event_schema_sqlite.h"
+#include "json_util.h"
 #include "mem.h"
 #include "sqlite_util.h"
 #include "store_handle.h"
@@ -267,13 +268,6 @@ typedef struct notice_run {
     size_t *things, *made;
 } notice_run_t;
 
-static json_t *ms_json(int64_t ms) {
-    char b[RP_ISO_LEN];
-    if (!ms) return json_null();
-    rp_time_iso(ms, b);
-    return json_string(b);
-}
-
 /* An event row (id, title, end_at, canceled_at) as the message of type `type` (column 4). */
 static void row_event_message(sqlite3_stmt *st, void *out) {
     rp_outbox_message_t *m = out;
@@ -285,7 +279,7 @@ static void row_event_message(sqlite3_stmt *st, void *out) {
     snprintf(m->routing_key, sizeof m->routing_key, "%s", type);
     m->created_at = canceled ? cancel : end;
     m->payload = json_pack("{s:s, s:o, s:o, s:o}", "eventId", m->request_id, "title", rp_sqlite_col_string(st, 1),
-                           "endDate", ms_json(end), "canceledAt", ms_json(cancel));
+                           "endDate", rp_json_time_or_null(end), "canceledAt", rp_json_time_or_null(cancel));
 }
 
 /* A batch row (id, event_id, total, created_by, SUCCESS, FAILED, last settled, created_at). */
