@@ -440,8 +440,8 @@ struct rp_sqlite_pool {
     pthread_mutex_t mu;
     pthread_cond_t freed;
     char *path;
-    sqlite3 **idle;
-    int nidle, open, max;
+    sqlite3 **idle; /* a ring of nidle connections from idle[first], taken from the front, put at the back */
+    int first, nidle, max;
     /* group commit: the writes waiting for the next group, and whether a leader runs one */
     pthread_mutex_t gmu;
     pthread_cond_t gdone; /* a group ended: its jobs are done, and leadership is free */
@@ -470,32 +470,33 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
     sqlite3_busy_timeout(db, BUSY_MS);
     stmt_cache_attach(db);
     p->idle[p->nidle++] = db;
-    p->open = 1;
+    /* Every connection is opened now, not at the first moment that many are in use: a process's
+     * descriptors and memory are then fixed at start (a pool that cannot open its connections
+     * fails the start, not a request at the busiest moment), and the soak showed the lazy pool's
+     * steps of ~1 MiB at whichever later batch first overlapped enough claims (bench/README.md). */
+    while (p->nidle < p->max) {
+        if (!(db = rp_sqlite_open(path, err))) {
+            rp_sqlite_pool_free(p);
+            return NULL;
+        }
+        stmt_cache_attach(db);
+        p->idle[p->nidle++] = db;
+    }
     return p;
 }
 
 sqlite3 *rp_sqlite_pool_get(rp_sqlite_pool_t *p, rp_err_t *err) {
-    sqlite3 *db = NULL;
+    (void)err; /* every connection is open: taking one only waits */
     pthread_mutex_lock(&p->mu);
-    while (p->nidle == 0 && p->open >= p->max)
+    while (p->nidle == 0)
         pthread_cond_wait(&p->freed, &p->mu);
-    if (p->nidle > 0) {
-        db = p->idle[--p->nidle];
-        pthread_mutex_unlock(&p->mu);
-        return db;
-    }
-    p->open++;
+    /* the longest idle: every connection takes turns, so each has compiled its statements and
+     * filled its page cache (SQLITE_CACHE_KIB) within the first minutes of traffic */
+    sqlite3 *db = p->idle[p->first];
+    p->first = (p->first + 1) % p->max;
+    p->nidle--;
     pthread_mutex_unlock(&p->mu);
-    db = rp_sqlite_open(p->path, err);
-    if (db) {
-        stmt_cache_attach(db);
-        return db;
-    }
-    pthread_mutex_lock(&p->mu);
-    p->open--;
-    pthread_cond_signal(&p->freed);
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
+    return db;
 }
 
 void rp_sqlite_pool_put(rp_sqlite_pool_t *p, sqlite3 *db) {
@@ -506,7 +507,7 @@ void rp_sqlite_pool_put(rp_sqlite_pool_t *p, sqlite3 *db) {
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     }
     pthread_mutex_lock(&p->mu);
-    p->idle[p->nidle++] = db;
+    p->idle[(p->first + p->nidle++) % p->max] = db;
     pthread_cond_signal(&p->freed);
     pthread_mutex_unlock(&p->mu);
 }
@@ -514,7 +515,7 @@ void rp_sqlite_pool_put(rp_sqlite_pool_t *p, sqlite3 *db) {
 void rp_sqlite_pool_free(rp_sqlite_pool_t *p) {
     if (!p) return;
     for (int i = 0; i < p->nidle; i++)
-        close_conn(p->idle[i]);
+        close_conn(p->idle[(p->first + i) % p->max]);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->freed);
     pthread_mutex_destroy(&p->gmu);

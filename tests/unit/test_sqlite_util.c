@@ -3,6 +3,7 @@
  * made by the old single list counted in user_version, events.db at 1..4 included), and the one
  * statement helpers (rp_sqlite_query, its format binding and column tables). */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -302,6 +303,44 @@ Test(migrate, a_pool_migrates_before_it_is_used) {
     cr_assert_null(rp_sqlite_pool_new(path, (const rp_sqlite_schema_t[]){{"z", broken, 0}, {0}}, 2, &err),
                    "a schema that cannot be applied fails the start");
     cr_assert_eq(err.kind, RP_ERR_STORE);
+}
+
+static int open_descriptors(void) {
+    DIR *d = opendir("/proc/self/fd");
+    cr_assert_not_null(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+Test(migrate, a_pool_opens_every_connection_at_start_and_hands_them_out_in_turn) {
+    rp_err_t err;
+    int before = open_descriptors();
+    rp_sqlite_pool_t *p = rp_sqlite_pool_new(path, (const rp_sqlite_schema_t[]){{"a", a_steps, 0}, {0}}, 3, &err);
+    cr_assert_not_null(p, "%s", err.message);
+    /* each connection holds the database and its WAL open: memory and descriptors are fixed now,
+     * not at the first moment three are in use */
+    cr_assert_geq(open_descriptors() - before, 6, "three connections open before any is taken");
+    sqlite3 *seen[4];
+    for (int i = 0; i < 4; i++) {
+        seen[i] = rp_sqlite_pool_get(p, &err);
+        cr_assert_not_null(seen[i]);
+        rp_sqlite_pool_put(p, seen[i]);
+    }
+    cr_assert(seen[0] != seen[1] && seen[1] != seen[2] && seen[0] != seen[2],
+              "one user after another still gets each connection in turn, so every one warms up");
+    cr_assert_eq(seen[3], seen[0], "the longest idle comes back first");
+    int during = open_descriptors();
+    sqlite3 *all[3];
+    for (int i = 0; i < 3; i++)
+        all[i] = rp_sqlite_pool_get(p, &err);
+    cr_assert_eq(open_descriptors(), during, "taking all of them opens nothing more");
+    for (int i = 0; i < 3; i++)
+        rp_sqlite_pool_put(p, all[i]);
+    rp_sqlite_pool_free(p);
+    cr_assert_eq(open_descriptors(), before, "freeing the pool closes every connection");
 }
 
 /* ---- one statement: rp_sqlite_query ---- */
