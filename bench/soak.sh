@@ -12,11 +12,11 @@
 # SOAK_BATCH_EVERY (120) s, the first after 20 s.
 #
 # Warm-up, before the samples that count: first SOAK_PREWARM (20) s of the same HTTP mix at
-# HTTP_THREADS (96, bench/start.sh) connections, so that every HTTP thread serves (in cluster mode
-# each then holds its own broker connection, one fd and its buffers, for good) and every pool
-# connection opens; then the first SOAK_WARMUP (180) s of the measured traffic, which include the
-# first two batches and fill the SQLite page caches of the connections (2 MiB each at most) as the
-# files grow. Growth is the highest sample after the warm-up against the highest of its last
+# HTTP_THREADS (96, bench/start.sh) connections, so that every HTTP thread serves (each touches its
+# stack and its malloc arena); then the first SOAK_WARMUP (180) s of the measured traffic, which
+# include the first two batches and fill the SQLite page caches of the pooled connections
+# (SQLITE_CACHE_KIB each at most; the pools open every connection at start and use them in turn)
+# as the files grow. Growth is the highest sample after the warm-up against the highest of its last
 # minute (a process's memory breathes with the work in flight: highs are compared with highs);
 # the last sample is reported too, for RSS and fds alike.
 #

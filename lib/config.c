@@ -227,6 +227,7 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
         !get_str(get, ud, "ADMIN_USERNAME", "", cfg->admin_username, sizeof cfg->admin_username, err) ||
         !get_str(get, ud, "ADMIN_PASSWORD", "", cfg->admin_password, sizeof cfg->admin_password, err) ||
         !get_int(get, ud, "RPC_TIMEOUT_MS", 5000, 50, 600000, &cfg->rpc_timeout_ms, err) ||
+        !get_int(get, ud, "RPC_CONNECTIONS", 64, 1, 1024, &cfg->rpc_connections, err) ||
         !get_int(get, ud, "WORKER_THREADS", 4, 1, 256, &cfg->worker_threads, err) ||
         !get_int(get, ud, "QUEUE_CAPACITY", 1024, 1, 1000000, &cfg->queue_capacity, err) ||
         !get_int(get, ud, "BATCH_REDELIVER_MS", 60000, 1000, 3600000, &cfg->batch_redeliver_ms, err) ||

@@ -29,6 +29,7 @@ typedef struct rp_config {
     char admin_username[64];       /* ADMIN_USERNAME (optional, with ADMIN_PASSWORD) */
     char admin_password[256];      /* ADMIN_PASSWORD */
     int rpc_timeout_ms;            /* RPC_TIMEOUT_MS, default 5000 */
+    int rpc_connections;           /* RPC_CONNECTIONS: a process's broker connections for calls, 64 */
     int worker_threads;            /* WORKER_THREADS per component, default 4 */
     int queue_capacity;            /* QUEUE_CAPACITY per component (inproc), default 1024 */
     int batch_redeliver_ms;        /* BATCH_REDELIVER_MS: a batch item not settled this long is sent again; 60000 */

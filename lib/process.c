@@ -52,7 +52,7 @@ bool rp_process_start(rp_process_t *p, const char *name, bool allow_inproc, bool
     sigaddset(&p->stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &p->stop, NULL);
     signal(SIGPIPE, SIG_IGN);
-    p->transport = amqp ? rp_transport_amqp_new(p->cfg.amqp_url, p->cfg.amqp_prefetch, &err)
+    p->transport = amqp ? rp_transport_amqp_new(p->cfg.amqp_url, p->cfg.amqp_prefetch, p->cfg.rpc_connections, &err)
                         : rp_transport_inproc_new(p->cfg.queue_capacity);
     if (!p->transport) {
         fprintf(stderr, "%s: transport: %s\n", name, err.message);

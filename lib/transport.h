@@ -90,13 +90,19 @@ rp_transport_t *rp_transport_inproc_new(int queue_capacity);
  * exchange rp.rpc to the component's durable classic queue (auth.requests, event.requests,
  * reward.requests; rp.accounts -> accounts.requests) with a correlation id, an expiration equal to
  * the call's budget and reply_to naming the connection's exclusive reply queue (bound to
- * rp.reply), one AMQP connection per calling thread, no confirms. Work messages go persistent
+ * rp.reply), no confirms. The calling threads share up to `connections` AMQP connections, one
+ * call at a time each (a call finding every one busy waits for one until its deadline, then gets
+ * 503 OVERLOADED). Work messages go persistent
  * through rp.work to the quorum queue reward.grant with publisher confirms. Consumers use manual
  * ack (RPC: one unacked message per consumer thread, reply then ack; work: `prefetch` each).
  * Messages that cannot be parsed are dead-lettered at once to <queue>.dlq; a work message
  * delivered more than 5 times (a worker died on it) is dead-lettered by the broker; an RPC request
  * a worker died on is redelivered until its expiration, then dead-lettered as expired.
  * url: amqp://user:pass@host:port/vhost (copied). Returns a new transport or NULL with err. */
-rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, rp_err_t *err);
+rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, int connections, rp_err_t *err);
+/* Opens n of an amqp transport's call connections now (at most its `connections`), so that the
+ * first burst of calls finds them open: each takes the broker several round trips and a queue.
+ * False with err when the broker cannot be reached; those opened stay open. */
+bool rp_transport_amqp_connect(rp_transport_t *t, int n, rp_err_t *err);
 
 #endif

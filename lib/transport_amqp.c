@@ -25,6 +25,7 @@
 
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -53,6 +54,7 @@ static const char *exchange_of(rp_component_t comp) {
 #define CONFIRM_WAIT_MS 10000
 #define DELIVERY_LIMIT 5
 #define HEARTBEAT_S 30
+#define READY_WAIT_MS 2000 /* a readiness probe or a start-up connect waits this long for a client */
 /* An RPC consumer thread handles one request at a time, so it holds one: a request waits in the
  * queue for whichever thread of whichever worker process is free, never in the buffer of a busy
  * one (with 16, measured slower at 64 connections, and one worker could hoard the requests). */
@@ -75,8 +77,15 @@ struct amqp_tp {
     rp_amqp_url_t addr;
     int prefetch;
     char *url;
-    pthread_key_t key;     /* per-thread client connection */
     pthread_key_t pub_key; /* per-thread confirmed publisher (work queues) */
+    /* the calling side: up to max_clients connections, shared by every calling thread, one call
+     * at a time each. The idle ones are a ring taken from the front (the longest idle) and given
+     * back at the end, so steady traffic keeps every one in use: none idles past the broker's
+     * heartbeat limit (2 x HEARTBEAT_S) to be reopened, cold, at the next burst. */
+    pthread_mutex_t cmu;
+    pthread_cond_t cfreed;
+    struct client **clients, **idle;
+    int nclients, first, nidle, max_clients;
     atomic_bool stopping;
     pthread_mutex_t mu;
     consumer_t **consumers; /* each owned here; a consumer thread holds its pointer until stop */
@@ -184,8 +193,7 @@ static void close_conn(amqp_connection_state_t c) {
 
 /* ---- the calling side ---- */
 
-static void client_free(void *p) {
-    client_t *cl = p;
+static void client_free(client_t *cl) {
     if (!cl) return;
     close_conn(cl->conn);
     free(cl);
@@ -210,26 +218,57 @@ static bool setup_reply_queue(client_t *cl, rp_err_t *err) {
     return reply_ok(cl->conn, "consume replies", err);
 }
 
-static client_t *client_get(amqp_tp_t *t, rp_err_t *err) {
-    client_t *cl = pthread_getspecific(t->key);
-    if (!cl) {
-        cl = rp_calloc(1, sizeof *cl);
-        snprintf(cl->tag, sizeof cl->tag, "%lx", (unsigned long)rp_mono_us() ^ (unsigned long)(uintptr_t)cl);
-        pthread_setspecific(t->key, cl);
-    }
-    if (cl->ok) return cl;
+/* Connects cl (again) when it is not connected. */
+static bool client_connect(amqp_tp_t *t, client_t *cl, rp_err_t *err) {
+    if (cl->ok) return true;
     if (cl->conn) amqp_destroy_connection(cl->conn);
-    cl->conn = open_conn(t, "reward-api", err);
-    if (!cl->conn) return NULL;
+    cl->conn = open_conn(t, "reward-rpc", err);
+    if (!cl->conn) return false;
     /* an exclusive server-named queue, bound to rp.reply under its own name, consumed no-ack;
      * it dies with the connection, so a reply to a call from a broken connection is dropped */
     if (!setup_reply_queue(cl, err)) {
         amqp_destroy_connection(cl->conn);
         cl->conn = NULL;
-        return NULL;
+        return false;
     }
     cl->ok = true;
-    return cl;
+    return true;
+}
+
+static void client_give(amqp_tp_t *t, client_t *cl) {
+    pthread_mutex_lock(&t->cmu);
+    t->idle[(t->first + t->nidle++) % t->max_clients] = cl;
+    pthread_cond_signal(&t->cfreed);
+    pthread_mutex_unlock(&t->cmu);
+}
+
+/* Takes a client for one call: an idle one, else a new one while fewer than max_clients exist,
+ * else waits for one until deadline_ms (epoch ms): 503 OVERLOADED then, since every connection
+ * carries a call. The client is connected; give it back with client_give whatever happens. */
+static client_t *client_take(amqp_tp_t *t, int64_t deadline_ms, rp_err_t *err) {
+    client_t *cl = NULL;
+    struct timespec until = {.tv_sec = deadline_ms / 1000, .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
+    pthread_mutex_lock(&t->cmu);
+    while (t->nidle == 0 && t->nclients >= t->max_clients)
+        if (pthread_cond_timedwait(&t->cfreed, &t->cmu, &until) == ETIMEDOUT) break;
+    if (t->nidle > 0) {
+        cl = t->idle[t->first];
+        t->first = (t->first + 1) % t->max_clients;
+        t->nidle--;
+    } else if (t->nclients < t->max_clients) {
+        cl = rp_calloc(1, sizeof *cl);
+        snprintf(cl->tag, sizeof cl->tag, "%lx", (unsigned long)rp_mono_us() ^ (unsigned long)(uintptr_t)cl);
+        t->clients[t->nclients++] = cl;
+    }
+    pthread_mutex_unlock(&t->cmu);
+    if (!cl) {
+        rp_err_set(err, RP_ERR_UNAVAILABLE, "OVERLOADED",
+                   "all %d broker connections of this process are carrying calls; try again shortly", t->max_clients);
+        return NULL;
+    }
+    if (client_connect(t, cl, err)) return cl;
+    client_give(t, cl); /* unconnected: the next taker tries again */
+    return NULL;
 }
 
 static void client_broken(client_t *cl) {
@@ -238,11 +277,9 @@ static void client_broken(client_t *cl) {
     cl->conn = NULL;
 }
 
-static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
-                      char **reply, size_t *reply_len, rp_err_t *err) {
-    amqp_tp_t *t = (amqp_tp_t *)base;
-    client_t *cl = client_get(t, err);
-    if (!cl) return false;
+/* One call on cl, which the caller took and gives back. */
+static bool call_on(amqp_tp_t *t, client_t *cl, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
+                    char **reply, size_t *reply_len, rp_err_t *err) {
     /* A connection idle since the broker went away still accepts a publish (the bytes only go
      * to the socket). Read what is pending first: a connection.close or a socket error means
      * reconnect before publishing; late replies to earlier calls are dropped here too. */
@@ -262,7 +299,7 @@ static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req
         }
         if (dead) {
             client_broken(cl);
-            if (!(cl = client_get(t, err))) return false;
+            if (!client_connect(t, cl, err)) return false;
         }
     }
     char corr[64], expiration[24];
@@ -340,13 +377,41 @@ static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req
     }
 }
 
+static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
+                      char **reply, size_t *reply_len, rp_err_t *err) {
+    amqp_tp_t *t = (amqp_tp_t *)base;
+    client_t *cl = client_take(t, deadline_ms, err);
+    if (!cl) return false;
+    bool ok = call_on(t, cl, comp, req, len, deadline_ms, reply, reply_len, err);
+    client_give(t, cl);
+    return ok;
+}
+
 static bool amqp_ready(rp_transport_t *base, rp_err_t *err) {
     amqp_tp_t *t = (amqp_tp_t *)base;
     if (atomic_load(&t->stopping)) {
         rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "shutting down");
         return false;
     }
-    return client_get(t, err) != NULL;
+    client_t *cl = client_take(t, rp_now_ms() + READY_WAIT_MS, err);
+    if (!cl) return false;
+    client_give(t, cl);
+    return true;
+}
+
+bool rp_transport_amqp_connect(rp_transport_t *base, int n, rp_err_t *err) {
+    amqp_tp_t *t = (amqp_tp_t *)base;
+    if (n > t->max_clients) n = t->max_clients;
+    client_t **held = rp_calloc((size_t)(n > 0 ? n : 1), sizeof *held);
+    int got = 0;
+    bool ok = true;
+    /* held all at once, so that each take opens a connection of its own */
+    while (got < n && (ok = (held[got] = client_take(t, rp_now_ms() + READY_WAIT_MS, err)) != NULL))
+        got++;
+    while (got > 0)
+        client_give(t, held[--got]);
+    free(held);
+    return ok;
 }
 
 /* ---- the serving side ---- */
@@ -521,9 +586,12 @@ static void amqp_stop(rp_transport_t *base) {
 static void amqp_free(rp_transport_t *base) {
     amqp_tp_t *t = (amqp_tp_t *)base;
     amqp_stop(base);
-    client_free(pthread_getspecific(t->key));
-    pthread_setspecific(t->key, NULL);
-    pthread_key_delete(t->key);
+    for (int i = 0; i < t->nclients; i++)
+        client_free(t->clients[i]);
+    free(t->clients);
+    free(t->idle);
+    pthread_mutex_destroy(&t->cmu);
+    pthread_cond_destroy(&t->cfreed);
     publisher_free(pthread_getspecific(t->pub_key));
     pthread_setspecific(t->pub_key, NULL);
     pthread_key_delete(t->pub_key);
@@ -542,7 +610,7 @@ static const rp_transport_ops_t amqp_ops = {.serve = amqp_serve,
                                             .stop = amqp_stop,
                                             .free = amqp_free};
 
-rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, rp_err_t *err) {
+rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, int connections, rp_err_t *err) {
     rp_amqp_url_t addr;
     if (!rp_amqp_url_parse(&addr, url, err)) return NULL;
     amqp_tp_t *t = rp_calloc(1, sizeof *t);
@@ -550,7 +618,11 @@ rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, rp_err_t *e
     t->addr = addr;
     t->prefetch = prefetch > 0 ? prefetch : 16;
     t->url = rp_strdup(url);
-    pthread_key_create(&t->key, client_free);
+    t->max_clients = connections > 0 ? connections : 1;
+    t->clients = rp_calloc((size_t)t->max_clients, sizeof *t->clients);
+    t->idle = rp_calloc((size_t)t->max_clients, sizeof *t->idle);
+    pthread_mutex_init(&t->cmu, NULL);
+    pthread_cond_init(&t->cfreed, NULL);
     pthread_key_create(&t->pub_key, publisher_free);
     pthread_mutex_init(&t->mu, NULL);
     return &t->base;

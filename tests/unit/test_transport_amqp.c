@@ -1,10 +1,15 @@
 /* Tests lib/transport_amqp.c against a real RabbitMQ (`make test` starts Debian's
  * rabbitmq-server; AMQP_URL overrides the address). One sequential test: the RPC queues are
  * shared, so scenarios must not run in parallel. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "amqp_broker.h"
@@ -21,16 +26,21 @@ static char *slow_echo(void *ctx, const char *req, size_t len, size_t *out_len) 
     return out;
 }
 
-/* A transport on the broker with the given workers; skips the test when no broker answers. */
-static rp_transport_t *transport_or_skip(int workers) {
+/* A transport on the broker with the given prefetch and call connections; skips the test when no
+ * broker answers. */
+static rp_transport_t *transport_or_skip_with(int workers, int connections) {
     rp_err_t err;
-    rp_transport_t *t = rp_transport_amqp_new(broker_url(), workers, &err);
+    rp_transport_t *t = rp_transport_amqp_new(broker_url(), workers, connections, &err);
     cr_assert_not_null(t, "%s", err.message);
     if (!rp_transport_ready(t, &err)) {
         rp_transport_free(t);
         cr_skip_test("no RabbitMQ at %s: %s", broker_url(), err.message);
     }
     return t;
+}
+
+static rp_transport_t *transport_or_skip(int workers) {
+    return transport_or_skip_with(workers, 64);
 }
 
 /* A plain connection beside the transport; the transport answered, so the broker is there. */
@@ -103,7 +113,7 @@ Test(amqp, rpc_round_trip_timeouts_and_dead_letters, .timeout = 60) {
     rp_transport_free(t);
 
     /* a wrong address is a clear 503, quickly */
-    rp_transport_t *bad = rp_transport_amqp_new("amqp://guest:guest@127.0.0.1:1/", 4, &err);
+    rp_transport_t *bad = rp_transport_amqp_new("amqp://guest:guest@127.0.0.1:1/", 4, 4, &err);
     cr_assert_not(rp_transport_ready(bad, &err));
     cr_assert_eq(err.kind, RP_ERR_UNAVAILABLE);
     rp_transport_free(bad);
@@ -243,4 +253,103 @@ Test(amqp, work_queue_confirms_delivers_and_dead_letters, .timeout = 60) {
     broker_close(c);
     for (int i = 0; i <= N; i++)
         free(msgs[i]);
+}
+
+/* ---- the calling side's shared connections ---- */
+
+/* Open TCP connections of this process to the broker's port. */
+static int broker_sockets(void) {
+    DIR *d = opendir("/proc/self/fd");
+    cr_assert_not_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        struct sockaddr_in peer;
+        socklen_t len = sizeof peer;
+        int fd = atoi(e->d_name);
+        if (fd > 2 && getpeername(fd, (struct sockaddr *)&peer, &len) == 0 && peer.sin_family == AF_INET &&
+            ntohs(peer.sin_port) == 5672)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+typedef struct {
+    rp_transport_t *t;
+    int64_t deadline_ms;
+    bool ok;
+    rp_err_t err;
+} slow_call_t;
+
+static void *slow_call(void *arg) {
+    slow_call_t *c = arg;
+    char *rep = NULL;
+    size_t n = 0;
+    c->ok = rp_transport_call(c->t, RP_COMP_EVENT, "{\"slow\":1}", 10, c->deadline_ms, &rep, &n, &c->err);
+    free(rep);
+    return NULL;
+}
+
+Test(amqp, calls_share_a_bounded_set_of_connections, .timeout = 60) {
+    if (strstr(broker_url(), "127.0.0.1:5672") == NULL) cr_skip_test("counts sockets to 127.0.0.1:5672 only");
+    rp_err_t err;
+    rp_transport_t *t = transport_or_skip_with(4, 2);
+    cr_assert(rp_transport_serve(t, RP_COMP_EVENT, slow_echo, NULL, 4, &err), "%s", err.message);
+    char *rep = NULL;
+    size_t n = 0;
+    bool ok = false;
+    for (int i = 0; i < 50 && !ok; i++) {
+        ok = rp_transport_call(t, RP_COMP_EVENT, "{\"hello\":1}", 11, rp_now_ms() + 2000, &rep, &n, &err);
+        if (!ok) usleep(100000);
+    }
+    cr_assert(ok, "%s", err.message);
+    free(rep);
+    int before = broker_sockets();
+
+    /* four calls at once on two connections: all answered, two of them after waiting their turn */
+    enum { CALLS = 4 };
+    slow_call_t calls[CALLS];
+    pthread_t th[CALLS];
+    for (int i = 0; i < CALLS; i++) {
+        calls[i] = (slow_call_t){.t = t, .deadline_ms = rp_now_ms() + 10000};
+        pthread_create(&th[i], NULL, slow_call, &calls[i]);
+    }
+    for (int i = 0; i < CALLS; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert(calls[i].ok, "call %d: %s", i, calls[i].err.message);
+    }
+    cr_assert_eq(broker_sockets(), before + 1, "the second call connection was opened, and no more");
+
+    /* both carrying a call: a call that cannot wait for one is told the process is overloaded */
+    for (int i = 0; i < 2; i++) {
+        calls[i] = (slow_call_t){.t = t, .deadline_ms = rp_now_ms() + 10000};
+        pthread_create(&th[i], NULL, slow_call, &calls[i]);
+    }
+    usleep(100000); /* both slow calls have taken their connection (each is held 400 ms) */
+    cr_assert_not(rp_transport_call(t, RP_COMP_EVENT, "{\"x\":1}", 7, rp_now_ms() + 50, &rep, &n, &err));
+    cr_assert_str_eq(err.code, "OVERLOADED", "%s", err.message);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert(calls[i].ok, "%s", calls[i].err.message);
+    }
+    /* opening ahead of time stops at the configured number */
+    cr_assert(rp_transport_amqp_connect(t, 10, &err), "%s", err.message);
+    cr_assert_eq(broker_sockets(), before + 1);
+    rp_transport_free(t);
+    cr_assert_eq(broker_sockets(), 0, "freeing the transport closes every connection");
+}
+
+Test(amqp, connecting_ahead_opens_the_connections_at_once, .timeout = 60) {
+    if (strstr(broker_url(), "127.0.0.1:5672") == NULL) cr_skip_test("counts sockets to 127.0.0.1:5672 only");
+    rp_err_t err;
+    rp_transport_t *t = transport_or_skip_with(4, 8);
+    int before = broker_sockets(); /* the readiness probe's connection */
+    cr_assert(rp_transport_amqp_connect(t, 5, &err), "%s", err.message);
+    cr_assert_eq(broker_sockets(), 5, "five connections open before any call, %d before", before);
+    rp_transport_free(t);
+    rp_transport_t *bad = rp_transport_amqp_new("amqp://guest:guest@127.0.0.1:1/", 4, 4, &err);
+    cr_assert_not(rp_transport_amqp_connect(bad, 2, &err));
+    cr_assert_eq(err.kind, RP_ERR_UNAVAILABLE);
+    rp_transport_free(bad);
 }
