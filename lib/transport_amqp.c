@@ -79,13 +79,13 @@ struct amqp_tp {
     char *url;
     pthread_key_t pub_key; /* per-thread confirmed publisher (work queues) */
     /* the calling side: up to max_clients connections, shared by every calling thread, one call
-     * at a time each. The idle ones are a ring taken from the front (the longest idle) and given
-     * back at the end, so steady traffic keeps every one in use: none idles past the broker's
-     * heartbeat limit (2 x HEARTBEAT_S) to be reopened, cold, at the next burst. */
+     * at a time each. The idle ones are a stack: the most recently used is taken first, since a
+     * warm connection answers sooner (at 1 connection, p50 0.37-0.42 ms against 0.51-0.69 ms when
+     * every call took the longest idle one). */
     pthread_mutex_t cmu;
     pthread_cond_t cfreed;
     struct client **clients, **idle;
-    int nclients, first, nidle, max_clients;
+    int nclients, nidle, max_clients;
     atomic_bool stopping;
     pthread_mutex_t mu;
     consumer_t **consumers; /* each owned here; a consumer thread holds its pointer until stop */
@@ -156,7 +156,8 @@ static bool declare_queue(amqp_connection_state_t c, const char *exchange, const
     return reply_ok(c, "bind queue", err);
 }
 
-static amqp_connection_state_t open_conn(amqp_tp_t *t, const char *name, rp_err_t *err) {
+/* A connection with channel 1 open. heartbeat_s 0 asks the broker for none (see client_connect). */
+static amqp_connection_state_t open_conn(amqp_tp_t *t, const char *name, int heartbeat_s, rp_err_t *err) {
     amqp_connection_state_t c = amqp_new_connection();
     amqp_socket_t *s = amqp_tcp_socket_new(c);
     struct timeval tv = {3, 0};
@@ -169,7 +170,7 @@ static amqp_connection_state_t open_conn(amqp_tp_t *t, const char *name, rp_err_
     amqp_table_entry_t props[1] = {str_entry("connection_name", name)};
     amqp_table_t ptable = {.num_entries = 1, .entries = props};
     amqp_rpc_reply_t r =
-        amqp_login_with_properties(c, rp_amqp_url_vhost(&t->addr), 0, AMQP_DEFAULT_FRAME_SIZE, HEARTBEAT_S, &ptable,
+        amqp_login_with_properties(c, rp_amqp_url_vhost(&t->addr), 0, AMQP_DEFAULT_FRAME_SIZE, heartbeat_s, &ptable,
                                    AMQP_SASL_METHOD_PLAIN, info->user, info->password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "broker login failed");
@@ -222,7 +223,11 @@ static bool setup_reply_queue(client_t *cl, rp_err_t *err) {
 static bool client_connect(amqp_tp_t *t, client_t *cl, rp_err_t *err) {
     if (cl->ok) return true;
     if (cl->conn) amqp_destroy_connection(cl->conn);
-    cl->conn = open_conn(t, "reward-rpc", err);
+    /* no heartbeats: librabbitmq answers them only inside its own calls, so the broker would
+     * close a call connection that sat idle for two intervals, and the next burst would reopen
+     * it while its call waits. A broker that went away shows as a closed socket at the next use
+     * (the drain in call_on reconnects); a silent network loss costs that call its deadline. */
+    cl->conn = open_conn(t, "reward-rpc", 0, err);
     if (!cl->conn) return false;
     /* an exclusive server-named queue, bound to rp.reply under its own name, consumed no-ack;
      * it dies with the connection, so a reply to a call from a broken connection is dropped */
@@ -237,7 +242,7 @@ static bool client_connect(amqp_tp_t *t, client_t *cl, rp_err_t *err) {
 
 static void client_give(amqp_tp_t *t, client_t *cl) {
     pthread_mutex_lock(&t->cmu);
-    t->idle[(t->first + t->nidle++) % t->max_clients] = cl;
+    t->idle[t->nidle++] = cl;
     pthread_cond_signal(&t->cfreed);
     pthread_mutex_unlock(&t->cmu);
 }
@@ -252,9 +257,7 @@ static client_t *client_take(amqp_tp_t *t, int64_t deadline_ms, rp_err_t *err) {
     while (t->nidle == 0 && t->nclients >= t->max_clients)
         if (pthread_cond_timedwait(&t->cfreed, &t->cmu, &until) == ETIMEDOUT) break;
     if (t->nidle > 0) {
-        cl = t->idle[t->first];
-        t->first = (t->first + 1) % t->max_clients;
-        t->nidle--;
+        cl = t->idle[--t->nidle];
     } else if (t->nclients < t->max_clients) {
         cl = rp_calloc(1, sizeof *cl);
         snprintf(cl->tag, sizeof cl->tag, "%lx", (unsigned long)rp_mono_us() ^ (unsigned long)(uintptr_t)cl);
@@ -469,7 +472,7 @@ static void *consume_main(void *arg) {
     snprintf(name, sizeof name, "reward-worker %s", cs->queue);
     while (!atomic_load(&t->stopping)) {
         rp_err_t err;
-        amqp_connection_state_t c = open_conn(t, name, &err);
+        amqp_connection_state_t c = open_conn(t, name, HEARTBEAT_S, &err);
         if (c && declare_queue(c, cs->exchange, cs->queue, cs->key, cs->fn != NULL, &err)) {
             amqp_basic_qos(c, 1, 0, (uint16_t)(cs->fn ? RPC_PREFETCH : t->prefetch), 0);
             if (reply_ok(c, "qos", &err)) {
@@ -512,7 +515,7 @@ static void *consume_main(void *arg) {
  * conflicts), then starts `threads` consumers of it. */
 static bool start_consumers(amqp_tp_t *t, const char *exchange, const char *queue, const char *key,
                             rp_rpc_handler_fn fn, rp_work_fn work, void *ctx, int threads, rp_err_t *err) {
-    amqp_connection_state_t c = open_conn(t, "reward-setup", err);
+    amqp_connection_state_t c = open_conn(t, "reward-setup", HEARTBEAT_S, err);
     if (!c) return false;
     bool ok = declare_queue(c, exchange, queue, key, fn != NULL, err);
     close_conn(c);
