@@ -1,5 +1,7 @@
 /* ratelimit.c - per-key token buckets in a bounded chained hash table with a least-recently-used
- * list (see ratelimit.h). Every entry is allocated at creation; all state is under one mutex. */
+ * list (see ratelimit.h). Every entry is allocated at creation but left untouched until a key
+ * needs it (the zeroed pages of calloc cost no memory until written), so a limiter sized for
+ * 65,536 keys holds only what its keys use; all state is under one mutex. */
 #include "ratelimit.h"
 
 #include <pthread.h>
@@ -34,9 +36,8 @@ struct rp_ratelimit {
     unsigned char hash_key[crypto_shorthash_KEYBYTES];
     unsigned char digest_key[crypto_generichash_KEYBYTES];
     pthread_mutex_t mu;
-    int32_t *slots;
-    entry_t *entries;
-    int32_t free_list;
+    int32_t *slots;   /* the first entry of each slot's chain, plus one: 0 is an empty slot */
+    entry_t *entries; /* entries[0..used) have held a key; the rest are untouched */
     int32_t newest, oldest;
     entry_t overflow; /* shared by new keys while every bucket is active */
     uint64_t evictions, overflowed;
@@ -64,12 +65,7 @@ rp_ratelimit_t *rp_ratelimit_new_sized(int rate, int burst, size_t max_keys, siz
     crypto_generichash_keygen(rl->digest_key);
     pthread_mutex_init(&rl->mu, NULL);
     rl->slots = rp_calloc(slots, sizeof *rl->slots);
-    for (size_t i = 0; i < slots; i++)
-        rl->slots[i] = NONE;
     rl->entries = rp_calloc(max_keys, sizeof *rl->entries);
-    for (size_t i = 0; i < max_keys; i++)
-        rl->entries[i].chain = i + 1 < max_keys ? (int32_t)(i + 1) : NONE;
-    rl->free_list = 0;
     rl->newest = rl->oldest = NONE;
     rl->overflow.tokens = rl->burst;
     rl->overflow.last_us = INT64_MIN;
@@ -113,7 +109,7 @@ static bool same_key(const entry_t *e, const norm_key_t *k) {
 
 /* The entry holding k, or NONE. Caller holds mu. */
 static int32_t find(const rp_ratelimit_t *rl, const norm_key_t *k, uint32_t slot) {
-    for (int32_t i = rl->slots[slot]; i != NONE; i = rl->entries[i].chain)
+    for (int32_t i = rl->slots[slot] - 1; i != NONE; i = rl->entries[i].chain)
         if (same_key(&rl->entries[i], k)) return i;
     return NONE;
 }
@@ -140,10 +136,15 @@ static void lru_push(rp_ratelimit_t *rl, int32_t i) {
 }
 
 static void chain_unlink(rp_ratelimit_t *rl, int32_t i) {
-    int32_t *p = &rl->slots[rl->entries[i].slot];
-    while (*p != i)
-        p = &rl->entries[*p].chain;
-    *p = rl->entries[i].chain;
+    int32_t *head = &rl->slots[rl->entries[i].slot];
+    if (*head - 1 == i) {
+        *head = rl->entries[i].chain + 1;
+        return;
+    }
+    int32_t j = *head - 1;
+    while (rl->entries[j].chain != i)
+        j = rl->entries[j].chain;
+    rl->entries[j].chain = rl->entries[i].chain;
 }
 
 /* The tokens b holds at now_us, refilled up to burst. */
@@ -157,10 +158,9 @@ static double refilled(const rp_ratelimit_t *rl, const entry_t *b, int64_t now_u
 /* A fresh entry for k: a free one, or the least recently used once it has refilled; NONE when
  * every bucket is still active. Caller holds mu. */
 static int32_t claim(rp_ratelimit_t *rl, const norm_key_t *k, uint32_t slot, int64_t now_us) {
-    int32_t i = rl->free_list;
-    if (i != NONE) {
-        rl->free_list = rl->entries[i].chain;
-        rl->used++;
+    int32_t i = NONE;
+    if (rl->used < rl->max_keys) {
+        i = (int32_t)rl->used++; /* never used before: entries are not given back, only reused */
     } else {
         i = rl->oldest;
         if (i == NONE || refilled(rl, &rl->entries[i], now_us) < rl->burst) return NONE;
@@ -174,8 +174,8 @@ static int32_t claim(rp_ratelimit_t *rl, const norm_key_t *k, uint32_t slot, int
     e->slot = slot;
     e->tokens = rl->burst;
     e->last_us = now_us;
-    e->chain = rl->slots[slot];
-    rl->slots[slot] = i;
+    e->chain = rl->slots[slot] - 1;
+    rl->slots[slot] = i + 1;
     lru_push(rl, i);
     return i;
 }

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ratelimit.h"
@@ -144,6 +145,44 @@ Test(ratelimit, memory_is_bounded) {
     cr_assert_lt(after.memory_bytes, 1000u * 200 + 4096 * 8);
     cr_assert_eq(after.evictions, 99000u);
     cr_assert_eq(after.overflowed, 0u);
+    rp_ratelimit_free(rl);
+}
+
+static long rss_kib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    cr_assert_not_null(f);
+    char line[256];
+    long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0) kib = atol(line + 6);
+    fclose(f);
+    return kib;
+}
+
+/* The api makes four limiters of RATE_LIMIT_MAX_CLIENTS (65,536) buckets each; touching every
+ * bucket at creation held 28 MiB of a fresh api process. A limiter holds what its keys use. */
+Test(ratelimit, memory_is_taken_as_keys_come_not_at_creation) {
+    long before = rss_kib();
+    rp_ratelimit_t *rl = rp_ratelimit_new_sized(10, 10, 1u << 20, 0); /* ~108 MiB of buckets if touched */
+    long created = rss_kib();
+    cr_assert_lt(created - before, 8 * 1024, "a million-bucket limiter took %ld KiB at creation", created - before);
+    int retry;
+    char key[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof key, "10.1.%d.%d", i >> 8, i & 255);
+        cr_assert(rp_ratelimit_take(rl, key, 0, &retry));
+    }
+    rp_ratelimit_stats_t st;
+    rp_ratelimit_stats(rl, &st);
+    cr_assert_eq(st.keys, 1000u);
+    cr_assert_lt(rss_kib() - created, 8 * 1024);
+    /* the same keys again are found, not added */
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof key, "10.1.%d.%d", i >> 8, i & 255);
+        cr_assert(rp_ratelimit_take(rl, key, 0, &retry));
+    }
+    rp_ratelimit_stats(rl, &st);
+    cr_assert_eq(st.keys, 1000u);
     rp_ratelimit_free(rl);
 }
 
