@@ -110,12 +110,15 @@ typedef struct rp_sqlite_pool rp_sqlite_pool_t;
  * grow for the whole of a 10-minute soak (bench/README.md). Rows the cache misses come from the
  * kernel's page cache. Process-wide; set before the stores open. */
 #define RP_SQLITE_CACHE_KIB_DEFAULT 256
+/* A pool's write connection (group commits) takes this many times as much. */
+#define RP_SQLITE_WRITER_CACHE_FACTOR 8
 void rp_sqlite_set_cache_kib(int kib);
 
-/* A pool of max_conns connections to path, all opened before this returns: the first is migrated
- * to schemas (see rp_sqlite_migrate; borrowed for the call only), so a bad path or schema, or a
- * process out of descriptors, fails at start-up. Connections are handed out in turn (the longest
- * idle first), so each is warm after the first minutes. NULL with err on failure. */
+/* A pool of max_conns connections to path, and one more that only rp_sqlite_transact's group
+ * commits use, all opened before this returns: the first is migrated to schemas (see
+ * rp_sqlite_migrate; borrowed for the call only), so a bad path or schema, or a process out of
+ * descriptors, fails at start-up. Connections are handed out in turn (the longest idle first), so
+ * each is warm after the first minutes. NULL with err on failure. */
 rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t *schemas, int max_conns, rp_err_t *err);
 /* Takes a connection (waits while all are in use). Give it back with rp_sqlite_pool_put. */
 sqlite3 *rp_sqlite_pool_get(rp_sqlite_pool_t *p, rp_err_t *err);

@@ -497,3 +497,37 @@ def _listening(port):
         return True
     except requests.RequestException:
         return False
+
+
+def unhooked(data_dir):
+    """Outbox messages not yet fanned out to webhook deliveries (read from the SQLite file)."""
+    import sqlite3
+    db = sqlite3.connect("%s/events.db" % data_dir, timeout=30)
+    try:
+        return db.execute("SELECT count(*) FROM outbox WHERE hooked = 0").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_messages_from_before_any_endpoint_existed_are_never_delivered():
+    # with no enabled endpoint the relay marks messages fanned out in one statement; an endpoint
+    # created afterwards receives only what happens after it
+    p = start_platform(HOOK_ENV)
+    rec = Receiver().start()
+    try:
+        w = World(Client(p))
+        ev = w.event()
+        before = [grant(w, ev["id"])["id"] for _ in range(3)]
+        wait_for(lambda: unhooked(p.data_dir) == 0, 30, "the relay to mark the first grants")
+        ep = create(w, rec.url)
+        after = grant(w, ev["id"])["id"]
+        wait_for(lambda: unhooked(p.data_dir) == 0, 30, "the relay to fan out the last grant")
+        items = deliveries(w, ep["id"], limit=100)["items"]
+        assert [d["payload"]["data"]["requestId"] for d in items] == [after], items
+        seen = wait_for(lambda: rec.by_id() or None, 30, "the delivery")
+        sent = {json.loads(c["body"])["data"]["requestId"] for copies in seen.values() for c in copies}
+        assert sent == {after} and not set(before) & sent
+    finally:
+        rec.stop()
+        code = p.stop()
+        assert code == 0, "platform exited with %s:\n%s" % (code, p.log_tail())

@@ -315,6 +315,22 @@ static int open_descriptors(void) {
     return n;
 }
 
+typedef struct {
+    sqlite3 *db;
+    int cache;
+} writer_seen_t;
+
+static rp_txn_end_t note_writer(sqlite3 *db, void *arg, rp_err_t *err) {
+    (void)err;
+    writer_seen_t *w = arg;
+    w->db = db;
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "PRAGMA cache_size", -1, &st, NULL);
+    if (sqlite3_step(st) == SQLITE_ROW) w->cache = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return RP_TXN_COMMIT;
+}
+
 Test(migrate, a_pool_opens_every_connection_at_start_and_hands_them_out_in_turn) {
     rp_err_t err;
     int before = open_descriptors();
@@ -332,6 +348,11 @@ Test(migrate, a_pool_opens_every_connection_at_start_and_hands_them_out_in_turn)
     cr_assert(seen[0] != seen[1] && seen[1] != seen[2] && seen[0] != seen[2],
               "one user after another still gets each connection in turn, so every one warms up");
     cr_assert_eq(seen[3], seen[0], "the longest idle comes back first");
+    /* writes run on a connection of their own, never handed out, with a larger page cache */
+    writer_seen_t w = {0};
+    cr_assert(rp_sqlite_transact(p, note_writer, &w, &err), "%s", err.message);
+    cr_assert(w.db && w.db != seen[0] && w.db != seen[1] && w.db != seen[2]);
+    cr_assert_eq(w.cache, -RP_SQLITE_CACHE_KIB_DEFAULT * RP_SQLITE_WRITER_CACHE_FACTOR);
     int during = open_descriptors();
     sqlite3 *all[3];
     for (int i = 0; i < 3; i++)
