@@ -402,17 +402,52 @@ static bool amqp_ready(rp_transport_t *base, rp_err_t *err) {
     return true;
 }
 
+#define CONNECT_THREADS 8 /* connections set up at once by rp_transport_amqp_connect */
+
+typedef struct connect_share {
+    amqp_tp_t *t;
+    client_t **held; /* this thread's part: takes are held until every thread is done */
+    int want, got;
+    rp_err_t err;
+} connect_share_t;
+
+static void *connect_part(void *arg) {
+    connect_share_t *c = arg;
+    while (c->got < c->want && (c->held[c->got] = client_take(c->t, rp_now_ms() + READY_WAIT_MS, &c->err)) != NULL)
+        c->got++;
+    return NULL;
+}
+
 bool rp_transport_amqp_connect(rp_transport_t *base, int n, rp_err_t *err) {
     amqp_tp_t *t = (amqp_tp_t *)base;
     if (n > t->max_clients) n = t->max_clients;
-    client_t **held = rp_calloc((size_t)(n > 0 ? n : 1), sizeof *held);
-    int got = 0;
+    if (n < 1) return true;
+    int parts = n < CONNECT_THREADS ? n : CONNECT_THREADS;
+    client_t **held = rp_calloc((size_t)n, sizeof *held);
+    connect_share_t share[CONNECT_THREADS];
+    pthread_t th[CONNECT_THREADS];
+    bool started[CONNECT_THREADS] = {false};
+    /* every take is held until all are done, so that each opens a connection of its own; each
+     * takes several broker round trips, so a few threads set them up side by side */
+    for (int i = 0, from = 0; i < parts; i++) {
+        int want = n / parts + (i < n % parts);
+        share[i] = (connect_share_t){.t = t, .held = held + from, .want = want};
+        rp_err_clear(&share[i].err);
+        from += want;
+        started[i] = pthread_create(&th[i], NULL, connect_part, &share[i]) == 0;
+        if (!started[i]) connect_part(&share[i]);
+    }
     bool ok = true;
-    /* held all at once, so that each take opens a connection of its own */
-    while (got < n && (ok = (held[got] = client_take(t, rp_now_ms() + READY_WAIT_MS, err)) != NULL))
-        got++;
-    while (got > 0)
-        client_give(t, held[--got]);
+    for (int i = 0; i < parts; i++) {
+        if (started[i]) pthread_join(th[i], NULL);
+        if (share[i].got < share[i].want && ok) {
+            ok = false;
+            if (err) *err = share[i].err;
+        }
+    }
+    for (int i = 0; i < parts; i++)
+        while (share[i].got > 0)
+            client_give(t, share[i].held[--share[i].got]);
     free(held);
     return ok;
 }
