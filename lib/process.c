@@ -76,6 +76,15 @@ int rp_process_run_worker(const char *name, const char *what, rp_worker_open_fn 
     rp_worker_services_t w = {{NULL, NULL}, {RP_COMP_AUTH, RP_COMP_AUTH}, 0};
     if (!rp_process_start(&proc, name, false, true)) return 1;
     rp_err_clear(&err);
+    /* A worker calls out (account look-ups) from its RPC and batch consumer threads, at most
+     * two per worker thread at once: those connections are opened now, like the pools', so that
+     * the first moment that many calls overlap does not add a connection and its buffers (the
+     * soak saw grant workers grow in such steps, one descriptor each). */
+    int calls = 2 * proc.cfg.worker_threads + 2;
+    if (!rp_transport_amqp_connect(proc.transport, calls < proc.cfg.rpc_connections ? calls : proc.cfg.rpc_connections,
+                                   &err))
+        rp_log(RP_LOG_WARN, "main", "the broker's call connections open on first use: %s", err.message);
+    rp_err_clear(&err);
     bool ok = open(&proc.cfg, proc.transport, &w, &err);
     for (size_t i = 0; ok && i < w.n; i++)
         ok = rp_process_serve(&proc, w.comps[i], w.services[i], &err);

@@ -110,8 +110,11 @@ typedef struct rp_sqlite_pool rp_sqlite_pool_t;
  * grow for the whole of a 10-minute soak (bench/README.md). Rows the cache misses come from the
  * kernel's page cache. Process-wide; set before the stores open. */
 #define RP_SQLITE_CACHE_KIB_DEFAULT 256
-/* A pool's write connection (group commits) takes this many times as much. */
+/* A pool's write connection (group commits) takes this many times as much (a build may set
+ * another with -DRP_SQLITE_WRITER_CACHE_FACTOR=N, to measure). */
+#ifndef RP_SQLITE_WRITER_CACHE_FACTOR
 #define RP_SQLITE_WRITER_CACHE_FACTOR 8
+#endif
 void rp_sqlite_set_cache_kib(int kib);
 
 /* A pool of max_conns connections to path, and one more that only rp_sqlite_transact's group
