@@ -1,7 +1,6 @@
 /* api_main.c - the HTTP front end as a process of its own (TRANSPORT=amqp): it owns no business
  * data and sends every request to the worker queues on RabbitMQ. */
 #include "gateway.h"
-#include "log.h"
 #include "process.h"
 
 int main(void) {
@@ -10,8 +9,7 @@ int main(void) {
     if (!rp_process_start(&proc, "reward-api", false, true)) return 1;
     /* every call connection opened before the first request: a burst would otherwise open them
      * (several broker round trips and a queue each) while its calls wait */
-    if (!rp_transport_amqp_connect(proc.transport, proc.cfg.rpc_connections, &err))
-        rp_log(RP_LOG_WARN, "main", "the broker's call connections open on first use: %s", err.message);
+    rp_process_open_calls(&proc, proc.cfg.rpc_connections);
     rp_gateway_t *gw = rp_gateway_open(&proc.cfg, proc.transport, &err);
     if (!gw) {
         int rc = rp_process_fail(&proc, "gateway", &err);

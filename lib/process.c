@@ -70,6 +70,12 @@ bool rp_process_serve(rp_process_t *p, rp_component_t comp, const rp_service_t *
     return rp_transport_serve(p->transport, comp, rp_rpc_service_handler, (void *)svc, p->cfg.worker_threads, err);
 }
 
+void rp_process_open_calls(rp_process_t *p, int n) {
+    rp_err_t err;
+    if (!rp_transport_amqp_connect(p->transport, n < p->cfg.rpc_connections ? n : p->cfg.rpc_connections, &err))
+        rp_log(RP_LOG_WARN, "main", "the broker's call connections open on first use: %s", err.message);
+}
+
 int rp_process_run_worker(const char *name, const char *what, rp_worker_open_fn open) {
     rp_process_t proc;
     rp_err_t err;
@@ -80,11 +86,7 @@ int rp_process_run_worker(const char *name, const char *what, rp_worker_open_fn 
      * two per worker thread at once: those connections are opened now, like the pools', so that
      * the first moment that many calls overlap does not add a connection and its buffers (the
      * soak saw grant workers grow in such steps, one descriptor each). */
-    int calls = 2 * proc.cfg.worker_threads + 2;
-    if (!rp_transport_amqp_connect(proc.transport, calls < proc.cfg.rpc_connections ? calls : proc.cfg.rpc_connections,
-                                   &err))
-        rp_log(RP_LOG_WARN, "main", "the broker's call connections open on first use: %s", err.message);
-    rp_err_clear(&err);
+    rp_process_open_calls(&proc, 2 * proc.cfg.worker_threads + 2);
     bool ok = open(&proc.cfg, proc.transport, &w, &err);
     for (size_t i = 0; ok && i < w.n; i++)
         ok = rp_process_serve(&proc, w.comps[i], w.services[i], &err);

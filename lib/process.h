@@ -25,6 +25,10 @@ typedef struct rp_process {
 bool rp_process_start(rp_process_t *p, const char *name, bool allow_inproc, bool allow_amqp);
 /* Prints "<name>: <what>: <reason>" and returns 1 (an exit status). */
 int rp_process_fail(const rp_process_t *p, const char *what, const rp_err_t *err);
+/* amqp: opens n of the process's call connections (at most RPC_CONNECTIONS) before it serves, so
+ * that the first burst of calls does not wait for them to be set up; a broker that cannot be
+ * reached is logged and the connections open on first use. */
+void rp_process_open_calls(rp_process_t *p, int n);
 /* Serves svc (borrowed until the transport stops) as component comp on the process's transport,
  * with WORKER_THREADS threads. */
 bool rp_process_serve(rp_process_t *p, rp_component_t comp, const rp_service_t *svc, rp_err_t *err);

@@ -207,7 +207,7 @@ void rp_sqlite_set_cache_kib(int kib) {
     cache_kib = kib;
 }
 
-static sqlite3 *open_waiting(const char *path, int busy_ms, rp_err_t *err) {
+static sqlite3 *open_waiting(const char *path, int busy_ms, int cache_kib_now, rp_err_t *err) {
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
@@ -221,7 +221,7 @@ static sqlite3 *open_waiting(const char *path, int busy_ms, rp_err_t *err) {
     char pragmas[160];
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-%d;",
-             (int)cache_kib);
+             cache_kib_now);
     /* Switching a new file to WAL takes an exclusive lock. Two processes opening it at once can
      * each hold a shared lock and want the exclusive one, and SQLite then answers SQLITE_BUSY to
      * both at once rather than call the busy handler (it would deadlock): seen when the grant and
@@ -243,7 +243,7 @@ static sqlite3 *open_waiting(const char *path, int busy_ms, rp_err_t *err) {
 }
 
 sqlite3 *rp_sqlite_open(const char *path, rp_err_t *err) {
-    return open_waiting(path, BUSY_MS, err);
+    return open_waiting(path, BUSY_MS, cache_kib, err);
 }
 
 /* Runs fn between begin and COMMIT on db; see rp_sqlite_transact. */
@@ -450,6 +450,13 @@ struct rp_sqlite_pool {
     bool leading;
 };
 
+/* A pool's connection after the first: opened with a page cache of kib, keeping its statements. */
+static sqlite3 *pooled_conn(const char *path, int kib, rp_err_t *err) {
+    sqlite3 *db = open_waiting(path, BUSY_MS, kib, err);
+    if (db) stmt_cache_attach(db);
+    return db;
+}
+
 rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t *schemas, int max_conns,
                                      rp_err_t *err) {
     rp_sqlite_pool_t *p = rp_calloc(1, sizeof *p);
@@ -462,7 +469,7 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
     pthread_cond_init(&p->gdone, NULL);
     /* workers starting together each switch the file to WAL and migrate it, one after the other:
      * on a busy machine that outlasts a statement's wait, so the start waits longer */
-    sqlite3 *db = open_waiting(path, STARTUP_BUSY_MS, err);
+    sqlite3 *db = open_waiting(path, STARTUP_BUSY_MS, cache_kib, err);
     if (!db || !rp_sqlite_migrate(db, schemas, err)) {
         sqlite3_close_v2(db);
         rp_sqlite_pool_free(p);
@@ -476,11 +483,10 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
      * fails the start, not a request at the busiest moment), and the soak showed the lazy pool's
      * steps of ~1 MiB at whichever later batch first overlapped enough claims (bench/README.md). */
     while (p->nidle < p->max) {
-        if (!(db = rp_sqlite_open(path, err))) {
+        if (!(db = pooled_conn(path, cache_kib, err))) {
             rp_sqlite_pool_free(p);
             return NULL;
         }
-        stmt_cache_attach(db);
         p->idle[p->nidle++] = db;
     }
     /* Writes run one group at a time on a connection of their own, with a page cache of
@@ -488,13 +494,10 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
      * (the tables' last leaves, the upper levels of each index). When writes took turns on the
      * readers' 256 KiB caches, a 20,000-player batch read those pages back from the kernel for
      * every chunk and ran 25-30 % slower (bench/README.md). */
-    char pragma[64];
-    snprintf(pragma, sizeof pragma, "PRAGMA cache_size=-%d", (int)cache_kib * RP_SQLITE_WRITER_CACHE_FACTOR);
-    if (!(p->writer = rp_sqlite_open(path, err)) || !rp_sqlite_exec(p->writer, pragma, err)) {
+    if (!(p->writer = pooled_conn(path, cache_kib * RP_SQLITE_WRITER_CACHE_FACTOR, err))) {
         rp_sqlite_pool_free(p);
         return NULL;
     }
-    stmt_cache_attach(p->writer);
     return p;
 }
 
