@@ -283,6 +283,15 @@ static int broker_sockets(void) {
     return n;
 }
 
+/* Polls, up to 10 s, until this process holds `want` connections to the broker (consumers connect
+ * on threads of their own, after serve returns); returns the last count seen. */
+static int broker_sockets_once(int want) {
+    int n = 0;
+    for (int i = 0; i < 200 && (n = broker_sockets()) != want; i++)
+        usleep(50000);
+    return n;
+}
+
 typedef struct {
     rp_transport_t *t;
     int64_t deadline_ms;
@@ -307,7 +316,9 @@ Test(amqp, calls_share_a_bounded_set_of_connections, .timeout = 60) {
     char *rep = NULL;
     size_t n = 0;
     first_round_trip(t);
-    int before = broker_sockets();
+    /* the four consumers' connections and the one call connection used so far */
+    int before = broker_sockets_once(4 + 1);
+    cr_assert_eq(before, 4 + 1, "four consumers and one call connection");
 
     /* four calls at once on two connections: all answered, two of them after waiting their turn */
     enum { CALLS = 4 };
