@@ -732,11 +732,17 @@ static int on_connection_open(const struct mg_connection *conn, void **conn_data
     rp_gateway_t *gw = mg_get_user_data(mg_get_context(conn));
     const struct mg_request_info *ri = early_info(gw, conn);
     *conn_data = NULL;
-    if (!ri) return 0;
-    if (rp_conn_limit_acquire(gw->conns, ri->remote_addr))
+    if (!ri) {
+        rp_log(RP_LOG_DEBUG, "gateway", "connection not counted: the layout is not known yet");
+        return 0;
+    }
+    if (rp_conn_limit_acquire(gw->conns, ri->remote_addr)) {
         *conn_data = gw;
-    else
+        rp_log(RP_LOG_DEBUG, "gateway", "connection from %s:%d counted (%d open)", ri->remote_addr, ri->remote_port,
+               rp_conn_limit_count(gw->conns, ri->remote_addr));
+    } else {
         refuse_connection(gw, ri);
+    }
     return 0;
 }
 
@@ -747,7 +753,10 @@ static void on_connection_close(const struct mg_connection *conn) {
     const struct mg_request_info *ri = mg_get_request_info(conn);
     if (!ri) return;
     learn_info_offset(gw, conn, ri);
-    if (ri->conn_data) rp_conn_limit_release(gw->conns, ri->remote_addr);
+    if (!ri->conn_data) return;
+    rp_conn_limit_release(gw->conns, ri->remote_addr);
+    rp_log(RP_LOG_DEBUG, "gateway", "connection from %s:%d closed (%d open)", ri->remote_addr, ri->remote_port,
+           rp_conn_limit_count(gw->conns, ri->remote_addr));
 }
 
 /* civetweb's init_ssl: loads TLS_CERT_FILE (a chain) and TLS_KEY_FILE, which civetweb cannot take

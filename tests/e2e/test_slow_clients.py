@@ -163,9 +163,16 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(sh
 
 @pytest.fixture(scope="module")
 def capped():
-    p = start({"MAX_CONNECTIONS_PER_ADDRESS": "4", "HTTP_REQUEST_TIMEOUT_MS": "30000"})
+    # at debug level the api logs each connection it counts and releases: a failure shows them
+    p = start({"MAX_CONNECTIONS_PER_ADDRESS": "4", "HTTP_REQUEST_TIMEOUT_MS": "30000", "LOG_LEVEL": "debug"})
     yield p
     assert p.stop() == 0, p.log_tail()
+
+
+def gateway_log(p, n=60):
+    """The last n lines the api's gateway logged (the other processes log at debug too)."""
+    lines = [ln for ln in p.log_tail(100000).splitlines() if '"module":"gateway"' in ln]
+    return "\n".join(lines[-n:])
 
 
 def refused_quickly(p, source):
@@ -199,7 +206,8 @@ def test_connections_over_the_per_address_cap_are_refused_at_once(capped):
         try:
             answer = wait_for(lambda: refused_quickly(capped, "127.0.0.50"), 15, "a fifth connection to be refused")
         except AssertionError as e:
-            raise AssertionError("%s; the platform's log:\n%s" % (e, capped.log_tail())) from None
+            raise AssertionError("%s (%d of the 4 still open); the gateway's log:\n%s" % (
+                e, held.open_count(), gateway_log(capped))) from None
         if answer.startswith(b"HTTP/"):
             assert answer.startswith(b"HTTP/1.1 429"), answer
             assert b"TOO_MANY_CONNECTIONS" in answer
