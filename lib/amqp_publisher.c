@@ -16,8 +16,10 @@ struct rp_amqp_publisher {
     rp_amqp_url_t addr;
     char *name, *exchange, *exchange_type;
     amqp_connection_state_t conn;
-    uint64_t next_tag;  /* delivery tag of the next publish on this channel */
-    uint64_t first_tag; /* first tag not yet confirmed */
+    uint64_t next_tag;    /* delivery tag of the next publish on this channel */
+    uint64_t first_tag;   /* first tag not yet confirmed */
+    int64_t last_used_ms; /* monotonic: when the connection last carried a publish or a confirm */
+    int idle_ms;          /* replaced before a send when idle longer than this */
 };
 
 static void drop_conn(rp_amqp_publisher_t *p) {
@@ -69,11 +71,14 @@ static bool connect_broker(rp_amqp_publisher_t *p, rp_err_t *err) {
     amqp_confirm_select(p->conn, 1);
     if (!ok_reply(p, "confirm select", err)) return false;
     p->next_tag = p->first_tag = 1; /* confirm delivery tags start at 1 on a new channel */
+    p->last_used_ms = rp_mono_ms();
     return true;
 }
 
 bool rp_amqp_publisher_send(rp_amqp_publisher_t *p, const char *routing_key, const char *message_id, const char *body,
                             size_t len, bool mandatory, rp_err_t *err) {
+    /* idle past the limit with nothing awaiting a confirm: the broker may have closed it */
+    if (p->conn && p->first_tag == p->next_tag && rp_mono_ms() - p->last_used_ms >= p->idle_ms) drop_conn(p);
     if (!connect_broker(p, err)) return false;
     amqp_basic_properties_t props;
     memset(&props, 0, sizeof props);
@@ -92,6 +97,7 @@ bool rp_amqp_publisher_send(rp_amqp_publisher_t *p, const char *routing_key, con
         return false;
     }
     p->next_tag++;
+    p->last_used_ms = rp_mono_ms();
     return true;
 }
 
@@ -158,6 +164,7 @@ bool rp_amqp_publisher_confirm(rp_amqp_publisher_t *p, int timeout_ms, rp_err_t 
     }
     ok = true;
     p->first_tag = p->next_tag;
+    p->last_used_ms = rp_mono_ms();
 done:
     free(acked);
     if (!ok) drop_conn(p);
@@ -174,7 +181,12 @@ rp_amqp_publisher_t *rp_amqp_publisher_new(const char *url, const char *conn_nam
     p->name = rp_strdup(conn_name);
     p->exchange = rp_strdup(exchange);
     p->exchange_type = exchange_type ? rp_strdup(exchange_type) : NULL;
+    p->idle_ms = RP_AMQP_PUBLISHER_IDLE_MS;
     return p;
+}
+
+void rp_amqp_publisher_set_idle_ms(rp_amqp_publisher_t *p, int idle_ms) {
+    p->idle_ms = idle_ms;
 }
 
 void rp_amqp_publisher_free(rp_amqp_publisher_t *p) {

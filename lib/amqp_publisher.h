@@ -1,6 +1,10 @@
 /* amqp_publisher.h - persistent publishes with publisher confirms over one AMQP connection
  * (librabbitmq-c 0.11 has no confirm-wait helper). Not thread-safe: one publisher per thread.
- * The connection is opened lazily and dropped after any failure; the next send reconnects. */
+ * The connection is opened lazily and dropped after any failure; the next send reconnects. A
+ * connection idle for longer than the idle limit (RP_AMQP_PUBLISHER_IDLE_MS) is replaced before
+ * the next send: librabbitmq answers heartbeats only inside its calls, so the broker closes a
+ * publisher that sat idle for two heartbeat intervals (60 s), and the first publish on it failed
+ * (the batch sweeper then put a whole batch off by a minute). */
 #ifndef RP_LIB_AMQP_PUBLISHER_H
 #define RP_LIB_AMQP_PUBLISHER_H
 
@@ -24,6 +28,11 @@ bool rp_amqp_publisher_send(rp_amqp_publisher_t *p, const char *routing_key, con
  * timeout_ms. False (503 UNAVAILABLE) on a nack, a returned message, a timeout or a lost
  * connection: then none of them may be taken as delivered. */
 bool rp_amqp_publisher_confirm(rp_amqp_publisher_t *p, int timeout_ms, rp_err_t *err);
+/* The idle limit: half the heartbeat interval the publisher asks for (30 s). */
+#define RP_AMQP_PUBLISHER_IDLE_MS 15000
+/* Sets p's idle limit; 0 replaces the connection before every send with nothing awaiting a
+ * confirm (tests). */
+void rp_amqp_publisher_set_idle_ms(rp_amqp_publisher_t *p, int idle_ms);
 /* Closes the connection and frees; accepts NULL. */
 void rp_amqp_publisher_free(rp_amqp_publisher_t *p);
 

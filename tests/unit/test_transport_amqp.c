@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "amqp_broker.h"
+#include "amqp_publisher.h"
 #include "timeutil.h"
 #include "transport.h"
 #include "work_counter.h"
@@ -365,4 +366,64 @@ Test(amqp, connecting_ahead_opens_the_connections_at_once, .timeout = 60) {
     cr_assert_not(rp_transport_amqp_connect(bad, 2, &err));
     cr_assert_eq(err.kind, RP_ERR_UNAVAILABLE);
     rp_transport_free(bad);
+}
+
+/* ---- a publisher whose connection died while it was idle ---- */
+
+/* Shuts down, under the publisher's feet, every connection of this process to the broker but
+ * `keep` (the test's own): what the broker does to a publisher that missed its heartbeats. */
+static int cut_others(amqp_connection_state_t keep) {
+    int mine = amqp_get_sockfd(keep), cut = 0;
+    DIR *d = opendir("/proc/self/fd");
+    cr_assert_not_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        struct sockaddr_in peer;
+        socklen_t len = sizeof peer;
+        int fd = atoi(e->d_name);
+        if (fd > 2 && fd != mine && getpeername(fd, (struct sockaddr *)&peer, &len) == 0 &&
+            peer.sin_family == AF_INET && ntohs(peer.sin_port) == 5672 && shutdown(fd, SHUT_RDWR) == 0)
+            cut++;
+    }
+    closedir(d);
+    return cut;
+}
+
+static bool publish_one(rp_amqp_publisher_t *p, const char *body, rp_err_t *err) {
+    return rp_amqp_publisher_send(p, "k", NULL, body, strlen(body), true, err) &&
+           rp_amqp_publisher_confirm(p, 5000, err);
+}
+
+Test(amqp, an_idle_publisher_replaces_its_connection_before_publishing, .timeout = 60) {
+    if (strstr(broker_url(), "127.0.0.1:5672") == NULL) cr_skip_test("cuts connections to 127.0.0.1:5672 only");
+    amqp_connection_state_t c = broker_connect();
+    if (!c) cr_skip_test("no RabbitMQ at 127.0.0.1:5672");
+    char ex[64], queue[64];
+    snprintf(ex, sizeof ex, "test.idle.%d", (int)getpid());
+    snprintf(queue, sizeof queue, "test.idle.q.%d", (int)getpid());
+    amqp_exchange_declare(c, 1, amqp_cstring_bytes(ex), amqp_cstring_bytes("direct"), 0, 0, 1, 0, amqp_empty_table);
+    amqp_queue_declare(c, 1, amqp_cstring_bytes(queue), 0, 0, 0, 1, amqp_empty_table);
+    amqp_queue_bind(c, 1, amqp_cstring_bytes(queue), amqp_cstring_bytes(ex), amqp_cstring_bytes("k"), amqp_empty_table);
+    cr_assert_eq(amqp_get_rpc_reply(c).reply_type, AMQP_RESPONSE_NORMAL);
+    rp_err_t err;
+    rp_amqp_publisher_t *p = rp_amqp_publisher_new(broker_url(), "test-idle-publisher", ex, NULL, &err);
+    cr_assert_not_null(p, "%s", err.message);
+    cr_assert(publish_one(p, "{\"n\":1}", &err), "%s", err.message);
+
+    /* within the idle limit the connection is trusted: a dead one fails the publish (and is
+     * dropped, so the next one reconnects) */
+    cr_assert_eq(cut_others(c), 1, "the publisher holds one connection");
+    cr_assert_not(publish_one(p, "{\"n\":2}", &err));
+    cr_assert(publish_one(p, "{\"n\":3}", &err), "%s", err.message);
+
+    /* past the limit it is replaced before the send, so a connection the broker closed while
+     * the publisher sat idle costs nothing */
+    rp_amqp_publisher_set_idle_ms(p, 0);
+    cr_assert_eq(cut_others(c), 1);
+    cr_assert(publish_one(p, "{\"n\":4}", &err), "%s", err.message);
+    cr_assert_eq(depth(c, queue), 3, "messages 1, 3 and 4");
+    rp_amqp_publisher_free(p);
+    amqp_queue_delete(c, 1, amqp_cstring_bytes(queue), 0, 0);
+    amqp_exchange_delete(c, 1, amqp_cstring_bytes(ex), 0);
+    broker_close(c);
 }
