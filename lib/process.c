@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "log.h"
 #include "sqlite_util.h"
@@ -98,10 +99,23 @@ int rp_process_run_worker(const char *name, const char *what, rp_worker_open_fn 
     return rc;
 }
 
+/* How often the main thread hands freed heap memory back to the system. Blocks under the mmap
+ * threshold are carved from the arena of the thread that asked, and glibc returns an arena's free
+ * pages only from its top: after each 5,000-player batch a grant worker's arenas held 10 MiB more
+ * free memory (measured with mallinfo2 every 5 s in a cluster soak: in use 7-8 MiB throughout,
+ * free 2.9 -> 10 -> 20 MiB at the batches), which the soak saw as growth. malloc_trim(0) releases
+ * every whole free page of every arena (MADV_DONTNEED); it takes each arena's lock for about a
+ * millisecond. */
+#define TRIM_EVERY_S 10
+
 void rp_process_wait(rp_process_t *p) {
-    int sig = 0;
+    int sig = -1;
     rp_log(RP_LOG_INFO, "main", "%s ready (%s transport, %s store)", p->name, p->cfg.transport, p->cfg.store);
-    sigwait(&p->stop, &sig);
+    while (sig < 0) {
+        struct timespec every = {TRIM_EVERY_S, 0};
+        sig = sigtimedwait(&p->stop, NULL, &every);
+        if (sig < 0) malloc_trim(0); /* EAGAIN: the interval passed (or EINTR: an unrelated signal) */
+    }
     rp_log(RP_LOG_INFO, "main", "signal %d: shutting down", sig);
 }
 
