@@ -683,6 +683,25 @@ Test(query, concurrent_writes_commit_as_if_one_after_the_other) {
     rp_sqlite_pool_free(pool);
 }
 
+/* The temp_store a unit of work's connection has, read from inside the unit. */
+static rp_txn_end_t read_temp_store(sqlite3 *db, void *p, rp_err_t *err) {
+    (void)err;
+    *(int *)p = scalar(db, "PRAGMA temp_store");
+    return RP_TXN_ROLLBACK;
+}
+
+Test(query, group_commits_keep_their_statement_journals_in_memory_and_readers_on_file) {
+    rp_err_t err;
+    rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, kv_schema, 2, &err);
+    cr_assert_not_null(pool, "%s", err.message);
+    int writer = -1, reader = -1;
+    cr_assert(rp_sqlite_transact(pool, read_temp_store, &writer, &err), "%s", err.message);
+    cr_assert_eq(writer, 2, "the write connection's temporary files are in memory (temp_store=MEMORY)");
+    cr_assert(rp_sqlite_read(pool, read_temp_store, &reader, &err), "%s", err.message);
+    cr_assert_eq(reader, 0, "a reader keeps the build's default, files, for large sorts");
+    rp_sqlite_pool_free(pool);
+}
+
 /* ---- a full disk: a 503 the client may retry, nothing written, writes again once space returns ---- */
 
 /* SQLite answers SQLITE_FULL both for a full disk and for a file at its max_page_count: the
