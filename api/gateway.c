@@ -725,6 +725,14 @@ static void teach_layout(rp_gateway_t *gw) {
         rp_log(RP_LOG_INFO, "gateway", "MAX_CONNECTIONS_PER_ADDRESS applies from the first finished connection on");
 }
 
+/* At debug level, the cap's count for ri's address after a connection was counted or closed
+ * (reading it takes the limiter's lock, so only when the line is written). */
+static void log_count(rp_gateway_t *gw, const struct mg_request_info *ri, const char *what) {
+    if (!rp_log_enabled(RP_LOG_DEBUG)) return;
+    rp_log(RP_LOG_DEBUG, "gateway", "connection from %s:%d %s (%d open)", ri->remote_addr, ri->remote_port, what,
+           rp_conn_limit_count(gw->conns, ri->remote_addr));
+}
+
 /* civetweb's init_connection: a worker thread took a new connection (after the TLS handshake),
  * before its first request. A counted connection is marked by a non-NULL conn_data, which
  * on_connection_close reads back. */
@@ -738,8 +746,7 @@ static int on_connection_open(const struct mg_connection *conn, void **conn_data
     }
     if (rp_conn_limit_acquire(gw->conns, ri->remote_addr)) {
         *conn_data = gw;
-        rp_log(RP_LOG_DEBUG, "gateway", "connection from %s:%d counted (%d open)", ri->remote_addr, ri->remote_port,
-               rp_conn_limit_count(gw->conns, ri->remote_addr));
+        log_count(gw, ri, "counted");
     } else {
         refuse_connection(gw, ri);
     }
@@ -755,8 +762,7 @@ static void on_connection_close(const struct mg_connection *conn) {
     learn_info_offset(gw, conn, ri);
     if (!ri->conn_data) return;
     rp_conn_limit_release(gw->conns, ri->remote_addr);
-    rp_log(RP_LOG_DEBUG, "gateway", "connection from %s:%d closed (%d open)", ri->remote_addr, ri->remote_port,
-           rp_conn_limit_count(gw->conns, ri->remote_addr));
+    log_count(gw, ri, "closed");
 }
 
 /* civetweb's init_ssl: loads TLS_CERT_FILE (a chain) and TLS_KEY_FILE, which civetweb cannot take

@@ -48,8 +48,12 @@ static json_t *base_line(rp_log_level_t level) {
     return json_pack("{s:s, s:s, s:s}", "ts", ts, "level", level_names[level], "component", component);
 }
 
+bool rp_log_enabled(rp_log_level_t level) {
+    return (int)level >= atomic_load(&min_level);
+}
+
 void rp_log(rp_log_level_t level, const char *module, const char *fmt, ...) {
-    if ((int)level < atomic_load(&min_level)) return;
+    if (!rp_log_enabled(level)) return;
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);

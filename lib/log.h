@@ -2,6 +2,7 @@
 #ifndef RP_LIB_LOG_H
 #define RP_LIB_LOG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef enum { RP_LOG_DEBUG = 0, RP_LOG_INFO = 1, RP_LOG_WARN = 2, RP_LOG_ERROR = 3 } rp_log_level_t;
@@ -13,6 +14,8 @@ int rp_log_level_parse(const char *s);
 /* Sets the "component" field added to every line (e.g. "api", "worker-auth"); copies it. */
 void rp_log_set_component(const char *name);
 
+/* Whether lines of level are written: for callers whose arguments cost work to compute. */
+bool rp_log_enabled(rp_log_level_t level);
 /* Writes {"ts","level","component","module","msg"} as one line when level is enabled. */
 void rp_log(rp_log_level_t level, const char *module, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

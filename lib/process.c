@@ -73,7 +73,7 @@ bool rp_process_serve(rp_process_t *p, rp_component_t comp, const rp_service_t *
 
 void rp_process_open_calls(rp_process_t *p, int n) {
     rp_err_t err;
-    if (!rp_transport_amqp_connect(p->transport, n < p->cfg.rpc_connections ? n : p->cfg.rpc_connections, &err))
+    if (!rp_transport_amqp_connect(p->transport, n, &err)) /* it stops at RPC_CONNECTIONS itself */
         rp_log(RP_LOG_WARN, "main", "the broker's call connections open on first use: %s", err.message);
 }
 

@@ -494,17 +494,13 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
      * (the tables' last leaves, the upper levels of each index). When writes took turns on the
      * readers' 256 KiB caches, a 20,000-player batch read those pages back from the kernel for
      * every chunk and ran 25-30 % slower (bench/README.md). */
-    if (!(p->writer = pooled_conn(path, cache_kib * RP_SQLITE_WRITER_CACHE_FACTOR, err))) {
-        rp_sqlite_pool_free(p);
-        return NULL;
-    }
     /* A group runs each write in a savepoint of its own, and SQLite keeps a statement journal for
      * a statement that may need undoing inside a transaction: in a temporary file by default,
      * opened, written, unlinked and closed again (strace: one for about every fourth claim). In
      * memory they cost a few pages each; the group's writes sort nothing large. The readers keep
      * files, since a list without a fitting index may sort many rows. */
-    if (sqlite3_exec(p->writer, "PRAGMA temp_store=MEMORY;", NULL, NULL, NULL) != SQLITE_OK) {
-        rp_sqlite_err(p->writer, "exec", err);
+    if (!(p->writer = pooled_conn(path, cache_kib * RP_SQLITE_WRITER_CACHE_FACTOR, err)) ||
+        !rp_sqlite_exec(p->writer, "PRAGMA temp_store=MEMORY", err)) {
         rp_sqlite_pool_free(p);
         return NULL;
     }

@@ -266,8 +266,9 @@ Test(amqp, work_queue_confirms_delivers_and_dead_letters, .timeout = 60) {
 
 /* ---- the calling side's shared connections ---- */
 
-/* Open TCP connections of this process to the broker's port. */
-static int broker_sockets(void) {
+/* The descriptors of this process's TCP connections to the broker's port, but skip (-1: none),
+ * into fds (at most max); returns how many there are. */
+static int broker_fds(int skip, int *fds, int max) {
     DIR *d = opendir("/proc/self/fd");
     cr_assert_not_null(d);
     int n = 0;
@@ -276,12 +277,20 @@ static int broker_sockets(void) {
         struct sockaddr_in peer;
         socklen_t len = sizeof peer;
         int fd = atoi(e->d_name);
-        if (fd > 2 && getpeername(fd, (struct sockaddr *)&peer, &len) == 0 && peer.sin_family == AF_INET &&
-            ntohs(peer.sin_port) == 5672)
+        if (fd > 2 && fd != skip && getpeername(fd, (struct sockaddr *)&peer, &len) == 0 &&
+            peer.sin_family == AF_INET && ntohs(peer.sin_port) == 5672) {
+            if (n < max) fds[n] = fd;
             n++;
+        }
     }
     closedir(d);
     return n;
+}
+
+/* Open TCP connections of this process to the broker's port. */
+static int broker_sockets(void) {
+    int fds[64];
+    return broker_fds(-1, fds, 64);
 }
 
 /* Polls, up to 10 s, until this process holds `want` connections to the broker (consumers connect
@@ -373,19 +382,10 @@ Test(amqp, connecting_ahead_opens_the_connections_at_once, .timeout = 60) {
 /* Shuts down, under the publisher's feet, every connection of this process to the broker but
  * `keep` (the test's own): what the broker does to a publisher that missed its heartbeats. */
 static int cut_others(amqp_connection_state_t keep) {
-    int mine = amqp_get_sockfd(keep), cut = 0;
-    DIR *d = opendir("/proc/self/fd");
-    cr_assert_not_null(d);
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        struct sockaddr_in peer;
-        socklen_t len = sizeof peer;
-        int fd = atoi(e->d_name);
-        if (fd > 2 && fd != mine && getpeername(fd, (struct sockaddr *)&peer, &len) == 0 &&
-            peer.sin_family == AF_INET && ntohs(peer.sin_port) == 5672 && shutdown(fd, SHUT_RDWR) == 0)
-            cut++;
-    }
-    closedir(d);
+    int fds[64], cut = 0;
+    int n = broker_fds(amqp_get_sockfd(keep), fds, 64);
+    for (int i = 0; i < n && i < 64; i++)
+        cut += shutdown(fds[i], SHUT_RDWR) == 0;
     return cut;
 }
 
