@@ -448,6 +448,12 @@ struct rp_sqlite_pool {
     pthread_cond_t gdone; /* a group ended: its jobs are done, and leadership is free */
     txn_job_t *head, *tail;
     bool leading;
+    /* checkpoints, off the writer's thread (see checkpointer) */
+    pthread_mutex_t cmu;
+    pthread_cond_t cdue;
+    pthread_t cthread;
+    sqlite3 *cdb; /* the checkpointer's own connection */
+    bool cstarted, cdue_now, cstop;
 };
 
 /* A pool's connection after the first: opened with a page cache of kib, keeping its statements. */
@@ -455,6 +461,64 @@ static sqlite3 *pooled_conn(const char *path, int kib, rp_err_t *err) {
     sqlite3 *db = open_waiting(path, BUSY_MS, kib, err);
     if (db) stmt_cache_attach(db);
     return db;
+}
+
+/* ---- checkpoints ----
+ *
+ * SQLite copies the WAL back into the database (a checkpoint) on the connection whose commit
+ * takes the WAL past wal_autocheckpoint pages (1,000 by default): the group commit's leader,
+ * with every write of the next group waiting behind it, and on a WAL that short the same hot
+ * pages (the last leaves of the requests, ledger and outbox, the upper levels of each index) are
+ * copied again at every checkpoint. The writer's commits instead wake a thread of the pool that
+ * checkpoints on a connection of its own (PASSIVE: it copies what no reader still needs and never
+ * blocks the writer) once the WAL holds RP_SQLITE_CHECKPOINT_PAGES. Should the WAL outgrow
+ * CHECKPOINT_INLINE_PAGES anyway (a checkpointer starved of the CPU), the writer checkpoints
+ * itself, as before. Measured in bench/README.md ("Claims: one writer per file, checkpoints
+ * aside"). */
+
+#define CHECKPOINT_INLINE_PAGES (10 * RP_SQLITE_CHECKPOINT_PAGES)
+
+static int on_commit(void *arg, sqlite3 *db, const char *name, int pages) {
+    rp_sqlite_pool_t *p = arg;
+    if (pages >= CHECKPOINT_INLINE_PAGES) {
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    } else if (pages >= RP_SQLITE_CHECKPOINT_PAGES) {
+        pthread_mutex_lock(&p->cmu);
+        p->cdue_now = true;
+        pthread_cond_signal(&p->cdue);
+        pthread_mutex_unlock(&p->cmu);
+    }
+    return SQLITE_OK;
+}
+
+static void *checkpointer(void *arg) {
+    rp_sqlite_pool_t *p = arg;
+    pthread_mutex_lock(&p->cmu);
+    for (;;) {
+        while (!p->cdue_now && !p->cstop)
+            pthread_cond_wait(&p->cdue, &p->cmu);
+        if (p->cstop) break;
+        p->cdue_now = false;
+        pthread_mutex_unlock(&p->cmu);
+        int rc = sqlite3_wal_checkpoint_v2(p->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
+            rp_log(RP_LOG_WARN, "sqlite", "checkpoint of %s: %s", p->path, sqlite3_errmsg(p->cdb));
+        pthread_mutex_lock(&p->cmu);
+    }
+    pthread_mutex_unlock(&p->cmu);
+    return NULL;
+}
+
+/* Gives the pool's writer its checkpointer; false with err when its connection does not open. */
+static bool start_checkpointer(rp_sqlite_pool_t *p, rp_err_t *err) {
+    if (!(p->cdb = open_waiting(p->path, BUSY_MS, cache_kib, err))) return false;
+    if (pthread_create(&p->cthread, NULL, checkpointer, p) != 0) {
+        rp_err_set(err, RP_ERR_INTERNAL, "INTERNAL", "cannot start the checkpointer of %s", p->path);
+        return false;
+    }
+    p->cstarted = true;
+    sqlite3_wal_hook(p->writer, on_commit, p); /* replaces the writer's own wal_autocheckpoint */
+    return true;
 }
 
 rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t *schemas, int max_conns,
@@ -467,6 +531,8 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
     p->idle = rp_calloc((size_t)p->max, sizeof *p->idle);
     pthread_mutex_init(&p->gmu, NULL);
     pthread_cond_init(&p->gdone, NULL);
+    pthread_mutex_init(&p->cmu, NULL);
+    pthread_cond_init(&p->cdue, NULL);
     /* workers starting together each switch the file to WAL and migrate it, one after the other:
      * on a busy machine that outlasts a statement's wait, so the start waits longer */
     sqlite3 *db = open_waiting(path, STARTUP_BUSY_MS, cache_kib, err);
@@ -500,7 +566,7 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
      * memory they cost a few pages each; the group's writes sort nothing large. The readers keep
      * files, since a list without a fitting index may sort many rows. */
     if (!(p->writer = pooled_conn(path, cache_kib * RP_SQLITE_WRITER_CACHE_FACTOR, err)) ||
-        !rp_sqlite_exec(p->writer, "PRAGMA temp_store=MEMORY", err)) {
+        !rp_sqlite_exec(p->writer, "PRAGMA temp_store=MEMORY", err) || !start_checkpointer(p, err)) {
         rp_sqlite_pool_free(p);
         return NULL;
     }
@@ -536,6 +602,14 @@ void rp_sqlite_pool_put(rp_sqlite_pool_t *p, sqlite3 *db) {
 
 void rp_sqlite_pool_free(rp_sqlite_pool_t *p) {
     if (!p) return;
+    if (p->cstarted) {
+        pthread_mutex_lock(&p->cmu);
+        p->cstop = true;
+        pthread_cond_signal(&p->cdue);
+        pthread_mutex_unlock(&p->cmu);
+        pthread_join(p->cthread, NULL);
+    }
+    if (p->cdb) sqlite3_close_v2(p->cdb);
     for (int i = 0; i < p->nidle; i++)
         close_conn(p->idle[(p->first + i) % p->max]);
     if (p->writer) close_conn(p->writer);
@@ -543,6 +617,8 @@ void rp_sqlite_pool_free(rp_sqlite_pool_t *p) {
     pthread_cond_destroy(&p->freed);
     pthread_mutex_destroy(&p->gmu);
     pthread_cond_destroy(&p->gdone);
+    pthread_mutex_destroy(&p->cmu);
+    pthread_cond_destroy(&p->cdue);
     free(p->idle);
     free(p->path);
     free(p);
@@ -552,9 +628,92 @@ const char *rp_sqlite_pool_path(const rp_sqlite_pool_t *p) {
     return p->path;
 }
 
-/* rp_sqlite_pool_free with the signature rp_store_handle_new takes. */
+/* Adds more connections to p (its readers), opened before p's lock is taken. */
+static bool pool_grow(rp_sqlite_pool_t *p, int more, rp_err_t *err) {
+    sqlite3 **conns = rp_calloc((size_t)more, sizeof *conns);
+    for (int i = 0; i < more; i++) {
+        if (!(conns[i] = pooled_conn(p->path, cache_kib, err))) {
+            while (i-- > 0)
+                close_conn(conns[i]);
+            free(conns);
+            return false;
+        }
+    }
+    pthread_mutex_lock(&p->mu);
+    int max = p->max + more;
+    sqlite3 **idle = rp_calloc((size_t)max, sizeof *idle);
+    for (int i = 0; i < p->nidle; i++) /* the ring, laid out again from idle[0] */
+        idle[i] = p->idle[(p->first + i) % p->max];
+    memcpy(idle + p->nidle, conns, (size_t)more * sizeof *conns);
+    free(p->idle);
+    p->idle = idle;
+    p->first = 0;
+    p->nidle += more;
+    p->max = max;
+    pthread_cond_broadcast(&p->freed);
+    pthread_mutex_unlock(&p->mu);
+    free(conns);
+    return true;
+}
+
+/* ---- one pool per file in a process ----
+ *
+ * The stores that live in one file (events.db holds the event repository, the reward store and
+ * the webhook store) share one pool in a process, so the process has one writer on the file and
+ * every write of it joins the same group commits. With a pool each, every store's writer was a
+ * second writer to the others: in WAL mode a connection drops its whole page cache when it
+ * begins after another connection committed, so the grant writer read back the pages of every
+ * index it writes after each commit of the webhook fan-out beside it (strace: 13 page reads per
+ * claim; bench/README.md). A shared pool has the connections of all its openers, so it serves as
+ * many readers at once as their pools did. */
+
+typedef struct shared_pool {
+    rp_sqlite_pool_t *pool;
+    int refs;
+    struct shared_pool *next;
+} shared_pool_t;
+
+static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+static shared_pool_t *shared; /* the open pools of rp_sqlite_store_open */
+
+/* The pool of path: the open one, grown by max_conns connections, or a new one (migrated to
+ * schemas). A new reference either way; NULL with err. */
+static rp_sqlite_pool_t *shared_pool_open(const char *path, const rp_sqlite_schema_t *schemas, int max_conns,
+                                          rp_err_t *err) {
+    rp_sqlite_pool_t *p = NULL;
+    pthread_mutex_lock(&shared_mu);
+    for (shared_pool_t *sp = shared; sp; sp = sp->next) {
+        if (strcmp(sp->pool->path, path) != 0) continue;
+        if (pool_grow(sp->pool, max_conns > 0 ? max_conns : 1, err)) {
+            sp->refs++;
+            p = sp->pool;
+        }
+        pthread_mutex_unlock(&shared_mu);
+        return p;
+    }
+    if ((p = rp_sqlite_pool_new(path, schemas, max_conns, err))) {
+        shared_pool_t *sp = rp_calloc(1, sizeof *sp);
+        *sp = (shared_pool_t){p, 1, shared};
+        shared = sp;
+    }
+    pthread_mutex_unlock(&shared_mu);
+    return p;
+}
+
+/* Drops a reference of shared_pool_open; the last closes the pool (rp_store_handle_new's close). */
 static void close_pool(void *pool) {
-    rp_sqlite_pool_free(pool);
+    pthread_mutex_lock(&shared_mu);
+    for (shared_pool_t **at = &shared; *at; at = &(*at)->next) {
+        shared_pool_t *sp = *at;
+        if (sp->pool != pool) continue;
+        if (--sp->refs == 0) {
+            *at = sp->next;
+            rp_sqlite_pool_free(sp->pool);
+            free(sp);
+        }
+        break;
+    }
+    pthread_mutex_unlock(&shared_mu);
 }
 
 void *rp_sqlite_store_open(const char *dir, const char *file, const rp_sqlite_schema_t *schemas, int max_conns,
@@ -564,7 +723,7 @@ void *rp_sqlite_store_open(const char *dir, const char *file, const rp_sqlite_sc
         rp_err_set(err, RP_ERR_CONFIG, "CONFIG_INVALID", "SQLITE_DIR is too long");
         return NULL;
     }
-    rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, schemas, max_conns, err);
+    rp_sqlite_pool_t *pool = shared_pool_open(path, schemas, max_conns, err);
     return pool ? rp_store_handle_new(pool, close_pool, handle, handle_size) : NULL;
 }
 

@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "event/event_schema_sqlite.h"
 #include "reward/reward_schema_sqlite.h"
 #include "sqlite_util.h"
+#include "store_handle.h"
 
 static char dir[64], path[96];
 
@@ -732,5 +734,81 @@ Test(query, a_full_disk_is_a_retryable_503_that_writes_nothing) {
     db = rp_sqlite_pool_get(pool, &err);
     cr_assert_eq(scalar(db, "SELECT count(*) FROM kv"), 1, "the same write succeeds once there is room");
     rp_sqlite_pool_put(pool, db);
+    rp_sqlite_pool_free(pool);
+}
+
+/* ---- one pool per file in a process, and checkpoints off the writer ---- */
+
+static rp_txn_end_t put_one(sqlite3 *db, void *p, rp_err_t *err) {
+    (void)p;
+    return rp_sqlite_exec(db, "INSERT INTO kv VALUES ('kept', 1)", err) ? RP_TXN_COMMIT : RP_TXN_FAILED;
+}
+
+/* Stores of one file share one pool with the connections of all of them (five held at once out
+ * of 2 + 3), another file has its own, and the pool lives until its last store closes. */
+Test(query, stores_of_one_file_share_one_pool_until_the_last_closes) {
+    rp_err_t err;
+    struct handle {
+        int unused;
+    } h = {0};
+    void *a = rp_sqlite_store_open(dir, "kv.db", kv_schema, 2, &h, sizeof h, &err);
+    cr_assert_not_null(a, "%s", err.message);
+    void *b = rp_sqlite_store_open(dir, "kv.db", kv_schema, 3, &h, sizeof h, &err);
+    void *c = rp_sqlite_store_open(dir, "other.db", kv_schema, 1, &h, sizeof h, &err);
+    cr_assert(b && c, "%s", err.message);
+    rp_sqlite_pool_t *pool = rp_store_handle_backend(a);
+    cr_assert_eq(rp_store_handle_backend(b), pool, "the second store of kv.db uses the first one's pool");
+    cr_assert_neq(rp_store_handle_backend(c), pool, "another file has a pool of its own");
+    sqlite3 *held[5];
+    for (int i = 0; i < 5; i++) /* would wait for ever in a pool of 2 or 3 */
+        cr_assert_not_null(held[i] = rp_sqlite_pool_get(pool, &err));
+    for (int i = 0; i < 5; i++)
+        rp_sqlite_pool_put(pool, held[i]);
+    rp_store_handle_free(a);
+    cr_assert(rp_sqlite_transact(rp_store_handle_backend(b), put_one, NULL, &err), "%s", err.message);
+    rp_store_handle_free(b);
+    rp_store_handle_free(c);
+    void *again = rp_sqlite_store_open(dir, "kv.db", kv_schema, 1, &h, sizeof h, &err);
+    cr_assert_not_null(again, "%s", err.message);
+    sqlite3 *db = rp_sqlite_pool_get(rp_store_handle_backend(again), &err);
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM kv WHERE k = 'kept'"), 1, "the file reopens with what was written");
+    rp_sqlite_pool_put(rp_store_handle_backend(again), db);
+    rp_store_handle_free(again);
+}
+
+/* count rows of one page each (a 3,000-byte value: two never share a 4 KiB page) */
+static rp_txn_end_t fill_pages(sqlite3 *db, void *p, rp_err_t *err) {
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) "
+             "INSERT INTO kv SELECT hex(randomblob(12)), zeroblob(3000) FROM n",
+             *(int *)p);
+    return rp_sqlite_exec(db, sql, err) ? RP_TXN_COMMIT : RP_TXN_FAILED;
+}
+
+static long file_pages(void) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)(st.st_size / 4096) : -1;
+}
+
+/* The writer no longer checkpoints at SQLite's 1,000 pages on its own thread: below
+ * RP_SQLITE_CHECKPOINT_PAGES nothing reaches the database file; past it the pool's checkpointer
+ * copies the WAL back while nothing else is written. */
+Test(query, a_pool_checkpoints_past_its_threshold_on_a_thread_of_its_own) {
+    rp_err_t err;
+    rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, kv_schema, 1, &err);
+    cr_assert_not_null(pool, "%s", err.message);
+    long start = file_pages();
+    int rows = 500;
+    for (int written = 0; written + rows < RP_SQLITE_CHECKPOINT_PAGES - 200; written += rows)
+        cr_assert(rp_sqlite_transact(pool, fill_pages, &rows, &err), "%s", err.message);
+    cr_assert_eq(file_pages(), start, "no checkpoint below the threshold (SQLite's own would run at 1,000 pages)");
+    rows = 1000;
+    cr_assert(rp_sqlite_transact(pool, fill_pages, &rows, &err), "%s", err.message);
+    long pages = 0;
+    for (int i = 0; i < 3000 && (pages = file_pages()) < RP_SQLITE_CHECKPOINT_PAGES; i++)
+        usleep(10 * 1000);
+    cr_assert_geq(pages, RP_SQLITE_CHECKPOINT_PAGES, "the checkpointer copied the WAL into the file (%ld pages)",
+                  pages);
     rp_sqlite_pool_free(pool);
 }
