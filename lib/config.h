@@ -31,6 +31,7 @@ typedef struct rp_config {
     int rpc_timeout_ms;            /* RPC_TIMEOUT_MS, default 5000 */
     int rpc_connections;           /* RPC_CONNECTIONS: a process's broker connections for calls, 64 */
     int worker_threads;            /* WORKER_THREADS per component, default 4 */
+    int grant_concurrency;         /* GRANT_CONCURRENCY: the reward component's calls at once, 64 (16 on amqp) */
     int queue_capacity;            /* QUEUE_CAPACITY per component (inproc), default 1024 */
     int batch_redeliver_ms;        /* BATCH_REDELIVER_MS: a batch item not settled this long is sent again; 60000 */
     int batch_max_in_flight;       /* BATCH_MAX_IN_FLIGHT items sent and not yet settled, all batches; 2000 */

@@ -68,7 +68,11 @@ int rp_process_fail(const rp_process_t *p, const char *what, const rp_err_t *err
 }
 
 bool rp_process_serve(rp_process_t *p, rp_component_t comp, const rp_service_t *svc, rp_err_t *err) {
-    return rp_transport_serve(p->transport, comp, rp_rpc_service_handler, (void *)svc, p->cfg.worker_threads, err);
+    /* A claim spends most of its call waiting for its group commit, and the more claims wait
+     * together the more share one commit (bench/README.md), so the reward component takes more
+     * calls at once than the others; its SQLite readers stay WORKER_THREADS-sized. */
+    int threads = comp == RP_COMP_REWARD ? p->cfg.grant_concurrency : p->cfg.worker_threads;
+    return rp_transport_serve(p->transport, comp, rp_rpc_service_handler, (void *)svc, threads, err);
 }
 
 void rp_process_open_calls(rp_process_t *p, int n) {

@@ -34,6 +34,11 @@ Test(config, defaults) {
     cr_assert_eq(c.export_page_size, 1000);
     cr_assert_eq(c.sqlite_cache_kib, 256);
     cr_assert_eq(c.rpc_connections, 64);
+    cr_assert_eq(c.worker_threads, 4);
+    cr_assert_eq(c.grant_concurrency, 64);
+    kv_t amqp[] = {{"JWT_SECRET", SECRET}, {"TRANSPORT", "amqp"}, {NULL, NULL}};
+    cr_assert(rp_config_load(&c, getter, amqp, &err), "%s", err.message);
+    cr_assert_eq(c.grant_concurrency, 16, "a consumer thread per call over RabbitMQ: fewer by default");
     cr_assert_eq(c.login_max_failures, 5);
     cr_assert_eq(c.login_lockout_s, 900);
     cr_assert_eq(c.jwt_secret_len, 32u);
@@ -75,16 +80,17 @@ Test(config, refuses_the_placeholder_admin_password) {
 }
 
 Test(config, rejects_bad_values) {
-    const char *bad[][2] = {{"PORT", "70000"},          {"PORT", "80x"},
-                            {"STORE", "postgres"},      {"TRANSPORT", "zmq"},
-                            {"JWT_EXPIRES_IN", "-5m"},  {"JWT_EXPIRES_IN", "10y"},
-                            {"RPC_TIMEOUT_MS", "0"},    {"LOG_LEVEL", "loud"},
-                            {"PASSWORD_HASH", "none"},  {"MAX_BODY_BYTES", "1"},
-                            {"WORKER_THREADS", "0"},    {"ADMIN_USERNAME", "root"},
-                            {"EVENTS_CACHE_MS", "-1"},  {"EVENTS_CACHE_MS", "20000"},
-                            {"EVENTS_CACHE_MS", "1s"},  {"SQLITE_CACHE_KIB", "63"},
-                            {"SQLITE_CACHE_KIB", "2G"}, {"RPC_CONNECTIONS", "0"},
-                            {"RPC_CONNECTIONS", "1025"}};
+    const char *bad[][2] = {{"PORT", "70000"},           {"PORT", "80x"},
+                            {"STORE", "postgres"},       {"TRANSPORT", "zmq"},
+                            {"JWT_EXPIRES_IN", "-5m"},   {"JWT_EXPIRES_IN", "10y"},
+                            {"RPC_TIMEOUT_MS", "0"},     {"LOG_LEVEL", "loud"},
+                            {"PASSWORD_HASH", "none"},   {"MAX_BODY_BYTES", "1"},
+                            {"WORKER_THREADS", "0"},     {"ADMIN_USERNAME", "root"},
+                            {"EVENTS_CACHE_MS", "-1"},   {"EVENTS_CACHE_MS", "20000"},
+                            {"EVENTS_CACHE_MS", "1s"},   {"SQLITE_CACHE_KIB", "63"},
+                            {"SQLITE_CACHE_KIB", "2G"},  {"RPC_CONNECTIONS", "0"},
+                            {"RPC_CONNECTIONS", "1025"}, {"GRANT_CONCURRENCY", "0"},
+                            {"GRANT_CONCURRENCY", "257"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         kv_t env[] = {{"JWT_SECRET", SECRET}, {bad[i][0], bad[i][1]}, {NULL, NULL}};
         rp_config_t c;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "envelope_fixture.h"
+#include "process.h"
 #include "rpc.h"
 #include "timeutil.h"
 #include "transport.h"
@@ -308,4 +309,72 @@ Test(inproc, work_queue_delivers_every_message_once) {
     rp_transport_stop(t);
     cr_assert_not(rp_transport_enqueue(t, "w", msgs, lens, 1, &err), "a stopped transport takes no work");
     rp_transport_free(t);
+}
+
+/* ---- how many calls a component takes at once (lib/process.c) ---- */
+
+static void op_gated(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    (void)ctx;
+    (void)env;
+    atomic_fetch_add(&entered, 1);
+    pthread_mutex_lock(&gate_mu);
+    while (!gate_open)
+        pthread_cond_wait(&gate_cv, &gate_mu);
+    pthread_mutex_unlock(&gate_mu);
+    rp_reply_set(rep, 200, json_object());
+}
+
+typedef struct route_call {
+    rp_transport_t *t;
+    int status;
+} route_call_t;
+
+static void *route_caller(void *p) {
+    route_call_t *c = p;
+    rp_envelope_t env;
+    rp_reply_t rep;
+    rp_identity_t dave = signed_in("65f0a1b2c3d4e5f601234568", "dave", 1);
+    envelope_call(&env, "POST", "/g", &dave);
+    env.deadline_ms = rp_now_ms() + 20000;
+    rp_rpc_call(c->t, RP_COMP_REWARD, &env, &rep);
+    c->status = rep.status;
+    rp_reply_clear(&rep);
+    rp_envelope_clear(&env);
+    atomic_fetch_add(&finished, 1);
+    return NULL;
+}
+
+/* The reward component runs GRANT_CONCURRENCY calls at once, not WORKER_THREADS: with 3 against
+ * 1 and one waiting place, of five callers three run, one waits and one is refused at once. */
+Test(rpc, the_reward_component_takes_grant_concurrency_calls_at_once) {
+    static const rp_route_op_t ops[] = {{"POST", "/g", op_gated}};
+    rp_service_t svc = {"test", ops, 1, NULL, NULL, NULL, NULL};
+    rp_process_t p = {.name = "test"};
+    p.cfg.worker_threads = 1;
+    p.cfg.grant_concurrency = 3;
+    p.transport = rp_transport_inproc_new(1);
+    rp_err_t err;
+    cr_assert(rp_process_serve(&p, RP_COMP_REWARD, &svc, &err), "%s", err.message);
+    route_call_t calls[5];
+    pthread_t th[5];
+    for (int i = 0; i < 5; i++) {
+        calls[i] = (route_call_t){p.transport, 0};
+        pthread_create(&th[i], NULL, route_caller, &calls[i]);
+    }
+    for (int i = 0; i < 10000 && (atomic_load(&entered) < 3 || atomic_load(&finished) < 1); i++)
+        usleep(1000);
+    int running = atomic_load(&entered), refused = atomic_load(&finished);
+    open_gate();
+    for (int i = 0; i < 5; i++)
+        pthread_join(th[i], NULL);
+    cr_assert_eq(running, 3, "three calls run at once (WORKER_THREADS would allow one)");
+    cr_assert_eq(refused, 1, "the fifth caller finds no place and is refused at once");
+    int ok = 0, overloaded = 0;
+    for (int i = 0; i < 5; i++) {
+        ok += calls[i].status == 200;
+        overloaded += calls[i].status == 503;
+    }
+    cr_assert_eq(ok, 4, "the three and the one that waited are answered");
+    cr_assert_eq(overloaded, 1);
+    rp_transport_free(p.transport);
 }
