@@ -471,12 +471,17 @@ static sqlite3 *pooled_conn(const char *path, int kib, rp_err_t *err) {
  * pages (the last leaves of the requests, ledger and outbox, the upper levels of each index) are
  * copied again at every checkpoint. The writer's commits instead wake a thread of the pool that
  * checkpoints on a connection of its own (PASSIVE: it copies what no reader still needs and never
- * blocks the writer) once the WAL holds RP_SQLITE_CHECKPOINT_PAGES. Should the WAL outgrow
- * CHECKPOINT_INLINE_PAGES anyway (a checkpointer starved of the CPU), the writer checkpoints
- * itself, as before. Measured in bench/README.md ("Claims: one writer per file, checkpoints
- * aside"). */
+ * blocks the writer) once the WAL holds RP_SQLITE_CHECKPOINT_PAGES.
+ *
+ * Under steady writes that checkpoint never catches up with the writer, and SQLite starts the WAL
+ * over only after a checkpoint that copied all of it: the WAL grew to whatever limit the writer
+ * kept (160 MiB at ten times the threshold, where a 30 s claims run held it). So once the WAL
+ * holds twice the threshold the writer checkpoints itself too: most of it is copied already, its
+ * checkpoint copies the rest with no new frames behind it, and the next commit starts the WAL
+ * from its beginning; journal_size_limit then cuts the file back. Measured in bench/README.md
+ * ("Claims on 2026-12-02, late evening"). */
 
-#define CHECKPOINT_INLINE_PAGES (10 * RP_SQLITE_CHECKPOINT_PAGES)
+#define CHECKPOINT_INLINE_PAGES (2 * RP_SQLITE_CHECKPOINT_PAGES)
 
 static int on_commit(void *arg, sqlite3 *db, const char *name, int pages) {
     rp_sqlite_pool_t *p = arg;
@@ -566,7 +571,9 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
      * memory they cost a few pages each; the group's writes sort nothing large. The readers keep
      * files, since a list without a fitting index may sort many rows. */
     if (!(p->writer = pooled_conn(path, cache_kib * RP_SQLITE_WRITER_CACHE_FACTOR, err)) ||
-        !rp_sqlite_exec(p->writer, "PRAGMA temp_store=MEMORY", err) || !start_checkpointer(p, err)) {
+        !rp_sqlite_exec(p->writer, "PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=" RP_SQLITE_WAL_LIMIT_BYTES,
+                        err) ||
+        !start_checkpointer(p, err)) {
         rp_sqlite_pool_free(p);
         return NULL;
     }

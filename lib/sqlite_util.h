@@ -119,6 +119,8 @@ void rp_sqlite_set_cache_kib(int kib);
 /* A pool's writer leaves checkpoints to a thread of the pool, woken when a commit leaves the WAL
  * at this many pages or more (about 16 MiB), instead of checkpointing at SQLite's 1,000 itself. */
 #define RP_SQLITE_CHECKPOINT_PAGES 4000
+/* The size the WAL file is cut back to when it starts over (twice the threshold's pages). */
+#define RP_SQLITE_WAL_LIMIT_BYTES "32768000"
 
 /* A pool of max_conns connections to path, and one more that only rp_sqlite_transact's group
  * commits use, all opened before this returns: the first is migrated to schemas (see

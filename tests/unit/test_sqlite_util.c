@@ -812,3 +812,29 @@ Test(query, a_pool_checkpoints_past_its_threshold_on_a_thread_of_its_own) {
                   pages);
     rp_sqlite_pool_free(pool);
 }
+
+static long wal_bytes(void) {
+    char wal[128];
+    struct stat st;
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    return stat(wal, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* Past twice the threshold the writer checkpoints itself, so the WAL starts over at the next
+ * commit and its file is cut back to RP_SQLITE_WAL_LIMIT_BYTES: under steady writes the
+ * checkpointer alone never caught up, and the WAL grew to 160 MiB. */
+Test(query, a_wal_past_twice_the_threshold_starts_over_and_shrinks) {
+    rp_err_t err;
+    rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, kv_schema, 1, &err);
+    cr_assert_not_null(pool, "%s", err.message);
+    int rows = 2 * RP_SQLITE_CHECKPOINT_PAGES + 500;
+    cr_assert(rp_sqlite_transact(pool, fill_pages, &rows, &err), "%s", err.message);
+    long big = wal_bytes();
+    cr_assert_gt(big, atol(RP_SQLITE_WAL_LIMIT_BYTES), "the one large commit made a WAL past the limit (%ld)", big);
+    rows = 1;
+    cr_assert(rp_sqlite_transact(pool, fill_pages, &rows, &err), "%s", err.message);
+    long after = wal_bytes();
+    cr_assert_leq(after, atol(RP_SQLITE_WAL_LIMIT_BYTES), "the next commit started the WAL over and cut it (%ld)",
+                  after);
+    rp_sqlite_pool_free(pool);
+}
