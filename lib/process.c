@@ -23,9 +23,9 @@
 /* glibc gives threads up to 8 arenas per core (16 here), and each keeps the free memory of what
  * its threads allocated. With 64 grant slots and 16 consumer threads per grant worker, a
  * 100,000-player batch peaked at 62-65 MiB in the embedded process and 72-76 MiB in a grant
- * worker; with 4 arenas at 53-55 MiB embedded, claims within the spread (2 arenas: 50 MiB, but
- * claims 16 % slower from contention on the arenas' locks; bench/README.md). MALLOC_ARENA_MAX in
- * the environment still decides when set. */
+ * worker; with 4 arenas at 53-55 MiB embedded, for 5-14 % of claims and about 10 % of GET
+ * /auth/me (2 arenas: 50 MiB, claims 16 % slower from contention on the arenas' locks;
+ * bench/README.md). MALLOC_ARENA_MAX in the environment still decides when set. */
 #define MALLOC_ARENAS 4
 
 bool rp_process_start(rp_process_t *p, const char *name, bool allow_inproc, bool allow_amqp) {

@@ -526,14 +526,43 @@ static bool start_checkpointer(rp_sqlite_pool_t *p, rp_err_t *err) {
     return true;
 }
 
+/* Adds more read connections to p: a new pool's after its first, an open pool's for another store
+ * of its file. They are opened before p's lock is taken. */
+static bool pool_grow(rp_sqlite_pool_t *p, int more, rp_err_t *err) {
+    sqlite3 **conns = rp_calloc((size_t)more, sizeof *conns);
+    for (int i = 0; i < more; i++) {
+        if (!(conns[i] = pooled_conn(p->path, cache_kib, err))) {
+            while (i-- > 0)
+                close_conn(conns[i]);
+            free(conns);
+            return false;
+        }
+    }
+    pthread_mutex_lock(&p->mu);
+    int max = p->max + more;
+    sqlite3 **idle = rp_calloc((size_t)max, sizeof *idle);
+    for (int i = 0; i < p->nidle; i++) /* the ring, laid out again from idle[0] */
+        idle[i] = p->idle[(p->first + i) % p->max];
+    memcpy(idle + p->nidle, conns, (size_t)more * sizeof *conns);
+    free(p->idle);
+    p->idle = idle;
+    p->first = 0;
+    p->nidle += more;
+    p->max = max;
+    pthread_cond_broadcast(&p->freed);
+    pthread_mutex_unlock(&p->mu);
+    free(conns);
+    return true;
+}
+
 rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t *schemas, int max_conns,
                                      rp_err_t *err) {
     rp_sqlite_pool_t *p = rp_calloc(1, sizeof *p);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->freed, NULL);
     p->path = rp_strdup(path);
-    p->max = max_conns > 0 ? max_conns : 1;
-    p->idle = rp_calloc((size_t)p->max, sizeof *p->idle);
+    p->max = 1; /* the first connection; pool_grow adds the others */
+    p->idle = rp_calloc(1, sizeof *p->idle);
     pthread_mutex_init(&p->gmu, NULL);
     pthread_cond_init(&p->gdone, NULL);
     pthread_mutex_init(&p->cmu, NULL);
@@ -553,12 +582,9 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
      * descriptors and memory are then fixed at start (a pool that cannot open its connections
      * fails the start, not a request at the busiest moment), and the soak showed the lazy pool's
      * steps of ~1 MiB at whichever later batch first overlapped enough claims (bench/README.md). */
-    while (p->nidle < p->max) {
-        if (!(db = pooled_conn(path, cache_kib, err))) {
-            rp_sqlite_pool_free(p);
-            return NULL;
-        }
-        p->idle[p->nidle++] = db;
+    if (max_conns > 1 && !pool_grow(p, max_conns - 1, err)) {
+        rp_sqlite_pool_free(p);
+        return NULL;
     }
     /* Writes run one group at a time on a connection of their own, with a page cache of
      * RP_SQLITE_WRITER_CACHE_FACTOR times the readers': it keeps the pages every write touches
@@ -570,10 +596,11 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
      * opened, written, unlinked and closed again (strace: one for about every fourth claim). In
      * memory they cost a few pages each; the group's writes sort nothing large. The readers keep
      * files, since a list without a fitting index may sort many rows. */
+    char pragmas[96];
+    snprintf(pragmas, sizeof pragmas, "PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=%ld",
+             (long)RP_SQLITE_WAL_LIMIT_BYTES);
     if (!(p->writer = pooled_conn(path, cache_kib * RP_SQLITE_WRITER_CACHE_FACTOR, err)) ||
-        !rp_sqlite_exec(p->writer, "PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=" RP_SQLITE_WAL_LIMIT_BYTES,
-                        err) ||
-        !start_checkpointer(p, err)) {
+        !rp_sqlite_exec(p->writer, pragmas, err) || !start_checkpointer(p, err)) {
         rp_sqlite_pool_free(p);
         return NULL;
     }
@@ -633,34 +660,6 @@ void rp_sqlite_pool_free(rp_sqlite_pool_t *p) {
 
 const char *rp_sqlite_pool_path(const rp_sqlite_pool_t *p) {
     return p->path;
-}
-
-/* Adds more connections to p (its readers), opened before p's lock is taken. */
-static bool pool_grow(rp_sqlite_pool_t *p, int more, rp_err_t *err) {
-    sqlite3 **conns = rp_calloc((size_t)more, sizeof *conns);
-    for (int i = 0; i < more; i++) {
-        if (!(conns[i] = pooled_conn(p->path, cache_kib, err))) {
-            while (i-- > 0)
-                close_conn(conns[i]);
-            free(conns);
-            return false;
-        }
-    }
-    pthread_mutex_lock(&p->mu);
-    int max = p->max + more;
-    sqlite3 **idle = rp_calloc((size_t)max, sizeof *idle);
-    for (int i = 0; i < p->nidle; i++) /* the ring, laid out again from idle[0] */
-        idle[i] = p->idle[(p->first + i) % p->max];
-    memcpy(idle + p->nidle, conns, (size_t)more * sizeof *conns);
-    free(p->idle);
-    p->idle = idle;
-    p->first = 0;
-    p->nidle += more;
-    p->max = max;
-    pthread_cond_broadcast(&p->freed);
-    pthread_mutex_unlock(&p->mu);
-    free(conns);
-    return true;
 }
 
 /* ---- one pool per file in a process ----

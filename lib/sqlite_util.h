@@ -119,8 +119,9 @@ void rp_sqlite_set_cache_kib(int kib);
 /* A pool's writer leaves checkpoints to a thread of the pool, woken when a commit leaves the WAL
  * at this many pages or more (about 16 MiB), instead of checkpointing at SQLite's 1,000 itself. */
 #define RP_SQLITE_CHECKPOINT_PAGES 4000
-/* The size the WAL file is cut back to when it starts over (twice the threshold's pages). */
-#define RP_SQLITE_WAL_LIMIT_BYTES "32768000"
+/* The size in bytes the WAL file is cut back to when it starts over: twice the threshold's pages,
+ * where the writer checkpoints itself. */
+#define RP_SQLITE_WAL_LIMIT_BYTES (2L * RP_SQLITE_CHECKPOINT_PAGES * 4096)
 
 /* A pool of max_conns connections to path, and one more that only rp_sqlite_transact's group
  * commits use, all opened before this returns: the first is migrated to schemas (see
@@ -138,12 +139,14 @@ const char *rp_sqlite_pool_path(const rp_sqlite_pool_t *p);
 
 /* ---- a store's handle ---- */
 
-/* Opens a SQLite store: the pool of <dir>/<file> (rp_sqlite_pool_new with schemas and max_conns;
- * stores of one file in a process share one pool, grown by each opener's max_conns, so the file
- * has one writer per process) in front of a new copy of handle, the store interface's handle (handle_size bytes, its
- * ops set), which is returned for the store to hand out (lib/store_handle.h: rp_store_handle_backend is the pool,
- * rp_store_handle_free drops it and the last closes it). NULL with err on failure: RP_ERR_CONFIG (CONFIG_INVALID) when
- * the path is too long for SQLITE_DIR, else as rp_sqlite_pool_new. */
+/* Opens a SQLite store: the pool of <dir>/<file> in front of a new copy of handle, the store
+ * interface's handle (handle_size bytes, its ops set), which is returned for the store to hand
+ * out (lib/store_handle.h: rp_store_handle_backend is the pool, rp_store_handle_free drops it).
+ * Stores of one file in a process share one pool, so the file has one writer per process: the
+ * first opener makes it (rp_sqlite_pool_new with schemas and max_conns; the stores of a file pass
+ * the same schemas), each later one adds max_conns readers, and the last to close closes it. NULL
+ * with err on failure: RP_ERR_CONFIG (CONFIG_INVALID) when the path is too long for SQLITE_DIR,
+ * else as rp_sqlite_pool_new. */
 void *rp_sqlite_store_open(const char *dir, const char *file, const rp_sqlite_schema_t *schemas, int max_conns,
                            const void *handle, size_t handle_size, rp_err_t *err);
 

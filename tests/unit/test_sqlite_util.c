@@ -830,11 +830,10 @@ Test(query, a_wal_past_twice_the_threshold_starts_over_and_shrinks) {
     int rows = 2 * RP_SQLITE_CHECKPOINT_PAGES + 500;
     cr_assert(rp_sqlite_transact(pool, fill_pages, &rows, &err), "%s", err.message);
     long big = wal_bytes();
-    cr_assert_gt(big, atol(RP_SQLITE_WAL_LIMIT_BYTES), "the one large commit made a WAL past the limit (%ld)", big);
+    cr_assert_gt(big, RP_SQLITE_WAL_LIMIT_BYTES, "the one large commit made a WAL past the limit (%ld)", big);
     rows = 1;
     cr_assert(rp_sqlite_transact(pool, fill_pages, &rows, &err), "%s", err.message);
     long after = wal_bytes();
-    cr_assert_leq(after, atol(RP_SQLITE_WAL_LIMIT_BYTES), "the next commit started the WAL over and cut it (%ld)",
-                  after);
+    cr_assert_leq(after, RP_SQLITE_WAL_LIMIT_BYTES, "the next commit started the WAL over and cut it (%ld)", after);
     rp_sqlite_pool_free(pool);
 }
