@@ -33,6 +33,7 @@
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
+#include "page_cache.h"
 #include "ratelimit.h"
 #include "roles.h"
 #include "routes.h"
@@ -49,6 +50,11 @@
 #define READY_LOG_EVERY_MS 10000
 /* More lines of CLIENT_IP_HEADER than this are not a proxy's doing: treated as malformed. */
 #define FORWARDED_LINES_MAX 8
+/* Worker replies kept for callers alike (see keep_key): distinct pages and the largest kept. */
+#define REPLY_SLOTS 64
+#define REPLY_MAX_BYTES (512 * 1024)
+/* A longer query string is not worth a key: such a request goes to the worker. */
+#define REPLY_QUERY_MAX 256
 
 struct rp_gateway {
     struct mg_context *ctx;
@@ -64,6 +70,7 @@ struct rp_gateway {
     rp_schema_registry_t *owned_schemas; /* set by rp_gateway_open */
     rp_session_cache_t *sessions;        /* the accounts' current state, briefly cached */
     rp_apikey_cache_t *keys;             /* what API keys stand for, briefly cached */
+    rp_page_cache_t *replies;            /* GET answers a worker offered for keeping (maxAgeMs) */
     rp_conn_limit_t *conns;              /* open connections per peer address (MAX_CONNECTIONS_PER_ADDRESS) */
     _Atomic int64_t refused_logged_s;    /* when a refused connection was last logged (one line a second) */
     _Atomic long info_offset;            /* see early_info: -1 unknown, -2 inconsistent (cap off) */
@@ -397,12 +404,48 @@ static const char *changed_account(const rp_api_route_t *route, const json_t *pa
     return NULL;
 }
 
+/* The key a GET's answer is kept under in gw->replies, or false when it is not to be looked up. A
+ * worker offers an answer for keeping (maxAgeMs, lib/envelope.h) only when it depends on nothing
+ * but the path, the query and the caller's roles, so those make the key: the open events page is
+ * then one copy per set of roles, served here without a call. */
+static bool keep_key(const req_ctx_t *rc, const rp_api_route_t *route, char *key, size_t cap) {
+    if (strcmp(route->method, "GET") != 0 || !rc->who.authenticated) return false;
+    const char *q = rc->ri->query_string ? rc->ri->query_string : "";
+    if (strlen(q) > REPLY_QUERY_MAX) return false;
+    int n = snprintf(key, cap, "%x|%s?%s", rc->who.roles, rc->ri->local_uri ? rc->ri->local_uri : "", q);
+    return n > 0 && (size_t)n < cap;
+}
+
+/* True when a call of route may change what a kept answer says: the event worker's writes (event
+ * and definition writes change list pages; progress reports change none), whatever their outcome,
+ * as a timed-out write may have committed. This process forgets every kept answer after one;
+ * writes through other api processes show when their answers expire (EVENTS_CACHE_MS). */
+static bool changes_kept_replies(const rp_api_route_t *route) {
+    return route->component == RP_COMP_EVENT && strcmp(route->method, "GET") != 0 &&
+           strcmp(route->pattern, "/events/progress") != 0;
+}
+
 /* Sends the request to the route's worker and relays the reply. Takes *body (NULL after): the
  * call releases it once encoded, so a 100,000-id batch is not held here while the worker runs. */
 static void forward(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route, json_t *params, json_t *query,
                     json_t **body) {
     rp_envelope_t env;
     rp_reply_t rep;
+    char kkey[REPLY_QUERY_MAX + 320];
+    bool keepable = keep_key(rc, route, kkey, sizeof kkey);
+    uint64_t gen = rp_page_cache_generation(gw->replies); /* read before the worker reads its data */
+    if (keepable) {
+        size_t len;
+        char *text = rp_page_cache_get(gw->replies, kkey, rp_now_ms(), &len, NULL);
+        if (text) {
+            rp_http_extra_t extra = extra_of(rc, 0, NULL, NULL);
+            rp_http_send_json_text(rc->conn, 200, text, len, &extra);
+            rc->status = 200;
+            rp_metrics_kept(gw->metrics, rc->route_index);
+            free(text);
+            return;
+        }
+    }
     rp_envelope_init(&env);
     snprintf(env.method, sizeof env.method, "%s", route->method);
     snprintf(env.route, sizeof env.route, "%s", route->pattern);
@@ -426,6 +469,11 @@ static void forward(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route
     }
     rp_rpc_call_raw(gw->transport, (rp_component_t)route->component, &env, &rep);
     bool ok = rep.status / 100 == 2;
+    if (changes_kept_replies(route)) rp_page_cache_forget(gw->replies);
+    if (keepable && ok && rep.raw && rep.max_age_ms > 0) {
+        int64_t now = rp_now_ms();
+        rp_page_cache_put(gw->replies, kkey, gen, now, now + rep.max_age_ms, rep.raw, rep.raw_len);
+    }
     const char *changed = ok ? changed_account(route, params, &rc->who) : NULL;
     if (changed) rp_session_cache_forget(gw->sessions, changed);
     if (ok && (route->session == RP_SESSION_KEYS_MINT || route->session == RP_SESSION_KEYS_CHANGED))
@@ -818,6 +866,7 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
     gw->keys = rp_apikey_cache_new(t, cfg->jwt_secret, cfg->jwt_secret_len, cfg->api_key_cache_ms,
                                    cfg->rate_limit_auth_rps, cfg->rate_limit_auth_burst, max_clients);
     gw->conns = rp_conn_limit_new(cfg->max_connections_per_address, cfg->http_threads);
+    gw->replies = rp_page_cache_new(cfg->events_cache_ms, REPLY_SLOTS, REPLY_MAX_BYTES);
     atomic_init(&gw->info_offset, -1);
     atomic_init(&gw->refused_logged_s, 0);
     for (size_t i = 0; i < n; i++)
@@ -869,6 +918,7 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
         rp_metrics_free(gw->metrics);
         rp_session_cache_free(gw->sessions);
         rp_apikey_cache_free(gw->keys);
+        rp_page_cache_free(gw->replies);
         free(gw);
         return NULL;
     }
@@ -936,5 +986,6 @@ void rp_gateway_stop(rp_gateway_t *gw) {
     rp_session_cache_free(gw->sessions);
     rp_apikey_cache_free(gw->keys);
     rp_conn_limit_free(gw->conns);
+    rp_page_cache_free(gw->replies);
     free(gw);
 }

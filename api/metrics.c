@@ -19,6 +19,7 @@ typedef struct route_metrics {
     atomic_ullong buckets[NB + 1];
     atomic_ullong count;
     atomic_ullong sum_us;
+    atomic_ullong kept; /* answered from a kept copy, without a call */
 } route_metrics_t;
 
 struct rp_metrics {
@@ -50,6 +51,10 @@ void rp_metrics_observe(rp_metrics_t *m, size_t route_index, int status, double 
     atomic_fetch_add(&r->buckets[b], 1);
     atomic_fetch_add(&r->count, 1);
     atomic_fetch_add(&r->sum_us, (unsigned long long)(latency_ms * 1000.0));
+}
+
+void rp_metrics_kept(rp_metrics_t *m, size_t route_index) {
+    atomic_fetch_add(&m->routes[route_index < m->n ? route_index : m->n].kept, 1);
 }
 
 typedef struct buf {
@@ -90,6 +95,12 @@ char *rp_metrics_render(rp_metrics_t *m) {
                 put(&b, "rp_http_requests_total{method=\"%s\",route=\"%s\",status=\"%dxx\"} %llu\n", method, route,
                     c + 1, v);
         }
+    }
+    put(&b, "# HELP rp_http_kept_replies_total Answers served from copies the api keeps (no worker call).\n"
+            "# TYPE rp_http_kept_replies_total counter\n");
+    for (size_t i = 0; i < m->n && i < nroutes; i++) {
+        unsigned long long v = atomic_load(&m->routes[i].kept);
+        if (v) put(&b, "rp_http_kept_replies_total{method=\"%s\",route=\"%s\"} %llu\n", t[i].method, t[i].pattern, v);
     }
     put(&b, "# HELP rp_http_request_duration_seconds Gateway latency by route.\n"
             "# TYPE rp_http_request_duration_seconds histogram\n");

@@ -14,6 +14,9 @@ void rp_metrics_free(rp_metrics_t *m);
 /* Records one request; route_index >= nroutes (or (size_t)-1) means unmatched. */
 void rp_metrics_observe(rp_metrics_t *m, size_t route_index, int status, double latency_ms);
 
+/* Counts one answer of route served from the api's kept copies (api/gateway.c, keep_key). */
+void rp_metrics_kept(rp_metrics_t *m, size_t route_index);
+
 /* Renders the Prometheus text exposition format; returns a malloc'd string (free()). */
 char *rp_metrics_render(rp_metrics_t *m);
 

@@ -148,6 +148,7 @@ void rp_reply_set(rp_reply_t *rep, int status, json_t *body) {
     free(rep->raw);
     rep->raw = NULL;
     rep->raw_len = 0;
+    rep->max_age_ms = 0;
     rep->status = status;
     rep->body = body;
 }
@@ -204,6 +205,10 @@ char *rp_reply_serialize(const rp_reply_t *rep, size_t *len) {
     int hl = snprintf(head, sizeof head, "{\"status\":%d,\"retryAfter\":%d", rep->status,
                       rep->retry_after_s > 0 ? rep->retry_after_s : 0);
     outbuf_add(head, (size_t)hl, &o);
+    if (rep->max_age_ms > 0 && rep->status / 100 == 2) {
+        hl = snprintf(head, sizeof head, ",\"maxAgeMs\":%d", rep->max_age_ms);
+        outbuf_add(head, (size_t)hl, &o);
+    }
     if (rep->raw || rep->body) {
         outbuf_add(",\"body\":", 8, &o);
         if (rep->raw)
@@ -266,12 +271,16 @@ static bool one_bracketed_value(const char *s, size_t n) {
     return false;
 }
 
-/* The layout rp_reply_serialize writes: status, retry and the body's span; false otherwise. */
-static bool split_reply(const char *buf, size_t len, int *status, int *retry, const char **body, size_t *blen) {
+/* The layout rp_reply_serialize writes: status, retry, the optional maxAgeMs (0 when absent) and
+ * the body's span; false otherwise. */
+static bool split_reply(const char *buf, size_t len, int *status, int *retry, int *max_age, const char **body,
+                        size_t *blen) {
     const char *p = buf, *end = buf + len;
     if (!skip_lit(&p, end, "{\"status\":") || !read_int(&p, end, status) || !skip_lit(&p, end, ",\"retryAfter\":") ||
         !read_int(&p, end, retry))
         return false;
+    *max_age = 0;
+    if (skip_lit(&p, end, ",\"maxAgeMs\":") && !read_int(&p, end, max_age)) return false;
     if (skip_lit(&p, end, "}")) {
         *body = NULL;
         *blen = 0;
@@ -286,14 +295,15 @@ static bool split_reply(const char *buf, size_t len, int *status, int *retry, co
 static bool parse_reply(rp_reply_t *rep, const char *buf, size_t len, bool keep_raw, rp_err_t *err) {
     json_error_t je;
     json_t *body = NULL;
-    int status = 0, retry = 0;
+    int status = 0, retry = 0, max_age = 0;
     const char *span;
     size_t slen;
     rp_reply_init(rep);
-    if (keep_raw && split_reply(buf, len, &status, &retry, &span, &slen) && status >= 200 && status <= 299 &&
+    if (keep_raw && split_reply(buf, len, &status, &retry, &max_age, &span, &slen) && status >= 200 && status <= 299 &&
         retry >= 0) {
         rep->status = status;
         rep->retry_after_s = retry;
+        rep->max_age_ms = max_age > 0 ? max_age : 0;
         if (span) {
             rep->raw = rp_malloc(slen + 1);
             memcpy(rep->raw, span, slen);
@@ -304,8 +314,8 @@ static bool parse_reply(rp_reply_t *rep, const char *buf, size_t len, bool keep_
     }
     json_t *o = json_loadb(buf, len, 0, &je);
     if (!o ||
-        json_unpack_ex(o, &je, JSON_STRICT, "{s:i, s:i, s?o}", "status", &status, "retryAfter", &retry, "body",
-                       &body) != 0 ||
+        json_unpack_ex(o, &je, JSON_STRICT, "{s:i, s:i, s?i, s?o}", "status", &status, "retryAfter", &retry, "maxAgeMs",
+                       &max_age, "body", &body) != 0 ||
         status < 100 || status > 599) {
         rp_err_set(err, RP_ERR_BAD_REPLY, "BAD_REPLY", "malformed worker reply");
         json_decref(o);
@@ -313,6 +323,7 @@ static bool parse_reply(rp_reply_t *rep, const char *buf, size_t len, bool keep_
     }
     rep->status = status;
     rep->retry_after_s = retry;
+    rep->max_age_ms = max_age > 0 && status / 100 == 2 ? max_age : 0;
     rep->body = json_incref(body);
     json_decref(o);
     return true;

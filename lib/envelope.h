@@ -42,6 +42,11 @@ typedef struct rp_reply {
      * bytes pass from the worker to the HTTP client without being parsed and printed again. */
     char *raw;
     size_t raw_len;
+    /* > 0 on a 2xx only: the body depends on nothing but the route, its path and query and the
+     * caller's roles, and holds for this many more milliseconds (so the api may keep it: see
+     * api/gateway.c). Travels as "maxAgeMs", a duration, so that clocks of hosts do not matter.
+     * Reset by rp_reply_set. */
+    int max_age_ms;
 } rp_reply_t;
 
 /* Initialises env with empty params/query objects. Free its members with rp_envelope_clear. */

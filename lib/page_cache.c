@@ -59,7 +59,7 @@ uint64_t rp_page_cache_generation(rp_page_cache_t *c) {
     return atomic_load(&c->gen);
 }
 
-char *rp_page_cache_get(rp_page_cache_t *c, const char *key, int64_t now_ms, size_t *len) {
+char *rp_page_cache_get(rp_page_cache_t *c, const char *key, int64_t now_ms, size_t *len, int64_t *until_ms) {
     if (c->ttl_ms == 0) return NULL;
     slot_t *s = slot_of(c, key);
     char *out = NULL;
@@ -74,6 +74,7 @@ char *rp_page_cache_get(rp_page_cache_t *c, const char *key, int64_t now_ms, siz
             out = rp_malloc(s->len + 1);
             memcpy(out, s->text, s->len + 1);
             *len = s->len;
+            if (until_ms) *until_ms = s->until_ms;
         }
     }
     pthread_mutex_unlock(&s->mu);

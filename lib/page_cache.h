@@ -23,9 +23,10 @@ void rp_page_cache_free(rp_page_cache_t *c);
 /* The generation to tag a page with: read it before reading what the page is computed from. */
 uint64_t rp_page_cache_generation(rp_page_cache_t *c);
 /* A copy (malloc'd, NUL-terminated, *len bytes) of the page stored under key, valid at now_ms
- * (epoch ms), or NULL. In the last quarter of a page's life (a quarter of ttl_ms before it ends)
- * one caller gets NULL, to compute and put the page anew, while the others still get the copy. */
-char *rp_page_cache_get(rp_page_cache_t *c, const char *key, int64_t now_ms, size_t *len);
+ * (epoch ms), or NULL; *until_ms (when not NULL) gets the end of its validity. In the last
+ * quarter of a page's life (a quarter of ttl_ms before it ends) one caller gets NULL, to compute
+ * and put the page anew, while the others still get the copy. */
+char *rp_page_cache_get(rp_page_cache_t *c, const char *key, int64_t now_ms, size_t *len, int64_t *until_ms);
 /* Stores a copy of text under key, computed from data read after generation gen was read,
  * valid until the earlier of until_ms and now_ms + ttl_ms. Ignored when stale or too large. */
 void rp_page_cache_put(rp_page_cache_t *c, const char *key, uint64_t gen, int64_t now_ms, int64_t until_ms,

@@ -173,3 +173,43 @@ def test_delete_definition_only_when_unreferenced(world):
     assert world.api.get("/events/reward-definitions/%s" % used["id"], token=world.operator).status_code == 200
     log = world.api.get("/events/audit-log", token=world.auditor, params={"targetId": free["id"]}).json()["items"]
     assert [e["action"] for e in log] == ["reward_definition.delete", "reward_definition.create"]
+
+
+def kept_events_pages(platform):
+    """How many GET /events answers the api served from its kept copies (rp_http_kept_replies_total)."""
+    import requests
+    r = requests.get("http://127.0.0.1:%d/metrics" % platform.port, timeout=10,
+                     headers={"Authorization": "Bearer " + platform.metrics_token})
+    assert r.status_code == 200
+    for line in r.text.splitlines():
+        if line.startswith('rp_http_kept_replies_total{method="GET",route="/events"}'):
+            return int(line.rsplit(" ", 1)[1])
+    return 0
+
+
+def test_the_api_keeps_a_list_page_per_roles_and_drops_it_on_an_event_write(world, platform):
+    live = world.event()
+    player, _ = world.player()
+    query = {"status": "CANCELED", "limit": "100"}
+
+    def canceled(token):
+        r = world.api.get("/events", token=token, params=query)
+        assert r.status_code == 200
+        return [e["id"] for e in r.json()["items"]]
+
+    # the same page asked for again is answered by the api from its copy (a kept page lasts
+    # EVENTS_CACHE_MS, so on a slow machine the pair may straddle its end: try a few pairs)
+    before = kept_events_pages(platform)
+    for _ in range(20):
+        assert live["id"] not in canceled(world.operator)
+        assert live["id"] not in canceled(world.operator)
+        if kept_events_pages(platform) > before:
+            break
+    else:
+        raise AssertionError("the api never answered GET /events from a kept page")
+    # an event write through this api drops every kept page at once: the cancel shows at once
+    assert world.api.post("/events/%s/cancel" % live["id"], token=world.operator, json={}).status_code == 200
+    assert live["id"] in canceled(world.operator)
+    # the same query by a player is another page: players never see canceled events
+    assert canceled(player) == []
+    assert live["id"] in canceled(world.operator)

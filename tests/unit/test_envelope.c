@@ -195,6 +195,48 @@ Test(reply, raw_bodies_pass_through_and_errors_are_parsed) {
     cr_assert_not(rp_reply_parse_raw(&b, huge, strlen(huge), &err));
 }
 
+/* maxAgeMs (a 2xx a worker offers for keeping) travels through both parses; an error never carries
+ * it, and a reply without it (an older worker's) reads as 0. */
+Test(reply, max_age_travels_with_a_success_only) {
+    rp_reply_t a, b;
+    rp_err_t err;
+    size_t len;
+    rp_reply_init(&a);
+    const char *page = "{\"items\":[],\"nextCursor\":null}";
+    rp_reply_set_raw(&a, 200, strdup(page), strlen(page));
+    a.max_age_ms = 750;
+    char *text = rp_reply_serialize(&a, &len);
+    cr_assert_str_eq(text,
+                     "{\"status\":200,\"retryAfter\":0,\"maxAgeMs\":750,\"body\":{\"items\":[],\"nextCursor\":null}}");
+    cr_assert(rp_reply_parse_raw(&b, text, len, &err));
+    cr_assert_eq(b.max_age_ms, 750);
+    cr_assert_not_null(b.raw);
+    cr_assert_str_eq(b.raw, page);
+    rp_reply_clear(&b);
+    cr_assert(rp_reply_parse(&b, text, len, &err));
+    cr_assert_eq(b.max_age_ms, 750);
+    rp_reply_clear(&b);
+    free(text);
+    a.max_age_ms = 750;
+    rp_reply_error(&a, 503, "BUSY", "later", NULL); /* an error set afterwards drops it */
+    cr_assert_eq(a.max_age_ms, 0);
+    a.max_age_ms = 750; /* and an error never sends it */
+    text = rp_reply_serialize(&a, &len);
+    cr_assert_null(strstr(text, "maxAgeMs"), "%s", text);
+    free(text);
+    rp_reply_clear(&a);
+    const char *forged = "{\"status\":500,\"retryAfter\":0,\"maxAgeMs\":900,\"body\":{}}";
+    cr_assert(rp_reply_parse_raw(&b, forged, strlen(forged), &err));
+    cr_assert_eq(b.max_age_ms, 0, "an error is never kept");
+    rp_reply_clear(&b);
+    const char *old = "{\"status\":200,\"retryAfter\":0,\"body\":{}}";
+    cr_assert(rp_reply_parse_raw(&b, old, strlen(old), &err));
+    cr_assert_eq(b.max_age_ms, 0);
+    rp_reply_clear(&b);
+    const char *bad = "{\"status\":200,\"retryAfter\":0,\"maxAgeMs\":\"x\",\"body\":{}}";
+    cr_assert_not(rp_reply_parse_raw(&b, bad, strlen(bad), &err));
+}
+
 /* Found by fuzzing (tests/fuzz/regressions/reply/): members after the body once made the raw path
  * relay them as the body (`0,"retryAfter":1`, invalid JSON to the client) with another status or
  * retry than the reply said. Such a reply is parsed whole now, as the plain parse reads it. */
@@ -289,6 +331,13 @@ Test(envelope, serialized_forms_match_their_schemas) {
     rp_reply_t r;
     rp_reply_init(&r);
     rp_reply_error(&r, 409, "X", "y", NULL);
+    text = rp_reply_serialize(&r, &len);
+    doc = json_loadb(text, len, 0, NULL);
+    cr_assert(rp_schema_validate(rep_schema, doc, NULL), "%s", text);
+    json_decref(doc);
+    free(text);
+    rp_reply_set_raw(&r, 200, strdup("{}"), 2);
+    r.max_age_ms = 1000;
     text = rp_reply_serialize(&r, &len);
     doc = json_loadb(text, len, 0, NULL);
     cr_assert(rp_schema_validate(rep_schema, doc, NULL), "%s", text);

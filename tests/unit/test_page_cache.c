@@ -9,7 +9,7 @@
 
 static char *get(rp_page_cache_t *c, const char *key, int64_t now) {
     size_t len = 0;
-    char *t = rp_page_cache_get(c, key, now, &len);
+    char *t = rp_page_cache_get(c, key, now, &len, NULL);
     if (t) cr_assert_eq(len, strlen(t));
     return t;
 }
@@ -85,5 +85,23 @@ Test(page_cache, one_caller_renews_a_page_ahead_of_its_end) {
     cr_assert_str_eq(t, "A2");
     free(t);
     cr_assert_null(get(c, "a", 11550), "the renewed page is renewed in its own last quarter");
+    rp_page_cache_free(c);
+}
+
+Test(page_cache, a_copy_says_until_when_it_holds) {
+    rp_page_cache_t *c = rp_page_cache_new(1000, 8, 1024);
+    uint64_t g = rp_page_cache_generation(c);
+    rp_page_cache_put(c, "a", g, 10000, 10500, "page-a", 6);
+    rp_page_cache_put(c, "b", g, 10000, INT64_MAX, "page-b", 6);
+    size_t len = 0;
+    int64_t until = 0;
+    char *t = rp_page_cache_get(c, "a", 10100, &len, &until);
+    cr_assert_not_null(t);
+    cr_assert_eq(until, 10500, "its own deadline");
+    free(t);
+    t = rp_page_cache_get(c, "b", 10100, &len, &until);
+    cr_assert_not_null(t);
+    cr_assert_eq(until, 11000, "capped by the TTL from when it was stored");
+    free(t);
     rp_page_cache_free(c);
 }

@@ -309,6 +309,15 @@ static void op_event_get(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reply_set(rep, 200, with_status(doc, now));
 }
 
+/* How long the api may keep a list page that holds until `until` (maxAgeMs, see envelope.h): no
+ * longer than this worker keeps one, so that pages kept in two places are never staler together
+ * than EVENTS_CACHE_MS. A page depends on the caller only through is_staff, a function of roles. */
+static int max_age(const rp_event_worker_t *w, int64_t now, int64_t until) {
+    int64_t left = until - now, ttl = w->cfg->events_cache_ms;
+    if (left > ttl) left = ttl;
+    return left > 0 ? (int)left : 0;
+}
+
 /* The status, visibility and activeAt filters become time bounds here; the store only compares.
  * Pages without activeAt are answered from the page cache while valid (see page_cache.h): every
  * player asks for the same first page. */
@@ -336,9 +345,11 @@ static void op_event_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
         size_t len;
         snprintf(key, sizeof key, "%d|%s|%d|%s", is_staff(env), status ? status : "", f.limit,
                  f.cursor ? f.cursor : "");
-        char *text = rp_page_cache_get(w->pages, key, now, &len);
+        int64_t until = 0;
+        char *text = rp_page_cache_get(w->pages, key, now, &len, &until);
         if (text) {
             rp_reply_set_raw(rep, 200, text, len);
+            rep->max_age_ms = max_age(w, now, until);
             return;
         }
     }
@@ -369,6 +380,8 @@ static void op_event_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
     size_t len = strlen(text);
     if (cacheable) rp_page_cache_put(w->pages, key, gen, now, until, text, len);
     rp_reply_set_raw(rep, 200, text, len);
+    /* a page read across one of this worker's writes is not kept here, nor offered for keeping */
+    if (cacheable && rp_page_cache_generation(w->pages) == gen) rep->max_age_ms = max_age(w, now, until);
 }
 
 /* The fields a claim is judged and paid by (rewards, claimPeriod, dayOffsetMinutes) freeze once
