@@ -217,7 +217,7 @@ Test(migrate, events_db_from_every_legacy_version_ends_as_a_new_file) {
     migrate_ok(db, rp_events_db_schemas);
     schema_text(db, fresh, sizeof fresh);
     cr_assert_eq(version_of(db, "event"), 3);
-    cr_assert_eq(version_of(db, "reward"), 5); /* v5: the webhook tables and the outbox's hooked mark */
+    cr_assert_eq(version_of(db, "reward"), 6); /* v6: the batch counts read from one index */
     sqlite3_close_v2(db);
     for (int v = 1; v <= 4; v++) {
         snprintf(path, sizeof path, "%s/legacy%d.db", dir, v);
@@ -246,7 +246,7 @@ Test(migrate, events_db_from_every_legacy_version_ends_as_a_new_file) {
                                 "AND value = '7'"),
                      1, "facts keep their rows when their key becomes per player (event v3)");
         cr_assert_eq(version_of(db, "event"), 3);
-        cr_assert_eq(version_of(db, "reward"), 5); /* v5: the webhook tables and the outbox's hooked mark */
+        cr_assert_eq(version_of(db, "reward"), 6); /* v6: the batch counts read from one index */
         sqlite3_close_v2(db);
     }
 }

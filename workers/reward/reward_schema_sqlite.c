@@ -159,5 +159,11 @@ static const char v5[] =
     "  at INTEGER NOT NULL,"
     "  PRIMARY KEY (id, type)) WITHOUT ROWID;";
 
+/* v6: a batch's counts (GET /events/batches/{id}: items by status and failure reason, and the
+ * last settlement) read from the index alone; batch_items_status made each such read visit every
+ * item's row for settled_at, 100,000 rows per poll of a large batch */
+static const char v6[] = "CREATE INDEX batch_items_counts ON batch_items(batch_id, status, failure_reason, settled_at);"
+                         "DROP INDEX batch_items_status;";
+
 /* v1..v4 were the reward halves of the old combined list's user_version 1..4 */
-const char *const rp_reward_sqlite_steps[] = {v1, v2, v3, v4, v5, NULL};
+const char *const rp_reward_sqlite_steps[] = {v1, v2, v3, v4, v5, v6, NULL};
