@@ -2,6 +2,8 @@
  * of work and each of its primitives, driven by small bodies written here (the business bodies
  * of grant_txn.c have their own tests), every read with its order, paging and filters, and the
  * single writes. Records round-trip field by field. */
+#include <sqlite3.h>
+
 #include "mem.h"
 #include "reward/reward_store_mongo.h"
 #include "run_together.h"
@@ -659,6 +661,55 @@ static void free_messages(rp_outbox_message_t *items, size_t n) {
     for (size_t i = 0; i < n; i++)
         rp_outbox_message_clear(&items[i]);
     free(items);
+}
+
+/* The hooked mark of the outbox message with message_id, read from events.db. */
+static int hooked_of(const char *message_id) {
+    char path[128];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    snprintf(path, sizeof path, "%s/events.db", S.dir);
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT hooked FROM outbox WHERE message_id = ?1", -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    int v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* SQLite only (an optimisation, not a guarantee): a message written while no webhook endpoint is
+ * enabled is born fanned out, so the fan-out never has to mark it; one written while an endpoint
+ * is enabled waits for the fan-out. */
+Test(rewards_sqlite, a_message_written_while_no_endpoint_is_enabled_is_born_fanned_out, .fini = close_stores) {
+    open_all(SQLITE);
+    char a[RP_OID_LEN], b[RP_OID_LEN], c[RP_OID_LEN], path[128];
+    rp_oid_new(a);
+    rp_oid_new(b);
+    rp_oid_new(c);
+    rp_outbox_message_t ma = message(a, "reward.granted", 1767225600000),
+                        mb = message(b, "reward.granted", 1767225601000),
+                        mc = message(c, "reward.granted", 1767225602000);
+    append(&ma);
+    cr_assert_eq(hooked_of(a), 1, "no endpoint at all");
+    snprintf(path, sizeof path, "%s/events.db", S.dir);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db,
+                              "INSERT INTO webhook_endpoints (id, url, types, enabled, secret, created_at, updated_at) "
+                              "VALUES ('e1', 'https://example.com/h', 1, 0, 's', 1, 1)",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    append(&mb);
+    cr_assert_eq(hooked_of(b), 1, "a disabled endpoint receives nothing");
+    cr_assert_eq(sqlite3_exec(db, "UPDATE webhook_endpoints SET enabled = 1", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    append(&mc);
+    cr_assert_eq(hooked_of(c), 0, "an enabled endpoint: the fan-out makes its deliveries");
+    rp_outbox_message_clear(&ma);
+    rp_outbox_message_clear(&mb);
+    rp_outbox_message_clear(&mc);
 }
 
 BACKENDS(rewards, the_outbox_feeds_in_commit_order_and_leases_to_one_relay) {

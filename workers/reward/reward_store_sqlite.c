@@ -279,10 +279,15 @@ static bool s_tx_append_ledger(rp_reward_txn_t *tx, const rp_ledger_entry_t *ent
     return true;
 }
 
+/* A message written while no webhook endpoint is enabled is born fanned out (hooked): an endpoint
+ * receives only what happens after its creation (webhook_store_sqlite.c, fanout_body), and this
+ * transaction holds the write lock, so none can be created between this check and the commit.
+ * Marking it here spares the fan-out an UPDATE of every message, and its index two changes: 15 %
+ * of a grant worker's CPU during a 100,000-player batch. */
 static bool s_tx_append_outbox(rp_reward_txn_t *tx, const rp_outbox_message_t *m) {
     return query(tx, &(use_t){.what = "append outbox"},
-                 "INSERT INTO outbox (message_id, routing_key, request_id, payload, created_at) "
-                 "VALUES (?1, ?2, ?3, ?4, ?5)",
+                 "INSERT INTO outbox (message_id, routing_key, request_id, payload, created_at, hooked) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, NOT EXISTS (SELECT 1 FROM webhook_endpoints WHERE enabled = 1))",
                  "tttji", m->message_id, m->routing_key, m->request_id, m->payload, m->created_at);
 }
 
