@@ -236,6 +236,7 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
         !get_int(get, ud, "QUEUE_CAPACITY", 1024, 1, 1000000, &cfg->queue_capacity, err) ||
         !get_int(get, ud, "BATCH_REDELIVER_MS", 60000, 1000, 3600000, &cfg->batch_redeliver_ms, err) ||
         !get_int(get, ud, "BATCH_MAX_IN_FLIGHT", 2000, 10, 1000000, &cfg->batch_max_in_flight, err) ||
+        !get_int(get, ud, "BATCH_CHUNK", 500, 10, 1000, &cfg->batch_chunk, err) ||
         !get_int(get, ud, "HTTP_THREADS", 512, 2, 1024, &cfg->http_threads, err) ||
         !get_int(get, ud, "MAX_BODY_BYTES", 65536, 1024, 16 * 1024 * 1024, &body_bytes, err) ||
         !get_int(get, ud, "EXPORT_PAGE_SIZE", RP_EXPORT_PAGE_MAX, 1, RP_EXPORT_PAGE_MAX, &cfg->export_page_size, err) ||

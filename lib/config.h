@@ -35,6 +35,7 @@ typedef struct rp_config {
     int queue_capacity;            /* QUEUE_CAPACITY per component (inproc), default 1024 */
     int batch_redeliver_ms;        /* BATCH_REDELIVER_MS: a batch item not settled this long is sent again; 60000 */
     int batch_max_in_flight;       /* BATCH_MAX_IN_FLIGHT items sent and not yet settled, all batches; 2000 */
+    int batch_chunk;               /* BATCH_CHUNK items settled in one unit of work, 10..1000; 500 */
     int http_threads;              /* HTTP_THREADS (civetweb workers), default 64 */
     size_t max_body_bytes;         /* MAX_BODY_BYTES, default 65536 */
     int export_page_size;          /* EXPORT_PAGE_SIZE rows the export asks the reward worker for at once; 1000 */

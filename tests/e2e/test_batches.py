@@ -177,7 +177,8 @@ def test_only_the_batch_route_takes_large_bodies(world):
 
 @pytest.mark.skipif(MODE != "embedded", reason="the embedded restart test runs its own platform once")
 def test_sigkill_mid_batch_then_restart_resumes_exactly_once(tmp_path):
-    env = {"RATE_LIMIT_AUTH_RPS": "0", "RATE_LIMIT_RPS": "0", "BATCH_REDELIVER_MS": "3000"}
+    # chunks of 50 (BATCH_CHUNK): a hundred units of work, so the kill lands between and inside them
+    env = {"RATE_LIMIT_AUTH_RPS": "0", "RATE_LIMIT_RPS": "0", "BATCH_REDELIVER_MS": "3000", "BATCH_CHUNK": "50"}
     p = Platform(env, data_dir=str(tmp_path)).start()
     try:
         world = World(Client(p))

@@ -139,6 +139,25 @@ Test(config, export_page_size_is_1_to_1000) {
     cr_assert_eq(c.export_page_size, 1);
 }
 
+Test(config, batch_chunk_is_10_to_1000_and_500_by_default) {
+    const char *values[] = {"9", "1001", "0", "x"};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        kv_t env[] = {{"JWT_SECRET", SECRET}, {"BATCH_CHUNK", values[i]}, {NULL, NULL}};
+        rp_config_t c;
+        rp_err_t err;
+        cr_assert_not(rp_config_load(&c, getter, env, &err), "%s accepted", values[i]);
+        cr_assert(strstr(err.message, "BATCH_CHUNK"), "%s", err.message);
+    }
+    kv_t none[] = {{"JWT_SECRET", SECRET}, {NULL, NULL}},
+         ten[] = {{"JWT_SECRET", SECRET}, {"BATCH_CHUNK", "10"}, {NULL, NULL}};
+    rp_config_t c;
+    rp_err_t err;
+    cr_assert(rp_config_load(&c, getter, none, &err), "%s", err.message);
+    cr_assert_eq(c.batch_chunk, 500);
+    cr_assert(rp_config_load(&c, getter, ten, &err), "%s", err.message);
+    cr_assert_eq(c.batch_chunk, 10);
+}
+
 Test(config, password_hash_queue_and_global_login_budget) {
     kv_t env[] = {{"JWT_SECRET", SECRET}, {NULL, NULL}};
     rp_config_t c;

@@ -18,12 +18,14 @@
 #include "service.h"
 #include "timeutil.h"
 
-/* A chunk is settled in one unit of work (rp_grant_batch_chunk), so bigger chunks share the
- * transaction's fixed costs over more items; it also holds the store's write lock longer, which
- * a claim made meanwhile waits for. 200 by measurement (bench/README.md). */
-#define CHUNK 200
-#define LEASE_LIMIT 1000 /* items taken per sweep: five chunks */
-#define IDLE_MS 250      /* sweep period when there is nothing to send */
+/* A chunk (BATCH_CHUNK items) is settled in one unit of work (rp_grant_batch_chunk), so bigger
+ * chunks share the transaction's fixed costs over more items; it also holds the store's write
+ * lock longer, which a claim made meanwhile waits for (bench/README.md has both sides). A sweep
+ * leases five chunks at most. */
+#define CHUNK_MAX 1000 /* BATCH_CHUNK's bound: a message of more seqs is malformed */
+#define LEASES_PER_SWEEP 5
+#define CHUNK_DEFAULT 500 /* for a configuration made without rp_config_load (tests) */
+#define IDLE_MS 250       /* sweep period when there is nothing to send */
 
 struct rp_batches {
     const rp_config_t *cfg;
@@ -291,7 +293,7 @@ static bool settle_chunk(void *ctx, const char *msg, size_t len) {
     rp_account_state_t *states = NULL;
     bool found = false;
     memset(&batch, 0, sizeof batch);
-    if (!batch_id || !rp_oid_valid(batch_id, strlen(batch_id)) || n == 0 || n > 1000) {
+    if (!batch_id || !rp_oid_valid(batch_id, strlen(batch_id)) || n == 0 || n > CHUNK_MAX) {
         json_decref(m);
         return false;
     }
@@ -341,6 +343,11 @@ done:
 
 /* ---- the sweeper ---- */
 
+static size_t chunk_of(const rp_batches_t *b) {
+    int c = b->cfg->batch_chunk;
+    return c > 0 && c <= CHUNK_MAX ? (size_t)c : CHUNK_DEFAULT;
+}
+
 /* Sends the leased items as chunk messages; false when the transport refused them (they are
  * then sent again once due). */
 static bool send_items(rp_batches_t *b, const rp_item_ref_t *items, size_t n, rp_err_t *err) {
@@ -350,7 +357,7 @@ static bool send_items(rp_batches_t *b, const rp_item_ref_t *items, size_t n, rp
     for (size_t i = 0; i < n;) {
         const char *batch_id = items[i].batch_id;
         json_t *seqs = json_array();
-        while (i < n && json_array_size(seqs) < CHUNK && strcmp(items[i].batch_id, batch_id) == 0)
+        while (i < n && json_array_size(seqs) < chunk_of(b) && strcmp(items[i].batch_id, batch_id) == 0)
             json_array_append_new(seqs, json_integer(items[i++].seq));
         json_t *m = json_pack("{s:s, s:o}", "batchId", batch_id, "seqs", seqs);
         msgs[nmsg] = json_dumps(m, JSON_COMPACT);
@@ -373,15 +380,16 @@ static rp_loop_next_t sweep(void *arg, int backoff_ms) {
     rp_item_ref_t *items = NULL;
     size_t n = 0;
     rp_loop_next_t next = RP_LOOP_IDLE;
-    if (!rp_grant_lease_items(b->store, rp_now_ms(), b->cfg->batch_redeliver_ms, LEASE_LIMIT,
-                              b->cfg->batch_max_in_flight, &items, &n, &err)) {
+    int limit = (int)chunk_of(b) * LEASES_PER_SWEEP;
+    if (!rp_grant_lease_items(b->store, rp_now_ms(), b->cfg->batch_redeliver_ms, limit, b->cfg->batch_max_in_flight,
+                              &items, &n, &err)) {
         rp_log(RP_LOG_WARN, "batch", "sweeper: %s; retrying in %d ms", err.message, backoff_ms);
         next = RP_LOOP_FAILED;
     } else if (n > 0 && !send_items(b, items, n, &err)) {
         rp_log(RP_LOG_WARN, "batch", "sweeper: %s; %zu items go again in %d ms", err.message, n,
                b->cfg->batch_redeliver_ms);
         next = RP_LOOP_FAILED;
-    } else if (n == LEASE_LIMIT) {
+    } else if (n == (size_t)limit) {
         next = RP_LOOP_MORE;
     }
     free(items);
