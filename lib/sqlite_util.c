@@ -433,6 +433,7 @@ typedef struct txn_job {
     void *arg;
     rp_err_t err;
     bool ok, done;
+    bool alone; /* runs in a transaction of its own, without a savepoint (rp_sqlite_transact_alone) */
     struct txn_job *next;
 } txn_job_t;
 
@@ -759,13 +760,16 @@ static void fail_job(txn_job_t *j, const rp_err_t *err) {
     j->err = *err;
 }
 
-/* Takes up to room jobs off the queue (gmu held); returns the first, links them by next. */
-static txn_job_t *take_jobs(rp_sqlite_pool_t *p, int room, int *taken) {
+/* Takes up to room jobs off the queue (gmu held); returns the first, links them by next. A job
+ * that runs alone is taken only first (when may_start_alone), and then nothing after it. */
+static txn_job_t *take_jobs(rp_sqlite_pool_t *p, int room, bool may_start_alone, int *taken) {
     txn_job_t *first = p->head, *last = NULL;
     *taken = 0;
     for (txn_job_t *j = p->head; j && *taken < room; j = j->next) {
+        if (j->alone && (*taken > 0 || !may_start_alone)) break;
         last = j;
         (*taken)++;
+        if (j->alone) break;
     }
     if (!last) return NULL;
     p->head = last->next;
@@ -809,6 +813,30 @@ static bool run_in_savepoint(sqlite3 *db, txn_job_t *j) {
     return !sqlite3_get_autocommit(db);
 }
 
+/* A job that runs alone: its body is the whole transaction, so its statements' journals are
+ * released statement by statement (a savepoint open around the body would keep a copy of every
+ * page it touches until the end: 20 MiB for a batch chunk of 500 items). */
+static void run_alone(sqlite3 *db, txn_job_t *j) {
+    rp_err_t e;
+    if (!exec_kept(db, "BEGIN IMMEDIATE", &j->err)) {
+        j->ok = false;
+        return;
+    }
+    rp_txn_end_t end = j->fn(db, j->arg, &j->err);
+    if (sqlite3_get_autocommit(db)) { /* SQLite rolled it back (an I/O error, a full disk) */
+        j->ok = false;
+        if (end != RP_TXN_FAILED) rp_err_set(&j->err, RP_ERR_STORE, "STORE_ERROR", "the transaction was rolled back");
+        return;
+    }
+    if (end == RP_TXN_COMMIT) {
+        j->ok = exec_kept(db, "COMMIT", &j->err);
+    } else {
+        j->ok = exec_kept(db, "ROLLBACK", &e) && end == RP_TXN_ROLLBACK;
+        if (end == RP_TXN_ROLLBACK && !j->ok) j->err = e;
+    }
+    if (!sqlite3_get_autocommit(db)) exec_kept(db, "ROLLBACK", NULL);
+}
+
 /* The leader's turn: one group (jobs taken from the queue), one commit. If the group does not
  * commit, every write that ran in it fails, refusals too: a refusal may rest on what an earlier
  * write of the group did, which is now undone. */
@@ -816,9 +844,17 @@ static void lead_group(rp_sqlite_pool_t *p) {
     rp_err_t err;
     int n = 0, more;
     pthread_mutex_lock(&p->gmu);
-    txn_job_t *group = take_jobs(p, MAX_GROUP, &n);
+    txn_job_t *group = take_jobs(p, MAX_GROUP, true, &n);
     pthread_mutex_unlock(&p->gmu);
     sqlite3 *db = p->writer; /* one leader at a time: never in use here */
+    if (group->alone) {
+        run_alone(db, group);
+        pthread_mutex_lock(&p->gmu);
+        group->done = true;
+        pthread_cond_broadcast(&p->gdone);
+        pthread_mutex_unlock(&p->gmu);
+        return;
+    }
     bool committed = exec_kept(db, "BEGIN IMMEDIATE", &err);
     for (txn_job_t *j = group; committed && j; j = j->next) {
         if (!run_in_savepoint(db, j)) { /* the transaction is gone */
@@ -834,7 +870,7 @@ static void lead_group(rp_sqlite_pool_t *p) {
             committed = false;
         } else if (!j->next && n < MAX_GROUP) { /* writes that arrived meanwhile join this group */
             pthread_mutex_lock(&p->gmu);
-            j->next = take_jobs(p, MAX_GROUP - n, &more);
+            j->next = take_jobs(p, MAX_GROUP - n, false, &more);
             pthread_mutex_unlock(&p->gmu);
             n += more;
         }
@@ -852,8 +888,8 @@ static void lead_group(rp_sqlite_pool_t *p) {
     pthread_mutex_unlock(&p->gmu);
 }
 
-bool rp_sqlite_transact(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err) {
-    txn_job_t job = {.fn = fn, .arg = arg};
+static bool transact_job(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, bool alone, rp_err_t *err) {
+    txn_job_t job = {.fn = fn, .arg = arg, .alone = alone};
     rp_err_clear(&job.err);
     pthread_mutex_lock(&p->gmu);
     if (p->tail)
@@ -876,6 +912,14 @@ bool rp_sqlite_transact(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_
     pthread_mutex_unlock(&p->gmu);
     if (!job.ok && err) *err = job.err;
     return job.ok;
+}
+
+bool rp_sqlite_transact(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err) {
+    return transact_job(p, fn, arg, false, err);
+}
+
+bool rp_sqlite_transact_alone(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err) {
+    return transact_job(p, fn, arg, true, err);
 }
 
 bool rp_sqlite_read(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err) {

@@ -163,6 +163,11 @@ typedef rp_txn_end_t (*rp_sqlite_txn_fn)(sqlite3 *db, void *arg, rp_err_t *err);
  * body committed or chose to roll back (a refusal, nothing written), false with err when the
  * body failed (its savepoint undone) or the group could not begin or commit (nothing written). */
 bool rp_sqlite_transact(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err);
+/* rp_sqlite_transact for a body that writes many pages (a batch chunk): it waits its turn among
+ * the groups and then runs as a transaction of its own, without a savepoint, so that SQLite keeps
+ * each statement's journal only until the statement ends (in a savepoint it keeps a copy of every
+ * page the body touched, in memory on the writer). Same answers as rp_sqlite_transact. */
+bool rp_sqlite_transact_alone(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err);
 
 /* A read on one snapshot: fn runs inside BEGIN (deferred) ... COMMIT on a pooled connection, so
  * several queries see the same data. Returns what fn returned (COMMIT or ROLLBACK = true). */

@@ -647,7 +647,8 @@ static void *writer(void *p) {
     for (int i = 0; i < WRITES; i++) {
         write_arg_t a = {base->pool, base->id * 1000 + i};
         rp_err_t err;
-        bool ok = rp_sqlite_transact(a.pool, counter_body, &a, &err);
+        /* every third runs alone (rp_sqlite_transact_alone), between the groups */
+        bool ok = (i % 3 ? rp_sqlite_transact : rp_sqlite_transact_alone)(a.pool, counter_body, &a, &err);
         bool fails = a.id % 5 != 0 && a.id % 7 == 0;
         cr_assert_eq(ok, !fails, "write %d: %s", a.id, ok ? "" : err.message);
         if (fails) cr_assert_str_eq(err.code, "STORE_ERROR");
@@ -835,5 +836,46 @@ Test(query, a_wal_past_twice_the_threshold_starts_over_and_shrinks) {
     cr_assert(rp_sqlite_transact(pool, fill_pages, &rows, &err), "%s", err.message);
     long after = wal_bytes();
     cr_assert_leq(after, RP_SQLITE_WAL_LIMIT_BYTES, "the next commit started the WAL over and cut it (%ld)", after);
+    rp_sqlite_pool_free(pool);
+}
+
+/* ---- a write that runs alone ---- */
+
+typedef struct growth {
+    int size;           /* the rows' new length */
+    sqlite3_int64 grew; /* SQLite's memory in use after the rewrite less before it */
+} growth_t;
+
+/* Rewrites every row (each on a page of its own) and says how much SQLite's memory grew meanwhile. */
+static rp_txn_end_t rewrite_all(sqlite3 *db, void *p, rp_err_t *err) {
+    growth_t *g = p;
+    sqlite3_int64 before, after, high;
+    char sql[64];
+    snprintf(sql, sizeof sql, "UPDATE kv SET v = zeroblob(%d)", g->size);
+    sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &before, &high, 0);
+    if (!rp_sqlite_exec(db, sql, err)) return RP_TXN_FAILED;
+    sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &after, &high, 0);
+    g->grew = after - before;
+    return RP_TXN_COMMIT;
+}
+
+/* In a group a write runs in a savepoint, for which the writer keeps a copy of every page it
+ * changes in memory (temp_store=MEMORY) until the commit: 20 MiB for a batch chunk of 500 items.
+ * A write that runs alone has no savepoint around it, and its rows are all written. */
+Test(query, a_write_that_runs_alone_keeps_no_copy_of_the_pages_it_changes) {
+    rp_err_t err;
+    rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, kv_schema, 1, &err);
+    cr_assert_not_null(pool, "%s", err.message);
+    int rows = 1000;
+    cr_assert(rp_sqlite_transact(pool, fill_pages, &rows, &err), "%s", err.message);
+    growth_t grouped = {3001, 0}, alone = {3002, 0};
+    cr_assert(rp_sqlite_transact(pool, rewrite_all, &grouped, &err), "%s", err.message);
+    cr_assert(rp_sqlite_transact_alone(pool, rewrite_all, &alone, &err), "%s", err.message);
+    cr_assert_gt(grouped.grew, 3 * 1024 * 1024, "in a savepoint: a copy of 1,000 pages (%lld bytes)",
+                 (long long)grouped.grew);
+    cr_assert_lt(alone.grew, 1024 * 1024, "alone: no copies (%lld bytes)", (long long)alone.grew);
+    sqlite3 *db = rp_sqlite_pool_get(pool, &err);
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM kv WHERE length(v) = 3002"), rows);
+    rp_sqlite_pool_put(pool, db);
     rp_sqlite_pool_free(pool);
 }

@@ -382,7 +382,7 @@ bool rp_grant_batch_chunk(rp_reward_store_t *s, const char *batch_id, rp_grant_c
                           int64_t max_claims, int64_t now, rp_err_t *err) {
     chunk_run_t run = {s, batch_id, items, n, max_claims, now, false};
     for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
-        if (!s->ops->transact(s, "settle batch chunk", chunk_body, &run, err)) return false;
+        if (!s->ops->transact_bulk(s, "settle batch chunk", chunk_body, &run, err)) return false;
         if (!run.again) return true;
     }
     /* races kept undoing the chunk: each item on its own, as a lone redelivery would */

@@ -67,9 +67,9 @@ typedef struct rp_request_filter {
  * so that no backend can leave an op out (it would not compile). */
 #define RP_REWARD_STORE_OPS(p)                                                                                         \
     {                                                                                                                  \
-        .ping = p##ping, .transact = p##transact, .tx_request_by_key = p##tx_request_by_key,                           \
-        .tx_request_by_id = p##tx_request_by_id, .tx_count_slots = p##tx_count_slots,                                  \
-        .tx_stock_take = p##tx_stock_take, .tx_stock_give = p##tx_stock_give,                                          \
+        .ping = p##ping, .transact = p##transact, .transact_bulk = p##transact_bulk,                                   \
+        .tx_request_by_key = p##tx_request_by_key, .tx_request_by_id = p##tx_request_by_id,                            \
+        .tx_count_slots = p##tx_count_slots, .tx_stock_take = p##tx_stock_take, .tx_stock_give = p##tx_stock_give,     \
         .tx_insert_request = p##tx_insert_request, .tx_update_request = p##tx_update_request,                          \
         .tx_append_ledger = p##tx_append_ledger, .tx_append_outbox = p##tx_append_outbox,                              \
         .tx_settle_item = p##tx_settle_item, .tx_idem_get = p##tx_idem_get, .tx_idem_put = p##tx_idem_put,             \
@@ -92,6 +92,11 @@ typedef struct rp_reward_store_ops {
      * committed or rolled back; false with err when it failed (nothing it wrote stays). what
      * names the work in logs and errors. */
     bool (*transact)(rp_reward_store_t *s, const char *what, rp_reward_txn_fn fn, void *arg, rp_err_t *err);
+    /* transact for a body that writes many records (a batch chunk): SQLite runs it as a
+     * transaction of its own rather than in a savepoint of a group commit, which would keep a copy
+     * of every page it touches in memory until the commit (rp_sqlite_transact_alone); MongoDB
+     * runs it as transact does. */
+    bool (*transact_bulk)(rp_reward_store_t *s, const char *what, rp_reward_txn_fn fn, void *arg, rp_err_t *err);
 
     /* The operations below are valid only inside a body and only on its tx. Each returns false
      * on a store failure, after which the body must return RP_TXN_FAILED; outcomes come back
