@@ -42,6 +42,7 @@
 #include "session_cache.h"
 #include "timeutil.h"
 #include "token.h"
+#include "token_cache.h"
 
 #define API_PREFIX "/api/v1"
 #define READY_TIMEOUT_MS 2000
@@ -55,6 +56,8 @@
 #define REPLY_MAX_BYTES (512 * 1024)
 /* A longer query string is not worth a key: such a request goes to the worker. */
 #define REPLY_QUERY_MAX 256
+/* Verified access tokens kept (token_cache.h): about 0.2 KiB each. */
+#define TOKEN_SLOTS 4096
 
 struct rp_gateway {
     struct mg_context *ctx;
@@ -71,6 +74,7 @@ struct rp_gateway {
     rp_session_cache_t *sessions;        /* the accounts' current state, briefly cached */
     rp_apikey_cache_t *keys;             /* what API keys stand for, briefly cached */
     rp_page_cache_t *replies;            /* GET answers a worker offered for keeping (maxAgeMs) */
+    rp_token_cache_t *tokens;            /* access tokens verified before, until they expire */
     rp_conn_limit_t *conns;              /* open connections per peer address (MAX_CONNECTIONS_PER_ADDRESS) */
     _Atomic int64_t refused_logged_s;    /* when a refused connection was last logged (one line a second) */
     _Atomic long info_offset;            /* see early_info: -1 unknown, -2 inconsistent (cap off) */
@@ -280,8 +284,7 @@ static bool authenticate(rp_gateway_t *gw, req_ctx_t *rc) {
     while (*tok == ' ')
         tok++;
     if (rp_apikey_claims(tok, strlen(tok))) return authenticate_key(gw, rc, tok);
-    if (!rp_token_verify(gw->cfg->jwt_secret, gw->cfg->jwt_secret_len, tok, strlen(tok), rp_now_ms() / 1000, &rc->who,
-                         &claims, &err)) {
+    if (!rp_token_cache_verify(gw->tokens, tok, strlen(tok), rp_now_ms() / 1000, &rc->who, &claims, &err)) {
         send_error(rc, 401, err.code, err.message, NULL);
         return false;
     }
@@ -867,6 +870,7 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
                                    cfg->rate_limit_auth_rps, cfg->rate_limit_auth_burst, max_clients);
     gw->conns = rp_conn_limit_new(cfg->max_connections_per_address, cfg->http_threads);
     gw->replies = rp_page_cache_new(cfg->events_cache_ms, REPLY_SLOTS, REPLY_MAX_BYTES);
+    gw->tokens = rp_token_cache_new(cfg->jwt_secret, cfg->jwt_secret_len, TOKEN_SLOTS);
     atomic_init(&gw->info_offset, -1);
     atomic_init(&gw->refused_logged_s, 0);
     for (size_t i = 0; i < n; i++)
@@ -919,6 +923,7 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
         rp_session_cache_free(gw->sessions);
         rp_apikey_cache_free(gw->keys);
         rp_page_cache_free(gw->replies);
+        rp_token_cache_free(gw->tokens);
         free(gw);
         return NULL;
     }
@@ -987,5 +992,6 @@ void rp_gateway_stop(rp_gateway_t *gw) {
     rp_apikey_cache_free(gw->keys);
     rp_conn_limit_free(gw->conns);
     rp_page_cache_free(gw->replies);
+    rp_token_cache_free(gw->tokens);
     free(gw);
 }
