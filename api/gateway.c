@@ -383,7 +383,8 @@ static bool valid_idempotency_key(const char *k) {
 /* Sends a worker's answer to a route that minted key, with the key added: the one time it is
  * shown. */
 static void send_minted(req_ctx_t *rc, const rp_reply_t *rep, const char *key) {
-    json_t *body = rep->raw ? json_loadb(rep->raw, rep->raw_len, 0, NULL) : json_incref(rep->body);
+    /* a copy: in process the worker's own body comes here (lib/rpc.c), and the key is added to it */
+    json_t *body = rep->raw ? json_loadb(rep->raw, rep->raw_len, 0, NULL) : json_deep_copy(rep->body);
     if (!json_is_object(body)) {
         json_decref(body);
         send_error(rc, 502, "BAD_REPLY", "the auth worker's answer could not be read", NULL);

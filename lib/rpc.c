@@ -8,8 +8,21 @@
 #include "log.h"
 #include "timeutil.h"
 
+/* A call run in process on structures (see call). */
+typedef struct local_call {
+    const rp_envelope_t *env;
+    rp_reply_t *rep;
+} local_call_t;
+
+static void run_local(void *service, void *arg) {
+    local_call_t *lc = arg;
+    rp_rpc_service_dispatch(service, lc->env, lc->rep);
+}
+
 /* Sends env; when raw, a 2xx reply stays text. *release (when not NULL) is released and cleared
- * once env is encoded. */
+ * once env is encoded. When comp is a service of this process (the embedded platform), its
+ * handler gets env itself and fills rep, with no envelope or reply printed and parsed in between:
+ * they were a sixth of GET /auth/me's CPU. */
 static void call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *env, bool raw, json_t **release,
                  rp_reply_t *rep) {
     size_t len = 0, rlen = 0;
@@ -17,6 +30,21 @@ static void call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *en
     rp_err_t err;
     rp_err_clear(&err);
     rp_reply_init(rep);
+    local_call_t lc = {env, rep};
+    switch (rp_transport_run_local(t, comp, rp_rpc_service_handler, env->deadline_ms, run_local, &lc, &err)) {
+    case 1:
+        if (release) { /* as after a sent call: the caller holds no body any more */
+            json_decref(*release);
+            *release = NULL;
+        }
+        return;
+    case -1: /* not run, or run too late: what it answered is dropped */
+        rp_reply_clear(rep);
+        rp_reply_from_err(rep, &err);
+        if (rp_err_http_status(err.kind) == 503) rep->retry_after_s = 1;
+        return;
+    default: break; /* not in this process: sent */
+    }
     char *req = rp_envelope_serialize(env, &len);
     if (!req) {
         rp_reply_error(rep, 500, "INTERNAL", "cannot encode the request", NULL);
@@ -70,6 +98,31 @@ void rp_service_free(const rp_service_t *svc) {
     if (svc && svc->free) svc->free(svc->ctx);
 }
 
+void rp_rpc_service_dispatch(const rp_service_t *svc, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_err_t err;
+    rp_err_clear(&err);
+    if (env->deadline_ms > 0 && rp_now_ms() > env->deadline_ms) {
+        rp_reply_error(rep, 504, "WORKER_TIMEOUT", "the request expired before a worker took it", NULL);
+        return;
+    }
+    if (svc->ping && strcmp(env->method, "GET") == 0 && strcmp(env->route, RP_RPC_HEALTH_ROUTE) == 0) {
+        if (svc->ping(svc->ctx, &err))
+            rp_reply_set(rep, 200, json_pack("{s:s}", "status", "ok"));
+        else
+            rp_reply_error(rep, 503, "STORE_UNAVAILABLE", err.message, NULL);
+        return;
+    }
+    for (size_t i = 0; i < svc->nops; i++) {
+        if (strcmp(svc->ops[i].method, env->method) == 0 && strcmp(svc->ops[i].route, env->route) == 0) {
+            svc->ops[i].fn(svc->ctx, env, rep);
+            if (rep->status == 0) rp_reply_error(rep, 500, "INTERNAL", "the operation produced no reply", NULL);
+            if (svc->after) svc->after(svc->ctx, env, rep);
+            return;
+        }
+    }
+    rp_reply_error(rep, 404, "ROUTE_NOT_FOUND", "no such operation", NULL);
+}
+
 char *rp_rpc_service_handler(void *service, const char *req, size_t len, size_t *out_len) {
     const rp_service_t *svc = service;
     rp_envelope_t env;
@@ -80,29 +133,9 @@ char *rp_rpc_service_handler(void *service, const char *req, size_t len, size_t 
     if (!rp_envelope_parse(&env, req, len, &err)) {
         rp_log(RP_LOG_WARN, svc->name, "dropping malformed envelope: %s", err.message);
         rp_reply_from_err(&rep, &err);
-        goto reply;
+    } else {
+        rp_rpc_service_dispatch(svc, &env, &rep);
     }
-    if (env.deadline_ms > 0 && rp_now_ms() > env.deadline_ms) {
-        rp_reply_error(&rep, 504, "WORKER_TIMEOUT", "the request expired before a worker took it", NULL);
-        goto reply;
-    }
-    if (svc->ping && strcmp(env.method, "GET") == 0 && strcmp(env.route, RP_RPC_HEALTH_ROUTE) == 0) {
-        if (svc->ping(svc->ctx, &err))
-            rp_reply_set(&rep, 200, json_pack("{s:s}", "status", "ok"));
-        else
-            rp_reply_error(&rep, 503, "STORE_UNAVAILABLE", err.message, NULL);
-        goto reply;
-    }
-    for (size_t i = 0; i < svc->nops; i++) {
-        if (strcmp(svc->ops[i].method, env.method) == 0 && strcmp(svc->ops[i].route, env.route) == 0) {
-            svc->ops[i].fn(svc->ctx, &env, &rep);
-            if (rep.status == 0) rp_reply_error(&rep, 500, "INTERNAL", "the operation produced no reply", NULL);
-            if (svc->after) svc->after(svc->ctx, &env, &rep);
-            goto reply;
-        }
-    }
-    rp_reply_error(&rep, 404, "ROUTE_NOT_FOUND", "no such operation", NULL);
-reply:;
     char *out = rp_reply_serialize(&rep, out_len);
     rp_reply_clear(&rep);
     rp_envelope_clear(&env);

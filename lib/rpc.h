@@ -13,7 +13,9 @@ void rp_rpc_call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *en
 /* As rp_rpc_call, but a 2xx body stays the worker's text (rep->raw, see rp_reply_parse_raw): for
  * the api, which relays it to the client as it is. env's body is released as soon as the
  * envelope is encoded (env->body is NULL after), so a large request body is not held twice (here
- * and in the worker) while the worker runs. */
+ * and in the worker) while the worker runs. In process (rp_transport_run_local) the worker gets
+ * env itself and rep is its own reply, raw only where the worker answered with text; the body
+ * is released after the call. */
 void rp_rpc_call_raw(rp_transport_t *t, rp_component_t comp, rp_envelope_t *env, rp_reply_t *rep);
 
 /* One worker asking another (or the api asking a worker) on an internal route: sends
@@ -63,5 +65,8 @@ void rp_service_free(const rp_service_t *svc);
  * ping (200 {status: ok}, or 503 STORE_UNAVAILABLE), finds any other operation by method+route
  * (404 ROUTE_NOT_FOUND) and serialises its reply. */
 char *rp_rpc_service_handler(void *service, const char *req, size_t len, size_t *out_len);
+/* What rp_rpc_service_handler does once it has the envelope: fills rep (initialised, empty) with
+ * the answer of svc to env. rp_rpc_call runs it directly for a service of its own process. */
+void rp_rpc_service_dispatch(const rp_service_t *svc, const rp_envelope_t *env, rp_reply_t *rep);
 
 #endif

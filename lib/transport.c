@@ -29,6 +29,12 @@ bool rp_transport_call(rp_transport_t *t, rp_component_t comp, const char *req, 
     return t->ops->call(t, comp, req, len, deadline_ms, reply, reply_len, err);
 }
 
+int rp_transport_run_local(rp_transport_t *t, rp_component_t comp, rp_rpc_handler_fn served_by, int64_t deadline_ms,
+                           rp_local_fn fn, void *arg, rp_err_t *err) {
+    if (!t->ops->run_local) return 0;
+    return t->ops->run_local(t, comp, served_by, deadline_ms, fn, arg, err);
+}
+
 bool rp_transport_ready(rp_transport_t *t, rp_err_t *err) {
     return t->ops->ready(t, err);
 }

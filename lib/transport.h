@@ -39,6 +39,10 @@ typedef char *(*rp_rpc_handler_fn)(void *ctx, const char *req, size_t len, size_
  * Delivery is at-least-once: the handler must be idempotent. */
 typedef bool (*rp_work_fn)(void *ctx, const char *msg, size_t len);
 
+/* Work run in process in place of a call (rp_transport_run_local): gets the ctx comp was served
+ * with and the caller's arg. */
+typedef void (*rp_local_fn)(void *served_ctx, void *arg);
+
 typedef struct rp_transport rp_transport_t;
 
 typedef struct rp_transport_ops {
@@ -46,6 +50,9 @@ typedef struct rp_transport_ops {
     bool (*call)(rp_transport_t *t, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms, char **reply,
                  size_t *reply_len, rp_err_t *err);
     bool (*ready)(rp_transport_t *t, rp_err_t *err);
+    /* NULL when no component can be run in process (see rp_transport_run_local) */
+    int (*run_local)(rp_transport_t *t, rp_component_t comp, rp_rpc_handler_fn served_by, int64_t deadline_ms,
+                     rp_local_fn fn, void *arg, rp_err_t *err);
     bool (*enqueue)(rp_transport_t *t, const char *queue, const char *const *msgs, const size_t *lens, size_t n,
                     rp_err_t *err);
     bool (*consume)(rp_transport_t *t, const char *queue, rp_work_fn fn, void *ctx, int threads, rp_err_t *err);
@@ -67,6 +74,14 @@ bool rp_transport_serve(rp_transport_t *t, rp_component_t comp, rp_rpc_handler_f
  * deadline is dropped, never handed to another call. */
 bool rp_transport_call(rp_transport_t *t, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
                        char **reply, size_t *reply_len, rp_err_t *err);
+/* When comp is served in this process with served_by, runs fn(served ctx, arg) on the caller's
+ * thread under the rules of a call (a slot, the deadline, 503/504) instead of sending bytes, so
+ * that the caller and the handler share the request and reply as structures (lib/rpc.c). Returns
+ * 1 when fn ran and its result stands, 0 when comp is not served so here (the caller sends the
+ * call), -1 with err as rp_transport_call's (fn did not run, or ran past the deadline: its result
+ * is to be dropped, as a late reply is). */
+int rp_transport_run_local(rp_transport_t *t, rp_component_t comp, rp_rpc_handler_fn served_by, int64_t deadline_ms,
+                           rp_local_fn fn, void *arg, rp_err_t *err);
 /* True when the transport can deliver calls now (for /health/ready). */
 bool rp_transport_ready(rp_transport_t *t, rp_err_t *err);
 /* Work queues (batch items on "reward.grant"): hands the n messages to the durable queue and

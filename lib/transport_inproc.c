@@ -140,10 +140,10 @@ static bool take_slot(comp_t *c, rp_component_t comp, int capacity, int64_t dead
     return false;
 }
 
-static bool inproc_call(rp_transport_t *base, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
-                        char **reply, size_t *reply_len, rp_err_t *err) {
-    inproc_t *t = (inproc_t *)base;
-    comp_t *c = &t->comps[comp];
+/* The start of a call: a slot of c taken within the deadline (epoch ms), whose mono equivalent
+ * goes to *deadline_mono; false with err (503, 504) when the call cannot run. */
+static bool begin_call(inproc_t *t, comp_t *c, rp_component_t comp, int64_t deadline_ms, int64_t *deadline_mono,
+                       rp_err_t *err) {
     int64_t budget = deadline_ms - rp_now_ms();
     if (budget <= 0) {
         timeout_err(comp, err);
@@ -153,18 +153,45 @@ static bool inproc_call(rp_transport_t *base, rp_component_t comp, const char *r
         rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "the %s worker is not running", rp_component_name(comp));
         return false;
     }
-    int64_t deadline_mono = rp_mono_ms() + budget;
-    if (!take_slot(c, comp, t->capacity, deadline_mono, err)) return false;
+    *deadline_mono = rp_mono_ms() + budget;
+    if (!take_slot(c, comp, t->capacity, *deadline_mono, err)) return false;
     if (atomic_load(&c->stopping)) { /* stop began after the check above: it waits for running calls */
         give_slot(c);
         rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "the %s worker is shutting down", rp_component_name(comp));
         return false;
     }
-    if (rp_mono_ms() > deadline_mono) { /* waited too long: nobody wants this work done any more */
+    if (rp_mono_ms() > *deadline_mono) { /* waited too long: nobody wants this work done any more */
         give_slot(c);
         timeout_err(comp, err);
         return false;
     }
+    return true;
+}
+
+/* A call whose handler is run on structures (rp_transport_run_local): the same slot and deadline
+ * rules as inproc_call, without the request and reply bytes. */
+static int inproc_run_local(rp_transport_t *base, rp_component_t comp, rp_rpc_handler_fn served_by, int64_t deadline_ms,
+                            rp_local_fn fn, void *arg, rp_err_t *err) {
+    inproc_t *t = (inproc_t *)base;
+    comp_t *c = &t->comps[comp];
+    int64_t deadline_mono;
+    if (!atomic_load(&c->serving) || c->fn != served_by) return 0;
+    if (!begin_call(t, c, comp, deadline_ms, &deadline_mono, err)) return -1;
+    fn(c->ctx, arg);
+    give_slot(c);
+    if (rp_mono_ms() > deadline_mono) { /* a late reply is dropped, as over a broker */
+        timeout_err(comp, err);
+        return -1;
+    }
+    return 1;
+}
+
+static bool inproc_call(rp_transport_t *base, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
+                        char **reply, size_t *reply_len, rp_err_t *err) {
+    inproc_t *t = (inproc_t *)base;
+    comp_t *c = &t->comps[comp];
+    int64_t deadline_mono;
+    if (!begin_call(t, c, comp, deadline_ms, &deadline_mono, err)) return false;
     size_t out_len = 0;
     char *out = c->fn(c->ctx, req, len, &out_len);
     give_slot(c);
@@ -358,6 +385,7 @@ static void inproc_free(rp_transport_t *base) {
 static const rp_transport_ops_t inproc_ops = {.serve = inproc_serve,
                                               .call = inproc_call,
                                               .ready = inproc_ready,
+                                              .run_local = inproc_run_local,
                                               .enqueue = inproc_enqueue,
                                               .consume = inproc_consume,
                                               .stop = inproc_stop,

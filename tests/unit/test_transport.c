@@ -260,8 +260,9 @@ static void op_body_size(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reply_set(rep, 201, json_pack("{s:I}", "ids", (json_int_t)json_array_size(json_object_get(env->body, "ids"))));
 }
 
-/* The api's call: the worker gets the whole body, the success comes back as text, and the
- * caller's body is released once encoded (a 100,000-id batch is not held twice). */
+/* The api's call: the worker gets the whole body, the success comes back (in process as the
+ * worker's own reply), and the caller's body is released (a 100,000-id batch is not held
+ * twice). */
 Test(rpc, raw_call_takes_the_body_and_keeps_the_reply_text) {
     static const rp_route_op_t ops[] = {{"POST", "/b", op_body_size}};
     rp_service_t svc = {"test", ops, 1, NULL, NULL, NULL, NULL};
@@ -282,7 +283,7 @@ Test(rpc, raw_call_takes_the_body_and_keeps_the_reply_text) {
     cr_assert_null(env.body, "the call releases the body it took");
     cr_assert_eq(body->refcount, 1, "only the test's own reference is left");
     cr_assert_eq(rep.status, 201);
-    cr_assert(rep.raw && strstr(rep.raw, "\"ids\":1000"), "the reply's text: %s", rep.raw ? rep.raw : "(none)");
+    cr_assert_eq(json_integer_value(json_object_get(rep.body, "ids")), 1000);
     json_decref(body);
     rp_reply_clear(&rep);
     rp_envelope_clear(&env);
@@ -377,4 +378,87 @@ Test(rpc, the_reward_component_takes_grant_concurrency_calls_at_once) {
     cr_assert_eq(ok, 4, "the three and the one that waited are answered");
     cr_assert_eq(overloaded, 1);
     rp_transport_free(p.transport);
+}
+
+/* ---- in process, a call hands the envelope and the reply over as they are ---- */
+
+static json_t *seen_body; /* the body the op was given */
+static json_t *made_body; /* the body the op answered with */
+static const char page[] = "{\"items\":[],\"nextCursor\":null}";
+
+static void op_remember(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    (void)ctx;
+    seen_body = env->body;
+    if (strcmp(env->method, "GET") == 0) {
+        rp_reply_set_raw(rep, 200, strdup(page), strlen(page));
+        rep->max_age_ms = 500;
+        return;
+    }
+    made_body = json_pack("{s:b}", "ok", 1);
+    rp_reply_set(rep, 201, made_body);
+}
+
+/* No envelope is printed and parsed in process: the op gets the caller's own body, the caller
+ * gets the op's own reply (a raw page stays raw, with its maxAgeMs); a component served by
+ * another handler is not run in place (0: the caller sends bytes). */
+Test(rpc, a_service_of_this_process_gets_the_envelope_itself) {
+    static const rp_route_op_t ops[] = {{"POST", "/r", op_remember}, {"GET", "/r", op_remember}};
+    rp_service_t svc = {"test", ops, 2, NULL, NULL, NULL, NULL};
+    rp_transport_t *t = rp_transport_inproc_new(8);
+    rp_err_t err;
+    cr_assert(rp_transport_serve(t, RP_COMP_EVENT, rp_rpc_service_handler, &svc, 2, &err));
+    cr_assert(rp_transport_serve(t, RP_COMP_AUTH, echo, NULL, 2, &err));
+    rp_envelope_t env;
+    rp_reply_t rep;
+    rp_identity_t carol = signed_in("65f0a1b2c3d4e5f601234567", "carol", 1);
+    envelope_call(&env, "POST", "/r", &carol);
+    env.deadline_ms = rp_now_ms() + 5000;
+    json_t *body = json_pack("{s:i}", "n", 1);
+    env.body = body;
+    rp_rpc_call(t, RP_COMP_EVENT, &env, &rep);
+    cr_assert_eq(rep.status, 201);
+    cr_assert_eq(seen_body, body, "the op got the caller's body itself");
+    cr_assert_eq(rep.body, made_body, "the caller got the op's reply itself");
+    rp_reply_clear(&rep);
+    strcpy(env.method, "GET");
+    rp_rpc_call_raw(t, RP_COMP_EVENT, &env, &rep);
+    cr_assert_eq(rep.status, 200);
+    cr_assert_str_eq(rep.raw, page);
+    cr_assert_eq(rep.max_age_ms, 500);
+    rp_reply_clear(&rep);
+    int ran = 0;
+    cr_assert_eq(rp_transport_run_local(t, RP_COMP_AUTH, rp_rpc_service_handler, rp_now_ms() + 5000, NULL, &ran, &err),
+                 0, "served by another handler: not run in place");
+    rp_envelope_clear(&env);
+    rp_transport_free(t);
+}
+
+static void count_run(void *ctx, void *arg) {
+    (void)ctx;
+    (*(int *)arg)++;
+}
+
+/* Run in place under a call's rules: a deadline already past is 504 and nothing runs; a component
+ * that stopped is 503. */
+Test(inproc, run_local_keeps_the_rules_of_a_call) {
+    static const rp_route_op_t ops[] = {{"GET", "/x", op_echo_route}};
+    rp_service_t svc = {"test", ops, 1, NULL, NULL, NULL, NULL};
+    rp_transport_t *t = rp_transport_inproc_new(8);
+    rp_err_t err;
+    cr_assert(rp_transport_serve(t, RP_COMP_EVENT, rp_rpc_service_handler, &svc, 2, &err));
+    int ran = 0;
+    cr_assert_eq(
+        rp_transport_run_local(t, RP_COMP_EVENT, rp_rpc_service_handler, rp_now_ms() + 5000, count_run, &ran, &err), 1);
+    cr_assert_eq(ran, 1);
+    cr_assert_eq(
+        rp_transport_run_local(t, RP_COMP_EVENT, rp_rpc_service_handler, rp_now_ms() - 1, count_run, &ran, &err), -1);
+    cr_assert_eq(err.kind, RP_ERR_TIMEOUT);
+    cr_assert_eq(ran, 1, "an expired call never runs");
+    rp_transport_stop(t);
+    cr_assert_eq(
+        rp_transport_run_local(t, RP_COMP_EVENT, rp_rpc_service_handler, rp_now_ms() + 5000, count_run, &ran, &err),
+        -1);
+    cr_assert_eq(rp_err_http_status(err.kind), 503);
+    cr_assert_eq(ran, 1);
+    rp_transport_free(t);
 }
