@@ -147,3 +147,34 @@ Test(token_cache, concurrent_callers_each_get_their_own_answer) {
         free(users[i].token);
     rp_token_cache_free(c);
 }
+
+/* Six tokens taking turns in one slot: each replaces the last and never answers for another; one
+ * asked for twice in a row is answered from the slot. */
+Test(token_cache, tokens_taking_turns_in_one_slot_each_get_their_own_answer) {
+    rp_token_cache_t *c = rp_token_cache_new(secret, SLEN, 1);
+    char *tokens[6];
+    for (int i = 0; i < 6; i++) {
+        char id[RP_OID_LEN], name[8];
+        snprintf(id, sizeof id, "65f0a1b2c3d4e5f60123457%c", (char)('0' + i));
+        snprintf(name, sizeof name, "u%c", (char)('0' + i));
+        tokens[i] = issue(id, name, RP_ROLE_USER, i, 900);
+    }
+    rp_identity_t who;
+    rp_token_claims_t cl;
+    rp_err_t err;
+    for (int round = 0; round < 5; round++)
+        for (int i = 0; i < 6; i++) {
+            int k = (i * (round + 1)) % 6;
+            cr_assert(verify(c, tokens[k], now, &who, &cl, &err), "%s", err.message);
+            cr_assert_eq(cl.ver, k);
+            cr_assert_eq(who.username[1], (char)('0' + k));
+        }
+    uint64_t before = rp_token_cache_hits(c);
+    cr_assert(verify(c, tokens[5], now, &who, &cl, &err));
+    cr_assert(verify(c, tokens[5], now, &who, &cl, &err));
+    cr_assert_str_eq(who.username, "u5");
+    cr_assert_eq(rp_token_cache_hits(c), before + 1);
+    for (int i = 0; i < 6; i++)
+        free(tokens[i]);
+    rp_token_cache_free(c);
+}
