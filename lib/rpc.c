@@ -19,6 +19,12 @@ static void run_local(void *service, void *arg) {
     rp_rpc_service_dispatch(service, lc->env, lc->rep);
 }
 
+static void release_body(json_t **release) {
+    if (!release) return;
+    json_decref(*release);
+    *release = NULL;
+}
+
 /* Sends env; when raw, a 2xx reply stays text. *release (when not NULL) is released and cleared
  * once env is encoded. When comp is a service of this process (the embedded platform), its
  * handler gets env itself and fills rep, with no envelope or reply printed and parsed in between:
@@ -32,16 +38,10 @@ static void call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *en
     rp_reply_init(rep);
     local_call_t lc = {env, rep};
     switch (rp_transport_run_local(t, comp, rp_rpc_service_handler, env->deadline_ms, run_local, &lc, &err)) {
-    case 1:
-        if (release) { /* as after a sent call: the caller holds no body any more */
-            json_decref(*release);
-            *release = NULL;
-        }
-        return;
-    case -1: /* not run, or run too late: what it answered is dropped */
+    case 1: release_body(release); return; /* as after a sent call: the caller holds no body any more */
+    case -1: /* not run, or run too late: what it answered is dropped (a 503 asks for a retry) */
         rp_reply_clear(rep);
         rp_reply_from_err(rep, &err);
-        if (rp_err_http_status(err.kind) == 503) rep->retry_after_s = 1;
         return;
     default: break; /* not in this process: sent */
     }
@@ -50,13 +50,9 @@ static void call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *en
         rp_reply_error(rep, 500, "INTERNAL", "cannot encode the request", NULL);
         return;
     }
-    if (release) {
-        json_decref(*release);
-        *release = NULL;
-    }
+    release_body(release);
     if (!rp_transport_call(t, comp, req, len, env->deadline_ms, &reply, &rlen, &err)) {
-        rp_reply_from_err(rep, &err);
-        if (rp_err_http_status(err.kind) == 503) rep->retry_after_s = 1;
+        rp_reply_from_err(rep, &err); /* a 503 gets Retry-After there */
     } else if (!(raw ? rp_reply_parse_raw : rp_reply_parse)(rep, reply, rlen, &err)) {
         rp_reply_from_err(rep, &err);
     }
