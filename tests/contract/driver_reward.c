@@ -13,7 +13,7 @@
 #define CLAIM_HASH "c1a1"
 
 static const char *const grant_outcomes[] = {"OK",      "ALREADY_CLAIMED", "OUT_OF_STOCK", "MAX_CLAIMS_REACHED",
-                                             "REFUSED", "REPLAYED",        "ITEM_SETTLED"};
+                                             "REFUSED", "REPLAYED",        "ITEM_SETTLED", "EVENT_CHANGED"};
 static const char *const decide_outcomes[] = {"DECIDED",      "NOT_FOUND", "WRONG_STATE",
                                               "OUT_OF_STOCK", "SELF",      "EVENT_CANCELED"};
 
@@ -63,8 +63,10 @@ static json_t *grant_json(bool ok, const rp_err_t *err, rp_grant_result_t *res) 
     return out;
 }
 
-/* A claim through rp_grant_claim, or a batch item's grant through rp_grant_batch_item. */
-static json_t *run_grant(rp_reward_store_t *s, rp_req_status_t status, bool batch, const char *idem_key) {
+/* A claim through rp_grant_claim (judged on the event of version event_version, 0 = none named),
+ * or a batch item's grant through rp_grant_batch_item. */
+static json_t *run_grant(rp_reward_store_t *s, rp_req_status_t status, bool batch, const char *idem_key,
+                         int64_t event_version) {
     rp_err_t err;
     rp_request_t r;
     rp_grant_result_t res;
@@ -81,7 +83,7 @@ static json_t *run_grant(rp_reward_store_t *s, rp_req_status_t status, bool batc
         set_str(r.processor_id, sizeof r.processor_id, OPERATOR_ID);
         ok = rp_grant_batch_item(s, &r, 7, 3, &res, &err);
     } else {
-        rp_claim_t c = {&r, 3, idem_key, idem_key ? CLAIM_HASH : NULL, answer, NULL};
+        rp_claim_t c = {&r, 3, idem_key, idem_key ? CLAIM_HASH : NULL, answer, NULL, event_version};
         ok = rp_grant_claim(s, &c, &res, &err);
     }
     rp_request_clear(&r);
@@ -129,7 +131,7 @@ static json_t *run_check(rp_reward_store_t *s) {
     rp_event_state_t st;
     rp_err_clear(&err);
     sample_request(&r, RP_REQ_SUCCESS);
-    rp_claim_t c = {&r, 3, NULL, NULL, NULL, NULL};
+    rp_claim_t c = {&r, 3, NULL, NULL, NULL, NULL, 0};
     bool ok = rp_grant_claim_check(s, &c, &res, &st, &err);
     json_t *out = result(ok, &err,
                          ok ? json_pack("{s:s, s:I, s:I}", "outcome", grant_outcomes[res.outcome], "stock0",
@@ -235,12 +237,15 @@ static json_t *run_reward(rp_reward_store_t *s, const char *scenario) {
     rp_err_clear(&err);
     if (strcmp(scenario, "open-reward") == 0) return result(true, &err, NULL);
     /* the grant bodies */
-    if (strcmp(scenario, "grant") == 0) return run_grant(s, RP_REQ_SUCCESS, false, NULL);
-    if (strcmp(scenario, "grant-idem") == 0) return run_grant(s, RP_REQ_SUCCESS, false, CLAIM_KEY);
-    if (strcmp(scenario, "grant-review") == 0) return run_grant(s, RP_REQ_AWAITING_REVIEW, false, NULL);
-    if (strcmp(scenario, "grant-batch") == 0) return run_grant(s, RP_REQ_SUCCESS, true, NULL);
+    if (strcmp(scenario, "grant") == 0) return run_grant(s, RP_REQ_SUCCESS, false, NULL, 0);
+    /* judged on the event as the mock stores it (updatedAt NOW), or on an older version */
+    if (strcmp(scenario, "grant-versioned") == 0) return run_grant(s, RP_REQ_SUCCESS, false, NULL, NOW_MS);
+    if (strcmp(scenario, "grant-stale") == 0) return run_grant(s, RP_REQ_SUCCESS, false, NULL, NOW_MS - 1);
+    if (strcmp(scenario, "grant-idem") == 0) return run_grant(s, RP_REQ_SUCCESS, false, CLAIM_KEY, 0);
+    if (strcmp(scenario, "grant-review") == 0) return run_grant(s, RP_REQ_AWAITING_REVIEW, false, NULL, 0);
+    if (strcmp(scenario, "grant-batch") == 0) return run_grant(s, RP_REQ_SUCCESS, true, NULL, 0);
     if (strcmp(scenario, "grant-chunk") == 0) return run_chunk(s);
-    if (strcmp(scenario, "record-failed") == 0) return run_grant(s, RP_REQ_FAILED, false, NULL);
+    if (strcmp(scenario, "record-failed") == 0) return run_grant(s, RP_REQ_FAILED, false, NULL, 0);
     if (strcmp(scenario, "approve") == 0) return run_decide(s, RP_DECIDE_APPROVE, "checked", OPERATOR_ID);
     if (strcmp(scenario, "approve-self") == 0) return run_decide(s, RP_DECIDE_APPROVE, "mine", USER_ID);
     if (strcmp(scenario, "reject") == 0) return run_decide(s, RP_DECIDE_REJECT, "checked", OPERATOR_ID);

@@ -512,6 +512,31 @@ def test_grant_happy_path_is_one_transaction(driver, mock):
     assert payload_of(outbox)["messageId"] == REQUEST  # the id inside a payload is the message's id
 
 
+def test_a_claim_judged_on_its_events_version_reads_it_in_the_grant_transaction(driver, mock):
+    out = run(driver, mock, "grant-versioned")
+    assert out == GRANT_OK
+    txn = assert_one_transaction(mock.commands())
+    # the version is read first, in the grant's own transaction, then the grant as ever
+    assert steps_of(txn) == [("find", "events")] + GRANT_STEPS, steps_of(txn)
+    assert txn[0]["doc"]["filter"] == {"_id": EVENT}
+    assert txn[0]["doc"]["projection"] == {"canceledAt": 1, "updatedAt": 1, "rewards.stockLeft": 1}
+
+
+def test_a_claim_judged_on_an_older_version_of_its_event_writes_nothing(driver, mock):
+    out = run(driver, mock, "grant-stale")
+    assert out["ok"] and out["outcome"] == "EVENT_CHANGED", out
+    transaction_of(mock, [("find", "events"), ("abortTransaction", None)])
+    assert not mock.commands("commitTransaction") and not mock.commands("insert")
+
+
+def test_a_claim_on_a_canceled_event_of_the_same_version_writes_nothing(driver, mock):
+    canceled = dict(event_doc(), canceledAt=NOW)
+    mock.on("find", [cursor("events", [canceled])], coll="events", match=is_state_read)
+    out = run(driver, mock, "grant-versioned")
+    assert out["ok"] and out["outcome"] == "EVENT_CHANGED", out
+    assert not mock.commands("commitTransaction") and not mock.commands("insert")
+
+
 def test_grant_awaiting_review_touches_event_but_not_stock(driver, mock):
     out = run(driver, mock, "grant-review")
     assert out == dict(GRANT_OK, status="AWAITING_REVIEW")
@@ -782,7 +807,7 @@ def test_approve_pays_in_one_transaction(driver, mock):
     assert steps_of(txn) == [("find", "event_reward_requests"), ("find", "events"), ("find", "events"),
                              ("update", "events"), ("update", "event_reward_requests")] + GRANT_STEPS[6:], steps_of(txn)
     assert txn[1]["doc"]["filter"] == {"_id": EVENT}
-    assert txn[1]["doc"]["projection"] == {"canceledAt": 1, "rewards.stockLeft": 1}
+    assert txn[1]["doc"]["projection"] == {"canceledAt": 1, "updatedAt": 1, "rewards.stockLeft": 1}
     status = status_updates(txn)[0]
     assert status["q"] == {"_id": REQUEST, "status": "AWAITING_REVIEW"}
     assert status["u"]["$set"]["activeKey"] == ACTIVE_KEY and "$unset" not in status["u"]

@@ -81,7 +81,7 @@ static rp_request_t request_for(const char *event_id, const char *user, rp_req_s
 
 static rp_grant_outcome_t claim(const rp_request_t *r, int64_t max_claims, rp_grant_result_t *res) {
     rp_err_t err;
-    rp_claim_t c = {r, max_claims, NULL, NULL, NULL, NULL};
+    rp_claim_t c = {r, max_claims, NULL, NULL, NULL, NULL, 0};
     cr_assert(rp_grant_claim(S.rewards, &c, res, &err), "%s", err.message);
     return res->outcome;
 }
@@ -381,13 +381,13 @@ Test(grant_txn, idempotency_key_answer_is_stored_and_replayed) {
     rp_grant_result_t res;
     rp_err_t err;
     rp_request_t r = request_for(ev, "222222222222222222222222", RP_REQ_SUCCESS, "ONCE");
-    rp_claim_t c = {&r, 0, "key-1", "hash-1", answer, NULL};
+    rp_claim_t c = {&r, 0, "key-1", "hash-1", answer, NULL, 0};
     cr_assert(rp_grant_claim(S.rewards, &c, &res, &err), "%s", err.message);
     cr_assert_eq(res.outcome, RP_GRANT_OK);
     rp_grant_result_clear(&res);
     /* a retry (a new request id, as after a lost answer) gets the stored first answer */
     rp_request_t retry = request_for(ev, "222222222222222222222222", RP_REQ_SUCCESS, "ONCE");
-    rp_claim_t again = {&retry, 0, "key-1", "hash-1", answer, NULL};
+    rp_claim_t again = {&retry, 0, "key-1", "hash-1", answer, NULL, 0};
     cr_assert(rp_grant_claim(S.rewards, &again, &res, &err), "%s", err.message);
     cr_assert_eq(res.outcome, RP_GRANT_REPLAYED);
     cr_assert_eq(res.replay.status, 201);
@@ -399,7 +399,7 @@ Test(grant_txn, idempotency_key_answer_is_stored_and_replayed) {
     rp_request_t refused = request_for(ev, "333333333333333333333333", RP_REQ_FAILED, "ONCE");
     refused.active_key[0] = '\0';
     snprintf(refused.failure_reason, sizeof refused.failure_reason, "EVENT_NOT_ACTIVE");
-    rp_claim_t judged = {&refused, 0, "key-2", "hash-2", answer, NULL};
+    rp_claim_t judged = {&refused, 0, "key-2", "hash-2", answer, NULL, 0};
     cr_assert(rp_grant_claim(S.rewards, &judged, &res, &err), "%s", err.message);
     cr_assert_eq(res.outcome, RP_GRANT_REFUSED);
     rp_idem_t v;
@@ -439,7 +439,7 @@ Test(grant_txn, the_answer_is_written_in_the_grants_own_transaction) {
     failing_ops = *ops;
     failing_ops.tx_idem_put = fail_idem_put;
     real->ops = &failing_ops;
-    rp_claim_t c = {&r, 0, "key-3", "hash-3", answer, NULL};
+    rp_claim_t c = {&r, 0, "key-3", "hash-3", answer, NULL, 0};
     rp_err_clear(&err);
     bool ok = rp_grant_claim(real, &c, &res, &err);
     real->ops = ops;
@@ -467,7 +467,7 @@ static void *race_main(void *arg) {
     rp_grant_result_t res;
     rp_err_t err;
     rp_request_t r = request_for(rc->event_id, "555555555555555555555555", RP_REQ_SUCCESS, "ONCE");
-    rp_claim_t c = {&r, 0, NULL, NULL, NULL, NULL};
+    rp_claim_t c = {&r, 0, NULL, NULL, NULL, NULL, 0};
     bool ok = rp_grant_claim(S.rewards, &c, &res, &err);
     pthread_mutex_lock(&rc->mu);
     if (ok && res.outcome == RP_GRANT_OK) rc->ok++;
@@ -684,7 +684,7 @@ static rp_grant_outcome_t check(const rp_request_t *r, int64_t max_claims, rp_gr
     rp_err_t err;
     size_t before = requests_of(r->event_id), ledger = ledger_entries(r->event_id, NULL);
     int64_t s0 = stock(r->event_id, 0);
-    rp_claim_t c = {r, max_claims, NULL, NULL, NULL, NULL};
+    rp_claim_t c = {r, max_claims, NULL, NULL, NULL, NULL, 0};
     cr_assert(rp_grant_claim_check(S.rewards, &c, res, state, &err), "%s", err.message);
     cr_assert_eq(requests_of(r->event_id), before, "a check records no request");
     cr_assert_eq(ledger_entries(r->event_id, NULL), ledger, "a check pays nothing");
@@ -874,4 +874,68 @@ Test(grant_txn, a_chunk_whose_write_refuses_what_its_reads_allowed_settles_item_
     cr_assert_eq(ledger_entries(ev, NULL), 4u, "two lines for each of the two paid items, once");
     for (size_t i = 0; i < 3; i++)
         rp_request_clear(&reqs[i]);
+}
+
+/* The event's version as claims.c reads it: its updatedAt in ms. */
+static int64_t version_of(const char *event_id) {
+    rp_err_t err;
+    json_t *e = NULL;
+    int64_t ms = 0;
+    cr_assert(S.events->ops->event_get(S.events, event_id, &e, &err), "%s", err.message);
+    const json_t *at = json_object_get(e, "updatedAt");
+    cr_assert(rp_time_parse_iso(json_string_value(at), json_string_length(at), &ms));
+    json_decref(e);
+    return ms;
+}
+
+static rp_grant_outcome_t claim_on(const rp_request_t *r, int64_t version, rp_grant_result_t *res) {
+    rp_err_t err;
+    rp_claim_t c = {r, 0, NULL, NULL, NULL, NULL, version};
+    cr_assert(rp_grant_claim(S.rewards, &c, res, &err), "%s", err.message);
+    return res->outcome;
+}
+
+Test(grant_txn, a_claim_judged_on_another_version_of_its_event_writes_nothing) {
+    char ev[RP_OID_LEN];
+    rp_grant_result_t res;
+    rp_request_t none;
+    two_line_event(5, -1, ev);
+    int64_t v = version_of(ev);
+    cr_assert_gt(v, 0);
+    rp_request_t r = request_for(ev, "aeaeaeaeaeaeaeaeaeaeaeae", RP_REQ_SUCCESS, "ONCE");
+    cr_assert_eq(claim_on(&r, v - 1, &res), RP_GRANT_EVENT_CHANGED, "an older version");
+    rp_grant_result_clear(&res);
+    cr_assert_eq(claim_on(&r, v + 1, &res), RP_GRANT_EVENT_CHANGED, "a version the store never had");
+    rp_grant_result_clear(&res);
+    assert_stored(r.id, &none, false, "a claim on another version records no request");
+    rp_request_clear(&none);
+    cr_assert_eq(requests_of(ev), 0u);
+    cr_assert_eq(stock(ev, 0), 5, "no stock taken");
+    cr_assert_eq(ledger_entries(ev, NULL), 0u, "nothing paid");
+    cr_assert_eq(messages_of(r.id).n, 0u, "no message");
+
+    cr_assert_eq(claim_on(&r, v, &res), RP_GRANT_OK, "the version as stored pays");
+    rp_grant_result_clear(&res);
+    cr_assert_eq(stock(ev, 0), 3);
+    rp_request_clear(&r);
+}
+
+Test(grant_txn, no_claim_judged_before_a_cancel_pays_after_it) {
+    char ev[RP_OID_LEN];
+    rp_grant_result_t res;
+    rp_err_t err;
+    bool already = false;
+    two_line_event(5, -1, ev);
+    int64_t before = version_of(ev);
+    rp_event_audit_t a = audit("CANCEL", "EVENT", ev);
+    cr_assert(S.events->ops->event_cancel(S.events, ev, before, NULL, &a, &already, NULL, &err), "%s", err.message);
+    int64_t after = version_of(ev);
+    cr_assert_eq(after, before, "canceled in the same millisecond: the version alone cannot tell");
+    rp_request_t r = request_for(ev, "afafafafafafafafafafafaf", RP_REQ_SUCCESS, "ONCE");
+    cr_assert_eq(claim_on(&r, before, &res), RP_GRANT_EVENT_CHANGED, "the cancel time decides");
+    rp_grant_result_clear(&res);
+    cr_assert_eq(requests_of(ev), 0u);
+    cr_assert_eq(stock(ev, 0), 5, "no stock taken");
+    cr_assert_eq(ledger_entries(ev, NULL), 0u, "nothing paid");
+    rp_request_clear(&r);
 }

@@ -544,7 +544,7 @@ static state_read_t read_state(const char *event_id) {
     return r;
 }
 
-BACKENDS(rewards, event_state_reads_cancel_time_and_stock_left) {
+BACKENDS(rewards, event_state_reads_cancel_time_version_and_stock_left) {
     open_all(*backend);
     rp_err_t err;
     bool already = false;
@@ -555,6 +555,8 @@ BACKENDS(rewards, event_state_reads_cancel_time_and_stock_left) {
     state_read_t r = read_state(limited);
     cr_assert(r.found);
     cr_assert_eq(r.st.canceled_at, 0);
+    cr_assert_gt(r.st.updated_at, 0, "the version: the event's updatedAt");
+    int64_t created = r.st.updated_at;
     cr_assert_eq(r.st.nrewards, 1u);
     cr_assert_eq(r.st.stock_left[0], 2, "the stock left, not the stock");
     r = read_state(E.ev);
@@ -564,6 +566,7 @@ BACKENDS(rewards, event_state_reads_cancel_time_and_stock_left) {
     cr_assert(S.events->ops->event_cancel(S.events, limited, 5000, NULL, &a, &already, NULL, &err), "%s", err.message);
     r = read_state(limited);
     cr_assert_eq(r.st.canceled_at, 5000);
+    cr_assert_eq(r.st.updated_at, 5000, "a cancel is a new version (it was %lld)", (long long)created);
     r = read_state("ffffffffffffffffffffffff");
     cr_assert_not(r.found, "no such event");
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "event_cache.h"
 #include "failpoint.h"
 #include "ids.h"
 #include "json_util.h"
@@ -16,19 +17,26 @@
 #include "service.h"
 #include "timeutil.h"
 
+#define KEPT_EVENTS 1024   /* slots of the event cache; an event is a few KiB */
+#define CLAIM_JUDGEMENTS 3 /* a claim judged again this often on events that keep changing gives up */
+
 struct rp_claims {
     rp_reward_store_t *store;
     rp_event_repo_t *events;
+    rp_event_cache_t *kept; /* events claims were judged on lately (event_cache.h) */
 };
 
-rp_claims_t *rp_claims_new(rp_reward_store_t *store, rp_event_repo_t *events) {
+rp_claims_t *rp_claims_new(rp_reward_store_t *store, rp_event_repo_t *events, int events_cache_ms) {
     rp_claims_t *c = rp_calloc(1, sizeof *c);
     c->store = store;
     c->events = events;
+    c->kept = rp_event_cache_new(events_cache_ms, KEPT_EVENTS);
     return c;
 }
 
 void rp_claims_free(rp_claims_t *c) {
+    if (!c) return;
+    rp_event_cache_free(c->kept);
     free(c);
 }
 
@@ -89,7 +97,8 @@ static json_t *claim_answer(void *ctx, const rp_grant_result_t *res, int *status
                            r->failure_details ? json_deep_copy(r->failure_details) : NULL, r);
         return refusal("EVENT_NOT_ACTIVE", "the event is not active", NULL, r);
     case RP_GRANT_REPLAYED:
-    case RP_GRANT_ITEM_SETTLED: break;
+    case RP_GRANT_ITEM_SETTLED:
+    case RP_GRANT_EVENT_CHANGED: break;
     }
     *status = 500;
     return rp_error_body("INTERNAL", "no answer for this outcome", NULL);
@@ -134,22 +143,47 @@ static bool judge(rp_claims_t *c, const char *user_id, const rp_event_view_t *v,
         }
         if (found) return true;
     }
-    rp_progress_t progress;
-    json_t *unmet = NULL;
-    int64_t first = (v->start_ms - RP_DAY_MS) / RP_DAY_MS, last = (v->end_ms + RP_DAY_MS) / RP_DAY_MS;
-    if (!c->events->ops->progress_load(c->events, user_id, first, last, &progress, &err)) {
-        rp_reply_from_err(rep, &err);
-        return false;
-    }
-    bool met = rp_conditions_evaluate(v->conditions, v->nconditions, v->logic, &progress, v->start_ms, v->end_ms,
-                                      v->day_offset_minutes, &unmet);
-    rp_progress_release(&progress);
-    if (!met) {
-        refuse(r, "CONDITION_NOT_MET", unmet);
-        return true;
+    if (v->nconditions > 0) { /* no conditions are always met: then nothing to read */
+        rp_progress_t progress;
+        json_t *unmet = NULL;
+        int64_t first = (v->start_ms - RP_DAY_MS) / RP_DAY_MS, last = (v->end_ms + RP_DAY_MS) / RP_DAY_MS;
+        if (!c->events->ops->progress_load(c->events, user_id, first, last, &progress, &err)) {
+            rp_reply_from_err(rep, &err);
+            return false;
+        }
+        bool met = rp_conditions_evaluate(v->conditions, v->nconditions, v->logic, &progress, v->start_ms, v->end_ms,
+                                          v->day_offset_minutes, &unmet);
+        rp_progress_release(&progress);
+        if (!met) {
+            refuse(r, "CONDITION_NOT_MET", unmet);
+            return true;
+        }
     }
     r->status = v->requires_approval ? RP_REQ_AWAITING_REVIEW : RP_REQ_SUCCESS;
     if (!v->requires_approval) r->processed_at = now;
+    return true;
+}
+
+/* The event's version: its updatedAt in ms, 0 when it has none (then it is never kept). */
+static int64_t event_version(const json_t *event) {
+    const json_t *at = json_object_get(event, "updatedAt");
+    int64_t ms = 0;
+    if (!json_is_string(at) || !rp_time_parse_iso(json_string_value(at), json_string_length(at), &ms)) return 0;
+    return ms > 0 ? ms : 0;
+}
+
+/* The event a claim is judged on: a kept copy when `may_keep` and one is kept, else read from the
+ * store and kept. *kept says which. False with the reply set (404, store failure). */
+static bool claim_event(rp_claims_t *c, const char *event_id, bool may_keep, json_t **event, bool *kept,
+                        rp_reply_t *rep) {
+    rp_err_t err;
+    int64_t now = rp_now_ms();
+    *event = may_keep ? rp_event_cache_get(c->kept, event_id, now) : NULL;
+    *kept = *event != NULL;
+    if (*kept) return true;
+    bool read = c->events->ops->event_get(c->events, event_id, event, &err);
+    if (!rp_service_found(rep, read, *event != NULL, &err, "EVENT_NOT_FOUND", "no such event")) return false;
+    if (event_version(*event) > 0) rp_event_cache_put(c->kept, event_id, *event, now);
     return true;
 }
 
@@ -162,7 +196,7 @@ void rp_claims_claim(rp_claims_t *c, const rp_envelope_t *env, const char *event
     json_t *event = NULL;
     const char *key = env->idempotency_key[0] ? env->idempotency_key : NULL;
     char hash[65] = "";
-    bool found = false;
+    bool found = false, kept = false;
     rp_request_init(&req);
     rp_request_init(&holder);
     memset(&res, 0, sizeof res);
@@ -182,23 +216,38 @@ void rp_claims_claim(rp_claims_t *c, const rp_envelope_t *env, const char *event
             goto done;
         }
     }
-    bool read = c->events->ops->event_get(c->events, event_id, &event, &err);
-    if (!rp_service_found(rep, read, event != NULL, &err, "EVENT_NOT_FOUND", "no such event")) goto done;
-    if (!rp_event_view(event, &view)) {
-        rp_reply_error(rep, 500, "INTERNAL", "the stored event is malformed", NULL);
-        goto done;
-    }
-    /* without a key a repeat is answered before judging; with one the answer must be stored */
-    if (!judge(c, env->caller.id, &view, rp_now_ms(), key ? NULL : &holder, &req, rep)) goto done;
-    if (holder.id[0]) {
-        rp_reply_set(rep, 409,
-                     refusal("ALREADY_CLAIMED", "this reward was already claimed for this period", NULL, &holder));
-        goto done;
-    }
-    rp_claim_t claim = {&req, view.max_claims, key, hash, claim_answer, NULL};
-    if (!rp_grant_claim(c->store, &claim, &res, &err)) {
-        rp_reply_from_err(rep, &err);
-        goto done;
+    /* Judged on a kept copy of the event, a grant pays only if the event is still that version
+     * (rp_grant_claim checks it in its unit of work), and a refusal is judged again on a fresh
+     * read; either way the claim ends as if judged on the event as stored. */
+    for (int judgements = 0;; judgements++) {
+        if (judgements == CLAIM_JUDGEMENTS) {
+            rp_reply_error(rep, 503, "STORE_BUSY", "the event kept changing while the claim was judged", NULL);
+            goto done;
+        }
+        rp_request_clear(&req);
+        rp_request_clear(&holder);
+        rp_grant_result_clear(&res);
+        json_decref(event);
+        if (!claim_event(c, event_id, judgements == 0, &event, &kept, rep)) goto done;
+        if (!rp_event_view(event, &view)) {
+            rp_reply_error(rep, 500, "INTERNAL", "the stored event is malformed", NULL);
+            goto done;
+        }
+        /* without a key a repeat is answered before judging; with one the answer must be stored */
+        if (!judge(c, env->caller.id, &view, rp_now_ms(), key ? NULL : &holder, &req, rep)) goto done;
+        if (holder.id[0]) {
+            rp_reply_set(rep, 409,
+                         refusal("ALREADY_CLAIMED", "this reward was already claimed for this period", NULL, &holder));
+            goto done;
+        }
+        if (kept && req.status == RP_REQ_FAILED) continue; /* refused on a kept copy: judge it on the store's */
+        rp_claim_t claim = {&req, view.max_claims, key, hash, claim_answer, NULL, event_version(event)};
+        if (!rp_grant_claim(c->store, &claim, &res, &err)) {
+            rp_reply_from_err(rep, &err);
+            goto done;
+        }
+        if (res.outcome != RP_GRANT_EVENT_CHANGED) break;
+        rp_event_cache_forget(c->kept, event_id);
     }
     if (res.outcome == RP_GRANT_OK) rp_failpoint("claim.after_commit"); /* a crash before the answer leaves */
     if (res.outcome == RP_GRANT_REPLAYED) {

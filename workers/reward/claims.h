@@ -14,15 +14,18 @@
 
 typedef struct rp_claims rp_claims_t;
 
-/* Both stores are borrowed and must outlive the result. Free with rp_claims_free. */
-rp_claims_t *rp_claims_new(rp_reward_store_t *store, rp_event_repo_t *events);
+/* Both stores are borrowed and must outlive the result. Claims are judged on events kept up to
+ * events_cache_ms (EVENTS_CACHE_MS; 0 reads every time), never paid on a stale one (event_cache.h).
+ * Free with rp_claims_free. */
+rp_claims_t *rp_claims_new(rp_reward_store_t *store, rp_event_repo_t *events, int events_cache_ms);
 void rp_claims_free(rp_claims_t *c);
 
 /* POST /events/{id}/reward-requests by env's caller. Replies 201 (SUCCESS or AWAITING_REVIEW),
  * 409 ALREADY_CLAIMED, 422 CONDITION_NOT_MET / EVENT_NOT_ACTIVE / OUT_OF_STOCK /
  * MAX_CLAIMS_REACHED / IDEMPOTENCY_KEY_REUSED, 404 EVENT_NOT_FOUND; refusals carry the recorded
  * request (or the one holding the slot) under "request". With an Idempotency-Key the first
- * answer is stored in the claim's own transaction and replayed to every retry. */
+ * answer is stored in the claim's own transaction and replayed to every retry. 503 STORE_BUSY when
+ * the event changed under the claim three times running. */
 void rp_claims_claim(rp_claims_t *c, const rp_envelope_t *env, const char *event_id, rp_reply_t *rep);
 
 /* Approve, reject or revoke request id as env's caller, with an optional text (notes, or the

@@ -159,6 +159,19 @@ static bool judge_slot(const rp_reward_store_ops_t *ops, rp_reward_txn_t *tx, co
     return true;
 }
 
+/* Whether the event of r is, as this unit of work reads it, the version the claim was judged on
+ * (c->event_version) and not canceled; true without reading when the claim names no version. */
+static bool same_event(const rp_reward_store_ops_t *ops, rp_reward_txn_t *tx, const rp_claim_t *c,
+                       const rp_request_t *r, bool *same) {
+    rp_event_state_t state;
+    bool found = false;
+    *same = true;
+    if (c->event_version <= 0) return true;
+    if (!ops->tx_event_state(tx, r->event_id, &state, &found)) return false;
+    *same = found && state.canceled_at == 0 && state.updated_at == c->event_version;
+    return true;
+}
+
 /* The grant: slot, maxClaims, stock, request, ledger, outbox (and the batch item), all or
  * nothing. */
 static rp_txn_end_t grant_body(rp_reward_txn_t *tx, void *arg) {
@@ -180,6 +193,11 @@ static rp_txn_end_t grant_body(rp_reward_txn_t *tx, void *arg) {
     }
     if (!used_key(run, tx, &found)) return RP_TXN_FAILED;
     if (found) return RP_TXN_ROLLBACK;
+    if (!same_event(ops, tx, c, r, &ok)) return RP_TXN_FAILED;
+    if (!ok) {
+        res->outcome = RP_GRANT_EVENT_CHANGED;
+        return RP_TXN_ROLLBACK;
+    }
     if (!judge_slot(ops, tx, r, c->max_claims, res)) return RP_TXN_FAILED;
     if (res->outcome == RP_GRANT_ALREADY_CLAIMED) return run->item_seq > 0 ? RP_TXN_ROLLBACK : answer(run, tx, false);
     if (res->outcome == RP_GRANT_MAX_CLAIMS_REACHED) return RP_TXN_ROLLBACK;
@@ -257,6 +275,7 @@ static bool run_claim(rp_reward_store_t *s, claim_run_t *run, rp_err_t *err) {
             if (run->again) continue;
             rp_grant_outcome_t o = run->res->outcome;
             if (o == RP_GRANT_OK || o == RP_GRANT_REPLAYED || o == RP_GRANT_ITEM_SETTLED ||
+                o == RP_GRANT_EVENT_CHANGED ||
                 (o == RP_GRANT_ALREADY_CLAIMED && run->res->holder.id[0] && run->item_seq == 0))
                 return true;
             run->why = o;

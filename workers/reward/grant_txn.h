@@ -27,6 +27,7 @@ typedef enum rp_grant_outcome {
     RP_GRANT_REFUSED,            /* the claim came judged FAILED (not active, conditions): recorded as given */
     RP_GRANT_REPLAYED,           /* the Idempotency-Key was used before: result.replay, nothing recorded */
     RP_GRANT_ITEM_SETTLED,       /* a batch item settled by another delivery meanwhile: nothing recorded */
+    RP_GRANT_EVENT_CHANGED,      /* the event is no longer the version the claim was judged on: nothing recorded */
 } rp_grant_outcome_t;
 
 typedef struct rp_grant_result {
@@ -51,6 +52,7 @@ typedef struct rp_claim {
     const char *idem_hash;
     rp_grant_answer_fn answer;
     void *answer_ctx;
+    int64_t event_version; /* > 0: the updatedAt of the event the request was judged on (see rp_grant_claim) */
 } rp_claim_t;
 
 /* A player's claim. With an Idempotency-Key used before, REPLAYED with the stored answer and
@@ -59,8 +61,12 @@ typedef struct rp_claim {
  * (OUT_OF_STOCK); then the request is inserted and, when SUCCESS, the ledger (one entry per
  * line) and the outbox message (id = request id) appended; the answer is stored with the key.
  * A refusal rolls all of that back and then records, in a transaction of its own, the FAILED
- * request (except for ALREADY_CLAIMED, which records nothing but the answer). False with err on
- * a store failure: nothing recorded. */
+ * request (except for ALREADY_CLAIMED, which records nothing but the answer). With an
+ * event_version, the transaction first checks that the event, as stored now, is still that
+ * version and not canceled: otherwise EVENT_CHANGED and nothing is recorded, and the caller judges
+ * the claim again on the event as it is now (so a claim judged on a kept copy of the event never
+ * pays against an edit or a cancellation that committed before it). False with err on a store
+ * failure: nothing recorded. */
 bool rp_grant_claim(rp_reward_store_t *s, const rp_claim_t *c, rp_grant_result_t *res, rp_err_t *err);
 
 /* Settles batch item seq of request->batch_id for request->user_id: the same grant (SUCCESS,

@@ -370,7 +370,7 @@ rp_reward_worker_t *rp_reward_worker_new(const rp_config_t *cfg, rp_event_repo_t
     w->hooks = hooks;
     w->events = events;
     w->owned_events = owned;
-    w->claims = rp_claims_new(store, events);
+    w->claims = rp_claims_new(store, events, cfg->events_cache_ms);
     w->batches = rp_batches_new(cfg, store, events, w->claims);
     w->service = (rp_service_t){"reward", ops, sizeof ops / sizeof ops[0], w, ping, free_ctx, after_op};
     return w;

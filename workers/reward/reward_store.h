@@ -45,10 +45,12 @@ typedef struct rp_item_ref {
     int64_t seq;
 } rp_item_ref_t;
 
-/* What a unit of work reads of an event the event store keeps: when it was canceled and the
- * stock left of each reward. */
+/* What a unit of work reads of an event the event store keeps: when it was canceled, when it was
+ * last written (its version: a claim judged on the event checks it at commit), and the stock
+ * left of each reward. */
 typedef struct rp_event_state {
     int64_t canceled_at;                      /* 0 = not canceled */
+    int64_t updated_at;                       /* the event's updatedAt, ms */
     size_t nrewards;                          /* reward indexes 0..nrewards-1 */
     int64_t stock_left[RP_MAX_EVENT_REWARDS]; /* by reward index; -1 = unlimited (or no such reward) */
 } rp_event_state_t;
@@ -154,7 +156,7 @@ typedef struct rp_reward_store_ops {
      * (free()), NULL when none. */
     bool (*tx_items_lease)(rp_reward_txn_t *tx, int64_t now, int64_t until, int limit, rp_item_ref_t **items,
                            size_t *n);
-    /* The event's cancel time and stock left per reward, as this unit of work sees them: *found
+    /* The event's cancel time, version and stock left per reward, as this unit of work sees them: *found
      * false when no event has this id. *out is filled first (no rewards, nothing canceled). */
     bool (*tx_event_state)(rp_reward_txn_t *tx, const char *event_id, rp_event_state_t *out, bool *found);
 

@@ -339,13 +339,15 @@ static bool m_tx_event_state(rp_reward_txn_t *t, const char *event_id, rp_event_
     for (size_t i = 0; i < RP_MAX_EVENT_REWARDS; i++)
         out->stock_left[i] = -1;
     *found = false;
-    if (!rp_mongo_txn_find_one_take(
-            t->tx, EVENTS, BCON_NEW("_id", BCON_UTF8(event_id)),
-            BCON_NEW("projection", "{", "canceledAt", BCON_INT32(1), "rewards.stockLeft", BCON_INT32(1), "}"), &ev))
+    if (!rp_mongo_txn_find_one_take(t->tx, EVENTS, BCON_NEW("_id", BCON_UTF8(event_id)),
+                                    BCON_NEW("projection", "{", "canceledAt", BCON_INT32(1), "updatedAt", BCON_INT32(1),
+                                             "rewards.stockLeft", BCON_INT32(1), "}"),
+                                    &ev))
         return false;
     if (!ev) return true;
     *found = true;
     out->canceled_at = rp_mongo_get_ms(ev, "canceledAt");
+    out->updated_at = rp_mongo_get_ms(ev, "updatedAt");
     if (bson_iter_init_find(&it, ev, "rewards") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr)) {
         while (bson_iter_next(&arr) && out->nrewards < RP_MAX_EVENT_REWARDS) {
             int64_t *left = &out->stock_left[out->nrewards++];

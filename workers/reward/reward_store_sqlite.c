@@ -355,14 +355,15 @@ static bool s_tx_items_lease(rp_reward_txn_t *tx, int64_t now, int64_t until, in
     return false;
 }
 
-/* One (canceled_at, idx, stock_left) row of an event joined with its rewards; idx is NULL for an
- * event without rewards. */
+/* One (canceled_at, updated_at, idx, stock_left) row of an event joined with its rewards; idx is
+ * NULL for an event without rewards. */
 static void row_event_state(sqlite3_stmt *st, void *out) {
     rp_event_state_t *e = out;
     e->canceled_at = sqlite3_column_type(st, 0) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 0);
-    int64_t idx = sqlite3_column_type(st, 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 1);
+    e->updated_at = sqlite3_column_int64(st, 1);
+    int64_t idx = sqlite3_column_type(st, 2) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 2);
     if (idx < 0 || idx >= RP_MAX_EVENT_REWARDS) return;
-    e->stock_left[idx] = sqlite3_column_type(st, 2) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 2);
+    e->stock_left[idx] = sqlite3_column_type(st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 3);
     if ((size_t)idx + 1 > e->nrewards) e->nrewards = (size_t)idx + 1;
 }
 
@@ -371,7 +372,7 @@ static bool s_tx_event_state(rp_reward_txn_t *tx, const char *event_id, rp_event
     for (size_t i = 0; i < RP_MAX_EVENT_REWARDS; i++)
         out->stock_left[i] = -1;
     return query(tx, &(use_t){.what = "read event state", .row = row_event_state, .out = out, .found = found},
-                 "SELECT canceled_at, idx, stock_left FROM events LEFT JOIN event_rewards ON event_id = id "
+                 "SELECT canceled_at, updated_at, idx, stock_left FROM events LEFT JOIN event_rewards ON event_id = id "
                  "WHERE id = ?1",
                  "t", event_id);
 }
