@@ -211,13 +211,44 @@ static void legacy_names(int v, char *out, size_t cap) {
         len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? " " : "", names[i]);
 }
 
+/* The plan SQLite makes for sql, its detail column joined. */
+static void plan_of(sqlite3 *db, const char *sql, char *out, size_t cap) {
+    sqlite3_stmt *st;
+    char eqp[1024];
+    snprintf(eqp, sizeof eqp, "EXPLAIN QUERY PLAN %s", sql);
+    cr_assert_eq(sqlite3_prepare_v2(db, eqp, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    size_t len = 0;
+    out[0] = '\0';
+    while (sqlite3_step(st) == SQLITE_ROW)
+        len += (size_t)snprintf(out + len, cap - len, "%s; ", (const char *)sqlite3_column_text(st, 3));
+    sqlite3_finalize(st);
+}
+
+Test(migrate, the_reads_of_a_grant_still_find_their_index_after_v7) {
+    char plan[1024];
+    sqlite3 *db = open_db();
+    migrate_ok(db, rp_events_db_schemas);
+    /* the slot count of maxClaims (reward_store_sqlite.c) and the event's "has claims" check */
+    plan_of(db,
+            "SELECT count(*) FROM (SELECT 1 FROM reward_requests WHERE user_id = ?1 AND event_id = ?2 "
+            "AND status <> 'FAILED' LIMIT ?3)",
+            plan, sizeof plan);
+    cr_assert(strstr(plan, "USING INDEX reward_requests_user_time (user_id=?)"), "%s", plan);
+    plan_of(db, "SELECT EXISTS (SELECT 1 FROM reward_requests WHERE event_id = ?1 AND active_key IS NOT NULL)", plan,
+            sizeof plan);
+    cr_assert(strstr(plan, "USING INDEX reward_requests_event (event_id=?)"), "%s", plan);
+    plan_of(db, "SELECT id FROM reward_requests WHERE active_key = ?1", plan, sizeof plan);
+    cr_assert(strstr(plan, "USING INDEX reward_requests_active (active_key=?)"), "%s", plan);
+    sqlite3_close_v2(db);
+}
+
 Test(migrate, events_db_from_every_legacy_version_ends_as_a_new_file) {
     static char fresh[16384], legacy[16384], names[4096], want[4096];
     sqlite3 *db = open_db();
     migrate_ok(db, rp_events_db_schemas);
     schema_text(db, fresh, sizeof fresh);
     cr_assert_eq(version_of(db, "event"), 3);
-    cr_assert_eq(version_of(db, "reward"), 6); /* v6: the batch counts read from one index */
+    cr_assert_eq(version_of(db, "reward"), 7); /* v7: the indexes no query used are gone */
     sqlite3_close_v2(db);
     for (int v = 1; v <= 4; v++) {
         snprintf(path, sizeof path, "%s/legacy%d.db", dir, v);
@@ -246,7 +277,7 @@ Test(migrate, events_db_from_every_legacy_version_ends_as_a_new_file) {
                                 "AND value = '7'"),
                      1, "facts keep their rows when their key becomes per player (event v3)");
         cr_assert_eq(version_of(db, "event"), 3);
-        cr_assert_eq(version_of(db, "reward"), 6); /* v6: the batch counts read from one index */
+        cr_assert_eq(version_of(db, "reward"), 7); /* v7: the indexes no query used are gone */
         sqlite3_close_v2(db);
     }
 }

@@ -165,5 +165,17 @@ static const char v5[] =
 static const char v6[] = "CREATE INDEX batch_items_counts ON batch_items(batch_id, status, failure_reason, settled_at);"
                          "DROP INDEX batch_items_status;";
 
+/* v7: the indexes no query of this store uses, each one more B-tree every grant writes (a random
+ * page per grant for those led by a user or an event id). reward_requests_user and
+ * reward_requests_requested are prefixes of v2's reward_requests_user_time and
+ * reward_requests_time, which the planner takes instead; the ledger's reads (ledger by seq, with
+ * optional user and event filters) walk the ledger in seq order, never through reward_ledger_user
+ * or reward_ledger_event. Dropping the four took embedded claims up by about a quarter
+ * (bench/README.md, 2026-12-03 second sitting). */
+static const char v7[] = "DROP INDEX IF EXISTS reward_requests_user;"
+                         "DROP INDEX IF EXISTS reward_requests_requested;"
+                         "DROP INDEX IF EXISTS reward_ledger_user;"
+                         "DROP INDEX IF EXISTS reward_ledger_event;";
+
 /* v1..v4 were the reward halves of the old combined list's user_version 1..4 */
-const char *const rp_reward_sqlite_steps[] = {v1, v2, v3, v4, v5, v6, NULL};
+const char *const rp_reward_sqlite_steps[] = {v1, v2, v3, v4, v5, v6, v7, NULL};
