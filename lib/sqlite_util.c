@@ -207,8 +207,20 @@ void rp_sqlite_set_cache_kib(int kib) {
     cache_kib = kib;
 }
 
+/* SQLite counts every allocation under one process-wide mutex while its memory statistics are
+ * on (SQLITE_CONFIG_MEMSTATUS, the default). Nothing here reads them, and with the HTTP threads
+ * of a busy process all in SQLite that mutex was 4 % of an embedded claim (perf: futex waits
+ * under sqlite3Malloc; bench/README.md, 2026-12-03 second sitting). Turned off before SQLite
+ * starts; if something started it already, the call fails and nothing changes. */
+static pthread_once_t configured = PTHREAD_ONCE_INIT;
+
+static void configure_sqlite(void) {
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static sqlite3 *open_waiting(const char *path, int busy_ms, int cache_kib_now, rp_err_t *err) {
     sqlite3 *db = NULL;
+    pthread_once(&configured, configure_sqlite);
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         rp_err_set(err, RP_ERR_STORE_UNAVAILABLE, "STORE_UNAVAILABLE", "cannot open %s: %s", path,

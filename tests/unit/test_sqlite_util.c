@@ -895,6 +895,10 @@ static rp_txn_end_t rewrite_all(sqlite3 *db, void *p, rp_err_t *err) {
  * A write that runs alone has no savepoint around it, and its rows are all written. */
 Test(query, a_write_that_runs_alone_keeps_no_copy_of_the_pages_it_changes) {
     rp_err_t err;
+    /* the pools turn SQLite's memory accounting off; this test counts memory, so it starts SQLite
+     * with the accounting on first (the pools' later attempt then changes nothing) */
+    cr_assert_eq(sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 1), SQLITE_OK);
+    cr_assert_eq(sqlite3_initialize(), SQLITE_OK);
     rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, kv_schema, 1, &err);
     cr_assert_not_null(pool, "%s", err.message);
     int rows = 1000;
