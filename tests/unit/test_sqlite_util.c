@@ -239,6 +239,16 @@ Test(migrate, the_reads_of_a_grant_still_find_their_index_after_v7) {
     cr_assert(strstr(plan, "USING INDEX reward_requests_event (event_id=?)"), "%s", plan);
     plan_of(db, "SELECT id FROM reward_requests WHERE active_key = ?1", plan, sizeof plan);
     cr_assert(strstr(plan, "USING INDEX reward_requests_active (active_key=?)"), "%s", plan);
+    /* a player's history (the shape of reward_store_sqlite.c's s_list_requests with a player) */
+    plan_of(db,
+            "SELECT id FROM reward_requests WHERE user_id = ?1 AND (?2 IS NULL OR event_id = ?2) AND "
+            "(requested_at, id) < (SELECT requested_at, id FROM reward_requests WHERE id = ?6 "
+            "UNION ALL SELECT 9223372036854775807, '' WHERE ?6 IS NULL LIMIT 1) "
+            "ORDER BY requested_at DESC, id DESC LIMIT ?7",
+            plan, sizeof plan);
+    cr_assert(strstr(plan, "USING INDEX reward_requests_user_time (user_id=? AND (requested_at,id)<(?,?))"), "%s",
+              plan);
+    cr_assert_null(strstr(plan, "TEMP B-TREE"), "read in order, not sorted: %s", plan);
     sqlite3_close_v2(db);
 }
 
