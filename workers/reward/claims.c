@@ -241,6 +241,7 @@ void rp_claims_claim(rp_claims_t *c, const rp_envelope_t *env, const char *event
             goto done;
         }
         if (kept && req.status == RP_REQ_FAILED) continue; /* refused on a kept copy: judge it on the store's */
+        rp_failpoint_hold("claim.judged");                 /* a test edits the event here, between judging and paying */
         rp_claim_t claim = {&req, view.max_claims, key, hash, claim_answer, NULL, event_version(event)};
         if (!rp_grant_claim(c->store, &claim, &res, &err)) {
             rp_reply_from_err(rep, &err);
