@@ -14,6 +14,20 @@ static const char *id_of(const json_t *d) {
     return json_string_value(json_object_get(d, "id"));
 }
 
+/* Asserts that c answers id at now_ms with want itself. */
+static void assert_kept(rp_event_cache_t *c, const char *id, int64_t now_ms, const json_t *want) {
+    json_t *got = rp_event_cache_get(c, id, now_ms);
+    cr_assert_eq(got, want, "%s is kept, the same document", id);
+    json_decref(got);
+}
+
+/* Frees c, then drops the test's references to a and b. */
+static void done(rp_event_cache_t *c, json_t *a, json_t *b) {
+    rp_event_cache_free(c);
+    json_decref(a);
+    json_decref(b);
+}
+
 Test(event_cache, a_kept_event_answers_until_its_lifetime_is_over) {
     rp_event_cache_t *c = rp_event_cache_new(1000, 64);
     json_t *d = doc("65f0a1b2c3d4e5f601234567");
@@ -36,12 +50,8 @@ Test(event_cache, forget_drops_one_event_only) {
     rp_event_cache_forget(c, "aaaaaaaaaaaaaaaaaaaaaaaa");
     rp_event_cache_forget(c, "cccccccccccccccccccccccc"); /* never kept: nothing happens */
     cr_assert_null(rp_event_cache_get(c, "aaaaaaaaaaaaaaaaaaaaaaaa", 1));
-    json_t *got = rp_event_cache_get(c, "bbbbbbbbbbbbbbbbbbbbbbbb", 1);
-    cr_assert_eq(got, b);
-    json_decref(got);
-    rp_event_cache_free(c);
-    json_decref(a);
-    json_decref(b);
+    assert_kept(c, "bbbbbbbbbbbbbbbbbbbbbbbb", 1, b);
+    done(c, a, b);
 }
 
 Test(event_cache, events_sharing_a_slot_never_answer_for_each_other) {
@@ -54,12 +64,8 @@ Test(event_cache, events_sharing_a_slot_never_answer_for_each_other) {
     cr_assert_str_eq(id_of(held), "aaaaaaaaaaaaaaaaaaaaaaaa", "a document handed out outlives its slot");
     json_decref(held);
     rp_event_cache_forget(c, "aaaaaaaaaaaaaaaaaaaaaaaa"); /* not the slot's event: b stays */
-    json_t *got = rp_event_cache_get(c, "bbbbbbbbbbbbbbbbbbbbbbbb", 1);
-    cr_assert_eq(got, b);
-    json_decref(got);
-    rp_event_cache_free(c);
-    json_decref(a);
-    json_decref(b);
+    assert_kept(c, "bbbbbbbbbbbbbbbbbbbbbbbb", 1, b);
+    done(c, a, b);
 }
 
 Test(event_cache, a_lifetime_of_zero_keeps_nothing_and_odd_ids_are_never_keys) {
