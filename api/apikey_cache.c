@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "mem.h"
 #include "ratelimit.h"
 #include "timeutil.h"
@@ -65,10 +66,7 @@ void rp_apikey_cache_forget_all(rp_apikey_cache_t *c) {
 
 /* The hash is keyed with a secret, so clients cannot aim keys at one slot. */
 static size_t slot_of(const char *hash) {
-    uint64_t h = 1469598103934665603ull;
-    for (const char *p = hash; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    return (size_t)(h % RP_APIKEY_CACHE_SLOTS);
+    return (size_t)(rp_hash_str(hash) % RP_APIKEY_CACHE_SLOTS);
 }
 
 /* Copies the answer held for hash when it is younger than the ttl and than the last forget; false

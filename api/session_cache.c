@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "ids.h"
 #include "mem.h"
 #include "roles.h"
@@ -45,12 +46,8 @@ void rp_session_cache_free(rp_session_cache_t *c) {
     free(c);
 }
 
-/* FNV-1a of the id: ObjectIds share their leading bytes (the time), so every byte counts. */
 static size_t slot_of(const char *user_id) {
-    uint64_t h = 1469598103934665603ull;
-    for (const char *p = user_id; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    return (size_t)(h % RP_SESSION_CACHE_SLOTS);
+    return (size_t)(rp_hash_str(user_id) % RP_SESSION_CACHE_SLOTS);
 }
 
 /* Copies the cached state of user_id when it is younger than the ttl; false on a miss, and for

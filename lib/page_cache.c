@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "mem.h"
 
 typedef struct slot {
@@ -48,11 +49,9 @@ void rp_page_cache_free(rp_page_cache_t *c) {
     free(c);
 }
 
+/* keys come from this process, not from clients' choice alone: the plain hash will do */
 static slot_t *slot_of(rp_page_cache_t *c, const char *key) {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a: keys come from this process, not from clients' choice alone */
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-        h = (h ^ *p) * 1099511628211ULL;
-    return &c->slots[h % c->nslots];
+    return &c->slots[rp_hash_str(key) % c->nslots];
 }
 
 uint64_t rp_page_cache_generation(rp_page_cache_t *c) {

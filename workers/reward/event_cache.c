@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "ids.h"
 #include "mem.h"
 
@@ -44,13 +45,10 @@ void rp_event_cache_free(rp_event_cache_t *c) {
     free(c);
 }
 
-/* The slot of id (FNV-1a); NULL when nothing is kept or id could not be a key. */
+/* The slot of id; NULL when nothing is kept or id could not be a key. */
 static slot_t *slot_of(rp_event_cache_t *c, const char *id, pthread_mutex_t **mu) {
     if (c->nslots == 0 || !id || strlen(id) >= RP_OID_LEN) return NULL;
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-        h = (h ^ *p) * 1099511628211ULL;
-    size_t i = (size_t)(h % c->nslots);
+    size_t i = (size_t)(rp_hash_str(id) % c->nslots);
     *mu = &c->locks[i % STRIPES];
     return &c->slots[i];
 }
