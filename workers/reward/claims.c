@@ -164,26 +164,24 @@ static bool judge(rp_claims_t *c, const char *user_id, const rp_event_view_t *v,
     return true;
 }
 
-/* The event's version: its updatedAt in ms, 0 when it has none (then it is never kept). */
-static int64_t event_version(const json_t *event) {
-    const json_t *at = json_object_get(event, "updatedAt");
-    int64_t ms = 0;
-    if (!json_is_string(at) || !rp_time_parse_iso(json_string_value(at), json_string_length(at), &ms)) return 0;
-    return ms > 0 ? ms : 0;
-}
-
-/* The event a claim is judged on: a kept copy when `may_keep` and one is kept, else read from the
- * store and kept. *kept says which. False with the reply set (404, store failure). */
-static bool claim_event(rp_claims_t *c, const char *event_id, bool may_keep, json_t **event, bool *kept,
-                        rp_reply_t *rep) {
+/* The event a claim is judged on and its view: a kept copy when `may_keep` and one is kept, else
+ * read from the store and kept (when it has a version: a claim on a kept copy must name one).
+ * *kept says which. False with the reply set (404, a store failure, a malformed event). */
+static bool claim_event(rp_claims_t *c, const char *event_id, bool may_keep, json_t **event, rp_event_view_t *view,
+                        bool *kept, rp_reply_t *rep) {
     rp_err_t err;
     int64_t now = rp_now_ms();
     *event = may_keep ? rp_event_cache_get(c->kept, event_id, now) : NULL;
     *kept = *event != NULL;
-    if (*kept) return true;
-    bool read = c->events->ops->event_get(c->events, event_id, event, &err);
-    if (!rp_service_found(rep, read, *event != NULL, &err, "EVENT_NOT_FOUND", "no such event")) return false;
-    if (event_version(*event) > 0) rp_event_cache_put(c->kept, event_id, *event, now);
+    if (!*kept) {
+        bool read = c->events->ops->event_get(c->events, event_id, event, &err);
+        if (!rp_service_found(rep, read, *event != NULL, &err, "EVENT_NOT_FOUND", "no such event")) return false;
+    }
+    if (!rp_event_view(*event, view)) {
+        rp_reply_error(rep, 500, "INTERNAL", "the stored event is malformed", NULL);
+        return false;
+    }
+    if (!*kept && view->updated_at > 0) rp_event_cache_put(c->kept, event_id, *event, now);
     return true;
 }
 
@@ -228,11 +226,7 @@ void rp_claims_claim(rp_claims_t *c, const rp_envelope_t *env, const char *event
         rp_request_clear(&holder);
         rp_grant_result_clear(&res);
         json_decref(event);
-        if (!claim_event(c, event_id, judgements == 0, &event, &kept, rep)) goto done;
-        if (!rp_event_view(event, &view)) {
-            rp_reply_error(rep, 500, "INTERNAL", "the stored event is malformed", NULL);
-            goto done;
-        }
+        if (!claim_event(c, event_id, judgements == 0, &event, &view, &kept, rep)) goto done;
         /* without a key a repeat is answered before judging; with one the answer must be stored */
         if (!judge(c, env->caller.id, &view, rp_now_ms(), key ? NULL : &holder, &req, rep)) goto done;
         if (holder.id[0]) {
@@ -242,7 +236,7 @@ void rp_claims_claim(rp_claims_t *c, const rp_envelope_t *env, const char *event
         }
         if (kept && req.status == RP_REQ_FAILED) continue; /* refused on a kept copy: judge it on the store's */
         rp_failpoint_hold("claim.judged");                 /* a test edits the event here, between judging and paying */
-        rp_claim_t claim = {&req, view.max_claims, key, hash, claim_answer, NULL, event_version(event)};
+        rp_claim_t claim = {&req, view.max_claims, key, hash, claim_answer, NULL, view.updated_at};
         if (!rp_grant_claim(c->store, &claim, &res, &err)) {
             rp_reply_from_err(rep, &err);
             goto done;

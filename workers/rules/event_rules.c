@@ -113,6 +113,7 @@ bool rp_event_view(const json_t *doc, rp_event_view_t *v) {
               rp_conditions_parse(json_object_get(doc, "conditions"), v->conditions, &v->nconditions, details) &&
               view_rewards(json_object_get(doc, "rewards"), v);
     json_decref(details);
+    if (!parse_time(json_object_get(doc, "updatedAt"), &v->updated_at) || v->updated_at < 0) v->updated_at = 0;
     const char *logic = json_string_value(json_object_get(doc, "conditionLogic"));
     v->logic = logic && strcmp(logic, "ANY") == 0 ? RP_LOGIC_ANY : RP_LOGIC_ALL;
     json_t *max = json_object_get(doc, "maxClaims");

@@ -65,6 +65,7 @@ typedef struct rp_event_reward {
 typedef struct rp_event_view {
     char id[RP_OID_LEN];
     int64_t start_ms, end_ms, canceled_at; /* canceled_at 0 = not canceled */
+    int64_t updated_at;                    /* the event's version (updatedAt, ms); 0 when it has none */
     rp_logic_t logic;
     rp_period_t period;
     int64_t max_claims; /* 0 = unlimited */
