@@ -60,7 +60,11 @@ done:
 static rp_loop_next_t relay_pass(void *arg, int backoff_ms) {
     rp_err_t err;
     int n = 0;
-    if (rp_outbox_relay_pass(arg, &n, &err)) return n > 0 ? RP_LOOP_MORE : RP_LOOP_IDLE;
+    /* Again at once only after a full page: after a partial one the rows of the next IDLE_MS
+     * wait and go together. Going again at once after every pass leased the few rows committed
+     * meanwhile, two writes for each few grants (16 % of a grant worker under claims); a
+     * message now waits at most IDLE_MS under load, as it always did when idle. */
+    if (rp_outbox_relay_pass(arg, &n, &err)) return n >= BATCH ? RP_LOOP_MORE : RP_LOOP_IDLE;
     rp_log(RP_LOG_WARN, "outbox", "%s; retrying in %d ms", err.message, backoff_ms);
     return RP_LOOP_FAILED;
 }
