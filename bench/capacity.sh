@@ -3,11 +3,13 @@
 # measurement. Usage: bench/capacity.sh [seconds per run, default 10]
 #
 # Starts the platform in amqp mode (reward-api + auth + event + N grant workers on RabbitMQ,
-# which must be running: tests/rabbitmq.sh start FILE) for N = 1 and then 2 grant workers, and
-# runs two mixes at 64 connections with wrk: "read" (GET /events, the open events page every
-# player loads) and "grant" (claims that grant, a fresh player/event pair each). For each run it
-# reads utime+stime of every platform process, of the broker (beam.smp) and of wrk from /proc
-# before and after, and prints per component the CPU microseconds per request.
+# which must be running: tests/rabbitmq.sh start FILE, with RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+S
+# 1:1" in its environment for the one Erlang scheduler bench/compare.sh starts a broker with) for
+# N = 1 and then 2 grant workers, and runs two mixes at 64 connections with wrk: "read" (GET
+# /events, the open events page every player loads) and "grant" (claims that grant, a fresh
+# player/event pair each). For each run it reads utime+stime of every platform process, of the
+# broker (beam.smp) and of wrk from /proc before and after, and prints per component the CPU
+# microseconds per request.
 #
 # The model: a request costs C = sum of the components' CPU per request; M cores serve at most
 # M / C requests a second, less what the load generator takes (wrk here, CPU_wrk per request:
@@ -91,7 +93,8 @@ results=$(
 )
 echo "$results"
 echo
-echo "## CPU per request (us) and the model, $cores cores, $(date -u '+%Y-%m-%d %H:%M UTC')"
+schedulers=$(rabbitmqctl -q eval 'erlang:system_info(schedulers_online).' 2>/dev/null | tr -dc '0-9' || true)
+echo "## CPU per request (us) and the model, $cores cores, $(date -u '+%Y-%m-%d %H:%M UTC'), broker with ${schedulers:-?} Erlang scheduler(s)"
 echo
 echo "$results" | awk -v cores="$cores" '
 {

@@ -14,7 +14,11 @@
 #             64; invariants; the batch; invariants
 # Each wrk run (2 threads, 1 for 1 connection) follows a warm-up run of WARMUP seconds (default 3).
 # Other knobs: CONNS (64), BATCH_N (100000; 0 skips the batches), BATCH_TIMEOUT (600 s),
-# GRANT_WORKERS (2), BIN (the embedded binary; the cluster binaries are found beside it).
+# GRANT_WORKERS (2), BIN (the embedded binary; the cluster binaries are found beside it),
+# BROKER_SCHEDULERS (1): the Erlang schedulers of a broker this script starts (`+S N:N`; empty
+# for Erlang's default, one per core). On one 2-core machine with the platform, one scheduler
+# cost the broker about a third less CPU per claim (bench/README.md, "Broker schedulers"). A
+# broker already running is used as it is; the report says how many schedulers it runs.
 # Prints the results table, the batches, every process's peak RSS (VmHWM) and the targets with
 # PASS/FAIL; a copy of the report goes to bench/results/ (not committed).
 set -euo pipefail
@@ -112,6 +116,7 @@ own_ticks() {
     echo "$t"
 }
 broker_pid=""
+broker_schedulers=""
 snapshot() { echo "$(busy_ticks) $(own_ticks) $(date +%s.%N)"; }
 others_since() { # a snapshot: the share of all cores that other processes used since
     local b0 o0 t0 b1 o1 t1
@@ -358,12 +363,16 @@ rabbit_up() { # true when the broker answers, after starting it here if it was n
         return 1
     fi
     if ! timeout 60 rabbitmqctl -q status >/dev/null 2>&1; then
+        local sched=${BROKER_SCHEDULERS-1}
+        [ -n "$sched" ] && export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+S $sched:$sched"
         tests/rabbitmq.sh start "$rabbit_state" >&2 || {
             notes+=("amqp: RabbitMQ did not start, amqp mode was not run")
             return 1
         }
     fi
     broker_pid=$(timeout 60 rabbitmqctl -q eval 'os:getpid().' 2>/dev/null | tr -dc '0-9' || true)
+    broker_schedulers=$(timeout 60 rabbitmqctl -q eval 'erlang:system_info(schedulers_online).' 2>/dev/null |
+        tr -dc '0-9' || true)
     vhost=rp-bench-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
     timeout 60 rabbitmqctl -q add_vhost "$vhost" >/dev/null
     timeout 60 rabbitmqctl -q set_permissions -p "$vhost" guest '.*' '.*' '.*' >/dev/null
@@ -404,7 +413,7 @@ report() {
     echo
     echo "$(nproc) cores, load average $load_before before and $load_after after; ${secs} s measured runs after" \
         "${warm} s warm-ups; wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), 2 threads (1 at 1 connection);" \
-        "node ${node:+$("$node" --version)}; phases: $phases."
+        "node ${node:+$("$node" --version)}; phases: $phases${broker_schedulers:+; the broker ran $broker_schedulers Erlang scheduler(s)}."
     if [ ${#others_order[@]} -gt 0 ]; then
         local o
         o="Share of the $(nproc) cores that other processes (not this run, nor the broker) used meanwhile:"

@@ -58,6 +58,13 @@ def test_the_stack_is_the_single_host_shape_with_mongodb_as_an_overlay():
     assert "check_port_connectivity" in check and "authenticate_user" in check
 
 
+def test_compose_passes_erlang_flags_to_the_broker_and_sets_none():
+    # RABBITMQ_ERL_ARGS reaches the broker's VM (rabbitmq-server reads
+    # RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS); unset, the broker keeps Erlang's defaults
+    env = compose()["services"]["rabbitmq"]["environment"]
+    assert env["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] == "${RABBITMQ_ERL_ARGS:-}"
+
+
 def test_compose_requires_every_secret_and_ships_none():
     with open(COMPOSE) as f:
         text = f.read()
