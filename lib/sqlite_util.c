@@ -901,7 +901,8 @@ static void lead_group(rp_sqlite_pool_t *p, txn_job_t *self) {
  * queue's first job is its own. Each waiting thread is woken once, by the one post meant for it,
  * and goes on without taking the queue's lock again. (One condition broadcast at the end of
  * every group woke every waiting thread, those of the next group too, and each took the lock
- * again to look: a sixth of an embedded claim's CPU went to those wake-ups and the lock.) */
+ * again to look: 4.3-4.6 context switches per embedded claim, 3.2-3.7 now; the CPU per claim
+ * did not measurably change, bench/README.md.) */
 static bool transact_job(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, bool alone, rp_err_t *err) {
     txn_job_t job = {.fn = fn, .arg = arg, .alone = alone};
     rp_err_clear(&job.err);
