@@ -448,6 +448,7 @@ typedef struct txn_job {
     rp_err_t err;
     bool ok, done;
     bool alone; /* runs in a transaction of its own, without a savepoint (rp_sqlite_transact_alone) */
+    bool rerun; /* its body may run again from its start (rp_sqlite_transact_rerunnable) */
     sem_t wake; /* posted once the job is done, or when its thread is to lead the next group */
     struct txn_job *next;
 } txn_job_t;
@@ -462,7 +463,8 @@ struct rp_sqlite_pool {
     /* group commit: the writes waiting for the next group, and whether a leader runs one */
     pthread_mutex_t gmu;
     txn_job_t *head, *tail;
-    bool leading; /* a thread leads a group, or has been handed the lead (see transact_job) */
+    bool leading;         /* a thread leads a group, or has been handed the lead (see transact_job) */
+    int savepoint_groups; /* groups still to run with savepoints after a group ran again (lead_group) */
     /* checkpoints, off the writer's thread (see checkpointer) */
     pthread_mutex_t cmu;
     pthread_cond_t cdue;
@@ -773,12 +775,14 @@ static void fail_job(txn_job_t *j, const rp_err_t *err) {
 }
 
 /* Takes up to room jobs off the queue (gmu held); returns the first, links them by next. A job
- * that runs alone is taken only first (when may_start_alone), and then nothing after it. */
-static txn_job_t *take_jobs(rp_sqlite_pool_t *p, int room, bool may_start_alone, int *taken) {
+ * that runs alone is taken only first (when may_start_alone), and then nothing after it; with
+ * rerun_only, nothing from the first job that may not run again. */
+static txn_job_t *take_jobs(rp_sqlite_pool_t *p, int room, bool may_start_alone, bool rerun_only, int *taken) {
     txn_job_t *first = p->head, *last = NULL;
     *taken = 0;
     for (txn_job_t *j = p->head; j && *taken < room; j = j->next) {
         if (j->alone && (*taken > 0 || !may_start_alone)) break;
+        if (rerun_only && !j->rerun) break;
         last = j;
         (*taken)++;
         if (j->alone) break;
@@ -825,6 +829,25 @@ static bool run_in_savepoint(sqlite3 *db, txn_job_t *j) {
     return !sqlite3_get_autocommit(db);
 }
 
+/* Runs one body of a bare group, with no savepoint (every body of the group may run again): 1
+ * when what it did stands (it kept its writes, or refused having changed no row), 0 when it must
+ * be undone (it failed, or refused after writing: only rolling the whole group back undoes that),
+ * -1 when SQLite rolled the transaction back (an I/O error, a full disk). */
+static int run_bare(sqlite3 *db, txn_job_t *j) {
+    sqlite3_int64 before = sqlite3_total_changes64(db);
+    rp_txn_end_t end = j->fn(db, j->arg, &j->err);
+    if (sqlite3_get_autocommit(db)) {
+        j->ok = false;
+        if (end != RP_TXN_FAILED) rp_err_set(&j->err, RP_ERR_STORE, "STORE_ERROR", "the transaction was rolled back");
+        return -1;
+    }
+    if (end == RP_TXN_COMMIT || (end == RP_TXN_ROLLBACK && sqlite3_total_changes64(db) == before)) {
+        j->ok = true;
+        return 1;
+    }
+    return 0;
+}
+
 /* A job that runs alone: its body is the whole transaction, so its statements' journals are
  * released statement by statement (a savepoint open around the body would keep a copy of every
  * page it touches until the end: 20 MiB for a batch chunk of 500 items). */
@@ -849,14 +872,64 @@ static void run_alone(sqlite3 *db, txn_job_t *j) {
     if (!sqlite3_get_autocommit(db)) exec_kept(db, "ROLLBACK", NULL);
 }
 
+typedef enum group_end { GROUP_COMMITTED, GROUP_FAILED, GROUP_AGAIN } group_end_t;
+
+/* Runs a group's bodies in one transaction, each in a savepoint or, in a bare group, without one;
+ * writes that arrive meanwhile join it, up to MAX_GROUP (*n). GROUP_AGAIN: a bare body must be
+ * undone, and the transaction was rolled back. */
+static group_end_t run_group(rp_sqlite_pool_t *p, sqlite3 *db, txn_job_t *group, int *n, bool bare, rp_err_t *err) {
+    int more;
+    if (!exec_kept(db, "BEGIN IMMEDIATE", err)) return GROUP_FAILED;
+    for (txn_job_t *j = group; j; j = j->next) {
+        int stands = bare ? run_bare(db, j) : run_in_savepoint(db, j) ? 1 : -1;
+        if (stands == 0) {
+            exec_kept(db, "ROLLBACK", NULL);
+            return GROUP_AGAIN;
+        }
+        if (stands < 0) { /* the transaction is gone */
+            /* every write of the group fails as this one did when its cause passes (a full disk,
+             * a busy file: 503, retry), else as a store error */
+            bool transient = rp_err_transient(j->err.kind);
+            rp_err_set(err, transient ? j->err.kind : RP_ERR_STORE, transient ? j->err.code : "STORE_ERROR",
+                       "a write of the group failed the transaction: %s", j->err.message);
+            pthread_mutex_lock(&p->gmu);
+            requeue(p, j->next); /* not run yet: the next group runs them */
+            pthread_mutex_unlock(&p->gmu);
+            j->next = NULL;
+            if (!sqlite3_get_autocommit(db)) exec_kept(db, "ROLLBACK", NULL);
+            return GROUP_FAILED;
+        }
+        if (!j->next && *n < MAX_GROUP) { /* writes that arrived meanwhile join this group */
+            pthread_mutex_lock(&p->gmu);
+            j->next = take_jobs(p, MAX_GROUP - *n, false, bare, &more);
+            pthread_mutex_unlock(&p->gmu);
+            *n += more;
+        }
+    }
+    if (exec_kept(db, "COMMIT", err)) return GROUP_COMMITTED;
+    if (!sqlite3_get_autocommit(db)) exec_kept(db, "ROLLBACK", NULL);
+    return GROUP_FAILED;
+}
+
+/* How many groups after one that ran again run with savepoints before bare groups are tried
+ * again: where bodies often refuse after writing, a bare attempt would mostly be wasted. */
+#define SAVEPOINT_GROUPS_AFTER_AGAIN 16
+
 /* The leader's turn: one group (jobs taken from the queue), one commit. If the group does not
  * commit, every write that ran in it fails, refusals too: a refusal may rest on what an earlier
- * write of the group did, which is now undone. */
+ * write of the group did, which is now undone.
+ *
+ * A group whose bodies may all run again from their start (rp_sqlite_transact_rerunnable) runs
+ * bare: no savepoints. A savepoint costs SQLite a copy of every page the body touches (its
+ * sub-journal), 17 % of the leader's time in an embedded claim's profile, while nearly every
+ * body either keeps its writes or refuses having written nothing, and then nothing needs undoing.
+ * When one must be undone, the whole group is rolled back and runs again, each body in its
+ * savepoint as any group: the same bodies, from their start, on the file as it is then. */
 static void lead_group(rp_sqlite_pool_t *p, txn_job_t *self) {
     rp_err_t err;
-    int n = 0, more;
+    int n = 0;
     pthread_mutex_lock(&p->gmu);
-    txn_job_t *group = take_jobs(p, MAX_GROUP, true, &n);
+    txn_job_t *group = take_jobs(p, MAX_GROUP, true, false, &n);
     pthread_mutex_unlock(&p->gmu);
     sqlite3 *db = p->writer; /* one leader at a time: never in use here */
     if (group->alone) {
@@ -865,31 +938,22 @@ static void lead_group(rp_sqlite_pool_t *p, txn_job_t *self) {
         if (group != self) sem_post(&group->wake); /* its thread returns: the job is gone after this */
         return;
     }
-    bool committed = exec_kept(db, "BEGIN IMMEDIATE", &err);
-    for (txn_job_t *j = group; committed && j; j = j->next) {
-        if (!run_in_savepoint(db, j)) { /* the transaction is gone */
-            /* every write of the group fails as this one did when its cause passes (a full disk,
-             * a busy file: 503, retry), else as a store error */
-            bool transient = rp_err_transient(j->err.kind);
-            rp_err_set(&err, transient ? j->err.kind : RP_ERR_STORE, transient ? j->err.code : "STORE_ERROR",
-                       "a write of the group failed the transaction: %s", j->err.message);
-            pthread_mutex_lock(&p->gmu);
-            requeue(p, j->next); /* not run yet: the next group runs them */
-            pthread_mutex_unlock(&p->gmu);
-            j->next = NULL;
-            committed = false;
-        } else if (!j->next && n < MAX_GROUP) { /* writes that arrived meanwhile join this group */
-            pthread_mutex_lock(&p->gmu);
-            j->next = take_jobs(p, MAX_GROUP - n, false, &more);
-            pthread_mutex_unlock(&p->gmu);
-            n += more;
+    bool bare = p->savepoint_groups == 0;
+    for (txn_job_t *j = group; bare && j; j = j->next)
+        bare = j->rerun;
+    if (p->savepoint_groups > 0) p->savepoint_groups--;
+    group_end_t end = run_group(p, db, group, &n, bare, &err);
+    if (end == GROUP_AGAIN) {
+        for (txn_job_t *j = group; j; j = j->next) {
+            j->ok = false;
+            rp_err_clear(&j->err);
         }
+        p->savepoint_groups = SAVEPOINT_GROUPS_AFTER_AGAIN;
+        end = run_group(p, db, group, &n, false, &err);
     }
-    if (committed) committed = exec_kept(db, "COMMIT", &err);
-    if (!sqlite3_get_autocommit(db)) exec_kept(db, "ROLLBACK", NULL);
     for (txn_job_t *k = group; k;) {
         txn_job_t *next = k->next; /* read first: a woken job's thread returns, and the job is gone */
-        if (!committed && (k->ok || k->err.kind == RP_ERR_NONE)) fail_job(k, &err);
+        if (end != GROUP_COMMITTED && (k->ok || k->err.kind == RP_ERR_NONE)) fail_job(k, &err);
         k->done = true;
         if (k != self) sem_post(&k->wake);
         k = next;
@@ -903,8 +967,8 @@ static void lead_group(rp_sqlite_pool_t *p, txn_job_t *self) {
  * every group woke every waiting thread, those of the next group too, and each took the lock
  * again to look: 4.3-4.6 context switches per embedded claim, 3.2-3.7 now; the CPU per claim
  * did not measurably change, bench/README.md.) */
-static bool transact_job(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, bool alone, rp_err_t *err) {
-    txn_job_t job = {.fn = fn, .arg = arg, .alone = alone};
+static bool transact_job(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, bool alone, bool rerun, rp_err_t *err) {
+    txn_job_t job = {.fn = fn, .arg = arg, .alone = alone, .rerun = rerun};
     rp_err_clear(&job.err);
     sem_init(&job.wake, 0, 0);
     pthread_mutex_lock(&p->gmu);
@@ -937,11 +1001,15 @@ static bool transact_job(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, bo
 }
 
 bool rp_sqlite_transact(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err) {
-    return transact_job(p, fn, arg, false, err);
+    return transact_job(p, fn, arg, false, false, err);
+}
+
+bool rp_sqlite_transact_rerunnable(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err) {
+    return transact_job(p, fn, arg, false, true, err);
 }
 
 bool rp_sqlite_transact_alone(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err) {
-    return transact_job(p, fn, arg, true, err);
+    return transact_job(p, fn, arg, true, false, err);
 }
 
 bool rp_sqlite_read(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err) {

@@ -163,6 +163,14 @@ typedef rp_txn_end_t (*rp_sqlite_txn_fn)(sqlite3 *db, void *arg, rp_err_t *err);
  * body committed or chose to roll back (a refusal, nothing written), false with err when the
  * body failed (its savepoint undone) or the group could not begin or commit (nothing written). */
 bool rp_sqlite_transact(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err);
+/* The signature of rp_sqlite_transact and its variants below. */
+typedef bool (*rp_sqlite_transact_fn)(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err);
+/* rp_sqlite_transact for a body that may run again from its start: it resets, at its start,
+ * everything it reports through arg, and has no effect outside db. A group of such bodies runs
+ * without savepoints; when one of them must be undone (it failed, or refused after changing a
+ * row), the group is rolled back and every body of it runs again, each in its savepoint. Same
+ * answers as rp_sqlite_transact. */
+bool rp_sqlite_transact_rerunnable(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_t *err);
 /* rp_sqlite_transact for a body that writes many pages (a batch chunk): it waits its turn among
  * the groups and then runs as a transaction of its own, without a savepoint, so that SQLite keeps
  * each statement's journal only until the statement ends (in a savepoint it keeps a copy of every

@@ -3,6 +3,9 @@
  * made by the old single list counted in user_version, events.db at 1..4 included), and the one
  * statement helpers (rp_sqlite_query, its format binding and column tables). */
 #include <criterion/criterion.h>
+#include <stdatomic.h>
+
+#include "run_together.h"
 #include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -654,16 +657,17 @@ Test(query, pooled_connections_keep_statements_reset_for_the_next_use) {
 /* ---- group commit: rp_sqlite_transact ---- */
 
 typedef struct write_arg {
-    rp_sqlite_pool_t *pool;
     int id;
+    atomic_int *runs;
 } write_arg_t;
 
 /* Every write reads the counter and writes it plus one (lost updates would show), logs its id;
  * one in five refuses after writing (rollback) and one in seven fails after writing: neither may
- * leave anything, nor undo the writes that share its group. */
+ * leave anything, nor undo the writes that share its group. It counts its runs. */
 static rp_txn_end_t counter_body(sqlite3 *db, void *p, rp_err_t *err) {
     write_arg_t *a = p;
     sqlite3_stmt *st;
+    atomic_fetch_add(a->runs, 1);
     if (!rp_sqlite_prepare(db, "SELECT v FROM kv WHERE k = 'n'", &st, err)) return RP_TXN_FAILED;
     int64_t v = rp_sqlite_step_row(db, st, "read", err) == 1 ? sqlite3_column_int64(st, 0) : -1;
     rp_sqlite_finalize(st);
@@ -683,13 +687,23 @@ static rp_txn_end_t counter_body(sqlite3 *db, void *p, rp_err_t *err) {
 #define WRITERS 8
 #define WRITES 40
 
+typedef struct writers {
+    rp_sqlite_pool_t *pool;
+    bool rerunnable; /* every write through rp_sqlite_transact_rerunnable; else plain and alone by turns */
+    atomic_int next_thread, runs;
+} writers_t;
+
 static void *writer(void *p) {
-    write_arg_t *base = p;
+    writers_t *ws = p;
+    int t = atomic_fetch_add(&ws->next_thread, 1) + 1;
     for (int i = 0; i < WRITES; i++) {
-        write_arg_t a = {base->pool, base->id * 1000 + i};
+        write_arg_t a = {t * 1000 + i, &ws->runs};
         rp_err_t err;
         /* every third runs alone (rp_sqlite_transact_alone), between the groups */
-        bool ok = (i % 3 ? rp_sqlite_transact : rp_sqlite_transact_alone)(a.pool, counter_body, &a, &err);
+        rp_sqlite_transact_fn how = ws->rerunnable ? rp_sqlite_transact_rerunnable
+                                    : i % 3        ? rp_sqlite_transact
+                                                   : rp_sqlite_transact_alone;
+        bool ok = how(ws->pool, counter_body, &a, &err);
         bool fails = a.id % 5 != 0 && a.id % 7 == 0;
         cr_assert_eq(ok, !fails, "write %d: %s", a.id, ok ? "" : err.message);
         if (fails) cr_assert_str_eq(err.code, "STORE_ERROR");
@@ -697,33 +711,115 @@ static void *writer(void *p) {
     return NULL;
 }
 
-Test(query, concurrent_writes_commit_as_if_one_after_the_other) {
+/* WRITERS threads of WRITES writes each on one counter; the outcome must be as if they had
+ * committed one after the other. */
+static void race_counter_writes(writers_t *ws) {
     rp_err_t err;
-    rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, kv_schema, 4, &err);
-    cr_assert_not_null(pool, "%s", err.message);
-    sqlite3 *db = rp_sqlite_pool_get(pool, &err);
+    ws->pool = rp_sqlite_pool_new(path, kv_schema, 4, &err);
+    cr_assert_not_null(ws->pool, "%s", err.message);
+    sqlite3 *db = rp_sqlite_pool_get(ws->pool, &err);
     cr_assert(rp_sqlite_exec(db, "INSERT INTO kv VALUES ('n', 0)", &err));
-    rp_sqlite_pool_put(pool, db);
-    pthread_t th[WRITERS];
-    write_arg_t args[WRITERS];
-    for (int t = 0; t < WRITERS; t++) {
-        args[t] = (write_arg_t){pool, t + 1};
-        pthread_create(&th[t], NULL, writer, &args[t]);
-    }
-    for (int t = 0; t < WRITERS; t++)
-        pthread_join(th[t], NULL);
+    rp_sqlite_pool_put(ws->pool, db);
+    run_together(WRITERS, writer, ws);
     int committed = 0;
     for (int t = 1; t <= WRITERS; t++)
         for (int i = 0; i < WRITES; i++) {
             int id = t * 1000 + i;
             committed += id % 5 != 0 && id % 7 != 0;
         }
-    db = rp_sqlite_pool_get(pool, &err);
+    db = rp_sqlite_pool_get(ws->pool, &err);
     cr_assert_eq(scalar(db, "SELECT v FROM kv WHERE k = 'n'"), committed, "every committed write, no lost update");
     cr_assert_eq(scalar(db, "SELECT count(*) FROM kv WHERE k LIKE 'w%'"), committed);
     cr_assert_eq(scalar(db, "SELECT count(*) FROM kv WHERE k LIKE 'w%' AND (v % 5 = 0 OR v % 7 = 0)"), 0,
                  "a refused or failed write leaves nothing");
+    rp_sqlite_pool_put(ws->pool, db);
+    rp_sqlite_pool_free(ws->pool);
+}
+
+Test(query, concurrent_writes_commit_as_if_one_after_the_other) {
+    writers_t ws = {.rerunnable = false};
+    race_counter_writes(&ws);
+    cr_assert_eq(atomic_load(&ws.runs), WRITERS * WRITES, "each body ran once, in its savepoint");
+}
+
+/* The same writes, every one a body that may run again: groups run without savepoints, and a
+ * refusal or a failure after writing makes its group run again, each body in its savepoint. */
+Test(query, rerunnable_writes_commit_as_if_one_after_the_other_and_groups_run_again_to_undo_one) {
+    writers_t ws = {.rerunnable = true};
+    race_counter_writes(&ws);
+    cr_assert_gt(atomic_load(&ws.runs), WRITERS * WRITES, "the first write to refuse after writing ran twice");
+}
+
+/* A body that notes whether it runs inside the group's savepoint (rolling back to it at its
+ * start changes nothing; outside one, SQLite knows no such savepoint), then writes its row and
+ * ends as told. */
+typedef struct probe {
+    const char *key;
+    rp_txn_end_t end;
+    bool write;
+    int runs, in_savepoint;
+} probe_t;
+
+static rp_txn_end_t probe_body(sqlite3 *db, void *p, rp_err_t *err) {
+    probe_t *pr = p;
+    pr->runs++;
+    pr->in_savepoint += sqlite3_exec(db, "ROLLBACK TO rp_write", NULL, NULL, NULL) == SQLITE_OK;
+    char sql[96];
+    snprintf(sql, sizeof sql, "INSERT INTO kv VALUES ('%s', 1)", pr->key);
+    if (pr->write && !rp_sqlite_exec(db, sql, err)) return RP_TXN_FAILED;
+    return pr->end;
+}
+
+static int rows_of(rp_sqlite_pool_t *pool, const char *key) {
+    rp_err_t err;
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM kv WHERE k = '%s'", key);
+    sqlite3 *db = rp_sqlite_pool_get(pool, &err);
+    int n = (int)scalar(db, sql);
     rp_sqlite_pool_put(pool, db);
+    return n;
+}
+
+Test(query, a_rerunnable_body_runs_without_a_savepoint_unless_it_must_be_undone) {
+    rp_err_t err;
+    rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, kv_schema, 1, &err);
+    cr_assert_not_null(pool, "%s", err.message);
+
+    probe_t kept = {"kept", RP_TXN_COMMIT, true, 0, 0};
+    cr_assert(rp_sqlite_transact_rerunnable(pool, probe_body, &kept, &err), "%s", err.message);
+    cr_assert(kept.runs == 1 && kept.in_savepoint == 0, "ran once, bare (%d runs)", kept.runs);
+    cr_assert_eq(rows_of(pool, "kept"), 1);
+
+    probe_t read_only = {"none", RP_TXN_ROLLBACK, false, 0, 0};
+    cr_assert(rp_sqlite_transact_rerunnable(pool, probe_body, &read_only, &err), "%s", err.message);
+    cr_assert(read_only.runs == 1 && read_only.in_savepoint == 0, "a refusal that changed nothing needs no undoing");
+
+    probe_t refused = {"refused", RP_TXN_ROLLBACK, true, 0, 0};
+    cr_assert(rp_sqlite_transact_rerunnable(pool, probe_body, &refused, &err), "%s", err.message);
+    cr_assert_eq(refused.runs, 2, "a refusal after writing runs again");
+    cr_assert_eq(refused.in_savepoint, 1, "the second time in its savepoint");
+    cr_assert_eq(rows_of(pool, "refused"), 0, "and leaves nothing");
+
+    /* the groups right after one that ran again use savepoints; later ones are bare again */
+    probe_t next = {"n0", RP_TXN_COMMIT, false, 0, 0};
+    cr_assert(rp_sqlite_transact_rerunnable(pool, probe_body, &next, &err), "%s", err.message);
+    cr_assert_eq(next.in_savepoint, 1);
+    bool bare_again = false;
+    for (int i = 0; i < 32 && !bare_again; i++) {
+        probe_t later = {"n1", RP_TXN_COMMIT, false, 0, 0};
+        cr_assert(rp_sqlite_transact_rerunnable(pool, probe_body, &later, &err), "%s", err.message);
+        bare_again = later.in_savepoint == 0;
+    }
+    cr_assert(bare_again, "bare groups again within 32 groups");
+
+    probe_t failed = {"failed", RP_TXN_FAILED, true, 0, 0};
+    cr_assert_not(rp_sqlite_transact_rerunnable(pool, probe_body, &failed, &err));
+    cr_assert_eq(failed.runs, 2, "a failure after writing runs again, in its savepoint");
+    cr_assert_eq(rows_of(pool, "failed"), 0);
+
+    probe_t plain = {"plain", RP_TXN_COMMIT, true, 0, 0};
+    cr_assert(rp_sqlite_transact(pool, probe_body, &plain, &err), "%s", err.message);
+    cr_assert(plain.runs == 1 && plain.in_savepoint == 1, "a body that may not run again always has its savepoint");
     rp_sqlite_pool_free(pool);
 }
 

@@ -443,7 +443,7 @@ bool rp_grant_claim_check(rp_reward_store_t *s, const rp_claim_t *c, rp_grant_re
     check_run_t ck = {{.s = s, .c = &keyless, .res = res, .dry = true}, state};
     memset(res, 0, sizeof *res);
     for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
-        if (!s->ops->transact(s, "check claim", check_body, &ck, err)) return false;
+        if (!s->ops->rehearse(s, "check claim", check_body, &ck, err)) return false;
         /* a slot taken by a claim that committed after the snapshot: look again */
         if (res->outcome != RP_GRANT_ALREADY_CLAIMED || res->holder.id[0]) return true;
     }
@@ -500,7 +500,7 @@ bool rp_grant_batch_dry_run(rp_reward_store_t *s, const rp_request_t *tmpl, cons
                             int64_t max_claims, rp_grant_outcome_t *outcomes, rp_err_t *err) {
     dry_run_t d = {s, tmpl, user_ids, n, max_claims, outcomes, false};
     for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
-        if (!s->ops->transact(s, "rehearse batch", dry_body, &d, err)) return false;
+        if (!s->ops->rehearse(s, "rehearse batch", dry_body, &d, err)) return false;
         if (!d.again) return true;
     }
     rp_err_set(err, RP_ERR_STORE_BUSY, "STORE_BUSY", "the rehearsal kept racing with concurrent claims");
@@ -536,6 +536,7 @@ typedef struct decide_run {
     int64_t now;
     bool short_stock; /* in: an earlier approval found a stock short; fail the request instead */
     rp_decide_result_t *res;
+    bool found_short; /* out: this approval found a stock short and rolled back */
 } decide_run_t;
 
 /* Whether an approval of r must fail instead because its event is canceled, as stored now: a
@@ -567,6 +568,7 @@ static rp_txn_end_t decide_body(rp_reward_txn_t *tx, void *arg) {
     rp_request_t *r = &res->request;
     bool found = false, ok = false;
     rp_decide_result_clear(res);
+    run->found_short = false;
     if (!ops->tx_request_by_id(tx, run->id, r, &found)) return RP_TXN_FAILED;
     if (!found) {
         res->outcome = RP_DECIDE_NOT_FOUND;
@@ -604,7 +606,7 @@ static rp_txn_end_t decide_body(rp_reward_txn_t *tx, void *arg) {
     if (to == RP_REQ_SUCCESS) {
         if (!ops->tx_stock_take(tx, r->event_id, lines, n, &ok)) return RP_TXN_FAILED;
         if (!ok) { /* earlier lines may be taken: roll back, then fail the request on its own */
-            run->short_stock = true;
+            run->found_short = true;
             return RP_TXN_ROLLBACK;
         }
     }
@@ -625,12 +627,13 @@ static rp_txn_end_t decide_body(rp_reward_txn_t *tx, void *arg) {
 
 bool rp_grant_decide(rp_reward_store_t *s, rp_decision_t d, const char *id, const char *processor_id, const char *text,
                      int64_t now, rp_decide_result_t *res, rp_err_t *err) {
-    decide_run_t run = {s, d, id, processor_id, text, now, false, res};
+    decide_run_t run = {s, d, id, processor_id, text, now, false, res, false};
     memset(res, 0, sizeof *res);
     if (!s->ops->transact(s, "decide", decide_body, &run, err)) return false;
-    if (!run.short_stock || res->outcome == RP_DECIDE_OUT_OF_STOCK) return true;
+    if (!run.found_short) return true;
     /* the approval rolled back on a short stock: the request fails instead, still only from
      * AWAITING_REVIEW (a decision made meanwhile wins) */
+    run.short_stock = true;
     return s->ops->transact(s, "decide", decide_body, &run, err);
 }
 

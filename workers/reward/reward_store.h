@@ -69,7 +69,7 @@ typedef struct rp_request_filter {
  * so that no backend can leave an op out (it would not compile). */
 #define RP_REWARD_STORE_OPS(p)                                                                                         \
     {                                                                                                                  \
-        .ping = p##ping, .transact = p##transact, .transact_bulk = p##transact_bulk,                                   \
+        .ping = p##ping, .transact = p##transact, .transact_bulk = p##transact_bulk, .rehearse = p##rehearse,          \
         .tx_request_by_key = p##tx_request_by_key, .tx_request_by_id = p##tx_request_by_id,                            \
         .tx_count_slots = p##tx_count_slots, .tx_stock_take = p##tx_stock_take, .tx_stock_give = p##tx_stock_give,     \
         .tx_insert_request = p##tx_insert_request, .tx_update_request = p##tx_update_request,                          \
@@ -99,6 +99,11 @@ typedef struct rp_reward_store_ops {
      * of every page it touches in memory until the commit (rp_sqlite_transact_alone); MongoDB
      * runs it as transact does. */
     bool (*transact_bulk)(rp_reward_store_t *s, const char *what, rp_reward_txn_fn fn, void *arg, rp_err_t *err);
+    /* transact for a rehearsal: a body that writes to see what would happen and always rolls
+     * back (a claim's eligibility, a batch's dry run). SQLite runs it in a savepoint of a group
+     * commit, as a body that may commit would not be (a refusal after writing makes a group of
+     * those run again, rp_sqlite_transact_rerunnable); MongoDB runs it as transact does. */
+    bool (*rehearse)(rp_reward_store_t *s, const char *what, rp_reward_txn_fn fn, void *arg, rp_err_t *err);
 
     /* The operations below are valid only inside a body and only on its tx. Each returns false
      * on a store failure, after which the body must return RP_TXN_FAILED; outcomes come back

@@ -267,6 +267,10 @@ static bool m_transact_bulk(rp_reward_store_t *s, const char *what, rp_reward_tx
     return m_transact(s, what, fn, arg, err);
 }
 
+static bool m_rehearse(rp_reward_store_t *s, const char *what, rp_reward_txn_fn fn, void *arg, rp_err_t *err) {
+    return m_transact(s, what, fn, arg, err);
+}
+
 static bool m_tx_request_by_key(rp_reward_txn_t *t, const char *key, rp_request_t *out, bool *found) {
     return fetch(NULL, t->tx, REQUESTS, BCON_NEW("activeKey", BCON_UTF8(key)), &K_REQUEST, out, found, NULL);
 }

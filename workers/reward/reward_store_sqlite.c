@@ -184,24 +184,29 @@ static rp_txn_end_t run_body(sqlite3 *db, void *p, rp_err_t *err) {
     return tx->fn(tx, tx->arg);
 }
 
-static bool transact_as(rp_reward_store_t *base, bool alone, const char *what, rp_reward_txn_fn fn, void *arg,
-                        rp_err_t *err) {
+/* Every body of this store may run again from its start (rp_reward_txn_fn), so a group of them
+ * runs without savepoints, save rehearsals, which always undo what they wrote. */
+static bool transact_as(rp_reward_store_t *base, rp_sqlite_transact_fn how, const char *what, rp_reward_txn_fn fn,
+                        void *arg, rp_err_t *err) {
     rp_reward_txn_t tx = {.fn = fn, .arg = arg};
     rp_err_t e;
     rp_err_clear(&e);
-    if ((alone ? rp_sqlite_transact_alone : rp_sqlite_transact)(rp_store_handle_backend(base), run_body, &tx, &e))
-        return true;
+    if (how(rp_store_handle_backend(base), run_body, &tx, &e)) return true;
     if (e.kind == RP_ERR_NONE) rp_err_set(&e, RP_ERR_INTERNAL, "INTERNAL", "the body failed without an error");
     rp_err_set(err, e.kind, e.code, "%s: %s", what, e.message);
     return false;
 }
 
 static bool s_transact(rp_reward_store_t *base, const char *what, rp_reward_txn_fn fn, void *arg, rp_err_t *err) {
-    return transact_as(base, false, what, fn, arg, err);
+    return transact_as(base, rp_sqlite_transact_rerunnable, what, fn, arg, err);
 }
 
 static bool s_transact_bulk(rp_reward_store_t *base, const char *what, rp_reward_txn_fn fn, void *arg, rp_err_t *err) {
-    return transact_as(base, true, what, fn, arg, err);
+    return transact_as(base, rp_sqlite_transact_alone, what, fn, arg, err);
+}
+
+static bool s_rehearse(rp_reward_store_t *base, const char *what, rp_reward_txn_fn fn, void *arg, rp_err_t *err) {
+    return transact_as(base, rp_sqlite_transact, what, fn, arg, err);
 }
 
 #define READ_REQUEST(out_, found_)                                                                                     \
