@@ -1016,22 +1016,37 @@ bool rp_sqlite_read(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_
     return transact(p, "BEGIN", fn, arg, err);
 }
 
+/* Binds s as it is, without SQLite's copy (the caller keeps it until the statement is reset). */
+static void bind_kept_text(sqlite3_stmt *st, int i, const char *s) {
+    if (s)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
 void rp_sqlite_bind_fmt(sqlite3_stmt *st, const char *fmt, va_list ap) {
     for (int i = 1; *fmt; fmt++, i++) {
         const char *s;
+        const json_t *v;
         switch (*fmt) {
         case 't':
             s = va_arg(ap, const char *);
-            rp_sqlite_bind_text(st, i, s ? s : "");
+            bind_kept_text(st, i, s ? s : "");
             break;
         case 's':
             s = va_arg(ap, const char *);
-            rp_sqlite_bind_text(st, i, s && s[0] ? s : NULL);
+            bind_kept_text(st, i, s && s[0] ? s : NULL);
             break;
-        case 'n': rp_sqlite_bind_text(st, i, va_arg(ap, const char *)); break;
+        case 'n': bind_kept_text(st, i, va_arg(ap, const char *)); break;
         case 'i': sqlite3_bind_int64(st, i, va_arg(ap, int64_t)); break;
         case 'm': rp_sqlite_bind_ms(st, i, va_arg(ap, int64_t)); break;
-        case 'j': rp_sqlite_bind_json(st, i, va_arg(ap, const json_t *)); break;
+        case 'j': /* printed here, and handed to SQLite, which frees it */
+            v = va_arg(ap, const json_t *);
+            if (v && !json_is_null(v))
+                sqlite3_bind_text(st, i, json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY), -1, free);
+            else
+                sqlite3_bind_null(st, i);
+            break;
         }
     }
 }

@@ -186,7 +186,8 @@ bool rp_sqlite_read(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, rp_err_
 /* Binds ap's arguments from ?1 on, one letter of fmt each: t text (NULL binds ''), s optional
  * text ("" and NULL bind NULL, the domain's "absent"), n text or NULL (as given), i int64_t, m
  * int64_t epoch ms (0 binds NULL), j const json_t * (as rp_sqlite_bind_json). Every i and m
- * argument must be an int64_t. */
+ * argument must be an int64_t. Texts are bound without a copy: they must stay valid until st is
+ * reset (rp_sqlite_vquery resets it before it returns). */
 void rp_sqlite_bind_fmt(sqlite3_stmt *st, const char *fmt, va_list ap);
 
 typedef void (*rp_sqlite_row_fn)(sqlite3_stmt *st, void *out);

@@ -137,6 +137,31 @@ static size_t review_messages_of(const char *id) {
     return found;
 }
 
+/* The stored reward.granted message of request r carries the whole payload game servers get
+ * (made and printed before the grant's unit of work): type, ids, rewards, time, processor. */
+static void assert_granted_payload(const rp_request_t *r) {
+    rp_err_t err;
+    rp_outbox_message_t *items = NULL;
+    size_t n = 0, found = 0;
+    bool more;
+    json_t *want = rp_request_message(r, "reward.granted", r->id, r->created_at, NULL);
+    cr_assert(S.rewards->ops->list_outbox(S.rewards, 0, 1000, &items, &n, &more, &err), "%s", err.message);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(items[i].message_id, r->id) == 0) {
+            found++;
+            char *got = json_dumps(items[i].payload, JSON_SORT_KEYS), *exp = json_dumps(want, JSON_SORT_KEYS);
+            cr_assert(json_equal(items[i].payload, want), "stored %s, want %s", got, exp);
+            cr_assert_eq(json_array_size(json_object_get(items[i].payload, "rewards")), r->nrewards);
+            free(got);
+            free(exp);
+        }
+        rp_outbox_message_clear(&items[i]);
+    }
+    free(items);
+    json_decref(want);
+    cr_assert_eq(found, 1u);
+}
+
 static messages_t messages_of(const char *id) {
     rp_err_t err;
     rp_outbox_message_t *items = NULL;
@@ -214,6 +239,7 @@ Test(grant_txn, a_claim_pays_every_line_once) {
     cr_assert_eq(m.n, 1u);
     cr_assert_str_eq(m.last_id, c.r.id, "a grant's message id is its request id");
     cr_assert_str_eq(m.last_payload_id, c.r.id);
+    assert_granted_payload(&c.r);
     rp_grant_result_clear(&c.res);
 
     rp_request_t again = request_for(c.ev, "aaaaaaaaaaaaaaaaaaaaaaaa", RP_REQ_SUCCESS, "ONCE"), none;

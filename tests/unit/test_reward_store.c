@@ -202,7 +202,8 @@ BACKENDS(rewards, a_unit_of_work_commits_rolls_back_or_fails_whole) {
     rp_request_t kept = request(USER_A, E.ev, RP_REQ_SUCCESS, E.key, 1767225600000);
     rp_request_t refused = request(USER_B, E.ev, RP_REQ_FAILED, "", 1767225600000);
     rp_request_t failed = request(USER_B, E.ev, RP_REQ_FAILED, "", 1767225600000);
-    rp_outbox_message_t m = {0, "", "reward.granted", "", json_pack("{s:i}", "n", 1), 1767225600000, 0};
+    rp_outbox_message_t m = {
+        .routing_key = "reward.granted", .payload = json_pack("{s:i}", "n", 1), .created_at = 1767225600000};
     snprintf(m.message_id, sizeof m.message_id, "%s", kept.id);
     snprintf(m.request_id, sizeof m.request_id, "%s", kept.id);
     work_t commit = {.insert = &kept, .outbox = &m, .outbox_times = 1};

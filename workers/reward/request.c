@@ -146,6 +146,7 @@ json_t *rp_ledger_entry_to_json(const rp_ledger_entry_t *e) {
 void rp_outbox_message_clear(rp_outbox_message_t *m) {
     if (!m) return;
     json_decref(m->payload);
+    free(m->payload_text);
     memset(m, 0, sizeof *m);
 }
 

@@ -109,10 +109,11 @@ typedef struct rp_outbox_message {
     char routing_key[32]; /* reward.granted, reward.revoked */
     char request_id[RP_OID_LEN];
     json_t *payload;                  /* owned */
+    char *payload_text;               /* owned, or NULL: payload printed compactly, which a store may write */
     int64_t created_at, published_at; /* published_at 0 = not yet */
 } rp_outbox_message_t;
 
-/* Frees the payload and zeroes m. Accepts NULL. */
+/* Frees the payload (and its text) and zeroes m. Accepts NULL. */
 void rp_outbox_message_clear(rp_outbox_message_t *m);
 /* The payload game servers receive about r: {type, messageId, requestId, userId, eventId,
  * rewards, at, processorId} and, when reason is not NULL, reason. A new object. */
