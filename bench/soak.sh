@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Soak: SOAK_SECONDS (default 600) of mixed traffic against the platform in each mode of
 # SOAK_MODES (default "embedded cluster", one after the other), sampling every process's resident
-# set (VmRSS) and open file descriptors every SOAK_INTERVAL (10) s into a CSV; fails when a
+# set (VmRSS), its peak since the previous sample (VmHWM, reset after each sample through
+# clear_refs) and its open file descriptors every SOAK_INTERVAL (10) s into a CSV; fails when a
 # process grows beyond SOAK_MAX_GROWTH (10) % after the warm-up, dies, exits non-zero, or the
 # invariant checker (tests/e2e/invariants.py) finds a violation. Usage: bench/soak.sh
 #
@@ -16,9 +17,11 @@
 # stack and its malloc arena); then the first SOAK_WARMUP (180) s of the measured traffic, which
 # include the first two batches and fill the SQLite page caches of the pooled connections
 # (SQLITE_CACHE_KIB each at most; the pools open every connection at start and use them in turn)
-# as the files grow. Growth is the highest sample after the warm-up against the highest of its last
+# as the files grow. Growth is the highest peak after the warm-up against the highest of its last
 # minute (a process's memory breathes with the work in flight: highs are compared with highs);
-# the last sample is reported too, for RSS and fds alike.
+# the last sample is reported too, for RSS and fds alike. Each sample's peak covers its whole
+# interval, so a batch's transient high counts wherever it falls; instant samples caught one only
+# when they fell during it, and compared a later batch's high with a warm-up that had none.
 #
 # Passwords are hashed at PASSWORD_HASH=min here: at the standard cost each hash in progress maps
 # 12 MiB for its duration (up to PASSWORD_HASH_CONCURRENCY at once), so a sample would show 0, 12
@@ -50,7 +53,7 @@ ts=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p bench/results
 csv=bench/results/soak-$ts.csv
 md=bench/results/soak-$ts.md
-echo "t_s,mode,process,pid,rss_kb,fds" >"$csv"
+echo "t_s,mode,process,pid,rss_kb,peak_kb,fds" >"$csv"
 work=$(mktemp -d)
 rabbit_state=$work/rabbitmq.started
 vhost=""
@@ -87,18 +90,23 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # sample t0 mode label pid [label pid ...]: one CSV row per process every $interval s until
-# killed; an empty rss_kb means the process is gone
+# killed: the resident set now and its peak since the previous row (VmHWM, then reset to the
+# present by clear_refs 5); an empty rss_kb means the process is gone
 sample() {
-    local t0=$1 mode=$2 t i rss fds
+    local t0=$1 mode=$2 t i rss peak fds st
     shift 2
     local args=("$@")
+    for ((i = 0; i < ${#args[@]}; i += 2)); do echo 5 >"/proc/${args[i + 1]}/clear_refs" 2>/dev/null || true; done
     while :; do
         t=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN{printf "%.0f", a - b}')
         for ((i = 0; i < ${#args[@]}; i += 2)); do
-            rss=$(awk '/^VmRSS:/ {print $2}' "/proc/${args[i + 1]}/status" 2>/dev/null || true)
+            st=$(cat "/proc/${args[i + 1]}/status" 2>/dev/null || true)
+            echo 5 >"/proc/${args[i + 1]}/clear_refs" 2>/dev/null || true
+            rss=$(awk '/^VmRSS:/ {print $2}' <<<"$st")
+            peak=$(awk '/^VmHWM:/ {print $2}' <<<"$st")
             fds=""
             [ -n "$rss" ] && fds=$(find "/proc/${args[i + 1]}/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
-            echo "$t,$mode,${args[i]},${args[i + 1]},$rss,$fds" >>"$csv"
+            echo "$t,$mode,${args[i]},${args[i + 1]},$rss,$peak,$fds" >>"$csv"
         done
         sleep "$interval"
     done

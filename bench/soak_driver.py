@@ -168,13 +168,21 @@ def side(base, data_dir, seconds):
 
 
 def report(path, warmup, max_growth):
+    """Prints the growth table of a soak's CSV; 1 when a process died or grew beyond max_growth %.
+
+    RSS growth compares peaks: the highest peak_kb (VmHWM since the row before) after the warm-up
+    against the highest of the warm-up's last minute. A CSV without peak_kb (before the peaks were
+    sampled) compares instant samples instead."""
     rows = OrderedDict()
     with open(path) as f:
         for r in csv.DictReader(f):
+            rss = int(r["rss_kb"]) if r["rss_kb"] else None
+            peak = int(r["peak_kb"]) if r.get("peak_kb") else rss
             rows.setdefault((r["mode"], r["process"]), []).append(
-                (float(r["t_s"]), int(r["rss_kb"]) if r["rss_kb"] else None, int(r["fds"]) if r["fds"] else None))
-    print("| mode | process | RSS MiB start / warm-up's last minute (highest) / peak after / end | growth % (peak, end) | "
-          "fds start / warm-up's last minute / peak after / end | growth % (peak, end) | verdict |")
+                (float(r["t_s"]), rss, int(r["fds"]) if r["fds"] else None, peak))
+    print("| mode | process | RSS MiB start / warm-up's last minute (highest peak) / peak after / end | "
+          "growth % (peak, end) | fds start / warm-up's last minute / peak after / end | growth % (peak, end) | "
+          "verdict |")
     print("|---|---|---|---|---|---|---|")
     failed = False
 
@@ -191,10 +199,10 @@ def report(path, warmup, max_growth):
             print("| %s | %s | no sample after the warm-up | | | | FAIL |" % (mode, proc))
             failed = True
             continue
-        # highs against highs: the highest sample of the warm-up's last minute is the baseline
+        # highs against highs: the highest peak of the warm-up's last minute is the baseline
         last_minute = [s for s in alive if warmup - 60 <= s[0] < warmup] or after[:1]
-        base_rss, base_fd = max(s[1] for s in last_minute), max(s[2] for s in last_minute)
-        peak_rss, peak_fd = max(s[1] for s in after), max(s[2] for s in after)
+        base_rss, base_fd = max(s[3] for s in last_minute), max(s[2] for s in last_minute)
+        peak_rss, peak_fd = max(s[3] for s in after), max(s[2] for s in after)
         end_rss, end_fd = after[-1][1], after[-1][2]
         g_rss = (100.0 * (peak_rss - base_rss) / base_rss, 100.0 * (end_rss - base_rss) / base_rss)
         g_fd = (100.0 * (peak_fd - base_fd) / base_fd, 100.0 * (end_fd - base_fd) / base_fd)
