@@ -17,8 +17,10 @@
 # stack and its malloc arena); then the first SOAK_WARMUP (180) s of the measured traffic, which
 # include the first two batches and fill the SQLite page caches of the pooled connections
 # (SQLITE_CACHE_KIB each at most; the pools open every connection at start and use them in turn)
-# as the files grow. Growth is the highest peak after the warm-up against the highest of its last
-# minute (a process's memory breathes with the work in flight: highs are compared with highs);
+# as the files grow. Growth is the highest peak after the warm-up against the highest of the
+# warm-up's last minute, or of its last SOAK_BATCH_EVERY seconds when that is longer, so that the
+# baseline holds a batch as the later windows do (a process's memory breathes with the work in
+# flight: highs are compared with highs);
 # the last sample is reported too, for RSS and fds alike. Each sample's peak covers its whole
 # interval, so a batch's transient high counts wherever it falls; instant samples caught one only
 # when they fell during it, and compared a later batch's high with a warm-up that had none.
@@ -214,7 +216,8 @@ if [ -z "${BIN:-}" ]; then make -s all >&2; fi
 started_at=$(date -u '+%Y-%m-%d %H:%M UTC')
 for m in $modes; do soak_mode "$m" || status=1; done
 rc=0
-table=$($py bench/soak_driver.py report "$csv" "$warm" "$max_growth") || rc=$?
+baseline=$(awk -v b="${SOAK_BATCH_EVERY:-120}" 'BEGIN { print (b < 60 ? 60 : b) }')
+table=$($py bench/soak_driver.py report "$csv" "$warm" "$max_growth" "$baseline") || rc=$?
 [ "$rc" = 0 ] || status=1
 {
     echo "## bench/soak.sh — $started_at"

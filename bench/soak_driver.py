@@ -167,11 +167,12 @@ def side(base, data_dir, seconds):
     print("RESULT " + " ".join("%s=%d" % kv for kv in stats.items()))
 
 
-def report(path, warmup, max_growth):
+def report(path, warmup, max_growth, baseline=60):
     """Prints the growth table of a soak's CSV; 1 when a process died or grew beyond max_growth %.
 
     RSS growth compares peaks: the highest peak_kb (VmHWM since the row before) after the warm-up
-    against the highest of the warm-up's last minute. A CSV without peak_kb (before the peaks were
+    against the highest of the warm-up's last `baseline` seconds (soak.sh: a batch period, so the
+    baseline holds a batch as later windows do). A CSV without peak_kb (before the peaks were
     sampled) compares instant samples instead."""
     rows = OrderedDict()
     with open(path) as f:
@@ -180,7 +181,7 @@ def report(path, warmup, max_growth):
             peak = int(r["peak_kb"]) if r.get("peak_kb") else rss
             rows.setdefault((r["mode"], r["process"]), []).append(
                 (float(r["t_s"]), rss, int(r["fds"]) if r["fds"] else None, peak))
-    print("| mode | process | RSS MiB start / warm-up's last minute (highest peak) / peak after / end | "
+    print("| mode | process | RSS MiB start / warm-up's end (highest peak) / peak after / end | "
           "growth % (peak, end) | fds start / warm-up's last minute / peak after / end | growth % (peak, end) | "
           "verdict |")
     print("|---|---|---|---|---|---|---|")
@@ -199,8 +200,8 @@ def report(path, warmup, max_growth):
             print("| %s | %s | no sample after the warm-up | | | | FAIL |" % (mode, proc))
             failed = True
             continue
-        # highs against highs: the highest peak of the warm-up's last minute is the baseline
-        last_minute = [s for s in alive if warmup - 60 <= s[0] < warmup] or after[:1]
+        # highs against highs: the highest peak of the warm-up's last `baseline` seconds
+        last_minute = [s for s in alive if warmup - baseline <= s[0] < warmup] or after[:1]
         base_rss, base_fd = max(s[3] for s in last_minute), max(s[2] for s in last_minute)
         peak_rss, peak_fd = max(s[3] for s in after), max(s[2] for s in after)
         end_rss, end_fd = after[-1][1], after[-1][2]
@@ -221,6 +222,7 @@ if __name__ == "__main__":
     elif cmd == "side":
         side(sys.argv[2], sys.argv[3], float(sys.argv[4]))
     elif cmd == "report":
-        sys.exit(report(sys.argv[2], float(sys.argv[3]), float(sys.argv[4])))
+        sys.exit(report(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]),
+                        float(sys.argv[5]) if len(sys.argv) > 5 else 60))
     else:
         sys.exit("usage: soak_driver.py setup|side|report ...")

@@ -41,6 +41,18 @@ def test_a_transient_batch_high_seen_by_every_interval_passes(tmp_path, capsys):
     assert "| +0.0, " in capsys.readouterr().out
 
 
+def test_the_baseline_holds_a_batch_when_the_warm_ups_last_minute_has_none(tmp_path, capsys):
+    """A 600 s warm-up: its last minute (540-600 s) holds no batch, its last 120 s (the 500 s
+    batch) do. Judged against the last minute every later batch looked like growth (the 20-minute
+    soak of 2026-12-03, fourth sitting: grant workers +21 and +24 %)."""
+    rows = [(t, 36000, 36000 + (7000 if batch_every_120s(t) else 0)) for t in range(0, 1200, 10)]
+    path = tmp_path / "soak.csv"
+    write_csv(path, rows)
+    assert soak_driver.report(str(path), 600, 10, 120) == 0, capsys.readouterr().out
+    capsys.readouterr()
+    assert soak_driver.report(str(path), 600, 10, 60) == 1
+
+
 def test_memory_that_keeps_growing_fails(tmp_path, capsys):
     """1 MiB a minute after the warm-up, peaks and instants alike."""
     rows = [(t, 36000 + max(0, t - WARMUP) * 1024 // 60, 36000 + max(0, t - WARMUP) * 1024 // 60 + 500)
