@@ -278,7 +278,18 @@ static rp_txn_end_t refusal_body(rp_reward_txn_t *tx, void *arg) {
     return answer(run, tx, run->why != RP_GRANT_ALREADY_CLAIMED);
 }
 
-static bool run_claim(rp_reward_store_t *s, claim_run_t *run, rp_err_t *err) {
+/* The message a grant of request appends (as pay would make it), made and printed here: on a
+ * SQLite store the grant's unit of work runs in a group commit, one unit after the other on the
+ * leader's thread, and making and printing the message there was a seventh of the leader's time
+ * in an embedded claim's profile. Messages of no grant are made in the unit. */
+static bool prepare_grant(const rp_request_t *request, rp_outbox_message_t *m) {
+    if (request->status != RP_REQ_SUCCESS) return false;
+    make_message(request, MSG_GRANTED, NULL, request->created_at, m);
+    m->payload_text = json_dumps(m->payload, JSON_COMPACT);
+    return true;
+}
+
+static bool claim_attempts(rp_reward_store_t *s, claim_run_t *run, rp_err_t *err) {
     for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
         if (run->c->request->status == RP_REQ_FAILED) {
             run->why = RP_GRANT_REFUSED;
@@ -299,37 +310,28 @@ static bool run_claim(rp_reward_store_t *s, claim_run_t *run, rp_err_t *err) {
     return false;
 }
 
-/* The message a grant of request appends (as pay would make it), made and printed here: on a
- * SQLite store the grant's unit of work runs in a group commit, one unit after the other on the
- * leader's thread, and making and printing the message there was a seventh of the leader's time
- * in an embedded claim's profile. Messages of no grant are made in the unit. */
-static bool prepare_grant(const rp_request_t *request, rp_outbox_message_t *m) {
-    if (request->status != RP_REQ_SUCCESS) return false;
-    make_message(request, MSG_GRANTED, NULL, request->created_at, m);
-    m->payload_text = json_dumps(m->payload, JSON_COMPACT);
-    return true;
+/* A claim or a batch item: its grant's message made first, then the attempts. */
+static bool run_claim(rp_reward_store_t *s, claim_run_t *run, rp_err_t *err) {
+    rp_outbox_message_t granted;
+    if (prepare_grant(run->c->request, &granted)) run->granted = &granted;
+    bool ok = claim_attempts(s, run, err);
+    if (run->granted) rp_outbox_message_clear(&granted);
+    run->granted = NULL;
+    return ok;
 }
 
 bool rp_grant_claim(rp_reward_store_t *s, const rp_claim_t *c, rp_grant_result_t *res, rp_err_t *err) {
-    rp_outbox_message_t granted;
     claim_run_t run = {.s = s, .c = c, .res = res};
-    if (prepare_grant(c->request, &granted)) run.granted = &granted;
     memset(res, 0, sizeof *res);
-    bool ok = run_claim(s, &run, err);
-    if (run.granted) rp_outbox_message_clear(&granted);
-    return ok;
+    return run_claim(s, &run, err);
 }
 
 bool rp_grant_batch_item(rp_reward_store_t *s, const rp_request_t *request, int64_t seq, int64_t max_claims,
                          rp_grant_result_t *res, rp_err_t *err) {
     rp_claim_t c = {.request = request, .max_claims = max_claims};
-    rp_outbox_message_t granted;
     claim_run_t run = {.s = s, .c = &c, .item_seq = seq, .res = res};
-    if (prepare_grant(request, &granted)) run.granted = &granted;
     memset(res, 0, sizeof *res);
-    bool ok = run_claim(s, &run, err);
-    if (run.granted) rp_outbox_message_clear(&granted);
-    return ok;
+    return run_claim(s, &run, err);
 }
 
 /* ---- a chunk of batch items in one unit of work ---- */
