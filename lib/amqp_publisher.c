@@ -44,6 +44,7 @@ static bool ok_reply(rp_amqp_publisher_t *p, const char *what, rp_err_t *err) {
 static bool connect_broker(rp_amqp_publisher_t *p, rp_err_t *err) {
     if (p->conn) return true;
     p->conn = amqp_new_connection();
+    rp_amqp_bound_rpcs(p->conn);
     amqp_socket_t *s = amqp_tcp_socket_new(p->conn);
     struct timeval tv = {3, 0};
     amqp_table_entry_t prop;

@@ -24,6 +24,11 @@ void rp_amqp_url_clear(rp_amqp_url_t *u) {
     memset(u, 0, sizeof *u);
 }
 
+void rp_amqp_bound_rpcs(amqp_connection_state_t conn) {
+    struct timeval tv = {RP_AMQP_RPC_TIMEOUT_MS / 1000, (RP_AMQP_RPC_TIMEOUT_MS % 1000) * 1000};
+    amqp_set_rpc_timeout(conn, &tv);
+}
+
 int rp_amqp_wait_method(amqp_connection_state_t conn, int64_t left_ms, amqp_frame_t *f) {
     struct timeval tv = {(time_t)(left_ms / 1000), (suseconds_t)((left_ms % 1000) * 1000)};
     amqp_maybe_release_buffers(conn);

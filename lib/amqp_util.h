@@ -25,6 +25,17 @@ const char *rp_amqp_url_vhost(const rp_amqp_url_t *u);
 /* Frees what u owns. */
 void rp_amqp_url_clear(rp_amqp_url_t *u);
 
+/* How long a synchronous method (a declare, basic.consume, channel.close, ...) waits for the
+ * broker's answer before the connection is given up. librabbitmq waits forever by default, and a
+ * RabbitMQ restarted after kill -9 was seen never to answer a basic.consume on a quorum queue: the
+ * consumer thread stayed blocked, serving nothing, and held up the process's stop. The caller's
+ * reconnect loop retries on a new connection. */
+#define RP_AMQP_RPC_TIMEOUT_MS 5000
+
+/* Bounds conn's synchronous methods by RP_AMQP_RPC_TIMEOUT_MS; librabbitmq closes conn when one
+ * times out (the method then reports AMQP_STATUS_TIMEOUT). Call on a new connection. */
+void rp_amqp_bound_rpcs(amqp_connection_state_t conn);
+
 /* Waits up to left_ms for the next frame on conn, after releasing what earlier frames hold.
  * Returns AMQP_STATUS_OK with a method frame in *f, AMQP_STATUS_TIMEOUT when none came in time,
  * or another status when the connection is lost or sent something other than a method (a

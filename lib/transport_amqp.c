@@ -159,6 +159,7 @@ static bool declare_queue(amqp_connection_state_t c, const char *exchange, const
 /* A connection with channel 1 open. heartbeat_s 0 asks the broker for none (see client_connect). */
 static amqp_connection_state_t open_conn(amqp_tp_t *t, const char *name, int heartbeat_s, rp_err_t *err) {
     amqp_connection_state_t c = amqp_new_connection();
+    rp_amqp_bound_rpcs(c);
     amqp_socket_t *s = amqp_tcp_socket_new(c);
     struct timeval tv = {3, 0};
     const struct amqp_connection_info *info = &t->addr.info;

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -425,5 +426,204 @@ Test(amqp, an_idle_publisher_replaces_its_connection_before_publishing, .timeout
     rp_amqp_publisher_free(p);
     amqp_queue_delete(c, 1, amqp_cstring_bytes(queue), 0, 0);
     amqp_exchange_delete(c, 1, amqp_cstring_bytes(ex), 0);
+    broker_close(c);
+}
+
+/* ---- a broker that never answers basic.consume ---- */
+
+/* A TCP relay between the code under test and the broker that can drop the client's
+ * basic.consume frames: the broker then never answers them, as a RabbitMQ restarted after
+ * kill -9 was seen to do. One per test process (Criterion forks each test); its pump threads
+ * use it until they end, so it is never freed. */
+static struct {
+    int lfd, port;
+    atomic_int swallow;   /* basic.consume frames still to drop */
+    atomic_int swallowed; /* dropped so far */
+    atomic_int pumps;     /* pump threads running */
+    pthread_mutex_t mu;
+    int fds[64];
+    int nfds;
+} relay = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+typedef struct {
+    int from, to;
+    bool parse; /* client to broker: look at the frames */
+} pump_t;
+
+static bool write_all(int fd, const char *p, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w <= 0) return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static bool take_swallow(void) {
+    int left = atomic_load(&relay.swallow);
+    while (left > 0)
+        if (atomic_compare_exchange_weak(&relay.swallow, &left, left - 1)) return true;
+    return false;
+}
+
+/* Forwards whole frames (after the 8-byte protocol header), dropping a basic.consume (method
+ * frame of class 60, method 20) while take_swallow allows. */
+static size_t forward_frames(const pump_t *p, const unsigned char *b, size_t have) {
+    size_t off = 0;
+    while (have - off >= 7) {
+        size_t size = (size_t)b[off + 3] << 24 | (size_t)b[off + 4] << 16 | (size_t)b[off + 5] << 8 | b[off + 6];
+        size_t len = 7 + size + 1;
+        if (have - off < len) break;
+        const unsigned char *m = b + off + 7;
+        bool consume = b[off] == AMQP_FRAME_METHOD && size >= 4 && (m[0] << 8 | m[1]) == 60 && (m[2] << 8 | m[3]) == 20;
+        if (consume && take_swallow())
+            atomic_fetch_add(&relay.swallowed, 1);
+        else if (!write_all(p->to, (const char *)b + off, len))
+            return SIZE_MAX;
+        off += len;
+    }
+    return off;
+}
+
+static void *pump_main(void *arg) {
+    pump_t p = *(pump_t *)arg;
+    free(arg);
+    size_t cap = 300000, have = 0;
+    unsigned char *b = malloc(cap);
+    bool header = !p.parse;
+    for (;;) {
+        ssize_t n = read(p.from, b + have, cap - have);
+        if (n <= 0) break;
+        have += (size_t)n;
+        size_t off = 0;
+        if (!header) {
+            if (have < 8) continue;
+            if (!write_all(p.to, (const char *)b, 8)) break;
+            header = true;
+            off = 8;
+        }
+        size_t used = p.parse ? forward_frames(&p, b + off, have - off) : have - off;
+        if (used == SIZE_MAX || (!p.parse && !write_all(p.to, (const char *)b + off, used))) break;
+        off += used;
+        memmove(b, b + off, have - off);
+        have -= off;
+    }
+    free(b);
+    shutdown(p.from, SHUT_RDWR);
+    shutdown(p.to, SHUT_RDWR);
+    atomic_fetch_sub(&relay.pumps, 1);
+    return NULL;
+}
+
+static void start_pump(int from, int to, bool parse) {
+    pump_t *p = malloc(sizeof *p);
+    *p = (pump_t){.from = from, .to = to, .parse = parse};
+    pthread_t th;
+    atomic_fetch_add(&relay.pumps, 1);
+    cr_assert_eq(pthread_create(&th, NULL, pump_main, p), 0);
+    pthread_detach(th);
+}
+
+static void *accept_main(void *arg) {
+    (void)arg;
+    int cfd;
+    while ((cfd = accept(relay.lfd, NULL, NULL)) >= 0) {
+        int ufd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(5672)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (connect(ufd, (struct sockaddr *)&a, sizeof a) != 0) {
+            close(ufd);
+            close(cfd);
+            continue;
+        }
+        pthread_mutex_lock(&relay.mu);
+        if (relay.nfds + 2 <= 64) {
+            relay.fds[relay.nfds++] = cfd;
+            relay.fds[relay.nfds++] = ufd;
+        }
+        pthread_mutex_unlock(&relay.mu);
+        start_pump(cfd, ufd, true);
+        start_pump(ufd, cfd, false);
+    }
+    return NULL;
+}
+
+/* Starts the relay on a free port of 127.0.0.1; url gets the broker's URL through it. */
+static void relay_start(char *url, size_t cap) {
+    relay.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    cr_assert_eq(bind(relay.lfd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(relay.lfd, 16), 0);
+    cr_assert_eq(getsockname(relay.lfd, (struct sockaddr *)&a, &len), 0);
+    relay.port = ntohs(a.sin_port);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, accept_main, NULL), 0);
+    pthread_detach(th);
+    const char *u = broker_url(), *at = strstr(u, "127.0.0.1:5672");
+    snprintf(url, cap, "%.*s127.0.0.1:%d%s", (int)(at - u), u, relay.port, at + strlen("127.0.0.1:5672"));
+}
+
+/* Cuts every connection through the relay (the pumps end); with stop, the listener too, and
+ * waits for the pumps. */
+static void relay_cut(bool stop) {
+    if (stop) shutdown(relay.lfd, SHUT_RDWR);
+    pthread_mutex_lock(&relay.mu);
+    for (int i = 0; i < relay.nfds; i++)
+        shutdown(relay.fds[i], SHUT_RDWR);
+    pthread_mutex_unlock(&relay.mu);
+    if (!stop) return;
+    for (int i = 0; i < 200 && atomic_load(&relay.pumps) > 0; i++)
+        usleep(50000);
+    pthread_mutex_lock(&relay.mu);
+    for (int i = 0; i < relay.nfds; i++)
+        close(relay.fds[i]);
+    relay.nfds = 0;
+    pthread_mutex_unlock(&relay.mu);
+    close(relay.lfd);
+}
+
+/* Polls, up to 30 s, until the relay has dropped n basic.consume frames. */
+static int swallowed_once(int n) {
+    for (int i = 0; i < 600 && atomic_load(&relay.swallowed) < n; i++)
+        usleep(50000);
+    return atomic_load(&relay.swallowed);
+}
+
+Test(amqp, a_consumer_the_broker_never_answers_reconnects_and_stops, .timeout = 60) {
+    if (strstr(broker_url(), "127.0.0.1:5672") == NULL) cr_skip_test("relays to 127.0.0.1:5672 only");
+    amqp_connection_state_t c = broker_connect();
+    if (!c) cr_skip_test("no RabbitMQ at 127.0.0.1:5672");
+    char url[256], queue[64], dlq[80];
+    relay_start(url, sizeof url);
+    snprintf(queue, sizeof queue, "test.swallow.%ld", (long)getpid());
+    snprintf(dlq, sizeof dlq, "%s.dlq", queue);
+    rp_err_t err;
+    rp_transport_t *t = rp_transport_amqp_new(url, 4, 4, &err);
+    cr_assert_not_null(t, "%s", err.message);
+
+    /* the consumer's first basic.consume is never answered: it gives that connection up and
+     * consumes on a new one, so the message is handled */
+    work_reset();
+    atomic_store(&relay.swallow, 1);
+    cr_assert(rp_transport_consume(t, queue, count_work, "{\"bad\":", 1, &err), "%s", err.message);
+    cr_assert_eq(swallowed_once(1), 1);
+    const char *one[] = {"{\"x\":1}"};
+    size_t one_len[] = {7};
+    cr_assert(rp_transport_enqueue(t, queue, one, one_len, 1, &err), "%s", err.message);
+    work_wait(1, 0, 600, 50000);
+    cr_assert_eq(atomic_load(&work_seen), 1, "the consumer never consumed again");
+
+    /* its connection lost, it reconnects, and no basic.consume is answered any more: stopping
+     * the transport does not wait for an answer forever */
+    atomic_store(&relay.swallow, 1000);
+    relay_cut(false);
+    cr_assert_eq(swallowed_once(2), 2);
+    rp_transport_free(t);
+    relay_cut(true);
+    amqp_queue_delete(c, 1, amqp_cstring_bytes(queue), 0, 0);
+    amqp_queue_delete(c, 1, amqp_cstring_bytes(dlq), 0, 0);
     broker_close(c);
 }
