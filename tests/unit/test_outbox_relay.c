@@ -66,6 +66,9 @@ Test(outbox_relay, publishes_confirmed_rows_once, .timeout = 60) {
         cr_assert_eq(env.message.properties.delivery_mode, 2);
         cr_assert(env.message.properties.message_id.len == strlen(want) &&
                   memcmp(env.message.properties.message_id.bytes, want, strlen(want)) == 0);
+        snprintf(want, sizeof want, "{\"n\":%d}", i);
+        cr_assert(env.message.body.len == strlen(want) && memcmp(env.message.body.bytes, want, strlen(want)) == 0,
+                  "the payload as stored: %.*s", (int)env.message.body.len, (char *)env.message.body.bytes);
         seen++;
         amqp_destroy_envelope(&env);
     }

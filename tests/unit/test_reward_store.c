@@ -761,7 +761,10 @@ BACKENDS(rewards, the_outbox_feeds_in_commit_order_and_leases_to_one_relay) {
     cr_assert_eq(n, 2u);
     cr_assert_eq(items[0].seq, seqs[0], "commit order");
     cr_assert_eq(items[1].seq, seqs[1]);
-    cr_assert(json_equal(items[0].payload, ms[0].payload));
+    /* the relay publishes the payload as stored: SQLite hands over its text, MongoDB a document */
+    json_t *leased = items[0].payload_text ? json_loads(items[0].payload_text, 0, NULL) : json_incref(items[0].payload);
+    cr_assert(json_equal(leased, ms[0].payload));
+    json_decref(leased);
     free_messages(items, n);
     cr_assert(OPS->outbox_lease(S.rewards, "relay-b", now, 30000, 10, &items, &n, &err), "%s", err.message);
     cr_assert_eq(n, 2u, "what A holds is skipped");

@@ -37,10 +37,12 @@ bool rp_outbox_relay_pass(rp_outbox_relay_t *r, int *published, rp_err_t *err) {
     }
     seqs = rp_calloc(n, sizeof *seqs);
     for (size_t i = 0; i < n; i++) {
-        char *body = json_dumps(items[i].payload, JSON_COMPACT);
-        bool sent = body && rp_amqp_publisher_send(r->pub, items[i].routing_key, items[i].message_id, body,
-                                                   strlen(body), false, err);
-        free(body);
+        const rp_outbox_message_t *m = &items[i];
+        char *printed = m->payload_text ? NULL : json_dumps(m->payload, JSON_COMPACT);
+        const char *body = m->payload_text ? m->payload_text : printed;
+        bool sent =
+            body && rp_amqp_publisher_send(r->pub, m->routing_key, m->message_id, body, strlen(body), false, err);
+        free(printed);
         if (!sent) goto done;
         seqs[i] = items[i].seq;
     }

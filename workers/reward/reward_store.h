@@ -213,7 +213,8 @@ typedef struct rp_reward_store_ops {
                         bool *key_taken, rp_err_t *err);
     /* The outbox relay: leases up to limit unpublished messages (commit order) to owner until
      * now + lease_ms, skipping messages another owner holds; release each with
-     * rp_outbox_message_clear, then free(). */
+     * rp_outbox_message_clear, then free(). A message carries its payload as stored: the printed
+     * text (payload_text, payload NULL) where the store keeps text (SQLite), else payload. */
     bool (*outbox_lease)(rp_reward_store_t *s, const char *owner, int64_t now, int64_t lease_ms, int limit,
                          rp_outbox_message_t **items, size_t *n, rp_err_t *err);
     /* Marks the messages with these sequence numbers published at now. */
