@@ -203,6 +203,11 @@ $(BUILD)/bench/rpc_rtt: bench/rpc_rtt.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
+# bench/routes_match.c: what matching a request against the route table costs
+$(BUILD)/bench/routes_match: bench/routes_match.c $(BUILD)/librp.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/librp.a $(LDLIBS)
+
 # ---- fuzzing: libFuzzer targets (tests/fuzz/fuzz_*.c), the library rebuilt with clang for them ----
 #   make fuzz                    each target for FUZZ_SECONDS (default 60) from its seed corpus
 #   make fuzz FUZZ_TARGETS=token one target; make test runs each for FUZZ_SMOKE_SECONDS
@@ -232,7 +237,7 @@ fuzz-build:
 fuzz: fuzz-build
 	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-FORMATTED := $(SRCS) bench/rpc_rtt.c $(wildcard lib/*.h api/*.h workers/*/*.h) $(TEST_SRCS) $(wildcard tests/contract/*.[ch] tests/unit/*.h)
+FORMATTED := $(SRCS) bench/rpc_rtt.c bench/routes_match.c $(wildcard lib/*.h api/*.h workers/*/*.h) $(TEST_SRCS) $(wildcard tests/contract/*.[ch] tests/unit/*.h)
 FORMATTED += api/civetweb_tls/libssl_compat.c
 FORMATTED += api/openapi/openapi_gen.c
 FORMATTED += $(wildcard tests/fuzz/*.[ch])

@@ -1,6 +1,7 @@
 /* routes.c - the route table and matcher (see routes.h); constant data, thread-safe. */
 #include "routes.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -145,13 +146,38 @@ static unsigned long pattern_matches(const seg_t *ps, int pn, const seg_t *rs, i
     return key;
 }
 
+#define NROUTES (sizeof table / sizeof table[0])
+
+/* Each pattern of the table split once, and the first route of the table with the same pattern
+ * (routes of one pattern differ by method). Splitting every pattern again for every request was
+ * 3 % of the embedded process's CPU under GET /events (perf, bench/README.md). */
+static struct {
+    seg_t segs[MAX_SEGS];
+    int n;
+    size_t first;
+} patterns[NROUTES];
+static pthread_once_t patterns_once = PTHREAD_ONCE_INIT;
+
+static void split_patterns(void) {
+    for (size_t i = 0; i < NROUTES; i++) {
+        patterns[i].n = split(table[i].pattern, strlen(table[i].pattern), patterns[i].segs);
+        patterns[i].first = i;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(table[j].pattern, table[i].pattern) == 0) {
+                patterns[i].first = j;
+                break;
+            }
+    }
+}
+
 rp_match_result_t rp_routes_match(const char *method, const char *path, size_t len, const rp_api_route_t **route,
                                   json_t **params, char *allow, size_t cap) {
-    seg_t rs[MAX_SEGS], ps[MAX_SEGS];
-    const char *best_pattern = NULL;
+    seg_t rs[MAX_SEGS];
+    size_t best = NROUTES;
     unsigned long best_key = 0;
-    size_t n;
-    const rp_api_route_t *t = rp_routes_table(&n);
+    const rp_api_route_t *t = table;
+    size_t n = NROUTES;
+    pthread_once(&patterns_once, split_patterns);
     *route = NULL;
     if (params) *params = NULL;
     if (allow && cap) allow[0] = '\0';
@@ -159,17 +185,16 @@ rp_match_result_t rp_routes_match(const char *method, const char *path, size_t l
     if (rn < 0) return RP_MATCH_NOT_FOUND;
     for (size_t i = 0; i < n; i++) {
         bool ok;
-        int pn = split(t[i].pattern, strlen(t[i].pattern), ps);
-        unsigned long key = pattern_matches(ps, pn, rs, rn, &ok);
-        if (ok && (!best_pattern || key > best_key)) {
-            best_pattern = t[i].pattern;
+        unsigned long key = pattern_matches(patterns[i].segs, patterns[i].n, rs, rn, &ok);
+        if (ok && (best == NROUTES || key > best_key)) {
+            best = i;
             best_key = key;
         }
     }
-    if (!best_pattern) return RP_MATCH_NOT_FOUND;
+    if (best == NROUTES) return RP_MATCH_NOT_FOUND;
     size_t used = 0;
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(t[i].pattern, best_pattern) != 0) continue;
+        if (patterns[i].first != patterns[best].first) continue;
         if (strcmp(t[i].method, method) == 0) {
             *route = &t[i];
             break;
@@ -182,7 +207,8 @@ rp_match_result_t rp_routes_match(const char *method, const char *path, size_t l
     if (!*route) return RP_MATCH_BAD_METHOD;
     if (params) {
         json_t *o = json_object();
-        int pn = split((*route)->pattern, strlen((*route)->pattern), ps);
+        const seg_t *ps = patterns[*route - table].segs;
+        int pn = patterns[*route - table].n;
         for (int i = 0; i < pn; i++) {
             if (!is_param(&ps[i])) continue;
             char name[64];
