@@ -175,15 +175,13 @@ rp_match_result_t rp_routes_match(const char *method, const char *path, size_t l
     seg_t rs[MAX_SEGS];
     size_t best = NROUTES;
     unsigned long best_key = 0;
-    const rp_api_route_t *t = table;
-    size_t n = NROUTES;
     pthread_once(&patterns_once, split_patterns);
     *route = NULL;
     if (params) *params = NULL;
     if (allow && cap) allow[0] = '\0';
     int rn = split(path, len, rs);
     if (rn < 0) return RP_MATCH_NOT_FOUND;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < NROUTES; i++) {
         bool ok;
         unsigned long key = pattern_matches(patterns[i].segs, patterns[i].n, rs, rn, &ok);
         if (ok && (best == NROUTES || key > best_key)) {
@@ -193,14 +191,14 @@ rp_match_result_t rp_routes_match(const char *method, const char *path, size_t l
     }
     if (best == NROUTES) return RP_MATCH_NOT_FOUND;
     size_t used = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < NROUTES; i++) {
         if (patterns[i].first != patterns[best].first) continue;
-        if (strcmp(t[i].method, method) == 0) {
-            *route = &t[i];
+        if (strcmp(table[i].method, method) == 0) {
+            *route = &table[i];
             break;
         }
         if (allow && used < cap) {
-            int w = snprintf(allow + used, cap - used, "%s%s", used ? ", " : "", t[i].method);
+            int w = snprintf(allow + used, cap - used, "%s%s", used ? ", " : "", table[i].method);
             if (w > 0) used += (size_t)w < cap - used ? (size_t)w : cap - used - 1;
         }
     }

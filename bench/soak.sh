@@ -216,8 +216,7 @@ if [ -z "${BIN:-}" ]; then make -s all >&2; fi
 started_at=$(date -u '+%Y-%m-%d %H:%M UTC')
 for m in $modes; do soak_mode "$m" || status=1; done
 rc=0
-baseline=$(awk -v b="${SOAK_BATCH_EVERY:-120}" 'BEGIN { print (b < 60 ? 60 : b) }')
-table=$($py bench/soak_driver.py report "$csv" "$warm" "$max_growth" "$baseline") || rc=$?
+table=$($py bench/soak_driver.py report "$csv" "$warm" "$max_growth") || rc=$?
 [ "$rc" = 0 ] || status=1
 {
     echo "## bench/soak.sh — $started_at"

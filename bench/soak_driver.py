@@ -104,12 +104,17 @@ def setup(base, data_dir, nplayers, nevents):
         json.dump({"definition": d, "players": [{"name": p["name"]} for p in people]}, f)
 
 
+def batch_every():
+    """SOAK_BATCH_EVERY: seconds between the side driver's batches (and so the report's baseline)."""
+    return float(os.environ.get("SOAK_BATCH_EVERY", "120"))
+
+
 def side(base, data_dir, seconds):
     out = os.path.join(data_dir, "soak")
     with open(os.path.join(out, "players.json")) as f:
         meta = json.load(f)
     names = [p["name"] for p in meta["players"]]
-    every = float(os.environ.get("SOAK_BATCH_EVERY", "120"))
+    every = batch_every()
     batch_n = int(os.environ.get("SOAK_BATCH_N", "5000"))
     admin = admin_session(base)
     sess = requests.Session()
@@ -201,8 +206,8 @@ def report(path, warmup, max_growth, baseline=60):
             failed = True
             continue
         # highs against highs: the highest peak of the warm-up's last `baseline` seconds
-        last_minute = [s for s in alive if warmup - baseline <= s[0] < warmup] or after[:1]
-        base_rss, base_fd = max(s[3] for s in last_minute), max(s[2] for s in last_minute)
+        base_window = [s for s in alive if warmup - baseline <= s[0] < warmup] or after[:1]
+        base_rss, base_fd = max(s[3] for s in base_window), max(s[2] for s in base_window)
         peak_rss, peak_fd = max(s[3] for s in after), max(s[2] for s in after)
         end_rss, end_fd = after[-1][1], after[-1][2]
         g_rss = (100.0 * (peak_rss - base_rss) / base_rss, 100.0 * (end_rss - base_rss) / base_rss)
@@ -222,7 +227,7 @@ if __name__ == "__main__":
     elif cmd == "side":
         side(sys.argv[2], sys.argv[3], float(sys.argv[4]))
     elif cmd == "report":
-        sys.exit(report(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]),
-                        float(sys.argv[5]) if len(sys.argv) > 5 else 60))
+        # the baseline: the warm-up's last batch period, at least a minute
+        sys.exit(report(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), max(60.0, batch_every())))
     else:
         sys.exit("usage: soak_driver.py setup|side|report ...")

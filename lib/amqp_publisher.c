@@ -4,7 +4,6 @@
 #include "amqp_publisher.h"
 
 #include <amqp.h>
-#include <amqp_tcp_socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,27 +42,13 @@ static bool ok_reply(rp_amqp_publisher_t *p, const char *what, rp_err_t *err) {
 
 static bool connect_broker(rp_amqp_publisher_t *p, rp_err_t *err) {
     if (p->conn) return true;
-    p->conn = amqp_new_connection();
-    rp_amqp_bound_rpcs(p->conn);
-    amqp_socket_t *s = amqp_tcp_socket_new(p->conn);
-    struct timeval tv = {3, 0};
-    amqp_table_entry_t prop;
-    prop.key = amqp_cstring_bytes("connection_name");
-    prop.value.kind = AMQP_FIELD_KIND_UTF8;
-    prop.value.value.bytes = amqp_cstring_bytes(p->name);
-    amqp_table_t props = {.num_entries = 1, .entries = &prop};
-    const struct amqp_connection_info *info = &p->addr.info;
-    if (!s || amqp_socket_open_noblock(s, info->host, info->port, &tv) != AMQP_STATUS_OK ||
-        amqp_login_with_properties(p->conn, rp_amqp_url_vhost(&p->addr), 0, AMQP_DEFAULT_FRAME_SIZE, 30, &props,
-                                   AMQP_SASL_METHOD_PLAIN, info->user, info->password)
-                .reply_type != AMQP_RESPONSE_NORMAL) {
-        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: cannot reach the broker at %s:%d", p->name, info->host,
-                   info->port);
-        drop_conn(p);
+    if (!(p->conn = rp_amqp_open(&p->addr, p->name, 30, err))) {
+        if (err) { /* which publisher could not connect */
+            rp_err_t e = *err;
+            rp_err_set(err, e.kind, e.code, "%s: %s", p->name, e.message);
+        }
         return false;
     }
-    amqp_channel_open(p->conn, 1);
-    if (!ok_reply(p, "channel open", err)) return false;
     if (p->exchange_type) {
         amqp_exchange_declare(p->conn, 1, amqp_cstring_bytes(p->exchange), amqp_cstring_bytes(p->exchange_type), 0, 1,
                               0, 0, amqp_empty_table);

@@ -32,9 +32,15 @@ void rp_amqp_url_clear(rp_amqp_url_t *u);
  * reconnect loop retries on a new connection. */
 #define RP_AMQP_RPC_TIMEOUT_MS 5000
 
-/* Bounds conn's synchronous methods by RP_AMQP_RPC_TIMEOUT_MS; librabbitmq closes conn when one
- * times out (the method then reports AMQP_STATUS_TIMEOUT). Call on a new connection. */
-void rp_amqp_bound_rpcs(amqp_connection_state_t conn);
+/* A new connection to addr, logged in (connection_name: name, shown by rabbitmqctl; heartbeat_s
+ * 0 asks for no heartbeats) with channel 1 open, its synchronous methods bounded by
+ * RP_AMQP_RPC_TIMEOUT_MS (librabbitmq closes the connection when one times out); NULL with err
+ * (UNAVAILABLE) when the broker cannot be reached, refuses the login or the channel. */
+amqp_connection_state_t rp_amqp_open(const rp_amqp_url_t *addr, const char *name, int heartbeat_s, rp_err_t *err);
+
+/* True when the last synchronous method on conn succeeded; else false with err (UNAVAILABLE)
+ * saying what failed and, when the broker closed the channel or connection, its reply. */
+bool rp_amqp_reply_ok(amqp_connection_state_t conn, const char *what, rp_err_t *err);
 
 /* Waits up to left_ms for the next frame on conn, after releasing what earlier frames hold.
  * Returns AMQP_STATUS_OK with a method frame in *f, AMQP_STATUS_TIMEOUT when none came in time,

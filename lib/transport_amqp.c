@@ -24,7 +24,6 @@
 #include <sys/time.h> /* amqp.h needs struct timeval */
 
 #include <amqp.h>
-#include <amqp_tcp_socket.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -102,20 +101,6 @@ typedef struct client {
 
 /* ---- connections and topology ---- */
 
-static bool reply_ok(amqp_connection_state_t c, const char *what, rp_err_t *err) {
-    amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
-    if (r.reply_type == AMQP_RESPONSE_NORMAL) return true;
-    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION)
-        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: %s", what, amqp_error_string2(r.library_error));
-    else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD || r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-        amqp_channel_close_t *m = r.reply.decoded;
-        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: broker said %u %.*s", what, m->reply_code,
-                   (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-    } else
-        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "%s: broker error", what);
-    return false;
-}
-
 static amqp_table_entry_t str_entry(const char *k, const char *v) {
     amqp_table_entry_t e;
     e.key = amqp_cstring_bytes(k);
@@ -133,11 +118,11 @@ static bool declare_queue(amqp_connection_state_t c, const char *exchange, const
     char dlq[80];
     snprintf(dlq, sizeof dlq, "%s.dlq", queue);
     amqp_exchange_declare(c, 1, amqp_cstring_bytes(DLX), amqp_cstring_bytes("direct"), 0, 1, 0, 0, amqp_empty_table);
-    if (!reply_ok(c, "declare " DLX, err)) return false;
+    if (!rp_amqp_reply_ok(c, "declare " DLX, err)) return false;
     amqp_queue_declare(c, 1, amqp_cstring_bytes(dlq), 0, 1, 0, 0, amqp_empty_table);
-    if (!reply_ok(c, "declare dlq", err)) return false;
+    if (!rp_amqp_reply_ok(c, "declare dlq", err)) return false;
     amqp_queue_bind(c, 1, amqp_cstring_bytes(dlq), amqp_cstring_bytes(DLX), amqp_cstring_bytes(dlq), amqp_empty_table);
-    if (!reply_ok(c, "bind dlq", err)) return false;
+    if (!rp_amqp_reply_ok(c, "bind dlq", err)) return false;
     amqp_table_entry_t a[4];
     a[0] = str_entry("x-queue-type", rpc ? "classic" : "quorum");
     a[1] = str_entry("x-dead-letter-exchange", DLX);
@@ -147,43 +132,13 @@ static bool declare_queue(amqp_connection_state_t c, const char *exchange, const
     a[3].value.value.i32 = DELIVERY_LIMIT;
     amqp_table_t args = {.num_entries = rpc ? 3 : 4, .entries = a};
     amqp_queue_declare(c, 1, amqp_cstring_bytes(queue), 0, 1, 0, 0, args);
-    if (!reply_ok(c, "declare queue", err)) return false;
+    if (!rp_amqp_reply_ok(c, "declare queue", err)) return false;
     amqp_exchange_declare(c, 1, amqp_cstring_bytes(exchange), amqp_cstring_bytes("direct"), 0, 1, 0, 0,
                           amqp_empty_table);
-    if (!reply_ok(c, "declare exchange", err)) return false;
+    if (!rp_amqp_reply_ok(c, "declare exchange", err)) return false;
     amqp_queue_bind(c, 1, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange), amqp_cstring_bytes(key),
                     amqp_empty_table);
-    return reply_ok(c, "bind queue", err);
-}
-
-/* A connection with channel 1 open. heartbeat_s 0 asks the broker for none (see client_connect). */
-static amqp_connection_state_t open_conn(amqp_tp_t *t, const char *name, int heartbeat_s, rp_err_t *err) {
-    amqp_connection_state_t c = amqp_new_connection();
-    rp_amqp_bound_rpcs(c);
-    amqp_socket_t *s = amqp_tcp_socket_new(c);
-    struct timeval tv = {3, 0};
-    const struct amqp_connection_info *info = &t->addr.info;
-    if (!s || amqp_socket_open_noblock(s, info->host, info->port, &tv) != AMQP_STATUS_OK) {
-        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "cannot reach the broker at %s:%d", info->host, info->port);
-        amqp_destroy_connection(c);
-        return NULL;
-    }
-    amqp_table_entry_t props[1] = {str_entry("connection_name", name)};
-    amqp_table_t ptable = {.num_entries = 1, .entries = props};
-    amqp_rpc_reply_t r =
-        amqp_login_with_properties(c, rp_amqp_url_vhost(&t->addr), 0, AMQP_DEFAULT_FRAME_SIZE, heartbeat_s, &ptable,
-                                   AMQP_SASL_METHOD_PLAIN, info->user, info->password);
-    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-        rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "broker login failed");
-        amqp_destroy_connection(c);
-        return NULL;
-    }
-    amqp_channel_open(c, 1);
-    if (!reply_ok(c, "open channel", err)) {
-        amqp_destroy_connection(c);
-        return NULL;
-    }
-    return c;
+    return rp_amqp_reply_ok(c, "bind queue", err);
 }
 
 static void close_conn(amqp_connection_state_t c) {
@@ -204,9 +159,9 @@ static void client_free(client_t *cl) {
 static bool setup_reply_queue(client_t *cl, rp_err_t *err) {
     amqp_exchange_declare(cl->conn, 1, amqp_cstring_bytes(REPLY_EXCHANGE), amqp_cstring_bytes("direct"), 0, 1, 0, 0,
                           amqp_empty_table);
-    if (!reply_ok(cl->conn, "declare " REPLY_EXCHANGE, err)) return false;
+    if (!rp_amqp_reply_ok(cl->conn, "declare " REPLY_EXCHANGE, err)) return false;
     amqp_queue_declare_ok_t *q = amqp_queue_declare(cl->conn, 1, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
-    if (!reply_ok(cl->conn, "declare reply queue", err)) return false;
+    if (!rp_amqp_reply_ok(cl->conn, "declare reply queue", err)) return false;
     if (!q || q->queue.len >= sizeof cl->reply_queue) {
         rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "the broker gave no usable reply queue name");
         return false;
@@ -215,9 +170,9 @@ static bool setup_reply_queue(client_t *cl, rp_err_t *err) {
     cl->reply_queue[q->queue.len] = 0;
     amqp_queue_bind(cl->conn, 1, amqp_cstring_bytes(cl->reply_queue), amqp_cstring_bytes(REPLY_EXCHANGE),
                     amqp_cstring_bytes(cl->reply_queue), amqp_empty_table);
-    if (!reply_ok(cl->conn, "bind reply queue", err)) return false;
+    if (!rp_amqp_reply_ok(cl->conn, "bind reply queue", err)) return false;
     amqp_basic_consume(cl->conn, 1, amqp_cstring_bytes(cl->reply_queue), amqp_empty_bytes, 0, 1, 1, amqp_empty_table);
-    return reply_ok(cl->conn, "consume replies", err);
+    return rp_amqp_reply_ok(cl->conn, "consume replies", err);
 }
 
 /* Connects cl (again) when it is not connected. */
@@ -228,7 +183,7 @@ static bool client_connect(amqp_tp_t *t, client_t *cl, rp_err_t *err) {
      * close a call connection that sat idle for two intervals, and the next burst would reopen
      * it while its call waits. A broker that went away shows as a closed socket at the next use
      * (the drain in call_on reconnects); a silent network loss costs that call its deadline. */
-    cl->conn = open_conn(t, "reward-rpc", 0, err);
+    cl->conn = rp_amqp_open(&t->addr, "reward-rpc", 0, err);
     if (!cl->conn) return false;
     /* an exclusive server-named queue, bound to rp.reply under its own name, consumed no-ack;
      * it dies with the connection, so a reply to a call from a broken connection is dropped */
@@ -508,12 +463,12 @@ static void *consume_main(void *arg) {
     snprintf(name, sizeof name, "reward-worker %s", cs->queue);
     while (!atomic_load(&t->stopping)) {
         rp_err_t err;
-        amqp_connection_state_t c = open_conn(t, name, HEARTBEAT_S, &err);
+        amqp_connection_state_t c = rp_amqp_open(&t->addr, name, HEARTBEAT_S, &err);
         if (c && declare_queue(c, cs->exchange, cs->queue, cs->key, cs->fn != NULL, &err)) {
             amqp_basic_qos(c, 1, 0, (uint16_t)(cs->fn ? RPC_PREFETCH : t->prefetch), 0);
-            if (reply_ok(c, "qos", &err)) {
+            if (rp_amqp_reply_ok(c, "qos", &err)) {
                 amqp_basic_consume(c, 1, amqp_cstring_bytes(cs->queue), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
-                if (reply_ok(c, "consume", &err)) {
+                if (rp_amqp_reply_ok(c, "consume", &err)) {
                     rp_log(RP_LOG_INFO, "amqp", "consuming %s", cs->queue);
                     backoff_ms = 100;
                     while (!atomic_load(&t->stopping)) {
@@ -551,7 +506,7 @@ static void *consume_main(void *arg) {
  * conflicts), then starts `threads` consumers of it. */
 static bool start_consumers(amqp_tp_t *t, const char *exchange, const char *queue, const char *key,
                             rp_rpc_handler_fn fn, rp_work_fn work, void *ctx, int threads, rp_err_t *err) {
-    amqp_connection_state_t c = open_conn(t, "reward-setup", HEARTBEAT_S, err);
+    amqp_connection_state_t c = rp_amqp_open(&t->addr, "reward-setup", HEARTBEAT_S, err);
     if (!c) return false;
     bool ok = declare_queue(c, exchange, queue, key, fn != NULL, err);
     close_conn(c);
