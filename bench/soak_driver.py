@@ -9,10 +9,11 @@
         players, a registration now and then, and a batch grant every SOAK_BATCH_EVERY seconds
         (default 120, the first after 20 s) of SOAK_BATCH_N (default 5000) fresh accounts made
         straight in auth.db; prints one RESULT line
-    soak_driver.py report CSV WARMUP MAX_GROWTH_PCT
+    soak_driver.py report CSV WARMUP MAX_GROWTH_PCT [ALLOW_KIB]
         the per-process table of the samples (RSS kB and open fds every 10 s) and the verdict:
-        exits 1 when a process's highest sample after the warm-up exceeds the highest of the
-        warm-up's last minute by more than MAX_GROWTH_PCT (see bench/soak.sh)
+        exits 1 when a process's highest peak after the warm-up exceeds the highest of the
+        warm-up's last batch period by more than MAX_GROWTH_PCT, and its memory by more than
+        ALLOW_KIB too (see bench/soak.sh)
 """
 import csv
 import datetime
@@ -172,13 +173,18 @@ def side(base, data_dir, seconds):
     print("RESULT " + " ".join("%s=%d" % kv for kv in stats.items()))
 
 
-def report(path, warmup, max_growth, baseline=60):
+def report(path, warmup, max_growth, baseline=60, allow_kib=0):
     """Prints the growth table of a soak's CSV; 1 when a process died or grew beyond max_growth %.
 
     RSS growth compares peaks: the highest peak_kb (VmHWM since the row before) after the warm-up
     against the highest of the warm-up's last `baseline` seconds (soak.sh: a batch period, so the
     baseline holds a batch as later windows do). A CSV without peak_kb (before the peaks were
-    sampled) compares instant samples instead."""
+    sampled) compares instant samples instead.
+
+    RSS growth of at most allow_kib passes whatever its share: the page cache of a SQLite write
+    connection (soak.sh: 8 x SQLITE_CACHE_KIB) fills as the files outgrow what the warm-up
+    touched, a bounded step that on a 16 MiB process alone is more than 10 %. Descriptors are
+    judged on max_growth alone."""
     rows = OrderedDict()
     with open(path) as f:
         for r in csv.DictReader(f):
@@ -212,8 +218,13 @@ def report(path, warmup, max_growth, baseline=60):
         end_rss, end_fd = after[-1][1], after[-1][2]
         g_rss = (100.0 * (peak_rss - base_rss) / base_rss, 100.0 * (end_rss - base_rss) / base_rss)
         g_fd = (100.0 * (peak_fd - base_fd) / base_fd, 100.0 * (end_fd - base_fd) / base_fd)
-        if g_rss[0] > max_growth or g_fd[0] > max_growth:
-            verdict, failed = "FAIL (grew beyond %g%%)" % max_growth, True
+        grew = []
+        if g_rss[0] > max_growth and peak_rss - base_rss > allow_kib:
+            grew.append("memory beyond %g%%%s" % (max_growth, " and %d KiB" % allow_kib if allow_kib else ""))
+        if g_fd[0] > max_growth:
+            grew.append("descriptors beyond %g%%" % max_growth)
+        if grew:
+            verdict, failed = "FAIL (%s)" % ", ".join(grew), True
         print("| %s | %s | %s / %s / %s / %s | %+.1f, %+.1f | %d / %d / %d / %d | %+.1f, %+.1f | %s |" % (
             mode, proc, mib(alive[0][1]), mib(base_rss), mib(peak_rss), mib(end_rss), g_rss[0], g_rss[1],
             alive[0][2], base_fd, peak_fd, end_fd, g_fd[0], g_fd[1], verdict))
@@ -228,6 +239,7 @@ if __name__ == "__main__":
         side(sys.argv[2], sys.argv[3], float(sys.argv[4]))
     elif cmd == "report":
         # the baseline: the warm-up's last batch period, at least a minute
-        sys.exit(report(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), max(60.0, batch_every())))
+        allow = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+        sys.exit(report(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), max(60.0, batch_every()), allow))
     else:
         sys.exit("usage: soak_driver.py setup|side|report ...")
