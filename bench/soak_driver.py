@@ -238,8 +238,8 @@ if __name__ == "__main__":
     elif cmd == "side":
         side(sys.argv[2], sys.argv[3], float(sys.argv[4]))
     elif cmd == "report":
-        # the baseline: the warm-up's last batch period, at least a minute
         allow = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+        # the baseline: the warm-up's last batch period, at least a minute
         sys.exit(report(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), max(60.0, batch_every()), allow))
     else:
         sys.exit("usage: soak_driver.py setup|side|report ...")

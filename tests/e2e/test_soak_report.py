@@ -16,11 +16,11 @@ import soak_driver  # noqa: E402
 WARMUP = 180
 
 
-def write_csv(path, rows):
+def write_csv(path, rows, fds=lambda t: 40):
     with open(path, "w") as f:
         f.write("t_s,mode,process,pid,rss_kb,peak_kb,fds\n")
         for t, rss, peak in rows:
-            f.write("%d,cluster,grant worker,1,%d,%d,40\n" % (t, rss, peak))
+            f.write("%d,cluster,grant worker,1,%d,%d,%d\n" % (t, rss, peak, fds(t)))
 
 
 def batch_every_120s(t):
@@ -69,8 +69,11 @@ def test_memory_that_keeps_growing_fails(tmp_path, capsys):
 def event_worker_rows(step_kib):
     """The event worker of the 10-minute soaks of 2026-12-03: flat at 16.6 MiB, then a step of
     step_kib after 430 s (its events.db writer's page cache filling) that stays."""
-    rss = [17000 + (step_kib if t >= 430 else 0) for t in range(0, 600, 10)]
-    return [(t, kib, kib) for t, kib in zip(range(0, 600, 10), rss)]
+    rows = []
+    for t in range(0, 600, 10):
+        kib = 17000 + (step_kib if t >= 430 else 0)
+        rows.append((t, kib, kib))
+    return rows
 
 
 def test_a_step_within_one_writer_cache_passes_on_a_small_process(tmp_path, capsys):
@@ -91,10 +94,7 @@ def test_a_step_beyond_the_allowance_fails(tmp_path, capsys):
 
 def test_the_allowance_is_of_memory_not_of_descriptors(tmp_path, capsys):
     path = tmp_path / "soak.csv"
-    with open(path, "w") as f:
-        f.write("t_s,mode,process,pid,rss_kb,peak_kb,fds\n")
-        for t in range(0, 600, 10):
-            f.write("%d,cluster,event worker,1,17000,17000,%d\n" % (t, 40 if t < 400 else 48))
+    write_csv(path, event_worker_rows(0), fds=lambda t: 40 if t < 400 else 48)
     assert soak_driver.report(str(path), WARMUP, 10, 120, 2048) == 1
     assert "FAIL (descriptors beyond 10%)" in capsys.readouterr().out
 
