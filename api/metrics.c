@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "mem.h"
+#include "memory.h"
 #include "routes.h"
 
 static const double bounds_ms[] = {1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
@@ -124,5 +125,16 @@ char *rp_metrics_render(rp_metrics_t *m) {
             (double)atomic_load(&r->sum_us) / 1e6);
         put(&b, "rp_http_request_duration_seconds_count{method=\"%s\",route=\"%s\"} %llu\n", method, route, count);
     }
+    /* the api process's own memory (lib/memory.h); a worker reports its own on SIGUSR1 */
+    rp_memory_t mem;
+    rp_memory_read(&mem);
+    put(&b,
+        "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+        "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %zu\n"
+        "# HELP rp_heap_in_use_bytes Heap allocated and not freed (glibc mallinfo2: arenas plus mmapped blocks).\n"
+        "# TYPE rp_heap_in_use_bytes gauge\nrp_heap_in_use_bytes %zu\n"
+        "# HELP rp_heap_free_bytes Heap free in the malloc arenas, kept for reuse until trimmed.\n"
+        "# TYPE rp_heap_free_bytes gauge\nrp_heap_free_bytes %zu\n",
+        mem.resident, mem.heap_in_use, mem.heap_free);
     return b.p;
 }

@@ -67,6 +67,16 @@ void rp_log(rp_log_level_t level, const char *module, const char *fmt, ...) {
     emit(line);
 }
 
+void rp_log_report(const char *module, json_t *fields) {
+    json_t *line = base_line(RP_LOG_INFO);
+    if (line) {
+        json_object_set_new(line, "module", json_string(module));
+        json_object_update_missing(line, fields);
+        emit(line);
+    }
+    json_decref(fields);
+}
+
 void rp_log_request(const char *request_id, const char *user_id, const char *method, const char *route, int status,
                     double latency_ms) {
     if (RP_LOG_INFO < atomic_load(&min_level)) return;

@@ -19,6 +19,11 @@ bool rp_log_enabled(rp_log_level_t level);
 /* Writes {"ts","level","component","module","msg"} as one line when level is enabled. */
 void rp_log(rp_log_level_t level, const char *module, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* An answer to an operator's request (a signal): one line at level info whatever LOG_LEVEL says,
+ * with module and the members of fields (stolen; a member named like a base field loses to it). */
+struct json_t;
+void rp_log_report(const char *module, struct json_t *fields);
+
 /* The access log: one line per HTTP request with requestId, userId (may be NULL), method, route
  * (the route pattern, or the path when unmatched), status and latency in milliseconds. */
 void rp_log_request(const char *request_id, const char *user_id, const char *method, const char *route, int status,

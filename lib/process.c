@@ -2,6 +2,7 @@
 #include "process.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -9,8 +10,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "memory.h"
 #include "sqlite_util.h"
 
 /* glibc raises its mmap threshold to the size of every large block freed (up to 32 MiB): after one
@@ -56,11 +59,13 @@ bool rp_process_start(rp_process_t *p, const char *name, bool allow_inproc, bool
         fprintf(stderr, "%s: cannot create SQLITE_DIR %s: %s\n", name, p->cfg.sqlite_dir, strerror(errno));
         return false;
     }
-    /* every thread started from here on inherits the mask; the signals are taken by sigwait */
-    sigemptyset(&p->stop);
-    sigaddset(&p->stop, SIGINT);
-    sigaddset(&p->stop, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &p->stop, NULL);
+    /* every thread started from here on inherits the mask; the signals are taken by the main
+     * thread's sigtimedwait (rp_process_wait) */
+    sigemptyset(&p->signals);
+    sigaddset(&p->signals, SIGINT);
+    sigaddset(&p->signals, SIGTERM);
+    sigaddset(&p->signals, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &p->signals, NULL);
     signal(SIGPIPE, SIG_IGN);
     p->transport = amqp ? rp_transport_amqp_new(p->cfg.amqp_url, p->cfg.amqp_prefetch, p->cfg.rpc_connections, &err)
                         : rp_transport_inproc_new(p->cfg.queue_capacity);
@@ -121,15 +126,38 @@ int rp_process_run_worker(const char *name, const char *what, rp_worker_open_fn 
  * millisecond. */
 #define TRIM_EVERY_S 10
 
+/* SIGUSR1: one "memory" line in the log, whatever LOG_LEVEL says: the heap in use now and its
+ * highest since the previous report (sampled every second), the arenas' free memory and the
+ * resident set. What a leak shows is the heap in use; the resident set also holds the arenas'
+ * free memory, which swings with the work in flight (bench/README.md, the soak). */
+static void report_memory(const rp_memory_t *now, size_t peak) {
+    rp_log_report("memory", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "pid", (json_int_t)getpid(), "heapInUseBytes",
+                                      (json_int_t)now->heap_in_use, "heapInUsePeakBytes", (json_int_t)peak,
+                                      "heapMmappedBytes", (json_int_t)now->heap_mmapped, "heapFreeBytes",
+                                      (json_int_t)now->heap_free, "residentBytes", (json_int_t)now->resident));
+}
+
 void rp_process_wait(rp_process_t *p) {
-    int sig = -1;
     rp_log(RP_LOG_INFO, "main", "%s ready (%s transport, %s store)", p->name, p->cfg.transport, p->cfg.store);
-    while (sig < 0) {
-        struct timespec every = {TRIM_EVERY_S, 0};
-        sig = sigtimedwait(&p->stop, NULL, &every);
-        if (sig < 0) malloc_trim(0); /* EAGAIN: the interval passed (or EINTR: an unrelated signal) */
+    rp_memory_t now;
+    rp_memory_read(&now);
+    size_t peak = now.heap_in_use;
+    for (int ticks = 1;; ticks++) {
+        struct timespec second = {1, 0};
+        int sig = sigtimedwait(&p->signals, NULL, &second);
+        if (sig == SIGINT || sig == SIGTERM) {
+            rp_log(RP_LOG_INFO, "main", "signal %d: shutting down", sig);
+            return;
+        }
+        /* a second passed (EAGAIN), an unrelated signal interrupted (EINTR), or SIGUSR1 */
+        if (sig != SIGUSR1 && ticks % TRIM_EVERY_S == 0) malloc_trim(0);
+        rp_memory_read(&now);
+        if (now.heap_in_use > peak) peak = now.heap_in_use;
+        if (sig == SIGUSR1) {
+            report_memory(&now, peak);
+            peak = now.heap_in_use;
+        }
     }
-    rp_log(RP_LOG_INFO, "main", "signal %d: shutting down", sig);
 }
 
 void rp_process_end(rp_process_t *p) {

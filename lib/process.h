@@ -15,7 +15,7 @@
 typedef struct rp_process {
     const char *name; /* e.g. "reward-api", used in messages and logs */
     rp_config_t cfg;
-    sigset_t stop;
+    sigset_t signals;          /* blocked in every thread, taken by rp_process_wait */
     rp_transport_t *transport; /* owned */
 } rp_process_t;
 
@@ -46,7 +46,9 @@ typedef bool (*rp_worker_open_fn)(const rp_config_t *cfg, rp_transport_t *t, rp_
  * worker (what names it in messages), serves what it offers until SIGINT or SIGTERM, then stops
  * the transport and frees the worker. Returns the exit status. */
 int rp_process_run_worker(const char *name, const char *what, rp_worker_open_fn open);
-/* Blocks until SIGINT or SIGTERM. */
+/* Blocks until SIGINT or SIGTERM. Meanwhile, every second, samples the heap in use (its peak is
+ * reported on SIGUSR1: a "memory" line in the log) and every 10 s hands whole free pages of the
+ * malloc arenas back to the system. */
 void rp_process_wait(rp_process_t *p);
 /* Stops and frees the transport. */
 void rp_process_end(rp_process_t *p);
