@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Soak: SOAK_SECONDS (default 1200) of mixed traffic against the platform in each mode of
-# SOAK_MODES (default "embedded cluster", one after the other), sampling every process's resident
-# set (VmRSS), its peak since the previous sample (VmHWM, reset after each sample through
-# clear_refs) and its open file descriptors every SOAK_INTERVAL (10) s into a CSV; fails when a
-# process grows beyond SOAK_MAX_GROWTH (10) % after the warm-up (memory: and beyond
-# SOAK_ALLOW_KIB, below), dies, exits non-zero, or the
-# invariant checker (tests/e2e/invariants.py) finds a violation. Usage: bench/soak.sh
+# SOAK_MODES (default "embedded cluster", one after the other), sampling every SOAK_INTERVAL (10) s
+# into a CSV every process's resident set (VmRSS), its peak since the previous sample (VmHWM,
+# reset after each sample through clear_refs), its open file descriptors, and its heap in use and
+# that heap's peak (the process's answer to SIGUSR1: a "memory" log line; it samples its heap
+# every second). Fails when a process's heap in use or descriptors grow beyond SOAK_MAX_GROWTH
+# (10) % after the warm-up (memory: and beyond SOAK_ALLOW_KIB, below), its resident set goes above
+# SOAK_MAX_RSS_MIB (64) at any time, it dies or exits non-zero, or the invariant checker
+# (tests/e2e/invariants.py) finds a violation. Usage: bench/soak.sh
+#
+# Leaks are judged on the heap in use, not on the resident set: RSS also holds what glibc keeps
+# free in its arenas, which on the 16-40 MiB workers swings by up to 5 MiB with the batch in
+# flight while the heap in use stays level (mallinfo2 every 10 s in a 15-minute cluster soak,
+# 2026-12-03), and RSS peaks failed grant workers that leaked nothing.
 #
 # Traffic, at once: wrk (1 thread, SOAK_CONNS=8 connections, bench/soak.lua) sends reads (GET
 # /events, /events/{id}, /auth/me, own history), claims (fresh (player, event) pairs while they
@@ -24,14 +31,13 @@
 # decided the verdict. Growth is the highest peak after the warm-up against the highest of the
 # warm-up's last minute, or of its last SOAK_BATCH_EVERY seconds when that is longer, so that the
 # baseline holds a batch as the later windows do (a process's memory breathes with the work in
-# flight: highs are compared with highs);
-# the last sample is reported too, for RSS and fds alike. Memory that grew by at most
-# SOAK_ALLOW_KIB (default 8 x SQLITE_CACHE_KIB, 2048 KiB: the page cache of one SQLite write
-# connection) passes whatever its share: that cache fills as the files outgrow what the warm-up
-# touched, a bounded step that alone is 12 % of a 16 MiB worker (the event worker's, at 430-600 s
-# of 10-minute soaks). A leak outgrows it. Each sample's peak covers its whole
-# interval, so a batch's transient high counts wherever it falls; instant samples caught one only
-# when they fell during it, and compared a later batch's high with a warm-up that had none.
+# flight: highs are compared with highs); the last sample is reported too. Memory that grew by
+# at most SOAK_ALLOW_KIB (default 8 x SQLITE_CACHE_KIB, 2048 KiB: the page cache of one SQLite
+# write connection) passes whatever its share: that cache fills as the files outgrow what the
+# warm-up touched, a bounded step that alone is 12 % of a 16 MiB worker (the event worker's, at
+# 430-600 s of 10-minute soaks). A leak outgrows it. Each sample's peak covers its whole interval,
+# so a batch's transient high counts wherever it falls; instant samples caught one only when they
+# fell during it, and compared a later batch's high with a warm-up that had none.
 #
 # Passwords are hashed at PASSWORD_HASH=min here: at the standard cost each hash in progress maps
 # 12 MiB for its duration (up to PASSWORD_HASH_CONCURRENCY at once), so a sample would show 0, 12
@@ -48,6 +54,7 @@ warm=${SOAK_WARMUP:-600}
 prewarm=${SOAK_PREWARM:-20}
 interval=${SOAK_INTERVAL:-10}
 max_growth=${SOAK_MAX_GROWTH:-10}
+max_rss_mib=${SOAK_MAX_RSS_MIB:-64}
 allow_kib=${SOAK_ALLOW_KIB:-$((8 * ${SQLITE_CACHE_KIB:-256}))}
 modes=${SOAK_MODES:-embedded cluster}
 conns=${SOAK_CONNS:-8}
@@ -64,7 +71,7 @@ ts=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p bench/results
 csv=bench/results/soak-$ts.csv
 md=bench/results/soak-$ts.md
-echo "t_s,mode,process,pid,rss_kb,peak_kb,fds" >"$csv"
+echo "t_s,mode,process,pid,rss_kb,peak_kb,fds,heap_kb,heap_peak_kb" >"$csv"
 work=$(mktemp -d)
 rabbit_state=$work/rabbitmq.started
 vhost=""
@@ -100,24 +107,32 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# sample t0 mode label pid [label pid ...]: one CSV row per process every $interval s until
+# sample t0 mode log label pid [label pid ...]: one CSV row per process every $interval s until
 # killed: the resident set now and its peak since the previous row (VmHWM, then reset to the
-# present by clear_refs 5); an empty rss_kb means the process is gone
+# present by clear_refs 5), its descriptors, and its heap in use and that heap's peak from the
+# newest "memory" line it wrote to log (the answer to the SIGUSR1 sent at the row before: the
+# process samples its heap every second and reports the highest since its previous report); an
+# empty rss_kb means the process is gone
 sample() {
-    local t0=$1 mode=$2 t i rss peak fds st
-    shift 2
+    local t0=$1 mode=$2 log=$3 t i rss peak fds st pid mem heap heap_peak
+    shift 3
     local args=("$@")
     for ((i = 0; i < ${#args[@]}; i += 2)); do echo 5 >"/proc/${args[i + 1]}/clear_refs" 2>/dev/null || true; done
     while :; do
         t=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN{printf "%.0f", a - b}')
         for ((i = 0; i < ${#args[@]}; i += 2)); do
-            st=$(cat "/proc/${args[i + 1]}/status" 2>/dev/null || true)
-            echo 5 >"/proc/${args[i + 1]}/clear_refs" 2>/dev/null || true
+            pid=${args[i + 1]}
+            st=$(cat "/proc/$pid/status" 2>/dev/null || true)
+            echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true
             rss=$(awk '/^VmRSS:/ {print $2}' <<<"$st")
             peak=$(awk '/^VmHWM:/ {print $2}' <<<"$st")
             fds=""
-            [ -n "$rss" ] && fds=$(find "/proc/${args[i + 1]}/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
-            echo "$t,$mode,${args[i]},${args[i + 1]},$rss,$peak,$fds" >>"$csv"
+            [ -n "$rss" ] && fds=$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+            mem=$(grep -F "\"module\":\"memory\",\"pid\":$pid," "$log" 2>/dev/null | tail -1 || true)
+            heap=$(sed -n 's/.*"heapInUseBytes":\([0-9]*\).*/\1/p' <<<"$mem")
+            heap_peak=$(sed -n 's/.*"heapInUsePeakBytes":\([0-9]*\).*/\1/p' <<<"$mem")
+            echo "$t,$mode,${args[i]},$pid,$rss,$peak,$fds,${heap:+$((heap / 1024))},${heap_peak:+$((heap_peak / 1024))}" >>"$csv"
+            [ -n "$rss" ] && kill -USR1 "$pid" 2>/dev/null || true
         done
         sleep "$interval"
     done
@@ -168,7 +183,7 @@ soak_mode() {
     log "$mode: ${secs}s of traffic (warm-up ${warm}s), samples every ${interval}s into $csv"
     local t0
     t0=$(date +%s.%N)
-    sample "$t0" "$mode" "${sample_args[@]}" &
+    sample "$t0" "$mode" "$dir/log" "${sample_args[@]}" &
     helpers=($!)
     $py bench/soak_driver.py side "$base" "$dir" "$secs" >"$work/side.out" 2>"$work/side.err" &
     local side_pid=$!
@@ -225,14 +240,14 @@ if [ -z "${BIN:-}" ]; then make -s all >&2; fi
 started_at=$(date -u '+%Y-%m-%d %H:%M UTC')
 for m in $modes; do soak_mode "$m" || status=1; done
 rc=0
-table=$($py bench/soak_driver.py report "$csv" "$warm" "$max_growth" "$allow_kib") || rc=$?
+table=$($py bench/soak_driver.py report "$csv" "$warm" "$max_growth" "$allow_kib" "$max_rss_mib") || rc=$?
 [ "$rc" = 0 ] || status=1
 {
     echo "## bench/soak.sh — $started_at"
     echo
     echo "$(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; samples: $csv"
     echo
-    echo "A process fails when it grew beyond $max_growth % after the warm-up (memory: and beyond $allow_kib KiB)."
+    echo "A process fails when its heap in use (or, for processes that do not report it, its RSS) or its descriptors grew beyond $max_growth % after the warm-up (memory: and beyond $allow_kib KiB), or its RSS went above $max_rss_mib MiB."
     echo
     printf '%s\n' "${lines[@]}"
     echo "$table"
