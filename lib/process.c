@@ -15,6 +15,7 @@
 #include "log.h"
 #include "memory.h"
 #include "sqlite_util.h"
+#include "timeutil.h"
 
 /* glibc raises its mmap threshold to the size of every large block freed (up to 32 MiB): after one
  * login's 12 MiB argon2id area, a batch's multi-megabyte bodies and dumps were carved from the
@@ -142,7 +143,8 @@ void rp_process_wait(rp_process_t *p) {
     rp_memory_t now;
     rp_memory_read(&now);
     size_t peak = now.heap_in_use;
-    for (int ticks = 1;; ticks++) {
+    int64_t trimmed_ms = rp_mono_ms();
+    for (;;) {
         struct timespec second = {1, 0};
         int sig = sigtimedwait(&p->signals, NULL, &second);
         if (sig == SIGINT || sig == SIGTERM) {
@@ -150,7 +152,10 @@ void rp_process_wait(rp_process_t *p) {
             return;
         }
         /* a second passed (EAGAIN), an unrelated signal interrupted (EINTR), or SIGUSR1 */
-        if (sig != SIGUSR1 && ticks % TRIM_EVERY_S == 0) malloc_trim(0);
+        if (rp_mono_ms() - trimmed_ms >= TRIM_EVERY_S * 1000) {
+            malloc_trim(0);
+            trimmed_ms = rp_mono_ms();
+        }
         rp_memory_read(&now);
         if (now.heap_in_use > peak) peak = now.heap_in_use;
         if (sig == SIGUSR1) {
