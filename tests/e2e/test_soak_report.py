@@ -129,7 +129,7 @@ def test_rss_peaks_of_free_arena_memory_pass_when_the_heap_in_use_is_level(tmp_p
     write_csv(path, rows, heap=heap)
     assert soak_driver.report(str(path), 300, 10, 120, 2048) == 0, capsys.readouterr().out
     out = capsys.readouterr().out
-    assert "| heap in use | 16.6 / 16.6 / 16.1 | +0.0, -2.9 |" in out, out
+    assert "| heap in use | 16.1 / 16.6 / 16.1 | +3.0, +0.0 |" in out, out
     # the same samples without the heap columns fail on RSS, as the soaks before did
     write_csv(path, rows)
     assert soak_driver.report(str(path), 300, 10, 120, 2048) == 1
@@ -155,3 +155,22 @@ def test_a_resident_set_above_the_ceiling_fails(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "FAIL (RSS above 64 MiB)" in out and "| 39.1 / 64.5 / 39.1 |" in out, out
     assert soak_driver.report(str(path), WARMUP, 10, 120, 2048, 0) == 0
+
+
+def test_a_batchs_moment_of_heap_passes_and_a_level_that_stays_fails(tmp_path, capsys):
+    """The 20-minute cluster soak of 2026-12-03, seventh sitting: each batch lifted one grant
+    worker's heap by 2-5 MiB for about a second, and the baseline's batch had gone to the other
+    worker (highest +16.9 %); the level grew 1.0 MiB in ten minutes (+3.9 %). The same lift
+    kept from 700 s on is growth."""
+    def heap(t, kept):
+        lifted = t == 760 or (kept and t >= 700)
+        level = 24100 + (t - 600) * 1024 // 600 if t > 600 else 24100
+        return level + (4000 if lifted else 0), level + (4100 if lifted or t == 1000 else 100)
+
+    path = tmp_path / "soak.csv"
+    rows = [(t, 36000, 37000) for t in range(0, 1200, 10)]
+    write_csv(path, rows, heap=lambda t: heap(t, False))
+    assert soak_driver.report(str(path), 600, 10, 120, 2048) == 0, capsys.readouterr().out
+    write_csv(path, rows, heap=lambda t: heap(t, True))
+    assert soak_driver.report(str(path), 600, 10, 120, 2048) == 1
+    assert "FAIL (heap in use beyond 10% and 2048 KiB)" in capsys.readouterr().out
