@@ -12,13 +12,13 @@ size_t __sanitizer_get_free_bytes(void);
 
 /* AddressSanitizer brings an allocator of its own, of which glibc's mallinfo2 counts nothing:
  * its own statistics stand in (the tests run such builds), nothing counted as mapped apart. */
-static void read_heap(rp_memory_t *m) {
+void rp_memory_read_heap(rp_memory_t *m) {
     m->heap_in_use = __sanitizer_get_current_allocated_bytes();
     m->heap_mmapped = 0;
     m->heap_free = __sanitizer_get_free_bytes();
 }
 #else
-static void read_heap(rp_memory_t *m) {
+void rp_memory_read_heap(rp_memory_t *m) {
     struct mallinfo2 mi = mallinfo2();
     m->heap_in_use = mi.uordblks + mi.hblkhd;
     m->heap_mmapped = mi.hblkhd;
@@ -27,7 +27,7 @@ static void read_heap(rp_memory_t *m) {
 #endif
 
 void rp_memory_read(rp_memory_t *m) {
-    read_heap(m);
+    rp_memory_read_heap(m);
     m->resident = 0;
     /* statm's second field is the resident set in pages: one short read, no parsing of status */
     FILE *f = fopen("/proc/self/statm", "re");

@@ -18,5 +18,7 @@ typedef struct rp_memory {
 /* Reads the process's figures now. Takes each malloc arena's lock in turn while it counts (tens
  * of microseconds): for a sampler once a second or a scrape, not for a request's path. */
 void rp_memory_read(rp_memory_t *m);
+/* The heap figures only (resident left as it was): what a sampler needs between reports. */
+void rp_memory_read_heap(rp_memory_t *m);
 
 #endif

@@ -156,7 +156,10 @@ void rp_process_wait(rp_process_t *p) {
             malloc_trim(0);
             trimmed_ms = rp_mono_ms();
         }
-        rp_memory_read(&now);
+        if (sig == SIGUSR1)
+            rp_memory_read(&now); /* the report gives the resident set too */
+        else
+            rp_memory_read_heap(&now);
         if (now.heap_in_use > peak) peak = now.heap_in_use;
         if (sig == SIGUSR1) {
             report_memory(&now, peak);

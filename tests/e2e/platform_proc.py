@@ -26,6 +26,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def rss_kib(pid):
+    """pid's resident set (VmRSS) in KiB; 0 when /proc no longer shows it."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def wait_for(predicate, timeout, what):
     """Polls predicate until it returns a truthy value; fails after timeout seconds."""
     deadline = time.monotonic() + timeout

@@ -6,7 +6,7 @@ import os
 import pytest
 import requests
 
-from platform_proc import Platform
+from platform_proc import Platform, rss_kib
 
 # these start platforms of their own, whatever E2E_MODE says, and the gateway's edge is the same
 # code in reward-platform and reward-api: the embedded pass runs them once
@@ -38,6 +38,26 @@ def test_the_token_opens_metrics(tokened):
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("text/plain")
     assert "rp_http_requests_total" in r.text
+
+
+def test_metrics_carries_the_apis_memory(tokened):
+    # the api's own memory (lib/memory.c), as the SIGUSR1 report has it (test_memory_report.py)
+    rss_before = rss_kib(tokened.proc.pid) * 1024
+    r = metrics(tokened, tokened.metrics_token)
+    rss_after = rss_kib(tokened.proc.pid) * 1024
+    assert r.status_code == 200
+    values = {}
+    for row in r.text.splitlines():
+        if row and not row.startswith("#"):
+            name, _, value = row.rpartition(" ")
+            values[name] = float(value)
+    for name in ["process_resident_memory_bytes", "rp_heap_in_use_bytes", "rp_heap_free_bytes"]:
+        assert name in values, r.text
+        assert "# TYPE %s gauge" % name in r.text
+    assert values["rp_heap_in_use_bytes"] >= 1 << 20
+    assert values["rp_heap_free_bytes"] >= 0
+    rss = values["process_resident_memory_bytes"]
+    assert min(rss_before, rss_after) * 0.8 <= rss <= max(rss_before, rss_after) * 1.25, (rss, rss_before)
 
 
 def test_loopback_without_the_token_is_an_unknown_path(tokened):

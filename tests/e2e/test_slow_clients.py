@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from platform_proc import Cluster, Platform, wait_for
+from platform_proc import Cluster, Platform, rss_kib, wait_for
 
 MODE = os.environ.get("E2E_MODE", "embedded")
 
@@ -86,14 +86,6 @@ class Tricklers:
         self.thread.join()
         for s in self.socks:
             s.close()
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def sanitized(p):
