@@ -132,6 +132,18 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
 /* Takes a connection (waits while all are in use). Give it back with rp_sqlite_pool_put. */
 sqlite3 *rp_sqlite_pool_get(rp_sqlite_pool_t *p, rp_err_t *err);
 void rp_sqlite_pool_put(rp_sqlite_pool_t *p, sqlite3 *db);
+/* What SQLite holds in this process's pools: the page caches, prepared statements and schemas of
+ * every pooled connection, writer and checkpointer included (SQLite's own count, through
+ * sqlite3_db_status: Debian builds it without sqlite3_memory_used). Each connection's figures are
+ * as its holder last read them, on letting it go, at most once a second; a closed connection
+ * counts nothing. Part of the heap in use (lib/memory.h): the page caches fill as the files
+ * grow, up to SQLITE_CACHE_KIB per connection (8 times that for a writer), which a leak does
+ * not stop at (bench/soak.sh). */
+typedef struct rp_sqlite_memory {
+    size_t cache, statements, schemas; /* bytes */
+} rp_sqlite_memory_t;
+void rp_sqlite_memory_read(rp_sqlite_memory_t *out);
+
 /* Closes every connection; none may be in use. Accepts NULL. */
 void rp_sqlite_pool_free(rp_sqlite_pool_t *p);
 /* The pool's database path (borrowed). */

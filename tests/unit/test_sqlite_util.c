@@ -654,6 +654,61 @@ Test(query, pooled_connections_keep_statements_reset_for_the_next_use) {
     sqlite3_close(plain);
 }
 
+/* ---- what SQLite holds: rp_sqlite_memory_read ---- */
+
+static rp_txn_end_t insert_one(sqlite3 *db, void *arg, rp_err_t *err) {
+    (void)arg;
+    return rp_sqlite_exec(db, "INSERT INTO kv VALUES ('written', 1)", err) ? RP_TXN_COMMIT : RP_TXN_FAILED;
+}
+
+/* A pool's connections count what SQLite holds for them once their holder lets them go: a reader
+ * when it is put back, the writer after a group; a page cache that read a file ten times its size
+ * holds its bound (SQLITE_CACHE_KIB), no more; closing the pool counts it all out. */
+Test(query, a_pool_counts_what_sqlite_holds_for_its_connections) {
+    enum { KIB = 64 };
+    rp_err_t err;
+    rp_sqlite_memory_t m;
+    rp_sqlite_set_cache_kib(KIB);
+    rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, kv_schema, 2, &err);
+    cr_assert_not_null(pool, "%s", err.message);
+    rp_sqlite_memory_read(&m);
+    cr_assert_eq(m.cache + m.statements + m.schemas, 0, "nothing is counted before a holder lets go");
+    sqlite3 *a = rp_sqlite_pool_get(pool, &err);
+    /* about 1.3 MiB of rows: twenty times the cache */
+    cr_assert(rp_sqlite_exec(a,
+                             "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 5000) "
+                             "INSERT INTO kv SELECT printf('key-%06d-', x) || hex(randomblob(100)), x FROM r",
+                             &err),
+              "%s", err.message);
+    rp_sqlite_pool_put(pool, a);
+    rp_sqlite_memory_read(&m);
+    cr_assert_gt(m.schemas, 0);
+    cr_assert_gt(m.cache, 0);
+    size_t one = m.cache;
+    sqlite3 *b = rp_sqlite_pool_get(pool, &err); /* the other connection: its first use */
+    cr_assert_neq(a, b);
+    sqlite3_stmt *st;
+    cr_assert(rp_sqlite_prepare(b, "SELECT sum(length(k)) FROM kv", &st, &err));
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_assert_gt(sqlite3_column_int64(st, 0), 1 << 20);
+    rp_sqlite_finalize(st); /* kept by the connection: it holds the statement */
+    rp_sqlite_pool_put(pool, b);
+    rp_sqlite_memory_read(&m);
+    size_t b_cache = m.cache - one;
+    /* a full cache: close to its bound, and not beyond it (each page carries SQLite's header) */
+    cr_assert_geq(b_cache, KIB * 1024 / 2, "%zu", b_cache);
+    cr_assert_leq(b_cache, KIB * 1024 * 5 / 4, "%zu", b_cache);
+    cr_assert_gt(m.statements, 0);
+    size_t readers = m.cache;
+    cr_assert(rp_sqlite_transact(pool, insert_one, NULL, &err), "%s", err.message);
+    rp_sqlite_memory_read(&m);
+    cr_assert_gt(m.cache, readers, "the writer's cache is counted after its group");
+    rp_sqlite_pool_free(pool);
+    rp_sqlite_memory_read(&m);
+    cr_assert_eq(m.cache + m.statements + m.schemas, 0, "closed connections hold nothing");
+    rp_sqlite_set_cache_kib(RP_SQLITE_CACHE_KIB_DEFAULT);
+}
+
 /* ---- group commit: rp_sqlite_transact ---- */
 
 typedef struct write_arg {
