@@ -73,7 +73,7 @@ ts=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p bench/results
 csv=bench/results/soak-$ts.csv
 md=bench/results/soak-$ts.md
-echo "t_s,mode,process,pid,rss_kb,peak_kb,fds,heap_kb,heap_peak_kb" >"$csv"
+echo "t_s,mode,process,pid,rss_kb,peak_kb,fds,heap_kb,heap_peak_kb,sqlite_kb" >"$csv"
 work=$(mktemp -d)
 rabbit_state=$work/rabbitmq.started
 vhost=""
@@ -113,10 +113,11 @@ trap 'exit 143' TERM
 # killed: the resident set now and its peak since the previous row (VmHWM, then reset to the
 # present by clear_refs 5), its descriptors, and its heap in use and that heap's peak from the
 # newest "memory" line it wrote to log (the answer to the SIGUSR1 sent at the row before: the
-# process samples its heap every second and reports the highest since its previous report); an
-# empty rss_kb means the process is gone
+# process samples its heap every second and reports the highest since its previous report), with
+# what SQLite holds of that heap (page caches, statements, schemas); an empty rss_kb means the
+# process is gone
 sample() {
-    local t0=$1 mode=$2 log=$3 t i rss peak fds st pid mem heap heap_peak
+    local t0=$1 mode=$2 log=$3 t i rss peak fds st pid mem heap heap_peak sqlite
     shift 3
     local args=("$@")
     for ((i = 0; i < ${#args[@]}; i += 2)); do echo 5 >"/proc/${args[i + 1]}/clear_refs" 2>/dev/null || true; done
@@ -133,7 +134,8 @@ sample() {
             mem=$(grep -F "\"module\":\"memory\",\"pid\":$pid," "$log" 2>/dev/null | tail -1 || true)
             heap=$(sed -n 's/.*"heapInUseBytes":\([0-9]*\).*/\1/p' <<<"$mem")
             heap_peak=$(sed -n 's/.*"heapInUsePeakBytes":\([0-9]*\).*/\1/p' <<<"$mem")
-            echo "$t,$mode,${args[i]},$pid,$rss,$peak,$fds,${heap:+$((heap / 1024))},${heap_peak:+$((heap_peak / 1024))}" >>"$csv"
+            sqlite=$(sed -n 's/.*"sqliteCacheBytes":\([0-9]*\),"sqliteStatementBytes":\([0-9]*\),"sqliteSchemaBytes":\([0-9]*\).*/\1 + \2 + \3/p' <<<"$mem")
+            echo "$t,$mode,${args[i]},$pid,$rss,$peak,$fds,${heap:+$((heap / 1024))},${heap_peak:+$((heap_peak / 1024))},${sqlite:+$(((sqlite) / 1024))}" >>"$csv"
             [ -n "$rss" ] && kill -USR1 "$pid" 2>/dev/null || true
         done
         sleep "$interval"

@@ -186,7 +186,8 @@ def report(path, warmup, max_growth, baseline=60, allow_kib=0, max_rss_mib=0):
     worker's heap by 2-5 MiB for about a second (+16 % over a baseline whose batch had gone to
     the other worker), while both levels grew by 0.8-1.0 MiB in ten minutes. The highest heap
     peak after the warm-up (heap_peak_kb: the process's own highest, sampled every second) is
-    shown, not judged. The resident set also holds what glibc keeps free in its arenas, which on
+    shown, not judged, and so is SQLite's share of the two levels (sqlite_kb: its page caches,
+    statements and schemas, which fill up to their bound as the files grow). The resident set also holds what glibc keeps free in its arenas, which on
     the 16-40 MiB workers swings by 5 MiB with the work in flight while the heap in use stays
     level (the 15-minute cluster soak of 2026-12-03, sixth sitting): RSS failed processes that
     leaked nothing.
@@ -210,12 +211,12 @@ def report(path, warmup, max_growth, baseline=60, allow_kib=0, max_rss_mib=0):
             peak = num(r, "peak_kb") or rss
             heap_peak = num(r, "heap_peak_kb") or num(r, "heap_kb")
             rows.setdefault((r["mode"], r["process"]), []).append(
-                (float(r["t_s"]), rss, num(r, "fds"), peak, num(r, "heap_kb"), heap_peak))
+                (float(r["t_s"]), rss, num(r, "fds"), peak, num(r, "heap_kb"), heap_peak, num(r, "sqlite_kb")))
     print("| mode | process | judged on | MiB warm-up's end / highest after / end (heap: levels, the last window's "
-          "median; RSS: highest peaks) | growth % (highest, end) | "
+          "median; RSS: highest peaks) | growth % (highest, end) | of which SQLite MiB (warm-up's end / end) | "
           "RSS MiB start / peak / end | fds start / warm-up's last minute / peak after / end | growth % (peak, end) | "
           "verdict |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     failed = False
 
     def mib(kb):
@@ -231,7 +232,7 @@ def report(path, warmup, max_growth, baseline=60, allow_kib=0, max_rss_mib=0):
         if len(alive) < len(samples):
             verdict, failed = "FAIL (the process was gone)", True
         if not after:
-            print("| %s | %s | | no sample after the warm-up | | | | | FAIL |" % (mode, proc))
+            print("| %s | %s | | no sample after the warm-up | | | | | | FAIL |" % (mode, proc))
             failed = True
             continue
         # highs against highs: the highest peak of the warm-up's last `baseline` seconds
@@ -240,12 +241,16 @@ def report(path, warmup, max_growth, baseline=60, allow_kib=0, max_rss_mib=0):
         heap_base = [s for s in base_window if s[5] is not None]
         on_heap = heap_base and all(s[5] is not None for s in after)
         if on_heap:  # levels: medians of the last windows; the highest peak shown
-            judged = "heap in use"
+            judged, sqlite = "heap in use", ""
             end_window = [s for s in after if s[0] >= after[-1][0] - baseline]
             base_mem = statistics.median(s[4] for s in heap_base)
             peak_mem, end_mem = max(s[5] for s in after), statistics.median(s[4] for s in end_window)
+            # SQLite's share of those levels (page caches filling to their bound), where reported
+            base_sq, end_sq = ([s[6] for s in w if s[6] is not None] for w in (heap_base, end_window))
+            if base_sq and end_sq:
+                sqlite = "%s / %s" % (mib(statistics.median(base_sq)), mib(statistics.median(end_sq)))
         else:  # highs against highs
-            judged = "RSS"
+            judged, sqlite = "RSS", ""
             base_mem, peak_mem, end_mem = max(s[3] for s in base_window), max(s[3] for s in after), after[-1][1]
         base_fd, peak_fd, end_fd = max(s[2] for s in base_window), max(s[2] for s in after), after[-1][2]
         g_mem, g_fd = growth(base_mem, peak_mem, end_mem), growth(base_fd, peak_fd, end_fd)
@@ -260,8 +265,8 @@ def report(path, warmup, max_growth, baseline=60, allow_kib=0, max_rss_mib=0):
             grew.append("RSS above %g MiB" % max_rss_mib)
         if grew:
             verdict, failed = "FAIL (%s)" % ", ".join(grew), True
-        print("| %s | %s | %s | %s / %s / %s | %+.1f, %+.1f | %s / %s / %s | %d / %d / %d / %d | %+.1f, %+.1f | %s |" % (
-            mode, proc, judged, mib(base_mem), mib(peak_mem), mib(end_mem), g_mem[0], g_mem[1], mib(alive[0][1]),
+        print("| %s | %s | %s | %s / %s / %s | %+.1f, %+.1f | %s | %s / %s / %s | %d / %d / %d / %d | %+.1f, %+.1f | %s |" % (
+            mode, proc, judged, mib(base_mem), mib(peak_mem), mib(end_mem), g_mem[0], g_mem[1], sqlite, mib(alive[0][1]),
             mib(rss_peak), mib(after[-1][1]), alive[0][2], base_fd, peak_fd, end_fd, g_fd[0], g_fd[1], verdict))
     return 1 if failed else 0
 

@@ -17,16 +17,18 @@ import soak_driver  # noqa: E402
 WARMUP = 180
 
 
-def write_csv(path, rows, fds=lambda t: 40, heap=None):
+def write_csv(path, rows, fds=lambda t: 40, heap=None, sqlite=None):
     """rows: (t, rss, peak); heap(t): (heap in use, its peak) in KiB, or None, as at a process's
     first row (its first report answers that row's signal); without heap the heap columns stay
-    empty, as in a CSV of processes that did not report it (judged on RSS)."""
+    empty, as in a CSV of processes that did not report it (judged on RSS); sqlite(t): SQLite's
+    share of the heap in KiB (empty without it, as before the processes reported it)."""
     with open(path, "w") as f:
-        f.write("t_s,mode,process,pid,rss_kb,peak_kb,fds,heap_kb,heap_peak_kb\n")
+        f.write("t_s,mode,process,pid,rss_kb,peak_kb,fds,heap_kb,heap_peak_kb,sqlite_kb\n")
         for t, rss, peak in rows:
             h = heap(t) if heap else None
             h = "%d,%d" % h if h else ","
-            f.write("%d,cluster,grant worker,1,%d,%d,%d,%s\n" % (t, rss, peak, fds(t), h))
+            q = sqlite(t) if sqlite and heap and heap(t) else None
+            f.write("%d,cluster,grant worker,1,%d,%d,%d,%s,%s\n" % (t, rss, peak, fds(t), h, "" if q is None else q))
 
 
 def batch_every_120s(t):
@@ -174,3 +176,22 @@ def test_a_batchs_moment_of_heap_passes_and_a_level_that_stays_fails(tmp_path, c
     write_csv(path, rows, heap=lambda t: heap(t, True))
     assert soak_driver.report(str(path), 600, 10, 120, 2048) == 1
     assert "FAIL (heap in use beyond 10% and 2048 KiB)" in capsys.readouterr().out
+
+
+def test_sqlites_share_of_the_levels_is_shown_not_judged(tmp_path, capsys):
+    """SQLite's share of each level (the medians of the same windows) stands beside the verdict:
+    a grant worker whose heap grew 5 MiB, 4 MiB of it page caches, fails as any heap that grew
+    beyond the bound; the column says where the growth went."""
+    level = lambda t: 16500 + (5120 if t >= 900 else 0)  # noqa: E731
+    share = lambda t: 2048 + (4096 if t >= 900 else 0)  # noqa: E731
+    path = tmp_path / "soak.csv"
+    rows = [(t, 36000, 37000) for t in range(0, 1200, 10)]
+    write_csv(path, rows, heap=lambda t: (level(t), level(t) + 100) if t else None, sqlite=share)
+    assert soak_driver.report(str(path), 600, 10, 120, 2048) == 1
+    out = capsys.readouterr().out
+    assert "| 16.1 / 21.2 / 21.1 | +31.6, +31.0 | 2.0 / 6.0 |" in out, out
+    assert "FAIL (heap in use beyond 10% and 2048 KiB)" in out, out
+    # without the column (processes that did not report it) the cell stays empty
+    write_csv(path, rows, heap=lambda t: (level(t), level(t) + 100) if t else None)
+    assert soak_driver.report(str(path), 600, 10, 120, 2048) == 1
+    assert "| +31.6, +31.0 |  |" in capsys.readouterr().out
