@@ -26,6 +26,7 @@
 #include "console.h"
 #include "envelope.h"
 #include "export.h"
+#include "failpoint.h"
 #include "http_io.h"
 #include "http_options.h"
 #include "ipnet.h"
@@ -78,6 +79,7 @@ struct rp_gateway {
     rp_conn_limit_t *conns;              /* open connections per peer address (MAX_CONNECTIONS_PER_ADDRESS) */
     _Atomic int64_t refused_logged_s;    /* when a refused connection was last logged (one line a second) */
     _Atomic long info_offset;            /* see early_info: -1 unknown, -2 inconsistent (cap off) */
+    atomic_bool cap_started;             /* teach_layout is over: /health/ready may say ready */
     char tls_error[256];                 /* why the certificate or key did not load (set by init_tls) */
     bool has_metrics_token;
     unsigned char metrics_digest[crypto_generichash_BYTES]; /* of METRICS_TOKEN: compared, never the token */
@@ -182,6 +184,13 @@ static void handle_ready(rp_gateway_t *gw, req_ctx_t *rc) {
     bool all_ok = true;
     rp_err_t err;
     rp_err_clear(&err);
+    /* a client taken before the per-address cap knows civetweb's layout is never counted: not
+     * ready until start-up's own connection has taught it (teach_layout) */
+    if (gw->cfg->max_connections_per_address > 0) {
+        bool started = atomic_load(&gw->cap_started);
+        json_object_set_new(checks, "connectionCap", json_string(started ? "ok" : "starting"));
+        all_ok = all_ok && started;
+    }
     if (!rp_transport_ready(gw->transport, &err)) {
         json_object_set_new(checks, "transport", json_string(err.message));
         all_ok = false;
@@ -775,6 +784,7 @@ static void teach_layout(rp_gateway_t *gw) {
     if (fd >= 0) close(fd);
     if (atomic_load(&gw->info_offset) < 0)
         rp_log(RP_LOG_INFO, "gateway", "MAX_CONNECTIONS_PER_ADDRESS applies from the first finished connection on");
+    atomic_store(&gw->cap_started, true);
 }
 
 /* At debug level, the cap's count for ri's address after a connection was counted or closed
@@ -811,6 +821,7 @@ static void on_connection_close(const struct mg_connection *conn) {
     rp_gateway_t *gw = mg_get_user_data(mg_get_context(conn));
     const struct mg_request_info *ri = mg_get_request_info(conn);
     if (!ri) return;
+    if (atomic_load(&gw->info_offset) == -1) rp_failpoint_hold("gateway.layout"); /* a test delays the lesson */
     learn_info_offset(gw, conn, ri);
     if (!ri->conn_data) return;
     rp_conn_limit_release(gw->conns, ri->remote_addr);
@@ -873,6 +884,7 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
     gw->replies = rp_page_cache_new(cfg->events_cache_ms, REPLY_SLOTS, REPLY_MAX_BYTES);
     gw->tokens = rp_token_cache_new(cfg->jwt_secret, cfg->jwt_secret_len, TOKEN_SLOTS);
     atomic_init(&gw->info_offset, -1);
+    atomic_init(&gw->cap_started, false);
     atomic_init(&gw->refused_logged_s, 0);
     for (size_t i = 0; i < n; i++)
         if (routes[i].component >= 0) gw->components[routes[i].component] = true;
