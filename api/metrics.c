@@ -9,6 +9,7 @@
 
 #include "mem.h"
 #include "memory.h"
+#include "sqlite_util.h"
 #include "routes.h"
 
 static const double bounds_ms[] = {1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
@@ -136,5 +137,13 @@ char *rp_metrics_render(rp_metrics_t *m) {
         "# HELP rp_heap_free_bytes Heap free in the malloc arenas, kept for reuse until trimmed.\n"
         "# TYPE rp_heap_free_bytes gauge\nrp_heap_free_bytes %zu\n",
         mem.resident, mem.heap_in_use, mem.heap_free);
+    /* SQLite's part of that heap: 0 in reward-api, which opens no SQLite file */
+    rp_sqlite_memory_t sq;
+    rp_sqlite_memory_read(&sq);
+    put(&b,
+        "# HELP rp_sqlite_memory_bytes Heap held by SQLite's pooled connections: page caches, statements, schemas.\n"
+        "# TYPE rp_sqlite_memory_bytes gauge\nrp_sqlite_memory_bytes{kind=\"cache\"} %zu\n"
+        "rp_sqlite_memory_bytes{kind=\"statements\"} %zu\nrp_sqlite_memory_bytes{kind=\"schemas\"} %zu\n",
+        sq.cache, sq.statements, sq.schemas);
     return b.p;
 }

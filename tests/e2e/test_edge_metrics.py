@@ -58,6 +58,11 @@ def test_metrics_carries_the_apis_memory(tokened):
     assert values["rp_heap_free_bytes"] >= 0
     rss = values["process_resident_memory_bytes"]
     assert min(rss_before, rss_after) * 0.8 <= rss <= max(rss_before, rss_after) * 1.25, (rss, rss_before)
+    # SQLite's part of the heap (the embedded process's stores; the SIGUSR1 report has the same)
+    assert "# TYPE rp_sqlite_memory_bytes gauge" in r.text
+    sqlite = [values['rp_sqlite_memory_bytes{kind="%s"}' % k] for k in ("cache", "statements", "schemas")]
+    assert sqlite[0] > 0 and sqlite[2] > 0, r.text
+    assert sum(sqlite) < values["rp_heap_in_use_bytes"], r.text
 
 
 def test_loopback_without_the_token_is_an_unknown_path(tokened):
