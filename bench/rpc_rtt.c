@@ -4,6 +4,7 @@
  * platform is involved, so the figures bound what lib/transport_amqp.c can reach.
  *
  *   build/bench/rpc_rtt [calls per variant, default 2000] [amqp URL, default the local guest]
+ *   SPIN_CLIENT_US=500 build/bench/rpc_rtt 3000   (the requester polls for its reply first)
  *
  * Variants: the request queue is a quorum queue (persistent messages, the old declaration), a
  * durable classic queue with transient messages, or a non-durable classic queue; the reply
@@ -71,6 +72,23 @@ static void close_broker(amqp_connection_state_t c) {
     amqp_destroy_connection(c);
 }
 
+/* SPIN_CLIENT_US / SPIN_WORKER_US (environment, default 0): how long the requester waiting for a
+ * reply, or the worker waiting for a request, polls its connection without sleeping before it
+ * sleeps (the platform's AMQP_REPLY_SPIN_US is the requester's). */
+static long spin_client_us, spin_worker_us;
+
+/* amqp_consume_message, polling without blocking for the first spin_us */
+static amqp_rpc_reply_t consume_spin(amqp_connection_state_t c, amqp_envelope_t *env, struct timeval *tv,
+                                     long spin_us) {
+    int64_t end = now_us() + spin_us;
+    while (spin_us > 0 && now_us() < end) {
+        struct timeval zero = {0, 0};
+        amqp_rpc_reply_t r = amqp_consume_message(c, env, &zero, 0);
+        if (r.reply_type != AMQP_RESPONSE_LIBRARY_EXCEPTION || r.library_error != AMQP_STATUS_TIMEOUT) return r;
+    }
+    return amqp_consume_message(c, env, tv, 0);
+}
+
 /* The echoing worker: replies to reply_to through the reply exchange, or through the default
  * exchange when reply_to names direct reply-to, then acks. */
 static void *worker_main(void *arg) {
@@ -79,7 +97,7 @@ static void *worker_main(void *arg) {
         amqp_envelope_t env;
         struct timeval tv = {0, 100000};
         amqp_maybe_release_buffers(c);
-        amqp_rpc_reply_t r = amqp_consume_message(c, &env, &tv, 0);
+        amqp_rpc_reply_t r = consume_spin(c, &env, &tv, spin_worker_us);
         if (r.reply_type != AMQP_RESPONSE_NORMAL) continue;
         amqp_basic_properties_t p;
         memset(&p, 0, sizeof p);
@@ -160,7 +178,7 @@ static void run_variant(queue_kind_t kind, bool direct, int n) {
             amqp_envelope_t env;
             struct timeval tv = {5, 0};
             amqp_maybe_release_buffers(req);
-            amqp_rpc_reply_t r = amqp_consume_message(req, &env, &tv, 0);
+            amqp_rpc_reply_t r = consume_spin(req, &env, &tv, spin_client_us);
             if (r.reply_type != AMQP_RESPONSE_NORMAL) {
                 lost++;
                 break;
@@ -196,6 +214,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: rpc_rtt [calls >= 10] [amqp URL]\n");
         return 2;
     }
+    spin_client_us = getenv("SPIN_CLIENT_US") ? atol(getenv("SPIN_CLIENT_US")) : 0;
+    spin_worker_us = getenv("SPIN_WORKER_US") ? atol(getenv("SPIN_WORKER_US")) : 0;
     printf(
         "| request queue | reply path | calls | p50 ms | p99 ms | mean ms | lost |\n|---|---|---|---|---|---|---|\n");
     for (int kind = Q_QUORUM; kind <= Q_CLASSIC_TRANSIENT; kind++)

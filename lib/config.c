@@ -222,6 +222,7 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
         !get_str(get, ud, "TRANSPORT", "inproc", cfg->transport, sizeof cfg->transport, err) ||
         !get_str(get, ud, "AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/", cfg->amqp_url, sizeof cfg->amqp_url, err) ||
         !get_int(get, ud, "AMQP_PREFETCH", 16, 1, 65535, &cfg->amqp_prefetch, err) ||
+        !get_int(get, ud, "AMQP_REPLY_SPIN_US", 500, 0, 100000, &cfg->amqp_reply_spin_us, err) ||
         !get_duration(get, ud, "JWT_EXPIRES_IN", "60m", &cfg->jwt_expires_s, err) ||
         !get_duration(get, ud, "REFRESH_EXPIRES_IN", "14d", &cfg->refresh_expires_s, err) ||
         !get_str(get, ud, "ADMIN_USERNAME", "", cfg->admin_username, sizeof cfg->admin_username, err) ||

@@ -22,6 +22,7 @@ typedef struct rp_config {
     char transport[16];            /* TRANSPORT: inproc | amqp */
     char amqp_url[1024];           /* AMQP_URL */
     int amqp_prefetch;             /* AMQP_PREFETCH unacked messages per consumer, default 16 */
+    int amqp_reply_spin_us;        /* AMQP_REPLY_SPIN_US a lone call polls for its reply, default 500 */
     unsigned char jwt_secret[512]; /* JWT_SECRET bytes (required, >= 32) */
     size_t jwt_secret_len;
     int64_t jwt_expires_s;         /* JWT_EXPIRES_IN, default 60m */

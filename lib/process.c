@@ -68,7 +68,8 @@ bool rp_process_start(rp_process_t *p, const char *name, bool allow_inproc, bool
     sigaddset(&p->signals, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &p->signals, NULL);
     signal(SIGPIPE, SIG_IGN);
-    p->transport = amqp ? rp_transport_amqp_new(p->cfg.amqp_url, p->cfg.amqp_prefetch, p->cfg.rpc_connections, &err)
+    p->transport = amqp ? rp_transport_amqp_new(p->cfg.amqp_url, p->cfg.amqp_prefetch, p->cfg.rpc_connections,
+                                                p->cfg.amqp_reply_spin_us, &err)
                         : rp_transport_inproc_new(p->cfg.queue_capacity);
     if (!p->transport) {
         fprintf(stderr, "%s: transport: %s\n", name, err.message);

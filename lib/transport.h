@@ -113,8 +113,10 @@ rp_transport_t *rp_transport_inproc_new(int queue_capacity);
  * Messages that cannot be parsed are dead-lettered at once to <queue>.dlq; a work message
  * delivered more than 5 times (a worker died on it) is dead-lettered by the broker; an RPC request
  * a worker died on is redelivered until its expiration, then dead-lettered as expired.
+ * A call waiting alone in this process for its reply polls its connection for up to
+ * reply_spin_us microseconds before it sleeps (0: never; see transport_amqp.c).
  * url: amqp://user:pass@host:port/vhost (copied). Returns a new transport or NULL with err. */
-rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, int connections, rp_err_t *err);
+rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, int connections, int reply_spin_us, rp_err_t *err);
 /* Opens n of an amqp transport's call connections now (at most its `connections`), so that the
  * first burst of calls finds them open: each takes the broker several round trips and a queue.
  * False with err when the broker cannot be reached; those opened stay open. */

@@ -6,11 +6,13 @@
 #include <dirent.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "amqp_broker.h"
@@ -19,26 +21,35 @@
 #include "transport.h"
 #include "work_counter.h"
 
+static atomic_int slow_started; /* slow requests a handler has begun */
+
 static char *slow_echo(void *ctx, const char *req, size_t len, size_t *out_len) {
     (void)ctx;
-    if (len >= 6 && memcmp(req, "{\"slow", 6) == 0) usleep(400000);
+    if (len >= 6 && memcmp(req, "{\"slow", 6) == 0) {
+        atomic_fetch_add(&slow_started, 1);
+        usleep(400000);
+    }
     char *out = malloc(len);
     memcpy(out, req, len);
     *out_len = len;
     return out;
 }
 
-/* A transport on the broker with the given prefetch and call connections; skips the test when no
- * broker answers. */
-static rp_transport_t *transport_or_skip_with(int workers, int connections) {
+/* A transport on the broker with the given prefetch, call connections and reply spin; skips the
+ * test when no broker answers. */
+static rp_transport_t *transport_or_skip_spinning(int workers, int connections, int spin_us) {
     rp_err_t err;
-    rp_transport_t *t = rp_transport_amqp_new(broker_url(), workers, connections, &err);
+    rp_transport_t *t = rp_transport_amqp_new(broker_url(), workers, connections, spin_us, &err);
     cr_assert_not_null(t, "%s", err.message);
     if (!rp_transport_ready(t, &err)) {
         rp_transport_free(t);
         cr_skip_test("no RabbitMQ at %s: %s", broker_url(), err.message);
     }
     return t;
+}
+
+static rp_transport_t *transport_or_skip_with(int workers, int connections) {
+    return transport_or_skip_spinning(workers, connections, 0);
 }
 
 static rp_transport_t *transport_or_skip(int workers) {
@@ -123,7 +134,7 @@ Test(amqp, rpc_round_trip_timeouts_and_dead_letters, .timeout = 60) {
     rp_transport_free(t);
 
     /* a wrong address is a clear 503, quickly */
-    rp_transport_t *bad = rp_transport_amqp_new("amqp://guest:guest@127.0.0.1:1/", 4, 4, &err);
+    rp_transport_t *bad = rp_transport_amqp_new("amqp://guest:guest@127.0.0.1:1/", 4, 4, 0, &err);
     cr_assert_not(rp_transport_ready(bad, &err));
     cr_assert_eq(err.kind, RP_ERR_UNAVAILABLE);
     rp_transport_free(bad);
@@ -308,15 +319,55 @@ typedef struct {
     int64_t deadline_ms;
     bool ok;
     rp_err_t err;
+    double cpu_ms; /* the calling thread's CPU time during the call */
 } slow_call_t;
+
+static double thread_cpu_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
 
 static void *slow_call(void *arg) {
     slow_call_t *c = arg;
     char *rep = NULL;
     size_t n = 0;
+    double cpu0 = thread_cpu_ms();
     c->ok = rp_transport_call(c->t, RP_COMP_EVENT, "{\"slow\":1}", 10, c->deadline_ms, &rep, &n, &c->err);
+    c->cpu_ms = thread_cpu_ms() - cpu0;
+    c->ok = c->ok && n == 10 && memcmp(rep, "{\"slow\":1}", 10) == 0;
     free(rep);
     return NULL;
+}
+
+/* A call waiting alone in the process polls its connection for its reply, up to the transport's
+ * reply spin (100 ms here, of a 400 ms handler), before it sleeps: its thread spends CPU while
+ * it waits. A call made while another waits sleeps at once. Both get their own answers. */
+Test(amqp, a_call_waiting_alone_polls_for_its_reply_and_one_among_others_sleeps, .timeout = 60) {
+    rp_err_t err;
+    rp_transport_t *t = transport_or_skip_spinning(4, 4, 100000);
+    cr_assert(rp_transport_serve(t, RP_COMP_EVENT, slow_echo, NULL, 2, &err), "%s", err.message);
+    first_round_trip(t);
+    slow_call_t lone = {.t = t, .deadline_ms = rp_now_ms() + 10000};
+    slow_call(&lone);
+    cr_assert(lone.ok, "%s", lone.err.message);
+    /* it spun for up to 100 ms (29-41 ms of CPU with a soak beside it on 2 cores); a wait that
+     * sleeps costs a few hundredths of a millisecond */
+    cr_assert_gt(lone.cpu_ms, 5.0, "a lone call used %.2f ms of CPU: it slept", lone.cpu_ms);
+
+    slow_call_t first = {.t = t, .deadline_ms = rp_now_ms() + 10000};
+    slow_call_t second = {.t = t, .deadline_ms = rp_now_ms() + 10000};
+    pthread_t th;
+    int started = atomic_load(&slow_started);
+    pthread_create(&th, NULL, slow_call, &first);
+    while (atomic_load(&slow_started) == started) /* its request is being handled: it waits */
+        usleep(1000);
+    slow_call(&second);
+    pthread_join(th, NULL);
+    cr_assert(first.ok, "%s", first.err.message);
+    cr_assert(second.ok, "%s", second.err.message);
+    cr_assert_lt(second.cpu_ms, 10.0, "a call among others used %.2f ms of CPU: it spun", second.cpu_ms);
+    rp_transport_free(t);
 }
 
 Test(amqp, calls_share_a_bounded_set_of_connections, .timeout = 60) {
@@ -372,7 +423,7 @@ Test(amqp, connecting_ahead_opens_the_connections_at_once, .timeout = 60) {
     cr_assert(rp_transport_amqp_connect(t, 5, &err), "%s", err.message);
     cr_assert_eq(broker_sockets(), 5, "five connections open before any call, %d before", before);
     rp_transport_free(t);
-    rp_transport_t *bad = rp_transport_amqp_new("amqp://guest:guest@127.0.0.1:1/", 4, 4, &err);
+    rp_transport_t *bad = rp_transport_amqp_new("amqp://guest:guest@127.0.0.1:1/", 4, 4, 0, &err);
     cr_assert_not(rp_transport_amqp_connect(bad, 2, &err));
     cr_assert_eq(err.kind, RP_ERR_UNAVAILABLE);
     rp_transport_free(bad);
@@ -601,7 +652,7 @@ Test(amqp, a_consumer_the_broker_never_answers_reconnects_and_stops, .timeout = 
     snprintf(queue, sizeof queue, "test.swallow.%ld", (long)getpid());
     snprintf(dlq, sizeof dlq, "%s.dlq", queue);
     rp_err_t err;
-    rp_transport_t *t = rp_transport_amqp_new(url, 4, 4, &err);
+    rp_transport_t *t = rp_transport_amqp_new(url, 4, 4, 0, &err);
     cr_assert_not_null(t, "%s", err.message);
 
     /* the consumer's first basic.consume is never answered: it gives that connection up and
