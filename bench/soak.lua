@@ -55,7 +55,9 @@ end
 
 function response(status, headers, body)
   local class = math.floor(status / 100) .. "xx"
-  if status == 409 or status == 429 or status == 500 or status == 503 or status == 504 then class = tostring(status) end
+  if status == 401 or status == 409 or status == 429 or status == 500 or status == 503 or status == 504 then
+    class = tostring(status)
+  end
   counts[class] = (counts[class] or 0) + 1
 end
 
