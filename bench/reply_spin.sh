@@ -28,8 +28,11 @@ for w in reward-auth-worker reward-event-worker reward-grant-worker reward-grant
 done
 PORT=$p0 AMQP_REPLY_SPIN_US=0 "$bindir/reward-api" 2>>"$dir/log" &
 pids+=($!)
+api0=$!
 PORT=$p1 AMQP_REPLY_SPIN_US=$spin "$bindir/reward-api" 2>>"$dir/log" &
 pids+=($!)
+api1=$!
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, in clock ticks
 for p in $p0 $p1; do
     for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$p/api/v1/health/ready" >/dev/null && break; sleep 0.1; done
 done
@@ -40,12 +43,18 @@ BENCH_TOKEN=$(curl -sf -XPOST -H 'Content-Type: application/json' -d "$body" "ht
     /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["accessToken"])')
 export BENCH_TOKEN
 for p in $p0 $p1; do wrk -t1 -c1 -d2s -s bench/me.lua "http://127.0.0.1:$p/api/v1/auth/me" >/dev/null; done
-echo "| round | AMQP_REPLY_SPIN_US | req/s | p50 | p99 |"
-echo "|---|---|---|---|---|"
+hz=$(getconf CLK_TCK)
+echo "| round | AMQP_REPLY_SPIN_US | req/s | p50 | p99 | the api's CPU per request |"
+echo "|---|---|---|---|---|---|"
 for i in $(seq 1 "${ROUNDS:-6}"); do
     for p in $p0 $p1; do
+        api=$([ "$p" = "$p0" ] && echo "$api0" || echo "$api1")
+        c0=$(cpu_ticks "$api")
         out=$(wrk -t1 -c1 -d5s --latency -s bench/me.lua "http://127.0.0.1:$p/api/v1/auth/me")
+        c1=$(cpu_ticks "$api")
+        n=$(awk '/requests in/ {print $1}' <<<"$out")
         echo "| $i | $([ "$p" = "$p0" ] && echo 0 || echo "$spin") | $(awk '/Requests\/sec/ {print $2}' <<<"$out") |" \
-            "$(awk '$1 == "50%" {print $2}' <<<"$out") | $(awk '$1 == "99%" {print $2}' <<<"$out") |"
+            "$(awk '$1 == "50%" {print $2}' <<<"$out") | $(awk '$1 == "99%" {print $2}' <<<"$out") |" \
+            "$(awk -v c="$((c1 - c0))" -v hz="$hz" -v n="$n" 'BEGIN{printf "%.0f us", c * 1e6 / hz / n}') |"
     done
 done
