@@ -37,9 +37,10 @@ for p in $p0 $p1; do
     for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$p/api/v1/health/ready" >/dev/null && break; sleep 0.1; done
 done
 user=spin$$
-body="{\"username\":\"$user\",\"email\":\"$user@example.com\",\"password\":\"spin-password-1\"}"
-curl -sf -XPOST -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$p0/api/v1/auth/register" >/dev/null
-BENCH_TOKEN=$(curl -sf -XPOST -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$p0/api/v1/auth/login" |
+login="{\"username\":\"$user\",\"password\":\"spin-password-1\"}"
+curl -sf -XPOST -H 'Content-Type: application/json' -d "${login%\}},\"email\":\"$user@example.com\"}" \
+    "http://127.0.0.1:$p0/api/v1/auth/register" >/dev/null
+BENCH_TOKEN=$(curl -sf -XPOST -H 'Content-Type: application/json' -d "$login" "http://127.0.0.1:$p0/api/v1/auth/login" |
     /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["accessToken"])')
 export BENCH_TOKEN
 for p in $p0 $p1; do wrk -t1 -c1 -d2s -s bench/me.lua "http://127.0.0.1:$p/api/v1/auth/me" >/dev/null; done
