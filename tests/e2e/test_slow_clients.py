@@ -4,6 +4,7 @@ than MAX_CONNECTIONS_PER_ADDRESS connections, and with the defaults a health che
 under a second while 200 clients trickle header bytes from ten addresses. Loopback answers on
 every 127.0.0.x address, so each client below picks its own source address."""
 import http.client
+import json
 import os
 import socket
 import threading
@@ -265,6 +266,12 @@ def test_not_ready_until_the_cap_has_learnt_the_connection_layout(tmp_path):
         held = Tricklers(p, 2, ["127.0.0.61"], every=1.0)
         answer = wait_for(lambda: refused_quickly(p, "127.0.0.61"), 5, "a third connection to be refused")
         assert answer.startswith(b"HTTP/1.1 429") or not answer.startswith(b"HTTP/"), answer
+        # the lesson is a moment of every start, not a failure: no "not ready" warning names it alone
+        with open(p.log_path, "rb") as f:
+            for raw in f:
+                if b'"msg":"not ready: ' in raw:
+                    checks = json.loads(json.loads(raw)["msg"][len("not ready: "):].rsplit(" (", 1)[0])
+                    assert any(v != "ok" for k, v in checks.items() if k != "connectionCap"), raw
     finally:
         if hold.exists():
             hold.unlink()
