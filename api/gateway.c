@@ -185,8 +185,9 @@ static void handle_ready(rp_gateway_t *gw, req_ctx_t *rc) {
     rp_err_t err;
     rp_err_clear(&err);
     /* a client taken before the per-address cap knows civetweb's layout is never counted: not
-     * ready until start-up's own connection has taught it (teach_layout) */
-    bool starting = false; /* only the cap's lesson is missing: a moment of every start, not logged */
+     * ready until start-up's own connection has taught it (teach_layout). A moment of every
+     * start, so it alone is not logged as a failing check. */
+    bool starting = false;
     if (gw->cfg->max_connections_per_address > 0) {
         starting = !atomic_load(&gw->cap_started);
         json_object_set_new(checks, "connectionCap", json_string(starting ? "starting" : "ok"));

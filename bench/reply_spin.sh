@@ -1,41 +1,30 @@
 #!/usr/bin/env bash
 # The RPC round trip at 1 connection with and without the reply spin (AMQP_REPLY_SPIN_US), paired
-# in one sitting: one cluster (auth, event and 2 grant workers on the running RabbitMQ, in a
-# virtual host of its own) and two reward-api processes beside each other, one with
-# AMQP_REPLY_SPIN_US=0 and one with SPIN (default 500); ROUNDS (6) rounds of `wrk -t1 -c1 -d5s
-# --latency` GET /auth/me against each in turn. Usage: [SPIN=500] [ROUNDS=6] [BIN=...] bench/reply_spin.sh
+# in one sitting: the cluster bench/start.sh starts (auth, event and 2 grant workers and a
+# reward-api with AMQP_REPLY_SPIN_US=0, on the running RabbitMQ in a virtual host of its own) and
+# a second reward-api beside it with SPIN (default 500); ROUNDS (6) rounds of `wrk -t1 -c1 -d5s
+# --latency` GET /auth/me against each in turn, with each api's CPU per request.
+# Usage: [SPIN=500] [ROUNDS=6] [BIN=...] bench/reply_spin.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 spin=${SPIN:-500}
-bin=${BIN:-build/bin/reward-platform}
-bindir=$(dirname "$bin")
 if [ -z "${BIN:-}" ]; then make -s all >&2; fi
 timeout 60 rabbitmqctl -q status >/dev/null 2>&1 || { echo "reply_spin: RabbitMQ is not running" >&2; exit 1; }
 vhost=rp-spin-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 rabbitmqctl -q add_vhost "$vhost"
 rabbitmqctl -q set_permissions -p "$vhost" guest '.*' '.*' '.*'
-dir=$(mktemp -d)
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-p0=$(free_port) p1=$(free_port)
-export JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n') BIND_ADDRESS=127.0.0.1 SQLITE_DIR=$dir \
-    RATE_LIMIT_RPS=0 RATE_LIMIT_AUTH_RPS=0 LOGIN_GLOBAL_RPS=0 LOG_LEVEL=warn HTTP_THREADS=96 \
-    TRANSPORT=amqp AMQP_URL="amqp://guest:guest@127.0.0.1:5672/$vhost" PORT=$p0
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; rm -rf "$dir"; rabbitmqctl -q delete_vhost "$vhost" || true' EXIT
-for w in reward-auth-worker reward-event-worker reward-grant-worker reward-grant-worker; do
-    "$bindir/$w" 2>>"$dir/log" &
-    pids+=($!)
-done
-PORT=$p0 AMQP_REPLY_SPIN_US=0 "$bindir/reward-api" 2>>"$dir/log" &
-pids+=($!)
-api0=$!
-PORT=$p1 AMQP_REPLY_SPIN_US=$spin "$bindir/reward-api" 2>>"$dir/log" &
-pids+=($!)
+export AMQP_URL="amqp://guest:guest@127.0.0.1:5672/$vhost" AMQP_REPLY_SPIN_US=0
+CLUSTER=1 # read by bench/start.sh: the workers, and a reward-api without the spin, the last of pids
+# shellcheck source=bench/start.sh
+. bench/start.sh # sets dir, base, port, pids
+api0=${pids[-1]} p0=$port
+p1=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$p1 AMQP_REPLY_SPIN_US=$spin "$(dirname "$bin")/reward-api" 2>>"$dir/log" &
 api1=$!
+pids+=("$api1")
+trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; rm -rf "$dir"; rabbitmqctl -q delete_vhost "$vhost" || true' EXIT
+for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$p1/api/v1/health/ready" >/dev/null && break; sleep 0.1; done
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, in clock ticks
-for p in $p0 $p1; do
-    for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$p/api/v1/health/ready" >/dev/null && break; sleep 0.1; done
-done
 user=spin$$
 login="{\"username\":\"$user\",\"password\":\"spin-password-1\"}"
 curl -sf -XPOST -H 'Content-Type: application/json' -d "${login%\}},\"email\":\"$user@example.com\"}" \

@@ -35,6 +35,21 @@ def rss_kib(pid):
     return 0
 
 
+def ready(p, token=None, headers=None):
+    """GET /health/ready on platform p (a bearer token, or other headers, if given)."""
+    h = dict(headers or {})
+    if token:
+        h["Authorization"] = "Bearer " + token
+    return requests.get(p.url("/health/ready"), headers=h, timeout=30)
+
+
+def not_ready_lines(p):
+    """The "not ready: ..." warnings in p's log, parsed."""
+    with open(p.log_path, "rb") as f:
+        lines = [json.loads(line) for line in f.read().splitlines() if line.startswith(b"{")]
+    return [line for line in lines if line.get("msg", "").startswith("not ready: ")]
+
+
 def wait_for(predicate, timeout, what):
     """Polls predicate until it returns a truthy value; fails after timeout seconds."""
     deadline = time.monotonic() + timeout

@@ -4,32 +4,18 @@ METRICS_TOKEN (or loopback clients with METRICS_ALLOW_LOOPBACK=1).
 
 Not ready on purpose: a reward-api process pointed at a broker port where nothing listens answers
 at once, with the broker's error text in every check."""
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from platform_proc import Platform, free_port, wait_for
+from platform_proc import Platform, free_port, not_ready_lines, ready, wait_for
 
 # these start platforms of their own, whatever E2E_MODE says, and the gateway's edge is the same
 # code in reward-platform and reward-api: the embedded pass runs them once
 pytestmark = pytest.mark.skipif(os.environ.get("E2E_MODE", "embedded") == "cluster",
                                 reason="runs in the embedded pass: it starts its own platforms")
-
-
-def ready(p, token=None, headers=None):
-    h = dict(headers or {})
-    if token:
-        h["Authorization"] = "Bearer " + token
-    return requests.get(p.url("/health/ready"), headers=h, timeout=30)
-
-
-def not_ready_lines(p):
-    with open(p.log_path, "rb") as f:
-        lines = [json.loads(line) for line in f.read().splitlines() if line.startswith(b"{")]
-    return [line for line in lines if line.get("msg", "").startswith("not ready: ")]
 
 
 @pytest.fixture(scope="module")

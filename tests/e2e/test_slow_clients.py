@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 
-from platform_proc import Cluster, Platform, rss_kib, wait_for
+from platform_proc import Cluster, Platform, not_ready_lines, ready, rss_kib, wait_for
 
 MODE = os.environ.get("E2E_MODE", "embedded")
 
@@ -234,7 +234,7 @@ def ready_answer(p):
     """/health/ready's (status, checks), or None while nothing answers (loopback callers see the
     checks with METRICS_ALLOW_LOOPBACK=1)."""
     try:
-        r = requests.get(p.url("/health/ready"), timeout=10)
+        r = ready(p)
     except requests.RequestException:
         return None
     return r.status_code, r.json().get("checks", {})
@@ -267,11 +267,9 @@ def test_not_ready_until_the_cap_has_learnt_the_connection_layout(tmp_path):
         answer = wait_for(lambda: refused_quickly(p, "127.0.0.61"), 5, "a third connection to be refused")
         assert answer.startswith(b"HTTP/1.1 429") or not answer.startswith(b"HTTP/"), answer
         # the lesson is a moment of every start, not a failure: no "not ready" warning names it alone
-        with open(p.log_path, "rb") as f:
-            for raw in f:
-                if b'"msg":"not ready: ' in raw:
-                    checks = json.loads(json.loads(raw)["msg"][len("not ready: "):].rsplit(" (", 1)[0])
-                    assert any(v != "ok" for k, v in checks.items() if k != "connectionCap"), raw
+        for line in not_ready_lines(p):
+            checks = json.loads(line["msg"][len("not ready: "):].rsplit(" (", 1)[0])
+            assert any(v != "ok" for k, v in checks.items() if k != "connectionCap"), line
     finally:
         if hold.exists():
             hold.unlink()
