@@ -56,7 +56,7 @@ amqp_connection_state_t rp_amqp_open(const rp_amqp_url_t *addr, const char *name
     prop.value.kind = AMQP_FIELD_KIND_UTF8;
     prop.value.value.bytes = amqp_cstring_bytes(name);
     amqp_table_t props = {.num_entries = 1, .entries = &prop};
-    amqp_rpc_reply_t r = amqp_login_with_properties(c, rp_amqp_url_vhost(addr), 0, AMQP_DEFAULT_FRAME_SIZE, heartbeat_s,
+    amqp_rpc_reply_t r = amqp_login_with_properties(c, rp_amqp_url_vhost(addr), 0, RP_AMQP_FRAME_MAX, heartbeat_s,
                                                     &props, AMQP_SASL_METHOD_PLAIN, info->user, info->password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "broker login failed");

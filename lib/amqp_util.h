@@ -32,10 +32,20 @@ void rp_amqp_url_clear(rp_amqp_url_t *u);
  * reconnect loop retries on a new connection. */
 #define RP_AMQP_RPC_TIMEOUT_MS 5000
 
+/* The largest frame a connection asks for (librabbitmq's default is 128 KiB). librabbitmq sizes a
+ * connection's outbound buffer and every page of its decoding pools by the frame, so with 128 KiB
+ * each of a grant worker's 20 consumer connections held about 0.45 MiB (heaptrack), 13 MiB of a
+ * worker's heap. Our messages are a few KiB (an RPC envelope, an outbox message, a batch chunk);
+ * a longer body travels as several frames, which librabbitmq splits and joins. 16 KiB took a
+ * cluster's resident set down by 5-10 MiB with no loss of claims/s (bench/README.md, 2026-12-04
+ * third sitting). RabbitMQ accepts 4 KiB at least. */
+#define RP_AMQP_FRAME_MAX 16384
+
 /* A new connection to addr, logged in (connection_name: name, shown by rabbitmqctl; heartbeat_s
- * 0 asks for no heartbeats) with channel 1 open, its synchronous methods bounded by
- * RP_AMQP_RPC_TIMEOUT_MS (librabbitmq closes the connection when one times out); NULL with err
- * (UNAVAILABLE) when the broker cannot be reached, refuses the login or the channel. */
+ * 0 asks for no heartbeats; frames of RP_AMQP_FRAME_MAX at most) with channel 1 open, its
+ * synchronous methods bounded by RP_AMQP_RPC_TIMEOUT_MS (librabbitmq closes the connection when
+ * one times out); NULL with err (UNAVAILABLE) when the broker cannot be reached, refuses the
+ * login or the channel. */
 amqp_connection_state_t rp_amqp_open(const rp_amqp_url_t *addr, const char *name, int heartbeat_s, rp_err_t *err);
 
 /* True when the last synchronous method on conn succeeded; else false with err (UNAVAILABLE)

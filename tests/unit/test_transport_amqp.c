@@ -17,6 +17,7 @@
 
 #include "amqp_broker.h"
 #include "amqp_publisher.h"
+#include "amqp_util.h"
 #include "timeutil.h"
 #include "transport.h"
 #include "work_counter.h"
@@ -274,6 +275,76 @@ Test(amqp, work_queue_confirms_delivers_and_dead_letters, .timeout = 60) {
     broker_close(c);
     for (int i = 0; i <= N; i++)
         free(msgs[i]);
+}
+
+/* ---- messages longer than a frame ---- */
+
+/* A JSON document of exactly n bytes whose filler changes with its position, so that frames
+ * joined out of order or cut short would not compare equal. */
+static char *long_body(size_t n) {
+    char *b = malloc(n);
+    memcpy(b, "{\"big\":\"", 8);
+    for (size_t i = 8; i < n - 2; i++)
+        b[i] = (char)('a' + i % 26);
+    memcpy(b + n - 2, "\"}", 2);
+    return b;
+}
+
+static const char *long_expected;
+static size_t long_expected_len;
+static atomic_int long_whole, long_other;
+
+/* An rp_transport_consume consumer counting messages equal to long_expected and any others. */
+static bool check_long(void *ctx, const char *msg, size_t len) {
+    (void)ctx;
+    bool same = len == long_expected_len && memcmp(msg, long_expected, len) == 0;
+    atomic_fetch_add(same ? &long_whole : &long_other, 1);
+    return true;
+}
+
+/* Connections ask for frames of RP_AMQP_FRAME_MAX, and a body several frames long reaches the
+ * other side whole and in order: an RPC request, its reply, and a work-queue message. */
+Test(amqp, messages_longer_than_a_frame_travel_whole, .timeout = 60) {
+    rp_err_t err;
+    rp_amqp_url_t u;
+    cr_assert(rp_amqp_url_parse(&u, broker_url(), &err), "%s", err.message);
+    amqp_connection_state_t c = rp_amqp_open(&u, "test-frames", 0, &err);
+    rp_amqp_url_clear(&u);
+    if (!c) cr_skip_test("no RabbitMQ at %s: %s", broker_url(), err.message);
+    cr_assert_eq(amqp_get_frame_max(c), RP_AMQP_FRAME_MAX);
+    broker_close(c);
+
+    size_t n = 5 * RP_AMQP_FRAME_MAX + 123;
+    char *body = long_body(n);
+    rp_transport_t *t = transport_or_skip(4);
+    cr_assert(rp_transport_serve(t, RP_COMP_EVENT, slow_echo, NULL, 1, &err), "%s", err.message);
+    first_round_trip(t);
+    char *rep = NULL;
+    size_t rn = 0;
+    cr_assert(rp_transport_call(t, RP_COMP_EVENT, body, n, rp_now_ms() + 5000, &rep, &rn, &err), "%s", err.message);
+    cr_assert_eq(rn, n);
+    cr_assert(memcmp(rep, body, n) == 0, "the reply differs from the request");
+    free(rep);
+
+    char queue[64], dlq[80];
+    snprintf(queue, sizeof queue, "test.long.%ld", (long)getpid());
+    snprintf(dlq, sizeof dlq, "%s.dlq", queue);
+    long_expected = body;
+    long_expected_len = n;
+    cr_assert(rp_transport_consume(t, queue, check_long, NULL, 1, &err), "%s", err.message);
+    const char *one[] = {body};
+    size_t one_len[] = {n};
+    cr_assert(rp_transport_enqueue(t, queue, one, one_len, 1, &err), "%s", err.message);
+    for (int i = 0; i < 200 && atomic_load(&long_whole) + atomic_load(&long_other) < 1; i++)
+        usleep(50000);
+    cr_assert_eq(atomic_load(&long_whole), 1);
+    cr_assert_eq(atomic_load(&long_other), 0);
+    rp_transport_free(t);
+    c = plain();
+    amqp_queue_delete(c, 1, amqp_cstring_bytes(queue), 0, 0);
+    amqp_queue_delete(c, 1, amqp_cstring_bytes(dlq), 0, 0);
+    broker_close(c);
+    free(body);
 }
 
 /* ---- the calling side's shared connections ---- */
