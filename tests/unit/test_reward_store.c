@@ -452,6 +452,13 @@ BACKENDS(rewards, requests_list_newest_first_with_every_filter) {
         {.status = -1, .to_ms = t0 + 3000},
         {.user_id = USER_A, .status = -1, .from_ms = t0 + 1000, .to_ms = t0 + 4000},
         {.user_id = "cccccccccccccccccccccccc", .status = -1},
+        /* statuses other than SUCCESS without a player: SQLite reads them from a partial index */
+        {.status = RP_REQ_AWAITING_REVIEW},
+        {.status = RP_REQ_FAILED},
+        {.status = RP_REQ_REVOKED, .event_id = E.other},
+        {.status = RP_REQ_REVOKED, .event_id = E.ev},
+        {.status = RP_REQ_FAILED, .to_ms = t0 + 5000},
+        {.status = RP_REQ_PENDING},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const rp_request_t *want[N];

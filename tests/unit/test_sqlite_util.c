@@ -255,13 +255,55 @@ Test(migrate, the_reads_of_a_grant_still_find_their_index_after_v7) {
     sqlite3_close_v2(db);
 }
 
+/* The shape of s_list_requests without a player (reward_store_sqlite.c), with the first terms
+ * given. */
+#define LIST_BY(first)                                                                                                 \
+    "SELECT id FROM reward_requests WHERE ?1 IS NULL AND " first "(?2 IS NULL OR event_id = ?2) AND "                  \
+    "(?3 IS NULL OR status = ?3) AND (?4 IS NULL OR requested_at >= ?4) AND (?5 IS NULL OR requested_at < ?5) AND "    \
+    "(requested_at, id) < (SELECT requested_at, id FROM reward_requests WHERE id = ?6 "                                \
+    "UNION ALL SELECT 9223372036854775807, '' WHERE ?6 IS NULL LIMIT 1) "                                              \
+    "ORDER BY requested_at DESC, id DESC LIMIT ?7"
+
+Test(migrate, requests_of_a_rare_status_are_read_from_an_index_grants_do_not_write) {
+    char plan[1024];
+    sqlite3 *db = open_db();
+    migrate_ok(db, rp_events_db_schemas);
+    /* a status other than SUCCESS: a seek on the partial index, in order */
+    plan_of(db, LIST_BY("status = ?3 AND status <> 'SUCCESS' AND "), plan, sizeof plan);
+    cr_assert(strstr(plan, "USING INDEX reward_requests_status_time (status=? AND (requested_at,id)<(?,?))"), "%s",
+              plan);
+    cr_assert_null(strstr(plan, "TEMP B-TREE"), "read in order, not sorted: %s", plan);
+    /* SUCCESS or no status: the time index */
+    plan_of(db, LIST_BY(""), plan, sizeof plan);
+    cr_assert(strstr(plan, "USING INDEX reward_requests_time ((requested_at,id)<(?,?))"), "%s", plan);
+    /* the partial index holds no SUCCESS request, so a grant's insert does not write it */
+    char *e = NULL;
+    cr_assert_eq(sqlite3_exec(db,
+                              "INSERT INTO reward_requests (id, user_id, event_id, period_key, active_key, status, "
+                              "claimed_rewards, requested_at, created_at, updated_at) VALUES "
+                              "('r1', 'u', 'e', 'p', 'k1', 'SUCCESS', '[]', 1, 1, 1), "
+                              "('r2', 'u', 'e', 'p', 'k2', 'AWAITING_REVIEW', '[]', 2, 2, 2), "
+                              "('r3', 'u', 'e', 'p', NULL, 'FAILED', '[]', 3, 3, 3)",
+                              NULL, NULL, &e),
+                 SQLITE_OK, "%s", e ? e : "");
+    cr_assert_eq(scalar(db, "SELECT partial FROM pragma_index_list('reward_requests') "
+                            "WHERE name = 'reward_requests_status_time'"),
+                 1);
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM reward_requests INDEXED BY reward_requests_status_time "
+                            "WHERE status <> 'SUCCESS'"),
+                 2);
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM pragma_index_info('reward_requests_status')"), 0,
+                 "the old status index is gone");
+    sqlite3_close_v2(db);
+}
+
 Test(migrate, events_db_from_every_legacy_version_ends_as_a_new_file) {
     static char fresh[16384], legacy[16384], names[4096], want[4096];
     sqlite3 *db = open_db();
     migrate_ok(db, rp_events_db_schemas);
     schema_text(db, fresh, sizeof fresh);
     cr_assert_eq(version_of(db, "event"), 3);
-    cr_assert_eq(version_of(db, "reward"), 7); /* v7: the indexes no query used are gone */
+    cr_assert_eq(version_of(db, "reward"), 8); /* v8: the status index is partial */
     sqlite3_close_v2(db);
     for (int v = 1; v <= 4; v++) {
         snprintf(path, sizeof path, "%s/legacy%d.db", dir, v);
@@ -290,7 +332,7 @@ Test(migrate, events_db_from_every_legacy_version_ends_as_a_new_file) {
                                 "AND value = '7'"),
                      1, "facts keep their rows when their key becomes per player (event v3)");
         cr_assert_eq(version_of(db, "event"), 3);
-        cr_assert_eq(version_of(db, "reward"), 7); /* v7: the indexes no query used are gone */
+        cr_assert_eq(version_of(db, "reward"), 8); /* v8: the status index is partial */
         sqlite3_close_v2(db);
     }
 }

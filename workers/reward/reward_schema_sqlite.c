@@ -177,5 +177,16 @@ static const char v7[] = "DROP INDEX IF EXISTS reward_requests_user;"
                          "DROP INDEX IF EXISTS reward_ledger_user;"
                          "DROP INDEX IF EXISTS reward_ledger_event;";
 
+/* v8: requests listed by a status other than SUCCESS read in the listing's order from an index of
+ * their own, and grants no longer write a status index. reward_requests_status (status, id)
+ * served no query: the listing filters status on its way down the time index, so asking for a
+ * rare status (the review queue's AWAITING_REVIEW) walked every newer request; and every grant
+ * wrote it, one of the seven B-trees of the request's insert. Its successor holds only the
+ * requests that are not SUCCESS, in (requested_at, id) order under each status; SUCCESS, nearly
+ * every row, is listed from reward_requests_time, where nearly every row matches. */
+static const char v8[] = "DROP INDEX IF EXISTS reward_requests_status;"
+                         "CREATE INDEX reward_requests_status_time ON reward_requests(status, requested_at, id) "
+                         "WHERE status <> 'SUCCESS';";
+
 /* v1..v4 were the reward halves of the old combined list's user_version 1..4 */
-const char *const rp_reward_sqlite_steps[] = {v1, v2, v3, v4, v5, v6, v7, NULL};
+const char *const rp_reward_sqlite_steps[] = {v1, v2, v3, v4, v5, v6, v7, v8, NULL};
