@@ -459,6 +459,10 @@ BACKENDS(rewards, requests_list_newest_first_with_every_filter) {
         {.status = RP_REQ_REVOKED, .event_id = E.ev},
         {.status = RP_REQ_FAILED, .to_ms = t0 + 5000},
         {.status = RP_REQ_PENDING},
+        /* an event without a player or a rare status: SQLite reads it from the event's index */
+        {.event_id = E.other, .status = -1},
+        {.event_id = E.other, .status = RP_REQ_SUCCESS, .from_ms = t0},
+        {.event_id = "cccccccccccccccccccccccc", .status = -1},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const rp_request_t *want[N];

@@ -233,13 +233,13 @@ Test(migrate, the_reads_of_a_grant_still_find_their_index_after_v7) {
     migrate_ok(db, rp_events_db_schemas);
     /* the slot count of maxClaims (reward_store_sqlite.c) and the event's "has claims" check */
     plan_of(db,
-            "SELECT count(*) FROM (SELECT 1 FROM reward_requests WHERE user_id = ?1 AND event_id = ?2 "
+            "SELECT count(*) FROM (SELECT 1 FROM reward_requests WHERE user_id = ?1 AND +event_id = ?2 "
             "AND status <> 'FAILED' LIMIT ?3)",
             plan, sizeof plan);
     cr_assert(strstr(plan, "USING INDEX reward_requests_user_time (user_id=?)"), "%s", plan);
     plan_of(db, "SELECT EXISTS (SELECT 1 FROM reward_requests WHERE event_id = ?1 AND active_key IS NOT NULL)", plan,
             sizeof plan);
-    cr_assert(strstr(plan, "USING INDEX reward_requests_event (event_id=?)"), "%s", plan);
+    cr_assert(strstr(plan, "USING INDEX reward_requests_event_time (event_id=?)"), "%s", plan);
     plan_of(db, "SELECT id FROM reward_requests WHERE active_key = ?1", plan, sizeof plan);
     cr_assert(strstr(plan, "USING INDEX reward_requests_active (active_key=?)"), "%s", plan);
     /* a player's history (the shape of reward_store_sqlite.c's s_list_requests with a player) */
@@ -264,13 +264,18 @@ Test(migrate, the_reads_of_a_grant_still_find_their_index_after_v7) {
     "UNION ALL SELECT 9223372036854775807, '' WHERE ?6 IS NULL LIMIT 1) "                                              \
     "ORDER BY requested_at DESC, id DESC LIMIT ?7"
 
-Test(migrate, requests_of_a_rare_status_are_read_from_an_index_grants_do_not_write) {
+Test(migrate, requests_of_an_event_or_a_rare_status_are_read_in_order_from_an_index) {
     char plan[1024];
     sqlite3 *db = open_db();
     migrate_ok(db, rp_events_db_schemas);
     /* a status other than SUCCESS: a seek on the partial index, in order */
     plan_of(db, LIST_BY("status = ?3 AND status <> 'SUCCESS' AND "), plan, sizeof plan);
     cr_assert(strstr(plan, "USING INDEX reward_requests_status_time (status=? AND (requested_at,id)<(?,?))"), "%s",
+              plan);
+    cr_assert_null(strstr(plan, "TEMP B-TREE"), "read in order, not sorted: %s", plan);
+    /* an event's requests: a seek on the event's index, in order */
+    plan_of(db, LIST_BY("event_id = ?2 AND "), plan, sizeof plan);
+    cr_assert(strstr(plan, "USING INDEX reward_requests_event_time (event_id=? AND (requested_at,id)<(?,?))"), "%s",
               plan);
     cr_assert_null(strstr(plan, "TEMP B-TREE"), "read in order, not sorted: %s", plan);
     /* SUCCESS or no status: the time index */
@@ -303,7 +308,7 @@ Test(migrate, events_db_from_every_legacy_version_ends_as_a_new_file) {
     migrate_ok(db, rp_events_db_schemas);
     schema_text(db, fresh, sizeof fresh);
     cr_assert_eq(version_of(db, "event"), 3);
-    cr_assert_eq(version_of(db, "reward"), 8); /* v8: the status index is partial */
+    cr_assert_eq(version_of(db, "reward"), 9); /* v9: the event index in time order */
     sqlite3_close_v2(db);
     for (int v = 1; v <= 4; v++) {
         snprintf(path, sizeof path, "%s/legacy%d.db", dir, v);
@@ -332,7 +337,7 @@ Test(migrate, events_db_from_every_legacy_version_ends_as_a_new_file) {
                                 "AND value = '7'"),
                      1, "facts keep their rows when their key becomes per player (event v3)");
         cr_assert_eq(version_of(db, "event"), 3);
-        cr_assert_eq(version_of(db, "reward"), 8); /* v8: the status index is partial */
+        cr_assert_eq(version_of(db, "reward"), 9); /* v9: the event index in time order */
         sqlite3_close_v2(db);
     }
 }

@@ -188,5 +188,12 @@ static const char v8[] = "DROP INDEX IF EXISTS reward_requests_status;"
                          "CREATE INDEX reward_requests_status_time ON reward_requests(status, requested_at, id) "
                          "WHERE status <> 'SUCCESS';";
 
+/* v9: an event's requests in the listing's order. reward_requests_event (event_id, id) served the
+ * event's "has claims" check but not the listing, which filtered event_id on its way down the
+ * time index: an admin looking at one event walked every newer request of every event. The same
+ * key led by event_id serves both, and a grant writes one index for it as before. */
+static const char v9[] = "DROP INDEX IF EXISTS reward_requests_event;"
+                         "CREATE INDEX reward_requests_event_time ON reward_requests(event_id, requested_at, id);";
+
 /* v1..v4 were the reward halves of the old combined list's user_version 1..4 */
-const char *const rp_reward_sqlite_steps[] = {v1, v2, v3, v4, v5, v6, v7, v8, NULL};
+const char *const rp_reward_sqlite_steps[] = {v1, v2, v3, v4, v5, v6, v7, v8, v9, NULL};
