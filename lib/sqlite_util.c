@@ -1,6 +1,7 @@
 /* sqlite_util.c - SQLite connections, migrations, a connection pool, the transaction runner,
  * statement helpers and the audit log (see sqlite_util.h). */
 #include "sqlite_util.h"
+#include "sqlite_walbuf.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -273,10 +274,11 @@ static void configure_sqlite(void) {
     (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
-static sqlite3 *open_waiting(const char *path, int busy_ms, int cache_kib_now, rp_err_t *err) {
+/* Opens path on the VFS named vfs_name (NULL: the default). */
+static sqlite3 *open_waiting(const char *path, const char *vfs_name, int busy_ms, int cache_kib_now, rp_err_t *err) {
     sqlite3 *db = NULL;
     pthread_once(&configured, configure_sqlite);
-    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, vfs_name);
     if (rc != SQLITE_OK) {
         rp_err_set(err, RP_ERR_STORE_UNAVAILABLE, "STORE_UNAVAILABLE", "cannot open %s: %s", path,
                    db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -310,7 +312,7 @@ static sqlite3 *open_waiting(const char *path, int busy_ms, int cache_kib_now, r
 }
 
 sqlite3 *rp_sqlite_open(const char *path, rp_err_t *err) {
-    return open_waiting(path, BUSY_MS, cache_kib, err);
+    return open_waiting(path, NULL, BUSY_MS, cache_kib, err);
 }
 
 /* Runs fn between begin and COMMIT on db; see rp_sqlite_transact. */
@@ -526,9 +528,10 @@ struct rp_sqlite_pool {
     bool cstarted, cdue_now, cstop;
 };
 
-/* A pool's connection after the first: opened with a page cache of kib, keeping its statements. */
-static sqlite3 *pooled_conn(const char *path, int kib, rp_err_t *err) {
-    sqlite3 *db = open_waiting(path, BUSY_MS, kib, err);
+/* A pool's connection after the first: opened on vfs_name (NULL: the default) with a page cache of
+ * kib, keeping its statements. */
+static sqlite3 *pooled_conn(const char *path, const char *vfs_name, int kib, rp_err_t *err) {
+    sqlite3 *db = open_waiting(path, vfs_name, BUSY_MS, kib, err);
     if (db) stmt_cache_attach(db);
     return db;
 }
@@ -587,7 +590,7 @@ static void *checkpointer(void *arg) {
 
 /* Gives the pool's writer its checkpointer; false with err when its connection does not open. */
 static bool start_checkpointer(rp_sqlite_pool_t *p, rp_err_t *err) {
-    if (!(p->cdb = open_waiting(p->path, BUSY_MS, cache_kib, err))) return false;
+    if (!(p->cdb = open_waiting(p->path, NULL, BUSY_MS, cache_kib, err))) return false;
     stmt_cache_attach(p->cdb); /* it prepares nothing; registered for rp_sqlite_memory_read */
     if (pthread_create(&p->cthread, NULL, checkpointer, p) != 0) {
         rp_err_set(err, RP_ERR_INTERNAL, "INTERNAL", "cannot start the checkpointer of %s", p->path);
@@ -603,7 +606,7 @@ static bool start_checkpointer(rp_sqlite_pool_t *p, rp_err_t *err) {
 static bool pool_grow(rp_sqlite_pool_t *p, int more, rp_err_t *err) {
     sqlite3 **conns = rp_calloc((size_t)more, sizeof *conns);
     for (int i = 0; i < more; i++) {
-        if (!(conns[i] = pooled_conn(p->path, cache_kib, err))) {
+        if (!(conns[i] = pooled_conn(p->path, NULL, cache_kib, err))) {
             while (i-- > 0)
                 close_conn(conns[i]);
             free(conns);
@@ -640,7 +643,7 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
     pthread_cond_init(&p->cdue, NULL);
     /* workers starting together each switch the file to WAL and migrate it, one after the other:
      * on a busy machine that outlasts a statement's wait, so the start waits longer */
-    sqlite3 *db = open_waiting(path, STARTUP_BUSY_MS, cache_kib, err);
+    sqlite3 *db = open_waiting(path, NULL, STARTUP_BUSY_MS, cache_kib, err);
     if (!db || !rp_sqlite_migrate(db, schemas, err)) {
         sqlite3_close_v2(db);
         rp_sqlite_pool_free(p);
@@ -670,7 +673,10 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
     char pragmas[96];
     snprintf(pragmas, sizeof pragmas, "PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=%ld",
              (long)RP_SQLITE_WAL_LIMIT_BYTES);
-    if (!(p->writer = pooled_conn(path, cache_kib * RP_SQLITE_WRITER_CACHE_FACTOR, err)) ||
+    /* The writer gathers each commit's WAL frames into one write (lib/sqlite_walbuf.h): SQLite writes
+     * a frame as two pwrites, its header and its page, about ten per grant on the one thread every
+     * write of the file waits for. */
+    if (!(p->writer = pooled_conn(path, rp_sqlite_walbuf_vfs(), cache_kib * RP_SQLITE_WRITER_CACHE_FACTOR, err)) ||
         !rp_sqlite_exec(p->writer, pragmas, err) || !start_checkpointer(p, err)) {
         rp_sqlite_pool_free(p);
         return NULL;

@@ -17,22 +17,9 @@
 
 #include "event/event_schema_sqlite.h"
 #include "reward/reward_schema_sqlite.h"
+#include "sqlite_fixture.h"
 #include "sqlite_util.h"
 #include "store_handle.h"
-
-static char dir[64], path[96];
-
-static void make_dir(void) {
-    strcpy(dir, "/tmp/rp-mig-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/test.db", dir);
-}
-
-static void remove_dir(void) {
-    char cmd[96];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
-}
 
 TestSuite(migrate, .init = make_dir, .fini = remove_dir, .timeout = 30);
 
@@ -41,16 +28,6 @@ static sqlite3 *open_db(void) {
     sqlite3 *db = rp_sqlite_open(path, &err);
     cr_assert_not_null(db, "%s", err.message);
     return db;
-}
-
-/* The single integer the query answers, -1 when it answers no row. */
-static int64_t scalar(sqlite3 *db, const char *sql) {
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
-    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
 }
 
 static int64_t version_of(sqlite3 *db, const char *component) {
