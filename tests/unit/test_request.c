@@ -108,3 +108,76 @@ Test(request, batch_counts_and_status) {
     cr_assert_not(rp_item_status_parse("failed", &st));
     rp_batch_clear(&b);
 }
+
+/* rp_request_print against jansson printing rp_request_to_json: the same bytes for the sample, for
+ * a request with every optional field absent or present, and for texts holding everything jansson
+ * escapes (quote, backslash, each control character), what it does not (slash, DEL, UTF-8 of 2,
+ * 3 and 4 bytes), and values of every JSON type, reals included. */
+static void assert_prints_as_jansson(const rp_request_t *r) {
+    json_t *j = rp_request_to_json(r);
+    char *want = json_dumps(j, JSON_COMPACT);
+    size_t len = 0;
+    char *got = rp_request_print(r, &len);
+    cr_assert_not_null(got);
+    cr_assert_eq(len, strlen(got));
+    cr_assert_str_eq(got, want);
+    free(got);
+    free(want);
+    json_decref(j);
+}
+
+Test(request, printed_as_jansson_prints_it) {
+    rp_request_t r;
+    sample(&r);
+    assert_prints_as_jansson(&r);
+    rp_request_clear(&r);
+
+    rp_request_init(&r); /* everything absent: empty ids, no lines, no times */
+    assert_prints_as_jansson(&r);
+
+    sample(&r);
+    char odd[64];
+    for (int i = 1; i < 32; i++)
+        odd[i - 1] = (char)i;
+    snprintf(odd + 31, sizeof odd - 31, "\"\\/\x7f\xc3\xa9\xe2\x82\xac\xf0\x9f\x8e\x81.");
+    r.status = RP_REQ_REVOKED;
+    r.source = RP_SOURCE_BATCH;
+    snprintf(r.processor_id, sizeof r.processor_id, "5f00000000000000000000b2");
+    snprintf(r.failure_reason, sizeof r.failure_reason, "%.40s", odd + 20);
+    snprintf(r.batch_id, sizeof r.batch_id, "5f00000000000000000000c3");
+    snprintf(r.period_key, sizeof r.period_key, "W:\t\"x\"");
+    rp_request_set_notes(&r, odd);
+    rp_request_set_details(&r, json_pack("{s:[i,f,f,b,n,s],s:{}}", "a", -7, 0.1, 1e300, 1, "\n\xe2\x82\xac", "o"));
+    snprintf(r.rewards[0].name, sizeof r.rewards[0].name, "%s", odd);
+    r.rewards[1].type[0] = '\0';
+    json_decref(r.rewards[1].value);
+    r.rewards[1].value = json_real(-2.5e-7);
+    r.rewards[1].quantity = -9007199254740993LL;
+    assert_prints_as_jansson(&r);
+    json_decref(r.rewards[1].value);
+    r.rewards[1].value = NULL;
+    r.processed_at = 0;
+    assert_prints_as_jansson(&r);
+    rp_request_clear(&r);
+}
+
+Test(request, a_text_that_is_not_utf8_is_not_printed) {
+    rp_request_t r;
+    sample(&r);
+    size_t len = 0;
+    rp_request_set_notes(&r, "a\xc3(b");
+    cr_assert_null(rp_request_print(&r, &len));
+    rp_request_set_notes(&r, "\xed\xa0\x80"); /* a surrogate */
+    cr_assert_null(rp_request_print(&r, &len));
+    rp_request_set_notes(&r, "\xc0\xaf"); /* overlong, in 2, 3 and 4 bytes */
+    cr_assert_null(rp_request_print(&r, &len));
+    rp_request_set_notes(&r, "\xe0\x80\xaf");
+    cr_assert_null(rp_request_print(&r, &len));
+    rp_request_set_notes(&r, "\xf0\x8f\xbf\xbf");
+    cr_assert_null(rp_request_print(&r, &len));
+    rp_request_set_notes(&r, "\xf4\x90\x80\x80"); /* beyond U+10FFFF */
+    cr_assert_null(rp_request_print(&r, &len));
+    rp_request_set_notes(&r, "\xf0\x9f\x8e"); /* cut short */
+    cr_assert_null(rp_request_print(&r, &len));
+    rp_request_clear(&r);
+}

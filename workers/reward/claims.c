@@ -193,7 +193,8 @@ void rp_claims_claim(rp_claims_t *c, const rp_envelope_t *env, const char *event
     rp_event_view_t view;
     json_t *event = NULL;
     const char *key = env->idempotency_key[0] ? env->idempotency_key : NULL;
-    char hash[65] = "";
+    char hash[65] = "", *text = NULL;
+    size_t text_len = 0;
     bool found = false, kept = false;
     rp_request_init(&req);
     rp_request_init(&holder);
@@ -252,6 +253,8 @@ void rp_claims_claim(rp_claims_t *c, const rp_envelope_t *env, const char *event
     if (res.outcome == RP_GRANT_OK) rp_failpoint("claim.after_commit"); /* a crash before the answer leaves */
     if (res.outcome == RP_GRANT_REPLAYED) {
         reply_idem(rep, &res.replay, hash);
+    } else if (res.outcome == RP_GRANT_OK && (text = rp_request_print(&res.request, &text_len))) {
+        rp_reply_set_raw(rep, 201, text, text_len); /* claim_answer's, printed without its object */
     } else {
         int status;
         json_t *body = claim_answer(NULL, &res, &status);

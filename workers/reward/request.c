@@ -1,6 +1,8 @@
 /* request.c - the grant's records and their JSON (see request.h). */
 #include "request.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,169 @@ void rp_request_set_notes(rp_request_t *r, const char *notes) {
 void rp_request_set_details(rp_request_t *r, json_t *details) {
     json_decref(r->failure_details);
     r->failure_details = details;
+}
+
+/* ---- the request printed without a JSON object (rp_request_print) ---- */
+
+typedef struct text {
+    char *s;
+    size_t len, cap;
+    bool bad; /* a text that is not valid UTF-8 */
+} text_t;
+
+static void put(text_t *t, const char *s, size_t n) {
+    if (t->len + n + 1 > t->cap) {
+        while (t->len + n + 1 > t->cap)
+            t->cap *= 2;
+        t->s = rp_realloc(t->s, t->cap);
+    }
+    memcpy(t->s + t->len, s, n);
+    t->len += n;
+    t->s[t->len] = '\0';
+}
+
+static void put_str(text_t *t, const char *s) {
+    put(t, s, strlen(s));
+}
+
+static int put_cb(const char *buffer, size_t size, void *data) {
+    put(data, buffer, size);
+    return 0;
+}
+
+/* The length of the UTF-8 sequence at s (at most n bytes), 0 if it is not one that jansson accepts
+ * (overlong, a surrogate, beyond U+10FFFF, cut short). */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    size_t k;
+    uint32_t cp;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        k = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        k = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        k = 4, cp = c & 0x07;
+    else
+        return 0;
+    if (k > n) return 0;
+    for (size_t i = 1; i < k; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((k == 3 && cp < 0x800) || (k == 4 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return k;
+}
+
+/* s as a JSON string, escaped as jansson's dump escapes it without flags: the quote, the backslash
+ * and the control characters (\b \f \n \r \t by name, the others as \u00XX), nothing else. */
+static void put_json_str(text_t *t, const char *s) {
+    const unsigned char *p = (const unsigned char *)s, *run = p;
+    size_t n = strlen(s);
+    put(t, "\"", 1);
+    while (n > 0) {
+        size_t k = utf8_seq(p, n);
+        if (k == 0) {
+            t->bad = true;
+            return;
+        }
+        if (k == 1 && (*p < 0x20 || *p == '"' || *p == '\\')) {
+            put(t, (const char *)run, (size_t)(p - run));
+            char esc[8];
+            switch (*p) {
+            case '"': put(t, "\\\"", 2); break;
+            case '\\': put(t, "\\\\", 2); break;
+            case '\b': put(t, "\\b", 2); break;
+            case '\f': put(t, "\\f", 2); break;
+            case '\n': put(t, "\\n", 2); break;
+            case '\r': put(t, "\\r", 2); break;
+            case '\t': put(t, "\\t", 2); break;
+            default: put(t, esc, (size_t)snprintf(esc, sizeof esc, "\\u%04X", *p));
+            }
+            run = p + 1;
+        }
+        p += k;
+        n -= k;
+    }
+    put(t, (const char *)run, (size_t)(p - run));
+    put(t, "\"", 1);
+}
+
+/* "key": then s as a string, or null when s is NULL or "" (rp_json_str_or_null). */
+static void put_str_or_null(text_t *t, const char *key, const char *s) {
+    put_str(t, key);
+    if (s && s[0])
+        put_json_str(t, s);
+    else
+        put(t, "null", 4);
+}
+
+static void put_time_or_null(text_t *t, const char *key, int64_t ms) {
+    put_str(t, key);
+    if (!ms) {
+        put(t, "null", 4);
+        return;
+    }
+    char iso[RP_ISO_LEN];
+    rp_time_iso(ms, iso);
+    put(t, "\"", 1);
+    put_str(t, iso);
+    put(t, "\"", 1);
+}
+
+/* "key": then v as jansson prints it, or null. */
+static void put_json_or_null(text_t *t, const char *key, const json_t *v) {
+    put_str(t, key);
+    if (!v)
+        put(t, "null", 4);
+    else if (json_dump_callback(v, put_cb, t, JSON_COMPACT | JSON_ENCODE_ANY) != 0)
+        t->bad = true;
+}
+
+char *rp_request_print(const rp_request_t *r, size_t *len) {
+    text_t t = {rp_malloc(1024), 0, 1024, false};
+    char num[32];
+    put_str(&t, "{\"id\":");
+    put_json_str(&t, r->id);
+    put_str(&t, ",\"userId\":");
+    put_json_str(&t, r->user_id);
+    put_str(&t, ",\"eventId\":");
+    put_json_str(&t, r->event_id);
+    put_str(&t, ",\"periodKey\":");
+    put_json_str(&t, r->period_key);
+    put_str(&t, ",\"status\":");
+    put_json_str(&t, rp_req_status_name(r->status));
+    put_str(&t, ",\"claimedRewards\":[");
+    for (size_t i = 0; i < r->nrewards; i++) {
+        const rp_claimed_reward_t *c = &r->rewards[i];
+        put(&t, num, (size_t)snprintf(num, sizeof num, "%s{\"rewardIndex\":%d", i ? "," : "", c->reward_index));
+        put_str(&t, ",\"rewardDefinitionId\":");
+        put_json_str(&t, c->definition_id);
+        put_str_or_null(&t, ",\"name\":", c->name);
+        put_str_or_null(&t, ",\"type\":", c->type);
+        put_json_or_null(&t, ",\"value\":", c->value);
+        put(&t, num,
+            (size_t)snprintf(num, sizeof num, ",\"quantity\":%" JSON_INTEGER_FORMAT "}", (json_int_t)c->quantity));
+    }
+    put(&t, "]", 1);
+    put_time_or_null(&t, ",\"requestedAt\":", r->requested_at);
+    put_time_or_null(&t, ",\"processedAt\":", r->processed_at);
+    put_str_or_null(&t, ",\"processorId\":", r->processor_id);
+    put_str_or_null(&t, ",\"failureReason\":", r->failure_reason);
+    put_json_or_null(&t, ",\"failureDetails\":", r->failure_details);
+    put_str_or_null(&t, ",\"notes\":", r->notes);
+    put_str(&t, ",\"source\":");
+    put_json_str(&t, rp_req_source_name(r->source));
+    put_str_or_null(&t, ",\"batchId\":", r->batch_id);
+    put_time_or_null(&t, ",\"createdAt\":", r->created_at);
+    put_time_or_null(&t, ",\"updatedAt\":", r->updated_at);
+    put(&t, "}", 1);
+    if (t.bad) {
+        free(t.s);
+        return NULL;
+    }
+    *len = t.len;
+    return t.s;
 }
 
 json_t *rp_claimed_to_json(const rp_request_t *r) {
