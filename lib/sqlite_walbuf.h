@@ -1,6 +1,6 @@
 /* sqlite_walbuf.h - a SQLite VFS over the default one ("unix") that gathers the frames a
- * connection appends to its write-ahead log and writes them with one system call at the commit,
- * instead of two per page (SQLite writes each frame's 24-byte header, then its page). Everything
+ * connection appends to its write-ahead log and writes them in about two system calls at the
+ * commit, instead of two per page (SQLite writes each frame's 24-byte header, then its page). Everything
  * else goes through to the default VFS unchanged, and the files are ordinary SQLite files that
  * connections on any VFS may share. Thread-safe to register; each file belongs to its connection.
  *
