@@ -673,9 +673,9 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
     char pragmas[96];
     snprintf(pragmas, sizeof pragmas, "PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=%ld",
              (long)RP_SQLITE_WAL_LIMIT_BYTES);
-    /* The writer gathers each commit's WAL frames into one write (lib/sqlite_walbuf.h): SQLite writes
-     * a frame as two pwrites, its header and its page, about ten per grant on the one thread every
-     * write of the file waits for. */
+    /* The writer gathers each commit's WAL frames into about two writes (lib/sqlite_walbuf.h): SQLite
+     * writes a frame as two pwrites, its header and its page, about ten per grant on the one thread
+     * every write of the file waits for. */
     if (!(p->writer = pooled_conn(path, rp_sqlite_walbuf_vfs(), cache_kib * RP_SQLITE_WRITER_CACHE_FACTOR, err)) ||
         !rp_sqlite_exec(p->writer, pragmas, err) || !start_checkpointer(p, err)) {
         rp_sqlite_pool_free(p);

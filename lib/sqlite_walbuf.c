@@ -38,16 +38,22 @@ static const char *vfs_name;
 static pthread_once_t registered = PTHREAD_ONCE_INIT;
 static _Atomic uint64_t stat_writes, stat_bytes;
 
+/* One write of the real file, counted in the stats. */
+static int write_through(walbuf_file_t *f, const void *data, int amt, sqlite3_int64 off) {
+    int rc = f->real->pMethods->xWrite(f->real, data, amt, off);
+    if (rc == SQLITE_OK) {
+        atomic_fetch_add(&stat_writes, 1);
+        atomic_fetch_add(&stat_bytes, (uint64_t)amt);
+    }
+    return rc;
+}
+
 /* Writes out what the file gathered. On failure the gathered bytes are dropped, as a direct write
  * that failed would have left them unwritten, and the caller returns the error: SQLite then
  * abandons the transaction those frames belonged to. */
 static int flush(walbuf_file_t *f) {
     if (f->len == 0) return SQLITE_OK;
-    int rc = f->real->pMethods->xWrite(f->real, f->buf, f->len, f->at);
-    if (rc == SQLITE_OK) {
-        atomic_fetch_add(&stat_writes, 1);
-        atomic_fetch_add(&stat_bytes, (uint64_t)f->len);
-    }
+    int rc = write_through(f, f->buf, f->len, f->at);
     f->len = 0;
     return rc;
 }
@@ -74,14 +80,7 @@ static int walbuf_write(sqlite3_file *file, const void *data, int amt, sqlite3_i
     int rc = SQLITE_OK;
     if (f->len > 0 && (off != f->at + f->len || amt > RP_SQLITE_WALBUF_BYTES - f->len)) rc = flush(f);
     if (rc != SQLITE_OK) return rc;
-    if (amt > RP_SQLITE_WALBUF_BYTES) {
-        rc = f->real->pMethods->xWrite(f->real, data, amt, off);
-        if (rc == SQLITE_OK) {
-            atomic_fetch_add(&stat_writes, 1);
-            atomic_fetch_add(&stat_bytes, (uint64_t)amt);
-        }
-        return rc;
-    }
+    if (amt > RP_SQLITE_WALBUF_BYTES) return write_through(f, data, amt, off);
     if (!f->buf) f->buf = rp_malloc(RP_SQLITE_WALBUF_BYTES);
     if (f->len == 0) f->at = off;
     memcpy(f->buf + f->len, data, (size_t)amt);
