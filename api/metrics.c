@@ -143,7 +143,10 @@ char *rp_metrics_render(rp_metrics_t *m) {
     put(&b,
         "# HELP rp_sqlite_memory_bytes Heap held by SQLite's pooled connections: page caches, statements, schemas.\n"
         "# TYPE rp_sqlite_memory_bytes gauge\nrp_sqlite_memory_bytes{kind=\"cache\"} %zu\n"
-        "rp_sqlite_memory_bytes{kind=\"statements\"} %zu\nrp_sqlite_memory_bytes{kind=\"schemas\"} %zu\n",
-        sq.cache, sq.statements, sq.schemas);
+        "rp_sqlite_memory_bytes{kind=\"statements\"} %zu\nrp_sqlite_memory_bytes{kind=\"schemas\"} %zu\n"
+        "# HELP rp_sqlite_cache_bound_bytes What the page caches of the open SQLite connections may fill to "
+        "(their cache_size).\n"
+        "# TYPE rp_sqlite_cache_bound_bytes gauge\nrp_sqlite_cache_bound_bytes %zu\n",
+        sq.cache, sq.statements, sq.schemas, sq.cache_bound);
     return b.p;
 }

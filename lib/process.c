@@ -130,20 +130,20 @@ int rp_process_run_worker(const char *name, const char *what, rp_worker_open_fn 
 
 /* SIGUSR1: one "memory" line in the log, whatever LOG_LEVEL says: the heap in use now and its
  * highest since the previous report (sampled every second), the arenas' free memory, the
- * resident set, and what SQLite holds of that heap (page caches, statements, schemas). What a
- * leak shows is the heap in use; the resident set also holds the arenas' free memory, which
- * swings with the work in flight, and SQLite's page caches fill up to their bound as the files
- * grow (bench/README.md, the soak). */
+ * resident set, and what SQLite holds of that heap (page caches, statements, schemas) with what
+ * its page caches may fill to. What a leak shows is the heap in use; the resident set also holds
+ * the arenas' free memory, which swings with the work in flight, and SQLite's page caches fill up
+ * to their bound as the files grow (bench/README.md, the soak). */
 static void report_memory(const rp_memory_t *now, size_t peak) {
     rp_sqlite_memory_t sq;
     rp_sqlite_memory_read(&sq);
-    rp_log_report("memory",
-                  json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "pid", (json_int_t)getpid(),
-                            "heapInUseBytes", (json_int_t)now->heap_in_use, "heapInUsePeakBytes", (json_int_t)peak,
-                            "heapMmappedBytes", (json_int_t)now->heap_mmapped, "heapFreeBytes",
-                            (json_int_t)now->heap_free, "residentBytes", (json_int_t)now->resident, "sqliteCacheBytes",
-                            (json_int_t)sq.cache, "sqliteStatementBytes", (json_int_t)sq.statements,
-                            "sqliteSchemaBytes", (json_int_t)sq.schemas));
+    rp_log_report("memory", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "pid", (json_int_t)getpid(),
+                                      "heapInUseBytes", (json_int_t)now->heap_in_use, "heapInUsePeakBytes",
+                                      (json_int_t)peak, "heapMmappedBytes", (json_int_t)now->heap_mmapped,
+                                      "heapFreeBytes", (json_int_t)now->heap_free, "residentBytes",
+                                      (json_int_t)now->resident, "sqliteCacheBytes", (json_int_t)sq.cache,
+                                      "sqliteStatementBytes", (json_int_t)sq.statements, "sqliteSchemaBytes",
+                                      (json_int_t)sq.schemas, "sqliteCacheBoundBytes", (json_int_t)sq.cache_bound));
 }
 
 void rp_process_wait(rp_process_t *p) {

@@ -73,7 +73,8 @@ static stmt_cache_t *cached_stmts[MAX_CACHED_CONNS];
  * connection's holder, summed by whoever asks. */
 typedef struct conn_memory {
     _Atomic size_t cache, statements, schemas;
-    int64_t read_ms; /* when its holder last read them (monotonic ms); 0: not yet */
+    _Atomic size_t cache_bound; /* its page cache's configured size (cache_size), from its opening */
+    int64_t read_ms;            /* when its holder last read them (monotonic ms); 0: not yet */
 } conn_memory_t;
 static conn_memory_t conn_memory[MAX_CACHED_CONNS];
 
@@ -92,12 +93,13 @@ static stmt_cache_t *stmt_cache_of(sqlite3 *db) {
 /* Gives db a statement cache (pooled connections); without a free registry slot it has none.
  * The slot is claimed first and its cache set after: only db's holder, this thread until the
  * pool hands db out, ever reads the cache of a slot that names db. */
-static void stmt_cache_attach(sqlite3 *db) {
+static void stmt_cache_attach(sqlite3 *db, int cache_kib_of_db) {
     for (int i = 0; i < MAX_CACHED_CONNS; i++) {
         sqlite3 *empty = NULL;
         if (atomic_compare_exchange_strong(&cached_db[i], &empty, db)) {
             cached_stmts[i] = rp_calloc(1, sizeof *cached_stmts[i]);
             conn_memory[i].read_ms = 0;
+            atomic_store(&conn_memory[i].cache_bound, (size_t)cache_kib_of_db * 1024);
             return;
         }
     }
@@ -115,6 +117,7 @@ static void stmt_cache_detach(sqlite3 *db) {
         atomic_store(&conn_memory[i].cache, 0); /* closed next: SQLite frees what it held */
         atomic_store(&conn_memory[i].statements, 0);
         atomic_store(&conn_memory[i].schemas, 0);
+        atomic_store(&conn_memory[i].cache_bound, 0);
         atomic_store(&cached_db[i], NULL);
         return;
     }
@@ -147,9 +150,10 @@ static void note_memory(sqlite3 *db) {
 }
 
 void rp_sqlite_memory_read(rp_sqlite_memory_t *out) {
-    *out = (rp_sqlite_memory_t){0, 0, 0};
+    *out = (rp_sqlite_memory_t){0, 0, 0, 0};
     for (int i = 0; i < MAX_CACHED_CONNS; i++) {
         out->cache += atomic_load(&conn_memory[i].cache);
+        out->cache_bound += atomic_load(&conn_memory[i].cache_bound);
         out->statements += atomic_load(&conn_memory[i].statements);
         out->schemas += atomic_load(&conn_memory[i].schemas);
     }
@@ -532,7 +536,7 @@ struct rp_sqlite_pool {
  * kib, keeping its statements. */
 static sqlite3 *pooled_conn(const char *path, const char *vfs_name, int kib, rp_err_t *err) {
     sqlite3 *db = open_waiting(path, vfs_name, BUSY_MS, kib, err);
-    if (db) stmt_cache_attach(db);
+    if (db) stmt_cache_attach(db, kib);
     return db;
 }
 
@@ -591,7 +595,7 @@ static void *checkpointer(void *arg) {
 /* Gives the pool's writer its checkpointer; false with err when its connection does not open. */
 static bool start_checkpointer(rp_sqlite_pool_t *p, rp_err_t *err) {
     if (!(p->cdb = open_waiting(p->path, NULL, BUSY_MS, cache_kib, err))) return false;
-    stmt_cache_attach(p->cdb); /* it prepares nothing; registered for rp_sqlite_memory_read */
+    stmt_cache_attach(p->cdb, cache_kib); /* it prepares nothing; registered for rp_sqlite_memory_read */
     if (pthread_create(&p->cthread, NULL, checkpointer, p) != 0) {
         rp_err_set(err, RP_ERR_INTERNAL, "INTERNAL", "cannot start the checkpointer of %s", p->path);
         return false;
@@ -650,7 +654,7 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
         return NULL;
     }
     sqlite3_busy_timeout(db, BUSY_MS);
-    stmt_cache_attach(db);
+    stmt_cache_attach(db, cache_kib);
     p->idle[p->nidle++] = db;
     /* Every connection is opened now, not at the first moment that many are in use: a process's
      * descriptors and memory are then fixed at start (a pool that cannot open its connections

@@ -138,9 +138,13 @@ void rp_sqlite_pool_put(rp_sqlite_pool_t *p, sqlite3 *db);
  * as its holder last read them, on letting it go, at most once a second; a closed connection
  * counts nothing. Part of the heap in use (lib/memory.h): the page caches fill as the files
  * grow, up to SQLITE_CACHE_KIB per connection (8 times that for a writer), which a leak does
- * not stop at (bench/soak.sh). */
+ * not stop at (bench/soak.sh). cache_bound is the sum of those sizes over the open connections,
+ * from their opening: what the caches may fill to (each page also carries SQLite's header of a
+ * few hundred bytes, so a full cache counts up to about an eighth more), and it changes only
+ * when a connection opens or closes. */
 typedef struct rp_sqlite_memory {
     size_t cache, statements, schemas; /* bytes */
+    size_t cache_bound;                /* bytes */
 } rp_sqlite_memory_t;
 void rp_sqlite_memory_read(rp_sqlite_memory_t *out);
 

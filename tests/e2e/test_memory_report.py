@@ -15,7 +15,8 @@ from platform_proc import Platform, rss_kib, wait_for
 
 MODE = os.environ.get("E2E_MODE", "embedded")
 SQLITE = ["sqliteCacheBytes", "sqliteStatementBytes", "sqliteSchemaBytes"]
-FIELDS = ["heapInUseBytes", "heapInUsePeakBytes", "heapMmappedBytes", "heapFreeBytes", "residentBytes"] + SQLITE
+FIELDS = ["heapInUseBytes", "heapInUsePeakBytes", "heapMmappedBytes", "heapFreeBytes", "residentBytes",
+          "sqliteCacheBoundBytes"] + SQLITE
 
 
 def memory_lines(p, pid, offset=0):
@@ -93,7 +94,7 @@ def test_the_report_counts_what_sqlite_holds(platform, world):
         line = ask(platform, proc)
         sqlite = sum(line[k] for k in SQLITE)
         if MODE == "cluster" and proc is platform.proc:
-            assert sqlite == 0, ("the api opens no SQLite file", line)
+            assert sqlite == 0 and line["sqliteCacheBoundBytes"] == 0, ("the api opens no SQLite file", line)
             continue
         # every process with a store has read pages, kept statements and parsed its schema; all
         # of it is heap that SQLite allocated (a figure counted twice, or never cleared, would
@@ -101,6 +102,11 @@ def test_the_report_counts_what_sqlite_holds(platform, world):
         for k in SQLITE:
             assert line[k] > 0, (k, line)
         assert sqlite < line["heapInUseBytes"], line
+        # what the caches may fill to: each pooled connection's SQLITE_CACHE_KIB (256 KiB here), at
+        # least a reader and a writer (8 times that) per process with a store; a full cache counts
+        # each page's header beside it
+        assert line["sqliteCacheBoundBytes"] >= 9 * 256 * 1024, line
+        assert line["sqliteCacheBytes"] <= line["sqliteCacheBoundBytes"] * 5 // 4, line
 
 
 @pytest.mark.skipif(MODE == "cluster", reason="runs in the embedded pass: it starts its own platform")

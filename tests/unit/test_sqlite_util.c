@@ -687,7 +687,8 @@ static rp_txn_end_t insert_one(sqlite3 *db, void *arg, rp_err_t *err) {
 
 /* A pool's connections count what SQLite holds for them once their holder lets them go: a reader
  * when it is put back, the writer after a group; a page cache that read a file ten times its size
- * holds its bound (SQLITE_CACHE_KIB), no more; closing the pool counts it all out. */
+ * holds its bound (SQLITE_CACHE_KIB), no more; the bounds of every open connection are counted
+ * from their opening; closing the pool counts it all out. */
 Test(query, a_pool_counts_what_sqlite_holds_for_its_connections) {
     enum { KIB = 64 };
     rp_err_t err;
@@ -697,6 +698,9 @@ Test(query, a_pool_counts_what_sqlite_holds_for_its_connections) {
     cr_assert_not_null(pool, "%s", err.message);
     rp_sqlite_memory_read(&m);
     cr_assert_eq(m.cache + m.statements + m.schemas, 0, "nothing is counted before a holder lets go");
+    /* two readers, the writer at RP_SQLITE_WRITER_CACHE_FACTOR times theirs, the checkpointer */
+    size_t bound = (size_t)(2 + RP_SQLITE_WRITER_CACHE_FACTOR + 1) * KIB * 1024;
+    cr_assert_eq(m.cache_bound, bound, "%zu", m.cache_bound);
     sqlite3 *a = rp_sqlite_pool_get(pool, &err);
     /* about 1.3 MiB of rows: twenty times the cache */
     cr_assert(rp_sqlite_exec(a,
@@ -727,9 +731,11 @@ Test(query, a_pool_counts_what_sqlite_holds_for_its_connections) {
     cr_assert(rp_sqlite_transact(pool, insert_one, NULL, &err), "%s", err.message);
     rp_sqlite_memory_read(&m);
     cr_assert_gt(m.cache, readers, "the writer's cache is counted after its group");
+    cr_assert_leq(m.cache, m.cache_bound, "%zu of %zu", m.cache, m.cache_bound);
+    cr_assert_eq(m.cache_bound, bound, "using the connections moves no bound");
     rp_sqlite_pool_free(pool);
     rp_sqlite_memory_read(&m);
-    cr_assert_eq(m.cache + m.statements + m.schemas, 0, "closed connections hold nothing");
+    cr_assert_eq(m.cache + m.statements + m.schemas + m.cache_bound, 0, "closed connections hold nothing");
     rp_sqlite_set_cache_kib(RP_SQLITE_CACHE_KIB_DEFAULT);
 }
 
