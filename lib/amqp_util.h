@@ -41,6 +41,24 @@ void rp_amqp_url_clear(rp_amqp_url_t *u);
  * third sitting). RabbitMQ accepts 4 KiB at least. */
 #define RP_AMQP_FRAME_MAX 16384
 
+/* librabbitmq reads each frame of a message into a pool of its connection's channel, and between
+ * messages only recycles that pool: its pages stay allocated, one per frame of the longest message
+ * the connection ever read. Nothing public frees them but closing the connection. So a connection
+ * that read a message longer than this is closed and opened again (lib/transport_amqp.c), and
+ * none keeps more than about this much. Without that, every RPC consumer of a grant worker that
+ * once took a 100,000-player batch (a 2.7 MB request) kept 2.7 MB for good, and an api call
+ * connection that carried an export page kept that page: a grant worker's heap rose whenever a
+ * batch first landed on one of its consumers (heaptrack in a 25-minute soak; bench/README.md,
+ * 2026-12-04, fifth sitting). This bound is for what a consumer reads: requests other than a
+ * batch's are at most MAX_BODY_BYTES (64 KiB) of body and keep their connection; a batch of about
+ * 4,800 players or more goes over. */
+#define RP_AMQP_KEEP_BYTES (128 * 1024)
+/* The same for a reply on a call connection. A page of a player's history (100 requests) is 54 KiB
+ * with one reward each, an export page (EXPORT_PAGE_SIZE, 1,000 rows) about 0.5 MB: both keep
+ * their connection, since opening it again after every export page made an export over RabbitMQ
+ * 8-18 % slower (bench/export.sh). A larger EXPORT_PAGE_SIZE goes over. */
+#define RP_AMQP_KEEP_REPLY_BYTES (1024 * 1024)
+
 /* A new connection to addr, logged in (connection_name: name, shown by rabbitmqctl; heartbeat_s
  * 0 asks for no heartbeats; frames of RP_AMQP_FRAME_MAX at most) with channel 1 open, its
  * synchronous methods bounded by RP_AMQP_RPC_TIMEOUT_MS (librabbitmq closes the connection when

@@ -121,5 +121,10 @@ rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, int connect
  * first burst of calls finds them open: each takes the broker several round trips and a queue.
  * False with err when the broker cannot be reached; those opened stay open. */
 bool rp_transport_amqp_connect(rp_transport_t *t, int n, rp_err_t *err);
+/* How many times t's call connections and its consumers' connections were closed and opened again
+ * because they read a message longer than RP_AMQP_KEEP_REPLY_BYTES (a call connection's reply) or
+ * RP_AMQP_KEEP_BYTES (a consumer's request; lib/amqp_util.h). A call connection does it before
+ * its call returns, a consumer after it has replied. */
+void rp_transport_amqp_renewed(const rp_transport_t *t, long *calls, long *consumers);
 
 #endif

@@ -94,6 +94,8 @@ struct amqp_tp {
      * sleeps at once. */
     atomic_int waiting;
     int spin_us;
+    /* connections opened again after a long message (lib/amqp_util.h): call connections, consumers */
+    atomic_long renewed_calls, renewed_consumers;
     pthread_mutex_t mu;
     consumer_t **consumers; /* each owned here; a consumer thread holds its pointer until stop */
     size_t nconsumers, capconsumers;
@@ -102,6 +104,7 @@ struct amqp_tp {
 typedef struct client {
     amqp_connection_state_t conn;
     bool ok;
+    bool renew; /* its last reply was long: open the connection again (RP_AMQP_KEEP_REPLY_BYTES) */
     uint64_t counter;
     char tag[24];
     char reply_queue[128]; /* the exclusive queue replies reach this connection on */
@@ -350,6 +353,7 @@ static bool await_reply(client_t *cl, rp_component_t comp, const char *corr, int
             if (mine) {
                 *reply = rp_strndup(m.body.bytes, m.body.len);
                 *reply_len = m.body.len;
+                cl->renew = m.body.len > RP_AMQP_KEEP_REPLY_BYTES; /* its pages stay in the pool */
                 amqp_destroy_message(&m);
                 return true;
             }
@@ -370,6 +374,17 @@ static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req
     client_t *cl = client_take(t, deadline_ms, err);
     if (!cl) return false;
     bool ok = call_on(t, cl, comp, req, len, deadline_ms, reply, reply_len, err);
+    if (cl->renew) {
+        /* a long reply left its pages in the connection's pool (RP_AMQP_KEEP_REPLY_BYTES): this caller,
+         * whose answer is in hand, opens the connection again, so that the next one need not */
+        rp_err_t ignored;
+        cl->renew = false;
+        close_conn(cl->conn); /* closed in order: the broker logs no lost client */
+        cl->conn = NULL;
+        cl->ok = false;
+        (void)client_connect(t, cl, &ignored); /* unconnected, the next taker tries again */
+        atomic_fetch_add(&t->renewed_calls, 1);
+    }
     client_give(t, cl);
     return ok;
 }
@@ -491,6 +506,7 @@ static void *consume_main(void *arg) {
     snprintf(name, sizeof name, "reward-worker %s", cs->queue);
     while (!atomic_load(&t->stopping)) {
         rp_err_t err;
+        bool renew = false;
         amqp_connection_state_t c = rp_amqp_open(&t->addr, name, HEARTBEAT_S, &err);
         if (c && declare_queue(c, cs->exchange, cs->queue, cs->key, cs->fn != NULL, &err)) {
             amqp_basic_qos(c, 1, 0, (uint16_t)(cs->fn ? RPC_PREFETCH : t->prefetch), 0);
@@ -511,17 +527,27 @@ static void *consume_main(void *arg) {
                             break;
                         }
                         bool alive = handle_delivery(cs, c, &env);
+                        /* a long message left its pages in the connection's pool: only a new
+                         * connection gives them back (RP_AMQP_KEEP_BYTES). An RPC consumer holds
+                         * one message at a time, so none waits unacknowledged on the old one;
+                         * what the broker sent meanwhile goes back to the queue. */
+                        renew = alive && cs->fn && env.message.body.len > RP_AMQP_KEEP_BYTES;
                         amqp_destroy_envelope(&env);
                         if (!alive) {
                             rp_err_set(&err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "lost the broker while acknowledging");
                             break;
                         }
+                        if (renew) break;
                     }
                 }
             }
         }
         if (c) close_conn(c);
         if (atomic_load(&t->stopping)) break;
+        if (renew) {
+            atomic_fetch_add(&t->renewed_consumers, 1);
+            continue;
+        }
         rp_log(RP_LOG_WARN, "amqp", "%s: %s; retrying in %d ms", cs->queue, err.message, backoff_ms);
         for (int waited = 0; waited < backoff_ms && !atomic_load(&t->stopping); waited += 50)
             usleep(50000);
@@ -650,4 +676,10 @@ rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, int connect
     pthread_key_create(&t->pub_key, publisher_free);
     pthread_mutex_init(&t->mu, NULL);
     return &t->base;
+}
+
+void rp_transport_amqp_renewed(const rp_transport_t *base, long *calls, long *consumers) {
+    amqp_tp_t *t = (amqp_tp_t *)base;
+    *calls = atomic_load(&t->renewed_calls);
+    *consumers = atomic_load(&t->renewed_consumers);
 }

@@ -18,6 +18,7 @@
 #include "amqp_broker.h"
 #include "amqp_publisher.h"
 #include "amqp_util.h"
+#include "memory.h"
 #include "timeutil.h"
 #include "transport.h"
 #include "work_counter.h"
@@ -57,21 +58,26 @@ static rp_transport_t *transport_or_skip(int workers) {
     return transport_or_skip_with(workers, 64);
 }
 
-/* The first call to the event queue served on t, echoed back: retried until the consumer has
+/* The first call to comp's queue served on t, echoed back: retried until the consumer has
  * attached (it may need a moment). */
-static void first_round_trip(rp_transport_t *t) {
+static void first_round_trip_on(rp_transport_t *t, rp_component_t comp) {
     char *rep = NULL;
     size_t n = 0;
     rp_err_t err;
     bool ok = false;
     for (int i = 0; i < 50 && !ok; i++) {
-        ok = rp_transport_call(t, RP_COMP_EVENT, "{\"hello\":1}", 11, rp_now_ms() + 2000, &rep, &n, &err);
+        ok = rp_transport_call(t, comp, "{\"hello\":1}", 11, rp_now_ms() + 2000, &rep, &n, &err);
         if (!ok) usleep(100000);
     }
     cr_assert(ok, "%s", err.message);
     cr_assert_eq(n, 11u);
     cr_assert(memcmp(rep, "{\"hello\":1}", 11) == 0);
     free(rep);
+}
+
+/* The same on the event queue, which most tests here serve. */
+static void first_round_trip(rp_transport_t *t) {
+    first_round_trip_on(t, RP_COMP_EVENT);
 }
 
 /* A plain connection beside the transport; the transport answered, so the broker is there. */
@@ -345,6 +351,81 @@ Test(amqp, messages_longer_than_a_frame_travel_whole, .timeout = 60) {
     amqp_queue_delete(c, 1, amqp_cstring_bytes(dlq), 0, 0);
     broker_close(c);
     free(body);
+}
+
+/* librabbitmq keeps the pool pages a message's frames were read into for as long as the connection
+ * lives, one per frame of the longest message it ever read. A connection that read a long message
+ * is therefore opened again: the consumer that read a request longer than RP_AMQP_KEEP_BYTES, the
+ * call connection that read a reply longer than RP_AMQP_KEEP_REPLY_BYTES. Eight 2 MiB round trips
+ * over four consumers and one call connection leave the heap where it was; each connection used
+ * to keep 2 MiB. A message below its bound keeps its connection. */
+Test(amqp, a_connection_that_read_a_long_message_is_opened_again, .timeout = 60) {
+    /* the login queue, which no other test here serves: tests run side by side, and its
+     * consumers must be the ones that read its messages */
+    rp_err_t err;
+    long calls, consumers;
+    rp_transport_t *t = transport_or_skip_with(4, 1);
+    cr_assert(rp_transport_serve(t, RP_COMP_LOGIN, slow_echo, NULL, 4, &err), "%s", err.message);
+    first_round_trip_on(t, RP_COMP_LOGIN);
+    char *rep = NULL;
+    size_t rn = 0;
+    size_t short_n = RP_AMQP_KEEP_BYTES - 100;
+    char *short_body = long_body(short_n);
+    for (int i = 0; i < 4; i++) {
+        cr_assert(rp_transport_call(t, RP_COMP_LOGIN, short_body, short_n, rp_now_ms() + 10000, &rep, &rn, &err), "%s",
+                  err.message);
+        cr_assert_eq(rn, short_n);
+        free(rep);
+    }
+    free(short_body);
+    /* a consumer counts after its reply; a stray count would also show in the counts below */
+    first_round_trip_on(t, RP_COMP_LOGIN);
+    rp_transport_amqp_renewed(t, &calls, &consumers);
+    cr_assert_eq(calls + consumers, 0, "a message within the bounds keeps its connection");
+
+    /* between the two bounds: the consumer is opened again, the call connection is not */
+    size_t mid_n = RP_AMQP_KEEP_REPLY_BYTES - 100;
+    char *mid_body = long_body(mid_n);
+    cr_assert(rp_transport_call(t, RP_COMP_LOGIN, mid_body, mid_n, rp_now_ms() + 10000, &rep, &rn, &err), "%s",
+              err.message);
+    free(rep);
+    free(mid_body);
+    rp_transport_amqp_renewed(t, &calls, &consumers);
+    cr_assert_eq(calls, 0, "a reply within its bound keeps the call connection");
+    for (int i = 0; i < 200 && consumers < 1; i++, rp_transport_amqp_renewed(t, &calls, &consumers))
+        usleep(50000);
+    cr_assert_eq(consumers, 1);
+
+    enum { CALLS = 8 };
+    size_t n = 2 << 20;
+    rp_memory_t before, after;
+    rp_memory_read_heap(&before); /* without the body, freed before the heap is read again */
+    char *body = long_body(n);
+    for (int i = 0; i < CALLS; i++) {
+        cr_assert(rp_transport_call(t, RP_COMP_LOGIN, body, n, rp_now_ms() + 10000, &rep, &rn, &err), "%s",
+                  err.message);
+        cr_assert_eq(rn, n);
+        cr_assert(memcmp(rep, body, n) == 0, "the reply differs from the request");
+        free(rep);
+    }
+    free(body);
+    /* the call connection is opened again before its call returns; a consumer after it replied */
+    rp_transport_amqp_renewed(t, &calls, &consumers);
+    cr_assert_eq(calls, CALLS);
+    for (int i = 0; i < 200 && consumers < 1 + CALLS; i++, rp_transport_amqp_renewed(t, &calls, &consumers))
+        usleep(50000);
+    cr_assert_eq(consumers, 1 + CALLS);
+    rp_memory_read_heap(&after);
+    cr_assert_lt(after.heap_in_use, before.heap_in_use + (512 << 10), "heap in use %zu before, %zu after",
+                 before.heap_in_use, after.heap_in_use);
+    /* and the connections opened again serve: a call, answered by whichever consumer takes it */
+    for (int i = 0; i < 4; i++) {
+        cr_assert(rp_transport_call(t, RP_COMP_LOGIN, "{\"again\":1}", 11, rp_now_ms() + 10000, &rep, &rn, &err), "%s",
+                  err.message);
+        cr_assert_eq(rn, 11u);
+        free(rep);
+    }
+    rp_transport_free(t);
 }
 
 /* ---- the calling side's shared connections ---- */
