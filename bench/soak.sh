@@ -124,7 +124,7 @@ trap 'exit 143' TERM
 # what SQLite holds of that heap (page caches, statements and schemas; the page caches alone) and
 # what its page caches may fill to; an empty rss_kb means the process is gone
 sample() {
-    local t0=$1 mode=$2 log=$3 t i rss peak fds st pid mem heap heap_peak sqlite cache bound
+    local t0=$1 mode=$2 log=$3 t i rss peak fds st pid mem heap heap_peak sqlite cache stmts schemas bound
     shift 3
     local args=("$@")
     for ((i = 0; i < ${#args[@]}; i += 2)); do echo 5 >"/proc/${args[i + 1]}/clear_refs" 2>/dev/null || true; done
@@ -141,10 +141,11 @@ sample() {
             mem=$(grep -F "\"module\":\"memory\",\"pid\":$pid," "$log" 2>/dev/null | tail -1 || true)
             heap=$(sed -n 's/.*"heapInUseBytes":\([0-9]*\).*/\1/p' <<<"$mem")
             heap_peak=$(sed -n 's/.*"heapInUsePeakBytes":\([0-9]*\).*/\1/p' <<<"$mem")
-            sqlite=$(sed -n 's/.*"sqliteCacheBytes":\([0-9]*\),"sqliteStatementBytes":\([0-9]*\),"sqliteSchemaBytes":\([0-9]*\).*/\1 + \2 + \3/p' <<<"$mem")
-            cache=$(sed -n 's/.*"sqliteCacheBytes":\([0-9]*\).*/\1/p' <<<"$mem")
+            cache="" stmts="" schemas=""
+            read -r cache stmts schemas < <(sed -n 's/.*"sqliteCacheBytes":\([0-9]*\),"sqliteStatementBytes":\([0-9]*\),"sqliteSchemaBytes":\([0-9]*\).*/\1 \2 \3/p' <<<"$mem") || true
+            sqlite=${cache:+$((cache + stmts + schemas))}
             bound=$(sed -n 's/.*"sqliteCacheBoundBytes":\([0-9]*\).*/\1/p' <<<"$mem")
-            echo "$t,$mode,${args[i]},$pid,$rss,$peak,$fds,${heap:+$((heap / 1024))},${heap_peak:+$((heap_peak / 1024))},${sqlite:+$(((sqlite) / 1024))},${cache:+$((cache / 1024))},${bound:+$((bound / 1024))}" >>"$csv"
+            echo "$t,$mode,${args[i]},$pid,$rss,$peak,$fds,${heap:+$((heap / 1024))},${heap_peak:+$((heap_peak / 1024))},${sqlite:+$((sqlite / 1024))},${cache:+$((cache / 1024))},${bound:+$((bound / 1024))}" >>"$csv"
             [ -n "$rss" ] && kill -USR1 "$pid" 2>/dev/null || true
         done
         sleep "$interval"

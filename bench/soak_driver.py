@@ -255,17 +255,18 @@ def report(path, warmup, max_growth, baseline=60, allow_kib=0, max_rss_mib=0):
             # net of SQLite's page caches where the process reported them with their bound: those
             # are judged against the bound, the rest of the heap on its growth
             net = all(s[7] is not None and s[8] is not None for s in heap_base + after)
-            cache = (lambda s: s[7]) if net else (lambda s: 0)
-            if net:
-                judged = "heap in use net of SQLite's page caches"
-            base_mem = statistics.median(s[4] - cache(s) for s in heap_base)
-            peak_mem = max(s[5] - cache(s) for s in after)
-            end_mem = statistics.median(s[4] - cache(s) for s in end_window)
+
+            def level(s):
+                return s[4] - (s[7] if net else 0)
+            base_mem = statistics.median(level(s) for s in heap_base)
+            peak_mem = max(s[5] - (s[7] if net else 0) for s in after)
+            end_mem = statistics.median(level(s) for s in end_window)
             # SQLite's share of the heap's levels (page caches filling to their bound), where reported
             base_sq, end_sq = ([s[6] for s in w if s[6] is not None] for w in (heap_base, end_window))
             if base_sq and end_sq:
                 sqlite = "%s / %s" % (mib(statistics.median(base_sq)), mib(statistics.median(end_sq)))
             if net:
+                judged = "heap in use net of SQLite's page caches"
                 end_cache = statistics.median(s[7] for s in end_window)
                 base_bound, end_bound = max(s[8] for s in heap_base), max(s[8] for s in after)
                 caches = "%s / %s" % (mib(end_cache), mib(end_bound))

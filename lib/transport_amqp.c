@@ -104,7 +104,6 @@ struct amqp_tp {
 typedef struct client {
     amqp_connection_state_t conn;
     bool ok;
-    bool renew; /* its last reply was long: open the connection again (RP_AMQP_KEEP_REPLY_BYTES) */
     uint64_t counter;
     char tag[24];
     char reply_queue[128]; /* the exclusive queue replies reach this connection on */
@@ -353,7 +352,6 @@ static bool await_reply(client_t *cl, rp_component_t comp, const char *corr, int
             if (mine) {
                 *reply = rp_strndup(m.body.bytes, m.body.len);
                 *reply_len = m.body.len;
-                cl->renew = m.body.len > RP_AMQP_KEEP_REPLY_BYTES; /* its pages stay in the pool */
                 amqp_destroy_message(&m);
                 return true;
             }
@@ -374,11 +372,10 @@ static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req
     client_t *cl = client_take(t, deadline_ms, err);
     if (!cl) return false;
     bool ok = call_on(t, cl, comp, req, len, deadline_ms, reply, reply_len, err);
-    if (cl->renew) {
+    if (ok && *reply_len > RP_AMQP_KEEP_REPLY_BYTES) {
         /* a long reply left its pages in the connection's pool (RP_AMQP_KEEP_REPLY_BYTES): this caller,
          * whose answer is in hand, opens the connection again, so that the next one need not */
         rp_err_t ignored;
-        cl->renew = false;
         close_conn(cl->conn); /* closed in order: the broker logs no lost client */
         cl->conn = NULL;
         cl->ok = false;
