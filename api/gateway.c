@@ -544,7 +544,9 @@ static void resolve_client(const rp_gateway_t *gw, req_ctx_t *rc) {
  * same 404 as any unknown path. */
 static bool handle_metrics(rp_gateway_t *gw, req_ctx_t *rc) {
     if (strcmp(rc->ri->request_method, "GET") != 0 || !privileged(gw, rc)) return false;
-    char *text = rp_metrics_render(gw->metrics);
+    rp_amqp_stats_t amqp;
+    bool over_amqp = rp_transport_amqp_stats(gw->transport, &amqp);
+    char *text = rp_metrics_render(gw->metrics, over_amqp ? &amqp : NULL);
     size_t n = strlen(text);
     /* the webhook dispatcher's metrics, from the reward worker (workers/reward/webhooks.h,
      * RP_WEBHOOKS_METRICS_ROUTE); left out when it does not answer within a second */

@@ -81,7 +81,7 @@ static void put(buf_t *b, const char *fmt, ...) {
     }
 }
 
-char *rp_metrics_render(rp_metrics_t *m) {
+char *rp_metrics_render(rp_metrics_t *m, const rp_amqp_stats_t *amqp) {
     size_t nroutes;
     const rp_api_route_t *t = rp_routes_table(&nroutes);
     buf_t b = {rp_malloc(4096), 0, 4096};
@@ -148,5 +148,15 @@ char *rp_metrics_render(rp_metrics_t *m) {
         "(their cache_size).\n"
         "# TYPE rp_sqlite_cache_bound_bytes gauge\nrp_sqlite_cache_bound_bytes %zu\n",
         sq.cache, sq.statements, sq.schemas, sq.cache_bound);
+    if (amqp)
+        put(&b,
+            "# HELP rp_amqp_connections_reopened_total Broker connections closed and opened again to free the pages "
+            "of a message too long to keep.\n"
+            "# TYPE rp_amqp_connections_reopened_total counter\n"
+            "rp_amqp_connections_reopened_total{side=\"calls\"} %ld\n"
+            "rp_amqp_connections_reopened_total{side=\"consumers\"} %ld\n"
+            "# HELP rp_amqp_long_reply_connections Call connections keeping the pages of a reply over 128 KiB.\n"
+            "# TYPE rp_amqp_long_reply_connections gauge\nrp_amqp_long_reply_connections %d\n",
+            amqp->reopened_calls, amqp->reopened_consumers, amqp->long_reply_conns);
     return b.p;
 }

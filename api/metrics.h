@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "transport.h"
+
 typedef struct rp_metrics rp_metrics_t;
 
 /* Metrics for nroutes routes (index = position in the route table) plus one "unmatched" slot. */
@@ -17,7 +19,8 @@ void rp_metrics_observe(rp_metrics_t *m, size_t route_index, int status, double 
 /* Counts one answer of route served from the api's kept copies (api/gateway.c, keep_key). */
 void rp_metrics_kept(rp_metrics_t *m, size_t route_index);
 
-/* Renders the Prometheus text exposition format; returns a malloc'd string (free()). */
-char *rp_metrics_render(rp_metrics_t *m);
+/* Renders the Prometheus text exposition format, with the process's memory and, when amqp is not
+ * NULL, what its broker connections did with long messages; returns a malloc'd string (free()). */
+char *rp_metrics_render(rp_metrics_t *m, const rp_amqp_stats_t *amqp);
 
 #endif

@@ -54,10 +54,21 @@ void rp_amqp_url_clear(rp_amqp_url_t *u);
  * 4,800 players or more goes over. */
 #define RP_AMQP_KEEP_BYTES (128 * 1024)
 /* The same for a reply on a call connection. A page of a player's history (100 requests) is 54 KiB
- * with one reward each, an export page (EXPORT_PAGE_SIZE, 1,000 rows) about 0.5 MB: both keep
- * their connection, since opening it again after every export page made an export over RabbitMQ
- * 8-18 % slower (bench/export.sh). A larger EXPORT_PAGE_SIZE goes over. */
+ * with one reward each, an export page (EXPORT_PAGE_SIZE, 1,000 rows) about 0.5 MB. A reply longer
+ * than this always reopens its connection; a larger EXPORT_PAGE_SIZE goes over. */
 #define RP_AMQP_KEEP_REPLY_BYTES (1024 * 1024)
+/* A reply between RP_AMQP_KEEP_BYTES and RP_AMQP_KEEP_REPLY_BYTES keeps its connection's pages only
+ * while fewer than this many of the process's call connections keep such pages; any other
+ * connection is opened again. An api spreads its calls over up to RPC_CONNECTIONS (64) connections,
+ * and without a bound each would in time keep an export page: up to 64 MB. Opening the connection
+ * again after every export page made an export over RabbitMQ 8-18 % slower (bench/export.sh), so
+ * the keepers serve the long replies: a thread's next call takes the connection that kept its last
+ * long reply (an export's pages come one after another on one thread), a thread whose long reply
+ * could not be kept takes an idle keeper next, and other calls take the keepers last. So up to
+ * this many exports at once keep their connections. Under a read load of 32 connections, three
+ * exports of 100,000 rows left the api's heap 19.6 MiB larger without this bound and 2.2 MiB
+ * larger with it (bench/README.md, 2026-12-04, sixth sitting). */
+#define RP_AMQP_LONG_REPLY_CONNS 4
 
 /* A new connection to addr, logged in (connection_name: name, shown by rabbitmqctl; heartbeat_s
  * 0 asks for no heartbeats; frames of RP_AMQP_FRAME_MAX at most) with channel 1 open, its

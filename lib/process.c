@@ -133,17 +133,28 @@ int rp_process_run_worker(const char *name, const char *what, rp_worker_open_fn 
  * resident set, and what SQLite holds of that heap (page caches, statements, schemas) with what
  * its page caches may fill to. What a leak shows is the heap in use; the resident set also holds
  * the arenas' free memory, which swings with the work in flight, and SQLite's page caches fill up
- * to their bound as the files grow (bench/README.md, the soak). */
-static void report_memory(const rp_memory_t *now, size_t peak) {
+ * to their bound as the files grow (bench/README.md, the soak). Over RabbitMQ, also what the
+ * broker connections did with long messages, whose pages a connection keeps until it is opened
+ * again (lib/amqp_util.h). */
+static void report_memory(const rp_transport_t *t, const rp_memory_t *now, size_t peak) {
     rp_sqlite_memory_t sq;
     rp_sqlite_memory_read(&sq);
-    rp_log_report("memory", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "pid", (json_int_t)getpid(),
-                                      "heapInUseBytes", (json_int_t)now->heap_in_use, "heapInUsePeakBytes",
-                                      (json_int_t)peak, "heapMmappedBytes", (json_int_t)now->heap_mmapped,
-                                      "heapFreeBytes", (json_int_t)now->heap_free, "residentBytes",
-                                      (json_int_t)now->resident, "sqliteCacheBytes", (json_int_t)sq.cache,
-                                      "sqliteStatementBytes", (json_int_t)sq.statements, "sqliteSchemaBytes",
-                                      (json_int_t)sq.schemas, "sqliteCacheBoundBytes", (json_int_t)sq.cache_bound));
+    rp_amqp_stats_t amqp;
+    json_t *extra = rp_transport_amqp_stats(t, &amqp)
+                        ? json_pack("{s:I, s:I, s:i}", "amqpReopenedCalls", (json_int_t)amqp.reopened_calls,
+                                    "amqpReopenedConsumers", (json_int_t)amqp.reopened_consumers,
+                                    "amqpLongReplyConnections", amqp.long_reply_conns)
+                        : json_object();
+    json_t *line =
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "pid", (json_int_t)getpid(), "heapInUseBytes",
+                  (json_int_t)now->heap_in_use, "heapInUsePeakBytes", (json_int_t)peak, "heapMmappedBytes",
+                  (json_int_t)now->heap_mmapped, "heapFreeBytes", (json_int_t)now->heap_free, "residentBytes",
+                  (json_int_t)now->resident, "sqliteCacheBytes", (json_int_t)sq.cache, "sqliteStatementBytes",
+                  (json_int_t)sq.statements, "sqliteSchemaBytes", (json_int_t)sq.schemas, "sqliteCacheBoundBytes",
+                  (json_int_t)sq.cache_bound);
+    json_object_update(line, extra);
+    json_decref(extra);
+    rp_log_report("memory", line);
 }
 
 void rp_process_wait(rp_process_t *p) {
@@ -170,7 +181,7 @@ void rp_process_wait(rp_process_t *p) {
             rp_memory_read_heap(&now);
         if (now.heap_in_use > peak) peak = now.heap_in_use;
         if (sig == SIGUSR1) {
-            report_memory(&now, peak);
+            report_memory(p->transport, &now, peak);
             peak = now.heap_in_use;
         }
     }

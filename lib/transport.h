@@ -121,10 +121,18 @@ rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, int connect
  * first burst of calls finds them open: each takes the broker several round trips and a queue.
  * False with err when the broker cannot be reached; those opened stay open. */
 bool rp_transport_amqp_connect(rp_transport_t *t, int n, rp_err_t *err);
-/* How many times t's call connections and its consumers' connections were closed and opened again
- * because they read a message longer than RP_AMQP_KEEP_REPLY_BYTES (a call connection's reply) or
- * RP_AMQP_KEEP_BYTES (a consumer's request; lib/amqp_util.h). A call connection does it before
- * its call returns, a consumer after it has replied. */
-void rp_transport_amqp_renewed(const rp_transport_t *t, long *calls, long *consumers);
+/* What an amqp transport did with the pages of long messages (lib/amqp_util.h). */
+typedef struct rp_amqp_stats {
+    /* connections closed and opened again because they read a message too long to keep its
+     * pages: a call connection's reply over RP_AMQP_KEEP_REPLY_BYTES, or over RP_AMQP_KEEP_BYTES
+     * when RP_AMQP_LONG_REPLY_CONNS others keep such pages (before its call returns); a consumer's
+     * request over RP_AMQP_KEEP_BYTES (after it has replied) */
+    long reopened_calls, reopened_consumers;
+    /* call connections keeping the pages of a reply over RP_AMQP_KEEP_BYTES now */
+    int long_reply_conns;
+} rp_amqp_stats_t;
+
+/* Fills out and returns true when t is an amqp transport; false (out zeroed) otherwise. */
+bool rp_transport_amqp_stats(const rp_transport_t *t, rp_amqp_stats_t *out);
 
 #endif

@@ -81,7 +81,8 @@ struct amqp_tp {
     /* the calling side: up to max_clients connections, shared by every calling thread, one call
      * at a time each. The idle ones are a stack: the most recently used is taken first, since a
      * warm connection answers sooner (at 1 connection, p50 0.37-0.42 ms against 0.51-0.69 ms when
-     * every call took the longest idle one). */
+     * every call took the longest idle one); but those that keep a long reply's pages are kept
+     * for the long replies (pick_idle). */
     pthread_mutex_t cmu;
     pthread_cond_t cfreed;
     struct client **clients, **idle;
@@ -95,7 +96,10 @@ struct amqp_tp {
     atomic_int waiting;
     int spin_us;
     /* connections opened again after a long message (lib/amqp_util.h): call connections, consumers */
-    atomic_long renewed_calls, renewed_consumers;
+    atomic_long reopened_calls, reopened_consumers;
+    /* call connections keeping the pages of a reply over RP_AMQP_KEEP_BYTES: at most
+     * RP_AMQP_LONG_REPLY_CONNS */
+    atomic_int keeping_long;
     pthread_mutex_t mu;
     consumer_t **consumers; /* each owned here; a consumer thread holds its pointer until stop */
     size_t nconsumers, capconsumers;
@@ -104,6 +108,7 @@ struct amqp_tp {
 typedef struct client {
     amqp_connection_state_t conn;
     bool ok;
+    bool keeps_long; /* counted in keeping_long until the connection is opened again */
     uint64_t counter;
     char tag[24];
     char reply_queue[128]; /* the exclusive queue replies reach this connection on */
@@ -189,6 +194,10 @@ static bool setup_reply_queue(client_t *cl, rp_err_t *err) {
 static bool client_connect(amqp_tp_t *t, client_t *cl, rp_err_t *err) {
     if (cl->ok) return true;
     if (cl->conn) amqp_destroy_connection(cl->conn);
+    if (cl->keeps_long) { /* its pages go with the connection */
+        cl->keeps_long = false;
+        atomic_fetch_sub(&t->keeping_long, 1);
+    }
     /* no heartbeats: librabbitmq answers them only inside its own calls, so the broker would
      * close a call connection that sat idle for two intervals, and the next burst would reopen
      * it while its call waits. A broker that went away shows as a closed socket at the next use
@@ -206,6 +215,11 @@ static bool client_connect(amqp_tp_t *t, client_t *cl, rp_err_t *err) {
     return true;
 }
 
+/* The call connection that kept this thread's last long reply (keeps_long), which its next call
+ * takes when it is idle: long replies come in runs from one thread (an export's pages). Only
+ * compared with the idle connections' addresses, never followed. */
+static __thread const client_t *tl_keeper;
+
 static void client_give(amqp_tp_t *t, client_t *cl) {
     pthread_mutex_lock(&t->cmu);
     t->idle[t->nidle++] = cl;
@@ -213,17 +227,32 @@ static void client_give(amqp_tp_t *t, client_t *cl) {
     pthread_mutex_unlock(&t->cmu);
 }
 
-/* Takes a client for one call: an idle one, else a new one while fewer than max_clients exist,
- * else waits for one until deadline_ms (epoch ms): 503 OVERLOADED then, since every connection
- * carries a call. The client is connected; give it back with client_give whatever happens. */
+/* The idle connection a call of this thread takes (t->cmu held), as an index into t->idle, or -1
+ * for a new one: the one that kept this thread's last long reply; else the most recently used of
+ * those that keep none, so that the keepers stay free for the runs of long replies; else a new one
+ * while fewer than max_clients exist; else the most recently used. */
+static int pick_idle(const amqp_tp_t *t) {
+    for (int i = t->nidle - 1; i >= 0; i--)
+        if (t->idle[i] == tl_keeper) return i;
+    for (int i = t->nidle - 1; i >= 0; i--)
+        if (!t->idle[i]->keeps_long) return i;
+    return t->nclients < t->max_clients ? -1 : t->nidle - 1;
+}
+
+/* Takes a client for one call: an idle one or a new one (pick_idle), else waits for one until
+ * deadline_ms (epoch ms): 503 OVERLOADED then, since every connection carries a call. The client
+ * is connected; give it back with client_give whatever happens. */
 static client_t *client_take(amqp_tp_t *t, int64_t deadline_ms, rp_err_t *err) {
     client_t *cl = NULL;
     struct timespec until = {.tv_sec = deadline_ms / 1000, .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
     pthread_mutex_lock(&t->cmu);
     while (t->nidle == 0 && t->nclients >= t->max_clients)
         if (pthread_cond_timedwait(&t->cfreed, &t->cmu, &until) == ETIMEDOUT) break;
-    if (t->nidle > 0) {
-        cl = t->idle[--t->nidle];
+    int i = t->nidle > 0 ? pick_idle(t) : -1;
+    if (i >= 0) {
+        cl = t->idle[i];
+        memmove(&t->idle[i], &t->idle[i + 1], (size_t)(t->nidle - 1 - i) * sizeof *t->idle); /* the stack's order */
+        t->nidle--;
     } else if (t->nclients < t->max_clients) {
         cl = rp_calloc(1, sizeof *cl);
         snprintf(cl->tag, sizeof cl->tag, "%lx", (unsigned long)rp_mono_us() ^ (unsigned long)(uintptr_t)cl);
@@ -366,21 +395,52 @@ static bool await_reply(client_t *cl, rp_component_t comp, const char *corr, int
     }
 }
 
+/* Whether cl may keep the pages of a reply of len bytes (over RP_AMQP_KEEP_BYTES): up to
+ * RP_AMQP_KEEP_REPLY_BYTES, on a connection that already keeps such pages or as one of the first
+ * RP_AMQP_LONG_REPLY_CONNS that do. Then it is this thread's keeper (tl_keeper). */
+static bool keeps_long(amqp_tp_t *t, client_t *cl, size_t len) {
+    if (len > RP_AMQP_KEEP_REPLY_BYTES) return false;
+    if (!cl->keeps_long) {
+        int n = atomic_load(&t->keeping_long);
+        while (n < RP_AMQP_LONG_REPLY_CONNS && !atomic_compare_exchange_weak(&t->keeping_long, &n, n + 1)) {
+        }
+        if (n >= RP_AMQP_LONG_REPLY_CONNS) return false;
+        cl->keeps_long = true;
+    }
+    tl_keeper = cl;
+    return true;
+}
+
+/* Makes an idle keeper this thread's (tl_keeper), after a long reply that its connection could not
+ * keep: a thread that was not the one that made the keeper (an export on another HTTP thread than
+ * the last) then takes it for its next long reply instead of opening a connection again for
+ * every one. */
+static void adopt_keeper(amqp_tp_t *t) {
+    pthread_mutex_lock(&t->cmu);
+    for (int i = t->nidle - 1; i >= 0; i--)
+        if (t->idle[i]->keeps_long) {
+            tl_keeper = t->idle[i];
+            break;
+        }
+    pthread_mutex_unlock(&t->cmu);
+}
+
 static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
                       char **reply, size_t *reply_len, rp_err_t *err) {
     amqp_tp_t *t = (amqp_tp_t *)base;
     client_t *cl = client_take(t, deadline_ms, err);
     if (!cl) return false;
     bool ok = call_on(t, cl, comp, req, len, deadline_ms, reply, reply_len, err);
-    if (ok && *reply_len > RP_AMQP_KEEP_REPLY_BYTES) {
-        /* a long reply left its pages in the connection's pool (RP_AMQP_KEEP_REPLY_BYTES): this caller,
-         * whose answer is in hand, opens the connection again, so that the next one need not */
+    if (ok && *reply_len > RP_AMQP_KEEP_BYTES && !keeps_long(t, cl, *reply_len)) {
+        /* a long reply left its pages in the connection's pool, more than it may keep (keeps_long):
+         * this caller, whose answer is in hand, opens the connection again, so the next need not */
         rp_err_t ignored;
         close_conn(cl->conn); /* closed in order: the broker logs no lost client */
         cl->conn = NULL;
         cl->ok = false;
         (void)client_connect(t, cl, &ignored); /* unconnected, the next taker tries again */
-        atomic_fetch_add(&t->renewed_calls, 1);
+        atomic_fetch_add(&t->reopened_calls, 1);
+        if (*reply_len <= RP_AMQP_KEEP_REPLY_BYTES) adopt_keeper(t);
     }
     client_give(t, cl);
     return ok;
@@ -542,7 +602,7 @@ static void *consume_main(void *arg) {
         if (c) close_conn(c);
         if (atomic_load(&t->stopping)) break;
         if (renew) {
-            atomic_fetch_add(&t->renewed_consumers, 1);
+            atomic_fetch_add(&t->reopened_consumers, 1);
             continue;
         }
         rp_log(RP_LOG_WARN, "amqp", "%s: %s; retrying in %d ms", cs->queue, err.message, backoff_ms);
@@ -675,8 +735,12 @@ rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, int connect
     return &t->base;
 }
 
-void rp_transport_amqp_renewed(const rp_transport_t *base, long *calls, long *consumers) {
-    amqp_tp_t *t = (amqp_tp_t *)base;
-    *calls = atomic_load(&t->renewed_calls);
-    *consumers = atomic_load(&t->renewed_consumers);
+bool rp_transport_amqp_stats(const rp_transport_t *base, rp_amqp_stats_t *out) {
+    memset(out, 0, sizeof *out);
+    if (!base || base->ops != &amqp_ops) return false;
+    const amqp_tp_t *t = (const amqp_tp_t *)base;
+    out->reopened_calls = atomic_load(&t->reopened_calls);
+    out->reopened_consumers = atomic_load(&t->reopened_consumers);
+    out->long_reply_conns = atomic_load(&t->keeping_long);
+    return true;
 }

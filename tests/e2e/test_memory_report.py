@@ -15,6 +15,8 @@ from platform_proc import Platform, rss_kib, wait_for
 
 MODE = os.environ.get("E2E_MODE", "embedded")
 SQLITE = ["sqliteCacheBytes", "sqliteStatementBytes", "sqliteSchemaBytes"]
+AMQP = ["amqpReopenedCalls", "amqpReopenedConsumers", "amqpLongReplyConnections"]
+LONG_REPLY_CONNS = 4  # RP_AMQP_LONG_REPLY_CONNS, lib/amqp_util.h
 FIELDS = ["heapInUseBytes", "heapInUsePeakBytes", "heapMmappedBytes", "heapFreeBytes", "residentBytes",
           "sqliteCacheBoundBytes"] + SQLITE
 
@@ -78,9 +80,58 @@ def test_every_process_reports_its_memory_on_sigusr1(platform):
         second = ask(platform, proc)
         check_report(second, rss_before, vm_rss_bytes(proc.pid))
         assert proc.poll() is None, "pid %d ended on SIGUSR1" % proc.pid
+        # over RabbitMQ, what the broker connections did with long messages (lib/amqp_util.h);
+        # the embedded transport has no connections and says nothing of them
+        for line in (first, second):
+            if MODE == "cluster":
+                for k in AMQP:
+                    assert isinstance(line[k], int) and line[k] >= 0, line
+                assert line["amqpLongReplyConnections"] <= LONG_REPLY_CONNS, line
+            else:
+                assert not [k for k in line if k.startswith("amqp")], line
     # and the platform serves on
     r = requests.get(platform.url("/health/ready"), timeout=10)
     assert r.status_code == 200, r.text
+
+
+def binary(proc):
+    return os.path.basename(os.readlink("/proc/%d/exe" % proc.pid))
+
+
+@pytest.mark.skipif(MODE != "cluster", reason="over RabbitMQ only: the embedded transport carries no frames")
+def test_a_request_too_long_to_keep_reopens_the_consumer_that_read_it(platform, world):
+    grant = [proc for proc in platform.procs if proc.poll() is None and binary(proc) == "reward-grant-worker"]
+    assert len(grant) == 2, [binary(p) for p in platform.procs]
+
+    def reopened():
+        return sum(ask(platform, proc)["amqpReopenedConsumers"] for proc in grant)
+    before = reopened()
+    # a batch of 6,000 players is a request of about 170 KB, over RP_AMQP_KEEP_BYTES (128 KiB):
+    # the grant worker's consumer that read it opens its connection again once it has replied
+    # (nobody has these ids: every item settles FAILED, which is beside the point here)
+    ev = world.event()
+    users = ["%024x" % (0xfeed0000 + i) for i in range(6000)]
+    r = world.api.post("/events/%s/batch-grants" % ev["id"], token=world.operator,
+                       json={"userIds": users, "reason": "long request"})
+    assert r.status_code == 202, r.text
+    wait_for(lambda: reopened() > before, 60, "a grant worker's consumer to open its connection again")
+    assert reopened() == before + 1  # the one consumer that read it, once
+    batch_id = r.json()["id"]
+
+    def settled():
+        b = world.api.get("/events/batches/" + batch_id, token=world.operator).json()
+        return b["status"] == "COMPLETED"
+    wait_for(settled, 120, "the batch to settle")
+    # the api's /metrics carries its own figures, as its memory line does
+    r = requests.get("http://127.0.0.1:%d/metrics" % platform.port, headers={"Authorization": "Bearer " + platform.metrics_token},
+                     timeout=10)
+    assert r.status_code == 200, r.text
+    assert "# TYPE rp_amqp_connections_reopened_total counter" in r.text
+    values = dict(row.rsplit(" ", 1) for row in r.text.splitlines() if row.startswith("rp_amqp_"))
+    api_line = ask(platform, platform.proc)
+    assert int(values['rp_amqp_connections_reopened_total{side="calls"}']) == api_line["amqpReopenedCalls"], values
+    assert int(values['rp_amqp_connections_reopened_total{side="consumers"}']) == 0, values  # it serves no queue
+    assert int(values["rp_amqp_long_reply_connections"]) == api_line["amqpLongReplyConnections"], values
 
 
 def test_the_report_counts_what_sqlite_holds(platform, world):

@@ -32,6 +32,10 @@ Test(inproc, echo_round_trip) {
     cr_assert_eq(n, 5u);
     cr_assert(memcmp(rep, "hello", 5) == 0);
     free(rep);
+    /* the amqp transport's figures are not this one's to give */
+    rp_amqp_stats_t s = {.reopened_calls = 7, .long_reply_conns = 7};
+    cr_assert_not(rp_transport_amqp_stats(t, &s));
+    cr_assert_eq(s.reopened_calls + s.reopened_consumers + s.long_reply_conns, 0);
     rp_transport_free(t);
 }
 

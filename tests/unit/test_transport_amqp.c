@@ -359,7 +359,135 @@ Test(amqp, messages_longer_than_a_frame_travel_whole, .timeout = 60) {
  * call connection that read a reply longer than RP_AMQP_KEEP_REPLY_BYTES. Eight 2 MiB round trips
  * over four consumers and one call connection leave the heap where it was; each connection used
  * to keep 2 MiB. A message below its bound keeps its connection. */
-Test(amqp, a_connection_that_read_a_long_message_is_opened_again, .timeout = 60) {
+/* How many of t's call connections and consumers were opened again after a long message. */
+static void reopened(rp_transport_t *t, long *calls, long *consumers) {
+    rp_amqp_stats_t s;
+    cr_assert(rp_transport_amqp_stats(t, &s));
+    *calls = s.reopened_calls;
+    *consumers = s.reopened_consumers;
+}
+
+/* How many of t's call connections keep the pages of a reply over RP_AMQP_KEEP_BYTES. */
+static int keeping_long(rp_transport_t *t) {
+    rp_amqp_stats_t s;
+    cr_assert(rp_transport_amqp_stats(t, &s));
+    return s.long_reply_conns;
+}
+
+/* Echoes once `gather_target` requests are in its handlers at once (or after 5 s), so that the
+ * calls that sent them are in flight together, each on a call connection of its own. */
+static atomic_int gathered, gather_target;
+
+static char *gathered_echo(void *ctx, const char *req, size_t len, size_t *out_len) {
+    atomic_fetch_add(&gathered, 1);
+    for (int i = 0; i < 500 && atomic_load(&gathered) < atomic_load(&gather_target); i++)
+        usleep(10000);
+    return slow_echo(ctx, req, len, out_len);
+}
+
+typedef struct {
+    rp_transport_t *t;
+    size_t n;
+    bool ok;
+} long_call_t;
+
+static void *long_call(void *arg) {
+    long_call_t *c = arg;
+    char *body = long_body(c->n), *rep = NULL;
+    size_t rn = 0;
+    rp_err_t err;
+    c->ok = rp_transport_call(c->t, RP_COMP_LOGIN, body, c->n, rp_now_ms() + 20000, &rep, &rn, &err) && rn == c->n &&
+            memcmp(rep, body, rn) == 0;
+    free(rep);
+    free(body);
+    return NULL;
+}
+
+/* Five long calls in a row on one thread (c->n bytes each); c->ok when all were answered whole. */
+static void *long_calls_in_a_row(void *arg) {
+    long_call_t *c = arg;
+    bool ok = true;
+    for (int i = 0; i < 5; i++) {
+        long_call(c);
+        ok = ok && c->ok;
+    }
+    c->ok = ok;
+    return NULL;
+}
+
+/* Rounds of `conns` calls in flight at once on t, each with a reply of n bytes; returns how many
+ * call connections were opened again after the last round. */
+static long long_rounds(rp_transport_t *t, int conns, size_t n, int rounds) {
+    long calls = 0, consumers;
+    for (int r = 0; r < rounds; r++) {
+        atomic_store(&gathered, 0);
+        atomic_store(&gather_target, conns);
+        pthread_t th[8];
+        long_call_t c[8];
+        cr_assert_leq(conns, 8);
+        for (int i = 0; i < conns; i++) {
+            c[i] = (long_call_t){.t = t, .n = n};
+            cr_assert_eq(pthread_create(&th[i], NULL, long_call, &c[i]), 0);
+        }
+        for (int i = 0; i < conns; i++) {
+            pthread_join(th[i], NULL);
+            cr_assert(c[i].ok, "a long call of round %d failed", r);
+        }
+        cr_assert_eq(atomic_load(&gathered), conns, "round %d: the calls were not in flight together", r);
+        reopened(t, &calls, &consumers);
+    }
+    return calls;
+}
+
+/* A thread making long calls (256 KiB) in steps the test drives through `phase`: one (then phase 1),
+ * five once phase is 2 (then 3), one once phase is 4. */
+typedef struct {
+    rp_transport_t *t;
+    atomic_int phase;
+    bool ok;
+} keeper_run_t;
+
+static bool one_long_call(rp_transport_t *t) {
+    long_call_t c = {.t = t, .n = 256 << 10};
+    long_call(&c);
+    return c.ok;
+}
+
+static void await_phase(keeper_run_t *run, int phase) {
+    for (int i = 0; i < 2000 && atomic_load(&run->phase) < phase; i++)
+        usleep(5000);
+}
+
+static void *keeper_run(void *arg) {
+    keeper_run_t *run = arg;
+    run->ok = one_long_call(run->t);
+    atomic_store(&run->phase, 1);
+    await_phase(run, 2);
+    for (int i = 0; i < 5; i++)
+        run->ok = one_long_call(run->t) && run->ok;
+    atomic_store(&run->phase, 3);
+    await_phase(run, 4);
+    run->ok = one_long_call(run->t) && run->ok;
+    return NULL;
+}
+
+static void wait_phase(keeper_run_t *run, int phase) {
+    await_phase(run, phase);
+    cr_assert_geq(atomic_load(&run->phase), phase, "the run of long calls did not reach step %d", phase);
+}
+
+static void *slow_login_call(void *arg) {
+    long_call_t *c = arg;
+    char *rep = NULL;
+    size_t rn = 0;
+    rp_err_t err;
+    c->ok =
+        rp_transport_call(c->t, RP_COMP_LOGIN, "{\"slow\":1}", 10, rp_now_ms() + 10000, &rep, &rn, &err) && rn == 10;
+    free(rep);
+    return NULL;
+}
+
+Test(amqp, a_connection_that_read_a_long_message_is_opened_again, .timeout = 90) {
     /* the login queue, which no other test here serves: tests run side by side, and its
      * consumers must be the ones that read its messages */
     rp_err_t err;
@@ -380,7 +508,7 @@ Test(amqp, a_connection_that_read_a_long_message_is_opened_again, .timeout = 60)
     free(short_body);
     /* a consumer counts after its reply; a stray count would also show in the counts below */
     first_round_trip_on(t, RP_COMP_LOGIN);
-    rp_transport_amqp_renewed(t, &calls, &consumers);
+    reopened(t, &calls, &consumers);
     cr_assert_eq(calls + consumers, 0, "a message within the bounds keeps its connection");
 
     /* between the two bounds: the consumer is opened again, the call connection is not */
@@ -390,9 +518,9 @@ Test(amqp, a_connection_that_read_a_long_message_is_opened_again, .timeout = 60)
               err.message);
     free(rep);
     free(mid_body);
-    rp_transport_amqp_renewed(t, &calls, &consumers);
+    reopened(t, &calls, &consumers);
     cr_assert_eq(calls, 0, "a reply within its bound keeps the call connection");
-    for (int i = 0; i < 200 && consumers < 1; i++, rp_transport_amqp_renewed(t, &calls, &consumers))
+    for (int i = 0; i < 200 && consumers < 1; i++, reopened(t, &calls, &consumers))
         usleep(50000);
     cr_assert_eq(consumers, 1);
 
@@ -410,9 +538,9 @@ Test(amqp, a_connection_that_read_a_long_message_is_opened_again, .timeout = 60)
     }
     free(body);
     /* the call connection is opened again before its call returns; a consumer after it replied */
-    rp_transport_amqp_renewed(t, &calls, &consumers);
+    reopened(t, &calls, &consumers);
     cr_assert_eq(calls, CALLS);
-    for (int i = 0; i < 200 && consumers < 1 + CALLS; i++, rp_transport_amqp_renewed(t, &calls, &consumers))
+    for (int i = 0; i < 200 && consumers < 1 + CALLS; i++, reopened(t, &calls, &consumers))
         usleep(50000);
     cr_assert_eq(consumers, 1 + CALLS);
     rp_memory_read_heap(&after);
@@ -425,6 +553,78 @@ Test(amqp, a_connection_that_read_a_long_message_is_opened_again, .timeout = 60)
         cr_assert_eq(rn, 11u);
         free(rep);
     }
+    rp_transport_free(t);
+
+    /* Replies between the bounds on four call connections at once: only RP_AMQP_LONG_REPLY_CONNS
+     * of them keep their pages, the others are opened again, round after round; the ones that
+     * keep them keep them. (The same queue, served anew: tests here run side by side.) */
+    enum { CONNS = 6 };
+    cr_assert_lt(RP_AMQP_LONG_REPLY_CONNS, CONNS);
+    t = transport_or_skip_with(CONNS, CONNS);
+    cr_assert(rp_transport_serve(t, RP_COMP_LOGIN, gathered_echo, NULL, CONNS, &err), "%s", err.message);
+    first_round_trip_on(t, RP_COMP_LOGIN);
+    cr_assert_eq(keeping_long(t), 0);
+    cr_assert_eq(long_rounds(t, CONNS, 256 << 10, 1), CONNS - RP_AMQP_LONG_REPLY_CONNS);
+    cr_assert_eq(keeping_long(t), RP_AMQP_LONG_REPLY_CONNS);
+    cr_assert_eq(long_rounds(t, CONNS, 256 << 10, 3), 4 * (CONNS - RP_AMQP_LONG_REPLY_CONNS));
+    /* replies within RP_AMQP_KEEP_BYTES open nothing again, on whichever connection */
+    long renewed = 4 * (CONNS - RP_AMQP_LONG_REPLY_CONNS);
+    cr_assert_eq(long_rounds(t, CONNS, RP_AMQP_KEEP_BYTES - 100, 2), renewed);
+    cr_assert_eq(keeping_long(t), RP_AMQP_LONG_REPLY_CONNS);
+    /* a reply over RP_AMQP_KEEP_REPLY_BYTES opens every connection again, and those that kept
+     * pages free their places: the next long replies take them */
+    cr_assert_eq(long_rounds(t, CONNS, RP_AMQP_KEEP_REPLY_BYTES + 100, 1), renewed + CONNS);
+    cr_assert_eq(keeping_long(t), 0);
+    cr_assert_eq(long_rounds(t, CONNS, 256 << 10, 1), renewed + CONNS + (CONNS - RP_AMQP_LONG_REPLY_CONNS));
+    cr_assert_eq(keeping_long(t), RP_AMQP_LONG_REPLY_CONNS);
+    /* a thread that made no keeper, with every keeper made: its first long reply opens its
+     * connection again, and it takes an idle keeper for the rest of its run */
+    reopened(t, &calls, &consumers);
+    long calls_before = calls;
+    long_call_t in_a_row = {.t = t, .n = 256 << 10};
+    pthread_t row_thread;
+    cr_assert_eq(pthread_create(&row_thread, NULL, long_calls_in_a_row, &in_a_row), 0);
+    pthread_join(row_thread, NULL);
+    cr_assert(in_a_row.ok);
+    reopened(t, &calls, &consumers);
+    cr_assert_eq(calls, calls_before + 1, "%ld of its 5 long replies opened a connection again", calls - calls_before);
+    cr_assert_eq(keeping_long(t), RP_AMQP_LONG_REPLY_CONNS);
+    rp_transport_free(t);
+
+    /* A run of long replies on one thread keeps to one connection, and other calls leave it free */
+    t = transport_or_skip_with(CONNS, CONNS);
+    cr_assert(rp_transport_serve(t, RP_COMP_LOGIN, gathered_echo, NULL, CONNS, &err), "%s", err.message);
+    atomic_store(&gather_target, 0);
+    first_round_trip_on(t, RP_COMP_LOGIN);
+    cr_assert(rp_transport_amqp_connect(t, CONNS, &err), "%s", err.message);
+    keeper_run_t run = {.t = t};
+    pthread_t runner;
+    cr_assert_eq(pthread_create(&runner, NULL, keeper_run, &run), 0);
+    wait_phase(&run, 1); /* its first long reply kept; that connection was the last given back */
+    cr_assert_eq(keeping_long(t), 1);
+    /* a call that holds its connection for 400 ms takes another than the keeper... */
+    int slow_before = atomic_load(&slow_started);
+    long_call_t slow = {.t = t, .n = 0};
+    pthread_t slow_thread;
+    cr_assert_eq(pthread_create(&slow_thread, NULL, slow_login_call, &slow), 0);
+    for (int i = 0; i < 500 && atomic_load(&slow_started) == slow_before; i++)
+        usleep(10000);
+    cr_assert_gt(atomic_load(&slow_started), slow_before);
+    atomic_store(&run.phase, 2); /* ...so the run's long calls find their keeper free meanwhile */
+    wait_phase(&run, 3);
+    pthread_join(slow_thread, NULL);
+    cr_assert(slow.ok);
+    /* a short call takes a connection that keeps nothing and gives it back on top of the stack;
+     * the run's next long call still takes its keeper */
+    cr_assert(rp_transport_call(t, RP_COMP_LOGIN, "{\"short\":1}", 11, rp_now_ms() + 10000, &rep, &rn, &err), "%s",
+              err.message);
+    free(rep);
+    atomic_store(&run.phase, 4);
+    pthread_join(runner, NULL);
+    cr_assert(run.ok, "a long call of the run failed");
+    cr_assert_eq(keeping_long(t), 1, "the run's long replies spread over %d connections", keeping_long(t));
+    reopened(t, &calls, &consumers);
+    cr_assert_eq(calls, 0);
     rp_transport_free(t);
 }
 
