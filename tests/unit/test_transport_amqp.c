@@ -487,7 +487,7 @@ static void *slow_login_call(void *arg) {
     return NULL;
 }
 
-Test(amqp, a_connection_that_read_a_long_message_is_opened_again, .timeout = 90) {
+Test(amqp, a_connection_that_read_a_long_message_is_opened_again, .timeout = 60) {
     /* the login queue, which no other test here serves: tests run side by side, and its
      * consumers must be the ones that read its messages */
     rp_err_t err;
