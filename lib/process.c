@@ -139,12 +139,6 @@ int rp_process_run_worker(const char *name, const char *what, rp_worker_open_fn 
 static void report_memory(const rp_transport_t *t, const rp_memory_t *now, size_t peak) {
     rp_sqlite_memory_t sq;
     rp_sqlite_memory_read(&sq);
-    rp_amqp_stats_t amqp;
-    json_t *extra = rp_transport_amqp_stats(t, &amqp)
-                        ? json_pack("{s:I, s:I, s:i}", "amqpReopenedCalls", (json_int_t)amqp.reopened_calls,
-                                    "amqpReopenedConsumers", (json_int_t)amqp.reopened_consumers,
-                                    "amqpLongReplyConnections", amqp.long_reply_conns)
-                        : json_object();
     json_t *line =
         json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "pid", (json_int_t)getpid(), "heapInUseBytes",
                   (json_int_t)now->heap_in_use, "heapInUsePeakBytes", (json_int_t)peak, "heapMmappedBytes",
@@ -152,8 +146,12 @@ static void report_memory(const rp_transport_t *t, const rp_memory_t *now, size_
                   (json_int_t)now->resident, "sqliteCacheBytes", (json_int_t)sq.cache, "sqliteStatementBytes",
                   (json_int_t)sq.statements, "sqliteSchemaBytes", (json_int_t)sq.schemas, "sqliteCacheBoundBytes",
                   (json_int_t)sq.cache_bound);
-    json_object_update(line, extra);
-    json_decref(extra);
+    rp_amqp_stats_t amqp;
+    if (rp_transport_amqp_stats(t, &amqp)) {
+        json_object_set_new(line, "amqpReopenedCalls", json_integer(amqp.reopened_calls));
+        json_object_set_new(line, "amqpReopenedConsumers", json_integer(amqp.reopened_consumers));
+        json_object_set_new(line, "amqpLongReplyConnections", json_integer(amqp.long_reply_conns));
+    }
     rp_log_report("memory", line);
 }
 

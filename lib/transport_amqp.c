@@ -215,7 +215,7 @@ static bool client_connect(amqp_tp_t *t, client_t *cl, rp_err_t *err) {
     return true;
 }
 
-/* The call connection that kept this thread's last long reply (keeps_long), which its next call
+/* The call connection that kept this thread's last long reply (may_keep), which its next call
  * takes when it is idle: long replies come in runs from one thread (an export's pages). Only
  * compared with the idle connections' addresses, never followed. */
 static __thread const client_t *tl_keeper;
@@ -397,18 +397,14 @@ static bool await_reply(client_t *cl, rp_component_t comp, const char *corr, int
 
 /* Whether cl may keep the pages of a reply of len bytes (over RP_AMQP_KEEP_BYTES): up to
  * RP_AMQP_KEEP_REPLY_BYTES, on a connection that already keeps such pages or as one of the first
- * RP_AMQP_LONG_REPLY_CONNS that do. Then it is this thread's keeper (tl_keeper). */
-static bool keeps_long(amqp_tp_t *t, client_t *cl, size_t len) {
+ * RP_AMQP_LONG_REPLY_CONNS that do. */
+static bool may_keep(amqp_tp_t *t, client_t *cl, size_t len) {
     if (len > RP_AMQP_KEEP_REPLY_BYTES) return false;
-    if (!cl->keeps_long) {
-        int n = atomic_load(&t->keeping_long);
-        while (n < RP_AMQP_LONG_REPLY_CONNS && !atomic_compare_exchange_weak(&t->keeping_long, &n, n + 1)) {
-        }
-        if (n >= RP_AMQP_LONG_REPLY_CONNS) return false;
-        cl->keeps_long = true;
-    }
-    tl_keeper = cl;
-    return true;
+    if (cl->keeps_long) return true;
+    int n = atomic_load(&t->keeping_long);
+    while (n < RP_AMQP_LONG_REPLY_CONNS)
+        if (atomic_compare_exchange_weak(&t->keeping_long, &n, n + 1)) return cl->keeps_long = true;
+    return false;
 }
 
 /* Makes an idle keeper this thread's (tl_keeper), after a long reply that its connection could not
@@ -431,9 +427,12 @@ static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req
     client_t *cl = client_take(t, deadline_ms, err);
     if (!cl) return false;
     bool ok = call_on(t, cl, comp, req, len, deadline_ms, reply, reply_len, err);
-    if (ok && *reply_len > RP_AMQP_KEEP_BYTES && !keeps_long(t, cl, *reply_len)) {
-        /* a long reply left its pages in the connection's pool, more than it may keep (keeps_long):
-         * this caller, whose answer is in hand, opens the connection again, so the next need not */
+    if (ok && *reply_len > RP_AMQP_KEEP_BYTES && may_keep(t, cl, *reply_len)) {
+        tl_keeper = cl;
+    } else if (ok && *reply_len > RP_AMQP_KEEP_BYTES) {
+        /* a long reply left its pages in the connection's pool, and it may not keep them
+         * (may_keep): this caller, whose answer is in hand, opens the connection again, so the
+         * next need not */
         rp_err_t ignored;
         close_conn(cl->conn); /* closed in order: the broker logs no lost client */
         cl->conn = NULL;
