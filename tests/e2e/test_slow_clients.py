@@ -83,6 +83,16 @@ class Tricklers:
     def open_count(self):
         return sum(1 for s in self.socks if not closed_by_server(s))
 
+    def wait_counted(self, p):
+        """Waits until the api logged every one of these connections as counted by the per-address
+        cap (LOG_LEVEL=debug). civetweb's threads take accepted connections in any order, so a
+        connection opened after these could otherwise be counted first and one of these refused."""
+        names = ["connection from %s:%d counted" % s.getsockname() for s in self.socks]
+        try:
+            wait_for(lambda: all(n in p.log_tail(100000) for n in names), 30, "the api to count %d connections" % len(names))
+        except AssertionError as e:
+            raise AssertionError("%s; the gateway's log:\n%s" % (e, gateway_log(p))) from None
+
     def close(self):
         self.stop.set()
         self.thread.join()
@@ -195,8 +205,9 @@ def refused_quickly(p, source):
 def test_connections_over_the_per_address_cap_are_refused_at_once(capped):
     held = Tricklers(capped, 4, ["127.0.0.50"], every=1.0)
     try:
-        # the four are counted once workers took them (microseconds; the first connection the
-        # server closes teaches it civetweb's layout): poll until a fifth is refused
+        # the four are counted once workers took them (microseconds, in any order): wait for that,
+        # then poll until a fifth is refused
+        held.wait_counted(capped)
         try:
             answer = wait_for(lambda: refused_quickly(capped, "127.0.0.50"), 15, "a fifth connection to be refused")
         except AssertionError as e:
@@ -219,9 +230,10 @@ def test_the_cap_applies_from_the_first_connection_after_start():
     # the cap learns civetweb's connection layout from a connection of its own at start-up: the
     # first clients are counted too, not only those after some connection has closed
     p = start({"MAX_CONNECTIONS_PER_ADDRESS": "2", "HTTP_REQUEST_TIMEOUT_MS": "30000",
-               "HTTP_KEEPALIVE_TIMEOUT_MS": "30000"})
+               "HTTP_KEEPALIVE_TIMEOUT_MS": "30000", "LOG_LEVEL": "debug"})
     held = Tricklers(p, 2, ["127.0.0.60"], every=1.0)
     try:
+        held.wait_counted(p)
         answer = wait_for(lambda: refused_quickly(p, "127.0.0.60"), 5, "a third connection to be refused")
         assert answer.startswith(b"HTTP/1.1 429") or not answer.startswith(b"HTTP/"), answer
         assert held.open_count() == 2
@@ -249,7 +261,8 @@ def test_not_ready_until_the_cap_has_learnt_the_connection_layout(tmp_path):
     hold.write_text("")
     env = {"RATE_LIMIT_RPS": "0", "RATE_LIMIT_AUTH_RPS": "0", "MAX_CONNECTIONS_PER_ADDRESS": "2",
            "HTTP_REQUEST_TIMEOUT_MS": "30000", "HTTP_KEEPALIVE_TIMEOUT_MS": "30000",
-           "METRICS_ALLOW_LOOPBACK": "1", "RP_FAILPOINT": "gateway.layout", "RP_FAILPOINT_HOLD": str(hold)}
+           "METRICS_ALLOW_LOOPBACK": "1", "RP_FAILPOINT": "gateway.layout", "RP_FAILPOINT_HOLD": str(hold),
+           "LOG_LEVEL": "debug"}
     p = (Cluster(env) if MODE == "cluster" else Platform(env)).start(wait=False)
     held = None
     try:
@@ -264,6 +277,8 @@ def test_not_ready_until_the_cap_has_learnt_the_connection_layout(tmp_path):
         wait_for(lambda: (ready_answer(p) or (0,))[0] == 200, 60, "ready once the layout is learnt")
         assert ready_answer(p)[1]["connectionCap"] == "ok"
         held = Tricklers(p, 2, ["127.0.0.61"], every=1.0)
+        # civetweb's threads take the three in any order: the probe waits until the two are counted
+        held.wait_counted(p)
         answer = wait_for(lambda: refused_quickly(p, "127.0.0.61"), 5, "a third connection to be refused")
         assert answer.startswith(b"HTTP/1.1 429") or not answer.startswith(b"HTTP/"), answer
         # the lesson is a moment of every start, not a failure: no "not ready" warning names it alone
