@@ -234,7 +234,7 @@ def test_the_cap_applies_from_the_first_connection_after_start():
     held = Tricklers(p, 2, ["127.0.0.60"], every=1.0)
     try:
         held.wait_counted(p)
-        answer = wait_for(lambda: refused_quickly(p, "127.0.0.60"), 5, "a third connection to be refused")
+        answer = wait_for(lambda: refused_quickly(p, "127.0.0.60"), 15, "a third connection to be refused")
         assert answer.startswith(b"HTTP/1.1 429") or not answer.startswith(b"HTTP/"), answer
         assert held.open_count() == 2
     finally:
@@ -279,7 +279,7 @@ def test_not_ready_until_the_cap_has_learnt_the_connection_layout(tmp_path):
         held = Tricklers(p, 2, ["127.0.0.61"], every=1.0)
         # civetweb's threads take the three in any order: the probe waits until the two are counted
         held.wait_counted(p)
-        answer = wait_for(lambda: refused_quickly(p, "127.0.0.61"), 5, "a third connection to be refused")
+        answer = wait_for(lambda: refused_quickly(p, "127.0.0.61"), 15, "a third connection to be refused")
         assert answer.startswith(b"HTTP/1.1 429") or not answer.startswith(b"HTTP/"), answer
         # the lesson is a moment of every start, not a failure: no "not ready" warning names it alone
         for line in not_ready_lines(p):
