@@ -296,7 +296,7 @@ def test_revoked_access_lists_the_users_unexpired_jtis(driver, mock):
     mock.on("find", [cursor("revoked_access", [{"_id": "j1"}, {"_id": "j2"}, {"_id": "j3"}])], coll="revoked_access")
     out = run(driver, mock, "auth-revoked-access")
     f = mock.commands("find")[0]["doc"]
-    assert f["filter"] == {"userId": USER, "expiresAt": {"$gt": AT}} and f["sort"] == {"_id": 1} and f["limit"] == 3
+    assert f["filter"] == {"userId": USER, "expiresAt": {"$gt": AT}} and f["sort"] == {"expiresAt": 1} and f["limit"] == 3
     assert "txnNumber" not in f
     assert out == {"ok": True, "items": ["j1", "j2"], "more": True}
 

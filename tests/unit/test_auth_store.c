@@ -256,12 +256,15 @@ BACKENDS(auth, revocations_of_access_and_refresh_tokens) {
     cr_assert_str_eq(jtis[0], "j2");
     cr_assert_not(more);
     revoke(u.id, "j3", 300, 150, 2); /* forgets j1 */
+    revoke(u.id, "a9", 400, 150, 3); /* first by its id, last to expire */
     cr_assert(S.auth->ops->revoked_access(S.auth, u.id, 0, RP_SESSION_MAX_REVOKED, jtis, &n, &more, &err));
-    cr_assert_eq(n, 2u, "j1 is gone even for an earlier clock");
-    cr_assert_str_eq(jtis[0], "j2");
+    cr_assert_eq(n, 3u, "j1 is gone even for an earlier clock");
+    cr_assert_str_eq(jtis[0], "j2", "soonest to expire first");
     cr_assert_str_eq(jtis[1], "j3");
+    cr_assert_str_eq(jtis[2], "a9");
     cr_assert(S.auth->ops->revoked_access(S.auth, u.id, 0, 1, jtis, &n, &more, &err));
     cr_assert_eq(n, 1u);
+    cr_assert_str_eq(jtis[0], "j2");
     cr_assert(more);
 
     /* every refresh family of one account, and only its */

@@ -129,8 +129,10 @@ typedef struct rp_auth_store_ops {
      * a new array of {id, actor: {id, username}, action, target: {type, id}, before, after, at}. */
     bool (*list_audit)(rp_auth_store_t *s, const char *target_id, const char *actor_id, const char *cursor, int limit,
                        json_t **items, bool *more, rp_err_t *err);
-    /* The ids of user_id's revoked access tokens that expire after now (epoch ms), up to limit
-     * of them into jtis (*n); *more when there were more. */
+    /* The ids of user_id's revoked access tokens that expire after now (epoch ms), soonest to
+     * expire first, up to limit of them into jtis (*n); *more when there were more. In the order
+     * of the index on (user, expiry), so that the store sorts nothing: a session check asks it
+     * for every account whose state the api does not hold. */
     bool (*revoked_access)(rp_auth_store_t *s, const char *user_id, int64_t now, int limit, char (*jtis)[RP_JTI_LEN],
                            size_t *n, bool *more, rp_err_t *err);
 

@@ -280,7 +280,7 @@ static bool m_revoked_access(rp_auth_store_t *base, const char *user_id, int64_t
                              char (*jtis)[RP_JTI_LEN], size_t *n, bool *more, rp_err_t *err) {
     jti_rows_t rows = {jtis, limit < 0 ? 0 : limit, 0, false};
     bson_t *filter = BCON_NEW("userId", BCON_UTF8(user_id), "expiresAt", "{", "$gt", BCON_DATE_TIME(now), "}");
-    bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64((int64_t)rows.limit + 1),
+    bson_t *opts = BCON_NEW("sort", "{", "expiresAt", BCON_INT32(1), "}", "limit", BCON_INT64((int64_t)rows.limit + 1),
                             "projection", "{", "_id", BCON_INT32(1), "}");
     bool ok = rp_mongo_find(db_of(base), REVOKED, filter, opts, add_jti, &rows, err);
     *n = ok ? rows.n : 0;

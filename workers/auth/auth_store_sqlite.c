@@ -293,9 +293,10 @@ static void row_jti(sqlite3_stmt *st, void *out) {
 static bool s_revoked_access(rp_auth_store_t *base, const char *user_id, int64_t now, int limit,
                              char (*jtis)[RP_JTI_LEN], size_t *n, bool *more, rp_err_t *err) {
     char(*page)[RP_JTI_LEN] = NULL;
-    bool ok = QUERY(base, RP_SQLITE_PAGE("revoked access", row_jti, NULL, &page, n, limit, more), err,
-                    "SELECT jti FROM revoked_access WHERE user_id = ?1 AND expires_at > ?2 ORDER BY jti LIMIT ?3",
-                    "nii", user_id, now, (int64_t)limit + 1);
+    bool ok =
+        QUERY(base, RP_SQLITE_PAGE("revoked access", row_jti, NULL, &page, n, limit, more), err,
+              "SELECT jti FROM revoked_access WHERE user_id = ?1 AND expires_at > ?2 ORDER BY expires_at LIMIT ?3",
+              "nii", user_id, now, (int64_t)limit + 1);
     if (ok && *n) memcpy(jtis, page, *n * sizeof *page);
     free(page);
     return ok;
