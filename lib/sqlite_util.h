@@ -117,8 +117,12 @@ typedef struct rp_sqlite_pool rp_sqlite_pool_t;
 #endif
 void rp_sqlite_set_cache_kib(int kib);
 /* A pool's writer leaves checkpoints to a thread of the pool, woken when a commit leaves the WAL
- * at this many pages or more (about 16 MiB), instead of checkpointing at SQLite's 1,000 itself. */
+ * at this many pages or more (about 16 MiB), instead of checkpointing at SQLite's 1,000 itself.
+ * 2,000 and 16,000 both did worse for embedded claims (bench/README.md; a build may set another
+ * with -DRP_SQLITE_CHECKPOINT_PAGES=N, to measure). */
+#ifndef RP_SQLITE_CHECKPOINT_PAGES
 #define RP_SQLITE_CHECKPOINT_PAGES 4000
+#endif
 /* The size in bytes the WAL file is cut back to when it starts over: twice the threshold's pages,
  * where the writer checkpoints itself. */
 #define RP_SQLITE_WAL_LIMIT_BYTES (2L * RP_SQLITE_CHECKPOINT_PAGES * 4096)

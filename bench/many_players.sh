@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Reads as many players: GET /events (the first page of 20 of 1,000) and GET /auth/me at 64
+# connections, each request as the next of P players, for every P in PLAYERS (default
+# "1 200 20000"), in embedded mode or with CLUSTER=1 (RabbitMQ must be running). The other read
+# benchmarks use one token; a studio's players each call now and then, so most requests find
+# neither their verified token nor their account's state (SESSION_CACHE_MS) in the api's caches.
+# Players past the first are copies written into auth.db (bench/seed_players.py).
+# Usage: [CLUSTER=1] [PLAYERS="1 200 20000"] bench/many_players.sh [seconds per run, default 10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+players=${PLAYERS:-1 200 20000}
+most=$(tr ' ' '\n' <<<"$players" | sort -n | tail -1)
+. bench/start.sh
+/usr/bin/python3 bench/setup_grants.py "$base" bench_admin bench-admin-pw 1 1000 "$dir"
+template=$(head -1 "$dir/tokens")
+/usr/bin/python3 bench/seed_players.py "$dir/auth.db" "$template" $((most - 1)) "$dir/seeded"
+cat bench/players.lua bench/report.lua > "$dir/script.lua"
+run() { # url tokens-file seconds
+  BENCH_TOKENS=$2 BENCH_THREADS=2 wrk -t2 -c64 -d"$3"s --timeout 10s -s "$dir/script.lua" "$1" | grep RESULT
+}
+field() { sed "s/.*$1=\([^ ]*\).*/\1/" <<<"$2"; }
+echo "| players | route | req/s | p50 ms | p99 ms | non-2xx |"
+echo "|---|---|---|---|---|---|"
+for p in $players; do
+  { echo "$template"; head -n $((p - 1)) "$dir/seeded"; } > "$dir/tokens.$p"
+  for route in events auth/me; do
+    run "$base/$route" "$dir/tokens.$p" 3 >/dev/null
+    out=$(run "$base/$route" "$dir/tokens.$p" "$secs")
+    echo "| $p | GET /$route | $(field rps "$out") | $(field p50_ms "$out") | $(field p99_ms "$out") | $(field non2xx "$out") |"
+  done
+done
