@@ -881,7 +881,7 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
     size_t n;
     const rp_api_route_t *routes = rp_routes_table(&n);
     gw->metrics = rp_metrics_new(n);
-    gw->sessions = rp_session_cache_new(t, cfg->session_cache_ms);
+    gw->sessions = rp_session_cache_new(t, cfg->session_cache_ms, strcmp(cfg->transport, "amqp") == 0);
     gw->keys = rp_apikey_cache_new(t, cfg->jwt_secret, cfg->jwt_secret_len, cfg->api_key_cache_ms,
                                    cfg->rate_limit_auth_rps, cfg->rate_limit_auth_burst, max_clients);
     gw->conns = rp_conn_limit_new(cfg->max_connections_per_address, cfg->http_threads);

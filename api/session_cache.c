@@ -3,6 +3,7 @@
 #include "session_cache.h"
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,19 +24,38 @@ typedef struct slot {
     int64_t refresh_ms; /* when a caller last took on renewing this entry ahead of its end */
 } slot_t;
 
+/* A caller that missed, queued for the next fetch (see fetch). */
+typedef struct waiter {
+    const char *user_id;
+    int64_t deadline_ms;
+    bool lead; /* woken to lead the next fetch rather than with its answer */
+    bool ok, found;
+    rp_session_state_t state;
+    rp_err_t err;
+    sem_t woken;
+    struct waiter *next;
+} waiter_t;
+
 struct rp_session_cache {
     rp_transport_t *transport;
     int64_t ttl_ms;
+    bool batch;
     pthread_mutex_t locks[STRIPES];
     slot_t slots[RP_SESSION_CACHE_SLOTS];
+    /* the callers waiting for a fetch, and whether one of them leads it (batch only) */
+    pthread_mutex_t qmu;
+    waiter_t *head, *tail;
+    bool leading;
 };
 
-rp_session_cache_t *rp_session_cache_new(rp_transport_t *t, int ttl_ms) {
+rp_session_cache_t *rp_session_cache_new(rp_transport_t *t, int ttl_ms, bool batch) {
     rp_session_cache_t *c = rp_calloc(1, sizeof *c);
     c->transport = t;
     c->ttl_ms = ttl_ms;
+    c->batch = batch;
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_init(&c->locks[i], NULL);
+    pthread_mutex_init(&c->qmu, NULL);
     return c;
 }
 
@@ -43,6 +63,7 @@ void rp_session_cache_free(rp_session_cache_t *c) {
     if (!c) return;
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_destroy(&c->locks[i]);
+    pthread_mutex_destroy(&c->qmu);
     free(c);
 }
 
@@ -91,6 +112,15 @@ static void store(rp_session_cache_t *c, const char *user_id, int64_t fetched, c
     pthread_mutex_unlock(&c->locks[i % STRIPES]);
 }
 
+size_t rp_session_cache_waiting(rp_session_cache_t *c) {
+    size_t n = 0;
+    pthread_mutex_lock(&c->qmu);
+    for (const waiter_t *w = c->head; w; w = w->next)
+        n++;
+    pthread_mutex_unlock(&c->qmu);
+    return n;
+}
+
 void rp_session_cache_forget(rp_session_cache_t *c, const char *user_id) {
     size_t i = slot_of(user_id);
     pthread_mutex_lock(&c->locks[i % STRIPES]);
@@ -104,13 +134,114 @@ void rp_session_cache_forget(rp_session_cache_t *c, const char *user_id) {
     pthread_mutex_unlock(&c->locks[i % STRIPES]);
 }
 
-/* Asks the auth worker and keeps the answer. */
+/* Asks the auth worker for w's account and keeps the answer. */
+static void ask_one(rp_session_cache_t *c, waiter_t *w, const char *request_id) {
+    int64_t asked = rp_mono_ms();
+    w->ok = rp_session_fetch(c->transport, w->user_id, w->deadline_ms, request_id, &w->state, &w->found, &w->err);
+    if (!w->ok) return;
+    if (!w->found) memset(&w->state, 0, sizeof w->state);
+    store(c, w->user_id, asked, &w->state, w->found);
+}
+
+/* Asks the auth worker for the accounts of the n waiters of batch in one call (each alone when
+ * the worker predates RP_SESSIONS_ROUTE), by the earliest of their deadlines, and keeps the
+ * answers. A failed call fails every waiter of it. */
+static void ask_many(rp_session_cache_t *c, waiter_t **batch, size_t n, const char *request_id) {
+    char(*ids)[RP_OID_LEN] = rp_calloc(n, sizeof *ids);
+    rp_session_state_t *states = rp_calloc(n, sizeof *states);
+    bool *found = rp_calloc(n, sizeof *found), unsupported = false;
+    int64_t deadline = batch[0]->deadline_ms, asked = rp_mono_ms();
+    rp_err_t err;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(ids[i], RP_OID_LEN, "%s", batch[i]->user_id);
+        if (batch[i]->deadline_ms < deadline) deadline = batch[i]->deadline_ms;
+    }
+    bool ok = rp_session_fetch_many(c->transport, (const char(*)[RP_OID_LEN])ids, n, deadline, request_id, states,
+                                    found, &unsupported, &err);
+    for (size_t i = 0; i < n; i++) {
+        waiter_t *w = batch[i];
+        if (!ok && unsupported) {
+            ask_one(c, w, request_id);
+            continue;
+        }
+        w->ok = ok;
+        if (!ok) {
+            w->err = err;
+            continue;
+        }
+        w->found = found[i];
+        w->state = states[i];
+        store(c, w->user_id, asked, &w->state, w->found);
+    }
+    free(ids);
+    free(states);
+    free(found);
+}
+
+/* Asks the auth worker for user_id's state and keeps the answer. Without batch, each caller
+ * asks for itself. With it, callers that miss while a fetch is on its way queue for the next,
+ * which asks for all of them (RP_SESSIONS_MAX at most) in one call, as the grants' group commit
+ * shares a commit: over RabbitMQ a round trip for each of a studio's many players was most of
+ * a read's cost. A lone caller asks at once, alone. The caller that leads a fetch answers its
+ * waiters, then hands the queue to the first caller still waiting, who leads the next. */
 static bool fetch(rp_session_cache_t *c, const char *user_id, int64_t deadline_ms, const char *request_id,
                   rp_session_state_t *out, bool *found, rp_err_t *err) {
-    int64_t asked = rp_mono_ms();
-    if (!rp_session_fetch(c->transport, user_id, deadline_ms, request_id, out, found, err)) return false;
-    if (!*found) memset(out, 0, sizeof *out);
-    store(c, user_id, asked, out, *found);
+    waiter_t me = {.user_id = user_id, .deadline_ms = deadline_ms};
+    if (!c->batch) {
+        ask_one(c, &me, request_id);
+    } else {
+        sem_init(&me.woken, 0, 0);
+        pthread_mutex_lock(&c->qmu);
+        if (c->tail)
+            c->tail->next = &me;
+        else
+            c->head = &me;
+        c->tail = &me;
+        bool lead = !c->leading;
+        c->leading = true;
+        pthread_mutex_unlock(&c->qmu);
+        if (!lead) {
+            sem_wait(&me.woken);
+            lead = me.lead;
+        }
+        while (lead) {
+            waiter_t *batch[RP_SESSIONS_MAX] = {NULL}; /* never empty: this caller waits in the queue */
+            size_t n = 0;
+            pthread_mutex_lock(&c->qmu);
+            for (; c->head && n < RP_SESSIONS_MAX; c->head = c->head->next)
+                batch[n++] = c->head;
+            if (!c->head) c->tail = NULL;
+            pthread_mutex_unlock(&c->qmu);
+            if (n == 1)
+                ask_one(c, batch[0], request_id);
+            else
+                ask_many(c, batch, n, request_id);
+            bool mine = false;
+            for (size_t i = 0; i < n; i++) {
+                if (batch[i] == &me)
+                    mine = true;
+                else
+                    sem_post(&batch[i]->woken); /* its frame may be gone from here on */
+            }
+            if (!mine) continue; /* more than RP_SESSIONS_MAX were ahead of this caller */
+            pthread_mutex_lock(&c->qmu);
+            if (c->head) {
+                c->head->lead = true;
+                sem_post(&c->head->woken);
+            } else {
+                c->leading = false;
+            }
+            pthread_mutex_unlock(&c->qmu);
+            lead = false;
+        }
+        sem_destroy(&me.woken);
+    }
+    if (!me.ok) {
+        *err = me.err;
+        return false;
+    }
+    *out = me.state;
+    *found = me.found;
     return true;
 }
 

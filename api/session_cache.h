@@ -21,8 +21,11 @@ typedef struct rp_session_cache rp_session_cache_t;
 
 #define RP_SESSION_CACHE_SLOTS 4096 /* about 2.4 MB */
 
-/* A cache asking the auth worker through t (borrowed) and keeping an answer ttl_ms. */
-rp_session_cache_t *rp_session_cache_new(rp_transport_t *t, int ttl_ms);
+/* A cache asking the auth worker through t (borrowed) and keeping an answer ttl_ms. With batch,
+ * callers that miss together share one call for their accounts (RP_SESSIONS_ROUTE): for a
+ * transport whose calls are round trips (RabbitMQ), not for the in-process one, whose calls run
+ * on the caller's thread and would wait for one another. */
+rp_session_cache_t *rp_session_cache_new(rp_transport_t *t, int ttl_ms, bool batch);
 void rp_session_cache_free(rp_session_cache_t *c);
 
 /* Checks the caller who (as its token says), whose token has these claims, for route: the
@@ -38,6 +41,9 @@ void rp_session_cache_free(rp_session_cache_t *c);
 bool rp_session_cache_check(rp_session_cache_t *c, const rp_api_route_t *route, rp_identity_t *who,
                             const rp_token_claims_t *claims, int64_t deadline_ms, const char *request_id,
                             rp_err_t *err);
+
+/* How many callers wait for a fetch led by another (batch only); for tests. */
+size_t rp_session_cache_waiting(rp_session_cache_t *c);
 
 /* Forgets what the cache holds for user_id (a broadcast of a change). */
 void rp_session_cache_forget(rp_session_cache_t *c, const char *user_id);

@@ -53,6 +53,32 @@ bool rp_session_fetch(rp_transport_t *t, const char *user_id, int64_t deadline_m
     return ok;
 }
 
+bool rp_session_fetch_many(rp_transport_t *t, const char (*ids)[RP_OID_LEN], size_t n, int64_t deadline_ms,
+                           const char *request_id, rp_session_state_t *out, bool *found, bool *unsupported,
+                           rp_err_t *err) {
+    rp_reply_t rep;
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, json_string(ids[i]));
+    rp_rpc_call_internal(t, RP_COMP_AUTH, "POST", RP_SESSIONS_ROUTE, json_pack("{s:o}", "userIds", list), deadline_ms,
+                         request_id, &rep);
+    json_t *sessions = rep.status == 200 ? json_object_get(rep.body, "sessions") : NULL;
+    bool ok = json_is_array(sessions) && json_array_size(sessions) == n;
+    for (size_t i = 0; ok && i < n; i++) {
+        json_t *s = json_array_get(sessions, i);
+        found[i] = !json_is_null(s);
+        if (found[i])
+            ok = from_json(s, &out[i]);
+        else
+            memset(&out[i], 0, sizeof out[i]);
+    }
+    const char *code = json_string_value(json_object_get(json_object_get(rep.body, "error"), "code"));
+    *unsupported = rep.status == 404 && code && strcmp(code, "ROUTE_NOT_FOUND") == 0;
+    if (!ok) rp_rpc_internal_err(&rep, "cannot check the sessions", err);
+    rp_reply_clear(&rep);
+    return ok;
+}
+
 bool rp_session_admits(const rp_session_state_t *s, const rp_token_claims_t *claims, rp_err_t *err) {
     if (s->disabled) {
         rp_err_set(err, RP_ERR_UNAUTHENTICATED, "ACCOUNT_DISABLED", "the account is disabled");

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "ids.h"
 #include "token.h"
 #include "transport.h"
 
@@ -31,12 +32,26 @@ typedef struct rp_session_state {
     char revoked[RP_SESSION_MAX_REVOKED][RP_JTI_LEN];
 } rp_session_state_t;
 
+/* POST, body {"userIds": [24-hex, ...]} (1..RP_SESSIONS_MAX) -> 200 {"sessions": [state or
+ * null, ...]}, each as RP_SESSION_ROUTE answers (null: no such account), in the order of
+ * userIds; 400 VALIDATION_FAILED on a bad body. */
+#define RP_SESSIONS_ROUTE "/_internal/sessions"
+#define RP_SESSIONS_MAX 64
+
 /* Asks the auth worker for the state of user_id (an ObjectId), answering before deadline_ms
  * (epoch ms). True with *found (false: no such account) and *out; false with err (UNAVAILABLE,
  * TIMEOUT, BAD_REPLY kinds) when there is no usable answer, and then nothing may be concluded.
  * request_id (may be NULL) follows the call in logs. */
 bool rp_session_fetch(rp_transport_t *t, const char *user_id, int64_t deadline_ms, const char *request_id,
                       rp_session_state_t *out, bool *found, rp_err_t *err);
+
+/* rp_session_fetch for the n accounts of ids (1..RP_SESSIONS_MAX) in one call: out[i] and
+ * found[i] for ids[i]. False with err as rp_session_fetch; *unsupported then says the auth
+ * worker has no RP_SESSIONS_ROUTE (one older than the api during an upgrade), and the caller
+ * asks for each account alone. */
+bool rp_session_fetch_many(rp_transport_t *t, const char (*ids)[RP_OID_LEN], size_t n, int64_t deadline_ms,
+                           const char *request_id, rp_session_state_t *out, bool *found, bool *unsupported,
+                           rp_err_t *err);
 
 /* Whether a token with these claims is still good for an account in state s: false with err
  * (401 ACCOUNT_DISABLED, TOKEN_REVOKED) when the account is disabled, the token's version is

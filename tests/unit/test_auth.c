@@ -707,6 +707,29 @@ Test(auth, session_route_reports_the_state_tokens_are_checked_against) {
     cr_assert_eq(status_of("POST", RP_SESSION_ROUTE, "{\"userId\":\"0123456789abcdef01234567\"}", NULL), 404);
     cr_assert_eq(status_of("POST", RP_SESSION_ROUTE, "{\"userId\":\"nope\"}", NULL), 400);
     cr_assert_eq(status_of("POST", RP_SESSION_ROUTE, "{}", NULL), 400);
+
+    /* several accounts at once: each state in the order asked, null for no such account */
+    char body[160];
+    snprintf(body, sizeof body, "{\"userIds\":[\"0123456789abcdef01234567\",\"%s\",\"%s\"]}", kate.id, admin.id);
+    r = call("POST", RP_SESSIONS_ROUTE, body, NULL, NULL);
+    cr_assert_eq(r.status, 200, "%d %s", r.status, json_dumps(r.body, 0));
+    json_t *sessions = json_object_get(r.body, "sessions");
+    cr_assert_eq(json_array_size(sessions), 3u);
+    cr_assert(json_is_null(json_array_get(sessions, 0)));
+    json_t *k = json_array_get(sessions, 1), *a = json_array_get(sessions, 2);
+    cr_assert_eq(json_integer_value(json_object_get(k, "tokenVersion")), 1);
+    cr_assert_eq(json_array_size(json_object_get(k, "roles")), 2u, "kate is USER and OPERATOR");
+    cr_assert_eq(json_integer_value(json_object_get(a, "tokenVersion")), 0);
+    cr_assert_eq(json_array_size(json_object_get(a, "revokedJtis")), 0u);
+    rp_reply_clear(&r);
+    cr_assert_eq(status_of("POST", RP_SESSIONS_ROUTE, "{\"userIds\":[]}", NULL), 400);
+    cr_assert_eq(status_of("POST", RP_SESSIONS_ROUTE, "{\"userIds\":[\"nope\"]}", NULL), 400);
+    cr_assert_eq(status_of("POST", RP_SESSIONS_ROUTE, "{\"userId\":\"0123456789abcdef01234567\"}", NULL), 400);
+    char many[RP_SESSIONS_MAX * 27 + 64] = "{\"userIds\":[";
+    for (int i = 0; i <= RP_SESSIONS_MAX; i++)
+        strcat(many, i ? ",\"0123456789abcdef01234567\"" : "\"0123456789abcdef01234567\"");
+    strcat(many, "]}");
+    cr_assert_eq(status_of("POST", RP_SESSIONS_ROUTE, many, NULL), 400, "at most RP_SESSIONS_MAX ids");
 }
 
 Test(auth, logout_revokes_the_access_token_it_is_called_with) {

@@ -808,30 +808,68 @@ static void op_accounts(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reply_set(rep, 200, json_pack("{s:o}", "states", states));
 }
 
+/* The session state of account user_id into *st (*found false: no such account); false with
+ * err when the store fails. */
+static bool session_state(rp_auth_worker_t *w, const char *user_id, rp_session_state_t *st, bool *found,
+                          rp_err_t *err) {
+    rp_account_t a;
+    bool more = false;
+    memset(st, 0, sizeof *st);
+    *found = false;
+    if (!w->store->ops->find_by_id(w->store, user_id, &a, found, err)) return false;
+    if (!*found) return true;
+    if (!w->store->ops->revoked_access(w->store, a.id, w->now_ms(), RP_SESSION_MAX_REVOKED, st->revoked, &st->n_revoked,
+                                       &more, err))
+        return false;
+    st->roles = a.roles;
+    st->token_version = a.token_version;
+    st->disabled = a.disabled;
+    return true;
+}
+
 /* RP_SESSION_ROUTE (session.h): the gateway asking for the state it checks access tokens against. */
 static void op_session(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
-    rp_auth_worker_t *w = ctx;
     rp_err_t err;
-    rp_account_t a;
-    bool found = false, more = false;
+    bool found = false;
     rp_session_state_t st;
     json_t *user = json_object_get(env->body, "userId");
     if (!json_is_string(user) || !rp_oid_valid(json_string_value(user), json_string_length(user))) {
         rp_service_reject_field(rep, "the request body is invalid", "/userId", "must be an ObjectId");
         return;
     }
-    bool read = w->store->ops->find_by_id(w->store, json_string_value(user), &a, &found, &err);
-    if (!rp_service_found(rep, read, found, &err, "USER_NOT_FOUND", "no such account")) return;
-    memset(&st, 0, sizeof st);
-    if (!w->store->ops->revoked_access(w->store, a.id, w->now_ms(), RP_SESSION_MAX_REVOKED, st.revoked, &st.n_revoked,
-                                       &more, &err)) {
-        rp_reply_from_err(rep, &err);
+    bool read = session_state(ctx, json_string_value(user), &st, &found, &err);
+    if (rp_service_found(rep, read, found, &err, "USER_NOT_FOUND", "no such account"))
+        rp_reply_set(rep, 200, rp_session_to_json(&st));
+}
+
+/* RP_SESSIONS_ROUTE (session.h): the same for several accounts at once. */
+static void op_sessions(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_err_t err;
+    json_t *ids = json_object_get(env->body, "userIds");
+    if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > RP_SESSIONS_MAX) {
+        rp_service_reject_field(rep, "the request body is invalid", "/userIds", "must be an array of 1 to 64 ids");
         return;
     }
-    st.roles = a.roles;
-    st.token_version = a.token_version;
-    st.disabled = a.disabled;
-    rp_reply_set(rep, 200, rp_session_to_json(&st));
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v) {
+        if (!json_is_string(v) || !rp_oid_valid(json_string_value(v), json_string_length(v))) {
+            rp_service_reject_field(rep, "the request body is invalid", "/userIds", "must hold ObjectIds only");
+            return;
+        }
+    }
+    json_t *sessions = json_array();
+    json_array_foreach(ids, i, v) {
+        rp_session_state_t st;
+        bool found = false;
+        if (!session_state(ctx, json_string_value(v), &st, &found, &err)) {
+            json_decref(sessions);
+            rp_reply_from_err(rep, &err);
+            return;
+        }
+        json_array_append_new(sessions, found ? rp_session_to_json(&st) : json_null());
+    }
+    rp_reply_set(rep, 200, json_pack("{s:o}", "sessions", sessions));
 }
 
 /* ---- service accounts (service_accounts.c): ADMIN, checked against the store first ---- */
@@ -862,6 +900,7 @@ static const rp_route_op_t ops[] = {
     {"PUT", "/auth/users/{id}/status", op_set_status},
     {"GET", "/auth/audit-log", op_audit},
     {"POST", RP_SESSION_ROUTE, op_session},
+    {"POST", RP_SESSIONS_ROUTE, op_sessions},
     {"POST", "/auth/service-accounts", op_service_create},
     {"GET", "/auth/service-accounts", op_service_list},
     {"DELETE", "/auth/service-accounts/{id}", op_service_delete},
