@@ -4,9 +4,11 @@
 
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "failpoint.h"
 #include "hash.h"
 #include "ids.h"
 #include "mem.h"
@@ -46,6 +48,7 @@ struct rp_session_cache {
     pthread_mutex_t qmu;
     waiter_t *head, *tail;
     bool leading;
+    atomic_ullong single_calls, batch_calls, accounts; /* rp_session_cache_stats */
 };
 
 rp_session_cache_t *rp_session_cache_new(rp_transport_t *t, int ttl_ms, bool batch) {
@@ -112,13 +115,15 @@ static void store(rp_session_cache_t *c, const char *user_id, int64_t fetched, c
     pthread_mutex_unlock(&c->locks[i % STRIPES]);
 }
 
-size_t rp_session_cache_waiting(rp_session_cache_t *c) {
-    size_t n = 0;
+void rp_session_cache_stats(rp_session_cache_t *c, rp_session_stats_t *out) {
+    out->single_calls = atomic_load(&c->single_calls);
+    out->batch_calls = atomic_load(&c->batch_calls);
+    out->accounts = atomic_load(&c->accounts);
+    out->waiting = 0;
     pthread_mutex_lock(&c->qmu);
     for (const waiter_t *w = c->head; w; w = w->next)
-        n++;
+        out->waiting++;
     pthread_mutex_unlock(&c->qmu);
-    return n;
 }
 
 void rp_session_cache_forget(rp_session_cache_t *c, const char *user_id) {
@@ -136,6 +141,9 @@ void rp_session_cache_forget(rp_session_cache_t *c, const char *user_id) {
 
 /* Asks the auth worker for w's account and keeps the answer. */
 static void ask_one(rp_session_cache_t *c, waiter_t *w, const char *request_id) {
+    rp_failpoint_hold("session.fetch"); /* a test holds a fetch here while others queue behind it */
+    atomic_fetch_add(&c->single_calls, 1);
+    atomic_fetch_add(&c->accounts, 1);
     int64_t asked = rp_mono_ms();
     w->ok = rp_session_fetch(c->transport, w->user_id, w->deadline_ms, request_id, &w->state, &w->found, &w->err);
     if (!w->ok) return;
@@ -156,6 +164,8 @@ static void ask_many(rp_session_cache_t *c, waiter_t **batch, size_t n, const ch
         snprintf(ids[i], RP_OID_LEN, "%s", batch[i]->user_id);
         if (batch[i]->deadline_ms < deadline) deadline = batch[i]->deadline_ms;
     }
+    atomic_fetch_add(&c->batch_calls, 1);
+    atomic_fetch_add(&c->accounts, n);
     bool ok = rp_session_fetch_many(c->transport, (const char(*)[RP_OID_LEN])ids, n, deadline, request_id, states,
                                     found, &unsupported, &err);
     for (size_t i = 0; i < n; i++) {

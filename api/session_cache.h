@@ -42,8 +42,14 @@ bool rp_session_cache_check(rp_session_cache_t *c, const rp_api_route_t *route, 
                             const rp_token_claims_t *claims, int64_t deadline_ms, const char *request_id,
                             rp_err_t *err);
 
-/* How many callers wait for a fetch led by another (batch only); for tests. */
-size_t rp_session_cache_waiting(rp_session_cache_t *c);
+/* What the cache asked the auth worker for since it was made, for /metrics. */
+typedef struct rp_session_stats {
+    unsigned long long single_calls; /* calls for one account (RP_SESSION_ROUTE) */
+    unsigned long long batch_calls;  /* calls for several that missed together (RP_SESSIONS_ROUTE) */
+    unsigned long long accounts;     /* accounts asked for by all of them */
+    size_t waiting;                  /* callers queued now for a fetch another leads */
+} rp_session_stats_t;
+void rp_session_cache_stats(rp_session_cache_t *c, rp_session_stats_t *out);
 
 /* Forgets what the cache holds for user_id (a broadcast of a change). */
 void rp_session_cache_forget(rp_session_cache_t *c, const char *user_id);

@@ -54,7 +54,9 @@ static json_t *state_of(const char *id) {
 static void hold_first(void) {
     if (atomic_exchange(&first_held, true)) return;
     int64_t until = rp_mono_ms() + 20000;
-    while (rp_session_cache_waiting(cache) < CALLERS - 1 && rp_mono_ms() < until)
+    rp_session_stats_t st;
+    for (rp_session_cache_stats(cache, &st); st.waiting < CALLERS - 1 && rp_mono_ms() < until;
+         rp_session_cache_stats(cache, &st))
         usleep(1000);
 }
 
@@ -258,6 +260,12 @@ Test(session_cache, callers_that_miss_together_share_one_question) {
     cr_assert_eq(atomic_load(&singles), 1, "the first caller asks alone, at once");
     cr_assert_eq(atomic_load(&batches), 1, "the fifteen that waited behind it, in one question");
     cr_assert_eq(atomic_load(&batched_ids), CALLERS - 1);
+    rp_session_stats_t st;
+    rp_session_cache_stats(cache, &st);
+    cr_assert_eq(st.single_calls, 1u);
+    cr_assert_eq(st.batch_calls, 1u);
+    cr_assert_eq(st.accounts, (unsigned long long)CALLERS);
+    cr_assert_eq(st.waiting, 0u);
     /* what the question brought is kept: no caller asks again */
     caller_t again = {.id = "0123456789abcdef01234517"};
     call_as(&again);
@@ -269,4 +277,8 @@ Test(session_cache, an_older_auth_worker_is_asked_for_each_account_alone) {
     check_together(&auth_older, 4);
     cr_assert_eq(atomic_load(&batches), 0);
     cr_assert_eq(atomic_load(&singles), CALLERS, "the batch refused as an unknown route, each asked alone");
+    rp_session_stats_t st;
+    rp_session_cache_stats(cache, &st);
+    cr_assert_eq(st.batch_calls, 1u, "the refused batch is counted");
+    cr_assert_eq(st.single_calls, (unsigned long long)CALLERS);
 }
