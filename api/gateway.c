@@ -546,27 +546,10 @@ static bool handle_metrics(rp_gateway_t *gw, req_ctx_t *rc) {
     if (strcmp(rc->ri->request_method, "GET") != 0 || !privileged(gw, rc)) return false;
     rp_amqp_stats_t amqp;
     bool over_amqp = rp_transport_amqp_stats(gw->transport, &amqp);
-    char *text = rp_metrics_render(gw->metrics, over_amqp ? &amqp : NULL);
+    rp_session_stats_t sessions;
+    rp_session_cache_stats(gw->sessions, &sessions);
+    char *text = rp_metrics_render(gw->metrics, over_amqp ? &amqp : NULL, &sessions);
     size_t n = strlen(text);
-    /* the session cache's calls to the auth worker (api/session_cache.h) */
-    rp_session_stats_t ss;
-    rp_session_cache_stats(gw->sessions, &ss);
-    char sessions[768];
-    int sn = snprintf(sessions, sizeof sessions,
-                      "# HELP rp_session_fetches_total Calls to the auth worker for the state of accounts the api did "
-                      "not hold, by kind: one account, or several that missed together.\n"
-                      "# TYPE rp_session_fetches_total counter\n"
-                      "rp_session_fetches_total{kind=\"single\"} %llu\nrp_session_fetches_total{kind=\"batch\"} %llu\n"
-                      "# HELP rp_session_accounts_fetched_total Accounts whose state those calls asked for.\n"
-                      "# TYPE rp_session_accounts_fetched_total counter\nrp_session_accounts_fetched_total %llu\n"
-                      "# HELP rp_session_fetch_waiting Requests waiting for the next fetch of account states.\n"
-                      "# TYPE rp_session_fetch_waiting gauge\nrp_session_fetch_waiting %zu\n",
-                      ss.single_calls, ss.batch_calls, ss.accounts, ss.waiting);
-    if (sn > 0 && (size_t)sn < sizeof sessions) {
-        text = rp_realloc(text, n + (size_t)sn + 1);
-        memcpy(text + n, sessions, (size_t)sn + 1);
-        n += (size_t)sn;
-    }
     /* the webhook dispatcher's metrics, from the reward worker (workers/reward/webhooks.h,
      * RP_WEBHOOKS_METRICS_ROUTE); left out when it does not answer within a second */
     rp_reply_t rep;

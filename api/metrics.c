@@ -81,7 +81,7 @@ static void put(buf_t *b, const char *fmt, ...) {
     }
 }
 
-char *rp_metrics_render(rp_metrics_t *m, const rp_amqp_stats_t *amqp) {
+char *rp_metrics_render(rp_metrics_t *m, const rp_amqp_stats_t *amqp, const rp_session_stats_t *sessions) {
     size_t nroutes;
     const rp_api_route_t *t = rp_routes_table(&nroutes);
     buf_t b = {rp_malloc(4096), 0, 4096};
@@ -158,5 +158,16 @@ char *rp_metrics_render(rp_metrics_t *m, const rp_amqp_stats_t *amqp) {
             "# HELP rp_amqp_long_reply_connections Call connections keeping the pages of a reply over 128 KiB.\n"
             "# TYPE rp_amqp_long_reply_connections gauge\nrp_amqp_long_reply_connections %d\n",
             amqp->reopened_calls, amqp->reopened_consumers, amqp->long_reply_conns);
+    if (sessions)
+        put(&b,
+            "# HELP rp_session_fetches_total Calls to the auth worker for the state of accounts the api did not hold, "
+            "by kind: one account, or several that missed together.\n"
+            "# TYPE rp_session_fetches_total counter\n"
+            "rp_session_fetches_total{kind=\"single\"} %llu\nrp_session_fetches_total{kind=\"batch\"} %llu\n"
+            "# HELP rp_session_accounts_fetched_total Accounts whose state those calls asked for.\n"
+            "# TYPE rp_session_accounts_fetched_total counter\nrp_session_accounts_fetched_total %llu\n"
+            "# HELP rp_session_fetch_waiting Requests waiting for the next fetch of account states.\n"
+            "# TYPE rp_session_fetch_waiting gauge\nrp_session_fetch_waiting %zu\n",
+            sessions->single_calls, sessions->batch_calls, sessions->accounts, sessions->waiting);
     return b.p;
 }

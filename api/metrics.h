@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include "session_cache.h"
 #include "transport.h"
 
 typedef struct rp_metrics rp_metrics_t;
@@ -19,8 +20,9 @@ void rp_metrics_observe(rp_metrics_t *m, size_t route_index, int status, double 
 /* Counts one answer of route served from the api's kept copies (api/gateway.c, keep_key). */
 void rp_metrics_kept(rp_metrics_t *m, size_t route_index);
 
-/* Renders the Prometheus text exposition format, with the process's memory and, when amqp is not
- * NULL, what its broker connections did with long messages; returns a malloc'd string (free()). */
-char *rp_metrics_render(rp_metrics_t *m, const rp_amqp_stats_t *amqp);
+/* Renders the Prometheus text exposition format, with the process's memory, when amqp is not
+ * NULL what its broker connections did with long messages, and when sessions is not NULL the
+ * session cache's calls to the auth worker; returns a malloc'd string (free()). */
+char *rp_metrics_render(rp_metrics_t *m, const rp_amqp_stats_t *amqp, const rp_session_stats_t *sessions);
 
 #endif

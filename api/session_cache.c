@@ -2,6 +2,7 @@
  * session_cache.h). */
 #include "session_cache.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
@@ -155,19 +156,18 @@ static void ask_one(rp_session_cache_t *c, waiter_t *w, const char *request_id) 
  * the worker predates RP_SESSIONS_ROUTE), by the earliest of their deadlines, and keeps the
  * answers. A failed call fails every waiter of it. */
 static void ask_many(rp_session_cache_t *c, waiter_t **batch, size_t n, const char *request_id) {
-    char(*ids)[RP_OID_LEN] = rp_calloc(n, sizeof *ids);
-    rp_session_state_t *states = rp_calloc(n, sizeof *states);
-    bool *found = rp_calloc(n, sizeof *found), unsupported = false;
+    const char *ids[RP_SESSIONS_MAX];
+    bool found[RP_SESSIONS_MAX], unsupported = false;
+    rp_session_state_t *states = rp_calloc(n, sizeof *states); /* 36 KiB for 64: not on the stack */
     int64_t deadline = batch[0]->deadline_ms, asked = rp_mono_ms();
     rp_err_t err;
     for (size_t i = 0; i < n; i++) {
-        snprintf(ids[i], RP_OID_LEN, "%s", batch[i]->user_id);
+        ids[i] = batch[i]->user_id;
         if (batch[i]->deadline_ms < deadline) deadline = batch[i]->deadline_ms;
     }
     atomic_fetch_add(&c->batch_calls, 1);
     atomic_fetch_add(&c->accounts, n);
-    bool ok = rp_session_fetch_many(c->transport, (const char(*)[RP_OID_LEN])ids, n, deadline, request_id, states,
-                                    found, &unsupported, &err);
+    bool ok = rp_session_fetch_many(c->transport, ids, n, deadline, request_id, states, found, &unsupported, &err);
     for (size_t i = 0; i < n; i++) {
         waiter_t *w = batch[i];
         if (!ok && unsupported) {
@@ -183,69 +183,73 @@ static void ask_many(rp_session_cache_t *c, waiter_t **batch, size_t n, const ch
         w->state = states[i];
         store(c, w->user_id, asked, &w->state, w->found);
     }
-    free(ids);
     free(states);
-    free(found);
 }
 
-/* Asks the auth worker for user_id's state and keeps the answer. Without batch, each caller
- * asks for itself. With it, callers that miss while a fetch is on its way queue for the next,
- * which asks for all of them (RP_SESSIONS_MAX at most) in one call, as the grants' group commit
- * shares a commit: over RabbitMQ a round trip for each of a studio's many players was most of
- * a read's cost. A lone caller asks at once, alone. The caller that leads a fetch answers its
- * waiters, then hands the queue to the first caller still waiting, who leads the next. */
+/* Queues me for the next fetch and returns once it has its answer: callers that miss while a
+ * fetch is on its way queue for the next, which asks for all of them (RP_SESSIONS_MAX at most)
+ * in one call. The queue works as the group commit's in lib/sqlite_util.c (transact_job): a lone
+ * caller leads at once; the leader answers and wakes the waiters it asked for, then hands the
+ * lead to the first caller still queued, each woken once by the one post meant for it. */
+static void fetch_together(rp_session_cache_t *c, waiter_t *me, const char *request_id) {
+    sem_init(&me->woken, 0, 0);
+    pthread_mutex_lock(&c->qmu);
+    if (c->tail)
+        c->tail->next = me;
+    else
+        c->head = me;
+    c->tail = me;
+    bool lead = !c->leading;
+    c->leading = true;
+    pthread_mutex_unlock(&c->qmu);
+    if (!lead) {
+        while (sem_wait(&me->woken) != 0 && errno == EINTR) {
+        }
+        lead = me->lead;
+    }
+    while (lead) {
+        waiter_t *batch[RP_SESSIONS_MAX] = {NULL}; /* never empty: this caller waits in the queue */
+        size_t n = 0;
+        pthread_mutex_lock(&c->qmu);
+        for (; c->head && n < RP_SESSIONS_MAX; c->head = c->head->next)
+            batch[n++] = c->head;
+        if (!c->head) c->tail = NULL;
+        pthread_mutex_unlock(&c->qmu);
+        if (n == 1)
+            ask_one(c, batch[0], request_id);
+        else
+            ask_many(c, batch, n, request_id);
+        bool mine = false;
+        for (size_t i = 0; i < n; i++) {
+            if (batch[i] == me)
+                mine = true;
+            else
+                sem_post(&batch[i]->woken); /* its frame may be gone from here on */
+        }
+        if (!mine) continue; /* more than RP_SESSIONS_MAX were ahead of this caller */
+        pthread_mutex_lock(&c->qmu);
+        if (c->head) {
+            c->head->lead = true;
+            sem_post(&c->head->woken);
+        } else {
+            c->leading = false;
+        }
+        pthread_mutex_unlock(&c->qmu);
+        lead = false;
+    }
+    sem_destroy(&me->woken);
+}
+
+/* Asks the auth worker for user_id's state and keeps the answer: alone, or with batch together
+ * with the callers that miss at the same time (fetch_together): over RabbitMQ a round trip for
+ * each of a studio's many players was most of a read's cost. */
 static bool fetch(rp_session_cache_t *c, const char *user_id, int64_t deadline_ms, const char *request_id,
                   rp_session_state_t *out, bool *found, rp_err_t *err) {
     waiter_t me = {.user_id = user_id, .deadline_ms = deadline_ms};
-    if (!c->batch) {
+    if (c->batch)
+        fetch_together(c, &me, request_id);
+    else
         ask_one(c, &me, request_id);
-    } else {
-        sem_init(&me.woken, 0, 0);
-        pthread_mutex_lock(&c->qmu);
-        if (c->tail)
-            c->tail->next = &me;
-        else
-            c->head = &me;
-        c->tail = &me;
-        bool lead = !c->leading;
-        c->leading = true;
-        pthread_mutex_unlock(&c->qmu);
-        if (!lead) {
-            sem_wait(&me.woken);
-            lead = me.lead;
-        }
-        while (lead) {
-            waiter_t *batch[RP_SESSIONS_MAX] = {NULL}; /* never empty: this caller waits in the queue */
-            size_t n = 0;
-            pthread_mutex_lock(&c->qmu);
-            for (; c->head && n < RP_SESSIONS_MAX; c->head = c->head->next)
-                batch[n++] = c->head;
-            if (!c->head) c->tail = NULL;
-            pthread_mutex_unlock(&c->qmu);
-            if (n == 1)
-                ask_one(c, batch[0], request_id);
-            else
-                ask_many(c, batch, n, request_id);
-            bool mine = false;
-            for (size_t i = 0; i < n; i++) {
-                if (batch[i] == &me)
-                    mine = true;
-                else
-                    sem_post(&batch[i]->woken); /* its frame may be gone from here on */
-            }
-            if (!mine) continue; /* more than RP_SESSIONS_MAX were ahead of this caller */
-            pthread_mutex_lock(&c->qmu);
-            if (c->head) {
-                c->head->lead = true;
-                sem_post(&c->head->woken);
-            } else {
-                c->leading = false;
-            }
-            pthread_mutex_unlock(&c->qmu);
-            lead = false;
-        }
-        sem_destroy(&me.woken);
-    }
     if (!me.ok) {
         *err = me.err;
         return false;

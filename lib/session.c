@@ -53,7 +53,7 @@ bool rp_session_fetch(rp_transport_t *t, const char *user_id, int64_t deadline_m
     return ok;
 }
 
-bool rp_session_fetch_many(rp_transport_t *t, const char (*ids)[RP_OID_LEN], size_t n, int64_t deadline_ms,
+bool rp_session_fetch_many(rp_transport_t *t, const char *const *ids, size_t n, int64_t deadline_ms,
                            const char *request_id, rp_session_state_t *out, bool *found, bool *unsupported,
                            rp_err_t *err) {
     rp_reply_t rep;

@@ -12,7 +12,6 @@
 #include <stdint.h>
 
 #include "err.h"
-#include "ids.h"
 #include "token.h"
 #include "transport.h"
 
@@ -49,7 +48,7 @@ bool rp_session_fetch(rp_transport_t *t, const char *user_id, int64_t deadline_m
  * found[i] for ids[i]. False with err as rp_session_fetch; *unsupported then says the auth
  * worker has no RP_SESSIONS_ROUTE (one older than the api during an upgrade), and the caller
  * asks for each account alone. */
-bool rp_session_fetch_many(rp_transport_t *t, const char (*ids)[RP_OID_LEN], size_t n, int64_t deadline_ms,
+bool rp_session_fetch_many(rp_transport_t *t, const char *const *ids, size_t n, int64_t deadline_ms,
                            const char *request_id, rp_session_state_t *out, bool *found, bool *unsupported,
                            rp_err_t *err);
 

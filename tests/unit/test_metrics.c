@@ -14,7 +14,7 @@ Test(metrics, renders_counters_and_histograms) {
     rp_metrics_observe(m, 0, 200, 30.0);
     rp_metrics_observe(m, 0, 503, 7000.0);
     rp_metrics_observe(m, (size_t)-1, 404, 0.1);
-    char *text = rp_metrics_render(m, NULL);
+    char *text = rp_metrics_render(m, NULL, NULL);
     char line[256];
     snprintf(line, sizeof line, "rp_http_requests_total{method=\"%s\",route=\"%s\",status=\"2xx\"} 2\n", t[0].method,
              t[0].pattern);
@@ -43,7 +43,7 @@ Test(metrics, renders_what_the_broker_connections_did_with_long_messages) {
     (void)rp_routes_table(&n);
     rp_metrics_t *m = rp_metrics_new(n);
     rp_amqp_stats_t s = {.reopened_calls = 3, .reopened_consumers = 5, .long_reply_conns = 2};
-    char *text = rp_metrics_render(m, &s);
+    char *text = rp_metrics_render(m, &s, NULL);
     cr_assert(strstr(text, "# TYPE rp_amqp_connections_reopened_total counter\n"), "%s", text);
     cr_assert(strstr(text, "\nrp_amqp_connections_reopened_total{side=\"calls\"} 3\n"), "%s", text);
     cr_assert(strstr(text, "\nrp_amqp_connections_reopened_total{side=\"consumers\"} 5\n"), "%s", text);
