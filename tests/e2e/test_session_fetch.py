@@ -85,3 +85,15 @@ def test_players_that_miss_together_are_answered_each_with_their_own_account(tmp
         if hold.exists():
             hold.unlink()
         assert p.stop() == 0, p.log_tail()
+
+
+def test_the_session_routes_are_not_reachable_over_http(api):
+    # the api's own questions to the auth worker: the gateway forwards only its route table
+    token, body = api.user("sr")
+    uid = body.get("user", {}).get("id") or api.get("/auth/me", token=token).json()["id"]
+    for path, payload in (("/_internal/sessions", {"userIds": [uid]}), ("/_internal/session", {"userId": uid})):
+        for tok in (token, api.admin_token()):
+            r = api.post(path, token=tok, json=payload)
+            assert r.status_code == 404, (path, r.status_code, r.text)
+            assert "sessions" not in r.json() and "revokedJtis" not in r.json(), r.text
+            assert r.json()["error"]["code"], r.text
