@@ -37,6 +37,12 @@ static bool from_json(json_t *body, rp_session_state_t *out) {
     return true;
 }
 
+/* True when rep is the answer of a worker that has no such route. */
+static bool route_unknown(const rp_reply_t *rep) {
+    const char *code = json_string_value(json_object_get(json_object_get(rep->body, "error"), "code"));
+    return rep->status == 404 && code && strcmp(code, "ROUTE_NOT_FOUND") == 0;
+}
+
 bool rp_session_fetch(rp_transport_t *t, const char *user_id, int64_t deadline_ms, const char *request_id,
                       rp_session_state_t *out, bool *found, rp_err_t *err) {
     rp_reply_t rep;
@@ -72,9 +78,38 @@ bool rp_session_fetch_many(rp_transport_t *t, const char *const *ids, size_t n, 
         else
             memset(&out[i], 0, sizeof out[i]);
     }
-    const char *code = json_string_value(json_object_get(json_object_get(rep.body, "error"), "code"));
-    *unsupported = rep.status == 404 && code && strcmp(code, "ROUTE_NOT_FOUND") == 0;
+    *unsupported = route_unknown(&rep);
     if (!ok) rp_rpc_internal_err(&rep, "cannot check the sessions", err);
+    rp_reply_clear(&rep);
+    return ok;
+}
+
+bool rp_session_read_changes(rp_transport_t *t, int64_t after, int64_t deadline_ms, rp_session_changes_t *out,
+                             bool *unsupported, rp_err_t *err) {
+    rp_reply_t rep;
+    json_t *ids = NULL;
+    json_int_t last = 0;
+    int more = 0, complete = 0;
+    rp_rpc_call_internal(t, RP_COMP_AUTH, "POST", RP_SESSION_CHANGES_ROUTE,
+                         json_pack("{s:I}", "after", (json_int_t)after), deadline_ms, NULL, &rep);
+    out->n = 0;
+    bool ok = rep.status == 200 &&
+              json_unpack(rep.body, "{s:I, s:o, s:b, s:b}", "last", &last, "userIds", &ids, "more", &more, "complete",
+                          &complete) == 0 &&
+              json_is_array(ids) && json_array_size(ids) <= RP_SESSION_CHANGES_MAX && last >= 0;
+    for (size_t i = 0; ok && i < json_array_size(ids); i++) {
+        const char *id = json_string_value(json_array_get(ids, i));
+        ok = id && rp_oid_valid(id, strlen(id));
+        if (ok) memcpy(out->user_ids[i], id, RP_OID_LEN);
+    }
+    if (ok) {
+        out->n = json_array_size(ids);
+        out->last = last;
+        out->more = more != 0;
+        out->complete = complete != 0;
+    }
+    *unsupported = route_unknown(&rep);
+    if (!ok) rp_rpc_internal_err(&rep, "cannot read the session changes", err);
     rp_reply_clear(&rep);
     return ok;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "ids.h"
 #include "token.h"
 #include "transport.h"
 
@@ -36,6 +37,31 @@ typedef struct rp_session_state {
  * userIds; 400 VALIDATION_FAILED on a bad body. */
 #define RP_SESSIONS_ROUTE "/_internal/sessions"
 #define RP_SESSIONS_MAX 64
+
+/* POST, body {"after": n} (n >= -1) -> 200 {"last": n, "userIds": [24-hex, ...], "more": bool,
+ * "complete": bool}: the accounts whose session state changed after the change log's sequence
+ * number n, in the order of the log, at most RP_SESSION_CHANGES_MAX (auth_store.h's
+ * session_changes says what each field means; after -1 asks for "last" alone); 400
+ * VALIDATION_FAILED on a bad body. Each api process reads it every SESSION_POLL_MS, forgets the
+ * accounts it names, and may then keep states longer (api/session_cache.h). */
+#define RP_SESSION_CHANGES_ROUTE "/_internal/session_changes"
+#define RP_SESSION_CHANGES_MAX 256
+/* How long the auth store keeps a change in its log. A reader that has not read it for longer
+ * finds the log incomplete, and forgets every state it holds. */
+#define RP_SESSION_LOG_KEEP_MS (10 * 60 * 1000)
+
+typedef struct rp_session_changes {
+    int64_t last;
+    bool more, complete;
+    size_t n;
+    char user_ids[RP_SESSION_CHANGES_MAX][RP_OID_LEN];
+} rp_session_changes_t;
+
+/* Asks the auth worker for the changes after sequence number after (RP_SESSION_CHANGES_ROUTE).
+ * False with err as rp_session_fetch; *unsupported then says the auth worker has no such route
+ * (one older than the api). */
+bool rp_session_read_changes(rp_transport_t *t, int64_t after, int64_t deadline_ms, rp_session_changes_t *out,
+                             bool *unsupported, rp_err_t *err);
 
 /* Asks the auth worker for the state of user_id (an ObjectId), answering before deadline_ms
  * (epoch ms). True with *found (false: no such account) and *out; false with err (UNAVAILABLE,

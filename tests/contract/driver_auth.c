@@ -73,6 +73,35 @@ static rp_txn_end_t logout_txn(rp_auth_txn_t *tx, void *p) {
                : RP_TXN_FAILED;
 }
 
+/* A unit of work that logs one session change of USER_ID at NOW, forgetting what is older than
+ * SESSION_LOG_KEEP_MS. */
+#define SESSION_LOG_KEEP_MS 600000
+
+static rp_txn_end_t log_change_txn(rp_auth_txn_t *tx, void *p) {
+    rp_auth_store_t *s = p;
+    return s->ops->tx_log_session_change(tx, USER_ID, NOW_MS, NOW_MS - SESSION_LOG_KEEP_MS) ? RP_TXN_COMMIT
+                                                                                            : RP_TXN_FAILED;
+}
+
+/* session_changes after 5 (after -1 for -latest), up to 2: {items, more, last, complete}. */
+static json_t *run_session_changes(rp_auth_store_t *s, const char *scenario) {
+    rp_err_t err;
+    char ids[2][RP_OID_LEN];
+    size_t n = 0;
+    int64_t last = -1;
+    bool more = false, complete = false;
+    rp_err_clear(&err);
+    bool ok = s->ops->session_changes(s, scenario[20] ? -1 : 5, 2, ids, &n, &last, &more, &complete, &err);
+    json_t *arr = json_array();
+    for (size_t i = 0; ok && i < n; i++)
+        json_array_append_new(arr, json_string(ids[i]));
+    if (!ok) json_decref(arr);
+    return result(ok, &err,
+                  ok ? json_pack("{s:o, s:b, s:I, s:b}", "items", arr, "more", more, "last", (json_int_t)last,
+                                 "complete", complete)
+                     : NULL);
+}
+
 static json_t *token_json(const rp_refresh_token_t *t) {
     return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "id", t->id, "userId", t->user_id, "familyId",
                      t->family_id, "tokenHash", t->token_hash, "createdAt", (json_int_t)t->created_at, "expiresAt",
@@ -154,6 +183,10 @@ static json_t *run_auth(rp_auth_store_t *s, const char *scenario) {
         if (!ok) json_decref(arr);
         return page(ok, &err, ok ? arr : NULL, more);
     }
+    if (strcmp(scenario, "auth-log-session-change") == 0)
+        return result(s->ops->transact(s, "log session change", log_change_txn, s, &err), &err, NULL);
+    if (strcmp(scenario, "auth-session-changes") == 0 || strcmp(scenario, "auth-session-changes-latest") == 0)
+        return run_session_changes(s, scenario);
     if (strcmp(scenario, "auth-add-failure") == 0)
         return result(s->ops->add_failure(s, USER_ID, NOW_MS, NOW_MS - 900000, &err), &err, NULL);
     if (strcmp(scenario, "auth-failures") == 0) {

@@ -137,12 +137,17 @@ def test_auth_store_open_creates_its_indexes(driver, mock):
     assert list(specs["login_failures"]["login_failures_user"]["key"]) == ["userId", "at"]
     assert list(specs["revoked_access"]["revoked_access_user"]["key"]) == ["userId", "expiresAt"]
     assert specs["refresh_tokens"]["refresh_tokens_user"]["key"] == {"userId": 1}
-    # the admins guard exists before any transaction writes it (older servers cannot create a
-    # collection inside one), and seeding it again keeps its count
+    # the admins guard and the session log's counter exist before any transaction writes them
+    # (older servers cannot create a collection inside one), and seeding them again keeps their
+    # values
     seeds = [e for e in mock.commands("update") if coll_of(e) == "auth_guards"]
-    assert len(seeds) == 1 and "autocommit" not in seeds[0]["doc"]
+    assert len(seeds) == 2 and all("autocommit" not in e["doc"] for e in seeds)
     seed = first_update(seeds[0])
     assert seed["q"] == {"_id": "admins"} and seed["u"] == {"$setOnInsert": {"n": 0}} and seed["upsert"] is True
+    seed = first_update(seeds[1])
+    assert seed["q"] == {"_id": "sessionLog"} and seed["upsert"] is True
+    assert seed["u"] == {"$setOnInsert": {"latest": 0, "forgottenThrough": 0}}
+    assert specs["session_changes"]["session_changes_at"]["key"] == {"at": 1}
     audit = specs["audit_logs"]
     assert list(audit["audit_logs_target"]["key"])[:2] == ["log", "targetId"]
     assert list(audit["audit_logs_actor"]["key"])[:2] == ["log", "actorId"]
@@ -415,8 +420,8 @@ def test_a_concurrent_admin_change_reruns_the_whole_unit_of_work(driver, mock):
     # the other transaction wrote the guard first: WriteConflict, and the rerun counts again,
     # now seeing that the other demotion left one admin
     mock.on("find", [cursor("users", [user_doc(USER, "alice")])], coll="users")
-    # the first update seeds the guard at start-up, outside any transaction
-    mock.on("update", [UPSERTED, WRITE_CONFLICT, MATCHED_UNCHANGED], coll="auth_guards")
+    # (the guards seeded at start-up, outside any transaction, get the default answer)
+    mock.on("update", [WRITE_CONFLICT, MATCHED_UNCHANGED], coll="auth_guards", match=lambda doc: "autocommit" in doc)
     mock.on("aggregate", [admins_counted(1)], coll="users")
     assert run(driver, mock, "auth-demote-admin") == {"ok": True, "found": True, "admins": 1}
     log = mock.commands()

@@ -976,3 +976,85 @@ Test(auth, concurrent_demotions_never_leave_no_admin) {
         cr_assert(both & RP_ROLE_ADMIN, "round %d: an admin remains", round);
     }
 }
+
+/* The log the api processes read (RP_SESSION_CHANGES_ROUTE) after number after: the ids in
+ * order into ids (a JSON array, new), and the number read up to. */
+static int64_t changes_after(int64_t after, json_t **ids) {
+    char body[64];
+    snprintf(body, sizeof body, "{\"after\":%lld}", (long long)after);
+    rp_reply_t r = call("POST", RP_SESSION_CHANGES_ROUTE, body, NULL, NULL);
+    cr_assert_eq(r.status, 200, "%d", r.status);
+    cr_assert(json_is_true(json_object_get(r.body, "complete")));
+    cr_assert(json_is_false(json_object_get(r.body, "more")));
+    int64_t last = json_integer_value(json_object_get(r.body, "last"));
+    if (ids) *ids = json_incref(json_object_get(r.body, "userIds"));
+    rp_reply_clear(&r);
+    return last;
+}
+
+/* Whether the log names exactly the accounts of want (n of them), in that order, after number
+ * *at; moves *at to the end of the log. */
+static void assert_logged(int64_t *at, const char *const *want, size_t n, const char *what) {
+    json_t *ids = NULL;
+    int64_t last = changes_after(*at, &ids);
+    cr_assert_eq(json_array_size(ids), n, "%s: %zu logged", what, json_array_size(ids));
+    for (size_t i = 0; i < n; i++)
+        cr_assert_str_eq(json_string_value(json_array_get(ids, i)), want[i], "%s", what);
+    cr_assert_eq(last, *at + (int64_t)n, "%s: one number per change", what);
+    json_decref(ids);
+    *at = last;
+}
+
+Test(auth, every_change_of_a_session_is_logged_in_its_transaction_and_refusals_are_not) {
+    char refresh[128], body[256];
+    register_user("nina", "nina@example.com");
+    rp_identity_t admin = identity_from_login("root_admin", "rootpassword", NULL, 0);
+    rp_identity_t nina = identity_from_login("nina", "password123", refresh, sizeof refresh);
+    int64_t at = changes_after(-1, NULL);
+    cr_assert_eq(at, 0, "registration and sign-in change no session");
+    const char *one[] = {nina.id};
+
+    rp_reply_t r = call("PUT", "/auth/users/{id}/roles", "{\"roles\":[\"USER\",\"OPERATOR\"]}", &admin, nina.id);
+    cr_assert_eq(r.status, 200);
+    rp_reply_clear(&r);
+    assert_logged(&at, one, 1, "a role change");
+    r = call("PUT", "/auth/users/{id}/roles", "{\"roles\":[\"USER\",\"OPERATOR\"]}", &admin, nina.id);
+    rp_reply_clear(&r);
+    assert_logged(&at, one, 0, "the same roles again");
+    r = call("PUT", "/auth/users/{id}/roles", "{\"roles\":[\"USER\"]}", &nina, nina.id);
+    cr_assert_eq(r.status, 403);
+    rp_reply_clear(&r);
+    assert_logged(&at, one, 0, "a refused role change");
+
+    r = set_status(&admin, nina.id, "{\"disabled\":true,\"reason\":\"cheating\"}");
+    cr_assert_eq(r.status, 200);
+    rp_reply_clear(&r);
+    assert_logged(&at, one, 1, "a disable");
+    r = set_status(&admin, nina.id, "{\"disabled\":false}");
+    cr_assert_eq(r.status, 200);
+    rp_reply_clear(&r);
+    assert_logged(&at, one, 1, "an enable");
+
+    nina = identity_from_login("nina", "password123", refresh, sizeof refresh);
+    r = call("POST", "/auth/password", "{\"currentPassword\":\"wrong-one\",\"newPassword\":\"newpassword1\"}", &nina,
+             NULL);
+    cr_assert_eq(r.status, 403);
+    rp_reply_clear(&r);
+    assert_logged(&at, one, 0, "a refused password change");
+    r = call("POST", "/auth/password", "{\"currentPassword\":\"password123\",\"newPassword\":\"newpassword1\"}", &nina,
+             NULL);
+    cr_assert_eq(r.status, 200);
+    rp_reply_clear(&r);
+    assert_logged(&at, one, 1, "a password change");
+
+    nina = identity_from_login("nina", "newpassword1", refresh, sizeof refresh);
+    snprintf(body, sizeof body, "{\"refreshToken\":\"%s\"}", refresh);
+    cr_assert_eq(status_of("POST", "/auth/logout", body, &nina), 200);
+    assert_logged(&at, one, 1, "a logout");
+
+    /* the route's body */
+    cr_assert_eq(status_of("POST", RP_SESSION_CHANGES_ROUTE, "{}", NULL), 400);
+    cr_assert_eq(status_of("POST", RP_SESSION_CHANGES_ROUTE, "{\"after\":-2}", NULL), 400);
+    cr_assert_eq(status_of("POST", RP_SESSION_CHANGES_ROUTE, "{\"after\":\"1\"}", NULL), 400);
+    cr_assert_eq(status_of("POST", RP_SESSION_CHANGES_ROUTE, "{\"after\":1.5}", NULL), 400);
+}

@@ -509,3 +509,105 @@ BACKENDS(auth, service_accounts_keys_rotate_revoke_and_delete) {
     cr_assert(S.auth->ops->transact(S.auth, "delete", delete_service_txn, &del, &err));
     cr_assert_not(del.found);
 }
+
+/* ---- the log of session changes ---- */
+
+typedef struct log_arg {
+    const char *user_id;
+    int64_t now, forget_before;
+    bool roll_back;
+} log_arg_t;
+
+static rp_txn_end_t log_txn(rp_auth_txn_t *tx, void *p) {
+    log_arg_t *a = p;
+    if (!S.auth->ops->tx_log_session_change(tx, a->user_id, a->now, a->forget_before)) return RP_TXN_FAILED;
+    return a->roll_back ? RP_TXN_ROLLBACK : RP_TXN_COMMIT;
+}
+
+static void log_change(const char *user_id, int64_t now, int64_t forget_before, bool roll_back) {
+    rp_err_t err;
+    log_arg_t a = {user_id, now, forget_before, roll_back};
+    cr_assert(S.auth->ops->transact(S.auth, "log", log_txn, &a, &err), "%s", err.message);
+}
+
+typedef struct log_read {
+    char ids[8][RP_OID_LEN];
+    size_t n;
+    int64_t last;
+    bool more, complete;
+} log_read_t;
+
+static log_read_t read_changes(int64_t after, int limit) {
+    rp_err_t err;
+    log_read_t r;
+    memset(&r, 0, sizeof r);
+    r.complete = r.more = true;
+    cr_assert(S.auth->ops->session_changes(S.auth, after, limit, r.ids, &r.n, &r.last, &r.more, &r.complete, &err),
+              "%s", err.message);
+    return r;
+}
+
+BACKENDS(auth, the_session_log_numbers_changes_in_commit_order_and_forgets_old_ones) {
+    open_stores(*backend);
+    log_read_t r = read_changes(-1, 8);
+    cr_assert_eq(r.last, 0, "a log never written");
+    cr_assert_eq(r.n, 0u);
+    cr_assert(r.complete);
+    r = read_changes(0, 8);
+    cr_assert_eq(r.n, 0u);
+    cr_assert_eq(r.last, 0);
+    cr_assert_not(r.more);
+
+    const char *a = "5f0000000000000000000001", *b = "5f0000000000000000000002";
+    log_change(a, 1000, 0, false);
+    log_change(b, 2000, 0, true); /* rolled back: neither the entry nor its number stays */
+    log_change(b, 3000, 0, false);
+    log_change(a, 4000, 0, false);
+    r = read_changes(-1, 8);
+    cr_assert_eq(r.last, 3, "the newest number alone");
+    cr_assert_eq(r.n, 0u);
+    r = read_changes(0, 8);
+    cr_assert_eq(r.n, 3u);
+    cr_assert_str_eq(r.ids[0], a);
+    cr_assert_str_eq(r.ids[1], b);
+    cr_assert_str_eq(r.ids[2], a, "in the log's order, repeats kept");
+    cr_assert_eq(r.last, 3);
+    cr_assert_not(r.more);
+    cr_assert(r.complete);
+    r = read_changes(0, 2);
+    cr_assert_eq(r.n, 2u);
+    cr_assert(r.more);
+    cr_assert_eq(r.last, 2, "the number of the last id returned when more follow");
+    r = read_changes(2, 2);
+    cr_assert_eq(r.n, 1u);
+    cr_assert_str_eq(r.ids[0], a);
+    cr_assert_not(r.more);
+    cr_assert_eq(r.last, 3);
+    r = read_changes(3, 2);
+    cr_assert_eq(r.n, 0u);
+    cr_assert_eq(r.last, 3);
+
+    /* the entries written before 3500 (numbers 1 and 2) are forgotten with the next change */
+    log_change(b, 5000, 3500, false);
+    r = read_changes(3, 8);
+    cr_assert(r.complete, "a reader past the forgotten entries misses nothing");
+    cr_assert_eq(r.n, 1u);
+    cr_assert_str_eq(r.ids[0], b);
+    cr_assert_eq(r.last, 4);
+    r = read_changes(1, 8);
+    cr_assert_not(r.complete, "entry 2 was forgotten unread");
+    cr_assert_eq(r.n, 2u, "what is left is still read");
+    r = read_changes(2, 8);
+    cr_assert(r.complete);
+    cr_assert_eq(r.n, 2u);
+    cr_assert_str_eq(r.ids[0], a);
+    cr_assert_eq(r.last, 4);
+    /* a clock gone back does not bring the mark down */
+    log_change(a, 6000, 100, false);
+    r = read_changes(1, 8);
+    cr_assert_not(r.complete);
+    r = read_changes(2, 8);
+    cr_assert(r.complete);
+    cr_assert_eq(r.n, 3u);
+    cr_assert_eq(r.last, 5);
+}

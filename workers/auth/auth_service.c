@@ -442,6 +442,12 @@ static bool tx_admin_rule(rp_auth_store_t *s, rp_auth_txn_t *tx, const rp_accoun
     return true;
 }
 
+/* Inside a unit of work that changes user_id's session state: tells the api processes, through
+ * the change log they read (session.h), in the same transaction as the change. */
+static bool tx_session_changed(const rp_auth_store_ops_t *o, rp_auth_txn_t *tx, const char *user_id, int64_t now) {
+    return o->tx_log_session_change(tx, user_id, now, now - RP_SESSION_LOG_KEEP_MS);
+}
+
 typedef struct logout_arg {
     rp_auth_store_t *store;
     const rp_identity_t *caller;
@@ -457,7 +463,7 @@ static rp_txn_end_t logout_txn(rp_auth_txn_t *tx, void *p) {
     rp_account_t acc;
     bool found = false;
     if (!o->tx_revoke_access(tx, a->caller->id, a->caller->jti, a->caller->token_exp * 1000, a->now) ||
-        !o->tx_count_revoked(tx, a->caller->id, a->now, &count))
+        !tx_session_changed(o, tx, a->caller->id, a->now) || !o->tx_count_revoked(tx, a->caller->id, a->now, &count))
         return RP_TXN_FAILED;
     if (count <= RP_SESSION_MAX_REVOKED) return RP_TXN_COMMIT;
     if (!o->tx_find_by_id(tx, a->caller->id, &acc, &found)) return RP_TXN_FAILED;
@@ -515,7 +521,7 @@ static rp_txn_end_t password_txn(rp_auth_txn_t *tx, void *p) {
     acc.updated_at = a->now;
     rp_audit_entry_t audit = {acc.id, acc.username, "user.password.change", "user", acc.id, NULL, NULL, a->now};
     return o->tx_update_account(tx, &acc, &found) && o->tx_revoke_refresh_of(tx, acc.id, a->now) &&
-                   o->tx_append_audit(tx, &audit)
+                   tx_session_changed(o, tx, acc.id, a->now) && o->tx_append_audit(tx, &audit)
                ? RP_TXN_COMMIT
                : RP_TXN_FAILED;
 }
@@ -687,7 +693,9 @@ static rp_txn_end_t admin_change_txn(rp_auth_txn_t *tx, void *p) {
                               a,
                               c->now};
     bool ok = o->tx_update_account(tx, &after, &found) &&
-              (!after.disabled || o->tx_revoke_refresh_of(tx, after.id, c->now)) && o->tx_append_audit(tx, &audit);
+              (!after.disabled || o->tx_revoke_refresh_of(tx, after.id, c->now)) &&
+              (after.token_version == before.token_version || tx_session_changed(o, tx, after.id, c->now)) &&
+              o->tx_append_audit(tx, &audit);
     json_decref(b);
     json_decref(a);
     c->account = after;
@@ -872,6 +880,31 @@ static void op_sessions(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
     rp_reply_set(rep, 200, json_pack("{s:o}", "sessions", sessions));
 }
 
+/* RP_SESSION_CHANGES_ROUTE (session.h): an api process reading the log of session changes. */
+static void op_session_changes(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    rp_auth_worker_t *w = ctx;
+    rp_err_t err;
+    json_t *after = json_object_get(env->body, "after");
+    if (!json_is_integer(after) || json_integer_value(after) < -1) {
+        rp_service_reject_field(rep, "the request body is invalid", "/after", "must be an integer of -1 or more");
+        return;
+    }
+    rp_session_changes_t *c = rp_malloc(sizeof *c);
+    if (!w->store->ops->session_changes(w->store, json_integer_value(after), RP_SESSION_CHANGES_MAX, c->user_ids, &c->n,
+                                        &c->last, &c->more, &c->complete, &err)) {
+        free(c);
+        rp_reply_from_err(rep, &err);
+        return;
+    }
+    json_t *ids = json_array();
+    for (size_t i = 0; i < c->n; i++)
+        json_array_append_new(ids, json_string(c->user_ids[i]));
+    rp_reply_set(rep, 200,
+                 json_pack("{s:I, s:o, s:b, s:b}", "last", (json_int_t)c->last, "userIds", ids, "more", c->more,
+                           "complete", c->complete));
+    free(c);
+}
+
 /* ---- service accounts (service_accounts.c): ADMIN, checked against the store first ---- */
 
 #define SERVICE_OP(name_, fn_)                                                                                         \
@@ -901,6 +934,7 @@ static const rp_route_op_t ops[] = {
     {"GET", "/auth/audit-log", op_audit},
     {"POST", RP_SESSION_ROUTE, op_session},
     {"POST", RP_SESSIONS_ROUTE, op_sessions},
+    {"POST", RP_SESSION_CHANGES_ROUTE, op_session_changes},
     {"POST", "/auth/service-accounts", op_service_create},
     {"GET", "/auth/service-accounts", op_service_list},
     {"DELETE", "/auth/service-accounts/{id}", op_service_delete},

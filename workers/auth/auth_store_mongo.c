@@ -21,8 +21,11 @@
 #define GUARDS "auth_guards"
 #define SERVICES "service_accounts"
 #define KEYS "service_keys"
-#define ADMINS_GUARD "admins" /* the guard document every admin-changing transaction writes */
-#define AUDIT_LOG "auth"      /* this store's entries in the shared audit_logs collection */
+#define CHANGES "session_changes" /* {_id: sequence number (int64), userId, at} */
+#define ADMINS_GUARD "admins"     /* the guard document every admin-changing transaction writes */
+/* in GUARDS: {latest: newest sequence number given, forgottenThrough: highest one forgotten} */
+#define SESSION_LOG "sessionLog"
+#define AUDIT_LOG "auth" /* this store's entries in the shared audit_logs collection */
 
 static rp_mongo_t *db_of(rp_auth_store_t *base) {
     return rp_store_handle_backend(base);
@@ -571,6 +574,110 @@ static bool m_tx_count_keys(rp_auth_txn_t *t, const char *account_id, int64_t no
     return ok;
 }
 
+/* ---- the log of session changes ---- */
+
+static bson_t *session_log_id(void) {
+    return BCON_NEW("_id", BCON_UTF8(SESSION_LOG));
+}
+
+/* The counter's increment comes first: it is the write two appends conflict on, so the second
+ * is rerun after the first commits and numbers follow commit order. Entries are pruned only
+ * when the mark rises: every entry at or below the mark went when it was raised, and a new
+ * entry is always numbered above it. */
+static bool m_tx_log_session_change(rp_auth_txn_t *t, const char *user_id, int64_t now, int64_t forget_before) {
+    bson_t *log = NULL, *old = NULL;
+    int64_t seq = 0, forgotten = 0, newest_old = 0;
+    bool ok = rp_mongo_txn_update_take(t->tx, GUARDS, session_log_id(),
+                                       BCON_NEW("$inc", "{", "latest", BCON_INT64(1), "}"), RP_MONGO_UPSERT, NULL) &&
+              rp_mongo_txn_find_one_take(t->tx, GUARDS, session_log_id(), NULL, &log);
+    if (ok && !log) ok = rp_mongo_txn_fail(t->tx, RP_ERR_STORE, "STORE_ERROR", "the session log has no counter");
+    if (ok) {
+        seq = rp_mongo_get_i64(log, "latest");
+        forgotten = rp_mongo_get_i64(log, "forgottenThrough");
+        bson_t *doc = BCON_NEW("_id", BCON_INT64(seq), "userId", BCON_UTF8(user_id), "at", BCON_DATE_TIME(now));
+        ok = rp_mongo_txn_insert(t->tx, CHANGES, doc);
+        bson_destroy(doc);
+    }
+    ok = ok &&
+         rp_mongo_txn_find_one_take(
+             t->tx, CHANGES, BCON_NEW("at", "{", "$lt", BCON_DATE_TIME(forget_before), "}"),
+             BCON_NEW("sort", "{", "_id", BCON_INT32(-1), "}", "projection", "{", "_id", BCON_INT32(1), "}"), &old);
+    if (ok && old) newest_old = rp_mongo_get_i64(old, "_id");
+    if (ok && newest_old > forgotten) {
+        bson_t *gone = BCON_NEW("_id", "{", "$lte", BCON_INT64(newest_old), "}");
+        ok =
+            rp_mongo_txn_update_take(t->tx, GUARDS, session_log_id(),
+                                     BCON_NEW("$max", "{", "forgottenThrough", BCON_INT64(newest_old), "}"), 0, NULL) &&
+            rp_mongo_txn_delete(t->tx, CHANGES, gone, true, NULL);
+        bson_destroy(gone);
+    }
+    bson_destroy(log);
+    bson_destroy(old);
+    return ok;
+}
+
+typedef struct change_rows {
+    char (*user_ids)[RP_OID_LEN];
+    int limit;
+    size_t n;
+    int64_t last_seq; /* of the last entry kept */
+    bool more;
+} change_rows_t;
+
+static bool add_change(const bson_t *doc, void *p) {
+    change_rows_t *r = p;
+    if ((int)r->n == r->limit) {
+        r->more = true;
+        return false;
+    }
+    rp_mongo_copy_str(doc, "userId", r->user_ids[r->n], RP_OID_LEN);
+    r->last_seq = rp_mongo_get_i64(doc, "_id");
+    r->n++;
+    return true;
+}
+
+/* Three reads, each its own snapshot, in the order auth_store.h gives: the newest number, the
+ * entries up to it, the forgotten mark. */
+static bool m_session_changes(rp_auth_store_t *base, int64_t after, int limit, char (*user_ids)[RP_OID_LEN], size_t *n,
+                              int64_t *last, bool *more, bool *complete, rp_err_t *err) {
+    change_rows_t rows = {user_ids, limit < 0 ? 0 : limit, 0, 0, false};
+    bson_t *newest = NULL, *mark = NULL, *filter = NULL, *opts = NULL;
+    bson_t *id = session_log_id();
+    bson_t *latest_only = BCON_NEW("projection", "{", "latest", BCON_INT32(1), "}");
+    bson_t *mark_only = BCON_NEW("projection", "{", "forgottenThrough", BCON_INT32(1), "}");
+    int64_t latest = 0;
+    *n = 0;
+    *last = 0;
+    *more = false;
+    *complete = true;
+    bool ok = rp_mongo_find_one(db_of(base), GUARDS, id, latest_only, &newest, err);
+    if (!ok) goto done;
+    if (newest) latest = rp_mongo_get_i64(newest, "latest"); /* no counter yet: a log never written */
+    if (after < 0) {
+        *last = latest;
+        goto done;
+    }
+    filter = BCON_NEW("_id", "{", "$gt", BCON_INT64(after), "$lte", BCON_INT64(latest), "}");
+    opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64((int64_t)rows.limit + 1), "projection",
+                    "{", "userId", BCON_INT32(1), "}");
+    ok = rp_mongo_find(db_of(base), CHANGES, filter, opts, add_change, &rows, err) &&
+         rp_mongo_find_one(db_of(base), GUARDS, id, mark_only, &mark, err);
+    if (!ok) goto done;
+    *n = rows.n;
+    *more = rows.more;
+    *last = !rows.more ? latest : rows.n ? rows.last_seq : after; /* a page of none (limit 0) moves nothing */
+    *complete = after >= (mark ? rp_mongo_get_i64(mark, "forgottenThrough") : 0);
+done:
+    bson_destroy(id);
+    bson_destroy(latest_only);
+    bson_destroy(mark_only);
+    bson_destroy(newest);
+    bson_destroy(mark);
+    bson_destroy(filter);
+    bson_destroy(opts);
+    return ok;
+}
+
 static const rp_auth_store_ops_t ops = RP_AUTH_STORE_OPS(m_);
 
 /* The identity keys are unique; tokens are found by hash and revoked by family; the lockout
@@ -586,21 +693,32 @@ static const rp_mongo_index_t indexes[] = {
     {SERVICES, "service_accounts_name_lower", NULL, true, {{"nameLower", 1}}},
     {KEYS, "service_keys_hash", NULL, true, {{"keyHash", 1}}},
     {KEYS, "service_keys_account", NULL, false, {{"accountId", 1}, {"createdAt", 1}}},
+    {CHANGES, "session_changes_at", NULL, false, {{"at", 1}}},
 };
 
-/* Seeds the admins guard outside any transaction (older servers cannot create a collection
- * inside one), then the audit indexes. */
-static bool set_up(rp_mongo_t *m, rp_err_t *err) {
+/* Creates the guard document id with fields (taken) when it does not exist; an existing one
+ * keeps its values. */
+static bool seed_guard(rp_mongo_t *m, const char *id, bson_t *fields, rp_err_t *err) {
     rp_err_t e;
     rp_err_clear(&e);
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(ADMINS_GUARD));
-    bson_t *u = BCON_NEW("$setOnInsert", "{", "n", BCON_INT64(0), "}");
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
+    bson_t *u = bson_new();
+    BSON_APPEND_DOCUMENT(u, "$setOnInsert", fields);
     bool ok = rp_mongo_update(m, GUARDS, filter, u, RP_MONGO_UPSERT, NULL, &e);
     if (!ok && e.kind == RP_ERR_CONFLICT) ok = true; /* another process seeded it at the same moment */
     if (!ok && err) *err = e;
     bson_destroy(filter);
     bson_destroy(u);
-    return ok && rp_mongo_audit_indexes(m, err);
+    bson_destroy(fields);
+    return ok;
+}
+
+/* Seeds the admins guard and the session log's counter outside any transaction (older servers
+ * cannot create a collection inside one), then the audit indexes. */
+static bool set_up(rp_mongo_t *m, rp_err_t *err) {
+    return seed_guard(m, ADMINS_GUARD, BCON_NEW("n", BCON_INT64(0)), err) &&
+           seed_guard(m, SESSION_LOG, BCON_NEW("latest", BCON_INT64(0), "forgottenThrough", BCON_INT64(0)), err) &&
+           rp_mongo_audit_indexes(m, err);
 }
 
 static const rp_mongo_setup_t setup = RP_MONGO_SETUP("reward-auth", indexes, set_up);

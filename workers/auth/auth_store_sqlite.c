@@ -70,7 +70,20 @@ static const char v3[] = "CREATE TABLE service_accounts ("
                          "  last_used_at INTEGER);"
                          "CREATE INDEX service_keys_account ON service_keys(account_id, created_at);";
 
-static const char *const steps[] = {v1, v2, v3, NULL};
+/* the log of session changes the api processes read (auth_store.h): one counter row, and the
+ * entries of the last RP_SESSION_LOG_KEEP_MS */
+static const char v4[] = "CREATE TABLE session_log ("
+                         "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+                         "  latest INTEGER NOT NULL,"
+                         "  forgotten_through INTEGER NOT NULL);"
+                         "INSERT INTO session_log (id, latest, forgotten_through) VALUES (1, 0, 0);"
+                         "CREATE TABLE session_changes ("
+                         "  seq INTEGER PRIMARY KEY,"
+                         "  user_id TEXT NOT NULL,"
+                         "  at INTEGER NOT NULL);"
+                         "CREATE INDEX session_changes_at ON session_changes(at);";
+
+static const char *const steps[] = {v1, v2, v3, v4, NULL};
 static const rp_sqlite_schema_t schemas[] = {{"auth", steps, 1}, {NULL, NULL, 0}};
 
 #define USER_COLUMNS                                                                                                   \
@@ -553,6 +566,73 @@ static bool s_tx_count_keys(rp_auth_txn_t *tx, const char *account_id, int64_t n
     *count = 0;
     return tx_query(tx, &(rp_sqlite_use_t){.what = "count service keys", .row = row_int, .out = count},
                     "SELECT count(*) FROM service_keys WHERE account_id = ?1 AND " KEY_LIVE, "ni", account_id, now);
+}
+
+/* ---- the log of session changes ---- */
+
+static bool s_tx_log_session_change(rp_auth_txn_t *tx, const char *user_id, int64_t now, int64_t forget_before) {
+    int64_t seq = 0;
+    bool numbered = false;
+    if (!tx_query(
+            tx, &(rp_sqlite_use_t){.what = "number a session change", .row = row_int, .out = &seq, .found = &numbered},
+            "UPDATE session_log SET latest = latest + 1 WHERE id = 1 RETURNING latest", ""))
+        return false;
+    if (!numbered) {
+        rp_err_set(tx->err, RP_ERR_STORE, "STORE_ERROR", "the session log has no counter");
+        return false;
+    }
+    return tx_query(tx, &(rp_sqlite_use_t){.what = "log a session change"},
+                    "INSERT INTO session_changes (seq, user_id, at) VALUES (?1, ?2, ?3)", "ini", seq, user_id, now) &&
+           tx_query(tx, &(rp_sqlite_use_t){.what = "mark forgotten session changes"},
+                    "UPDATE session_log SET forgotten_through = max(forgotten_through, "
+                    "(SELECT coalesce(max(seq), 0) FROM session_changes WHERE at < ?1)) WHERE id = 1",
+                    "i", forget_before) &&
+           tx_query(tx, &(rp_sqlite_use_t){.what = "forget session changes"},
+                    "DELETE FROM session_changes WHERE seq <= (SELECT forgotten_through FROM session_log WHERE id = 1)",
+                    "");
+}
+
+typedef struct change_row {
+    int64_t seq;
+    char user_id[RP_OID_LEN];
+} change_row_t;
+
+static void row_change(sqlite3_stmt *st, void *out) {
+    change_row_t *c = out;
+    c->seq = sqlite3_column_int64(st, 0);
+    rp_sqlite_col_copy(st, 1, c->user_id, sizeof c->user_id);
+}
+
+static bool s_session_changes(rp_auth_store_t *base, int64_t after, int limit, char (*user_ids)[RP_OID_LEN], size_t *n,
+                              int64_t *last, bool *more, bool *complete, rp_err_t *err) {
+    change_row_t *page = NULL;
+    int64_t forgotten = 0;
+    *n = 0;
+    *more = false;
+    *complete = true;
+    *last = 0;
+    /* each statement reads its own snapshot: the newest number first, so the entries read next
+     * are all there up to it (numbers are given in commit order), and the forgotten mark last,
+     * so an entry forgotten before the entries were read shows as a gap */
+    if (!QUERY(base, &(rp_sqlite_use_t){.what = "newest session change", .row = row_int, .out = last}, err,
+               "SELECT latest FROM session_log WHERE id = 1", ""))
+        return false;
+    if (after < 0) return true;
+    bool ok = QUERY(base, RP_SQLITE_PAGE("session changes", row_change, NULL, &page, n, limit, more), err,
+                    "SELECT seq, user_id FROM session_changes WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
+                    "iii", after, *last, (int64_t)limit + 1) &&
+              QUERY(base, &(rp_sqlite_use_t){.what = "forgotten session changes", .row = row_int, .out = &forgotten},
+                    err, "SELECT forgotten_through FROM session_log WHERE id = 1", "");
+    if (ok) {
+        for (size_t i = 0; i < *n; i++)
+            memcpy(user_ids[i], page[i].user_id, RP_OID_LEN);
+        if (*more) *last = *n ? page[*n - 1].seq : after; /* a page of none (limit 0) moves nothing */
+        *complete = after >= forgotten;
+    } else {
+        *n = 0;
+    }
+    free(page);
+    return ok;
 }
 
 static const rp_auth_store_ops_t ops = RP_AUTH_STORE_OPS(s_);
