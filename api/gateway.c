@@ -406,8 +406,9 @@ static void send_minted(req_ctx_t *rc, const rp_reply_t *rep, const char *key) {
 }
 
 /* The account whose session a successful call of route changed (the route table says), or NULL.
- * This process forgets what it cached of it at once; other api processes see the change when
- * their entry expires (SESSION_CACHE_MS). */
+ * This process forgets what it cached of it at once; other api processes when they next read the
+ * auth worker's change log (SESSION_POLL_MS), or when their entry expires (SESSION_CACHE_MS)
+ * while they cannot read it. */
 static const char *changed_account(const rp_api_route_t *route, const json_t *params, const rp_identity_t *who) {
     switch (route->session) {
     case RP_SESSION_OF_CALLER: return who->authenticated ? who->id : NULL;
@@ -883,7 +884,8 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
     size_t n;
     const rp_api_route_t *routes = rp_routes_table(&n);
     gw->metrics = rp_metrics_new(n);
-    gw->sessions = rp_session_cache_new(t, cfg->session_cache_ms, strcmp(cfg->transport, "amqp") == 0);
+    gw->sessions = rp_session_cache_new(t, cfg->session_cache_ms, strcmp(cfg->transport, "amqp") == 0,
+                                        cfg->session_keep_ms, cfg->session_poll_ms);
     gw->keys = rp_apikey_cache_new(t, cfg->jwt_secret, cfg->jwt_secret_len, cfg->api_key_cache_ms,
                                    cfg->rate_limit_auth_rps, cfg->rate_limit_auth_burst, max_clients);
     gw->conns = rp_conn_limit_new(cfg->max_connections_per_address, cfg->http_threads);

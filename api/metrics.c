@@ -167,7 +167,17 @@ char *rp_metrics_render(rp_metrics_t *m, const rp_amqp_stats_t *amqp, const rp_s
             "# HELP rp_session_accounts_fetched_total Accounts whose state those calls asked for.\n"
             "# TYPE rp_session_accounts_fetched_total counter\nrp_session_accounts_fetched_total %llu\n"
             "# HELP rp_session_fetch_waiting Requests waiting for the next fetch of account states.\n"
-            "# TYPE rp_session_fetch_waiting gauge\nrp_session_fetch_waiting %zu\n",
-            sessions->single_calls, sessions->batch_calls, sessions->accounts, sessions->waiting);
+            "# TYPE rp_session_fetch_waiting gauge\nrp_session_fetch_waiting %zu\n"
+            "# HELP rp_session_log_reads_total Reads of the auth worker's log of session changes, by result.\n"
+            "# TYPE rp_session_log_reads_total counter\n"
+            "rp_session_log_reads_total{result=\"ok\"} %llu\nrp_session_log_reads_total{result=\"failed\"} %llu\n"
+            "# HELP rp_session_log_forgotten_total Accounts forgotten because the log named them.\n"
+            "# TYPE rp_session_log_forgotten_total counter\nrp_session_log_forgotten_total %llu\n"
+            "# HELP rp_session_log_gaps_total Reads that found changes forgotten unread (every state dropped).\n"
+            "# TYPE rp_session_log_gaps_total counter\nrp_session_log_gaps_total %llu\n"
+            "# HELP rp_session_log_current 1 while the log is read in time and states are kept SESSION_KEEP_MS.\n"
+            "# TYPE rp_session_log_current gauge\nrp_session_log_current %d\n",
+            sessions->single_calls, sessions->batch_calls, sessions->accounts, sessions->waiting, sessions->log_reads,
+            sessions->log_failures, sessions->log_forgotten, sessions->log_gaps, sessions->log_current ? 1 : 0);
     return b.p;
 }

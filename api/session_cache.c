@@ -8,9 +8,11 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "failpoint.h"
 #include "hash.h"
+#include "log.h"
 #include "ids.h"
 #include "mem.h"
 #include "roles.h"
@@ -18,13 +20,18 @@
 
 #define STRIPES 64 /* locks; slot i is guarded by lock i % STRIPES */
 
+/* An account's state as kept: the revoked token ids apart, since most accounts have none (a slot
+ * is 72 bytes, where the whole rp_session_state_t is 600). */
 typedef struct slot {
     char user_id[RP_OID_LEN]; /* "" = empty */
-    int64_t fetched_ms;       /* monotonic */
-    int64_t forgot_ms;        /* when the account last changed here: older answers are stale */
-    bool found;
-    rp_session_state_t state;
-    int64_t refresh_ms; /* when a caller last took on renewing this entry ahead of its end */
+    bool found, disabled;
+    uint8_t n_revoked;
+    unsigned roles;
+    int64_t token_version;
+    int64_t fetched_ms;          /* monotonic */
+    int64_t forgot_ms;           /* when the account last changed here: older answers are stale */
+    int64_t refresh_ms;          /* when a caller last took on renewing this entry ahead of its end */
+    char (*revoked)[RP_JTI_LEN]; /* n_revoked ids (malloc'd), NULL when none */
 } slot_t;
 
 /* A caller that missed, queued for the next fetch (see fetch). */
@@ -41,8 +48,19 @@ typedef struct waiter {
 
 struct rp_session_cache {
     rp_transport_t *transport;
-    int64_t ttl_ms;
+    int64_t ttl_ms, keep_ms, poll_ms;
     bool batch;
+    /* the change log (rp_session_cache_read_log): entries fetched at or before forgot_all_ms are
+     * stale; those fetched from covered_ms on (0: not yet) may be kept keep_ms while the last
+     * complete read of the log was sent less than ttl_ms ago (read_ms) */
+    _Atomic int64_t forgot_all_ms, covered_ms, read_ms;
+    pthread_mutex_t logmu; /* one reader of the log at a time; guards after */
+    int64_t after;         /* the log's number read up to; -1 before the first read */
+    atomic_ullong log_reads, log_failures, log_forgotten, log_gaps;
+    pthread_t poller;
+    bool polling, stopping;
+    pthread_mutex_t pmu;
+    pthread_cond_t pcond;
     pthread_mutex_t locks[STRIPES];
     slot_t slots[RP_SESSION_CACHE_SLOTS];
     /* the callers waiting for a fetch, and whether one of them leads it (batch only) */
@@ -52,22 +70,47 @@ struct rp_session_cache {
     atomic_ullong single_calls, batch_calls, accounts; /* rp_session_cache_stats */
 };
 
-rp_session_cache_t *rp_session_cache_new(rp_transport_t *t, int ttl_ms, bool batch) {
+static void *poll_log(void *arg);
+
+rp_session_cache_t *rp_session_cache_new(rp_transport_t *t, int ttl_ms, bool batch, int keep_ms, int poll_ms) {
     rp_session_cache_t *c = rp_calloc(1, sizeof *c);
     c->transport = t;
     c->ttl_ms = ttl_ms;
+    c->keep_ms = keep_ms > ttl_ms ? keep_ms : 0;
+    c->poll_ms = poll_ms;
     c->batch = batch;
+    c->after = -1;
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_init(&c->locks[i], NULL);
     pthread_mutex_init(&c->qmu, NULL);
+    pthread_mutex_init(&c->logmu, NULL);
+    pthread_mutex_init(&c->pmu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the poller's waits ignore changes of the wall clock */
+    pthread_cond_init(&c->pcond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (c->keep_ms && poll_ms > 0 && poll_ms < ttl_ms) c->polling = pthread_create(&c->poller, NULL, poll_log, c) == 0;
     return c;
 }
 
 void rp_session_cache_free(rp_session_cache_t *c) {
     if (!c) return;
+    if (c->polling) {
+        pthread_mutex_lock(&c->pmu);
+        c->stopping = true;
+        pthread_cond_signal(&c->pcond);
+        pthread_mutex_unlock(&c->pmu);
+        pthread_join(c->poller, NULL);
+    }
+    for (size_t i = 0; i < RP_SESSION_CACHE_SLOTS; i++)
+        free(c->slots[i].revoked);
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_destroy(&c->locks[i]);
     pthread_mutex_destroy(&c->qmu);
+    pthread_mutex_destroy(&c->logmu);
+    pthread_mutex_destroy(&c->pmu);
+    pthread_cond_destroy(&c->pcond);
     free(c);
 }
 
@@ -75,21 +118,36 @@ static size_t slot_of(const char *user_id) {
     return (size_t)(rp_hash_str(user_id) % RP_SESSION_CACHE_SLOTS);
 }
 
-/* Copies the cached state of user_id when it is younger than the ttl; false on a miss, and for
+/* How long an entry fetched at `fetched` may be used at now: keep_ms when the change log covers
+ * it (every change since it was fetched has been read, or was committed less than ttl_ms ago),
+ * else ttl_ms. */
+static int64_t life_of(rp_session_cache_t *c, int64_t fetched, int64_t now) {
+    int64_t covered = atomic_load(&c->covered_ms);
+    if (c->keep_ms && covered && fetched > covered && now - atomic_load(&c->read_ms) < c->ttl_ms) return c->keep_ms;
+    return c->ttl_ms;
+}
+
+/* Copies the cached state of user_id when it is younger than its life; false on a miss, and for
  * one caller once the entry is in the last quarter of its life (it renews it). */
 static bool lookup(rp_session_cache_t *c, const char *user_id, int64_t now, rp_session_state_t *out, bool *found) {
     size_t i = slot_of(user_id);
     bool hit = false;
     pthread_mutex_lock(&c->locks[i % STRIPES]);
     slot_t *s = &c->slots[i];
-    if (strcmp(s->user_id, user_id) == 0 && s->fetched_ms > s->forgot_ms && now - s->fetched_ms < c->ttl_ms) {
+    int64_t life = life_of(c, s->fetched_ms, now);
+    if (strcmp(s->user_id, user_id) == 0 && s->fetched_ms > s->forgot_ms &&
+        s->fetched_ms > atomic_load(&c->forgot_all_ms) && now - s->fetched_ms < life) {
         /* in the last quarter of its life, one caller (at most one per quarter) renews the entry
          * while the others still use it: no crowd of RPCs the moment it ends */
-        int64_t ahead = c->ttl_ms / 4;
-        if (now - s->fetched_ms >= c->ttl_ms - ahead && now - s->refresh_ms >= ahead) {
+        int64_t ahead = life / 4;
+        if (now - s->fetched_ms >= life - ahead && now - s->refresh_ms >= ahead) {
             s->refresh_ms = now;
         } else {
-            *out = s->state;
+            out->roles = s->roles;
+            out->token_version = s->token_version;
+            out->disabled = s->disabled;
+            out->n_revoked = s->n_revoked;
+            if (s->n_revoked) memcpy(out->revoked, s->revoked, s->n_revoked * sizeof *s->revoked);
             *found = s->found;
             hit = true;
         }
@@ -111,7 +169,15 @@ static void store(rp_session_cache_t *c, const char *user_id, int64_t fetched, c
         s->fetched_ms = fetched;
         if (other) s->forgot_ms = 0;
         s->found = found;
-        s->state = *st;
+        s->roles = st->roles;
+        s->token_version = st->token_version;
+        s->disabled = st->disabled;
+        if (st->n_revoked != s->n_revoked) {
+            free(s->revoked);
+            s->revoked = st->n_revoked ? rp_malloc(st->n_revoked * sizeof *s->revoked) : NULL;
+            s->n_revoked = (uint8_t)st->n_revoked;
+        }
+        if (st->n_revoked) memcpy(s->revoked, st->revoked, st->n_revoked * sizeof *s->revoked);
     }
     pthread_mutex_unlock(&c->locks[i % STRIPES]);
 }
@@ -120,6 +186,12 @@ void rp_session_cache_stats(rp_session_cache_t *c, rp_session_stats_t *out) {
     out->single_calls = atomic_load(&c->single_calls);
     out->batch_calls = atomic_load(&c->batch_calls);
     out->accounts = atomic_load(&c->accounts);
+    out->log_reads = atomic_load(&c->log_reads);
+    out->log_failures = atomic_load(&c->log_failures);
+    out->log_forgotten = atomic_load(&c->log_forgotten);
+    out->log_gaps = atomic_load(&c->log_gaps);
+    int64_t now = rp_mono_ms();
+    out->log_current = atomic_load(&c->covered_ms) && life_of(c, now + 1, now) > c->ttl_ms;
     out->waiting = 0;
     pthread_mutex_lock(&c->qmu);
     for (const waiter_t *w = c->head; w; w = w->next)
@@ -138,6 +210,76 @@ void rp_session_cache_forget(rp_session_cache_t *c, const char *user_id) {
     }
     s->forgot_ms = rp_mono_ms();
     pthread_mutex_unlock(&c->locks[i % STRIPES]);
+}
+
+bool rp_session_cache_read_log(rp_session_cache_t *c, int64_t deadline_ms, bool *unsupported, rp_err_t *err) {
+    rp_session_changes_t *ch = rp_malloc(sizeof *ch); /* 6 KiB: not on the poller's stack */
+    bool ok;
+    *unsupported = false;
+    pthread_mutex_lock(&c->logmu);
+    int64_t sent = rp_mono_ms();
+    bool first = c->after < 0;
+    do {
+        ok = rp_session_read_changes(c->transport, c->after, deadline_ms, ch, unsupported, err);
+        if (!ok) break;
+        if (!ch->complete) { /* changes were forgotten unread: so is every state held */
+            atomic_store(&c->forgot_all_ms, rp_mono_ms());
+            atomic_fetch_add(&c->log_gaps, 1);
+        }
+        for (size_t i = 0; i < ch->n; i++)
+            rp_session_cache_forget(c, ch->user_ids[i]);
+        atomic_fetch_add(&c->log_forgotten, ch->n);
+        c->after = ch->last;
+    } while (ch->more);
+    if (ok) {
+        /* the first read only learns where the log stands: a change committed before it may be
+         * missing from what the states fetched before it say, so only those fetched after it
+         * are covered (after its millisecond: the clock counts whole ones) */
+        if (first) atomic_store(&c->covered_ms, rp_mono_ms());
+        atomic_store(&c->read_ms, sent);
+        atomic_fetch_add(&c->log_reads, 1);
+    } else {
+        atomic_fetch_add(&c->log_failures, 1);
+    }
+    pthread_mutex_unlock(&c->logmu);
+    free(ch);
+    return ok;
+}
+
+/* The poller: reads the change log every poll_ms until the cache is freed (every
+ * UNSUPPORTED_RETRY_MS while the auth worker has no log), and says in the log when reading it
+ * starts or stops failing. */
+#define UNSUPPORTED_RETRY_MS 10000
+static void *poll_log(void *arg) {
+    rp_session_cache_t *c = arg;
+    bool failing = false;
+    pthread_mutex_lock(&c->pmu);
+    while (!c->stopping) {
+        pthread_mutex_unlock(&c->pmu);
+        bool unsupported = false;
+        rp_err_t err;
+        rp_err_clear(&err);
+        bool ok = rp_session_cache_read_log(c, rp_now_ms() + c->ttl_ms, &unsupported, &err);
+        if (ok == failing) {
+            if (ok)
+                rp_log(RP_LOG_INFO, "api", "the session change log is read again: states are kept up to %lld ms",
+                       (long long)c->keep_ms);
+            else
+                rp_log(RP_LOG_WARN, "api", "cannot read the session change log (%s): states are kept %lld ms",
+                       err.message, (long long)c->ttl_ms);
+            failing = !ok;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        int64_t ns = until.tv_nsec + (int64_t)(unsupported ? UNSUPPORTED_RETRY_MS : c->poll_ms) * 1000000;
+        until.tv_sec += ns / 1000000000;
+        until.tv_nsec = ns % 1000000000;
+        pthread_mutex_lock(&c->pmu);
+        while (!c->stopping && pthread_cond_timedwait(&c->pcond, &c->pmu, &until) == 0) {
+        }
+    }
+    pthread_mutex_unlock(&c->pmu);
+    return NULL;
 }
 
 /* Asks the auth worker for w's account and keeps the answer. */

@@ -1,8 +1,12 @@
 /* session_cache.h - the gateway's check of an access token against its account's current state
- * (lib/session.h), through a short-lived cache: a change of the account (roles, password,
- * disable, logout) reaches every api process within ttl plus one RPC, and a hit costs a hash, a
- * lock and a copy. The cache is a fixed table (bounded memory; two accounts that hash to the same
- * slot evict each other), locked in stripes. Thread-safe. */
+ * (lib/session.h), through a cache: a change of the account (roles, password, disable, logout)
+ * reaches every api process within ttl plus one RPC, and a hit costs a hash, a lock and a copy.
+ * The auth worker logs each change in the transaction that makes it, and the cache reads that log
+ * every poll interval and forgets the accounts it names: while those reads succeed, a change
+ * reaches the process within one interval and a read, and a state may be kept far longer than
+ * ttl (keep) without being trusted a moment longer than ttl past the last change it can have
+ * missed. The cache is a fixed table (bounded memory; two accounts that hash to the same slot
+ * evict each other), locked in stripes. Thread-safe. */
 #ifndef RP_API_SESSION_CACHE_H
 #define RP_API_SESSION_CACHE_H
 
@@ -19,14 +23,24 @@
 
 typedef struct rp_session_cache rp_session_cache_t;
 
-#define RP_SESSION_CACHE_SLOTS 4096 /* about 2.4 MB */
+#define RP_SESSION_CACHE_SLOTS 65536 /* 72 bytes each, 4.5 MiB, touched as accounts arrive */
 
 /* A cache asking the auth worker through t (borrowed) and keeping an answer ttl_ms. With batch,
  * callers that miss together share one call for their accounts (RP_SESSIONS_ROUTE): for a
  * transport whose calls are round trips (RabbitMQ), not for the in-process one, whose calls run
- * on the caller's thread and would wait for one another. */
-rp_session_cache_t *rp_session_cache_new(rp_transport_t *t, int ttl_ms, bool batch);
+ * on the caller's thread and would wait for one another. With keep_ms above ttl_ms and poll_ms
+ * in 1..ttl_ms-1, a thread reads the change log every poll_ms (rp_session_cache_read_log), and
+ * an answer fetched after the log's first read is kept up to keep_ms while the last complete
+ * read was sent less than ttl_ms ago. */
+rp_session_cache_t *rp_session_cache_new(rp_transport_t *t, int ttl_ms, bool batch, int keep_ms, int poll_ms);
 void rp_session_cache_free(rp_session_cache_t *c);
+
+/* Reads the auth worker's change log (RP_SESSION_CHANGES_ROUTE) from where the last read ended
+ * to its end, and forgets each account it names; all of them when the log is incomplete (this
+ * process read it too long ago). False with err when it could not be read to the end (then
+ * *unsupported says the auth worker has no log: one older than the api). The poller calls it;
+ * tests call it to step the cache. */
+bool rp_session_cache_read_log(rp_session_cache_t *c, int64_t deadline_ms, bool *unsupported, rp_err_t *err);
 
 /* Checks the caller who (as its token says), whose token has these claims, for route: the
  * account must exist and admit the token (rp_session_admits); then who->roles becomes the
@@ -48,6 +62,10 @@ typedef struct rp_session_stats {
     unsigned long long batch_calls;  /* calls for several that missed together (RP_SESSIONS_ROUTE) */
     unsigned long long accounts;     /* accounts asked for by all of them */
     size_t waiting;                  /* callers queued now for a fetch another leads */
+    /* the change log: complete reads, failed reads, accounts forgotten by them, reads that found
+     * it incomplete (every state forgotten); log_current when states are kept beyond ttl now */
+    unsigned long long log_reads, log_failures, log_forgotten, log_gaps;
+    bool log_current;
 } rp_session_stats_t;
 void rp_session_cache_stats(rp_session_cache_t *c, rp_session_stats_t *out);
 

@@ -50,6 +50,20 @@ def not_ready_lines(p):
     return [line for line in lines if line.get("msg", "").startswith("not ready: ")]
 
 
+def session_metrics(p, port=None):
+    """The api's rp_session_* lines of /metrics (of the api process on port, the first by default)
+    as {name with labels: value}."""
+    r = requests.get("http://127.0.0.1:%d/metrics" % (port or p.port),
+                     headers={"Authorization": "Bearer " + p.metrics_token}, timeout=10)
+    assert r.status_code == 200, r.text
+    out = {}
+    for line in r.text.splitlines():
+        if line.startswith("rp_session_"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
 def wait_for(predicate, timeout, what):
     """Polls predicate until it returns a truthy value; fails after timeout seconds."""
     deadline = time.monotonic() + timeout

@@ -6,25 +6,11 @@ import json
 import os
 import threading
 
-import requests
-
 from conftest import Client
-from platform_proc import Cluster, Platform, wait_for
+from platform_proc import Cluster, Platform, session_metrics, wait_for
 
 MODE = os.environ.get("E2E_MODE", "embedded")
 PLAYERS = 16
-
-
-def metrics(p):
-    r = requests.get("http://127.0.0.1:%d/metrics" % p.port, headers={"Authorization": "Bearer " + p.metrics_token},
-                     timeout=10)
-    assert r.status_code == 200, r.text
-    out = {}
-    for line in r.text.splitlines():
-        if line.startswith("rp_session_"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
 
 
 def held(p):
@@ -44,7 +30,7 @@ def test_players_that_miss_together_are_answered_each_with_their_own_account(tmp
         for _ in range(PLAYERS):
             name, pw, _ = api.register("sf")
             players.append((name, api.login(name, pw)["accessToken"]))
-        before = metrics(p)
+        before = session_metrics(p)
         hold.write_text("")
         answers = [None] * PLAYERS
 
@@ -59,7 +45,7 @@ def test_players_that_miss_together_are_answered_each_with_their_own_account(tmp
             t.start()
         if MODE == "cluster":
             # the others queue behind the held fetch
-            wait_for(lambda: metrics(p)['rp_session_fetch_waiting'] == PLAYERS - 1, 60,
+            wait_for(lambda: session_metrics(p)['rp_session_fetch_waiting'] == PLAYERS - 1, 60,
                      "%d requests to wait for the next fetch" % (PLAYERS - 1))
         else:
             # in process each asks alone: all of them are held
@@ -71,7 +57,7 @@ def test_players_that_miss_together_are_answered_each_with_their_own_account(tmp
             r = answers[i]
             assert r is not None and r.status_code == 200, r and r.text
             assert r.json()["username"] == name, "each request is answered with its own account"
-        after = metrics(p)
+        after = session_metrics(p)
         delta = {k: after[k] - before.get(k, 0) for k in after}
         assert delta['rp_session_accounts_fetched_total'] == PLAYERS, json.dumps(delta)
         assert after['rp_session_fetch_waiting'] == 0

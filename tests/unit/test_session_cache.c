@@ -98,7 +98,7 @@ static void setup(void) {
     t = rp_transport_inproc_new(16);
     cr_assert(rp_transport_serve(t, RP_COMP_AUTH, rp_rpc_service_handler, (void *)&auth, 2, &err), "%s", err.message);
     /* entries never expire during a test; batched, as over RabbitMQ: a lone caller asks alone */
-    cache = rp_session_cache_new(t, 60000, true);
+    cache = rp_session_cache_new(t, 60000, true, 0, 0);
 }
 
 static void teardown(void) {
@@ -201,7 +201,7 @@ Test(session_cache, one_check_renews_an_entry_ahead_of_its_end) {
     rp_err_t err;
     const rp_api_route_t *me = route_of("GET", "/auth/me");
     rp_session_cache_free(cache);
-    cache = rp_session_cache_new(t, 2000, false);
+    cache = rp_session_cache_new(t, 2000, false, 0, 0);
     int64_t t0 = rp_mono_ms();
     cr_assert(check(me, 3, RP_ROLE_USER, NULL, &err), "%s", err.message);
     cr_assert_eq(atomic_load(&asked), 1);
@@ -239,7 +239,7 @@ static void check_together(const rp_service_t *svc, int slots) {
     rp_transport_free(t);
     t = rp_transport_inproc_new(64);
     cr_assert(rp_transport_serve(t, RP_COMP_AUTH, rp_rpc_service_handler, (void *)svc, slots, &err), "%s", err.message);
-    cache = rp_session_cache_new(t, 60000, true);
+    cache = rp_session_cache_new(t, 60000, true, 0, 0);
     caller_t callers[CALLERS];
     pthread_t threads[CALLERS];
     memset(callers, 0, sizeof callers);
@@ -281,4 +281,229 @@ Test(session_cache, an_older_auth_worker_is_asked_for_each_account_alone) {
     rp_session_cache_stats(cache, &st);
     cr_assert_eq(st.batch_calls, 1u, "the refused batch is counted");
     cr_assert_eq(st.single_calls, (unsigned long long)CALLERS);
+}
+
+/* ---- the change log: a stand-in log the test writes, read by rp_session_cache_read_log ---- */
+
+#define LOG_CAP 600
+#define TTL 1000
+static char log_ids[LOG_CAP][RP_OID_LEN]; /* the entry of sequence number i + 1 */
+static atomic_int log_len, log_forgotten_through, log_fail_next;
+static atomic_llong log_asked_after;
+
+static void log_append(const char *id) {
+    int n = atomic_load(&log_len);
+    cr_assert_lt(n, LOG_CAP);
+    snprintf(log_ids[n], RP_OID_LEN, "%s", id);
+    atomic_store(&log_len, n + 1);
+}
+
+/* As the auth store reads it (auth_store.h): "last" is the newest number, or that of the last id
+ * when more follow. */
+static void op_changes(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    (void)ctx;
+    json_int_t after = json_integer_value(json_object_get(env->body, "after"));
+    atomic_store(&log_asked_after, after);
+    if (atomic_exchange(&log_fail_next, 0)) {
+        rp_reply_error(rep, 503, "STORE_ERROR", "the store is down", NULL);
+        return;
+    }
+    int latest = atomic_load(&log_len);
+    json_t *ids = json_array();
+    json_int_t last = latest;
+    bool more = false;
+    for (json_int_t seq = after + 1; after >= 0 && seq <= latest; seq++) {
+        if (json_array_size(ids) == RP_SESSION_CHANGES_MAX) {
+            more = true;
+            last = seq - 1;
+            break;
+        }
+        if (seq > atomic_load(&log_forgotten_through)) json_array_append_new(ids, json_string(log_ids[seq - 1]));
+    }
+    rp_reply_set(rep, 200,
+                 json_pack("{s:I, s:o, s:b, s:b}", "last", last, "userIds", ids, "more", more, "complete",
+                           after < 0 || after >= atomic_load(&log_forgotten_through)));
+}
+
+static const rp_route_op_t log_ops[] = {{"POST", RP_SESSION_ROUTE, op_session},
+                                        {"POST", RP_SESSION_CHANGES_ROUTE, op_changes}};
+static const rp_service_t auth_log = {"auth", log_ops, 2, NULL, NULL, NULL, NULL};
+
+static void log_setup(void) {
+    rp_err_t err;
+    setup();
+    rp_session_cache_free(cache);
+    rp_transport_free(t);
+    atomic_store(&log_len, 0);
+    atomic_store(&log_forgotten_through, 0);
+    atomic_store(&log_fail_next, 0);
+    atomic_store(&log_asked_after, -2);
+    t = rp_transport_inproc_new(16);
+    cr_assert(rp_transport_serve(t, RP_COMP_AUTH, rp_rpc_service_handler, (void *)&auth_log, 2, &err), "%s",
+              err.message);
+    /* no poller: each test reads the log when it means to */
+    cache = rp_session_cache_new(t, TTL, false, 60000, 0);
+}
+
+TestSuite(session_log, .init = log_setup, .fini = teardown, .timeout = 30);
+
+static void read_log(void) {
+    rp_err_t err;
+    bool unsupported = true;
+    cr_assert(rp_session_cache_read_log(cache, rp_now_ms() + 5000, &unsupported, &err), "%s", err.message);
+    cr_assert_not(unsupported);
+    /* the cache's clock counts whole milliseconds, and covers only states fetched after the
+     * millisecond of its first read */
+    for (int64_t read = rp_mono_ms(); rp_mono_ms() == read;)
+        usleep(100);
+}
+
+/* Waits until more than TTL has passed since since (monotonic ms). */
+static void outlive_ttl(int64_t since) {
+    while (rp_mono_ms() - since <= TTL + 20)
+        usleep(10000);
+}
+
+Test(session_log, a_state_fetched_after_the_first_read_outlives_the_ttl_while_the_log_is_read) {
+    rp_err_t err;
+    const rp_api_route_t *me = route_of("GET", "/auth/me");
+    read_log(); /* where the log stands */
+    int64_t t0 = rp_mono_ms();
+    cr_assert(check(me, 3, RP_ROLE_USER, NULL, &err), "%s", err.message);
+    cr_assert_eq(atomic_load(&asked), 1);
+    outlive_ttl(t0);
+    read_log();
+    cr_assert(check(me, 3, RP_ROLE_USER, NULL, &err), "%s", err.message);
+    cr_assert_eq(atomic_load(&asked), 1, "kept past the ttl: every change since it was fetched has been read");
+    rp_session_stats_t st;
+    rp_session_cache_stats(cache, &st);
+    cr_assert(st.log_current);
+    cr_assert_eq(st.log_reads, 2u);
+}
+
+Test(session_log, a_change_in_the_log_is_forgotten_at_the_next_read) {
+    rp_err_t err;
+    const rp_api_route_t *me = route_of("GET", "/auth/me");
+    read_log();
+    cr_assert(check(me, 3, RP_ROLE_USER, NULL, &err), "%s", err.message);
+    answer.disabled = true; /* disabled through another api process */
+    log_append(USER);
+    cr_assert(check(me, 3, RP_ROLE_USER, NULL, &err), "not read yet: the kept state still stands");
+    read_log();
+    cr_assert_not(check(me, 3, RP_ROLE_USER, NULL, &err), "the log named the account: asked again");
+    cr_assert_str_eq(err.code, "ACCOUNT_DISABLED");
+    cr_assert_eq(atomic_load(&asked), 2);
+    cr_assert_eq(atomic_load(&log_asked_after), 0, "read from where the first read found the log");
+    rp_session_stats_t st;
+    rp_session_cache_stats(cache, &st);
+    cr_assert_eq(st.log_forgotten, 1u);
+}
+
+Test(session_log, a_state_fetched_before_the_first_read_is_kept_only_the_ttl) {
+    rp_err_t err;
+    const rp_api_route_t *me = route_of("GET", "/auth/me");
+    int64_t t0 = rp_mono_ms();
+    cr_assert(check(me, 3, RP_ROLE_USER, NULL, &err), "%s", err.message);
+    read_log(); /* a change committed before this read would not be in what it reads */
+    outlive_ttl(t0);
+    read_log();
+    cr_assert(check(me, 3, RP_ROLE_USER, NULL, &err), "%s", err.message);
+    cr_assert_eq(atomic_load(&asked), 2, "fetched before the log was first read: not covered by it (%d)",
+                 atomic_load(&asked));
+}
+
+Test(session_log, states_fall_back_to_the_ttl_when_the_log_is_not_read) {
+    rp_err_t err;
+    const rp_api_route_t *me = route_of("GET", "/auth/me");
+    read_log();
+    int64_t t0 = rp_mono_ms();
+    cr_assert(check(me, 3, RP_ROLE_USER, NULL, &err), "%s", err.message);
+    atomic_store(&log_fail_next, 1);
+    bool unsupported = true;
+    cr_assert_not(rp_session_cache_read_log(cache, rp_now_ms() + 5000, &unsupported, &err));
+    cr_assert_not(unsupported, "a store that failed is not a worker without the log");
+    outlive_ttl(t0);
+    cr_assert(check(me, 3, RP_ROLE_USER, NULL, &err), "%s", err.message);
+    cr_assert_eq(atomic_load(&asked), 2, "no complete read within the ttl: the state is asked for again");
+    rp_session_stats_t st;
+    rp_session_cache_stats(cache, &st);
+    cr_assert_not(st.log_current);
+    cr_assert_eq(st.log_failures, 1u);
+    /* the next read takes up where the last complete one ended */
+    log_append(USER);
+    read_log();
+    cr_assert_eq(atomic_load(&log_asked_after), 0);
+}
+
+Test(session_log, an_incomplete_log_forgets_every_state) {
+    rp_err_t err;
+    const rp_api_route_t *me = route_of("GET", "/auth/me");
+    read_log();
+    cr_assert(check(me, 3, RP_ROLE_USER, NULL, &err), "%s", err.message);
+    /* changes this process never read were forgotten by the store: any of them may be its */
+    log_append("0123456789abcdef0123ffff");
+    log_append("0123456789abcdef0123fffe");
+    atomic_store(&log_forgotten_through, 2);
+    read_log();
+    cr_assert(check(me, 3, RP_ROLE_USER, NULL, &err), "%s", err.message);
+    cr_assert_eq(atomic_load(&asked), 2);
+    rp_session_stats_t st;
+    rp_session_cache_stats(cache, &st);
+    cr_assert_eq(st.log_gaps, 1u);
+}
+
+Test(session_log, a_long_log_is_read_to_its_end) {
+    rp_err_t err;
+    const rp_api_route_t *me = route_of("GET", "/auth/me");
+    read_log();
+    cr_assert(check(me, 3, RP_ROLE_USER, NULL, &err), "%s", err.message);
+    for (int i = 0; i < RP_SESSION_CHANGES_MAX + 40; i++) {
+        char id[RP_OID_LEN];
+        snprintf(id, sizeof id, "0123456789abcdef0123%04x", i);
+        log_append(i == RP_SESSION_CHANGES_MAX + 30 ? USER : id);
+    }
+    answer.token_version = 4;
+    read_log();
+    cr_assert_eq(atomic_load(&log_asked_after), RP_SESSION_CHANGES_MAX, "a second page asked for");
+    cr_assert_not(check(me, 3, RP_ROLE_USER, NULL, &err), "named on the second page: forgotten");
+    cr_assert_str_eq(err.code, "TOKEN_REVOKED");
+}
+
+Test(session_log, an_auth_worker_without_the_log_is_told_apart) {
+    rp_err_t err;
+    rp_session_cache_free(cache);
+    rp_transport_free(t);
+    t = rp_transport_inproc_new(16);
+    cr_assert(rp_transport_serve(t, RP_COMP_AUTH, rp_rpc_service_handler, (void *)&auth, 2, &err), "%s", err.message);
+    cache = rp_session_cache_new(t, TTL, false, 60000, 0);
+    bool unsupported = false;
+    cr_assert_not(rp_session_cache_read_log(cache, rp_now_ms() + 5000, &unsupported, &err));
+    cr_assert(unsupported, "%s", err.message);
+    int64_t t0 = rp_mono_ms();
+    cr_assert(check(route_of("GET", "/auth/me"), 3, RP_ROLE_USER, NULL, &err), "%s", err.message);
+    outlive_ttl(t0);
+    cr_assert(check(route_of("GET", "/auth/me"), 3, RP_ROLE_USER, NULL, &err), "%s", err.message);
+    cr_assert_eq(atomic_load(&asked), 2, "kept the ttl only");
+}
+
+Test(session_log, the_poller_reads_the_log_on_its_own) {
+    rp_err_t err;
+    const rp_api_route_t *me = route_of("GET", "/auth/me");
+    rp_session_cache_free(cache);
+    cache = rp_session_cache_new(t, TTL, false, 60000, 20);
+    rp_session_stats_t st;
+    int64_t until = rp_mono_ms() + 20000;
+    for (rp_session_cache_stats(cache, &st); !st.log_current && rp_mono_ms() < until;
+         rp_session_cache_stats(cache, &st))
+        usleep(5000);
+    cr_assert(st.log_current, "the first read never came");
+    cr_assert(check(me, 3, RP_ROLE_USER, NULL, &err), "%s", err.message);
+    answer.disabled = true;
+    log_append(USER);
+    for (rp_session_cache_stats(cache, &st); st.log_forgotten < 1 && rp_mono_ms() < until;
+         rp_session_cache_stats(cache, &st))
+        usleep(5000);
+    cr_assert_eq(st.log_forgotten, 1u);
+    cr_assert_not(check(me, 3, RP_ROLE_USER, NULL, &err));
+    cr_assert_str_eq(err.code, "ACCOUNT_DISABLED");
 }
