@@ -489,6 +489,8 @@ static void forward(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route
     if (keepable && ok && rep.raw && rep.max_age_ms > 0) {
         int64_t now = rp_now_ms();
         rp_page_cache_put(gw->replies, kkey, gen, now, now + rep.max_age_ms, rep.raw, rep.raw_len);
+    } else if (keepable) {
+        rp_page_cache_done(gw->replies, kkey); /* no page: whoever waits for one asks itself */
     }
     const char *changed = ok ? changed_account(route, params, &rc->who) : NULL;
     if (changed) rp_session_cache_forget(gw->sessions, changed);

@@ -23,14 +23,24 @@ void rp_page_cache_free(rp_page_cache_t *c);
 /* The generation to tag a page with: read it before reading what the page is computed from. */
 uint64_t rp_page_cache_generation(rp_page_cache_t *c);
 /* A copy (malloc'd, NUL-terminated, *len bytes) of the page stored under key, valid at now_ms
- * (epoch ms), or NULL; *until_ms (when not NULL) gets the end of its validity. In the last
- * quarter of a page's life (a quarter of ttl_ms before it ends) one caller gets NULL, to compute
- * and put the page anew, while the others still get the copy. */
+ * (epoch ms), or NULL; *until_ms (when not NULL) gets the end of its validity. A caller that
+ * gets NULL computes the page and must then put it, or call rp_page_cache_done when it has none
+ * to put. In the last quarter of a page's life (a quarter of ttl_ms before it ends) one caller
+ * gets NULL, to renew the page, while the others still get the copy. A page that has ended, or
+ * that a write made stale, while a caller is renewing it is waited for (up to ttl_ms, on this
+ * caller's thread) instead of asked for again by every reader; a renewal that brings no page
+ * (rp_page_cache_done) sends its waiters to ask for themselves. */
 char *rp_page_cache_get(rp_page_cache_t *c, const char *key, int64_t now_ms, size_t *len, int64_t *until_ms);
 /* Stores a copy of text under key, computed from data read after generation gen was read,
- * valid until the earlier of until_ms and now_ms + ttl_ms. Ignored when stale or too large. */
+ * valid until the earlier of until_ms and now_ms + ttl_ms. Ignored when stale or too large. Ends
+ * the renewal of key either way. */
 void rp_page_cache_put(rp_page_cache_t *c, const char *key, uint64_t gen, int64_t now_ms, int64_t until_ms,
                        const char *text, size_t len);
+/* A caller that got NULL for key has no page to put (an error, an answer not to keep): the
+ * callers waiting for its renewal ask for themselves. */
+void rp_page_cache_done(rp_page_cache_t *c, const char *key);
+/* How many callers wait for a renewal now (for tests). */
+size_t rp_page_cache_waiting(rp_page_cache_t *c);
 /* Invalidates every entry (a write that may change pages has committed). */
 void rp_page_cache_forget(rp_page_cache_t *c);
 

@@ -352,6 +352,7 @@ static void op_event_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
             rep->max_age_ms = max_age(w, now, until);
             return;
         }
+        now = rp_now_ms(); /* the look may have waited for another caller's renewal */
     }
     rp_event_bounds_init(&f.bounds);
     if (status) rp_event_bounds_status(&f.bounds, s, now);
@@ -360,6 +361,7 @@ static void op_event_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
     if (f.bounds.empty) { /* e.g. a player asking for FINISHED events: nothing to ask the store */
         items = json_array();
     } else if (!w->repo->ops->event_list(w->repo, &f, &items, &more, &err)) {
+        if (cacheable) rp_page_cache_done(w->pages, key); /* no page: whoever waits for one asks itself */
         rp_reply_from_err(rep, &err);
         return;
     }
@@ -374,6 +376,7 @@ static void op_event_list(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) 
     char *text = json_dumps(page, JSON_COMPACT);
     json_decref(page);
     if (!text) {
+        if (cacheable) rp_page_cache_done(w->pages, key);
         rp_reply_error(rep, 500, "INTERNAL", "cannot encode the page", NULL);
         return;
     }
