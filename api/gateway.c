@@ -57,8 +57,10 @@
 #define REPLY_MAX_BYTES (512 * 1024)
 /* A longer query string is not worth a key: such a request goes to the worker. */
 #define REPLY_QUERY_MAX 256
-/* Verified access tokens kept (token_cache.h): about 0.2 KiB each. */
-#define TOKEN_SLOTS 4096
+/* Verified access tokens kept (token_cache.h): about 0.2 KiB each, 7 MiB once all are used (the
+ * table's pages are touched as tokens arrive). As many as a minute's players: with 4,096, reads
+ * as 20,000 players verified most tokens again (bench/README.md, "2026-12-05"). */
+#define TOKEN_SLOTS 32768
 
 struct rp_gateway {
     struct mg_context *ctx;
