@@ -54,6 +54,10 @@ struct rp_session_cache {
      * stale; those fetched from covered_ms on (0: not yet) may be kept keep_ms while the last
      * complete read of the log was sent less than ttl_ms ago (read_ms) */
     _Atomic int64_t forgot_all_ms, covered_ms, read_ms;
+    /* the latest change of an account whose slot another account then took (the slot forgot
+     * what it knew of the change): an answer for an account its slot does not hold is kept only
+     * when asked after it */
+    _Atomic int64_t evicted_forgot_ms;
     pthread_mutex_t logmu; /* one reader of the log at a time; guards after */
     int64_t after;         /* the log's number read up to; -1 before the first read */
     atomic_ullong log_reads, log_failures, log_forgotten, log_gaps;
@@ -156,15 +160,25 @@ static bool lookup(rp_session_cache_t *c, const char *user_id, int64_t now, rp_s
     return hit;
 }
 
+/* s (locked) is given to another account: what it knew of its account's last change goes into
+ * the watermark every answer for an account not held is judged by. */
+static void evict(rp_session_cache_t *c, const slot_t *s) {
+    int64_t w = atomic_load(&c->evicted_forgot_ms);
+    while (s->forgot_ms > w && !atomic_compare_exchange_weak(&c->evicted_forgot_ms, &w, s->forgot_ms)) {
+    }
+}
+
 static void store(rp_session_cache_t *c, const char *user_id, int64_t fetched, const rp_session_state_t *st,
                   bool found) {
     size_t i = slot_of(user_id);
     pthread_mutex_lock(&c->locks[i % STRIPES]);
     slot_t *s = &c->slots[i];
     bool other = strcmp(s->user_id, user_id) != 0;
-    /* an answer asked for before the one already held, or before the account changed, must not
-     * replace it */
-    if (other || (fetched >= s->fetched_ms && fetched > s->forgot_ms)) {
+    if (other) evict(c, s);
+    /* an answer asked for before the one already held, or before the account changed (as this
+     * slot knows it, or, for an account it does not hold, as the watermark does), must not be
+     * kept */
+    if (other ? fetched > atomic_load(&c->evicted_forgot_ms) : (fetched >= s->fetched_ms && fetched > s->forgot_ms)) {
         memcpy(s->user_id, user_id, RP_OID_LEN);
         s->fetched_ms = fetched;
         if (other) s->forgot_ms = 0;
@@ -203,7 +217,9 @@ void rp_session_cache_forget(rp_session_cache_t *c, const char *user_id) {
     size_t i = slot_of(user_id);
     pthread_mutex_lock(&c->locks[i % STRIPES]);
     slot_t *s = &c->slots[i];
-    /* the slot keeps the id, so that an answer already on its way (asked before now) is dropped */
+    /* the slot keeps the id, so that an answer already on its way (asked before now) is dropped.
+     * An account it held loses its own mark, but this one is later, and an answer for that
+     * account evicts it into the watermark before it could be kept (store) */
     if (strcmp(s->user_id, user_id) != 0) {
         memcpy(s->user_id, user_id, RP_OID_LEN);
         s->fetched_ms = 0;

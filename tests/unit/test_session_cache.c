@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "roles.h"
 #include "routes.h"
 #include "rpc.h"
@@ -506,4 +507,92 @@ Test(session_log, the_poller_reads_the_log_on_its_own) {
     cr_assert_eq(st.log_forgotten, 1u);
     cr_assert_not(check(me, 3, RP_ROLE_USER, NULL, &err));
     cr_assert_str_eq(err.code, "ACCOUNT_DISABLED");
+}
+
+/* ---- an answer asked before a change, arriving after another account took the slot ---- */
+
+static atomic_bool holding, held_arrived;
+
+/* As op_session, but the question for USER waits while holding, answering the state as it was
+ * when asked. */
+static void op_holding(void *ctx, const rp_envelope_t *env, rp_reply_t *rep) {
+    (void)ctx;
+    atomic_fetch_add(&asked, 1);
+    rp_session_state_t st = answer;
+    bool user = strcmp(json_string_value(json_object_get(env->body, "userId")), USER) == 0;
+    if (!user) st.disabled = false; /* only USER's account changes here */
+    if (user && atomic_load(&holding)) {
+        atomic_store(&held_arrived, true);
+        while (atomic_load(&holding))
+            usleep(1000);
+    }
+    rp_reply_set(rep, 200, rp_session_to_json(&st));
+}
+
+static const rp_route_op_t holding_ops[] = {{"POST", RP_SESSION_ROUTE, op_holding}};
+static const rp_service_t auth_holding = {"auth", holding_ops, 1, NULL, NULL, NULL, NULL};
+
+static bool check_as(const char *id, rp_err_t *err) {
+    rp_identity_t who = {.authenticated = true, .roles = RP_ROLE_USER};
+    snprintf(who.id, sizeof who.id, "%s", id);
+    rp_token_claims_t claims = {.ver = 3, .exp = rp_now_ms() / 1000 + 600};
+    snprintf(claims.jti, sizeof claims.jti, "jti-1");
+    return rp_session_cache_check(cache, route_of("GET", "/auth/me"), &who, &claims, rp_now_ms() + 20000, "test", err);
+}
+
+static void *check_user(void *arg) {
+    rp_err_t err;
+    *(bool *)arg = check_as(USER, &err);
+    return NULL;
+}
+
+/* USER's account changes while a question for it is on its way; then another account takes the
+ * slot that remembered the change: by its own state (an answer kept) or by a change of its own
+ * (forgotten). The answer from before the change must not be kept when it arrives. */
+static void slot_taken_before_the_answer(bool by_a_change) {
+    rp_err_t err;
+    rp_session_cache_free(cache);
+    rp_transport_free(t);
+    t = rp_transport_inproc_new(16);
+    cr_assert(rp_transport_serve(t, RP_COMP_AUTH, rp_rpc_service_handler, (void *)&auth_holding, 4, &err), "%s",
+              err.message);
+    cache = rp_session_cache_new(t, 60000, false, 0, 0); /* kept a minute: a stale state would show */
+    /* an account whose state goes into USER's slot */
+    char other[RP_OID_LEN] = "";
+    uint64_t want = rp_hash_str(USER) % RP_SESSION_CACHE_SLOTS;
+    for (uint32_t i = 0; !other[0]; i++) {
+        char id[RP_OID_LEN];
+        snprintf(id, sizeof id, "fedcba9876543210%08x", i);
+        if (rp_hash_str(id) % RP_SESSION_CACHE_SLOTS == want) memcpy(other, id, RP_OID_LEN);
+    }
+    atomic_store(&holding, true);
+    atomic_store(&held_arrived, false);
+    bool first = false;
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, check_user, &first), 0);
+    int64_t until = rp_mono_ms() + 20000;
+    while (!atomic_load(&held_arrived) && rp_mono_ms() < until)
+        usleep(1000);
+    cr_assert(atomic_load(&held_arrived));
+    /* the account is disabled while that question is on its way; then the other account's
+     * state takes the slot that remembered the change */
+    answer.disabled = true;
+    rp_session_cache_forget(cache, USER);
+    if (by_a_change)
+        rp_session_cache_forget(cache, other);
+    else
+        cr_assert(check_as(other, &err), "%s", err.message);
+    atomic_store(&holding, false);
+    pthread_join(th, NULL);
+    cr_assert(first, "that request was checked against the state as asked");
+    cr_assert_not(check_as(USER, &err), "the answer from before the change was kept");
+    cr_assert_str_eq(err.code, "ACCOUNT_DISABLED");
+}
+
+Test(session_cache, an_answer_from_before_a_change_is_not_kept_after_another_accounts_state_took_its_slot) {
+    slot_taken_before_the_answer(false);
+}
+
+Test(session_cache, an_answer_from_before_a_change_is_not_kept_after_another_accounts_change_took_its_slot) {
+    slot_taken_before_the_answer(true);
 }
