@@ -8,11 +8,11 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "failpoint.h"
 #include "hash.h"
 #include "log.h"
+#include "loop.h"
 #include "ids.h"
 #include "mem.h"
 #include "roles.h"
@@ -61,10 +61,8 @@ struct rp_session_cache {
     pthread_mutex_t logmu; /* one reader of the log at a time; guards after */
     int64_t after;         /* the log's number read up to; -1 before the first read */
     atomic_ullong log_reads, log_failures, log_forgotten, log_gaps;
-    pthread_t poller;
-    bool polling, stopping;
-    pthread_mutex_t pmu;
-    pthread_cond_t pcond;
+    rp_loop_t *poller; /* reads the log every poll_ms (NULL: not read) */
+    bool failing;      /* the poller's last read failed (its thread's alone) */
     pthread_mutex_t locks[STRIPES];
     slot_t slots[RP_SESSION_CACHE_SLOTS];
     /* the callers waiting for a fetch, and whether one of them leads it (batch only) */
@@ -74,7 +72,7 @@ struct rp_session_cache {
     atomic_ullong single_calls, batch_calls, accounts; /* rp_session_cache_stats */
 };
 
-static void *poll_log(void *arg);
+static rp_loop_next_t poll_log(void *ctx, int backoff_ms);
 
 rp_session_cache_t *rp_session_cache_new(rp_transport_t *t, int ttl_ms, bool batch, int keep_ms, int poll_ms) {
     rp_session_cache_t *c = rp_calloc(1, sizeof *c);
@@ -88,33 +86,27 @@ rp_session_cache_t *rp_session_cache_new(rp_transport_t *t, int ttl_ms, bool bat
         pthread_mutex_init(&c->locks[i], NULL);
     pthread_mutex_init(&c->qmu, NULL);
     pthread_mutex_init(&c->logmu, NULL);
-    pthread_mutex_init(&c->pmu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the poller's waits ignore changes of the wall clock */
-    pthread_cond_init(&c->pcond, &ca);
-    pthread_condattr_destroy(&ca);
-    if (c->keep_ms && poll_ms > 0 && poll_ms < ttl_ms) c->polling = pthread_create(&c->poller, NULL, poll_log, c) == 0;
+    if (c->keep_ms && poll_ms > 0 && poll_ms < ttl_ms) {
+        rp_err_t err;
+        c->poller = rp_loop_new(poll_log, c, poll_ms);
+        if (!rp_loop_start(c->poller, "session change log reader", &err)) { /* states kept ttl_ms then */
+            rp_log(RP_LOG_WARN, "api", "%s", err.message);
+            rp_loop_free(c->poller);
+            c->poller = NULL;
+        }
+    }
     return c;
 }
 
 void rp_session_cache_free(rp_session_cache_t *c) {
     if (!c) return;
-    if (c->polling) {
-        pthread_mutex_lock(&c->pmu);
-        c->stopping = true;
-        pthread_cond_signal(&c->pcond);
-        pthread_mutex_unlock(&c->pmu);
-        pthread_join(c->poller, NULL);
-    }
+    rp_loop_free(c->poller);
     for (size_t i = 0; i < RP_SESSION_CACHE_SLOTS; i++)
         free(c->slots[i].revoked);
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_destroy(&c->locks[i]);
     pthread_mutex_destroy(&c->qmu);
     pthread_mutex_destroy(&c->logmu);
-    pthread_mutex_destroy(&c->pmu);
-    pthread_cond_destroy(&c->pcond);
     free(c);
 }
 
@@ -122,13 +114,17 @@ static size_t slot_of(const char *user_id) {
     return (size_t)(rp_hash_str(user_id) % RP_SESSION_CACHE_SLOTS);
 }
 
+/* Whether states may be kept keep_ms at now: the log has been read, and completely less than
+ * ttl_ms ago. */
+static bool log_current(rp_session_cache_t *c, int64_t now) {
+    return c->keep_ms && atomic_load(&c->covered_ms) && now - atomic_load(&c->read_ms) < c->ttl_ms;
+}
+
 /* How long an entry fetched at `fetched` may be used at now: keep_ms when the change log covers
  * it (every change since it was fetched has been read, or was committed less than ttl_ms ago),
  * else ttl_ms. */
 static int64_t life_of(rp_session_cache_t *c, int64_t fetched, int64_t now) {
-    int64_t covered = atomic_load(&c->covered_ms);
-    if (c->keep_ms && covered && fetched > covered && now - atomic_load(&c->read_ms) < c->ttl_ms) return c->keep_ms;
-    return c->ttl_ms;
+    return log_current(c, now) && fetched > atomic_load(&c->covered_ms) ? c->keep_ms : c->ttl_ms;
 }
 
 /* Copies the cached state of user_id when it is younger than its life; false on a miss, and for
@@ -204,8 +200,7 @@ void rp_session_cache_stats(rp_session_cache_t *c, rp_session_stats_t *out) {
     out->log_failures = atomic_load(&c->log_failures);
     out->log_forgotten = atomic_load(&c->log_forgotten);
     out->log_gaps = atomic_load(&c->log_gaps);
-    int64_t now = rp_mono_ms();
-    out->log_current = atomic_load(&c->covered_ms) && life_of(c, now + 1, now) > c->ttl_ms;
+    out->log_current = log_current(c, rp_mono_ms());
     out->waiting = 0;
     pthread_mutex_lock(&c->qmu);
     for (const waiter_t *w = c->head; w; w = w->next)
@@ -262,40 +257,25 @@ bool rp_session_cache_read_log(rp_session_cache_t *c, int64_t deadline_ms, bool 
     return ok;
 }
 
-/* The poller: reads the change log every poll_ms until the cache is freed (every
- * UNSUPPORTED_RETRY_MS while the auth worker has no log), and says in the log when reading it
- * starts or stops failing. */
-#define UNSUPPORTED_RETRY_MS 10000
-static void *poll_log(void *arg) {
-    rp_session_cache_t *c = arg;
-    bool failing = false;
-    pthread_mutex_lock(&c->pmu);
-    while (!c->stopping) {
-        pthread_mutex_unlock(&c->pmu);
-        bool unsupported = false;
-        rp_err_t err;
-        rp_err_clear(&err);
-        bool ok = rp_session_cache_read_log(c, rp_now_ms() + c->ttl_ms, &unsupported, &err);
-        if (ok == failing) {
-            if (ok)
-                rp_log(RP_LOG_INFO, "api", "the session change log is read again: states are kept up to %lld ms",
-                       (long long)c->keep_ms);
-            else
-                rp_log(RP_LOG_WARN, "api", "cannot read the session change log (%s): states are kept %lld ms",
-                       err.message, (long long)c->ttl_ms);
-            failing = !ok;
-        }
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        int64_t ns = until.tv_nsec + (int64_t)(unsupported ? UNSUPPORTED_RETRY_MS : c->poll_ms) * 1000000;
-        until.tv_sec += ns / 1000000000;
-        until.tv_nsec = ns % 1000000000;
-        pthread_mutex_lock(&c->pmu);
-        while (!c->stopping && pthread_cond_timedwait(&c->pcond, &c->pmu, &until) == 0) {
-        }
+/* The poller's pass (lib/loop.h): reads the change log, again after poll_ms, or after a growing
+ * pause while reads fail; says in the log when reading starts or stops failing. */
+static rp_loop_next_t poll_log(void *ctx, int backoff_ms) {
+    rp_session_cache_t *c = ctx;
+    bool unsupported = false;
+    rp_err_t err;
+    rp_err_clear(&err);
+    bool ok = rp_session_cache_read_log(c, rp_now_ms() + c->ttl_ms, &unsupported, &err);
+    if (ok == c->failing) {
+        if (ok)
+            rp_log(RP_LOG_INFO, "api", "the session change log is read again: states are kept up to %lld ms",
+                   (long long)c->keep_ms);
+        else
+            rp_log(RP_LOG_WARN, "api",
+                   "cannot read the session change log (%s): states are kept %lld ms, next try in %d ms", err.message,
+                   (long long)c->ttl_ms, backoff_ms);
+        c->failing = !ok;
     }
-    pthread_mutex_unlock(&c->pmu);
-    return NULL;
+    return ok ? RP_LOOP_IDLE : RP_LOOP_FAILED;
 }
 
 /* Asks the auth worker for w's account and keeps the answer. */

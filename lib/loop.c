@@ -57,8 +57,7 @@ static void *loop_main(void *arg) {
         }
         pthread_mutex_lock(&l->mu);
         if (wait_ms > 0 && !l->kicked && !l->stopping) {
-            int64_t until_ms = rp_mono_ms() + wait_ms;
-            struct timespec until = {.tv_sec = until_ms / 1000, .tv_nsec = (long)(until_ms % 1000) * 1000000L};
+            struct timespec until = rp_ms_timespec(rp_mono_ms() + wait_ms);
             while (!l->kicked && !l->stopping && pthread_cond_timedwait(&l->wake, &l->mu, &until) != ETIMEDOUT) {
             }
         }

@@ -74,7 +74,7 @@ uint64_t rp_page_cache_generation(rp_page_cache_t *c) {
  * when it ended. */
 static bool wait_renewal(rp_page_cache_t *c, slot_t *s, int64_t until_mono_ms) {
     uint64_t round = s->round;
-    struct timespec ts = {.tv_sec = until_mono_ms / 1000, .tv_nsec = (until_mono_ms % 1000) * 1000000};
+    struct timespec ts = rp_ms_timespec(until_mono_ms);
     atomic_fetch_add(&c->waiting, 1);
     while (s->round == round && rp_mono_ms() < until_mono_ms)
         pthread_cond_timedwait(&s->ended, &s->mu, &ts);

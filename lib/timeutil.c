@@ -22,6 +22,11 @@ int64_t rp_mono_us(void) {
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+struct timespec rp_ms_timespec(int64_t ms) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    return ts;
+}
+
 /* Howard Hinnant's civil-date algorithms: exact for the whole int64 day range we use. */
 int64_t rp_days_from_civil(int64_t y, unsigned m, unsigned d) {
     y -= m <= 2;

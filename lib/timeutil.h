@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Milliseconds since the Unix epoch (CLOCK_REALTIME). */
 int64_t rp_now_ms(void);
@@ -12,6 +13,9 @@ int64_t rp_now_ms(void);
 int64_t rp_mono_ms(void);
 /* Monotonic time in microseconds. */
 int64_t rp_mono_us(void);
+/* A time in ms, on whichever clock it is counted, as the struct timespec of an absolute timed
+ * wait (pthread_cond_timedwait on a condition variable of that clock). */
+struct timespec rp_ms_timespec(int64_t ms);
 
 #define RP_ISO_LEN 32
 /* Formats ms as "YYYY-MM-DDTHH:MM:SS.mmmZ" into out (at least RP_ISO_LEN bytes). */

@@ -244,7 +244,7 @@ static int pick_idle(const amqp_tp_t *t) {
  * is connected; give it back with client_give whatever happens. */
 static client_t *client_take(amqp_tp_t *t, int64_t deadline_ms, rp_err_t *err) {
     client_t *cl = NULL;
-    struct timespec until = {.tv_sec = deadline_ms / 1000, .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
+    struct timespec until = rp_ms_timespec(deadline_ms);
     pthread_mutex_lock(&t->cmu);
     while (t->nidle == 0 && t->nclients >= t->max_clients)
         if (pthread_cond_timedwait(&t->cfreed, &t->cmu, &until) == ETIMEDOUT) break;

@@ -107,11 +107,6 @@ static void give_slot(comp_t *c) {
     }
 }
 
-static struct timespec mono_abs(int64_t mono_ms) {
-    struct timespec ts = {.tv_sec = mono_ms / 1000, .tv_nsec = (long)(mono_ms % 1000) * 1000000L};
-    return ts;
-}
-
 static void timeout_err(rp_component_t comp, rp_err_t *err) {
     rp_err_set(err, RP_ERR_TIMEOUT, "WORKER_TIMEOUT", "the %s worker did not answer in time", rp_component_name(comp));
 }
@@ -124,7 +119,7 @@ static bool take_slot(comp_t *c, rp_component_t comp, int capacity, int64_t dead
         rp_err_set(err, RP_ERR_UNAVAILABLE, "OVERLOADED", "the %s worker queue is full", rp_component_name(comp));
         return false;
     }
-    struct timespec until = mono_abs(deadline_mono_ms);
+    struct timespec until = rp_ms_timespec(deadline_mono_ms);
     bool got = false, timed_out = false;
     pthread_mutex_lock(&c->mu);
     while (!atomic_load(&c->stopping) && !(got = take_free_slot(c)) && !timed_out)

@@ -86,8 +86,20 @@ static const rp_service_t auth_both = {"auth", both_ops, 2, NULL, NULL, NULL, NU
 /* an auth worker older than the api: no RP_SESSIONS_ROUTE */
 static const rp_service_t auth_older = {"auth", both_ops, 1, NULL, NULL, NULL, NULL};
 
-static void setup(void) {
+/* A cache (ttl_ms, batch, keep_ms, poll_ms as rp_session_cache_new) over an in-process
+ * transport of queue_capacity whose auth component svc serves on `slots` threads, in place of the
+ * test's current ones. */
+static void serve(const rp_service_t *svc, int queue_capacity, int slots, int ttl_ms, bool batch, int keep_ms,
+                  int poll_ms) {
     rp_err_t err;
+    rp_session_cache_free(cache);
+    rp_transport_free(t);
+    t = rp_transport_inproc_new(queue_capacity);
+    cr_assert(rp_transport_serve(t, RP_COMP_AUTH, rp_rpc_service_handler, (void *)svc, slots, &err), "%s", err.message);
+    cache = rp_session_cache_new(t, ttl_ms, batch, keep_ms, poll_ms);
+}
+
+static void setup(void) {
     atomic_store(&asked, 0);
     atomic_store(&singles, 0);
     atomic_store(&batches, 0);
@@ -96,10 +108,10 @@ static void setup(void) {
     memset(&answer, 0, sizeof answer);
     answer.roles = RP_ROLE_USER;
     answer.token_version = 3;
-    t = rp_transport_inproc_new(16);
-    cr_assert(rp_transport_serve(t, RP_COMP_AUTH, rp_rpc_service_handler, (void *)&auth, 2, &err), "%s", err.message);
+    cache = NULL;
+    t = NULL;
     /* entries never expire during a test; batched, as over RabbitMQ: a lone caller asks alone */
-    cache = rp_session_cache_new(t, 60000, true, 0, 0);
+    serve(&auth, 16, 2, 60000, true, 0, 0);
 }
 
 static void teardown(void) {
@@ -235,12 +247,7 @@ static void *call_as(void *arg) {
 /* CALLERS accounts checked at once by a cache over a stand-in serving svc; each must be
  * admitted with its own token version (so with its own account's state). */
 static void check_together(const rp_service_t *svc, int slots) {
-    rp_err_t err;
-    rp_session_cache_free(cache);
-    rp_transport_free(t);
-    t = rp_transport_inproc_new(64);
-    cr_assert(rp_transport_serve(t, RP_COMP_AUTH, rp_rpc_service_handler, (void *)svc, slots, &err), "%s", err.message);
-    cache = rp_session_cache_new(t, 60000, true, 0, 0);
+    serve(svc, 64, slots, 60000, true, 0, 0);
     caller_t callers[CALLERS];
     pthread_t threads[CALLERS];
     memset(callers, 0, sizeof callers);
@@ -331,19 +338,13 @@ static const rp_route_op_t log_ops[] = {{"POST", RP_SESSION_ROUTE, op_session},
 static const rp_service_t auth_log = {"auth", log_ops, 2, NULL, NULL, NULL, NULL};
 
 static void log_setup(void) {
-    rp_err_t err;
     setup();
-    rp_session_cache_free(cache);
-    rp_transport_free(t);
     atomic_store(&log_len, 0);
     atomic_store(&log_forgotten_through, 0);
     atomic_store(&log_fail_next, 0);
     atomic_store(&log_asked_after, -2);
-    t = rp_transport_inproc_new(16);
-    cr_assert(rp_transport_serve(t, RP_COMP_AUTH, rp_rpc_service_handler, (void *)&auth_log, 2, &err), "%s",
-              err.message);
     /* no poller: each test reads the log when it means to */
-    cache = rp_session_cache_new(t, TTL, false, 60000, 0);
+    serve(&auth_log, 16, 2, TTL, false, 60000, 0);
 }
 
 TestSuite(session_log, .init = log_setup, .fini = teardown, .timeout = 30);
@@ -472,11 +473,7 @@ Test(session_log, a_long_log_is_read_to_its_end) {
 
 Test(session_log, an_auth_worker_without_the_log_is_told_apart) {
     rp_err_t err;
-    rp_session_cache_free(cache);
-    rp_transport_free(t);
-    t = rp_transport_inproc_new(16);
-    cr_assert(rp_transport_serve(t, RP_COMP_AUTH, rp_rpc_service_handler, (void *)&auth, 2, &err), "%s", err.message);
-    cache = rp_session_cache_new(t, TTL, false, 60000, 0);
+    serve(&auth, 16, 2, TTL, false, 60000, 0);
     bool unsupported = false;
     cr_assert_not(rp_session_cache_read_log(cache, rp_now_ms() + 5000, &unsupported, &err));
     cr_assert(unsupported, "%s", err.message);
@@ -551,12 +548,7 @@ static void *check_user(void *arg) {
  * (forgotten). The answer from before the change must not be kept when it arrives. */
 static void slot_taken_before_the_answer(bool by_a_change) {
     rp_err_t err;
-    rp_session_cache_free(cache);
-    rp_transport_free(t);
-    t = rp_transport_inproc_new(16);
-    cr_assert(rp_transport_serve(t, RP_COMP_AUTH, rp_rpc_service_handler, (void *)&auth_holding, 4, &err), "%s",
-              err.message);
-    cache = rp_session_cache_new(t, 60000, false, 0, 0); /* kept a minute: a stale state would show */
+    serve(&auth_holding, 16, 4, 60000, false, 0, 0); /* kept a minute: a stale state would show */
     /* an account whose state goes into USER's slot */
     char other[RP_OID_LEN] = "";
     uint64_t want = rp_hash_str(USER) % RP_SESSION_CACHE_SLOTS;

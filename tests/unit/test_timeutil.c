@@ -47,3 +47,12 @@ Test(timeutil, rejects_invalid) {
         cr_assert_not(parse(bad[i], &ms), "%s", bad[i]);
     cr_assert(parse("2024-02-29T00:00:00Z", &ms));
 }
+
+Test(timeutil, ms_as_a_timespec) {
+    struct timespec ts = rp_ms_timespec(1234567);
+    cr_assert_eq(ts.tv_sec, 1234);
+    cr_assert_eq(ts.tv_nsec, 567000000L);
+    ts = rp_ms_timespec(999);
+    cr_assert_eq(ts.tv_sec, 0);
+    cr_assert_eq(ts.tv_nsec, 999000000L);
+}
