@@ -394,3 +394,24 @@ Test(config, webhook_bad_values_refuse_start) {
     cr_assert_eq(c.webhook_allow_private, 1);
     cr_assert_eq(c.webhook_disable_after_s, 2);
 }
+
+Test(config, session_log_keep_and_poll_defaults_and_bounds) {
+    kv_t env[] = {{"JWT_SECRET", SECRET}, {NULL, NULL}};
+    rp_config_t c;
+    rp_err_t err;
+    cr_assert(rp_config_load(&c, getter, env, &err), "%s", err.message);
+    cr_assert_eq(c.session_cache_ms, 1000);
+    cr_assert_eq(c.session_keep_ms, 60000);
+    cr_assert_eq(c.session_poll_ms, 100);
+    kv_t off[] = {{"JWT_SECRET", SECRET}, {"SESSION_KEEP_MS", "0"}, {"SESSION_POLL_MS", "10"}, {NULL, NULL}};
+    cr_assert(rp_config_load(&c, getter, off, &err), "%s", err.message);
+    cr_assert_eq(c.session_keep_ms, 0);
+    cr_assert_eq(c.session_poll_ms, 10);
+    const char *bad[][2] = {{"SESSION_KEEP_MS", "-1"}, {"SESSION_KEEP_MS", "3600001"}, {"SESSION_KEEP_MS", "1m"},
+                            {"SESSION_POLL_MS", "9"},  {"SESSION_POLL_MS", "4000"},    {"SESSION_POLL_MS", "100x"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        kv_t e[] = {{"JWT_SECRET", SECRET}, {bad[i][0], bad[i][1]}, {NULL, NULL}};
+        cr_assert_not(rp_config_load(&c, getter, e, &err), "%s=%s accepted", bad[i][0], bad[i][1]);
+        cr_assert(strstr(err.message, bad[i][0]), "%s", err.message);
+    }
+}
