@@ -553,7 +553,9 @@ static bool handle_metrics(rp_gateway_t *gw, req_ctx_t *rc) {
     bool over_amqp = rp_transport_amqp_stats(gw->transport, &amqp);
     rp_session_stats_t sessions;
     rp_session_cache_stats(gw->sessions, &sessions);
-    char *text = rp_metrics_render(gw->metrics, over_amqp ? &amqp : NULL, &sessions);
+    rp_token_stats_t tokens;
+    rp_token_cache_stats(gw->tokens, &tokens);
+    char *text = rp_metrics_render(gw->metrics, over_amqp ? &amqp : NULL, &sessions, &tokens);
     size_t n = strlen(text);
     /* the webhook dispatcher's metrics, from the reward worker (workers/reward/webhooks.h,
      * RP_WEBHOOKS_METRICS_ROUTE); left out when it does not answer within a second */

@@ -81,7 +81,8 @@ static void put(buf_t *b, const char *fmt, ...) {
     }
 }
 
-char *rp_metrics_render(rp_metrics_t *m, const rp_amqp_stats_t *amqp, const rp_session_stats_t *sessions) {
+char *rp_metrics_render(rp_metrics_t *m, const rp_amqp_stats_t *amqp, const rp_session_stats_t *sessions,
+                        const rp_token_stats_t *tokens) {
     size_t nroutes;
     const rp_api_route_t *t = rp_routes_table(&nroutes);
     buf_t b = {rp_malloc(4096), 0, 4096};
@@ -179,5 +180,12 @@ char *rp_metrics_render(rp_metrics_t *m, const rp_amqp_stats_t *amqp, const rp_s
             "# TYPE rp_session_log_current gauge\nrp_session_log_current %d\n",
             sessions->single_calls, sessions->batch_calls, sessions->accounts, sessions->waiting, sessions->log_reads,
             sessions->log_failures, sessions->log_forgotten, sessions->log_gaps, sessions->log_current ? 1 : 0);
+    if (tokens)
+        put(&b,
+            "# HELP rp_token_checks_total Access tokens checked, by how: from the tokens this process verified "
+            "before and keeps (kept), or by their signature (verified).\n"
+            "# TYPE rp_token_checks_total counter\n"
+            "rp_token_checks_total{how=\"kept\"} %llu\nrp_token_checks_total{how=\"verified\"} %llu\n",
+            tokens->kept, tokens->verified);
     return b.p;
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "session_cache.h"
+#include "token_cache.h"
 #include "transport.h"
 
 typedef struct rp_metrics rp_metrics_t;
@@ -21,8 +22,10 @@ void rp_metrics_observe(rp_metrics_t *m, size_t route_index, int status, double 
 void rp_metrics_kept(rp_metrics_t *m, size_t route_index);
 
 /* Renders the Prometheus text exposition format, with the process's memory, when amqp is not
- * NULL what its broker connections did with long messages, and when sessions is not NULL the
- * session cache's calls to the auth worker; returns a malloc'd string (free()). */
-char *rp_metrics_render(rp_metrics_t *m, const rp_amqp_stats_t *amqp, const rp_session_stats_t *sessions);
+ * NULL what its broker connections did with long messages, when sessions is not NULL the session
+ * cache's calls to the auth worker, and when tokens is not NULL how the token cache answered;
+ * returns a malloc'd string (free()). */
+char *rp_metrics_render(rp_metrics_t *m, const rp_amqp_stats_t *amqp, const rp_session_stats_t *sessions,
+                        const rp_token_stats_t *tokens);
 
 #endif

@@ -18,7 +18,8 @@
 #include "roles.h"
 #include "timeutil.h"
 
-#define STRIPES 64 /* locks; slot i is guarded by lock i % STRIPES */
+#define STRIPES 64 /* locks; set i is guarded by lock i % STRIPES */
+#define SETS (RP_SESSION_CACHE_SLOTS / RP_SESSION_CACHE_WAYS)
 
 /* An account's state as kept: the revoked token ids apart, since most accounts have none (a slot
  * is 72 bytes, where the whole rp_session_state_t is 600). */
@@ -110,8 +111,16 @@ void rp_session_cache_free(rp_session_cache_t *c) {
     free(c);
 }
 
-static size_t slot_of(const char *user_id) {
-    return (size_t)(rp_hash_str(user_id) % RP_SESSION_CACHE_SLOTS);
+static size_t set_of(const char *user_id) {
+    return (size_t)(rp_hash_str(user_id) % SETS);
+}
+
+/* The way of set i (locked) holding user_id, or NULL. */
+static slot_t *held(rp_session_cache_t *c, size_t i, const char *user_id) {
+    slot_t *set = &c->slots[i * RP_SESSION_CACHE_WAYS];
+    for (int w = 0; w < RP_SESSION_CACHE_WAYS; w++)
+        if (strcmp(set[w].user_id, user_id) == 0) return &set[w];
+    return NULL;
 }
 
 /* Whether states may be kept keep_ms at now: the log has been read, and completely less than
@@ -130,13 +139,13 @@ static int64_t life_of(rp_session_cache_t *c, int64_t fetched, int64_t now) {
 /* Copies the cached state of user_id when it is younger than its life; false on a miss, and for
  * one caller once the entry is in the last quarter of its life (it renews it). */
 static bool lookup(rp_session_cache_t *c, const char *user_id, int64_t now, rp_session_state_t *out, bool *found) {
-    size_t i = slot_of(user_id);
+    size_t i = set_of(user_id);
     bool hit = false;
     pthread_mutex_lock(&c->locks[i % STRIPES]);
-    slot_t *s = &c->slots[i];
-    int64_t life = life_of(c, s->fetched_ms, now);
-    if (strcmp(s->user_id, user_id) == 0 && s->fetched_ms > s->forgot_ms &&
-        s->fetched_ms > atomic_load(&c->forgot_all_ms) && now - s->fetched_ms < life) {
+    slot_t *s = held(c, i, user_id);
+    int64_t life = s ? life_of(c, s->fetched_ms, now) : 0;
+    if (s && s->fetched_ms > s->forgot_ms && s->fetched_ms > atomic_load(&c->forgot_all_ms) &&
+        now - s->fetched_ms < life) {
         /* in the last quarter of its life, one caller (at most one per quarter) renews the entry
          * while the others still use it: no crowd of RPCs the moment it ends */
         int64_t ahead = life / 4;
@@ -156,23 +165,28 @@ static bool lookup(rp_session_cache_t *c, const char *user_id, int64_t now, rp_s
     return hit;
 }
 
-/* s (locked) is given to another account: what it knew of its account's last change goes into
- * the watermark every answer for an account not held is judged by. */
-static void evict(rp_session_cache_t *c, const slot_t *s) {
-    int64_t w = atomic_load(&c->evicted_forgot_ms);
-    while (s->forgot_ms > w && !atomic_compare_exchange_weak(&c->evicted_forgot_ms, &w, s->forgot_ms)) {
+/* The way of set i (locked) to give another account: an empty one, else the one fetched longest
+ * ago (a forgotten account's mark counts as fetched never). What it knew of its account's last
+ * change goes into the watermark every answer for an account not held is judged by. */
+static slot_t *evict(rp_session_cache_t *c, size_t i) {
+    slot_t *set = &c->slots[i * RP_SESSION_CACHE_WAYS], *s = &set[0];
+    for (int w = 0; w < RP_SESSION_CACHE_WAYS && s->user_id[0]; w++)
+        if (!set[w].user_id[0] || set[w].fetched_ms < s->fetched_ms) s = &set[w];
+    int64_t mark = atomic_load(&c->evicted_forgot_ms);
+    while (s->forgot_ms > mark && !atomic_compare_exchange_weak(&c->evicted_forgot_ms, &mark, s->forgot_ms)) {
     }
+    return s;
 }
 
 static void store(rp_session_cache_t *c, const char *user_id, int64_t fetched, const rp_session_state_t *st,
                   bool found) {
-    size_t i = slot_of(user_id);
+    size_t i = set_of(user_id);
     pthread_mutex_lock(&c->locks[i % STRIPES]);
-    slot_t *s = &c->slots[i];
-    bool other = strcmp(s->user_id, user_id) != 0;
-    if (other) evict(c, s);
-    /* an answer asked for before the one already held, or before the account changed (as this
-     * slot knows it, or, for an account it does not hold, as the watermark does), must not be
+    slot_t *s = held(c, i, user_id);
+    bool other = !s;
+    if (other) s = evict(c, i);
+    /* an answer asked for before the one already held, or before the account changed (as its
+     * slot knows it, or, for an account no slot holds, as the watermark does), must not be
      * kept */
     if (other ? fetched > atomic_load(&c->evicted_forgot_ms) : (fetched >= s->fetched_ms && fetched > s->forgot_ms)) {
         memcpy(s->user_id, user_id, RP_OID_LEN);
@@ -209,13 +223,13 @@ void rp_session_cache_stats(rp_session_cache_t *c, rp_session_stats_t *out) {
 }
 
 void rp_session_cache_forget(rp_session_cache_t *c, const char *user_id) {
-    size_t i = slot_of(user_id);
+    size_t i = set_of(user_id);
     pthread_mutex_lock(&c->locks[i % STRIPES]);
-    slot_t *s = &c->slots[i];
-    /* the slot keeps the id, so that an answer already on its way (asked before now) is dropped.
-     * An account it held loses its own mark, but this one is later, and an answer for that
-     * account evicts it into the watermark before it could be kept (store) */
-    if (strcmp(s->user_id, user_id) != 0) {
+    slot_t *s = held(c, i, user_id);
+    /* a slot keeps the id, so that an answer already on its way (asked before now) is dropped;
+     * the account it took the slot from leaves its mark in the watermark (evict) */
+    if (!s) {
+        s = evict(c, i);
         memcpy(s->user_id, user_id, RP_OID_LEN);
         s->fetched_ms = 0;
     }

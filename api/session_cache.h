@@ -5,8 +5,9 @@
  * every poll interval and forgets the accounts it names: while those reads succeed, a change
  * reaches the process within one interval and a read, and a state may be kept far longer than
  * ttl (keep) without being trusted a moment longer than ttl past the last change it can have
- * missed. The cache is a fixed table (bounded memory; two accounts that hash to the same slot
- * evict each other), locked in stripes. Thread-safe. */
+ * missed. The cache is a fixed table (bounded memory): an account hashes to a set of
+ * RP_SESSION_CACHE_WAYS slots, and one that finds its set full takes the slot of the state fetched
+ * longest ago. Locked in stripes of sets. Thread-safe. */
 #ifndef RP_API_SESSION_CACHE_H
 #define RP_API_SESSION_CACHE_H
 
@@ -24,6 +25,7 @@
 typedef struct rp_session_cache rp_session_cache_t;
 
 #define RP_SESSION_CACHE_SLOTS 65536 /* 72 bytes each, 4.5 MiB, touched as accounts arrive */
+#define RP_SESSION_CACHE_WAYS 8      /* slots an account may take */
 
 /* A cache asking the auth worker through t (borrowed) and keeping an answer ttl_ms. With batch,
  * callers that miss together share one call for their accounts (RP_SESSIONS_ROUTE): for a

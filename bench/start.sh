@@ -8,7 +8,7 @@ port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 base="http://127.0.0.1:$port/api/v1"
 export JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n') PORT=$port BIND_ADDRESS=127.0.0.1 SQLITE_DIR=$dir \
   ADMIN_USERNAME=bench_admin ADMIN_PASSWORD=bench-admin-pw RATE_LIMIT_RPS=0 RATE_LIMIT_AUTH_RPS=0 LOGIN_GLOBAL_RPS=0 LOG_LEVEL=warn \
-  HTTP_THREADS=96 PASSWORD_HASH_CONCURRENCY=2
+  HTTP_THREADS=96 PASSWORD_HASH_CONCURRENCY=2 METRICS_ALLOW_LOOPBACK=1
 pids=()
 if [ "${CLUSTER:-0}" = 1 ]; then
   export TRANSPORT=amqp

@@ -51,14 +51,14 @@ def not_ready_lines(p):
 
 
 def session_metrics(p, port=None):
-    """The api's rp_session_* lines of /metrics (of the api process on port, the first by default)
-    as {name with labels: value}."""
+    """The api's rp_session_* and rp_token_* lines of /metrics (of the api process on port, the
+    first by default) as {name with labels: value}."""
     r = requests.get("http://127.0.0.1:%d/metrics" % (port or p.port),
                      headers={"Authorization": "Bearer " + p.metrics_token}, timeout=10)
     assert r.status_code == 200, r.text
     out = {}
     for line in r.text.splitlines():
-        if line.startswith("rp_session_"):
+        if line.startswith(("rp_session_", "rp_token_")):
             name, value = line.rsplit(" ", 1)
             out[name] = float(value)
     return out

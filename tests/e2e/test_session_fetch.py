@@ -67,6 +67,16 @@ def test_players_that_miss_together_are_answered_each_with_their_own_account(tmp
         else:
             assert delta['rp_session_fetches_total{kind="single"}'] == PLAYERS, json.dumps(delta)
             assert delta['rp_session_fetches_total{kind="batch"}'] == 0, json.dumps(delta)
+        # each token verified on its first use, and kept: the second request of each player is
+        # answered from the api's verified tokens
+        assert delta['rp_token_checks_total{how="verified"}'] == PLAYERS, json.dumps(delta)
+        for name, token in players:
+            r = api.get("/auth/me", token=token)
+            assert r.status_code == 200 and r.json()["username"] == name, r.text
+        again = session_metrics(p)
+        delta = {k: again[k] - after[k] for k in again}
+        assert delta['rp_token_checks_total{how="kept"}'] == PLAYERS, json.dumps(delta)
+        assert delta['rp_token_checks_total{how="verified"}'] == 0, json.dumps(delta)
     finally:
         if hold.exists():
             hold.unlink()

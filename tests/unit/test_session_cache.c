@@ -543,20 +543,26 @@ static void *check_user(void *arg) {
     return NULL;
 }
 
-/* USER's account changes while a question for it is on its way; then another account takes the
- * slot that remembered the change: by its own state (an answer kept) or by a change of its own
- * (forgotten). The answer from before the change must not be kept when it arrives. */
+/* Fills others[0..n-1] with accounts whose states go into USER's set of slots. */
+static void accounts_sharing_users_set(char (*others)[RP_OID_LEN], int n) {
+    const uint64_t sets = RP_SESSION_CACHE_SLOTS / RP_SESSION_CACHE_WAYS, want = rp_hash_str(USER) % sets;
+    int found = 0;
+    for (uint32_t i = 0; found < n; i++) {
+        char id[RP_OID_LEN];
+        snprintf(id, sizeof id, "fedcba9876543210%08x", i);
+        if (rp_hash_str(id) % sets == want) memcpy(others[found++], id, RP_OID_LEN);
+    }
+}
+
+/* USER's account changes while a question for it is on its way; then other accounts take every
+ * slot of its set, the one that remembered the change last: by their own states (answers kept)
+ * or by changes of their own (forgotten). The answer from before the change must not be kept
+ * when it arrives. */
 static void slot_taken_before_the_answer(bool by_a_change) {
     rp_err_t err;
     serve(&auth_holding, 16, 4, 60000, false, 0, 0); /* kept a minute: a stale state would show */
-    /* an account whose state goes into USER's slot */
-    char other[RP_OID_LEN] = "";
-    uint64_t want = rp_hash_str(USER) % RP_SESSION_CACHE_SLOTS;
-    for (uint32_t i = 0; !other[0]; i++) {
-        char id[RP_OID_LEN];
-        snprintf(id, sizeof id, "fedcba9876543210%08x", i);
-        if (rp_hash_str(id) % RP_SESSION_CACHE_SLOTS == want) memcpy(other, id, RP_OID_LEN);
-    }
+    char others[RP_SESSION_CACHE_WAYS][RP_OID_LEN];
+    accounts_sharing_users_set(others, RP_SESSION_CACHE_WAYS);
     atomic_store(&holding, true);
     atomic_store(&held_arrived, false);
     bool first = false;
@@ -566,14 +572,16 @@ static void slot_taken_before_the_answer(bool by_a_change) {
     while (!atomic_load(&held_arrived) && rp_mono_ms() < until)
         usleep(1000);
     cr_assert(atomic_load(&held_arrived));
-    /* the account is disabled while that question is on its way; then the other account's
-     * state takes the slot that remembered the change */
+    /* the account is disabled while that question is on its way; then the other accounts take
+     * the set's slots, the one that remembered the change last (it was never fetched) */
     answer.disabled = true;
     rp_session_cache_forget(cache, USER);
-    if (by_a_change)
-        rp_session_cache_forget(cache, other);
-    else
-        cr_assert(check_as(other, &err), "%s", err.message);
+    for (int k = 0; k < RP_SESSION_CACHE_WAYS; k++) {
+        if (by_a_change)
+            rp_session_cache_forget(cache, others[k]);
+        else
+            cr_assert(check_as(others[k], &err), "%s", err.message);
+    }
     atomic_store(&holding, false);
     pthread_join(th, NULL);
     cr_assert(first, "that request was checked against the state as asked");
@@ -587,4 +595,26 @@ Test(session_cache, an_answer_from_before_a_change_is_not_kept_after_another_acc
 
 Test(session_cache, an_answer_from_before_a_change_is_not_kept_after_another_accounts_change_took_its_slot) {
     slot_taken_before_the_answer(true);
+}
+
+/* As many accounts as a set has slots are all kept; one more takes the slot of the state fetched
+ * longest ago, and only that account is asked again. */
+Test(session_cache, accounts_sharing_a_set_are_all_kept_until_one_more_takes_the_oldest_slot) {
+    rp_err_t err;
+    char ids[RP_SESSION_CACHE_WAYS + 1][RP_OID_LEN];
+    accounts_sharing_users_set(ids, RP_SESSION_CACHE_WAYS + 1);
+    for (int k = 0; k < RP_SESSION_CACHE_WAYS; k++) {
+        cr_assert(check_as(ids[k], &err), "%s", err.message);
+        usleep(2000); /* fetched in distinct milliseconds: ids[0] is the oldest */
+    }
+    for (int round = 0; round < 3; round++)
+        for (int k = 0; k < RP_SESSION_CACHE_WAYS; k++)
+            cr_assert(check_as(ids[k], &err), "%s", err.message);
+    cr_assert_eq(atomic_load(&asked), RP_SESSION_CACHE_WAYS, "each account of the set asked once");
+    cr_assert(check_as(ids[RP_SESSION_CACHE_WAYS], &err), "%s", err.message);
+    for (int k = 1; k <= RP_SESSION_CACHE_WAYS; k++)
+        cr_assert(check_as(ids[k], &err), "%s", err.message);
+    cr_assert_eq(atomic_load(&asked), RP_SESSION_CACHE_WAYS + 1, "the newcomer took the oldest state's slot");
+    cr_assert(check_as(ids[0], &err), "%s", err.message);
+    cr_assert_eq(atomic_load(&asked), RP_SESSION_CACHE_WAYS + 2, "the oldest state was the one given up");
 }

@@ -1,6 +1,7 @@
 /* Tests api/token_cache.c: a token verified once answers from the cache, the same as
  * rp_token_verify would, until its exp; rejected, expired and foreign tokens are never kept or
- * served; tokens that share a slot never answer for each other. */
+ * served; tokens that share a slot never answer for each other; a set keeps as many tokens as it
+ * has slots. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -77,6 +78,9 @@ Test(token_cache, rejected_and_foreign_tokens_are_refused_every_time) {
     cr_assert_eq(rp_token_cache_hits(other), 0);
     cr_assert_not(verify(c, "short", now, &who, &cl, &err));
     cr_assert_eq(rp_token_cache_hits(c), 0, "nothing answered from the cache but verified tokens");
+    rp_token_stats_t st;
+    rp_token_cache_stats(c, &st);
+    cr_assert_eq(st.verified, 5, "every refused token counted as verified: the good one, three forged, one short");
     free(forged);
     free(t);
     rp_token_cache_free(other);
@@ -175,6 +179,44 @@ Test(token_cache, tokens_taking_turns_in_one_slot_each_get_their_own_answer) {
     cr_assert_str_eq(who.username, "u5");
     cr_assert_eq(rp_token_cache_hits(c), before + 1);
     for (int i = 0; i < 6; i++)
+        free(tokens[i]);
+    rp_token_cache_free(c);
+}
+
+/* One set: as many tokens as it has slots are all kept; one more takes the slot of the token that
+ * expires first, and only that token is verified again. */
+Test(token_cache, tokens_sharing_a_set_are_all_kept_until_one_more_takes_the_first_to_expire) {
+    rp_token_cache_t *c = rp_token_cache_new(secret, SLEN, RP_TOKEN_CACHE_WAYS);
+    char *tokens[RP_TOKEN_CACHE_WAYS + 1];
+    for (int i = 0; i <= RP_TOKEN_CACHE_WAYS; i++) {
+        char id[RP_OID_LEN], name[8];
+        snprintf(id, sizeof id, "65f0a1b2c3d4e5f60123458%c", (char)('0' + i));
+        snprintf(name, sizeof name, "u%c", (char)('0' + i));
+        tokens[i] = issue(id, name, RP_ROLE_USER, i, i == 1 ? 600 : 900); /* tokens[1] expires first */
+    }
+    rp_identity_t who;
+    rp_token_claims_t cl;
+    rp_err_t err;
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < RP_TOKEN_CACHE_WAYS; i++)
+            cr_assert(verify(c, tokens[i], now, &who, &cl, &err), "%s", err.message);
+    cr_assert_eq(rp_token_cache_hits(c), RP_TOKEN_CACHE_WAYS, "every token of the set kept");
+    cr_assert(verify(c, tokens[RP_TOKEN_CACHE_WAYS], now, &who, &cl, &err), "%s", err.message);
+    cr_assert_eq(rp_token_cache_hits(c), RP_TOKEN_CACHE_WAYS);
+    for (int i = 0; i <= RP_TOKEN_CACHE_WAYS; i++) {
+        if (i == 1) continue;
+        cr_assert(verify(c, tokens[i], now, &who, &cl, &err), "%s", err.message);
+        cr_assert_eq(cl.ver, i);
+    }
+    cr_assert_eq(rp_token_cache_hits(c), 2 * RP_TOKEN_CACHE_WAYS, "the newcomer kept, the others still held");
+    cr_assert(verify(c, tokens[1], now, &who, &cl, &err), "%s", err.message);
+    cr_assert_str_eq(who.username, "u1");
+    cr_assert_eq(rp_token_cache_hits(c), 2 * RP_TOKEN_CACHE_WAYS, "the token that expired first was given up");
+    rp_token_stats_t st;
+    rp_token_cache_stats(c, &st);
+    cr_assert_eq(st.kept, 2 * RP_TOKEN_CACHE_WAYS);
+    cr_assert_eq(st.verified, RP_TOKEN_CACHE_WAYS + 2, "each token once, the newcomer, and the one given up again");
+    for (int i = 0; i <= RP_TOKEN_CACHE_WAYS; i++)
         free(tokens[i]);
     rp_token_cache_free(c);
 }
