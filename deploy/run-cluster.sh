@@ -29,10 +29,14 @@ stop() {
   tests/rabbitmq.sh stop "$state"
 }
 trap stop INT TERM EXIT
-"$bin/reward-auth-worker" & pids+=($!)
-"$bin/reward-event-worker" & pids+=($!)
-for _ in $(seq 1 "$workers"); do "$bin/reward-grant-worker" & pids+=($!); done
-"$bin/reward-api" & pids+=($!)
+# Each process in a session of its own, as services in cgroups of their own would be: the
+# kernel shares the cores among sessions (autogroups) before threads, so a busy api's HTTP
+# threads cannot starve the workers its calls wait for (one session: a renewal of the events
+# page through the broker took up to a second under load; bench/README.md).
+setsid "$bin/reward-auth-worker" & pids+=($!)
+setsid "$bin/reward-event-worker" & pids+=($!)
+for _ in $(seq 1 "$workers"); do setsid "$bin/reward-grant-worker" & pids+=($!); done
+setsid "$bin/reward-api" & pids+=($!)
 echo "run-cluster: api on :$PORT, 1 auth, 1 event and $workers grant workers on RabbitMQ (Ctrl-C stops all)"
 # any process that dies takes the cluster down with it, so a broken start is not hidden
 wait -n "${pids[@]}" || true
