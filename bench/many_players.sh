@@ -24,7 +24,7 @@ run() { # url tokens-file seconds
 field() { sed "s/.*$1=\([^ ]*\).*/\1/" <<<"$2"; }
 # the api's token checks (kept, verified) and account states fetched so far, from /metrics
 counters() {
-  curl -sf "${base%/api/v1}/metrics" | awk '
+  { curl -sf "${base%/api/v1}/metrics" || true; } | awk '
     /^rp_token_checks_total\{how="kept"\}/ { k = $2 } /^rp_token_checks_total\{how="verified"\}/ { v = $2 }
     /^rp_session_accounts_fetched_total / { f = $2 } END { print k + 0, v + 0, f + 0 }'
 }
