@@ -57,10 +57,6 @@
 #define REPLY_MAX_BYTES (512 * 1024)
 /* A longer query string is not worth a key: such a request goes to the worker. */
 #define REPLY_QUERY_MAX 256
-/* Verified access tokens kept (token_cache.h): about 0.2 KiB each, 7 MiB once all are used (the
- * table's pages are touched as tokens arrive). As many as a minute's players: with 4,096, reads
- * as 20,000 players verified most tokens again (bench/README.md, "2026-12-05"). */
-#define TOKEN_SLOTS 32768
 
 struct rp_gateway {
     struct mg_context *ctx;
@@ -891,12 +887,12 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
     const rp_api_route_t *routes = rp_routes_table(&n);
     gw->metrics = rp_metrics_new(n);
     gw->sessions = rp_session_cache_new(t, cfg->session_cache_ms, strcmp(cfg->transport, "amqp") == 0,
-                                        cfg->session_keep_ms, cfg->session_poll_ms);
+                                        cfg->session_keep_ms, cfg->session_poll_ms, (size_t)cfg->session_cache_slots);
     gw->keys = rp_apikey_cache_new(t, cfg->jwt_secret, cfg->jwt_secret_len, cfg->api_key_cache_ms,
                                    cfg->rate_limit_auth_rps, cfg->rate_limit_auth_burst, max_clients);
     gw->conns = rp_conn_limit_new(cfg->max_connections_per_address, cfg->http_threads);
     gw->replies = rp_page_cache_new(cfg->events_cache_ms, REPLY_SLOTS, REPLY_MAX_BYTES);
-    gw->tokens = rp_token_cache_new(cfg->jwt_secret, cfg->jwt_secret_len, TOKEN_SLOTS);
+    gw->tokens = rp_token_cache_new(cfg->jwt_secret, cfg->jwt_secret_len, (size_t)cfg->token_cache_slots);
     atomic_init(&gw->info_offset, -1);
     atomic_init(&gw->cap_started, false);
     atomic_init(&gw->refused_logged_s, 0);

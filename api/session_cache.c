@@ -19,7 +19,6 @@
 #include "timeutil.h"
 
 #define STRIPES 64 /* locks; set i is guarded by lock i % STRIPES */
-#define SETS (RP_SESSION_CACHE_SLOTS / RP_SESSION_CACHE_WAYS)
 
 /* An account's state as kept: the revoked token ids apart, since most accounts have none (a slot
  * is 72 bytes, where the whole rp_session_state_t is 600). */
@@ -65,7 +64,8 @@ struct rp_session_cache {
     rp_loop_t *poller; /* reads the log every poll_ms (NULL: not read) */
     bool failing;      /* the poller's last read failed (its thread's alone) */
     pthread_mutex_t locks[STRIPES];
-    slot_t slots[RP_SESSION_CACHE_SLOTS];
+    size_t nsets;  /* of RP_SESSION_CACHE_WAYS slots each */
+    slot_t *slots; /* nsets * RP_SESSION_CACHE_WAYS */
     /* the callers waiting for a fetch, and whether one of them leads it (batch only) */
     pthread_mutex_t qmu;
     waiter_t *head, *tail;
@@ -75,8 +75,11 @@ struct rp_session_cache {
 
 static rp_loop_next_t poll_log(void *ctx, int backoff_ms);
 
-rp_session_cache_t *rp_session_cache_new(rp_transport_t *t, int ttl_ms, bool batch, int keep_ms, int poll_ms) {
+rp_session_cache_t *rp_session_cache_new(rp_transport_t *t, int ttl_ms, bool batch, int keep_ms, int poll_ms,
+                                         size_t slots) {
     rp_session_cache_t *c = rp_calloc(1, sizeof *c);
+    c->nsets = slots / RP_SESSION_CACHE_WAYS ? slots / RP_SESSION_CACHE_WAYS : 1;
+    c->slots = rp_calloc(c->nsets * RP_SESSION_CACHE_WAYS, sizeof *c->slots);
     c->transport = t;
     c->ttl_ms = ttl_ms;
     c->keep_ms = keep_ms > ttl_ms ? keep_ms : 0;
@@ -102,8 +105,9 @@ rp_session_cache_t *rp_session_cache_new(rp_transport_t *t, int ttl_ms, bool bat
 void rp_session_cache_free(rp_session_cache_t *c) {
     if (!c) return;
     rp_loop_free(c->poller);
-    for (size_t i = 0; i < RP_SESSION_CACHE_SLOTS; i++)
+    for (size_t i = 0; i < c->nsets * RP_SESSION_CACHE_WAYS; i++)
         free(c->slots[i].revoked);
+    free(c->slots);
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_destroy(&c->locks[i]);
     pthread_mutex_destroy(&c->qmu);
@@ -111,8 +115,8 @@ void rp_session_cache_free(rp_session_cache_t *c) {
     free(c);
 }
 
-static size_t set_of(const char *user_id) {
-    return (size_t)(rp_hash_str(user_id) % SETS);
+static size_t set_of(const rp_session_cache_t *c, const char *user_id) {
+    return (size_t)(rp_hash_str(user_id) % c->nsets);
 }
 
 /* The way of set i (locked) holding user_id, or NULL. */
@@ -139,7 +143,7 @@ static int64_t life_of(rp_session_cache_t *c, int64_t fetched, int64_t now) {
 /* Copies the cached state of user_id when it is younger than its life; false on a miss, and for
  * one caller once the entry is in the last quarter of its life (it renews it). */
 static bool lookup(rp_session_cache_t *c, const char *user_id, int64_t now, rp_session_state_t *out, bool *found) {
-    size_t i = set_of(user_id);
+    size_t i = set_of(c, user_id);
     bool hit = false;
     pthread_mutex_lock(&c->locks[i % STRIPES]);
     slot_t *s = held(c, i, user_id);
@@ -180,7 +184,7 @@ static slot_t *evict(rp_session_cache_t *c, size_t i) {
 
 static void store(rp_session_cache_t *c, const char *user_id, int64_t fetched, const rp_session_state_t *st,
                   bool found) {
-    size_t i = set_of(user_id);
+    size_t i = set_of(c, user_id);
     pthread_mutex_lock(&c->locks[i % STRIPES]);
     slot_t *s = held(c, i, user_id);
     bool other = !s;
@@ -223,7 +227,7 @@ void rp_session_cache_stats(rp_session_cache_t *c, rp_session_stats_t *out) {
 }
 
 void rp_session_cache_forget(rp_session_cache_t *c, const char *user_id) {
-    size_t i = set_of(user_id);
+    size_t i = set_of(c, user_id);
     pthread_mutex_lock(&c->locks[i % STRIPES]);
     slot_t *s = held(c, i, user_id);
     /* a slot keeps the id, so that an answer already on its way (asked before now) is dropped;

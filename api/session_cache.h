@@ -24,8 +24,7 @@
 
 typedef struct rp_session_cache rp_session_cache_t;
 
-#define RP_SESSION_CACHE_SLOTS 65536 /* 72 bytes each, 4.5 MiB, touched as accounts arrive */
-#define RP_SESSION_CACHE_WAYS 8      /* slots an account may take */
+#define RP_SESSION_CACHE_WAYS 8 /* slots an account may take; a slot is 72 bytes, touched as accounts arrive */
 
 /* A cache asking the auth worker through t (borrowed) and keeping an answer ttl_ms. With batch,
  * callers that miss together share one call for their accounts (RP_SESSIONS_ROUTE): for a
@@ -33,8 +32,10 @@ typedef struct rp_session_cache rp_session_cache_t;
  * on the caller's thread and would wait for one another. With keep_ms above ttl_ms and poll_ms
  * in 1..ttl_ms-1, a thread reads the change log every poll_ms (rp_session_cache_read_log), and
  * an answer fetched after the log's first read is kept up to keep_ms while the last complete
- * read was sent less than ttl_ms ago. */
-rp_session_cache_t *rp_session_cache_new(rp_transport_t *t, int ttl_ms, bool batch, int keep_ms, int poll_ms);
+ * read was sent less than ttl_ms ago. It holds up to `slots` states (in whole sets of
+ * RP_SESSION_CACHE_WAYS, at least one). */
+rp_session_cache_t *rp_session_cache_new(rp_transport_t *t, int ttl_ms, bool batch, int keep_ms, int poll_ms,
+                                         size_t slots);
 void rp_session_cache_free(rp_session_cache_t *c);
 
 /* Reads the auth worker's change log (RP_SESSION_CHANGES_ROUTE) from where the last read ended

@@ -248,6 +248,8 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
         !get_int(get, ud, "SESSION_CACHE_MS", 1000, 0, 4000, &cfg->session_cache_ms, err) ||
         !get_int(get, ud, "SESSION_KEEP_MS", 60000, 0, 3600000, &cfg->session_keep_ms, err) ||
         !get_int(get, ud, "SESSION_POLL_MS", 100, 10, 3999, &cfg->session_poll_ms, err) ||
+        !get_int(get, ud, "SESSION_CACHE_SLOTS", 65536, 8, 4194304, &cfg->session_cache_slots, err) ||
+        !get_int(get, ud, "TOKEN_CACHE_SLOTS", 32768, 0, 4194304, &cfg->token_cache_slots, err) ||
         !get_int(get, ud, "API_KEY_CACHE_MS", 1000, 0, 4000, &cfg->api_key_cache_ms, err) ||
         !get_int(get, ud, "EVENTS_CACHE_MS", 1000, 0, 10000, &cfg->events_cache_ms, err) ||
         !get_str(get, ud, "CLIENT_IP_HEADER", "", cfg->client_ip_header, sizeof cfg->client_ip_header, err) ||

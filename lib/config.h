@@ -60,6 +60,8 @@ typedef struct rp_config {
     int session_keep_ms;           /* SESSION_KEEP_MS it keeps one while it reads the change log, 0..3600000 (0: never
                                     * beyond SESSION_CACHE_MS); 60000 */
     int session_poll_ms;           /* SESSION_POLL_MS between its reads of the log, 10..3999; 100 (each api process) */
+    int session_cache_slots;       /* SESSION_CACHE_SLOTS account states an api process holds, 8..4194304; 65536 */
+    int token_cache_slots;         /* TOKEN_CACHE_SLOTS verified tokens it keeps, 0..4194304 (0: none); 32768 */
     int api_key_cache_ms;        /* API_KEY_CACHE_MS an api process trusts what an API key stands for, 0..4000; 1000 */
     int http_request_timeout_ms; /* HTTP_REQUEST_TIMEOUT_MS to receive a request's headers, 500..60000; 5000 */
     int http_keepalive_timeout_ms;   /* HTTP_KEEPALIVE_TIMEOUT_MS idle between requests, 100..30000; 2000 */

@@ -93,3 +93,29 @@ def test_the_session_routes_are_not_reachable_over_http(api):
             assert r.status_code == 404, (path, r.status_code, r.text)
             assert "sessions" not in r.json() and "revokedJtis" not in r.json(), r.text
             assert r.json()["error"]["code"], r.text
+
+
+def test_the_caches_are_sized_by_configuration(tmp_path):
+    # TOKEN_CACHE_SLOTS=0 keeps no verified token; SESSION_CACHE_SLOTS=8 (one set) holds eight
+    # accounts, so nine players taking turns ask for their states again
+    env = {"RATE_LIMIT_RPS": "0", "RATE_LIMIT_AUTH_RPS": "0", "LOGIN_GLOBAL_RPS": "0",
+           "TOKEN_CACHE_SLOTS": "0", "SESSION_CACHE_SLOTS": "8"}
+    p = (Cluster(env) if MODE == "cluster" else Platform(env)).start()
+    try:
+        api = Client(p)
+        players = []
+        for _ in range(9):
+            name, pw, _ = api.register("cs")
+            players.append((name, api.login(name, pw)["accessToken"]))
+        before = session_metrics(p)
+        for _ in range(2):
+            for name, token in players:
+                r = api.get("/auth/me", token=token)
+                assert r.status_code == 200 and r.json()["username"] == name, r.text
+        after = session_metrics(p)
+        delta = {k: after[k] - before.get(k, 0) for k in after}
+        assert delta['rp_token_checks_total{how="kept"}'] == 0, json.dumps(delta)
+        assert delta['rp_token_checks_total{how="verified"}'] == 18, json.dumps(delta)
+        assert delta['rp_session_accounts_fetched_total'] > 9, json.dumps(delta)
+    finally:
+        assert p.stop() == 0, p.log_tail()

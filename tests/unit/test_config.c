@@ -415,3 +415,26 @@ Test(config, session_log_keep_and_poll_defaults_and_bounds) {
         cr_assert(strstr(err.message, bad[i][0]), "%s", err.message);
     }
 }
+
+Test(config, cache_sizes_defaults_and_bounds) {
+    kv_t env[] = {{"JWT_SECRET", SECRET}, {NULL, NULL}};
+    rp_config_t c;
+    rp_err_t err;
+    cr_assert(rp_config_load(&c, getter, env, &err), "%s", err.message);
+    cr_assert_eq(c.session_cache_slots, 65536);
+    cr_assert_eq(c.token_cache_slots, 32768);
+    kv_t set[] = {{"JWT_SECRET", SECRET}, {"SESSION_CACHE_SLOTS", "1048576"}, {"TOKEN_CACHE_SLOTS", "0"}, {NULL, NULL}};
+    cr_assert(rp_config_load(&c, getter, set, &err), "%s", err.message);
+    cr_assert_eq(c.session_cache_slots, 1048576);
+    cr_assert_eq(c.token_cache_slots, 0, "0 keeps no token");
+    const char *bad[][2] = {{"SESSION_CACHE_SLOTS", "7"},
+                            {"SESSION_CACHE_SLOTS", "4194305"},
+                            {"SESSION_CACHE_SLOTS", "64k"},
+                            {"TOKEN_CACHE_SLOTS", "-1"},
+                            {"TOKEN_CACHE_SLOTS", "4194305"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        kv_t e[] = {{"JWT_SECRET", SECRET}, {bad[i][0], bad[i][1]}, {NULL, NULL}};
+        cr_assert_not(rp_config_load(&c, getter, e, &err), "%s=%s accepted", bad[i][0], bad[i][1]);
+        cr_assert(strstr(err.message, bad[i][0]), "%s", err.message);
+    }
+}

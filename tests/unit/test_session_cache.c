@@ -18,6 +18,7 @@
 #include "timeutil.h"
 
 #define USER "0123456789abcdef01234567"
+#define SLOTS 65536 /* SESSION_CACHE_SLOTS's default */
 
 static atomic_int asked;
 static rp_session_state_t answer; /* what the stand-in answers; set before each question */
@@ -96,7 +97,7 @@ static void serve(const rp_service_t *svc, int queue_capacity, int slots, int tt
     rp_transport_free(t);
     t = rp_transport_inproc_new(queue_capacity);
     cr_assert(rp_transport_serve(t, RP_COMP_AUTH, rp_rpc_service_handler, (void *)svc, slots, &err), "%s", err.message);
-    cache = rp_session_cache_new(t, ttl_ms, batch, keep_ms, poll_ms);
+    cache = rp_session_cache_new(t, ttl_ms, batch, keep_ms, poll_ms, SLOTS);
 }
 
 static void setup(void) {
@@ -214,7 +215,7 @@ Test(session_cache, one_check_renews_an_entry_ahead_of_its_end) {
     rp_err_t err;
     const rp_api_route_t *me = route_of("GET", "/auth/me");
     rp_session_cache_free(cache);
-    cache = rp_session_cache_new(t, 2000, false, 0, 0);
+    cache = rp_session_cache_new(t, 2000, false, 0, 0, SLOTS);
     int64_t t0 = rp_mono_ms();
     cr_assert(check(me, 3, RP_ROLE_USER, NULL, &err), "%s", err.message);
     cr_assert_eq(atomic_load(&asked), 1);
@@ -488,7 +489,7 @@ Test(session_log, the_poller_reads_the_log_on_its_own) {
     rp_err_t err;
     const rp_api_route_t *me = route_of("GET", "/auth/me");
     rp_session_cache_free(cache);
-    cache = rp_session_cache_new(t, TTL, false, 60000, 20);
+    cache = rp_session_cache_new(t, TTL, false, 60000, 20, SLOTS);
     rp_session_stats_t st;
     int64_t until = rp_mono_ms() + 20000;
     for (rp_session_cache_stats(cache, &st); !st.log_current && rp_mono_ms() < until;
@@ -545,7 +546,7 @@ static void *check_user(void *arg) {
 
 /* Fills others[0..n-1] with accounts whose states go into USER's set of slots. */
 static void accounts_sharing_users_set(char (*others)[RP_OID_LEN], int n) {
-    const uint64_t sets = RP_SESSION_CACHE_SLOTS / RP_SESSION_CACHE_WAYS, want = rp_hash_str(USER) % sets;
+    const uint64_t sets = SLOTS / RP_SESSION_CACHE_WAYS, want = rp_hash_str(USER) % sets;
     int found = 0;
     for (uint32_t i = 0; found < n; i++) {
         char id[RP_OID_LEN];
@@ -617,4 +618,25 @@ Test(session_cache, accounts_sharing_a_set_are_all_kept_until_one_more_takes_the
     cr_assert_eq(atomic_load(&asked), RP_SESSION_CACHE_WAYS + 1, "the newcomer took the oldest state's slot");
     cr_assert(check_as(ids[0], &err), "%s", err.message);
     cr_assert_eq(atomic_load(&asked), RP_SESSION_CACHE_WAYS + 2, "the oldest state was the one given up");
+}
+
+/* SESSION_CACHE_SLOTS sizes the cache: one set's worth holds that many accounts, whatever their
+ * hashes, and one more takes the slot of the state fetched longest ago. */
+Test(session_cache, a_cache_of_one_set_holds_as_many_accounts_as_it_has_slots) {
+    rp_err_t err;
+    rp_session_cache_free(cache);
+    cache = rp_session_cache_new(t, 60000, false, 0, 0, RP_SESSION_CACHE_WAYS);
+    char ids[RP_SESSION_CACHE_WAYS + 1][RP_OID_LEN];
+    for (int k = 0; k <= RP_SESSION_CACHE_WAYS; k++)
+        snprintf(ids[k], sizeof ids[k], "abcdefabcdefabcdef%06x", (unsigned)k);
+    for (int k = 0; k < RP_SESSION_CACHE_WAYS; k++) {
+        cr_assert(check_as(ids[k], &err), "%s", err.message);
+        usleep(2000); /* fetched in distinct milliseconds: ids[0] is the oldest */
+    }
+    for (int k = 0; k < RP_SESSION_CACHE_WAYS; k++)
+        cr_assert(check_as(ids[k], &err), "%s", err.message);
+    cr_assert_eq(atomic_load(&asked), RP_SESSION_CACHE_WAYS, "every account held");
+    cr_assert(check_as(ids[RP_SESSION_CACHE_WAYS], &err), "%s", err.message);
+    cr_assert(check_as(ids[0], &err), "%s", err.message);
+    cr_assert_eq(atomic_load(&asked), RP_SESSION_CACHE_WAYS + 2, "one more took the oldest state's slot");
 }
