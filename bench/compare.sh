@@ -19,6 +19,8 @@
 # for Erlang's default, one per core). On one 2-core machine with the platform, one scheduler
 # cost the broker about a third less CPU per claim (bench/README.md, "Broker schedulers"). A
 # broker already running is used as it is; the report says how many schedulers it runs.
+# OWN_SESSIONS (0): 1 starts each amqp process in a session of its own (bench/start.sh); the
+# report says which. The targets were set with one session.
 # Prints the results table, the batches, every process's peak RSS (VmHWM) and the targets with
 # PASS/FAIL; a copy of the report goes to bench/results/ (not committed).
 set -euo pipefail
@@ -413,7 +415,8 @@ report() {
     echo
     echo "$(nproc) cores, load average $load_before before and $load_after after; ${secs} s measured runs after" \
         "${warm} s warm-ups; wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), 2 threads (1 at 1 connection);" \
-        "node ${node:+$("$node" --version)}; phases: $phases${broker_schedulers:+; the broker ran $broker_schedulers Erlang scheduler(s)}."
+        "node ${node:+$("$node" --version)}; phases: $phases${broker_schedulers:+; the broker ran $broker_schedulers Erlang scheduler(s)}$(
+            [ "${OWN_SESSIONS:-0}" = 1 ] && echo "; each amqp process in a session of its own")."
     if [ ${#others_order[@]} -gt 0 ]; then
         local o
         o="Share of the $(nproc) cores that other processes (not this run, nor the broker) used meanwhile:"
