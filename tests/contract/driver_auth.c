@@ -7,6 +7,7 @@
 #include "mongo_driver.h"
 #include "auth/auth_service.h"
 #include "auth/auth_store_mongo.h"
+#include "auth/session_log.h"
 #include "config.h"
 #include "envelope.h"
 #include "rpc.h"
@@ -91,7 +92,7 @@ static json_t *run_session_changes(rp_auth_store_t *s, const char *scenario) {
     int64_t last = -1;
     bool more = false, complete = false;
     rp_err_clear(&err);
-    bool ok = s->ops->session_changes(s, scenario[20] ? -1 : 5, 2, ids, &n, &last, &more, &complete, &err);
+    bool ok = rp_auth_session_changes(s, scenario[20] ? -1 : 5, 2, ids, &n, &last, &more, &complete, &err);
     json_t *arr = json_array();
     for (size_t i = 0; ok && i < n; i++)
         json_array_append_new(arr, json_string(ids[i]));

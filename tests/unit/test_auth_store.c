@@ -1,4 +1,5 @@
 /* The auth store conformance suite (workers/auth/auth_store.h) on every backend. */
+#include "auth/session_log.h"
 #include "session.h"
 #include "store_backends.h"
 
@@ -542,8 +543,8 @@ static log_read_t read_changes(int64_t after, int limit) {
     log_read_t r;
     memset(&r, 0, sizeof r);
     r.complete = r.more = true;
-    cr_assert(S.auth->ops->session_changes(S.auth, after, limit, r.ids, &r.n, &r.last, &r.more, &r.complete, &err),
-              "%s", err.message);
+    cr_assert(rp_auth_session_changes(S.auth, after, limit, r.ids, &r.n, &r.last, &r.more, &r.complete, &err), "%s",
+              err.message);
     return r;
 }
 

@@ -14,6 +14,7 @@
 #include "accounts.h"
 #include "apikey.h"
 #include "auth_store_mongo.h"
+#include "session_log.h"
 #include "details.h"
 #include "identity.h"
 #include "ids.h"
@@ -890,8 +891,8 @@ static void op_session_changes(void *ctx, const rp_envelope_t *env, rp_reply_t *
         return;
     }
     rp_session_changes_t *c = rp_malloc(sizeof *c);
-    if (!w->store->ops->session_changes(w->store, json_integer_value(after), RP_SESSION_CHANGES_MAX, c->user_ids, &c->n,
-                                        &c->last, &c->more, &c->complete, &err)) {
+    if (!rp_auth_session_changes(w->store, json_integer_value(after), RP_SESSION_CHANGES_MAX, c->user_ids, &c->n,
+                                 &c->last, &c->more, &c->complete, &err)) {
         free(c);
         rp_reply_from_err(rep, &err);
         return;

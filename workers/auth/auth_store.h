@@ -96,7 +96,8 @@ typedef rp_txn_end_t (*rp_auth_txn_fn)(rp_auth_txn_t *tx, void *arg);
         .tx_insert_service = p##tx_insert_service, .tx_delete_service = p##tx_delete_service,                          \
         .tx_insert_key = p##tx_insert_key, .tx_retire_keys = p##tx_retire_keys, .tx_revoke_key = p##tx_revoke_key,     \
         .tx_count_keys = p##tx_count_keys, .tx_log_session_change = p##tx_log_session_change,                          \
-        .session_changes = p##session_changes, .free = p##free                                                         \
+        .session_log_counter = p##session_log_counter, .session_changes_between = p##session_changes_between,          \
+        .free = p##free                                                                                                \
     }
 
 typedef struct rp_auth_store_ops {
@@ -220,16 +221,14 @@ typedef struct rp_auth_store_ops {
      * given in commit order, from 1: SQLite's writers never interleave; on MongoDB every append
      * writes one counter document, so two appends conflict and one waits for the other. */
     bool (*tx_log_session_change)(rp_auth_txn_t *tx, const char *user_id, int64_t now, int64_t forget_before);
-    /* The log after sequence number after: up to limit user ids in sequence order into user_ids
-     * (*n, duplicates kept); *last = the number the reader has seen everything up to (that of
-     * the last id returned when *more, `after` when none was, else the newest in the log, 0 for
-     * a log never written);
-     * *complete false when entries after `after` were forgotten (the reader must then forget
-     * everything it holds). after < 0 asks for *last alone (*n 0, *complete true). It reads the
-     * newest number first, then the entries up to it, then how far the log was forgotten, so an
-     * entry committed or forgotten meanwhile is never skipped unseen. */
-    bool (*session_changes)(rp_auth_store_t *s, int64_t after, int limit, char (*user_ids)[RP_OID_LEN], size_t *n,
-                            int64_t *last, bool *more, bool *complete, rp_err_t *err);
+    /* The log's counter, in one read of its own: the newest sequence number given (*latest) and
+     * the highest forgotten (*forgotten), both 0 for a log never written. What a reader makes of
+     * it and of the entries is session_log.h's. */
+    bool (*session_log_counter)(rp_auth_store_t *s, int64_t *latest, int64_t *forgotten, rp_err_t *err);
+    /* The log's entries numbered above after and up to upto, in sequence order, at most limit:
+     * their numbers into seqs and user ids into user_ids, *n of them. */
+    bool (*session_changes_between)(rp_auth_store_t *s, int64_t after, int64_t upto, int limit, int64_t *seqs,
+                                    char (*user_ids)[RP_OID_LEN], size_t *n, rp_err_t *err);
 
     void (*free)(rp_auth_store_t *s);
 } rp_auth_store_ops_t;

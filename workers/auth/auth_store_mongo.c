@@ -617,62 +617,40 @@ static bool m_tx_log_session_change(rp_auth_txn_t *t, const char *user_id, int64
 }
 
 typedef struct change_rows {
+    int64_t *seqs;
     char (*user_ids)[RP_OID_LEN];
-    int limit;
-    size_t n;
-    int64_t last_seq; /* of the last entry kept */
-    bool more;
+    size_t n, limit;
 } change_rows_t;
 
 static bool add_change(const bson_t *doc, void *p) {
     change_rows_t *r = p;
-    if ((int)r->n == r->limit) {
-        r->more = true;
-        return false;
-    }
+    if (r->n == r->limit) return false; /* a server that sent more than asked is not believed */
+    r->seqs[r->n] = rp_mongo_get_i64(doc, "_id");
     rp_mongo_copy_str(doc, "userId", r->user_ids[r->n], RP_OID_LEN);
-    r->last_seq = rp_mongo_get_i64(doc, "_id");
     r->n++;
     return true;
 }
 
-/* Three reads, each its own snapshot, in the order auth_store.h gives: the newest number, the
- * entries up to it, the forgotten mark. */
-static bool m_session_changes(rp_auth_store_t *base, int64_t after, int limit, char (*user_ids)[RP_OID_LEN], size_t *n,
-                              int64_t *last, bool *more, bool *complete, rp_err_t *err) {
-    change_rows_t rows = {user_ids, limit < 0 ? 0 : limit, 0, 0, false};
-    bson_t *newest = NULL, *mark = NULL, *filter = NULL, *opts = NULL;
-    bson_t *id = session_log_id();
-    bson_t *latest_only = BCON_NEW("projection", "{", "latest", BCON_INT32(1), "}");
-    bson_t *mark_only = BCON_NEW("projection", "{", "forgottenThrough", BCON_INT32(1), "}");
-    int64_t latest = 0;
-    *n = 0;
-    *last = 0;
-    *more = false;
-    *complete = true;
-    bool ok = rp_mongo_find_one(db_of(base), GUARDS, id, latest_only, &newest, err);
-    if (!ok) goto done;
-    if (newest) latest = rp_mongo_get_i64(newest, "latest"); /* no counter yet: a log never written */
-    if (after < 0) {
-        *last = latest;
-        goto done;
-    }
-    filter = BCON_NEW("_id", "{", "$gt", BCON_INT64(after), "$lte", BCON_INT64(latest), "}");
-    opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64((int64_t)rows.limit + 1), "projection",
-                    "{", "userId", BCON_INT32(1), "}");
-    ok = rp_mongo_find(db_of(base), CHANGES, filter, opts, add_change, &rows, err) &&
-         rp_mongo_find_one(db_of(base), GUARDS, id, mark_only, &mark, err);
-    if (!ok) goto done;
-    *n = rows.n;
-    *more = rows.more;
-    *last = !rows.more ? latest : rows.n ? rows.last_seq : after; /* a page of none (limit 0) moves nothing */
-    *complete = after >= (mark ? rp_mongo_get_i64(mark, "forgottenThrough") : 0);
-done:
+static bool m_session_log_counter(rp_auth_store_t *base, int64_t *latest, int64_t *forgotten, rp_err_t *err) {
+    bson_t *doc = NULL, *id = session_log_id();
+    bool ok = rp_mongo_find_one(db_of(base), GUARDS, id, NULL, &doc, err);
+    /* no counter yet: a log never written */
+    *latest = ok && doc ? rp_mongo_get_i64(doc, "latest") : 0;
+    *forgotten = ok && doc ? rp_mongo_get_i64(doc, "forgottenThrough") : 0;
     bson_destroy(id);
-    bson_destroy(latest_only);
-    bson_destroy(mark_only);
-    bson_destroy(newest);
-    bson_destroy(mark);
+    bson_destroy(doc);
+    return ok;
+}
+
+static bool m_session_changes_between(rp_auth_store_t *base, int64_t after, int64_t upto, int limit, int64_t *seqs,
+                                      char (*user_ids)[RP_OID_LEN], size_t *n, rp_err_t *err) {
+    change_rows_t rows = {seqs, user_ids, 0, limit > 0 ? (size_t)limit : 0};
+    bson_t *filter = BCON_NEW("_id", "{", "$gt", BCON_INT64(after), "$lte", BCON_INT64(upto), "}");
+    bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64((int64_t)limit), "projection",
+                            "{", "userId", BCON_INT32(1), "}");
+    bool ok = limit <= 0 || /* a limit of 0 would be none to MongoDB */ rp_mongo_find(db_of(base), CHANGES, filter,
+                                                                                      opts, add_change, &rows, err);
+    *n = ok ? rows.n : 0;
     bson_destroy(filter);
     bson_destroy(opts);
     return ok;

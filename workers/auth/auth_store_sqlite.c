@@ -603,36 +603,34 @@ static void row_change(sqlite3_stmt *st, void *out) {
     rp_sqlite_col_copy(st, 1, c->user_id, sizeof c->user_id);
 }
 
-static bool s_session_changes(rp_auth_store_t *base, int64_t after, int limit, char (*user_ids)[RP_OID_LEN], size_t *n,
-                              int64_t *last, bool *more, bool *complete, rp_err_t *err) {
+static void row_counter(sqlite3_stmt *st, void *out) {
+    int64_t *v = out;
+    v[0] = sqlite3_column_int64(st, 0);
+    v[1] = sqlite3_column_int64(st, 1);
+}
+
+static bool s_session_log_counter(rp_auth_store_t *base, int64_t *latest, int64_t *forgotten, rp_err_t *err) {
+    int64_t v[2] = {0, 0};
+    bool ok = QUERY(base, &(rp_sqlite_use_t){.what = "session log counter", .row = row_counter, .out = v}, err,
+                    "SELECT latest, forgotten_through FROM session_log WHERE id = 1", "");
+    *latest = v[0];
+    *forgotten = v[1];
+    return ok;
+}
+
+static bool s_session_changes_between(rp_auth_store_t *base, int64_t after, int64_t upto, int limit, int64_t *seqs,
+                                      char (*user_ids)[RP_OID_LEN], size_t *n, rp_err_t *err) {
     change_row_t *page = NULL;
-    int64_t forgotten = 0;
-    *n = 0;
-    *more = false;
-    *complete = true;
-    *last = 0;
-    /* each statement reads its own snapshot: the newest number first, so the entries read next
-     * are all there up to it (numbers are given in commit order), and the forgotten mark last,
-     * so an entry forgotten before the entries were read shows as a gap */
-    if (!QUERY(base, &(rp_sqlite_use_t){.what = "newest session change", .row = row_int, .out = last}, err,
-               "SELECT latest FROM session_log WHERE id = 1", ""))
+    if (!QUERY(base, RP_SQLITE_PAGE("session changes", row_change, NULL, &page, n, limit, NULL), err,
+               "SELECT seq, user_id FROM session_changes WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3", "iii",
+               after, upto, (int64_t)limit))
         return false;
-    if (after < 0) return true;
-    bool ok = QUERY(base, RP_SQLITE_PAGE("session changes", row_change, NULL, &page, n, limit, more), err,
-                    "SELECT seq, user_id FROM session_changes WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
-                    "iii", after, *last, (int64_t)limit + 1) &&
-              QUERY(base, &(rp_sqlite_use_t){.what = "forgotten session changes", .row = row_int, .out = &forgotten},
-                    err, "SELECT forgotten_through FROM session_log WHERE id = 1", "");
-    if (ok) {
-        for (size_t i = 0; i < *n; i++)
-            memcpy(user_ids[i], page[i].user_id, RP_OID_LEN);
-        if (*more) *last = *n ? page[*n - 1].seq : after; /* a page of none (limit 0) moves nothing */
-        *complete = after >= forgotten;
-    } else {
-        *n = 0;
+    for (size_t i = 0; i < *n; i++) {
+        seqs[i] = page[i].seq;
+        memcpy(user_ids[i], page[i].user_id, RP_OID_LEN);
     }
     free(page);
-    return ok;
+    return true;
 }
 
 static const rp_auth_store_ops_t ops = RP_AUTH_STORE_OPS(s_);

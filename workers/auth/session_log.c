@@ -1,0 +1,41 @@
+/* session_log.c - reading the log of session changes (see session_log.h). */
+#include "session_log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mem.h"
+
+bool rp_auth_session_changes(rp_auth_store_t *s, int64_t after, int limit, char (*user_ids)[RP_OID_LEN], size_t *n,
+                             int64_t *last, bool *more, bool *complete, rp_err_t *err) {
+    int64_t latest = 0, forgotten = 0, ignored = 0;
+    *n = 0;
+    *last = 0;
+    *more = false;
+    *complete = true;
+    if (limit < 0) limit = 0;
+    /* each read is a snapshot of its own: the newest number first, so that the entries read next
+     * are all there up to it (numbers are given in commit order), and the forgotten mark last,
+     * so that an entry forgotten before the entries were read shows as a gap */
+    if (!s->ops->session_log_counter(s, &latest, &ignored, err)) return false;
+    if (after < 0) {
+        *last = latest;
+        return true;
+    }
+    /* one entry past the page says whether more follow */
+    int64_t *seqs = rp_calloc((size_t)limit + 1, sizeof *seqs);
+    char(*ids)[RP_OID_LEN] = rp_calloc((size_t)limit + 1, sizeof *ids);
+    size_t got = 0;
+    bool ok = s->ops->session_changes_between(s, after, latest, limit + 1, seqs, ids, &got, err) &&
+              s->ops->session_log_counter(s, &ignored, &forgotten, err);
+    if (ok) {
+        *more = got > (size_t)limit;
+        *n = *more ? (size_t)limit : got;
+        memcpy(user_ids, ids, *n * sizeof *ids);
+        *last = !*more ? latest : *n ? seqs[*n - 1] : after; /* a page of none (limit 0) moves nothing */
+        *complete = after >= forgotten;
+    }
+    free(seqs);
+    free(ids);
+    return ok;
+}
