@@ -598,20 +598,27 @@ Test(session_cache, an_answer_from_before_a_change_is_not_kept_after_another_acc
     slot_taken_before_the_answer(true);
 }
 
+/* Checks the set's worth of accounts ids[0..RP_SESSION_CACHE_WAYS-1], each fetched in a
+ * millisecond of its own (ids[0] the oldest), then `rounds` times again: each asked once. */
+static void fill_a_set(char (*ids)[RP_OID_LEN], int rounds, const char *held_msg) {
+    rp_err_t err;
+    for (int k = 0; k < RP_SESSION_CACHE_WAYS; k++) {
+        cr_assert(check_as(ids[k], &err), "%s", err.message);
+        usleep(2000); /* fetched in distinct milliseconds: ids[0] is the oldest */
+    }
+    for (int round = 0; round < rounds; round++)
+        for (int k = 0; k < RP_SESSION_CACHE_WAYS; k++)
+            cr_assert(check_as(ids[k], &err), "%s", err.message);
+    cr_assert_eq(atomic_load(&asked), RP_SESSION_CACHE_WAYS, "%s", held_msg);
+}
+
 /* As many accounts as a set has slots are all kept; one more takes the slot of the state fetched
  * longest ago, and only that account is asked again. */
 Test(session_cache, accounts_sharing_a_set_are_all_kept_until_one_more_takes_the_oldest_slot) {
     rp_err_t err;
     char ids[RP_SESSION_CACHE_WAYS + 1][RP_OID_LEN];
     accounts_sharing_users_set(ids, RP_SESSION_CACHE_WAYS + 1);
-    for (int k = 0; k < RP_SESSION_CACHE_WAYS; k++) {
-        cr_assert(check_as(ids[k], &err), "%s", err.message);
-        usleep(2000); /* fetched in distinct milliseconds: ids[0] is the oldest */
-    }
-    for (int round = 0; round < 3; round++)
-        for (int k = 0; k < RP_SESSION_CACHE_WAYS; k++)
-            cr_assert(check_as(ids[k], &err), "%s", err.message);
-    cr_assert_eq(atomic_load(&asked), RP_SESSION_CACHE_WAYS, "each account of the set asked once");
+    fill_a_set(ids, 3, "each account of the set asked once");
     cr_assert(check_as(ids[RP_SESSION_CACHE_WAYS], &err), "%s", err.message);
     for (int k = 1; k <= RP_SESSION_CACHE_WAYS; k++)
         cr_assert(check_as(ids[k], &err), "%s", err.message);
@@ -629,13 +636,7 @@ Test(session_cache, a_cache_of_one_set_holds_as_many_accounts_as_it_has_slots) {
     char ids[RP_SESSION_CACHE_WAYS + 1][RP_OID_LEN];
     for (int k = 0; k <= RP_SESSION_CACHE_WAYS; k++)
         snprintf(ids[k], sizeof ids[k], "abcdefabcdefabcdef%06x", (unsigned)k);
-    for (int k = 0; k < RP_SESSION_CACHE_WAYS; k++) {
-        cr_assert(check_as(ids[k], &err), "%s", err.message);
-        usleep(2000); /* fetched in distinct milliseconds: ids[0] is the oldest */
-    }
-    for (int k = 0; k < RP_SESSION_CACHE_WAYS; k++)
-        cr_assert(check_as(ids[k], &err), "%s", err.message);
-    cr_assert_eq(atomic_load(&asked), RP_SESSION_CACHE_WAYS, "every account held");
+    fill_a_set(ids, 1, "every account held");
     cr_assert(check_as(ids[RP_SESSION_CACHE_WAYS], &err), "%s", err.message);
     cr_assert(check_as(ids[0], &err), "%s", err.message);
     cr_assert_eq(atomic_load(&asked), RP_SESSION_CACHE_WAYS + 2, "one more took the oldest state's slot");
