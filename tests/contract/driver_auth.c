@@ -80,8 +80,8 @@ static rp_txn_end_t logout_txn(rp_auth_txn_t *tx, void *p) {
 
 static rp_txn_end_t log_change_txn(rp_auth_txn_t *tx, void *p) {
     rp_auth_store_t *s = p;
-    return s->ops->tx_log_session_change(tx, USER_ID, NOW_MS, NOW_MS - SESSION_LOG_KEEP_MS) ? RP_TXN_COMMIT
-                                                                                            : RP_TXN_FAILED;
+    return rp_auth_tx_log_session_change(s->ops, tx, USER_ID, NOW_MS, NOW_MS - SESSION_LOG_KEEP_MS) ? RP_TXN_COMMIT
+                                                                                                    : RP_TXN_FAILED;
 }
 
 /* session_changes after 5 (after -1 for -latest), up to 2: {items, more, last, complete}. */

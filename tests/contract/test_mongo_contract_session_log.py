@@ -1,7 +1,7 @@
 """Wire-level contract tests of the log of session changes on the MongoDB auth store.
 
 The same scripted replica-set primary as test_mongo_contract.py answers tests/contract/mongo_driver.c:
-auth-log-session-change runs one unit of work that calls tx_log_session_change(USER, NOW, NOW - 10
+auth-log-session-change runs one unit of work that calls rp_auth_tx_log_session_change(USER, NOW, NOW - 10
 min); auth-session-changes calls session_changes(after 5, limit 2), auth-session-changes-latest
 session_changes(after -1). The tests pin what auth_store_sqlite.c does and auth_store.h promises:
 the counter document {_id: "sessionLog", latest, forgottenThrough} in auth_guards is incremented

@@ -521,7 +521,7 @@ typedef struct log_arg {
 
 static rp_txn_end_t log_txn(rp_auth_txn_t *tx, void *p) {
     log_arg_t *a = p;
-    if (!S.auth->ops->tx_log_session_change(tx, a->user_id, a->now, a->forget_before)) return RP_TXN_FAILED;
+    if (!rp_auth_tx_log_session_change(S.auth->ops, tx, a->user_id, a->now, a->forget_before)) return RP_TXN_FAILED;
     return a->roll_back ? RP_TXN_ROLLBACK : RP_TXN_COMMIT;
 }
 

@@ -446,7 +446,7 @@ static bool tx_admin_rule(rp_auth_store_t *s, rp_auth_txn_t *tx, const rp_accoun
 /* Inside a unit of work that changes user_id's session state: tells the api processes, through
  * the change log they read (session.h), in the same transaction as the change. */
 static bool tx_session_changed(const rp_auth_store_ops_t *o, rp_auth_txn_t *tx, const char *user_id, int64_t now) {
-    return o->tx_log_session_change(tx, user_id, now, now - RP_SESSION_LOG_KEEP_MS);
+    return rp_auth_tx_log_session_change(o, tx, user_id, now, now - RP_SESSION_LOG_KEEP_MS);
 }
 
 typedef struct logout_arg {

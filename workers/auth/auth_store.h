@@ -95,9 +95,11 @@ typedef rp_txn_end_t (*rp_auth_txn_fn)(rp_auth_txn_t *tx, void *arg);
         .find_key = p##find_key, .touch_key = p##touch_key, .tx_find_service = p##tx_find_service,                     \
         .tx_insert_service = p##tx_insert_service, .tx_delete_service = p##tx_delete_service,                          \
         .tx_insert_key = p##tx_insert_key, .tx_retire_keys = p##tx_retire_keys, .tx_revoke_key = p##tx_revoke_key,     \
-        .tx_count_keys = p##tx_count_keys, .tx_log_session_change = p##tx_log_session_change,                          \
-        .session_log_counter = p##session_log_counter, .session_changes_between = p##session_changes_between,          \
-        .free = p##free                                                                                                \
+        .tx_count_keys = p##tx_count_keys, .tx_session_log_next = p##tx_session_log_next,                              \
+        .tx_session_log_append = p##tx_session_log_append,                                                             \
+        .tx_session_log_newest_before = p##tx_session_log_newest_before,                                               \
+        .tx_session_log_forget = p##tx_session_log_forget, .session_log_counter = p##session_log_counter,              \
+        .session_changes_between = p##session_changes_between, .free = p##free                                         \
     }
 
 typedef struct rp_auth_store_ops {
@@ -215,12 +217,20 @@ typedef struct rp_auth_store_ops {
 
     /* ---- the log of session changes, which the api processes read (session.h) ---- */
 
-    /* Inside a unit of work that changes user_id's session state (roles, token version,
-     * disabled, revoked access tokens): appends user_id to the log under the next sequence
-     * number, at now, and forgets the entries written before forget_before. Sequence numbers are
-     * given in commit order, from 1: SQLite's writers never interleave; on MongoDB every append
-     * writes one counter document, so two appends conflict and one waits for the other. */
-    bool (*tx_log_session_change)(rp_auth_txn_t *tx, const char *user_id, int64_t now, int64_t forget_before);
+    /* Inside a unit of work that changes a session state, the four steps of an append, in the
+     * order session_log.h's rp_auth_tx_log_session_change takes them (the rule of when to forget
+     * is there, written once). Takes the log's next sequence number (*seq) and reads how far it
+     * is forgotten (*forgotten). Numbers are given in commit order, from 1: SQLite's writers
+     * never interleave; on MongoDB every append writes one counter document first, so two
+     * appends conflict and one waits for the other. */
+    bool (*tx_session_log_next)(rp_auth_txn_t *tx, int64_t *seq, int64_t *forgotten);
+    /* Writes the entry seq: user_id's session state changed at `at`. */
+    bool (*tx_session_log_append)(rp_auth_txn_t *tx, int64_t seq, const char *user_id, int64_t at);
+    /* The number of the newest entry written before `before` (*seq), 0 when there is none. */
+    bool (*tx_session_log_newest_before)(rp_auth_txn_t *tx, int64_t before, int64_t *seq);
+    /* Raises the forgotten mark to through (never lowers it) and deletes the entries numbered up
+     * to it. */
+    bool (*tx_session_log_forget)(rp_auth_txn_t *tx, int64_t through);
     /* The log's counter, in one read of its own: the newest sequence number given (*latest) and
      * the highest forgotten (*forgotten), both 0 for a log never written. What a reader makes of
      * it and of the entries is session_log.h's. */

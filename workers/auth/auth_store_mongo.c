@@ -581,38 +581,44 @@ static bson_t *session_log_id(void) {
 }
 
 /* The counter's increment comes first: it is the write two appends conflict on, so the second
- * is rerun after the first commits and numbers follow commit order. Entries are pruned only
- * when the mark rises: every entry at or below the mark went when it was raised, and a new
- * entry is always numbered above it. */
-static bool m_tx_log_session_change(rp_auth_txn_t *t, const char *user_id, int64_t now, int64_t forget_before) {
-    bson_t *log = NULL, *old = NULL;
-    int64_t seq = 0, forgotten = 0, newest_old = 0;
+ * is rerun after the first commits and numbers follow commit order. */
+static bool m_tx_session_log_next(rp_auth_txn_t *t, int64_t *seq, int64_t *forgotten) {
+    bson_t *log = NULL;
     bool ok = rp_mongo_txn_update_take(t->tx, GUARDS, session_log_id(),
                                        BCON_NEW("$inc", "{", "latest", BCON_INT64(1), "}"), RP_MONGO_UPSERT, NULL) &&
               rp_mongo_txn_find_one_take(t->tx, GUARDS, session_log_id(), NULL, &log);
     if (ok && !log) ok = rp_mongo_txn_fail(t->tx, RP_ERR_STORE, "STORE_ERROR", "the session log has no counter");
     if (ok) {
-        seq = rp_mongo_get_i64(log, "latest");
-        forgotten = rp_mongo_get_i64(log, "forgottenThrough");
-        bson_t *doc = BCON_NEW("_id", BCON_INT64(seq), "userId", BCON_UTF8(user_id), "at", BCON_DATE_TIME(now));
-        ok = rp_mongo_txn_insert(t->tx, CHANGES, doc);
-        bson_destroy(doc);
-    }
-    ok = ok &&
-         rp_mongo_txn_find_one_take(
-             t->tx, CHANGES, BCON_NEW("at", "{", "$lt", BCON_DATE_TIME(forget_before), "}"),
-             BCON_NEW("sort", "{", "_id", BCON_INT32(-1), "}", "projection", "{", "_id", BCON_INT32(1), "}"), &old);
-    if (ok && old) newest_old = rp_mongo_get_i64(old, "_id");
-    if (ok && newest_old > forgotten) {
-        bson_t *gone = BCON_NEW("_id", "{", "$lte", BCON_INT64(newest_old), "}");
-        ok =
-            rp_mongo_txn_update_take(t->tx, GUARDS, session_log_id(),
-                                     BCON_NEW("$max", "{", "forgottenThrough", BCON_INT64(newest_old), "}"), 0, NULL) &&
-            rp_mongo_txn_delete(t->tx, CHANGES, gone, true, NULL);
-        bson_destroy(gone);
+        *seq = rp_mongo_get_i64(log, "latest");
+        *forgotten = rp_mongo_get_i64(log, "forgottenThrough");
     }
     bson_destroy(log);
+    return ok;
+}
+
+static bool m_tx_session_log_append(rp_auth_txn_t *t, int64_t seq, const char *user_id, int64_t at) {
+    bson_t *doc = BCON_NEW("_id", BCON_INT64(seq), "userId", BCON_UTF8(user_id), "at", BCON_DATE_TIME(at));
+    bool ok = rp_mongo_txn_insert(t->tx, CHANGES, doc);
+    bson_destroy(doc);
+    return ok;
+}
+
+static bool m_tx_session_log_newest_before(rp_auth_txn_t *t, int64_t before, int64_t *seq) {
+    bson_t *old = NULL;
+    bool ok = rp_mongo_txn_find_one_take(
+        t->tx, CHANGES, BCON_NEW("at", "{", "$lt", BCON_DATE_TIME(before), "}"),
+        BCON_NEW("sort", "{", "_id", BCON_INT32(-1), "}", "projection", "{", "_id", BCON_INT32(1), "}"), &old);
+    *seq = ok && old ? rp_mongo_get_i64(old, "_id") : 0;
     bson_destroy(old);
+    return ok;
+}
+
+static bool m_tx_session_log_forget(rp_auth_txn_t *t, int64_t through) {
+    bson_t *gone = BCON_NEW("_id", "{", "$lte", BCON_INT64(through), "}");
+    bool ok = rp_mongo_txn_update_take(t->tx, GUARDS, session_log_id(),
+                                       BCON_NEW("$max", "{", "forgottenThrough", BCON_INT64(through), "}"), 0, NULL) &&
+              rp_mongo_txn_delete(t->tx, CHANGES, gone, true, NULL);
+    bson_destroy(gone);
     return ok;
 }
 

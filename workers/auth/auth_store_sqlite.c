@@ -570,26 +570,45 @@ static bool s_tx_count_keys(rp_auth_txn_t *tx, const char *account_id, int64_t n
 
 /* ---- the log of session changes ---- */
 
-static bool s_tx_log_session_change(rp_auth_txn_t *tx, const char *user_id, int64_t now, int64_t forget_before) {
-    int64_t seq = 0;
+static void row_counter(sqlite3_stmt *st, void *out) {
+    int64_t *v = out;
+    v[0] = sqlite3_column_int64(st, 0);
+    v[1] = sqlite3_column_int64(st, 1);
+}
+
+static bool s_tx_session_log_next(rp_auth_txn_t *tx, int64_t *seq, int64_t *forgotten) {
+    int64_t v[2] = {0, 0};
     bool numbered = false;
     if (!tx_query(
-            tx, &(rp_sqlite_use_t){.what = "number a session change", .row = row_int, .out = &seq, .found = &numbered},
-            "UPDATE session_log SET latest = latest + 1 WHERE id = 1 RETURNING latest", ""))
+            tx, &(rp_sqlite_use_t){.what = "number a session change", .row = row_counter, .out = v, .found = &numbered},
+            "UPDATE session_log SET latest = latest + 1 WHERE id = 1 RETURNING latest, forgotten_through", ""))
         return false;
     if (!numbered) {
         rp_err_set(tx->err, RP_ERR_STORE, "STORE_ERROR", "the session log has no counter");
         return false;
     }
+    *seq = v[0];
+    *forgotten = v[1];
+    return true;
+}
+
+static bool s_tx_session_log_append(rp_auth_txn_t *tx, int64_t seq, const char *user_id, int64_t at) {
     return tx_query(tx, &(rp_sqlite_use_t){.what = "log a session change"},
-                    "INSERT INTO session_changes (seq, user_id, at) VALUES (?1, ?2, ?3)", "ini", seq, user_id, now) &&
-           tx_query(tx, &(rp_sqlite_use_t){.what = "mark forgotten session changes"},
-                    "UPDATE session_log SET forgotten_through = max(forgotten_through, "
-                    "(SELECT coalesce(max(seq), 0) FROM session_changes WHERE at < ?1)) WHERE id = 1",
-                    "i", forget_before) &&
+                    "INSERT INTO session_changes (seq, user_id, at) VALUES (?1, ?2, ?3)", "ini", seq, user_id, at);
+}
+
+static bool s_tx_session_log_newest_before(rp_auth_txn_t *tx, int64_t before, int64_t *seq) {
+    *seq = 0;
+    return tx_query(tx, &(rp_sqlite_use_t){.what = "find old session changes", .row = row_int, .out = seq},
+                    "SELECT coalesce(max(seq), 0) FROM session_changes WHERE at < ?1", "i", before);
+}
+
+static bool s_tx_session_log_forget(rp_auth_txn_t *tx, int64_t through) {
+    return tx_query(tx, &(rp_sqlite_use_t){.what = "mark forgotten session changes"},
+                    "UPDATE session_log SET forgotten_through = max(forgotten_through, ?1) WHERE id = 1", "i",
+                    through) &&
            tx_query(tx, &(rp_sqlite_use_t){.what = "forget session changes"},
-                    "DELETE FROM session_changes WHERE seq <= (SELECT forgotten_through FROM session_log WHERE id = 1)",
-                    "");
+                    "DELETE FROM session_changes WHERE seq <= ?1", "i", through);
 }
 
 typedef struct change_row {
@@ -601,12 +620,6 @@ static void row_change(sqlite3_stmt *st, void *out) {
     change_row_t *c = out;
     c->seq = sqlite3_column_int64(st, 0);
     rp_sqlite_col_copy(st, 1, c->user_id, sizeof c->user_id);
-}
-
-static void row_counter(sqlite3_stmt *st, void *out) {
-    int64_t *v = out;
-    v[0] = sqlite3_column_int64(st, 0);
-    v[1] = sqlite3_column_int64(st, 1);
 }
 
 static bool s_session_log_counter(rp_auth_store_t *base, int64_t *latest, int64_t *forgotten, rp_err_t *err) {

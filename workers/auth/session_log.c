@@ -1,10 +1,19 @@
-/* session_log.c - reading the log of session changes (see session_log.h). */
+/* session_log.c - writing and reading the log of session changes (see session_log.h). */
 #include "session_log.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "mem.h"
+
+bool rp_auth_tx_log_session_change(const rp_auth_store_ops_t *o, rp_auth_txn_t *tx, const char *user_id, int64_t now,
+                                   int64_t forget_before) {
+    int64_t seq = 0, forgotten = 0, newest_old = 0;
+    if (!o->tx_session_log_next(tx, &seq, &forgotten) || !o->tx_session_log_append(tx, seq, user_id, now) ||
+        !o->tx_session_log_newest_before(tx, forget_before, &newest_old))
+        return false;
+    return newest_old <= forgotten || o->tx_session_log_forget(tx, newest_old);
+}
 
 bool rp_auth_session_changes(rp_auth_store_t *s, int64_t after, int limit, char (*user_ids)[RP_OID_LEN], size_t *n,
                              int64_t *last, bool *more, bool *complete, rp_err_t *err) {

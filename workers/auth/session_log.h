@@ -1,5 +1,6 @@
-/* session_log.h - reading the auth store's log of session changes (auth_store.h), once for every
- * backend: what a reader is told of the log (session.h's RP_SESSION_CHANGES_ROUTE). */
+/* session_log.h - the auth store's log of session changes (auth_store.h), written and read once
+ * for every backend: when entries are forgotten, and what a reader is told of the log
+ * (session.h's RP_SESSION_CHANGES_ROUTE). */
 #ifndef RP_WORKERS_AUTH_SESSION_LOG_H
 #define RP_WORKERS_AUTH_SESSION_LOG_H
 
@@ -8,6 +9,14 @@
 #include <stdint.h>
 
 #include "auth_store.h"
+
+/* Inside a unit of work that changes user_id's session state (roles, token version, disabled,
+ * revoked access tokens): appends user_id to the log under the next sequence number, at now, and
+ * forgets the entries written before forget_before. Entries are deleted only when the forgotten
+ * mark rises: every entry at or below the mark went when it was raised, and a new entry is always
+ * numbered above it. */
+bool rp_auth_tx_log_session_change(const rp_auth_store_ops_t *o, rp_auth_txn_t *tx, const char *user_id, int64_t now,
+                                   int64_t forget_before);
 
 /* The log after sequence number after: up to limit user ids in sequence order into user_ids (*n,
  * duplicates kept); *last = the number the reader has seen everything up to (that of the last id
