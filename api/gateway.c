@@ -8,9 +8,11 @@
 #include <civetweb.h>
 #include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <libgen.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -78,6 +80,8 @@ struct rp_gateway {
     _Atomic int64_t refused_logged_s;    /* when a refused connection was last logged (one line a second) */
     _Atomic long info_offset;            /* see early_info: -1 unknown, -2 inconsistent (cap off) */
     atomic_bool cap_started;             /* teach_layout is over: /health/ready may say ready */
+    atomic_int in_flight;                /* requests inside handle_request */
+    atomic_bool draining;                /* stopping: new requests are refused (rp_gateway_stop) */
     char tls_error[256];                 /* why the certificate or key did not load (set by init_tls) */
     bool has_metrics_token;
     unsigned char metrics_digest[crypto_generichash_BYTES]; /* of METRICS_TOKEN: compared, never the token */
@@ -585,6 +589,8 @@ static int begin_request(struct mg_connection *conn) {
 
 static int handle_request(struct mg_connection *conn, void *cbdata) {
     rp_gateway_t *gw = cbdata;
+    /* counted before draining is read: rp_gateway_stop sets draining, then waits for the count */
+    atomic_fetch_add(&gw->in_flight, 1);
     int64_t t0 = rp_mono_us();
     req_ctx_t rc = {.conn = conn, .ri = mg_get_request_info(conn), .route_index = (size_t)-1};
     const rp_api_route_t *route = NULL;
@@ -595,6 +601,16 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
     const char *path = rc.ri->local_uri ? rc.ri->local_uri : "";
     const char *method = rc.ri->request_method ? rc.ri->request_method : "";
     rc.route_name = path;
+    if (atomic_load(&gw->draining)) {
+        /* nothing is done for it, so the client may ask another api process at once */
+        rc.close = true;
+        mg_disable_connection_keep_alive(conn);
+        rp_reply_t off;
+        rp_reply_init(&off);
+        rp_reply_error(&off, 503, "SHUTTING_DOWN", "this api process is stopping; ask again", NULL);
+        send_reply(&rc, 503, off.body, 1, NULL, NULL);
+        goto done;
+    }
     size_t plen = strlen(path);
     size_t pfx = sizeof API_PREFIX - 1;
     if (strcmp(path, "/metrics") == 0 && handle_metrics(gw, &rc)) goto done;
@@ -678,36 +694,58 @@ done:
     double ms = (double)(rp_mono_us() - t0) / 1000.0;
     rp_metrics_observe(gw->metrics, rc.route_index, rc.status ? rc.status : 500, ms);
     rp_log_request(rc.request_id, rc.who.authenticated ? rc.who.id : NULL, method, rc.route_name, rc.status, ms);
+    atomic_fetch_sub(&gw->in_flight, 1);
     return rc.status ? rc.status : 500;
 }
 
-/* The socket of the connection civetweb is setting up for ri's peer. civetweb 1.15 gives neither
- * the descriptor nor a way to refuse a connection before it reads the request, so the descriptor
- * is found by its addresses: the accepted socket is the only one whose peer is ri's address and
- * port and whose local port is the listening port (civetweb is built without IPv6). Linux only
- * (/proc/self/fd); runs only for a connection that is refused. Returns -1 when none matches. */
-static int socket_of(const struct mg_request_info *ri) {
-    struct in_addr want;
-    if (inet_pton(AF_INET, ri->remote_addr, &want) != 1) return -1;
+/* Calls fn for each IPv4 socket of this process that has a peer and whose local port is port (the
+ * connections clients opened to a listening port: civetweb is built without IPv6), until fn
+ * returns false. civetweb 1.15 hands out no descriptors, so they are found among all of the
+ * process's (/proc/self/fd, Linux only). */
+static void each_client_socket(int port, bool (*fn)(int fd, const struct sockaddr_in *peer, void *ud), void *ud) {
     DIR *d = opendir("/proc/self/fd");
-    if (!d) return -1;
-    int found = -1;
+    if (!d) return;
     struct dirent *e;
-    while (found < 0 && (e = readdir(d)) != NULL) {
+    bool more = true;
+    while (more && (e = readdir(d)) != NULL) {
         char *end = NULL;
         long fd = strtol(e->d_name, &end, 10);
         if (end == e->d_name || *end || fd < 0 || fd == dirfd(d)) continue;
         struct sockaddr_in peer, local;
         socklen_t plen = sizeof peer, llen = sizeof local;
-        if (getpeername((int)fd, (struct sockaddr *)&peer, &plen) != 0 || peer.sin_family != AF_INET ||
-            plen != sizeof peer || peer.sin_addr.s_addr != want.s_addr || ntohs(peer.sin_port) != ri->remote_port)
+        if (getsockname((int)fd, (struct sockaddr *)&local, &llen) != 0 || local.sin_family != AF_INET ||
+            llen != sizeof local || ntohs(local.sin_port) != port ||
+            getpeername((int)fd, (struct sockaddr *)&peer, &plen) != 0 || peer.sin_family != AF_INET ||
+            plen != sizeof peer)
             continue;
-        if (getsockname((int)fd, (struct sockaddr *)&local, &llen) != 0 || ntohs(local.sin_port) != ri->server_port)
-            continue;
-        found = (int)fd;
+        more = fn((int)fd, &peer, ud);
     }
     closedir(d);
-    return found;
+}
+
+typedef struct peer_match {
+    struct in_addr addr;
+    int port;
+    int fd; /* -1 until found */
+} peer_match_t;
+
+static bool match_peer(int fd, const struct sockaddr_in *peer, void *ud) {
+    peer_match_t *m = ud;
+    if (peer->sin_addr.s_addr != m->addr.s_addr || ntohs(peer->sin_port) != m->port) return true;
+    m->fd = fd;
+    return false;
+}
+
+/* The socket of the connection civetweb is setting up for ri's peer. civetweb 1.15 gives neither
+ * the descriptor nor a way to refuse a connection before it reads the request, so the descriptor
+ * is found by its addresses: the accepted socket is the only one whose peer is ri's address and
+ * port and whose local port is the listening port. Runs only for a connection that is refused.
+ * Returns -1 when none matches. */
+static int socket_of(const struct mg_request_info *ri) {
+    peer_match_t m = {.port = ri->remote_port, .fd = -1};
+    if (inet_pton(AF_INET, ri->remote_addr, &m.addr) != 1) return -1;
+    each_client_socket(ri->server_port, match_peer, &m);
+    return m.fd;
 }
 
 /* Ends a connection over the per-address cap before civetweb waits for its request, so that the
@@ -763,6 +801,26 @@ static void learn_info_offset(rp_gateway_t *gw, const struct mg_connection *conn
            "MAX_CONNECTIONS_PER_ADDRESS is no longer enforced");
 }
 
+/* Opens a connection to our own listening port (the loopback address when we listen on every
+ * address) and closes it at once: civetweb accepts it and reads nothing. The connect waits at
+ * most wait_ms when it is not 0 (SO_SNDTIMEO bounds connect on Linux: a full backlog would
+ * otherwise hold it through SYN retries for minutes). Returns 0 when the connection was made,
+ * else why not (an errno value; ECONNREFUSED once nothing listens). */
+static int connect_to_self(const rp_config_t *cfg, int wait_ms) {
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
+    const char *host = strcmp(cfg->bind_address, "0.0.0.0") == 0 ? "127.0.0.1" : cfg->bind_address;
+    struct timeval tv = {.tv_sec = wait_ms / 1000, .tv_usec = (wait_ms % 1000) * 1000};
+    if (inet_pton(AF_INET, host, &to.sin_addr) != 1) return EINVAL;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return errno;
+    int why = (wait_ms == 0 || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0) &&
+                      connect(fd, (struct sockaddr *)&to, sizeof to) == 0
+                  ? 0
+                  : errno;
+    close(fd);
+    return why;
+}
+
 /* How long start-up waits for its own connection to teach the layout. Milliseconds normally; a
  * CI run once took more than the former 2 s (an ASan build starting 512 HTTP threads on a busy
  * 2-core machine), and the cap then counted none of the connections opened before the first
@@ -776,13 +834,7 @@ static void learn_info_offset(rp_gateway_t *gw, const struct mg_connection *conn
  * Over TLS the unfinished handshake teaches nothing: the cap then starts with the first finished
  * connection, and the log says so. */
 static void teach_layout(rp_gateway_t *gw) {
-    const rp_config_t *cfg = gw->cfg;
-    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
-    const char *host = strcmp(cfg->bind_address, "0.0.0.0") == 0 ? "127.0.0.1" : cfg->bind_address;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && inet_pton(AF_INET, host, &to.sin_addr) == 1 && connect(fd, (struct sockaddr *)&to, sizeof to) == 0) {
-        close(fd);
-        fd = -1;
+    if (connect_to_self(gw->cfg, 0) == 0) {
         int64_t t0 = rp_mono_ms();
         while (atomic_load(&gw->info_offset) == -1 && rp_mono_ms() < t0 + LAYOUT_WAIT_MS)
             usleep(2000);
@@ -790,7 +842,6 @@ static void teach_layout(rp_gateway_t *gw) {
             rp_log(RP_LOG_WARN, "gateway", "the HTTP threads took %lld ms to serve start-up's own connection",
                    (long long)(rp_mono_ms() - t0));
     }
-    if (fd >= 0) close(fd);
     if (atomic_load(&gw->info_offset) < 0)
         rp_log(RP_LOG_INFO, "gateway", "MAX_CONNECTIONS_PER_ADDRESS applies from the first finished connection on");
     atomic_store(&gw->cap_started, true);
@@ -1000,9 +1051,83 @@ rp_gateway_t *rp_gateway_open(const rp_config_t *cfg, rp_transport_t *t, rp_err_
     return gw;
 }
 
+/* How often, while mg_stop waits, the stop's helper connects to our own port (wake_acceptor),
+ * and how long one connect may wait. */
+#define WAKE_EVERY_US 5000
+#define WAKE_CONNECT_MS 100
+
+typedef struct waker {
+    const rp_config_t *cfg;
+    atomic_bool stopped;
+} waker_t;
+
+static bool end_reads(int fd, const struct sockaddr_in *peer, void *ud) {
+    (void)peer;
+    (void)ud;
+    shutdown(fd, SHUT_RD);
+    return true;
+}
+
+/* Ends the reading side of every connection a client opened to our port: a thread waiting for the
+ * next request of a kept-alive connection, or for the rest of a slow client's headers, reads the
+ * end at once and leaves. A request being answered is not touched, since its answer is written,
+ * not read; only a body still arriving is cut short, and is refused as incomplete. */
+static void end_client_reads(const rp_config_t *cfg) {
+    each_client_socket(cfg->port, end_reads, NULL);
+}
+
+/* civetweb 1.15 looks at its stop flag only when a poll returns, and it polls for up to 2 s
+ * (SOCKET_TIMEOUT_QUANTUM), or for HTTP_KEEPALIVE_TIMEOUT_MS on a kept-alive connection: an api
+ * process took about 2 s to stop, at every deploy and in every test. While mg_stop waits, this
+ * helper connects to our own port every few milliseconds, so the accepting thread's poll returns
+ * soon after the flag is set (a connection accepted before that is served as any client that
+ * sends nothing). Once our port refuses, nothing more is accepted, and the connections still open
+ * have their reading side ended (end_client_reads), so their threads leave without waiting for
+ * a next request. Requests in flight are answered first. */
+static void *wake_acceptor(void *p) {
+    waker_t *w = p;
+    bool ended = false;
+    while (!atomic_load(&w->stopped)) {
+        if (connect_to_self(w->cfg, WAKE_CONNECT_MS) == ECONNREFUSED && !ended) {
+            end_client_reads(w->cfg);
+            ended = true;
+        }
+        usleep(WAKE_EVERY_US);
+    }
+    return NULL;
+}
+
+/* How often a stop looks whether the requests in flight are done (drain). */
+#define DRAIN_POLL_US 2000
+
+/* civetweb 1.15 writes nothing once mg_stop has set its stop flag, so a request answered after it
+ * lost its answer: a claim granted during a deploy reached its player only on a retry. So the
+ * stop first refuses new requests (503 SHUTTING_DOWN, connection closed, handle_request) and
+ * waits up to SHUTDOWN_GRACE_MS for those in flight to be answered. */
+static void drain(rp_gateway_t *gw) {
+    atomic_store(&gw->draining, true);
+    int grace = gw->cfg->shutdown_grace_ms, n = atomic_load(&gw->in_flight);
+    if (n == 0) return;
+    rp_log(RP_LOG_INFO, "gateway", "stopping: %d requests in flight, waiting up to %d ms for their answers", n, grace);
+    int64_t until = rp_mono_ms() + grace;
+    while ((n = atomic_load(&gw->in_flight)) > 0 && rp_mono_ms() < until)
+        usleep(DRAIN_POLL_US);
+    if (n > 0)
+        rp_log(RP_LOG_WARN, "gateway",
+               "stopping with %d requests in flight after SHUTDOWN_GRACE_MS (%d ms): they get no answer", n, grace);
+}
+
 void rp_gateway_stop(rp_gateway_t *gw) {
     if (!gw) return;
+    drain(gw);
+    waker_t w = {.cfg = gw->cfg};
+    pthread_t waker;
+    bool waking = pthread_create(&waker, NULL, wake_acceptor, &w) == 0;
     mg_stop(gw->ctx);
+    if (waking) {
+        atomic_store(&w.stopped, true);
+        pthread_join(waker, NULL);
+    }
     if (gw->owned_schemas) {
         rp_schema_registry_free(gw->owned_schemas);
         mg_exit_library();

@@ -129,6 +129,7 @@ static bool get_http_limits(rp_config_t *cfg, rp_config_getter_fn get, void *ud,
     if (!get_int(get, ud, "HTTP_REQUEST_TIMEOUT_MS", 5000, 500, 60000, &cfg->http_request_timeout_ms, err) ||
         !get_int(get, ud, "HTTP_KEEPALIVE_TIMEOUT_MS", 2000, 100, 30000, &cfg->http_keepalive_timeout_ms, err) ||
         !get_int(get, ud, "MAX_CONNECTIONS_PER_ADDRESS", 128, 0, 100000, &cfg->max_connections_per_address, err) ||
+        !get_int(get, ud, "SHUTDOWN_GRACE_MS", 8000, 0, 600000, &cfg->shutdown_grace_ms, err) ||
         !get_str(get, ud, "TLS_CERT_FILE", "", cfg->tls_cert_file, sizeof cfg->tls_cert_file, err) ||
         !get_str(get, ud, "TLS_KEY_FILE", "", cfg->tls_key_file, sizeof cfg->tls_key_file, err))
         return false;

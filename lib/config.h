@@ -66,6 +66,7 @@ typedef struct rp_config {
     int http_request_timeout_ms; /* HTTP_REQUEST_TIMEOUT_MS to receive a request's headers, 500..60000; 5000 */
     int http_keepalive_timeout_ms;   /* HTTP_KEEPALIVE_TIMEOUT_MS idle between requests, 100..30000; 2000 */
     int max_connections_per_address; /* MAX_CONNECTIONS_PER_ADDRESS open at once, 0 = no cap; 128 */
+    int shutdown_grace_ms; /* SHUTDOWN_GRACE_MS a stopping api process waits for requests in flight, 0..600000; 8000 */
     char tls_cert_file[512];         /* TLS_CERT_FILE: PEM certificate chain; set with TLS_KEY_FILE to serve HTTPS */
     char tls_key_file[512];          /* TLS_KEY_FILE: PEM private key of TLS_CERT_FILE */
     rp_ipnet_list_t trusted_proxies; /* TRUSTED_PROXIES: peers whose CLIENT_IP_HEADER is believed */

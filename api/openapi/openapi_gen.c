@@ -136,6 +136,7 @@ static void add_codes(json_t *responses_codes, int status, const char *const *co
 static json_t *generic_codes(const rp_api_route_t *r) {
     static const char *const every[] = {"INVALID_QUERY", "INVALID_IDEMPOTENCY_KEY", NULL};
     static const char *const conns[] = {"TOO_MANY_CONNECTIONS", NULL};
+    static const char *const stopping[] = {"SHUTTING_DOWN", NULL};
     static const char *const limited[] = {"RATE_LIMITED", NULL};
     static const char *const logins[] = {"TOO_MANY_LOGINS", NULL};
     static const char *const token[] = {"UNAUTHORIZED",     "INVALID_TOKEN",   "TOKEN_EXPIRED",   "TOKEN_REVOKED",
@@ -158,6 +159,7 @@ static json_t *generic_codes(const rp_api_route_t *r) {
     /* a parameter that is not UTF-8 once percent-decoded matches no route */
     if (strchr(r->pattern, '{')) add_codes(out, 404, unmatched);
     add_codes(out, 429, conns);
+    add_codes(out, 503, stopping); /* an api process that is stopping refuses every request */
     if (r->component != RP_ROUTE_LOCAL) add_codes(out, 429, limited);
     if (r->component == RP_COMP_LOGIN && r->is_public) add_codes(out, 429, logins);
     if (!r->is_public) {
@@ -195,7 +197,7 @@ static const char *status_text(int s) {
     case 429: return "Too many requests or connections (see Retry-After).";
     case 500: return "An unexpected failure.";
     case 502: return "A worker answered something unusable.";
-    case 503: return "A dependency is unavailable or overloaded (see Retry-After).";
+    case 503: return "A dependency is unavailable or overloaded, or this api process is stopping (see Retry-After).";
     case 504: return "A worker did not answer in time.";
     default: return "Error.";
     }

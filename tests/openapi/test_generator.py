@@ -115,7 +115,11 @@ def test_generic_answers_follow_the_route_table():
     assert "FORBIDDEN" in users["responses"]["403"]["x-error-codes"]
     assert "413" not in users["responses"]
     live = doc["paths"]["/health/live"]["get"]
-    assert "503" not in live["responses"] and "RATE_LIMITED" not in live["responses"]["429"]["x-error-codes"]
+    assert "RATE_LIMITED" not in live["responses"]["429"]["x-error-codes"]
+    # a probe never calls a worker: its only 503 is the stopping process's refusal, which every route has
+    assert live["responses"]["503"]["x-error-codes"] == ["SHUTTING_DOWN"]
+    assert all("SHUTTING_DOWN" in op["responses"]["503"]["x-error-codes"]
+               for item in doc["paths"].values() for op in item.values() if isinstance(op, dict) and "responses" in op)
 
 
 def test_the_document_passes_the_linter():

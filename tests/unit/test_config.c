@@ -196,6 +196,7 @@ Test(config, http_limits_defaults_and_bounds) {
     cr_assert_eq(c.http_request_timeout_ms, RP_HTTP_REQUEST_TIMEOUT_MS_DEFAULT, "the anchors' value");
     cr_assert_eq(c.http_keepalive_timeout_ms, RP_HTTP_KEEPALIVE_TIMEOUT_MS_DEFAULT, "the anchors' value");
     cr_assert_eq(c.max_connections_per_address, 128);
+    cr_assert_eq(c.shutdown_grace_ms, 8000, "under Docker's 10 s between SIGTERM and SIGKILL");
     cr_assert_str_eq(c.tls_cert_file, "");
     const char *bad[][2] = {{"HTTP_REQUEST_TIMEOUT_MS", "499"},
                             {"HTTP_REQUEST_TIMEOUT_MS", "60001"},
@@ -205,6 +206,8 @@ Test(config, http_limits_defaults_and_bounds) {
                             {"MAX_CONNECTIONS_PER_ADDRESS", "-1"},
                             {"MAX_CONNECTIONS_PER_ADDRESS", "100001"},
                             {"MAX_CONNECTIONS_PER_ADDRESS", "many"},
+                            {"SHUTDOWN_GRACE_MS", "-1"},
+                            {"SHUTDOWN_GRACE_MS", "600001"},
                             {"HTTP_THREADS", "1025"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         kv_t e[] = {{"JWT_SECRET", SECRET}, {bad[i][0], bad[i][1]}, {NULL, NULL}};
@@ -215,9 +218,11 @@ Test(config, http_limits_defaults_and_bounds) {
                   {"MAX_CONNECTIONS_PER_ADDRESS", "0"},
                   {"HTTP_REQUEST_TIMEOUT_MS", "500"},
                   {"HTTP_KEEPALIVE_TIMEOUT_MS", "30000"},
+                  {"SHUTDOWN_GRACE_MS", "0"},
                   {NULL, NULL}};
     cr_assert(rp_config_load(&c, getter, off, &err), "%s", err.message);
     cr_assert_eq(c.max_connections_per_address, 0);
+    cr_assert_eq(c.shutdown_grace_ms, 0);
     cr_assert_eq(c.http_request_timeout_ms, 500);
     cr_assert_eq(c.http_keepalive_timeout_ms, 30000);
 }
