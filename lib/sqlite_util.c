@@ -616,6 +616,7 @@ static bool pool_grow(rp_sqlite_pool_t *p, int more, rp_err_t *err) {
             free(conns);
             return false;
         }
+        sqlite3_wal_hook(conns[i], on_commit, p); /* see the pool's first connection */
     }
     pthread_mutex_lock(&p->mu);
     int max = p->max + more;
@@ -655,6 +656,11 @@ rp_sqlite_pool_t *rp_sqlite_pool_new(const char *path, const rp_sqlite_schema_t 
     }
     sqlite3_busy_timeout(db, BUSY_MS);
     stmt_cache_attach(db, cache_kib);
+    /* A reader's own writes (statements outside a unit of work: the outbox relay's lease and
+     * "published" marks) follow the writer's checkpoint rule too. With SQLite's wal_autocheckpoint
+     * they checkpointed at 1,000 pages on the relay's thread, beside the checkpointer: 3.4 % of a
+     * grant worker's samples under amqp claims (bench/README.md, 2026-12-05 third sitting). */
+    sqlite3_wal_hook(db, on_commit, p);
     p->idle[p->nidle++] = db;
     /* Every connection is opened now, not at the first moment that many are in use: a process's
      * descriptors and memory are then fixed at start (a pool that cannot open its connections

@@ -1036,6 +1036,30 @@ Test(query, a_pool_checkpoints_past_its_threshold_on_a_thread_of_its_own) {
     rp_sqlite_pool_free(pool);
 }
 
+/* A reader that writes on its own (an autocommit statement outside a unit of work, as the outbox
+ * relay's marks) follows the same rule: SQLite's own checkpoint at 1,000 pages does not run on
+ * its thread, and past the threshold the pool's checkpointer copies the WAL back. */
+Test(query, a_reader_s_own_writes_do_not_checkpoint_below_the_threshold_either) {
+    rp_err_t err;
+    rp_sqlite_pool_t *pool = rp_sqlite_pool_new(path, kv_schema, 2, &err);
+    cr_assert_not_null(pool, "%s", err.message);
+    sqlite3 *reader = rp_sqlite_pool_get(pool, &err);
+    long start = file_pages();
+    int rows = 500;
+    for (int written = 0; written + rows < RP_SQLITE_CHECKPOINT_PAGES - 200; written += rows)
+        cr_assert_eq(fill_pages(reader, &rows, &err), RP_TXN_COMMIT, "%s", err.message);
+    cr_assert_eq(file_pages(), start, "no checkpoint below the threshold (SQLite's own would run at 1,000 pages)");
+    rows = 1000;
+    cr_assert_eq(fill_pages(reader, &rows, &err), RP_TXN_COMMIT, "%s", err.message);
+    rp_sqlite_pool_put(pool, reader);
+    long pages = 0;
+    for (int i = 0; i < 3000 && (pages = file_pages()) < RP_SQLITE_CHECKPOINT_PAGES; i++)
+        usleep(10 * 1000);
+    cr_assert_geq(pages, RP_SQLITE_CHECKPOINT_PAGES, "the checkpointer copied the WAL into the file (%ld pages)",
+                  pages);
+    rp_sqlite_pool_free(pool);
+}
+
 static long wal_bytes(void) {
     char wal[128];
     struct stat st;
