@@ -91,8 +91,7 @@ def test_sigterm_answers_the_request_in_flight_refuses_new_ones_and_then_ends_wa
 
         p.proc.send_signal(signal.SIGTERM)
         # new requests are refused, with nothing done for them, while the one in flight is held
-        r = None
-        wait_for(lambda: (r := refused_while_stopping(p)) is not None, 30, "the api to refuse new requests")
+        wait_for(lambda: refused_while_stopping(p) is not None, 30, "the api to refuse new requests")
         r = refused_while_stopping(p)
         assert r is not None and r.json()["error"]["code"] == "SHUTTING_DOWN", r and r.text
         assert r.headers.get("Retry-After") == "1" and r.headers.get("Connection") == "close", r.headers
