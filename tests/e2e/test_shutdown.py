@@ -1,8 +1,9 @@
 """SIGTERM to an api process (the platform, or reward-api in a cluster): new requests are refused
 (503 SHUTTING_DOWN) while the requests in flight are answered, for up to SHUTDOWN_GRACE_MS; then
 the connections that wait for a client (an idle kept-alive one, one whose headers trickle in) are
-ended at once, not when civetweb next looks at its stop flag (up to 2 s later). The request in
-flight is held at the failpoint session.fetch, so the order of events does not depend on
+ended at once, not when civetweb next looks at its stop flag (up to 2 s later). A stop in the
+middle of claims pays every claim answered 201 once and the refused ones not at all. The request
+in flight is held at the failpoint session.fetch, so the order of events does not depend on
 timing."""
 import os
 import signal
@@ -12,7 +13,8 @@ import time
 
 import requests
 
-from conftest import Client
+import invariants
+from conftest import Client, World
 from platform_proc import Cluster, Platform, wait_for
 
 MODE = os.environ.get("E2E_MODE", "embedded")
@@ -139,6 +141,58 @@ def test_a_request_held_past_the_grace_does_not_hold_the_stop(tmp_path):
         in_flight.join(60)
         assert answers and isinstance(answers[0], requests.ConnectionError), answers
         assert p.proc.wait(timeout=60) == 0, p.log_tail()
+    finally:
+        if hold.exists():
+            hold.unlink()
+        assert p.stop() == 0, p.log_tail()
+
+
+def test_a_stop_during_claims_pays_each_answered_claim_once_and_nothing_for_the_refused(tmp_path):
+    p, hold = start(tmp_path)
+    try:
+        world = World(Client(p))
+        events = [world.event()["id"] for _ in range(30)]
+        tokens = [world.player()[0] for _ in range(12)]
+        answers, lock = {}, threading.Lock()
+
+        def claims(token):
+            s = requests.Session()
+            for ev in events:
+                try:
+                    r = s.post(p.url("/events/%s/reward-requests" % ev), timeout=60,
+                               headers={"Authorization": "Bearer " + token, "Idempotency-Key": "stop-" + ev})
+                    out = (r.status_code, r.json()["error"]["code"] if r.status_code >= 400 else None)
+                except requests.RequestException:
+                    out = ("connection error", None)
+                with lock:
+                    answers[(token, ev)] = out
+
+        threads = [threading.Thread(target=claims, args=(t,)) for t in tokens]
+        for t in threads:
+            t.start()
+        wait_for(lambda: len(answers) >= 24, 120, "claims to be answered")
+        # a request held in flight keeps the stop draining until it is let go, so claims made
+        # meanwhile are refused whatever the timing
+        in_flight, held_answers, _ = hold_a_request(p, hold)
+        p.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: (503, "SHUTTING_DOWN") in set(answers.values()), 60, "a claim to be refused")
+        hold.unlink()
+        in_flight.join(60)
+        assert held_answers and getattr(held_answers[0], "status_code", None) == 200, held_answers
+        for t in threads:
+            t.join(120)
+        assert p.proc.wait(timeout=60) == 0, p.log_tail()
+
+        kinds = set(answers.values())
+        assert kinds <= {(201, None), (503, "SHUTTING_DOWN"), ("connection error", None)}, kinds
+        granted = [k for k, v in answers.items() if v[0] == 201]
+        # every claim answered 201 is paid once, and a refused one (503, or a refused connection
+        # once the port closed) paid nothing
+        for ev in events:
+            paid = invariants.status_counts(p.data_dir, ev)
+            assert paid == ({"SUCCESS": sum(1 for _, e in granted if e == ev)} if any(e == ev for _, e in granted)
+                            else {}), (ev, paid)
+        assert invariants.check(p.data_dir) == []
     finally:
         if hold.exists():
             hold.unlink()
