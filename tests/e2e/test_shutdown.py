@@ -3,8 +3,8 @@
 the connections that wait for a client (an idle kept-alive one, one whose headers trickle in) are
 ended at once, not when civetweb next looks at its stop flag (up to 2 s later). A stop in the
 middle of claims pays every claim answered 201 once and the refused ones not at all. The request
-in flight is held at the failpoint session.fetch, so the order of events does not depend on
-timing."""
+in flight is held at a failpoint (session.fetch, or hash.hold for a login that claims do not
+share), so the order of events does not depend on timing."""
 import os
 import signal
 import socket
@@ -148,16 +148,21 @@ def test_a_request_held_past_the_grace_does_not_hold_the_stop(tmp_path):
 
 
 def test_a_stop_during_claims_pays_each_answered_claim_once_and_nothing_for_the_refused(tmp_path):
-    p, hold = start(tmp_path)
+    # the request held in flight is a login, held at its password hash (failpoint hash.hold):
+    # claims hash nothing, so none of them is held with it
+    p, hold = start(tmp_path, RP_FAILPOINT="hash.hold")
     try:
         world = World(Client(p))
         events = [world.event()["id"] for _ in range(30)]
         tokens = [world.player()[0] for _ in range(12)]
-        answers, lock = {}, threading.Lock()
+        name, pw, _ = world.api.register("stop")
+        answers, lock, signalled = {}, threading.Lock(), threading.Event()
 
         def claims(token):
             s = requests.Session()
-            for ev in events:
+            for i, ev in enumerate(events):
+                if i == len(events) - 5:
+                    signalled.wait(120)  # the last five of each player's claims come after SIGTERM
                 try:
                     r = s.post(p.url("/events/%s/reward-requests" % ev), timeout=60,
                                headers={"Authorization": "Bearer " + token, "Idempotency-Key": "stop-" + ev})
@@ -173,12 +178,18 @@ def test_a_stop_during_claims_pays_each_answered_claim_once_and_nothing_for_the_
         wait_for(lambda: len(answers) >= 24, 120, "claims to be answered")
         # a request held in flight keeps the stop draining until it is let go, so claims made
         # meanwhile are refused whatever the timing
-        in_flight, held_answers, _ = hold_a_request(p, hold)
+        hold.write_text("")
+        login = []
+        held_login = threading.Thread(target=lambda: login.append(requests.post(
+            p.url("/auth/login"), json={"username": name, "password": pw}, timeout=60)))
+        held_login.start()
+        wait_for(lambda: "failpoint hash.hold reached" in p.log_tail(100000), 60, "the login to be held")
         p.proc.send_signal(signal.SIGTERM)
+        signalled.set()
         wait_for(lambda: (503, "SHUTTING_DOWN") in set(answers.values()), 60, "a claim to be refused")
         hold.unlink()
-        in_flight.join(60)
-        assert held_answers and getattr(held_answers[0], "status_code", None) == 200, held_answers
+        held_login.join(60)
+        assert login and login[0].status_code == 200, login and login[0].text
         for t in threads:
             t.join(120)
         assert p.proc.wait(timeout=60) == 0, p.log_tail()
