@@ -1,7 +1,8 @@
 """The compose stack of deploy/ as `make test-deploy` starts it (tests/deploy/run.sh): every
 container healthy on the host's network, three grant workers consuming, the placeholder secrets
-refused by the images, and one pass through the api of what a game does: register, login, an
-event, progress, a claim, a batch grant and the grant feed."""
+refused by the images, one pass through the api of what a game does: register, login, an
+event, progress, a claim, a batch grant and the grant feed, and at the end `docker stop` of each
+app container, which must exit on its own with status 0."""
 import datetime
 import json
 import os
@@ -64,8 +65,9 @@ def test_every_service_is_healthy_on_the_host_network(stack):
 def test_the_three_grant_workers_consume_the_work_queue(stack):
     rabbit = stack["rabbitmq"][0]["Id"]
 
-    # each process consumes with WORKER_THREADS channels: three grant workers hold three times the
-    # consumers of the one event worker, on both of their queues
+    # a process consumes a work queue with WORKER_THREADS channels, and a grant worker its RPC queue
+    # with GRANT_CONCURRENCY (16 over RabbitMQ; the stack does not set it): three grant workers hold
+    # three times the one event worker's consumers on reward.grant, and 3 x 16 on reward.requests
     def consumers():
         out = docker("exec", rabbit, "rabbitmqctl", "-q", "list_queues", "name", "consumers").stdout
         rows = {}
@@ -74,7 +76,7 @@ def test_the_three_grant_workers_consume_the_work_queue(stack):
             if len(parts) == 2 and parts[1].isdigit():
                 rows[parts[0]] = int(parts[1])
         one = rows.get("event.requests", 0)
-        return rows if one and rows.get("reward.grant") == rows.get("reward.requests") == 3 * one else None
+        return rows if one and rows.get("reward.grant") == 3 * one and rows.get("reward.requests") == 3 * 16 else None
     wait_for(consumers, 60, "the three grant workers to consume reward.grant and reward.requests")
 
 
@@ -230,3 +232,18 @@ def test_a_key_a_webhook_the_console_and_the_api_document_in_the_images(stack):
     doc = api.call("GET", "/openapi.json")
     assert doc.status_code == 200 and doc.json()["openapi"].startswith("3.1")
     assert "/auth/service-accounts" in doc.json()["paths"] and "/events/webhooks" in doc.json()["paths"]
+
+
+def test_docker_stop_ends_each_app_container_with_status_0(stack):
+    # last in this file: it stops the stack. SIGTERM then, after 10 s, SIGKILL (status 137): each
+    # process must drain and exit on its own well within that (the api answers what it is working
+    # on, SHUTDOWN_GRACE_MS at most, and refuses the rest)
+    for service in ("api", "reward", "event", "auth"):
+        for c in stack[service]:
+            t0 = datetime.datetime.now()
+            docker("stop", "-t", "10", c["Id"], timeout=60)
+            took = (datetime.datetime.now() - t0).total_seconds()
+            state = json.loads(docker("inspect", c["Id"]).stdout)[0]["State"]
+            assert state["Status"] == "exited" and state["ExitCode"] == 0, (c["Name"], state, took)
+    api_log = docker("logs", stack["api"][0]["Id"]).stderr + docker("logs", stack["api"][0]["Id"]).stdout
+    assert "signal 15: shutting down" in api_log, api_log[-2000:]
