@@ -5,6 +5,7 @@ ended at once, not when civetweb next looks at its stop flag (up to 2 s later). 
 middle of claims pays every claim answered 201 once and the refused ones not at all. The request
 in flight is held at a failpoint (session.fetch, or hash.hold for a login that claims do not
 share), so the order of events does not depend on timing."""
+import contextlib
 import os
 import signal
 import socket
@@ -44,14 +45,22 @@ def eof_within(s, seconds):
     return None
 
 
-def start(tmp_path, **env):
+@contextlib.contextmanager
+def running(tmp_path, **env):
+    """A platform (a cluster in the cluster pass) and the file that holds its failpoint while it
+    exists; the file goes and everything still running is stopped at the end."""
     hold = tmp_path / "hold"
     # long client timeouts: only the stop can end a waiting connection within the test's bounds
     env = dict({"RATE_LIMIT_RPS": "0", "RATE_LIMIT_AUTH_RPS": "0", "HTTP_KEEPALIVE_TIMEOUT_MS": "30000",
                 "HTTP_REQUEST_TIMEOUT_MS": "60000", "RP_FAILPOINT": "session.fetch",
                 "RP_FAILPOINT_HOLD": str(hold)}, **env)
     p = (Cluster(env) if MODE == "cluster" else Platform(env)).start()
-    return p, hold
+    try:
+        yield p, hold
+    finally:
+        if hold.exists():
+            hold.unlink()
+        assert p.stop() == 0, p.log_tail()
 
 
 def hold_a_request(p, hold):
@@ -84,8 +93,7 @@ def refused_while_stopping(p):
 
 
 def test_sigterm_answers_the_request_in_flight_refuses_new_ones_and_then_ends_waiting_connections(tmp_path):
-    p, hold = start(tmp_path)
-    try:
+    with running(tmp_path) as (p, hold):
         in_flight, answers, name = hold_a_request(p, hold)
         idle = socket.create_connection(("127.0.0.1", p.port), timeout=10)
         idle.sendall(b"GET /api/v1/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -123,15 +131,10 @@ def test_sigterm_answers_the_request_in_flight_refuses_new_ones_and_then_ends_wa
         except ConnectionRefusedError:
             refused = True
         assert refused, "the api's port still takes connections after it stopped"
-    finally:
-        if hold.exists():
-            hold.unlink()
-        assert p.stop() == 0, p.log_tail()
 
 
 def test_a_request_held_past_the_grace_does_not_hold_the_stop(tmp_path):
-    p, hold = start(tmp_path, SHUTDOWN_GRACE_MS="300")
-    try:
+    with running(tmp_path, SHUTDOWN_GRACE_MS="300") as (p, hold):
         in_flight, answers, _ = hold_a_request(p, hold)
         p.proc.send_signal(signal.SIGTERM)
         wait_for(lambda: "after SHUTDOWN_GRACE_MS (300 ms): they get no answer" in p.log_tail(200), 30,
@@ -141,17 +144,12 @@ def test_a_request_held_past_the_grace_does_not_hold_the_stop(tmp_path):
         in_flight.join(60)
         assert answers and isinstance(answers[0], requests.ConnectionError), answers
         assert p.proc.wait(timeout=60) == 0, p.log_tail()
-    finally:
-        if hold.exists():
-            hold.unlink()
-        assert p.stop() == 0, p.log_tail()
 
 
 def test_a_stop_during_claims_pays_each_answered_claim_once_and_nothing_for_the_refused(tmp_path):
     # the request held in flight is a login, held at its password hash (failpoint hash.hold):
     # claims hash nothing, so none of them is held with it
-    p, hold = start(tmp_path, RP_FAILPOINT="hash.hold")
-    try:
+    with running(tmp_path, RP_FAILPOINT="hash.hold") as (p, hold):
         world = World(Client(p))
         events = [world.event()["id"] for _ in range(30)]
         tokens = [world.player()[0] for _ in range(12)]
@@ -204,7 +202,3 @@ def test_a_stop_during_claims_pays_each_answered_claim_once_and_nothing_for_the_
             assert paid == ({"SUCCESS": sum(1 for _, e in granted if e == ev)} if any(e == ev for _, e in granted)
                             else {}), (ev, paid)
         assert invariants.check(p.data_dir) == []
-    finally:
-        if hold.exists():
-            hold.unlink()
-        assert p.stop() == 0, p.log_tail()

@@ -1014,6 +1014,15 @@ static long file_pages(void) {
     return stat(path, &st) == 0 ? (long)(st.st_size / 4096) : -1;
 }
 
+/* Waits (up to 30 s) until the pool's checkpointer has copied the WAL into the database file. */
+static void the_checkpointer_copies_the_wal(void) {
+    long pages = 0;
+    for (int i = 0; i < 3000 && (pages = file_pages()) < RP_SQLITE_CHECKPOINT_PAGES; i++)
+        usleep(10 * 1000);
+    cr_assert_geq(pages, RP_SQLITE_CHECKPOINT_PAGES, "the checkpointer copied the WAL into the file (%ld pages)",
+                  pages);
+}
+
 /* The writer no longer checkpoints at SQLite's 1,000 pages on its own thread: below
  * RP_SQLITE_CHECKPOINT_PAGES nothing reaches the database file; past it the pool's checkpointer
  * copies the WAL back while nothing else is written. */
@@ -1028,11 +1037,7 @@ Test(query, a_pool_checkpoints_past_its_threshold_on_a_thread_of_its_own) {
     cr_assert_eq(file_pages(), start, "no checkpoint below the threshold (SQLite's own would run at 1,000 pages)");
     rows = 1000;
     cr_assert(rp_sqlite_transact(pool, fill_pages, &rows, &err), "%s", err.message);
-    long pages = 0;
-    for (int i = 0; i < 3000 && (pages = file_pages()) < RP_SQLITE_CHECKPOINT_PAGES; i++)
-        usleep(10 * 1000);
-    cr_assert_geq(pages, RP_SQLITE_CHECKPOINT_PAGES, "the checkpointer copied the WAL into the file (%ld pages)",
-                  pages);
+    the_checkpointer_copies_the_wal();
     rp_sqlite_pool_free(pool);
 }
 
@@ -1052,11 +1057,7 @@ Test(query, a_reader_s_own_writes_do_not_checkpoint_below_the_threshold_either) 
     rows = 1000;
     cr_assert_eq(fill_pages(reader, &rows, &err), RP_TXN_COMMIT, "%s", err.message);
     rp_sqlite_pool_put(pool, reader);
-    long pages = 0;
-    for (int i = 0; i < 3000 && (pages = file_pages()) < RP_SQLITE_CHECKPOINT_PAGES; i++)
-        usleep(10 * 1000);
-    cr_assert_geq(pages, RP_SQLITE_CHECKPOINT_PAGES, "the checkpointer copied the WAL into the file (%ld pages)",
-                  pages);
+    the_checkpointer_copies_the_wal();
     rp_sqlite_pool_free(pool);
 }
 
