@@ -315,14 +315,20 @@ static bool authenticate(rp_gateway_t *gw, req_ctx_t *rc) {
 }
 
 /* Reads and checks the JSON body per the route's rule; false when an error was sent. */
+/* The answer about to be sent is the connection's last: it says so (Connection: close) and
+ * civetweb closes the connection after it. */
+static void close_after(req_ctx_t *rc) {
+    rc->close = true;
+    mg_disable_connection_keep_alive(rc->conn);
+}
+
 static bool read_json_body(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route, json_t **out) {
     long long declared = rc->ri->content_length;
     size_t cap = route->max_body ? route->max_body : gw->cfg->max_body_bytes;
     char *buf = NULL;
     *out = NULL;
     if (declared > (long long)cap) {
-        rc->close = true; /* do not drain an oversized body: close the connection instead */
-        mg_disable_connection_keep_alive(rc->conn);
+        close_after(rc); /* do not drain an oversized body: close the connection instead */
         send_error(rc, 413, "PAYLOAD_TOO_LARGE", "the request body is larger than the limit", NULL);
         return false;
     }
@@ -330,8 +336,7 @@ static bool read_json_body(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t
      * former carries a body (RFC 9112 section 6.3) */
     bool has_body = declared > 0 || (declared < 0 && mg_get_header(rc->conn, "Transfer-Encoding") != NULL);
     if (has_body && !rp_http_is_json_type(mg_get_header(rc->conn, "Content-Type"))) {
-        rc->close = declared < 0;
-        if (rc->close) mg_disable_connection_keep_alive(rc->conn);
+        if (declared < 0) close_after(rc);
         send_error(rc, 415, "UNSUPPORTED_MEDIA_TYPE", "the request body must be application/json", NULL);
         return false;
     }
@@ -340,14 +345,12 @@ static bool read_json_body(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t
         mg_printf(rc->conn, "HTTP/1.1 100 Continue\r\n\r\n");
     long got = has_body ? rp_http_read_body(rc->conn, cap, &buf) : 0;
     if (got == RP_HTTP_BODY_TOO_LARGE) {
-        rc->close = true;
-        mg_disable_connection_keep_alive(rc->conn);
+        close_after(rc);
         send_error(rc, 413, "PAYLOAD_TOO_LARGE", "the request body is larger than the limit", NULL);
         return false;
     }
     if (got == RP_HTTP_BODY_SHORT) {
-        rc->close = true;
-        mg_disable_connection_keep_alive(rc->conn);
+        close_after(rc);
         send_error(rc, 400, "INCOMPLETE_BODY", "the request body ended before Content-Length bytes", NULL);
         return false;
     }
@@ -603,8 +606,7 @@ static int handle_request(struct mg_connection *conn, void *cbdata) {
     rc.route_name = path;
     if (atomic_load(&gw->draining)) {
         /* nothing is done for it, so the client may ask another api process at once */
-        rc.close = true;
-        mg_disable_connection_keep_alive(conn);
+        close_after(&rc);
         rp_reply_t off;
         rp_reply_init(&off);
         rp_reply_error(&off, 503, "SHUTTING_DOWN", "this api process is stopping; ask again", NULL);

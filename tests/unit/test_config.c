@@ -19,6 +19,22 @@ static const char *getter(const char *name, void *ud) {
 
 #define SECRET "0123456789abcdef0123456789abcdef"
 
+/* Loads the configuration of JWT_SECRET and k=v alone. */
+static bool load1(const char *k, const char *v, rp_config_t *c, rp_err_t *err) {
+    kv_t env[] = {{"JWT_SECRET", SECRET}, {k, v}, {NULL, NULL}};
+    return rp_config_load(c, getter, env, err);
+}
+
+/* Each of the n name=value pairs alone (beside JWT_SECRET) is refused, with the name in the error. */
+static void refuses_each(const char *(*bad)[2], size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        rp_config_t c;
+        rp_err_t err;
+        cr_assert_not(load1(bad[i][0], bad[i][1], &c, &err), "%s=%s accepted", bad[i][0], bad[i][1]);
+        cr_assert(strstr(err.message, bad[i][0]), "%s", err.message);
+    }
+}
+
 Test(config, defaults) {
     kv_t env[] = {{"JWT_SECRET", SECRET}, {NULL, NULL}};
     rp_config_t c;
@@ -170,11 +186,7 @@ Test(config, password_hash_queue_and_global_login_budget) {
     const char *bad[][2] = {{"PASSWORD_HASH_QUEUE", "-1"}, {"PASSWORD_HASH_QUEUE", "2000"},
                             {"PASSWORD_HASH_QUEUE", "x"},  {"LOGIN_GLOBAL_RPS", "-1"},
                             {"LOGIN_GLOBAL_RPS", "1.5"},   {"LOGIN_GLOBAL_BURST", "0"}};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        kv_t one[] = {{"JWT_SECRET", SECRET}, {bad[i][0], bad[i][1]}, {NULL, NULL}};
-        cr_assert_not(rp_config_load(&c, getter, one, &err), "%s=%s accepted", bad[i][0], bad[i][1]);
-        cr_assert(strstr(err.message, bad[i][0]), "%s", err.message);
-    }
+    refuses_each(bad, sizeof bad / sizeof bad[0]);
     /* hashes running and waiting must leave an RPC thread free for the calls that need none */
     kv_t full[] = {{"JWT_SECRET", SECRET}, {"WORKER_THREADS", "3"}, {NULL, NULL}};
     cr_assert_not(rp_config_load(&c, getter, full, &err));
@@ -209,11 +221,7 @@ Test(config, http_limits_defaults_and_bounds) {
                             {"SHUTDOWN_GRACE_MS", "-1"},
                             {"SHUTDOWN_GRACE_MS", "600001"},
                             {"HTTP_THREADS", "1025"}};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        kv_t e[] = {{"JWT_SECRET", SECRET}, {bad[i][0], bad[i][1]}, {NULL, NULL}};
-        cr_assert_not(rp_config_load(&c, getter, e, &err), "%s=%s accepted", bad[i][0], bad[i][1]);
-        cr_assert(strstr(err.message, bad[i][0]), "%s", err.message);
-    }
+    refuses_each(bad, sizeof bad / sizeof bad[0]);
     kv_t off[] = {{"JWT_SECRET", SECRET},
                   {"MAX_CONNECTIONS_PER_ADDRESS", "0"},
                   {"HTTP_REQUEST_TIMEOUT_MS", "500"},
@@ -262,10 +270,6 @@ Test(config, tls_files_both_or_neither_and_readable) {
 
 /* The gateway's edge (issue 12): trusted proxies, the client address header, /metrics access and
  * the rate limiters' bound. */
-static bool load1(const char *k, const char *v, rp_config_t *c, rp_err_t *err) {
-    kv_t env[] = {{"JWT_SECRET", SECRET}, {k, v}, {NULL, NULL}};
-    return rp_config_load(c, getter, env, err);
-}
 
 Test(config, edge_defaults) {
     kv_t env[] = {{"JWT_SECRET", SECRET}, {NULL, NULL}};
@@ -306,12 +310,7 @@ Test(config, edge_bounds) {
     const char *bad[][2] = {{"METRICS_ALLOW_LOOPBACK", "2"},     {"METRICS_ALLOW_LOOPBACK", "yes"},
                             {"RATE_LIMIT_MAX_CLIENTS", "63"},    {"RATE_LIMIT_MAX_CLIENTS", "16777217"},
                             {"CLIENT_IP_HEADER", "X Forwarded"}, {"CLIENT_IP_HEADER", "X-Forwarded-For:"}};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        rp_config_t c;
-        rp_err_t err;
-        cr_assert_not(load1(bad[i][0], bad[i][1], &c, &err), "%s=%s accepted", bad[i][0], bad[i][1]);
-        cr_assert(strstr(err.message, bad[i][0]), "%s", err.message);
-    }
+    refuses_each(bad, sizeof bad / sizeof bad[0]);
     rp_config_t c;
     rp_err_t err;
     cr_assert(load1("METRICS_ALLOW_LOOPBACK", "1", &c, &err) && c.metrics_allow_loopback == 1);
@@ -414,11 +413,7 @@ Test(config, session_log_keep_and_poll_defaults_and_bounds) {
     cr_assert_eq(c.session_poll_ms, 10);
     const char *bad[][2] = {{"SESSION_KEEP_MS", "-1"}, {"SESSION_KEEP_MS", "3600001"}, {"SESSION_KEEP_MS", "1m"},
                             {"SESSION_POLL_MS", "9"},  {"SESSION_POLL_MS", "4000"},    {"SESSION_POLL_MS", "100x"}};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        kv_t e[] = {{"JWT_SECRET", SECRET}, {bad[i][0], bad[i][1]}, {NULL, NULL}};
-        cr_assert_not(rp_config_load(&c, getter, e, &err), "%s=%s accepted", bad[i][0], bad[i][1]);
-        cr_assert(strstr(err.message, bad[i][0]), "%s", err.message);
-    }
+    refuses_each(bad, sizeof bad / sizeof bad[0]);
 }
 
 Test(config, cache_sizes_defaults_and_bounds) {
@@ -437,9 +432,5 @@ Test(config, cache_sizes_defaults_and_bounds) {
                             {"SESSION_CACHE_SLOTS", "64k"},
                             {"TOKEN_CACHE_SLOTS", "-1"},
                             {"TOKEN_CACHE_SLOTS", "4194305"}};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        kv_t e[] = {{"JWT_SECRET", SECRET}, {bad[i][0], bad[i][1]}, {NULL, NULL}};
-        cr_assert_not(rp_config_load(&c, getter, e, &err), "%s=%s accepted", bad[i][0], bad[i][1]);
-        cr_assert(strstr(err.message, bad[i][0]), "%s", err.message);
-    }
+    refuses_each(bad, sizeof bad / sizeof bad[0]);
 }

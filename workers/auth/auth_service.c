@@ -14,7 +14,6 @@
 #include "accounts.h"
 #include "apikey.h"
 #include "auth_store_mongo.h"
-#include "session_log.h"
 #include "details.h"
 #include "identity.h"
 #include "ids.h"
@@ -26,6 +25,7 @@
 #include "service.h"
 #include "service_accounts.h"
 #include "session.h"
+#include "session_log.h"
 #include "timeutil.h"
 #include "token.h"
 
