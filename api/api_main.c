@@ -18,6 +18,8 @@ int main(void) {
     }
     rp_process_wait(&proc);
     rp_gateway_stop(gw);
+    rp_transport_stop(proc.transport); /* the caches' calls still waiting give up */
+    rp_gateway_free(gw);
     rp_process_end(&proc);
     return 0;
 }

@@ -1130,6 +1130,10 @@ void rp_gateway_stop(rp_gateway_t *gw) {
         atomic_store(&w.stopped, true);
         pthread_join(waker, NULL);
     }
+}
+
+void rp_gateway_free(rp_gateway_t *gw) {
+    if (!gw) return;
     if (gw->owned_schemas) {
         rp_schema_registry_free(gw->owned_schemas);
         mg_exit_library();

@@ -25,10 +25,14 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
                                void *validate_ud, rp_err_t *err);
 /* rp_gateway_start with the embedded JSON Schemas as validator: compiles them (a broken schema
  * fails here, at start-up), initialises civetweb and starts serving. The gateway owns both and
- * releases them in rp_gateway_stop. */
+ * releases them in rp_gateway_free. */
 rp_gateway_t *rp_gateway_open(const rp_config_t *cfg, rp_transport_t *t, rp_err_t *err);
 
-/* Stops accepting, waits for running requests to finish, frees. Accepts NULL. */
+/* Stops accepting and waits for running requests to finish (SHUTDOWN_GRACE_MS). Accepts NULL.
+ * The caches' background calls may still be waiting: stop the transport next, so that they give
+ * up, then rp_gateway_free. */
 void rp_gateway_stop(rp_gateway_t *gw);
+/* Frees a stopped gateway, joining its caches' threads. Accepts NULL. */
+void rp_gateway_free(rp_gateway_t *gw);
 
 #endif

@@ -73,6 +73,7 @@ int main(int argc, char **argv) {
 done:
     rp_gateway_stop(gw);
     rp_transport_stop(proc.transport);
+    rp_gateway_free(gw);
     rp_reward_worker_free(rewards);
     rp_event_worker_free(events);
     rp_auth_worker_free(auth);

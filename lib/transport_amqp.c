@@ -30,7 +30,9 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "amqp_publisher.h"
@@ -54,6 +56,11 @@ static const char *exchange_of(rp_component_t comp) {
 #define CONFIRM_WAIT_MS 10000
 #define DELIVERY_LIMIT 5
 #define HEARTBEAT_S 30
+/* A thread waiting for input (an idle consumer, a call waiting for its reply) hands over to
+ * librabbitmq at least this often: librabbitmq sends our heartbeats only from inside its calls, so
+ * this bounds how late one leaves (HEARTBEAT_S apart; the broker gives up after two missed). A
+ * stop does not wait for it: the stop wakes every such thread (await_input). */
+#define IDLE_WAIT_MS 5000
 #define READY_WAIT_MS 2000 /* a readiness probe or a start-up connect waits this long for a client */
 /* An RPC consumer thread handles one request at a time, so it holds one: a request waits in the
  * queue for whichever thread of whichever worker process is free, never in the buffer of a busy
@@ -87,7 +94,13 @@ struct amqp_tp {
     pthread_cond_t cfreed;
     struct client **clients, **idle;
     int nclients, nidle, max_clients;
+    /* The stop ends the consumers first: each finishes the message in hand, and the calls its
+     * handler makes go on as usual. Then the calls still waiting give up: those of the process's
+     * background loops, whose worker may already be gone (an api's session cache asking a stopped
+     * auth worker used to hold the api's stop for its 1 s budget). Each eventfd becomes readable
+     * at its step and stays so, waking every thread that polls it. */
     atomic_bool stopping;
+    int stop_fd, calls_stop_fd;
     /* calls of this process waiting for their reply. One waiting alone polls its connection for
      * up to spin_us before it sleeps (AMQP_REPLY_SPIN_US): a thread that sleeps is woken by the
      * reply, and on a virtual machine whose idle cores halt that wake-up took about half of the
@@ -275,8 +288,9 @@ static void client_broken(client_t *cl) {
     cl->conn = NULL;
 }
 
-static bool await_reply(client_t *cl, rp_component_t comp, const char *corr, int64_t deadline_ms, int spin_us,
-                        char **reply, size_t *reply_len, rp_err_t *err);
+static bool await_reply(amqp_tp_t *t, client_t *cl, rp_component_t comp, const char *corr, int64_t deadline_ms,
+                        int spin_us, char **reply, size_t *reply_len, rp_err_t *err);
+static bool await_input(amqp_connection_state_t c, int wake_fd, int wait_ms);
 
 /* One call on cl, which the caller took and gives back. */
 static bool call_on(amqp_tp_t *t, client_t *cl, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
@@ -329,15 +343,15 @@ static bool call_on(amqp_tp_t *t, client_t *cl, rp_component_t comp, const char 
         return false;
     }
     bool alone = atomic_fetch_add(&t->waiting, 1) == 0;
-    bool ok = await_reply(cl, comp, corr, deadline_ms, alone ? t->spin_us : 0, reply, reply_len, err);
+    bool ok = await_reply(t, cl, comp, corr, deadline_ms, alone ? t->spin_us : 0, reply, reply_len, err);
     atomic_fetch_sub(&t->waiting, 1);
     return ok;
 }
 
 /* Waits on cl for the reply to call corr, polling the socket without sleeping for the first
  * spin_us microseconds (see amqp_tp.spin_us). */
-static bool await_reply(client_t *cl, rp_component_t comp, const char *corr, int64_t deadline_ms, int spin_us,
-                        char **reply, size_t *reply_len, rp_err_t *err) {
+static bool await_reply(amqp_tp_t *t, client_t *cl, rp_component_t comp, const char *corr, int64_t deadline_ms,
+                        int spin_us, char **reply, size_t *reply_len, rp_err_t *err) {
     int64_t spin_until = spin_us > 0 ? rp_mono_us() + spin_us : 0;
     for (;;) {
         int64_t left = deadline_ms - rp_now_ms();
@@ -348,7 +362,13 @@ static bool await_reply(client_t *cl, rp_component_t comp, const char *corr, int
         }
         amqp_frame_t f;
         bool spinning = spin_until && rp_mono_us() < spin_until;
-        int rc = rp_amqp_wait_method(cl->conn, spinning ? 0 : left, &f);
+        /* a long wait comes back to librabbitmq now and then too, for the heartbeats */
+        if (!spinning && !await_input(cl->conn, t->calls_stop_fd, left < IDLE_WAIT_MS ? (int)left : IDLE_WAIT_MS)) {
+            client_broken(cl); /* the reply may still come: this connection must not carry another call */
+            rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "this process is stopping");
+            return false;
+        }
+        int rc = rp_amqp_wait_method(cl->conn, 0, &f);
         if (rc == AMQP_STATUS_TIMEOUT) {
             /* a worker or the broker woken on this core runs at once, not after the poll: the
              * round trip's p99 at 1 connection was lower in 11 of 12 pairs (bench/README.md) */
@@ -554,6 +574,18 @@ static bool handle_delivery(consumer_t *cs, amqp_connection_state_t c, amqp_enve
     return sent && amqp_basic_ack(c, 1, env->delivery_tag, 0) == AMQP_STATUS_OK;
 }
 
+/* Waits up to wait_ms until c has input, for librabbitmq to read without waiting; false, at once,
+ * when wake_fd (one of the stop's eventfds) is readable. Waiting inside librabbitmq instead, a
+ * thread could look at the stop only once its wait ended: consumers waited 1 s at a time, so a
+ * worker took up to 1 s to stop. */
+static bool await_input(amqp_connection_state_t c, int wake_fd, int wait_ms) {
+    struct pollfd p[2] = {{.fd = wake_fd, .events = POLLIN}, {.fd = amqp_get_sockfd(c), .events = POLLIN}};
+    bool buffered = amqp_frames_enqueued(c) || amqp_data_in_buffer(c);
+    /* an error or a signal: librabbitmq finds out what it is */
+    if (poll(p, 2, buffered ? 0 : wait_ms) > 0 && (p[0].revents & POLLIN)) return false;
+    return true;
+}
+
 static void *consume_main(void *arg) {
     consumer_t *cs = arg;
     amqp_tp_t *t = cs->t;
@@ -571,11 +603,13 @@ static void *consume_main(void *arg) {
                 if (rp_amqp_reply_ok(c, "consume", &err)) {
                     rp_log(RP_LOG_INFO, "amqp", "consuming %s", cs->queue);
                     backoff_ms = 100;
-                    while (!atomic_load(&t->stopping)) {
+                    /* after IDLE_WAIT_MS without input, librabbitmq is called all the same, to
+                     * send a heartbeat that is due */
+                    while (!atomic_load(&t->stopping) && await_input(c, t->stop_fd, IDLE_WAIT_MS)) {
                         amqp_envelope_t env;
-                        struct timeval tv = {1, 0};
+                        struct timeval now = {0, 0}; /* what has come; the rest of a message is awaited */
                         amqp_maybe_release_buffers(c);
-                        amqp_rpc_reply_t r = amqp_consume_message(c, &env, &tv, 0);
+                        amqp_rpc_reply_t r = amqp_consume_message(c, &env, &now, 0);
                         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
                             continue;
                         if (r.reply_type != AMQP_RESPONSE_NORMAL) {
@@ -678,6 +712,7 @@ static bool amqp_enqueue(rp_transport_t *base, const char *queue, const char *co
 static void amqp_stop(rp_transport_t *base) {
     amqp_tp_t *t = (amqp_tp_t *)base;
     if (atomic_exchange(&t->stopping, true)) return;
+    (void)eventfd_write(t->stop_fd, 1); /* cannot fail before the counter nears 2^64 */
     pthread_mutex_lock(&t->mu);
     for (size_t i = 0; i < t->nconsumers; i++) {
         pthread_join(t->consumers[i]->thread, NULL);
@@ -685,6 +720,7 @@ static void amqp_stop(rp_transport_t *base) {
     }
     t->nconsumers = 0;
     pthread_mutex_unlock(&t->mu);
+    (void)eventfd_write(t->calls_stop_fd, 1);
 }
 
 static void amqp_free(rp_transport_t *base) {
@@ -703,6 +739,8 @@ static void amqp_free(rp_transport_t *base) {
     pthread_mutex_destroy(&t->mu);
     free(t->consumers);
     rp_amqp_url_clear(&t->addr);
+    close(t->stop_fd);
+    close(t->calls_stop_fd);
     free(t);
 }
 
@@ -718,7 +756,17 @@ rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, int connect
                                       rp_err_t *err) {
     rp_amqp_url_t addr;
     if (!rp_amqp_url_parse(&addr, url, err)) return NULL;
+    int stop_fd = eventfd(0, EFD_CLOEXEC), calls_stop_fd = eventfd(0, EFD_CLOEXEC);
+    if (stop_fd < 0 || calls_stop_fd < 0) {
+        rp_err_set(err, RP_ERR_INTERNAL, "TRANSPORT", "cannot make the stop's wake-ups: %s", strerror(errno));
+        if (stop_fd >= 0) close(stop_fd);
+        if (calls_stop_fd >= 0) close(calls_stop_fd);
+        rp_amqp_url_clear(&addr);
+        return NULL;
+    }
     amqp_tp_t *t = rp_calloc(1, sizeof *t);
+    t->stop_fd = stop_fd;
+    t->calls_stop_fd = calls_stop_fd;
     t->base.ops = &amqp_ops;
     t->addr = addr;
     t->prefetch = prefetch > 0 ? prefetch : 16;

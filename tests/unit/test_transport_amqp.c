@@ -1030,3 +1030,122 @@ Test(amqp, a_consumer_the_broker_never_answers_reconnects_and_stops, .timeout = 
     amqp_queue_delete(c, 1, amqp_cstring_bytes(dlq), 0, 0);
     broker_close(c);
 }
+
+/* ---- stopping ---- */
+
+/* A handler held until the test lets it go; with a transport as ctx, it then asks the auth
+ * component through that transport and answers with the auth reply, as a worker's handler asks
+ * the account lookups. */
+static atomic_int held_started, held_release;
+
+static char *held_echo(void *ctx, const char *req, size_t len, size_t *out_len) {
+    atomic_fetch_add(&held_started, 1);
+    while (!atomic_load(&held_release))
+        usleep(1000);
+    if (!ctx) return slow_echo(NULL, req, len, out_len);
+    char *rep = NULL;
+    rp_err_t err;
+    if (!rp_transport_call(ctx, RP_COMP_AUTH, req, len, rp_now_ms() + 10000, &rep, out_len, &err)) {
+        char *out = strdup("{\"call\":\"failed\"}");
+        *out_len = strlen(out);
+        return out;
+    }
+    return rep;
+}
+
+static void held_reset(void) {
+    atomic_store(&held_started, 0);
+    atomic_store(&held_release, 0);
+}
+
+static void held_wait_started(int n) {
+    for (int i = 0; i < 3000 && atomic_load(&held_started) < n; i++)
+        usleep(10000);
+    cr_assert_geq(atomic_load(&held_started), n, "the held handler never started");
+}
+
+typedef struct call_arg {
+    rp_transport_t *t;
+    rp_component_t comp;
+    int64_t budget_ms;
+    bool ok;
+    rp_err_t err;
+    char *reply;
+    size_t len;
+    int64_t ended_ms; /* monotonic */
+} call_arg_t;
+
+static void *call_main(void *arg) {
+    call_arg_t *a = arg;
+    a->ok =
+        rp_transport_call(a->t, a->comp, "{\"held\":1}", 10, rp_now_ms() + a->budget_ms, &a->reply, &a->len, &a->err);
+    a->ended_ms = rp_mono_ms();
+    return NULL;
+}
+
+static void *stop_main(void *arg) {
+    rp_transport_stop(arg);
+    return NULL;
+}
+
+Test(amqp, a_stop_wakes_the_idle_consumers_at_once, .timeout = 60) {
+    rp_err_t err;
+    rp_transport_t *t = transport_or_skip(4);
+    cr_assert(rp_transport_serve(t, RP_COMP_EVENT, slow_echo, NULL, 4, &err), "%s", err.message);
+    first_round_trip(t);
+    /* each consumer waits up to 5 s for input before it looks again (IDLE_WAIT_MS): the one that
+     * just answered has begun such a wait, which only the stop's wake-up cuts short */
+    int64_t t0 = rp_mono_ms();
+    rp_transport_stop(t);
+    int64_t took = rp_mono_ms() - t0;
+    cr_assert_lt(took, 2500, "the stop waited %lld ms for its idle consumers", (long long)took);
+    rp_transport_free(t);
+}
+
+Test(amqp, a_stop_lets_handlers_finish_their_calls_then_ends_the_calls_left_waiting, .timeout = 90) {
+    rp_err_t err;
+    held_reset();
+    rp_transport_t *helper = transport_or_skip(4), *worker = transport_or_skip(4), *caller = transport_or_skip(4);
+    cr_assert(rp_transport_serve(helper, RP_COMP_AUTH, slow_echo, NULL, 2, &err), "%s", err.message);
+    first_round_trip_on(caller, RP_COMP_AUTH);
+    cr_assert(rp_transport_serve(worker, RP_COMP_EVENT, held_echo, worker, 2, &err), "%s", err.message);
+
+    /* a worker stops while its handler is held: the handler's own call, made after the stop
+     * began, is answered, and so is the request it serves */
+    call_arg_t served = {.t = caller, .comp = RP_COMP_EVENT, .budget_ms = 30000};
+    pthread_t th, stopper;
+    cr_assert_eq(pthread_create(&th, NULL, call_main, &served), 0);
+    held_wait_started(1);
+    cr_assert_eq(pthread_create(&stopper, NULL, stop_main, worker), 0);
+    for (int i = 0; i < 3000 && rp_transport_ready(worker, &err); i++)
+        usleep(1000);
+    cr_assert_not(rp_transport_ready(worker, &err), "the stop never began");
+    atomic_store(&held_release, 1);
+    pthread_join(stopper, NULL);
+    pthread_join(th, NULL);
+    cr_assert(served.ok, "%s", served.err.message);
+    cr_assert_eq(served.len, 10u);
+    cr_assert(memcmp(served.reply, "{\"held\":1}", 10) == 0, "%.*s", (int)served.len, served.reply);
+    free(served.reply);
+    rp_transport_free(worker);
+
+    /* a call whose handler is held, from a process that stops (an api's cache asking a worker
+     * that is going away): it gives up at the stop, not at the end of its 30 s */
+    held_reset();
+    rp_transport_t *holder = transport_or_skip(4);
+    cr_assert(rp_transport_serve(holder, RP_COMP_EVENT, held_echo, NULL, 1, &err), "%s", err.message);
+    call_arg_t waiting = {.t = caller, .comp = RP_COMP_EVENT, .budget_ms = 30000};
+    cr_assert_eq(pthread_create(&th, NULL, call_main, &waiting), 0);
+    held_wait_started(1);
+    int64_t stopped_at = rp_mono_ms();
+    rp_transport_stop(caller);
+    pthread_join(th, NULL);
+    cr_assert_not(waiting.ok);
+    cr_assert_str_eq(waiting.err.code, "UNAVAILABLE", "%s", waiting.err.message);
+    cr_assert_lt(waiting.ended_ms - stopped_at, 5000, "the call waited %lld ms after the stop",
+                 (long long)(waiting.ended_ms - stopped_at));
+    atomic_store(&held_release, 1);
+    rp_transport_free(holder);
+    rp_transport_free(caller);
+    rp_transport_free(helper);
+}
