@@ -184,7 +184,7 @@ class Platform:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([self.binary], env=self.env, stdout=self.log, stderr=self.log, cwd=ROOT)
         if wait:
-            wait_for(self._ready, 60, "the platform to become ready")
+            self._ready_or_stop(60, "the platform to become ready")
         return self
 
     def _ready(self):
@@ -194,6 +194,16 @@ class Platform:
             return requests.get(self.base + "/health/ready", timeout=2).status_code == 200
         except requests.RequestException:
             return False
+
+    def _ready_or_stop(self, timeout, what):
+        """Waits until ready; a start that fails stops what it started, or its processes would
+        outlive the test and hold their broker connections (a cluster that failed to start once
+        left its workers running, and later tests met the broker's file descriptor alarm)."""
+        try:
+            wait_for(self._ready, timeout, what)
+        except BaseException:
+            self.stop(signal.SIGKILL, timeout=10)
+            raise
 
     def log_tail(self, n=40):
         try:
@@ -265,7 +275,7 @@ class Cluster(Platform):
         for port in self.extra_ports:
             self.spawn("reward-api", port)
         if wait:
-            wait_for(self._ready, 90, "the cluster to become ready")
+            self._ready_or_stop(90, "the cluster to become ready")
         return self
 
     def urls(self, path):
