@@ -833,10 +833,13 @@ static int connect_to_self(const rp_config_t *cfg, int wait_ms) {
  * close: one connection to our own port, closed at once, reaches on_connection_close. Without it
  * the cap began whenever the readiness probe's kept-alive connection timed out, and connections
  * opened before that were never counted (an e2e test saw a sixth connection admitted under load).
- * Over TLS the unfinished handshake teaches nothing: the cap then starts with the first finished
- * connection, and the log says so. */
-static void teach_layout(rp_gateway_t *gw) {
-    if (connect_to_self(gw->cfg, 0) == 0) {
+ * Over TLS an unfinished handshake teaches nothing (civetweb gives its close no request info), so
+ * no such connection is made: the cap starts with the first finished connection, and the log says
+ * so. Start-up used to make it all the same and wait for a lesson that only a client's finished
+ * connection could give: up to LAYOUT_WAIT_MS, 30 s, when no client came (a civetweb warning,
+ * "sslize error", marked each such start). */
+static void teach_layout(rp_gateway_t *gw, bool tls) {
+    if (!tls && connect_to_self(gw->cfg, 0) == 0) {
         int64_t t0 = rp_mono_ms();
         while (atomic_load(&gw->info_offset) == -1 && rp_mono_ms() < t0 + LAYOUT_WAIT_MS)
             usleep(2000);
@@ -1003,7 +1006,7 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
         free(gw);
         return NULL;
     }
-    if (cfg->max_connections_per_address > 0) teach_layout(gw);
+    if (cfg->max_connections_per_address > 0) teach_layout(gw, tls);
     rp_log(RP_LOG_INFO, "gateway", "listening on %s (%s) with %d HTTP threads", ports, tls ? "HTTPS" : "HTTP",
            cfg->http_threads);
     return gw;
