@@ -92,7 +92,9 @@ bool rp_transport_enqueue(rp_transport_t *t, const char *queue, const char *cons
                           rp_err_t *err);
 /* Starts `threads` consumers of queue running fn. */
 bool rp_transport_consume(rp_transport_t *t, const char *queue, rp_work_fn fn, void *ctx, int threads, rp_err_t *err);
-/* Stops consumers: queued calls are answered 503, running handlers finish. Idempotent. */
+/* Stops consumers: queued calls are answered 503, running handlers finish (their own calls
+ * included). Then calls still waiting for a reply end with 503 UNAVAILABLE, and later calls fail
+ * at once. Idempotent. */
 void rp_transport_stop(rp_transport_t *t);
 /* Stops and frees; accepts NULL. */
 void rp_transport_free(rp_transport_t *t);

@@ -1144,6 +1144,15 @@ Test(amqp, a_stop_lets_handlers_finish_their_calls_then_ends_the_calls_left_wait
     cr_assert_str_eq(waiting.err.code, "UNAVAILABLE", "%s", waiting.err.message);
     cr_assert_lt(waiting.ended_ms - stopped_at, 5000, "the call waited %lld ms after the stop",
                  (long long)(waiting.ended_ms - stopped_at));
+
+    /* and a call made after the stop fails at once too */
+    call_arg_t late = {.t = caller, .comp = RP_COMP_EVENT, .budget_ms = 30000};
+    int64_t late_at = rp_mono_ms();
+    call_main(&late);
+    cr_assert_not(late.ok);
+    cr_assert_str_eq(late.err.code, "UNAVAILABLE", "%s", late.err.message);
+    cr_assert_lt(late.ended_ms - late_at, 5000, "a call after the stop waited %lld ms",
+                 (long long)(late.ended_ms - late_at));
     atomic_store(&held_release, 1);
     rp_transport_free(holder);
     rp_transport_free(caller);
