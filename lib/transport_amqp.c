@@ -288,6 +288,14 @@ static void client_broken(client_t *cl) {
     cl->conn = NULL;
 }
 
+/* Closes cl's connection in order, so that the broker logs no lost client; the next taker opens
+ * one again. A reply still on its way is set aside by librabbitmq while it waits for the close. */
+static void client_close(client_t *cl) {
+    close_conn(cl->conn);
+    cl->conn = NULL;
+    cl->ok = false;
+}
+
 static bool await_reply(amqp_tp_t *t, client_t *cl, rp_component_t comp, const char *corr, int64_t deadline_ms,
                         int spin_us, char **reply, size_t *reply_len, rp_err_t *err);
 static bool await_input(amqp_connection_state_t c, int wake_fd, int wait_ms);
@@ -364,7 +372,7 @@ static bool await_reply(amqp_tp_t *t, client_t *cl, rp_component_t comp, const c
         bool spinning = spin_until && rp_mono_us() < spin_until;
         /* a long wait comes back to librabbitmq now and then too, for the heartbeats */
         if (!spinning && !await_input(cl->conn, t->calls_stop_fd, left < IDLE_WAIT_MS ? (int)left : IDLE_WAIT_MS)) {
-            client_broken(cl); /* the reply may still come: this connection must not carry another call */
+            client_close(cl); /* the reply may still come: this connection must not carry another call */
             rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "this process is stopping");
             return false;
         }
@@ -454,9 +462,7 @@ static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req
          * (may_keep): this caller, whose answer is in hand, opens the connection again, so the
          * next need not */
         rp_err_t ignored;
-        close_conn(cl->conn); /* closed in order: the broker logs no lost client */
-        cl->conn = NULL;
-        cl->ok = false;
+        client_close(cl);
         (void)client_connect(t, cl, &ignored); /* unconnected, the next taker tries again */
         atomic_fetch_add(&t->reopened_calls, 1);
         if (*reply_len <= RP_AMQP_KEEP_REPLY_BYTES) adopt_keeper(t);
