@@ -1007,8 +1007,8 @@ rp_gateway_t *rp_gateway_start(const rp_config_t *cfg, rp_transport_t *t, rp_bod
         return NULL;
     }
     if (cfg->max_connections_per_address > 0) teach_layout(gw, tls);
-    rp_log(RP_LOG_INFO, "gateway", "listening on %s (%s) with %d HTTP threads", ports, tls ? "HTTPS" : "HTTP",
-           cfg->http_threads);
+    rp_log(RP_LOG_INFO, "gateway", "listening on %s:%d (%s) with %d HTTP threads", cfg->bind_address, cfg->port,
+           tls ? "HTTPS" : "HTTP", cfg->http_threads);
     return gw;
 }
 

@@ -2,6 +2,7 @@
 plain HTTP on that port fails, every response carries Strict-Transport-Security; without them
 no HSTS. Uses a self-signed certificate made by openssl in the test."""
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -89,6 +90,8 @@ def test_an_https_start_waits_for_no_client(certs):
         assert took < 20, "ready after %.1f s:\n%s" % (took, p.log_tail())
         assert "sslize" not in text, p.log_tail()
         assert "applies from the first finished connection on" in text
+        # the address as a client writes it, not civetweb's port spec ("443s")
+        assert re.search(r'"listening on [^" ]+:%d \(HTTPS\)' % p.port, text), p.log_tail()
     finally:
         assert p.stop() == 0, p.log_tail()
 
