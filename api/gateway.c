@@ -314,7 +314,6 @@ static bool authenticate(rp_gateway_t *gw, req_ctx_t *rc) {
     return true;
 }
 
-/* Reads and checks the JSON body per the route's rule; false when an error was sent. */
 /* The answer about to be sent is the connection's last: it says so (Connection: close) and
  * civetweb closes the connection after it. */
 static void close_after(req_ctx_t *rc) {
@@ -322,6 +321,7 @@ static void close_after(req_ctx_t *rc) {
     mg_disable_connection_keep_alive(rc->conn);
 }
 
+/* Reads and checks the JSON body per the route's rule; false when an error was sent. */
 static bool read_json_body(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route, json_t **out) {
     long long declared = rc->ri->content_length;
     size_t cap = route->max_body ? route->max_body : gw->cfg->max_body_bytes;

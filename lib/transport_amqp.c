@@ -25,12 +25,12 @@
 
 #include <amqp.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -610,8 +610,8 @@ static void *consume_main(void *arg) {
                     rp_log(RP_LOG_INFO, "amqp", "consuming %s", cs->queue);
                     backoff_ms = 100;
                     /* after IDLE_WAIT_MS without input, librabbitmq is called all the same, to
-                     * send a heartbeat that is due */
-                    while (!atomic_load(&t->stopping) && await_input(c, t->stop_fd, IDLE_WAIT_MS)) {
+                     * send a heartbeat that is due; the stop's eventfd ends the loop */
+                    while (await_input(c, t->stop_fd, IDLE_WAIT_MS)) {
                         amqp_envelope_t env;
                         struct timeval now = {0, 0}; /* what has come; the rest of a message is awaited */
                         amqp_maybe_release_buffers(c);
