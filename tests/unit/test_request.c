@@ -113,17 +113,30 @@ Test(request, batch_counts_and_status) {
  * a request with every optional field absent or present, and for texts holding everything jansson
  * escapes (quote, backslash, each control character), what it does not (slash, DEL, UTF-8 of 2,
  * 3 and 4 bytes), and values of every JSON type, reals included. */
-static void assert_prints_as_jansson(const rp_request_t *r) {
-    json_t *j = rp_request_to_json(r);
+static void assert_same_text(char *got, json_t *j) {
     char *want = json_dumps(j, JSON_COMPACT);
-    size_t len = 0;
-    char *got = rp_request_print(r, &len);
     cr_assert_not_null(got);
-    cr_assert_eq(len, strlen(got));
     cr_assert_str_eq(got, want);
     free(got);
     free(want);
     json_decref(j);
+}
+
+/* The request, its claimed rewards (the store's column) and its messages (with and without a
+ * reason, a time and a processor) each printed as jansson prints their objects. */
+static void assert_prints_as_jansson(const rp_request_t *r) {
+    json_t *j = rp_request_to_json(r);
+    size_t len = 0;
+    char *got = rp_request_print(r, &len);
+    cr_assert_not_null(got);
+    cr_assert_eq(len, strlen(got));
+    assert_same_text(got, j);
+    assert_same_text(rp_claimed_print(r), rp_claimed_to_json(r));
+    const char *reason = r->notes ? r->notes : "oops";
+    assert_same_text(rp_request_message_print(r, "reward.granted", r->id, r->created_at, NULL),
+                     rp_request_message(r, "reward.granted", r->id, r->created_at, NULL));
+    assert_same_text(rp_request_message_print(r, "reward.revoked", "x:\"revoked\"", 0, reason),
+                     rp_request_message(r, "reward.revoked", "x:\"revoked\"", 0, reason));
 }
 
 Test(request, printed_as_jansson_prints_it) {
@@ -167,6 +180,10 @@ Test(request, a_text_that_is_not_utf8_is_not_printed) {
     size_t len = 0;
     rp_request_set_notes(&r, "a\xc3(b");
     cr_assert_null(rp_request_print(&r, &len));
+    cr_assert_null(rp_request_message_print(&r, "reward.revoked", r.id, 1, r.notes), "nor the message with it");
+    char *claimed = rp_claimed_print(&r);
+    cr_assert_not_null(claimed, "the rewards do not hold the notes");
+    free(claimed);
     rp_request_set_notes(&r, "\xed\xa0\x80"); /* a surrogate */
     cr_assert_null(rp_request_print(&r, &len));
     rp_request_set_notes(&r, "\xc0\xaf"); /* overlong, in 2, 3 and 4 bytes */
@@ -179,5 +196,9 @@ Test(request, a_text_that_is_not_utf8_is_not_printed) {
     cr_assert_null(rp_request_print(&r, &len));
     rp_request_set_notes(&r, "\xf0\x9f\x8e"); /* cut short */
     cr_assert_null(rp_request_print(&r, &len));
+    rp_request_set_notes(&r, NULL);
+    snprintf(r.rewards[1].name, sizeof r.rewards[1].name, "\xff");
+    cr_assert_null(rp_claimed_print(&r));
+    cr_assert_null(rp_request_message_print(&r, "reward.granted", r.id, 1, NULL));
     rp_request_clear(&r);
 }

@@ -171,9 +171,36 @@ static void put_json_or_null(text_t *t, const char *key, const json_t *v) {
         t->bad = true;
 }
 
+/* r's claimed rewards as rp_claimed_to_json's array, printed */
+static void put_claimed(text_t *t, const rp_request_t *r) {
+    char num[64];
+    put(t, "[", 1);
+    for (size_t i = 0; i < r->nrewards; i++) {
+        const rp_claimed_reward_t *c = &r->rewards[i];
+        put(t, num, (size_t)snprintf(num, sizeof num, "%s{\"rewardIndex\":%d", i ? "," : "", c->reward_index));
+        put_str(t, ",\"rewardDefinitionId\":");
+        put_json_str(t, c->definition_id);
+        put_str_or_null(t, ",\"name\":", c->name);
+        put_str_or_null(t, ",\"type\":", c->type);
+        put_json_or_null(t, ",\"value\":", c->value);
+        put(t, num,
+            (size_t)snprintf(num, sizeof num, ",\"quantity\":%" JSON_INTEGER_FORMAT "}", (json_int_t)c->quantity));
+    }
+    put(t, "]", 1);
+}
+
+/* t's text (its length in *len), or NULL when something in it was not printable */
+static char *finish(text_t *t, size_t *len) {
+    if (t->bad) {
+        free(t->s);
+        return NULL;
+    }
+    if (len) *len = t->len;
+    return t->s;
+}
+
 char *rp_request_print(const rp_request_t *r, size_t *len) {
     text_t t = {rp_malloc(1024), 0, 1024, false};
-    char num[32];
     put_str(&t, "{\"id\":");
     put_json_str(&t, r->id);
     put_str(&t, ",\"userId\":");
@@ -184,19 +211,8 @@ char *rp_request_print(const rp_request_t *r, size_t *len) {
     put_json_str(&t, r->period_key);
     put_str(&t, ",\"status\":");
     put_json_str(&t, rp_req_status_name(r->status));
-    put_str(&t, ",\"claimedRewards\":[");
-    for (size_t i = 0; i < r->nrewards; i++) {
-        const rp_claimed_reward_t *c = &r->rewards[i];
-        put(&t, num, (size_t)snprintf(num, sizeof num, "%s{\"rewardIndex\":%d", i ? "," : "", c->reward_index));
-        put_str(&t, ",\"rewardDefinitionId\":");
-        put_json_str(&t, c->definition_id);
-        put_str_or_null(&t, ",\"name\":", c->name);
-        put_str_or_null(&t, ",\"type\":", c->type);
-        put_json_or_null(&t, ",\"value\":", c->value);
-        put(&t, num,
-            (size_t)snprintf(num, sizeof num, ",\"quantity\":%" JSON_INTEGER_FORMAT "}", (json_int_t)c->quantity));
-    }
-    put(&t, "]", 1);
+    put_str(&t, ",\"claimedRewards\":");
+    put_claimed(&t, r);
     put_time_or_null(&t, ",\"requestedAt\":", r->requested_at);
     put_time_or_null(&t, ",\"processedAt\":", r->processed_at);
     put_str_or_null(&t, ",\"processorId\":", r->processor_id);
@@ -209,12 +225,38 @@ char *rp_request_print(const rp_request_t *r, size_t *len) {
     put_time_or_null(&t, ",\"createdAt\":", r->created_at);
     put_time_or_null(&t, ",\"updatedAt\":", r->updated_at);
     put(&t, "}", 1);
-    if (t.bad) {
-        free(t.s);
-        return NULL;
+    return finish(&t, len);
+}
+
+char *rp_claimed_print(const rp_request_t *r) {
+    text_t t = {rp_malloc(256), 0, 256, false};
+    put_claimed(&t, r);
+    return finish(&t, NULL);
+}
+
+char *rp_request_message_print(const rp_request_t *r, const char *type, const char *message_id, int64_t at,
+                               const char *reason) {
+    text_t t = {rp_malloc(512), 0, 512, false};
+    put_str(&t, "{\"type\":");
+    put_json_str(&t, type);
+    put_str(&t, ",\"messageId\":");
+    put_json_str(&t, message_id);
+    put_str(&t, ",\"requestId\":");
+    put_json_str(&t, r->id);
+    put_str(&t, ",\"userId\":");
+    put_json_str(&t, r->user_id);
+    put_str(&t, ",\"eventId\":");
+    put_json_str(&t, r->event_id);
+    put_str(&t, ",\"rewards\":");
+    put_claimed(&t, r);
+    put_time_or_null(&t, ",\"at\":", at);
+    put_str_or_null(&t, ",\"processorId\":", r->processor_id);
+    if (reason) {
+        put_str(&t, ",\"reason\":");
+        put_json_str(&t, reason);
     }
-    *len = t.len;
-    return t.s;
+    put(&t, "}", 1);
+    return finish(&t, NULL);
 }
 
 json_t *rp_claimed_to_json(const rp_request_t *r) {

@@ -78,6 +78,9 @@ json_t *rp_request_to_json(const rp_request_t *r);
 char *rp_request_print(const rp_request_t *r, size_t *len);
 /* claimedRewards alone: [{rewardIndex, rewardDefinitionId, name, type, value, quantity}]. */
 json_t *rp_claimed_to_json(const rp_request_t *r);
+/* The same array printed compactly, as json_dumps prints it; NULL when a text in it is not UTF-8.
+ * Free it. */
+char *rp_claimed_print(const rp_request_t *r);
 /* Fills r->rewards from that array (replacing them); false when it is malformed. For stores
  * that keep the lines as one JSON value. */
 bool rp_claimed_from_json(rp_request_t *r, const json_t *claimed);
@@ -125,6 +128,10 @@ void rp_outbox_message_clear(rp_outbox_message_t *m);
  * rewards, at, processorId} and, when reason is not NULL, reason. A new object. */
 json_t *rp_request_message(const rp_request_t *r, const char *type, const char *message_id, int64_t at,
                            const char *reason);
+/* The same payload printed compactly, the bytes json_dumps(rp_request_message(...),
+ * JSON_COMPACT) gives, without making the object; NULL when a text in it is not UTF-8. Free it. */
+char *rp_request_message_print(const rp_request_t *r, const char *type, const char *message_id, int64_t at,
+                               const char *reason);
 /* {seq, messageId, routingKey, requestId, payload, createdAt, publishedAt}. */
 json_t *rp_outbox_message_to_json(const rp_outbox_message_t *m);
 

@@ -422,7 +422,10 @@ static bool m_tx_append_outbox(rp_reward_txn_t *t, const rp_outbox_message_t *m)
     /* hooked: not yet fanned out to webhook endpoints (webhook_store_mongo.c) */
     bson_t *doc = BCON_NEW("leaseOwner", BCON_NULL, "leaseUntil", BCON_NULL, "hooked", BCON_BOOL(false));
     RP_MONGO_PUT_FIELDS(doc, &row, outbox_fields);
-    rp_mongo_append_opaque(doc, "payload", m->payload);
+    /* a message made for a grant comes printed (grant_txn.c); MongoDB keeps it as a document */
+    json_t *parsed = m->payload || !m->payload_text ? NULL : json_loads(m->payload_text, 0, NULL);
+    rp_mongo_append_opaque(doc, "payload", m->payload ? m->payload : parsed);
+    json_decref(parsed);
     bool ok = rp_mongo_txn_insert(t->tx, OUTBOX, doc);
     bson_destroy(doc);
     return ok;

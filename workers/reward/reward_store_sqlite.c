@@ -7,7 +7,7 @@
  * Where reward_store.h leaves room, this backend:
  * - stores a string the domain leaves "" as SQL NULL (the CHECK and the partial unique indexes
  *   expect it) and reads it back as ""; notes NULL or "" read back NULL;
- * - keeps claimed rewards as one JSON column (rp_claimed_to_json), failure details as JSON;
+ * - keeps claimed rewards as one JSON column (rp_claimed_print), failure details as JSON;
  * - numbers ledger and outbox rows by AUTOINCREMENT: writers run one at a time, so seq order is
  *   commit order;
  * - initialises every record it fills first (rp_request_init, ...), so hand it one that owns
@@ -273,15 +273,15 @@ static bool s_tx_stock_give(rp_reward_txn_t *tx, const char *event_id, const rp_
 }
 
 static bool s_tx_insert_request(rp_reward_txn_t *tx, const rp_request_t *r, bool *duplicate) {
-    json_t *claimed = rp_claimed_to_json(r);
+    char *claimed = rp_claimed_print(r); /* NULL (not UTF-8) is refused by the column's NOT NULL */
     bool ok =
         query(tx, &(use_t){.what = "insert request", .dup = duplicate},
               "INSERT INTO reward_requests (" REQUEST_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
               "?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-              "ttttssssimiittjjs", r->id, r->user_id, r->event_id, r->period_key, r->active_key, r->processor_id,
+              "ttttssssimiittnjs", r->id, r->user_id, r->event_id, r->period_key, r->active_key, r->processor_id,
               r->failure_reason, r->batch_id, r->requested_at, r->processed_at, r->created_at, r->updated_at,
               rp_req_status_name(r->status), rp_req_source_name(r->source), claimed, r->failure_details, r->notes);
-    json_decref(claimed);
+    free(claimed);
     return ok;
 }
 
