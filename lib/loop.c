@@ -2,8 +2,9 @@
  * stop flags; the pass itself runs unlocked. */
 #include "loop.h"
 
-#include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -20,7 +21,8 @@ struct rp_loop {
     bool started;
     pthread_mutex_t mu;
     pthread_cond_t wake; /* kicked or stopping */
-    bool kicked, stopping;
+    _Atomic bool kicked; /* set under mu; read without it by rp_loop_kick */
+    bool stopping;
 };
 
 rp_loop_t *rp_loop_new(rp_loop_pass_fn pass, void *ctx, int idle_ms) {
@@ -37,12 +39,25 @@ rp_loop_t *rp_loop_new(rp_loop_pass_fn pass, void *ctx, int idle_ms) {
     return l;
 }
 
+/* Waits (mu held) until stopping, or until the pause of wait_ms is over, or until a kick once
+ * RP_LOOP_KICK_GAP_MS have passed since the pass that began at began_ms. */
+static void wait_turn(rp_loop_t *l, int64_t began_ms, int wait_ms) {
+    int64_t end = rp_mono_ms() + wait_ms, kick_from = began_ms + RP_LOOP_KICK_GAP_MS;
+    while (!l->stopping) {
+        int64_t now = rp_mono_ms();
+        if (now >= end || (l->kicked && now >= kick_from)) return;
+        struct timespec until = rp_ms_timespec(l->kicked && kick_from < end ? kick_from : end);
+        pthread_cond_timedwait(&l->wake, &l->mu, &until);
+    }
+}
+
 static void *loop_main(void *arg) {
     rp_loop_t *l = arg;
     int backoff_ms = l->idle_ms;
     pthread_mutex_lock(&l->mu);
     while (!l->stopping) {
         pthread_mutex_unlock(&l->mu);
+        int64_t began = rp_mono_ms();
         int wait_ms = l->idle_ms;
         switch (l->pass(l->ctx, backoff_ms)) {
         case RP_LOOP_FAILED:
@@ -56,11 +71,7 @@ static void *loop_main(void *arg) {
         case RP_LOOP_IDLE: backoff_ms = l->idle_ms; break;
         }
         pthread_mutex_lock(&l->mu);
-        if (wait_ms > 0 && !l->kicked && !l->stopping) {
-            struct timespec until = rp_ms_timespec(rp_mono_ms() + wait_ms);
-            while (!l->kicked && !l->stopping && pthread_cond_timedwait(&l->wake, &l->mu, &until) != ETIMEDOUT) {
-            }
-        }
+        if (wait_ms > 0) wait_turn(l, began, wait_ms);
         l->kicked = false;
     }
     pthread_mutex_unlock(&l->mu);
@@ -76,7 +87,10 @@ bool rp_loop_start(rp_loop_t *l, const char *what, rp_err_t *err) {
     return true;
 }
 
+/* A kick already pending covers this one: its pass begins after now. So only the first kick of a
+ * pause takes the mutex and signals; the others (every claim kicks the fan-out) return here. */
 void rp_loop_kick(rp_loop_t *l) {
+    if (atomic_load(&l->kicked)) return;
     pthread_mutex_lock(&l->mu);
     l->kicked = true;
     pthread_cond_signal(&l->wake);

@@ -26,8 +26,12 @@ typedef struct rp_loop rp_loop_t;
 rp_loop_t *rp_loop_new(rp_loop_pass_fn pass, void *ctx, int idle_ms);
 /* Starts the thread; false with err (INTERNAL, naming what) when it cannot. */
 bool rp_loop_start(rp_loop_t *l, const char *what, rp_err_t *err);
-/* Ends the current pause early: there is new work. Safe from any thread, started or not. */
+/* Ends the current pause early: there is new work. Safe from any thread, started or not. The
+ * pass it brings begins after the kick, but not sooner than RP_LOOP_KICK_GAP_MS after the pass
+ * before began: kicks in a stream (the webhook fan-out is kicked by every grant) bring one pass
+ * per gap, not one each. */
 void rp_loop_kick(rp_loop_t *l);
+#define RP_LOOP_KICK_GAP_MS 10
 /* Stops the thread (after its current pass, if started), joins it and frees. Accepts NULL. */
 void rp_loop_free(rp_loop_t *l);
 
