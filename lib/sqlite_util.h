@@ -110,10 +110,12 @@ typedef struct rp_sqlite_pool rp_sqlite_pool_t;
  * grow for the whole of a 10-minute soak (bench/README.md). Rows the cache misses come from the
  * kernel's page cache. Process-wide; set before the stores open. */
 #define RP_SQLITE_CACHE_KIB_DEFAULT 256
-/* A pool's write connection (group commits) takes this many times as much (a build may set
- * another with -DRP_SQLITE_WRITER_CACHE_FACTOR=N, to measure). */
+/* A pool's write connection (group commits) takes this many times as much: 4 MiB by default,
+ * where 2 MiB missed about 2.5 pages per embedded grant, read from the kernel while every other
+ * write of the file waited (a build may set another with -DRP_SQLITE_WRITER_CACHE_FACTOR=N, to
+ * measure; bench/README.md). */
 #ifndef RP_SQLITE_WRITER_CACHE_FACTOR
-#define RP_SQLITE_WRITER_CACHE_FACTOR 8
+#define RP_SQLITE_WRITER_CACHE_FACTOR 16
 #endif
 void rp_sqlite_set_cache_kib(int kib);
 /* A pool's writer leaves checkpoints to a thread of the pool, woken when a commit leaves the WAL

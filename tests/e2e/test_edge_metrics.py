@@ -63,7 +63,7 @@ def test_metrics_carries_the_apis_memory(tokened):
     sqlite = [values['rp_sqlite_memory_bytes{kind="%s"}' % k] for k in ("cache", "statements", "schemas")]
     assert sqlite[0] > 0 and sqlite[2] > 0, r.text
     assert sum(sqlite) < values["rp_heap_in_use_bytes"], r.text
-    # and what the page caches may fill to: a writer's 2 MiB and the readers' 256 KiB each
+    # and what the page caches may fill to: a writer's 4 MiB and the readers' 256 KiB each
     assert "# TYPE rp_sqlite_cache_bound_bytes gauge" in r.text
     assert values["rp_sqlite_cache_bound_bytes"] >= 9 * 256 * 1024, r.text
     assert sqlite[0] <= values["rp_sqlite_cache_bound_bytes"] * 5 / 4, r.text
