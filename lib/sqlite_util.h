@@ -120,11 +120,11 @@ typedef struct rp_sqlite_pool rp_sqlite_pool_t;
 void rp_sqlite_set_cache_kib(int kib);
 /* A pool's writer leaves checkpoints to a thread of the pool, woken when a commit leaves the WAL
  * at this many pages or more (about 32 MiB), instead of checkpointing at SQLite's 1,000 itself.
- * 2,000 and 16,000 did worse than 4,000 for embedded claims on 2 December. On 5 December, with
- * a claim's CPU under half of what it was then and the checkpointer 13 % of it, 8,000 served
- * 3-20 % more than 4,000 in six pairs: a hot page is copied once per checkpoint, however often it
- * was written (bench/README.md; a build may set another with -DRP_SQLITE_CHECKPOINT_PAGES=N, to
- * measure). */
+ * 2,000 and 16,000 did no better than 4,000 for embedded claims on 2 and 3 December. On 5
+ * December, with a claim's CPU under half of what it was then and the checkpointer 13 % of it,
+ * 8,000 served 3-20 % more than 4,000 in six pairs: a hot page is copied once per checkpoint,
+ * however often it was written (bench/README.md; a build may set another with
+ * -DRP_SQLITE_CHECKPOINT_PAGES=N, to measure). */
 #ifndef RP_SQLITE_CHECKPOINT_PAGES
 #define RP_SQLITE_CHECKPOINT_PAGES 8000
 #endif
