@@ -645,8 +645,8 @@ static void *consume_main(void *arg) {
             continue;
         }
         rp_log(RP_LOG_WARN, "amqp", "%s: %s; retrying in %d ms", cs->queue, err.message, backoff_ms);
-        for (int waited = 0; waited < backoff_ms && !atomic_load(&t->stopping); waited += 50)
-            usleep(50000);
+        struct pollfd stop = {.fd = t->stop_fd, .events = POLLIN}; /* the stop ends the back-off too */
+        (void)poll(&stop, 1, backoff_ms);
         backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
     }
     return NULL;
