@@ -277,8 +277,11 @@ static json_t *run_reward(rp_reward_store_t *s, const char *scenario) {
     if (strcmp(scenario, "idem-put") == 0)
         return result(s->ops->transact(s, "idem", idem_put_body, s, &err), &err, NULL);
     if (strcmp(scenario, "get-request") == 0 || strcmp(scenario, "find-active") == 0) {
+        rp_request_t slot;
+        sample_request(&slot, RP_REQ_SUCCESS); /* the slot (USER_ID, EVENT_ID, ONCE) of ACTIVE_KEY */
         ok = strcmp(scenario, "get-request") == 0 ? s->ops->get_request(s, REQUEST_ID, &req, &found, &err)
-                                                  : s->ops->find_active(s, ACTIVE_KEY, &req, &found, &err);
+                                                  : s->ops->find_active(s, &slot, &req, &found, &err);
+        rp_request_clear(&slot);
         /* the API shape keeps the active key inside the store: shown beside it */
         json_t *j = json_pack("{s:o, s:o}", "request", ok && found ? rp_request_to_json(&req) : json_null(),
                               "activeKey", ok && found ? json_string(req.active_key) : json_null());

@@ -50,6 +50,11 @@ def check(data_dir):
         for (n,) in db.execute("SELECT count(*) FROM reward_requests WHERE status = 'FAILED' AND active_key IS NOT NULL"):
             if n:
                 problems.append("%d FAILED requests still hold an active key" % n)
+        # an active key is its slot's: the store holds the slot unique as (event, period, user)
+        for (n,) in db.execute("SELECT count(*) FROM reward_requests WHERE active_key IS NOT NULL "
+                               "AND active_key <> user_id || ':' || event_id || ':' || period_key"):
+            if n:
+                problems.append("%d requests hold an active key other than their slot's" % n)
         # exactly one grant outbox message per SUCCESS (and per request ever granted)
         granted = dict(db.execute(
             "SELECT request_id, count(*) FROM outbox WHERE routing_key = 'reward.granted' GROUP BY request_id"))

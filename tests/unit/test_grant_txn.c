@@ -477,7 +477,7 @@ Test(grant_txn, the_answer_is_written_in_the_grants_own_transaction) {
     rp_request_t none;
     bool found = true;
     rp_request_init(&none);
-    cr_assert(real->ops->find_active(real, r.active_key, &none, &found, &err));
+    cr_assert(real->ops->find_active(real, &r, &none, &found, &err));
     cr_assert_not(found, "no request: the slot is free for the retry");
     rp_request_clear(&r);
 }

@@ -14,13 +14,8 @@
 static const char *const USER_A = "aaaaaaaaaaaaaaaaaaaaaaaa", *const USER_B = "bbbbbbbbbbbbbbbbbbbbbbbb";
 static const char *const OPERATOR = "0123456789abcdef01234567";
 
-/* What every test starts from: two events of one unlimited reward each, and USER_A's active key
- * on the first. */
-static struct events { char ev[RP_OID_LEN], other[RP_OID_LEN], key[RP_ACTIVE_KEY_LEN]; } E;
-
-static void key_of(char key[RP_ACTIVE_KEY_LEN], const char *user, const char *event_id) {
-    snprintf(key, RP_ACTIVE_KEY_LEN, "%s:%s:ONCE", user, event_id);
-}
+/* What every test starts from: two events of one unlimited reward each. */
+static struct events { char ev[RP_OID_LEN], other[RP_OID_LEN]; } E;
 
 /* The backend's auth and event stores, and its reward store beside them: SQLite in the same
  * directory (events.db holds the stock), MongoDB in the same database; then the events E. */
@@ -32,19 +27,19 @@ static void open_all(int backend) {
     cr_assert_not_null(S.rewards, "%s", err.message);
     make_event(-1, E.ev);
     make_event(-1, E.other);
-    key_of(E.key, USER_A, E.ev);
 }
 
-/* A request of user for event at `at` (every time field), one reward line, active key key. */
-static rp_request_t request(const char *user, const char *event_id, rp_req_status_t status, const char *key,
+/* A request of user for event in period at `at` (every time field), one reward line; unless it
+ * is FAILED it holds its slot, under the active key the services give it (rp_active_key). */
+static rp_request_t request(const char *user, const char *event_id, rp_req_status_t status, const char *period,
                             int64_t at) {
     rp_request_t r;
     rp_request_init(&r);
     rp_oid_new(r.id);
     snprintf(r.user_id, sizeof r.user_id, "%s", user);
     snprintf(r.event_id, sizeof r.event_id, "%s", event_id);
-    snprintf(r.period_key, sizeof r.period_key, "ONCE");
-    snprintf(r.active_key, sizeof r.active_key, "%s", key);
+    snprintf(r.period_key, sizeof r.period_key, "%s", period);
+    if (rp_req_holds_slot(status)) cr_assert(rp_active_key(user, event_id, period, r.active_key, sizeof r.active_key));
     r.status = status;
     r.requested_at = r.created_at = r.updated_at = at;
     r.nrewards = 1;
@@ -150,9 +145,11 @@ static void insert(const rp_request_t *r) {
     cr_assert_not(w.dup);
 }
 
-/* The reads of a body: by id and key, a slot count, an idempotency key, the items in flight. */
+/* The reads of a body: by id and by slot (the holder of slot's slot), a slot count, an
+ * idempotency key, the items in flight. */
 typedef struct look {
-    const char *id, *key, *count_user, *count_event, *idem_user, *idem_key;
+    const char *id, *count_user, *count_event, *idem_user, *idem_key;
+    const rp_request_t *slot;
     int64_t at_most, now;
     rp_request_t by_id, by_key;
     rp_idem_t idem;
@@ -166,7 +163,7 @@ static rp_txn_end_t do_look(rp_reward_txn_t *tx, void *p) {
     rp_request_clear(&l->by_key);
     rp_idem_clear(&l->idem);
     if (l->id && !OPS->tx_request_by_id(tx, l->id, &l->by_id, &l->found_id)) return RP_TXN_FAILED;
-    if (l->key && !OPS->tx_request_by_key(tx, l->key, &l->by_key, &l->found_key)) return RP_TXN_FAILED;
+    if (l->slot && !OPS->tx_request_by_key(tx, l->slot, &l->by_key, &l->found_key)) return RP_TXN_FAILED;
     if (l->count_user && !OPS->tx_count_slots(tx, l->count_user, l->count_event, l->at_most, &l->count))
         return RP_TXN_FAILED;
     if (l->idem_key && !OPS->tx_idem_get(tx, l->idem_user, l->idem_key, &l->idem, &l->found_idem)) return RP_TXN_FAILED;
@@ -199,9 +196,9 @@ static bool exists(const char *id) {
 BACKENDS(rewards, a_unit_of_work_commits_rolls_back_or_fails_whole) {
     open_all(*backend);
     rp_err_t err;
-    rp_request_t kept = request(USER_A, E.ev, RP_REQ_SUCCESS, E.key, 1767225600000);
-    rp_request_t refused = request(USER_B, E.ev, RP_REQ_FAILED, "", 1767225600000);
-    rp_request_t failed = request(USER_B, E.ev, RP_REQ_FAILED, "", 1767225600000);
+    rp_request_t kept = request(USER_A, E.ev, RP_REQ_SUCCESS, "ONCE", 1767225600000);
+    rp_request_t refused = request(USER_B, E.ev, RP_REQ_FAILED, "ONCE", 1767225600000);
+    rp_request_t failed = request(USER_B, E.ev, RP_REQ_FAILED, "ONCE", 1767225600000);
     rp_outbox_message_t m = {
         .routing_key = "reward.granted", .payload = json_pack("{s:i}", "n", 1), .created_at = 1767225600000};
     snprintf(m.message_id, sizeof m.message_id, "%s", kept.id);
@@ -242,7 +239,7 @@ BACKENDS(rewards, a_request_round_trips_every_field_by_id_and_key) {
     rp_err_t err;
     char bid[RP_OID_LEN];
     rp_oid_new(bid);
-    rp_request_t r = request(USER_A, E.ev, RP_REQ_AWAITING_REVIEW, E.key, 1767225600001);
+    rp_request_t r = request(USER_A, E.ev, RP_REQ_AWAITING_REVIEW, "ONCE", 1767225600001);
     r.source = RP_SOURCE_BATCH;
     snprintf(r.batch_id, sizeof r.batch_id, "%s", bid);
     snprintf(r.processor_id, sizeof r.processor_id, "%s", OPERATOR);
@@ -259,7 +256,7 @@ BACKENDS(rewards, a_request_round_trips_every_field_by_id_and_key) {
     r.rewards[1] = (rp_claimed_reward_t){1, "fedcba9876543210fedcba98", "Sword", "ITEM", json_string("rare"), 7};
     insert(&r);
 
-    look_t l = {.id = r.id, .key = E.key};
+    look_t l = {.id = r.id, .slot = &r};
     run_look(&l);
     cr_assert(l.found_id && l.found_key);
     assert_same_request(&l.by_id, &r);
@@ -272,21 +269,27 @@ BACKENDS(rewards, a_request_round_trips_every_field_by_id_and_key) {
     cr_assert(found);
     assert_same_request(&got, &r);
     rp_request_clear(&got);
-    cr_assert(OPS->find_active(S.rewards, E.key, &got, &found, &err), "%s", err.message);
+    cr_assert(OPS->find_active(S.rewards, &r, &got, &found, &err), "%s", err.message);
     cr_assert(found);
     assert_same_request(&got, &r);
     rp_request_clear(&got);
     cr_assert(OPS->get_request(S.rewards, "ffffffffffffffffffffffff", &got, &found, &err));
     cr_assert_not(found);
-    cr_assert(OPS->find_active(S.rewards, "nobody:nothing:ONCE", &got, &found, &err));
-    cr_assert_not(found);
+    /* nobody holds another period's slot, another player's, or another event's */
+    rp_request_t others[3] = {request(USER_A, E.ev, RP_REQ_SUCCESS, "D:2026-01-01", 1),
+                              request(USER_B, E.ev, RP_REQ_SUCCESS, "ONCE", 1),
+                              request(USER_A, E.other, RP_REQ_SUCCESS, "ONCE", 1)};
+    for (int i = 0; i < 3; i++) {
+        cr_assert(OPS->find_active(S.rewards, &others[i], &got, &found, &err));
+        cr_assert_not(found, "slot %d", i);
+        rp_request_clear(&others[i]);
+    }
 
     /* a FAILED request carries no key: the key finds nothing, the id finds it */
-    rp_request_t f = request(USER_B, E.ev, RP_REQ_FAILED, "", 1767225600005);
+    rp_request_t f = request(USER_B, E.ev, RP_REQ_FAILED, "ONCE", 1767225600005);
     insert(&f);
-    char bkey[RP_ACTIVE_KEY_LEN];
-    key_of(bkey, USER_B, E.ev);
-    look_t l2 = {.id = f.id, .key = bkey};
+    rp_request_t b_slot = request(USER_B, E.ev, RP_REQ_SUCCESS, "ONCE", 1767225600005);
+    look_t l2 = {.id = f.id, .slot = &b_slot};
     run_look(&l2);
     cr_assert(l2.found_id);
     cr_assert_not(l2.found_key);
@@ -294,14 +297,15 @@ BACKENDS(rewards, a_request_round_trips_every_field_by_id_and_key) {
     look_clear(&l2);
     rp_request_clear(&r);
     rp_request_clear(&f);
+    rp_request_clear(&b_slot);
 }
 
 BACKENDS(rewards, slots_count_every_status_but_failed) {
     open_all(*backend);
     rp_request_t rs[6] = {
-        request(USER_A, E.ev, RP_REQ_SUCCESS, "a:1", 1), request(USER_A, E.ev, RP_REQ_AWAITING_REVIEW, "a:2", 2),
-        request(USER_A, E.ev, RP_REQ_REVOKED, "a:3", 3), request(USER_A, E.ev, RP_REQ_FAILED, "", 4),
-        request(USER_B, E.ev, RP_REQ_SUCCESS, "b:1", 5), request(USER_A, E.other, RP_REQ_SUCCESS, "a:o", 6),
+        request(USER_A, E.ev, RP_REQ_SUCCESS, "D:1", 1), request(USER_A, E.ev, RP_REQ_AWAITING_REVIEW, "D:2", 2),
+        request(USER_A, E.ev, RP_REQ_REVOKED, "D:3", 3), request(USER_A, E.ev, RP_REQ_FAILED, "D:4", 4),
+        request(USER_B, E.ev, RP_REQ_SUCCESS, "D:1", 5), request(USER_A, E.other, RP_REQ_SUCCESS, "D:1", 6),
     };
     for (int i = 0; i < 6; i++)
         insert(&rs[i]);
@@ -324,9 +328,9 @@ BACKENDS(rewards, slots_count_every_status_but_failed) {
 
 BACKENDS(rewards, an_active_key_has_one_holder) {
     open_all(*backend);
-    rp_request_t first = request(USER_A, E.ev, RP_REQ_SUCCESS, E.key, 1);
-    rp_request_t second = request(USER_A, E.ev, RP_REQ_AWAITING_REVIEW, E.key, 2);
-    rp_request_t same_id = request(USER_A, E.ev, RP_REQ_SUCCESS, "another:key", 3);
+    rp_request_t first = request(USER_A, E.ev, RP_REQ_SUCCESS, "ONCE", 1);
+    rp_request_t second = request(USER_A, E.ev, RP_REQ_AWAITING_REVIEW, "ONCE", 2);
+    rp_request_t same_id = request(USER_B, E.ev, RP_REQ_SUCCESS, "ONCE", 3); /* a free slot */
     snprintf(same_id.id, sizeof same_id.id, "%s", first.id);
     insert(&first);
     work_t w = {.insert = &second};
@@ -336,11 +340,12 @@ BACKENDS(rewards, an_active_key_has_one_holder) {
     w.insert = &same_id;
     run_work(&w);
     cr_assert(w.dup, "so is the id");
-    look_t l = {.key = "another:key"};
+    look_t l = {.slot = &same_id};
     run_look(&l);
-    cr_assert_not(l.found_key);
+    cr_assert_not(l.found_key, "the slot stays free");
     /* FAILED requests carry no key and never conflict */
-    rp_request_t f1 = request(USER_A, E.ev, RP_REQ_FAILED, "", 4), f2 = request(USER_A, E.ev, RP_REQ_FAILED, "", 5);
+    rp_request_t f1 = request(USER_A, E.ev, RP_REQ_FAILED, "ONCE", 4),
+                 f2 = request(USER_A, E.ev, RP_REQ_FAILED, "ONCE", 5);
     insert(&f1);
     insert(&f2);
     cr_assert(exists(f1.id) && exists(f2.id));
@@ -354,7 +359,7 @@ BACKENDS(rewards, an_active_key_has_one_holder) {
 
 BACKENDS(rewards, a_request_moves_only_from_the_status_expected) {
     open_all(*backend);
-    rp_request_t r = request(USER_A, E.ev, RP_REQ_AWAITING_REVIEW, E.key, 1767225600000);
+    rp_request_t r = request(USER_A, E.ev, RP_REQ_AWAITING_REVIEW, "ONCE", 1767225600000);
     rp_request_set_details(&r, json_pack("{s:s}", "why", "kept"));
     insert(&r);
 
@@ -394,7 +399,7 @@ BACKENDS(rewards, a_request_moves_only_from_the_status_expected) {
     cr_assert(fail.moved);
     run_look(&l);
     assert_same_request(&l.by_id, &failed);
-    rp_request_t again = request(USER_A, E.ev, RP_REQ_SUCCESS, E.key, 1767225603000);
+    rp_request_t again = request(USER_A, E.ev, RP_REQ_SUCCESS, "ONCE", 1767225603000);
     insert(&again);
     rp_request_t ghost = request(USER_A, E.ev, RP_REQ_SUCCESS, "x", 1);
     work_t none = {.update = &ghost, .from = RP_REQ_PENDING};
@@ -423,7 +428,7 @@ static int newest_first(const void *a, const void *b) {
 BACKENDS(rewards, requests_list_newest_first_with_every_filter) {
     open_all(*backend);
     rp_err_t err;
-    char key[RP_ACTIVE_KEY_LEN];
+    char period[RP_PERIOD_KEY_LEN];
     /* request times out of creation (and so id) order, two of them equal: the id breaks ties */
     static const struct {
         bool b, other;
@@ -437,9 +442,8 @@ BACKENDS(rewards, requests_list_newest_first_with_every_filter) {
     rp_request_t rs[N];
     for (int i = 0; i < N; i++) {
         const char *user = rows[i].b ? USER_B : USER_A, *event_id = rows[i].other ? E.other : E.ev;
-        snprintf(key, sizeof key, "%s:%s:%d", user, event_id, i);
-        rs[i] =
-            request(user, event_id, rows[i].status, rows[i].status == RP_REQ_FAILED ? "" : key, t0 + 1000 * rows[i].at);
+        snprintf(period, sizeof period, "D:%d", i);
+        rs[i] = request(user, event_id, rows[i].status, period, t0 + 1000 * rows[i].at);
         insert(&rs[i]);
     }
     const rp_request_filter_t cases[] = {
@@ -1139,14 +1143,14 @@ BACKENDS(rewards, items_lease_by_due_time_and_come_back) {
 /* ---- concurrency ---- */
 
 typedef struct race {
-    const char *event_id, *key;
+    const char *event_id, *period;
     int won, lost;
     pthread_mutex_t mu;
 } race_t;
 
 static void *race_main(void *arg) {
     race_t *r = arg;
-    rp_request_t mine = request(USER_A, r->event_id, RP_REQ_SUCCESS, r->key, rp_now_ms());
+    rp_request_t mine = request(USER_A, r->event_id, RP_REQ_SUCCESS, r->period, rp_now_ms());
     work_t w = {.insert = &mine};
     rp_err_t err;
     bool ok = OPS->transact(S.rewards, "race", do_work, &w, &err);
@@ -1160,7 +1164,7 @@ static void *race_main(void *arg) {
 
 BACKENDS(rewards, racing_inserts_of_one_active_key_have_one_winner) {
     open_all(*backend);
-    race_t r = {E.ev, E.key, 0, 0, PTHREAD_MUTEX_INITIALIZER};
+    race_t r = {E.ev, "ONCE", 0, 0, PTHREAD_MUTEX_INITIALIZER};
     run_together(8, race_main, &r);
     cr_assert_eq(r.won, 1);
     cr_assert_eq(r.lost, 7, "every other insert saw the duplicate, none failed");
@@ -1178,7 +1182,7 @@ BACKENDS(rewards, the_event_freeze_guard_sees_slot_holding_requests) {
     rp_err_t err;
     json_t *doc = NULL;
     bool claimed = true;
-    rp_request_t r = request(USER_A, E.ev, RP_REQ_FAILED, "", rp_now_ms());
+    rp_request_t r = request(USER_A, E.ev, RP_REQ_FAILED, "ONCE", rp_now_ms());
     insert(&r);
     rp_request_clear(&r);
     cr_assert(S.events->ops->event_get(S.events, E.ev, &doc, &err) && doc, "%s", err.message);
@@ -1187,7 +1191,7 @@ BACKENDS(rewards, the_event_freeze_guard_sees_slot_holding_requests) {
     cr_assert(S.events->ops->event_update(S.events, doc, true, true, &a, &claimed, &err), "%s", err.message);
     cr_assert_not(claimed, "a FAILED request holds no slot: nothing is frozen");
     json_decref(doc);
-    r = request(USER_B, E.ev, RP_REQ_AWAITING_REVIEW, "held-slot", rp_now_ms());
+    r = request(USER_B, E.ev, RP_REQ_AWAITING_REVIEW, "ONCE", rp_now_ms());
     insert(&r);
     rp_request_clear(&r);
     cr_assert(S.events->ops->event_get(S.events, E.ev, &doc, &err) && doc, "%s", err.message);
@@ -1214,12 +1218,9 @@ BACKENDS(rewards, cancel_settles_the_events_reviews_in_its_transaction) {
     open_all(*backend);
     rp_err_t err;
     const int64_t t = 1767225600000, now = t + 5000;
-    char key_b[RP_ACTIVE_KEY_LEN], key_other[RP_ACTIVE_KEY_LEN];
-    key_of(key_b, USER_B, E.ev);
-    key_of(key_other, USER_A, E.other);
-    rp_request_t review = request(USER_A, E.ev, RP_REQ_AWAITING_REVIEW, E.key, t),
-                 paid = request(USER_B, E.ev, RP_REQ_SUCCESS, key_b, t),
-                 elsewhere = request(USER_A, E.other, RP_REQ_AWAITING_REVIEW, key_other, t);
+    rp_request_t review = request(USER_A, E.ev, RP_REQ_AWAITING_REVIEW, "ONCE", t),
+                 paid = request(USER_B, E.ev, RP_REQ_SUCCESS, "ONCE", t),
+                 elsewhere = request(USER_A, E.other, RP_REQ_AWAITING_REVIEW, "ONCE", t);
     insert(&review);
     insert(&paid);
     insert(&elsewhere);
@@ -1231,7 +1232,7 @@ BACKENDS(rewards, cancel_settles_the_events_reviews_in_its_transaction) {
               err.message);
     cr_assert_not(already);
     cr_assert_eq(settled, 1);
-    look_t l = {.id = review.id, .key = E.key};
+    look_t l = {.id = review.id, .slot = &review};
     run_look(&l);
     cr_assert(l.found_id);
     cr_assert_eq(l.by_id.status, RP_REQ_FAILED);

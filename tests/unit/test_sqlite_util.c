@@ -214,11 +214,16 @@ Test(migrate, the_reads_of_a_grant_still_find_their_index_after_v7) {
             "AND status <> 'FAILED' LIMIT ?3)",
             plan, sizeof plan);
     cr_assert(strstr(plan, "USING INDEX reward_requests_user_time (user_id=?)"), "%s", plan);
+    /* the "has claims" check reads the slot index (v10), which holds only slot-holding requests */
     plan_of(db, "SELECT EXISTS (SELECT 1 FROM reward_requests WHERE event_id = ?1 AND active_key IS NOT NULL)", plan,
             sizeof plan);
-    cr_assert(strstr(plan, "USING INDEX reward_requests_event_time (event_id=?)"), "%s", plan);
-    plan_of(db, "SELECT id FROM reward_requests WHERE active_key = ?1", plan, sizeof plan);
-    cr_assert(strstr(plan, "USING INDEX reward_requests_active (active_key=?)"), "%s", plan);
+    cr_assert(strstr(plan, "USING INDEX reward_requests_slot (event_id=?)"), "%s", plan);
+    /* the slot's holder (s_tx_request_by_key), a seek on all three columns */
+    plan_of(db,
+            "SELECT id FROM reward_requests WHERE event_id = ?1 AND period_key = ?2 AND user_id = ?3 "
+            "AND active_key IS NOT NULL",
+            plan, sizeof plan);
+    cr_assert(strstr(plan, "USING INDEX reward_requests_slot (event_id=? AND period_key=? AND user_id=?)"), "%s", plan);
     /* a player's history (the shape of reward_store_sqlite.c's s_list_requests with a player) */
     plan_of(db,
             "SELECT id FROM reward_requests WHERE user_id = ?1 AND (?2 IS NULL OR event_id = ?2) AND "
@@ -264,7 +269,7 @@ Test(migrate, requests_of_an_event_or_a_rare_status_are_read_in_order_from_an_in
                               "INSERT INTO reward_requests (id, user_id, event_id, period_key, active_key, status, "
                               "claimed_rewards, requested_at, created_at, updated_at) VALUES "
                               "('r1', 'u', 'e', 'p', 'k1', 'SUCCESS', '[]', 1, 1, 1), "
-                              "('r2', 'u', 'e', 'p', 'k2', 'AWAITING_REVIEW', '[]', 2, 2, 2), "
+                              "('r2', 'u', 'e', 'p2', 'k2', 'AWAITING_REVIEW', '[]', 2, 2, 2), "
                               "('r3', 'u', 'e', 'p', NULL, 'FAILED', '[]', 3, 3, 3)",
                               NULL, NULL, &e),
                  SQLITE_OK, "%s", e ? e : "");
@@ -279,13 +284,63 @@ Test(migrate, requests_of_an_event_or_a_rare_status_are_read_in_order_from_an_in
     sqlite3_close_v2(db);
 }
 
+/* v10 moves the slot's uniqueness from the active key to (event_id, period_key, user_id): the
+ * requests a file at v9 holds keep their slots, a second request for a held slot is refused, and
+ * a FAILED one or another period's is not. */
+Test(migrate, v10_keeps_every_held_slot_unique_event_first) {
+    const char *v9_steps[11];
+    int k = 0;
+    for (; k < 9; k++)
+        v9_steps[k] = rp_reward_sqlite_steps[k];
+    v9_steps[k] = NULL;
+    const rp_sqlite_schema_t at_v9[] = {
+        rp_events_db_schemas[0], {"reward", v9_steps, RP_REWARD_SQLITE_LEGACY_STEPS}, {NULL, NULL, 0}};
+    sqlite3 *db = open_db();
+    migrate_ok(db, at_v9);
+    cr_assert_eq(version_of(db, "reward"), 9);
+    cr_assert(rp_sqlite_exec(db,
+                             "INSERT INTO reward_requests (id, user_id, event_id, period_key, active_key, status, "
+                             "claimed_rewards, requested_at, created_at, updated_at) VALUES "
+                             "('r1', 'u1', 'e1', 'ONCE', 'u1:e1:ONCE', 'SUCCESS', '[]', 1, 1, 1), "
+                             "('r2', 'u2', 'e1', 'ONCE', 'u2:e1:ONCE', 'AWAITING_REVIEW', '[]', 2, 2, 2), "
+                             "('r3', 'u1', 'e1', 'ONCE', NULL, 'FAILED', '[]', 3, 3, 3)",
+                             NULL));
+    migrate_ok(db, rp_events_db_schemas);
+    cr_assert_eq(version_of(db, "reward"), 10);
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM pragma_index_info('reward_requests_active')"), 0,
+                 "the active key's index is gone");
+    cr_assert_eq(scalar(db, "SELECT \"unique\" FROM pragma_index_list('reward_requests') "
+                            "WHERE name = 'reward_requests_slot'"),
+                 1);
+    cr_assert_eq(scalar(db, "SELECT count(*) FROM reward_requests INDEXED BY reward_requests_slot "
+                            "WHERE event_id = 'e1' AND active_key IS NOT NULL"),
+                 2, "both held slots, not the FAILED request");
+    static const char insert[] = "INSERT INTO reward_requests (id, user_id, event_id, period_key, active_key, status, "
+                                 "claimed_rewards, requested_at, created_at, updated_at) VALUES ";
+    char sql[512];
+    rp_err_t err;
+    snprintf(sql, sizeof sql, "%s('r4', 'u1', 'e1', 'ONCE', 'u1:e1:ONCE', 'SUCCESS', '[]', 4, 4, 4)", insert);
+    cr_assert_not(rp_sqlite_exec(db, sql, &err), "u1's slot on e1 is held");
+    cr_assert_str_eq(err.code, "DUPLICATE_KEY");
+    snprintf(sql, sizeof sql, "%s('r5', 'u1', 'e1', 'ONCE', NULL, 'FAILED', '[]', 5, 5, 5)", insert);
+    cr_assert(rp_sqlite_exec(db, sql, NULL), "a FAILED request holds no slot");
+    snprintf(sql, sizeof sql, "%s('r6', 'u1', 'e1', 'D:2026-12-05', 'u1:e1:D:2026-12-05', 'SUCCESS', '[]', 6, 6, 6)",
+             insert);
+    cr_assert(rp_sqlite_exec(db, sql, NULL), "another period is another slot");
+    cr_assert(
+        rp_sqlite_exec(db, "UPDATE reward_requests SET status = 'FAILED', active_key = NULL WHERE id = 'r2'", NULL));
+    snprintf(sql, sizeof sql, "%s('r7', 'u2', 'e1', 'ONCE', 'u2:e1:ONCE', 'SUCCESS', '[]', 7, 7, 7)", insert);
+    cr_assert(rp_sqlite_exec(db, sql, NULL), "a released slot is free again");
+    sqlite3_close_v2(db);
+}
+
 Test(migrate, events_db_from_every_legacy_version_ends_as_a_new_file) {
     static char fresh[16384], legacy[16384], names[4096], want[4096];
     sqlite3 *db = open_db();
     migrate_ok(db, rp_events_db_schemas);
     schema_text(db, fresh, sizeof fresh);
     cr_assert_eq(version_of(db, "event"), 3);
-    cr_assert_eq(version_of(db, "reward"), 9); /* v9: the event index in time order */
+    cr_assert_eq(version_of(db, "reward"), 10); /* v10: the slot indexed event first */
     sqlite3_close_v2(db);
     for (int v = 1; v <= 4; v++) {
         snprintf(path, sizeof path, "%s/legacy%d.db", dir, v);
@@ -314,7 +369,7 @@ Test(migrate, events_db_from_every_legacy_version_ends_as_a_new_file) {
                                 "AND value = '7'"),
                      1, "facts keep their rows when their key becomes per player (event v3)");
         cr_assert_eq(version_of(db, "event"), 3);
-        cr_assert_eq(version_of(db, "reward"), 9); /* v9: the event index in time order */
+        cr_assert_eq(version_of(db, "reward"), 10); /* v10: the slot indexed event first */
         sqlite3_close_v2(db);
     }
 }

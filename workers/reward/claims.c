@@ -137,7 +137,7 @@ static bool judge(rp_claims_t *c, const char *user_id, const rp_event_view_t *v,
     }
     if (holder) {
         bool found = false;
-        if (!c->store->ops->find_active(c->store, r->active_key, holder, &found, &err)) {
+        if (!c->store->ops->find_active(c->store, r, holder, &found, &err)) {
             rp_reply_from_err(rep, &err);
             return false;
         }

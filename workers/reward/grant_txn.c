@@ -157,7 +157,7 @@ static rp_txn_end_t answer(claim_run_t *run, rp_reward_txn_t *tx, bool wrote) {
 static bool judge_slot(const rp_reward_store_ops_t *ops, rp_reward_txn_t *tx, const rp_request_t *r, int64_t max_claims,
                        rp_grant_result_t *res) {
     bool found = false;
-    if (!ops->tx_request_by_key(tx, r->active_key, &res->holder, &found)) return false;
+    if (!ops->tx_request_by_key(tx, r, &res->holder, &found)) return false;
     if (found) {
         res->outcome = RP_GRANT_ALREADY_CLAIMED;
         return true;
@@ -254,7 +254,7 @@ static rp_txn_end_t refusal_body(rp_reward_txn_t *tx, void *arg) {
     if (found) return RP_TXN_ROLLBACK;
     res->outcome = run->why;
     if (run->why == RP_GRANT_ALREADY_CLAIMED) {
-        if (!ops->tx_request_by_key(tx, r->active_key, &res->holder, &found)) return RP_TXN_FAILED;
+        if (!ops->tx_request_by_key(tx, r, &res->holder, &found)) return RP_TXN_FAILED;
         if (!found) { /* the holder was rejected meanwhile: the slot is free again */
             run->again = true;
             return RP_TXN_ROLLBACK;

@@ -110,8 +110,10 @@ typedef struct rp_reward_store_ops {
      * through out-parameters. Records they fill are initialised first (rp_request_init, ...)
      * and owned by the caller. */
 
-    /* The request holding active_key (any status but FAILED): *found and *out. */
-    bool (*tx_request_by_key)(rp_reward_txn_t *tx, const char *active_key, rp_request_t *out, bool *found);
+    /* The request holding the slot of `slot` (any status but FAILED): the request that is not
+     * FAILED with slot's user_id, event_id and period_key, whose active key is slot->active_key
+     * (rp_active_key of the three). *found and *out. Only those four fields of slot are read. */
+    bool (*tx_request_by_key)(rp_reward_txn_t *tx, const rp_request_t *slot, rp_request_t *out, bool *found);
     /* The request with this id: *found and *out. */
     bool (*tx_request_by_id)(rp_reward_txn_t *tx, const char *id, rp_request_t *out, bool *found);
     /* How many of user_id's requests for event_id hold a slot (status other than FAILED); the
@@ -127,7 +129,8 @@ typedef struct rp_reward_store_ops {
     /* Gives every line's quantity back to its limited stock (a revocation). */
     bool (*tx_stock_give)(rp_reward_txn_t *tx, const char *event_id, const rp_stock_line_t *lines, size_t n);
     /* Inserts r as it is, its active key unique among stored requests (r->active_key "" =
-     * none). *duplicate when another request holds the key (or the id): then nothing was
+     * none; else rp_active_key of r's user_id, event_id and period_key, which SQLite holds
+     * unique as those three columns). *duplicate when another request holds the key (or the id): then nothing was
      * written and, on MongoDB, the transaction is dead: the body must roll back. Inserting a
      * request of an event conflicts with a concurrent update of that event's rewards. */
     bool (*tx_insert_request)(rp_reward_txn_t *tx, const rp_request_t *r, bool *duplicate);
@@ -168,7 +171,8 @@ typedef struct rp_reward_store_ops {
     /* ---- reads, each on its own ---- */
 
     bool (*get_request)(rp_reward_store_t *s, const char *id, rp_request_t *out, bool *found, rp_err_t *err);
-    bool (*find_active)(rp_reward_store_t *s, const char *active_key, rp_request_t *out, bool *found, rp_err_t *err);
+    /* tx_request_by_key on its own */
+    bool (*find_active)(rp_reward_store_t *s, const rp_request_t *slot, rp_request_t *out, bool *found, rp_err_t *err);
     /* Requests newest first by (requestedAt, id), after f->cursor; *items a new array of *n
      * (release each with rp_request_clear, then free()), *more when another page follows. */
     bool (*list_requests)(rp_reward_store_t *s, const rp_request_filter_t *f, rp_request_t **items, size_t *n,

@@ -271,8 +271,10 @@ static bool m_rehearse(rp_reward_store_t *s, const char *what, rp_reward_txn_fn 
     return m_transact(s, what, fn, arg, err);
 }
 
-static bool m_tx_request_by_key(rp_reward_txn_t *t, const char *key, rp_request_t *out, bool *found) {
-    return fetch(NULL, t->tx, REQUESTS, BCON_NEW("activeKey", BCON_UTF8(key)), &K_REQUEST, out, found, NULL);
+/* Through the unique index on activeKey, the slot's three fields in one string. */
+static bool m_tx_request_by_key(rp_reward_txn_t *t, const rp_request_t *slot, rp_request_t *out, bool *found) {
+    return fetch(NULL, t->tx, REQUESTS, BCON_NEW("activeKey", BCON_UTF8(slot->active_key)), &K_REQUEST, out, found,
+                 NULL);
 }
 
 static bool m_tx_request_by_id(rp_reward_txn_t *t, const char *id, rp_request_t *out, bool *found) {
@@ -520,8 +522,10 @@ static bool m_get_request(rp_reward_store_t *s, const char *id, rp_request_t *ou
     return fetch(db_of(s), NULL, REQUESTS, BCON_NEW("_id", BCON_UTF8(id)), &K_REQUEST, out, found, err);
 }
 
-static bool m_find_active(rp_reward_store_t *s, const char *key, rp_request_t *out, bool *found, rp_err_t *err) {
-    return fetch(db_of(s), NULL, REQUESTS, BCON_NEW("activeKey", BCON_UTF8(key)), &K_REQUEST, out, found, err);
+static bool m_find_active(rp_reward_store_t *s, const rp_request_t *slot, rp_request_t *out, bool *found,
+                          rp_err_t *err) {
+    return fetch(db_of(s), NULL, REQUESTS, BCON_NEW("activeKey", BCON_UTF8(slot->active_key)), &K_REQUEST, out, found,
+                 err);
 }
 
 static bool m_idem_get(rp_reward_store_t *s, const char *user_id, const char *key, rp_idem_t *out, bool *found,

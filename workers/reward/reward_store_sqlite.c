@@ -222,10 +222,13 @@ static bool s_rehearse(rp_reward_store_t *base, const char *what, rp_reward_txn_
         .what = "read request", .row = row_request, .clear = rp_reward_release_request, .out = out_, .found = found_   \
     }
 
-static bool s_tx_request_by_key(rp_reward_txn_t *tx, const char *active_key, rp_request_t *out, bool *found) {
+/* Through reward_requests_slot (v10), the slot's columns in that index's order. */
+static bool s_tx_request_by_key(rp_reward_txn_t *tx, const rp_request_t *slot, rp_request_t *out, bool *found) {
     rp_request_init(out);
-    return query(tx, READ_REQUEST(out, found), "SELECT " REQUEST_COLS " FROM reward_requests WHERE active_key = ?1",
-                 "t", active_key);
+    return query(tx, READ_REQUEST(out, found),
+                 "SELECT " REQUEST_COLS " FROM reward_requests WHERE event_id = ?1 AND period_key = ?2 "
+                 "AND user_id = ?3 AND active_key IS NOT NULL",
+                 "ttt", slot->event_id, slot->period_key, slot->user_id);
 }
 
 static bool s_tx_request_by_id(rp_reward_txn_t *tx, const char *id, rp_request_t *out, bool *found) {
@@ -411,10 +414,10 @@ static bool s_get_request(rp_reward_store_t *base, const char *id, rp_request_t 
     return s_tx_request_by_id(&tx, id, out, found);
 }
 
-static bool s_find_active(rp_reward_store_t *base, const char *active_key, rp_request_t *out, bool *found,
+static bool s_find_active(rp_reward_store_t *base, const rp_request_t *slot, rp_request_t *out, bool *found,
                           rp_err_t *err) {
     rp_reward_txn_t tx = NO_TXN(base, err);
-    return s_tx_request_by_key(&tx, active_key, out, found);
+    return s_tx_request_by_key(&tx, slot, out, found);
 }
 
 static bool s_list_requests(rp_reward_store_t *base, const rp_request_filter_t *f, rp_request_t **items, size_t *n,
