@@ -12,7 +12,8 @@
 void rp_oid_new(char out[RP_OID_LEN]);
 /* True when s (len bytes) is exactly 24 lower- or upper-case hex characters. */
 bool rp_oid_valid(const char *s, size_t len);
-/* Writes nbytes random bytes as 2*nbytes lower-case hex characters plus NUL into out. */
+/* Writes nbytes (at most 64) random bytes as 2*nbytes lower-case hex characters plus NUL into
+ * out. The bytes come from the kernel through a small per-thread pool, each used once. */
 void rp_random_hex(char *out, size_t nbytes);
 
 #endif
