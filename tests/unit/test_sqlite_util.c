@@ -288,11 +288,8 @@ Test(migrate, requests_of_an_event_or_a_rare_status_are_read_in_order_from_an_in
  * requests a file at v9 holds keep their slots, a second request for a held slot is refused, and
  * a FAILED one or another period's is not. */
 Test(migrate, v10_keeps_every_held_slot_unique_event_first) {
-    const char *v9_steps[11];
-    int k = 0;
-    for (; k < 9; k++)
-        v9_steps[k] = rp_reward_sqlite_steps[k];
-    v9_steps[k] = NULL;
+    const char *v9_steps[10] = {NULL}; /* the first nine steps, NULL-terminated */
+    memcpy(v9_steps, rp_reward_sqlite_steps, 9 * sizeof *v9_steps);
     const rp_sqlite_schema_t at_v9[] = {
         rp_events_db_schemas[0], {"reward", v9_steps, RP_REWARD_SQLITE_LEGACY_STEPS}, {NULL, NULL, 0}};
     sqlite3 *db = open_db();

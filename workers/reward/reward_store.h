@@ -130,9 +130,10 @@ typedef struct rp_reward_store_ops {
     bool (*tx_stock_give)(rp_reward_txn_t *tx, const char *event_id, const rp_stock_line_t *lines, size_t n);
     /* Inserts r as it is, its active key unique among stored requests (r->active_key "" =
      * none; else rp_active_key of r's user_id, event_id and period_key, which SQLite holds
-     * unique as those three columns). *duplicate when another request holds the key (or the id): then nothing was
-     * written and, on MongoDB, the transaction is dead: the body must roll back. Inserting a
-     * request of an event conflicts with a concurrent update of that event's rewards. */
+     * unique as those three columns). *duplicate when another request holds the key (or the
+     * id): then nothing was written and, on MongoDB, the transaction is dead: the body must roll
+     * back. Inserting a request of an event conflicts with a concurrent update of that event's
+     * rewards. */
     bool (*tx_insert_request)(rp_reward_txn_t *tx, const rp_request_t *r, bool *duplicate);
     /* Compare-and-set: where the request r->id has status `from`, writes r's status,
      * active_key (released when ""), processed_at, processor_id, failure_reason, notes and
