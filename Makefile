@@ -220,7 +220,7 @@ FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-poin
 # only the parsers and what they call are rebuilt for the targets, to keep make test short; a
 # symbol missing at link time names a file to add here
 FUZZ_LIB_SRCS := lib/envelope.c lib/err.c lib/ids.c lib/json_util.c lib/jsonschema.c lib/log.c lib/mem.c \
-                 lib/paging.c lib/roles.c lib/rpc.c lib/schema_registry.c lib/timeutil.c lib/token.c \
+                 lib/paging.c lib/roles.c lib/rpc.c lib/rpc_bundle.c lib/schema_registry.c lib/timeutil.c lib/token.c \
                  lib/transport.c api/http_io.c api/routes.c
 $(BUILD)/libfuzz.a: $(FUZZ_LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/gen/schemas_embedded.o
 	@rm -f $@
