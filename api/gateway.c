@@ -488,7 +488,8 @@ static void forward(rp_gateway_t *gw, req_ctx_t *rc, const rp_api_route_t *route
         if (!env.body) env.body = json_object();
         json_object_set_new(env.body, "keyHash", json_string(hash));
     }
-    rp_rpc_call_raw(gw->transport, (rp_component_t)route->component, &env, &rep);
+    (route->shared_call ? rp_rpc_call_shared_raw : rp_rpc_call_raw)(gw->transport, (rp_component_t)route->component,
+                                                                    &env, &rep);
     bool ok = rep.status / 100 == 2;
     if (changes_kept_replies(route)) rp_page_cache_forget(gw->replies);
     if (keepable && ok && rep.raw && rep.max_age_ms > 0) {

@@ -157,8 +157,16 @@ char *rp_metrics_render(rp_metrics_t *m, const rp_amqp_stats_t *amqp, const rp_s
             "rp_amqp_connections_reopened_total{side=\"calls\"} %ld\n"
             "rp_amqp_connections_reopened_total{side=\"consumers\"} %ld\n"
             "# HELP rp_amqp_long_reply_connections Call connections keeping the pages of a reply over 128 KiB.\n"
-            "# TYPE rp_amqp_long_reply_connections gauge\nrp_amqp_long_reply_connections %d\n",
-            amqp->reopened_calls, amqp->reopened_consumers, amqp->long_reply_conns);
+            "# TYPE rp_amqp_long_reply_connections gauge\nrp_amqp_long_reply_connections %d\n"
+            "# HELP rp_amqp_bundles_sent_total Messages that carried two claims or more to a grant worker at once.\n"
+            "# TYPE rp_amqp_bundles_sent_total counter\nrp_amqp_bundles_sent_total %ld\n"
+            "# HELP rp_amqp_bundled_calls_total Claims that travelled in those messages.\n"
+            "# TYPE rp_amqp_bundled_calls_total counter\nrp_amqp_bundled_calls_total %ld\n"
+            "# HELP rp_amqp_shared_calls_waiting Claims waiting for a bundle to leave (RPC_BUNDLE_LANES were on their "
+            "way).\n"
+            "# TYPE rp_amqp_shared_calls_waiting gauge\nrp_amqp_shared_calls_waiting %d\n",
+            amqp->reopened_calls, amqp->reopened_consumers, amqp->long_reply_conns, amqp->bundles_sent,
+            amqp->bundled_calls, amqp->shared_waiting);
     if (sessions)
         put(&b,
             "# HELP rp_session_fetches_total Calls to the auth worker for the state of accounts the api did not hold, "

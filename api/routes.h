@@ -40,6 +40,10 @@ typedef struct rp_api_route {
         RP_SESSION_KEYS_MINT,
         RP_SESSION_KEYS_CHANGED
     } session;
+    /* the call may travel to its worker in one message with others of its kind waiting at the same
+     * moment (rp_transport_call_shared): the claims, which come in waves and which the grant
+     * worker commits together anyway, so that the broker carries one message for many */
+    bool shared_call;
 } rp_api_route_t;
 
 #define RP_BATCH_BODY_BYTES (4u * 1024 * 1024) /* 100,000 user ids and some whitespace */

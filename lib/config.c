@@ -230,6 +230,8 @@ bool rp_config_load(rp_config_t *cfg, rp_config_getter_fn get, void *ud, rp_err_
         !get_str(get, ud, "ADMIN_PASSWORD", "", cfg->admin_password, sizeof cfg->admin_password, err) ||
         !get_int(get, ud, "RPC_TIMEOUT_MS", 5000, 50, 600000, &cfg->rpc_timeout_ms, err) ||
         !get_int(get, ud, "RPC_CONNECTIONS", 64, 1, 1024, &cfg->rpc_connections, err) ||
+        !get_int(get, ud, "RPC_BUNDLE_MAX", 64, 1, 256, &cfg->rpc_bundle_max, err) ||
+        !get_int(get, ud, "RPC_BUNDLE_LANES", 2, 1, 1024, &cfg->rpc_bundle_lanes, err) ||
         !get_int(get, ud, "WORKER_THREADS", 4, 1, 256, &cfg->worker_threads, err) ||
         /* over RabbitMQ each call is a consumer thread with a broker connection of its own, and
          * 16 per grant worker grant as fast as 64 (bench/README.md) */

@@ -31,6 +31,8 @@ typedef struct rp_config {
     char admin_password[256];      /* ADMIN_PASSWORD */
     int rpc_timeout_ms;            /* RPC_TIMEOUT_MS, default 5000 */
     int rpc_connections;           /* RPC_CONNECTIONS: a process's broker connections for calls, 64 */
+    int rpc_bundle_max;            /* RPC_BUNDLE_MAX claims in one broker message, 64 (1: each alone) */
+    int rpc_bundle_lanes;          /* RPC_BUNDLE_LANES: bundles of claims on their way at once, 2 */
     int worker_threads;            /* WORKER_THREADS per component, default 4 */
     int grant_concurrency;         /* GRANT_CONCURRENCY: the reward component's calls at once, 64 (16 on amqp) */
     int queue_capacity;            /* QUEUE_CAPACITY per component (inproc), default 1024 */

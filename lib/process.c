@@ -75,6 +75,7 @@ bool rp_process_start(rp_process_t *p, const char *name, bool allow_inproc, bool
         fprintf(stderr, "%s: transport: %s\n", name, err.message);
         return false;
     }
+    if (amqp) rp_transport_amqp_bundle(p->transport, p->cfg.rpc_bundle_max, p->cfg.rpc_bundle_lanes);
     return true;
 }
 

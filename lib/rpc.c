@@ -29,8 +29,8 @@ static void release_body(json_t **release) {
  * once env is encoded. When comp is a service of this process (the embedded platform), its
  * handler gets env itself and fills rep, with no envelope or reply printed and parsed in between:
  * they were a sixth of GET /auth/me's CPU. */
-static void call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *env, bool raw, json_t **release,
-                 rp_reply_t *rep) {
+static void call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *env, bool raw, bool shared,
+                 json_t **release, rp_reply_t *rep) {
     size_t len = 0, rlen = 0;
     char *reply = NULL;
     rp_err_t err;
@@ -51,7 +51,8 @@ static void call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *en
         return;
     }
     release_body(release);
-    if (!rp_transport_call(t, comp, req, len, env->deadline_ms, &reply, &rlen, &err)) {
+    if (!(shared ? rp_transport_call_shared : rp_transport_call)(t, comp, req, len, env->deadline_ms, &reply, &rlen,
+                                                                 &err)) {
         rp_reply_from_err(rep, &err); /* a 503 gets Retry-After there */
     } else if (!(raw ? rp_reply_parse_raw : rp_reply_parse)(rep, reply, rlen, &err)) {
         rp_reply_from_err(rep, &err);
@@ -61,11 +62,15 @@ static void call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *en
 }
 
 void rp_rpc_call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *env, rp_reply_t *rep) {
-    call(t, comp, env, false, NULL, rep);
+    call(t, comp, env, false, false, NULL, rep);
 }
 
 void rp_rpc_call_raw(rp_transport_t *t, rp_component_t comp, rp_envelope_t *env, rp_reply_t *rep) {
-    call(t, comp, env, true, &env->body, rep);
+    call(t, comp, env, true, false, &env->body, rep);
+}
+
+void rp_rpc_call_shared_raw(rp_transport_t *t, rp_component_t comp, rp_envelope_t *env, rp_reply_t *rep) {
+    call(t, comp, env, true, true, &env->body, rep);
 }
 
 void rp_rpc_call_internal(rp_transport_t *t, rp_component_t comp, const char *method, const char *route, json_t *body,

@@ -17,6 +17,9 @@ void rp_rpc_call(rp_transport_t *t, rp_component_t comp, const rp_envelope_t *en
  * env itself and rep is its own reply, raw only where the worker answered with text; the body
  * is released after the call. */
 void rp_rpc_call_raw(rp_transport_t *t, rp_component_t comp, rp_envelope_t *env, rp_reply_t *rep);
+/* As rp_rpc_call_raw, sent with rp_transport_call_shared: it may travel in one message with other
+ * such calls to comp that wait at the same moment. */
+void rp_rpc_call_shared_raw(rp_transport_t *t, rp_component_t comp, rp_envelope_t *env, rp_reply_t *rep);
 
 /* One worker asking another (or the api asking a worker) on an internal route: sends
  * {method, route, body (taken, may be NULL)} to comp with no caller, answering before deadline_ms

@@ -29,6 +29,14 @@ bool rp_transport_call(rp_transport_t *t, rp_component_t comp, const char *req, 
     return t->ops->call(t, comp, req, len, deadline_ms, reply, reply_len, err);
 }
 
+bool rp_transport_call_shared(rp_transport_t *t, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
+                              char **reply, size_t *reply_len, rp_err_t *err) {
+    *reply = NULL;
+    *reply_len = 0;
+    return (t->ops->call_shared ? t->ops->call_shared : t->ops->call)(t, comp, req, len, deadline_ms, reply, reply_len,
+                                                                      err);
+}
+
 int rp_transport_run_local(rp_transport_t *t, rp_component_t comp, rp_rpc_handler_fn served_by, int64_t deadline_ms,
                            rp_local_fn fn, void *arg, rp_err_t *err) {
     if (!t->ops->run_local) return 0;

@@ -49,6 +49,9 @@ typedef struct rp_transport_ops {
     bool (*serve)(rp_transport_t *t, rp_component_t comp, rp_rpc_handler_fn fn, void *ctx, int threads, rp_err_t *err);
     bool (*call)(rp_transport_t *t, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms, char **reply,
                  size_t *reply_len, rp_err_t *err);
+    /* NULL when calls never share a message: call is used */
+    bool (*call_shared)(rp_transport_t *t, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
+                        char **reply, size_t *reply_len, rp_err_t *err);
     bool (*ready)(rp_transport_t *t, rp_err_t *err);
     /* NULL when no component can be run in process (see rp_transport_run_local) */
     int (*run_local)(rp_transport_t *t, rp_component_t comp, rp_rpc_handler_fn served_by, int64_t deadline_ms,
@@ -74,6 +77,12 @@ bool rp_transport_serve(rp_transport_t *t, rp_component_t comp, rp_rpc_handler_f
  * deadline is dropped, never handed to another call. */
 bool rp_transport_call(rp_transport_t *t, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
                        char **reply, size_t *reply_len, rp_err_t *err);
+/* As rp_transport_call, for a call that may travel in one message with other such calls to comp
+ * waiting at the same moment (over RabbitMQ: a bundle, rp_transport_amqp_bundle), and so also
+ * wait for the slowest of them: for short calls made in waves, the claims. It may also end with
+ * 503 OVERLOADED when no bundle could leave before deadline_ms. In process it is a call. */
+bool rp_transport_call_shared(rp_transport_t *t, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
+                              char **reply, size_t *reply_len, rp_err_t *err);
 /* When comp is served in this process with served_by, runs fn(served ctx, arg) on the caller's
  * thread under the rules of a call (a slot, the deadline, 503/504) instead of sending bytes, so
  * that the caller and the handler share the request and reply as structures (lib/rpc.c). Returns
@@ -123,8 +132,22 @@ rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, int connect
  * first burst of calls finds them open: each takes the broker several round trips and a queue.
  * False with err when the broker cannot be reached; those opened stay open. */
 bool rp_transport_amqp_connect(rp_transport_t *t, int n, rp_err_t *err);
-/* What an amqp transport did with the pages of long messages (lib/amqp_util.h). */
+/* Lets an amqp transport's shared calls (rp_transport_call_shared) travel as bundles: while
+ * `lanes` bundles to a component are on their way from this process, further shared calls to it
+ * wait, and the first of them to go takes up to max - 1 of the others with it (those whose
+ * deadline is at most BUNDLE_SKEW_MS later than its own), as one message of netstrings
+ * (lib/rpc_bundle.h) with the type "rp.bundle". A worker runs a bundle's calls side by side (its
+ * consumer thread and a pool of helper threads) and answers them in one reply, in their order. A
+ * call alone travels as a plain message. max 1 (the default) sends every call alone. Call before
+ * the first call. The workers must understand bundles before an api sends them. */
+void rp_transport_amqp_bundle(rp_transport_t *t, int max, int lanes);
+/* What an amqp transport did with the pages of long messages (lib/amqp_util.h), and with bundles. */
 typedef struct rp_amqp_stats {
+    /* bundles this process sent (of two calls or more), the calls they carried, and the bundles
+     * its consumers answered */
+    long bundles_sent, bundled_calls, bundles_served;
+    /* shared calls of this process waiting for a bundle to leave */
+    int shared_waiting;
     /* connections closed and opened again because they read a message too long to keep its
      * pages: a call connection's reply over RP_AMQP_KEEP_REPLY_BYTES, or over RP_AMQP_KEEP_BYTES
      * when RP_AMQP_LONG_REPLY_CONNS others keep such pages (before its call returns); a consumer's

@@ -9,6 +9,9 @@
  *   rp.reply direct  <reply queue name> -> the api connection's exclusive reply queue
  *   rp.work  direct  reward.grant -> reward.grant                         (batch items)
  *   rp.dlx   direct  <queue>.dlq -> <queue>.dlq                           (dead letters)
+ * Shared calls (the claims) travel as bundles: several envelopes in one message of type rp.bundle
+ * (lib/rpc_bundle.h), served side by side by the consumer that takes it and the helper threads,
+ * answered in one reply (rp_transport_amqp_bundle).
  * Replies go through rp.reply rather than direct reply-to: direct reply-to needs write
  * permission on the default exchange, which would let every worker publish to every queue, and
  * measured no faster (bench/rpc_rtt.c).
@@ -28,6 +31,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +43,7 @@
 #include "amqp_util.h"
 #include "log.h"
 #include "mem.h"
+#include "rpc_bundle.h"
 #include "timeutil.h"
 #include "transport.h"
 
@@ -66,8 +71,62 @@ static const char *exchange_of(rp_component_t comp) {
  * queue for whichever thread of whichever worker process is free, never in the buffer of a busy
  * one (with 16, measured slower at 64 connections, and one worker could hoard the requests). */
 #define RPC_PREFETCH 1
+/* Bundles (rp_transport_amqp_bundle). The type that marks one; how much later than its leader's
+ * deadline a call's may be for it to join (the leader waits for the bundle's reply until the
+ * latest of them, so its own answer may come this much past its deadline, when the worker is
+ * that slow); the most request bytes a bundle gathers, so that it stays a few frames; the
+ * serving side's helper threads per RPC consumer thread, and at most. */
+#define BUNDLE_TYPE "rp.bundle"
+#define BUNDLE_SKEW_MS 50
+#define BUNDLE_BYTES (64 * 1024)
+#define HELPERS_PER_CONSUMER 2
+#define MAX_HELPERS 64
 
 typedef struct amqp_tp amqp_tp_t;
+
+/* A shared call of this process (rp_transport_call_shared) from the moment it waits for a bundle to
+ * its answer. WAITING: queued on its component's gather; LEADING: it sends the next bundle; SENT:
+ * in a bundle on its way, its leader holding it at *seat; ANSWERED: ok, reply or err are set.
+ * States change under the gather's mutex. Whoever makes a waiting call LEADING or ANSWERED posts
+ * its semaphore once, after letting the mutex go, and the call waits for that post before it
+ * returns, so that its semaphore outlives the post. (With a condition variable each call woke
+ * into the mutex its leader still held: at 64 connections, a sixth of the api's samples were
+ * that mutex's waits and wakes.) */
+typedef enum { SHARE_WAITING, SHARE_LEADING, SHARE_SENT, SHARE_ANSWERED } share_state_t;
+
+typedef struct shared_call {
+    const char *req;
+    size_t len;
+    int64_t deadline_ms;
+    share_state_t state;
+    sem_t woken;
+    struct shared_call *next;  /* the queue, while WAITING */
+    struct shared_call **seat; /* the leader's hold on it, while SENT: cleared when it gives up */
+    bool ok;
+    char *reply;
+    size_t reply_len;
+    rp_err_t err;
+} shared_call_t;
+
+/* The shared calls to one component: how many bundles are on their way (lanes_busy, at most
+ * t->bundle_lanes) and the calls waiting for one. */
+typedef struct gather {
+    pthread_mutex_t mu;
+    shared_call_t *head;
+    int lanes_busy;
+} gather_t;
+
+/* A bundle being served: its parts are run by the consumer that took it and by helper threads
+ * (next: the first part nobody took; done: parts answered; both under the helpers' mutex). */
+typedef struct bundle_run {
+    const struct consumer *cs;
+    const rp_bundle_part_t *parts;
+    char **outs;
+    size_t *out_lens;
+    size_t n, next, done;
+    pthread_cond_t finished;
+    struct bundle_run *queued; /* the helpers' queue, while parts are left to take */
+} bundle_run_t;
 
 /* A consumer thread: of an RPC queue (fn set, replies) or of a work queue (work set). */
 typedef struct consumer {
@@ -116,6 +175,19 @@ struct amqp_tp {
     pthread_mutex_t mu;
     consumer_t **consumers; /* each owned here; a consumer thread holds its pointer until stop */
     size_t nconsumers, capconsumers;
+    /* bundles: the calling side (bundle_max 1: none) */
+    int bundle_max, bundle_lanes;
+    gather_t gather[RP_COMP_COUNT];
+    atomic_long bundles_sent, bundled_calls, bundles_served;
+    atomic_int shared_waiting; /* shared calls queued for a lane */
+    /* bundles: the serving side's helper threads, started by the first bundle served */
+    pthread_mutex_t hmu;
+    pthread_cond_t hwork;
+    bundle_run_t *hqueue;
+    pthread_t *helpers;
+    int nhelpers;
+    atomic_int rpc_consumers; /* RPC consumer threads started (the helpers' count follows it) */
+    bool helpers_stop;
 };
 
 typedef struct client {
@@ -300,9 +372,9 @@ static bool await_reply(amqp_tp_t *t, client_t *cl, rp_component_t comp, const c
                         int spin_us, char **reply, size_t *reply_len, rp_err_t *err);
 static bool await_input(amqp_connection_state_t c, int wake_fd, int wait_ms);
 
-/* One call on cl, which the caller took and gives back. */
+/* One call on cl, which the caller took and gives back; a bundle (req holds several) when bundle. */
 static bool call_on(amqp_tp_t *t, client_t *cl, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
-                    char **reply, size_t *reply_len, rp_err_t *err) {
+                    bool bundle, char **reply, size_t *reply_len, rp_err_t *err) {
     /* A connection idle since the broker went away still accepts a publish (the bytes only go
      * to the socket). Read what is pending first: a connection.close or a socket error means
      * reconnect before publishing; late replies to earlier calls are dropped here too. */
@@ -343,6 +415,10 @@ static bool call_on(amqp_tp_t *t, client_t *cl, rp_component_t comp, const char 
     p.correlation_id = amqp_cstring_bytes(corr);
     p.reply_to = amqp_cstring_bytes(cl->reply_queue);
     p.expiration = amqp_cstring_bytes(expiration);
+    if (bundle) {
+        p._flags |= AMQP_BASIC_TYPE_FLAG;
+        p.type = amqp_cstring_bytes(BUNDLE_TYPE);
+    }
     amqp_bytes_t body = {.len = len, .bytes = (void *)req};
     if (amqp_basic_publish(cl->conn, 1, amqp_cstring_bytes(exchange_of(comp)),
                            amqp_cstring_bytes(rp_component_name(comp)), 1, 0, &p, body) != AMQP_STATUS_OK) {
@@ -449,12 +525,11 @@ static void adopt_keeper(amqp_tp_t *t) {
     pthread_mutex_unlock(&t->cmu);
 }
 
-static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
+static bool call_with(amqp_tp_t *t, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms, bool bundle,
                       char **reply, size_t *reply_len, rp_err_t *err) {
-    amqp_tp_t *t = (amqp_tp_t *)base;
     client_t *cl = client_take(t, deadline_ms, err);
     if (!cl) return false;
-    bool ok = call_on(t, cl, comp, req, len, deadline_ms, reply, reply_len, err);
+    bool ok = call_on(t, cl, comp, req, len, deadline_ms, bundle, reply, reply_len, err);
     if (ok && *reply_len > RP_AMQP_KEEP_BYTES && may_keep(t, cl, *reply_len)) {
         tl_keeper = cl;
     } else if (ok && *reply_len > RP_AMQP_KEEP_BYTES) {
@@ -469,6 +544,218 @@ static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req
     }
     client_give(t, cl);
     return ok;
+}
+
+static bool amqp_call(rp_transport_t *base, rp_component_t comp, const char *req, size_t len, int64_t deadline_ms,
+                      char **reply, size_t *reply_len, rp_err_t *err) {
+    return call_with((amqp_tp_t *)base, comp, req, len, deadline_ms, false, reply, reply_len, err);
+}
+
+/* ---- shared calls: bundles on the calling side ---- */
+
+/* Takes from g's queue (g->mu held) the calls that may go with lead's, up to the bundle's limits,
+ * into seats[1..]; returns how many seats are filled, lead's included, and the latest deadline
+ * in *until. Those taken are SENT, each knowing its seat. */
+static int take_company(amqp_tp_t *t, gather_t *g, shared_call_t *lead, shared_call_t **seats, int64_t *until) {
+    int n = 1;
+    size_t bytes = lead->len;
+    seats[0] = lead;
+    *until = lead->deadline_ms;
+    for (shared_call_t **pp = &g->head; *pp && n < t->bundle_max;) {
+        shared_call_t *c = *pp;
+        if (c->deadline_ms > lead->deadline_ms + BUNDLE_SKEW_MS || bytes + c->len > BUNDLE_BYTES) {
+            pp = &c->next;
+            continue;
+        }
+        *pp = c->next;
+        atomic_fetch_sub(&t->shared_waiting, 1);
+        c->state = SHARE_SENT;
+        c->seat = &seats[n];
+        seats[n++] = c;
+        bytes += c->len;
+        if (c->deadline_ms > *until) *until = c->deadline_ms;
+    }
+    return n;
+}
+
+static void unqueue(gather_t *g, shared_call_t *c) {
+    for (shared_call_t **pp = &g->head; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            return;
+        }
+}
+
+/* Hands each call of seats[1..n) still waiting (its seat not cleared) its part of the bundle's
+ * reply (dups[i], taken here; those of calls that gave up stay in dups for the caller to free), or
+ * err when the bundle failed; then the lane passes to the first call queued, if any. Returns the
+ * calls to wake, in wake[] (g->mu held; post them once it is let go). */
+static int answer_company(amqp_tp_t *t, gather_t *g, shared_call_t **seats, int n, bool ok, char **dups,
+                          const rp_bundle_part_t *parts, const rp_err_t *err, shared_call_t **wake) {
+    int w = 0;
+    for (int i = 1; i < n; i++) {
+        shared_call_t *c = seats[i];
+        if (!c) continue; /* it gave up: its deadline passed */
+        c->ok = ok;
+        if (ok) {
+            c->reply = dups[i];
+            c->reply_len = parts[i].n;
+            dups[i] = NULL;
+        } else {
+            c->err = *err;
+        }
+        c->state = SHARE_ANSWERED;
+        wake[w++] = c;
+    }
+    shared_call_t *next = g->head;
+    if (next) {
+        g->head = next->next;
+        atomic_fetch_sub(&t->shared_waiting, 1);
+        next->state = SHARE_LEADING;
+        wake[w++] = next;
+    } else {
+        g->lanes_busy--;
+    }
+    return w;
+}
+
+/* Sends the bundle led by me (g->mu held on entry, released here) and hands out the answers. */
+static bool lead_bundle(amqp_tp_t *t, gather_t *g, rp_component_t comp, shared_call_t *me, char **reply,
+                        size_t *reply_len, rp_err_t *err) {
+    shared_call_t *seats[RP_BUNDLE_MAX_PARTS], *wake[RP_BUNDLE_MAX_PARTS + 1];
+    char *dups[RP_BUNDLE_MAX_PARTS] = {NULL};
+    int64_t until;
+    int n = take_company(t, g, me, seats, &until);
+    rp_bundle_part_t parts[RP_BUNDLE_MAX_PARTS];
+    char *body = NULL;
+    size_t blen = 0;
+    if (n > 1) { /* joined now: a call that gives up takes its bytes with it */
+        for (int i = 0; i < n; i++)
+            parts[i] = (rp_bundle_part_t){seats[i]->req, seats[i]->len};
+        body = rp_bundle_join(parts, (size_t)n, &blen);
+    }
+    pthread_mutex_unlock(&g->mu);
+    char *rb = NULL;
+    size_t rlen = 0;
+    rp_err_t berr;
+    rp_err_clear(&berr);
+    bool ok;
+    if (n == 1) {
+        ok = call_with(t, comp, me->req, me->len, me->deadline_ms, false, &rb, &rlen, &berr);
+    } else {
+        atomic_fetch_add(&t->bundles_sent, 1);
+        atomic_fetch_add(&t->bundled_calls, n);
+        ok = call_with(t, comp, body, blen, until, true, &rb, &rlen, &berr);
+        free(body);
+        if (ok && rp_bundle_split(rb, rlen, parts, (size_t)n) != (size_t)n) {
+            ok = false;
+            rp_err_set(&berr, RP_ERR_INTERNAL, "BAD_REPLY", "the %s worker's bundled reply holds no reply per call",
+                       rp_component_name(comp));
+        }
+        for (int i = 1; ok && i < n; i++) /* copied before the mutex is taken again */
+            dups[i] = rp_strndup(parts[i].p, parts[i].n);
+    }
+    pthread_mutex_lock(&g->mu);
+    int w = answer_company(t, g, seats, n, ok, dups, parts, &berr, wake);
+    pthread_mutex_unlock(&g->mu);
+    for (int i = 0; i < w; i++)
+        sem_post(&wake[i]->woken);
+    for (int i = 1; i < n; i++)
+        free(dups[i]);                                  /* the parts of calls that gave up */
+    if (ok && n > 1 && rp_now_ms() > me->deadline_ms) { /* its own answer came too late: dropped */
+        ok = false;
+        rp_err_set(&berr, RP_ERR_TIMEOUT, "WORKER_TIMEOUT", "the %s worker did not answer in time",
+                   rp_component_name(comp));
+    }
+    if (!ok) {
+        if (err) *err = berr;
+        free(rb);
+        return false;
+    }
+    if (n == 1) {
+        *reply = rb;
+        *reply_len = rlen;
+    } else {
+        *reply = rp_strndup(parts[0].p, parts[0].n);
+        *reply_len = parts[0].n;
+        free(rb);
+    }
+    return true;
+}
+
+/* Waits for c's post until its deadline: true when posted, false when the deadline passed. */
+static bool await_post(shared_call_t *c) {
+    struct timespec when = rp_ms_timespec(c->deadline_ms);
+    for (;;) {
+        if (sem_timedwait(&c->woken, &when) == 0) return true;
+        if (errno != EINTR) return false;
+    }
+}
+
+static bool amqp_call_shared(rp_transport_t *base, rp_component_t comp, const char *req, size_t len,
+                             int64_t deadline_ms, char **reply, size_t *reply_len, rp_err_t *err) {
+    amqp_tp_t *t = (amqp_tp_t *)base;
+    if (t->bundle_max <= 1 || (unsigned)comp >= RP_COMP_COUNT)
+        return call_with(t, comp, req, len, deadline_ms, false, reply, reply_len, err);
+    gather_t *g = &t->gather[comp];
+    shared_call_t me = {.req = req, .len = len, .deadline_ms = deadline_ms};
+    pthread_mutex_lock(&g->mu);
+    if (g->lanes_busy < t->bundle_lanes) {
+        g->lanes_busy++;
+        return lead_bundle(t, g, comp, &me, reply, reply_len, err);
+    }
+    sem_init(&me.woken, 0, 0);
+    me.state = SHARE_WAITING;
+    shared_call_t **pp = &g->head;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = &me;
+    atomic_fetch_add(&t->shared_waiting, 1);
+    pthread_mutex_unlock(&g->mu);
+    if (!await_post(&me)) {
+        pthread_mutex_lock(&g->mu);
+        bool gave_up = true;
+        if (me.state == SHARE_WAITING) {
+            unqueue(g, &me);
+            atomic_fetch_sub(&t->shared_waiting, 1);
+            rp_err_set(&me.err, RP_ERR_UNAVAILABLE, "OVERLOADED",
+                       "all %d bundles of calls to the %s worker were on their way until the deadline", t->bundle_lanes,
+                       rp_component_name(comp));
+        } else if (me.state == SHARE_SENT) {
+            *me.seat = NULL; /* its leader hands it nothing and posts nothing */
+            rp_err_set(&me.err, RP_ERR_TIMEOUT, "WORKER_TIMEOUT", "the %s worker did not answer in time",
+                       rp_component_name(comp));
+        } else {
+            gave_up = false; /* answered or made leader as the wait ended: the post is on its way */
+        }
+        pthread_mutex_unlock(&g->mu);
+        if (gave_up) {
+            sem_destroy(&me.woken);
+            if (err) *err = me.err;
+            return false;
+        }
+        while (sem_wait(&me.woken) != 0)
+            ; /* EINTR */
+    }
+    sem_destroy(&me.woken);
+    if (me.state == SHARE_LEADING) {
+        pthread_mutex_lock(&g->mu);
+        return lead_bundle(t, g, comp, &me, reply, reply_len, err);
+    }
+    if (!me.ok) {
+        if (err) *err = me.err;
+        return false;
+    }
+    *reply = me.reply;
+    *reply_len = me.reply_len;
+    return true;
+}
+
+void rp_transport_amqp_bundle(rp_transport_t *base, int max, int lanes) {
+    if (!base || base->ops->call_shared != amqp_call_shared) return;
+    amqp_tp_t *t = (amqp_tp_t *)base;
+    t->bundle_max = max < 1 ? 1 : max > RP_BUNDLE_MAX_PARTS ? RP_BUNDLE_MAX_PARTS : max;
+    t->bundle_lanes = lanes < 1 ? 1 : lanes;
 }
 
 static bool amqp_ready(rp_transport_t *base, rp_err_t *err) {
@@ -557,11 +844,146 @@ static bool parseable(const amqp_envelope_t *env) {
     return n >= 2 && b[0] == '{';
 }
 
+static bool is_bundle(const amqp_envelope_t *env) {
+    const amqp_basic_properties_t *p = &env->message.properties;
+    return (p->_flags & AMQP_BASIC_TYPE_FLAG) && p->type.len == strlen(BUNDLE_TYPE) &&
+           memcmp(p->type.bytes, BUNDLE_TYPE, p->type.len) == 0;
+}
+
+/* Runs part i of run (t->hmu not held) and counts it done. */
+static void run_part(amqp_tp_t *t, bundle_run_t *run, size_t i) {
+    size_t n = 0;
+    char *out = run->cs->fn(run->cs->ctx, run->parts[i].p, run->parts[i].n, &n);
+    run->outs[i] = out;
+    run->out_lens[i] = out ? n : 0; /* a handler that answered nothing: the caller reads an empty reply */
+    pthread_mutex_lock(&t->hmu);
+    if (++run->done == run->n) pthread_cond_signal(&run->finished);
+    pthread_mutex_unlock(&t->hmu);
+}
+
+/* Takes the next part of run (t->hmu held): its index, or run->n when none is left; the run
+ * leaves the queue with its last part. */
+static size_t take_part(amqp_tp_t *t, bundle_run_t *run) {
+    if (run->next == run->n) return run->n;
+    size_t i = run->next++;
+    if (run->next == run->n)
+        for (bundle_run_t **pp = &t->hqueue; *pp; pp = &(*pp)->queued)
+            if (*pp == run) {
+                *pp = run->queued;
+                break;
+            }
+    return i;
+}
+
+static void *helper_main(void *arg) {
+    amqp_tp_t *t = arg;
+    pthread_mutex_lock(&t->hmu);
+    while (!t->helpers_stop) {
+        bundle_run_t *run = t->hqueue;
+        if (!run) {
+            pthread_cond_wait(&t->hwork, &t->hmu);
+            continue;
+        }
+        size_t i = take_part(t, run);
+        pthread_mutex_unlock(&t->hmu);
+        run_part(t, run, i);
+        pthread_mutex_lock(&t->hmu);
+    }
+    pthread_mutex_unlock(&t->hmu);
+    return NULL;
+}
+
+/* Starts the helper threads once (t->hmu held): HELPERS_PER_CONSUMER per RPC consumer thread of
+ * this process, at most MAX_HELPERS. None started: the consumers run every part themselves. */
+static void start_helpers(amqp_tp_t *t) {
+    if (t->helpers || t->helpers_stop) return;
+    int want = atomic_load(&t->rpc_consumers) * HELPERS_PER_CONSUMER;
+    if (want > MAX_HELPERS) want = MAX_HELPERS;
+    t->helpers = rp_calloc((size_t)(want > 0 ? want : 1), sizeof *t->helpers);
+    for (int i = 0; i < want; i++) {
+        if (pthread_create(&t->helpers[t->nhelpers], NULL, helper_main, t) != 0) {
+            rp_log(RP_LOG_WARN, "amqp", "started %d of %d bundle helper threads", t->nhelpers, want);
+            break;
+        }
+        t->nhelpers++;
+    }
+}
+
+static void stop_helpers(amqp_tp_t *t) {
+    pthread_mutex_lock(&t->hmu);
+    t->helpers_stop = true;
+    pthread_cond_broadcast(&t->hwork);
+    pthread_mutex_unlock(&t->hmu);
+    for (int i = 0; i < t->nhelpers; i++)
+        pthread_join(t->helpers[i], NULL);
+    t->nhelpers = 0;
+    free(t->helpers);
+    t->helpers = NULL;
+}
+
+/* Serves a bundle: its parts side by side (this thread and the helpers), then one reply holding
+ * theirs in order, then the ack, as for one call. A bundle that does not split is dead-lettered.
+ * False when the connection broke. */
+static bool serve_bundle(consumer_t *cs, amqp_connection_state_t c, amqp_envelope_t *env) {
+    amqp_tp_t *t = cs->t;
+    rp_bundle_part_t *parts = rp_malloc(RP_BUNDLE_MAX_PARTS * sizeof *parts);
+    size_t n = rp_bundle_split(env->message.body.bytes, env->message.body.len, parts, RP_BUNDLE_MAX_PARTS);
+    if (n == 0) {
+        free(parts);
+        rp_log(RP_LOG_ERROR, "amqp", "dead-lettering a malformed bundle on %s (%zu bytes)", cs->queue,
+               env->message.body.len);
+        return amqp_basic_nack(c, 1, env->delivery_tag, 0, 0) == AMQP_STATUS_OK;
+    }
+    bundle_run_t run = {.cs = cs, .parts = parts, .n = n};
+    run.outs = rp_calloc(n, sizeof *run.outs);
+    run.out_lens = rp_calloc(n, sizeof *run.out_lens);
+    pthread_cond_init(&run.finished, NULL);
+    pthread_mutex_lock(&t->hmu);
+    start_helpers(t);
+    if (n > 1 && t->nhelpers > 0) {
+        run.queued = t->hqueue;
+        t->hqueue = &run;
+        /* one helper woken per part left to others, not all: a broadcast woke every helper for a
+         * bundle of two, and they fought over this mutex */
+        for (size_t k = 1; k < n && k <= (size_t)t->nhelpers; k++)
+            pthread_cond_signal(&t->hwork);
+    } else {
+        run.next = 0; /* not queued: this thread takes every part */
+    }
+    for (;;) {
+        size_t i = take_part(t, &run);
+        if (i == n) break;
+        pthread_mutex_unlock(&t->hmu);
+        run_part(t, &run, i);
+        pthread_mutex_lock(&t->hmu);
+    }
+    while (run.done < n)
+        pthread_cond_wait(&run.finished, &t->hmu);
+    pthread_mutex_unlock(&t->hmu);
+    pthread_cond_destroy(&run.finished);
+    atomic_fetch_add(&t->bundles_served, 1);
+    rp_bundle_part_t *answers = rp_malloc(n * sizeof *answers);
+    for (size_t i = 0; i < n; i++)
+        answers[i] = (rp_bundle_part_t){run.outs[i], run.out_lens[i]};
+    size_t rlen = 0;
+    char *reply = rp_bundle_join(answers, n, &rlen);
+    for (size_t i = 0; i < n; i++)
+        free(run.outs[i]);
+    free(answers);
+    free(run.outs);
+    free(run.out_lens);
+    free(parts);
+    bool sent = send_reply(c, env, reply, rlen);
+    free(reply);
+    return sent && amqp_basic_ack(c, 1, env->delivery_tag, 0) == AMQP_STATUS_OK;
+}
+
 /* Handles one delivery: an RPC runs the handler, replies, then acks (the handler has committed;
  * a crash before the ack means redelivery, which the idempotent operations absorb); a work item
  * is acked when handled and dead-lettered when its handler calls it malformed. False when the
  * connection broke. */
 static bool handle_delivery(consumer_t *cs, amqp_connection_state_t c, amqp_envelope_t *env) {
+    if (cs->fn && is_bundle(env)) return serve_bundle(cs, c, env);
     if (!parseable(env)) {
         rp_log(RP_LOG_ERROR, "amqp", "dead-lettering an unparseable message on %s (%zu bytes)", cs->queue,
                env->message.body.len);
@@ -682,6 +1104,7 @@ static bool start_consumers(amqp_tp_t *t, const char *exchange, const char *queu
             return false;
         }
         t->consumers[t->nconsumers++] = cs;
+        if (fn) atomic_fetch_add(&t->rpc_consumers, 1);
     }
     pthread_mutex_unlock(&t->mu);
     return true;
@@ -726,6 +1149,7 @@ static void amqp_stop(rp_transport_t *base) {
     }
     t->nconsumers = 0;
     pthread_mutex_unlock(&t->mu);
+    stop_helpers(t); /* no bundle is served any more */
     (void)eventfd_write(t->calls_stop_fd, 1);
 }
 
@@ -743,6 +1167,10 @@ static void amqp_free(rp_transport_t *base) {
     pthread_key_delete(t->pub_key);
     free(t->url);
     pthread_mutex_destroy(&t->mu);
+    for (int i = 0; i < RP_COMP_COUNT; i++)
+        pthread_mutex_destroy(&t->gather[i].mu);
+    pthread_mutex_destroy(&t->hmu);
+    pthread_cond_destroy(&t->hwork);
     free(t->consumers);
     rp_amqp_url_clear(&t->addr);
     close(t->stop_fd);
@@ -752,6 +1180,7 @@ static void amqp_free(rp_transport_t *base) {
 
 static const rp_transport_ops_t amqp_ops = {.serve = amqp_serve,
                                             .call = amqp_call,
+                                            .call_shared = amqp_call_shared,
                                             .ready = amqp_ready,
                                             .enqueue = amqp_enqueue,
                                             .consume = amqp_consume,
@@ -785,6 +1214,12 @@ rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, int connect
     pthread_cond_init(&t->cfreed, NULL);
     pthread_key_create(&t->pub_key, publisher_free);
     pthread_mutex_init(&t->mu, NULL);
+    t->bundle_max = 1;
+    t->bundle_lanes = 1;
+    for (int i = 0; i < RP_COMP_COUNT; i++)
+        pthread_mutex_init(&t->gather[i].mu, NULL);
+    pthread_mutex_init(&t->hmu, NULL);
+    pthread_cond_init(&t->hwork, NULL);
     return &t->base;
 }
 
@@ -795,5 +1230,9 @@ bool rp_transport_amqp_stats(const rp_transport_t *base, rp_amqp_stats_t *out) {
     out->reopened_calls = atomic_load(&t->reopened_calls);
     out->reopened_consumers = atomic_load(&t->reopened_consumers);
     out->long_reply_conns = atomic_load(&t->keeping_long);
+    out->bundles_sent = atomic_load(&t->bundles_sent);
+    out->bundled_calls = atomic_load(&t->bundled_calls);
+    out->bundles_served = atomic_load(&t->bundles_served);
+    out->shared_waiting = atomic_load(&t->shared_waiting);
     return true;
 }

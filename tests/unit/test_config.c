@@ -50,6 +50,8 @@ Test(config, defaults) {
     cr_assert_eq(c.export_page_size, 1000);
     cr_assert_eq(c.sqlite_cache_kib, 256);
     cr_assert_eq(c.rpc_connections, 64);
+    cr_assert_eq(c.rpc_bundle_max, 64);
+    cr_assert_eq(c.rpc_bundle_lanes, 2);
     cr_assert_eq(c.worker_threads, 4);
     cr_assert_eq(c.grant_concurrency, 64);
     kv_t amqp[] = {{"JWT_SECRET", SECRET}, {"TRANSPORT", "amqp"}, {NULL, NULL}};
@@ -96,17 +98,30 @@ Test(config, refuses_the_placeholder_admin_password) {
 }
 
 Test(config, rejects_bad_values) {
-    const char *bad[][2] = {{"PORT", "70000"},           {"PORT", "80x"},
-                            {"STORE", "postgres"},       {"TRANSPORT", "zmq"},
-                            {"JWT_EXPIRES_IN", "-5m"},   {"JWT_EXPIRES_IN", "10y"},
-                            {"RPC_TIMEOUT_MS", "0"},     {"LOG_LEVEL", "loud"},
-                            {"PASSWORD_HASH", "none"},   {"MAX_BODY_BYTES", "1"},
-                            {"WORKER_THREADS", "0"},     {"ADMIN_USERNAME", "root"},
-                            {"EVENTS_CACHE_MS", "-1"},   {"EVENTS_CACHE_MS", "20000"},
-                            {"EVENTS_CACHE_MS", "1s"},   {"SQLITE_CACHE_KIB", "63"},
-                            {"SQLITE_CACHE_KIB", "2G"},  {"RPC_CONNECTIONS", "0"},
-                            {"RPC_CONNECTIONS", "1025"}, {"GRANT_CONCURRENCY", "0"},
-                            {"GRANT_CONCURRENCY", "257"}};
+    const char *bad[][2] = {{"PORT", "70000"},
+                            {"PORT", "80x"},
+                            {"STORE", "postgres"},
+                            {"TRANSPORT", "zmq"},
+                            {"JWT_EXPIRES_IN", "-5m"},
+                            {"JWT_EXPIRES_IN", "10y"},
+                            {"RPC_TIMEOUT_MS", "0"},
+                            {"LOG_LEVEL", "loud"},
+                            {"PASSWORD_HASH", "none"},
+                            {"MAX_BODY_BYTES", "1"},
+                            {"WORKER_THREADS", "0"},
+                            {"ADMIN_USERNAME", "root"},
+                            {"EVENTS_CACHE_MS", "-1"},
+                            {"EVENTS_CACHE_MS", "20000"},
+                            {"EVENTS_CACHE_MS", "1s"},
+                            {"SQLITE_CACHE_KIB", "63"},
+                            {"SQLITE_CACHE_KIB", "2G"},
+                            {"RPC_CONNECTIONS", "0"},
+                            {"RPC_CONNECTIONS", "1025"},
+                            {"GRANT_CONCURRENCY", "0"},
+                            {"GRANT_CONCURRENCY", "257"},
+                            {"RPC_BUNDLE_MAX", "0"},
+                            {"RPC_BUNDLE_MAX", "257"},
+                            {"RPC_BUNDLE_LANES", "0"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         kv_t env[] = {{"JWT_SECRET", SECRET}, {bad[i][0], bad[i][1]}, {NULL, NULL}};
         rp_config_t c;

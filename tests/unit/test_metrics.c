@@ -42,13 +42,21 @@ Test(metrics, renders_what_the_broker_connections_did_with_long_messages) {
     size_t n;
     (void)rp_routes_table(&n);
     rp_metrics_t *m = rp_metrics_new(n);
-    rp_amqp_stats_t s = {.reopened_calls = 3, .reopened_consumers = 5, .long_reply_conns = 2};
+    rp_amqp_stats_t s = {.reopened_calls = 3,
+                         .reopened_consumers = 5,
+                         .long_reply_conns = 2,
+                         .bundles_sent = 11,
+                         .bundled_calls = 97,
+                         .shared_waiting = 4};
     char *text = rp_metrics_render(m, &s, NULL, NULL);
     cr_assert(strstr(text, "# TYPE rp_amqp_connections_reopened_total counter\n"), "%s", text);
     cr_assert(strstr(text, "\nrp_amqp_connections_reopened_total{side=\"calls\"} 3\n"), "%s", text);
     cr_assert(strstr(text, "\nrp_amqp_connections_reopened_total{side=\"consumers\"} 5\n"), "%s", text);
     cr_assert(strstr(text, "# TYPE rp_amqp_long_reply_connections gauge\nrp_amqp_long_reply_connections 2\n"), "%s",
               text);
+    cr_assert(strstr(text, "# TYPE rp_amqp_bundles_sent_total counter\nrp_amqp_bundles_sent_total 11\n"), "%s", text);
+    cr_assert(strstr(text, "# TYPE rp_amqp_bundled_calls_total counter\nrp_amqp_bundled_calls_total 97\n"), "%s", text);
+    cr_assert(strstr(text, "# TYPE rp_amqp_shared_calls_waiting gauge\nrp_amqp_shared_calls_waiting 4\n"), "%s", text);
     free(text);
     rp_metrics_free(m);
 }
