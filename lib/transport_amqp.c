@@ -426,7 +426,9 @@ static bool call_on(amqp_tp_t *t, client_t *cl, rp_component_t comp, const char 
         rp_err_set(err, RP_ERR_UNAVAILABLE, "UNAVAILABLE", "the message broker is unavailable");
         return false;
     }
-    bool alone = atomic_fetch_add(&t->waiting, 1) == 0;
+    /* a bundle never spins: it leaves only when calls queued, so the cores have work, and its
+     * reply takes its worker's group commit, far longer than a spin */
+    bool alone = atomic_fetch_add(&t->waiting, 1) == 0 && !bundle;
     bool ok = await_reply(t, cl, comp, corr, deadline_ms, alone ? t->spin_us : 0, reply, reply_len, err);
     atomic_fetch_sub(&t->waiting, 1);
     return ok;
