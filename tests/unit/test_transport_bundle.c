@@ -226,8 +226,46 @@ static void a_malformed_bundle_is_dead_lettered(void) {
     rp_transport_free(worker);
 }
 
+/* A process that stops ends its shared calls at once, the one on its way and those queued for
+ * the lane, each 503 UNAVAILABLE, not at the end of their 30 s. */
+static void a_stop_ends_the_shared_calls_at_once(void) {
+    rp_err_t err;
+    atomic_store(&gate_started, 0);
+    atomic_store(&gate_open, 0);
+    rp_transport_t *worker = transport_or_skip(4), *caller = transport_or_skip(4);
+    cr_assert(rp_transport_serve(worker, RP_COMP_EVENT, gate_echo, NULL, 2, &err), "%s", err.message);
+    first_round_trip(caller);
+    rp_transport_amqp_bundle(caller, 64, 1);
+    enum { QUEUED = 5 };
+    pthread_t th[1 + QUEUED];
+    shared_arg_t calls[1 + QUEUED];
+    int64_t deadline = rp_now_ms() + 30000;
+    start_shared(&th[0], &calls[0], caller, "{\"gate\":1}", deadline);
+    await_gate_started(1);
+    for (int i = 1; i <= QUEUED; i++) {
+        char req[32];
+        snprintf(req, sizeof req, "{\"s\":%d}", i);
+        start_shared(&th[i], &calls[i], caller, req, deadline);
+    }
+    await_shared_waiting(caller, QUEUED);
+    int64_t stopped_at = rp_now_ms();
+    rp_transport_stop(caller);
+    for (int i = 0; i <= QUEUED; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_not(calls[i].ok, "%s was answered", calls[i].req);
+        cr_assert_str_eq(calls[i].err.code, "UNAVAILABLE", "%s: %s", calls[i].req, calls[i].err.message);
+        cr_assert_lt(calls[i].ended_ms - stopped_at, 5000, "%s waited %lld ms after the stop", calls[i].req,
+                     (long long)(calls[i].ended_ms - stopped_at));
+    }
+    cr_assert_eq(stats_of(caller).shared_waiting, 0);
+    atomic_store(&gate_open, 1);
+    rp_transport_free(caller);
+    rp_transport_free(worker);
+}
+
 Test(amqp_bundle, shared_calls_travel_in_bundles_and_give_up_at_their_own_deadlines, .timeout = 120) {
     calls_that_wait_together_travel_as_one_bundle();
     a_call_gives_up_at_its_own_deadline();
     a_malformed_bundle_is_dead_lettered();
+    a_stop_ends_the_shared_calls_at_once();
 }
