@@ -89,6 +89,19 @@ static void assert_echoed(const shared_arg_t *a) {
 
 #define COMPANY 20
 
+/* A worker serving gate_echo on event.requests, the gate closed, and a caller whose shared calls
+ * bundle up to 64 at a time on one lane. */
+static void gated_pair(rp_transport_t **worker, rp_transport_t **caller) {
+    rp_err_t err;
+    atomic_store(&gate_started, 0);
+    atomic_store(&gate_open, 0);
+    *worker = transport_or_skip(4);
+    *caller = transport_or_skip(4);
+    cr_assert(rp_transport_serve(*worker, RP_COMP_EVENT, gate_echo, NULL, 2, &err), "%s", err.message);
+    first_round_trip(*caller);
+    rp_transport_amqp_bundle(*caller, 64, 1);
+}
+
 /* One round on caller with one lane: a call {"gate":k} goes alone and is held at the worker,
  * COMPANY calls {"<key>":i} wait for the lane meanwhile, then the gate opens and every call must
  * be answered its own. */
@@ -121,12 +134,8 @@ static void gated_round(rp_transport_t *caller, int k, const char *key) {
 /* Calls that wait together for the lane travel as one bundle, each answered its own; a call alone
  * travels as a plain message; a bundle holds at most max calls. */
 static void calls_that_wait_together_travel_as_one_bundle(void) {
-    rp_err_t err;
-    atomic_store(&gate_open, 0);
-    rp_transport_t *worker = transport_or_skip(4), *caller = transport_or_skip(4);
-    cr_assert(rp_transport_serve(worker, RP_COMP_EVENT, gate_echo, NULL, 2, &err), "%s", err.message);
-    first_round_trip(caller);
-    rp_transport_amqp_bundle(caller, 64, 1);
+    rp_transport_t *worker, *caller;
+    gated_pair(&worker, &caller);
     gated_round(caller, 1, "n");
     rp_amqp_stats_t cs = stats_of(caller), ws = stats_of(worker);
     cr_assert_eq(cs.bundles_sent, 1, "the held call went alone, the others together");
@@ -146,13 +155,8 @@ static void calls_that_wait_together_travel_as_one_bundle(void) {
 /* A shared call gives up at its own deadline, waiting for the lane (503) or in a bundle held at
  * the worker (504), and the bundle goes on without it. */
 static void a_call_gives_up_at_its_own_deadline(void) {
-    rp_err_t err;
-    atomic_store(&gate_started, 0);
-    atomic_store(&gate_open, 0);
-    rp_transport_t *worker = transport_or_skip(4), *caller = transport_or_skip(4);
-    cr_assert(rp_transport_serve(worker, RP_COMP_EVENT, gate_echo, NULL, 2, &err), "%s", err.message);
-    first_round_trip(caller);
-    rp_transport_amqp_bundle(caller, 64, 1);
+    rp_transport_t *worker, *caller;
+    gated_pair(&worker, &caller);
     pthread_t first_th, lead_th, short_th, queued_th;
     shared_arg_t first, lead, short_one, queued;
     start_shared(&first_th, &first, caller, "{\"gate\":1}", rp_now_ms() + 30000);
@@ -229,13 +233,8 @@ static void a_malformed_bundle_is_dead_lettered(void) {
 /* A process that stops ends its shared calls at once, the one on its way and those queued for
  * the lane, each 503 UNAVAILABLE, not at the end of their 30 s. */
 static void a_stop_ends_the_shared_calls_at_once(void) {
-    rp_err_t err;
-    atomic_store(&gate_started, 0);
-    atomic_store(&gate_open, 0);
-    rp_transport_t *worker = transport_or_skip(4), *caller = transport_or_skip(4);
-    cr_assert(rp_transport_serve(worker, RP_COMP_EVENT, gate_echo, NULL, 2, &err), "%s", err.message);
-    first_round_trip(caller);
-    rp_transport_amqp_bundle(caller, 64, 1);
+    rp_transport_t *worker, *caller;
+    gated_pair(&worker, &caller);
     enum { QUEUED = 5 };
     pthread_t th[1 + QUEUED];
     shared_arg_t calls[1 + QUEUED];
