@@ -12,7 +12,8 @@
 /* The most parts a bundle may hold: a message with more is not a bundle. */
 #define RP_BUNDLE_MAX_PARTS 256
 
-/* A part of a bundle: borrowed bytes of the bundle it was split from. */
+/* A part of a bundle: bytes it does not own (borrowed from the bundle it was split from, or those
+ * of a message to be joined into one). */
 typedef struct rp_bundle_part {
     const char *p;
     size_t n;

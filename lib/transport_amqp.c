@@ -121,8 +121,7 @@ typedef struct gather {
 typedef struct bundle_run {
     const struct consumer *cs;
     const rp_bundle_part_t *parts;
-    char **outs;
-    size_t *out_lens;
+    rp_bundle_part_t *answers; /* each part's reply, malloc'd (NULL, 0 when its handler gave none) */
     size_t n, next, done;
     pthread_cond_t finished;
     struct bundle_run *queued; /* the helpers' queue, while parts are left to take */
@@ -753,13 +752,6 @@ static bool amqp_call_shared(rp_transport_t *base, rp_component_t comp, const ch
     return true;
 }
 
-void rp_transport_amqp_bundle(rp_transport_t *base, int max, int lanes) {
-    if (!base || base->ops->call_shared != amqp_call_shared) return;
-    amqp_tp_t *t = (amqp_tp_t *)base;
-    t->bundle_max = max < 1 ? 1 : max > RP_BUNDLE_MAX_PARTS ? RP_BUNDLE_MAX_PARTS : max;
-    t->bundle_lanes = lanes < 1 ? 1 : lanes;
-}
-
 static bool amqp_ready(rp_transport_t *base, rp_err_t *err) {
     amqp_tp_t *t = (amqp_tp_t *)base;
     if (atomic_load(&t->stopping)) {
@@ -856,8 +848,7 @@ static bool is_bundle(const amqp_envelope_t *env) {
 static void run_part(amqp_tp_t *t, bundle_run_t *run, size_t i) {
     size_t n = 0;
     char *out = run->cs->fn(run->cs->ctx, run->parts[i].p, run->parts[i].n, &n);
-    run->outs[i] = out;
-    run->out_lens[i] = out ? n : 0; /* a handler that answered nothing: the caller reads an empty reply */
+    run->answers[i] = (rp_bundle_part_t){out, out ? n : 0}; /* none: the caller reads an empty reply */
     pthread_mutex_lock(&t->hmu);
     if (++run->done == run->n) pthread_cond_signal(&run->finished);
     pthread_mutex_unlock(&t->hmu);
@@ -936,9 +927,7 @@ static bool serve_bundle(consumer_t *cs, amqp_connection_state_t c, amqp_envelop
                env->message.body.len);
         return amqp_basic_nack(c, 1, env->delivery_tag, 0, 0) == AMQP_STATUS_OK;
     }
-    bundle_run_t run = {.cs = cs, .parts = parts, .n = n};
-    run.outs = rp_calloc(n, sizeof *run.outs);
-    run.out_lens = rp_calloc(n, sizeof *run.out_lens);
+    bundle_run_t run = {.cs = cs, .parts = parts, .answers = rp_calloc(n, sizeof *run.answers), .n = n};
     pthread_cond_init(&run.finished, NULL);
     pthread_mutex_lock(&t->hmu);
     start_helpers(t);
@@ -949,9 +938,7 @@ static bool serve_bundle(consumer_t *cs, amqp_connection_state_t c, amqp_envelop
          * bundle of two, and they fought over this mutex */
         for (size_t k = 1; k < n && k <= (size_t)t->nhelpers; k++)
             pthread_cond_signal(&t->hwork);
-    } else {
-        run.next = 0; /* not queued: this thread takes every part */
-    }
+    } /* else not queued: this thread takes every part */
     for (;;) {
         size_t i = take_part(t, &run);
         if (i == n) break;
@@ -964,16 +951,11 @@ static bool serve_bundle(consumer_t *cs, amqp_connection_state_t c, amqp_envelop
     pthread_mutex_unlock(&t->hmu);
     pthread_cond_destroy(&run.finished);
     atomic_fetch_add(&t->bundles_served, 1);
-    rp_bundle_part_t *answers = rp_malloc(n * sizeof *answers);
-    for (size_t i = 0; i < n; i++)
-        answers[i] = (rp_bundle_part_t){run.outs[i], run.out_lens[i]};
     size_t rlen = 0;
-    char *reply = rp_bundle_join(answers, n, &rlen);
+    char *reply = rp_bundle_join(run.answers, n, &rlen);
     for (size_t i = 0; i < n; i++)
-        free(run.outs[i]);
-    free(answers);
-    free(run.outs);
-    free(run.out_lens);
+        free((char *)run.answers[i].p);
+    free(run.answers);
     free(parts);
     bool sent = send_reply(c, env, reply, rlen);
     free(reply);
@@ -1223,6 +1205,13 @@ rp_transport_t *rp_transport_amqp_new(const char *url, int prefetch, int connect
     pthread_mutex_init(&t->hmu, NULL);
     pthread_cond_init(&t->hwork, NULL);
     return &t->base;
+}
+
+void rp_transport_amqp_bundle(rp_transport_t *base, int max, int lanes) {
+    if (!base || base->ops != &amqp_ops) return;
+    amqp_tp_t *t = (amqp_tp_t *)base;
+    t->bundle_max = max < 1 ? 1 : max > RP_BUNDLE_MAX_PARTS ? RP_BUNDLE_MAX_PARTS : max;
+    t->bundle_lanes = lanes < 1 ? 1 : lanes;
 }
 
 bool rp_transport_amqp_stats(const rp_transport_t *base, rp_amqp_stats_t *out) {

@@ -5,12 +5,22 @@
 #define RP_TESTS_AMQP_TRANSPORT_FIXTURE_H
 
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "amqp_broker.h"
 #include "timeutil.h"
 #include "transport.h"
+
+/* An RPC handler answering the request's bytes. */
+static inline char *echo_handler(void *ctx, const char *req, size_t len, size_t *out_len) {
+    (void)ctx;
+    char *out = malloc(len);
+    memcpy(out, req, len);
+    *out_len = len;
+    return out;
+}
 
 /* A transport on the broker with the given prefetch, call connections and reply spin; skips the
  * test when no broker answers. */

@@ -27,15 +27,11 @@
 static atomic_int slow_started; /* slow requests a handler has begun */
 
 static char *slow_echo(void *ctx, const char *req, size_t len, size_t *out_len) {
-    (void)ctx;
     if (len >= 6 && memcmp(req, "{\"slow", 6) == 0) {
         atomic_fetch_add(&slow_started, 1);
         usleep(400000);
     }
-    char *out = malloc(len);
-    memcpy(out, req, len);
-    *out_len = len;
-    return out;
+    return echo_handler(ctx, req, len, out_len);
 }
 
 /* Publishes raw bytes to a queue and reads one message back from another, with a plain

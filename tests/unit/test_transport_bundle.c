@@ -16,14 +16,6 @@
 #include "timeutil.h"
 #include "transport.h"
 
-static char *echo(void *ctx, const char *req, size_t len, size_t *out_len) {
-    (void)ctx;
-    char *out = malloc(len);
-    memcpy(out, req, len);
-    *out_len = len;
-    return out;
-}
-
 /* Echoes; a request {"gate":K} is first held until gate_open reaches K. */
 static atomic_int gate_started, gate_open;
 
@@ -34,7 +26,7 @@ static char *gate_echo(void *ctx, const char *req, size_t len, size_t *out_len) 
         while (atomic_load(&gate_open) < k)
             usleep(1000);
     }
-    return echo(ctx, req, len, out_len);
+    return echo_handler(ctx, req, len, out_len);
 }
 
 typedef struct shared_arg {
@@ -208,7 +200,7 @@ static void publish_bundle(amqp_connection_state_t c, const char *body) {
 static void a_malformed_bundle_is_dead_lettered(void) {
     rp_err_t err;
     rp_transport_t *worker = transport_or_skip(4), *caller = transport_or_skip(4);
-    cr_assert(rp_transport_serve(worker, RP_COMP_EVENT, echo, NULL, 2, &err), "%s", err.message);
+    cr_assert(rp_transport_serve(worker, RP_COMP_EVENT, echo_handler, NULL, 2, &err), "%s", err.message);
     first_round_trip(caller);
     amqp_connection_state_t c = plain();
     const char *bad[] = {"3:ab,", "2:{}", "02:{},", "2:{},x", "x"};
