@@ -125,3 +125,20 @@ Test(routes, export_is_matched_before_a_request_id) {
     cr_assert_str_eq(r->pattern, "/events/reward-requests/{id}");
     cr_assert_eq(match("POST", "/events/reward-requests/export", &r, NULL, allow), RP_MATCH_BAD_METHOD);
 }
+
+/* Only the claim shares a message with others (rp_transport_call_shared): its calls come in waves
+ * and the grant worker commits them together; any other call bundled with claims would wait for
+ * their group commit, and a bundle holds the calls of one component. */
+Test(routes, only_the_claim_is_a_shared_call) {
+    size_t n;
+    const rp_api_route_t *t = rp_routes_table(&n);
+    int shared = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!t[i].shared_call) continue;
+        shared++;
+        cr_assert_str_eq(t[i].method, "POST");
+        cr_assert_str_eq(t[i].pattern, "/events/{id}/reward-requests");
+        cr_assert_eq(t[i].component, RP_COMP_REWARD);
+    }
+    cr_assert_eq(shared, 1, "%d shared routes", shared);
+}
