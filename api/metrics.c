@@ -149,6 +149,35 @@ char *rp_metrics_render(rp_metrics_t *m, const rp_amqp_stats_t *amqp, const rp_s
         "(their cache_size).\n"
         "# TYPE rp_sqlite_cache_bound_bytes gauge\nrp_sqlite_cache_bound_bytes %zu\n",
         sq.cache, sq.statements, sq.schemas, sq.cache_bound);
+    /* the SQLite writers' group commits (lib/sqlite_util.h): the store's side of a write's latency */
+    rp_sqlite_writes_t w;
+    rp_sqlite_writes_read(&w);
+    put(&b,
+        "# HELP rp_sqlite_group_commits_total Transactions the SQLite writers ran: group commits, and writes that "
+        "ran alone.\n"
+        "# TYPE rp_sqlite_group_commits_total counter\nrp_sqlite_group_commits_total %llu\n"
+        "# HELP rp_sqlite_write_wait_seconds Time a write waited from joining its writer's queue until its outcome "
+        "was known (the group before its own, its own, being woken).\n"
+        "# TYPE rp_sqlite_write_wait_seconds histogram\n",
+        (unsigned long long)w.groups);
+    unsigned long long cum = 0;
+    for (int k = 0; k < RP_SQLITE_WAIT_BUCKETS; k++) {
+        cum += w.wait_buckets[k];
+        if (k < RP_SQLITE_WAIT_BUCKETS - 1)
+            put(&b, "rp_sqlite_write_wait_seconds_bucket{le=\"%g\"} %llu\n", RP_SQLITE_WAIT_BOUNDS_MS[k] / 1000.0, cum);
+        else
+            put(&b, "rp_sqlite_write_wait_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
+    }
+    put(&b,
+        "rp_sqlite_write_wait_seconds_sum %.6f\nrp_sqlite_write_wait_seconds_count %llu\n"
+        "# HELP rp_sqlite_checkpoints_total WAL checkpoints by who ran them: the pool's checkpointer thread, or a "
+        "writer whose WAL reached its bound, holding up the writes queued behind it.\n"
+        "# TYPE rp_sqlite_checkpoints_total counter\n"
+        "rp_sqlite_checkpoints_total{by=\"checkpointer\"} %llu\nrp_sqlite_checkpoints_total{by=\"writer\"} %llu\n"
+        "# HELP rp_sqlite_writer_checkpoint_seconds_total Time the writers spent in their own checkpoints.\n"
+        "# TYPE rp_sqlite_writer_checkpoint_seconds_total counter\nrp_sqlite_writer_checkpoint_seconds_total %.6f\n",
+        (double)w.wait_us / 1e6, (unsigned long long)w.writes, (unsigned long long)w.checkpoints_thread,
+        (unsigned long long)w.checkpoints_writer, (double)w.checkpoint_us / 1e6);
     if (amqp)
         put(&b,
             "# HELP rp_amqp_connections_reopened_total Broker connections closed and opened again to free the pages "

@@ -156,6 +156,22 @@ static void report_memory(const rp_transport_t *t, const rp_memory_t *now, size_
     rp_log_report("memory", line);
 }
 
+/* SIGUSR1 too: one "sqlite_writes" line, what this process's SQLite writers did since it started
+ * (rp_sqlite_writes_read): a grant worker serves no /metrics, where the api shows the same. */
+static void report_writes(void) {
+    rp_sqlite_writes_t w;
+    rp_sqlite_writes_read(&w);
+    json_t *line = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "pid", (json_int_t)getpid(), "groups",
+                             (json_int_t)w.groups, "writes", (json_int_t)w.writes, "waitUs", (json_int_t)w.wait_us,
+                             "checkpointsByCheckpointer", (json_int_t)w.checkpoints_thread, "checkpointsByWriter",
+                             (json_int_t)w.checkpoints_writer, "writerCheckpointUs", (json_int_t)w.checkpoint_us);
+    json_t *buckets = json_array();
+    for (int k = 0; k < RP_SQLITE_WAIT_BUCKETS; k++)
+        json_array_append_new(buckets, json_integer((json_int_t)w.wait_buckets[k]));
+    json_object_set_new(line, "waitBuckets", buckets); /* per bucket of RP_SQLITE_WAIT_BOUNDS_MS, the last unbounded */
+    rp_log_report("sqlite_writes", line);
+}
+
 void rp_process_wait(rp_process_t *p) {
     rp_log(RP_LOG_INFO, "main", "%s ready (%s transport, %s store)", p->name, p->cfg.transport, p->cfg.store);
     rp_memory_t now;
@@ -181,6 +197,7 @@ void rp_process_wait(rp_process_t *p) {
         if (now.heap_in_use > peak) peak = now.heap_in_use;
         if (sig == SIGUSR1) {
             report_memory(p->transport, &now, peak);
+            report_writes();
             peak = now.heap_in_use;
         }
     }

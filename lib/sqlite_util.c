@@ -159,6 +159,32 @@ void rp_sqlite_memory_read(rp_sqlite_memory_t *out) {
     }
 }
 
+/* ---- what the writers did (rp_sqlite_writes_read) ---- */
+
+const double RP_SQLITE_WAIT_BOUNDS_MS[RP_SQLITE_WAIT_BUCKETS - 1] = {1, 2, 5, 10, 20, 50, 100, 250, 1000};
+static _Atomic uint64_t writes_groups, writes_done, writes_wait_us, writes_buckets[RP_SQLITE_WAIT_BUCKETS];
+static _Atomic uint64_t checkpoints_thread, checkpoints_writer, checkpoint_us;
+
+static void note_write(int64_t waited_us) {
+    int b = 0;
+    while (b < RP_SQLITE_WAIT_BUCKETS - 1 && (double)waited_us > RP_SQLITE_WAIT_BOUNDS_MS[b] * 1000.0)
+        b++;
+    atomic_fetch_add_explicit(&writes_done, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&writes_wait_us, (uint64_t)waited_us, memory_order_relaxed);
+    atomic_fetch_add_explicit(&writes_buckets[b], 1, memory_order_relaxed);
+}
+
+void rp_sqlite_writes_read(rp_sqlite_writes_t *out) {
+    out->groups = atomic_load(&writes_groups);
+    out->writes = atomic_load(&writes_done);
+    out->wait_us = atomic_load(&writes_wait_us);
+    for (int b = 0; b < RP_SQLITE_WAIT_BUCKETS; b++)
+        out->wait_buckets[b] = atomic_load(&writes_buckets[b]);
+    out->checkpoints_thread = atomic_load(&checkpoints_thread);
+    out->checkpoints_writer = atomic_load(&checkpoints_writer);
+    out->checkpoint_us = atomic_load(&checkpoint_us);
+}
+
 static void close_conn(sqlite3 *db) {
     if (!db) return;
     stmt_cache_detach(db);
@@ -563,7 +589,10 @@ static sqlite3 *pooled_conn(const char *path, const char *vfs_name, int kib, rp_
 static int on_commit(void *arg, sqlite3 *db, const char *name, int pages) {
     rp_sqlite_pool_t *p = arg;
     if (pages >= CHECKPOINT_INLINE_PAGES) {
+        int64_t t0 = rp_mono_us();
         sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        atomic_fetch_add(&checkpoints_writer, 1);
+        atomic_fetch_add(&checkpoint_us, (uint64_t)(rp_mono_us() - t0));
     } else if (pages >= RP_SQLITE_CHECKPOINT_PAGES) {
         pthread_mutex_lock(&p->cmu);
         p->cdue_now = true;
@@ -583,6 +612,7 @@ static void *checkpointer(void *arg) {
         p->cdue_now = false;
         pthread_mutex_unlock(&p->cmu);
         int rc = sqlite3_wal_checkpoint_v2(p->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        atomic_fetch_add(&checkpoints_thread, 1);
         if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
             rp_log(RP_LOG_WARN, "sqlite", "checkpoint of %s: %s", p->path, sqlite3_errmsg(p->cdb));
         note_memory(p->cdb);
@@ -1004,6 +1034,7 @@ static void lead_group(rp_sqlite_pool_t *p, txn_job_t *self) {
     txn_job_t *group = take_jobs(p, MAX_GROUP, true, false, &n);
     pthread_mutex_unlock(&p->gmu);
     sqlite3 *db = p->writer; /* one leader at a time: never in use here */
+    atomic_fetch_add_explicit(&writes_groups, 1, memory_order_relaxed);
     if (group->alone) {
         run_alone(db, group);
         group->done = true;
@@ -1040,6 +1071,7 @@ static void lead_group(rp_sqlite_pool_t *p, txn_job_t *self) {
  * again to look: 4.3-4.6 context switches per embedded claim, 3.2-3.7 now; the CPU per claim
  * did not measurably change, bench/README.md.) */
 static bool transact_job(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, bool alone, bool rerun, rp_err_t *err) {
+    int64_t joined_us = rp_mono_us();
     txn_job_t job = {.fn = fn, .arg = arg, .alone = alone, .rerun = rerun};
     rp_err_clear(&job.err);
     sem_init(&job.wake, 0, 0);
@@ -1069,6 +1101,7 @@ static bool transact_job(rp_sqlite_pool_t *p, rp_sqlite_txn_fn fn, void *arg, bo
         if (job.done) break;
     }
     sem_destroy(&job.wake);
+    note_write(rp_mono_us() - joined_us);
     if (!job.ok && err) *err = job.err;
     return job.ok;
 }

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "audit.h"
 #include "err.h"
@@ -156,6 +157,24 @@ typedef struct rp_sqlite_memory {
     size_t cache_bound;                /* bytes */
 } rp_sqlite_memory_t;
 void rp_sqlite_memory_read(rp_sqlite_memory_t *out);
+
+/* What the writers of this process's pools did since it started (all pools summed): the group
+ * commits, the writes that went through rp_sqlite_transact and its kind, how long each waited
+ * from joining the writer's queue until its outcome was known (the group's commit, or its own
+ * transaction for one that runs alone), and the checkpoints. Under load a write's wait is the
+ * group before its own, its own, and being woken: what an embedded claim's latency is made of
+ * (bench/README.md, 2026-12-05 eighth sitting). The writer's own checkpoints (see
+ * lib/sqlite_util.c, "checkpoints") hold up every write queued meanwhile; checkpoint_us is their
+ * time. wait_buckets[i] counts the waits of at most RP_SQLITE_WAIT_BOUNDS_MS[i] (and above the
+ * bound before); the last, the rest. */
+#define RP_SQLITE_WAIT_BUCKETS 10
+extern const double RP_SQLITE_WAIT_BOUNDS_MS[RP_SQLITE_WAIT_BUCKETS - 1];
+typedef struct rp_sqlite_writes {
+    uint64_t groups, writes;
+    uint64_t wait_us, wait_buckets[RP_SQLITE_WAIT_BUCKETS];
+    uint64_t checkpoints_thread, checkpoints_writer, checkpoint_us;
+} rp_sqlite_writes_t;
+void rp_sqlite_writes_read(rp_sqlite_writes_t *out);
 
 /* Closes every connection; none may be in use. Accepts NULL. */
 void rp_sqlite_pool_free(rp_sqlite_pool_t *p);

@@ -21,6 +21,16 @@ def metrics(p, token=None, headers=None, method="GET"):
     return requests.request(method, "http://127.0.0.1:%d/metrics" % p.port, headers=h, timeout=10)
 
 
+def values_of(text):
+    """The samples of a /metrics page, by name with its labels."""
+    values = {}
+    for row in text.splitlines():
+        if row and not row.startswith("#"):
+            name, _, value = row.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
 def assert_unknown_path(r):
     assert r.status_code == 404
     assert r.json()["error"] == {"code": "NOT_FOUND", "message": "no such route", "details": []}
@@ -46,11 +56,7 @@ def test_metrics_carries_the_apis_memory(tokened):
     r = metrics(tokened, tokened.metrics_token)
     rss_after = rss_kib(tokened.proc.pid) * 1024
     assert r.status_code == 200
-    values = {}
-    for row in r.text.splitlines():
-        if row and not row.startswith("#"):
-            name, _, value = row.rpartition(" ")
-            values[name] = float(value)
+    values = values_of(r.text)
     for name in ["process_resident_memory_bytes", "rp_heap_in_use_bytes", "rp_heap_free_bytes"]:
         assert name in values, r.text
         assert "# TYPE %s gauge" % name in r.text
@@ -69,6 +75,37 @@ def test_metrics_carries_the_apis_memory(tokened):
     assert sqlite[0] <= values["rp_sqlite_cache_bound_bytes"] * 5 / 4, r.text
     # no broker connections in process: their figures are the cluster's (test_memory_report.py)
     assert "rp_amqp_" not in r.text
+
+
+def test_metrics_carries_the_sqlite_writers(tokened):
+    # what the SQLite writers did (lib/sqlite_util.h, rp_sqlite_writes_read): a login writes its
+    # refresh token through the auth store's writer, so the counts grow by it
+    def read():
+        r = metrics(tokened, tokened.metrics_token)
+        assert r.status_code == 200
+        return r.text, values_of(r.text)
+
+    _, before = read()
+    base = "http://127.0.0.1:%d/api/v1" % tokened.port
+    login = requests.post(base + "/auth/login", json={"username": tokened.admin[0], "password": tokened.admin[1]},
+                          timeout=30)
+    assert login.status_code == 200, login.text
+    text, after = read()
+    assert "# TYPE rp_sqlite_group_commits_total counter" in text
+    assert "# TYPE rp_sqlite_write_wait_seconds histogram" in text
+    assert after["rp_sqlite_group_commits_total"] > before["rp_sqlite_group_commits_total"], text
+    assert after["rp_sqlite_write_wait_seconds_count"] > before["rp_sqlite_write_wait_seconds_count"], text
+    assert after["rp_sqlite_write_wait_seconds_sum"] > before["rp_sqlite_write_wait_seconds_sum"], text
+    # a histogram: cumulative buckets, the last one every write
+    bounds = ["0.001", "0.002", "0.005", "0.01", "0.02", "0.05", "0.1", "0.25", "1", "+Inf"]
+    counts = [after['rp_sqlite_write_wait_seconds_bucket{le="%s"}' % b] for b in bounds]
+    assert counts == sorted(counts), text
+    assert counts[-1] == after["rp_sqlite_write_wait_seconds_count"], text
+    assert after["rp_sqlite_write_wait_seconds_count"] >= after["rp_sqlite_group_commits_total"], text
+    # a fresh platform has written too little for a checkpoint
+    assert after['rp_sqlite_checkpoints_total{by="checkpointer"}'] == 0, text
+    assert after['rp_sqlite_checkpoints_total{by="writer"}'] == 0, text
+    assert after["rp_sqlite_writer_checkpoint_seconds_total"] == 0, text
 
 
 def test_loopback_without_the_token_is_an_unknown_path(tokened):

@@ -1,5 +1,5 @@
 """Memory figures (issue 10, the soak's verdict): every process answers SIGUSR1 with one "memory"
-line in its log, whatever LOG_LEVEL says (the heap in use now and its highest since the previous
+line in its log (and one "sqlite_writes" line after it), whatever LOG_LEVEL says (the heap in use now and its highest since the previous
 report, the arenas' free memory, the resident set, and what SQLite holds of the heap); the api's
 /metrics gauges of the same are tested in test_edge_metrics.py. The soak judges leaks on the heap
 in use: the resident set also holds memory glibc keeps free for reuse, which swings with the work
@@ -21,14 +21,16 @@ FIELDS = ["heapInUseBytes", "heapInUsePeakBytes", "heapMmappedBytes", "heapFreeB
           "sqliteCacheBoundBytes"] + SQLITE
 
 
-def memory_lines(p, pid, offset=0):
-    """The memory lines pid wrote to p's log from byte offset on (the session's log holds every
-    access line of the run: only the lines that name the module are parsed)."""
+def memory_lines(p, pid, offset=0, module="memory"):
+    """The memory lines (or another module's) pid wrote to p's log from byte offset on (the
+    session's log holds every access line of the run: only the lines that name the module are
+    parsed)."""
     out = []
+    tag = b'"module":"%s"' % module.encode()
     with open(p.log_path, "rb") as f:
         f.seek(offset)
         for raw in f:
-            if b'"module":"memory"' not in raw:
+            if tag not in raw:
                 continue
             try:
                 line = json.loads(raw)
@@ -160,6 +162,38 @@ def test_the_report_counts_what_sqlite_holds(platform, world):
         assert line["sqliteCacheBytes"] <= line["sqliteCacheBoundBytes"] * 5 // 4, line
 
 
+def test_the_report_counts_what_the_sqlite_writers_did(platform, world):
+    # SIGUSR1 also writes one "sqlite_writes" line (lib/process.c): a grant worker serves no
+    # /metrics, where the api shows the same (test_edge_metrics.py). A claim goes through the
+    # reward store's writer, so the process that holds it counts one write more after it.
+    event = world.event()
+    token, _ = world.player()
+
+    def writes(proc):
+        offset = os.path.getsize(platform.log_path)
+        proc.send_signal(signal.SIGUSR1)
+        lines = wait_for(lambda: memory_lines(platform, proc.pid, offset, "sqlite_writes"), 30,
+                         "the sqlite_writes line of pid %d" % proc.pid)
+        return lines[0]
+
+    before = {proc.pid: writes(proc) for proc in processes(platform)}
+    r = world.claim(token, event["id"])
+    assert r.status_code in (200, 201), r.text
+    grew = 0
+    for proc in processes(platform):
+        line = writes(proc)
+        for k in ["groups", "writes", "waitUs", "checkpointsByCheckpointer", "checkpointsByWriter",
+                  "writerCheckpointUs"]:
+            assert isinstance(line[k], int) and line[k] >= 0, line
+        assert len(line["waitBuckets"]) == 10 and sum(line["waitBuckets"]) == line["writes"], line
+        assert line["groups"] <= line["writes"], line
+        if MODE == "cluster" and proc is platform.proc:
+            assert line["writes"] == 0 and line["groups"] == 0, ("the api opens no SQLite file", line)
+            continue
+        grew += line["writes"] - before[proc.pid]["writes"]
+    assert grew >= 1, "the claim's write was counted where it ran"
+
+
 @pytest.mark.skipif(MODE == "cluster", reason="runs in the embedded pass: it starts its own platform")
 def test_the_report_is_written_at_log_level_warn_and_the_process_stops_cleanly():
     p = Platform({"LOG_LEVEL": "warn"}).start()
@@ -167,10 +201,12 @@ def test_the_report_is_written_at_log_level_warn_and_the_process_stops_cleanly()
         rss_before = vm_rss_bytes(p.proc.pid)
         line = ask(p, p.proc)
         check_report(line, rss_before, vm_rss_bytes(p.proc.pid))
-        # nothing else of level info was written: the report alone passes the level
+        # nothing else of level info was written: the reports alone pass the level (the memory
+        # line and, after it, the SQLite writers' line)
         with open(p.log_path, "rb") as f:
             infos = [json.loads(raw) for raw in f if raw.startswith(b"{") and b'"level":"info"' in raw]
-        assert infos and all(i["module"] == "memory" for i in infos), infos
+        assert infos and all(i["module"] in ("memory", "sqlite_writes") for i in infos), infos
+        assert infos[0]["module"] == "memory", infos
     finally:
         code = p.stop()
     assert code == 0, p.log_tail()

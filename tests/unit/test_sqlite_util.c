@@ -875,8 +875,25 @@ static void race_counter_writes(writers_t *ws) {
 
 Test(query, concurrent_writes_commit_as_if_one_after_the_other) {
     writers_t ws = {.rerunnable = false};
+    rp_sqlite_writes_t before, after;
+    rp_sqlite_writes_read(&before);
     race_counter_writes(&ws);
+    rp_sqlite_writes_read(&after);
     cr_assert_eq(atomic_load(&ws.runs), WRITERS * WRITES, "each body ran once, in its savepoint");
+    /* what the writer did (rp_sqlite_writes_read): every write counted once with its wait, in as
+     * many transactions as it took, at least one for each third that runs alone */
+    uint64_t writes = after.writes - before.writes, in_buckets = 0;
+    for (int b = 0; b < RP_SQLITE_WAIT_BUCKETS; b++)
+        in_buckets += after.wait_buckets[b] - before.wait_buckets[b];
+    cr_assert_eq(writes, WRITERS * WRITES, "every write counted (%llu)", (unsigned long long)writes);
+    cr_assert_eq(in_buckets, writes, "each write's wait in one bucket");
+    cr_assert_gt(after.wait_us, before.wait_us, "the waits add up to some time");
+    uint64_t groups = after.groups - before.groups, alone = 0;
+    for (int i = 0; i < WRITES; i++)
+        alone += i % 3 == 0;
+    cr_assert_geq(groups, WRITERS * alone, "a transaction for each write that runs alone, and the groups (%llu)",
+                  (unsigned long long)groups);
+    cr_assert_leq(groups, writes, "no more transactions than writes (%llu)", (unsigned long long)groups);
 }
 
 /* The same writes, every one a body that may run again: groups run without savepoints, and a
@@ -1087,9 +1104,15 @@ Test(query, a_pool_checkpoints_past_its_threshold_on_a_thread_of_its_own) {
     for (int written = 0; written + rows < RP_SQLITE_CHECKPOINT_PAGES - 200; written += rows)
         cr_assert(rp_sqlite_transact(pool, fill_pages, &rows, &err), "%s", err.message);
     cr_assert_eq(file_pages(), start, "no checkpoint below the threshold (SQLite's own would run at 1,000 pages)");
+    rp_sqlite_writes_t w;
+    rp_sqlite_writes_read(&w);
+    cr_assert_eq(w.checkpoints_thread + w.checkpoints_writer, 0, "no checkpoint counted below the threshold");
     rows = 1000;
     cr_assert(rp_sqlite_transact(pool, fill_pages, &rows, &err), "%s", err.message);
     the_checkpointer_copies_the_wal();
+    rp_sqlite_writes_read(&w);
+    cr_assert_geq(w.checkpoints_thread, 1, "counted as the checkpointer's");
+    cr_assert_eq(w.checkpoints_writer, 0, "the writer ran none of its own");
     rp_sqlite_pool_free(pool);
 }
 
@@ -1129,6 +1152,11 @@ Test(query, a_wal_past_twice_the_threshold_starts_over_and_shrinks) {
     cr_assert_not_null(pool, "%s", err.message);
     int rows = 2 * RP_SQLITE_CHECKPOINT_PAGES + 500;
     cr_assert(rp_sqlite_transact(pool, fill_pages, &rows, &err), "%s", err.message);
+    rp_sqlite_writes_t w;
+    rp_sqlite_writes_read(&w);
+    cr_assert_eq(w.checkpoints_writer, 1, "the writer's own checkpoint is counted (%llu)",
+                 (unsigned long long)w.checkpoints_writer);
+    cr_assert_gt(w.checkpoint_us, 0, "with its time");
     long big = wal_bytes();
     cr_assert_gt(big, RP_SQLITE_WAL_LIMIT_BYTES, "the one large commit made a WAL past the limit (%ld)", big);
     rows = 1;
