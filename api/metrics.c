@@ -81,6 +81,25 @@ static void put(buf_t *b, const char *fmt, ...) {
     }
 }
 
+/* One histogram series: its cumulative buckets (counts[k] observations up to bounds[k] ms, counts[nb]
+ * above the last bound; le in seconds), then its sum and count. labels: the series' own labels
+ * ("" for none), without braces. */
+static void put_histogram(buf_t *b, const char *name, const char *labels, const double *bounds, size_t nb,
+                          const unsigned long long *counts, double sum_s, unsigned long long count) {
+    const char *sep = labels[0] ? "," : "";
+    unsigned long long cum = 0;
+    for (size_t k = 0; k <= nb; k++) {
+        cum += counts[k];
+        if (k < nb)
+            put(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bounds[k] / 1000.0, cum);
+        else
+            put(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, cum);
+    }
+    const char *open = labels[0] ? "{" : "", *close = labels[0] ? "}" : "";
+    put(b, "%s_sum%s%s%s %.6f\n%s_count%s%s%s %llu\n", name, open, labels, close, sum_s, name, open, labels, close,
+        count);
+}
+
 char *rp_metrics_render(rp_metrics_t *m, const rp_amqp_stats_t *amqp, const rp_session_stats_t *sessions,
                         const rp_token_stats_t *tokens) {
     size_t nroutes;
@@ -113,19 +132,13 @@ char *rp_metrics_render(rp_metrics_t *m, const rp_amqp_stats_t *amqp, const rp_s
         if (!count) continue;
         const char *method = i < m->n && i < nroutes ? t[i].method : "-";
         const char *route = i < m->n && i < nroutes ? t[i].pattern : "unmatched";
-        unsigned long long cum = 0;
-        for (size_t k = 0; k <= NB; k++) {
-            cum += atomic_load(&r->buckets[k]);
-            if (k < NB)
-                put(&b, "rp_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"%g\"} %llu\n", method,
-                    route, bounds_ms[k] / 1000.0, cum);
-            else
-                put(&b, "rp_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} %llu\n",
-                    method, route, cum);
-        }
-        put(&b, "rp_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.6f\n", method, route,
-            (double)atomic_load(&r->sum_us) / 1e6);
-        put(&b, "rp_http_request_duration_seconds_count{method=\"%s\",route=\"%s\"} %llu\n", method, route, count);
+        unsigned long long counts[NB + 1];
+        for (size_t k = 0; k <= NB; k++)
+            counts[k] = atomic_load(&r->buckets[k]);
+        char labels[512];
+        snprintf(labels, sizeof labels, "method=\"%s\",route=\"%s\"", method, route);
+        put_histogram(&b, "rp_http_request_duration_seconds", labels, bounds_ms, NB, counts,
+                      (double)atomic_load(&r->sum_us) / 1e6, count);
     }
     /* the api process's own memory (lib/memory.h); a worker reports its own on SIGUSR1 */
     rp_memory_t mem;
@@ -160,24 +173,21 @@ char *rp_metrics_render(rp_metrics_t *m, const rp_amqp_stats_t *amqp, const rp_s
         "was known (the group before its own, its own, being woken).\n"
         "# TYPE rp_sqlite_write_wait_seconds histogram\n",
         (unsigned long long)w.groups);
-    unsigned long long cum = 0;
-    for (int k = 0; k < RP_SQLITE_WAIT_BUCKETS; k++) {
-        cum += w.wait_buckets[k];
-        if (k < RP_SQLITE_WAIT_BUCKETS - 1)
-            put(&b, "rp_sqlite_write_wait_seconds_bucket{le=\"%g\"} %llu\n", RP_SQLITE_WAIT_BOUNDS_MS[k] / 1000.0, cum);
-        else
-            put(&b, "rp_sqlite_write_wait_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
-    }
+    unsigned long long counts[RP_SQLITE_WAIT_BUCKETS];
+    for (int k = 0; k < RP_SQLITE_WAIT_BUCKETS; k++)
+        counts[k] = w.wait_buckets[k];
+    put_histogram(&b, "rp_sqlite_write_wait_seconds", "", RP_SQLITE_WAIT_BOUNDS_MS, RP_SQLITE_WAIT_BUCKETS - 1, counts,
+                  (double)w.wait_us / 1e6, (unsigned long long)w.writes);
     put(&b,
-        "rp_sqlite_write_wait_seconds_sum %.6f\nrp_sqlite_write_wait_seconds_count %llu\n"
-        "# HELP rp_sqlite_checkpoints_total WAL checkpoints by who ran them: the pool's checkpointer thread, or a "
-        "writer whose WAL reached its bound, holding up the writes queued behind it.\n"
+        "# HELP rp_sqlite_checkpoints_total WAL checkpoints by who ran them: the pool's checkpointer thread, or the "
+        "connection whose commit took the WAL to its bound (the writer, or a reader's own write), holding up the "
+        "writes queued behind it.\n"
         "# TYPE rp_sqlite_checkpoints_total counter\n"
         "rp_sqlite_checkpoints_total{by=\"checkpointer\"} %llu\nrp_sqlite_checkpoints_total{by=\"writer\"} %llu\n"
-        "# HELP rp_sqlite_writer_checkpoint_seconds_total Time the writers spent in their own checkpoints.\n"
+        "# HELP rp_sqlite_writer_checkpoint_seconds_total Time spent in the checkpoints counted by=\"writer\".\n"
         "# TYPE rp_sqlite_writer_checkpoint_seconds_total counter\nrp_sqlite_writer_checkpoint_seconds_total %.6f\n",
-        (double)w.wait_us / 1e6, (unsigned long long)w.writes, (unsigned long long)w.checkpoints_thread,
-        (unsigned long long)w.checkpoints_writer, (double)w.checkpoint_us / 1e6);
+        (unsigned long long)w.checkpoints_thread, (unsigned long long)w.checkpoints_writer,
+        (double)w.checkpoint_us / 1e6);
     if (amqp)
         put(&b,
             "# HELP rp_amqp_connections_reopened_total Broker connections closed and opened again to free the pages "

@@ -163,9 +163,10 @@ void rp_sqlite_memory_read(rp_sqlite_memory_t *out);
  * from joining the writer's queue until its outcome was known (the group's commit, or its own
  * transaction for one that runs alone), and the checkpoints. Under load a write's wait is the
  * group before its own, its own, and being woken: what an embedded claim's latency is made of
- * (bench/README.md, 2026-12-05 eighth sitting). The writer's own checkpoints (see
- * lib/sqlite_util.c, "checkpoints") hold up every write queued meanwhile; checkpoint_us is their
- * time. wait_buckets[i] counts the waits of at most RP_SQLITE_WAIT_BOUNDS_MS[i] (and above the
+ * (bench/README.md, 2026-12-05 eighth sitting). checkpoints_writer counts the checkpoints run by
+ * the connection whose commit took the WAL to its bound (see lib/sqlite_util.c, "checkpoints"):
+ * the writer, or a reader's own write; they hold up every write queued meanwhile, and
+ * checkpoint_us is their time. wait_buckets[i] counts the waits of at most RP_SQLITE_WAIT_BOUNDS_MS[i] (and above the
  * bound before); the last, the rest. */
 #define RP_SQLITE_WAIT_BUCKETS 10
 extern const double RP_SQLITE_WAIT_BOUNDS_MS[RP_SQLITE_WAIT_BUCKETS - 1];
